@@ -1,0 +1,226 @@
+// Package account registers users, checks passwords and issues, verifies and
+// revokes login tokens.
+//
+// A token is 32 random bytes (base64url). The store keeps only its SHA-256, with
+// the user, the device and the expiry. Revoking a token deletes that row (and
+// drops it from this process's cache), so a revoked token fails every later
+// check: HTTP requests and new MQTT connections. Connections already open with
+// it are closed by the caller through the OnRevoke callback.
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// Errors callers map to protocol codes.
+var (
+	ErrBadCredentials = errors.New("bad credentials")
+	ErrExists         = errors.New("user exists")
+	ErrInvalid        = errors.New("invalid user, device or password")
+)
+
+// Options configure the service; zero values take defaults.
+type Options struct {
+	TokenTTL    time.Duration // default 30 days
+	Params      Params        // argon2id cost; default DefaultParams
+	MaxHashing  int           // concurrent password hashes; default 2×CPU
+	MinPassword int           // default 6
+	Logger      *slog.Logger
+}
+
+// Service is the account service.
+type Service struct {
+	st   store.Store
+	opts Options
+	sem  chan struct{} // bounds memory used by concurrent argon2id runs
+	now  func() time.Time
+
+	mu    sync.RWMutex
+	cache map[string]store.Token // token hash -> row; bounded by cacheMax
+}
+
+const cacheMax = 100_000
+
+// New returns a Service on st.
+func New(st store.Store, opts Options) *Service {
+	if opts.TokenTTL <= 0 {
+		opts.TokenTTL = 30 * 24 * time.Hour
+	}
+	if opts.Params == (Params{}) {
+		opts.Params = DefaultParams
+	}
+	if opts.MaxHashing <= 0 {
+		opts.MaxHashing = 2 * runtime.NumCPU()
+	}
+	if opts.MinPassword <= 0 {
+		opts.MinPassword = 6
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Service{st: st, opts: opts, sem: make(chan struct{}, opts.MaxHashing), now: time.Now, cache: map[string]store.Token{}}
+}
+
+// Register creates an account.
+func (s *Service) Register(ctx context.Context, user, password string) error {
+	if !wire.ValidUser(user) || len(password) < s.opts.MinPassword || len(password) > 1024 {
+		return ErrInvalid
+	}
+	hash, err := s.hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	err = s.st.CreateUser(ctx, store.User{ID: user, PasswordHash: hash, Created: s.now().UnixMilli()})
+	if errors.Is(err, store.ErrExists) {
+		return ErrExists
+	}
+	return err
+}
+
+// Exists reports whether user has an account.
+func (s *Service) Exists(ctx context.Context, user string) (bool, error) {
+	_, err := s.st.GetUser(ctx, user)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Login checks the password and issues a token for user's device.
+func (s *Service) Login(ctx context.Context, user, password, device string) (wire.Session, error) {
+	if !wire.ValidUser(user) || !wire.ValidDevice(device) {
+		return wire.Session{}, ErrInvalid
+	}
+	if err := s.CheckPassword(ctx, user, password); err != nil {
+		return wire.Session{}, err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return wire.Session{}, fmt.Errorf("token: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw)
+	now := s.now()
+	row := store.Token{Hash: hashToken(token), User: user, Device: device,
+		Created: now.UnixMilli(), Expires: now.Add(s.opts.TokenTTL).UnixMilli()}
+	if err := s.st.PutToken(ctx, row); err != nil {
+		return wire.Session{}, fmt.Errorf("save token: %w", err)
+	}
+	return wire.Session{Token: token, ExpiresAt: row.Expires, User: user, Device: device}, nil
+}
+
+// CheckPassword returns ErrBadCredentials unless password is user's.
+func (s *Service) CheckPassword(ctx context.Context, user, password string) error {
+	u, err := s.st.GetUser(ctx, user)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrBadCredentials
+	}
+	if err != nil {
+		return fmt.Errorf("get user %s: %w", user, err)
+	}
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	ok, err := CheckPassword(password, u.PasswordHash)
+	<-s.sem
+	if err != nil {
+		return fmt.Errorf("check password of %s: %w", user, err)
+	}
+	if !ok {
+		return ErrBadCredentials
+	}
+	return nil
+}
+
+// Verify returns the live token row for a bearer token; ErrBadCredentials if it
+// is unknown, revoked or expired.
+func (s *Service) Verify(ctx context.Context, token string) (store.Token, error) {
+	if token == "" || len(token) > 128 {
+		return store.Token{}, ErrBadCredentials
+	}
+	h := hashToken(token)
+	s.mu.RLock()
+	row, ok := s.cache[h]
+	s.mu.RUnlock()
+	if !ok {
+		var err error
+		row, err = s.st.GetToken(ctx, h)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Token{}, ErrBadCredentials
+		}
+		if err != nil {
+			return store.Token{}, fmt.Errorf("get token: %w", err)
+		}
+		s.mu.Lock()
+		if len(s.cache) >= cacheMax {
+			clear(s.cache)
+		}
+		s.cache[h] = row
+		s.mu.Unlock()
+	}
+	if s.now().UnixMilli() >= row.Expires {
+		return store.Token{}, ErrBadCredentials
+	}
+	return row, nil
+}
+
+// Authenticate accepts either a token issued to user or user's password
+// (SPEC §2: the MQTT password is a token or the account password). It returns
+// the device the token was issued for ("" for a password).
+func (s *Service) Authenticate(ctx context.Context, user, secret string) (device string, err error) {
+	if row, err := s.Verify(ctx, secret); err == nil {
+		if row.User != user {
+			return "", ErrBadCredentials
+		}
+		return row.Device, nil
+	} else if !errors.Is(err, ErrBadCredentials) {
+		return "", err
+	}
+	return "", s.CheckPassword(ctx, user, secret)
+}
+
+// Revoke deletes a token. Idempotent.
+func (s *Service) Revoke(ctx context.Context, token string) error {
+	h := hashToken(token)
+	s.mu.Lock()
+	delete(s.cache, h)
+	s.mu.Unlock()
+	if err := s.st.DeleteToken(ctx, h); err != nil {
+		return fmt.Errorf("delete token: %w", err)
+	}
+	return nil
+}
+
+func (s *Service) hash(ctx context.Context, password string) (string, error) {
+	if err := s.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer func() { <-s.sem }()
+	return HashPassword(password, s.opts.Params)
+}
+
+func (s *Service) acquire(ctx context.Context) error {
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,192 @@
+// Package api serves imqtt's short-connection HTTP API (SPEC §8) with the
+// standard library's ServeMux: accounts and sessions, sending, sync,
+// conversations, history, read positions, endpoints, health and metrics.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/imqtt/imqtt/account"
+	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/metrics"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// Kicker disconnects an MQTT client by client ID (the broker).
+type Kicker interface {
+	KickDevice(clientID string) bool
+}
+
+// Config wires the API to the core.
+type Config struct {
+	Accounts  *account.Service
+	Chat      *chat.Service
+	Metrics   *metrics.Metrics
+	Kicker    Kicker
+	Endpoints func() []wire.Endpoint // this node's (later: the cluster's) access points
+	Ready     func(ctx context.Context) error
+	WebSocket http.Handler // MQTT over WebSocket, mounted at /mqtt
+	MaxBody   int64        // request body limit; default 256 KiB
+	Logger    *slog.Logger
+}
+
+// API is the HTTP handler.
+type API struct {
+	cfg Config
+	mux *http.ServeMux
+	log *slog.Logger
+}
+
+// New builds the routes.
+func New(cfg Config) *API {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 256 << 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	a.mux.HandleFunc("POST /v1/users", a.register)
+	a.mux.HandleFunc("POST /v1/sessions", a.login)
+	a.mux.HandleFunc("DELETE /v1/sessions/current", a.auth(a.logout))
+	a.mux.HandleFunc("POST /v1/messages", a.auth(a.send))
+	a.mux.HandleFunc("GET /v1/sync", a.auth(a.sync))
+	a.mux.HandleFunc("GET /v1/conversations", a.auth(a.conversations))
+	a.mux.HandleFunc("GET /v1/conversations/{peer}/messages", a.auth(a.history))
+	a.mux.HandleFunc("POST /v1/read", a.auth(a.read))
+	a.mux.HandleFunc("GET /v1/endpoints", a.endpoints)
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	a.mux.HandleFunc("GET /readyz", a.ready)
+	a.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
+	if cfg.WebSocket != nil {
+		a.mux.Handle("/mqtt", cfg.WebSocket)
+	}
+	a.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// caller is the authenticated user of a request.
+type caller struct {
+	user, device, token string
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, c caller)
+
+// auth checks the Bearer token and passes the caller on.
+func (a *API) auth(next authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			writeError(w, http.StatusUnauthorized, wire.CodeUnauthorized, "Authorization: Bearer <token> required")
+			return
+		}
+		row, err := a.cfg.Accounts.Verify(r.Context(), token)
+		if errors.Is(err, account.ErrBadCredentials) {
+			a.cfg.Metrics.AuthFailures.WithLabelValues("token").Inc()
+			writeError(w, http.StatusUnauthorized, wire.CodeUnauthorized, "token unknown, revoked or expired")
+			return
+		}
+		if err != nil {
+			a.storeError(w, "verify token", err)
+			return
+		}
+		next(w, r, caller{user: row.User, device: row.Device, token: token})
+	}
+}
+
+// decode reads a JSON body of at most MaxBody bytes into v, writing the 4xx
+// itself when it cannot.
+func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body := http.MaxBytesReader(w, r.Body, a.cfg.MaxBody)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "body over "+strconv.FormatInt(a.cfg.MaxBody, 10)+" bytes")
+			return false
+		}
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "malformed JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// storeError answers a failure of the store: the caller may retry.
+func (a *API) storeError(w http.ResponseWriter, what string, err error) {
+	a.log.Error(what, "err", err)
+	writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, what+": store unavailable; try again")
+}
+
+// chatError answers an error from the chat service.
+func (a *API) chatError(w http.ResponseWriter, what string, err error) {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		writeError(w, statusOf(we.Code), we.Code, we.Message)
+		return
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		writeError(w, http.StatusServiceUnavailable, wire.CodeBusy, what+": timed out")
+		return
+	}
+	a.storeError(w, what, err)
+}
+
+func statusOf(code string) int {
+	switch code {
+	case wire.CodeNoSuchUser, wire.CodeNotFound:
+		return http.StatusNotFound
+	case wire.CodeNotMember, wire.CodeForbidden:
+		return http.StatusForbidden
+	case wire.CodeUnauthorized:
+		return http.StatusUnauthorized
+	case wire.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case wire.CodeExists:
+		return http.StatusConflict
+	case wire.CodeUnavailable, wire.CodeBusy:
+		return http.StatusServiceUnavailable
+	case wire.CodeInternal:
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, wire.Error{Code: code, Message: msg})
+}
+
+func (a *API) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.cfg.Ready(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (a *API) endpoints(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, wire.Endpoints{Endpoints: a.cfg.Endpoints()})
+}

@@ -1,0 +1,127 @@
+package api
+
+import (
+	"encoding/json"
+	"github.com/klauspost/compress/gzip"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/wire"
+)
+
+func (a *API) send(w http.ResponseWriter, r *http.Request, c caller) {
+	var req wire.Send
+	if !a.decode(w, r, &req) {
+		return
+	}
+	ack, err := a.cfg.Chat.Send(r.Context(), chat.Sender{User: c.user, Device: c.device}, req)
+	if err != nil {
+		a.chatError(w, "send", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ack)
+}
+
+// sync answers one batch; a client calls again from upto while more is set.
+func (a *API) sync(w http.ResponseWriter, r *http.Request, c caller) {
+	q := r.URL.Query()
+	req := wire.SyncRequest{Epoch: q.Get("epoch"), Group: q.Get("group")}
+	var err error
+	if req.Since, err = uintParam(q.Get("since")); err != nil {
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "since must be a version number")
+		return
+	}
+	limit, err := uintParam(q.Get("limit"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "limit must be a number")
+		return
+	}
+	req.Limit = int(min(limit, 1<<20))
+	var first *wire.Sync
+	err = a.cfg.Chat.Sync(r.Context(), c.user, req, func(b wire.Sync) error {
+		if first == nil {
+			first = &b
+			return nil
+		}
+		// One HTTP reply carries one batch: fold later ones in while it is small.
+		first.Items = append(first.Items, b.Items...)
+		first.Upto, first.More = b.Upto, b.More
+		return nil
+	})
+	if err != nil {
+		a.chatError(w, "sync", err)
+		return
+	}
+	a.cfg.Metrics.SyncBatches.WithLabelValues("http").Inc()
+	writeMaybeGzip(w, r, first)
+}
+
+func (a *API) conversations(w http.ResponseWriter, r *http.Request, c caller) {
+	out, err := a.cfg.Chat.Conversations(r.Context(), c.user)
+	if err != nil {
+		a.chatError(w, "conversations", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) history(w http.ResponseWriter, r *http.Request, c caller) {
+	peer := r.PathValue("peer")
+	if !wire.ValidUser(peer) {
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "peer must be a user ID")
+		return
+	}
+	q := r.URL.Query()
+	before, err := uintParam(q.Get("before"))
+	if err != nil || before > 1<<63-1 {
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "before must be a message id")
+		return
+	}
+	limit, err := uintParam(q.Get("limit"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "limit must be a number")
+		return
+	}
+	out, err := a.cfg.Chat.History(r.Context(), c.user, peer, int64(before), int(min(limit, 1000)))
+	if err != nil {
+		a.chatError(w, "history", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) read(w http.ResponseWriter, r *http.Request, c caller) {
+	var req wire.Read
+	if !a.decode(w, r, &req) {
+		return
+	}
+	out, err := a.cfg.Chat.Read(r.Context(), c.user, req)
+	if err != nil {
+		a.chatError(w, "read", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func uintParam(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// writeMaybeGzip writes v as JSON, gzip-compressed if the client accepts it.
+func writeMaybeGzip(w http.ResponseWriter, r *http.Request, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Add("Vary", "Accept-Encoding")
+	if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		_ = json.NewEncoder(w).Encode(v)
+		return
+	}
+	w.Header().Set("Content-Encoding", "gzip")
+	zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	_ = json.NewEncoder(zw).Encode(v)
+	_ = zw.Close()
+}

@@ -1,0 +1,197 @@
+// Package broker wraps the embedded mochi-mqtt server: its listeners (TCP,
+// TLS, WebSocket on the HTTP port), the limits imqtt sets on purpose, and the
+// inline publish the IM core delivers through.
+package broker
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Options are the broker's limits and addresses; zero values take defaults.
+type Options struct {
+	MQTTAddr string      // plain MQTT over TCP, e.g. ":1883"; "" for none
+	TLSAddr  string      // MQTT over TLS, e.g. ":8883"; used only with TLS
+	TLS      *tls.Config // nil: no TLS listener
+
+	// MaxPacketSize bounds one MQTT packet; a client that sends a larger one is
+	// disconnected. mochi's 0 would let any client make the server allocate
+	// 256 MB. Default 256 KiB.
+	MaxPacketSize uint32
+	// MaxWritesPending is each client's outbound queue in packets. mochi's
+	// default (8192) costs ~64 KiB per connection; what overflows is dropped
+	// (counted) and recovered by sync. Default 256.
+	MaxWritesPending int32
+	// Keepalive is imposed, in seconds, on clients that ask for 0 (mochi would
+	// never reap them). Default 60.
+	Keepalive uint16
+	// SessionExpiry caps how long a disconnected persistent session is kept, in
+	// seconds. Default 3600.
+	SessionExpiry uint32
+	// MaxInflight bounds unacknowledged QoS 1 deliveries per client. Default 1024.
+	MaxInflight uint16
+	// ReadBuffer and WriteBuffer size each connection's bufio buffers. Default 2 KiB each.
+	ReadBuffer, WriteBuffer int
+
+	Logger *slog.Logger
+}
+
+func (o *Options) fill() {
+	if o.MaxPacketSize == 0 {
+		o.MaxPacketSize = 256 << 10
+	}
+	if o.MaxWritesPending <= 0 {
+		o.MaxWritesPending = 256
+	}
+	if o.Keepalive == 0 {
+		o.Keepalive = 60
+	}
+	if o.SessionExpiry == 0 {
+		o.SessionExpiry = 3600
+	}
+	if o.MaxInflight == 0 {
+		o.MaxInflight = 1024
+	}
+	if o.ReadBuffer <= 0 {
+		o.ReadBuffer = 2 << 10
+	}
+	if o.WriteBuffer <= 0 {
+		o.WriteBuffer = 2 << 10
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Broker is the embedded MQTT broker.
+type Broker struct {
+	srv  *mqtt.Server
+	opts Options
+	tcp  *tcpListener
+	tls  *tcpListener
+	ws   *wsListener
+}
+
+// New configures a broker; add hooks, then Start.
+func New(opts Options) *Broker {
+	opts.fill()
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = opts.MaxPacketSize
+	caps.MaximumClientWritesPending = opts.MaxWritesPending
+	caps.MaximumSessionExpiryInterval = opts.SessionExpiry
+	caps.MaximumInflight = opts.MaxInflight
+	caps.MaximumQos = 1 // IM delivery is at-least-once plus versions; QoS 2 buys nothing
+	srv := mqtt.New(&mqtt.Options{
+		Capabilities:             caps,
+		InlineClient:             true,
+		Logger:                   opts.Logger.With("component", "mqtt"),
+		ClientNetReadBufferSize:  opts.ReadBuffer,
+		ClientNetWriteBufferSize: opts.WriteBuffer,
+	})
+	b := &Broker{srv: srv, opts: opts}
+	b.ws = newWSListener("ws")
+	return b
+}
+
+// Server exposes mochi's server to the hooks that need it (CONNACK codes, kicks).
+func (b *Broker) Server() *mqtt.Server { return b.srv }
+
+// Keepalive is the keepalive imposed on clients that ask for none.
+func (b *Broker) Keepalive() uint16 { return b.opts.Keepalive }
+
+// AddHook adds a mochi hook; call before Start.
+func (b *Broker) AddHook(h mqtt.Hook, config any) error { return b.srv.AddHook(h, config) }
+
+// Start binds the listeners and serves. It returns once they are bound.
+func (b *Broker) Start() error {
+	if b.opts.MQTTAddr != "" {
+		b.tcp = newTCPListener("tcp", b.opts.MQTTAddr, nil, b.opts.Logger)
+		if err := b.srv.AddListener(b.tcp); err != nil {
+			return fmt.Errorf("mqtt listener %s: %w", b.opts.MQTTAddr, err)
+		}
+	}
+	if b.opts.TLS != nil && b.opts.TLSAddr != "" {
+		b.tls = newTCPListener("tls", b.opts.TLSAddr, b.opts.TLS, b.opts.Logger)
+		if err := b.srv.AddListener(b.tls); err != nil {
+			return fmt.Errorf("mqtt tls listener %s: %w", b.opts.TLSAddr, err)
+		}
+	}
+	if err := b.srv.AddListener(b.ws); err != nil {
+		return fmt.Errorf("websocket listener: %w", err)
+	}
+	return b.srv.Serve()
+}
+
+// MQTTAddr is the bound address of the TCP listener ("" if none).
+func (b *Broker) MQTTAddr() string {
+	if b.tcp == nil {
+		return ""
+	}
+	return b.tcp.Address()
+}
+
+// TLSAddr is the bound address of the TLS listener ("" if none).
+func (b *Broker) TLSAddr() string {
+	if b.tls == nil {
+		return ""
+	}
+	return b.tls.Address()
+}
+
+// WebSocket is the handler to mount at /mqtt on the HTTP server.
+func (b *Broker) WebSocket() http.Handler { return b.ws }
+
+// Publish delivers payload to the topic's subscribers at QoS 1 without
+// blocking: a client whose queue is full misses it (and syncs it later).
+func (b *Broker) Publish(topic string, payload []byte) error {
+	return b.srv.Publish(topic, payload, false, 1)
+}
+
+// Clients is the number of connected clients.
+func (b *Broker) Clients() int64 { return b.srv.Info.ClientsConnected }
+
+// Kick disconnects the client with this ID if it is connected.
+func (b *Broker) Kick(clientID string, code packets.Code) bool {
+	cl, ok := b.srv.Clients.Get(clientID)
+	if !ok || cl.Closed() {
+		return false
+	}
+	_ = b.srv.DisconnectClient(cl, code)
+	return true
+}
+
+// StopAccepting closes the listeners to new connections; clients already
+// connected stay until Close.
+func (b *Broker) StopAccepting() {
+	for _, l := range []*tcpListener{b.tcp, b.tls} {
+		if l != nil {
+			l.stopAccepting()
+		}
+	}
+	b.ws.stopAccepting()
+}
+
+// Close disconnects every client and stops the broker.
+func (b *Broker) Close() error {
+	err := b.srv.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// acceptBackoff is how long the accept loop waits after a temporary error
+// such as EMFILE, doubling up to a second, as net/http does.
+func acceptBackoff(d time.Duration) time.Duration {
+	if d == 0 {
+		return 5 * time.Millisecond
+	}
+	return min(2*d, time.Second)
+}

@@ -1,0 +1,123 @@
+package broker
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// wsListener serves MQTT over WebSocket from the HTTP server's /mqtt route
+// rather than a port of its own (SPEC §1), for networks where only the HTTP
+// ports pass.
+type wsListener struct {
+	id        string
+	upgrader  websocket.Upgrader
+	establish atomic.Pointer[listeners.EstablishFn]
+	closed    atomic.Bool
+}
+
+var _ listeners.Listener = (*wsListener)(nil)
+
+func newWSListener(id string) *wsListener {
+	return &wsListener{id: id, upgrader: websocket.Upgrader{
+		Subprotocols:    []string{"mqtt", "mqttv3.1"},
+		CheckOrigin:     func(*http.Request) bool { return true }, // auth is MQTT's CONNECT
+		ReadBufferSize:  2 << 10,
+		WriteBufferSize: 2 << 10,
+	}}
+}
+
+func (l *wsListener) ID() string              { return l.id }
+func (l *wsListener) Address() string         { return "/mqtt" }
+func (l *wsListener) Protocol() string        { return "ws" }
+func (l *wsListener) Init(*slog.Logger) error { return nil }
+
+// Serve records mochi's establish callback; connections arrive via ServeHTTP.
+func (l *wsListener) Serve(establish listeners.EstablishFn) {
+	l.establish.Store(&establish)
+}
+
+func (l *wsListener) stopAccepting() { l.closed.Store(true) }
+
+func (l *wsListener) Close(closeClients listeners.CloseFn) {
+	l.stopAccepting()
+	closeClients(l.id)
+}
+
+// ServeHTTP upgrades the request and hands the connection to mochi; it
+// returns when the client disconnects.
+func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	establish := l.establish.Load()
+	if establish == nil || l.closed.Load() {
+		http.Error(w, `{"code":"unavailable","message":"mqtt over websocket is not serving"}`, http.StatusServiceUnavailable)
+		return
+	}
+	c, err := l.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has written the HTTP error
+	}
+	defer c.Close()
+	_ = (*establish)(l.id, &wsConn{Conn: c.NetConn(), ws: c})
+}
+
+// wsConn presents a WebSocket as the byte stream mochi reads MQTT from: each
+// binary message is a run of bytes, which may split or join MQTT packets.
+type wsConn struct {
+	net.Conn
+	ws *websocket.Conn
+	r  io.Reader
+	wm sync.Mutex
+}
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			typ, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if typ != websocket.BinaryMessage {
+				return 0, errTextFrame
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if err == io.EOF {
+			c.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	c.wm.Lock()
+	defer c.wm.Unlock()
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *wsConn) SetDeadline(t time.Time) error {
+	if err := c.ws.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.ws.SetWriteDeadline(t)
+}
+
+func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
+func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
+
+var errTextFrame = errors.New("websocket text frame: MQTT over WebSocket uses binary frames")

@@ -1,0 +1,179 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/imqtt/imqtt/store"
+	imsync "github.com/imqtt/imqtt/sync"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// sendOp is one send on its way through the pipeline.
+type sendOp struct {
+	from  Sender
+	req   wire.Send
+	done  func(Result)
+	start time.Time
+
+	res     Result
+	dupOf   *sendOp    // a send of the same (from, cmid) earlier in the same batch
+	msg     *store.Message
+	fromVer uint64 // the sender's version of msg
+	toVer   uint64 // the recipient's version (0 for a note to oneself)
+}
+
+// runBatcher is the single writer: it takes whatever sends are queued (up to
+// MaxBatch), gives them ids and versions in queue order, commits them in one
+// store write, and hands them to the dispatcher in the same order. Versions
+// are allocated here and committed before the next batch starts, so a user's
+// versions become visible in order and sync never skips one that lands later.
+func (s *Service) runBatcher() {
+	defer close(s.dispatch)
+	for op := range s.queue {
+		ops := []*sendOp{op}
+	fill:
+		for len(ops) < s.opts.MaxBatch {
+			select {
+			case op, ok := <-s.queue:
+				if !ok {
+					break fill
+				}
+				ops = append(ops, op)
+			default:
+				break fill
+			}
+		}
+		s.process(ops)
+		s.dispatch <- ops
+	}
+}
+
+// process decides every op's result; only ops with res.Err == nil and a msg
+// were newly stored.
+func (s *Service) process(ops []*sendOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitWait)
+	defer cancel()
+	n := len(ops)
+	b := store.Batch{Messages: make([]store.Message, 0, n), Entries: make([]store.Entry, 0, 2*n),
+		Acks: make([]store.Ack, 0, n), Convs: make([]store.ConvUpdate, 0, 2*n)}
+	seen := make(map[string]*sendOp, len(ops))
+	for _, op := range ops {
+		key := op.from.User + "\x00" + op.req.CMID
+		if first, ok := seen[key]; ok {
+			op.dupOf = first
+			continue
+		}
+		seen[key] = op
+		if err := s.prepare(ctx, op, &b); err != nil {
+			op.res.Err = err
+		}
+	}
+	if b.Len() > 0 {
+		start := time.Now()
+		err := s.st.Commit(ctx, &b)
+		s.m.CommitSeconds.Observe(time.Since(start).Seconds())
+		s.m.BatchSize.Observe(float64(b.Len()))
+		if err != nil {
+			s.log.Error("commit batch", "messages", b.Len(), "err", err)
+			for _, op := range ops {
+				if op.msg != nil {
+					op.msg = nil
+					op.res.Err = wire.NewError(wire.CodeUnavailable, "message not stored; resend with the same cmid")
+				}
+			}
+		}
+	}
+	for _, op := range ops {
+		switch {
+		case op.dupOf != nil:
+			op.res = op.dupOf.res
+			if op.res.Err == nil {
+				s.m.Messages.WithLabelValues("duplicate").Inc()
+			}
+		case op.msg != nil:
+			op.res.Ack = wire.Ack{Kind: wire.KindAck, CMID: op.req.CMID, ID: strconv.FormatInt(op.msg.ID, 10),
+				Ver: op.fromVer, TS: op.msg.TS}
+			s.m.Messages.WithLabelValues("stored").Inc()
+		}
+	}
+}
+
+// prepare resolves one op: a known duplicate gets its old ack; a new message
+// gets an id and versions and is added to b (whose Messages never grow past
+// their capacity, so op.msg stays valid).
+func (s *Service) prepare(ctx context.Context, op *sendOp, b *store.Batch) *wire.Error {
+	from, to := op.from.User, op.req.To
+	ok, err := s.userExists(ctx, to)
+	if err != nil {
+		s.log.Error("look up recipient", "user", to, "err", err)
+		return wire.NewError(wire.CodeUnavailable, "store unavailable; resend with the same cmid")
+	}
+	if !ok {
+		return wire.NewError(wire.CodeNoSuchUser, "no such user: "+to)
+	}
+	prev, err := s.st.LookupAck(ctx, from, op.req.CMID)
+	if err == nil {
+		op.res.Ack = wire.Ack{Kind: wire.KindAck, CMID: prev.CMID, ID: strconv.FormatInt(prev.ID, 10), Ver: prev.Ver, TS: prev.TS}
+		s.m.Messages.WithLabelValues("duplicate").Inc()
+		return nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		s.log.Error("look up cmid", "user", from, "err", err)
+		return wire.NewError(wire.CodeUnavailable, "store unavailable; resend with the same cmid")
+	}
+	if op.fromVer, err = s.versions.Next(ctx, from, 1); err == nil && to != from {
+		op.toVer, err = s.versions.Next(ctx, to, 1)
+	}
+	if err != nil {
+		s.log.Error("allocate version", "user", from, "conv", to, "err", err)
+		return wire.NewError(wire.CodeUnavailable, "store unavailable; resend with the same cmid")
+	}
+	m := store.Message{ID: s.ids.Generate().Int64(), From: from, To: to, Type: op.req.Type, Body: op.req.Body,
+		Media: op.req.Media, Meta: op.req.Meta, CMID: op.req.CMID, TS: time.Now().UnixMilli()}
+	b.Messages = append(b.Messages, m)
+	op.msg = &b.Messages[len(b.Messages)-1]
+	b.Acks = append(b.Acks, store.Ack{From: from, CMID: m.CMID, ID: m.ID, Ver: op.fromVer, TS: m.TS})
+	b.Entries = append(b.Entries, store.Entry{User: from, Ver: op.fromVer, Peer: to, Out: true, MsgID: m.ID})
+	b.Convs = append(b.Convs, store.ConvUpdate{User: from, Peer: to, MsgID: m.ID, TS: m.TS, Ver: op.fromVer})
+	if to != from {
+		b.Entries = append(b.Entries, store.Entry{User: to, Ver: op.toVer, Peer: from, MsgID: m.ID})
+		b.Convs = append(b.Convs, store.ConvUpdate{User: to, Peer: from, MsgID: m.ID, TS: m.TS, Ver: op.toVer, Incoming: true})
+	}
+	return nil
+}
+
+// runDispatcher acks and delivers in commit order.
+func (s *Service) runDispatcher() {
+	defer close(s.done)
+	for ops := range s.dispatch {
+		for _, op := range ops {
+			if op.res.Err != nil {
+				s.fail(op.done, op.req.CMID, op.res.Err)
+				continue
+			}
+			s.m.AckSeconds.Observe(time.Since(op.start).Seconds())
+			op.done(op.res)
+			if op.msg == nil || op.dupOf != nil {
+				continue // a duplicate: its events went out the first time
+			}
+			s.deliver(*op.msg, op.from.User, op.fromVer)
+			if op.toVer != 0 {
+				s.deliver(*op.msg, op.req.To, op.toVer)
+			}
+		}
+	}
+}
+
+// deliver publishes msg on user's inbox as that user's event at version ver.
+func (s *Service) deliver(m store.Message, user string, ver uint64) {
+	payload, err := json.Marshal(imsync.ToMsg(store.Event{Entry: store.Entry{User: user, Ver: ver}, Msg: m}))
+	if err != nil {
+		s.log.Error("marshal event", "err", err)
+		return
+	}
+	s.publish(wire.InboxTopic(user), payload)
+}

@@ -1,0 +1,246 @@
+// Package chat is the IM core that the MQTT hooks and the HTTP API share:
+// the send pipeline (validate → dedupe → id and versions → group commit →
+// ack → inbox events), read positions and unread counts, the conversation
+// list, history and sync.
+//
+// Where a message goes:
+//
+//	Submit (hooks/uplink.go, api) ─► queue ─► batcher.run: dedupe, snowflake id,
+//	versions, store.Commit (one durable write for many messages)
+//	─► dispatcher: ack to the sending device, msg event to both users' inboxes.
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/bwmarrin/snowflake"
+
+	"github.com/imqtt/imqtt/metrics"
+	"github.com/imqtt/imqtt/state"
+	"github.com/imqtt/imqtt/store"
+	imsync "github.com/imqtt/imqtt/sync"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// Publisher delivers a payload to every subscriber of a topic. It must not
+// block on a slow subscriber (the broker drops what a full client queue cannot
+// take; sync recovers it).
+type Publisher interface {
+	Publish(topic string, payload []byte) error
+}
+
+// Options configure a Service; zero values take the defaults noted.
+type Options struct {
+	Node       int64         // snowflake node number, 0–1023
+	MaxBody    int           // bytes of body+meta; default 64 KiB
+	MaxBatch   int           // messages per store commit; default 1024
+	QueueLen   int           // sends waiting for the batcher; default 16384
+	QueueWait  time.Duration // how long Submit waits for queue room; default 2s
+	CommitWait time.Duration // a commit's deadline; default 10s
+	Sync       imsync.Options
+	Logger     *slog.Logger
+	Metrics    *metrics.Metrics
+}
+
+func (o *Options) fill() {
+	if o.MaxBody <= 0 {
+		o.MaxBody = 64 << 10
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 1024
+	}
+	if o.QueueLen <= 0 {
+		o.QueueLen = 16384
+	}
+	if o.QueueWait <= 0 {
+		o.QueueWait = 2 * time.Second
+	}
+	if o.CommitWait <= 0 {
+		o.CommitWait = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+}
+
+// Sender identifies where a send came from.
+type Sender struct {
+	User   string
+	Device string
+}
+
+// Result is the outcome of a send: an Ack, or an Err to report.
+type Result struct {
+	Ack wire.Ack
+	Err *wire.Error
+}
+
+// Service is the IM core. Create it with New, then Start; Close drains it.
+type Service struct {
+	st       store.Store
+	versions state.Versions
+	pub      Publisher
+	ids      *snowflake.Node
+	syncer   *imsync.Syncer
+	opts     Options
+	log      *slog.Logger
+	m        *metrics.Metrics
+
+	queue    chan *sendOp
+	dispatch chan []*sendOp
+	known    sync.Map // user ID -> struct{}: users known to exist (never deleted)
+
+	mu      sync.RWMutex // guards closing against Submit's send on queue
+	closing bool
+	done    chan struct{} // closed when the dispatcher has finished
+}
+
+// New returns a Service. st is the source of truth, versions hands out
+// versions, pub delivers events.
+func New(st store.Store, versions state.Versions, pub Publisher, opts Options) (*Service, error) {
+	opts.fill()
+	ids, err := snowflake.NewNode(opts.Node)
+	if err != nil {
+		return nil, fmt.Errorf("snowflake node %d: %w", opts.Node, err)
+	}
+	return &Service{
+		st: st, versions: versions, pub: pub, ids: ids, opts: opts,
+		syncer: imsync.New(st, opts.Sync), log: opts.Logger, m: opts.Metrics,
+		queue:    make(chan *sendOp, opts.QueueLen),
+		dispatch: make(chan []*sendOp, 64),
+		done:     make(chan struct{}),
+	}, nil
+}
+
+// Start runs the batcher and the dispatcher.
+func (s *Service) Start() {
+	go s.runBatcher()
+	go s.runDispatcher()
+}
+
+// Close stops accepting sends, commits and dispatches every send already
+// accepted, and returns when that is done or ctx ends. Close the store after.
+func (s *Service) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.queue)
+	}
+	s.mu.Unlock()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("drain sends: %w", ctx.Err())
+	}
+}
+
+// Syncer returns the service's sync engine.
+func (s *Service) Syncer() *imsync.Syncer { return s.syncer }
+
+// Submit validates req and queues it for the batcher. done is called exactly
+// once: with an error at once if req is invalid or the server cannot take it,
+// else from the dispatcher after the durable write (the ack) or its failure.
+// Submit blocks only while the queue is full, for at most QueueWait.
+func (s *Service) Submit(from Sender, req wire.Send, done func(Result)) {
+	start := time.Now()
+	if err := s.validate(&req); err != nil {
+		s.fail(done, req.CMID, err)
+		return
+	}
+	op := &sendOp{from: from, req: req, done: done, start: start}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closing {
+		s.fail(done, req.CMID, wire.NewError(wire.CodeUnavailable, "server is shutting down; resend to another node"))
+		return
+	}
+	select {
+	case s.queue <- op:
+		return
+	default:
+	}
+	t := time.NewTimer(s.opts.QueueWait)
+	defer t.Stop()
+	select {
+	case s.queue <- op:
+	case <-t.C:
+		s.fail(done, req.CMID, wire.NewError(wire.CodeBusy, "send queue full; resend later with the same cmid"))
+	}
+}
+
+// Send submits req and waits for its result (the HTTP path).
+func (s *Service) Send(ctx context.Context, from Sender, req wire.Send) (wire.Ack, error) {
+	ch := make(chan Result, 1)
+	s.Submit(from, req, func(r Result) { ch <- r })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return wire.Ack{}, r.Err
+		}
+		return r.Ack, nil
+	case <-ctx.Done():
+		return wire.Ack{}, ctx.Err()
+	}
+}
+
+func (s *Service) fail(done func(Result), cmid string, e *wire.Error) {
+	e.Kind, e.CMID = wire.KindError, cmid
+	s.m.Errors.WithLabelValues(e.Code).Inc()
+	done(Result{Err: e})
+}
+
+// validate checks everything that needs no I/O.
+func (s *Service) validate(req *wire.Send) *wire.Error {
+	switch {
+	case req.CMID == "" || len(req.CMID) > 128:
+		return wire.NewError(wire.CodeMissingCMID, "cmid is required (1-128 bytes)")
+	case req.To == "" && req.Group == "":
+		return wire.NewError(wire.CodeMissingTo, "to or group is required")
+	case req.Group != "":
+		// Groups arrive with the group-chat issue; until then no group exists
+		// and so nobody is a member of one.
+		return wire.NewError(wire.CodeNotMember, "not a member of group "+req.Group)
+	case !wire.MessageTypes[req.Type]:
+		return wire.NewError(wire.CodeBadType, "type must be one of text, image, audio, video, file, custom")
+	case len(req.Body)+len(req.Meta)+len(req.Media) > s.opts.MaxBody:
+		return wire.NewError(wire.CodeTooLarge, "body over "+strconv.Itoa(s.opts.MaxBody)+" bytes")
+	case !wire.ValidUser(req.To):
+		return wire.NewError(wire.CodeNoSuchUser, "no such user")
+	case len(req.Meta) > 0 && req.Meta[0] != '{':
+		return wire.NewError(wire.CodeBadRequest, "meta must be a JSON object")
+	}
+	return nil
+}
+
+// userExists caches positive answers: accounts are never deleted.
+func (s *Service) userExists(ctx context.Context, id string) (bool, error) {
+	if _, ok := s.known.Load(id); ok {
+		return true, nil
+	}
+	_, err := s.st.GetUser(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	s.known.Store(id, struct{}{})
+	return true, nil
+}
+
+// publish delivers a payload, logging what cannot be delivered.
+func (s *Service) publish(topic string, payload []byte) {
+	if err := s.pub.Publish(topic, payload); err != nil {
+		s.log.Warn("publish", "topic", topic, "err", err)
+	}
+}

@@ -1,0 +1,61 @@
+package hooks
+
+import (
+	"errors"
+	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/imqtt/imqtt/metrics"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// ACL enforces SPEC §3: a client subscribes only under im/u/{its user}/ and
+// publishes only to the uplink topics. mochi asks once per subscriber per
+// delivery, so Allowed is a few string compares with no allocation.
+type ACL struct {
+	mqtt.HookBase
+	m *metrics.Metrics
+}
+
+// ID names the hook.
+func (h *ACL) ID() string { return "imqtt-acl" }
+
+// Provides lists the events ACL handles.
+func (h *ACL) Provides(b byte) bool { return b == mqtt.OnACLCheck }
+
+// Init takes the *metrics.Metrics denials are counted on.
+func (h *ACL) Init(config any) error {
+	m, ok := config.(*metrics.Metrics)
+	if !ok || m == nil {
+		return errors.New("acl hook: *metrics.Metrics required")
+	}
+	h.m = m
+	return nil
+}
+
+// OnACLCheck allows or refuses, counting refusals.
+func (h *ACL) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if Allowed(cl.Properties.Username, topic, write) {
+		return true
+	}
+	action := "subscribe"
+	if write {
+		action = "publish"
+	}
+	h.m.ACLDenials.WithLabelValues(action).Inc()
+	return false
+}
+
+// Allowed is the ACL rule for a client authenticated as user.
+func Allowed(user []byte, topic string, write bool) bool {
+	if write {
+		return topic == wire.TopicSend || topic == wire.TopicSync || topic == wire.TopicRead
+	}
+	const prefix = "im/u/"
+	rest, ok := strings.CutPrefix(topic, prefix)
+	if !ok || len(user) == 0 || len(rest) <= len(user) || rest[len(user)] != '/' {
+		return false
+	}
+	return string(user) == rest[:len(user)] // user IDs cannot hold + or # (wire.ValidUser)
+}

@@ -1,0 +1,76 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/state"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// PresenceConfig configures the Presence hook.
+type PresenceConfig struct {
+	State  state.Presence
+	Node   string
+	Logger *slog.Logger
+}
+
+// Presence records which devices are connected to this node.
+type Presence struct {
+	mqtt.HookBase
+	cfg PresenceConfig
+}
+
+// ID names the hook.
+func (h *Presence) ID() string { return "imqtt-presence" }
+
+// Provides lists the events Presence handles.
+func (h *Presence) Provides(b byte) bool {
+	return b == mqtt.OnSessionEstablished || b == mqtt.OnDisconnect
+}
+
+// Init checks the config.
+func (h *Presence) Init(config any) error {
+	cfg, ok := config.(PresenceConfig)
+	if !ok || cfg.State == nil {
+		return errors.New("presence hook: PresenceConfig with State required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h.cfg = cfg
+	return nil
+}
+
+// OnSessionEstablished marks the device online.
+func (h *Presence) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	user, device, ok := wire.SplitClientID(cl.ID)
+	if !ok || cl.Net.Inline {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	d := state.Device{User: user, Device: device, Node: h.cfg.Node, Since: time.Now().UnixMilli()}
+	if err := h.cfg.State.Online(ctx, d); err != nil {
+		h.cfg.Logger.Warn("presence online", "user", user, "device", device, "err", err)
+	}
+}
+
+// OnDisconnect marks the device offline, unless another connection of the
+// same device took the session over.
+func (h *Presence) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	user, device, ok := wire.SplitClientID(cl.ID)
+	if !ok || cl.Net.Inline || cl.IsTakenOver() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := h.cfg.State.Offline(ctx, user, device, h.cfg.Node); err != nil {
+		h.cfg.Logger.Warn("presence offline", "user", user, "device", device, "err", err)
+	}
+}

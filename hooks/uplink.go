@@ -1,0 +1,170 @@
+package hooks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/metrics"
+	imsync "github.com/imqtt/imqtt/sync"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// Publisher delivers a payload on a topic (the broker's inline publish).
+type Publisher interface {
+	Publish(topic string, payload []byte) error
+}
+
+// UplinkConfig configures the Uplink hook.
+type UplinkConfig struct {
+	Chat      *chat.Service
+	Publisher Publisher
+	Metrics   *metrics.Metrics
+	Logger    *slog.Logger
+	Workers   int // concurrent sync and read requests; default 64
+}
+
+// Uplink consumes what clients publish to im/send, im/sync and im/read. These
+// publishes are never routed as MQTT messages: OnPublish answers
+// CodeSuccessIgnore, so mochi PUBACKs them and delivers them to nobody. The
+// IM-level answer (ack, error, sync batches) comes on the device topic.
+type Uplink struct {
+	mqtt.HookBase
+	cfg     UplinkConfig
+	workers chan struct{} // bounds sync and read requests in flight
+}
+
+// ID names the hook.
+func (h *Uplink) ID() string { return "imqtt-uplink" }
+
+// Provides lists the events Uplink handles.
+func (h *Uplink) Provides(b byte) bool { return b == mqtt.OnPublish || b == mqtt.OnPublishDropped }
+
+// Init checks the config.
+func (h *Uplink) Init(config any) error {
+	cfg, ok := config.(UplinkConfig)
+	if !ok || cfg.Chat == nil || cfg.Publisher == nil || cfg.Metrics == nil {
+		return errors.New("uplink hook: UplinkConfig with Chat, Publisher and Metrics required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 64
+	}
+	h.cfg, h.workers = cfg, make(chan struct{}, cfg.Workers)
+	return nil
+}
+
+// OnPublish dispatches an uplink publish. Sends go to the batcher and answer
+// later; syncs and reads run on a bounded worker pool (blocking this client's
+// reads, and only this client's, while the pool is full).
+func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // the server's own deliveries
+	}
+	user, device, ok := wire.SplitClientID(cl.ID)
+	if !ok {
+		return pk, packets.ErrRejectPacket // auth guarantees this never happens
+	}
+	reply := wire.DeviceTopic(user, device)
+	switch pk.TopicName {
+	case wire.TopicSend:
+		var req wire.Send
+		if err := json.Unmarshal(pk.Payload, &req); err != nil {
+			h.replyError(reply, "", wire.CodeBadRequest, "send: malformed JSON: "+err.Error())
+			break
+		}
+		h.cfg.Chat.Submit(chat.Sender{User: user, Device: device}, req, func(r chat.Result) {
+			if r.Err != nil {
+				h.reply(reply, r.Err)
+				return
+			}
+			h.reply(reply, r.Ack)
+		})
+	case wire.TopicSync:
+		var req wire.SyncRequest
+		if err := json.Unmarshal(pk.Payload, &req); err != nil {
+			h.replyError(reply, "", wire.CodeBadRequest, "sync: malformed JSON: "+err.Error())
+			break
+		}
+		h.work(func(ctx context.Context) { h.sync(ctx, user, reply, req) })
+	case wire.TopicRead:
+		var req wire.Read
+		if err := json.Unmarshal(pk.Payload, &req); err != nil {
+			h.replyError(reply, "", wire.CodeBadRequest, "read: malformed JSON: "+err.Error())
+			break
+		}
+		h.work(func(ctx context.Context) {
+			if _, err := h.cfg.Chat.Read(ctx, user, req); err != nil {
+				h.replyErr(reply, err)
+			}
+		})
+	default:
+		h.replyError(reply, "", wire.CodeUnknownTopic, "no uplink topic "+pk.TopicName)
+	}
+	return pk, packets.CodeSuccessIgnore
+}
+
+// OnPublishDropped counts deliveries lost to a full client queue; the client
+// gets them back by sync.
+func (h *Uplink) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.cfg.Metrics.Dropped.Inc()
+}
+
+func (h *Uplink) sync(ctx context.Context, user, reply string, req wire.SyncRequest) {
+	err := h.cfg.Chat.Sync(ctx, user, req, func(b wire.Sync) error {
+		payload, err := imsync.Encode(b, req.Compress)
+		if err != nil {
+			return err
+		}
+		h.cfg.Metrics.SyncBatches.WithLabelValues("mqtt").Inc()
+		return h.cfg.Publisher.Publish(reply, payload)
+	})
+	if err != nil {
+		h.replyErr(reply, err)
+	}
+}
+
+func (h *Uplink) work(f func(ctx context.Context)) {
+	h.workers <- struct{}{}
+	go func() {
+		defer func() { <-h.workers }()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
+// replyErr sends err as an error event: a *wire.Error as it is, anything else
+// (a store failure) as unavailable.
+func (h *Uplink) replyErr(topic string, err error) {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		h.replyError(topic, "", we.Code, we.Message)
+		return
+	}
+	h.cfg.Logger.Error("uplink request", "topic", topic, "err", err)
+	h.replyError(topic, "", wire.CodeUnavailable, "store unavailable; try again")
+}
+
+func (h *Uplink) replyError(topic, cmid, code, msg string) {
+	h.cfg.Metrics.Errors.WithLabelValues(code).Inc()
+	h.reply(topic, &wire.Error{Kind: wire.KindError, CMID: cmid, Code: code, Message: msg})
+}
+
+func (h *Uplink) reply(topic string, v any) {
+	payload, err := json.Marshal(v)
+	if err == nil {
+		err = h.cfg.Publisher.Publish(topic, payload)
+	}
+	if err != nil {
+		h.cfg.Logger.Warn("reply", "topic", topic, "err", err)
+	}
+}

@@ -1,0 +1,187 @@
+// Package store is the durable source of truth of imqtt: accounts, tokens,
+// messages, each user's version-ordered inbox index, per-conversation history
+// index, recent-contact rows with unread counts, and the (sender, cmid) dedupe
+// table. Everything in package state can be rebuilt from a Store.
+//
+// The table layout follows the design notes: a message table (stored once), an
+// index table (user, peer, direction, message id, version) and a contact table
+// (user, peer, last message, unread).
+//
+// Implementations: store/pebble (embedded default), store/mongo (scale-out).
+// Every implementation passes store/storetest.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+)
+
+// Sentinel errors. Implementations wrap driver errors with what was being done
+// and translate "not found" and "duplicate" into these.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrClosed   = errors.New("store closed")
+)
+
+// User is an account. PasswordHash is a PHC-formatted argon2id hash; the
+// password itself is never stored.
+type User struct {
+	ID           string `json:"id"`
+	PasswordHash string `json:"password_hash"`
+	Created      int64  `json:"created"` // unix ms
+}
+
+// Token is a login session. Only the SHA-256 of the bearer token is stored
+// (Hash, hex), so a leaked store leaks no usable token.
+type Token struct {
+	Hash    string `json:"hash"`
+	User    string `json:"user"`
+	Device  string `json:"device"`
+	Expires int64  `json:"expires"` // unix ms
+	Created int64  `json:"created"` // unix ms
+}
+
+// Message is stored once however many users index it.
+type Message struct {
+	ID    int64           `json:"id"` // snowflake
+	From  string          `json:"from"`
+	To    string          `json:"to,omitempty"`
+	Group string          `json:"group,omitempty"`
+	Seq   uint64          `json:"seq,omitempty"`
+	Type  string          `json:"type"`
+	Body  string          `json:"body"`
+	Media string          `json:"media,omitempty"`
+	Meta  json.RawMessage `json:"meta,omitempty"`
+	CMID  string          `json:"cmid,omitempty"`
+	TS    int64           `json:"ts"` // unix ms
+}
+
+// Entry is one row of a user's index: message MsgID is in User's inbox at
+// version Ver, in the conversation with Peer; Out says User sent it.
+type Entry struct {
+	User  string `json:"user"`
+	Ver   uint64 `json:"ver"`
+	Peer  string `json:"peer"`
+	Out   bool   `json:"out"`
+	MsgID int64  `json:"msg"`
+}
+
+// Event is an Entry with its message, as Range and History return them.
+type Event struct {
+	Entry
+	Msg Message
+}
+
+// Ack is the dedupe row of a send: the same (From, CMID) always answers with
+// the same ID, Ver (the sender's version) and TS.
+type Ack struct {
+	From string `json:"from"`
+	CMID string `json:"cmid"`
+	ID   int64  `json:"id"`
+	Ver  uint64 `json:"ver"`
+	TS   int64  `json:"ts"`
+}
+
+// ConvUpdate moves one user's conversation row forward for one new entry:
+// Last becomes MsgID (at TS), and Unread grows by one when Incoming.
+// Ver is the user's version of the entry: an implementation applies an update
+// only if Ver is above the row's version, so replaying a batch is harmless.
+type ConvUpdate struct {
+	User     string
+	Peer     string
+	MsgID    int64
+	TS       int64
+	Ver      uint64
+	Incoming bool
+}
+
+// Conversation is one recent-contact row.
+type Conversation struct {
+	User     string `json:"user"`
+	Peer     string `json:"peer"`
+	Last     int64  `json:"last"`      // last message ID
+	LastTS   int64  `json:"last_ts"`   // its time, unix ms
+	Ver      uint64 `json:"ver"`       // the user's version of the last update
+	Unread   int64  `json:"unread"`    // incoming messages with ID > ReadUpto
+	ReadUpto int64  `json:"read_upto"` // highest message ID read
+}
+
+// Batch is what one group commit writes.
+type Batch struct {
+	Messages []Message
+	Entries  []Entry
+	Acks     []Ack
+	Convs    []ConvUpdate
+}
+
+// Len is the number of messages in the batch.
+func (b *Batch) Len() int { return len(b.Messages) }
+
+// Store is the durable store. All methods are safe for concurrent use.
+// A limit of 0 or less means the implementation's default (100).
+type Store interface {
+	// CreateUser adds an account; ErrExists if the ID is taken.
+	CreateUser(ctx context.Context, u User) error
+	// GetUser returns ErrNotFound for an unknown ID.
+	GetUser(ctx context.Context, id string) (User, error)
+
+	// PutToken stores a session; GetToken returns ErrNotFound for an unknown
+	// or deleted hash (expiry is the caller's check); DeleteToken is idempotent.
+	PutToken(ctx context.Context, t Token) error
+	GetToken(ctx context.Context, hash string) (Token, error)
+	DeleteToken(ctx context.Context, hash string) error
+
+	// ReserveVersions durably reserves n versions of key (a user ID) and
+	// returns the first: the block is [first, first+n). Blocks never overlap and
+	// only grow, across restarts and crashes; a block that is not used to its end
+	// leaves a hole, which sync's upto covers. The reservation may be made
+	// durable lazily, but before any later Commit returns.
+	ReserveVersions(ctx context.Context, key string, n uint64) (first uint64, err error)
+
+	// Commit writes a batch. When it returns nil the whole batch is durable;
+	// when it returns an error nothing of it may be relied on, and the same
+	// batch may be committed again without harm (keys are IDs and versions,
+	// conversation updates are guarded by Ver). Pebble commits atomically.
+	Commit(ctx context.Context, b *Batch) error
+
+	// LookupAck returns the dedupe row of (from, cmid), or ErrNotFound.
+	LookupAck(ctx context.Context, from, cmid string) (Ack, error)
+
+	// Range returns user's events with ver > since, ascending by ver, at most
+	// limit of them.
+	Range(ctx context.Context, user string, since uint64, limit int) ([]Event, error)
+	// Head returns user's highest committed version (0 if none).
+	Head(ctx context.Context, user string) (uint64, error)
+
+	// History returns the events of user's conversation with peer whose message
+	// ID is below before (0: no bound), newest first, at most limit.
+	History(ctx context.Context, user, peer string, before int64, limit int) ([]Event, error)
+
+	// Conversations returns user's conversation rows, newest LastTS first
+	// (ties by Last descending).
+	Conversations(ctx context.Context, user string) ([]Conversation, error)
+	// SetRead moves user's read position with peer to upto (a message ID; 0
+	// means the conversation's last message). The position never moves back.
+	// It recounts the conversation's unread (incoming entries with ID above the
+	// position) atomically with respect to Commit, and returns the row.
+	// ErrNotFound if there is no such conversation.
+	SetRead(ctx context.Context, user, peer string, upto int64) (Conversation, error)
+
+	// GetMessages returns the messages with these IDs, in the same order;
+	// missing ones are skipped.
+	GetMessages(ctx context.Context, ids []int64) ([]Message, error)
+
+	// Epoch identifies this store's history. It changes only if the history is
+	// lost (a new store), so a device whose cursor has another epoch resyncs.
+	Epoch() string
+
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+	// Close flushes and closes; further calls return ErrClosed.
+	Close() error
+}
+
+// DefaultLimit is what a limit of 0 means.
+const DefaultLimit = 100

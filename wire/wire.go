@@ -1,0 +1,216 @@
+// Package wire defines what travels between imqtt clients and the server:
+// topic names, the JSON payloads of SPEC §3–§6, identifier rules and error
+// codes. The server, the Go SDK and the CLI all speak through these types.
+package wire
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+)
+
+// Uplink topics (client to server). Identity always comes from the connection.
+const (
+	TopicSend = "im/send"
+	TopicSync = "im/sync"
+	TopicRead = "im/read"
+)
+
+// InboxTopic is where every device of user receives new events.
+func InboxTopic(user string) string { return "im/u/" + user + "/inbox" }
+
+// DeviceTopic carries replies for one device: acks, errors, sync batches.
+func DeviceTopic(user, device string) string { return "im/u/" + user + "/d/" + device }
+
+// UserPrefix is the topic subtree a client of user may subscribe to.
+func UserPrefix(user string) string { return "im/u/" + user + "/" }
+
+var (
+	userRe   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	deviceRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+)
+
+// ValidUser reports whether s is a well-formed user ID (SPEC §2).
+func ValidUser(s string) bool { return userRe.MatchString(s) }
+
+// ValidDevice reports whether s is a well-formed device ID (SPEC §2).
+func ValidDevice(s string) bool { return deviceRe.MatchString(s) }
+
+// SplitClientID splits an MQTT client ID "{user}/{device}".
+func SplitClientID(id string) (user, device string, ok bool) {
+	user, device, ok = strings.Cut(id, "/")
+	return user, device, ok && ValidUser(user) && ValidDevice(device)
+}
+
+// Message types accepted in a send (SPEC §4).
+var MessageTypes = map[string]bool{
+	"text": true, "image": true, "audio": true, "video": true, "file": true, "custom": true,
+}
+
+// Event kinds.
+const (
+	KindAck    = "ack"
+	KindError  = "error"
+	KindMsg    = "msg"
+	KindSync   = "sync"
+	KindUnread = "unread"
+)
+
+// Error codes carried in error events and HTTP error bodies.
+const (
+	CodeBadRequest   = "bad_request"   // malformed JSON or a field out of range
+	CodeBadType      = "bad_type"      // type is not one of MessageTypes
+	CodeMissingTo    = "missing_to"    // neither to nor group
+	CodeMissingCMID  = "missing_cmid"  // cmid empty or too long
+	CodeTooLarge     = "too_large"     // body or payload over the limit
+	CodeNoSuchUser   = "no_such_user"  // the recipient does not exist
+	CodeNotMember    = "not_member"    // group: not a member
+	CodeUnauthorized = "unauthorized"  // no or bad credentials
+	CodeForbidden    = "forbidden"     // authenticated but not allowed
+	CodeExists       = "exists"        // the user already exists
+	CodeUnavailable  = "unavailable"   // the store failed; nothing was stored, resend the same cmid
+	CodeBusy         = "busy"          // the server is overloaded; resend later with the same cmid
+	CodeUnknownTopic = "unknown_topic" // publish to an uplink topic that does not exist
+	CodeInternal     = "internal"
+	CodeNotFound     = "not_found"
+)
+
+// Send is the payload of im/send and POST /v1/messages.
+type Send struct {
+	CMID  string          `json:"cmid"`
+	To    string          `json:"to,omitempty"`
+	Group string          `json:"group,omitempty"`
+	Type  string          `json:"type"`
+	Body  string          `json:"body"`
+	Media string          `json:"media,omitempty"`
+	Meta  json.RawMessage `json:"meta,omitempty"`
+}
+
+// Ack confirms a durably stored send. The same cmid always gets the same ID and Ver.
+type Ack struct {
+	Kind string `json:"kind"` // "ack"
+	CMID string `json:"cmid"`
+	ID   string `json:"id"`
+	Ver  uint64 `json:"ver"` // the sender's version of this message
+	TS   int64  `json:"ts"`
+}
+
+// Error is an error event on the device topic and the HTTP error body.
+type Error struct {
+	Kind    string `json:"kind,omitempty"` // "error" on MQTT, empty over HTTP
+	CMID    string `json:"cmid,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf builds an Error with a code.
+func NewError(code, msg string) *Error { return &Error{Code: code, Message: msg} }
+
+// Msg is a message event as one user sees it: Ver is that user's version.
+type Msg struct {
+	Kind  string          `json:"kind"` // "msg"
+	ID    string          `json:"id"`
+	Ver   uint64          `json:"ver,omitempty"`
+	From  string          `json:"from"`
+	To    string          `json:"to,omitempty"`
+	Group string          `json:"group,omitempty"`
+	Seq   uint64          `json:"seq,omitempty"`
+	Type  string          `json:"type"`
+	Body  string          `json:"body"`
+	Media string          `json:"media,omitempty"`
+	Meta  json.RawMessage `json:"meta,omitempty"`
+	TS    int64           `json:"ts"`
+	CMID  string          `json:"cmid,omitempty"`
+}
+
+// SyncRequest asks for everything with since < ver (SPEC §5).
+type SyncRequest struct {
+	Since    uint64 `json:"since"`
+	Limit    int    `json:"limit,omitempty"`
+	Compress string `json:"compress,omitempty"` // "gzip" compresses each reply payload
+	Epoch    string `json:"epoch,omitempty"`    // the epoch the device's cursor belongs to
+	Group    string `json:"group,omitempty"`
+}
+
+// Sync is one batch of a sync reply. Items hold since < ver <= Upto in order; the
+// device is complete through Upto. More says another batch or request follows.
+// Reset says the cursor the device sent belonged to history that is gone
+// (another epoch, or a version past the server's): drop it and use these items.
+type Sync struct {
+	Kind  string `json:"kind"` // "sync"
+	Since uint64 `json:"since"`
+	Upto  uint64 `json:"upto"`
+	More  bool   `json:"more"`
+	Epoch string `json:"epoch"`
+	Reset bool   `json:"reset,omitempty"`
+	Items []Msg  `json:"items"`
+}
+
+// Read sets a read position (SPEC §6).
+type Read struct {
+	Peer  string `json:"peer,omitempty"`
+	Upto  string `json:"upto,omitempty"` // a message ID; empty means everything so far
+	Group string `json:"group,omitempty"`
+	Seq   uint64 `json:"seq,omitempty"`
+}
+
+// Unread tells every device of a user its new counts after a read.
+type Unread struct {
+	Kind  string `json:"kind"` // "unread"
+	Total int64  `json:"total"`
+	Peer  string `json:"peer,omitempty"`
+	Group string `json:"group,omitempty"`
+	Count int64  `json:"count"`
+}
+
+// Conversation is one row of the conversation list.
+type Conversation struct {
+	Peer   string `json:"peer,omitempty"`
+	Group  string `json:"group,omitempty"`
+	Last   *Msg   `json:"last,omitempty"`
+	Unread int64  `json:"unread"`
+}
+
+// Conversations is the reply of GET /v1/conversations.
+type Conversations struct {
+	TotalUnread   int64          `json:"total_unread"`
+	Conversations []Conversation `json:"conversations"`
+}
+
+// History is the reply of GET /v1/conversations/{peer}/messages, newest first.
+type History struct {
+	Messages []Msg `json:"messages"`
+}
+
+// Register and Login bodies, and the login reply.
+type Register struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+type Login struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+	Device   string `json:"device"`
+}
+
+type Session struct {
+	Token     string `json:"token"`
+	ExpiresAt int64  `json:"expires_at"` // unix milliseconds
+	User      string `json:"user"`
+	Device    string `json:"device"`
+}
+
+// Endpoint is one row of GET /v1/endpoints.
+type Endpoint struct {
+	Node string  `json:"node"`
+	MQTT string  `json:"mqtt"`
+	WS   string  `json:"ws"`
+	Load float64 `json:"load"`
+}
+
+type Endpoints struct {
+	Endpoints []Endpoint `json:"endpoints"`
+}
