@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/imqtt/imqtt/daemon"
+)
+
+// options are the daemon's settings as flags. Every flag also reads the
+// environment variable IMQTT_<NAME> (IMQTT_MONGO_URI for --mongo-uri) and the
+// key <name> of the --config file (YAML or JSON). Precedence: flag, then
+// environment, then file, then the default given here — the one place
+// defaults live.
+type options struct {
+	cfg       daemon.Config
+	config    string
+	logFormat string
+	logLevel  string
+	finish    func() // copies the typed-down flag values into cfg
+}
+
+func newFlagSet(o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("imqttd", flag.ContinueOnError)
+	c := &o.cfg
+	fs.StringVar(&o.config, "config", "", "config file (YAML or JSON) whose keys are these flag names")
+	fs.StringVar(&c.MQTTAddr, "mqtt-addr", ":1883", "MQTT over TCP listen address (port 0 picks one)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address: API, /mqtt WebSocket, /metrics")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the embedded store")
+	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI for scale-out mode (empty: embedded store)")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL for scale-out mode (empty: in-process state)")
+	fs.StringVar(&c.NodeID, "node-id", "", "this node's name (default: the host name)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate (PEM); with --tls-key turns on MQTT over TLS and HTTPS")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key (PEM)")
+	fs.StringVar(&c.TLSMQTTAddr, "tls-mqtt-addr", ":8883", "MQTT over TLS listen address")
+	fs.StringVar(&c.TLSHTTPAddr, "tls-http-addr", ":443", "HTTPS and WSS listen address")
+	fs.IntVar(&c.MaxBody, "max-body", 64<<10, "largest message body+meta in bytes")
+	var maxPacket, writes, keepalive uint
+	fs.UintVar(&maxPacket, "max-packet-size", 256<<10, "largest MQTT packet in bytes; larger closes the connection")
+	fs.UintVar(&writes, "max-writes-pending", 256, "per-client outbound queue in packets (overflow is recovered by sync)")
+	fs.UintVar(&keepalive, "keepalive", 60, "keepalive in seconds imposed on clients that ask for 0")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	o.finish = func() {
+		c.Broker.MaxPacketSize = uint32(maxPacket)
+		c.Broker.MaxWritesPending = int32(writes)
+		c.Broker.Keepalive = uint16(keepalive)
+	}
+	return fs
+}
+
+// parse fills o from args, the environment and the config file.
+func parse(args []string, env func(string) string) (*options, error) {
+	o := &options{}
+	fs := newFlagSet(o)
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.config == "" {
+		o.config = env("IMQTT_CONFIG")
+	}
+	file := map[string]any{}
+	if o.config != "" {
+		raw, err := os.ReadFile(o.config)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if err := yaml.Unmarshal(raw, &file); err != nil {
+			return nil, fmt.Errorf("config %s: %w", o.config, err)
+		}
+	}
+	for key := range file {
+		name := strings.ReplaceAll(key, "_", "-")
+		if fs.Lookup(name) == nil || name == "config" {
+			return nil, fmt.Errorf("config %s: unknown key %q", o.config, key)
+		}
+	}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || f.Name == "config" {
+			return
+		}
+		envName := "IMQTT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := env(envName); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName, err))
+			}
+			return
+		}
+		for _, key := range []string{f.Name, strings.ReplaceAll(f.Name, "-", "_")} {
+			if v, ok := file[key]; ok {
+				if err := f.Value.Set(fmt.Sprint(v)); err != nil {
+					errs = append(errs, fmt.Errorf("config key %s: %w", key, err))
+				}
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	o.finish()
+	if (o.cfg.TLSCert == "") != (o.cfg.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	return o, nil
+}

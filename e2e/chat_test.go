@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// TestLiveChat: alice sends over MQTT; the ack comes after the write with the
+// sender's version; bob's devices and alice's other device see the message.
+func TestLiveChat(t *testing.T) {
+	s := testserver.Start(t)
+	aliceTok := account(t, s, "alice", "phone")
+	bobTok := account(t, s, "bob", "phone")
+	alice := connect(t, s.MQTT, "alice", "phone", aliceTok)
+	alicePad := connect(t, s.MQTT, "alice", "pad", aliceTok) // a token is good for any of the user's devices
+	bob := connect(t, s.MQTT, "bob", "phone", bobTok)
+	bobLaptop := connect(t, s.MQTT, "bob", "laptop", "secret-bob") // the account password works too
+
+	ack, werr := alice.send("bob", "c-1", "hi bob")
+	if werr != nil {
+		t.Fatalf("send: %v", werr)
+	}
+	if ack.Kind != "ack" || ack.CMID != "c-1" || ack.ID == "" || ack.Ver != 1 || ack.TS == 0 {
+		t.Fatalf("ack = %+v", ack)
+	}
+	for _, d := range []*device{bob, bobLaptop, alice, alicePad} {
+		waitFor(t, d.user+"/"+d.device+" gets the message", func() bool { return len(d.msgs()) == 1 })
+		m := d.msgs()[0]
+		if m.ID != ack.ID || m.From != "alice" || m.To != "bob" || m.Body != "hi bob" || m.Type != "text" || m.CMID != "c-1" {
+			t.Fatalf("%s/%s got %+v", d.user, d.device, m)
+		}
+		wantVer := uint64(1)
+		if m.Ver != wantVer {
+			t.Fatalf("%s/%s ver = %d, want %d", d.user, d.device, m.Ver, wantVer)
+		}
+	}
+
+	// bob answers; versions move on per user.
+	ack2, werr := bob.send("alice", "b-1", "hi alice")
+	if werr != nil || ack2.Ver != 2 {
+		t.Fatalf("bob's ack = %+v %v, want ver 2", ack2, werr)
+	}
+	waitFor(t, "alice gets bob's answer", func() bool { return len(alice.msgs()) == 2 })
+	if m := alice.msgs()[1]; m.Ver != 2 || m.From != "bob" {
+		t.Fatalf("alice got %+v", m)
+	}
+}
+
+// TestDuplicateCMID: the same cmid twice stores once and acks twice alike,
+// also across a restart.
+func TestDuplicateCMID(t *testing.T) {
+	s := testserver.Start(t)
+	account(t, s, "bob", "phone")
+	alice := connect(t, s.MQTT, "alice", "phone", account(t, s, "alice", "phone"))
+	first, werr := alice.send("bob", "dup-1", "once")
+	if werr != nil {
+		t.Fatal(werr)
+	}
+	alice.publish(wire.TopicSend, wire.Send{CMID: "dup-1", To: "bob", Type: "text", Body: "once"})
+	waitFor(t, "second ack", func() bool { return len(alice.directOf("ack")) == 2 })
+	var second wire.Ack
+	_ = json.Unmarshal(alice.directOf("ack")[1], &second)
+	if second != first {
+		t.Fatalf("second ack %+v != first %+v", second, first)
+	}
+
+	s.Restart(t)
+	tok := login(t, s, "alice", "phone")
+	var third wire.Ack
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/messages", tok, wire.Send{CMID: "dup-1", To: "bob", Type: "text", Body: "once"}, &third); code != 200 {
+		t.Fatalf("resend over HTTP: %d", code)
+	}
+	if third != first {
+		t.Fatalf("ack after restart %+v != first %+v", third, first)
+	}
+	var sync wire.Sync
+	if code := httpJSON(t, "GET", s.HTTP+"/v1/sync?since=0", login(t, s, "bob", "phone"), nil, &sync); code != 200 || len(sync.Items) != 1 {
+		t.Fatalf("bob's sync: %d %+v", code, sync)
+	}
+}
+
+// TestOfflineSync: bob is away while alice sends; on return he syncs by
+// version in batches, plain and gzip, and gets each message once, in order.
+func TestOfflineSync(t *testing.T) {
+	s := testserver.Start(t)
+	bobTok := account(t, s, "bob", "phone")
+	alice := connect(t, s.MQTT, "alice", "phone", account(t, s, "alice", "phone"))
+	const n = 25
+	for i := range n {
+		if _, werr := alice.send("bob", fmt.Sprintf("c-%d", i), strconv.Itoa(i)); werr != nil {
+			t.Fatal(werr)
+		}
+	}
+	bob := connect(t, s.MQTT, "bob", "phone", bobTok)
+	bob.publish(wire.TopicSync, wire.SyncRequest{Since: 10, Limit: 10})
+	waitFor(t, "sync batch", func() bool { return len(bob.directOf("sync")) == 1 })
+	var b wire.Sync
+	_ = json.Unmarshal(bob.directOf("sync")[0], &b)
+	if b.Since != 10 || b.Upto != 20 || !b.More || len(b.Items) != 10 || b.Epoch == "" {
+		t.Fatalf("batch = since %d upto %d more %v items %d epoch %q", b.Since, b.Upto, b.More, len(b.Items), b.Epoch)
+	}
+	for i, m := range b.Items {
+		if m.Ver != uint64(11+i) || m.Body != strconv.Itoa(10+i) {
+			t.Fatalf("item %d = %+v", i, m)
+		}
+	}
+	bob.publish(wire.TopicSync, wire.SyncRequest{Since: b.Upto, Limit: 100, Epoch: b.Epoch})
+	waitFor(t, "second sync batch", func() bool { return len(bob.directOf("sync")) == 2 })
+	_ = json.Unmarshal(bob.directOf("sync")[1], &b)
+	if b.Upto != n || b.More || len(b.Items) != n-20 {
+		t.Fatalf("last batch = since %d upto %d more %v items %d", b.Since, b.Upto, b.More, len(b.Items))
+	}
+}
