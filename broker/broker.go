@@ -195,3 +195,9 @@ func acceptBackoff(d time.Duration) time.Duration {
 	}
 	return min(2*d, time.Second)
 }
+
+// HasSubscriber reports whether clientID is subscribed to a filter matching topic.
+func (b *Broker) HasSubscriber(topic, clientID string) bool {
+	_, ok := b.srv.Topics.Subscribers(topic).Subscriptions[clientID]
+	return ok
+}

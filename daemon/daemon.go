@@ -235,3 +235,6 @@ func snowflakeNode(name string) int64 {
 	_, _ = h.Write([]byte(name))
 	return int64(h.Sum32() % 1024)
 }
+
+// Broker is the daemon's MQTT broker.
+func (d *Daemon) Broker() *broker.Broker { return d.broker }

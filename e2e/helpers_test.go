@@ -14,6 +14,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/wire"
@@ -230,4 +231,28 @@ func requireTool(t testing.TB, name string) string {
 func hostPort(addr string) (string, string) {
 	i := strings.LastIndex(addr, ":")
 	return addr[:i], addr[i+1:]
+}
+
+func mustUnmarshal(t testing.TB, raw []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("decode %q: %v", raw, err)
+	}
+}
+
+func decodeBody(t testing.TB, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("decode %q: %v", raw, err)
+	}
+}
+
+// packetsErr is the error paho reports for a CONNACK return code.
+func packetsErr(code byte) error { return packets.ConnErrors[code] }
+
+// subscribed reports whether clientID is subscribed to topic on s.
+func subscribed(s *testserver.Server, clientID, topic string) bool {
+	return s.Broker().HasSubscriber(topic, clientID)
 }

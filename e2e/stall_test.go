@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// TestStalledSubscriber: a subscriber that stops reading does not slow or
+// starve other users; what the broker drops for it, it gets back by sync.
+func TestStalledSubscriber(t *testing.T) {
+	s := testserver.Start(t)
+	carolTok := account(t, s, "carol", "stuck")
+	bob := connect(t, s.MQTT, "bob", "phone", account(t, s, "bob", "phone"))
+	alice := connect(t, s.MQTT, "alice", "phone", account(t, s, "alice", "phone"))
+
+	// carol/stuck connects and subscribes by hand, then never reads again.
+	conn, err := net.Dial("tcp", s.MQTT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, true, 60
+	cp.ClientIdentifier, cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = "carol/stuck", true, "carol", true, []byte(carolTok)
+	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+	sp.MessageID, sp.Topics, sp.Qoss = 1, []string{wire.InboxTopic("carol")}, []byte{1}
+	if err := cp.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "carol's subscription", func() bool {
+		return s.Daemon != nil && subscribed(s, "carol/stuck", wire.InboxTopic("carol"))
+	})
+
+	const toCarol, toBob = 1500, 50
+	body := strings.Repeat("z", 4000) // ~6 MB for carol: more than the socket buffers hold
+	for i := range toCarol {
+		alice.publish(wire.TopicSend, wire.Send{CMID: fmt.Sprintf("c%d", i), To: "carol", Type: "text", Body: body})
+		if i%30 == 0 {
+			alice.publish(wire.TopicSend, wire.Send{CMID: fmt.Sprintf("b%d", i/30), To: "bob", Type: "text", Body: "hi"})
+		}
+	}
+	waitFor(t, "bob gets all his messages", func() bool { return len(bob.msgs()) == toBob })
+	waitFor(t, "alice gets every ack", func() bool { return len(alice.directOf("ack")) == toCarol+toBob })
+	if n := testutil.ToFloat64(s.Metrics().Dropped); n == 0 {
+		t.Fatalf("nothing was dropped for the stalled subscriber; the test did not stall it")
+	}
+
+	conn.Close()
+	carol := connect(t, s.MQTT, "carol", "phone", carolTok)
+	var since uint64
+	seen := 0
+	for {
+		var b wire.Sync
+		httpJSON(t, "GET", fmt.Sprintf("%s/v1/sync?since=%d&limit=1000", s.HTTP, since), carolTok, nil, &b)
+		for _, m := range b.Items {
+			seen++
+			if m.Ver != uint64(seen) {
+				t.Fatalf("item %d has ver %d", seen, m.Ver)
+			}
+		}
+		since = b.Upto
+		if !b.More {
+			break
+		}
+	}
+	if seen != toCarol {
+		t.Fatalf("carol synced %d messages, want %d", seen, toCarol)
+	}
+	_ = carol
+}
