@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/imqtt/imqtt/internal/testserver"
@@ -114,5 +117,52 @@ func TestOfflineSync(t *testing.T) {
 	_ = json.Unmarshal(bob.directOf("sync")[1], &b)
 	if b.Upto != n || b.More || len(b.Items) != n-20 {
 		t.Fatalf("last batch = since %d upto %d more %v items %d", b.Since, b.Upto, b.More, len(b.Items))
+	}
+}
+
+// TestGzipSync: a sync asked with "compress":"gzip" comes as gzip-compressed JSON.
+func TestGzipSync(t *testing.T) {
+	s := testserver.Start(t)
+	bob := connect(t, s.MQTT, "bob", "phone", account(t, s, "bob", "phone"))
+	alice := connect(t, s.MQTT, "alice", "phone", account(t, s, "alice", "phone"))
+	for i := range 3 {
+		if _, werr := alice.send("bob", fmt.Sprint(i), strings.Repeat("compressible ", 50)); werr != nil {
+			t.Fatal(werr)
+		}
+	}
+	bob.publish(wire.TopicSync, wire.SyncRequest{Since: 0, Compress: "gzip"})
+	waitFor(t, "gzip batch", func() bool { bob.mu.Lock(); defer bob.mu.Unlock(); return len(bob.direct) == 1 })
+	raw := bob.direct[0]
+	if len(raw) < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
+		t.Fatalf("reply is not gzip: %q", raw[:min(len(raw), 20)])
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b wire.Sync
+	if err := json.NewDecoder(zr).Decode(&b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Kind != "sync" || len(b.Items) != 3 || b.Upto != 3 || b.More {
+		t.Fatalf("batch = %+v", b)
+	}
+}
+
+// TestTakeover: the same {user}/{device} connecting again takes the session
+// over: the old connection is closed, the new one gets the messages.
+func TestTakeover(t *testing.T) {
+	s := testserver.Start(t)
+	tok := account(t, s, "bob", "phone")
+	alice := connect(t, s.MQTT, "alice", "phone", account(t, s, "alice", "phone"))
+	old := connect(t, s.MQTT, "bob", "phone", tok)
+	fresh := connect(t, s.MQTT, "bob", "phone", tok)
+	waitFor(t, "old connection closed", func() bool { return !old.c.IsConnectionOpen() })
+	if _, werr := alice.send("bob", "t1", "to the new one"); werr != nil {
+		t.Fatal(werr)
+	}
+	waitFor(t, "new connection gets it", func() bool { return len(fresh.msgs()) == 1 })
+	if len(old.msgs()) != 0 {
+		t.Fatalf("old connection got %v", old.msgs())
 	}
 }

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "imqttd.yaml")
+	os.WriteFile(file, []byte("mqtt-addr: \":1999\"\nhttp_addr: \":8999\"\ndata-dir: /from/file\nmax-packet-size: 1000\n"), 0o600)
+	o, err := parse([]string{"--config", file, "--data-dir", "/from/flag"},
+		envOf(map[string]string{"IMQTT_HTTP_ADDR": ":7000", "IMQTT_NODE_ID": "n7"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.cfg
+	if c.DataDir != "/from/flag" || c.HTTPAddr != ":7000" || c.MQTTAddr != ":1999" || c.NodeID != "n7" ||
+		c.Broker.MaxPacketSize != 1000 || c.Broker.Keepalive != 60 {
+		t.Fatalf("config = %+v", c)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("mqtt-adr: \":1\"\n"), 0o600)
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--config", bad}, nil, `unknown key "mqtt-adr"`},
+		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, nil, "no such file"},
+		{[]string{"--tls-cert", "x"}, nil, "go together"},
+		{nil, map[string]string{"IMQTT_MAX_PACKET_SIZE": "lots"}, "IMQTT_MAX_PACKET_SIZE"},
+		{[]string{"stray"}, nil, "unexpected arguments"},
+	} {
+		_, err := parse(c.args, envOf(c.env))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("parse(%q, %v) = %v, want %q", c.args, c.env, err, c.want)
+		}
+	}
+}
+
+// TestBadStartExits: a bad setting is a clear error and a non-zero exit.
+func TestBadStartExits(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run([]string{"--mongo-uri", "mongodb://nowhere", "--data-dir", t.TempDir(), "--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"},
+		envOf(nil), &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "scale-out") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"--log-format", "xml"}, envOf(nil), &stderr); code != 2 {
+		t.Fatalf("bad log format: exit %d", code)
+	}
+}

@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// BenchmarkP2P is the first end-to-end figure: pairs of real paho clients
+// over loopback TCP, each sender streaming QoS 1 sends to its receiver; the
+// clock stops when every receiver has every message (each one stored durably
+// before it was delivered). The imqtt bench tool of a later issue measures
+// this against Mosquitto and bare mochi in the same run.
+//
+//	go test -run '^$' -bench P2P -benchtime 20000x ./e2e
+func BenchmarkP2P(b *testing.B) {
+	for _, pairs := range []int{1, 10, 50} {
+		b.Run(fmt.Sprintf("pairs=%d", pairs), func(b *testing.B) {
+			s := testserver.Start(b)
+			var received atomic.Int64
+			senders := make([]paho.Client, pairs)
+			for p := range pairs {
+				snd, rcv := fmt.Sprintf("s%d", p), fmt.Sprintf("r%d", p)
+				account(b, s, snd, "d")
+				rtok := account(b, s, rcv, "d")
+				rc := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + s.MQTT).SetClientID(rcv + "/d").
+					SetUsername(rcv).SetPassword(rtok).SetAutoReconnect(false))
+				if tk := rc.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+					b.Fatal(tk.Error())
+				}
+				defer rc.Disconnect(0)
+				rc.Subscribe(wire.InboxTopic(rcv), 1, func(paho.Client, paho.Message) { received.Add(1) }).WaitTimeout(10 * time.Second)
+				sc := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + s.MQTT).SetClientID(snd + "/d").
+					SetUsername(snd).SetPassword("secret-" + snd).SetAutoReconnect(false).SetMaxResumePubInFlight(100))
+				if tk := sc.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+					b.Fatal(tk.Error())
+				}
+				defer sc.Disconnect(0)
+				senders[p] = sc
+			}
+			per := max(b.N/pairs, 1)
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			for p, sc := range senders {
+				go func() {
+					var last paho.Token
+					for i := range per {
+						payload, _ := json.Marshal(wire.Send{CMID: fmt.Sprint(i), To: fmt.Sprintf("r%d", p), Type: "text", Body: "benchmark message body"})
+						last = sc.Publish(wire.TopicSend, 1, false, payload)
+						if i%100 == 99 {
+							last.Wait() // keep at most ~100 in flight per sender
+						}
+					}
+					last.Wait()
+				}()
+			}
+			want := int64(per * pairs)
+			deadline := time.Now().Add(5 * time.Minute)
+			for received.Load() < want {
+				if time.Now().After(deadline) {
+					b.Fatalf("received %d of %d", received.Load(), want)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			elapsed := time.Since(start)
+			b.ReportMetric(float64(want)/elapsed.Seconds(), "msgs/s")
+		})
+	}
+}
