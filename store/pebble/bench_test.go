@@ -1,0 +1,113 @@
+package pebble_test
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/store/pebble"
+)
+
+// sender builds 1:1 sends among a pool of users, with versions counted
+// locally (the store does not check them against reservations).
+type sender struct {
+	users []string
+	vers  map[string]uint64
+	id    int64
+	body  string
+}
+
+func newSender(users int) *sender {
+	s := &sender{vers: map[string]uint64{}, body: strings.Repeat("x", 100)}
+	for i := range users {
+		s.users = append(s.users, "user"+strconv.Itoa(i))
+	}
+	return s
+}
+
+// add appends one send as the chat pipeline builds it: 1 Message,
+// 2 Entries, 1 Ack, 2 ConvUpdates.
+func (s *sender) add(b *store.Batch, from, to string) {
+	s.id++
+	s.vers[from]++
+	s.vers[to]++
+	fv, tv := s.vers[from], s.vers[to]
+	m := store.Message{ID: s.id, From: from, To: to, Type: "text", Body: s.body,
+		CMID: "c" + strconv.FormatInt(s.id, 10), TS: 1_700_000_000_000 + s.id}
+	b.Messages = append(b.Messages, m)
+	b.Acks = append(b.Acks, store.Ack{From: from, CMID: m.CMID, ID: m.ID, Ver: fv, TS: m.TS})
+	b.Entries = append(b.Entries,
+		store.Entry{User: from, Ver: fv, Peer: to, Out: true, MsgID: m.ID},
+		store.Entry{User: to, Ver: tv, Peer: from, MsgID: m.ID})
+	b.Convs = append(b.Convs,
+		store.ConvUpdate{User: from, Peer: to, MsgID: m.ID, TS: m.TS, Ver: fv},
+		store.ConvUpdate{User: to, Peer: from, MsgID: m.ID, TS: m.TS, Ver: tv, Incoming: true})
+}
+
+func (s *sender) pair() (string, string) {
+	n := int64(len(s.users))
+	return s.users[s.id%n], s.users[(s.id*7+1)%n]
+}
+
+func openBench(b *testing.B) *pebble.Store {
+	b.Helper()
+	st, err := pebble.Open(b.TempDir(), pebble.Options{})
+	if err != nil {
+		b.Fatalf("open: %v", err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return st
+}
+
+// BenchmarkCommit measures group commits of 1:1 sends; every commit is
+// fsynced, so msgs/s is what one batcher goroutine can store.
+func BenchmarkCommit(b *testing.B) {
+	for _, n := range []int{1, 64, 512} {
+		b.Run(fmt.Sprintf("msgs=%d", n), func(b *testing.B) {
+			st := openBench(b)
+			snd := newSender(1000)
+			var batch store.Batch
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				batch = store.Batch{Messages: batch.Messages[:0], Entries: batch.Entries[:0],
+					Acks: batch.Acks[:0], Convs: batch.Convs[:0]}
+				for range n {
+					from, to := snd.pair()
+					snd.add(&batch, from, to)
+				}
+				if err := st.Commit(b.Context(), &batch); err != nil {
+					b.Fatalf("commit: %v", err)
+				}
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkRange measures one sync page of 500 events.
+func BenchmarkRange(b *testing.B) {
+	const events = 500
+	st := openBench(b)
+	snd := newSender(50)
+	var batch store.Batch
+	for i := range events {
+		snd.add(&batch, "alice", snd.users[i%len(snd.users)])
+		from, to := snd.pair()
+		snd.add(&batch, from, to) // traffic of others in between
+	}
+	if err := st.Commit(b.Context(), &batch); err != nil {
+		b.Fatalf("commit: %v", err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		evs, err := st.Range(b.Context(), "alice", 0, events)
+		if err != nil || len(evs) != events {
+			b.Fatalf("range: %d events, %v", len(evs), err)
+		}
+	}
+	b.ReportMetric(float64(b.N*events)/b.Elapsed().Seconds(), "events/s")
+}

@@ -1,0 +1,146 @@
+package pebble
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+
+	"github.com/imqtt/imqtt/store"
+)
+
+// Key layout. User IDs never contain NUL, so NUL separates the parts of a
+// key; numbers are 8-byte big-endian so that byte order is numeric order.
+//
+//	u/{user}                        User JSON
+//	t/{hash}                        Token JSON
+//	m/{id}                          Message JSON
+//	v/{user}\x00{ver}               inbox entry: msgid(8) out(1) peer
+//	h/{user}\x00{peer}\x00{msgid}   history entry: ver(8) out(1)
+//	c/{user}\x00{peer}              Conversation JSON
+//	d/{from}\x00{cmid}              Ack JSON
+//	r/{key}                         next unreserved version (8)
+//	meta/epoch                      the store's epoch
+const (
+	pfxUser    = "u/"
+	pfxToken   = "t/"
+	pfxMsg     = "m/"
+	pfxInbox   = "v/"
+	pfxHist    = "h/"
+	pfxConv    = "c/"
+	pfxAck     = "d/"
+	pfxReserve = "r/"
+	keyEpoch   = "meta/epoch"
+	sep        = 0
+)
+
+func userKey(id string) []byte   { return append([]byte(pfxUser), id...) }
+func tokenKey(h string) []byte   { return append([]byte(pfxToken), h...) }
+func reserveKey(k string) []byte { return append([]byte(pfxReserve), k...) }
+
+func msgKey(buf []byte, id int64) []byte {
+	buf = append(buf, pfxMsg...)
+	return binary.BigEndian.AppendUint64(buf, uint64(id))
+}
+
+// inboxPrefix is v/{user}\x00.
+func inboxPrefix(buf []byte, user string) []byte {
+	buf = append(buf, pfxInbox...)
+	buf = append(buf, user...)
+	return append(buf, sep)
+}
+
+func inboxKey(buf []byte, user string, ver uint64) []byte {
+	return binary.BigEndian.AppendUint64(inboxPrefix(buf, user), ver)
+}
+
+// histPrefix is h/{user}\x00{peer}\x00.
+func histPrefix(buf []byte, user, peer string) []byte {
+	buf = append(buf, pfxHist...)
+	buf = append(buf, user...)
+	buf = append(buf, sep)
+	buf = append(buf, peer...)
+	return append(buf, sep)
+}
+
+func histKey(buf []byte, user, peer string, id int64) []byte {
+	return binary.BigEndian.AppendUint64(histPrefix(buf, user, peer), uint64(id))
+}
+
+// convPrefix is c/{user}\x00.
+func convPrefix(buf []byte, user string) []byte {
+	buf = append(buf, pfxConv...)
+	buf = append(buf, user...)
+	return append(buf, sep)
+}
+
+func convKey(buf []byte, user, peer string) []byte {
+	return append(convPrefix(buf, user), peer...)
+}
+
+func ackKey(buf []byte, from, cmid string) []byte {
+	buf = append(buf, pfxAck...)
+	buf = append(buf, from...)
+	buf = append(buf, sep)
+	return append(buf, cmid...)
+}
+
+// prefixEnd returns the smallest key above every key that starts with p,
+// for a p that ends in the NUL separator.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	end[len(end)-1]++
+	return end
+}
+
+// suffixUint64 reads the trailing 8-byte big-endian number of a key.
+func suffixUint64(key []byte) uint64 {
+	return binary.BigEndian.Uint64(key[len(key)-8:])
+}
+
+// encodeEntry is the value of an inbox key: msgid(8) out(1) peer.
+func encodeEntry(buf []byte, e *store.Entry) []byte {
+	buf = binary.BigEndian.AppendUint64(buf, uint64(e.MsgID))
+	buf = append(buf, boolByte(e.Out))
+	return append(buf, e.Peer...)
+}
+
+func decodeEntry(user string, key, val []byte) (store.Entry, error) {
+	if len(val) < 9 || len(key) < 8 {
+		return store.Entry{}, fmt.Errorf("corrupt inbox entry %q", key)
+	}
+	return store.Entry{
+		User:  user,
+		Ver:   suffixUint64(key),
+		Peer:  string(val[9:]),
+		Out:   val[8] == 1,
+		MsgID: int64(binary.BigEndian.Uint64(val)),
+	}, nil
+}
+
+// encodeHist is the value of a history key: ver(8) out(1).
+func encodeHist(buf []byte, ver uint64, out bool) []byte {
+	buf = binary.BigEndian.AppendUint64(buf, ver)
+	return append(buf, boolByte(out))
+}
+
+func decodeHist(val []byte) (ver uint64, out bool, err error) {
+	if len(val) != 9 {
+		return 0, false, fmt.Errorf("corrupt history value of %d bytes", len(val))
+	}
+	return binary.BigEndian.Uint64(val), val[8] == 1, nil
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// checkID rejects an ID that would break the key layout.
+func checkID(what, id string) error {
+	if strings.IndexByte(id, sep) >= 0 {
+		return fmt.Errorf("%s %q: %w", what, id, ErrInvalid)
+	}
+	return nil
+}

@@ -1,0 +1,290 @@
+package pebble
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/imqtt/imqtt/store"
+)
+
+// ctxEvery is how many rows a scan reads between checks of its context.
+const ctxEvery = 256
+
+// LookupAck returns the dedupe row of (from, cmid), or store.ErrNotFound.
+func (s *Store) LookupAck(ctx context.Context, from, cmid string) (store.Ack, error) {
+	var a store.Ack
+	if err := s.begin(ctx, "lookup ack"); err != nil {
+		return a, err
+	}
+	defer s.end()
+	if err := s.getJSON(ackKey(nil, from, cmid), &a); err != nil {
+		return store.Ack{}, fmt.Errorf("lookup ack %s/%s: %w", from, cmid, err)
+	}
+	return a, nil
+}
+
+// Range returns user's events with ver > since, ascending, at most limit
+// (0 or less: store.DefaultLimit; capped at MaxLimit).
+func (s *Store) Range(ctx context.Context, user string, since uint64, limit int) ([]store.Event, error) {
+	if err := s.begin(ctx, "range"); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	if since == math.MaxUint64 {
+		return nil, nil
+	}
+	limit = clampLimit(limit)
+	prefix := inboxPrefix(nil, user)
+	// The inbox iterator is opened before the message reader, so every
+	// entry it sees has its message (committed in the same batch) visible.
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{
+		LowerBound: inboxKey(nil, user, since+1),
+		UpperBound: prefixEnd(prefix),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("range %s: %w", user, err)
+	}
+	defer it.Close()
+	mr, err := s.newMsgReader(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("range %s: %w", user, err)
+	}
+	defer mr.close()
+
+	var events []store.Event
+	for ok := it.First(); ok && len(events) < limit; ok = it.Next() {
+		if len(events)%ctxEvery == ctxEvery-1 && ctx.Err() != nil {
+			return nil, fmt.Errorf("range %s: %w", user, ctx.Err())
+		}
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("range %s: %w", user, err)
+		}
+		e, err := decodeEntry(user, it.Key(), val)
+		if err != nil {
+			return nil, fmt.Errorf("range %s: %w", user, err)
+		}
+		m, found, err := mr.get(e.MsgID)
+		if err != nil {
+			return nil, fmt.Errorf("range %s: %w", user, err)
+		}
+		if !found {
+			continue
+		}
+		if events == nil {
+			events = make([]store.Event, 0, min(limit, 64))
+		}
+		events = append(events, store.Event{Entry: e, Msg: m})
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("range %s: %w", user, err)
+	}
+	return events, nil
+}
+
+// Head returns user's highest committed version, 0 if none.
+func (s *Store) Head(ctx context.Context, user string) (uint64, error) {
+	if err := s.begin(ctx, "head"); err != nil {
+		return 0, err
+	}
+	defer s.end()
+	prefix := inboxPrefix(nil, user)
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{
+		LowerBound: prefix,
+		UpperBound: prefixEnd(prefix),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("head %s: %w", user, err)
+	}
+	defer it.Close()
+	var head uint64
+	if it.Last() {
+		head = suffixUint64(it.Key())
+	}
+	if err := it.Error(); err != nil {
+		return 0, fmt.Errorf("head %s: %w", user, err)
+	}
+	return head, nil
+}
+
+// History returns the events of user's conversation with peer whose message
+// ID is below before (0: no bound), newest first, at most limit.
+func (s *Store) History(ctx context.Context, user, peer string, before int64, limit int) ([]store.Event, error) {
+	if err := s.begin(ctx, "history"); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	if before < 0 {
+		return nil, nil
+	}
+	limit = clampLimit(limit)
+	prefix := histPrefix(nil, user, peer)
+	upper := prefixEnd(prefix)
+	if before > 0 {
+		upper = histKey(nil, user, peer, before)
+	}
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+	if err != nil {
+		return nil, fmt.Errorf("history %s/%s: %w", user, peer, err)
+	}
+	defer it.Close()
+	mr, err := s.newMsgReader(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("history %s/%s: %w", user, peer, err)
+	}
+	defer mr.close()
+
+	var events []store.Event
+	for ok := it.Last(); ok && len(events) < limit; ok = it.Prev() {
+		if len(events)%ctxEvery == ctxEvery-1 && ctx.Err() != nil {
+			return nil, fmt.Errorf("history %s/%s: %w", user, peer, ctx.Err())
+		}
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("history %s/%s: %w", user, peer, err)
+		}
+		ver, out, err := decodeHist(val)
+		if err != nil {
+			return nil, fmt.Errorf("history %s/%s: %w", user, peer, err)
+		}
+		id := int64(suffixUint64(it.Key()))
+		m, found, err := mr.get(id)
+		if err != nil {
+			return nil, fmt.Errorf("history %s/%s: %w", user, peer, err)
+		}
+		if !found {
+			continue
+		}
+		if events == nil {
+			events = make([]store.Event, 0, min(limit, 64))
+		}
+		events = append(events, store.Event{
+			Entry: store.Entry{User: user, Ver: ver, Peer: peer, Out: out, MsgID: id},
+			Msg:   m,
+		})
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("history %s/%s: %w", user, peer, err)
+	}
+	return events, nil
+}
+
+// Conversations returns user's rows, newest LastTS first, ties by Last
+// descending.
+func (s *Store) Conversations(ctx context.Context, user string) ([]store.Conversation, error) {
+	if err := s.begin(ctx, "conversations"); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	prefix := convPrefix(nil, user)
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{
+		LowerBound: prefix,
+		UpperBound: prefixEnd(prefix),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("conversations %s: %w", user, err)
+	}
+	defer it.Close()
+	var rows []store.Conversation
+	for ok := it.First(); ok; ok = it.Next() {
+		if len(rows)%ctxEvery == ctxEvery-1 && ctx.Err() != nil {
+			return nil, fmt.Errorf("conversations %s: %w", user, ctx.Err())
+		}
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("conversations %s: %w", user, err)
+		}
+		var c store.Conversation
+		if err := json.Unmarshal(val, &c); err != nil {
+			return nil, fmt.Errorf("conversations %s: decode: %w", user, err)
+		}
+		rows = append(rows, c)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("conversations %s: %w", user, err)
+	}
+	slices.SortFunc(rows, func(a, b store.Conversation) int {
+		if c := cmp.Compare(b.LastTS, a.LastTS); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.Last, a.Last)
+	})
+	return rows, nil
+}
+
+// GetMessages returns the messages with these IDs in the same order,
+// skipping missing ones.
+func (s *Store) GetMessages(ctx context.Context, ids []int64) ([]store.Message, error) {
+	if err := s.begin(ctx, "get messages"); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	mr, err := s.newMsgReader(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("get messages: %w", err)
+	}
+	defer mr.close()
+	msgs := make([]store.Message, 0, len(ids))
+	for i, id := range ids {
+		if i%ctxEvery == ctxEvery-1 && ctx.Err() != nil {
+			return nil, fmt.Errorf("get messages: %w", ctx.Err())
+		}
+		m, found, err := mr.get(id)
+		if err != nil {
+			return nil, fmt.Errorf("get messages: %w", err)
+		}
+		if found {
+			msgs = append(msgs, m)
+		}
+	}
+	return msgs, nil
+}
+
+// msgReader looks messages up through one iterator, which is cheaper than
+// a Get (an iterator each) per message.
+type msgReader struct {
+	it  *pebble.Iterator
+	key []byte
+}
+
+func (s *Store) newMsgReader(ctx context.Context) (*msgReader, error) {
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{
+		LowerBound: []byte(pfxMsg),
+		UpperBound: prefixEnd([]byte(pfxMsg)),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &msgReader{it: it}, nil
+}
+
+func (r *msgReader) get(id int64) (store.Message, bool, error) {
+	var m store.Message
+	if id < 0 {
+		return m, false, nil
+	}
+	r.key = msgKey(r.key[:0], id)
+	if !r.it.SeekGE(r.key) || !bytes.Equal(r.it.Key(), r.key) {
+		return m, false, r.it.Error()
+	}
+	val, err := r.it.ValueAndErr()
+	if err != nil {
+		return m, false, err
+	}
+	if err := json.Unmarshal(val, &m); err != nil {
+		return m, false, fmt.Errorf("decode message %d: %w", id, err)
+	}
+	return m, true, nil
+}
+
+func (r *msgReader) close() { _ = r.it.Close() }

@@ -1,0 +1,174 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/imqtt/imqtt/store"
+)
+
+func testEpoch(t *testing.T, f *fixture) {
+	e := f.s.Epoch()
+	if e == "" {
+		t.Fatal("empty epoch")
+	}
+	f.send("alice", "bob", 1, 1)
+	if got := f.s.Epoch(); got != e {
+		t.Errorf("epoch changed from %q to %q", e, got)
+	}
+	if err := f.s.Ping(f.ctx); err != nil {
+		t.Errorf("ping: %v", err)
+	}
+}
+
+func testCanceled(t *testing.T, f *fixture) {
+	f.send("alice", "bob", 1, 1)
+	ctx, cancel := context.WithCancel(f.ctx)
+	cancel()
+	_, err := f.s.Range(ctx, "alice", 0, 0)
+	wantErr(t, "range", err, context.Canceled)
+	_, err = f.s.History(ctx, "alice", "bob", 0, 0)
+	wantErr(t, "history", err, context.Canceled)
+	_, err = f.s.Conversations(ctx, "alice")
+	wantErr(t, "conversations", err, context.Canceled)
+}
+
+func testClosed(t *testing.T, f *fixture) {
+	f.send("alice", "bob", 1, 1)
+	if err := f.s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := f.s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+		t.Errorf("second close: %v", err)
+	}
+	ctx := f.ctx
+	var b store.Batch
+	calls := map[string]func() error{
+		"CreateUser":  func() error { return f.s.CreateUser(ctx, store.User{ID: "carol"}) },
+		"GetUser":     func() error { _, err := f.s.GetUser(ctx, "alice"); return err },
+		"PutToken":    func() error { return f.s.PutToken(ctx, store.Token{Hash: "h"}) },
+		"GetToken":    func() error { _, err := f.s.GetToken(ctx, "h"); return err },
+		"DeleteToken": func() error { return f.s.DeleteToken(ctx, "h") },
+		"ReserveVersions": func() error {
+			_, err := f.s.ReserveVersions(ctx, "alice", 1)
+			return err
+		},
+		"Commit":        func() error { return f.s.Commit(ctx, &b) },
+		"LookupAck":     func() error { _, err := f.s.LookupAck(ctx, "alice", "c1"); return err },
+		"Range":         func() error { _, err := f.s.Range(ctx, "alice", 0, 0); return err },
+		"Head":          func() error { _, err := f.s.Head(ctx, "alice"); return err },
+		"History":       func() error { _, err := f.s.History(ctx, "alice", "bob", 0, 0); return err },
+		"Conversations": func() error { _, err := f.s.Conversations(ctx, "alice"); return err },
+		"SetRead":       func() error { _, err := f.s.SetRead(ctx, "bob", "alice", 0); return err },
+		"GetMessages":   func() error { _, err := f.s.GetMessages(ctx, []int64{1}); return err },
+		"Ping":          func() error { return f.s.Ping(ctx) },
+	}
+	for name, call := range calls {
+		wantErr(t, name+" after close", call(), store.ErrClosed)
+	}
+}
+
+// testCloseConcurrent closes the store while calls are running: each call
+// either completes or returns ErrClosed, and none crashes.
+func testCloseConcurrent(t *testing.T, f *fixture) {
+	f.send("alice", "bob", 1, 1)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for w := range 4 {
+		wg.Go(func() {
+			<-start
+			for i := range 50 {
+				var err error
+				switch i % 3 {
+				case 0:
+					_, err = f.s.Range(f.ctx, "alice", 0, 0)
+				case 1:
+					_, err = f.s.ReserveVersions(f.ctx, "alice", 1)
+				default:
+					id := int64(1000 + w*100 + i)
+					m := store.Message{ID: id, From: "bob", To: "bob", Type: "text", TS: id}
+					err = f.s.Commit(f.ctx, &store.Batch{Messages: []store.Message{m}})
+				}
+				if errors.Is(err, store.ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("call during close: %v", err)
+					return
+				}
+			}
+		})
+	}
+	close(start)
+	if err := f.s.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	wg.Wait()
+}
+
+// RunReopen checks a store that persists to a directory: open must open
+// (or create) the store in dir. Data, version reservations and the epoch
+// survive Close and a new open; a new directory is a new epoch.
+func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
+	dir := t.TempDir()
+	f := newFixture(t, open(t, dir))
+	alice := store.User{ID: "alice", PasswordHash: "x", Created: 1}
+	if err := f.s.CreateUser(f.ctx, alice); err != nil {
+		t.Fatalf("create user: %v", err)
+	}
+	tok := store.Token{Hash: "h1", User: "alice", Device: "d", Expires: 9, Created: 1}
+	if err := f.s.PutToken(f.ctx, tok); err != nil {
+		t.Fatalf("put token: %v", err)
+	}
+	m1 := f.send("alice", "bob", 101, 1000)
+	m2 := f.send("bob", "alice", 102, 2000)
+	f.setRead("alice", "bob", 0)
+	// A reservation that no commit follows must survive Close as well.
+	end := f.reserve("alice", 50) + 50
+	epoch := f.s.Epoch()
+	want := f.snapshot()
+	if err := f.s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	for round := 1; round <= 2; round++ {
+		f = newFixture(t, open(t, dir))
+		if got := f.s.Epoch(); got != epoch {
+			t.Errorf("reopen %d: epoch %q, want %q", round, got, epoch)
+		}
+		if got := f.snapshot(); !reflect.DeepEqual(got, want) {
+			t.Errorf("reopen %d: data changed:\n got %+v\nwant %+v", round, got, want)
+		}
+		if got, err := f.s.GetUser(f.ctx, "alice"); err != nil || got != alice {
+			t.Errorf("reopen %d: user %+v, %v", round, got, err)
+		}
+		if got, err := f.s.GetToken(f.ctx, "h1"); err != nil || got != tok {
+			t.Errorf("reopen %d: token %+v, %v", round, got, err)
+		}
+		if ack, err := f.s.LookupAck(f.ctx, "bob", m2.Msg.CMID); err != nil || ack != m2.Ack {
+			t.Errorf("reopen %d: ack %+v, %v", round, ack, err)
+		}
+		if c := f.conv("alice", "bob"); c.ReadUpto != m2.Msg.ID || c.Unread != 0 {
+			t.Errorf("reopen %d: read position lost: %+v", round, c)
+		}
+		first := f.reserve("alice", 1)
+		if first < end {
+			t.Fatalf("reopen %d: reserved %d, below the end %d of an earlier block", round, first, end)
+		}
+		end = first + 1
+		if got := f.rangeEvents("bob", 0, 0); len(got) != 2 || got[0].MsgID != m1.Msg.ID {
+			t.Errorf("reopen %d: bob's events %v", round, msgIDs(got))
+		}
+		if err := f.s.Close(); err != nil {
+			t.Fatalf("close %d: %v", round, err)
+		}
+	}
+
+	other := newFixture(t, open(t, t.TempDir()))
+	if e := other.s.Epoch(); e == "" || e == epoch {
+		t.Errorf("a new store has epoch %q; want a new one (old %q)", e, epoch)
+	}
+}

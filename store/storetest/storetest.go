@@ -1,0 +1,214 @@
+// Package storetest is the conformance suite of store.Store: every
+// implementation runs Run (and RunReopen if it persists to a directory) from
+// its own tests. The suite tests the contract in store.go, not an engine.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strconv"
+	"testing"
+
+	"github.com/imqtt/imqtt/store"
+)
+
+// Run runs the suite. open must return a new, empty store for each call;
+// the suite closes it when the subtest ends (Close must be idempotent).
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	cases := []struct {
+		name string
+		fn   func(t *testing.T, f *fixture)
+	}{
+		{"Users", testUsers},
+		{"Tokens", testTokens},
+		{"ReserveVersions", testReserveVersions},
+		{"ReserveVersionsConcurrent", testReserveVersionsConcurrent},
+		{"CommitAndRead", testCommitAndRead},
+		{"GetMessages", testGetMessages},
+		{"NoteToSelf", testNoteToSelf},
+		{"Replay", testReplay},
+		{"AccumulateInBatch", testAccumulateInBatch},
+		{"ConversationOrder", testConversationOrder},
+		{"SetRead", testSetRead},
+		{"SetReadLateMessage", testSetReadLateMessage},
+		{"Limits", testLimits},
+		{"Epoch", testEpoch},
+		{"Canceled", testCanceled},
+		{"Closed", testClosed},
+		{"CloseConcurrent", testCloseConcurrent},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.fn(t, newFixture(t, open(t)))
+		})
+	}
+}
+
+// fixture is one subtest's store and helpers that fail the test on error.
+type fixture struct {
+	t   *testing.T
+	s   store.Store
+	ctx context.Context
+}
+
+func newFixture(t *testing.T, s store.Store) *fixture {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return &fixture{t: t, s: s, ctx: t.Context()}
+}
+
+// sent is one 1:1 message as a batch carries it.
+type sent struct {
+	Msg     store.Message
+	Ack     store.Ack
+	FromVer uint64
+	ToVer   uint64 // 0 for a note to oneself
+}
+
+// add appends a send of message id from -> to at ts to b, the way the chat
+// pipeline builds it: versions from ReserveVersions, one Message, an entry
+// and a conversation update per side, one Ack.
+func (f *fixture) add(b *store.Batch, from, to string, id, ts int64) sent {
+	f.t.Helper()
+	s := sent{
+		Msg: store.Message{ID: id, From: from, To: to, Type: "text", Body: "m" + strconv.FormatInt(id, 10),
+			Meta: json.RawMessage(`{"n":` + strconv.FormatInt(id, 10) + `}`), CMID: "c" + strconv.FormatInt(id, 10), TS: ts},
+		FromVer: f.reserve(from, 1),
+	}
+	s.Ack = store.Ack{From: from, CMID: s.Msg.CMID, ID: id, Ver: s.FromVer, TS: ts}
+	b.Messages = append(b.Messages, s.Msg)
+	b.Acks = append(b.Acks, s.Ack)
+	b.Entries = append(b.Entries, store.Entry{User: from, Ver: s.FromVer, Peer: to, Out: true, MsgID: id})
+	b.Convs = append(b.Convs, store.ConvUpdate{User: from, Peer: to, MsgID: id, TS: ts, Ver: s.FromVer})
+	if to != from {
+		s.ToVer = f.reserve(to, 1)
+		b.Entries = append(b.Entries, store.Entry{User: to, Ver: s.ToVer, Peer: from, MsgID: id})
+		b.Convs = append(b.Convs, store.ConvUpdate{User: to, Peer: from, MsgID: id, TS: ts, Ver: s.ToVer, Incoming: true})
+	}
+	return s
+}
+
+// send commits one message in its own batch.
+func (f *fixture) send(from, to string, id, ts int64) sent {
+	f.t.Helper()
+	var b store.Batch
+	s := f.add(&b, from, to, id, ts)
+	f.commit(&b)
+	return s
+}
+
+func (f *fixture) commit(b *store.Batch) {
+	f.t.Helper()
+	if err := f.s.Commit(f.ctx, b); err != nil {
+		f.t.Fatalf("commit: %v", err)
+	}
+}
+
+func (f *fixture) reserve(key string, n uint64) uint64 {
+	f.t.Helper()
+	first, err := f.s.ReserveVersions(f.ctx, key, n)
+	if err != nil {
+		f.t.Fatalf("reserve %d of %s: %v", n, key, err)
+	}
+	return first
+}
+
+func (f *fixture) rangeEvents(user string, since uint64, limit int) []store.Event {
+	f.t.Helper()
+	evs, err := f.s.Range(f.ctx, user, since, limit)
+	if err != nil {
+		f.t.Fatalf("range %s since %d: %v", user, since, err)
+	}
+	return evs
+}
+
+func (f *fixture) history(user, peer string, before int64, limit int) []store.Event {
+	f.t.Helper()
+	evs, err := f.s.History(f.ctx, user, peer, before, limit)
+	if err != nil {
+		f.t.Fatalf("history %s/%s before %d: %v", user, peer, before, err)
+	}
+	return evs
+}
+
+func (f *fixture) convs(user string) []store.Conversation {
+	f.t.Helper()
+	cs, err := f.s.Conversations(f.ctx, user)
+	if err != nil {
+		f.t.Fatalf("conversations %s: %v", user, err)
+	}
+	return cs
+}
+
+// conv returns user's row with peer, failing if there is none.
+func (f *fixture) conv(user, peer string) store.Conversation {
+	f.t.Helper()
+	for _, c := range f.convs(user) {
+		if c.Peer == peer {
+			return c
+		}
+	}
+	f.t.Fatalf("no conversation %s/%s", user, peer)
+	return store.Conversation{}
+}
+
+func (f *fixture) head(user string) uint64 {
+	f.t.Helper()
+	h, err := f.s.Head(f.ctx, user)
+	if err != nil {
+		f.t.Fatalf("head %s: %v", user, err)
+	}
+	return h
+}
+
+// event is what Range or History must return for user's side of s.
+func (s sent) event(user string) store.Event {
+	e := store.Event{Msg: s.Msg}
+	e.User, e.MsgID = user, s.Msg.ID
+	if user == s.Msg.From {
+		e.Ver, e.Peer, e.Out = s.FromVer, s.Msg.To, true
+	} else {
+		e.Ver, e.Peer = s.ToVer, s.Msg.From
+	}
+	return e
+}
+
+// events is the expected events of user's side of ss, in the given order.
+func events(user string, ss ...sent) []store.Event {
+	out := make([]store.Event, len(ss))
+	for i, s := range ss {
+		out[i] = s.event(user)
+	}
+	return out
+}
+
+func equalEvents(t *testing.T, what string, got, want []store.Event) {
+	t.Helper()
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
+	}
+}
+
+func msgIDs(evs []store.Event) []int64 {
+	ids := make([]int64, len(evs))
+	for i, e := range evs {
+		ids[i] = e.MsgID
+	}
+	return ids
+}
+
+func wantErr(t *testing.T, what string, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Errorf("%s: got error %v, want %v", what, err, target)
+	}
+}
