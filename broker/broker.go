@@ -148,10 +148,15 @@ func (b *Broker) TLSAddr() string {
 // WebSocket is the handler to mount at /mqtt on the HTTP server.
 func (b *Broker) WebSocket() http.Handler { return b.ws }
 
-// Publish delivers payload to the topic's subscribers at QoS 1 without
-// blocking: a client whose queue is full misses it (and syncs it later).
+// Publish delivers payload to the topic's subscribers without ever blocking
+// on one of them. It publishes at QoS 0 on purpose: reliability comes from
+// versions and sync (SPEC §5), not from MQTT redelivery. mochi's QoS 1 path
+// takes each subscriber's client lock to pick a packet ID, and that lock is
+// held by the subscriber's writer while it is blocked on a full socket, so one
+// stalled subscriber would stall every delivery. At QoS 0 a full client queue
+// drops the packet (counted by OnPublishDropped) and the client syncs it.
 func (b *Broker) Publish(topic string, payload []byte) error {
-	return b.srv.Publish(topic, payload, false, 1)
+	return b.srv.Publish(topic, payload, false, 0)
 }
 
 // Clients is the number of connected clients.

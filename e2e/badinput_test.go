@@ -107,7 +107,8 @@ func TestConnectRefusals(t *testing.T) {
 	account(t, s, "bob", "phone")
 	try := func(clientID, user, pass string) error {
 		opts := paho.NewClientOptions().AddBroker("tcp://" + s.MQTT).SetClientID(clientID).
-			SetUsername(user).SetPassword(pass).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
+			SetUsername(user).SetPassword(pass).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
+			SetProtocolVersion(4) // no fallback to 3.1: one attempt, one refusal
 		c := paho.NewClient(opts)
 		tk := c.Connect()
 		tk.WaitTimeout(10 * time.Second)
@@ -160,7 +161,11 @@ func TestACL(t *testing.T) {
 	alice := connect(t, s.MQTT, "alice", "phone", account(t, s, "alice", "phone"))
 	var leaked []string
 	for _, filter := range []string{"im/u/bob/inbox", "im/u/bob/#", "#", "im/u/+/inbox", "im/send", "$SYS/#", "im/u/bobby/inbox"} {
-		tok := alice.c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) { leaked = append(leaked, m.Topic()) })
+		tok := alice.c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+			if !strings.HasPrefix(m.Topic(), wire.UserPrefix("alice")) { // paho routes her own topics here too
+				leaked = append(leaked, m.Topic())
+			}
+		})
 		tok.WaitTimeout(5 * time.Second)
 		if got := tok.(*paho.SubscribeToken).Result()[filter]; got != 0x80 {
 			t.Errorf("subscribe %q granted %#x, want 0x80", filter, got)

@@ -62,14 +62,22 @@ func (h *Auth) Init(config any) error {
 	return nil
 }
 
-// OnConnect checks the client ID against the username before any password
-// work, and imposes a keepalive on clients that ask for none.
+// OnConnect checks the client ID against the username, then the
+// credentials, and imposes a keepalive on clients that ask for none. It
+// answers refusals itself because mochi's OnConnectAuthenticate path maps
+// 0x86 to 3.1.1 return code 5, where SPEC §2 wants 4 (bad user name or password).
 func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	user, _, ok := wire.SplitClientID(cl.ID)
 	if !ok || user != string(cl.Properties.Username) {
 		h.cfg.Metrics.AuthFailures.WithLabelValues("client_id").Inc()
-		_ = h.cfg.Server.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil)
-		return packets.ErrClientIdentifierNotValid
+		return h.refuse(cl, packets.ErrClientIdentifierNotValid) // 0x85; 3.1.1: 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.cfg.Accounts.Authenticate(ctx, user, string(pk.Connect.Password)); err != nil {
+		h.cfg.Metrics.AuthFailures.WithLabelValues("credentials").Inc()
+		h.cfg.Logger.Info("mqtt login refused", "user", user, "remote", cl.Net.Remote, "err", err)
+		return h.refuse(cl, packets.ErrBadUsernameOrPassword) // 0x86; 3.1.1: 4
 	}
 	if cl.State.Keepalive == 0 {
 		cl.State.Keepalive = h.cfg.Keepalive
@@ -78,17 +86,20 @@ func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	return nil
 }
 
-// OnConnectAuthenticate accepts a token issued to this user or its password.
-// A token issued for one device is good for any of the user's devices: the
-// client ID names the device.
-func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	user := string(pk.Connect.Username)
-	if _, err := h.cfg.Accounts.Authenticate(ctx, user, string(pk.Connect.Password)); err != nil {
-		h.cfg.Metrics.AuthFailures.WithLabelValues("credentials").Inc()
-		h.cfg.Logger.Info("mqtt login refused", "user", user, "remote", cl.Net.Remote, "err", err)
-		return false
+// refuse sends the CONNACK for code and returns it as the error that ends the connection.
+func (h *Auth) refuse(cl *mqtt.Client, code packets.Code) error {
+	ack := code
+	if cl.Properties.ProtocolVersion < 5 {
+		if code == packets.ErrBadUsernameOrPassword {
+			ack = packets.ErrMalformedUsernameOrPassword // 3.1.1 return code 4 [MQTT-3.2.2.3]
+		} else if v3, ok := packets.V5CodesToV3[code]; ok {
+			ack = v3
+		}
 	}
-	return true
+	_ = h.cfg.Server.SendConnack(cl, ack, false, nil)
+	return code
 }
+
+// OnConnectAuthenticate lets through what OnConnect accepted (mochi refuses
+// every connection unless some hook says yes here).
+func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool { return true }

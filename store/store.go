@@ -140,7 +140,8 @@ type Store interface {
 	// durable lazily, but before any later Commit returns.
 	ReserveVersions(ctx context.Context, key string, n uint64) (first uint64, err error)
 
-	// Commit writes a batch. When it returns nil the whole batch is durable;
+	// Commit writes a batch. The caller dedupes: a batch holds at most one Ack
+	// per (From, CMID), and none for a pair LookupAck already finds. When it returns nil the whole batch is durable;
 	// when it returns an error nothing of it may be relied on, and the same
 	// batch may be committed again without harm (keys are IDs and versions,
 	// conversation updates are guarded by Ver). Pebble commits atomically.
@@ -162,8 +163,9 @@ type Store interface {
 	// Conversations returns user's conversation rows, newest LastTS first
 	// (ties by Last descending).
 	Conversations(ctx context.Context, user string) ([]Conversation, error)
-	// SetRead moves user's read position with peer to upto (a message ID; 0
-	// means the conversation's last message). The position never moves back.
+	// SetRead moves user's read position with peer to upto (a message ID; 0,
+	// or an ID past the conversation's last message, means the last message).
+	// The position never moves back.
 	// It recounts the conversation's unread (incoming entries with ID above the
 	// position) atomically with respect to Commit, and returns the row.
 	// ErrNotFound if there is no such conversation.

@@ -193,8 +193,8 @@ func (s *Store) SetRead(ctx context.Context, user, peer string, upto int64) (sto
 		return store.Conversation{}, fmt.Errorf("set read %s/%s: %w", user, peer, err)
 	}
 	pos := upto
-	if pos == 0 {
-		pos = row.Last
+	if pos == 0 || pos > row.Last {
+		pos = row.Last // a position past the last message would hide later ones
 	}
 	pos = max(pos, row.ReadUpto)
 	unread, err := s.countUnread(ctx, user, peer, pos)

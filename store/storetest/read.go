@@ -57,6 +57,14 @@ func testSetRead(t *testing.T, f *fixture) {
 	if row := f.setRead("alice", "bob", 0); row.ReadUpto != 14 || row.Unread != 0 {
 		t.Errorf("alice set read 0: %+v", row)
 	}
+	// A position past the last message is the last message: later messages still count.
+	if row := f.setRead("bob", "alice", 1<<62); row.ReadUpto != 14 || row.Unread != 0 {
+		t.Errorf("set read past the end: %+v; want read_upto 14", row)
+	}
+	f.send("alice", "bob", 15, 150)
+	if c := f.conv("bob", "alice"); c.Unread != 1 {
+		t.Errorf("after reading past the end, a new message: unread %d, want 1", c.Unread)
+	}
 	_, err := f.s.SetRead(f.ctx, "bob", "zoe", 0)
 	wantErr(t, "set read of no conversation", err, store.ErrNotFound)
 	_, err = f.s.SetRead(f.ctx, "nobody", "alice", 5)
