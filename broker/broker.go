@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -160,7 +161,7 @@ func (b *Broker) Publish(topic string, payload []byte) error {
 }
 
 // Clients is the number of connected clients.
-func (b *Broker) Clients() int64 { return b.srv.Info.ClientsConnected }
+func (b *Broker) Clients() int64 { return atomic.LoadInt64(&b.srv.Info.ClientsConnected) }
 
 // Kick disconnects the client with this ID if it is connected.
 func (b *Broker) Kick(clientID string, code packets.Code) bool {

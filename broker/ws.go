@@ -114,10 +114,17 @@ func (c *wsConn) SetDeadline(t time.Time) error {
 	if err := c.ws.SetReadDeadline(t); err != nil {
 		return err
 	}
-	return c.ws.SetWriteDeadline(t)
+	return c.SetWriteDeadline(t)
 }
 
-func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
+func (c *wsConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
+
+// SetWriteDeadline takes the write lock: gorilla allows one writer at a time,
+// and the deadline is writer state.
+func (c *wsConn) SetWriteDeadline(t time.Time) error {
+	c.wm.Lock()
+	defer c.wm.Unlock()
+	return c.ws.SetWriteDeadline(t)
+}
 
 var errTextFrame = errors.New("websocket text frame: MQTT over WebSocket uses binary frames")
