@@ -1,0 +1,380 @@
+// Package client is the Go SDK of imqtt: an MQTT long connection (on paho)
+// that delivers a user's messages in order and exactly once, sends with
+// acknowledgement and retry, and an HTTP client for the short-connection API.
+// The CLI (cmd/imqtt), bots, tests and the load tool are built on it.
+//
+// A Client keeps a sync cursor (SPEC §5): on every (re)connect it holds live
+// events back, syncs from the cursor until the server says it is complete,
+// delivers what it missed and then the held events, dropping anything at or
+// below the cursor, and syncs again whenever it sees a gap.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/imqtt/imqtt/wire"
+)
+
+// ErrClosed is returned by a Client's methods after Close.
+var ErrClosed = errors.New("client closed")
+
+// Config describes a Client. Server, User, Device and Token are required.
+type Config struct {
+	Server string // HTTP base URL, "http://127.0.0.1:8080"
+	// MQTT is the broker as host:port (or a URL such as ssl://host:8883).
+	// Empty: the endpoints of GET /v1/endpoints, best first, tried in turn;
+	// failing that, Server's host with port 1883.
+	MQTT   string
+	User   string
+	Device string
+	Token  string // from Login; never logged
+
+	Cursor  CursorStore  // where the sync cursor lives; nil: in memory from 0
+	OnEvent func(Event)  // called from one goroutine, in order; nil: events are dropped
+	Logger  *slog.Logger // nil: discard
+
+	// Optional tuning; zero values take the defaults in parentheses.
+	SyncLimit          int           // items per sync request (500)
+	DisableCompression bool          // do not ask for gzip-compressed sync replies
+	ResendInterval     time.Duration // Send resends an unacked message this often (3s)
+	SyncTimeout        time.Duration // a sync request with no answer is sent again after (10s)
+	// ResyncInterval: sync this often even without a sign of a gap (5m), so a
+	// last event the broker dropped (a full client queue) is not missed for
+	// long; negative turns it off.
+	ResyncInterval time.Duration
+	MinBackoff     time.Duration // first reconnect delay (250ms), doubled per failure
+	MaxBackoff     time.Duration // reconnect delay cap (30s); each delay is jittered
+	KeepAlive      time.Duration // MQTT keep-alive (30s)
+	HTTPClient     *http.Client  // for /v1/endpoints (a 60s-timeout client)
+}
+
+// withDefaults fills the zero fields of the optional settings.
+func (c Config) withDefaults() Config {
+	if c.Cursor == nil {
+		c.Cursor = &MemoryCursor{}
+	}
+	if c.OnEvent == nil {
+		c.OnEvent = func(Event) {}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.SyncLimit <= 0 {
+		c.SyncLimit = 500
+	}
+	if c.ResendInterval <= 0 {
+		c.ResendInterval = 3 * time.Second
+	}
+	if c.SyncTimeout <= 0 {
+		c.SyncTimeout = 10 * time.Second
+	}
+	if c.ResyncInterval == 0 {
+		c.ResyncInterval = 5 * time.Minute
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 250 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 30 * time.Second
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = c.MinBackoff
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = 30 * time.Second
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Server == "" && c.MQTT == "":
+		return errors.New("client: Server or MQTT is required")
+	case !wire.ValidUser(c.User):
+		return fmt.Errorf("client: bad user ID %q", c.User)
+	case !wire.ValidDevice(c.Device):
+		return fmt.Errorf("client: bad device ID %q", c.Device)
+	case c.Token == "":
+		return errors.New("client: Token is required")
+	}
+	return nil
+}
+
+// Client is a live MQTT connection of one device. It reconnects by itself
+// until Close, or until the server refuses its credentials (see Done).
+// Its methods are safe for concurrent use.
+type Client struct {
+	cfg      Config
+	log      *slog.Logger
+	inbox    string // topics
+	device   string
+	queue    queue
+	gens     atomic.Uint64 // numbers connections
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	dead     chan struct{} // closed when the client stops for good
+	stopOnce sync.Once
+
+	mu      sync.Mutex
+	mc      mqtt.Client                  // the current connection; nil while down
+	up      chan struct{}                // closed at the next connect
+	synced  chan struct{}                // closed when a sync since the latest connect ended
+	waiters map[string][]chan sendResult // Sends waiting for an ack, by cmid
+	cursor  uint64                       // copies of the sequencer's, for Cursor
+	epoch   string
+	err     error // why the client stopped
+}
+
+type sendResult struct {
+	ack wire.Ack
+	err *wire.Error
+}
+
+// Dial connects the device and subscribes to its topics, retrying with
+// backoff until ctx ends; refused credentials fail at once. After Dial the
+// client syncs from the saved cursor and then delivers live events to
+// OnEvent; ctx bounds only the dialling.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	ver, epoch, err := cfg.Cursor.Load()
+	if err != nil {
+		return nil, fmt.Errorf("dial %s/%s: %w", cfg.User, cfg.Device, err)
+	}
+	c := &Client{
+		cfg:     cfg,
+		log:     cfg.Logger.With("user", cfg.User, "device", cfg.Device),
+		inbox:   wire.InboxTopic(cfg.User),
+		device:  wire.DeviceTopic(cfg.User, cfg.Device),
+		dead:    make(chan struct{}),
+		up:      make(chan struct{}),
+		synced:  make(chan struct{}),
+		waiters: map[string][]chan sendResult{},
+		cursor:  ver,
+		epoch:   epoch,
+	}
+	c.queue.init()
+
+	var conn *connection
+	for attempt := 0; ; attempt++ {
+		conn, err = c.connect(ctx, attempt)
+		if err == nil {
+			break
+		}
+		var fe *fatalError
+		if errors.As(err, &fe) {
+			return nil, fmt.Errorf("dial %s/%s: %w", cfg.User, cfg.Device, err)
+		}
+		c.log.Warn("connect failed", "attempt", attempt+1, "err", err)
+		if !sleepCtx(ctx, c.backoff(attempt)) {
+			return nil, fmt.Errorf("dial %s/%s: %w (last error: %v)", cfg.User, cfg.Device, ctx.Err(), err)
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.cancel = cancel
+	seq := newSequencer(ver, epoch)
+	c.wg.Add(2)
+	go c.loop(runCtx, seq)
+	go c.supervise(runCtx, conn)
+	return c, nil
+}
+
+// Done is closed when the client has stopped: after Close, or when the
+// server refused its credentials on a reconnect. Err says which.
+func (c *Client) Done() <-chan struct{} { return c.dead }
+
+// Err is nil while the client runs, ErrClosed after Close, or the reason it
+// stopped by itself.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close disconnects and stops the client. The cursor was saved as events were
+// delivered. Close is idempotent and waits for the client's goroutines, so it
+// must not be called from OnEvent.
+func (c *Client) Close() error {
+	c.stop(ErrClosed)
+	c.wg.Wait()
+	return nil
+}
+
+// stop ends the client with err (once).
+func (c *Client) stop(err error) {
+	c.stopOnce.Do(func() {
+		c.mu.Lock()
+		c.err = err
+		c.mu.Unlock()
+		c.cancel()
+		close(c.dead)
+	})
+}
+
+// Cursor returns the highest version delivered without a gap and its epoch.
+func (c *Client) Cursor() (ver uint64, epoch string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cursor, c.epoch
+}
+
+// WaitSynced waits until the client has finished a sync since the latest
+// connect it has processed: everything the device missed has been delivered.
+func (c *Client) WaitSynced(ctx context.Context) error {
+	c.mu.Lock()
+	ch := c.synced
+	c.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-c.dead:
+		return c.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Send sends a message and waits for its ack. An empty CMID is filled with a
+// random one, an empty Type means text. Until the ack (or a final error) comes, the message is sent
+// again with the same CMID every ResendInterval and after every reconnect;
+// the server stores and delivers it once however often it arrives (SPEC §4).
+// An error event from the server is returned as a *wire.Error, except the
+// retryable codes unavailable and busy, which lead to another resend.
+func (c *Client) Send(ctx context.Context, m wire.Send) (wire.Ack, error) {
+	if m.CMID == "" {
+		m.CMID = NewCMID()
+	}
+	if m.Type == "" {
+		m.Type = "text"
+	}
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return wire.Ack{}, err
+	}
+	ch := make(chan sendResult, 1)
+	c.mu.Lock()
+	c.waiters[m.CMID] = append(c.waiters[m.CMID], ch)
+	c.mu.Unlock()
+	defer c.unwait(m.CMID, ch)
+
+	ticker := time.NewTicker(c.cfg.ResendInterval)
+	defer ticker.Stop()
+	for {
+		up := c.publish(wire.TopicSend, payload)
+		select {
+		case r := <-ch:
+			if r.err == nil {
+				return r.ack, nil
+			}
+			if !Retryable(r.err) {
+				return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, r.err)
+			}
+			c.log.Debug("send: server asks to retry", "cmid", m.CMID, "code", r.err.Code)
+			select { // resend at the next tick, not at once
+			case <-ticker.C:
+			case <-ctx.Done():
+				return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, ctx.Err())
+			case <-c.dead:
+				return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, c.Err())
+			}
+		case <-ticker.C:
+		case <-up:
+		case <-ctx.Done():
+			return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, ctx.Err())
+		case <-c.dead:
+			return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, c.Err())
+		}
+	}
+}
+
+// unwait removes a Send's waiter.
+func (c *Client) unwait(cmid string, ch chan sendResult) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ws := c.waiters[cmid]
+	for i, w := range ws {
+		if w == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(c.waiters, cmid)
+	} else {
+		c.waiters[cmid] = ws
+	}
+}
+
+// Read sets the read position with peer to the message uptoID (empty:
+// everything so far). It returns once the server has the request; the new
+// counts come to every device as an unread event.
+func (c *Client) Read(ctx context.Context, peer, uptoID string) error {
+	payload, err := json.Marshal(wire.Read{Peer: peer, Upto: uptoID})
+	if err != nil {
+		return err
+	}
+	for {
+		c.mu.Lock()
+		mc, up := c.mc, c.up
+		c.mu.Unlock()
+		if mc != nil {
+			tok := mc.Publish(wire.TopicRead, 1, false, payload)
+			select {
+			case <-tok.Done():
+				if tok.Error() == nil {
+					return nil
+				}
+				c.log.Debug("read: publish failed", "err", tok.Error())
+			case <-ctx.Done():
+				return fmt.Errorf("read %s: %w", peer, ctx.Err())
+			}
+		}
+		select { // wait for a connection that may work
+		case <-up:
+		case <-ctx.Done():
+			return fmt.Errorf("read %s: %w", peer, ctx.Err())
+		case <-c.dead:
+			return fmt.Errorf("read %s: %w", peer, c.Err())
+		}
+	}
+}
+
+// publish sends payload at QoS 1 on the current connection, if any, without
+// waiting for the broker. It returns a channel closed at the next connect.
+func (c *Client) publish(topic string, payload []byte) <-chan struct{} {
+	c.mu.Lock()
+	mc, up := c.mc, c.up
+	c.mu.Unlock()
+	if mc != nil {
+		mc.Publish(topic, 1, false, payload)
+	}
+	return up
+}
+
+// reply hands an ack or error event from the device topic to the Sends
+// waiting for its cmid. It reports whether any was.
+func (c *Client) reply(cmid string, r sendResult) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ws := c.waiters[cmid]
+	for _, w := range ws {
+		select {
+		case w <- r:
+		default: // that Send has an answer already
+		}
+	}
+	return len(ws) > 0
+}

@@ -1,0 +1,301 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/imqtt/imqtt/wire"
+)
+
+// defaultHTTPClient is used when HTTP.Client is nil.
+var defaultHTTPClient = &http.Client{Timeout: 60 * time.Second}
+
+// HTTP calls the short-connection API of SPEC §8. Server is the base URL
+// ("http://127.0.0.1:8080"); Token is the bearer token from Login (empty for
+// Register, Login and Endpoints); Client defaults to one with a 60 s timeout.
+// A reply with an error status is returned as a *wire.Error, wrapped with
+// what was being done (use errors.As).
+type HTTP struct {
+	Server string
+	Token  string
+	Client *http.Client
+}
+
+// Register creates the account user (POST /v1/users).
+func Register(ctx context.Context, server, user, password string) error {
+	return (&HTTP{Server: server}).Register(ctx, user, password)
+}
+
+// Login opens a session for user's device (POST /v1/sessions).
+func Login(ctx context.Context, server, user, password, device string) (wire.Session, error) {
+	return (&HTTP{Server: server}).Login(ctx, user, password, device)
+}
+
+// Register creates the account user (POST /v1/users).
+func (h *HTTP) Register(ctx context.Context, user, password string) error {
+	err := h.do(ctx, http.MethodPost, "/v1/users", nil, wire.Register{User: user, Password: password}, nil)
+	if err != nil {
+		return fmt.Errorf("register %s: %w", user, err)
+	}
+	return nil
+}
+
+// Login opens a session for user's device (POST /v1/sessions).
+func (h *HTTP) Login(ctx context.Context, user, password, device string) (wire.Session, error) {
+	var s wire.Session
+	err := h.do(ctx, http.MethodPost, "/v1/sessions", nil, wire.Login{User: user, Password: password, Device: device}, &s)
+	if err != nil {
+		return wire.Session{}, fmt.Errorf("login %s/%s: %w", user, device, err)
+	}
+	if s.Token == "" {
+		return wire.Session{}, fmt.Errorf("login %s/%s: the server returned no token", user, device)
+	}
+	if s.User == "" {
+		s.User = user
+	}
+	if s.Device == "" {
+		s.Device = device
+	}
+	return s, nil
+}
+
+// Logout revokes the bearer token (DELETE /v1/sessions/current).
+func (h *HTTP) Logout(ctx context.Context) error {
+	if err := h.do(ctx, http.MethodDelete, "/v1/sessions/current", nil, nil, nil); err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	return nil
+}
+
+// Send sends a message (POST /v1/messages) and returns its ack. A send whose
+// error is Retryable may be sent again with the same CMID; Send does not
+// fill an empty CMID.
+func (h *HTTP) Send(ctx context.Context, m wire.Send) (wire.Ack, error) {
+	var a wire.Ack
+	if err := h.do(ctx, http.MethodPost, "/v1/messages", nil, m, &a); err != nil {
+		return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, err)
+	}
+	if a.Kind == "" {
+		a.Kind = wire.KindAck
+	}
+	return a, nil
+}
+
+// Sync returns one batch of what the device missed (GET /v1/sync): items
+// with req.Since < ver <= Upto; call again from Upto while More.
+func (h *HTTP) Sync(ctx context.Context, req wire.SyncRequest) (wire.Sync, error) {
+	q := url.Values{"since": {strconv.FormatUint(req.Since, 10)}}
+	if req.Limit > 0 {
+		q.Set("limit", strconv.Itoa(req.Limit))
+	}
+	if req.Epoch != "" {
+		q.Set("epoch", req.Epoch)
+	}
+	if req.Group != "" {
+		q.Set("group", req.Group)
+	}
+	var s wire.Sync
+	if err := h.do(ctx, http.MethodGet, "/v1/sync", q, nil, &s); err != nil {
+		return wire.Sync{}, fmt.Errorf("sync since %d: %w", req.Since, err)
+	}
+	return s, nil
+}
+
+// SyncCursor fetches everything after the cursor in cur, calls fn for each
+// message once and in version order, and saves the cursor after each batch
+// (so fn may see a message again only if the process dies between the two).
+// A Reset reply drops the cursor and starts over from the server's history.
+// limit 0 lets the server choose the batch size.
+func (h *HTTP) SyncCursor(ctx context.Context, cur CursorStore, limit int, fn func(wire.Msg) error) error {
+	ver, epoch, err := cur.Load()
+	if err != nil {
+		return err
+	}
+	for {
+		b, err := h.Sync(ctx, wire.SyncRequest{Since: ver, Limit: limit, Epoch: epoch})
+		if err != nil {
+			return err
+		}
+		if b.Reset {
+			ver = b.Since
+		} else if b.Since > ver {
+			return fmt.Errorf("sync since %d: the reply starts at %d", ver, b.Since)
+		}
+		if b.Epoch != "" {
+			epoch = b.Epoch
+		}
+		for _, m := range b.Items {
+			if m.Ver <= ver {
+				continue
+			}
+			if err := fn(m); err != nil {
+				return err
+			}
+			ver = m.Ver
+		}
+		ver = max(ver, b.Upto)
+		if err := cur.Save(ver, epoch); err != nil {
+			return err
+		}
+		if !b.More {
+			return nil
+		}
+	}
+}
+
+// Conversations returns the conversation list (GET /v1/conversations).
+func (h *HTTP) Conversations(ctx context.Context) (wire.Conversations, error) {
+	var c wire.Conversations
+	if err := h.do(ctx, http.MethodGet, "/v1/conversations", nil, nil, &c); err != nil {
+		return wire.Conversations{}, fmt.Errorf("conversations: %w", err)
+	}
+	return c, nil
+}
+
+// History returns the messages with peer, newest first, whose ID is below
+// before (empty: the newest); limit 0 lets the server choose
+// (GET /v1/conversations/{peer}/messages).
+func (h *HTTP) History(ctx context.Context, peer, before string, limit int) (wire.History, error) {
+	q := url.Values{}
+	if before != "" {
+		q.Set("before", before)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var hist wire.History
+	if err := h.do(ctx, http.MethodGet, "/v1/conversations/"+url.PathEscape(peer)+"/messages", q, nil, &hist); err != nil {
+		return wire.History{}, fmt.Errorf("history %s: %w", peer, err)
+	}
+	return hist, nil
+}
+
+// Read sets a read position (POST /v1/read) and returns the new counts.
+func (h *HTTP) Read(ctx context.Context, r wire.Read) (wire.Unread, error) {
+	var u wire.Unread
+	if err := h.do(ctx, http.MethodPost, "/v1/read", nil, r, &u); err != nil {
+		return wire.Unread{}, fmt.Errorf("read %s%s: %w", r.Peer, r.Group, err)
+	}
+	return u, nil
+}
+
+// Endpoints lists the MQTT endpoints, best first (GET /v1/endpoints, no auth).
+func (h *HTTP) Endpoints(ctx context.Context) (wire.Endpoints, error) {
+	var e wire.Endpoints
+	if err := h.do(ctx, http.MethodGet, "/v1/endpoints", nil, nil, &e); err != nil {
+		return wire.Endpoints{}, fmt.Errorf("endpoints: %w", err)
+	}
+	return e, nil
+}
+
+// do performs one JSON call: in (if not nil) is the body, out (if not nil)
+// receives the reply. Error statuses become a *wire.Error.
+func (h *HTTP) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	if h.Server == "" {
+		return errors.New("no server URL")
+	}
+	u := strings.TrimRight(h.Server, "/") + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if h.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+h.Token)
+	}
+	hc := h.Client
+	if hc == nil {
+		hc = defaultHTTPClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxPayload+1))
+	if err != nil {
+		return fmt.Errorf("read reply: %w", err)
+	}
+	if len(raw) > maxPayload {
+		return errors.New("reply over 64 MiB")
+	}
+	if raw, err = Decompress(raw); err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		return statusError(resp.StatusCode, raw)
+	}
+	if out == nil || len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decode reply: %w", err)
+	}
+	return nil
+}
+
+// statusError turns an error reply into a *wire.Error: its JSON body when it
+// has one, else a code that matches the status.
+func statusError(status int, body []byte) *wire.Error {
+	var we wire.Error
+	if json.Unmarshal(body, &we) == nil && we.Code != "" {
+		return &we
+	}
+	msg := http.StatusText(status)
+	if s := strings.TrimSpace(string(body)); s != "" {
+		msg += ": " + truncate(s, 200)
+	}
+	return wire.NewError(codeForStatus(status), msg)
+}
+
+func codeForStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return wire.CodeBadRequest
+	case http.StatusUnauthorized:
+		return wire.CodeUnauthorized
+	case http.StatusForbidden:
+		return wire.CodeForbidden
+	case http.StatusNotFound:
+		return wire.CodeNotFound
+	case http.StatusConflict:
+		return wire.CodeExists
+	case http.StatusRequestEntityTooLarge:
+		return wire.CodeTooLarge
+	case http.StatusTooManyRequests:
+		return wire.CodeBusy
+	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return wire.CodeUnavailable
+	}
+	return wire.CodeInternal
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,145 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+
+	"github.com/imqtt/imqtt/wire"
+)
+
+func TestHTTPErrorsBecomeWireErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/users":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprint(w, `{"code":"exists","message":"user alice exists"}`)
+		case "/v1/messages":
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, "upstream down")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+
+	err := Register(ctx, srv.URL, "alice", "pw")
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeExists || we.Message != "user alice exists" {
+		t.Fatalf("Register: %v", err)
+	}
+	_, err = (&HTTP{Server: srv.URL, Token: "t"}).Send(ctx, wire.Send{CMID: "c1", To: "bob", Type: "text"})
+	if !errors.As(err, &we) || we.Code != wire.CodeUnavailable || !Retryable(err) {
+		t.Fatalf("Send with a non-JSON 503: %v", err)
+	}
+	_, err = (&HTTP{Server: srv.URL, Token: "t"}).Conversations(ctx)
+	if !errors.As(err, &we) || we.Code != wire.CodeNotFound {
+		t.Fatalf("Conversations on a 404: %v", err)
+	}
+}
+
+func TestHTTPRequests(t *testing.T) {
+	type seen struct{ method, uri, auth, body string }
+	var got []seen
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body json.RawMessage
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		got = append(got, seen{r.Method, r.URL.RequestURI(), r.Header.Get("Authorization"), string(body)})
+		switch r.URL.Path {
+		case "/v1/sessions":
+			fmt.Fprint(w, `{"token":"tok","expires_at":5}`)
+		case "/v1/messages":
+			fmt.Fprint(w, `{"cmid":"c1","id":"77","ver":3,"ts":9}`)
+		case "/v1/read":
+			fmt.Fprint(w, `{"kind":"unread","total":0,"peer":"bob","count":0}`)
+		case "/v1/sessions/current":
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			fmt.Fprint(w, `{}`)
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+
+	s, err := Login(ctx, srv.URL+"/", "alice", "pw", "phone")
+	if err != nil || s.Token != "tok" || s.User != "alice" || s.Device != "phone" {
+		t.Fatalf("Login = %+v, %v", s, err)
+	}
+	h := &HTTP{Server: srv.URL, Token: "tok"}
+	a, err := h.Send(ctx, wire.Send{CMID: "c1", To: "bob", Type: "text", Body: "hi"})
+	if err != nil || a.ID != "77" || a.Kind != wire.KindAck {
+		t.Fatalf("Send = %+v, %v", a, err)
+	}
+	if _, err := h.History(ctx, "bob", "123", 20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Sync(ctx, wire.SyncRequest{Since: 4, Limit: 10, Epoch: "ep"}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := h.Read(ctx, wire.Read{Peer: "bob", Upto: "77"}); err != nil || u.Peer != "bob" {
+		t.Fatalf("Read = %+v, %v", u, err)
+	}
+	if err := h.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []seen{
+		{"POST", "/v1/sessions", "", `{"user":"alice","password":"pw","device":"phone"}`},
+		{"POST", "/v1/messages", "Bearer tok", `{"cmid":"c1","to":"bob","type":"text","body":"hi"}`},
+		{"GET", "/v1/conversations/bob/messages?before=123&limit=20", "Bearer tok", ""},
+		{"GET", "/v1/sync?epoch=ep&limit=10&since=4", "Bearer tok", ""},
+		{"POST", "/v1/read", "Bearer tok", `{"peer":"bob","upto":"77"}`},
+		{"DELETE", "/v1/sessions/current", "Bearer tok", ""},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("requests %+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("request %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestSyncCursor runs SyncCursor against a server whose history was lost
+// (the saved epoch is gone) and that answers in pages.
+func TestSyncCursor(t *testing.T) {
+	h := &fakeHistory{vers: []uint64{1, 2, 4, 5, 6, 9}, epoch: "new", batchItems: 2, maxLimit: 2}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		since, _ := strconv.ParseUint(r.URL.Query().Get("since"), 10, 64)
+		b := h.serve(since, r.URL.Query().Get("epoch"), 2)[0] // one batch per call, as over HTTP
+		b.More = b.More || len(h.serve(b.Upto, h.epoch, 1)[0].Items) > 0
+		json.NewEncoder(w).Encode(b)
+	}))
+	defer srv.Close()
+	cur := &MemoryCursor{}
+	_ = cur.Save(50, "old")
+	var got []uint64
+	err := (&HTTP{Server: srv.URL}).SyncCursor(context.Background(), cur, 2, func(m wire.Msg) error {
+		got = append(got, m.Ver)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(h.vers) {
+		t.Fatalf("synced %v, want %v", got, h.vers)
+	}
+	if v, e, _ := cur.Load(); v != 9 || e != "new" {
+		t.Fatalf("cursor %d %q, want 9 new", v, e)
+	}
+	// Nothing new: nothing delivered, the cursor stays.
+	got = nil
+	if err := (&HTTP{Server: srv.URL}).SyncCursor(context.Background(), cur, 2, func(m wire.Msg) error {
+		got = append(got, m.Ver)
+		return nil
+	}); err != nil || len(got) != 0 {
+		t.Fatalf("second sync: %v, %v", got, err)
+	}
+}

@@ -1,0 +1,268 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/imqtt/imqtt/wire"
+)
+
+// item is one thing for the loop goroutine, in arrival order.
+type item struct {
+	kind    int
+	gen     uint64 // the connection it came from
+	topic   string
+	payload []byte
+}
+
+const (
+	itemMsg  = iota // a publish on the inbox or device topic
+	itemUp          // connected and subscribed: sync
+	itemDown        // the connection dropped
+)
+
+// queue is an unbounded FIFO from paho's handler to the loop, so the handler
+// never blocks (and acks keep flowing while OnEvent is busy).
+type queue struct {
+	mu    sync.Mutex
+	items []item
+	ready chan struct{} // has a value when items is not empty
+}
+
+func (q *queue) init() { q.ready = make(chan struct{}, 1) }
+
+func (q *queue) push(it item) {
+	q.mu.Lock()
+	q.items = append(q.items, it)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *queue) take() []item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	its := q.items
+	q.items = nil
+	return its
+}
+
+// handler returns paho's handler for both topics of connection gen. Acks and
+// errors for a cmid go straight to the waiting Send; everything else is
+// queued for the loop.
+func (c *Client) handler(gen uint64) mqtt.MessageHandler {
+	return func(_ mqtt.Client, m mqtt.Message) { c.onMessage(gen, m) }
+}
+
+func (c *Client) onMessage(gen uint64, m mqtt.Message) {
+	p := m.Payload()
+	if m.Topic() == c.device && len(p) > 0 && p[0] == '{' {
+		var env envelope
+		if json.Unmarshal(p, &env) == nil && env.CMID != "" {
+			switch env.Kind {
+			case wire.KindAck:
+				var a wire.Ack
+				if json.Unmarshal(p, &a) == nil {
+					c.reply(a.CMID, sendResult{ack: a})
+				}
+				return
+			case wire.KindError:
+				var e wire.Error
+				if json.Unmarshal(p, &e) == nil {
+					if !c.reply(e.CMID, sendResult{err: &e}) {
+						c.log.Debug("error event for no waiting send", "cmid", e.CMID, "code", e.Code)
+					}
+				}
+				return
+			}
+		}
+	}
+	c.queue.push(item{kind: itemMsg, gen: gen, topic: m.Topic(), payload: p})
+}
+
+// loop owns the sequencer: it turns queued publishes and connection changes
+// into sync requests and ordered OnEvent calls, and saves the cursor.
+func (c *Client) loop(ctx context.Context, seq *sequencer) {
+	defer c.wg.Done()
+	l := &loopState{c: c, seq: seq, timer: time.NewTimer(time.Hour)}
+	l.timer.Stop()
+	defer l.timer.Stop()
+	var resync <-chan time.Time
+	if c.cfg.ResyncInterval > 0 {
+		t := time.NewTicker(c.cfg.ResyncInterval)
+		defer t.Stop()
+		resync = t.C
+	}
+	for {
+		select {
+		case <-resync:
+			if l.up && !seq.syncing {
+				l.requestSync()
+			}
+		case <-ctx.Done():
+			return
+		case <-c.queue.ready:
+			for _, it := range c.queue.take() {
+				if ctx.Err() != nil {
+					return
+				}
+				l.handle(it)
+			}
+		case <-l.timer.C:
+			if l.up && seq.syncing {
+				c.log.Warn("sync request unanswered; asking again", "ver", seq.cursor)
+				l.requestSync()
+			}
+		}
+	}
+}
+
+// loopState is what the loop goroutine alone touches.
+type loopState struct {
+	c     *Client
+	seq   *sequencer
+	timer *time.Timer // the deadline of the outstanding sync request
+	gen   uint64      // the current connection
+	up    bool
+}
+
+func (l *loopState) handle(it item) {
+	c := l.c
+	switch it.kind {
+	case itemUp:
+		l.gen, l.up = it.gen, true
+		c.mu.Lock()
+		select {
+		case <-c.synced: // a new connect needs a new sync
+			c.synced = make(chan struct{})
+		default:
+		}
+		c.mu.Unlock()
+		l.seq.connected()
+		l.requestSync()
+		return
+	case itemDown:
+		if it.gen == l.gen {
+			l.up = false
+			l.timer.Stop()
+		}
+		return
+	}
+	if it.gen != l.gen {
+		// Left over from an earlier connection: the sync of the current one
+		// brings whatever it held.
+		return
+	}
+	p, err := Decompress(it.payload)
+	if err != nil {
+		c.log.Warn("bad payload", "topic", it.topic, "err", err)
+		return
+	}
+	if it.topic == c.device {
+		l.deviceEvent(p)
+		return
+	}
+	ev, err := decodeEvent(p, false)
+	if err != nil {
+		c.log.Warn("bad inbox event", "err", err)
+		return
+	}
+	out, again := l.seq.live(ev)
+	l.deliver(out)
+	if again {
+		c.log.Debug("gap in the inbox; syncing", "ver", l.seq.cursor, "got", ev.Ver)
+		l.requestSync()
+	}
+}
+
+// deviceEvent handles a reply on the device topic other than a Send's.
+func (l *loopState) deviceEvent(p []byte) {
+	c := l.c
+	var env envelope
+	if err := json.Unmarshal(p, &env); err != nil {
+		c.log.Warn("bad device event", "err", err)
+		return
+	}
+	switch env.Kind {
+	case wire.KindSync:
+		b, items, err := decodeSync(p)
+		if err != nil {
+			c.log.Warn("bad sync batch", "err", err)
+			return
+		}
+		if l.seq.resets(b) {
+			c.log.Warn("sync cursor belongs to lost history; starting over", "ver", l.seq.cursor, "epoch", b.Epoch)
+		}
+		out, again := l.seq.batch(b, items)
+		l.deliver(out)
+		switch {
+		case again:
+			l.requestSync()
+		case l.seq.syncing: // more batches to come
+			l.timer.Reset(c.cfg.SyncTimeout)
+		default:
+			l.timer.Stop()
+			c.mu.Lock()
+			select {
+			case <-c.synced:
+			default:
+				close(c.synced)
+			}
+			c.mu.Unlock()
+		}
+	case wire.KindError:
+		var e wire.Error
+		_ = json.Unmarshal(p, &e)
+		c.log.Warn("server error", "code", e.Code, "message", e.Message)
+		if l.seq.syncing && l.up { // perhaps our sync request: ask again soon
+			l.timer.Reset(min(c.cfg.SyncTimeout, time.Second+c.backoff(0)))
+		}
+	case wire.KindAck:
+		// An ack for a Send that has given up.
+	default:
+		c.log.Debug("unknown device event", "kind", env.Kind)
+	}
+}
+
+// requestSync asks for everything after the cursor.
+func (l *loopState) requestSync() {
+	if !l.up {
+		return // the next connect syncs
+	}
+	c := l.c
+	req := wire.SyncRequest{Since: l.seq.cursor, Limit: c.cfg.SyncLimit, Epoch: l.seq.epoch}
+	if !c.cfg.DisableCompression {
+		req.Compress = "gzip"
+	}
+	p, err := json.Marshal(req)
+	if err != nil {
+		c.log.Error("encode sync request", "err", err)
+		return
+	}
+	l.seq.begin(req.Limit)
+	c.publish(wire.TopicSync, p)
+	l.timer.Reset(c.cfg.SyncTimeout)
+}
+
+// deliver hands events to OnEvent in order and saves the cursor if it moved.
+func (l *loopState) deliver(evs []Event) {
+	c := l.c
+	for _, ev := range evs {
+		c.cfg.OnEvent(ev)
+	}
+	c.mu.Lock()
+	changed := c.cursor != l.seq.cursor || c.epoch != l.seq.epoch
+	c.cursor, c.epoch = l.seq.cursor, l.seq.epoch
+	c.mu.Unlock()
+	if changed {
+		if err := c.cfg.Cursor.Save(l.seq.cursor, l.seq.epoch); err != nil {
+			c.log.Error("save cursor", "ver", l.seq.cursor, "err", err)
+		}
+	}
+}

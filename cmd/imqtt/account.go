@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/imqtt/imqtt/client"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// password returns --password, or IMQTT_PASSWORD (which keeps it out of ps).
+func (c *cli) password(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if p := c.env.getenv("IMQTT_PASSWORD"); p != "" {
+		return p, nil
+	}
+	return "", usagef("--password is required (or set IMQTT_PASSWORD)")
+}
+
+// cmdRegister: imqtt register USER --password P
+func cmdRegister(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("register")
+	pw := fs.String("password", "", "the new account's password (or env IMQTT_PASSWORD)")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	user := pos[0]
+	if !wire.ValidUser(user) {
+		return usagef("bad user ID %q: want 1-64 of A-Z a-z 0-9 _ . -", user)
+	}
+	p, err := c.password(*pw)
+	if err != nil {
+		return err
+	}
+	if err := client.Register(ctx, c.g.server, user, p); err != nil {
+		return err
+	}
+	return c.printJSON(map[string]string{"user": user})
+}
+
+// cmdLogin: imqtt login USER --password P [--device D]
+func cmdLogin(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("login")
+	pw := fs.String("password", "", "the account's password (or env IMQTT_PASSWORD)")
+	device := fs.String("device", defaultDevice, "this device's ID")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	user := pos[0]
+	if !wire.ValidUser(user) {
+		return usagef("bad user ID %q: want 1-64 of A-Z a-z 0-9 _ . -", user)
+	}
+	if !wire.ValidDevice(*device) {
+		return usagef("bad device ID %q: want 1-64 of A-Z a-z 0-9 _ -", *device)
+	}
+	p, err := c.password(*pw)
+	if err != nil {
+		return err
+	}
+	s, err := client.Login(ctx, c.g.server, user, p, *device)
+	if err != nil {
+		return err
+	}
+	old, oldErr := c.loadSession()
+	if err := c.saveSession(session{Server: c.g.server, User: s.User, Device: s.Device, Token: s.Token, ExpiresAt: s.ExpiresAt}); err != nil {
+		return fmt.Errorf("save session: %w", err)
+	}
+	// The sync cursor belongs to one device of one user on one server.
+	if oldErr != nil || old.User != s.User || old.Device != s.Device || old.Server != c.g.server {
+		if err := os.Remove(c.cursorPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("reset the sync cursor: %w", err)
+		}
+	}
+	return c.printJSON(map[string]any{"user": s.User, "device": s.Device, "expires_at": s.ExpiresAt})
+}
+
+// cmdLogout: imqtt logout
+func cmdLogout(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("logout")
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	s, err := c.loadSession()
+	if err != nil {
+		return err
+	}
+	err = (&client.HTTP{Server: c.g.server, Token: s.Token}).Logout(ctx)
+	var we *wire.Error
+	if err != nil && !(errors.As(err, &we) && (we.Code == wire.CodeUnauthorized || we.Code == wire.CodeNotFound)) {
+		return fmt.Errorf("%w (the session is kept; try again)", err)
+	}
+	// Revoked now, or already invalid: forget it.
+	if err := os.Remove(c.sessionPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return c.printJSON(map[string]any{"user": s.User, "device": s.Device, "logged_out": true})
+}

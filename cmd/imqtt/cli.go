@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// Defaults of the global settings (SPEC §9).
+const (
+	defaultServer = "http://127.0.0.1:8080"
+	defaultDevice = "cli"
+)
+
+// env is what the CLI reads from its surroundings, so tests can give their own.
+type env struct {
+	getenv  func(string) string
+	homeDir func() (string, error)
+}
+
+func osEnv() env { return env{getenv: os.Getenv, homeDir: os.UserHomeDir} }
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string // the synopsis after the name
+	summary string
+	run     func(ctx context.Context, c *cli, args []string) error
+}
+
+// commands is filled in init: the commands refer back to it for their usage.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"register", "USER --password P", "create an account", cmdRegister},
+		{"login", "USER --password P [--device D]", "log in and save a token for this device", cmdLogin},
+		{"logout", "", "revoke the saved token and forget it", cmdLogout},
+		{"send", "(--to PEER | --group G) TEXT...", "send a message; print the ack once it comes", cmdSend},
+		{"listen", "", "sync from the saved cursor, then print every event until stopped", cmdListen},
+		{"sync", "[--since N]", "print what was missed and save the cursor", cmdSync},
+		{"conversations", "", "the conversation list with unread counts", cmdConversations},
+		{"history", "PEER [--before ID] [--limit N]", "messages with PEER, newest first", cmdHistory},
+		{"read", "PEER [--upto ID]", "mark messages with PEER read", cmdRead},
+		{"bench", "SCENARIO", "load tests (see BENCHMARKS.md)", cmdBench},
+	}
+}
+
+// globals are the flags every command takes, before or after its name.
+type globals struct {
+	server  string
+	home    string
+	mqtt    string
+	verbose bool
+}
+
+func (g *globals) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.server, "server", "", "HTTP base URL of imqttd (env IMQTT_SERVER; default: the saved session's, else "+defaultServer+")")
+	fs.StringVar(&g.home, "home", "", "directory of the token and the sync cursor (env IMQTT_HOME; default ~/.config/imqtt)")
+	fs.StringVar(&g.mqtt, "mqtt", "", "MQTT broker host:port (env IMQTT_MQTT; default: from /v1/endpoints)")
+	fs.BoolVar(&g.verbose, "verbose", false, "log connection details to stderr")
+}
+
+// merge returns g with the settings of later (given after the command) on top.
+func (g globals) merge(later globals) globals {
+	for _, f := range []struct{ dst, src *string }{{&g.server, &later.server}, {&g.home, &later.home}, {&g.mqtt, &later.mqtt}} {
+		if *f.src != "" {
+			*f.dst = *f.src
+		}
+	}
+	g.verbose = g.verbose || later.verbose
+	return g
+}
+
+// cli is one run of the command line.
+type cli struct {
+	env    env
+	stdout io.Writer
+	stderr io.Writer
+	pre    globals // global flags given before the command
+	post   globals // ... and after it
+	g      globals // the settings in force, after resolve
+	log    *slog.Logger
+}
+
+// usageError is a mistake on the command line: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// runContext runs the CLI and returns its exit code.
+func runContext(ctx context.Context, e env, args []string, stdout, stderr io.Writer) int {
+	c := &cli{env: e, stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("imqtt", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { c.usage(stderr) }
+	c.pre.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		c.usage(stderr)
+		return exitUsage
+	}
+	name, rest := fs.Arg(0), fs.Args()[1:]
+	if name == "help" {
+		c.usage(stdout)
+		return exitOK
+	}
+	var cmd *command
+	for i := range commands {
+		if commands[i].name == name {
+			cmd = &commands[i]
+		}
+	}
+	if cmd == nil {
+		fmt.Fprintf(stderr, "imqtt: unknown command %q\n", name)
+		c.usage(stderr)
+		return exitUsage
+	}
+	err := cmd.run(ctx, c, rest)
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "imqtt %s: %v\nusage: imqtt %s %s\n", cmd.name, err, cmd.name, cmd.args)
+		return exitUsage
+	case errors.Is(err, errFlagParse):
+		return exitUsage // the flag package has said why
+	case errors.Is(err, errNotImplemented):
+		fmt.Fprintf(stderr, "imqtt %s: %v\n", cmd.name, err)
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "imqtt %s: %v\n", cmd.name, err)
+	return exitFailure
+}
+
+func (c *cli) usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: imqtt [--server URL] [--home DIR] [--mqtt HOST:PORT] COMMAND [ARGS]\n\ncommands:\n")
+	for _, cmd := range commands {
+		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(cmd.name+" "+cmd.args), cmd.summary)
+	}
+	fmt.Fprintf(w, "\nglobal flags:\n")
+	fs := flag.NewFlagSet("imqtt", flag.ContinueOnError)
+	fs.SetOutput(w)
+	var g globals
+	g.register(fs)
+	fs.PrintDefaults()
+}
+
+// errFlagParse says the flag package has already reported a bad flag.
+var errFlagParse = errors.New("bad flags")
+
+// flags returns a FlagSet for a command that also takes the global flags.
+func (c *cli) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("imqtt "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	c.post.register(fs)
+	for _, cmd := range commands {
+		if cmd.name == name {
+			fs.Usage = func() {
+				fmt.Fprintf(c.stderr, "usage: imqtt %s %s\n  %s\n\nflags:\n", cmd.name, cmd.args, cmd.summary)
+				fs.PrintDefaults()
+			}
+		}
+	}
+	return fs
+}
+
+// parse parses a command's arguments, letting flags and positional arguments
+// come in any order ("send hello --to bob"); "--" ends the flags. It then
+// fills in the global settings and checks the number of positional
+// arguments is in [min, max] (max < 0: no limit).
+func (c *cli) parse(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errFlagParse
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	c.g = c.pre.merge(c.post)
+	if err := c.resolve(); err != nil {
+		return nil, err
+	}
+	switch {
+	case len(pos) < minPos:
+		return nil, usagef("missing arguments")
+	case maxPos >= 0 && len(pos) > maxPos:
+		return nil, usagef("unexpected arguments: %s", strings.Join(pos[maxPos:], " "))
+	}
+	return pos, nil
+}
+
+// resolve fills the global settings not given as flags, in one place:
+// flag, then environment, then the saved session (server only), then the
+// default. It also sets up the logger.
+func (c *cli) resolve() error {
+	if c.g.home == "" {
+		c.g.home = c.env.getenv("IMQTT_HOME")
+	}
+	if c.g.home == "" {
+		h, err := c.env.homeDir()
+		if err != nil || h == "" {
+			return fmt.Errorf("no home directory: set --home or IMQTT_HOME (%v)", err)
+		}
+		c.g.home = filepath.Join(h, ".config", "imqtt")
+	}
+	if c.g.server == "" {
+		c.g.server = c.env.getenv("IMQTT_SERVER")
+	}
+	if c.g.server == "" {
+		if s, err := c.loadSession(); err == nil && s.Server != "" {
+			c.g.server = s.Server
+		}
+	}
+	if c.g.server == "" {
+		c.g.server = defaultServer
+	}
+	if c.g.mqtt == "" {
+		c.g.mqtt = c.env.getenv("IMQTT_MQTT")
+	}
+	level := slog.LevelWarn
+	if c.g.verbose {
+		level = slog.LevelDebug
+	}
+	c.log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
+	return nil
+}

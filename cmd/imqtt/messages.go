@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/imqtt/imqtt/client"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// cmdSend: imqtt send (--to PEER | --group G) TEXT...
+// It exits 0 only once the server has acked: until then it resends the same
+// cmid on errors worth retrying, so the message is stored once (SPEC §4-5).
+func cmdSend(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("send")
+	to := fs.String("to", "", "the recipient's user ID")
+	group := fs.String("group", "", "the group ID (instead of --to)")
+	typ := fs.String("type", "text", "message type: text, image, audio, video, file, custom")
+	cmid := fs.String("cmid", "", "the client message ID (default: random); resending one stores it once")
+	media := fs.String("media", "", "a media ID from POST /v1/media")
+	meta := fs.String("meta", "", "extra JSON metadata")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up if not acked within this time")
+	pos, err := c.parse(fs, args, 0, -1)
+	if err != nil {
+		return err
+	}
+	switch {
+	case (*to == "") == (*group == ""):
+		return usagef("give exactly one of --to PEER or --group G")
+	case *to != "" && !wire.ValidUser(*to):
+		return usagef("bad user ID %q", *to)
+	case !wire.MessageTypes[*typ]:
+		return usagef("bad --type %q", *typ)
+	case len(pos) == 0 && *media == "":
+		return usagef("missing the text")
+	case *meta != "" && !json.Valid([]byte(*meta)):
+		return usagef("--meta is not JSON")
+	}
+	h, _, err := c.api()
+	if err != nil {
+		return err
+	}
+	m := wire.Send{CMID: *cmid, To: *to, Group: *group, Type: *typ, Body: strings.Join(pos, " "), Media: *media}
+	if m.CMID == "" {
+		m.CMID = client.NewCMID()
+	}
+	if *meta != "" {
+		m.Meta = json.RawMessage(*meta)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	ack, err := sendUntilAcked(ctx, h, m, c)
+	if err != nil {
+		return err
+	}
+	return c.printJSON(ack)
+}
+
+// sendUntilAcked sends m, and again with the same cmid after a retryable
+// error or a network failure, with backoff, until acked or ctx ends.
+func sendUntilAcked(ctx context.Context, h *client.HTTP, m wire.Send, c *cli) (wire.Ack, error) {
+	delay := 250 * time.Millisecond
+	for {
+		ack, err := h.Send(ctx, m)
+		if err == nil {
+			return ack, nil
+		}
+		if !client.Retryable(err) && !isNetError(err) {
+			return wire.Ack{}, err
+		}
+		c.log.Warn("send not acked; resending", "cmid", m.CMID, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return wire.Ack{}, fmt.Errorf("send %s: not acked: %w (last error: %v)", m.CMID, ctx.Err(), err)
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// isNetError reports a failure to reach the server (as opposed to an answer).
+func isNetError(err error) bool {
+	var ne net.Error
+	var we *wire.Error
+	return errors.As(err, &ne) && !errors.As(err, &we)
+}
+
+// cmdConversations: imqtt conversations
+func cmdConversations(ctx context.Context, c *cli, args []string) error {
+	if _, err := c.parse(c.flags("conversations"), args, 0, 0); err != nil {
+		return err
+	}
+	h, _, err := c.api()
+	if err != nil {
+		return err
+	}
+	convs, err := h.Conversations(ctx)
+	if err != nil {
+		return err
+	}
+	if convs.Conversations == nil {
+		convs.Conversations = []wire.Conversation{}
+	}
+	return c.printJSON(convs)
+}
+
+// cmdHistory: imqtt history PEER [--before ID] [--limit N]
+func cmdHistory(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("history")
+	before := fs.String("before", "", "only messages older than this message ID")
+	limit := fs.Int("limit", 0, "at most this many messages (default: the server's)")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *limit < 0 {
+		return usagef("--limit must not be negative")
+	}
+	h, _, err := c.api()
+	if err != nil {
+		return err
+	}
+	hist, err := h.History(ctx, pos[0], *before, *limit)
+	if err != nil {
+		return err
+	}
+	if hist.Messages == nil {
+		hist.Messages = []wire.Msg{}
+	}
+	return c.printJSON(hist)
+}
+
+// cmdRead: imqtt read PEER [--upto ID]
+func cmdRead(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("read")
+	upto := fs.String("upto", "", "the last message ID read (default: everything so far)")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	h, _, err := c.api()
+	if err != nil {
+		return err
+	}
+	u, err := h.Read(ctx, wire.Read{Peer: pos[0], Upto: *upto})
+	if err != nil {
+		return err
+	}
+	return c.printJSON(u)
+}
