@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
@@ -8,15 +9,19 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/wire"
 )
 
 // BenchmarkP2P is the first end-to-end figure: pairs of real paho clients
-// over loopback TCP, each sender streaming QoS 1 sends to its receiver; the
-// clock stops when every receiver has every message (each one stored durably
-// before it was delivered). The imqtt bench tool of a later issue measures
+// over loopback TCP, each sender streaming QoS 1 sends to its receiver (an
+// SDK client); the clock stops when every receiver has every message exactly
+// once (each one stored durably before it was delivered). dropped/msg is what
+// the broker dropped on full client queues and synced/msg what receivers got
+// back by sync. The imqtt bench tool of a later issue measures
 // this against Mosquitto and bare mochi in the same run.
 //
 //	go test -run '^$' -bench P2P -benchtime 20000x ./e2e
@@ -30,13 +35,18 @@ func BenchmarkP2P(b *testing.B) {
 				snd, rcv := fmt.Sprintf("s%d", p), fmt.Sprintf("r%d", p)
 				account(b, s, snd, "d")
 				rtok := account(b, s, rcv, "d")
-				rc := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + s.MQTT).SetClientID(rcv + "/d").
-					SetUsername(rcv).SetPassword(rtok).SetAutoReconnect(false))
-				if tk := rc.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
-					b.Fatal(tk.Error())
+				// The receiver is the SDK: what the broker drops for a full
+				// client queue it gets back by sync, as any imqtt client does.
+				rc, err := client.Dial(context.Background(), client.Config{Server: s.HTTP, MQTT: s.MQTT, User: rcv, Device: "d", Token: rtok,
+					OnEvent: func(ev client.Event) {
+						if ev.Kind == wire.KindMsg {
+							received.Add(1)
+						}
+					}})
+				if err != nil {
+					b.Fatal(err)
 				}
-				defer rc.Disconnect(0)
-				rc.Subscribe(wire.InboxTopic(rcv), 1, func(paho.Client, paho.Message) { received.Add(1) }).WaitTimeout(10 * time.Second)
+				defer rc.Close()
 				sc := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + s.MQTT).SetClientID(snd + "/d").
 					SetUsername(snd).SetPassword("secret-" + snd).SetAutoReconnect(false).SetMaxResumePubInFlight(100))
 				if tk := sc.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
@@ -72,6 +82,9 @@ func BenchmarkP2P(b *testing.B) {
 			}
 			elapsed := time.Since(start)
 			b.ReportMetric(float64(want)/elapsed.Seconds(), "msgs/s")
+			m := s.Metrics()
+			b.ReportMetric(testutil.ToFloat64(m.Dropped)/float64(want), "dropped/msg")
+			b.ReportMetric(testutil.ToFloat64(m.SyncItems)/float64(want), "synced/msg")
 		})
 	}
 }
