@@ -137,7 +137,7 @@ func (a *API) storeError(w http.ResponseWriter, what string, err error) {
 func (a *API) chatError(w http.ResponseWriter, what string, err error) {
 	var we *wire.Error
 	if errors.As(err, &we) {
-		writeError(w, statusOf(we.Code), we.Code, we.Message)
+		writeError(w, wire.HTTPStatus(we.Code), we.Code, we.Message)
 		return
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -145,26 +145,6 @@ func (a *API) chatError(w http.ResponseWriter, what string, err error) {
 		return
 	}
 	a.storeError(w, what, err)
-}
-
-func statusOf(code string) int {
-	switch code {
-	case wire.CodeNoSuchUser, wire.CodeNotFound:
-		return http.StatusNotFound
-	case wire.CodeNotMember, wire.CodeForbidden:
-		return http.StatusForbidden
-	case wire.CodeUnauthorized:
-		return http.StatusUnauthorized
-	case wire.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case wire.CodeExists:
-		return http.StatusConflict
-	case wire.CodeUnavailable, wire.CodeBusy:
-		return http.StatusServiceUnavailable
-	case wire.CodeInternal:
-		return http.StatusInternalServerError
-	}
-	return http.StatusBadRequest
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -268,29 +268,7 @@ func statusError(status int, body []byte) *wire.Error {
 	if s := strings.TrimSpace(string(body)); s != "" {
 		msg += ": " + truncate(s, 200)
 	}
-	return wire.NewError(codeForStatus(status), msg)
-}
-
-func codeForStatus(status int) string {
-	switch status {
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
-		return wire.CodeBadRequest
-	case http.StatusUnauthorized:
-		return wire.CodeUnauthorized
-	case http.StatusForbidden:
-		return wire.CodeForbidden
-	case http.StatusNotFound:
-		return wire.CodeNotFound
-	case http.StatusConflict:
-		return wire.CodeExists
-	case http.StatusRequestEntityTooLarge:
-		return wire.CodeTooLarge
-	case http.StatusTooManyRequests:
-		return wire.CodeBusy
-	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
-		return wire.CodeUnavailable
-	}
-	return wire.CodeInternal
+	return wire.NewError(wire.CodeForStatus(status), msg)
 }
 
 func truncate(s string, n int) string {

@@ -1,0 +1,49 @@
+package wire
+
+import "net/http"
+
+// HTTPStatus is the HTTP status that carries an error code (SPEC §8: errors
+// are JSON with the matching status).
+func HTTPStatus(code string) int {
+	switch code {
+	case CodeNoSuchUser, CodeNotFound:
+		return http.StatusNotFound
+	case CodeNotMember, CodeForbidden:
+		return http.StatusForbidden
+	case CodeUnauthorized:
+		return http.StatusUnauthorized
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeExists:
+		return http.StatusConflict
+	case CodeUnavailable, CodeBusy:
+		return http.StatusServiceUnavailable
+	case CodeInternal:
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+// CodeForStatus is the error code to assume for an HTTP error reply whose
+// body carries none (a proxy's page, say).
+func CodeForStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return CodeBadRequest
+	case http.StatusUnauthorized:
+		return CodeUnauthorized
+	case http.StatusForbidden:
+		return CodeForbidden
+	case http.StatusNotFound:
+		return CodeNotFound
+	case http.StatusConflict:
+		return CodeExists
+	case http.StatusRequestEntityTooLarge:
+		return CodeTooLarge
+	case http.StatusTooManyRequests:
+		return CodeBusy
+	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return CodeUnavailable
+	}
+	return CodeInternal
+}
