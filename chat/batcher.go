@@ -19,8 +19,9 @@ type sendOp struct {
 	done  func(Result)
 	start time.Time
 
+	inline  *store.Inline // small media to carry in the message (from Media.Attach)
 	res     Result
-	dupOf   *sendOp    // a send of the same (from, cmid) earlier in the same batch
+	dupOf   *sendOp // a send of the same (from, cmid) earlier in the same batch
 	msg     *store.Message
 	fromVer uint64 // the sender's version of msg
 	toVer   uint64 // the recipient's version (0 for a note to oneself)
@@ -133,10 +134,13 @@ func (s *Service) prepare(ctx context.Context, op *sendOp, b *store.Batch) *wire
 		return wire.NewError(wire.CodeUnavailable, "store unavailable; resend with the same cmid")
 	}
 	m := store.Message{ID: s.ids.Generate().Int64(), From: from, To: to, Type: op.req.Type, Body: op.req.Body,
-		Media: op.req.Media, Meta: op.req.Meta, CMID: op.req.CMID, TS: time.Now().UnixMilli()}
+		Media: op.req.Media, Meta: op.req.Meta, CMID: op.req.CMID, TS: time.Now().UnixMilli(), Inline: op.inline}
 	b.Messages = append(b.Messages, m)
 	op.msg = &b.Messages[len(b.Messages)-1]
 	b.Acks = append(b.Acks, store.Ack{From: from, CMID: m.CMID, ID: m.ID, Ver: op.fromVer, TS: m.TS})
+	if m.Media != "" {
+		b.Grants = append(b.Grants, store.Grant{Media: m.Media, Principal: "u:" + to})
+	}
 	b.Entries = append(b.Entries, store.Entry{User: from, Ver: op.fromVer, Peer: to, Out: true, MsgID: m.ID})
 	b.Convs = append(b.Convs, store.ConvUpdate{User: from, Peer: to, MsgID: m.ID, TS: m.TS, Ver: op.fromVer})
 	if to != from {

@@ -202,3 +202,43 @@ func BenchmarkSend(b *testing.B) {
 		})
 	}
 }
+
+// mediaPolicy lets alice attach m-ok (with a thumbnail inline) and nothing else.
+type mediaPolicy struct{}
+
+func (mediaPolicy) Attach(_ context.Context, user, media string) (*store.Inline, error) {
+	if user == "alice" && media == "m-ok" {
+		return &store.Inline{Type: "image/jpeg", Data: []byte("thumb")}, nil
+	}
+	return nil, wire.NewError(wire.CodeForbidden, "not your media")
+}
+
+// TestMediaAttach: a send's media is vouched for before it is queued; the
+// message carries the inline bytes and grants the media to the recipient.
+func TestMediaAttach(t *testing.T) {
+	st := openStore(t)
+	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), &recorder{}, chat.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(), Media: mediaPolicy{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start()
+	defer svc.Close(context.Background())
+	ctx := context.Background()
+	_, err = svc.Send(ctx, chat.Sender{User: "alice"}, wire.Send{CMID: "x", To: "bob", Type: "image", Media: "m-other"})
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeForbidden {
+		t.Fatalf("someone else's media: %v", err)
+	}
+	if _, err := svc.Send(ctx, chat.Sender{User: "alice"}, wire.Send{CMID: "y", To: "bob", Type: "image", Media: "m-ok"}); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := st.Range(ctx, "bob", 0, 10)
+	if len(evs) != 1 || evs[0].Msg.Inline == nil || string(evs[0].Msg.Inline.Data) != "thumb" {
+		t.Fatalf("bob's events: %+v", evs)
+	}
+	if grants, _ := st.MediaGrants(ctx, "m-ok"); len(grants) != 1 || grants[0] != "u:bob" {
+		t.Fatalf("grants: %q", grants)
+	}
+}

@@ -35,6 +35,14 @@ type Publisher interface {
 	Publish(topic string, payload []byte) error
 }
 
+// Media vouches for the media a send refers to. Attach is called on the
+// sender's behalf before the send is queued: it refuses (with a *wire.Error)
+// media the sender may not read, since a message grants its media to its
+// recipients, and may return small media to carry inline in the message.
+type Media interface {
+	Attach(ctx context.Context, user, media string) (*store.Inline, error)
+}
+
 // Options configure a Service; zero values take the defaults noted.
 type Options struct {
 	Node       int64         // snowflake node number, 0–1023
@@ -44,6 +52,7 @@ type Options struct {
 	QueueWait  time.Duration // how long Submit waits for queue room; default 2s
 	CommitWait time.Duration // a commit's deadline; default 10s
 	Sync       imsync.Options
+	Media      Media // nil: sends that refer to media are refused
 	Logger     *slog.Logger
 	Metrics    *metrics.Metrics
 }
@@ -153,11 +162,18 @@ func (s *Service) Syncer() *imsync.Syncer { return s.syncer }
 // Submit blocks only while the queue is full, for at most QueueWait.
 func (s *Service) Submit(from Sender, req wire.Send, done func(Result)) {
 	start := time.Now()
-	if err := s.validate(&req); err != nil {
+	err := s.validate(&req)
+	if err != nil {
 		s.fail(done, req.CMID, err)
 		return
 	}
 	op := &sendOp{from: from, req: req, done: done, start: start}
+	if req.Media != "" {
+		if op.inline, err = s.attach(from.User, req.Media); err != nil {
+			s.fail(done, req.CMID, err)
+			return
+		}
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closing {
@@ -220,6 +236,25 @@ func (s *Service) validate(req *wire.Send) *wire.Error {
 		return wire.NewError(wire.CodeBadRequest, "meta must be a JSON object")
 	}
 	return nil
+}
+
+// attach asks the Media policy about a send's media reference.
+func (s *Service) attach(user, media string) (*store.Inline, *wire.Error) {
+	if s.opts.Media == nil {
+		return nil, wire.NewError(wire.CodeBadRequest, "media is not enabled on this server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	inline, err := s.opts.Media.Attach(ctx, user, media)
+	if err == nil {
+		return inline, nil
+	}
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return nil, wire.NewError(we.Code, we.Message)
+	}
+	s.log.Error("attach media", "user", user, "media", media, "err", err)
+	return nil, wire.NewError(wire.CodeUnavailable, "media store unavailable; resend with the same cmid")
 }
 
 // userExists caches positive answers: accounts are never deleted.

@@ -56,6 +56,22 @@ type Message struct {
 	Meta  json.RawMessage `json:"meta,omitempty"`
 	CMID  string          `json:"cmid,omitempty"`
 	TS    int64           `json:"ts"` // unix ms
+	// Inline carries small media (a thumbnail, a short voice note) with the
+	// message so a receiver shows or plays it without a second request.
+	Inline *Inline `json:"inline,omitempty"`
+}
+
+// Inline is media bytes carried in a message.
+type Inline struct {
+	Type string `json:"type"` // MIME type
+	Data []byte `json:"data"`
+}
+
+// Grant lets Principal ("u:{user}" or "g:{group}") read a media object: a
+// message that refers to media grants it to the message's recipients.
+type Grant struct {
+	Media     string `json:"media"`
+	Principal string `json:"principal"`
 }
 
 // Entry is one row of a user's index: message MsgID is in User's inbox at
@@ -114,6 +130,7 @@ type Batch struct {
 	Entries  []Entry
 	Acks     []Ack
 	Convs    []ConvUpdate
+	Grants   []Grant
 }
 
 // Len is the number of messages in the batch.
@@ -170,6 +187,9 @@ type Store interface {
 	// position) atomically with respect to Commit, and returns the row.
 	// ErrNotFound if there is no such conversation.
 	SetRead(ctx context.Context, user, peer string, upto int64) (Conversation, error)
+
+	// MediaGrants returns the principals granted media, in no set order.
+	MediaGrants(ctx context.Context, media string) ([]string, error)
 
 	// GetMessages returns the messages with these IDs, in the same order;
 	// missing ones are skipped.

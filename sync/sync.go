@@ -116,8 +116,12 @@ func (s *Syncer) Serve(ctx context.Context, user string, req wire.SyncRequest, e
 // ToMsg renders a stored event as the message event its user sees.
 func ToMsg(ev store.Event) wire.Msg {
 	m := ev.Msg
-	return wire.Msg{Kind: wire.KindMsg, ID: strconv.FormatInt(m.ID, 10), Ver: ev.Ver, From: m.From, To: m.To,
+	out := wire.Msg{Kind: wire.KindMsg, ID: strconv.FormatInt(m.ID, 10), Ver: ev.Ver, From: m.From, To: m.To,
 		Group: m.Group, Seq: m.Seq, Type: m.Type, Body: m.Body, Media: m.Media, Meta: m.Meta, TS: m.TS, CMID: m.CMID}
+	if m.Inline != nil {
+		out.Inline = &wire.Inline{Type: m.Inline.Type, Data: m.Inline.Data}
+	}
+	return out
 }
 
 // Encode marshals a batch for the wire, gzip-compressed when compress is

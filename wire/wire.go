@@ -123,6 +123,15 @@ type Msg struct {
 	Meta  json.RawMessage `json:"meta,omitempty"`
 	TS    int64           `json:"ts"`
 	CMID  string          `json:"cmid,omitempty"`
+	// Inline carries small media (a thumbnail, a short voice note) so the
+	// receiver shows or plays it without a second request.
+	Inline *Inline `json:"inline,omitempty"`
+}
+
+// Inline is media bytes carried in a message event; Data is base64 in JSON.
+type Inline struct {
+	Type string `json:"type"`
+	Data []byte `json:"data"`
 }
 
 // SyncRequest asks for everything with since < ver (SPEC §5).

@@ -105,6 +105,10 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		buf = ackKey(buf[:0], a.From, a.CMID)
 		_ = wb.Set(buf, val, nil)
 	}
+	for _, g := range b.Grants {
+		buf = append(grantPrefix(buf[:0], g.Media), g.Principal...)
+		_ = wb.Set(buf, nil, nil)
+	}
 
 	s.conv.Lock()
 	defer s.conv.Unlock()
@@ -271,6 +275,11 @@ func validate(b *store.Batch) error {
 	}
 	for i := range b.Acks {
 		if err := checkID("user", b.Acks[i].From); err != nil {
+			return err
+		}
+	}
+	for _, g := range b.Grants {
+		if err := checkID("media", g.Media); err != nil {
 			return err
 		}
 	}

@@ -19,6 +19,7 @@ import (
 //	c/{user}\x00{peer}              Conversation JSON
 //	d/{from}\x00{cmid}              Ack JSON
 //	r/{key}                         next unreserved version (8)
+//	g/{media}\x00{principal}        media grant (empty value)
 //	meta/epoch                      the store's epoch
 const (
 	pfxUser    = "u/"
@@ -29,9 +30,17 @@ const (
 	pfxConv    = "c/"
 	pfxAck     = "d/"
 	pfxReserve = "r/"
+	pfxGrant   = "g/"
 	keyEpoch   = "meta/epoch"
 	sep        = 0
 )
+
+// grantPrefix is g/{media}\x00.
+func grantPrefix(buf []byte, media string) []byte {
+	buf = append(buf, pfxGrant...)
+	buf = append(buf, media...)
+	return append(buf, sep)
+}
 
 func userKey(id string) []byte   { return append([]byte(pfxUser), id...) }
 func tokenKey(h string) []byte   { return append([]byte(pfxToken), h...) }

@@ -288,3 +288,25 @@ func (r *msgReader) get(id int64) (store.Message, bool, error) {
 }
 
 func (r *msgReader) close() { _ = r.it.Close() }
+
+// MediaGrants returns the principals granted media.
+func (s *Store) MediaGrants(ctx context.Context, media string) ([]string, error) {
+	if err := s.begin(ctx, "media grants"); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	prefix := grantPrefix(nil, media)
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("media grants %s: %w", media, err)
+	}
+	defer it.Close()
+	var out []string
+	for ok := it.First(); ok; ok = it.Next() {
+		out = append(out, string(it.Key()[len(prefix):]))
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("media grants %s: %w", media, err)
+	}
+	return out, nil
+}

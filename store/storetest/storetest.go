@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SetRead", testSetRead},
 		{"SetReadLateMessage", testSetReadLateMessage},
 		{"Limits", testLimits},
+		{"MediaGrants", testMediaGrants},
 		{"Epoch", testEpoch},
 		{"Canceled", testCanceled},
 		{"Closed", testClosed},
