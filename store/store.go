@@ -93,11 +93,13 @@ type Event struct {
 // Ack is the dedupe row of a send: the same (From, CMID) always answers with
 // the same ID, Ver (the sender's version) and TS.
 type Ack struct {
-	From string `json:"from"`
-	CMID string `json:"cmid"`
-	ID   int64  `json:"id"`
-	Ver  uint64 `json:"ver"`
-	TS   int64  `json:"ts"`
+	From  string `json:"from"`
+	CMID  string `json:"cmid"`
+	ID    int64  `json:"id"`
+	Ver   uint64 `json:"ver"`
+	TS    int64  `json:"ts"`
+	Group string `json:"group,omitempty"` // for a group message, its group
+	Seq   uint64 `json:"seq,omitempty"`   // and its seq (Ver is 0)
 }
 
 // ConvUpdate moves one user's conversation row forward for one new entry:
@@ -131,6 +133,10 @@ type Batch struct {
 	Acks     []Ack
 	Convs    []ConvUpdate
 	Grants   []Grant
+	// Heads move group heads forward (a head only grows); Reads are group
+	// read positions written with the messages (a sender has read its own).
+	Heads []GroupHead
+	Reads []GroupRead
 }
 
 // Len is the number of messages in the batch.
@@ -139,6 +145,8 @@ func (b *Batch) Len() int { return len(b.Messages) }
 // Store is the durable store. All methods are safe for concurrent use.
 // A limit of 0 or less means the implementation's default (100).
 type Store interface {
+	GroupStore
+
 	// CreateUser adds an account; ErrExists if the ID is taken.
 	CreateUser(ctx context.Context, u User) error
 	// GetUser returns ErrNotFound for an unknown ID.

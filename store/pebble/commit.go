@@ -71,7 +71,11 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 
+	grouped := len(b.Heads)+len(b.Reads) > 0
 	wb := s.db.NewBatch()
+	if grouped {
+		wb = s.db.NewIndexedBatch() // group rows are read back through the batch
+	}
 	defer wb.Close()
 	// Pebble copies key and value into the batch, so one buffer serves all.
 	var buf []byte
@@ -110,6 +114,16 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		_ = wb.Set(buf, nil, nil)
 	}
 
+	if grouped {
+		s.groups.Lock()
+		defer s.groups.Unlock()
+		if err := applyHeads(wb, b.Messages, b.Heads); err != nil {
+			return fmt.Errorf("commit batch: %w", err)
+		}
+		if err := s.applyReads(wb, b.Reads); err != nil {
+			return fmt.Errorf("commit batch: %w", err)
+		}
+	}
 	s.conv.Lock()
 	defer s.conv.Unlock()
 	if err := s.applyConvs(wb, b.Convs); err != nil {

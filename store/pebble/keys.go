@@ -20,6 +20,11 @@ import (
 //	d/{from}\x00{cmid}              Ack JSON
 //	r/{key}                         next unreserved version (8)
 //	g/{media}\x00{principal}        media grant (empty value)
+//	gr/{group}                      Group JSON
+//	gm/{group}\x00{user}             Member JSON
+//	ug/{user}\x00{group}             a user's membership (empty value)
+//	gh/{group}                      group head: seq(8) msgid(8) ts(8)
+//	gq/{group}\x00{seq}              group message: msgid(8)
 //	meta/epoch                      the store's epoch
 const (
 	pfxUser    = "u/"
@@ -31,6 +36,11 @@ const (
 	pfxAck     = "d/"
 	pfxReserve = "r/"
 	pfxGrant   = "g/"
+	pfxGroup   = "gr/"
+	pfxMember  = "gm/"
+	pfxUserGrp = "ug/"
+	pfxHead    = "gh/"
+	pfxGroupQ  = "gq/"
 	keyEpoch   = "meta/epoch"
 	sep        = 0
 )

@@ -70,6 +70,9 @@ type Store struct {
 	reserve sync.Mutex
 	// users makes CreateUser's check-then-set atomic.
 	users sync.Mutex
+	// groups serializes the read-modify-write of group and member rows
+	// (membership changes, read positions, heads).
+	groups sync.Mutex
 }
 
 var _ store.Store = (*Store)(nil)

@@ -226,6 +226,11 @@ func (s *Store) GetMessages(ctx context.Context, ids []int64) ([]store.Message, 
 		return nil, err
 	}
 	defer s.end()
+	return s.getMessages(ctx, ids)
+}
+
+// getMessages is GetMessages for a caller that holds the life lock.
+func (s *Store) getMessages(ctx context.Context, ids []int64) ([]store.Message, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}

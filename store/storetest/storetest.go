@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SetReadLateMessage", testSetReadLateMessage},
 		{"Limits", testLimits},
 		{"MediaGrants", testMediaGrants},
+		{"Groups", testGroups},
 		{"Epoch", testEpoch},
 		{"Canceled", testCanceled},
 		{"Closed", testClosed},

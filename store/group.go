@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrLimit is returned when a group would pass its member limit.
+var ErrLimit = errors.New("member limit reached")
+
+// Member roles.
+const (
+	RoleOwner  = "owner"
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
+
+// Group is a group chat. Its messages are stored once, numbered by a per-group
+// seq (read diffusion); members read them from their join onward.
+type Group struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Owner   string `json:"owner"`
+	Created int64  `json:"created"` // unix ms
+	Members int    `json:"members"` // current member count
+}
+
+// Member is one user's membership. The member sees messages with
+// seq > JoinSeq; ReadSeq is its read position.
+type Member struct {
+	Group   string `json:"group"`
+	User    string `json:"user"`
+	Role    string `json:"role"`
+	JoinSeq uint64 `json:"join_seq"`
+	ReadSeq uint64 `json:"read_seq"`
+	Joined  int64  `json:"joined"` // unix ms
+}
+
+// GroupHead is a group's newest message.
+type GroupHead struct {
+	Group string `json:"group"`
+	Seq   uint64 `json:"seq"`
+	MsgID int64  `json:"msg"`
+	TS    int64  `json:"ts"`
+}
+
+// GroupRead moves a member's read position to Seq (never back).
+type GroupRead struct {
+	Group string
+	User  string
+	Seq   uint64
+}
+
+// GroupStore is the group part of the Store. A group message is a Message
+// with Group and Seq set, committed in a Batch with its GroupHead (and the
+// sender's GroupRead): writes per message do not grow with the member count.
+type GroupStore interface {
+	// CreateGroup writes g and its first members (JoinSeq 0) atomically;
+	// ErrExists if the ID is taken. Members is set from len(members).
+	CreateGroup(ctx context.Context, g Group, members []Member) error
+	// GetGroup returns ErrNotFound for an unknown group.
+	GetGroup(ctx context.Context, id string) (Group, error)
+	// AddMembers adds members, each joining at the group's current head seq,
+	// and returns those that were new; for users already members it only
+	// changes the role when Role is set. ErrLimit, with nothing written, if
+	// the group would pass limit members (0: no limit). ErrNotFound if the
+	// group does not exist.
+	AddMembers(ctx context.Context, group string, ms []Member, limit int) (added []Member, err error)
+	// RemoveMember ends a membership; ErrNotFound if there is none.
+	RemoveMember(ctx context.Context, group, user string) error
+	// GetMember returns ErrNotFound unless user is a member of group.
+	GetMember(ctx context.Context, group, user string) (Member, error)
+	// Members lists a group's members ordered by user ID, after the given
+	// user ID ("" from the start), at most limit (0: DefaultLimit, capped 1000).
+	Members(ctx context.Context, group, after string, limit int) ([]Member, error)
+	// UserGroups lists user's memberships ordered by group ID.
+	UserGroups(ctx context.Context, user string) ([]Member, error)
+	// GroupHead returns the group's newest committed message (zero if none).
+	GroupHead(ctx context.Context, group string) (GroupHead, error)
+	// GroupRange returns the group's messages with seq > since, ascending, at most limit.
+	GroupRange(ctx context.Context, group string, since uint64, limit int) ([]Message, error)
+	// SetGroupReads moves read positions forward (never back), skipping
+	// users who are not members; positions past the head are capped at it.
+	SetGroupReads(ctx context.Context, reads []GroupRead) error
+}
