@@ -63,6 +63,11 @@ func New(cfg Config) *API {
 	a.mux.HandleFunc("GET /v1/conversations", a.auth(a.conversations))
 	a.mux.HandleFunc("GET /v1/conversations/{peer}/messages", a.auth(a.history))
 	a.mux.HandleFunc("POST /v1/read", a.auth(a.read))
+	a.mux.HandleFunc("POST /v1/groups", a.auth(a.createGroup))
+	a.mux.HandleFunc("GET /v1/groups", a.auth(a.listGroups))
+	a.mux.HandleFunc("GET /v1/groups/{gid}", a.auth(a.showGroup))
+	a.mux.HandleFunc("POST /v1/groups/{gid}/members", a.auth(a.addMembers))
+	a.mux.HandleFunc("DELETE /v1/groups/{gid}/members/{user}", a.auth(a.removeMember))
 	a.mux.HandleFunc("GET /v1/endpoints", a.endpoints)
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

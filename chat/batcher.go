@@ -97,44 +97,63 @@ func (s *Service) process(ops []*sendOp) {
 			}
 		case op.msg != nil:
 			op.res.Ack = wire.Ack{Kind: wire.KindAck, CMID: op.req.CMID, ID: strconv.FormatInt(op.msg.ID, 10),
-				Ver: op.fromVer, TS: op.msg.TS}
+				Ver: op.fromVer, TS: op.msg.TS, Group: op.msg.Group, Seq: op.msg.Seq}
 			s.m.Messages.WithLabelValues("stored").Inc()
 		}
 	}
 }
 
 // prepare resolves one op: a known duplicate gets its old ack; a new message
-// gets an id and versions and is added to b (whose Messages never grow past
-// their capacity, so op.msg stays valid).
+// gets an id and versions (or a group seq) and is added to b (whose Messages
+// never grow past their capacity, so op.msg stays valid).
 func (s *Service) prepare(ctx context.Context, op *sendOp, b *store.Batch) *wire.Error {
-	from, to := op.from.User, op.req.To
-	ok, err := s.userExists(ctx, to)
-	if err != nil {
+	from, to, group := op.from.User, op.req.To, op.req.Group
+	if group != "" {
+		if _, err := s.member(ctx, group, from); err != nil {
+			return asWireError(err)
+		}
+	} else if ok, err := s.userExists(ctx, to); err != nil {
 		s.log.Error("look up recipient", "user", to, "err", err)
-		return wire.NewError(wire.CodeUnavailable, "store unavailable; resend with the same cmid")
-	}
-	if !ok {
+		return unavailable()
+	} else if !ok {
 		return wire.NewError(wire.CodeNoSuchUser, "no such user: "+to)
 	}
 	prev, err := s.st.LookupAck(ctx, from, op.req.CMID)
 	if err == nil {
-		op.res.Ack = wire.Ack{Kind: wire.KindAck, CMID: prev.CMID, ID: strconv.FormatInt(prev.ID, 10), Ver: prev.Ver, TS: prev.TS}
+		op.res.Ack = wire.Ack{Kind: wire.KindAck, CMID: prev.CMID, ID: strconv.FormatInt(prev.ID, 10), Ver: prev.Ver, TS: prev.TS,
+			Group: prev.Group, Seq: prev.Seq}
 		s.m.Messages.WithLabelValues("duplicate").Inc()
 		return nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		s.log.Error("look up cmid", "user", from, "err", err)
-		return wire.NewError(wire.CodeUnavailable, "store unavailable; resend with the same cmid")
+		return unavailable()
+	}
+	m := store.Message{ID: s.ids.Generate().Int64(), From: from, To: to, Group: group, Type: op.req.Type, Body: op.req.Body,
+		Media: op.req.Media, Meta: op.req.Meta, CMID: op.req.CMID, TS: time.Now().UnixMilli(), Inline: op.inline}
+	if group != "" {
+		// Read diffusion: one message row, one seq, one head, whatever the member count.
+		if m.Seq, err = s.versions.Next(ctx, "g:"+group, 1); err != nil {
+			s.log.Error("allocate seq", "conv", group, "err", err)
+			return unavailable()
+		}
+		b.Messages = append(b.Messages, m)
+		b.Acks = append(b.Acks, store.Ack{From: from, CMID: m.CMID, ID: m.ID, TS: m.TS, Group: group, Seq: m.Seq})
+		b.Heads = append(b.Heads, store.GroupHead{Group: group, Seq: m.Seq, MsgID: m.ID, TS: m.TS})
+		b.Reads = append(b.Reads, store.GroupRead{Group: group, User: from, Seq: m.Seq}) // one has read one's own
+		if m.Media != "" {
+			b.Grants = append(b.Grants, store.Grant{Media: m.Media, Principal: "g:" + group})
+		}
+		op.msg = &b.Messages[len(b.Messages)-1]
+		return nil
 	}
 	if op.fromVer, err = s.versions.Next(ctx, from, 1); err == nil && to != from {
 		op.toVer, err = s.versions.Next(ctx, to, 1)
 	}
 	if err != nil {
 		s.log.Error("allocate version", "user", from, "conv", to, "err", err)
-		return wire.NewError(wire.CodeUnavailable, "store unavailable; resend with the same cmid")
+		return unavailable()
 	}
-	m := store.Message{ID: s.ids.Generate().Int64(), From: from, To: to, Type: op.req.Type, Body: op.req.Body,
-		Media: op.req.Media, Meta: op.req.Meta, CMID: op.req.CMID, TS: time.Now().UnixMilli(), Inline: op.inline}
 	b.Messages = append(b.Messages, m)
 	op.msg = &b.Messages[len(b.Messages)-1]
 	b.Acks = append(b.Acks, store.Ack{From: from, CMID: m.CMID, ID: m.ID, Ver: op.fromVer, TS: m.TS})
@@ -150,9 +169,24 @@ func (s *Service) prepare(ctx context.Context, op *sendOp, b *store.Batch) *wire
 	return nil
 }
 
+func unavailable() *wire.Error {
+	return wire.NewError(wire.CodeUnavailable, "store unavailable; resend with the same cmid")
+}
+
+// asWireError passes a *wire.Error on and turns anything else (a store
+// failure, already logged by the caller's path) into unavailable.
+func asWireError(err error) *wire.Error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	return unavailable()
+}
+
 // runDispatcher acks and delivers in commit order.
 func (s *Service) runDispatcher() {
 	defer close(s.done)
+	defer close(s.fan.in)
 	for ops := range s.dispatch {
 		for _, op := range ops {
 			if op.res.Err != nil {
@@ -163,6 +197,10 @@ func (s *Service) runDispatcher() {
 			op.done(op.res)
 			if op.msg == nil || op.dupOf != nil {
 				continue // a duplicate: its events went out the first time
+			}
+			if op.msg.Group != "" {
+				s.fan.in <- *op.msg
+				continue
 			}
 			s.deliver(*op.msg, op.from.User, op.fromVer)
 			if op.toVer != 0 {

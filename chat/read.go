@@ -1,10 +1,12 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/imqtt/imqtt/store"
@@ -21,7 +23,7 @@ func errStore(what string, err error) error {
 // new counts on the inbox, and returns them.
 func (s *Service) Read(ctx context.Context, user string, req wire.Read) (wire.Unread, error) {
 	if req.Group != "" {
-		return wire.Unread{}, wire.NewError(wire.CodeNotMember, "not a member of group "+req.Group)
+		return s.readGroup(ctx, user, req.Group, req.Seq)
 	}
 	if !wire.ValidUser(req.Peer) {
 		return wire.Unread{}, wire.NewError(wire.CodeBadRequest, "peer is required")
@@ -51,16 +53,51 @@ func (s *Service) Read(ctx context.Context, user string, req wire.Read) (wire.Un
 	return ev, nil
 }
 
-func (s *Service) totalUnread(ctx context.Context, user string) (int64, error) {
-	convs, err := s.st.Conversations(ctx, user)
+// readGroup moves user's read position in group (0: everything so far),
+// merged with other reads of the same tick, and tells user's devices.
+func (s *Service) readGroup(ctx context.Context, user, group string, seq uint64) (wire.Unread, error) {
+	if _, err := s.member(ctx, group, user); err != nil {
+		return wire.Unread{}, err
+	}
+	if seq == 0 {
+		seq = 1<<63 - 1 // the store caps a position at the head
+	}
+	if err := s.reads.add(ctx, store.GroupRead{Group: group, User: user, Seq: seq}); err != nil {
+		return wire.Unread{}, errStore("set group read", err)
+	}
+	m, err := s.member(ctx, group, user)
 	if err != nil {
-		return 0, errStore("conversations", err)
+		return wire.Unread{}, err
 	}
-	var total int64
-	for _, c := range convs {
-		total += c.Unread
+	h, err := s.st.GroupHead(ctx, group)
+	if err != nil {
+		return wire.Unread{}, errStore("group head", err)
 	}
-	return total, nil
+	total, err := s.totalUnread(ctx, user)
+	if err != nil {
+		return wire.Unread{}, err
+	}
+	ev := wire.Unread{Kind: wire.KindUnread, Total: total, Group: group, Count: groupUnread(m, h)}
+	if payload, err := json.Marshal(ev); err == nil {
+		s.publish(wire.InboxTopic(user), payload)
+	}
+	return ev, nil
+}
+
+// groupUnread is what a member has not read: the head minus its read
+// position or join floor. A member's own sends move its position (see
+// prepare), so its own messages are never counted.
+func groupUnread(m store.Member, h store.GroupHead) int64 {
+	floor := max(m.ReadSeq, m.JoinSeq)
+	if h.Seq <= floor {
+		return 0
+	}
+	return int64(h.Seq - floor)
+}
+
+func (s *Service) totalUnread(ctx context.Context, user string) (int64, error) {
+	list, err := s.Conversations(ctx, user)
+	return list.TotalUnread, err
 }
 
 // Conversations is user's recent-contact list, newest first, with each
@@ -92,7 +129,79 @@ func (s *Service) Conversations(ctx context.Context, user string) (wire.Conversa
 		out.TotalUnread += c.Unread
 		out.Conversations = append(out.Conversations, row)
 	}
+	groups, err := s.groupConversations(ctx, user)
+	if err != nil {
+		return wire.Conversations{}, err
+	}
+	for _, g := range groups {
+		out.TotalUnread += g.Unread
+	}
+	out.Conversations = mergeByTime(out.Conversations, groups)
 	return out, nil
+}
+
+// groupConversations are user's groups as conversation rows, newest first.
+func (s *Service) groupConversations(ctx context.Context, user string) ([]wire.Conversation, error) {
+	ms, err := s.st.UserGroups(ctx, user)
+	if err != nil {
+		return nil, errStore("user groups", err)
+	}
+	rows := make([]wire.Conversation, 0, len(ms))
+	var ids []int64
+	for _, m := range ms {
+		h, err := s.st.GroupHead(ctx, m.Group)
+		if err != nil {
+			return nil, errStore("group head", err)
+		}
+		row := wire.Conversation{Group: m.Group, Unread: groupUnread(m, h)}
+		if h.Seq > m.JoinSeq {
+			row.Last = &wire.Msg{ID: strconv.FormatInt(h.MsgID, 10), TS: h.TS} // filled in below
+			ids = append(ids, h.MsgID)
+		}
+		rows = append(rows, row)
+	}
+	msgs, err := s.st.GetMessages(ctx, ids)
+	if err != nil {
+		return nil, errStore("last messages", err)
+	}
+	byID := make(map[string]store.Message, len(msgs))
+	for _, m := range msgs {
+		byID[strconv.FormatInt(m.ID, 10)] = m
+	}
+	for i := range rows {
+		if rows[i].Last != nil {
+			if m, ok := byID[rows[i].Last.ID]; ok {
+				last := imsync.ToMsg(store.Event{Msg: m})
+				rows[i].Last = &last
+			}
+		}
+	}
+	sortByTime(rows)
+	return rows, nil
+}
+
+func lastTS(c wire.Conversation) int64 {
+	if c.Last == nil {
+		return 0
+	}
+	return c.Last.TS
+}
+
+func sortByTime(rows []wire.Conversation) {
+	slices.SortStableFunc(rows, func(a, b wire.Conversation) int { return cmp.Compare(lastTS(b), lastTS(a)) })
+}
+
+// mergeByTime merges two lists that are each newest first.
+func mergeByTime(a, b []wire.Conversation) []wire.Conversation {
+	out := make([]wire.Conversation, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if lastTS(b[0]) > lastTS(a[0]) {
+			out, b = append(out, b[0]), b[1:]
+		} else {
+			out, a = append(out, a[0]), a[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // History is user's conversation with peer before a message ID, newest first.
@@ -114,9 +223,21 @@ func (s *Service) History(ctx context.Context, user, peer string, before int64, 
 // Sync answers a sync request with one or more batches (SPEC §5).
 func (s *Service) Sync(ctx context.Context, user string, req wire.SyncRequest, emit func(wire.Sync) error) error {
 	if req.Group != "" {
-		return wire.NewError(wire.CodeNotMember, "not a member of group "+req.Group)
+		return s.syncGroup(ctx, user, req, emit)
 	}
 	return s.syncer.Serve(ctx, user, req, func(b wire.Sync) error {
+		s.m.SyncItems.Add(float64(len(b.Items)))
+		return emit(b)
+	})
+}
+
+// syncGroup answers a group sync for a member, from its join onward.
+func (s *Service) syncGroup(ctx context.Context, user string, req wire.SyncRequest, emit func(wire.Sync) error) error {
+	m, err := s.member(ctx, req.Group, user)
+	if err != nil {
+		return err
+	}
+	return s.syncer.ServeGroup(ctx, req.Group, m.JoinSeq, req, func(b wire.Sync) error {
 		s.m.SyncItems.Add(float64(len(b.Items)))
 		return emit(b)
 	})

@@ -53,8 +53,13 @@ type Options struct {
 	CommitWait time.Duration // a commit's deadline; default 10s
 	Sync       imsync.Options
 	Media      Media // nil: sends that refer to media are refused
-	Logger     *slog.Logger
-	Metrics    *metrics.Metrics
+	// MaxGroupMembers bounds a group; default 10,000.
+	MaxGroupMembers int
+	// ReadTick is how long group read positions are gathered before one
+	// merged write; default 10ms.
+	ReadTick time.Duration
+	Logger   *slog.Logger
+	Metrics  *metrics.Metrics
 }
 
 func (o *Options) fill() {
@@ -75,6 +80,12 @@ func (o *Options) fill() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.MaxGroupMembers <= 0 {
+		o.MaxGroupMembers = 10_000
+	}
+	if o.ReadTick <= 0 {
+		o.ReadTick = 10 * time.Millisecond
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.New()
@@ -107,6 +118,9 @@ type Service struct {
 	queue    chan *sendOp
 	dispatch chan []*sendOp
 	known    sync.Map // user ID -> struct{}: users known to exist (never deleted)
+	fan      *fanout
+	reads    *readMerger
+	fanDone  chan struct{}
 
 	mu      sync.RWMutex // guards closing against Submit's send on queue
 	closing bool
@@ -121,19 +135,25 @@ func New(st store.Store, versions state.Versions, pub Publisher, opts Options) (
 	if err != nil {
 		return nil, fmt.Errorf("snowflake node %d: %w", opts.Node, err)
 	}
-	return &Service{
+	s := &Service{
 		st: st, versions: versions, pub: pub, ids: ids, opts: opts,
 		syncer: imsync.New(st, opts.Sync), log: opts.Logger, m: opts.Metrics,
 		queue:    make(chan *sendOp, opts.QueueLen),
 		dispatch: make(chan []*sendOp, 64),
 		done:     make(chan struct{}),
-	}, nil
+		fanDone:  make(chan struct{}),
+		reads:    newReadMerger(st, opts.ReadTick),
+	}
+	s.fan = newFanout(s)
+	return s, nil
 }
 
 // Start runs the batcher and the dispatcher.
 func (s *Service) Start() {
 	go s.runBatcher()
 	go s.runDispatcher()
+	go s.fan.run(s.fanDone)
+	go s.reads.run()
 }
 
 // Close stops accepting sends, commits and dispatches every send already
@@ -143,14 +163,17 @@ func (s *Service) Close(ctx context.Context) error {
 	if !s.closing {
 		s.closing = true
 		close(s.queue)
+		close(s.reads.stop)
 	}
 	s.mu.Unlock()
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("drain sends: %w", ctx.Err())
+	for _, done := range []chan struct{}{s.done, s.fanDone} {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("drain sends: %w", ctx.Err())
+		}
 	}
+	return nil
 }
 
 // Syncer returns the service's sync engine.
@@ -222,15 +245,15 @@ func (s *Service) validate(req *wire.Send) *wire.Error {
 		return wire.NewError(wire.CodeMissingCMID, "cmid is required (1-128 bytes)")
 	case req.To == "" && req.Group == "":
 		return wire.NewError(wire.CodeMissingTo, "to or group is required")
-	case req.Group != "":
-		// Groups arrive with the group-chat issue; until then no group exists
-		// and so nobody is a member of one.
-		return wire.NewError(wire.CodeNotMember, "not a member of group "+req.Group)
+	case req.To != "" && req.Group != "":
+		return wire.NewError(wire.CodeBadRequest, "to and group are exclusive")
+	case req.Group != "" && !wire.ValidUser(req.Group):
+		return notMember(req.Group)
 	case !wire.MessageTypes[req.Type]:
 		return wire.NewError(wire.CodeBadType, "type must be one of text, image, audio, video, file, custom")
 	case len(req.Body)+len(req.Meta)+len(req.Media) > s.opts.MaxBody:
 		return wire.NewError(wire.CodeTooLarge, "body over "+strconv.Itoa(s.opts.MaxBody)+" bytes")
-	case !wire.ValidUser(req.To):
+	case req.Group == "" && !wire.ValidUser(req.To):
 		return wire.NewError(wire.CodeNoSuchUser, "no such user")
 	case len(req.Meta) > 0 && req.Meta[0] != '{':
 		return wire.NewError(wire.CodeBadRequest, "meta must be a JSON object")

@@ -48,6 +48,8 @@ type Config struct {
 
 	Broker  broker.Options // limits; addresses are taken from above
 	MaxBody int            // bytes of a message's body+meta
+	// MaxGroupMembers bounds a group (default 10,000).
+	MaxGroupMembers int
 	// PasswordParams overrides argon2id's cost (tests use a cheap one).
 	PasswordParams account.Params
 
@@ -108,7 +110,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	d.metrics.SetConnections(func() float64 { return float64(d.broker.Clients()) })
 
 	d.chat, err = chat.New(d.st, d.state, d.broker, chat.Options{
-		Node: snowflakeNode(cfg.NodeID), MaxBody: cfg.MaxBody, Logger: cfg.Logger, Metrics: d.metrics,
+		Node: snowflakeNode(cfg.NodeID), MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, Logger: cfg.Logger, Metrics: d.metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -123,7 +125,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		{&hooks.Auth{}, hooks.AuthConfig{Accounts: d.accounts, Server: srv, Keepalive: d.broker.Keepalive(), Metrics: d.metrics, Logger: cfg.Logger}},
 		{&hooks.ACL{}, d.metrics},
 		{&hooks.Uplink{}, hooks.UplinkConfig{Chat: d.chat, Publisher: d.broker, Metrics: d.metrics, Logger: cfg.Logger}},
-		{&hooks.Presence{}, hooks.PresenceConfig{State: d.state, Node: cfg.NodeID, Logger: cfg.Logger}},
+		{&hooks.Presence{}, hooks.PresenceConfig{State: d.state, Local: d.chat, Node: cfg.NodeID, Logger: cfg.Logger}},
 	} {
 		if err := d.broker.AddHook(h.hook, h.cfg); err != nil {
 			return nil, fmt.Errorf("hook %s: %w", h.hook.ID(), err)

@@ -13,9 +13,18 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
+// LocalIndex keeps per-connection state on this node (chat's group fan-out
+// index): one DeviceOnline per established connection, one DeviceOffline
+// per ended one, takeovers included.
+type LocalIndex interface {
+	DeviceOnline(ctx context.Context, user string) error
+	DeviceOffline(user string)
+}
+
 // PresenceConfig configures the Presence hook.
 type PresenceConfig struct {
 	State  state.Presence
+	Local  LocalIndex // may be nil
 	Node   string
 	Logger *slog.Logger
 }
@@ -59,13 +68,24 @@ func (h *Presence) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if err := h.cfg.State.Online(ctx, d); err != nil {
 		h.cfg.Logger.Warn("presence online", "user", user, "device", device, "err", err)
 	}
+	if h.cfg.Local != nil {
+		if err := h.cfg.Local.DeviceOnline(ctx, user); err != nil {
+			h.cfg.Logger.Warn("load groups", "user", user, "err", err)
+		}
+	}
 }
 
 // OnDisconnect marks the device offline, unless another connection of the
 // same device took the session over.
 func (h *Presence) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	user, device, ok := wire.SplitClientID(cl.ID)
-	if !ok || cl.Net.Inline || cl.IsTakenOver() {
+	if !ok || cl.Net.Inline {
+		return
+	}
+	if h.cfg.Local != nil { // mochi pairs every OnDisconnect with an OnSessionEstablished
+		h.cfg.Local.DeviceOffline(user)
+	}
+	if cl.IsTakenOver() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

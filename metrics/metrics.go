@@ -12,18 +12,20 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	AuthFailures  *prometheus.CounterVec // reason
-	ACLDenials    *prometheus.CounterVec // action: publish, subscribe
-	Messages      *prometheus.CounterVec // outcome: stored, duplicate, rejected, failed
-	Errors        *prometheus.CounterVec // code of error events and replies
-	Dropped       prometheus.Counter     // packets mochi dropped on full client queues
-	BatchSize     prometheus.Histogram   // messages per store commit
-	CommitSeconds prometheus.Histogram   // store commit latency
-	AckSeconds    prometheus.Histogram   // submit to ack
-	SyncItems     prometheus.Counter     // items sent by sync
-	SyncBatches   *prometheus.CounterVec // transport: mqtt, http
-	Connections   prometheus.GaugeFunc   // set by the broker via SetConnections
-	connections   func() float64
+	AuthFailures       *prometheus.CounterVec // reason
+	ACLDenials         *prometheus.CounterVec // action: publish, subscribe
+	Messages           *prometheus.CounterVec // outcome: stored, duplicate, rejected, failed
+	Errors             *prometheus.CounterVec // code of error events and replies
+	Dropped            prometheus.Counter     // packets mochi dropped on full client queues
+	BatchSize          prometheus.Histogram   // messages per store commit
+	CommitSeconds      prometheus.Histogram   // store commit latency
+	AckSeconds         prometheus.Histogram   // submit to ack
+	SyncItems          prometheus.Counter     // items sent by sync
+	SyncBatches        *prometheus.CounterVec // transport: mqtt, http
+	Connections        prometheus.GaugeFunc   // set by the broker via SetConnections
+	GroupFanout        prometheus.Histogram   // online members a group message went to on this node
+	GroupFanoutSeconds prometheus.Histogram   // one fan-out pass
+	connections        func() float64
 }
 
 // New registers every instrument on a fresh registry, with the Go and process collectors.
@@ -50,10 +52,14 @@ func New() *Metrics {
 		Help: "Messages sent by offline sync."})
 	m.SyncBatches = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_sync_batches_total",
 		Help: "Sync reply batches by transport."}, []string{"transport"})
+	m.GroupFanout = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "imqtt_group_fanout_members",
+		Help: "Online members on this node a group message was delivered to.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)})
+	m.GroupFanoutSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "imqtt_group_fanout_seconds",
+		Help: "One group fan-out pass.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
 	m.Connections = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imqtt_connections",
 		Help: "MQTT clients connected."}, func() float64 { return m.connections() })
 	r.MustRegister(m.AuthFailures, m.ACLDenials, m.Messages, m.Errors, m.Dropped, m.BatchSize,
-		m.CommitSeconds, m.AckSeconds, m.SyncItems, m.SyncBatches, m.Connections,
+		m.CommitSeconds, m.AckSeconds, m.SyncItems, m.SyncBatches, m.Connections, m.GroupFanout, m.GroupFanoutSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -23,6 +23,8 @@ import (
 type Source interface {
 	Range(ctx context.Context, user string, since uint64, limit int) ([]store.Event, error)
 	Head(ctx context.Context, user string) (uint64, error)
+	GroupRange(ctx context.Context, group string, since uint64, limit int) ([]store.Message, error)
+	GroupHead(ctx context.Context, group string) (store.GroupHead, error)
 	Epoch() string
 }
 
@@ -103,6 +105,55 @@ func (s *Syncer) Serve(ctx context.Context, user string, req wire.SyncRequest, e
 			b.Upto = evs[len(evs)-1].Ver
 		}
 		remaining -= len(evs)
+		if err := emit(b); err != nil {
+			return err
+		}
+		if !more || remaining <= 0 {
+			return nil
+		}
+		since, reset = b.Upto, false
+	}
+}
+
+// ServeGroup answers a group sync (SPEC §7): messages with seq > since,
+// never at or below floor (the member's join), in batches like Serve. A
+// cursor past the group's head, or of another epoch, starts again from the
+// floor with Reset set.
+func (s *Syncer) ServeGroup(ctx context.Context, group string, floor uint64, req wire.SyncRequest, emit func(wire.Sync) error) error {
+	epoch := s.src.Epoch()
+	h, err := s.src.GroupHead(ctx, group)
+	if err != nil {
+		return fmt.Errorf("sync group %s: head: %w", group, err)
+	}
+	since := req.Since
+	reset := (req.Epoch != "" && req.Epoch != epoch) || since > h.Seq
+	if reset {
+		since = 0
+	}
+	since = max(since, floor)
+	remaining := s.Limit(req)
+	for {
+		n := min(remaining, s.opts.BatchItems)
+		msgs, err := s.src.GroupRange(ctx, group, since, n+1)
+		if err != nil {
+			return fmt.Errorf("sync group %s since %d: %w", group, since, err)
+		}
+		more := len(msgs) > n
+		if more {
+			msgs = msgs[:n]
+		}
+		b := wire.Sync{Kind: wire.KindSync, Group: group, Since: since, Upto: since, More: more, Epoch: epoch, Reset: reset,
+			Items: make([]wire.Msg, len(msgs))}
+		for i, m := range msgs {
+			b.Items[i] = ToMsg(store.Event{Msg: m})
+		}
+		if len(msgs) > 0 {
+			b.Upto = msgs[len(msgs)-1].Seq
+		}
+		if !more {
+			b.Upto = max(b.Upto, h.Seq) // seqs lost to a crash are holes, covered here
+		}
+		remaining -= len(msgs)
 		if err := emit(b); err != nil {
 			return err
 		}

@@ -54,6 +54,7 @@ const (
 	KindMsg    = "msg"
 	KindSync   = "sync"
 	KindUnread = "unread"
+	KindGroup  = "group" // a membership change: {"kind":"group","group":"g1","action":"added","by":"alice"}
 )
 
 // Error codes carried in error events and HTTP error bodies.
@@ -73,6 +74,7 @@ const (
 	CodeUnknownTopic = "unknown_topic" // publish to an uplink topic that does not exist
 	CodeInternal     = "internal"
 	CodeNotFound     = "not_found"
+	CodeGroupFull    = "group_full" // the group's member limit is reached
 )
 
 // Send is the payload of im/send and POST /v1/messages.
@@ -88,11 +90,13 @@ type Send struct {
 
 // Ack confirms a durably stored send. The same cmid always gets the same ID and Ver.
 type Ack struct {
-	Kind string `json:"kind"` // "ack"
-	CMID string `json:"cmid"`
-	ID   string `json:"id"`
-	Ver  uint64 `json:"ver"` // the sender's version of this message
-	TS   int64  `json:"ts"`
+	Kind  string `json:"kind"` // "ack"
+	CMID  string `json:"cmid"`
+	ID    string `json:"id"`
+	Ver   uint64 `json:"ver"` // the sender's version of this message (0 for a group message)
+	TS    int64  `json:"ts"`
+	Group string `json:"group,omitempty"` // a group message's group
+	Seq   uint64 `json:"seq,omitempty"`   // and its seq in the group
 }
 
 // Error is an error event on the device topic and the HTTP error body.
@@ -148,7 +152,8 @@ type SyncRequest struct {
 // Reset says the cursor the device sent belonged to history that is gone
 // (another epoch, or a version past the server's): drop it and use these items.
 type Sync struct {
-	Kind  string `json:"kind"` // "sync"
+	Kind  string `json:"kind"`            // "sync"
+	Group string `json:"group,omitempty"` // a group sync: Since and Upto are seqs
 	Since uint64 `json:"since"`
 	Upto  uint64 `json:"upto"`
 	More  bool   `json:"more"`

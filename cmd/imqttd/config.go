@@ -40,6 +40,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&c.TLSMQTTAddr, "tls-mqtt-addr", ":8883", "MQTT over TLS listen address")
 	fs.StringVar(&c.TLSHTTPAddr, "tls-http-addr", ":443", "HTTPS and WSS listen address")
 	fs.IntVar(&c.MaxBody, "max-body", 64<<10, "largest message body+meta in bytes")
+	fs.IntVar(&c.MaxGroupMembers, "max-group-members", 10_000, "most members a group may have")
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", 256<<10, "largest MQTT packet in bytes; larger closes the connection")
 	fs.UintVar(&writes, "max-writes-pending", 256, "per-client outbound queue in packets (overflow is recovered by sync)")

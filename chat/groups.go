@@ -1,0 +1,235 @@
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// Group membership (SPEC §7, §8). The owner and admins add members; the
+// owner removes anyone and names admins; admins remove plain members; anyone
+// may leave. Changes reach the users concerned as "group" events and keep
+// this node's fan-out index right.
+
+func notMember(group string) *wire.Error {
+	return wire.NewError(wire.CodeNotMember, "not a member of group "+group)
+}
+
+// member returns user's membership, or not_member for users outside it
+// and for groups that do not exist (a non-member learns nothing).
+func (s *Service) member(ctx context.Context, group, user string) (store.Member, error) {
+	m, err := s.st.GetMember(ctx, group, user)
+	if errors.Is(err, store.ErrNotFound) {
+		return m, notMember(group)
+	}
+	if err != nil {
+		return m, errStore("member", err)
+	}
+	return m, nil
+}
+
+// CreateGroup makes a group owned by owner with the given members.
+func (s *Service) CreateGroup(ctx context.Context, owner string, req wire.GroupCreate) (wire.Group, error) {
+	if req.ID == "" {
+		req.ID = "g-" + strings.ToLower(rand.Text()[:12])
+	}
+	if !wire.ValidUser(req.ID) || len(req.Name) > 256 {
+		return wire.Group{}, wire.NewError(wire.CodeBadRequest, "group id must match [A-Za-z0-9_.-]{1,64}; name at most 256 bytes")
+	}
+	users, err := s.existingUsers(ctx, append([]string{owner}, req.Members...))
+	if err != nil {
+		return wire.Group{}, err
+	}
+	if len(users) > s.opts.MaxGroupMembers {
+		return wire.Group{}, wire.NewError(wire.CodeGroupFull, fmt.Sprintf("a group holds at most %d members", s.opts.MaxGroupMembers))
+	}
+	now := time.Now().UnixMilli()
+	members := make([]store.Member, len(users))
+	for i, u := range users {
+		members[i] = store.Member{User: u, Role: store.RoleMember, Joined: now}
+		if u == owner {
+			members[i].Role = store.RoleOwner
+		}
+	}
+	g := store.Group{ID: req.ID, Name: req.Name, Owner: owner, Created: now}
+	err = s.st.CreateGroup(ctx, g, members)
+	if errors.Is(err, store.ErrExists) {
+		return wire.Group{}, wire.NewError(wire.CodeExists, "group "+req.ID+" already exists")
+	}
+	if err != nil {
+		return wire.Group{}, errStore("create group", err)
+	}
+	for _, m := range members {
+		s.fan.joined(g.ID, m.User)
+		if m.User != owner {
+			s.groupEvent(m.User, g.ID, "added", owner)
+		}
+	}
+	return s.Group(ctx, owner, g.ID, "", 0)
+}
+
+// existingUsers dedupes users and checks each has an account.
+func (s *Service) existingUsers(ctx context.Context, users []string) ([]string, error) {
+	out := make([]string, 0, len(users))
+	for _, u := range users {
+		if slices.Contains(out, u) {
+			continue
+		}
+		ok, err := s.userExists(ctx, u)
+		if err != nil {
+			return nil, errStore("look up user", err)
+		}
+		if !ok || !wire.ValidUser(u) {
+			return nil, wire.NewError(wire.CodeNoSuchUser, "no such user: "+u)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// Group shows a group to a member, with one page of members.
+func (s *Service) Group(ctx context.Context, user, group, after string, limit int) (wire.Group, error) {
+	me, err := s.member(ctx, group, user)
+	if err != nil {
+		return wire.Group{}, err
+	}
+	g, err := s.st.GetGroup(ctx, group)
+	if err != nil {
+		return wire.Group{}, errStore("get group", err)
+	}
+	h, err := s.st.GroupHead(ctx, group)
+	if err != nil {
+		return wire.Group{}, errStore("group head", err)
+	}
+	ms, err := s.st.Members(ctx, group, after, limit)
+	if err != nil {
+		return wire.Group{}, errStore("members", err)
+	}
+	out := toWireGroup(g, me.Role, h.Seq)
+	for _, m := range ms {
+		out.Members = append(out.Members, wire.Member{User: m.User, Role: m.Role, JoinSeq: m.JoinSeq})
+	}
+	return out, nil
+}
+
+// Groups lists the groups user is in.
+func (s *Service) Groups(ctx context.Context, user string) (wire.Groups, error) {
+	ms, err := s.st.UserGroups(ctx, user)
+	if err != nil {
+		return wire.Groups{}, errStore("user groups", err)
+	}
+	out := wire.Groups{Groups: make([]wire.Group, 0, len(ms))}
+	for _, m := range ms {
+		g, err := s.st.GetGroup(ctx, m.Group)
+		if err != nil {
+			return wire.Groups{}, errStore("get group", err)
+		}
+		h, err := s.st.GroupHead(ctx, m.Group)
+		if err != nil {
+			return wire.Groups{}, errStore("group head", err)
+		}
+		out.Groups = append(out.Groups, toWireGroup(g, m.Role, h.Seq))
+	}
+	return out, nil
+}
+
+func toWireGroup(g store.Group, role string, seq uint64) wire.Group {
+	return wire.Group{ID: g.ID, Name: g.Name, Owner: g.Owner, Created: g.Created, Count: g.Members, Role: role, Seq: seq}
+}
+
+// AddMembers adds users to group (or, with role "admin", makes them admins).
+func (s *Service) AddMembers(ctx context.Context, actor, group string, req wire.GroupMembers) (wire.Group, error) {
+	me, err := s.member(ctx, group, actor)
+	if err != nil {
+		return wire.Group{}, err
+	}
+	switch {
+	case req.Role != "" && req.Role != store.RoleAdmin && req.Role != store.RoleMember:
+		return wire.Group{}, wire.NewError(wire.CodeBadRequest, "role must be admin or member")
+	case req.Role != "" && me.Role != store.RoleOwner:
+		return wire.Group{}, wire.NewError(wire.CodeForbidden, "only the owner sets roles")
+	case me.Role == store.RoleMember:
+		return wire.Group{}, wire.NewError(wire.CodeForbidden, "only the owner and admins add members")
+	case len(req.Users) == 0 || len(req.Users) > 1000:
+		return wire.Group{}, wire.NewError(wire.CodeBadRequest, "users: 1 to 1000 user IDs")
+	case slices.Contains(req.Users, me.User) && req.Role != "":
+		return wire.Group{}, wire.NewError(wire.CodeBadRequest, "the owner keeps its role")
+	}
+	users, err := s.existingUsers(ctx, req.Users)
+	if err != nil {
+		return wire.Group{}, err
+	}
+	ms := make([]store.Member, len(users))
+	for i, u := range users {
+		ms[i] = store.Member{User: u, Role: req.Role, Joined: time.Now().UnixMilli()}
+	}
+	added, err := s.st.AddMembers(ctx, group, ms, s.opts.MaxGroupMembers)
+	if errors.Is(err, store.ErrLimit) {
+		return wire.Group{}, wire.NewError(wire.CodeGroupFull, fmt.Sprintf("group %s would pass its limit of %d members", group, s.opts.MaxGroupMembers))
+	}
+	if err != nil {
+		return wire.Group{}, errStore("add members", err)
+	}
+	for _, m := range added {
+		s.fan.joined(group, m.User)
+		s.groupEvent(m.User, group, "added", actor)
+	}
+	return s.Group(ctx, actor, group, "", 0)
+}
+
+// RemoveMember removes user from group, or lets actor leave when user is actor.
+func (s *Service) RemoveMember(ctx context.Context, actor, group, user string) error {
+	me, err := s.member(ctx, group, actor)
+	if err != nil {
+		return err
+	}
+	if user != actor {
+		them, err := s.st.GetMember(ctx, group, user)
+		if errors.Is(err, store.ErrNotFound) {
+			return wire.NewError(wire.CodeNotFound, user+" is not a member of "+group)
+		}
+		if err != nil {
+			return errStore("member", err)
+		}
+		allowed := me.Role == store.RoleOwner || (me.Role == store.RoleAdmin && them.Role == store.RoleMember)
+		if !allowed {
+			return wire.NewError(wire.CodeForbidden, "only the owner removes admins; admins remove members")
+		}
+	} else if me.Role == store.RoleOwner {
+		return wire.NewError(wire.CodeForbidden, "the owner cannot leave its group")
+	}
+	err = s.st.RemoveMember(ctx, group, user)
+	if errors.Is(err, store.ErrNotFound) {
+		return wire.NewError(wire.CodeNotFound, user+" is not a member of "+group)
+	}
+	if err != nil {
+		return errStore("remove member", err)
+	}
+	s.fan.left(group, user)
+	s.groupEvent(user, group, "removed", actor)
+	return nil
+}
+
+func (s *Service) groupEvent(user, group, action, by string) {
+	payload, err := json.Marshal(wire.GroupEvent{Kind: wire.KindGroup, Group: group, Action: action, By: by})
+	if err == nil {
+		s.publish(wire.InboxTopic(user), payload)
+	}
+}
+
+// DeviceOnline and DeviceOffline keep this node's group fan-out index:
+// the presence hook calls them for every device that connects or leaves.
+func (s *Service) DeviceOnline(ctx context.Context, user string) error {
+	return s.fan.online(ctx, user)
+}
+
+// DeviceOffline is the counterpart of DeviceOnline.
+func (s *Service) DeviceOffline(user string) { s.fan.offline(user) }
