@@ -95,9 +95,29 @@ func groupUnread(m store.Member, h store.GroupHead) int64 {
 	return int64(h.Seq - floor)
 }
 
+// totalUnread sums user's unread over conversations and groups without
+// loading any message.
 func (s *Service) totalUnread(ctx context.Context, user string) (int64, error) {
-	list, err := s.Conversations(ctx, user)
-	return list.TotalUnread, err
+	convs, err := s.st.Conversations(ctx, user)
+	if err != nil {
+		return 0, errStore("conversations", err)
+	}
+	var total int64
+	for _, c := range convs {
+		total += c.Unread
+	}
+	ms, err := s.st.UserGroups(ctx, user)
+	if err != nil {
+		return 0, errStore("user groups", err)
+	}
+	for _, m := range ms {
+		h, err := s.st.GroupHead(ctx, m.Group)
+		if err != nil {
+			return 0, errStore("group head", err)
+		}
+		total += groupUnread(m, h)
+	}
+	return total, nil
 }
 
 // Conversations is user's recent-contact list, newest first, with each
