@@ -213,3 +213,29 @@ func TestGroupRefusals(t *testing.T) {
 		t.Fatalf("eve got a sync batch: %s", raw)
 	}
 }
+
+// TestGroupRestart: seqs never go back across a restart, and a device's
+// cursor past the head (history lost) is answered with reset.
+func TestGroupRestart(t *testing.T) {
+	s := testserver.Start(t)
+	aliceTok := account(t, s, "alice", "x")
+	account(t, s, "bob", "x")
+	httpJSON(t, "POST", s.HTTP+"/v1/groups", aliceTok, wire.GroupCreate{ID: "g1", Members: []string{"bob"}}, nil)
+	var first, second wire.Ack
+	httpJSON(t, "POST", s.HTTP+"/v1/messages", aliceTok, wire.Send{CMID: "1", Group: "g1", Type: "text"}, &first)
+	s.Restart(t)
+	aliceTok = login(t, s, "alice", "x")
+	httpJSON(t, "POST", s.HTTP+"/v1/messages", aliceTok, wire.Send{CMID: "2", Group: "g1", Type: "text"}, &second)
+	if first.Seq == 0 || second.Seq <= first.Seq {
+		t.Fatalf("seq after restart %d, before %d", second.Seq, first.Seq)
+	}
+	bobTok := login(t, s, "bob", "x")
+	b, _ := syncGroup(t, s, bobTok, "g1", 0)
+	if len(b.Items) != 2 || b.Upto != second.Seq || b.More {
+		t.Fatalf("bob's sync: %+v", b)
+	}
+	b, _ = syncGroup(t, s, bobTok, "g1", second.Seq+100)
+	if !b.Reset || len(b.Items) != 2 {
+		t.Fatalf("sync past the head: %+v", b)
+	}
+}
