@@ -89,6 +89,9 @@ func New(opts Options) *Broker {
 	caps.MaximumSessionExpiryInterval = opts.SessionExpiry
 	caps.MaximumInflight = opts.MaxInflight
 	caps.MaximumQos = 1 // IM delivery is at-least-once plus versions; QoS 2 buys nothing
+	// An ack must not echo the publish's properties (user properties,
+	// response topic) back to the client.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
 		InlineClient:             true,

@@ -124,6 +124,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}{
 		{&hooks.Auth{}, hooks.AuthConfig{Accounts: d.accounts, Server: srv, Keepalive: d.broker.Keepalive(), Metrics: d.metrics, Logger: cfg.Logger}},
 		{&hooks.ACL{}, d.metrics},
+		{&hooks.Compat{}, nil},
 		{&hooks.Uplink{}, hooks.UplinkConfig{Chat: d.chat, Publisher: d.broker, Metrics: d.metrics, Logger: cfg.Logger}},
 		{&hooks.Presence{}, hooks.PresenceConfig{State: d.state, Local: d.chat, Node: cfg.NodeID, Logger: cfg.Logger}},
 	} {

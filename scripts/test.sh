@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
+/usr/bin/python3 -c 'import paho.mqtt' 2>/dev/null || need_apt+=(python3-paho-mqtt)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -14,6 +17,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 command -v mosquitto_pub >/dev/null || { echo "test.sh: mosquitto_pub missing after install" >&2; exit 1; }
+# MQTT.js for the interoperability tests, pinned by test/node/package-lock.json.
+if [ ! -d test/node/node_modules/mqtt ]; then
+  npm ci --prefix test/node --no-audit --no-fund >/dev/null
+fi
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi

@@ -1,0 +1,65 @@
+"""Python paho-mqtt (Debian python3-paho-mqtt 1.6) as a third-party imqtt client.
+
+Driven by e2e/interop_test.go: env HOST, PORT, PROTO (4 or 5), USER, DEVICE,
+TOKEN, PEER. It sends to PEER, waits for PEER's answer live, syncs, reads,
+and prints one JSON line per step.
+"""
+import json
+import os
+import queue
+import sys
+
+import paho.mqtt.client as mqtt
+
+env = os.environ
+user, device, peer = env["USER"], env["DEVICE"], env["PEER"]
+inbox, direct = f"im/u/{user}/inbox", f"im/u/{user}/d/{device}"
+v5 = env["PROTO"] == "5"
+events = queue.Queue()
+
+
+def on_message(_c, _u, m):
+    ev = json.loads(m.payload)
+    ev["topic"] = m.topic
+    events.put(ev)
+
+
+def wait(pred):
+    while True:
+        ev = events.get(timeout=20)
+        if pred(ev):
+            return ev
+
+
+def out(step, ev):
+    print(json.dumps({"step": step, **ev}), flush=True)
+
+
+c = mqtt.Client(client_id=f"{user}/{device}", protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+c.username_pw_set(user, env["TOKEN"])
+c.on_message = on_message
+connected = queue.Queue()
+c.on_connect = lambda _c, _u, _f, rc, *_: connected.put(rc)
+c.connect(env["HOST"], int(env["PORT"]), keepalive=30)
+c.loop_start()
+rc = connected.get(timeout=20)
+if rc != 0:
+    sys.exit(f"connect refused: {rc}")
+c.subscribe([(inbox, 1), (direct, 1)])
+
+props = None
+if v5:
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.packettypes import PacketTypes
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = ("trace", "abc")
+    props.ResponseTopic = direct
+c.publish("im/send", json.dumps({"cmid": "py-1", "to": peer, "type": "text", "body": "from python"}), qos=1, properties=props)
+out("ack", wait(lambda e: e.get("kind") == "ack" and e.get("cmid") == "py-1"))
+out("msg", wait(lambda e: e.get("kind") == "msg" and e.get("from") == peer and e["topic"] == inbox))
+c.publish("im/sync", json.dumps({"since": 0}), qos=1)
+out("sync", wait(lambda e: e.get("kind") == "sync"))
+c.publish("im/read", json.dumps({"peer": peer}), qos=1)
+out("unread", wait(lambda e: e.get("kind") == "unread"))
+c.disconnect()
+c.loop_stop()
