@@ -1,7 +1,6 @@
 package hooks
 
 import (
-
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
