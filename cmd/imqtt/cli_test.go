@@ -53,7 +53,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"listen", "extra"}, exitUsage, "unexpected arguments"},
 		{[]string{"conversations"}, exitFailure, "not logged in"},
 		{[]string{"logout"}, exitFailure, "not logged in"},
-		{[]string{"bench", "fanout"}, exitUsage, "not implemented yet"},
+		{[]string{"bench", "fanout"}, exitUsage, `unknown scenario "fanout"`},
+		{[]string{"bench"}, exitUsage, "missing the scenario"},
 		{[]string{"help"}, exitOK, ""},
 		{[]string{"send", "--help"}, exitOK, ""},
 	}

@@ -112,8 +112,3 @@ func (s startAt) Load() (uint64, string, error) {
 
 // errNotImplemented marks a command still to come (exit code 2).
 var errNotImplemented = errors.New("not implemented yet")
-
-// cmdBench: imqtt bench SCENARIO (a later issue).
-func cmdBench(ctx context.Context, c *cli, args []string) error {
-	return errNotImplemented
-}

@@ -1,0 +1,31 @@
+// Package baseline runs the bare broker imqttd embeds, for the bench to
+// measure against: mochi-mqtt with an allow-all auth hook and none of
+// imqtt's hooks (no accounts, ACL, store or sync), with the same broker
+// limits and listener as imqttd (broker.Options defaults), so that the
+// difference between the two is what imqtt adds.
+package baseline
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+
+	"github.com/imqtt/imqtt/broker"
+)
+
+// StartMochi serves bare mochi-mqtt on addr ("127.0.0.1:0" picks a port).
+// Close the broker to stop it; MQTTAddr is the bound address.
+func StartMochi(addr string, log *slog.Logger) (*broker.Broker, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b := broker.New(broker.Options{MQTTAddr: addr, Logger: log})
+	if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
+		return nil, fmt.Errorf("allow-all hook: %w", err)
+	}
+	if err := b.Start(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}

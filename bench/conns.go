@@ -1,0 +1,243 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/imqtt/imqtt/wire"
+)
+
+// ConnsOptions configure the conns scenario: Conns idle connections, each
+// authenticated and subscribed to its inbox (imqttd) or to bench/{i}
+// (plain). Zero values take the defaults in parentheses.
+type ConnsOptions struct {
+	Target Target
+	Conns  int // connections (1,000)
+	// Users is how many imqttd accounts the connections are spread over,
+	// each as devices c{i} of one user (min(Conns, 100)). Accounts are slow
+	// to make (password hashing); devices of one account are as costly to
+	// hold as connections of different accounts, bar one inbox topic each.
+	Users       int
+	Concurrency int           // connections being opened at once (64)
+	ServerPID   int           // the server's process, whose RSS is read; 0: not measured
+	Settle      time.Duration // wait after the last connection before reading the RSS (2s)
+	Hold        time.Duration // keep the connections open this long after measuring (0)
+	// PerIP is how many connections share one 127.0.0.x source address
+	// (20,000): one address has ~28,000 ephemeral ports to one server port.
+	PerIP    int
+	Progress io.Writer
+}
+
+func (o *ConnsOptions) fill() {
+	if o.Conns <= 0 {
+		o.Conns = 1000
+	}
+	if o.Users <= 0 {
+		o.Users = min(o.Conns, 100)
+	}
+	o.Users = min(o.Users, o.Conns)
+	if o.Concurrency <= 0 {
+		o.Concurrency = 64
+	}
+	if o.Settle <= 0 {
+		o.Settle = 2 * time.Second
+	}
+	if o.PerIP <= 0 {
+		o.PerIP = 20_000
+	}
+}
+
+// Conns runs the conns scenario: the connect rate and the server's resident
+// memory per idle connection (its RSS before and after, from /proc).
+func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
+	o.fill()
+	defer httpClient.CloseIdleConnections() // a server shutting down waits for unused ones
+	if err := o.Target.validate(); err != nil {
+		return nil, err
+	}
+	if err := fileLimit(o.Conns + 64); err != nil {
+		return nil, err
+	}
+	run := newRunID()
+	res := &Result{Scenario: "conns", Target: o.Target.label(), Case: fmt.Sprintf("conns=%d", o.Conns), Start: time.Now(),
+		Params: map[string]any{"conns": o.Conns, "users": o.Users, "concurrency": o.Concurrency, "server_pid": o.ServerPID,
+			"plain": o.Target.Plain, "run": run}}
+	prog := newProgress(o.Progress, "conns "+res.Target)
+	defer prog.close()
+
+	addr := o.Target.MQTT
+	var accts []account
+	if !o.Target.Plain {
+		if err := o.Target.ping(ctx); err != nil {
+			return nil, err
+		}
+		users := make([]string, o.Users)
+		for i := range users {
+			users[i] = fmt.Sprintf("bench-%s-c%d", run, i)
+		}
+		var err error
+		if accts, err = o.Target.accounts(ctx, users, func(int) bool { return true }, prog); err != nil {
+			return nil, err
+		}
+		if addr, err = o.Target.mqttAddr(ctx); err != nil {
+			return nil, err
+		}
+	}
+	spread := o.Conns > o.PerIP && loopback(addr)
+	// identity of connection i
+	ident := func(i int) (local net.Addr, id, user, password, topic string) {
+		if spread {
+			k := 1 + i/o.PerIP
+			local = &net.TCPAddr{IP: net.IPv4(127, 0, byte(k>>8), byte(k))}
+		}
+		if o.Target.Plain {
+			return local, fmt.Sprintf("bench-%s-c%d", run, i), "", "", "bench/" + strconv.Itoa(i)
+		}
+		a := accts[i%len(accts)]
+		return local, a.user + "/c" + strconv.Itoa(i), a.user, a.token, wire.InboxTopic(a.user)
+	}
+
+	var rssBefore int64
+	if o.ServerPID > 0 {
+		var err error
+		if rssBefore, err = rssKiB(o.ServerPID); err != nil {
+			return nil, err
+		}
+	}
+	conns := make([]*rawConn, o.Conns)
+	defer func() {
+		var wg sync.WaitGroup
+		for i := range conns {
+			if conns[i] != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); conns[i].Close() }()
+			}
+		}
+		wg.Wait()
+	}()
+
+	// The first connection alone: an unreachable or refusing server fails here.
+	start := time.Now()
+	local, id, user, pw, topic := ident(0)
+	first, err := dialRaw(ctx, addr, local, id, user, pw, topic)
+	if err != nil {
+		return nil, fmt.Errorf("%w: mqtt %s: %v", ErrUnreachable, addr, err)
+	}
+	conns[0] = first
+	var (
+		next, ok, failed atomic.Int64
+		errMu            sync.Mutex
+		errs             []error
+	)
+	ok.Store(1)
+	next.Store(1)
+	prog.measure(func() string {
+		n := ok.Load()
+		return fmt.Sprintf("connected %d/%d  failed %d  %.0f conn/s", n, o.Conns, failed.Load(), Rate(n, time.Since(start)))
+	})
+	var wg sync.WaitGroup
+	for range o.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= o.Conns {
+					return
+				}
+				local, id, user, pw, topic := ident(i)
+				c, err := dialRaw(ctx, addr, local, id, user, pw, topic)
+				if err != nil {
+					failed.Add(1)
+					errMu.Lock()
+					if len(errs) < 3 {
+						errs = append(errs, err)
+					}
+					errMu.Unlock()
+					continue
+				}
+				conns[i] = c
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n := ok.Load()
+	res.Seconds = elapsed.Seconds()
+	res.extra("conns", float64(n))
+	res.extra("conns_failed", float64(failed.Load()))
+	res.extra("connect_per_s", Rate(n, elapsed))
+	if spread {
+		res.extra("source_addrs", float64((o.Conns+o.PerIP-1)/o.PerIP))
+	}
+	if failed.Load() > 0 {
+		res.problem("%d of %d connections failed: %v", failed.Load(), o.Conns, errors.Join(errs...))
+	}
+
+	prog.setf("settling %s", o.Settle)
+	prog.measure(nil)
+	if !sleepCtx(ctx, o.Settle) {
+		return nil, ctx.Err()
+	}
+	if o.ServerPID > 0 {
+		after, err := rssKiB(o.ServerPID)
+		if err != nil {
+			return nil, err
+		}
+		res.extra("server_rss_before_kib", float64(rssBefore))
+		res.extra("server_rss_after_kib", float64(after))
+		if n > 0 {
+			res.extra("server_kib_per_conn", float64(after-rssBefore)/float64(n))
+		}
+	} else {
+		res.Notes = append(res.Notes, "no --server-pid: server memory not measured")
+	}
+	if m, err := o.Target.scrape(ctx); err != nil {
+		return nil, err
+	} else if m != nil {
+		res.extra("server_connections", m["imqtt_connections"])
+		if got := int64(m["imqtt_connections"]); got < n {
+			res.problem("the server counts %d connections, the bench holds %d", got, n)
+		}
+	}
+	if o.Hold > 0 {
+		prog.setf("holding %d connections for %s", n, o.Hold)
+		if !sleepCtx(ctx, o.Hold) {
+			return nil, ctx.Err()
+		}
+	}
+	return res, nil
+}
+
+// fileLimit raises the soft limit on open files to the hard one if need
+// be, and fails if even that is below need.
+func fileLimit(need int) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return nil // not knowable here: let the dials say
+	}
+	if lim.Cur >= uint64(need) {
+		return nil
+	}
+	if lim.Max > lim.Cur {
+		lim.Cur = min(lim.Max, max(uint64(need), lim.Cur))
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	if lim.Cur < uint64(need) {
+		return fmt.Errorf("open-file limit %d is below the %d this run needs: raise it (ulimit -n) or ask for fewer connections", lim.Cur, need)
+	}
+	return nil
+}

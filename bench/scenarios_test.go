@@ -1,0 +1,148 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imqtt/imqtt/bench/baseline"
+	"github.com/imqtt/imqtt/internal/testserver"
+)
+
+// The scenarios end to end, tiny: a real imqttd (internal/testserver) or
+// bare mochi (the baseline) on loopback, the bench's own clients.
+
+func imqttd(t *testing.T) Target {
+	s := testserver.Start(t)
+	return Target{Server: s.HTTP, MQTT: s.MQTT}
+}
+
+func mochi(t *testing.T) Target {
+	b, err := baseline.StartMochi("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return Target{MQTT: b.MQTTAddr(), Plain: true, Label: LabelMochi}
+}
+
+// passed fails the test unless r passed with want deliveries.
+func passed(t *testing.T, r *Result, err error, want int64) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Err() != nil || r.Delivered != want || r.Acked != want || r.Lost != 0 || r.Duplicated != 0 {
+		var b strings.Builder
+		_ = r.WriteTable(&b)
+		t.Fatalf("want %d delivered, no problems; got\n%s", want, b.String())
+	}
+}
+
+func TestP2PImqttd(t *testing.T) {
+	r, err := P2P(context.Background(), P2POptions{Target: imqttd(t), Pairs: 2, Messages: 200, InFlight: 8})
+	passed(t, r, err, 200)
+	if r.Latency == nil || r.Latency.Count != 200 {
+		t.Fatalf("latency samples: %+v", r.Latency)
+	}
+	if r.Target != LabelImqttd || r.Extra["store_commits"] == 0 {
+		t.Fatalf("target %q, store commits %v", r.Target, r.Extra["store_commits"])
+	}
+}
+
+func TestP2PPlainMochi(t *testing.T) {
+	r, err := P2P(context.Background(), P2POptions{Target: mochi(t), Pairs: 2, Messages: 200, InFlight: 8})
+	passed(t, r, err, 200)
+	if r.Synced != 0 || r.Target != LabelMochi {
+		t.Fatalf("plain run: %+v", r)
+	}
+}
+
+func TestP2PAtARate(t *testing.T) {
+	// A fixed rate: no timing is asserted (the machine may be busy), only
+	// that every message is accounted for, and that a shortfall, if any, is
+	// the only problem and is reported.
+	r, err := P2P(context.Background(), P2POptions{Target: imqttd(t), Pairs: 2, Messages: 60, Rate: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Delivered != 60 || r.Lost != 0 || r.Duplicated != 0 || r.TargetRate != 200 {
+		t.Fatalf("%+v", r)
+	}
+	for _, p := range r.Problems {
+		if !strings.HasPrefix(p, "target load not reached") {
+			t.Fatalf("problem %q", p)
+		}
+	}
+}
+
+func TestConns(t *testing.T) {
+	for _, tg := range []Target{imqttd(t), mochi(t)} {
+		r, err := Conns(context.Background(), ConnsOptions{Target: tg, Conns: 30, Users: 4, Concurrency: 8,
+			ServerPID: os.Getpid(), Settle: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Err() != nil || r.Extra["conns"] != 30 || r.Extra["conns_failed"] != 0 {
+			t.Fatalf("%s: %+v", tg.label(), r)
+		}
+		if _, ok := r.Extra["server_kib_per_conn"]; !ok {
+			t.Fatalf("%s: no memory figure: %+v", tg.label(), r.Extra)
+		}
+		if !tg.Plain && r.Extra["server_connections"] < 30 {
+			t.Fatalf("server counted %v connections", r.Extra["server_connections"])
+		}
+	}
+}
+
+func TestSync(t *testing.T) {
+	r, err := Sync(context.Background(), SyncOptions{Target: imqttd(t), Messages: 300, SyncLimit: 100})
+	passed(t, r, err, 300)
+	var b strings.Builder
+	_ = r.WriteTable(&b)
+	t.Log(b.String())
+	if r.Synced != 300 || r.Extra["http_sync_msgs_per_s"] == 0 {
+		t.Fatalf("synced %d, extra %v", r.Synced, r.Extra)
+	}
+}
+
+func TestGroup(t *testing.T) {
+	r, err := Group(context.Background(), GroupOptions{Target: imqttd(t), Members: 8, Online: 4, Messages: 10, InFlight: 2})
+	passed(t, r, err, 40)
+	if r.Extra["messages"] != 10 {
+		t.Fatalf("%+v", r.Extra)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	ctx := context.Background()
+	dead := Target{Server: "http://127.0.0.1:1", MQTT: "127.0.0.1:1"}
+	plain := Target{MQTT: "127.0.0.1:1", Plain: true}
+	runs := map[string]func() error{
+		"p2p":         func() error { _, err := P2P(ctx, P2POptions{Target: dead, Pairs: 1, Messages: 1}); return err },
+		"p2p plain":   func() error { _, err := P2P(ctx, P2POptions{Target: plain, Pairs: 1, Messages: 1}); return err },
+		"conns":       func() error { _, err := Conns(ctx, ConnsOptions{Target: dead, Conns: 1}); return err },
+		"conns plain": func() error { _, err := Conns(ctx, ConnsOptions{Target: plain, Conns: 1}); return err },
+		"sync":        func() error { _, err := Sync(ctx, SyncOptions{Target: dead, Messages: 1}); return err },
+		"group":       func() error { _, err := Group(ctx, GroupOptions{Target: dead, Messages: 1}); return err },
+	}
+	for _, name := range slices.Sorted(mapsKeys(runs)) {
+		if err := runs[name](); !errors.Is(err, ErrUnreachable) {
+			t.Errorf("%s: %v, want ErrUnreachable", name, err)
+		}
+	}
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imqtt/imqtt/bench"
+	"github.com/imqtt/imqtt/internal/testserver"
+)
+
+func TestBenchCommand(t *testing.T) {
+	s := testserver.Start(t)
+	u := newUser(t, s, "bencher")
+	dir := t.TempDir()
+	p2p := filepath.Join(dir, "p2p.json")
+
+	out := u.ok("bench", "p2p", "--pairs", "2", "--messages", "40", "--quiet", "--json", p2p)
+	for _, want := range []string{"lost", "dup", "msgs/s", "p99 ms", "PASS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("p2p table lacks %q:\n%s", want, out)
+		}
+	}
+	raw, err := os.ReadFile(p2p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r bench.Result
+	if err := json.Unmarshal(raw, &r); err != nil || r.Delivered != 40 || r.Lost != 0 || r.Target != "imqttd" {
+		t.Fatalf("result file: %v %+v", err, r)
+	}
+
+	out = u.ok("bench", "sync", "--messages", "50", "--format", "json", "--quiet")
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Scenario != "sync" || r.Delivered != 50 {
+		t.Fatalf("sync JSON on stdout: %v %q", err, out)
+	}
+	syncFile := filepath.Join(dir, "sync.json")
+	if err := os.WriteFile(syncFile, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = u.ok("bench", "compare", p2p, syncFile)
+	if !strings.Contains(out, "### p2p") || !strings.Contains(out, "### Targets") {
+		t.Fatalf("compare:\n%s", out)
+	}
+}
+
+func TestBenchFailsLoudly(t *testing.T) {
+	e := fakeEnv(t.TempDir(), map[string]string{"IMQTT_HOME": t.TempDir()})
+	cases := []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"bench", "p2p", "--server", "http://127.0.0.1:1", "--quiet"}, exitFailure, "target unreachable"},
+		{[]string{"bench", "p2p", "--plain", "--quiet"}, exitUsage, "--plain needs --mqtt"},
+		{[]string{"bench", "conns", "--plain", "--mqtt", "127.0.0.1:1", "--quiet"}, exitFailure, "target unreachable"},
+		{[]string{"bench", "sync", "--format", "yaml"}, exitUsage, "--format is table or json"},
+		{[]string{"bench", "compare"}, exitUsage, "missing arguments"},
+		{[]string{"bench", "compare", "/nonexistent.json"}, exitFailure, "no such file"},
+		{[]string{"bench", "p2p", "--help"}, exitOK, ""},
+	}
+	for _, c := range cases {
+		code, _, stderr := runIn(t, e, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.err) {
+			t.Errorf("imqtt %q: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr, c.code, c.err)
+		}
+	}
+}
