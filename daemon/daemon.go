@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -52,6 +53,9 @@ type Config struct {
 	MaxGroupMembers int
 	// PasswordParams overrides argon2id's cost (tests use a cheap one).
 	PasswordParams account.Params
+	// PprofAddr serves net/http/pprof on a listener of its own; "" = off.
+	// Never expose it: profiles show the process's internals.
+	PprofAddr string
 
 	Logger *slog.Logger
 }
@@ -147,6 +151,19 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		if d.tlsAddr, err = d.serveHTTP(cfg.TLSHTTPAddr, handler, tlsConfig); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.PprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		addr, err := d.serveHTTP(cfg.PprofAddr, mux, nil)
+		if err != nil {
+			return nil, err
+		}
+		d.log.Info("pprof serving", "addr", addr)
 	}
 	d.log.Info("imqttd serving", "node", cfg.NodeID, "mqtt", d.broker.MQTTAddr(), "mqtt_tls", d.broker.TLSAddr(),
 		"http", d.httpAddr, "https", d.tlsAddr, "ws", "http://"+d.httpAddr+"/mqtt", "data", cfg.DataDir)
