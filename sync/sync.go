@@ -85,33 +85,54 @@ func (s *Syncer) Serve(ctx context.Context, user string, req wire.SyncRequest, e
 	if reset {
 		since = 0
 	}
-	remaining := s.Limit(req)
+	fetch := func(since uint64, n int) ([]wire.Msg, error) {
+		evs, err := s.src.Range(ctx, user, since, n)
+		if err != nil {
+			return nil, fmt.Errorf("sync %s since %d: %w", user, since, err)
+		}
+		items := make([]wire.Msg, len(evs))
+		for i, ev := range evs {
+			items[i] = ToMsg(ev)
+		}
+		return items, nil
+	}
+	base := wire.Sync{Kind: wire.KindSync, Epoch: epoch, Reset: reset}
+	return s.pages(since, s.Limit(req), 0, base, fetch, func(m wire.Msg) uint64 { return m.Ver }, emit)
+}
+
+// pages is the batch loop of every sync: batches of at most BatchItems from
+// since until limit items or the end, each covering (Since, Upto]. fetch
+// returns up to n items after a position, pos is an item's position, and
+// head (if known) is where a final batch's Upto reaches even past the last
+// item, covering holes at the end. Only the first batch carries base.Reset.
+func (s *Syncer) pages(since uint64, remaining int, head uint64, base wire.Sync,
+	fetch func(since uint64, n int) ([]wire.Msg, error), pos func(wire.Msg) uint64, emit func(wire.Sync) error) error {
 	for {
 		n := min(remaining, s.opts.BatchItems)
-		evs, err := s.src.Range(ctx, user, since, n+1)
+		items, err := fetch(since, n+1)
 		if err != nil {
-			return fmt.Errorf("sync %s since %d: %w", user, since, err)
+			return err
 		}
-		more := len(evs) > n
+		more := len(items) > n
 		if more {
-			evs = evs[:n]
+			items = items[:n]
 		}
-		b := wire.Sync{Kind: wire.KindSync, Since: since, Upto: since, More: more, Epoch: epoch, Reset: reset,
-			Items: make([]wire.Msg, len(evs))}
-		for i, ev := range evs {
-			b.Items[i] = ToMsg(ev)
+		b := base
+		b.Since, b.Upto, b.More, b.Items = since, since, more, items
+		if len(items) > 0 {
+			b.Upto = pos(items[len(items)-1])
 		}
-		if len(evs) > 0 {
-			b.Upto = evs[len(evs)-1].Ver
+		if !more {
+			b.Upto = max(b.Upto, head)
 		}
-		remaining -= len(evs)
+		remaining -= len(items)
 		if err := emit(b); err != nil {
 			return err
 		}
 		if !more || remaining <= 0 {
 			return nil
 		}
-		since, reset = b.Upto, false
+		since, base.Reset = b.Upto, false
 	}
 }
 
@@ -131,37 +152,20 @@ func (s *Syncer) ServeGroup(ctx context.Context, group string, floor uint64, req
 		since = 0
 	}
 	since = max(since, floor)
-	remaining := s.Limit(req)
-	for {
-		n := min(remaining, s.opts.BatchItems)
-		msgs, err := s.src.GroupRange(ctx, group, since, n+1)
+	fetch := func(since uint64, n int) ([]wire.Msg, error) {
+		msgs, err := s.src.GroupRange(ctx, group, since, n)
 		if err != nil {
-			return fmt.Errorf("sync group %s since %d: %w", group, since, err)
+			return nil, fmt.Errorf("sync group %s since %d: %w", group, since, err)
 		}
-		more := len(msgs) > n
-		if more {
-			msgs = msgs[:n]
-		}
-		b := wire.Sync{Kind: wire.KindSync, Group: group, Since: since, Upto: since, More: more, Epoch: epoch, Reset: reset,
-			Items: make([]wire.Msg, len(msgs))}
+		items := make([]wire.Msg, len(msgs))
 		for i, m := range msgs {
-			b.Items[i] = ToMsg(store.Event{Msg: m})
+			items[i] = ToMsg(store.Event{Msg: m})
 		}
-		if len(msgs) > 0 {
-			b.Upto = msgs[len(msgs)-1].Seq
-		}
-		if !more {
-			b.Upto = max(b.Upto, h.Seq) // seqs lost to a crash are holes, covered here
-		}
-		remaining -= len(msgs)
-		if err := emit(b); err != nil {
-			return err
-		}
-		if !more || remaining <= 0 {
-			return nil
-		}
-		since, reset = b.Upto, false
+		return items, nil
 	}
+	base := wire.Sync{Kind: wire.KindSync, Group: group, Epoch: epoch, Reset: reset}
+	// seqs lost to a crash are holes at the end, covered by the head
+	return s.pages(since, s.Limit(req), h.Seq, base, fetch, func(m wire.Msg) uint64 { return m.Seq }, emit)
 }
 
 // ToMsg renders a stored event as the message event its user sees.

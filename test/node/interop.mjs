@@ -16,13 +16,19 @@ const c = mqtt.connect(URL, {
   protocolVersion: Number(PROTO), clean: true, reconnectPeriod: 0,
 });
 const waiters = [];
-const next = (pred) => new Promise((resolve) => waiters.push({ pred, resolve }));
+const backlog = []; // events that came before anyone waited for them
+const next = (pred) => new Promise((resolve) => {
+  const i = backlog.findIndex(pred);
+  if (i >= 0) resolve(backlog.splice(i, 1)[0]);
+  else waiters.push({ pred, resolve });
+});
 c.on('error', (e) => fail(`mqtt error: ${e.message}`));
 c.on('message', (topic, payload) => {
   const ev = JSON.parse(payload.toString());
   ev.topic = topic;
   const i = waiters.findIndex((w) => w.pred(ev));
   if (i >= 0) waiters.splice(i, 1)[0].resolve(ev);
+  else backlog.push(ev);
 });
 c.on('connect', async () => {
   await c.subscribeAsync([inbox, direct], { qos: 1 });

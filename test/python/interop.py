@@ -24,11 +24,18 @@ def on_message(_c, _u, m):
     events.put(ev)
 
 
+backlog = []  # events that came before anyone waited for them
+
+
 def wait(pred):
+    for i, ev in enumerate(backlog):
+        if pred(ev):
+            return backlog.pop(i)
     while True:
         ev = events.get(timeout=20)
         if pred(ev):
             return ev
+        backlog.append(ev)
 
 
 def out(step, ev):
