@@ -190,25 +190,16 @@ func (d *device) msgs() []wire.Msg {
 }
 
 // directOf returns the device-topic payloads of one kind.
-func (d *device) directOf(kind string) []json.RawMessage {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var out []json.RawMessage
-	for _, raw := range d.direct {
-		var probe struct{ Kind string }
-		if json.Unmarshal(raw, &probe) == nil && probe.Kind == kind {
-			out = append(out, raw)
-		}
-	}
-	return out
-}
+func (d *device) directOf(kind string) []json.RawMessage { return d.ofKind(&d.direct, kind) }
 
 // inboxOf returns the inbox payloads of one kind.
-func (d *device) inboxOf(kind string) []json.RawMessage {
+func (d *device) inboxOf(kind string) []json.RawMessage { return d.ofKind(&d.inbox, kind) }
+
+func (d *device) ofKind(list *[]json.RawMessage, kind string) []json.RawMessage {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []json.RawMessage
-	for _, raw := range d.inbox {
+	for _, raw := range *list {
 		var probe struct{ Kind string }
 		if json.Unmarshal(raw, &probe) == nil && probe.Kind == kind {
 			out = append(out, raw)
