@@ -10,6 +10,7 @@ command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
 /usr/bin/python3 -c 'import paho.mqtt' 2>/dev/null || need_apt+=(python3-paho-mqtt)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+command -v redis-server >/dev/null || need_apt+=(redis-server) # state/redis tests start their own
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -17,6 +18,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 command -v mosquitto_pub >/dev/null || { echo "test.sh: mosquitto_pub missing after install" >&2; exit 1; }
+command -v redis-server >/dev/null || { echo "test.sh: redis-server missing after install" >&2; exit 1; }
 # MQTT.js for the interoperability tests, pinned by test/node/package-lock.json.
 if [ ! -d test/node/node_modules/mqtt ]; then
   npm ci --prefix test/node --no-audit --no-fund >/dev/null

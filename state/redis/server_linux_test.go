@@ -1,0 +1,8 @@
+package redis_test
+
+import "syscall"
+
+// childAttr kills the child redis-server if the test binary dies first.
+func childAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}

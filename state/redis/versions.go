@@ -1,0 +1,182 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/imqtt/imqtt/state"
+)
+
+// maxStale bounds how many freshly reserved blocks one Next may find
+// already overtaken (each time another node installed a newer block and
+// used it up before ours arrived) before it gives up.
+const maxStale = 8
+
+// Next hands out [first, first+n) from key's block cached in Redis, shared
+// by every node. When fewer than n are left, the caller reserves a new
+// block from the store and installs it; only one caller per key in this
+// process does so at a time, the others wait for it and take again.
+//
+// No version repeats: every block comes from the store, whose blocks never
+// overlap, and the scripts hand out each version of a cached block once. A
+// lost block (FLUSHALL, a restart, VersionTTL) is refilled from the store,
+// leaving a hole.
+//
+// Versions increase: the install script never moves a key's block
+// backwards, so a stale refill racing a fresh one is dropped. One race is
+// beyond what Redis can see: a refill reserved before another node's but
+// installed only after Redis lost the newer block (FLUSHALL or a restart
+// in between) finds nothing to compare with and installs the older block.
+// Each process remembers the newest block it took from per key (see
+// fences) and, finding an older one cached, reserves a fresh block that
+// moves the key forward again; so successive calls on one process still
+// increase, and all nodes are forward again after that refill.
+func (s *State) Next(ctx context.Context, key string, n uint64) (uint64, error) {
+	if s.closed.Load() {
+		return 0, state.ErrClosed
+	}
+	if n < 1 || n > s.opts.Block {
+		return 0, fmt.Errorf("next %d versions of %s (block %d): %w", n, key, s.opts.Block, ErrInvalid)
+	}
+	k := s.versionKey(key)
+	// floor is the newest block of key that a call on this process returned
+	// from before this one started; calls running alongside may raise it.
+	floor := s.fences.get(key)
+	for stale := 0; ; {
+		first, limit, err := s.take(ctx, k, n)
+		if err != nil {
+			return 0, fmt.Errorf("next %d versions of %s: %w", n, key, err)
+		}
+		if first != 0 && limit >= floor {
+			s.fences.raise(key, limit)
+			return first, nil
+		}
+		done, leader := s.join(key)
+		if !leader {
+			select {
+			case <-done:
+				continue
+			case <-ctx.Done():
+				return 0, fmt.Errorf("next %d versions of %s: wait for refill: %w", n, key, ctx.Err())
+			}
+		}
+		// A refill that ended between our take and join has left a block:
+		// take again rather than reserve one more and abandon that one.
+		first, limit, err = s.take(ctx, k, n)
+		if err != nil {
+			err = fmt.Errorf("next %d versions of %s: %w", n, key, err)
+		} else if first == 0 || limit < floor {
+			first, limit, err = s.refill(ctx, key, k, n)
+		}
+		s.leave(key, done)
+		if err != nil {
+			return 0, err
+		}
+		if first != 0 && limit >= floor {
+			s.fences.raise(key, limit)
+			return first, nil
+		}
+		if stale++; stale == maxStale {
+			return 0, fmt.Errorf("reserve versions of %s: %d blocks in a row below the cached limit %d", key, stale, limit)
+		}
+	}
+}
+
+// take runs next.lua: first = 0 when key's block must be refilled.
+func (s *State) take(ctx context.Context, k string, n uint64) (first, limit uint64, err error) {
+	res, err := nextScript.Run(ctx, s.rdb, []string{k}, n).Int64Slice()
+	if err == nil && len(res) != 2 {
+		err = errors.New("next script: unexpected reply")
+	}
+	if err != nil {
+		return 0, 0, translate(err)
+	}
+	return uint64(res[0]), uint64(res[1]), nil
+}
+
+// refill reserves a block of key, installs it at k and takes n from it (or
+// from a fresher block another caller installed meanwhile). first = 0 when
+// both were too short: the caller reserves again.
+func (s *State) refill(ctx context.Context, key, k string, n uint64) (first, limit uint64, err error) {
+	block := s.opts.Block
+	start, err := s.reserve(ctx, key, block)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reserve versions of %s: %w", key, err)
+	}
+	if start == 0 || start > maxVersion-block {
+		return 0, 0, fmt.Errorf("reserve versions of %s: block at %d outside [1, 2^53-%d]", key, start, block)
+	}
+	res, err := installScript.Run(ctx, s.rdb, []string{k},
+		start, start+block, n, start+n, s.opts.VersionTTL.Milliseconds()).Int64Slice()
+	if err == nil && len(res) != 3 {
+		err = errors.New("install script: unexpected reply")
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("install versions of %s at %d: %w", key, start, translate(err))
+	}
+	return uint64(res[1]), uint64(res[2]), nil
+}
+
+// join makes the caller the refiller of key, or returns the channel that
+// the current refiller closes when it is done.
+func (s *State) join(key string) (done chan struct{}, leader bool) {
+	s.flightMu.Lock()
+	defer s.flightMu.Unlock()
+	if done, ok := s.flights[key]; ok {
+		return done, false
+	}
+	done = make(chan struct{})
+	s.flights[key] = done
+	return done, true
+}
+
+func (s *State) leave(key string, done chan struct{}) {
+	s.flightMu.Lock()
+	delete(s.flights, key)
+	s.flightMu.Unlock()
+	close(done)
+}
+
+// maxFences bounds the keys whose newest block a process remembers. A key
+// pushed out loses only the guard against the FLUSHALL race of Next.
+const maxFences = 1 << 16
+
+// fences remembers, per key, the limit of the newest block this process
+// took versions from. Blocks never overlap and grow, so a block ending
+// below it is older: Redis lost the newer one and a stale refill put the
+// older one back.
+type fences struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+// get returns key's fence, 0 if unknown.
+func (f *fences) get(key string) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.m[key]
+}
+
+// raise moves key's fence up to limit.
+func (f *fences) raise(key string, limit uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fence, ok := f.m[key]; ok {
+		if limit > fence {
+			f.m[key] = limit
+		}
+		return
+	}
+	if f.m == nil {
+		f.m = make(map[string]uint64)
+	}
+	if len(f.m) >= maxFences {
+		for k := range f.m { // map order is random: evict one at random
+			delete(f.m, k)
+			break
+		}
+	}
+	f.m[key] = limit
+}
