@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/imqtt/imqtt/store"
 	staterds "github.com/imqtt/imqtt/state/redis"
+	"github.com/imqtt/imqtt/store"
 )
 
 // How a node builds its state in scale-out mode: every node gives the same
