@@ -17,6 +17,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+# ffmpeg for the media tests (private video as HLS, video thumbnails): about 57 MB
+# without the recommended extras, which the tests do not use.
+if ! command -v ffmpeg >/dev/null; then
+  echo "test.sh: installing ffmpeg"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+fi
+command -v ffmpeg >/dev/null || { echo "test.sh: ffmpeg missing after install" >&2; exit 1; }
 command -v mosquitto_pub >/dev/null || { echo "test.sh: mosquitto_pub missing after install" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "test.sh: redis-server missing after install" >&2; exit 1; }
 # MQTT.js for the interoperability tests, pinned by test/node/package-lock.json.

@@ -1,0 +1,204 @@
+package media
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// FS is the embedded Blobs: each object is a directory of files,
+//
+//	{root}/{id[2:4]}/{id}/info.json   the Info (the JSON sidecar)
+//	{root}/{id[2:4]}/{id}/data        the uploaded bytes
+//	{root}/{id[2:4]}/{id}/thumb ...   the other parts
+//
+// staged under {root}/tmp/ and moved into place by one rename(2) of the
+// directory, so an object appears whole or not at all. Every file and
+// directory is fsynced before the commit returns. Staging directories left
+// by a crash are removed when the store is opened.
+type FS struct {
+	root string
+	tmp  string
+}
+
+var _ Blobs = (*FS)(nil)
+
+const infoFile = "info.json"
+
+// OpenFS opens (creating if needed) the file store under dir.
+func OpenFS(dir string) (*FS, error) {
+	f := &FS{root: dir, tmp: filepath.Join(dir, "tmp")}
+	if err := os.RemoveAll(f.tmp); err != nil {
+		return nil, fmt.Errorf("media: clear %s: %w", f.tmp, err)
+	}
+	if err := os.MkdirAll(f.tmp, 0o750); err != nil {
+		return nil, fmt.Errorf("media: create %s: %w", f.tmp, err)
+	}
+	return f, nil
+}
+
+// Root is the directory the store lives in.
+func (f *FS) Root() string { return f.root }
+
+func (f *FS) objectDir(id string) string { return filepath.Join(f.root, id[2:4], id) }
+
+// Create stages id under {root}/tmp.
+func (f *FS) Create(ctx context.Context, id string) (Staging, error) {
+	if !ValidID(id) {
+		return nil, fmt.Errorf("media: stage %q: %w", id, ErrNotFound)
+	}
+	dir, err := os.MkdirTemp(f.tmp, id+".")
+	if err != nil {
+		return nil, fmt.Errorf("media: stage %s: %w", id, err)
+	}
+	return &fsStaging{fs: f, id: id, dir: dir}, nil
+}
+
+// Stat reads an object's sidecar.
+func (f *FS) Stat(ctx context.Context, id string) (Info, error) {
+	if !ValidID(id) {
+		return Info{}, ErrNotFound
+	}
+	raw, err := os.ReadFile(filepath.Join(f.objectDir(id), infoFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Info{}, ErrNotFound
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("media: stat %s: %w", id, err)
+	}
+	var info Info
+	if err := json.Unmarshal(raw, &info); err != nil {
+		return Info{}, fmt.Errorf("media: stat %s: %w", id, err)
+	}
+	return info, nil
+}
+
+// Open opens a part of a committed object.
+func (f *FS) Open(ctx context.Context, id, part string) (io.ReadSeekCloser, error) {
+	if !ValidID(id) || !validPart(part) {
+		return nil, ErrNotFound
+	}
+	file, err := os.Open(filepath.Join(f.objectDir(id), filepath.FromSlash(part)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("media: open %s/%s: %w", id, part, err)
+	}
+	return file, nil
+}
+
+type fsStaging struct {
+	fs   *FS
+	id   string
+	dir  string
+	done bool // committed or aborted
+}
+
+func (s *fsStaging) Create(part string) (io.WriteCloser, error) {
+	if !validPart(part) {
+		return nil, fmt.Errorf("media: bad part name %q", part)
+	}
+	path := filepath.Join(s.dir, filepath.FromSlash(part))
+	if strings.Contains(part, "/") {
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("media: stage %s/%s: %w", s.id, part, err)
+		}
+	}
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("media: stage %s/%s: %w", s.id, part, err)
+	}
+	return syncCloser{file}, nil
+}
+
+func (s *fsStaging) Open(part string) (io.ReadSeekCloser, error) {
+	if !validPart(part) {
+		return nil, fmt.Errorf("media: bad part name %q", part)
+	}
+	return os.Open(filepath.Join(s.dir, filepath.FromSlash(part)))
+}
+
+func (s *fsStaging) Commit(ctx context.Context, info Info) error {
+	if s.done {
+		return errors.New("media: commit after commit or abort")
+	}
+	raw, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(s.dir, infoFile), raw); err != nil {
+		return fmt.Errorf("media: commit %s: %w", s.id, err)
+	}
+	if err := syncDir(filepath.Join(s.dir, "hls")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("media: commit %s: %w", s.id, err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("media: commit %s: %w", s.id, err)
+	}
+	final := s.fs.objectDir(s.id)
+	shard := filepath.Dir(final)
+	if _, err := os.Stat(shard); errors.Is(err, fs.ErrNotExist) {
+		if err := os.Mkdir(shard, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("media: commit %s: %w", s.id, err)
+		}
+		if err := syncDir(s.fs.root); err != nil {
+			return fmt.Errorf("media: commit %s: %w", s.id, err)
+		}
+	}
+	if err := os.Rename(s.dir, final); err != nil {
+		return fmt.Errorf("media: commit %s: %w", s.id, err)
+	}
+	s.done = true
+	// The rename is the commit; make it survive a crash.
+	if err := syncDir(shard); err != nil {
+		return fmt.Errorf("media: commit %s: %w", s.id, err)
+	}
+	return nil
+}
+
+func (s *fsStaging) Abort() error {
+	if s.done {
+		return nil
+	}
+	s.done = true
+	return os.RemoveAll(s.dir)
+}
+
+// syncCloser fsyncs a file before closing it.
+type syncCloser struct{ *os.File }
+
+func (f syncCloser) Close() error {
+	if err := f.File.Sync(); err != nil {
+		_ = f.File.Close()
+		return err
+	}
+	return f.File.Close()
+}
+
+func writeFileSync(path string, data []byte) error {
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := file.Write(data); err != nil {
+		_ = file.Close()
+		return err
+	}
+	return syncCloser{file}.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
