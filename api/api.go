@@ -17,6 +17,7 @@ import (
 
 	"github.com/imqtt/imqtt/account"
 	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/media"
 	"github.com/imqtt/imqtt/metrics"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -30,6 +31,7 @@ type Kicker interface {
 type Config struct {
 	Accounts  *account.Service
 	Chat      *chat.Service
+	Media     *media.Service // nil: no /v1/media
 	Metrics   *metrics.Metrics
 	Kicker    Kicker
 	Endpoints func() []wire.Endpoint // this node's (later: the cluster's) access points
@@ -68,6 +70,9 @@ func New(cfg Config) *API {
 	a.mux.HandleFunc("GET /v1/groups/{gid}", a.auth(a.showGroup))
 	a.mux.HandleFunc("POST /v1/groups/{gid}/members", a.auth(a.addMembers))
 	a.mux.HandleFunc("DELETE /v1/groups/{gid}/members/{user}", a.auth(a.removeMember))
+	if cfg.Media != nil {
+		a.mediaRoutes()
+	}
 	a.mux.HandleFunc("GET /v1/endpoints", a.endpoints)
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -25,6 +25,7 @@ import (
 	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/hooks"
+	"github.com/imqtt/imqtt/media"
 	"github.com/imqtt/imqtt/metrics"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/state/memory"
@@ -51,6 +52,8 @@ type Config struct {
 	MaxBody int            // bytes of a message's body+meta
 	// MaxGroupMembers bounds a group (default 10,000).
 	MaxGroupMembers int
+	// Media limits uploads and finds ffmpeg; its files live under DataDir/media.
+	Media media.Options
 	// PasswordParams overrides argon2id's cost (tests use a cheap one).
 	PasswordParams account.Params
 	// PprofAddr serves net/http/pprof on a listener of its own; "" = off.
@@ -99,6 +102,12 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 	d.state = memory.New(d.st.ReserveVersions, memory.Options{})
 	d.accounts = account.New(d.st, account.Options{Params: cfg.PasswordParams, Logger: cfg.Logger})
+	blobs, err := media.OpenFS(filepath.Join(cfg.DataDir, "media"))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Media.Logger = cfg.Logger
+	med := media.New(blobs, d.st, media.GroupMembers(d.st), cfg.Media)
 
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
@@ -115,6 +124,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 
 	d.chat, err = chat.New(d.st, d.state, d.broker, chat.Options{
 		Node: snowflakeNode(cfg.NodeID), MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, Logger: cfg.Logger, Metrics: d.metrics,
+		Media: med,
 	})
 	if err != nil {
 		return nil, err
@@ -141,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 
 	handler := api.New(api.Config{
-		Accounts: d.accounts, Chat: d.chat, Metrics: d.metrics, Kicker: d,
+		Accounts: d.accounts, Chat: d.chat, Media: med, Metrics: d.metrics, Kicker: d,
 		Endpoints: d.endpoints, Ready: d.Ready, WebSocket: d.broker.WebSocket(), Logger: cfg.Logger,
 	})
 	if d.httpAddr, err = d.serveHTTP(cfg.HTTPAddr, handler, nil); err != nil {

@@ -41,6 +41,11 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&c.TLSHTTPAddr, "tls-http-addr", ":443", "HTTPS and WSS listen address")
 	fs.IntVar(&c.MaxBody, "max-body", 64<<10, "largest message body+meta in bytes")
 	fs.IntVar(&c.MaxGroupMembers, "max-group-members", 10_000, "most members a group may have")
+	fs.Int64Var(&c.Media.MaxImage, "media-max-image", 20<<20, "largest image upload in bytes")
+	fs.Int64Var(&c.Media.MaxAudio, "media-max-audio", 20<<20, "largest audio upload in bytes")
+	fs.Int64Var(&c.Media.MaxVideo, "media-max-video", 200<<20, "largest video upload in bytes")
+	fs.Int64Var(&c.Media.MaxFile, "media-max-file", 100<<20, "largest upload of any other type in bytes")
+	fs.StringVar(&c.Media.FFmpeg, "ffmpeg", "", `ffmpeg binary for private video (HLS) and video thumbnails ("": from PATH; "off": none)`)
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", 256<<10, "largest MQTT packet in bytes; larger closes the connection")
 	fs.UintVar(&writes, "max-writes-pending", 256, "per-client outbound queue in packets (overflow is recovered by sync)")
