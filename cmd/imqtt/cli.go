@@ -58,6 +58,7 @@ func init() {
 		{"groups", "[create NAME [--id G] [--members a,b] | show G | add G USER... [--admin] | remove G USER | leave G]", "list, create and manage groups", cmdGroups},
 		{"bench", "SCENARIO", "load tests (see BENCHMARKS.md)", cmdBench},
 	}
+	commands = withMedia(commands) // upload, download, send --file
 }
 
 // globals are the flags every command takes, before or after its name.

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/imqtt/imqtt/client"
+)
+
+// withMedia adds the media commands to the list: upload and download after
+// send, and send learns --file.
+func withMedia(cmds []command) []command {
+	var out []command
+	for _, cmd := range cmds {
+		if cmd.name == "send" {
+			cmd.args = "(--to PEER | --group G) [--file FILE] TEXT..."
+			cmd.summary += "; --file uploads FILE first and sends it as an image, audio, video or file"
+			cmd.run = cmdSendFile
+			out = append(out, cmd,
+				command{"upload", "FILE [--type MIME] [--private]", "upload a file (- for stdin); print its media ID and type", cmdUpload},
+				command{"download", "ID [-o FILE] [--thumb]", "download media (to stdout, or to FILE)", cmdDownload})
+			continue
+		}
+		out = append(out, cmd)
+	}
+	return out
+}
+
+// cmdUpload: imqtt upload FILE [--type MIME] [--private]
+func cmdUpload(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("upload")
+	typ := fs.String("type", "", "the file's MIME type (default: the server sniffs it; a wrong one is refused)")
+	private := fs.Bool("private", false, "a video served only as encrypted HLS (needs ffmpeg on the server)")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	h, _, err := c.api()
+	if err != nil {
+		return err
+	}
+	info, err := upload(ctx, h, pos[0], client.UploadOptions{ContentType: *typ, Private: *private})
+	if err != nil {
+		return err
+	}
+	return c.printJSON(info)
+}
+
+func upload(ctx context.Context, h *client.HTTP, path string, o client.UploadOptions) (client.MediaInfo, error) {
+	if path == "-" {
+		return h.Upload(ctx, os.Stdin, -1, o)
+	}
+	return h.UploadFile(ctx, path, o)
+}
+
+// cmdDownload: imqtt download ID [-o FILE] [--thumb]
+func cmdDownload(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("download")
+	out := fs.String("o", "", "write to this file (default: stdout); printed: the media's ID, size, type and sha256")
+	thumb := fs.Bool("thumb", false, "the thumbnail instead of the media")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	h, _, err := c.api()
+	if err != nil {
+		return err
+	}
+	get := h.Download
+	if *thumb {
+		get = h.DownloadThumb
+	}
+	if *out == "" || *out == "-" {
+		_, err := get(ctx, pos[0], c.stdout)
+		return err
+	}
+	// Written beside the target and renamed once complete and checked, so
+	// FILE is never a partial download.
+	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".part-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	info, err := get(ctx, pos[0], tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), *out); err != nil {
+		return err
+	}
+	return c.printJSON(info)
+}
+
+// cmdSendFile is send with --file FILE: it uploads FILE, then sends a
+// message of the file's kind (image, audio, video or file; --type wins)
+// that refers to it, with its name, size, type and dimensions in meta
+// unless --meta is given.
+func cmdSendFile(ctx context.Context, c *cli, args []string) error {
+	file, rest, err := takeFileFlag(args)
+	if err != nil || file == "" {
+		if err != nil {
+			return err
+		}
+		return cmdSend(ctx, c, args)
+	}
+	if hasFlag(rest, "media") {
+		return usagef("give --file or --media, not both")
+	}
+	// The global flags (--server, --home) may follow the command: parse
+	// just those to reach the server before send parses everything.
+	fs := flag.NewFlagSet("imqtt send", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.post.register(fs)
+	if _, err := c.parse(fs, globalArgs(fs, rest), 0, -1); err != nil {
+		return err
+	}
+	h, _, err := c.api()
+	if err != nil {
+		return err
+	}
+	info, err := upload(ctx, h, file, client.UploadOptions{})
+	if err != nil {
+		return err
+	}
+	pre := []string{"--media", info.ID, "--type", info.Kind()}
+	if !hasFlag(rest, "meta") {
+		meta, _ := json.Marshal(map[string]any{"name": info.Name, "size": info.Size, "mime": info.Type, "w": info.Width, "h": info.Height})
+		pre = append(pre, "--meta", string(meta))
+	}
+	return cmdSend(ctx, c, append(pre, rest...))
+}
+
+// takeFileFlag removes --file FILE (or -file, or --file=FILE) from args,
+// before any "--", and returns FILE and the rest.
+func takeFileFlag(args []string) (string, []string, error) {
+	var file string
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "file" {
+			rest = append(rest, a)
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return "", nil, usagef("--file needs a file name")
+			}
+			i++
+			value = args[i]
+		}
+		file = value
+	}
+	return file, rest, nil
+}
+
+// hasFlag reports whether args (before any "--") set the flag name.
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// globalArgs picks out of args the flags fs knows, with their values.
+func globalArgs(fs *flag.FlagSet, args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := fs.Lookup(name)
+		if f == nil {
+			continue
+		}
+		out = append(out, a)
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) && i+1 < len(args) {
+			i++
+			out = append(out, args[i])
+		}
+	}
+	return out
+}
