@@ -129,7 +129,9 @@ func (a *API) getMedia(w http.ResponseWriter, r *http.Request, c caller) {
 		disposition = "inline"
 	}
 	if info.Name != "" && part == media.PartData {
-		disposition = mime.FormatMediaType(disposition, map[string]string{"filename": info.Name})
+		if d := mime.FormatMediaType(disposition, map[string]string{"filename": info.Name}); d != "" {
+			disposition = d
+		}
 	}
 	h.Set("Content-Disposition", disposition)
 	secureHeaders(h)

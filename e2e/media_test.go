@@ -174,6 +174,12 @@ func TestMediaRoundTrip(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Equal(body, jpg) || resp.Header.Get("Content-Type") != "image/jpeg" {
 		t.Fatalf("download JPEG: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
+	// A name beyond ASCII is kept and sent back encoded (RFC 2231).
+	code, info, e = uploadRaw(t, s, tok, "", jpg, "?name=%C3%A9t%C3%A9.jpg")
+	resp, _ = request(t, "GET", s.HTTP+"/v1/media/"+info.ID, tok, nil, nil)
+	if code != http.StatusCreated || info.Name != "été.jpg" || resp.Header.Get("Content-Disposition") != "inline; filename*=utf-8''%C3%A9t%C3%A9.jpg" {
+		t.Fatalf("a UTF-8 name: %d %+v %+v %q", code, info, e, resp.Header.Get("Content-Disposition"))
+	}
 	// Something that is not media is an attachment, never shown inline.
 	html := mustUpload(t, s, tok, "", []byte("<!DOCTYPE html><script>alert(1)</script>"))
 	resp, _ = request(t, "GET", s.HTTP+"/v1/media/"+html.ID, tok, nil, nil)

@@ -238,6 +238,11 @@ func (s *Service) Put(ctx context.Context, up Upload, body io.Reader) (Info, err
 			return Info{}, err
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		// The client left while its upload was processed: nobody would
+		// learn the ID, so nothing is kept.
+		return Info{}, fmt.Errorf("%w: %v", ErrTruncated, err)
+	}
 	if err := st.Commit(ctx, info); err != nil {
 		return Info{}, err
 	}

@@ -3,9 +3,11 @@ package media
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"image"
 	"image/jpeg"
 	"io"
@@ -409,5 +411,43 @@ func TestNewID(t *testing.T) {
 		if ValidID(bad) {
 			t.Errorf("%q valid", bad)
 		}
+	}
+}
+
+// BenchmarkStore measures Put (stream, hash, fsync, commit) and reading a
+// part back, without HTTP; the bytes are random, so no thumbnail is made.
+func BenchmarkStore(b *testing.B) {
+	ctx := context.Background()
+	s, _ := newService(b, Options{}, nil, nil)
+	for _, size := range []int{1 << 20, 64 << 20} {
+		data := make([]byte, size)
+		_, _ = rand.Read(data)
+		name := fmt.Sprintf("size=%dMiB", size>>20)
+		var id string
+		b.Run("put/"+name, func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				info, err := s.Put(ctx, Upload{Owner: "alice", Length: int64(size)}, bytes.NewReader(data))
+				if err != nil {
+					b.Fatal(err)
+				}
+				id = info.ID
+			}
+		})
+		b.Run("read/"+name, func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				_, r, err := s.Open(ctx, "alice", id, PartData)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, r); err != nil {
+					b.Fatal(err)
+				}
+				r.Close()
+			}
+		})
 	}
 }
