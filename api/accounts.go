@@ -40,7 +40,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, account.ErrInvalid):
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "user or device ID malformed")
 	case errors.Is(err, account.ErrBadCredentials):
-		a.cfg.Metrics.AuthFailures.WithLabelValues("password").Inc()
+		a.cfg.Metrics.AuthFailed("password", req.User, r.RemoteAddr, "HTTP login")
 		writeError(w, http.StatusUnauthorized, wire.CodeUnauthorized, "wrong user or password")
 	case err != nil:
 		a.storeError(w, "login", err)

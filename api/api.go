@@ -108,7 +108,7 @@ func (a *API) auth(next authedHandler) http.HandlerFunc {
 		}
 		row, err := a.cfg.Accounts.Verify(r.Context(), token)
 		if errors.Is(err, account.ErrBadCredentials) {
-			a.cfg.Metrics.AuthFailures.WithLabelValues("token").Inc()
+			a.cfg.Metrics.AuthFailed("token", "", r.RemoteAddr, "HTTP "+r.Method+" "+r.URL.Path)
 			writeError(w, http.StatusUnauthorized, wire.CodeUnauthorized, "token unknown, revoked or expired")
 			return
 		}

@@ -234,7 +234,7 @@ func (s *Service) Send(ctx context.Context, from Sender, req wire.Send) (wire.Ac
 
 func (s *Service) fail(done func(Result), cmid string, e *wire.Error) {
 	e.Kind, e.CMID = wire.KindError, cmid
-	s.m.Errors.WithLabelValues(e.Code).Inc()
+	s.m.ErrorReplied(e.Code, "", e.Message)
 	done(Result{Err: e})
 }
 

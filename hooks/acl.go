@@ -43,7 +43,7 @@ func (h *ACL) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write {
 		action = "publish"
 	}
-	h.m.ACLDenials.WithLabelValues(action).Inc()
+	h.m.ACLDenied(action, cl.ID, topic)
 	return false
 }
 

@@ -69,13 +69,13 @@ func (h *Auth) Init(config any) error {
 func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	user, _, ok := wire.SplitClientID(cl.ID)
 	if !ok || user != string(cl.Properties.Username) {
-		h.cfg.Metrics.AuthFailures.WithLabelValues("client_id").Inc()
+		h.cfg.Metrics.AuthFailed("client_id", string(cl.Properties.Username), cl.Net.Remote, "client ID "+cl.ID)
 		return h.refuse(cl, packets.ErrClientIdentifierNotValid) // 0x85; 3.1.1: 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := h.cfg.Accounts.Authenticate(ctx, user, string(pk.Connect.Password)); err != nil {
-		h.cfg.Metrics.AuthFailures.WithLabelValues("credentials").Inc()
+		h.cfg.Metrics.AuthFailed("credentials", user, cl.Net.Remote, "MQTT CONNECT as "+cl.ID)
 		h.cfg.Logger.Info("mqtt login refused", "user", user, "remote", cl.Net.Remote, "err", err)
 		return h.refuse(cl, packets.ErrBadUsernameOrPassword) // 0x86; 3.1.1: 4
 	}

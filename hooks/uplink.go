@@ -74,6 +74,7 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		return pk, packets.ErrRejectPacket // auth guarantees this never happens
 	}
 	reply := wire.DeviceTopic(user, device)
+	h.cfg.Metrics.PublishedIn(pk.TopicName)
 	switch pk.TopicName {
 	case wire.TopicSend:
 		var req wire.Send
@@ -155,7 +156,7 @@ func (h *Uplink) replyErr(topic string, err error) {
 }
 
 func (h *Uplink) replyError(topic, cmid, code, msg string) {
-	h.cfg.Metrics.Errors.WithLabelValues(code).Inc()
+	h.cfg.Metrics.ErrorReplied(code, topic, msg)
 	h.reply(topic, &wire.Error{Kind: wire.KindError, CMID: cmid, Code: code, Message: msg})
 }
 

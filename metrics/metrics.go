@@ -4,8 +4,13 @@
 package metrics
 
 import (
+	"bytes"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/imqtt/imqtt/events"
+	"github.com/imqtt/imqtt/wire"
 )
 
 // Metrics are the counters and histograms of one imqttd.
@@ -25,13 +30,17 @@ type Metrics struct {
 	Connections        prometheus.GaugeFunc   // set by the broker via SetConnections
 	GroupFanout        prometheus.Histogram   // online members a group message went to on this node
 	GroupFanoutSeconds prometheus.Histogram   // one fan-out pass
-	connections        func() float64
+	Publishes          *prometheus.CounterVec // direction: in (uplink, by topic), out (events, by kind)
+	// Recent keeps the last refused logins, denials and error replies for the
+	// dashboard; AuthFailed, ACLDenied and ErrorReplied feed it with the counters.
+	Recent      *events.Recorder
+	connections func() float64
 }
 
 // New registers every instrument on a fresh registry, with the Go and process collectors.
 func New() *Metrics {
 	r := prometheus.NewRegistry()
-	m := &Metrics{Registry: r, connections: func() float64 { return 0 }}
+	m := &Metrics{Registry: r, Recent: events.New(500), connections: func() float64 { return 0 }}
 	m.AuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_auth_failures_total",
 		Help: "MQTT CONNECT and HTTP logins refused, by reason."}, []string{"reason"})
 	m.ACLDenials = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_acl_denials_total",
@@ -58,11 +67,93 @@ func New() *Metrics {
 		Help: "One group fan-out pass.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
 	m.Connections = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imqtt_connections",
 		Help: "MQTT clients connected."}, func() float64 { return m.connections() })
+	m.Publishes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_publishes_total",
+		Help: "MQTT publishes: in = uplink publishes by topic (send, sync, read, other); out = events the server published, by kind (once per event, whatever the number of devices)."},
+		[]string{"direction", "kind"})
+	for _, k := range inKinds {
+		m.Publishes.WithLabelValues("in", k)
+	}
+	for _, k := range outKinds {
+		m.Publishes.WithLabelValues("out", k)
+	}
 	r.MustRegister(m.AuthFailures, m.ACLDenials, m.Messages, m.Errors, m.Dropped, m.BatchSize,
-		m.CommitSeconds, m.AckSeconds, m.SyncItems, m.SyncBatches, m.Connections, m.GroupFanout, m.GroupFanoutSeconds,
+		m.CommitSeconds, m.AckSeconds, m.SyncItems, m.SyncBatches, m.Connections, m.GroupFanout, m.GroupFanoutSeconds, m.Publishes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // SetConnections names the function that reports the connection count.
 func (m *Metrics) SetConnections(f func() float64) { m.connections = f }
+
+// The kind labels of imqtt_publishes_total: a fixed set, so that no client
+// can grow the label space.
+var (
+	inKinds  = []string{"send", "sync", "read", "other"}
+	outKinds = []string{"ack", "error", "msg", "sync", "unread", "group", "notice", "other"}
+)
+
+// PublishedIn counts an uplink publish by its topic.
+func (m *Metrics) PublishedIn(topic string) {
+	k := "other"
+	switch topic {
+	case wire.TopicSend:
+		k = "send"
+	case wire.TopicSync:
+		k = "sync"
+	case wire.TopicRead:
+		k = "read"
+	}
+	m.Publishes.WithLabelValues("in", k).Inc()
+}
+
+// PublishedOut counts an event the server publishes by its kind, read from
+// the payload's leading {"kind":"..."} (every event is encoded kind first;
+// a gzip-compressed payload is a sync batch).
+func (m *Metrics) PublishedOut(payload []byte) {
+	m.Publishes.WithLabelValues("out", OutKind(payload)).Inc()
+}
+
+// OutKind is the kind label of an outgoing payload.
+func OutKind(payload []byte) string {
+	if len(payload) >= 2 && payload[0] == 0x1f && payload[1] == 0x8b {
+		return "sync"
+	}
+	rest, ok := bytes.CutPrefix(payload, []byte(`{"kind":"`))
+	if !ok {
+		return "other"
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return "other"
+	}
+	for _, k := range outKinds {
+		if string(rest[:end]) == k {
+			return k
+		}
+	}
+	return "other"
+}
+
+// AuthFailed counts a refused MQTT CONNECT, HTTP login or token by reason
+// and records it among the recent events.
+func (m *Metrics) AuthFailed(reason, user, remote, detail string) {
+	m.AuthFailures.WithLabelValues(reason).Inc()
+	kind := events.AuthFailure
+	if reason == "banned" {
+		kind = events.Banned
+	}
+	m.Recent.Add(events.Event{Kind: kind, Code: reason, User: user, Remote: remote, Detail: detail})
+}
+
+// ACLDenied counts a refused publish or subscription and records it.
+func (m *Metrics) ACLDenied(action, client, topic string) {
+	m.ACLDenials.WithLabelValues(action).Inc()
+	m.Recent.Add(events.Event{Kind: events.ACLDenial, Code: action, Client: client, Detail: topic})
+}
+
+// ErrorReplied counts an error reply by code and records it; to is the
+// reply topic or the client, when known.
+func (m *Metrics) ErrorReplied(code, to, message string) {
+	m.Errors.WithLabelValues(code).Inc()
+	m.Recent.Add(events.Event{Kind: events.Error, Code: code, Client: to, Detail: message})
+}
