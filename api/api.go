@@ -37,6 +37,7 @@ type Config struct {
 	Endpoints func() []wire.Endpoint // this node's (later: the cluster's) access points
 	Ready     func(ctx context.Context) error
 	WebSocket http.Handler // MQTT over WebSocket, mounted at /mqtt
+	Web       http.Handler // the web chat (webchat.Handler), mounted at /chat/; nil: none
 	MaxBody   int64        // request body limit; default 256 KiB
 	Logger    *slog.Logger
 }
@@ -81,6 +82,9 @@ func New(cfg Config) *API {
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
 	if cfg.WebSocket != nil {
 		a.mux.Handle("/mqtt", cfg.WebSocket)
+	}
+	if cfg.Web != nil {
+		a.mux.Handle("/chat/", http.StripPrefix("/chat", cfg.Web))
 	}
 	a.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)

@@ -31,6 +31,7 @@ import (
 	"github.com/imqtt/imqtt/state/memory"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/pebble"
+	"github.com/imqtt/imqtt/webchat"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -151,7 +152,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 
 	handler := api.New(api.Config{
-		Accounts: d.accounts, Chat: d.chat, Media: med, Metrics: d.metrics, Kicker: d,
+		Accounts: d.accounts, Chat: d.chat, Media: med, Metrics: d.metrics, Kicker: d, Web: webchat.Handler(),
 		Endpoints: d.endpoints, Ready: d.Ready, WebSocket: d.broker.WebSocket(), Logger: cfg.Logger,
 	})
 	if d.httpAddr, err = d.serveHTTP(cfg.HTTPAddr, handler, nil); err != nil {

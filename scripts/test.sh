@@ -11,6 +11,7 @@ command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 command -v redis-server >/dev/null || need_apt+=(redis-server) # state/redis tests start their own
+command -v chromium >/dev/null || need_apt+=(chromium) # e2e/webchat_test.go drives /chat/ headless
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -28,6 +29,7 @@ fi
 command -v ffmpeg >/dev/null || { echo "test.sh: ffmpeg missing after install" >&2; exit 1; }
 command -v mosquitto_pub >/dev/null || { echo "test.sh: mosquitto_pub missing after install" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "test.sh: redis-server missing after install" >&2; exit 1; }
+command -v chromium >/dev/null || { echo "test.sh: chromium missing after install" >&2; exit 1; }
 # MQTT.js for the interoperability tests, pinned by test/node/package-lock.json.
 if [ ! -d test/node/node_modules/mqtt ]; then
   npm ci --prefix test/node --no-audit --no-fund >/dev/null

@@ -1,0 +1,107 @@
+// Package webchat serves /chat/, a small web chat for people: plain HTML and
+// JavaScript embedded in imqttd, talking to the HTTP API for login, the
+// conversation list and history, and to the broker over MQTT/WebSocket at
+// /mqtt for everything live (sends with their acks, inbox events, sync, read).
+//
+// The page keeps its sync cursor in localStorage and follows SPEC §5 like the
+// Go SDK: on every (re)connect it holds live events back, syncs from the
+// cursor, then delivers the held events above it; a gap in ver starts a sync;
+// an event at or below the cursor is a repeat and is dropped.
+//
+// Nothing is loaded from elsewhere. static/mqtt.min.js is MQTT.js's browser
+// build, vendored unchanged from the npm package mqtt@5.16.0
+// (dist/mqtt.min.js, MIT, licence in static/mqtt.LICENSE.md), the version
+// test/node/package-lock.json pins for the interoperability tests. To update
+// it, change both, copy the file and set MQTTJSSHA256.
+package webchat
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"regexp"
+	"strings"
+)
+
+//go:embed static
+var files embed.FS
+
+// MQTTJSSHA256 is the SHA-256 of static/mqtt.min.js as published in
+// mqtt@5.16.0 on npm.
+const MQTTJSSHA256 = "f3cbeae580d3010048938ee370f2db0c15d16e6f7fc147cb32ae5510e571b387"
+
+// Static is the embedded site, rooted at index.html.
+func Static() fs.FS {
+	sub, err := fs.Sub(files, "static")
+	if err != nil {
+		panic(err) // the embed directive guarantees the directory
+	}
+	return sub
+}
+
+// Handler serves the chat with paths relative to where it is mounted: "/" is
+// the page. The API mounts it at /chat/ with the prefix stripped.
+func Handler() http.Handler {
+	site := Static()
+	etags := map[string]string{}
+	_ = fs.WalkDir(site, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(site, path)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		etags["/"+path] = `"` + hex.EncodeToString(sum[:12]) + `"`
+		return nil
+	})
+	etags["/"] = etags["/index.html"]
+	fileServer := http.FileServerFS(site)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp(r.Host))
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		// Revalidate every time: a new imqttd must not meet a cached old page.
+		h.Set("Cache-Control", "no-cache")
+		if tag, ok := etags[r.URL.Path]; ok {
+			h.Set("ETag", tag) // http.ServeContent answers If-None-Match with 304
+		}
+		if r.URL.Path == "/index.html" { // FileServer would redirect to "./"
+			r.URL.Path = "/"
+		}
+		fileServer.ServeHTTP(w, r)
+	})
+}
+
+var hostRe = regexp.MustCompile(`^[A-Za-z0-9.\-:\[\]]{1,255}$`)
+
+// csp allows scripts, styles and fetches from this origin only, and the MQTT
+// WebSocket of this host ('self' covers ws: only in newer browsers).
+func csp(host string) string {
+	connect := "'self'"
+	if hostRe.MatchString(host) {
+		connect += " ws://" + host + " wss://" + host
+	}
+	return strings.Join([]string{
+		"default-src 'none'",
+		"script-src 'self'",
+		// MQTT.js runs its keep-alive timers in a worker made from a blob,
+		// which browsers do not slow down in background tabs.
+		"worker-src 'self' blob:",
+		"style-src 'self'",
+		"img-src 'self' data: blob:",
+		"connect-src " + connect,
+		"base-uri 'none'",
+		"form-action 'none'",
+		"frame-ancestors 'none'",
+	}, "; ")
+}
