@@ -57,6 +57,8 @@ type Config struct {
 	Media media.Options
 	// PasswordParams overrides argon2id's cost (tests use a cheap one).
 	PasswordParams account.Params
+	// TokenTTL is how long a login token lasts (default 30 days).
+	TokenTTL time.Duration
 	// PprofAddr serves net/http/pprof on a listener of its own; "" = off.
 	// Never expose it: profiles show the process's internals.
 	PprofAddr string
@@ -102,7 +104,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	d.state = memory.New(d.st.ReserveVersions, memory.Options{})
-	d.accounts = account.New(d.st, account.Options{Params: cfg.PasswordParams, Logger: cfg.Logger})
+	d.accounts = account.New(d.st, account.Options{Params: cfg.PasswordParams, TokenTTL: cfg.TokenTTL, Logger: cfg.Logger})
 	blobs, err := media.OpenFS(filepath.Join(cfg.DataDir, "media"))
 	if err != nil {
 		return nil, err
