@@ -35,6 +35,9 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	if req.Device == "" {
 		req.Device = "default"
 	}
+	if a.refuseBanned(w, r, req.User) {
+		return
+	}
 	s, err := a.cfg.Accounts.Login(r.Context(), req.User, req.Password, req.Device)
 	switch {
 	case errors.Is(err, account.ErrInvalid):

@@ -40,6 +40,7 @@ type Config struct {
 	Web       http.Handler // the web chat (webchat.Handler), mounted at /chat/; nil: none
 	MaxBody   int64        // request body limit; default 256 KiB
 	Logger    *slog.Logger
+	Admin     AdminConfig // /v1/admin/ and /dashboard/ (admin.go)
 }
 
 // API is the HTTP handler.
@@ -47,6 +48,7 @@ type API struct {
 	cfg Config
 	mux *http.ServeMux
 	log *slog.Logger
+	adm *admin
 }
 
 // New builds the routes.
@@ -86,6 +88,7 @@ func New(cfg Config) *API {
 	if cfg.Web != nil {
 		a.mux.Handle("/chat/", http.StripPrefix("/chat", cfg.Web))
 	}
+	a.adminRoutes()
 	a.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -118,6 +121,9 @@ func (a *API) auth(next authedHandler) http.HandlerFunc {
 		}
 		if err != nil {
 			a.storeError(w, "verify token", err)
+			return
+		}
+		if a.refuseBanned(w, r, row.User) {
 			return
 		}
 		next(w, r, caller{user: row.User, device: row.Device, token: token})
@@ -174,6 +180,10 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	if a.Draining() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
 	if err := a.cfg.Ready(ctx); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
 		return

@@ -53,6 +53,24 @@ type Ban struct {
 // Active reports whether b is in force at now (unix ms).
 func (b Ban) Active(now int64) bool { return b.Expires == 0 || now < b.Expires }
 
+// Covers reports whether b applies to user (if not empty) or addr (if
+// valid), whether or not it is in force.
+func (b Ban) Covers(user string, addr netip.Addr) bool {
+	if b.User != "" {
+		return user == b.User
+	}
+	if !addr.IsValid() {
+		return false
+	}
+	addr = addr.Unmap()
+	if strings.Contains(b.IP, "/") {
+		p, err := netip.ParsePrefix(b.IP)
+		return err == nil && p.Contains(addr)
+	}
+	a, err := netip.ParseAddr(b.IP)
+	return err == nil && a == addr
+}
+
 // List is a ban list.
 type List interface {
 	// Add validates b (exactly one of User and IP; IP an address or CIDR

@@ -186,3 +186,26 @@ func TestParseRemote(t *testing.T) {
 		}
 	}
 }
+
+func TestCovers(t *testing.T) {
+	a := netip.MustParseAddr("10.1.2.3")
+	for _, c := range []struct {
+		b    Ban
+		user string
+		addr netip.Addr
+		want bool
+	}{
+		{Ban{User: "eve"}, "eve", a, true},
+		{Ban{User: "eve"}, "", a, false},
+		{Ban{User: "eve"}, "eve2", a, false},
+		{Ban{IP: "10.1.2.3"}, "x", a, true},
+		{Ban{IP: "10.1.2.3"}, "x", netip.MustParseAddr("::ffff:10.1.2.3"), true},
+		{Ban{IP: "10.1.2.3"}, "x", netip.Addr{}, false},
+		{Ban{IP: "10.1.0.0/16"}, "", a, true},
+		{Ban{IP: "10.2.0.0/16"}, "", a, false},
+	} {
+		if got := c.b.Covers(c.user, c.addr); got != c.want {
+			t.Errorf("%+v covers %q %s = %v", c.b, c.user, c.addr, got)
+		}
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -209,4 +211,59 @@ func acceptBackoff(d time.Duration) time.Duration {
 func (b *Broker) HasSubscriber(topic, clientID string) bool {
 	_, ok := b.srv.Topics.Subscribers(topic).Subscriptions[clientID]
 	return ok
+}
+
+// ClientInfo describes one connected client for operators.
+type ClientInfo struct {
+	ID            string
+	User          string // the CONNECT username
+	Remote        string // remote address, host:port
+	Listener      string // tcp, tls or ws
+	Protocol      byte   // 4: MQTT 3.1.1, 5: MQTT 5
+	Keepalive     uint16 // seconds, as granted
+	Clean         bool
+	Inflight      int // unacknowledged QoS 1 deliveries
+	Subscriptions int
+}
+
+// Subscription is one filter a client holds.
+type Subscription struct {
+	Filter string
+	QoS    byte
+}
+
+func clientInfo(cl *mqtt.Client) ClientInfo {
+	return ClientInfo{
+		ID: cl.ID, User: string(cl.Properties.Username), Remote: cl.Net.Remote, Listener: cl.Net.Listener,
+		Protocol: cl.Properties.ProtocolVersion, Keepalive: cl.State.Keepalive, Clean: cl.Properties.Clean,
+		Inflight: cl.State.Inflight.Len(), Subscriptions: cl.State.Subscriptions.Len(),
+	}
+}
+
+// ClientList returns the connected clients, in no order: not the inline
+// client, not persistent sessions whose connection has ended.
+func (b *Broker) ClientList() []ClientInfo {
+	all := b.srv.Clients.GetAll()
+	out := make([]ClientInfo, 0, len(all))
+	for _, cl := range all {
+		if cl.Net.Inline || cl.Closed() {
+			continue
+		}
+		out = append(out, clientInfo(cl))
+	}
+	return out
+}
+
+// ClientDetail returns a connected client and its subscriptions, sorted by filter.
+func (b *Broker) ClientDetail(id string) (ClientInfo, []Subscription, bool) {
+	cl, ok := b.srv.Clients.Get(id)
+	if !ok || cl.Net.Inline || cl.Closed() {
+		return ClientInfo{}, nil, false
+	}
+	subs := []Subscription{}
+	for filter, s := range cl.State.Subscriptions.GetAll() {
+		subs = append(subs, Subscription{Filter: filter, QoS: s.Qos})
+	}
+	slices.SortFunc(subs, func(a, b Subscription) int { return strings.Compare(a.Filter, b.Filter) })
+	return clientInfo(cl), subs, true
 }

@@ -22,8 +22,10 @@ import (
 
 	"github.com/imqtt/imqtt/account"
 	"github.com/imqtt/imqtt/api"
+	"github.com/imqtt/imqtt/bans"
 	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/dashboard"
 	"github.com/imqtt/imqtt/hooks"
 	"github.com/imqtt/imqtt/media"
 	"github.com/imqtt/imqtt/metrics"
@@ -62,6 +64,8 @@ type Config struct {
 	// PprofAddr serves net/http/pprof on a listener of its own; "" = off.
 	// Never expose it: profiles show the process's internals.
 	PprofAddr string
+	// AdminToken guards /v1/admin/ and the dashboard; "" turns the admin API off.
+	AdminToken string
 
 	Logger *slog.Logger
 }
@@ -79,6 +83,7 @@ type Daemon struct {
 	http     []*http.Server
 	httpAddr string
 	tlsAddr  string
+	api      *api.API
 }
 
 // Start builds and starts a daemon. On error everything it opened is closed.
@@ -92,6 +97,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if cfg.MongoURI != "" || cfg.RedisURL != "" {
 		return nil, errors.New("--mongo-uri and --redis-url (scale-out mode) are not in this build yet; run without them for the embedded store")
 	}
+	started := time.Now()
 	d = &Daemon{cfg: cfg, log: cfg.Logger, metrics: metrics.New()}
 	defer func() {
 		if err != nil {
@@ -111,6 +117,10 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 	cfg.Media.Logger = cfg.Logger
 	med := media.New(blobs, d.st, media.GroupMembers(d.st), cfg.Media)
+	banList, err := bans.Open(filepath.Join(cfg.DataDir, "admin", "bans.json"), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
@@ -124,8 +134,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	bo.MQTTAddr, bo.TLSAddr, bo.TLS, bo.Logger = cfg.MQTTAddr, cfg.TLSMQTTAddr, tlsConfig, cfg.Logger
 	d.broker = broker.New(bo)
 	d.metrics.SetConnections(func() float64 { return float64(d.broker.Clients()) })
+	pub := countedPublisher{d.broker, d.metrics}
 
-	d.chat, err = chat.New(d.st, d.state, d.broker, chat.Options{
+	d.chat, err = chat.New(d.st, d.state, pub, chat.Options{
 		Node: snowflakeNode(cfg.NodeID), MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, Logger: cfg.Logger, Metrics: d.metrics,
 		Media: med,
 	})
@@ -139,10 +150,11 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		hook mqtt.Hook
 		cfg  any
 	}{
+		{&hooks.Ban{}, hooks.BanConfig{Bans: banList, Server: srv, Metrics: d.metrics}},
 		{&hooks.Auth{}, hooks.AuthConfig{Accounts: d.accounts, Server: srv, Keepalive: d.broker.Keepalive(), Metrics: d.metrics, Logger: cfg.Logger}},
 		{&hooks.ACL{}, d.metrics},
 		{&hooks.Compat{}, nil},
-		{&hooks.Uplink{}, hooks.UplinkConfig{Chat: d.chat, Publisher: d.broker, Metrics: d.metrics, Logger: cfg.Logger}},
+		{&hooks.Uplink{}, hooks.UplinkConfig{Chat: d.chat, Publisher: pub, Metrics: d.metrics, Logger: cfg.Logger}},
 		{&hooks.Presence{}, hooks.PresenceConfig{State: d.state, Local: d.chat, Node: cfg.NodeID, Logger: cfg.Logger}},
 	} {
 		if err := d.broker.AddHook(h.hook, h.cfg); err != nil {
@@ -156,7 +168,10 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	handler := api.New(api.Config{
 		Accounts: d.accounts, Chat: d.chat, Media: med, Metrics: d.metrics, Kicker: d, Web: webchat.Handler(),
 		Endpoints: d.endpoints, Ready: d.Ready, WebSocket: d.broker.WebSocket(), Logger: cfg.Logger,
+		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
+			Broker: d.broker, Publisher: pub, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler()},
 	})
+	d.api = handler
 	if d.httpAddr, err = d.serveHTTP(cfg.HTTPAddr, handler, nil); err != nil {
 		return nil, err
 	}
@@ -239,6 +254,7 @@ func (d *Daemon) endpoints() []wire.Endpoint {
 // already accepted (their acks still reach connected clients), disconnects
 // the clients and closes the store. Nothing acked is lost.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.api.Close()
 	d.broker.StopAccepting()
 	var errs []error
 	for _, s := range d.http {
@@ -271,3 +287,27 @@ func snowflakeNode(name string) int64 {
 
 // Broker is the daemon's MQTT broker.
 func (d *Daemon) Broker() *broker.Broker { return d.broker }
+
+// addrs are the bound addresses, for the admin API's nodes.
+func (d *Daemon) addrs() map[string]string {
+	a := map[string]string{"mqtt": d.broker.MQTTAddr(), "http": d.httpAddr, "ws": "ws://" + d.httpAddr + "/mqtt"}
+	if t := d.broker.TLSAddr(); t != "" {
+		a["mqtt_tls"] = t
+	}
+	if d.tlsAddr != "" {
+		a["https"] = d.tlsAddr
+	}
+	return a
+}
+
+// countedPublisher is the broker's inline publish, counting each event by
+// kind (imqtt_publishes_total{direction="out"}).
+type countedPublisher struct {
+	b *broker.Broker
+	m *metrics.Metrics
+}
+
+func (p countedPublisher) Publish(topic string, payload []byte) error {
+	p.m.PublishedOut(payload)
+	return p.b.Publish(topic, payload)
+}

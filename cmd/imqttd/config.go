@@ -52,6 +52,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.UintVar(&keepalive, "keepalive", 60, "keepalive in seconds imposed on clients that ask for 0")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "token for /v1/admin/ and the /dashboard/ (empty: admin API off); prefer IMQTT_ADMIN_TOKEN to a flag other users can see")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (empty: off; never expose it)")
 	o.finish = func() {
 		c.Broker.MaxPacketSize = uint32(maxPacket)

@@ -1,0 +1,184 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/wire"
+)
+
+// MaxNoticeText bounds a notice's text in bytes.
+const MaxNoticeText = 4096
+
+// KindNotice is the kind of a system notice on the inbox topic:
+// {"kind":"notice","text":"...","ts":1764300000000}. Notices are not stored
+// and carry no ver: a device that is offline does not get them.
+const KindNotice = "notice"
+
+type noticeRequest struct {
+	Text string `json:"text"`
+	User string `json:"user"` // empty: every user connected to this node
+}
+
+type notice struct {
+	Kind string `json:"kind"`
+	Text string `json:"text"`
+	TS   int64  `json:"ts"`
+}
+
+// adminNotice publishes a notice to one user's inbox, or to the inbox of
+// every user connected to this node (one publish per user reaches all of
+// the user's devices).
+func (a *API) adminNotice(w http.ResponseWriter, r *http.Request) {
+	if !onlyParams(w, r) {
+		return
+	}
+	var req noticeRequest
+	if !a.decodeStrict(w, r, &req, false) {
+		return
+	}
+	switch {
+	case strings.TrimSpace(req.Text) == "" || len(req.Text) > MaxNoticeText:
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "text is required, at most 4096 bytes")
+		return
+	case req.User != "" && !wire.ValidUser(req.User):
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "user must match [A-Za-z0-9_.-]{1,64}")
+		return
+	}
+	payload, err := json.Marshal(notice{Kind: KindNotice, Text: req.Text, TS: time.Now().UnixMilli()})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, wire.CodeInternal, err.Error())
+		return
+	}
+	users := []string{req.User}
+	if req.User == "" {
+		users = users[:0]
+		for _, ci := range a.adm.cfg.Broker.ClientList() {
+			users = append(users, ci.User)
+		}
+		slices.Sort(users)
+		users = slices.Compact(users)
+	}
+	sent := 0
+	for _, u := range users {
+		if err := a.adm.cfg.Publisher.Publish(wire.InboxTopic(u), payload); err != nil {
+			a.log.Warn("admin: notice", "user", u, "err", err)
+			continue
+		}
+		sent++
+	}
+	a.log.Info("admin: notice", "user", req.User, "users", sent)
+	writeJSON(w, http.StatusOK, map[string]any{"node": a.adm.cfg.Node, "users": sent})
+}
+
+// drainProgress is a drain as GET /v1/admin/nodes reports it.
+type drainProgress struct {
+	Started      int64 `json:"started"` // unix ms
+	Percent      int   `json:"percent"`
+	IntervalMS   int   `json:"interval_ms"`
+	Total        int   `json:"total"` // clients connected when the drain began
+	Disconnected int   `json:"disconnected"`
+	Remaining    int   `json:"remaining"`
+	Waves        int   `json:"waves"`
+	Done         bool  `json:"done"`
+	Finished     int64 `json:"finished,omitempty"` // unix ms
+}
+
+type drainRequest struct {
+	Percent    int `json:"percent"`     // of the clients at the start, per wave; default 10
+	IntervalMS int `json:"interval_ms"` // between waves; default 1000
+}
+
+// drainState is a copy of the drain's progress; nil if none was asked for.
+func (ad *admin) drainState() *drainProgress {
+	ad.mu.Lock()
+	defer ad.mu.Unlock()
+	if ad.drain == nil {
+		return nil
+	}
+	d := *ad.drain
+	return &d
+}
+
+// Draining reports whether a drain was asked for: /readyz answers 503 from
+// then on, until the process restarts.
+func (a *API) Draining() bool { return a.adm != nil && a.adm.drainState() != nil }
+
+// adminDrain stops this node accepting MQTT connections, then disconnects
+// its clients in waves (MQTT 5 reason 0x8B, server shutting down) so that
+// they reconnect to other nodes without all arriving at once. /readyz
+// answers 503 from the start. A second POST changes nothing and reports
+// the progress (200; the first answers 202).
+func (a *API) adminDrain(w http.ResponseWriter, r *http.Request) {
+	if !onlyParams(w, r) {
+		return
+	}
+	req := drainRequest{Percent: 10, IntervalMS: 1000}
+	if !a.decodeStrict(w, r, &req, true) {
+		return
+	}
+	if req.Percent < 1 || req.Percent > 100 || req.IntervalMS < 10 || req.IntervalMS > 60_000 {
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "percent must be 1 to 100, interval_ms 10 to 60000")
+		return
+	}
+	ad := a.adm
+	ad.mu.Lock()
+	if ad.drain != nil {
+		d := *ad.drain
+		ad.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]any{"node": ad.cfg.Node, "drain": d})
+		return
+	}
+	ad.cfg.Broker.StopAccepting()
+	total := len(ad.cfg.Broker.ClientList())
+	ad.drain = &drainProgress{Started: time.Now().UnixMilli(), Percent: req.Percent, IntervalMS: req.IntervalMS,
+		Total: total, Remaining: total}
+	d := *ad.drain
+	ad.mu.Unlock()
+	a.log.Info("admin: drain", "node", ad.cfg.Node, "clients", total, "percent", req.Percent, "interval_ms", req.IntervalMS)
+	go a.drainWaves(max(1, (total*req.Percent+99)/100), time.Duration(req.IntervalMS)*time.Millisecond)
+	writeJSON(w, http.StatusAccepted, map[string]any{"node": ad.cfg.Node, "drain": d})
+}
+
+// drainWaves disconnects up to per clients now and every interval until
+// none is left.
+func (a *API) drainWaves(per int, interval time.Duration) {
+	ad := a.adm
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		list := ad.cfg.Broker.ClientList()
+		kicked := 0
+		for _, ci := range list[:min(per, len(list))] {
+			if ad.cfg.Broker.Kick(ci.ID, packets.ErrServerShuttingDown) {
+				kicked++
+			}
+		}
+		ad.mu.Lock()
+		d := ad.drain
+		if len(list) > 0 {
+			d.Waves++
+		}
+		d.Disconnected += kicked
+		d.Remaining = len(list) - kicked
+		if d.Remaining <= 0 {
+			d.Remaining, d.Done, d.Finished = 0, true, time.Now().UnixMilli()
+		}
+		done, disconnected := d.Done, d.Disconnected
+		ad.mu.Unlock()
+		if done {
+			a.log.Info("admin: drained", "node", ad.cfg.Node, "disconnected", disconnected)
+			return
+		}
+		select {
+		case <-t.C:
+		case <-ad.stop:
+			return
+		}
+	}
+}

@@ -1,0 +1,385 @@
+// imqtt operators' dashboard: plain JavaScript over /v1/admin/. Every value
+// from the server reaches the page through textContent, never as HTML.
+"use strict";
+
+const TOKEN_KEY = "imqtt-admin-token";
+const KEEP = 600; // chart points: ten minutes at one per second
+const $ = (id) => document.getElementById(id);
+
+let token = sessionStorage.getItem(TOKEN_KEY) || "";
+let view = "";
+let timer = 0;
+let generation = 0; // one refresh loop at a time
+let series = []; // stats points, oldest first
+let lastT = 0;
+let clientsCursor = "";
+
+// ---- the admin API ----
+
+class Refused extends Error {}
+
+async function api(method, path, body) {
+  const opts = { method, headers: { Authorization: "Bearer " + token } };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const resp = await fetch("/v1/admin/" + path, opts);
+  const text = await resp.text();
+  const data = text ? JSON.parse(text) : null;
+  if (resp.status === 401 || resp.status === 403) { // only the token check answers these
+    signOut((data && data.message) || "signed out");
+    throw new Refused(data && data.message);
+  }
+  if (!resp.ok) throw new Error((data && data.message) || resp.status + " " + resp.statusText);
+  return data;
+}
+
+// ---- small DOM helpers ----
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  for (const c of cells) {
+    const td = c instanceof Node ? el("td") : el("td", c);
+    if (c instanceof Node) td.append(c);
+    tr.append(td);
+  }
+  return tr;
+}
+
+function fill(tbody, rows, empty, cols) {
+  tbody.replaceChildren(...rows);
+  if (!rows.length) {
+    const td = el("td", empty, "muted");
+    td.colSpan = cols;
+    const tr = el("tr");
+    tr.append(td);
+    tbody.append(tr);
+  }
+}
+
+const fmt = (v, d = 1) => (v === null || v === undefined || Number.isNaN(v) ? "–" : String(+Number(v).toFixed(d)));
+const count = (v) => (v === null || v === undefined ? "–" : Math.round(v).toLocaleString("en"));
+const clock = (ms) => new Date(ms).toLocaleTimeString("en-GB");
+const when = (ms) => (ms ? new Date(ms).toLocaleString("en-GB") : "–");
+
+function ago(ms) {
+  if (!ms) return "–";
+  let s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 90) return s + " s ago";
+  if ((s = Math.round(s / 60)) < 90) return s + " min ago";
+  return Math.round(s / 60) + " h ago";
+}
+
+function uptime(s) {
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  return (d ? d + "d " : "") + (d || h ? h + "h " : "") + m + "m " + (s % 60) + "s";
+}
+
+// ---- charts: a few lines on a canvas ----
+
+function drawChart(canvas, lines, opts = {}) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth, h = canvas.clientHeight;
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+  }
+  const g = canvas.getContext("2d");
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, w, h);
+  const css = getComputedStyle(document.documentElement);
+  const pad = { l: 44, r: 8, t: 8, b: 20 };
+  const pw = w - pad.l - pad.r, ph = h - pad.t - pad.b;
+  const n = series.length;
+  let top = opts.min || 1;
+  for (const ln of lines) for (const p of series) { const v = ln.get(p); if (v !== null && v > top) top = v; }
+  top = niceCeil(top);
+  g.font = "11px system-ui, sans-serif";
+  g.fillStyle = css.getPropertyValue("--muted");
+  g.strokeStyle = css.getPropertyValue("--line");
+  g.lineWidth = 1;
+  for (let i = 0; i <= 4; i++) { // grid and y labels
+    const y = pad.t + ph - (ph * i) / 4;
+    g.beginPath(); g.moveTo(pad.l, y + 0.5); g.lineTo(pad.l + pw, y + 0.5); g.stroke();
+    g.textAlign = "right"; g.textBaseline = "middle";
+    g.fillText(fmt((top * i) / 4, top < 4 ? 2 : 0), pad.l - 6, y);
+  }
+  if (n < 2) {
+    g.textAlign = "center";
+    g.fillText("collecting…", pad.l + pw / 2, pad.t + ph / 2);
+    return;
+  }
+  const t0 = series[0].t, t1 = series[n - 1].t, span = Math.max(t1 - t0, 1);
+  const x = (t) => pad.l + ((t - t0) / span) * pw;
+  g.textAlign = "left"; g.textBaseline = "top";
+  g.fillText(clock(t0), pad.l, pad.t + ph + 4);
+  g.textAlign = "right";
+  g.fillText(clock(t1), pad.l + pw, pad.t + ph + 4);
+  lines.forEach((ln) => {
+    g.strokeStyle = css.getPropertyValue(ln.color);
+    g.lineWidth = 1.6;
+    g.fillStyle = g.strokeStyle;
+    g.beginPath();
+    const val = (i) => (i < 0 || i >= n ? null : ln.get(series[i]) ?? null);
+    for (let i = 0; i < n; i++) {
+      const v = val(i);
+      if (v === null) continue; // a gap: nothing observed in that second
+      const px = x(series[i].t), py = pad.t + ph - (Math.min(v, top) / top) * ph;
+      if (val(i - 1) === null) {
+        g.moveTo(px, py);
+        if (val(i + 1) === null) g.fillRect(px - 1.5, py - 1.5, 3, 3); // a lone point
+      } else g.lineTo(px, py);
+    }
+    g.stroke();
+  });
+}
+
+function niceCeil(v) {
+  const e = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * e) return m * e;
+  return 10 * e;
+}
+
+function drawCharts() {
+  drawChart($("c-conns"), [{ get: (p) => p.conns, color: "--c0" }]);
+  drawChart($("c-msgs"), [{ get: (p) => p.in, color: "--c0" }, { get: (p) => p.out, color: "--c1" }]);
+  drawChart($("c-ack"), [{ get: (p) => p.ack_p50, color: "--c0" }, { get: (p) => p.ack_p99, color: "--c1" }], { min: 0.1 });
+  drawChart($("c-store"), [{ get: (p) => p.batch, color: "--c0" }, { get: (p) => p.commit_p99, color: "--c1" }]);
+  drawChart($("c-errors"), [{ get: (p) => p.errors, color: "--c2" }, { get: (p) => p.denials, color: "--c1" }]);
+}
+
+// ---- views ----
+
+async function overview() {
+  const s = await api("GET", "stats?window=10&since=" + lastT);
+  $("node-name").textContent = "node " + s.node;
+  for (const p of s.series) if (p.t > lastT) series.push(p);
+  if (series.length > KEEP) series = series.slice(series.length - KEEP);
+  if (series.length) lastT = series[series.length - 1].t;
+  const m = s.messages;
+  $("t-conns").textContent = count(s.connections);
+  $("t-in").textContent = fmt(m.in_per_sec);
+  $("t-in-total").textContent = count(m.in_total) + " total";
+  $("t-out").textContent = fmt(m.out_per_sec);
+  $("t-out-total").textContent = count(m.out_total) + " total";
+  $("t-ack").textContent = fmt(s.ack_ms.p50, 2) + " / " + fmt(s.ack_ms.p99, 2);
+  $("t-batch").textContent = fmt(s.store.batch.mean, 1);
+  $("t-batch-sub").textContent = "messages per commit, " + fmt(s.store.commits_per_sec) + " commits/s";
+  $("t-commit").textContent = fmt(s.store.commit_ms.p50, 2) + " / " + fmt(s.store.commit_ms.p99, 2);
+  $("t-errors").textContent = fmt(s.per_sec.errors);
+  $("t-errors-total").textContent = count(s.totals.errors) + " total";
+  $("t-denials").textContent = [s.totals.acl_denials, s.totals.auth_failures, s.totals.drops].map(count).join(" · ");
+  drawCharts();
+}
+
+async function nodes() {
+  const r = await api("GET", "nodes");
+  const rows = r.nodes.map((n) => {
+    const st = el("span", n.status, "pill " + (n.status === "serving" ? "ok" : "warn"));
+    const addrs = Object.entries(n.addresses).map(([k, v]) => k + " " + v).join("\n");
+    const a = el("td", addrs, "detail");
+    a.style.whiteSpace = "pre-line";
+    const tr = row([n.id + (n.self ? " (this node)" : ""), st, count(n.connections), uptime(n.uptime_seconds)]);
+    tr.append(a, el("td", n.version + " · " + n.go));
+    return tr;
+  });
+  fill($("nodes-table").tBodies[0], rows, "no nodes", 6);
+  const self = r.nodes.find((n) => n.self);
+  const d = self && self.drain;
+  $("drain-progress").textContent = d
+    ? `Drain ${d.done ? "finished" : "in progress"}: ${d.disconnected} of ${d.total} clients disconnected in ${d.waves} waves, ${d.remaining} remaining.`
+    : "";
+  $("drain").disabled = !!d;
+}
+
+async function clients() {
+  const q = new URLSearchParams();
+  for (const k of ["user", "device", "ip"]) { const v = $("q-" + k).value.trim(); if (v) q.set(k, v); }
+  q.set("limit", "50");
+  if (clientsCursor) q.set("cursor", clientsCursor);
+  const r = await api("GET", "clients?" + q);
+  const rows = r.clients.map((c) => {
+    const link = el("a", c.id, "client");
+    link.addEventListener("click", () => clientDetail(c.id));
+    const kick = el("button", "Kick", "danger small kick");
+    kick.addEventListener("click", () => kickClient(c.id, kick));
+    const actions = el("td", null, "actions");
+    actions.append(kick);
+    const tr = row([link, c.remote + " (" + c.listener + ")", c.mqtt, c.keepalive + " s", ago(c.since), c.subscription_count, c.inflight]);
+    tr.append(actions);
+    tr.dataset.client = c.id;
+    return tr;
+  });
+  fill($("clients-table").tBodies[0], rows, "no client matches", 8);
+  $("clients-summary").textContent = r.total + " client" + (r.total === 1 ? "" : "s") + " match on node " + r.node +
+    (clientsCursor ? " (later page)" : "");
+  $("clients-next").hidden = !r.next_cursor;
+  $("clients-next").onclick = () => { clientsCursor = r.next_cursor; clients(); };
+  $("clients-first").hidden = !clientsCursor;
+}
+
+async function kickClient(id, button) {
+  button.disabled = true;
+  try {
+    await api("POST", "clients/" + id + "/kick");
+  } catch (e) {
+    if (!(e instanceof Refused)) $("clients-summary").textContent = "kick " + id + ": " + e.message;
+  }
+  await clients();
+}
+
+async function clientDetail(id) {
+  const box = $("client-detail");
+  box.hidden = false;
+  box.replaceChildren(el("h2", id));
+  let d;
+  try { d = await api("GET", "clients/" + id); } catch (e) { box.append(el("p", e.message, "error")); return; }
+  const dl = el("dl");
+  const add = (k, v) => dl.append(el("dt", k), el("dd", v));
+  add("Node", d.node);
+  add("Remote", d.remote + " over " + d.listener);
+  add("MQTT", d.mqtt + (d.clean ? ", clean session" : ", persistent session"));
+  add("Keepalive", d.keepalive + " s");
+  add("Connected", when(d.since) + " (" + ago(d.since) + ")");
+  add("Inflight", d.inflight);
+  add("User's latest version", d.head_ver === undefined ? "–" : d.head_ver);
+  add("Subscriptions", d.subscriptions.map((s) => s.filter + " (QoS " + s.qos + ")").join(", ") || "none");
+  box.append(dl);
+}
+
+async function bans() {
+  const r = await api("GET", "bans");
+  const rows = r.bans.map((b) => {
+    const rm = el("button", "Remove", "ghost small");
+    rm.addEventListener("click", async () => {
+      rm.disabled = true;
+      try { await api("DELETE", "bans/" + encodeURIComponent(b.id)); } catch (e) { $("ban-result").textContent = e.message; }
+      bans();
+    });
+    const actions = el("td", null, "actions");
+    actions.append(rm);
+    const tr = row([b.user ? "user " + b.user : "IP " + b.ip, b.reason || "", when(b.created), b.expires ? when(b.expires) : "until removed"]);
+    tr.append(actions);
+    tr.dataset.ban = b.id;
+    return tr;
+  });
+  fill($("bans-table").tBodies[0], rows, "nobody is banned", 5);
+}
+
+async function events() {
+  const kind = $("events-kind").value;
+  const r = await api("GET", "events?limit=200" + (kind ? "&kind=" + kind : ""));
+  const labels = { auth_failure: "auth failure", acl_denial: "ACL denial", error: "error", banned: "banned" };
+  const rows = r.events.map((e) => {
+    const k = el("span", labels[e.kind] || e.kind, "pill " + (e.kind === "error" ? "warn" : "bad"));
+    const tr = row([clock(e.ts), k, e.code, e.user || e.client || "", e.remote || ""]);
+    tr.append(el("td", e.detail || "", "detail"));
+    return tr;
+  });
+  fill($("events-table").tBodies[0], rows, "nothing recorded", 6);
+}
+
+const views = { overview: [overview, 1000], nodes: [nodes, 2000], clients: [clients, 2000], bans: [bans, 5000], events: [events, 2000] };
+
+// ---- navigation and the refresh loop ----
+
+function show(name) {
+  if (!token) name = "login";
+  else if (!views[name]) name = "overview";
+  view = name;
+  for (const s of document.querySelectorAll("section.view")) s.hidden = s.id !== "view-" + name;
+  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === name);
+  $("nav").hidden = $("logout").hidden = $("live").hidden = !token;
+  clearTimeout(timer);
+  generation++;
+  if (token) tick(generation);
+}
+
+async function tick(gen) {
+  const [load, every] = views[view];
+  try {
+    await load();
+    $("live").classList.remove("stale");
+  } catch (e) {
+    if (e instanceof Refused) return;
+    $("live").classList.add("stale"); // the node may be down: keep trying
+  }
+  if (gen === generation && token) timer = setTimeout(() => tick(gen), every);
+}
+
+function signOut(message) {
+  token = "";
+  sessionStorage.removeItem(TOKEN_KEY);
+  series = []; lastT = 0;
+  $("login-error").textContent = message || "";
+  $("node-name").textContent = "";
+  location.hash = "";
+  show("login");
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    token = $("login-token").value.trim();
+    $("login-token").value = "";
+    try {
+      await api("GET", "nodes");
+    } catch (e) {
+      if (!(e instanceof Refused)) { token = ""; $("login-error").textContent = e.message; }
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    $("login-error").textContent = "";
+    if (location.hash.slice(1) === "overview") show("overview"); else location.hash = "overview";
+  });
+  $("logout").addEventListener("click", () => signOut("signed out"));
+  window.addEventListener("hashchange", () => show(location.hash.slice(1)));
+  window.addEventListener("resize", () => view === "overview" && drawCharts());
+
+  $("clients-search").addEventListener("submit", (ev) => { ev.preventDefault(); clientsCursor = ""; clients().catch(() => {}); });
+  $("clients-first").addEventListener("click", () => { clientsCursor = ""; clients().catch(() => {}); });
+  $("events-kind").addEventListener("change", () => events().catch(() => {}));
+
+  $("ban-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = { seconds: Number($("ban-seconds").value), reason: $("ban-reason").value };
+    body[$("ban-kind").value] = $("ban-target").value.trim();
+    try {
+      const b = await api("POST", "bans", body);
+      $("ban-result").textContent = "Banned " + (b.user || b.ip) + "; " + b.kicked + " connection(s) closed.";
+      $("ban-target").value = $("ban-reason").value = "";
+    } catch (e) { $("ban-result").textContent = e.message; }
+    bans().catch(() => {});
+  });
+
+  $("notice-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = { text: $("notice-text").value };
+    if ($("notice-user").value.trim()) body.user = $("notice-user").value.trim();
+    try {
+      const r = await api("POST", "notice", body);
+      $("notice-result").textContent = "Sent to " + r.users + " user(s) on node " + r.node + ".";
+      $("notice-text").value = "";
+    } catch (e) { $("notice-result").textContent = e.message; }
+  });
+
+  $("drain").addEventListener("click", () => { $("drain-confirm").hidden = false; });
+  $("drain-confirm").addEventListener("click", async () => {
+    $("drain-confirm").hidden = true;
+    try {
+      const r = await api("POST", "drain", {});
+      $("drain-result").textContent = "Draining " + r.drain.total + " client(s).";
+    } catch (e) { $("drain-result").textContent = e.message; }
+    nodes().catch(() => {});
+  });
+
+  show(location.hash.slice(1));
+});
