@@ -66,6 +66,8 @@ func TestInterop(t *testing.T) {
 		env  map[string]string
 	}{
 		{"mqtt.js tcp 3.1.1", []string{node, filepath.Join(root, "test/node/interop.mjs")}, map[string]string{"URL": "mqtt://" + s.MQTT, "PROTO": "4"}},
+		{"mqtt.js tcp 5", []string{node, filepath.Join(root, "test/node/interop.mjs")}, map[string]string{"URL": "mqtt://" + s.MQTT, "PROTO": "5"}},
+		{"mqtt.js websocket 3.1.1", []string{node, filepath.Join(root, "test/node/interop.mjs")}, map[string]string{"URL": s.WS, "PROTO": "4"}},
 		{"mqtt.js websocket 5", []string{node, filepath.Join(root, "test/node/interop.mjs")}, map[string]string{"URL": s.WS, "PROTO": "5"}},
 		{"python paho 3.1.1", []string{python, filepath.Join(root, "test/python/interop.py")}, map[string]string{"HOST": host, "PORT": port, "PROTO": "4"}},
 		{"python paho 5", []string{python, filepath.Join(root, "test/python/interop.py")}, map[string]string{"HOST": host, "PORT": port, "PROTO": "5"}},
@@ -98,9 +100,13 @@ func TestInterop(t *testing.T) {
 			}
 			var ack wire.Ack
 			var msg wire.Msg
-			var sync wire.Sync
+			var sync, gz struct {
+				wire.Sync
+				Gzip bool `json:"gzip"` // the payload was gzip-compressed
+			}
 			var unread wire.Unread
-			for step, v := range map[string]any{"ack": &ack, "msg": &msg, "sync": &sync, "unread": &unread} {
+			var rest struct{ Events []wire.Msg }
+			for step, v := range map[string]any{"ack": &ack, "msg": &msg, "sync": &sync, "gzsync": &gz, "unread": &unread, "rest": &rest} {
 				if steps[step] == nil {
 					t.Fatalf("no %s step in %s", step, out)
 				}
@@ -112,8 +118,17 @@ func TestInterop(t *testing.T) {
 			if msg.From != "echo" || !strings.HasPrefix(msg.Body, "re: from ") || msg.Ver != 2 {
 				t.Errorf("live answer %+v", msg)
 			}
-			if len(sync.Items) != 2 || sync.Upto != 2 || sync.Items[0].ID != ack.ID {
+			if len(sync.Items) != 2 || sync.Upto != 2 || sync.Items[0].ID != ack.ID || sync.Gzip {
 				t.Errorf("sync %+v", sync)
+			}
+			// The same batch gzip-compressed, as asked, and unpacked by the client's own gzip.
+			if !gz.Gzip || gz.Upto != 2 || len(gz.Items) != 2 || gz.Items[0].ID != ack.ID || gz.Items[1].ID != msg.ID {
+				t.Errorf("gzip sync %+v", gz)
+			}
+			for _, ev := range rest.Events {
+				if ev.Kind == wire.KindMsg && ev.From == "echo" {
+					t.Errorf("the answer came twice: %+v", ev)
+				}
 			}
 			if unread.Peer != "echo" || unread.Count != 0 || unread.Total != 0 {
 				t.Errorf("unread %+v", unread)

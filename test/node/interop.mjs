@@ -1,7 +1,8 @@
 // MQTT.js as a third-party imqtt client. Driven by e2e/interop_test.go:
 // env URL (mqtt://host:port or ws://host:port/mqtt), PROTO (4 or 5), USER,
 // DEVICE, TOKEN, PEER. It sends to PEER, waits for PEER's answer live,
-// syncs, reads, and prints one JSON line per step.
+// syncs (plain, then gzip-compressed), reads, and prints one JSON line per step.
+import { gunzipSync } from 'node:zlib';
 import mqtt from 'mqtt';
 
 const { URL, PROTO, USER, DEVICE, TOKEN, PEER } = process.env;
@@ -24,8 +25,10 @@ const next = (pred) => new Promise((resolve) => {
 });
 c.on('error', (e) => fail(`mqtt error: ${e.message}`));
 c.on('message', (topic, payload) => {
-  const ev = JSON.parse(payload.toString());
+  const gzip = payload[0] === 0x1f && payload[1] === 0x8b; // asked for with "compress":"gzip"
+  const ev = JSON.parse((gzip ? gunzipSync(payload) : payload).toString());
   ev.topic = topic;
+  ev.gzip = gzip;
   const i = waiters.findIndex((w) => w.pred(ev));
   if (i >= 0) waiters.splice(i, 1)[0].resolve(ev);
   else backlog.push(ev);
@@ -40,8 +43,12 @@ c.on('connect', async () => {
   const batch = next((e) => e.kind === 'sync');
   await c.publishAsync('im/sync', JSON.stringify({ since: 0 }), { qos: 1 });
   out('sync', await batch);
+  const gzBatch = next((e) => e.kind === 'sync');
+  await c.publishAsync('im/sync', JSON.stringify({ since: 0, compress: 'gzip' }), { qos: 1 });
+  out('gzsync', await gzBatch);
   const unread = next((e) => e.kind === 'unread');
   await c.publishAsync('im/read', JSON.stringify({ peer: PEER }), { qos: 1 });
   out('unread', await unread);
+  out('rest', { events: backlog }); // what nobody waited for: a repeat would show here
   c.end(false, () => process.exit(0));
 });

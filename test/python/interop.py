@@ -1,9 +1,10 @@
 """Python paho-mqtt (Debian python3-paho-mqtt 1.6) as a third-party imqtt client.
 
 Driven by e2e/interop_test.go: env HOST, PORT, PROTO (4 or 5), USER, DEVICE,
-TOKEN, PEER. It sends to PEER, waits for PEER's answer live, syncs, reads,
-and prints one JSON line per step.
+TOKEN, PEER. It sends to PEER, waits for PEER's answer live, syncs (plain,
+then gzip-compressed), reads, and prints one JSON line per step.
 """
+import gzip
 import json
 import os
 import queue
@@ -19,8 +20,10 @@ events = queue.Queue()
 
 
 def on_message(_c, _u, m):
-    ev = json.loads(m.payload)
+    compressed = m.payload[:2] == b"\x1f\x8b"  # asked for with "compress":"gzip"
+    ev = json.loads(gzip.decompress(m.payload) if compressed else m.payload)
     ev["topic"] = m.topic
+    ev["gzip"] = compressed
     events.put(ev)
 
 
@@ -66,7 +69,12 @@ out("ack", wait(lambda e: e.get("kind") == "ack" and e.get("cmid") == "py-1"))
 out("msg", wait(lambda e: e.get("kind") == "msg" and e.get("from") == peer and e["topic"] == inbox))
 c.publish("im/sync", json.dumps({"since": 0}), qos=1)
 out("sync", wait(lambda e: e.get("kind") == "sync"))
+c.publish("im/sync", json.dumps({"since": 0, "compress": "gzip"}), qos=1)
+out("gzsync", wait(lambda e: e.get("kind") == "sync"))
 c.publish("im/read", json.dumps({"peer": peer}), qos=1)
 out("unread", wait(lambda e: e.get("kind") == "unread"))
+while not events.empty():
+    backlog.append(events.get())
+out("rest", {"events": backlog})  # what nobody waited for: a repeat would show here
 c.disconnect()
 c.loop_stop()
