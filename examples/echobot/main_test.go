@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -82,9 +83,15 @@ func TestEchoBot(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(3)
+	// The bot answers in order, so a repeated answer to any of the three
+	// would come before the answer to a marker.
+	if _, err := alice.Send(ctx, wire.Send{To: "echo", Body: "marker"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(4)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(echoes) != 3 || echoes[0] != "echo: one" || echoes[1] != "echo: two" || echoes[2] != "echo: three" {
+	if !slices.Equal(echoes, []string{"echo: one", "echo: two", "echo: three", "echo: marker"}) {
 		t.Fatalf("echoes: %q", echoes)
 	}
 }
