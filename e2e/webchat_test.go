@@ -126,6 +126,18 @@ func TestWebChat(t *testing.T) {
 	}
 	bt.shot(shots, "5-bob-final")
 	at.shot(shots, "6-alice-final")
+
+	// A second tab of alice's browser is the same device: it takes the MQTT
+	// session over, and the first tab says so instead of taking it back.
+	at2 := alice.open(url)
+	at2.waitState("alice's second tab online", func(p chatPage) bool { return p.Status == "online" })
+	at.waitState("alice's first tab taken over", func(p chatPage) bool { return p.Status == "taken-over" })
+	bt.send("to the second tab")
+	at2.click(`#convs .conv[data-peer="bob"]`)
+	at2.waitState("the second tab receives", func(p chatPage) bool { return strings.HasSuffix(p.bodies(), "|marker|to the second tab") })
+	if p := at.state(); p.Status != "taken-over" {
+		t.Fatalf("alice's first tab took the session back: %s", p.Status)
+	}
 }
 
 // chatPage is what the test reads from the page.
