@@ -24,7 +24,8 @@ import (
 // both ways with acks shown; bob closes his tab, alice sends three, bob opens
 // the chat again and catches up by sync (each message once, the unread badge
 // showing 3); then a version gap (bob's inbox subscription is cut while
-// alice sends) is detected and filled, and a repeated event is dropped.
+// alice sends) is detected and filled, a repeated event is dropped, and a
+// connection the server drops comes back by itself.
 // Screenshots go to $IMQTT_ARTIFACTS/webchat (or a temporary directory).
 func TestWebChat(t *testing.T) {
 	chromium := findChromium(t)
@@ -124,6 +125,22 @@ func TestWebChat(t *testing.T) {
 	if n := len(p.Delivered); n != 3+2+1 {
 		t.Errorf("bob's page delivered %d events since coming back, want 6: %+v", n, p.Delivered)
 	}
+
+	// The server drops bob's connection: the page reconnects by itself (after
+	// a jittered backoff) and syncs what it missed meanwhile.
+	device, err := chromedp.Run(bt.ctx, chromedp.Evaluate[string](`imqttChat.session.device`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob kicked", func() bool { return s.KickDevice("bob/" + device) })
+	at.send("after a kick")
+	p = bt.waitState("bob back after the kick", func(p chatPage) bool {
+		return p.Status == "online" && strings.HasSuffix(p.bodies(), "|marker|after a kick")
+	})
+	checkDeliveredOnce(t, p.Delivered)
+	if n := len(p.Delivered); n != 7 {
+		t.Errorf("bob's page delivered %d events since coming back, want 7: %+v", n, p.Delivered)
+	}
 	bt.shot(shots, "5-bob-final")
 	at.shot(shots, "6-alice-final")
 
@@ -134,7 +151,7 @@ func TestWebChat(t *testing.T) {
 	at.waitState("alice's first tab taken over", func(p chatPage) bool { return p.Status == "taken-over" })
 	bt.send("to the second tab")
 	at2.click(`#convs .conv[data-peer="bob"]`)
-	at2.waitState("the second tab receives", func(p chatPage) bool { return strings.HasSuffix(p.bodies(), "|marker|to the second tab") })
+	at2.waitState("the second tab receives", func(p chatPage) bool { return strings.HasSuffix(p.bodies(), "|after a kick|to the second tab") })
 	if p := at.state(); p.Status != "taken-over" {
 		t.Fatalf("alice's first tab took the session back: %s", p.Status)
 	}
@@ -399,9 +416,26 @@ func (tb *tab) send(body string) {
 	tb.do(chromedp.SendKeys(chromedp.CSS(`#composer input[name=text]`), body+"\r"))
 }
 
+// click clicks the element sel in the page's own JavaScript: the lists are
+// drawn again on every event, so a node found by the protocol may be gone
+// by the time a protocol click reaches it.
 func (tb *tab) click(sel string) {
 	tb.t.Helper()
-	tb.do(chromedp.Click(chromedp.CSS(sel)))
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (e) e.click(); return !!e; })()`, sel)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool](js))
+		if err != nil {
+			tb.t.Fatalf("%s's page: click %s: %v", tb.name, sel, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.t.Fatalf("%s's page: no %s to click", tb.name, sel)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // shot saves a screenshot of the page as dir/name.png.
