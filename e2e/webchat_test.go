@@ -157,6 +157,62 @@ func TestWebChat(t *testing.T) {
 	}
 }
 
+// TestWebChatGroupsAndErrors: an account registered on the page, a group
+// conversation (added live, unread badge, history, a send to the group), a
+// send that the server refuses (shown as ✗ with its code), and logging out
+// (the token is revoked).
+func TestWebChatGroupsAndErrors(t *testing.T) {
+	chromium := findChromium(t)
+	s := testserver.Start(t)
+	daveToken := account(t, s, "dave", "cli")
+	shots := artifactsDir(t, "webchat")
+	ct := startBrowser(t, chromium, "carol").open(s.HTTP + "/chat/")
+	ct.do(
+		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=user]`), "carol"),
+		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=password]`), "carol-pw"),
+	)
+	ct.click(`#login-form button[name=register]`)
+	ct.waitState("carol registered and online", func(p chatPage) bool { return p.Status == "online" && p.Me == "carol" })
+
+	var g wire.Group
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/groups", daveToken, wire.GroupCreate{ID: "g1", Name: "friends", Members: []string{"carol"}}, &g); code != 201 && code != 200 {
+		t.Fatalf("create group: %d %+v", code, g)
+	}
+	var ack wire.Ack
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/messages", daveToken, wire.Send{CMID: "g-1", Group: "g1", Type: "text", Body: "hi group"}, &ack); code != 200 {
+		t.Fatalf("group send: %d", code)
+	}
+	ct.waitState("the group with a badge", func(p chatPage) bool { return p.badge("#g1") == 1 })
+	ct.click(`#convs .conv[data-group="g1"]`)
+	ct.waitState("the group read", func(p chatPage) bool { return p.bodies() == "hi group" && p.badge("#g1") == 0 })
+	ct.send("hello group")
+	ct.waitState("the group send acked", func(p chatPage) bool { return p.mine("hello group", "acked") })
+	ct.shot(shots, "7-carol-group")
+	var sync wire.Sync
+	httpJSON(t, "GET", s.HTTP+"/v1/sync?group=g1&since=0", daveToken, nil, &sync)
+	if len(sync.Items) != 2 || sync.Items[1].Body != "hello group" || sync.Items[1].From != "carol" {
+		t.Fatalf("the group has %+v", sync.Items)
+	}
+
+	ct.openChat("nobody")
+	ct.send("anyone there?")
+	p := ct.waitState("the refused send marked", func(p chatPage) bool { return p.mine("anyone there?", "failed") })
+	if m := p.Msgs[len(p.Msgs)-1]; m.Mark != "✗" || !strings.Contains(p.Error, wire.CodeNoSuchUser) {
+		t.Fatalf("refused send shown as %+v, error line %q", m, p.Error)
+	}
+	ct.shot(shots, "8-carol-refused")
+
+	token, err := chromedp.Run(ct.ctx, chromedp.Evaluate[string](`imqttChat.session.token`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct.click(`#logout`)
+	ct.waitState("the login form", func(p chatPage) bool { return p.Login && p.Me == "" })
+	waitFor(t, "the token revoked", func() bool {
+		return httpJSON(t, "GET", s.HTTP+"/v1/conversations", token, nil, nil) == 401
+	})
+}
+
 // chatPage is what the test reads from the page.
 type chatPage struct {
 	Login  bool       `json:"login"`
@@ -171,11 +227,13 @@ type chatPage struct {
 		Ver   uint64 `json:"ver"`
 		Epoch string `json:"epoch"`
 	} `json:"cursor"`
-	Me string `json:"me"`
+	Me    string `json:"me"`
+	Error string `json:"error"` // the chat view's error line
 }
 
 type pageConv struct {
 	Peer  string `json:"peer"`
+	Group string `json:"group"`
 	Badge int    `json:"badge"`
 }
 
@@ -192,12 +250,13 @@ const chatPageJS = `(() => {
     login: !document.querySelector('#login').hidden,
     status: document.querySelector('#status').dataset.state,
     total: document.querySelector('#total').hidden ? 0 : +document.querySelector('#total').textContent,
-    convs: q('#convs .conv').map((li) => ({peer: li.dataset.peer || '', badge: li.querySelector('.badge').hidden ? 0 : +li.querySelector('.badge').textContent})),
+    convs: q('#convs .conv').map((li) => ({peer: li.dataset.peer || '', group: li.dataset.group || '', badge: li.querySelector('.badge').hidden ? 0 : +li.querySelector('.badge').textContent})),
     msgs: q('#messages .msg').map((li) => ({ID: li.dataset.id || '', CMID: li.dataset.cmid || '', From: li.dataset.from,
       Body: li.querySelector('.body').textContent, Status: li.dataset.status, Mark: (li.querySelector('.status') || {}).textContent || ''})),
     delivered: window.imqttChat ? imqttChat.delivered : [],
     cursor: st ? JSON.parse(localStorage.getItem('imqtt.cursor.' + st.user + '.' + st.device)) : null,
     me: st ? st.user : '',
+    error: document.querySelector('#chat-error').textContent,
   };
 })()`
 
@@ -210,10 +269,11 @@ func (p chatPage) bodies() string {
 	return strings.Join(b, "|")
 }
 
-// badge is the unread badge of peer's conversation (0: none shown).
-func (p chatPage) badge(peer string) int {
+// badge is the unread badge of the conversation with a peer, or with a
+// group written "#g1" (0: none shown; -1: no such conversation).
+func (p chatPage) badge(key string) int {
 	for _, c := range p.Convs {
-		if c.Peer == peer {
+		if c.Peer == key || (c.Group != "" && "#"+c.Group == key) {
 			return c.Badge
 		}
 	}

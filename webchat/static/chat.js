@@ -406,7 +406,10 @@
     saveOutbox();
     const m = ownMessage(err.cmid, o.key);
     if (m) Object.assign(m, { status: 'failed', error: `${err.code}: ${err.message}` });
-    if (S.open === o.key) renderMessages();
+    if (S.open === o.key) {
+      renderMessages();
+      $('#chat-error').textContent = `Not sent (${err.code}): ${err.message}`;
+    }
   }
 
   // ---- conversations ----
