@@ -304,6 +304,7 @@
     for (const ev of evs) {
       if (ev.kind === 'msg') {
         S.delivered.push({ id: ev.id, ver: ev.ver, synced });
+        if (S.delivered.length > 1000) S.delivered.splice(0, 500);
         received(ev);
       } else if (ev.kind === 'unread') {
         const r = row(ev.group ? '#' + ev.group : ev.peer);
