@@ -262,6 +262,7 @@ type point struct {
 	AckP50    num     `json:"ack_p50"`
 	AckP99    num     `json:"ack_p99"`
 	Batch     num     `json:"batch"`      // mean messages per commit
+	CommitP50 num     `json:"commit_p50"` // ms
 	CommitP99 num     `json:"commit_p99"` // ms
 	Errors    float64 `json:"errors"`     // error replies per second
 	Denials   float64 `json:"denials"`    // ACL denials and auth failures per second
@@ -279,7 +280,7 @@ func pointOf(prev, cur sample) point {
 	ack, batch, commit := cur.ack.since(prev.ack), cur.batch.since(prev.batch), cur.commit.since(prev.commit)
 	return point{T: cur.t.UnixMilli(), Conns: cur.conns, In: rate(cur.in, prev.in, secs), Out: rate(cur.out, prev.out, secs),
 		AckP50: known(ack.quantile(0.5), 1000), AckP99: known(ack.quantile(0.99), 1000), Batch: known(batch.mean(), 1),
-		CommitP99: known(commit.quantile(0.99), 1000), Errors: rate(cur.errors, prev.errors, secs),
+		CommitP50: known(commit.quantile(0.5), 1000), CommitP99: known(commit.quantile(0.99), 1000), Errors: rate(cur.errors, prev.errors, secs),
 		Denials: rate(cur.denials+cur.authFailures, prev.denials+prev.authFailures, secs)}
 }
 

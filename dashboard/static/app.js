@@ -110,7 +110,7 @@ function drawChart(canvas, lines, opts = {}) {
     const y = pad.t + ph - (ph * i) / 4;
     g.beginPath(); g.moveTo(pad.l, y + 0.5); g.lineTo(pad.l + pw, y + 0.5); g.stroke();
     g.textAlign = "right"; g.textBaseline = "middle";
-    g.fillText(fmt((top * i) / 4, top < 4 ? 2 : 0), pad.l - 6, y);
+    g.fillText(fmt((top * i) / 4, top < 0.4 ? 3 : top < 4 ? 2 : top < 40 ? 1 : 0), pad.l - 6, y);
   }
   if (n < 2) {
     g.textAlign = "center";
@@ -142,17 +142,19 @@ function drawChart(canvas, lines, opts = {}) {
   });
 }
 
+// niceCeil is the top of the y axis: four grid steps of a round size.
 function niceCeil(v) {
-  const e = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * e) return m * e;
-  return 10 * e;
+  const step = v / 4, e = Math.pow(10, Math.floor(Math.log10(step)));
+  for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (step <= m * e) return 4 * m * e;
+  return 40 * e;
 }
 
 function drawCharts() {
   drawChart($("c-conns"), [{ get: (p) => p.conns, color: "--c0" }]);
   drawChart($("c-msgs"), [{ get: (p) => p.in, color: "--c0" }, { get: (p) => p.out, color: "--c1" }]);
   drawChart($("c-ack"), [{ get: (p) => p.ack_p50, color: "--c0" }, { get: (p) => p.ack_p99, color: "--c1" }], { min: 0.1 });
-  drawChart($("c-store"), [{ get: (p) => p.batch, color: "--c0" }, { get: (p) => p.commit_p99, color: "--c1" }]);
+  drawChart($("c-commit"), [{ get: (p) => p.commit_p50, color: "--c0" }, { get: (p) => p.commit_p99, color: "--c1" }], { min: 0.1 });
+  drawChart($("c-batch"), [{ get: (p) => p.batch, color: "--c0" }]);
   drawChart($("c-errors"), [{ get: (p) => p.errors, color: "--c2" }, { get: (p) => p.denials, color: "--c1" }]);
 }
 
