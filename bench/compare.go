@@ -55,35 +55,37 @@ func Compare(w io.Writer, results []*Result) error {
 
 	if rs := by["p2p"]; len(rs) > 0 {
 		b.WriteString("### p2p: sender → receiver, QoS 1 uplink, until the receiving application has it\n\n")
-		b.WriteString("| case | target | msgs/s | lost | dup | synced | p50 ms | p90 ms | p99 ms | max ms | × mosquitto | × mochi | verdict |\n")
-		b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		b.WriteString("| case | target | msgs/s | lost | dup | synced | p50 ms | p90 ms | p99 ms | max ms | × mosquitto | × mochi | server CPU µs/msg | bench CPU s | verdict |\n")
+		b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, r := range rs {
 			l := orZero(r.Latency)
-			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %s | %s | %s |\n", r.Case, r.Target, num(r.Rate),
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s |\n", r.Case, r.Target, num(r.Rate),
 				r.Lost, r.Duplicated, r.Synced, l.P50, l.P90, l.P99, l.Max,
-				ratio(r.Rate, find("p2p", r.Case, LabelMosquitto), rate), ratio(r.Rate, find("p2p", r.Case, LabelMochi), rate), verdict(r))
+				ratio(r.Rate, find("p2p", r.Case, LabelMosquitto), rate), ratio(r.Rate, find("p2p", r.Case, LabelMochi), rate),
+				opt(r.Extra, "server_cpu_us_per_msg"), opt(r.Extra, "bench_cpu_s"), verdict(r))
 		}
 		b.WriteString("\n")
 	}
 	if rs := by["conns"]; len(rs) > 0 {
 		b.WriteString("### conns: idle connections, each subscribed (imqttd: authenticated by token, to its inbox)\n\n")
-		b.WriteString("| case | target | connected | failed | conn/s | server RSS before → after | KiB/conn | × mosquitto | × mochi | verdict |\n")
-		b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		b.WriteString("| case | target | connected | failed | conn/s | server RSS before → after | RSS KiB/conn | × mosquitto | × mochi | Go heap+stacks KiB/conn | verdict |\n")
+		b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, r := range rs {
 			e := r.Extra
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s → %s MiB | %.2f | %s | %s | %s |\n", r.Case, r.Target, num(e["conns"]), num(e["conns_failed"]),
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s → %s MiB | %.2f | %s | %s | %s | %s |\n", r.Case, r.Target, num(e["conns"]), num(e["conns_failed"]),
 				num(e["connect_per_s"]), mib(e["server_rss_before_kib"]), mib(e["server_rss_after_kib"]), e["server_kib_per_conn"],
-				ratio(kib(r), find("conns", r.Case, LabelMosquitto), kib), ratio(kib(r), find("conns", r.Case, LabelMochi), kib), verdict(r))
+				ratio(kib(r), find("conns", r.Case, LabelMosquitto), kib), ratio(kib(r), find("conns", r.Case, LabelMochi), kib),
+				opt(e, "server_go_live_kib_per_conn"), verdict(r))
 		}
 		b.WriteString("\n")
 	}
 	if rs := by["sync"]; len(rs) > 0 {
 		b.WriteString("### sync: a device misses M messages (sent over HTTP while offline), connects and catches up\n\n")
-		b.WriteString("| case | target | catch-up msgs/s | lost | dup | catch-up ms | HTTP sync msgs/s | filled over HTTP, sends/s | verdict |\n")
-		b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		b.WriteString("| case | target | catch-up msgs/s | lost | dup | catch-up ms | server CPU µs/msg | HTTP sync msgs/s | filled over HTTP, sends/s | verdict |\n")
+		b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, r := range rs {
-			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %.0f | %s | %s | %s |\n", r.Case, r.Target, num(r.Rate), r.Lost, r.Duplicated,
-				r.Extra["catchup_ms"], num(r.Extra["http_sync_msgs_per_s"]), num(r.Extra["fill_http_sends_per_s"]), verdict(r))
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %.0f | %s | %s | %s | %s |\n", r.Case, r.Target, num(r.Rate), r.Lost, r.Duplicated,
+				r.Extra["catchup_ms"], opt(r.Extra, "server_cpu_us_per_msg"), num(r.Extra["http_sync_msgs_per_s"]), num(r.Extra["fill_http_sends_per_s"]), verdict(r))
 		}
 		b.WriteString("\n")
 	}
@@ -170,6 +172,9 @@ func targets(by map[string][]*Result) []string {
 	}
 	found = false
 	for _, r := range by["sync"] {
+		if r.Target != LabelImqttd {
+			continue
+		}
 		found = true
 		out = append(out, fmt.Sprintf("sync ≥ %s msgs/s: %s — %s msgs/s catching up %d messages (lost %d, dup %d)", num(TargetSyncRate),
 			mark(r.Rate >= TargetSyncRate && len(r.Problems) == 0), num(r.Rate), r.Acked, r.Lost, r.Duplicated))
@@ -178,6 +183,15 @@ func targets(by map[string][]*Result) []string {
 		out = append(out, "sync: not measured")
 	}
 	return out
+}
+
+// opt formats m[key], "–" when it is missing.
+func opt(m map[string]float64, key string) string {
+	v, ok := m[key]
+	if !ok {
+		return "–"
+	}
+	return num(v)
 }
 
 func orZero(l *Latency) Latency {

@@ -32,7 +32,12 @@ type ConnsOptions struct {
 	Hold        time.Duration // keep the connections open this long after measuring (0)
 	// PerIP is how many connections share one 127.0.0.x source address
 	// (20,000): one address has ~28,000 ephemeral ports to one server port.
-	PerIP    int
+	PerIP int
+	// PprofURL, for a Go server with net/http/pprof (imqttd's --pprof-addr,
+	// the mochi baseline's), forces a garbage collection before each memory
+	// reading, so the RSS compares like with like, and adds the heap and
+	// stacks in use per connection.
+	PprofURL string
 	Progress io.Writer
 }
 
@@ -105,12 +110,9 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 		return local, a.user + "/c" + strconv.Itoa(i), a.user, a.token, wire.InboxTopic(a.user)
 	}
 
-	var rssBefore int64
-	if o.ServerPID > 0 {
-		var err error
-		if rssBefore, err = rssKiB(o.ServerPID); err != nil {
-			return nil, err
-		}
+	memBefore, err := o.memory(ctx, prog)
+	if err != nil {
+		return nil, err
 	}
 	conns := make([]*rawConn, o.Conns)
 	defer func() {
@@ -186,23 +188,23 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 		res.problem("%d of %d connections failed: %v", failed.Load(), o.Conns, errors.Join(errs...))
 	}
 
-	prog.setf("settling %s", o.Settle)
 	prog.measure(nil)
-	if !sleepCtx(ctx, o.Settle) {
-		return nil, ctx.Err()
+	memAfter, err := o.memory(ctx, prog)
+	if err != nil {
+		return nil, err
 	}
 	if o.ServerPID > 0 {
-		after, err := rssKiB(o.ServerPID)
-		if err != nil {
-			return nil, err
-		}
-		res.extra("server_rss_before_kib", float64(rssBefore))
-		res.extra("server_rss_after_kib", float64(after))
+		res.extra("server_rss_before_kib", memBefore.rss)
+		res.extra("server_rss_after_kib", memAfter.rss)
 		if n > 0 {
-			res.extra("server_kib_per_conn", float64(after-rssBefore)/float64(n))
+			res.extra("server_kib_per_conn", (memAfter.rss-memBefore.rss)/float64(n))
 		}
 	} else {
 		res.Notes = append(res.Notes, "no --server-pid: server memory not measured")
+	}
+	if o.PprofURL != "" && n > 0 {
+		res.extra("server_go_live_kib_per_conn", (memAfter.live-memBefore.live)/1024/float64(n))
+		res.Notes = append(res.Notes, "RSS read after a forced GC and the settle time; go_live is the Go heap and stacks in use")
 	}
 	if m, err := o.Target.scrape(ctx); err != nil {
 		return nil, err
@@ -240,4 +242,33 @@ func fileLimit(need int) error {
 		return fmt.Errorf("open-file limit %d is below the %d this run needs: raise it (ulimit -n) or ask for fewer connections", lim.Cur, need)
 	}
 	return nil
+}
+
+// memoryReading is the server's memory at one moment.
+type memoryReading struct {
+	rss  float64 // KiB, from /proc
+	live float64 // bytes of Go heap and stacks in use after a GC (with PprofURL)
+}
+
+// memory reads the server's memory: with PprofURL, after forcing a GC;
+// then after Settle (time for the runtime to return freed pages), the RSS.
+func (o ConnsOptions) memory(ctx context.Context, prog *progress) (memoryReading, error) {
+	var m memoryReading
+	if o.PprofURL != "" {
+		heap, stack, err := goMemory(ctx, o.PprofURL)
+		if err != nil {
+			return m, err
+		}
+		m.live = heap + stack
+	}
+	if o.ServerPID <= 0 {
+		return m, nil
+	}
+	prog.setf("settling %s before reading the server's memory", o.Settle)
+	if !sleepCtx(ctx, o.Settle) {
+		return m, ctx.Err()
+	}
+	rss, err := rssKiB(o.ServerPID)
+	m.rss = float64(rss)
+	return m, err
 }

@@ -3,11 +3,15 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // serverMetrics is one scrape of imqttd's /metrics: each series (name with
@@ -107,4 +111,145 @@ func padLE(le string) string {
 		return "inf"
 	}
 	return strings.Repeat("0", max(4-len(le), 0)) + le
+}
+
+// cpuSeconds is the user+system CPU time a process has used, from
+// /proc/PID/stat (in USER_HZ ticks, 100 a second on Linux).
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("process CPU: %w", err)
+	}
+	// The command name (field 2) may hold spaces; the fields after its ")" are fixed.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("process CPU: odd /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("process CPU: short /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64) // field 14
+	stime, err2 := strconv.ParseFloat(f[12], 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("process CPU: bad /proc/%d/stat", pid)
+	}
+	return (utime + stime) / 100, nil
+}
+
+// cpuMeter measures the CPU the bench and the server use over an interval.
+type cpuMeter struct {
+	server          int // 0: the bench only
+	bench0, server0 float64
+}
+
+func startCPU(serverPID int) *cpuMeter {
+	m := &cpuMeter{server: serverPID}
+	m.bench0, _ = cpuSeconds(os.Getpid())
+	if serverPID > 0 {
+		m.server0, _ = cpuSeconds(serverPID)
+	}
+	return m
+}
+
+// stop adds the CPU seconds used since start, and the server's CPU per
+// delivered message, to r.
+func (m *cpuMeter) stop(r *Result, delivered int64) {
+	if b, err := cpuSeconds(os.Getpid()); err == nil {
+		r.extra("bench_cpu_s", b-m.bench0)
+	}
+	if m.server <= 0 || m.server == os.Getpid() {
+		return
+	}
+	s, err := cpuSeconds(m.server)
+	if err != nil {
+		return
+	}
+	r.extra("server_cpu_s", s-m.server0)
+	if delivered > 0 {
+		r.extra("server_cpu_us_per_msg", (s-m.server0)/float64(delivered)*1e6)
+	}
+}
+
+// goMemory forces a garbage collection in a Go server through its
+// net/http/pprof (heap?gc=1) and returns the heap and stack bytes in use
+// after it, from the profile's runtime.MemStats footer.
+func goMemory(ctx context.Context, pprofURL string) (heapInuse, stackInuse float64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(pprofURL, "/")+"/debug/pprof/heap?gc=1&debug=1", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("server heap: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("server heap: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	found := 0
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "# HeapInuse = "); ok {
+			heapInuse, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+			found++
+		}
+		if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
+			stackInuse, _ = strconv.ParseFloat(strings.TrimSpace(strings.Split(v, "/")[0]), 64)
+			found++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, fmt.Errorf("server heap: %w", err)
+	}
+	if found < 2 {
+		return 0, 0, errors.New("server heap: no runtime.MemStats in the heap profile")
+	}
+	return heapInuse, stackInuse, nil
+}
+
+// profile saves the server's CPU and allocation profiles over d to
+// prefix-cpu.pprof and prefix-allocs.pprof, both at once.
+func profile(ctx context.Context, pprofURL, prefix string, d time.Duration) error {
+	secs := max(int(d.Seconds()), 1)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, kind := range []string{"profile", "allocs"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fetchTo(ctx, fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", strings.TrimRight(pprofURL, "/"), kind, secs),
+				prefix+map[string]string{"profile": "-cpu.pprof", "allocs": "-allocs.pprof"}[kind])
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func fetchTo(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	c := &http.Client{Timeout: 10 * time.Minute}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("profile %s: %w", url, err)
+	}
+	return f.Close()
 }

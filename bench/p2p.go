@@ -28,6 +28,13 @@ type P2POptions struct {
 	Drain    time.Duration // how long to wait for acks and deliveries after sending (30s)
 	Progress io.Writer     // the live status line; nil: none
 	Logger   *slog.Logger  // the SDK's connection logs; nil: none
+	// ServerPID, if set, is the server's process: its CPU time over the run
+	// is reported beside the bench's own (they share the machine).
+	ServerPID int
+	// PprofURL and ProfilePrefix, if both set, save the server's CPU and
+	// allocation profiles over the sending time (Duration, or 10s) to
+	// ProfilePrefix-cpu.pprof and ProfilePrefix-allocs.pprof.
+	PprofURL, ProfilePrefix string
 }
 
 func (o *P2POptions) fill() {
@@ -110,6 +117,17 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 	// Send.
 	start := time.Now()
 	res.Start = start
+	cpu := startCPU(o.ServerPID)
+	profiled := make(chan error, 1)
+	if o.PprofURL != "" && o.ProfilePrefix != "" {
+		d := o.Duration
+		if o.Messages > 0 || d <= 0 {
+			d = 10 * time.Second
+		}
+		go func() { profiled <- profile(ctx, o.PprofURL, o.ProfilePrefix, d) }()
+	} else {
+		profiled <- nil
+	}
 	prog.measure(func() string {
 		c := tr.Counts()
 		return fmt.Sprintf("sent %d  acked %d  delivered %d (synced %d)  dup %d  unacked %d  %.0f delivered/s",
@@ -171,6 +189,10 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 	}
 
 	c := tr.Counts()
+	cpu.stop(res, c.Delivered)
+	if err := <-profiled; err != nil {
+		return nil, err
+	}
 	res.Counts = c
 	end := tr.LastSeen()
 	if end.Before(sendEnd) {

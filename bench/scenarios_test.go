@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imqtt/imqtt/bench/baseline"
+	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/internal/testserver"
 )
 
@@ -22,7 +23,7 @@ func imqttd(t *testing.T) Target {
 }
 
 func mochi(t *testing.T) Target {
-	b, err := baseline.StartMochi("127.0.0.1:0", nil)
+	b, err := baseline.StartMochi("127.0.0.1:0", broker.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -244,7 +244,7 @@ func TestCompare(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"| pairs=2 rate=max | imqttd | 5000 | 0 | 0 | 0 | 0.00 | 0.00 | 80.00 | 0.00 | 0.50× | 0.25× | pass |",
+		"| pairs=2 rate=max | imqttd | 5000 | 0 | 0 | 0 | 0.00 | 0.00 | 80.00 | 0.00 | 0.50× | 0.25× | – | – | pass |",
 		"| pairs=2 rate=5000 | imqttd | 5000 |", // the half-rate case compares with Mosquitto at the same rate
 		"| conns=1000 | imqttd | 1000 |", "| 15.00 | 3.00× | 1.50× |",
 		"p2p ≥ 1.0× Mosquitto, persisted end to end, 0 lost, 0 duplicated: **not met** — imqttd 5000 msgs/s (lost 0, dup 0) vs Mosquitto 10000 msgs/s (lost 0, dup 0) = 0.50×",

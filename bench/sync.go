@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,7 @@ type SyncOptions struct {
 	// NoCompression asks for plain JSON sync replies instead of gzip.
 	NoCompression bool
 	Timeout       time.Duration // for the catch-up (2m)
+	ServerPID     int           // the server's process, for its CPU time over the catch-up; 0: not measured
 	Progress      io.Writer
 	Logger        *slog.Logger
 }
@@ -62,7 +64,7 @@ func Sync(ctx context.Context, o SyncOptions) (*Result, error) {
 		return nil, err
 	}
 	run := newRunID()
-	res := &Result{Scenario: "sync", Target: o.Target.label(), Case: fmt.Sprintf("messages=%d size=%d", o.Messages, o.Size), Start: time.Now(),
+	res := &Result{Scenario: "sync", Target: o.Target.label(), Case: syncCase(o), Start: time.Now(),
 		Params: map[string]any{"messages": o.Messages, "inflight": o.InFlight, "size": o.Size, "sync_limit": o.SyncLimit,
 			"compression": !o.NoCompression, "run": run}}
 	prog := newProgress(o.Progress, "sync")
@@ -120,6 +122,7 @@ func Sync(ctx context.Context, o SyncOptions) (*Result, error) {
 	got := make(chan struct{}, 1)
 	prog.setf("catching up")
 	start := time.Now()
+	cpu := startCPU(o.ServerPID)
 	prog.measure(func() string {
 		c := tr.Counts()
 		return fmt.Sprintf("catching up: delivered %d/%d  dup %d  %.0f msgs/s", c.Delivered, c.Acked, c.Duplicated, Rate(c.Delivered, time.Since(start)))
@@ -158,6 +161,7 @@ func Sync(ctx context.Context, o SyncOptions) (*Result, error) {
 	_ = cl.WaitSynced(wctx)
 	cancel()
 	c := tr.Counts()
+	cpu.stop(res, c.Delivered)
 	end := tr.LastSeen()
 	if end.IsZero() {
 		end = time.Now()
@@ -205,4 +209,17 @@ func sendHTTP(ctx context.Context, api *client.HTTP, m wire.Send) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// syncCase names the parameters two sync results must share to be compared.
+func syncCase(o SyncOptions) string {
+	limit := "default"
+	if o.SyncLimit > 0 {
+		limit = strconv.Itoa(o.SyncLimit)
+	}
+	comp := "gzip"
+	if o.NoCompression {
+		comp = "none"
+	}
+	return fmt.Sprintf("messages=%d size=%d limit=%s compression=%s", o.Messages, o.Size, limit, comp)
 }

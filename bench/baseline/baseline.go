@@ -14,13 +14,19 @@ import (
 	"github.com/imqtt/imqtt/broker"
 )
 
-// StartMochi serves bare mochi-mqtt on addr ("127.0.0.1:0" picks a port).
-// Close the broker to stop it; MQTTAddr is the bound address.
-func StartMochi(addr string, log *slog.Logger) (*broker.Broker, error) {
+// StartMochi serves bare mochi-mqtt on addr ("127.0.0.1:0" picks a port)
+// with limits (broker.Options: MaxWritesPending, MaxInflight, ...; zero
+// values take imqttd's defaults; the address and logger fields are
+// ignored). What overflows a client's queue or in-flight window is dropped,
+// QoS 1 or not, and a bare broker has no sync to bring it back: under a load
+// its subscribers cannot keep up with, give it mochi's own defaults (8192
+// each). Close the broker to stop it; MQTTAddr is the bound address.
+func StartMochi(addr string, limits broker.Options, log *slog.Logger) (*broker.Broker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b := broker.New(broker.Options{MQTTAddr: addr, Logger: log})
+	limits.MQTTAddr, limits.TLSAddr, limits.TLS, limits.Logger = addr, "", nil, log
+	b := broker.New(limits)
 	if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, fmt.Errorf("allow-all hook: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -49,6 +50,9 @@ func cmdBench(ctx context.Context, c *cli, args []string) error {
 		fs.IntVar(&o.Messages, "messages", 0, "total messages to send over all pairs (0: send for --duration)")
 		fs.IntVar(&o.Size, "size", 64, "message body bytes")
 		fs.DurationVar(&o.Drain, "drain", 30*time.Second, "how long to wait for acks and deliveries after sending")
+		fs.IntVar(&o.ServerPID, "server-pid", 0, "the server's process ID: its CPU time (/proc/PID/stat) is reported")
+		fs.StringVar(&o.PprofURL, "pprof", "", "the server's net/http/pprof base URL (imqttd --pprof-addr), for --profile")
+		fs.StringVar(&o.ProfilePrefix, "profile", "", "save the server's CPU and allocation profiles while sending to PREFIX-cpu.pprof and PREFIX-allocs.pprof")
 		run = func() (*bench.Result, error) {
 			o.Target, o.Progress, o.Logger = target(plain, label), out.progress(c), c.log
 			if o.Target.Plain && o.Target.MQTT == "" {
@@ -66,6 +70,7 @@ func cmdBench(ctx context.Context, c *cli, args []string) error {
 		fs.DurationVar(&o.Settle, "settle", 2*time.Second, "wait after the last connection before reading the RSS")
 		fs.DurationVar(&o.Hold, "hold", 0, "keep the connections open this long after measuring")
 		fs.IntVar(&o.PerIP, "per-ip", 20_000, "connections per 127.0.0.x source address")
+		fs.StringVar(&o.PprofURL, "pprof", "", "a Go server's net/http/pprof base URL: force a GC before each memory reading and report the heap in use")
 		run = func() (*bench.Result, error) {
 			o.Target, o.Progress = target(plain, label), out.progress(c)
 			if o.Target.Plain && o.Target.MQTT == "" {
@@ -81,6 +86,7 @@ func cmdBench(ctx context.Context, c *cli, args []string) error {
 		fs.IntVar(&o.Size, "size", 64, "message body bytes")
 		fs.IntVar(&o.SyncLimit, "sync-limit", 0, "items per sync request (0: the SDK's default)")
 		fs.BoolVar(&o.NoCompression, "no-compression", false, "ask for plain JSON sync replies instead of gzip")
+		fs.IntVar(&o.ServerPID, "server-pid", 0, "the server's process ID: its CPU time over the catch-up is reported")
 		run = func() (*bench.Result, error) {
 			o.Target, o.Progress, o.Logger = bench.Target{Server: c.g.server, MQTT: c.g.mqtt, Label: *label}, out.progress(c), c.log
 			return bench.Sync(ctx, o)
@@ -112,6 +118,17 @@ func cmdBench(ctx context.Context, c *cli, args []string) error {
 	if err := out.check(); err != nil {
 		return err
 	}
+	if out.cpuprofile != "" {
+		f, err := os.Create(out.cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	res, err := run()
 	if err != nil {
 		return err
@@ -131,15 +148,17 @@ func targetFlags(fs *flag.FlagSet) (plain *bool, label *string) {
 
 // benchOutput is where a result goes.
 type benchOutput struct {
-	format string
-	json   string
-	quiet  bool
+	format     string
+	json       string
+	quiet      bool
+	cpuprofile string
 }
 
 func (o *benchOutput) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.format, "format", "table", "result on stdout: table or json")
 	fs.StringVar(&o.json, "json", "", "also write the result as JSON to this file")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress line on stderr")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write the bench's own CPU profile to this file (the load tool shares the machine)")
 }
 
 func (o *benchOutput) check() error {
