@@ -136,9 +136,13 @@ func targets(by map[string][]*Result) []string {
 	} else {
 		out = append(out, "p2p ratio to Mosquitto: not measured (needs an imqttd and a mosquitto p2p run at rate=max with the same case)")
 	}
+	// The imqttd run at a fixed rate nearest half Mosquitto's.
 	var half *Result
 	for _, r := range by["p2p"] {
-		if r.Target == LabelImqttd && r.TargetRate > 0 {
+		if r.Target != LabelImqttd || r.TargetRate <= 0 {
+			continue
+		}
+		if half == nil || (mq != nil && math.Abs(r.TargetRate-mq.Rate/2) < math.Abs(half.TargetRate-mq.Rate/2)) {
 			half = r
 		}
 	}

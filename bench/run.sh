@@ -180,6 +180,11 @@ start_imqttd
 IMQ=(--server "http://127.0.0.1:$HTTP" --mqtt "127.0.0.1:$MQ" --server-pid "$PID")
 bench imqttd p2p-max "${P2P[@]}" "${IMQ[@]}"
 bench imqttd p2p-half "${P2P[@]}" --rate "$HALF" "${IMQ[@]}"
+# Latency where imqttd is not saturated: half its own rate.
+OWN=$(awk -v r="$(rate_of "$OUT/imqttd-p2p-max.json")" 'BEGIN { printf "%d", r / 2 }')
+if [ "${OWN:-0}" -gt 0 ]; then
+	bench imqttd p2p-half-own "${P2P[@]}" --rate "$OWN" "${IMQ[@]}"
+fi
 say "imqttd: p2p under the profiler (its own run, not in the table)"
 "$BIN/imqtt" --home "$WORK/home" bench "${P2P[@]}" --duration "${PROFILE_SECONDS}s" "${IMQ[@]}" --label imqttd-profiled --quiet \
 	--pprof "http://127.0.0.1:$PPROF" --profile "$WORK/imqttd" --cpuprofile "$WORK/bench-cpu.pprof" >"$OUT/profiled-p2p.txt" || true
