@@ -1,8 +1,9 @@
 # make run    — the server on the embedded store (./data)
 # make test   — everything the tests need, installed and started, then every test
 # make bench  — the testing.B benchmarks
+# make bench-compare — imqttd against Mosquitto and bare mochi, one run (bench/run.sh; not part of make test)
 
-.PHONY: run test bench build vet
+.PHONY: run test bench bench-compare build vet
 
 run:
 	go run ./cmd/imqttd
@@ -12,6 +13,9 @@ test:
 
 bench:
 	go test -run '^$$' -bench . -benchtime 2s ./store/... ./chat/...
+
+bench-compare:
+	./bench/run.sh
 
 build:
 	go build -o bin/ ./cmd/...
