@@ -90,7 +90,10 @@ func New(opts Options) *Broker {
 	caps.MaximumClientWritesPending = opts.MaxWritesPending
 	caps.MaximumSessionExpiryInterval = opts.SessionExpiry
 	caps.MaximumInflight = opts.MaxInflight
-	caps.MaximumQos = 1 // IM delivery is at-least-once plus versions; QoS 2 buys nothing
+	// QoS 2 stays allowed: a 3.1.1 client cannot be told a maximum QoS, and
+	// with MaximumQos 1 mochi answers its QoS 2 PUBLISH with a PUBACK instead
+	// of a PUBREC, which standard clients treat as a protocol error. Uplink
+	// sends are deduplicated by cmid anyway, and delivery is QoS 0 (Publish).
 	// An ack must not echo the publish's properties (user properties,
 	// response topic) back to the client.
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
