@@ -11,13 +11,6 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// Error codes of the media endpoints beyond wire's.
-const (
-	CodeTypeMismatch   = "type_mismatch"   // 415: the declared Content-Type is not what the bytes are
-	CodeHLSUnavailable = "hls_unavailable" // 501: private video needs ffmpeg on the server
-	CodeBadMedia       = "bad_media"       // 422: a video ffmpeg cannot read
-)
-
 // mediaReply answers an upload (SPEC §8: id, size, type; and more).
 type mediaReply struct {
 	ID     string `json:"id"`
@@ -184,14 +177,14 @@ func (a *API) mediaError(w http.ResponseWriter, what string, err error) {
 	case errors.Is(err, media.ErrTooLarge), errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, err.Error())
 	case errors.Is(err, media.ErrTypeMismatch):
-		writeError(w, http.StatusUnsupportedMediaType, CodeTypeMismatch, err.Error())
+		writeError(w, wire.HTTPStatus(wire.CodeTypeMismatch), wire.CodeTypeMismatch, err.Error())
 	case errors.Is(err, media.ErrEmpty), errors.Is(err, media.ErrTruncated), errors.Is(err, media.ErrBadName),
 		errors.Is(err, media.ErrNotVideo):
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, err.Error())
 	case errors.Is(err, media.ErrNoHLS):
-		writeError(w, http.StatusNotImplemented, CodeHLSUnavailable, err.Error()+"; upload without ?private=1")
+		writeError(w, wire.HTTPStatus(wire.CodeHLSUnavailable), wire.CodeHLSUnavailable, err.Error()+"; upload without ?private=1")
 	case errors.Is(err, media.ErrBadVideo):
-		writeError(w, http.StatusUnprocessableEntity, CodeBadMedia, err.Error())
+		writeError(w, wire.HTTPStatus(wire.CodeBadMedia), wire.CodeBadMedia, err.Error())
 	default:
 		a.log.Error(what, "err", err)
 		writeError(w, http.StatusInternalServerError, wire.CodeInternal, what+" failed; try again")

@@ -20,6 +20,12 @@ func HTTPStatus(code string) int {
 		return http.StatusServiceUnavailable
 	case CodeInternal:
 		return http.StatusInternalServerError
+	case CodeTypeMismatch:
+		return http.StatusUnsupportedMediaType
+	case CodeHLSUnavailable:
+		return http.StatusNotImplemented
+	case CodeBadMedia:
+		return http.StatusUnprocessableEntity
 	}
 	return http.StatusBadRequest
 }

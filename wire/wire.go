@@ -75,6 +75,10 @@ const (
 	CodeInternal     = "internal"
 	CodeNotFound     = "not_found"
 	CodeGroupFull    = "group_full" // the group's member limit is reached
+
+	CodeTypeMismatch   = "type_mismatch"   // media: the declared Content-Type is not what the bytes are
+	CodeHLSUnavailable = "hls_unavailable" // media: private video needs ffmpeg on the server
+	CodeBadMedia       = "bad_media"       // media: a video ffmpeg cannot read
 )
 
 // Send is the payload of im/send and POST /v1/messages.
