@@ -262,8 +262,3 @@ func (s *Service) syncGroup(ctx context.Context, user string, req wire.SyncReque
 		return emit(b)
 	})
 }
-
-// UserExists reports whether an account exists.
-func (s *Service) UserExists(ctx context.Context, user string) (bool, error) {
-	return s.userExists(ctx, user)
-}

@@ -176,9 +176,6 @@ func (s *Service) Close(ctx context.Context) error {
 	return nil
 }
 
-// Syncer returns the service's sync engine.
-func (s *Service) Syncer() *imsync.Syncer { return s.syncer }
-
 // Submit validates req and queues it for the batcher. done is called exactly
 // once: with an error at once if req is invalid or the server cannot take it,
 // else from the dispatcher after the durable write (the ack) or its failure.
