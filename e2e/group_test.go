@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/imqtt/imqtt/daemon"
@@ -174,6 +175,11 @@ func TestGroupRefusals(t *testing.T) {
 		{"owner leaves", "DELETE", "/v1/groups/g1/members/alice", aliceTok, nil, 403, wire.CodeForbidden},
 		{"remove non-member", "DELETE", "/v1/groups/g1/members/eve", aliceTok, nil, 404, wire.CodeNotFound},
 		{"member sets roles", "POST", "/v1/groups/g1/members", bobTok, wire.GroupMembers{Users: []string{"carol"}, Role: "admin"}, 403, wire.CodeForbidden},
+		{"bad group id", "POST", "/v1/groups", bobTok, wire.GroupCreate{ID: "a/b"}, 400, wire.CodeBadRequest},
+		{"name too long", "POST", "/v1/groups", bobTok, wire.GroupCreate{Name: strings.Repeat("n", 300)}, 400, wire.CodeBadRequest},
+		{"bad role", "POST", "/v1/groups/g1/members", aliceTok, wire.GroupMembers{Users: []string{"bob"}, Role: "king"}, 400, wire.CodeBadRequest},
+		{"no users", "POST", "/v1/groups/g1/members", aliceTok, wire.GroupMembers{}, 400, wire.CodeBadRequest},
+		{"member page too big", "GET", "/v1/groups/g1?limit=5000", aliceTok, nil, 400, wire.CodeBadRequest},
 		{"to and group", "POST", "/v1/messages", aliceTok, wire.Send{CMID: "a1", To: "bob", Group: "g1", Type: "text"}, 400, wire.CodeBadRequest},
 	} {
 		var e wire.Error
