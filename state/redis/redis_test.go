@@ -17,6 +17,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/imqtt/imqtt/internal/redistest"
 	"github.com/imqtt/imqtt/state"
 	staterds "github.com/imqtt/imqtt/state/redis"
 	"github.com/imqtt/imqtt/state/statetest"
@@ -38,9 +39,9 @@ var runID = func() string {
 
 func TestMain(m *testing.M) {
 	url := cmp.Or(os.Getenv("IMQTT_REDIS_URL"), "redis://127.0.0.1:6379/0")
-	var srv *redisServer
-	if err := answers(url); err != nil {
-		if srv, err = startRedis(); err != nil {
+	var srv *redistest.Server
+	if err := redistest.Answers(url); err != nil {
+		if srv, err = redistest.Start(false); err != nil {
 			fmt.Fprintf(os.Stderr, "state/redis: no Redis at %s and none could be started: %v\n", url, err)
 			os.Exit(1)
 		}
@@ -132,7 +133,7 @@ func TestConformanceSmallBlock(t *testing.T) {
 // a cluster client: a script whose keys are not under one hash tag fails
 // with CROSSSLOT there.
 func TestConformanceCluster(t *testing.T) {
-	srv, err := startRedisMode(true)
+	srv, err := redistest.Start(true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestOptions(t *testing.T) {
 	if _, err := staterds.Open(t.Context(), "http://nope", reserve, staterds.Options{}); !errors.Is(err, staterds.ErrInvalid) {
 		t.Errorf("open with a bad URL: %v, want ErrInvalid", err)
 	}
-	port, err := freePort() // nothing listens there
+	port, err := redistest.FreePort() // nothing listens there
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +289,7 @@ func flushAll(t *testing.T, url string) {
 // out versions: nothing repeats, each worker's versions keep increasing,
 // and a sequential stream continues above everything handed out before.
 func TestFlushAll(t *testing.T) {
-	srv, err := startRedis()
+	srv, err := redistest.Start(false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +441,7 @@ func TestTakeoverAcrossNodes(t *testing.T) {
 // port. While it is down every call fails with an error; afterwards calls
 // work again, no version repeats, and the node re-records its devices.
 func TestRestart(t *testing.T) {
-	srv, err := startRedis()
+	srv, err := redistest.Start(false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,7 +553,7 @@ func TestStaleRefill(t *testing.T) {
 // with, so a installs it (the documented window: a hands out versions below
 // b's); b must still not go back below its own.
 func TestStaleRefillAfterFlush(t *testing.T) {
-	srv, err := startRedis()
+	srv, err := redistest.Start(false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package redis_test
+// Package redistest runs redis-server child processes for tests: plain or
+// as a one-node Redis Cluster, on free ports, killable and restartable.
+// Tests fail (never skip) when redis-server is missing; scripts/test.sh
+// installs it.
+package redistest
 
 import (
 	"bytes"
@@ -15,9 +19,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// redisServer is a redis-server child process on 127.0.0.1 without
+// Server is a redis-server child process on 127.0.0.1 without
 // persistence: killing it loses everything, as a Redis restart does.
-type redisServer struct {
+type Server struct {
 	port, busPort int // busPort: the cluster bus, 0 for a plain server
 	dir           string
 	cmd           *exec.Cmd
@@ -25,13 +29,10 @@ type redisServer struct {
 	out           *syncBuffer
 }
 
-// startRedis starts a plain redis-server on a free port.
-func startRedis() (*redisServer, error) { return startRedisMode(false) }
-
-// startRedisMode starts a redis-server on a free port; with cluster, a
+// Start starts a redis-server on a free port; with cluster, a
 // single-node Redis Cluster owning all 16384 slots, so that a script whose
 // keys hash to different slots fails as it would on a real cluster.
-func startRedisMode(cluster bool) (*redisServer, error) {
+func Start(cluster bool) (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, fmt.Errorf("redis-server is not installed (scripts/test.sh installs it with apt-get): %w", err)
 	}
@@ -41,12 +42,12 @@ func startRedisMode(cluster bool) (*redisServer, error) {
 	}
 	var lastErr error
 	for range 5 { // a free port may be taken before redis-server binds it
-		r := &redisServer{dir: dir}
-		if r.port, err = freePort(); err != nil {
+		r := &Server{dir: dir}
+		if r.port, err = FreePort(); err != nil {
 			return nil, err
 		}
 		if cluster {
-			if r.busPort, err = freePort(); err != nil {
+			if r.busPort, err = FreePort(); err != nil {
 				return nil, err
 			}
 		}
@@ -64,7 +65,8 @@ func startRedisMode(cluster bool) (*redisServer, error) {
 	return nil, lastErr
 }
 
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -73,11 +75,11 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func (r *redisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-func (r *redisServer) URL() string  { return "redis://" + r.Addr() + "/0" }
+func (r *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+func (r *Server) URL() string  { return "redis://" + r.Addr() + "/0" }
 
 // start runs redis-server on r.port and waits until it answers.
-func (r *redisServer) start() error {
+func (r *Server) start() error {
 	args := []string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", r.dir, "--logfile", ""}
 	if r.busPort != 0 {
@@ -120,7 +122,7 @@ func (r *redisServer) start() error {
 
 // assignSlots gives the single cluster node every slot and waits for the
 // cluster to report ok.
-func (r *redisServer) assignSlots() error {
+func (r *Server) assignSlots() error {
 	c := goredis.NewClient(&goredis.Options{Addr: r.Addr()})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -141,7 +143,7 @@ func (r *redisServer) assignSlots() error {
 }
 
 // Kill kills the server (no shutdown, no save) and waits for it to exit.
-func (r *redisServer) Kill() {
+func (r *Server) Kill() {
 	if r.cmd == nil || r.cmd.Process == nil {
 		return
 	}
@@ -150,7 +152,7 @@ func (r *redisServer) Kill() {
 }
 
 // Restart starts a new server on the same port, empty.
-func (r *redisServer) Restart() error {
+func (r *Server) Restart() error {
 	r.Kill()
 	var err error
 	for range 50 { // the port is usually free at once; give it a moment if not
@@ -163,13 +165,13 @@ func (r *redisServer) Restart() error {
 }
 
 // Close kills the server and removes its directory.
-func (r *redisServer) Close() {
+func (r *Server) Close() {
 	r.Kill()
 	os.RemoveAll(r.dir)
 }
 
-// answers reports whether a Redis answers at url.
-func answers(url string) error {
+// Answers reports whether a Redis answers at url.
+func Answers(url string) error {
 	o, err := goredis.ParseURL(url)
 	if err != nil {
 		return err
