@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -33,6 +34,17 @@ type Options struct {
 	DefaultLimit int // items per request when the request gives none; default 500
 	MaxLimit     int // cap on a request's limit; default 5000
 	BatchItems   int // items per reply batch; default 500
+
+	// Settle matters when several nodes commit to one inbox (scale-out): a
+	// version allocated on one node may be committed after a higher one
+	// committed on another, so a hole followed by an item younger than
+	// Settle may still fill. Sync then waits for it, up to SettleWait per
+	// request, and otherwise answers only up to the hole, so a device's
+	// cursor never passes a version that is still on its way. Older holes
+	// are final (a failed commit, a block lost with Redis). Zero, as on one
+	// node whose single writer commits in version order: every hole is final.
+	Settle     time.Duration
+	SettleWait time.Duration // default 2s
 }
 
 // Syncer serves sync requests from a Source.
@@ -51,6 +63,9 @@ func New(src Source, opts Options) *Syncer {
 	}
 	if opts.BatchItems <= 0 {
 		opts.BatchItems = 500
+	}
+	if opts.SettleWait <= 0 {
+		opts.SettleWait = 2 * time.Second
 	}
 	return &Syncer{src: src, opts: opts}
 }
@@ -85,16 +100,17 @@ func (s *Syncer) Serve(ctx context.Context, user string, req wire.SyncRequest, e
 	if reset {
 		since = 0
 	}
-	fetch := func(since uint64, n int) ([]wire.Msg, error) {
-		evs, err := s.src.Range(ctx, user, since, n)
+	fetch := func(since uint64, n int) ([]wire.Msg, bool, error) {
+		evs, cut, err := settled(ctx, s.opts, since, func() ([]store.Event, error) { return s.src.Range(ctx, user, since, n) },
+			func(ev store.Event) (uint64, int64) { return ev.Ver, ev.Msg.TS })
 		if err != nil {
-			return nil, fmt.Errorf("sync %s since %d: %w", user, since, err)
+			return nil, false, fmt.Errorf("sync %s since %d: %w", user, since, err)
 		}
 		items := make([]wire.Msg, len(evs))
 		for i, ev := range evs {
 			items[i] = ToMsg(ev)
 		}
-		return items, nil
+		return items, cut, nil
 	}
 	base := wire.Sync{Kind: wire.KindSync, Epoch: epoch, Reset: reset}
 	return s.pages(since, s.Limit(req), 0, base, fetch, func(m wire.Msg) uint64 { return m.Ver }, emit)
@@ -105,15 +121,17 @@ func (s *Syncer) Serve(ctx context.Context, user string, req wire.SyncRequest, e
 // returns up to n items after a position, pos is an item's position, and
 // head (if known) is where a final batch's Upto reaches even past the last
 // item, covering holes at the end. Only the first batch carries base.Reset.
+// fetch reports cut when it stopped before a hole that may still fill: the
+// reply then ends there, More unset and Upto not moved past it.
 func (s *Syncer) pages(since uint64, remaining int, head uint64, base wire.Sync,
-	fetch func(since uint64, n int) ([]wire.Msg, error), pos func(wire.Msg) uint64, emit func(wire.Sync) error) error {
+	fetch func(since uint64, n int) ([]wire.Msg, bool, error), pos func(wire.Msg) uint64, emit func(wire.Sync) error) error {
 	for {
 		n := min(remaining, s.opts.BatchItems)
-		items, err := fetch(since, n+1)
+		items, cut, err := fetch(since, n+1)
 		if err != nil {
 			return err
 		}
-		more := len(items) > n
+		more := len(items) > n && !cut
 		if more {
 			items = items[:n]
 		}
@@ -122,7 +140,7 @@ func (s *Syncer) pages(since uint64, remaining int, head uint64, base wire.Sync,
 		if len(items) > 0 {
 			b.Upto = pos(items[len(items)-1])
 		}
-		if !more {
+		if !more && !cut {
 			b.Upto = max(b.Upto, head)
 		}
 		remaining -= len(items)
@@ -152,20 +170,58 @@ func (s *Syncer) ServeGroup(ctx context.Context, group string, floor uint64, req
 		since = 0
 	}
 	since = max(since, floor)
-	fetch := func(since uint64, n int) ([]wire.Msg, error) {
-		msgs, err := s.src.GroupRange(ctx, group, since, n)
+	fetch := func(since uint64, n int) ([]wire.Msg, bool, error) {
+		msgs, cut, err := settled(ctx, s.opts, since, func() ([]store.Message, error) { return s.src.GroupRange(ctx, group, since, n) },
+			func(m store.Message) (uint64, int64) { return m.Seq, m.TS })
 		if err != nil {
-			return nil, fmt.Errorf("sync group %s since %d: %w", group, since, err)
+			return nil, false, fmt.Errorf("sync group %s since %d: %w", group, since, err)
 		}
 		items := make([]wire.Msg, len(msgs))
 		for i, m := range msgs {
 			items[i] = ToMsg(store.Event{Msg: m})
 		}
-		return items, nil
+		return items, cut, nil
 	}
 	base := wire.Sync{Kind: wire.KindSync, Group: group, Epoch: epoch, Reset: reset}
 	// seqs lost to a crash are holes at the end, covered by the head
 	return s.pages(since, s.Limit(req), h.Seq, base, fetch, func(m wire.Msg) uint64 { return m.Seq }, emit)
+}
+
+// settled reads items after since and returns them up to the first hole that
+// may still fill (see Options.Settle), and whether it cut there. It reads
+// again while such a hole is young, for at most SettleWait.
+func settled[T any](ctx context.Context, o Options, since uint64, read func() ([]T, error), at func(T) (pos uint64, ts int64)) ([]T, bool, error) {
+	var deadline time.Time
+	for {
+		items, err := read()
+		if err != nil || o.Settle <= 0 {
+			return items, false, err
+		}
+		cut := len(items)
+		next := since + 1
+		for i, it := range items {
+			pos, ts := at(it)
+			if pos != next && time.Since(time.UnixMilli(ts)) < o.Settle {
+				cut = i
+				break
+			}
+			next = pos + 1
+		}
+		if cut == len(items) {
+			return items, false, nil
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(o.SettleWait)
+		}
+		if time.Now().After(deadline) {
+			return items[:cut], true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // ToMsg renders a stored event as the message event its user sees.

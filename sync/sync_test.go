@@ -3,6 +3,7 @@ package sync_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/pebble"
@@ -82,5 +83,66 @@ func TestEncodeGzip(t *testing.T) {
 	}
 	if raw, _ := imsync.Encode(wire.Sync{Kind: "sync"}, ""); raw[0] != '{' {
 		t.Fatalf("plain: %q", raw)
+	}
+}
+
+// commit puts one message from alice into bob's inbox at ver, and into group
+// g at the same seq, stamped ts.
+func commit(t *testing.T, st store.Store, ver uint64, ts int64) {
+	t.Helper()
+	id := int64(1000 + ver)
+	b := store.Batch{Messages: []store.Message{{ID: id, From: "alice", To: "bob", Type: "text", TS: ts},
+		{ID: id + 1_000_000, From: "alice", Group: "g", Seq: ver, Type: "text", TS: ts}},
+		Entries: []store.Entry{{User: "bob", Ver: ver, Peer: "alice", MsgID: id}},
+		Heads:   []store.GroupHead{{Group: "g", Seq: ver, MsgID: id + 1_000_000, TS: ts}}}
+	if err := st.Commit(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// In scale-out a hole followed by a young item may still fill (another
+// node's commit in flight): sync waits for it, and if it does not come in
+// time answers only up to the hole, never moving the cursor past it.
+func TestSettleYoungHole(t *testing.T) {
+	st, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now().UnixMilli()
+	for _, v := range []uint64{1, 2, 3, 5, 6} {
+		commit(t, st, v, now)
+	}
+	s := imsync.New(st, imsync.Options{Settle: time.Minute, SettleWait: 50 * time.Millisecond})
+	got := serve(t, s, wire.SyncRequest{})
+	if b := got[len(got)-1]; len(got) != 1 || b.Upto != 3 || b.More || len(b.Items) != 3 {
+		t.Fatalf("young hole at 4: %+v, want items 1-3, upto 3", got)
+	}
+	var groups []wire.Sync
+	if err := s.ServeGroup(context.Background(), "g", 0, wire.SyncRequest{}, func(b wire.Sync) error { groups = append(groups, b); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if b := groups[len(groups)-1]; b.Upto != 3 || b.More {
+		t.Fatalf("young group hole at 4: %+v, want upto 3 (not the head, 6)", b)
+	}
+
+	// The hole fills while sync waits: one answer with everything.
+	s = imsync.New(st, imsync.Options{Settle: time.Minute, SettleWait: 5 * time.Second})
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		commit(t, st, 4, now)
+	}()
+	got = serve(t, s, wire.SyncRequest{Since: 3})
+	if b := got[len(got)-1]; b.Upto != 6 || len(b.Items) != 3 || b.Items[0].Ver != 4 {
+		t.Fatalf("filled hole: %+v, want 4-6", got)
+	}
+
+	// Without Settle (one node) and for old holes, a hole is final.
+	commit(t, st, 9, now-int64(2*time.Minute/time.Millisecond))
+	for _, o := range []imsync.Options{{}, {Settle: time.Minute}} {
+		got = serve(t, imsync.New(st, o), wire.SyncRequest{Since: 6})
+		if b := got[len(got)-1]; b.Upto != 9 || len(b.Items) != 1 {
+			t.Fatalf("final hole at 7-8 with %+v: %+v, want 9", o, got)
+		}
 	}
 }
