@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -124,6 +125,39 @@ func (s *State) Devices(ctx context.Context, user string) ([]state.Device, error
 	}
 	slices.SortFunc(out, func(a, b state.Device) int { return strings.Compare(a.Device, b.Device) })
 	return out, nil
+}
+
+// DevicesOf is Devices for many users in one round trip per shard (the
+// cross-node router asks it for the recipients of each batch of events).
+// A user whose lookup failed is missing from the map, and err says why.
+func (s *State) DevicesOf(ctx context.Context, users []string) (map[string][]state.Device, error) {
+	if s.closed.Load() {
+		return nil, state.ErrClosed
+	}
+	calls := make([]call, len(users))
+	for i, u := range users {
+		calls[i] = call{keys: s.presenceKeys(u)}
+	}
+	out := make(map[string][]state.Device, len(users))
+	var errs []error
+	for i, cmd := range s.runPipelined(ctx, devicesScript, calls) {
+		kv, err := cmd.StringSlice()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("devices of %s: %w", users[i], translate(err)))
+			continue
+		}
+		ds := make([]state.Device, 0, len(kv)/2)
+		for j := 0; j+1 < len(kv); j += 2 {
+			d, err := decodeDevice(users[i], kv[j], kv[j+1])
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			ds = append(ds, d)
+		}
+		out[users[i]] = ds
+	}
+	return out, errors.Join(errs...)
 }
 
 // Count is the number of connected devices over all live nodes; see the

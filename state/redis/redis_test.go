@@ -591,3 +591,24 @@ func TestStaleRefillAfterFlush(t *testing.T) {
 		vb = v
 	}
 }
+
+// DevicesOf answers for many users at once, as Devices does for each.
+func TestDevicesOf(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, sharedURL, statetest.NewReserveFunc(), staterds.Options{Prefix: prefix(t)})
+	a := state.Device{User: "ann", Device: "phone", Node: "n1", Since: 1}
+	b1 := state.Device{User: "bo", Device: "a", Node: "n1", Since: 2}
+	b2 := state.Device{User: "bo", Device: "b", Node: "n2", Since: 3}
+	for _, d := range []state.Device{a, b1, b2} {
+		if err := s.Online(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.DevicesOf(ctx, []string{"ann", "bo", "cy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got["ann"], []state.Device{a}) || len(got["bo"]) != 2 || len(got["cy"]) != 0 || len(got) != 3 {
+		t.Fatalf("DevicesOf: %+v", got)
+	}
+}
