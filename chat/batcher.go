@@ -129,7 +129,7 @@ func (s *Service) prepare(ctx context.Context, op *sendOp, b *store.Batch) *wire
 		s.log.Error("look up cmid", "user", from, "err", err)
 		return unavailable()
 	}
-	m := store.Message{ID: s.ids.Generate().Int64(), From: from, To: to, Group: group, Type: op.req.Type, Body: op.req.Body,
+	m := store.Message{ID: s.ids.Load().Generate().Int64(), From: from, To: to, Group: group, Type: op.req.Type, Body: op.req.Body,
 		Media: op.req.Media, Meta: op.req.Meta, CMID: op.req.CMID, TS: time.Now().UnixMilli(), Inline: op.inline}
 	if group != "" {
 		// Read diffusion: one message row, one seq, one head, whatever the member count.
@@ -200,6 +200,9 @@ func (s *Service) runDispatcher() {
 			}
 			if op.msg.Group != "" {
 				s.fan.in <- *op.msg
+				if s.opts.Remote != nil {
+					s.opts.Remote.Group(*op.msg)
+				}
 				continue
 			}
 			s.deliver(*op.msg, op.from.User, op.fromVer)
@@ -217,5 +220,5 @@ func (s *Service) deliver(m store.Message, user string, ver uint64) {
 		s.log.Error("marshal event", "err", err)
 		return
 	}
-	s.publish(wire.InboxTopic(user), payload)
+	s.toUser(user, payload)
 }

@@ -68,7 +68,7 @@ func (s *Service) CreateGroup(ctx context.Context, owner string, req wire.GroupC
 		return wire.Group{}, errStore("create group", err)
 	}
 	for _, m := range members {
-		s.fan.joined(g.ID, m.User)
+		s.membership(g.ID, m.User, true)
 		if m.User != owner {
 			s.groupEvent(m.User, g.ID, "added", owner)
 		}
@@ -179,7 +179,7 @@ func (s *Service) AddMembers(ctx context.Context, actor, group string, req wire.
 		return wire.Group{}, errStore("add members", err)
 	}
 	for _, m := range added {
-		s.fan.joined(group, m.User)
+		s.membership(group, m.User, true)
 		s.groupEvent(m.User, group, "added", actor)
 	}
 	return s.Group(ctx, actor, group, "", 0)
@@ -213,7 +213,7 @@ func (s *Service) RemoveMember(ctx context.Context, actor, group, user string) e
 	if err != nil {
 		return errStore("remove member", err)
 	}
-	s.fan.left(group, user)
+	s.membership(group, user, false)
 	s.groupEvent(user, group, "removed", actor)
 	return nil
 }
@@ -221,7 +221,7 @@ func (s *Service) RemoveMember(ctx context.Context, actor, group, user string) e
 func (s *Service) groupEvent(user, group, action, by string) {
 	payload, err := json.Marshal(wire.GroupEvent{Kind: wire.KindGroup, Group: group, Action: action, By: by})
 	if err == nil {
-		s.publish(wire.InboxTopic(user), payload)
+		s.toUser(user, payload)
 	}
 }
 

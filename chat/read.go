@@ -48,7 +48,7 @@ func (s *Service) Read(ctx context.Context, user string, req wire.Read) (wire.Un
 	}
 	ev := wire.Unread{Kind: wire.KindUnread, Total: total, Peer: req.Peer, Count: conv.Unread}
 	if payload, err := json.Marshal(ev); err == nil {
-		s.publish(wire.InboxTopic(user), payload)
+		s.toUser(user, payload)
 	}
 	return ev, nil
 }
@@ -79,7 +79,7 @@ func (s *Service) readGroup(ctx context.Context, user, group string, seq uint64)
 	}
 	ev := wire.Unread{Kind: wire.KindUnread, Total: total, Group: group, Count: groupUnread(m, h)}
 	if payload, err := json.Marshal(ev); err == nil {
-		s.publish(wire.InboxTopic(user), payload)
+		s.toUser(user, payload)
 	}
 	return ev, nil
 }

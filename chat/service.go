@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bwmarrin/snowflake"
@@ -33,6 +34,20 @@ import (
 // take; sync recovers it).
 type Publisher interface {
 	Publish(topic string, payload []byte) error
+}
+
+// Remote carries events to the other nodes of a cluster (scale-out mode;
+// nil on a single node). Its methods queue and return at once: a remote
+// delivery that cannot be made is dropped, and the device recovers it by
+// sync, as from a full client queue.
+type Remote interface {
+	// User delivers an event to user's devices connected to other nodes.
+	User(user string, payload []byte)
+	// Group hands a committed group message to the other nodes' fan-out.
+	Group(m store.Message)
+	// Member tells the other nodes that user joined or left group, so their
+	// fan-out index follows.
+	Member(group, user string, joined bool)
 }
 
 // Media vouches for the media a send refers to. Attach is called on the
@@ -52,7 +67,8 @@ type Options struct {
 	QueueWait  time.Duration // how long Submit waits for queue room; default 2s
 	CommitWait time.Duration // a commit's deadline; default 10s
 	Sync       imsync.Options
-	Media      Media // nil: sends that refer to media are refused
+	Media      Media  // nil: sends that refer to media are refused
+	Remote     Remote // nil on a single node
 	// MaxGroupMembers bounds a group; default 10,000.
 	MaxGroupMembers int
 	// ReadTick is how long group read positions are gathered before one
@@ -109,7 +125,7 @@ type Service struct {
 	st       store.Store
 	versions state.Versions
 	pub      Publisher
-	ids      *snowflake.Node
+	ids      atomic.Pointer[snowflake.Node]
 	syncer   *imsync.Syncer
 	opts     Options
 	log      *slog.Logger
@@ -131,12 +147,8 @@ type Service struct {
 // versions, pub delivers events.
 func New(st store.Store, versions state.Versions, pub Publisher, opts Options) (*Service, error) {
 	opts.fill()
-	ids, err := snowflake.NewNode(opts.Node)
-	if err != nil {
-		return nil, fmt.Errorf("snowflake node %d: %w", opts.Node, err)
-	}
 	s := &Service{
-		st: st, versions: versions, pub: pub, ids: ids, opts: opts,
+		st: st, versions: versions, pub: pub, opts: opts,
 		syncer: imsync.New(st, opts.Sync), log: opts.Logger, m: opts.Metrics,
 		queue:    make(chan *sendOp, opts.QueueLen),
 		dispatch: make(chan []*sendOp, 64),
@@ -145,7 +157,22 @@ func New(st store.Store, versions state.Versions, pub Publisher, opts Options) (
 		reads:    newReadMerger(st, opts.ReadTick),
 	}
 	s.fan = newFanout(s)
+	if err := s.SetNode(opts.Node); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// SetNode changes the snowflake node number of the IDs this service gives
+// from now on: in scale-out a node leases its number, and takes another if
+// its lease was lost to another node.
+func (s *Service) SetNode(n int64) error {
+	ids, err := snowflake.NewNode(n)
+	if err != nil {
+		return fmt.Errorf("snowflake node %d: %w", n, err)
+	}
+	s.ids.Store(ids)
+	return nil
 }
 
 // Start runs the batcher and the dispatcher.
@@ -291,6 +318,49 @@ func (s *Service) userExists(ctx context.Context, id string) (bool, error) {
 	}
 	s.known.Store(id, struct{}{})
 	return true, nil
+}
+
+// toUser delivers an event to every device of user, here and on the other
+// nodes of a cluster.
+func (s *Service) toUser(user string, payload []byte) {
+	s.publish(wire.InboxTopic(user), payload)
+	if s.opts.Remote != nil {
+		s.opts.Remote.User(user, payload)
+	}
+}
+
+// DeliverLocal publishes an event that another node routed here to user's
+// devices connected to this node.
+func (s *Service) DeliverLocal(user string, payload []byte) {
+	s.publish(wire.InboxTopic(user), payload)
+}
+
+// FanOutLocal delivers a group message that another node committed to the
+// members connected to this node. It is dropped once Close has begun.
+func (s *Service) FanOutLocal(m store.Message) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.closing { // fan.in closes only after closing is set
+		s.fan.in <- m
+	}
+}
+
+// MemberLocal follows a membership change made on another node.
+func (s *Service) MemberLocal(group, user string, joined bool) {
+	if joined {
+		s.fan.joined(group, user)
+	} else {
+		s.fan.left(group, user)
+	}
+}
+
+// membership applies a membership change made here to this node's
+// fan-out index and the other nodes'.
+func (s *Service) membership(group, user string, joined bool) {
+	s.MemberLocal(group, user, joined)
+	if s.opts.Remote != nil {
+		s.opts.Remote.Member(group, user, joined)
+	}
 }
 
 // publish delivers a payload, logging what cannot be delivered.
