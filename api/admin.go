@@ -38,6 +38,7 @@ type AdminBroker interface {
 	Kick(clientID string, code packets.Code) bool
 	Clients() int64
 	StopAccepting()
+	Drain(per int, interval time.Duration, stop <-chan struct{}, progress func(kicked, remaining int)) bool
 }
 
 // Publisher delivers a payload on a topic (the broker's inline publish).
@@ -69,6 +70,8 @@ type AdminConfig struct {
 	Head func(ctx context.Context, user string) (uint64, error)
 	// Dashboard is served at /dashboard/; nil: no dashboard.
 	Dashboard http.Handler
+	// OnDrain is called when a drain begins (scale-out: leave /v1/endpoints).
+	OnDrain func()
 	// SampleEvery is the stats sampling period (default 1 s); History the
 	// samples kept (default 600: ten minutes at 1 s).
 	SampleEvery time.Duration

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -135,6 +133,9 @@ func (a *API) adminDrain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ad.cfg.Broker.StopAccepting()
+	if ad.cfg.OnDrain != nil {
+		ad.cfg.OnDrain() // leave /v1/endpoints
+	}
 	total := len(ad.cfg.Broker.ClientList())
 	ad.drain = &drainProgress{Started: time.Now().UnixMilli(), Percent: req.Percent, IntervalMS: req.IntervalMS,
 		Total: total, Remaining: total}
@@ -149,36 +150,20 @@ func (a *API) adminDrain(w http.ResponseWriter, r *http.Request) {
 // none is left.
 func (a *API) drainWaves(per int, interval time.Duration) {
 	ad := a.adm
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		list := ad.cfg.Broker.ClientList()
-		kicked := 0
-		for _, ci := range list[:min(per, len(list))] {
-			if ad.cfg.Broker.Kick(ci.ID, packets.ErrServerShuttingDown) {
-				kicked++
-			}
-		}
+	done := ad.cfg.Broker.Drain(per, interval, ad.stop, func(kicked, remaining int) {
 		ad.mu.Lock()
+		defer ad.mu.Unlock()
 		d := ad.drain
-		if len(list) > 0 {
+		if kicked > 0 || remaining > 0 {
 			d.Waves++
 		}
 		d.Disconnected += kicked
-		d.Remaining = len(list) - kicked
-		if d.Remaining <= 0 {
-			d.Remaining, d.Done, d.Finished = 0, true, time.Now().UnixMilli()
+		d.Remaining = max(remaining, 0)
+		if d.Remaining == 0 {
+			d.Done, d.Finished = true, time.Now().UnixMilli()
 		}
-		done, disconnected := d.Done, d.Disconnected
-		ad.mu.Unlock()
-		if done {
-			a.log.Info("admin: drained", "node", ad.cfg.Node, "disconnected", disconnected)
-			return
-		}
-		select {
-		case <-t.C:
-		case <-ad.stop:
-			return
-		}
+	})
+	if done {
+		a.log.Info("admin: drained", "node", ad.cfg.Node, "disconnected", ad.drainState().Disconnected)
 	}
 }

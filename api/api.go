@@ -34,7 +34,7 @@ type Config struct {
 	Media     *media.Service // nil: no /v1/media
 	Metrics   *metrics.Metrics
 	Kicker    Kicker
-	Endpoints func() []wire.Endpoint // this node's (later: the cluster's) access points
+	Endpoints func(ctx context.Context) ([]wire.Endpoint, error) // the live nodes, best first
 	Ready     func(ctx context.Context) error
 	WebSocket http.Handler // MQTT over WebSocket, mounted at /mqtt
 	Web       http.Handler // the web chat (webchat.Handler), mounted at /chat/; nil: none
@@ -192,5 +192,13 @@ func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) endpoints(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, wire.Endpoints{Endpoints: a.cfg.Endpoints()})
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	eps, err := a.cfg.Endpoints(ctx)
+	if err != nil {
+		a.log.Warn("endpoints", "err", err)
+		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "the node list is unavailable; retry")
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.Endpoints{Endpoints: eps})
 }

@@ -15,16 +15,18 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/imqtt/imqtt/account"
 	"github.com/imqtt/imqtt/api"
 	"github.com/imqtt/imqtt/bans"
 	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/cluster"
 	"github.com/imqtt/imqtt/dashboard"
 	"github.com/imqtt/imqtt/hooks"
 	"github.com/imqtt/imqtt/media"
@@ -33,6 +35,7 @@ import (
 	"github.com/imqtt/imqtt/state/memory"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/pebble"
+	imsync "github.com/imqtt/imqtt/sync"
 	"github.com/imqtt/imqtt/webchat"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -46,10 +49,31 @@ type Config struct {
 	TLSHTTPAddr string // ":443", with TLSCert and TLSKey
 	TLSCert     string
 	TLSKey      string
-	DataDir     string // embedded store directory
-	MongoURI    string // scale-out store (not in this build yet)
-	RedisURL    string // scale-out state (not in this build yet)
-	NodeID      string // this node's name; also seeds the snowflake node number
+	DataDir     string // embedded store directory; in scale-out, media and bans only
+	// Scale-out mode: both set, or neither. MongoURI is the store (the
+	// authority for everything durable), RedisURL the shared state and the
+	// bus between nodes. RedisPrefix starts every Redis key and channel
+	// (default "imqtt:"), so clusters can share a Redis.
+	MongoURI    string
+	MongoDB     string // database name; default: the URI's, else "imqtt"
+	RedisURL    string
+	RedisPrefix string
+	// NodeID names this node; unique in a cluster (default: the host name).
+	NodeID string
+	// AdvertiseMQTT and AdvertiseWS are how clients reach this node, as
+	// /v1/endpoints lists it (default: the bound address; one on all
+	// interfaces, ":1883", clients complete with the host they reached the
+	// HTTP API at).
+	AdvertiseMQTT string
+	AdvertiseWS   string
+	// DrainPeriod is how long Shutdown spends disconnecting clients in ten
+	// waves, so they reconnect elsewhere without a stampede (default: 10s in
+	// scale-out, 0 on one node, where there is nowhere else to go).
+	DrainPeriod time.Duration
+
+	// Store, if set, is used instead of opening one, and is not closed by
+	// Shutdown: tests run several nodes on one store.
+	Store store.Store
 
 	Broker  broker.Options // limits; addresses are taken from above
 	MaxBody int            // bytes of a message's body+meta
@@ -84,6 +108,14 @@ type Daemon struct {
 	httpAddr string
 	tlsAddr  string
 	api      *api.API
+	ownStore bool
+
+	// scale-out only
+	rdb      goredis.UniversalClient
+	bus      *cluster.Bus
+	registry *cluster.Registry
+	lease    *cluster.Lease
+	draining atomic.Bool
 }
 
 // Start builds and starts a daemon. On error everything it opened is closed.
@@ -94,22 +126,48 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if cfg.NodeID == "" {
 		cfg.NodeID, _ = os.Hostname()
 	}
-	if cfg.MongoURI != "" || cfg.RedisURL != "" {
-		return nil, errors.New("--mongo-uri and --redis-url (scale-out mode) are not in this build yet; run without them for the embedded store")
+	scaleOut := cfg.RedisURL != ""
+	if scaleOut != (cfg.MongoURI != "" || cfg.Store != nil) {
+		return nil, errors.New("scale-out mode needs both --mongo-uri and --redis-url; give neither for the embedded store")
+	}
+	if scaleOut && cfg.DrainPeriod == 0 {
+		cfg.DrainPeriod = 10 * time.Second
 	}
 	started := time.Now()
 	d = &Daemon{cfg: cfg, log: cfg.Logger, metrics: metrics.New()}
 	defer func() {
 		if err != nil {
-			d.closeStores()
+			d.closeStores(context.Background())
 		}
 	}()
 
-	dir := filepath.Join(cfg.DataDir, "pebble")
-	if d.st, err = pebble.Open(dir, pebble.Options{Logger: cfg.Logger}); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	var syncOpts imsync.Options
+	nodeNumber := snowflakeNode(cfg.NodeID)
+	switch {
+	case cfg.Store != nil:
+		d.st = cfg.Store
+	case scaleOut:
+		if d.st, err = openMongo(ctx, cfg); err != nil {
+			return nil, err
+		}
+		d.ownStore = true
+	default:
+		dir := filepath.Join(cfg.DataDir, "pebble")
+		if d.st, err = pebble.Open(dir, pebble.Options{Logger: cfg.Logger}); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+		d.ownStore = true
 	}
-	d.state = memory.New(d.st.ReserveVersions, memory.Options{})
+	if scaleOut {
+		if nodeNumber, err = d.joinRedis(ctx); err != nil {
+			return nil, err
+		}
+		// Several nodes commit to one inbox: a version may land after a
+		// higher one; sync waits for such holes (sync.Options.Settle).
+		syncOpts.Settle = settle
+	} else {
+		d.state = memory.New(d.st.ReserveVersions, memory.Options{})
+	}
 	d.accounts = account.New(d.st, account.Options{Params: cfg.PasswordParams, TokenTTL: cfg.TokenTTL, Logger: cfg.Logger})
 	blobs, err := media.OpenFS(filepath.Join(cfg.DataDir, "media"))
 	if err != nil {
@@ -136,14 +194,21 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	d.metrics.SetConnections(func() float64 { return float64(d.broker.Clients()) })
 	pub := countedPublisher{d.broker, d.metrics}
 
-	d.chat, err = chat.New(d.st, d.state, pub, chat.Options{
-		Node: snowflakeNode(cfg.NodeID), MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, Logger: cfg.Logger, Metrics: d.metrics,
-		Media: med,
-	})
-	if err != nil {
+	copts := chat.Options{Node: nodeNumber, MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, Logger: cfg.Logger,
+		Metrics: d.metrics, Media: med, CommitWait: commitWait, Sync: syncOpts}
+	if d.bus != nil {
+		copts.Remote = d.bus
+	}
+	if d.chat, err = chat.New(d.st, d.state, pub, copts); err != nil {
 		return nil, err
 	}
 	d.chat.Start()
+	if d.bus != nil {
+		d.bus.SetLocal(local{d.chat, d.broker})
+		if err := d.bus.Start(ctx); err != nil {
+			return nil, err
+		}
+	}
 
 	srv := d.broker.Server()
 	for _, h := range []struct {
@@ -169,7 +234,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Accounts: d.accounts, Chat: d.chat, Media: med, Metrics: d.metrics, Kicker: d, Web: webchat.Handler(),
 		Endpoints: d.endpoints, Ready: d.Ready, WebSocket: d.broker.WebSocket(), Logger: cfg.Logger,
 		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
-			Broker: d.broker, Publisher: pub, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler()},
+			Broker: d.broker, Publisher: pub, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
+			OnDrain: d.leaveCluster},
 	})
 	d.api = handler
 	if d.httpAddr, err = d.serveHTTP(cfg.HTTPAddr, handler, nil); err != nil {
@@ -193,7 +259,14 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		}
 		d.log.Info("pprof serving", "addr", addr)
 	}
-	d.log.Info("imqttd serving", "node", cfg.NodeID, "mqtt", d.broker.MQTTAddr(), "mqtt_tls", d.broker.TLSAddr(),
+	if d.rdb != nil {
+		d.registry = cluster.NewRegistry(d.rdb, cluster.RegistryOptions{Prefix: d.redisPrefix(), Node: cfg.NodeID,
+			Self: d.self, Logger: cfg.Logger})
+		if err := d.registry.Join(ctx); err != nil {
+			return nil, err
+		}
+	}
+	d.log.Info("imqttd serving", "node", cfg.NodeID, "scale_out", scaleOut, "mqtt", d.broker.MQTTAddr(), "mqtt_tls", d.broker.TLSAddr(),
 		"http", d.httpAddr, "https", d.tlsAddr, "ws", "http://"+d.httpAddr+"/mqtt", "data", cfg.DataDir)
 	return d, nil
 }
@@ -229,13 +302,11 @@ func (d *Daemon) Store() store.Store { return d.st }
 // Metrics are the daemon's instruments.
 func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
 
-// KickDevice disconnects clientID if it is connected here.
-func (d *Daemon) KickDevice(clientID string) bool {
-	return d.broker.Kick(clientID, packets.ErrNotAuthorized)
-}
-
 // Ready reports whether the store and state answer.
 func (d *Daemon) Ready(ctx context.Context) error {
+	if d.draining.Load() {
+		return errors.New("draining")
+	}
 	if err := d.st.Ping(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -245,34 +316,83 @@ func (d *Daemon) Ready(ctx context.Context) error {
 	return nil
 }
 
-func (d *Daemon) endpoints() []wire.Endpoint {
-	return []wire.Endpoint{{Node: d.cfg.NodeID, MQTT: d.broker.MQTTAddr(), WS: "ws://" + d.httpAddr + "/mqtt",
-		Load: float64(d.broker.Clients()) / 100_000}}
+// endpoints lists the live nodes: the cluster's from the registry, or this
+// node alone.
+func (d *Daemon) endpoints(ctx context.Context) ([]wire.Endpoint, error) {
+	if d.registry != nil {
+		return d.registry.Endpoints(ctx)
+	}
+	if d.draining.Load() {
+		return []wire.Endpoint{}, nil
+	}
+	return []wire.Endpoint{d.self()}, nil
 }
 
-// Shutdown stops accepting connections and requests, finishes the sends
-// already accepted (their acks still reach connected clients), disconnects
-// the clients and closes the store. Nothing acked is lost.
+// self is this node as /v1/endpoints lists it.
+func (d *Daemon) self() wire.Endpoint {
+	mqttAddr, ws := d.cfg.AdvertiseMQTT, d.cfg.AdvertiseWS
+	if mqttAddr == "" { // ":1883" (all interfaces): the SDK takes the server URL's host
+		mqttAddr = d.broker.MQTTAddr()
+	}
+	if ws == "" {
+		ws = "ws://" + d.httpAddr + "/mqtt"
+	}
+	return wire.Endpoint{Node: d.cfg.NodeID, MQTT: mqttAddr, WS: ws, Load: float64(d.broker.Clients()) / 100_000}
+}
+
+
+// Shutdown stops accepting connections and requests, leaves the cluster's
+// node list, disconnects the clients (in waves over DrainPeriod, so they
+// reconnect to other nodes gradually), finishes the sends already accepted
+// (their acks still reach connected clients) and closes the store. Nothing
+// acked is lost.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.leaveCluster()
 	d.api.Close()
 	d.broker.StopAccepting()
+	if d.cfg.DrainPeriod > 0 {
+		n := int(d.broker.Clients())
+		d.broker.Drain((n+9)/10, d.cfg.DrainPeriod/10, ctx.Done(), nil)
+	}
 	var errs []error
 	for _, s := range d.http {
 		errs = append(errs, s.Shutdown(ctx)) // waits for HTTP sends in flight
 	}
 	errs = append(errs, d.chat.Close(ctx))
+	if d.bus != nil {
+		errs = append(errs, d.bus.Close(ctx)) // after chat: its last events go out
+	}
 	errs = append(errs, d.broker.Close())
-	errs = append(errs, d.closeStores())
+	errs = append(errs, d.closeStores(ctx))
 	d.log.Info("imqttd stopped", "node", d.cfg.NodeID)
 	return errors.Join(errs...)
 }
 
-func (d *Daemon) closeStores() error {
+// leaveCluster marks the node draining: /readyz answers 503 and the node
+// leaves /v1/endpoints. Idempotent.
+func (d *Daemon) leaveCluster() {
+	if d.draining.Swap(true) || d.registry == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := d.registry.Leave(ctx); err != nil {
+		d.log.Warn("leave the node list", "err", err)
+	}
+}
+
+func (d *Daemon) closeStores(ctx context.Context) error {
 	var errs []error
+	if d.lease != nil {
+		errs = append(errs, d.lease.Release(ctx))
+	}
 	if d.state != nil {
 		errs = append(errs, d.state.Close())
 	}
-	if d.st != nil {
+	if d.rdb != nil {
+		errs = append(errs, d.rdb.Close())
+	}
+	if d.st != nil && d.ownStore {
 		errs = append(errs, d.st.Close())
 	}
 	return errors.Join(errs...)

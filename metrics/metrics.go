@@ -22,6 +22,7 @@ type Metrics struct {
 	Messages           *prometheus.CounterVec // outcome: stored, duplicate, rejected, failed
 	Errors             *prometheus.CounterVec // code of error events and replies
 	Dropped            prometheus.Counter     // packets mochi dropped on full client queues
+	ClusterDropped     prometheus.Counter     // events the cluster bus could not send to other nodes
 	BatchSize          prometheus.Histogram   // messages per store commit
 	CommitSeconds      prometheus.Histogram   // store commit latency
 	AckSeconds         prometheus.Histogram   // submit to ack
@@ -51,6 +52,8 @@ func New() *Metrics {
 		Help: "Error replies by code."}, []string{"code"})
 	m.Dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "imqtt_dropped_total",
 		Help: "Packets dropped because a client's write queue was full (the client recovers them by sync)."})
+	m.ClusterDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "imqtt_cluster_dropped_total",
+		Help: "Events not sent to other nodes (bus queue full, Redis down); devices recover them by sync."})
 	m.BatchSize = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "imqtt_store_batch_messages",
 		Help: "Messages per store commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)})
 	m.CommitSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "imqtt_store_commit_seconds",
@@ -76,7 +79,7 @@ func New() *Metrics {
 	for _, k := range outKinds {
 		m.Publishes.WithLabelValues("out", k)
 	}
-	r.MustRegister(m.AuthFailures, m.ACLDenials, m.Messages, m.Errors, m.Dropped, m.BatchSize,
+	r.MustRegister(m.AuthFailures, m.ACLDenials, m.Messages, m.Errors, m.Dropped, m.ClusterDropped, m.BatchSize,
 		m.CommitSeconds, m.AckSeconds, m.SyncItems, m.SyncBatches, m.Connections, m.GroupFanout, m.GroupFanoutSeconds, m.Publishes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

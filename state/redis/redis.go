@@ -208,7 +208,7 @@ func New(ctx context.Context, client goredis.UniversalClient, reserve state.Rese
 // (rediss:// for TLS, unix:///path for a socket) for one server, or
 // redis://host:port?addr=host2:port2&addr=host3:port3 for Redis Cluster.
 func Open(ctx context.Context, url string, reserve state.ReserveFunc, opts Options) (*State, error) {
-	client, err := dial(url)
+	client, err := Dial(url)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +221,10 @@ func Open(ctx context.Context, url string, reserve state.ReserveFunc, opts Optio
 	return s, nil
 }
 
-func dial(url string) (goredis.UniversalClient, error) {
+// Dial makes a client for url (see Open) without connecting; the caller
+// closes it. Scale-out nodes share one client between the state and the
+// cluster bus.
+func Dial(url string) (goredis.UniversalClient, error) {
 	if strings.Contains(url, "addr=") {
 		o, err := goredis.ParseClusterURL(url)
 		if err != nil {

@@ -1,0 +1,421 @@
+// Package cluster joins imqttd nodes into one service over Redis (scale-out
+// mode): the bus carries events between nodes, the registry lists the live
+// nodes for GET /v1/endpoints, and the lease gives each node its own
+// snowflake node number. The store (MongoDB) and the shared state
+// (state/redis) are elsewhere; this package only moves things between nodes.
+//
+// # Routing
+//
+// A user event (a 1:1 message, an unread count, a group membership change
+// for that user) goes to exactly the nodes that hold one of the user's
+// devices, found in the presence records (state/redis DevicesOf, one
+// pipelined round trip per batch of events). A group message goes to every
+// node once, on one broadcast channel, and each node delivers it to its own
+// connected members from its fan-out index (chat/fanout.go).
+//
+// Why the two: at 100 nodes, broadcasting a 1:1 message would make Redis
+// send it to 100 nodes and 99 of them parse and drop it, so every node's
+// inbound traffic would be the whole cluster's; exact routing costs one
+// presence lookup (pipelined) and usually one PUBLISH. For a group of 10,000
+// members, exact routing would cost 10,000 presence lookups per message,
+// while the broadcast costs one PUBLISH that Redis copies to 100
+// subscribers, and each node walks only its own online members. A
+// group→nodes map would save the copies to nodes without members, at the
+// price of keeping that map right through every connect and disconnect.
+//
+// Delivery between nodes is at most once, like delivery to a client whose
+// queue is full: an event lost to a Redis outage is in the store, and the
+// device gets it by sync (it sees the gap at its next event, or syncs when it
+// reconnects). Events from one node reach another in the order sent: one
+// goroutine sends them, pipelined on one connection.
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/imqtt/imqtt/state"
+	"github.com/imqtt/imqtt/store"
+)
+
+// Locator finds the nodes of users' devices (state/redis).
+type Locator interface {
+	DevicesOf(ctx context.Context, users []string) (map[string][]state.Device, error)
+}
+
+// Local is what a node does with what other nodes send it (chat.Service).
+type Local interface {
+	DeliverLocal(user string, payload []byte)
+	FanOutLocal(m store.Message)
+	MemberLocal(group, user string, joined bool)
+	// KickLocal disconnects a client connected to this node, if it is.
+	KickLocal(clientID string)
+}
+
+// BusOptions configure a Bus.
+type BusOptions struct {
+	Prefix  string // key and channel prefix, shared by the cluster's nodes
+	Node    string // this node's ID
+	Locator Locator
+	Local   Local
+	Logger  *slog.Logger
+	// QueueLen bounds the events waiting to be sent (default 65,536);
+	// past it events are dropped and counted, and devices sync.
+	QueueLen int
+	// Dropped, if set, is called for each event dropped (full queue, Redis
+	// down).
+	Dropped func(n int)
+}
+
+// record kinds on the wire.
+const (
+	kindUser   = 'u' // key: user, payload: the event
+	kindGroup  = 'g' // payload: a store.Message as JSON
+	kindMember = 'm' // key: group, payload: user, then 1 joined / 0 left
+	kindKick   = 'k' // key: user, payload: client ID
+)
+
+type record struct {
+	kind    byte
+	key     string
+	payload []byte
+}
+
+// maxMessage bounds one PUBLISH; a pass's records for a node are split
+// into messages of about this size.
+const maxMessage = 256 << 10
+
+// Bus carries events between the nodes of a cluster. It implements
+// chat.Remote. Create it with NewBus, then Start; Close flushes and stops.
+type Bus struct {
+	rdb  goredis.UniversalClient
+	opts BusOptions
+	log  *slog.Logger
+
+	q       chan record
+	mu      sync.RWMutex // guards closed against sends on q
+	closed  bool
+	sent    chan struct{} // closed when the sender has flushed q
+	ps      *goredis.PubSub
+	recvEnd chan struct{}
+	dropped atomic.Int64
+}
+
+// NewBus returns a Bus on rdb.
+func NewBus(rdb goredis.UniversalClient, opts BusOptions) *Bus {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.QueueLen <= 0 {
+		opts.QueueLen = 65536
+	}
+	return &Bus{rdb: rdb, opts: opts, log: opts.Logger, q: make(chan record, opts.QueueLen),
+		sent: make(chan struct{}), recvEnd: make(chan struct{})}
+}
+
+func (b *Bus) nodeChannel(node string) string { return b.opts.Prefix + "bus:node:" + node }
+func (b *Bus) allChannel() string             { return b.opts.Prefix + "bus:all" }
+
+// Start subscribes to this node's channel and the broadcast channel, and
+// starts sending. go-redis resubscribes by itself after Redis comes back.
+func (b *Bus) Start(ctx context.Context) error {
+	b.ps = b.rdb.Subscribe(ctx, b.nodeChannel(b.opts.Node), b.allChannel())
+	for range 2 { // one confirmation per channel
+		if _, err := b.ps.Receive(ctx); err != nil {
+			b.ps.Close()
+			return fmt.Errorf("cluster bus: subscribe: %w", err)
+		}
+	}
+	go b.receive(b.ps.Channel(goredis.WithChannelSize(4096)))
+	go b.send()
+	return nil
+}
+
+// Close sends what is queued (for at most ctx), then unsubscribes.
+func (b *Bus) Close(ctx context.Context) error {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.q)
+	}
+	b.mu.Unlock()
+	var err error
+	select {
+	case <-b.sent:
+	case <-ctx.Done():
+		err = fmt.Errorf("cluster bus: flush: %w", ctx.Err())
+	}
+	if b.ps != nil {
+		b.ps.Close()
+		<-b.recvEnd
+	}
+	return err
+}
+
+// Dropped is how many events this node could not send.
+func (b *Bus) Dropped() int64 { return b.dropped.Load() }
+
+// User queues an event for user's devices on other nodes.
+func (b *Bus) User(user string, payload []byte) { b.put(record{kindUser, user, payload}) }
+
+// Group queues a committed group message for every other node's fan-out.
+func (b *Bus) Group(m store.Message) {
+	payload, err := json.Marshal(m)
+	if err != nil {
+		b.log.Error("cluster bus: encode group message", "err", err)
+		return
+	}
+	b.put(record{kindGroup, m.Group, payload})
+}
+
+// Member queues a membership change for every other node.
+func (b *Bus) Member(group, user string, joined bool) {
+	flag := byte('0')
+	if joined {
+		flag = '1'
+	}
+	b.put(record{kindMember, group, append([]byte(user), flag)})
+}
+
+// Kick disconnects clientID, one of user's devices, wherever it is
+// connected (a revoked token).
+func (b *Bus) Kick(user, clientID string) { b.put(record{kindKick, user, []byte(clientID)}) }
+
+// SetLocal sets what receives other nodes' events; call it before Start
+// (a Bus and its chat.Service refer to each other).
+func (b *Bus) SetLocal(l Local) { b.opts.Local = l }
+
+func (b *Bus) put(r record) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		b.drop(1)
+		return
+	}
+	select {
+	case b.q <- r:
+	default:
+		b.drop(1)
+	}
+}
+
+func (b *Bus) drop(n int) {
+	b.dropped.Add(int64(n))
+	if b.opts.Dropped != nil {
+		b.opts.Dropped(n)
+	}
+}
+
+// send takes whatever is queued, finds the nodes of the users concerned,
+// and publishes it in one pipeline, until q is closed and empty.
+func (b *Bus) send() {
+	defer close(b.sent)
+	batch := make([]record, 0, 1024)
+	for r := range b.q {
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case r, ok := <-b.q:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		b.publish(batch)
+	}
+}
+
+// publish routes and sends one batch.
+func (b *Bus) publish(batch []record) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var users []string
+	for _, r := range batch {
+		if r.kind == kindUser || r.kind == kindKick {
+			users = append(users, r.key)
+		}
+	}
+	slices.Sort(users)
+	users = slices.Compact(users)
+	var where map[string][]state.Device
+	if len(users) > 0 {
+		var err error
+		if where, err = b.opts.Locator.DevicesOf(ctx, users); err != nil {
+			b.log.Warn("cluster bus: locate devices", "users", len(users), "err", err)
+		}
+	}
+	out := map[string]*frames{} // channel -> messages
+	add := func(ch string, r record) {
+		f := out[ch]
+		if f == nil {
+			f = &frames{origin: b.opts.Node}
+			out[ch] = f
+		}
+		f.add(r)
+	}
+	lost := 0
+	for _, r := range batch {
+		if r.kind != kindUser && r.kind != kindKick {
+			add(b.allChannel(), r)
+			continue
+		}
+		ds, ok := where[r.key]
+		if !ok {
+			lost++ // the lookup failed: its devices sync
+			continue
+		}
+		var nodes []string
+		for _, d := range ds {
+			if d.Node != b.opts.Node && !slices.Contains(nodes, d.Node) {
+				nodes = append(nodes, d.Node)
+			}
+		}
+		for _, n := range nodes {
+			add(b.nodeChannel(n), r)
+		}
+	}
+	if len(out) == 0 {
+		if lost > 0 {
+			b.drop(lost)
+		}
+		return
+	}
+	pipe := b.rdb.Pipeline()
+	channels := make([]string, 0, len(out))
+	for ch := range out {
+		channels = append(channels, ch)
+	}
+	slices.Sort(channels) // the broadcast channel and each node's in a fixed order
+	count := 0
+	for _, ch := range channels {
+		for _, msg := range out[ch].done() {
+			pipe.Publish(ctx, ch, msg)
+		}
+		count += out[ch].n
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		b.log.Warn("cluster bus: publish", "channels", len(channels), "err", err)
+		lost += count
+	}
+	if lost > 0 {
+		b.drop(lost)
+	}
+}
+
+// frames packs records into messages of about maxMessage bytes:
+// origin, then records of kind, key and payload, lengths as uvarints.
+type frames struct {
+	origin string
+	msgs   [][]byte
+	cur    []byte
+	n      int
+}
+
+func (f *frames) add(r record) {
+	if len(f.cur) > maxMessage {
+		f.msgs = append(f.msgs, f.cur)
+		f.cur = nil
+	}
+	if f.cur == nil {
+		f.cur = appendString(make([]byte, 0, 4096), f.origin)
+	}
+	f.cur = append(f.cur, r.kind)
+	f.cur = appendString(f.cur, r.key)
+	f.cur = binary.AppendUvarint(f.cur, uint64(len(r.payload)))
+	f.cur = append(f.cur, r.payload...)
+	f.n++
+}
+
+func (f *frames) done() [][]byte {
+	if f.cur != nil {
+		f.msgs = append(f.msgs, f.cur)
+		f.cur = nil
+	}
+	return f.msgs
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+var errFrame = errors.New("cluster bus: bad frame")
+
+// decode splits a message into its origin and records.
+func decode(msg []byte) (origin string, recs []record, err error) {
+	str := func() (string, bool) {
+		n, k := binary.Uvarint(msg)
+		if k <= 0 || uint64(len(msg)-k) < n {
+			return "", false
+		}
+		s := string(msg[k : k+int(n)])
+		msg = msg[k+int(n):]
+		return s, true
+	}
+	origin, ok := str()
+	if !ok {
+		return "", nil, errFrame
+	}
+	for len(msg) > 0 {
+		r := record{kind: msg[0]}
+		msg = msg[1:]
+		if r.key, ok = str(); !ok {
+			return "", nil, errFrame
+		}
+		p, ok := str()
+		if !ok {
+			return "", nil, errFrame
+		}
+		r.payload = []byte(p)
+		recs = append(recs, r)
+	}
+	return origin, recs, nil
+}
+
+// receive hands what other nodes send to this node's Local.
+func (b *Bus) receive(ch <-chan *goredis.Message) {
+	defer close(b.recvEnd)
+	for m := range ch {
+		origin, recs, err := decode([]byte(m.Payload))
+		if err != nil {
+			b.log.Warn("cluster bus: receive", "channel", m.Channel, "err", err)
+			continue
+		}
+		if origin == b.opts.Node {
+			continue // our own broadcast
+		}
+		for _, r := range recs {
+			switch r.kind {
+			case kindUser:
+				b.opts.Local.DeliverLocal(r.key, r.payload)
+			case kindGroup:
+				var msg store.Message
+				if err := json.Unmarshal(r.payload, &msg); err != nil {
+					b.log.Warn("cluster bus: group message", "from", origin, "err", err)
+					continue
+				}
+				b.opts.Local.FanOutLocal(msg)
+			case kindKick:
+				b.opts.Local.KickLocal(string(r.payload))
+			case kindMember:
+				if n := len(r.payload); n > 0 {
+					b.opts.Local.MemberLocal(r.key, string(r.payload[:n-1]), r.payload[n-1] == '1')
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/broker"
+	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/cluster"
+	staterds "github.com/imqtt/imqtt/state/redis"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// commitWait is a send's deadline in the batcher (chat.Options.CommitWait).
+const commitWait = 10 * time.Second
+
+// settle is how young a hole in an inbox must be for sync to treat it as a
+// commit still in flight on another node (sync.Options.Settle). A commit
+// normally lands within milliseconds; one slower than this (a store in
+// trouble) may be skipped by a device's live stream, though never lost
+// from the store, history or the conversation list. Longer would make
+// devices wait longer at the holes that losing Redis leaves.
+const settle = 5 * time.Second
+
+func (d *Daemon) redisPrefix() string {
+	if d.cfg.RedisPrefix != "" {
+		return d.cfg.RedisPrefix
+	}
+	return staterds.DefaultPrefix
+}
+
+// joinRedis connects the scale-out state and the bus, and leases this
+// node's snowflake number, which it returns.
+func (d *Daemon) joinRedis(ctx context.Context) (int64, error) {
+	rdb, err := staterds.Dial(d.cfg.RedisURL)
+	if err != nil {
+		return 0, fmt.Errorf("--redis-url: %w", err)
+	}
+	d.rdb = rdb
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		return 0, fmt.Errorf("--redis-url: no answer from Redis: %w", err)
+	}
+	st, err := staterds.New(pctx, rdb, d.st.ReserveVersions, staterds.Options{Prefix: d.redisPrefix(), Logger: d.log})
+	if err != nil {
+		return 0, err
+	}
+	d.state = st
+	if d.lease, err = cluster.TakeLease(pctx, rdb, cluster.LeaseOptions{Prefix: d.redisPrefix(), Node: d.cfg.NodeID,
+		Logger: d.log, Changed: d.nodeNumberChanged}); err != nil {
+		return 0, err
+	}
+	d.bus = cluster.NewBus(rdb, cluster.BusOptions{Prefix: d.redisPrefix(), Node: d.cfg.NodeID, Locator: st, Logger: d.log,
+		Dropped: func(n int) { d.metrics.ClusterDropped.Add(float64(n)) }})
+	return d.lease.Number(), nil
+}
+
+func (d *Daemon) nodeNumberChanged(n int64) {
+	if d.chat == nil {
+		return
+	}
+	if err := d.chat.SetNode(n); err != nil {
+		d.log.Error("snowflake node number", "err", err)
+	}
+}
+
+// local is what the bus hands other nodes' events to.
+type local struct {
+	*chat.Service
+	b *broker.Broker
+}
+
+func (l local) KickLocal(clientID string) { l.b.Kick(clientID, packets.ErrNotAuthorized) }
+
+// KickDevice disconnects clientID (user/device) on this node and, in
+// scale-out, wherever else it is connected.
+func (d *Daemon) KickDevice(clientID string) bool {
+	kicked := d.broker.Kick(clientID, packets.ErrNotAuthorized)
+	if d.bus != nil {
+		if user, _, ok := wire.SplitClientID(clientID); ok {
+			d.bus.Kick(user, clientID)
+		}
+	}
+	return kicked
+}

@@ -1,0 +1,280 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/imqtt/imqtt/client"
+	"github.com/imqtt/imqtt/daemon"
+	"github.com/imqtt/imqtt/internal/redistest"
+	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/store/pebble"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// cluster is N imqttd nodes in this process over one store and one real
+// redis-server, as scale-out mode runs them over MongoDB and Redis.
+type cluster struct {
+	t       *testing.T
+	st      store.Store
+	redis   *redistest.Server
+	prefix  string
+	mu      sync.Mutex
+	nodes   map[string]*testserver.Server
+	stopped map[string]bool
+}
+
+func newCluster(t *testing.T, st store.Store) *cluster {
+	t.Helper()
+	r, err := redistest.Start(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	b := make([]byte, 4)
+	rand.Read(b)
+	return &cluster{t: t, st: st, redis: r, prefix: "c" + hex.EncodeToString(b) + ":", nodes: map[string]*testserver.Server{},
+		stopped: map[string]bool{}}
+}
+
+// start starts node id (stopped when the test ends).
+func (c *cluster) start(id string) *testserver.Server {
+	c.t.Helper()
+	s := testserver.Start(c.t, func(cfg *daemon.Config) {
+		cfg.NodeID, cfg.Store, cfg.RedisURL, cfg.RedisPrefix = id, c.st, c.redis.URL(), c.prefix
+		cfg.DrainPeriod = 500 * time.Millisecond
+	})
+	c.mu.Lock()
+	c.nodes[id] = s
+	c.mu.Unlock()
+	return s
+}
+
+// live returns the HTTP base URLs of the nodes not stopped.
+func (c *cluster) live() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, id := range slices.Sorted(maps.Keys(c.nodes)) {
+		if !c.stopped[id] {
+			out = append(out, c.nodes[id].HTTP)
+		}
+	}
+	return out
+}
+
+func (c *cluster) stop(id string) {
+	c.t.Helper()
+	c.mu.Lock()
+	s := c.nodes[id]
+	c.stopped[id] = true
+	c.mu.Unlock()
+	s.Stop(c.t)
+}
+
+// balancer is an HTTP load balancer in front of the live nodes, as the
+// one a deployment puts there: clients reach /v1/endpoints through it.
+func (c *cluster) balancer() string {
+	var next atomic.Int64
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		live := c.live()
+		if len(live) == 0 {
+			return
+		}
+		u, _ := url.Parse(live[int(next.Add(1))%len(live)])
+		r.SetURL(u)
+	}}
+	srv := &http.Server{Handler: proxy}
+	ln := listen(c.t)
+	go srv.Serve(ln)
+	c.t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// received collects the messages a device was handed by the SDK.
+type received struct {
+	mu   sync.Mutex
+	msgs []wire.Msg
+}
+
+func (r *received) on(ev client.Event) {
+	if ev.Kind == wire.KindMsg && ev.Msg != nil {
+		r.mu.Lock()
+		r.msgs = append(r.msgs, *ev.Msg)
+		r.mu.Unlock()
+	}
+}
+
+// bodies are the bodies of the messages from user (or to group, if group).
+func (r *received) bodies(from, group string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, m := range r.msgs {
+		if m.From == from && m.Group == group {
+			out = append(out, m.Body)
+		}
+	}
+	return out
+}
+
+// waitBodies waits until r holds exactly want from user, in order, and
+// fails on a duplicate or a reordering as soon as it shows.
+func (r *received) waitBodies(t *testing.T, who, from, group string, want []string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := r.bodies(from, group)
+		if len(got) > len(want) || !slices.Equal(got, want[:len(got)]) {
+			t.Fatalf("%s: from %s%s got %d messages %v, want %v", who, from, group, len(got), got, want)
+		}
+		if len(got) == len(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: from %s%s got %d of %d messages; missing from %q", who, from, group, len(got), len(want), want[len(got)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// dial connects user's device with the SDK: to mqtt if given, else to an
+// endpoint that server lists.
+func dial(t *testing.T, server, mqttAddr, user, device, token string, r *received) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Config{Server: server, MQTT: mqttAddr, User: user, Device: device, Token: token,
+		OnEvent: r.on, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, ResendInterval: time.Second,
+		SyncTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatalf("dial %s/%s: %v", user, device, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func numbered(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
+func sendAll(t *testing.T, c *client.Client, to, group string, bodies []string) {
+	t.Helper()
+	for _, b := range bodies {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := c.Send(ctx, wire.Send{To: to, Group: group, Body: b})
+		cancel()
+		if err != nil {
+			t.Errorf("send %q: %v", b, err)
+			return
+		}
+	}
+}
+
+// runClusterChat is the scale-out contract on any shared store: users on
+// different nodes chat both ways, a user with devices on two nodes gets
+// everything on both, a group reaches members on every node, every node
+// lists every node, and a node stopped mid-stream loses and repeats nothing
+// for the clients that move off it.
+func runClusterChat(t *testing.T, st store.Store) {
+	c := newCluster(t, st)
+	// n3 first: the clients that discover their node through /v1/endpoints
+	// land on it, and it is the one stopped below.
+	n3 := c.start("n3")
+	lb := c.balancer()
+	for _, u := range []string{"alice", "bob", "carol"} {
+		account(t, n3, u, "x")
+	}
+	var carolGot, bob2Got, bob3Got, aliceGot received
+	carol := dial(t, lb, "", "carol", "phone", login(t, n3, "carol", "phone"), &carolGot)
+	n1, n2 := c.start("n1"), c.start("n2")
+	alice := dial(t, n1.HTTP, n1.MQTT, "alice", "a", login(t, n1, "alice", "a"), &aliceGot)
+	bob2 := dial(t, n2.HTTP, n2.MQTT, "bob", "b2", login(t, n2, "bob", "b2"), &bob2Got)
+	dial(t, n3.HTTP, n3.MQTT, "bob", "b3", login(t, n3, "bob", "b3"), &bob3Got)
+	if n := len(n3.Broker().ClientList()); n != 2 {
+		t.Fatalf("%d clients on n3, want carol and bob's b3", n)
+	}
+
+	var eps wire.Endpoints
+	waitFor(t, "three nodes in /v1/endpoints", func() bool {
+		httpJSON(t, "GET", n2.HTTP+"/v1/endpoints", "", nil, &eps)
+		return len(eps.Endpoints) == 3
+	})
+
+	// 1:1 across nodes, both ways; bob's two devices on two nodes.
+	toBob, toAlice := numbered("a>b ", 20), numbered("b>a ", 20)
+	var wg sync.WaitGroup
+	wg.Go(func() { sendAll(t, alice, "bob", "", toBob) })
+	wg.Go(func() { sendAll(t, bob2, "alice", "", toAlice) })
+	wg.Wait()
+	bob2Got.waitBodies(t, "bob/b2 on n2", "alice", "", toBob, 10*time.Second)
+	bob3Got.waitBodies(t, "bob/b3 on n3", "alice", "", toBob, 10*time.Second)
+	aliceGot.waitBodies(t, "alice on n1", "bob", "", toAlice, 10*time.Second)
+	bob3Got.waitBodies(t, "bob/b3 on n3 (its own sends from b2)", "bob", "", toAlice, 10*time.Second)
+
+	// A group with members on all three nodes.
+	var g wire.Group
+	tok := login(t, n1, "alice", "http")
+	if code := httpJSON(t, "POST", n1.HTTP+"/v1/groups", tok, wire.GroupCreate{Name: "trio", Members: []string{"bob", "carol"}}, &g); code != 201 {
+		t.Fatalf("create group: %d", code)
+	}
+	toGroup := numbered("g ", 10)
+	sendAll(t, alice, "", g.ID, toGroup)
+	for who, r := range map[string]*received{"bob/b2": &bob2Got, "bob/b3": &bob3Got, "carol": &carolGot} {
+		r.waitBodies(t, who, "alice", g.ID, toGroup, 10*time.Second)
+	}
+
+	// n3 stops while alice streams to carol and carol to alice: carol moves
+	// to another node through the balancer's /v1/endpoints and syncs.
+	toCarol, fromCarol := numbered("a>c ", 60), numbered("c>a ", 30)
+	wg.Go(func() { sendAll(t, alice, "carol", "", toCarol) })
+	wg.Go(func() { sendAll(t, carol, "alice", "", fromCarol) })
+	carolGot.waitBodies(t, "carol before the stop", "alice", "", toCarol[:0], time.Second)
+	waitFor(t, "carol to get some", func() bool { return len(carolGot.bodies("alice", "")) >= 10 })
+	c.stop("n3")
+	wg.Wait()
+	carolGot.waitBodies(t, "carol after moving", "alice", "", toCarol, 30*time.Second)
+	aliceGot.waitBodies(t, "alice from carol", "carol", "", fromCarol, 30*time.Second)
+	httpJSON(t, "GET", n1.HTTP+"/v1/endpoints", "", nil, &eps)
+	if len(eps.Endpoints) != 2 || slices.ContainsFunc(eps.Endpoints, func(e wire.Endpoint) bool { return e.Node == "n3" }) {
+		t.Fatalf("endpoints after n3 stopped: %+v", eps.Endpoints)
+	}
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// TestClusterSharedPebble runs the cluster contract with the nodes sharing
+// one embedded store in this process: the cross-node paths (bus, presence,
+// endpoints, leases, drain) without MongoDB.
+func TestClusterSharedPebble(t *testing.T) {
+	st, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	runClusterChat(t, st)
+}
