@@ -1,0 +1,293 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/imqtt/imqtt/internal/redistest"
+	"github.com/imqtt/imqtt/state"
+	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/wire"
+)
+
+var srv *redistest.Server
+
+func TestMain(m *testing.M) {
+	var err error
+	if srv, err = redistest.Start(false); err != nil {
+		fmt.Fprintln(os.Stderr, "cluster:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	srv.Close()
+	os.Exit(code)
+}
+
+func client(t *testing.T) goredis.UniversalClient {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestFrames(t *testing.T) {
+	f := frames{origin: "n1"}
+	recs := []record{{kindUser, "alice", []byte(`{"kind":"msg"}`)}, {kindMember, "g1", []byte("bob1")}, {kindKick, "", nil}}
+	big := record{kindUser, "alice", make([]byte, 1000)}
+	for range 3000 { // past maxMessage: several messages
+		f.add(big)
+	}
+	msgs := f.done()
+	if len(msgs) < 2 {
+		t.Fatalf("%d messages for 3000 records", len(msgs))
+	}
+	n := 0
+	for _, m := range msgs {
+		origin, got, err := decode(m)
+		if err != nil || origin != "n1" {
+			t.Fatalf("decode: %q %v", origin, err)
+		}
+		n += len(got)
+	}
+	if n != 3000 {
+		t.Fatalf("%d records decoded, want 3000", n)
+	}
+	f = frames{origin: "n2"}
+	for _, r := range recs {
+		f.add(r)
+	}
+	_, got, err := decode(f.done()[0])
+	if err != nil || len(got) != 3 || got[1].key != "g1" || string(got[1].payload) != "bob1" || got[2].kind != kindKick {
+		t.Fatalf("decode: %+v %v", got, err)
+	}
+	for _, bad := range [][]byte{{}, {5, 'a'}, {1, 'a', 'u', 9}, {1, 'a', 'u', 1, 'x', 200}} {
+		if _, _, err := decode(bad); err == nil {
+			t.Errorf("decode(%v): no error", bad)
+		}
+	}
+}
+
+// fakeLocal records what a node was handed.
+type fakeLocal struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (l *fakeLocal) add(s string) {
+	l.mu.Lock()
+	l.events = append(l.events, s)
+	l.mu.Unlock()
+}
+func (l *fakeLocal) DeliverLocal(user string, p []byte) { l.add("user " + user + " " + string(p)) }
+func (l *fakeLocal) FanOutLocal(m store.Message)        { l.add("group " + m.Group + " " + m.Body) }
+func (l *fakeLocal) MemberLocal(g, u string, joined bool) {
+	l.add(fmt.Sprint("member ", g, " ", u, " ", joined))
+}
+func (l *fakeLocal) KickLocal(id string) { l.add("kick " + id) }
+func (l *fakeLocal) got() []string       { l.mu.Lock(); defer l.mu.Unlock(); return slices.Clone(l.events) }
+func (l fixedLocator) DevicesOf(_ context.Context, us []string) (map[string][]state.Device, error) {
+	out := map[string][]state.Device{}
+	for _, u := range us {
+		out[u] = l[u]
+	}
+	return out, nil
+}
+
+type fixedLocator map[string][]state.Device
+
+// waitEvents waits for want, in order within each channel (a node's own,
+// and the broadcast one: group and member records); the two interleave.
+func waitEvents(t *testing.T, l *fakeLocal, want ...string) {
+	t.Helper()
+	split := func(evs []string) (own, all []string) {
+		for _, e := range evs {
+			if strings.HasPrefix(e, "group ") || strings.HasPrefix(e, "member ") {
+				all = append(all, e)
+			} else {
+				own = append(own, e)
+			}
+		}
+		return own, all
+	}
+	same := func() bool {
+		o1, a1 := split(l.got())
+		o2, a2 := split(want)
+		return slices.Equal(o1, o2) && slices.Equal(a1, a2)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !same() {
+		if time.Now().After(deadline) {
+			t.Fatalf("events %q, want %q", l.got(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A user event goes only to the nodes of the user's devices, in order;
+// group messages and membership changes go to every other node once.
+func TestBusRouting(t *testing.T) {
+	ctx := t.Context()
+	loc := fixedLocator{"bob": {{User: "bob", Device: "p", Node: "n2"}, {User: "bob", Device: "q", Node: "n2"}},
+		"cy": {{User: "cy", Device: "p", Node: "n1"}}}
+	locals := map[string]*fakeLocal{}
+	buses := map[string]*Bus{}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		locals[n] = &fakeLocal{}
+		buses[n] = NewBus(client(t), BusOptions{Prefix: t.Name() + ":", Node: n, Locator: loc, Local: locals[n]})
+		if err := buses[n].Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { buses[n].Close(context.Background()) })
+	}
+	b := buses["n1"]
+	b.User("bob", []byte("1"))
+	b.User("bob", []byte("2"))
+	b.User("cy", []byte("own node: nothing to send"))
+	b.User("nobody", []byte("offline: nothing to send"))
+	b.Group(store.Message{Group: "g", Body: "hi"})
+	b.Member("g", "dan", true)
+	b.Kick("bob", "bob/q")
+	waitEvents(t, locals["n2"], "user bob 1", "user bob 2", "kick bob/q", "group g hi", "member g dan true")
+	waitEvents(t, locals["n3"], "group g hi", "member g dan true")
+	time.Sleep(50 * time.Millisecond)
+	waitEvents(t, locals["n1"]) // not its own broadcasts
+	if d := b.Dropped(); d != 0 {
+		t.Fatalf("%d dropped", d)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.User("bob", []byte("after close"))
+	if d := b.Dropped(); d != 1 {
+		t.Fatalf("after Close: %d dropped, want 1", d)
+	}
+}
+
+// A node that stops beating leaves the list within the TTL; Leave removes
+// it at once; the list is ordered by load.
+func TestRegistry(t *testing.T) {
+	ctx := t.Context()
+	rdb := client(t)
+	reg := func(node string, load float64) *Registry {
+		r := NewRegistry(rdb, RegistryOptions{Prefix: t.Name() + ":", Node: node, Interval: 20 * time.Millisecond, TTL: 200 * time.Millisecond,
+			Self: func() wire.Endpoint { return wire.Endpoint{Node: node, MQTT: node + ":1883", Load: load} }})
+		if err := r.Join(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a, b, c := reg("a", 0.5), reg("b", 0.1), reg("c", 0.3)
+	nodes := func() []string {
+		eps, err := a.Endpoints(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range eps {
+			out = append(out, e.Node)
+		}
+		return out
+	}
+	if got := nodes(); !slices.Equal(got, []string{"b", "c", "a"}) {
+		t.Fatalf("nodes %v, want b c a (by load)", got)
+	}
+	if err := b.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := nodes(); !slices.Equal(got, []string{"c", "a"}) {
+		t.Fatalf("after b left: %v", got)
+	}
+	// c dies: its heartbeats stop without a Leave.
+	c.mu.Lock()
+	c.stopped = true
+	close(c.stop)
+	c.mu.Unlock()
+	<-c.done
+	deadline := time.Now().Add(2 * time.Second)
+	for !slices.Equal(nodes(), []string{"a"}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dead c still listed: %v", nodes())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Redis loses everything: a is back within one heartbeat.
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := nodes(); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("after FLUSHALL: %v", got)
+	}
+	a.Leave(ctx)
+}
+
+// Every process gets its own number, even with one node ID; a number lost
+// with Redis's data and taken by another process is replaced.
+func TestLease(t *testing.T) {
+	ctx := t.Context()
+	rdb := client(t)
+	opts := LeaseOptions{Prefix: t.Name() + ":", Node: "same", TTL: 300 * time.Millisecond}
+	seen := map[int64]bool{}
+	var leases []*Lease
+	for range 20 {
+		l, err := TakeLease(ctx, rdb, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[l.Number()] {
+			t.Fatalf("number %d given twice", l.Number())
+		}
+		seen[l.Number()] = true
+		leases = append(leases, l)
+	}
+	// Renewal keeps them past the TTL.
+	time.Sleep(500 * time.Millisecond)
+	l2, err := TakeLease(ctx, rdb, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen[l2.Number()] {
+		t.Fatalf("a renewed number %d was given again", l2.Number())
+	}
+	// Redis loses the keys and a newcomer takes the first number before its
+	// holder renews: the holder moves.
+	changed := make(chan int64, 1)
+	o := opts
+	o.Node, o.Changed = "mover", func(n int64) { changed <- n }
+	mover, err := TakeLease(ctx, rdb, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := mover.Number()
+	if err := rdb.Del(ctx, mover.key(n)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := leaseScript.Run(ctx, rdb, []string{mover.key(n)}, "newcomer", 60_000).Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-changed:
+		if m == n || mover.Number() != m {
+			t.Fatalf("moved from %d to %d (Number %d)", n, m, mover.Number())
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the holder did not move off a taken number")
+	}
+	for _, l := range append(leases, l2, mover) {
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, _ := rdb.Keys(ctx, opts.Prefix+"*").Result()
+	if len(keys) != 1 { // the newcomer's
+		t.Fatalf("keys after release: %v", keys)
+	}
+}
