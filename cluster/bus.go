@@ -89,6 +89,7 @@ type record struct {
 	kind    byte
 	key     string
 	payload []byte
+	node    string // a kick to one node, not routed by user
 }
 
 // maxMessage bounds one PUBLISH; a pass's records for a node are split
@@ -166,7 +167,7 @@ func (b *Bus) Close(ctx context.Context) error {
 func (b *Bus) Dropped() int64 { return b.dropped.Load() }
 
 // User queues an event for user's devices on other nodes.
-func (b *Bus) User(user string, payload []byte) { b.put(record{kindUser, user, payload}) }
+func (b *Bus) User(user string, payload []byte) { b.put(record{kindUser, user, payload, ""}) }
 
 // Group queues a committed group message for every other node's fan-out.
 func (b *Bus) Group(m store.Message) {
@@ -175,7 +176,7 @@ func (b *Bus) Group(m store.Message) {
 		b.log.Error("cluster bus: encode group message", "err", err)
 		return
 	}
-	b.put(record{kindGroup, m.Group, payload})
+	b.put(record{kindGroup, m.Group, payload, ""})
 }
 
 // Member queues a membership change for every other node.
@@ -184,12 +185,20 @@ func (b *Bus) Member(group, user string, joined bool) {
 	if joined {
 		flag = '1'
 	}
-	b.put(record{kindMember, group, append([]byte(user), flag)})
+	b.put(record{kindMember, group, append([]byte(user), flag), ""})
 }
 
 // Kick disconnects clientID, one of user's devices, wherever it is
 // connected (a revoked token).
-func (b *Bus) Kick(user, clientID string) { b.put(record{kindKick, user, []byte(clientID)}) }
+func (b *Bus) Kick(user, clientID string) { b.put(record{kindKick, user, []byte(clientID), ""}) }
+
+// KickOn disconnects clientID on node: a device that reconnected here
+// while its old connection there has not yet been noticed dead.
+func (b *Bus) KickOn(node, clientID string) {
+	if node != b.opts.Node {
+		b.put(record{kindKick, "", []byte(clientID), node})
+	}
+}
 
 // SetLocal sets what receives other nodes' events; call it before Start
 // (a Bus and its chat.Service refer to each other).
@@ -245,7 +254,7 @@ func (b *Bus) publish(batch []record) {
 	defer cancel()
 	var users []string
 	for _, r := range batch {
-		if r.kind == kindUser || r.kind == kindKick {
+		if (r.kind == kindUser || r.kind == kindKick) && r.node == "" {
 			users = append(users, r.key)
 		}
 	}
@@ -269,6 +278,10 @@ func (b *Bus) publish(batch []record) {
 	}
 	lost := 0
 	for _, r := range batch {
+		if r.node != "" {
+			add(b.nodeChannel(r.node), r)
+			continue
+		}
 		if r.kind != kindUser && r.kind != kindKick {
 			add(b.allChannel(), r)
 			continue

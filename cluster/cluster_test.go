@@ -40,8 +40,8 @@ func client(t *testing.T) goredis.UniversalClient {
 
 func TestFrames(t *testing.T) {
 	f := frames{origin: "n1"}
-	recs := []record{{kindUser, "alice", []byte(`{"kind":"msg"}`)}, {kindMember, "g1", []byte("bob1")}, {kindKick, "", nil}}
-	big := record{kindUser, "alice", make([]byte, 1000)}
+	recs := []record{{kindUser, "alice", []byte(`{"kind":"msg"}`), ""}, {kindMember, "g1", []byte("bob1"), ""}, {kindKick, "", nil, ""}}
+	big := record{kindUser, "alice", make([]byte, 1000), ""}
 	for range 3000 { // past maxMessage: several messages
 		f.add(big)
 	}
@@ -155,8 +155,10 @@ func TestBusRouting(t *testing.T) {
 	b.Group(store.Message{Group: "g", Body: "hi"})
 	b.Member("g", "dan", true)
 	b.Kick("bob", "bob/q")
+	b.KickOn("n3", "eve/z")
+	b.KickOn("n1", "self/x") // nothing: not to oneself
 	waitEvents(t, locals["n2"], "user bob 1", "user bob 2", "kick bob/q", "group g hi", "member g dan true")
-	waitEvents(t, locals["n3"], "group g hi", "member g dan true")
+	waitEvents(t, locals["n3"], "kick eve/z", "group g hi", "member g dan true")
 	time.Sleep(50 * time.Millisecond)
 	waitEvents(t, locals["n1"]) // not its own broadcasts
 	if d := b.Dropped(); d != 0 {

@@ -210,6 +210,10 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		}
 	}
 
+	presence := hooks.PresenceConfig{State: d.state, Local: d.chat, Node: cfg.NodeID, Logger: cfg.Logger}
+	if d.bus != nil {
+		presence.Elsewhere = d.kickElsewhere
+	}
 	srv := d.broker.Server()
 	for _, h := range []struct {
 		hook mqtt.Hook
@@ -220,7 +224,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		{&hooks.ACL{}, d.metrics},
 		{&hooks.Compat{}, nil},
 		{&hooks.Uplink{}, hooks.UplinkConfig{Chat: d.chat, Publisher: pub, Metrics: d.metrics, Logger: cfg.Logger}},
-		{&hooks.Presence{}, hooks.PresenceConfig{State: d.state, Local: d.chat, Node: cfg.NodeID, Logger: cfg.Logger}},
+		{&hooks.Presence{}, presence},
 	} {
 		if err := d.broker.AddHook(h.hook, h.cfg); err != nil {
 			return nil, fmt.Errorf("hook %s: %w", h.hook.ID(), err)
@@ -339,7 +343,6 @@ func (d *Daemon) self() wire.Endpoint {
 	}
 	return wire.Endpoint{Node: d.cfg.NodeID, MQTT: mqttAddr, WS: ws, Load: float64(d.broker.Clients()) / 100_000}
 }
-
 
 // Shutdown stops accepting connections and requests, leaves the cluster's
 // node list, disconnects the clients (in waves over DrainPeriod, so they

@@ -218,6 +218,13 @@ func runClusterChat(t *testing.T, st store.Store) {
 		return len(eps.Endpoints) == 3
 	})
 
+	// One device connecting to another node takes over from its old
+	// connection, as it would within one broker.
+	tab := login(t, n1, "alice", "tab")
+	old := connect(t, n1.MQTT, "alice", "tab", tab)
+	connect(t, n2.MQTT, "alice", "tab", tab)
+	waitFor(t, "alice/tab's old connection on n1 closed", func() bool { return !old.c.IsConnectionOpen() })
+
 	// 1:1 across nodes, both ways; bob's two devices on two nodes.
 	toBob, toAlice := numbered("a>b ", 20), numbered("b>a ", 20)
 	var wg sync.WaitGroup

@@ -23,10 +23,14 @@ type LocalIndex interface {
 
 // PresenceConfig configures the Presence hook.
 type PresenceConfig struct {
-	State  state.Presence
-	Local  LocalIndex // may be nil
-	Node   string
-	Logger *slog.Logger
+	State state.Presence
+	Local LocalIndex // may be nil
+	// Elsewhere, if set, is called before a device is recorded here: in
+	// scale-out it disconnects the device's old connection on another node
+	// (MQTT's session takeover works only within one broker).
+	Elsewhere func(ctx context.Context, user, device string)
+	Node      string
+	Logger    *slog.Logger
 }
 
 // Presence records which devices are connected to this node.
@@ -64,6 +68,9 @@ func (h *Presence) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if h.cfg.Elsewhere != nil {
+		h.cfg.Elsewhere(ctx, user, device)
+	}
 	d := state.Device{User: user, Device: device, Node: h.cfg.Node, Since: time.Now().UnixMilli()}
 	if err := h.cfg.State.Online(ctx, d); err != nil {
 		h.cfg.Logger.Warn("presence online", "user", user, "device", device, "err", err)
