@@ -81,12 +81,7 @@ func (a *API) adminAddBan(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, "add ban", err)
 		return
 	}
-	kicked := 0
-	for _, ci := range a.adm.cfg.Broker.ClientList() {
-		if b.Covers(ci.User, bans.ParseRemote(ci.Remote)) && a.adm.cfg.Broker.Kick(ci.ID, packets.ErrAdministrativeAction) {
-			kicked++
-		}
-	}
+	kicked := KickBanned(a.adm.cfg.Broker, b)
 	a.log.Info("admin: ban", "ban", b.ID, "user", b.User, "ip", b.IP, "expires", b.Expires, "kicked", kicked)
 	writeJSON(w, http.StatusCreated, struct {
 		bans.Ban
@@ -132,4 +127,20 @@ func (a *API) refuseBanned(w http.ResponseWriter, r *http.Request, user string) 
 	}
 	writeError(w, http.StatusForbidden, wire.CodeForbidden, msg)
 	return true
+}
+
+// KickBanned disconnects this node's clients that the bans cover, and
+// returns how many. In scale-out each node calls it for bans added
+// elsewhere (bans.SharedOptions.Added).
+func KickBanned(b AdminBroker, bs ...bans.Ban) int {
+	kicked := 0
+	for _, ci := range b.ClientList() {
+		for _, ban := range bs {
+			if ban.Covers(ci.User, bans.ParseRemote(ci.Remote)) && b.Kick(ci.ID, packets.ErrAdministrativeAction) {
+				kicked++
+				break
+			}
+		}
+	}
+	return kicked
 }

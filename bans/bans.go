@@ -3,9 +3,9 @@
 // expires or is removed.
 //
 // File is the embedded implementation: the list lives in memory and in one
-// JSON file rewritten atomically on each change. It is node-local; a cluster
-// needs a List backed by the shared store whose Banned still answers from
-// memory (refreshed by the cluster bus), so the CONNECT path never waits on I/O.
+// JSON file rewritten atomically on each change. Shared is scale-out's: rows
+// in the shared store, reloaded by every node. Both answer Banned from
+// memory, so the CONNECT path never waits on I/O.
 package bans
 
 import (
@@ -101,13 +101,19 @@ type rangeBan struct {
 	b Ban
 }
 
+// view is the in-memory side every List shares: an immutable index
+// swapped whole on each change, so Banned takes no lock.
+type view struct {
+	now func() time.Time
+	idx atomic.Pointer[index]
+}
+
 // File is a List kept in a JSON file.
 type File struct {
+	view
 	path string
-	now  func() time.Time
 
-	mu  sync.Mutex // serialises changes and file writes
-	idx atomic.Pointer[index]
+	mu sync.Mutex // serialises changes and file writes
 }
 
 var _ List = (*File)(nil)
@@ -118,7 +124,8 @@ func Open(path string, now func() time.Time) (*File, error) {
 	if now == nil {
 		now = time.Now
 	}
-	f := &File{path: path, now: now}
+	f := &File{path: path}
+	f.now = now
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("ban list dir: %w", err)
 	}
@@ -171,7 +178,7 @@ func longer(a, b Ban) Ban {
 }
 
 // Banned implements List.
-func (f *File) Banned(user string, addr netip.Addr) (Ban, bool) {
+func (f *view) Banned(user string, addr netip.Addr) (Ban, bool) {
 	ix := f.idx.Load()
 	now := f.now().UnixMilli()
 	if user != "" {
@@ -195,7 +202,7 @@ func (f *File) Banned(user string, addr netip.Addr) (Ban, bool) {
 }
 
 // All implements List.
-func (f *File) All(ctx context.Context) ([]Ban, error) {
+func (f *view) All(ctx context.Context) ([]Ban, error) {
 	now := f.now().UnixMilli()
 	out := []Ban{}
 	for _, b := range f.idx.Load().all {
@@ -212,9 +219,7 @@ func (f *File) Add(ctx context.Context, b Ban) (Ban, error) {
 	if err := normalise(&b, now); err != nil {
 		return Ban{}, err
 	}
-	var id [8]byte
-	_, _ = rand.Read(id[:])
-	b.ID, b.Created = "b-"+hex.EncodeToString(id[:]), now
+	b.ID, b.Created = newID(), now
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	live := active(f.idx.Load().all, now)
@@ -244,6 +249,12 @@ func (f *File) Remove(ctx context.Context, id string) error {
 	}
 	f.idx.Store(build(list))
 	return nil
+}
+
+func newID() string {
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	return "b-" + hex.EncodeToString(id[:])
 }
 
 // active returns the bans of list in force at now, as a new slice.

@@ -3,10 +3,13 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/imqtt/imqtt/api"
+	"github.com/imqtt/imqtt/bans"
 	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/cluster"
@@ -102,4 +105,24 @@ func (d *Daemon) kickElsewhere(ctx context.Context, user, device string) {
 			d.bus.KickOn(dv.Node, user+"/"+device)
 		}
 	}
+}
+
+// openBans opens the ban list (after the broker: it kicks whom new bans
+// cover): rows in the shared store in scale-out, so a
+// ban holds on every node, else a file in the data directory.
+func (d *Daemon) openBans(ctx context.Context) (bans.List, error) {
+	if rows, ok := d.st.(bans.Rows); ok && d.rdb != nil {
+		l, err := bans.OpenShared(ctx, rows, bans.SharedOptions{Logger: d.log, Added: func(bs []bans.Ban) {
+			api.KickBanned(d.broker, bs...)
+		}})
+		if err != nil {
+			return nil, err
+		}
+		d.sharedBans = l
+		return l, nil
+	}
+	if d.rdb != nil {
+		d.log.Warn("this store keeps no shared ban list; bans stay on the node that made them")
+	}
+	return bans.Open(filepath.Join(d.cfg.DataDir, "admin", "bans.json"), nil)
 }

@@ -115,7 +115,9 @@ type Daemon struct {
 	bus      *cluster.Bus
 	registry *cluster.Registry
 	lease    *cluster.Lease
-	draining atomic.Bool
+	// sharedBans is the scale-out ban list (nil: a file)
+	sharedBans *bans.Shared
+	draining   atomic.Bool
 }
 
 // Start builds and starts a daemon. On error everything it opened is closed.
@@ -175,10 +177,6 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 	cfg.Media.Logger = cfg.Logger
 	med := media.New(blobs, d.st, media.GroupMembers(d.st), cfg.Media)
-	banList, err := bans.Open(filepath.Join(cfg.DataDir, "admin", "bans.json"), nil)
-	if err != nil {
-		return nil, err
-	}
 
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
@@ -191,6 +189,10 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	bo := cfg.Broker
 	bo.MQTTAddr, bo.TLSAddr, bo.TLS, bo.Logger = cfg.MQTTAddr, cfg.TLSMQTTAddr, tlsConfig, cfg.Logger
 	d.broker = broker.New(bo)
+	banList, err := d.openBans(ctx)
+	if err != nil {
+		return nil, err
+	}
 	d.metrics.SetConnections(func() float64 { return float64(d.broker.Clients()) })
 	pub := countedPublisher{d.broker, d.metrics}
 
@@ -388,6 +390,9 @@ func (d *Daemon) closeStores(ctx context.Context) error {
 	var errs []error
 	if d.lease != nil {
 		errs = append(errs, d.lease.Release(ctx))
+	}
+	if d.sharedBans != nil {
+		errs = append(errs, d.sharedBans.Close())
 	}
 	if d.state != nil {
 		errs = append(errs, d.state.Close())
