@@ -41,6 +41,12 @@ type AdminBroker interface {
 	Drain(per int, interval time.Duration, stop <-chan struct{}, progress func(kicked, remaining int)) bool
 }
 
+// NoticeRemote reaches users connected to other nodes (cluster.Bus).
+type NoticeRemote interface {
+	User(user string, payload []byte)
+	Everyone(payload []byte)
+}
+
 // Publisher delivers a payload on a topic (the broker's inline publish).
 type Publisher interface {
 	Publish(topic string, payload []byte) error
@@ -72,6 +78,9 @@ type AdminConfig struct {
 	Dashboard http.Handler
 	// OnDrain is called when a drain begins (scale-out: leave /v1/endpoints).
 	OnDrain func()
+	// Remote carries notices to the users on other nodes (scale-out; nil on
+	// one node).
+	Remote NoticeRemote
 	// SampleEvery is the stats sampling period (default 1 s); History the
 	// samples kept (default 600: ten minutes at 1 s).
 	SampleEvery time.Duration

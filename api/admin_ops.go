@@ -70,6 +70,13 @@ func (a *API) adminNotice(w http.ResponseWriter, r *http.Request) {
 		}
 		sent++
 	}
+	if r := a.adm.cfg.Remote; r != nil {
+		if req.User != "" {
+			r.User(req.User, payload)
+		} else {
+			r.Everyone(payload)
+		}
+	}
 	a.log.Info("admin: notice", "user", req.User, "users", sent)
 	writeJSON(w, http.StatusOK, map[string]any{"node": a.adm.cfg.Node, "users": sent})
 }

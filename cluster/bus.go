@@ -60,6 +60,9 @@ type Local interface {
 	MemberLocal(group, user string, joined bool)
 	// KickLocal disconnects a client connected to this node, if it is.
 	KickLocal(clientID string)
+	// EveryoneLocal delivers an event to every user connected to this node
+	// (an operator's notice to all).
+	EveryoneLocal(payload []byte)
 }
 
 // BusOptions configure a Bus.
@@ -83,6 +86,7 @@ const (
 	kindGroup  = 'g' // payload: a store.Message as JSON
 	kindMember = 'm' // key: group, payload: user, then 1 joined / 0 left
 	kindKick   = 'k' // key: user, payload: client ID
+	kindAll    = 'a' // payload: an event for every connected user
 )
 
 type record struct {
@@ -199,6 +203,9 @@ func (b *Bus) KickOn(node, clientID string) {
 		b.put(record{kindKick, "", []byte(clientID), node})
 	}
 }
+
+// Everyone queues an event for every user connected to another node.
+func (b *Bus) Everyone(payload []byte) { b.put(record{kindAll, "", payload, ""}) }
 
 // SetLocal sets what receives other nodes' events; call it before Start
 // (a Bus and its chat.Service refer to each other).
@@ -424,6 +431,8 @@ func (b *Bus) receive(ch <-chan *goredis.Message) {
 				b.opts.Local.FanOutLocal(msg)
 			case kindKick:
 				b.opts.Local.KickLocal(string(r.payload))
+			case kindAll:
+				b.opts.Local.EveryoneLocal(r.payload)
 			case kindMember:
 				if n := len(r.payload); n > 0 {
 					b.opts.Local.MemberLocal(r.key, string(r.payload[:n-1]), r.payload[n-1] == '1')

@@ -79,6 +79,16 @@ type local struct {
 
 func (l local) KickLocal(clientID string) { l.b.Kick(clientID, packets.ErrNotAuthorized) }
 
+func (l local) EveryoneLocal(payload []byte) {
+	seen := map[string]bool{}
+	for _, ci := range l.b.ClientList() {
+		if !seen[ci.User] {
+			seen[ci.User] = true
+			l.DeliverLocal(ci.User, payload)
+		}
+	}
+}
+
 // KickDevice disconnects clientID (user/device) on this node and, in
 // scale-out, wherever else it is connected.
 func (d *Daemon) KickDevice(clientID string) bool {
@@ -125,4 +135,13 @@ func (d *Daemon) openBans(ctx context.Context) (bans.List, error) {
 		d.log.Warn("this store keeps no shared ban list; bans stay on the node that made them")
 	}
 	return bans.Open(filepath.Join(d.cfg.DataDir, "admin", "bans.json"), nil)
+}
+
+// noticeRemote is the bus for the admin API's notices (nil on one node: a
+// nil *cluster.Bus in the interface would not be nil).
+func (d *Daemon) noticeRemote() api.NoticeRemote {
+	if d.bus == nil {
+		return nil
+	}
+	return d.bus
 }

@@ -241,7 +241,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Endpoints: d.endpoints, Ready: d.Ready, WebSocket: d.broker.WebSocket(), Logger: cfg.Logger,
 		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
 			Broker: d.broker, Publisher: pub, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
-			OnDrain: d.leaveCluster},
+			OnDrain: d.leaveCluster, Remote: d.noticeRemote()},
 	})
 	d.api = handler
 	if d.httpAddr, err = d.serveHTTP(cfg.HTTPAddr, handler, nil); err != nil {
