@@ -81,12 +81,13 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	var buf []byte
 	for i := range b.Messages {
 		m := &b.Messages[i]
-		val, err := json.Marshal(m)
-		if err != nil {
+		buf = msgKey(buf[:0], m.ID)
+		n := len(buf)
+		var err error
+		if buf, err = appendMessage(buf, m); err != nil {
 			return fmt.Errorf("commit batch: encode message %d: %w", m.ID, err)
 		}
-		buf = msgKey(buf[:0], m.ID)
-		_ = wb.Set(buf, val, nil)
+		_ = wb.Set(buf[:n], buf[n:], nil)
 	}
 	for i := range b.Entries {
 		e := &b.Entries[i]

@@ -13,7 +13,7 @@ import (
 //
 //	u/{user}                        User JSON
 //	t/{hash}                        Token JSON
-//	m/{id}                          Message JSON
+//	m/{id}                          Message (binary, codec.go; JSON in older stores)
 //	v/{user}\x00{ver}               inbox entry: msgid(8) out(1) peer
 //	h/{user}\x00{peer}\x00{msgid}   history entry: ver(8) out(1)
 //	c/{user}\x00{peer}              Conversation JSON

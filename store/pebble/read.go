@@ -286,7 +286,7 @@ func (r *msgReader) get(id int64) (store.Message, bool, error) {
 	if err != nil {
 		return m, false, err
 	}
-	if err := json.Unmarshal(val, &m); err != nil {
+	if err := decodeMessage(val, &m); err != nil {
 		return m, false, fmt.Errorf("decode message %d: %w", id, err)
 	}
 	return m, true, nil

@@ -1,0 +1,96 @@
+package pebble
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/imqtt/imqtt/store"
+)
+
+func TestMessageCodec(t *testing.T) {
+	cases := []store.Message{
+		{},
+		{ID: 1, From: "alice", To: "bob", Type: "text", Body: "hi", CMID: "c1", TS: 1_700_000_000_000},
+		{ID: 1 << 62, From: "alice", Group: "g", Seq: 1 << 40, Type: "image", Body: "", Media: "m-1",
+			Meta: json.RawMessage(`{"n":1}`), TS: -5, Inline: &store.Inline{Type: "image/webp", Data: []byte{0, 1, 255}}},
+		{ID: 2, Inline: &store.Inline{Type: "x", Data: []byte{}}},
+		{ID: 3, Inline: &store.Inline{}},
+		{ID: 4, Body: "héllo \x00 wörld", Meta: json.RawMessage(`[1,2]`)},
+	}
+	for _, m := range cases {
+		val, err := appendMessage(nil, &m)
+		if err != nil {
+			t.Fatalf("encode %+v: %v", m, err)
+		}
+		var got store.Message
+		if err := decodeMessage(val, &got); err != nil {
+			t.Fatalf("decode %+v: %v", m, err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Errorf("round trip:\n got %+v\nwant %+v", got, m)
+		}
+		// The JSON of older stores decodes to the same message.
+		old, _ := json.Marshal(&m)
+		var fromJSON store.Message
+		if err := decodeMessage(old, &fromJSON); err != nil || !reflect.DeepEqual(fromJSON, got) {
+			t.Errorf("JSON value: got %+v, %v; want %+v", fromJSON, err, got)
+		}
+		for n := range len(val) { // every truncation is caught
+			if decodeMessage(val[:n], &store.Message{}) == nil {
+				t.Errorf("%+v truncated to %d bytes decoded", m, n)
+			}
+		}
+	}
+}
+
+func TestMessageCodecMeta(t *testing.T) {
+	m := store.Message{ID: 1, Meta: json.RawMessage(`{ "a" : [1, 2] }`)}
+	val, err := appendMessage(nil, &m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got store.Message
+	if err := decodeMessage(val, &got); err != nil || string(got.Meta) != `{"a":[1,2]}` {
+		t.Errorf("meta %q, %v; want it compacted as json.Marshal did", got.Meta, err)
+	}
+	if _, err := appendMessage(nil, &store.Message{Meta: json.RawMessage(`{`)}); err == nil {
+		t.Error("invalid meta encoded")
+	}
+	if _, err := appendMessage(nil, &store.Message{Meta: json.RawMessage{}}); err != nil {
+		t.Errorf("empty meta: %v", err)
+	}
+}
+
+// TestReadJSONMessages: a store written before the binary form serves its
+// messages through Range, History and GetMessages.
+func TestReadJSONMessages(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := store.Message{ID: 7, From: "alice", To: "bob", Type: "text", Body: "old", TS: 1}
+	b := &store.Batch{Messages: []store.Message{m},
+		Entries: []store.Entry{{User: "bob", Ver: 1, Peer: "alice", MsgID: 7}}}
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := json.Marshal(&m)
+	if err := s.db.Set(msgKey(nil, 7), old, nil); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.Range(ctx, "bob", 0, 0)
+	if err != nil || len(evs) != 1 || !reflect.DeepEqual(evs[0].Msg, m) {
+		t.Fatalf("range: %+v, %v", evs, err)
+	}
+	hist, err := s.History(ctx, "bob", "alice", 0, 0)
+	if err != nil || len(hist) != 1 || hist[0].Msg.Body != "old" {
+		t.Fatalf("history: %+v, %v", hist, err)
+	}
+	msgs, err := s.GetMessages(ctx, []int64{7})
+	if err != nil || len(msgs) != 1 || msgs[0].Body != "old" {
+		t.Fatalf("get messages: %+v, %v", msgs, err)
+	}
+}
