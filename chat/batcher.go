@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
 	imsync "github.com/imqtt/imqtt/sync"
 	"github.com/imqtt/imqtt/wire"
@@ -62,6 +63,7 @@ func (s *Service) process(ops []*sendOp) {
 	b := store.Batch{Messages: make([]store.Message, 0, n), Entries: make([]store.Entry, 0, 2*n),
 		Acks: make([]store.Ack, 0, n), Convs: make([]store.ConvUpdate, 0, 2*n)}
 	seen := make(map[string]*sendOp, len(ops))
+	fresh := make([]*sendOp, 0, len(ops))
 	for _, op := range ops {
 		key := op.from.User + "\x00" + op.req.CMID
 		if first, ok := seen[key]; ok {
@@ -69,10 +71,14 @@ func (s *Service) process(ops []*sendOp) {
 			continue
 		}
 		seen[key] = op
-		if err := s.prepare(ctx, op, &b); err != nil {
+		isNew, err := s.check(ctx, op)
+		if err != nil {
 			op.res.Err = err
+		} else if isNew {
+			fresh = append(fresh, op)
 		}
 	}
+	s.allocate(ctx, fresh, &b)
 	if b.Len() > 0 {
 		start := time.Now()
 		err := s.st.Commit(ctx, &b)
@@ -103,70 +109,95 @@ func (s *Service) process(ops []*sendOp) {
 	}
 }
 
-// prepare resolves one op: a known duplicate gets its old ack; a new message
-// gets an id and versions (or a group seq) and is added to b (whose Messages
-// never grow past their capacity, so op.msg stays valid).
-func (s *Service) prepare(ctx context.Context, op *sendOp, b *store.Batch) *wire.Error {
+// check resolves what one op needs before versions: the recipient exists
+// or the sender is a member, and the (sender, cmid) is new (isNew) or a
+// known duplicate, whose old ack it takes.
+func (s *Service) check(ctx context.Context, op *sendOp) (isNew bool, _ *wire.Error) {
 	from, to, group := op.from.User, op.req.To, op.req.Group
 	if group != "" {
 		if _, err := s.member(ctx, group, from); err != nil {
-			return asWireError(err)
+			return false, asWireError(err)
 		}
 	} else if ok, err := s.userExists(ctx, to); err != nil {
 		s.log.Error("look up recipient", "user", to, "err", err)
-		return unavailable()
+		return false, unavailable()
 	} else if !ok {
-		return wire.NewError(wire.CodeNoSuchUser, "no such user: "+to)
+		return false, wire.NewError(wire.CodeNoSuchUser, "no such user: "+to)
 	}
 	prev, err := s.st.LookupAck(ctx, from, op.req.CMID)
 	if err == nil {
 		op.res.Ack = wire.Ack{Kind: wire.KindAck, CMID: prev.CMID, ID: strconv.FormatInt(prev.ID, 10), Ver: prev.Ver, TS: prev.TS,
 			Group: prev.Group, Seq: prev.Seq}
 		s.m.Messages.WithLabelValues("duplicate").Inc()
-		return nil
+		return false, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		s.log.Error("look up cmid", "user", from, "err", err)
-		return unavailable()
+		return false, unavailable()
 	}
-	m := store.Message{ID: s.ids.Load().Generate().Int64(), From: from, To: to, Group: group, Type: op.req.Type, Body: op.req.Body,
-		Media: op.req.Media, Meta: op.req.Meta, CMID: op.req.CMID, TS: time.Now().UnixMilli(), Inline: op.inline}
-	if group != "" {
-		// Read diffusion: one message row, one seq, one head, whatever the member count.
-		if m.Seq, err = s.versions.Next(ctx, "g:"+group, 1); err != nil {
-			s.log.Error("allocate seq", "conv", group, "err", err)
-			return unavailable()
+	return true, nil
+}
+
+// allocate gives the new ops of a batch their ids and versions (a group
+// message its seq) in one call, in queue order, and adds them to b (whose
+// Messages never grow past their capacity, so op.msg stays valid).
+func (s *Service) allocate(ctx context.Context, ops []*sendOp, b *store.Batch) {
+	if len(ops) == 0 {
+		return
+	}
+	keys := make([]string, 0, 2*len(ops))
+	for _, op := range ops {
+		switch {
+		case op.req.Group != "":
+			keys = append(keys, "g:"+op.req.Group)
+		case op.req.To == op.from.User:
+			keys = append(keys, op.from.User)
+		default:
+			keys = append(keys, op.from.User, op.req.To)
+		}
+	}
+	vers, err := state.NextEach(ctx, s.versions, keys)
+	if err != nil {
+		s.log.Error("allocate versions", "messages", len(ops), "err", err)
+		for _, op := range ops {
+			op.res.Err = unavailable()
+		}
+		return
+	}
+	for _, op := range ops {
+		from, to, group := op.from.User, op.req.To, op.req.Group
+		m := store.Message{ID: s.ids.Load().Generate().Int64(), From: from, To: to, Group: group, Type: op.req.Type, Body: op.req.Body,
+			Media: op.req.Media, Meta: op.req.Meta, CMID: op.req.CMID, TS: time.Now().UnixMilli(), Inline: op.inline}
+		if group != "" {
+			// Read diffusion: one message row, one seq, one head, whatever the member count.
+			m.Seq, vers = vers[0], vers[1:]
+			b.Messages = append(b.Messages, m)
+			b.Acks = append(b.Acks, store.Ack{From: from, CMID: m.CMID, ID: m.ID, TS: m.TS, Group: group, Seq: m.Seq})
+			b.Heads = append(b.Heads, store.GroupHead{Group: group, Seq: m.Seq, MsgID: m.ID, TS: m.TS})
+			b.Reads = append(b.Reads, store.GroupRead{Group: group, User: from, Seq: m.Seq}) // one has read one's own
+			if m.Media != "" {
+				b.Grants = append(b.Grants, store.Grant{Media: m.Media, Principal: "g:" + group})
+			}
+			op.msg = &b.Messages[len(b.Messages)-1]
+			continue
+		}
+		op.fromVer, vers = vers[0], vers[1:]
+		if to != from {
+			op.toVer, vers = vers[0], vers[1:]
 		}
 		b.Messages = append(b.Messages, m)
-		b.Acks = append(b.Acks, store.Ack{From: from, CMID: m.CMID, ID: m.ID, TS: m.TS, Group: group, Seq: m.Seq})
-		b.Heads = append(b.Heads, store.GroupHead{Group: group, Seq: m.Seq, MsgID: m.ID, TS: m.TS})
-		b.Reads = append(b.Reads, store.GroupRead{Group: group, User: from, Seq: m.Seq}) // one has read one's own
-		if m.Media != "" {
-			b.Grants = append(b.Grants, store.Grant{Media: m.Media, Principal: "g:" + group})
-		}
 		op.msg = &b.Messages[len(b.Messages)-1]
-		return nil
+		b.Acks = append(b.Acks, store.Ack{From: from, CMID: m.CMID, ID: m.ID, Ver: op.fromVer, TS: m.TS})
+		if m.Media != "" {
+			b.Grants = append(b.Grants, store.Grant{Media: m.Media, Principal: "u:" + to})
+		}
+		b.Entries = append(b.Entries, store.Entry{User: from, Ver: op.fromVer, Peer: to, Out: true, MsgID: m.ID})
+		b.Convs = append(b.Convs, store.ConvUpdate{User: from, Peer: to, MsgID: m.ID, TS: m.TS, Ver: op.fromVer})
+		if to != from {
+			b.Entries = append(b.Entries, store.Entry{User: to, Ver: op.toVer, Peer: from, MsgID: m.ID})
+			b.Convs = append(b.Convs, store.ConvUpdate{User: to, Peer: from, MsgID: m.ID, TS: m.TS, Ver: op.toVer, Incoming: true})
+		}
 	}
-	if op.fromVer, err = s.versions.Next(ctx, from, 1); err == nil && to != from {
-		op.toVer, err = s.versions.Next(ctx, to, 1)
-	}
-	if err != nil {
-		s.log.Error("allocate version", "user", from, "conv", to, "err", err)
-		return unavailable()
-	}
-	b.Messages = append(b.Messages, m)
-	op.msg = &b.Messages[len(b.Messages)-1]
-	b.Acks = append(b.Acks, store.Ack{From: from, CMID: m.CMID, ID: m.ID, Ver: op.fromVer, TS: m.TS})
-	if m.Media != "" {
-		b.Grants = append(b.Grants, store.Grant{Media: m.Media, Principal: "u:" + to})
-	}
-	b.Entries = append(b.Entries, store.Entry{User: from, Ver: op.fromVer, Peer: to, Out: true, MsgID: m.ID})
-	b.Convs = append(b.Convs, store.ConvUpdate{User: from, Peer: to, MsgID: m.ID, TS: m.TS, Ver: op.fromVer})
-	if to != from {
-		b.Entries = append(b.Entries, store.Entry{User: to, Ver: op.toVer, Peer: from, MsgID: m.ID})
-		b.Convs = append(b.Convs, store.ConvUpdate{User: to, Peer: from, MsgID: m.ID, TS: m.TS, Ver: op.toVer, Incoming: true})
-	}
-	return nil
 }
 
 func unavailable() *wire.Error {

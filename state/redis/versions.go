@@ -180,3 +180,43 @@ func (f *fences) raise(key string, limit uint64) {
 	}
 	f.m[key] = limit
 }
+
+// TakeEach implements state.EachVersions: one pipelined round trip takes
+// counts[i] versions of each keys[i] from the cached blocks; 0 marks a key
+// whose block is missing, short, or older than this process's fence, which
+// the caller then gets from Next (which refills).
+func (s *State) TakeEach(ctx context.Context, keys []string, counts []uint64) ([]uint64, error) {
+	if s.closed.Load() {
+		return nil, state.ErrClosed
+	}
+	var calls []call
+	var idx []int
+	for i, k := range keys {
+		if counts[i] < 1 {
+			return nil, fmt.Errorf("take %d versions of %s: %w", counts[i], k, ErrInvalid)
+		}
+		if counts[i] <= s.opts.Block { // more than a block: the caller's Next chunks it
+			calls = append(calls, call{keys: []string{s.versionKey(k)}, args: []any{counts[i]}})
+			idx = append(idx, i)
+		}
+	}
+	out := make([]uint64, len(keys))
+	for j, cmd := range s.runPipelined(ctx, nextScript, calls) {
+		i := idx[j]
+		res, err := cmd.Int64Slice()
+		if err == nil && len(res) != 2 {
+			err = errors.New("next script: unexpected reply")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("take versions of %s: %w", keys[i], translate(err))
+		}
+		first, limit := uint64(res[0]), uint64(res[1])
+		if first != 0 && limit >= s.fences.get(keys[i]) {
+			s.fences.raise(keys[i], limit)
+			out[i] = first
+		}
+		// else: a stale or short block; versions taken from a stale block
+		// are a hole, never handed out twice.
+	}
+	return out, nil
+}

@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T, reserve state.ReserveFunc) state.
 		{"VersionsBlocks", testVersionsBlocks},
 		{"VersionsConcurrent", testVersionsConcurrent},
 		{"VersionsRestart", testVersionsRestart},
+		{"VersionsEach", testVersionsEach},
 		{"VersionsInvalid", testVersionsInvalid},
 		{"VersionsReserveError", testVersionsReserveError},
 		{"Presence", testPresence},

@@ -188,3 +188,35 @@ func testClosed(t *testing.T, f *fixture) {
 	wantErr(t, "count", err, state.ErrClosed)
 	wantErr(t, "ping", s.Ping(f.ctx), state.ErrClosed)
 }
+
+// testVersionsEach: state.NextEach (the batcher's one call per batch) gives
+// each listing of a key its own version, increasing in listing order, never
+// one that Next gave or gives, over block boundaries.
+func testVersionsEach(t *testing.T, f *fixture) {
+	s := f.open()
+	seen := map[string]map[uint64]bool{}
+	last := map[string]uint64{}
+	take := func(key string, v uint64) {
+		if seen[key] == nil {
+			seen[key] = map[uint64]bool{}
+		}
+		if v == 0 || seen[key][v] || v <= last[key] {
+			t.Fatalf("%s: version %d after %d (seen before: %v)", key, v, last[key], seen[key][v])
+		}
+		seen[key][v], last[key] = true, v
+	}
+	for round := range 60 {
+		keys := []string{"a", "b", "a", "c", "a"}
+		if round%7 == 0 {
+			keys = append(keys, slices.Repeat([]string{"hot"}, 150)...) // past one Next's chunk
+		}
+		got, err := state.NextEach(f.ctx, s, keys)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		for i, k := range keys {
+			take(k, got[i])
+		}
+		take("a", f.next(s, "a", 1))
+	}
+}
