@@ -5,7 +5,10 @@
 // the user, the device and the expiry. Revoking a token deletes that row (and
 // drops it from this process's cache), so a revoked token fails every later
 // check: HTTP requests and new MQTT connections. Connections already open with
-// it are closed by the caller through the OnRevoke callback.
+// it are closed by the caller. In scale-out every node caches tokens: the
+// Revoked option tells the other nodes (over the cluster bus) to Forget a
+// revoked token, and CacheTTL bounds how long a node that missed that
+// message keeps accepting it.
 package account
 
 import (
@@ -38,7 +41,13 @@ type Options struct {
 	Params      Params        // argon2id cost; default DefaultParams
 	MaxHashing  int           // concurrent password hashes; default 2×CPU
 	MinPassword int           // default 6
-	Logger      *slog.Logger
+	// CacheTTL is how long a verified token is trusted without asking the
+	// store again; 0: until revoked here (one node).
+	CacheTTL time.Duration
+	// Revoked, if set, is called with the hash of each revoked token, so
+	// other nodes can Forget it.
+	Revoked func(hash string)
+	Logger  *slog.Logger
 }
 
 // Service is the account service.
@@ -49,7 +58,12 @@ type Service struct {
 	now  func() time.Time
 
 	mu    sync.RWMutex
-	cache map[string]store.Token // token hash -> row; bounded by cacheMax
+	cache map[string]cached // token hash -> row; bounded by cacheMax
+}
+
+type cached struct {
+	row store.Token
+	at  time.Time
 }
 
 const cacheMax = 100_000
@@ -71,7 +85,7 @@ func New(st store.Store, opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Service{st: st, opts: opts, sem: make(chan struct{}, opts.MaxHashing), now: time.Now, cache: map[string]store.Token{}}
+	return &Service{st: st, opts: opts, sem: make(chan struct{}, opts.MaxHashing), now: time.Now, cache: map[string]cached{}}
 }
 
 // Register creates an account.
@@ -152,8 +166,12 @@ func (s *Service) Verify(ctx context.Context, token string) (store.Token, error)
 	}
 	h := hashToken(token)
 	s.mu.RLock()
-	row, ok := s.cache[h]
+	c, ok := s.cache[h]
 	s.mu.RUnlock()
+	row := c.row
+	if ok && s.opts.CacheTTL > 0 && s.now().Sub(c.at) >= s.opts.CacheTTL {
+		ok = false
+	}
 	if !ok {
 		var err error
 		row, err = s.st.GetToken(ctx, h)
@@ -167,7 +185,7 @@ func (s *Service) Verify(ctx context.Context, token string) (store.Token, error)
 		if len(s.cache) >= cacheMax {
 			clear(s.cache)
 		}
-		s.cache[h] = row
+		s.cache[h] = cached{row, s.now()}
 		s.mu.Unlock()
 	}
 	if s.now().UnixMilli() >= row.Expires {
@@ -200,7 +218,17 @@ func (s *Service) Revoke(ctx context.Context, token string) error {
 	if err := s.st.DeleteToken(ctx, h); err != nil {
 		return fmt.Errorf("delete token: %w", err)
 	}
+	if s.opts.Revoked != nil {
+		s.opts.Revoked(h)
+	}
 	return nil
+}
+
+// Forget drops a token from this process's cache: another node revoked it.
+func (s *Service) Forget(hash string) {
+	s.mu.Lock()
+	delete(s.cache, hash)
+	s.mu.Unlock()
 }
 
 func (s *Service) hash(ctx context.Context, password string) (string, error) {

@@ -63,6 +63,8 @@ type Local interface {
 	// EveryoneLocal delivers an event to every user connected to this node
 	// (an operator's notice to all).
 	EveryoneLocal(payload []byte)
+	// ForgetToken drops a revoked token from this node's cache.
+	ForgetToken(hash string)
 }
 
 // BusOptions configure a Bus.
@@ -87,6 +89,7 @@ const (
 	kindMember = 'm' // key: group, payload: user, then 1 joined / 0 left
 	kindKick   = 'k' // key: user, payload: client ID
 	kindAll    = 'a' // payload: an event for every connected user
+	kindToken  = 't' // key: the hash of a revoked token
 )
 
 type record struct {
@@ -206,6 +209,9 @@ func (b *Bus) KickOn(node, clientID string) {
 
 // Everyone queues an event for every user connected to another node.
 func (b *Bus) Everyone(payload []byte) { b.put(record{kindAll, "", payload, ""}) }
+
+// Revoked tells every other node to forget a revoked token.
+func (b *Bus) Revoked(hash string) { b.put(record{kindToken, hash, nil, ""}) }
 
 // SetLocal sets what receives other nodes' events; call it before Start
 // (a Bus and its chat.Service refer to each other).
@@ -433,6 +439,8 @@ func (b *Bus) receive(ch <-chan *goredis.Message) {
 				b.opts.Local.KickLocal(string(r.payload))
 			case kindAll:
 				b.opts.Local.EveryoneLocal(r.payload)
+			case kindToken:
+				b.opts.Local.ForgetToken(r.key)
 			case kindMember:
 				if n := len(r.payload); n > 0 {
 					b.opts.Local.MemberLocal(r.key, string(r.payload[:n-1]), r.payload[n-1] == '1')

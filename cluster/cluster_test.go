@@ -93,6 +93,7 @@ func (l *fakeLocal) MemberLocal(g, u string, joined bool) {
 }
 func (l *fakeLocal) KickLocal(id string)    { l.add("kick " + id) }
 func (l *fakeLocal) EveryoneLocal(p []byte) { l.add("all " + string(p)) }
+func (l *fakeLocal) ForgetToken(h string)   { l.add("forget " + h) }
 func (l *fakeLocal) got() []string          { l.mu.Lock(); defer l.mu.Unlock(); return slices.Clone(l.events) }
 func (l fixedLocator) DevicesOf(_ context.Context, us []string) (map[string][]state.Device, error) {
 	out := map[string][]state.Device{}
@@ -110,7 +111,7 @@ func waitEvents(t *testing.T, l *fakeLocal, want ...string) {
 	t.Helper()
 	split := func(evs []string) (own, all []string) {
 		for _, e := range evs {
-			if strings.HasPrefix(e, "group ") || strings.HasPrefix(e, "member ") || strings.HasPrefix(e, "all ") {
+			if strings.HasPrefix(e, "group ") || strings.HasPrefix(e, "member ") || strings.HasPrefix(e, "all ") || strings.HasPrefix(e, "forget ") {
 				all = append(all, e)
 			} else {
 				own = append(own, e)
@@ -156,11 +157,12 @@ func TestBusRouting(t *testing.T) {
 	b.Group(store.Message{Group: "g", Body: "hi"})
 	b.Member("g", "dan", true)
 	b.Everyone([]byte("notice"))
+	b.Revoked("h1")
 	b.Kick("bob", "bob/q")
 	b.KickOn("n3", "eve/z")
 	b.KickOn("n1", "self/x") // nothing: not to oneself
-	waitEvents(t, locals["n2"], "user bob 1", "user bob 2", "kick bob/q", "group g hi", "member g dan true", "all notice")
-	waitEvents(t, locals["n3"], "kick eve/z", "group g hi", "member g dan true", "all notice")
+	waitEvents(t, locals["n2"], "user bob 1", "user bob 2", "kick bob/q", "group g hi", "member g dan true", "all notice", "forget h1")
+	waitEvents(t, locals["n3"], "kick eve/z", "group g hi", "member g dan true", "all notice", "forget h1")
 	time.Sleep(50 * time.Millisecond)
 	waitEvents(t, locals["n1"]) // not its own broadcasts
 	if d := b.Dropped(); d != 0 {

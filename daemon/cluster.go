@@ -8,6 +8,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/imqtt/imqtt/account"
 	"github.com/imqtt/imqtt/api"
 	"github.com/imqtt/imqtt/bans"
 	"github.com/imqtt/imqtt/broker"
@@ -74,8 +75,11 @@ func (d *Daemon) nodeNumberChanged(n int64) {
 // local is what the bus hands other nodes' events to.
 type local struct {
 	*chat.Service
-	b *broker.Broker
+	b        *broker.Broker
+	accounts *account.Service
 }
+
+func (l local) ForgetToken(hash string) { l.accounts.Forget(hash) }
 
 func (l local) KickLocal(clientID string) { l.b.Kick(clientID, packets.ErrNotAuthorized) }
 

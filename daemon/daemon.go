@@ -170,7 +170,13 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	} else {
 		d.state = memory.New(d.st.ReserveVersions, memory.Options{})
 	}
-	d.accounts = account.New(d.st, account.Options{Params: cfg.PasswordParams, TokenTTL: cfg.TokenTTL, Logger: cfg.Logger})
+	aopts := account.Options{Params: cfg.PasswordParams, TokenTTL: cfg.TokenTTL, Logger: cfg.Logger}
+	if d.bus != nil {
+		// Other nodes cache tokens too: tell them of revocations, and
+		// re-check with the store now and then in case they missed one.
+		aopts.Revoked, aopts.CacheTTL = d.bus.Revoked, time.Minute
+	}
+	d.accounts = account.New(d.st, aopts)
 	blobs, err := media.OpenFS(filepath.Join(cfg.DataDir, "media"))
 	if err != nil {
 		return nil, err
@@ -206,7 +212,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 	d.chat.Start()
 	if d.bus != nil {
-		d.bus.SetLocal(local{d.chat, d.broker})
+		d.bus.SetLocal(local{d.chat, d.broker, d.accounts})
 		if err := d.bus.Start(ctx); err != nil {
 			return nil, err
 		}

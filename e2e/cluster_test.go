@@ -225,6 +225,22 @@ func runClusterChat(t *testing.T, st store.Store) {
 	connect(t, n2.MQTT, "alice", "tab", tab)
 	waitFor(t, "alice/tab's old connection on n1 closed", func() bool { return !old.c.IsConnectionOpen() })
 
+	// A token revoked on one node stops working on the others at once,
+	// though they had it cached.
+	tmp := login(t, n1, "alice", "tmp")
+	for _, n := range []*testserver.Server{n1, n2, n3} {
+		if code := httpJSON(t, "GET", n.HTTP+"/v1/conversations", tmp, nil, nil); code != 200 {
+			t.Fatalf("conversations with a fresh token on %s: %d", n.HTTP, code)
+		}
+	}
+	if code := httpJSON(t, "DELETE", n1.HTTP+"/v1/sessions/current", tmp, nil, nil); code/100 != 2 {
+		t.Fatalf("revoke: %d", code)
+	}
+	waitFor(t, "the revoked token refused on n2 and n3", func() bool {
+		return httpJSON(t, "GET", n2.HTTP+"/v1/conversations", tmp, nil, nil) == 401 &&
+			httpJSON(t, "GET", n3.HTTP+"/v1/conversations", tmp, nil, nil) == 401
+	})
+
 	// 1:1 across nodes, both ways; bob's two devices on two nodes.
 	toBob, toAlice := numbered("a>b ", 20), numbered("b>a ", 20)
 	var wg sync.WaitGroup
