@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,8 @@ import (
 	"github.com/imqtt/imqtt/store/pebble"
 	"github.com/imqtt/imqtt/wire"
 )
+
+const clusterAdmin = "cluster-admin-token"
 
 // cluster is N imqttd nodes in this process over one store and one real
 // redis-server, as scale-out mode runs them over MongoDB and Redis.
@@ -55,7 +58,7 @@ func (c *cluster) start(id string) *testserver.Server {
 	c.t.Helper()
 	s := testserver.Start(c.t, func(cfg *daemon.Config) {
 		cfg.NodeID, cfg.Store, cfg.RedisURL, cfg.RedisPrefix = id, c.st, c.redis.URL(), c.prefix
-		cfg.DrainPeriod = 500 * time.Millisecond
+		cfg.DrainPeriod, cfg.AdminToken = 500*time.Millisecond, clusterAdmin
 	})
 	c.mu.Lock()
 	c.nodes[id] = s
@@ -345,4 +348,45 @@ func TestClusterRedisLossSharedPebble(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	runRedisLoss(t, st)
+}
+
+// An operator drains a node: it leaves /v1/endpoints at once, /readyz turns
+// 503, and its clients move to the other node through the balancer.
+func TestClusterAdminDrain(t *testing.T) {
+	st, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c := newCluster(t, st)
+	n2 := c.start("n2")
+	lb := c.balancer()
+	account(t, n2, "alice", "x")
+	account(t, n2, "bob", "x")
+	var aliceGot received
+	dial(t, lb, "", "alice", "a", login(t, n2, "alice", "a"), &aliceGot)
+	n1 := c.start("n1")
+	bob := dial(t, n1.HTTP, n1.MQTT, "bob", "b", login(t, n1, "bob", "b"), &received{})
+	if len(n2.Broker().ClientList()) != 1 {
+		t.Fatal("alice is not on n2")
+	}
+	req, _ := http.NewRequest("POST", n2.HTTP+"/v1/admin/drain", strings.NewReader(`{"percent":100,"interval_ms":100}`))
+	req.Header.Set("Authorization", "Bearer "+clusterAdmin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("drain: %v %v", resp.Status, err)
+	}
+	resp.Body.Close()
+	var eps wire.Endpoints
+	httpJSON(t, "GET", n1.HTTP+"/v1/endpoints", "", nil, &eps)
+	if len(eps.Endpoints) != 1 || eps.Endpoints[0].Node != "n1" {
+		t.Fatalf("endpoints right after the drain began: %+v", eps.Endpoints)
+	}
+	if code := httpJSON(t, "GET", n2.HTTP+"/readyz", "", nil, nil); code != 503 {
+		t.Fatalf("drained node's /readyz: %d", code)
+	}
+	waitFor(t, "alice moved to n1", func() bool { return len(n1.Broker().ClientList()) == 2 })
+	msgs := numbered("after drain ", 3)
+	sendAll(t, bob, "alice", "", msgs)
+	aliceGot.waitBodies(t, "alice on n1", "bob", "", msgs, 10*time.Second)
 }
