@@ -41,10 +41,12 @@ type AdminBroker interface {
 	Drain(per int, interval time.Duration, stop <-chan struct{}, progress func(kicked, remaining int)) bool
 }
 
-// NoticeRemote reaches users connected to other nodes (cluster.Bus).
+// NoticeRemote reaches users and clients connected to other nodes
+// (cluster.Bus).
 type NoticeRemote interface {
 	User(user string, payload []byte)
 	Everyone(payload []byte)
+	KickOn(node, clientID string)
 }
 
 // Publisher delivers a payload on a topic (the broker's inline publish).
@@ -78,7 +80,7 @@ type AdminConfig struct {
 	Dashboard http.Handler
 	// OnDrain is called when a drain begins (scale-out: leave /v1/endpoints).
 	OnDrain func()
-	// Remote carries notices to the users on other nodes (scale-out; nil on
+	// Remote carries notices and kicks to other nodes (scale-out; nil on
 	// one node).
 	Remote NoticeRemote
 	// SampleEvery is the stats sampling period (default 1 s); History the

@@ -227,7 +227,12 @@ func (a *API) adminKick(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !a.adm.cfg.Broker.Kick(id, packets.ErrAdministrativeAction) {
-		writeError(w, http.StatusNotFound, wire.CodeNotFound, id+" is not connected to node "+a.adm.cfg.Node)
+		if node := a.kickElsewhere(r.Context(), id); node != "" {
+			a.log.Info("admin: kick sent", "client", id, "node", node, "remote", r.RemoteAddr)
+			writeJSON(w, http.StatusAccepted, map[string]any{"node": node, "kicked": id})
+			return
+		}
+		writeError(w, http.StatusNotFound, wire.CodeNotFound, id+" is not connected")
 		return
 	}
 	a.log.Info("admin: kicked", "client", id, "remote", r.RemoteAddr)
@@ -241,4 +246,25 @@ func splitHost(remote string) (string, string) {
 		return remote, ""
 	}
 	return strings.Trim(remote[:i], "[]"), remote[i+1:]
+}
+
+// kickElsewhere asks the node that presence says holds id to disconnect it
+// (scale-out), and returns that node; "" if no other node holds it.
+func (a *API) kickElsewhere(ctx context.Context, id string) string {
+	user, device, _ := wire.SplitClientID(id)
+	if a.adm.cfg.Remote == nil || a.adm.cfg.Presence == nil {
+		return ""
+	}
+	devs, err := a.adm.cfg.Presence.Devices(ctx, user)
+	if err != nil {
+		a.log.Warn("admin: kick: look up devices", "user", user, "err", err)
+		return ""
+	}
+	for _, d := range devs {
+		if d.Device == device && d.Node != a.adm.cfg.Node {
+			a.adm.cfg.Remote.KickOn(d.Node, id)
+			return d.Node
+		}
+	}
+	return ""
 }

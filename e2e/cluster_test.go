@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -370,13 +369,20 @@ func TestClusterAdminDrain(t *testing.T) {
 	if len(n2.Broker().ClientList()) != 1 {
 		t.Fatal("alice is not on n2")
 	}
-	req, _ := http.NewRequest("POST", n2.HTTP+"/v1/admin/drain", strings.NewReader(`{"percent":100,"interval_ms":100}`))
-	req.Header.Set("Authorization", "Bearer "+clusterAdmin)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 202 {
-		t.Fatalf("drain: %v %v", resp.Status, err)
+	// A kick asked of n1 for a client on n2 reaches it.
+	raw := connect(t, n2.MQTT, "bob", "raw", login(t, n2, "bob", "raw"))
+	var kicked map[string]any
+	if code := httpJSON(t, "POST", n1.HTTP+"/v1/admin/clients/bob/raw/kick", clusterAdmin, nil, &kicked); code != 202 || kicked["node"] != "n2" {
+		t.Fatalf("kick through n1: %d %v", code, kicked)
 	}
-	resp.Body.Close()
+	waitFor(t, "bob/raw kicked off n2", func() bool { return !raw.c.IsConnectionOpen() })
+	if code := httpJSON(t, "POST", n1.HTTP+"/v1/admin/clients/bob/nobody/kick", clusterAdmin, nil, nil); code != 404 {
+		t.Fatalf("kick of a client connected nowhere: %d", code)
+	}
+
+	if code := httpJSON(t, "POST", n2.HTTP+"/v1/admin/drain", clusterAdmin, map[string]int{"percent": 100, "interval_ms": 100}, nil); code != 202 {
+		t.Fatalf("drain: %d", code)
+	}
 	var eps wire.Endpoints
 	httpJSON(t, "GET", n1.HTTP+"/v1/endpoints", "", nil, &eps)
 	if len(eps.Endpoints) != 1 || eps.Endpoints[0].Node != "n1" {
