@@ -27,11 +27,13 @@ import (
 
 const clusterAdmin = "cluster-admin-token"
 
-// cluster is N imqttd nodes in this process over one store and one real
-// redis-server, as scale-out mode runs them over MongoDB and Redis.
+// cluster is N imqttd nodes in this process over one real redis-server and
+// one store: a MongoDB URI that each node opens itself, as in production,
+// or a store.Store shared in the process.
 type cluster struct {
 	t       *testing.T
 	st      store.Store
+	mongo   string // a MongoDB URI; when set, st is nil
 	redis   *redistest.Server
 	prefix  string
 	mu      sync.Mutex
@@ -39,7 +41,8 @@ type cluster struct {
 	stopped map[string]bool
 }
 
-func newCluster(t *testing.T, st store.Store) *cluster {
+// newCluster makes a cluster over st, a store.Store or a MongoDB URI.
+func newCluster(t *testing.T, st any) *cluster {
 	t.Helper()
 	r, err := redistest.Start(false)
 	if err != nil {
@@ -48,15 +51,29 @@ func newCluster(t *testing.T, st store.Store) *cluster {
 	t.Cleanup(r.Close)
 	b := make([]byte, 4)
 	rand.Read(b)
-	return &cluster{t: t, st: st, redis: r, prefix: "c" + hex.EncodeToString(b) + ":", nodes: map[string]*testserver.Server{},
+	c := &cluster{t: t, redis: r, prefix: "c" + hex.EncodeToString(b) + ":", nodes: map[string]*testserver.Server{},
 		stopped: map[string]bool{}}
+	switch st := st.(type) {
+	case store.Store:
+		c.st = st
+	case string:
+		c.mongo = st
+	default:
+		t.Fatalf("newCluster: store %T", st)
+	}
+	return c
 }
 
 // start starts node id (stopped when the test ends).
 func (c *cluster) start(id string) *testserver.Server {
 	c.t.Helper()
 	s := testserver.Start(c.t, func(cfg *daemon.Config) {
-		cfg.NodeID, cfg.Store, cfg.RedisURL, cfg.RedisPrefix = id, c.st, c.redis.URL(), c.prefix
+		cfg.NodeID, cfg.RedisURL, cfg.RedisPrefix = id, c.redis.URL(), c.prefix
+		if c.st != nil {
+			cfg.Store = c.st
+		} else {
+			cfg.MongoURI = c.mongo
+		}
 		cfg.DrainPeriod, cfg.AdminToken = 500*time.Millisecond, clusterAdmin
 	})
 	c.mu.Lock()
@@ -195,7 +212,7 @@ func sendAll(t *testing.T, c *client.Client, to, group string, bodies []string) 
 // everything on both, a group reaches members on every node, every node
 // lists every node, and a node stopped mid-stream loses and repeats nothing
 // for the clients that move off it.
-func runClusterChat(t *testing.T, st store.Store) {
+func runClusterChat(t *testing.T, st any) {
 	c := newCluster(t, st)
 	// n3 first: the clients that discover their node through /v1/endpoints
 	// land on it, and it is the one stopped below.
@@ -308,7 +325,7 @@ func TestClusterSharedPebble(t *testing.T) {
 // between users on two nodes. Sends fail while it is away (the SDK resends
 // with the same cmid), versions come from new store blocks, presence,
 // endpoints and the bus rebuild themselves, and nothing is lost or repeated.
-func runRedisLoss(t *testing.T, st store.Store) {
+func runRedisLoss(t *testing.T, st any) {
 	c := newCluster(t, st)
 	n1, n2 := c.start("n1"), c.start("n2")
 	account(t, n1, "alice", "x")
