@@ -1,6 +1,7 @@
 package pebble_test
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -110,4 +111,70 @@ func BenchmarkRange(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*events)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkLookupAck measures the dedupe lookup of a send, which is almost
+// always a miss, against the acks of 100,000 earlier sends: still in the
+// memtable, flushed to L0, or compacted into L6; with and without the bloom
+// filters (Pebble's Get consults them in L0-L5 only).
+func BenchmarkLookupAck(b *testing.B) {
+	const sends = 100_000
+	for _, where := range []string{"memtable", "L0", "L6"} {
+		for _, filters := range []bool{true, false} {
+			var st *pebble.Store // filled once, not for every b.N
+			dir := b.TempDir()
+			b.Run(fmt.Sprintf("acks=%s/filters=%t", where, filters), func(b *testing.B) {
+				if st == nil {
+					st = fillAcks(b, dir, sends, filters, where)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := range b.N {
+					user := "user" + strconv.Itoa(i%1000)
+					if _, err := st.LookupAck(b.Context(), user, "new-"+strconv.Itoa(i)); !errors.Is(err, store.ErrNotFound) {
+						b.Fatalf("lookup: %v", err)
+					}
+				}
+			})
+			if st != nil {
+				st.Close()
+			}
+		}
+	}
+}
+
+// fillAcks returns a store with n sends among 1,000 users, where: in the
+// memtable, flushed to L0 or compacted into L6.
+func fillAcks(b *testing.B, dir string, n int, filters bool, where string) *pebble.Store {
+	o := pebble.Options{MemTableSize: 256 << 20}
+	if !filters {
+		o = pebble.WithoutFilters(o)
+	}
+	st, err := pebble.Open(dir, o)
+	if err != nil {
+		b.Fatalf("open: %v", err)
+	}
+	snd := newSender(1000)
+	for done := 0; done < n; {
+		var batch store.Batch
+		for range 1000 {
+			from, to := snd.pair()
+			snd.add(&batch, from, to)
+			done++
+		}
+		if err := st.Commit(b.Context(), &batch); err != nil {
+			b.Fatalf("commit: %v", err)
+		}
+	}
+	var err2 error
+	switch where {
+	case "L0":
+		err2 = st.Flush()
+	case "L6":
+		err2 = st.CompactAll()
+	}
+	if err2 != nil {
+		b.Fatalf("flush or compact: %v", err2)
+	}
+	return st
 }

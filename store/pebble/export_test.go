@@ -1,9 +1,31 @@
 package pebble
 
-import "github.com/cockroachdb/pebble/v2/vfs"
+import (
+	"context"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
 
 // WithFS returns o with the file system replaced, for crash tests.
 func WithFS(o Options, fs vfs.FS) Options {
 	o.fs = fs
 	return o
+}
+
+// WithoutFilters returns o with the bloom filters off, for benchmarks.
+func WithoutFilters(o Options) Options {
+	o.noFilters = true
+	return o
+}
+
+// Flush writes the memtables to L0, for benchmarks that read sstables.
+func (s *Store) Flush() error { return s.db.Flush() }
+
+// CompactAll flushes the memtables and compacts everything into the
+// lowest level, for benchmarks that read sstables.
+func (s *Store) CompactAll() error {
+	if err := s.db.Flush(); err != nil {
+		return err
+	}
+	return s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, false)
 }
