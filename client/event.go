@@ -67,39 +67,56 @@ func Decompress(p []byte) ([]byte, error) {
 	return out, nil
 }
 
-// decodeEvent turns one event's JSON into an Event.
+// eventJSON holds every field of the events the SDK decodes (a message
+// and an unread update: they share kind and group), so that one
+// json.Unmarshal reads an event of either kind.
+type eventJSON struct {
+	wire.Msg
+	Total int64  `json:"total"`
+	Peer  string `json:"peer"`
+	Count int64  `json:"count"`
+}
+
+// decodeEvent turns one event's JSON into an Event, in one decoding pass.
 func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return Event{}, fmt.Errorf("decode event: %w", err)
-	}
-	ev := Event{Kind: env.Kind, Ver: env.Ver, Raw: raw, Synced: synced}
-	switch env.Kind {
-	case wire.KindMsg, "":
-		var m wire.Msg
-		if err := json.Unmarshal(raw, &m); err != nil {
+	e := new(eventJSON)
+	if err := json.Unmarshal(raw, e); err != nil {
+		// A kind this SDK does not know may use a field name of ours with
+		// another type: it is still delivered, with its kind and version.
+		var env envelope
+		if json.Unmarshal(raw, &env) != nil {
+			return Event{}, fmt.Errorf("decode event: %w", err)
+		}
+		switch env.Kind {
+		case wire.KindMsg, "":
 			return Event{}, fmt.Errorf("decode msg: %w", err)
-		}
-		if m.Kind == "" { // sync items may leave the kind out
-			m.Kind = wire.KindMsg
-		}
-		ev.Kind, ev.Msg = wire.KindMsg, &m
-	case wire.KindUnread:
-		var u wire.Unread
-		if err := json.Unmarshal(raw, &u); err != nil {
+		case wire.KindUnread:
 			return Event{}, fmt.Errorf("decode unread: %w", err)
 		}
-		ev.Unread = &u
+		return Event{Kind: env.Kind, Ver: env.Ver, Raw: raw, Synced: synced}, nil
+	}
+	ev := Event{Kind: e.Kind, Ver: e.Ver, Raw: raw, Synced: synced}
+	switch e.Kind {
+	case wire.KindMsg, "":
+		e.Msg.Kind = wire.KindMsg // sync items may leave the kind out
+		ev.Kind, ev.Msg = wire.KindMsg, &e.Msg
+	case wire.KindUnread:
+		ev.Unread = &wire.Unread{Kind: e.Kind, Total: e.Total, Peer: e.Peer, Group: e.Group, Count: e.Count}
 	}
 	return ev, nil
 }
 
-// decodeSync decodes a (decompressed) sync batch and its items.
-func decodeSync(p []byte) (wire.Sync, []Event, error) {
-	var rs rawSync
-	if err := json.Unmarshal(p, &rs); err != nil {
-		return wire.Sync{}, nil, fmt.Errorf("decode sync: %w", err)
-	}
+// deviceJSON holds every field of the events on the device topic the loop
+// handles (a sync batch, an error), decoded in one pass.
+type deviceJSON struct {
+	rawSync
+	CMID    string `json:"cmid"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// decodeSyncItems decodes the items of a sync batch.
+func decodeSyncItems(rs *rawSync) (wire.Sync, []Event, error) {
 	evs := make([]Event, 0, len(rs.Items))
 	for _, it := range rs.Items {
 		ev, err := decodeEvent(it, true)
@@ -110,6 +127,33 @@ func decodeSync(p []byte) (wire.Sync, []Event, error) {
 	}
 	return rs.Sync, evs, nil
 }
+
+// decodeSync decodes a (decompressed) sync batch and its items.
+func decodeSync(p []byte) (wire.Sync, []Event, error) {
+	var rs rawSync
+	if err := json.Unmarshal(p, &rs); err != nil {
+		return wire.Sync{}, nil, fmt.Errorf("decode sync: %w", err)
+	}
+	return decodeSyncItems(&rs)
+}
+
+// replyJSON holds every field of an ack and of an error event, which
+// answer a Send on the device topic, decoded in one pass.
+type replyJSON struct {
+	Kind    string `json:"kind"`
+	CMID    string `json:"cmid"`
+	ID      string `json:"id"`
+	Ver     uint64 `json:"ver"`
+	TS      int64  `json:"ts"`
+	Group   string `json:"group"`
+	Seq     uint64 `json:"seq"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// syncPrefix starts every sync batch the server sends uncompressed (Kind is
+// wire.Sync's first field): such a payload is not a reply to a Send.
+var syncPrefix = []byte(`{"kind":"sync"`)
 
 // NewCMID returns a random client message ID ("c-" and 24 hex digits).
 func NewCMID() string {

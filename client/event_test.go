@@ -98,3 +98,53 @@ func TestNewCMID(t *testing.T) {
 		t.Fatalf("NewCMID gave %q and %q", a, b)
 	}
 }
+
+// An event of a kind this SDK does not know is delivered even when one of
+// its fields has a name the SDK uses with another type.
+func TestDecodeEventUnknownKindOtherTypes(t *testing.T) {
+	ev, err := decodeEvent(json.RawMessage(`{"kind":"poll","ver":6,"body":{"q":"?"},"total":"many"}`), true)
+	if err != nil || ev.Kind != "poll" || ev.Ver != 6 || ev.Msg != nil || ev.Unread != nil || !ev.Synced {
+		t.Fatalf("unknown kind: %+v, %v", ev, err)
+	}
+	if _, err := decodeEvent(json.RawMessage(`{"kind":"msg","ver":6,"body":{"q":"?"}}`), false); err == nil {
+		t.Fatal("a msg with an object body decoded")
+	}
+	ev, err = decodeEvent(json.RawMessage(`{"ver":2,"id":"1","from":"a","type":"text","body":"x","ts":1}`), true)
+	if err != nil || ev.Kind != wire.KindMsg || ev.Msg == nil || ev.Msg.Kind != wire.KindMsg || ev.Msg.Body != "x" {
+		t.Fatalf("sync item without kind: %+v, %v", ev, err)
+	}
+}
+
+// syncBatch is a sync reply of n 64-byte messages as the server encodes it.
+func syncBatch(n int) []byte {
+	b := wire.Sync{Kind: wire.KindSync, Since: 0, Upto: uint64(n), More: true, Epoch: "ep"}
+	for i := range n {
+		b.Items = append(b.Items, wire.Msg{Kind: wire.KindMsg, ID: "7340000000000000000", Ver: uint64(i + 1), From: "bench-sender",
+			To: "bench-receiver", Type: "text", Body: strings.Repeat("b", 64), TS: 1_700_000_000_000, CMID: "c-0123456789abcdef01234567"})
+	}
+	p, _ := json.Marshal(b)
+	return p
+}
+
+func BenchmarkDecodeSync(b *testing.B) {
+	p := syncBatch(500)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(p)))
+	for range b.N {
+		if _, items, err := decodeSync(p); err != nil || len(items) != 500 {
+			b.Fatal(len(items), err)
+		}
+	}
+	b.ReportMetric(float64(b.N*500)/b.Elapsed().Seconds(), "items/s")
+}
+
+func BenchmarkDecodeEvent(b *testing.B) {
+	p, _ := json.Marshal(wire.Msg{Kind: wire.KindMsg, ID: "7340000000000000000", Ver: 42, From: "bench-sender",
+		To: "bench-receiver", Type: "text", Body: strings.Repeat("b", 64), TS: 1_700_000_000_000, CMID: "c-0123456789abcdef01234567"})
+	b.ReportAllocs()
+	for range b.N {
+		if ev, err := decodeEvent(p, false); err != nil || ev.Msg == nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"sync"
@@ -62,22 +63,17 @@ func (c *Client) handler(gen uint64) mqtt.MessageHandler {
 
 func (c *Client) onMessage(gen uint64, m mqtt.Message) {
 	p := m.Payload()
-	if m.Topic() == c.device && len(p) > 0 && p[0] == '{' {
-		var env envelope
-		if json.Unmarshal(p, &env) == nil && env.CMID != "" {
-			switch env.Kind {
+	if m.Topic() == c.device && len(p) > 0 && p[0] == '{' && !bytes.HasPrefix(p, syncPrefix) {
+		var r replyJSON
+		if json.Unmarshal(p, &r) == nil && r.CMID != "" {
+			switch r.Kind {
 			case wire.KindAck:
-				var a wire.Ack
-				if json.Unmarshal(p, &a) == nil {
-					c.reply(a.CMID, sendResult{ack: a})
-				}
+				c.reply(r.CMID, sendResult{ack: wire.Ack{Kind: r.Kind, CMID: r.CMID, ID: r.ID, Ver: r.Ver, TS: r.TS, Group: r.Group, Seq: r.Seq}})
 				return
 			case wire.KindError:
-				var e wire.Error
-				if json.Unmarshal(p, &e) == nil {
-					if !c.reply(e.CMID, sendResult{err: &e}) {
-						c.log.Debug("error event for no waiting send", "cmid", e.CMID, "code", e.Code)
-					}
+				e := &wire.Error{Kind: r.Kind, CMID: r.CMID, Code: r.Code, Message: r.Message}
+				if !c.reply(e.CMID, sendResult{err: e}) {
+					c.log.Debug("error event for no waiting send", "cmid", e.CMID, "code", e.Code)
 				}
 				return
 			}
@@ -184,14 +180,18 @@ func (l *loopState) handle(it item) {
 // deviceEvent handles a reply on the device topic other than a Send's.
 func (l *loopState) deviceEvent(p []byte) {
 	c := l.c
-	var env envelope
-	if err := json.Unmarshal(p, &env); err != nil {
-		c.log.Warn("bad device event", "err", err)
-		return
+	var d deviceJSON
+	if err := json.Unmarshal(p, &d); err != nil {
+		var env envelope
+		if json.Unmarshal(p, &env) != nil || env.Kind == wire.KindSync {
+			c.log.Warn("bad device event", "kind", env.Kind, "err", err)
+			return
+		}
+		d.Kind = env.Kind // an error with odd fields, or a kind this SDK does not know
 	}
-	switch env.Kind {
+	switch d.Kind {
 	case wire.KindSync:
-		b, items, err := decodeSync(p)
+		b, items, err := decodeSyncItems(&d.rawSync)
 		if err != nil {
 			c.log.Warn("bad sync batch", "err", err)
 			return
@@ -200,10 +200,14 @@ func (l *loopState) deviceEvent(p []byte) {
 			c.log.Warn("sync cursor belongs to lost history; starting over", "ver", l.seq.cursor, "epoch", b.Epoch)
 		}
 		out, again := l.seq.batch(b, items)
+		if again {
+			// Ask for the next page before delivering this one, so the
+			// server reads it while the application handles these.
+			l.requestSync()
+		}
 		l.deliver(out)
 		switch {
 		case again:
-			l.requestSync()
 		case l.seq.syncing: // more batches to come
 			l.timer.Reset(c.cfg.SyncTimeout)
 		default:
@@ -217,16 +221,14 @@ func (l *loopState) deviceEvent(p []byte) {
 			c.mu.Unlock()
 		}
 	case wire.KindError:
-		var e wire.Error
-		_ = json.Unmarshal(p, &e)
-		c.log.Warn("server error", "code", e.Code, "message", e.Message)
+		c.log.Warn("server error", "code", d.Code, "message", d.Message)
 		if l.seq.syncing && l.up { // perhaps our sync request: ask again soon
 			l.timer.Reset(min(c.cfg.SyncTimeout, time.Second+c.backoff(0)))
 		}
 	case wire.KindAck:
 		// An ack for a Send that has given up.
 	default:
-		c.log.Debug("unknown device event", "kind", env.Kind)
+		c.log.Debug("unknown device event", "kind", d.Kind)
 	}
 }
 
