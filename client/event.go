@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 
 	"github.com/imqtt/imqtt/wire"
 )
@@ -45,6 +48,10 @@ const maxPayload = 64 << 20
 // gzipMagic starts every gzip stream (RFC 1952).
 var gzipMagic = []byte{0x1f, 0x8b}
 
+// gzipReaders keeps gzip readers (each with its ~40 KiB of decoder state)
+// for the next payload.
+var gzipReaders sync.Pool
+
 // Decompress returns p itself, or its decompressed content when p is gzip
 // (a sync reply to a request with "compress":"gzip" is). Output is limited
 // to 64 MiB.
@@ -52,19 +59,31 @@ func Decompress(p []byte) ([]byte, error) {
 	if !bytes.HasPrefix(p, gzipMagic) {
 		return p, nil
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(p))
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(bytes.NewReader(p))
+	} else {
+		err = zr.Reset(bytes.NewReader(p))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("gunzip payload: %w", err)
 	}
-	defer zr.Close()
-	out, err := io.ReadAll(io.LimitReader(zr, maxPayload+1))
-	if err != nil {
+	defer gzipReaders.Put(zr)
+	// The trailer's ISIZE is the decompressed length (mod 2^32, RFC 1952
+	// §2.3.1): a hint for the buffer, not trusted beyond the limit.
+	size := 512
+	if len(p) >= 18 {
+		size = max(size, min(int(binary.LittleEndian.Uint32(p[len(p)-4:]))+1, maxPayload+1))
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	if _, err := buf.ReadFrom(io.LimitReader(zr, maxPayload+1)); err != nil {
 		return nil, fmt.Errorf("gunzip payload: %w", err)
 	}
-	if len(out) > maxPayload {
+	if buf.Len() > maxPayload {
 		return nil, errors.New("gunzip payload: over 64 MiB")
 	}
-	return out, nil
+	return buf.Bytes(), nil
 }
 
 // eventJSON holds every field of the events the SDK decodes (a message
@@ -115,15 +134,41 @@ type deviceJSON struct {
 	Message string `json:"message"`
 }
 
-// decodeSyncItems decodes the items of a sync batch.
+// parallelItems is the batch size from which sync items are decoded on
+// several goroutines (a catch-up's batches hold hundreds).
+const parallelItems = 64
+
+// decodeSyncItems decodes the items of a sync batch, in order; a big batch
+// on up to GOMAXPROCS goroutines, each decoding a contiguous share.
 func decodeSyncItems(rs *rawSync) (wire.Sync, []Event, error) {
-	evs := make([]Event, 0, len(rs.Items))
-	for _, it := range rs.Items {
-		ev, err := decodeEvent(it, true)
-		if err != nil {
+	evs := make([]Event, len(rs.Items))
+	decode := func(from, to int) error {
+		for i := from; i < to; i++ {
+			ev, err := decodeEvent(rs.Items[i], true)
+			if err != nil {
+				return err
+			}
+			evs[i] = ev
+		}
+		return nil
+	}
+	n := len(evs)
+	workers := min(runtime.GOMAXPROCS(0), 4, n/(parallelItems/2))
+	if workers <= 1 {
+		if err := decode(0, n); err != nil {
 			return wire.Sync{}, nil, err
 		}
-		evs = append(evs, ev)
+		return rs.Sync, evs, nil
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() { errs[w] = decode(w*n/workers, (w+1)*n/workers) })
+	}
+	errs[0] = decode(0, n/workers)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return wire.Sync{}, nil, err
 	}
 	return rs.Sync, evs, nil
 }

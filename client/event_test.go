@@ -148,3 +148,28 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		}
 	}
 }
+
+// A batch big enough to be decoded on several goroutines keeps its order,
+// and one bad item fails it; the pooled gzip readers serve one payload
+// after another.
+func TestDecodeSyncBigBatch(t *testing.T) {
+	for range 3 {
+		p, err := Decompress(gz(t, syncBatch(300)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, items, err := decodeSync(p)
+		if err != nil || len(items) != 300 {
+			t.Fatalf("%d items, %v", len(items), err)
+		}
+		for i, it := range items {
+			if it.Ver != uint64(i+1) || it.Msg == nil || !it.Synced {
+				t.Fatalf("item %d = %+v", i, it)
+			}
+		}
+	}
+	bad := bytes.Replace(syncBatch(300), []byte(`"ver":250,`), []byte(`"ver":"x",`), 1)
+	if _, _, err := decodeSync(bad); err == nil {
+		t.Fatal("a batch with a bad item decoded")
+	}
+}
