@@ -371,7 +371,8 @@ func plainPairs(ctx context.Context, o P2POptions, run string, tr *Tracker, prog
 	connect := func(id string) (paho.Client, error) {
 		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + o.Target.MQTT).SetClientID(id).
 			SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).SetKeepAlive(60 * time.Second).
-			SetOrderMatters(true).SetConnectTimeout(10 * time.Second))
+			SetOrderMatters(true).SetConnectTimeout(10 * time.Second).
+			SetCustomOpenConnectionFn(client.OpenBufferedTCP)) // as the SDK's clients read
 		if err := waitToken(ctx, c.Connect()); err != nil {
 			return nil, fmt.Errorf("%w: mqtt %s: %v", ErrUnreachable, o.Target.MQTT, err)
 		}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -80,10 +81,13 @@ func (c *rawConn) handshake(clientID, user, password, topic string) error {
 }
 
 // readPublishes calls fn with the payload of each PUBLISH until the
-// connection ends. QoS 1 deliveries are acknowledged.
+// connection ends. QoS 1 deliveries are acknowledged. Reads are buffered
+// from here on (the handshake reads exactly its packets, so nothing is
+// left behind): ReadPacket reads a fixed header a byte at a time.
 func (c *rawConn) readPublishes(fn func(payload []byte)) {
+	r := bufio.NewReaderSize(c.Conn, 4<<10)
 	for {
-		pk, err := packets.ReadPacket(c)
+		pk, err := packets.ReadPacket(r)
 		if err != nil {
 			return
 		}

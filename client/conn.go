@@ -132,6 +132,9 @@ func (c *Client) connect(ctx context.Context, attempt int) (*connection, error) 
 			default:
 			}
 		})
+	if isTCPURL(brokerURL(addr)) {
+		opts.SetCustomOpenConnectionFn(OpenBufferedTCP)
+	}
 	conn.mc = mqtt.NewClient(opts)
 	tok := conn.mc.Connect()
 	if err := waitToken(ctx, tok); err != nil {
