@@ -24,9 +24,11 @@
 // price of keeping that map right through every connect and disconnect.
 //
 // Delivery between nodes is at most once, like delivery to a client whose
-// queue is full: an event lost to a Redis outage is in the store, and the
-// device gets it by sync (it sees the gap at its next event, or syncs when it
-// reconnects). Events from one node reach another in the order sent: one
+// queue is full. During a Redis outage events wait and are retried for up
+// to 10 s; past that, or for a device whose node had not yet re-recorded it
+// after Redis lost its data (at most a second), an event is not delivered
+// live, but it is in the store and the device gets it by sync (it sees the
+// gap at its next event, or syncs when it reconnects). Events from one node reach another in the order sent: one
 // goroutine sends them, pipelined on one connection.
 package cluster
 
@@ -37,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -238,18 +241,40 @@ func (b *Bus) drop(n int) {
 	}
 }
 
+// Retrying: while Redis is away, what could not be routed or published is
+// kept and tried again every retryEvery for up to retryFor, so a short
+// outage delays events instead of losing them; past that they are dropped
+// (counted) and devices sync.
+const (
+	retryEvery = 200 * time.Millisecond
+	retryFor   = 10 * time.Second
+)
+
 // send takes whatever is queued, finds the nodes of the users concerned,
 // and publishes it in one pipeline, until q is closed and empty.
 func (b *Bus) send() {
 	defer close(b.sent)
+	var (
+		retry       []record
+		failedSince time.Time
+	)
 	batch := make([]record, 0, 1024)
-	for r := range b.q {
-		batch = append(batch[:0], r)
+	for {
+		batch = append(batch[:0], retry...)
+		if len(batch) == 0 {
+			r, ok := <-b.q
+			if !ok {
+				return
+			}
+			batch = append(batch, r)
+		}
+		closed := false
 	fill:
 		for len(batch) < cap(batch) {
 			select {
 			case r, ok := <-b.q:
 				if !ok {
+					closed = true
 					break fill
 				}
 				batch = append(batch, r)
@@ -257,12 +282,30 @@ func (b *Bus) send() {
 				break fill
 			}
 		}
-		b.publish(batch)
+		retry = b.publish(batch)
+		switch {
+		case len(retry) == 0:
+			failedSince = time.Time{}
+		case failedSince.IsZero():
+			failedSince = time.Now()
+		}
+		if len(retry) > 0 && (closed || time.Since(failedSince) > retryFor) {
+			b.log.Warn("cluster bus: giving up on events", "events", len(retry))
+			b.drop(len(retry))
+			retry, failedSince = nil, time.Time{}
+		}
+		if closed { // Close: q is drained, nothing is retried
+			return
+		}
+		if len(retry) > 0 {
+			time.Sleep(retryEvery)
+		}
 	}
 }
 
-// publish routes and sends one batch.
-func (b *Bus) publish(batch []record) {
+// publish routes and sends one batch, and returns the records to try again:
+// those whose devices could not be looked up or whose PUBLISH failed.
+func (b *Bus) publish(batch []record) (retry []record) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var users []string
@@ -289,87 +332,85 @@ func (b *Bus) publish(batch []record) {
 		}
 		f.add(r)
 	}
-	lost := 0
 	for _, r := range batch {
-		if r.node != "" {
+		switch {
+		case r.node != "":
 			add(b.nodeChannel(r.node), r)
-			continue
-		}
-		if r.kind != kindUser && r.kind != kindKick {
+		case r.kind != kindUser && r.kind != kindKick:
 			add(b.allChannel(), r)
-			continue
-		}
-		ds, ok := where[r.key]
-		if !ok {
-			lost++ // the lookup failed: its devices sync
-			continue
-		}
-		var nodes []string
-		for _, d := range ds {
-			if d.Node != b.opts.Node && !slices.Contains(nodes, d.Node) {
-				nodes = append(nodes, d.Node)
+		default:
+			ds, ok := where[r.key]
+			if !ok {
+				retry = append(retry, r) // the lookup failed
+				continue
 			}
-		}
-		for _, n := range nodes {
-			add(b.nodeChannel(n), r)
+			var nodes []string
+			for _, d := range ds {
+				if d.Node != b.opts.Node && !slices.Contains(nodes, d.Node) {
+					nodes = append(nodes, d.Node)
+				}
+			}
+			for _, n := range nodes {
+				add(b.nodeChannel(n), record{r.kind, r.key, r.payload, n})
+			}
 		}
 	}
 	if len(out) == 0 {
-		if lost > 0 {
-			b.drop(lost)
-		}
-		return
+		return retry
 	}
+	channels := slices.Sorted(maps.Keys(out)) // the broadcast channel and each node's in a fixed order
 	pipe := b.rdb.Pipeline()
-	channels := make([]string, 0, len(out))
-	for ch := range out {
-		channels = append(channels, ch)
+	type sent struct {
+		cmd  *goredis.IntCmd
+		recs []record
 	}
-	slices.Sort(channels) // the broadcast channel and each node's in a fixed order
-	count := 0
+	var cmds []sent
 	for _, ch := range channels {
-		for _, msg := range out[ch].done() {
-			pipe.Publish(ctx, ch, msg)
+		f := out[ch]
+		for i, msg := range f.done() {
+			cmds = append(cmds, sent{pipe.Publish(ctx, ch, msg), f.recs[i]})
 		}
-		count += out[ch].n
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		b.log.Warn("cluster bus: publish", "channels", len(channels), "err", err)
-		lost += count
 	}
-	if lost > 0 {
-		b.drop(lost)
+	for _, c := range cmds {
+		if c.cmd.Err() != nil {
+			retry = append(retry, c.recs...) // routed: a retry goes to the same node
+		}
 	}
+	return retry
 }
 
 // frames packs records into messages of about maxMessage bytes:
 // origin, then records of kind, key and payload, lengths as uvarints.
 type frames struct {
-	origin string
-	msgs   [][]byte
-	cur    []byte
-	n      int
+	origin  string
+	msgs    [][]byte
+	recs    [][]record // the records of each message
+	cur     []byte
+	curRecs []record
 }
 
 func (f *frames) add(r record) {
 	if len(f.cur) > maxMessage {
-		f.msgs = append(f.msgs, f.cur)
-		f.cur = nil
+		f.msgs, f.recs = append(f.msgs, f.cur), append(f.recs, f.curRecs)
+		f.cur, f.curRecs = nil, nil
 	}
 	if f.cur == nil {
 		f.cur = appendString(make([]byte, 0, 4096), f.origin)
 	}
+	f.curRecs = append(f.curRecs, r)
 	f.cur = append(f.cur, r.kind)
 	f.cur = appendString(f.cur, r.key)
 	f.cur = binary.AppendUvarint(f.cur, uint64(len(r.payload)))
 	f.cur = append(f.cur, r.payload...)
-	f.n++
 }
 
 func (f *frames) done() [][]byte {
 	if f.cur != nil {
-		f.msgs = append(f.msgs, f.cur)
-		f.cur = nil
+		f.msgs, f.recs = append(f.msgs, f.cur), append(f.recs, f.curRecs)
+		f.cur, f.curRecs = nil, nil
 	}
 	return f.msgs
 }

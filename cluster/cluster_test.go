@@ -297,3 +297,48 @@ func TestLease(t *testing.T) {
 		t.Fatalf("keys after release: %v", keys)
 	}
 }
+
+// Events sent while Redis is down are delivered when it is back, and the
+// bus carries events again after a restart that lost everything (go-redis
+// resubscribes).
+func TestBusAfterRedisRestart(t *testing.T) {
+	own, err := redistest.Start(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	rdb := goredis.NewClient(&goredis.Options{Addr: own.Addr()})
+	defer rdb.Close()
+	loc := fixedLocator{"bob": {{User: "bob", Device: "p", Node: "n2"}}}
+	l1, l2 := &fakeLocal{}, &fakeLocal{}
+	b1 := NewBus(rdb, BusOptions{Node: "n1", Locator: loc, Local: l1})
+	b2 := NewBus(rdb, BusOptions{Node: "n2", Locator: loc, Local: l2})
+	for _, b := range []*Bus{b1, b2} {
+		if err := b.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close(context.Background())
+	}
+	b1.User("bob", []byte("before"))
+	waitEvents(t, l2, "user bob before")
+	// Sent while Redis is down: kept and retried, delivered once it is back.
+	own.Kill()
+	b1.User("bob", []byte("during"))
+	time.Sleep(500 * time.Millisecond)
+	if err := own.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitEvents(t, l2, "user bob before", "user bob during")
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		b1.User("bob", []byte(fmt.Sprint("after ", i)))
+		time.Sleep(50 * time.Millisecond)
+		if got := l2.got(); len(got) > 2 {
+			t.Logf("first after the restart: %q (attempt %d)", got[2], i)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing received after the restart; dropped %d", b1.Dropped())
+		}
+	}
+}

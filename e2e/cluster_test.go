@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"maps"
+	"os"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -15,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/daemon"
@@ -177,7 +181,7 @@ func dial(t *testing.T, server, mqttAddr, user, device, token string, r *receive
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, client.Config{Server: server, MQTT: mqttAddr, User: user, Device: device, Token: token,
-		OnEvent: r.on, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, ResendInterval: time.Second,
+		OnEvent: r.on, Logger: sdkLogger(user + "/" + device), MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, ResendInterval: time.Second,
 		SyncTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatalf("dial %s/%s: %v", user, device, err)
@@ -346,7 +350,17 @@ func runRedisLoss(t *testing.T, st any) {
 	bobGot.waitBodies(t, "bob", "alice", "", toBob, 30*time.Second)
 	aliceGot.waitBodies(t, "alice", "bob", "", toAlice, 30*time.Second)
 
-	// Live delivery across nodes works again: presence and the bus are back.
+	// Routing is rebuilt within seconds: n2 records bob again; then live
+	// delivery across nodes works as before.
+	rdb := goredis.NewClient(&goredis.Options{Addr: c.redis.Addr()})
+	defer rdb.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for rdb.HLen(t.Context(), c.prefix+"{p:bob}:d").Val() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("bob's device not recorded again in Redis within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	more := numbered("after ", 5)
 	sendAll(t, alice, "bob", "", more)
 	bobGot.waitBodies(t, "bob after the loss", "alice", "", append(toBob, more...), 30*time.Second)
@@ -412,4 +426,12 @@ func TestClusterAdminDrain(t *testing.T) {
 	msgs := numbered("after drain ", 3)
 	sendAll(t, bob, "alice", "", msgs)
 	aliceGot.waitBodies(t, "alice on n1", "bob", "", msgs, 10*time.Second)
+}
+
+// sdkLogger shows the SDK's log when IMQTT_TEST_LOG is set.
+func sdkLogger(who string) *slog.Logger {
+	if os.Getenv("IMQTT_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("sdk", who)
 }

@@ -174,17 +174,36 @@ func (s *State) Count(ctx context.Context) (int64, error) {
 }
 
 // refresher keeps this process's devices alive until ctx ends (Close).
+// Besides the refresh every PresenceTTL/3 it looks for its marker key
+// every LossCheck: a marker gone means Redis lost its data (FLUSHALL, a
+// restart), and the devices are re-recorded at once, so routing to them is
+// back within LossCheck rather than PresenceTTL/3.
 func (s *State) refresher(ctx context.Context) {
 	defer close(s.refreshDone)
 	t := time.NewTicker(s.opts.PresenceTTL / 3)
 	defer t.Stop()
+	check := time.NewTicker(min(s.opts.LossCheck, s.opts.PresenceTTL/3))
+	defer check.Stop()
+	marked := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-check.C:
+			if !marked || s.rdb.Exists(ctx, s.marker).Val() == 1 {
+				if !marked {
+					marked = s.rdb.Set(ctx, s.marker, 1, 0).Err() == nil
+				}
+				continue
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Info("Redis lost its data; re-recording devices now")
 		}
 		s.refresh(ctx)
+		marked = s.rdb.Set(ctx, s.marker, 1, 0).Err() == nil
 	}
 }
 

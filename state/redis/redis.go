@@ -13,13 +13,16 @@
 //	{prefix}{p:USER}:e     sorted set device -> expiry (unix ms)
 //	{prefix}{nodes}:count  hash node -> connected devices
 //	{prefix}{nodes}:live   sorted set node -> until when the node is live
+//	{prefix}{nodes}:marker:ID  one per State: its loss means Redis lost its data
 //
 // Clocks are Redis's (TIME in the scripts), so the nodes' TTLs agree.
 package redis
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,6 +75,9 @@ type Options struct {
 	// VersionTTL is how long a key's cached block outlives its last refill
 	// (default DefaultVersionTTL), so idle users do not fill Redis.
 	VersionTTL time.Duration
+	// LossCheck is how often a State checks that Redis still has its data,
+	// to re-record its devices at once when not (default 1s).
+	LossCheck time.Duration
 	// Logger receives the background refresher's failures (default: none).
 	Logger *slog.Logger
 }
@@ -88,6 +94,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.VersionTTL == 0 {
 		o.VersionTTL = DefaultVersionTTL
+	}
+	if o.LossCheck <= 0 {
+		o.LossCheck = time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -167,6 +176,7 @@ type State struct {
 	owned   map[devKey]state.Device // devices this process marked online
 	nodes   map[string]struct{}     // nodes whose counts this process sets
 
+	marker      string // a key of this State's whose loss means Redis lost its data
 	stopRefresh context.CancelFunc
 	refreshDone chan struct{}
 	closeOnce   sync.Once
@@ -198,6 +208,7 @@ func New(ctx context.Context, client goredis.UniversalClient, reserve state.Rese
 		flights: map[string]chan struct{}{},
 		owned:   map[devKey]state.Device{}, nodes: map[string]struct{}{},
 		stopRefresh: stop, refreshDone: make(chan struct{}),
+		marker: opts.Prefix + "{nodes}:marker:" + randomID(),
 	}
 	go s.refresher(bg)
 	return s, nil
@@ -259,6 +270,9 @@ func (s *State) Close() error {
 		s.closed.Store(true)
 		s.stopRefresh()
 		<-s.refreshDone
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.rdb.Del(ctx, s.marker).Err() // best effort: a dead process's marker is a few bytes
+		cancel()
 		if s.own {
 			err = s.rdb.Close()
 		}
@@ -327,4 +341,10 @@ func (s *State) runPipelined(ctx context.Context, sc *goredis.Script, calls []ca
 
 func isNoScript(err error) bool {
 	return err != nil && (errors.Is(err, goredis.ErrNoScript) || goredis.HasErrorPrefix(err, "NOSCRIPT"))
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
