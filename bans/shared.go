@@ -1,6 +1,7 @@
 package bans
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,7 +84,7 @@ func (s *Shared) reload(ctx context.Context) ([]Ban, error) {
 		if a.Created != b.Created {
 			return int(b.Created - a.Created)
 		}
-		return cmpStrings(b.ID, a.ID)
+		return cmp.Compare(b.ID, a.ID)
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -98,15 +99,6 @@ func (s *Shared) reload(ctx context.Context) ([]Ban, error) {
 	return added, nil
 }
 
-func cmpStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
 
 func (s *Shared) refresher() {
 	defer close(s.done)

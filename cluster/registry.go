@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -142,23 +143,7 @@ func (r *Registry) Endpoints(ctx context.Context) ([]wire.Endpoint, error) {
 		}
 	}
 	slices.SortFunc(out, func(a, b wire.Endpoint) int {
-		switch {
-		case a.Load < b.Load:
-			return -1
-		case a.Load > b.Load:
-			return 1
-		}
-		return cmpString(a.Node, b.Node)
+		return cmp.Or(cmp.Compare(a.Load, b.Load), cmp.Compare(a.Node, b.Node))
 	})
 	return out, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -317,12 +317,7 @@ func listen(t *testing.T) net.Listener {
 // one embedded store in this process: the cross-node paths (bus, presence,
 // endpoints, leases, drain) without MongoDB.
 func TestClusterSharedPebble(t *testing.T) {
-	st, err := pebble.Open(t.TempDir(), pebble.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	runClusterChat(t, st)
+	runClusterChat(t, sharedPebble(t))
 }
 
 // runRedisLoss: Redis restarts empty in the middle of a two-way stream
@@ -372,23 +367,13 @@ func runRedisLoss(t *testing.T, st any) {
 }
 
 func TestClusterRedisLossSharedPebble(t *testing.T) {
-	st, err := pebble.Open(t.TempDir(), pebble.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	runRedisLoss(t, st)
+	runRedisLoss(t, sharedPebble(t))
 }
 
 // An operator drains a node: it leaves /v1/endpoints at once, /readyz turns
 // 503, and its clients move to the other node through the balancer.
 func TestClusterAdminDrain(t *testing.T) {
-	st, err := pebble.Open(t.TempDir(), pebble.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	c := newCluster(t, st)
+	c := newCluster(t, sharedPebble(t))
 	n2 := c.start("n2")
 	lb := c.balancer()
 	account(t, n2, "alice", "x")
@@ -434,4 +419,15 @@ func sdkLogger(who string) *slog.Logger {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("sdk", who)
+}
+
+// sharedPebble is one embedded store for all the nodes of a test.
+func sharedPebble(t *testing.T) store.Store {
+	t.Helper()
+	st, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
