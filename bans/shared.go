@@ -99,7 +99,6 @@ func (s *Shared) reload(ctx context.Context) ([]Ban, error) {
 	return added, nil
 }
 
-
 func (s *Shared) refresher() {
 	defer close(s.done)
 	t := time.NewTicker(s.opts.Refresh)
