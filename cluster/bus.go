@@ -261,16 +261,28 @@ func (b *Bus) send() {
 	batch := make([]record, 0, 1024)
 	for {
 		batch = append(batch[:0], retry...)
-		if len(batch) == 0 {
+		closed := false
+		if len(retry) == 0 {
 			r, ok := <-b.q
 			if !ok {
 				return
 			}
 			batch = append(batch, r)
+		} else { // retry at the next event, or after retryEvery
+			t := time.NewTimer(retryEvery)
+			select {
+			case r, ok := <-b.q:
+				if ok {
+					batch = append(batch, r)
+				} else {
+					closed = true
+				}
+			case <-t.C:
+			}
+			t.Stop()
 		}
-		closed := false
 	fill:
-		for len(batch) < cap(batch) {
+		for !closed && len(batch) < cap(batch) {
 			select {
 			case r, ok := <-b.q:
 				if !ok {
@@ -296,9 +308,6 @@ func (b *Bus) send() {
 		}
 		if closed { // Close: q is drained, nothing is retried
 			return
-		}
-		if len(retry) > 0 {
-			time.Sleep(retryEvery)
 		}
 	}
 }
@@ -375,8 +384,11 @@ func (b *Bus) publish(batch []record) (retry []record) {
 		b.log.Warn("cluster bus: publish", "channels", len(channels), "err", err)
 	}
 	for _, c := range cmds {
-		if c.cmd.Err() != nil {
-			retry = append(retry, c.recs...) // routed: a retry goes to the same node
+		// A node's channel that reached no subscriber: the node is
+		// resubscribing after a Redis restart (or died, and its devices'
+		// records will expire): try again. Routed records keep their node.
+		if c.cmd.Err() != nil || (c.cmd.Val() == 0 && c.recs[0].node != "") {
+			retry = append(retry, c.recs...)
 		}
 	}
 	return retry
