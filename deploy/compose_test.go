@@ -370,14 +370,12 @@ func checkHAProxy(t *testing.T, nodes []string) {
 			t.Errorf("backend %s: the check must go to the HTTP port (port 8080)", backend)
 		}
 	}
-	// HAProxy's own parser, when it is on this machine (apt-get install
-	// haproxy); the checks above run either way.
-	if bin, err := exec.LookPath("haproxy"); err == nil {
-		out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput()
-		if err != nil {
-			t.Errorf("haproxy -c: %v\n%s", err, out)
-		}
-	} else {
-		t.Log("haproxy not installed: only the structural checks of haproxy.cfg ran")
+	// HAProxy's own parser (scripts/test.sh installs haproxy).
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Fatal("haproxy is not installed (scripts/test.sh installs it): haproxy -c cannot check haproxy.cfg")
+	}
+	if out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput(); err != nil {
+		t.Errorf("haproxy -c: %v\n%s", err, out)
 	}
 }
