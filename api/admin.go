@@ -38,7 +38,7 @@ type AdminBroker interface {
 	Kick(clientID string, code packets.Code) bool
 	Clients() int64
 	StopAccepting()
-	Drain(per int, interval time.Duration, stop <-chan struct{}, progress func(kicked, remaining int)) bool
+	Drain(per int, interval time.Duration, stop <-chan struct{}, quiesce func(ids []string), progress func(kicked, remaining int)) bool
 }
 
 // NoticeRemote reaches users and clients connected to other nodes
@@ -80,6 +80,9 @@ type AdminConfig struct {
 	Dashboard http.Handler
 	// OnDrain is called when a drain begins (scale-out: leave /v1/endpoints).
 	OnDrain func()
+	// Quiesce, if set, finishes the sends in flight of clients about to be
+	// disconnected by a drain, refusing their new ones (hooks.Uplink).
+	Quiesce func(ids []string)
 	// Remote carries notices and kicks to other nodes (scale-out; nil on
 	// one node).
 	Remote NoticeRemote

@@ -157,7 +157,7 @@ func (a *API) adminDrain(w http.ResponseWriter, r *http.Request) {
 // none is left.
 func (a *API) drainWaves(per int, interval time.Duration) {
 	ad := a.adm
-	done := ad.cfg.Broker.Drain(per, interval, ad.stop, func(kicked, remaining int) {
+	done := ad.cfg.Broker.Drain(per, interval, ad.stop, ad.cfg.Quiesce, func(kicked, remaining int) {
 		ad.mu.Lock()
 		defer ad.mu.Unlock()
 		d := ad.drain

@@ -23,7 +23,13 @@ import (
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitWithin(t, 10*time.Second, what, cond)
+}
+
+// waitWithin is waitFor with its own deadline.
+func waitWithin(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -149,9 +155,15 @@ func (d *device) send(to, cmid, body string) (wire.Ack, *wire.Error) {
 // awaitReply waits for the ack or error of cmid (the latest one).
 func (d *device) awaitReply(cmid string) (wire.Ack, *wire.Error) {
 	d.t.Helper()
+	return d.awaitReplyWithin(cmid, 10*time.Second)
+}
+
+// awaitReplyWithin is awaitReply with its own deadline.
+func (d *device) awaitReplyWithin(cmid string, within time.Duration) (wire.Ack, *wire.Error) {
+	d.t.Helper()
 	var ack wire.Ack
 	var werr *wire.Error
-	waitFor(d.t, "reply to "+cmid, func() bool {
+	waitWithin(d.t, within, "reply to "+cmid, func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		for _, raw := range d.direct {

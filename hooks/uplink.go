@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -38,6 +39,10 @@ type Uplink struct {
 	mqtt.HookBase
 	cfg     UplinkConfig
 	workers chan struct{} // bounds sync and read requests in flight
+
+	mu       sync.Mutex
+	inflight map[string]int      // client ID -> sends submitted, not yet answered
+	quiet    map[string]struct{} // clients whose new sends are refused (drain)
 }
 
 // ID names the hook.
@@ -59,7 +64,55 @@ func (h *Uplink) Init(config any) error {
 		cfg.Workers = 64
 	}
 	h.cfg, h.workers = cfg, make(chan struct{}, cfg.Workers)
+	h.inflight, h.quiet = map[string]int{}, map[string]struct{}{}
 	return nil
+}
+
+// Quiesce prepares clients for a drain's disconnect: their new sends are
+// refused (unavailable: resend after reconnecting, to another node), and it
+// returns once the sends they have in flight are answered, or after the
+// batcher's commit deadline. Without it a send in flight at the disconnect
+// could be resent on another node before this one committed it, and become
+// two messages.
+func (h *Uplink) Quiesce(ids []string) {
+	h.mu.Lock()
+	for _, id := range ids {
+		h.quiet[id] = struct{}{}
+	}
+	h.mu.Unlock()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		busy := false
+		h.mu.Lock()
+		for _, id := range ids {
+			busy = busy || h.inflight[id] > 0
+		}
+		h.mu.Unlock()
+		if !busy {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// admit counts a send of clientID in flight, or refuses it if the client is
+// being drained.
+func (h *Uplink) admit(clientID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.quiet[clientID]; ok {
+		return false
+	}
+	h.inflight[clientID]++
+	return true
+}
+
+func (h *Uplink) answered(clientID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.inflight[clientID]--; h.inflight[clientID] <= 0 {
+		delete(h.inflight, clientID)
+	}
 }
 
 // OnPublish dispatches an uplink publish. Sends go to the batcher and answer
@@ -82,7 +135,13 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			h.replyError(reply, "", wire.CodeBadRequest, "send: malformed JSON: "+err.Error())
 			break
 		}
+		if !h.admit(cl.ID) {
+			h.replyError(reply, req.CMID, wire.CodeUnavailable, "this node is draining; resend with the same cmid after reconnecting")
+			break
+		}
+		id := cl.ID
 		h.cfg.Chat.Submit(chat.Sender{User: user, Device: device}, req, func(r chat.Result) {
+			h.answered(id)
 			if r.Err != nil {
 				h.reply(reply, r.Err)
 				return
