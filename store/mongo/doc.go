@@ -1,0 +1,75 @@
+// Package mongo is the scale-out store.Store, on MongoDB: every node of a
+// cluster opens the same database, and every write is safe to run on
+// several nodes at once and to repeat.
+//
+// # Collections
+//
+// Open creates the indexes below (creating an existing index is a no-op).
+// No index is partial, sparse or TTL, and no query needs $lookup, $group,
+// a transaction or a change stream, so the same code runs on FerretDB v1
+// (internal/devmongo) for development. Shard keys are what a sharded
+// cluster would use; nothing requires sharding.
+//
+//	users        {_id: user ID, pw, created}
+//	             shard: {_id: "hashed"}
+//	tokens       {_id: SHA-256 hex of the token, user, device, expires, created}
+//	             shard: {_id: "hashed"}
+//	messages     {_id: snowflake ID, from, to, group, seq, type, body, media,
+//	              meta (JSON text), cmid, ts, inline: {mime, data}}
+//	             read only by _id; shard: {_id: "hashed"} (snowflakes grow
+//	             with time, so a ranged key would send every insert to one shard)
+//	entries      {_id: ObjectId, user, ver, peer, out, msg, pending?}
+//	             unique {user: 1, ver: 1}: Range, Head, and the idempotency
+//	             of a commit; {user: 1, peer: 1, msg: -1}: History and SetRead's
+//	             unread count. shard: {user: 1, ver: 1}: a user's inbox (what
+//	             sync reads) is one contiguous chunk range on one shard, the
+//	             unique index is enforceable because it starts with the shard
+//	             key, and versions that grow within a user do not make one
+//	             hot chunk the way a ranged key on a global counter would.
+//	             Hashing user alone would spread users as well but cannot
+//	             enforce the unique (user, ver).
+//	convs        {_id: ObjectId, user, peer, last, last_ts, ver, unread, read_upto}
+//	             unique {user: 1, peer: 1}; shard: {user: 1, peer: 1}
+//	             (Conversations reads one user's rows: one shard)
+//	acks         {_id: ObjectId, from, cmid, msg, ver, ts, group?, seq?}
+//	             unique {from: 1, cmid: 1}; shard: {from: 1, cmid: 1}
+//	counters     {_id: key, n: last version reserved}
+//	             shard: {_id: "hashed"}
+//	grants       {_id: ObjectId, media, principal}
+//	             unique {media: 1, principal: 1}; shard: {media: 1, principal: 1}
+//	groups       {_id: group ID, name, owner, created, members (count)}
+//	             shard: {_id: "hashed"}
+//	members      {_id: ObjectId, group, user, role, join_seq, read_seq, joined}
+//	             unique {group: 1, user: 1}: Members, GetMember;
+//	             {user: 1, group: 1}: UserGroups. shard: {group: 1, user: 1}
+//	             (UserGroups then asks every shard; it is rare)
+//	group_heads  {_id: group ID, seq, msg, ts}; shard: {_id: "hashed"}
+//	group_msgs   {_id: ObjectId, group, seq, msg}
+//	             unique {group: 1, seq: 1}: GroupRange; shard: {group: 1, seq: 1}
+//	meta         {_id: "epoch", value}: the epoch, made by the first Open
+//
+// # Writes without transactions
+//
+// A Commit is a sequence of idempotent steps (see Commit): inserts keyed
+// by IDs and versions, where a duplicate key means "already there", and
+// updates guarded so that they only move forward ($max, or a filter on
+// the old value). So a Commit that failed half-way is repeated safely,
+// and batches committed by several nodes may land in any order. The one
+// thing a unique key cannot make idempotent, counting unread, is tied to
+// the insert of the entry: a message is counted by the Commit that
+// inserted its entry, marked pending until its row has counted it.
+//
+// Version blocks (ReserveVersions) come from an atomic findOneAndUpdate
+// $inc of a counter, the authority for versions across nodes and
+// restarts.
+//
+// # FerretDB
+//
+// FerretDB v1 runs an update as a read and a write, not atomically, so
+// two concurrent updates of one document can lose one (a counter could
+// hand out a block twice). Open asks the server's buildInfo and, on
+// FerretDB, serializes this process's read-modify-writes
+// (Options.SerializeUpdates). That makes one node correct; FerretDB is not
+// for several nodes. FerretDB also reports a duplicate key met by an
+// update as an InternalError; upserts here are retried on it.
+package mongo

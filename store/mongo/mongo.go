@@ -1,0 +1,339 @@
+package mongo
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+
+	"github.com/imqtt/imqtt/store"
+)
+
+// ErrInvalid is returned for input the collections cannot hold: a negative
+// message ID, an entry with version 0, n of 0, a version past MaxInt64.
+var ErrInvalid = errors.New("invalid argument")
+
+// MaxLimit caps the limit of Range, History, Members and GroupRange.
+const MaxLimit = 1000
+
+// DefaultDatabase is the database used when neither Options.Database nor
+// the URI names one.
+const DefaultDatabase = "imqtt"
+
+// Options configure Open. The zero value is usable.
+type Options struct {
+	// Database is the database of the collections. Default: the URI's
+	// path (mongodb://host/{db}), else DefaultDatabase.
+	Database string
+	// Logger receives what cannot be returned. Nil discards it.
+	Logger *slog.Logger
+	// ConnectTimeout bounds Open's first contact with the server when ctx
+	// has no deadline (default 10s).
+	ConnectTimeout time.Duration
+	// SerializeUpdates makes this process run its read-modify-write
+	// updates (version counters, conversation rows, SetRead, group rows)
+	// one at a time. It is needed for a server whose updates are not
+	// atomic per document, which FerretDB v1's are not; Open turns it on by
+	// itself when the server says it is FerretDB. With several processes
+	// on such a server, updates can still be lost: FerretDB is for one
+	// node in development only.
+	SerializeUpdates bool
+}
+
+func (o Options) withDefaults(uri string) Options {
+	if o.Database == "" {
+		if cs, err := connstring.Parse(uri); err == nil && cs.Database != "" {
+			o.Database = cs.Database
+		} else {
+			o.Database = DefaultDatabase
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	return o
+}
+
+// Store is a store.Store in a MongoDB database.
+type Store struct {
+	client *mongo.Client
+	db     *mongo.Database
+	c      colls
+	epoch  string
+	log    *slog.Logger
+
+	// life is held for reading by every call and for writing by Close, so
+	// the client is never used after it is disconnected.
+	life   sync.RWMutex
+	closed bool
+
+	// rmw, when serial, serializes read-modify-write updates in this
+	// process (Options.SerializeUpdates).
+	serial bool
+	rmw    sync.Mutex
+	// maxWrites, if above 0, caps the writes of one bulk write command:
+	// FerretDB v1 keeps a SQLite connection per update of a command until
+	// the command ends, and one of more than about 100 updates deadlocks.
+	maxWrites int
+}
+
+// colls are the collections; doc.go describes each.
+type colls struct {
+	users, tokens, messages, entries, convs, acks, counters, grants *mongo.Collection
+	groups, members, heads, groupMsgs, meta                         *mongo.Collection
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to uri, creates the collections' indexes (if they exist
+// already, that is a no-op) and reads or creates the epoch. The caller
+// closes the Store.
+func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
+	opts = opts.withDefaults(uri)
+	if _, hasDeadline := ctx.Deadline(); !hasDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.ConnectTimeout)
+		defer cancel()
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		return nil, fmt.Errorf("open mongo: %w", err)
+	}
+	s := &Store{client: client, db: client.Database(opts.Database), log: opts.Logger, serial: opts.SerializeUpdates}
+	if err := s.init(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("open mongo database %s: %w", opts.Database, err)
+	}
+	return s, nil
+}
+
+func (s *Store) init(ctx context.Context) error {
+	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	var info bson.M
+	if err := s.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return fmt.Errorf("build info: %w", err)
+	}
+	if _, ok := info["ferretdbVersion"]; ok {
+		s.serial, s.maxWrites = true, 50
+	}
+	db := s.db
+	s.c = colls{
+		users: db.Collection("users"), tokens: db.Collection("tokens"),
+		messages: db.Collection("messages"), entries: db.Collection("entries"),
+		convs: db.Collection("convs"), acks: db.Collection("acks"),
+		counters: db.Collection("counters"), grants: db.Collection("grants"),
+		groups: db.Collection("groups"), members: db.Collection("members"),
+		heads: db.Collection("group_heads"), groupMsgs: db.Collection("group_msgs"),
+		meta: db.Collection("meta"),
+	}
+	if err := s.createIndexes(ctx); err != nil {
+		return err
+	}
+	epoch, err := s.loadEpoch(ctx)
+	if err != nil {
+		return err
+	}
+	s.epoch = epoch
+	return nil
+}
+
+// index is one index of a collection.
+type index struct {
+	coll   *mongo.Collection
+	keys   bson.D
+	unique bool
+}
+
+// createIndexes creates every index doc.go lists; creating an index that
+// exists with the same keys and options does nothing.
+func (s *Store) createIndexes(ctx context.Context) error {
+	c := &s.c
+	idx := []index{
+		{c.entries, bson.D{{Key: "user", Value: 1}, {Key: "ver", Value: 1}}, true},
+		{c.entries, bson.D{{Key: "user", Value: 1}, {Key: "peer", Value: 1}, {Key: "msg", Value: -1}}, false},
+		{c.convs, bson.D{{Key: "user", Value: 1}, {Key: "peer", Value: 1}}, true},
+		{c.acks, bson.D{{Key: "from", Value: 1}, {Key: "cmid", Value: 1}}, true},
+		{c.grants, bson.D{{Key: "media", Value: 1}, {Key: "principal", Value: 1}}, true},
+		{c.members, bson.D{{Key: "group", Value: 1}, {Key: "user", Value: 1}}, true},
+		{c.members, bson.D{{Key: "user", Value: 1}, {Key: "group", Value: 1}}, false},
+		{c.groupMsgs, bson.D{{Key: "group", Value: 1}, {Key: "seq", Value: 1}}, true},
+	}
+	for _, ix := range idx {
+		m := mongo.IndexModel{Keys: ix.keys}
+		if ix.unique {
+			m.Options = options.Index().SetUnique(true)
+		}
+		if _, err := ix.coll.Indexes().CreateOne(ctx, m); err != nil {
+			return fmt.Errorf("create index %v of %s: %w", ix.keys, ix.coll.Name(), err)
+		}
+	}
+	return nil
+}
+
+// loadEpoch reads the epoch, creating it on the first open. Two nodes
+// opening a new database at once both try to insert theirs; the loser
+// reads the winner's.
+func (s *Store) loadEpoch(ctx context.Context) (string, error) {
+	type epochDoc struct {
+		ID    string `bson:"_id"`
+		Value string `bson:"value"`
+	}
+	_, err := s.c.meta.InsertOne(ctx, epochDoc{ID: "epoch", Value: rand.Text()})
+	if err != nil && !isDup(err) {
+		return "", fmt.Errorf("write epoch: %w", err)
+	}
+	var d epochDoc
+	if err := s.c.meta.FindOne(ctx, bson.D{{Key: "_id", Value: "epoch"}}).Decode(&d); err != nil {
+		return "", fmt.Errorf("read epoch: %w", err)
+	}
+	if d.Value == "" {
+		return "", errors.New("read epoch: empty")
+	}
+	return d.Value, nil
+}
+
+// Database is the store's database, for other components of a node that
+// keep their own collections in it (media on GridFS, shared bans).
+func (s *Store) Database() *mongo.Database { return s.db }
+
+// begin checks ctx and that the store is open, and holds it open until end.
+func (s *Store) begin(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
+		return fmt.Errorf("%s: %w", op, store.ErrClosed)
+	}
+	return nil
+}
+
+func (s *Store) end() { s.life.RUnlock() }
+
+// lockRMW serializes a read-modify-write if the server needs it; the
+// returned func unlocks.
+func (s *Store) lockRMW() func() {
+	if !s.serial {
+		return func() {}
+	}
+	s.rmw.Lock()
+	return s.rmw.Unlock
+}
+
+// Epoch identifies this store's history; it is created on the first Open
+// of the database.
+func (s *Store) Epoch() string { return s.epoch }
+
+// Ping asks the primary to answer.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.begin(ctx, "ping"); err != nil {
+		return err
+	}
+	defer s.end()
+	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
+// Close waits for calls in progress and disconnects; later calls return
+// ErrClosed (Close itself returns nil).
+func (s *Store) Close() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("close mongo: %w", err)
+	}
+	return nil
+}
+
+// isDup reports a duplicate key. FerretDB v1 reports one met by an update
+// (an upsert racing an insert) as an InternalError that only says so in
+// its message.
+func isDup(err error) bool {
+	if err == nil {
+		return false
+	}
+	return mongo.IsDuplicateKeyError(err) || strings.Contains(err.Error(), "E11000") ||
+		strings.Contains(err.Error(), "duplicate key")
+}
+
+// notFound translates the driver's no-document error.
+func notFound(err error) error {
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+// insertMany inserts docs unordered and returns which of them were
+// already there (a duplicate key); any other failure is an error.
+func insertMany(ctx context.Context, c *mongo.Collection, docs []any) (dups map[int]bool, err error) {
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	_, err = c.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err == nil {
+		return nil, nil
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+		return nil, err
+	}
+	dups = make(map[int]bool, len(bwe.WriteErrors))
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 && !isDup(we) {
+			return nil, err
+		}
+		dups[we.Index] = true
+	}
+	return dups, nil
+}
+
+// bulkWrite runs models unordered, in commands of at most s.maxWrites.
+func (s *Store) bulkWrite(ctx context.Context, c *mongo.Collection, models []mongo.WriteModel) error {
+	for len(models) > 0 {
+		n := len(models)
+		if s.maxWrites > 0 {
+			n = min(n, s.maxWrites)
+		}
+		if _, err := c.BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(false)); err != nil {
+			return err
+		}
+		models = models[n:]
+	}
+	return nil
+}
+
+// clampLimit applies store.DefaultLimit and MaxLimit.
+func clampLimit(limit int) int {
+	switch {
+	case limit <= 0:
+		return store.DefaultLimit
+	case limit > MaxLimit:
+		return MaxLimit
+	}
+	return limit
+}
