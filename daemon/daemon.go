@@ -109,6 +109,9 @@ type Daemon struct {
 	tlsAddr  string
 	api      *api.API
 	ownStore bool
+	// stopBackground ends the daemon's own background loops
+	stopBackground chan struct{}
+	uplink         *hooks.Uplink
 
 	// scale-out only
 	rdb      goredis.UniversalClient
@@ -136,10 +139,11 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		cfg.DrainPeriod = 10 * time.Second
 	}
 	started := time.Now()
-	d = &Daemon{cfg: cfg, log: cfg.Logger, metrics: metrics.New()}
+	d = &Daemon{cfg: cfg, log: cfg.Logger, metrics: metrics.New(), stopBackground: make(chan struct{})}
+	opened := d // a failed start returns a nil d, and closes what it opened
 	defer func() {
 		if err != nil {
-			d.closeStores(context.Background())
+			opened.closeStores(context.Background())
 		}
 	}()
 
@@ -177,7 +181,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		aopts.Revoked, aopts.CacheTTL = d.bus.Revoked, time.Minute
 	}
 	d.accounts = account.New(d.st, aopts)
-	blobs, err := media.OpenFS(filepath.Join(cfg.DataDir, "media"))
+	blobs, err := d.openBlobs()
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +226,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if d.bus != nil {
 		presence.Elsewhere = d.kickElsewhere
 	}
+	d.uplink = &hooks.Uplink{}
 	srv := d.broker.Server()
 	for _, h := range []struct {
 		hook mqtt.Hook
@@ -231,7 +236,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		{&hooks.Auth{}, hooks.AuthConfig{Accounts: d.accounts, Server: srv, Keepalive: d.broker.Keepalive(), Metrics: d.metrics, Logger: cfg.Logger}},
 		{&hooks.ACL{}, d.metrics},
 		{&hooks.Compat{}, nil},
-		{&hooks.Uplink{}, hooks.UplinkConfig{Chat: d.chat, Publisher: pub, Metrics: d.metrics, Logger: cfg.Logger}},
+		{d.uplink, hooks.UplinkConfig{Chat: d.chat, Publisher: pub, Metrics: d.metrics, Logger: cfg.Logger}},
 		{&hooks.Presence{}, presence},
 	} {
 		if err := d.broker.AddHook(h.hook, h.cfg); err != nil {
@@ -247,7 +252,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Endpoints: d.endpoints, Ready: d.Ready, WebSocket: d.broker.WebSocket(), Logger: cfg.Logger,
 		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
 			Broker: d.broker, Publisher: pub, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
-			OnDrain: d.leaveCluster, Remote: d.noticeRemote()},
+			OnDrain: d.leaveCluster, Quiesce: d.uplink.Quiesce, Remote: d.noticeRemote()},
 	})
 	d.api = handler
 	if d.httpAddr, err = d.serveHTTP(cfg.HTTPAddr, handler, nil); err != nil {
@@ -363,7 +368,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.broker.StopAccepting()
 	if d.cfg.DrainPeriod > 0 {
 		n := int(d.broker.Clients())
-		d.broker.Drain((n+9)/10, d.cfg.DrainPeriod/10, ctx.Done(), nil)
+		d.broker.Drain((n+9)/10, d.cfg.DrainPeriod/10, ctx.Done(), d.uplink.Quiesce, nil)
 	}
 	var errs []error
 	for _, s := range d.http {
@@ -394,6 +399,11 @@ func (d *Daemon) leaveCluster() {
 
 func (d *Daemon) closeStores(ctx context.Context) error {
 	var errs []error
+	select {
+	case <-d.stopBackground:
+	default:
+		close(d.stopBackground)
+	}
 	if d.lease != nil {
 		errs = append(errs, d.lease.Release(ctx))
 	}

@@ -67,11 +67,11 @@ const (
 // sees all of an object or nothing of it, and an upload that fails leaves
 // nothing behind. Objects never change once committed.
 //
-// FS is the embedded implementation (files under the data directory). A
-// scale-out implementation on GridFS fits the same contract: each part a
-// GridFS file written while staging, the Info document written last as the
-// commit (readers look objects up by it), Abort deleting the staged files,
-// and Open seeking by chunk.
+// FS is the embedded implementation (files under the data directory);
+// media/gridfs is scale-out's (parts staged locally, uploaded to GridFS on
+// Commit, the object document written last as the commit, and a node-local
+// read cache that Open serves and seeks from). Both pass
+// mediatest/blobstest.
 type Blobs interface {
 	// Create stages the new object id (a fresh ID: implementations may
 	// assume nobody else uses it).

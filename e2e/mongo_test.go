@@ -1,0 +1,178 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imqtt/imqtt/internal/devmongo"
+	storemongo "github.com/imqtt/imqtt/store/mongo"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// devMongo starts a MongoDB-compatible server (FerretDB, SQLite) in this
+// process for one test.
+func devMongo(t *testing.T) *devmongo.Server {
+	t.Helper()
+	srv, err := devmongo.Start(t.Context(), devmongo.Options{Dir: t.TempDir(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// mongoURI is a fresh database on srv, reached at addr (srv's own address,
+// or a proxy in front of it).
+func mongoURI(addr string) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return "mongodb://" + addr + "/t" + hex.EncodeToString(b)
+}
+
+// sharedMongo is one MongoDB store for all the nodes of a test. FerretDB
+// does not make an update of one document atomic, so the nodes share one
+// Store, which serialises its read-modify-write updates; on MongoDB each
+// node opens its own (TestStoreOutage does, with one node).
+func sharedMongo(t *testing.T) *storemongo.Store {
+	t.Helper()
+	srv := devMongo(t)
+	st, err := storemongo.Open(t.Context(), mongoURI(srv.Addr()), storemongo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestClusterMongo(t *testing.T) {
+	runClusterChat(t, sharedMongo(t))
+}
+
+func TestClusterRedisLossMongo(t *testing.T) {
+	runRedisLoss(t, sharedMongo(t))
+}
+
+// The store goes away for a few seconds: /readyz says so, a send gets no
+// ack but an error event, an SDK send keeps trying, and when the store is
+// back the service resumes by itself with nothing lost or doubled.
+func TestStoreOutage(t *testing.T) {
+	srv := devMongo(t)
+	g := newGate(t, srv.Addr())
+	c := newCluster(t, mongoURI(g.Addr()))
+	n1 := c.start("n1")
+	account(t, n1, "alice", "x")
+	account(t, n1, "bob", "x")
+	raw := connect(t, n1.MQTT, "alice", "raw", login(t, n1, "alice", "raw"))
+	var bobGot received
+	dial(t, n1.HTTP, n1.MQTT, "bob", "b", login(t, n1, "bob", "b"), &bobGot)
+	alice := dial(t, n1.HTTP, n1.MQTT, "alice", "sdk", login(t, n1, "alice", "sdk"), &received{})
+	sendAll(t, alice, "bob", "", []string{"before"})
+
+	g.close()
+	waitWithin(t, 10*time.Second, "/readyz to report the store", func() bool {
+		return httpJSON(t, "GET", n1.HTTP+"/readyz", "", nil, nil) == http.StatusServiceUnavailable
+	})
+	raw.publish(wire.TopicSend, wire.Send{CMID: "o1", To: "bob", Type: "text", Body: "during"})
+	if _, werr := raw.awaitReplyWithin("o1", 30*time.Second); werr == nil || werr.Code != wire.CodeUnavailable {
+		t.Fatalf("send with the store away: %+v, want an unavailable error", werr)
+	}
+	sdkDone := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := alice.Send(ctx, wire.Send{CMID: "sdk-1", To: "bob", Body: "kept trying"})
+		sdkDone <- err
+	}()
+	time.Sleep(time.Second)
+	g.open()
+
+	waitWithin(t, 30*time.Second, "/readyz to recover", func() bool {
+		return httpJSON(t, "GET", n1.HTTP+"/readyz", "", nil, nil) == http.StatusOK
+	})
+	if err := <-sdkDone; err != nil {
+		t.Fatalf("SDK send across the outage: %v", err)
+	}
+	// The device resends o1 as told (the first reply to o1 was the error).
+	raw.publish(wire.TopicSend, wire.Send{CMID: "o1", To: "bob", Type: "text", Body: "during"})
+	waitWithin(t, 30*time.Second, "o1 acked after the outage", func() bool { return len(raw.directOf(wire.KindAck)) == 1 })
+	// Each exactly once; the two sent across the outage in either order.
+	waitWithin(t, 30*time.Second, "bob to get all three", func() bool { return len(bobGot.bodies("alice", "")) >= 3 })
+	time.Sleep(200 * time.Millisecond) // a duplicate would show by now
+	got := bobGot.bodies("alice", "")
+	slices.Sort(got[1:])
+	if !slices.Equal(got, []string{"before", "during", "kept trying"}) {
+		t.Fatalf("bob got %q", got)
+	}
+}
+
+// A bad or unreachable --mongo-uri or --redis-url stops imqttd at start
+// with a message naming it and a non-zero exit.
+func TestBadScaleOutURIs(t *testing.T) {
+	srv := devMongo(t)
+	bin, err := buildDaemon()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"mongo not a URI", []string{"--mongo-uri", "not-a-uri", "--redis-url", "redis://127.0.0.1:1/0"}, "--mongo-uri"},
+		{"mongo unreachable", []string{"--mongo-uri", "mongodb://127.0.0.1:1/x?serverSelectionTimeoutMS=500", "--redis-url", "redis://127.0.0.1:1/0"}, "--mongo-uri"},
+		{"redis not a URL", []string{"--mongo-uri", mongoURI(srv.Addr()), "--redis-url", "http://nope"}, "--redis-url"},
+		{"redis unreachable", []string{"--mongo-uri", mongoURI(srv.Addr()), "--redis-url", "redis://127.0.0.1:1/0?dial_timeout=500ms&max_retries=-1"}, "--redis-url"},
+		{"only one of them", []string{"--mongo-uri", mongoURI(srv.Addr())}, "both --mongo-uri and --redis-url"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, c.args...)
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+			if err == nil || ctx.Err() != nil {
+				t.Fatalf("imqttd %v: exit %v (timed out: %v), want a failed start\n%s", c.args, err, ctx.Err() != nil, out)
+			}
+			if !strings.Contains(string(out), c.want) {
+				t.Fatalf("imqttd %v: output does not name %q:\n%s", c.args, c.want, out)
+			}
+		})
+	}
+}
+
+// In scale-out, media uploaded to one node is served by any other (GridFS),
+// to whom a message granted it, with Range, and to nobody else.
+func TestClusterMediaMongo(t *testing.T) {
+	c := newCluster(t, sharedMongo(t))
+	n1, n2 := c.start("n1"), c.start("n2")
+	alice := account(t, n1, "alice", "x")
+	bob := account(t, n2, "bob", "x")
+	eve := account(t, n2, "eve", "x")
+	data := bytes.Repeat([]byte("imqtt media across nodes "), 20_000) // ~500 KB: more than one GridFS chunk
+	info := mustUpload(t, n1, alice, "application/octet-stream", data)
+	dev := connect(t, n1.MQTT, "alice", "m", alice)
+	if _, werr := dev.sendMedia("bob", "m1", "file", info.ID); werr != nil {
+		t.Fatalf("send media: %+v", werr)
+	}
+	resp, body := request(t, "GET", n2.HTTP+"/v1/media/"+info.ID, bob, nil, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("bob's download from n2: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	resp, body = request(t, "GET", n2.HTTP+"/v1/media/"+info.ID, bob, nil, map[string]string{"Range": "bytes=300000-300099"})
+	if resp.StatusCode != 206 || !bytes.Equal(body, data[300000:300100]) {
+		t.Fatalf("range from n2: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := request(t, "GET", n2.HTTP+"/v1/media/"+info.ID, eve, nil, nil); resp.StatusCode != 404 {
+		t.Fatalf("eve's download: %d, want 404", resp.StatusCode)
+	}
+}
