@@ -1,0 +1,127 @@
+package mongo_test
+
+import (
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/store/mongo"
+)
+
+// send builds the batch of one message from -> to, with versions reserved
+// on s, the way the chat pipeline builds it.
+func send(t *testing.T, s *mongo.Store, from, to string, id, ts int64) *store.Batch {
+	t.Helper()
+	fv, err := s.ReserveVersions(t.Context(), from, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tv, err := s.ReserveVersions(t.Context(), to, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmid := "c" + bson.NewObjectID().Hex()
+	return &store.Batch{
+		Messages: []store.Message{{ID: id, From: from, To: to, Type: "text", Body: "hi", CMID: cmid, TS: ts}},
+		Entries: []store.Entry{{User: from, Ver: fv, Peer: to, Out: true, MsgID: id},
+			{User: to, Ver: tv, Peer: from, MsgID: id}},
+		Convs: []store.ConvUpdate{{User: from, Peer: to, MsgID: id, TS: ts, Ver: fv},
+			{User: to, Peer: from, MsgID: id, TS: ts, Ver: tv, Incoming: true}},
+		Acks: []store.Ack{{From: from, CMID: cmid, ID: id, Ver: fv, TS: ts}},
+	}
+}
+
+func commit(t *testing.T, s *mongo.Store, b *store.Batch) {
+	t.Helper()
+	if err := s.Commit(t.Context(), b); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+}
+
+func conv(t *testing.T, s *mongo.Store, user, peer string) store.Conversation {
+	t.Helper()
+	cs, err := s.Conversations(t.Context(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Peer == peer {
+			return c
+		}
+	}
+	t.Fatalf("no conversation %s/%s", user, peer)
+	return store.Conversation{}
+}
+
+// TestNodesInterleave: two nodes commit batches for one conversation, and
+// the batch with the lower version lands last. Each message is unread
+// once, however often the batches are replayed; Last is the newest
+// message by ID and Ver the highest version.
+func TestNodesInterleave(t *testing.T) {
+	db := newDB(t)
+	a, b := open(t, db), open(t, db)
+	defer a.Close()
+	defer b.Close()
+
+	b1 := send(t, a, "alice", "bob", 300, 3000) // lower versions, newer message ID
+	b2 := send(t, b, "carol", "bob", 200, 2000)
+	b3 := send(t, b, "alice", "bob", 100, 1000) // higher versions, older message
+	commit(t, b, b3)
+	commit(t, a, b1)
+	commit(t, b, b2)
+	want := store.Conversation{User: "bob", Peer: "alice", Last: 300, LastTS: 3000,
+		Ver: b3.Entries[1].Ver, Unread: 2}
+	for round := range 2 {
+		if got := conv(t, a, "bob", "alice"); got != want {
+			t.Fatalf("round %d: bob/alice %+v, want %+v", round, got, want)
+		}
+		if got := conv(t, b, "alice", "bob"); got.Last != 300 || got.Unread != 0 || got.Ver != b3.Entries[0].Ver {
+			t.Fatalf("round %d: alice/bob %+v", round, got)
+		}
+		commit(t, a, b3) // replays, on the other node
+		commit(t, b, b1)
+	}
+	if c := conv(t, b, "bob", "carol"); c.Unread != 1 {
+		t.Errorf("bob/carol %+v", c)
+	}
+	row, err := b.SetRead(t.Context(), "bob", "alice", 100)
+	if err != nil || row.Unread != 1 || row.ReadUpto != 100 {
+		t.Errorf("set read: %+v %v", row, err)
+	}
+	// Versions come from one counter, whichever node asks.
+	va, _ := a.ReserveVersions(t.Context(), "dave", 10)
+	vb, _ := b.ReserveVersions(t.Context(), "dave", 10)
+	if vb < va+10 {
+		t.Errorf("node b reserved %d inside node a's block [%d,+10)", vb, va)
+	}
+}
+
+// TestReplayPending: a Commit that stopped after inserting the entries
+// and before counting them (the entry still pending) counts them on
+// replay, once.
+func TestReplayPending(t *testing.T) {
+	s := open(t, newDB(t))
+	defer s.Close()
+	ctx := t.Context()
+	b := send(t, s, "alice", "bob", 100, 1000)
+	commit(t, s, b)
+	// Put the store back into the state of the failed commit.
+	entries, convs := s.Database().Collection("entries"), s.Database().Collection("convs")
+	bob := bson.D{{Key: "user", Value: "bob"}, {Key: "peer", Value: "alice"}}
+	if _, err := entries.UpdateOne(ctx, bob, bson.D{{Key: "$set", Value: bson.D{{Key: "pending", Value: true}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := convs.UpdateOne(ctx, bob, bson.D{{Key: "$set", Value: bson.D{{Key: "unread", Value: 0}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		commit(t, s, b)
+		if c := conv(t, s, "bob", "alice"); c.Unread != 1 {
+			t.Fatalf("unread after replay: %+v", c)
+		}
+	}
+	if n, err := entries.CountDocuments(ctx, bson.D{{Key: "pending", Value: true}}); err != nil || n != 0 {
+		t.Errorf("%d entries still pending (%v)", n, err)
+	}
+}
