@@ -176,3 +176,31 @@ func TestClusterMediaMongo(t *testing.T) {
 		t.Fatalf("eve's download: %d, want 404", resp.StatusCode)
 	}
 }
+
+// A ban made on one node holds on every node: a connection there is cut,
+// and a login there refused.
+func TestClusterBansMongo(t *testing.T) {
+	c := newCluster(t, sharedMongo(t))
+	n1, n2 := c.start("n1"), c.start("n2")
+	tok := account(t, n2, "mallory", "x")
+	conn := connect(t, n2.MQTT, "mallory", "x", tok)
+	var ban struct{ ID string }
+	if code := httpJSON(t, "POST", n1.HTTP+"/v1/admin/bans", clusterAdmin, map[string]any{"user": "mallory", "reason": "spam"}, &ban); code != 201 {
+		t.Fatalf("ban on n1: %d", code)
+	}
+	waitFor(t, "mallory's connection on n2 cut", func() bool { return !conn.c.IsConnectionOpen() })
+	if code := httpJSON(t, "POST", n2.HTTP+"/v1/sessions", "", wire.Login{User: "mallory", Password: "secret-mallory", Device: "y"}, nil); code != 403 {
+		t.Fatalf("login on n2 while banned: %d, want 403", code)
+	}
+	var list struct{ Bans []struct{ ID string } }
+	httpJSON(t, "GET", n2.HTTP+"/v1/admin/bans", clusterAdmin, nil, &list)
+	if len(list.Bans) != 1 || list.Bans[0].ID != ban.ID {
+		t.Fatalf("bans listed on n2: %+v", list)
+	}
+	if code := httpJSON(t, "DELETE", n2.HTTP+"/v1/admin/bans/"+ban.ID, clusterAdmin, nil, nil); code/100 != 2 {
+		t.Fatalf("lift on n2: %d", code)
+	}
+	waitFor(t, "login on n1 allowed again", func() bool {
+		return httpJSON(t, "POST", n1.HTTP+"/v1/sessions", "", wire.Login{User: "mallory", Password: "secret-mallory", Device: "z"}, nil) == 200
+	})
+}
