@@ -48,6 +48,11 @@
 //	             unique {group: 1, seq: 1}: GroupRange; shard: {group: 1, seq: 1}
 //	meta         {_id: "epoch", value}: the epoch, made by the first Open
 //
+// Every single-document update, upsert and findOneAndUpdate filters on its
+// collection's whole shard key (or _id), as a sharded cluster requires.
+// Durability is the URI's write concern: leave it at MongoDB's default,
+// w=majority, so that a Commit that returned survives a failover.
+//
 // # Writes without transactions
 //
 // A Commit is a sequence of idempotent steps (see Commit): inserts keyed

@@ -35,7 +35,8 @@ type Options struct {
 	// Database is the database of the collections. Default: the URI's
 	// path (mongodb://host/{db}), else DefaultDatabase.
 	Database string
-	// Logger receives what cannot be returned. Nil discards it.
+	// Logger notes what Open finds out about the server (that it is
+	// FerretDB). Nil discards it.
 	Logger *slog.Logger
 	// ConnectTimeout bounds Open's first contact with the server when ctx
 	// has no deadline (default 10s).
@@ -128,8 +129,10 @@ func (s *Store) init(ctx context.Context) error {
 	if err := s.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
 		return fmt.Errorf("build info: %w", err)
 	}
-	if _, ok := info["ferretdbVersion"]; ok {
+	if v, ok := info["ferretdbVersion"]; ok {
 		s.serial, s.maxWrites = true, 50
+		s.log.Info("the MongoDB server is FerretDB: updates are serialized in this process; not for several nodes",
+			"ferretdb", v)
 	}
 	db := s.db
 	s.c = colls{
