@@ -272,15 +272,19 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// isDup reports a duplicate key. FerretDB v1 reports one met by an update
-// (an upsert racing an insert) as an InternalError that only says so in
-// its message.
+// isDup reports a duplicate key. FerretDB v1 may report one met by an
+// update as an InternalError that only says so in its message (SQLite's
+// "UNIQUE constraint failed").
 func isDup(err error) bool {
 	if err == nil {
 		return false
 	}
-	return mongo.IsDuplicateKeyError(err) || strings.Contains(err.Error(), "E11000") ||
-		strings.Contains(err.Error(), "duplicate key")
+	if mongo.IsDuplicateKeyError(err) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "E11000") || strings.Contains(msg, "duplicate key") ||
+		strings.Contains(msg, "UNIQUE constraint failed")
 }
 
 // notFound translates the driver's no-document error.
