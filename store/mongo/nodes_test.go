@@ -125,3 +125,58 @@ func TestReplayPending(t *testing.T) {
 		t.Errorf("%d entries still pending (%v)", n, err)
 	}
 }
+
+// TestSetReadDuringCommits: SetRead racing Commits of the same
+// conversation never leaves unread below the true count (incoming
+// messages above the read position), and a SetRead after them is exact.
+func TestSetReadDuringCommits(t *testing.T) {
+	s := open(t, newDB(t))
+	defer s.Close()
+	const n = 30
+	batches := make([]*store.Batch, n)
+	for i := range batches {
+		batches[i] = send(t, s, "alice", "bob", 100+int64(i), 1000+int64(i))
+	}
+	commit(t, s, batches[0])
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, b := range batches[1:] {
+			if err := s.Commit(t.Context(), b); err != nil {
+				t.Errorf("commit: %v", err)
+				return
+			}
+		}
+	}()
+	reads := 0
+	for waiting := true; waiting; reads++ {
+		select {
+		case <-done:
+			waiting = false
+		default:
+		}
+		if _, err := s.SetRead(t.Context(), "bob", "alice", 0); err != nil {
+			t.Errorf("set read: %v", err)
+			<-done
+			return
+		}
+	}
+	c := conv(t, s, "bob", "alice")
+	evs, err := s.History(t.Context(), "bob", "alice", 0, 0)
+	if err != nil || len(evs) != n {
+		t.Fatalf("history: %d events, %v", len(evs), err)
+	}
+	var want int64
+	for _, e := range evs {
+		if e.MsgID > c.ReadUpto {
+			want++
+		}
+	}
+	if c.Unread < want {
+		t.Errorf("after %d racing reads: unread %d, below the %d messages after %d", reads, c.Unread, want, c.ReadUpto)
+	}
+	row, err := s.SetRead(t.Context(), "bob", "alice", 0)
+	if err != nil || row.Unread != 0 || row.ReadUpto != 100+n-1 {
+		t.Errorf("final set read: %+v %v", row, err)
+	}
+}
