@@ -19,9 +19,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
+
+// newMu serializes ferretdb.New, which writes package-level state of
+// FerretDB's (its version info) without a lock.
+var newMu sync.Mutex
 
 // Options configures Start.
 type Options struct {
@@ -69,12 +74,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	// FerretDB wants a file: URI of a directory, ending in a slash.
 	sqlite := (&url.URL{Scheme: "file", Path: dir + "/"}).String()
+	newMu.Lock()
 	db, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: opts.Addr},
 		Logger:    opts.Logger,
 		Handler:   "sqlite",
 		SQLiteURL: sqlite,
 	})
+	newMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("start devmongo on %s: %w", opts.Addr, err)
 	}

@@ -59,3 +59,22 @@ func TestStartBadAddr(t *testing.T) {
 		t.Fatal("started without a directory")
 	}
 }
+
+// TestStartConcurrent starts servers at once, as parallel tests do.
+func TestStartConcurrent(t *testing.T) {
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			srv, err := devmongo.Start(t.Context(), devmongo.Options{Dir: t.TempDir()})
+			if err == nil {
+				err = srv.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
