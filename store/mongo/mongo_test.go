@@ -3,6 +3,7 @@ package mongo_test
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	driver "go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/mongo"
@@ -115,16 +119,35 @@ func (s *server) kill() {
 	<-s.done
 }
 
-// dbSeq numbers the databases: one new database per store.
-var dbSeq atomic.Int64
+// dbSeq numbers the databases: one new database per store. runID keeps
+// runs apart on a server that outlives them (IMQTT_TEST_MONGO_URI).
+var (
+	dbSeq atomic.Int64
+	runID = rand.Text()[:6]
+)
 
-// newDB is a database name no other test uses.
+// newDB is a database name no other test uses. On a server of its own
+// (IMQTT_TEST_MONGO_URI) the database is dropped when the test ends.
 func newDB(t *testing.T) string {
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 	if len(name) > 40 {
 		name = name[:40]
 	}
-	return fmt.Sprintf("t%d_%s", dbSeq.Add(1), name)
+	db := fmt.Sprintf("t%s%d_%s", runID, dbSeq.Add(1), name)
+	if devmongoBin == "" {
+		t.Cleanup(func() {
+			client, err := driver.Connect(options.Client().ApplyURI(uri))
+			if err != nil {
+				t.Errorf("drop %s: %v", db, err)
+				return
+			}
+			defer client.Disconnect(context.Background())
+			if err := client.Database(db).Drop(context.Background()); err != nil {
+				t.Errorf("drop %s: %v", db, err)
+			}
+		})
+	}
+	return db
 }
 
 func open(t *testing.T, db string) *mongo.Store {
