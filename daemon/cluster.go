@@ -125,7 +125,7 @@ func (d *Daemon) kickElsewhere(ctx context.Context, user, device string) {
 // cover): rows in the shared store in scale-out, so a
 // ban holds on every node, else a file in the data directory.
 func (d *Daemon) openBans(ctx context.Context) (bans.List, error) {
-	if rows, ok := d.st.(bans.Rows); ok && d.rdb != nil {
+	if rows := d.banRows(); rows != nil && d.rdb != nil {
 		l, err := bans.OpenShared(ctx, rows, bans.SharedOptions{Logger: d.log, Added: func(bs []bans.Ban) {
 			api.KickBanned(d.broker, bs...)
 		}})

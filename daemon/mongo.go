@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/imqtt/imqtt/bans"
+	"github.com/imqtt/imqtt/bans/mongorows"
 	"github.com/imqtt/imqtt/media"
 	"github.com/imqtt/imqtt/media/gridfs"
 	"github.com/imqtt/imqtt/store"
@@ -55,4 +57,12 @@ func (d *Daemon) sweepMedia(b *gridfs.Blobs) {
 		}
 		cancel()
 	}
+}
+
+// banRows is where scale-out keeps bans: the store's MongoDB database.
+func (d *Daemon) banRows() bans.Rows {
+	if ms, ok := d.st.(*storemongo.Store); ok {
+		return mongorows.New(ms.Database())
+	}
+	return nil
 }
