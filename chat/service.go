@@ -69,6 +69,11 @@ type Options struct {
 	Sync       imsync.Options
 	Media      Media  // nil: sends that refer to media are refused
 	Remote     Remote // nil on a single node
+	// SendRate bounds each user's sends per second, over all its devices
+	// (and all nodes, with a shared Limiter); 0: no bound. Past it a send
+	// is refused with rate_limited, to be resent later.
+	SendRate int64
+	Limiter  state.Limiter
 	// MaxGroupMembers bounds a group; default 10,000.
 	MaxGroupMembers int
 	// ReadTick is how long group read positions are gathered before one
@@ -214,6 +219,10 @@ func (s *Service) Submit(from Sender, req wire.Send, done func(Result)) {
 		s.fail(done, req.CMID, err)
 		return
 	}
+	if err := s.limit(from.User); err != nil {
+		s.fail(done, req.CMID, err)
+		return
+	}
 	op := &sendOp{from: from, req: req, done: done, start: start}
 	if req.Media != "" {
 		if op.inline, err = s.attach(from.User, req.Media); err != nil {
@@ -281,6 +290,25 @@ func (s *Service) validate(req *wire.Send) *wire.Error {
 		return wire.NewError(wire.CodeNoSuchUser, "no such user")
 	case len(req.Meta) > 0 && req.Meta[0] != '{':
 		return wire.NewError(wire.CodeBadRequest, "meta must be a JSON object")
+	}
+	return nil
+}
+
+// limit applies SendRate. If the Limiter fails (Redis away) the send is
+// let through: the store, not the limiter, decides whether it can be taken.
+func (s *Service) limit(user string) *wire.Error {
+	if s.opts.SendRate <= 0 || s.opts.Limiter == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	ok, err := s.opts.Limiter.Allow(ctx, "send:"+user, s.opts.SendRate, time.Second)
+	if err != nil {
+		s.log.Warn("rate limit", "user", user, "err", err)
+		return nil
+	}
+	if !ok {
+		return wire.NewError(wire.CodeRateLimited, fmt.Sprintf("more than %d sends a second; resend later with the same cmid", s.opts.SendRate))
 	}
 	return nil
 }

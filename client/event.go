@@ -211,5 +211,5 @@ func NewCMID() string {
 // done, send the same thing again later": codes unavailable and busy.
 func Retryable(err error) bool {
 	var we *wire.Error
-	return errors.As(err, &we) && (we.Code == wire.CodeUnavailable || we.Code == wire.CodeBusy)
+	return errors.As(err, &we) && (we.Code == wire.CodeUnavailable || we.Code == wire.CodeBusy || we.Code == wire.CodeRateLimited)
 }

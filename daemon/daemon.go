@@ -79,6 +79,9 @@ type Config struct {
 	MaxBody int            // bytes of a message's body+meta
 	// MaxGroupMembers bounds a group (default 10,000).
 	MaxGroupMembers int
+	// SendRate bounds each user's sends per second, all devices and nodes
+	// together (0: none).
+	SendRate int64
 	// Media limits uploads and finds ffmpeg; its files live under DataDir/media.
 	Media media.Options
 	// PasswordParams overrides argon2id's cost (tests use a cheap one).
@@ -207,7 +210,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	pub := countedPublisher{d.broker, d.metrics}
 
 	copts := chat.Options{Node: nodeNumber, MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, Logger: cfg.Logger,
-		Metrics: d.metrics, Media: med, CommitWait: commitWait, Sync: syncOpts}
+		Metrics: d.metrics, Media: med, CommitWait: commitWait, Sync: syncOpts, SendRate: cfg.SendRate, Limiter: d.state}
 	if d.bus != nil {
 		copts.Remote = d.bus
 	}

@@ -35,14 +35,16 @@ const clusterAdmin = "cluster-admin-token"
 // one store: a MongoDB URI that each node opens itself, as in production,
 // or a store.Store shared in the process.
 type cluster struct {
-	t       *testing.T
-	st      store.Store
-	mongo   string // a MongoDB URI; when set, st is nil
-	redis   *redistest.Server
-	prefix  string
-	mu      sync.Mutex
-	nodes   map[string]*testserver.Server
-	stopped map[string]bool
+	t     *testing.T
+	st    store.Store
+	mongo string // a MongoDB URI; when set, st is nil
+	// sendRate is the nodes' --max-send-rate (set before start)
+	sendRate int64
+	redis    *redistest.Server
+	prefix   string
+	mu       sync.Mutex
+	nodes    map[string]*testserver.Server
+	stopped  map[string]bool
 }
 
 // newCluster makes a cluster over st, a store.Store or a MongoDB URI.
@@ -78,7 +80,7 @@ func (c *cluster) start(id string) *testserver.Server {
 		} else {
 			cfg.MongoURI = c.mongo
 		}
-		cfg.DrainPeriod, cfg.AdminToken = 500*time.Millisecond, clusterAdmin
+		cfg.DrainPeriod, cfg.AdminToken, cfg.SendRate = 500*time.Millisecond, clusterAdmin, c.sendRate
 	})
 	c.mu.Lock()
 	c.nodes[id] = s

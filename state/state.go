@@ -7,6 +7,7 @@ package state
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrClosed is returned after Close.
@@ -48,10 +49,20 @@ type Presence interface {
 	Count(ctx context.Context) (int64, error)
 }
 
+// Limiter counts events per key in fixed time windows: rate limits (a
+// user's sends per second), shared by every node in scale-out.
+type Limiter interface {
+	// Allow counts one event of key in the current window of length per
+	// (windows start at multiples of per since the Unix epoch) and reports
+	// whether the window's count is still within limit.
+	Allow(ctx context.Context, key string, limit int64, per time.Duration) (bool, error)
+}
+
 // State bundles what the server needs.
 type State interface {
 	Versions
 	Presence
+	Limiter
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -18,6 +18,8 @@ func HTTPStatus(code string) int {
 		return http.StatusConflict
 	case CodeUnavailable, CodeBusy:
 		return http.StatusServiceUnavailable
+	case CodeRateLimited:
+		return http.StatusTooManyRequests
 	case CodeInternal:
 		return http.StatusInternalServerError
 	case CodeTypeMismatch:
@@ -47,7 +49,7 @@ func CodeForStatus(status int) string {
 	case http.StatusRequestEntityTooLarge:
 		return CodeTooLarge
 	case http.StatusTooManyRequests:
-		return CodeBusy
+		return CodeRateLimited
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
 		return CodeUnavailable
 	}

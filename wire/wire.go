@@ -71,6 +71,7 @@ const (
 	CodeExists       = "exists"        // the user already exists
 	CodeUnavailable  = "unavailable"   // the store failed; nothing was stored, resend the same cmid
 	CodeBusy         = "busy"          // the server is overloaded; resend later with the same cmid
+	CodeRateLimited  = "rate_limited"  // more sends than the server allows a user; resend later with the same cmid
 	CodeUnknownTopic = "unknown_topic" // publish to an uplink topic that does not exist
 	CodeInternal     = "internal"
 	CodeNotFound     = "not_found"

@@ -47,6 +47,7 @@ type State struct {
 	versions [shards]versionShard
 	presence [shards]presenceShard
 	devices  atomic.Int64
+	limits   limits
 }
 
 var _ state.State = (*State)(nil)

@@ -14,6 +14,7 @@
 //	{prefix}{nodes}:count  hash node -> connected devices
 //	{prefix}{nodes}:live   sorted set node -> until when the node is live
 //	{prefix}{nodes}:marker:ID  one per State: its loss means Redis lost its data
+//	{prefix}{r:KEY}:WINDOW    a rate limit's count in one window (limit.go)
 //
 // Clocks are Redis's (TIME in the scripts), so the nodes' TTLs agree.
 package redis
@@ -152,7 +153,7 @@ var (
 	totalScript   = goredis.NewScript(libLua + totalLua)
 
 	allScripts = []*goredis.Script{nextScript, installScript, onlineScript, offlineScript,
-		refreshScript, devicesScript, countScript, totalScript}
+		refreshScript, devicesScript, countScript, totalScript, allowScript}
 )
 
 // State is a state.State in Redis. Safe for concurrent use.

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T, reserve state.ReserveFunc) state.
 		{"VersionsEach", testVersionsEach},
 		{"VersionsInvalid", testVersionsInvalid},
 		{"VersionsReserveError", testVersionsReserveError},
+		{"Limit", testLimit},
 		{"Presence", testPresence},
 		{"PresenceTakeover", testPresenceTakeover},
 		{"PresenceConcurrent", testPresenceConcurrent},
