@@ -78,8 +78,7 @@ type Store struct {
 
 	// life is held for reading by every call and for writing by Close, so
 	// the client is never used after it is disconnected.
-	life   sync.RWMutex
-	closed bool
+	life store.Life
 
 	// rmw, when serial, serializes read-modify-write updates in this
 	// process (Options.SerializeUpdates).
@@ -214,20 +213,9 @@ func (s *Store) loadEpoch(ctx context.Context) (string, error) {
 // keep their own collections in it (media on GridFS, shared bans).
 func (s *Store) Database() *mongo.Database { return s.db }
 
-// begin checks ctx and that the store is open, and holds it open until end.
-func (s *Store) begin(ctx context.Context, op string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	s.life.RLock()
-	if s.closed {
-		s.life.RUnlock()
-		return fmt.Errorf("%s: %w", op, store.ErrClosed)
-	}
-	return nil
-}
-
-func (s *Store) end() { s.life.RUnlock() }
+// begin and end bracket every call (store.Life).
+func (s *Store) begin(ctx context.Context, op string) error { return s.life.Begin(ctx, op) }
+func (s *Store) end()                                       { s.life.End() }
 
 // lockRMW serializes a read-modify-write if the server needs it; the
 // returned func unlocks.
@@ -258,18 +246,14 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close waits for calls in progress and disconnects; later calls return
 // ErrClosed (Close itself returns nil).
 func (s *Store) Close() error {
-	s.life.Lock()
-	defer s.life.Unlock()
-	if s.closed {
+	return s.life.Close(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.client.Disconnect(ctx); err != nil {
+			return fmt.Errorf("close mongo: %w", err)
+		}
 		return nil
-	}
-	s.closed = true
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.client.Disconnect(ctx); err != nil {
-		return fmt.Errorf("close mongo: %w", err)
-	}
-	return nil
+	})
 }
 
 // isDup reports a duplicate key. FerretDB v1 may report one met by an

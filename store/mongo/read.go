@@ -1,12 +1,10 @@
 package mongo
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -166,12 +164,7 @@ func (s *Store) Conversations(ctx context.Context, user string) ([]store.Convers
 	for i := range docs {
 		rows[i] = docs[i].conversation()
 	}
-	slices.SortFunc(rows, func(a, b store.Conversation) int {
-		if c := cmp.Compare(b.LastTS, a.LastTS); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.Last, a.Last)
-	})
+	store.SortConversations(rows)
 	return rows, nil
 }
 

@@ -62,8 +62,7 @@ type Store struct {
 
 	// life is held for reading by every call and for writing by Close, so
 	// the database is never used after it is closed.
-	life   sync.RWMutex
-	closed bool
+	life store.Life
 
 	// conv serializes the read-modify-write of conversation rows: Commit
 	// and SetRead hold it from their first read to their durable write.
@@ -130,20 +129,9 @@ func loadEpoch(db *pebble.DB) (string, error) {
 	return epoch, nil
 }
 
-// begin checks ctx and that the store is open, and holds it open until end.
-func (s *Store) begin(ctx context.Context, op string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	s.life.RLock()
-	if s.closed {
-		s.life.RUnlock()
-		return fmt.Errorf("%s: %w", op, store.ErrClosed)
-	}
-	return nil
-}
-
-func (s *Store) end() { s.life.RUnlock() }
+// begin and end bracket every call (store.Life).
+func (s *Store) begin(ctx context.Context, op string) error { return s.life.Begin(ctx, op) }
+func (s *Store) end()                                       { s.life.End() }
 
 // Epoch identifies this store's history; it is created on the first Open.
 func (s *Store) Epoch() string { return s.epoch }
@@ -165,20 +153,16 @@ func (s *Store) Ping(ctx context.Context) error {
 // closes the database. It waits for calls in progress; later calls,
 // including Close, do nothing but return ErrClosed (Close returns nil).
 func (s *Store) Close() error {
-	s.life.Lock()
-	defer s.life.Unlock()
-	if s.closed {
+	return s.life.Close(func() error {
+		syncErr := s.db.LogData([]byte("close"), pebble.Sync)
+		if err := s.db.Close(); err != nil {
+			return fmt.Errorf("close pebble: %w", err)
+		}
+		if syncErr != nil {
+			return fmt.Errorf("sync log on close: %w", syncErr)
+		}
 		return nil
-	}
-	s.closed = true
-	syncErr := s.db.LogData([]byte("close"), pebble.Sync)
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close pebble: %w", err)
-	}
-	if syncErr != nil {
-		return fmt.Errorf("sync log on close: %w", syncErr)
-	}
-	return nil
+	})
 }
 
 // slogLogger routes Pebble's log to slog.

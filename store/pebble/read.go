@@ -2,13 +2,11 @@ package pebble
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -223,12 +221,7 @@ func (s *Store) Conversations(ctx context.Context, user string) ([]store.Convers
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("conversations %s: %w", user, err)
 	}
-	slices.SortFunc(rows, func(a, b store.Conversation) int {
-		if c := cmp.Compare(b.LastTS, a.LastTS); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.Last, a.Last)
-	})
+	store.SortConversations(rows)
 	return rows, nil
 }
 
