@@ -612,3 +612,41 @@ func TestDevicesOf(t *testing.T) {
 		t.Fatalf("DevicesOf: %+v", got)
 	}
 }
+
+// Two nodes taking one key's versions at once, across many refills, leave
+// no hole: a refill is one node's at a time (a hole would make sync wait).
+func TestRefillNoHoles(t *testing.T) {
+	reserve := statetest.NewReserveFunc()
+	p := prefix(t)
+	nodes := []*staterds.State{
+		open(t, sharedURL, reserve, staterds.Options{Prefix: p, Block: 8}),
+		open(t, sharedURL, reserve, staterds.Options{Prefix: p, Block: 8}),
+	}
+	var (
+		mu   sync.Mutex
+		got  []uint64
+		wg   sync.WaitGroup
+		each = 200
+	)
+	for i := range 4 {
+		wg.Go(func() {
+			for range each {
+				v, err := nodes[i%2].Next(t.Context(), "alice", 1)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				got = append(got, v)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(got)
+	for i, v := range got {
+		if v != uint64(i+1) {
+			t.Fatalf("versions not contiguous: %d at position %d (a hole or a repeat)", v, i+1)
+		}
+	}
+}

@@ -5,9 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/imqtt/imqtt/state"
 )
+
+// refillLock bounds how long one node holds a key's refill lock (and how
+// long another waits on it): a store reservation and an install.
+const refillLock = 2 * time.Second
+
+// unlockScript deletes a lock if it still holds this caller's token.
+var unlockScript = goredis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
 
 // maxStale bounds how many freshly reserved blocks one Next may find
 // already overtaken (each time another node installed a newer block and
@@ -100,6 +111,35 @@ func (s *State) take(ctx context.Context, k string, n uint64) (first, limit uint
 // from a fresher block another caller installed meanwhile). first = 0 when
 // both were too short: the caller reserves again.
 func (s *State) refill(ctx context.Context, key, k string, n uint64) (first, limit uint64, err error) {
+	// One node refills a key at a time: two reserving at once would both
+	// take a block from the store and one block would be wasted, a hole in
+	// the key's versions that makes sync wait in scale-out. A node that
+	// finds the lock held waits for the holder's install; if the holder
+	// dies, the lock expires and this node reserves after all.
+	lock, token := k+":refill", randomID()
+	held, err := s.rdb.SetNX(ctx, lock, token, refillLock).Result()
+	if err != nil {
+		return 0, 0, fmt.Errorf("lock refill of %s: %w", key, translate(err))
+	}
+	if !held {
+		for deadline := time.Now().Add(refillLock); time.Now().Before(deadline); {
+			select {
+			case <-ctx.Done():
+				return 0, 0, fmt.Errorf("wait for the refill of %s: %w", key, ctx.Err())
+			case <-time.After(2 * time.Millisecond):
+			}
+			if first, limit, err = s.take(ctx, k, n); err != nil || first != 0 {
+				return first, limit, err // the caller checks limit against its fence
+			}
+		}
+	} else {
+		defer unlockScript.Run(context.WithoutCancel(ctx), s.rdb, []string{lock}, token)
+		// The previous holder may have installed a block just before
+		// releasing the lock: use it rather than reserve another.
+		if first, limit, err = s.take(ctx, k, n); err != nil || first != 0 {
+			return first, limit, err
+		}
+	}
 	block := s.opts.Block
 	start, err := s.reserve(ctx, key, block)
 	if err != nil {
