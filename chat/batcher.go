@@ -26,6 +26,7 @@ type sendOp struct {
 	msg     *store.Message
 	fromVer uint64 // the sender's version of msg
 	toVer   uint64 // the recipient's version (0 for a note to oneself)
+	ack     int    // index of its row in the batch's Acks
 }
 
 // runBatcher is the single writer: it takes whatever sends are queued (up to
@@ -102,6 +103,13 @@ func (s *Service) process(ops []*sendOp) {
 				s.m.Messages.WithLabelValues("duplicate").Inc()
 			}
 		case op.msg != nil:
+			if prev, ok := b.Existing[op.ack]; ok {
+				// Another node was storing this send already (a resend
+				// that went there too): answer with its ack, deliver nothing.
+				op.msg, op.res.Ack = nil, ackOf(prev)
+				s.m.Messages.WithLabelValues("duplicate").Inc()
+				continue
+			}
 			op.res.Ack = wire.Ack{Kind: wire.KindAck, CMID: op.req.CMID, ID: strconv.FormatInt(op.msg.ID, 10),
 				Ver: op.fromVer, TS: op.msg.TS, Group: op.msg.Group, Seq: op.msg.Seq}
 			s.m.Messages.WithLabelValues("stored").Inc()
@@ -126,8 +134,7 @@ func (s *Service) check(ctx context.Context, op *sendOp) (isNew bool, _ *wire.Er
 	}
 	prev, err := s.st.LookupAck(ctx, from, op.req.CMID)
 	if err == nil {
-		op.res.Ack = wire.Ack{Kind: wire.KindAck, CMID: prev.CMID, ID: strconv.FormatInt(prev.ID, 10), Ver: prev.Ver, TS: prev.TS,
-			Group: prev.Group, Seq: prev.Seq}
+		op.res.Ack = ackOf(prev)
 		s.m.Messages.WithLabelValues("duplicate").Inc()
 		return false, nil
 	}
@@ -172,6 +179,7 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, b *store.Batch) {
 			// Read diffusion: one message row, one seq, one head, whatever the member count.
 			m.Seq, vers = vers[0], vers[1:]
 			b.Messages = append(b.Messages, m)
+			op.ack = len(b.Acks)
 			b.Acks = append(b.Acks, store.Ack{From: from, CMID: m.CMID, ID: m.ID, TS: m.TS, Group: group, Seq: m.Seq})
 			b.Heads = append(b.Heads, store.GroupHead{Group: group, Seq: m.Seq, MsgID: m.ID, TS: m.TS})
 			b.Reads = append(b.Reads, store.GroupRead{Group: group, User: from, Seq: m.Seq}) // one has read one's own
@@ -187,6 +195,7 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, b *store.Batch) {
 		}
 		b.Messages = append(b.Messages, m)
 		op.msg = &b.Messages[len(b.Messages)-1]
+		op.ack = len(b.Acks)
 		b.Acks = append(b.Acks, store.Ack{From: from, CMID: m.CMID, ID: m.ID, Ver: op.fromVer, TS: m.TS})
 		if m.Media != "" {
 			b.Grants = append(b.Grants, store.Grant{Media: m.Media, Principal: "u:" + to})
@@ -198,6 +207,12 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, b *store.Batch) {
 			b.Convs = append(b.Convs, store.ConvUpdate{User: to, Peer: from, MsgID: m.ID, TS: m.TS, Ver: op.toVer, Incoming: true})
 		}
 	}
+}
+
+// ackOf is the ack event of a stored send.
+func ackOf(a store.Ack) wire.Ack {
+	return wire.Ack{Kind: wire.KindAck, CMID: a.CMID, ID: strconv.FormatInt(a.ID, 10), Ver: a.Ver, TS: a.TS,
+		Group: a.Group, Seq: a.Seq}
 }
 
 func unavailable() *wire.Error {

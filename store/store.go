@@ -137,6 +137,14 @@ type Batch struct {
 	// read positions written with the messages (a sender has read its own).
 	Heads []GroupHead
 	Reads []GroupRead
+
+	// Existing is filled by Commit in a store shared by several nodes: an
+	// entry i means that Acks[i]'s (From, CMID) was already being stored
+	// for another message (the same send resent to another node while the
+	// first was committing, or after that node died mid-commit). Commit
+	// then made sure that first message is wholly stored, wrote nothing of
+	// the second, and Existing[i] is the first's ack, to answer with.
+	Existing map[int]Ack
 }
 
 // Len is the number of messages in the batch.
@@ -170,6 +178,8 @@ type Store interface {
 	// when it returns an error nothing of it may be relied on, and the same
 	// batch may be committed again without harm (keys are IDs and versions,
 	// conversation updates are guarded by Ver). Pebble commits atomically.
+	// A store shared by nodes also dedupes (From, CMID) across them and
+	// reports what it found in b.Existing.
 	Commit(ctx context.Context, b *Batch) error
 
 	// LookupAck returns the dedupe row of (from, cmid), or ErrNotFound.

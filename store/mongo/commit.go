@@ -93,9 +93,14 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if err := validate(b); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
-	if err := s.commit(ctx, b); err != nil {
+	w, err := s.claim(ctx, b)
+	if err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
+	if err := s.commit(ctx, w); err != nil {
+		return fmt.Errorf("commit batch: %w", err)
+	}
+	s.unclaim(ctx, w)
 	return nil
 }
 

@@ -33,6 +33,8 @@
 //	             (Conversations reads one user's rows: one shard)
 //	acks         {_id: ObjectId, from, cmid, msg, ver, ts, group?, seq?}
 //	             unique {from: 1, cmid: 1}; shard: {from: 1, cmid: 1}
+//	claims       {_id: "{from} {cmid}", msg, batch?}: one per send, written
+//	             first (claims.go); shard: {_id: "hashed"}
 //	counters     {_id: key, n: last version reserved}
 //	             shard: {_id: "hashed"}
 //	grants       {_id: ObjectId, media, principal}

@@ -92,8 +92,8 @@ type Store struct {
 
 // colls are the collections; doc.go describes each.
 type colls struct {
-	users, tokens, messages, entries, convs, acks, counters, grants *mongo.Collection
-	groups, members, heads, groupMsgs, meta                         *mongo.Collection
+	users, tokens, messages, entries, convs, acks, counters, grants, claims *mongo.Collection
+	groups, members, heads, groupMsgs, meta                                 *mongo.Collection
 }
 
 var _ store.Store = (*Store)(nil)
@@ -137,7 +137,7 @@ func (s *Store) init(ctx context.Context) error {
 	s.c = colls{
 		users: db.Collection("users"), tokens: db.Collection("tokens"),
 		messages: db.Collection("messages"), entries: db.Collection("entries"),
-		convs: db.Collection("convs"), acks: db.Collection("acks"),
+		convs: db.Collection("convs"), acks: db.Collection("acks"), claims: db.Collection("claims"),
 		counters: db.Collection("counters"), grants: db.Collection("grants"),
 		groups: db.Collection("groups"), members: db.Collection("members"),
 		heads: db.Collection("group_heads"), groupMsgs: db.Collection("group_msgs"),

@@ -1,6 +1,7 @@
 package mongo_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -178,5 +179,80 @@ func TestSetReadDuringCommits(t *testing.T) {
 	row, err := s.SetRead(t.Context(), "bob", "alice", 0)
 	if err != nil || row.Unread != 0 || row.ReadUpto != 100+n-1 {
 		t.Errorf("final set read: %+v %v", row, err)
+	}
+}
+
+// TestSendOnTwoNodes: one send (the same from and cmid) committed by two
+// nodes, as when a device resends to another node while the first is
+// still committing it, or after the first died mid-commit. The second
+// writes nothing and answers with the first's ack; a first that was cut
+// short is completed from its claim.
+func TestSendOnTwoNodes(t *testing.T) {
+	db := newDB(t)
+	a, b := open(t, db), open(t, db)
+	defer a.Close()
+	defer b.Close()
+	ctx := t.Context()
+	resend := func(first *store.Batch, id int64) *store.Batch {
+		second := send(t, b, "alice", "bob", id, first.Messages[0].TS+1)
+		cmid := first.Messages[0].CMID
+		second.Messages[0].CMID, second.Acks[0].CMID = cmid, cmid
+		return second
+	}
+	inbox := func(user string) []int64 {
+		evs, err := a.Range(ctx, user, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, e := range evs {
+			ids = append(ids, e.MsgID)
+		}
+		return ids
+	}
+
+	// 1. The first finished: the second gets its ack and stores nothing.
+	first := send(t, a, "alice", "bob", 100, 1000)
+	commit(t, a, first)
+	second := resend(first, 101)
+	commit(t, b, second)
+	if got, ok := second.Existing[0]; !ok || got.ID != 100 || got.Ver != first.Acks[0].Ver {
+		t.Fatalf("second commit's Existing: %+v, want the first's ack", second.Existing)
+	}
+	if ids := inbox("bob"); len(ids) != 1 || ids[0] != 100 {
+		t.Fatalf("bob's inbox %v, want only message 100", ids)
+	}
+	if msgs, _ := a.GetMessages(ctx, []int64{101}); len(msgs) != 0 {
+		t.Fatalf("the second message was stored: %+v", msgs)
+	}
+
+	// 2. The first node died after its claim and its message row: the
+	// resend completes the first send rather than storing another.
+	first = send(t, a, "alice", "bob", 200, 2000)
+	commit(t, a, first)
+	mdb := a.Database()
+	for _, c := range []string{"entries", "acks", "convs"} { // undo all but the message row
+		if _, err := mdb.Collection(c).DeleteMany(ctx, bson.D{{Key: "msg", Value: 200}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, _ := json.Marshal(first)
+	if _, err := mdb.Collection("claims").UpdateOne(ctx, bson.D{{Key: "_id", Value: "alice " + first.Messages[0].CMID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "batch", Value: raw}}}}); err != nil { // the claim as it was before the acks
+		t.Fatal(err)
+	}
+	if _, err := a.LookupAck(ctx, "alice", first.Messages[0].CMID); err == nil {
+		t.Fatal("the cut-short send has an ack")
+	}
+	second = resend(first, 201)
+	commit(t, b, second)
+	if got := second.Existing[0]; got.ID != 200 {
+		t.Fatalf("resend after a crash: Existing %+v, want message 200's ack", second.Existing)
+	}
+	if ids := inbox("bob"); len(ids) != 2 || ids[1] != 200 {
+		t.Fatalf("bob's inbox %v, want 100 and 200", ids)
+	}
+	if ack, err := a.LookupAck(ctx, "alice", first.Messages[0].CMID); err != nil || ack.ID != 200 {
+		t.Fatalf("ack after completion: %+v %v", ack, err)
 	}
 }

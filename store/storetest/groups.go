@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 
 	"github.com/imqtt/imqtt/store"
@@ -11,7 +12,7 @@ import (
 // sender's read position, as the chat pipeline does.
 func (f *fixture) groupSend(group, from string, id int64, seq uint64) {
 	f.t.Helper()
-	m := store.Message{ID: id, From: from, Group: group, Seq: seq, Type: "text", Body: "g", CMID: "gc", TS: id}
+	m := store.Message{ID: id, From: from, Group: group, Seq: seq, Type: "text", Body: "g", CMID: "g" + strconv.FormatInt(id, 10), TS: id}
 	f.commit(&store.Batch{Messages: []store.Message{m},
 		Acks:  []store.Ack{{From: from, CMID: m.CMID, ID: id, TS: id, Group: group, Seq: seq}},
 		Heads: []store.GroupHead{{Group: group, Seq: seq, MsgID: id, TS: id}},
