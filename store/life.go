@@ -52,3 +52,15 @@ func SortConversations(rows []Conversation) {
 		return cmp.Or(cmp.Compare(b.LastTS, a.LastTS), cmp.Compare(b.Last, a.Last))
 	})
 }
+
+// ClampLimit applies DefaultLimit to a limit of 0 or less, and caps it at
+// max (an implementation's MaxLimit).
+func ClampLimit(limit, max int) int {
+	switch {
+	case limit <= 0:
+		return DefaultLimit
+	case limit > max:
+		return max
+	}
+	return limit
+}

@@ -319,12 +319,4 @@ func (s *Store) bulkWrite(ctx context.Context, c *mongo.Collection, models []mon
 }
 
 // clampLimit applies store.DefaultLimit and MaxLimit.
-func clampLimit(limit int) int {
-	switch {
-	case limit <= 0:
-		return store.DefaultLimit
-	case limit > MaxLimit:
-		return MaxLimit
-	}
-	return limit
-}
+func clampLimit(limit int) int { return store.ClampLimit(limit, MaxLimit) }

@@ -185,12 +185,4 @@ func (s slogLogger) Fatalf(format string, args ...any) {
 }
 
 // clampLimit applies store.DefaultLimit and MaxLimit.
-func clampLimit(limit int) int {
-	switch {
-	case limit <= 0:
-		return store.DefaultLimit
-	case limit > MaxLimit:
-		return MaxLimit
-	}
-	return limit
-}
+func clampLimit(limit int) int { return store.ClampLimit(limit, MaxLimit) }
