@@ -322,11 +322,13 @@ func TestClusterSharedPebble(t *testing.T) {
 	runClusterChat(t, sharedPebble(t))
 }
 
-// runRedisLoss: Redis restarts empty in the middle of a two-way stream
-// between users on two nodes. Sends fail while it is away (the SDK resends
-// with the same cmid), versions come from new store blocks, presence,
-// endpoints and the bus rebuild themselves, and nothing is lost or repeated.
-func runRedisLoss(t *testing.T, st any) {
+// runRedisLoss: Redis loses everything in the middle of a two-way stream
+// between users on two nodes: it restarts empty (restart), or is flushed
+// (FLUSHALL, connections kept). Sends fail while it is away (the SDK
+// resends with the same cmid), versions come from new store blocks,
+// presence, endpoints and the bus rebuild themselves, and nothing is lost
+// or repeated.
+func runRedisLoss(t *testing.T, st any, restart bool) {
 	c := newCluster(t, st)
 	n1, n2 := c.start("n1"), c.start("n2")
 	account(t, n1, "alice", "x")
@@ -340,8 +342,16 @@ func runRedisLoss(t *testing.T, st any) {
 	wg.Go(func() { sendAll(t, alice, "bob", "", toBob) })
 	wg.Go(func() { sendAll(t, bob, "alice", "", toAlice) })
 	waitFor(t, "some messages before Redis goes", func() bool { return len(bobGot.bodies("alice", "")) >= 10 })
-	if err := c.redis.Restart(); err != nil {
-		t.Fatal(err)
+	if restart {
+		if err := c.redis.Restart(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		flush := goredis.NewClient(&goredis.Options{Addr: c.redis.Addr()})
+		if err := flush.FlushAll(t.Context()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		flush.Close()
 	}
 	wg.Wait()
 	bobGot.waitBodies(t, "bob", "alice", "", toBob, 30*time.Second)
@@ -368,8 +378,12 @@ func runRedisLoss(t *testing.T, st any) {
 	})
 }
 
+func TestClusterRedisFlushSharedPebble(t *testing.T) {
+	runRedisLoss(t, sharedPebble(t), false)
+}
+
 func TestClusterRedisLossSharedPebble(t *testing.T) {
-	runRedisLoss(t, sharedPebble(t))
+	runRedisLoss(t, sharedPebble(t), true)
 }
 
 // An operator drains a node: it leaves /v1/endpoints at once, /readyz turns

@@ -60,7 +60,7 @@ func TestClusterMongo(t *testing.T) {
 }
 
 func TestClusterRedisLossMongo(t *testing.T) {
-	runRedisLoss(t, sharedMongo(t))
+	runRedisLoss(t, sharedMongo(t), true)
 }
 
 // The store goes away for a few seconds: /readyz says so, a send gets no
