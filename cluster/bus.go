@@ -99,7 +99,7 @@ type record struct {
 	kind    byte
 	key     string
 	payload []byte
-	node    string // a kick to one node, not routed by user
+	node    string // set: sent to this node's channel, not routed by user (KickOn, and a routed record kept for a retry)
 }
 
 // maxMessage bounds one PUBLISH; a pass's records for a node are split
