@@ -29,7 +29,7 @@ func (s *Store) ReserveVersions(ctx context.Context, key string, n uint64) (uint
 	if n == 0 || n > math.MaxInt32 {
 		return 0, fmt.Errorf("reserve %d versions of %s: %w", n, key, ErrInvalid)
 	}
-	defer s.lockRMW()()
+	defer s.lockRMW(ctx)()
 	upd := bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: int64(n)}}}}
 	opts := options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)
 	var d struct {
@@ -131,7 +131,7 @@ func (s *Store) commit(ctx context.Context, b *store.Batch) error {
 		}
 	}
 	if len(b.Heads)+len(b.Reads) > 0 {
-		unlock := s.lockRMW()
+		unlock := s.lockRMW(ctx)
 		err := s.moveHeads(ctx, b.Heads)
 		if err == nil {
 			err = s.applyReads(ctx, b.Reads)
@@ -240,7 +240,7 @@ func (s *Store) applyConvs(ctx context.Context, us []store.ConvUpdate, fresh map
 		}
 	}
 
-	defer s.lockRMW()()
+	defer s.lockRMW(ctx)()
 	// Rows first: an upsert by (user, peer) creates a missing row with
 	// nothing read and nothing counted, and moves Ver.
 	rows := make([]mongo.WriteModel, len(order))
@@ -319,7 +319,7 @@ func (s *Store) SetRead(ctx context.Context, user, peer string, upto int64) (sto
 		return store.Conversation{}, err
 	}
 	defer s.end()
-	defer s.lockRMW()()
+	defer s.lockRMW(ctx)()
 	const tries = 8
 	for try := 1; ; try++ {
 		var row convDoc

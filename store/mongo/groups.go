@@ -78,7 +78,7 @@ func (s *Store) AddMembers(ctx context.Context, group string, ms []store.Member,
 		return nil, err
 	}
 	defer s.end()
-	defer s.lockRMW()()
+	defer s.lockRMW(ctx)()
 	added, err := s.addMembers(ctx, group, ms, limit)
 	if err != nil {
 		return nil, fmt.Errorf("add members to %s: %w", group, err)
@@ -180,7 +180,7 @@ func (s *Store) RemoveMember(ctx context.Context, group, user string) error {
 		return err
 	}
 	defer s.end()
-	defer s.lockRMW()()
+	defer s.lockRMW(ctx)()
 	res, err := s.c.members.DeleteOne(ctx, memberFilter(group, user))
 	if err != nil {
 		return fmt.Errorf("remove %s from %s: %w", user, group, err)
@@ -312,7 +312,7 @@ func (s *Store) SetGroupReads(ctx context.Context, reads []store.GroupRead) erro
 		return err
 	}
 	defer s.end()
-	defer s.lockRMW()()
+	defer s.lockRMW(ctx)()
 	if err := s.applyReads(ctx, reads); err != nil {
 		return fmt.Errorf("set group reads: %w", err)
 	}

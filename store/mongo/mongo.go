@@ -218,13 +218,66 @@ func (s *Store) begin(ctx context.Context, op string) error { return s.life.Begi
 func (s *Store) end()                                       { s.life.End() }
 
 // lockRMW serializes a read-modify-write if the server needs it; the
-// returned func unlocks.
-func (s *Store) lockRMW() func() {
+// returned func unlocks. On FerretDB it serializes them across processes
+// too, so several nodes on one devmongo are correct (slowly): a lock
+// document, taken by inserting it (FerretDB's unique _id is atomic, its
+// updates are not) and stolen from a holder that kept it past rmwLockTTL.
+func (s *Store) lockRMW(ctx context.Context) func() {
 	if !s.serial {
 		return func() {}
 	}
 	s.rmw.Lock()
-	return s.rmw.Unlock
+	token := s.lockShared(ctx)
+	return func() {
+		if token != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), rmwLockTTL)
+			_, _ = s.c.meta.DeleteOne(ctx, bson.D{{Key: "_id", Value: rmwLock}, {Key: "owner", Value: token}})
+			cancel()
+		}
+		s.rmw.Unlock()
+	}
+}
+
+const (
+	rmwLock    = "rmw-lock"
+	rmwLockTTL = 10 * time.Second
+)
+
+// lockShared takes the cross-process lock and returns its token, or ""
+// if it could not within rmwLockTTL or ctx (the update then runs
+// unlocked, or fails on ctx; this is a development server).
+func (s *Store) lockShared(ctx context.Context) string {
+	token := bson.NewObjectID().Hex()
+	ctx, cancel := context.WithTimeout(ctx, rmwLockTTL)
+	defer cancel()
+	for {
+		now := time.Now().UnixMilli()
+		_, err := s.c.meta.InsertOne(ctx, bson.D{{Key: "_id", Value: rmwLock}, {Key: "owner", Value: token},
+			{Key: "until", Value: now + rmwLockTTL.Milliseconds()}})
+		if err == nil {
+			return token
+		}
+		if !isDup(err) {
+			if ctx.Err() == nil {
+				s.log.Warn("take the update lock; updating unlocked", "err", err)
+			}
+			return ""
+		}
+		var held struct {
+			Owner string `bson:"owner"`
+			Until int64  `bson:"until"`
+		}
+		if s.c.meta.FindOne(ctx, bson.D{{Key: "_id", Value: rmwLock}}).Decode(&held) == nil && held.Until < now {
+			_, _ = s.c.meta.DeleteOne(ctx, bson.D{{Key: "_id", Value: rmwLock}, {Key: "owner", Value: held.Owner}})
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			s.log.Warn("update lock busy; updating unlocked")
+			return ""
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // Epoch identifies this store's history; it is created on the first Open

@@ -2,6 +2,8 @@ package mongo_test
 
 import (
 	"encoding/json"
+	"slices"
+	"sync"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -254,5 +256,41 @@ func TestSendOnTwoNodes(t *testing.T) {
 	}
 	if ack, err := a.LookupAck(ctx, "alice", first.Messages[0].CMID); err != nil || ack.ID != 200 {
 		t.Fatalf("ack after completion: %+v %v", ack, err)
+	}
+}
+
+// TestReserveAcrossStores: two Stores (two nodes) reserving one key's
+// versions at once get blocks that never overlap, on FerretDB too, whose
+// updates are not atomic (the cross-process update lock).
+func TestReserveAcrossStores(t *testing.T) {
+	db := newDB(t)
+	stores := []*mongo.Store{open(t, db), open(t, db)}
+	defer stores[0].Close()
+	defer stores[1].Close()
+	var (
+		mu     sync.Mutex
+		firsts []uint64
+		wg     sync.WaitGroup
+	)
+	for i := range 6 {
+		wg.Go(func() {
+			for range 10 {
+				first, err := stores[i%2].ReserveVersions(t.Context(), "alice", 5)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				firsts = append(firsts, first)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(firsts)
+	for i, f := range firsts {
+		if f != uint64(1+5*i) {
+			t.Fatalf("blocks %v: overlap or gap at %d", firsts, i)
+		}
 	}
 }
