@@ -401,8 +401,14 @@ func TestClusterAdminDrain(t *testing.T) {
 	if len(n2.Broker().ClientList()) != 1 {
 		t.Fatal("alice is not on n2")
 	}
-	// A kick asked of n1 for a client on n2 reaches it.
+	// An operator's notice sent through n1 reaches bob on n2.
 	raw := connect(t, n2.MQTT, "bob", "raw", login(t, n2, "bob", "raw"))
+	if code := httpJSON(t, "POST", n1.HTTP+"/v1/admin/notice", clusterAdmin, map[string]string{"text": "maintenance", "user": "bob"}, nil); code != 200 {
+		t.Fatalf("notice through n1: %d", code)
+	}
+	waitFor(t, "bob on n2 to get the notice", func() bool { return len(raw.inboxOf("notice")) == 1 })
+
+	// A kick asked of n1 for a client on n2 reaches it.
 	var kicked map[string]any
 	if code := httpJSON(t, "POST", n1.HTTP+"/v1/admin/clients/bob/raw/kick", clusterAdmin, nil, &kicked); code != 202 || kicked["node"] != "n2" {
 		t.Fatalf("kick through n1: %d %v", code, kicked)
