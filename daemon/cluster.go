@@ -105,22 +105,6 @@ func (d *Daemon) KickDevice(clientID string) bool {
 	return kicked
 }
 
-// kickElsewhere disconnects user's device wherever else presence has it:
-// a device that reconnected here before its old node noticed the old
-// connection was dead would otherwise be connected twice.
-func (d *Daemon) kickElsewhere(ctx context.Context, user, device string) {
-	devs, err := d.state.Devices(ctx, user)
-	if err != nil {
-		d.log.Warn("look up devices for takeover", "user", user, "err", err)
-		return
-	}
-	for _, dv := range devs {
-		if dv.Device == device && dv.Node != d.cfg.NodeID {
-			d.bus.KickOn(dv.Node, user+"/"+device)
-		}
-	}
-}
-
 // openBans opens the ban list (after the broker: it kicks whom new bans
 // cover): rows in the shared store in scale-out, so a
 // ban holds on every node, else a file in the data directory.

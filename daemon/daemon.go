@@ -227,7 +227,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 
 	presence := hooks.PresenceConfig{State: d.state, Local: d.chat, Node: cfg.NodeID, Logger: cfg.Logger}
 	if d.bus != nil {
-		presence.Elsewhere = d.kickElsewhere
+		presence.Elsewhere = d.bus.KickOn
 	}
 	d.uplink = &hooks.Uplink{}
 	srv := d.broker.Server()

@@ -25,10 +25,11 @@ type LocalIndex interface {
 type PresenceConfig struct {
 	State state.Presence
 	Local LocalIndex // may be nil
-	// Elsewhere, if set, is called before a device is recorded here: in
-	// scale-out it disconnects the device's old connection on another node
-	// (MQTT's session takeover works only within one broker).
-	Elsewhere func(ctx context.Context, user, device string)
+	// Elsewhere, if set, is called when a device recorded here was recorded
+	// on another node before: in scale-out it disconnects the device's old
+	// connection there (MQTT's session takeover works only within one
+	// broker).
+	Elsewhere func(node, clientID string)
 	Node      string
 	Logger    *slog.Logger
 }
@@ -68,12 +69,13 @@ func (h *Presence) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if h.cfg.Elsewhere != nil {
-		h.cfg.Elsewhere(ctx, user, device)
-	}
 	d := state.Device{User: user, Device: device, Node: h.cfg.Node, Since: time.Now().UnixMilli()}
-	if err := h.cfg.State.Online(ctx, d); err != nil {
+	prev, err := h.cfg.State.Online(ctx, d)
+	if err != nil {
 		h.cfg.Logger.Warn("presence online", "user", user, "device", device, "err", err)
+	}
+	if prev != "" && prev != h.cfg.Node && h.cfg.Elsewhere != nil {
+		h.cfg.Elsewhere(prev, cl.ID)
 	}
 	if h.cfg.Local != nil {
 		if err := h.cfg.Local.DeviceOnline(ctx, user); err != nil {

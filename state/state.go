@@ -38,8 +38,10 @@ type Device struct {
 // Presence tracks which devices are connected, and to which node.
 type Presence interface {
 	// Online records that user's device is connected to node. Idempotent;
-	// a later Online of the same device replaces the node (takeover).
-	Online(ctx context.Context, d Device) error
+	// a later Online of the same device replaces the node (takeover). It
+	// returns the node the device was recorded on before ("" if none), so a
+	// node can end the device's connection elsewhere.
+	Online(ctx context.Context, d Device) (prevNode string, err error)
 	// Offline removes the device if it is still recorded on node (a takeover
 	// by another node is not undone by the old node's disconnect).
 	Offline(ctx context.Context, user, device, node string) error

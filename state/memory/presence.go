@@ -15,9 +15,9 @@ type presenceShard struct {
 }
 
 // Online records d; a later Online of the same device replaces it.
-func (s *State) Online(ctx context.Context, d state.Device) error {
+func (s *State) Online(ctx context.Context, d state.Device) (string, error) {
 	if s.closed.Load() {
-		return state.ErrClosed
+		return "", state.ErrClosed
 	}
 	sh := &s.presence[s.shard(d.User)]
 	sh.mu.Lock()
@@ -30,11 +30,12 @@ func (s *State) Online(ctx context.Context, d state.Device) error {
 		devs = make(map[string]state.Device, 1)
 		sh.users[d.User] = devs
 	}
-	if _, ok := devs[d.Device]; !ok {
+	prev, ok := devs[d.Device]
+	if !ok {
 		s.devices.Add(1)
 	}
 	devs[d.Device] = d
-	return nil
+	return prev.Node, nil
 }
 
 // Offline removes the device only if it is still recorded on node.

@@ -50,31 +50,31 @@ func (s *State) ttlMillis() int64 { return s.opts.PresenceTTL.Milliseconds() }
 
 // Online records d (replacing the node of an earlier Online of the same
 // device) and keeps it alive from this process until Offline or Close.
-func (s *State) Online(ctx context.Context, d state.Device) error {
+func (s *State) Online(ctx context.Context, d state.Device) (string, error) {
 	if s.closed.Load() {
-		return state.ErrClosed
+		return "", state.ErrClosed
 	}
 	s.countMu.RLock()
 	defer s.countMu.RUnlock()
 	prev, err := onlineScript.Run(ctx, s.rdb, s.presenceKeys(d.User), d.Device, encodeDevice(d), s.ttlMillis()).Text()
 	if err != nil {
-		return fmt.Errorf("online %s/%s on %s: %w", d.User, d.Device, d.Node, translate(err))
+		return "", fmt.Errorf("online %s/%s on %s: %w", d.User, d.Device, d.Node, translate(err))
 	}
 	s.ownMu.Lock()
 	s.owned[devKey{d.User, d.Device}] = d
 	s.nodes[d.Node] = struct{}{}
 	s.ownMu.Unlock()
 	if prev == d.Node {
-		return nil
+		return prev, nil
 	}
 	args := []any{"add", s.ttlMillis(), d.Node, 1}
 	if prev != "" {
 		args = append(args, prev, -1)
 	}
 	if err := countScript.Run(ctx, s.rdb, s.nodeKeys(), args...).Err(); err != nil {
-		return fmt.Errorf("count %s/%s online on %s: %w", d.User, d.Device, d.Node, translate(err))
+		return prev, fmt.Errorf("count %s/%s online on %s: %w", d.User, d.Device, d.Node, translate(err))
 	}
-	return nil
+	return prev, nil
 }
 
 // Offline removes the device if Redis still records it on node, and stops

@@ -391,7 +391,7 @@ func TestPresenceExpiry(t *testing.T) {
 	b := open(t, sharedURL, reserve, staterds.Options{Prefix: p, PresenceTTL: ttl})
 	ctx := t.Context()
 	phone := state.Device{User: "alice", Device: "phone", Node: "node-a", Since: 1}
-	if err := a.Online(ctx, phone); err != nil {
+	if _, err := a.Online(ctx, phone); err != nil {
 		t.Fatal(err)
 	}
 	throughout(t, 3*ttl, "refreshed by its node", devicesAre(ctx, b, "alice", 1, phone))
@@ -419,12 +419,17 @@ func TestTakeoverAcrossNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(a.Online(ctx, state.Device{User: "alice", Device: "phone", Node: "node-a", Since: 1}))
-	must(a.Online(ctx, state.Device{User: "bob", Device: "tablet", Node: "node-a", Since: 2}))
+	online := func(s *staterds.State, d state.Device) {
+		t.Helper()
+		_, err := s.Online(ctx, d)
+		must(err)
+	}
+	online(a, state.Device{User: "alice", Device: "phone", Node: "node-a", Since: 1})
+	online(a, state.Device{User: "bob", Device: "tablet", Node: "node-a", Since: 2})
 	phone := state.Device{User: "alice", Device: "phone", Node: "node-b", Since: 3}
 	tablet := state.Device{User: "bob", Device: "tablet", Node: "node-b", Since: 4}
-	must(b.Online(ctx, phone))
-	must(b.Online(ctx, tablet))
+	online(b, phone)
+	online(b, tablet)
 	must(devicesAre(ctx, a, "alice", 2, phone)())
 	must(a.Offline(ctx, "alice", "phone", "node-a")) // the old node's late disconnect
 	must(devicesAre(ctx, a, "alice", 2, phone)())
@@ -458,7 +463,7 @@ func TestRestart(t *testing.T) {
 		before = append(before, v)
 	}
 	phone := state.Device{User: "alice", Device: "phone", Node: "n1", Since: 1}
-	if err := s.Online(ctx, phone); err != nil {
+	if _, err := s.Online(ctx, phone); err != nil {
 		t.Fatal(err)
 	}
 
@@ -474,7 +479,8 @@ func TestRestart(t *testing.T) {
 	_, err = s.Next(down, "alice", 1)
 	wantDown("next", err)
 	wantDown("ping", s.Ping(down))
-	wantDown("online", s.Online(down, state.Device{User: "bob", Device: "d", Node: "n1"}))
+	_, err = s.Online(down, state.Device{User: "bob", Device: "d", Node: "n1"})
+	wantDown("online", err)
 	wantDown("offline", s.Offline(down, "bob", "d", "n1"))
 	_, err = s.Devices(down, "alice")
 	wantDown("devices", err)
@@ -600,7 +606,7 @@ func TestDevicesOf(t *testing.T) {
 	b1 := state.Device{User: "bo", Device: "a", Node: "n1", Since: 2}
 	b2 := state.Device{User: "bo", Device: "b", Node: "n2", Since: 3}
 	for _, d := range []state.Device{a, b1, b2} {
-		if err := s.Online(ctx, d); err != nil {
+		if _, err := s.Online(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 	}

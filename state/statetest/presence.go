@@ -12,7 +12,7 @@ import (
 func (f *fixture) online(s state.Presence, user, device, node string, since int64) state.Device {
 	f.t.Helper()
 	d := state.Device{User: user, Device: device, Node: node, Since: since}
-	if err := s.Online(f.ctx, d); err != nil {
+	if _, err := s.Online(f.ctx, d); err != nil {
 		f.t.Fatalf("online %s/%s: %v", user, device, err)
 	}
 	return d
@@ -90,7 +90,14 @@ func testPresence(t *testing.T, f *fixture) {
 func testPresenceTakeover(t *testing.T, f *fixture) {
 	s := f.open()
 	f.online(s, "alice", "phone", "n1", 1)
-	moved := f.online(s, "alice", "phone", "n2", 2) // reconnects to another node
+	// It reconnects to another node, which learns where it was.
+	moved := state.Device{User: "alice", Device: "phone", Node: "n2", Since: 2}
+	if prev, err := s.Online(f.ctx, moved); err != nil || prev != "n1" {
+		t.Fatalf("takeover: previous node %q (%v), want n1", prev, err)
+	}
+	if prev, err := s.Online(f.ctx, moved); err != nil || prev != "n2" {
+		t.Fatalf("again on the same node: previous node %q (%v), want n2", prev, err)
+	}
 	equalDevices(t, "after takeover", f.devices(s, "alice"), []state.Device{moved})
 	if n := f.count(s); n != 1 {
 		t.Errorf("count after takeover: %d, want 1", n)
@@ -116,7 +123,7 @@ func testPresenceConcurrent(t *testing.T, f *fixture) {
 			user := "u" + strconv.Itoa(w%3)
 			for i := range each {
 				dev := "w" + strconv.Itoa(w) + "-d" + strconv.Itoa(i)
-				if err := s.Online(f.ctx, state.Device{User: user, Device: dev, Node: "n1"}); err != nil {
+				if _, err := s.Online(f.ctx, state.Device{User: user, Device: dev, Node: "n1"}); err != nil {
 					t.Errorf("online: %v", err)
 					return
 				}

@@ -180,7 +180,8 @@ func testClosed(t *testing.T, f *fixture) {
 	}
 	_, err := s.Next(f.ctx, "alice", 1)
 	wantErr(t, "next", err, state.ErrClosed)
-	wantErr(t, "online", s.Online(f.ctx, state.Device{User: "alice", Device: "d", Node: "n"}), state.ErrClosed)
+	_, err = s.Online(f.ctx, state.Device{User: "alice", Device: "d", Node: "n"})
+	wantErr(t, "online", err, state.ErrClosed)
 	wantErr(t, "offline", s.Offline(f.ctx, "alice", "d", "n"), state.ErrClosed)
 	_, err = s.Devices(f.ctx, "alice")
 	wantErr(t, "devices", err, state.ErrClosed)
