@@ -296,6 +296,9 @@ func (s *Service) validate(req *wire.Send) *wire.Error {
 
 // limit applies SendRate. If the Limiter fails (Redis away) the send is
 // let through: the store, not the limiter, decides whether it can be taken.
+// It runs on Submit's caller, for MQTT the client's read goroutine: with a
+// limit set in scale-out, one Redis round trip per send before the next
+// packet of that client is read (off by default).
 func (s *Service) limit(user string) *wire.Error {
 	if s.opts.SendRate <= 0 || s.opts.Limiter == nil {
 		return nil
