@@ -80,6 +80,8 @@ type Broker struct {
 	tcp  *tcpListener
 	tls  *tcpListener
 	ws   *wsListener
+
+	routes *routes // connected clients by user, for direct delivery
 }
 
 // New configures a broker; add hooks, then Start.
@@ -104,8 +106,11 @@ func New(opts Options) *Broker {
 		ClientNetReadBufferSize:  opts.ReadBuffer,
 		ClientNetWriteBufferSize: opts.WriteBuffer,
 	})
-	b := &Broker{srv: srv, opts: opts}
+	b := &Broker{srv: srv, opts: opts, routes: newRoutes()}
 	b.ws = newWSListener("ws")
+	if err := srv.AddHook(b.routes, nil); err != nil {
+		panic(err) // only a duplicate hook ID fails, and this is the first hook
+	}
 	return b
 }
 
@@ -164,7 +169,13 @@ func (b *Broker) WebSocket() http.Handler { return b.ws }
 // held by the subscriber's writer while it is blocked on a full socket, so one
 // stalled subscriber would stall every delivery. At QoS 0 a full client queue
 // drops the packet (counted by OnPublishDropped) and the client syncs it.
+//
+// A topic under a user (im/u/{user}/...) goes straight to that user's
+// connected clients (direct.go); any other through mochi's Publish.
 func (b *Broker) Publish(topic string, payload []byte) error {
+	if user := topicUser(topic); user != "" && b.deliver(user, topic, payload) {
+		return nil
+	}
 	return b.srv.Publish(topic, payload, false, 0)
 }
 

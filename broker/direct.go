@@ -1,0 +1,236 @@
+package broker
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	_ "unsafe" // go:linkname
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Direct delivery. Every event imqtt publishes goes to one user's topics
+// (im/u/{user}/...), and the ACL lets only that user's own clients subscribe
+// there (SPEC §3). So instead of mochi's inline Publish (the packet goes
+// through processPacket, every OnPublish hook, and a walk of the topic tree
+// that builds maps for each publish: 19% of imqttd's CPU in a p2p run, and a
+// quarter of its allocations) the broker keeps its own index of connected
+// clients by user and hands the packet to mochi's per-client enqueue for
+// each of that user's clients whose subscriptions match. What happens from
+// there is mochi's own code, unchanged: the ACL check, QoS downgrade,
+// subscription identifiers, topic aliases, the bounded queue and
+// OnPublishDropped when it is full.
+//
+// mochi exports no per-client enqueue, so publishToClient is reached by
+// linkname. Its signature is pinned to the mochi version in go.mod
+// (mochiDirect): with any other version Publish falls back to mochi's
+// Publish, and TestDirectMatchesMochi fails until this is looked at again.
+
+//go:linkname publishToClient github.com/mochi-mqtt/server/v2.(*Server).publishToClient
+func publishToClient(s *mqtt.Server, cl *mqtt.Client, sub packets.Subscription, pk packets.Packet) (packets.Packet, error)
+
+// mochiDirect is the mochi version publishToClient's signature was read from.
+const mochiDirect = "2.7.9"
+
+// directOK reports whether the mochi linked into this binary is mochiDirect.
+func directOK() bool { return mqtt.Version == mochiDirect }
+
+const userTopicPrefix = "im/u/"
+
+// topicUser is the user whose topics topic is under ("" if none).
+func topicUser(topic string) string {
+	rest, ok := strings.CutPrefix(topic, userTopicPrefix)
+	if !ok {
+		return ""
+	}
+	user, _, ok := strings.Cut(rest, "/")
+	if !ok {
+		return ""
+	}
+	return user
+}
+
+// route is one connected client and the filters it holds under its user's
+// topics.
+type route struct {
+	cl      *mqtt.Client
+	filters atomic.Pointer[[]string]
+}
+
+// routes indexes the connected clients by user. It is a hook: mochi tells it
+// of every established session, subscription change and disconnect. Each
+// user's slice is replaced, never changed in place, so Publish reads it
+// under a read lock and walks it without one.
+type routes struct {
+	mqtt.HookBase
+	mu    sync.RWMutex
+	users map[string][]*route
+}
+
+func newRoutes() *routes { return &routes{users: map[string][]*route{}} }
+
+func (r *routes) ID() string { return "imqtt-routes" }
+
+func (r *routes) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnSessionEstablished, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnDisconnect:
+		return true
+	}
+	return false
+}
+
+// clientUser is the user a client's topics are under: its CONNECT username
+// (auth makes the client ID {username}/{device}).
+func clientUser(cl *mqtt.Client) string {
+	if cl.Net.Inline {
+		return ""
+	}
+	return string(cl.Properties.Username)
+}
+
+func (r *routes) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	user := clientUser(cl)
+	if user == "" {
+		return
+	}
+	rt := &route{cl: cl}
+	rt.refresh(user) // a resumed session brings its subscriptions
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.users[user]
+	r.users[user] = append(old[:len(old):len(old)], rt)
+}
+
+func (r *routes) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	user := clientUser(cl)
+	if user == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.users[user]
+	next := make([]*route, 0, len(old))
+	for _, rt := range old {
+		if rt.cl != cl {
+			next = append(next, rt)
+		}
+	}
+	if len(next) == 0 {
+		delete(r.users, user)
+		return
+	}
+	r.users[user] = next
+}
+
+func (r *routes) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) { r.changed(cl) }
+
+func (r *routes) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) { r.changed(cl) }
+
+func (r *routes) changed(cl *mqtt.Client) {
+	user := clientUser(cl)
+	if user == "" {
+		return
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, rt := range r.users[user] {
+		if rt.cl == cl {
+			rt.refresh(user)
+		}
+	}
+}
+
+// refresh reads the client's filters under its user's topics (the ACL refused
+// any other).
+func (rt *route) refresh(user string) {
+	prefix := userTopicPrefix + user + "/"
+	var fs []string
+	for f := range rt.cl.State.Subscriptions.GetAll() {
+		if strings.HasPrefix(f, prefix) {
+			fs = append(fs, f)
+		}
+	}
+	rt.filters.Store(&fs)
+}
+
+// subscription is the client's subscription matching topic, merged as mochi
+// merges overlapping ones [MQTT-3.3.4-2].
+func (rt *route) subscription(topic string) (packets.Subscription, bool) {
+	var (
+		sub   packets.Subscription
+		found bool
+	)
+	for _, f := range *rt.filters.Load() {
+		if !matches(f, topic) {
+			continue
+		}
+		s, ok := rt.cl.State.Subscriptions.Get(f)
+		switch {
+		case !ok:
+		case !found:
+			sub, found = s, true
+		default:
+			sub = sub.Merge(s)
+		}
+	}
+	if found && sub.Identifier > 0 && sub.Identifiers == nil {
+		sub = sub.Merge(sub) // carries the subscription identifier [MQTT-3.3.4-3]
+	}
+	return sub, found
+}
+
+// matches reports whether an MQTT topic filter matches a topic name
+// (neither starting with $, which user topics never do).
+func matches(filter, topic string) bool {
+	for {
+		f, fRest, fMore := strings.Cut(filter, "/")
+		if f == "#" {
+			return true // [MQTT-4.7.1-2]: also matches the parent level
+		}
+		t, tRest, tMore := strings.Cut(topic, "/")
+		if f != "+" && f != t {
+			return false
+		}
+		if !fMore || !tMore {
+			if fMore && !tMore {
+				return fRest == "#" // "a/#" matches "a"
+			}
+			return fMore == tMore
+		}
+		filter, topic = fRest, tRest
+	}
+}
+
+// deliver hands a QoS 0 publish to each of user's clients subscribed to
+// topic, as mochi's Publish would, and reports whether it could (false:
+// the caller publishes through mochi instead).
+func (b *Broker) deliver(user, topic string, payload []byte) bool {
+	if !directOK() {
+		return false
+	}
+	b.routes.mu.RLock()
+	rts := b.routes.users[user]
+	b.routes.mu.RUnlock()
+	if len(rts) == 0 {
+		return true
+	}
+	now := time.Now().Unix()
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish},
+		TopicName:   topic,
+		Payload:     payload,
+		Origin:      mqtt.InlineClientId,
+		Created:     now,
+	}
+	if exp := b.srv.Options.Capabilities.MaximumMessageExpiryInterval; exp > 0 {
+		pk.Expiry = now + exp // as mochi's processPublish sets it
+	}
+	for _, rt := range rts {
+		if sub, ok := rt.subscription(topic); ok {
+			_, _ = publishToClient(b.srv, rt.cl, sub, pk) // a full queue is counted by OnPublishDropped
+		}
+	}
+	return true
+}

@@ -1,0 +1,272 @@
+package broker
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+func TestMatches(t *testing.T) {
+	for _, c := range []struct {
+		filter, topic string
+		want          bool
+	}{
+		{"im/u/a/inbox", "im/u/a/inbox", true},
+		{"im/u/a/inbox", "im/u/a/inbox/x", false},
+		{"im/u/a/inbox/x", "im/u/a/inbox", false},
+		{"im/u/a/+", "im/u/a/inbox", true},
+		{"im/u/a/+", "im/u/a/d/x", false},
+		{"im/u/a/d/+", "im/u/a/d/x", true},
+		{"im/u/a/+/x", "im/u/a/d/x", true},
+		{"im/u/a/#", "im/u/a/d/x", true},
+		{"im/u/a/#", "im/u/a", true}, // [MQTT-4.7.1-2]
+		{"im/u/a/inbox/#", "im/u/a/inbox", true},
+		{"im/u/a/#", "im/u/ab/inbox", false},
+		{"im/u/a/+", "im/u/a/", true}, // an empty level is a level
+		{"im/u/a/inbox", "im/u/a/inboxx", false},
+		{"#", "im/u/a/inbox", true},
+		{"+/+/+/+", "im/u/a/inbox", true},
+		{"+/+/+", "im/u/a/inbox", false},
+	} {
+		if got := matches(c.filter, c.topic); got != c.want {
+			t.Errorf("matches(%q, %q) = %v, want %v", c.filter, c.topic, got, c.want)
+		}
+	}
+}
+
+// rawClient speaks MQTT with mochi's own packet codec, so a test can see
+// every property of what it receives (subscription identifiers, QoS).
+type rawClient struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+	ver  byte
+	got  chan packets.Packet
+}
+
+func dialRaw(t *testing.T, addr, id string, ver byte) *rawClient {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &rawClient{t: t, conn: conn, r: bufio.NewReader(conn), ver: ver, got: make(chan packets.Packet, 100)}
+	t.Cleanup(func() { conn.Close() })
+	user, _, _ := strings.Cut(id, "/")
+	c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: ver,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: id,
+			UsernameFlag: true, Username: []byte(user)}})
+	if pk := c.read(); pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != 0 {
+		t.Fatalf("%s: CONNACK %+v", id, pk)
+	}
+	go func() {
+		for {
+			pk, err := c.next()
+			if err != nil {
+				close(c.got)
+				return
+			}
+			c.got <- pk
+		}
+	}()
+	return c
+}
+
+func (c *rawClient) write(pk packets.Packet) {
+	c.t.Helper()
+	var buf bytes.Buffer
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		err = pk.ConnectEncode(&buf)
+	case packets.Subscribe:
+		err = pk.SubscribeEncode(&buf)
+	}
+	if err == nil {
+		_, err = c.conn.Write(buf.Bytes())
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *rawClient) next() (packets.Packet, error) {
+	hb, err := c.r.ReadByte()
+	if err != nil {
+		return packets.Packet{}, err
+	}
+	pk := packets.Packet{ProtocolVersion: c.ver}
+	if err := pk.FixedHeader.Decode(hb); err != nil {
+		return pk, err
+	}
+	n, _, err := packets.DecodeLength(c.r)
+	if err != nil {
+		return pk, err
+	}
+	pk.FixedHeader.Remaining = n
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c.r, body); err != nil {
+		return pk, err
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		err = pk.ConnackDecode(body)
+	case packets.Suback:
+		err = pk.SubackDecode(body)
+	case packets.Publish:
+		err = pk.PublishDecode(body)
+	}
+	return pk, err
+}
+
+func (c *rawClient) read() packets.Packet {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	pk, err := c.next()
+	_ = c.conn.SetReadDeadline(time.Time{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return pk
+}
+
+// subscribe subscribes and waits for the SUBACK (which the reader goroutine
+// passes on).
+func (c *rawClient) subscribe(id int, subs ...packets.Subscription) {
+	c.t.Helper()
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: c.ver,
+		PacketID: 1, Filters: subs}
+	if id > 0 {
+		pk.Properties.SubscriptionIdentifier = []int{id}
+	}
+	c.write(pk)
+	if got := c.next1(); got.FixedHeader.Type != packets.Suback {
+		c.t.Fatalf("want SUBACK, got %+v", got)
+	}
+}
+
+func (c *rawClient) next1() packets.Packet {
+	c.t.Helper()
+	select {
+	case pk := <-c.got:
+		return pk
+	case <-time.After(5 * time.Second):
+		c.t.Fatal("nothing received in 5s")
+		return packets.Packet{}
+	}
+}
+
+// delivery is what a client sees of one publish, the payload's origin
+// ("direct" or "mochi") cut off.
+func delivery(pk packets.Packet) string {
+	ids := slices.Clone(pk.Properties.SubscriptionIdentifier)
+	slices.Sort(ids)
+	_, what, _ := strings.Cut(string(pk.Payload), ":")
+	return fmt.Sprintf("%s %s qos=%d retain=%v ids=%v", pk.TopicName, what, pk.FixedHeader.Qos, pk.FixedHeader.Retain, ids)
+}
+
+// TestDirectMatchesMochi: every client sees a direct delivery exactly as it
+// sees mochi's own Publish of the same topic — the same clients, once each,
+// the same QoS, subscription identifiers merged from overlapping
+// subscriptions — and a takeover leaves the old connection out.
+func TestDirectMatchesMochi(t *testing.T) {
+	if !directOK() {
+		t.Fatalf("direct delivery is off: mochi in this build is not %s (see direct.go)", mochiDirect)
+	}
+	b := New(Options{MQTTAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	addr := b.MQTTAddr()
+
+	a5 := dialRaw(t, addr, "alice/a", 5)
+	a5.subscribe(7, packets.Subscription{Filter: "im/u/alice/inbox", Qos: 1})
+	a5.subscribe(9, packets.Subscription{Filter: "im/u/alice/#"})
+	a4 := dialRaw(t, addr, "alice/b", 4)
+	a4.subscribe(0, packets.Subscription{Filter: "im/u/alice/+"}, packets.Subscription{Filter: "im/u/alice/d/b"})
+	ad := dialRaw(t, addr, "alice/c", 5)
+	ad.subscribe(0, packets.Subscription{Filter: "im/u/alice/d/c"})
+	bob := dialRaw(t, addr, "bob/x", 4)
+	bob.subscribe(0, packets.Subscription{Filter: "im/u/bob/inbox"}, packets.Subscription{Filter: "im/u/bob/d/x"})
+	clients := map[string]*rawClient{"alice/a": a5, "alice/b": a4, "alice/c": ad, "bob/x": bob}
+
+	topics := []string{"im/u/alice/inbox", "im/u/alice/d/c", "im/u/alice/d/c/x", "im/u/bob/inbox", "im/u/carol/inbox"}
+	for i, topic := range topics {
+		if err := b.Publish(topic, fmt.Appendf(nil, "direct:%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.srv.Publish(topic, fmt.Appendf(nil, "mochi:%d", i), false, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A marker on each client's device topic ends what it gets.
+	for id := range clients {
+		user, dev, _ := strings.Cut(id, "/")
+		_ = b.srv.Publish("im/u/"+user+"/d/"+dev, []byte("end:"), false, 0)
+	}
+	for id, c := range clients {
+		var direct, mochi []string
+		for done := false; !done; {
+			pk := c.next1()
+			switch origin, _, _ := strings.Cut(string(pk.Payload), ":"); origin {
+			case "direct":
+				direct = append(direct, delivery(pk))
+			case "mochi":
+				mochi = append(mochi, delivery(pk))
+			case "end":
+				done = true
+			}
+		}
+		if len(mochi) == 0 && id != "bob/x" && id != "alice/c" {
+			t.Errorf("%s: mochi delivered nothing; the test's subscriptions are wrong", id)
+		}
+		if !slices.Equal(direct, mochi) {
+			t.Errorf("%s:\ndirect %q\nmochi  %q", id, direct, mochi)
+		}
+	}
+
+	// Takeover: a second connection as alice/b replaces the first; it gets
+	// the next delivery and the old one is gone from the index.
+	a4b := dialRaw(t, addr, "alice/b", 4)
+	a4b.subscribe(0, packets.Subscription{Filter: "im/u/alice/inbox"})
+	waitFor(t, func() bool { return b.routes.count("alice") == 3 })
+	if err := b.Publish("im/u/alice/inbox", []byte("direct:after")); err != nil {
+		t.Fatal(err)
+	}
+	if pk := a4b.next1(); string(pk.Payload) != "direct:after" {
+		t.Fatalf("after takeover got %q", pk.Payload)
+	}
+	a4b.conn.Close()
+	waitFor(t, func() bool { return b.routes.count("alice") == 2 })
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (r *routes) count(user string) int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.users[user])
+}
