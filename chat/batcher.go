@@ -63,23 +63,22 @@ func (s *Service) process(ops []*sendOp) {
 	n := len(ops)
 	b := store.Batch{Messages: make([]store.Message, 0, n), Entries: make([]store.Entry, 0, 2*n),
 		Acks: make([]store.Ack, 0, n), Convs: make([]store.ConvUpdate, 0, 2*n)}
-	seen := make(map[string]*sendOp, len(ops))
-	fresh := make([]*sendOp, 0, len(ops))
+	seen := make(map[store.AckKey]*sendOp, len(ops))
+	valid := make([]*sendOp, 0, len(ops))
 	for _, op := range ops {
-		key := op.from.User + "\x00" + op.req.CMID
+		key := store.AckKey{From: op.from.User, CMID: op.req.CMID}
 		if first, ok := seen[key]; ok {
 			op.dupOf = first
 			continue
 		}
 		seen[key] = op
-		isNew, err := s.check(ctx, op)
-		if err != nil {
+		if err := s.check(ctx, op); err != nil {
 			op.res.Err = err
-		} else if isNew {
-			fresh = append(fresh, op)
+			continue
 		}
+		valid = append(valid, op)
 	}
-	s.allocate(ctx, fresh, &b)
+	s.allocate(ctx, s.dedupe(ctx, valid), &b)
 	if b.Len() > 0 {
 		start := time.Now()
 		err := s.st.Commit(ctx, &b)
@@ -118,31 +117,50 @@ func (s *Service) process(ops []*sendOp) {
 }
 
 // check resolves what one op needs before versions: the recipient exists
-// or the sender is a member, and the (sender, cmid) is new (isNew) or a
-// known duplicate, whose old ack it takes.
-func (s *Service) check(ctx context.Context, op *sendOp) (isNew bool, _ *wire.Error) {
+// or the sender is a member.
+func (s *Service) check(ctx context.Context, op *sendOp) *wire.Error {
 	from, to, group := op.from.User, op.req.To, op.req.Group
 	if group != "" {
 		if _, err := s.member(ctx, group, from); err != nil {
-			return false, asWireError(err)
+			return asWireError(err)
 		}
 	} else if ok, err := s.userExists(ctx, to); err != nil {
 		s.log.Error("look up recipient", "user", to, "err", err)
-		return false, unavailable()
+		return unavailable()
 	} else if !ok {
-		return false, wire.NewError(wire.CodeNoSuchUser, "no such user: "+to)
+		return wire.NewError(wire.CodeNoSuchUser, "no such user: "+to)
 	}
-	prev, err := s.st.LookupAck(ctx, from, op.req.CMID)
-	if err == nil {
-		op.res.Ack = ackOf(prev)
-		s.m.Messages.WithLabelValues("duplicate").Inc()
-		return false, nil
+	return nil
+}
+
+// dedupe gives the sends whose (sender, cmid) is stored already their old
+// ack, and returns the others, in order: one store lookup for the batch.
+func (s *Service) dedupe(ctx context.Context, ops []*sendOp) []*sendOp {
+	if len(ops) == 0 {
+		return nil
 	}
-	if !errors.Is(err, store.ErrNotFound) {
-		s.log.Error("look up cmid", "user", from, "err", err)
-		return false, unavailable()
+	keys := make([]store.AckKey, len(ops))
+	for i, op := range ops {
+		keys[i] = store.AckKey{From: op.from.User, CMID: op.req.CMID}
 	}
-	return true, nil
+	found, err := s.st.LookupAcks(ctx, keys)
+	if err != nil {
+		s.log.Error("look up cmids", "sends", len(ops), "err", err)
+		for _, op := range ops {
+			op.res.Err = unavailable()
+		}
+		return nil
+	}
+	fresh := make([]*sendOp, 0, len(ops))
+	for i, op := range ops {
+		if prev, ok := found[keys[i]]; ok {
+			op.res.Ack = ackOf(prev)
+			s.m.Messages.WithLabelValues("duplicate").Inc()
+			continue
+		}
+		fresh = append(fresh, op)
+	}
+	return fresh
 }
 
 // allocate gives the new ops of a batch their ids and versions (a group

@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 )
 
 // Sentinel errors. Implementations wrap driver errors with what was being done
@@ -88,6 +89,23 @@ type Entry struct {
 type Event struct {
 	Entry
 	Msg Message
+}
+
+// AckKey names a send: its sender and the client's cmid.
+type AckKey struct{ From, CMID string }
+
+// LookupAck returns the dedupe row of (from, cmid) in s, or ErrNotFound.
+func LookupAck(ctx context.Context, s Store, from, cmid string) (Ack, error) {
+	k := AckKey{From: from, CMID: cmid}
+	found, err := s.LookupAcks(ctx, []AckKey{k})
+	if err != nil {
+		return Ack{}, err
+	}
+	a, ok := found[k]
+	if !ok {
+		return Ack{}, fmt.Errorf("lookup ack %s/%s: %w", from, cmid, ErrNotFound)
+	}
+	return a, nil
 }
 
 // Ack is the dedupe row of a send: the same (From, CMID) always answers with
@@ -174,7 +192,7 @@ type Store interface {
 	ReserveVersions(ctx context.Context, key string, n uint64) (first uint64, err error)
 
 	// Commit writes a batch. The caller dedupes: a batch holds at most one Ack
-	// per (From, CMID), and none for a pair LookupAck already finds. When it returns nil the whole batch is durable;
+	// per (From, CMID), and none for a pair LookupAcks already finds. When it returns nil the whole batch is durable;
 	// when it returns an error nothing of it may be relied on, and the same
 	// batch may be committed again without harm (keys are IDs and versions,
 	// conversation updates are guarded by Ver). Pebble commits atomically.
@@ -182,8 +200,11 @@ type Store interface {
 	// reports what it found in b.Existing.
 	Commit(ctx context.Context, b *Batch) error
 
-	// LookupAck returns the dedupe row of (from, cmid), or ErrNotFound.
-	LookupAck(ctx context.Context, from, cmid string) (Ack, error)
+	// LookupAcks returns the dedupe rows of the sends that have one, by key;
+	// a key without one is absent from the map. The batcher asks once per
+	// batch, so an implementation answers all keys in one pass (Pebble: one
+	// iterator; MongoDB: one query per few hundred keys).
+	LookupAcks(ctx context.Context, keys []AckKey) (map[AckKey]Ack, error)
 
 	// Range returns user's events with ver > since, ascending by ver, at most
 	// limit of them.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -26,18 +27,36 @@ func findAll(ctx context.Context, c *mongo.Collection, filter any, opts *options
 	return cur.All(ctx, out)
 }
 
-// LookupAck returns the dedupe row of (from, cmid), or store.ErrNotFound.
-func (s *Store) LookupAck(ctx context.Context, from, cmid string) (store.Ack, error) {
-	if err := s.begin(ctx, "lookup ack"); err != nil {
-		return store.Ack{}, err
+// lookupChunk bounds the keys of one LookupAcks query.
+const lookupChunk = 256
+
+// LookupAcks returns the dedupe rows of the keys that have one: one query
+// per lookupChunk keys, an $or of (from, cmid) pairs that MongoDB answers
+// from the {from, cmid} index clause by clause.
+func (s *Store) LookupAcks(ctx context.Context, keys []store.AckKey) (map[store.AckKey]store.Ack, error) {
+	found := map[store.AckKey]store.Ack{}
+	if len(keys) == 0 {
+		return found, nil
+	}
+	if err := s.begin(ctx, "lookup acks"); err != nil {
+		return nil, err
 	}
 	defer s.end()
-	var d ackDoc
-	err := s.c.acks.FindOne(ctx, bson.D{{Key: "from", Value: from}, {Key: "cmid", Value: cmid}}).Decode(&d)
-	if err != nil {
-		return store.Ack{}, fmt.Errorf("lookup ack %s/%s: %w", from, cmid, notFound(err))
+	for chunk := range slices.Chunk(keys, lookupChunk) {
+		or := make(bson.A, len(chunk))
+		for i, k := range chunk {
+			or[i] = bson.D{{Key: "from", Value: k.From}, {Key: "cmid", Value: k.CMID}}
+		}
+		var docs []ackDoc
+		if err := findAll(ctx, s.c.acks, bson.D{{Key: "$or", Value: or}}, nil, &docs); err != nil {
+			return nil, fmt.Errorf("lookup acks: %w", err)
+		}
+		for i := range docs {
+			a := docs[i].ack()
+			found[store.AckKey{From: a.From, CMID: a.CMID}] = a
+		}
 	}
-	return d.ack(), nil
+	return found, nil
 }
 
 // Range returns user's events with ver > since, ascending, at most limit

@@ -55,14 +55,26 @@ func testCommitAndRead(t *testing.T, f *fixture) {
 		}
 	}
 
-	ack, err := f.s.LookupAck(f.ctx, "alice", m1.Msg.CMID)
+	ack, err := store.LookupAck(f.ctx, f.s, "alice", m1.Msg.CMID)
 	if err != nil || ack != m1.Ack {
 		t.Errorf("lookup ack: %+v, %v; want %+v", ack, err, m1.Ack)
 	}
-	_, err = f.s.LookupAck(f.ctx, "bob", m1.Msg.CMID)
+	_, err = store.LookupAck(f.ctx, f.s, "bob", m1.Msg.CMID)
 	wantErr(t, "lookup ack of another sender", err, store.ErrNotFound)
-	_, err = f.s.LookupAck(f.ctx, "alice", "nope")
+	_, err = store.LookupAck(f.ctx, f.s, "alice", "nope")
 	wantErr(t, "lookup unknown ack", err, store.ErrNotFound)
+
+	// A batch's lookup: found and missing keys mixed, out of order, one twice.
+	keys := []store.AckKey{{From: "carol", CMID: "x"}, {From: "bob", CMID: m2.Msg.CMID}, {From: "alice", CMID: "nope"},
+		{From: "alice", CMID: m1.Msg.CMID}, {From: "bob", CMID: m1.Msg.CMID}, {From: "bob", CMID: m2.Msg.CMID}}
+	found, err := f.s.LookupAcks(f.ctx, keys)
+	want := map[store.AckKey]store.Ack{keys[1]: m2.Ack, keys[3]: m1.Ack}
+	if err != nil || !reflect.DeepEqual(found, want) {
+		t.Errorf("lookup acks:\n got %+v, %v\nwant %+v", found, err, want)
+	}
+	if found, err := f.s.LookupAcks(f.ctx, nil); err != nil || len(found) != 0 {
+		t.Errorf("lookup of no acks: %+v, %v", found, err)
+	}
 }
 
 func testGetMessages(t *testing.T, f *fixture) {
@@ -145,7 +157,7 @@ func testReplay(t *testing.T, f *fixture) {
 	if c.Unread != 2 || c.Last != m3.Msg.ID || c.Ver != m3.ToVer {
 		t.Errorf("bob's row after replays: %+v; want unread 2, last %d, ver %d", c, m3.Msg.ID, m3.ToVer)
 	}
-	if ack, err := f.s.LookupAck(f.ctx, "alice", m1.Msg.CMID); err != nil || ack != m1.Ack {
+	if ack, err := store.LookupAck(f.ctx, f.s, "alice", m1.Msg.CMID); err != nil || ack != m1.Ack {
 		t.Errorf("ack after replay: %+v, %v", ack, err)
 	}
 }
