@@ -5,13 +5,15 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
+	imsync "github.com/imqtt/imqtt/sync"
 	"github.com/imqtt/imqtt/wire"
 )
 
-func gz(t *testing.T, p []byte) []byte {
+func gz(t testing.TB, p []byte) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	zw := gzip.NewWriter(&b)
@@ -171,5 +173,29 @@ func TestDecodeSyncBigBatch(t *testing.T) {
 	bad := bytes.Replace(syncBatch(300), []byte(`"ver":250,`), []byte(`"ver":"x",`), 1)
 	if _, _, err := decodeSync(bad); err == nil {
 		t.Fatal("a batch with a bad item decoded")
+	}
+}
+
+// BenchmarkDecompress unzips a 500-item sync batch as the server sends it,
+// with bodies like those of `imqtt bench sync`.
+func BenchmarkDecompress(b *testing.B) {
+	batch := wire.Sync{Kind: wire.KindSync, Upto: 500, More: true, Epoch: "ep"}
+	for i := range 500 {
+		body := fmt.Sprintf("0123abcd:0:%d:%d:", i, 1_700_000_000_000_000_000+int64(i)*20_000)
+		batch.Items = append(batch.Items, wire.Msg{Kind: wire.KindMsg, ID: fmt.Sprint(7340000000000000000 + i), Ver: uint64(i + 1),
+			From: "bench-sender", To: "bench-receiver", Type: "text", Body: body + strings.Repeat("x", 64-len(body)),
+			TS: 1_700_000_000_000 + int64(i), CMID: fmt.Sprintf("0123abcd-%d", i)})
+	}
+	raw, _ := json.Marshal(batch)
+	p, err := imsync.Encode(batch, "gzip")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for range b.N {
+		if out, err := Decompress(p); err != nil || len(out) != len(raw) {
+			b.Fatal(len(out), err)
+		}
 	}
 }
