@@ -9,11 +9,12 @@ package sync
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
+	gosync "sync"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/imqtt/imqtt/store"
@@ -235,15 +236,27 @@ func ToMsg(ev store.Event) wire.Msg {
 	return out
 }
 
+// gzipWriters keeps gzip writers for the next batch: each holds ~1 MB of
+// compressor state, which a new writer per batch allocated and cleared.
+var gzipWriters = gosync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return zw
+}}
+
 // Encode marshals a batch for the wire, gzip-compressed when compress is
 // "gzip" (a client tells the two apart by gzip's magic bytes 0x1f 0x8b).
+// The JSON is byte for byte what encoding/json makes of a wire.Sync
+// (go-json, several times faster; sync_test compares the two).
 func Encode(b wire.Sync, compress string) ([]byte, error) {
-	raw, err := json.Marshal(b)
+	raw, err := gojson.Marshal(b)
 	if err != nil || compress != "gzip" {
 		return raw, err
 	}
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	// A batch of messages compresses to about a tenth of its JSON.
+	buf := bytes.NewBuffer(make([]byte, 0, len(raw)/8+64))
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(buf)
 	if _, err := zw.Write(raw); err != nil {
 		return nil, err
 	}
