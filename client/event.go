@@ -2,7 +2,6 @@ package client
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -12,6 +11,9 @@ import (
 	"io"
 	"runtime"
 	"sync"
+
+	gojson "github.com/goccy/go-json"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/imqtt/imqtt/wire"
 )
@@ -88,7 +90,7 @@ func Decompress(p []byte) ([]byte, error) {
 
 // eventJSON holds every field of the events the SDK decodes (a message
 // and an unread update: they share kind and group), so that one
-// json.Unmarshal reads an event of either kind.
+// Unmarshal reads an event of either kind.
 type eventJSON struct {
 	wire.Msg
 	Total int64  `json:"total"`
@@ -99,11 +101,11 @@ type eventJSON struct {
 // decodeEvent turns one event's JSON into an Event, in one decoding pass.
 func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
 	e := new(eventJSON)
-	if err := json.Unmarshal(raw, e); err != nil {
+	if err := gojson.Unmarshal(raw, e); err != nil {
 		// A kind this SDK does not know may use a field name of ours with
 		// another type: it is still delivered, with its kind and version.
 		var env envelope
-		if json.Unmarshal(raw, &env) != nil {
+		if gojson.Unmarshal(raw, &env) != nil {
 			return Event{}, fmt.Errorf("decode event: %w", err)
 		}
 		switch env.Kind {
@@ -176,7 +178,7 @@ func decodeSyncItems(rs *rawSync) (wire.Sync, []Event, error) {
 // decodeSync decodes a (decompressed) sync batch and its items.
 func decodeSync(p []byte) (wire.Sync, []Event, error) {
 	var rs rawSync
-	if err := json.Unmarshal(p, &rs); err != nil {
+	if err := gojson.Unmarshal(p, &rs); err != nil {
 		return wire.Sync{}, nil, fmt.Errorf("decode sync: %w", err)
 	}
 	return decodeSyncItems(&rs)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	gojson "github.com/goccy/go-json"
 
 	"github.com/imqtt/imqtt/wire"
 )
@@ -65,7 +66,7 @@ func (c *Client) onMessage(gen uint64, m mqtt.Message) {
 	p := m.Payload()
 	if m.Topic() == c.device && len(p) > 0 && p[0] == '{' && !bytes.HasPrefix(p, syncPrefix) {
 		var r replyJSON
-		if json.Unmarshal(p, &r) == nil && r.CMID != "" {
+		if gojson.Unmarshal(p, &r) == nil && r.CMID != "" {
 			switch r.Kind {
 			case wire.KindAck:
 				c.reply(r.CMID, sendResult{ack: wire.Ack{Kind: r.Kind, CMID: r.CMID, ID: r.ID, Ver: r.Ver, TS: r.TS, Group: r.Group, Seq: r.Seq}})
@@ -181,9 +182,9 @@ func (l *loopState) handle(it item) {
 func (l *loopState) deviceEvent(p []byte) {
 	c := l.c
 	var d deviceJSON
-	if err := json.Unmarshal(p, &d); err != nil {
+	if err := gojson.Unmarshal(p, &d); err != nil {
 		var env envelope
-		if json.Unmarshal(p, &env) != nil || env.Kind == wire.KindSync {
+		if gojson.Unmarshal(p, &env) != nil || env.Kind == wire.KindSync {
 			c.log.Warn("bad device event", "kind", env.Kind, "err", err)
 			return
 		}

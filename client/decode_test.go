@@ -1,0 +1,226 @@
+package client
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	gojson "github.com/goccy/go-json"
+
+	imsync "github.com/imqtt/imqtt/sync"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// The SDK decodes with go-json; these tests hold it to what encoding/json
+// makes of the same payloads, the reference the SDK was written against.
+
+// oddStrings are pieces of text decoders disagree on: escapes, control
+// characters, JS line separators, invalid UTF-8, astral runes.
+var oddStrings = []string{"a", "é", "\u2028", "\u2029", "<", ">", "&", `"`, `\`, "\x00", "\x1f", "\x7f", "\t", "\n", "\r",
+	"日本", "😀", "\xff", "\xc3", "\xed\xa0\x80", "/", " ", "\u00a0", "\ufeff", "\ufffd", "0"}
+
+func oddString(r *rand.Rand) string {
+	var b []byte
+	for range r.IntN(10) {
+		b = append(b, oddStrings[r.IntN(len(oddStrings))]...)
+	}
+	return string(b)
+}
+
+func oddMsg(r *rand.Rand) wire.Msg {
+	m := wire.Msg{Kind: []string{wire.KindMsg, ""}[r.IntN(2)], ID: oddString(r), Ver: r.Uint64() >> r.IntN(64),
+		From: oddString(r), To: oddString(r), Group: oddString(r), Seq: r.Uint64() >> r.IntN(65), Type: oddString(r),
+		Body: oddString(r), Media: oddString(r), TS: r.Int64() - r.Int64(), CMID: oddString(r)}
+	switch r.IntN(5) {
+	case 0:
+		m.Meta = json.RawMessage(`{"w": 800, "s":"\u00e9\ud83d\ude00 <x>", "a":[1, 2.5e3, -0, true, null, {}]}`)
+	case 1:
+		m.Meta = json.RawMessage(`"str"`)
+	case 2:
+		m.Meta = json.RawMessage("[ ]\n")
+	}
+	if r.IntN(2) == 0 {
+		m.Inline = &wire.Inline{Type: oddString(r)}
+		if r.IntN(5) > 0 {
+			m.Inline.Data = make([]byte, r.IntN(40))
+			for i := range m.Inline.Data {
+				m.Inline.Data[i] = byte(r.IntN(256))
+			}
+		}
+	}
+	return m
+}
+
+// refDecodeSync is decodeSync done with encoding/json.
+func refDecodeSync(t *testing.T, p []byte) (wire.Sync, []Event) {
+	t.Helper()
+	var rs rawSync
+	if err := json.Unmarshal(p, &rs); err != nil {
+		t.Fatalf("encoding/json: %v", err)
+	}
+	evs := make([]Event, len(rs.Items))
+	for i, raw := range rs.Items {
+		e := new(eventJSON)
+		if err := json.Unmarshal(raw, e); err != nil {
+			t.Fatalf("encoding/json item %d: %v", i, err)
+		}
+		evs[i] = Event{Kind: wire.KindMsg, Ver: e.Ver, Raw: raw, Synced: true, Msg: &e.Msg}
+		e.Msg.Kind = wire.KindMsg
+	}
+	return rs.Sync, evs
+}
+
+// A sync batch, whether encoded by encoding/json or by the server's
+// sync.Encode (gzip or not), decodes to exactly what encoding/json reads
+// from it: header, every field of every item, meta as sent, inline bytes,
+// and each item's raw JSON.
+func TestDecodeSyncMatchesEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 200_000))
+	for i := range 400 {
+		b := wire.Sync{Kind: wire.KindSync, Group: oddString(r), Since: r.Uint64(), Upto: r.Uint64(), More: r.IntN(2) == 0,
+			Epoch: oddString(r), Reset: r.IntN(2) == 0}
+		n := r.IntN(6)
+		if i%50 == 0 {
+			n = 200 // decoded on several goroutines
+		}
+		for range n {
+			b.Items = append(b.Items, oddMsg(r))
+		}
+		std, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := imsync.Encode(b, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		zipped, err := imsync.Encode(b, "gzip")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantSync, want := refDecodeSync(t, std)
+		for name, p := range map[string][]byte{"encoding/json": std, "sync.Encode": enc, "sync.Encode gzip": zipped} {
+			p, err := Decompress(p)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			gotSync, got, err := decodeSync(p)
+			if err != nil {
+				t.Fatalf("batch %d from %s: %v", i, name, err)
+			}
+			if !reflect.DeepEqual(gotSync, wantSync) {
+				t.Fatalf("batch %d from %s: header\n%+v\nwant\n%+v", i, name, gotSync, wantSync)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("batch %d from %s: %d items, want %d", i, name, len(got), len(want))
+			}
+			for j := range got {
+				if !reflect.DeepEqual(got[j], want[j]) {
+					t.Fatalf("batch %d from %s, item %d:\n%+v\n%+v\nwant\n%+v\n%+v", i, name, j, got[j], got[j].Msg, want[j], want[j].Msg)
+				}
+			}
+			// and that is what was sent (meta compacted and escaped; strings are
+			// compared above: invalid UTF-8 comes back as U+FFFD).
+			for j, m := range b.Items {
+				gm := got[j].Msg
+				var compact, meta bytes.Buffer
+				if m.Meta != nil {
+					json.Compact(&compact, m.Meta)
+					json.HTMLEscape(&meta, compact.Bytes())
+				}
+				if !bytes.Equal(gm.Meta, meta.Bytes()) || gm.Ver != m.Ver || gm.Seq != m.Seq || gm.TS != m.TS ||
+					(gm.Inline == nil) != (m.Inline == nil) || (m.Inline != nil && !bytes.Equal(gm.Inline.Data, m.Inline.Data)) {
+					t.Fatalf("batch %d from %s, item %d:\n%+v\nsent\n%+v", i, name, j, gm, m)
+				}
+			}
+		}
+	}
+}
+
+// Events a server or a newer server may send, well formed or not, decode
+// (or fail) as they do with encoding/json; device events too.
+func TestDecodeOddEventsMatchEncodingJSON(t *testing.T) {
+	for _, in := range []string{
+		`{"kind":"msg","id":"1","ver":2,"from":"a","to":"b","type":"text","body":"hi","ts":1,"cmid":"c"}`,
+		`{"kind":"msg","ver":6,"body":{"q":"?"}}`,
+		`{"kind":"poll","ver":6,"body":{"q":"?"},"total":"many"}`,
+		`{"ver":2,"id":"1","from":"a","type":"text","body":"x","ts":1}`,
+		`{"kind":"msg","ver":"x"}`,
+		`{"kind":"msg","ver":-1}`,
+		`{"kind":"msg","ver":1.5}`,
+		`{"kind":"msg","ver":18446744073709551615}`,
+		`{"kind":"msg","ver":18446744073709551616}`,
+		`{"kind":"msg","body":"\ud800x\udc00\u0000\u00e9\ud83d\ude00","meta":null,"inline":null}`,
+		`{"kind":"msg","meta":  { "a" : 1 } ,"inline":{"type":"t","data":"AAE="}}`,
+		`{"kind":"msg","inline":{"type":"t","data":"not base64!"}}`,
+		`{"kind":"msg","inline":{"type":"t","data":"AAE"}}`,
+		`{"kind":"msg","inline":{"type":"t","data":null}}`,
+		`{"KIND":"msg","Body":"case","VER":3}`,
+		`{"kind":"msg","body":"dup","body":"second"}`,
+		`{"kind":"msg","unknown":[1,{"x":2}],"body":"u"}`,
+		`{"kind":"msg"} trailing`,
+		`{"kind":"msg"`,
+		` {"kind":"msg","body":"\/"} `,
+		`{"kind":"unread","total":3,"peer":"bob","count":0}`,
+		`{"kind":"unread","total":3,"group":"g","count":-2}`,
+		`{"kind":"recall","ver":5,"id":"9"}`,
+		`null`,
+		`[]`,
+		`""`,
+	} {
+		got, gotErr := decodeEvent(json.RawMessage(in), true)
+		want, wantErr := refDecodeEvent(json.RawMessage(in))
+		if (gotErr == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("event %s:\n%+v %v\nencoding/json\n%+v %v", in, got, gotErr, want, wantErr)
+		}
+	}
+	for _, in := range []string{
+		`{"kind":"error","cmid":"c","code":"busy","message":"later"}`,
+		`{"kind":"error","code":1,"message":"odd"}`,
+		`{"kind":"ack","cmid":"c","id":"1","ver":4,"ts":9,"group":"g","seq":3}`,
+		`{"kind":"sync","since":1,"upto":3,"more":false,"epoch":"e","items":[{"ver":2},{"ver":3}]}`,
+		`{"kind":"sync","since":"x"}`,
+		`{"kind":"sync","items":null}`,
+		`{"kind":"future","items":{}}`,
+	} {
+		var got, want deviceJSON
+		gotErr := gojson.Unmarshal([]byte(in), &got)
+		wantErr := json.Unmarshal([]byte(in), &want)
+		if (gotErr == nil) != (wantErr == nil) || (gotErr == nil && !reflect.DeepEqual(got, want)) {
+			t.Errorf("device event %s:\n%+v %v\nencoding/json\n%+v %v", in, got, gotErr, want, wantErr)
+		}
+		var gr, wr replyJSON
+		gotErr = gojson.Unmarshal([]byte(in), &gr)
+		wantErr = json.Unmarshal([]byte(in), &wr)
+		if (gotErr == nil) != (wantErr == nil) || (gotErr == nil && gr != wr) {
+			t.Errorf("reply %s:\n%+v %v\nencoding/json\n%+v %v", in, gr, gotErr, wr, wantErr)
+		}
+	}
+}
+
+// refDecodeEvent is decodeEvent done with encoding/json.
+func refDecodeEvent(raw json.RawMessage) (Event, error) {
+	e := new(eventJSON)
+	if err := json.Unmarshal(raw, e); err != nil {
+		var env envelope
+		if json.Unmarshal(raw, &env) != nil {
+			return Event{}, err
+		}
+		switch env.Kind {
+		case wire.KindMsg, "", wire.KindUnread:
+			return Event{}, err
+		}
+		return Event{Kind: env.Kind, Ver: env.Ver, Raw: raw, Synced: true}, nil
+	}
+	ev := Event{Kind: e.Kind, Ver: e.Ver, Raw: raw, Synced: true}
+	switch e.Kind {
+	case wire.KindMsg, "":
+		e.Msg.Kind = wire.KindMsg
+		ev.Kind, ev.Msg = wire.KindMsg, &e.Msg
+	case wire.KindUnread:
+		ev.Unread = &wire.Unread{Kind: e.Kind, Total: e.Total, Peer: e.Peer, Group: e.Group, Count: e.Count}
+	}
+	return ev, nil
+}
