@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
@@ -279,7 +278,7 @@ func (s *Service) runDispatcher() {
 
 // deliver publishes msg on user's inbox as that user's event at version ver.
 func (s *Service) deliver(m store.Message, user string, ver uint64) {
-	payload, err := json.Marshal(imsync.ToMsg(store.Event{Entry: store.Entry{User: user, Ver: ver}, Msg: m}))
+	payload, err := wire.Marshal(imsync.ToMsg(store.Event{Entry: store.Entry{User: user, Ver: ver}, Msg: m}))
 	if err != nil {
 		s.log.Error("marshal event", "err", err)
 		return

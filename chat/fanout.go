@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"time"
 
@@ -143,7 +142,7 @@ func (f *fanout) run(done chan<- struct{}) {
 		}
 		start := time.Now()
 		for _, m := range batch {
-			payload, err := json.Marshal(imsync.ToMsg(store.Event{Msg: m}))
+			payload, err := wire.Marshal(imsync.ToMsg(store.Event{Msg: m}))
 			if err != nil {
 				continue
 			}

@@ -220,7 +220,7 @@ func (h *Uplink) replyError(topic, cmid, code, msg string) {
 }
 
 func (h *Uplink) reply(topic string, v any) {
-	payload, err := json.Marshal(v)
+	payload, err := wire.Marshal(v)
 	if err == nil {
 		err = h.cfg.Publisher.Publish(topic, payload)
 	}
