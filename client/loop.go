@@ -192,8 +192,21 @@ func (l *loopState) deviceEvent(p []byte) {
 	}
 	switch d.Kind {
 	case wire.KindSync:
+		// When this batch uses up the request with more to come, ask for
+		// the next page at once, so the server reads it while these items
+		// are decoded and delivered.
+		early := l.up && l.seq.ahead(d.Sync, len(d.Items))
+		if early {
+			epoch := d.Epoch
+			if epoch == "" {
+				epoch = l.seq.epoch
+			}
+			early = l.sendSync(d.Upto, epoch)
+		}
 		b, items, err := decodeSyncItems(&d.rawSync)
 		if err != nil {
+			// An early request's answer starts past the cursor and is
+			// ignored; the timer asks again from the cursor.
 			c.log.Warn("bad sync batch", "err", err)
 			return
 		}
@@ -201,7 +214,11 @@ func (l *loopState) deviceEvent(p []byte) {
 			c.log.Warn("sync cursor belongs to lost history; starting over", "ver", l.seq.cursor, "epoch", b.Epoch)
 		}
 		out, again := l.seq.batch(b, items)
-		if again {
+		switch {
+		case again && early && l.seq.cursor == b.Upto:
+			l.seq.begin(c.cfg.SyncLimit) // the request sent above
+			l.timer.Reset(c.cfg.SyncTimeout)
+		case again:
 			// Ask for the next page before delivering this one, so the
 			// server reads it while the application handles these.
 			l.requestSync()
@@ -238,19 +255,27 @@ func (l *loopState) requestSync() {
 	if !l.up {
 		return // the next connect syncs
 	}
+	if l.sendSync(l.seq.cursor, l.seq.epoch) {
+		l.seq.begin(l.c.cfg.SyncLimit)
+		l.timer.Reset(l.c.cfg.SyncTimeout)
+	}
+}
+
+// sendSync publishes a sync request for everything after since; the
+// caller tells the sequencer (begin). It reports whether it was sent.
+func (l *loopState) sendSync(since uint64, epoch string) bool {
 	c := l.c
-	req := wire.SyncRequest{Since: l.seq.cursor, Limit: c.cfg.SyncLimit, Epoch: l.seq.epoch}
+	req := wire.SyncRequest{Since: since, Limit: c.cfg.SyncLimit, Epoch: epoch}
 	if !c.cfg.DisableCompression {
 		req.Compress = "gzip"
 	}
 	p, err := json.Marshal(req)
 	if err != nil {
 		c.log.Error("encode sync request", "err", err)
-		return
+		return false
 	}
-	l.seq.begin(req.Limit)
 	c.publish(wire.TopicSync, p)
-	l.timer.Reset(c.cfg.SyncTimeout)
+	return true
 }
 
 // deliver hands events to OnEvent in order and saves the cursor if it moved.

@@ -145,6 +145,14 @@ func (s *sequencer) batch(b wire.Sync, items []Event) (out []Event, again bool) 
 	return out, again
 }
 
+// ahead reports whether batch(b, items), with n items, is sure to ask for
+// another sync and to leave the cursor at b.Upto: b continues the latest
+// request, which it uses up with more to come. The next request can then go
+// out, from b.Upto, before the items are decoded. It changes nothing.
+func (s *sequencer) ahead(b wire.Sync, n int) bool {
+	return s.syncing && !b.Reset && b.Since == s.expect && b.Since <= s.cursor && b.More && s.budget-n <= 0
+}
+
 // resets reports whether a batch with Reset set would reset the cursor.
 func (s *sequencer) resets(b wire.Sync) bool {
 	return b.Reset && (b.Epoch != s.epoch || b.Epoch != s.reset)

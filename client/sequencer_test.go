@@ -287,7 +287,17 @@ func toEvents(b wire.Sync) []Event {
 // come out in order, and every version of the final epoch must come out.
 func TestSequencerSimulation(t *testing.T) {
 	for seed := range uint64(500) {
-		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { simulate(t, seed) })
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { simulate(t, seed, false) })
+	}
+}
+
+// TestSequencerSimulationEarly is the simulation with the loop's early
+// requests: when ahead says a batch uses up its request, the next request
+// goes out before the batch is handled, and must be the one batch would
+// have asked for.
+func TestSequencerSimulationEarly(t *testing.T) {
+	for seed := range uint64(500) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { simulate(t, seed, true) })
 	}
 }
 
@@ -296,7 +306,7 @@ type simEvent struct {
 	ver   uint64
 }
 
-func simulate(t *testing.T, seed uint64) {
+func simulate(t *testing.T, seed uint64, early bool) {
 	r := rand.New(rand.NewPCG(seed, 42))
 	epoch := 1
 	h := &fakeHistory{epoch: "e1", batchItems: 1 + r.IntN(5), maxLimit: 2 + r.IntN(10)}
@@ -342,12 +352,34 @@ func simulate(t *testing.T, seed uint64) {
 			take(s.live(*it.live))
 			return
 		}
-		items := make([]Event, len(it.batch.Items))
-		for i, m := range it.batch.Items {
-			items[i] = mk(m.Ver)
-			items[i].Msg.ID = fmt.Sprintf("e%s-%d", it.batch.Epoch[1:], m.Ver)
+		b := *it.batch
+		var ahead []wire.Sync // the answer to an early request
+		sentEarly := early && s.ahead(b, len(b.Items))
+		if sentEarly {
+			epoch := b.Epoch
+			if epoch == "" {
+				epoch = s.epoch
+			}
+			ahead = h.serve(b.Upto, epoch, limit)
 		}
-		take(s.batch(*it.batch, items))
+		items := make([]Event, len(b.Items))
+		for i, m := range b.Items {
+			items[i] = mk(m.Ver)
+			items[i].Msg.ID = fmt.Sprintf("e%s-%d", b.Epoch[1:], m.Ver)
+		}
+		out, again := s.batch(b, items)
+		if !sentEarly {
+			take(out, again)
+			return
+		}
+		if !again || s.cursor != b.Upto {
+			t.Fatalf("ahead(%+v) but batch gave again=%v, cursor %d", b, again, s.cursor)
+		}
+		take(out, false)
+		s.begin(limit)
+		for _, b := range ahead {
+			inflight = append(inflight, wireItem{batch: &b})
+		}
 	}
 	request() // the first connect
 	for range 300 {
