@@ -14,7 +14,6 @@ import (
 	gosync "sync"
 	"time"
 
-	gojson "github.com/goccy/go-json"
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/imqtt/imqtt/store"
@@ -245,10 +244,10 @@ var gzipWriters = gosync.Pool{New: func() any {
 
 // Encode marshals a batch for the wire, gzip-compressed when compress is
 // "gzip" (a client tells the two apart by gzip's magic bytes 0x1f 0x8b).
-// The JSON is byte for byte what encoding/json makes of a wire.Sync
-// (go-json, several times faster; sync_test compares the two).
+// The JSON is wire.Marshal's, byte for byte what encoding/json makes of a
+// wire.Sync in a third of the time (TestEncodeMatchesEncodingJSON).
 func Encode(b wire.Sync, compress string) ([]byte, error) {
-	raw, err := gojson.Marshal(b)
+	raw, err := wire.Marshal(b)
 	if err != nil || compress != "gzip" {
 		return raw, err
 	}
