@@ -1,14 +1,22 @@
 package broker
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // flakyListener fails its first Accepts with EMFILE, as a process out of file
@@ -74,5 +82,208 @@ func TestStopAccepting(t *testing.T) {
 	if c, err := net.Dial("tcp", addr); err == nil {
 		c.Close()
 		t.Fatal("still accepting")
+	}
+}
+
+// pooledPair is a connection accepted by a tcpListener (what mochi reads)
+// and the client's end of it.
+func pooledPair(t *testing.T) (server *pooledConn, client net.Conn) {
+	t.Helper()
+	l := newTCPListener("t", "127.0.0.1:0", nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := l.Init(nil); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan net.Conn, 1)
+	go l.Serve(func(_ string, c net.Conn) error { got <- c; return nil })
+	t.Cleanup(func() { l.Close(func(string) {}) })
+	client, err := net.Dial("tcp", l.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	select {
+	case c := <-got:
+		t.Cleanup(func() { c.Close() })
+		pc, ok := c.(*pooledConn)
+		if !ok {
+			t.Fatalf("the listener handed mochi a %T, not a *pooledConn", c)
+		}
+		return pc, client
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection")
+	}
+	return nil, nil
+}
+
+// TestPooledConnStream: whatever the sizes of the writes and of the reads
+// (through a bufio.Reader as small as mochi's now is, reads larger than the
+// pooled buffer, single bytes), the bytes come out as they went in.
+func TestPooledConnStream(t *testing.T) {
+	server, client := pooledPair(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := make([]byte, 1<<20)
+	for i := range want {
+		want[i] = byte(rng.Uint32())
+	}
+	go func() {
+		for rest := want; len(rest) > 0; {
+			n := min(len(rest), 1+rng.IntN(5000))
+			if _, err := client.Write(rest[:n]); err != nil {
+				return
+			}
+			rest = rest[n:]
+		}
+	}()
+	br := bufio.NewReaderSize(server, 16)
+	got := make([]byte, 0, len(want))
+	rr := rand.New(rand.NewPCG(3, 4))
+	for len(got) < len(want) {
+		switch k := rr.IntN(3); {
+		case k == 0:
+			b, err := br.ReadByte()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, b)
+		default:
+			n := min(len(want)-len(got), 1+rr.IntN(3*tcpReadSize))
+			p := make([]byte, n)
+			if _, err := io.ReadFull(br, p); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, p...)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the bytes read differ from the bytes written")
+	}
+}
+
+// TestPooledConnIdleHoldsNoBuffer: once the reader has taken every byte
+// that arrived, and while it waits for more, the connection holds no
+// buffer; a buffer is held only while bytes wait in it.
+func TestPooledConnIdleHoldsNoBuffer(t *testing.T) {
+	server, client := pooledPair(t)
+	if _, err := client.Write([]byte("hello, world")); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 5)
+	if _, err := io.ReadFull(server, p); err != nil {
+		t.Fatal(err)
+	}
+	if server.buf == nil {
+		t.Fatal("7 bytes wait, but no buffer holds them")
+	}
+	rest := make([]byte, 7)
+	if _, err := io.ReadFull(server, rest); err != nil || string(p)+string(rest) != "hello, world" {
+		t.Fatalf("read %q%q, %v", p, rest, err)
+	}
+	if server.buf != nil {
+		t.Fatal("every byte was read, but the connection still holds a buffer")
+	}
+	read := make(chan error, 1)
+	go func() { _, err := server.Read(p); read <- err }()
+	time.Sleep(50 * time.Millisecond) // the reader is now waiting
+	if _, err := client.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-read; err != nil || p[0] != 'x' || server.buf != nil {
+		t.Fatalf("read %q, %v; buffer held: %v", p[:1], err, server.buf != nil)
+	}
+}
+
+// TestPooledConnErrors: a Read waiting on an idle connection ends as
+// net.Conn's does: at the read deadline (mochi's keepalive) with a timeout,
+// when the connection is closed with net.ErrClosed, and when the peer
+// closes with io.EOF once the bytes it sent are read.
+func TestPooledConnErrors(t *testing.T) {
+	t.Run("deadline", func(t *testing.T) {
+		server, _ := pooledPair(t)
+		_ = server.SetDeadline(time.Now().Add(50 * time.Millisecond))
+		_, err := server.Read(make([]byte, 16))
+		var ne net.Error
+		var oe *net.OpError
+		if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() || !errors.As(err, &oe) || oe.Op != "read" {
+			t.Fatalf("got %v, want a read timeout", err)
+		}
+	})
+	t.Run("closed", func(t *testing.T) {
+		server, _ := pooledPair(t)
+		go func() { time.Sleep(50 * time.Millisecond); server.Close() }()
+		if _, err := server.Read(make([]byte, 16)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("got %v, want net.ErrClosed", err)
+		}
+	})
+	t.Run("eof", func(t *testing.T) {
+		server, client := pooledPair(t)
+		_, _ = client.Write([]byte("bye"))
+		client.Close()
+		got, err := io.ReadAll(server)
+		if err != nil || string(got) != "bye" || server.buf != nil {
+			t.Fatalf("read %q, %v", got, err)
+		}
+		if _, err := server.Read(make([]byte, 16)); err != io.EOF {
+			t.Fatalf("got %v, want io.EOF", err)
+		}
+	})
+	t.Run("reset", func(t *testing.T) {
+		server, client := pooledPair(t)
+		_ = client.(*net.TCPConn).SetLinger(0) // close sends RST
+		client.Close()
+		_, err := server.Read(make([]byte, 16))
+		var oe *net.OpError
+		if !errors.Is(err, syscall.ECONNRESET) || !errors.As(err, &oe) || oe.Op != "read" {
+			t.Fatalf("got %v, want a read error wrapping ECONNRESET", err)
+		}
+	})
+}
+
+// TestMochiReadsThroughPooledConn: mochi reads plain TCP through a
+// pooledConn; packets small and large, many in one write or one split over
+// many reads, arrive whole and in order.
+func TestMochiReadsThroughPooledConn(t *testing.T) {
+	b := New(Options{MQTTAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := dialRaw(t, b.MQTTAddr(), "alice/a", 4)
+	c.subscribe(0, packets.Subscription{Filter: "t/#"})
+	if cl, ok := b.srv.Clients.Get("alice/a"); !ok {
+		t.Fatal("no client")
+	} else if _, ok := cl.Net.Conn.(*pooledConn); !ok {
+		t.Fatalf("mochi reads a %T", cl.Net.Conn)
+	}
+
+	var stream bytes.Buffer
+	var want []string
+	for i := range 100 {
+		size := (i * 977) % 5000
+		if i == 50 {
+			size = 100 << 10
+		}
+		payload := bytes.Repeat([]byte{byte('a' + i%26)}, size)
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, ProtocolVersion: 4,
+			TopicName: fmt.Sprintf("t/%d", i), Payload: payload}
+		if err := pk.PublishEncode(&stream); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprintf("t/%d %d %c", i, size, 'a'+i%26))
+	}
+	go func() { _, _ = c.conn.Write(stream.Bytes()) }()
+	for i, w := range want {
+		pk := c.next1()
+		got := fmt.Sprintf("%s %d", pk.TopicName, len(pk.Payload))
+		if len(pk.Payload) > 0 {
+			got += fmt.Sprintf(" %c", pk.Payload[0])
+		} else {
+			got += fmt.Sprintf(" %c", 'a'+i%26)
+		}
+		if got != w {
+			t.Fatalf("publish %d: got %s, want %s", i, got, w)
+		}
 	}
 }
