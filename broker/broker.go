@@ -40,8 +40,16 @@ type Options struct {
 	SessionExpiry uint32
 	// MaxInflight bounds unacknowledged QoS 1 deliveries per client. Default 1024.
 	MaxInflight uint16
-	// ReadBuffer and WriteBuffer size each connection's bufio buffers. Default 2 KiB each.
-	ReadBuffer, WriteBuffer int
+	// ReadBuffer sizes mochi's read buffer (a bufio.Reader), which each
+	// connection holds for its whole life, idle or not. Default 16 bytes,
+	// bufio's least: a plain TCP connection reads its socket 2 KiB at a time
+	// into a buffer it holds only while those bytes wait (tcp.go), TLS and
+	// WebSocket connections are buffered by their own layer, so a larger
+	// one here only saves a few calls, and costs its size per connection.
+	ReadBuffer int
+	// WriteBuffer is how many bytes of queued packets mochi gathers into one
+	// write (a buffer it allocates only while packets queue). Default 2 KiB.
+	WriteBuffer int
 
 	Logger *slog.Logger
 }
@@ -63,7 +71,7 @@ func (o *Options) fill() {
 		o.MaxInflight = 1024
 	}
 	if o.ReadBuffer <= 0 {
-		o.ReadBuffer = 2 << 10
+		o.ReadBuffer = 16
 	}
 	if o.WriteBuffer <= 0 {
 		o.WriteBuffer = 2 << 10

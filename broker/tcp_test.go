@@ -238,7 +238,8 @@ func TestPooledConnErrors(t *testing.T) {
 	})
 }
 
-// TestMochiReadsThroughPooledConn: mochi reads plain TCP through a
+// TestMochiReadsThroughPooledConn: with the default options mochi keeps
+// only a 16-byte read buffer per connection and reads plain TCP through a
 // pooledConn; packets small and large, many in one write or one split over
 // many reads, arrive whole and in order.
 func TestMochiReadsThroughPooledConn(t *testing.T) {
@@ -250,6 +251,9 @@ func TestMochiReadsThroughPooledConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	if n := b.srv.Options.ClientNetReadBufferSize; n != 16 {
+		t.Fatalf("mochi reads through a %d-byte buffer each connection holds; want 16", n)
+	}
 	c := dialRaw(t, b.MQTTAddr(), "alice/a", 4)
 	c.subscribe(0, packets.Subscription{Filter: "t/#"})
 	if cl, ok := b.srv.Clients.Get("alice/a"); !ok {
