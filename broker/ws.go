@@ -32,8 +32,16 @@ func newWSListener(id string) *wsListener {
 		CheckOrigin:     func(*http.Request) bool { return true }, // auth is MQTT's CONNECT
 		ReadBufferSize:  2 << 10,
 		WriteBufferSize: 2 << 10,
+		// A connection takes a write buffer for each message it sends and
+		// gives it back, instead of holding one for its whole life: most
+		// connections are idle most of the time.
+		WriteBufferPool: wsWriteBufs,
 	}}
 }
+
+// wsWriteBufs is the Upgrader's WriteBufferPool (one pool per buffer size,
+// as gorilla asks).
+var wsWriteBufs = new(sync.Pool)
 
 func (l *wsListener) ID() string              { return l.id }
 func (l *wsListener) Address() string         { return "/mqtt" }
@@ -52,8 +60,12 @@ func (l *wsListener) Close(closeClients listeners.CloseFn) {
 	closeClients(l.id)
 }
 
-// ServeHTTP upgrades the request and hands the connection to mochi; it
-// returns when the client disconnects.
+// ServeHTTP upgrades the request and hands the connection to mochi on a
+// goroutine of its own, then returns. Were mochi to read the connection on
+// the HTTP server's goroutine, the server's per-connection state (its 4 KiB
+// read and write buffers, the request, a deeper stack) would live as long
+// as the connection; once the handler of a hijacked connection returns,
+// net/http keeps none of it.
 func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	establish := l.establish.Load()
 	if establish == nil || l.closed.Load() {
@@ -64,8 +76,10 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has written the HTTP error
 	}
-	defer c.Close()
-	_ = (*establish)(l.id, &wsConn{Conn: c.NetConn(), ws: c})
+	go func() {
+		defer c.Close()
+		_ = (*establish)(l.id, &wsConn{Conn: c.NetConn(), ws: c})
+	}()
 }
 
 // wsConn presents a WebSocket as the byte stream mochi reads MQTT from: each
