@@ -23,7 +23,7 @@ type SyncOptions struct {
 	Messages  int    // messages missed (20,000)
 	InFlight  int    // concurrent HTTP sends while filling the inbox (32)
 	Size      int    // body bytes (64)
-	SyncLimit int    // items per sync request (the SDK's default, 500)
+	SyncLimit int    // items per sync request (the SDK's default, 5000)
 	// NoCompression asks for plain JSON sync replies instead of gzip.
 	NoCompression bool
 	Timeout       time.Duration // for the catch-up (2m)
