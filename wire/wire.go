@@ -5,7 +5,6 @@ package wire
 
 import (
 	"encoding/json"
-	"regexp"
 	"strings"
 )
 
@@ -25,16 +24,28 @@ func DeviceTopic(user, device string) string { return "im/u/" + user + "/d/" + d
 // UserPrefix is the topic subtree a client of user may subscribe to.
 func UserPrefix(user string) string { return "im/u/" + user + "/" }
 
-var (
-	userRe   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-	deviceRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-)
+// ValidUser reports whether s is a well-formed user ID (SPEC §2): 1 to 64
+// of A-Z a-z 0-9 _ . - (checked on every publish: a loop, not a regexp).
+func ValidUser(s string) bool { return validID(s, true) }
 
-// ValidUser reports whether s is a well-formed user ID (SPEC §2).
-func ValidUser(s string) bool { return userRe.MatchString(s) }
+// ValidDevice reports whether s is a well-formed device ID (SPEC §2): 1 to
+// 64 of A-Z a-z 0-9 _ -.
+func ValidDevice(s string) bool { return validID(s, false) }
 
-// ValidDevice reports whether s is a well-formed device ID (SPEC §2).
-func ValidDevice(s string) bool { return deviceRe.MatchString(s) }
+func validID(s string, dot bool) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		case c == '.' && dot:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // SplitClientID splits an MQTT client ID "{user}/{device}".
 func SplitClientID(id string) (user, device string, ok bool) {
