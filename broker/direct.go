@@ -184,6 +184,9 @@ func (rt *route) subscription(topic string) (packets.Subscription, bool) {
 // matches reports whether an MQTT topic filter matches a topic name
 // (neither starting with $, which user topics never do).
 func matches(filter, topic string) bool {
+	if !strings.ContainsAny(filter, "+#") {
+		return filter == topic // the usual case: the inbox and the device topic
+	}
 	for {
 		f, fRest, fMore := strings.Cut(filter, "/")
 		if f == "#" {
