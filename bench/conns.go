@@ -1,12 +1,15 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -204,7 +207,10 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 	}
 	if o.PprofURL != "" && n > 0 {
 		res.extra("server_go_live_kib_per_conn", (memAfter.live-memBefore.live)/1024/float64(n))
-		res.Notes = append(res.Notes, "RSS read after a forced GC and the settle time; go_live is the Go heap and stacks in use")
+		res.extra("server_go_heap_kib_per_conn", (memAfter.heap-memBefore.heap)/1024/float64(n))
+		res.extra("server_go_stack_kib_per_conn", (memAfter.stack-memBefore.stack)/1024/float64(n))
+		res.extra("server_goroutines_per_conn", (memAfter.goroutines-memBefore.goroutines)/float64(n))
+		res.Notes = append(res.Notes, fmt.Sprintf("RSS read after %d forced GCs and the settle time; go_live is the Go heap and stacks in use, go_heap and go_stack its parts", gcsBeforeReading))
 	}
 	if m, err := o.Target.scrape(ctx); err != nil {
 		return nil, err
@@ -246,20 +252,35 @@ func fileLimit(need int) error {
 
 // memoryReading is the server's memory at one moment.
 type memoryReading struct {
-	rss  float64 // KiB, from /proc
-	live float64 // bytes of Go heap and stacks in use after a GC (with PprofURL)
+	rss float64 // KiB, from /proc
+	// With PprofURL, after gcsBeforeReading GCs: bytes of Go heap and of
+	// goroutine stacks in use, their sum, and the number of goroutines.
+	heap, stack, live, goroutines float64
 }
 
-// memory reads the server's memory: with PprofURL, after forcing a GC;
+// gcsBeforeReading is how many GCs the server is made to run before its
+// memory is read. A GC shrinks a goroutine's stack by half at most, and only
+// if it uses less than a quarter of it: a connection's read goroutine grown
+// to 32 KiB by mochi's SUBSCRIBE needs one GC to come back to the 16 KiB it
+// keeps, one grown to 64 KiB two.
+const gcsBeforeReading = 3
+
+// memory reads the server's memory: with PprofURL, after forcing GCs;
 // then after Settle (time for the runtime to return freed pages), the RSS.
 func (o ConnsOptions) memory(ctx context.Context, prog *progress) (memoryReading, error) {
 	var m memoryReading
 	if o.PprofURL != "" {
-		heap, stack, err := goMemory(ctx, o.PprofURL)
-		if err != nil {
+		for range gcsBeforeReading {
+			var err error
+			if m.heap, m.stack, err = goMemory(ctx, o.PprofURL); err != nil {
+				return m, err
+			}
+		}
+		m.live = m.heap + m.stack
+		var err error
+		if m.goroutines, err = goroutines(ctx, o.PprofURL); err != nil {
 			return m, err
 		}
-		m.live = heap + stack
 	}
 	if o.ServerPID <= 0 {
 		return m, nil
@@ -271,4 +292,27 @@ func (o ConnsOptions) memory(ctx context.Context, prog *progress) (memoryReading
 	rss, err := rssKiB(o.ServerPID)
 	m.rss = float64(rss)
 	return m, err
+}
+
+// goroutines is how many goroutines a Go server has, from the first line
+// of its net/http/pprof goroutine profile.
+func goroutines(ctx context.Context, pprofURL string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(pprofURL, "/")+"/debug/pprof/goroutine?debug=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("server goroutines: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("server goroutines: %s", resp.Status)
+	}
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	total, ok := strings.CutPrefix(line, "goroutine profile: total ")
+	if !ok {
+		return 0, fmt.Errorf("server goroutines: unexpected profile %.60q", line)
+	}
+	return strconv.ParseFloat(strings.TrimSpace(total), 64)
 }
