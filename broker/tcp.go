@@ -130,17 +130,21 @@ var tcpReadBufs = sync.Pool{New: func() any { b := make([]byte, tcpReadSize); re
 // connection); everything else is the *net.TCPConn's.
 type pooledConn struct {
 	*net.TCPConn
-	raw  syscall.RawConn
-	buf  *[]byte // bytes read and not yet returned are (*buf)[r:w]; nil when there are none
-	r, w int
+	raw      syscall.RawConn
+	readFunc func(fd uintptr) bool // c.readSocket, made once: a fill allocates nothing
+	buf      *[]byte               // bytes read and not yet returned are (*buf)[r:w]; nil when there are none
+	r, w     int
+	rerr     error // the last read(2)'s error
 }
 
-func newPooledConn(c *net.TCPConn) net.Conn {
-	raw, err := c.SyscallConn()
+func newPooledConn(tc *net.TCPConn) net.Conn {
+	raw, err := tc.SyscallConn()
 	if err != nil {
-		return c
+		return tc
 	}
-	return &pooledConn{TCPConn: c, raw: raw}
+	c := &pooledConn{TCPConn: tc, raw: raw}
+	c.readFunc = c.readSocket
+	return c
 }
 
 func (c *pooledConn) Read(p []byte) (int, error) {
@@ -167,45 +171,52 @@ func (c *pooledConn) Read(p []byte) (int, error) {
 // tcpReadSize bytes) into a pooled buffer. Errors are a Read's: io.EOF, or
 // a *net.OpError "read" wrapping the cause.
 func (c *pooledConn) fill() error {
-	var (
-		buf  *[]byte
-		n    int
-		rerr error
-	)
-	err := c.raw.Read(func(fd uintptr) bool {
-		b := tcpReadBufs.Get().(*[]byte)
-		for {
-			n, rerr = syscall.Read(int(fd), *b)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			tcpReadBufs.Put(b) // not readable yet: wait without a buffer
-			return false
-		}
-		buf = b
-		return true
-	})
-	if err != nil { // the wait failed: deadline passed, connection closed
+	if err := c.raw.Read(c.readFunc); err != nil { // the wait failed: deadline passed, connection closed
 		if oe, ok := err.(*net.OpError); ok {
 			oe.Op = "read" // not "raw-read": the error a Read would have returned
 		}
 		return err
 	}
-	if rerr != nil || n <= 0 {
-		tcpReadBufs.Put(buf)
-		if rerr == nil {
-			return io.EOF
-		}
-		return &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
+	if c.w > 0 {
+		return nil
 	}
-	c.buf, c.r, c.w = buf, 0, n
-	return nil
+	rerr := c.rerr
+	c.release()
+	if rerr == nil {
+		return io.EOF
+	}
+	return &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
+}
+
+// readSocket is what RawConn.Read calls: it reads the socket into a pooled
+// buffer, or, if the socket has nothing yet, gives the buffer back and
+// returns false so that RawConn.Read waits (holding no buffer) and calls it
+// again.
+func (c *pooledConn) readSocket(fd uintptr) bool {
+	b := tcpReadBufs.Get().(*[]byte)
+	var (
+		n   int
+		err error
+	)
+	for {
+		n, err = syscall.Read(int(fd), *b)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err == syscall.EAGAIN {
+		tcpReadBufs.Put(b)
+		return false
+	}
+	c.buf, c.r, c.w, c.rerr = b, 0, max(n, 0), err
+	if err != nil {
+		c.w = 0
+	}
+	return true
 }
 
 // release gives the buffer back to the pool.
 func (c *pooledConn) release() {
 	tcpReadBufs.Put(c.buf)
-	c.buf, c.r, c.w = nil, 0, 0
+	c.buf, c.r, c.w, c.rerr = nil, 0, 0, nil
 }
