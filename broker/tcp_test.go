@@ -87,7 +87,7 @@ func TestStopAccepting(t *testing.T) {
 
 // pooledPair is a connection accepted by a tcpListener (what mochi reads)
 // and the client's end of it.
-func pooledPair(t *testing.T) (server *pooledConn, client net.Conn) {
+func pooledPair(t testing.TB) (server *pooledConn, client net.Conn) {
 	t.Helper()
 	l := newTCPListener("t", "127.0.0.1:0", nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := l.Init(nil); err != nil {
@@ -309,5 +309,53 @@ func TestPooledConnReadAllocs(t *testing.T) {
 	})
 	if allocs >= 1 {
 		t.Fatalf("%.2f allocations per read", allocs)
+	}
+}
+
+// BenchmarkReadPackets reads 120-byte MQTT packets as mochi does (a byte,
+// the length, the rest) from a socket kept full by a writer: through
+// mochi's old 2 KiB bufio.Reader on the *net.TCPConn, and through today's
+// 16-byte one on a pooledConn.
+func BenchmarkReadPackets(b *testing.B) {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, ProtocolVersion: 4,
+		TopicName: "im/u/alice/inbox", Payload: bytes.Repeat([]byte("x"), 100)}
+	var one bytes.Buffer
+	if err := pk.PublishEncode(&one); err != nil {
+		b.Fatal(err)
+	}
+	burst := bytes.Repeat(one.Bytes(), 64)
+	for _, c := range []struct {
+		name string
+		size int
+		wrap func(*pooledConn) net.Conn
+	}{
+		{"bufio2KiB-TCPConn", 2 << 10, func(c *pooledConn) net.Conn { return c.TCPConn }},
+		{"bufio16-pooledConn", 16, func(c *pooledConn) net.Conn { return c }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			server, client := pooledPair(b)
+			go func() {
+				for {
+					if _, err := client.Write(burst); err != nil {
+						return
+					}
+				}
+			}()
+			br := bufio.NewReaderSize(c.wrap(server), c.size)
+			b.SetBytes(int64(one.Len()))
+			b.ResetTimer()
+			for range b.N {
+				if _, err := br.ReadByte(); err != nil {
+					b.Fatal(err)
+				}
+				n, _, err := packets.DecodeLength(br)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(br, make([]byte, n)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
