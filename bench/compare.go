@@ -180,8 +180,8 @@ func targets(by map[string][]*Result) []string {
 			continue
 		}
 		found = true
-		out = append(out, fmt.Sprintf("sync ≥ %s msgs/s: %s — %s msgs/s catching up %d messages (lost %d, dup %d)", num(TargetSyncRate),
-			mark(r.Rate >= TargetSyncRate && len(r.Problems) == 0), num(r.Rate), r.Acked, r.Lost, r.Duplicated))
+		out = append(out, fmt.Sprintf("sync ≥ %s msgs/s (%s): %s — %s msgs/s catching up %d messages (lost %d, dup %d)", num(TargetSyncRate),
+			r.Case, mark(r.Rate >= TargetSyncRate && len(r.Problems) == 0), num(r.Rate), r.Acked, r.Lost, r.Duplicated))
 	}
 	if !found {
 		out = append(out, "sync: not measured")
