@@ -8,29 +8,17 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/imqtt/imqtt/internal/wiretest"
 	imsync "github.com/imqtt/imqtt/sync"
 	"github.com/imqtt/imqtt/wire"
 )
 
-// oddStrings are pieces of text encoders disagree on: HTML characters,
-// control characters, JS line separators, invalid UTF-8, astral runes.
-var oddStrings = []string{"a", "é", "\u2028", "\u2029", "<", ">", "&", `"`, `\`, "\x00", "\x1f", "\x7f", "\t", "\n", "\r",
-	"日本", "😀", "\xff", "\xc3", "\xed\xa0\x80", "/", " ", "\u00a0", "\ufeff", "\ufffd", "0"}
-
-func oddString(r *rand.Rand) string {
-	var b []byte
-	for range r.IntN(10) {
-		b = append(b, oddStrings[r.IntN(len(oddStrings))]...)
-	}
-	return string(b)
-}
-
 // oddMsg is a message with every field set or left empty at random, and
 // the kinds of meta and inline media clients send.
 func oddMsg(r *rand.Rand) wire.Msg {
-	m := wire.Msg{Kind: wire.KindMsg, ID: oddString(r), Ver: r.Uint64() >> r.IntN(64), From: oddString(r), To: oddString(r),
-		Group: oddString(r), Seq: r.Uint64() >> r.IntN(65), Type: oddString(r), Body: oddString(r), Media: oddString(r),
-		TS: r.Int64() - r.Int64(), CMID: oddString(r)}
+	m := wire.Msg{Kind: wire.KindMsg, ID: wiretest.OddString(r), Ver: r.Uint64() >> r.IntN(64), From: wiretest.OddString(r), To: wiretest.OddString(r),
+		Group: wiretest.OddString(r), Seq: r.Uint64() >> r.IntN(65), Type: wiretest.OddString(r), Body: wiretest.OddString(r), Media: wiretest.OddString(r),
+		TS: r.Int64() - r.Int64(), CMID: wiretest.OddString(r)}
 	switch r.IntN(5) {
 	case 0:
 		m.Meta = json.RawMessage(`{"w": 800, "s":"\u00e9\ud83d\ude00 <x>", "a":[1, 2.5e3, -0, true, null, {}]}`)
@@ -40,7 +28,7 @@ func oddMsg(r *rand.Rand) wire.Msg {
 		m.Meta = json.RawMessage("[ ]\n")
 	}
 	if r.IntN(2) == 0 {
-		m.Inline = &wire.Inline{Type: oddString(r)}
+		m.Inline = &wire.Inline{Type: wiretest.OddString(r)}
 		if r.IntN(5) > 0 {
 			m.Inline.Data = make([]byte, r.IntN(40))
 			for i := range m.Inline.Data {
@@ -56,8 +44,8 @@ func oddBatches() []wire.Sync {
 	r := rand.New(rand.NewPCG(6, 100_000))
 	out := []wire.Sync{{Kind: wire.KindSync}, {Kind: wire.KindSync, Items: []wire.Msg{}}, benchBatch(3)}
 	for range 500 {
-		b := wire.Sync{Kind: wire.KindSync, Group: oddString(r), Since: r.Uint64(), Upto: r.Uint64(), More: r.IntN(2) == 0,
-			Epoch: oddString(r), Reset: r.IntN(2) == 0}
+		b := wire.Sync{Kind: wire.KindSync, Group: wiretest.OddString(r), Since: r.Uint64(), Upto: r.Uint64(), More: r.IntN(2) == 0,
+			Epoch: wiretest.OddString(r), Reset: r.IntN(2) == 0}
 		for range r.IntN(6) {
 			b.Items = append(b.Items, oddMsg(r))
 		}
