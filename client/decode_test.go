@@ -17,30 +17,6 @@ import (
 // The SDK decodes with go-json; these tests hold it to what encoding/json
 // makes of the same payloads, the reference the SDK was written against.
 
-func oddMsg(r *rand.Rand) wire.Msg {
-	m := wire.Msg{Kind: []string{wire.KindMsg, ""}[r.IntN(2)], ID: wiretest.OddString(r), Ver: r.Uint64() >> r.IntN(64),
-		From: wiretest.OddString(r), To: wiretest.OddString(r), Group: wiretest.OddString(r), Seq: r.Uint64() >> r.IntN(65), Type: wiretest.OddString(r),
-		Body: wiretest.OddString(r), Media: wiretest.OddString(r), TS: r.Int64() - r.Int64(), CMID: wiretest.OddString(r)}
-	switch r.IntN(5) {
-	case 0:
-		m.Meta = json.RawMessage(`{"w": 800, "s":"\u00e9\ud83d\ude00 <x>", "a":[1, 2.5e3, -0, true, null, {}]}`)
-	case 1:
-		m.Meta = json.RawMessage(`"str"`)
-	case 2:
-		m.Meta = json.RawMessage("[ ]\n")
-	}
-	if r.IntN(2) == 0 {
-		m.Inline = &wire.Inline{Type: wiretest.OddString(r)}
-		if r.IntN(5) > 0 {
-			m.Inline.Data = make([]byte, r.IntN(40))
-			for i := range m.Inline.Data {
-				m.Inline.Data[i] = byte(r.IntN(256))
-			}
-		}
-	}
-	return m
-}
-
 // refDecodeSync is decodeSync done with encoding/json.
 func refDecodeSync(t *testing.T, p []byte) (wire.Sync, []Event) {
 	t.Helper()
@@ -74,7 +50,7 @@ func TestDecodeSyncMatchesEncodingJSON(t *testing.T) {
 			n = 200 // decoded on several goroutines
 		}
 		for range n {
-			b.Items = append(b.Items, oddMsg(r))
+			b.Items = append(b.Items, wiretest.OddMsg(r))
 		}
 		std, err := json.Marshal(b)
 		if err != nil {

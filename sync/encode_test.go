@@ -13,32 +13,6 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// oddMsg is a message with every field set or left empty at random, and
-// the kinds of meta and inline media clients send.
-func oddMsg(r *rand.Rand) wire.Msg {
-	m := wire.Msg{Kind: wire.KindMsg, ID: wiretest.OddString(r), Ver: r.Uint64() >> r.IntN(64), From: wiretest.OddString(r), To: wiretest.OddString(r),
-		Group: wiretest.OddString(r), Seq: r.Uint64() >> r.IntN(65), Type: wiretest.OddString(r), Body: wiretest.OddString(r), Media: wiretest.OddString(r),
-		TS: r.Int64() - r.Int64(), CMID: wiretest.OddString(r)}
-	switch r.IntN(5) {
-	case 0:
-		m.Meta = json.RawMessage(`{"w": 800, "s":"\u00e9\ud83d\ude00 <x>", "a":[1, 2.5e3, -0, true, null, {}]}`)
-	case 1:
-		m.Meta = json.RawMessage(`"str"`)
-	case 2:
-		m.Meta = json.RawMessage("[ ]\n")
-	}
-	if r.IntN(2) == 0 {
-		m.Inline = &wire.Inline{Type: wiretest.OddString(r)}
-		if r.IntN(5) > 0 {
-			m.Inline.Data = make([]byte, r.IntN(40))
-			for i := range m.Inline.Data {
-				m.Inline.Data[i] = byte(r.IntN(256))
-			}
-		}
-	}
-	return m
-}
-
 // oddBatches are sync batches with odd messages, empty and nil items.
 func oddBatches() []wire.Sync {
 	r := rand.New(rand.NewPCG(6, 100_000))
@@ -47,7 +21,7 @@ func oddBatches() []wire.Sync {
 		b := wire.Sync{Kind: wire.KindSync, Group: wiretest.OddString(r), Since: r.Uint64(), Upto: r.Uint64(), More: r.IntN(2) == 0,
 			Epoch: wiretest.OddString(r), Reset: r.IntN(2) == 0}
 		for range r.IntN(6) {
-			b.Items = append(b.Items, oddMsg(r))
+			b.Items = append(b.Items, wiretest.OddMsg(r))
 		}
 		out = append(out, b)
 	}

@@ -2,7 +2,12 @@
 // encoding/json's reading and writing of wire values.
 package wiretest
 
-import "math/rand/v2"
+import (
+	"encoding/json"
+	"math/rand/v2"
+
+	"github.com/imqtt/imqtt/wire"
+)
 
 // OddStrings are pieces of text JSON codecs disagree on: HTML characters,
 // escapes, control characters, JS line separators, invalid UTF-8, astral
@@ -17,4 +22,30 @@ func OddString(r *rand.Rand) string {
 		b = append(b, OddStrings[r.IntN(len(OddStrings))]...)
 	}
 	return string(b)
+}
+
+// OddMsg is a message with every field odd, set or left empty at random,
+// and the kinds of meta and inline media clients send.
+func OddMsg(r *rand.Rand) wire.Msg {
+	m := wire.Msg{Kind: []string{wire.KindMsg, ""}[r.IntN(2)], ID: OddString(r), Ver: r.Uint64() >> r.IntN(64),
+		From: OddString(r), To: OddString(r), Group: OddString(r), Seq: r.Uint64() >> r.IntN(65), Type: OddString(r),
+		Body: OddString(r), Media: OddString(r), TS: r.Int64() - r.Int64(), CMID: OddString(r)}
+	switch r.IntN(5) {
+	case 0:
+		m.Meta = json.RawMessage(`{"w": 800, "s":"\u00e9\ud83d\ude00 <x>", "a":[1, 2.5e3, -0, true, null, {}]}`)
+	case 1:
+		m.Meta = json.RawMessage(`"str"`)
+	case 2:
+		m.Meta = json.RawMessage("[ ]\n")
+	}
+	if r.IntN(2) == 0 {
+		m.Inline = &wire.Inline{Type: OddString(r)}
+		if r.IntN(5) > 0 {
+			m.Inline.Data = make([]byte, r.IntN(40))
+			for i := range m.Inline.Data {
+				m.Inline.Data[i] = byte(r.IntN(256))
+			}
+		}
+	}
+	return m
 }
