@@ -211,8 +211,29 @@ func (b *Broker) StopAccepting() {
 	b.ws.stopAccepting()
 }
 
+// closeWait bounds how long Close waits for connections to end before it
+// stops mochi anyway.
+const closeWait = 10 * time.Second
+
 // Close disconnects every client and stops the broker.
+//
+// It disconnects the clients itself and waits for their connections to end
+// before mochi's Close: mochi 2.7.9's Close lists a listener's clients under
+// a read lock that it takes twice (Clients.GetByListener calls Len), so a
+// connection ending at that moment (Clients.Delete, a writer) deadlocks it
+// and shutdown hangs for good (mochi-mqtt/server#488; seen once in seven
+// SIGTERMs with 10,000 clients leaving). With no connection left, nothing
+// writes to the clients map while mochi reads it.
 func (b *Broker) Close() error {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if !cl.Net.Inline && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+	deadline := time.Now().Add(closeWait)
+	for b.Clients() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	err := b.srv.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

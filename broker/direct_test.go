@@ -9,10 +9,13 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -269,4 +272,59 @@ func (r *routes) count(user string) int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return len(r.users[user])
+}
+
+// stopWatch counts disconnects.
+type stopWatch struct {
+	mqtt.HookBase
+	ended atomic.Int64 // OnDisconnect calls
+}
+
+func (h *stopWatch) ID() string                             { return "stop-watch" }
+func (h *stopWatch) Provides(b byte) bool                   { return b == mqtt.OnDisconnect }
+func (h *stopWatch) OnDisconnect(*mqtt.Client, error, bool) { h.ended.Add(1) }
+
+// closeProbe is a listener with no connections: mochi's Close reaches its
+// Close while it closes the listeners and lists their clients.
+type closeProbe struct {
+	w       *stopWatch
+	atClose atomic.Int64 // the disconnects counted by then
+}
+
+func (p *closeProbe) Init(*slog.Logger) error     { return nil }
+func (p *closeProbe) Serve(listeners.EstablishFn) {}
+func (p *closeProbe) ID() string                  { return "close-probe" }
+func (p *closeProbe) Address() string             { return "" }
+func (p *closeProbe) Protocol() string            { return "none" }
+func (p *closeProbe) Close(listeners.CloseFn)     { p.atClose.Store(p.w.ended.Load()) }
+
+// TestCloseEndsConnectionsFirst: Broker.Close lets every connection end
+// before mochi's Close lists any listener's clients, which deadlocks against
+// a connection ending at the same moment (mochi-mqtt/server#488).
+func TestCloseEndsConnectionsFirst(t *testing.T) {
+	b := New(Options{MQTTAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	w := new(stopWatch)
+	for _, h := range []mqtt.Hook{new(auth.AllowHook), w} {
+		if err := b.AddHook(h, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	probe := &closeProbe{w: w}
+	if err := b.srv.AddListener(probe); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for i := range n {
+		dialRaw(t, b.MQTTAddr(), fmt.Sprintf("u%d/d", i), byte(4+i%2))
+	}
+	waitFor(t, func() bool { return b.Clients() == n })
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := probe.atClose.Load(); got != n {
+		t.Fatalf("%d of %d connections had ended when mochi's Close began closing listeners", got, n)
+	}
 }
