@@ -2,7 +2,6 @@ package broker
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -87,18 +86,7 @@ func dialRaw(t *testing.T, addr, id string, ver byte) *rawClient {
 
 func (c *rawClient) write(pk packets.Packet) {
 	c.t.Helper()
-	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
-	case packets.Subscribe:
-		err = pk.SubscribeEncode(&buf)
-	}
-	if err == nil {
-		_, err = c.conn.Write(buf.Bytes())
-	}
-	if err != nil {
+	if _, err := c.conn.Write(encodePacket(c.t, pk)); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -121,15 +109,7 @@ func (c *rawClient) next() (packets.Packet, error) {
 	if _, err := io.ReadFull(c.r, body); err != nil {
 		return pk, err
 	}
-	switch pk.FixedHeader.Type {
-	case packets.Connack:
-		err = pk.ConnackDecode(body)
-	case packets.Suback:
-		err = pk.SubackDecode(body)
-	case packets.Publish:
-		err = pk.PublishDecode(body)
-	}
-	return pk, err
+	return pk, decodeBody(&pk, body)
 }
 
 func (c *rawClient) read() packets.Packet {
@@ -186,14 +166,7 @@ func TestDirectMatchesMochi(t *testing.T) {
 	if !directOK() {
 		t.Fatalf("direct delivery is off: mochi in this build is not %s (see direct.go)", mochiDirect)
 	}
-	b := New(Options{MQTTAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBroker(t, "127.0.0.1:0")
 	addr := b.MQTTAddr()
 
 	a5 := dialRaw(t, addr, "alice/a", 5)

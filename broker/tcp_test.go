@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -243,14 +242,7 @@ func TestPooledConnErrors(t *testing.T) {
 // pooledConn; packets small and large, many in one write or one split over
 // many reads, arrive whole and in order.
 func TestMochiReadsThroughPooledConn(t *testing.T) {
-	b := New(Options{MQTTAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBroker(t, "127.0.0.1:0")
 	if n := b.srv.Options.ClientNetReadBufferSize; n != 16 {
 		t.Fatalf("mochi reads through a %d-byte buffer each connection holds; want 16", n)
 	}

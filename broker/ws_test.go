@@ -3,7 +3,6 @@ package broker
 import (
 	"bytes"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,25 +10,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // wsSend writes one MQTT packet as a binary message.
 func wsSend(t *testing.T, c *websocket.Conn, pk packets.Packet) {
 	t.Helper()
-	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
-	case packets.Subscribe:
-		err = pk.SubscribeEncode(&buf)
-	}
-	if err == nil {
-		err = c.WriteMessage(websocket.BinaryMessage, buf.Bytes())
-	}
-	if err != nil {
+	if err := c.WriteMessage(websocket.BinaryMessage, encodePacket(t, pk)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -56,15 +43,7 @@ func wsNext(t *testing.T, c *websocket.Conn) packets.Packet {
 	}
 	pk.FixedHeader.Remaining = n
 	body := raw[1+used:]
-	switch pk.FixedHeader.Type {
-	case packets.Connack:
-		err = pk.ConnackDecode(body)
-	case packets.Suback:
-		err = pk.SubackDecode(body)
-	case packets.Publish:
-		err = pk.PublishDecode(body)
-	}
-	if err != nil {
+	if err := decodeBody(&pk, body); err != nil {
 		t.Fatal(err)
 	}
 	return pk
@@ -76,14 +55,7 @@ func wsNext(t *testing.T, c *websocket.Conn) packets.Packet {
 // connection goes on working: it subscribes, is delivered to, and its
 // end is seen by the broker. Write buffers come from a pool.
 func TestWSHandsOffAndReturns(t *testing.T) {
-	b := New(Options{Logger: slog.New(slog.DiscardHandler)})
-	if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBroker(t, "")
 	if b.ws.upgrader.WriteBufferPool == nil {
 		t.Fatal("each WebSocket connection holds a write buffer of its own")
 	}
