@@ -26,7 +26,8 @@
     seq: null,
     syncTimer: 0,
     chain: Promise.resolve(), // MQTT payloads are handled one after another, in order
-    convs: new Map(), // key ("bob" or "#g1") -> {key, peer, group, last, unread}
+    convs: new Map(), // key ("bob" or "#g1") -> {key, peer, group, last, unread, arrival}
+    arrivals: 0, // counts messages that moved a conversation's last (loadConversations keeps rows moved since it asked)
     total: 0,
     open: null, // the key of the open conversation
     msgs: new Map(), // key -> Map(local key -> message)
@@ -144,14 +145,31 @@
   }
 
   async function loadConversations() {
+    const asked = S.arrivals;
     const list = await api('GET', '/v1/conversations');
+    // A row a message reached while the list was on its way keeps what the
+    // page counted: the list predates that message (a group's first message
+    // often lands just after the group event that asked for the list).
+    const seen = new Map(S.convs);
     S.convs.clear();
+    S.total = list.total_unread;
     for (const c of list.conversations || []) {
       const key = c.group ? '#' + c.group : c.peer;
+      const mine = seen.get(key);
+      if (mine && mine.arrival > asked) {
+        S.convs.set(key, mine);
+        S.total += mine.unread - c.unread;
+        continue;
+      }
       S.convs.set(key, { key, peer: c.peer, group: c.group, last: c.last, unread: c.unread });
       if (c.last) put(key, c.last);
     }
-    S.total = list.total_unread;
+    for (const [key, mine] of seen) {
+      if (!S.convs.has(key) && mine.arrival > asked) {
+        S.convs.set(key, mine);
+        S.total += mine.unread;
+      }
+    }
     if (S.open && !S.convs.has(S.open)) S.convs.set(S.open, row(S.open));
     renderConvs();
     if (S.open) renderMessages();
@@ -349,6 +367,7 @@
         S.total++;
       }
       r.last = m;
+      r.arrival = ++S.arrivals;
     }
     renderConvs();
     if (S.open === key) {
