@@ -15,7 +15,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 )
 
 // Sentinel errors. Implementations wrap driver errors with what was being done
@@ -93,20 +92,6 @@ type Event struct {
 
 // AckKey names a send: its sender and the client's cmid.
 type AckKey struct{ From, CMID string }
-
-// LookupAck returns the dedupe row of (from, cmid) in s, or ErrNotFound.
-func LookupAck(ctx context.Context, s Store, from, cmid string) (Ack, error) {
-	k := AckKey{From: from, CMID: cmid}
-	found, err := s.LookupAcks(ctx, []AckKey{k})
-	if err != nil {
-		return Ack{}, err
-	}
-	a, ok := found[k]
-	if !ok {
-		return Ack{}, fmt.Errorf("lookup ack %s/%s: %w", from, cmid, ErrNotFound)
-	}
-	return a, nil
-}
 
 // Ack is the dedupe row of a send: the same (From, CMID) always answers with
 // the same ID, Ver (the sender's version) and TS.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/mongo"
+	"github.com/imqtt/imqtt/store/storetest"
 )
 
 // send builds the batch of one message from -> to, with versions reserved
@@ -243,7 +244,7 @@ func TestSendOnTwoNodes(t *testing.T) {
 		bson.D{{Key: "$set", Value: bson.D{{Key: "batch", Value: raw}}}}); err != nil { // the claim as it was before the acks
 		t.Fatal(err)
 	}
-	if _, err := store.LookupAck(ctx, a, "alice", first.Messages[0].CMID); err == nil {
+	if _, err := storetest.LookupAck(ctx, a, "alice", first.Messages[0].CMID); err == nil {
 		t.Fatal("the cut-short send has an ack")
 	}
 	second = resend(first, 201)
@@ -254,7 +255,7 @@ func TestSendOnTwoNodes(t *testing.T) {
 	if ids := inbox("bob"); len(ids) != 2 || ids[1] != 200 {
 		t.Fatalf("bob's inbox %v, want 100 and 200", ids)
 	}
-	if ack, err := store.LookupAck(ctx, a, "alice", first.Messages[0].CMID); err != nil || ack.ID != 200 {
+	if ack, err := storetest.LookupAck(ctx, a, "alice", first.Messages[0].CMID); err != nil || ack.ID != 200 {
 		t.Fatalf("ack after completion: %+v %v", ack, err)
 	}
 }

@@ -57,7 +57,7 @@ func testClosed(t *testing.T, f *fixture) {
 			return err
 		},
 		"Commit":        func() error { return f.s.Commit(ctx, &b) },
-		"LookupAck":     func() error { _, err := store.LookupAck(ctx, f.s, "alice", "c1"); return err },
+		"LookupAck":     func() error { _, err := LookupAck(ctx, f.s, "alice", "c1"); return err },
 		"Range":         func() error { _, err := f.s.Range(ctx, "alice", 0, 0); return err },
 		"Head":          func() error { _, err := f.s.Head(ctx, "alice"); return err },
 		"History":       func() error { _, err := f.s.History(ctx, "alice", "bob", 0, 0); return err },
@@ -148,7 +148,7 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		if got, err := f.s.GetToken(f.ctx, "h1"); err != nil || got != tok {
 			t.Errorf("reopen %d: token %+v, %v", round, got, err)
 		}
-		if ack, err := store.LookupAck(f.ctx, f.s, "bob", m2.Msg.CMID); err != nil || ack != m2.Ack {
+		if ack, err := LookupAck(f.ctx, f.s, "bob", m2.Msg.CMID); err != nil || ack != m2.Ack {
 			t.Errorf("reopen %d: ack %+v, %v", round, ack, err)
 		}
 		if c := f.conv("alice", "bob"); c.ReadUpto != m2.Msg.ID || c.Unread != 0 {

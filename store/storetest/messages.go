@@ -55,13 +55,13 @@ func testCommitAndRead(t *testing.T, f *fixture) {
 		}
 	}
 
-	ack, err := store.LookupAck(f.ctx, f.s, "alice", m1.Msg.CMID)
+	ack, err := LookupAck(f.ctx, f.s, "alice", m1.Msg.CMID)
 	if err != nil || ack != m1.Ack {
 		t.Errorf("lookup ack: %+v, %v; want %+v", ack, err, m1.Ack)
 	}
-	_, err = store.LookupAck(f.ctx, f.s, "bob", m1.Msg.CMID)
+	_, err = LookupAck(f.ctx, f.s, "bob", m1.Msg.CMID)
 	wantErr(t, "lookup ack of another sender", err, store.ErrNotFound)
-	_, err = store.LookupAck(f.ctx, f.s, "alice", "nope")
+	_, err = LookupAck(f.ctx, f.s, "alice", "nope")
 	wantErr(t, "lookup unknown ack", err, store.ErrNotFound)
 
 	// A batch's lookup: found and missing keys mixed, out of order, one twice.
@@ -157,7 +157,7 @@ func testReplay(t *testing.T, f *fixture) {
 	if c.Unread != 2 || c.Last != m3.Msg.ID || c.Ver != m3.ToVer {
 		t.Errorf("bob's row after replays: %+v; want unread 2, last %d, ver %d", c, m3.Msg.ID, m3.ToVer)
 	}
-	if ack, err := store.LookupAck(f.ctx, f.s, "alice", m1.Msg.CMID); err != nil || ack != m1.Ack {
+	if ack, err := LookupAck(f.ctx, f.s, "alice", m1.Msg.CMID); err != nil || ack != m1.Ack {
 		t.Errorf("ack after replay: %+v, %v", ack, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strconv"
 	"testing"
@@ -213,4 +214,19 @@ func wantErr(t *testing.T, what string, err, target error) {
 	if !errors.Is(err, target) {
 		t.Errorf("%s: got error %v, want %v", what, err, target)
 	}
+}
+
+// LookupAck returns the dedupe row of (from, cmid) in s, or store.ErrNotFound:
+// LookupAcks for one key, as tests ask.
+func LookupAck(ctx context.Context, s store.Store, from, cmid string) (store.Ack, error) {
+	k := store.AckKey{From: from, CMID: cmid}
+	found, err := s.LookupAcks(ctx, []store.AckKey{k})
+	if err != nil {
+		return store.Ack{}, err
+	}
+	a, ok := found[k]
+	if !ok {
+		return store.Ack{}, fmt.Errorf("lookup ack %s/%s: %w", from, cmid, store.ErrNotFound)
+	}
+	return a, nil
 }
