@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -219,7 +218,7 @@ func (s *Service) RemoveMember(ctx context.Context, actor, group, user string) e
 }
 
 func (s *Service) groupEvent(user, group, action, by string) {
-	payload, err := json.Marshal(wire.GroupEvent{Kind: wire.KindGroup, Group: group, Action: action, By: by})
+	payload, err := wire.Marshal(wire.GroupEvent{Kind: wire.KindGroup, Group: group, Action: action, By: by})
 	if err == nil {
 		s.toUser(user, payload)
 	}

@@ -3,7 +3,6 @@ package chat
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -47,7 +46,7 @@ func (s *Service) Read(ctx context.Context, user string, req wire.Read) (wire.Un
 		return wire.Unread{}, err
 	}
 	ev := wire.Unread{Kind: wire.KindUnread, Total: total, Peer: req.Peer, Count: conv.Unread}
-	if payload, err := json.Marshal(ev); err == nil {
+	if payload, err := wire.Marshal(ev); err == nil {
 		s.toUser(user, payload)
 	}
 	return ev, nil
@@ -78,7 +77,7 @@ func (s *Service) readGroup(ctx context.Context, user, group string, seq uint64)
 		return wire.Unread{}, err
 	}
 	ev := wire.Unread{Kind: wire.KindUnread, Total: total, Group: group, Count: groupUnread(m, h)}
-	if payload, err := json.Marshal(ev); err == nil {
+	if payload, err := wire.Marshal(ev); err == nil {
 		s.toUser(user, payload)
 	}
 	return ev, nil
