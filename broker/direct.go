@@ -21,7 +21,9 @@ import (
 // each of that user's clients whose subscriptions match. What happens from
 // there is mochi's own code, unchanged: the ACL check, QoS downgrade,
 // subscription identifiers, topic aliases, the bounded queue and
-// OnPublishDropped when it is full.
+// OnPublishDropped when it is full. What it leaves out: mochi's inline
+// subscriptions (Server.Subscribe) on user topics, which nothing in imqtt
+// makes, and retained messages, which imqtt never publishes.
 //
 // mochi exports no per-client enqueue, so publishToClient is reached by
 // linkname. Its signature is pinned to the mochi version in go.mod
