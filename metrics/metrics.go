@@ -32,6 +32,11 @@ type Metrics struct {
 	GroupFanout        prometheus.Histogram   // online members a group message went to on this node
 	GroupFanoutSeconds prometheus.Histogram   // one fan-out pass
 	Publishes          *prometheus.CounterVec // direction: in (uplink, by topic), out (events, by kind)
+	// Refusals counts what the protective limits turned away, by limit
+	// (connect_timeout, preauth_per_ip, send_rate, disk_space, ...): one
+	// counter for every limit an operator can set, so a dashboard shows
+	// them all (README, "Operating safely").
+	Refusals *prometheus.CounterVec // limit
 	// Recent keeps the last refused logins, denials and error replies for the
 	// dashboard; AuthFailed, ACLDenied and ErrorReplied feed it with the counters.
 	Recent      *events.Recorder
@@ -73,6 +78,8 @@ func New() *Metrics {
 	m.Publishes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_publishes_total",
 		Help: "MQTT publishes: in = uplink publishes by topic (send, sync, read, other); out = events the server published, by kind (once per event, whatever the number of devices)."},
 		[]string{"direction", "kind"})
+	m.Refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_limit_refusals_total",
+		Help: "Connections, requests and packets refused by a protective limit, by limit."}, []string{"limit"})
 	for _, k := range inKinds {
 		m.Publishes.WithLabelValues("in", k)
 	}
@@ -80,7 +87,7 @@ func New() *Metrics {
 		m.Publishes.WithLabelValues("out", k)
 	}
 	r.MustRegister(m.AuthFailures, m.ACLDenials, m.Messages, m.Errors, m.Dropped, m.ClusterDropped, m.BatchSize,
-		m.CommitSeconds, m.AckSeconds, m.SyncItems, m.SyncBatches, m.Connections, m.GroupFanout, m.GroupFanoutSeconds, m.Publishes,
+		m.CommitSeconds, m.AckSeconds, m.SyncItems, m.SyncBatches, m.Connections, m.GroupFanout, m.GroupFanoutSeconds, m.Publishes, m.Refusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -160,3 +167,7 @@ func (m *Metrics) ErrorReplied(code, to, message string) {
 	m.Errors.WithLabelValues(code).Inc()
 	m.Recent.Add(events.Event{Kind: events.Error, Code: code, Client: to, Detail: message})
 }
+
+// Refused counts one refusal by a protective limit. limit is a fixed name
+// from the code, never from a client, so the label space stays bounded.
+func (m *Metrics) Refused(limit string) { m.Refusals.WithLabelValues(limit).Inc() }
