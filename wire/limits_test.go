@@ -17,9 +17,9 @@ func TestCheckDepth(t *testing.T) {
 		{nest(MaxDepth), false},
 		{nest(MaxDepth + 1), true},
 		{`{"m":` + nest(9998) + `}`, true},
-		{`"` + strings.Repeat("[", 100) + `"`, false},              // brackets inside a string
-		{`["\"` + strings.Repeat("[", 100) + `"]`, false},          // after an escaped quote, still in the string
-		{`["\\"` + strings.Repeat(",[", MaxDepth) + `]`, true},     // an escaped backslash ends the escape
+		{`"` + strings.Repeat("[", 100) + `"`, false},          // brackets inside a string
+		{`["\"` + strings.Repeat("[", 100) + `"]`, false},      // after an escaped quote, still in the string
+		{`["\\"` + strings.Repeat(",[", MaxDepth) + `]`, true}, // an escaped backslash ends the escape
 		{strings.Repeat("{\"a\":", MaxDepth+1) + "1" + strings.Repeat("}", MaxDepth+1), true},
 	} {
 		err := CheckDepth([]byte(tc.in), MaxDepth)
