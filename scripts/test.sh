@@ -43,3 +43,6 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
 go vet ./...
 go test -race -count=1 -timeout 14m ./...
+# Every fuzz target: its committed corpus ran above; a few seconds of new
+# inputs each here (FUZZTIME=10m scripts/fuzz.sh for a real hunt).
+./scripts/fuzz.sh
