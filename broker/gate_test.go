@@ -210,6 +210,14 @@ func TestGateCaps(t *testing.T) {
 		t.Fatalf("a fourth in all: not closed at once (counted %d)", r.get(refusedTotal))
 	}
 
+	// Over WebSocket, the upgrade itself is refused: 503, no connection.
+	srv := httptest.NewServer(b.WebSocket())
+	defer srv.Close()
+	_, resp, err := (&websocket.Dialer{Subprotocols: []string{"mqtt"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err == nil || resp == nil || resp.StatusCode != 503 || r.get(refusedTotal) != 2 {
+		t.Fatalf("WebSocket over the cap: %v, %+v", err, resp)
+	}
+
 	b2, _ := startGated(t, Options{MaxPreauthPerIP: 1})
 	for i := range 3 { // each logs in and so leaves room for the next
 		dialRaw(t, b2.MQTTAddr(), "u/"+string(rune('a'+i)), 4)
