@@ -314,7 +314,7 @@ func checkConnect(raw []byte) *refusal {
 		r.limit = refusedWill
 		switch {
 		case version < 5:
-			r.code, r.reason = &code3NotAuthed, "will messages are not supported" // 3.1.1 has no closer return code [MQTT-3.2.2-5]
+			r.code, r.reason = &code3NotAuthed, "will messages are not supported" // no closer 3.1.1 return code (§3.2.2.3)
 		case flags&0x20 != 0: // Will Retain
 			r.code, r.reason = &codeNoRetain, "retained messages are not supported" // [MQTT-3.2.2-13]
 		default:
