@@ -16,7 +16,8 @@ import (
 // Packet Size 0, repeated properties, a topic alias over the maximum, a
 // retained PUBLISH, a silent and a truncated connection.
 func FuzzListener(f *testing.F) {
-	const deadline = 200 * time.Millisecond
+	// Long enough that a loaded machine does not time out the good client.
+	const deadline = 500 * time.Millisecond
 	b, _ := startGated(f, Options{ConnectTimeout: deadline})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := net.Dial("tcp", b.MQTTAddr())
