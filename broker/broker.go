@@ -51,6 +51,19 @@ type Options struct {
 	// write (a buffer it allocates only while packets queue). Default 2 KiB.
 	WriteBuffer int
 
+	// ConnectTimeout is how long a new connection (TCP, TLS or WebSocket)
+	// has to send its CONNECT; then it is closed. Default 10s.
+	ConnectTimeout time.Duration
+	// MaxPreauthPerIP bounds the connections from one address (an IPv6 /64)
+	// that have not yet logged in; more are closed at once. Default 128.
+	MaxPreauthPerIP int
+	// MaxPreauth bounds the connections that have not yet logged in, from
+	// all addresses together. Default 4096.
+	MaxPreauth int
+	// Refused, if set, is called with a fixed label for each connection or
+	// packet a limit refuses (metrics.Metrics.Refused).
+	Refused func(limit string)
+
 	Logger *slog.Logger
 }
 
@@ -76,6 +89,15 @@ func (o *Options) fill() {
 	if o.WriteBuffer <= 0 {
 		o.WriteBuffer = 2 << 10
 	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.MaxPreauthPerIP <= 0 {
+		o.MaxPreauthPerIP = 128
+	}
+	if o.MaxPreauth <= 0 {
+		o.MaxPreauth = 4096
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -88,6 +110,7 @@ type Broker struct {
 	tcp  *tcpListener
 	tls  *tcpListener
 	ws   *wsListener
+	gate *gate // counts and checks connections until they log in (gate.go)
 
 	routes *routes // connected clients by user, for direct delivery
 }
@@ -107,6 +130,17 @@ func New(opts Options) *Broker {
 	// An ack must not echo the publish's properties (user properties,
 	// response topic) back to the client.
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+	// imqtt keeps no retained messages: with RetainAvailable 0 mochi stores
+	// none and refuses a will with retain (0x9A) [MQTT-3.2.2-13]; the
+	// protocolHook tells MQTT 5 clients and refuses PUBLISH with retain.
+	caps.RetainAvailable = 0
+	// mochi checks a PUBLISH's Topic Alias against this maximum, but never
+	// sends it in CONNACK, where an absent Topic Alias Maximum means 0
+	// (MQTT 5 §3.2.2.3.8): with 0 here, any alias is refused with
+	// DISCONNECT 0x94 (Topic Alias invalid) as the client was told
+	// [MQTT-3.2.2-17] [MQTT-3.3.2-9]. imqtt's uplink topics are a few bytes;
+	// aliases would save nothing and cost a map per client.
+	caps.TopicAliasMaximum = 0
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
 		InlineClient:             true,
@@ -114,10 +148,12 @@ func New(opts Options) *Broker {
 		ClientNetReadBufferSize:  opts.ReadBuffer,
 		ClientNetWriteBufferSize: opts.WriteBuffer,
 	})
-	b := &Broker{srv: srv, opts: opts, routes: newRoutes()}
-	b.ws = newWSListener("ws")
-	if err := srv.AddHook(b.routes, nil); err != nil {
-		panic(err) // only a duplicate hook ID fails, and this is the first hook
+	b := &Broker{srv: srv, opts: opts, routes: newRoutes(), gate: newGate(opts)}
+	b.ws = newWSListener("ws", b.gate)
+	for _, h := range []mqtt.Hook{b.routes, &protocolHook{b: b}} {
+		if err := srv.AddHook(h, nil); err != nil {
+			panic(err) // only a duplicate hook ID fails, and these are the first hooks
+		}
 	}
 	return b
 }
@@ -134,13 +170,13 @@ func (b *Broker) AddHook(h mqtt.Hook, config any) error { return b.srv.AddHook(h
 // Start binds the listeners and serves. It returns once they are bound.
 func (b *Broker) Start() error {
 	if b.opts.MQTTAddr != "" {
-		b.tcp = newTCPListener("tcp", b.opts.MQTTAddr, nil, b.opts.Logger)
+		b.tcp = newTCPListener("tcp", b.opts.MQTTAddr, nil, b.gate, b.opts.Logger)
 		if err := b.srv.AddListener(b.tcp); err != nil {
 			return fmt.Errorf("mqtt listener %s: %w", b.opts.MQTTAddr, err)
 		}
 	}
 	if b.opts.TLS != nil && b.opts.TLSAddr != "" {
-		b.tls = newTCPListener("tls", b.opts.TLSAddr, b.opts.TLS, b.opts.Logger)
+		b.tls = newTCPListener("tls", b.opts.TLSAddr, b.opts.TLS, b.gate, b.opts.Logger)
 		if err := b.srv.AddListener(b.tls); err != nil {
 			return fmt.Errorf("mqtt tls listener %s: %w", b.opts.TLSAddr, err)
 		}
@@ -196,8 +232,26 @@ func (b *Broker) Kick(clientID string, code packets.Code) bool {
 	if !ok || cl.Closed() {
 		return false
 	}
-	_ = b.srv.DisconnectClient(cl, code)
+	b.disconnect(cl, code)
 	return true
+}
+
+// disconnect ends a client's connection: with a DISCONNECT carrying code
+// for MQTT 5, without one below, where the server sends no DISCONNECT
+// (MQTT 3.1.1 §3.14 defines it from client to server only).
+func (b *Broker) disconnect(cl *mqtt.Client, code packets.Code) {
+	if cl.Properties.ProtocolVersion < 5 {
+		cl.Stop(code)
+		return
+	}
+	_ = b.srv.DisconnectClient(cl, code)
+}
+
+// refused counts a refusal by one of the broker's limits.
+func (b *Broker) refused(limit string) {
+	if b.opts.Refused != nil {
+		b.opts.Refused(limit)
+	}
 }
 
 // StopAccepting closes the listeners to new connections; clients already
@@ -227,7 +281,7 @@ const closeWait = 10 * time.Second
 func (b *Broker) Close() error {
 	for _, cl := range b.srv.Clients.GetAll() {
 		if !cl.Net.Inline && !cl.Closed() {
-			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			b.disconnect(cl, packets.ErrServerShuttingDown)
 		}
 	}
 	deadline := time.Now().Add(closeWait)

@@ -47,7 +47,7 @@ func encodePacket(t *testing.T, pk packets.Packet) []byte {
 	return buf.Bytes()
 }
 
-// decodeBody decodes the body of a CONNACK, SUBACK or PUBLISH a test client
+// decodeBody decodes the body of a CONNACK, SUBACK, PUBLISH or DISCONNECT a test client
 // receives; pk has its fixed header.
 func decodeBody(pk *packets.Packet, body []byte) error {
 	switch pk.FixedHeader.Type {
@@ -57,6 +57,8 @@ func decodeBody(pk *packets.Packet, body []byte) error {
 		return pk.SubackDecode(body)
 	case packets.Publish:
 		return pk.PublishDecode(body)
+	case packets.Disconnect:
+		return pk.DisconnectDecode(body)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -15,14 +16,16 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
-// tcpListener is mochi's TCP listener with two differences that matter: an
+// tcpListener is mochi's TCP listener with three differences that matter: an
 // Accept error (EMFILE when file descriptors run out, ECONNABORTED) does not
-// end the accept loop for good; it waits and tries again. And a plain TCP
+// end the accept loop for good; it waits and tries again. A plain TCP
 // connection is read through a pooled buffer (pooledConn), so an idle one
-// holds no read buffer.
+// holds no read buffer. And every connection passes the gate (gate.go)
+// before mochi sees it.
 type tcpListener struct {
 	id, address string
 	tlsConfig   *tls.Config
+	gate        *gate // nil: none (tests of the listener alone)
 	log         *slog.Logger
 
 	mu     sync.Mutex
@@ -33,8 +36,8 @@ type tcpListener struct {
 
 var _ listeners.Listener = (*tcpListener)(nil)
 
-func newTCPListener(id, address string, tlsConfig *tls.Config, log *slog.Logger) *tcpListener {
-	return &tcpListener{id: id, address: address, tlsConfig: tlsConfig, log: log}
+func newTCPListener(id, address string, tlsConfig *tls.Config, g *gate, log *slog.Logger) *tcpListener {
+	return &tcpListener{id: id, address: address, tlsConfig: tlsConfig, gate: g, log: log}
 }
 
 func (l *tcpListener) ID() string { return l.id }
@@ -83,13 +86,27 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		delay = 0
+		var key netip.Addr
+		if l.gate != nil {
+			var ok bool
+			if key, ok = l.gate.admit(conn.RemoteAddr()); !ok {
+				_ = conn.Close() // over an unauthenticated-connection cap: at once, before any read
+				continue
+			}
+		}
 		if tc, ok := conn.(*net.TCPConn); ok {
 			conn = newPooledConn(tc)
 		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			if err := establish(l.id, conn); err != nil {
+			var err error
+			if l.gate != nil {
+				err = l.gate.serve(conn, key, func(c net.Conn) error { return establish(l.id, c) })
+			} else {
+				err = establish(l.id, conn)
+			}
+			if err != nil {
 				l.log.Debug("connection ended", "listener", l.id, "err", err)
 			}
 		}()

@@ -35,7 +35,7 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 // TestAcceptSurvivesEMFILE: mochi's own TCP listener returns for good on an
 // Accept error; ours waits and goes on accepting.
 func TestAcceptSurvivesEMFILE(t *testing.T) {
-	l := newTCPListener("t", "127.0.0.1:0", nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l := newTCPListener("t", "127.0.0.1:0", nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := l.Init(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 // TestStopAccepting: after stopAccepting the port refuses new connections
 // and Serve returns.
 func TestStopAccepting(t *testing.T) {
-	l := newTCPListener("t", "127.0.0.1:0", nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l := newTCPListener("t", "127.0.0.1:0", nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := l.Init(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestStopAccepting(t *testing.T) {
 // and the client's end of it.
 func pooledPair(t testing.TB) (server *pooledConn, client net.Conn) {
 	t.Helper()
-	l := newTCPListener("t", "127.0.0.1:0", nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l := newTCPListener("t", "127.0.0.1:0", nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := l.Init(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -250,8 +250,10 @@ func TestMochiReadsThroughPooledConn(t *testing.T) {
 	c.subscribe(0, packets.Subscription{Filter: "t/#"})
 	if cl, ok := b.srv.Clients.Get("alice/a"); !ok {
 		t.Fatal("no client")
-	} else if _, ok := cl.Net.Conn.(*pooledConn); !ok {
-		t.Fatalf("mochi reads a %T", cl.Net.Conn)
+	} else if gc, ok := cl.Net.Conn.(*gateConn); !ok {
+		t.Fatalf("mochi reads a %T, not the gate's", cl.Net.Conn)
+	} else if _, ok := gc.Conn.(*pooledConn); !ok || gc.replay != nil {
+		t.Fatalf("the gate wraps a %T; replay buffer held: %v", gc.Conn, gc.replay != nil)
 	}
 
 	var stream bytes.Buffer

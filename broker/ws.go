@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 // ports pass.
 type wsListener struct {
 	id        string
+	gate      *gate
 	upgrader  websocket.Upgrader
 	establish atomic.Pointer[listeners.EstablishFn]
 	closed    atomic.Bool
@@ -26,8 +28,8 @@ type wsListener struct {
 
 var _ listeners.Listener = (*wsListener)(nil)
 
-func newWSListener(id string) *wsListener {
-	return &wsListener{id: id, upgrader: websocket.Upgrader{
+func newWSListener(id string, g *gate) *wsListener {
+	return &wsListener{id: id, gate: g, upgrader: websocket.Upgrader{
 		Subprotocols:    []string{"mqtt", "mqttv3.1"},
 		CheckOrigin:     func(*http.Request) bool { return true }, // auth is MQTT's CONNECT
 		ReadBufferSize:  2 << 10,
@@ -72,14 +74,28 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"code":"unavailable","message":"mqtt over websocket is not serving"}`, http.StatusServiceUnavailable)
 		return
 	}
+	key, ok := l.gate.admit(remoteAddr(r))
+	if !ok {
+		http.Error(w, `{"code":"unavailable","message":"too many connections are logging in; retry later"}`, http.StatusServiceUnavailable)
+		return
+	}
 	c, err := l.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		l.gate.leave(key)
 		return // the upgrader has written the HTTP error
 	}
 	go func() {
 		defer c.Close()
-		_ = (*establish)(l.id, &wsConn{Conn: c.NetConn(), ws: c})
+		_ = l.gate.serve(&wsConn{Conn: c.NetConn(), ws: c}, key, func(conn net.Conn) error { return (*establish)(l.id, conn) })
 	}()
+}
+
+// remoteAddr is the request's remote address as a net.Addr.
+func remoteAddr(r *http.Request) net.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return net.TCPAddrFromAddrPort(ap)
+	}
+	return &net.TCPAddr{}
 }
 
 // wsConn presents a WebSocket as the byte stream mochi reads MQTT from: each

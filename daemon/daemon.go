@@ -201,6 +201,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 	bo := cfg.Broker
 	bo.MQTTAddr, bo.TLSAddr, bo.TLS, bo.Logger = cfg.MQTTAddr, cfg.TLSMQTTAddr, tlsConfig, cfg.Logger
+	bo.Refused = d.metrics.Refused
 	d.broker = broker.New(bo)
 	banList, err := d.openBans(ctx)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -52,6 +53,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Int64Var(&c.Media.MaxVideo, "media-max-video", 200<<20, "largest video upload in bytes")
 	fs.Int64Var(&c.Media.MaxFile, "media-max-file", 100<<20, "largest upload of any other type in bytes")
 	fs.StringVar(&c.Media.FFmpeg, "ffmpeg", "", `ffmpeg binary for private video (HLS) and video thumbnails ("": from PATH; "off": none)`)
+	fs.DurationVar(&c.Broker.ConnectTimeout, "connect-timeout", 10*time.Second, "a new MQTT connection (TCP, TLS, WebSocket) that has not sent its CONNECT by then is closed")
+	fs.IntVar(&c.Broker.MaxPreauthPerIP, "max-preauth-per-ip", 128, "most MQTT connections from one address (an IPv6 /64) that have not yet logged in; more are closed at once")
+	fs.IntVar(&c.Broker.MaxPreauth, "max-preauth", 4096, "most MQTT connections from all addresses that have not yet logged in; more are closed at once")
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", 256<<10, "largest MQTT packet in bytes; larger closes the connection")
 	fs.UintVar(&writes, "max-writes-pending", 256, "per-client outbound queue in packets (overflow is recovered by sync)")
