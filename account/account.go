@@ -33,6 +33,7 @@ var (
 	ErrBadCredentials = errors.New("bad credentials")
 	ErrExists         = errors.New("user exists")
 	ErrInvalid        = errors.New("invalid user, device or password")
+	ErrReserved       = errors.New("user ID reserved")
 )
 
 // Options configure the service; zero values take defaults.
@@ -88,24 +89,35 @@ func New(st store.Store, opts Options) *Service {
 	return &Service{st: st, opts: opts, sem: make(chan struct{}, opts.MaxHashing), now: time.Now, cache: map[string]cached{}}
 }
 
-// Register creates an account.
-func (s *Service) Register(ctx context.Context, user, password string) error {
-	if !wire.ValidUser(user) || len(password) < s.opts.MinPassword || len(password) > 1024 {
-		return ErrInvalid
+// Register creates an account and returns its canonical ID. user may be in
+// any case: "Alice" creates "alice" with display name "Alice", and is
+// ErrExists if any case of it exists (wire.NormUser). ErrReserved for
+// wire.ReservedUser names.
+func (s *Service) Register(ctx context.Context, user, password string) (string, error) {
+	id, ok := wire.NormUser(user)
+	if !ok || len(password) < s.opts.MinPassword || len(password) > 1024 {
+		return "", ErrInvalid
+	}
+	if wire.ReservedUser(id) {
+		return "", ErrReserved
 	}
 	hash, err := s.hash(ctx, password)
 	if err != nil {
-		return err
+		return "", err
 	}
-	err = s.st.CreateUser(ctx, store.User{ID: user, PasswordHash: hash, Created: s.now().UnixMilli()})
+	err = s.st.CreateUser(ctx, store.User{ID: id, Display: user, PasswordHash: hash, Created: s.now().UnixMilli()})
 	if errors.Is(err, store.ErrExists) {
-		return ErrExists
+		return "", ErrExists
 	}
-	return err
+	return id, err
 }
 
-// Exists reports whether user has an account.
+// Exists reports whether user (in any case) has an account.
 func (s *Service) Exists(ctx context.Context, user string) (bool, error) {
+	user, ok := wire.NormUser(user)
+	if !ok {
+		return false, nil
+	}
 	_, err := s.st.GetUser(ctx, user)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
@@ -113,12 +125,16 @@ func (s *Service) Exists(ctx context.Context, user string) (bool, error) {
 	return err == nil, err
 }
 
-// Login checks the password and issues a token for user's device.
+// Login checks the password and issues a token for user's device. user
+// may be in any case; the session names the canonical ID and the display
+// name registered.
 func (s *Service) Login(ctx context.Context, user, password, device string) (wire.Session, error) {
-	if !wire.ValidUser(user) || !wire.ValidDevice(device) {
+	user, ok := wire.NormUser(user)
+	if !ok || !wire.ValidDevice(device) {
 		return wire.Session{}, ErrInvalid
 	}
-	if err := s.CheckPassword(ctx, user, password); err != nil {
+	u, err := s.checkPassword(ctx, user, password)
+	if err != nil {
 		return wire.Session{}, err
 	}
 	raw := make([]byte, 32)
@@ -132,30 +148,44 @@ func (s *Service) Login(ctx context.Context, user, password, device string) (wir
 	if err := s.st.PutToken(ctx, row); err != nil {
 		return wire.Session{}, fmt.Errorf("save token: %w", err)
 	}
-	return wire.Session{Token: token, ExpiresAt: row.Expires, User: user, Device: device}, nil
+	display := u.Display
+	if display == "" { // a row from before display names
+		display = u.ID
+	}
+	return wire.Session{Token: token, ExpiresAt: row.Expires, User: user, Display: display, Device: device}, nil
 }
 
-// CheckPassword returns ErrBadCredentials unless password is user's.
+// CheckPassword returns ErrBadCredentials unless password is user's (in
+// any case).
 func (s *Service) CheckPassword(ctx context.Context, user, password string) error {
+	_, err := s.checkPassword(ctx, user, password)
+	return err
+}
+
+func (s *Service) checkPassword(ctx context.Context, user, password string) (store.User, error) {
+	user, valid := wire.NormUser(user)
+	if !valid {
+		return store.User{}, ErrBadCredentials
+	}
 	u, err := s.st.GetUser(ctx, user)
 	if errors.Is(err, store.ErrNotFound) {
-		return ErrBadCredentials
+		return store.User{}, ErrBadCredentials
 	}
 	if err != nil {
-		return fmt.Errorf("get user %s: %w", user, err)
+		return store.User{}, fmt.Errorf("get user %s: %w", user, err)
 	}
 	if err := s.acquire(ctx); err != nil {
-		return err
+		return store.User{}, err
 	}
 	ok, err := CheckPassword(password, u.PasswordHash)
 	<-s.sem
 	if err != nil {
-		return fmt.Errorf("check password of %s: %w", user, err)
+		return store.User{}, fmt.Errorf("check password of %s: %w", user, err)
 	}
 	if !ok {
-		return ErrBadCredentials
+		return store.User{}, ErrBadCredentials
 	}
-	return nil
+	return u, nil
 }
 
 // Verify returns the live token row for a bearer token; ErrBadCredentials if it
@@ -196,8 +226,10 @@ func (s *Service) Verify(ctx context.Context, token string) (store.Token, error)
 
 // Authenticate accepts either a token issued to user or user's password
 // (SPEC §2: the MQTT password is a token or the account password). It returns
-// the device the token was issued for ("" for a password).
+// the device the token was issued for ("" for a password). user may be in
+// any case (the MQTT hook lets only canonical IDs through).
 func (s *Service) Authenticate(ctx context.Context, user, secret string) (device string, err error) {
+	user = store.FoldID(user)
 	if row, err := s.Verify(ctx, secret); err == nil {
 		if row.User != user {
 			return "", ErrBadCredentials

@@ -13,17 +13,22 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 	if !a.decode(w, r, &req) {
 		return
 	}
-	err := a.cfg.Accounts.Register(r.Context(), req.User, req.Password)
+	id, err := a.cfg.Accounts.Register(r.Context(), req.User, req.Password)
 	switch {
 	case errors.Is(err, account.ErrInvalid):
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest,
-			"user must match [A-Za-z0-9_.-]{1,64}; password must be 6 to 1024 bytes")
+			"user must be 1 to 64 of A-Z a-z 0-9 _ . - not starting with a dot; password must be 6 to 1024 bytes")
+	case errors.Is(err, account.ErrReserved):
+		// 400, not 409: a rule on the name, like its characters, that no
+		// retry or other server changes; 409 would say an account holds it.
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "user ID "+req.User+" is reserved; choose another")
 	case errors.Is(err, account.ErrExists):
-		writeError(w, http.StatusConflict, wire.CodeExists, "user "+req.User+" already exists")
+		// Case-insensitive: "Alice" is taken when "alice" exists.
+		writeError(w, http.StatusConflict, wire.CodeExists, "user "+req.User+" already exists (user IDs ignore case)")
 	case err != nil:
 		a.storeError(w, "register", err)
 	default:
-		writeJSON(w, http.StatusCreated, map[string]string{"user": req.User})
+		writeJSON(w, http.StatusCreated, wire.Registered{User: id, Display: req.User})
 	}
 }
 
@@ -34,6 +39,9 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Device == "" {
 		req.Device = "default"
+	}
+	if id, ok := wire.NormUser(req.User); ok {
+		req.User = id // bans and metrics name the canonical ID
 	}
 	if a.refuseBanned(w, r, req.User) {
 		return

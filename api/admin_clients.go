@@ -176,8 +176,9 @@ func (a *API) fillSince(ctx context.Context, cs []adminClient) {
 
 // clientPath validates {user}/{device} of the path.
 func clientPath(w http.ResponseWriter, r *http.Request) (string, bool) {
-	user, device := r.PathValue("user"), r.PathValue("device")
-	if !wire.ValidUser(user) || !wire.ValidDevice(device) {
+	user, ok := wire.NormUser(r.PathValue("user"))
+	device := r.PathValue("device")
+	if !ok || !wire.ValidDevice(device) {
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "client must be {user}/{device} with valid IDs")
 		return "", false
 	}

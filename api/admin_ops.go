@@ -45,9 +45,10 @@ func (a *API) adminNotice(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "text is required, at most 4096 bytes")
 		return
 	case req.User != "" && !wire.ValidUser(req.User):
-		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "user must match [A-Za-z0-9_.-]{1,64}")
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "user must be a user ID: 1 to 64 of A-Z a-z 0-9 _ . -, no leading dot")
 		return
 	}
+	req.User, _ = wire.NormUser(req.User) // "" stays ""
 	payload, err := json.Marshal(notice{Kind: KindNotice, Text: req.Text, TS: time.Now().UnixMilli()})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, wire.CodeInternal, err.Error())

@@ -96,7 +96,26 @@ func New(cfg Config) *API {
 }
 
 // ServeHTTP implements http.Handler.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v1/") && dotSegment(r.URL.Path) {
+		// ServeMux would answer 301 to the cleaned path, another route:
+		// GET /v1/conversations/../messages is GET /v1/messages. No ID
+		// begins with a dot (wire.ValidUser), so no API path has one.
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "path segments . and .. are not allowed: IDs never begin with a dot")
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// dotSegment reports whether the (decoded) path has a "." or ".." segment.
+func dotSegment(path string) bool {
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
 
 // caller is the authenticated user of a request.
 type caller struct {

@@ -274,13 +274,14 @@ func normalise(b *Ban, now int64) error {
 	case (b.User == "") == (b.IP == ""):
 		return fmt.Errorf("%w: exactly one of user and ip", ErrInvalid)
 	case b.User != "" && !wire.ValidUser(b.User):
-		return fmt.Errorf("%w: user must match [A-Za-z0-9_.-]{1,64}", ErrInvalid)
+		return fmt.Errorf("%w: user must be a user ID: 1 to 64 of A-Z a-z 0-9 _ . -, no leading dot", ErrInvalid)
 	case len(b.Reason) > MaxReason:
 		return fmt.Errorf("%w: reason over %d bytes", ErrInvalid, MaxReason)
 	case b.Expires < 0 || (b.Expires != 0 && b.Expires <= now):
 		return fmt.Errorf("%w: expiry in the past", ErrInvalid)
 	}
 	if b.IP == "" {
+		b.User, _ = wire.NormUser(b.User) // a ban of "Alice" bans alice
 		return nil
 	}
 	if strings.Contains(b.IP, "/") {

@@ -22,6 +22,21 @@ func notMember(group string) *wire.Error {
 	return wire.NewError(wire.CodeNotMember, "not a member of group "+group)
 }
 
+// normGroup folds a group ID a client gave: group IDs follow the user ID
+// rules (wire.NormUser), case-insensitive. An ID no group can have is
+// not_member, like a group one is not in (a non-member learns nothing).
+//
+// Groups created before IDs were folded may have upper case ("G1"): the
+// fold ("g1") does not find them, so they are unreachable by ID, though
+// their members still see them in GET /v1/groups. Nothing breaks on them.
+func normGroup(group string) (string, error) {
+	g, ok := wire.NormUser(group)
+	if !ok {
+		return "", notMember(group)
+	}
+	return g, nil
+}
+
 // member returns user's membership, or not_member for users outside it
 // and for groups that do not exist (a non-member learns nothing).
 func (s *Service) member(ctx context.Context, group, user string) (store.Member, error) {
@@ -40,9 +55,11 @@ func (s *Service) CreateGroup(ctx context.Context, owner string, req wire.GroupC
 	if req.ID == "" {
 		req.ID = "g-" + strings.ToLower(rand.Text()[:12])
 	}
-	if !wire.ValidUser(req.ID) || len(req.Name) > 256 {
-		return wire.Group{}, wire.NewError(wire.CodeBadRequest, "group id must match [A-Za-z0-9_.-]{1,64}; name at most 256 bytes")
+	id, ok := wire.NormUser(req.ID)
+	if !ok || len(req.Name) > 256 {
+		return wire.Group{}, wire.NewError(wire.CodeBadRequest, "group id must be 1 to 64 of A-Z a-z 0-9 _ . - not starting with a dot; name at most 256 bytes")
 	}
+	req.ID = id // "G1" creates "g1": group IDs ignore case, like user IDs
 	users, err := s.existingUsers(ctx, append([]string{owner}, req.Members...))
 	if err != nil {
 		return wire.Group{}, err
@@ -75,10 +92,15 @@ func (s *Service) CreateGroup(ctx context.Context, owner string, req wire.GroupC
 	return s.Group(ctx, owner, g.ID, "", 0)
 }
 
-// existingUsers dedupes users and checks each has an account.
+// existingUsers folds users to canonical IDs, dedupes them and checks each
+// has an account.
 func (s *Service) existingUsers(ctx context.Context, users []string) ([]string, error) {
 	out := make([]string, 0, len(users))
-	for _, u := range users {
+	for _, name := range users {
+		u, valid := wire.NormUser(name)
+		if !valid {
+			return nil, wire.NewError(wire.CodeNoSuchUser, "no such user: "+name)
+		}
 		if slices.Contains(out, u) {
 			continue
 		}
@@ -86,8 +108,8 @@ func (s *Service) existingUsers(ctx context.Context, users []string) ([]string, 
 		if err != nil {
 			return nil, errStore("look up user", err)
 		}
-		if !ok || !wire.ValidUser(u) {
-			return nil, wire.NewError(wire.CodeNoSuchUser, "no such user: "+u)
+		if !ok {
+			return nil, wire.NewError(wire.CodeNoSuchUser, "no such user: "+name)
 		}
 		out = append(out, u)
 	}
@@ -96,6 +118,13 @@ func (s *Service) existingUsers(ctx context.Context, users []string) ([]string, 
 
 // Group shows a group to a member, with one page of members.
 func (s *Service) Group(ctx context.Context, user, group, after string, limit int) (wire.Group, error) {
+	group, err := normGroup(group)
+	if err != nil {
+		return wire.Group{}, err
+	}
+	if a, ok := wire.NormUser(after); ok {
+		after = a
+	}
 	me, err := s.member(ctx, group, user)
 	if err != nil {
 		return wire.Group{}, err
@@ -146,9 +175,18 @@ func toWireGroup(g store.Group, role string, seq uint64) wire.Group {
 
 // AddMembers adds users to group (or, with role "admin", makes them admins).
 func (s *Service) AddMembers(ctx context.Context, actor, group string, req wire.GroupMembers) (wire.Group, error) {
+	group, err := normGroup(group)
+	if err != nil {
+		return wire.Group{}, err
+	}
 	me, err := s.member(ctx, group, actor)
 	if err != nil {
 		return wire.Group{}, err
+	}
+	for i, u := range req.Users { // before the owner check below: "ALICE" is alice
+		if n, ok := wire.NormUser(u); ok {
+			req.Users[i] = n
+		}
 	}
 	switch {
 	case req.Role != "" && req.Role != store.RoleAdmin && req.Role != store.RoleMember:
@@ -186,6 +224,13 @@ func (s *Service) AddMembers(ctx context.Context, actor, group string, req wire.
 
 // RemoveMember removes user from group, or lets actor leave when user is actor.
 func (s *Service) RemoveMember(ctx context.Context, actor, group, user string) error {
+	group, err := normGroup(group)
+	if err != nil {
+		return err
+	}
+	if u, ok := wire.NormUser(user); ok {
+		user = u
+	}
 	me, err := s.member(ctx, group, actor)
 	if err != nil {
 		return err

@@ -22,11 +22,17 @@ func errStore(what string, err error) error {
 // new counts on the inbox, and returns them.
 func (s *Service) Read(ctx context.Context, user string, req wire.Read) (wire.Unread, error) {
 	if req.Group != "" {
-		return s.readGroup(ctx, user, req.Group, req.Seq)
+		group, err := normGroup(req.Group)
+		if err != nil {
+			return wire.Unread{}, err
+		}
+		return s.readGroup(ctx, user, group, req.Seq)
 	}
-	if !wire.ValidUser(req.Peer) {
+	peer, ok := wire.NormUser(req.Peer)
+	if !ok {
 		return wire.Unread{}, wire.NewError(wire.CodeBadRequest, "peer is required")
 	}
+	req.Peer = peer
 	var upto int64
 	if req.Upto != "" {
 		var err error
@@ -223,8 +229,13 @@ func mergeByTime(a, b []wire.Conversation) []wire.Conversation {
 	return append(append(out, a...), b...)
 }
 
-// History is user's conversation with peer before a message ID, newest first.
+// History is user's conversation with peer (in any case) before a message
+// ID, newest first.
 func (s *Service) History(ctx context.Context, user, peer string, before int64, limit int) (wire.History, error) {
+	peer, ok := wire.NormUser(peer)
+	if !ok {
+		return wire.History{}, wire.NewError(wire.CodeBadRequest, "peer must be a user ID")
+	}
 	if limit <= 0 || limit > 200 {
 		limit = min(max(limit, 50), 200)
 	}
@@ -242,6 +253,11 @@ func (s *Service) History(ctx context.Context, user, peer string, before int64, 
 // Sync answers a sync request with one or more batches (SPEC §5).
 func (s *Service) Sync(ctx context.Context, user string, req wire.SyncRequest, emit func(wire.Sync) error) error {
 	if req.Group != "" {
+		group, err := normGroup(req.Group)
+		if err != nil {
+			return err
+		}
+		req.Group = group
 		return s.syncGroup(ctx, user, req, emit)
 	}
 	return s.syncer.Serve(ctx, user, req, func(b wire.Sync) error {

@@ -271,8 +271,15 @@ func (s *Service) fail(done func(Result), cmid string, e *wire.Error) {
 	done(Result{Err: e})
 }
 
-// validate checks everything that needs no I/O.
+// validate checks everything that needs no I/O, and folds to and group to
+// their canonical IDs (wire.NormUser): a send to "Alice" reaches alice.
 func (s *Service) validate(req *wire.Send) *wire.Error {
+	if to, ok := wire.NormUser(req.To); ok {
+		req.To = to
+	}
+	if g, ok := wire.NormUser(req.Group); ok {
+		req.Group = g
+	}
 	switch {
 	case req.CMID == "" || len(req.CMID) > 128:
 		return wire.NewError(wire.CodeMissingCMID, "cmid is required (1-128 bytes)")

@@ -35,7 +35,7 @@ type Config struct {
 	// Empty: the endpoints of GET /v1/endpoints, best first, tried in turn;
 	// failing that, Server's host with port 1883.
 	MQTT   string
-	User   string
+	User   string // in any case: Dial connects as its canonical (lower-case) form
 	Device string
 	Token  string // from Login; never logged
 
@@ -151,6 +151,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg.User, _ = wire.NormUser(cfg.User) // the server takes only the canonical ID on MQTT
 	cfg = cfg.withDefaults()
 	ver, epoch, err := cfg.Cursor.Load()
 	if err != nil {

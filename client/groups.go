@@ -37,8 +37,12 @@ func (h *HTTP) Group(ctx context.Context, id, after string, limit int) (wire.Gro
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
+	seg, err := pathID("group", id)
+	if err != nil {
+		return wire.Group{}, err
+	}
 	var g wire.Group
-	if err := h.do(ctx, http.MethodGet, "/v1/groups/"+url.PathEscape(id), q, nil, &g); err != nil {
+	if err := h.do(ctx, http.MethodGet, "/v1/groups/"+seg, q, nil, &g); err != nil {
 		return wire.Group{}, fmt.Errorf("group %s: %w", id, err)
 	}
 	return g, nil
@@ -46,8 +50,12 @@ func (h *HTTP) Group(ctx context.Context, id, after string, limit int) (wire.Gro
 
 // AddMembers adds users to a group (role "admin": make them admins).
 func (h *HTTP) AddMembers(ctx context.Context, id string, users []string, role string) (wire.Group, error) {
+	seg, err := pathID("group", id)
+	if err != nil {
+		return wire.Group{}, err
+	}
 	var g wire.Group
-	if err := h.do(ctx, http.MethodPost, "/v1/groups/"+url.PathEscape(id)+"/members", nil, wire.GroupMembers{Users: users, Role: role}, &g); err != nil {
+	if err := h.do(ctx, http.MethodPost, "/v1/groups/"+seg+"/members", nil, wire.GroupMembers{Users: users, Role: role}, &g); err != nil {
 		return wire.Group{}, fmt.Errorf("add members to %s: %w", id, err)
 	}
 	return g, nil
@@ -55,7 +63,15 @@ func (h *HTTP) AddMembers(ctx context.Context, id string, users []string, role s
 
 // RemoveMember removes user from a group; the caller's own ID leaves it.
 func (h *HTTP) RemoveMember(ctx context.Context, id, user string) error {
-	if err := h.do(ctx, http.MethodDelete, "/v1/groups/"+url.PathEscape(id)+"/members/"+url.PathEscape(user), nil, nil, nil); err != nil {
+	gseg, err := pathID("group", id)
+	if err != nil {
+		return err
+	}
+	useg, err := pathID("user", user)
+	if err != nil {
+		return err
+	}
+	if err := h.do(ctx, http.MethodDelete, "/v1/groups/"+gseg+"/members/"+useg, nil, nil, nil); err != nil {
 		return fmt.Errorf("remove %s from %s: %w", user, id, err)
 	}
 	return nil

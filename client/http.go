@@ -60,7 +60,7 @@ func (h *HTTP) Login(ctx context.Context, user, password, device string) (wire.S
 		return wire.Session{}, fmt.Errorf("login %s/%s: the server returned no token", user, device)
 	}
 	if s.User == "" {
-		s.User = user
+		s.User, _ = wire.NormUser(user)
 	}
 	if s.Device == "" {
 		s.Device = device
@@ -172,8 +172,12 @@ func (h *HTTP) History(ctx context.Context, peer, before string, limit int) (wir
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
+	seg, err := pathID("peer", peer)
+	if err != nil {
+		return wire.History{}, fmt.Errorf("history: %w", err)
+	}
 	var hist wire.History
-	if err := h.do(ctx, http.MethodGet, "/v1/conversations/"+url.PathEscape(peer)+"/messages", q, nil, &hist); err != nil {
+	if err := h.do(ctx, http.MethodGet, "/v1/conversations/"+seg+"/messages", q, nil, &hist); err != nil {
 		return wire.History{}, fmt.Errorf("history %s: %w", peer, err)
 	}
 	return hist, nil
@@ -276,4 +280,16 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// pathID checks a user or group ID that goes into a URL path and returns
+// its canonical form: "..", "." or "a/b" would name another route
+// (GET /v1/conversations/../messages is GET /v1/messages), so they never
+// leave the client.
+func pathID(what, id string) (string, error) {
+	n, ok := wire.NormUser(id)
+	if !ok {
+		return "", wire.NewError(wire.CodeBadRequest, fmt.Sprintf("%s %q is not an ID: 1 to 64 of A-Z a-z 0-9 _ . -, not starting with a dot", what, id))
+	}
+	return n, nil
 }

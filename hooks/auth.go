@@ -67,10 +67,18 @@ func (h *Auth) Init(config any) error {
 // answers refusals itself because mochi's OnConnectAuthenticate path maps
 // 0x86 to 3.1.1 return code 5, where SPEC §2 wants 4 (bad user name or password).
 func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	user, _, ok := wire.SplitClientID(cl.ID)
-	if !ok || user != string(cl.Properties.Username) {
+	user, device, ok := wire.SplitClientID(cl.ID)
+	if !ok || user != string(cl.Properties.Username) || !wire.CanonicalUser(user) {
 		h.cfg.Metrics.AuthFailed("client_id", string(cl.Properties.Username), cl.Net.Remote, "client ID "+cl.ID)
-		return h.refuse(cl, packets.ErrClientIdentifierNotValid) // 0x85; 3.1.1: 2
+		code := packets.ErrClientIdentifierNotValid // 0x85; 3.1.1: 2
+		if canon, valid := wire.NormUser(user); ok && valid && canon != user {
+			// User IDs are case-insensitive and topics use the canonical
+			// form, so "Alice/phone" is not folded here: its client would
+			// then subscribe to im/u/Alice/... and be refused. Say what to
+			// use instead, in the Reason String (MQTT 5 §3.2.2.3.9).
+			code.Reason = "user IDs are lower case: connect as " + canon + "/" + device + " with username " + canon
+		}
+		return h.refuse(cl, code)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -92,6 +100,8 @@ func (h *Auth) refuse(cl *mqtt.Client, code packets.Code) error {
 	if cl.Properties.ProtocolVersion < 5 {
 		if code == packets.ErrBadUsernameOrPassword {
 			ack = packets.ErrMalformedUsernameOrPassword // 3.1.1 return code 4 [MQTT-3.2.2.3]
+		} else if code.Code == packets.ErrClientIdentifierNotValid.Code {
+			ack = packets.Err3ClientIdentifierNotValid // return code 2, whatever our Reason String
 		} else if v3, ok := packets.V5CodesToV3[code]; ok {
 			ack = v3
 		}

@@ -27,10 +27,40 @@ var (
 
 // User is an account. PasswordHash is a PHC-formatted argon2id hash; the
 // password itself is never stored.
+//
+// User IDs are case-insensitive: ID is canonical, ASCII lower case.
+// CreateUser and GetUser fold the ID they are given (FoldID) before
+// anything else, so "Alice" and "alice" are one account and creating
+// either when the other exists is ErrExists. Display keeps the case the user
+// registered with ("Alice"); empty in rows written before it existed.
+// Every other method takes IDs already canonical.
+//
+// Rows written before IDs were folded may hold upper case ("Alice"): nothing
+// reads them by that key any more, so such an account can no longer log in
+// and its fold ("alice") can be registered anew. Nothing breaks on them.
 type User struct {
 	ID           string `json:"id"`
+	Display      string `json:"display,omitempty"`
 	PasswordHash string `json:"password_hash"`
 	Created      int64  `json:"created"` // unix ms
+}
+
+// FoldID is the canonical form of a user ID: ASCII letters in lower case,
+// every other byte as it is (callers validate IDs as ASCII first; folding
+// stays ASCII so no Unicode letter folds onto an ASCII one).
+func FoldID(id string) string {
+	for i := 0; i < len(id); i++ {
+		if 'A' <= id[i] && id[i] <= 'Z' {
+			b := []byte(id)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return id
 }
 
 // Token is a login session. Only the SHA-256 of the bearer token is stored

@@ -24,16 +24,62 @@ func DeviceTopic(user, device string) string { return "im/u/" + user + "/d/" + d
 // UserPrefix is the topic subtree a client of user may subscribe to.
 func UserPrefix(user string) string { return "im/u/" + user + "/" }
 
-// ValidUser reports whether s is a well-formed user ID (SPEC §2): 1 to 64
-// of A-Z a-z 0-9 _ . - (checked on every publish: a loop, not a regexp).
+// User and group IDs (SPEC §2). An ID is 1 to 64 of A-Z a-z 0-9 _ . - and
+// does not begin with a dot: ".", ".." and ".x" are refused, so an ID is
+// always one plain path segment (GET /v1/conversations/{peer}/messages never
+// becomes another route) and one plain topic level.
+//
+// IDs are case-insensitive. The canonical ID is the ASCII lower-case form:
+// it is what topics, storage keys, tokens and every API use. A client may
+// write "Alice" where it names a user (register, login, to, peer, members)
+// and the server folds it to "alice"; registering "Alice" creates "alice"
+// with display name "Alice", and "ALICE" is then taken. MQTT CONNECT is the
+// exception: its username and client ID name topics, so they must already
+// be canonical (CanonicalUser). Group IDs follow the same rules.
+
+// ValidUser reports whether s is a well-formed user or group ID in any case
+// (checked on every publish: a loop, not a regexp).
 func ValidUser(s string) bool { return validID(s, true) }
+
+// NormUser returns the canonical form of the user or group ID s (ASCII
+// lower case) and whether s is well-formed. It allocates only when s has
+// upper-case letters.
+func NormUser(s string) (string, bool) {
+	if !ValidUser(s) {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return strings.ToLower(s), true // ASCII only: ValidUser said so
+		}
+	}
+	return s, true
+}
+
+// CanonicalUser reports whether s is a well-formed ID already in canonical
+// (lower-case) form.
+func CanonicalUser(s string) bool {
+	n, ok := NormUser(s)
+	return ok && n == s
+}
+
+// ReservedUser reports whether the canonical ID id is kept from
+// registration: names an operator's or the server's own messages could be
+// taken for (SPEC §14 sends as "system").
+func ReservedUser(id string) bool {
+	switch id {
+	case "system", "admin", "root":
+		return true
+	}
+	return false
+}
 
 // ValidDevice reports whether s is a well-formed device ID (SPEC §2): 1 to
 // 64 of A-Z a-z 0-9 _ -.
 func ValidDevice(s string) bool { return validID(s, false) }
 
 func validID(s string, dot bool) bool {
-	if len(s) == 0 || len(s) > 64 {
+	if len(s) == 0 || len(s) > 64 || s[0] == '.' {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -226,11 +272,21 @@ type Login struct {
 	Device   string `json:"device"`
 }
 
+// Session is the login reply. User is the canonical (lower-case) ID to use
+// everywhere; Display is the ID in the case the user registered it with,
+// for showing.
 type Session struct {
 	Token     string `json:"token"`
 	ExpiresAt int64  `json:"expires_at"` // unix milliseconds
 	User      string `json:"user"`
+	Display   string `json:"display,omitempty"`
 	Device    string `json:"device"`
+}
+
+// Registered is the reply of POST /v1/users.
+type Registered struct {
+	User    string `json:"user"`    // canonical
+	Display string `json:"display"` // as registered
 }
 
 // Endpoint is one row of GET /v1/endpoints.

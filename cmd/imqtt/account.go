@@ -10,6 +10,9 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
+// userIDRule says what a user or group ID is (wire.ValidUser).
+const userIDRule = "want 1-64 of A-Z a-z 0-9 _ . - not starting with a dot (case is ignored)"
+
 // password returns --password, or IMQTT_PASSWORD (which keeps it out of ps).
 func (c *cli) password(flagValue string) (string, error) {
 	if flagValue != "" {
@@ -30,8 +33,9 @@ func cmdRegister(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	user := pos[0]
-	if !wire.ValidUser(user) {
-		return usagef("bad user ID %q: want 1-64 of A-Z a-z 0-9 _ . -", user)
+	id, ok := wire.NormUser(user)
+	if !ok {
+		return usagef("bad user ID %q: %s", user, userIDRule)
 	}
 	p, err := c.password(*pw)
 	if err != nil {
@@ -40,7 +44,8 @@ func cmdRegister(ctx context.Context, c *cli, args []string) error {
 	if err := client.Register(ctx, c.g.server, user, p); err != nil {
 		return err
 	}
-	return c.printJSON(map[string]string{"user": user})
+	// The server keeps the ID in lower case and user as the display name.
+	return c.printJSON(wire.Registered{User: id, Display: user})
 }
 
 // cmdLogin: imqtt login USER --password P [--device D]
@@ -52,9 +57,9 @@ func cmdLogin(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	user := pos[0]
-	if !wire.ValidUser(user) {
-		return usagef("bad user ID %q: want 1-64 of A-Z a-z 0-9 _ . -", user)
+	user, ok := wire.NormUser(pos[0])
+	if !ok {
+		return usagef("bad user ID %q: %s", pos[0], userIDRule)
 	}
 	if !wire.ValidDevice(*device) {
 		return usagef("bad device ID %q: want 1-64 of A-Z a-z 0-9 _ -", *device)
@@ -77,7 +82,11 @@ func cmdLogin(ctx context.Context, c *cli, args []string) error {
 			return fmt.Errorf("reset the sync cursor: %w", err)
 		}
 	}
-	return c.printJSON(map[string]any{"user": s.User, "device": s.Device, "expires_at": s.ExpiresAt})
+	out := map[string]any{"user": s.User, "device": s.Device, "expires_at": s.ExpiresAt}
+	if s.Display != "" {
+		out["display"] = s.Display
+	}
+	return c.printJSON(out)
 }
 
 // cmdLogout: imqtt logout

@@ -50,6 +50,11 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"send", "--to", "bob", "hi"}, exitFailure, "not logged in"},
 		{[]string{"sync", "--since", "x"}, exitUsage, "--since wants a version"},
 		{[]string{"history"}, exitUsage, "missing arguments"},
+		// Why 10 (names): ".." is no user ID, so it never becomes a URL path.
+		{[]string{"history", ".."}, exitUsage, "bad user ID"},
+		{[]string{"read", "."}, exitUsage, "bad user ID"},
+		{[]string{"send", "--to", "..", "hi"}, exitUsage, "bad user ID"},
+		{[]string{"register", "..", "--password", "p"}, exitUsage, "bad user ID"},
 		{[]string{"listen", "extra"}, exitUsage, "unexpected arguments"},
 		{[]string{"conversations"}, exitFailure, "not logged in"},
 		{[]string{"logout"}, exitFailure, "not logged in"},

@@ -33,7 +33,9 @@ func cmdSend(ctx context.Context, c *cli, args []string) error {
 	case (*to == "") == (*group == ""):
 		return usagef("give exactly one of --to PEER or --group G")
 	case *to != "" && !wire.ValidUser(*to):
-		return usagef("bad user ID %q", *to)
+		return usagef("bad user ID %q: %s", *to, userIDRule)
+	case *group != "" && !wire.ValidUser(*group):
+		return usagef("bad group ID %q: %s", *group, userIDRule)
 	case !wire.MessageTypes[*typ]:
 		return usagef("bad --type %q", *typ)
 	case len(pos) == 0 && *media == "":
@@ -121,11 +123,15 @@ func cmdHistory(ctx context.Context, c *cli, args []string) error {
 	if *limit < 0 {
 		return usagef("--limit must not be negative")
 	}
+	peer, ok := wire.NormUser(pos[0]) // "..": no request at all, not another route
+	if !ok {
+		return usagef("bad user ID %q: %s", pos[0], userIDRule)
+	}
 	h, _, err := c.api()
 	if err != nil {
 		return err
 	}
-	hist, err := h.History(ctx, pos[0], *before, *limit)
+	hist, err := h.History(ctx, peer, *before, *limit)
 	if err != nil {
 		return err
 	}
@@ -143,11 +149,15 @@ func cmdRead(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	peer, ok := wire.NormUser(pos[0])
+	if !ok {
+		return usagef("bad user ID %q: %s", pos[0], userIDRule)
+	}
 	h, _, err := c.api()
 	if err != nil {
 		return err
 	}
-	u, err := h.Read(ctx, wire.Read{Peer: pos[0], Upto: *upto})
+	u, err := h.Read(ctx, wire.Read{Peer: peer, Upto: *upto})
 	if err != nil {
 		return err
 	}

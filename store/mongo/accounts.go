@@ -11,7 +11,8 @@ import (
 )
 
 type userDoc struct {
-	ID           string `bson:"_id"`
+	ID           string `bson:"_id"` // folded (store.FoldID)
+	Display      string `bson:"display,omitempty"`
 	PasswordHash string `bson:"pw"`
 	Created      int64  `bson:"created"`
 }
@@ -26,14 +27,15 @@ type tokenDoc struct {
 
 func byID(id any) bson.D { return bson.D{{Key: "_id", Value: id}} }
 
-// CreateUser inserts the account; the _id index makes a taken ID a
-// duplicate key, store.ErrExists.
+// CreateUser inserts the account under its folded ID; the _id index makes
+// a taken ID a duplicate key, store.ErrExists.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	if err := s.begin(ctx, "create user"); err != nil {
 		return err
 	}
 	defer s.end()
-	_, err := s.c.users.InsertOne(ctx, userDoc{ID: u.ID, PasswordHash: u.PasswordHash, Created: u.Created})
+	u.ID = store.FoldID(u.ID)
+	_, err := s.c.users.InsertOne(ctx, userDoc{ID: u.ID, Display: u.Display, PasswordHash: u.PasswordHash, Created: u.Created})
 	if isDup(err) {
 		return fmt.Errorf("create user %s: %w", u.ID, store.ErrExists)
 	}
@@ -43,17 +45,19 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	return nil
 }
 
-// GetUser returns store.ErrNotFound for an unknown ID.
+// GetUser returns the account of id's fold; store.ErrNotFound for an
+// unknown ID.
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
 	if err := s.begin(ctx, "get user"); err != nil {
 		return store.User{}, err
 	}
 	defer s.end()
+	id = store.FoldID(id)
 	var d userDoc
 	if err := s.c.users.FindOne(ctx, byID(id)).Decode(&d); err != nil {
 		return store.User{}, fmt.Errorf("get user %s: %w", id, notFound(err))
 	}
-	return store.User{ID: d.ID, PasswordHash: d.PasswordHash, Created: d.Created}, nil
+	return store.User{ID: d.ID, Display: d.Display, PasswordHash: d.PasswordHash, Created: d.Created}, nil
 }
 
 // PutToken stores (or replaces) a session.

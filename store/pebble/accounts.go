@@ -11,12 +11,14 @@ import (
 	"github.com/imqtt/imqtt/store"
 )
 
-// CreateUser adds an account; store.ErrExists if the ID is taken.
+// CreateUser adds an account under its folded ID; store.ErrExists if that
+// is taken.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	if err := s.begin(ctx, "create user"); err != nil {
 		return err
 	}
 	defer s.end()
+	u.ID = store.FoldID(u.ID)
 	if err := checkID("user", u.ID); err != nil {
 		return fmt.Errorf("create user: %w", err)
 	}
@@ -38,13 +40,15 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	return nil
 }
 
-// GetUser returns store.ErrNotFound for an unknown ID.
+// GetUser returns the account of id's fold; store.ErrNotFound for an
+// unknown ID.
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
 	var u store.User
 	if err := s.begin(ctx, "get user"); err != nil {
 		return u, err
 	}
 	defer s.end()
+	id = store.FoldID(id)
 	if err := s.getJSON(userKey(id), &u); err != nil {
 		return store.User{}, fmt.Errorf("get user %s: %w", id, err)
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 func testUsers(t *testing.T, f *fixture) {
-	alice := store.User{ID: "alice", PasswordHash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaA", Created: 1700000000000}
+	alice := store.User{ID: "alice", Display: "Alice", PasswordHash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaA", Created: 1700000000000}
 	if err := f.s.CreateUser(f.ctx, alice); err != nil {
 		t.Fatalf("create: %v", err)
 	}
@@ -27,6 +27,26 @@ func testUsers(t *testing.T, f *fixture) {
 	wantErr(t, "get unknown", err, store.ErrNotFound)
 	if err := f.s.CreateUser(f.ctx, store.User{ID: "bob"}); err != nil {
 		t.Errorf("create second user: %v", err)
+	}
+	if got, err := f.s.GetUser(f.ctx, "bob"); err != nil || got.Display != "" {
+		t.Errorf("get user without a display name: %+v, %v", got, err)
+	}
+}
+
+// testUserCase: user IDs are case-insensitive (attack finding 10: alice,
+// Alice and ALICE were three accounts). A store folds the ID it is given,
+// so a case variant of a taken ID is taken, and any case finds the account.
+func testUserCase(t *testing.T, f *fixture) {
+	carol := store.User{ID: "Carol", Display: "Carol", PasswordHash: "h", Created: 1}
+	if err := f.s.CreateUser(f.ctx, carol); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	for _, id := range []string{"carol", "CAROL", "cArOl"} {
+		wantErr(t, "create "+id, f.s.CreateUser(f.ctx, store.User{ID: id, PasswordHash: "other"}), store.ErrExists)
+		got, err := f.s.GetUser(f.ctx, id)
+		if want := (store.User{ID: "carol", Display: "Carol", PasswordHash: "h", Created: 1}); err != nil || got != want {
+			t.Errorf("get %s: %+v, %v; want %+v", id, got, err, want)
+		}
 	}
 }
 

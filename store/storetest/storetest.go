@@ -23,6 +23,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		fn   func(t *testing.T, f *fixture)
 	}{
 		{"Users", testUsers},
+		{"UserCase", testUserCase},
 		{"Tokens", testTokens},
 		{"ReserveVersions", testReserveVersions},
 		{"ReserveVersionsConcurrent", testReserveVersionsConcurrent},
