@@ -236,10 +236,18 @@ func (s *Service) Revoke(ctx context.Context, token string) error {
 }
 
 // Forget drops a token from this process's cache: another node revoked it.
-func (s *Service) Forget(hash string) {
+// It returns the client ID ("user/device") the token was issued to if this
+// process had it cached (it verified the token lately, so a session here
+// may use it and should be ended), else "".
+func (s *Service) Forget(hash string) (clientID string) {
 	s.mu.Lock()
+	c, ok := s.cache[hash]
 	delete(s.cache, hash)
 	s.mu.Unlock()
+	if !ok {
+		return ""
+	}
+	return c.row.User + "/" + c.row.Device
 }
 
 func (s *Service) hash(ctx context.Context, password string) (string, error) {

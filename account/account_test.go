@@ -194,4 +194,11 @@ func TestTokenBoundToDevice(t *testing.T) {
 	if err := s.Authenticate(ctx, "", "carol", "other", "secret-carol"); err != nil {
 		t.Fatalf("the password on another device: %v", err)
 	}
+	// Another node revoked it: Forget names the device whose session to end.
+	if id := s.Forget(hashToken(sess.Token)); id != "carol/tab" {
+		t.Fatalf("forget a cached token: %q, want carol/tab", id)
+	}
+	if id := s.Forget(hashToken(sess.Token)); id != "" {
+		t.Fatalf("forget it again: %q", id)
+	}
 }
