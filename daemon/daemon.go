@@ -81,8 +81,9 @@ type Config struct {
 	// MaxGroupMembers bounds a group (default 10,000).
 	MaxGroupMembers int
 	// SendRate bounds each user's sends per second, all devices and nodes
-	// together, after a burst of SendBurst (0: DefaultSendRate and
-	// DefaultSendBurst; a negative SendRate: no limit).
+	// together, after a burst of SendBurst (SendRate 0: DefaultSendRate; a
+	// negative one: no limit. SendBurst 0: DefaultSendBurst with the
+	// default rate, else 4×SendRate).
 	SendRate  int64
 	SendBurst int
 	// Throttle bounds password attempts and registrations per client IP
