@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -48,6 +49,10 @@ type Options struct {
 	// Revoked, if set, is called with the hash of each revoked token, so
 	// other nodes can Forget it.
 	Revoked func(hash string)
+	// Limiter and Limits throttle password attempts and registrations
+	// (throttle.go); a nil Limiter throttles nothing.
+	Limiter state.Limiter
+	Limits  Limits
 	Logger  *slog.Logger
 }
 
@@ -57,6 +62,9 @@ type Service struct {
 	opts Options
 	sem  chan struct{} // bounds memory used by concurrent argon2id runs
 	now  func() time.Time
+
+	dummyOnce sync.Once
+	dummy     string // dummyHash
 
 	mu    sync.RWMutex
 	cache map[string]cached // token hash -> row; bounded by cacheMax
@@ -86,6 +94,7 @@ func New(st store.Store, opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	opts.Limits.fill()
 	return &Service{st: st, opts: opts, sem: make(chan struct{}, opts.MaxHashing), now: time.Now, cache: map[string]cached{}}
 }
 
@@ -168,11 +177,14 @@ func (s *Service) checkPassword(ctx context.Context, user, password string) (sto
 		return store.User{}, ErrBadCredentials
 	}
 	u, err := s.st.GetUser(ctx, user)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, ErrBadCredentials
-	}
-	if err != nil {
+	missing := errors.Is(err, store.ErrNotFound)
+	if err != nil && !missing {
 		return store.User{}, fmt.Errorf("get user %s: %w", user, err)
+	}
+	if missing {
+		// The same argon2id work as a wrong password, so that timing does
+		// not tell which accounts exist.
+		u.PasswordHash = s.dummyHash()
 	}
 	if err := s.acquire(ctx); err != nil {
 		return store.User{}, err
@@ -182,10 +194,24 @@ func (s *Service) checkPassword(ctx context.Context, user, password string) (sto
 	if err != nil {
 		return store.User{}, fmt.Errorf("check password of %s: %w", user, err)
 	}
-	if !ok {
+	if !ok || missing {
 		return store.User{}, ErrBadCredentials
 	}
 	return u, nil
+}
+
+// dummyHash is a hash of nothing with the configured cost, checked against
+// for users that do not exist.
+func (s *Service) dummyHash() string {
+	s.dummyOnce.Do(func() {
+		h, err := HashPassword("", s.opts.Params)
+		if err != nil { // no randomness: a fixed salt does as well here
+			h = fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+				s.opts.Params.Memory, s.opts.Params.Time, s.opts.Params.Threads)
+		}
+		s.dummy = h
+	})
+	return s.dummy
 }
 
 // Verify returns the live token row for a bearer token; ErrBadCredentials if it
@@ -224,23 +250,6 @@ func (s *Service) Verify(ctx context.Context, token string) (store.Token, error)
 	return row, nil
 }
 
-// Authenticate accepts either a token issued to user or user's password
-// (SPEC §2: the MQTT password is a token or the account password). It returns
-// the device the token was issued for ("" for a password). user may be in
-// any case (the MQTT hook lets only canonical IDs through).
-func (s *Service) Authenticate(ctx context.Context, user, secret string) (device string, err error) {
-	user = store.FoldID(user)
-	if row, err := s.Verify(ctx, secret); err == nil {
-		if row.User != user {
-			return "", ErrBadCredentials
-		}
-		return row.Device, nil
-	} else if !errors.Is(err, ErrBadCredentials) {
-		return "", err
-	}
-	return "", s.CheckPassword(ctx, user, secret)
-}
-
 // Revoke deletes a token. Idempotent.
 func (s *Service) Revoke(ctx context.Context, token string) error {
 	h := hashToken(token)
@@ -257,10 +266,18 @@ func (s *Service) Revoke(ctx context.Context, token string) error {
 }
 
 // Forget drops a token from this process's cache: another node revoked it.
-func (s *Service) Forget(hash string) {
+// It returns the client ID ("user/device") the token was issued to if this
+// process had it cached (it verified the token lately, so a session here
+// may use it and should be ended), else "".
+func (s *Service) Forget(hash string) (clientID string) {
 	s.mu.Lock()
+	c, ok := s.cache[hash]
 	delete(s.cache, hash)
 	s.mu.Unlock()
+	if !ok {
+		return ""
+	}
+	return c.row.User + "/" + c.row.Device
 }
 
 func (s *Service) hash(ctx context.Context, password string) (string, error) {

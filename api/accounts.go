@@ -2,7 +2,10 @@ package api
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/imqtt/imqtt/account"
 	"github.com/imqtt/imqtt/wire"
@@ -13,8 +16,9 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 	if !a.decode(w, r, &req) {
 		return
 	}
-	id, err := a.cfg.Accounts.Register(r.Context(), req.User, req.Password)
+	id, err := a.cfg.Accounts.RegisterFrom(r.Context(), r.RemoteAddr, req.User, req.Password)
 	switch {
+	case a.throttled(w, err):
 	case errors.Is(err, account.ErrInvalid):
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest,
 			"user must be 1 to 64 of A-Z a-z 0-9 _ . - not starting with a dot; password must be 6 to 1024 bytes")
@@ -46,8 +50,9 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	if a.refuseBanned(w, r, req.User) {
 		return
 	}
-	s, err := a.cfg.Accounts.Login(r.Context(), req.User, req.Password, req.Device)
+	s, err := a.cfg.Accounts.LoginFrom(r.Context(), r.RemoteAddr, req.User, req.Password, req.Device)
 	switch {
+	case a.throttled(w, err):
 	case errors.Is(err, account.ErrInvalid):
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "user or device ID malformed")
 	case errors.Is(err, account.ErrBadCredentials):
@@ -71,4 +76,24 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request, c caller) {
 		a.cfg.Kicker.KickDevice(c.user + "/" + c.device)
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// throttled answers an attempt a limit refused (account.Throttled), counted
+// by limit: 429 rate_limited with Retry-After. It reports whether it did.
+func (a *API) throttled(w http.ResponseWriter, err error) bool {
+	var th *account.Throttled
+	if !errors.As(err, &th) {
+		return false
+	}
+	a.cfg.Metrics.Refused(th.Limit)
+	writeRateLimited(w, th.RetryAfter, "too many attempts from this address or at this account; retry later")
+	return true
+}
+
+// writeRateLimited answers 429 rate_limited with a Retry-After header in
+// whole seconds, rounded up (RFC 9110 §10.2.3; RFC 6585 §4).
+func writeRateLimited(w http.ResponseWriter, retry time.Duration, msg string) {
+	secs := max(int64(math.Ceil(retry.Seconds())), 1)
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	writeError(w, http.StatusTooManyRequests, wire.CodeRateLimited, msg)
 }

@@ -176,6 +176,10 @@ func (a *API) storeError(w http.ResponseWriter, what string, err error) {
 func (a *API) chatError(w http.ResponseWriter, what string, err error) {
 	var we *wire.Error
 	if errors.As(err, &we) {
+		if we.Code == wire.CodeRateLimited { // the send limit refills within a second
+			writeRateLimited(w, time.Second, we.Message)
+			return
+		}
 		writeError(w, wire.HTTPStatus(we.Code), we.Code, we.Message)
 		return
 	}

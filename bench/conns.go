@@ -82,7 +82,10 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 	defer prog.close()
 
 	addr := o.Target.MQTT
-	var accts []account
+	var (
+		accts  []account
+		tokens []string
+	)
 	if !o.Target.Plain {
 		if err := o.Target.ping(ctx); err != nil {
 			return nil, err
@@ -92,7 +95,14 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 			users[i] = fmt.Sprintf("bench-%s-c%d", run, i)
 		}
 		var err error
-		if accts, err = o.Target.accounts(ctx, users, func(int) bool { return true }, prog); err != nil {
+		if accts, err = o.Target.accounts(ctx, users, func(int) bool { return false }, prog); err != nil {
+			return nil, err
+		}
+		// A token opens only the device it was issued to: one login per
+		// connection, before the measured connects.
+		if tokens, err = o.Target.deviceTokens(ctx, o.Conns, func(i int) (string, string) {
+			return accts[i%len(accts)].user, "c" + strconv.Itoa(i)
+		}, prog); err != nil {
 			return nil, err
 		}
 		if addr, err = o.Target.mqttAddr(ctx); err != nil {
@@ -110,7 +120,7 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 			return local, fmt.Sprintf("bench-%s-c%d", run, i), "", "", "bench/" + strconv.Itoa(i)
 		}
 		a := accts[i%len(accts)]
-		return local, a.user + "/c" + strconv.Itoa(i), a.user, a.token, wire.InboxTopic(a.user)
+		return local, a.user + "/c" + strconv.Itoa(i), a.user, tokens[i], wire.InboxTopic(a.user)
 	}
 
 	memBefore, err := o.memory(ctx, prog)

@@ -189,3 +189,49 @@ func loopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// deviceTokens logs in n devices, device(i) giving the user and device of
+// the i-th, workers at a time; it returns their tokens.
+func (t Target) deviceTokens(ctx context.Context, n int, device func(i int) (user, dev string), progress *progress) ([]string, error) {
+	out := make([]string, n)
+	var (
+		mu    sync.Mutex
+		first error
+		done  int
+	)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				user, dev := device(i)
+				s, err := t.api("").Login(ctx, user, benchPassword, dev)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = fmt.Errorf("login %s/%s: %w", user, dev, err)
+				}
+				out[i] = s.Token
+				done++
+				progress.setf("logins %d/%d", done, n)
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range n {
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed || ctx.Err() != nil {
+			break
+		}
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return out, ctx.Err()
+}

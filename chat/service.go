@@ -70,10 +70,12 @@ type Options struct {
 	Media      Media  // nil: sends that refer to media are refused
 	Remote     Remote // nil on a single node
 	// SendRate bounds each user's sends per second, over all its devices
-	// (and all nodes, with a shared Limiter); 0: no bound. Past it a send
-	// is refused with rate_limited, to be resent later.
-	SendRate int64
-	Limiter  state.Limiter
+	// (and all nodes, with a shared Limiter), after a burst of SendBurst
+	// (default 4×SendRate); 0: no bound. Past it a send is refused with
+	// rate_limited, to be resent later.
+	SendRate  int64
+	SendBurst int
+	Limiter   state.Limiter
 	// MaxGroupMembers bounds a group; default 10,000.
 	MaxGroupMembers int
 	// ReadTick is how long group read positions are gathered before one
@@ -110,6 +112,9 @@ func (o *Options) fill() {
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.New()
+	}
+	if o.SendBurst <= 0 {
+		o.SendBurst = int(min(4*o.SendRate, 1<<30))
 	}
 }
 
@@ -301,24 +306,28 @@ func (s *Service) validate(req *wire.Send) *wire.Error {
 	return nil
 }
 
-// limit applies SendRate. If the Limiter fails (Redis away) the send is
-// let through: the store, not the limiter, decides whether it can be taken.
-// It runs on Submit's caller, for MQTT the client's read goroutine: with a
-// limit set in scale-out, one Redis round trip per send before the next
-// packet of that client is read (off by default).
+// limit applies SendRate: a token bucket per user (state.Limiter), so a
+// burst (a reconnecting device resending its outbox) passes and a flood
+// does not. If the Limiter fails (Redis away) the send is let through: the
+// store, not the limiter, decides whether it can be taken. It runs on
+// Submit's caller, for MQTT the client's read goroutine: in scale-out, one
+// Redis round trip per send before the next packet of that client is read.
 func (s *Service) limit(user string) *wire.Error {
 	if s.opts.SendRate <= 0 || s.opts.Limiter == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	ok, err := s.opts.Limiter.Allow(ctx, "send:"+user, s.opts.SendRate, time.Second)
+	l := state.Limit{Rate: int(min(s.opts.SendRate, 1<<30)), Per: time.Second, Burst: s.opts.SendBurst}
+	d, err := s.opts.Limiter.Allow(ctx, "send:"+user, l)
 	if err != nil {
 		s.log.Warn("rate limit", "user", user, "err", err)
 		return nil
 	}
-	if !ok {
-		return wire.NewError(wire.CodeRateLimited, fmt.Sprintf("more than %d sends a second; resend later with the same cmid", s.opts.SendRate))
+	if !d.OK {
+		s.opts.Metrics.Refused("send_rate")
+		return wire.NewError(wire.CodeRateLimited, fmt.Sprintf("more than %d sends a second; resend in %v with the same cmid",
+			s.opts.SendRate, d.RetryAfter.Round(time.Millisecond)))
 	}
 	return nil
 }

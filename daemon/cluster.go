@@ -79,7 +79,15 @@ type local struct {
 	accounts *account.Service
 }
 
-func (l local) ForgetToken(hash string) { l.accounts.Forget(hash) }
+// ForgetToken drops a token another node revoked and ends the session of
+// its device here, if this node verified it: the logout's kick may have
+// come before a reconnect that this node's cache still let through, and
+// a token opens only its own device.
+func (l local) ForgetToken(hash string) {
+	if clientID := l.accounts.Forget(hash); clientID != "" {
+		l.b.Kick(clientID, packets.ErrNotAuthorized)
+	}
+}
 
 func (l local) KickLocal(clientID string) { l.b.Kick(clientID, packets.ErrNotAuthorized) }
 

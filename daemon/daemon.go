@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -80,8 +81,15 @@ type Config struct {
 	// MaxGroupMembers bounds a group (default 10,000).
 	MaxGroupMembers int
 	// SendRate bounds each user's sends per second, all devices and nodes
-	// together (0: none).
-	SendRate int64
+	// together, after a burst of SendBurst (SendRate 0: DefaultSendRate; a
+	// negative one: no limit. SendBurst 0: DefaultSendBurst with the
+	// default rate, else 4×SendRate).
+	SendRate  int64
+	SendBurst int
+	// Throttle bounds password attempts and registrations per client IP
+	// and per account (zero fields: account.DefaultLimits; a negative
+	// Rate turns one off).
+	Throttle account.Limits
 	// Media limits uploads and finds ffmpeg; its files live under DataDir/media.
 	Media media.Options
 	// PasswordParams overrides argon2id's cost (tests use a cheap one).
@@ -96,6 +104,15 @@ type Config struct {
 
 	Logger *slog.Logger
 }
+
+// The send limit's defaults: far above a person (a message every few
+// seconds) or an ordinary bot, far below a flood (one connection stored
+// 400,000 messages in 10s). The burst lets a device that reconnects resend
+// what it had unacked at once, and a bot answer a busy moment.
+const (
+	DefaultSendRate  = 50
+	DefaultSendBurst = 200
+)
 
 // Daemon is a running imqttd.
 type Daemon struct {
@@ -177,7 +194,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	} else {
 		d.state = memory.New(d.st.ReserveVersions, memory.Options{})
 	}
-	aopts := account.Options{Params: cfg.PasswordParams, TokenTTL: cfg.TokenTTL, Logger: cfg.Logger}
+	aopts := account.Options{Params: cfg.PasswordParams, TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
+		Limiter: d.state, Limits: cfg.Throttle}
 	if d.bus != nil {
 		// Other nodes cache tokens too: tell them of revocations, and
 		// re-check with the store now and then in case they missed one.
@@ -211,7 +229,13 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	pub := countedPublisher{d.broker, d.metrics}
 
 	copts := chat.Options{Node: nodeNumber, MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, Logger: cfg.Logger,
-		Metrics: d.metrics, Media: med, CommitWait: commitWait, Sync: syncOpts, SendRate: cfg.SendRate, Limiter: d.state}
+		Metrics: d.metrics, Media: med, CommitWait: commitWait, Sync: syncOpts, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, Limiter: d.state}
+	switch {
+	case copts.SendRate == 0:
+		copts.SendRate, copts.SendBurst = DefaultSendRate, cmp.Or(cfg.SendBurst, DefaultSendBurst)
+	case copts.SendRate < 0:
+		copts.SendRate = 0 // chat: no limit
+	}
 	if d.bus != nil {
 		copts.Remote = d.bus
 	}

@@ -204,7 +204,7 @@ func TestAdminGuards(t *testing.T) {
 	if st := nodes(t, s).Nodes[0].Status; st != "serving" {
 		t.Fatalf("node status after a refused drain: %s", st)
 	}
-	if err := tryConnect(s.MQTT, "alice", "laptop", aliceTok); err != nil {
+	if err := tryConnect(s.MQTT, "alice", "laptop", login(t, s, "alice", "laptop")); err != nil {
 		t.Fatalf("alice refused after a refused ban: %v", err)
 	}
 	// The refusals are counted and listed among the recent events.
@@ -231,7 +231,7 @@ func TestAdminClients(t *testing.T) {
 	s := startAdmin(t)
 	aliceTok := account(t, s, "alice", "phone")
 	alicePhone := connect(t, s.MQTT, "alice", "phone", aliceTok)
-	connect(t, s.MQTT, "alice", "laptop", aliceTok)
+	connect(t, s.MQTT, "alice", "laptop", login(t, s, "alice", "laptop"))
 	bob := connect(t, s.MQTT, "bob", "phone", account(t, s, "bob", "phone"))
 	connect(t, s.MQTT, "carol", "tablet", account(t, s, "carol", "tablet"))
 
@@ -510,7 +510,7 @@ func TestAdminNotice(t *testing.T) {
 	s := startAdmin(t)
 	aliceTok := account(t, s, "alice", "phone")
 	phone := connect(t, s.MQTT, "alice", "phone", aliceTok)
-	laptop := connect(t, s.MQTT, "alice", "laptop", aliceTok)
+	laptop := connect(t, s.MQTT, "alice", "laptop", login(t, s, "alice", "laptop"))
 	bob := connect(t, s.MQTT, "bob", "phone", account(t, s, "bob", "phone"))
 	for _, body := range []string{`{}`, `{"text":"  "}`, `{"text":"x","user":"a b"}`, `{"txt":"x"}`,
 		`{"text":"` + strings.Repeat("x", 4097) + `"}`, `not json`} {
@@ -587,7 +587,7 @@ func TestAdminDrain(t *testing.T) {
 	token := account(t, s, "u", "d0")
 	for i := 0; i < n; i++ {
 		opts := paho.NewClientOptions().AddBroker("tcp://" + s.MQTT).SetClientID(fmt.Sprintf("u/d%d", i)).
-			SetUsername("u").SetPassword(token).SetAutoReconnect(false).SetProtocolVersion(4).
+			SetUsername("u").SetPassword("secret-u").SetAutoReconnect(false).SetProtocolVersion(4). // the password opens every device; a token only its own
 			SetConnectionLostHandler(func(paho.Client, error) {
 				mu.Lock()
 				lost = append(lost, time.Now())

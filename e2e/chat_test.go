@@ -20,7 +20,7 @@ func TestLiveChat(t *testing.T) {
 	aliceTok := account(t, s, "alice", "phone")
 	bobTok := account(t, s, "bob", "phone")
 	alice := connect(t, s.MQTT, "alice", "phone", aliceTok)
-	alicePad := connect(t, s.MQTT, "alice", "pad", aliceTok) // a token is good for any of the user's devices
+	alicePad := connect(t, s.MQTT, "alice", "pad", login(t, s, "alice", "pad")) // a token opens only its own device
 	bob := connect(t, s.MQTT, "bob", "phone", bobTok)
 	bobLaptop := connect(t, s.MQTT, "bob", "laptop", "secret-bob") // the account password works too
 

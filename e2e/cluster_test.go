@@ -38,13 +38,16 @@ type cluster struct {
 	t     *testing.T
 	st    store.Store
 	mongo string // a MongoDB URI; when set, st is nil
-	// sendRate is the nodes' --max-send-rate (set before start)
+	// sendRate is the nodes' --max-send-rate and burst (set before start;
+	// 0: testserver's)
 	sendRate int64
-	redis    *redistest.Server
-	prefix   string
-	mu       sync.Mutex
-	nodes    map[string]*testserver.Server
-	stopped  map[string]bool
+	// edit, if set, adjusts each node's configuration last
+	edit    func(*daemon.Config)
+	redis   *redistest.Server
+	prefix  string
+	mu      sync.Mutex
+	nodes   map[string]*testserver.Server
+	stopped map[string]bool
 }
 
 // newCluster makes a cluster over st, a store.Store or a MongoDB URI.
@@ -80,7 +83,13 @@ func (c *cluster) start(id string) *testserver.Server {
 		} else {
 			cfg.MongoURI = c.mongo
 		}
-		cfg.DrainPeriod, cfg.AdminToken, cfg.SendRate = 500*time.Millisecond, clusterAdmin, c.sendRate
+		cfg.DrainPeriod, cfg.AdminToken = 500*time.Millisecond, clusterAdmin
+		if c.sendRate != 0 {
+			cfg.SendRate, cfg.SendBurst = c.sendRate, int(c.sendRate)
+		}
+		if c.edit != nil {
+			c.edit(cfg)
+		}
 	})
 	c.mu.Lock()
 	c.nodes[id] = s

@@ -47,7 +47,9 @@ func startProcess(t *testing.T, dataDir string) *process {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "--data-dir", dataDir, "--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--log-format", "json", "--node-id", "crash")
+		"--log-format", "json", "--node-id", "crash",
+		// the tests stream sends far past the default per-user limit
+		"--max-send-rate", "1000000", "--max-send-burst", "1000000")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

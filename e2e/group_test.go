@@ -41,7 +41,7 @@ func TestGroupChat(t *testing.T) {
 	daveTok := account(t, s, "dave", "phone")
 	alice := connect(t, s.MQTT, "alice", "phone", aliceTok)
 	bob := connect(t, s.MQTT, "bob", "phone", bobTok)
-	bobPad := connect(t, s.MQTT, "bob", "pad", bobTok)
+	bobPad := connect(t, s.MQTT, "bob", "pad", login(t, s, "bob", "pad"))
 	dave := connect(t, s.MQTT, "dave", "phone", daveTok)
 
 	var g wire.Group

@@ -162,7 +162,7 @@ func TestClusterMediaMongo(t *testing.T) {
 	eve := account(t, n2, "eve", "x")
 	data := bytes.Repeat([]byte("imqtt media across nodes "), 20_000) // ~500 KB: more than one GridFS chunk
 	info := mustUpload(t, n1, alice, "application/octet-stream", data)
-	dev := connect(t, n1.MQTT, "alice", "m", alice)
+	dev := connect(t, n1.MQTT, "alice", "m", login(t, n1, "alice", "m"))
 	if _, werr := dev.sendMedia("bob", "m1", "file", info.ID); werr != nil {
 		t.Fatalf("send media: %+v", werr)
 	}

@@ -57,7 +57,7 @@ func TestStalledSubscriber(t *testing.T) {
 	}
 
 	conn.Close()
-	carol := connect(t, s.MQTT, "carol", "phone", carolTok)
+	carol := connect(t, s.MQTT, "carol", "phone", login(t, s, "carol", "phone"))
 	var since uint64
 	seen := 0
 	for {

@@ -76,7 +76,7 @@ func TestWebSocketAndTLS(t *testing.T) {
 // a dead connection is reaped.
 func TestServerKeepalive(t *testing.T) {
 	s := testserver.Start(t)
-	tok := account(t, s, "alice", "x")
+	tok := account(t, s, "alice", "idle")
 	opts := paho.NewClientOptions().AddBroker("tcp://" + s.MQTT).SetClientID("alice/idle").SetUsername("alice").
 		SetPassword(tok).SetKeepAlive(0).SetAutoReconnect(false)
 	c := paho.NewClient(opts)

@@ -16,7 +16,7 @@ func TestUnreadAndConversations(t *testing.T) {
 	carolTok := account(t, s, "carol", "phone")
 	aliceTok := account(t, s, "alice", "phone")
 	bob := connect(t, s.MQTT, "bob", "phone", bobTok)
-	bobPad := connect(t, s.MQTT, "bob", "pad", bobTok)
+	bobPad := connect(t, s.MQTT, "bob", "pad", login(t, s, "bob", "pad"))
 	alice := connect(t, s.MQTT, "alice", "phone", aliceTok)
 	carol := connect(t, s.MQTT, "carol", "phone", carolTok)
 

@@ -15,14 +15,17 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/imqtt/imqtt/account"
 	"github.com/imqtt/imqtt/metrics"
 	"github.com/imqtt/imqtt/wire"
 )
 
-// Authenticator checks an MQTT password: an access token of user, or user's
-// account password (SPEC §2). account.Service implements it.
+// Authenticator checks an MQTT password for a client at from (its address)
+// connecting as user's device: an access token issued to that device, or
+// user's account password (SPEC §2). account.Service implements it; its
+// errors match account.ErrThrottled when a limit refused the attempt.
 type Authenticator interface {
-	Authenticate(ctx context.Context, user, secret string) (device string, err error)
+	Authenticate(ctx context.Context, from, user, device, secret string) error
 }
 
 // AuthConfig configures the Auth hook.
@@ -35,7 +38,9 @@ type AuthConfig struct {
 }
 
 // Auth refuses connections whose client ID is not "{username}/{device}"
-// (0x85, or 3.1.1 return code 2) and whose credentials are wrong (0x86 / 4).
+// (0x85, or 3.1.1 return code 2), whose credentials are wrong or a token of
+// another device (0x86 / 4), and password attempts past the throttles
+// (0x9F / 3).
 type Auth struct {
 	mqtt.HookBase
 	cfg AuthConfig
@@ -82,7 +87,15 @@ func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := h.cfg.Accounts.Authenticate(ctx, user, string(pk.Connect.Password)); err != nil {
+	if err := h.cfg.Accounts.Authenticate(ctx, cl.Net.Remote, user, device, string(pk.Connect.Password)); err != nil {
+		var th *account.Throttled
+		if errors.As(err, &th) {
+			h.cfg.Metrics.Refused(th.Limit)
+			h.cfg.Logger.Info("mqtt login throttled", "user", user, "remote", cl.Net.Remote, "limit", th.Limit)
+			// MQTT 5 §3.2.2.2: 0x9F Connection rate exceeded; 3.1.1 has no
+			// such code: 3, Server unavailable [MQTT-3.2.2.3, table 3.1].
+			return h.refuse(cl, packets.ErrConnectionRateExceeded)
+		}
 		h.cfg.Metrics.AuthFailed("credentials", user, cl.Net.Remote, "MQTT CONNECT as "+cl.ID)
 		h.cfg.Logger.Info("mqtt login refused", "user", user, "remote", cl.Net.Remote, "err", err)
 		return h.refuse(cl, packets.ErrBadUsernameOrPassword) // 0x86; 3.1.1: 4
@@ -102,6 +115,8 @@ func (h *Auth) refuse(cl *mqtt.Client, code packets.Code) error {
 			ack = packets.ErrMalformedUsernameOrPassword // 3.1.1 return code 4 [MQTT-3.2.2.3]
 		} else if code.Code == packets.ErrClientIdentifierNotValid.Code {
 			ack = packets.Err3ClientIdentifierNotValid // return code 2, whatever our Reason String
+		} else if code == packets.ErrConnectionRateExceeded {
+			ack = packets.Err3ServerUnavailable // 3.1.1 return code 3
 		} else if v3, ok := packets.V5CodesToV3[code]; ok {
 			ack = v3
 		}

@@ -51,13 +51,37 @@ type Presence interface {
 	Count(ctx context.Context) (int64, error)
 }
 
-// Limiter counts events per key in fixed time windows: rate limits (a
-// user's sends per second), shared by every node in scale-out.
+// Limit is a token bucket: Burst events at once from a full bucket, which
+// refills at Rate events per Per. All three must be positive: a Limiter
+// refuses another Limit with its ErrInvalid.
+type Limit struct {
+	Rate  int
+	Per   time.Duration
+	Burst int
+}
+
+// Valid reports whether l is a usable limit.
+func (l Limit) Valid() bool { return l.Rate > 0 && l.Per > 0 && l.Burst > 0 }
+
+// Interval is the time one event's token takes to come back.
+func (l Limit) Interval() time.Duration { return l.Per / time.Duration(l.Rate) }
+
+// Decision is a Limiter's answer: OK, or not before RetryAfter.
+type Decision struct {
+	OK         bool
+	RetryAfter time.Duration // > 0 when !OK
+}
+
+// Limiter is a set of token buckets, one per key, shared by every node in
+// scale-out: rate limits (a user's sends, the login attempts of an IP).
+// A key's bucket starts full; an idle key's state may be forgotten (it then
+// starts full again), so a key's limit must be the same on every call.
 type Limiter interface {
-	// Allow counts one event of key in the current window of length per
-	// (windows start at multiples of per since the Unix epoch) and reports
-	// whether the window's count is still within limit.
-	Allow(ctx context.Context, key string, limit int64, per time.Duration) (bool, error)
+	// Allow takes one event from key's bucket, or takes nothing and says
+	// when one will be there.
+	Allow(ctx context.Context, key string, l Limit) (Decision, error)
+	// Peek says whether Allow would take an event now, taking nothing.
+	Peek(ctx context.Context, key string, l Limit) (Decision, error)
 }
 
 // State bundles what the server needs.

@@ -10,7 +10,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/imqtt/imqtt/account"
 	"github.com/imqtt/imqtt/daemon"
+	"github.com/imqtt/imqtt/state"
 )
 
 // options are the daemon's settings as flags. Every flag also reads the
@@ -47,7 +49,15 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&c.TLSHTTPAddr, "tls-http-addr", ":443", "HTTPS and WSS listen address")
 	fs.IntVar(&c.MaxBody, "max-body", 64<<10, "largest message body+meta in bytes")
 	fs.IntVar(&c.MaxGroupMembers, "max-group-members", 10_000, "most members a group may have")
-	fs.Int64Var(&c.SendRate, "max-send-rate", 0, "most sends a user may make a second, all devices and nodes together (0: no limit); more are refused with rate_limited")
+	fs.Int64Var(&c.SendRate, "max-send-rate", daemon.DefaultSendRate, "most sends a user may make a second, all devices and nodes together, after --max-send-burst (0: no limit); more are refused with rate_limited")
+	fs.IntVar(&c.SendBurst, "max-send-burst", daemon.DefaultSendBurst, "sends a user may make at once before --max-send-rate applies")
+	def := account.DefaultLimits
+	t := &c.Throttle
+	t.LoginIP, t.LoginUserIP, t.LoginUser, t.RegisterIP = def.LoginIP, def.LoginUserIP, def.LoginUser, def.RegisterIP
+	fs.Var(limitFlag{&t.LoginIP}, "login-ip-limit", "password attempts (HTTP login, MQTT CONNECT with a password) per client IP (IPv6: per /64), right or wrong, as RATE/PERIOD:BURST or off; more get 429 rate_limited / CONNACK 0x9F (3.1.1: 3)")
+	fs.Var(limitFlag{&t.LoginUserIP}, "login-user-ip-limit", "failed password attempts at one account from one client IP, as RATE/PERIOD:BURST or off")
+	fs.Var(limitFlag{&t.LoginUser}, "login-user-limit", "failed password attempts at one account from all IPs together, as RATE/PERIOD:BURST or off (tokens are never throttled)")
+	fs.Var(limitFlag{&t.RegisterIP}, "register-ip-limit", "registrations per client IP, as RATE/PERIOD:BURST or off")
 	fs.Int64Var(&c.Media.MaxImage, "media-max-image", 20<<20, "largest image upload in bytes")
 	fs.Int64Var(&c.Media.MaxAudio, "media-max-audio", 20<<20, "largest audio upload in bytes")
 	fs.Int64Var(&c.Media.MaxVideo, "media-max-video", 200<<20, "largest video upload in bytes")
@@ -65,6 +75,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&c.AdminToken, "admin-token", "", "token for /v1/admin/ and the /dashboard/ (empty: admin API off); prefer IMQTT_ADMIN_TOKEN to a flag other users can see")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (empty: off; never expose it)")
 	o.finish = func() {
+		if c.SendRate == 0 { // the flag's "no limit" is daemon.Config's negative
+			c.SendRate = -1
+		}
 		c.Broker.MaxPacketSize = uint32(maxPacket)
 		c.Broker.MaxWritesPending = int32(writes)
 		c.Broker.Keepalive = uint16(keepalive)
@@ -132,4 +145,23 @@ func parse(args []string, env func(string) string) (*options, error) {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
 	return o, nil
+}
+
+// limitFlag is a state.Limit as a flag: RATE/PERIOD:BURST, or off.
+type limitFlag struct{ l *state.Limit }
+
+func (f limitFlag) String() string {
+	if f.l == nil {
+		return ""
+	}
+	return f.l.String()
+}
+
+func (f limitFlag) Set(s string) error {
+	l, err := state.ParseLimit(s)
+	if err != nil {
+		return err
+	}
+	*f.l = l
+	return nil
 }

@@ -6,6 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/imqtt/imqtt/account"
+	"github.com/imqtt/imqtt/state"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -58,5 +62,36 @@ func TestBadStartExits(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"--log-format", "xml"}, envOf(nil), &stderr); code != 2 {
 		t.Fatalf("bad log format: exit %d", code)
+	}
+}
+
+// TestConfigLimits: the abuse limits are on by default, read RATE/PERIOD:BURST
+// or off from flags, the environment and the file, and refuse nonsense;
+// --max-send-rate 0 is "no limit".
+func TestConfigLimits(t *testing.T) {
+	o, err := parse(nil, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.cfg
+	if c.SendRate != 50 || c.SendBurst != 200 || c.Throttle != account.DefaultLimits {
+		t.Fatalf("defaults: send %d/%d, throttle %+v", c.SendRate, c.SendBurst, c.Throttle)
+	}
+	file := filepath.Join(t.TempDir(), "imqttd.yaml")
+	os.WriteFile(file, []byte("register-ip-limit: 5/m:10\n"), 0o600)
+	o, err = parse([]string{"--config", file, "--login-ip-limit", "off", "--max-send-rate", "0"},
+		envOf(map[string]string{"IMQTT_LOGIN_USER_LIMIT": "3/15m"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = o.cfg
+	if c.Throttle.LoginIP.Rate >= 0 || c.SendRate >= 0 ||
+		c.Throttle.LoginUser != (state.Limit{Rate: 3, Per: 15 * time.Minute, Burst: 3}) ||
+		c.Throttle.RegisterIP != (state.Limit{Rate: 5, Per: time.Minute, Burst: 10}) ||
+		c.Throttle.LoginUserIP != account.DefaultLimits.LoginUserIP {
+		t.Fatalf("config: send %d, throttle %+v", c.SendRate, c.Throttle)
+	}
+	if _, err := parse([]string{"--login-ip-limit", "lots"}, envOf(nil)); err == nil || !strings.Contains(err.Error(), "RATE/PERIOD") {
+		t.Fatalf("a bad limit: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/imqtt/imqtt/account"
 	"github.com/imqtt/imqtt/daemon"
+	"github.com/imqtt/imqtt/state"
 )
 
 // Server is a running imqttd.
@@ -28,13 +29,35 @@ type Server struct {
 // CheapPasswords makes argon2id fast enough for tests; never use it elsewhere.
 var CheapPasswords = account.Params{Memory: 64, Time: 1, Threads: 1}
 
+// Roomy are abuse limits far above the defaults, which tests start with:
+// tests log in and register hundreds of users from 127.0.0.1 within
+// seconds and send thousands of messages a second as one user, which the
+// defaults (made for the internet) would refuse. The limits stay on, so
+// every test still goes through them; the tests of the limits set their
+// own.
+var Roomy = struct {
+	SendRate  int64
+	SendBurst int
+	Throttle  account.Limits
+}{
+	SendRate: 1_000_000, SendBurst: 1_000_000,
+	Throttle: account.Limits{
+		LoginIP:     state.Limit{Rate: 1_000_000, Per: time.Second, Burst: 1_000_000},
+		LoginUserIP: state.Limit{Rate: 1_000_000, Per: time.Second, Burst: 1_000_000},
+		LoginUser:   state.Limit{Rate: 1_000_000, Per: time.Second, Burst: 1_000_000},
+		RegisterIP:  state.Limit{Rate: 1_000_000, Per: time.Second, Burst: 1_000_000},
+	},
+}
+
 // Start runs a server on a fresh data directory; it is shut down when the test ends.
-// edit, if given, adjusts the configuration first.
+// edit, if given, adjusts the configuration first. The abuse limits start
+// Roomy.
 func Start(t testing.TB, edit ...func(*daemon.Config)) *Server {
 	t.Helper()
 	cfg := daemon.Config{
 		MQTTAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), NodeID: "test",
 		PasswordParams: CheapPasswords, Logger: logger(),
+		SendRate: Roomy.SendRate, SendBurst: Roomy.SendBurst, Throttle: Roomy.Throttle,
 	}
 	for _, f := range edit {
 		f(&cfg)

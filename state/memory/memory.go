@@ -28,11 +28,17 @@ type Options struct {
 	// time (default DefaultBlock). A restart abandons the rest of each block,
 	// leaving a hole that sync's upto covers.
 	Block uint64
+	// LimitKeys bounds the Limiter's keys (default DefaultLimitKeys); past
+	// it the least recently used key is forgotten.
+	LimitKeys int
 }
 
 func (o Options) withDefaults() Options {
 	if o.Block == 0 {
 		o.Block = DefaultBlock
+	}
+	if o.LimitKeys <= 0 {
+		o.LimitKeys = DefaultLimitKeys
 	}
 	return o
 }
@@ -56,7 +62,7 @@ var _ state.State = (*State)(nil)
 // store's ReserveVersions).
 func New(reserve state.ReserveFunc, opts Options) *State {
 	opts = opts.withDefaults()
-	return &State{reserve: reserve, block: opts.Block, seed: maphash.MakeSeed()}
+	return &State{reserve: reserve, block: opts.Block, seed: maphash.MakeSeed(), limits: limits{max: opts.LimitKeys}}
 }
 
 func (s *State) shard(key string) int {

@@ -153,7 +153,7 @@ var (
 	totalScript   = goredis.NewScript(libLua + totalLua)
 
 	allScripts = []*goredis.Script{nextScript, installScript, onlineScript, offlineScript,
-		refreshScript, devicesScript, countScript, totalScript, allowScript}
+		refreshScript, devicesScript, countScript, totalScript}
 )
 
 // State is a state.State in Redis. Safe for concurrent use.

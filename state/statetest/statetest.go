@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T, reserve state.ReserveFunc) state.
 		{"VersionsInvalid", testVersionsInvalid},
 		{"VersionsReserveError", testVersionsReserveError},
 		{"Limit", testLimit},
+		{"LimitLong", testLimitLong},
 		{"Presence", testPresence},
 		{"PresenceTakeover", testPresenceTakeover},
 		{"PresenceConcurrent", testPresenceConcurrent},

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/imqtt/imqtt/state"
 )
@@ -188,6 +189,8 @@ func testClosed(t *testing.T, f *fixture) {
 	_, err = s.Count(f.ctx)
 	wantErr(t, "count", err, state.ErrClosed)
 	wantErr(t, "ping", s.Ping(f.ctx), state.ErrClosed)
+	_, err = s.Allow(f.ctx, "k", state.Limit{Rate: 1, Per: time.Second, Burst: 1})
+	wantErr(t, "allow", err, state.ErrClosed)
 }
 
 // testVersionsEach: state.NextEach (the batcher's one call per batch) gives
