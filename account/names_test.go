@@ -68,8 +68,8 @@ func TestLoginFolds(t *testing.T) {
 		if err != nil || row.User != "alice" {
 			t.Errorf("token of %s: %+v, %v", as, row, err)
 		}
-		if dev, err := s.Authenticate(ctx, "alice", sess.Token); err != nil || dev != "phone" {
-			t.Errorf("authenticate alice with %s's token: %q, %v", as, dev, err)
+		if err := s.Authenticate(ctx, "127.0.0.1:1", "alice", "phone", sess.Token); err != nil {
+			t.Errorf("authenticate alice/phone with %s's token: %v", as, err)
 		}
 	}
 	if _, err := s.Login(ctx, "ALICE", "wrong-password", "phone"); !errors.Is(err, account.ErrBadCredentials) {
