@@ -86,6 +86,7 @@ const (
 	CodeUnknownTopic = "unknown_topic" // publish to an uplink topic that does not exist
 	CodeInternal     = "internal"
 	CodeNotFound     = "not_found"
+	CodeTimeout      = "request_timeout" // HTTP: the request body did not arrive in time
 	CodeGroupFull    = "group_full" // the group's member limit is reached
 
 	CodeTypeMismatch   = "type_mismatch"   // media: the declared Content-Type is not what the bytes are
