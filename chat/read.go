@@ -21,19 +21,13 @@ func errStore(what string, err error) error {
 // Read sets user's read position (SPEC §6), tells all of user's devices the
 // new counts on the inbox, and returns them.
 func (s *Service) Read(ctx context.Context, user string, req wire.Read) (wire.Unread, error) {
+	if err := CheckRead(req); err != nil {
+		return wire.Unread{}, err
+	}
 	if req.Group != "" {
 		return s.readGroup(ctx, user, req.Group, req.Seq)
 	}
-	if !wire.ValidUser(req.Peer) {
-		return wire.Unread{}, wire.NewError(wire.CodeBadRequest, "peer is required")
-	}
-	var upto int64
-	if req.Upto != "" {
-		var err error
-		if upto, err = strconv.ParseInt(req.Upto, 10, 64); err != nil || upto <= 0 {
-			return wire.Unread{}, wire.NewError(wire.CodeBadRequest, "upto must be a message id")
-		}
-	}
+	upto, _ := strconv.ParseInt(req.Upto, 10, 64) // CheckRead: empty (0) or a message ID
 	conv, err := s.st.SetRead(ctx, user, req.Peer, upto)
 	if errors.Is(err, store.ErrNotFound) {
 		return wire.Unread{}, wire.NewError(wire.CodeNotFound, "no conversation with "+req.Peer)
