@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -52,6 +53,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Int64Var(&c.Media.MaxVideo, "media-max-video", 200<<20, "largest video upload in bytes")
 	fs.Int64Var(&c.Media.MaxFile, "media-max-file", 100<<20, "largest upload of any other type in bytes")
 	fs.StringVar(&c.Media.FFmpeg, "ffmpeg", "", `ffmpeg binary for private video (HLS) and video thumbnails ("": from PATH; "off": none)`)
+	fs.DurationVar(&c.HTTPBodyTimeout, "http-body-timeout", 10*time.Second, "longest an HTTP request body may take to arrive (uploads: see --http-upload-min-rate); slower gets 408")
+	fs.Int64Var(&c.HTTPUploadMinRate, "http-upload-min-rate", 1<<10, "slowest an upload (POST /v1/media) may arrive, in bytes a second averaged over --http-upload-window; slower gets 408")
+	fs.DurationVar(&c.HTTPUploadWindow, "http-upload-window", 30*time.Second, "the window over which --http-upload-min-rate is averaged: how long an upload may stall")
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", 256<<10, "largest MQTT packet in bytes; larger closes the connection")
 	fs.UintVar(&writes, "max-writes-pending", 256, "per-client outbound queue in packets (overflow is recovered by sync)")
