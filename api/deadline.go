@@ -30,9 +30,9 @@ import (
 //
 // A read past the deadline fails; the handler answers 408 request_timeout
 // (the response can still be written) and the server closes the connection,
-// whose body was not read to its end. Once a body is read to its end the
-// deadline is lifted, so a slow handler is not cut off by the server's
-// background read hitting it.
+// whose body was not read to its end. Once a body is read to its end,
+// net/http lifts the deadline itself (connReader.startBackgroundRead), so a
+// handler slower than it keeps its request.
 type bodyDeadline struct {
 	body   io.ReadCloser
 	rc     *http.ResponseController
@@ -72,10 +72,7 @@ func (b *bodyDeadline) Read(p []byte) (int, error) {
 			_ = b.rc.SetReadDeadline(time.Now().Add(b.window))
 		}
 	}
-	switch {
-	case errors.Is(err, io.EOF):
-		_ = b.rc.SetReadDeadline(time.Time{})
-	case err != nil && errors.Is(err, os.ErrDeadlineExceeded) && !b.slow:
+	if err != nil && !b.slow && errors.Is(err, os.ErrDeadlineExceeded) {
 		b.slow = true
 		b.m.Refused("slow_body")
 	}
