@@ -82,11 +82,14 @@ func (s *Service) existingUsers(ctx context.Context, users []string) ([]string, 
 		if slices.Contains(out, u) {
 			continue
 		}
+		if !wire.ValidUser(u) { // before the store, and not echoed: it may be any size
+			return nil, wire.NewError(wire.CodeNoSuchUser, "no such user: members must be user IDs")
+		}
 		ok, err := s.userExists(ctx, u)
 		if err != nil {
 			return nil, errStore("look up user", err)
 		}
-		if !ok || !wire.ValidUser(u) {
+		if !ok {
 			return nil, wire.NewError(wire.CodeNoSuchUser, "no such user: "+u)
 		}
 		out = append(out, u)
