@@ -132,7 +132,7 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	case wire.TopicSend:
 		req, e := h.decodeSend(pk.Payload)
 		if e != nil {
-			h.replyError(reply, req.CMID, e.Code, e.Message)
+			h.replyError(reply, "", e.Code, e.Message)
 			break
 		}
 		if !h.admit(cl.ID) {
@@ -172,10 +172,10 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	return pk, packets.CodeSuccessIgnore
 }
 
-// decodeSend, decodeSync and decodeRead decode an uplink payload and check
-// what needs no I/O (a send's fields are checked again by chat.Submit, which
-// the HTTP path shares), counting a refusal by a limit. A refusal is an
-// error event to reply with; nothing of it reaches the store.
+// decodeSend, decodeSync and decodeRead decode an uplink payload, and for
+// sync and read check what needs no I/O (a send's fields are checked by
+// chat.Submit, which the HTTP path shares), counting a refusal by a limit.
+// A refusal is an error event to reply with; nothing of it reaches the store.
 func (h *Uplink) decodeSend(payload []byte) (wire.Send, *wire.Error) {
 	req, e, limit := DecodeSend(payload)
 	h.refused(limit)
