@@ -304,7 +304,7 @@ func CheckSend(req *wire.Send, maxBody int) (e *wire.Error, limit string) {
 	case req.CMID == "":
 		return wire.NewError(wire.CodeMissingCMID, "cmid is required (1-128 bytes)"), ""
 	case len(req.CMID) > MaxCMID:
-		return wire.NewError(wire.CodeMissingCMID, "cmid is required (1-128 bytes)"), "field_size"
+		return wire.NewError(wire.CodeMissingCMID, "cmid over "+strconv.Itoa(MaxCMID)+" bytes"), "field_size"
 	case req.To == "" && req.Group == "":
 		return wire.NewError(wire.CodeMissingTo, "to or group is required"), ""
 	case req.To != "" && req.Group != "":
