@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -267,11 +268,18 @@ func intParam(w http.ResponseWriter, r *http.Request, name string, def, lo, hi i
 	return v, true
 }
 
-// decodeStrict reads a JSON body that must hold only v's fields. An empty
-// body leaves v as it is when emptyOK.
+// decodeStrict reads a JSON body that must hold only v's fields, bounded
+// like decode's. An empty body leaves v as it is when emptyOK.
 func (a *API) decodeStrict(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) bool {
-	body := http.MaxBytesReader(w, r.Body, a.cfg.MaxBody)
-	dec := json.NewDecoder(body)
+	data, ok := a.readBody(w, r)
+	if !ok {
+		return false
+	}
+	if err := wire.CheckDepth(data, wire.MaxDepth); err != nil {
+		a.badJSON(w, err)
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if emptyOK && errors.Is(err, io.EOF) {
@@ -281,12 +289,7 @@ func (a *API) decodeStrict(w http.ResponseWriter, r *http.Request, v any, emptyO
 		err = errors.New("trailing data after the JSON object")
 	}
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "body over "+strconv.FormatInt(a.cfg.MaxBody, 10)+" bytes")
-			return false
-		}
-		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "malformed JSON body: "+err.Error())
+		a.badJSON(w, err)
 		return false
 	}
 	return true

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -41,6 +42,13 @@ type Config struct {
 	MaxBody   int64        // request body limit; default 256 KiB
 	Logger    *slog.Logger
 	Admin     AdminConfig // /v1/admin/ and /dashboard/ (admin.go)
+
+	// Request bodies' deadlines (deadline.go): BodyTimeout bounds a body's
+	// arrival (default 10s); an upload must bring UploadMinRate bytes a
+	// second (default 1024) averaged over each UploadWindow (default 30s).
+	BodyTimeout   time.Duration
+	UploadMinRate int64
+	UploadWindow  time.Duration
 }
 
 // API is the HTTP handler.
@@ -58,6 +66,15 @@ func New(cfg Config) *API {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 10 * time.Second
+	}
+	if cfg.UploadMinRate <= 0 {
+		cfg.UploadMinRate = 1 << 10
+	}
+	if cfg.UploadWindow <= 0 {
+		cfg.UploadWindow = 30 * time.Second
 	}
 	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
 	a.mux.HandleFunc("POST /v1/users", a.register)
@@ -104,7 +121,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "path segments . and .. are not allowed: IDs never begin with a dot")
 		return
 	}
-	a.mux.ServeHTTP(w, r)
+	a.mux.ServeHTTP(w, a.withBodyDeadline(w, r)) // every request body gets its deadline first (deadline.go)
 }
 
 // dotSegment reports whether the (decoded) path has a "." or ".." segment.
@@ -149,21 +166,50 @@ func (a *API) auth(next authedHandler) http.HandlerFunc {
 	}
 }
 
-// decode reads a JSON body of at most MaxBody bytes into v, writing the 4xx
-// itself when it cannot.
+// decode reads a JSON body of at most MaxBody bytes, nested at most
+// wire.MaxDepth deep, into v, writing the 4xx itself when it cannot.
 func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	body := http.MaxBytesReader(w, r.Body, a.cfg.MaxBody)
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "body over "+strconv.FormatInt(a.cfg.MaxBody, 10)+" bytes")
-			return false
-		}
-		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "malformed JSON body: "+err.Error())
+	data, ok := a.readBody(w, r)
+	if !ok {
+		return false
+	}
+	if err := wire.Unmarshal(data, v); err != nil {
+		a.badJSON(w, err)
 		return false
 	}
 	return true
+}
+
+// readBody reads a request body of at most MaxBody bytes, writing the 4xx
+// itself when it cannot: 413 past MaxBody, 408 when the body came too
+// slowly (bodyDeadline).
+func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
+	if err == nil {
+		return data, true
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		a.cfg.Metrics.Refused("body_size")
+		writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "body over "+strconv.FormatInt(a.cfg.MaxBody, 10)+" bytes")
+	case slowBody(r):
+		a.bodyTimedOut(w)
+	default:
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "body cut off: "+err.Error())
+	}
+	return nil, false
+}
+
+// badJSON answers a body wire.Unmarshal refused.
+func (a *API) badJSON(w http.ResponseWriter, err error) {
+	if errors.Is(err, wire.ErrTooDeep) {
+		a.cfg.Metrics.Refused("json_depth")
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "JSON body nested too deeply: objects and arrays at most "+
+			strconv.Itoa(wire.MaxDepth)+" levels")
+		return
+	}
+	writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "malformed JSON body: "+err.Error())
 }
 
 // storeError answers a failure of the store: the caller may retry.

@@ -57,6 +57,10 @@ func (a *API) uploadMedia(w http.ResponseWriter, r *http.Request, c caller) {
 				writeError(w, http.StatusBadRequest, wire.CodeBadRequest, `no multipart field "file"`)
 				return
 			}
+			if err != nil && slowBody(r) {
+				a.bodyTimedOut(w)
+				return
+			}
 			if err != nil {
 				writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "malformed multipart body: "+err.Error())
 				return
@@ -74,6 +78,10 @@ func (a *API) uploadMedia(w http.ResponseWriter, r *http.Request, c caller) {
 				writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "form fields before \"file\" over 1 MiB")
 				return
 			}
+			if err != nil && slowBody(r) {
+				a.bodyTimedOut(w)
+				return
+			}
 			if err != nil {
 				writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "upload cut off: "+err.Error())
 				return
@@ -83,6 +91,10 @@ func (a *API) uploadMedia(w http.ResponseWriter, r *http.Request, c caller) {
 		up.Declared, up.Name, up.Length = r.Header.Get("Content-Type"), q.Get("name"), r.ContentLength
 	}
 	info, err := m.Put(r.Context(), up, body)
+	if err != nil && slowBody(r) {
+		a.bodyTimedOut(w)
+		return
+	}
 	if err != nil {
 		a.mediaError(w, "upload", err)
 		return

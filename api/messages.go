@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/imqtt/imqtt/chat"
+	imsync "github.com/imqtt/imqtt/sync"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -39,6 +40,10 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	req.Limit = int(min(limit, 1<<20))
+	if e := imsync.CheckRequest(req); e != nil {
+		writeError(w, wire.HTTPStatus(e.Code), e.Code, e.Message)
+		return
+	}
 	var first *wire.Sync
 	err = a.cfg.Chat.Sync(r.Context(), c.user, req, func(b wire.Sync) error {
 		if first == nil {

@@ -98,8 +98,8 @@ func (s *Service) existingUsers(ctx context.Context, users []string) ([]string, 
 	out := make([]string, 0, len(users))
 	for _, name := range users {
 		u, valid := wire.NormUser(name)
-		if !valid {
-			return nil, wire.NewError(wire.CodeNoSuchUser, "no such user: "+name)
+		if !valid { // before the store, and not echoed: it may be any size
+			return nil, wire.NewError(wire.CodeNoSuchUser, "no such user: members must be user IDs")
 		}
 		if slices.Contains(out, u) {
 			continue
@@ -109,7 +109,7 @@ func (s *Service) existingUsers(ctx context.Context, users []string) ([]string, 
 			return nil, errStore("look up user", err)
 		}
 		if !ok {
-			return nil, wire.NewError(wire.CodeNoSuchUser, "no such user: "+name)
+			return nil, wire.NewError(wire.CodeNoSuchUser, "no such user: "+u)
 		}
 		out = append(out, u)
 	}

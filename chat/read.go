@@ -21,6 +21,9 @@ func errStore(what string, err error) error {
 // Read sets user's read position (SPEC §6), tells all of user's devices the
 // new counts on the inbox, and returns them.
 func (s *Service) Read(ctx context.Context, user string, req wire.Read) (wire.Unread, error) {
+	if err := CheckRead(req); err != nil {
+		return wire.Unread{}, err
+	}
 	if req.Group != "" {
 		group, err := normGroup(req.Group)
 		if err != nil {
@@ -28,18 +31,8 @@ func (s *Service) Read(ctx context.Context, user string, req wire.Read) (wire.Un
 		}
 		return s.readGroup(ctx, user, group, req.Seq)
 	}
-	peer, ok := wire.NormUser(req.Peer)
-	if !ok {
-		return wire.Unread{}, wire.NewError(wire.CodeBadRequest, "peer is required")
-	}
-	req.Peer = peer
-	var upto int64
-	if req.Upto != "" {
-		var err error
-		if upto, err = strconv.ParseInt(req.Upto, 10, 64); err != nil || upto <= 0 {
-			return wire.Unread{}, wire.NewError(wire.CodeBadRequest, "upto must be a message id")
-		}
-	}
+	req.Peer, _ = wire.NormUser(req.Peer)         // CheckRead: a valid user ID
+	upto, _ := strconv.ParseInt(req.Upto, 10, 64) // CheckRead: empty (0) or a message ID
 	conv, err := s.st.SetRead(ctx, user, req.Peer, upto)
 	if errors.Is(err, store.ErrNotFound) {
 		return wire.Unread{}, wire.NewError(wire.CodeNotFound, "no conversation with "+req.Peer)

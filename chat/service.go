@@ -12,6 +12,7 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -276,8 +277,9 @@ func (s *Service) fail(done func(Result), cmid string, e *wire.Error) {
 	done(Result{Err: e})
 }
 
-// validate checks everything that needs no I/O, and folds to and group to
-// their canonical IDs (wire.NormUser): a send to "Alice" reaches alice.
+// validate checks everything that needs no I/O, counts a refusal by a size
+// or depth limit, and folds to and group to their canonical IDs
+// (wire.NormUser): a send to "Alice" reaches alice.
 func (s *Service) validate(req *wire.Send) *wire.Error {
 	if to, ok := wire.NormUser(req.To); ok {
 		req.To = to
@@ -285,23 +287,85 @@ func (s *Service) validate(req *wire.Send) *wire.Error {
 	if g, ok := wire.NormUser(req.Group); ok {
 		req.Group = g
 	}
+	e, limit := CheckSend(req, s.opts.MaxBody)
+	if limit != "" {
+		s.m.Refused(limit)
+	}
+	return e
+}
+
+// Bounds of a send's fields besides body and meta (SPEC §2 bounds to and
+// group). A media ID is "m-" and 26 base32 letters: 64 leaves room for
+// another store's IDs and none for a payload hidden in it.
+const (
+	MaxCMID    = 128
+	MaxMediaID = 64
+)
+
+// CheckSend checks everything in a send that needs no I/O: required fields,
+// their sizes, and meta (absent, null, or a JSON object of at most
+// wire.MaxMeta bytes nested at most wire.MaxMetaDepth deep; null becomes
+// absent). maxBody bounds body, meta and media together. A refusal by a
+// size or depth limit also names the limit for metrics.Refused; other
+// faults name none.
+func CheckSend(req *wire.Send, maxBody int) (e *wire.Error, limit string) {
+	if string(req.Meta) == "null" {
+		req.Meta = nil
+	}
 	switch {
-	case req.CMID == "" || len(req.CMID) > 128:
-		return wire.NewError(wire.CodeMissingCMID, "cmid is required (1-128 bytes)")
+	case req.CMID == "":
+		return wire.NewError(wire.CodeMissingCMID, "cmid is required (1-128 bytes)"), ""
+	case len(req.CMID) > MaxCMID:
+		return wire.NewError(wire.CodeMissingCMID, "cmid over "+strconv.Itoa(MaxCMID)+" bytes"), "field_size"
 	case req.To == "" && req.Group == "":
-		return wire.NewError(wire.CodeMissingTo, "to or group is required")
+		return wire.NewError(wire.CodeMissingTo, "to or group is required"), ""
 	case req.To != "" && req.Group != "":
-		return wire.NewError(wire.CodeBadRequest, "to and group are exclusive")
+		return wire.NewError(wire.CodeBadRequest, "to and group are exclusive"), ""
 	case req.Group != "" && !wire.ValidUser(req.Group):
-		return notMember(req.Group)
+		return badGroup(), ""
 	case !wire.MessageTypes[req.Type]:
-		return wire.NewError(wire.CodeBadType, "type must be one of text, image, audio, video, file, custom")
-	case len(req.Body)+len(req.Meta)+len(req.Media) > s.opts.MaxBody:
-		return wire.NewError(wire.CodeTooLarge, "body over "+strconv.Itoa(s.opts.MaxBody)+" bytes")
+		return wire.NewError(wire.CodeBadType, "type must be one of text, image, audio, video, file, custom"), ""
+	case len(req.Media) > MaxMediaID:
+		return wire.NewError(wire.CodeBadRequest, "media must be a media id of at most "+strconv.Itoa(MaxMediaID)+" bytes"), "field_size"
+	case len(req.Meta) > wire.MaxMeta:
+		return wire.NewError(wire.CodeTooLarge, "meta over "+strconv.Itoa(wire.MaxMeta)+" bytes"), "meta_size"
+	case len(req.Body)+len(req.Meta)+len(req.Media) > maxBody:
+		return wire.NewError(wire.CodeTooLarge, "body over "+strconv.Itoa(maxBody)+" bytes"), "message_size"
 	case req.Group == "" && !wire.ValidUser(req.To):
-		return wire.NewError(wire.CodeNoSuchUser, "no such user")
-	case len(req.Meta) > 0 && req.Meta[0] != '{':
-		return wire.NewError(wire.CodeBadRequest, "meta must be a JSON object")
+		return wire.NewError(wire.CodeNoSuchUser, "no such user"), ""
+	}
+	if len(req.Meta) > 0 {
+		if req.Meta[0] != '{' || !json.Valid(req.Meta) {
+			return wire.NewError(wire.CodeBadRequest, "meta must be a JSON object"), ""
+		}
+		if wire.CheckDepth(req.Meta, wire.MaxMetaDepth) != nil {
+			return wire.NewError(wire.CodeBadRequest, "meta nested too deeply: objects and arrays at most "+
+				strconv.Itoa(wire.MaxMetaDepth)+" levels"), "json_depth"
+		}
+	}
+	return nil, ""
+}
+
+// badGroup refuses a group ID that cannot exist, without echoing it.
+func badGroup() *wire.Error {
+	return wire.NewError(wire.CodeNotMember, "group must be the ID of a group you are a member of")
+}
+
+// CheckRead checks a read position's fields: a group, or a peer with an
+// optional message ID.
+func CheckRead(req wire.Read) *wire.Error {
+	switch {
+	case req.Group != "" && !wire.ValidUser(req.Group):
+		return badGroup()
+	case req.Group != "":
+		return nil
+	case !wire.ValidUser(req.Peer):
+		return wire.NewError(wire.CodeBadRequest, "peer is required")
+	case req.Upto == "":
+		return nil
+	}
+	if upto, err := strconv.ParseInt(req.Upto, 10, 64); err != nil || upto <= 0 {
+		return wire.NewError(wire.CodeBadRequest, "upto must be a message id")
 	}
 	return nil
 }

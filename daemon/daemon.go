@@ -101,6 +101,13 @@ type Config struct {
 	PprofAddr string
 	// AdminToken guards /v1/admin/ and the dashboard; "" turns the admin API off.
 	AdminToken string
+	// HTTPBodyTimeout bounds how long a request body may take to arrive
+	// (default 10s); an upload instead must bring HTTPUploadMinRate bytes a
+	// second (default 1024) averaged over each HTTPUploadWindow (default
+	// 30s). Slower bodies get 408 and lose their connection (api/deadline.go).
+	HTTPBodyTimeout   time.Duration
+	HTTPUploadMinRate int64
+	HTTPUploadWindow  time.Duration
 
 	Logger *slog.Logger
 }
@@ -278,6 +285,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	handler := api.New(api.Config{
 		Accounts: d.accounts, Chat: d.chat, Media: med, Metrics: d.metrics, Kicker: d, Web: webchat.Handler(),
 		Endpoints: d.endpoints, Ready: d.Ready, WebSocket: d.broker.WebSocket(), Logger: cfg.Logger,
+		BodyTimeout: cfg.HTTPBodyTimeout, UploadMinRate: cfg.HTTPUploadMinRate, UploadWindow: cfg.HTTPUploadWindow,
 		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
 			Broker: d.broker, Publisher: pub, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
 			OnDrain: d.leaveCluster, Quiesce: d.uplink.Quiesce, Remote: d.noticeRemote()},

@@ -2,9 +2,9 @@ package hooks
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -130,9 +130,9 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	h.cfg.Metrics.PublishedIn(pk.TopicName)
 	switch pk.TopicName {
 	case wire.TopicSend:
-		var req wire.Send
-		if err := json.Unmarshal(pk.Payload, &req); err != nil {
-			h.replyError(reply, "", wire.CodeBadRequest, "send: malformed JSON: "+err.Error())
+		req, e := h.decodeSend(pk.Payload)
+		if e != nil {
+			h.replyError(reply, "", e.Code, e.Message)
 			break
 		}
 		if !h.admit(cl.ID) {
@@ -149,16 +149,16 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			h.reply(reply, r.Ack)
 		})
 	case wire.TopicSync:
-		var req wire.SyncRequest
-		if err := json.Unmarshal(pk.Payload, &req); err != nil {
-			h.replyError(reply, "", wire.CodeBadRequest, "sync: malformed JSON: "+err.Error())
+		req, e := h.decodeSync(pk.Payload)
+		if e != nil {
+			h.replyError(reply, "", e.Code, e.Message)
 			break
 		}
 		h.work(func(ctx context.Context) { h.sync(ctx, user, reply, req) })
 	case wire.TopicRead:
-		var req wire.Read
-		if err := json.Unmarshal(pk.Payload, &req); err != nil {
-			h.replyError(reply, "", wire.CodeBadRequest, "read: malformed JSON: "+err.Error())
+		req, e := h.decodeRead(pk.Payload)
+		if e != nil {
+			h.replyError(reply, "", e.Code, e.Message)
 			break
 		}
 		h.work(func(ctx context.Context) {
@@ -170,6 +170,66 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		h.replyError(reply, "", wire.CodeUnknownTopic, "no uplink topic "+pk.TopicName)
 	}
 	return pk, packets.CodeSuccessIgnore
+}
+
+// decodeSend, decodeSync and decodeRead decode an uplink payload, and for
+// sync and read check what needs no I/O (a send's fields are checked by
+// chat.Submit, which the HTTP path shares), counting a refusal by a limit.
+// A refusal is an error event to reply with; nothing of it reaches the store.
+func (h *Uplink) decodeSend(payload []byte) (wire.Send, *wire.Error) {
+	req, e, limit := DecodeSend(payload)
+	h.refused(limit)
+	return req, e
+}
+
+func (h *Uplink) decodeSync(payload []byte) (wire.SyncRequest, *wire.Error) {
+	req, e, limit := imsync.DecodeRequest(payload)
+	h.refused(limit)
+	return req, e
+}
+
+func (h *Uplink) decodeRead(payload []byte) (wire.Read, *wire.Error) {
+	req, e, limit := DecodeRead(payload)
+	h.refused(limit)
+	return req, e
+}
+
+func (h *Uplink) refused(limit string) {
+	if limit != "" {
+		h.cfg.Metrics.Refused(limit)
+	}
+}
+
+// DecodeSend decodes an im/send payload. The payload as a whole nests at
+// most wire.MaxDepth deep; chat.CheckSend then bounds each field (meta at
+// wire.MaxMeta bytes and wire.MaxMetaDepth levels). A refusal by a limit
+// also names it for metrics.Refused.
+func DecodeSend(payload []byte) (req wire.Send, e *wire.Error, limit string) {
+	if e, limit := decode("send", payload, &req); e != nil {
+		return wire.Send{}, e, limit
+	}
+	return req, nil, ""
+}
+
+// DecodeRead decodes an im/read payload and checks it (chat.CheckRead).
+func DecodeRead(payload []byte) (req wire.Read, e *wire.Error, limit string) {
+	if e, limit := decode("read", payload, &req); e != nil {
+		return wire.Read{}, e, limit
+	}
+	return req, chat.CheckRead(req), ""
+}
+
+// decode unmarshals an uplink payload into v with wire.Unmarshal.
+func decode(what string, payload []byte, v any) (*wire.Error, string) {
+	err := wire.Unmarshal(payload, v)
+	switch {
+	case err == nil:
+		return nil, ""
+	case errors.Is(err, wire.ErrTooDeep):
+		return wire.NewError(wire.CodeBadRequest, what+": JSON nested too deeply: objects and arrays at most "+
+			strconv.Itoa(wire.MaxDepth)+" levels"), "json_depth"
+	}
+	return wire.NewError(wire.CodeBadRequest, what+": malformed JSON: "+err.Error()), ""
 }
 
 // OnPublishDropped counts deliveries lost to a full client queue; the client

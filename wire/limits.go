@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -46,4 +47,26 @@ func CheckDepth(data []byte, max int) error {
 		}
 	}
 	return nil
+}
+
+// MaxMeta bounds a message's meta in bytes. Meta carries what a client
+// renders beside the body (an image's size, a voice note's length, a link
+// preview's title): a few hundred bytes in practice. It is copied into every
+// event, sync item and conversation row that carries the message, so it
+// gets its own bound well inside the message's (MaxBody, 64 KiB by default).
+const MaxMeta = 8 << 10
+
+// MaxMetaDepth bounds how deeply a message's meta nests. Events wrap meta in
+// up to four more levels (a conversation list: object, array, row, message),
+// so the JSON any client receives stays within MaxDepth with room to spare.
+const MaxMetaDepth = 16
+
+// Unmarshal decodes JSON from a client into v: nesting is bounded by
+// MaxDepth first (an error wrapping ErrTooDeep), then encoding/json, whose
+// errors name what is wrong, decodes it.
+func Unmarshal(data []byte, v any) error {
+	if err := CheckDepth(data, MaxDepth); err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
 }

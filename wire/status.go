@@ -28,6 +28,8 @@ func HTTPStatus(code string) int {
 		return http.StatusNotImplemented
 	case CodeBadMedia:
 		return http.StatusUnprocessableEntity
+	case CodeTimeout:
+		return http.StatusRequestTimeout
 	}
 	return http.StatusBadRequest
 }
@@ -50,6 +52,8 @@ func CodeForStatus(status int) string {
 		return CodeTooLarge
 	case http.StatusTooManyRequests:
 		return CodeRateLimited
+	case http.StatusRequestTimeout:
+		return CodeTimeout
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
 		return CodeUnavailable
 	}

@@ -137,6 +137,8 @@ const (
 	CodeTypeMismatch   = "type_mismatch"   // media: the declared Content-Type is not what the bytes are
 	CodeHLSUnavailable = "hls_unavailable" // media: private video needs ffmpeg on the server
 	CodeBadMedia       = "bad_media"       // media: a video ffmpeg cannot read
+
+	CodeTimeout = "request_timeout" // HTTP: the request body did not arrive in time (408)
 )
 
 // Send is the payload of im/send and POST /v1/messages.
