@@ -47,6 +47,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&c.MaxBody, "max-body", 64<<10, "largest message body+meta in bytes")
 	fs.IntVar(&c.MaxGroupMembers, "max-group-members", 10_000, "most members a group may have")
 	fs.Int64Var(&c.SendRate, "max-send-rate", 0, "most sends a user may make a second, all devices and nodes together (0: no limit); more are refused with rate_limited")
+	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 8, "most topic filters one MQTT client may hold (a client needs 2); more are refused in the SUBACK")
+	fs.IntVar(&c.MaxClientRequests, "max-client-requests", 4, "most sync and read requests one MQTT client may have in flight; more are answered busy")
 	fs.Int64Var(&c.Media.MaxImage, "media-max-image", 20<<20, "largest image upload in bytes")
 	fs.Int64Var(&c.Media.MaxAudio, "media-max-audio", 20<<20, "largest audio upload in bytes")
 	fs.Int64Var(&c.Media.MaxVideo, "media-max-video", 200<<20, "largest video upload in bytes")
