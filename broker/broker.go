@@ -107,13 +107,22 @@ func New(opts Options) *Broker {
 	// An ack must not echo the publish's properties (user properties,
 	// response topic) back to the client.
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+	// mochi logs packets a client sent, password and payload included: its
+	// logger drops them and rate-limits each source (log.go).
+	mlog := newMochiLog(opts.Logger.With("component", "mqtt").Handler())
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
 		InlineClient:             true,
-		Logger:                   opts.Logger.With("component", "mqtt"),
+		Logger:                   slog.New(mlog),
 		ClientNetReadBufferSize:  opts.ReadBuffer,
 		ClientNetWriteBufferSize: opts.WriteBuffer,
 	})
+	mlog.lim.remote = func(id string) string {
+		if cl, ok := srv.Clients.Get(id); ok {
+			return cl.Net.Remote
+		}
+		return ""
+	}
 	b := &Broker{srv: srv, opts: opts, routes: newRoutes()}
 	b.ws = newWSListener("ws")
 	if err := srv.AddHook(b.routes, nil); err != nil {
