@@ -141,13 +141,22 @@ func New(opts Options) *Broker {
 	// [MQTT-3.2.2-17] [MQTT-3.3.2-9]. imqtt's uplink topics are a few bytes;
 	// aliases would save nothing and cost a map per client.
 	caps.TopicAliasMaximum = 0
+	// mochi logs packets a client sent, password and payload included: its
+	// logger drops them and rate-limits each source (log.go).
+	mlog := newMochiLog(opts.Logger.With("component", "mqtt").Handler())
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
 		InlineClient:             true,
-		Logger:                   opts.Logger.With("component", "mqtt"),
+		Logger:                   slog.New(mlog),
 		ClientNetReadBufferSize:  opts.ReadBuffer,
 		ClientNetWriteBufferSize: opts.WriteBuffer,
 	})
+	mlog.lim.remote = func(id string) string {
+		if cl, ok := srv.Clients.Get(id); ok {
+			return cl.Net.Remote
+		}
+		return ""
+	}
 	b := &Broker{srv: srv, opts: opts, routes: newRoutes(), gate: newGate(opts)}
 	b.ws = newWSListener("ws", b.gate)
 	for _, h := range []mqtt.Hook{b.routes, &protocolHook{b: b}} {

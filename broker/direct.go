@@ -58,7 +58,18 @@ func topicUser(topic string) string {
 // topics.
 type route struct {
 	cl      *mqtt.Client
-	filters atomic.Pointer[[]string]
+	filters atomic.Pointer[filterIndex]
+}
+
+// filterIndex is a snapshot of one client's subscriptions under its user's
+// topics, taken whenever they change. A delivery costs one map lookup for the
+// exact filters (the inbox and the device topic, all a legitimate client
+// holds) plus one match per wildcard filter, so it does not grow with how
+// many exact filters a client holds; the wildcard list is bounded by the
+// per-client subscription cap (hooks.SubCap).
+type filterIndex struct {
+	exact map[string]packets.Subscription
+	wild  []packets.Subscription
 }
 
 // routes indexes the connected clients by user. It is a hook: mochi tells it
@@ -69,6 +80,10 @@ type routes struct {
 	mqtt.HookBase
 	mu    sync.RWMutex
 	users map[string][]*route
+
+	// checks counts filter lookups and matches made by deliveries, so a
+	// test can tell that a delivery's cost is bounded.
+	checks atomic.Uint64
 }
 
 func newRoutes() *routes { return &routes{users: map[string][]*route{}} }
@@ -144,51 +159,49 @@ func (r *routes) changed(cl *mqtt.Client) {
 	}
 }
 
-// refresh reads the client's filters under its user's topics (the ACL refused
-// any other).
+// refresh snapshots the client's filters under its user's topics (the ACL
+// refused any other). mochi has already stored a change when it calls
+// OnSubscribed or OnUnsubscribed, and the client's read goroutine makes
+// every change, so snapshots are taken in order.
 func (rt *route) refresh(user string) {
 	prefix := userTopicPrefix + user + "/"
-	var fs []string
-	for f := range rt.cl.State.Subscriptions.GetAll() {
-		if strings.HasPrefix(f, prefix) {
-			fs = append(fs, f)
+	idx := &filterIndex{exact: map[string]packets.Subscription{}}
+	for f, s := range rt.cl.State.Subscriptions.GetAll() {
+		switch {
+		case !strings.HasPrefix(f, prefix):
+		case strings.ContainsAny(f, "+#"):
+			idx.wild = append(idx.wild, s)
+		default:
+			idx.exact[f] = s
 		}
 	}
-	rt.filters.Store(&fs)
+	rt.filters.Store(idx)
 }
 
 // subscription is the client's subscription matching topic, merged as mochi
-// merges overlapping ones [MQTT-3.3.4-2].
-func (rt *route) subscription(topic string) (packets.Subscription, bool) {
-	var (
-		sub   packets.Subscription
-		found bool
-	)
-	for _, f := range *rt.filters.Load() {
-		if !matches(f, topic) {
+// merges overlapping ones [MQTT-3.3.4-2], and how many filters it looked at.
+func (rt *route) subscription(topic string) (packets.Subscription, bool, int) {
+	idx := rt.filters.Load()
+	sub, found := idx.exact[topic]
+	for _, s := range idx.wild {
+		if !matches(s.Filter, topic) {
 			continue
 		}
-		s, ok := rt.cl.State.Subscriptions.Get(f)
-		switch {
-		case !ok:
-		case !found:
+		if !found {
 			sub, found = s, true
-		default:
+		} else {
 			sub = sub.Merge(s)
 		}
 	}
 	if found && sub.Identifier > 0 && sub.Identifiers == nil {
 		sub = sub.Merge(sub) // carries the subscription identifier [MQTT-3.3.4-3]
 	}
-	return sub, found
+	return sub, found, 1 + len(idx.wild)
 }
 
 // matches reports whether an MQTT topic filter matches a topic name
 // (neither starting with $, which user topics never do).
 func matches(filter, topic string) bool {
-	if !strings.ContainsAny(filter, "+#") {
-		return filter == topic // the usual case: the inbox and the device topic
-	}
 	for {
 		f, fRest, fMore := strings.Cut(filter, "/")
 		if f == "#" {
@@ -232,10 +245,19 @@ func (b *Broker) deliver(user, topic string, payload []byte) bool {
 	if exp := b.srv.Options.Capabilities.MaximumMessageExpiryInterval; exp > 0 {
 		pk.Expiry = now + exp // as mochi's processPublish sets it
 	}
+	checks := 0
 	for _, rt := range rts {
-		if sub, ok := rt.subscription(topic); ok {
+		sub, ok, n := rt.subscription(topic)
+		checks += n
+		if ok {
 			_, _ = publishToClient(b.srv, rt.cl, sub, pk) // a full queue is counted by OnPublishDropped
 		}
 	}
+	b.routes.checks.Add(uint64(checks))
 	return true
 }
+
+// FilterChecks is how many filter lookups and wildcard matches direct
+// deliveries have made, for tests: per delivery to one client it is one (the
+// exact filters' map) plus its wildcard filters.
+func (b *Broker) FilterChecks() uint64 { return b.routes.checks.Load() }

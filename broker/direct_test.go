@@ -301,3 +301,26 @@ func TestCloseEndsConnectionsFirst(t *testing.T) {
 		t.Fatalf("%d of %d connections had ended when mochi's Close began closing listeners", got, n)
 	}
 }
+
+// TestDirectCostIgnoresExactFilters: a client holding thousands of exact
+// filters costs a delivery one map lookup, not a walk of them all (attack 3:
+// one user's 8,000 filters held up every user's acks on the dispatcher).
+func TestDirectCostIgnoresExactFilters(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0")
+	c := dialRaw(t, b.MQTTAddr(), "eve/a", 4)
+	var subs []packets.Subscription
+	for i := range 2000 {
+		subs = append(subs, packets.Subscription{Filter: fmt.Sprintf("im/u/eve/n/%d", i)})
+	}
+	c.subscribe(0, append(subs, packets.Subscription{Filter: "im/u/eve/inbox"}, packets.Subscription{Filter: "im/u/eve/+/x"})...)
+	before := b.FilterChecks()
+	if err := b.Publish("im/u/eve/inbox", []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if pk := c.next1(); string(pk.Payload) != "hi" {
+		t.Fatalf("got %q", pk.Payload)
+	}
+	if n := b.FilterChecks() - before; n != 2 { // the exact map, the one wildcard
+		t.Fatalf("one delivery made %d filter checks, want 2", n)
+	}
+}

@@ -90,6 +90,11 @@ type Config struct {
 	// and per account (zero fields: account.DefaultLimits; a negative
 	// Rate turns one off).
 	Throttle account.Limits
+	// MaxSubscriptions bounds the filters one client may hold (0: 8).
+	MaxSubscriptions int
+	// MaxClientRequests bounds one client's sync and read requests in
+	// flight; more are answered busy (0: 4).
+	MaxClientRequests int
 	// Media limits uploads and finds ffmpeg; its files live under DataDir/media.
 	Media media.Options
 	// PasswordParams overrides argon2id's cost (tests use a cheap one).
@@ -270,8 +275,10 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		{&hooks.Ban{}, hooks.BanConfig{Bans: banList, Server: srv, Metrics: d.metrics}},
 		{&hooks.Auth{}, hooks.AuthConfig{Accounts: d.accounts, Server: srv, Keepalive: d.broker.Keepalive(), Metrics: d.metrics, Logger: cfg.Logger}},
 		{&hooks.ACL{}, d.metrics},
+		{&hooks.SubCap{}, hooks.SubCapConfig{Max: cfg.MaxSubscriptions, Metrics: d.metrics}},
 		{&hooks.Compat{}, nil},
-		{d.uplink, hooks.UplinkConfig{Chat: d.chat, Publisher: pub, Metrics: d.metrics, Logger: cfg.Logger}},
+		{d.uplink, hooks.UplinkConfig{Chat: d.chat, Publisher: pub, Metrics: d.metrics, Logger: cfg.Logger,
+			PerClient: cfg.MaxClientRequests}},
 		{&hooks.Presence{}, presence},
 	} {
 		if err := d.broker.AddHook(h.hook, h.cfg); err != nil {

@@ -29,6 +29,11 @@ type UplinkConfig struct {
 	Metrics   *metrics.Metrics
 	Logger    *slog.Logger
 	Workers   int // concurrent sync and read requests; default 64
+	// PerClient bounds one client's sync and read requests in flight; more
+	// are answered busy, so one client cannot hold the shared workers.
+	// Default 4: a client syncs one batch at a time, and reads as its user
+	// opens conversations.
+	PerClient int
 }
 
 // Uplink consumes what clients publish to im/send, im/sync and im/read. These
@@ -43,6 +48,7 @@ type Uplink struct {
 	mu       sync.Mutex
 	inflight map[string]int      // client ID -> sends submitted, not yet answered
 	quiet    map[string]struct{} // clients whose new sends are refused (drain)
+	requests map[string]int      // client ID -> sync and read requests not yet done
 }
 
 // ID names the hook.
@@ -63,8 +69,11 @@ func (h *Uplink) Init(config any) error {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 64
 	}
+	if cfg.PerClient <= 0 {
+		cfg.PerClient = 4
+	}
 	h.cfg, h.workers = cfg, make(chan struct{}, cfg.Workers)
-	h.inflight, h.quiet = map[string]int{}, map[string]struct{}{}
+	h.inflight, h.quiet, h.requests = map[string]int{}, map[string]struct{}{}, map[string]int{}
 	return nil
 }
 
@@ -117,7 +126,8 @@ func (h *Uplink) answered(clientID string) {
 
 // OnPublish dispatches an uplink publish. Sends go to the batcher and answer
 // later; syncs and reads run on a bounded worker pool (blocking this client's
-// reads, and only this client's, while the pool is full).
+// reads, and only this client's, while the pool is full), at most PerClient
+// of them per client at a time: one more is answered busy.
 func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil // the server's own deliveries
@@ -154,14 +164,14 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			h.replyError(reply, "", e.Code, e.Message)
 			break
 		}
-		h.work(func(ctx context.Context) { h.sync(ctx, user, reply, req) })
+		h.work(cl.ID, reply, func(ctx context.Context) { h.sync(ctx, user, reply, req) })
 	case wire.TopicRead:
 		req, e := h.decodeRead(pk.Payload)
 		if e != nil {
 			h.replyError(reply, "", e.Code, e.Message)
 			break
 		}
-		h.work(func(ctx context.Context) {
+		h.work(cl.ID, reply, func(ctx context.Context) {
 			if _, err := h.cfg.Chat.Read(ctx, user, req); err != nil {
 				h.replyErr(reply, err)
 			}
@@ -252,10 +262,30 @@ func (h *Uplink) sync(ctx context.Context, user, reply string, req wire.SyncRequ
 	}
 }
 
-func (h *Uplink) work(f func(ctx context.Context)) {
+// work runs f on the worker pool for clientID, or answers busy on reply if
+// the client already has PerClient requests there.
+func (h *Uplink) work(clientID, reply string, f func(ctx context.Context)) {
+	h.mu.Lock()
+	full := h.requests[clientID] >= h.cfg.PerClient
+	if !full {
+		h.requests[clientID]++
+	}
+	h.mu.Unlock()
+	if full {
+		h.cfg.Metrics.Refused("client_requests")
+		h.replyError(reply, "", wire.CodeBusy, "too many sync and read requests in flight; send the next after an answer")
+		return
+	}
 	h.workers <- struct{}{}
 	go func() {
-		defer func() { <-h.workers }()
+		defer func() {
+			<-h.workers
+			h.mu.Lock()
+			if h.requests[clientID]--; h.requests[clientID] <= 0 {
+				delete(h.requests, clientID)
+			}
+			h.mu.Unlock()
+		}()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		f(ctx)

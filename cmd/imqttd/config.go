@@ -58,6 +58,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(limitFlag{&t.LoginUserIP}, "login-user-ip-limit", "failed password attempts at one account from one client IP, as RATE/PERIOD:BURST or off")
 	fs.Var(limitFlag{&t.LoginUser}, "login-user-limit", "failed password attempts at one account from all IPs together, as RATE/PERIOD:BURST or off (tokens are never throttled)")
 	fs.Var(limitFlag{&t.RegisterIP}, "register-ip-limit", "registrations per client IP, as RATE/PERIOD:BURST or off")
+	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 8, "most topic filters one MQTT client may hold (a client needs 2); more are refused in the SUBACK")
+	fs.IntVar(&c.MaxClientRequests, "max-client-requests", 4, "most sync and read requests one MQTT client may have in flight; more are answered busy")
 	fs.Int64Var(&c.Media.MaxImage, "media-max-image", 20<<20, "largest image upload in bytes")
 	fs.Int64Var(&c.Media.MaxAudio, "media-max-audio", 20<<20, "largest audio upload in bytes")
 	fs.Int64Var(&c.Media.MaxVideo, "media-max-video", 200<<20, "largest video upload in bytes")
