@@ -136,6 +136,9 @@ type Client struct {
 	cursor  uint64                       // copies of the sequencer's, for Cursor
 	epoch   string
 	err     error // why the client stopped
+
+	skipped     atomic.Uint64 // events and sync items that did not decode
+	unconfirmed atomic.Uint64 // live events dropped because no sync confirmed them
 }
 
 type sendResult struct {
@@ -232,6 +235,25 @@ func (c *Client) Cursor() (ver uint64, epoch string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.cursor, c.epoch
+}
+
+// Skipped returns how many inbox events and sync items the client could not
+// decode (bad JSON, nested deeper than wire.MaxDepth, wrong field types) and
+// skipped, each logged once (never with its payload). A sync batch's Upto
+// moves the cursor past a skipped item, so one bad message never stalls the
+// ones after it.
+func (c *Client) Skipped() uint64 { return c.skipped.Load() }
+
+// Unconfirmed returns how many live events the client dropped because the
+// syncs they started did not confirm their version: a forged event, most
+// likely, or one above a hole the server still waited for, which a later
+// sync brought. Such an event never moves the cursor.
+func (c *Client) Unconfirmed() uint64 { return c.unconfirmed.Load() }
+
+// skip counts and logs an event or sync item that could not be decoded.
+func (c *Client) skip(msg string, args ...any) {
+	c.skipped.Add(1)
+	c.log.Warn(msg, args...)
 }
 
 // WaitSynced waits until the client has finished a sync since the latest
