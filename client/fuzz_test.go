@@ -142,9 +142,11 @@ func FuzzSequencer(f *testing.F) {
 			r := before // the cursor as the oracle sees it
 			switch op := next() % 6; op {
 			case 0, 1: // a live event: near the cursor, or forged far ahead
-				v := before + uint64(next()%8)
-				if op == 1 {
-					v = before + uint64(next())<<12
+				var v uint64
+				if op == 0 {
+					v = before + uint64(next()%8)
+				} else {
+					v = before + uint64(1+next())<<12
 				}
 				if v == 0 {
 					v = 1
