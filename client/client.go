@@ -6,7 +6,12 @@
 // A Client keeps a sync cursor (SPEC §5): on every (re)connect it holds live
 // events back, syncs from the cursor until the server says it is complete,
 // delivers what it missed and then the held events, dropping anything at or
-// below the cursor, and syncs again whenever it sees a gap.
+// below the cursor, and syncs again whenever it sees a gap. A live event's
+// version is only a claim (anyone who gets a publish onto the inbox can
+// make it): the cursor moves only on what a sync reply vouched for, or on a
+// live event that directly continues it, and a live event no sync confirms
+// is dropped (Unconfirmed). An event or sync item that does not decode is
+// skipped (Skipped), never waited for.
 package client
 
 import (

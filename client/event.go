@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
 	"sync"
 
 	gojson "github.com/goccy/go-json"
@@ -194,7 +193,13 @@ func decodeSyncItems(rs *rawSync) (b wire.Sync, evs []Event, bad []error) {
 		}
 	}
 	if len(bad) > 0 {
-		evs = slices.DeleteFunc(evs, func(ev Event) bool { return ev.Raw == nil })
+		good := evs[:0]
+		for i, ev := range evs {
+			if errs[i] == nil {
+				good = append(good, ev)
+			}
+		}
+		evs = good
 	}
 	return rs.Sync, evs, bad
 }
