@@ -3,13 +3,18 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/imqtt/imqtt/client"
+	"github.com/imqtt/imqtt/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
@@ -196,4 +201,89 @@ func TestAttackSDKPoisonItemSkipped(t *testing.T) {
 	if ver, _, _ := cur.Load(); ver <= poison {
 		t.Fatalf("HTTP sync cursor %d did not move past the poison at %d", ver, poison)
 	}
+}
+
+// Why 1 and 4 (web chat): the page believed a forged live event with a far
+// version (and showed it as from whoever it claimed), and then dropped the
+// real messages below it. Now it syncs instead of believing: the forgery is
+// dropped unconfirmed, events it cannot use (not JSON, odd fields, a 1:1
+// message not in this inbox) are skipped with a console warning, a poison
+// item in a sync batch is skipped while the rest arrive, and the page never
+// throws.
+func TestAttackWebChatForgedAndPoison(t *testing.T) {
+	chromium := findChromium(t)
+	port := freePort(t) // the page keeps its origin across the restart below
+	s := testserver.Start(t, func(c *daemon.Config) { c.HTTPAddr = "127.0.0.1:" + port })
+	alice := &client.HTTP{Server: s.HTTP, Token: account(t, s, "alice", "cli")}
+	account(t, s, "bob", "cli")
+	bob := startBrowser(t, chromium, "bob")
+	bt := bob.open(s.HTTP + "/chat/")
+	bt.login("bob", "secret-bob")
+	bt.openChat("alice")
+	counter := func(name string) int {
+		n, err := chromedp.Run(bt.ctx, chromedp.Evaluate[int](`imqttChat.`+name+` || 0`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	sendAs(t, alice, "bob", "one")
+	p := bt.waitState("the first message", func(p chatPage) bool { return p.bodies() == "one" })
+	next := p.Cursor.Ver + 1
+	for _, junk := range []string{
+		`not json`,
+		`{"kind":"msg","ver":"x","id":"1","from":"alice","to":"bob"}`,
+		fmt.Sprintf(`{"kind":"msg","id":"5","ver":%d,"from":"carol","to":"dave","type":"text","body":"not yours"}`, next),
+		`{"kind":"msg","id":"7000000000000000001","ver":1000000,"from":"alice","to":"bob","type":"text","body":"forged","ts":1}`,
+	} {
+		if err := s.Broker().Publish(wire.InboxTopic("bob"), []byte(junk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the page to settle the forgery", func() bool {
+		return counter("unconfirmed") > 0 || strings.Contains(bt.state().bodies(), "forged")
+	})
+	if n := counter("skipped"); n != 3 {
+		t.Errorf("the page skipped %d events, want 3", n)
+	}
+	sendAs(t, alice, "bob", "two")
+	p = bt.waitState("the real message after the forgery", func(p chatPage) bool { return p.bodies() == "one|two" })
+	if p.Cursor.Ver != next {
+		t.Errorf("the page's cursor is %d, want %d", p.Cursor.Ver, next)
+	}
+
+	// A poison message in bob's inbox, and a real one after it.
+	storePoison(t, s, "bob", "alice", 9_998)
+	s.Restart(t)
+	sendAs(t, alice, "bob", "three")
+	// The page reconnects with a backoff of its own: give it time.
+	deadline := time.Now().Add(40 * time.Second)
+	for p = bt.state(); p.Status != "online" || p.bodies() != "one|two|three"; p = bt.state() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the page past the poison: status %s, bodies %q, skipped %d, cursor %+v",
+				p.Status, p.bodies(), counter("skipped"), p.Cursor)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, m := range p.Msgs {
+		if m.From != "alice" {
+			t.Errorf("message %q shown as from %q", m.Body, m.From)
+		}
+	}
+	if n := counter("skipped"); n < 4 {
+		t.Errorf("the page skipped %d events and items, want the poison too", n)
+	}
+}
+
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
 }

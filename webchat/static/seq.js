@@ -147,6 +147,27 @@ class ImqttSequencer {
   }
 }
 
+// MAX_DEPTH is wire.MaxDepth: the SDK and the server refuse JSON nested
+// deeper, and the page skips such an event too, so that one message is
+// shown alike everywhere (and a poison one costs no deep recursion later).
+const MAX_DEPTH = 32;
+
+// tooDeep reports whether v nests objects and arrays deeper than max, the
+// event itself being level 1 (as wire.CheckDepth counts brackets). It keeps
+// its own stack: any depth costs only time.
+function tooDeep(v, max) {
+  const stack = [[v, 1]];
+  while (stack.length) {
+    const [x, d] = stack.pop();
+    if (d > max) return true;
+    for (const k in x) {
+      const c = x[k];
+      if (c !== null && typeof c === 'object') stack.push([c, d + 1]);
+    }
+  }
+  return false;
+}
+
 // imqttCheckEvent says why an inbox event or sync item (already parsed) is
 // not one the page can use, or returns '' if it is. me is the page's user:
 // a 1:1 message in my inbox is from me or to me. Unknown kinds pass, if
@@ -154,6 +175,7 @@ class ImqttSequencer {
 function imqttCheckEvent(ev, me) {
   if (ev === null || typeof ev !== 'object' || Array.isArray(ev)) return 'not an object';
   if (ev.kind !== undefined && typeof ev.kind !== 'string') return 'bad kind';
+  if (tooDeep(ev, MAX_DEPTH)) return 'nested too deep';
   if (ev.ver !== undefined && !(Number.isSafeInteger(ev.ver) && ev.ver >= 0)) return 'bad ver';
   const str = (v) => typeof v === 'string' && v !== '';
   const optStr = (v) => v === undefined || typeof v === 'string';

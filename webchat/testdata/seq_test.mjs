@@ -148,6 +148,7 @@ test('imqttCheckEvent: what the page can use', () => {
   assert.equal(imqttCheckEvent({ ...ok, to: undefined, group: 'g1', seq: 4 }, 'bob'), '');
   assert.equal(imqttCheckEvent({ kind: 'unread', total: 3, peer: 'alice', count: 1 }, 'bob'), '');
   assert.equal(imqttCheckEvent({ kind: 'typing', from: 'alice' }, 'bob'), '');
+  assert.equal(imqttCheckEvent({ ...ok, meta: JSON.parse('['.repeat(31) + ']'.repeat(31)) }, 'bob'), '');
   for (const [bad, why] of [
     [null, 'null'], [[], 'array'], ['x', 'string'], [{ ...ok, ver: -1 }, 'negative ver'], [{ ...ok, ver: 2 ** 60 }, 'unsafe ver'],
     [{ ...ok, ver: '3' }, 'string ver'], [{ ...ok, id: undefined }, 'no id'], [{ ...ok, id: 'abc' }, 'odd id'],
@@ -155,6 +156,8 @@ test('imqttCheckEvent: what the page can use', () => {
     [{ ...ok, from: 'carol', to: 'dave' }, 'not in my inbox'], [{ ...ok, to: undefined }, 'no to'],
     [{ kind: 'unread', total: 'x', peer: 'a', count: 1 }, 'odd total'], [{ kind: 'unread', total: 1, count: 1 }, 'no conversation'],
     [{ ...ok, kind: 5 }, 'number kind'], [{ kind: 'recall', ver: 1.5 }, 'fractional ver'],
+    [{ ...ok, meta: JSON.parse('{"a":'.repeat(9998) + '1' + '}'.repeat(9998)) }, 'poison meta'],
+    [{ ...ok, meta: JSON.parse('['.repeat(32) + ']'.repeat(32)) }, 'meta one level too deep'],
   ]) {
     assert.notEqual(imqttCheckEvent(bad, 'bob'), '', why);
   }
