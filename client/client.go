@@ -6,7 +6,12 @@
 // A Client keeps a sync cursor (SPEC §5): on every (re)connect it holds live
 // events back, syncs from the cursor until the server says it is complete,
 // delivers what it missed and then the held events, dropping anything at or
-// below the cursor, and syncs again whenever it sees a gap.
+// below the cursor, and syncs again whenever it sees a gap. A live event's
+// version is only a claim (anyone who gets a publish onto the inbox can
+// make it): the cursor moves only on what a sync reply vouched for, or on a
+// live event that directly continues it, and a live event no sync confirms
+// is dropped (Unconfirmed). An event or sync item that does not decode is
+// skipped (Skipped), never waited for.
 package client
 
 import (
@@ -136,6 +141,9 @@ type Client struct {
 	cursor  uint64                       // copies of the sequencer's, for Cursor
 	epoch   string
 	err     error // why the client stopped
+
+	skipped     atomic.Uint64 // events and sync items that did not decode
+	unconfirmed atomic.Uint64 // live events dropped because no sync confirmed them
 }
 
 type sendResult struct {
@@ -233,6 +241,25 @@ func (c *Client) Cursor() (ver uint64, epoch string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.cursor, c.epoch
+}
+
+// Skipped returns how many inbox events and sync items the client could not
+// decode (bad JSON, nested deeper than wire.MaxDepth, wrong field types) and
+// skipped, each logged once (never with its payload). A sync batch's Upto
+// moves the cursor past a skipped item, so one bad message never stalls the
+// ones after it.
+func (c *Client) Skipped() uint64 { return c.skipped.Load() }
+
+// Unconfirmed returns how many live events the client dropped because the
+// syncs they started did not confirm their version: a forged event, most
+// likely, or one above a hole the server still waited for, which a later
+// sync brought. Such an event never moves the cursor.
+func (c *Client) Unconfirmed() uint64 { return c.unconfirmed.Load() }
+
+// skip counts and logs an event or sync item that could not be decoded.
+func (c *Client) skip(msg string, args ...any) {
+	c.skipped.Add(1)
+	c.log.Warn(msg, args...)
 }
 
 // WaitSynced waits until the client has finished a sync since the latest

@@ -70,7 +70,7 @@ func TestDecodeSyncMatchesEncodingJSON(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			gotSync, got, err := decodeSync(p)
+			gotSync, got, _, err := decodeSync(p)
 			if err != nil {
 				t.Fatalf("batch %d from %s: %v", i, name, err)
 			}

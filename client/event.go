@@ -99,7 +99,13 @@ type eventJSON struct {
 }
 
 // decodeEvent turns one event's JSON into an Event, in one decoding pass.
+// JSON nested deeper than wire.MaxDepth is refused before it is decoded: no
+// event the server makes is, and a poison one (a meta nested 10,000 levels)
+// would otherwise cost a deep recursion or hit the decoder's own limit.
 func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
+	if err := wire.CheckDepth(raw, wire.MaxDepth); err != nil {
+		return Event{}, fmt.Errorf("decode event: %w", err)
+	}
 	e := new(eventJSON)
 	if err := gojson.Unmarshal(raw, e); err != nil {
 		// A kind this SDK does not know may use a field name of ours with
@@ -110,7 +116,7 @@ func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
 		}
 		switch env.Kind {
 		case wire.KindMsg, "":
-			return Event{}, fmt.Errorf("decode msg: %w", err)
+			return Event{}, fmt.Errorf("decode msg ver %d: %w", env.Ver, err)
 		case wire.KindUnread:
 			return Event{}, fmt.Errorf("decode unread: %w", err)
 		}
@@ -136,52 +142,202 @@ type deviceJSON struct {
 	Message string `json:"message"`
 }
 
+// decodeDevice decodes an event on the device topic. A sync batch too deep
+// or odd for one decoding pass (one poison item: a meta nested 10,000 levels
+// fails the whole document) is split instead, so that its other items and
+// its Upto still arrive (see splitSync).
+func decodeDevice(p []byte) (deviceJSON, error) {
+	var d deviceJSON
+	err := gojson.Unmarshal(p, &d)
+	if err == nil {
+		return d, nil
+	}
+	rs, serr := splitSync(p)
+	if serr != nil || rs.Kind != wire.KindSync {
+		return deviceJSON{}, err
+	}
+	return deviceJSON{rawSync: rs}, nil
+}
+
 // parallelItems is the batch size from which sync items are decoded on
 // several goroutines (a catch-up's batches hold hundreds).
 const parallelItems = 64
 
 // decodeSyncItems decodes the items of a sync batch, in order; a big batch
-// on up to GOMAXPROCS goroutines, each decoding a contiguous share.
-func decodeSyncItems(rs *rawSync) (wire.Sync, []Event, error) {
-	evs := make([]Event, len(rs.Items))
-	decode := func(from, to int) error {
+// on up to GOMAXPROCS goroutines, each decoding a contiguous share. An item
+// that does not decode is left out, and bad says why, one error per item:
+// one bad item must not hold up the others, and the batch's Upto covers it.
+func decodeSyncItems(rs *rawSync) (b wire.Sync, evs []Event, bad []error) {
+	evs = make([]Event, len(rs.Items))
+	errs := make([]error, len(rs.Items))
+	decode := func(from, to int) {
 		for i := from; i < to; i++ {
-			ev, err := decodeEvent(rs.Items[i], true)
-			if err != nil {
-				return err
-			}
-			evs[i] = ev
+			evs[i], errs[i] = decodeEvent(rs.Items[i], true)
 		}
-		return nil
 	}
 	n := len(evs)
 	workers := min(runtime.GOMAXPROCS(0), 4, n/(parallelItems/2))
 	if workers <= 1 {
-		if err := decode(0, n); err != nil {
-			return wire.Sync{}, nil, err
+		decode(0, n)
+	} else {
+		var wg sync.WaitGroup
+		for w := 1; w < workers; w++ {
+			wg.Go(func() { decode(w*n/workers, (w+1)*n/workers) })
 		}
-		return rs.Sync, evs, nil
+		decode(0, n/workers)
+		wg.Wait()
 	}
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Go(func() { errs[w] = decode(w*n/workers, (w+1)*n/workers) })
+	for i, err := range errs {
+		if err != nil {
+			bad = append(bad, fmt.Errorf("item %d: %w", i, err))
+		}
 	}
-	errs[0] = decode(0, n/workers)
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return wire.Sync{}, nil, err
+	if len(bad) > 0 {
+		good := evs[:0]
+		for i, ev := range evs {
+			if errs[i] == nil {
+				good = append(good, ev)
+			}
+		}
+		evs = good
 	}
-	return rs.Sync, evs, nil
+	return rs.Sync, evs, bad
 }
 
-// decodeSync decodes a (decompressed) sync batch and its items.
-func decodeSync(p []byte) (wire.Sync, []Event, error) {
+// decodeSync decodes a (decompressed) sync batch and its items, leaving out
+// (and saying why in bad) the items that do not decode.
+func decodeSync(p []byte) (b wire.Sync, evs []Event, bad []error, err error) {
 	var rs rawSync
 	if err := gojson.Unmarshal(p, &rs); err != nil {
-		return wire.Sync{}, nil, fmt.Errorf("decode sync: %w", err)
+		var serr error
+		if rs, serr = splitSync(p); serr != nil {
+			return wire.Sync{}, nil, nil, fmt.Errorf("decode sync: %w", err)
+		}
 	}
-	return decodeSyncItems(&rs)
+	b, evs, bad = decodeSyncItems(&rs)
+	return b, evs, bad, nil
+}
+
+// splitSync decodes a sync batch whose JSON as a whole does not decode
+// because of what is inside its items (too deep for the decoder, or not the
+// types an item has): it finds the items array with a scan that keeps no
+// stack (so any depth costs only time), decodes the batch without its
+// items, and returns each item's raw JSON, to be decoded, or not, alone.
+// The items array is the top-level object's last "items" key, as a decoder
+// would take it.
+func splitSync(p []byte) (rawSync, error) {
+	open, end, items, err := scanItems(p)
+	if err != nil {
+		return rawSync{}, fmt.Errorf("split sync: %w", err)
+	}
+	head := make([]byte, 0, open+1+len(p)-end)
+	head = append(append(head, p[:open+1]...), p[end:]...)
+	var rs rawSync
+	if err := gojson.Unmarshal(head, &rs); err != nil {
+		return rawSync{}, fmt.Errorf("split sync: %w", err)
+	}
+	rs.Items = items
+	return rs, nil
+}
+
+// errNoItems says a payload is not an object with an items array.
+var errNoItems = errors.New("no items array")
+
+// scanItems finds the items array of the JSON object p: the offsets of its
+// '[' and ']', and each element's bytes. It checks only what it needs to:
+// the strings and the nesting of brackets, not the JSON grammar.
+func scanItems(p []byte) (open, end int, items []json.RawMessage, err error) {
+	var (
+		depth    int
+		inString bool
+		escaped  bool
+		strStart int
+		lastStr  []byte // the last string that ended at depth 1
+		key      []byte // the key whose value is being read at depth 1
+		inItems  bool   // between the '[' and ']' of a candidate items array
+		elem     = -1   // where the current element starts
+		cur      []json.RawMessage
+		curOpen  int
+	)
+	open, end = -1, -1
+	first := true
+	for i, c := range p {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+				if depth == 1 {
+					lastStr = p[strStart+1 : i]
+				}
+			}
+			continue
+		}
+		if first {
+			if isSpace(c) {
+				continue
+			}
+			if c != '{' {
+				return 0, 0, nil, errNoItems
+			}
+			first = false
+		}
+		if inItems && depth == 2 && elem < 0 && !isSpace(c) && c != ',' && c != ']' {
+			elem = i
+		}
+		switch c {
+		case '"':
+			inString, strStart = true, i
+		case ':':
+			if depth == 1 {
+				key = lastStr
+			}
+		case ',':
+			if depth == 1 {
+				key = nil
+			}
+			if inItems && depth == 2 && elem >= 0 {
+				cur = append(cur, trimSpace(p[elem:i]))
+				elem = -1
+			}
+		case '{', '[':
+			depth++
+			if depth == 2 && c == '[' && string(key) == "items" {
+				inItems, curOpen, cur, elem = true, i, nil, -1
+			}
+		case '}', ']':
+			if inItems && depth == 2 {
+				if c != ']' {
+					return 0, 0, nil, errNoItems
+				}
+				if elem >= 0 {
+					cur = append(cur, trimSpace(p[elem:i]))
+				}
+				inItems, elem = false, -1
+				open, end, items = curOpen, i, cur
+			}
+			depth--
+			if depth < 0 {
+				return 0, 0, nil, errNoItems
+			}
+		}
+	}
+	if open < 0 || inString || depth != 0 {
+		return 0, 0, nil, errNoItems
+	}
+	return open, end, items, nil
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func trimSpace(b []byte) json.RawMessage {
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // replyJSON holds every field of an ack and of an error event, which

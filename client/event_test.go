@@ -49,7 +49,7 @@ func TestDecodeSyncGzip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, items, err := decodeSync(p)
+	b, items, _, err := decodeSync(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func BenchmarkDecodeSync(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(p)))
 	for range b.N {
-		if _, items, err := decodeSync(p); err != nil || len(items) != 500 {
+		if _, items, _, err := decodeSync(p); err != nil || len(items) != 500 {
 			b.Fatal(len(items), err)
 		}
 	}
@@ -160,7 +160,7 @@ func TestDecodeSyncBigBatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, items, err := decodeSync(p)
+		_, items, _, err := decodeSync(p)
 		if err != nil || len(items) != 300 {
 			t.Fatalf("%d items, %v", len(items), err)
 		}
@@ -170,9 +170,85 @@ func TestDecodeSyncBigBatch(t *testing.T) {
 			}
 		}
 	}
+	// One bad item is left out, and only it: it used to fail the whole
+	// batch, which the client then asked for again, forever.
 	bad := bytes.Replace(syncBatch(300), []byte(`"ver":250,`), []byte(`"ver":"x",`), 1)
-	if _, _, err := decodeSync(bad); err == nil {
-		t.Fatal("a batch with a bad item decoded")
+	b, items, skipped, err := decodeSync(bad)
+	if err != nil || len(items) != 299 || len(skipped) != 1 || b.Upto != 300 {
+		t.Fatalf("upto %d, %d items, skipped %v, %v", b.Upto, len(items), skipped, err)
+	}
+	for i, it := range items {
+		if want := uint64(i + 1 + i/249); it.Ver != want {
+			t.Fatalf("item %d has ver %d, want %d", i, it.Ver, want)
+		}
+	}
+}
+
+// poisonMeta is a message whose meta nests n levels deep.
+func poisonItem(ver uint64, n int) string {
+	return fmt.Sprintf(`{"kind":"msg","id":"%d","ver":%d,"from":"mallory","to":"bob","type":"text","body":"x","ts":1,"meta":%s%s}`,
+		100+ver, ver, strings.Repeat(`{"a":`, n), strings.Repeat(`}`, n))
+}
+
+// Attack finding 4: a batch with a poison item (meta nested 9,998 levels,
+// past encoding/json's and go-json's own limits for the whole document)
+// still gives its header and every other item; an item past wire.MaxDepth
+// but within the decoder's limits is skipped too.
+func TestDecodeSyncPoisonItem(t *testing.T) {
+	for _, depth := range []int{wire.MaxDepth + 1, 9_998, 100_000} {
+		p := []byte(`{"kind":"sync","since":4,"upto":8,"more":true,"epoch":"ep","items":[` +
+			`{"kind":"msg","id":"105","ver":5,"from":"alice","to":"bob","type":"text","body":"a","ts":1},` +
+			poisonItem(6, depth) + `, {"ver":7,"id":"107","from":"alice","body":"[\"],{"}` + "\n ]}")
+		b, items, skipped, err := decodeSync(p)
+		if err != nil {
+			t.Fatalf("depth %d: %v", depth, err)
+		}
+		if b.Since != 4 || b.Upto != 8 || !b.More || b.Epoch != "ep" || len(skipped) != 1 || len(items) != 2 ||
+			items[0].Ver != 5 || items[1].Ver != 7 || items[1].Msg.Body != `["],{` {
+			t.Fatalf("depth %d: batch %+v, items %+v, skipped %v", depth, b, items, skipped)
+		}
+		if !errors.Is(skipped[0], wire.ErrTooDeep) || strings.Contains(skipped[0].Error(), `{"a"`) {
+			t.Fatalf("depth %d: skipped because %v", depth, skipped[0])
+		}
+		d, err := decodeDevice(p)
+		if err != nil || d.Kind != wire.KindSync || len(d.Items) != 3 || d.Upto != 8 {
+			t.Fatalf("depth %d: device event %+v, %v", depth, d.Sync, err)
+		}
+	}
+	if _, err := decodeEvent(json.RawMessage(poisonItem(6, 9_998)), false); !errors.Is(err, wire.ErrTooDeep) {
+		t.Fatalf("poison event: %v", err)
+	}
+}
+
+// splitSync finds the items the way a decoder would, or refuses.
+func TestSplitSync(t *testing.T) {
+	for in, want := range map[string][]string{
+		`{"items":[]}`: nil,
+		` { "kind" : "sync" , "items" : [ 1 , "a]" , {"items":[9]} , [ ] ] } `: {`1`, `"a]"`, `{"items":[9]}`, `[ ]`},
+		`{"items":[1],"x":{"items":[2]},"items":[3]}`:                          {`3`},
+		`{"a":"items","b":[1]}`:                                                nil,
+	} {
+		rs, err := splitSync([]byte(in))
+		if want == nil && in != `{"items":[]}` {
+			if err == nil {
+				t.Errorf("%s: split into %q", in, rs.Items)
+			}
+			continue
+		}
+		if err != nil || len(rs.Items) != len(want) {
+			t.Errorf("%s: %q, %v", in, rs.Items, err)
+			continue
+		}
+		for i := range want {
+			if string(rs.Items[i]) != want[i] {
+				t.Errorf("%s: item %d is %q, want %q", in, i, rs.Items[i], want[i])
+			}
+		}
+	}
+	for _, in := range []string{``, `[]`, `{"items":[1}`, `{"items":[1]`, `{"items":"[1]"}`, `{"items":[1]}}`, `{"items":["]}`} {
+		if rs, err := splitSync([]byte(in)); err == nil {
+			t.Errorf("%s: split into %q", in, rs.Items)
+		}
 	}
 }
 

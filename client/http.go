@@ -7,11 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 
 	"github.com/imqtt/imqtt/wire"
 )
@@ -23,12 +27,22 @@ var defaultHTTPClient = &http.Client{Timeout: 60 * time.Second}
 // ("http://127.0.0.1:8080"); Token is the bearer token from Login (empty for
 // Register, Login and Endpoints); Client defaults to one with a 60 s timeout.
 // A reply with an error status is returned as a *wire.Error, wrapped with
-// what was being done (use errors.As).
+// what was being done (use errors.As). Logger (nil: discard) hears of sync
+// items skipped because they did not decode; Skipped counts them.
 type HTTP struct {
 	Server string
 	Token  string
 	Client *http.Client
+	Logger *slog.Logger
+
+	skipped atomic.Uint64
 }
+
+// Skipped returns how many sync items Sync could not decode (bad JSON,
+// nested deeper than wire.MaxDepth, wrong field types) and left out, each
+// logged once without its payload. The batch's Upto still covers them, so
+// SyncCursor moves past a bad item instead of failing on it forever.
+func (h *HTTP) Skipped() uint64 { return h.skipped.Load() }
 
 // Register creates the account user (POST /v1/users).
 func Register(ctx context.Context, server, user, password string) error {
@@ -103,9 +117,37 @@ func (h *HTTP) Sync(ctx context.Context, req wire.SyncRequest) (wire.Sync, error
 	if req.Group != "" {
 		q.Set("group", req.Group)
 	}
-	var s wire.Sync
-	if err := h.do(ctx, http.MethodGet, "/v1/sync", q, nil, &s); err != nil {
+	raw, err := h.doRaw(ctx, http.MethodGet, "/v1/sync", q, nil)
+	if err != nil {
 		return wire.Sync{}, fmt.Errorf("sync since %d: %w", req.Since, err)
+	}
+	var rs rawSync
+	if err := gojson.Unmarshal(raw, &rs); err != nil {
+		// One poison item (too deep for a decoder) fails the whole reply:
+		// split it, and keep the header and the other items.
+		var serr error
+		if rs, serr = splitSync(raw); serr != nil {
+			return wire.Sync{}, fmt.Errorf("sync since %d: decode reply: %w", req.Since, err)
+		}
+	}
+	s := rs.Sync
+	if len(rs.Items) > 0 {
+		s.Items = make([]wire.Msg, 0, len(rs.Items))
+	}
+	for i, item := range rs.Items {
+		var m wire.Msg
+		err := wire.CheckDepth(item, wire.MaxDepth)
+		if err == nil {
+			err = gojson.Unmarshal(item, &m)
+		}
+		if err != nil {
+			h.skipped.Add(1)
+			if h.Logger != nil {
+				h.Logger.Warn("undecodable sync item skipped", "since", s.Since, "upto", s.Upto, "item", i, "err", err)
+			}
+			continue
+		}
+		s.Items = append(s.Items, m)
 	}
 	return s, nil
 }
@@ -204,8 +246,24 @@ func (h *HTTP) Endpoints(ctx context.Context) (wire.Endpoints, error) {
 // do performs one JSON call: in (if not nil) is the body, out (if not nil)
 // receives the reply. Error statuses become a *wire.Error.
 func (h *HTTP) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	raw, err := h.doRaw(ctx, method, path, q, in)
+	if err != nil {
+		return err
+	}
+	if out == nil || len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decode reply: %w", err)
+	}
+	return nil
+}
+
+// doRaw performs one call like do and returns the reply's (decompressed)
+// body.
+func (h *HTTP) doRaw(ctx context.Context, method, path string, q url.Values, in any) ([]byte, error) {
 	if h.Server == "" {
-		return errors.New("no server URL")
+		return nil, errors.New("no server URL")
 	}
 	u := strings.TrimRight(h.Server, "/") + path
 	if len(q) > 0 {
@@ -215,13 +273,13 @@ func (h *HTTP) do(ctx context.Context, method, path string, q url.Values, in, ou
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -236,29 +294,23 @@ func (h *HTTP) do(ctx context.Context, method, path string, q url.Values, in, ou
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxPayload+1))
 	if err != nil {
-		return fmt.Errorf("read reply: %w", err)
+		return nil, fmt.Errorf("read reply: %w", err)
 	}
 	if len(raw) > maxPayload {
-		return errors.New("reply over 64 MiB")
+		return nil, errors.New("reply over 64 MiB")
 	}
 	if raw, err = Decompress(raw); err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode >= 300 {
-		return statusError(resp.StatusCode, raw)
+		return nil, statusError(resp.StatusCode, raw)
 	}
-	if out == nil || len(bytes.TrimSpace(raw)) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("decode reply: %w", err)
-	}
-	return nil
+	return raw, nil
 }
 
 // statusError turns an error reply into a *wire.Error: its JSON body when it

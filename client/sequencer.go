@@ -12,14 +12,29 @@ import (
 // It is pure state: the caller sends the sync requests it asks for and hands
 // it every event and batch. It is not safe for concurrent use.
 //
+// A live event is a claim, a sync reply is the server's word: anyone who can
+// get a publish onto the inbox topic can claim any version, and a cursor
+// moved to a forged version 1,000,000 would silently drop every real event
+// below it. So:
+//
 // Rules:
-//   - the cursor is the highest version seen without a gap;
+//   - the cursor is the highest version seen without a gap, and it moves only
+//     on versions the server vouched for in a sync reply (its items and its
+//     Upto) or on a live event that directly continues it (cursor+1);
 //   - while a sync is under way live events wait; when the sync ends, its
 //     items have been delivered and the waiting events follow, each only if
-//     above the cursor;
+//     it then continues the cursor (cursor+1, then the next, ...);
 //   - outside a sync, a live event at cursor+1 is delivered at once, one at or
 //     below the cursor is a duplicate and dropped, and one further on waits and
-//     asks for a sync (a gap);
+//     asks for a sync (a gap); a second live event of a version already
+//     waiting is a duplicate too;
+//   - a waiting event that maxStalls syncs end without reaching (their
+//     replies say complete through an Upto below it) is dropped, unconfirmed,
+//     and counted (dropped): it was forged, or it lies above a hole that a
+//     scale-out server still waits for (sync.Options.Settle), and then a
+//     later sync brings it from the store; it never moves the cursor;
+//   - at most maxHeld events wait; a live event past that is dropped and
+//     the sync after the current one is asked for anyway, to fetch it;
 //   - a batch covers (Since, Upto]: its items above the cursor are delivered
 //     and the cursor moves to Upto, since the server says nothing else lies
 //     there; a batch that does not start at or below the cursor is ignored;
@@ -35,24 +50,35 @@ import (
 //   - a new connection drops the held events: its first sync brings them;
 //   - events without a version (unread counts) pass straight through.
 type sequencer struct {
-	cursor  uint64
-	epoch   string
-	syncing bool             // a sync request is outstanding
-	reset   string           // the epoch the cursor was last reset into
-	budget  int              // items the latest request may still bring
-	from    uint64           // the cursor when the latest sync began
-	expect  uint64           // the Since of the latest request's next batch
-	stalls  int              // syncs in a row that left a gap without progress
-	pending map[uint64]Event // live events above cursor+1, or held during a sync
+	cursor   uint64
+	epoch    string
+	syncing  bool            // a sync request is outstanding
+	reset    string          // the epoch the cursor was last reset into
+	budget   int             // items the latest request may still bring
+	expect   uint64          // the Since of the latest request's next batch
+	pending  map[uint64]held // live events above cursor+1, or held during a sync
+	overflow bool            // a live event was dropped for want of room: sync again
+	dropped  int             // waiting events given up unconfirmed, until takeDropped
 }
 
-// maxStalls is how many fruitless syncs a gap gets before the sequencer skips
-// it: a server that says it is complete past a version it has not got is
-// trusted rather than asked forever.
+// held is a live event waiting for the cursor to reach it.
+type held struct {
+	ev    Event
+	syncs int // syncs that ended without reaching it
+}
+
+// maxStalls is how many syncs may end without reaching a waiting live event
+// before it is dropped unconfirmed. On one node a sync answers at once and
+// a real event above a gap is reached by the first; on several, a young
+// hole makes each sync wait up to sync.Options.SettleWait (2s) before it
+// answers up to the hole, so three syncs outlast the server's Settle (5s).
 const maxStalls = 3
 
+// maxHeld bounds the live events that wait, whatever a peer publishes.
+const maxHeld = 1 << 16
+
 func newSequencer(cursor uint64, epoch string) *sequencer {
-	return &sequencer{cursor: cursor, epoch: epoch, pending: map[uint64]Event{}}
+	return &sequencer{cursor: cursor, epoch: epoch, pending: map[uint64]held{}}
 }
 
 // connected starts a new connection: live events held from the last one are
@@ -60,15 +86,12 @@ func newSequencer(cursor uint64, epoch string) *sequencer {
 // and they may even belong to a history the server has since lost.
 func (s *sequencer) connected() {
 	clear(s.pending)
-	s.syncing = false
+	s.syncing, s.overflow = false, false
 }
 
 // begin records that a sync request for everything after s.cursor, with
 // this item limit, is being sent.
 func (s *sequencer) begin(limit int) {
-	if !s.syncing {
-		s.from = s.cursor
-	}
 	s.syncing, s.budget, s.expect = true, limit, s.cursor
 }
 
@@ -78,22 +101,38 @@ func (s *sequencer) live(ev Event) (out []Event, again bool) {
 	if ev.Ver == 0 {
 		return []Event{ev}, false
 	}
-	if s.syncing { // even one at or below the cursor: a Reset may still move it
-		s.pending[ev.Ver] = ev
+	if !s.syncing && ev.Ver <= s.cursor {
 		return nil, false
 	}
-	if ev.Ver <= s.cursor {
+	// During a sync even one at or below the cursor waits: a Reset may
+	// still move the cursor below it.
+	s.hold(ev)
+	if s.syncing {
 		return nil, false
 	}
-	s.pending[ev.Ver] = ev
 	out = s.drain(nil)
-	return out, len(s.pending) > 0
+	return out, len(s.pending) > 0 || s.overflow
 }
 
-// batch takes one sync batch and its decoded items. It returns the events now
+// hold makes a live event wait, unless its version already does or no room
+// is left.
+func (s *sequencer) hold(ev Event) {
+	if _, ok := s.pending[ev.Ver]; ok {
+		return
+	}
+	if len(s.pending) >= maxHeld {
+		s.overflow = true
+		return
+	}
+	s.pending[ev.Ver] = held{ev: ev}
+}
+
+// batch takes one sync batch, its decoded items, and n, how many items the
+// server sent (more than len(items) when some could not be decoded: they
+// use up the request's limit all the same). It returns the events now
 // deliverable, and whether a sync request should be sent: the request's
 // limit ran out with more to come, or a gap remains after the sync.
-func (s *sequencer) batch(b wire.Sync, items []Event) (out []Event, again bool) {
+func (s *sequencer) batch(b wire.Sync, items []Event, n int) (out []Event, again bool) {
 	current := s.syncing && b.Since == s.expect
 	if b.Reset {
 		if !s.resets(b) { // another answer to a request already answered by a reset
@@ -137,7 +176,7 @@ func (s *sequencer) batch(b wire.Sync, items []Event) (out []Event, again bool) 
 		return out, false
 	}
 	s.expect = b.Upto
-	s.budget -= len(items)
+	s.budget -= n
 	if b.More {
 		return out, s.budget <= 0
 	}
@@ -145,10 +184,10 @@ func (s *sequencer) batch(b wire.Sync, items []Event) (out []Event, again bool) 
 	return out, again
 }
 
-// ahead reports whether batch(b, items), with n items, is sure to ask for
-// another sync and to leave the cursor at b.Upto: b continues the latest
-// request, which it uses up with more to come. The next request can then go
-// out, from b.Upto, before the items are decoded. It changes nothing.
+// ahead reports whether batch(b, items, n) is sure to ask for another sync
+// and to leave the cursor at b.Upto: b continues the latest request, which
+// it uses up with more to come. The next request can then go out, from
+// b.Upto, before the items are decoded. It changes nothing.
 func (s *sequencer) ahead(b wire.Sync, n int) bool {
 	return s.syncing && !b.Reset && b.Since == s.expect && b.Since <= s.cursor && b.More && s.budget-n <= 0
 }
@@ -158,28 +197,31 @@ func (s *sequencer) resets(b wire.Sync) bool {
 	return b.Reset && (b.Epoch != s.epoch || b.Epoch != s.reset)
 }
 
-// finish ends a sync: the held live events follow the synced ones.
+// finish ends a sync: the held live events that continue the cursor follow
+// the synced ones; the others have waited one more sync, and those that
+// have waited maxStalls are dropped.
 func (s *sequencer) finish(out []Event) ([]Event, bool) {
 	s.syncing = false
-	progress := s.cursor != s.from
 	out = s.drain(out)
-	if len(s.pending) == 0 {
-		s.stalls = 0
-		return out, false
+	for v, h := range s.pending {
+		if h.syncs++; h.syncs >= maxStalls {
+			delete(s.pending, v)
+			s.dropped++
+			continue
+		}
+		s.pending[v] = h
 	}
-	if progress {
-		s.stalls = 0
-	} else {
-		s.stalls++
-	}
-	if s.stalls < maxStalls {
-		return out, true
-	}
-	// Skip the hole up to the lowest waiting event.
-	s.stalls = 0
-	s.cursor = slices.Min(keys(s.pending)) - 1
-	out = s.drain(out)
-	return out, len(s.pending) > 0
+	again := len(s.pending) > 0 || s.overflow
+	s.overflow = false
+	return out, again
+}
+
+// takeDropped returns how many waiting events were dropped unconfirmed since
+// it was last called.
+func (s *sequencer) takeDropped() int {
+	n := s.dropped
+	s.dropped = 0
+	return n
 }
 
 // drain drops waiting events at or below the cursor and appends to out those
@@ -191,20 +233,12 @@ func (s *sequencer) drain(out []Event) []Event {
 		}
 	}
 	for {
-		ev, ok := s.pending[s.cursor+1]
+		h, ok := s.pending[s.cursor+1]
 		if !ok {
 			return out
 		}
 		delete(s.pending, s.cursor+1)
-		out = append(out, ev)
+		out = append(out, h.ev)
 		s.cursor++
 	}
-}
-
-func keys(m map[uint64]Event) []uint64 {
-	ks := make([]uint64, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	return ks
 }

@@ -29,8 +29,8 @@ func vers(evs []Event) []uint64 {
 	return out
 }
 
-func batch(since, upto uint64, more bool, items ...uint64) (wire.Sync, []Event) {
-	return wire.Sync{Kind: wire.KindSync, Since: since, Upto: upto, More: more, Epoch: "e1"}, evs(items...)
+func batch(since, upto uint64, more bool, items ...uint64) (wire.Sync, []Event, int) {
+	return wire.Sync{Kind: wire.KindSync, Since: since, Upto: upto, More: more, Epoch: "e1"}, evs(items...), len(items)
 }
 
 func wantVers(t *testing.T, what string, got []Event, want ...uint64) {
@@ -183,35 +183,156 @@ func TestSequencerReset(t *testing.T) {
 	s := newSequencer(100, "old")
 	s.begin(500)
 	s.live(ev(2)) // the new history's version 2, live during the sync
-	b, items := batch(0, 3, false, 1, 2, 3)
+	b, items, n := batch(0, 3, false, 1, 2, 3)
 	b.Reset, b.Epoch = true, "new"
-	out, again := s.batch(b, items)
+	out, again := s.batch(b, items, n)
 	wantVers(t, "reset", out, 1, 2, 3)
 	if again || s.cursor != 3 || s.epoch != "new" {
 		t.Fatalf("after reset: again=%v cursor=%d epoch=%q", again, s.cursor, s.epoch)
 	}
 	// A second request sent with the old epoch is answered by a reset too:
 	// it must not deliver 1..3 again.
-	out, _ = s.batch(b, items)
+	out, _ = s.batch(b, items, n)
 	wantVers(t, "second reset", out)
 	if s.cursor != 3 {
 		t.Fatalf("cursor %d after a duplicate reset", s.cursor)
 	}
 }
 
-func TestSequencerSkipsHoleTheServerCannotFill(t *testing.T) {
+// A live event above a gap that syncs say is not there is dropped after
+// maxStalls syncs, and the cursor stays where the server put it. This test
+// used to say the opposite (the sequencer skipped the cursor up to the
+// event, trusting the live event over the server): that rule let one forged
+// event with ver 1,000,000 move the cursor there and silently drop every
+// real message below it.
+func TestSequencerDropsEventTheServerDoesNotConfirm(t *testing.T) {
 	s := newSequencer(5, "e1")
 	_, again := s.live(ev(9))
-	for i := 0; again; i++ {
-		if i > maxStalls+1 {
+	syncs := 0
+	for ; again; syncs++ {
+		if syncs > maxStalls {
 			t.Fatal("the sequencer keeps asking for a gap the server says is empty")
 		}
 		s.begin(500)
 		var out []Event
 		out, again = s.batch(batch(5, 5, false))
-		if !again {
-			wantVers(t, "after giving up on the gap", out, 9)
+		wantVers(t, "sync", out)
+	}
+	if syncs != maxStalls || s.cursor != 5 || len(s.pending) != 0 || s.takeDropped() != 1 {
+		t.Fatalf("after %d syncs: cursor %d, pending %v", syncs, s.cursor, s.pending)
+	}
+	// The real 6 still comes, live.
+	out, again := s.live(ev(6))
+	wantVers(t, "real event after the forged one", out, 6)
+	if again {
+		t.Fatal("asked again")
+	}
+}
+
+// Attack finding 1: a forged live msg with ver 1,000,000 is not believed,
+// even while real traffic keeps the syncs busy; real messages keep coming,
+// the cursor never passes what the server vouched for, and the forgery is
+// never delivered.
+func TestSequencerForgedHighVer(t *testing.T) {
+	s := newSequencer(10, "e1")
+	forged := ev(1_000_000)
+	forged.Msg.From = "bob"
+	var got []Event
+	syncs := 0
+	out, again := s.live(forged)
+	got = append(got, out...)
+	for v := uint64(11); v <= 30; v++ {
+		if again {
+			syncs++
+			s.begin(500)
+			out, again = s.batch(batch(s.cursor, s.cursor, false)) // nothing new yet
+			got = append(got, out...)
 		}
+		var o []Event
+		o, again = s.live(ev(v))
+		got = append(got, o...)
+		if s.cursor != v {
+			t.Fatalf("cursor %d after live %d", s.cursor, v)
+		}
+	}
+	wantVers(t, "real events", got, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30)
+	if syncs > maxStalls+1 {
+		t.Fatalf("%d syncs for one forged event", syncs)
+	}
+	if _, ok := s.pending[1_000_000]; ok {
+		t.Fatal("the forged event still waits")
+	}
+}
+
+// Scale-out: a real event above a hole the server still waits for
+// (sync.Options.Settle) is delivered once a sync reaches it, and never
+// before the hole's own event.
+func TestSequencerEventAboveYoungHole(t *testing.T) {
+	s := newSequencer(5, "e1")
+	_, again := s.live(ev(7)) // 6 is committed late, on another node
+	if !again {
+		t.Fatal("no sync for the gap")
+	}
+	s.begin(500)
+	out, again := s.batch(batch(5, 5, false)) // the server cut at the young hole
+	wantVers(t, "cut sync", out)
+	if !again || s.cursor != 5 {
+		t.Fatalf("again=%v cursor=%d", again, s.cursor)
+	}
+	s.begin(500)
+	out, again = s.batch(batch(5, 7, false, 6, 7)) // settled
+	wantVers(t, "settled sync", out, 6, 7)
+	if again || len(s.pending) != 0 || s.takeDropped() != 0 {
+		t.Fatalf("again=%v pending=%v", again, s.pending)
+	}
+}
+
+// A sync item confirms a version a live event claimed: the server's item
+// is what comes out, not the live claim.
+func TestSequencerSyncItemWinsOverHeldEvent(t *testing.T) {
+	s := newSequencer(5, "e1")
+	forged := ev(7)
+	forged.Msg.From = "mallory-as-bob"
+	s.live(forged)
+	s.begin(500)
+	b, items, n := batch(5, 7, false, 6, 7)
+	items[1].Msg.From = "alice"
+	out, _ := s.batch(b, items, n)
+	wantVers(t, "sync", out, 6, 7)
+	if out[1].Msg.From != "alice" {
+		t.Fatalf("delivered the live claim from %q", out[1].Msg.From)
+	}
+}
+
+// Items that did not decode use up the request's limit like the others.
+func TestSequencerBudgetCountsSkippedItems(t *testing.T) {
+	s := newSequencer(0, "e1")
+	s.begin(4)
+	b, items, _ := batch(0, 4, true, 1, 3)
+	if !s.ahead(b, 4) {
+		t.Fatal("ahead: a batch of 4 of a 4-item request with more to come")
+	}
+	out, again := s.batch(b, items, 4) // 2 and 4 did not decode
+	wantVers(t, "batch", out, 1, 3)
+	if !again || s.cursor != 4 {
+		t.Fatalf("again=%v cursor=%d", again, s.cursor)
+	}
+}
+
+// The live events that wait are bounded; one dropped for want of room is
+// fetched by a sync.
+func TestSequencerHeldBound(t *testing.T) {
+	s := newSequencer(0, "e1")
+	s.begin(500)
+	for v := uint64(2); v <= maxHeld+10; v++ {
+		s.live(ev(v))
+	}
+	if len(s.pending) != maxHeld {
+		t.Fatalf("%d events wait", len(s.pending))
+	}
+	out, again := s.batch(batch(0, 1, false, 1))
+	if len(out) != maxHeld+1 || !again {
+		t.Fatalf("delivered %d, again=%v", len(out), again)
 	}
 }
 
@@ -233,6 +354,10 @@ type fakeHistory struct {
 	epoch      string
 	batchItems int
 	maxLimit   int
+	// hidden versions are allocated but still being committed on another
+	// node (scale-out): a reply ends before the first of them, More unset,
+	// as sync.Options.Settle makes the server do.
+	hidden map[uint64]bool
 }
 
 func (h *fakeHistory) serve(since uint64, epoch string, limit int) []wire.Sync {
@@ -249,10 +374,22 @@ func (h *fakeHistory) serve(since uint64, epoch string, limit int) []wire.Sync {
 		n := min(limit, h.batchItems)
 		var items []wire.Msg
 		i, _ := slices.BinarySearch(h.vers, since+1)
+		cut := false
 		for ; i < len(h.vers) && len(items) < n+1; i++ {
+			if h.hidden[h.vers[i]] {
+				cut = true
+				break
+			}
 			items = append(items, wire.Msg{Kind: wire.KindMsg, Ver: h.vers[i]})
 		}
 		more := len(items) > n
+		if cut && !more {
+			b := wire.Sync{Kind: wire.KindSync, Since: since, Upto: since, Epoch: h.epoch, Reset: reset, Items: items}
+			if len(items) > 0 {
+				b.Upto = items[len(items)-1].Ver
+			}
+			return append(out, b)
+		}
 		if more {
 			items = items[:n]
 		}
@@ -282,9 +419,12 @@ func toEvents(b wire.Sync) []Event {
 // connection that duplicates, delays, reorders and loses live events, drops
 // and restores the connection, answers sync requests late and in batches,
 // has requests time out and be sent again while the first is still being
-// answered, and now and then loses its whole history (a new epoch).
+// answered, commits some versions late (scale-out: the server's replies end
+// at such a hole until it fills), receives forged live events with high
+// versions, and now and then loses its whole history (a new epoch).
 // Whatever happens, no event may come out twice, versions of one epoch must
-// come out in order, and every version of the final epoch must come out.
+// come out in order, no forged event may come out, and every version of the
+// final epoch must come out.
 func TestSequencerSimulation(t *testing.T) {
 	for seed := range uint64(500) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { simulate(t, seed, false) })
@@ -309,7 +449,7 @@ type simEvent struct {
 func simulate(t *testing.T, seed uint64, early bool) {
 	r := rand.New(rand.NewPCG(seed, 42))
 	epoch := 1
-	h := &fakeHistory{epoch: "e1", batchItems: 1 + r.IntN(5), maxLimit: 2 + r.IntN(10)}
+	h := &fakeHistory{epoch: "e1", batchItems: 1 + r.IntN(5), maxLimit: 2 + r.IntN(10), hidden: map[uint64]bool{}}
 	type wireItem struct {
 		live  *Event
 		batch *wire.Sync
@@ -367,7 +507,7 @@ func simulate(t *testing.T, seed uint64, early bool) {
 			items[i] = mk(m.Ver)
 			items[i].Msg.ID = fmt.Sprintf("e%s-%d", b.Epoch[1:], m.Ver)
 		}
-		out, again := s.batch(b, items)
+		out, again := s.batch(b, items, len(items))
 		if !sentEarly {
 			take(out, again)
 			return
@@ -381,24 +521,45 @@ func simulate(t *testing.T, seed uint64, early bool) {
 			inflight = append(inflight, wireItem{batch: &b})
 		}
 	}
+	publish := func(e Event) {
+		pos := len(inflight)
+		if r.IntN(4) == 0 && pos > 0 { // overtakes something
+			pos = r.IntN(pos + 1)
+		}
+		inflight = slices.Insert(inflight, pos, wireItem{live: &e})
+		if r.IntN(5) == 0 { // and comes twice
+			inflight = append(inflight, wireItem{live: &e})
+		}
+	}
+	reveal := func(v uint64) {
+		delete(h.hidden, v)
+		if r.IntN(10) != 0 { // else lost
+			publish(mk(v))
+		}
+	}
 	request() // the first connect
 	for range 300 {
-		switch k := r.IntN(20); {
+		switch k := r.IntN(22); {
 		case k < 8: // commit a message, perhaps after a hole, and publish it live
 			next += 1 + uint64(r.IntN(3)/2)
 			h.vers = append(h.vers, next)
+			if r.IntN(8) == 0 { // committed late, on another node
+				h.hidden[next] = true
+				break
+			}
 			if r.IntN(10) == 0 {
 				break // lost
 			}
-			e := mk(next)
-			pos := len(inflight)
-			if r.IntN(4) == 0 && pos > 0 { // overtakes something
-				pos = r.IntN(pos + 1)
+			publish(mk(next))
+		case k == 20: // a late commit lands
+			for v := range h.hidden {
+				reveal(v)
+				break
 			}
-			inflight = slices.Insert(inflight, pos, wireItem{live: &e})
-			if r.IntN(5) == 0 { // and comes twice
-				inflight = append(inflight, wireItem{live: &e})
-			}
+		case k == 21: // a peer forges an event far ahead
+			e := ev(1_000_000 + uint64(r.IntN(1000)))
+			e.Msg.ID = "forged"
+			publish(e)
 		case k < 17: // the network delivers the next thing
 			if len(inflight) > 0 {
 				step()
@@ -415,13 +576,18 @@ func simulate(t *testing.T, seed uint64, early bool) {
 			if r.IntN(3) == 0 {
 				epoch++
 				h.epoch, h.vers, next = fmt.Sprint("e", epoch), nil, 0
+				clear(h.hidden)
 				inflight = nil
 				s.connected()
 				request()
 			}
 		}
 	}
-	// Quiesce: deliver what is in flight, then reconnect until at rest.
+	// Quiesce: the late commits land, deliver what is in flight, then
+	// reconnect until at rest.
+	for v := range h.hidden {
+		reveal(v)
+	}
 	for range 100 {
 		for len(inflight) > 0 {
 			step()

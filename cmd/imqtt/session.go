@@ -74,7 +74,7 @@ func (c *cli) api() (*client.HTTP, session, error) {
 	if err != nil {
 		return nil, session{}, err
 	}
-	return &client.HTTP{Server: c.g.server, Token: s.Token}, s, nil
+	return &client.HTTP{Server: c.g.server, Token: s.Token, Logger: c.log}, s, nil
 }
 
 // printJSON writes v as one line of JSON.

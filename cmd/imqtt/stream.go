@@ -88,7 +88,10 @@ func cmdSync(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	return h.SyncCursor(ctx, cur, *limit, func(m wire.Msg) error {
+	// An item that does not decode is skipped (and logged) by the SDK, and
+	// the cursor moves past it: one poison message must not stop every
+	// sync after it.
+	err = h.SyncCursor(ctx, cur, *limit, func(m wire.Msg) error {
 		b, err := json.Marshal(m)
 		if err != nil {
 			return err
@@ -96,6 +99,10 @@ func cmdSync(ctx context.Context, c *cli, args []string) error {
 		_, err = fmt.Fprintf(c.stdout, "%s\n", b)
 		return err
 	})
+	if n := h.Skipped(); n > 0 {
+		c.log.Warn("sync skipped items that could not be decoded", "count", n)
+	}
+	return err
 }
 
 // startAt is a CursorStore that loads a given version (with the saved

@@ -35,6 +35,9 @@
     outbox: new Map(), // cmid -> {cmid, key, send, timer}
     readSent: new Map(), // key -> the upto last sent in im/read
     delivered: [], // {id, ver, synced} of every event the sequencer delivered, in order
+    skipped: 0, // events and sync items that did not parse or lacked what the page needs
+    unconfirmed: 0, // live events dropped because no sync confirmed their ver
+    recheckTimer: 0,
     backoff: 0, // failed connects in a row
     reconnectTimer: 0,
   };
@@ -97,6 +100,7 @@
     if (S.client) S.client.end(true);
     S.client = null;
     clearTimeout(S.syncTimer);
+    clearTimeout(S.recheckTimer);
     clearTimeout(S.reconnectTimer);
     S.reconnectTimer = 0;
     for (const o of S.outbox.values()) clearTimeout(o.timer);
@@ -213,7 +217,7 @@
     });
     c.on('message', (topic, payload) => {
       const gen = S.gen;
-      S.chain = S.chain.then(() => handle(gen, topic, payload)).catch((e) => console.warn('imqtt: bad payload on', topic, e));
+      S.chain = S.chain.then(() => handle(gen, topic, payload)).catch((e) => skip('a payload on ' + topic, e && e.message));
     });
     c.on('close', () => {
       if (S.client !== c || S.reconnectTimer || c.disconnecting) return;
@@ -282,9 +286,21 @@
     return JSON.parse(new TextDecoder().decode(payload));
   }
 
+  // skip counts and reports something the page cannot use; never its payload.
+  function skip(what, why) {
+    S.skipped++;
+    console.warn('imqtt: skipped ' + what + ': ' + why);
+  }
+
   async function handle(gen, topic, payload) {
-    const ev = await decode(payload);
+    let ev;
+    try {
+      ev = await decode(payload);
+    } catch (e) {
+      return skip('an unparsable payload on ' + topic, e && e.message);
+    }
     if (!S.session) return;
+    if (ev === null || typeof ev !== 'object') return skip('a payload on ' + topic, 'not an object');
     if (topic === deviceTopic()) {
       if (ev.kind === 'ack') return acked(ev);
       if (ev.kind === 'error' && ev.cmid) return failed(ev);
@@ -297,17 +313,40 @@
       return;
     }
     if (gen !== S.gen) return;
+    const bad = imqttCheckEvent(ev, me());
+    if (bad) return skip(`an inbox event (ver ${Number(ev.ver) || 0})`, bad); // a later gap's sync covers its ver
+    // A ver beyond cursor+1 is only a claim: the sequencer holds the event
+    // and syncs; the server's answer decides.
     const { out, again } = S.seq.live(ev);
     deliver(out, false);
     if (again) requestSync();
   }
 
   function syncBatch(b) {
+    const bad = imqttCheckBatch(b);
+    if (bad) return skip('a sync batch', bad); // the sync timer asks again
+    // An item the page cannot use is left out; the batch's upto still moves
+    // the cursor past it, so one bad message never stalls the ones after it.
+    const all = b.items || [];
+    const items = all.filter((it) => {
+      const why = imqttCheckEvent(it, me());
+      if (why) skip(`a sync item (ver ${it && Number(it.ver) || 0})`, why);
+      return !why;
+    });
     if (S.seq.resets(b)) { // the cursor belonged to a history that is gone: so does what we show
       S.msgs.clear();
       S.loaded.clear();
     }
-    const { out, again } = S.seq.batch(b);
+    const { out, again } = S.seq.batch({ ...b, items }, all.length);
+    const dropped = S.seq.takeDropped();
+    if (dropped) {
+      // Forged, or above a hole the server still waited for: one more sync
+      // a little later brings the real ones.
+      S.unconfirmed += dropped;
+      console.warn(`imqtt: dropped ${dropped} live event(s) no sync confirmed`);
+      clearTimeout(S.recheckTimer);
+      S.recheckTimer = setTimeout(() => !S.seq.syncing && requestSync(), SYNC_TIMEOUT);
+    }
     deliver(out, true);
     if (again) return requestSync();
     if (S.seq.syncing) return armSyncTimer();
@@ -320,20 +359,28 @@
   // deliver shows events in the order the sequencer gives and saves the cursor.
   function deliver(evs, synced) {
     for (const ev of evs) {
-      if (ev.kind === 'msg') {
-        S.delivered.push({ id: ev.id, ver: ev.ver, synced });
-        if (S.delivered.length > 1000) S.delivered.splice(0, 500);
-        received(ev);
-      } else if (ev.kind === 'unread') {
-        const r = row(ev.group ? '#' + ev.group : ev.peer);
-        r.unread = ev.count;
-        S.total = ev.total;
-        renderConvs();
-      } else if (ev.kind === 'group') {
-        loadConversations().catch(() => {});
+      try {
+        showEvent(ev, synced);
+      } catch (e) { // checked already; still, one event must not stop the rest
+        skip(`an event (ver ${Number(ev.ver) || 0})`, e && e.message);
       }
     }
     if (evs.length) store.set(cursorKey(), { ver: S.seq.cursor, epoch: S.seq.epoch });
+  }
+
+  function showEvent(ev, synced) {
+    if (ev.kind === 'msg' || ev.kind === undefined) {
+      S.delivered.push({ id: ev.id, ver: ev.ver, synced });
+      if (S.delivered.length > 1000) S.delivered.splice(0, 500);
+      received(ev);
+    } else if (ev.kind === 'unread') {
+      const r = row(ev.group ? '#' + ev.group : ev.peer);
+      r.unread = ev.count;
+      S.total = ev.total;
+      renderConvs();
+    } else if (ev.kind === 'group') {
+      loadConversations().catch(() => {});
+    }
   }
 
   // ---- messages ----

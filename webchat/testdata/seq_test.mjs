@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { ImqttSequencer } = require('../static/seq.js');
+const { ImqttSequencer, imqttCheckEvent, imqttCheckBatch } = require('../static/seq.js');
 
 const ev = (ver) => ({ kind: 'msg', id: `m${ver}`, ver });
 const vers = (out) => out.map((e) => e.ver);
@@ -82,7 +82,10 @@ test('unversioned events pass straight through, also during a sync', () => {
   assert.deepEqual(s.live(u), { out: [u], again: false });
 });
 
-test('a hole the server cannot fill is skipped after three syncs', () => {
+// This test used to say the hole was skipped and 5 delivered: that rule
+// let a forged event with ver 1000000 move the cursor and hide every real
+// message below it. Now the event is dropped and the cursor stays put.
+test('a live event three syncs do not confirm is dropped, not believed', () => {
   const s = new ImqttSequencer(1, 'e1');
   s.live(ev(5));
   let again = true;
@@ -92,9 +95,76 @@ test('a hole the server cannot fill is skipped after three syncs', () => {
     syncs++;
     s.begin(500);
     ({ out, again } = s.batch(batch(1, 1, false, [])));
+    assert.deepEqual(out, []);
   }
   assert.equal(syncs, 3);
-  assert.deepEqual(vers(out), [5]);
+  assert.equal(s.cursor, 1);
+  assert.equal(s.takeDropped(), 1);
+  assert.deepEqual(vers(s.live(ev(2)).out), [2]);
+});
+
+test('a forged far-ahead event is never delivered; real ones keep coming', () => {
+  const s = new ImqttSequencer(10, 'e1');
+  let { again } = s.live({ kind: 'msg', id: '1', ver: 1000000, from: 'bob', to: 'me' });
+  const got = [];
+  for (let v = 11; v <= 20; v++) {
+    if (again) {
+      s.begin(500);
+      got.push(...s.batch(batch(s.cursor, s.cursor, false, [])).out);
+    }
+    let out;
+    ({ out, again } = s.live(ev(v)));
+    got.push(...out);
+    assert.equal(s.cursor, v);
+  }
+  assert.deepEqual(vers(got), [11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+  assert.equal(s.pending.has(1000000), false);
+});
+
+test('a sync item wins over the live claim of the same ver', () => {
+  const s = new ImqttSequencer(5, 'e1');
+  s.live({ kind: 'msg', id: '7', ver: 7, from: 'mallory', to: 'me' });
+  s.begin(500);
+  const b = batch(5, 7, false, [6, 7]);
+  b.items[1].from = 'alice';
+  const { out } = s.batch(b);
+  assert.deepEqual(vers(out), [6, 7]);
+  assert.equal(out[1].from, 'alice');
+});
+
+test('items left out still use up the request', () => {
+  const s = new ImqttSequencer(0, 'e1');
+  s.begin(4);
+  const r = s.batch(batch(0, 4, true, [1, 3]), 4);
+  assert.deepEqual(vers(r.out), [1, 3]);
+  assert.equal(r.again, true);
+  assert.equal(s.cursor, 4);
+});
+
+test('imqttCheckEvent: what the page can use', () => {
+  const ok = { kind: 'msg', id: '7340000000000000001', ver: 3, from: 'alice', to: 'bob', type: 'text', body: 'hi', ts: 1 };
+  assert.equal(imqttCheckEvent(ok, 'bob'), '');
+  assert.equal(imqttCheckEvent({ ...ok, kind: undefined }, 'bob'), '');
+  assert.equal(imqttCheckEvent({ ...ok, to: undefined, group: 'g1', seq: 4 }, 'bob'), '');
+  assert.equal(imqttCheckEvent({ kind: 'unread', total: 3, peer: 'alice', count: 1 }, 'bob'), '');
+  assert.equal(imqttCheckEvent({ kind: 'typing', from: 'alice' }, 'bob'), '');
+  assert.equal(imqttCheckEvent({ ...ok, meta: JSON.parse('['.repeat(31) + ']'.repeat(31)) }, 'bob'), '');
+  for (const [bad, why] of [
+    [null, 'null'], [[], 'array'], ['x', 'string'], [{ ...ok, ver: -1 }, 'negative ver'], [{ ...ok, ver: 2 ** 60 }, 'unsafe ver'],
+    [{ ...ok, ver: '3' }, 'string ver'], [{ ...ok, id: undefined }, 'no id'], [{ ...ok, id: 'abc' }, 'odd id'],
+    [{ ...ok, from: undefined }, 'no from'], [{ ...ok, from: 7 }, 'number from'], [{ ...ok, body: {} }, 'object body'],
+    [{ ...ok, from: 'carol', to: 'dave' }, 'not in my inbox'], [{ ...ok, to: undefined }, 'no to'],
+    [{ kind: 'unread', total: 'x', peer: 'a', count: 1 }, 'odd total'], [{ kind: 'unread', total: 1, count: 1 }, 'no conversation'],
+    [{ ...ok, kind: 5 }, 'number kind'], [{ kind: 'recall', ver: 1.5 }, 'fractional ver'],
+    [{ ...ok, meta: JSON.parse('{"a":'.repeat(9998) + '1' + '}'.repeat(9998)) }, 'poison meta'],
+    [{ ...ok, meta: JSON.parse('['.repeat(32) + ']'.repeat(32)) }, 'meta one level too deep'],
+  ]) {
+    assert.notEqual(imqttCheckEvent(bad, 'bob'), '', why);
+  }
+  assert.equal(imqttCheckBatch({ kind: 'sync', since: 1, upto: 3, items: [] }), '');
+  for (const bad of [{ since: -1, upto: 3 }, { since: 1 }, { since: 4, upto: 3 }, { since: 1, upto: 3, items: {} }, { since: 1, upto: 2 ** 60 }]) {
+    assert.notEqual(imqttCheckBatch(bad), '', JSON.stringify(bad));
+  }
 });
 
 // mulberry32: a small seedable PRNG.
@@ -148,6 +218,7 @@ function simulate(seed) {
   };
   const take = ({ out, again }) => {
     for (const e of out) {
+      assert.notEqual(e.id, 'forged', `seed ${seed}: delivered a forged event`);
       const [ep, v] = e.id.slice(1).split('-').map(Number);
       assert.equal(v, e.ver, `bad event ${e.id}`);
       delivered.push(`${ep}-${v}`);
@@ -160,7 +231,11 @@ function simulate(seed) {
   };
   request();
   for (let i = 0; i < 300; i++) {
-    const k = r.int(20);
+    const k = r.int(21);
+    if (k === 20) { // a peer forges an event far ahead
+      inflight.splice(r.int(inflight.length + 1), 0, { live: { kind: 'msg', id: 'forged', ver: 1000000 + r.int(1000) } });
+      continue;
+    }
     if (k < 8) { // commit, perhaps after a hole, and publish live
       next += 1 + Math.floor(r.int(3) / 2);
       h.vers.push(next);
@@ -207,6 +282,6 @@ function simulate(seed) {
   for (const v of h.vers) assert.ok(seen.has(`${epoch}-${v}`), `seed ${seed}: ${epoch}-${v} never delivered`);
 }
 
-test('simulation: lost, repeated, reordered events, drops, timeouts, lost history', () => {
+test('simulation: lost, repeated, reordered, forged events, drops, timeouts, lost history', () => {
   for (let seed = 0; seed < 500; seed++) simulate(seed);
 });
