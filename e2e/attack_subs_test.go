@@ -103,7 +103,7 @@ func TestAttackSubscriptionsDoNotStallOthers(t *testing.T) {
 	for i := range 8000 {
 		filters = append(filters, fmt.Sprintf("im/u/eve/+/n%d", i)) // wildcards: each one a match to try
 	}
-	holder := rawConnect(t, s.MQTT, "eve", "tablet", eveTok)
+	holder := rawConnect311(t, s.MQTT, "eve", "tablet", eveTok)
 	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
 	sp.MessageID, sp.Topics, sp.Qoss = 1, filters, make([]byte, len(filters))
 	if err := sp.Write(holder); err != nil {
@@ -273,7 +273,7 @@ func TestAttackLogHygiene(t *testing.T) {
 	})
 	tok := account(t, s, "eve", "phone")
 	const secret = "hunter2-second-connect"
-	dial := func(dev string) net.Conn { return rawConnect(t, s.MQTT, "eve", dev, tok) }
+	dial := func(dev string) net.Conn { return rawConnect311(t, s.MQTT, "eve", dev, tok) }
 	// closed waits until the server has ended conn.
 	closed := func(conn net.Conn) {
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -327,7 +327,9 @@ func TestAttackLogHygiene(t *testing.T) {
 }
 
 // rawConnect opens an MQTT 3.1.1 connection as user/dev on a bare socket.
-func rawConnect(t *testing.T, addr, user, dev, secret string) net.Conn {
+// rawConnect311 logs user/dev in over MQTT 3.1.1 on a raw socket and
+// returns it once CONNACK accepts.
+func rawConnect311(t *testing.T, addr, user, dev, secret string) net.Conn {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
