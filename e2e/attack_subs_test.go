@@ -326,7 +326,6 @@ func TestAttackLogHygiene(t *testing.T) {
 	t.Logf("%d bytes of log", len(out))
 }
 
-// rawConnect opens an MQTT 3.1.1 connection as user/dev on a bare socket.
 // rawConnect311 logs user/dev in over MQTT 3.1.1 on a raw socket and
 // returns it once CONNACK accepts.
 func rawConnect311(t *testing.T, addr, user, dev, secret string) net.Conn {
