@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/imqtt/imqtt/media"
+	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -185,6 +186,8 @@ func (a *API) mediaError(w http.ResponseWriter, what string, err error) {
 		writeError(w, wire.HTTPStatus(wire.CodeHLSUnavailable), wire.CodeHLSUnavailable, err.Error()+"; upload without ?private=1")
 	case errors.Is(err, media.ErrBadVideo):
 		writeError(w, wire.HTTPStatus(wire.CodeBadMedia), wire.CodeBadMedia, err.Error())
+	case errors.Is(err, store.ErrNoSpace), errors.Is(err, store.ErrFailed):
+		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, what+": the server is short of disk space; try again later")
 	default:
 		a.log.Error(what, "err", err)
 		writeError(w, http.StatusInternalServerError, wire.CodeInternal, what+" failed; try again")
