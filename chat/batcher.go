@@ -84,7 +84,9 @@ func (s *Service) process(ops []*sendOp) {
 		s.m.CommitSeconds.Observe(time.Since(start).Seconds())
 		s.m.BatchSize.Observe(float64(b.Len()))
 		if err != nil {
-			s.log.Error("commit batch", "messages", b.Len(), "err", err)
+			if !errors.Is(err, store.ErrNoSpace) { // the store logs that once, not per batch
+				s.log.Error("commit batch", "messages", b.Len(), "err", err)
+			}
 			for _, op := range ops {
 				if op.msg != nil {
 					op.msg = nil
@@ -182,7 +184,9 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, b *store.Batch) {
 	}
 	vers, err := state.NextEach(ctx, s.versions, keys)
 	if err != nil {
-		s.log.Error("allocate versions", "messages", len(ops), "err", err)
+		if !errors.Is(err, store.ErrNoSpace) { // the store logs that once, not per batch
+			s.log.Error("allocate versions", "messages", len(ops), "err", err)
+		}
 		for _, op := range ops {
 			op.res.Err = unavailable()
 		}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -134,6 +135,9 @@ func Open(dir string, opts Options) (*Store, error) {
 			store.ErrNoSpace, free>>20, dir, opts.MinFreeDisk>>20)
 	}
 	db, err := pebble.Open(dir, s.pebbleOptions(false))
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) && fileExists(opts.fs, dir, "LOCK") {
+		return nil, fmt.Errorf("open pebble %s: in use by another process (its LOCK is held): %w", dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
 	}
@@ -145,6 +149,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.health.poll()
 	go s.monitor(opts.poll, s.stop)
 	return s, nil
+}
+
+// fileExists reports whether dir/name exists.
+func fileExists(fs vfs.FS, dir, name string) bool {
+	_, err := fs.Stat(fs.PathJoin(dir, name))
+	return err == nil
 }
 
 // pebbleOptions are the options of Pebble's Open, read-only or not.
