@@ -312,7 +312,14 @@ func TestAttackDiskStartup(t *testing.T) {
 		want string
 	}{
 		{"full disk", func(t *testing.T) string {
-			disk := mountDisk(t, 32)
+			// The attack's restart: a store with data, its disk filled.
+			disk := mountDisk(t, 64)
+			p := runDaemon(t, disk, true, "--min-free-disk", fmt.Sprint(8<<20))
+			if code := httpJSON(t, "POST", "http://"+p.http+"/v1/users", "", wire.Register{User: "alice", Password: "secret-alice"}, nil); code != 201 {
+				t.Fatalf("register: %d", code)
+			}
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			<-p.exited
 			fillDisk(t, disk)
 			return disk
 		}, "free"},
