@@ -180,7 +180,13 @@ func TestDiskFullWALFailure(t *testing.T) {
 		}
 	}
 	filler := fill(t, disk, 1<<20)
+	// A reservation is written without sync, counting on the next commit's:
+	// the one that fails. Once reopened, no later block may overlap it.
+	var reserved []uint64
 	for {
+		if first, err := s.ReserveVersions(t.Context(), "bob", 1000); err == nil {
+			reserved = append(reserved, first)
+		}
 		err := send(s, t, n+1, body)
 		if err == nil {
 			n++
@@ -213,6 +219,13 @@ func TestDiskFullWALFailure(t *testing.T) {
 	waitFor(t, "writes back", func() bool { return send(s, t, n+1, body) == nil })
 	n++
 	checkAll(t, s, n)
+	next, err := s.ReserveVersions(t.Context(), "bob", 1)
+	if err != nil {
+		t.Fatalf("reserve after reopening: %v", err)
+	}
+	if last := reserved[len(reserved)-1]; next < last+1000 {
+		t.Fatalf("reserved %d after reopening, inside the block [%d,+1000) handed out before", next, last)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}

@@ -68,6 +68,7 @@ type health struct {
 	enospc  atomic.Bool  // Pebble met ENOSPC since the last look
 	failed  atomic.Bool  // a commit failed; reopen needed
 	broken  atomic.Pointer[string]
+	opening atomic.Int32  // Store.openPebble is running
 	wake    chan struct{} // a commit failed: reopen now
 
 	// bgMu guards the rate limit of background error lines.
@@ -198,7 +199,8 @@ func (s slogLogger) Errorf(format string, args ...any) {
 
 // Fatalf must not return: Pebble calls it when continuing could corrupt the
 // database. A failed commit (on our goroutine, inside Store.write) panics
-// with fatalError, which write turns into an error. A failed MANIFEST write
+// with fatalError, which write turns into an error; so does a failure while
+// opening (openPebble). A failed MANIFEST write
 // (on one of Pebble's goroutines) parks that goroutine for good, so the
 // process keeps serving reads. Anything else is an invariant broken or data
 // corrupt, and still panics.
@@ -207,6 +209,10 @@ func (s slogLogger) Fatalf(format string, args ...any) {
 	switch {
 	case strings.HasPrefix(msg, fatalCommit):
 		s.h.fatal(msg, true)
+		panic(fatalError{msg})
+	case s.h.opening.Load() > 0:
+		// Open's own goroutine (a MANIFEST it cannot write on a full
+		// disk): openPebble turns it into Open's error.
 		panic(fatalError{msg})
 	case strings.Contains(msg, "MANIFEST"):
 		s.h.fatal(msg, false)
@@ -219,20 +225,33 @@ func (s slogLogger) Fatalf(format string, args ...any) {
 // write runs one Pebble write of n bytes, turning a failed commit's Fatalf
 // into an error.
 func (s *Store) write(n int, fn func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			fe, ok := r.(fatalError)
-			if !ok {
-				panic(r)
-			}
-			err = fe
-		}
-	}()
+	defer catchFatal(&err)
 	if err := fn(); err != nil {
 		return err
 	}
 	s.health.written.Add(int64(n))
 	return nil
+}
+
+// catchFatal, deferred, turns a panic with fatalError into *err; any other
+// panic goes on.
+func catchFatal(err *error) {
+	if r := recover(); r != nil {
+		fe, ok := r.(fatalError)
+		if !ok {
+			panic(r)
+		}
+		*err = fe
+	}
+}
+
+// openPebble opens the database in s.dir, turning a Fatalf of Pebble's
+// during the open into an error.
+func (s *Store) openPebble(readOnly bool) (db *pebble.DB, err error) {
+	s.health.opening.Add(1)
+	defer s.health.opening.Add(-1)
+	defer catchFatal(&err)
+	return pebble.Open(s.dir, s.pebbleOptions(readOnly))
 }
 
 // set, del and commit are the store's writes, through write.

@@ -6,9 +6,11 @@ package pebble
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"syscall"
 	"time"
@@ -134,7 +136,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: %d MiB free in %s, under the %d MiB to keep free (free some space, or lower --min-free-disk)",
 			store.ErrNoSpace, free>>20, dir, opts.MinFreeDisk>>20)
 	}
-	db, err := pebble.Open(dir, s.pebbleOptions(false))
+	db, err := s.openPebble(false)
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) && fileExists(opts.fs, dir, "LOCK") {
 		return nil, fmt.Errorf("open pebble %s: in use by another process (its LOCK is held): %w", dir, err)
 	}
@@ -183,6 +185,46 @@ func (s *Store) pebbleOptions(readOnly bool) *pebble.Options {
 	return po
 }
 
+// reservationGap is how far skipReservations moves each reservation mark:
+// more versions of one key than a process hands out between two synced
+// commits (one commit batch's worth).
+const reservationGap = 1 << 20
+
+// skipReservations moves every version reservation mark up by
+// reservationGap, with sync. ReserveVersions writes marks without sync,
+// counting on the next commit's sync; after a failed commit the last marks
+// may be lost while the versions cache still hands out of their blocks, so
+// without the skip a later reservation could return a block already in
+// use. The skip leaves a hole in each sequence, which sync covers (upto).
+func skipReservations(db *pebble.DB) (err error) {
+	defer catchFatal(&err)
+	prefix := []byte(pfxReserve)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("skip reservations: %w", err)
+	}
+	wb := db.NewBatch()
+	defer wb.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		val := it.Value()
+		if len(val) != 8 {
+			continue // corrupt: ReserveVersions reports it
+		}
+		mark := binary.BigEndian.Uint64(val)
+		if mark > math.MaxUint64-reservationGap {
+			continue
+		}
+		_ = wb.Set(it.Key(), binary.BigEndian.AppendUint64(nil, mark+reservationGap), nil)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("skip reservations: %w", err)
+	}
+	if err := wb.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("skip reservations: %w", err)
+	}
+	return nil
+}
+
 // reopen replaces a database whose commit failed: read-only at once, then
 // read-write once the disk has room (MinFreeDisk, and at least two
 // memtables, which the open may flush). The monitor calls it.
@@ -194,7 +236,7 @@ func (s *Store) reopen() {
 			_ = s.db.Close() // returns the failed write's error; nothing else to do
 		}
 		s.db, s.ro = nil, true
-		db, err := pebble.Open(s.dir, s.pebbleOptions(true))
+		db, err := s.openPebble(true)
 		if err != nil {
 			s.opts.Logger.Error("store: reopen read-only failed; reads fail too until there is room", "err", err)
 		} else {
@@ -209,10 +251,15 @@ func (s *Store) reopen() {
 		_ = s.db.Close()
 		s.db = nil
 	}
-	db, err := pebble.Open(s.dir, s.pebbleOptions(false))
+	db, err := s.openPebble(false)
+	if err == nil {
+		if err = skipReservations(db); err != nil {
+			_ = db.Close()
+		}
+	}
 	if err != nil {
 		s.opts.Logger.Error("store: reopen failed; trying again", "err", err)
-		if db, err = pebble.Open(s.dir, s.pebbleOptions(true)); err == nil {
+		if db, err = s.openPebble(true); err == nil {
 			s.db = db
 		}
 		return
@@ -283,7 +330,15 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	return s.life.Close(func() error {
 		close(s.stop)
-		<-s.done
+		// The monitor ends, unless a MANIFEST failure parked it for good.
+		for wait := true; wait; {
+			select {
+			case <-s.done:
+				wait = false
+			case <-time.After(100 * time.Millisecond):
+				wait = s.health.broken.Load() == nil
+			}
+		}
 		s.swap.Lock()
 		defer s.swap.Unlock()
 		if msg := s.health.broken.Load(); msg != nil {
