@@ -137,7 +137,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			store.ErrNoSpace, free>>20, dir, opts.MinFreeDisk>>20)
 	}
 	db, err := s.openPebble(false)
-	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) && fileExists(opts.fs, dir, "LOCK") {
+	if errors.Is(err, syscall.EAGAIN) { // flock(2) of the LOCK file
 		return nil, fmt.Errorf("open pebble %s: in use by another process (its LOCK is held): %w", dir, err)
 	}
 	if err != nil {
@@ -151,12 +151,6 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.health.poll()
 	go s.monitor(opts.poll, s.stop)
 	return s, nil
-}
-
-// fileExists reports whether dir/name exists.
-func fileExists(fs vfs.FS, dir, name string) bool {
-	_, err := fs.Stat(fs.PathJoin(dir, name))
-	return err == nil
 }
 
 // pebbleOptions are the options of Pebble's Open, read-only or not.
