@@ -30,6 +30,8 @@ import (
 //     the memtables are full, commits block until a flush succeeds.
 //   - Open with a WAL to replay flushes it first, so on a full disk it never
 //     returns (the restart that spun at 125% CPU). Open with ReadOnly works.
+//   - Open of a new store whose first MANIFEST cannot be written calls
+//     Fatalf on Open's goroutine (openPebble makes it Open's error).
 //   - A failed MANIFEST write (after a flush or compaction) calls Fatalf on
 //     a background goroutine, leaving the version state unsafe to go on.
 //
