@@ -5,9 +5,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/imqtt/imqtt/media"
+	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -197,6 +199,8 @@ func (a *API) mediaError(w http.ResponseWriter, what string, err error) {
 		writeError(w, wire.HTTPStatus(wire.CodeHLSUnavailable), wire.CodeHLSUnavailable, err.Error()+"; upload without ?private=1")
 	case errors.Is(err, media.ErrBadVideo):
 		writeError(w, wire.HTTPStatus(wire.CodeBadMedia), wire.CodeBadMedia, err.Error())
+	case errors.Is(err, store.ErrNoSpace), errors.Is(err, store.ErrFailed), errors.Is(err, syscall.ENOSPC):
+		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, what+": the server is short of disk space; try again later")
 	default:
 		a.log.Error(what, "err", err)
 		writeError(w, http.StatusInternalServerError, wire.CodeInternal, what+" failed; try again")

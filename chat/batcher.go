@@ -84,7 +84,9 @@ func (s *Service) process(ops []*sendOp) {
 		s.m.CommitSeconds.Observe(time.Since(start).Seconds())
 		s.m.BatchSize.Observe(float64(b.Len()))
 		if err != nil {
-			s.log.Error("commit batch", "messages", b.Len(), "err", err)
+			if !storeLogged(err) {
+				s.log.Error("commit batch", "messages", b.Len(), "err", err)
+			}
 			for _, op := range ops {
 				if op.msg != nil {
 					op.msg = nil
@@ -144,7 +146,9 @@ func (s *Service) dedupe(ctx context.Context, ops []*sendOp) []*sendOp {
 	}
 	found, err := s.st.LookupAcks(ctx, keys)
 	if err != nil {
-		s.log.Error("look up cmids", "sends", len(ops), "err", err)
+		if !storeLogged(err) {
+			s.log.Error("look up cmids", "sends", len(ops), "err", err)
+		}
 		for _, op := range ops {
 			op.res.Err = unavailable()
 		}
@@ -182,7 +186,9 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, b *store.Batch) {
 	}
 	vers, err := state.NextEach(ctx, s.versions, keys)
 	if err != nil {
-		s.log.Error("allocate versions", "messages", len(ops), "err", err)
+		if !storeLogged(err) {
+			s.log.Error("allocate versions", "messages", len(ops), "err", err)
+		}
 		for _, op := range ops {
 			op.res.Err = unavailable()
 		}
@@ -230,6 +236,12 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, b *store.Batch) {
 func ackOf(a store.Ack) wire.Ack {
 	return wire.Ack{Kind: wire.KindAck, CMID: a.CMID, ID: strconv.FormatInt(a.ID, 10), Ver: a.Ver, TS: a.TS,
 		Group: a.Group, Seq: a.Seq}
+}
+
+// storeLogged reports whether err is a state the store logs once when it
+// begins (a full disk, a failed database): not worth a line per batch.
+func storeLogged(err error) bool {
+	return errors.Is(err, store.ErrNoSpace) || errors.Is(err, store.ErrFailed)
 }
 
 func unavailable() *wire.Error {

@@ -51,6 +51,11 @@ type Config struct {
 	TLSCert     string
 	TLSKey      string
 	DataDir     string // embedded store directory; in scale-out, media and bans only
+	// MinFreeDisk is the free space the embedded store keeps on DataDir's
+	// disk: under it, sends and uploads are refused (unavailable) and
+	// /readyz fails, until there is room again; start-up refuses too
+	// (0: pebble.DefaultMinFreeDisk, 512 MiB; negative: off).
+	MinFreeDisk int64
 	// Scale-out mode: both set, or neither. MongoURI is the store (the
 	// authority for everything durable), RedisURL the shared state and the
 	// bus between nodes. RedisPrefix starts every Redis key and channel
@@ -191,7 +196,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		d.ownStore = true
 	default:
 		dir := filepath.Join(cfg.DataDir, "pebble")
-		if d.st, err = pebble.Open(dir, pebble.Options{Logger: cfg.Logger}); err != nil {
+		popts := pebble.Options{Logger: cfg.Logger, MinFreeDisk: cfg.MinFreeDisk,
+			OnRefused: func() { d.metrics.Refused("disk_space") }}
+		if d.st, err = pebble.Open(dir, popts); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 		d.ownStore = true
@@ -217,6 +224,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	blobs, err := d.openBlobs()
 	if err != nil {
 		return nil, err
+	}
+	if fs, ok := blobs.(*media.FS); ok {
+		fs.SetWritable(d.writable) // media files share the store's disk
 	}
 	cfg.Media.Logger = cfg.Logger
 	med := media.New(blobs, d.st, media.GroupMembers(d.st), cfg.Media)
@@ -370,10 +380,33 @@ func (d *Daemon) Ready(ctx context.Context) error {
 	if err := d.st.Ping(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	if w, ok := d.st.(writableStore); ok {
+		if err := w.Writable(); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
 	if err := d.state.Ping(ctx); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
 	return nil
+}
+
+// writableStore is a store that can refuse writes for lack of disk space
+// (store/pebble).
+type writableStore interface{ Writable() error }
+
+// writable is the store's free-space guard, for the media files on the same
+// disk; a refusal counts as Refused("disk_space").
+func (d *Daemon) writable() error {
+	w, ok := d.st.(writableStore)
+	if !ok {
+		return nil
+	}
+	err := w.Writable()
+	if errors.Is(err, store.ErrNoSpace) {
+		d.metrics.Refused("disk_space")
+	}
+	return err
 }
 
 // endpoints lists the live nodes: the cluster's from the registry, or this

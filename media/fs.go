@@ -25,6 +25,9 @@ import (
 type FS struct {
 	root string
 	tmp  string
+	// writable, if set, refuses uploads while the disk is short of space
+	// (SetWritable).
+	writable func() error
 }
 
 var _ Blobs = (*FS)(nil)
@@ -43,6 +46,19 @@ func OpenFS(dir string) (*FS, error) {
 	return f, nil
 }
 
+// SetWritable makes Create and Commit ask check first and refuse with its
+// error: the daemon passes the store's free-space guard, since the media
+// files share its disk. Call it before the FS is used.
+func (f *FS) SetWritable(check func() error) { f.writable = check }
+
+// refused is the writable check's error, or nil.
+func (f *FS) refused() error {
+	if f.writable == nil {
+		return nil
+	}
+	return f.writable()
+}
+
 // Root is the directory the store lives in.
 func (f *FS) Root() string { return f.root }
 
@@ -52,6 +68,9 @@ func (f *FS) objectDir(id string) string { return filepath.Join(f.root, id[2:4],
 func (f *FS) Create(ctx context.Context, id string) (Staging, error) {
 	if !ValidID(id) {
 		return nil, fmt.Errorf("media: stage %q: %w", id, ErrNotFound)
+	}
+	if err := f.refused(); err != nil {
+		return nil, fmt.Errorf("media: stage %s: %w", id, err)
 	}
 	dir, err := os.MkdirTemp(f.tmp, id+".")
 	if err != nil {
@@ -128,6 +147,9 @@ func (s *fsStaging) Open(part string) (io.ReadSeekCloser, error) {
 func (s *fsStaging) Commit(ctx context.Context, info Info) error {
 	if s.done {
 		return errors.New("media: commit after commit or abort")
+	}
+	if err := s.fs.refused(); err != nil {
+		return fmt.Errorf("media: commit %s: %w", s.id, err)
 	}
 	raw, err := json.Marshal(info)
 	if err != nil {

@@ -23,6 +23,13 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
 	ErrClosed   = errors.New("store closed")
+	// ErrNoSpace refuses a write because the store's disk is (nearly) full.
+	// Reads still work, and writes resume by themselves once there is room.
+	ErrNoSpace = errors.New("no space left for the store")
+	// ErrFailed refuses a write because an earlier one failed in a way the
+	// store cannot continue from (the database said so). Reads may still
+	// work; writes resume only once the store has reopened its database.
+	ErrFailed = errors.New("store failed")
 )
 
 // User is an account. PasswordHash is a PHC-formatted argon2id hash; the

@@ -35,6 +35,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&c.MQTTAddr, "mqtt-addr", ":1883", "MQTT over TCP listen address (port 0 picks one)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address: API, /mqtt WebSocket, /metrics")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the embedded store")
+	fs.Int64Var(&c.MinFreeDisk, "min-free-disk", 512<<20, "free bytes kept on the data directory's disk: under it sends and uploads are refused (unavailable), /readyz fails and start-up refuses, until there is room (negative: off)")
 	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI for scale-out mode (empty: embedded store)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL for scale-out mode (empty: in-process state)")
 	fs.StringVar(&c.MongoDB, "mongo-db", "", "MongoDB database (default: the URI's, else imqtt)")

@@ -14,7 +14,7 @@ import (
 // CreateUser adds an account under its folded ID; store.ErrExists if that
 // is taken.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	if err := s.begin(ctx, "create user"); err != nil {
+	if err := s.beginWrite(ctx, "create user"); err != nil {
 		return err
 	}
 	defer s.end()
@@ -34,7 +34,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("create user %s: %w", u.ID, err)
 	}
-	if err := s.db.Set(key, val, pebble.Sync); err != nil {
+	if err := s.set(key, val, pebble.Sync); err != nil {
 		return fmt.Errorf("create user %s: %w", u.ID, err)
 	}
 	return nil
@@ -57,7 +57,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
 
 // PutToken stores (or replaces) a session.
 func (s *Store) PutToken(ctx context.Context, t store.Token) error {
-	if err := s.begin(ctx, "put token"); err != nil {
+	if err := s.beginWrite(ctx, "put token"); err != nil {
 		return err
 	}
 	defer s.end()
@@ -65,7 +65,7 @@ func (s *Store) PutToken(ctx context.Context, t store.Token) error {
 	if err != nil {
 		return fmt.Errorf("put token: %w", err)
 	}
-	if err := s.db.Set(tokenKey(t.Hash), val, pebble.Sync); err != nil {
+	if err := s.set(tokenKey(t.Hash), val, pebble.Sync); err != nil {
 		return fmt.Errorf("put token: %w", err)
 	}
 	return nil
@@ -86,12 +86,17 @@ func (s *Store) GetToken(ctx context.Context, hash string) (store.Token, error) 
 }
 
 // DeleteToken removes a session; deleting an unknown hash is not an error.
+// A revocation is let through while space is low (it is a few bytes, and
+// a logout that fails would leave a token usable).
 func (s *Store) DeleteToken(ctx context.Context, hash string) error {
 	if err := s.begin(ctx, "delete token"); err != nil {
 		return err
 	}
 	defer s.end()
-	if err := s.db.Delete(tokenKey(hash), pebble.Sync); err != nil {
+	if err := s.health.failure(); err != nil {
+		return fmt.Errorf("delete token: %w", err)
+	}
+	if err := s.del(tokenKey(hash), pebble.Sync); err != nil {
 		return fmt.Errorf("delete token: %w", err)
 	}
 	return nil

@@ -23,7 +23,7 @@ import (
 // durable, so handing it out again cannot duplicate a committed version.
 // Close syncs the log as well.
 func (s *Store) ReserveVersions(ctx context.Context, key string, n uint64) (uint64, error) {
-	if err := s.begin(ctx, "reserve versions"); err != nil {
+	if err := s.beginWrite(ctx, "reserve versions"); err != nil {
 		return 0, err
 	}
 	defer s.end()
@@ -50,7 +50,7 @@ func (s *Store) ReserveVersions(ctx context.Context, key string, n uint64) (uint
 		return 0, fmt.Errorf("reserve versions of %s: exhausted", key)
 	}
 	mark := binary.BigEndian.AppendUint64(nil, first+n)
-	if err := s.db.Set(k, mark, pebble.NoSync); err != nil {
+	if err := s.set(k, mark, pebble.NoSync); err != nil {
 		return 0, fmt.Errorf("reserve versions of %s: %w", key, err)
 	}
 	return first, nil
@@ -63,7 +63,7 @@ type convRef struct{ user, peer string }
 // and acks are keyed by ID and version, so a replay rewrites the same
 // values; a conversation update applies only above the row's version.
 func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
-	if err := s.begin(ctx, "commit batch"); err != nil {
+	if err := s.beginWrite(ctx, "commit batch"); err != nil {
 		return err
 	}
 	defer s.end()
@@ -130,7 +130,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if err := s.applyConvs(wb, b.Convs); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
-	if err := wb.Commit(pebble.Sync); err != nil {
+	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 	return nil
@@ -200,7 +200,7 @@ func applyConv(row *store.Conversation, u *store.ConvUpdate) bool {
 // same lock as Commit.
 func (s *Store) SetRead(ctx context.Context, user, peer string, upto int64) (store.Conversation, error) {
 	var row store.Conversation
-	if err := s.begin(ctx, "set read"); err != nil {
+	if err := s.beginWrite(ctx, "set read"); err != nil {
 		return row, err
 	}
 	defer s.end()
@@ -225,7 +225,7 @@ func (s *Store) SetRead(ctx context.Context, user, peer string, upto int64) (sto
 	if err != nil {
 		return store.Conversation{}, fmt.Errorf("set read %s/%s: %w", user, peer, err)
 	}
-	if err := s.db.Set(key, val, pebble.Sync); err != nil {
+	if err := s.set(key, val, pebble.Sync); err != nil {
 		return store.Conversation{}, fmt.Errorf("set read %s/%s: %w", user, peer, err)
 	}
 	return row, nil

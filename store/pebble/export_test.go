@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"context"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -28,4 +29,10 @@ func (s *Store) CompactAll() error {
 		return err
 	}
 	return s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, false)
+}
+
+// WithPoll returns o looking at the free space every d, for disk tests.
+func WithPoll(o Options, d time.Duration) Options {
+	o.poll = d
+	return o
 }

@@ -57,7 +57,7 @@ func head(r pebble.Reader, group string) (store.GroupHead, error) {
 
 // CreateGroup writes the group and its first members atomically.
 func (s *Store) CreateGroup(ctx context.Context, g store.Group, members []store.Member) error {
-	if err := s.begin(ctx, "create group"); err != nil {
+	if err := s.beginWrite(ctx, "create group"); err != nil {
 		return err
 	}
 	defer s.end()
@@ -84,7 +84,7 @@ func (s *Store) CreateGroup(ctx context.Context, g store.Group, members []store.
 			return fmt.Errorf("create group %s: %w", g.ID, err)
 		}
 	}
-	if err := wb.Commit(pebble.Sync); err != nil {
+	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("create group %s: %w", g.ID, err)
 	}
 	return nil
@@ -123,7 +123,7 @@ func (s *Store) GetGroup(ctx context.Context, id string) (store.Group, error) {
 
 // AddMembers adds members at the group's head seq, within limit.
 func (s *Store) AddMembers(ctx context.Context, group string, ms []store.Member, limit int) ([]store.Member, error) {
-	if err := s.begin(ctx, "add members"); err != nil {
+	if err := s.beginWrite(ctx, "add members"); err != nil {
 		return nil, err
 	}
 	defer s.end()
@@ -176,7 +176,7 @@ func (s *Store) AddMembers(ctx context.Context, group string, ms []store.Member,
 	if err := setJSON(wb, groupKey(group), g); err != nil {
 		return nil, fmt.Errorf("add members to %s: %w", group, err)
 	}
-	if err := wb.Commit(pebble.Sync); err != nil {
+	if err := s.commit(wb); err != nil {
 		return nil, fmt.Errorf("add members to %s: %w", group, err)
 	}
 	return added, nil
@@ -184,7 +184,7 @@ func (s *Store) AddMembers(ctx context.Context, group string, ms []store.Member,
 
 // RemoveMember ends a membership.
 func (s *Store) RemoveMember(ctx context.Context, group, user string) error {
-	if err := s.begin(ctx, "remove member"); err != nil {
+	if err := s.beginWrite(ctx, "remove member"); err != nil {
 		return err
 	}
 	defer s.end()
@@ -205,7 +205,7 @@ func (s *Store) RemoveMember(ctx context.Context, group, user string) error {
 	if err := setJSON(wb, groupKey(group), g); err != nil {
 		return err
 	}
-	if err := wb.Commit(pebble.Sync); err != nil {
+	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("remove %s from %s: %w", user, group, err)
 	}
 	return nil
@@ -331,7 +331,7 @@ func (s *Store) GroupRange(ctx context.Context, group string, since uint64, limi
 
 // SetGroupReads moves read positions forward.
 func (s *Store) SetGroupReads(ctx context.Context, reads []store.GroupRead) error {
-	if err := s.begin(ctx, "set group reads"); err != nil {
+	if err := s.beginWrite(ctx, "set group reads"); err != nil {
 		return err
 	}
 	defer s.end()
@@ -342,7 +342,7 @@ func (s *Store) SetGroupReads(ctx context.Context, reads []store.GroupRead) erro
 	if err := s.applyReads(wb, reads); err != nil {
 		return fmt.Errorf("set group reads: %w", err)
 	}
-	if err := wb.Commit(pebble.Sync); err != nil {
+	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("set group reads: %w", err)
 	}
 	return nil

@@ -6,10 +6,14 @@ package pebble
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -34,7 +38,18 @@ type Options struct {
 	// Logger receives Pebble's own messages (informational ones at debug
 	// level). Nil discards them.
 	Logger *slog.Logger
+	// MinFreeDisk is the free space, in bytes, the store keeps on its disk:
+	// under it writes are refused with store.ErrNoSpace (reads go on) and
+	// Open refuses to start, leaving Pebble room for the flushes and
+	// compactions it needs to keep going. 0 means the default,
+	// DefaultMinFreeDisk; a negative value turns the guard off.
+	MinFreeDisk int64
+	// OnRefused is called for each write refused for lack of space (nil:
+	// nothing); the daemon counts them.
+	OnRefused func()
 
+	// poll is how often the free space is looked at (default 1s).
+	poll time.Duration
 	// fs replaces the operating system's file system (tests only).
 	fs vfs.FS
 	// noFilters turns the bloom filters off (benchmarks only).
@@ -52,13 +67,42 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	switch {
+	case o.MinFreeDisk == 0:
+		o.MinFreeDisk = DefaultMinFreeDisk
+	case o.MinFreeDisk < 0:
+		o.MinFreeDisk = 0
+	}
+	if o.poll <= 0 {
+		o.poll = time.Second
+	}
+	if o.fs == nil {
+		o.fs = vfs.Default
+	}
 	return o
 }
 
+// DefaultMinFreeDisk is the free space kept by default: 512 MiB. It holds
+// the largest upload imqttd takes by default (a 200 MiB video, and as much
+// again for its HLS segments) with room left for Pebble to flush several
+// 16 MiB memtables and run its compactions, so the store meets a full disk
+// only if something else fills it faster than one look a second sees.
+const DefaultMinFreeDisk = 512 << 20
+
 // Store is a store.Store in a Pebble database.
 type Store struct {
-	db    *pebble.DB
-	epoch string
+	// db is replaced when the monitor reopens the database after a failed
+	// commit (nil if even a read-only open failed); swap is held for
+	// reading by every call, for writing while db is replaced.
+	db     *pebble.DB
+	swap   sync.RWMutex
+	ro     bool // db is open read-only
+	dir    string
+	opts   Options
+	health *health
+	stop   chan struct{} // closed by Close: the monitor ends
+	done   chan struct{} // closed by the monitor as it ends
+	epoch  string
 
 	// life is held for reading by every call and for writing by Close, so
 	// the database is never used after it is closed.
@@ -78,15 +122,48 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens or creates the store in dir.
+// Open opens or creates the store in dir. It refuses a directory it cannot
+// create or whose disk has less than MinFreeDisk free: on a full disk,
+// Pebble's open would retry its first flush forever.
 func Open(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
+	s := &Store{dir: dir, opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
+	s.health = newHealth(opts.Logger, opts.fs, dir, opts.MinFreeDisk, opts.OnRefused)
+	if err := opts.fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create store directory: %w", err)
+	}
+	if free := s.health.look(); under(free, opts.MinFreeDisk) {
+		return nil, fmt.Errorf("%w: %d MiB free in %s, under the %d MiB to keep free (free some space, or lower --min-free-disk)",
+			store.ErrNoSpace, free>>20, dir, opts.MinFreeDisk>>20)
+	}
+	db, err := s.openPebble(false)
+	if errors.Is(err, syscall.EAGAIN) { // flock(2) of the LOCK file
+		return nil, fmt.Errorf("open pebble %s: in use by another process (its LOCK is held): %w", dir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
+	}
+	s.db = db
+	if s.epoch, err = s.loadEpoch(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.health.poll()
+	go s.monitor(opts.poll, s.stop)
+	return s, nil
+}
+
+// pebbleOptions are the options of Pebble's Open, read-only or not.
+func (s *Store) pebbleOptions(readOnly bool) *pebble.Options {
+	opts := s.opts
 	po := &pebble.Options{
 		CacheSize:          opts.CacheSize,
 		MemTableSize:       opts.MemTableSize,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             slogLogger{opts.Logger},
+		Logger:             slogLogger{opts.Logger, s.health},
+		EventListener:      &pebble.EventListener{BackgroundError: s.health.backgroundError},
 		FS:                 opts.fs,
+		ReadOnly:           readOnly,
 	}
 	// Bloom filters (10 bits per key, ~1% false positives) on every level,
 	// for point reads of absent keys (LookupAck of a new cmid, the row of a
@@ -99,21 +176,96 @@ func Open(dir string, opts Options) (*Store, error) {
 			po.Levels[i].FilterType = pebble.TableFilter
 		}
 	}
-	db, err := pebble.Open(dir, po)
+	return po
+}
+
+// reservationGap is how far skipReservations moves each reservation mark:
+// more versions of one key than a process hands out between two synced
+// commits (one commit batch's worth).
+const reservationGap = 1 << 20
+
+// skipReservations moves every version reservation mark up by
+// reservationGap, with sync. ReserveVersions writes marks without sync,
+// counting on the next commit's sync; after a failed commit the last marks
+// may be lost while the versions cache still hands out of their blocks, so
+// without the skip a later reservation could return a block already in
+// use. The skip leaves a hole in each sequence, which sync covers (upto).
+func skipReservations(db *pebble.DB) (err error) {
+	defer catchFatal(&err)
+	prefix := []byte(pfxReserve)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
+		return fmt.Errorf("skip reservations: %w", err)
 	}
-	epoch, err := loadEpoch(db)
+	wb := db.NewBatch()
+	defer wb.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		val := it.Value()
+		if len(val) != 8 {
+			continue // corrupt: ReserveVersions reports it
+		}
+		mark := binary.BigEndian.Uint64(val)
+		if mark > math.MaxUint64-reservationGap {
+			continue
+		}
+		_ = wb.Set(it.Key(), binary.BigEndian.AppendUint64(nil, mark+reservationGap), nil)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("skip reservations: %w", err)
+	}
+	if err := wb.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("skip reservations: %w", err)
+	}
+	return nil
+}
+
+// reopen replaces a database whose commit failed: read-only at once, then
+// read-write once the disk has room (MinFreeDisk, and at least two
+// memtables, which the open may flush). The monitor calls it.
+func (s *Store) reopen() {
+	s.swap.Lock()
+	defer s.swap.Unlock()
+	if !s.ro {
+		if s.db != nil {
+			_ = s.db.Close() // returns the failed write's error; nothing else to do
+		}
+		s.db, s.ro = nil, true
+		db, err := s.openPebble(true)
+		if err != nil {
+			s.opts.Logger.Error("store: reopen read-only failed; reads fail too until there is room", "err", err)
+		} else {
+			s.db = db
+		}
+	}
+	need := max(s.opts.MinFreeDisk, 2*int64(s.opts.MemTableSize))
+	if under(s.health.free.Load(), need) {
+		return
+	}
+	if s.db != nil {
+		_ = s.db.Close()
+		s.db = nil
+	}
+	db, err := s.openPebble(false)
+	if err == nil {
+		if err = skipReservations(db); err != nil {
+			_ = db.Close()
+		}
+	}
 	if err != nil {
-		_ = db.Close()
-		return nil, err
+		s.opts.Logger.Error("store: reopen failed; trying again", "err", err)
+		if db, err = s.openPebble(true); err == nil {
+			s.db = db
+		}
+		return
 	}
-	return &Store{db: db, epoch: epoch}, nil
+	s.db, s.ro = db, false
+	s.health.failed.Store(false)
+	s.opts.Logger.Info("store reopened: accepting writes", "component", "store", "dir", s.dir)
 }
 
 // loadEpoch reads the epoch, creating it on the first open.
-func loadEpoch(db *pebble.DB) (string, error) {
-	val, closer, err := db.Get([]byte(keyEpoch))
+func (s *Store) loadEpoch() (string, error) {
+	val, closer, err := s.db.Get([]byte(keyEpoch))
 	if err == nil {
 		epoch := string(val)
 		_ = closer.Close()
@@ -123,15 +275,31 @@ func loadEpoch(db *pebble.DB) (string, error) {
 		return "", fmt.Errorf("read epoch: %w", err)
 	}
 	epoch := rand.Text()
-	if err := db.Set([]byte(keyEpoch), []byte(epoch), pebble.Sync); err != nil {
+	if err := s.set([]byte(keyEpoch), []byte(epoch), pebble.Sync); err != nil {
 		return "", fmt.Errorf("write epoch: %w", err)
 	}
 	return epoch, nil
 }
 
-// begin and end bracket every call (store.Life).
-func (s *Store) begin(ctx context.Context, op string) error { return s.life.Begin(ctx, op) }
-func (s *Store) end()                                       { s.life.End() }
+// begin and end bracket every call (store.Life), and hold the database
+// open (swap).
+func (s *Store) begin(ctx context.Context, op string) error {
+	if err := s.life.Begin(ctx, op); err != nil {
+		return err
+	}
+	s.swap.RLock()
+	if s.db == nil {
+		s.swap.RUnlock()
+		s.life.End()
+		return fmt.Errorf("%s: %w: the database could not be reopened", op, store.ErrFailed)
+	}
+	return nil
+}
+
+func (s *Store) end() {
+	s.swap.RUnlock()
+	s.life.End()
+}
 
 // Epoch identifies this store's history; it is created on the first Open.
 func (s *Store) Epoch() string { return s.epoch }
@@ -152,10 +320,32 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close syncs the log (making NoSync version reservations durable) and
 // closes the database. It waits for calls in progress; later calls,
 // including Close, do nothing but return ErrClosed (Close returns nil).
+// A database Pebble declared unsafe is left as it is.
 func (s *Store) Close() error {
 	return s.life.Close(func() error {
-		syncErr := s.db.LogData([]byte("close"), pebble.Sync)
-		if err := s.db.Close(); err != nil {
+		close(s.stop)
+		// The monitor ends, unless a MANIFEST failure parked it for good.
+		for wait := true; wait; {
+			select {
+			case <-s.done:
+				wait = false
+			case <-time.After(100 * time.Millisecond):
+				wait = s.health.broken.Load() == nil
+			}
+		}
+		s.swap.Lock()
+		defer s.swap.Unlock()
+		if msg := s.health.broken.Load(); msg != nil {
+			return fmt.Errorf("close pebble: %w: %s; left unclosed", store.ErrFailed, *msg)
+		}
+		if s.db == nil {
+			return nil
+		}
+		var syncErr error
+		if !s.ro && !s.health.failed.Load() {
+			syncErr = s.write(0, func() error { return s.db.LogData([]byte("close"), pebble.Sync) })
+		}
+		if err := s.db.Close(); err != nil && syncErr == nil && !s.health.failed.Load() {
 			return fmt.Errorf("close pebble: %w", err)
 		}
 		if syncErr != nil {
@@ -163,25 +353,6 @@ func (s *Store) Close() error {
 		}
 		return nil
 	})
-}
-
-// slogLogger routes Pebble's log to slog.
-type slogLogger struct{ l *slog.Logger }
-
-func (s slogLogger) Infof(format string, args ...any) {
-	s.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (s slogLogger) Errorf(format string, args ...any) {
-	s.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-// Fatalf must not return: Pebble calls it when continuing could corrupt
-// the database (a failed WAL write, for instance).
-func (s slogLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	s.l.Error(msg, "component", "pebble", "fatal", true)
-	panic("pebble: " + msg)
 }
 
 // clampLimit applies store.DefaultLimit and MaxLimit.

@@ -32,6 +32,11 @@ func (s *Store) LookupAcks(ctx context.Context, keys []store.AckKey) (map[store.
 		return nil, err
 	}
 	defer s.end()
+	// After a failed commit, the batch that failed is visible until the
+	// database is reopened: its acks must not answer a resend.
+	if err := s.health.failure(); err != nil {
+		return nil, fmt.Errorf("lookup acks: %w", err)
+	}
 	raw := make([][]byte, len(keys))
 	order := make([]int, len(keys))
 	for i, k := range keys {
