@@ -103,7 +103,7 @@ func TestAttackSubscriptionsDoNotStallOthers(t *testing.T) {
 	for i := range 8000 {
 		filters = append(filters, fmt.Sprintf("im/u/eve/+/n%d", i)) // wildcards: each one a match to try
 	}
-	holder := rawConnect311(t, s.MQTT, "eve", "tablet", eveTok)
+	holder := rawConnect311(t, s.MQTT, "eve", "tablet", login(t, s, "eve", "tablet")) // a token opens one device
 	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
 	sp.MessageID, sp.Topics, sp.Qoss = 1, filters, make([]byte, len(filters))
 	if err := sp.Write(holder); err != nil {
@@ -273,7 +273,12 @@ func TestAttackLogHygiene(t *testing.T) {
 	})
 	tok := account(t, s, "eve", "phone")
 	const secret = "hunter2-second-connect"
-	dial := func(dev string) net.Conn { return rawConnect311(t, s.MQTT, "eve", dev, tok) }
+	dial := func(dev string) net.Conn { // a token opens only its device
+		if dev == "phone" {
+			return rawConnect311(t, s.MQTT, "eve", dev, tok)
+		}
+		return rawConnect311(t, s.MQTT, "eve", dev, login(t, s, "eve", dev))
+	}
 	// closed waits until the server has ended conn.
 	closed := func(conn net.Conn) {
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
