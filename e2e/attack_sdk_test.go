@@ -17,7 +17,6 @@ import (
 	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
-	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -126,29 +125,12 @@ func TestAttackSDKForgedHighVerNotBelieved(t *testing.T) {
 	}
 }
 
-// storePoison commits, straight into the store (the server may refuse to
-// take it from a sender), a message from `from` in user's inbox whose meta
-// nests depth levels, at a version of its own; it returns that version.
-// The server must be restarted afterwards, so that its next versions come
-// after it.
+// storePoison plants, straight into the store, a message from `from` in
+// user's inbox whose meta nests depth levels; it returns its version.
+// Restart the server afterwards.
 func storePoison(t *testing.T, s *testserver.Server, user, from string, depth int) uint64 {
 	t.Helper()
-	ctx := context.Background()
-	ver, err := s.Store().ReserveVersions(ctx, user, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := time.Now().UnixNano()
-	meta := strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth)
-	err = s.Store().Commit(ctx, &store.Batch{
-		Messages: []store.Message{{ID: id, From: from, To: user, Type: "text", Body: "poison", Meta: json.RawMessage(meta),
-			CMID: "c-poison", TS: time.Now().UnixMilli()}},
-		Entries: []store.Entry{{User: user, Ver: ver, Peer: from, MsgID: id}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ver
+	return s.PlantMessage(t, user, from, "poison", testserver.DeepMeta(depth))
 }
 
 // Why 4 (client side): a stored message whose meta nests 9,998 levels made

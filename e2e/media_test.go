@@ -524,7 +524,8 @@ func TestMediaBadInput(t *testing.T) {
 	}
 	// The client vanishes midway: the server finds out and cleans up.
 	vanish(t, s, tok, mediatest.NoiseJPEG(t, 60, 60))
-	// Path tricks and malformed IDs in URLs: 404, never a file outside.
+	// Path tricks and malformed IDs in URLs: 404 (400 for a . or ..
+	// segment, which no route has), never a file outside.
 	for _, path := range []string{
 		"/v1/media/..%2F..%2Fpebble%2FCURRENT", "/v1/media/" + kept.ID + "%2F..%2F..", "/v1/media/M-" + strings.Repeat("A", 26),
 		"/v1/media/" + kept.ID[:10], "/v1/media/" + kept.ID + "/hls/..%2Finfo.json", "/v1/media/" + kept.ID + "/hls/index.m3u8",
@@ -533,7 +534,11 @@ func TestMediaBadInput(t *testing.T) {
 		resp, body := request(t, "GET", s.HTTP+path, tok, nil, nil)
 		var e wire.Error
 		_ = json.Unmarshal(body, &e)
-		if resp.StatusCode != 404 || e.Code != wire.CodeNotFound {
+		want, code := 404, wire.CodeNotFound
+		if strings.Contains(path, "..") {
+			want, code = 400, wire.CodeBadRequest
+		}
+		if resp.StatusCode != want || e.Code != code {
 			t.Errorf("GET %s: %d %s", path, resp.StatusCode, body)
 		}
 	}

@@ -2,45 +2,24 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/imqtt/imqtt/internal/testserver"
-	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
-
-// storePoison commits, straight into the store (the server may refuse to
-// take it from a sender), a message from `from` in user's inbox whose meta
-// nests depth levels, at a version of its own, which it returns. Restart
-// the server afterwards, so that its next versions come after it.
-func storePoison(t *testing.T, s *testserver.Server, user, from string, depth int) uint64 {
-	t.Helper()
-	ctx := context.Background()
-	ver, err := s.Store().ReserveVersions(ctx, user, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := time.Now().UnixNano()
-	meta := strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth)
-	err = s.Store().Commit(ctx, &store.Batch{
-		Messages: []store.Message{{ID: id, From: from, To: user, Type: "text", Body: "poison", Meta: json.RawMessage(meta),
-			CMID: "c-poison", TS: time.Now().UnixMilli()}},
-		Entries: []store.Entry{{User: user, Ver: ver, Peer: from, MsgID: id}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ver
-}
 
 // Why 4 (client side): a stored message whose meta nests 9,998 levels made
 // `imqtt sync` fail on every retry (encoding/json's depth limit, for the
 // whole reply) and `imqtt listen` deliver nothing more (its sync never
-// ended). Both now skip the item, say so on stderr, and print the rest.
+// ended). The server now drops such a meta from what it sends, so both print
+// that message without it, and the rest. And should a server still send an
+// item the CLI cannot decode (an older imqttd, a proxy that mangles), `imqtt
+// sync` skips it, says so on stderr, and prints the rest.
 func TestAttackCLIPoisonItem(t *testing.T) {
 	s := testserver.Start(t)
 	alice, bob := newUser(t, s, "alice"), newUser(t, s, "bob")
@@ -49,7 +28,7 @@ func TestAttackCLIPoisonItem(t *testing.T) {
 		u.ok("login", u.name, "--password", "pw-"+u.name)
 	}
 	alice.ok("send", "--to", "bob", "before")
-	storePoison(t, s, "bob", "alice", 9_998)
+	s.PlantMessage(t, "bob", "alice", "poison", testserver.DeepMeta(9_998))
 	s.Restart(t) // on a new port
 	for _, u := range []*user{alice, bob} {
 		u.env = fakeEnv(t.TempDir(), map[string]string{"IMQTT_SERVER": s.HTTP, "IMQTT_HOME": u.home, "IMQTT_MQTT": s.MQTT})
@@ -61,7 +40,7 @@ func TestAttackCLIPoisonItem(t *testing.T) {
 		t.Fatalf("imqtt sync: exit %d: %s", code, stderr)
 	}
 	msgs := jsonLines[wire.Msg](t, stdout)
-	if len(msgs) != 2 || msgs[0].Body != "before" || msgs[1].Body != "after" || !strings.Contains(stderr, "skipped") {
+	if len(msgs) != 3 || msgs[0].Body != "before" || msgs[1].Body != "poison" || msgs[2].Body != "after" || msgs[1].Meta != nil {
 		t.Fatalf("imqtt sync printed %q, stderr %q", stdout, stderr)
 	}
 	if strings.Contains(stderr, `{"a":`) {
@@ -86,10 +65,37 @@ func TestAttackCLIPoisonItem(t *testing.T) {
 		t.Fatalf("listen exit %d: %s", code, listenErr.String())
 	}
 	evs := jsonLines[wire.Msg](t, listenOut.String())
-	if len(evs) != 3 || evs[0].Body != "before" || evs[1].Body != "after" || evs[2].Body != "live" {
+	if len(evs) != 4 || evs[0].Body != "before" || evs[1].Body != "poison" || evs[2].Body != "after" || evs[3].Body != "live" {
 		t.Fatalf("listen printed %q", listenOut.String())
 	}
-	if !strings.Contains(listenErr.String(), "skipped") || strings.Contains(listenErr.String(), `{"a":`) {
+	if strings.Contains(listenErr.String(), `{"a":`) {
 		t.Fatalf("listen's stderr: %.300s", listenErr.String())
+	}
+
+	// A server that still sends the poison: imqtt sync skips that item.
+	deep := string(testserver.DeepMeta(9_998))
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/sync" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"kind":"sync","since":0,"upto":3,"more":false,"epoch":"e1","items":[`+
+			`{"kind":"msg","id":"1","ver":1,"from":"alice","to":"bob","type":"text","body":"one","ts":1},`+
+			`{"kind":"msg","id":"2","ver":2,"from":"alice","to":"bob","type":"text","body":"poison","ts":2,"meta":`+deep+`},`+
+			`{"kind":"msg","id":"3","ver":3,"from":"alice","to":"bob","type":"text","body":"three","ts":3}]}`)
+	}))
+	defer fake.Close()
+	if err := os.Remove(bob.home + "/cursor.json"); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	old := fakeEnv(t.TempDir(), map[string]string{"IMQTT_SERVER": fake.URL, "IMQTT_HOME": bob.home, "IMQTT_MQTT": s.MQTT})
+	code, stdout, stderr = runIn(t, old, "sync")
+	msgs = jsonLines[wire.Msg](t, stdout)
+	if code != exitOK || len(msgs) != 2 || msgs[0].Body != "one" || msgs[1].Body != "three" || !strings.Contains(stderr, "skipped") {
+		t.Fatalf("imqtt sync from a server sending the poison: exit %d, printed %q, stderr %q", code, stdout, stderr)
+	}
+	if strings.Contains(stderr, `{"a":`) {
+		t.Fatalf("the poison's payload was logged: %.200s", stderr)
 	}
 }

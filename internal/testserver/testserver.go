@@ -4,15 +4,19 @@ package testserver
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/imqtt/imqtt/account"
 	"github.com/imqtt/imqtt/daemon"
 	"github.com/imqtt/imqtt/state"
+	"github.com/imqtt/imqtt/store"
 )
 
 // Server is a running imqttd.
@@ -108,4 +112,33 @@ func logger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// PlantMessage commits a 1:1 message from `from` into user's inbox straight
+// through the store, past every check of the send path, as data stored
+// before a rule existed would be there (a meta nested 9,998 deep, say). It
+// returns the message's version in user's inbox. Restart the server
+// afterwards, so that the versions it hands out next come after it.
+func (s *Server) PlantMessage(t testing.TB, user, from, body string, meta json.RawMessage) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	ver, err := s.Store().ReserveVersions(ctx, user, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := time.Now().UnixNano()
+	err = s.Store().Commit(ctx, &store.Batch{
+		Messages: []store.Message{{ID: id, From: from, To: user, Type: "text", Body: body, Meta: meta,
+			CMID: "c-planted-" + strconv.FormatInt(id, 10), TS: time.Now().UnixMilli()}},
+		Entries: []store.Entry{{User: user, Ver: ver, Peer: from, MsgID: id}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ver
+}
+
+// DeepMeta is a JSON object nested depth levels deep: {"a":{"a":...1}}.
+func DeepMeta(depth int) json.RawMessage {
+	return json.RawMessage(strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth))
 }
