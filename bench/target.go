@@ -15,8 +15,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/wire"
@@ -106,49 +108,45 @@ type account struct {
 }
 
 // accounts registers users (an existing one is fine: its password is the
-// bench's) and logs in those with login set, workers at a time. Password
+// bench's) and logs in those with login set, setupWorkers at a time. Password
 // hashing makes this the slow part of a scenario's setup: about 50 ms of
 // server CPU per register and per login with imqttd's default argon2id cost.
 func (t Target) accounts(ctx context.Context, users []string, login func(i int) bool, progress *progress) ([]account, error) {
 	out := make([]account, len(users))
-	var (
-		mu    sync.Mutex
-		first error
-		done  int
-	)
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				err := t.account(ctx, users[i], login(i), &out[i])
-				mu.Lock()
-				if err != nil && first == nil {
-					first = err
-				}
-				done++
-				progress.setf("accounts %d/%d", done, len(users))
-				mu.Unlock()
-			}
-		}()
+	err := eachOf(ctx, len(users), "accounts", progress, func(ctx context.Context, i int) error {
+		return t.account(ctx, users[i], login(i), &out[i])
+	})
+	if err != nil {
+		return nil, err
 	}
-	for i := range users {
-		mu.Lock()
-		failed := first != nil
-		mu.Unlock()
-		if failed || ctx.Err() != nil {
+	return out, nil
+}
+
+// setupWorkers is how many registrations or logins the bench has in flight.
+const setupWorkers = 8
+
+// eachOf calls f for 0 ≤ i < n, setupWorkers at a time, counting on the
+// progress line as what; it stops at the first error and returns it.
+func eachOf(ctx context.Context, n int, what string, progress *progress, f func(ctx context.Context, i int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(setupWorkers)
+	var done atomic.Int64
+	for i := range n {
+		if gctx.Err() != nil {
 			break
 		}
-		jobs <- i
+		g.Go(func() error {
+			if err := f(gctx, i); err != nil {
+				return err
+			}
+			progress.setf("%s %d/%d", what, done.Add(1), n)
+			return nil
+		})
 	}
-	close(jobs)
-	wg.Wait()
-	if first != nil {
-		return nil, first
+	if err := g.Wait(); err != nil {
+		return err
 	}
-	return out, ctx.Err()
+	return ctx.Err()
 }
 
 func (t Target) account(ctx context.Context, user string, login bool, out *account) error {
@@ -191,47 +189,20 @@ func loopback(addr string) bool {
 }
 
 // deviceTokens logs in n devices, device(i) giving the user and device of
-// the i-th, workers at a time; it returns their tokens.
+// the i-th, setupWorkers at a time; it returns their tokens.
 func (t Target) deviceTokens(ctx context.Context, n int, device func(i int) (user, dev string), progress *progress) ([]string, error) {
 	out := make([]string, n)
-	var (
-		mu    sync.Mutex
-		first error
-		done  int
-	)
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				user, dev := device(i)
-				s, err := t.api("").Login(ctx, user, benchPassword, dev)
-				mu.Lock()
-				if err != nil && first == nil {
-					first = fmt.Errorf("login %s/%s: %w", user, dev, err)
-				}
-				out[i] = s.Token
-				done++
-				progress.setf("logins %d/%d", done, n)
-				mu.Unlock()
-			}
-		}()
-	}
-	for i := range n {
-		mu.Lock()
-		failed := first != nil
-		mu.Unlock()
-		if failed || ctx.Err() != nil {
-			break
+	err := eachOf(ctx, n, "logins", progress, func(ctx context.Context, i int) error {
+		user, dev := device(i)
+		s, err := t.api("").Login(ctx, user, benchPassword, dev)
+		if err != nil {
+			return fmt.Errorf("login %s/%s: %w", user, dev, err)
 		}
-		jobs <- i
+		out[i] = s.Token
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	close(jobs)
-	wg.Wait()
-	if first != nil {
-		return nil, first
-	}
-	return out, ctx.Err()
+	return out, nil
 }
