@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imqtt/imqtt/internal/disktest"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -23,21 +24,6 @@ import (
 // Fatalf on a failed WAL write) and, restarted on the still-full disk, spun
 // in Pebble's open without ever serving. These tests mount a small tmpfs
 // (CI runs as root; a failed mount fails the test) and fill it from outside.
-
-// mountDisk mounts a tmpfs of size MiB and returns its directory.
-func mountDisk(t *testing.T, size int) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount a tmpfs (these tests run as root): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // fillDisk writes dir/filler until the disk is full, and returns its path.
 func fillDisk(t *testing.T, dir string) string {
@@ -162,7 +148,7 @@ func TestAttackDiskFull(t *testing.T) {
 }
 
 func diskFull(t *testing.T, guard bool) {
-	disk := mountDisk(t, 96)
+	disk := disktest.Mount(t, 96)
 	minFree, reason := 24<<20, "space"
 	if !guard {
 		minFree, reason = -1, "failed"
@@ -313,7 +299,7 @@ func TestAttackDiskStartup(t *testing.T) {
 	}{
 		{"full disk", func(t *testing.T) string {
 			// The attack's restart: a store with data, its disk filled.
-			disk := mountDisk(t, 64)
+			disk := disktest.Mount(t, 64)
 			p := runDaemon(t, disk, true, "--min-free-disk", fmt.Sprint(8<<20))
 			if code := httpJSON(t, "POST", "http://"+p.http+"/v1/users", "", wire.Register{User: "alice", Password: "secret-alice"}, nil); code != 201 {
 				t.Fatalf("register: %d", code)
@@ -331,7 +317,7 @@ func TestAttackDiskStartup(t *testing.T) {
 			return path
 		}, "not a directory"},
 		{"read-only", func(t *testing.T) string {
-			disk := mountDisk(t, 32)
+			disk := disktest.Mount(t, 32)
 			if out, err := exec.Command("mount", "-o", "remount,ro", disk).CombinedOutput(); err != nil {
 				t.Fatalf("remount read-only: %v: %s", err, out)
 			}

@@ -2,9 +2,7 @@ package pebble_test
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -12,27 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imqtt/imqtt/internal/disktest"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/pebble"
 )
 
 // These tests fill a real (tmpfs) disk. They mount one, so they need root,
 // as CI has: a failed mount fails the test rather than skipping it.
-
-// mountTmpfs mounts a tmpfs of size MiB and returns its directory.
-func mountTmpfs(t *testing.T, size int) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount a tmpfs (these tests run as root): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // freeBytes is the free space of dir's file system.
 func freeBytes(t *testing.T, dir string) int64 {
@@ -114,7 +98,7 @@ func checkAll(t *testing.T, s *pebble.Store, n uint64) {
 // writes are refused with store.ErrNoSpace and counted, reads go on, and
 // writes come back by themselves once there is room.
 func TestDiskSpaceGuard(t *testing.T) {
-	disk := mountTmpfs(t, 64)
+	disk := disktest.Mount(t, 64)
 	var refused atomic.Int64
 	s, err := pebble.Open(filepath.Join(disk, "db"), pebble.WithPoll(pebble.Options{MemTableSize: 1 << 20,
 		MinFreeDisk: 16 << 20, OnRefused: func() { refused.Add(1) }}, 20*time.Millisecond))
@@ -164,7 +148,7 @@ func TestDiskSpaceGuard(t *testing.T) {
 // ErrFailed, serves what is durable, and reopens itself once there is room,
 // with every acked commit intact.
 func TestDiskFullWALFailure(t *testing.T) {
-	disk := mountTmpfs(t, 64)
+	disk := disktest.Mount(t, 64)
 	dir := filepath.Join(disk, "db")
 	s, err := pebble.Open(dir, pebble.WithPoll(pebble.Options{MemTableSize: 8 << 20, MinFreeDisk: -1}, 20*time.Millisecond))
 	if err != nil {
@@ -240,7 +224,7 @@ func TestDiskFullWALFailure(t *testing.T) {
 // Why 5: a restart on the still-full disk spun forever in Pebble's open.
 // Open now refuses at once, saying why.
 func TestOpenFullDisk(t *testing.T) {
-	disk := mountTmpfs(t, 32)
+	disk := disktest.Mount(t, 32)
 	fill(t, disk, 4<<20)
 	start := time.Now()
 	s, err := pebble.Open(filepath.Join(disk, "db"), pebble.Options{MinFreeDisk: 16 << 20})
