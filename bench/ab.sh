@@ -41,17 +41,8 @@ git worktree add --detach -q "$WORK/base" "$rev"
 (cd "$WORK/base" && go build -o "$BIN/a/" ./cmd/imqttd)
 go build -o "$BIN/b/" ./cmd/imqttd ./cmd/imqtt
 
-freeport() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 10000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	return 1
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # run A|B: one p2p run against a fresh server; prints msgs/s.
 run() {

@@ -55,29 +55,8 @@ go build -o "$BIN/" ./cmd/imqttd ./cmd/imqtt ./bench/baseline/mochi
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.txt "$OUT"/summary.md
 
-# freeport prints a loopback TCP port nobody listens on, below the ephemeral
-# range so that the bench's own client sockets never take it.
-freeport() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 10000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	echo "no free port" >&2
-	return 1
-}
-# waitport waits until something listens on 127.0.0.1:$1.
-waitport() {
-	for _ in $(seq 200); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
-		sleep 0.05
-	done
-	echo "nothing listens on port $1" >&2
-	return 1
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 FAILED=0
 # bench LABEL NAME ARGS...: one scenario, its JSON in $OUT/LABEL-NAME.json.

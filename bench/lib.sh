@@ -1,0 +1,25 @@
+# bench/lib.sh — shell helpers bench/run.sh and bench/ab.sh share; source it.
+
+# freeport prints a loopback TCP port nobody listens on, below the ephemeral
+# range so that the bench's own client sockets never take it.
+freeport() {
+	local p
+	for _ in $(seq 200); do
+		p=$((20000 + RANDOM % 10000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	echo "no free port" >&2
+	return 1
+}
+# waitport waits until something listens on 127.0.0.1:$1.
+waitport() {
+	for _ in $(seq 200); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
+		sleep 0.05
+	done
+	echo "nothing listens on port $1" >&2
+	return 1
+}
