@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,13 +37,9 @@ import (
 // conn it wraps (a pooledConn for plain TCP, which keeps idle connections
 // free of read buffers).
 type gate struct {
-	timeout          time.Duration
-	maxPerIP, maxAll int
-	refused          func(limit string)
-
-	mu    sync.Mutex
-	all   int
-	perIP map[netip.Addr]int
+	timeout time.Duration
+	refused func(limit string)
+	conns   ConnCounter // connections not yet logged in
 }
 
 // maxConnectSize bounds the first packet. A CONNECT holds a client ID, a
@@ -64,72 +59,28 @@ const (
 )
 
 func newGate(o Options) *gate {
-	return &gate{timeout: o.ConnectTimeout, maxPerIP: o.MaxPreauthPerIP, maxAll: o.MaxPreauth,
-		refused: o.Refused, perIP: map[netip.Addr]int{}}
-}
-
-// ipKey is what the per-address cap counts by: an IPv4 address, or the /64
-// an IPv6 address is in (one host commonly holds a whole /64).
-func ipKey(addr net.Addr) netip.Addr {
-	var ip netip.Addr
-	switch a := addr.(type) {
-	case *net.TCPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	default:
-		if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
-			ip = ap.Addr()
-		}
-	}
-	ip = ip.Unmap()
-	if ip.Is6() {
-		if p, err := ip.Prefix(64); err == nil {
-			ip = p.Addr()
-		}
-	}
-	return ip
+	return &gate{timeout: o.ConnectTimeout, refused: o.Refused,
+		conns: ConnCounter{MaxPerIP: o.MaxPreauthPerIP, MaxAll: o.MaxPreauth}}
 }
 
 // admit counts a new connection from addr as unauthenticated. Over a cap it
 // counts the refusal and returns "" and false: close the connection at once.
 func (g *gate) admit(addr net.Addr) (netip.Addr, bool) {
-	key := ipKey(addr)
-	g.mu.Lock()
-	limit := ""
-	switch {
-	case g.all >= g.maxAll:
-		limit = refusedTotal
-	case g.perIP[key] >= g.maxPerIP:
-		limit = refusedPerIP
-	default:
-		g.all++
-		g.perIP[key]++
+	key, over := g.conns.Admit(addr)
+	switch over {
+	case OverAll:
+		g.refuse(refusedTotal)
+	case OverPerIP:
+		g.refuse(refusedPerIP)
 	}
-	g.mu.Unlock()
-	if limit != "" {
-		g.refuse(limit)
-		return key, false
-	}
-	return key, true
+	return key, over == Under
 }
 
 // leave takes a connection admitted from key out of the counts.
-func (g *gate) leave(key netip.Addr) {
-	g.mu.Lock()
-	g.all--
-	if n := g.perIP[key] - 1; n > 0 {
-		g.perIP[key] = n
-	} else {
-		delete(g.perIP, key)
-	}
-	g.mu.Unlock()
-}
+func (g *gate) leave(key netip.Addr) { g.conns.Leave(key) }
 
 // pending is the number of connections admitted that have not yet logged in.
-func (g *gate) pending() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.all
-}
+func (g *gate) pending() int { return g.conns.Count() }
 
 func (g *gate) refuse(limit string) {
 	if g.refused != nil {

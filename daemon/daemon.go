@@ -118,6 +118,12 @@ type Config struct {
 	HTTPBodyTimeout   time.Duration
 	HTTPUploadMinRate int64
 	HTTPUploadWindow  time.Duration
+	// HTTPConnsPerIP and HTTPConns cap the HTTP connections one address
+	// (an IPv6 /64) and all together hold open (0: DefaultHTTPConnsPerIP,
+	// DefaultHTTPConns; negative: no cap); past them a connection is closed
+	// at once (httpconns.go).
+	HTTPConnsPerIP int
+	HTTPConns      int
 
 	Logger *slog.Logger
 }
@@ -142,10 +148,12 @@ type Daemon struct {
 	accounts *account.Service
 	metrics  *metrics.Metrics
 	http     []*http.Server
-	httpAddr string
-	tlsAddr  string
-	api      *api.API
-	ownStore bool
+	// httpConns counts the HTTP listeners' connections against their caps
+	httpConns *broker.ConnCounter
+	httpAddr  string
+	tlsAddr   string
+	api       *api.API
+	ownStore  bool
 	// stopBackground ends the daemon's own background loops
 	stopBackground chan struct{}
 	uplink         *hooks.Uplink
@@ -308,6 +316,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			OnDrain: d.leaveCluster, Quiesce: d.uplink.Quiesce, Remote: d.noticeRemote()},
 	})
 	d.api = handler
+	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
+	d.httpConns = &broker.ConnCounter{MaxPerIP: perIP, MaxAll: all}
 	if d.httpAddr, err = d.serveHTTP(cfg.HTTPAddr, handler, nil); err != nil {
 		return nil, err
 	}
@@ -346,11 +356,12 @@ func (d *Daemon) serveHTTP(addr string, h http.Handler, tlsConfig *tls.Config) (
 	if err != nil {
 		return "", fmt.Errorf("http listen %s: %w", addr, err)
 	}
+	ln = &limitedListener{Listener: ln, conns: d.httpConns, refused: d.metrics.Refused}
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
 	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+		ConnState: releaseHijacked, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	d.http = append(d.http, s)
 	go func() {
 		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

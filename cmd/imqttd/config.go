@@ -71,6 +71,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&c.Broker.MaxPreauth, "max-preauth", 4096, "most MQTT connections from all addresses that have not yet logged in; more are closed at once")
 	fs.DurationVar(&c.HTTPBodyTimeout, "http-body-timeout", 10*time.Second, "longest an HTTP request body may take to arrive (uploads: see --http-upload-min-rate); slower gets 408")
 	fs.Int64Var(&c.HTTPUploadMinRate, "http-upload-min-rate", 1<<10, "slowest an upload (POST /v1/media) may arrive, in bytes a second averaged over --http-upload-window; slower gets 408")
+	fs.IntVar(&c.HTTPConnsPerIP, "max-http-conns-per-ip", daemon.DefaultHTTPConnsPerIP, "most HTTP connections one address (an IPv6 /64) may hold open; more are closed at once (negative: no cap)")
+	fs.IntVar(&c.HTTPConns, "max-http-conns", daemon.DefaultHTTPConns, "most HTTP connections all addresses together may hold open; more are closed at once (negative: no cap)")
 	fs.DurationVar(&c.HTTPUploadWindow, "http-upload-window", 30*time.Second, "the window over which --http-upload-min-rate is averaged: how long an upload may stall")
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", 256<<10, "largest MQTT packet in bytes; larger closes the connection")
