@@ -97,4 +97,3 @@ func httpCaps(perIP, all int) (int, int) {
 	}
 	return fill(perIP, DefaultHTTPConnsPerIP), fill(all, DefaultHTTPConns)
 }
-
