@@ -21,9 +21,9 @@ type ConnCounter struct {
 type Over int
 
 const (
-	Under      Over = iota // admitted
-	OverPerIP              // the remote address's cap
-	OverAll                // the cap on all addresses
+	Under     Over = iota // admitted
+	OverPerIP             // the remote address's cap
+	OverAll               // the cap on all addresses
 )
 
 // AddrKey is what a per-address cap counts by: an IPv4 address, or the /64
