@@ -23,37 +23,110 @@ type fanout struct {
 	devices map[string]int                 // user -> devices connected here
 	members map[string]map[string]struct{} // group -> users here who are members
 	groups  map[string][]string            // user here -> its groups
+	// changes counts the membership changes of each user here, so that a
+	// load of its groups that raced one is done again; stays numbers each
+	// user's current stay here (from its first device to its last), so that
+	// a retry of an earlier stay's load stops.
+	changes  map[string]uint64
+	stays    map[string]uint64
+	lastStay uint64
 
-	in chan store.Message
+	in   chan store.Message
+	stop chan struct{} // closed by Close: load retries end
 }
 
 func newFanout(svc *Service) *fanout {
 	return &fanout{svc: svc, devices: map[string]int{}, members: map[string]map[string]struct{}{},
-		groups: map[string][]string{}, in: make(chan store.Message, 4096)}
+		groups: map[string][]string{}, changes: map[string]uint64{}, stays: map[string]uint64{},
+		in: make(chan store.Message, 4096), stop: make(chan struct{})}
 }
 
-// online counts a device; the user's first device loads its groups.
+// Retries of a failed group load: the first after loadRetryMin, doubling up
+// to loadRetryMax, each load given loadTimeout.
+const (
+	loadRetryMin = 100 * time.Millisecond
+	loadRetryMax = 5 * time.Second
+	loadTimeout  = 5 * time.Second
+)
+
+// online counts a device; the user's first device loads its groups. A load
+// that fails (a slow or failing store) leaves the device connected and is
+// retried in the background until it succeeds or the user's last device
+// here leaves: a connected member is never left out of its groups'
+// fan-out for the life of its connection. The error is returned for the
+// caller to log.
 func (f *fanout) online(ctx context.Context, user string) error {
 	f.mu.Lock()
 	f.devices[user]++
 	first := f.devices[user] == 1
+	if first {
+		f.lastStay++
+		f.stays[user] = f.lastStay
+	}
+	stay := f.stays[user]
 	f.mu.Unlock()
 	if !first {
 		return nil
 	}
-	ms, err := f.svc.st.UserGroups(ctx, user)
+	err := f.load(ctx, user)
 	if err != nil {
-		return err
+		go f.retry(user, stay)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.devices[user] == 0 {
-		return nil // gone again meanwhile
+	return err
+}
+
+// load reads user's groups and indexes them. If a membership change of
+// user came while it read (a removal the read missed, say), it reads
+// again, so it never undoes the change.
+func (f *fanout) load(ctx context.Context, user string) error {
+	for {
+		f.mu.Lock()
+		seen := f.changes[user]
+		f.mu.Unlock()
+		ms, err := f.svc.st.UserGroups(ctx, user)
+		if err != nil {
+			return err
+		}
+		f.mu.Lock()
+		switch {
+		case f.devices[user] == 0: // gone again meanwhile
+		case f.changes[user] != seen:
+			f.mu.Unlock()
+			continue
+		default:
+			for _, m := range ms {
+				f.joinLocked(m.Group, user)
+			}
+		}
+		f.mu.Unlock()
+		return nil
 	}
-	for _, m := range ms {
-		f.joinLocked(m.Group, user)
+}
+
+// retry loads user's groups again, backing off, until it succeeds, the
+// user's stay here that failed to load ends, or the service closes.
+func (f *fanout) retry(user string, stay uint64) {
+	for delay := loadRetryMin; ; delay = min(2*delay, loadRetryMax) {
+		select {
+		case <-time.After(delay):
+		case <-f.stop:
+			return
+		}
+		f.mu.Lock()
+		current := f.devices[user] > 0 && f.stays[user] == stay
+		f.mu.Unlock()
+		if !current {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+		err := f.load(ctx, user)
+		cancel()
+		if err == nil {
+			f.svc.log.Info("loaded groups for fan-out after a failure", "user", user)
+			return
+		}
+		f.svc.log.Warn("load groups for fan-out; retrying", "user", user, "err", err, "retry_in", min(2*delay, loadRetryMax))
 	}
-	return nil
 }
 
 // offline uncounts a device; the user's last device leaves the index.
@@ -73,6 +146,8 @@ func (f *fanout) offline(user string) {
 		}
 	}
 	delete(f.groups, user)
+	delete(f.changes, user)
+	delete(f.stays, user)
 }
 
 // joined and left follow membership changes of users connected here.
@@ -80,6 +155,7 @@ func (f *fanout) joined(group, user string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.devices[user] > 0 {
+		f.changes[user]++
 		f.joinLocked(group, user)
 	}
 }
@@ -99,6 +175,9 @@ func (f *fanout) joinLocked(group, user string) {
 func (f *fanout) left(group, user string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.devices[user] > 0 {
+		f.changes[user]++
+	}
 	if set := f.members[group]; set != nil {
 		delete(set, user)
 	}

@@ -202,6 +202,7 @@ func (s *Service) Close(ctx context.Context) error {
 		s.closing = true
 		close(s.queue)
 		close(s.reads.stop)
+		close(s.fan.stop)
 	}
 	s.mu.Unlock()
 	for _, done := range []chan struct{}{s.done, s.fanDone} {

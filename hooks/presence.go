@@ -79,7 +79,7 @@ func (h *Presence) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	}
 	if h.cfg.Local != nil {
 		if err := h.cfg.Local.DeviceOnline(ctx, user); err != nil {
-			h.cfg.Logger.Warn("load groups", "user", user, "err", err)
+			h.cfg.Logger.Warn("load groups for fan-out; retrying in the background", "user", user, "err", err)
 		}
 	}
 }
