@@ -28,6 +28,15 @@ func (a *API) send(w http.ResponseWriter, r *http.Request, c caller) {
 // sync answers one batch; a client calls again from upto while more is set.
 func (a *API) sync(w http.ResponseWriter, r *http.Request, c caller) {
 	q := r.URL.Query()
+	if q.Has("heads") { // where each of the caller's groups is (wire.Heads)
+		heads, err := a.cfg.Chat.GroupHeads(r.Context(), c.user)
+		if err != nil {
+			a.chatError(w, "group heads", err)
+			return
+		}
+		writeMaybeGzip(w, r, heads)
+		return
+	}
 	req := wire.SyncRequest{Epoch: q.Get("epoch"), Group: q.Get("group")}
 	var err error
 	if req.Since, err = uintParam(q.Get("since")); err != nil {

@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -138,5 +139,35 @@ func TestFanoutLoadRacingRemoval(t *testing.T) {
 	waitUntil(t, "carol's live group message", func() bool { return pub.gotMsg("carol") })
 	if pub.gotMsg("bob") {
 		t.Fatal("bob, removed while his groups loaded, still got the group's message")
+	}
+}
+
+// BenchmarkGroupHeads: the heads answer for a member of groups=N groups,
+// each with a message, on Pebble: the cost a device's catch-up starts with.
+func BenchmarkGroupHeads(b *testing.B) {
+	for _, n := range []int{10, 500} {
+		b.Run(fmt.Sprintf("groups=%d", n), func(b *testing.B) {
+			st := openStore(b)
+			ctx := context.Background()
+			for i := range n {
+				g := fmt.Sprintf("g%04d", i)
+				if err := st.CreateGroup(ctx, store.Group{ID: g, Owner: "alice"}, []store.Member{{User: "alice", Role: store.RoleOwner}, {User: "bob", Role: store.RoleMember}}); err != nil {
+					b.Fatal(err)
+				}
+				id := int64(1000 + i)
+				if err := st.Commit(ctx, &store.Batch{Messages: []store.Message{{ID: id, From: "alice", Group: g, Seq: 1, Type: "text", Body: "x", CMID: g, TS: id}},
+					Heads: []store.GroupHead{{Group: g, Seq: 1, MsgID: id, TS: id}}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			svc := newService(b, st, &msgs{})
+			b.ReportAllocs()
+			for b.Loop() {
+				h, err := svc.GroupHeads(ctx, "bob")
+				if err != nil || len(h.Groups) != n {
+					b.Fatalf("%d heads, %v", len(h.Groups), err)
+				}
+			}
+		})
 	}
 }

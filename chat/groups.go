@@ -150,23 +150,51 @@ func (s *Service) Group(ctx context.Context, user, group, after string, limit in
 
 // Groups lists the groups user is in.
 func (s *Service) Groups(ctx context.Context, user string) (wire.Groups, error) {
-	ms, err := s.st.UserGroups(ctx, user)
+	ms, heads, err := s.userHeads(ctx, user)
 	if err != nil {
-		return wire.Groups{}, errStore("user groups", err)
+		return wire.Groups{}, err
 	}
 	out := wire.Groups{Groups: make([]wire.Group, 0, len(ms))}
-	for _, m := range ms {
+	for i, m := range ms {
 		g, err := s.st.GetGroup(ctx, m.Group)
 		if err != nil {
 			return wire.Groups{}, errStore("get group", err)
 		}
-		h, err := s.st.GroupHead(ctx, m.Group)
-		if err != nil {
-			return wire.Groups{}, errStore("group head", err)
-		}
-		out.Groups = append(out.Groups, toWireGroup(g, m.Role, h.Seq))
+		out.Groups = append(out.Groups, toWireGroup(g, m.Role, heads[i].Seq))
 	}
 	return out, nil
+}
+
+// GroupHeads tells a device where each of user's groups is, in two store
+// reads whatever their number: its memberships, then their heads.
+func (s *Service) GroupHeads(ctx context.Context, user string) (wire.Heads, error) {
+	ms, heads, err := s.userHeads(ctx, user)
+	if err != nil {
+		return wire.Heads{}, err
+	}
+	out := wire.Heads{Kind: wire.KindHeads, Groups: make([]wire.GroupHead, len(ms))}
+	for i, m := range ms {
+		out.Groups[i] = wire.GroupHead{Group: m.Group, Seq: heads[i].Seq, Join: m.JoinSeq, Read: m.ReadSeq}
+	}
+	return out, nil
+}
+
+// userHeads returns user's memberships and, in the same order, their
+// groups' heads.
+func (s *Service) userHeads(ctx context.Context, user string) ([]store.Member, []store.GroupHead, error) {
+	ms, err := s.st.UserGroups(ctx, user)
+	if err != nil {
+		return nil, nil, errStore("user groups", err)
+	}
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.Group
+	}
+	heads, err := s.st.GroupHeads(ctx, ids)
+	if err != nil {
+		return nil, nil, errStore("group heads", err)
+	}
+	return ms, heads, nil
 }
 
 func toWireGroup(g store.Group, role string, seq uint64) wire.Group {

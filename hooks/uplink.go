@@ -249,6 +249,15 @@ func (h *Uplink) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (h *Uplink) sync(ctx context.Context, user, reply string, req wire.SyncRequest) {
+	if req.Heads {
+		heads, err := h.cfg.Chat.GroupHeads(ctx, user)
+		if err != nil {
+			h.replyErr(reply, err)
+			return
+		}
+		h.reply(reply, heads)
+		return
+	}
 	err := h.cfg.Chat.Sync(ctx, user, req, func(b wire.Sync) error {
 		payload, err := imsync.Encode(b, req.Compress)
 		if err != nil {

@@ -99,7 +99,7 @@ func (m *Metrics) SetConnections(f func() float64) { m.connections = f }
 // can grow the label space.
 var (
 	inKinds  = []string{"send", "sync", "read", "other"}
-	outKinds = []string{"ack", "error", "msg", "sync", "unread", "group", "notice", "other"}
+	outKinds = []string{"ack", "error", "msg", "sync", "unread", "group", "heads", "notice", "other"}
 )
 
 // PublishedIn counts an uplink publish by its topic.

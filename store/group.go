@@ -77,6 +77,10 @@ type GroupStore interface {
 	UserGroups(ctx context.Context, user string) ([]Member, error)
 	// GroupHead returns the group's newest committed message (zero if none).
 	GroupHead(ctx context.Context, group string) (GroupHead, error)
+	// GroupHeads returns the heads of groups, in their order, in one read
+	// (a device catching up its 500 groups asks once): a group with no
+	// message, or none at all, has a zero head with its Group set.
+	GroupHeads(ctx context.Context, groups []string) ([]GroupHead, error)
 	// GroupRange returns the group's messages with seq > since, ascending, at most limit.
 	GroupRange(ctx context.Context, group string, since uint64, limit int) ([]Message, error)
 	// SetGroupReads moves read positions forward (never back), skipping

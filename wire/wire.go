@@ -112,6 +112,7 @@ const (
 	KindSync   = "sync"
 	KindUnread = "unread"
 	KindGroup  = "group" // a membership change: {"kind":"group","group":"g1","action":"added","by":"alice"}
+	KindHeads  = "heads" // where each of the user's groups is: the answer to a sync request with heads set
 )
 
 // Error codes carried in error events and HTTP error bodies.
@@ -209,6 +210,29 @@ type SyncRequest struct {
 	Compress string `json:"compress,omitempty"` // "gzip" compresses each reply payload
 	Epoch    string `json:"epoch,omitempty"`    // the epoch the device's cursor belongs to
 	Group    string `json:"group,omitempty"`
+	// Heads asks instead for where each of the user's groups is (a Heads
+	// event): one request tells a device which groups moved while it was
+	// away, however many it is in. The other fields are ignored.
+	Heads bool `json:"heads,omitempty"`
+}
+
+// GroupHead is where one group is for a member: its newest message (Seq),
+// the seq the member joined at (Join: it sees the messages after it) and
+// its read position (Read). A device whose cursor for the group is below
+// Seq syncs the group from its cursor.
+type GroupHead struct {
+	Group string `json:"group"`
+	Seq   uint64 `json:"seq"`
+	Join  uint64 `json:"join"`
+	Read  uint64 `json:"read"`
+}
+
+// Heads is the answer to a heads request: every group the user is in,
+// ordered by group ID. A group the device has a cursor for and that is not
+// listed is one the user has left, or that is gone.
+type Heads struct {
+	Kind   string      `json:"kind"` // "heads"
+	Groups []GroupHead `json:"groups"`
 }
 
 // Sync is one batch of a sync reply. Items hold since < ver <= Upto in order; the

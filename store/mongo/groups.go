@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -279,6 +280,38 @@ func (s *Store) head(ctx context.Context, group string) (store.GroupHead, error)
 	}
 	return store.GroupHead{Group: group, Seq: uint64(d.Seq), MsgID: d.MsgID, TS: d.TS}, nil
 }
+
+// GroupHeads reads the heads of groups in one query ($in on _id, the
+// heads' shard key), in batches of headsBatch IDs.
+func (s *Store) GroupHeads(ctx context.Context, groups []string) ([]store.GroupHead, error) {
+	if err := s.begin(ctx, "group heads"); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	found := make(map[string]headDoc, len(groups))
+	for chunk := range slices.Chunk(groups, headsBatch) {
+		cur, err := s.c.heads.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}})
+		if err != nil {
+			return nil, fmt.Errorf("group heads: %w", err)
+		}
+		var docs []headDoc
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, fmt.Errorf("group heads: %w", err)
+		}
+		for _, d := range docs {
+			found[d.Group] = d
+		}
+	}
+	out := make([]store.GroupHead, len(groups))
+	for i, g := range groups {
+		d := found[g]
+		out[i] = store.GroupHead{Group: g, Seq: uint64(d.Seq), MsgID: d.MsgID, TS: d.TS}
+	}
+	return out, nil
+}
+
+// headsBatch bounds the IDs of one GroupHeads query.
+const headsBatch = 1000
 
 // GroupRange returns the group's messages with seq > since, ascending.
 func (s *Store) GroupRange(ctx context.Context, group string, since uint64, limit int) ([]store.Message, error) {

@@ -298,6 +298,25 @@ func (s *Store) GroupHead(ctx context.Context, group string) (store.GroupHead, e
 	return h, nil
 }
 
+// GroupHeads reads each group's head from one consistent snapshot.
+func (s *Store) GroupHeads(ctx context.Context, groups []string) ([]store.GroupHead, error) {
+	if err := s.begin(ctx, "group heads"); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	out := make([]store.GroupHead, len(groups))
+	for i, g := range groups {
+		h, err := head(snap, g)
+		if err != nil {
+			return nil, fmt.Errorf("head of %s: %w", g, err)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
 // GroupRange returns messages with seq > since, ascending.
 func (s *Store) GroupRange(ctx context.Context, group string, since uint64, limit int) ([]store.Message, error) {
 	if err := s.begin(ctx, "group range"); err != nil {

@@ -42,6 +42,13 @@ func testGroups(t *testing.T, f *fixture) {
 	if err != nil || h.Seq != 3 || h.MsgID != 102 {
 		t.Fatalf("head: %+v %v", h, err)
 	}
+	hs, err := f.s.GroupHeads(f.ctx, []string{"nope", "g1", "g1"})
+	if err != nil || len(hs) != 3 || hs[0] != (store.GroupHead{Group: "nope"}) || hs[1] != h || hs[2] != h {
+		t.Fatalf("heads of nope, g1, g1: %+v %v", hs, err)
+	}
+	if hs, err := f.s.GroupHeads(f.ctx, nil); err != nil || len(hs) != 0 {
+		t.Fatalf("heads of no group: %+v %v", hs, err)
+	}
 	msgs, err := f.s.GroupRange(f.ctx, "g1", 1, 10)
 	if err != nil || len(msgs) != 2 || msgs[0].Seq != 2 || msgs[1].ID != 102 {
 		t.Fatalf("range since 1: %+v %v", msgs, err)
