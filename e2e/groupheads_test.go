@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/imqtt/imqtt/internal/testserver"
@@ -37,14 +38,14 @@ func TestGroupHeads(t *testing.T) {
 
 	want := []wire.GroupHead{{Group: "g1", Seq: 3, Read: 2}, {Group: "g2", Seq: 1}}
 	var h wire.Heads
-	if code := httpJSON(t, "GET", s.HTTP+"/v1/sync?heads=1", bobTok, nil, &h); code != http.StatusOK || h.Kind != wire.KindHeads || !sameHeads(h.Groups, want) {
+	if code := httpJSON(t, "GET", s.HTTP+"/v1/sync?heads=1", bobTok, nil, &h); code != http.StatusOK || h.Kind != wire.KindHeads || !slices.Equal(h.Groups, want) {
 		t.Fatalf("bob's heads over HTTP: %d %+v, want %+v", code, h, want)
 	}
 	carol := connect(t, s.MQTT, "carol", "phone", login(t, s, "carol", "phone"))
 	carol.publish(wire.TopicSync, wire.SyncRequest{Heads: true})
 	waitFor(t, "carol's heads over MQTT", func() bool { return len(carol.directOf(wire.KindHeads)) == 1 })
 	mustUnmarshal(t, carol.directOf(wire.KindHeads)[0], &h)
-	if want := []wire.GroupHead{{Group: "g1", Seq: 3}, {Group: "g2", Seq: 1, Join: 1, Read: 1}}; !sameHeads(h.Groups, want) {
+	if want := []wire.GroupHead{{Group: "g1", Seq: 3}, {Group: "g2", Seq: 1, Join: 1, Read: 1}}; !slices.Equal(h.Groups, want) {
 		t.Fatalf("carol's heads: %+v, want %+v", h.Groups, want)
 	}
 
@@ -52,19 +53,7 @@ func TestGroupHeads(t *testing.T) {
 	if code := httpJSON(t, "DELETE", s.HTTP+"/v1/groups/g2/members/bob", aliceTok, nil, nil); code != http.StatusNoContent {
 		t.Fatalf("remove bob: %d", code)
 	}
-	if code := httpJSON(t, "GET", s.HTTP+"/v1/sync?heads=1", bobTok, nil, &h); code != http.StatusOK || !sameHeads(h.Groups, want[:1]) {
+	if code := httpJSON(t, "GET", s.HTTP+"/v1/sync?heads=1", bobTok, nil, &h); code != http.StatusOK || !slices.Equal(h.Groups, want[:1]) {
 		t.Fatalf("bob's heads after leaving g2: %d %+v", code, h)
 	}
-}
-
-func sameHeads(a, b []wire.GroupHead) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
