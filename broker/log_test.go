@@ -5,38 +5,21 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer the logger and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestMochiLogDropsPackets: mochi's calls keep their event and lose the
 // packet, will and bytes they pass (attack 7: a second CONNECT logged its
 // password as a byte list).
 func TestMochiLogDropsPackets(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
-		var buf syncBuffer
+		var buf syncbuf.Buffer
 		var inner slog.Handler = slog.NewTextHandler(&buf, nil)
 		if format == "json" {
 			inner = slog.NewJSONHandler(&buf, nil)
@@ -71,7 +54,7 @@ func TestMochiLogDropsPackets(t *testing.T) {
 // window, then one summary says how many lines it suppressed; other sources
 // and messages are not held back.
 func TestMochiLogRateLimit(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	h := newMochiLog(slog.NewTextHandler(&buf, nil))
 	h.lim.window = 200 * time.Millisecond
 	h.lim.remote = func(id string) string {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/imqtt/imqtt/daemon"
+	"github.com/imqtt/imqtt/internal/syncbuf"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -267,7 +268,7 @@ func TestAttackSyncFloodDoesNotStarveOthers(t *testing.T) {
 // its password as a byte list), and a client sending bad 250 KB packets
 // cannot grow the log by megabytes.
 func TestAttackLogHygiene(t *testing.T) {
-	var logBuf lockedBuffer
+	var logBuf syncbuf.Buffer
 	s := testserver.Start(t, func(c *daemon.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -353,22 +354,4 @@ func rawConnect311(t *testing.T, addr, user, dev, secret string) net.Conn {
 	}
 	_ = conn.SetReadDeadline(time.Time{})
 	return conn
-}
-
-// lockedBuffer is a bytes.Buffer the server's logger and the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imqtt/imqtt/internal/syncbuf"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -54,7 +55,7 @@ func TestAttackCLIPoisonItem(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var listenOut, listenErr syncBuffer
+	var listenOut, listenErr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() { done <- runContext(ctx, bob.env, []string{"listen"}, &listenOut, &listenErr) }()
 	waitFor(t, "listen's sync", func() bool { return strings.Contains(listenOut.String(), `"after"`) })

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/imqtt/imqtt/internal/syncbuf"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -25,25 +24,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to write from one goroutine and read
-// from another.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // user is one person with their own imqtt home directory.
@@ -126,7 +106,7 @@ func TestE2ECLI(t *testing.T) {
 	// before the cursor.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var listenOut, listenErr syncBuffer
+	var listenOut, listenErr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() { done <- runContext(ctx, bob.env, []string{"listen"}, &listenOut, &listenErr) }()
 	alice.ok("send", "--to", "bob", "live one")
