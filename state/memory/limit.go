@@ -1,13 +1,13 @@
 package memory
 
 import (
-	"container/list"
 	"context"
 	"fmt"
 	"math"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/time/rate"
 
 	"github.com/imqtt/imqtt/state"
@@ -17,21 +17,15 @@ import (
 const DefaultLimitKeys = 1 << 16
 
 // limits are the Limiter's token buckets (golang.org/x/time/rate), in an
-// LRU of at most max keys: a flood of new keys (one per spoofed user name
-// or IP) evicts the least recently used bucket instead of growing memory.
-// A forgotten bucket starts full again; the oldest is almost always full
-// already (it refilled while nobody used it), so eviction rarely gives
-// anyone events back.
+// LRU (hashicorp/golang-lru) of at most max keys: a flood of new keys (one
+// per spoofed user name or IP) evicts the least recently used bucket
+// instead of growing memory. A forgotten bucket starts full again; the
+// oldest is almost always full already (it refilled while nobody used it),
+// so eviction rarely gives anyone events back.
 type limits struct {
 	mu  sync.Mutex
 	max int
-	m   map[string]*list.Element // -> *bucket
-	lru list.List                // front: most recently used
-}
-
-type bucket struct {
-	key string
-	lim *rate.Limiter
+	lru *simplelru.LRU[string, *rate.Limiter]
 }
 
 // Allow implements state.Limiter.
@@ -74,29 +68,26 @@ func (ls *limits) take(s *State, key string, l state.Limit, take bool) (state.De
 // get returns key's limiter, making it (and evicting the least recently
 // used past max) if need be. ls.mu is held.
 func (ls *limits) get(key string, every rate.Limit, burst int) *rate.Limiter {
-	if e, ok := ls.m[key]; ok {
-		ls.lru.MoveToFront(e)
-		return e.Value.(*bucket).lim
+	if ls.lru == nil {
+		if ls.max <= 0 {
+			ls.max = DefaultLimitKeys
+		}
+		ls.lru, _ = simplelru.NewLRU[string, *rate.Limiter](ls.max, nil) // errs only for a size <= 0
 	}
-	if ls.m == nil {
-		ls.m = map[string]*list.Element{}
+	if lim, ok := ls.lru.Get(key); ok {
+		return lim
 	}
-	if ls.max <= 0 {
-		ls.max = DefaultLimitKeys
-	}
-	for len(ls.m) >= ls.max {
-		old := ls.lru.Back()
-		delete(ls.m, old.Value.(*bucket).key)
-		ls.lru.Remove(old)
-	}
-	b := &bucket{key: key, lim: rate.NewLimiter(every, burst)}
-	ls.m[key] = ls.lru.PushFront(b)
-	return b.lim
+	lim := rate.NewLimiter(every, burst)
+	ls.lru.Add(key, lim)
+	return lim
 }
 
 // limitKeys is how many keys the Limiter holds (tests).
 func (s *State) limitKeys() int {
 	s.limits.mu.Lock()
 	defer s.limits.mu.Unlock()
-	return len(s.limits.m)
+	if s.limits.lru == nil {
+		return 0
+	}
+	return s.limits.lru.Len()
 }
