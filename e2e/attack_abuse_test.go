@@ -202,7 +202,9 @@ func TestAttackSendFlood(t *testing.T) {
 	bobTok := account(t, s, "bob", "phone")
 	mallory := connect(t, s.MQTT, "mallory", "x", account(t, s, "mallory", "x"))
 	bob := connect(t, s.MQTT, "bob", "phone", bobTok)
-	const n = 600
+	// Enough that even a slow machine sends them faster than burst + rate
+	// lets through (200 + 50/s: all 1,500 would take 26 s).
+	const n = 1500
 	start := time.Now()
 	for i := range n {
 		mallory.publish(wire.TopicSend, wire.Send{CMID: "f" + strconv.Itoa(i), To: "bob", Type: "text", Body: "flood"})
@@ -212,7 +214,7 @@ func TestAttackSendFlood(t *testing.T) {
 	// recovers them): count what the store holds instead.
 	stored := func() int {
 		var r wire.Sync
-		httpJSON(t, "GET", s.HTTP+"/v1/sync?since=0&limit=1000", bobTok, nil, &r)
+		httpJSON(t, "GET", s.HTTP+"/v1/sync?since=0&limit=5000", bobTok, nil, &r)
 		return len(r.Items)
 	}
 	var kept int

@@ -106,6 +106,9 @@ func TestAttackSDKForgedHighVerNotBelieved(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the SDK to settle the forged event", func() bool { return bob.c.Unconfirmed() > 0 || bob.has("forged") })
+	if bob.has("forged") {
+		t.Fatal("the SDK believed a live event whose ver jumped to 1,000,000")
+	}
 
 	sendAs(t, alice, "bob", "two")
 	sendAs(t, alice, "bob", "three")
