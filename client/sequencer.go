@@ -33,7 +33,8 @@ import (
 //     and counted (dropped): it was forged, or it lies above a hole that a
 //     scale-out server still waits for (sync.Options.Settle), and then a
 //     later sync brings it from the store; it never moves the cursor;
-//   - at most maxHeld events wait; a live event past that is dropped and
+//   - at most maxHeld events, of maxHeldBytes in all, wait; a live event
+//     past that is dropped and
 //     the sync after the current one is asked for anyway, to fetch it;
 //   - a batch covers (Since, Upto]: its items above the cursor are delivered
 //     and the cursor moves to Upto, since the server says nothing else lies
@@ -50,15 +51,16 @@ import (
 //   - a new connection drops the held events: its first sync brings them;
 //   - events without a version (unread counts) pass straight through.
 type sequencer struct {
-	cursor   uint64
-	epoch    string
-	syncing  bool            // a sync request is outstanding
-	reset    string          // the epoch the cursor was last reset into
-	budget   int             // items the latest request may still bring
-	expect   uint64          // the Since of the latest request's next batch
-	pending  map[uint64]held // live events above cursor+1, or held during a sync
-	overflow bool            // a live event was dropped for want of room: sync again
-	dropped  int             // waiting events given up unconfirmed, until takeDropped
+	cursor    uint64
+	epoch     string
+	syncing   bool            // a sync request is outstanding
+	reset     string          // the epoch the cursor was last reset into
+	budget    int             // items the latest request may still bring
+	expect    uint64          // the Since of the latest request's next batch
+	pending   map[uint64]held // live events above cursor+1, or held during a sync
+	overflow  bool            // a live event was dropped for want of room: sync again
+	heldBytes int             // the raw bytes of the events in pending
+	dropped   int             // waiting events given up unconfirmed, until takeDropped
 }
 
 // held is a live event waiting for the cursor to reach it.
@@ -74,8 +76,13 @@ type held struct {
 // answers up to the hole, so three syncs outlast the server's Settle (5s).
 const maxStalls = 3
 
-// maxHeld bounds the live events that wait, whatever a peer publishes.
-const maxHeld = 1 << 16
+// maxHeld and maxHeldBytes bound the live events that wait, whatever a
+// peer publishes: a real gap needs a handful, and one dropped for want of
+// room costs only another sync.
+const (
+	maxHeld      = 4096
+	maxHeldBytes = 8 << 20
+)
 
 func newSequencer(cursor uint64, epoch string) *sequencer {
 	return &sequencer{cursor: cursor, epoch: epoch, pending: map[uint64]held{}}
@@ -86,6 +93,7 @@ func newSequencer(cursor uint64, epoch string) *sequencer {
 // and they may even belong to a history the server has since lost.
 func (s *sequencer) connected() {
 	clear(s.pending)
+	s.heldBytes = 0
 	s.syncing, s.overflow = false, false
 }
 
@@ -120,11 +128,12 @@ func (s *sequencer) hold(ev Event) {
 	if _, ok := s.pending[ev.Ver]; ok {
 		return
 	}
-	if len(s.pending) >= maxHeld {
+	if len(s.pending) >= maxHeld || s.heldBytes+len(ev.Raw) > maxHeldBytes {
 		s.overflow = true
 		return
 	}
 	s.pending[ev.Ver] = held{ev: ev}
+	s.heldBytes += len(ev.Raw)
 }
 
 // batch takes one sync batch, its decoded items, and n, how many items the
@@ -205,7 +214,7 @@ func (s *sequencer) finish(out []Event) ([]Event, bool) {
 	out = s.drain(out)
 	for v, h := range s.pending {
 		if h.syncs++; h.syncs >= maxStalls {
-			delete(s.pending, v)
+			s.unhold(v)
 			s.dropped++
 			continue
 		}
@@ -229,7 +238,7 @@ func (s *sequencer) takeDropped() int {
 func (s *sequencer) drain(out []Event) []Event {
 	for v := range s.pending {
 		if v <= s.cursor {
-			delete(s.pending, v)
+			s.unhold(v)
 		}
 	}
 	for {
@@ -237,8 +246,14 @@ func (s *sequencer) drain(out []Event) []Event {
 		if !ok {
 			return out
 		}
-		delete(s.pending, s.cursor+1)
+		s.unhold(s.cursor + 1)
 		out = append(out, h.ev)
 		s.cursor++
 	}
+}
+
+// unhold drops the waiting event of version v.
+func (s *sequencer) unhold(v uint64) {
+	s.heldBytes -= len(s.pending[v].ev.Raw)
+	delete(s.pending, v)
 }

@@ -28,7 +28,7 @@
 'use strict';
 
 const MAX_STALLS = 3;
-const MAX_HELD = 65536;
+const MAX_HELD = 4096; // as the Go SDK: a real gap needs a handful
 
 class ImqttSequencer {
   constructor(cursor, epoch) {
