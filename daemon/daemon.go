@@ -4,7 +4,6 @@
 package daemon
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -87,8 +86,7 @@ type Config struct {
 	MaxGroupMembers int
 	// SendRate bounds each user's sends per second, all devices and nodes
 	// together, after a burst of SendBurst (SendRate 0: DefaultSendRate; a
-	// negative one: no limit. SendBurst 0: DefaultSendBurst with the
-	// default rate, else 4×SendRate).
+	// negative one: no limit. SendBurst 0: 4×the rate, chat's default).
 	SendRate  int64
 	SendBurst int
 	// Throttle bounds password attempts and registrations per client IP
@@ -128,14 +126,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// The send limit's defaults: far above a person (a message every few
-// seconds) or an ordinary bot, far below a flood (one connection stored
-// 400,000 messages in 10s). The burst lets a device that reconnects resend
-// what it had unacked at once, and a bot answer a busy moment.
-const (
-	DefaultSendRate  = 50
-	DefaultSendBurst = 200
-)
+// DefaultSendRate is the send limit's default: far above a person (a
+// message every few seconds) or an ordinary bot, far below a flood (one
+// connection stored 400,000 messages in 10s). Its burst is chat's default,
+// 4×the rate (200), so a device that reconnects resends what it had
+// unacked at once, and a bot answers a busy moment.
+const DefaultSendRate = 50
 
 // Daemon is a running imqttd.
 type Daemon struct {
@@ -262,7 +258,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Metrics: d.metrics, Media: med, CommitWait: commitWait, Sync: syncOpts, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, Limiter: d.state}
 	switch {
 	case copts.SendRate == 0:
-		copts.SendRate, copts.SendBurst = DefaultSendRate, cmp.Or(cfg.SendBurst, DefaultSendBurst)
+		copts.SendRate = DefaultSendRate
 	case copts.SendRate < 0:
 		copts.SendRate = 0 // chat: no limit
 	}

@@ -222,7 +222,7 @@ func TestAttackSendFlood(t *testing.T) {
 		kept = stored()
 		return kept+int(refusedCount(s, "send_rate")) == n
 	})
-	most := daemon.DefaultSendBurst + int(elapsed.Seconds()*daemon.DefaultSendRate) + 2
+	most := 4*daemon.DefaultSendRate + int(elapsed.Seconds()*daemon.DefaultSendRate) + 2
 	if kept > most || kept == n {
 		t.Fatalf("%d of %d flooded sends stored in %v; want at most %d", kept, n, elapsed, most)
 	}

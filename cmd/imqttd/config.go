@@ -51,7 +51,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&c.MaxBody, "max-body", 64<<10, "largest message body+meta in bytes")
 	fs.IntVar(&c.MaxGroupMembers, "max-group-members", 10_000, "most members a group may have")
 	fs.Int64Var(&c.SendRate, "max-send-rate", daemon.DefaultSendRate, "most sends a user may make a second, all devices and nodes together, after --max-send-burst (0: no limit); more are refused with rate_limited")
-	fs.IntVar(&c.SendBurst, "max-send-burst", daemon.DefaultSendBurst, "sends a user may make at once before --max-send-rate applies")
+	fs.IntVar(&c.SendBurst, "max-send-burst", 0, "sends a user may make at once before --max-send-rate applies (0: 4×the rate)")
 	def := account.DefaultLimits
 	t := &c.Throttle
 	t.LoginIP, t.LoginUserIP, t.LoginUser, t.RegisterIP = def.LoginIP, def.LoginUserIP, def.LoginUser, def.RegisterIP

@@ -74,7 +74,7 @@ func TestConfigLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := o.cfg
-	if c.SendRate != 50 || c.SendBurst != 200 || c.Throttle != account.DefaultLimits {
+	if c.SendRate != 50 || c.SendBurst != 0 || c.Throttle != account.DefaultLimits { // burst 0: 4×the rate, in chat
 		t.Fatalf("defaults: send %d/%d, throttle %+v", c.SendRate, c.SendBurst, c.Throttle)
 	}
 	file := filepath.Join(t.TempDir(), "imqttd.yaml")
