@@ -125,7 +125,9 @@ func (f *fanout) retry(user string, stay uint64) {
 			f.svc.log.Info("loaded groups for fan-out after a failure", "user", user)
 			return
 		}
-		f.svc.log.Warn("load groups for fan-out; retrying", "user", user, "err", err, "retry_in", min(2*delay, loadRetryMax))
+		// The first failure was logged by the caller of online; during a
+		// store outage every reconnecting user retries, so these are debug.
+		f.svc.log.Debug("load groups for fan-out; retrying", "user", user, "err", err, "retry_in", min(2*delay, loadRetryMax))
 	}
 }
 

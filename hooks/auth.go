@@ -91,7 +91,10 @@ func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		var th *account.Throttled
 		if errors.As(err, &th) {
 			h.cfg.Metrics.Refused(th.Limit)
-			h.cfg.Logger.Info("mqtt login throttled", "user", user, "remote", cl.Net.Remote, "limit", th.Limit)
+			// Counted (imqtt_limit_refusals_total); logged at debug only,
+			// since an attacker being throttled would otherwise write a
+			// line per attempt.
+			h.cfg.Logger.Debug("mqtt login throttled", "user", user, "remote", cl.Net.Remote, "limit", th.Limit)
 			// MQTT 5 §3.2.2.2: 0x9F Connection rate exceeded; 3.1.1 has no
 			// such code: 3, Server unavailable [MQTT-3.2.2.3, table 3.1].
 			return h.refuse(cl, packets.ErrConnectionRateExceeded)

@@ -49,6 +49,11 @@ func (ls *limits) take(s *State, key string, l state.Limit, take bool) (state.De
 	every := rate.Every(l.Interval())
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	if !take && (ls.lru == nil || !ls.lru.Contains(key)) {
+		// A key with no bucket has a full one: a Peek makes none, so
+		// that peeks at many keys cannot evict the buckets that count.
+		return state.Decision{OK: true}, nil
+	}
 	lim := ls.get(key, every, l.Burst)
 	if lim.Limit() != every || lim.Burst() != l.Burst {
 		lim.SetLimitAt(now, every)

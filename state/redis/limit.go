@@ -44,7 +44,7 @@ func (s *State) gcra(ctx context.Context, key string, l state.Limit, take bool) 
 	if !l.Valid() || l.Per < time.Millisecond {
 		return state.Decision{}, fmt.Errorf("limit %s: %+v: %w", key, l, ErrInvalid)
 	}
-	lim := redis_rate.NewLimiter(s.rdb)
+	lim := s.limiter
 	k := s.opts.Prefix + "{r:" + key + "}"
 	rl := redis_rate.Limit{Rate: l.Rate, Period: l.Per, Burst: l.Burst}
 	var (

@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-redis/redis_rate/v10"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/imqtt/imqtt/state"
@@ -159,7 +160,8 @@ var (
 // State is a state.State in Redis. Safe for concurrent use.
 type State struct {
 	rdb     goredis.UniversalClient
-	own     bool // Close closes rdb (Open made it)
+	limiter *redis_rate.Limiter // GCRA over rdb (limit.go)
+	own     bool                // Close closes rdb (Open made it)
 	reserve state.ReserveFunc
 	opts    Options
 	log     *slog.Logger
@@ -205,7 +207,7 @@ func New(ctx context.Context, client goredis.UniversalClient, reserve state.Rese
 	}
 	bg, stop := context.WithCancel(context.Background())
 	s := &State{
-		rdb: client, reserve: reserve, opts: opts, log: opts.Logger,
+		rdb: client, limiter: redis_rate.NewLimiter(client), reserve: reserve, opts: opts, log: opts.Logger,
 		flights: map[string]chan struct{}{},
 		owned:   map[devKey]state.Device{}, nodes: map[string]struct{}{},
 		stopRefresh: stop, refreshDone: make(chan struct{}),
