@@ -138,9 +138,8 @@ type Client struct {
 	up      chan struct{}                // closed at the next connect
 	synced  chan struct{}                // closed when a sync since the latest connect ended
 	waiters map[string][]chan sendResult // Sends waiting for an ack, by cmid
-	cursor  uint64                       // copies of the sequencer's, for Cursor
-	epoch   string
-	err     error // why the client stopped
+	cur     Cursor                       // a copy of the loop's, for Cursor
+	err     error                        // why the client stopped
 
 	skipped     atomic.Uint64 // events and sync items that did not decode
 	unconfirmed atomic.Uint64 // live events dropped because no sync confirmed them
@@ -161,7 +160,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	cfg.User, _ = wire.NormUser(cfg.User) // the server takes only the canonical ID on MQTT
 	cfg = cfg.withDefaults()
-	ver, epoch, err := cfg.Cursor.Load()
+	cur, err := cfg.Cursor.Load()
 	if err != nil {
 		return nil, fmt.Errorf("dial %s/%s: %w", cfg.User, cfg.Device, err)
 	}
@@ -174,8 +173,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		up:      make(chan struct{}),
 		synced:  make(chan struct{}),
 		waiters: map[string][]chan sendResult{},
-		cursor:  ver,
-		epoch:   epoch,
+		cur:     cur.clone(),
 	}
 	c.queue.init()
 
@@ -197,9 +195,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
-	seq := newSequencer(ver, epoch)
+	r := &room{}
+	seq := newSequencer(cur.Ver, cur.Epoch, ver, r)
+	groups := newGroupSet(cur.Groups, r, cfg.SyncLimit, cfg.SyncTimeout)
 	c.wg.Add(2)
-	go c.loop(runCtx, seq)
+	go c.loop(runCtx, seq, groups)
 	go c.supervise(runCtx, conn)
 	return c, nil
 }
@@ -236,11 +236,12 @@ func (c *Client) stop(err error) {
 	})
 }
 
-// Cursor returns the highest version delivered without a gap and its epoch.
-func (c *Client) Cursor() (ver uint64, epoch string) {
+// Cursor returns where the client is: the highest inbox version delivered
+// without a gap and its epoch, and the same per group by seq.
+func (c *Client) Cursor() Cursor {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.cursor, c.epoch
+	return c.cur.clone()
 }
 
 // Skipped returns how many inbox events and sync items the client could not
@@ -262,8 +263,10 @@ func (c *Client) skip(msg string, args ...any) {
 	c.log.Warn(msg, args...)
 }
 
-// WaitSynced waits until the client has finished a sync since the latest
-// connect it has processed: everything the device missed has been delivered.
+// WaitSynced waits until the client has caught up since the latest connect
+// it has processed: the inbox sync has ended, the group heads have been
+// answered and every group sync they started has ended, so everything the
+// device missed has been delivered.
 func (c *Client) WaitSynced(ctx context.Context) error {
 	c.mu.Lock()
 	ch := c.synced

@@ -5,32 +5,49 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
 )
 
-// CursorStore keeps a device's sync cursor: the highest inbox version it has
-// seen without a gap, and the epoch (the server's history) that version
-// belongs to (SPEC §5). Implementations are safe for concurrent use.
+// Cursor is where a device is in what the server has for it (SPEC §5, §7):
+// the highest inbox version it has seen without a gap and the epoch (the
+// server's history) it belongs to, and the same per group it is in, by seq.
+type Cursor struct {
+	Ver    uint64                 `json:"ver"`
+	Epoch  string                 `json:"epoch,omitempty"`
+	Groups map[string]GroupCursor `json:"groups,omitempty"`
+}
+
+// GroupCursor is a device's place in one group: the highest seq it has seen
+// without a gap, and the epoch it belongs to.
+type GroupCursor struct {
+	Seq   uint64 `json:"seq"`
+	Epoch string `json:"epoch,omitempty"`
+}
+
+// clone returns a copy of c that shares nothing with it.
+func (c Cursor) clone() Cursor {
+	c.Groups = maps.Clone(c.Groups)
+	return c
+}
+
+// CursorStore keeps a device's cursor. Implementations are safe for
+// concurrent use.
 type CursorStore interface {
-	// Load returns the saved cursor; a store that never saved returns 0, "", nil.
-	Load() (ver uint64, epoch string, err error)
+	// Load returns the saved cursor; a store that never saved returns the
+	// zero Cursor and no error.
+	Load() (Cursor, error)
 	// Save replaces the cursor. It is atomic: a later Load sees either the
 	// old cursor or the new one, never a mix or a torn file.
-	Save(ver uint64, epoch string) error
+	Save(Cursor) error
 }
 
 var (
 	_ CursorStore = (*FileCursor)(nil)
 	_ CursorStore = (*MemoryCursor)(nil)
 )
-
-// cursorFile is the JSON stored by FileCursor.
-type cursorFile struct {
-	Ver   uint64 `json:"ver"`
-	Epoch string `json:"epoch,omitempty"`
-}
 
 // FileCursor is a CursorStore in one JSON file. Save writes a temporary file
 // in the same directory, syncs it and renames it over the old one, so a crash
@@ -48,26 +65,26 @@ func NewFileCursor(path string) *FileCursor { return &FileCursor{path: path} }
 func (f *FileCursor) Path() string { return f.path }
 
 // Load reads the cursor; a missing file is the zero cursor.
-func (f *FileCursor) Load() (uint64, string, error) {
+func (f *FileCursor) Load() (Cursor, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	b, err := os.ReadFile(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, "", nil
+		return Cursor{}, nil
 	}
 	if err != nil {
-		return 0, "", fmt.Errorf("load cursor: %w", err)
+		return Cursor{}, fmt.Errorf("load cursor: %w", err)
 	}
-	var c cursorFile
+	var c Cursor
 	if err := json.Unmarshal(b, &c); err != nil {
-		return 0, "", fmt.Errorf("load cursor %s: %w", f.path, err)
+		return Cursor{}, fmt.Errorf("load cursor %s: %w", f.path, err)
 	}
-	return c.Ver, c.Epoch, nil
+	return c, nil
 }
 
 // Save atomically replaces the cursor file.
-func (f *FileCursor) Save(ver uint64, epoch string) error {
-	b, err := json.Marshal(cursorFile{Ver: ver, Epoch: epoch})
+func (f *FileCursor) Save(c Cursor) error {
+	b, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
@@ -125,22 +142,21 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 // MemoryCursor is a CursorStore in memory, for tests and short-lived bots.
 // Its zero value is ready to use.
 type MemoryCursor struct {
-	mu    sync.Mutex
-	ver   uint64
-	epoch string
+	mu sync.Mutex
+	c  Cursor
 }
 
 // Load returns the cursor.
-func (m *MemoryCursor) Load() (uint64, string, error) {
+func (m *MemoryCursor) Load() (Cursor, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.ver, m.epoch, nil
+	return m.c.clone(), nil
 }
 
 // Save replaces the cursor.
-func (m *MemoryCursor) Save(ver uint64, epoch string) error {
+func (m *MemoryCursor) Save(c Cursor) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.ver, m.epoch = ver, epoch
+	m.c = c.clone()
 	return nil
 }

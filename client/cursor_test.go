@@ -3,29 +3,31 @@ package client
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 )
 
 func TestFileCursorMissingIsZero(t *testing.T) {
 	f := NewFileCursor(filepath.Join(t.TempDir(), "none", "cursor.json"))
-	ver, epoch, err := f.Load()
-	if err != nil || ver != 0 || epoch != "" {
-		t.Fatalf("Load of a missing file = %d, %q, %v", ver, epoch, err)
+	c, err := f.Load()
+	if err != nil || c.Ver != 0 || c.Epoch != "" || c.Groups != nil {
+		t.Fatalf("Load of a missing file = %+v, %v", c, err)
 	}
 }
 
 func TestFileCursorSurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "home", "cursor.json")
-	if err := NewFileCursor(path).Save(42, "ep-1"); err != nil {
+	if err := NewFileCursor(path).Save(Cursor{Ver: 42, Epoch: "ep-1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := NewFileCursor(path).Save(43, "ep-2"); err != nil {
+	want := Cursor{Ver: 43, Epoch: "ep-2", Groups: map[string]GroupCursor{"g1": {Seq: 7, Epoch: "ep-2"}, "g2": {Seq: 1}}}
+	if err := NewFileCursor(path).Save(want); err != nil {
 		t.Fatal(err)
 	}
-	ver, epoch, err := NewFileCursor(path).Load()
-	if err != nil || ver != 43 || epoch != "ep-2" {
-		t.Fatalf("after reopen: %d, %q, %v; want 43, ep-2", ver, epoch, err)
+	c, err := NewFileCursor(path).Load()
+	if err != nil || !reflect.DeepEqual(c, want) {
+		t.Fatalf("after reopen: %+v, %v; want %+v", c, err, want)
 	}
 	st, err := os.Stat(path)
 	if err != nil {
@@ -50,7 +52,7 @@ func TestFileCursorCorruptIsAnError(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`{"ver":`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := NewFileCursor(path).Load(); err == nil {
+	if _, err := NewFileCursor(path).Load(); err == nil {
 		t.Fatal("a torn cursor file loaded without error")
 	}
 }
@@ -60,7 +62,7 @@ func TestFileCursorCorruptIsAnError(t *testing.T) {
 func TestFileCursorAtomic(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cursor.json")
 	w, r := NewFileCursor(path), NewFileCursor(path) // two handles, as two processes would
-	if err := w.Save(0, "e0"); err != nil {
+	if err := w.Save(Cursor{Epoch: "e0"}); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -71,7 +73,7 @@ func TestFileCursorAtomic(t *testing.T) {
 			defer wg.Done()
 			for i := range 50 {
 				v := uint64(g*1000 + i)
-				if err := w.Save(v, epochOf(v)); err != nil {
+				if err := w.Save(Cursor{Ver: v, Epoch: epochOf(v)}); err != nil {
 					errs <- err
 					return
 				}
@@ -82,13 +84,13 @@ func TestFileCursorAtomic(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for range 200 {
-			v, e, err := r.Load()
+			c, err := r.Load()
 			if err != nil {
 				errs <- err
 				return
 			}
-			if e != epochOf(v) {
-				t.Errorf("torn cursor: ver %d with epoch %q", v, e)
+			if c.Epoch != epochOf(c.Ver) {
+				t.Errorf("torn cursor: ver %d with epoch %q", c.Ver, c.Epoch)
 				return
 			}
 		}
@@ -109,11 +111,13 @@ func epochOf(v uint64) string {
 
 func TestMemoryCursor(t *testing.T) {
 	var m MemoryCursor
-	if v, e, err := m.Load(); v != 0 || e != "" || err != nil {
-		t.Fatalf("zero MemoryCursor = %d, %q, %v", v, e, err)
+	if c, err := m.Load(); c.Ver != 0 || c.Epoch != "" || err != nil {
+		t.Fatalf("zero MemoryCursor = %+v, %v", c, err)
 	}
-	_ = m.Save(7, "x")
-	if v, e, _ := m.Load(); v != 7 || e != "x" {
-		t.Fatalf("after Save(7, x): %d, %q", v, e)
+	saved := Cursor{Ver: 7, Epoch: "x", Groups: map[string]GroupCursor{"g": {Seq: 3}}}
+	_ = m.Save(saved)
+	saved.Groups["g"] = GroupCursor{Seq: 99} // the caller's map is not the store's
+	if c, _ := m.Load(); c.Ver != 7 || c.Epoch != "x" || c.Groups["g"].Seq != 3 {
+		t.Fatalf("after Save: %+v", c)
 	}
 }

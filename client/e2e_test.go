@@ -155,8 +155,8 @@ func TestE2ESendReceiveExactlyOnce(t *testing.T) {
 		}
 	}
 	// Bob's cursor follows what he was shown.
-	if ver, epoch := bob.Cursor(); ver != got[len(got)-1].Ver || epoch == "" {
-		t.Fatalf("bob's cursor %d %q, last version %d", ver, epoch, got[len(got)-1].Ver)
+	if cur := bob.Cursor(); cur.Ver != got[len(got)-1].Ver || cur.Epoch == "" {
+		t.Fatalf("bob's cursor %d %q, last version %d", cur.Ver, cur.Epoch, got[len(got)-1].Ver)
 	}
 	// A send with a cmid already acked is acked again with the same ID and
 	// delivered no second time.
@@ -244,9 +244,9 @@ func TestE2EOfflineThenSync(t *testing.T) {
 			t.Fatalf("an offline message came live: %+v", ev.Msg)
 		}
 	}
-	ver, epoch, err := NewFileCursor(cursorPath).Load()
-	if err != nil || ver != got[len(got)-1].Ver || epoch == "" {
-		t.Fatalf("saved cursor %d %q %v; last version %d", ver, epoch, err, got[len(got)-1].Ver)
+	cur, err := NewFileCursor(cursorPath).Load()
+	if err != nil || cur.Ver != got[len(got)-1].Ver || cur.Epoch == "" {
+		t.Fatalf("saved cursor %+v %v; last version %d", cur, err, got[len(got)-1].Ver)
 	}
 }
 
@@ -300,7 +300,7 @@ func TestE2EResetOnLostHistory(t *testing.T) {
 		}
 	}
 	cur := &MemoryCursor{}
-	_ = cur.Save(1000, "a-lost-epoch")
+	_ = cur.Save(Cursor{Ver: 1000, Epoch: "a-lost-epoch"})
 	var bobRec recorder
 	bob := dial(t, s, bobSess, cur, &bobRec)
 	if err := bob.WaitSynced(ctx); err != nil {
@@ -310,8 +310,8 @@ func TestE2EResetOnLostHistory(t *testing.T) {
 	if !slices.Equal(bodies(got), []string{"0", "1", "2", "3"}) {
 		t.Fatalf("after a reset bob got %q", bodies(got))
 	}
-	if ver, epoch, _ := cur.Load(); ver != got[3].Ver || epoch == "a-lost-epoch" {
-		t.Fatalf("cursor after reset: %d %q", ver, epoch)
+	if c, _ := cur.Load(); c.Ver != got[3].Ver || c.Epoch == "a-lost-epoch" {
+		t.Fatalf("cursor after reset: %+v", c)
 	}
 }
 

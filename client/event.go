@@ -18,17 +18,24 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// Event is one downlink event handed to Config.OnEvent: a message (Msg set)
-// or an unread update (Unread set), or another kind a newer server sends
-// (only Kind and Raw set).
+// Event is one downlink event handed to Config.OnEvent: a message (Msg set),
+// an unread update (Unread set), a membership change (Group set), or another
+// kind a newer server sends (only Kind and Raw set).
 type Event struct {
-	Kind   string          // wire.KindMsg, wire.KindUnread, ...
-	Ver    uint64          // the user's inbox version; 0 for unversioned events such as unread
-	Msg    *wire.Msg       // for Kind msg
-	Unread *wire.Unread    // for Kind unread
-	Raw    json.RawMessage // the event's JSON as the server sent it
-	Synced bool            // it came from a sync reply rather than live on the inbox
+	Kind   string           // wire.KindMsg, wire.KindUnread, wire.KindGroup, ...
+	Ver    uint64           // the user's inbox version; 0 for unversioned events and group messages (Msg.Seq orders those)
+	Msg    *wire.Msg        // for Kind msg
+	Unread *wire.Unread     // for Kind unread
+	Group  *wire.GroupEvent // for Kind group: "added" and "removed" as they happened, or ActionLeft
+	Raw    json.RawMessage  // the event's JSON as the server sent it
+	Synced bool             // it came from a sync reply rather than live on the inbox
 }
+
+// ActionLeft is the action of the group event a Client delivers when the
+// server's list of the user's groups no longer has one it had a cursor for:
+// the user left or was removed while the device was away (or the group is
+// gone), and the Client syncs it no further.
+const ActionLeft = "left"
 
 // envelope is the part of every downlink payload that says what it is.
 type envelope struct {
@@ -93,9 +100,11 @@ func Decompress(p []byte) ([]byte, error) {
 // Unmarshal reads an event of either kind.
 type eventJSON struct {
 	wire.Msg
-	Total int64  `json:"total"`
-	Peer  string `json:"peer"`
-	Count int64  `json:"count"`
+	Total  int64  `json:"total"`
+	Peer   string `json:"peer"`
+	Count  int64  `json:"count"`
+	Action string `json:"action"`
+	By     string `json:"by"`
 }
 
 // decodeEvent turns one event's JSON into an Event, in one decoding pass.
@@ -129,6 +138,8 @@ func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
 		ev.Kind, ev.Msg = wire.KindMsg, &e.Msg
 	case wire.KindUnread:
 		ev.Unread = &wire.Unread{Kind: e.Kind, Total: e.Total, Peer: e.Peer, Group: e.Group, Count: e.Count}
+	case wire.KindGroup:
+		ev.Group = &wire.GroupEvent{Kind: e.Kind, Group: e.Group, Action: e.Action, By: e.By}
 	}
 	return ev, nil
 }
@@ -137,9 +148,10 @@ func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
 // handles (a sync batch, an error), decoded in one pass.
 type deviceJSON struct {
 	rawSync
-	CMID    string `json:"cmid"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Groups  []wire.GroupHead `json:"groups"` // a heads answer's
+	CMID    string           `json:"cmid"`
+	Code    string           `json:"code"`
+	Message string           `json:"message"`
 }
 
 // decodeDevice decodes an event on the device topic. A sync batch too deep

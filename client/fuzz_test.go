@@ -134,7 +134,7 @@ func FuzzSequencer(f *testing.F) {
 			data = data[1:]
 			return int(c)
 		}
-		s := newSequencer(uint64(next()), "e1")
+		s := inboxSequencer(uint64(next()), "e1")
 		last := s.cursor // the last version delivered, or the cursor it followed
 		for step := 0; len(data) > 0 && step < 2000; step++ {
 			before := s.cursor

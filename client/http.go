@@ -152,40 +152,103 @@ func (h *HTTP) Sync(ctx context.Context, req wire.SyncRequest) (wire.Sync, error
 	return s, nil
 }
 
-// SyncCursor fetches everything after the cursor in cur, calls fn for each
-// message once and in version order, and saves the cursor after each batch
-// (so fn may see a message again only if the process dies between the two).
-// A Reset reply drops the cursor and starts over from the server's history.
+// Heads returns where each of the user's groups is (GET /v1/sync?heads=1):
+// one request, however many groups.
+func (h *HTTP) Heads(ctx context.Context) (wire.Heads, error) {
+	var hs wire.Heads
+	if err := h.do(ctx, http.MethodGet, "/v1/sync", url.Values{"heads": {"1"}}, nil, &hs); err != nil {
+		return wire.Heads{}, fmt.Errorf("group heads: %w", err)
+	}
+	return hs, nil
+}
+
+// SyncCursor fetches everything after the cursor in cur: the inbox, then
+// every group whose head is past the group's cursor (found with one Heads
+// request). It calls fn for each message once, in version order for the
+// inbox and in seq order within a group, and saves the cursor after each
+// batch (so fn may see a message again only if the process dies between
+// the two). Groups follow a Client's rules: a new group starts at the
+// member's join, and one no longer listed is dropped from the cursor. A
+// Reset reply drops the cursor and starts over from the server's history.
 // limit 0 lets the server choose the batch size.
 func (h *HTTP) SyncCursor(ctx context.Context, cur CursorStore, limit int, fn func(wire.Msg) error) error {
-	ver, epoch, err := cur.Load()
+	c, err := cur.Load()
 	if err != nil {
 		return err
 	}
+	save := func() error { return cur.Save(c) }
+	err = h.syncPages(ctx, wire.SyncRequest{Limit: limit}, &c.Ver, &c.Epoch, func(m wire.Msg) uint64 { return m.Ver }, save, fn)
+	if err != nil {
+		return err
+	}
+	heads, err := h.Heads(ctx)
+	if err != nil {
+		return err
+	}
+	listed := make(map[string]GroupCursor, len(heads.Groups))
+	var moved []wire.GroupHead
+	for _, hd := range heads.Groups {
+		gc := c.Groups[hd.Group]
+		gc.Seq = max(gc.Seq, hd.Join)
+		listed[hd.Group] = gc
+		if gc.Seq < hd.Seq {
+			moved = append(moved, hd)
+		}
+	}
+	c.Groups = listed
+	if err := save(); err != nil {
+		return err
+	}
+	for _, hd := range moved {
+		gc := c.Groups[hd.Group]
+		err := h.syncPages(ctx, wire.SyncRequest{Group: hd.Group, Limit: limit}, &gc.Seq, &gc.Epoch,
+			func(m wire.Msg) uint64 { return m.Seq },
+			func() error { c.Groups[hd.Group] = gc; return save() }, fn)
+		var we *wire.Error
+		if errors.As(err, &we) && we.Code == wire.CodeNotMember { // left since the heads
+			delete(c.Groups, hd.Group)
+			if err := save(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncPages syncs one sequence (the inbox, or the group of req) from
+// *cursor, in epoch *epoch, by the rules of SPEC §5: fn gets each item past
+// the cursor, pos says where an item is, and save runs after each batch.
+func (h *HTTP) syncPages(ctx context.Context, req wire.SyncRequest, cursor *uint64, epoch *string,
+	pos func(wire.Msg) uint64, save func() error, fn func(wire.Msg) error) error {
 	for {
-		b, err := h.Sync(ctx, wire.SyncRequest{Since: ver, Limit: limit, Epoch: epoch})
+		req.Since, req.Epoch = *cursor, *epoch
+		b, err := h.Sync(ctx, req)
 		if err != nil {
 			return err
 		}
 		if b.Reset {
-			ver = b.Since
-		} else if b.Since > ver {
-			return fmt.Errorf("sync since %d: the reply starts at %d", ver, b.Since)
+			*cursor = b.Since
+		} else if b.Since > *cursor {
+			return fmt.Errorf("sync since %d: the reply starts at %d", *cursor, b.Since)
 		}
 		if b.Epoch != "" {
-			epoch = b.Epoch
+			*epoch = b.Epoch
 		}
 		for _, m := range b.Items {
-			if m.Ver <= ver {
+			if pos(m) <= *cursor {
 				continue
 			}
 			if err := fn(m); err != nil {
 				return err
 			}
-			ver = m.Ver
+			*cursor = pos(m)
 		}
-		ver = max(ver, b.Upto)
-		if err := cur.Save(ver, epoch); err != nil {
+		*cursor = max(*cursor, b.Upto)
+		if err := save(); err != nil {
 			return err
 		}
 		if !b.More {

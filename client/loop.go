@@ -83,11 +83,12 @@ func (c *Client) onMessage(gen uint64, m mqtt.Message) {
 	c.queue.push(item{kind: itemMsg, gen: gen, topic: m.Topic(), payload: p})
 }
 
-// loop owns the sequencer: it turns queued publishes and connection changes
-// into sync requests and ordered OnEvent calls, and saves the cursor.
-func (c *Client) loop(ctx context.Context, seq *sequencer) {
+// loop owns the sequencers, the inbox's and the groups': it turns queued
+// publishes and connection changes into sync requests and ordered OnEvent
+// calls, and saves the cursor.
+func (c *Client) loop(ctx context.Context, seq *sequencer, groups *groupSet) {
 	defer c.wg.Done()
-	l := &loopState{c: c, seq: seq, timer: time.NewTimer(time.Hour), recheck: time.NewTimer(time.Hour)}
+	l := &loopState{c: c, seq: seq, groups: groups, timer: time.NewTimer(time.Hour), recheck: time.NewTimer(time.Hour)}
 	l.timer.Stop()
 	l.recheck.Stop()
 	defer l.timer.Stop()
@@ -98,11 +99,23 @@ func (c *Client) loop(ctx context.Context, seq *sequencer) {
 		defer t.Stop()
 		resync = t.C
 	}
+	// Group requests' deadlines and retries are checked on a tick: one
+	// timer per group would cost more than a look at each now and then.
+	gtick := time.NewTicker(min(groupRetry, c.cfg.SyncTimeout) / 4)
+	defer gtick.Stop()
 	for {
 		select {
 		case <-resync:
 			if l.up && !seq.syncing {
 				l.requestSync()
+			}
+			if l.up {
+				l.sendGroups(groups.askHeads(time.Now()))
+			}
+		case now := <-gtick.C:
+			if l.up {
+				l.sendGroups(groups.tick(now))
+				l.checkSynced()
 			}
 		case <-ctx.Done():
 			return
@@ -113,6 +126,7 @@ func (c *Client) loop(ctx context.Context, seq *sequencer) {
 				}
 				l.handle(it)
 			}
+			l.checkSynced()
 		case <-l.timer.C:
 			if l.up && seq.syncing {
 				c.log.Warn("sync request unanswered; asking again", "ver", seq.cursor)
@@ -128,12 +142,14 @@ func (c *Client) loop(ctx context.Context, seq *sequencer) {
 
 // loopState is what the loop goroutine alone touches.
 type loopState struct {
-	c       *Client
-	seq     *sequencer
-	timer   *time.Timer // the deadline of the outstanding sync request
-	recheck *time.Timer // one more sync after live events were dropped unconfirmed
-	gen     uint64      // the current connection
-	up      bool
+	c         *Client
+	seq       *sequencer // the inbox's
+	groups    *groupSet
+	timer     *time.Timer // the deadline of the outstanding inbox sync request
+	recheck   *time.Timer // one more sync after live events were dropped unconfirmed
+	gen       uint64      // the current connection
+	up        bool
+	inboxDone bool // an inbox sync ended since the latest connect
 }
 
 func (l *loopState) handle(it item) {
@@ -149,7 +165,9 @@ func (l *loopState) handle(it item) {
 		}
 		c.mu.Unlock()
 		l.seq.connected()
+		l.inboxDone = false
 		l.requestSync()
+		l.sendGroups(l.groups.connected(time.Now()))
 		return
 	case itemDown:
 		if it.gen == l.gen {
@@ -178,6 +196,21 @@ func (l *loopState) handle(it item) {
 		c.skip("undecodable inbox event skipped", "err", err)
 		return
 	}
+	switch {
+	case ev.Msg != nil && ev.Msg.Group != "":
+		if ev.Msg.Seq == 0 {
+			c.skip("group message without a seq skipped", "group", ev.Msg.Group)
+			return
+		}
+		out, reqs := l.groups.live(ev, time.Now())
+		l.deliver(out)
+		l.sendGroups(reqs)
+		return
+	case ev.Group != nil:
+		// Heads, the server's word, say what changed; the event itself is
+		// passed on as it came.
+		l.sendGroups(l.groups.askHeads(time.Now()))
+	}
 	out, again := l.seq.live(ev)
 	l.deliver(out)
 	if again {
@@ -201,6 +234,10 @@ func (l *loopState) deviceEvent(p []byte) {
 	}
 	switch d.Kind {
 	case wire.KindSync:
+		if d.Group != "" {
+			l.groupBatch(&d.rawSync)
+			return
+		}
 		// When this batch uses up the request with more to come, ask for
 		// the next page at once, so the server reads it while these items
 		// are decoded and delivered.
@@ -245,16 +282,19 @@ func (l *loopState) deviceEvent(p []byte) {
 			l.timer.Reset(c.cfg.SyncTimeout)
 		default:
 			l.timer.Stop()
-			c.mu.Lock()
-			select {
-			case <-c.synced:
-			default:
-				close(c.synced)
-			}
-			c.mu.Unlock()
+			l.inboxDone = true
 		}
+	case wire.KindHeads:
+		out, reqs := l.groups.onHeads(wire.Heads{Kind: d.Kind, Groups: d.Groups}, time.Now())
+		l.deliver(out)
+		l.sendGroups(reqs)
 	case wire.KindError:
-		c.log.Warn("server error", "code", d.Code, "message", d.Message)
+		c.log.Warn("server error", "code", d.Code, "group", d.Group, "message", d.Message)
+		if d.Group != "" {
+			l.sendGroups(l.groups.failed(wire.Error{Kind: d.Kind, Group: d.Group, Code: d.Code, Message: d.Message}, time.Now()))
+			return
+		}
+		l.groups.failedUnnamed(time.Now())
 		if l.seq.syncing && l.up { // perhaps our sync request: ask again soon
 			l.timer.Reset(min(c.cfg.SyncTimeout, time.Second+c.backoff(0)))
 		}
@@ -263,6 +303,48 @@ func (l *loopState) deviceEvent(p []byte) {
 	default:
 		c.log.Debug("unknown device event", "kind", d.Kind)
 	}
+}
+
+// groupBatch takes a group sync batch.
+func (l *loopState) groupBatch(rs *rawSync) {
+	c := l.c
+	b, items, bad := decodeSyncItems(rs)
+	for _, err := range bad {
+		c.skip("undecodable group sync item skipped", "group", b.Group, "since", b.Since, "upto", b.Upto, "err", err)
+	}
+	out, reqs, dropped := l.groups.batch(b, items, len(rs.Items), time.Now())
+	if dropped > 0 {
+		c.unconfirmed.Add(uint64(dropped))
+		c.log.Warn("live group messages the server did not confirm dropped", "count", dropped, "group", b.Group)
+	}
+	l.sendGroups(reqs) // before delivering: the server reads while the application works
+	l.deliver(out)
+}
+
+// sendGroups sends the group requests (syncs and heads) the group set asks for.
+func (l *loopState) sendGroups(reqs []wire.SyncRequest) {
+	if !l.up {
+		return // the next connect asks again
+	}
+	for _, req := range reqs {
+		l.send(req)
+	}
+}
+
+// checkSynced closes c.synced once the inbox and the groups have caught up
+// since the latest connect.
+func (l *loopState) checkSynced() {
+	if !l.up || !l.inboxDone || l.seq.syncing || !l.groups.settled() {
+		return
+	}
+	c := l.c
+	c.mu.Lock()
+	select {
+	case <-c.synced:
+	default:
+		close(c.synced)
+	}
+	c.mu.Unlock()
 }
 
 // requestSync asks for everything after the cursor.
@@ -276,12 +358,18 @@ func (l *loopState) requestSync() {
 	}
 }
 
-// sendSync publishes a sync request for everything after since; the
-// caller tells the sequencer (begin). It reports whether it was sent.
+// sendSync publishes a sync request for everything in the inbox after
+// since; the caller tells the sequencer (begin). It reports whether it was
+// sent.
 func (l *loopState) sendSync(since uint64, epoch string) bool {
+	return l.send(wire.SyncRequest{Since: since, Limit: l.c.cfg.SyncLimit, Epoch: epoch})
+}
+
+// send publishes a sync request, asking for compressed replies unless
+// configured not to. It reports whether it was sent.
+func (l *loopState) send(req wire.SyncRequest) bool {
 	c := l.c
-	req := wire.SyncRequest{Since: since, Limit: c.cfg.SyncLimit, Epoch: epoch}
-	if !c.cfg.DisableCompression {
+	if !c.cfg.DisableCompression && !req.Heads {
 		req.Compress = "gzip"
 	}
 	p, err := json.Marshal(req)
@@ -300,12 +388,16 @@ func (l *loopState) deliver(evs []Event) {
 		c.cfg.OnEvent(ev)
 	}
 	c.mu.Lock()
-	changed := c.cursor != l.seq.cursor || c.epoch != l.seq.epoch
-	c.cursor, c.epoch = l.seq.cursor, l.seq.epoch
+	changed := c.cur.Ver != l.seq.cursor || c.cur.Epoch != l.seq.epoch || l.groups.dirty
+	if changed {
+		c.cur = Cursor{Ver: l.seq.cursor, Epoch: l.seq.epoch, Groups: l.groups.cursors()}
+		l.groups.dirty = false
+	}
+	cur := c.cur
 	c.mu.Unlock()
 	if changed {
-		if err := c.cfg.Cursor.Save(l.seq.cursor, l.seq.epoch); err != nil {
-			c.log.Error("save cursor", "ver", l.seq.cursor, "err", err)
+		if err := c.cfg.Cursor.Save(cur); err != nil {
+			c.log.Error("save cursor", "ver", cur.Ver, "err", err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"slices"
 
 	"github.com/imqtt/imqtt/wire"
@@ -9,6 +10,8 @@ import (
 // sequencer turns a device's two sources of inbox events, live events on the
 // inbox topic and sync batches on the device topic, into one stream in which
 // every versioned event appears exactly once and in version order (SPEC §5).
+// One sequencer orders the inbox by ver; one per group orders that group's
+// messages by seq (SPEC §7) by the same rules, with "version" read as "seq".
 // It is pure state: the caller sends the sync requests it asks for and hands
 // it every event and batch. It is not safe for concurrent use.
 //
@@ -33,9 +36,10 @@ import (
 //     and counted (dropped): it was forged, or it lies above a hole that a
 //     scale-out server still waits for (sync.Options.Settle), and then a
 //     later sync brings it from the store; it never moves the cursor;
-//   - at most maxHeld events, of maxHeldBytes in all, wait; a live event
-//     past that is dropped and
-//     the sync after the current one is asked for anyway, to fetch it;
+//   - at most maxHeld events, of maxHeldBytes in all, wait, counted over
+//     the inbox and every group together (a shared room); a live event past
+//     that is dropped and the sync after the current one is asked for
+//     anyway, to fetch it;
 //   - a batch covers (Since, Upto]: its items above the cursor are delivered
 //     and the cursor moves to Upto, since the server says nothing else lies
 //     there; a batch that does not start at or below the cursor is ignored;
@@ -51,16 +55,17 @@ import (
 //   - a new connection drops the held events: its first sync brings them;
 //   - events without a version (unread counts) pass straight through.
 type sequencer struct {
-	cursor    uint64
-	epoch     string
-	syncing   bool            // a sync request is outstanding
-	reset     string          // the epoch the cursor was last reset into
-	budget    int             // items the latest request may still bring
-	expect    uint64          // the Since of the latest request's next batch
-	pending   map[uint64]held // live events above cursor+1, or held during a sync
-	overflow  bool            // a live event was dropped for want of room: sync again
-	heldBytes int             // the raw bytes of the events in pending
-	dropped   int             // waiting events given up unconfirmed, until takeDropped
+	pos      func(Event) uint64 // where an event is: its ver, or its seq in a group
+	room     *room              // the bound on waiting events this sequencer shares
+	cursor   uint64
+	epoch    string
+	syncing  bool            // a sync request is outstanding
+	reset    string          // the epoch the cursor was last reset into
+	budget   int             // items the latest request may still bring
+	expect   uint64          // the Since of the latest request's next batch
+	pending  map[uint64]held // live events above cursor+1, or held during a sync
+	overflow bool            // a live event was dropped for want of room: sync again
+	dropped  int             // waiting events given up unconfirmed, until takeDropped
 }
 
 // held is a live event waiting for the cursor to reach it.
@@ -77,24 +82,46 @@ type held struct {
 const maxStalls = 3
 
 // maxHeld and maxHeldBytes bound the live events that wait, whatever a
-// peer publishes: a real gap needs a handful, and one dropped for want of
-// room costs only another sync.
+// peer publishes, in the inbox and all groups together: a real gap needs a
+// handful, and one dropped for want of room costs only another sync.
 const (
 	maxHeld      = 4096
 	maxHeldBytes = 8 << 20
 )
 
-func newSequencer(cursor uint64, epoch string) *sequencer {
-	return &sequencer{cursor: cursor, epoch: epoch, pending: map[uint64]held{}}
+// room counts the live events waiting in a set of sequencers (a client's
+// inbox and groups), against maxHeld and maxHeldBytes.
+type room struct{ events, bytes int }
+
+// ver and seq are the positions of the inbox and of a group.
+func ver(ev Event) uint64 { return ev.Ver }
+
+func seq(ev Event) uint64 {
+	if ev.Msg == nil {
+		return 0
+	}
+	return ev.Msg.Seq
+}
+
+// newSequencer returns a sequencer at cursor, ordering by pos and holding
+// waiting events in r.
+func newSequencer(cursor uint64, epoch string, pos func(Event) uint64, r *room) *sequencer {
+	return &sequencer{pos: pos, room: r, cursor: cursor, epoch: epoch, pending: map[uint64]held{}}
 }
 
 // connected starts a new connection: live events held from the last one are
 // dropped, since the sync that follows brings everything after the cursor,
 // and they may even belong to a history the server has since lost.
 func (s *sequencer) connected() {
-	clear(s.pending)
-	s.heldBytes = 0
+	s.clear()
 	s.syncing, s.overflow = false, false
+}
+
+// clear drops every waiting event.
+func (s *sequencer) clear() {
+	for v := range s.pending {
+		s.unhold(v)
+	}
 }
 
 // begin records that a sync request for everything after s.cursor, with
@@ -103,13 +130,18 @@ func (s *sequencer) begin(limit int) {
 	s.syncing, s.budget, s.expect = true, limit, s.cursor
 }
 
+// abort ends a sync whose request failed; the events that wait go on
+// waiting, for the sync that is sent again.
+func (s *sequencer) abort() { s.syncing = false }
+
 // live takes an event that arrived on the inbox. It returns the events now
 // deliverable, and whether a sync request should be sent (a gap).
 func (s *sequencer) live(ev Event) (out []Event, again bool) {
-	if ev.Ver == 0 {
+	p := s.pos(ev)
+	if p == 0 {
 		return []Event{ev}, false
 	}
-	if !s.syncing && ev.Ver <= s.cursor {
+	if !s.syncing && p <= s.cursor {
 		return nil, false
 	}
 	// During a sync even one at or below the cursor waits: a Reset may
@@ -125,15 +157,17 @@ func (s *sequencer) live(ev Event) (out []Event, again bool) {
 // hold makes a live event wait, unless its version already does or no room
 // is left.
 func (s *sequencer) hold(ev Event) {
-	if _, ok := s.pending[ev.Ver]; ok {
+	p := s.pos(ev)
+	if _, ok := s.pending[p]; ok {
 		return
 	}
-	if len(s.pending) >= maxHeld || s.heldBytes+len(ev.Raw) > maxHeldBytes {
+	if s.room.events >= maxHeld || s.room.bytes+len(ev.Raw) > maxHeldBytes {
 		s.overflow = true
 		return
 	}
-	s.pending[ev.Ver] = held{ev: ev}
-	s.heldBytes += len(ev.Raw)
+	s.pending[p] = held{ev: ev}
+	s.room.events++
+	s.room.bytes += len(ev.Raw)
 }
 
 // batch takes one sync batch, its decoded items, and n, how many items the
@@ -157,25 +191,18 @@ func (s *sequencer) batch(b wire.Sync, items []Event, n int) (out []Event, again
 		s.epoch = b.Epoch
 	}
 	items = slices.Clone(items)
-	slices.SortStableFunc(items, func(a, b Event) int {
-		switch {
-		case a.Ver < b.Ver:
-			return -1
-		case a.Ver > b.Ver:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(items, func(a, b Event) int { return cmp.Compare(s.pos(a), s.pos(b)) })
 	for _, ev := range items {
-		if ev.Ver == 0 {
+		p := s.pos(ev)
+		if p == 0 {
 			out = append(out, ev)
 			continue
 		}
-		if ev.Ver <= s.cursor {
+		if p <= s.cursor {
 			continue
 		}
 		out = append(out, ev)
-		s.cursor = ev.Ver
+		s.cursor = p
 	}
 	s.cursor = max(s.cursor, b.Upto)
 	switch {
@@ -254,6 +281,11 @@ func (s *sequencer) drain(out []Event) []Event {
 
 // unhold drops the waiting event of version v.
 func (s *sequencer) unhold(v uint64) {
-	s.heldBytes -= len(s.pending[v].ev.Raw)
+	h, ok := s.pending[v]
+	if !ok {
+		return
+	}
+	s.room.events--
+	s.room.bytes -= len(h.ev.Raw)
 	delete(s.pending, v)
 }

@@ -13,6 +13,11 @@ func ev(ver uint64) Event {
 	return Event{Kind: wire.KindMsg, Ver: ver, Msg: &wire.Msg{Kind: wire.KindMsg, ID: fmt.Sprint(1000 + ver), Ver: ver}}
 }
 
+// inboxSequencer is a client's inbox sequencer, with a room of its own.
+func inboxSequencer(cursor uint64, epoch string) *sequencer {
+	return newSequencer(cursor, epoch, ver, &room{})
+}
+
 func evs(vers ...uint64) []Event {
 	out := make([]Event, len(vers))
 	for i, v := range vers {
@@ -41,7 +46,7 @@ func wantVers(t *testing.T, what string, got []Event, want ...uint64) {
 }
 
 func TestSequencerLiveInOrder(t *testing.T) {
-	s := newSequencer(0, "")
+	s := inboxSequencer(0, "")
 	for v := uint64(1); v <= 3; v++ {
 		out, again := s.live(ev(v))
 		wantVers(t, fmt.Sprint("live ", v), out, v)
@@ -57,7 +62,7 @@ func TestSequencerLiveInOrder(t *testing.T) {
 }
 
 func TestSequencerGapAsksForSync(t *testing.T) {
-	s := newSequencer(5, "e1")
+	s := inboxSequencer(5, "e1")
 	out, again := s.live(ev(8))
 	wantVers(t, "live 8 after 5", out)
 	if !again {
@@ -78,7 +83,7 @@ func TestSequencerGapAsksForSync(t *testing.T) {
 }
 
 func TestSequencerHeldLiveFollowSynced(t *testing.T) {
-	s := newSequencer(0, "")
+	s := inboxSequencer(0, "")
 	s.begin(500)
 	for _, v := range []uint64{4, 3, 4} {
 		if out, _ := s.live(ev(v)); len(out) != 0 {
@@ -93,7 +98,7 @@ func TestSequencerHeldLiveFollowSynced(t *testing.T) {
 }
 
 func TestSequencerHoleCoveredByUpto(t *testing.T) {
-	s := newSequencer(10, "e1")
+	s := inboxSequencer(10, "e1")
 	s.begin(500)
 	out, _ := s.batch(batch(10, 20, false)) // nothing, but complete through 20
 	wantVers(t, "empty batch", out)
@@ -108,7 +113,7 @@ func TestSequencerHoleCoveredByUpto(t *testing.T) {
 }
 
 func TestSequencerLimitAndBatches(t *testing.T) {
-	s := newSequencer(0, "")
+	s := inboxSequencer(0, "")
 	s.begin(4)
 	out, again := s.batch(batch(0, 2, true, 1, 2))
 	wantVers(t, "batch 1", out, 1, 2)
@@ -129,7 +134,7 @@ func TestSequencerLimitAndBatches(t *testing.T) {
 }
 
 func TestSequencerIgnoresBatchPastCursor(t *testing.T) {
-	s := newSequencer(3, "e1")
+	s := inboxSequencer(3, "e1")
 	s.begin(500)
 	out, _ := s.batch(batch(7, 9, false, 8, 9))
 	wantVers(t, "batch from 7 with cursor 3", out)
@@ -137,13 +142,13 @@ func TestSequencerIgnoresBatchPastCursor(t *testing.T) {
 		t.Fatalf("cursor moved to %d", s.cursor)
 	}
 	// A late batch of an older request, overlapping what was delivered.
-	s = newSequencer(6, "e1")
+	s = inboxSequencer(6, "e1")
 	out, _ = s.batch(batch(4, 8, false, 5, 6, 7, 8))
 	wantVers(t, "late overlapping batch", out, 7, 8)
 }
 
 func TestSequencerLateBatchFillsGap(t *testing.T) {
-	s := newSequencer(5, "e1")
+	s := inboxSequencer(5, "e1")
 	if _, again := s.live(ev(8)); !again {
 		t.Fatal("no sync asked for a gap")
 	}
@@ -156,7 +161,7 @@ func TestSequencerLateBatchFillsGap(t *testing.T) {
 }
 
 func TestSequencerOverlappingRequests(t *testing.T) {
-	s := newSequencer(10, "e1")
+	s := inboxSequencer(10, "e1")
 	s.begin(500)
 	s.begin(500) // the first timed out; both are answered
 	s.live(ev(12))
@@ -180,7 +185,7 @@ func TestSequencerOverlappingRequests(t *testing.T) {
 }
 
 func TestSequencerReset(t *testing.T) {
-	s := newSequencer(100, "old")
+	s := inboxSequencer(100, "old")
 	s.begin(500)
 	s.live(ev(2)) // the new history's version 2, live during the sync
 	b, items, n := batch(0, 3, false, 1, 2, 3)
@@ -206,7 +211,7 @@ func TestSequencerReset(t *testing.T) {
 // event with ver 1,000,000 move the cursor there and silently drop every
 // real message below it.
 func TestSequencerDropsEventTheServerDoesNotConfirm(t *testing.T) {
-	s := newSequencer(5, "e1")
+	s := inboxSequencer(5, "e1")
 	_, again := s.live(ev(9))
 	syncs := 0
 	for ; again; syncs++ {
@@ -234,7 +239,7 @@ func TestSequencerDropsEventTheServerDoesNotConfirm(t *testing.T) {
 // the cursor never passes what the server vouched for, and the forgery is
 // never delivered.
 func TestSequencerForgedHighVer(t *testing.T) {
-	s := newSequencer(10, "e1")
+	s := inboxSequencer(10, "e1")
 	forged := ev(1_000_000)
 	forged.Msg.From = "bob"
 	var got []Event
@@ -268,7 +273,7 @@ func TestSequencerForgedHighVer(t *testing.T) {
 // (sync.Options.Settle) is delivered once a sync reaches it, and never
 // before the hole's own event.
 func TestSequencerEventAboveYoungHole(t *testing.T) {
-	s := newSequencer(5, "e1")
+	s := inboxSequencer(5, "e1")
 	_, again := s.live(ev(7)) // 6 is committed late, on another node
 	if !again {
 		t.Fatal("no sync for the gap")
@@ -290,7 +295,7 @@ func TestSequencerEventAboveYoungHole(t *testing.T) {
 // A sync item confirms a version a live event claimed: the server's item
 // is what comes out, not the live claim.
 func TestSequencerSyncItemWinsOverHeldEvent(t *testing.T) {
-	s := newSequencer(5, "e1")
+	s := inboxSequencer(5, "e1")
 	forged := ev(7)
 	forged.Msg.From = "mallory-as-bob"
 	s.live(forged)
@@ -306,7 +311,7 @@ func TestSequencerSyncItemWinsOverHeldEvent(t *testing.T) {
 
 // Items that did not decode use up the request's limit like the others.
 func TestSequencerBudgetCountsSkippedItems(t *testing.T) {
-	s := newSequencer(0, "e1")
+	s := inboxSequencer(0, "e1")
 	s.begin(4)
 	b, items, _ := batch(0, 4, true, 1, 3)
 	if !s.ahead(b, 4) {
@@ -322,7 +327,7 @@ func TestSequencerBudgetCountsSkippedItems(t *testing.T) {
 // The live events that wait are bounded; one dropped for want of room is
 // fetched by a sync.
 func TestSequencerHeldBound(t *testing.T) {
-	s := newSequencer(0, "e1")
+	s := inboxSequencer(0, "e1")
 	s.begin(500)
 	for v := uint64(2); v <= maxHeld+10; v++ {
 		s.live(ev(v))
@@ -337,7 +342,7 @@ func TestSequencerHeldBound(t *testing.T) {
 }
 
 func TestSequencerUnversionedPassThrough(t *testing.T) {
-	s := newSequencer(0, "")
+	s := inboxSequencer(0, "")
 	s.begin(500)
 	u := Event{Kind: wire.KindUnread, Unread: &wire.Unread{Kind: wire.KindUnread, Total: 1}}
 	out, again := s.live(u)
@@ -457,7 +462,7 @@ func simulate(t *testing.T, seed uint64, early bool) {
 	var (
 		inflight  []wireItem // what the network will deliver, in order
 		delivered []simEvent
-		s         = newSequencer(0, "")
+		s         = inboxSequencer(0, "")
 		limit     = 1 + r.IntN(8)
 		next      uint64
 	)

@@ -116,7 +116,8 @@ func TestAttackSDKForgedHighVerNotBelieved(t *testing.T) {
 	if got := bob.bodies(); strings.Join(got, ",") != "one,two,three" {
 		t.Fatalf("bob was shown %q", got)
 	}
-	ver, _, err := bob.cur.Load()
+	c, err := bob.cur.Load()
+	ver := c.Ver
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func TestAttackPoisonItemDoesNotStall(t *testing.T) {
 		t.Errorf("the poison's meta reached bob: %.60s…", meta)
 	}
 	bob.mu.Unlock()
-	if ver, _ := bob.c.Cursor(); ver <= poison {
+	if ver := bob.c.Cursor().Ver; ver <= poison {
 		t.Fatalf("cursor %d did not move past the poison at %d", ver, poison)
 	}
 	sendAs(t, alice, "bob", "live")
@@ -190,8 +191,8 @@ func TestAttackPoisonItemDoesNotStall(t *testing.T) {
 	if strings.Join(got, ",") != "before,poison,after,live" || h.Skipped() != 0 {
 		t.Fatalf("HTTP sync gave %q, skipped %d", got, h.Skipped())
 	}
-	if ver, _, _ := cur.Load(); ver <= poison {
-		t.Fatalf("HTTP sync cursor %d did not move past the poison at %d", ver, poison)
+	if c, _ := cur.Load(); c.Ver <= poison {
+		t.Fatalf("HTTP sync cursor %d did not move past the poison at %d", c.Ver, poison)
 	}
 }
 

@@ -164,16 +164,16 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			h.replyError(reply, "", e.Code, e.Message)
 			break
 		}
-		h.work(cl.ID, reply, func(ctx context.Context) { h.sync(ctx, user, reply, req) })
+		h.work(cl.ID, reply, req.Group, func(ctx context.Context) { h.sync(ctx, user, reply, req) })
 	case wire.TopicRead:
 		req, e := h.decodeRead(pk.Payload)
 		if e != nil {
 			h.replyError(reply, "", e.Code, e.Message)
 			break
 		}
-		h.work(cl.ID, reply, func(ctx context.Context) {
+		h.work(cl.ID, reply, "", func(ctx context.Context) {
 			if _, err := h.cfg.Chat.Read(ctx, user, req); err != nil {
-				h.replyErr(reply, err)
+				h.replyErr(reply, "", err)
 			}
 		})
 	default:
@@ -252,7 +252,7 @@ func (h *Uplink) sync(ctx context.Context, user, reply string, req wire.SyncRequ
 	if req.Heads {
 		heads, err := h.cfg.Chat.GroupHeads(ctx, user)
 		if err != nil {
-			h.replyErr(reply, err)
+			h.replyErr(reply, "", err)
 			return
 		}
 		h.reply(reply, heads)
@@ -267,13 +267,14 @@ func (h *Uplink) sync(ctx context.Context, user, reply string, req wire.SyncRequ
 		return h.cfg.Publisher.Publish(reply, payload)
 	})
 	if err != nil {
-		h.replyErr(reply, err)
+		h.replyErr(reply, req.Group, err)
 	}
 }
 
 // work runs f on the worker pool for clientID, or answers busy on reply if
-// the client already has PerClient requests there.
-func (h *Uplink) work(clientID, reply string, f func(ctx context.Context)) {
+// the client already has PerClient requests there (naming group, the group
+// of a group sync, so that the client knows which request to send again).
+func (h *Uplink) work(clientID, reply, group string, f func(ctx context.Context)) {
 	h.mu.Lock()
 	full := h.requests[clientID] >= h.cfg.PerClient
 	if !full {
@@ -282,7 +283,8 @@ func (h *Uplink) work(clientID, reply string, f func(ctx context.Context)) {
 	h.mu.Unlock()
 	if full {
 		h.cfg.Metrics.Refused("client_requests")
-		h.replyError(reply, "", wire.CodeBusy, "too many sync and read requests in flight; send the next after an answer")
+		h.sendError(reply, &wire.Error{Kind: wire.KindError, Group: group, Code: wire.CodeBusy,
+			Message: "too many sync and read requests in flight; send the next after an answer"})
 		return
 	}
 	h.workers <- struct{}{}
@@ -302,20 +304,26 @@ func (h *Uplink) work(clientID, reply string, f func(ctx context.Context)) {
 }
 
 // replyErr sends err as an error event: a *wire.Error as it is, anything else
-// (a store failure) as unavailable.
-func (h *Uplink) replyErr(topic string, err error) {
+// (a store failure) as unavailable. group names the group of a group sync.
+func (h *Uplink) replyErr(topic, group string, err error) {
+	e := &wire.Error{Kind: wire.KindError, Group: group, Code: wire.CodeUnavailable, Message: "store unavailable; try again"}
 	var we *wire.Error
 	if errors.As(err, &we) {
-		h.replyError(topic, "", we.Code, we.Message)
-		return
+		e.Code, e.Message = we.Code, we.Message
+	} else {
+		h.cfg.Logger.Error("uplink request", "topic", topic, "err", err)
 	}
-	h.cfg.Logger.Error("uplink request", "topic", topic, "err", err)
-	h.replyError(topic, "", wire.CodeUnavailable, "store unavailable; try again")
+	h.sendError(topic, e)
 }
 
 func (h *Uplink) replyError(topic, cmid, code, msg string) {
-	h.cfg.Metrics.ErrorReplied(code, topic, msg)
-	h.reply(topic, &wire.Error{Kind: wire.KindError, CMID: cmid, Code: code, Message: msg})
+	h.sendError(topic, &wire.Error{Kind: wire.KindError, CMID: cmid, Code: code, Message: msg})
+}
+
+// sendError counts an error event and sends it.
+func (h *Uplink) sendError(topic string, e *wire.Error) {
+	h.cfg.Metrics.ErrorReplied(e.Code, topic, e.Message)
+	h.reply(topic, e)
 }
 
 func (h *Uplink) reply(topic string, v any) {

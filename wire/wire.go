@@ -168,6 +168,9 @@ type Ack struct {
 type Error struct {
 	Kind    string `json:"kind,omitempty"` // "error" on MQTT, empty over HTTP
 	CMID    string `json:"cmid,omitempty"`
+	// Group names the group of the group sync this error answers, so a
+	// device syncing several groups at once knows which one failed.
+	Group   string `json:"group,omitempty"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }

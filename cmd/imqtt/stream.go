@@ -112,9 +112,10 @@ type startAt struct {
 	ver uint64
 }
 
-func (s startAt) Load() (uint64, string, error) {
-	_, epoch, err := s.CursorStore.Load()
-	return s.ver, epoch, err
+func (s startAt) Load() (client.Cursor, error) {
+	c, err := s.CursorStore.Load()
+	c.Ver = s.ver
+	return c, err
 }
 
 // errNotImplemented marks a command still to come (exit code 2).
