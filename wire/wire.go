@@ -166,8 +166,8 @@ type Ack struct {
 
 // Error is an error event on the device topic and the HTTP error body.
 type Error struct {
-	Kind    string `json:"kind,omitempty"` // "error" on MQTT, empty over HTTP
-	CMID    string `json:"cmid,omitempty"`
+	Kind string `json:"kind,omitempty"` // "error" on MQTT, empty over HTTP
+	CMID string `json:"cmid,omitempty"`
 	// Group names the group of the group sync this error answers, so a
 	// device syncing several groups at once knows which one failed.
 	Group   string `json:"group,omitempty"`
