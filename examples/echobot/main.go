@@ -1,7 +1,9 @@
-// Command echobot answers every message it receives with "echo: <body>".
-// It is a complete imqtt bot on the Go SDK: login, connect, sync from a
-// saved cursor, answer exactly once (the reply's cmid is derived from the
-// message ID, so a restart never answers twice).
+// Command echobot answers every message it receives, 1:1 or in a group it
+// is in, with "echo: <body>". It is a complete imqtt bot on the Go SDK:
+// login, connect, catch up from a saved cursor (its inbox and each of its
+// groups: what came while it was down is answered too), answer exactly
+// once (the reply's cmid is derived from the message ID, so a restart
+// never answers twice).
 //
 //	go run ./examples/echobot --server http://127.0.0.1:8080 --user echo --password secret
 package main

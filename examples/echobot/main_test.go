@@ -14,7 +14,14 @@ import (
 )
 
 // TestEchoBot: every message is answered exactly once, also across a bot restart.
-func TestEchoBot(t *testing.T) {
+func TestEchoBot(t *testing.T) { testEchoBot(t, "") }
+
+// TestEchoBotGroup: the same in a group: what was sent to the group while
+// the bot was down is caught up (the SDK's per-group cursor) and answered
+// once, in order.
+func TestEchoBotGroup(t *testing.T) { testEchoBot(t, "g1") }
+
+func testEchoBot(t *testing.T, group string) {
 	s := testserver.Start(t)
 	ctx := context.Background()
 	for _, u := range []string{"echo", "alice"} {
@@ -45,7 +52,7 @@ func TestEchoBot(t *testing.T) {
 	}
 	alice, err := client.Dial(ctx, client.Config{Server: s.HTTP, MQTT: s.MQTT, User: "alice", Device: "phone", Token: sess.Token,
 		OnEvent: func(ev client.Event) {
-			if ev.Kind == wire.KindMsg && ev.Msg.From == "echo" {
+			if ev.Kind == wire.KindMsg && ev.Msg.From == "echo" && ev.Msg.Group == group {
 				mu.Lock()
 				echoes = append(echoes, ev.Msg.Body)
 				mu.Unlock()
@@ -55,6 +62,22 @@ func TestEchoBot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer alice.Close()
+	to := wire.Send{To: "echo", Group: group}
+	if group != "" {
+		to.To = ""
+		h := &client.HTTP{Server: s.HTTP, Token: sess.Token}
+		if _, err := h.CreateGroup(ctx, wire.GroupCreate{ID: group, Name: group, Members: []string{"echo"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send := func(body string) {
+		t.Helper()
+		m := to
+		m.Body = body
+		if _, err := alice.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(echoes) }
 	waitFor := func(n int) {
 		t.Helper()
@@ -68,26 +91,18 @@ func TestEchoBot(t *testing.T) {
 	}
 
 	stop := startBot()
-	if _, err := alice.Send(ctx, wire.Send{To: "echo", Body: "one"}); err != nil {
-		t.Fatal(err)
-	}
+	send("one")
 	waitFor(1)
 	stop()
 	// Sent while the bot is down: answered once it is back, by sync.
-	if _, err := alice.Send(ctx, wire.Send{To: "echo", Body: "two"}); err != nil {
-		t.Fatal(err)
-	}
+	send("two")
 	stop = startBot()
 	defer stop()
-	if _, err := alice.Send(ctx, wire.Send{To: "echo", Body: "three"}); err != nil {
-		t.Fatal(err)
-	}
+	send("three")
 	waitFor(3)
 	// The bot answers in order, so a repeated answer to any of the three
 	// would come before the answer to a marker.
-	if _, err := alice.Send(ctx, wire.Send{To: "echo", Body: "marker"}); err != nil {
-		t.Fatal(err)
-	}
+	send("marker")
 	waitFor(4)
 	mu.Lock()
 	defer mu.Unlock()
