@@ -145,13 +145,23 @@ func TestFanoutLoadRacingRemoval(t *testing.T) {
 // BenchmarkGroupHeads: the heads answer for a member of groups=N groups,
 // each with a message, on Pebble: the cost a device's catch-up starts with.
 func BenchmarkGroupHeads(b *testing.B) {
-	for _, n := range []int{10, 500} {
-		b.Run(fmt.Sprintf("groups=%d", n), func(b *testing.B) {
+	for _, tc := range []struct{ groups, big int }{{10, 0}, {500, 0}, {500, 10_000}} {
+		name := fmt.Sprintf("groups=%d", tc.groups)
+		if tc.big > 0 { // every group has this many members: the answer must not grow with them
+			name += fmt.Sprintf("/members=%d", tc.big)
+		}
+		n := tc.groups
+		b.Run(name, func(b *testing.B) {
 			st := openStore(b)
 			ctx := context.Background()
+			crowd := make([]store.Member, tc.big)
+			for i := range crowd {
+				crowd[i] = store.Member{User: fmt.Sprintf("u%05d", i), Role: store.RoleMember}
+			}
 			for i := range n {
 				g := fmt.Sprintf("g%04d", i)
-				if err := st.CreateGroup(ctx, store.Group{ID: g, Owner: "alice"}, []store.Member{{User: "alice", Role: store.RoleOwner}, {User: "bob", Role: store.RoleMember}}); err != nil {
+				members := append([]store.Member{{User: "alice", Role: store.RoleOwner}, {User: "bob", Role: store.RoleMember}}, crowd...)
+				if err := st.CreateGroup(ctx, store.Group{ID: g, Owner: "alice"}, members); err != nil {
 					b.Fatal(err)
 				}
 				id := int64(1000 + i)
