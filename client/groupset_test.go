@@ -165,7 +165,7 @@ func TestGroupSetSharedRoom(t *testing.T) {
 		t.Fatalf("room holds %d, overflow %v", r.events, inbox.overflow)
 	}
 	gs.onHeads(heads(wire.GroupHead{Group: "a", Seq: 0}), t0) // b is gone: its held events go
-	if r.events != maxHeld/2-1+2 { // a's and the inbox's
+	if r.events != maxHeld/2-1+2 {                            // a's and the inbox's
 		t.Fatalf("after b left the room holds %d", r.events)
 	}
 }
