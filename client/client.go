@@ -12,6 +12,12 @@
 // live event that directly continues it, and a live event no sync confirms
 // is dropped (Unconfirmed). An event or sync item that does not decode is
 // skipped (Skipped), never waited for.
+//
+// Groups get the same promise per group, ordered by seq: the cursor holds a
+// seq per group, one heads request on every (re)connect finds which groups
+// moved, and a gap in a group's seq syncs that group (see groupSet for the
+// rules). A group the user left while the device was away is dropped from
+// the cursor and delivered as a group event with action ActionLeft.
 package client
 
 import (

@@ -13,8 +13,9 @@ import (
 )
 
 // cmdListen: imqtt listen
-// It syncs from HOME/cursor.json, prints every event as one JSON line and
-// keeps the cursor saved, until SIGINT or SIGTERM.
+// It catches up from HOME/cursor.json (the inbox and every group: one
+// cursor file holds both), prints every event as one JSON line and keeps
+// the cursor saved, until SIGINT or SIGTERM.
 func cmdListen(ctx context.Context, c *cli, args []string) error {
 	if _, err := c.parse(c.flags("listen"), args, 0, 0); err != nil {
 		return err
@@ -67,8 +68,9 @@ func (c *cli) printEvent(raw json.RawMessage) error {
 }
 
 // cmdSync: imqtt sync [--since N]
-// It prints every message after the cursor (HOME/cursor.json, or --since) as
-// one JSON line and saves the cursor.
+// It prints every message after the cursor (HOME/cursor.json, or --since
+// for the inbox) as one JSON line, the inbox's and then each moved group's,
+// and saves the cursor.
 func cmdSync(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("sync")
 	since := fs.String("since", "", "start after this version instead of the saved cursor")
