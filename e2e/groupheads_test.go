@@ -57,3 +57,22 @@ func TestGroupHeads(t *testing.T) {
 		t.Fatalf("bob's heads after leaving g2: %d %+v", code, h)
 	}
 }
+
+// TestGroupSyncErrorNamesGroup: a device with several group syncs in flight
+// learns which one failed: the error event names the group.
+func TestGroupSyncErrorNamesGroup(t *testing.T) {
+	s := testserver.Start(t)
+	aliceTok := account(t, s, "alice", "phone")
+	bobTok := account(t, s, "bob", "phone")
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/groups", aliceTok, wire.GroupCreate{ID: "g1"}, nil); code != http.StatusCreated {
+		t.Fatalf("create g1: %d", code)
+	}
+	bob := connect(t, s.MQTT, "bob", "phone", bobTok)
+	bob.publish(wire.TopicSync, wire.SyncRequest{Group: "g1"})
+	waitFor(t, "bob's error", func() bool { return len(bob.directOf(wire.KindError)) == 1 })
+	var e wire.Error
+	mustUnmarshal(t, bob.directOf(wire.KindError)[0], &e)
+	if e.Code != wire.CodeNotMember || e.Group != "g1" {
+		t.Fatalf("error %+v, want not_member naming g1", e)
+	}
+}
