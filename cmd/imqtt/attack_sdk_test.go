@@ -81,6 +81,10 @@ func TestAttackCLIPoisonItem(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("heads") == "1" { // the groups, after the inbox: none
+			_, _ = io.WriteString(w, `{"kind":"heads","groups":[]}`)
+			return
+		}
 		_, _ = io.WriteString(w, `{"kind":"sync","since":0,"upto":3,"more":false,"epoch":"e1","items":[`+
 			`{"kind":"msg","id":"1","ver":1,"from":"alice","to":"bob","type":"text","body":"one","ts":1},`+
 			`{"kind":"msg","id":"2","ver":2,"from":"alice","to":"bob","type":"text","body":"poison","ts":2,"meta":`+deep+`},`+
