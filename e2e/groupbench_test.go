@@ -201,8 +201,15 @@ func BenchmarkGroupFanout(b *testing.B) {
 		conn := rawSubscriber(b, s.MQTT, onlineUsers[i], "pw", recs[i])
 		defer conn.Close()
 	}
-	waitWithin(b, time.Minute, "online members subscribed", func() bool {
-		return subscribed(s, onlineUsers[online-1]+"/d", wire.InboxTopic(onlineUsers[online-1]))
+	// Every one, not only the last: a subscriber the server cut before its
+	// login (the gate's cap) would otherwise count as a member fan-out lost.
+	waitWithin(b, time.Minute, "every online member subscribed", func() bool {
+		for _, u := range onlineUsers {
+			if !subscribed(s, u+"/d", wire.InboxTopic(u)) {
+				return false
+			}
+		}
+		return true
 	})
 	commits0 := histogramCount(s.Metrics().BatchSize)
 	dropped0 := counterValue(s.Metrics().Dropped)
