@@ -154,7 +154,7 @@ func Group(ctx context.Context, o GroupOptions) (*Result, error) {
 			now := time.Now()
 			var m wire.Msg
 			if json.Unmarshal(p, &m) == nil && m.Kind == wire.KindMsg {
-				if m.Group == g.ID && m.Seq > g.Seq {
+				if m.Group == g.ID && m.Seq > g.Seq && m.Seq <= g.Seq+uint64(o.Messages) {
 					if o.dropLive != nil && o.dropLive(j, m.Seq-g.Seq) {
 						return
 					}
