@@ -28,6 +28,11 @@ type GroupOptions struct {
 	Drain    time.Duration // how long to wait for the last deliveries (30s)
 	Progress io.Writer
 	Logger   *slog.Logger
+
+	// dropLive, if set, makes member j ignore a live message of seq n
+	// (counted from the run's first): tests force a live loss with it, as
+	// a full client queue would.
+	dropLive func(j int, n uint64) bool
 }
 
 func (o *GroupOptions) fill() {
@@ -57,10 +62,15 @@ func (o *GroupOptions) fill() {
 
 // Group runs the group scenario. Online members are raw MQTT connections
 // subscribed to their inbox; a message counts as delivered to a member when
-// it arrives there live or, failing that, when the member's group sync over
-// HTTP brings it after the sends (the SDK leaves group gaps to the
-// application). Counts are deliveries: a message times an online member.
-// The latency of a message is the time until the last online member has it.
+// it arrives there live or, failing that, when the member's own recovery
+// brings it after the sends: a group sync over HTTP from its cursor (the
+// highest seq it got live without a gap), keeping only what it does not
+// hold already, as a client's sequencer does. Counts are deliveries: a
+// message times an online member; a duplicate is a message a member got
+// live twice; lost is what even the recovery did not bring. The result
+// says in a note whether every online member got every message (and
+// fails, so imqtt bench exits non-zero, if not). The latency of a message
+// is the time until the last online member has it.
 func Group(ctx context.Context, o GroupOptions) (*Result, error) {
 	o.fill()
 	defer httpClient.CloseIdleConnections() // a server shutting down waits for unused ones
@@ -105,6 +115,7 @@ func Group(ctx context.Context, o GroupOptions) (*Result, error) {
 	}
 
 	tr := NewTracker(o.Online)
+	live := make([]memberSeqs, o.Online)     // the group seqs member j got live
 	last := make([]atomic.Int64, o.Messages) // unix ns when the latest member first got message k
 	sent := make([]atomic.Int64, o.Messages)
 	deliver := func(j int, m wire.Msg, now time.Time, synced bool) {
@@ -143,6 +154,12 @@ func Group(ctx context.Context, o GroupOptions) (*Result, error) {
 			now := time.Now()
 			var m wire.Msg
 			if json.Unmarshal(p, &m) == nil && m.Kind == wire.KindMsg {
+				if m.Group == g.ID && m.Seq > g.Seq && m.Seq <= g.Seq+uint64(o.Messages) {
+					if o.dropLive != nil && o.dropLive(j, m.Seq-g.Seq) {
+						return
+					}
+					live[j].add(m.Seq - g.Seq)
+				}
 				deliver(j, m, now, false)
 			}
 		})
@@ -203,17 +220,25 @@ func Group(ctx context.Context, o GroupOptions) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	live := tr.Counts().Delivered
+	delivered := tr.Counts().Delivered
 	after, err := o.Target.scrape(ctx)
 	if err != nil {
 		return nil, err
 	}
 
-	// What a member missed live, it syncs by seq, as an app that sees a gap would.
+	// What a member missed live, it syncs from its cursor, as a client
+	// that sees a gap does; what it holds already above a gap is not
+	// delivered again.
 	for _, j := range tr.Incomplete() {
 		a := accts[online[j]]
 		prog.setf("member %s syncs the group", a.user)
-		if err := syncGroup(ctx, o.Target.api(a.token), g.ID, func(m wire.Msg) { deliver(j, m, time.Now(), true) }); err != nil {
+		cursor := g.Seq + live[j].contiguous()
+		err := syncGroup(ctx, o.Target.api(a.token), g.ID, cursor, func(m wire.Msg) {
+			if m.Seq <= g.Seq || !live[j].has(m.Seq-g.Seq) {
+				deliver(j, m, time.Now(), true)
+			}
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -235,23 +260,74 @@ func Group(ctx context.Context, o GroupOptions) (*Result, error) {
 	lat := Summarize(fan)
 	res.Latency = &lat
 	res.extra("messages", float64(o.Messages))
-	res.extra("delivered_live", float64(live))
+	res.extra("delivered_live", float64(delivered))
 	res.addServerFigures(before, after)
 	res.Notes = append(res.Notes, "counts are deliveries (message × online member); latency is per message, until the last online member has it")
 	res.checkMessages()
+	res.Notes = append(res.Notes, groupVerdict(tr, o.Online, o.Messages))
 	return res, nil
 }
 
-// syncGroup reads a group's whole history over HTTP.
-func syncGroup(ctx context.Context, api *client.HTTP, group string, fn func(wire.Msg)) error {
-	var since uint64
+// groupVerdict says whether every online member got every acked message
+// exactly once, live or by its own recovery, and if not, how many
+// deliveries were lost and how many members missed one.
+func groupVerdict(tr *Tracker, online, messages int) string {
+	c := tr.Counts()
+	if c.Lost == 0 && c.Duplicated == 0 {
+		return fmt.Sprintf("every online member got every message exactly once: %d members × %d messages acked, %d live, %d by the member's own group sync",
+			online, messages, c.Delivered-c.Synced, c.Synced)
+	}
+	short := len(tr.Incomplete())
+	return fmt.Sprintf("NOT every online member got every message exactly once: %d deliveries lost after recovery (%d of %d members short), %d duplicates",
+		c.Lost, short, online, c.Duplicated)
+}
+
+// memberSeqs is the set of group seqs (counted from the group's head when
+// the run began) one member got live.
+type memberSeqs struct {
+	mu   sync.Mutex
+	seen bitset
+}
+
+func (m *memberSeqs) add(n uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seen.set(int(n))
+}
+
+func (m *memberSeqs) has(n uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seen.has(int(n))
+}
+
+// contiguous is how many seqs from 1 on the member has without a gap: its
+// group cursor, as a client keeps it.
+func (m *memberSeqs) contiguous() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n uint64
+	for m.seen.has(int(n + 1)) {
+		n++
+	}
+	return n
+}
+
+// syncGroup reads a group over HTTP from a member's cursor, paging on
+// while more is set; fn gets the items above the cursor, in seq order.
+func syncGroup(ctx context.Context, api *client.HTTP, group string, since uint64, fn func(wire.Msg)) error {
 	for {
 		b, err := api.Sync(ctx, wire.SyncRequest{Group: group, Since: since})
 		if err != nil {
 			return fmt.Errorf("sync group %s: %w", group, err)
 		}
+		if b.Reset {
+			since = b.Since
+		}
 		for _, m := range b.Items {
-			fn(m)
+			if m.Seq > since {
+				fn(m)
+			}
 		}
 		if !b.More || b.Upto <= since {
 			return nil

@@ -119,6 +119,50 @@ func TestGroup(t *testing.T) {
 	}
 }
 
+// TestGroupRecoversLiveDrops: members miss live messages (member 0 every
+// seventh, member 1 all from the 50th, as full client queues would drop
+// them); each recovers them by its own group sync from its cursor, and
+// the run counts every message once: a message a member holds above its
+// gap is not a duplicate.
+func TestGroupRecoversLiveDrops(t *testing.T) {
+	r, err := Group(context.Background(), GroupOptions{Target: imqttd(t), Members: 8, Online: 4, Messages: 100, InFlight: 8,
+		Drain: time.Second, dropLive: func(j int, n uint64) bool { return j == 0 && n%7 == 0 || j == 1 && n >= 50 }})
+	passed(t, r, err, 400)
+	if want := int64(100/7 + 51); r.Synced != want {
+		t.Fatalf("synced %d, want %d", r.Synced, want)
+	}
+	if note := r.Notes[len(r.Notes)-1]; !strings.HasPrefix(note, "every online member got every message exactly once") {
+		t.Fatalf("verdict %q", note)
+	}
+}
+
+// TestGroupVerdict: a delivery still missing after recovery, or a
+// duplicate, fails the run (imqtt bench exits non-zero) and says so.
+func TestGroupVerdict(t *testing.T) {
+	tr := NewTracker(2)
+	now := time.Now()
+	for k := range 3 {
+		tr.Ack(0, k)
+		tr.Ack(1, k)
+		tr.Deliver(0, k, now, now, false)
+	}
+	tr.Deliver(1, 0, now, now, false)
+	tr.Deliver(1, 1, now, now, true)
+	r := &Result{Scenario: "group", Target: LabelImqttd, Counts: tr.Counts()}
+	r.checkMessages()
+	note := groupVerdict(tr, 2, 3)
+	if r.Err() == nil || !strings.HasPrefix(note, "NOT every online member") || !strings.Contains(note, "1 deliveries lost after recovery (1 of 2 members short)") {
+		t.Fatalf("one lost: err %v, verdict %q", r.Err(), note)
+	}
+	tr.Deliver(1, 2, now, now, true)
+	tr.Deliver(0, 2, now, now, false)
+	r = &Result{Scenario: "group", Target: LabelImqttd, Counts: tr.Counts()}
+	r.checkMessages()
+	if note := groupVerdict(tr, 2, 3); r.Err() == nil || !strings.Contains(note, "0 deliveries lost after recovery (0 of 2 members short), 1 duplicates") {
+		t.Fatalf("one duplicate: err %v, verdict %q", r.Err(), note)
+	}
+}
+
 func TestUnreachable(t *testing.T) {
 	ctx := context.Background()
 	dead := Target{Server: "http://127.0.0.1:1", MQTT: "127.0.0.1:1"}
