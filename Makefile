@@ -2,8 +2,9 @@
 # make test   — everything the tests need, installed and started, then every test
 # make bench  — the testing.B benchmarks
 # make bench-compare — imqttd against Mosquitto and bare mochi, one run (bench/run.sh; not part of make test)
+# make docs   — re-render the message-path diagram docs/message-path.svg from its source (needs graphviz: apt-get install graphviz)
 
-.PHONY: run test bench bench-compare build vet
+.PHONY: run test bench bench-compare build vet docs
 
 run:
 	go run ./cmd/imqttd
@@ -22,3 +23,6 @@ build:
 
 vet:
 	go vet ./...
+
+docs:
+	dot -Tsvg docs/message-path.dot -o docs/message-path.svg
