@@ -58,7 +58,7 @@ type Options struct {
 
 // Service is the account service.
 type Service struct {
-	st   store.Store
+	st   store.Accounts
 	opts Options
 	sem  chan struct{} // bounds memory used by concurrent argon2id runs
 	now  func() time.Time
@@ -78,7 +78,7 @@ type cached struct {
 const cacheMax = 100_000
 
 // New returns a Service on st.
-func New(st store.Store, opts Options) *Service {
+func New(st store.Accounts, opts Options) *Service {
 	if opts.TokenTTL <= 0 {
 		opts.TokenTTL = 30 * 24 * time.Hour
 	}

@@ -13,7 +13,7 @@ import (
 // only moves its own position forward, so the latest per (group, user) is
 // all that needs writing.
 type readMerger struct {
-	st   store.Store
+	st   store.Groups
 	tick time.Duration
 
 	mu      sync.Mutex
@@ -23,7 +23,7 @@ type readMerger struct {
 	stop    chan struct{}
 }
 
-func newReadMerger(st store.Store, tick time.Duration) *readMerger {
+func newReadMerger(st store.Groups, tick time.Duration) *readMerger {
 	return &readMerger{st: st, tick: tick, pending: map[[2]string]uint64{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 

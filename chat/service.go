@@ -133,7 +133,7 @@ type Result struct {
 
 // Service is the IM core. Create it with New, then Start; Close drains it.
 type Service struct {
-	st       store.Store
+	st       Store
 	versions state.Versions
 	pub      Publisher
 	ids      atomic.Pointer[snowflake.Node]
@@ -156,7 +156,7 @@ type Service struct {
 
 // New returns a Service. st is the source of truth, versions hands out
 // versions, pub delivers events.
-func New(st store.Store, versions state.Versions, pub Publisher, opts Options) (*Service, error) {
+func New(st Store, versions state.Versions, pub Publisher, opts Options) (*Service, error) {
 	opts.fill()
 	s := &Service{
 		st: st, versions: versions, pub: pub, opts: opts,

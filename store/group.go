@@ -51,10 +51,11 @@ type GroupRead struct {
 	Seq   uint64
 }
 
-// GroupStore is the group part of the Store. A group message is a Message
-// with Group and Seq set, committed in a Batch with its GroupHead (and the
-// sender's GroupRead): writes per message do not grow with the member count.
-type GroupStore interface {
+// Groups are the group chats: groups, their members and read positions, and
+// each group's message log by seq. A group message is a Message with Group
+// and Seq set, committed (Messages.Commit) in a Batch with its GroupHead (and
+// the sender's GroupRead): writes per message do not grow with the member count.
+type Groups interface {
 	// CreateGroup writes g and its first members (JoinSeq 0) atomically;
 	// ErrExists if the ID is taken. Members is set from len(members).
 	CreateGroup(ctx context.Context, g Group, members []Member) error

@@ -7,8 +7,29 @@
 // index table (user, peer, direction, message id, version) and a contact table
 // (user, peer, last message, unread).
 //
+// The Store is split into roles; each consumer takes only those it calls,
+// and store/storetest has one part per role:
+//
+//	Role           Methods                                     Taken by
+//	Users          CreateUser, GetUser                         account; chat (does a recipient exist)
+//	Tokens         PutToken, GetToken, DeleteToken             account
+//	Accounts       Users + Tokens                              account.New
+//	Versions       ReserveVersions                             state (memory, redis), wired in daemon
+//	Messages       Commit, LookupAcks, Range, Head, History,   chat; sync (Range, Head, Epoch); api (Head)
+//	               GetMessages, Epoch
+//	Conversations  Conversations, SetRead                      chat
+//	Groups         CreateGroup, GetGroup, AddMembers,          chat; sync (GroupRange, GroupHead);
+//	               RemoveMember, GetMember, Members,           media (GetMember)
+//	               UserGroups, GroupHead, GroupHeads,
+//	               GroupRange, SetGroupReads
+//	Grants         MediaGrants                                 media
+//	Lifecycle      Ping, Close                                 daemon
+//
+// Commit is the one write path of messages: a Batch carries the conversation
+// updates, group heads and reads, and grants that the other roles read back.
+//
 // Implementations: store/pebble (embedded default), store/mongo (scale-out).
-// Every implementation passes store/storetest.
+// Both implement the whole Store and pass the whole of store/storetest.
 package store
 
 import (
@@ -190,29 +211,61 @@ type Batch struct {
 // Len is the number of messages in the batch.
 func (b *Batch) Len() int { return len(b.Messages) }
 
-// Store is the durable store. All methods are safe for concurrent use.
-// A limit of 0 or less means the implementation's default (100).
+// Store is the durable store: every role below, which pebble and mongo
+// implement whole. Consumers take only the roles they call (the package doc
+// lists who takes what). All methods are safe for concurrent use.
+// A limit of 0 or less means the implementation's default (DefaultLimit).
 type Store interface {
-	GroupStore
+	Accounts
+	Versions
+	Messages
+	Conversations
+	Groups
+	Grants
+	Lifecycle
+}
 
+// Users are the accounts. CreateUser and GetUser fold the ID they are given
+// (see User).
+type Users interface {
 	// CreateUser adds an account; ErrExists if the ID is taken.
 	CreateUser(ctx context.Context, u User) error
 	// GetUser returns ErrNotFound for an unknown ID.
 	GetUser(ctx context.Context, id string) (User, error)
+}
 
-	// PutToken stores a session; GetToken returns ErrNotFound for an unknown
-	// or deleted hash (expiry is the caller's check); DeleteToken is idempotent.
+// Tokens are the login sessions, by the SHA-256 of their bearer token.
+type Tokens interface {
+	// PutToken stores a session, replacing one with the same hash; GetToken
+	// returns ErrNotFound for an unknown or deleted hash (expiry is the
+	// caller's check); DeleteToken is idempotent.
 	PutToken(ctx context.Context, t Token) error
 	GetToken(ctx context.Context, hash string) (Token, error)
 	DeleteToken(ctx context.Context, hash string) error
+}
 
+// Accounts are users and their sessions: what the account service needs.
+type Accounts interface {
+	Users
+	Tokens
+}
+
+// Versions hands out blocks of inbox versions; the hot versions cache
+// (package state) draws on it.
+type Versions interface {
 	// ReserveVersions durably reserves n versions of key (a user ID) and
 	// returns the first: the block is [first, first+n). Blocks never overlap and
 	// only grow, across restarts and crashes; a block that is not used to its end
 	// leaves a hole, which sync's upto covers. The reservation may be made
 	// durable lazily, but before any later Commit returns.
 	ReserveVersions(ctx context.Context, key string, n uint64) (first uint64, err error)
+}
 
+// Messages is the message log: Commit, the one write path of messages, and
+// the reads of messages, inboxes and 1:1 histories. A Batch also carries the
+// conversation updates, group heads and reads, and grants of its messages,
+// which the Conversations, Groups and Grants roles read back.
+type Messages interface {
 	// Commit writes a batch. The caller dedupes: a batch holds at most one Ack
 	// per (From, CMID), and none for a pair LookupAcks already finds. When it returns nil the whole batch is durable;
 	// when it returns an error nothing of it may be relied on, and the same
@@ -238,6 +291,19 @@ type Store interface {
 	// ID is below before (0: no bound), newest first, at most limit.
 	History(ctx context.Context, user, peer string, before int64, limit int) ([]Event, error)
 
+	// GetMessages returns the messages with these IDs, in the same order;
+	// missing ones are skipped.
+	GetMessages(ctx context.Context, ids []int64) ([]Message, error)
+
+	// Epoch identifies this store's history. It changes only if the history is
+	// lost (a new store), so a device whose cursor has another epoch resyncs.
+	Epoch() string
+}
+
+// Conversations are the recent-contact rows: each user's conversations with
+// their last message, unread count and read position. Commit moves them
+// forward (Batch.Convs); SetRead moves the read position.
+type Conversations interface {
 	// Conversations returns user's conversation rows, newest LastTS first
 	// (ties by Last descending).
 	Conversations(ctx context.Context, user string) ([]Conversation, error)
@@ -248,18 +314,16 @@ type Store interface {
 	// position) atomically with respect to Commit, and returns the row.
 	// ErrNotFound if there is no such conversation.
 	SetRead(ctx context.Context, user, peer string, upto int64) (Conversation, error)
+}
 
+// Grants say who may read a media object; Commit writes them (Batch.Grants).
+type Grants interface {
 	// MediaGrants returns the principals granted media, in no set order.
 	MediaGrants(ctx context.Context, media string) ([]string, error)
+}
 
-	// GetMessages returns the messages with these IDs, in the same order;
-	// missing ones are skipped.
-	GetMessages(ctx context.Context, ids []int64) ([]Message, error)
-
-	// Epoch identifies this store's history. It changes only if the history is
-	// lost (a new store), so a device whose cursor has another epoch resyncs.
-	Epoch() string
-
+// Lifecycle is the store as a running thing: whether it answers, and its end.
+type Lifecycle interface {
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	// Close flushes and closes; further calls return ErrClosed.

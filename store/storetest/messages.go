@@ -7,6 +7,19 @@ import (
 	"github.com/imqtt/imqtt/store"
 )
 
+// Messages tests the Messages role: commit, inbox ranges and heads,
+// histories, message reads, dedupe rows and the epoch.
+func Messages(t *testing.T, open func(t *testing.T) MessageStore) {
+	run(t, open, []testCase{
+		{"CommitAndRead", testCommitAndRead},
+		{"GetMessages", testGetMessages},
+		{"NoteToSelf", testNoteToSelf},
+		{"Replay", testReplay},
+		{"Limits", testLimits},
+		{"Epoch", testEpoch},
+	})
+}
+
 func testCommitAndRead(t *testing.T, f *fixture) {
 	m1 := f.send("alice", "bob", 101, 1000)
 	m2 := f.send("bob", "alice", 102, 2000)
@@ -55,24 +68,24 @@ func testCommitAndRead(t *testing.T, f *fixture) {
 		}
 	}
 
-	ack, err := LookupAck(f.ctx, f.s, "alice", m1.Msg.CMID)
+	ack, err := LookupAck(f.ctx, f.messages, "alice", m1.Msg.CMID)
 	if err != nil || ack != m1.Ack {
 		t.Errorf("lookup ack: %+v, %v; want %+v", ack, err, m1.Ack)
 	}
-	_, err = LookupAck(f.ctx, f.s, "bob", m1.Msg.CMID)
+	_, err = LookupAck(f.ctx, f.messages, "bob", m1.Msg.CMID)
 	wantErr(t, "lookup ack of another sender", err, store.ErrNotFound)
-	_, err = LookupAck(f.ctx, f.s, "alice", "nope")
+	_, err = LookupAck(f.ctx, f.messages, "alice", "nope")
 	wantErr(t, "lookup unknown ack", err, store.ErrNotFound)
 
 	// A batch's lookup: found and missing keys mixed, out of order, one twice.
 	keys := []store.AckKey{{From: "carol", CMID: "x"}, {From: "bob", CMID: m2.Msg.CMID}, {From: "alice", CMID: "nope"},
 		{From: "alice", CMID: m1.Msg.CMID}, {From: "bob", CMID: m1.Msg.CMID}, {From: "bob", CMID: m2.Msg.CMID}}
-	found, err := f.s.LookupAcks(f.ctx, keys)
+	found, err := f.messages.LookupAcks(f.ctx, keys)
 	want := map[store.AckKey]store.Ack{keys[1]: m2.Ack, keys[3]: m1.Ack}
 	if err != nil || !reflect.DeepEqual(found, want) {
 		t.Errorf("lookup acks:\n got %+v, %v\nwant %+v", found, err, want)
 	}
-	if found, err := f.s.LookupAcks(f.ctx, nil); err != nil || len(found) != 0 {
+	if found, err := f.messages.LookupAcks(f.ctx, nil); err != nil || len(found) != 0 {
 		t.Errorf("lookup of no acks: %+v, %v", found, err)
 	}
 }
@@ -90,7 +103,7 @@ func testGetMessages(t *testing.T, f *fixture) {
 		{[]int64{999, -1}, nil},
 		{nil, nil},
 	} {
-		got, err := f.s.GetMessages(f.ctx, c.ids)
+		got, err := f.messages.GetMessages(f.ctx, c.ids)
 		if err != nil {
 			t.Fatalf("get messages %v: %v", c.ids, err)
 		}
@@ -108,7 +121,7 @@ func testNoteToSelf(t *testing.T, f *fixture) {
 	if got := f.convs("alice"); len(got) != 1 || got[0] != want {
 		t.Errorf("conversations: got %+v, want [%+v]", got, want)
 	}
-	row, err := f.s.SetRead(f.ctx, "alice", "alice", 0)
+	row, err := f.conversations.SetRead(f.ctx, "alice", "alice", 0)
 	if err != nil || row.Unread != 0 || row.ReadUpto != 101 {
 		t.Errorf("set read: %+v, %v", row, err)
 	}
@@ -157,55 +170,56 @@ func testReplay(t *testing.T, f *fixture) {
 	if c.Unread != 2 || c.Last != m3.Msg.ID || c.Ver != m3.ToVer {
 		t.Errorf("bob's row after replays: %+v; want unread 2, last %d, ver %d", c, m3.Msg.ID, m3.ToVer)
 	}
-	if ack, err := LookupAck(f.ctx, f.s, "alice", m1.Msg.CMID); err != nil || ack != m1.Ack {
+	if ack, err := LookupAck(f.ctx, f.messages, "alice", m1.Msg.CMID); err != nil || ack != m1.Ack {
 		t.Errorf("ack after replay: %+v, %v", ack, err)
 	}
 }
 
-func testAccumulateInBatch(t *testing.T, f *fixture) {
-	var b store.Batch
-	m1 := f.add(&b, "alice", "bob", 101, 1000)
-	m2 := f.add(&b, "alice", "bob", 102, 1001)
-	m3 := f.add(&b, "bob", "alice", 103, 1002)
-	m4 := f.add(&b, "alice", "bob", 104, 1003)
-	m5 := f.add(&b, "alice", "carol", 105, 1004)
-	f.commit(&b)
-
-	want := map[[2]string]store.Conversation{
-		{"alice", "bob"}:   {User: "alice", Peer: "bob", Last: 104, LastTS: 1003, Ver: m4.FromVer, Unread: 1},
-		{"bob", "alice"}:   {User: "bob", Peer: "alice", Last: 104, LastTS: 1003, Ver: m4.ToVer, Unread: 3},
-		{"alice", "carol"}: {User: "alice", Peer: "carol", Last: 105, LastTS: 1004, Ver: m5.FromVer},
-		{"carol", "alice"}: {User: "carol", Peer: "alice", Last: 105, LastTS: 1004, Ver: m5.ToVer, Unread: 1},
+func testEpoch(t *testing.T, f *fixture) {
+	e := f.messages.Epoch()
+	if e == "" {
+		t.Fatal("empty epoch")
 	}
-	for k, w := range want {
-		if got := f.conv(k[0], k[1]); got != w {
-			t.Errorf("row %s/%s: got %+v, want %+v", k[0], k[1], got, w)
-		}
+	f.send("alice", "bob", 1, 1)
+	if got := f.messages.Epoch(); got != e {
+		t.Errorf("epoch changed from %q to %q", e, got)
 	}
-	if n := len(f.convs("bob")); n != 1 {
-		t.Errorf("bob has %d conversation rows, want 1", n)
-	}
-	equalEvents(t, "range bob", f.rangeEvents("bob", 0, 0), events("bob", m1, m2, m3, m4))
-	equalEvents(t, "history alice/bob", f.history("alice", "bob", 0, 0), events("alice", m4, m3, m2, m1))
 }
 
-func testConversationOrder(t *testing.T, f *fixture) {
-	f.send("alice", "bob", 10, 100)
-	f.send("alice", "carol", 11, 200)
-	f.send("alice", "dave", 12, 200) // same time as carol, higher ID
-	f.send("alice", "erin", 9, 50)
-	peers := func() []string {
-		var ps []string
-		for _, c := range f.convs("alice") {
-			ps = append(ps, c.Peer)
+func testLimits(t *testing.T, f *fixture) {
+	const n = 120
+	var b store.Batch
+	for i := range int64(n) {
+		f.add(&b, "alice", "bob", 1001+i, 1+i)
+	}
+	f.commit(&b)
+	for _, c := range []struct {
+		limit, want int
+	}{{0, store.DefaultLimit}, {-1, store.DefaultLimit}, {7, 7}, {500, n}} {
+		if got := len(f.rangeEvents("alice", 0, c.limit)); got != c.want {
+			t.Errorf("range limit %d: %d events, want %d", c.limit, got, c.want)
 		}
-		return ps
+		if got := len(f.history("alice", "bob", 0, c.limit)); got != c.want {
+			t.Errorf("history limit %d: %d events, want %d", c.limit, got, c.want)
+		}
 	}
-	if got, want := peers(), []string{"dave", "carol", "bob", "erin"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("order: got %v, want %v", got, want)
+	page := f.rangeEvents("alice", 0, 0)
+	if page[0].MsgID != 1001 || page[99].MsgID != 1100 {
+		t.Errorf("first page spans %d..%d, want 1001..1100", page[0].MsgID, page[99].MsgID)
 	}
-	f.send("erin", "alice", 13, 300)
-	if got, want := peers(), []string{"erin", "dave", "carol", "bob"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("order after erin wrote: got %v, want %v", got, want)
+	rest := f.rangeEvents("alice", page[len(page)-1].Ver, 0)
+	if len(rest) != n-store.DefaultLimit || rest[0].MsgID != 1101 {
+		t.Errorf("second page: %d events from %v", len(rest), msgIDs(rest[:1]))
+	}
+	newest := f.history("alice", "bob", 0, 7)
+	if ids := msgIDs(newest); ids[0] != 1120 || ids[6] != 1114 {
+		t.Errorf("history limit 7: %v, want 1120 down to 1114", ids)
+	}
+	older := f.history("bob", "alice", 1021, 0)
+	if len(older) != 20 || older[0].MsgID != 1020 || older[19].MsgID != 1001 {
+		t.Errorf("history before 1021: %d events %v", len(older), msgIDs(older))
+	}
+	if row := f.setRead("bob", "alice", 1100); row.Unread != 20 {
+		t.Errorf("set read 1100: unread %d, want 20", row.Unread)
 	}
 }

@@ -1,6 +1,9 @@
-// Package storetest is the conformance suite of store.Store: every
-// implementation runs Run (and RunReopen if it persists to a directory) from
-// its own tests. The suite tests the contract in store.go, not an engine.
+// Package storetest is the conformance suite of store.Store, in one part per
+// role of the store: Accounts, Versions, Messages, Conversations, Groups,
+// Grants and Lifecycle. Every implementation runs Run (and RunReopen if it
+// persists to a directory) from its own tests; a store of only some roles
+// (a fake for a consumer's tests) runs the parts of its roles. The suite
+// tests the contract in store.go, not an engine.
 package storetest
 
 import (
@@ -8,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strconv"
 	"testing"
@@ -15,34 +19,88 @@ import (
 	"github.com/imqtt/imqtt/store"
 )
 
-// Run runs the suite. open must return a new, empty store for each call;
+// Run runs every part. open must return a new, empty store for each call;
 // the suite closes it when the subtest ends (Close must be idempotent).
+// Each part gets the store narrowed to the roles it names (and Close), so
+// Run also proves that a part needs no role beyond those.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
-	cases := []struct {
-		name string
-		fn   func(t *testing.T, f *fixture)
-	}{
-		{"Users", testUsers},
-		{"UserCase", testUserCase},
-		{"Tokens", testTokens},
-		{"ReserveVersions", testReserveVersions},
-		{"ReserveVersionsConcurrent", testReserveVersionsConcurrent},
-		{"CommitAndRead", testCommitAndRead},
-		{"GetMessages", testGetMessages},
-		{"NoteToSelf", testNoteToSelf},
-		{"Replay", testReplay},
-		{"AccumulateInBatch", testAccumulateInBatch},
-		{"ConversationOrder", testConversationOrder},
-		{"SetRead", testSetRead},
-		{"SetReadLateMessage", testSetReadLateMessage},
-		{"Limits", testLimits},
-		{"MediaGrants", testMediaGrants},
-		{"Groups", testGroups},
-		{"Epoch", testEpoch},
-		{"Canceled", testCanceled},
-		{"Closed", testClosed},
-		{"CloseConcurrent", testCloseConcurrent},
-	}
+	Accounts(t, func(t *testing.T) store.Accounts {
+		s := open(t)
+		return struct {
+			store.Accounts
+			io.Closer
+		}{s, s}
+	})
+	Versions(t, func(t *testing.T) store.Versions {
+		s := open(t)
+		return struct {
+			store.Versions
+			io.Closer
+		}{s, s}
+	})
+	Messages(t, func(t *testing.T) MessageStore {
+		s := open(t)
+		return struct {
+			MessageStore
+			io.Closer
+		}{s, s}
+	})
+	Conversations(t, func(t *testing.T) MessageStore {
+		s := open(t)
+		return struct {
+			MessageStore
+			io.Closer
+		}{s, s}
+	})
+	Grants(t, func(t *testing.T) GrantStore {
+		s := open(t)
+		return struct {
+			GrantStore
+			io.Closer
+		}{s, s}
+	})
+	Groups(t, func(t *testing.T) GroupStore {
+		s := open(t)
+		return struct {
+			GroupStore
+			io.Closer
+		}{s, s}
+	})
+	Lifecycle(t, open)
+}
+
+// MessageStore is what the Messages and Conversations parts open: a Commit
+// writes conversation rows with its messages, and its versions come from
+// ReserveVersions.
+type MessageStore interface {
+	store.Versions
+	store.Messages
+	store.Conversations
+}
+
+// GrantStore is what the Grants part opens: grants are committed with
+// their messages.
+type GrantStore interface {
+	store.Versions
+	store.Messages
+	store.Grants
+}
+
+// GroupStore is what the Groups part opens: group messages, heads and
+// reads are committed as messages are.
+type GroupStore interface {
+	store.Messages
+	store.Groups
+}
+
+// testCase is one subtest of a part.
+type testCase struct {
+	name string
+	fn   func(t *testing.T, f *fixture)
+}
+
+// run runs a part's cases, each on a new store from open.
+func run[S any](t *testing.T, open func(t *testing.T) S, cases []testCase) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.fn(t, newFixture(t, open(t)))
@@ -51,20 +109,43 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 }
 
 // fixture is one subtest's store and helpers that fail the test on error.
+// It holds the store once per role the store has; a part's cases use only
+// the roles its open type names.
 type fixture struct {
 	t   *testing.T
-	s   store.Store
 	ctx context.Context
+
+	users         store.Users
+	tokens        store.Tokens
+	versions      store.Versions
+	messages      store.Messages
+	conversations store.Conversations
+	groups        store.Groups
+	grants        store.Grants
+	life          store.Lifecycle
 }
 
-func newFixture(t *testing.T, s store.Store) *fixture {
+// newFixture takes s in the roles it has, and closes it (if it can be
+// closed) when the subtest ends.
+func newFixture(t *testing.T, s any) *fixture {
 	t.Helper()
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return &fixture{t: t, s: s, ctx: t.Context()}
+	if c, ok := s.(io.Closer); ok {
+		t.Cleanup(func() {
+			if err := c.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+				t.Errorf("close: %v", err)
+			}
+		})
+	}
+	f := &fixture{t: t, ctx: t.Context()}
+	f.users, _ = s.(store.Users)
+	f.tokens, _ = s.(store.Tokens)
+	f.versions, _ = s.(store.Versions)
+	f.messages, _ = s.(store.Messages)
+	f.conversations, _ = s.(store.Conversations)
+	f.groups, _ = s.(store.Groups)
+	f.grants, _ = s.(store.Grants)
+	f.life, _ = s.(store.Lifecycle)
+	return f
 }
 
 // sent is one 1:1 message as a batch carries it.
@@ -109,14 +190,14 @@ func (f *fixture) send(from, to string, id, ts int64) sent {
 
 func (f *fixture) commit(b *store.Batch) {
 	f.t.Helper()
-	if err := f.s.Commit(f.ctx, b); err != nil {
+	if err := f.messages.Commit(f.ctx, b); err != nil {
 		f.t.Fatalf("commit: %v", err)
 	}
 }
 
 func (f *fixture) reserve(key string, n uint64) uint64 {
 	f.t.Helper()
-	first, err := f.s.ReserveVersions(f.ctx, key, n)
+	first, err := f.versions.ReserveVersions(f.ctx, key, n)
 	if err != nil {
 		f.t.Fatalf("reserve %d of %s: %v", n, key, err)
 	}
@@ -125,7 +206,7 @@ func (f *fixture) reserve(key string, n uint64) uint64 {
 
 func (f *fixture) rangeEvents(user string, since uint64, limit int) []store.Event {
 	f.t.Helper()
-	evs, err := f.s.Range(f.ctx, user, since, limit)
+	evs, err := f.messages.Range(f.ctx, user, since, limit)
 	if err != nil {
 		f.t.Fatalf("range %s since %d: %v", user, since, err)
 	}
@@ -134,7 +215,7 @@ func (f *fixture) rangeEvents(user string, since uint64, limit int) []store.Even
 
 func (f *fixture) history(user, peer string, before int64, limit int) []store.Event {
 	f.t.Helper()
-	evs, err := f.s.History(f.ctx, user, peer, before, limit)
+	evs, err := f.messages.History(f.ctx, user, peer, before, limit)
 	if err != nil {
 		f.t.Fatalf("history %s/%s before %d: %v", user, peer, before, err)
 	}
@@ -143,7 +224,7 @@ func (f *fixture) history(user, peer string, before int64, limit int) []store.Ev
 
 func (f *fixture) convs(user string) []store.Conversation {
 	f.t.Helper()
-	cs, err := f.s.Conversations(f.ctx, user)
+	cs, err := f.conversations.Conversations(f.ctx, user)
 	if err != nil {
 		f.t.Fatalf("conversations %s: %v", user, err)
 	}
@@ -164,7 +245,7 @@ func (f *fixture) conv(user, peer string) store.Conversation {
 
 func (f *fixture) head(user string) uint64 {
 	f.t.Helper()
-	h, err := f.s.Head(f.ctx, user)
+	h, err := f.messages.Head(f.ctx, user)
 	if err != nil {
 		f.t.Fatalf("head %s: %v", user, err)
 	}
@@ -219,7 +300,7 @@ func wantErr(t *testing.T, what string, err, target error) {
 
 // LookupAck returns the dedupe row of (from, cmid) in s, or store.ErrNotFound:
 // LookupAcks for one key, as tests ask.
-func LookupAck(ctx context.Context, s store.Store, from, cmid string) (store.Ack, error) {
+func LookupAck(ctx context.Context, s store.Messages, from, cmid string) (store.Ack, error) {
 	k := store.AckKey{From: from, CMID: cmid}
 	found, err := s.LookupAcks(ctx, []store.AckKey{k})
 	if err != nil {

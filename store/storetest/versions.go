@@ -4,7 +4,18 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/imqtt/imqtt/store"
 )
+
+// Versions tests the Versions role: reserved blocks never overlap and only
+// grow, for each key, also when reserved concurrently.
+func Versions(t *testing.T, open func(t *testing.T) store.Versions) {
+	run(t, open, []testCase{
+		{"ReserveVersions", testReserveVersions},
+		{"ReserveVersionsConcurrent", testReserveVersionsConcurrent},
+	})
+}
 
 // block is a reservation [first, first+n).
 type block struct{ first, n uint64 }
@@ -70,7 +81,7 @@ func testReserveVersionsConcurrent(t *testing.T, f *fixture) {
 			var last uint64
 			for i := range each {
 				n := uint64(1 + (w+i)%4)
-				first, err := f.s.ReserveVersions(f.ctx, key, n)
+				first, err := f.versions.ReserveVersions(f.ctx, key, n)
 				if err != nil {
 					t.Errorf("reserve: %v", err)
 					return

@@ -1,15 +1,27 @@
 package storetest
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/imqtt/imqtt/store"
 )
 
+// Conversations tests the Conversations role: rows moved by Commit, their
+// order, unread counts and read positions.
+func Conversations(t *testing.T, open func(t *testing.T) MessageStore) {
+	run(t, open, []testCase{
+		{"AccumulateInBatch", testAccumulateInBatch},
+		{"ConversationOrder", testConversationOrder},
+		{"SetRead", testSetRead},
+		{"SetReadLateMessage", testSetReadLateMessage},
+	})
+}
+
 // setRead calls SetRead and checks the returned row against the stored one.
 func (f *fixture) setRead(user, peer string, upto int64) store.Conversation {
 	f.t.Helper()
-	row, err := f.s.SetRead(f.ctx, user, peer, upto)
+	row, err := f.conversations.SetRead(f.ctx, user, peer, upto)
 	if err != nil {
 		f.t.Fatalf("set read %s/%s upto %d: %v", user, peer, upto, err)
 	}
@@ -65,9 +77,9 @@ func testSetRead(t *testing.T, f *fixture) {
 	if c := f.conv("bob", "alice"); c.Unread != 1 {
 		t.Errorf("after reading past the end, a new message: unread %d, want 1", c.Unread)
 	}
-	_, err := f.s.SetRead(f.ctx, "bob", "zoe", 0)
+	_, err := f.conversations.SetRead(f.ctx, "bob", "zoe", 0)
 	wantErr(t, "set read of no conversation", err, store.ErrNotFound)
-	_, err = f.s.SetRead(f.ctx, "nobody", "alice", 5)
+	_, err = f.conversations.SetRead(f.ctx, "nobody", "alice", 5)
 	wantErr(t, "set read of unknown user", err, store.ErrNotFound)
 }
 
@@ -89,40 +101,50 @@ func testSetReadLateMessage(t *testing.T, f *fixture) {
 	}
 }
 
-func testLimits(t *testing.T, f *fixture) {
-	const n = 120
+func testAccumulateInBatch(t *testing.T, f *fixture) {
 	var b store.Batch
-	for i := range int64(n) {
-		f.add(&b, "alice", "bob", 1001+i, 1+i)
-	}
+	m1 := f.add(&b, "alice", "bob", 101, 1000)
+	m2 := f.add(&b, "alice", "bob", 102, 1001)
+	m3 := f.add(&b, "bob", "alice", 103, 1002)
+	m4 := f.add(&b, "alice", "bob", 104, 1003)
+	m5 := f.add(&b, "alice", "carol", 105, 1004)
 	f.commit(&b)
-	for _, c := range []struct {
-		limit, want int
-	}{{0, store.DefaultLimit}, {-1, store.DefaultLimit}, {7, 7}, {500, n}} {
-		if got := len(f.rangeEvents("alice", 0, c.limit)); got != c.want {
-			t.Errorf("range limit %d: %d events, want %d", c.limit, got, c.want)
+
+	want := map[[2]string]store.Conversation{
+		{"alice", "bob"}:   {User: "alice", Peer: "bob", Last: 104, LastTS: 1003, Ver: m4.FromVer, Unread: 1},
+		{"bob", "alice"}:   {User: "bob", Peer: "alice", Last: 104, LastTS: 1003, Ver: m4.ToVer, Unread: 3},
+		{"alice", "carol"}: {User: "alice", Peer: "carol", Last: 105, LastTS: 1004, Ver: m5.FromVer},
+		{"carol", "alice"}: {User: "carol", Peer: "alice", Last: 105, LastTS: 1004, Ver: m5.ToVer, Unread: 1},
+	}
+	for k, w := range want {
+		if got := f.conv(k[0], k[1]); got != w {
+			t.Errorf("row %s/%s: got %+v, want %+v", k[0], k[1], got, w)
 		}
-		if got := len(f.history("alice", "bob", 0, c.limit)); got != c.want {
-			t.Errorf("history limit %d: %d events, want %d", c.limit, got, c.want)
+	}
+	if n := len(f.convs("bob")); n != 1 {
+		t.Errorf("bob has %d conversation rows, want 1", n)
+	}
+	equalEvents(t, "range bob", f.rangeEvents("bob", 0, 0), events("bob", m1, m2, m3, m4))
+	equalEvents(t, "history alice/bob", f.history("alice", "bob", 0, 0), events("alice", m4, m3, m2, m1))
+}
+
+func testConversationOrder(t *testing.T, f *fixture) {
+	f.send("alice", "bob", 10, 100)
+	f.send("alice", "carol", 11, 200)
+	f.send("alice", "dave", 12, 200) // same time as carol, higher ID
+	f.send("alice", "erin", 9, 50)
+	peers := func() []string {
+		var ps []string
+		for _, c := range f.convs("alice") {
+			ps = append(ps, c.Peer)
 		}
+		return ps
 	}
-	page := f.rangeEvents("alice", 0, 0)
-	if page[0].MsgID != 1001 || page[99].MsgID != 1100 {
-		t.Errorf("first page spans %d..%d, want 1001..1100", page[0].MsgID, page[99].MsgID)
+	if got, want := peers(), []string{"dave", "carol", "bob", "erin"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("order: got %v, want %v", got, want)
 	}
-	rest := f.rangeEvents("alice", page[len(page)-1].Ver, 0)
-	if len(rest) != n-store.DefaultLimit || rest[0].MsgID != 1101 {
-		t.Errorf("second page: %d events from %v", len(rest), msgIDs(rest[:1]))
-	}
-	newest := f.history("alice", "bob", 0, 7)
-	if ids := msgIDs(newest); ids[0] != 1120 || ids[6] != 1114 {
-		t.Errorf("history limit 7: %v, want 1120 down to 1114", ids)
-	}
-	older := f.history("bob", "alice", 1021, 0)
-	if len(older) != 20 || older[0].MsgID != 1020 || older[19].MsgID != 1001 {
-		t.Errorf("history before 1021: %d events %v", len(older), msgIDs(older))
-	}
-	if row := f.setRead("bob", "alice", 1100); row.Unread != 20 {
-		t.Errorf("set read 1100: unread %d, want 20", row.Unread)
+	f.send("erin", "alice", 13, 300)
+	if got, want := peers(), []string{"erin", "dave", "carol", "bob"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("order after erin wrote: got %v, want %v", got, want)
 	}
 }

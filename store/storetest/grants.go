@@ -8,6 +8,11 @@ import (
 	"github.com/imqtt/imqtt/store"
 )
 
+// Grants tests the Grants role: media grants committed with messages.
+func Grants(t *testing.T, open func(t *testing.T) GrantStore) {
+	run(t, open, []testCase{{"MediaGrants", testMediaGrants}})
+}
+
 // testMediaGrants: a message's grants are stored with it, listed per media
 // object, idempotent; its inline bytes come back as they went in.
 func testMediaGrants(t *testing.T, f *fixture) {
@@ -18,7 +23,7 @@ func testMediaGrants(t *testing.T, f *fixture) {
 	f.commit(&b)
 	f.commit(&b) // a replay grants nothing new
 
-	got, err := f.s.MediaGrants(f.ctx, "m-1")
+	got, err := f.grants.MediaGrants(f.ctx, "m-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,13 +31,13 @@ func testMediaGrants(t *testing.T, f *fixture) {
 	if !slices.Equal(got, []string{"g:g1", "u:bob"}) {
 		t.Fatalf("grants of m-1: %q", got)
 	}
-	if got, err := f.s.MediaGrants(f.ctx, "m-3"); err != nil || len(got) != 0 {
+	if got, err := f.grants.MediaGrants(f.ctx, "m-3"); err != nil || len(got) != 0 {
 		t.Fatalf("grants of unknown media: %q %v", got, err)
 	}
-	if got, err := f.s.MediaGrants(f.ctx, "m-"); err != nil || len(got) != 0 {
+	if got, err := f.grants.MediaGrants(f.ctx, "m-"); err != nil || len(got) != 0 {
 		t.Fatalf("grants of a prefix of another ID: %q %v", got, err)
 	}
-	msgs, err := f.s.GetMessages(f.ctx, []int64{s.Msg.ID})
+	msgs, err := f.messages.GetMessages(f.ctx, []int64{s.Msg.ID})
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("get message: %v %v", msgs, err)
 	}
