@@ -61,7 +61,7 @@ func histogramCount(h interface{ Write(*dto.Metric) error }) uint64 {
 // a group message writes its row, its seq index, the head, the sender's
 // read position and its dedupe row).
 //
-//	go test -run '^$' -bench GroupFanout -benchtime 50x ./e2e
+//	go -C e2e test -run '^$' -bench GroupFanout -benchtime 50x .
 func BenchmarkGroupFanout(b *testing.B) {
 	const members, online = 10_000, 2_000
 	s := testserver.Start(b)
