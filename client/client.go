@@ -250,6 +250,11 @@ func (c *Client) Cursor() Cursor {
 	return c.cur.clone()
 }
 
+// Connections returns how many times the client has dialled the broker,
+// failed attempts included: 1 while the first connection holds, more after
+// each reconnect.
+func (c *Client) Connections() uint64 { return c.gens.Load() }
+
 // Skipped returns how many inbox events and sync items the client could not
 // decode (bad JSON, nested deeper than wire.MaxDepth, wrong field types) and
 // skipped, each logged once (never with its payload). A sync batch's Upto

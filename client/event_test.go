@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	imsync "github.com/imqtt/imqtt/sync"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -263,7 +262,7 @@ func BenchmarkDecompress(b *testing.B) {
 			TS: 1_700_000_000_000 + int64(i), CMID: fmt.Sprintf("0123abcd-%d", i)})
 	}
 	raw, _ := json.Marshal(batch)
-	p, err := imsync.Encode(batch, "gzip")
+	p, err := encodeSync(batch, "gzip")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 // back by sync. The imqtt bench tool of a later issue measures
 // this against Mosquitto and bare mochi in the same run.
 //
-//	go test -run '^$' -bench P2P -benchtime 20000x ./e2e
+//	go -C e2e test -run '^$' -bench P2P -benchtime 20000x .
 func BenchmarkP2P(b *testing.B) {
 	for _, pairs := range []int{1, 10, 50} {
 		b.Run(fmt.Sprintf("pairs=%d", pairs), func(b *testing.B) {

@@ -164,7 +164,7 @@ func counterValue(c interface{ Write(*dto.Metric) error }) float64 {
 // members' syncs brought; dups live deliveries of a seq a member already
 // had; dropped the server's deliveries lost to full client queues.
 //
-//	go test -run '^$' -bench GroupFanout -benchtime 50x ./e2e
+//	go -C e2e test -run '^$' -bench GroupFanout -benchtime 50x .
 func BenchmarkGroupFanout(b *testing.B) {
 	const members, online = 10_000, 2_000
 	// The subscribers connect without waiting for their CONNACK: let

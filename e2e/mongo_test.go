@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
-	"log/slog"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -14,23 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imqtt/imqtt/internal/devmongo"
+	"github.com/imqtt/imqtt/internal/mongotest"
 	storemongo "github.com/imqtt/imqtt/store/mongo"
 	"github.com/imqtt/imqtt/wire"
 )
 
-// devMongo starts a MongoDB-compatible server (FerretDB, SQLite) in this
-// process for one test.
-func devMongo(t *testing.T) *devmongo.Server {
-	t.Helper()
-	srv, err := devmongo.Start(t.Context(), devmongo.Options{Dir: t.TempDir(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
+// devMongo starts a MongoDB-compatible server (tools/devmongo: FerretDB on
+// SQLite, a process of its own) for one test.
+func devMongo(t *testing.T) *mongotest.Server { return mongotest.New(t) }
 
 // mongoURI is a fresh database on srv, reached at addr (srv's own address,
 // or a proxy in front of it).

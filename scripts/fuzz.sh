@@ -17,7 +17,8 @@ n=0
 for pkg in "${pkgs[@]}"; do
   for target in $(grep -h -o '^func Fuzz[A-Za-z0-9_]*' "$pkg"/*_test.go | sed 's/^func //' | sort -u); do
     echo "fuzz: $pkg $target ($fuzztime)"
-    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/fuzz.$$.log 2>&1 || { cat /tmp/fuzz.$$.log; rm -f /tmp/fuzz.$$.log; exit 1; }
+    # From the package's directory: the repository holds several modules.
+    (cd "$pkg" && go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" .) >/tmp/fuzz.$$.log 2>&1 || { cat /tmp/fuzz.$$.log; rm -f /tmp/fuzz.$$.log; exit 1; }
     n=$((n + 1))
   done
 done

@@ -8,7 +8,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/imqtt/imqtt/internal/wiretest"
+	"github.com/imqtt/imqtt/wire/wiretest"
 	imsync "github.com/imqtt/imqtt/sync"
 	"github.com/imqtt/imqtt/wire"
 )

@@ -15,24 +15,23 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	mongoopts "go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/imqtt/imqtt/internal/devmongo"
+	"github.com/imqtt/imqtt/internal/mongotest"
 	"github.com/imqtt/imqtt/media"
 	"github.com/imqtt/imqtt/media/mediatest"
 	"github.com/imqtt/imqtt/media/mediatest/blobstest"
 )
 
-// newServer starts a MongoDB-compatible server (FerretDB, in this process)
-// for one test and returns its URI.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	mongotest.Cleanup()
+	os.Exit(code)
+}
+
+// newServer starts a MongoDB-compatible server (tools/devmongo, a process of
+// its own) for one test and returns its URI.
 func newServer(t testing.TB) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := devmongo.Start(ctx, devmongo.Options{Addr: "127.0.0.1:0", Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() }) // after the clients' cleanups: last in, first out
-	return srv.URI()
+	return mongotest.New(t).URI() // stopped after the clients' cleanups: last in, first out
 }
 
 // newClient connects to the server at uri until the test ends.

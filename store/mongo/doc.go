@@ -7,7 +7,7 @@
 // Open creates the indexes below (creating an existing index is a no-op).
 // No index is partial, sparse or TTL, and no query needs $lookup, $group,
 // a transaction or a change stream, so the same code runs on FerretDB v1
-// (internal/devmongo) for development. Shard keys are what a sharded
+// (tools/devmongo) for development. Shard keys are what a sharded
 // cluster would use; nothing requires sharding.
 //
 //	users        {_id: user ID, pw, created}

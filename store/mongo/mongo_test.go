@@ -1,41 +1,32 @@
 package mongo_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	driver "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/imqtt/imqtt/internal/mongotest"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/mongo"
 	"github.com/imqtt/imqtt/store/storetest"
 )
 
-// uri is the server every test of the package uses: FerretDB started once
-// by TestMain, or the MongoDB at IMQTT_TEST_MONGO_URI if that is set.
-//
-// FerretDB runs as a subprocess (tools/devmongo, built without -race by
-// TestMain), not in this process through internal/devmongo: under -race,
-// FerretDB and its SQLite in the test binary made every database call
-// several times slower, and the package took over 40 s instead of about
-// 6 (storetest's Limits alone reserves 240 versions one by one). The
-// subprocess also lets TestServerGone kill a server outright.
+// uri is the server every test of the package uses: a tools/devmongo
+// process started once by TestMain (internal/mongotest), or the MongoDB at
+// IMQTT_TEST_MONGO_URI if that is set.
 var uri string
 
-// devmongoBin is the built tools/devmongo.
-var devmongoBin string
+// ownServer says uri is TestMain's devmongo, which tests may also start
+// more of (and kill).
+var ownServer bool
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -45,78 +36,21 @@ func run(m *testing.M) int {
 	if uri = os.Getenv("IMQTT_TEST_MONGO_URI"); uri != "" {
 		return m.Run()
 	}
-	dir, err := os.MkdirTemp("", "devmongo-")
+	defer mongotest.Cleanup()
+	dir, err := os.MkdirTemp("", "devmongo-data-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	devmongoBin = filepath.Join(dir, "devmongo")
-	build := exec.Command("go", "build", "-o", devmongoBin, "github.com/imqtt/imqtt/tools/devmongo")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build devmongo: %v\n%s", err, out)
-		return 1
-	}
-	srv, err := startServer(filepath.Join(dir, "data"))
+	srv, err := mongotest.Start(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer srv.stop()
-	uri = srv.uri
+	defer srv.Stop()
+	uri, ownServer = srv.URI(), true
 	return m.Run()
-}
-
-// server is a devmongo process.
-type server struct {
-	cmd  *exec.Cmd
-	uri  string
-	done chan struct{}
-}
-
-// startServer runs devmongo on a free port with its data in dir and waits
-// for the URI it prints.
-func startServer(dir string) (*server, error) {
-	cmd := exec.Command(devmongoBin, "-addr", "127.0.0.1:0", "-data", dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start devmongo: %w", err)
-	}
-	s := &server{cmd: cmd, done: make(chan struct{})}
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("devmongo printed no URI: %v", lines.Err())
-	}
-	s.uri = strings.TrimSpace(lines.Text())
-	go func() {
-		defer close(s.done)
-		_, _ = io.Copy(io.Discard, out)
-		_ = cmd.Wait()
-	}()
-	return s, nil
-}
-
-// stop ends the server with SIGTERM, or SIGKILL after 10s.
-func (s *server) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-// kill ends the server at once, as a crash would.
-func (s *server) kill() {
-	_ = s.cmd.Process.Kill()
-	<-s.done
 }
 
 // dbSeq numbers the databases: one new database per store. runID keeps
@@ -134,7 +68,7 @@ func newDB(t *testing.T) string {
 		name = name[:40]
 	}
 	db := fmt.Sprintf("t%s%d_%s", runID, dbSeq.Add(1), name)
-	if devmongoBin == "" {
+	if !ownServer {
 		t.Cleanup(func() {
 			client, err := driver.Connect(options.Client().ApplyURI(uri))
 			if err != nil {

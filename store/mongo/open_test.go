@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imqtt/imqtt/internal/mongotest"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/mongo"
 )
@@ -31,22 +32,15 @@ func TestOpenBadURI(t *testing.T) {
 // TestServerGone: once the server is gone, calls fail within their
 // context's deadline instead of hanging.
 func TestServerGone(t *testing.T) {
-	if devmongoBin == "" {
-		t.Skip("needs devmongo, not IMQTT_TEST_MONGO_URI")
-	}
-	srv, err := startServer(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.stop()
-	s, err := mongo.Open(t.Context(), srv.uri, mongo.Options{Database: "gone"})
+	srv := mongotest.New(t) // a server of its own, to kill, whatever IMQTT_TEST_MONGO_URI says
+	s, err := mongo.Open(t.Context(), srv.URI(), mongo.Options{Database: "gone"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	b := send(t, s, "alice", "bob", 1, 1)
 	commit(t, s, b)
-	srv.kill()
+	srv.Kill()
 	calls := map[string]func(ctx context.Context) error{
 		"Ping":   s.Ping,
 		"Commit": func(ctx context.Context) error { return s.Commit(ctx, b) },

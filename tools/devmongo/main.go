@@ -1,11 +1,11 @@
 // Command devmongo runs a MongoDB-compatible server for development: FerretDB
-// on SQLite (internal/devmongo), so imqttd's scale-out mode can be tried
+// on SQLite (tools/internal/devmongo), so imqttd's scale-out mode can be tried
 // without installing MongoDB:
 //
-//	go run ./tools/devmongo -addr 127.0.0.1:27017 -data /tmp/imqtt-mongo
+//	go -C tools run ./devmongo -addr 127.0.0.1:27017 -data /tmp/imqtt-mongo
 //
 // It prints the connection URI on standard output and runs until SIGINT
-// or SIGTERM. Not for production (see internal/devmongo).
+// or SIGTERM. Not for production (see tools/internal/devmongo).
 package main
 
 import (
@@ -17,7 +17,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/imqtt/imqtt/internal/devmongo"
+	"github.com/imqtt/imqtt/tools/internal/devmongo"
 )
 
 func main() {

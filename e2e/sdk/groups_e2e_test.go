@@ -1,4 +1,4 @@
-package client
+package sdk
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -62,7 +63,7 @@ func expectGroup(t testing.TB, who string, rec *recorder, group string, want []s
 }
 
 // sendGroup sends bodies to group from c, each until acked.
-func sendGroup(t testing.TB, c *Client, group string, bodies ...string) {
+func sendGroup(t testing.TB, c *client.Client, group string, bodies ...string) {
 	t.Helper()
 	for _, b := range bodies {
 		if _, err := c.Send(testCtx(t), wire.Send{Group: group, Body: b}); err != nil {
@@ -73,7 +74,7 @@ func sendGroup(t testing.TB, c *Client, group string, bodies ...string) {
 
 func createGroup(t testing.TB, s *testserver.Server, owner wire.Session, id string, members ...string) {
 	t.Helper()
-	h := &HTTP{Server: s.HTTP, Token: owner.Token}
+	h := &client.HTTP{Server: s.HTTP, Token: owner.Token}
 	if _, err := h.CreateGroup(testCtx(t), wire.GroupCreate{ID: id, Name: id, Members: members}); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestE2EGroupCatchUp(t *testing.T) {
 	cursorPath := filepath.Join(t.TempDir(), "cursor.json")
 
 	var first recorder
-	bob := dial(t, s, bobSess, NewFileCursor(cursorPath), &first)
+	bob := dial(t, s, bobSess, client.NewFileCursor(cursorPath), &first)
 	if err := bob.WaitSynced(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestE2EGroupCatchUp(t *testing.T) {
 	sendGroup(t, alice, "g1", numbered("a", 1, 6)...)
 	sendGroup(t, alice, "g2", numbered("b", 1, 6)...)
 	var second recorder
-	bob = dial(t, s, bobSess, NewFileCursor(cursorPath), &second)
+	bob = dial(t, s, bobSess, client.NewFileCursor(cursorPath), &second)
 	if err := bob.WaitSynced(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestE2EGroupCatchUp(t *testing.T) {
 			t.Fatalf("a message sent while bob was away came live: %+v", ev.Msg)
 		}
 	}
-	cur, err := NewFileCursor(cursorPath).Load()
+	cur, err := client.NewFileCursor(cursorPath).Load()
 	if err != nil || cur.Groups["g1"].Seq != 6 || cur.Groups["g2"].Seq != 5 || cur.Groups["g1"].Epoch == "" {
 		t.Fatalf("saved cursor %+v, %v; want g1 at 6, g2 at 5", cur, err)
 	}
@@ -125,7 +126,7 @@ func TestE2EGroupCatchUp(t *testing.T) {
 
 	// Away again: removed from g2, added to g3 after three messages, put
 	// in the new g4.
-	ah := &HTTP{Server: s.HTTP, Token: aliceSess.Token}
+	ah := &client.HTTP{Server: s.HTTP, Token: aliceSess.Token}
 	if err := ah.RemoveMember(testCtx(t), "g2", "bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func TestE2EGroupCatchUp(t *testing.T) {
 	sendGroup(t, alice, "g4", "d1", "d2")
 
 	var third recorder
-	bob = dial(t, s, bobSess, NewFileCursor(cursorPath), &third)
+	bob = dial(t, s, bobSess, client.NewFileCursor(cursorPath), &third)
 	if err := bob.WaitSynced(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -151,10 +152,10 @@ func TestE2EGroupCatchUp(t *testing.T) {
 	if got := third.groupMsgs()["g2"]; len(got) != 0 {
 		t.Fatalf("bob got %q from g2, which he had left", bodies(got))
 	}
-	if evs := third.groupEvents(); !slices.Equal(evs, []string{"g2:" + ActionLeft}) {
+	if evs := third.groupEvents(); !slices.Equal(evs, []string{"g2:" + client.ActionLeft}) {
 		t.Fatalf("membership events %q, want g2:left", evs)
 	}
-	cur, _ = NewFileCursor(cursorPath).Load()
+	cur, _ = client.NewFileCursor(cursorPath).Load()
 	if _, ok := cur.Groups["g2"]; ok || cur.Groups["g3"].Seq != 4 || cur.Groups["g4"].Seq != 2 {
 		t.Fatalf("saved cursor %+v; want no g2, g3 at 4, g4 at 2", cur.Groups)
 	}
@@ -177,7 +178,7 @@ func TestFaultGroupDrops(t *testing.T) {
 	createGroup(t, s, aliceSess, "g2", "bob")
 	var aliceRec, bobRec recorder
 	alice := dial(t, s, aliceSess, nil, &aliceRec)
-	bob := dial(t, s, bobSess, nil, &bobRec, func(c *Config) {
+	bob := dial(t, s, bobSess, nil, &bobRec, func(c *client.Config) {
 		c.MQTT = proxy.Addr()
 		fast(c)
 		c.ResyncInterval = -1 // only the gaps may start the syncs
@@ -213,8 +214,8 @@ func TestFaultGroupDrops(t *testing.T) {
 			t.Fatalf("a lost message came live: %+v", ev.Msg)
 		}
 	}
-	if bob.gens.Load() != 1 {
-		t.Fatalf("bob reconnected (%d connections): the gaps should be filled on the same one", bob.gens.Load())
+	if bob.Connections() != 1 {
+		t.Fatalf("bob reconnected (%d connections): the gaps should be filled on the same one", bob.Connections())
 	}
 }
 
@@ -228,7 +229,7 @@ func TestFaultGroupForged(t *testing.T) {
 	createGroup(t, s, aliceSess, "g1", "bob")
 	var aliceRec, bobRec recorder
 	alice := dial(t, s, aliceSess, nil, &aliceRec)
-	bob := dial(t, s, bobSess, nil, &bobRec, func(c *Config) { fast(c); c.ResyncInterval = -1 })
+	bob := dial(t, s, bobSess, nil, &bobRec, func(c *client.Config) { fast(c); c.ResyncInterval = -1 })
 	if err := bob.WaitSynced(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -269,8 +270,8 @@ func TestE2EGroupCursorBeyondHead(t *testing.T) {
 	var aliceRec recorder
 	alice := dial(t, s, aliceSess, nil, &aliceRec)
 	sendGroup(t, alice, "g1", "m1", "m2", "m3")
-	cur := &MemoryCursor{}
-	_ = cur.Save(Cursor{Groups: map[string]GroupCursor{"g1": {Seq: 1000}, "gone": {Seq: 5}}})
+	cur := &client.MemoryCursor{}
+	_ = cur.Save(client.Cursor{Groups: map[string]client.GroupCursor{"g1": {Seq: 1000}, "gone": {Seq: 5}}})
 	var bobRec recorder
 	bob := dial(t, s, bobSess, cur, &bobRec)
 	if err := bob.WaitSynced(testCtx(t)); err != nil {
@@ -279,7 +280,7 @@ func TestE2EGroupCursorBeyondHead(t *testing.T) {
 	expectGroup(t, "bob", &bobRec, "g1", []string{"m1", "m2", "m3"})
 	sendGroup(t, alice, "g1", "m4")
 	expectGroup(t, "bob", &bobRec, "g1", []string{"m1", "m2", "m3", "m4"})
-	if evs := bobRec.groupEvents(); !slices.Equal(evs, []string{"gone:" + ActionLeft}) {
+	if evs := bobRec.groupEvents(); !slices.Equal(evs, []string{"gone:" + client.ActionLeft}) {
 		t.Fatalf("membership events %q, want gone:left", evs)
 	}
 }

@@ -1,4 +1,4 @@
-package client
+package sdk
 
 import (
 	"context"
@@ -12,24 +12,25 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/wire"
 )
 
 // BenchmarkGroupCatchUp: a device of a user in 500 groups comes back after
-// 20 messages were sent to each while it was away. Timed from Dial to
+// 20 messages were sent to each while it was away. Timed from client.Dial to
 // WaitSynced, by when all 10,000 have been delivered, each once; requests
 // counts the sync requests the server got per catch-up (the inbox's, the
 // heads and one per moved group), heads-bytes the heads answer's size.
 //
-//	go test -run '^$' -bench GroupCatchUp -benchtime 5x ./client
+//	go -C e2e test -run '^$' -bench GroupCatchUp -benchtime 5x ./sdk
 func BenchmarkGroupCatchUp(b *testing.B) {
 	const groups, missed = 500, 20
 	s := testserver.Start(b, func(c *daemon.Config) { c.SendRate = -1 })
 	aliceSess, bobSess := login(b, s, "alice", "phone"), login(b, s, "bob", "phone")
 	ctx := context.Background()
-	ah := &HTTP{Server: s.HTTP, Token: aliceSess.Token}
+	ah := &client.HTTP{Server: s.HTTP, Token: aliceSess.Token}
 	for i := range groups {
 		if _, err := ah.CreateGroup(ctx, wire.GroupCreate{ID: fmt.Sprintf("g%03d", i), Name: "g", Members: []string{"bob"}}); err != nil {
 			b.Fatal(err)
@@ -37,7 +38,7 @@ func BenchmarkGroupCatchUp(b *testing.B) {
 	}
 	// Bob's device knows its groups, then goes away.
 	var rec recorder
-	cur := &MemoryCursor{}
+	cur := &client.MemoryCursor{}
 	bob := dial(b, s, bobSess, cur, &rec)
 	if err := bob.WaitSynced(ctx); err != nil {
 		b.Fatal(err)
@@ -79,14 +80,14 @@ func BenchmarkGroupCatchUp(b *testing.B) {
 	b.ResetTimer()
 	var elapsed time.Duration
 	for range b.N {
-		cur := &MemoryCursor{}
+		cur := &client.MemoryCursor{}
 		_ = cur.Save(away)
 		var got atomic.Int64
 		seen := make(map[string]bool, groups*missed)
 		var mu sync.Mutex
 		start := time.Now()
-		c, err := Dial(ctx, Config{Server: s.HTTP, MQTT: s.MQTT, User: bobSess.User, Device: bobSess.Device, Token: bobSess.Token,
-			Cursor: cur, OnEvent: func(ev Event) {
+		c, err := client.Dial(ctx, client.Config{Server: s.HTTP, MQTT: s.MQTT, User: bobSess.User, Device: bobSess.Device, Token: bobSess.Token,
+			Cursor: cur, OnEvent: func(ev client.Event) {
 				if ev.Msg == nil || ev.Msg.Group == "" {
 					return
 				}

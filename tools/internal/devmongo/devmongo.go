@@ -5,9 +5,9 @@
 // updates read and write a document in two steps, so two concurrent
 // updates of one document can lose one (see store/mongo's doc comment).
 //
-// Only tests and tools/devmongo may import this package: it pulls FerretDB
-// and SQLite into whatever binary imports it (tools/devmongo's test checks
-// that cmd/imqttd does not).
+// It lives in the tools module, apart from the server's: FerretDB and SQLite
+// never enter the server's module graph. The server's tests reach it as a
+// process (internal/mongotest runs tools/devmongo).
 package devmongo
 
 import (

@@ -10,7 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/imqtt/imqtt/internal/devmongo"
+	"github.com/imqtt/imqtt/tools/internal/devmongo"
 )
 
 // TestStart starts a server, writes a document through the driver, and

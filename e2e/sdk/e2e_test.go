@@ -1,4 +1,4 @@
-package client
+package sdk
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -45,26 +46,26 @@ func testLogger() *slog.Logger {
 func login(t testing.TB, s *testserver.Server, user, device string) wire.Session {
 	t.Helper()
 	ctx := testCtx(t)
-	if err := Register(ctx, s.HTTP, user, "pw-"+user); err != nil {
+	if err := client.Register(ctx, s.HTTP, user, "pw-"+user); err != nil {
 		var we *wire.Error
 		if !errors.As(err, &we) || we.Code != wire.CodeExists {
 			t.Fatal(err)
 		}
 	}
-	sess, err := Login(ctx, s.HTTP, user, "pw-"+user, device)
+	sess, err := client.Login(ctx, s.HTTP, user, "pw-"+user, device)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return sess
 }
 
-// recorder collects the events a Client delivers.
+// recorder collects the events a client.Client delivers.
 type recorder struct {
 	mu  sync.Mutex
-	evs []Event
+	evs []client.Event
 }
 
-func (r *recorder) on(ev Event) {
+func (r *recorder) on(ev client.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.evs = append(r.evs, ev)
@@ -102,14 +103,14 @@ func bodies(msgs []wire.Msg) []string {
 }
 
 // dial connects a device of an account on s.
-func dial(t testing.TB, s *testserver.Server, sess wire.Session, cur CursorStore, rec *recorder, edit ...func(*Config)) *Client {
+func dial(t testing.TB, s *testserver.Server, sess wire.Session, cur client.CursorStore, rec *recorder, edit ...func(*client.Config)) *client.Client {
 	t.Helper()
-	cfg := Config{Server: s.HTTP, User: sess.User, Device: sess.Device, Token: sess.Token,
+	cfg := client.Config{Server: s.HTTP, User: sess.User, Device: sess.Device, Token: sess.Token,
 		Cursor: cur, OnEvent: rec.on, Logger: testLogger()}
 	for _, f := range edit {
 		f(&cfg)
 	}
-	c, err := Dial(testCtx(t), cfg)
+	c, err := client.Dial(testCtx(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func TestE2ESendReceiveExactlyOnce(t *testing.T) {
 	aliceSess, bobSess := login(t, s, "alice", "phone"), login(t, s, "bob", "phone")
 	var aliceRec, bobRec recorder
 	alice := dial(t, s, aliceSess, nil, &aliceRec) // endpoints from /v1/endpoints
-	bob := dial(t, s, bobSess, nil, &bobRec, func(c *Config) { c.MQTT = s.MQTT })
+	bob := dial(t, s, bobSess, nil, &bobRec, func(c *client.Config) { c.MQTT = s.MQTT })
 	ctx := testCtx(t)
 	if err := bob.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
@@ -195,8 +196,8 @@ func TestE2EDialRefused(t *testing.T) {
 	s := testserver.Start(t)
 	sess := login(t, s, "alice", "phone")
 	sess.Token = "not-a-token"
-	_, err := Dial(testCtx(t), Config{Server: s.HTTP, MQTT: s.MQTT, User: sess.User, Device: sess.Device, Token: sess.Token})
-	if !errors.Is(err, ErrRefused) {
+	_, err := client.Dial(testCtx(t), client.Config{Server: s.HTTP, MQTT: s.MQTT, User: sess.User, Device: sess.Device, Token: sess.Token})
+	if !errors.Is(err, client.ErrRefused) {
 		t.Fatalf("Dial with a bad token: %v", err)
 	}
 }
@@ -213,7 +214,7 @@ func TestE2EOfflineThenSync(t *testing.T) {
 	cursorPath := filepath.Join(t.TempDir(), "cursor.json")
 
 	var first recorder
-	bob := dial(t, s, bobSess, NewFileCursor(cursorPath), &first, func(c *Config) { c.SyncLimit = 7 })
+	bob := dial(t, s, bobSess, client.NewFileCursor(cursorPath), &first, func(c *client.Config) { c.SyncLimit = 7 })
 	for i := range 3 {
 		if _, err := alice.Send(ctx, wire.Send{To: "bob", Body: fmt.Sprint("online ", i)}); err != nil {
 			t.Fatal(err)
@@ -230,7 +231,7 @@ func TestE2EOfflineThenSync(t *testing.T) {
 		}
 	}
 	var second recorder
-	bob = dial(t, s, bobSess, NewFileCursor(cursorPath), &second, func(c *Config) { c.SyncLimit = 7 })
+	bob = dial(t, s, bobSess, client.NewFileCursor(cursorPath), &second, func(c *client.Config) { c.SyncLimit = 7 })
 	if err := bob.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func TestE2EOfflineThenSync(t *testing.T) {
 			t.Fatalf("an offline message came live: %+v", ev.Msg)
 		}
 	}
-	cur, err := NewFileCursor(cursorPath).Load()
+	cur, err := client.NewFileCursor(cursorPath).Load()
 	if err != nil || cur.Ver != got[len(got)-1].Ver || cur.Epoch == "" {
 		t.Fatalf("saved cursor %+v %v; last version %d", cur, err, got[len(got)-1].Ver)
 	}
@@ -257,7 +258,7 @@ func TestE2EReconnect(t *testing.T) {
 	aliceSess, bobSess := login(t, s, "alice", "phone"), login(t, s, "bob", "phone")
 	var aliceRec, bobRec recorder
 	alice := dial(t, s, aliceSess, nil, &aliceRec)
-	bob := dial(t, s, bobSess, nil, &bobRec, func(c *Config) { c.MinBackoff = 20 * time.Millisecond })
+	bob := dial(t, s, bobSess, nil, &bobRec, func(c *client.Config) { c.MinBackoff = 20 * time.Millisecond })
 	ctx := testCtx(t)
 
 	var want []string
@@ -273,7 +274,7 @@ func TestE2EReconnect(t *testing.T) {
 	for round := range 3 {
 		waitFor(t, "bob connected", func() bool { return s.KickDevice("bob/phone") })
 		send(10)
-		waitFor(t, fmt.Sprint("bob reconnected ", round), func() bool { return bob.gens.Load() >= uint64(round+2) })
+		waitFor(t, fmt.Sprint("bob reconnected ", round), func() bool { return bob.Connections() >= uint64(round+2) })
 	}
 	waitFor(t, "all messages", func() bool { return len(bobRec.msgs()) >= len(want) })
 	got := bobRec.msgs()
@@ -299,8 +300,8 @@ func TestE2EResetOnLostHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cur := &MemoryCursor{}
-	_ = cur.Save(Cursor{Ver: 1000, Epoch: "a-lost-epoch"})
+	cur := &client.MemoryCursor{}
+	_ = cur.Save(client.Cursor{Ver: 1000, Epoch: "a-lost-epoch"})
 	var bobRec recorder
 	bob := dial(t, s, bobSess, cur, &bobRec)
 	if err := bob.WaitSynced(ctx); err != nil {
@@ -316,7 +317,7 @@ func TestE2EResetOnLostHistory(t *testing.T) {
 }
 
 // TestE2ERead: a read position set by one device reaches the others as an
-// unread event, and the HTTP client sees the counts.
+// unread event, and the client.HTTP client sees the counts.
 func TestE2ERead(t *testing.T) {
 	s := testserver.Start(t)
 	aliceSess, bobPhone, bobLaptop := login(t, s, "alice", "phone"), login(t, s, "bob", "phone"), login(t, s, "bob", "laptop")
@@ -332,7 +333,7 @@ func TestE2ERead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := &HTTP{Server: s.HTTP, Token: bobPhone.Token}
+	h := &client.HTTP{Server: s.HTTP, Token: bobPhone.Token}
 	convs, err := h.Conversations(ctx)
 	if err != nil || convs.TotalUnread != 3 || len(convs.Conversations) != 1 || convs.Conversations[0].Peer != "alice" {
 		t.Fatalf("conversations before read: %+v, %v", convs, err)

@@ -1,4 +1,4 @@
-package client
+package sdk
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/wire"
@@ -21,18 +22,18 @@ import (
 // The faults of issue 5: a server restart mid-send, a dropped connection, a
 // duplicate event, a gap in versions, an expired token and an unreachable
 // first endpoint. In each the SDK recovers by itself (or, for the token,
-// stops with ErrRefused until the app logs in again) and the app sees each
+// stops with client.ErrRefused until the app logs in again) and the app sees each
 // message once, in order.
 
 // fast shortens the SDK's timers so that recovery takes milliseconds.
-func fast(c *Config) {
+func fast(c *client.Config) {
 	c.MinBackoff, c.MaxBackoff = 20*time.Millisecond, 200*time.Millisecond
 	c.ResendInterval = 500 * time.Millisecond
 	c.SyncTimeout = time.Second
 }
 
 // sendAll sends bodies in order from c, each until acked.
-func sendAll(t testing.TB, c *Client, to string, bodies ...string) []wire.Ack {
+func sendAll(t testing.TB, c *client.Client, to string, bodies ...string) []wire.Ack {
 	t.Helper()
 	var acks []wire.Ack
 	for _, b := range bodies {
@@ -75,7 +76,7 @@ func TestFaultServerRestartMidSend(t *testing.T) {
 	proxy := newFaultProxy(t, s.MQTT)
 	aliceSess, bobSess := login(t, s, "alice", "phone"), login(t, s, "bob", "phone")
 	var aliceRec, bobRec recorder
-	viaProxy := func(c *Config) { c.MQTT = proxy.Addr(); fast(c) }
+	viaProxy := func(c *client.Config) { c.MQTT = proxy.Addr(); fast(c) }
 	alice := dial(t, s, aliceSess, nil, &aliceRec, viaProxy)
 	bob := dial(t, s, bobSess, nil, &bobRec, viaProxy)
 
@@ -110,7 +111,7 @@ func TestFaultServerRestartMidSend(t *testing.T) {
 	if !slices.ContainsFunc(spans, func(sp [2]time.Time) bool { return sp[0].Before(up) && sp[1].After(up) }) {
 		t.Fatal("no send was under way across the restart")
 	}
-	if alice.gens.Load() < 2 {
+	if alice.Connections() < 2 {
 		t.Fatal("alice never reconnected")
 	}
 	got := expectBodies(t, "bob", &bobRec, want)
@@ -121,8 +122,8 @@ func TestFaultServerRestartMidSend(t *testing.T) {
 		}
 		ids[a.ID] = true
 	}
-	if bob.gens.Load() < 2 || bob.Err() != nil {
-		t.Fatalf("bob: %d connections, err %v", bob.gens.Load(), bob.Err())
+	if bob.Connections() < 2 || bob.Err() != nil {
+		t.Fatalf("bob: %d connections, err %v", bob.Connections(), bob.Err())
 	}
 }
 
@@ -136,7 +137,7 @@ func TestFaultDroppedConnection(t *testing.T) {
 	aliceSess, bobSess := login(t, s, "alice", "phone"), login(t, s, "bob", "phone")
 	var aliceRec, bobRec recorder
 	alice := dial(t, s, aliceSess, nil, &aliceRec)
-	bob := dial(t, s, bobSess, nil, &bobRec, func(c *Config) {
+	bob := dial(t, s, bobSess, nil, &bobRec, func(c *client.Config) {
 		c.MQTT = proxy.Addr()
 		fast(c)
 		c.KeepAlive = time.Second
@@ -150,21 +151,21 @@ func TestFaultDroppedConnection(t *testing.T) {
 	sendAll(t, alice, "bob", more...)
 	want = append(want, more...)
 	expectBodies(t, "bob", &bobRec, want)
-	if g := bob.gens.Load(); g < 2 {
+	if g := bob.Connections(); g < 2 {
 		t.Fatalf("bob did not reconnect after the reset: %d connections", g)
 	}
 
 	waitFor(t, "bob connected again", func() bool { return proxy.open() == 1 })
-	gens := bob.gens.Load()
+	gens := bob.Connections()
 	proxy.stall()
 	more = numbered("m", 10, 15)
 	sendAll(t, alice, "bob", more...)
 	want = append(want, more...)
 	// paho's ping timeout (10 s) finds the silent connection.
 	deadline := time.Now().Add(25 * time.Second)
-	for bob.gens.Load() == gens || len(bobRec.msgs()) < len(want) {
+	for bob.Connections() == gens || len(bobRec.msgs()) < len(want) {
 		if time.Now().After(deadline) {
-			t.Fatalf("bob after a silent drop: %d connections, %d messages", bob.gens.Load(), len(bobRec.msgs()))
+			t.Fatalf("bob after a silent drop: %d connections, %d messages", bob.Connections(), len(bobRec.msgs()))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -179,7 +180,7 @@ func TestFaultDuplicateEvent(t *testing.T) {
 	aliceSess, bobSess := login(t, s, "alice", "phone"), login(t, s, "bob", "phone")
 	var aliceRec, bobRec recorder
 	alice := dial(t, s, aliceSess, nil, &aliceRec)
-	dial(t, s, bobSess, nil, &bobRec, func(c *Config) { c.MQTT = proxy.Addr(); fast(c) })
+	dial(t, s, bobSess, nil, &bobRec, func(c *client.Config) { c.MQTT = proxy.Addr(); fast(c) })
 	inbox := wire.InboxTopic("bob")
 	proxy.setFaults(nil, func(topic string, p []byte) bool {
 		return topic == inbox && bytes.Contains(p, []byte(`"body":"twice"`))
@@ -206,7 +207,7 @@ func TestFaultGap(t *testing.T) {
 	aliceSess, bobSess := login(t, s, "alice", "phone"), login(t, s, "bob", "phone")
 	var aliceRec, bobRec recorder
 	alice := dial(t, s, aliceSess, nil, &aliceRec)
-	bob := dial(t, s, bobSess, nil, &bobRec, func(c *Config) {
+	bob := dial(t, s, bobSess, nil, &bobRec, func(c *client.Config) {
 		c.MQTT = proxy.Addr()
 		fast(c)
 		c.ResyncInterval = -1 // only the gap may start the sync
@@ -230,13 +231,13 @@ func TestFaultGap(t *testing.T) {
 			t.Fatal("the lost event came live")
 		}
 	}
-	if bob.gens.Load() != 1 {
-		t.Fatalf("bob reconnected (%d connections): the gap should be filled on the same one", bob.gens.Load())
+	if bob.Connections() != 1 {
+		t.Fatalf("bob reconnected (%d connections): the gap should be filled on the same one", bob.Connections())
 	}
 }
 
 // TestFaultExpiredToken: bob's token expires while he is connected; his next
-// reconnect is refused and the client stops with ErrRefused (it does not
+// reconnect is refused and the client stops with client.ErrRefused (it does not
 // retry a credential that cannot work). The app logs in again and dials with
 // the same cursor: it gets what came meanwhile, once, after what it had.
 func TestFaultExpiredToken(t *testing.T) {
@@ -247,12 +248,12 @@ func TestFaultExpiredToken(t *testing.T) {
 	var aliceRec, bobRec recorder
 	// alice uses her password, which does not expire.
 	alice := dial(t, s, wire.Session{User: "alice", Device: "phone", Token: "pw-alice"}, nil, &aliceRec)
-	cur := &MemoryCursor{}
-	bob := dial(t, s, bobSess, cur, &bobRec, func(c *Config) { c.MQTT = s.MQTT; fast(c) })
+	cur := &client.MemoryCursor{}
+	bob := dial(t, s, bobSess, cur, &bobRec, func(c *client.Config) { c.MQTT = s.MQTT; fast(c) })
 	sendAll(t, alice, "bob", "1", "2")
 	expectBodies(t, "bob", &bobRec, []string{"1", "2"})
 
-	h := &HTTP{Server: s.HTTP, Token: bobSess.Token}
+	h := &client.HTTP{Server: s.HTTP, Token: bobSess.Token}
 	waitFor(t, "bob's token to expire", func() bool {
 		_, err := h.Conversations(testCtx(t))
 		var we *wire.Error
@@ -266,14 +267,14 @@ func TestFaultExpiredToken(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("bob's client kept going with an expired token")
 	}
-	if !errors.Is(bob.Err(), ErrRefused) {
+	if !errors.Is(bob.Err(), client.ErrRefused) {
 		t.Fatalf("bob stopped with %v, want ErrRefused", bob.Err())
 	}
 	sendAll(t, alice, "bob", "4", "5")
 
 	fresh := login(t, s, "bob", "phone")
 	var again recorder
-	bob = dial(t, s, fresh, cur, &again, func(c *Config) { c.MQTT = s.MQTT; fast(c) })
+	bob = dial(t, s, fresh, cur, &again, func(c *client.Config) { c.MQTT = s.MQTT; fast(c) })
 	if err := bob.WaitSynced(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +316,7 @@ func TestFaultUnreachableFirstEndpoint(t *testing.T) {
 	aliceSess, bobSess := login(t, s, "alice", "phone"), login(t, s, "bob", "phone")
 	var aliceRec, bobRec recorder
 	alice := dial(t, s, aliceSess, nil, &aliceRec)
-	bob := dial(t, s, bobSess, nil, &bobRec, func(c *Config) { c.Server = endpoints.URL; c.MQTT = ""; fast(c) })
+	bob := dial(t, s, bobSess, nil, &bobRec, func(c *client.Config) { c.Server = endpoints.URL; c.MQTT = ""; fast(c) })
 	mu.Lock()
 	if asked < 2 {
 		t.Errorf("the endpoints were asked %d times; the first one should have failed", asked)
@@ -329,7 +330,7 @@ func TestFaultUnreachableFirstEndpoint(t *testing.T) {
 	more := numbered("m", 5, 10)
 	sendAll(t, alice, "bob", more...)
 	expectBodies(t, "bob", &bobRec, append(want, more...))
-	if bob.gens.Load() < 3 || bob.Err() != nil { // down, up, (down,) up again
-		t.Fatalf("bob: %d connection attempts, err %v", bob.gens.Load(), bob.Err())
+	if bob.Connections() < 3 || bob.Err() != nil { // down, up, (down,) up again
+		t.Fatalf("bob: %d connection attempts, err %v", bob.Connections(), bob.Err())
 	}
 }
