@@ -8,9 +8,9 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/imqtt/imqtt/wire/wiretest"
 	imsync "github.com/imqtt/imqtt/sync"
 	"github.com/imqtt/imqtt/wire"
+	"github.com/imqtt/imqtt/wire/wiretest"
 )
 
 // oddBatches are sync batches with odd messages, empty and nil items.
