@@ -14,7 +14,7 @@ import (
 // What the API needs of the rest of the server, one small interface per
 // role, declared here where they are used: *account.Service implements
 // Accounts, *chat.Service Core, *media.Service MediaStore, every
-// state.Presence DeviceLister (the pins are in core_test.go). Every method
+// state.Presence DeviceLister (the pins are in fakes_test.go). Every method
 // that takes a context blocks on I/O, bounded by it; the handlers pass the
 // request's.
 

@@ -16,7 +16,7 @@ import (
 // Submitter, Syncer and Reader (so Core) and LocalIndex; *account.Service
 // Authenticator (auth.go); bans.List BanChecker (ban.go); every
 // state.Presence PresenceRecorder; *mqtt.Server ConnackSender. The pins are
-// in core_test.go. Tests give the hooks fakes of them.
+// in fakes_test.go. Tests give the hooks fakes of them.
 
 // Submitter takes the sends of im/send to the core.
 type Submitter interface {
