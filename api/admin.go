@@ -20,7 +20,6 @@ import (
 
 	"github.com/imqtt/imqtt/bans"
 	"github.com/imqtt/imqtt/broker"
-	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -32,13 +31,43 @@ import (
 // cluster-wide storage (see package bans).
 
 // AdminBroker is what the admin API reads and acts on in this node's
-// broker; *broker.Broker implements it.
+// broker; *broker.Broker implements it. None of its methods does I/O
+// beyond this node's connections.
 type AdminBroker interface {
+	ClientDirectory
+	ClientKicker
+	Drainer
+}
+
+// ClientDirectory lists this node's connected clients.
+type ClientDirectory interface {
+	// ClientList returns the connected clients, in no order: not the
+	// server's inline client, not sessions whose connection has ended.
 	ClientList() []broker.ClientInfo
+	// ClientDetail returns a connected client and its subscriptions,
+	// sorted by filter; false if it is not connected here.
 	ClientDetail(id string) (broker.ClientInfo, []broker.Subscription, bool)
-	Kick(clientID string, code packets.Code) bool
+	// Clients is the number of connected clients, read without a lock.
 	Clients() int64
+}
+
+// ClientKicker disconnects one client of this node.
+type ClientKicker interface {
+	// Kick disconnects the client with this ID, with code as the MQTT 5
+	// DISCONNECT reason; false if it is not connected here. It does not
+	// wait for the connection to end.
+	Kick(clientID string, code packets.Code) bool
+}
+
+// Drainer empties this node of its clients.
+type Drainer interface {
+	// StopAccepting closes the listeners to new connections; connected
+	// clients stay.
 	StopAccepting()
+	// Drain disconnects the clients in waves of per, one now and one every
+	// interval, calling quiesce (if set) with each wave's IDs first and
+	// progress (if set) after. It blocks until no client is left (true)
+	// or stop is closed (false).
 	Drain(per int, interval time.Duration, stop <-chan struct{}, quiesce func(ids []string), progress func(kicked, remaining int)) bool
 }
 
@@ -72,8 +101,9 @@ type AdminConfig struct {
 	// Bans is the ban list; nil: no bans (POST bans answers 501). Bans also
 	// refuse logins and token use when the admin API is off.
 	Bans bans.List
-	// Presence gives the connected-since of this node's devices; may be nil.
-	Presence state.Presence
+	// Presence gives the connected-since of this node's devices and finds
+	// the node to send a kick to; may be nil.
+	Presence DeviceLister
 	// Head returns a user's latest version (what an up-to-date device has
 	// seen); may be nil.
 	Head func(ctx context.Context, user string) (uint64, error)

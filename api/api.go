@@ -17,8 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/imqtt/imqtt/account"
-	"github.com/imqtt/imqtt/chat"
-	"github.com/imqtt/imqtt/media"
 	"github.com/imqtt/imqtt/metrics"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -30,9 +28,9 @@ type Kicker interface {
 
 // Config wires the API to the core.
 type Config struct {
-	Accounts  *account.Service
-	Chat      *chat.Service
-	Media     *media.Service // nil: no /v1/media
+	Accounts  Accounts   // *account.Service
+	Chat      Core       // *chat.Service
+	Media     MediaStore // *media.Service; nil: no /v1/media
 	Metrics   *metrics.Metrics
 	Kicker    Kicker
 	Endpoints func(ctx context.Context) ([]wire.Endpoint, error) // the live nodes, best first

@@ -20,19 +20,27 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// Authenticator checks an MQTT password for a client at from (its address)
-// connecting as user's device: an access token issued to that device, or
-// user's account password (SPEC §2). account.Service implements it; its
-// errors match account.ErrThrottled when a limit refused the attempt.
+// Authenticator checks the credentials of an MQTT CONNECT; *account.Service
+// implements it.
 type Authenticator interface {
+	// Authenticate checks secret for a client at from (its address,
+	// "ip:port") connecting as user's device: an access token issued to
+	// that device, or user's account password (SPEC §2). It returns nil if
+	// it opens the device; an error that is an *account.Throttled (and
+	// matches account.ErrThrottled) when a limit refused the attempt
+	// before any check; an error matching account.ErrBadCredentials for
+	// wrong, unknown, revoked or expired credentials and for a token of
+	// another device; any other error for a store failure. A password
+	// check is an argon2id run (tens of milliseconds, bounded in
+	// concurrency), so it blocks; ctx bounds the wait.
 	Authenticate(ctx context.Context, from, user, device, secret string) error
 }
 
 // AuthConfig configures the Auth hook.
 type AuthConfig struct {
 	Accounts  Authenticator
-	Server    *mqtt.Server // to send CONNACK codes mochi has no hook result for
-	Keepalive uint16       // imposed on clients that ask for 0
+	Server    ConnackSender // to send CONNACK codes mochi has no hook result for (*mqtt.Server)
+	Keepalive uint16        // imposed on clients that ask for 0
 	Metrics   *metrics.Metrics
 	Logger    *slog.Logger
 }

@@ -20,7 +20,7 @@ type BanChecker interface {
 // BanConfig configures the Ban hook.
 type BanConfig struct {
 	Bans    BanChecker
-	Server  *mqtt.Server // to send the CONNACK
+	Server  ConnackSender // to send the CONNACK (*mqtt.Server)
 	Metrics *metrics.Metrics
 }
 

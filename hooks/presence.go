@@ -13,18 +13,10 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// LocalIndex keeps per-connection state on this node (chat's group fan-out
-// index): one DeviceOnline per established connection, one DeviceOffline
-// per ended one, takeovers included.
-type LocalIndex interface {
-	DeviceOnline(ctx context.Context, user string) error
-	DeviceOffline(user string)
-}
-
 // PresenceConfig configures the Presence hook.
 type PresenceConfig struct {
-	State state.Presence
-	Local LocalIndex // may be nil
+	State PresenceRecorder // a state.Presence
+	Local LocalIndex       // may be nil
 	// Elsewhere, if set, is called when a device recorded here was recorded
 	// on another node before: in scale-out it disconnects the device's old
 	// connection there (MQTT's session takeover works only within one

@@ -24,7 +24,7 @@ type Publisher interface {
 
 // UplinkConfig configures the Uplink hook.
 type UplinkConfig struct {
-	Chat      *chat.Service
+	Chat      Core // *chat.Service
 	Publisher Publisher
 	Metrics   *metrics.Metrics
 	Logger    *slog.Logger

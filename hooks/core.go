@@ -1,0 +1,95 @@
+package hooks
+
+import (
+	"context"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/state"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// What the hooks need of the rest of the server, one small interface per
+// role, declared here where they are used. *chat.Service implements
+// Submitter, Syncer and Reader (so Core) and LocalIndex; *account.Service
+// Authenticator (auth.go); bans.List BanChecker (ban.go); every
+// state.Presence PresenceRecorder; *mqtt.Server ConnackSender. The pins are
+// in fakes_test.go. Tests give the hooks fakes of them.
+
+// Submitter takes the sends of im/send to the core.
+type Submitter interface {
+	// Submit validates req, sent by from, and queues it for the durable
+	// write. done is called exactly once: at once, with Result.Err, if req
+	// is invalid, over the sender's rate or refused (the server is closing,
+	// the queue stayed full: unavailable, busy); else later, from another
+	// goroutine, with the Ack once the message is stored, or with the
+	// failure. It blocks only while the queue is full, for a bounded time;
+	// it runs on the client's read goroutine.
+	Submit(from chat.Sender, req wire.Send, done func(chat.Result))
+}
+
+// Syncer answers im/sync requests (SPEC §5).
+type Syncer interface {
+	// Sync answers req for user with one or more batches, each passed to
+	// emit in order; an error of emit ends it and is returned. It returns a
+	// *wire.Error for a request it refuses (such as not_member) and any
+	// other error for a store failure. It blocks on the store; ctx bounds
+	// it.
+	Sync(ctx context.Context, user string, req wire.SyncRequest, emit func(wire.Sync) error) error
+	// GroupHeads returns where each of user's groups is (wire.Heads), or a
+	// store failure. It blocks on the store; ctx bounds it.
+	GroupHeads(ctx context.Context, user string) (wire.Heads, error)
+}
+
+// Reader takes im/read requests (SPEC §6).
+type Reader interface {
+	// Read sets user's read position and tells user's devices the new
+	// unread counts, which it also returns. It returns a *wire.Error for a
+	// request it refuses (bad_request, not_member) and any other error for
+	// a store failure. It blocks on the store; ctx bounds it.
+	Read(ctx context.Context, user string, req wire.Read) (wire.Unread, error)
+}
+
+// Core is what the Uplink hook needs of the IM core: the three uplink topics.
+type Core interface {
+	Submitter
+	Syncer
+	Reader
+}
+
+// LocalIndex keeps per-connection state on this node (chat's group fan-out
+// index): one DeviceOnline per established connection, one DeviceOffline
+// per ended one, takeovers included.
+type LocalIndex interface {
+	// DeviceOnline counts a connection of user and, at its first, loads
+	// user's groups into the index. It blocks on the store, bounded by
+	// ctx; an error means the load failed and is retried in the background
+	// (the connection is counted all the same).
+	DeviceOnline(ctx context.Context, user string) error
+	// DeviceOffline uncounts a connection of user; the last one drops user
+	// from the index. It does no I/O.
+	DeviceOffline(user string)
+}
+
+// PresenceRecorder records which node each device is connected to: the
+// writes of state.Presence, whose doc states the full contract.
+type PresenceRecorder interface {
+	// Online records d as connected to d.Node and returns the node it was
+	// recorded on before ("" if none). Idempotent. It may block on the
+	// hot state (Redis in scale-out); ctx bounds it.
+	Online(ctx context.Context, d state.Device) (prevNode string, err error)
+	// Offline removes user's device if it is still recorded on node, so a
+	// takeover by another node is not undone. Idempotent; ctx bounds it.
+	Offline(ctx context.Context, user, device, node string) error
+}
+
+// ConnackSender sends a CONNACK with a refusal code before the hook's
+// error ends the connection (mochi's hook results cannot say every code).
+// *mqtt.Server implements it.
+type ConnackSender interface {
+	// SendConnack writes the CONNACK to cl's connection; its error is that
+	// of the write. It does not block past the connection's write deadline.
+	SendConnack(cl *mqtt.Client, reason packets.Code, present bool, properties *packets.Properties) error
+}
