@@ -136,16 +136,13 @@ const DefaultSendRate = 50
 
 // Daemon is a running imqttd.
 type Daemon struct {
-	cfg    Config
-	log    *slog.Logger
-	st     store.Store
-	state  state.State
-	chat   *chat.Service
-	broker *broker.Broker
-	// path is the one way out for events: it marshals each once, counts it
-	// (imqtt_publishes_total{direction="out"}) and hands it to the broker
-	// and, in scale-out, the bus
-	path     *deliver.Path
+	cfg      Config
+	log      *slog.Logger
+	st       store.Store
+	state    state.State
+	chat     *chat.Service
+	broker   *broker.Broker
+	path     *deliver.Path // every event out: to the broker and, in scale-out, the bus
 	accounts *account.Service
 	metrics  *metrics.Metrics
 	http     []*http.Server
