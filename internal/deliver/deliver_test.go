@@ -300,3 +300,21 @@ func TestTopic(t *testing.T) {
 		}
 	}
 }
+
+type discard struct{}
+
+func (discard) PublishUser(string, string, []byte) error { return nil }
+
+// BenchmarkSend is the path's own cost for a message event to one user on
+// one node: marshal, count, topic, hand-off (the broker's share is not in it).
+func BenchmarkSend(b *testing.B) {
+	p := deliver.New(deliver.Options{Local: discard{}, Counter: &sinks{}})
+	msg := wire.Msg{Kind: wire.KindMsg, ID: "1864712345678901248", Ver: 41, From: "alice", To: "bob", Type: "text",
+		Body: "hello there", TS: 1764300000000, CMID: "c-1"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Send(deliver.User("bob"), msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
