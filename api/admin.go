@@ -20,6 +20,7 @@ import (
 
 	"github.com/imqtt/imqtt/bans"
 	"github.com/imqtt/imqtt/broker"
+	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -71,17 +72,9 @@ type Drainer interface {
 	Drain(per int, interval time.Duration, stop <-chan struct{}, quiesce func(ids []string), progress func(kicked, remaining int)) bool
 }
 
-// NoticeRemote reaches users and clients connected to other nodes
-// (cluster.Bus).
-type NoticeRemote interface {
-	User(user string, payload []byte)
-	Everyone(payload []byte)
+// KickRemote disconnects clients connected to other nodes (cluster.Bus).
+type KickRemote interface {
 	KickOn(node, clientID string)
-}
-
-// Publisher delivers a payload on a topic (the broker's inline publish).
-type Publisher interface {
-	Publish(topic string, payload []byte) error
 }
 
 // AdminConfig wires /v1/admin/ and /dashboard/.
@@ -95,9 +88,11 @@ type AdminConfig struct {
 	Version string
 	Started time.Time
 	// Addrs returns this node's bound addresses by name (mqtt, http, ws, ...).
-	Addrs     func() map[string]string
-	Broker    AdminBroker
-	Publisher Publisher // for notices
+	Addrs  func() map[string]string
+	Broker AdminBroker
+	// Sender delivers notices, here and on the other nodes (the delivery
+	// path, internal/deliver).
+	Sender deliver.Sender
 	// Bans is the ban list; nil: no bans (POST bans answers 501). Bans also
 	// refuse logins and token use when the admin API is off.
 	Bans bans.List
@@ -114,9 +109,8 @@ type AdminConfig struct {
 	// Quiesce, if set, finishes the sends in flight of clients about to be
 	// disconnected by a drain, refusing their new ones (hooks.Uplink).
 	Quiesce func(ids []string)
-	// Remote carries notices and kicks to other nodes (scale-out; nil on
-	// one node).
-	Remote NoticeRemote
+	// Remote carries kicks to other nodes (scale-out; nil on one node).
+	Remote KickRemote
 	// SampleEvery is the stats sampling period (default 1 s); History the
 	// samples kept (default 600: ten minutes at 1 s).
 	SampleEvery time.Duration

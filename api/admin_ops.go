@@ -1,37 +1,27 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/wire"
 )
 
 // MaxNoticeText bounds a notice's text in bytes.
 const MaxNoticeText = 4096
 
-// KindNotice is the kind of a system notice on the inbox topic:
-// {"kind":"notice","text":"...","ts":1764300000000}. Notices are not stored
-// and carry no ver: a device that is offline does not get them.
-const KindNotice = "notice"
-
 type noticeRequest struct {
 	Text string `json:"text"`
 	User string `json:"user"` // empty: every user connected to this node
 }
 
-type notice struct {
-	Kind string `json:"kind"`
-	Text string `json:"text"`
-	TS   int64  `json:"ts"`
-}
-
-// adminNotice publishes a notice to one user's inbox, or to the inbox of
-// every user connected to this node (one publish per user reaches all of
-// the user's devices).
+// adminNotice sends a notice (wire.Notice) to one user's inbox, wherever
+// its devices are, or to the inbox of every connected user: those of this
+// node, whom it counts, and those of the other nodes (one delivery per user
+// reaches all of the user's devices).
 func (a *API) adminNotice(w http.ResponseWriter, r *http.Request) {
 	if !onlyParams(w, r) {
 		return
@@ -49,34 +39,19 @@ func (a *API) adminNotice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.User, _ = wire.NormUser(req.User) // "" stays ""
-	payload, err := json.Marshal(notice{Kind: KindNotice, Text: req.Text, TS: time.Now().UnixMilli()})
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, wire.CodeInternal, err.Error())
-		return
-	}
-	users := []string{req.User}
-	if req.User == "" {
-		users = users[:0]
+	ev := wire.Notice{Kind: wire.KindNotice, Text: req.Text, TS: time.Now().UnixMilli()}
+	sent := 0
+	if req.User != "" {
+		if a.adm.cfg.Sender.Send(deliver.User(req.User), ev) == nil { // the path logs a failure
+			sent = 1
+		}
+	} else {
+		var users []string
 		for _, ci := range a.adm.cfg.Broker.ClientList() {
 			users = append(users, ci.User)
 		}
 		slices.Sort(users)
-		users = slices.Compact(users)
-	}
-	sent := 0
-	for _, u := range users {
-		if err := a.adm.cfg.Publisher.Publish(wire.InboxTopic(u), payload); err != nil {
-			a.log.Warn("admin: notice", "user", u, "err", err)
-			continue
-		}
-		sent++
-	}
-	if r := a.adm.cfg.Remote; r != nil {
-		if req.User != "" {
-			r.User(req.User, payload)
-		} else {
-			r.Everyone(payload)
-		}
+		sent, _ = a.adm.cfg.Sender.Broadcast(slices.Compact(users), ev)
 	}
 	a.log.Info("admin: notice", "user", req.User, "users", sent)
 	writeJSON(w, http.StatusOK, map[string]any{"node": a.adm.cfg.Node, "users": sent})

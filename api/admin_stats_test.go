@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/imqtt/imqtt/metrics"
 )
 
 func TestHistogramQuantiles(t *testing.T) {
@@ -49,22 +47,5 @@ func TestHistogramQuantiles(t *testing.T) {
 	}
 	if known(math.NaN(), 1) != nil || *known(0.0012345, 1000) != 1.235 {
 		t.Error("known() does not map NaN to null or round to microseconds")
-	}
-}
-
-func TestOutKind(t *testing.T) {
-	for payload, want := range map[string]string{
-		`{"kind":"msg","id":"1"}`: "msg",
-		`{"kind":"ack"}`:          "ack",
-		`{"kind":"notice","t":1}`: "notice",
-		`{"kind":"whatever"}`:     "other",
-		`{"kind":"msg`:            "other",
-		`{"id":"1","kind":"msg"}`: "other",
-		"\x1f\x8b\x08 gzip":       "sync",
-		``:                        "other",
-	} {
-		if got := metrics.OutKind([]byte(payload)); got != want {
-			t.Errorf("OutKind(%q) = %s, want %s", payload, got, want)
-		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/imqtt/imqtt/bans"
 	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/media"
 	"github.com/imqtt/imqtt/metrics"
 	"github.com/imqtt/imqtt/state"
@@ -383,6 +384,11 @@ type published struct {
 	topics []string
 }
 
+// PublishUser makes published the delivery path's local sink (the broker).
+func (p *published) PublishUser(_, topic string, payload []byte) error {
+	return p.Publish(topic, payload)
+}
+
 func (p *published) Publish(topic string, payload []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -424,7 +430,7 @@ func newRig(t *testing.T, edit func(*api.Config)) *rig {
 			return []wire.Endpoint{{Node: "n1", MQTT: "mqtt://n1:1883"}}, nil
 		},
 		Ready: func(ctx context.Context) error { return nil },
-		Admin: api.AdminConfig{Token: adminToken, Node: "n1", Broker: r.broker, Publisher: r.pub, Bans: r.bans,
+		Admin: api.AdminConfig{Token: adminToken, Node: "n1", Broker: r.broker, Sender: deliver.New(deliver.Options{Local: r.pub}), Bans: r.bans,
 			SampleEvery: time.Hour}}
 	if edit != nil {
 		edit(&cfg)

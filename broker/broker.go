@@ -16,6 +16,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/wire"
 )
 
 // Options are the broker's limits and addresses; zero values take defaults.
@@ -224,9 +226,22 @@ func (b *Broker) WebSocket() http.Handler { return b.ws }
 // drops the packet (counted by OnPublishDropped) and the client syncs it.
 //
 // A topic under a user (im/u/{user}/...) goes straight to that user's
-// connected clients (direct.go); any other through mochi's Publish.
+// connected clients (direct.go, PublishUser); any other through mochi's
+// Publish.
 func (b *Broker) Publish(topic string, payload []byte) error {
-	if user := topicUser(topic); user != "" && b.deliver(user, topic, payload) {
+	if user := wire.TopicUser(topic); user != "" {
+		return b.PublishUser(user, topic, payload)
+	}
+	return b.srv.Publish(topic, payload, false, 0)
+}
+
+// PublishUser is Publish for a topic of user's (wire.InboxTopic,
+// wire.DeviceTopic), named by the caller so that the topic is not read
+// back: the delivery path (internal/deliver) knows both. It goes to user's
+// connected clients subscribed to topic (direct.go), or through mochi's
+// Publish where direct delivery is not available.
+func (b *Broker) PublishUser(user, topic string, payload []byte) error {
+	if b.deliver(user, topic, payload) {
 		return nil
 	}
 	return b.srv.Publish(topic, payload, false, 0)

@@ -9,6 +9,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/wire"
 )
 
 // Direct delivery. Every event imqtt publishes goes to one user's topics
@@ -38,21 +40,6 @@ const mochiDirect = "2.7.9"
 
 // directOK reports whether the mochi linked into this binary is mochiDirect.
 func directOK() bool { return mqtt.Version == mochiDirect }
-
-const userTopicPrefix = "im/u/"
-
-// topicUser is the user whose topics topic is under ("" if none).
-func topicUser(topic string) string {
-	rest, ok := strings.CutPrefix(topic, userTopicPrefix)
-	if !ok {
-		return ""
-	}
-	user, _, ok := strings.Cut(rest, "/")
-	if !ok {
-		return ""
-	}
-	return user
-}
 
 // route is one connected client and the filters it holds under its user's
 // topics.
@@ -164,7 +151,7 @@ func (r *routes) changed(cl *mqtt.Client) {
 // OnSubscribed or OnUnsubscribed, and the client's read goroutine makes
 // every change, so snapshots are taken in order.
 func (rt *route) refresh(user string) {
-	prefix := userTopicPrefix + user + "/"
+	prefix := wire.UserPrefix(user)
 	idx := &filterIndex{exact: map[string]packets.Subscription{}}
 	for f, s := range rt.cl.State.Subscriptions.GetAll() {
 		switch {

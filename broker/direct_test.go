@@ -180,9 +180,13 @@ func TestDirectMatchesMochi(t *testing.T) {
 	bob.subscribe(0, packets.Subscription{Filter: "im/u/bob/inbox"}, packets.Subscription{Filter: "im/u/bob/d/x"})
 	clients := map[string]*rawClient{"alice/a": a5, "alice/b": a4, "alice/c": ad, "bob/x": bob}
 
-	topics := []string{"im/u/alice/inbox", "im/u/alice/d/c", "im/u/alice/d/c/x", "im/u/bob/inbox", "im/u/carol/inbox"}
-	for i, topic := range topics {
-		if err := b.Publish(topic, fmt.Appendf(nil, "direct:%d", i)); err != nil {
+	// PublishUser is the delivery path's entry (internal/deliver): the user
+	// comes with the topic, which is not read back.
+	topics := [][2]string{{"alice", "im/u/alice/inbox"}, {"alice", "im/u/alice/d/c"}, {"alice", "im/u/alice/d/c/x"},
+		{"bob", "im/u/bob/inbox"}, {"carol", "im/u/carol/inbox"}}
+	for i, ut := range topics {
+		user, topic := ut[0], ut[1]
+		if err := b.PublishUser(user, topic, fmt.Appendf(nil, "direct:%d", i)); err != nil {
 			t.Fatal(err)
 		}
 		if err := b.srv.Publish(topic, fmt.Appendf(nil, "mochi:%d", i), false, 0); err != nil {
@@ -216,7 +220,8 @@ func TestDirectMatchesMochi(t *testing.T) {
 	}
 
 	// Takeover: a second connection as alice/b replaces the first; it gets
-	// the next delivery and the old one is gone from the index.
+	// the next delivery (by Publish, which finds the user in the topic) and
+	// the old one is gone from the index.
 	a4b := dialRaw(t, addr, "alice/b", 4)
 	a4b.subscribe(0, packets.Subscription{Filter: "im/u/alice/inbox"})
 	waitFor(t, func() bool { return b.routes.count("alice") == 3 })

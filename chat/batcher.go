@@ -288,12 +288,7 @@ func (s *Service) runDispatcher() {
 	}
 }
 
-// deliver publishes msg on user's inbox as that user's event at version ver.
+// deliver sends msg to user's inbox as that user's event at version ver.
 func (s *Service) deliver(m store.Message, user string, ver uint64) {
-	payload, err := wire.Marshal(imsync.ToMsg(store.Event{Entry: store.Entry{User: user, Ver: ver}, Msg: m}))
-	if err != nil {
-		s.log.Error("marshal event", "err", err)
-		return
-	}
-	s.toUser(user, payload)
+	s.toUser(user, imsync.ToMsg(store.Event{Entry: store.Entry{User: user, Ver: ver}, Msg: m}))
 }

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/metrics"
 	"github.com/imqtt/imqtt/state/memory"
 	"github.com/imqtt/imqtt/store"
@@ -35,17 +37,17 @@ func (f *faultyStore) Commit(ctx context.Context, b *store.Batch) error {
 	return f.Store.Commit(ctx, b)
 }
 
-// recorder is a Publisher that keeps what was published, in order.
+// recorder is a subscriber of the delivery path that keeps the topics of
+// what was sent, in order.
 type recorder struct {
 	mu     sync.Mutex
 	topics []string
 }
 
-func (r *recorder) Publish(topic string, _ []byte) error {
+func (r *recorder) Sent(to deliver.To, _ wire.Event) {
 	r.mu.Lock()
-	r.topics = append(r.topics, topic)
+	r.topics = append(r.topics, to.Topic())
 	r.mu.Unlock()
-	return nil
 }
 
 func (r *recorder) count() int {
@@ -54,9 +56,20 @@ func (r *recorder) count() int {
 	return len(r.topics)
 }
 
-func newService(t testing.TB, st store.Store, pub chat.Publisher) *chat.Service {
+// nowhere is a node with no clients connected.
+type nowhere struct{}
+
+func (nowhere) PublishUser(string, string, []byte) error { return nil }
+
+// pathTo is the real delivery path, with no clients and sub watching
+// what the service sends.
+func pathTo(sub deliver.Subscriber) *deliver.Path {
+	return deliver.New(deliver.Options{Local: nowhere{}, Subscribers: []deliver.Subscriber{sub}})
+}
+
+func newService(t testing.TB, st store.Store, sub deliver.Subscriber) *chat.Service {
 	t.Helper()
-	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), pub, chat.Options{
+	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), pathTo(sub), chat.Options{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(),
 	})
 	if err != nil {
@@ -125,7 +138,7 @@ func TestCommitFailure(t *testing.T) {
 // sends after Close are refused with unavailable.
 func TestCloseDrains(t *testing.T) {
 	st := openStore(t)
-	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), &recorder{}, chat.Options{
+	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), pathTo(&recorder{}), chat.Options{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(),
 	})
 	if err != nil {
@@ -172,7 +185,7 @@ func BenchmarkSend(b *testing.B) {
 		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
 			st := openStore(b)
 			m := metrics.New()
-			svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), &recorder{}, chat.Options{
+			svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), pathTo(&recorder{}), chat.Options{
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m,
 			})
 			if err != nil {
@@ -217,7 +230,7 @@ func (mediaPolicy) Attach(_ context.Context, user, media string) (*store.Inline,
 // message carries the inline bytes and grants the media to the recipient.
 func TestMediaAttach(t *testing.T) {
 	st := openStore(t)
-	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), &recorder{}, chat.Options{
+	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), pathTo(&recorder{}), chat.Options{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(), Media: mediaPolicy{},
 	})
 	if err != nil {
@@ -240,5 +253,39 @@ func TestMediaAttach(t *testing.T) {
 	}
 	if grants, _ := st.MediaGrants(ctx, "m-ok"); len(grants) != 1 || grants[0] != "u:bob" {
 		t.Fatalf("grants: %q", grants)
+	}
+}
+
+// TestEventsThroughPath: the core hands the delivery path typed events,
+// each to the users it concerns: a message to both inboxes, an unread count
+// to the reader's, a membership change to the member's.
+func TestEventsThroughPath(t *testing.T) {
+	st := openStore(t)
+	seen := &msgs{}
+	svc := newService(t, st, seen)
+	ctx := context.Background()
+	if _, err := svc.Send(ctx, chat.Sender{User: "alice", Device: "d"}, wire.Send{CMID: "c", To: "bob", Type: "text", Body: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the message event", func() bool { return seen.gotMsg("bob") }) // sent after the ack
+	if _, err := svc.Read(ctx, "bob", wire.Read{Peer: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateGroup(ctx, "alice", wire.GroupCreate{ID: "g1", Members: []string{"bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		wire.InboxTopic("alice"): {wire.KindMsg},
+		wire.InboxTopic("bob"):   {wire.KindMsg, wire.KindUnread, wire.KindGroup},
+	}
+	seen.mu.Lock()
+	defer seen.mu.Unlock()
+	for topic, kinds := range want {
+		if !slices.Equal(seen.kinds[topic], kinds) {
+			t.Errorf("%s: %q, want %q", topic, seen.kinds[topic], kinds)
+		}
+	}
+	if len(seen.kinds) != len(want) {
+		t.Errorf("events on %d topics: %v", len(seen.kinds), seen.kinds)
 	}
 }

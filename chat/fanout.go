@@ -7,7 +7,6 @@ import (
 
 	"github.com/imqtt/imqtt/store"
 	imsync "github.com/imqtt/imqtt/sync"
-	"github.com/imqtt/imqtt/wire"
 )
 
 // fanout delivers group messages to the members connected to this node.
@@ -223,14 +222,10 @@ func (f *fanout) run(done chan<- struct{}) {
 		}
 		start := time.Now()
 		for _, m := range batch {
-			payload, err := wire.Marshal(imsync.ToMsg(store.Event{Msg: m}))
-			if err != nil {
-				continue
-			}
+			// One marshal for every member here; the other nodes fan out
+			// their own members (Remote.Group).
 			users := f.recipients(m.Group)
-			for _, u := range users {
-				f.svc.publish(wire.InboxTopic(u), payload)
-			}
+			_, _ = f.svc.out.SendMany(users, imsync.ToMsg(store.Event{Msg: m}))
 			f.svc.m.GroupFanout.Observe(float64(len(users)))
 		}
 		f.svc.m.GroupFanoutSeconds.Observe(time.Since(start).Seconds())

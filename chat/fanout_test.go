@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/imqtt/imqtt/chat"
-	"github.com/imqtt/imqtt/metrics"
+	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -41,21 +41,20 @@ func (g *groupsStore) UserGroups(ctx context.Context, user string) ([]store.Memb
 	return g.Store.UserGroups(ctx, user)
 }
 
-// msgs is a Publisher that keeps, per topic, the kinds of the events
-// published there.
+// msgs is a subscriber of the delivery path that keeps, per topic, the
+// kinds of the events sent there.
 type msgs struct {
 	mu    sync.Mutex
 	kinds map[string][]string
 }
 
-func (m *msgs) Publish(topic string, payload []byte) error {
+func (m *msgs) Sent(to deliver.To, ev wire.Event) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.kinds == nil {
 		m.kinds = map[string][]string{}
 	}
-	m.kinds[topic] = append(m.kinds[topic], metrics.OutKind(payload))
-	return nil
+	m.kinds[to.Topic()] = append(m.kinds[to.Topic()], ev.EventKind())
 }
 
 // gotMsg reports whether a message event was published to user's inbox.

@@ -291,10 +291,7 @@ func (s *Service) RemoveMember(ctx context.Context, actor, group, user string) e
 }
 
 func (s *Service) groupEvent(user, group, action, by string) {
-	payload, err := wire.Marshal(wire.GroupEvent{Kind: wire.KindGroup, Group: group, Action: action, By: by})
-	if err == nil {
-		s.toUser(user, payload)
-	}
+	s.toUser(user, wire.GroupEvent{Kind: wire.KindGroup, Group: group, Action: action, By: by})
 }
 
 // DeviceOnline and DeviceOffline keep this node's group fan-out index:

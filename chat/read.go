@@ -45,9 +45,7 @@ func (s *Service) Read(ctx context.Context, user string, req wire.Read) (wire.Un
 		return wire.Unread{}, err
 	}
 	ev := wire.Unread{Kind: wire.KindUnread, Total: total, Peer: req.Peer, Count: conv.Unread}
-	if payload, err := wire.Marshal(ev); err == nil {
-		s.toUser(user, payload)
-	}
+	s.toUser(user, ev)
 	return ev, nil
 }
 
@@ -76,9 +74,7 @@ func (s *Service) readGroup(ctx context.Context, user, group string, seq uint64)
 		return wire.Unread{}, err
 	}
 	ev := wire.Unread{Kind: wire.KindUnread, Total: total, Group: group, Count: groupUnread(m, h)}
-	if payload, err := wire.Marshal(ev); err == nil {
-		s.toUser(user, payload)
-	}
+	s.toUser(user, ev)
 	return ev, nil
 }
 

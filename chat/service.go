@@ -7,7 +7,9 @@
 //
 //	Submit (hooks/uplink.go, api) ─► queue ─► batcher.run: dedupe, snowflake id,
 //	versions, store.Commit (one durable write for many messages)
-//	─► dispatcher: ack to the sending device, msg event to both users' inboxes.
+//	─► dispatcher: ack to the sending device, msg event to both users' inboxes
+//	through the delivery path (internal/deliver), which marshals it once and
+//	takes it to this node's clients and the other nodes'.
 package chat
 
 import (
@@ -23,6 +25,7 @@ import (
 
 	"github.com/bwmarrin/snowflake"
 
+	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/metrics"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
@@ -30,20 +33,12 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// Publisher delivers a payload to every subscriber of a topic. It must not
-// block on a slow subscriber (the broker drops what a full client queue cannot
-// take; sync recovers it).
-type Publisher interface {
-	Publish(topic string, payload []byte) error
-}
-
-// Remote carries events to the other nodes of a cluster (scale-out mode;
-// nil on a single node). Its methods queue and return at once: a remote
+// Remote carries group traffic to the other nodes of a cluster
+// (scale-out mode; nil on a single node); events for a user reach them
+// through the delivery path. Its methods queue and return at once: a remote
 // delivery that cannot be made is dropped, and the device recovers it by
 // sync, as from a full client queue.
 type Remote interface {
-	// User delivers an event to user's devices connected to other nodes.
-	User(user string, payload []byte)
 	// Group hands a committed group message to the other nodes' fan-out.
 	Group(m store.Message)
 	// Member tells the other nodes that user joined or left group, so their
@@ -135,7 +130,7 @@ type Result struct {
 type Service struct {
 	st       Store
 	versions state.Versions
-	pub      Publisher
+	out      deliver.Sender
 	ids      atomic.Pointer[snowflake.Node]
 	syncer   *imsync.Syncer
 	opts     Options
@@ -155,11 +150,12 @@ type Service struct {
 }
 
 // New returns a Service. st is the source of truth, versions hands out
-// versions, pub delivers events.
-func New(st Store, versions state.Versions, pub Publisher, opts Options) (*Service, error) {
+// versions, out delivers events (to this node's clients and, for a user's
+// events, the other nodes').
+func New(st Store, versions state.Versions, out deliver.Sender, opts Options) (*Service, error) {
 	opts.fill()
 	s := &Service{
-		st: st, versions: versions, pub: pub, opts: opts,
+		st: st, versions: versions, out: out, opts: opts,
 		syncer: imsync.New(st, opts.Sync), log: opts.Logger, m: opts.Metrics,
 		queue:    make(chan *sendOp, opts.QueueLen),
 		dispatch: make(chan []*sendOp, 64),
@@ -433,18 +429,10 @@ func (s *Service) userExists(ctx context.Context, id string) (bool, error) {
 }
 
 // toUser delivers an event to every device of user, here and on the other
-// nodes of a cluster.
-func (s *Service) toUser(user string, payload []byte) {
-	s.publish(wire.InboxTopic(user), payload)
-	if s.opts.Remote != nil {
-		s.opts.Remote.User(user, payload)
-	}
-}
-
-// DeliverLocal publishes an event that another node routed here to user's
-// devices connected to this node.
-func (s *Service) DeliverLocal(user string, payload []byte) {
-	s.publish(wire.InboxTopic(user), payload)
+// nodes of a cluster. What cannot be delivered the path logs; devices
+// recover a message or count by sync.
+func (s *Service) toUser(user string, ev wire.Event) {
+	_ = s.out.Send(deliver.User(user), ev)
 }
 
 // FanOutLocal delivers a group message that another node committed to the
@@ -472,12 +460,5 @@ func (s *Service) membership(group, user string, joined bool) {
 	s.MemberLocal(group, user, joined)
 	if s.opts.Remote != nil {
 		s.opts.Remote.Member(group, user, joined)
-	}
-}
-
-// publish delivers a payload, logging what cannot be delivered.
-func (s *Service) publish(topic string, payload []byte) {
-	if err := s.pub.Publish(topic, payload); err != nil {
-		s.log.Warn("publish", "topic", topic, "err", err)
 	}
 }

@@ -56,16 +56,19 @@ type Locator interface {
 	DevicesOf(ctx context.Context, users []string) (map[string][]state.Device, error)
 }
 
-// Local is what a node does with what other nodes send it (chat.Service).
+// Local is what a node does with what other nodes send it (the delivery
+// path's Arrived, chat.Service's fan-out).
 type Local interface {
-	DeliverLocal(user string, payload []byte)
+	// Arrived delivers an event for user (its kind, its wire form) to the
+	// user's devices connected to this node.
+	Arrived(user, kind string, payload []byte)
 	FanOutLocal(m store.Message)
 	MemberLocal(group, user string, joined bool)
 	// KickLocal disconnects a client connected to this node, if it is.
 	KickLocal(clientID string)
 	// EveryoneLocal delivers an event to every user connected to this node
 	// (an operator's notice to all).
-	EveryoneLocal(payload []byte)
+	EveryoneLocal(kind string, payload []byte)
 	// ForgetToken drops a revoked token from this node's cache.
 	ForgetToken(hash string)
 }
@@ -85,29 +88,38 @@ type BusOptions struct {
 	Dropped func(n int)
 }
 
-// record kinds on the wire.
+// record kinds on the wire. The two that carry an event carry its kind
+// too, at the front of the payload field, so that the receiving node counts
+// it without reading the event. (They were 'u' and 'a' before the kind came
+// with them; the framing is the same, so a node of that version skips
+// these records and these nodes its: during a rolling upgrade such events
+// reach devices by sync.)
 const (
-	kindUser   = 'u' // key: user, payload: the event
+	kindUser   = 'e' // key: user, event: its kind, payload: the event
 	kindGroup  = 'g' // payload: a store.Message as JSON
 	kindMember = 'm' // key: group, payload: user, then 1 joined / 0 left
 	kindKick   = 'k' // key: user, payload: client ID
-	kindAll    = 'a' // payload: an event for every connected user
+	kindAll    = 'A' // event: its kind, payload: an event for every connected user
 	kindToken  = 't' // key: the hash of a revoked token
 )
 
 type record struct {
 	kind    byte
 	key     string
+	event   string // the kind of the event a kindUser or kindAll record carries
 	payload []byte
 	node    string // set: sent to this node's channel, not routed by user (KickOn, and a routed record kept for a retry)
 }
+
+// hasEvent reports whether records of kind carry an event and its kind.
+func hasEvent(kind byte) bool { return kind == kindUser || kind == kindAll }
 
 // maxMessage bounds one PUBLISH; a pass's records for a node are split
 // into messages of about this size.
 const maxMessage = 256 << 10
 
 // Bus carries events between the nodes of a cluster. It implements
-// chat.Remote. Create it with NewBus, then Start; Close flushes and stops.
+// chat.Remote and deliver.Remote. Create it with NewBus, then Start; Close flushes and stops.
 type Bus struct {
 	rdb  goredis.UniversalClient
 	opts BusOptions
@@ -176,8 +188,10 @@ func (b *Bus) Close(ctx context.Context) error {
 // Dropped is how many events this node could not send.
 func (b *Bus) Dropped() int64 { return b.dropped.Load() }
 
-// User queues an event for user's devices on other nodes.
-func (b *Bus) User(user string, payload []byte) { b.put(record{kindUser, user, payload, ""}) }
+// User queues an event of kind for user's devices on other nodes.
+func (b *Bus) User(user, kind string, payload []byte) {
+	b.put(record{kind: kindUser, key: user, event: kind, payload: payload})
+}
 
 // Group queues a committed group message for every other node's fan-out.
 func (b *Bus) Group(m store.Message) {
@@ -186,7 +200,7 @@ func (b *Bus) Group(m store.Message) {
 		b.log.Error("cluster bus: encode group message", "err", err)
 		return
 	}
-	b.put(record{kindGroup, m.Group, payload, ""})
+	b.put(record{kind: kindGroup, key: m.Group, payload: payload})
 }
 
 // Member queues a membership change for every other node.
@@ -195,26 +209,30 @@ func (b *Bus) Member(group, user string, joined bool) {
 	if joined {
 		flag = '1'
 	}
-	b.put(record{kindMember, group, append([]byte(user), flag), ""})
+	b.put(record{kind: kindMember, key: group, payload: append([]byte(user), flag)})
 }
 
 // Kick disconnects clientID, one of user's devices, wherever it is
 // connected (a revoked token).
-func (b *Bus) Kick(user, clientID string) { b.put(record{kindKick, user, []byte(clientID), ""}) }
+func (b *Bus) Kick(user, clientID string) {
+	b.put(record{kind: kindKick, key: user, payload: []byte(clientID)})
+}
 
 // KickOn disconnects clientID on node: a device that reconnected here
 // while its old connection there has not yet been noticed dead.
 func (b *Bus) KickOn(node, clientID string) {
 	if node != b.opts.Node {
-		b.put(record{kindKick, "", []byte(clientID), node})
+		b.put(record{kind: kindKick, payload: []byte(clientID), node: node})
 	}
 }
 
-// Everyone queues an event for every user connected to another node.
-func (b *Bus) Everyone(payload []byte) { b.put(record{kindAll, "", payload, ""}) }
+// Everyone queues an event of kind for every user connected to another node.
+func (b *Bus) Everyone(kind string, payload []byte) {
+	b.put(record{kind: kindAll, event: kind, payload: payload})
+}
 
 // Revoked tells every other node to forget a revoked token.
-func (b *Bus) Revoked(hash string) { b.put(record{kindToken, hash, nil, ""}) }
+func (b *Bus) Revoked(hash string) { b.put(record{kind: kindToken, key: hash}) }
 
 // SetLocal sets what receives other nodes' events; call it before Start
 // (a Bus and its chat.Service refer to each other).
@@ -360,7 +378,9 @@ func (b *Bus) publish(batch []record) (retry []record) {
 				}
 			}
 			for _, n := range nodes {
-				add(b.nodeChannel(n), record{r.kind, r.key, r.payload, n})
+				routed := r
+				routed.node = n
+				add(b.nodeChannel(n), routed)
 			}
 		}
 	}
@@ -395,7 +415,8 @@ func (b *Bus) publish(batch []record) (retry []record) {
 }
 
 // frames packs records into messages of about maxMessage bytes:
-// origin, then records of kind, key and payload, lengths as uvarints.
+// origin, then records of kind, key, the event's kind (if hasEvent) and
+// payload, lengths as uvarints.
 type frames struct {
 	origin  string
 	msgs    [][]byte
@@ -415,7 +436,14 @@ func (f *frames) add(r record) {
 	f.curRecs = append(f.curRecs, r)
 	f.cur = append(f.cur, r.kind)
 	f.cur = appendString(f.cur, r.key)
-	f.cur = binary.AppendUvarint(f.cur, uint64(len(r.payload)))
+	n := len(r.payload)
+	if hasEvent(r.kind) { // the payload field: the event's kind, then the event
+		n += binary.PutUvarint(make([]byte, binary.MaxVarintLen64), uint64(len(r.event))) + len(r.event)
+	}
+	f.cur = binary.AppendUvarint(f.cur, uint64(n))
+	if hasEvent(r.kind) {
+		f.cur = appendString(f.cur, r.event)
+	}
 	f.cur = append(f.cur, r.payload...)
 }
 
@@ -436,33 +464,40 @@ var errFrame = errors.New("cluster bus: bad frame")
 
 // decode splits a message into its origin and records.
 func decode(msg []byte) (origin string, recs []record, err error) {
-	str := func() (string, bool) {
-		n, k := binary.Uvarint(msg)
-		if k <= 0 || uint64(len(msg)-k) < n {
-			return "", false
-		}
-		s := string(msg[k : k+int(n)])
-		msg = msg[k+int(n):]
-		return s, true
-	}
-	origin, ok := str()
+	o, msg, ok := cut(msg)
 	if !ok {
 		return "", nil, errFrame
 	}
 	for len(msg) > 0 {
 		r := record{kind: msg[0]}
-		msg = msg[1:]
-		if r.key, ok = str(); !ok {
+		var key, p, ev []byte
+		if key, msg, ok = cut(msg[1:]); !ok {
 			return "", nil, errFrame
 		}
-		p, ok := str()
-		if !ok {
+		if p, msg, ok = cut(msg); !ok {
 			return "", nil, errFrame
 		}
-		r.payload = []byte(p)
+		if hasEvent(r.kind) {
+			if ev, p, ok = cut(p); !ok {
+				return "", nil, errFrame
+			}
+			r.event = string(ev)
+		}
+		// A copy: a client's queue may hold the payload long after the rest
+		// of the message is done with.
+		r.key, r.payload = string(key), slices.Clone(p)
 		recs = append(recs, r)
 	}
-	return origin, recs, nil
+	return string(o), recs, nil
+}
+
+// cut splits a length-prefixed field off the front of b (sharing its memory).
+func cut(b []byte) (field, rest []byte, ok bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return nil, nil, false
+	}
+	return b[k : k+int(n) : k+int(n)], b[k+int(n):], true
 }
 
 // receive hands what other nodes send to this node's Local.
@@ -480,7 +515,7 @@ func (b *Bus) receive(ch <-chan *goredis.Message) {
 		for _, r := range recs {
 			switch r.kind {
 			case kindUser:
-				b.opts.Local.DeliverLocal(r.key, r.payload)
+				b.opts.Local.Arrived(r.key, r.event, r.payload)
 			case kindGroup:
 				var msg store.Message
 				if err := json.Unmarshal(r.payload, &msg); err != nil {
@@ -491,7 +526,7 @@ func (b *Bus) receive(ch <-chan *goredis.Message) {
 			case kindKick:
 				b.opts.Local.KickLocal(string(r.payload))
 			case kindAll:
-				b.opts.Local.EveryoneLocal(r.payload)
+				b.opts.Local.EveryoneLocal(r.event, r.payload)
 			case kindToken:
 				b.opts.Local.ForgetToken(r.key)
 			case kindMember:

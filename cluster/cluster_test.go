@@ -40,8 +40,9 @@ func client(t *testing.T) goredis.UniversalClient {
 
 func TestFrames(t *testing.T) {
 	f := frames{origin: "n1"}
-	recs := []record{{kindUser, "alice", []byte(`{"kind":"msg"}`), ""}, {kindMember, "g1", []byte("bob1"), ""}, {kindKick, "", nil, ""}}
-	big := record{kindUser, "alice", make([]byte, 1000), ""}
+	recs := []record{{kind: kindUser, key: "alice", event: "msg", payload: []byte(`{"kind":"msg"}`)},
+		{kind: kindMember, key: "g1", payload: []byte("bob1")}, {kind: kindKick}, {kind: kindAll, event: "notice", payload: []byte("n")}}
+	big := record{kind: kindUser, key: "alice", event: "msg", payload: make([]byte, 1000)}
 	for range 3000 { // past maxMessage: several messages
 		f.add(big)
 	}
@@ -65,10 +66,32 @@ func TestFrames(t *testing.T) {
 		f.add(r)
 	}
 	_, got, err := decode(f.done()[0])
-	if err != nil || len(got) != 3 || got[1].key != "g1" || string(got[1].payload) != "bob1" || got[2].kind != kindKick {
+	if err != nil || len(got) != 4 || got[1].key != "g1" || string(got[1].payload) != "bob1" || got[2].kind != kindKick {
 		t.Fatalf("decode: %+v %v", got, err)
 	}
-	for _, bad := range [][]byte{{}, {5, 'a'}, {1, 'a', 'u', 9}, {1, 'a', 'u', 1, 'x', 200}} {
+	// An event's kind travels with it, in front of the payload.
+	if got[0].event != "msg" || string(got[0].payload) != `{"kind":"msg"}` || got[3].event != "notice" || string(got[3].payload) != "n" {
+		t.Fatalf("decode events: %+v", got)
+	}
+	// A node that knows no event kinds (the version before) reads the same
+	// records as kind, key and payload, and skips the event records.
+	msg := f.done()[0]
+	_, msg, _ = cut(msg)
+	var kinds []byte
+	for len(msg) > 0 {
+		kinds = append(kinds, msg[0])
+		var ok bool
+		if _, msg, ok = cut(msg[1:]); !ok {
+			t.Fatal("key")
+		}
+		if _, msg, ok = cut(msg); !ok {
+			t.Fatal("payload")
+		}
+	}
+	if string(kinds) != string([]byte{kindUser, kindMember, kindKick, kindAll}) {
+		t.Fatalf("old framing read kinds %q", kinds)
+	}
+	for _, bad := range [][]byte{{}, {5, 'a'}, {1, 'a', 'u', 9}, {1, 'a', 'u', 1, 'x', 200}, {1, 'a', kindUser, 0, 2, 5, 'x'}} {
 		if _, _, err := decode(bad); err == nil {
 			t.Errorf("decode(%v): no error", bad)
 		}
@@ -86,15 +109,17 @@ func (l *fakeLocal) add(s string) {
 	l.events = append(l.events, s)
 	l.mu.Unlock()
 }
-func (l *fakeLocal) DeliverLocal(user string, p []byte) { l.add("user " + user + " " + string(p)) }
-func (l *fakeLocal) FanOutLocal(m store.Message)        { l.add("group " + m.Group + " " + m.Body) }
+func (l *fakeLocal) Arrived(user, kind string, p []byte) {
+	l.add("user " + user + " " + kind + " " + string(p))
+}
+func (l *fakeLocal) FanOutLocal(m store.Message) { l.add("group " + m.Group + " " + m.Body) }
 func (l *fakeLocal) MemberLocal(g, u string, joined bool) {
 	l.add(fmt.Sprint("member ", g, " ", u, " ", joined))
 }
-func (l *fakeLocal) KickLocal(id string)    { l.add("kick " + id) }
-func (l *fakeLocal) EveryoneLocal(p []byte) { l.add("all " + string(p)) }
-func (l *fakeLocal) ForgetToken(h string)   { l.add("forget " + h) }
-func (l *fakeLocal) got() []string          { l.mu.Lock(); defer l.mu.Unlock(); return slices.Clone(l.events) }
+func (l *fakeLocal) KickLocal(id string)                 { l.add("kick " + id) }
+func (l *fakeLocal) EveryoneLocal(kind string, p []byte) { l.add("all " + kind + " " + string(p)) }
+func (l *fakeLocal) ForgetToken(h string)                { l.add("forget " + h) }
+func (l *fakeLocal) got() []string                       { l.mu.Lock(); defer l.mu.Unlock(); return slices.Clone(l.events) }
 func (l fixedLocator) DevicesOf(_ context.Context, us []string) (map[string][]state.Device, error) {
 	out := map[string][]state.Device{}
 	for _, u := range us {
@@ -150,19 +175,19 @@ func TestBusRouting(t *testing.T) {
 		t.Cleanup(func() { buses[n].Close(context.Background()) })
 	}
 	b := buses["n1"]
-	b.User("bob", []byte("1"))
-	b.User("bob", []byte("2"))
-	b.User("cy", []byte("own node: nothing to send"))
-	b.User("nobody", []byte("offline: nothing to send"))
+	b.User("bob", "msg", []byte("1"))
+	b.User("bob", "unread", []byte("2"))
+	b.User("cy", "msg", []byte("own node: nothing to send"))
+	b.User("nobody", "msg", []byte("offline: nothing to send"))
 	b.Group(store.Message{Group: "g", Body: "hi"})
 	b.Member("g", "dan", true)
-	b.Everyone([]byte("notice"))
+	b.Everyone("notice", []byte("text"))
 	b.Revoked("h1")
 	b.Kick("bob", "bob/q")
 	b.KickOn("n3", "eve/z")
 	b.KickOn("n1", "self/x") // nothing: not to oneself
-	waitEvents(t, locals["n2"], "user bob 1", "user bob 2", "kick bob/q", "group g hi", "member g dan true", "all notice", "forget h1")
-	waitEvents(t, locals["n3"], "kick eve/z", "group g hi", "member g dan true", "all notice", "forget h1")
+	waitEvents(t, locals["n2"], "user bob msg 1", "user bob unread 2", "kick bob/q", "group g hi", "member g dan true", "all notice text", "forget h1")
+	waitEvents(t, locals["n3"], "kick eve/z", "group g hi", "member g dan true", "all notice text", "forget h1")
 	time.Sleep(50 * time.Millisecond)
 	waitEvents(t, locals["n1"]) // not its own broadcasts
 	if d := b.Dropped(); d != 0 {
@@ -171,7 +196,7 @@ func TestBusRouting(t *testing.T) {
 	if err := b.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b.User("bob", []byte("after close"))
+	b.User("bob", "msg", []byte("after close"))
 	if d := b.Dropped(); d != 1 {
 		t.Fatalf("after Close: %d dropped, want 1", d)
 	}
@@ -319,19 +344,19 @@ func TestBusAfterRedisRestart(t *testing.T) {
 		}
 		defer b.Close(context.Background())
 	}
-	b1.User("bob", []byte("before"))
-	waitEvents(t, l2, "user bob before")
+	b1.User("bob", "msg", []byte("before"))
+	waitEvents(t, l2, "user bob msg before")
 	// Sent while Redis is down: kept and retried, delivered once it is back.
 	own.Kill()
-	b1.User("bob", []byte("during"))
+	b1.User("bob", "msg", []byte("during"))
 	time.Sleep(500 * time.Millisecond)
 	if err := own.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitEvents(t, l2, "user bob before", "user bob during")
+	waitEvents(t, l2, "user bob msg before", "user bob msg during")
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; ; i++ {
-		b1.User("bob", []byte(fmt.Sprint("after ", i)))
+		b1.User("bob", "msg", []byte(fmt.Sprint("after ", i)))
 		time.Sleep(50 * time.Millisecond)
 		if got := l2.got(); len(got) > 2 {
 			t.Logf("first after the restart: %q (attempt %d)", got[2], i)

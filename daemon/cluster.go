@@ -14,6 +14,7 @@ import (
 	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/cluster"
+	"github.com/imqtt/imqtt/internal/deliver"
 	staterds "github.com/imqtt/imqtt/state/redis"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -75,9 +76,13 @@ func (d *Daemon) nodeNumberChanged(n int64) {
 // local is what the bus hands other nodes' events to.
 type local struct {
 	*chat.Service
+	path     *deliver.Path
 	b        *broker.Broker
 	accounts *account.Service
 }
+
+// Arrived delivers an event another node sent for user to its devices here.
+func (l local) Arrived(user, kind string, payload []byte) { l.path.Arrived(user, kind, payload) }
 
 // ForgetToken drops a token another node revoked and ends the session of
 // its device here, if this node verified it: the logout's kick may have
@@ -91,12 +96,12 @@ func (l local) ForgetToken(hash string) {
 
 func (l local) KickLocal(clientID string) { l.b.Kick(clientID, packets.ErrNotAuthorized) }
 
-func (l local) EveryoneLocal(payload []byte) {
+func (l local) EveryoneLocal(kind string, payload []byte) {
 	seen := map[string]bool{}
 	for _, ci := range l.b.ClientList() {
 		if !seen[ci.User] {
 			seen[ci.User] = true
-			l.DeliverLocal(ci.User, payload)
+			l.path.Arrived(ci.User, kind, payload)
 		}
 	}
 }
@@ -133,9 +138,9 @@ func (d *Daemon) openBans(ctx context.Context) (bans.List, error) {
 	return bans.Open(filepath.Join(d.cfg.DataDir, "admin", "bans.json"), nil)
 }
 
-// noticeRemote is the bus for the admin API's notices (nil on one node: a
-// nil *cluster.Bus in the interface would not be nil).
-func (d *Daemon) noticeRemote() api.NoticeRemote {
+// kickRemote is the bus for the admin API's kicks (nil on one node: a nil
+// *cluster.Bus in the interface would not be nil).
+func (d *Daemon) kickRemote() api.KickRemote {
 	if d.bus == nil {
 		return nil
 	}

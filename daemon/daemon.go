@@ -29,6 +29,7 @@ import (
 	"github.com/imqtt/imqtt/cluster"
 	"github.com/imqtt/imqtt/dashboard"
 	"github.com/imqtt/imqtt/hooks"
+	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/media"
 	"github.com/imqtt/imqtt/metrics"
 	"github.com/imqtt/imqtt/state"
@@ -141,6 +142,7 @@ type Daemon struct {
 	state    state.State
 	chat     *chat.Service
 	broker   *broker.Broker
+	path     *deliver.Path // every event out: to the broker and, in scale-out, the bus
 	accounts *account.Service
 	metrics  *metrics.Metrics
 	http     []*http.Server
@@ -252,7 +254,11 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 	d.metrics.SetConnections(func() float64 { return float64(d.broker.Clients()) })
-	pub := countedPublisher{d.broker, d.metrics}
+	popts := deliver.Options{Local: d.broker, Counter: d.metrics, Logger: cfg.Logger}
+	if d.bus != nil {
+		popts.Remote = d.bus
+	}
+	d.path = deliver.New(popts)
 
 	copts := chat.Options{Node: nodeNumber, MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, Logger: cfg.Logger,
 		Metrics: d.metrics, Media: med, CommitWait: commitWait, Sync: syncOpts, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, Limiter: d.state}
@@ -265,12 +271,12 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if d.bus != nil {
 		copts.Remote = d.bus
 	}
-	if d.chat, err = chat.New(d.st, d.state, pub, copts); err != nil {
+	if d.chat, err = chat.New(d.st, d.state, d.path, copts); err != nil {
 		return nil, err
 	}
 	d.chat.Start()
 	if d.bus != nil {
-		d.bus.SetLocal(local{d.chat, d.broker, d.accounts})
+		d.bus.SetLocal(local{d.chat, d.path, d.broker, d.accounts})
 		if err := d.bus.Start(ctx); err != nil {
 			return nil, err
 		}
@@ -291,7 +297,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		{&hooks.ACL{}, d.metrics},
 		{&hooks.SubCap{}, hooks.SubCapConfig{Max: cfg.MaxSubscriptions, Metrics: d.metrics}},
 		{&hooks.Compat{}, nil},
-		{d.uplink, hooks.UplinkConfig{Chat: d.chat, Publisher: pub, Metrics: d.metrics, Logger: cfg.Logger,
+		{d.uplink, hooks.UplinkConfig{Chat: d.chat, Sender: d.path, Metrics: d.metrics, Logger: cfg.Logger,
 			PerClient: cfg.MaxClientRequests}},
 		{&hooks.Presence{}, presence},
 	} {
@@ -308,8 +314,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Endpoints: d.endpoints, Ready: d.Ready, WebSocket: d.broker.WebSocket(), Logger: cfg.Logger,
 		BodyTimeout: cfg.HTTPBodyTimeout, UploadMinRate: cfg.HTTPUploadMinRate, UploadWindow: cfg.HTTPUploadWindow,
 		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
-			Broker: d.broker, Publisher: pub, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
-			OnDrain: d.leaveCluster, Quiesce: d.uplink.Quiesce, Remote: d.noticeRemote()},
+			Broker: d.broker, Sender: d.path, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
+			OnDrain: d.leaveCluster, Quiesce: d.uplink.Quiesce, Remote: d.kickRemote()},
 	})
 	d.api = handler
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
@@ -525,16 +531,4 @@ func (d *Daemon) addrs() map[string]string {
 		a["https"] = d.tlsAddr
 	}
 	return a
-}
-
-// countedPublisher is the broker's inline publish, counting each event by
-// kind (imqtt_publishes_total{direction="out"}).
-type countedPublisher struct {
-	b *broker.Broker
-	m *metrics.Metrics
-}
-
-func (p countedPublisher) Publish(topic string, payload []byte) error {
-	p.m.PublishedOut(payload)
-	return p.b.Publish(topic, payload)
 }

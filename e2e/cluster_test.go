@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/imqtt/imqtt/client"
@@ -416,6 +417,15 @@ func TestClusterAdminDrain(t *testing.T) {
 		t.Fatalf("notice through n1: %d", code)
 	}
 	waitFor(t, "bob on n2 to get the notice", func() bool { return len(raw.inboxOf("notice")) == 1 })
+	// One to everyone reaches n2's users too (alice and bob), and n2 counts
+	// what it delivers by the kind the bus carried with it.
+	if code := httpJSON(t, "POST", n1.HTTP+"/v1/admin/notice", clusterAdmin, map[string]string{"text": "everyone"}, nil); code != 200 {
+		t.Fatalf("notice to all through n1: %d", code)
+	}
+	waitFor(t, "bob on n2 to get the notice to all", func() bool { return len(raw.inboxOf("notice")) == 2 })
+	waitFor(t, "n2 to count 3 notices", func() bool {
+		return testutil.ToFloat64(n2.Metrics().Publishes.WithLabelValues("out", wire.KindNotice)) == 3
+	})
 
 	// A kick asked of n1 for a client on n2 reaches it.
 	var kicked map[string]any

@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"errors"
-	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
@@ -52,10 +51,5 @@ func Allowed(user []byte, topic string, write bool) bool {
 	if write {
 		return topic == wire.TopicSend || topic == wire.TopicSync || topic == wire.TopicRead
 	}
-	const prefix = "im/u/"
-	rest, ok := strings.CutPrefix(topic, prefix)
-	if !ok || len(user) == 0 || len(rest) <= len(user) || rest[len(user)] != '/' {
-		return false
-	}
-	return string(user) == rest[:len(user)] // user IDs cannot hold + or # (wire.ValidUser)
+	return len(user) > 0 && string(user) == wire.TopicUser(topic) // user IDs cannot hold + or # (wire.ValidUser)
 }

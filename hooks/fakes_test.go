@@ -47,6 +47,9 @@ type pubRec struct{ ch chan published }
 
 func newPubRec() *pubRec { return &pubRec{ch: make(chan published, 256)} }
 
+// PublishUser makes pubRec the delivery path's local sink (the broker).
+func (p *pubRec) PublishUser(_, topic string, payload []byte) error { return p.Publish(topic, payload) }
+
 func (p *pubRec) Publish(topic string, payload []byte) error {
 	p.ch <- published{topic, append([]byte(nil), payload...)}
 	return nil

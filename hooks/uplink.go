@@ -12,23 +12,21 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/metrics"
 	imsync "github.com/imqtt/imqtt/sync"
 	"github.com/imqtt/imqtt/wire"
 )
 
-// Publisher delivers a payload on a topic (the broker's inline publish).
-type Publisher interface {
-	Publish(topic string, payload []byte) error
-}
-
 // UplinkConfig configures the Uplink hook.
 type UplinkConfig struct {
-	Chat      Core // *chat.Service
-	Publisher Publisher
-	Metrics   *metrics.Metrics
-	Logger    *slog.Logger
-	Workers   int // concurrent sync and read requests; default 64
+	Chat Core // *chat.Service
+	// Sender delivers the answers (acks, errors, sync batches, heads) to
+	// the asking device (the delivery path, internal/deliver).
+	Sender  deliver.Sender
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	Workers int // concurrent sync and read requests; default 64
 	// PerClient bounds one client's sync and read requests in flight; more
 	// are answered busy, so one client cannot hold the shared workers.
 	// Default 4: a client syncs one batch at a time, and reads as its user
@@ -60,8 +58,8 @@ func (h *Uplink) Provides(b byte) bool { return b == mqtt.OnPublish || b == mqtt
 // Init checks the config.
 func (h *Uplink) Init(config any) error {
 	cfg, ok := config.(UplinkConfig)
-	if !ok || cfg.Chat == nil || cfg.Publisher == nil || cfg.Metrics == nil {
-		return errors.New("uplink hook: UplinkConfig with Chat, Publisher and Metrics required")
+	if !ok || cfg.Chat == nil || cfg.Sender == nil || cfg.Metrics == nil {
+		return errors.New("uplink hook: UplinkConfig with Chat, Sender and Metrics required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -136,7 +134,7 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	if !ok {
 		return pk, packets.ErrRejectPacket // auth guarantees this never happens
 	}
-	reply := wire.DeviceTopic(user, device)
+	reply := deliver.Device(user, device)
 	h.cfg.Metrics.PublishedIn(pk.TopicName)
 	switch pk.TopicName {
 	case wire.TopicSend:
@@ -248,7 +246,7 @@ func (h *Uplink) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	h.cfg.Metrics.Dropped.Inc()
 }
 
-func (h *Uplink) sync(ctx context.Context, user, reply string, req wire.SyncRequest) {
+func (h *Uplink) sync(ctx context.Context, user string, reply deliver.To, req wire.SyncRequest) {
 	if req.Heads {
 		heads, err := h.cfg.Chat.GroupHeads(ctx, user)
 		if err != nil {
@@ -264,7 +262,7 @@ func (h *Uplink) sync(ctx context.Context, user, reply string, req wire.SyncRequ
 			return err
 		}
 		h.cfg.Metrics.SyncBatches.WithLabelValues("mqtt").Inc()
-		return h.cfg.Publisher.Publish(reply, payload)
+		return h.cfg.Sender.SendEncoded(reply, b, payload)
 	})
 	if err != nil {
 		h.replyErr(reply, req.Group, err)
@@ -274,7 +272,7 @@ func (h *Uplink) sync(ctx context.Context, user, reply string, req wire.SyncRequ
 // work runs f on the worker pool for clientID, or answers busy on reply if
 // the client already has PerClient requests there (naming group, the group
 // of a group sync, so that the client knows which request to send again).
-func (h *Uplink) work(clientID, reply, group string, f func(ctx context.Context)) {
+func (h *Uplink) work(clientID string, reply deliver.To, group string, f func(ctx context.Context)) {
 	h.mu.Lock()
 	full := h.requests[clientID] >= h.cfg.PerClient
 	if !full {
@@ -305,33 +303,28 @@ func (h *Uplink) work(clientID, reply, group string, f func(ctx context.Context)
 
 // replyErr sends err as an error event: a *wire.Error as it is, anything else
 // (a store failure) as unavailable. group names the group of a group sync.
-func (h *Uplink) replyErr(topic, group string, err error) {
+func (h *Uplink) replyErr(to deliver.To, group string, err error) {
 	e := &wire.Error{Kind: wire.KindError, Group: group, Code: wire.CodeUnavailable, Message: "store unavailable; try again"}
 	var we *wire.Error
 	if errors.As(err, &we) {
 		e.Code, e.Message = we.Code, we.Message
 	} else {
-		h.cfg.Logger.Error("uplink request", "topic", topic, "err", err)
+		h.cfg.Logger.Error("uplink request", "user", to.User, "device", to.Device, "err", err)
 	}
-	h.sendError(topic, e)
+	h.sendError(to, e)
 }
 
-func (h *Uplink) replyError(topic, cmid, code, msg string) {
-	h.sendError(topic, &wire.Error{Kind: wire.KindError, CMID: cmid, Code: code, Message: msg})
+func (h *Uplink) replyError(to deliver.To, cmid, code, msg string) {
+	h.sendError(to, &wire.Error{Kind: wire.KindError, CMID: cmid, Code: code, Message: msg})
 }
 
 // sendError counts an error event and sends it.
-func (h *Uplink) sendError(topic string, e *wire.Error) {
-	h.cfg.Metrics.ErrorReplied(e.Code, topic, e.Message)
-	h.reply(topic, e)
+func (h *Uplink) sendError(to deliver.To, e *wire.Error) {
+	h.cfg.Metrics.ErrorReplied(e.Code, to.Topic(), e.Message)
+	h.reply(to, e)
 }
 
-func (h *Uplink) reply(topic string, v any) {
-	payload, err := wire.Marshal(v)
-	if err == nil {
-		err = h.cfg.Publisher.Publish(topic, payload)
-	}
-	if err != nil {
-		h.cfg.Logger.Warn("reply", "topic", topic, "err", err)
-	}
+// reply sends an answer to the asking device; the path logs a failure.
+func (h *Uplink) reply(to deliver.To, ev wire.Event) {
+	_ = h.cfg.Sender.Send(to, ev)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/hooks"
+	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/metrics"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -73,7 +74,7 @@ type uplinkRig struct {
 func newUplink(t *testing.T, perClient int) *uplinkRig {
 	t.Helper()
 	r := &uplinkRig{h: new(hooks.Uplink), core: &fakeCore{t: t}, pub: newPubRec(), m: metrics.New()}
-	if err := r.h.Init(hooks.UplinkConfig{Chat: r.core, Publisher: r.pub, Metrics: r.m, PerClient: perClient}); err != nil {
+	if err := r.h.Init(hooks.UplinkConfig{Chat: r.core, Sender: deliver.New(deliver.Options{Local: r.pub}), Metrics: r.m, PerClient: perClient}); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -380,12 +381,12 @@ func TestUplinkQuiesce(t *testing.T) {
 
 // TestUplinkInit refuses a config without its core, publisher or metrics.
 func TestUplinkInit(t *testing.T) {
-	full := hooks.UplinkConfig{Chat: &fakeCore{t: t}, Publisher: newPubRec(), Metrics: metrics.New()}
+	full := hooks.UplinkConfig{Chat: &fakeCore{t: t}, Sender: deliver.New(deliver.Options{Local: newPubRec()}), Metrics: metrics.New()}
 	for name, cfg := range map[string]any{
-		"no chat":      hooks.UplinkConfig{Publisher: full.Publisher, Metrics: full.Metrics},
-		"no publisher": hooks.UplinkConfig{Chat: full.Chat, Metrics: full.Metrics},
-		"no metrics":   hooks.UplinkConfig{Chat: full.Chat, Publisher: full.Publisher},
-		"wrong type":   &full,
+		"no chat":    hooks.UplinkConfig{Sender: full.Sender, Metrics: full.Metrics},
+		"no sender":  hooks.UplinkConfig{Chat: full.Chat, Metrics: full.Metrics},
+		"no metrics": hooks.UplinkConfig{Chat: full.Chat, Sender: full.Sender},
+		"wrong type": &full,
 	} {
 		if err := new(hooks.Uplink).Init(cfg); err == nil {
 			t.Errorf("%s: Init accepted it", name)

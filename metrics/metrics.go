@@ -4,7 +4,7 @@
 package metrics
 
 import (
-	"bytes"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -41,6 +41,7 @@ type Metrics struct {
 	// dashboard; AuthFailed, ACLDenied and ErrorReplied feed it with the counters.
 	Recent      *events.Recorder
 	connections func() float64
+	out         map[string]prometheus.Counter // Publishes{direction="out"} by kind
 }
 
 // New registers every instrument on a fresh registry, with the Go and process collectors.
@@ -83,8 +84,9 @@ func New() *Metrics {
 	for _, k := range inKinds {
 		m.Publishes.WithLabelValues("in", k)
 	}
+	m.out = make(map[string]prometheus.Counter, len(outKinds))
 	for _, k := range outKinds {
-		m.Publishes.WithLabelValues("out", k)
+		m.out[k] = m.Publishes.WithLabelValues("out", k)
 	}
 	r.MustRegister(m.AuthFailures, m.ACLDenials, m.Messages, m.Errors, m.Dropped, m.ClusterDropped, m.BatchSize,
 		m.CommitSeconds, m.AckSeconds, m.SyncItems, m.SyncBatches, m.Connections, m.GroupFanout, m.GroupFanoutSeconds, m.Publishes, m.Refusals,
@@ -99,7 +101,7 @@ func (m *Metrics) SetConnections(f func() float64) { m.connections = f }
 // can grow the label space.
 var (
 	inKinds  = []string{"send", "sync", "read", "other"}
-	outKinds = []string{"ack", "error", "msg", "sync", "unread", "group", "heads", "notice", "other"}
+	outKinds = append(slices.Clone(wire.EventKinds), "other")
 )
 
 // PublishedIn counts an uplink publish by its topic.
@@ -116,32 +118,15 @@ func (m *Metrics) PublishedIn(topic string) {
 	m.Publishes.WithLabelValues("in", k).Inc()
 }
 
-// PublishedOut counts an event the server publishes by its kind, read from
-// the payload's leading {"kind":"..."} (every event is encoded kind first;
-// a gzip-compressed payload is a sync batch).
-func (m *Metrics) PublishedOut(payload []byte) {
-	m.Publishes.WithLabelValues("out", OutKind(payload)).Inc()
-}
-
-// OutKind is the kind label of an outgoing payload.
-func OutKind(payload []byte) string {
-	if len(payload) >= 2 && payload[0] == 0x1f && payload[1] == 0x8b {
-		return "sync"
-	}
-	rest, ok := bytes.CutPrefix(payload, []byte(`{"kind":"`))
+// PublishedOut counts an event the server publishes, by its kind
+// (wire.Event's EventKind): a kind outside the fixed set counts as "other".
+// It is on every event's path: one map read, no label hashing.
+func (m *Metrics) PublishedOut(kind string) {
+	c, ok := m.out[kind]
 	if !ok {
-		return "other"
+		c = m.out["other"]
 	}
-	end := bytes.IndexByte(rest, '"')
-	if end < 0 {
-		return "other"
-	}
-	for _, k := range outKinds {
-		if string(rest[:end]) == k {
-			return k
-		}
-	}
-	return "other"
+	c.Inc()
 }
 
 // AuthFailed counts a refused MQTT CONNECT, HTTP login or token by reason

@@ -24,6 +24,7 @@ func TestMarshalMatchesEncodingJSON(t *testing.T) {
 			&wire.Error{Kind: wire.KindError, CMID: s, Code: s, Message: s},
 			wire.Unread{Kind: wire.KindUnread, Total: int64(i), Peer: s, Group: s, Count: int64(i)},
 			wire.GroupEvent{Kind: wire.KindGroup, Group: s, Action: s, By: s},
+			wire.Notice{Kind: wire.KindNotice, Text: s, TS: int64(i)},
 		)
 	}
 	for _, v := range vs {

@@ -16,13 +16,13 @@ const (
 )
 
 // InboxTopic is where every device of user receives new events.
-func InboxTopic(user string) string { return "im/u/" + user + "/inbox" }
+func InboxTopic(user string) string { return userTopics + user + "/inbox" }
 
 // DeviceTopic carries replies for one device: acks, errors, sync batches.
-func DeviceTopic(user, device string) string { return "im/u/" + user + "/d/" + device }
+func DeviceTopic(user, device string) string { return userTopics + user + "/d/" + device }
 
 // UserPrefix is the topic subtree a client of user may subscribe to.
-func UserPrefix(user string) string { return "im/u/" + user + "/" }
+func UserPrefix(user string) string { return userTopics + user + "/" }
 
 // User and group IDs (SPEC §2). An ID is 1 to 64 of A-Z a-z 0-9 _ . - and
 // does not begin with a dot: ".", ".." and ".x" are refused, so an ID is
