@@ -277,6 +277,11 @@ class ImqttGroups {
     this.want(HEADS);
   }
 
+  // close gives the room of every group's waiting events back.
+  close() {
+    for (const s of this.seqs.values()) s.close();
+  }
+
   // askHeads asks for the heads (on a membership event, a message of an
   // unknown group, the periodic resync).
   askHeads() {
