@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -50,10 +51,12 @@ func TestWebChatGroupCatchUp(t *testing.T) {
 		postGroup(t, s, tok, "g1", fmt.Sprint("g1 away ", i))
 		postGroup(t, s, bobTok, "g2", fmt.Sprint("g2 away ", i))
 	}
+	start := time.Now()
 	at = alice.open(url)
 	p := at.waitState("both groups caught up", func(p chatPage) bool {
 		return p.Status == "online" && groupCursor(p, "g1") == 6 && groupCursor(p, "g2") == 6
 	})
+	t.Logf("page opened and caught up 2 groups × 5 messages in %v", time.Since(start).Round(time.Millisecond))
 	checkGroupDelivered(t, p.Delivered, map[string][]uint64{"g1": {2, 3, 4, 5, 6}, "g2": {2, 3, 4, 5, 6}}, true)
 	at.click(`#convs .conv[data-group="g1"]`)
 	at.waitState("g1 in order, once", func(p chatPage) bool {
@@ -100,6 +103,16 @@ func TestWebChatGroupCatchUp(t *testing.T) {
 		t.Errorf("g2 left shows %q, error line %q", p.bodies(), p.Error)
 	}
 	at.shot(shots, "10-alice-g2-left")
+
+	// Removed from g1 while the page is open: the live membership event
+	// makes it ask the heads, whose answer drops g1's cursor.
+	if code := httpJSON(t, "DELETE", s.HTTP+"/v1/groups/g1/members/alice", bobTok, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("remove alice from g1: %d", code)
+	}
+	at.waitState("g1 left live", func(p chatPage) bool {
+		return slices.Equal(p.Cursor.Left, []string{"g2", "g1"}) && len(p.Cursor.Groups) == 0 &&
+			slices.ContainsFunc(p.Convs, func(c pageConv) bool { return c.Group == "g1" && c.Left })
+	})
 }
 
 // TestWebChatGroupLiveDrop: live group messages lost on their way to the
