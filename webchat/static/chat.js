@@ -648,7 +648,7 @@
   // markRead tells the server the open conversation is read through its last message.
   function markRead(key) {
     const r = S.convs.get(key);
-    if (!r || !r.last || !visible() || !S.client || !S.client.connected) return;
+    if (!r || !r.last || !visible() || !S.client || !S.client.connected || (r.group && S.left.has(r.group))) return;
     const upto = r.group ? r.last.seq : r.last.id;
     if (S.readSent.get(key) === upto && r.unread === 0) return;
     S.readSent.set(key, upto);
