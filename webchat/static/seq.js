@@ -368,6 +368,7 @@ class ImqttGroups {
       let s = this.seqs.get(g);
       if (!s) this.seqs.set(g, (s = this.sequencer(x.join, '')));
       else out.push(...s.raise(x.join));
+      s.head = x.seq;
       if (x.seq !== s.cursor) this.want(g);
     }
     return { out, left };
@@ -383,6 +384,13 @@ class ImqttGroups {
     const { out, again } = s.live(ev);
     if (again) this.want(ev.group);
     return { out };
+  }
+
+  // behind returns how many seqs group g's cursor is below its head as the
+  // last heads answer gave it (0 if unknown or not below).
+  behind(g) {
+    const s = this.seqs.get(g);
+    return s && s.head > s.cursor ? s.head - s.cursor : 0;
   }
 
   // resets reports whether group batch b would reset its group's cursor.

@@ -566,3 +566,13 @@ function simulateGroups(seed) {
 test('groups simulation: lost, repeated, reordered, forged events; drops, timeouts, busy, a removal', () => {
   for (let seed = 0; seed < 300; seed++) simulateGroups(seed);
 });
+
+test('groups: behind says how far a cursor is below the head the heads gave', () => {
+  const { G } = online({ g1: { seq: 3, epoch: 'e1' } }, heads(['g1', 250], ['g2', 4, 1]));
+  assert.equal(G.behind('g1'), 247);
+  assert.equal(G.behind('g2'), 3);
+  assert.equal(G.behind('g3'), 0);
+  G.take(1);
+  G.batch(gbatch('g1', 3, 250, false, []));
+  assert.equal(G.behind('g1'), 0);
+});
