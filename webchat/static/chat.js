@@ -440,9 +440,11 @@
     }
     const { out } = S.groups.batch({ ...b, items }, all.length);
     const dropped = S.groups.takeDropped();
-    if (dropped) {
+    if (dropped) { // as for the inbox: the heads a little later find what a hole held back
       S.unconfirmed += dropped;
       console.warn(`imqtt: dropped ${dropped} live group event(s) no sync confirmed`);
+      clearTimeout(S.recheckTimer);
+      S.recheckTimer = setTimeout(resync, SYNC_TIMEOUT);
     }
     deliver(out, true);
     saveCursor();
@@ -473,7 +475,7 @@
       S.unconfirmed += dropped;
       console.warn(`imqtt: dropped ${dropped} live event(s) no sync confirmed`);
       clearTimeout(S.recheckTimer);
-      S.recheckTimer = setTimeout(() => !S.seq.syncing && requestSync(), SYNC_TIMEOUT);
+      S.recheckTimer = setTimeout(resync, SYNC_TIMEOUT);
     }
     deliver(out, true);
     if (again) return requestSync();
