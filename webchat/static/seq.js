@@ -35,6 +35,9 @@
 //
 //   - on every (re)connect, and at the periodic resync, it asks for the heads
 //     ({"heads":true}), the server's word on which groups the user is in;
+//   - a page that has no group cursors saved (a new device) starts each group
+//     the conversation list shows at that list's last seq: what came before
+//     is history, fetched when the conversation is opened, as for the inbox;
 //   - on the heads answer, a listed group without a cursor starts at its
 //     join (never before it), one with a cursor takes max(cursor, join) (a
 //     re-join); a listed group whose head differs from its cursor is synced
@@ -42,14 +45,17 @@
 //     head is answered with a reset from the join); a group with a cursor that
 //     is not listed was left or is gone: its cursor is dropped, nothing more
 //     is synced for it, and the page is told (left);
+//   - a group sync batch follows the sequencer rules above by seq; one that
+//     starts past the cursor is ignored and asks for the heads (the join is
+//     above the cursor: the user left and joined again);
 //   - a live group message of a group with a cursor follows the sequencer
 //     rules above by seq (a gap starts a sync of that group); one of a group
 //     without a cursor is dropped and the heads asked for: their answer
 //     starts the cursor and the sync brings the message;
 //   - a live membership event ({"kind":"group"}) only makes the page ask for
 //     the heads: it never starts or drops a cursor by itself;
-//   - at most WINDOW group requests (group syncs and heads) are in flight at
-//     once, the others wait their turn (the server answers 4 sync and read
+//   - at most 2 group requests (group syncs and heads; the window option) are
+//     in flight at once, the others wait their turn (the server answers 4 sync and read
 //     requests per client at once; the inbox sync takes one); one with no
 //     answer after the sync timeout is sent again;
 //   - an error for a group sync (it names the group): not_member drops that
