@@ -221,3 +221,28 @@ func checkGroupDelivered(t *testing.T, evs []deliveredEvent, want map[string][]u
 		}
 	}
 }
+
+// TestWebChatGroupNewDevice: a page on a new device starts each group at
+// the conversation list's last message, as it does the inbox: the earlier
+// messages are history (shown when the conversation is opened), not
+// replayed as deliveries; what comes after is delivered once.
+func TestWebChatGroupNewDevice(t *testing.T) {
+	chromium := findChromium(t)
+	s := testserver.Start(t)
+	account(t, s, "alice", "cli")
+	bobTok := account(t, s, "bob", "cli")
+	createGroup(t, s, bobTok, "g1", "alice")
+	for i := 1; i <= 3; i++ {
+		postGroup(t, s, bobTok, "g1", fmt.Sprint("before ", i))
+	}
+	at := startBrowser(t, chromium, "alice").open(s.HTTP + "/chat/")
+	at.login("alice", "secret-alice")
+	p := at.waitState("g1's cursor at the list's last", func(p chatPage) bool { return groupCursor(p, "g1") == 3 })
+	checkGroupDelivered(t, p.Delivered, map[string][]uint64{}, false)
+	postGroup(t, s, bobTok, "g1", "after")
+	at.click(`#convs .conv[data-group="g1"]`)
+	p = at.waitState("history, then the new one", func(p chatPage) bool {
+		return p.bodies() == "before 1|before 2|before 3|after" && groupCursor(p, "g1") == 4
+	})
+	checkGroupDelivered(t, p.Delivered, map[string][]uint64{"g1": {4}}, false)
+}
