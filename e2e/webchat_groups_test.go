@@ -3,9 +3,13 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -245,4 +249,74 @@ func TestWebChatGroupNewDevice(t *testing.T) {
 		return p.bodies() == "before 1|before 2|before 3|after" && groupCursor(p, "g1") == 4
 	})
 	checkGroupDelivered(t, p.Delivered, map[string][]uint64{"g1": {4}}, false)
+}
+
+// TestWebChatGroupScale measures a page catching up many groups: a user in
+// $IMQTT_WEBCHAT_GROUPS groups (skipped when unset) misses 20 messages in
+// each, then opens the page. It logs the time from opening the page to every
+// group caught up, and the group requests sent (one heads request, then one
+// sync per group). Example: IMQTT_WEBCHAT_GROUPS=500 go test ./e2e -run
+// TestWebChatGroupScale -v
+func TestWebChatGroupScale(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("IMQTT_WEBCHAT_GROUPS"))
+	if n <= 0 {
+		t.Skip("set IMQTT_WEBCHAT_GROUPS to the number of groups")
+	}
+	const per = 20
+	chromium := findChromium(t)
+	s := testserver.Start(t)
+	account(t, s, "alice", "cli")
+	bobTok := account(t, s, "bob", "cli")
+	for i := range n {
+		createGroup(t, s, bobTok, fmt.Sprintf("g%04d", i), "alice")
+	}
+	alice := startBrowser(t, chromium, "alice")
+	at := alice.open(s.HTTP + "/chat/")
+	at.login("alice", "secret-alice")
+	at.close()
+	var wg sync.WaitGroup
+	work := make(chan string)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for g := range work {
+				postGroup(t, s, bobTok, g, "m "+strconv.Itoa(rand.Int()))
+			}
+		}()
+	}
+	for range per {
+		for i := range n {
+			work <- fmt.Sprintf("g%04d", i)
+		}
+	}
+	close(work)
+	wg.Wait()
+
+	start := time.Now()
+	at = alice.open(s.HTTP + "/chat/")
+	const total = `imqttChat.groups ? Object.values(imqttChat.groups.cursors()).reduce((n, c) => n + c.seq, 0) : 0`
+	waitWithin(t, 5*time.Minute, "every group caught up", func() bool {
+		got, err := chromedp.Run(at.ctx, chromedp.Evaluate[int](total))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got == n*per
+	})
+	took := time.Since(start)
+	sent, err := chromedp.Run(at.ctx, chromedp.Evaluate[int](`imqttChat.groupRequests`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]uint64{} // the page keeps its last 500 to 1,000 deliveries: each in order, once
+	for _, d := range at.state().Delivered {
+		if d.Group != "" && last[d.Group] != 0 && d.Seq != last[d.Group]+1 {
+			t.Fatalf("group %s: seq %d delivered after %d", d.Group, d.Seq, last[d.Group])
+		}
+		last[d.Group] = d.Seq
+	}
+	if sent != n+1 {
+		t.Errorf("%d group requests, want %d (heads, then one sync per group)", sent, n+1)
+	}
+	t.Logf("%d groups × %d missed: page open to caught up in %v, %d group requests", n, per, took.Round(time.Millisecond), sent)
 }
