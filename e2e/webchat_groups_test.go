@@ -304,6 +304,8 @@ func TestWebChatGroupScale(t *testing.T) {
 		return got == n*per
 	})
 	took := time.Since(start)
+	dc, _ := chromedp.Run(at.ctx, chromedp.Evaluate[float64](`imqttChat.drawCost`))
+	t.Logf("the last draw of the conversation list took %.1f ms", dc)
 	sent, err := chromedp.Run(at.ctx, chromedp.Evaluate[int](`imqttChat.groupRequests`))
 	if err != nil {
 		t.Fatal(err)
