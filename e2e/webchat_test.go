@@ -224,8 +224,13 @@ type chatPage struct {
 	} `json:"msgs"`
 	Delivered []deliveredEvent `json:"delivered"`
 	Cursor    *struct {
-		Ver   uint64 `json:"ver"`
-		Epoch string `json:"epoch"`
+		Ver    uint64 `json:"ver"`
+		Epoch  string `json:"epoch"`
+		Groups map[string]struct {
+			Seq   uint64 `json:"seq"`
+			Epoch string `json:"epoch"`
+		} `json:"groups"`
+		Left []string `json:"left"`
 	} `json:"cursor"`
 	Me    string `json:"me"`
 	Error string `json:"error"` // the chat view's error line
@@ -235,11 +240,14 @@ type pageConv struct {
 	Peer  string `json:"peer"`
 	Group string `json:"group"`
 	Badge int    `json:"badge"`
+	Left  bool   `json:"left"` // a group the user is no longer in
 }
 
 type deliveredEvent struct {
 	ID     string `json:"id"`
 	Ver    uint64 `json:"ver"`
+	Group  string `json:"group"`
+	Seq    uint64 `json:"seq"`
 	Synced bool   `json:"synced"`
 }
 
@@ -250,7 +258,7 @@ const chatPageJS = `(() => {
     login: !document.querySelector('#login').hidden,
     status: document.querySelector('#status').dataset.state,
     total: document.querySelector('#total').hidden ? 0 : +document.querySelector('#total').textContent,
-    convs: q('#convs .conv').map((li) => ({peer: li.dataset.peer || '', group: li.dataset.group || '', badge: li.querySelector('.badge').hidden ? 0 : +li.querySelector('.badge').textContent})),
+    convs: q('#convs .conv').map((li) => ({peer: li.dataset.peer || '', group: li.dataset.group || '', badge: li.querySelector('.badge').hidden ? 0 : +li.querySelector('.badge').textContent, left: li.dataset.left === 'true'})),
     msgs: q('#messages .msg').map((li) => ({ID: li.dataset.id || '', CMID: li.dataset.cmid || '', From: li.dataset.from,
       Body: li.querySelector('.body').textContent, Status: li.dataset.status, Mark: (li.querySelector('.status') || {}).textContent || ''})),
     delivered: window.imqttChat ? imqttChat.delivered : [],

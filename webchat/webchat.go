@@ -6,7 +6,12 @@
 // The page keeps its sync cursor in localStorage and follows SPEC §5 like the
 // Go SDK: on every (re)connect it holds live events back, syncs from the
 // cursor, then delivers the held events above it; a gap in ver starts a sync;
-// an event at or below the cursor is a repeat and is dropped.
+// an event at or below the cursor is a repeat and is dropped. Groups (SPEC §7)
+// follow the same rules by seq, with a cursor per group saved next to the
+// inbox's: on every (re)connect and every 5 minutes the page asks for the
+// group heads, syncs each group that moved from its own cursor (two group
+// requests at a time), and shows a group the heads no longer list as left.
+// static/seq.js states the rules in full.
 //
 // Nothing is loaded from elsewhere. static/mqtt.min.js is MQTT.js's browser
 // build, vendored unchanged from the npm package mqtt@5.16.0

@@ -1,51 +1,123 @@
 // The sequencer of the web chat: the Go SDK's client/sequencer.go in
-// JavaScript. It turns live inbox events and sync batches into one stream in
-// which every versioned event appears once, in version order (SPEC §5).
-// Pure state: the caller sends the sync requests it asks for.
+// JavaScript, and the page's statement of docs/contract.md §5 (sync) and §7
+// (groups). One sequencer class turns live events and sync batches into one
+// stream in which every event appears once, in order of its position: the
+// inbox's ver for the user's inbox, a group's seq for each of its groups.
+// Pure state: the caller sends the requests it asks for.
 //
 // A live event is a claim, a sync reply is the server's word: anyone who can
-// get a publish onto the inbox topic can claim any version, and a cursor
+// get a publish onto the inbox topic can claim any position, and a cursor
 // moved to a forged ver 1000000 would drop every real message below it.
 //
-//   - the cursor is the highest version seen without a gap, and it moves only
-//     on versions a sync reply vouched for (its items and upto) or on a live
-//     event that directly continues it (cursor+1);
+//   - the cursor is the highest position seen without a gap, and it moves
+//     only on positions a sync reply vouched for (its items and upto) or on a
+//     live event that directly continues it (cursor+1);
 //   - while a sync is under way, live events wait; when it ends, the waiting
 //     ones that then continue the cursor follow the synced ones;
 //   - outside a sync, a live event at cursor+1 is delivered at once, one at or
-//     below the cursor (or of a version already waiting) is a repeat and
+//     below the cursor (or of a position already waiting) is a repeat and
 //     dropped, one further on waits and asks for a sync (a gap);
 //   - a waiting event that MAX_STALLS syncs end without reaching is dropped,
 //     unconfirmed (counted in dropped): forged, or above a hole a scale-out
 //     server still waits for, which a later sync brings;
-//   - at most MAX_HELD events wait; one past that is dropped and a sync asked for;
+//   - at most MAX_HELD events wait, in the inbox and all groups together (one
+//     ImqttHeld budget); one past that is dropped and a sync asked for;
 //   - a batch covers (since, upto]: its items above the cursor are delivered
 //     and the cursor moves to upto; a batch starting past the cursor is ignored;
 //   - only a batch continuing the latest request can end the sync;
 //   - a batch with reset moves the cursor back to its since, once per epoch;
 //   - a new connection drops the waiting events: its first sync brings them;
-//   - events without a version (unread counts) pass straight through.
+//   - events without a position (unread counts) pass straight through.
+//
+// Groups (ImqttGroups): group messages come live on the inbox with their
+// group and seq and no ver. The page keeps a cursor {seq, epoch} per group
+// next to the inbox cursor and one sequencer per group, keyed by seq:
+//
+//   - on every (re)connect, and at the periodic resync, it asks for the heads
+//     ({"heads":true}), the server's word on which groups the user is in;
+//   - a page that has no group cursors saved (a new device) starts each group
+//     the conversation list shows at that list's last seq: what came before
+//     is history, fetched when the conversation is opened, as for the inbox;
+//   - on the heads answer, a listed group without a cursor starts at its
+//     join (never before it), one with a cursor takes max(cursor, join) (a
+//     re-join); a listed group whose head differs from its cursor is synced
+//     from the cursor, page after page while more is set (a cursor past the
+//     head is answered with a reset from the join); a group with a cursor that
+//     is not listed was left or is gone: its cursor is dropped, nothing more
+//     is synced for it, and the page is told (left);
+//   - a group sync batch follows the sequencer rules above by seq; one that
+//     starts past the cursor is ignored and asks for the heads (the join is
+//     above the cursor: the user left and joined again);
+//   - a live group message of a group with a cursor follows the sequencer
+//     rules above by seq (a gap starts a sync of that group); one of a group
+//     without a cursor is dropped and the heads asked for: their answer
+//     starts the cursor and the sync brings the message;
+//   - a live membership event ({"kind":"group"}) only makes the page ask for
+//     the heads: it never starts or drops a cursor by itself;
+//   - at most 2 group requests (group syncs and heads; the window option) are
+//     in flight at once, the others wait their turn (the server answers 4 sync and read
+//     requests per client at once; the inbox sync takes one); one with no
+//     answer after the sync timeout is sent again;
+//   - an error for a group sync (it names the group): not_member drops that
+//     group's cursor as if the heads no longer listed it; busy or unavailable
+//     sends the request again after a short delay. An error naming no group
+//     that says not_member makes the page ask for the heads; one that says
+//     busy or unavailable while the heads are asked sends them again.
 'use strict';
 
 const MAX_STALLS = 3;
 const MAX_HELD = 4096; // as the Go SDK: a real gap needs a handful
 
+// ImqttHeld is the budget of live events waiting for a sync, shared by the
+// sequencers of one page (the inbox and every group).
+class ImqttHeld {
+  constructor(max) {
+    this.max = max || MAX_HELD;
+    this.n = 0;
+  }
+}
+
+// imqttHeld is the page's budget: the default of every sequencer.
+const imqttHeld = new ImqttHeld();
+
 class ImqttSequencer {
-  constructor(cursor, epoch) {
+  // key names the position field: 'ver' (the inbox) or 'seq' (a group).
+  constructor(cursor, epoch, { key = 'ver', held = imqttHeld } = {}) {
+    this.key = key;
+    this.held = held;
     this.cursor = cursor || 0;
     this.epoch = epoch || '';
     this.syncing = false; // a sync request is outstanding
     this.reset = ''; // the epoch the cursor was last reset into
     this.budget = 0; // items the latest request may still bring
     this.expect = 0; // the since of the latest request's next batch
-    this.pending = new Map(); // ver -> {ev, syncs: syncs that ended without reaching it}
+    this.pending = new Map(); // position -> {ev, syncs: syncs that ended without reaching it}
     this.overflow = false; // a live event was dropped for want of room: sync again
     this.dropped = 0; // waiting events given up unconfirmed, until takeDropped
   }
 
+  pos(ev) {
+    return ev[this.key];
+  }
+
+  hold(p, ev) {
+    this.pending.set(p, { ev, syncs: 0 });
+    this.held.n++;
+  }
+
+  unhold(p) {
+    if (this.pending.delete(p)) this.held.n--;
+  }
+
+  // close gives the waiting events' room back: the sequencer is done with.
+  close() {
+    this.held.n -= this.pending.size;
+    this.pending.clear();
+  }
+
   // connected starts a new connection.
   connected() {
-    this.pending.clear();
+    this.close();
     this.syncing = false;
     this.overflow = false;
   }
@@ -57,18 +129,27 @@ class ImqttSequencer {
     this.expect = this.cursor;
   }
 
-  // live takes an inbox event: {out: deliverable events, again: sync needed}.
+  // live takes a live event: {out: deliverable events, again: sync needed}.
   live(ev) {
-    if (!ev.ver) return { out: [ev], again: false };
-    if (!this.syncing && ev.ver <= this.cursor) return { out: [], again: false };
+    const p = this.pos(ev);
+    if (!p) return { out: [ev], again: false };
+    if (!this.syncing && p <= this.cursor) return { out: [], again: false };
     // During a sync even one at or below the cursor waits: a reset may move it.
-    if (!this.pending.has(ev.ver)) {
-      if (this.pending.size >= MAX_HELD) this.overflow = true;
-      else this.pending.set(ev.ver, { ev, syncs: 0 });
+    if (!this.pending.has(p)) {
+      if (this.held.n >= this.held.max) this.overflow = true;
+      else this.hold(p, ev);
     }
     if (this.syncing) return { out: [], again: false };
     const out = this.drain([]);
     return { out, again: this.pending.size > 0 || this.overflow };
+  }
+
+  // raise moves the cursor up to p on the server's word (a group's join
+  // floor): what waits at or below it goes, what continues it follows.
+  raise(p) {
+    if (p <= this.cursor) return [];
+    this.cursor = p;
+    return this.syncing ? [] : this.drain([]);
   }
 
   // resets reports whether batch b would reset the cursor.
@@ -89,16 +170,17 @@ class ImqttSequencer {
     }
     if (b.since > this.cursor) return { out: [], again: false };
     if (b.epoch) this.epoch = b.epoch;
-    const items = (b.items || []).slice().sort((x, y) => (x.ver || 0) - (y.ver || 0));
+    const items = (b.items || []).slice().sort((x, y) => (this.pos(x) || 0) - (this.pos(y) || 0));
     let out = [];
     for (const ev of items) {
-      if (!ev.ver) {
+      const p = this.pos(ev);
+      if (!p) {
         out.push(ev);
         continue;
       }
-      if (ev.ver <= this.cursor) continue;
+      if (p <= this.cursor) continue;
       out.push(ev);
-      this.cursor = ev.ver;
+      this.cursor = p;
     }
     this.cursor = Math.max(this.cursor, b.upto || 0);
     if (!this.syncing) return { out: this.drain(out), again: false };
@@ -114,9 +196,9 @@ class ImqttSequencer {
   finish(out) {
     this.syncing = false;
     out = this.drain(out);
-    for (const [v, h] of [...this.pending]) {
+    for (const [p, h] of [...this.pending]) {
       if (++h.syncs >= MAX_STALLS) {
-        this.pending.delete(v);
+        this.unhold(p);
         this.dropped++;
       }
     }
@@ -134,16 +216,238 @@ class ImqttSequencer {
   }
 
   drain(out) {
-    for (const v of [...this.pending.keys()]) {
-      if (v <= this.cursor) this.pending.delete(v);
+    for (const p of [...this.pending.keys()]) {
+      if (p <= this.cursor) this.unhold(p);
     }
     for (;;) {
       const h = this.pending.get(this.cursor + 1);
       if (!h) return out;
-      this.pending.delete(this.cursor + 1);
+      this.unhold(this.cursor + 1);
       out.push(h.ev);
       this.cursor++;
     }
+  }
+}
+
+const HEADS = ''; // the heads request's key among group requests (no group is named '')
+
+// ImqttGroups keeps the page's group cursors and decides which group
+// requests to send (see the rules at the top). Pure state: take(now) returns
+// the requests to publish on im/sync; the answers come back through heads,
+// batch and error. Every method that delivers returns {out} (group messages
+// in seq order per group) and those that learn of groups left {left}.
+class ImqttGroups {
+  // saved: {group: {seq, epoch}}, the cursors the page persisted.
+  constructor(saved, { held = imqttHeld, limit = 200, window = 2, timeout = 10000, retry = () => 1000 + Math.random() * 1000 } = {}) {
+    this.held = held;
+    this.limit = limit;
+    this.window = window;
+    this.timeout = timeout;
+    this.retry = retry;
+    this.seqs = new Map(); // group -> ImqttSequencer keyed by seq
+    for (const [g, c] of Object.entries(saved || {})) {
+      if (g !== HEADS && c && Number.isSafeInteger(c.seq) && c.seq >= 0) this.seqs.set(g, this.sequencer(c.seq, c.epoch));
+    }
+    this.queue = new Set(); // request keys waiting for a place in the window, in order
+    this.inflight = new Map(); // request key -> time sent
+    this.again = new Set(); // in-flight keys to ask again once answered (they may predate what asked)
+    this.notBefore = new Map(); // request key -> time it may be sent again (after busy)
+    this.dropped = 0; // live group events dropped unconfirmed, until takeDropped
+    this.sent = 0; // group requests sent, heads included
+  }
+
+  sequencer(seq, epoch) {
+    return new ImqttSequencer(seq, epoch, { key: 'seq', held: this.held });
+  }
+
+  // cursors returns what the page persists: {group: {seq, epoch}}.
+  cursors() {
+    const c = {};
+    for (const [g, s] of this.seqs) c[g] = { seq: s.cursor, epoch: s.epoch };
+    return c;
+  }
+
+  // idle reports whether no group request is waiting or in flight.
+  idle() {
+    return this.queue.size === 0 && this.inflight.size === 0;
+  }
+
+  // connected starts a new connection: what was in flight is gone, and the
+  // heads are asked first.
+  connected() {
+    for (const s of this.seqs.values()) s.connected();
+    this.queue.clear();
+    this.inflight.clear();
+    this.again.clear();
+    this.notBefore.clear();
+    this.want(HEADS);
+  }
+
+  // close gives the room of every group's waiting events back.
+  close() {
+    for (const s of this.seqs.values()) s.close();
+  }
+
+  // askHeads asks for the heads (on a membership event, a message of an
+  // unknown group, the periodic resync).
+  askHeads() {
+    this.want(HEADS);
+  }
+
+  want(key) {
+    if (this.inflight.has(key)) this.again.add(key);
+    else this.queue.add(key);
+  }
+
+  // done frees key's place in the window; asked again meanwhile, it queues.
+  done(key) {
+    if (!this.inflight.delete(key)) return;
+    if (this.again.delete(key)) this.queue.add(key);
+  }
+
+  // take returns the requests to send now: those with no answer after the
+  // timeout again, then queued ones while the window has room (heads first).
+  take(now) {
+    const reqs = [];
+    const late = [];
+    for (const [key, at] of this.inflight) {
+      if (now - at >= this.timeout) {
+        this.inflight.delete(key);
+        late.push(key); // waited longest: first in line
+      }
+    }
+    if (late.length) this.queue = new Set([...late, ...this.queue]);
+    const order = this.queue.has(HEADS) ? [HEADS, ...this.queue] : [...this.queue];
+    for (const key of order) {
+      if (this.inflight.size >= this.window) break;
+      if (!this.queue.has(key) || this.notBefore.get(key) > now) continue;
+      this.queue.delete(key);
+      this.notBefore.delete(key);
+      let req = { heads: true };
+      if (key !== HEADS) {
+        const s = this.seqs.get(key);
+        if (!s) continue;
+        s.begin(this.limit);
+        req = { group: key, since: s.cursor, limit: this.limit, epoch: s.epoch || undefined };
+      }
+      this.inflight.set(key, now);
+      this.sent++;
+      reqs.push(req);
+    }
+    return reqs;
+  }
+
+  // deadline returns when take should next be called for timeouts and
+  // delayed retries (Infinity: not before something else happens).
+  deadline() {
+    let t = Infinity;
+    for (const at of this.inflight.values()) t = Math.min(t, at + this.timeout);
+    if (this.inflight.size < this.window) {
+      for (const [key, at] of this.notBefore) if (this.queue.has(key)) t = Math.min(t, at);
+    }
+    return t;
+  }
+
+  drop(g) {
+    const s = this.seqs.get(g);
+    if (!s) return false;
+    s.close();
+    this.seqs.delete(g);
+    this.queue.delete(g);
+    this.inflight.delete(g); // its answer, if any, finds no cursor
+    this.again.delete(g);
+    this.notBefore.delete(g);
+    return true;
+  }
+
+  // heads takes a heads answer: {out, left}.
+  heads(h) {
+    this.done(HEADS);
+    const listed = new Map();
+    for (const x of h.groups || []) listed.set(x.group, x);
+    const left = [];
+    for (const g of [...this.seqs.keys()]) {
+      if (!listed.has(g) && this.drop(g)) left.push(g);
+    }
+    const out = [];
+    for (const [g, x] of listed) {
+      let s = this.seqs.get(g);
+      if (!s) this.seqs.set(g, (s = this.sequencer(x.join, '')));
+      else out.push(...s.raise(x.join));
+      s.head = x.seq;
+      if (x.seq !== s.cursor) this.want(g);
+    }
+    return { out, left };
+  }
+
+  // live takes a live group message (group and seq set): {out}.
+  live(ev) {
+    const s = this.seqs.get(ev.group);
+    if (!s) {
+      this.askHeads();
+      return { out: [] };
+    }
+    const { out, again } = s.live(ev);
+    if (again) this.want(ev.group);
+    return { out };
+  }
+
+  // behind returns how many seqs group g's cursor is below its head as the
+  // last heads answer gave it (0 if unknown or not below).
+  behind(g) {
+    const s = this.seqs.get(g);
+    return s && s.head > s.cursor ? s.head - s.cursor : 0;
+  }
+
+  // resets reports whether group batch b would reset its group's cursor.
+  resets(b) {
+    const s = this.seqs.get(b.group);
+    return !!s && s.resets(b);
+  }
+
+  // batch takes one group sync batch: {out}. n as for ImqttSequencer.batch.
+  batch(b, n) {
+    const s = this.seqs.get(b.group);
+    if (!s) return { out: [] }; // a group left meanwhile
+    // A batch starting past the cursor (ignored) says the join floor is
+    // above it: the user left and joined again. The heads tell the floor.
+    if (!b.reset && b.since > s.cursor) this.askHeads();
+    const { out, again } = s.batch(b, n);
+    this.dropped += s.takeDropped();
+    if (!s.syncing) {
+      this.done(b.group);
+      if (again) this.want(b.group);
+    } else if (again) { // the request's limit reached with more to come: the next page
+      this.inflight.delete(b.group);
+      this.queue.add(b.group);
+    }
+    return { out };
+  }
+
+  // error takes an error event answering a group request: group is the
+  // group it names ('' if none), code its code. Returns {left}.
+  error(group, code, now) {
+    if (code === 'not_member') {
+      if (group && this.drop(group)) return { left: [group] };
+      if (!group) this.askHeads();
+      return { left: [] };
+    }
+    if (code !== 'busy' && code !== 'unavailable') return { left: [] };
+    const key = group || HEADS;
+    if (!this.inflight.has(key)) return { left: [] };
+    this.inflight.delete(key);
+    this.again.delete(key);
+    this.queue.add(key);
+    this.notBefore.set(key, now + this.retry());
+    return { left: [] };
+  }
+
+  // takeDropped returns how many live group events were dropped unconfirmed
+  // since it was last called.
+  takeDropped() {
+    const n = this.dropped;
+    this.dropped = 0;
+    return n;
   }
 }
 
@@ -188,6 +492,7 @@ function imqttCheckEvent(ev, me) {
       if (ev.ts !== undefined && !num(ev.ts)) return 'bad ts';
       if (ev.group !== undefined) {
         if (!str(ev.group)) return 'bad group';
+        if (!(Number.isSafeInteger(ev.seq) && ev.seq > 0)) return 'bad seq';
       } else if (!str(ev.to) || (me && ev.from !== me && ev.to !== me)) {
         return 'not in this inbox';
       }
@@ -201,13 +506,25 @@ function imqttCheckEvent(ev, me) {
   }
 }
 
+// imqttCheckHeads says why a heads answer is unusable, or returns ''.
+function imqttCheckHeads(h) {
+  const pos = (v) => Number.isSafeInteger(v) && v >= 0;
+  if (!Array.isArray(h.groups)) return 'no groups';
+  for (const x of h.groups) {
+    if (x === null || typeof x !== 'object' || typeof x.group !== 'string' || x.group === '') return 'bad group';
+    if (!pos(x.seq) || !pos(x.join)) return 'bad seq or join';
+  }
+  return '';
+}
+
 // imqttCheckBatch says why a sync batch's header is unusable, or returns ''.
 function imqttCheckBatch(b) {
   const ver = (v) => Number.isSafeInteger(v) && v >= 0;
   if (!ver(b.since) || !ver(b.upto) || b.upto < b.since) return 'bad since or upto';
   if (b.items !== undefined && b.items !== null && !Array.isArray(b.items)) return 'bad items';
   if (b.epoch !== undefined && typeof b.epoch !== 'string') return 'bad epoch';
+  if (b.group !== undefined && (typeof b.group !== 'string' || b.group === '')) return 'bad group';
   return '';
 }
 
-if (typeof module !== 'undefined') module.exports = { ImqttSequencer, imqttCheckEvent, imqttCheckBatch };
+if (typeof module !== 'undefined') module.exports = { ImqttSequencer, ImqttGroups, ImqttHeld, imqttHeld, imqttCheckEvent, imqttCheckBatch, imqttCheckHeads };

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { ImqttSequencer, imqttCheckEvent, imqttCheckBatch } = require('../static/seq.js');
+const { ImqttSequencer, ImqttGroups, ImqttHeld, imqttCheckEvent, imqttCheckBatch, imqttCheckHeads } = require('../static/seq.js');
 
 const ev = (ver) => ({ kind: 'msg', id: `m${ver}`, ver });
 const vers = (out) => out.map((e) => e.ver);
@@ -284,4 +284,295 @@ function simulate(seed) {
 
 test('simulation: lost, repeated, reordered, forged events, drops, timeouts, lost history', () => {
   for (let seed = 0; seed < 500; seed++) simulate(seed);
+});
+
+// ---- groups: one sequencer per group keyed by seq, and the coordinator ----
+
+const gev = (group, seq) => ({ kind: 'msg', id: `${group}-${seq}`, group, seq });
+const seqs = (out) => out.map((e) => `${e.group}:${e.seq}`);
+const gbatch = (group, since, upto, more, items, extra = {}) =>
+  ({ kind: 'sync', group, since, upto, more, epoch: 'e1', items: items.map((q) => gev(group, q)), ...extra });
+const heads = (...gs) => ({ kind: 'heads', groups: gs.map(([group, seq, join = 0]) => ({ group, seq, join, read: 0 })) });
+
+// online returns a coordinator past its connect: heads asked and answered.
+function online(saved, h, opts = {}) {
+  const G = new ImqttGroups(saved, { held: new ImqttHeld(), ...opts });
+  G.connected();
+  assert.deepEqual(G.take(0), [{ heads: true }]);
+  const r = G.heads(h);
+  return { G, r };
+}
+
+test('the held budget is shared by the inbox and every group', () => {
+  const held = new ImqttHeld(2);
+  const inbox = new ImqttSequencer(0, 'e1', { held });
+  const G = new ImqttGroups({ g1: { seq: 0, epoch: 'e1' }, g2: { seq: 0, epoch: 'e1' } }, { held });
+  G.connected();
+  G.take(0);
+  G.heads(heads(['g1', 0], ['g2', 0]));
+  assert.equal(inbox.live(ev(3)).again, true);
+  G.live(gev('g1', 5));
+  assert.equal(held.n, 2);
+  G.live(gev('g2', 5)); // no room left: dropped, and a sync will bring it
+  assert.equal(held.n, 2);
+  assert.equal(G.seqs.get('g2').pending.size, 0);
+  assert.equal(G.seqs.get('g2').overflow, true);
+  inbox.connected();
+  G.connected();
+  assert.equal(held.n, 0);
+});
+
+test('groups: heads start at join, a re-join takes max, a missing group is dropped', () => {
+  const { G, r } = online({ g1: { seq: 5, epoch: 'e1' }, g3: { seq: 2, epoch: 'e1' }, g4: { seq: 9, epoch: 'e1' } },
+    heads(['g1', 9, 7], ['g2', 4, 2], ['g4', 9, 3]));
+  assert.deepEqual(r.left, ['g3']);
+  assert.deepEqual(G.cursors(), { g1: { seq: 7, epoch: 'e1' }, g2: { seq: 2, epoch: '' }, g4: { seq: 9, epoch: 'e1' } });
+  assert.deepEqual(G.take(1), [
+    { group: 'g1', since: 7, limit: 200, epoch: 'e1' },
+    { group: 'g2', since: 2, limit: 200, epoch: undefined },
+  ]);
+  assert.deepEqual(G.take(2), []); // g4 is at its head: nothing to ask
+  assert.deepEqual(seqs(G.batch(gbatch('g1', 7, 9, false, [8, 9])).out), ['g1:8', 'g1:9']);
+  assert.deepEqual(seqs(G.batch(gbatch('g2', 2, 4, false, [3, 4])).out), ['g2:3', 'g2:4']);
+  assert.equal(G.idle(), true);
+  // A dropped group is synced no more; a late answer for it is ignored.
+  assert.deepEqual(G.batch(gbatch('g3', 2, 4, false, [3, 4])).out, []);
+  assert.deepEqual(G.live(gev('g3', 3)).out, []);
+  assert.equal(G.cursors().g3, undefined);
+});
+
+test('groups: a gap syncs that group; the message comes once; repeats dropped', () => {
+  const { G } = online({ g1: { seq: 3, epoch: 'e1' } }, heads(['g1', 3]));
+  assert.equal(G.idle(), true);
+  assert.deepEqual(seqs(G.live(gev('g1', 4)).out), ['g1:4']);
+  assert.deepEqual(G.live(gev('g1', 4)).out, []);
+  assert.deepEqual(G.live(gev('g1', 7)).out, []); // 5 and 6 were lost
+  assert.deepEqual(G.take(1), [{ group: 'g1', since: 4, limit: 200, epoch: 'e1' }]);
+  assert.deepEqual(G.live(gev('g1', 6)).out, []); // waits for the sync
+  assert.deepEqual(seqs(G.batch(gbatch('g1', 4, 7, false, [5, 6, 7])).out), ['g1:5', 'g1:6', 'g1:7']);
+  assert.deepEqual(G.live(gev('g1', 7)).out, []);
+  assert.deepEqual(seqs(G.live(gev('g1', 8)).out), ['g1:8']);
+  assert.equal(G.idle(), true);
+  assert.equal(G.held.n, 0);
+});
+
+test('groups: a forged far-ahead seq is dropped unconfirmed, never moves the cursor', () => {
+  const { G } = online({ g1: { seq: 3, epoch: 'e1' } }, heads(['g1', 3]));
+  G.live({ ...gev('g1', 1000000), from: 'mallory' });
+  let syncs = 0;
+  for (let reqs = G.take(1); reqs.length; reqs = G.take(1)) {
+    syncs++;
+    assert.deepEqual(G.batch(gbatch('g1', 3, 3, false, [])).out, []);
+  }
+  assert.equal(syncs, 3);
+  assert.equal(G.takeDropped(), 1);
+  assert.equal(G.cursors().g1.seq, 3);
+  assert.deepEqual(seqs(G.live(gev('g1', 4)).out), ['g1:4']);
+});
+
+test('groups: a message of a group without a cursor asks the heads, whose answer brings it', () => {
+  const { G } = online({}, heads());
+  assert.deepEqual(G.live(gev('g9', 1)).out, []);
+  assert.deepEqual(G.live(gev('g9', 2)).out, []);
+  assert.deepEqual(G.take(1), [{ heads: true }]); // asked once
+  assert.deepEqual(G.heads(heads(['g9', 2, 0])).out, []);
+  assert.deepEqual(G.take(2), [{ group: 'g9', since: 0, limit: 200, epoch: undefined }]);
+  assert.deepEqual(seqs(G.batch(gbatch('g9', 0, 2, false, [1, 2])).out), ['g9:1', 'g9:2']);
+  // A membership event while the heads are on their way: asked again after.
+  G.askHeads();
+  assert.deepEqual(G.take(3), [{ heads: true }]);
+  G.askHeads();
+  assert.deepEqual(G.take(4), []);
+  G.heads(heads(['g9', 2]));
+  assert.deepEqual(G.take(5), [{ heads: true }]);
+});
+
+test('groups: at most two requests in flight; the others wait; no answer is asked again', () => {
+  const { G } = online({}, heads(['a', 1], ['b', 1], ['c', 1], ['d', 1]));
+  assert.deepEqual(G.take(1).map((r) => r.group), ['a', 'b']);
+  G.askHeads();
+  assert.deepEqual(G.take(2), []);
+  G.batch(gbatch('a', 0, 1, false, [1]));
+  assert.deepEqual(G.take(3), [{ heads: true }]); // heads first
+  G.heads(heads(['a', 1], ['b', 1], ['c', 1], ['d', 1]));
+  assert.deepEqual(G.take(4).map((r) => r.group), ['c']);
+  assert.equal(G.deadline(), 1 + 10000);
+  assert.deepEqual(G.take(10000), []);
+  assert.deepEqual(G.take(10001), [{ group: 'b', since: 0, limit: 200, epoch: undefined }]); // b's answer never came
+  assert.equal(G.inflight.size, 2);
+});
+
+test('groups: a group syncs page after page until its head', () => {
+  const { G } = online({ g1: { seq: 0, epoch: 'e1' } }, heads(['g1', 5]), { limit: 2 });
+  const got = [];
+  for (let reqs = G.take(1); reqs.length; reqs = G.take(1)) {
+    const [q] = reqs;
+    const items = [q.since + 1, q.since + 2].filter((x) => x <= 5);
+    got.push(...seqs(G.batch(gbatch('g1', q.since, items[items.length - 1], q.since + 2 < 5, items), 2).out));
+  }
+  assert.deepEqual(got, ['g1:1', 'g1:2', 'g1:3', 'g1:4', 'g1:5']);
+  assert.equal(G.sent, 1 + 3);
+});
+
+test('groups: a cursor beyond the head, or of another epoch, is reset from the join', () => {
+  const { G } = online({ g1: { seq: 50, epoch: 'e1' }, g2: { seq: 4, epoch: 'old' } }, heads(['g1', 7, 2], ['g2', 4]));
+  assert.deepEqual(G.take(1), [{ group: 'g1', since: 50, limit: 200, epoch: 'e1' }]); // beyond: asked all the same
+  const b = gbatch('g1', 2, 7, false, [3, 4, 5, 6, 7], { reset: true });
+  assert.equal(G.resets(b), true);
+  assert.deepEqual(seqs(G.batch(b).out), ['g1:3', 'g1:4', 'g1:5', 'g1:6', 'g1:7']);
+  assert.equal(G.resets(b), false); // once per epoch
+  assert.deepEqual(G.batch(b).out, []);
+  assert.equal(G.cursors().g1.seq, 7);
+  // g2 is at its head by its old epoch's count; a live gap asks, and the
+  // server's other epoch resets it.
+  G.live(gev('g2', 9));
+  assert.deepEqual(G.take(2), [{ group: 'g2', since: 4, limit: 200, epoch: 'old' }]);
+  assert.deepEqual(seqs(G.batch(gbatch('g2', 0, 9, false, [8, 9], { reset: true })).out), ['g2:8', 'g2:9']);
+  assert.deepEqual(G.cursors().g2, { seq: 9, epoch: 'e1' });
+});
+
+test('groups: not_member drops the group; busy asks again after a delay', () => {
+  const { G } = online({}, heads(['g1', 3], ['g2', 3]), { retry: () => 1000 });
+  G.take(1);
+  assert.deepEqual(G.error('g1', 'not_member', 2).left, ['g1']);
+  assert.equal(G.cursors().g1, undefined);
+  assert.deepEqual(G.batch(gbatch('g1', 0, 3, false, [1, 2, 3])).out, []);
+  assert.deepEqual(G.error('g2', 'busy', 100).left, []);
+  assert.deepEqual(G.take(500), []);
+  assert.equal(G.deadline(), 1100);
+  assert.deepEqual(G.take(1100), [{ group: 'g2', since: 0, limit: 200, epoch: undefined }]);
+  // An error naming no group: not_member asks the heads, busy resends them.
+  G.error('', 'not_member', 1200);
+  assert.deepEqual(G.take(1200), [{ heads: true }]);
+  G.error('', 'busy', 1300);
+  assert.deepEqual(G.take(1300), []);
+  assert.deepEqual(G.take(2300), [{ heads: true }]);
+});
+
+test('groups: a batch past the cursor (a join above it) is ignored and asks the heads', () => {
+  const { G } = online({ g1: { seq: 2, epoch: 'e1' } }, heads(['g1', 9, 0]));
+  G.take(1);
+  assert.deepEqual(G.batch(gbatch('g1', 6, 9, false, [7, 8, 9])).out, []);
+  assert.equal(G.cursors().g1.seq, 2);
+  G.heads(heads(['g1', 9, 6]));
+  assert.equal(G.cursors().g1.seq, 6);
+});
+
+// The group simulation: several groups, live messages lost, repeated and
+// reordered, forged ones, dropped connections, timeouts, busy answers and a
+// removal; at the end every member group's messages above its join were
+// delivered once, in seq order, and never more than two requests flew.
+function simulateGroups(seed) {
+  const r = rng(seed);
+  const names = ['a', 'b', 'c', 'd'];
+  const srv = new Map(names.map((g) => [g, { seqs: [], member: true, join: 0 }]));
+  const held = new ImqttHeld(1 + r.int(6));
+  const G = new ImqttGroups({}, { held, limit: 1 + r.int(4), retry: () => 0 });
+  let inflight = []; // answers on their way, in order
+  const delivered = new Map(names.map((g) => [g, []]));
+  let now = 0;
+  const headsNow = () => ({ kind: 'heads', groups: names.filter((g) => srv.get(g).member).map((g) => {
+    const h = srv.get(g);
+    return { group: g, seq: h.seqs.length ? h.seqs[h.seqs.length - 1] : 0, join: h.join };
+  }) });
+  const serveGroup = (q) => {
+    const h = srv.get(q.group);
+    if (!h.member) return [{ error: { group: q.group, code: 'not_member' } }];
+    if (r.int(15) === 0) return [{ error: { group: q.group, code: 'busy' } }];
+    const head = h.seqs.length ? h.seqs[h.seqs.length - 1] : 0;
+    let since = q.since;
+    const reset = since > head;
+    if (reset) since = 0;
+    since = Math.max(since, h.join);
+    const items = h.seqs.filter((x) => x > since).slice(0, q.limit + 1);
+    const more = items.length > q.limit;
+    if (more) items.length = q.limit;
+    const upto = more ? items[items.length - 1] : Math.max(since, head);
+    return [{ batch: { kind: 'sync', group: q.group, since, upto, more, epoch: 'e1', reset, items: items.map((x) => gev(q.group, x)) } }];
+  };
+  const send = () => {
+    for (const q of G.take(now)) {
+      assert.ok(G.inflight.size <= 2, `seed ${seed}: ${G.inflight.size} in flight`);
+      inflight.push(...(q.heads ? [{ heads: headsNow() }] : serveGroup(q)));
+    }
+  };
+  const take = ({ out = [], left = [] }) => {
+    for (const e of out) delivered.get(e.group).push(e.seq);
+    for (const g of left) assert.ok(!srv.get(g).member, `seed ${seed}: ${g} dropped while a member`);
+  };
+  const step = () => {
+    const it = inflight.shift();
+    if (it.live) take(G.live(it.live));
+    else if (it.heads) take(G.heads(it.heads));
+    else if (it.batch) take(G.batch(it.batch));
+    else take(G.error(it.error.group, it.error.code, now));
+  };
+  G.connected();
+  send();
+  for (let i = 0; i < 400; i++) {
+    now += 100 + r.int(3000);
+    const k = r.int(20);
+    if (k < 8) {
+      const g = names[r.int(names.length)];
+      const h = srv.get(g);
+      const next = (h.seqs.length ? h.seqs[h.seqs.length - 1] : 0) + 1;
+      h.seqs.push(next);
+      if (!h.member || r.int(8) === 0) continue; // not delivered, or lost
+      const e = gev(g, next);
+      let pos = inflight.length;
+      if (r.int(4) === 0 && pos > 0) pos = r.int(pos + 1);
+      inflight.splice(pos, 0, { live: e });
+      if (r.int(5) === 0) inflight.push({ live: e });
+    } else if (k < 15) {
+      if (inflight.length) step();
+    } else if (k === 15) {
+      inflight.push({ live: gev(names[r.int(names.length)], 1000000 + r.int(100)) }); // forged
+    } else if (k === 16) {
+      inflight = []; // the connection drops
+      G.connected();
+    } else if (k === 17 && seed % 3 === 0 && srv.get('d').member) {
+      srv.get('d').member = false; // removed; the live event asks the heads
+      G.askHeads();
+    } else if (k === 18) {
+      inflight = inflight.filter(() => r.int(3) !== 0); // answers lost: timeouts
+    }
+    send();
+  }
+  for (let i = 0; i < 1000 && !(G.idle() && inflight.length === 0); i++) {
+    while (inflight.length) {
+      step();
+      send();
+    }
+    now += 20000;
+    send();
+  }
+  assert.ok(G.idle(), `seed ${seed}: never idle`);
+  G.askHeads(); // the periodic resync: a last live message lost is found
+  send();
+  for (let i = 0; i < 1000 && inflight.length; i++) {
+    step();
+    send();
+  }
+  for (const g of names) {
+    const h = srv.get(g);
+    const got = delivered.get(g);
+    got.forEach((q, i) => assert.ok(i === 0 || got[i - 1] < q, `seed ${seed}: ${g} delivered ${got}`));
+    if (h.member) assert.deepEqual(got, h.seqs.filter((x) => x > h.join), `seed ${seed}: group ${g}`);
+    else assert.equal(G.cursors()[g], undefined, `seed ${seed}: ${g} still has a cursor`);
+  }
+  assert.equal(held.n, [...G.seqs.values()].reduce((n, s) => n + s.pending.size, 0), `seed ${seed}: held budget`);
+}
+
+test('groups simulation: lost, repeated, reordered, forged events; drops, timeouts, busy, a removal', () => {
+  for (let seed = 0; seed < 300; seed++) simulateGroups(seed);
+});
+
+test('groups: behind says how far a cursor is below the head the heads gave', () => {
+  const { G } = online({ g1: { seq: 3, epoch: 'e1' } }, heads(['g1', 250], ['g2', 4, 1]));
+  assert.equal(G.behind('g1'), 247);
+  assert.equal(G.behind('g2'), 3);
+  assert.equal(G.behind('g3'), 0);
+  G.take(1);
+  G.batch(gbatch('g1', 3, 250, false, []));
+  assert.equal(G.behind('g1'), 0);
 });
