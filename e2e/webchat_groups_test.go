@@ -251,16 +251,16 @@ func TestWebChatGroupNewDevice(t *testing.T) {
 	checkGroupDelivered(t, p.Delivered, map[string][]uint64{"g1": {4}}, false)
 }
 
-// TestWebChatGroupScale measures a page catching up many groups: a user in
-// $IMQTT_WEBCHAT_GROUPS groups (skipped when unset) misses 20 messages in
-// each, then opens the page. It logs the time from opening the page to every
-// group caught up, and the group requests sent (one heads request, then one
-// sync per group). Example: IMQTT_WEBCHAT_GROUPS=500 go test ./e2e -run
-// TestWebChatGroupScale -v
+// TestWebChatGroupScale: a page catches up many groups: a user in 30 groups
+// ($IMQTT_WEBCHAT_GROUPS to measure more) misses 20 messages in each, then
+// opens the page. Every group is caught up, in order, with one heads
+// request and one sync per group; it logs the time from opening the page
+// to every group caught up (a figure, not a bar). To measure:
+// IMQTT_WEBCHAT_GROUPS=500 go -C e2e test -run TestWebChatGroupScale -v .
 func TestWebChatGroupScale(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("IMQTT_WEBCHAT_GROUPS"))
 	if n <= 0 {
-		t.Skip("set IMQTT_WEBCHAT_GROUPS to the number of groups")
+		n = 30 // enough for the request window to matter; the figures are from 500
 	}
 	const per = 20
 	chromium := findChromium(t)
