@@ -18,9 +18,7 @@ type clock struct{ t time.Time }
 func (c *clock) now() time.Time { return c.t }
 
 // newServiceOpts is newService with options of the test's own, on a fresh
-// Pebble store, and a clock the test moves. (A nil Limiter is documented to
-// throttle nothing but panics in Service.allow, evaluating a method value of
-// a nil interface: every caller passes one, so do these tests.)
+// Pebble store, and a clock the test moves; with no Limiter, a memory one.
 func newServiceOpts(t *testing.T, opts Options) (*Service, *clock) {
 	t.Helper()
 	st, err := pebble.Open(t.TempDir(), pebble.Options{CacheSize: 8 << 20, MemTableSize: 4 << 20})
@@ -226,5 +224,30 @@ func TestHashingBound(t *testing.T) {
 	<-s.sem
 	if _, err := s.Login(t.Context(), "fay", "secret-fay", "d"); err != nil {
 		t.Fatalf("login once the slot is free: %v", err)
+	}
+}
+
+// TestNilLimiterThrottlesNothing: Options says a nil Limiter throttles
+// nothing; it once panicked taking a method of the nil interface.
+func TestNilLimiterThrottlesNothing(t *testing.T) {
+	st, err := pebble.Open(t.TempDir(), pebble.Options{CacheSize: 8 << 20, MemTableSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	s := New(st, Options{Params: cheap, TokenTTL: time.Hour})
+	if _, err := s.RegisterFrom(t.Context(), "192.0.2.1:5000", "alice", "secret-alice"); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 { // past any login limit there would be
+		if _, err := s.LoginFrom(t.Context(), "192.0.2.1:5000", "alice", "wrong-password", "phone"); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("a wrong password: %v, want ErrBadCredentials", err)
+		}
+	}
+	if _, err := s.LoginFrom(t.Context(), "192.0.2.1:5000", "alice", "secret-alice", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Authenticate(t.Context(), "192.0.2.1:5000", "alice", "phone", "secret-alice"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -169,16 +169,24 @@ func (s *Service) failed(ctx context.Context, from, user string) {
 	_ = s.allow(ctx, "login_user", "login_fail:"+u, s.opts.Limits.LoginUser)
 }
 
+// allow and peek consult the Limiter; with none (a nil Limiter throttles
+// nothing) they let everything through before taking a method of it.
 func (s *Service) allow(ctx context.Context, name, key string, l state.Limit) error {
+	if s.opts.Limiter == nil {
+		return nil
+	}
 	return s.limit(ctx, name, key, l, s.opts.Limiter.Allow)
 }
 
 func (s *Service) peek(ctx context.Context, name, key string, l state.Limit) error {
+	if s.opts.Limiter == nil {
+		return nil
+	}
 	return s.limit(ctx, name, key, l, s.opts.Limiter.Peek)
 }
 
 func (s *Service) limit(ctx context.Context, name, key string, l state.Limit, f func(context.Context, string, state.Limit) (state.Decision, error)) error {
-	if s.opts.Limiter == nil || l.Rate < 0 {
+	if l.Rate < 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
