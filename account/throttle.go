@@ -120,7 +120,7 @@ func (s *Service) LoginFrom(ctx context.Context, from, user, password, device st
 
 // Authenticate checks an MQTT CONNECT from a client at from as user's
 // device: the secret is a token issued to exactly that user and device,
-// or user's account password (SPEC §2: a password opens any device of its
+// or user's account password (docs/protocol.md#identity: a password opens any device of its
 // user). Tokens are checked first and never throttled; a secret that is
 // no live token is a password attempt, throttled as LoginFrom's. A token
 // of another device is ErrWrongDevice.

@@ -24,7 +24,7 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// The admin API (SPEC §8, issue 7) lives under /v1/admin/ behind the admin
+// The admin API (docs/http.md, issue 7) lives under /v1/admin/ behind the admin
 // token. Everything it reports and does is about this node: its clients,
 // its counters, its drain. Replies name the node ("node" fields, a "nodes"
 // list) so that a cluster can answer the same shapes by asking every node

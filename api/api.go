@@ -1,4 +1,4 @@
-// Package api serves imqtt's short-connection HTTP API (SPEC §8) with the
+// Package api serves imqtt's short-connection HTTP API (docs/http.md) with the
 // standard library's ServeMux: accounts and sessions, sending, sync,
 // conversations, history, read positions, endpoints, health and metrics.
 package api

@@ -13,7 +13,7 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// mediaReply answers an upload (SPEC §8: id, size, type; and more).
+// mediaReply answers an upload (docs/http.md: id, size, type; and more).
 type mediaReply struct {
 	ID     string `json:"id"`
 	Size   int64  `json:"size"`

@@ -197,7 +197,7 @@ func Sync(ctx context.Context, o SyncOptions) (*Result, error) {
 }
 
 // sendHTTP sends m over HTTP, again with the same cmid while the server
-// says it is busy or unavailable (SPEC §4), for up to a minute.
+// says it is busy or unavailable (docs/protocol.md#events), for up to a minute.
 func sendHTTP(ctx context.Context, api *client.HTTP, m wire.Send) error {
 	deadline := time.Now().Add(time.Minute)
 	for {

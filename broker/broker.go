@@ -219,7 +219,7 @@ func (b *Broker) WebSocket() http.Handler { return b.ws }
 
 // Publish delivers payload to the topic's subscribers without ever blocking
 // on one of them. It publishes at QoS 0 on purpose: reliability comes from
-// versions and sync (SPEC §5), not from MQTT redelivery. mochi's QoS 1 path
+// versions and sync (docs/protocol.md#versions-and-offline-sync), not from MQTT redelivery. mochi's QoS 1 path
 // takes each subscriber's client lock to pick a packet ID, and that lock is
 // held by the subscriber's writer while it is blocked on a full socket, so one
 // stalled subscriber would stall every delivery. At QoS 0 a full client queue

@@ -15,7 +15,7 @@ import (
 
 // Direct delivery. Every event imqtt publishes goes to one user's topics
 // (im/u/{user}/...), and the ACL lets only that user's own clients subscribe
-// there (SPEC §3). So instead of mochi's inline Publish (the packet goes
+// there (docs/protocol.md#topics). So instead of mochi's inline Publish (the packet goes
 // through processPacket, every OnPublish hook, and a walk of the topic tree
 // that builds maps for each publish: 19% of imqttd's CPU in a p2p run, and a
 // quarter of its allocations) the broker keeps its own index of connected

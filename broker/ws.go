@@ -16,7 +16,7 @@ import (
 )
 
 // wsListener serves MQTT over WebSocket from the HTTP server's /mqtt route
-// rather than a port of its own (SPEC §1), for networks where only the HTTP
+// rather than a port of its own (docs/operations.md), for networks where only the HTTP
 // ports pass.
 type wsListener struct {
 	id        string

@@ -13,7 +13,7 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// Group membership (SPEC §7, §8). The owner and admins add members; the
+// Group membership (docs/protocol.md#groups, docs/http.md). The owner and admins add members; the
 // owner removes anyone and names admins; admins remove plain members; anyone
 // may leave. Changes reach the users concerned as "group" events and keep
 // this node's fan-out index right.

@@ -18,7 +18,7 @@ func errStore(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// Read sets user's read position (SPEC §6), tells all of user's devices the
+// Read sets user's read position (docs/protocol.md#unread-counts-and-conversations), tells all of user's devices the
 // new counts on the inbox, and returns them.
 func (s *Service) Read(ctx context.Context, user string, req wire.Read) (wire.Unread, error) {
 	if err := CheckRead(req); err != nil {
@@ -239,7 +239,7 @@ func (s *Service) History(ctx context.Context, user, peer string, before int64, 
 	return out, nil
 }
 
-// Sync answers a sync request with one or more batches (SPEC §5).
+// Sync answers a sync request with one or more batches (docs/protocol.md#versions-and-offline-sync).
 func (s *Service) Sync(ctx context.Context, user string, req wire.SyncRequest, emit func(wire.Sync) error) error {
 	if req.Group != "" {
 		group, err := normGroup(req.Group)

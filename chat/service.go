@@ -291,8 +291,8 @@ func (s *Service) validate(req *wire.Send) *wire.Error {
 	return e
 }
 
-// Bounds of a send's fields besides body and meta (SPEC §2 bounds to and
-// group). A media ID is "m-" and 26 base32 letters: 64 leaves room for
+// Bounds of a send's fields besides body and meta (to and group are IDs,
+// bounded by docs/protocol.md#identity). A media ID is "m-" and 26 base32 letters: 64 leaves room for
 // another store's IDs and none for a payload hidden in it.
 const (
 	MaxCMID    = 128

@@ -3,7 +3,7 @@
 // acknowledgement and retry, and an HTTP client for the short-connection API.
 // The CLI (cmd/imqtt), bots, tests and the load tool are built on it.
 //
-// A Client keeps a sync cursor (SPEC §5): on every (re)connect it holds live
+// A Client keeps a sync cursor (docs/protocol.md#versions-and-offline-sync): on every (re)connect it holds live
 // events back, syncs from the cursor until the server says it is complete,
 // delivers what it missed and then the held events, dropping anything at or
 // below the cursor, and syncs again whenever it sees a gap. A live event's
@@ -295,7 +295,7 @@ func (c *Client) WaitSynced(ctx context.Context) error {
 // Send sends a message and waits for its ack. An empty CMID is filled with a
 // random one, an empty Type means text. Until the ack (or a final error) comes, the message is sent
 // again with the same CMID every ResendInterval and after every reconnect;
-// the server stores and delivers it once however often it arrives (SPEC §4).
+// the server stores and delivers it once however often it arrives (docs/protocol.md#events).
 // An error event from the server is returned as a *wire.Error, except the
 // retryable codes unavailable and busy, which lead to another resend.
 func (c *Client) Send(ctx context.Context, m wire.Send) (wire.Ack, error) {

@@ -11,7 +11,7 @@ import (
 	"sync"
 )
 
-// Cursor is where a device is in what the server has for it (SPEC §5, §7):
+// Cursor is where a device is in what the server has for it (docs/protocol.md#versions-and-offline-sync, docs/protocol.md#groups):
 // the highest inbox version it has seen without a gap and the epoch (the
 // server's history) it belongs to, and the same per group it is in, by seq.
 type Cursor struct {

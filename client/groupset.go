@@ -8,7 +8,7 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// groupSet keeps a device's groups in step with the server (SPEC §7): a
+// groupSet keeps a device's groups in step with the server (docs/protocol.md#groups): a
 // sequencer per group orders its messages by seq, exactly once, by the
 // inbox sequencer's rules; heads say which groups moved and which the user
 // is in. Like the sequencer it is pure state: the loop sends the requests it

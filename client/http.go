@@ -23,7 +23,7 @@ import (
 // defaultHTTPClient is used when HTTP.Client is nil.
 var defaultHTTPClient = &http.Client{Timeout: 60 * time.Second}
 
-// HTTP calls the short-connection API of SPEC §8. Server is the base URL
+// HTTP calls the short-connection API of docs/http.md. Server is the base URL
 // ("http://127.0.0.1:8080"); Token is the bearer token from Login (empty for
 // Register, Login and Endpoints); Client defaults to one with a 60 s timeout.
 // A reply with an error status is returned as a *wire.Error, wrapped with
@@ -220,7 +220,7 @@ func (h *HTTP) SyncCursor(ctx context.Context, cur CursorStore, limit int, fn fu
 }
 
 // syncPages syncs one sequence (the inbox, or the group of req) from
-// *cursor, in epoch *epoch, by the rules of SPEC §5: fn gets each item past
+// *cursor, in epoch *epoch, by the rules of docs/protocol.md#versions-and-offline-sync: fn gets each item past
 // the cursor, pos says where an item is, and save runs after each batch.
 func (h *HTTP) syncPages(ctx context.Context, req wire.SyncRequest, cursor *uint64, epoch *string,
 	pos func(wire.Msg) uint64, save func() error, fn func(wire.Msg) error) error {

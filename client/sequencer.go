@@ -9,9 +9,9 @@ import (
 
 // sequencer turns a device's two sources of inbox events, live events on the
 // inbox topic and sync batches on the device topic, into one stream in which
-// every versioned event appears exactly once and in version order (SPEC §5).
+// every versioned event appears exactly once and in version order (docs/protocol.md#versions-and-offline-sync).
 // One sequencer orders the inbox by ver; one per group orders that group's
-// messages by seq (SPEC §7) by the same rules, with "version" read as "seq".
+// messages by seq (docs/protocol.md#groups) by the same rules, with "version" read as "seq".
 // It is pure state: the caller sends the sync requests it asks for and hands
 // it every event and batch. It is not safe for concurrent use.
 //

@@ -351,7 +351,7 @@ func TestSequencerUnversionedPassThrough(t *testing.T) {
 	}
 }
 
-// fakeHistory answers sync requests the way SPEC §5 and the server's sync
+// fakeHistory answers sync requests the way docs/protocol.md#versions-and-offline-sync and the server's sync
 // package do: batches of batchItems, at most limit items per request, each
 // covering (since, upto], More on a batch that has something after it.
 type fakeHistory struct {

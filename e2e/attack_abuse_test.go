@@ -238,7 +238,7 @@ func TestAttackSendFlood(t *testing.T) {
 
 // Why 9: a token issued to carol/tab opened carol/other too. Now it is
 // refused there (MQTT 5 0x86, 3.1.1 return code 4); the account password
-// still opens any device (SPEC §2).
+// still opens any device (docs/protocol.md#identity).
 func TestAttackTokenOtherDevice(t *testing.T) {
 	s := testserver.Start(t)
 	tok := account(t, s, "carol", "tab")

@@ -15,7 +15,7 @@ import (
 
 // TestMosquittoClients: mosquitto_sub (MQTT 3.1.1) receives what
 // mosquitto_pub (MQTT 5) sends through im/send, and their refusals carry
-// the CONNACK codes of SPEC §2.
+// the CONNACK codes of docs/protocol.md#identity.
 func TestMosquittoClients(t *testing.T) {
 	sub := requireTool(t, "mosquitto_sub")
 	pub := requireTool(t, "mosquitto_pub")

@@ -9,7 +9,7 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// ACL enforces SPEC §3: a client subscribes only under im/u/{its user}/ and
+// ACL enforces docs/protocol.md#topics: a client subscribes only under im/u/{its user}/ and
 // publishes only to the uplink topics. mochi asks once per subscriber per
 // delivery, so Allowed is a few string compares with no allocation.
 type ACL struct {

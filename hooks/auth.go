@@ -25,7 +25,7 @@ import (
 type Authenticator interface {
 	// Authenticate checks secret for a client at from (its address,
 	// "ip:port") connecting as user's device: an access token issued to
-	// that device, or user's account password (SPEC §2). It returns nil if
+	// that device, or user's account password (docs/protocol.md#identity). It returns nil if
 	// it opens the device; an error that is an *account.Throttled (and
 	// matches account.ErrThrottled) when a limit refused the attempt
 	// before any check; an error matching account.ErrBadCredentials for
@@ -78,7 +78,7 @@ func (h *Auth) Init(config any) error {
 // OnConnect checks the client ID against the username, then the
 // credentials, and imposes a keepalive on clients that ask for none. It
 // answers refusals itself because mochi's OnConnectAuthenticate path maps
-// 0x86 to 3.1.1 return code 5, where SPEC §2 wants 4 (bad user name or password).
+// 0x86 to 3.1.1 return code 5, where docs/protocol.md#identity wants 4 (bad user name or password).
 func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	user, device, ok := wire.SplitClientID(cl.ID)
 	if !ok || user != string(cl.Properties.Username) || !wire.CanonicalUser(user) {

@@ -30,7 +30,7 @@ type Submitter interface {
 	Submit(from chat.Sender, req wire.Send, done func(chat.Result))
 }
 
-// Syncer answers im/sync requests (SPEC §5).
+// Syncer answers im/sync requests (docs/protocol.md#versions-and-offline-sync).
 type Syncer interface {
 	// Sync answers req for user with one or more batches, each passed to
 	// emit in order; an error of emit ends it and is returned. It returns a
@@ -43,7 +43,7 @@ type Syncer interface {
 	GroupHeads(ctx context.Context, user string) (wire.Heads, error)
 }
 
-// Reader takes im/read requests (SPEC §6).
+// Reader takes im/read requests (docs/protocol.md#unread-counts-and-conversations).
 type Reader interface {
 	// Read sets user's read position and tells user's devices the new
 	// unread counts, which it also returns. It returns a *wire.Error for a

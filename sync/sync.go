@@ -1,4 +1,4 @@
-// Package sync answers offline-sync requests (SPEC §5): everything in a
+// Package sync answers offline-sync requests (docs/protocol.md#versions-and-offline-sync): everything in a
 // user's inbox after a version, in order, in batches, with the upto/more rules
 // that let a device know it is complete, and the epoch rule that tells it when
 // the history its cursor refers to is gone. It knows nothing of MQTT or HTTP.
@@ -154,7 +154,7 @@ func (s *Syncer) pages(since uint64, remaining int, head uint64, base wire.Sync,
 	}
 }
 
-// ServeGroup answers a group sync (SPEC §7): messages with seq > since,
+// ServeGroup answers a group sync (docs/protocol.md#groups): messages with seq > since,
 // never at or below floor (the member's join), in batches like Serve. A
 // cursor past the group's head, or of another epoch, starts again from the
 // floor with Reset set.

@@ -3,10 +3,10 @@
 // conversation list and history, and to the broker over MQTT/WebSocket at
 // /mqtt for everything live (sends with their acks, inbox events, sync, read).
 //
-// The page keeps its sync cursor in localStorage and follows SPEC §5 like the
+// The page keeps its sync cursor in localStorage and follows docs/protocol.md#versions-and-offline-sync like the
 // Go SDK: on every (re)connect it holds live events back, syncs from the
 // cursor, then delivers the held events above it; a gap in ver starts a sync;
-// an event at or below the cursor is a repeat and is dropped. Groups (SPEC §7)
+// an event at or below the cursor is a repeat and is dropped. Groups (docs/protocol.md#groups)
 // follow the same rules by seq, with a cursor per group saved next to the
 // inbox's: on every (re)connect and every 5 minutes the page asks for the
 // group heads, syncs each group that moved from its own cursor (two group

@@ -2,7 +2,7 @@ package wire
 
 import "net/http"
 
-// HTTPStatus is the HTTP status that carries an error code (SPEC §8: errors
+// HTTPStatus is the HTTP status that carries an error code (docs/http.md: errors
 // are JSON with the matching status).
 func HTTPStatus(code string) int {
 	switch code {

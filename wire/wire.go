@@ -1,5 +1,5 @@
 // Package wire defines what travels between imqtt clients and the server:
-// topic names, the JSON payloads of SPEC §3–§6, identifier rules and error
+// topic names, the JSON payloads of docs/protocol.md, identifier rules and error
 // codes. The server, the Go SDK and the CLI all speak through these types.
 package wire
 
@@ -24,7 +24,7 @@ func DeviceTopic(user, device string) string { return userTopics + user + "/d/" 
 // UserPrefix is the topic subtree a client of user may subscribe to.
 func UserPrefix(user string) string { return userTopics + user + "/" }
 
-// User and group IDs (SPEC §2). An ID is 1 to 64 of A-Z a-z 0-9 _ . - and
+// User and group IDs (docs/protocol.md#identity). An ID is 1 to 64 of A-Z a-z 0-9 _ . - and
 // does not begin with a dot: ".", ".." and ".x" are refused, so an ID is
 // always one plain path segment (GET /v1/conversations/{peer}/messages never
 // becomes another route) and one plain topic level.
@@ -65,7 +65,7 @@ func CanonicalUser(s string) bool {
 
 // ReservedUser reports whether the canonical ID id is kept from
 // registration: names an operator's or the server's own messages could be
-// taken for (SPEC §14 sends as "system").
+// taken for (the server's own messages come from "system": docs/protocol.md#identity).
 func ReservedUser(id string) bool {
 	switch id {
 	case "system", "admin", "root":
@@ -74,7 +74,7 @@ func ReservedUser(id string) bool {
 	return false
 }
 
-// ValidDevice reports whether s is a well-formed device ID (SPEC §2): 1 to
+// ValidDevice reports whether s is a well-formed device ID (docs/protocol.md#identity): 1 to
 // 64 of A-Z a-z 0-9 _ -.
 func ValidDevice(s string) bool { return validID(s, false) }
 
@@ -99,7 +99,7 @@ func SplitClientID(id string) (user, device string, ok bool) {
 	return user, device, ok && ValidUser(user) && ValidDevice(device)
 }
 
-// Message types accepted in a send (SPEC §4).
+// Message types accepted in a send (docs/protocol.md#events).
 var MessageTypes = map[string]bool{
 	"text": true, "image": true, "audio": true, "video": true, "file": true, "custom": true,
 }
@@ -206,7 +206,7 @@ type Inline struct {
 	Data []byte `json:"data"`
 }
 
-// SyncRequest asks for everything with since < ver (SPEC §5).
+// SyncRequest asks for everything with since < ver (docs/protocol.md#versions-and-offline-sync).
 type SyncRequest struct {
 	Since    uint64 `json:"since"`
 	Limit    int    `json:"limit,omitempty"`
@@ -253,7 +253,7 @@ type Sync struct {
 	Items []Msg  `json:"items"`
 }
 
-// Read sets a read position (SPEC §6).
+// Read sets a read position (docs/protocol.md#unread-counts-and-conversations).
 type Read struct {
 	Peer  string `json:"peer,omitempty"`
 	Upto  string `json:"upto,omitempty"` // a message ID; empty means everything so far

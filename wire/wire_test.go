@@ -9,7 +9,7 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// TestValidIDs: ValidUser and ValidDevice accept exactly what SPEC §2's
+// TestValidIDs: ValidUser and ValidDevice accept exactly what docs/protocol.md#identity's
 // patterns do, and a user ID never begins with a dot.
 func TestValidIDs(t *testing.T) {
 	userRe := regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$`)

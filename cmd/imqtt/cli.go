@@ -19,7 +19,7 @@ const (
 	exitUsage   = 2
 )
 
-// Defaults of the global settings (SPEC §9).
+// Defaults of the global settings (docs/cli.md).
 const (
 	defaultServer = "http://127.0.0.1:8080"
 	defaultDevice = "cli"

@@ -1,4 +1,4 @@
-// Command imqtt is the imqtt client for people, scripts and bots (SPEC §9):
+// Command imqtt is the imqtt client for people, scripts and bots (docs/cli.md):
 // register, login, send, listen, sync, conversations, history, read, logout.
 //
 // Usage:

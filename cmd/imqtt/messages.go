@@ -15,7 +15,7 @@ import (
 
 // cmdSend: imqtt send (--to PEER | --group G) TEXT...
 // It exits 0 only once the server has acked: until then it resends the same
-// cmid on errors worth retrying, so the message is stored once (SPEC §4-5).
+// cmid on errors worth retrying, so the message is stored once (docs/protocol.md#events, docs/protocol.md#versions-and-offline-sync).
 func cmdSend(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("send")
 	to := fs.String("to", "", "the recipient's user ID")

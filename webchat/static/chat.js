@@ -1,5 +1,5 @@
 // imqtt web chat: login and lists over the HTTP API, everything live over
-// MQTT/WebSocket at /mqtt (SPEC §3–§6). See webchat/webchat.go.
+// MQTT/WebSocket at /mqtt (docs/protocol.md). See webchat/webchat.go.
 'use strict';
 (() => {
   const $ = (sel, el = document) => el.querySelector(sel);
