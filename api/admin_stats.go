@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/imqtt/imqtt/events"
+	"github.com/imqtt/imqtt/internal/oplog"
 	"github.com/imqtt/imqtt/metrics"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -345,7 +345,7 @@ func (a *API) adminEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kind := r.URL.Query().Get("kind")
-	if kind != "" && !events.Kinds[kind] {
+	if kind != "" && !oplog.Kinds[kind] {
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "kind must be auth_failure, acl_denial, error or banned")
 		return
 	}

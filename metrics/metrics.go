@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/imqtt/imqtt/events"
+	"github.com/imqtt/imqtt/internal/oplog"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -39,7 +39,7 @@ type Metrics struct {
 	Refusals *prometheus.CounterVec // limit
 	// Recent keeps the last refused logins, denials and error replies for the
 	// dashboard; AuthFailed, ACLDenied and ErrorReplied feed it with the counters.
-	Recent      *events.Recorder
+	Recent      *oplog.Recorder
 	connections func() float64
 	out         map[string]prometheus.Counter // Publishes{direction="out"} by kind
 }
@@ -47,7 +47,7 @@ type Metrics struct {
 // New registers every instrument on a fresh registry, with the Go and process collectors.
 func New() *Metrics {
 	r := prometheus.NewRegistry()
-	m := &Metrics{Registry: r, Recent: events.New(500), connections: func() float64 { return 0 }}
+	m := &Metrics{Registry: r, Recent: oplog.New(500), connections: func() float64 { return 0 }}
 	m.AuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_auth_failures_total",
 		Help: "MQTT CONNECT and HTTP logins refused, by reason."}, []string{"reason"})
 	m.ACLDenials = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_acl_denials_total",
@@ -133,24 +133,24 @@ func (m *Metrics) PublishedOut(kind string) {
 // and records it among the recent events.
 func (m *Metrics) AuthFailed(reason, user, remote, detail string) {
 	m.AuthFailures.WithLabelValues(reason).Inc()
-	kind := events.AuthFailure
+	kind := oplog.AuthFailure
 	if reason == "banned" {
-		kind = events.Banned
+		kind = oplog.Banned
 	}
-	m.Recent.Add(events.Event{Kind: kind, Code: reason, User: user, Remote: remote, Detail: detail})
+	m.Recent.Add(oplog.Entry{Kind: kind, Code: reason, User: user, Remote: remote, Detail: detail})
 }
 
 // ACLDenied counts a refused publish or subscription and records it.
 func (m *Metrics) ACLDenied(action, client, topic string) {
 	m.ACLDenials.WithLabelValues(action).Inc()
-	m.Recent.Add(events.Event{Kind: events.ACLDenial, Code: action, Client: client, Detail: topic})
+	m.Recent.Add(oplog.Entry{Kind: oplog.ACLDenial, Code: action, Client: client, Detail: topic})
 }
 
 // ErrorReplied counts an error reply by code and records it; to is the
 // reply topic or the client, when known.
 func (m *Metrics) ErrorReplied(code, to, message string) {
 	m.Errors.WithLabelValues(code).Inc()
-	m.Recent.Add(events.Event{Kind: events.Error, Code: code, Client: to, Detail: message})
+	m.Recent.Add(oplog.Entry{Kind: oplog.Error, Code: code, Client: to, Detail: message})
 }
 
 // Refused counts one refusal by a protective limit. limit is a fixed name

@@ -1,4 +1,4 @@
-package events
+package oplog
 
 import (
 	"strings"
@@ -13,7 +13,7 @@ func TestRingKeepsNewestFirst(t *testing.T) {
 		t.Fatalf("empty ring: %+v", got)
 	}
 	for i, k := range []string{AuthFailure, ACLDenial, Error, Error, ACLDenial} {
-		r.Add(Event{Kind: k, Code: string(rune('a' + i))})
+		r.Add(Entry{Kind: k, Code: string(rune('a' + i))})
 	}
 	got := r.Recent("", 0, 10)
 	if len(got) != 3 || got[0].Code != "e" || got[1].Code != "d" || got[2].Code != "c" {
@@ -38,7 +38,7 @@ func TestRingKeepsNewestFirst(t *testing.T) {
 
 func TestLongFieldsAreCutOnRuneBoundary(t *testing.T) {
 	r := New(1)
-	r.Add(Event{Kind: Error, Detail: strings.Repeat("é", 300)})
+	r.Add(Entry{Kind: Error, Detail: strings.Repeat("é", 300)})
 	d := r.Recent("", 0, 1)[0].Detail
 	if len(d) > maxField+len("…") || !utf8.ValidString(d) {
 		t.Fatalf("detail %d bytes, valid %v", len(d), utf8.ValidString(d))
@@ -53,7 +53,7 @@ func TestConcurrentAdd(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 1000; i++ {
-				r.Add(Event{Kind: ACLDenial})
+				r.Add(Entry{Kind: ACLDenial})
 				_ = r.Recent("", 0, 5)
 			}
 		}()
@@ -66,5 +66,5 @@ func TestConcurrentAdd(t *testing.T) {
 
 func TestNilRecorderIgnoresAdd(t *testing.T) {
 	var r *Recorder
-	r.Add(Event{Kind: Error}) // must not panic
+	r.Add(Entry{Kind: Error}) // must not panic
 }

@@ -1,17 +1,18 @@
-// Package events keeps a small ring of this node's recent operator-relevant
-// events: refused logins, ACL denials, error replies and bans. The dashboard
+// Package oplog keeps a small ring of this node's recent operator-relevant
+// entries: refused logins, ACL denials, error replies and bans (not to be
+// confused with the events the server sends devices, wire.Entry). The dashboard
 // shows them; Prometheus has the counts (package metrics feeds both at once).
 //
 // The ring is node-local and lost on restart: it answers "what just went
 // wrong here", not an audit log.
-package events
+package oplog
 
 import (
 	"sync"
 	"time"
 )
 
-// Kinds of event.
+// Kinds of entry.
 const (
 	AuthFailure = "auth_failure" // MQTT CONNECT or HTTP login/token refused
 	ACLDenial   = "acl_denial"   // a publish or subscription refused by the topic ACL
@@ -26,8 +27,8 @@ var Kinds = map[string]bool{AuthFailure: true, ACLDenial: true, Error: true, Ban
 // the ring large.
 const maxField = 200
 
-// Event is one recorded event.
-type Event struct {
+// Entry is one recorded event.
+type Entry struct {
 	Seq    uint64 `json:"seq"`              // increases by one per event on this node
 	TS     int64  `json:"ts"`               // unix ms
 	Kind   string `json:"kind"`             // one of the kinds above
@@ -42,7 +43,7 @@ type Event struct {
 // O(1) and allocation-free beyond the strings it is given.
 type Recorder struct {
 	mu   sync.Mutex
-	buf  []Event
+	buf  []Entry
 	seq  uint64
 	now  func() time.Time
 	size int
@@ -51,11 +52,11 @@ type Recorder struct {
 // New returns a Recorder keeping the last n events (at least 1).
 func New(n int) *Recorder {
 	n = max(n, 1)
-	return &Recorder{buf: make([]Event, n), size: n, now: time.Now}
+	return &Recorder{buf: make([]Entry, n), size: n, now: time.Now}
 }
 
 // Add records e, stamping its Seq and, if unset, its TS.
-func (r *Recorder) Add(e Event) {
+func (r *Recorder) Add(e Entry) {
 	if r == nil {
 		return
 	}
@@ -75,10 +76,10 @@ func (r *Recorder) Add(e Event) {
 
 // Recent returns up to limit events, newest first, of kind (all kinds if
 // kind is empty) with a Seq greater than after (0: from the oldest kept).
-func (r *Recorder) Recent(kind string, after uint64, limit int) []Event {
+func (r *Recorder) Recent(kind string, after uint64, limit int) []Entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := []Event{}
+	out := []Entry{}
 	oldest := uint64(1)
 	if r.seq > uint64(r.size) {
 		oldest = r.seq - uint64(r.size) + 1
