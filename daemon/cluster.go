@@ -13,9 +13,9 @@ import (
 	"github.com/imqtt/imqtt/bans"
 	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/chat"
-	"github.com/imqtt/imqtt/cluster"
 	"github.com/imqtt/imqtt/internal/deliver"
 	staterds "github.com/imqtt/imqtt/state/redis"
+	"github.com/imqtt/imqtt/state/redis/cluster"
 	"github.com/imqtt/imqtt/wire"
 )
 
