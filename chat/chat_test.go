@@ -14,7 +14,7 @@ import (
 
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/internal/deliver"
-	"github.com/imqtt/imqtt/metrics"
+	"github.com/imqtt/imqtt/internal/metrics"
 	"github.com/imqtt/imqtt/state/memory"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/pebble"

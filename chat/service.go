@@ -26,7 +26,7 @@ import (
 	"github.com/bwmarrin/snowflake"
 
 	"github.com/imqtt/imqtt/internal/deliver"
-	"github.com/imqtt/imqtt/metrics"
+	"github.com/imqtt/imqtt/internal/metrics"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
 	imsync "github.com/imqtt/imqtt/sync"

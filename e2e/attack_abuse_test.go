@@ -15,8 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	imacct "github.com/imqtt/imqtt/account"
-	"github.com/imqtt/imqtt/daemon"
+	imacct "github.com/imqtt/imqtt/internal/account"
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/wire"
 )

@@ -22,7 +22,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/imqtt/imqtt/client"
-	"github.com/imqtt/imqtt/daemon"
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/redistest"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/store"

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imqtt/imqtt/daemon"
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/wire"
 )

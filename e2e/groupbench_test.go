@@ -16,8 +16,8 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	dto "github.com/prometheus/client_model/go"
 
-	imaccount "github.com/imqtt/imqtt/account"
-	"github.com/imqtt/imqtt/daemon"
+	imaccount "github.com/imqtt/imqtt/internal/account"
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"

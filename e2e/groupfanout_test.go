@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	imaccount "github.com/imqtt/imqtt/account"
 	"github.com/imqtt/imqtt/client"
-	"github.com/imqtt/imqtt/daemon"
+	imaccount "github.com/imqtt/imqtt/internal/account"
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"

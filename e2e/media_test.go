@@ -31,9 +31,9 @@ import (
 	"testing"
 
 	"github.com/imqtt/imqtt/client"
-	"github.com/imqtt/imqtt/daemon"
+	"github.com/imqtt/imqtt/internal/daemon"
+	"github.com/imqtt/imqtt/internal/media/mediatest"
 	"github.com/imqtt/imqtt/internal/testserver"
-	"github.com/imqtt/imqtt/media/mediatest"
 	"github.com/imqtt/imqtt/wire"
 )
 

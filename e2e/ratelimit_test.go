@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imqtt/imqtt/daemon"
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/wire"

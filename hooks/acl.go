@@ -5,7 +5,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
-	"github.com/imqtt/imqtt/metrics"
+	"github.com/imqtt/imqtt/internal/metrics"
 	"github.com/imqtt/imqtt/wire"
 )
 

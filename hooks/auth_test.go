@@ -10,10 +10,10 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/imqtt/imqtt/account"
-	"github.com/imqtt/imqtt/bans"
 	"github.com/imqtt/imqtt/hooks"
-	"github.com/imqtt/imqtt/metrics"
+	"github.com/imqtt/imqtt/internal/account"
+	"github.com/imqtt/imqtt/internal/bans"
+	"github.com/imqtt/imqtt/internal/metrics"
 )
 
 // fakeAccounts answers Authenticate by the secret, and records the calls.

@@ -7,8 +7,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/imqtt/imqtt/bans"
-	"github.com/imqtt/imqtt/metrics"
+	"github.com/imqtt/imqtt/internal/bans"
+	"github.com/imqtt/imqtt/internal/metrics"
 )
 
 // BanChecker answers whether a user or an address is banned, from memory

@@ -11,10 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/imqtt/imqtt/account"
-	"github.com/imqtt/imqtt/bans"
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/hooks"
+	"github.com/imqtt/imqtt/internal/account"
+	"github.com/imqtt/imqtt/internal/bans"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/wire"
 )

@@ -17,7 +17,7 @@ import (
 
 	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/hooks"
-	"github.com/imqtt/imqtt/metrics"
+	"github.com/imqtt/imqtt/internal/metrics"
 )
 
 // mqttConn is a raw MQTT client on mochi's codec, so a test sees each SUBACK

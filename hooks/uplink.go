@@ -13,7 +13,7 @@ import (
 
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/internal/deliver"
-	"github.com/imqtt/imqtt/metrics"
+	"github.com/imqtt/imqtt/internal/metrics"
 	imsync "github.com/imqtt/imqtt/sync"
 	"github.com/imqtt/imqtt/wire"
 )

@@ -18,7 +18,7 @@ import (
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/hooks"
 	"github.com/imqtt/imqtt/internal/deliver"
-	"github.com/imqtt/imqtt/metrics"
+	"github.com/imqtt/imqtt/internal/metrics"
 	"github.com/imqtt/imqtt/wire"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/imqtt/imqtt/account"
-	"github.com/imqtt/imqtt/daemon"
+	"github.com/imqtt/imqtt/internal/account"
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/state"
 )
 

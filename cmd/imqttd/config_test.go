@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imqtt/imqtt/account"
+	"github.com/imqtt/imqtt/internal/account"
 	"github.com/imqtt/imqtt/state"
 )
 

@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/imqtt/imqtt/daemon"
+	"github.com/imqtt/imqtt/internal/daemon"
 )
 
 func main() {

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/imqtt/imqtt/client"
-	"github.com/imqtt/imqtt/daemon"
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/wire"
 )

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imqtt/imqtt/account"
-	"github.com/imqtt/imqtt/daemon"
+	"github.com/imqtt/imqtt/internal/account"
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
 )

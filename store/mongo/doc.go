@@ -49,7 +49,7 @@
 //	group_msgs   {_id: ObjectId, group, seq, msg}
 //	             unique {group: 1, seq: 1}: GroupRange; shard: {group: 1, seq: 1}
 //	meta         {_id: "epoch", value}: the epoch, made by the first Open
-//	bans         the operators' bans, read whole (package bans/mongorows)
+//	bans         the operators' bans, read whole (package internal/bans/mongorows)
 //
 // Every single-document update, upsert and findOneAndUpdate filters on its
 // collection's whole shard key (or _id), as a sharded cluster requires.

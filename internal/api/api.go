@@ -1,0 +1,271 @@
+// Package api serves imqtt's short-connection HTTP API (docs/http.md) with the
+// standard library's ServeMux: accounts and sessions, sending, sync,
+// conversations, history, read positions, endpoints, health and metrics.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/imqtt/imqtt/internal/account"
+	"github.com/imqtt/imqtt/internal/metrics"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// Kicker disconnects an MQTT client by client ID (the broker).
+type Kicker interface {
+	KickDevice(clientID string) bool
+}
+
+// Config wires the API to the core.
+type Config struct {
+	Accounts  Accounts   // *account.Service
+	Chat      Core       // *chat.Service
+	Media     MediaStore // *media.Service; nil: no /v1/media
+	Metrics   *metrics.Metrics
+	Kicker    Kicker
+	Endpoints func(ctx context.Context) ([]wire.Endpoint, error) // the live nodes, best first
+	Ready     func(ctx context.Context) error
+	WebSocket http.Handler // MQTT over WebSocket, mounted at /mqtt
+	Web       http.Handler // the web chat (webchat.Handler), mounted at /chat/; nil: none
+	MaxBody   int64        // request body limit; default 256 KiB
+	Logger    *slog.Logger
+	Admin     AdminConfig // /v1/admin/ and /dashboard/ (admin.go)
+
+	// Request bodies' deadlines (deadline.go): BodyTimeout bounds a body's
+	// arrival (default 10s); an upload must bring UploadMinRate bytes a
+	// second (default 1024) averaged over each UploadWindow (default 30s).
+	BodyTimeout   time.Duration
+	UploadMinRate int64
+	UploadWindow  time.Duration
+}
+
+// API is the HTTP handler.
+type API struct {
+	cfg Config
+	mux *http.ServeMux
+	log *slog.Logger
+	adm *admin
+}
+
+// New builds the routes.
+func New(cfg Config) *API {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 256 << 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 10 * time.Second
+	}
+	if cfg.UploadMinRate <= 0 {
+		cfg.UploadMinRate = 1 << 10
+	}
+	if cfg.UploadWindow <= 0 {
+		cfg.UploadWindow = 30 * time.Second
+	}
+	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	a.mux.HandleFunc("POST /v1/users", a.register)
+	a.mux.HandleFunc("POST /v1/sessions", a.login)
+	a.mux.HandleFunc("DELETE /v1/sessions/current", a.auth(a.logout))
+	a.mux.HandleFunc("POST /v1/messages", a.auth(a.send))
+	a.mux.HandleFunc("GET /v1/sync", a.auth(a.sync))
+	a.mux.HandleFunc("GET /v1/conversations", a.auth(a.conversations))
+	a.mux.HandleFunc("GET /v1/conversations/{peer}/messages", a.auth(a.history))
+	a.mux.HandleFunc("POST /v1/read", a.auth(a.read))
+	a.mux.HandleFunc("POST /v1/groups", a.auth(a.createGroup))
+	a.mux.HandleFunc("GET /v1/groups", a.auth(a.listGroups))
+	a.mux.HandleFunc("GET /v1/groups/{gid}", a.auth(a.showGroup))
+	a.mux.HandleFunc("POST /v1/groups/{gid}/members", a.auth(a.addMembers))
+	a.mux.HandleFunc("DELETE /v1/groups/{gid}/members/{user}", a.auth(a.removeMember))
+	if cfg.Media != nil {
+		a.mediaRoutes()
+	}
+	a.mux.HandleFunc("GET /v1/endpoints", a.endpoints)
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	a.mux.HandleFunc("GET /readyz", a.ready)
+	a.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
+	if cfg.WebSocket != nil {
+		a.mux.Handle("/mqtt", cfg.WebSocket)
+	}
+	if cfg.Web != nil {
+		a.mux.Handle("/chat/", http.StripPrefix("/chat", cfg.Web))
+	}
+	a.adminRoutes()
+	a.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v1/") && dotSegment(r.URL.Path) {
+		// ServeMux would answer 301 to the cleaned path, another route:
+		// GET /v1/conversations/../messages is GET /v1/messages. No ID
+		// begins with a dot (wire.ValidUser), so no API path has one.
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "path segments . and .. are not allowed: IDs never begin with a dot")
+		return
+	}
+	a.mux.ServeHTTP(w, a.withBodyDeadline(w, r)) // every request body gets its deadline first (deadline.go)
+}
+
+// dotSegment reports whether the (decoded) path has a "." or ".." segment.
+func dotSegment(path string) bool {
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// caller is the authenticated user of a request.
+type caller struct {
+	user, device, token string
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, c caller)
+
+// auth checks the Bearer token and passes the caller on.
+func (a *API) auth(next authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			writeError(w, http.StatusUnauthorized, wire.CodeUnauthorized, "Authorization: Bearer <token> required")
+			return
+		}
+		row, err := a.cfg.Accounts.Verify(r.Context(), token)
+		if errors.Is(err, account.ErrBadCredentials) {
+			a.cfg.Metrics.AuthFailed("token", "", r.RemoteAddr, "HTTP "+r.Method+" "+r.URL.Path)
+			writeError(w, http.StatusUnauthorized, wire.CodeUnauthorized, "token unknown, revoked or expired")
+			return
+		}
+		if err != nil {
+			a.storeError(w, "verify token", err)
+			return
+		}
+		if a.refuseBanned(w, r, row.User) {
+			return
+		}
+		next(w, r, caller{user: row.User, device: row.Device, token: token})
+	}
+}
+
+// decode reads a JSON body of at most MaxBody bytes, nested at most
+// wire.MaxDepth deep, into v, writing the 4xx itself when it cannot.
+func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	data, ok := a.readBody(w, r)
+	if !ok {
+		return false
+	}
+	if err := wire.Unmarshal(data, v); err != nil {
+		a.badJSON(w, err)
+		return false
+	}
+	return true
+}
+
+// readBody reads a request body of at most MaxBody bytes, writing the 4xx
+// itself when it cannot: 413 past MaxBody, 408 when the body came too
+// slowly (bodyDeadline).
+func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
+	if err == nil {
+		return data, true
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		a.cfg.Metrics.Refused("body_size")
+		writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "body over "+strconv.FormatInt(a.cfg.MaxBody, 10)+" bytes")
+	case slowBody(r):
+		a.bodyTimedOut(w)
+	default:
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "body cut off: "+err.Error())
+	}
+	return nil, false
+}
+
+// badJSON answers a body wire.Unmarshal refused.
+func (a *API) badJSON(w http.ResponseWriter, err error) {
+	if errors.Is(err, wire.ErrTooDeep) {
+		a.cfg.Metrics.Refused("json_depth")
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "JSON body nested too deeply: objects and arrays at most "+
+			strconv.Itoa(wire.MaxDepth)+" levels")
+		return
+	}
+	writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "malformed JSON body: "+err.Error())
+}
+
+// storeError answers a failure of the store: the caller may retry.
+func (a *API) storeError(w http.ResponseWriter, what string, err error) {
+	a.log.Error(what, "err", err)
+	writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, what+": store unavailable; try again")
+}
+
+// chatError answers an error from the chat service.
+func (a *API) chatError(w http.ResponseWriter, what string, err error) {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		if we.Code == wire.CodeRateLimited { // the send limit refills within a second
+			writeRateLimited(w, time.Second, we.Message)
+			return
+		}
+		writeError(w, wire.HTTPStatus(we.Code), we.Code, we.Message)
+		return
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		writeError(w, http.StatusServiceUnavailable, wire.CodeBusy, what+": timed out")
+		return
+	}
+	a.storeError(w, what, err)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, wire.Error{Code: code, Message: msg})
+}
+
+func (a *API) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if a.Draining() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
+	if err := a.cfg.Ready(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (a *API) endpoints(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	eps, err := a.cfg.Endpoints(ctx)
+	if err != nil {
+		a.log.Warn("endpoints", "err", err)
+		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "the node list is unavailable; retry")
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.Endpoints{Endpoints: eps})
+}

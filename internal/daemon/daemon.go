@@ -1,0 +1,534 @@
+// Package daemon assembles one imqttd from its parts: store, state, account
+// and chat services, the broker with its hooks, and the HTTP API. cmd/imqttd
+// parses configuration and signals and calls it; tests start it in-process.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/imqtt/imqtt/broker"
+	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/hooks"
+	"github.com/imqtt/imqtt/internal/account"
+	"github.com/imqtt/imqtt/internal/api"
+	"github.com/imqtt/imqtt/internal/bans"
+	"github.com/imqtt/imqtt/internal/dashboard"
+	"github.com/imqtt/imqtt/internal/deliver"
+	"github.com/imqtt/imqtt/internal/media"
+	"github.com/imqtt/imqtt/internal/metrics"
+	"github.com/imqtt/imqtt/internal/webchat"
+	"github.com/imqtt/imqtt/state"
+	"github.com/imqtt/imqtt/state/memory"
+	"github.com/imqtt/imqtt/state/redis/cluster"
+	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/store/pebble"
+	imsync "github.com/imqtt/imqtt/sync"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// Config is everything a daemon needs; cmd/imqttd fills it from flags,
+// environment and a config file.
+type Config struct {
+	MQTTAddr    string // ":1883"; port 0 picks a free one
+	HTTPAddr    string // ":8080"
+	TLSMQTTAddr string // ":8883", with TLSCert and TLSKey
+	TLSHTTPAddr string // ":443", with TLSCert and TLSKey
+	TLSCert     string
+	TLSKey      string
+	DataDir     string // embedded store directory; in scale-out, media and bans only
+	// MinFreeDisk is the free space the embedded store keeps on DataDir's
+	// disk: under it, sends and uploads are refused (unavailable) and
+	// /readyz fails, until there is room again; start-up refuses too
+	// (0: pebble.DefaultMinFreeDisk, 512 MiB; negative: off).
+	MinFreeDisk int64
+	// Scale-out mode: both set, or neither. MongoURI is the store (the
+	// authority for everything durable), RedisURL the shared state and the
+	// bus between nodes. RedisPrefix starts every Redis key and channel
+	// (default "imqtt:"), so clusters can share a Redis.
+	MongoURI    string
+	MongoDB     string // database name; default: the URI's, else "imqtt"
+	RedisURL    string
+	RedisPrefix string
+	// NodeID names this node; unique in a cluster (default: the host name).
+	NodeID string
+	// AdvertiseMQTT and AdvertiseWS are how clients reach this node, as
+	// /v1/endpoints lists it (default: the bound address; one on all
+	// interfaces, ":1883", clients complete with the host they reached the
+	// HTTP API at).
+	AdvertiseMQTT string
+	AdvertiseWS   string
+	// DrainPeriod is how long Shutdown spends disconnecting clients in ten
+	// waves, so they reconnect elsewhere without a stampede (default: 10s in
+	// scale-out, 0 on one node, where there is nowhere else to go).
+	DrainPeriod time.Duration
+
+	// Store, if set, is used instead of opening one, and is not closed by
+	// Shutdown: tests run several nodes on one store.
+	Store store.Store
+
+	Broker  broker.Options // limits; addresses are taken from above
+	MaxBody int            // bytes of a message's body+meta
+	// MaxGroupMembers bounds a group (default 10,000).
+	MaxGroupMembers int
+	// SendRate bounds each user's sends per second, all devices and nodes
+	// together, after a burst of SendBurst (SendRate 0: DefaultSendRate; a
+	// negative one: no limit. SendBurst 0: 4×the rate, chat's default).
+	SendRate  int64
+	SendBurst int
+	// Throttle bounds password attempts and registrations per client IP
+	// and per account (zero fields: account.DefaultLimits; a negative
+	// Rate turns one off).
+	Throttle account.Limits
+	// MaxSubscriptions bounds the filters one client may hold (0: 8).
+	MaxSubscriptions int
+	// MaxClientRequests bounds one client's sync and read requests in
+	// flight; more are answered busy (0: 4).
+	MaxClientRequests int
+	// Media limits uploads and finds ffmpeg; its files live under DataDir/media.
+	Media media.Options
+	// PasswordParams overrides argon2id's cost (tests use a cheap one).
+	PasswordParams account.Params
+	// TokenTTL is how long a login token lasts (default 30 days).
+	TokenTTL time.Duration
+	// PprofAddr serves net/http/pprof on a listener of its own; "" = off.
+	// Never expose it: profiles show the process's internals.
+	PprofAddr string
+	// AdminToken guards /v1/admin/ and the dashboard; "" turns the admin API off.
+	AdminToken string
+	// HTTPBodyTimeout bounds how long a request body may take to arrive
+	// (default 10s); an upload instead must bring HTTPUploadMinRate bytes a
+	// second (default 1024) averaged over each HTTPUploadWindow (default
+	// 30s). Slower bodies get 408 and lose their connection (internal/api/deadline.go).
+	HTTPBodyTimeout   time.Duration
+	HTTPUploadMinRate int64
+	HTTPUploadWindow  time.Duration
+	// HTTPConnsPerIP and HTTPConns cap the HTTP connections one address
+	// (an IPv6 /64) and all together hold open (0: DefaultHTTPConnsPerIP,
+	// DefaultHTTPConns; negative: no cap); past them a connection is closed
+	// at once (httpconns.go).
+	HTTPConnsPerIP int
+	HTTPConns      int
+
+	Logger *slog.Logger
+}
+
+// DefaultSendRate is the send limit's default: far above a person (a
+// message every few seconds) or an ordinary bot, far below a flood (one
+// connection stored 400,000 messages in 10s). Its burst is chat's default,
+// 4×the rate (200), so a device that reconnects resends what it had
+// unacked at once, and a bot answers a busy moment.
+const DefaultSendRate = 50
+
+// Daemon is a running imqttd.
+type Daemon struct {
+	cfg      Config
+	log      *slog.Logger
+	st       store.Store
+	state    state.State
+	chat     *chat.Service
+	broker   *broker.Broker
+	path     *deliver.Path // every event out: to the broker and, in scale-out, the bus
+	accounts *account.Service
+	metrics  *metrics.Metrics
+	http     []*http.Server
+	// httpConns counts the HTTP listeners' connections against their caps
+	httpConns *broker.ConnCounter
+	httpAddr  string
+	tlsAddr   string
+	api       *api.API
+	ownStore  bool
+	// stopBackground ends the daemon's own background loops
+	stopBackground chan struct{}
+	uplink         *hooks.Uplink
+
+	// scale-out only
+	rdb      goredis.UniversalClient
+	bus      *cluster.Bus
+	registry *cluster.Registry
+	lease    *cluster.Lease
+	// sharedBans is the scale-out ban list (nil: a file)
+	sharedBans *bans.Shared
+	draining   atomic.Bool
+}
+
+// Start builds and starts a daemon. On error everything it opened is closed.
+func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID, _ = os.Hostname()
+	}
+	scaleOut := cfg.RedisURL != ""
+	if scaleOut != (cfg.MongoURI != "" || cfg.Store != nil) {
+		return nil, errors.New("scale-out mode needs both --mongo-uri and --redis-url; give neither for the embedded store")
+	}
+	if scaleOut && cfg.DrainPeriod == 0 {
+		cfg.DrainPeriod = 10 * time.Second
+	}
+	started := time.Now()
+	d = &Daemon{cfg: cfg, log: cfg.Logger, metrics: metrics.New(), stopBackground: make(chan struct{})}
+	opened := d // a failed start returns a nil d, and closes what it opened
+	defer func() {
+		if err != nil {
+			opened.closeStores(context.Background())
+		}
+	}()
+
+	var syncOpts imsync.Options
+	nodeNumber := snowflakeNode(cfg.NodeID)
+	switch {
+	case cfg.Store != nil:
+		d.st = cfg.Store
+	case scaleOut:
+		if d.st, err = openMongo(ctx, cfg); err != nil {
+			return nil, err
+		}
+		d.ownStore = true
+	default:
+		dir := filepath.Join(cfg.DataDir, "pebble")
+		popts := pebble.Options{Logger: cfg.Logger, MinFreeDisk: cfg.MinFreeDisk,
+			OnRefused: func() { d.metrics.Refused("disk_space") }}
+		if d.st, err = pebble.Open(dir, popts); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+		d.ownStore = true
+	}
+	if scaleOut {
+		if nodeNumber, err = d.joinRedis(ctx); err != nil {
+			return nil, err
+		}
+		// Several nodes commit to one inbox: a version may land after a
+		// higher one; sync waits for such holes (sync.Options.Settle).
+		syncOpts.Settle = settle
+	} else {
+		d.state = memory.New(d.st.ReserveVersions, memory.Options{})
+	}
+	aopts := account.Options{Params: cfg.PasswordParams, TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
+		Limiter: d.state, Limits: cfg.Throttle}
+	if d.bus != nil {
+		// Other nodes cache tokens too: tell them of revocations, and
+		// re-check with the store now and then in case they missed one.
+		aopts.Revoked, aopts.CacheTTL = d.bus.Revoked, time.Minute
+	}
+	d.accounts = account.New(d.st, aopts)
+	blobs, err := d.openBlobs()
+	if err != nil {
+		return nil, err
+	}
+	if fs, ok := blobs.(*media.FS); ok {
+		fs.SetWritable(d.writable) // media files share the store's disk
+	}
+	cfg.Media.Logger = cfg.Logger
+	med := media.New(blobs, d.st, media.GroupMembers(d.st), cfg.Media)
+
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS certificate: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	bo := cfg.Broker
+	bo.MQTTAddr, bo.TLSAddr, bo.TLS, bo.Logger = cfg.MQTTAddr, cfg.TLSMQTTAddr, tlsConfig, cfg.Logger
+	bo.Refused = d.metrics.Refused
+	d.broker = broker.New(bo)
+	banList, err := d.openBans(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.metrics.SetConnections(func() float64 { return float64(d.broker.Clients()) })
+	popts := deliver.Options{Local: d.broker, Counter: d.metrics, Logger: cfg.Logger}
+	if d.bus != nil {
+		popts.Remote = d.bus
+	}
+	d.path = deliver.New(popts)
+
+	copts := chat.Options{Node: nodeNumber, MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, Logger: cfg.Logger,
+		Metrics: d.metrics, Media: med, CommitWait: commitWait, Sync: syncOpts, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, Limiter: d.state}
+	switch {
+	case copts.SendRate == 0:
+		copts.SendRate = DefaultSendRate
+	case copts.SendRate < 0:
+		copts.SendRate = 0 // chat: no limit
+	}
+	if d.bus != nil {
+		copts.Remote = d.bus
+	}
+	if d.chat, err = chat.New(d.st, d.state, d.path, copts); err != nil {
+		return nil, err
+	}
+	d.chat.Start()
+	if d.bus != nil {
+		d.bus.SetLocal(local{d.chat, d.path, d.broker, d.accounts})
+		if err := d.bus.Start(ctx); err != nil {
+			return nil, err
+		}
+	}
+
+	presence := hooks.PresenceConfig{State: d.state, Local: d.chat, Node: cfg.NodeID, Logger: cfg.Logger}
+	if d.bus != nil {
+		presence.Elsewhere = d.bus.KickOn
+	}
+	d.uplink = &hooks.Uplink{}
+	srv := d.broker.Server()
+	for _, h := range []struct {
+		hook mqtt.Hook
+		cfg  any
+	}{
+		{&hooks.Ban{}, hooks.BanConfig{Bans: banList, Server: srv, Metrics: d.metrics}},
+		{&hooks.Auth{}, hooks.AuthConfig{Accounts: d.accounts, Server: srv, Keepalive: d.broker.Keepalive(), Metrics: d.metrics, Logger: cfg.Logger}},
+		{&hooks.ACL{}, d.metrics},
+		{&hooks.SubCap{}, hooks.SubCapConfig{Max: cfg.MaxSubscriptions, Metrics: d.metrics}},
+		{&hooks.Compat{}, nil},
+		{d.uplink, hooks.UplinkConfig{Chat: d.chat, Sender: d.path, Metrics: d.metrics, Logger: cfg.Logger,
+			PerClient: cfg.MaxClientRequests}},
+		{&hooks.Presence{}, presence},
+	} {
+		if err := d.broker.AddHook(h.hook, h.cfg); err != nil {
+			return nil, fmt.Errorf("hook %s: %w", h.hook.ID(), err)
+		}
+	}
+	if err := d.broker.Start(); err != nil {
+		return nil, err
+	}
+
+	handler := api.New(api.Config{
+		Accounts: d.accounts, Chat: d.chat, Media: med, Metrics: d.metrics, Kicker: d, Web: webchat.Handler(),
+		Endpoints: d.endpoints, Ready: d.Ready, WebSocket: d.broker.WebSocket(), Logger: cfg.Logger,
+		BodyTimeout: cfg.HTTPBodyTimeout, UploadMinRate: cfg.HTTPUploadMinRate, UploadWindow: cfg.HTTPUploadWindow,
+		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
+			Broker: d.broker, Sender: d.path, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
+			OnDrain: d.leaveCluster, Quiesce: d.uplink.Quiesce, Remote: d.kickRemote()},
+	})
+	d.api = handler
+	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
+	d.httpConns = &broker.ConnCounter{MaxPerIP: perIP, MaxAll: all}
+	if d.httpAddr, err = d.serveHTTP(cfg.HTTPAddr, handler, nil); err != nil {
+		return nil, err
+	}
+	if tlsConfig != nil && cfg.TLSHTTPAddr != "" {
+		if d.tlsAddr, err = d.serveHTTP(cfg.TLSHTTPAddr, handler, tlsConfig); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.PprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		addr, err := d.serveHTTP(cfg.PprofAddr, mux, nil)
+		if err != nil {
+			return nil, err
+		}
+		d.log.Info("pprof serving", "addr", addr)
+	}
+	if d.rdb != nil {
+		d.registry = cluster.NewRegistry(d.rdb, cluster.RegistryOptions{Prefix: d.redisPrefix(), Node: cfg.NodeID,
+			Self: d.self, Logger: cfg.Logger})
+		if err := d.registry.Join(ctx); err != nil {
+			return nil, err
+		}
+	}
+	d.log.Info("imqttd serving", "node", cfg.NodeID, "scale_out", scaleOut, "mqtt", d.broker.MQTTAddr(), "mqtt_tls", d.broker.TLSAddr(),
+		"http", d.httpAddr, "https", d.tlsAddr, "ws", "http://"+d.httpAddr+"/mqtt", "data", cfg.DataDir)
+	return d, nil
+}
+
+func (d *Daemon) serveHTTP(addr string, h http.Handler, tlsConfig *tls.Config) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("http listen %s: %w", addr, err)
+	}
+	ln = &limitedListener{Listener: ln, conns: d.httpConns, refused: d.metrics.Refused}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ConnState: releaseHijacked, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	d.http = append(d.http, s)
+	go func() {
+		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("http serve", "addr", addr, "err", err)
+		}
+	}()
+	return ln.Addr().String(), nil
+}
+
+// MQTTAddr and HTTPAddr are the bound addresses.
+func (d *Daemon) MQTTAddr() string { return d.broker.MQTTAddr() }
+
+// HTTPAddr is the bound HTTP address.
+func (d *Daemon) HTTPAddr() string { return d.httpAddr }
+
+// Store is the daemon's store (for tests and tools).
+func (d *Daemon) Store() store.Store { return d.st }
+
+// Metrics are the daemon's instruments.
+func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
+
+// Ready reports whether the store and state answer.
+func (d *Daemon) Ready(ctx context.Context) error {
+	if d.draining.Load() {
+		return errors.New("draining")
+	}
+	if err := d.st.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if w, ok := d.st.(writableStore); ok {
+		if err := w.Writable(); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
+	if err := d.state.Ping(ctx); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
+}
+
+// writableStore is a store that can refuse writes for lack of disk space
+// (store/pebble).
+type writableStore interface{ Writable() error }
+
+// writable is the store's free-space guard, for the media files on the same
+// disk; a refusal counts as Refused("disk_space").
+func (d *Daemon) writable() error {
+	w, ok := d.st.(writableStore)
+	if !ok {
+		return nil
+	}
+	err := w.Writable()
+	if errors.Is(err, store.ErrNoSpace) {
+		d.metrics.Refused("disk_space")
+	}
+	return err
+}
+
+// endpoints lists the live nodes: the cluster's from the registry, or this
+// node alone.
+func (d *Daemon) endpoints(ctx context.Context) ([]wire.Endpoint, error) {
+	if d.registry != nil {
+		return d.registry.Endpoints(ctx)
+	}
+	if d.draining.Load() {
+		return []wire.Endpoint{}, nil
+	}
+	return []wire.Endpoint{d.self()}, nil
+}
+
+// self is this node as /v1/endpoints lists it.
+func (d *Daemon) self() wire.Endpoint {
+	mqttAddr, ws := d.cfg.AdvertiseMQTT, d.cfg.AdvertiseWS
+	if mqttAddr == "" { // ":1883" (all interfaces): the SDK takes the server URL's host
+		mqttAddr = d.broker.MQTTAddr()
+	}
+	if ws == "" {
+		ws = "ws://" + d.httpAddr + "/mqtt"
+	}
+	return wire.Endpoint{Node: d.cfg.NodeID, MQTT: mqttAddr, WS: ws, Load: float64(d.broker.Clients()) / 100_000}
+}
+
+// Shutdown stops accepting connections and requests, leaves the cluster's
+// node list, disconnects the clients (in waves over DrainPeriod, so they
+// reconnect to other nodes gradually), finishes the sends already accepted
+// (their acks still reach connected clients) and closes the store. Nothing
+// acked is lost.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.leaveCluster()
+	d.api.Close()
+	d.broker.StopAccepting()
+	if d.cfg.DrainPeriod > 0 {
+		n := int(d.broker.Clients())
+		d.broker.Drain((n+9)/10, d.cfg.DrainPeriod/10, ctx.Done(), d.uplink.Quiesce, nil)
+	}
+	var errs []error
+	for _, s := range d.http {
+		errs = append(errs, s.Shutdown(ctx)) // waits for HTTP sends in flight
+	}
+	errs = append(errs, d.chat.Close(ctx))
+	if d.bus != nil {
+		errs = append(errs, d.bus.Close(ctx)) // after chat: its last events go out
+	}
+	errs = append(errs, d.broker.Close())
+	errs = append(errs, d.closeStores(ctx))
+	d.log.Info("imqttd stopped", "node", d.cfg.NodeID)
+	return errors.Join(errs...)
+}
+
+// leaveCluster marks the node draining: /readyz answers 503 and the node
+// leaves /v1/endpoints. Idempotent.
+func (d *Daemon) leaveCluster() {
+	if d.draining.Swap(true) || d.registry == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := d.registry.Leave(ctx); err != nil {
+		d.log.Warn("leave the node list", "err", err)
+	}
+}
+
+func (d *Daemon) closeStores(ctx context.Context) error {
+	var errs []error
+	select {
+	case <-d.stopBackground:
+	default:
+		close(d.stopBackground)
+	}
+	if d.lease != nil {
+		errs = append(errs, d.lease.Release(ctx))
+	}
+	if d.sharedBans != nil {
+		errs = append(errs, d.sharedBans.Close())
+	}
+	if d.state != nil {
+		errs = append(errs, d.state.Close())
+	}
+	if d.rdb != nil {
+		errs = append(errs, d.rdb.Close())
+	}
+	if d.st != nil && d.ownStore {
+		errs = append(errs, d.st.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// snowflakeNode maps a node name to one of snowflake's 1024 node numbers.
+func snowflakeNode(name string) int64 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	return int64(h.Sum32() % 1024)
+}
+
+// Broker is the daemon's MQTT broker.
+func (d *Daemon) Broker() *broker.Broker { return d.broker }
+
+// addrs are the bound addresses, for the admin API's nodes.
+func (d *Daemon) addrs() map[string]string {
+	a := map[string]string{"mqtt": d.broker.MQTTAddr(), "http": d.httpAddr, "ws": "ws://" + d.httpAddr + "/mqtt"}
+	if t := d.broker.TLSAddr(); t != "" {
+		a["mqtt_tls"] = t
+	}
+	if d.tlsAddr != "" {
+		a["https"] = d.tlsAddr
+	}
+	return a
+}

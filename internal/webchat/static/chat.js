@@ -1,0 +1,790 @@
+// imqtt web chat: login and lists over the HTTP API, everything live over
+// MQTT/WebSocket at /mqtt (docs/protocol.md). See internal/webchat/webchat.go.
+'use strict';
+(() => {
+  const $ = (sel, el = document) => el.querySelector(sel);
+  const store = {
+    get(k) { try { return JSON.parse(localStorage.getItem(k)); } catch { return null; } },
+    set(k, v) { localStorage.setItem(k, JSON.stringify(v)); },
+    del(k) { localStorage.removeItem(k); },
+  };
+  const randomId = (n) => {
+    const abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+    return Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => abc[b % abc.length]).join('');
+  };
+  const newer = (a, b) => !b || (a && BigInt(a) > BigInt(b)); // snowflake IDs as strings
+  const RETRYABLE = new Set(['unavailable', 'busy']);
+  const SYNC_LIMIT = 200;
+  const SYNC_TIMEOUT = 10000;
+  const RESEND = 5000;
+  const DRAW_DELAY = 50;
+  const GZIP_FROM = 100; // a group sync asks for gzip when at least this far behind
+  const RESYNC = 5 * 60 * 1000; // the periodic resync: a last live event lost is not missed for long
+
+  // Everything the page knows; window.imqttChat exposes it for debugging and tests.
+  const S = {
+    session: store.get('imqtt.session'), // {user, device, token, expires_at}
+    client: null, // MQTT.js client
+    gen: 0, // numbers MQTT connections
+    seq: null, // the inbox sequencer (by ver)
+    groups: null, // the groups coordinator: a cursor and sequencer (by seq) per group (seq.js)
+    left: new Set(), // groups the heads no longer list: shown as left
+    groupTimer: 0,
+    groupRequests: 0, // group syncs and heads requests sent
+    resyncTimer: 0,
+    drawTimer: 0,
+    drawMessages: false,
+    drawCost: 0, // ms the last draw took
+    syncTimer: 0,
+    chain: Promise.resolve(), // MQTT payloads are handled one after another, in order
+    convs: new Map(), // key ("bob" or "#g1") -> {key, peer, group, last, unread, arrival}
+    arrivals: 0, // counts messages that moved a conversation's last (loadConversations keeps rows moved since it asked)
+    total: 0,
+    open: null, // the key of the open conversation
+    msgs: new Map(), // key -> Map(local key -> message)
+    loaded: new Set(), // conversations whose history was fetched
+    outbox: new Map(), // cmid -> {cmid, key, send, timer}
+    readSent: new Map(), // key -> the upto last sent in im/read
+    delivered: [], // {id, ver, group, seq, synced} of every message the sequencers delivered, in order
+    skipped: 0, // events and sync items that did not parse or lacked what the page needs
+    unconfirmed: 0, // live events dropped because no sync confirmed their ver
+    recheckTimer: 0,
+    backoff: 0, // failed connects in a row
+    reconnectTimer: 0,
+  };
+  window.imqttChat = S;
+
+  const me = () => S.session && S.session.user;
+  const deviceID = () => {
+    let d = store.get('imqtt.device');
+    if (!d) store.set('imqtt.device', (d = 'web-' + randomId(10)));
+    return d;
+  };
+  const cursorKey = () => `imqtt.cursor.${S.session.user}.${S.session.device}`;
+  const outboxKey = () => `imqtt.outbox.${S.session.user}.${S.session.device}`;
+  const inboxTopic = () => `im/u/${S.session.user}/inbox`;
+  const deviceTopic = () => `im/u/${S.session.user}/d/${S.session.device}`;
+
+  // ---- HTTP ----
+  async function api(method, path, body) {
+    const headers = {};
+    if (S.session) headers.Authorization = 'Bearer ' + S.session.token;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      if (res.status === 401 && S.session && path !== '/v1/sessions') logout('Your session has ended; log in again.');
+      throw Object.assign(new Error(data.message || res.statusText), { code: data.code, status: res.status });
+    }
+    return data;
+  }
+
+  // ---- login ----
+  function showLogin(why) {
+    $('#app').hidden = true;
+    $('#login').hidden = false;
+    $('#login-error').textContent = why || '';
+  }
+
+  async function submitLogin(register) {
+    const f = $('#login-form');
+    if (!f.reportValidity()) return;
+    const user = f.user.value.trim();
+    const password = f.password.value;
+    $('#login-error').textContent = '';
+    try {
+      if (register) await api('POST', '/v1/users', { user, password });
+      const s = await api('POST', '/v1/sessions', { user, password, device: deviceID() });
+      S.session = { user: s.user || user, device: s.device || deviceID(), token: s.token, expires_at: s.expires_at };
+      store.set('imqtt.session', S.session);
+      f.password.value = '';
+      start();
+    } catch (e) {
+      $('#login-error').textContent = e.message;
+    }
+  }
+
+  async function logout(why) {
+    const s = S.session;
+    S.session = null;
+    store.del('imqtt.session');
+    if (S.client) S.client.end(true);
+    S.client = null;
+    clearTimeout(S.syncTimer);
+    clearTimeout(S.recheckTimer);
+    clearTimeout(S.reconnectTimer);
+    clearTimeout(S.groupTimer);
+    clearInterval(S.resyncTimer);
+    S.reconnectTimer = 0;
+    if (S.seq) S.seq.close();
+    if (S.groups) S.groups.close();
+    S.left.clear();
+    for (const o of S.outbox.values()) clearTimeout(o.timer);
+    S.outbox.clear();
+    S.convs.clear();
+    S.msgs.clear();
+    S.loaded.clear();
+    S.open = null;
+    if (!why && s) {
+      fetch('/v1/sessions/current', { method: 'DELETE', headers: { Authorization: 'Bearer ' + s.token } }).catch(() => {});
+    }
+    showLogin(why);
+  }
+
+  // ---- start ----
+  async function start() {
+    $('#login').hidden = true;
+    $('#app').hidden = false;
+    $('#me').textContent = me();
+    const saved = store.get(cursorKey());
+    const cur = saved || { ver: 0, epoch: '' };
+    if (S.seq) S.seq.close();
+    S.seq = new ImqttSequencer(cur.ver, cur.epoch);
+    S.left = new Set(Array.isArray(cur.left) ? cur.left : []);
+    S.delivered = [];
+    for (const o of store.get(outboxKey()) || []) {
+      S.outbox.set(o.cmid, o);
+      put(o.key, { kind: 'msg', from: me(), to: o.send.to, group: o.send.group, type: o.send.type, body: o.send.body, cmid: o.cmid, ts: o.ts, status: 'pending' });
+    }
+    try {
+      await loadConversations(); // before MQTT: its list is what later events are counted against
+    } catch (e) {
+      if (!S.session) return;
+      $('#chat-error').textContent = 'conversations: ' + e.message;
+    }
+    if (!S.session) return;
+    if (!saved) {
+      // A new device starts at the newest message it was shown: what came
+      // before is history, fetched per conversation when opened, not replayed.
+      for (const r of S.convs.values()) {
+        if (r.last && r.last.ver > S.seq.cursor) S.seq.cursor = r.last.ver;
+      }
+    }
+    let groups = cur.groups;
+    if (!groups || typeof groups !== 'object') {
+      // Likewise each group the list shows (the heads then raise a cursor to
+      // the join if need be); one it does not show starts at its join.
+      groups = {};
+      for (const r of S.convs.values()) {
+        if (r.group && r.last && Number.isSafeInteger(r.last.seq)) groups[r.group] = { seq: r.last.seq, epoch: '' };
+      }
+    }
+    if (S.groups) S.groups.close();
+    S.groups = new ImqttGroups(groups, { limit: SYNC_LIMIT, timeout: SYNC_TIMEOUT });
+    saveCursor();
+    connect();
+    const hash = decodeURIComponent(location.hash.slice(1));
+    if (hash) openConversation(hash);
+  }
+
+  async function loadConversations() {
+    const asked = S.arrivals;
+    const list = await api('GET', '/v1/conversations');
+    // A row a message reached while the list was on its way keeps what the
+    // page counted: the list predates that message (a group's first message
+    // often lands just after the group event that asked for the list).
+    const seen = new Map(S.convs);
+    S.convs.clear();
+    S.total = list.total_unread;
+    for (const c of list.conversations || []) {
+      const key = c.group ? '#' + c.group : c.peer;
+      const mine = seen.get(key);
+      if (mine && mine.arrival > asked) {
+        S.convs.set(key, mine);
+        S.total += mine.unread - c.unread;
+        continue;
+      }
+      S.convs.set(key, { key, peer: c.peer, group: c.group, last: c.last, unread: c.unread });
+      if (c.last) put(key, c.last);
+    }
+    for (const [key, mine] of seen) {
+      if (!S.convs.has(key) && mine.arrival > asked) {
+        S.convs.set(key, mine);
+        S.total += mine.unread;
+      }
+    }
+    if (S.open && !S.convs.has(S.open)) S.convs.set(S.open, row(S.open));
+    for (const g of S.left) row('#' + g); // shown as left, whatever the list says
+    renderConvs();
+    if (S.open) renderMessages();
+  }
+
+  function row(key) {
+    let r = S.convs.get(key);
+    if (!r) {
+      r = key.startsWith('#') ? { key, group: key.slice(1), last: null, unread: 0 } : { key, peer: key, last: null, unread: 0 };
+      S.convs.set(key, r);
+    }
+    return r;
+  }
+
+  // ---- MQTT ----
+  function setStatus(state, text) {
+    const el = $('#status');
+    el.dataset.state = state;
+    el.textContent = text || state;
+  }
+
+  function connect() {
+    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/mqtt';
+    setStatus('connecting');
+    const c = mqtt.connect(url, {
+      clientId: `${S.session.user}/${S.session.device}`,
+      username: S.session.user,
+      password: S.session.token,
+      protocolVersion: 5,
+      clean: true,
+      keepalive: 30,
+      connectTimeout: 10000,
+      reconnectPeriod: 0, // reconnects are ours, with backoff and jitter (below)
+      resubscribe: false, // we subscribe on every connect, then sync
+    });
+    S.client = c;
+    c.on('connect', () => {
+      if (S.client !== c) return;
+      S.backoff = 0;
+      onConnect(c);
+    });
+    c.on('message', (topic, payload) => {
+      const gen = S.gen;
+      S.chain = S.chain.then(() => handle(gen, topic, payload)).catch((e) => skip('a payload on ' + topic, e && e.message));
+    });
+    c.on('close', () => {
+      if (S.client !== c || S.reconnectTimer || c.disconnecting) return;
+      setStatus('offline', 'offline: reconnecting');
+      clearTimeout(S.syncTimer);
+      // 0.5, 1, 2 … 30 s, each a random point in its upper half, so a
+      // restarted server is not met by every page at once.
+      const d = Math.min(30000, 1000 * 2 ** S.backoff++);
+      S.reconnectTimer = setTimeout(() => {
+        S.reconnectTimer = 0;
+        if (S.client === c) c.reconnect();
+      }, d / 2 + Math.random() * (d / 2));
+    });
+    c.on('disconnect', (packet) => {
+      if (packet && packet.reasonCode === 0x8e) { // session taken over: the same device opened elsewhere
+        S.client = null;
+        c.end(true);
+        setStatus('taken-over', 'open in another tab');
+      }
+    });
+    c.on('error', (e) => {
+      // CONNACK refusals: 0x86 bad user name or password, 0x87 not authorized, 0x85 bad client ID.
+      if ([0x85, 0x86, 0x87, 4, 5].includes(e.code)) {
+        c.end(true);
+        logout('Your session has ended; log in again.');
+      }
+    });
+  }
+
+  function onConnect(c) {
+    S.gen++;
+    S.seq.connected();
+    S.groups.connected();
+    setStatus('syncing');
+    c.subscribe({ [inboxTopic()]: { qos: 1 }, [deviceTopic()]: { qos: 1 } }, (err, granted) => {
+      if (S.client !== c) return;
+      if (err || granted.some((g) => g.qos >= 0x80)) {
+        setStatus('offline', 'subscribe refused');
+        c.end(true);
+        return;
+      }
+      requestSync();
+      pumpGroups(); // the heads first: which groups moved while away
+      clearInterval(S.resyncTimer);
+      S.resyncTimer = setInterval(resync, RESYNC);
+      for (const cmid of S.outbox.keys()) publishSend(cmid);
+      if (S.open) markRead(S.open);
+    });
+  }
+
+  function requestSync() {
+    if (!S.client || !S.client.connected) return;
+    const req = { since: S.seq.cursor, limit: SYNC_LIMIT, epoch: S.seq.epoch || undefined };
+    if ('DecompressionStream' in window) req.compress = 'gzip';
+    S.seq.begin(SYNC_LIMIT);
+    S.client.publish('im/sync', JSON.stringify(req), { qos: 1 });
+    armSyncTimer();
+  }
+
+  // resync is the periodic one: the inbox from its cursor and the heads.
+  function resync() {
+    if (!S.client || !S.client.connected) return;
+    if (!S.seq.syncing) requestSync();
+    S.groups.askHeads();
+    pumpGroups();
+  }
+
+  // pumpGroups sends the group requests (heads, group syncs) the coordinator
+  // has room for, and wakes up for its timeouts and delayed retries.
+  function pumpGroups() {
+    clearTimeout(S.groupTimer);
+    if (!S.client || !S.client.connected) return;
+    const now = Date.now();
+    for (const req of S.groups.take(now)) {
+      // Compressed only when far behind: a small batch gains little and
+      // costs both ends time (a page in 100 groups catches up 40% slower).
+      if (req.group && S.groups.behind(req.group) >= GZIP_FROM && 'DecompressionStream' in window) req.compress = 'gzip';
+      S.client.publish('im/sync', JSON.stringify(req), { qos: 1 });
+      S.groupRequests++;
+    }
+    const at = S.groups.deadline();
+    if (at !== Infinity) S.groupTimer = setTimeout(pumpGroups, Math.max(0, at - now));
+  }
+
+  // ready shows the page online once the inbox and every group caught up.
+  function ready() {
+    if (S.client && S.client.connected && !S.seq.syncing && S.groups.idle()) setStatus('online');
+  }
+
+  function armSyncTimer() {
+    clearTimeout(S.syncTimer);
+    S.syncTimer = setTimeout(() => S.seq.syncing && requestSync(), SYNC_TIMEOUT);
+  }
+
+  async function decode(payload) {
+    if (payload[0] === 0x1f && payload[1] === 0x8b) { // gzip (asked for in sync requests)
+      const stream = new Blob([payload]).stream().pipeThrough(new DecompressionStream('gzip'));
+      return JSON.parse(await new Response(stream).text());
+    }
+    return JSON.parse(new TextDecoder().decode(payload));
+  }
+
+  // skip counts and reports something the page cannot use; never its payload.
+  function skip(what, why) {
+    S.skipped++;
+    console.warn('imqtt: skipped ' + what + ': ' + why);
+  }
+
+  async function handle(gen, topic, payload) {
+    let ev;
+    try {
+      ev = await decode(payload);
+    } catch (e) {
+      return skip('an unparsable payload on ' + topic, e && e.message);
+    }
+    if (!S.session) return;
+    if (ev === null || typeof ev !== 'object') return skip('a payload on ' + topic, 'not an object');
+    if (topic === deviceTopic()) {
+      if (ev.kind === 'ack') return acked(ev);
+      if (ev.kind === 'error' && ev.cmid) return failed(ev);
+      if (gen !== S.gen) return; // from an earlier connection: this one's sync covers it
+      if (ev.kind === 'sync' && ev.group !== undefined) return groupBatch(ev);
+      if (ev.kind === 'sync') return syncBatch(ev);
+      if (ev.kind === 'heads') return headsReply(ev);
+      if (ev.kind === 'error') {
+        console.warn('imqtt: server error', ev.code, ev.group ? 'group ' + ev.group : '', ev.message);
+        if (typeof ev.group === 'string' && ev.group) return groupError(ev.group, ev.code);
+        // No group named: the inbox sync's, or the heads' (or an older
+        // server's group sync: that one is asked again after its timeout).
+        if (S.seq.syncing) setTimeout(() => S.seq.syncing && requestSync(), 1000 + Math.random() * 1000);
+        groupError('', ev.code);
+      }
+      return;
+    }
+    if (gen !== S.gen) return;
+    const bad = imqttCheckEvent(ev, me());
+    if (bad) return skip(`an inbox event (ver ${Number(ev.ver) || 0})`, bad); // a later gap's sync covers its ver
+    // A ver (or a group's seq) beyond cursor+1 is only a claim: the
+    // sequencer holds the event and syncs; the server's answer decides.
+    if (ev.group !== undefined && !ev.ver && (ev.kind === 'msg' || ev.kind === undefined)) {
+      deliver(S.groups.live(ev).out, false);
+      return pumpGroups();
+    }
+    const { out, again } = S.seq.live(ev);
+    deliver(out, false);
+    if (again) requestSync();
+  }
+
+  function headsReply(h) {
+    const bad = imqttCheckHeads(h);
+    if (bad) return skip('a heads answer', bad); // asked again after the sync timeout
+    const { out, left } = S.groups.heads(h);
+    deliver(out, false);
+    let shown = false;
+    for (const x of h.groups) shown = S.left.delete(x.group) || shown; // in it again
+    markLeft(left, shown);
+    saveCursor();
+    pumpGroups();
+    ready();
+  }
+
+  function groupError(group, code) {
+    markLeft(S.groups.error(group, code, Date.now()).left, false);
+    saveCursor();
+    pumpGroups();
+  }
+
+  // markLeft shows groups the server's word says the user is no longer in.
+  function markLeft(groups, changed) {
+    for (const g of groups) {
+      S.left.add(g);
+      row('#' + g);
+    }
+    if (!groups.length && !changed) return;
+    renderConvs();
+    if (S.open) renderMessages();
+  }
+
+  function groupBatch(b) {
+    const bad = imqttCheckBatch(b);
+    if (bad) return skip('a group sync batch', bad); // asked again after the sync timeout
+    const all = b.items || [];
+    const items = all.filter((it) => {
+      const why = imqttCheckEvent(it, me()) || (it.group !== b.group ? 'not of this group' : '');
+      if (why) skip(`a group sync item (seq ${it && Number(it.seq) || 0})`, why);
+      return !why;
+    });
+    if (S.groups.resets(b)) { // the group's history the page showed is gone
+      S.msgs.delete('#' + b.group);
+      S.loaded.delete('#' + b.group);
+    }
+    const { out } = S.groups.batch({ ...b, items }, all.length);
+    const dropped = S.groups.takeDropped();
+    if (dropped) { // as for the inbox: the heads a little later find what a hole held back
+      S.unconfirmed += dropped;
+      console.warn(`imqtt: dropped ${dropped} live group event(s) no sync confirmed`);
+      clearTimeout(S.recheckTimer);
+      S.recheckTimer = setTimeout(resync, SYNC_TIMEOUT);
+    }
+    deliver(out, true);
+    saveCursor();
+    pumpGroups();
+    ready();
+  }
+
+  function syncBatch(b) {
+    const bad = imqttCheckBatch(b);
+    if (bad) return skip('a sync batch', bad); // the sync timer asks again
+    // An item the page cannot use is left out; the batch's upto still moves
+    // the cursor past it, so one bad message never stalls the ones after it.
+    const all = b.items || [];
+    const items = all.filter((it) => {
+      const why = imqttCheckEvent(it, me());
+      if (why) skip(`a sync item (ver ${it && Number(it.ver) || 0})`, why);
+      return !why;
+    });
+    if (S.seq.resets(b)) { // the cursor belonged to a history that is gone: so does what we show
+      S.msgs.clear();
+      S.loaded.clear();
+    }
+    const { out, again } = S.seq.batch({ ...b, items }, all.length);
+    const dropped = S.seq.takeDropped();
+    if (dropped) {
+      // Forged, or above a hole the server still waited for: one more sync
+      // a little later brings the real ones.
+      S.unconfirmed += dropped;
+      console.warn(`imqtt: dropped ${dropped} live event(s) no sync confirmed`);
+      clearTimeout(S.recheckTimer);
+      S.recheckTimer = setTimeout(resync, SYNC_TIMEOUT);
+    }
+    deliver(out, true);
+    if (again) return requestSync();
+    if (S.seq.syncing) return armSyncTimer();
+    clearTimeout(S.syncTimer);
+    if (!S.client || !S.client.connected) return;
+    ready();
+    loadConversations().catch(() => {}); // counts from the server: reads by other devices too
+  }
+
+  // deliver shows events in the order the sequencer gives and saves the cursor.
+  // A batch of hundreds (a group catching up) is drawn, and its read
+  // position sent, once, not once per message.
+  function deliver(evs, synced) {
+    if (!evs.length) return;
+    const touched = new Set();
+    for (const ev of evs) {
+      try {
+        const key = showEvent(ev, synced);
+        if (key) touched.add(key);
+      } catch (e) { // checked already; still, one event must not stop the rest
+        skip(`an event (ver ${Number(ev.ver) || 0})`, e && e.message);
+      }
+    }
+    saveCursor();
+    if (S.open && touched.has(S.open)) markRead(S.open);
+    draw(S.open && touched.has(S.open));
+  }
+
+  // draw redraws the list (and the open conversation) soon, once for all
+  // the deliveries until then, and waits 4 times as long as the last draw
+  // took: a page catching up hundreds of groups would otherwise spend its
+  // time drawing a long list at every batch (500 groups: 16 s instead of 5;
+  // the layout of 500 rows takes ~120 ms in headless Chromium).
+  function draw(messages) {
+    S.drawMessages = S.drawMessages || messages;
+    if (S.drawTimer) return;
+    S.drawTimer = setTimeout(() => {
+      const t0 = performance.now();
+      renderConvs();
+      if (S.drawMessages && S.open) renderMessages();
+      S.drawMessages = false;
+      void $('#convs').offsetHeight; // the layout is the larger part of a draw's cost: count it
+      S.drawCost = performance.now() - t0;
+      S.drawTimer = 0;
+    }, Math.max(DRAW_DELAY, 4 * S.drawCost));
+  }
+
+  // saveCursor persists the inbox cursor, the group cursors and the groups left.
+  function saveCursor() {
+    store.set(cursorKey(), { ver: S.seq.cursor, epoch: S.seq.epoch, groups: S.groups.cursors(), left: [...S.left] });
+  }
+
+  // showEvent takes one delivered event; a message's conversation key is
+  // returned (deliver draws once for all).
+  function showEvent(ev, synced) {
+    if (ev.kind === 'msg' || ev.kind === undefined) {
+      S.delivered.push({ id: ev.id, ver: ev.ver, group: ev.group, seq: ev.seq, synced });
+      if (S.delivered.length > 1000) S.delivered.splice(0, 500);
+      return received(ev);
+    } else if (ev.kind === 'unread') {
+      const r = row(ev.group ? '#' + ev.group : ev.peer);
+      r.unread = ev.count;
+      S.total = ev.total;
+    } else if (ev.kind === 'group') {
+      // A claim: the heads, the server's word, start or drop the cursor.
+      S.groups.askHeads();
+      pumpGroups();
+      loadConversations().catch(() => {});
+    }
+  }
+
+  // ---- messages ----
+  const convKey = (m) => (m.group ? '#' + m.group : m.from === me() ? m.to : m.from);
+  // Own messages are known by cmid (before the ack there is no id), others by id.
+  const localKey = (m) => (m.from === me() && m.cmid ? 'c:' + m.cmid : 'i:' + m.id);
+
+  // put stores m in its conversation and reports whether it was new there.
+  function put(key, m) {
+    let msgs = S.msgs.get(key);
+    if (!msgs) S.msgs.set(key, (msgs = new Map()));
+    const k = localKey(m);
+    const old = msgs.get(k);
+    if (old) {
+      old.id = old.id || m.id;
+      old.ts = m.ts || old.ts;
+      return false;
+    }
+    msgs.set(k, { ...m, status: m.status || 'acked' }); // an event means the server has stored it
+    return true;
+  }
+
+  function received(m) {
+    const key = convKey(m);
+    const r = row(key);
+    const isNew = put(key, m);
+    if (newer(m.id, r.last && r.last.id)) {
+      // Counted only when newer than the list's last message, which the server counted already.
+      if (m.from !== me() && isNew && !(S.open === key && visible())) {
+        r.unread++;
+        S.total++;
+      }
+      r.last = m;
+      r.arrival = ++S.arrivals;
+    }
+    return key;
+  }
+
+  function send(key, body) {
+    const r = row(key);
+    const cmid = 'w-' + randomId(16);
+    const msg = { cmid, type: 'text', body };
+    if (r.group) msg.group = r.group; else msg.to = r.peer;
+    const o = { cmid, key, send: msg, ts: Date.now() };
+    S.outbox.set(cmid, o);
+    saveOutbox();
+    put(key, { kind: 'msg', from: me(), to: msg.to, group: msg.group, type: 'text', body, cmid, ts: o.ts, status: 'pending' });
+    renderMessages();
+    publishSend(cmid);
+  }
+
+  // publishSend sends (again) until the ack: same cmid, so the server stores it once.
+  function publishSend(cmid) {
+    const o = S.outbox.get(cmid);
+    if (!o) return;
+    clearTimeout(o.timer);
+    if (S.client && S.client.connected) S.client.publish('im/send', JSON.stringify(o.send), { qos: 1 });
+    o.timer = setTimeout(() => publishSend(cmid), RESEND);
+  }
+
+  function saveOutbox() {
+    store.set(outboxKey(), [...S.outbox.values()].map(({ cmid, key, send, ts }) => ({ cmid, key, send, ts })));
+  }
+
+  function ownMessage(cmid, key) {
+    const msgs = S.msgs.get(key);
+    return msgs && msgs.get('c:' + cmid);
+  }
+
+  function acked(ack) {
+    const o = S.outbox.get(ack.cmid);
+    if (!o) return;
+    clearTimeout(o.timer);
+    S.outbox.delete(ack.cmid);
+    saveOutbox();
+    const m = ownMessage(ack.cmid, o.key);
+    if (m) Object.assign(m, { id: ack.id, ver: ack.ver || m.ver, seq: ack.seq || m.seq, ts: ack.ts, status: 'acked' });
+    if (S.open === o.key) renderMessages();
+  }
+
+  function failed(err) {
+    const o = S.outbox.get(err.cmid);
+    if (!o || RETRYABLE.has(err.code)) return; // the resend timer tries again
+    clearTimeout(o.timer);
+    S.outbox.delete(err.cmid);
+    saveOutbox();
+    const m = ownMessage(err.cmid, o.key);
+    if (m) Object.assign(m, { status: 'failed', error: `${err.code}: ${err.message}` });
+    if (S.open === o.key) {
+      renderMessages();
+      $('#chat-error').textContent = `Not sent (${err.code}): ${err.message}`;
+    }
+  }
+
+  // ---- conversations ----
+  async function openConversation(key) {
+    S.open = key;
+    const r0 = row(key);
+    history.replaceState(null, '', '#' + encodeURIComponent(key));
+    $('#composer').hidden = false;
+    $('#chat-error').textContent = '';
+    renderConvs();
+    renderMessages();
+    $('#composer').text.focus();
+    if (!S.loaded.has(key) && !(r0.group && S.left.has(r0.group))) { // a group left has no history to fetch
+      try {
+        await loadHistory(key);
+        S.loaded.add(key);
+      } catch (e) {
+        $('#chat-error').textContent = 'history: ' + e.message;
+      }
+      if (S.open === key) renderMessages();
+    }
+    markRead(key);
+  }
+
+  async function loadHistory(key) {
+    const r = row(key);
+    let items;
+    if (r.group) {
+      const since = Math.max(0, ((r.last && r.last.seq) || 0) - 50);
+      items = (await api('GET', `/v1/sync?group=${encodeURIComponent(r.group)}&since=${since}&limit=50`)).items;
+    } else {
+      items = (await api('GET', `/v1/conversations/${encodeURIComponent(r.peer)}/messages?limit=50`)).messages;
+    }
+    for (const m of items || []) put(key, m);
+  }
+
+  const visible = () => document.visibilityState === 'visible';
+
+  // markRead tells the server the open conversation is read through its last message.
+  function markRead(key) {
+    const r = S.convs.get(key);
+    if (!r || !r.last || !visible() || !S.client || !S.client.connected || (r.group && S.left.has(r.group))) return;
+    const upto = r.group ? r.last.seq : r.last.id;
+    if (S.readSent.get(key) === upto && r.unread === 0) return;
+    S.readSent.set(key, upto);
+    const req = r.group ? { group: r.group, seq: upto } : { peer: r.peer, upto };
+    S.client.publish('im/read', JSON.stringify(req), { qos: 1 });
+    S.total = Math.max(0, S.total - r.unread);
+    r.unread = 0; // the unread event confirms
+    renderConvs();
+  }
+
+  // ---- rendering (textContent only: bodies are never HTML) ----
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function renderConvs() {
+    const ul = $('#convs');
+    ul.replaceChildren();
+    const rows = [...S.convs.values()].sort((a, b) => {
+      const x = a.last && a.last.id, y = b.last && b.last.id;
+      if (x === y) return 0;
+      return newer(x, y) ? -1 : 1;
+    });
+    for (const r of rows) {
+      const li = el('li', 'conv' + (r.key === S.open ? ' open' : ''));
+      li.dataset.key = r.key;
+      if (r.peer) li.dataset.peer = r.peer;
+      if (r.group) li.dataset.group = r.group;
+      const left = r.group && S.left.has(r.group);
+      if (left) li.dataset.left = 'true';
+      li.append(el('span', 'name', r.group ? '# ' + r.group + (left ? ' (left)' : '') : r.peer));
+      const badge = el('span', 'badge', String(r.unread));
+      badge.hidden = !(r.unread > 0);
+      li.append(badge);
+      const last = r.last;
+      li.append(el('span', 'preview', last ? (last.from === me() ? 'you: ' : r.group ? last.from + ': ' : '') + (last.body || '[' + last.type + ']') : ''));
+      li.addEventListener('click', () => openConversation(r.key));
+      ul.append(li);
+    }
+    const total = $('#total');
+    total.textContent = String(S.total);
+    total.hidden = !(S.total > 0);
+    document.title = (S.total > 0 ? `(${S.total}) ` : '') + 'imqtt chat';
+  }
+
+  function renderMessages() {
+    const ul = $('#messages');
+    if (!S.open) return;
+    const r = row(S.open);
+    $('#chat-title').textContent = r.group ? '# ' + r.group + (S.left.has(r.group) ? ' (left)' : '') : r.peer;
+    const msgs = [...(S.msgs.get(S.open) || new Map()).values()].sort((a, b) => {
+      if (a.seq && b.seq) return a.seq - b.seq; // a group's own order
+      if (a.id && b.id) return a.id === b.id ? 0 : newer(a.id, b.id) ? 1 : -1;
+      if (a.id) return -1;
+      if (b.id) return 1;
+      return a.ts - b.ts;
+    });
+    const atBottom = ul.scrollHeight - ul.scrollTop - ul.clientHeight < 40;
+    ul.replaceChildren();
+    for (const m of msgs) {
+      const mine = m.from === me();
+      const li = el('li', 'msg' + (mine ? ' mine' : ''));
+      if (m.id) li.dataset.id = m.id;
+      if (m.cmid) li.dataset.cmid = m.cmid;
+      li.dataset.from = m.from;
+      li.dataset.status = m.status;
+      if (r.group && !mine) li.append(el('div', 'from', m.from));
+      li.append(el('div', 'body', m.body || '[' + m.type + ']'));
+      const meta = el('div', 'meta', m.ts ? new Date(m.ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
+      if (mine) {
+        const st = el('span', 'status', m.status === 'acked' ? '✓' : m.status === 'failed' ? '✗' : '…');
+        st.title = m.status === 'acked' ? 'stored by the server' : m.status === 'failed' ? m.error : 'sending';
+        meta.append(st);
+      }
+      li.append(meta);
+      ul.append(li);
+    }
+    if (atBottom) ul.scrollTop = ul.scrollHeight;
+  }
+
+  // ---- wiring ----
+  $('#login-form').addEventListener('submit', (e) => { e.preventDefault(); submitLogin(false); });
+  $('#login-form').register.addEventListener('click', () => submitLogin(true));
+  $('#logout').addEventListener('click', () => logout());
+  $('#new-chat').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const peer = e.target.peer.value.trim();
+    if (peer) openConversation(peer);
+    e.target.reset();
+  });
+  $('#composer').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const body = e.target.text.value;
+    if (body && S.open) send(S.open, body);
+    e.target.reset();
+  });
+  document.addEventListener('visibilitychange', () => S.open && markRead(S.open));
+  $('#status').addEventListener('click', () => { // "open in another tab": take the device back
+    if (S.session && !S.client && $('#status').dataset.state === 'taken-over') connect();
+  });
+
+  if (S.session && S.session.expires_at > Date.now()) start();
+  else showLogin();
+})();
