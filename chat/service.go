@@ -47,10 +47,10 @@ type Remote interface {
 }
 
 // Media vouches for the media a send refers to. Attach is called on the
-// sender's behalf before the send is queued: it refuses (with a *wire.Error,
-// which the core turns into its sentinel of the same code) media the sender
-// may not read, since a message grants its media to its
-// recipients, and may return small media to carry inline in the message.
+// sender's behalf before the send is queued: it refuses media the sender
+// may not read, since a message grants its media to its recipients, with
+// a *wire.Error (the core turns it into its sentinel of the same code),
+// and may return small media to carry inline in the message.
 type Media interface {
 	Attach(ctx context.Context, user, media string) (*store.Inline, error)
 }
