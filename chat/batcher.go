@@ -90,7 +90,7 @@ func (s *Service) process(ops []*sendOp) {
 			for _, op := range ops {
 				if op.msg != nil {
 					op.msg = nil
-					op.res.Err = wire.NewError(wire.CodeUnavailable, "message not stored; resend with the same cmid")
+					op.res.Err = refuse(ErrUnavailable, "message not stored; resend with the same cmid")
 				}
 			}
 		}
@@ -119,17 +119,17 @@ func (s *Service) process(ops []*sendOp) {
 
 // check resolves what one op needs before versions: the recipient exists
 // or the sender is a member.
-func (s *Service) check(ctx context.Context, op *sendOp) *wire.Error {
+func (s *Service) check(ctx context.Context, op *sendOp) error {
 	from, to, group := op.from.User, op.req.To, op.req.Group
 	if group != "" {
 		if _, err := s.member(ctx, group, from); err != nil {
-			return asWireError(err)
+			return refusal(err)
 		}
 	} else if ok, err := s.userExists(ctx, to); err != nil {
 		s.log.Error("look up recipient", "user", to, "err", err)
 		return unavailable()
 	} else if !ok {
-		return wire.NewError(wire.CodeNoSuchUser, "no such user: "+to)
+		return refuse(ErrNoSuchUser, "no such user: "+to)
 	}
 	return nil
 }
@@ -244,16 +244,15 @@ func storeLogged(err error) bool {
 	return errors.Is(err, store.ErrNoSpace) || errors.Is(err, store.ErrFailed)
 }
 
-func unavailable() *wire.Error {
-	return wire.NewError(wire.CodeUnavailable, "store unavailable; resend with the same cmid")
+func unavailable() error {
+	return refuse(ErrUnavailable, "store unavailable; resend with the same cmid")
 }
 
-// asWireError passes a *wire.Error on and turns anything else (a store
-// failure, already logged by the caller's path) into unavailable.
-func asWireError(err error) *wire.Error {
-	var we *wire.Error
-	if errors.As(err, &we) {
-		return we
+// refusal passes a refusal on and turns anything else (a store failure,
+// already logged by the caller's path) into unavailable.
+func refusal(err error) error {
+	if _, _, ok := Describe(err); ok {
+		return err
 	}
 	return unavailable()
 }
@@ -265,7 +264,7 @@ func (s *Service) runDispatcher() {
 	for ops := range s.dispatch {
 		for _, op := range ops {
 			if op.res.Err != nil {
-				s.fail(op.done, op.req.CMID, op.res.Err)
+				s.fail(op.done, op.res.Err)
 				continue
 			}
 			s.m.AckSeconds.Observe(time.Since(op.start).Seconds())

@@ -107,9 +107,8 @@ func TestCommitFailure(t *testing.T) {
 
 	st.fail.Store(true)
 	_, err := svc.Send(ctx, alice, req)
-	var we *wire.Error
-	if !errors.As(err, &we) || we.Code != wire.CodeUnavailable {
-		t.Fatalf("send during fault: %v, want %s", err, wire.CodeUnavailable)
+	if !errors.Is(err, chat.ErrUnavailable) {
+		t.Fatalf("send during fault: %v, want %v", err, chat.ErrUnavailable)
 	}
 	if n := pub.count(); n != 0 {
 		t.Fatalf("%d events published for an unstored message", n)
@@ -150,7 +149,7 @@ func TestCloseDrains(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
-		svc.Submit(chat.Sender{User: "alice"}, wire.Send{CMID: fmt.Sprint(i), To: "bob", Type: "text"}, func(r chat.Result) {
+		svc.Submit(context.Background(), chat.Sender{User: "alice"}, wire.Send{CMID: fmt.Sprint(i), To: "bob", Type: "text"}, func(r chat.Result) {
 			if r.Err == nil {
 				acked.Add(1)
 			}
@@ -172,8 +171,7 @@ func TestCloseDrains(t *testing.T) {
 		t.Fatalf("bob has %d events (head %d)", len(evs), head)
 	}
 	_, err = svc.Send(ctx, chat.Sender{User: "alice"}, wire.Send{CMID: "late", To: "bob", Type: "text"})
-	var we *wire.Error
-	if !errors.As(err, &we) || we.Code != wire.CodeUnavailable {
+	if !errors.Is(err, chat.ErrUnavailable) {
 		t.Fatalf("send after close: %v", err)
 	}
 }
@@ -204,7 +202,7 @@ func BenchmarkSend(b *testing.B) {
 					defer wg.Done()
 					for i := range per {
 						done := make(chan struct{})
-						svc.Submit(chat.Sender{User: "alice"}, wire.Send{CMID: fmt.Sprintf("%d-%d", s, i), To: "bob", Type: "text", Body: "hello"},
+						svc.Submit(context.Background(), chat.Sender{User: "alice"}, wire.Send{CMID: fmt.Sprintf("%d-%d", s, i), To: "bob", Type: "text", Body: "hello"},
 							func(chat.Result) { close(done) })
 						<-done
 					}
@@ -240,8 +238,7 @@ func TestMediaAttach(t *testing.T) {
 	defer svc.Close(context.Background())
 	ctx := context.Background()
 	_, err = svc.Send(ctx, chat.Sender{User: "alice"}, wire.Send{CMID: "x", To: "bob", Type: "image", Media: "m-other"})
-	var we *wire.Error
-	if !errors.As(err, &we) || we.Code != wire.CodeForbidden {
+	if code, msg, _ := chat.Describe(err); !errors.Is(err, chat.ErrForbidden) || code != wire.CodeForbidden || msg != "not your media" {
 		t.Fatalf("someone else's media: %v", err)
 	}
 	if _, err := svc.Send(ctx, chat.Sender{User: "alice"}, wire.Send{CMID: "y", To: "bob", Type: "image", Media: "m-ok"}); err != nil {

@@ -18,8 +18,8 @@ import (
 // may leave. Changes reach the users concerned as "group" events and keep
 // this node's fan-out index right.
 
-func notMember(group string) *wire.Error {
-	return wire.NewError(wire.CodeNotMember, "not a member of group "+group)
+func notMember(group string) error {
+	return refuse(ErrNotMember, "not a member of group "+group)
 }
 
 // normGroup folds a group ID a client gave: group IDs follow the user ID
@@ -57,7 +57,7 @@ func (s *Service) CreateGroup(ctx context.Context, owner string, req wire.GroupC
 	}
 	id, ok := wire.NormUser(req.ID)
 	if !ok || len(req.Name) > 256 {
-		return wire.Group{}, wire.NewError(wire.CodeBadRequest, "group id must be 1 to 64 of A-Z a-z 0-9 _ . - not starting with a dot; name at most 256 bytes")
+		return wire.Group{}, refuse(ErrBadRequest, "group id must be 1 to 64 of A-Z a-z 0-9 _ . - not starting with a dot; name at most 256 bytes")
 	}
 	req.ID = id // "G1" creates "g1": group IDs ignore case, like user IDs
 	users, err := s.existingUsers(ctx, append([]string{owner}, req.Members...))
@@ -65,7 +65,7 @@ func (s *Service) CreateGroup(ctx context.Context, owner string, req wire.GroupC
 		return wire.Group{}, err
 	}
 	if len(users) > s.opts.MaxGroupMembers {
-		return wire.Group{}, wire.NewError(wire.CodeGroupFull, fmt.Sprintf("a group holds at most %d members", s.opts.MaxGroupMembers))
+		return wire.Group{}, refuse(ErrGroupFull, fmt.Sprintf("a group holds at most %d members", s.opts.MaxGroupMembers))
 	}
 	now := time.Now().UnixMilli()
 	members := make([]store.Member, len(users))
@@ -78,7 +78,7 @@ func (s *Service) CreateGroup(ctx context.Context, owner string, req wire.GroupC
 	g := store.Group{ID: req.ID, Name: req.Name, Owner: owner, Created: now}
 	err = s.st.CreateGroup(ctx, g, members)
 	if errors.Is(err, store.ErrExists) {
-		return wire.Group{}, wire.NewError(wire.CodeExists, "group "+req.ID+" already exists")
+		return wire.Group{}, refuse(ErrExists, "group "+req.ID+" already exists")
 	}
 	if err != nil {
 		return wire.Group{}, errStore("create group", err)
@@ -99,7 +99,7 @@ func (s *Service) existingUsers(ctx context.Context, users []string) ([]string, 
 	for _, name := range users {
 		u, valid := wire.NormUser(name)
 		if !valid { // before the store, and not echoed: it may be any size
-			return nil, wire.NewError(wire.CodeNoSuchUser, "no such user: members must be user IDs")
+			return nil, refuse(ErrNoSuchUser, "no such user: members must be user IDs")
 		}
 		if slices.Contains(out, u) {
 			continue
@@ -109,7 +109,7 @@ func (s *Service) existingUsers(ctx context.Context, users []string) ([]string, 
 			return nil, errStore("look up user", err)
 		}
 		if !ok {
-			return nil, wire.NewError(wire.CodeNoSuchUser, "no such user: "+u)
+			return nil, refuse(ErrNoSuchUser, "no such user: "+u)
 		}
 		out = append(out, u)
 	}
@@ -218,15 +218,15 @@ func (s *Service) AddMembers(ctx context.Context, actor, group string, req wire.
 	}
 	switch {
 	case req.Role != "" && req.Role != store.RoleAdmin && req.Role != store.RoleMember:
-		return wire.Group{}, wire.NewError(wire.CodeBadRequest, "role must be admin or member")
+		return wire.Group{}, refuse(ErrBadRequest, "role must be admin or member")
 	case req.Role != "" && me.Role != store.RoleOwner:
-		return wire.Group{}, wire.NewError(wire.CodeForbidden, "only the owner sets roles")
+		return wire.Group{}, refuse(ErrForbidden, "only the owner sets roles")
 	case me.Role == store.RoleMember:
-		return wire.Group{}, wire.NewError(wire.CodeForbidden, "only the owner and admins add members")
+		return wire.Group{}, refuse(ErrForbidden, "only the owner and admins add members")
 	case len(req.Users) == 0 || len(req.Users) > 1000:
-		return wire.Group{}, wire.NewError(wire.CodeBadRequest, "users: 1 to 1000 user IDs")
+		return wire.Group{}, refuse(ErrBadRequest, "users: 1 to 1000 user IDs")
 	case slices.Contains(req.Users, me.User) && req.Role != "":
-		return wire.Group{}, wire.NewError(wire.CodeBadRequest, "the owner keeps its role")
+		return wire.Group{}, refuse(ErrBadRequest, "the owner keeps its role")
 	}
 	users, err := s.existingUsers(ctx, req.Users)
 	if err != nil {
@@ -238,7 +238,7 @@ func (s *Service) AddMembers(ctx context.Context, actor, group string, req wire.
 	}
 	added, err := s.st.AddMembers(ctx, group, ms, s.opts.MaxGroupMembers)
 	if errors.Is(err, store.ErrLimit) {
-		return wire.Group{}, wire.NewError(wire.CodeGroupFull, fmt.Sprintf("group %s would pass its limit of %d members", group, s.opts.MaxGroupMembers))
+		return wire.Group{}, refuse(ErrGroupFull, fmt.Sprintf("group %s would pass its limit of %d members", group, s.opts.MaxGroupMembers))
 	}
 	if err != nil {
 		return wire.Group{}, errStore("add members", err)
@@ -266,21 +266,21 @@ func (s *Service) RemoveMember(ctx context.Context, actor, group, user string) e
 	if user != actor {
 		them, err := s.st.GetMember(ctx, group, user)
 		if errors.Is(err, store.ErrNotFound) {
-			return wire.NewError(wire.CodeNotFound, user+" is not a member of "+group)
+			return refuse(ErrNotFound, user+" is not a member of "+group)
 		}
 		if err != nil {
 			return errStore("member", err)
 		}
 		allowed := me.Role == store.RoleOwner || (me.Role == store.RoleAdmin && them.Role == store.RoleMember)
 		if !allowed {
-			return wire.NewError(wire.CodeForbidden, "only the owner removes admins; admins remove members")
+			return refuse(ErrForbidden, "only the owner removes admins; admins remove members")
 		}
 	} else if me.Role == store.RoleOwner {
-		return wire.NewError(wire.CodeForbidden, "the owner cannot leave its group")
+		return refuse(ErrForbidden, "the owner cannot leave its group")
 	}
 	err = s.st.RemoveMember(ctx, group, user)
 	if errors.Is(err, store.ErrNotFound) {
-		return wire.NewError(wire.CodeNotFound, user+" is not a member of "+group)
+		return refuse(ErrNotFound, user+" is not a member of "+group)
 	}
 	if err != nil {
 		return errStore("remove member", err)

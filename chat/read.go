@@ -35,7 +35,7 @@ func (s *Service) Read(ctx context.Context, user string, req wire.Read) (wire.Un
 	upto, _ := strconv.ParseInt(req.Upto, 10, 64) // CheckRead: empty (0) or a message ID
 	conv, err := s.st.SetRead(ctx, user, req.Peer, upto)
 	if errors.Is(err, store.ErrNotFound) {
-		return wire.Unread{}, wire.NewError(wire.CodeNotFound, "no conversation with "+req.Peer)
+		return wire.Unread{}, refuse(ErrNotFound, "no conversation with "+req.Peer)
 	}
 	if err != nil {
 		return wire.Unread{}, errStore("set read", err)
@@ -223,7 +223,7 @@ func mergeByTime(a, b []wire.Conversation) []wire.Conversation {
 func (s *Service) History(ctx context.Context, user, peer string, before int64, limit int) (wire.History, error) {
 	peer, ok := wire.NormUser(peer)
 	if !ok {
-		return wire.History{}, wire.NewError(wire.CodeBadRequest, "peer must be a user ID")
+		return wire.History{}, refuse(ErrBadRequest, "peer must be a user ID")
 	}
 	if limit <= 0 || limit > 200 {
 		limit = min(max(limit, 50), 200)

@@ -47,9 +47,10 @@ type Remote interface {
 }
 
 // Media vouches for the media a send refers to. Attach is called on the
-// sender's behalf before the send is queued: it refuses (with a *wire.Error)
-// media the sender may not read, since a message grants its media to its
-// recipients, and may return small media to carry inline in the message.
+// sender's behalf before the send is queued: it refuses media the sender
+// may not read, since a message grants its media to its recipients, with
+// a *wire.Error (the core turns it into its sentinel of the same code),
+// and may return small media to carry inline in the message.
 type Media interface {
 	Attach(ctx context.Context, user, media string) (*store.Inline, error)
 }
@@ -120,10 +121,11 @@ type Sender struct {
 	Device string
 }
 
-// Result is the outcome of a send: an Ack, or an Err to report.
+// Result is the outcome of a send: an Ack, or an Err to report: a refusal
+// (one of the sentinels, errors.go), told to the device by Describe.
 type Result struct {
 	Ack wire.Ack
-	Err *wire.Error
+	Err error
 }
 
 // Service is the IM core. Create it with New, then Start; Close drains it.
@@ -214,29 +216,32 @@ func (s *Service) Close(ctx context.Context) error {
 // Submit validates req and queues it for the batcher. done is called exactly
 // once: with an error at once if req is invalid or the server cannot take it,
 // else from the dispatcher after the durable write (the ack) or its failure.
-// Submit blocks only while the queue is full, for at most QueueWait.
-func (s *Service) Submit(from Sender, req wire.Send, done func(Result)) {
+// Submit blocks on the rate limiter and the media check, each bounded by
+// ctx, and while the queue is full, for at most QueueWait or until ctx
+// ends; ctx ending there is ErrBusy, like a queue that stayed full. ctx is
+// not kept: the durable write has its own deadline (CommitWait).
+func (s *Service) Submit(ctx context.Context, from Sender, req wire.Send, done func(Result)) {
 	start := time.Now()
 	err := s.validate(&req)
 	if err != nil {
-		s.fail(done, req.CMID, err)
+		s.fail(done, err)
 		return
 	}
-	if err := s.limit(from.User); err != nil {
-		s.fail(done, req.CMID, err)
+	if err := s.limit(ctx, from.User); err != nil {
+		s.fail(done, err)
 		return
 	}
 	op := &sendOp{from: from, req: req, done: done, start: start}
 	if req.Media != "" {
-		if op.inline, err = s.attach(from.User, req.Media); err != nil {
-			s.fail(done, req.CMID, err)
+		if op.inline, err = s.attach(ctx, from.User, req.Media); err != nil {
+			s.fail(done, err)
 			return
 		}
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closing {
-		s.fail(done, req.CMID, wire.NewError(wire.CodeUnavailable, "server is shutting down; resend to another node"))
+		s.fail(done, refuse(ErrUnavailable, "server is shutting down; resend to another node"))
 		return
 	}
 	select {
@@ -249,14 +254,16 @@ func (s *Service) Submit(from Sender, req wire.Send, done func(Result)) {
 	select {
 	case s.queue <- op:
 	case <-t.C:
-		s.fail(done, req.CMID, wire.NewError(wire.CodeBusy, "send queue full; resend later with the same cmid"))
+		s.fail(done, refuse(ErrBusy, "send queue full; resend later with the same cmid"))
+	case <-ctx.Done():
+		s.fail(done, refuse(ErrBusy, "send queue full; resend later with the same cmid"))
 	}
 }
 
 // Send submits req and waits for its result (the HTTP path).
 func (s *Service) Send(ctx context.Context, from Sender, req wire.Send) (wire.Ack, error) {
 	ch := make(chan Result, 1)
-	s.Submit(from, req, func(r Result) { ch <- r })
+	s.Submit(ctx, from, req, func(r Result) { ch <- r })
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -268,16 +275,17 @@ func (s *Service) Send(ctx context.Context, from Sender, req wire.Send) (wire.Ac
 	}
 }
 
-func (s *Service) fail(done func(Result), cmid string, e *wire.Error) {
-	e.Kind, e.CMID = wire.KindError, cmid
-	s.m.ErrorReplied(e.Code, "", e.Message)
-	done(Result{Err: e})
+// fail counts a refused send and reports it to done.
+func (s *Service) fail(done func(Result), err error) {
+	code, msg, _ := Describe(err)
+	s.m.ErrorReplied(code, "", msg)
+	done(Result{Err: err})
 }
 
 // validate checks everything that needs no I/O, counts a refusal by a size
 // or depth limit, and folds to and group to their canonical IDs
 // (wire.NormUser): a send to "Alice" reaches alice.
-func (s *Service) validate(req *wire.Send) *wire.Error {
+func (s *Service) validate(req *wire.Send) error {
 	if to, ok := wire.NormUser(req.To); ok {
 		req.To = to
 	}
@@ -305,38 +313,38 @@ const (
 // absent). maxBody bounds body, meta and media together. A refusal by a
 // size or depth limit also names the limit for metrics.Refused; other
 // faults name none.
-func CheckSend(req *wire.Send, maxBody int) (e *wire.Error, limit string) {
+func CheckSend(req *wire.Send, maxBody int) (err error, limit string) {
 	if string(req.Meta) == "null" {
 		req.Meta = nil
 	}
 	switch {
 	case req.CMID == "":
-		return wire.NewError(wire.CodeMissingCMID, "cmid is required (1-128 bytes)"), ""
+		return refuse(ErrMissingCMID, "cmid is required (1-128 bytes)"), ""
 	case len(req.CMID) > MaxCMID:
-		return wire.NewError(wire.CodeMissingCMID, "cmid over "+strconv.Itoa(MaxCMID)+" bytes"), "field_size"
+		return refuse(ErrMissingCMID, "cmid over "+strconv.Itoa(MaxCMID)+" bytes"), "field_size"
 	case req.To == "" && req.Group == "":
-		return wire.NewError(wire.CodeMissingTo, "to or group is required"), ""
+		return refuse(ErrMissingTo, "to or group is required"), ""
 	case req.To != "" && req.Group != "":
-		return wire.NewError(wire.CodeBadRequest, "to and group are exclusive"), ""
+		return refuse(ErrBadRequest, "to and group are exclusive"), ""
 	case req.Group != "" && !wire.ValidUser(req.Group):
 		return badGroup(), ""
 	case !wire.MessageTypes[req.Type]:
-		return wire.NewError(wire.CodeBadType, "type must be one of text, image, audio, video, file, custom"), ""
+		return refuse(ErrBadType, "type must be one of text, image, audio, video, file, custom"), ""
 	case len(req.Media) > MaxMediaID:
-		return wire.NewError(wire.CodeBadRequest, "media must be a media id of at most "+strconv.Itoa(MaxMediaID)+" bytes"), "field_size"
+		return refuse(ErrBadRequest, "media must be a media id of at most "+strconv.Itoa(MaxMediaID)+" bytes"), "field_size"
 	case len(req.Meta) > wire.MaxMeta:
-		return wire.NewError(wire.CodeTooLarge, "meta over "+strconv.Itoa(wire.MaxMeta)+" bytes"), "meta_size"
+		return refuse(ErrTooLarge, "meta over "+strconv.Itoa(wire.MaxMeta)+" bytes"), "meta_size"
 	case len(req.Body)+len(req.Meta)+len(req.Media) > maxBody:
-		return wire.NewError(wire.CodeTooLarge, "body over "+strconv.Itoa(maxBody)+" bytes"), "message_size"
+		return refuse(ErrTooLarge, "body over "+strconv.Itoa(maxBody)+" bytes"), "message_size"
 	case req.Group == "" && !wire.ValidUser(req.To):
-		return wire.NewError(wire.CodeNoSuchUser, "no such user"), ""
+		return refuse(ErrNoSuchUser, "no such user"), ""
 	}
 	if len(req.Meta) > 0 {
 		if req.Meta[0] != '{' || !json.Valid(req.Meta) {
-			return wire.NewError(wire.CodeBadRequest, "meta must be a JSON object"), ""
+			return refuse(ErrBadRequest, "meta must be a JSON object"), ""
 		}
 		if wire.CheckDepth(req.Meta, wire.MaxMetaDepth) != nil {
-			return wire.NewError(wire.CodeBadRequest, "meta nested too deeply: objects and arrays at most "+
+			return refuse(ErrBadRequest, "meta nested too deeply: objects and arrays at most "+
 				strconv.Itoa(wire.MaxMetaDepth)+" levels"), "json_depth"
 		}
 	}
@@ -344,25 +352,25 @@ func CheckSend(req *wire.Send, maxBody int) (e *wire.Error, limit string) {
 }
 
 // badGroup refuses a group ID that cannot exist, without echoing it.
-func badGroup() *wire.Error {
-	return wire.NewError(wire.CodeNotMember, "group must be the ID of a group you are a member of")
+func badGroup() error {
+	return refuse(ErrNotMember, "group must be the ID of a group you are a member of")
 }
 
 // CheckRead checks a read position's fields: a group, or a peer with an
 // optional message ID.
-func CheckRead(req wire.Read) *wire.Error {
+func CheckRead(req wire.Read) error {
 	switch {
 	case req.Group != "" && !wire.ValidUser(req.Group):
 		return badGroup()
 	case req.Group != "":
 		return nil
 	case !wire.ValidUser(req.Peer):
-		return wire.NewError(wire.CodeBadRequest, "peer is required")
+		return refuse(ErrBadRequest, "peer is required")
 	case req.Upto == "":
 		return nil
 	}
 	if upto, err := strconv.ParseInt(req.Upto, 10, 64); err != nil || upto <= 0 {
-		return wire.NewError(wire.CodeBadRequest, "upto must be a message id")
+		return refuse(ErrBadRequest, "upto must be a message id")
 	}
 	return nil
 }
@@ -373,11 +381,11 @@ func CheckRead(req wire.Read) *wire.Error {
 // store, not the limiter, decides whether it can be taken. It runs on
 // Submit's caller, for MQTT the client's read goroutine: in scale-out, one
 // Redis round trip per send before the next packet of that client is read.
-func (s *Service) limit(user string) *wire.Error {
+func (s *Service) limit(ctx context.Context, user string) error {
 	if s.opts.SendRate <= 0 || s.opts.Limiter == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	l := state.Limit{Rate: int(min(s.opts.SendRate, 1<<30)), Per: time.Second, Burst: s.opts.SendBurst}
 	d, err := s.opts.Limiter.Allow(ctx, "send:"+user, l)
@@ -387,18 +395,18 @@ func (s *Service) limit(user string) *wire.Error {
 	}
 	if !d.OK {
 		s.opts.Metrics.Refused("send_rate")
-		return wire.NewError(wire.CodeRateLimited, fmt.Sprintf("more than %d sends a second; resend in %v with the same cmid",
+		return refuse(ErrRateLimited, fmt.Sprintf("more than %d sends a second; resend in %v with the same cmid",
 			s.opts.SendRate, d.RetryAfter.Round(time.Millisecond)))
 	}
 	return nil
 }
 
 // attach asks the Media policy about a send's media reference.
-func (s *Service) attach(user, media string) (*store.Inline, *wire.Error) {
+func (s *Service) attach(ctx context.Context, user, media string) (*store.Inline, error) {
 	if s.opts.Media == nil {
-		return nil, wire.NewError(wire.CodeBadRequest, "media is not enabled on this server")
+		return nil, refuse(ErrBadRequest, "media is not enabled on this server")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	inline, err := s.opts.Media.Attach(ctx, user, media)
 	if err == nil {
@@ -406,10 +414,10 @@ func (s *Service) attach(user, media string) (*store.Inline, *wire.Error) {
 	}
 	var we *wire.Error
 	if errors.As(err, &we) {
-		return nil, wire.NewError(we.Code, we.Message)
+		return nil, fromWire(we)
 	}
 	s.log.Error("attach media", "user", user, "media", media, "err", err)
-	return nil, wire.NewError(wire.CodeUnavailable, "media store unavailable; resend with the same cmid")
+	return nil, refuse(ErrUnavailable, "media store unavailable; resend with the same cmid")
 }
 
 // userExists caches positive answers: accounts are never deleted.

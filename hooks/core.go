@@ -18,24 +18,31 @@ import (
 // state.Presence PresenceRecorder; *mqtt.Server ConnackSender. The pins are
 // in fakes_test.go. Tests give the hooks fakes of them.
 
+// The errors of the core are its sentinels (chat/errors.go): a refusal
+// wraps one and is told to the device by chat.Describe, its code and
+// message; any other error is a failure (the store), told as unavailable.
+
 // Submitter takes the sends of im/send to the core.
 type Submitter interface {
 	// Submit validates req, sent by from, and queues it for the durable
-	// write. done is called exactly once: at once, with Result.Err, if req
-	// is invalid, over the sender's rate or refused (the server is closing,
-	// the queue stayed full: unavailable, busy); else later, from another
-	// goroutine, with the Ack once the message is stored, or with the
-	// failure. It blocks only while the queue is full, for a bounded time;
-	// it runs on the client's read goroutine.
-	Submit(from chat.Sender, req wire.Send, done func(chat.Result))
+	// write. done is called exactly once, with a refusal in Result.Err or
+	// the Ack: at once if req is invalid (chat.ErrBadRequest and the
+	// others of CheckSend), over the sender's rate (chat.ErrRateLimited)
+	// or not taken (the server is closing: chat.ErrUnavailable; the queue
+	// stayed full: chat.ErrBusy); else later, from another goroutine, once
+	// the message is stored, or with its failure (chat.ErrNoSuchUser,
+	// chat.ErrNotMember, chat.ErrUnavailable). It runs on the client's
+	// read goroutine and blocks on the rate limiter, the media check and a
+	// full queue, each bounded, all bounded by ctx; ctx is not kept.
+	Submit(ctx context.Context, from chat.Sender, req wire.Send, done func(chat.Result))
 }
 
 // Syncer answers im/sync requests (docs/protocol.md#versions-and-offline-sync).
 type Syncer interface {
 	// Sync answers req for user with one or more batches, each passed to
-	// emit in order; an error of emit ends it and is returned. It returns a
-	// *wire.Error for a request it refuses (such as not_member) and any
-	// other error for a store failure. It blocks on the store; ctx bounds
+	// emit in order; an error of emit ends it and is returned. It returns
+	// chat.ErrNotMember for a group sync of a non-member, and any other
+	// error for a store failure. It blocks on the store; ctx bounds
 	// it.
 	Sync(ctx context.Context, user string, req wire.SyncRequest, emit func(wire.Sync) error) error
 	// GroupHeads returns where each of user's groups is (wire.Heads), or a
@@ -46,9 +53,9 @@ type Syncer interface {
 // Reader takes im/read requests (docs/protocol.md#unread-counts-and-conversations).
 type Reader interface {
 	// Read sets user's read position and tells user's devices the new
-	// unread counts, which it also returns. It returns a *wire.Error for a
-	// request it refuses (bad_request, not_member) and any other error for
-	// a store failure. It blocks on the store; ctx bounds it.
+	// unread counts, which it also returns. It returns a refusal
+	// (chat.ErrBadRequest, chat.ErrNotMember, chat.ErrNotFound: no such
+	// conversation) and any other error for a store failure. It blocks on the store; ctx bounds it.
 	Read(ctx context.Context, user string, req wire.Read) (wire.Unread, error)
 }
 

@@ -122,6 +122,11 @@ func (h *Uplink) answered(clientID string) {
 	}
 }
 
+// submitWait bounds what Submit does on the client's read goroutine: the
+// rate limiter and the media check (chat bounds them at 1s and 5s) and
+// the wait for room in the queue (chat.Options.QueueWait, 2s by default).
+const submitWait = 10 * time.Second
+
 // OnPublish dispatches an uplink publish. Sends go to the batcher and answer
 // later; syncs and reads run on a bounded worker pool (blocking this client's
 // reads, and only this client's, while the pool is full), at most PerClient
@@ -147,15 +152,17 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			h.replyError(reply, req.CMID, wire.CodeUnavailable, "this node is draining; resend with the same cmid after reconnecting")
 			break
 		}
-		id := cl.ID
-		h.cfg.Chat.Submit(chat.Sender{User: user, Device: device}, req, func(r chat.Result) {
+		id, cmid := cl.ID, req.CMID
+		ctx, cancel := context.WithTimeout(context.Background(), submitWait)
+		h.cfg.Chat.Submit(ctx, chat.Sender{User: user, Device: device}, req, func(r chat.Result) {
 			h.answered(id)
-			if r.Err != nil {
-				h.reply(reply, r.Err)
+			if r.Err != nil { // chat counted it (metrics.ErrorReplied)
+				h.reply(reply, h.errorEvent(reply, cmid, "", r.Err))
 				return
 			}
 			h.reply(reply, r.Ack)
 		})
+		cancel()
 	case wire.TopicSync:
 		req, e := h.decodeSync(pk.Payload)
 		if e != nil {
@@ -224,7 +231,10 @@ func DecodeRead(payload []byte) (req wire.Read, e *wire.Error, limit string) {
 	if e, limit := decode("read", payload, &req); e != nil {
 		return wire.Read{}, e, limit
 	}
-	return req, chat.CheckRead(req), ""
+	if err := chat.CheckRead(req); err != nil {
+		return req, chat.WireError(err, ""), ""
+	}
+	return req, nil, ""
 }
 
 // decode unmarshals an uplink payload into v with wire.Unmarshal.
@@ -301,17 +311,22 @@ func (h *Uplink) work(clientID string, reply deliver.To, group string, f func(ct
 	}()
 }
 
-// replyErr sends err as an error event: a *wire.Error as it is, anything else
-// (a store failure) as unavailable. group names the group of a group sync.
+// replyErr sends an error of the core as an error event. group names the
+// group of a group sync.
 func (h *Uplink) replyErr(to deliver.To, group string, err error) {
-	e := &wire.Error{Kind: wire.KindError, Group: group, Code: wire.CodeUnavailable, Message: "store unavailable; try again"}
-	var we *wire.Error
-	if errors.As(err, &we) {
-		e.Code, e.Message = we.Code, we.Message
-	} else {
+	h.sendError(to, h.errorEvent(to, "", group, err))
+}
+
+// errorEvent is the error event that tells err to the device to: a
+// refusal by its code and message (chat.Describe), anything else (a store
+// failure), logged, as unavailable.
+func (h *Uplink) errorEvent(to deliver.To, cmid, group string, err error) *wire.Error {
+	code, msg, ok := chat.Describe(err)
+	if !ok {
 		h.cfg.Logger.Error("uplink request", "user", to.User, "device", to.Device, "err", err)
+		msg = "store unavailable; try again"
 	}
-	h.sendError(to, e)
+	return &wire.Error{Kind: wire.KindError, CMID: cmid, Group: group, Code: code, Message: msg}
 }
 
 func (h *Uplink) replyError(to deliver.To, cmid, code, msg string) {

@@ -52,8 +52,8 @@ func FuzzUplinkSend(f *testing.F) {
 			}
 			return
 		}
-		if e, _ := chat.CheckSend(&req, fuzzMaxBody); e != nil {
-			refusal(t, e, wire.CodeBadRequest, wire.CodeMissingCMID, wire.CodeMissingTo, wire.CodeNotMember,
+		if err, _ := chat.CheckSend(&req, fuzzMaxBody); err != nil {
+			refusal(t, chat.WireError(err, ""), wire.CodeBadRequest, wire.CodeMissingCMID, wire.CodeMissingTo, wire.CodeNotMember,
 				wire.CodeBadType, wire.CodeTooLarge, wire.CodeNoSuchUser)
 			return
 		}

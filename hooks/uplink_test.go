@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -26,18 +27,18 @@ import (
 // expects, and a call it did not set fails the test.
 type fakeCore struct {
 	t      *testing.T
-	submit func(from chat.Sender, req wire.Send, done func(chat.Result))
+	submit func(ctx context.Context, from chat.Sender, req wire.Send, done func(chat.Result))
 	sync   func(ctx context.Context, user string, req wire.SyncRequest, emit func(wire.Sync) error) error
 	heads  func(ctx context.Context, user string) (wire.Heads, error)
 	read   func(ctx context.Context, user string, req wire.Read) (wire.Unread, error)
 }
 
-func (c *fakeCore) Submit(from chat.Sender, req wire.Send, done func(chat.Result)) {
+func (c *fakeCore) Submit(ctx context.Context, from chat.Sender, req wire.Send, done func(chat.Result)) {
 	if c.submit == nil {
 		c.t.Errorf("unexpected Submit from %+v: %+v", from, req)
 		return
 	}
-	c.submit(from, req, done)
+	c.submit(ctx, from, req, done)
 }
 
 func (c *fakeCore) Sync(ctx context.Context, user string, req wire.SyncRequest, emit func(wire.Sync) error) error {
@@ -98,7 +99,10 @@ const aliceTopic = "im/u/alice/d/phone" // alice/phone's device topic
 func TestUplinkSend(t *testing.T) {
 	r := newUplink(t, 0)
 	var got []chat.Sender
-	r.core.submit = func(from chat.Sender, req wire.Send, done func(chat.Result)) {
+	r.core.submit = func(ctx context.Context, from chat.Sender, req wire.Send, done func(chat.Result)) {
+		if _, ok := ctx.Deadline(); !ok || ctx.Err() != nil {
+			t.Errorf("Submit's context: no deadline, or ended (%v)", ctx.Err())
+		}
 		got = append(got, from)
 		switch req.CMID {
 		case "c1":
@@ -107,7 +111,7 @@ func TestUplinkSend(t *testing.T) {
 			}
 			go done(chat.Result{Ack: wire.Ack{Kind: wire.KindAck, CMID: req.CMID, ID: "77", Ver: 5}}) // later, from the dispatcher
 		case "c2":
-			done(chat.Result{Err: &wire.Error{Kind: wire.KindError, CMID: req.CMID, Code: wire.CodeRateLimited, Message: "slow down"}})
+			done(chat.Result{Err: &chat.Error{Err: chat.ErrRateLimited, Msg: "slow down"}})
 		}
 	}
 	r.publish(t, "alice/phone", wire.TopicSend, `{"cmid":"c1","to":"bob","type":"text","body":"hi"}`)
@@ -117,7 +121,7 @@ func TestUplinkSend(t *testing.T) {
 		t.Fatalf("ack: %s on %s", m.payload, m.topic)
 	}
 	r.publish(t, "alice/phone", wire.TopicSend, `{"cmid":"c2","to":"bob","type":"text","body":"hi"}`)
-	if e := r.pub.nextError(t, aliceTopic); e.Code != wire.CodeRateLimited || e.CMID != "c2" {
+	if e := r.pub.nextError(t, aliceTopic); e.Code != wire.CodeRateLimited || e.CMID != "c2" || e.Message != "slow down" {
 		t.Fatalf("refused send: %+v", e)
 	}
 	if want := (chat.Sender{User: "alice", Device: "phone"}); len(got) != 2 || got[0] != want || got[1] != want {
@@ -203,7 +207,7 @@ func TestUplinkSync(t *testing.T) {
 		}
 		switch req.Group {
 		case "g1":
-			return &wire.Error{Code: wire.CodeNotMember, Message: "not a member of g1"}
+			return fmt.Errorf("sync: %w", &chat.Error{Err: chat.ErrNotMember, Msg: "not a member of g1"})
 		case "g2":
 			return errors.New("disk on fire")
 		}
@@ -266,7 +270,7 @@ func TestUplinkRead(t *testing.T) {
 		}
 		reads <- req
 		if req.Group != "" {
-			return wire.Unread{}, &wire.Error{Code: wire.CodeNotMember, Message: "not a member of " + req.Group}
+			return wire.Unread{}, &chat.Error{Err: chat.ErrNotMember, Msg: "not a member of " + req.Group}
 		}
 		return wire.Unread{Kind: wire.KindUnread, Peer: req.Peer}, nil
 	}
@@ -275,7 +279,7 @@ func TestUplinkRead(t *testing.T) {
 		t.Errorf("Read got %+v", req)
 	}
 	r.publish(t, "alice/phone", wire.TopicRead, `{"group":"g1","seq":7}`)
-	if e := r.pub.nextError(t, aliceTopic); e.Code != wire.CodeNotMember {
+	if e := r.pub.nextError(t, aliceTopic); e.Code != wire.CodeNotMember || e.Message != "not a member of g1" {
 		t.Errorf("refused read: %+v", e)
 	}
 	if req := <-reads; req.Group != "g1" || req.Seq != 7 {
@@ -338,7 +342,7 @@ func TestUplinkQuiesce(t *testing.T) {
 	r := newUplink(t, 0)
 	var mu sync.Mutex
 	held := map[string]func(chat.Result){}
-	r.core.submit = func(from chat.Sender, req wire.Send, done func(chat.Result)) {
+	r.core.submit = func(_ context.Context, from chat.Sender, req wire.Send, done func(chat.Result)) {
 		mu.Lock()
 		defer mu.Unlock()
 		held[from.User+":"+req.CMID] = done

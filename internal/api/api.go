@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/internal/account"
 	"github.com/imqtt/imqtt/internal/metrics"
 	"github.com/imqtt/imqtt/wire"
@@ -216,22 +217,21 @@ func (a *API) storeError(w http.ResponseWriter, what string, err error) {
 	writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, what+": store unavailable; try again")
 }
 
-// chatError answers an error from the chat service.
+// chatError answers an error of the core: a refusal by its code, status
+// and message (chat.Describe, wire.HTTPStatus); the request's context
+// ending first as busy; anything else as a store failure.
 func (a *API) chatError(w http.ResponseWriter, what string, err error) {
-	var we *wire.Error
-	if errors.As(err, &we) {
-		if we.Code == wire.CodeRateLimited { // the send limit refills within a second
-			writeRateLimited(w, time.Second, we.Message)
-			return
-		}
-		writeError(w, wire.HTTPStatus(we.Code), we.Code, we.Message)
-		return
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	code, msg, ok := chat.Describe(err)
+	switch {
+	case ok && errors.Is(err, chat.ErrRateLimited): // the send limit refills within a second
+		writeRateLimited(w, time.Second, msg)
+	case ok:
+		writeError(w, wire.HTTPStatus(code), code, msg)
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusServiceUnavailable, wire.CodeBusy, what+": timed out")
-		return
+	default:
+		a.storeError(w, what, err)
 	}
-	a.storeError(w, what, err)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -16,7 +16,9 @@ import (
 // Accounts, *chat.Service Core, *media.Service MediaStore, every
 // state.Presence DeviceLister (the pins are in fakes_test.go). Every method
 // that takes a context blocks on I/O, bounded by it; the handlers pass the
-// request's.
+// request's. The core's errors are its sentinels (chat/errors.go): a
+// refusal wraps one and is answered by chat.Describe, its code, message
+// and status (wire.HTTPStatus); any other error is a store failure (503).
 
 // Registrar creates accounts (POST /v1/users).
 type Registrar interface {
@@ -54,8 +56,8 @@ type Accounts interface {
 // Messenger sends messages (POST /v1/messages).
 type Messenger interface {
 	// Send submits req from the sender and waits for the durable write.
-	// It returns the ack; a *wire.Error for a refused send (any code of
-	// wire's, rate_limited among them); ctx's error if the request ended
+	// It returns the ack; a refusal (any of chat's sentinels,
+	// chat.ErrRateLimited among them); ctx's error if the request ended
 	// first; else a store failure.
 	Send(ctx context.Context, from chat.Sender, req wire.Send) (wire.Ack, error)
 }
@@ -63,8 +65,8 @@ type Messenger interface {
 // Syncer answers sync requests (GET /v1/sync).
 type Syncer interface {
 	// Sync passes req's batches for user to emit in order; an error of
-	// emit ends it and is returned. A refused request is a *wire.Error;
-	// anything else a store failure.
+	// emit ends it and is returned. A refused request is a refusal
+	// (chat.ErrNotMember); anything else a store failure.
 	Sync(ctx context.Context, user string, req wire.SyncRequest, emit func(wire.Sync) error) error
 	// GroupHeads returns where each of user's groups is.
 	GroupHeads(ctx context.Context, user string) (wire.Heads, error)
@@ -76,16 +78,18 @@ type Reader interface {
 	Conversations(ctx context.Context, user string) (wire.Conversations, error)
 	// History is user's conversation with peer before the message ID
 	// before (0: the newest), newest first; a limit out of range is
-	// clamped. A bad peer is a *wire.Error.
+	// clamped. A bad peer is chat.ErrBadRequest.
 	History(ctx context.Context, user, peer string, before int64, limit int) (wire.History, error)
 	// Read sets user's read position and returns the new unread counts;
-	// a refused request is a *wire.Error (bad_request, not_member).
+	// a refused request is a refusal (chat.ErrBadRequest,
+	// chat.ErrNotMember, chat.ErrNotFound).
 	Read(ctx context.Context, user string, req wire.Read) (wire.Unread, error)
 }
 
-// Groups creates groups and manages their members. A refusal is a
-// *wire.Error (bad_request, not_member, forbidden, not_found, exists,
-// group_full, no_such_user); any other error a store failure.
+// Groups creates groups and manages their members. A refusal wraps one
+// of chat's sentinels (ErrBadRequest, ErrNotMember, ErrForbidden,
+// ErrNotFound, ErrExists, ErrGroupFull, ErrNoSuchUser); any other error is
+// a store failure.
 type Groups interface {
 	// CreateGroup makes a group owned by owner and returns it.
 	CreateGroup(ctx context.Context, owner string, req wire.GroupCreate) (wire.Group, error)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -139,7 +140,17 @@ func (c *fakeCore) took() []string {
 	return out
 }
 
-// outcome maps a name to the error the core answers with.
+// sentinels are the core's refusals by their wire code.
+var sentinels = map[string]error{
+	wire.CodeBadRequest: chat.ErrBadRequest, wire.CodeBadType: chat.ErrBadType, wire.CodeMissingTo: chat.ErrMissingTo,
+	wire.CodeMissingCMID: chat.ErrMissingCMID, wire.CodeTooLarge: chat.ErrTooLarge, wire.CodeNoSuchUser: chat.ErrNoSuchUser,
+	wire.CodeNotMember: chat.ErrNotMember, wire.CodeForbidden: chat.ErrForbidden, wire.CodeNotFound: chat.ErrNotFound,
+	wire.CodeExists: chat.ErrExists, wire.CodeGroupFull: chat.ErrGroupFull, wire.CodeRateLimited: chat.ErrRateLimited,
+	wire.CodeBusy: chat.ErrBusy, wire.CodeUnavailable: chat.ErrUnavailable,
+}
+
+// outcome maps a name to the error the core answers with: "err:CODE" is
+// the refusal of that code's sentinel, with the message "refused: err:CODE".
 func outcome(name string) error {
 	switch {
 	case name == "timeout":
@@ -147,7 +158,11 @@ func outcome(name string) error {
 	case name == "store":
 		return errStore
 	case strings.HasPrefix(name, "err:"):
-		return wire.NewError(strings.TrimPrefix(name, "err:"), "refused: "+name)
+		sentinel, ok := sentinels[strings.TrimPrefix(name, "err:")]
+		if !ok {
+			panic("no sentinel for " + name)
+		}
+		return fmt.Errorf("core: %w", &chat.Error{Err: sentinel, Msg: "refused: " + name})
 	}
 	return nil
 }

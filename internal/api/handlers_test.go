@@ -156,10 +156,13 @@ func TestSend(t *testing.T) {
 	}
 	codes := []string{wire.CodeBadRequest, wire.CodeBadType, wire.CodeMissingTo, wire.CodeMissingCMID, wire.CodeTooLarge,
 		wire.CodeNoSuchUser, wire.CodeNotMember, wire.CodeForbidden, wire.CodeUnavailable, wire.CodeBusy,
-		wire.CodeRateLimited, wire.CodeGroupFull, wire.CodeNotFound, wire.CodeInternal}
+		wire.CodeRateLimited, wire.CodeGroupFull, wire.CodeNotFound, wire.CodeExists}
 	for _, code := range codes {
 		w := r.do("POST", "/v1/messages", "tok-alice-phone", `{"cmid":"c2","to":"bob","type":"text","body":"err:`+code+`"}`)
 		wantError(t, w, wire.HTTPStatus(code), code)
+		if !strings.Contains(w.Body.String(), `"message":"refused: err:`+code+`"`) {
+			t.Errorf("%s: %s, want the refusal's message", code, w.Body)
+		}
 		if ra := w.Header().Get("Retry-After"); (code == wire.CodeRateLimited) != (ra == "1") {
 			t.Errorf("%s: Retry-After %q", code, ra)
 		}

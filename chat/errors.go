@@ -1,0 +1,106 @@
+package chat
+
+import (
+	"errors"
+
+	"github.com/imqtt/imqtt/wire"
+)
+
+// The core's refusals. Each is told to clients as one wire code (codes,
+// below; docs/protocol.md#errors). The core returns them wrapped in an
+// *Error, which carries the message the client sees; errors.Is tells them
+// apart. Any other error of the core is a failure (the store, the hot
+// state, an ended context): the caller logs it and answers unavailable.
+var (
+	ErrBadRequest  = errors.New(wire.CodeBadRequest)  // a field malformed or out of range
+	ErrBadType     = errors.New(wire.CodeBadType)     // a send's type is not one of wire.MessageTypes
+	ErrMissingTo   = errors.New(wire.CodeMissingTo)   // a send names neither to nor group
+	ErrMissingCMID = errors.New(wire.CodeMissingCMID) // a send's cmid is empty or too long
+	ErrTooLarge    = errors.New(wire.CodeTooLarge)    // body or meta over its limit
+	ErrNoSuchUser  = errors.New(wire.CodeNoSuchUser)  // the recipient or a new member has no account
+	ErrNotMember   = errors.New(wire.CodeNotMember)   // not a member of the group, or no such group
+	ErrForbidden   = errors.New(wire.CodeForbidden)   // a member whose role does not allow it
+	ErrNotFound    = errors.New(wire.CodeNotFound)    // no such conversation, member or media
+	ErrExists      = errors.New(wire.CodeExists)      // the group exists already
+	ErrGroupFull   = errors.New(wire.CodeGroupFull)   // the group's member limit
+	ErrRateLimited = errors.New(wire.CodeRateLimited) // over the sender's rate; resend later, same cmid
+	ErrBusy        = errors.New(wire.CodeBusy)        // the send queue stayed full; resend later, same cmid
+	ErrUnavailable = errors.New(wire.CodeUnavailable) // not stored (store failed, server closing); resend, same cmid
+)
+
+// codes is the one table from the core's sentinels to wire codes; the HTTP
+// status of a code is wire.HTTPStatus's.
+var codes = []struct {
+	err  error
+	code string
+}{
+	{ErrBadRequest, wire.CodeBadRequest},
+	{ErrBadType, wire.CodeBadType},
+	{ErrMissingTo, wire.CodeMissingTo},
+	{ErrMissingCMID, wire.CodeMissingCMID},
+	{ErrTooLarge, wire.CodeTooLarge},
+	{ErrNoSuchUser, wire.CodeNoSuchUser},
+	{ErrNotMember, wire.CodeNotMember},
+	{ErrForbidden, wire.CodeForbidden},
+	{ErrNotFound, wire.CodeNotFound},
+	{ErrExists, wire.CodeExists},
+	{ErrGroupFull, wire.CodeGroupFull},
+	{ErrRateLimited, wire.CodeRateLimited},
+	{ErrBusy, wire.CodeBusy},
+	{ErrUnavailable, wire.CodeUnavailable},
+}
+
+// Error is a refusal of the core: Err, one of the sentinels, and the
+// message for the client.
+type Error struct {
+	Err error
+	Msg string
+}
+
+func (e *Error) Error() string { return e.Err.Error() + ": " + e.Msg }
+
+// Unwrap returns the sentinel.
+func (e *Error) Unwrap() error { return e.Err }
+
+// refuse returns a refusal: sentinel, told to the client with msg.
+func refuse(sentinel error, msg string) error { return &Error{Err: sentinel, Msg: msg} }
+
+// Describe tells err to a client. For a refusal (err wraps a sentinel) it
+// returns its code and message and ok true: an *Error's Msg, or else the
+// error's text. For anything else it returns unavailable, "" and ok false:
+// a failure, which the caller logs and words itself. The HTTP status is
+// wire.HTTPStatus(code): 503 for a failure.
+func Describe(err error) (code, msg string, ok bool) {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			var e *Error
+			if errors.As(err, &e) {
+				return c.code, e.Msg, true
+			}
+			return c.code, err.Error(), true
+		}
+	}
+	return wire.CodeUnavailable, "", false
+}
+
+// WireError is err as a client sees it (Describe), with failMsg the message
+// of a failure.
+func WireError(err error, failMsg string) *wire.Error {
+	code, msg, ok := Describe(err)
+	if !ok {
+		msg = failMsg
+	}
+	return wire.NewError(code, msg)
+}
+
+// fromWire turns a refusal told in wire form (by a Media policy) into the
+// core's: the sentinel of its code, with its message. A code outside the
+// table is a bad request.
+func fromWire(we *wire.Error) error {
+	for _, c := range codes {
+		if c.code == we.Code {
+			return refuse(c.err, we.Message)
+		}
+	}
+	return refuse(ErrBadRequest, we.Message)
+}
