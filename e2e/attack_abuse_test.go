@@ -18,6 +18,7 @@ import (
 	imacct "github.com/imqtt/imqtt/account"
 	"github.com/imqtt/imqtt/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -218,10 +219,11 @@ func TestAttackSendFlood(t *testing.T) {
 		return len(r.Items)
 	}
 	var kept int
-	waitFor(t, "every flooded send stored or refused", func() bool {
+	wait.For(t, "every flooded send stored or refused", 10*time.Second, func() bool {
 		kept = stored()
 		return kept+int(refusedCount(s, "send_rate")) == n
 	})
+
 	most := 4*daemon.DefaultSendRate + int(elapsed.Seconds()*daemon.DefaultSendRate) + 2
 	if kept > most || kept == n {
 		t.Fatalf("%d of %d flooded sends stored in %v; want at most %d", kept, n, elapsed, most)
@@ -273,7 +275,7 @@ func TestAttackLogoutEndsSessions(t *testing.T) {
 	if code, other := rawConnect(t, n1.MQTT, 4, "carol/other", "carol", tok); code == 0 {
 		open = append(open, other)
 	}
-	waitFor(t, "carol/tab online on n2", func() bool {
+	wait.For(t, "carol/tab online on n2", 10*time.Second, func() bool {
 		for _, ci := range n2.Broker().ClientList() {
 			if ci.ID == "carol/tab" {
 				return true
@@ -281,11 +283,12 @@ func TestAttackLogoutEndsSessions(t *testing.T) {
 		}
 		return false
 	})
+
 	if code := httpJSON(t, "DELETE", n1.HTTP+"/v1/sessions/current", tok, nil, nil); code != 204 {
 		t.Fatalf("logout: %d", code)
 	}
 	for i, conn := range open {
-		waitFor(t, "session "+strconv.Itoa(i)+" of the token closed", func() bool { return closed(conn) })
+		wait.For(t, "session "+strconv.Itoa(i)+" of the token closed", 10*time.Second, func() bool { return closed(conn) })
 	}
 	for _, n := range []*testserver.Server{n1, n2} {
 		if code, _ := rawConnect(t, n.MQTT, 4, "carol/tab", "carol", tok); code != 4 {
