@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/media"
 )
 
@@ -48,11 +49,12 @@ func TestFillOnce(t *testing.T) {
 			errs[i] = c.fill(context.Background(), key, fetch)
 		}()
 	}
-	waitFor(t, func() bool {
+	wait.For(t, "all the fills to wait on one load", 10*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.loads[key] != nil && c.loads[key].waiters == n
 	})
+
 	close(release)
 	wg.Wait()
 	for i, err := range errs {
@@ -92,11 +94,12 @@ func TestFillAbandoned(t *testing.T) {
 	go func() { done1 <- c.fill(ctx1, key, blocked) }()
 	<-started
 	go func() { done2 <- c.fill(ctx2, key, blocked) }()
-	waitFor(t, func() bool {
+	wait.For(t, "both fills to wait on the load", 10*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.loads[key].waiters == 2
 	})
+
 	cancel1()
 	if err := <-done1; !errors.Is(err, context.Canceled) {
 		t.Fatalf("first fill: %v", err)
@@ -124,17 +127,5 @@ func TestFillAbandoned(t *testing.T) {
 		return err
 	}); err != nil {
 		t.Fatalf("fill after an abandoned one: %v", err)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	mongoopts "go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/imqtt/imqtt/internal/mongotest"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/media"
 	"github.com/imqtt/imqtt/media/mediatest"
 	"github.com/imqtt/imqtt/media/mediatest/blobstest"
@@ -267,12 +268,13 @@ func TestOpenContext(t *testing.T) {
 		t.Fatalf("stat past a deadline: %v", err)
 	}
 	// The abandoned downloads end and leave no file behind.
-	waitFor(t, func() bool {
+	wait.For(t, "the canceled loads and their temporary files to go", 10*time.Second, func() bool {
 		b.cache.mu.Lock()
 		defer b.cache.mu.Unlock()
 		left, _ := os.ReadDir(filepath.Join(dir, "tmp"))
 		return len(b.cache.loads) == 0 && len(left) == 0
 	})
+
 	if len(b.cache.parts) != 0 {
 		t.Fatalf("cached after canceled opens: %d parts", len(b.cache.parts))
 	}
