@@ -473,7 +473,6 @@ func TestAdminBans(t *testing.T) {
 		adminDo(t, s, "GET", "bans", nil, &bl)
 		return len(bl.Bans) == 0
 	})
-
 	if err := tryConnect(s.MQTT, "eve", "phone", eveTok); err != nil {
 		t.Fatalf("eve after her ban expired: %v", err)
 	}
@@ -623,7 +622,6 @@ func TestAdminDrain(t *testing.T) {
 		d := nodes(t, s).Nodes[0].Drain
 		return d != nil && d.Done
 	})
-
 	node := nodes(t, s).Nodes[0]
 	if d := node.Drain; node.Status != "drained" || d.Total != n || d.Disconnected != n || d.Remaining != 0 || d.Waves != 5 {
 		t.Fatalf("drained node: %+v %+v", node, d)
@@ -633,7 +631,6 @@ func TestAdminDrain(t *testing.T) {
 		defer mu.Unlock()
 		return len(lost) == n
 	})
-
 	mu.Lock()
 	slices.SortFunc(lost, func(a, b time.Time) int { return a.Compare(b) })
 	spread := lost[n-1].Sub(lost[0])
@@ -719,7 +716,6 @@ func TestAdminStatsAndEvents(t *testing.T) {
 		adminDo(t, s, "GET", "stats?since=0", nil, &st)
 		return len(st.Series) >= 1
 	})
-
 	if p := st.Series[len(st.Series)-1]; p.Conns != 2 || p.T <= 0 {
 		t.Fatalf("last point: %+v", p)
 	}

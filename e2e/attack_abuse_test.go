@@ -223,7 +223,6 @@ func TestAttackSendFlood(t *testing.T) {
 		kept = stored()
 		return kept+int(refusedCount(s, "send_rate")) == n
 	})
-
 	most := 4*daemon.DefaultSendRate + int(elapsed.Seconds()*daemon.DefaultSendRate) + 2
 	if kept > most || kept == n {
 		t.Fatalf("%d of %d flooded sends stored in %v; want at most %d", kept, n, elapsed, most)
@@ -283,7 +282,6 @@ func TestAttackLogoutEndsSessions(t *testing.T) {
 		}
 		return false
 	})
-
 	if code := httpJSON(t, "DELETE", n1.HTTP+"/v1/sessions/current", tok, nil, nil); code != 204 {
 		t.Fatalf("logout: %d", code)
 	}

@@ -332,7 +332,6 @@ func TestAttackPreauthCaps(t *testing.T) {
 		}
 		return refusals(s, "preauth_per_ip") >= 1
 	})
-
 	silent = append(silent, dialFrom("127.0.0.2"), dialFrom("127.0.0.2"))
 	wait.For(t, "total refusal", 10*time.Second, func() bool {
 		if !refusedAtOnce(dialFrom("127.0.0.3")) {
@@ -340,7 +339,6 @@ func TestAttackPreauthCaps(t *testing.T) {
 		}
 		return refusals(s, "preauth_total") >= 1
 	})
-
 	if code := httpJSON(t, "GET", s.HTTP+"/v1/conversations", tok, nil, nil); code != 200 {
 		t.Fatalf("HTTP during the attack: %d", code)
 	}
@@ -353,7 +351,6 @@ func TestAttackPreauthCaps(t *testing.T) {
 		pk, err := c.next()
 		return err == nil && pk.FixedHeader.Type == mpackets.Connack && pk.ReasonCode == 0
 	})
-
 }
 
 // TestAttackConnectProtocolErrors (Why 11): MQTT 5 CONNECTs with Receive

@@ -238,7 +238,6 @@ func TestAttackWebChatForgedAndPoison(t *testing.T) {
 	wait.For(t, "the page to settle the forgery", 10*time.Second, func() bool {
 		return counter("unconfirmed") > 0 || strings.Contains(bt.state().bodies(), "forged")
 	})
-
 	if n := counter("skipped"); n != 3 {
 		t.Errorf("the page skipped %d events, want 3", n)
 	}

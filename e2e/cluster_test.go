@@ -380,7 +380,6 @@ func runRedisLoss(t *testing.T, st any, restart bool) {
 		httpJSON(t, "GET", n2.HTTP+"/v1/endpoints", "", nil, &eps)
 		return len(eps.Endpoints) == 2
 	})
-
 }
 
 func TestClusterRedisFlushSharedPebble(t *testing.T) {

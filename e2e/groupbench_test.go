@@ -218,7 +218,6 @@ func BenchmarkGroupFanout(b *testing.B) {
 		}
 		return true
 	})
-
 	commits0 := histogramCount(s.Metrics().BatchSize)
 	dropped0 := counterValue(s.Metrics().Dropped)
 	b.ResetTimer()

@@ -167,7 +167,6 @@ func (d *device) awaitReplyWithin(cmid string, within time.Duration) (wire.Ack, 
 		}
 		return false
 	})
-
 	return ack, werr
 }
 

@@ -83,7 +83,6 @@ func TestInteropMosquittoV5Properties(t *testing.T) {
 		httpJSON(t, "GET", s.HTTP+"/v1/sync", bobTok, nil, &sync)
 		return len(sync.Items) == 3
 	})
-
 	if sync.Items[1].CMID != "q2-mqttv5" || sync.Items[2].CMID != "q2-mqttv311" {
 		t.Fatalf("stored %+v", sync.Items)
 	}

@@ -595,13 +595,11 @@ func vanish(t *testing.T, s *testserver.Server, token string, body []byte) {
 		entries, _ := os.ReadDir(staging)
 		return len(entries) > 0
 	})
-
 	conn.Close()
 	wait.For(t, "the staged upload to go", 10*time.Second, func() bool {
 		entries, _ := os.ReadDir(staging)
 		return len(entries) == 0
 	})
-
 }
 
 // TestMediaPrivateVideo: a private video is served as AES-128 HLS to

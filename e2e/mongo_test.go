@@ -77,7 +77,6 @@ func TestStoreOutage(t *testing.T) {
 	wait.For(t, "/readyz to report the store", 10*time.Second, func() bool {
 		return httpJSON(t, "GET", n1.HTTP+"/readyz", "", nil, nil) == http.StatusServiceUnavailable
 	})
-
 	raw.publish(wire.TopicSend, wire.Send{CMID: "o1", To: "bob", Type: "text", Body: "during"})
 	if _, werr := raw.awaitReplyWithin("o1", 30*time.Second); werr == nil || werr.Code != wire.CodeUnavailable {
 		t.Fatalf("send with the store away: %+v, want an unavailable error", werr)
@@ -99,7 +98,6 @@ func TestStoreOutage(t *testing.T) {
 	wait.For(t, "/readyz to recover", 30*time.Second, func() bool {
 		return httpJSON(t, "GET", n1.HTTP+"/readyz", "", nil, nil) == http.StatusOK
 	})
-
 	if err := <-sdkDone; err != nil {
 		t.Fatalf("SDK send across the outage: %v", err)
 	}
@@ -204,5 +202,4 @@ func TestClusterBansMongo(t *testing.T) {
 	wait.For(t, "login on n1 allowed again", 10*time.Second, func() bool {
 		return httpJSON(t, "POST", n1.HTTP+"/v1/sessions", "", wire.Login{User: "mallory", Password: "secret-mallory", Device: "z"}, nil) == 200
 	})
-
 }

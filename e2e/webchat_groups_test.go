@@ -104,7 +104,6 @@ func TestWebChatGroupCatchUp(t *testing.T) {
 		}
 		return title == "# g2 (left)"
 	})
-
 	if p := at.state(); strings.Contains(p.bodies(), "without alice") || p.Error != "" {
 		t.Errorf("g2 left shows %q, error line %q", p.bodies(), p.Error)
 	}
@@ -171,7 +170,6 @@ func TestWebChatGroupLiveDrop(t *testing.T) {
 		}
 		return n == 1
 	})
-
 	postGroup(t, s, bobTok, "g1", "marker")
 	at.click(`#convs .conv[data-group="g1"]`)
 	p = at.waitState("the marker, once", func(p chatPage) bool {
@@ -306,7 +304,6 @@ func TestWebChatGroupScale(t *testing.T) {
 		}
 		return got == n*per
 	})
-
 	took := time.Since(start)
 	dc, _ := chromedp.Run(at.ctx, chromedp.Evaluate[float64](`imqttChat.drawCost`))
 	t.Logf("the last draw of the conversation list took %.1f ms", dc)

@@ -212,7 +212,6 @@ func TestWebChatGroupsAndErrors(t *testing.T) {
 	wait.For(t, "the token revoked", 10*time.Second, func() bool {
 		return httpJSON(t, "GET", s.HTTP+"/v1/conversations", token, nil, nil) == 401
 	})
-
 }
 
 // chatPage is what the test reads from the page.

@@ -84,7 +84,6 @@ func TestE2ECLIListenCatchesUpGroups(t *testing.T) {
 			}
 			return true
 		})
-
 		cancel()
 		if code := <-done; code != exitOK {
 			t.Fatalf("listen exit %d: %s", code, errOut.String())

@@ -340,7 +340,6 @@ func TestE2ERead(t *testing.T) {
 		}
 		return false
 	})
-
 	hist, err := h.History(ctx, "alice", "", 2)
 	if err != nil || len(hist.Messages) != 2 || hist.Messages[0].ID != last.ID {
 		t.Fatalf("history: %+v, %v", hist, err)

@@ -259,7 +259,6 @@ func TestFaultExpiredToken(t *testing.T) {
 		var we *wire.Error
 		return errors.As(err, &we) && we.Code == wire.CodeUnauthorized
 	})
-
 	sendAll(t, alice, "bob", "3") // the open connection still works
 	expectBodies(t, "bob", &bobRec, []string{"1", "2", "3"})
 	wait.For(t, "bob kicked", 15*time.Second, func() bool { return s.KickDevice("bob/phone") })

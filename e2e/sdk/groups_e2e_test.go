@@ -52,7 +52,6 @@ func expectGroup(t testing.TB, who string, rec *recorder, group string, want []s
 	wait.For(t, fmt.Sprintf("%s's %d messages in %s", who, len(want), group), 15*time.Second, func() bool {
 		return len(rec.groupMsgs()[group]) >= len(want)
 	})
-
 	got := rec.groupMsgs()[group]
 	for i := 1; i < len(got); i++ {
 		if got[i].Seq <= got[i-1].Seq {

@@ -54,7 +54,6 @@ func TestFillOnce(t *testing.T) {
 		defer c.mu.Unlock()
 		return c.loads[key] != nil && c.loads[key].waiters == n
 	})
-
 	close(release)
 	wg.Wait()
 	for i, err := range errs {
@@ -99,7 +98,6 @@ func TestFillAbandoned(t *testing.T) {
 		defer c.mu.Unlock()
 		return c.loads[key].waiters == 2
 	})
-
 	cancel1()
 	if err := <-done1; !errors.Is(err, context.Canceled) {
 		t.Fatalf("first fill: %v", err)

@@ -274,7 +274,6 @@ func TestOpenContext(t *testing.T) {
 		left, _ := os.ReadDir(filepath.Join(dir, "tmp"))
 		return len(b.cache.loads) == 0 && len(left) == 0
 	})
-
 	if len(b.cache.parts) != 0 {
 		t.Fatalf("cached after canceled opens: %d parts", len(b.cache.parts))
 	}

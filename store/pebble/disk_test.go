@@ -184,7 +184,6 @@ func TestDiskFullWALFailure(t *testing.T) {
 		evs, err := s.Range(t.Context(), "alice", n, 10)
 		return err == nil && len(evs) == 0
 	})
-
 	checkAll(t, s, n)
 
 	if err := os.Remove(filler); err != nil {
