@@ -12,6 +12,7 @@ import (
 
 	"github.com/imqtt/imqtt/bench/baseline"
 	"github.com/imqtt/imqtt/broker"
+	"github.com/imqtt/imqtt/internal/wait"
 )
 
 // TestConnsGoBreakdown: against a Go server with net/http/pprof (here this
@@ -35,9 +36,7 @@ func TestConnsGoBreakdown(t *testing.T) {
 	}
 	// mochi v2.7.9's Close can deadlock while clients are still being
 	// removed (Clients.GetByListener read-locks twice: mochi-mqtt/server#488).
-	for deadline := time.Now().Add(10 * time.Second); b.Clients() > 0 && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.For(t, "mochi to remove every client", 10*time.Second, func() bool { return b.Clients() == 0 })
 	if r.Err() != nil || r.Extra["conns"] != 40 {
 		t.Fatalf("%+v", r)
 	}

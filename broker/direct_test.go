@@ -16,6 +16,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/internal/wait"
 )
 
 func TestMatches(t *testing.T) {
@@ -224,7 +226,7 @@ func TestDirectMatchesMochi(t *testing.T) {
 	// the old one is gone from the index.
 	a4b := dialRaw(t, addr, "alice/b", 4)
 	a4b.subscribe(0, packets.Subscription{Filter: "im/u/alice/inbox"})
-	waitFor(t, func() bool { return b.routes.count("alice") == 3 })
+	wait.For(t, "alice's three routes", 5*time.Second, func() bool { return b.routes.count("alice") == 3 })
 	if err := b.Publish("im/u/alice/inbox", []byte("direct:after")); err != nil {
 		t.Fatal(err)
 	}
@@ -232,18 +234,7 @@ func TestDirectMatchesMochi(t *testing.T) {
 		t.Fatalf("after takeover got %q", pk.Payload)
 	}
 	a4b.conn.Close()
-	waitFor(t, func() bool { return b.routes.count("alice") == 2 })
-}
-
-func waitFor(t *testing.T, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.For(t, "alice's route to go with her connection", 5*time.Second, func() bool { return b.routes.count("alice") == 2 })
 }
 
 func (r *routes) count(user string) int {
@@ -298,7 +289,7 @@ func TestCloseEndsConnectionsFirst(t *testing.T) {
 	for i := range n {
 		dialRaw(t, b.MQTTAddr(), fmt.Sprintf("u%d/d", i), byte(4+i%2))
 	}
-	waitFor(t, func() bool { return b.Clients() == n })
+	wait.For(t, "every client connected", 5*time.Second, func() bool { return b.Clients() == n })
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/internal/wait"
 )
 
 // refusals counts Options.Refused calls by label.
@@ -174,7 +176,7 @@ func TestGateConnectTimeout(t *testing.T) {
 	if _, _, err := ws.NextReader(); err == nil || errors.As(err, new(net.Error)) && err.(net.Error).Timeout() {
 		t.Fatalf("silent WebSocket: %v; want the server to close", err)
 	}
-	waitFor(t, func() bool { return r.get(refusedTimeout) == 3 && b.gate.pending() == 0 })
+	wait.For(t, "the three silent connections refused", 5*time.Second, func() bool { return r.get(refusedTimeout) == 3 && b.gate.pending() == 0 })
 }
 
 // TestGateCaps: connections not yet logged in are capped per address and
@@ -200,12 +202,12 @@ func TestGateCaps(t *testing.T) {
 	}
 	dialFrom("127.0.0.1")
 	dialFrom("127.0.0.1")
-	waitFor(t, func() bool { return b.gate.pending() == 2 })
+	wait.For(t, "two pending logins", 5*time.Second, func() bool { return b.gate.pending() == 2 })
 	if c := dialFrom("127.0.0.1"); !closedAtOnce(c) || r.get(refusedPerIP) != 1 {
 		t.Fatalf("a third from one address: not closed at once (counted %d)", r.get(refusedPerIP))
 	}
 	dialFrom("127.0.0.2")
-	waitFor(t, func() bool { return b.gate.pending() == 3 })
+	wait.For(t, "three pending logins", 5*time.Second, func() bool { return b.gate.pending() == 3 })
 	if c := dialFrom("127.0.0.3"); !closedAtOnce(c) || r.get(refusedTotal) != 1 {
 		t.Fatalf("a fourth in all: not closed at once (counted %d)", r.get(refusedTotal))
 	}
@@ -418,7 +420,7 @@ func TestWillDropped(t *testing.T) {
 		t.Fatalf("mochi without the gate: %+v, %v", pk, err)
 	}
 	client.Close() // drops the socket: mochi sends the will
-	waitFor(t, func() bool { return r.get(refusedWill) == 1 })
+	wait.For(t, "the will refused", 5*time.Second, func() bool { return r.get(refusedWill) == 1 })
 	if err := b.Publish("im/u/bob/inbox", []byte("real")); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/imqtt/imqtt/internal/syncbuf"
+	"github.com/imqtt/imqtt/internal/wait"
 )
 
 // TestMochiLogDropsPackets: mochi's calls keep their event and lose the
@@ -80,13 +82,12 @@ func TestMochiLogRateLimit(t *testing.T) {
 	if !strings.Contains(out, "bob/phone") {
 		t.Error("another source was held back")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(buf.String(), "suppressed 80 similar lines") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no summary:\n%s", buf.String())
+	wait.ForErr(t, "the summary", 5*time.Second, func() error {
+		if out := buf.String(); !strings.Contains(out, "suppressed 80 similar lines") {
+			return fmt.Errorf("no summary:\n%s", out)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if !strings.Contains(buf.String(), "source=10.0.0.9") {
 		t.Errorf("summary does not name the source:\n%s", buf.String())
 	}

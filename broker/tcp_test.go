@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/internal/wait"
 )
 
 // flakyListener fails its first Accepts with EMFILE, as a process out of file
@@ -82,6 +84,21 @@ func TestStopAccepting(t *testing.T) {
 		c.Close()
 		t.Fatal("still accepting")
 	}
+}
+
+// emptyReads counts c's reads that found the socket empty: after one, a
+// Read waits on the poller for the peer.
+func emptyReads(c *pooledConn) *atomic.Int64 {
+	var n atomic.Int64
+	read := c.readFunc
+	c.readFunc = func(fd uintptr) bool {
+		done := read(fd)
+		if !done {
+			n.Add(1)
+		}
+		return done
+	}
+	return &n
 }
 
 // pooledPair is a connection accepted by a tcpListener (what mochi reads)
@@ -180,9 +197,10 @@ func TestPooledConnIdleHoldsNoBuffer(t *testing.T) {
 	if server.buf != nil {
 		t.Fatal("every byte was read, but the connection still holds a buffer")
 	}
+	empty := emptyReads(server)
 	read := make(chan error, 1)
 	go func() { _, err := server.Read(p); read <- err }()
-	time.Sleep(50 * time.Millisecond) // the reader is now waiting
+	wait.For(t, "the reader to wait on the socket", 5*time.Second, func() bool { return empty.Load() > 0 })
 	if _, err := client.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -208,8 +226,12 @@ func TestPooledConnErrors(t *testing.T) {
 	})
 	t.Run("closed", func(t *testing.T) {
 		server, _ := pooledPair(t)
-		go func() { time.Sleep(50 * time.Millisecond); server.Close() }()
-		if _, err := server.Read(make([]byte, 16)); !errors.Is(err, net.ErrClosed) {
+		empty := emptyReads(server)
+		read := make(chan error, 1)
+		go func() { _, err := server.Read(make([]byte, 16)); read <- err }()
+		wait.For(t, "the reader to wait on the socket", 5*time.Second, func() bool { return empty.Load() > 0 })
+		server.Close()
+		if err := <-read; !errors.Is(err, net.ErrClosed) {
 			t.Fatalf("got %v, want net.ErrClosed", err)
 		}
 	})

@@ -11,6 +11,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/internal/wait"
 )
 
 // wsSend writes one MQTT packet as a binary message.
@@ -95,5 +97,5 @@ func TestWSHandsOffAndReturns(t *testing.T) {
 		t.Fatalf("want the publish, got %+v", pk)
 	}
 	c.Close()
-	waitFor(t, func() bool { return b.Clients() == 0 })
+	wait.For(t, "the silent WebSocket's client to go", 5*time.Second, func() bool { return b.Clients() == 0 })
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/internal/metrics"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/state/memory"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/pebble"
@@ -264,7 +265,7 @@ func TestEventsThroughPath(t *testing.T) {
 	if _, err := svc.Send(ctx, chat.Sender{User: "alice", Device: "d"}, wire.Send{CMID: "c", To: "bob", Type: "text", Body: "hi"}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the message event", func() bool { return seen.gotMsg("bob") }) // sent after the ack
+	wait.For(t, "the message event", 10*time.Second, func() bool { return seen.gotMsg("bob") }) // sent after the ack
 	if _, err := svc.Read(ctx, "bob", wire.Read{Peer: "alice"}); err != nil {
 		t.Fatal(err)
 	}

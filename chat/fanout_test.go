@@ -12,6 +12,7 @@ import (
 
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/internal/deliver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -64,17 +65,6 @@ func (m *msgs) gotMsg(user string) bool {
 	return slices.Contains(m.kinds[wire.InboxTopic(user)], wire.KindMsg)
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func groupSend(t *testing.T, svc *chat.Service, cmid string) {
 	t.Helper()
 	if _, err := svc.Send(context.Background(), chat.Sender{User: "alice", Device: "d"},
@@ -99,9 +89,9 @@ func TestFanoutRetriesFailedGroupLoad(t *testing.T) {
 	if err := svc.DeviceOnline(ctx, "bob"); err == nil {
 		t.Fatal("the injected failure was not reported")
 	}
-	waitUntil(t, "the load to be retried past the failures", func() bool { return st.calls.Load() >= 4 })
+	wait.For(t, "the load to be retried past the failures", 10*time.Second, func() bool { return st.calls.Load() >= 4 })
 	groupSend(t, svc, "m1")
-	waitUntil(t, "bob's live group message", func() bool { return pub.gotMsg("bob") })
+	wait.For(t, "bob's live group message", 10*time.Second, func() bool { return pub.gotMsg("bob") })
 }
 
 // Fan-out's second hole: a membership change racing a connect's group load
@@ -135,7 +125,7 @@ func TestFanoutLoadRacingRemoval(t *testing.T) {
 		t.Fatal(err)
 	}
 	groupSend(t, svc, "m1")
-	waitUntil(t, "carol's live group message", func() bool { return pub.gotMsg("carol") })
+	wait.For(t, "carol's live group message", 10*time.Second, func() bool { return pub.gotMsg("carol") })
 	if pub.gotMsg("bob") {
 		t.Fatal("bob, removed while his groups loaded, still got the group's message")
 	}

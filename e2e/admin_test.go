@@ -19,6 +19,7 @@ import (
 
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -311,7 +312,7 @@ func TestAdminClients(t *testing.T) {
 	if _, werr := alicePhone.send("bob", "c-1", "hi"); werr != nil {
 		t.Fatal(werr)
 	}
-	waitFor(t, "bob's message", func() bool { return len(bob.msgs()) == 1 })
+	wait.For(t, "bob's message", 10*time.Second, func() bool { return len(bob.msgs()) == 1 })
 	if code := adminDo(t, s, "GET", "clients/bob/phone", nil, &d); code != 200 {
 		t.Fatalf("detail: %d", code)
 	}
@@ -337,8 +338,8 @@ func TestAdminClients(t *testing.T) {
 	if code := adminDo(t, s, "POST", "clients/bob/phone/kick", nil, &kick); code != 200 || kick.Kicked != "bob/phone" {
 		t.Fatalf("kick: %d %+v", code, kick)
 	}
-	waitFor(t, "bob disconnected", func() bool { return !bob.c.IsConnectionOpen() })
-	waitFor(t, "bob gone from the list", func() bool { return !slices.Contains(clientIDs(t, s, ""), "bob/phone") })
+	wait.For(t, "bob disconnected", 10*time.Second, func() bool { return !bob.c.IsConnectionOpen() })
+	wait.For(t, "bob gone from the list", 10*time.Second, func() bool { return !slices.Contains(clientIDs(t, s, ""), "bob/phone") })
 	for path, want := range map[string]int{
 		"clients/bob/phone/kick": 404, "clients/nobody/x/kick": 404, "clients/bad%20user/x/kick": 400,
 	} {
@@ -403,7 +404,7 @@ func TestAdminBans(t *testing.T) {
 		ban.ID == "" || ban.User != "eve" || ban.Reason != "spam" || ban.Expires != 0 || ban.Kicked != 1 {
 		t.Fatalf("ban eve: %d %+v", code, ban)
 	}
-	waitFor(t, "eve kicked", func() bool { return !eve.c.IsConnectionOpen() })
+	wait.For(t, "eve kicked", 10*time.Second, func() bool { return !eve.c.IsConnectionOpen() })
 	if err := tryConnect(s.MQTT, "eve", "phone", eveTok); err == nil || err.Error() != refusedV3 {
 		t.Fatalf("banned eve over 3.1.1: %v, want %s", err, refusedV3)
 	}
@@ -437,7 +438,7 @@ func TestAdminBans(t *testing.T) {
 		t.Fatalf("unbanned eve's login: %d", code)
 	}
 
-	waitFor(t, "eve's test connection gone", func() bool { return slices.Equal(clientIDs(t, s, ""), []string{"bob/phone"}) })
+	wait.For(t, "eve's test connection gone", 10*time.Second, func() bool { return slices.Equal(clientIDs(t, s, ""), []string{"bob/phone"}) })
 	// An address ban covers everyone from it (bob is kicked and refused);
 	// the admin API itself is not subject to it.
 	var ipBan banReply
@@ -445,7 +446,7 @@ func TestAdminBans(t *testing.T) {
 		ipBan.IP != "127.0.0.0/8" || ipBan.Kicked != 1 || ipBan.Expires < time.Now().Add(59*time.Minute).UnixMilli() {
 		t.Fatalf("ban 127/8: %d %+v", code, ipBan)
 	}
-	waitFor(t, "bob kicked", func() bool { return !bob.c.IsConnectionOpen() })
+	wait.For(t, "bob kicked", 10*time.Second, func() bool { return !bob.c.IsConnectionOpen() })
 	if err := tryConnect(s.MQTT, "bob", "phone", bobTok); err == nil || err.Error() != refusedV3 {
 		t.Fatalf("bob from a banned address: %v", err)
 	}
@@ -467,7 +468,7 @@ func TestAdminBans(t *testing.T) {
 	if err := tryConnect(s.MQTT, "eve", "phone", eveTok); err == nil || err.Error() != refusedV3 {
 		t.Fatalf("eve under a short ban: %v", err)
 	}
-	waitFor(t, "the short ban to expire", func() bool {
+	wait.For(t, "the short ban to expire", 10*time.Second, func() bool {
 		var bl struct{ Bans []banReply }
 		adminDo(t, s, "GET", "bans", nil, &bl)
 		return len(bl.Bans) == 0
@@ -539,7 +540,7 @@ func TestAdminNotice(t *testing.T) {
 		t.Fatalf("notice to all: %d %+v", code, r)
 	}
 	for _, d := range []*device{phone, laptop, bob} {
-		waitFor(t, d.user+"/"+d.device+" notice", func() bool { return len(texts(d)) == 1 })
+		wait.For(t, d.user+"/"+d.device+" notice", 10*time.Second, func() bool { return len(texts(d)) == 1 })
 	}
 	if code := adminDo(t, s, "POST", "notice", map[string]string{"text": "just bob", "user": "bob"}, &r); code != 200 || r.Users != 1 {
 		t.Fatalf("notice to bob: %d %+v", code, r)
@@ -547,9 +548,9 @@ func TestAdminNotice(t *testing.T) {
 	if code := adminDo(t, s, "POST", "notice", map[string]string{"text": "just alice", "user": "alice"}, nil); code != 200 {
 		t.Fatalf("notice to alice: %d", code)
 	}
-	waitFor(t, "bob's own notice", func() bool { return len(texts(bob)) == 2 })
+	wait.For(t, "bob's own notice", 10*time.Second, func() bool { return len(texts(bob)) == 2 })
 	for _, d := range []*device{phone, laptop} {
-		waitFor(t, "alice's own notice", func() bool { return len(texts(d)) == 2 })
+		wait.For(t, "alice's own notice", 10*time.Second, func() bool { return len(texts(d)) == 2 })
 		if got := texts(d); !slices.Equal(got, []string{"maintenance at 10:00", "just alice"}) {
 			t.Fatalf("%s/%s notices: %q", d.user, d.device, got)
 		}
@@ -617,7 +618,7 @@ func TestAdminDrain(t *testing.T) {
 	if err := tryConnect(s.MQTT, "u", "late", token); err == nil {
 		t.Fatal("a new connection was accepted while draining")
 	}
-	waitFor(t, "the drain to finish", func() bool {
+	wait.For(t, "the drain to finish", 10*time.Second, func() bool {
 		d := nodes(t, s).Nodes[0].Drain
 		return d != nil && d.Done
 	})
@@ -625,7 +626,7 @@ func TestAdminDrain(t *testing.T) {
 	if d := node.Drain; node.Status != "drained" || d.Total != n || d.Disconnected != n || d.Remaining != 0 || d.Waves != 5 {
 		t.Fatalf("drained node: %+v %+v", node, d)
 	}
-	waitFor(t, "every client to see its connection end", func() bool {
+	wait.For(t, "every client to see its connection end", 10*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(lost) == n
@@ -657,7 +658,7 @@ func TestAdminStatsAndEvents(t *testing.T) {
 			t.Fatal(werr)
 		}
 	}
-	waitFor(t, "bob's messages", func() bool { return len(bob.msgs()) == 3 })
+	wait.For(t, "bob's messages", 10*time.Second, func() bool { return len(bob.msgs()) == 3 })
 	alice.publish(wire.TopicSend, wire.Send{CMID: "bad", To: "bob", Type: "hologram", Body: "x"})
 	if _, werr := alice.awaitReply("bad"); werr == nil || werr.Code != wire.CodeBadType {
 		t.Fatalf("bad type: %+v", werr)
@@ -711,7 +712,7 @@ func TestAdminStatsAndEvents(t *testing.T) {
 	if len(st.Series) != 0 {
 		t.Fatalf("series without since: %+v", st.Series)
 	}
-	waitFor(t, "two samples", func() bool {
+	wait.For(t, "two samples", 10*time.Second, func() bool {
 		adminDo(t, s, "GET", "stats?since=0", nil, &st)
 		return len(st.Series) >= 1
 	})

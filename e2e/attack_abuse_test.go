@@ -18,6 +18,7 @@ import (
 	imacct "github.com/imqtt/imqtt/internal/account"
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -218,7 +219,7 @@ func TestAttackSendFlood(t *testing.T) {
 		return len(r.Items)
 	}
 	var kept int
-	waitFor(t, "every flooded send stored or refused", func() bool {
+	wait.For(t, "every flooded send stored or refused", 10*time.Second, func() bool {
 		kept = stored()
 		return kept+int(refusedCount(s, "send_rate")) == n
 	})
@@ -273,7 +274,7 @@ func TestAttackLogoutEndsSessions(t *testing.T) {
 	if code, other := rawConnect(t, n1.MQTT, 4, "carol/other", "carol", tok); code == 0 {
 		open = append(open, other)
 	}
-	waitFor(t, "carol/tab online on n2", func() bool {
+	wait.For(t, "carol/tab online on n2", 10*time.Second, func() bool {
 		for _, ci := range n2.Broker().ClientList() {
 			if ci.ID == "carol/tab" {
 				return true
@@ -285,7 +286,7 @@ func TestAttackLogoutEndsSessions(t *testing.T) {
 		t.Fatalf("logout: %d", code)
 	}
 	for i, conn := range open {
-		waitFor(t, "session "+strconv.Itoa(i)+" of the token closed", func() bool { return closed(conn) })
+		wait.For(t, "session "+strconv.Itoa(i)+" of the token closed", 10*time.Second, func() bool { return closed(conn) })
 	}
 	for _, n := range []*testserver.Server{n1, n2} {
 		if code, _ := rawConnect(t, n.MQTT, 4, "carol/tab", "carol", tok); code != 4 {

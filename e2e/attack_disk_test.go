@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/imqtt/imqtt/internal/disktest"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -175,7 +176,7 @@ func diskFull(t *testing.T, guard bool) {
 
 	filler := fillDisk(t, disk)
 	if guard {
-		waitFor(t, "/readyz 503", func() bool { code, _ := getStatus(t, base+"/readyz"); return code == 503 })
+		wait.For(t, "/readyz 503", 10*time.Second, func() bool { code, _ := getStatus(t, base+"/readyz"); return code == 503 })
 	}
 	// Sends are refused over MQTT (the last pages of the WAL may take a
 	// few first, without the guard) and over HTTP.
@@ -228,7 +229,7 @@ func diskFull(t *testing.T, guard bool) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "/readyz 200", func() bool { code, _ := getStatus(t, base+"/readyz"); return code == 200 })
+	wait.For(t, "/readyz 200", 10*time.Second, func() bool { code, _ := getStatus(t, base+"/readyz"); return code == 200 })
 	alice.mu.Lock()
 	alice.direct = nil // forget the refusal: awaitReply takes the first reply to a cmid
 	alice.mu.Unlock()

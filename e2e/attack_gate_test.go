@@ -17,6 +17,7 @@ import (
 
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -196,7 +197,7 @@ func TestAttackWillForgery(t *testing.T) {
 		t.Fatal(werr)
 	}
 	for _, d := range []*device{bob, bob2} {
-		waitFor(t, "bob's real message", func() bool { return len(d.msgs()) == 1 })
+		wait.For(t, "bob's real message", 10*time.Second, func() bool { return len(d.msgs()) == 1 })
 		if m := d.msgs(); len(m) != 1 || m[0].Body != "real" {
 			t.Fatalf("bob/%s received %+v", d.device, m)
 		}
@@ -257,7 +258,7 @@ func TestAttackWillRetain(t *testing.T) {
 	if _, werr := mallory.send("bob", "real", "real"); werr != nil {
 		t.Fatal(werr)
 	}
-	waitFor(t, "bob's real message", func() bool { return len(bob.msgs()) == 1 })
+	wait.For(t, "bob's real message", 10*time.Second, func() bool { return len(bob.msgs()) == 1 })
 	if m := bob.msgs(); m[0].Body != "real" {
 		t.Fatalf("bob received %+v", m)
 	}
@@ -295,7 +296,7 @@ func TestAttackSilentSocket(t *testing.T) {
 	if d := time.Since(start); d > 4*time.Second {
 		t.Fatalf("closing took %v", d)
 	}
-	waitFor(t, "timeouts counted", func() bool { return refusals(s, "connect_timeout") == 3 })
+	wait.For(t, "timeouts counted", 10*time.Second, func() bool { return refusals(s, "connect_timeout") == 3 })
 }
 
 // TestAttackPreauthCaps (Why 2): connections that have not logged in are
@@ -325,14 +326,14 @@ func TestAttackPreauthCaps(t *testing.T) {
 	}
 	// The accept loop admits in order: once a later connection is
 	// refused, the three before it are counted.
-	waitFor(t, "per-address refusal", func() bool {
+	wait.For(t, "per-address refusal", 10*time.Second, func() bool {
 		if !refusedAtOnce(dialFrom("127.0.0.1")) {
 			t.Fatal("a 4th silent socket from one address is not closed at once")
 		}
 		return refusals(s, "preauth_per_ip") >= 1
 	})
 	silent = append(silent, dialFrom("127.0.0.2"), dialFrom("127.0.0.2"))
-	waitFor(t, "total refusal", func() bool {
+	wait.For(t, "total refusal", 10*time.Second, func() bool {
 		if !refusedAtOnce(dialFrom("127.0.0.3")) {
 			t.Fatal("a 6th silent socket is not closed at once")
 		}
@@ -344,7 +345,7 @@ func TestAttackPreauthCaps(t *testing.T) {
 	for _, c := range silent {
 		c.Close()
 	}
-	waitFor(t, "a login after the attack", func() bool {
+	wait.For(t, "a login after the attack", 10*time.Second, func() bool {
 		c := gateDial(t, s.MQTT, 4)
 		c.write(gateLogin(4, "alice", "phone", tok, nil, "", "", false))
 		pk, err := c.next()
@@ -407,7 +408,7 @@ func TestAttackTopicAlias(t *testing.T) {
 	if _, werr := alice.send("bob", "real", "real"); werr != nil {
 		t.Fatal(werr)
 	}
-	waitFor(t, "bob's message", func() bool { return len(bob.msgs()) == 1 })
+	wait.For(t, "bob's message", 10*time.Second, func() bool { return len(bob.msgs()) == 1 })
 	if m := bob.msgs(); m[0].Body != "real" {
 		t.Fatalf("bob received %+v", m)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 )
 
 // httpFrom is an HTTP client whose connections start at the local address
@@ -54,7 +55,7 @@ func TestAttackHTTPConnFlood(t *testing.T) {
 	}
 	// Once the server has accepted the idle ones, a request from their
 	// address is refused.
-	waitWithin(t, 5*time.Second, "the cap to bite", func() bool { return !healthy(s, "127.0.0.1") })
+	wait.For(t, "the cap to bite", 5*time.Second, func() bool { return !healthy(s, "127.0.0.1") })
 
 	extra, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -75,7 +76,7 @@ func TestAttackHTTPConnFlood(t *testing.T) {
 	for _, c := range idle {
 		c.Close()
 	}
-	waitFor(t, "127.0.0.1 to be served again", func() bool { return healthy(s, "127.0.0.1") })
+	wait.For(t, "127.0.0.1 to be served again", 10*time.Second, func() bool { return healthy(s, "127.0.0.1") })
 
 	// MQTT over WebSocket: once upgraded, a connection leaves the HTTP
 	// count (the broker's gate counts it until it logs in).

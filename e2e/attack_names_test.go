@@ -18,6 +18,7 @@ import (
 
 	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -83,7 +84,7 @@ func TestAttackNamesSendFolds(t *testing.T) {
 	if _, werr := bob.send("ALICE", "m1", "over mqtt"); werr != nil {
 		t.Fatalf("send to ALICE over MQTT: %+v", werr)
 	}
-	waitFor(t, "alice gets both", func() bool { return len(alice.msgs()) == 2 })
+	wait.For(t, "alice gets both", 10*time.Second, func() bool { return len(alice.msgs()) == 2 })
 	for _, m := range alice.msgs() {
 		if m.From != "bob" || m.To != "alice" {
 			t.Errorf("alice got %+v, want from bob to alice", m)
@@ -108,7 +109,7 @@ func TestAttackNamesSendFolds(t *testing.T) {
 	if ack, werr := bob.awaitReply("g1"); werr != nil || ack.Group != "team" {
 		t.Fatalf("send to group TEAM: %+v %+v", ack, werr)
 	}
-	waitFor(t, "alice gets the group message", func() bool { return len(alice.msgs()) == 3 })
+	wait.For(t, "alice gets the group message", 10*time.Second, func() bool { return len(alice.msgs()) == 3 })
 }
 
 // Why 10 (names): "imqtt history .." became GET /v1/conversations/../messages,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -55,7 +56,7 @@ func TestAttackDeepMetaMQTT(t *testing.T) {
 	alice := connect(t, s.MQTT, "alice", "phone", account(t, s, "alice", "phone"))
 
 	alice.publish(wire.TopicSend, deepSend("deep"))
-	waitFor(t, "an error for the deep send", func() bool { return len(alice.directOf(wire.KindError)) > 0 })
+	wait.For(t, "an error for the deep send", 10*time.Second, func() bool { return len(alice.directOf(wire.KindError)) > 0 })
 	var e wire.Error
 	mustUnmarshal(t, alice.directOf(wire.KindError)[0], &e)
 	if e.Code != wire.CodeBadRequest || !strings.Contains(e.Message, "nested too deeply") {

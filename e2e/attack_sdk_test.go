@@ -17,6 +17,7 @@ import (
 	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -98,21 +99,21 @@ func TestAttackSDKForgedHighVerNotBelieved(t *testing.T) {
 		t.Fatal(err)
 	}
 	sendAs(t, alice, "bob", "one")
-	waitFor(t, "bob gets the first message", func() bool { return bob.has("one") })
+	wait.For(t, "bob gets the first message", 10*time.Second, func() bool { return bob.has("one") })
 
 	forged, _ := json.Marshal(wire.Msg{Kind: wire.KindMsg, ID: "7000000000000000001", Ver: 1_000_000, From: "alice",
 		To: "bob", Type: "text", Body: "forged", TS: time.Now().UnixMilli()})
 	if err := s.Broker().Publish(wire.InboxTopic("bob"), forged); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the SDK to settle the forged event", func() bool { return bob.c.Unconfirmed() > 0 || bob.has("forged") })
+	wait.For(t, "the SDK to settle the forged event", 10*time.Second, func() bool { return bob.c.Unconfirmed() > 0 || bob.has("forged") })
 	if bob.has("forged") {
 		t.Fatal("the SDK believed a live event whose ver jumped to 1,000,000")
 	}
 
 	sendAs(t, alice, "bob", "two")
 	sendAs(t, alice, "bob", "three")
-	waitFor(t, "real messages after the forgery", func() bool { return bob.has("three") })
+	wait.For(t, "real messages after the forgery", 10*time.Second, func() bool { return bob.has("three") })
 	if got := bob.bodies(); strings.Join(got, ",") != "one,two,three" {
 		t.Fatalf("bob was shown %q", got)
 	}
@@ -176,7 +177,7 @@ func TestAttackPoisonItemDoesNotStall(t *testing.T) {
 		t.Fatalf("cursor %d did not move past the poison at %d", ver, poison)
 	}
 	sendAs(t, alice, "bob", "live")
-	waitFor(t, "a live message after the poison", func() bool { return bob.has("live") })
+	wait.For(t, "a live message after the poison", 10*time.Second, func() bool { return bob.has("live") })
 
 	// HTTP sync, as imqtt sync uses it, from the start.
 	h := &client.HTTP{Server: s.HTTP, Token: bobTok}
@@ -234,7 +235,7 @@ func TestAttackWebChatForgedAndPoison(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the page to settle the forgery", func() bool {
+	wait.For(t, "the page to settle the forgery", 10*time.Second, func() bool {
 		return counter("unconfirmed") > 0 || strings.Contains(bt.state().bodies(), "forged")
 	})
 	if n := counter("skipped"); n != 3 {
@@ -251,14 +252,13 @@ func TestAttackWebChatForgedAndPoison(t *testing.T) {
 	s.Restart(t)
 	sendAs(t, alice, "bob", "three")
 	// The page reconnects with a backoff of its own: give it time.
-	deadline := time.Now().Add(40 * time.Second)
-	for p = bt.state(); p.Status != "online" || !sameBodies(p.bodies(), "one|two|poison|three"); p = bt.state() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for the page past the poison: status %s, bodies %q, skipped %d, cursor %+v",
-				p.Status, p.bodies(), counter("skipped"), p.Cursor)
+	wait.ForErr(t, "the page past the poison", 40*time.Second, func() error {
+		if p = bt.state(); p.Status != "online" || !sameBodies(p.bodies(), "one|two|poison|three") {
+			return fmt.Errorf("status %s, bodies %q, skipped %d, cursor %+v", p.Status, p.bodies(), counter("skipped"), p.Cursor)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+
 	for _, m := range p.Msgs {
 		if m.From != "alice" {
 			t.Errorf("message %q shown as from %q", m.Body, m.From)

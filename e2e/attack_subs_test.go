@@ -20,6 +20,7 @@ import (
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/syncbuf"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -69,7 +70,7 @@ func TestAttackSubscriptionFlood(t *testing.T) {
 	if ack, werr := eve.send("bob", "after", "still here"); werr != nil || ack.Ver == 0 {
 		t.Fatalf("send after the flood: %+v %v", ack, werr)
 	}
-	waitFor(t, "bob gets it", func() bool { return len(bob.msgs()) == 1 })
+	wait.For(t, "bob gets it", 10*time.Second, func() bool { return len(bob.msgs()) == 1 })
 }
 
 // sendRTT is the median time alice's sends to bob take to be acked, over n.
@@ -134,7 +135,7 @@ func TestAttackSubscriptionsDoNotStallOthers(t *testing.T) {
 	if _, werr := eve.send("eve", "one", "x"); werr != nil {
 		t.Fatal(werr)
 	}
-	waitFor(t, "eve's message", func() bool { return len(eve.msgs()) >= 1 })
+	wait.For(t, "eve's message", 10*time.Second, func() bool { return len(eve.msgs()) >= 1 })
 	if n := s.Broker().FilterChecks() - before; n > 4*2*(1+8) {
 		t.Errorf("one send to eve made %d filter checks; the cap bounds it at 9 per client a delivery", n)
 	}
@@ -165,7 +166,7 @@ func TestAttackSubscriptionsDoNotStallOthers(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, "eve's noise reaching the server", func() bool { return len(eve.msgs()) > 200 })
+	wait.For(t, "eve's noise reaching the server", 10*time.Second, func() bool { return len(eve.msgs()) > 200 })
 	noisy := sendRTT(t, alice, "noisy", 30)
 	halt()
 	// Timings on a shared 2-core machine vary: the bound is generous. Without
@@ -176,7 +177,7 @@ func TestAttackSubscriptionsDoNotStallOthers(t *testing.T) {
 	if noisy > limit {
 		t.Errorf("alice's send round trip went from %v to %v with eve noisy", base, noisy)
 	}
-	waitFor(t, "bob got alice's messages", func() bool { return len(bob.msgs()) == 60 })
+	wait.For(t, "bob got alice's messages", 10*time.Second, func() bool { return len(bob.msgs()) == 60 })
 }
 
 // Why 3: one client flooding im/sync holds at most its share of the sync
@@ -201,7 +202,7 @@ func TestAttackSyncFloodDoesNotStarveOthers(t *testing.T) {
 		last = flood.Publish(wire.TopicSend, 1, false, fmt.Appendf(nil, `{"cmid":"s%d","to":"eve","type":"text","body":%q}`, i, body))
 	}
 	last.WaitTimeout(30 * time.Second)
-	waitWithin(t, 60*time.Second, "eve's history", func() bool {
+	wait.For(t, "eve's history", 60*time.Second, func() bool {
 		var b wire.Sync
 		httpJSON(t, "GET", fmt.Sprintf("%s/v1/sync?since=%d", s.HTTP, history-1), eveTok, nil, &b)
 		return len(b.Items) == 1
@@ -214,7 +215,7 @@ func TestAttackSyncFloodDoesNotStarveOthers(t *testing.T) {
 			had := len(bob.directOf("sync"))
 			start := time.Now()
 			bob.publish(wire.TopicSync, wire.SyncRequest{})
-			waitWithin(t, 60*time.Second, "bob's sync", func() bool { return len(bob.directOf("sync")) > had })
+			wait.For(t, "bob's sync", 60*time.Second, func() bool { return len(bob.directOf("sync")) > had })
 			rtts = append(rtts, time.Since(start))
 		}
 		slices.Sort(rtts)
@@ -244,7 +245,7 @@ func TestAttackSyncFloodDoesNotStarveOthers(t *testing.T) {
 			sent.Add(1)
 		}
 	}()
-	waitFor(t, "the flood to start", func() bool { return sent.Load() > 500 })
+	wait.For(t, "the flood to start", 10*time.Second, func() bool { return sent.Load() > 500 })
 	noisy := syncRTT(10)
 	halt()
 	if n := testutil.ToFloat64(s.Metrics().Refusals.WithLabelValues("client_requests")); n == 0 {
@@ -310,7 +311,7 @@ func TestAttackLogHygiene(t *testing.T) {
 		}
 		closed(conn)
 	}
-	waitFor(t, "eve's connections to end", func() bool { return s.Broker().Clients() == 0 })
+	wait.For(t, "eve's connections to end", 10*time.Second, func() bool { return s.Broker().Clients() == 0 })
 
 	out := logBuf.String()
 	byteList := func(b []byte) string { // how %v prints a []byte

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -38,7 +39,7 @@ func TestBadSends(t *testing.T) {
 	}
 	for i, c := range cases {
 		alice.publish(wire.TopicSend, c.payload)
-		waitFor(t, c.name+" error", func() bool { return len(alice.directOf("error")) == i+1 })
+		wait.For(t, c.name+" error", 10*time.Second, func() bool { return len(alice.directOf("error")) == i+1 })
 		var e wire.Error
 		mustUnmarshal(t, alice.directOf("error")[i], &e)
 		if e.Code != c.code || e.Message == "" {
@@ -177,13 +178,13 @@ func TestACL(t *testing.T) {
 	if _, werr := alice.send("bob", "real", "real"); werr != nil {
 		t.Fatal(werr)
 	}
-	waitFor(t, "bob's real message", func() bool { return len(bob.msgs()) == 1 })
+	wait.For(t, "bob's real message", 10*time.Second, func() bool { return len(bob.msgs()) == 1 })
 	if len(bob.inbox) != 1 || bob.msgs()[0].Body != "real" {
 		t.Fatalf("bob's inbox: %q", bob.inbox)
 	}
 	// QoS 1 publish to a topic outside the uplink: a 3.1.1 client is disconnected.
 	alice.c.Publish(wire.InboxTopic("bob"), 1, false, `{"forged":true}`).WaitTimeout(2 * time.Second)
-	waitFor(t, "alice disconnected", func() bool { return !alice.c.IsConnectionOpen() })
+	wait.For(t, "alice disconnected", 10*time.Second, func() bool { return !alice.c.IsConnectionOpen() })
 	if len(leaked) != 0 {
 		t.Fatalf("leaked to alice: %v", leaked)
 	}
@@ -202,7 +203,7 @@ func TestPacketTooLarge(t *testing.T) {
 	bob := connect(t, s.MQTT, "bob", "phone", account(t, s, "bob", "phone"))
 	alice := connect(t, s.MQTT, "alice", "phone", account(t, s, "alice", "phone"))
 	alice.c.Publish(wire.TopicSend, 1, false, bytes.Repeat([]byte("x"), 300<<10)).WaitTimeout(2 * time.Second)
-	waitFor(t, "alice disconnected", func() bool { return !alice.c.IsConnectionOpen() })
+	wait.For(t, "alice disconnected", 10*time.Second, func() bool { return !alice.c.IsConnectionOpen() })
 
 	// A raw client announcing a 200 MB packet is cut off without the server allocating it.
 	conn, err := net.Dial("tcp", s.MQTT)
@@ -221,5 +222,5 @@ func TestPacketTooLarge(t *testing.T) {
 	if _, werr := alice2.send("bob", "after", "server is fine"); werr != nil {
 		t.Fatal(werr)
 	}
-	waitFor(t, "bob gets it", func() bool { return len(bob.msgs()) == 1 })
+	wait.For(t, "bob gets it", 10*time.Second, func() bool { return len(bob.msgs()) == 1 })
 }

@@ -29,7 +29,10 @@ func BenchmarkP2P(b *testing.B) {
 	for _, pairs := range []int{1, 10, 50} {
 		b.Run(fmt.Sprintf("pairs=%d", pairs), func(b *testing.B) {
 			s := testserver.Start(b)
+			per := max(b.N/pairs, 1)
+			want := int64(per * pairs)
 			var received atomic.Int64
+			all := make(chan struct{}) // closed when received comes to want
 			senders := make([]paho.Client, pairs)
 			for p := range pairs {
 				snd, rcv := fmt.Sprintf("s%d", p), fmt.Sprintf("r%d", p)
@@ -40,7 +43,9 @@ func BenchmarkP2P(b *testing.B) {
 				rc, err := client.Dial(context.Background(), client.Config{Server: s.HTTP, MQTT: s.MQTT, User: rcv, Device: "d", Token: rtok,
 					OnEvent: func(ev client.Event) {
 						if ev.Kind == wire.KindMsg {
-							received.Add(1)
+							if received.Add(1) == want {
+								close(all)
+							}
 						}
 					}})
 				if err != nil {
@@ -55,7 +60,6 @@ func BenchmarkP2P(b *testing.B) {
 				defer sc.Disconnect(0)
 				senders[p] = sc
 			}
-			per := max(b.N/pairs, 1)
 			b.ReportAllocs()
 			b.ResetTimer()
 			start := time.Now()
@@ -72,13 +76,10 @@ func BenchmarkP2P(b *testing.B) {
 					last.Wait()
 				}()
 			}
-			want := int64(per * pairs)
-			deadline := time.Now().Add(5 * time.Minute)
-			for received.Load() < want {
-				if time.Now().After(deadline) {
-					b.Fatalf("received %d of %d", received.Load(), want)
-				}
-				time.Sleep(time.Millisecond)
+			select {
+			case <-all:
+			case <-time.After(5 * time.Minute):
+				b.Fatalf("received %d of %d", received.Load(), want)
 			}
 			elapsed := time.Since(start)
 			b.ReportMetric(float64(want)/elapsed.Seconds(), "msgs/s")

@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -32,7 +34,7 @@ func TestLiveChat(t *testing.T) {
 		t.Fatalf("ack = %+v", ack)
 	}
 	for _, d := range []*device{bob, bobLaptop, alice, alicePad} {
-		waitFor(t, d.user+"/"+d.device+" gets the message", func() bool { return len(d.msgs()) == 1 })
+		wait.For(t, d.user+"/"+d.device+" gets the message", 10*time.Second, func() bool { return len(d.msgs()) == 1 })
 		m := d.msgs()[0]
 		if m.ID != ack.ID || m.From != "alice" || m.To != "bob" || m.Body != "hi bob" || m.Type != "text" || m.CMID != "c-1" {
 			t.Fatalf("%s/%s got %+v", d.user, d.device, m)
@@ -48,7 +50,7 @@ func TestLiveChat(t *testing.T) {
 	if werr != nil || ack2.Ver != 2 {
 		t.Fatalf("bob's ack = %+v %v, want ver 2", ack2, werr)
 	}
-	waitFor(t, "alice gets bob's answer", func() bool { return len(alice.msgs()) == 2 })
+	wait.For(t, "alice gets bob's answer", 10*time.Second, func() bool { return len(alice.msgs()) == 2 })
 	if m := alice.msgs()[1]; m.Ver != 2 || m.From != "bob" {
 		t.Fatalf("alice got %+v", m)
 	}
@@ -65,7 +67,7 @@ func TestDuplicateCMID(t *testing.T) {
 		t.Fatal(werr)
 	}
 	alice.publish(wire.TopicSend, wire.Send{CMID: "dup-1", To: "bob", Type: "text", Body: "once"})
-	waitFor(t, "second ack", func() bool { return len(alice.directOf("ack")) == 2 })
+	wait.For(t, "second ack", 10*time.Second, func() bool { return len(alice.directOf("ack")) == 2 })
 	var second wire.Ack
 	_ = json.Unmarshal(alice.directOf("ack")[1], &second)
 	if second != first {
@@ -101,7 +103,7 @@ func TestOfflineSync(t *testing.T) {
 	}
 	bob := connect(t, s.MQTT, "bob", "phone", bobTok)
 	bob.publish(wire.TopicSync, wire.SyncRequest{Since: 10, Limit: 10})
-	waitFor(t, "sync batch", func() bool { return len(bob.directOf("sync")) == 1 })
+	wait.For(t, "sync batch", 10*time.Second, func() bool { return len(bob.directOf("sync")) == 1 })
 	var b wire.Sync
 	_ = json.Unmarshal(bob.directOf("sync")[0], &b)
 	if b.Since != 10 || b.Upto != 20 || !b.More || len(b.Items) != 10 || b.Epoch == "" {
@@ -113,7 +115,7 @@ func TestOfflineSync(t *testing.T) {
 		}
 	}
 	bob.publish(wire.TopicSync, wire.SyncRequest{Since: b.Upto, Limit: 100, Epoch: b.Epoch})
-	waitFor(t, "second sync batch", func() bool { return len(bob.directOf("sync")) == 2 })
+	wait.For(t, "second sync batch", 10*time.Second, func() bool { return len(bob.directOf("sync")) == 2 })
 	_ = json.Unmarshal(bob.directOf("sync")[1], &b)
 	if b.Upto != n || b.More || len(b.Items) != n-20 {
 		t.Fatalf("last batch = since %d upto %d more %v items %d", b.Since, b.Upto, b.More, len(b.Items))
@@ -131,7 +133,7 @@ func TestGzipSync(t *testing.T) {
 		}
 	}
 	bob.publish(wire.TopicSync, wire.SyncRequest{Since: 0, Compress: "gzip"})
-	waitFor(t, "gzip batch", func() bool { bob.mu.Lock(); defer bob.mu.Unlock(); return len(bob.direct) == 1 })
+	wait.For(t, "gzip batch", 10*time.Second, func() bool { bob.mu.Lock(); defer bob.mu.Unlock(); return len(bob.direct) == 1 })
 	raw := bob.direct[0]
 	if len(raw) < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
 		t.Fatalf("reply is not gzip: %q", raw[:min(len(raw), 20)])
@@ -157,11 +159,11 @@ func TestTakeover(t *testing.T) {
 	alice := connect(t, s.MQTT, "alice", "phone", account(t, s, "alice", "phone"))
 	old := connect(t, s.MQTT, "bob", "phone", tok)
 	fresh := connect(t, s.MQTT, "bob", "phone", tok)
-	waitFor(t, "old connection closed", func() bool { return !old.c.IsConnectionOpen() })
+	wait.For(t, "old connection closed", 10*time.Second, func() bool { return !old.c.IsConnectionOpen() })
 	if _, werr := alice.send("bob", "t1", "to the new one"); werr != nil {
 		t.Fatal(werr)
 	}
-	waitFor(t, "new connection gets it", func() bool { return len(fresh.msgs()) == 1 })
+	wait.For(t, "new connection gets it", 10*time.Second, func() bool { return len(fresh.msgs()) == 1 })
 	if len(old.msgs()) != 0 {
 		t.Fatalf("old connection got %v", old.msgs())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net"
@@ -25,6 +26,7 @@ import (
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/redistest"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/pebble"
 	"github.com/imqtt/imqtt/wire"
@@ -170,20 +172,16 @@ func (r *received) bodies(from, group string) []string {
 // fails on a duplicate or a reordering as soon as it shows.
 func (r *received) waitBodies(t *testing.T, who, from, group string, want []string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	wait.ForErr(t, fmt.Sprintf("%s: all messages from %s%s", who, from, group), within, func() error {
 		got := r.bodies(from, group)
 		if len(got) > len(want) || !slices.Equal(got, want[:len(got)]) {
 			t.Fatalf("%s: from %s%s got %d messages %v, want %v", who, from, group, len(got), got, want)
 		}
-		if len(got) == len(want) {
-			return
+		if len(got) < len(want) {
+			return fmt.Errorf("got %d of %d messages; missing from %q", len(got), len(want), want[len(got)])
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: from %s%s got %d of %d messages; missing from %q", who, from, group, len(got), len(want), want[len(got)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // dial connects user's device with the SDK: to mqtt if given, else to an
@@ -248,7 +246,7 @@ func runClusterChat(t *testing.T, st any) {
 	}
 
 	var eps wire.Endpoints
-	waitFor(t, "three nodes in /v1/endpoints", func() bool {
+	wait.For(t, "three nodes in /v1/endpoints", 10*time.Second, func() bool {
 		httpJSON(t, "GET", n2.HTTP+"/v1/endpoints", "", nil, &eps)
 		return len(eps.Endpoints) == 3
 	})
@@ -258,7 +256,7 @@ func runClusterChat(t *testing.T, st any) {
 	tab := login(t, n1, "alice", "tab")
 	old := connect(t, n1.MQTT, "alice", "tab", tab)
 	connect(t, n2.MQTT, "alice", "tab", tab)
-	waitFor(t, "alice/tab's old connection on n1 closed", func() bool { return !old.c.IsConnectionOpen() })
+	wait.For(t, "alice/tab's old connection on n1 closed", 10*time.Second, func() bool { return !old.c.IsConnectionOpen() })
 
 	// A token revoked on one node stops working on the others at once,
 	// though they had it cached.
@@ -271,7 +269,7 @@ func runClusterChat(t *testing.T, st any) {
 	if code := httpJSON(t, "DELETE", n1.HTTP+"/v1/sessions/current", tmp, nil, nil); code/100 != 2 {
 		t.Fatalf("revoke: %d", code)
 	}
-	waitFor(t, "the revoked token refused on n2 and n3", func() bool {
+	wait.For(t, "the revoked token refused on n2 and n3", 10*time.Second, func() bool {
 		return httpJSON(t, "GET", n2.HTTP+"/v1/conversations", tmp, nil, nil) == 401 &&
 			httpJSON(t, "GET", n3.HTTP+"/v1/conversations", tmp, nil, nil) == 401
 	})
@@ -305,7 +303,7 @@ func runClusterChat(t *testing.T, st any) {
 	wg.Go(func() { sendAll(t, alice, "carol", "", toCarol) })
 	wg.Go(func() { sendAll(t, carol, "alice", "", fromCarol) })
 	carolGot.waitBodies(t, "carol before the stop", "alice", "", toCarol[:0], time.Second)
-	waitFor(t, "carol to get some", func() bool { return len(carolGot.bodies("alice", "")) >= 10 })
+	wait.For(t, "carol to get some", 10*time.Second, func() bool { return len(carolGot.bodies("alice", "")) >= 10 })
 	c.stop("n3")
 	wg.Wait()
 	carolGot.waitBodies(t, "carol after moving", "alice", "", toCarol, 30*time.Second)
@@ -351,7 +349,7 @@ func runRedisLoss(t *testing.T, st any, restart bool) {
 	var wg sync.WaitGroup
 	wg.Go(func() { sendAll(t, alice, "bob", "", toBob) })
 	wg.Go(func() { sendAll(t, bob, "alice", "", toAlice) })
-	waitFor(t, "some messages before Redis goes", func() bool { return len(bobGot.bodies("alice", "")) >= 10 })
+	wait.For(t, "some messages before Redis goes", 10*time.Second, func() bool { return len(bobGot.bodies("alice", "")) >= 10 })
 	if restart {
 		if err := c.redis.Restart(); err != nil {
 			t.Fatal(err)
@@ -371,18 +369,14 @@ func runRedisLoss(t *testing.T, st any, restart bool) {
 	// delivery across nodes works as before.
 	rdb := goredis.NewClient(&goredis.Options{Addr: c.redis.Addr()})
 	defer rdb.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for rdb.HLen(t.Context(), c.prefix+"{p:bob}:d").Val() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("bob's device not recorded again in Redis within 5s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(t, "bob's device recorded again in Redis", 5*time.Second, func() bool {
+		return rdb.HLen(t.Context(), c.prefix+"{p:bob}:d").Val() != 0
+	})
 	more := numbered("after ", 5)
 	sendAll(t, alice, "bob", "", more)
 	bobGot.waitBodies(t, "bob after the loss", "alice", "", append(toBob, more...), 30*time.Second)
 	var eps wire.Endpoints
-	waitFor(t, "both nodes listed again", func() bool {
+	wait.For(t, "both nodes listed again", 10*time.Second, func() bool {
 		httpJSON(t, "GET", n2.HTTP+"/v1/endpoints", "", nil, &eps)
 		return len(eps.Endpoints) == 2
 	})
@@ -416,14 +410,14 @@ func TestClusterAdminDrain(t *testing.T) {
 	if code := httpJSON(t, "POST", n1.HTTP+"/v1/admin/notice", clusterAdmin, map[string]string{"text": "maintenance", "user": "bob"}, nil); code != 200 {
 		t.Fatalf("notice through n1: %d", code)
 	}
-	waitFor(t, "bob on n2 to get the notice", func() bool { return len(raw.inboxOf("notice")) == 1 })
+	wait.For(t, "bob on n2 to get the notice", 10*time.Second, func() bool { return len(raw.inboxOf("notice")) == 1 })
 	// One to everyone reaches n2's users too (alice and bob), and n2 counts
 	// what it delivers by the kind the bus carried with it.
 	if code := httpJSON(t, "POST", n1.HTTP+"/v1/admin/notice", clusterAdmin, map[string]string{"text": "everyone"}, nil); code != 200 {
 		t.Fatalf("notice to all through n1: %d", code)
 	}
-	waitFor(t, "bob on n2 to get the notice to all", func() bool { return len(raw.inboxOf("notice")) == 2 })
-	waitFor(t, "n2 to count 3 notices", func() bool {
+	wait.For(t, "bob on n2 to get the notice to all", 10*time.Second, func() bool { return len(raw.inboxOf("notice")) == 2 })
+	wait.For(t, "n2 to count 3 notices", 10*time.Second, func() bool {
 		return testutil.ToFloat64(n2.Metrics().Publishes.WithLabelValues("out", wire.KindNotice)) == 3
 	})
 
@@ -432,7 +426,7 @@ func TestClusterAdminDrain(t *testing.T) {
 	if code := httpJSON(t, "POST", n1.HTTP+"/v1/admin/clients/bob/raw/kick", clusterAdmin, nil, &kicked); code != 202 || kicked["node"] != "n2" {
 		t.Fatalf("kick through n1: %d %v", code, kicked)
 	}
-	waitFor(t, "bob/raw kicked off n2", func() bool { return !raw.c.IsConnectionOpen() })
+	wait.For(t, "bob/raw kicked off n2", 10*time.Second, func() bool { return !raw.c.IsConnectionOpen() })
 	if code := httpJSON(t, "POST", n1.HTTP+"/v1/admin/clients/bob/nobody/kick", clusterAdmin, nil, nil); code != 404 {
 		t.Fatalf("kick of a client connected nowhere: %d", code)
 	}
@@ -448,7 +442,7 @@ func TestClusterAdminDrain(t *testing.T) {
 	if code := httpJSON(t, "GET", n2.HTTP+"/readyz", "", nil, nil); code != 503 {
 		t.Fatalf("drained node's /readyz: %d", code)
 	}
-	waitFor(t, "alice moved to n1", func() bool { return len(n1.Broker().ClientList()) == 2 })
+	wait.For(t, "alice moved to n1", 10*time.Second, func() bool { return len(n1.Broker().ClientList()) == 2 })
 	msgs := numbered("after drain ", 3)
 	sendAll(t, bob, "alice", "", msgs)
 	aliceGot.waitBodies(t, "alice on n1", "bob", "", msgs, 10*time.Second)

@@ -16,6 +16,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -93,8 +94,12 @@ func TestKill9(t *testing.T) {
 
 	var mu sync.Mutex
 	acked := map[string]wire.Ack{}
+	// A send takes a slot and its first ack frees it: at most 100 unacked.
+	slots := make(chan struct{}, 100)
+	lost := make(chan struct{})
 	opts := paho.NewClientOptions().AddBroker("tcp://" + p.mqtt).SetClientID("alice/phone").SetUsername("alice").
-		SetPassword("secret-alice").SetAutoReconnect(false).SetCleanSession(true)
+		SetPassword("secret-alice").SetAutoReconnect(false).SetCleanSession(true).
+		SetConnectionLostHandler(func(paho.Client, error) { close(lost) })
 	c := paho.NewClient(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
@@ -103,6 +108,12 @@ func TestKill9(t *testing.T) {
 		var a wire.Ack
 		if json.Unmarshal(m.Payload(), &a) == nil && a.Kind == wire.KindAck {
 			mu.Lock()
+			if _, again := acked[a.CMID]; !again {
+				select {
+				case <-slots:
+				default:
+				}
+			}
 			acked[a.CMID] = a
 			mu.Unlock()
 		}
@@ -114,14 +125,14 @@ func TestKill9(t *testing.T) {
 	// machine, the stream is still going (and sends are in flight) at the kill.
 	const max = 100_000
 	var sent atomic.Int64
-	unacked := func() int { mu.Lock(); defer mu.Unlock(); return int(sent.Load()) - len(acked) }
 	go func() {
 		for i := range max {
-			for unacked() >= 100 {
-				time.Sleep(time.Millisecond)
-				if !c.IsConnectionOpen() {
-					return
-				}
+			select {
+			case slots <- struct{}{}:
+			case <-lost:
+				return
+			case <-t.Context().Done():
+				return
 			}
 			payload, _ := json.Marshal(wire.Send{CMID: fmt.Sprintf("k-%d", i), To: "bob", Type: "text", Body: fmt.Sprint(i)})
 			tok := c.Publish(wire.TopicSend, 1, false, payload)
@@ -131,7 +142,7 @@ func TestKill9(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, "100 acks", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 100 })
+	wait.For(t, "100 acks", 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 100 })
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

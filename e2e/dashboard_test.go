@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 )
 
 // dashboardBrowser starts headless Chromium (Debian's chromium; a missing
@@ -99,7 +100,7 @@ func TestDashboard(t *testing.T) {
 			t.Fatal(werr)
 		}
 	}
-	waitFor(t, "bob's messages", func() bool { return len(bob.msgs()) == 20 })
+	wait.For(t, "bob's messages", 10*time.Second, func() bool { return len(bob.msgs()) == 20 })
 
 	step("open", chromedp.Navigate(s.HTTP+"/dashboard"), chromedp.WaitVisible(css("#login-token")))
 	step("wrong token", chromedp.SendKeys(css("#login-token"), "not-the-token"), chromedp.Click(css("#login-form button")))
@@ -118,7 +119,7 @@ func TestDashboard(t *testing.T) {
 	shot("clients.png")
 	step("kick carol", chromedp.Click(css(`tr[data-client="carol/phone"] button.kick`)),
 		chromedp.WaitNotPresent(css(`tr[data-client="carol/phone"]`)))
-	waitFor(t, "carol's connection to end", func() bool { return !carol.c.IsConnectionOpen() })
+	wait.For(t, "carol's connection to end", 10*time.Second, func() bool { return !carol.c.IsConnectionOpen() })
 	until("the others still listed", `document.querySelectorAll("#clients-table tr[data-client]").length === 2`)
 	step("search", chromedp.SetValue(css("#q-user"), "bo"), chromedp.Click(css("#clients-search button")))
 	until("only bob", `[...document.querySelectorAll("#clients-table tr[data-client]")].map(r => r.dataset.client).join() === "bob/phone"`)

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -51,14 +53,14 @@ func TestGroupChat(t *testing.T) {
 	if g.ID != "g1" || g.Owner != "alice" || g.Count != 3 || g.Role != "owner" || len(g.Members) != 3 {
 		t.Fatalf("group = %+v", g)
 	}
-	waitFor(t, "bob hears he was added", func() bool { return len(bob.inboxOf(wire.KindGroup)) == 1 })
+	wait.For(t, "bob hears he was added", 10*time.Second, func() bool { return len(bob.inboxOf(wire.KindGroup)) == 1 })
 
 	ack, werr := sendGroup(alice, "g1", "ga-1", "hello group")
 	if werr != nil || ack.Group != "g1" || ack.Seq != 1 || ack.Ver != 0 {
 		t.Fatalf("group ack = %+v %v", ack, werr)
 	}
 	for _, d := range []*device{alice, bob, bobPad} {
-		waitFor(t, d.user+"/"+d.device+" gets the group message", func() bool { return len(d.groupMsgs("g1")) == 1 })
+		wait.For(t, d.user+"/"+d.device+" gets the group message", 10*time.Second, func() bool { return len(d.groupMsgs("g1")) == 1 })
 		if m := d.groupMsgs("g1")[0]; m.Seq != 1 || m.From != "alice" || m.Body != "hello group" || m.ID != ack.ID {
 			t.Fatalf("%s got %+v", d.user, m)
 		}
@@ -66,7 +68,7 @@ func TestGroupChat(t *testing.T) {
 	if _, werr := sendGroup(bob, "g1", "gb-1", "hi all"); werr != nil {
 		t.Fatal(werr)
 	}
-	waitFor(t, "alice gets bob's", func() bool { return len(alice.groupMsgs("g1")) == 2 })
+	wait.For(t, "alice gets bob's", 10*time.Second, func() bool { return len(alice.groupMsgs("g1")) == 2 })
 
 	// carol was offline: she syncs by seq.
 	b, code := syncGroup(t, s, carolTok, "g1", 0)
@@ -87,7 +89,7 @@ func TestGroupChat(t *testing.T) {
 	// carol reads up to seq 1 over MQTT; her unread event says 1 left.
 	carol := connect(t, s.MQTT, "carol", "phone", carolTok)
 	carol.publish(wire.TopicRead, wire.Read{Group: "g1", Seq: 1})
-	waitFor(t, "carol's unread event", func() bool { return len(carol.inboxOf(wire.KindUnread)) == 1 })
+	wait.For(t, "carol's unread event", 10*time.Second, func() bool { return len(carol.inboxOf(wire.KindUnread)) == 1 })
 	var u wire.Unread
 	mustUnmarshal(t, carol.inboxOf(wire.KindUnread)[0], &u)
 	if u.Group != "g1" || u.Count != 1 || u.Total != 1 {
@@ -98,11 +100,11 @@ func TestGroupChat(t *testing.T) {
 	if code := httpJSON(t, "POST", s.HTTP+"/v1/groups/g1/members", aliceTok, wire.GroupMembers{Users: []string{"dave"}}, &g); code != 200 || g.Count != 4 {
 		t.Fatalf("add dave: %d %+v", code, g)
 	}
-	waitFor(t, "dave hears he was added", func() bool { return len(dave.inboxOf(wire.KindGroup)) == 1 })
+	wait.For(t, "dave hears he was added", 10*time.Second, func() bool { return len(dave.inboxOf(wire.KindGroup)) == 1 })
 	if _, werr := sendGroup(carol, "g1", "gc-1", "welcome dave"); werr != nil {
 		t.Fatal(werr)
 	}
-	waitFor(t, "dave gets it live", func() bool { return len(dave.groupMsgs("g1")) == 1 })
+	wait.For(t, "dave gets it live", 10*time.Second, func() bool { return len(dave.groupMsgs("g1")) == 1 })
 	if b, _ := syncGroup(t, s, daveTok, "g1", 0); len(b.Items) != 1 || b.Items[0].Seq != 3 || b.Since != 2 {
 		t.Fatalf("dave's sync from 0: %+v", b)
 	}
@@ -115,7 +117,7 @@ func TestGroupChat(t *testing.T) {
 	if _, werr := sendGroup(alice, "g1", "ga-2", "after bob left"); werr != nil {
 		t.Fatal(werr)
 	}
-	waitFor(t, "dave gets the next one", func() bool { return len(dave.groupMsgs("g1")) == 2 })
+	wait.For(t, "dave gets the next one", 10*time.Second, func() bool { return len(dave.groupMsgs("g1")) == 2 })
 	if n := len(bob.groupMsgs("g1")) + len(bobPad.groupMsgs("g1")); n != 2*before {
 		t.Fatalf("removed bob's devices got %d group messages, had %d each", n, before)
 	}
@@ -208,7 +210,7 @@ func TestGroupRefusals(t *testing.T) {
 		t.Fatalf("alice's group send: %+v", ack)
 	}
 	eve.publish(wire.TopicSync, wire.SyncRequest{Group: "g1"})
-	waitFor(t, "eve's refusal", func() bool { return len(eve.directOf(wire.KindError)) == 1 })
+	wait.For(t, "eve's refusal", 10*time.Second, func() bool { return len(eve.directOf(wire.KindError)) == 1 })
 	var e wire.Error
 	mustUnmarshal(t, eve.directOf(wire.KindError)[0], &e)
 	if e.Code != wire.CodeNotMember || len(eve.groupMsgs("g1")) != 0 {

@@ -19,6 +19,7 @@ import (
 	imaccount "github.com/imqtt/imqtt/internal/account"
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -189,13 +190,19 @@ func BenchmarkGroupFanout(b *testing.B) {
 	}
 	base := g.Seq // message k gets seq base+k+1
 	reached := make([]atomic.Int64, b.N)
+	all := make([]chan struct{}, b.N) // closed when reached[k] comes to online
+	for k := range all {
+		all[k] = make(chan struct{})
+	}
 	onlineUsers := make([]string, online)
 	recs := make([]*liveRecord, online)
 	for i := range online {
 		onlineUsers[i] = users[i*(members/online)]
 		recs[i] = newLiveRecord(g.ID, func(seq uint64) {
 			if k := int(seq - base - 1); seq > base && k < len(reached) {
-				reached[k].Add(1)
+				if reached[k].Add(1) == online {
+					close(all[k])
+				}
 			}
 		})
 		conn := rawSubscriber(b, s.MQTT, onlineUsers[i], "pw", recs[i])
@@ -203,7 +210,7 @@ func BenchmarkGroupFanout(b *testing.B) {
 	}
 	// Every one, not only the last: a subscriber the server cut before its
 	// login (the gate's cap) would otherwise count as a member fan-out lost.
-	waitWithin(b, time.Minute, "every online member subscribed", func() bool {
+	wait.For(b, "every online member subscribed", time.Minute, func() bool {
 		for _, u := range onlineUsers {
 			if !subscribed(s, u+"/d", wire.InboxTopic(u)) {
 				return false
@@ -223,12 +230,10 @@ func BenchmarkGroupFanout(b *testing.B) {
 		if ack.Seq != base+uint64(i)+1 {
 			b.Fatalf("message %d got seq %d, want %d", i, ack.Seq, base+uint64(i)+1)
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for reached[i].Load() < online && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Microsecond)
-		}
-		if n := reached[i].Load(); n < online {
-			b.Logf("message %d (seq %d) reached %d of %d online members live within 30s", i, ack.Seq, n, online)
+		select {
+		case <-all[i]:
+		case <-time.After(30 * time.Second):
+			b.Logf("message %d (seq %d) reached %d of %d online members live within 30s", i, ack.Seq, reached[i].Load(), online)
 		}
 	}
 	elapsed := time.Since(start)

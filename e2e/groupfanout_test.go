@@ -21,6 +21,7 @@ import (
 	imaccount "github.com/imqtt/imqtt/internal/account"
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -235,8 +236,7 @@ func (g *fanoutGroup) everyMemberGotAll(t *testing.T, want []uint64, within time
 		online[u] = r
 	}
 	g.mu.Unlock()
-	deadline := time.Now().Add(within)
-	for {
+	wait.ForErr(t, fmt.Sprintf("every online member to get the %d messages", len(want)), within, func() error {
 		var short []string
 		for _, u := range slices.Sorted(maps.Keys(online)) {
 			got := online[u].get()
@@ -248,15 +248,11 @@ func (g *fanoutGroup) everyMemberGotAll(t *testing.T, want []uint64, within time
 				short = append(short, fmt.Sprintf("%s (%d of %d, next seq %d)", u, len(got), len(want), want[len(got)]))
 			}
 		}
-		if len(short) == 0 {
-			return
+		if len(short) > 0 {
+			return fmt.Errorf("%d of %d online members short: %s", len(short), len(online), strings.Join(short[:min(len(short), 10)], ", "))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d online members short of the %d messages after %v: %s", len(short), len(online), len(want), within,
-				strings.Join(short[:min(len(short), 10)], ", "))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestGroupFanoutEveryMember: a 200-member group, 60 members online with
@@ -484,15 +480,18 @@ func TestGroupFanoutStoreFaultOnConnect(t *testing.T) {
 	}
 	// Until the server says it loaded them, a message could miss them
 	// live; one it never loads fails below, short of every message.
-	deadline := time.Now().Add(15 * time.Second)
-	for _, u := range slices.Concat(failed, hung) {
-		for !logs.has(u) && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
+	wait.ForErr(t, "the groups of those who connected during the fault to be loaded", 15*time.Second, func() error {
+		var missing []string
+		for _, u := range slices.Concat(failed, hung) {
+			if !logs.has(u) {
+				missing = append(missing, u)
+			}
 		}
-		if !logs.has(u) {
-			t.Errorf("%s connected during the fault and its groups were not loaded within 15s", u)
+		if len(missing) > 0 {
+			return fmt.Errorf("not loaded for %v", missing)
 		}
-	}
+		return nil
+	})
 
 	// late connects; while the load of its groups (none yet) is in
 	// flight, the owner adds it to the group: the add is not lost.
@@ -502,7 +501,7 @@ func TestGroupFanoutStoreFaultOnConnect(t *testing.T) {
 		_, err := g.join(s, late)
 		joined <- err
 	}()
-	waitFor(t, late+"'s group load in flight", held)
+	wait.For(t, late+"'s group load in flight", 10*time.Second, held)
 	var gr wire.Group
 	if code := httpJSON(t, "POST", s.HTTP+"/v1/groups/"+g.id+"/members", g.token, wire.GroupMembers{Users: []string{late}}, &gr); code != 200 {
 		t.Fatalf("add %s: %d", late, code)

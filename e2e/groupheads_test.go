@@ -4,8 +4,10 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -43,7 +45,7 @@ func TestGroupHeads(t *testing.T) {
 	}
 	carol := connect(t, s.MQTT, "carol", "phone", login(t, s, "carol", "phone"))
 	carol.publish(wire.TopicSync, wire.SyncRequest{Heads: true})
-	waitFor(t, "carol's heads over MQTT", func() bool { return len(carol.directOf(wire.KindHeads)) == 1 })
+	wait.For(t, "carol's heads over MQTT", 10*time.Second, func() bool { return len(carol.directOf(wire.KindHeads)) == 1 })
 	mustUnmarshal(t, carol.directOf(wire.KindHeads)[0], &h)
 	if want := []wire.GroupHead{{Group: "g1", Seq: 3}, {Group: "g2", Seq: 1, Join: 1, Read: 1}}; !slices.Equal(h.Groups, want) {
 		t.Fatalf("carol's heads: %+v, want %+v", h.Groups, want)
@@ -69,7 +71,7 @@ func TestGroupSyncErrorNamesGroup(t *testing.T) {
 	}
 	bob := connect(t, s.MQTT, "bob", "phone", bobTok)
 	bob.publish(wire.TopicSync, wire.SyncRequest{Group: "g1"})
-	waitFor(t, "bob's error", func() bool { return len(bob.directOf(wire.KindError)) == 1 })
+	wait.For(t, "bob's error", 10*time.Second, func() bool { return len(bob.directOf(wire.KindError)) == 1 })
 	var e wire.Error
 	mustUnmarshal(t, bob.directOf(wire.KindError)[0], &e)
 	if e.Code != wire.CodeNotMember || e.Group != "g1" {

@@ -17,26 +17,9 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	waitWithin(t, 10*time.Second, what, cond)
-}
-
-// waitWithin is waitFor with its own deadline.
-func waitWithin(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // httpJSON sends a JSON request and decodes the reply into out (if non-nil),
 // returning the status code.
@@ -163,7 +146,7 @@ func (d *device) awaitReplyWithin(cmid string, within time.Duration) (wire.Ack, 
 	d.t.Helper()
 	var ack wire.Ack
 	var werr *wire.Error
-	waitWithin(d.t, within, "reply to "+cmid, func() bool {
+	wait.For(d.t, "reply to "+cmid, within, func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		for _, raw := range d.direct {

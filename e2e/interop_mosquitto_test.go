@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -38,7 +39,7 @@ func TestInteropMosquittoV5Properties(t *testing.T) {
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "mosquitto_sub subscribed", func() bool { return subscribed(s, "alice/watch", replies) })
+	wait.For(t, "mosquitto_sub subscribed", 10*time.Second, func() bool { return subscribed(s, "alice/watch", replies) })
 
 	const payload = `{"cmid":"v5-1","to":"bob","type":"text","body":"with properties","meta":{"k":[1,2]}}`
 	args := []string{"-h", host, "-p", port, "-V", "mqttv5", "-i", "alice/pub", "-u", "alice", "-P", "secret-alice",
@@ -78,7 +79,7 @@ func TestInteropMosquittoV5Properties(t *testing.T) {
 			t.Fatalf("QoS 2 publish over %s: %v %s", v, err, b)
 		}
 	}
-	waitFor(t, "both QoS 2 sends stored", func() bool {
+	wait.For(t, "both QoS 2 sends stored", 10*time.Second, func() bool {
 		httpJSON(t, "GET", s.HTTP+"/v1/sync", bobTok, nil, &sync)
 		return len(sync.Items) == 3
 	})

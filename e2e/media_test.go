@@ -29,11 +29,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/media/mediatest"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -422,7 +424,7 @@ func TestMediaAttach(t *testing.T) {
 	if _, werr := alice.sendMedia("bob", "a1", "audio", note.ID); werr != nil {
 		t.Fatal(werr)
 	}
-	waitFor(t, "bob gets both", func() bool { return len(bob.msgs()) == 2 })
+	wait.For(t, "bob gets both", 10*time.Second, func() bool { return len(bob.msgs()) == 2 })
 	if len(bob.msgs()) != 2 || len(carol.msgs()) != 0 {
 		t.Fatalf("bob has %d, carol %d messages", len(bob.msgs()), len(carol.msgs()))
 	}
@@ -589,12 +591,12 @@ func vanish(t *testing.T, s *testserver.Server, token string, body []byte) {
 	fmt.Fprintf(conn, "POST /v1/media HTTP/1.1\r\nHost: imqtt\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n", token, len(body))
 	_, _ = conn.Write(body[:len(body)/2])
 	staging := filepath.Join(s.Dir, "media", "tmp")
-	waitFor(t, "the upload to be staged", func() bool {
+	wait.For(t, "the upload to be staged", 10*time.Second, func() bool {
 		entries, _ := os.ReadDir(staging)
 		return len(entries) > 0
 	})
 	conn.Close()
-	waitFor(t, "the staged upload to go", func() bool {
+	wait.For(t, "the staged upload to go", 10*time.Second, func() bool {
 		entries, _ := os.ReadDir(staging)
 		return len(entries) == 0
 	})

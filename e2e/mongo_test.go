@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/imqtt/imqtt/internal/mongotest"
+	"github.com/imqtt/imqtt/internal/wait"
 	storemongo "github.com/imqtt/imqtt/store/mongo"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -71,13 +74,15 @@ func TestStoreOutage(t *testing.T) {
 	sendAll(t, alice, "bob", "", []string{"before"})
 
 	g.close()
-	waitWithin(t, 10*time.Second, "/readyz to report the store", func() bool {
+	wait.For(t, "/readyz to report the store", 10*time.Second, func() bool {
 		return httpJSON(t, "GET", n1.HTTP+"/readyz", "", nil, nil) == http.StatusServiceUnavailable
 	})
 	raw.publish(wire.TopicSend, wire.Send{CMID: "o1", To: "bob", Type: "text", Body: "during"})
 	if _, werr := raw.awaitReplyWithin("o1", 30*time.Second); werr == nil || werr.Code != wire.CodeUnavailable {
 		t.Fatalf("send with the store away: %+v, want an unavailable error", werr)
 	}
+	sends := func() float64 { return testutil.ToFloat64(n1.Metrics().Publishes.WithLabelValues("in", "send")) }
+	before := sends()
 	sdkDone := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -85,10 +90,12 @@ func TestStoreOutage(t *testing.T) {
 		_, err := alice.Send(ctx, wire.Send{CMID: "sdk-1", To: "bob", Body: "kept trying"})
 		sdkDone <- err
 	}()
-	time.Sleep(time.Second)
+	// The store comes back once the SDK's send has reached the server: it
+	// is sent during the outage and goes through after it.
+	wait.For(t, "the SDK's send to reach the server", 30*time.Second, func() bool { return sends() > before })
 	g.open()
 
-	waitWithin(t, 30*time.Second, "/readyz to recover", func() bool {
+	wait.For(t, "/readyz to recover", 30*time.Second, func() bool {
 		return httpJSON(t, "GET", n1.HTTP+"/readyz", "", nil, nil) == http.StatusOK
 	})
 	if err := <-sdkDone; err != nil {
@@ -96,10 +103,11 @@ func TestStoreOutage(t *testing.T) {
 	}
 	// The device resends o1 as told (the first reply to o1 was the error).
 	raw.publish(wire.TopicSend, wire.Send{CMID: "o1", To: "bob", Type: "text", Body: "during"})
-	waitWithin(t, 30*time.Second, "o1 acked after the outage", func() bool { return len(raw.directOf(wire.KindAck)) == 1 })
+	wait.For(t, "o1 acked after the outage", 30*time.Second, func() bool { return len(raw.directOf(wire.KindAck)) == 1 })
 	// Each exactly once; the two sent across the outage in either order.
-	waitWithin(t, 30*time.Second, "bob to get all three", func() bool { return len(bobGot.bodies("alice", "")) >= 3 })
-	time.Sleep(200 * time.Millisecond) // a duplicate would show by now
+	wait.For(t, "bob to get all three", 30*time.Second, func() bool { return len(bobGot.bodies("alice", "")) >= 3 })
+	// Not a wait: a duplicate is an absence with nothing to wait on; give it time to show.
+	time.Sleep(200 * time.Millisecond)
 	got := bobGot.bodies("alice", "")
 	slices.Sort(got[1:])
 	if !slices.Equal(got, []string{"before", "during", "kept trying"}) {
@@ -179,7 +187,7 @@ func TestClusterBansMongo(t *testing.T) {
 	if code := httpJSON(t, "POST", n1.HTTP+"/v1/admin/bans", clusterAdmin, map[string]any{"user": "mallory", "reason": "spam"}, &ban); code != 201 {
 		t.Fatalf("ban on n1: %d", code)
 	}
-	waitFor(t, "mallory's connection on n2 cut", func() bool { return !conn.c.IsConnectionOpen() })
+	wait.For(t, "mallory's connection on n2 cut", 10*time.Second, func() bool { return !conn.c.IsConnectionOpen() })
 	if code := httpJSON(t, "POST", n2.HTTP+"/v1/sessions", "", wire.Login{User: "mallory", Password: "secret-mallory", Device: "y"}, nil); code != 403 {
 		t.Fatalf("login on n2 while banned: %d, want 403", code)
 	}
@@ -191,7 +199,7 @@ func TestClusterBansMongo(t *testing.T) {
 	if code := httpJSON(t, "DELETE", n2.HTTP+"/v1/admin/bans/"+ban.ID, clusterAdmin, nil, nil); code/100 != 2 {
 		t.Fatalf("lift on n2: %d", code)
 	}
-	waitFor(t, "login on n1 allowed again", func() bool {
+	wait.For(t, "login on n1 allowed again", 10*time.Second, func() bool {
 		return httpJSON(t, "POST", n1.HTTP+"/v1/sessions", "", wire.Login{User: "mallory", Password: "secret-mallory", Device: "z"}, nil) == 200
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -33,7 +34,7 @@ func TestMosquittoClients(t *testing.T) {
 	if err := subCmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "mosquitto_sub subscribed", func() bool { return subscribed(s, "bob/cli", wire.InboxTopic("bob")) })
+	wait.For(t, "mosquitto_sub subscribed", 10*time.Second, func() bool { return subscribed(s, "bob/cli", wire.InboxTopic("bob")) })
 	msg := `{"cmid":"m-1","to":"bob","type":"text","body":"from mosquitto"}`
 	if b, err := exec.CommandContext(ctx, pub, "-h", host, "-p", port, "-V", "mqttv5", "-i", "alice/cli", "-u", "alice", "-P", "secret-alice",
 		"-q", "1", "-t", wire.TopicSend, "-m", msg).CombinedOutput(); err != nil {

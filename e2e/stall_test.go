@@ -5,11 +5,13 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -38,7 +40,7 @@ func TestStalledSubscriber(t *testing.T) {
 	if err := sp.Write(conn); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "carol's subscription", func() bool {
+	wait.For(t, "carol's subscription", 10*time.Second, func() bool {
 		return s.Daemon != nil && subscribed(s, "carol/stuck", wire.InboxTopic("carol"))
 	})
 
@@ -50,8 +52,8 @@ func TestStalledSubscriber(t *testing.T) {
 			alice.publish(wire.TopicSend, wire.Send{CMID: fmt.Sprintf("b%d", i/30), To: "bob", Type: "text", Body: "hi"})
 		}
 	}
-	waitFor(t, "bob gets all his messages", func() bool { return len(bob.msgs()) == toBob })
-	waitFor(t, "alice gets every ack", func() bool { return len(alice.directOf("ack")) == toCarol+toBob })
+	wait.For(t, "bob gets all his messages", 10*time.Second, func() bool { return len(bob.msgs()) == toBob })
+	wait.For(t, "alice gets every ack", 10*time.Second, func() bool { return len(alice.directOf("ack")) == toCarol+toBob })
 	if n := testutil.ToFloat64(s.Metrics().Dropped); n == 0 {
 		t.Fatalf("nothing was dropped for the stalled subscriber; the test did not stall it")
 	}

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"testing"
+	"time"
 
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -57,7 +59,7 @@ func TestUnreadAndConversations(t *testing.T) {
 	// Read up to the second message over MQTT: one left with alice; every device hears it.
 	bob.publish(wire.TopicRead, wire.Read{Peer: "alice", Upto: ids[1]})
 	for _, d := range []*device{bob, bobPad} {
-		waitFor(t, d.device+" gets the unread event", func() bool { return len(d.inboxOf("unread")) == 1 })
+		wait.For(t, d.device+" gets the unread event", 10*time.Second, func() bool { return len(d.inboxOf("unread")) == 1 })
 		var u wire.Unread
 		mustUnmarshal(t, d.inboxOf("unread")[0], &u)
 		if u.Peer != "alice" || u.Count != 1 || u.Total != 2 {

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -96,7 +97,7 @@ func TestWebChatGroupCatchUp(t *testing.T) {
 		t.Errorf("the page sent %d group requests after coming back, want 2 (heads, g1)", sent)
 	}
 	at.click(`#convs .conv[data-group="g2"]`)
-	waitFor(t, "g2 open and shown left", func() bool {
+	wait.For(t, "g2 open and shown left", 10*time.Second, func() bool {
 		title, err := chromedp.Run(at.ctx, chromedp.Evaluate[string](`document.querySelector('#chat-title').textContent`))
 		if err != nil {
 			t.Fatal(err)
@@ -162,7 +163,7 @@ func TestWebChatGroupLiveDrop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the forged one dropped unconfirmed", func() bool {
+	wait.For(t, "the forged one dropped unconfirmed", 10*time.Second, func() bool {
 		n, err := chromedp.Run(at.ctx, chromedp.Evaluate[int](`imqttChat.unconfirmed`))
 		if err != nil {
 			t.Fatal(err)
@@ -296,7 +297,7 @@ func TestWebChatGroupScale(t *testing.T) {
 	start := time.Now()
 	at = alice.open(s.HTTP + "/chat/")
 	const total = `imqttChat.groups ? Object.values(imqttChat.groups.cursors()).reduce((n, c) => n + c.seq, 0) : 0`
-	waitWithin(t, 5*time.Minute, "every group caught up", func() bool {
+	wait.For(t, "every group caught up", 5*time.Minute, func() bool {
 		got, err := chromedp.Run(at.ctx, chromedp.Evaluate[int](total))
 		if err != nil {
 			t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -91,7 +92,7 @@ func TestWebChat(t *testing.T) {
 	})
 	bt.shot(shots, "4-bob-caught-up")
 	var convs wire.Conversations
-	waitFor(t, "bob's read reaching the server", func() bool {
+	wait.For(t, "bob's read reaching the server", 10*time.Second, func() bool {
 		httpJSON(t, "GET", s.HTTP+"/v1/conversations", bobToken, nil, &convs)
 		return convs.TotalUnread == 0
 	})
@@ -132,7 +133,7 @@ func TestWebChat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "bob kicked", func() bool { return s.KickDevice("bob/" + device) })
+	wait.For(t, "bob kicked", 10*time.Second, func() bool { return s.KickDevice("bob/" + device) })
 	at.send("after a kick")
 	p = bt.waitState("bob back after the kick", func(p chatPage) bool {
 		return p.Status == "online" && strings.HasSuffix(p.bodies(), "|marker|after a kick")
@@ -208,7 +209,7 @@ func TestWebChatGroupsAndErrors(t *testing.T) {
 	}
 	ct.click(`#logout`)
 	ct.waitState("the login form", func(p chatPage) bool { return p.Login && p.Me == "" })
-	waitFor(t, "the token revoked", func() bool {
+	wait.For(t, "the token revoked", 10*time.Second, func() bool {
 		return httpJSON(t, "GET", s.HTTP+"/v1/conversations", token, nil, nil) == 401
 	})
 }
@@ -446,19 +447,25 @@ func (tb *tab) state() chatPage {
 	return p
 }
 
-// waitState polls the page until cond holds.
+// waitState polls the page until cond holds; a timeout shows the page.
 func (tb *tab) waitState(what string, cond func(chatPage) bool) chatPage {
 	tb.t.Helper()
 	var p chatPage
-	deadline := time.Now().Add(10 * time.Second)
-	for p = tb.state(); !cond(p); p = tb.state() {
-		if time.Now().After(deadline) {
-			raw, _ := json.MarshalIndent(p, "", "  ")
-			tb.t.Fatalf("%s: timed out waiting for %s; page:\n%s", tb.name, what, raw)
+	wait.ForErr(tb.t, tb.name+": "+what, 10*time.Second, func() error {
+		if p = tb.state(); cond(p) {
+			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return pageErr{p}
+	})
 	return p
+}
+
+// pageErr shows the page that did not hold, formatted only when shown.
+type pageErr struct{ p chatPage }
+
+func (e pageErr) Error() string {
+	raw, _ := json.MarshalIndent(e.p, "", "  ")
+	return "page:\n" + string(raw)
 }
 
 func (tb *tab) login(user, password string) {
@@ -490,20 +497,13 @@ func (tb *tab) send(body string) {
 func (tb *tab) click(sel string) {
 	tb.t.Helper()
 	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (e) e.click(); return !!e; })()`, sel)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	wait.For(tb.t, fmt.Sprintf("%s's page to have a %s to click", tb.name, sel), 10*time.Second, func() bool {
 		ok, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool](js))
 		if err != nil {
 			tb.t.Fatalf("%s's page: click %s: %v", tb.name, sel, err)
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.t.Fatalf("%s's page: no %s to click", tb.name, sel)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ok
+	})
 }
 
 // shot saves a screenshot of the page as dir/name.png.

@@ -3,6 +3,7 @@ package hooks_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/hooks"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/state"
 )
 
@@ -159,7 +161,8 @@ func TestPresenceTakeover(t *testing.T) {
 
 	first := dial(t, b.MQTTAddr(), "alice", "phone", 5)
 	dial(t, b.MQTTAddr(), "alice", "phone", 5) // takes the session over
-	calls := waitCalls(t, local, 3)
+	var calls []string
+	wait.ForErr(t, "3 fan-out index calls", 5*time.Second, func() error { return took(local, &calls, 3) })
 	slices.Sort(calls) // mochi ends the old connection before or after the new one is established
 	if !slices.Equal(calls, []string{"+alice", "+alice", "-alice"}) {
 		t.Fatalf("fan-out index: %v", calls)
@@ -171,28 +174,18 @@ func TestPresenceTakeover(t *testing.T) {
 	if !b.Kick("alice/phone", packets.ErrAdministrativeAction) {
 		t.Fatal("the second connection is not there to kick")
 	}
-	waitCalls(t, local, 1)
-	for deadline := time.Now().Add(5 * time.Second); len(ps.offlines()) == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the last connection's disconnect did not mark the device offline")
-		}
-		time.Sleep(5 * time.Millisecond) // polling
-	}
+	calls = nil
+	wait.ForErr(t, "1 fan-out index call", 5*time.Second, func() error { return took(local, &calls, 1) })
+	wait.For(t, "the last connection's disconnect to mark the device offline", 5*time.Second, func() bool { return len(ps.offlines()) > 0 })
 	if got := ps.offlines(); !slices.Equal(got, []string{"alice/phone@n1"}) {
 		t.Fatalf("Offline calls %v", got)
 	}
 }
 
-// waitCalls polls until local has n more calls, and returns them.
-func waitCalls(t *testing.T, local *fakeLocal, n int) []string {
-	t.Helper()
-	var got []string
-	for deadline := time.Now().Add(5 * time.Second); len(got) < n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("fan-out index calls %v, want %d", got, n)
-		}
-		got = append(got, local.took()...)
-		time.Sleep(5 * time.Millisecond) // polling
+// took adds local's new calls to got; an error until it holds n.
+func took(local *fakeLocal, got *[]string, n int) error {
+	if *got = append(*got, local.took()...); len(*got) < n {
+		return fmt.Errorf("fan-out index calls %v", *got)
 	}
-	return got
+	return nil
 }

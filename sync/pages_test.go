@@ -60,6 +60,7 @@ func (f *fakeSource) finish() (reads int) {
 }
 
 func (f *fakeSource) lateRead() bool {
+	// Not a wait: a late read is an absence with nothing to wait on; give one time to begin.
 	time.Sleep(20 * time.Millisecond)
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -100,6 +100,21 @@ func commit(t *testing.T, st store.Store, ver uint64, ts int64) {
 	}
 }
 
+// afterFirstRange runs then after its first Range, on the reader's goroutine.
+type afterFirstRange struct {
+	imsync.Source
+	then   func()
+	ranges int
+}
+
+func (a *afterFirstRange) Range(ctx context.Context, user string, since uint64, limit int) ([]store.Event, error) {
+	evs, err := a.Source.Range(ctx, user, since, limit)
+	if a.ranges++; a.ranges == 1 {
+		a.then()
+	}
+	return evs, err
+}
+
 // In scale-out a hole followed by a young item may still fill (another
 // node's commit in flight): sync waits for it, and if it does not come in
 // time answers only up to the hole, never moving the cursor past it.
@@ -127,11 +142,9 @@ func TestSettleYoungHole(t *testing.T) {
 	}
 
 	// The hole fills while sync waits: one answer with everything.
-	s = imsync.New(st, imsync.Options{Settle: time.Minute, SettleWait: 5 * time.Second})
-	go func() {
-		time.Sleep(30 * time.Millisecond)
-		commit(t, st, 4, now)
-	}()
+	// It fills right after sync's first read, which saw it.
+	filled := &afterFirstRange{Source: st, then: func() { commit(t, st, 4, now) }}
+	s = imsync.New(filled, imsync.Options{Settle: time.Minute, SettleWait: 5 * time.Second})
 	got = serve(t, s, wire.SyncRequest{Since: 3})
 	if b := got[len(got)-1]; b.Upto != 6 || len(b.Items) != 3 || b.Items[0].Ver != 4 {
 		t.Fatalf("filled hole: %+v, want 4-6", got)

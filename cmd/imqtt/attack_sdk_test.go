@@ -8,9 +8,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imqtt/imqtt/internal/syncbuf"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -58,9 +60,9 @@ func TestAttackCLIPoisonItem(t *testing.T) {
 	var listenOut, listenErr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() { done <- runContext(ctx, bob.env, []string{"listen"}, &listenOut, &listenErr) }()
-	waitFor(t, "listen's sync", func() bool { return strings.Contains(listenOut.String(), `"after"`) })
+	wait.For(t, "listen's sync", 15*time.Second, func() bool { return strings.Contains(listenOut.String(), `"after"`) })
 	alice.ok("send", "--to", "bob", "live")
-	waitFor(t, "listen's live line", func() bool { return strings.Contains(listenOut.String(), `"live"`) })
+	wait.For(t, "listen's live line", 15*time.Second, func() bool { return strings.Contains(listenOut.String(), `"live"`) })
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Fatalf("listen exit %d: %s", code, listenErr.String())

@@ -11,20 +11,9 @@ import (
 
 	"github.com/imqtt/imqtt/internal/syncbuf"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
-
-// waitFor polls cond until it holds, failing the test after a deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // user is one person with their own imqtt home directory.
 type user struct {
@@ -110,7 +99,7 @@ func TestE2ECLI(t *testing.T) {
 	done := make(chan int, 1)
 	go func() { done <- runContext(ctx, bob.env, []string{"listen"}, &listenOut, &listenErr) }()
 	alice.ok("send", "--to", "bob", "live one")
-	waitFor(t, "the listener's line", func() bool { return strings.Contains(listenOut.String(), "live one") })
+	wait.For(t, "the listener's line", 15*time.Second, func() bool { return strings.Contains(listenOut.String(), "live one") })
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Fatalf("listen exit %d: %s", code, listenErr.String())

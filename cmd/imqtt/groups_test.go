@@ -6,9 +6,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imqtt/imqtt/internal/syncbuf"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -74,7 +76,7 @@ func TestE2ECLIListenCatchesUpGroups(t *testing.T) {
 		var out, errOut syncbuf.Buffer
 		done := make(chan int, 1)
 		go func() { done <- runContext(ctx, bob.env, []string{"listen"}, &out, &errOut) }()
-		waitFor(t, fmt.Sprint("listen to print ", until), func() bool {
+		wait.For(t, fmt.Sprint("listen to print ", until), 15*time.Second, func() bool {
 			for _, u := range until {
 				if !strings.Contains(out.String(), u) {
 					return false

@@ -14,20 +14,9 @@ import (
 
 	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
-
-// waitFor polls cond until it holds, failing the test after a deadline.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -144,7 +133,7 @@ func TestE2ESendReceiveExactlyOnce(t *testing.T) {
 		}
 		acks[ack.ID] = true
 	}
-	waitFor(t, "bob's messages", func() bool { return len(bobRec.msgs()) >= n })
+	wait.For(t, "bob's messages", 15*time.Second, func() bool { return len(bobRec.msgs()) >= n })
 	got := bobRec.msgs()
 	checkOnceInOrder(t, "bob", got)
 	if !slices.Equal(bodies(got), want) {
@@ -170,7 +159,7 @@ func TestE2ESendReceiveExactlyOnce(t *testing.T) {
 	if _, err := alice.Send(ctx, wire.Send{To: "bob", Body: "marker"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the marker", func() bool { m := bobRec.msgs(); return m[len(m)-1].Body == "marker" })
+	wait.For(t, "the marker", 15*time.Second, func() bool { m := bobRec.msgs(); return m[len(m)-1].Body == "marker" })
 	if m := bobRec.msgs(); len(m) != n+1 {
 		t.Fatalf("bob has %d messages after a duplicate send and a marker, want %d", len(m), n+1)
 	}
@@ -220,7 +209,7 @@ func TestE2EOfflineThenSync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "bob's first messages", func() bool { return len(first.msgs()) == 3 })
+	wait.For(t, "bob's first messages", 15*time.Second, func() bool { return len(first.msgs()) == 3 })
 	bob.Close()
 
 	var want []string
@@ -272,11 +261,11 @@ func TestE2EReconnect(t *testing.T) {
 	}
 	send(5)
 	for round := range 3 {
-		waitFor(t, "bob connected", func() bool { return s.KickDevice("bob/phone") })
+		wait.For(t, "bob connected", 15*time.Second, func() bool { return s.KickDevice("bob/phone") })
 		send(10)
-		waitFor(t, fmt.Sprint("bob reconnected ", round), func() bool { return bob.Connections() >= uint64(round+2) })
+		wait.For(t, fmt.Sprint("bob reconnected ", round), 15*time.Second, func() bool { return bob.Connections() >= uint64(round+2) })
 	}
-	waitFor(t, "all messages", func() bool { return len(bobRec.msgs()) >= len(want) })
+	wait.For(t, "all messages", 15*time.Second, func() bool { return len(bobRec.msgs()) >= len(want) })
 	got := bobRec.msgs()
 	checkOnceInOrder(t, "bob", got)
 	if !slices.Equal(bodies(got), want) {
@@ -341,7 +330,7 @@ func TestE2ERead(t *testing.T) {
 	if err := phone.Read(ctx, "alice", last.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the laptop's unread event", func() bool {
+	wait.For(t, "the laptop's unread event", 15*time.Second, func() bool {
 		laptopRec.mu.Lock()
 		defer laptopRec.mu.Unlock()
 		for _, ev := range laptopRec.evs {

@@ -16,6 +16,7 @@ import (
 	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -50,7 +51,7 @@ func sendAll(t testing.TB, c *client.Client, to string, bodies ...string) []wire
 // want, once each, in order, with growing versions.
 func expectBodies(t testing.TB, who string, rec *recorder, want []string) []wire.Msg {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%s's %d messages", who, len(want)), func() bool { return len(rec.msgs()) >= len(want) })
+	wait.For(t, fmt.Sprintf("%s's %d messages", who, len(want)), 15*time.Second, func() bool { return len(rec.msgs()) >= len(want) })
 	got := rec.msgs()
 	checkOnceInOrder(t, who, got)
 	if !slices.Equal(bodies(got), want) {
@@ -101,7 +102,7 @@ func TestFaultServerRestartMidSend(t *testing.T) {
 		done <- nil
 	}()
 	acked := func() int { mu.Lock(); defer mu.Unlock(); return len(acks) }
-	waitFor(t, "10 acks", func() bool { return acked() >= 10 })
+	wait.For(t, "10 acks", 15*time.Second, func() bool { return acked() >= 10 })
 	s.Restart(t) // graceful: what was accepted is committed and acked first
 	proxy.setTarget(s.MQTT)
 	up := time.Now()
@@ -155,20 +156,19 @@ func TestFaultDroppedConnection(t *testing.T) {
 		t.Fatalf("bob did not reconnect after the reset: %d connections", g)
 	}
 
-	waitFor(t, "bob connected again", func() bool { return proxy.open() == 1 })
+	wait.For(t, "bob connected again", 15*time.Second, func() bool { return proxy.open() == 1 })
 	gens := bob.Connections()
 	proxy.stall()
 	more = numbered("m", 10, 15)
 	sendAll(t, alice, "bob", more...)
 	want = append(want, more...)
 	// paho's ping timeout (10 s) finds the silent connection.
-	deadline := time.Now().Add(25 * time.Second)
-	for bob.Connections() == gens || len(bobRec.msgs()) < len(want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("bob after a silent drop: %d connections, %d messages", bob.Connections(), len(bobRec.msgs()))
+	wait.ForErr(t, "bob to reconnect after a silent drop and get every message", 25*time.Second, func() error {
+		if c, n := bob.Connections(), len(bobRec.msgs()); c == gens || n < len(want) {
+			return fmt.Errorf("%d connections, %d messages", c, n)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	expectBodies(t, "bob", &bobRec, want)
 }
 
@@ -254,14 +254,14 @@ func TestFaultExpiredToken(t *testing.T) {
 	expectBodies(t, "bob", &bobRec, []string{"1", "2"})
 
 	h := &client.HTTP{Server: s.HTTP, Token: bobSess.Token}
-	waitFor(t, "bob's token to expire", func() bool {
+	wait.For(t, "bob's token to expire", 15*time.Second, func() bool {
 		_, err := h.Conversations(testCtx(t))
 		var we *wire.Error
 		return errors.As(err, &we) && we.Code == wire.CodeUnauthorized
 	})
 	sendAll(t, alice, "bob", "3") // the open connection still works
 	expectBodies(t, "bob", &bobRec, []string{"1", "2", "3"})
-	waitFor(t, "bob kicked", func() bool { return s.KickDevice("bob/phone") })
+	wait.For(t, "bob kicked", 15*time.Second, func() bool { return s.KickDevice("bob/phone") })
 	select {
 	case <-bob.Done():
 	case <-time.After(10 * time.Second):
@@ -326,7 +326,7 @@ func TestFaultUnreachableFirstEndpoint(t *testing.T) {
 	sendAll(t, alice, "bob", want...)
 	expectBodies(t, "bob", &bobRec, want)
 
-	waitFor(t, "bob kicked", func() bool { return s.KickDevice("bob/phone") })
+	wait.For(t, "bob kicked", 15*time.Second, func() bool { return s.KickDevice("bob/phone") })
 	more := numbered("m", 5, 10)
 	sendAll(t, alice, "bob", more...)
 	expectBodies(t, "bob", &bobRec, append(want, more...))

@@ -8,9 +8,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -47,7 +49,7 @@ func (r *recorder) groupEvents() []string {
 // they are want, once each, in seq order.
 func expectGroup(t testing.TB, who string, rec *recorder, group string, want []string) []wire.Msg {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%s's %d messages in %s", who, len(want), group), func() bool {
+	wait.For(t, fmt.Sprintf("%s's %d messages in %s", who, len(want), group), 15*time.Second, func() bool {
 		return len(rec.groupMsgs()[group]) >= len(want)
 	})
 	got := rec.groupMsgs()[group]
@@ -246,7 +248,7 @@ func TestFaultGroupForged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the forged far-ahead message dropped unconfirmed", func() bool { return bob.Unconfirmed() >= 1 })
+	wait.For(t, "the forged far-ahead message dropped unconfirmed", 15*time.Second, func() bool { return bob.Unconfirmed() >= 1 })
 	sendGroup(t, alice, "g1", "real2", "real3")
 	expectGroup(t, "bob", &bobRec, "g1", []string{"real1", "real2", "real3"})
 	if got := bobRec.groupMsgs()["elsewhere"]; len(got) != 0 {

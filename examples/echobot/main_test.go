@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"slices"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -79,31 +81,30 @@ func testEchoBot(t *testing.T, group string) {
 		}
 	}
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(echoes) }
-	waitFor := func(n int) {
+	echoed := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for count() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("got %d echoes, want %d", count(), n)
+		wait.ForErr(t, fmt.Sprintf("%d echoes", n), 15*time.Second, func() error {
+			if got := count(); got < n {
+				return fmt.Errorf("got %d", got)
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 
 	stop := startBot()
 	send("one")
-	waitFor(1)
+	echoed(1)
 	stop()
 	// Sent while the bot is down: answered once it is back, by sync.
 	send("two")
 	stop = startBot()
 	defer stop()
 	send("three")
-	waitFor(3)
+	echoed(3)
 	// The bot answers in order, so a repeated answer to any of the three
 	// would come before the answer to a marker.
 	send("marker")
-	waitFor(4)
+	echoed(4)
 	mu.Lock()
 	defer mu.Unlock()
 	if !slices.Equal(echoes, []string{"echo: one", "echo: two", "echo: three", "echo: marker"}) {

@@ -18,6 +18,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/imqtt/imqtt/internal/redistest"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/state"
 	staterds "github.com/imqtt/imqtt/state/redis"
 	"github.com/imqtt/imqtt/state/statetest"
@@ -333,24 +334,9 @@ func TestFlushAll(t *testing.T) {
 	}
 }
 
-// eventually polls cond until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not so after %v: %v", what, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // throughout polls cond until d has passed and fails the first time it does
-// not hold.
+// not hold. Not a wait: that cond still holds as time passes (a TTL that
+// would expire) is the check.
 func throughout(t *testing.T, d time.Duration, what string, cond func() error) {
 	t.Helper()
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
@@ -399,7 +385,7 @@ func TestPresenceExpiry(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*ttl, "expired after its node stopped", devicesAre(ctx, b, "alice", 0))
+	wait.ForErr(t, "expired after its node stopped", 3*ttl, devicesAre(ctx, b, "alice", 0))
 	t.Logf("gone %v after its node stopped (TTL %v)", time.Since(start).Round(10*time.Millisecond), ttl)
 }
 
@@ -434,11 +420,11 @@ func TestTakeoverAcrossNodes(t *testing.T) {
 	must(a.Offline(ctx, "alice", "phone", "node-a")) // the old node's late disconnect
 	must(devicesAre(ctx, a, "alice", 2, phone)())
 	// a never calls Offline for bob's tablet; its refresher sees the takeover.
-	eventually(t, 3*ttl, "counts settled", devicesAre(ctx, a, "bob", 2, tablet))
+	wait.ForErr(t, "counts settled", 3*ttl, devicesAre(ctx, a, "bob", 2, tablet))
 	throughout(t, 2*ttl, "counts stay", devicesAre(ctx, a, "bob", 2, tablet))
 	must(b.Close())
 	// Had a kept refreshing the tablet, it would come back on node-a.
-	eventually(t, 3*ttl, "gone with node-b", devicesAre(ctx, a, "bob", 0))
+	wait.ForErr(t, "gone with node-b", 3*ttl, devicesAre(ctx, a, "bob", 0))
 	throughout(t, ttl, "not brought back by node-a", devicesAre(ctx, a, "bob", 0))
 }
 
@@ -490,7 +476,7 @@ func TestRestart(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "ping after restart", func() error { return s.Ping(ctx) })
+	wait.ForErr(t, "ping after restart", 10*time.Second, func() error { return s.Ping(ctx) })
 	last := before[len(before)-1]
 	for i := range 40 {
 		v, err := s.Next(ctx, "alice", 1)
@@ -504,7 +490,7 @@ func TestRestart(t *testing.T) {
 	}
 	// The script cache is empty on the new server: the refresher's pipeline
 	// and the callers fall back to EVAL.
-	eventually(t, 3*ttl, "devices re-recorded", devicesAre(ctx, s, "alice", 1, phone))
+	wait.ForErr(t, "devices re-recorded", 3*ttl, devicesAre(ctx, s, "alice", 1, phone))
 }
 
 // gatedReserve wraps reserve: its first call reserves, then reports the

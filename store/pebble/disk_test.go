@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imqtt/imqtt/internal/disktest"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/pebble"
 )
@@ -45,18 +46,6 @@ func fill(t *testing.T, dir string, leave int64) string {
 		}
 	}
 	return path
-}
-
-// waitFor polls cond for up to 10 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // send commits one message from alice to herself at version ver.
@@ -116,7 +105,7 @@ func TestDiskSpaceGuard(t *testing.T) {
 	}
 
 	filler := fill(t, disk, 8<<20)
-	waitFor(t, "writes refused", func() bool { return errors.Is(s.Writable(), store.ErrNoSpace) })
+	wait.For(t, "writes refused", 10*time.Second, func() bool { return errors.Is(s.Writable(), store.ErrNoSpace) })
 	err = send(s, t, n+1, body)
 	if !errors.Is(err, store.ErrNoSpace) {
 		t.Fatalf("send on a full disk: %v, want ErrNoSpace", err)
@@ -135,7 +124,7 @@ func TestDiskSpaceGuard(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "writes back", func() bool { return s.Writable() == nil })
+	wait.For(t, "writes back", 10*time.Second, func() bool { return s.Writable() == nil })
 	n++
 	if err := send(s, t, n, body); err != nil {
 		t.Fatalf("send after space came back: %v", err)
@@ -191,7 +180,7 @@ func TestDiskFullWALFailure(t *testing.T) {
 		t.Fatalf("writable after a failure: %v", s.Writable())
 	}
 	// Reopened read-only, the store serves exactly what was acked.
-	waitFor(t, "reads of durable data", func() bool {
+	wait.For(t, "reads of durable data", 10*time.Second, func() bool {
 		evs, err := s.Range(t.Context(), "alice", n, 10)
 		return err == nil && len(evs) == 0
 	})
@@ -200,7 +189,7 @@ func TestDiskFullWALFailure(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "writes back", func() bool { return send(s, t, n+1, body) == nil })
+	wait.For(t, "writes back", 10*time.Second, func() bool { return send(s, t, n+1, body) == nil })
 	n++
 	checkAll(t, s, n)
 	next, err := s.ReserveVersions(t.Context(), "bob", 1)

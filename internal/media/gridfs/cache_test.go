@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imqtt/imqtt/internal/media"
+	"github.com/imqtt/imqtt/internal/wait"
 )
 
 func newTestCache(t *testing.T) *cache {
@@ -48,7 +49,7 @@ func TestFillOnce(t *testing.T) {
 			errs[i] = c.fill(context.Background(), key, fetch)
 		}()
 	}
-	waitFor(t, func() bool {
+	wait.For(t, "all the fills to wait on one load", 10*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.loads[key] != nil && c.loads[key].waiters == n
@@ -92,7 +93,7 @@ func TestFillAbandoned(t *testing.T) {
 	go func() { done1 <- c.fill(ctx1, key, blocked) }()
 	<-started
 	go func() { done2 <- c.fill(ctx2, key, blocked) }()
-	waitFor(t, func() bool {
+	wait.For(t, "both fills to wait on the load", 10*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.loads[key].waiters == 2
@@ -124,17 +125,5 @@ func TestFillAbandoned(t *testing.T) {
 		return err
 	}); err != nil {
 		t.Fatalf("fill after an abandoned one: %v", err)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

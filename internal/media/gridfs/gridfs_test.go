@@ -19,6 +19,7 @@ import (
 	"github.com/imqtt/imqtt/internal/media/mediatest"
 	"github.com/imqtt/imqtt/internal/media/mediatest/blobstest"
 	"github.com/imqtt/imqtt/internal/mongotest"
+	"github.com/imqtt/imqtt/internal/wait"
 )
 
 func TestMain(m *testing.M) {
@@ -267,7 +268,7 @@ func TestOpenContext(t *testing.T) {
 		t.Fatalf("stat past a deadline: %v", err)
 	}
 	// The abandoned downloads end and leave no file behind.
-	waitFor(t, func() bool {
+	wait.For(t, "the canceled loads and their temporary files to go", 10*time.Second, func() bool {
 		b.cache.mu.Lock()
 		defer b.cache.mu.Unlock()
 		left, _ := os.ReadDir(filepath.Join(dir, "tmp"))

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/imqtt/imqtt/internal/redistest"
+	"github.com/imqtt/imqtt/internal/syncbuf"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
@@ -130,10 +133,10 @@ func (l fixedLocator) DevicesOf(_ context.Context, us []string) (map[string][]st
 
 type fixedLocator map[string][]state.Device
 
-// waitEvents waits for want, in order within each channel (a node's own,
-// and the broadcast one: group and member records); the two interleave.
-func waitEvents(t *testing.T, l *fakeLocal, want ...string) {
-	t.Helper()
+// sameEvents is a condition for wait.ForErr: l has had want, in order
+// within each channel (a node's own, and the broadcast one: group and
+// member records); the two interleave.
+func sameEvents(l *fakeLocal, want ...string) func() error {
 	split := func(evs []string) (own, all []string) {
 		for _, e := range evs {
 			if strings.HasPrefix(e, "group ") || strings.HasPrefix(e, "member ") || strings.HasPrefix(e, "all ") || strings.HasPrefix(e, "forget ") {
@@ -144,17 +147,14 @@ func waitEvents(t *testing.T, l *fakeLocal, want ...string) {
 		}
 		return own, all
 	}
-	same := func() bool {
-		o1, a1 := split(l.got())
+	return func() error {
+		got := l.got()
+		o1, a1 := split(got)
 		o2, a2 := split(want)
-		return slices.Equal(o1, o2) && slices.Equal(a1, a2)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !same() {
-		if time.Now().After(deadline) {
-			t.Fatalf("events %q, want %q", l.got(), want)
+		if !slices.Equal(o1, o2) || !slices.Equal(a1, a2) {
+			return fmt.Errorf("events %q, want %q", got, want)
 		}
-		time.Sleep(5 * time.Millisecond)
+		return nil
 	}
 }
 
@@ -186,10 +186,12 @@ func TestBusRouting(t *testing.T) {
 	b.Kick("bob", "bob/q")
 	b.KickOn("n3", "eve/z")
 	b.KickOn("n1", "self/x") // nothing: not to oneself
-	waitEvents(t, locals["n2"], "user bob msg 1", "user bob unread 2", "kick bob/q", "group g hi", "member g dan true", "all notice text", "forget h1")
-	waitEvents(t, locals["n3"], "kick eve/z", "group g hi", "member g dan true", "all notice text", "forget h1")
-	time.Sleep(50 * time.Millisecond)
-	waitEvents(t, locals["n1"]) // not its own broadcasts
+	wait.ForErr(t, "n2's events", 5*time.Second, sameEvents(locals["n2"], "user bob msg 1", "user bob unread 2", "kick bob/q", "group g hi", "member g dan true", "all notice text", "forget h1"))
+	wait.ForErr(t, "n3's events", 5*time.Second, sameEvents(locals["n3"], "kick eve/z", "group g hi", "member g dan true", "all notice text", "forget h1"))
+	// Not its own broadcasts: n2's, on the same channel after them, comes
+	// to n1 alone, so n1's own would have come before it.
+	buses["n2"].Everyone("mark", []byte("n2"))
+	wait.ForErr(t, "n1's events", 5*time.Second, sameEvents(locals["n1"], "all mark n2"))
 	if d := b.Dropped(); d != 0 {
 		t.Fatalf("%d dropped", d)
 	}
@@ -242,21 +244,18 @@ func TestRegistry(t *testing.T) {
 	close(c.stop)
 	c.mu.Unlock()
 	<-c.done
-	deadline := time.Now().Add(2 * time.Second)
-	for !slices.Equal(nodes(), []string{"a"}) {
-		if time.Now().After(deadline) {
-			t.Fatalf("dead c still listed: %v", nodes())
+	onlyA := func() error {
+		if got := nodes(); !slices.Equal(got, []string{"a"}) {
+			return fmt.Errorf("nodes %v", got)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
 	}
+	wait.ForErr(t, "dead c to leave the list", 2*time.Second, onlyA)
 	// Redis loses everything: a is back within one heartbeat.
 	if err := rdb.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if got := nodes(); !slices.Equal(got, []string{"a"}) {
-		t.Fatalf("after FLUSHALL: %v", got)
-	}
+	wait.ForErr(t, "a back after FLUSHALL", 100*time.Millisecond, onlyA)
 	a.Leave(ctx)
 }
 
@@ -279,7 +278,7 @@ func TestLease(t *testing.T) {
 		seen[l.Number()] = true
 		leases = append(leases, l)
 	}
-	// Renewal keeps them past the TTL.
+	// Renewal keeps them past the TTL. Not a wait: the TTL passing is the test.
 	time.Sleep(500 * time.Millisecond)
 	l2, err := TakeLease(ctx, rdb, opts)
 	if err != nil {
@@ -336,7 +335,8 @@ func TestBusAfterRedisRestart(t *testing.T) {
 	defer rdb.Close()
 	loc := fixedLocator{"bob": {{User: "bob", Device: "p", Node: "n2"}}}
 	l1, l2 := &fakeLocal{}, &fakeLocal{}
-	b1 := NewBus(rdb, BusOptions{Node: "n1", Locator: loc, Local: l1})
+	var log syncbuf.Buffer
+	b1 := NewBus(rdb, BusOptions{Node: "n1", Locator: loc, Local: l1, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	b2 := NewBus(rdb, BusOptions{Node: "n2", Locator: loc, Local: l2})
 	for _, b := range []*Bus{b1, b2} {
 		if err := b.Start(t.Context()); err != nil {
@@ -345,25 +345,24 @@ func TestBusAfterRedisRestart(t *testing.T) {
 		defer b.Close(context.Background())
 	}
 	b1.User("bob", "msg", []byte("before"))
-	waitEvents(t, l2, "user bob msg before")
+	wait.ForErr(t, "the event before", 5*time.Second, sameEvents(l2, "user bob msg before"))
 	// Sent while Redis is down: kept and retried, delivered once it is back.
 	own.Kill()
 	b1.User("bob", "msg", []byte("during"))
-	time.Sleep(500 * time.Millisecond)
+	wait.For(t, "a publish to fail with Redis down", 5*time.Second, func() bool { return strings.Contains(log.String(), "cluster bus: publish") })
 	if err := own.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitEvents(t, l2, "user bob msg before", "user bob msg during")
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; ; i++ {
-		b1.User("bob", "msg", []byte(fmt.Sprint("after ", i)))
-		time.Sleep(50 * time.Millisecond)
-		if got := l2.got(); len(got) > 2 {
-			t.Logf("first after the restart: %q (attempt %d)", got[2], i)
-			return
+	wait.ForErr(t, "the event sent while Redis was down", 5*time.Second, sameEvents(l2, "user bob msg before", "user bob msg during"))
+	// Until go-redis has resubscribed an event is lost: send one a poll.
+	sent := 0
+	wait.ForErr(t, "an event after the restart", 10*time.Second, func() error {
+		if len(l2.got()) > 2 {
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing received after the restart; dropped %d", b1.Dropped())
-		}
-	}
+		b1.User("bob", "msg", []byte(fmt.Sprint("after ", sent)))
+		sent++
+		return fmt.Errorf("nothing received after %d sends; dropped %d", sent, b1.Dropped())
+	})
+	t.Logf("first after the restart: %q (of %d sent)", l2.got()[2], sent)
 }
