@@ -100,63 +100,47 @@ func TestRefusals(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"send to nobody", func() error {
-			_, err := svc.Send(ctx, alice, wire.Send{CMID: "c1", To: "nobody", Type: "text"})
-			return err
-		}, chat.ErrNoSuchUser, "no such user: nobody"},
+		{"send to nobody", func() error { return errOf(svc.Send(ctx, alice, wire.Send{CMID: "c1", To: "nobody", Type: "text"})) },
+			chat.ErrNoSuchUser, "no such user: nobody"},
 		{"send to a group one is not in", func() error {
-			_, err := svc.Send(ctx, chat.Sender{User: "carol"}, wire.Send{CMID: "c1", Group: "g1", Type: "text"})
-			return err
-		}, chat.ErrNotMember, "not a member of group g1"},
+			return errOf(svc.Send(ctx, chat.Sender{User: "carol"}, wire.Send{CMID: "c1", Group: "g1", Type: "text"}))
+		},
+			chat.ErrNotMember, "not a member of group g1"},
 		{"send media, none enabled", func() error {
-			_, err := svc.Send(ctx, alice, wire.Send{CMID: "c2", To: "bob", Type: "image", Media: "m-1"})
-			return err
-		}, chat.ErrBadRequest, "media is not enabled on this server"},
-		{"create an existing group", func() error {
-			_, err := svc.CreateGroup(ctx, "bob", wire.GroupCreate{ID: "G1"})
-			return err
-		}, chat.ErrExists, "group g1 already exists"},
-		{"create with a bad id", func() error {
-			_, err := svc.CreateGroup(ctx, "bob", wire.GroupCreate{ID: "g/1"})
-			return err
-		}, chat.ErrBadRequest, ""},
-		{"create with a stranger", func() error {
-			_, err := svc.CreateGroup(ctx, "bob", wire.GroupCreate{Members: []string{"nobody"}})
-			return err
-		}, chat.ErrNoSuchUser, "no such user: nobody"},
-		{"show a group to a stranger", func() error {
-			_, err := svc.Group(ctx, "carol", "g1", "", 0)
-			return err
-		}, chat.ErrNotMember, "not a member of group g1"},
+			return errOf(svc.Send(ctx, alice, wire.Send{CMID: "c2", To: "bob", Type: "image", Media: "m-1"}))
+		},
+			chat.ErrBadRequest, "media is not enabled on this server"},
+		{"create an existing group", func() error { return errOf(svc.CreateGroup(ctx, "bob", wire.GroupCreate{ID: "G1"})) },
+			chat.ErrExists, "group g1 already exists"},
+		{"create with a bad id", func() error { return errOf(svc.CreateGroup(ctx, "bob", wire.GroupCreate{ID: "g/1"})) },
+			chat.ErrBadRequest, ""},
+		{"create with a stranger", func() error { return errOf(svc.CreateGroup(ctx, "bob", wire.GroupCreate{Members: []string{"nobody"}})) },
+			chat.ErrNoSuchUser, "no such user: nobody"},
+		{"show a group to a stranger", func() error { return errOf(svc.Group(ctx, "carol", "g1", "", 0)) },
+			chat.ErrNotMember, "not a member of group g1"},
 		{"a member adds", func() error {
-			_, err := svc.AddMembers(ctx, "bob", "g1", wire.GroupMembers{Users: []string{"carol"}})
-			return err
-		}, chat.ErrForbidden, "only the owner and admins add members"},
+			return errOf(svc.AddMembers(ctx, "bob", "g1", wire.GroupMembers{Users: []string{"carol"}}))
+		},
+			chat.ErrForbidden, "only the owner and admins add members"},
 		{"add a bad role", func() error {
-			_, err := svc.AddMembers(ctx, "alice", "g1", wire.GroupMembers{Users: []string{"carol"}, Role: "king"})
-			return err
-		}, chat.ErrBadRequest, "role must be admin or member"},
+			return errOf(svc.AddMembers(ctx, "alice", "g1", wire.GroupMembers{Users: []string{"carol"}, Role: "king"}))
+		},
+			chat.ErrBadRequest, "role must be admin or member"},
 		{"remove a non-member", func() error { return svc.RemoveMember(ctx, "alice", "g1", "carol") },
 			chat.ErrNotFound, "carol is not a member of g1"},
 		{"a member removes the owner", func() error { return svc.RemoveMember(ctx, "bob", "g1", "alice") },
 			chat.ErrForbidden, "only the owner removes admins; admins remove members"},
 		{"the owner leaves", func() error { return svc.RemoveMember(ctx, "alice", "g1", "alice") },
 			chat.ErrForbidden, "the owner cannot leave its group"},
-		{"read a conversation never had", func() error {
-			_, err := svc.Read(ctx, "carol", wire.Read{Peer: "bob"})
-			return err
-		}, chat.ErrNotFound, "no conversation with bob"},
-		{"read a group one is not in", func() error {
-			_, err := svc.Read(ctx, "carol", wire.Read{Group: "g1"})
-			return err
-		}, chat.ErrNotMember, "not a member of group g1"},
+		{"read a conversation never had", func() error { return errOf(svc.Read(ctx, "carol", wire.Read{Peer: "bob"})) },
+			chat.ErrNotFound, "no conversation with bob"},
+		{"read a group one is not in", func() error { return errOf(svc.Read(ctx, "carol", wire.Read{Group: "g1"})) },
+			chat.ErrNotMember, "not a member of group g1"},
 		{"sync a group one is not in", func() error {
 			return svc.Sync(ctx, "carol", wire.SyncRequest{Group: "g1"}, func(wire.Sync) error { return nil })
 		}, chat.ErrNotMember, "not a member of group g1"},
-		{"history with a bad peer", func() error {
-			_, err := svc.History(ctx, "alice", "a/b", 0, 10)
-			return err
-		}, chat.ErrBadRequest, "peer must be a user ID"},
+		{"history with a bad peer", func() error { return errOf(svc.History(ctx, "alice", "a/b", 0, 10)) },
+			chat.ErrBadRequest, "peer must be a user ID"},
 	} {
 		err := tc.call()
 		_, msg, ok := chat.Describe(err)
@@ -175,6 +159,9 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("add past the limit: %v, want %v", err, chat.ErrGroupFull)
 	}
 }
+
+// errOf is the error of a call that also returns a value.
+func errOf[T any](_ T, err error) error { return err }
 
 // deny is a Limiter that refuses every send.
 type deny struct{}
