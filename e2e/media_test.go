@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"image/jpeg"
 	"io"
-	"io/fs"
 	"mime"
 	"mime/multipart"
 	"net"
@@ -118,23 +117,7 @@ func mustUpload(t testing.TB, s *testserver.Server, token, contentType string, d
 // mediaFiles lists the files under the server's media directory.
 func mediaFiles(t testing.TB, s *testserver.Server) []string {
 	t.Helper()
-	var out []string
-	root := filepath.Join(s.Dir, "media")
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			rel, _ := filepath.Rel(root, path)
-			out = append(out, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(out)
-	return out
+	return mediatest.Files(t, filepath.Join(s.Dir, "media"))
 }
 
 func sha(b []byte) string {

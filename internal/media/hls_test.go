@@ -57,13 +57,13 @@ func TestPrivateVideo(t *testing.T) {
 	}
 
 	// A video ffmpeg cannot read is refused and leaves nothing.
-	before := tree(t, blobs.Root())
+	before := mediatest.Files(t, blobs.Root())
 	junk := append([]byte("\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"), bytes.Repeat([]byte("junk"), 4000)...)
 	_, err = s.Put(context.Background(), Upload{Owner: "alice", Private: true, Length: -1}, bytes.NewReader(junk))
 	if !errors.Is(err, ErrBadVideo) {
 		t.Fatalf("junk video: %v", err)
 	}
-	if after := tree(t, blobs.Root()); len(after) != len(before) {
+	if after := mediatest.Files(t, blobs.Root()); len(after) != len(before) {
 		t.Fatalf("junk video left files: %q", after)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"image"
 	"image/jpeg"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -71,26 +70,6 @@ func readPart(t testing.TB, s *Service, user, id, part string) []byte {
 	return b
 }
 
-// tree lists every file under root, relative to it.
-func tree(t testing.TB, root string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			rel, _ := filepath.Rel(root, path)
-			out = append(out, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func TestPutAndRead(t *testing.T) {
 	s, blobs := newService(t, Options{}, nil, nil)
 	png := mediatest.PNG(t, 800, 600)
@@ -108,8 +87,7 @@ func TestPutAndRead(t *testing.T) {
 		t.Fatalf("stat %+v %v", st, err)
 	}
 	// The sidecar is the Info, next to the bytes, and nothing else is left.
-	files := tree(t, blobs.Root())
-	slices.Sort(files)
+	files := mediatest.Files(t, blobs.Root())
 	dir := filepath.Join(info.ID[2:4], info.ID)
 	if want := []string{filepath.Join(dir, "data"), filepath.Join(dir, "info.json"), filepath.Join(dir, "thumb")}; !slices.Equal(files, want) {
 		t.Fatalf("files %q, want %q", files, want)
@@ -169,7 +147,7 @@ func TestBadUploads(t *testing.T) {
 	s, blobs := newService(t, Options{MaxImage: 4 << 10, MaxAudio: 64 << 10, MaxFile: 8 << 10}, nil, nil)
 	png := mediatest.PNG(t, 100, 100)
 	kept := put(t, s, "alice", "", mediatest.PNG(t, 10, 10))
-	before := tree(t, blobs.Root())
+	before := mediatest.Files(t, blobs.Root())
 	big := mediatest.NoiseJPEG(t, 200, 200)
 	if len(big) <= 4<<10 {
 		t.Fatalf("test image of %d bytes is under the limit", len(big))
@@ -204,7 +182,7 @@ func TestBadUploads(t *testing.T) {
 		if !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
-		if after := tree(t, blobs.Root()); !slices.Equal(after, before) {
+		if after := mediatest.Files(t, blobs.Root()); !slices.Equal(after, before) {
 			t.Fatalf("%s left files: %q", c.name, after)
 		}
 	}
@@ -234,7 +212,7 @@ func TestPrivateNotVideo(t *testing.T) {
 	if !errors.Is(err, ErrNotVideo) {
 		t.Fatalf("private PNG: %v", err)
 	}
-	if files := tree(t, blobs.Root()); len(files) != 0 {
+	if files := mediatest.Files(t, blobs.Root()); len(files) != 0 {
 		t.Fatalf("left %q", files)
 	}
 }
@@ -392,7 +370,7 @@ func TestFSAtomic(t *testing.T) {
 	if _, err := OpenFS(root); err != nil {
 		t.Fatal(err)
 	}
-	files := tree(t, root)
+	files := mediatest.Files(t, root)
 	if want := []string{filepath.Join(id[2:4], id, "data"), filepath.Join(id[2:4], id, "info.json")}; !slices.Equal(files, want) {
 		t.Fatalf("after reopening: %q, want %q", files, want)
 	}
