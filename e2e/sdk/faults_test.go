@@ -33,6 +33,11 @@ func fast(c *client.Config) {
 	c.SyncTimeout = time.Second
 }
 
+// via connects over MQTT through p, with fast timers.
+func via(p *faultProxy) func(*client.Config) {
+	return func(c *client.Config) { c.MQTT = p.Addr(); fast(c) }
+}
+
 // sendAll sends bodies in order from c, each until acked.
 func sendAll(t testing.TB, c *client.Client, to string, bodies ...string) []wire.Ack {
 	t.Helper()
@@ -77,9 +82,8 @@ func TestFaultServerRestartMidSend(t *testing.T) {
 	proxy := newFaultProxy(t, s.MQTT)
 	aliceSess, bobSess := login(t, s, "alice", "phone"), login(t, s, "bob", "phone")
 	var aliceRec, bobRec recorder
-	viaProxy := func(c *client.Config) { c.MQTT = proxy.Addr(); fast(c) }
-	alice := dial(t, s, aliceSess, nil, &aliceRec, viaProxy)
-	bob := dial(t, s, bobSess, nil, &bobRec, viaProxy)
+	alice := dial(t, s, aliceSess, nil, &aliceRec, via(proxy))
+	bob := dial(t, s, bobSess, nil, &bobRec, via(proxy))
 
 	want := numbered("m", 0, 40)
 	var mu sync.Mutex
@@ -138,11 +142,7 @@ func TestFaultDroppedConnection(t *testing.T) {
 	aliceSess, bobSess := login(t, s, "alice", "phone"), login(t, s, "bob", "phone")
 	var aliceRec, bobRec recorder
 	alice := dial(t, s, aliceSess, nil, &aliceRec)
-	bob := dial(t, s, bobSess, nil, &bobRec, func(c *client.Config) {
-		c.MQTT = proxy.Addr()
-		fast(c)
-		c.KeepAlive = time.Second
-	})
+	bob := dial(t, s, bobSess, nil, &bobRec, via(proxy), func(c *client.Config) { c.KeepAlive = time.Second })
 	want := numbered("m", 0, 5)
 	sendAll(t, alice, "bob", want...)
 	expectBodies(t, "bob", &bobRec, want)
@@ -180,7 +180,7 @@ func TestFaultDuplicateEvent(t *testing.T) {
 	aliceSess, bobSess := login(t, s, "alice", "phone"), login(t, s, "bob", "phone")
 	var aliceRec, bobRec recorder
 	alice := dial(t, s, aliceSess, nil, &aliceRec)
-	dial(t, s, bobSess, nil, &bobRec, func(c *client.Config) { c.MQTT = proxy.Addr(); fast(c) })
+	dial(t, s, bobSess, nil, &bobRec, via(proxy))
 	inbox := wire.InboxTopic("bob")
 	proxy.setFaults(nil, func(topic string, p []byte) bool {
 		return topic == inbox && bytes.Contains(p, []byte(`"body":"twice"`))
@@ -207,9 +207,7 @@ func TestFaultGap(t *testing.T) {
 	aliceSess, bobSess := login(t, s, "alice", "phone"), login(t, s, "bob", "phone")
 	var aliceRec, bobRec recorder
 	alice := dial(t, s, aliceSess, nil, &aliceRec)
-	bob := dial(t, s, bobSess, nil, &bobRec, func(c *client.Config) {
-		c.MQTT = proxy.Addr()
-		fast(c)
+	bob := dial(t, s, bobSess, nil, &bobRec, via(proxy), func(c *client.Config) {
 		c.ResyncInterval = -1 // only the gap may start the sync
 	})
 	if err := bob.WaitSynced(testCtx(t)); err != nil {

@@ -180,9 +180,7 @@ func TestFaultGroupDrops(t *testing.T) {
 	createGroup(t, s, aliceSess, "g2", "bob")
 	var aliceRec, bobRec recorder
 	alice := dial(t, s, aliceSess, nil, &aliceRec)
-	bob := dial(t, s, bobSess, nil, &bobRec, func(c *client.Config) {
-		c.MQTT = proxy.Addr()
-		fast(c)
+	bob := dial(t, s, bobSess, nil, &bobRec, via(proxy), func(c *client.Config) {
 		c.ResyncInterval = -1 // only the gaps may start the syncs
 	})
 	if err := bob.WaitSynced(testCtx(t)); err != nil {
