@@ -96,18 +96,8 @@ type colls struct {
 	groups, members, heads, groupMsgs, meta                                 *mongo.Collection
 }
 
-// Store implements every role of store.Store.
-var (
-	_ store.Store         = (*Store)(nil)
-	_ store.Users         = (*Store)(nil)
-	_ store.Tokens        = (*Store)(nil)
-	_ store.Versions      = (*Store)(nil)
-	_ store.Messages      = (*Store)(nil)
-	_ store.Conversations = (*Store)(nil)
-	_ store.Groups        = (*Store)(nil)
-	_ store.Grants        = (*Store)(nil)
-	_ store.Lifecycle     = (*Store)(nil)
-)
+// Store implements every role: store.Store embeds them all.
+var _ store.Store = (*Store)(nil)
 
 // Open connects to uri, creates the collections' indexes (if they exist
 // already, that is a no-op) and reads or creates the epoch. The caller

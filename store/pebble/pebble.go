@@ -120,18 +120,8 @@ type Store struct {
 	groups sync.Mutex
 }
 
-// Store implements every role of store.Store.
-var (
-	_ store.Store         = (*Store)(nil)
-	_ store.Users         = (*Store)(nil)
-	_ store.Tokens        = (*Store)(nil)
-	_ store.Versions      = (*Store)(nil)
-	_ store.Messages      = (*Store)(nil)
-	_ store.Conversations = (*Store)(nil)
-	_ store.Groups        = (*Store)(nil)
-	_ store.Grants        = (*Store)(nil)
-	_ store.Lifecycle     = (*Store)(nil)
-)
+// Store implements every role: store.Store embeds them all.
+var _ store.Store = (*Store)(nil)
 
 // Open opens or creates the store in dir. It refuses a directory it cannot
 // create or whose disk has less than MinFreeDisk free: on a full disk,
