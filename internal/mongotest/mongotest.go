@@ -7,7 +7,7 @@
 //
 // Tests use New (one server for a test) or Start (one for a package, from
 // TestMain), and call Cleanup from TestMain after m.Run to remove the built
-// binary.
+// binary (Main does both for a package with no more to set up).
 package mongotest
 
 import (
@@ -71,6 +71,14 @@ func Cleanup() {
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
+}
+
+// Main is the TestMain of a package whose tests use New: it runs them,
+// removes the built binary and exits with their code.
+func Main(m *testing.M) {
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
 }
 
 // Server is a running tools/devmongo process.

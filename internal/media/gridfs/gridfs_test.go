@@ -22,11 +22,7 @@ import (
 	"github.com/imqtt/imqtt/internal/wait"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	mongotest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { mongotest.Main(m) }
 
 // newServer starts a MongoDB-compatible server (tools/devmongo, a process of
 // its own) for one test and returns its URI.
