@@ -462,6 +462,12 @@ func (r *rig) do(method, path, token, body string) *httptest.ResponseRecorder {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return r.serve(req)
+}
+
+// serve serves req as it was built (its own headers and address) and
+// returns the recorder.
+func (r *rig) serve(req *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
 	r.api.ServeHTTP(w, req)
 	return w

@@ -34,8 +34,7 @@ func TestAuthRequired(t *testing.T) {
 	}
 	req := httptest.NewRequest("GET", "/v1/groups", nil)
 	req.Header.Set("Authorization", "Basic tok-alice-phone")
-	w := httptest.NewRecorder()
-	r.api.ServeHTTP(w, req)
+	w := r.serve(req)
 	wantError(t, w, http.StatusUnauthorized, wire.CodeUnauthorized)
 	if calls := r.core.took(); len(calls) != 0 {
 		t.Fatalf("the core was called without credentials: %v", calls)
@@ -68,8 +67,7 @@ func TestRegister(t *testing.T) {
 
 	req := httptest.NewRequest("POST", "/v1/users", strings.NewReader(`{"user":"dave","password":"secret-dave"}`))
 	req.RemoteAddr = "10.9.9.9:1234"
-	w := httptest.NewRecorder()
-	r.api.ServeHTTP(w, req)
+	w := r.serve(req)
 	wantError(t, w, http.StatusTooManyRequests, wire.CodeRateLimited)
 	if ra := w.Header().Get("Retry-After"); ra != "2" {
 		t.Errorf("Retry-After %q, want 2 (1.5s rounded up)", ra)
@@ -201,8 +199,7 @@ func TestSync(t *testing.T) {
 	req := httptest.NewRequest("GET", "/v1/sync?heads=1", nil)
 	req.Header.Set("Authorization", "Bearer tok-alice-phone")
 	req.Header.Set("Accept-Encoding", "gzip")
-	w := httptest.NewRecorder()
-	r.api.ServeHTTP(w, req)
+	w := r.serve(req)
 	if w.Code != http.StatusOK || w.Header().Get("Content-Encoding") != "gzip" {
 		t.Fatalf("heads: %d, Content-Encoding %q", w.Code, w.Header().Get("Content-Encoding"))
 	}
@@ -272,8 +269,7 @@ func TestMedia(t *testing.T) {
 	req := httptest.NewRequest("POST", "/v1/media?name=a.png", strings.NewReader("PNGDATA"))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "image/png")
-	w := httptest.NewRecorder()
-	r.api.ServeHTTP(w, req)
+	w := r.serve(req)
 	var up struct {
 		ID   string `json:"id"`
 		Size int64  `json:"size"`
