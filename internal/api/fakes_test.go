@@ -341,7 +341,7 @@ func (b *fakeBroker) StopAccepting() {
 	b.stopped = true
 }
 
-func (b *fakeBroker) Drain(per int, interval time.Duration, stop <-chan struct{}, quiesce func(ids []string), progress func(kicked, remaining int)) bool {
+func (b *fakeBroker) Drain(per int, interval time.Duration, stop <-chan struct{}, w broker.Waves) bool {
 	b.drainReq <- per
 	<-stop
 	return false
