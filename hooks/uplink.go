@@ -223,7 +223,7 @@ func (h *Uplink) sync(ctx context.Context, user string, reply deliver.To, req wi
 		return
 	}
 	err := h.cfg.Chat.Sync(ctx, user, req, func(b wire.Sync) error {
-		payload, err := imsync.Encode(b, req.Compress)
+		payload, err := imsync.Encode(b, imsync.Encoding{Compress: req.Compress})
 		if err != nil {
 			return err
 		}
