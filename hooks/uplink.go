@@ -13,6 +13,7 @@ import (
 
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/internal/deliver"
+	"github.com/imqtt/imqtt/internal/drain"
 	"github.com/imqtt/imqtt/internal/metrics"
 	imsync "github.com/imqtt/imqtt/sync"
 	"github.com/imqtt/imqtt/wire"
@@ -23,7 +24,11 @@ type UplinkConfig struct {
 	Chat Core // *chat.Service
 	// Sender delivers the answers (acks, errors, sync batches, heads) to
 	// the asking device (the delivery path, internal/deliver).
-	Sender  deliver.Sender
+	Sender deliver.Sender
+	// Drain is the node's drain state: a send of a client it quiesced is
+	// refused (unavailable: resend after reconnecting, to another node),
+	// and it is told of the sends in flight so that Quiesce can wait.
+	Drain   *drain.State
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	Workers int // concurrent sync and read requests; default 64
@@ -44,9 +49,7 @@ type Uplink struct {
 	workers chan struct{} // bounds sync and read requests in flight
 
 	mu       sync.Mutex
-	inflight map[string]int      // client ID -> sends submitted, not yet answered
-	quiet    map[string]struct{} // clients whose new sends are refused (drain)
-	requests map[string]int      // client ID -> sync and read requests not yet done
+	requests map[string]int // client ID -> sync and read requests not yet done
 }
 
 // ID names the hook.
@@ -58,8 +61,8 @@ func (h *Uplink) Provides(b byte) bool { return b == mqtt.OnPublish || b == mqtt
 // Init checks the config.
 func (h *Uplink) Init(config any) error {
 	cfg, ok := config.(UplinkConfig)
-	if !ok || cfg.Chat == nil || cfg.Sender == nil || cfg.Metrics == nil {
-		return errors.New("uplink hook: UplinkConfig with Chat, Sender and Metrics required")
+	if !ok || cfg.Chat == nil || cfg.Sender == nil || cfg.Drain == nil || cfg.Metrics == nil {
+		return errors.New("uplink hook: UplinkConfig with Chat, Sender, Drain and Metrics required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -71,55 +74,8 @@ func (h *Uplink) Init(config any) error {
 		cfg.PerClient = 4
 	}
 	h.cfg, h.workers = cfg, make(chan struct{}, cfg.Workers)
-	h.inflight, h.quiet, h.requests = map[string]int{}, map[string]struct{}{}, map[string]int{}
+	h.requests = map[string]int{}
 	return nil
-}
-
-// Quiesce prepares clients for a drain's disconnect: their new sends are
-// refused (unavailable: resend after reconnecting, to another node), and it
-// returns once the sends they have in flight are answered, or after the
-// batcher's commit deadline. Without it a send in flight at the disconnect
-// could be resent on another node before this one committed it, and become
-// two messages.
-func (h *Uplink) Quiesce(ids []string) {
-	h.mu.Lock()
-	for _, id := range ids {
-		h.quiet[id] = struct{}{}
-	}
-	h.mu.Unlock()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		busy := false
-		h.mu.Lock()
-		for _, id := range ids {
-			busy = busy || h.inflight[id] > 0
-		}
-		h.mu.Unlock()
-		if !busy {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// admit counts a send of clientID in flight, or refuses it if the client is
-// being drained.
-func (h *Uplink) admit(clientID string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, ok := h.quiet[clientID]; ok {
-		return false
-	}
-	h.inflight[clientID]++
-	return true
-}
-
-func (h *Uplink) answered(clientID string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.inflight[clientID]--; h.inflight[clientID] <= 0 {
-		delete(h.inflight, clientID)
-	}
 }
 
 // submitWait bounds what Submit does on the client's read goroutine: the
@@ -148,14 +104,14 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			h.replyError(reply, "", e.Code, e.Message)
 			break
 		}
-		if !h.admit(cl.ID) {
+		if !h.cfg.Drain.Admit(cl.ID) {
 			h.replyError(reply, req.CMID, wire.CodeUnavailable, "this node is draining; resend with the same cmid after reconnecting")
 			break
 		}
 		id, cmid := cl.ID, req.CMID
 		ctx, cancel := context.WithTimeout(context.Background(), submitWait)
 		h.cfg.Chat.Submit(ctx, chat.Sender{User: user, Device: device}, req, func(r chat.Result) {
-			h.answered(id)
+			h.cfg.Drain.Answered(id)
 			if r.Err != nil { // chat counted it (metrics.ErrorReplied)
 				h.reply(reply, h.errorEvent(reply, cmid, "", r.Err))
 				return
@@ -267,7 +223,7 @@ func (h *Uplink) sync(ctx context.Context, user string, reply deliver.To, req wi
 		return
 	}
 	err := h.cfg.Chat.Sync(ctx, user, req, func(b wire.Sync) error {
-		payload, err := imsync.Encode(b, req.Compress)
+		payload, err := imsync.Encode(b, imsync.Encoding{Compress: req.Compress})
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/hooks"
 	"github.com/imqtt/imqtt/internal/deliver"
+	"github.com/imqtt/imqtt/internal/drain"
 	"github.com/imqtt/imqtt/internal/metrics"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -66,16 +67,18 @@ func (c *fakeCore) Read(ctx context.Context, user string, req wire.Read) (wire.U
 }
 
 type uplinkRig struct {
-	h    *hooks.Uplink
-	core *fakeCore
-	pub  *pubRec
-	m    *metrics.Metrics
+	h     *hooks.Uplink
+	drain *drain.State
+	core  *fakeCore
+	pub   *pubRec
+	m     *metrics.Metrics
 }
 
 func newUplink(t *testing.T, perClient int) *uplinkRig {
 	t.Helper()
-	r := &uplinkRig{h: new(hooks.Uplink), core: &fakeCore{t: t}, pub: newPubRec(), m: metrics.New()}
-	if err := r.h.Init(hooks.UplinkConfig{Chat: r.core, Sender: deliver.New(deliver.Options{Local: r.pub}), Metrics: r.m, PerClient: perClient}); err != nil {
+	r := &uplinkRig{h: new(hooks.Uplink), drain: drain.New(nil), core: &fakeCore{t: t}, pub: newPubRec(), m: metrics.New()}
+	if err := r.h.Init(hooks.UplinkConfig{Chat: r.core, Sender: deliver.New(deliver.Options{Local: r.pub}), Drain: r.drain,
+		Metrics: r.m, PerClient: perClient}); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -335,7 +338,7 @@ func TestUplinkPerClientBound(t *testing.T) {
 	}
 }
 
-// TestUplinkQuiesce: a drain's Quiesce waits for the client's sends in
+// TestUplinkQuiesce: the drain state's Quiesce waits for the client's sends in
 // flight to be answered, and from then on its sends are refused
 // (unavailable, with their cmid) without reaching the core.
 func TestUplinkQuiesce(t *testing.T) {
@@ -350,7 +353,7 @@ func TestUplinkQuiesce(t *testing.T) {
 	r.publish(t, "carol/tab", wire.TopicSend, `{"cmid":"c3","to":"bob","type":"text","body":"hi"}`)
 	quiesced := make(chan struct{})
 	go func() {
-		r.h.Quiesce([]string{"carol/tab"})
+		r.drain.Quiesce([]string{"carol/tab"})
 		close(quiesced)
 	}()
 	select {
@@ -383,13 +386,17 @@ func TestUplinkQuiesce(t *testing.T) {
 	}
 }
 
-// TestUplinkInit refuses a config without its core, publisher or metrics.
+// TestUplinkInit refuses a config without its core, publisher, drain
+// state or metrics.
 func TestUplinkInit(t *testing.T) {
-	full := hooks.UplinkConfig{Chat: &fakeCore{t: t}, Sender: deliver.New(deliver.Options{Local: newPubRec()}), Metrics: metrics.New()}
+	full := hooks.UplinkConfig{Chat: &fakeCore{t: t}, Sender: deliver.New(deliver.Options{Local: newPubRec()}),
+		Drain: drain.New(nil), Metrics: metrics.New()}
+	without := func(f func(*hooks.UplinkConfig)) hooks.UplinkConfig { c := full; f(&c); return c }
 	for name, cfg := range map[string]any{
-		"no chat":    hooks.UplinkConfig{Sender: full.Sender, Metrics: full.Metrics},
-		"no sender":  hooks.UplinkConfig{Chat: full.Chat, Metrics: full.Metrics},
-		"no metrics": hooks.UplinkConfig{Chat: full.Chat, Sender: full.Sender},
+		"no chat":    without(func(c *hooks.UplinkConfig) { c.Chat = nil }),
+		"no sender":  without(func(c *hooks.UplinkConfig) { c.Sender = nil }),
+		"no drain":   without(func(c *hooks.UplinkConfig) { c.Drain = nil }),
+		"no metrics": without(func(c *hooks.UplinkConfig) { c.Metrics = nil }),
 		"wrong type": &full,
 	} {
 		if err := new(hooks.Uplink).Init(cfg); err == nil {

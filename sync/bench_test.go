@@ -37,7 +37,7 @@ func BenchmarkEncode(b *testing.B) {
 				b.ReportAllocs()
 				var size int
 				for range b.N {
-					p, err := imsync.Encode(batch, compress)
+					p, err := imsync.Encode(batch, imsync.Encoding{Compress: compress})
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -78,7 +78,7 @@ func BenchmarkServe(b *testing.B) {
 	for range b.N {
 		n := 0
 		err := s.Serve(ctx, "bob", req, func(bt wire.Sync) error {
-			if _, err := imsync.Encode(bt, req.Compress); err != nil {
+			if _, err := imsync.Encode(bt, imsync.Encoding{Compress: req.Compress}); err != nil {
 				return err
 			}
 			n += len(bt.Items)

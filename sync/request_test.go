@@ -56,7 +56,7 @@ func TestSyncSkipsPoisonedMeta(t *testing.T) {
 	if it := got[0].Items; it[0].Meta != nil || string(it[1].Meta) != `{"w":1}` {
 		t.Errorf("metas %q and %q, want none and the small one", it[0].Meta, it[1].Meta)
 	}
-	raw, err := imsync.Encode(got[0], "")
+	raw, err := imsync.Encode(got[0], imsync.Encoding{})
 	if err != nil {
 		t.Fatal(err)
 	}

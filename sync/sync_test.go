@@ -77,11 +77,11 @@ func TestReset(t *testing.T) {
 }
 
 func TestEncodeGzip(t *testing.T) {
-	raw, err := imsync.Encode(wire.Sync{Kind: "sync"}, "gzip")
+	raw, err := imsync.Encode(wire.Sync{Kind: "sync"}, imsync.Encoding{Compress: "gzip"})
 	if err != nil || len(raw) < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
 		t.Fatalf("gzip: %q %v", raw, err)
 	}
-	if raw, _ := imsync.Encode(wire.Sync{Kind: "sync"}, ""); raw[0] != '{' {
+	if raw, _ := imsync.Encode(wire.Sync{Kind: "sync"}, imsync.Encoding{}); raw[0] != '{' {
 		t.Fatalf("plain: %q", raw)
 	}
 }

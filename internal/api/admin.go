@@ -21,6 +21,7 @@ import (
 	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/internal/bans"
 	"github.com/imqtt/imqtt/internal/deliver"
+	"github.com/imqtt/imqtt/internal/drain"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -66,10 +67,10 @@ type Drainer interface {
 	// clients stay.
 	StopAccepting()
 	// Drain disconnects the clients in waves of per, one now and one every
-	// interval, calling quiesce (if set) with each wave's IDs first and
-	// progress (if set) after. It blocks until no client is left (true)
-	// or stop is closed (false).
-	Drain(per int, interval time.Duration, stop <-chan struct{}, quiesce func(ids []string), progress func(kicked, remaining int)) bool
+	// interval, telling w (if set) of each wave: Quiesce with its IDs
+	// first, Wave after. It blocks until no client is left (true) or stop
+	// is closed (false).
+	Drain(per int, interval time.Duration, stop <-chan struct{}, w broker.Waves) bool
 }
 
 // KickRemote disconnects clients connected to other nodes (cluster.Bus).
@@ -104,11 +105,6 @@ type AdminConfig struct {
 	Head func(ctx context.Context, user string) (uint64, error)
 	// Dashboard is served at /dashboard/; nil: no dashboard.
 	Dashboard http.Handler
-	// OnDrain is called when a drain begins (scale-out: leave /v1/endpoints).
-	OnDrain func()
-	// Quiesce, if set, finishes the sends in flight of clients about to be
-	// disconnected by a drain, refusing their new ones (hooks.Uplink).
-	Quiesce func(ids []string)
 	// Remote carries kicks to other nodes (scale-out; nil on one node).
 	Remote KickRemote
 	// SampleEvery is the stats sampling period (default 1 s); History the
@@ -117,16 +113,14 @@ type AdminConfig struct {
 	History     int
 }
 
-// admin is the admin API's state: the token's hash, the stats sampler, the drain.
+// admin is the admin API's state: the token's hash, the stats sampler. The
+// drain's is the node's drain state (Config.Drain).
 type admin struct {
 	cfg       AdminConfig
 	tokenHash [sha256.Size]byte
 	sampler   *sampler
 	stop      chan struct{}
 	closeOnce sync.Once
-
-	mu    sync.Mutex
-	drain *drainProgress // nil until POST drain
 }
 
 // adminRoutes registers /v1/admin/ and /dashboard/ and starts the sampler.
@@ -225,7 +219,7 @@ type adminNode struct {
 	Started       int64             `json:"started"` // unix ms
 	UptimeSeconds int64             `json:"uptime_seconds"`
 	Connections   int64             `json:"connections"`
-	Drain         *drainProgress    `json:"drain,omitempty"`
+	Drain         *drain.Progress   `json:"drain,omitempty"`
 }
 
 // Node statuses.
@@ -249,8 +243,8 @@ func (a *API) adminNodes(w http.ResponseWriter, r *http.Request) {
 	if c.Broker != nil {
 		n.Connections = c.Broker.Clients()
 	}
-	if d := a.adm.drainState(); d != nil {
-		n.Drain, n.Status = d, nodeDraining
+	if d, ok := a.cfg.Drain.Progress(); ok {
+		n.Drain, n.Status = &d, nodeDraining
 		if d.Done {
 			n.Status = nodeDrained
 		}

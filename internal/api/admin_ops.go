@@ -57,38 +57,10 @@ func (a *API) adminNotice(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"node": a.adm.cfg.Node, "users": sent})
 }
 
-// drainProgress is a drain as GET /v1/admin/nodes reports it.
-type drainProgress struct {
-	Started      int64 `json:"started"` // unix ms
-	Percent      int   `json:"percent"`
-	IntervalMS   int   `json:"interval_ms"`
-	Total        int   `json:"total"` // clients connected when the drain began
-	Disconnected int   `json:"disconnected"`
-	Remaining    int   `json:"remaining"`
-	Waves        int   `json:"waves"`
-	Done         bool  `json:"done"`
-	Finished     int64 `json:"finished,omitempty"` // unix ms
-}
-
 type drainRequest struct {
 	Percent    int `json:"percent"`     // of the clients at the start, per wave; default 10
 	IntervalMS int `json:"interval_ms"` // between waves; default 1000
 }
-
-// drainState is a copy of the drain's progress; nil if none was asked for.
-func (ad *admin) drainState() *drainProgress {
-	ad.mu.Lock()
-	defer ad.mu.Unlock()
-	if ad.drain == nil {
-		return nil
-	}
-	d := *ad.drain
-	return &d
-}
-
-// Draining reports whether a drain was asked for: /readyz answers 503 from
-// then on, until the process restarts.
-func (a *API) Draining() bool { return a.adm != nil && a.adm.drainState() != nil }
 
 // adminDrain stops this node accepting MQTT connections, then disconnects
 // its clients in waves (MQTT 5 reason 0x8B, server shutting down) so that
@@ -108,45 +80,29 @@ func (a *API) adminDrain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ad := a.adm
-	ad.mu.Lock()
-	if ad.drain != nil {
-		d := *ad.drain
-		ad.mu.Unlock()
+	if d, ok := a.cfg.Drain.Progress(); ok {
 		writeJSON(w, http.StatusOK, map[string]any{"node": ad.cfg.Node, "drain": d})
 		return
 	}
 	ad.cfg.Broker.StopAccepting()
-	if ad.cfg.OnDrain != nil {
-		ad.cfg.OnDrain() // leave /v1/endpoints
-	}
 	total := len(ad.cfg.Broker.ClientList())
-	ad.drain = &drainProgress{Started: time.Now().UnixMilli(), Percent: req.Percent, IntervalMS: req.IntervalMS,
-		Total: total, Remaining: total}
-	d := *ad.drain
-	ad.mu.Unlock()
+	// Start leaves /v1/endpoints; false if a concurrent POST started first.
+	d, started := a.cfg.Drain.Start(req.Percent, req.IntervalMS, total)
+	if !started {
+		writeJSON(w, http.StatusOK, map[string]any{"node": ad.cfg.Node, "drain": d})
+		return
+	}
 	a.log.Info("admin: drain", "node", ad.cfg.Node, "clients", total, "percent", req.Percent, "interval_ms", req.IntervalMS)
 	go a.drainWaves(max(1, (total*req.Percent+99)/100), time.Duration(req.IntervalMS)*time.Millisecond)
 	writeJSON(w, http.StatusAccepted, map[string]any{"node": ad.cfg.Node, "drain": d})
 }
 
 // drainWaves disconnects up to per clients now and every interval until
-// none is left.
+// none is left, telling the drain state of each wave.
 func (a *API) drainWaves(per int, interval time.Duration) {
 	ad := a.adm
-	done := ad.cfg.Broker.Drain(per, interval, ad.stop, ad.cfg.Quiesce, func(kicked, remaining int) {
-		ad.mu.Lock()
-		defer ad.mu.Unlock()
-		d := ad.drain
-		if kicked > 0 || remaining > 0 {
-			d.Waves++
-		}
-		d.Disconnected += kicked
-		d.Remaining = max(remaining, 0)
-		if d.Remaining == 0 {
-			d.Done, d.Finished = true, time.Now().UnixMilli()
-		}
-	})
-	if done {
-		a.log.Info("admin: drained", "node", ad.cfg.Node, "disconnected", ad.drainState().Disconnected)
+	if ad.cfg.Broker.Drain(per, interval, ad.stop, a.cfg.Drain) {
+		d, _ := a.cfg.Drain.Progress()
+		a.log.Info("admin: drained", "node", ad.cfg.Node, "disconnected", d.Disconnected)
 	}
 }

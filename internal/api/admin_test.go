@@ -3,14 +3,17 @@ package api_test
 import (
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/internal/api"
 	"github.com/imqtt/imqtt/internal/bans"
+	"github.com/imqtt/imqtt/internal/drain"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -131,9 +134,13 @@ func TestAdminClients(t *testing.T) {
 
 // TestAdminNoticeDrain: a notice goes to one user's inbox, or once to each
 // user connected here; a drain stops accepting, starts the waves, makes
-// /readyz 503, and a second POST reports it without starting another.
+// /readyz 503, and a second POST reports it without starting another. The
+// drain is the node's drain state's: it leaves the node list once and is
+// told of the waves.
 func TestAdminNoticeDrain(t *testing.T) {
-	r := newRig(t, nil)
+	var left atomic.Int32
+	st := drain.New(func() { left.Add(1) })
+	r := newRig(t, func(c *api.Config) { c.Drain = st })
 	wantJSON(t, r.do("POST", "/v1/admin/notice", adminToken, `{"text":"maintenance at noon"}`), http.StatusOK, nil)
 	wantJSON(t, r.do("POST", "/v1/admin/notice", adminToken, `{"text":"hi","user":"Carol"}`), http.StatusOK, nil)
 	if want := []string{"im/u/alice/inbox", "im/u/bob/inbox", "im/u/carol/inbox"}; !slices.Equal(r.pub.topics, want) {
@@ -143,8 +150,8 @@ func TestAdminNoticeDrain(t *testing.T) {
 	wantError(t, r.do("POST", "/v1/admin/notice", adminToken, `{"text":"x","user":"a b"}`), http.StatusBadRequest, wire.CodeBadRequest)
 
 	wantError(t, r.do("POST", "/v1/admin/drain", adminToken, `{"percent":0}`), http.StatusBadRequest, wire.CodeBadRequest)
-	if r.broker.stopped {
-		t.Fatal("a refused drain stopped the broker")
+	if r.broker.stopped || st.Draining() || left.Load() != 0 {
+		t.Fatal("a refused drain stopped the broker or began the drain")
 	}
 	wantJSON(t, r.do("POST", "/v1/admin/drain", adminToken, `{"percent":50,"interval_ms":100}`), http.StatusAccepted, nil)
 	select {
@@ -161,6 +168,12 @@ func TestAdminNoticeDrain(t *testing.T) {
 	wantJSON(t, r.do("POST", "/v1/admin/drain", adminToken, ""), http.StatusOK, nil)
 	if w := r.do("GET", "/readyz", "", ""); w.Code != http.StatusServiceUnavailable {
 		t.Errorf("readyz while draining: %d", w.Code)
+	}
+	r.broker.mu.Lock()
+	waves := r.broker.waves
+	r.broker.mu.Unlock()
+	if p, ok := st.Progress(); !ok || p.Total != 3 || p.Percent != 50 || left.Load() != 1 || waves != broker.Waves(st) {
+		t.Errorf("the drain state: %+v %v, left %d times, waves told to %v", p, ok, left.Load(), waves)
 	}
 	var nodes struct {
 		Nodes []struct {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/internal/account"
+	"github.com/imqtt/imqtt/internal/drain"
 	"github.com/imqtt/imqtt/internal/metrics"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -36,6 +37,11 @@ type Config struct {
 	Kicker    Kicker
 	Endpoints func(ctx context.Context) ([]wire.Endpoint, error) // the live nodes, best first
 	Ready     func(ctx context.Context) error
+	// Drain is the node's drain state: /readyz answers 503 "draining"
+	// once it drains, and POST /v1/admin/drain starts its operator's
+	// drain. Default: a state of its own that never drains but by that
+	// POST (tests).
+	Drain     *drain.State
 	WebSocket http.Handler // MQTT over WebSocket, mounted at /mqtt
 	Web       http.Handler // the web chat (webchat.Handler), mounted at /chat/; nil: none
 	MaxBody   int64        // request body limit; default 256 KiB
@@ -74,6 +80,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.UploadWindow <= 0 {
 		cfg.UploadWindow = 30 * time.Second
+	}
+	if cfg.Drain == nil {
+		cfg.Drain = drain.New(nil)
 	}
 	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
 	a.mux.HandleFunc("POST /v1/users", a.register)
@@ -247,7 +256,7 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if a.Draining() {
+	if a.cfg.Drain.Draining() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
 		return
 	}

@@ -304,6 +304,7 @@ type fakeBroker struct {
 	kicked   []string
 	stopped  bool
 	drainReq chan int
+	waves    broker.Waves // told of the drain's waves
 }
 
 func (b *fakeBroker) ClientList() []broker.ClientInfo {
@@ -341,7 +342,10 @@ func (b *fakeBroker) StopAccepting() {
 	b.stopped = true
 }
 
-func (b *fakeBroker) Drain(per int, interval time.Duration, stop <-chan struct{}, quiesce func(ids []string), progress func(kicked, remaining int)) bool {
+func (b *fakeBroker) Drain(per int, interval time.Duration, stop <-chan struct{}, w broker.Waves) bool {
+	b.mu.Lock()
+	b.waves = w
+	b.mu.Unlock()
 	b.drainReq <- per
 	<-stop
 	return false

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/imqtt/imqtt/internal/api"
+	"github.com/imqtt/imqtt/internal/drain"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -326,5 +327,16 @@ func TestPublicEndpoints(t *testing.T) {
 	})
 	if w := notReady.do("GET", "/readyz", "", ""); w.Code != http.StatusServiceUnavailable {
 		t.Errorf("readyz of a node whose store is down: %d", w.Code)
+	}
+	// A node shutting down drains without an operator's drain: the drain
+	// state it shares says so.
+	st := drain.New(nil)
+	shutting := newRig(t, func(c *api.Config) { c.Drain = st })
+	wantJSON(t, shutting.do("GET", "/readyz", "", ""), http.StatusOK, nil)
+	st.Begin()
+	var ready struct{ Status string }
+	wantJSON(t, shutting.do("GET", "/readyz", "", ""), http.StatusServiceUnavailable, &ready)
+	if ready.Status != "draining" {
+		t.Errorf("readyz of a draining node: %+v", ready)
 	}
 }

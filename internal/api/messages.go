@@ -69,7 +69,23 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	a.cfg.Metrics.SyncBatches.WithLabelValues("http").Inc()
-	writeMaybeGzip(w, r, first)
+	if first == nil { // the core emitted no batch: JSON null, as always
+		writeMaybeGzip(w, r, first)
+		return
+	}
+	enc := imsync.Encoding{Line: true} // as json.Encoder ends a body
+	gz := acceptsGzip(r)
+	if gz {
+		enc.Compress = "gzip"
+	}
+	body, err := imsync.Encode(*first, enc) // the MQTT uplink's encoder
+	if err != nil {
+		a.log.Error("sync: encode", "user", c.user, "err", err)
+		writeError(w, http.StatusInternalServerError, wire.CodeInternal, "sync: the batch could not be encoded")
+		return
+	}
+	jsonHeaders(w, gz)
+	_, _ = w.Write(body)
 }
 
 func (a *API) conversations(w http.ResponseWriter, r *http.Request, c caller) {
@@ -126,15 +142,29 @@ func uintParam(s string) (uint64, error) {
 	return strconv.ParseUint(s, 10, 64)
 }
 
-// writeMaybeGzip writes v as JSON, gzip-compressed if the client accepts it.
-func writeMaybeGzip(w http.ResponseWriter, r *http.Request, v any) {
+// acceptsGzip reports whether the client takes a gzip-compressed reply.
+func acceptsGzip(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept-Encoding"), "gzip")
+}
+
+// jsonHeaders sets the headers of a JSON reply that may be compressed,
+// gzip-compressed if gz.
+func jsonHeaders(w http.ResponseWriter, gz bool) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Add("Vary", "Accept-Encoding")
-	if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+	if gz {
+		w.Header().Set("Content-Encoding", "gzip")
+	}
+}
+
+// writeMaybeGzip writes v as JSON, gzip-compressed if the client accepts it.
+func writeMaybeGzip(w http.ResponseWriter, r *http.Request, v any) {
+	gz := acceptsGzip(r)
+	jsonHeaders(w, gz)
+	if !gz {
 		_ = json.NewEncoder(w).Encode(v)
 		return
 	}
-	w.Header().Set("Content-Encoding", "gzip")
 	zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	_ = json.NewEncoder(zw).Encode(v)
 	_ = zw.Close()

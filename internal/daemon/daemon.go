@@ -15,7 +15,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -29,6 +28,7 @@ import (
 	"github.com/imqtt/imqtt/internal/bans"
 	"github.com/imqtt/imqtt/internal/dashboard"
 	"github.com/imqtt/imqtt/internal/deliver"
+	"github.com/imqtt/imqtt/internal/drain"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/metrics"
 	"github.com/imqtt/imqtt/internal/webchat"
@@ -163,7 +163,9 @@ type Daemon struct {
 	lease    *cluster.Lease
 	// sharedBans is the scale-out ban list (nil: a file)
 	sharedBans *bans.Shared
-	draining   atomic.Bool
+	// drain is the node's one drain state, shared by the broker's waves,
+	// the uplink hook and the HTTP API; it leaves the node list (leave).
+	drain *drain.State
 }
 
 // Start builds and starts a daemon. On error everything it opened is closed.
@@ -183,6 +185,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 	started := time.Now()
 	d = &Daemon{cfg: cfg, log: cfg.Logger, metrics: metrics.New(), stopBackground: make(chan struct{})}
+	d.drain = drain.New(d.leave)
 	opened := d // a failed start returns a nil d, and closes what it opened
 	defer func() {
 		if err != nil {
@@ -297,7 +300,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		{&hooks.ACL{}, d.metrics},
 		{&hooks.SubCap{}, hooks.SubCapConfig{Max: cfg.MaxSubscriptions, Metrics: d.metrics}},
 		{&hooks.Compat{}, nil},
-		{d.uplink, hooks.UplinkConfig{Chat: d.chat, Sender: d.path, Metrics: d.metrics, Logger: cfg.Logger,
+		{d.uplink, hooks.UplinkConfig{Chat: d.chat, Sender: d.path, Drain: d.drain, Metrics: d.metrics, Logger: cfg.Logger,
 			PerClient: cfg.MaxClientRequests}},
 		{&hooks.Presence{}, presence},
 	} {
@@ -311,11 +314,11 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 
 	handler := api.New(api.Config{
 		Accounts: d.accounts, Chat: d.chat, Media: med, Metrics: d.metrics, Kicker: d, Web: webchat.Handler(),
-		Endpoints: d.endpoints, Ready: d.Ready, WebSocket: d.broker.WebSocket(), Logger: cfg.Logger,
+		Endpoints: d.endpoints, Ready: d.Ready, Drain: d.drain, WebSocket: d.broker.WebSocket(), Logger: cfg.Logger,
 		BodyTimeout: cfg.HTTPBodyTimeout, UploadMinRate: cfg.HTTPUploadMinRate, UploadWindow: cfg.HTTPUploadWindow,
 		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
 			Broker: d.broker, Sender: d.path, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
-			OnDrain: d.leaveCluster, Quiesce: d.uplink.Quiesce, Remote: d.kickRemote()},
+			Remote: d.kickRemote()},
 	})
 	d.api = handler
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
@@ -385,11 +388,9 @@ func (d *Daemon) Store() store.Store { return d.st }
 // Metrics are the daemon's instruments.
 func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
 
-// Ready reports whether the store and state answer.
+// Ready reports whether the store and state answer. (/readyz asks the
+// drain state first.)
 func (d *Daemon) Ready(ctx context.Context) error {
-	if d.draining.Load() {
-		return errors.New("draining")
-	}
 	if err := d.st.Ping(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -428,7 +429,7 @@ func (d *Daemon) endpoints(ctx context.Context) ([]wire.Endpoint, error) {
 	if d.registry != nil {
 		return d.registry.Endpoints(ctx)
 	}
-	if d.draining.Load() {
+	if d.drain.Draining() {
 		return []wire.Endpoint{}, nil
 	}
 	return []wire.Endpoint{d.self()}, nil
@@ -452,12 +453,12 @@ func (d *Daemon) self() wire.Endpoint {
 // (their acks still reach connected clients) and closes the store. Nothing
 // acked is lost.
 func (d *Daemon) Shutdown(ctx context.Context) error {
-	d.leaveCluster()
+	d.drain.Begin() // /readyz 503, leave the node list
 	d.api.Close()
 	d.broker.StopAccepting()
 	if d.cfg.DrainPeriod > 0 {
 		n := int(d.broker.Clients())
-		d.broker.Drain((n+9)/10, d.cfg.DrainPeriod/10, ctx.Done(), d.uplink.Quiesce, nil)
+		d.broker.Drain((n+9)/10, d.cfg.DrainPeriod/10, ctx.Done(), d.drain)
 	}
 	var errs []error
 	for _, s := range d.http {
@@ -473,10 +474,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// leaveCluster marks the node draining: /readyz answers 503 and the node
-// leaves /v1/endpoints. Idempotent.
-func (d *Daemon) leaveCluster() {
-	if d.draining.Swap(true) || d.registry == nil {
+// leave takes the node out of the cluster's node list (/v1/endpoints);
+// the drain state calls it once, when the drain begins.
+func (d *Daemon) leave() {
+	if d.registry == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
