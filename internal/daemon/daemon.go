@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -127,6 +129,27 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// The defaults of the settings that are the daemon's own. Config's zero
+// values keep the meaning documented at each field (an empty address is
+// no listener, or port 0 where the field says so): these are what
+// cmd/imqttd's flags default to, and the values the other settings
+// default to are constants of the packages that use them
+// (broker.DefaultMaxPacketSize, chat.DefaultMaxBody, ...).
+const (
+	DefaultMQTTAddr    = ":1883"
+	DefaultHTTPAddr    = ":8080"
+	DefaultTLSMQTTAddr = ":8883"
+	DefaultTLSHTTPAddr = ":443"
+	DefaultDataDir     = "./data"
+	// DefaultDrainPeriod is DrainPeriod's default in scale-out (on one
+	// node there is nowhere else to go: 0).
+	DefaultDrainPeriod = 10 * time.Second
+	DefaultLogFormat   = "text"
+	DefaultLogLevel    = "info"
+	// ShutdownTimeout bounds Run's Shutdown.
+	ShutdownTimeout = 30 * time.Second
+)
+
 // DefaultSendRate is the send limit's default: far above a person (a
 // message every few seconds) or an ordinary bot, far below a flood (one
 // connection stored 400,000 messages in 10s). Its burst is chat's default,
@@ -166,6 +189,41 @@ type Daemon struct {
 	draining   atomic.Bool
 }
 
+// Run starts a daemon on cfg, serves until ctx is done, then shuts it down
+// within ShutdownTimeout: all of imqttd between reading its configuration
+// and exiting.
+func Run(ctx context.Context, cfg Config) error {
+	d, err := Start(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	<-ctx.Done()
+	d.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := d.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// NewLogger is the daemon's logger: format "text" or "json", at level
+// (debug, info, warn, error), to w.
+func NewLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
 // Start builds and starts a daemon. On error everything it opened is closed.
 func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if cfg.Logger == nil {
@@ -179,7 +237,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		return nil, errors.New("scale-out mode needs both --mongo-uri and --redis-url; give neither for the embedded store")
 	}
 	if scaleOut && cfg.DrainPeriod == 0 {
-		cfg.DrainPeriod = 10 * time.Second
+		cfg.DrainPeriod = DefaultDrainPeriod
 	}
 	started := time.Now()
 	d = &Daemon{cfg: cfg, log: cfg.Logger, metrics: metrics.New(), stopBackground: make(chan struct{})}
@@ -261,7 +319,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	d.path = deliver.New(popts)
 
 	copts := chat.Options{Node: nodeNumber, MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, Logger: cfg.Logger,
-		Metrics: d.metrics, Media: med, CommitWait: commitWait, Sync: syncOpts, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, Limiter: d.state}
+		Metrics: d.metrics, Media: med, Sync: syncOpts, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, Limiter: d.state}
 	switch {
 	case copts.SendRate == 0:
 		copts.SendRate = DefaultSendRate
