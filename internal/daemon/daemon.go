@@ -46,10 +46,10 @@ import (
 // Config is everything a daemon needs; cmd/imqttd fills it from flags,
 // environment and a config file.
 type Config struct {
-	MQTTAddr    string // ":1883"; port 0 picks a free one
-	HTTPAddr    string // ":8080"
-	TLSMQTTAddr string // ":8883", with TLSCert and TLSKey
-	TLSHTTPAddr string // ":443", with TLSCert and TLSKey
+	MQTTAddr    string // DefaultMQTTAddr (":1883") from the flag; port 0 picks a free one
+	HTTPAddr    string // DefaultHTTPAddr (":8080") from the flag
+	TLSMQTTAddr string // DefaultTLSMQTTAddr (":8883") from the flag, with TLSCert and TLSKey
+	TLSHTTPAddr string // DefaultTLSHTTPAddr (":443") from the flag, with TLSCert and TLSKey
 	TLSCert     string
 	TLSKey      string
 	DataDir     string // embedded store directory; in scale-out, media and bans only
@@ -75,8 +75,8 @@ type Config struct {
 	AdvertiseMQTT string
 	AdvertiseWS   string
 	// DrainPeriod is how long Shutdown spends disconnecting clients in ten
-	// waves, so they reconnect elsewhere without a stampede (default: 10s in
-	// scale-out, 0 on one node, where there is nowhere else to go).
+	// waves, so they reconnect elsewhere without a stampede (0: in scale-out
+	// DefaultDrainPeriod, 10s; on one node none, there is nowhere else to go).
 	DrainPeriod time.Duration
 
 	// Store, if set, is used instead of opening one, and is not closed by
@@ -84,8 +84,8 @@ type Config struct {
 	Store store.Store
 
 	Broker  broker.Options // limits; addresses are taken from above
-	MaxBody int            // bytes of a message's body+meta
-	// MaxGroupMembers bounds a group (default 10,000).
+	MaxBody int            // bytes of a message's body+meta (0: chat.DefaultMaxBody)
+	// MaxGroupMembers bounds a group (0: chat.DefaultMaxGroupMembers, 10,000).
 	MaxGroupMembers int
 	// SendRate bounds each user's sends per second, all devices and nodes
 	// together, after a burst of SendBurst (SendRate 0: DefaultSendRate; a
@@ -96,16 +96,18 @@ type Config struct {
 	// and per account (zero fields: account.DefaultLimits; a negative
 	// Rate turns one off).
 	Throttle account.Limits
-	// MaxSubscriptions bounds the filters one client may hold (0: 8).
+	// MaxSubscriptions bounds the filters one client may hold
+	// (0: hooks.DefaultMaxSubscriptions, 8).
 	MaxSubscriptions int
 	// MaxClientRequests bounds one client's sync and read requests in
-	// flight; more are answered busy (0: 4).
+	// flight; more are answered busy (0: hooks.DefaultRequestsPerClient, 4).
 	MaxClientRequests int
 	// Media limits uploads and finds ffmpeg; its files live under DataDir/media.
 	Media media.Options
 	// PasswordParams overrides argon2id's cost (tests use a cheap one).
 	PasswordParams account.Params
-	// TokenTTL is how long a login token lasts (default 30 days).
+	// TokenTTL is how long a login token lasts (0: account.DefaultTokenTTL,
+	// 30 days).
 	TokenTTL time.Duration
 	// PprofAddr serves net/http/pprof on a listener of its own; "" = off.
 	// Never expose it: profiles show the process's internals.
@@ -113,9 +115,10 @@ type Config struct {
 	// AdminToken guards /v1/admin/ and the dashboard; "" turns the admin API off.
 	AdminToken string
 	// HTTPBodyTimeout bounds how long a request body may take to arrive
-	// (default 10s); an upload instead must bring HTTPUploadMinRate bytes a
-	// second (default 1024) averaged over each HTTPUploadWindow (default
-	// 30s). Slower bodies get 408 and lose their connection (internal/api/deadline.go).
+	// (0: api.DefaultBodyTimeout, 10s); an upload instead must bring
+	// HTTPUploadMinRate bytes a second (api.DefaultUploadMinRate, 1024)
+	// averaged over each HTTPUploadWindow (api.DefaultUploadWindow, 30s).
+	// Slower bodies get 408 and lose their connection (internal/api/deadline.go).
 	HTTPBodyTimeout   time.Duration
 	HTTPUploadMinRate int64
 	HTTPUploadWindow  time.Duration
