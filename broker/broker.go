@@ -20,6 +20,21 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
+// The defaults of Options' limits, taken by their zero values (each is
+// explained at its field); cmd/imqttd's flags default to the same constants.
+const (
+	DefaultMaxPacketSize    = 256 << 10
+	DefaultMaxWritesPending = 256
+	DefaultKeepalive        = 60   // seconds
+	DefaultSessionExpiry    = 3600 // seconds
+	DefaultMaxInflight      = 1024
+	DefaultReadBuffer       = 16
+	DefaultWriteBuffer      = 2 << 10
+	DefaultConnectTimeout   = 10 * time.Second
+	DefaultMaxPreauthPerIP  = 128
+	DefaultMaxPreauth       = 4096
+)
+
 // Options are the broker's limits and addresses; zero values take defaults.
 type Options struct {
 	MQTTAddr string      // plain MQTT over TCP, e.g. ":1883"; "" for none
@@ -71,34 +86,34 @@ type Options struct {
 
 func (o *Options) fill() {
 	if o.MaxPacketSize == 0 {
-		o.MaxPacketSize = 256 << 10
+		o.MaxPacketSize = DefaultMaxPacketSize
 	}
 	if o.MaxWritesPending <= 0 {
-		o.MaxWritesPending = 256
+		o.MaxWritesPending = DefaultMaxWritesPending
 	}
 	if o.Keepalive == 0 {
-		o.Keepalive = 60
+		o.Keepalive = DefaultKeepalive
 	}
 	if o.SessionExpiry == 0 {
-		o.SessionExpiry = 3600
+		o.SessionExpiry = DefaultSessionExpiry
 	}
 	if o.MaxInflight == 0 {
-		o.MaxInflight = 1024
+		o.MaxInflight = DefaultMaxInflight
 	}
 	if o.ReadBuffer <= 0 {
-		o.ReadBuffer = 16
+		o.ReadBuffer = DefaultReadBuffer
 	}
 	if o.WriteBuffer <= 0 {
-		o.WriteBuffer = 2 << 10
+		o.WriteBuffer = DefaultWriteBuffer
 	}
 	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = 10 * time.Second
+		o.ConnectTimeout = DefaultConnectTimeout
 	}
 	if o.MaxPreauthPerIP <= 0 {
-		o.MaxPreauthPerIP = 128
+		o.MaxPreauthPerIP = DefaultMaxPreauthPerIP
 	}
 	if o.MaxPreauth <= 0 {
-		o.MaxPreauth = 4096
+		o.MaxPreauth = DefaultMaxPreauth
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

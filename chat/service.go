@@ -55,10 +55,24 @@ type Media interface {
 	Attach(ctx context.Context, user, media string) (*store.Inline, error)
 }
 
-// Options configure a Service; zero values take the defaults noted.
+// The defaults of Options, taken by its zero values; cmd/imqttd's flags
+// default to the same constants.
+const (
+	DefaultMaxBody         = 64 << 10         // bytes of a message's body+meta
+	DefaultMaxBatch        = 1024             // messages per store commit
+	DefaultQueueLen        = 16384            // sends waiting for the batcher
+	DefaultQueueWait       = 2 * time.Second  // how long Submit waits for queue room
+	DefaultCommitWait      = 10 * time.Second // a commit's deadline
+	DefaultMaxGroupMembers = 10_000           // members of one group
+	DefaultReadTick        = 10 * time.Millisecond
+	// DefaultBurstFactor is SendBurst's default as a multiple of SendRate.
+	DefaultBurstFactor = 4
+)
+
+// Options configure a Service; zero values take the defaults above.
 type Options struct {
 	Node       int64         // snowflake node number, 0–1023
-	MaxBody    int           // bytes of body+meta; default 64 KiB
+	MaxBody    int           // bytes of body+meta; default DefaultMaxBody (64 KiB)
 	MaxBatch   int           // messages per store commit; default 1024
 	QueueLen   int           // sends waiting for the batcher; default 16384
 	QueueWait  time.Duration // how long Submit waits for queue room; default 2s
@@ -84,34 +98,34 @@ type Options struct {
 
 func (o *Options) fill() {
 	if o.MaxBody <= 0 {
-		o.MaxBody = 64 << 10
+		o.MaxBody = DefaultMaxBody
 	}
 	if o.MaxBatch <= 0 {
-		o.MaxBatch = 1024
+		o.MaxBatch = DefaultMaxBatch
 	}
 	if o.QueueLen <= 0 {
-		o.QueueLen = 16384
+		o.QueueLen = DefaultQueueLen
 	}
 	if o.QueueWait <= 0 {
-		o.QueueWait = 2 * time.Second
+		o.QueueWait = DefaultQueueWait
 	}
 	if o.CommitWait <= 0 {
-		o.CommitWait = 10 * time.Second
+		o.CommitWait = DefaultCommitWait
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.MaxGroupMembers <= 0 {
-		o.MaxGroupMembers = 10_000
+		o.MaxGroupMembers = DefaultMaxGroupMembers
 	}
 	if o.ReadTick <= 0 {
-		o.ReadTick = 10 * time.Millisecond
+		o.ReadTick = DefaultReadTick
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.New()
 	}
 	if o.SendBurst <= 0 {
-		o.SendBurst = int(min(4*o.SendRate, 1<<30))
+		o.SendBurst = int(min(DefaultBurstFactor*o.SendRate, 1<<30))
 	}
 }
 

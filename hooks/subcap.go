@@ -9,9 +9,14 @@ import (
 	"github.com/imqtt/imqtt/internal/metrics"
 )
 
+// DefaultMaxSubscriptions is SubCapConfig.Max's default; cmd/imqttd's
+// --max-subscriptions defaults to it.
+const DefaultMaxSubscriptions = 8
+
 // SubCapConfig configures the SubCap hook.
 type SubCapConfig struct {
-	// Max is how many filters one client may hold; 0 means 8. A client of
+	// Max is how many filters one client may hold; 0 means
+	// DefaultMaxSubscriptions (8). A client of
 	// imqtt needs two: its inbox and its device topic.
 	Max     int
 	Metrics *metrics.Metrics
@@ -52,7 +57,7 @@ func (h *SubCap) Init(config any) error {
 		return errors.New("subcap hook: SubCapConfig with Metrics required")
 	}
 	if cfg.Max <= 0 {
-		cfg.Max = 8
+		cfg.Max = DefaultMaxSubscriptions
 	}
 	h.cfg = cfg
 	return nil

@@ -19,6 +19,13 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
+// The defaults of UplinkConfig (explained at its fields); cmd/imqttd's
+// --max-client-requests defaults to DefaultRequestsPerClient.
+const (
+	DefaultUplinkWorkers     = 64
+	DefaultRequestsPerClient = 4
+)
+
 // UplinkConfig configures the Uplink hook.
 type UplinkConfig struct {
 	Chat Core // *chat.Service
@@ -68,10 +75,10 @@ func (h *Uplink) Init(config any) error {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 64
+		cfg.Workers = DefaultUplinkWorkers
 	}
 	if cfg.PerClient <= 0 {
-		cfg.PerClient = 4
+		cfg.PerClient = DefaultRequestsPerClient
 	}
 	h.cfg, h.workers = cfg, make(chan struct{}, cfg.Workers)
 	h.requests = map[string]int{}

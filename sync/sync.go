@@ -29,6 +29,15 @@ type Source interface {
 	Epoch() string
 }
 
+// The defaults of Options, taken by its zero values (explained at its
+// fields).
+const (
+	DefaultRequestLimit = 500
+	DefaultMaxLimit     = 5000
+	DefaultBatchItems   = 500
+	DefaultSettleWait   = 2 * time.Second
+)
+
 // Options bound a request; zero values take defaults.
 type Options struct {
 	DefaultLimit int // items per request when the request gives none; default 500
@@ -56,16 +65,16 @@ type Syncer struct {
 // New returns a Syncer.
 func New(src Source, opts Options) *Syncer {
 	if opts.DefaultLimit <= 0 {
-		opts.DefaultLimit = 500
+		opts.DefaultLimit = DefaultRequestLimit
 	}
 	if opts.MaxLimit <= 0 {
-		opts.MaxLimit = 5000
+		opts.MaxLimit = DefaultMaxLimit
 	}
 	if opts.BatchItems <= 0 {
-		opts.BatchItems = 500
+		opts.BatchItems = DefaultBatchItems
 	}
 	if opts.SettleWait <= 0 {
-		opts.SettleWait = 2 * time.Second
+		opts.SettleWait = DefaultSettleWait
 	}
 	return &Syncer{src: src, opts: opts}
 }

@@ -6,20 +6,28 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/imqtt/imqtt/broker"
+	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/hooks"
 	"github.com/imqtt/imqtt/internal/account"
+	"github.com/imqtt/imqtt/internal/api"
 	"github.com/imqtt/imqtt/internal/daemon"
+	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/state"
+	"github.com/imqtt/imqtt/store/pebble"
 )
 
 // options are the daemon's settings as flags. Every flag also reads the
 // environment variable IMQTT_<NAME> (IMQTT_MONGO_URI for --mongo-uri) and the
 // key <name> of the --config file (YAML or JSON). Precedence: flag, then
-// environment, then file, then the default given here — the one place
-// defaults live.
+// environment, then file, then the default. Defaults are not written here:
+// each flag defaults to the named constant of the package it feeds
+// (broker.DefaultMaxPacketSize, chat.DefaultMaxBody, ...), the value that
+// package also takes for a zero setting, so the two cannot differ
+// (TestFlagDefaults).
 type options struct {
 	cfg       daemon.Config
 	config    string
@@ -32,10 +40,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("imqttd", flag.ContinueOnError)
 	c := &o.cfg
 	fs.StringVar(&o.config, "config", "", "config file (YAML or JSON) whose keys are these flag names")
-	fs.StringVar(&c.MQTTAddr, "mqtt-addr", ":1883", "MQTT over TCP listen address (port 0 picks one)")
-	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address: API, /mqtt WebSocket, /metrics")
-	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the embedded store")
-	fs.Int64Var(&c.MinFreeDisk, "min-free-disk", 512<<20, "free bytes kept on the data directory's disk: under it sends and uploads are refused (unavailable), /readyz fails and start-up refuses, until there is room (negative: off)")
+	fs.StringVar(&c.MQTTAddr, "mqtt-addr", daemon.DefaultMQTTAddr, "MQTT over TCP listen address (port 0 picks one)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", daemon.DefaultHTTPAddr, "HTTP listen address: API, /mqtt WebSocket, /metrics")
+	fs.StringVar(&c.DataDir, "data-dir", daemon.DefaultDataDir, "directory of the embedded store")
+	fs.Int64Var(&c.MinFreeDisk, "min-free-disk", pebble.DefaultMinFreeDisk, "free bytes kept on the data directory's disk: under it sends and uploads are refused (unavailable), /readyz fails and start-up refuses, until there is room (negative: off)")
 	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI for scale-out mode (empty: embedded store)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL for scale-out mode (empty: in-process state)")
 	fs.StringVar(&c.MongoDB, "mongo-db", "", "MongoDB database (default: the URI's, else imqtt)")
@@ -46,10 +54,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&c.DrainPeriod, "drain-period", 0, "on SIGTERM, disconnect clients in ten waves over this long (default: 10s in scale-out, 0 on one node)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate (PEM); with --tls-key turns on MQTT over TLS and HTTPS")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key (PEM)")
-	fs.StringVar(&c.TLSMQTTAddr, "tls-mqtt-addr", ":8883", "MQTT over TLS listen address")
-	fs.StringVar(&c.TLSHTTPAddr, "tls-http-addr", ":443", "HTTPS and WSS listen address")
-	fs.IntVar(&c.MaxBody, "max-body", 64<<10, "largest message body+meta in bytes")
-	fs.IntVar(&c.MaxGroupMembers, "max-group-members", 10_000, "most members a group may have")
+	fs.StringVar(&c.TLSMQTTAddr, "tls-mqtt-addr", daemon.DefaultTLSMQTTAddr, "MQTT over TLS listen address")
+	fs.StringVar(&c.TLSHTTPAddr, "tls-http-addr", daemon.DefaultTLSHTTPAddr, "HTTPS and WSS listen address")
+	fs.IntVar(&c.MaxBody, "max-body", chat.DefaultMaxBody, "largest message body+meta in bytes")
+	fs.IntVar(&c.MaxGroupMembers, "max-group-members", chat.DefaultMaxGroupMembers, "most members a group may have")
 	fs.Int64Var(&c.SendRate, "max-send-rate", daemon.DefaultSendRate, "most sends a user may make a second, all devices and nodes together, after --max-send-burst (0: no limit); more are refused with rate_limited")
 	fs.IntVar(&c.SendBurst, "max-send-burst", 0, "sends a user may make at once before --max-send-rate applies (0: 4×the rate)")
 	def := account.DefaultLimits
@@ -59,27 +67,27 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(limitFlag{&t.LoginUserIP}, "login-user-ip-limit", "failed password attempts at one account from one client IP, as RATE/PERIOD:BURST or off")
 	fs.Var(limitFlag{&t.LoginUser}, "login-user-limit", "failed password attempts at one account from all IPs together, as RATE/PERIOD:BURST or off (tokens are never throttled)")
 	fs.Var(limitFlag{&t.RegisterIP}, "register-ip-limit", "registrations per client IP, as RATE/PERIOD:BURST or off")
-	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 8, "most topic filters one MQTT client may hold (a client needs 2); more are refused in the SUBACK")
-	fs.IntVar(&c.MaxClientRequests, "max-client-requests", 4, "most sync and read requests one MQTT client may have in flight; more are answered busy")
-	fs.Int64Var(&c.Media.MaxImage, "media-max-image", 20<<20, "largest image upload in bytes")
-	fs.Int64Var(&c.Media.MaxAudio, "media-max-audio", 20<<20, "largest audio upload in bytes")
-	fs.Int64Var(&c.Media.MaxVideo, "media-max-video", 200<<20, "largest video upload in bytes")
-	fs.Int64Var(&c.Media.MaxFile, "media-max-file", 100<<20, "largest upload of any other type in bytes")
+	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", hooks.DefaultMaxSubscriptions, "most topic filters one MQTT client may hold (a client needs 2); more are refused in the SUBACK")
+	fs.IntVar(&c.MaxClientRequests, "max-client-requests", hooks.DefaultRequestsPerClient, "most sync and read requests one MQTT client may have in flight; more are answered busy")
+	fs.Int64Var(&c.Media.MaxImage, "media-max-image", media.DefaultMaxImage, "largest image upload in bytes")
+	fs.Int64Var(&c.Media.MaxAudio, "media-max-audio", media.DefaultMaxAudio, "largest audio upload in bytes")
+	fs.Int64Var(&c.Media.MaxVideo, "media-max-video", media.DefaultMaxVideo, "largest video upload in bytes")
+	fs.Int64Var(&c.Media.MaxFile, "media-max-file", media.DefaultMaxFile, "largest upload of any other type in bytes")
 	fs.StringVar(&c.Media.FFmpeg, "ffmpeg", "", `ffmpeg binary for private video (HLS) and video thumbnails ("": from PATH; "off": none)`)
-	fs.DurationVar(&c.Broker.ConnectTimeout, "connect-timeout", 10*time.Second, "a new MQTT connection (TCP, TLS, WebSocket) that has not sent its CONNECT by then is closed")
-	fs.IntVar(&c.Broker.MaxPreauthPerIP, "max-preauth-per-ip", 128, "most MQTT connections from one address (an IPv6 /64) that have not yet logged in; more are closed at once")
-	fs.IntVar(&c.Broker.MaxPreauth, "max-preauth", 4096, "most MQTT connections from all addresses that have not yet logged in; more are closed at once")
-	fs.DurationVar(&c.HTTPBodyTimeout, "http-body-timeout", 10*time.Second, "longest an HTTP request body may take to arrive (uploads: see --http-upload-min-rate); slower gets 408")
-	fs.Int64Var(&c.HTTPUploadMinRate, "http-upload-min-rate", 1<<10, "slowest an upload (POST /v1/media) may arrive, in bytes a second averaged over --http-upload-window; slower gets 408")
+	fs.DurationVar(&c.Broker.ConnectTimeout, "connect-timeout", broker.DefaultConnectTimeout, "a new MQTT connection (TCP, TLS, WebSocket) that has not sent its CONNECT by then is closed")
+	fs.IntVar(&c.Broker.MaxPreauthPerIP, "max-preauth-per-ip", broker.DefaultMaxPreauthPerIP, "most MQTT connections from one address (an IPv6 /64) that have not yet logged in; more are closed at once")
+	fs.IntVar(&c.Broker.MaxPreauth, "max-preauth", broker.DefaultMaxPreauth, "most MQTT connections from all addresses that have not yet logged in; more are closed at once")
+	fs.DurationVar(&c.HTTPBodyTimeout, "http-body-timeout", api.DefaultBodyTimeout, "longest an HTTP request body may take to arrive (uploads: see --http-upload-min-rate); slower gets 408")
+	fs.Int64Var(&c.HTTPUploadMinRate, "http-upload-min-rate", api.DefaultUploadMinRate, "slowest an upload (POST /v1/media) may arrive, in bytes a second averaged over --http-upload-window; slower gets 408")
 	fs.IntVar(&c.HTTPConnsPerIP, "max-http-conns-per-ip", daemon.DefaultHTTPConnsPerIP, "most HTTP connections one address (an IPv6 /64) may hold open; more are closed at once (negative: no cap)")
 	fs.IntVar(&c.HTTPConns, "max-http-conns", daemon.DefaultHTTPConns, "most HTTP connections all addresses together may hold open; more are closed at once (negative: no cap)")
-	fs.DurationVar(&c.HTTPUploadWindow, "http-upload-window", 30*time.Second, "the window over which --http-upload-min-rate is averaged: how long an upload may stall")
+	fs.DurationVar(&c.HTTPUploadWindow, "http-upload-window", api.DefaultUploadWindow, "the window over which --http-upload-min-rate is averaged: how long an upload may stall")
 	var maxPacket, writes, keepalive uint
-	fs.UintVar(&maxPacket, "max-packet-size", 256<<10, "largest MQTT packet in bytes; larger closes the connection")
-	fs.UintVar(&writes, "max-writes-pending", 256, "per-client outbound queue in packets (overflow is recovered by sync)")
-	fs.UintVar(&keepalive, "keepalive", 60, "keepalive in seconds imposed on clients that ask for 0")
-	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.UintVar(&maxPacket, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet in bytes; larger closes the connection")
+	fs.UintVar(&writes, "max-writes-pending", broker.DefaultMaxWritesPending, "per-client outbound queue in packets (overflow is recovered by sync)")
+	fs.UintVar(&keepalive, "keepalive", broker.DefaultKeepalive, "keepalive in seconds imposed on clients that ask for 0")
+	fs.StringVar(&o.logFormat, "log-format", daemon.DefaultLogFormat, "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", daemon.DefaultLogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "token for /v1/admin/ and the /dashboard/ (empty: admin API off); prefer IMQTT_ADMIN_TOKEN to a flag other users can see")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (empty: off; never expose it)")
 	o.finish = func() {

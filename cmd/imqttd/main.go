@@ -11,12 +11,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/imqtt/imqtt/internal/daemon"
 )
@@ -25,6 +22,8 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
 
+// run parses the configuration and runs the daemon on it until SIGINT or
+// SIGTERM; every part of the server is built in internal/daemon.
 func run(args []string, env func(string) string, stderr io.Writer) int {
 	o, err := parse(args, env)
 	if errors.Is(err, flag.ErrHelp) {
@@ -34,7 +33,7 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "imqttd:", err)
 		return 2
 	}
-	log, err := newLogger(o.logFormat, o.logLevel, stderr)
+	log, err := daemon.NewLogger(o.logFormat, o.logLevel, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "imqttd:", err)
 		return 2
@@ -42,33 +41,9 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	o.cfg.Logger = log
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	d, err := daemon.Start(ctx, o.cfg)
-	if err != nil {
-		log.Error("start", "err", err)
-		return 1
-	}
-	<-ctx.Done()
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Shutdown(sctx); err != nil {
-		log.Error("shutdown", "err", err)
+	if err := daemon.Run(ctx, o.cfg); err != nil {
+		log.Error("imqttd", "err", err)
 		return 1
 	}
 	return 0
-}
-
-func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(format) {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
 }

@@ -37,6 +37,13 @@ var (
 	ErrReserved       = errors.New("user ID reserved")
 )
 
+// The defaults of Options, taken by its zero values; DefaultParams and
+// DefaultLimits are the others.
+const (
+	DefaultTokenTTL    = 30 * 24 * time.Hour
+	DefaultMinPassword = 6
+)
+
 // Options configure the service; zero values take defaults.
 type Options struct {
 	TokenTTL    time.Duration // default 30 days
@@ -80,7 +87,7 @@ const cacheMax = 100_000
 // New returns a Service on st.
 func New(st store.Accounts, opts Options) *Service {
 	if opts.TokenTTL <= 0 {
-		opts.TokenTTL = 30 * 24 * time.Hour
+		opts.TokenTTL = DefaultTokenTTL
 	}
 	if opts.Params == (Params{}) {
 		opts.Params = DefaultParams
@@ -89,7 +96,7 @@ func New(st store.Accounts, opts Options) *Service {
 		opts.MaxHashing = 2 * runtime.NumCPU()
 	}
 	if opts.MinPassword <= 0 {
-		opts.MinPassword = 6
+		opts.MinPassword = DefaultMinPassword
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -28,6 +28,15 @@ type Kicker interface {
 	KickDevice(clientID string) bool
 }
 
+// The defaults of Config's limits, taken by their zero values (explained at
+// its fields); cmd/imqttd's --http-* flags default to the same constants.
+const (
+	DefaultMaxBody       = 256 << 10
+	DefaultBodyTimeout   = 10 * time.Second
+	DefaultUploadMinRate = 1 << 10
+	DefaultUploadWindow  = 30 * time.Second
+)
+
 // Config wires the API to the core.
 type Config struct {
 	Accounts  Accounts   // *account.Service
@@ -67,19 +76,19 @@ type API struct {
 // New builds the routes.
 func New(cfg Config) *API {
 	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 256 << 10
+		cfg.MaxBody = DefaultMaxBody
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.BodyTimeout <= 0 {
-		cfg.BodyTimeout = 10 * time.Second
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	if cfg.UploadMinRate <= 0 {
-		cfg.UploadMinRate = 1 << 10
+		cfg.UploadMinRate = DefaultUploadMinRate
 	}
 	if cfg.UploadWindow <= 0 {
-		cfg.UploadWindow = 30 * time.Second
+		cfg.UploadWindow = DefaultUploadWindow
 	}
 	if cfg.Drain == nil {
 		cfg.Drain = drain.New(nil)

@@ -19,9 +19,6 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// commitWait is a send's deadline in the batcher (chat.Options.CommitWait).
-const commitWait = 10 * time.Second
-
 // settle is how young a hole in an inbox must be for sync to treat it as a
 // commit still in flight on another node (sync.Options.Settle). A commit
 // normally lands within milliseconds; one slower than this (a store in

@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -44,10 +46,10 @@ import (
 // Config is everything a daemon needs; cmd/imqttd fills it from flags,
 // environment and a config file.
 type Config struct {
-	MQTTAddr    string // ":1883"; port 0 picks a free one
-	HTTPAddr    string // ":8080"
-	TLSMQTTAddr string // ":8883", with TLSCert and TLSKey
-	TLSHTTPAddr string // ":443", with TLSCert and TLSKey
+	MQTTAddr    string // DefaultMQTTAddr (":1883") from the flag; port 0 picks a free one
+	HTTPAddr    string // DefaultHTTPAddr (":8080") from the flag
+	TLSMQTTAddr string // DefaultTLSMQTTAddr (":8883") from the flag, with TLSCert and TLSKey
+	TLSHTTPAddr string // DefaultTLSHTTPAddr (":443") from the flag, with TLSCert and TLSKey
 	TLSCert     string
 	TLSKey      string
 	DataDir     string // embedded store directory; in scale-out, media and bans only
@@ -73,8 +75,8 @@ type Config struct {
 	AdvertiseMQTT string
 	AdvertiseWS   string
 	// DrainPeriod is how long Shutdown spends disconnecting clients in ten
-	// waves, so they reconnect elsewhere without a stampede (default: 10s in
-	// scale-out, 0 on one node, where there is nowhere else to go).
+	// waves, so they reconnect elsewhere without a stampede (0: in scale-out
+	// DefaultDrainPeriod, 10s; on one node none, there is nowhere else to go).
 	DrainPeriod time.Duration
 
 	// Store, if set, is used instead of opening one, and is not closed by
@@ -82,8 +84,8 @@ type Config struct {
 	Store store.Store
 
 	Broker  broker.Options // limits; addresses are taken from above
-	MaxBody int            // bytes of a message's body+meta
-	// MaxGroupMembers bounds a group (default 10,000).
+	MaxBody int            // bytes of a message's body+meta (0: chat.DefaultMaxBody)
+	// MaxGroupMembers bounds a group (0: chat.DefaultMaxGroupMembers, 10,000).
 	MaxGroupMembers int
 	// SendRate bounds each user's sends per second, all devices and nodes
 	// together, after a burst of SendBurst (SendRate 0: DefaultSendRate; a
@@ -94,16 +96,18 @@ type Config struct {
 	// and per account (zero fields: account.DefaultLimits; a negative
 	// Rate turns one off).
 	Throttle account.Limits
-	// MaxSubscriptions bounds the filters one client may hold (0: 8).
+	// MaxSubscriptions bounds the filters one client may hold
+	// (0: hooks.DefaultMaxSubscriptions, 8).
 	MaxSubscriptions int
 	// MaxClientRequests bounds one client's sync and read requests in
-	// flight; more are answered busy (0: 4).
+	// flight; more are answered busy (0: hooks.DefaultRequestsPerClient, 4).
 	MaxClientRequests int
 	// Media limits uploads and finds ffmpeg; its files live under DataDir/media.
 	Media media.Options
 	// PasswordParams overrides argon2id's cost (tests use a cheap one).
 	PasswordParams account.Params
-	// TokenTTL is how long a login token lasts (default 30 days).
+	// TokenTTL is how long a login token lasts (0: account.DefaultTokenTTL,
+	// 30 days).
 	TokenTTL time.Duration
 	// PprofAddr serves net/http/pprof on a listener of its own; "" = off.
 	// Never expose it: profiles show the process's internals.
@@ -111,9 +115,10 @@ type Config struct {
 	// AdminToken guards /v1/admin/ and the dashboard; "" turns the admin API off.
 	AdminToken string
 	// HTTPBodyTimeout bounds how long a request body may take to arrive
-	// (default 10s); an upload instead must bring HTTPUploadMinRate bytes a
-	// second (default 1024) averaged over each HTTPUploadWindow (default
-	// 30s). Slower bodies get 408 and lose their connection (internal/api/deadline.go).
+	// (0: api.DefaultBodyTimeout, 10s); an upload instead must bring
+	// HTTPUploadMinRate bytes a second (api.DefaultUploadMinRate, 1024)
+	// averaged over each HTTPUploadWindow (api.DefaultUploadWindow, 30s).
+	// Slower bodies get 408 and lose their connection (internal/api/deadline.go).
 	HTTPBodyTimeout   time.Duration
 	HTTPUploadMinRate int64
 	HTTPUploadWindow  time.Duration
@@ -126,6 +131,27 @@ type Config struct {
 
 	Logger *slog.Logger
 }
+
+// The defaults of the settings that are the daemon's own. Config's zero
+// values keep the meaning documented at each field (an empty address is
+// no listener, or port 0 where the field says so): these are what
+// cmd/imqttd's flags default to, and the values the other settings
+// default to are constants of the packages that use them
+// (broker.DefaultMaxPacketSize, chat.DefaultMaxBody, ...).
+const (
+	DefaultMQTTAddr    = ":1883"
+	DefaultHTTPAddr    = ":8080"
+	DefaultTLSMQTTAddr = ":8883"
+	DefaultTLSHTTPAddr = ":443"
+	DefaultDataDir     = "./data"
+	// DefaultDrainPeriod is DrainPeriod's default in scale-out (on one
+	// node there is nowhere else to go: 0).
+	DefaultDrainPeriod = 10 * time.Second
+	DefaultLogFormat   = "text"
+	DefaultLogLevel    = "info"
+	// ShutdownTimeout bounds Run's Shutdown.
+	ShutdownTimeout = 30 * time.Second
+)
 
 // DefaultSendRate is the send limit's default: far above a person (a
 // message every few seconds) or an ordinary bot, far below a flood (one
@@ -168,6 +194,41 @@ type Daemon struct {
 	drain *drain.State
 }
 
+// Run starts a daemon on cfg, serves until ctx is done, then shuts it down
+// within ShutdownTimeout: all of imqttd between reading its configuration
+// and exiting.
+func Run(ctx context.Context, cfg Config) error {
+	d, err := Start(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	<-ctx.Done()
+	d.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := d.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// NewLogger is the daemon's logger: format "text" or "json", at level
+// (debug, info, warn, error), to w.
+func NewLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
 // Start builds and starts a daemon. On error everything it opened is closed.
 func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if cfg.Logger == nil {
@@ -181,7 +242,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		return nil, errors.New("scale-out mode needs both --mongo-uri and --redis-url; give neither for the embedded store")
 	}
 	if scaleOut && cfg.DrainPeriod == 0 {
-		cfg.DrainPeriod = 10 * time.Second
+		cfg.DrainPeriod = DefaultDrainPeriod
 	}
 	started := time.Now()
 	d = &Daemon{cfg: cfg, log: cfg.Logger, metrics: metrics.New(), stopBackground: make(chan struct{})}
@@ -264,7 +325,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	d.path = deliver.New(popts)
 
 	copts := chat.Options{Node: nodeNumber, MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, Logger: cfg.Logger,
-		Metrics: d.metrics, Media: med, CommitWait: commitWait, Sync: syncOpts, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, Limiter: d.state}
+		Metrics: d.metrics, Media: med, Sync: syncOpts, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, Limiter: d.state}
 	switch {
 	case copts.SendRate == 0:
 		copts.SendRate = DefaultSendRate

@@ -30,8 +30,21 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// Options configure a Service; zero values take the defaults noted
-// (cmd/imqttd's flags give the same ones).
+// The defaults of Options, taken by its zero values (explained at its
+// fields); cmd/imqttd's --media-max-* flags default to the same constants.
+const (
+	DefaultMaxImage    = 20 << 20
+	DefaultMaxAudio    = 20 << 20
+	DefaultMaxVideo    = 200 << 20
+	DefaultMaxFile     = 100 << 20
+	DefaultInlineMax   = 8 << 10
+	DefaultThumbSide   = 320
+	DefaultThumbPixels = 50_000_000
+	DefaultHLSTimeout  = 10 * time.Minute
+	DefaultWorkers     = 2
+)
+
+// Options configure a Service; zero values take the defaults above.
 type Options struct {
 	// Size limits per type class, in bytes.
 	MaxImage int64 // default 20 MiB
@@ -61,22 +74,23 @@ func (o *Options) fill() {
 	for _, d := range []struct {
 		v   *int64
 		def int64
-	}{{&o.MaxImage, 20 << 20}, {&o.MaxAudio, 20 << 20}, {&o.MaxVideo, 200 << 20}, {&o.MaxFile, 100 << 20}, {&o.ThumbPixels, 50_000_000}} {
+	}{{&o.MaxImage, DefaultMaxImage}, {&o.MaxAudio, DefaultMaxAudio}, {&o.MaxVideo, DefaultMaxVideo}, {&o.MaxFile, DefaultMaxFile},
+		{&o.ThumbPixels, DefaultThumbPixels}} {
 		if *d.v <= 0 {
 			*d.v = d.def
 		}
 	}
 	if o.InlineMax <= 0 {
-		o.InlineMax = 8 << 10
+		o.InlineMax = DefaultInlineMax
 	}
 	if o.ThumbSide <= 0 {
-		o.ThumbSide = 320
+		o.ThumbSide = DefaultThumbSide
 	}
 	if o.HLSTimeout <= 0 {
-		o.HLSTimeout = 10 * time.Minute
+		o.HLSTimeout = DefaultHLSTimeout
 	}
 	if o.Workers <= 0 {
-		o.Workers = 2
+		o.Workers = DefaultWorkers
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -64,12 +64,15 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// DefaultCacheSize is the default Options.CacheSize.
-const DefaultCacheSize = 1 << 30
+// The defaults of Options, taken by its zero values.
+const (
+	DefaultBucket    = "media"
+	DefaultCacheSize = 1 << 30
+)
 
 func (o *Options) fill() {
 	if o.Bucket == "" {
-		o.Bucket = "media"
+		o.Bucket = DefaultBucket
 	}
 	if o.CacheSize <= 0 {
 		o.CacheSize = DefaultCacheSize

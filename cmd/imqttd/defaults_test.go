@@ -1,0 +1,122 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"testing"
+
+	"github.com/imqtt/imqtt/broker"
+	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/hooks"
+	"github.com/imqtt/imqtt/internal/account"
+	"github.com/imqtt/imqtt/internal/api"
+	"github.com/imqtt/imqtt/internal/daemon"
+	"github.com/imqtt/imqtt/internal/media"
+	"github.com/imqtt/imqtt/store/pebble"
+)
+
+// flagDefaults is what each flag defaults to: the constant of the package
+// it feeds, which that package also takes for a zero setting. A zero here
+// ("" or 0) is passed on as zero, so the package's own default applies
+// (noted), or means off.
+var flagDefaults = map[string]any{
+	"config":                "",
+	"mqtt-addr":             daemon.DefaultMQTTAddr,
+	"http-addr":             daemon.DefaultHTTPAddr,
+	"data-dir":              daemon.DefaultDataDir,
+	"min-free-disk":         pebble.DefaultMinFreeDisk,
+	"mongo-uri":             "",
+	"redis-url":             "",
+	"mongo-db":              "", // store/mongo: the URI's, else DefaultDatabase
+	"redis-prefix":          "", // state/redis.DefaultPrefix
+	"node-id":               "", // the host name
+	"advertise-mqtt":        "",
+	"advertise-ws":          "",
+	"drain-period":          "0s", // daemon.DefaultDrainPeriod in scale-out
+	"tls-cert":              "",
+	"tls-key":               "",
+	"tls-mqtt-addr":         daemon.DefaultTLSMQTTAddr,
+	"tls-http-addr":         daemon.DefaultTLSHTTPAddr,
+	"max-body":              chat.DefaultMaxBody,
+	"max-group-members":     chat.DefaultMaxGroupMembers,
+	"max-send-rate":         daemon.DefaultSendRate,
+	"max-send-burst":        0, // chat.DefaultBurstFactor × the rate
+	"login-ip-limit":        account.DefaultLimits.LoginIP,
+	"login-user-ip-limit":   account.DefaultLimits.LoginUserIP,
+	"login-user-limit":      account.DefaultLimits.LoginUser,
+	"register-ip-limit":     account.DefaultLimits.RegisterIP,
+	"max-subscriptions":     hooks.DefaultMaxSubscriptions,
+	"max-client-requests":   hooks.DefaultRequestsPerClient,
+	"media-max-image":       media.DefaultMaxImage,
+	"media-max-audio":       media.DefaultMaxAudio,
+	"media-max-video":       media.DefaultMaxVideo,
+	"media-max-file":        media.DefaultMaxFile,
+	"ffmpeg":                "", // from PATH
+	"connect-timeout":       broker.DefaultConnectTimeout,
+	"max-preauth-per-ip":    broker.DefaultMaxPreauthPerIP,
+	"max-preauth":           broker.DefaultMaxPreauth,
+	"http-body-timeout":     api.DefaultBodyTimeout,
+	"http-upload-min-rate":  api.DefaultUploadMinRate,
+	"max-http-conns-per-ip": daemon.DefaultHTTPConnsPerIP,
+	"max-http-conns":        daemon.DefaultHTTPConns,
+	"http-upload-window":    api.DefaultUploadWindow,
+	"max-packet-size":       broker.DefaultMaxPacketSize,
+	"max-writes-pending":    broker.DefaultMaxWritesPending,
+	"keepalive":             broker.DefaultKeepalive,
+	"log-format":            daemon.DefaultLogFormat,
+	"log-level":             daemon.DefaultLogLevel,
+	"admin-token":           "",
+	"pprof-addr":            "",
+}
+
+// TestFlagDefaults: every flag defaults to the value the package it feeds
+// takes for a zero setting, so a default is written once and the flag and
+// the package cannot drift apart; a new flag must be listed here.
+func TestFlagDefaults(t *testing.T) {
+	fs := newFlagSet(&options{})
+	seen := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) {
+		seen[f.Name] = true
+		want, ok := flagDefaults[f.Name]
+		if !ok {
+			t.Errorf("--%s is not in flagDefaults: name the package default it feeds", f.Name)
+			return
+		}
+		if w := fmt.Sprint(want); f.DefValue != w {
+			t.Errorf("--%s defaults to %s, its package to %s", f.Name, f.DefValue, w)
+		}
+	})
+	for name := range flagDefaults {
+		if !seen[name] {
+			t.Errorf("flagDefaults lists --%s, which is not a flag", name)
+		}
+	}
+}
+
+// TestParsedDefaults: with nothing set, the Config handed to the daemon
+// holds the packages' defaults, through the flags' conversions.
+func TestParsedDefaults(t *testing.T) {
+	o, err := parse(nil, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, b := o.cfg, o.cfg.Broker
+	if b.MaxPacketSize != broker.DefaultMaxPacketSize || b.MaxWritesPending != broker.DefaultMaxWritesPending ||
+		b.Keepalive != broker.DefaultKeepalive || b.ConnectTimeout != broker.DefaultConnectTimeout ||
+		b.MaxPreauthPerIP != broker.DefaultMaxPreauthPerIP || b.MaxPreauth != broker.DefaultMaxPreauth {
+		t.Errorf("broker options %+v", b)
+	}
+	if c.MaxBody != chat.DefaultMaxBody || c.MaxGroupMembers != chat.DefaultMaxGroupMembers || c.SendRate != daemon.DefaultSendRate ||
+		c.MinFreeDisk != pebble.DefaultMinFreeDisk || c.Throttle != account.DefaultLimits ||
+		c.MaxSubscriptions != hooks.DefaultMaxSubscriptions || c.MaxClientRequests != hooks.DefaultRequestsPerClient {
+		t.Errorf("config %+v", c)
+	}
+	if c.Media.MaxImage != media.DefaultMaxImage || c.Media.MaxVideo != media.DefaultMaxVideo ||
+		c.HTTPBodyTimeout != api.DefaultBodyTimeout || c.HTTPUploadWindow != api.DefaultUploadWindow ||
+		c.HTTPConns != daemon.DefaultHTTPConns || c.MQTTAddr != daemon.DefaultMQTTAddr || c.DataDir != daemon.DefaultDataDir {
+		t.Errorf("config %+v", c)
+	}
+	if o.logFormat != daemon.DefaultLogFormat || o.logLevel != daemon.DefaultLogLevel {
+		t.Errorf("log %s %s", o.logFormat, o.logLevel)
+	}
+}
