@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -183,7 +182,7 @@ func (h *Uplink) refused(limit string) {
 // wire.MaxMeta bytes and wire.MaxMetaDepth levels). A refusal by a limit
 // also names it for metrics.Refused.
 func DecodeSend(payload []byte) (req wire.Send, e *wire.Error, limit string) {
-	if e, limit := decode("send", payload, &req); e != nil {
+	if e, limit := wire.DecodeRequest("send", payload, &req); e != nil {
 		return wire.Send{}, e, limit
 	}
 	return req, nil, ""
@@ -191,26 +190,13 @@ func DecodeSend(payload []byte) (req wire.Send, e *wire.Error, limit string) {
 
 // DecodeRead decodes an im/read payload and checks it (chat.CheckRead).
 func DecodeRead(payload []byte) (req wire.Read, e *wire.Error, limit string) {
-	if e, limit := decode("read", payload, &req); e != nil {
+	if e, limit := wire.DecodeRequest("read", payload, &req); e != nil {
 		return wire.Read{}, e, limit
 	}
 	if err := chat.CheckRead(req); err != nil {
 		return req, chat.WireError(err, ""), ""
 	}
 	return req, nil, ""
-}
-
-// decode unmarshals an uplink payload into v with wire.Unmarshal.
-func decode(what string, payload []byte, v any) (*wire.Error, string) {
-	err := wire.Unmarshal(payload, v)
-	switch {
-	case err == nil:
-		return nil, ""
-	case errors.Is(err, wire.ErrTooDeep):
-		return wire.NewError(wire.CodeBadRequest, what+": JSON nested too deeply: objects and arrays at most "+
-			strconv.Itoa(wire.MaxDepth)+" levels"), "json_depth"
-	}
-	return wire.NewError(wire.CodeBadRequest, what+": malformed JSON: "+err.Error()), ""
 }
 
 // OnPublishDropped counts deliveries lost to a full client queue; the client

@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"errors"
 	"strconv"
 
 	"github.com/imqtt/imqtt/wire"
@@ -16,12 +15,8 @@ const MaxEpoch = 64
 // error; one by a limit (nesting past wire.MaxDepth) also names it for
 // metrics.Refused.
 func DecodeRequest(data []byte) (req wire.SyncRequest, e *wire.Error, limit string) {
-	if err := wire.Unmarshal(data, &req); err != nil {
-		if errors.Is(err, wire.ErrTooDeep) {
-			return req, wire.NewError(wire.CodeBadRequest,
-				"sync: JSON nested too deeply: objects and arrays at most "+strconv.Itoa(wire.MaxDepth)+" levels"), "json_depth"
-		}
-		return req, wire.NewError(wire.CodeBadRequest, "sync: malformed JSON: "+err.Error()), ""
+	if e, limit := wire.DecodeRequest("sync", data, &req); e != nil {
+		return req, e, limit
 	}
 	return req, CheckRequest(req), ""
 }

@@ -70,3 +70,18 @@ func Unmarshal(data []byte, v any) error {
 	}
 	return json.Unmarshal(data, v)
 }
+
+// DecodeRequest decodes a request a client published (what names it:
+// "send", "sync", "read") with Unmarshal. A request that does not decode
+// gets the bad_request error event the client is told, and limit names the
+// limit that refused it ("json_depth"), or is empty.
+func DecodeRequest(what string, data []byte, v any) (e *Error, limit string) {
+	err := Unmarshal(data, v)
+	switch {
+	case err == nil:
+		return nil, ""
+	case errors.Is(err, ErrTooDeep):
+		return NewError(CodeBadRequest, fmt.Sprintf("%s: JSON nested too deeply: objects and arrays at most %d levels", what, MaxDepth)), "json_depth"
+	}
+	return NewError(CodeBadRequest, what+": malformed JSON: "+err.Error()), ""
+}
