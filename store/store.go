@@ -51,6 +51,9 @@ var (
 	// store cannot continue from (the database said so). Reads may still
 	// work; writes resume only once the store has reopened its database.
 	ErrFailed = errors.New("store failed")
+	// ErrFormat refuses to open data written in a store format this
+	// build does not know (a newer release's).
+	ErrFormat = errors.New("unknown store format")
 )
 
 // User is an account. PasswordHash is a PHC-formatted argon2id hash; the

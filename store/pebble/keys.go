@@ -42,6 +42,7 @@ const (
 	pfxHead    = "gh/"
 	pfxGroupQ  = "gq/"
 	keyEpoch   = "meta/epoch"
+	keyFormat  = "meta/format"
 	sep        = 0
 )
 

@@ -145,6 +145,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
 	}
 	s.db = db
+	if err := s.checkFormat(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	if s.epoch, err = s.loadEpoch(); err != nil {
 		_ = db.Close()
 		return nil, err
