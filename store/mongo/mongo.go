@@ -144,6 +144,9 @@ func (s *Store) init(ctx context.Context) error {
 		heads: db.Collection("group_heads"), groupMsgs: db.Collection("group_msgs"),
 		meta: db.Collection("meta"),
 	}
+	if err := s.checkFormat(ctx); err != nil { // before the indexes: a newer format may want others
+		return err
+	}
 	if err := s.createIndexes(ctx); err != nil {
 		return err
 	}
@@ -184,6 +187,38 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, m); err != nil {
 			return fmt.Errorf("create index %v of %s: %w", ix.keys, ix.coll.Name(), err)
 		}
+	}
+	return nil
+}
+
+// Format is the layout of collections and documents this code writes and
+// reads, stamped in meta ({_id: "format"}) on the first open; a database
+// from before the stamp is format 1. A newer format (a later release's) is
+// refused before anything is written, so that data is never read by code
+// that would misread it. Change it, with a migration, whenever a
+// collection or document changes its meaning.
+const Format = 1
+
+// checkFormat stamps a database that has no format and refuses one newer
+// than Format. Nodes opening a new database at once insert the same stamp.
+func (s *Store) checkFormat(ctx context.Context) error {
+	type formatDoc struct {
+		ID    string `bson:"_id"`
+		Value int    `bson:"value"`
+	}
+	if _, err := s.c.meta.InsertOne(ctx, formatDoc{ID: "format", Value: Format}); err != nil && !isDup(err) {
+		return fmt.Errorf("stamp store format: %w", err)
+	}
+	var d formatDoc
+	if err := s.c.meta.FindOne(ctx, bson.D{{Key: "_id", Value: "format"}}).Decode(&d); err != nil {
+		return fmt.Errorf("%w: read store format: %v", store.ErrFormat, err)
+	}
+	switch {
+	case d.Value < 1:
+		return fmt.Errorf("%w: database %s holds store format %d, which no imqttd writes", store.ErrFormat, s.db.Name(), d.Value)
+	case d.Value > Format:
+		return fmt.Errorf("%w: database %s holds store format %d, newer than this imqttd's %d: run the release that wrote it "+
+			"(or a later one)", store.ErrFormat, s.db.Name(), d.Value, Format)
 	}
 	return nil
 }

@@ -3,8 +3,13 @@ package mongo_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	driver "go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/imqtt/imqtt/internal/mongotest"
 	"github.com/imqtt/imqtt/store"
@@ -68,5 +73,39 @@ func TestServerGone(t *testing.T) {
 	}
 	if err := s.Ping(t.Context()); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("ping after close: %v", err)
+	}
+}
+
+// TestFormat: a new database is stamped with this build's format; one a
+// later release wrote (a newer format) is refused, before anything is
+// written, with a message that says so.
+func TestFormat(t *testing.T) {
+	db := newDB(t)
+	s := open(t, db)
+	s.Close()
+	client, err := driver.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	meta := client.Database(db).Collection("meta")
+	var d struct {
+		Value int `bson:"value"`
+	}
+	if err := meta.FindOne(t.Context(), bson.D{{Key: "_id", Value: "format"}}).Decode(&d); err != nil || d.Value != mongo.Format {
+		t.Fatalf("format stamp %d, %v; want %d", d.Value, err, mongo.Format)
+	}
+	if _, err := meta.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: "format"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "value", Value: mongo.Format + 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	s2, err := mongo.Open(ctx, uri, mongo.Options{Database: db})
+	if err == nil {
+		s2.Close()
+		t.Fatal("a database of a newer format opened")
+	}
+	if !errors.Is(err, store.ErrFormat) || !strings.Contains(err.Error(), "newer than this imqttd's") {
+		t.Fatalf("open of a newer format: %v", err)
 	}
 }
