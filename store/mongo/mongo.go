@@ -209,9 +209,13 @@ func (s *Store) checkFormat(ctx context.Context) error {
 	if _, err := s.c.meta.InsertOne(ctx, formatDoc{ID: "format", Value: Format}); err != nil && !isDup(err) {
 		return fmt.Errorf("stamp store format: %w", err)
 	}
+	raw, err := s.c.meta.FindOne(ctx, bson.D{{Key: "_id", Value: "format"}}).Raw()
+	if err != nil {
+		return fmt.Errorf("read store format: %w", err) // the database, not the format
+	}
 	var d formatDoc
-	if err := s.c.meta.FindOne(ctx, bson.D{{Key: "_id", Value: "format"}}).Decode(&d); err != nil {
-		return fmt.Errorf("%w: read store format: %v", store.ErrFormat, err)
+	if err := bson.Unmarshal(raw, &d); err != nil {
+		return fmt.Errorf("%w: database %s holds a store format that is not a number: %v", store.ErrFormat, s.db.Name(), err)
 	}
 	switch {
 	case d.Value < 1:

@@ -108,4 +108,13 @@ func TestFormat(t *testing.T) {
 	if !errors.Is(err, store.ErrFormat) || !strings.Contains(err.Error(), "newer than this imqttd's") {
 		t.Fatalf("open of a newer format: %v", err)
 	}
+	if _, err := meta.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: "format"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "value", Value: "x"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if s3, err := mongo.Open(ctx, uri, mongo.Options{Database: db}); !errors.Is(err, store.ErrFormat) {
+		if err == nil {
+			s3.Close()
+		}
+		t.Fatalf("open of a garbled format: %v", err)
+	}
 }
