@@ -107,7 +107,15 @@ func (gs *groupSet) connected(now time.Time) []wire.SyncRequest {
 // settled reports whether heads were answered since the latest connect and
 // every group sync they started has ended.
 func (gs *groupSet) settled() bool {
-	return gs.heads.settled && !gs.heads.wanted && gs.busy == 0 && len(gs.queue) == 0
+	if !gs.heads.settled || gs.heads.wanted || gs.busy > 0 || len(gs.queue) > 0 {
+		return false
+	}
+	for _, g := range gs.groups {
+		if !g.retryAt.IsZero() && g.seq.cursor < g.want { // a sync to come, for what heads showed
+			return false
+		}
+	}
+	return true
 }
 
 // askHeads asks for heads as soon as a slot is free and headsInterval allows.
@@ -148,11 +156,16 @@ func (gs *groupSet) onHeads(h wire.Heads, now time.Time) (out []Event, reqs []wi
 			gs.enqueue(g)
 		}
 	}
-	for name, g := range gs.groups {
+	var gone []string
+	for name := range gs.groups {
 		if _, ok := listed[name]; !ok {
-			gs.remove(g)
-			out = append(out, leftEvent(name))
+			gone = append(gone, name)
 		}
+	}
+	slices.Sort(gone) // the application hears them in one order, not the map's
+	for _, name := range gone {
+		gs.remove(gs.groups[name])
+		out = append(out, leftEvent(name))
 	}
 	return out, gs.pump(now)
 }
@@ -280,10 +293,7 @@ func (gs *groupSet) pump(now time.Time) (reqs []wire.SyncRequest) {
 		}
 		g := gs.queue[0]
 		gs.queue = gs.queue[1:]
-		g.queued = false
-		if gs.groups[g.name] != g || !g.sent.IsZero() {
-			continue // removed, or sent already
-		}
+		g.queued = false // remove takes a group out of the queue; enqueue never queues one in flight
 		gs.busy++
 		reqs = append(reqs, gs.request(g, now))
 	}

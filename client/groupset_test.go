@@ -169,3 +169,52 @@ func TestGroupSetSharedRoom(t *testing.T) {
 		t.Fatalf("after b left the room holds %d", r.events)
 	}
 }
+
+// A sync that ends below the head without progress (a hole still
+// settling) is retried a second later, and until then the set is not
+// settled: WaitSynced must not return with a group behind its head.
+func TestGroupSetRetryKeepsUnsettled(t *testing.T) {
+	gs := newGroupSet(map[string]GroupCursor{"a": {Seq: 2}}, &room{}, 100, 10*time.Second)
+	gs.connected(t0)
+	_, reqs := gs.onHeads(heads(wire.GroupHead{Group: "a", Seq: 5}), t0)
+	wantReqs(t, "heads", reqs, "a@2")
+	_, reqs, _ = gs.batchAt(gbatch("a", 2, 2, false))
+	wantReqs(t, "a sync that brought nothing", reqs)
+	if gs.settled() {
+		t.Fatal("settled with a at 2 below its head 5 and a retry to come")
+	}
+	wantReqs(t, "the retry", gs.tick(t0.Add(groupRetry)), "a@2")
+	gs.batchAt(gbatch("a", 2, 5, false, 3, 4, 5))
+	if !gs.settled() {
+		t.Fatal("not settled once a reached its head")
+	}
+}
+
+// A cursor above its group's head (another history's) is synced, and the
+// server's reset brings the group from the join.
+func TestGroupSetCursorAboveHead(t *testing.T) {
+	gs := newGroupSet(map[string]GroupCursor{"a": {Seq: 1000, Epoch: "old"}}, &room{}, 100, 10*time.Second)
+	gs.connected(t0)
+	_, reqs := gs.onHeads(heads(wire.GroupHead{Group: "a", Seq: 3}), t0)
+	wantReqs(t, "heads", reqs, "a@1000")
+	b, items, n := gbatch("a", 0, 3, false, 1, 2, 3)
+	b.Reset = true
+	out, _, _ := gs.batch(b, items, n, t0)
+	if !slices.Equal(seqs(out), []uint64{1, 2, 3}) || gs.cursors()["a"].Seq != 3 {
+		t.Fatalf("after the reset: delivered %v, cursor %+v", seqs(out), gs.cursors()["a"])
+	}
+}
+
+// Groups that heads no longer list are told in name order.
+func TestGroupSetLeftInOrder(t *testing.T) {
+	gs := newGroupSet(map[string]GroupCursor{"c": {}, "a": {}, "b": {}, "d": {}}, &room{}, 100, 10*time.Second)
+	gs.connected(t0)
+	out, _ := gs.onHeads(heads(wire.GroupHead{Group: "b"}), t0)
+	var got []string
+	for _, ev := range out {
+		got = append(got, ev.Group.Group)
+	}
+	if !slices.Equal(got, []string{"a", "c", "d"}) {
+		t.Fatalf("left events %v, want a c d", got)
+	}
+}

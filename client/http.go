@@ -188,10 +188,13 @@ func (h *HTTP) SyncCursor(ctx context.Context, cur CursorStore, limit int, fn fu
 	listed := make(map[string]GroupCursor, len(heads.Groups))
 	var moved []wire.GroupHead
 	for _, hd := range heads.Groups {
+		if !wire.CanonicalUser(hd.Group) { // group IDs follow the user ID rules
+			continue
+		}
 		gc := c.Groups[hd.Group]
 		gc.Seq = max(gc.Seq, hd.Join)
 		listed[hd.Group] = gc
-		if gc.Seq < hd.Seq {
+		if gc.Seq != hd.Seq { // above the head too: the server resets a cursor of lost history
 			moved = append(moved, hd)
 		}
 	}

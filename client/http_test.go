@@ -147,3 +147,65 @@ func TestSyncCursor(t *testing.T) {
 		t.Fatalf("second sync: %v, %v", got, err)
 	}
 }
+
+// TestSyncCursorGroups: after the inbox, SyncCursor asks heads once and
+// syncs each group whose head differs from its cursor: a moved group from
+// its cursor, a new one from its join, one whose cursor is past its head
+// (another history: the server resets it), none of an unchanged one; a
+// saved group heads no longer list is dropped from the cursor.
+func TestSyncCursorGroups(t *testing.T) {
+	groupSeqs := map[string][]uint64{"moved": {1, 2, 3, 4}, "fresh": {1, 2, 3, 4, 5, 6}, "ahead": {1, 2}, "still": {1, 2}}
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		switch {
+		case q.Get("heads") == "1":
+			json.NewEncoder(w).Encode(wire.Heads{Kind: wire.KindHeads, Groups: []wire.GroupHead{
+				{Group: "ahead", Seq: 2}, {Group: "fresh", Seq: 6, Join: 4}, {Group: "moved", Seq: 4}, {Group: "still", Seq: 2}}})
+		case q.Get("group") != "":
+			g := q.Get("group")
+			since, _ := strconv.ParseUint(q.Get("since"), 10, 64)
+			asked = append(asked, fmt.Sprintf("%s@%d", g, since))
+			b := wire.Sync{Kind: wire.KindSync, Group: g, Epoch: "e1"}
+			seqs := groupSeqs[g]
+			if since > uint64(len(seqs)) { // past the head: reset to the join (0 here)
+				since, b.Reset = 0, true
+			}
+			b.Since, b.Upto = since, uint64(len(seqs))
+			for _, s := range seqs[since:] {
+				b.Items = append(b.Items, wire.Msg{Kind: wire.KindMsg, ID: fmt.Sprint(g, s), Group: g, Seq: s})
+			}
+			json.NewEncoder(w).Encode(b)
+		default:
+			json.NewEncoder(w).Encode(wire.Sync{Kind: wire.KindSync, Epoch: "e1"})
+		}
+	}))
+	defer srv.Close()
+	cur := &MemoryCursor{}
+	_ = cur.Save(Cursor{Epoch: "e1", Groups: map[string]GroupCursor{
+		"moved": {Seq: 2, Epoch: "e1"}, "ahead": {Seq: 1000, Epoch: "e1"}, "still": {Seq: 2, Epoch: "e1"}, "left": {Seq: 7, Epoch: "e1"}}})
+	var got []string
+	err := (&HTTP{Server: srv.URL}).SyncCursor(context.Background(), cur, 0, func(m wire.Msg) error {
+		got = append(got, m.ID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"ahead@1000", "fresh@4", "moved@2"}; fmt.Sprint(asked) != fmt.Sprint(want) {
+		t.Fatalf("group syncs %v, want %v", asked, want)
+	}
+	if want := []string{"ahead1", "ahead2", "fresh5", "fresh6", "moved3", "moved4"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+	c, _ := cur.Load()
+	want := map[string]uint64{"ahead": 2, "fresh": 6, "moved": 4, "still": 2}
+	if len(c.Groups) != len(want) {
+		t.Fatalf("saved groups %+v, want %v", c.Groups, want)
+	}
+	for g, s := range want {
+		if c.Groups[g].Seq != s {
+			t.Fatalf("saved groups %+v, want %v", c.Groups, want)
+		}
+	}
+}

@@ -60,6 +60,13 @@ func (r *recorder) on(ev client.Event) {
 	r.evs = append(r.evs, ev)
 }
 
+// events returns a copy of the events so far.
+func (r *recorder) events() []client.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.evs)
+}
+
 // msgs returns the message events so far.
 func (r *recorder) msgs() []wire.Msg {
 	r.mu.Lock()

@@ -115,7 +115,7 @@ func TestE2EGroupCatchUp(t *testing.T) {
 	}
 	expectGroup(t, "bob", &second, "g1", numbered("a", 1, 6))
 	expectGroup(t, "bob", &second, "g2", numbered("b", 1, 6))
-	for _, ev := range second.evs {
+	for _, ev := range second.events() {
 		if ev.Msg != nil && !ev.Synced {
 			t.Fatalf("a message sent while bob was away came live: %+v", ev.Msg)
 		}
@@ -209,7 +209,7 @@ func TestFaultGroupDrops(t *testing.T) {
 	if dropped < 10 {
 		t.Fatalf("the proxy lost %d live group messages, want at least 10", dropped)
 	}
-	for _, ev := range bobRec.evs {
+	for _, ev := range bobRec.events() {
 		if ev.Msg != nil && strings.HasPrefix(ev.Msg.Body, "lost") && !ev.Synced {
 			t.Fatalf("a lost message came live: %+v", ev.Msg)
 		}
