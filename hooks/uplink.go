@@ -84,11 +84,6 @@ func (h *Uplink) Init(config any) error {
 	return nil
 }
 
-// submitWait bounds what Submit does on the client's read goroutine: the
-// rate limiter and the media check (chat bounds them at 1s and 5s) and
-// the wait for room in the queue (chat.Options.QueueWait, 2s by default).
-const submitWait = 10 * time.Second
-
 // OnPublish dispatches an uplink publish. Sends go to the batcher and answer
 // later; syncs and reads run on a bounded worker pool (blocking this client's
 // reads, and only this client's, while the pool is full), at most PerClient
@@ -115,8 +110,10 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			break
 		}
 		id, cmid := cl.ID, req.CMID
-		ctx, cancel := context.WithTimeout(context.Background(), submitWait)
-		h.cfg.Chat.Submit(ctx, chat.Sender{User: user, Device: device}, req, func(r chat.Result) {
+		// Submit bounds each of its own steps (the limiter 1 s, the media
+		// check 5 s, the wait for queue room QueueWait): no timer of ours
+		// on every publish.
+		h.cfg.Chat.Submit(context.Background(), chat.Sender{User: user, Device: device}, req, func(r chat.Result) {
 			h.cfg.Drain.Answered(id)
 			if r.Err != nil { // chat counted it (metrics.ErrorReplied)
 				h.reply(reply, h.errorEvent(reply, cmid, "", r.Err))
@@ -124,7 +121,6 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			}
 			h.reply(reply, r.Ack)
 		})
-		cancel()
 	case wire.TopicSync:
 		req, e := h.decodeSync(pk.Payload)
 		if e != nil {
@@ -144,7 +140,9 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			}
 		})
 	default:
-		h.replyError(reply, "", wire.CodeUnknownTopic, "no uplink topic "+pk.TopicName)
+		// The ACL (hooks.Allowed, checked by mochi before OnPublish) lets
+		// clients publish only the three uplink topics: never reached.
+		return pk, packets.ErrRejectPacket
 	}
 	return pk, packets.CodeSuccessIgnore
 }
@@ -220,7 +218,7 @@ func (h *Uplink) sync(ctx context.Context, user string, reply deliver.To, req wi
 		if err != nil {
 			return err
 		}
-		h.cfg.Metrics.SyncBatches.WithLabelValues("mqtt").Inc()
+		h.cfg.Metrics.SyncBatchMQTT()
 		return h.cfg.Sender.SendEncoded(reply, b, payload)
 	})
 	if err != nil {

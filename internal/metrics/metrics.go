@@ -42,6 +42,8 @@ type Metrics struct {
 	Recent      *oplog.Recorder
 	connections func() float64
 	out         map[string]prometheus.Counter // Publishes{direction="out"} by kind
+	in          [4]prometheus.Counter         // Publishes{direction="in"} in inKinds' order
+	syncMQTT    prometheus.Counter            // SyncBatches{transport="mqtt"}
 }
 
 // New registers every instrument on a fresh registry, with the Go and process collectors.
@@ -84,6 +86,10 @@ func New() *Metrics {
 	for _, k := range inKinds {
 		m.Publishes.WithLabelValues("in", k)
 	}
+	for i, k := range inKinds {
+		m.in[i] = m.Publishes.WithLabelValues("in", k)
+	}
+	m.syncMQTT = m.SyncBatches.WithLabelValues("mqtt")
 	m.out = make(map[string]prometheus.Counter, len(outKinds))
 	for _, k := range outKinds {
 		m.out[k] = m.Publishes.WithLabelValues("out", k)
@@ -104,19 +110,23 @@ var (
 	outKinds = append(slices.Clone(wire.EventKinds), "other")
 )
 
-// PublishedIn counts an uplink publish by its topic.
+// PublishedIn counts an uplink publish by its topic. It runs on every
+// client's read goroutine: a switch, no label hashing.
 func (m *Metrics) PublishedIn(topic string) {
-	k := "other"
+	k := 3 // other
 	switch topic {
 	case wire.TopicSend:
-		k = "send"
+		k = 0
 	case wire.TopicSync:
-		k = "sync"
+		k = 1
 	case wire.TopicRead:
-		k = "read"
+		k = 2
 	}
-	m.Publishes.WithLabelValues("in", k).Inc()
+	m.in[k].Inc()
 }
+
+// SyncBatchMQTT counts a sync batch published over MQTT.
+func (m *Metrics) SyncBatchMQTT() { m.syncMQTT.Inc() }
 
 // PublishedOut counts an event the server publishes, by its kind
 // (wire.Event's EventKind): a kind outside the fixed set counts as "other".
