@@ -3,8 +3,9 @@
 // (wire.Event) addressed to a user or to one device; it marshals each event
 // once, counts it by kind, and hands the same bytes to this node's
 // connections (Local: the broker), to the other nodes of a cluster (Remote:
-// the bus) and to every Subscriber (offline push and webhooks plug in
-// there). Nothing on the way reads the payload back: the kind travels with
+// the bus) and to every Subscriber (the hook for webhooks and push; it
+// sees what this node sends, so a group message only for the members online
+// here). Nothing on the way reads the payload back: the kind travels with
 // it, and the user with the topic.
 //
 //	chat / hooks / api ─► Sender (a *Path): marshal once, count by kind
