@@ -79,7 +79,7 @@ type local struct {
 }
 
 // Arrived delivers an event another node sent for user to its devices here.
-func (l local) Arrived(user, kind string, payload []byte) { l.path.Arrived(user, kind, payload) }
+func (l local) Arrived(user string, payload []byte) { l.path.Arrived(user, payload) }
 
 // ForgetToken drops a token another node revoked and ends the session of
 // its device here, if this node verified it: the logout's kick may have
@@ -93,12 +93,12 @@ func (l local) ForgetToken(hash string) {
 
 func (l local) KickLocal(clientID string) { l.b.Kick(clientID, packets.ErrNotAuthorized) }
 
-func (l local) EveryoneLocal(kind string, payload []byte) {
+func (l local) EveryoneLocal(payload []byte) {
 	seen := map[string]bool{}
 	for _, ci := range l.b.ClientList() {
 		if !seen[ci.User] {
 			seen[ci.User] = true
-			l.path.Arrived(ci.User, kind, payload)
+			l.path.Arrived(ci.User, payload)
 		}
 	}
 }

@@ -5,14 +5,22 @@
 // connections (Local: the broker), to the other nodes of a cluster (Remote:
 // the bus) and to every Subscriber (the hook for webhooks and push; it
 // sees what this node sends, so a group message only for the members online
-// here). Nothing on the way reads the payload back: the kind travels with
-// it, and the user with the topic.
+// here). Nothing on the way reads the payload back: the node that sends an
+// event counts it, so the node it arrives at needs neither its kind nor
+// its contents, and the user travels with the topic.
+//
+// Counting: each event once per user it is addressed to, in the whole
+// cluster, by the node that sends it. Send counts one (wherever the
+// user's devices are); SendMany one per member handed to (every node fans
+// a group message out to its own members); Broadcast one per user here and
+// one for the other nodes together (this node cannot know their users).
+// What Arrived from another node is not counted again.
 //
 //	chat / hooks / api ─► Sender (a *Path): marshal once, count by kind
 //	    ├─► Local.PublishUser(user, topic, payload)   this node's clients
-//	    ├─► Remote.User(user, kind, payload)          other nodes (user-addressed only)
+//	    ├─► Remote.User(user, payload)                other nodes (user-addressed only)
 //	    └─► Subscriber.Sent(to, ev)                   typed, in-process consumers
-//	other node's bus ─► Path.Arrived(user, kind, payload) ─► Local (counted, not forwarded again)
+//	other node's bus ─► Path.Arrived(user, payload) ─► Local (not counted or forwarded again)
 //
 // Delivery is at most once and never blocks on a slow client: a full client
 // queue or a full bus queue drops the event, and the device recovers it by
@@ -82,12 +90,12 @@ type Local interface {
 // Remote carries events to the other nodes of a cluster (*cluster.Bus).
 // Its methods queue and return at once; what cannot be delivered is
 // dropped, and devices recover it by sync. The receiving node hands it to
-// its Path's Arrived with the same kind.
+// its Path's Arrived.
 type Remote interface {
 	// User forwards an event to user's devices connected to other nodes.
-	User(user, kind string, payload []byte)
+	User(user string, payload []byte)
 	// Everyone forwards an event to every user connected to another node.
-	Everyone(kind string, payload []byte)
+	Everyone(payload []byte)
 }
 
 // Subscriber sees every event this node sends, typed, with its address:
@@ -163,7 +171,7 @@ func (p *Path) send(to To, ev wire.Event, payload []byte) error {
 		p.log.Warn("deliver", "user", to.User, "device", to.Device, "kind", kind, "err", err)
 	}
 	if to.Device == "" && p.remote != nil {
-		p.remote.User(to.User, kind, payload)
+		p.remote.User(to.User, payload)
 	}
 	for _, s := range p.subs {
 		s.Sent(to, ev)
@@ -192,7 +200,8 @@ func (p *Path) Broadcast(here []string, ev wire.Event) (int, error) {
 	}
 	sent, err := p.many(here, ev, payload)
 	if p.remote != nil {
-		p.remote.Everyone(ev.EventKind(), payload)
+		p.count.PublishedOut(ev.EventKind())
+		p.remote.Everyone(payload)
 	}
 	return sent, err
 }
@@ -220,12 +229,11 @@ func (p *Path) many(users []string, ev wire.Event, payload []byte) (int, error) 
 }
 
 // Arrived delivers an event another node sent (through its Remote) to
-// user's devices connected here. It is counted by the kind that came with
-// it; it is not forwarded again, nor shown to this node's subscribers.
-func (p *Path) Arrived(user, kind string, payload []byte) {
-	p.count.PublishedOut(kind)
+// user's devices connected here. The sending node counted it and showed it
+// to its subscribers; it is not forwarded again.
+func (p *Path) Arrived(user string, payload []byte) {
 	if err := p.local.PublishUser(user, wire.InboxTopic(user), payload); err != nil {
-		p.log.Warn("deliver", "user", user, "kind", kind, "from", "remote", "err", err)
+		p.log.Warn("deliver", "user", user, "from", "remote", "err", err)
 	}
 }
 

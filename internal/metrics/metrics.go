@@ -79,7 +79,7 @@ func New() *Metrics {
 	m.Connections = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imqtt_connections",
 		Help: "MQTT clients connected."}, func() float64 { return m.connections() })
 	m.Publishes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_publishes_total",
-		Help: "MQTT publishes: in = uplink publishes by topic (send, sync, read, other); out = events the server published, by kind (once per event, whatever the number of devices)."},
+		Help: "MQTT publishes: in = uplink publishes by topic (send, sync, read, other); out = events this node sent, by kind (once per addressed user, whatever the number of devices; an event that reaches another node is counted by the node that sent it)."},
 		[]string{"direction", "kind"})
 	m.Refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_limit_refusals_total",
 		Help: "Connections, requests and packets refused by a protective limit, by limit."}, []string{"limit"})

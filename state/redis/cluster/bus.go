@@ -59,16 +59,16 @@ type Locator interface {
 // Local is what a node does with what other nodes send it (the delivery
 // path's Arrived, chat.Service's fan-out).
 type Local interface {
-	// Arrived delivers an event for user (its kind, its wire form) to the
-	// user's devices connected to this node.
-	Arrived(user, kind string, payload []byte)
+	// Arrived delivers an event for user (its wire form) to the user's
+	// devices connected to this node.
+	Arrived(user string, payload []byte)
 	FanOutLocal(m store.Message)
 	MemberLocal(group, user string, joined bool)
 	// KickLocal disconnects a client connected to this node, if it is.
 	KickLocal(clientID string)
 	// EveryoneLocal delivers an event to every user connected to this node
 	// (an operator's notice to all).
-	EveryoneLocal(kind string, payload []byte)
+	EveryoneLocal(payload []byte)
 	// ForgetToken drops a revoked token from this node's cache.
 	ForgetToken(hash string)
 }
@@ -88,31 +88,24 @@ type BusOptions struct {
 	Dropped func(n int)
 }
 
-// record kinds on the wire. The two that carry an event carry its kind
-// too, at the front of the payload field, so that the receiving node counts
-// it without reading the event. (They were 'u' and 'a' before the kind came
-// with them; the framing is the same, so a node of that version skips
-// these records and these nodes its: during a rolling upgrade such events
-// reach devices by sync.)
+// record kinds on the wire. An event travels as its wire form only: the
+// node that sent it has counted it (internal/deliver), so the receiving
+// node neither reads nor counts it. A node skips a kind it does not know.
 const (
-	kindUser   = 'e' // key: user, event: its kind, payload: the event
+	kindUser   = 'u' // key: user, payload: the event
 	kindGroup  = 'g' // payload: a store.Message as JSON
 	kindMember = 'm' // key: group, payload: user, then 1 joined / 0 left
 	kindKick   = 'k' // key: user, payload: client ID
-	kindAll    = 'A' // event: its kind, payload: an event for every connected user
+	kindAll    = 'a' // payload: an event for every connected user
 	kindToken  = 't' // key: the hash of a revoked token
 )
 
 type record struct {
 	kind    byte
 	key     string
-	event   string // the kind of the event a kindUser or kindAll record carries
 	payload []byte
 	node    string // set: sent to this node's channel, not routed by user (KickOn, and a routed record kept for a retry)
 }
-
-// hasEvent reports whether records of kind carry an event and its kind.
-func hasEvent(kind byte) bool { return kind == kindUser || kind == kindAll }
 
 // maxMessage bounds one PUBLISH; a pass's records for a node are split
 // into messages of about this size.
@@ -188,9 +181,9 @@ func (b *Bus) Close(ctx context.Context) error {
 // Dropped is how many events this node could not send.
 func (b *Bus) Dropped() int64 { return b.dropped.Load() }
 
-// User queues an event of kind for user's devices on other nodes.
-func (b *Bus) User(user, kind string, payload []byte) {
-	b.put(record{kind: kindUser, key: user, event: kind, payload: payload})
+// User queues an event for user's devices on other nodes.
+func (b *Bus) User(user string, payload []byte) {
+	b.put(record{kind: kindUser, key: user, payload: payload})
 }
 
 // Group queues a committed group message for every other node's fan-out.
@@ -226,9 +219,9 @@ func (b *Bus) KickOn(node, clientID string) {
 	}
 }
 
-// Everyone queues an event of kind for every user connected to another node.
-func (b *Bus) Everyone(kind string, payload []byte) {
-	b.put(record{kind: kindAll, event: kind, payload: payload})
+// Everyone queues an event for every user connected to another node.
+func (b *Bus) Everyone(payload []byte) {
+	b.put(record{kind: kindAll, payload: payload})
 }
 
 // Revoked tells every other node to forget a revoked token.
@@ -415,8 +408,7 @@ func (b *Bus) publish(batch []record) (retry []record) {
 }
 
 // frames packs records into messages of about maxMessage bytes:
-// origin, then records of kind, key, the event's kind (if hasEvent) and
-// payload, lengths as uvarints.
+// origin, then records of kind, key and payload, lengths as uvarints.
 type frames struct {
 	origin  string
 	msgs    [][]byte
@@ -436,14 +428,7 @@ func (f *frames) add(r record) {
 	f.curRecs = append(f.curRecs, r)
 	f.cur = append(f.cur, r.kind)
 	f.cur = appendString(f.cur, r.key)
-	n := len(r.payload)
-	if hasEvent(r.kind) { // the payload field: the event's kind, then the event
-		n += binary.PutUvarint(make([]byte, binary.MaxVarintLen64), uint64(len(r.event))) + len(r.event)
-	}
-	f.cur = binary.AppendUvarint(f.cur, uint64(n))
-	if hasEvent(r.kind) {
-		f.cur = appendString(f.cur, r.event)
-	}
+	f.cur = binary.AppendUvarint(f.cur, uint64(len(r.payload)))
 	f.cur = append(f.cur, r.payload...)
 }
 
@@ -470,18 +455,12 @@ func decode(msg []byte) (origin string, recs []record, err error) {
 	}
 	for len(msg) > 0 {
 		r := record{kind: msg[0]}
-		var key, p, ev []byte
+		var key, p []byte
 		if key, msg, ok = cut(msg[1:]); !ok {
 			return "", nil, errFrame
 		}
 		if p, msg, ok = cut(msg); !ok {
 			return "", nil, errFrame
-		}
-		if hasEvent(r.kind) {
-			if ev, p, ok = cut(p); !ok {
-				return "", nil, errFrame
-			}
-			r.event = string(ev)
 		}
 		// A copy: a client's queue may hold the payload long after the rest
 		// of the message is done with.
@@ -515,7 +494,7 @@ func (b *Bus) receive(ch <-chan *goredis.Message) {
 		for _, r := range recs {
 			switch r.kind {
 			case kindUser:
-				b.opts.Local.Arrived(r.key, r.event, r.payload)
+				b.opts.Local.Arrived(r.key, r.payload)
 			case kindGroup:
 				var msg store.Message
 				if err := json.Unmarshal(r.payload, &msg); err != nil {
@@ -526,7 +505,7 @@ func (b *Bus) receive(ch <-chan *goredis.Message) {
 			case kindKick:
 				b.opts.Local.KickLocal(string(r.payload))
 			case kindAll:
-				b.opts.Local.EveryoneLocal(r.event, r.payload)
+				b.opts.Local.EveryoneLocal(r.payload)
 			case kindToken:
 				b.opts.Local.ForgetToken(r.key)
 			case kindMember:

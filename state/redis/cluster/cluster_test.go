@@ -43,9 +43,9 @@ func client(t *testing.T) goredis.UniversalClient {
 
 func TestFrames(t *testing.T) {
 	f := frames{origin: "n1"}
-	recs := []record{{kind: kindUser, key: "alice", event: "msg", payload: []byte(`{"kind":"msg"}`)},
-		{kind: kindMember, key: "g1", payload: []byte("bob1")}, {kind: kindKick}, {kind: kindAll, event: "notice", payload: []byte("n")}}
-	big := record{kind: kindUser, key: "alice", event: "msg", payload: make([]byte, 1000)}
+	recs := []record{{kind: kindUser, key: "alice", payload: []byte(`{"kind":"msg"}`)},
+		{kind: kindMember, key: "g1", payload: []byte("bob1")}, {kind: kindKick}, {kind: kindAll, payload: []byte("n")}}
+	big := record{kind: kindUser, key: "alice", payload: make([]byte, 1000)}
 	for range 3000 { // past maxMessage: several messages
 		f.add(big)
 	}
@@ -72,29 +72,19 @@ func TestFrames(t *testing.T) {
 	if err != nil || len(got) != 4 || got[1].key != "g1" || string(got[1].payload) != "bob1" || got[2].kind != kindKick {
 		t.Fatalf("decode: %+v %v", got, err)
 	}
-	// An event's kind travels with it, in front of the payload.
-	if got[0].event != "msg" || string(got[0].payload) != `{"kind":"msg"}` || got[3].event != "notice" || string(got[3].payload) != "n" {
+	if string(got[0].payload) != `{"kind":"msg"}` || string(got[3].payload) != "n" {
 		t.Fatalf("decode events: %+v", got)
 	}
-	// A node that knows no event kinds (the version before) reads the same
-	// records as kind, key and payload, and skips the event records.
-	msg := f.done()[0]
-	_, msg, _ = cut(msg)
-	var kinds []byte
-	for len(msg) > 0 {
-		kinds = append(kinds, msg[0])
-		var ok bool
-		if _, msg, ok = cut(msg[1:]); !ok {
-			t.Fatal("key")
-		}
-		if _, msg, ok = cut(msg); !ok {
-			t.Fatal("payload")
-		}
+	// The records are byte for byte what nodes of earlier releases send and
+	// read ('u' and 'a' carry the event alone: the sending node counted
+	// it), so a rolling upgrade delivers across versions.
+	f = frames{origin: "n1"}
+	f.add(record{kind: kindUser, key: "bob", payload: []byte("ev")})
+	f.add(record{kind: kindAll, payload: []byte("no")})
+	if got, want := f.done()[0], []byte("\x02n1u\x03bob\x02eva\x00\x02no"); string(got) != string(want) {
+		t.Fatalf("frame %q, want the earlier releases' %q", got, want)
 	}
-	if string(kinds) != string([]byte{kindUser, kindMember, kindKick, kindAll}) {
-		t.Fatalf("old framing read kinds %q", kinds)
-	}
-	for _, bad := range [][]byte{{}, {5, 'a'}, {1, 'a', 'u', 9}, {1, 'a', 'u', 1, 'x', 200}, {1, 'a', kindUser, 0, 2, 5, 'x'}} {
+	for _, bad := range [][]byte{{}, {5, 'a'}, {1, 'a', 'u', 9}, {1, 'a', 'u', 1, 'x', 200}} {
 		if _, _, err := decode(bad); err == nil {
 			t.Errorf("decode(%v): no error", bad)
 		}
@@ -112,17 +102,15 @@ func (l *fakeLocal) add(s string) {
 	l.events = append(l.events, s)
 	l.mu.Unlock()
 }
-func (l *fakeLocal) Arrived(user, kind string, p []byte) {
-	l.add("user " + user + " " + kind + " " + string(p))
-}
-func (l *fakeLocal) FanOutLocal(m store.Message) { l.add("group " + m.Group + " " + m.Body) }
+func (l *fakeLocal) Arrived(user string, p []byte) { l.add("user " + user + " " + string(p)) }
+func (l *fakeLocal) FanOutLocal(m store.Message)   { l.add("group " + m.Group + " " + m.Body) }
 func (l *fakeLocal) MemberLocal(g, u string, joined bool) {
 	l.add(fmt.Sprint("member ", g, " ", u, " ", joined))
 }
-func (l *fakeLocal) KickLocal(id string)                 { l.add("kick " + id) }
-func (l *fakeLocal) EveryoneLocal(kind string, p []byte) { l.add("all " + kind + " " + string(p)) }
-func (l *fakeLocal) ForgetToken(h string)                { l.add("forget " + h) }
-func (l *fakeLocal) got() []string                       { l.mu.Lock(); defer l.mu.Unlock(); return slices.Clone(l.events) }
+func (l *fakeLocal) KickLocal(id string)    { l.add("kick " + id) }
+func (l *fakeLocal) EveryoneLocal(p []byte) { l.add("all " + string(p)) }
+func (l *fakeLocal) ForgetToken(h string)   { l.add("forget " + h) }
+func (l *fakeLocal) got() []string          { l.mu.Lock(); defer l.mu.Unlock(); return slices.Clone(l.events) }
 func (l fixedLocator) DevicesOf(_ context.Context, us []string) (map[string][]state.Device, error) {
 	out := map[string][]state.Device{}
 	for _, u := range us {
@@ -175,30 +163,30 @@ func TestBusRouting(t *testing.T) {
 		t.Cleanup(func() { buses[n].Close(context.Background()) })
 	}
 	b := buses["n1"]
-	b.User("bob", "msg", []byte("1"))
-	b.User("bob", "unread", []byte("2"))
-	b.User("cy", "msg", []byte("own node: nothing to send"))
-	b.User("nobody", "msg", []byte("offline: nothing to send"))
+	b.User("bob", []byte("1"))
+	b.User("bob", []byte("2"))
+	b.User("cy", []byte("own node: nothing to send"))
+	b.User("nobody", []byte("offline: nothing to send"))
 	b.Group(store.Message{Group: "g", Body: "hi"})
 	b.Member("g", "dan", true)
-	b.Everyone("notice", []byte("text"))
+	b.Everyone([]byte("text"))
 	b.Revoked("h1")
 	b.Kick("bob", "bob/q")
 	b.KickOn("n3", "eve/z")
 	b.KickOn("n1", "self/x") // nothing: not to oneself
-	wait.ForErr(t, "n2's events", 5*time.Second, sameEvents(locals["n2"], "user bob msg 1", "user bob unread 2", "kick bob/q", "group g hi", "member g dan true", "all notice text", "forget h1"))
-	wait.ForErr(t, "n3's events", 5*time.Second, sameEvents(locals["n3"], "kick eve/z", "group g hi", "member g dan true", "all notice text", "forget h1"))
+	wait.ForErr(t, "n2's events", 5*time.Second, sameEvents(locals["n2"], "user bob 1", "user bob 2", "kick bob/q", "group g hi", "member g dan true", "all text", "forget h1"))
+	wait.ForErr(t, "n3's events", 5*time.Second, sameEvents(locals["n3"], "kick eve/z", "group g hi", "member g dan true", "all text", "forget h1"))
 	// Not its own broadcasts: n2's, on the same channel after them, comes
 	// to n1 alone, so n1's own would have come before it.
-	buses["n2"].Everyone("mark", []byte("n2"))
-	wait.ForErr(t, "n1's events", 5*time.Second, sameEvents(locals["n1"], "all mark n2"))
+	buses["n2"].Everyone([]byte("n2"))
+	wait.ForErr(t, "n1's events", 5*time.Second, sameEvents(locals["n1"], "all n2"))
 	if d := b.Dropped(); d != 0 {
 		t.Fatalf("%d dropped", d)
 	}
 	if err := b.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b.User("bob", "msg", []byte("after close"))
+	b.User("bob", []byte("after close"))
 	if d := b.Dropped(); d != 1 {
 		t.Fatalf("after Close: %d dropped, want 1", d)
 	}
@@ -344,23 +332,23 @@ func TestBusAfterRedisRestart(t *testing.T) {
 		}
 		defer b.Close(context.Background())
 	}
-	b1.User("bob", "msg", []byte("before"))
-	wait.ForErr(t, "the event before", 5*time.Second, sameEvents(l2, "user bob msg before"))
+	b1.User("bob", []byte("before"))
+	wait.ForErr(t, "the event before", 5*time.Second, sameEvents(l2, "user bob before"))
 	// Sent while Redis is down: kept and retried, delivered once it is back.
 	own.Kill()
-	b1.User("bob", "msg", []byte("during"))
+	b1.User("bob", []byte("during"))
 	wait.For(t, "a publish to fail with Redis down", 5*time.Second, func() bool { return strings.Contains(log.String(), "cluster bus: publish") })
 	if err := own.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	wait.ForErr(t, "the event sent while Redis was down", 5*time.Second, sameEvents(l2, "user bob msg before", "user bob msg during"))
+	wait.ForErr(t, "the event sent while Redis was down", 5*time.Second, sameEvents(l2, "user bob before", "user bob during"))
 	// Until go-redis has resubscribed an event is lost: send one a poll.
 	sent := 0
 	wait.ForErr(t, "an event after the restart", 10*time.Second, func() error {
 		if len(l2.got()) > 2 {
 			return nil
 		}
-		b1.User("bob", "msg", []byte(fmt.Sprint("after ", sent)))
+		b1.User("bob", []byte(fmt.Sprint("after ", sent)))
 		sent++
 		return fmt.Errorf("nothing received after %d sends; dropped %d", sent, b1.Dropped())
 	})
