@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -285,5 +287,88 @@ func TestEventsThroughPath(t *testing.T) {
 	}
 	if len(seen.kinds) != len(want) {
 		t.Errorf("events on %d topics: %v", len(seen.kinds), seen.kinds)
+	}
+}
+
+// blockingStore holds every Commit until release is closed.
+type blockingStore struct {
+	store.Store
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingStore) Commit(ctx context.Context, batch *store.Batch) error {
+	b.once.Do(func() { close(b.entered) })
+	<-b.release
+	return b.Store.Commit(ctx, batch)
+}
+
+// waitingInSubmit reports whether a goroutine is blocked in Submit's select
+// (waiting for queue room).
+func waitingInSubmit() bool {
+	buf := make([]byte, 1<<20)
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "[select") && strings.Contains(g, "chat.(*Service).Submit(") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCloseWakesWaitingSubmits: a Submit waiting for room in a full queue
+// is answered unavailable as soon as Close begins, and sends after it are
+// refused at once, instead of all waiting QueueWait behind Close's lock.
+func TestCloseWakesWaitingSubmits(t *testing.T) {
+	st := &blockingStore{Store: openStore(t), entered: make(chan struct{}), release: make(chan struct{})}
+	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), pathTo(&recorder{}), chat.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(),
+		MaxBatch: 1, QueueLen: 1, QueueWait: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start()
+	alice := chat.Sender{User: "alice", Device: "phone"}
+	results := make(chan error, 4)
+	send := func(cmid string) {
+		svc.Submit(context.Background(), alice, wire.Send{CMID: cmid, To: "bob", Type: "text"}, func(r chat.Result) { results <- r.Err })
+	}
+	send("1") // the batcher takes it and blocks in Commit
+	<-st.entered
+	send("2") // fills the queue
+	go send("3")
+	wait.For(t, "a send waiting for queue room", 5*time.Second, waitingInSubmit)
+
+	closed := make(chan error, 1)
+	go func() { closed <- svc.Close(context.Background()) }()
+	select {
+	case err := <-results:
+		if !errors.Is(err, chat.ErrUnavailable) {
+			t.Fatalf("waiting send: %v, want %v", err, chat.ErrUnavailable)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting send was not woken by Close")
+	}
+	late := make(chan error, 1)
+	go func() {
+		svc.Submit(context.Background(), alice, wire.Send{CMID: "4", To: "bob", Type: "text"}, func(r chat.Result) { late <- r.Err })
+	}()
+	select {
+	case err := <-late:
+		if !errors.Is(err, chat.ErrUnavailable) {
+			t.Fatalf("send after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a send after Close was held")
+	}
+	close(st.release) // the two accepted sends are still committed and acked
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Fatalf("accepted send: %v", err)
+		}
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -160,9 +160,11 @@ type Service struct {
 	reads    *readMerger
 	fanDone  chan struct{}
 
-	mu      sync.RWMutex // guards closing against Submit's send on queue
-	closing bool
-	done    chan struct{} // closed when the dispatcher has finished
+	mu       sync.RWMutex // guards closing against Submit's send on queue
+	closing  bool
+	stopping chan struct{} // closed when Close begins: wakes Submits waiting for room
+	stopOnce sync.Once
+	done     chan struct{} // closed when the dispatcher has finished
 }
 
 // New returns a Service. st is the source of truth, versions hands out
@@ -177,6 +179,7 @@ func New(st Store, versions state.Versions, out deliver.Sender, opts Options) (*
 		dispatch: make(chan []*sendOp, 64),
 		done:     make(chan struct{}),
 		fanDone:  make(chan struct{}),
+		stopping: make(chan struct{}),
 		reads:    newReadMerger(st, opts.ReadTick),
 	}
 	s.fan = newFanout(s)
@@ -209,6 +212,10 @@ func (s *Service) Start() {
 // Close stops accepting sends, commits and dispatches every send already
 // accepted, and returns when that is done or ctx ends. Close the store after.
 func (s *Service) Close(ctx context.Context) error {
+	// First wake every Submit waiting for queue room (under the read lock):
+	// the write lock below then waits for nothing slow, and the Submits
+	// and fan-outs queued behind it are not held for QueueWait.
+	s.stopOnce.Do(func() { close(s.stopping) })
 	s.mu.Lock()
 	if !s.closing {
 		s.closing = true
@@ -267,6 +274,8 @@ func (s *Service) Submit(ctx context.Context, from Sender, req wire.Send, done f
 	defer t.Stop()
 	select {
 	case s.queue <- op:
+	case <-s.stopping:
+		s.fail(done, refuse(ErrUnavailable, "server is shutting down; resend to another node"))
 	case <-t.C:
 		s.fail(done, refuse(ErrBusy, "send queue full; resend later with the same cmid"))
 	case <-ctx.Done():
@@ -463,7 +472,10 @@ func (s *Service) FanOutLocal(m store.Message) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if !s.closing { // fan.in closes only after closing is set
-		s.fan.in <- m
+		select {
+		case s.fan.in <- m:
+		case <-s.stopping: // shutting down: members recover it by sync
+		}
 	}
 }
 
