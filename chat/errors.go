@@ -6,8 +6,8 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// The core's refusals. Each is told to clients as one wire code (codes,
-// below; docs/protocol.md#errors). The core returns them wrapped in an
+// The core's refusals. Each is told to clients as the wire code that is its
+// text (docs/protocol.md#errors). The core returns them wrapped in an
 // *Error, which carries the message the client sees; errors.Is tells them
 // apart. Any other error of the core is a failure (the store, the hot
 // state, an ended context): the caller logs it and answers unavailable.
@@ -28,27 +28,11 @@ var (
 	ErrUnavailable = errors.New(wire.CodeUnavailable) // not stored (store failed, server closing); resend, same cmid
 )
 
-// codes is the one table from the core's sentinels to wire codes; the HTTP
-// status of a code is wire.HTTPStatus's.
-var codes = []struct {
-	err  error
-	code string
-}{
-	{ErrBadRequest, wire.CodeBadRequest},
-	{ErrBadType, wire.CodeBadType},
-	{ErrMissingTo, wire.CodeMissingTo},
-	{ErrMissingCMID, wire.CodeMissingCMID},
-	{ErrTooLarge, wire.CodeTooLarge},
-	{ErrNoSuchUser, wire.CodeNoSuchUser},
-	{ErrNotMember, wire.CodeNotMember},
-	{ErrForbidden, wire.CodeForbidden},
-	{ErrNotFound, wire.CodeNotFound},
-	{ErrExists, wire.CodeExists},
-	{ErrGroupFull, wire.CodeGroupFull},
-	{ErrRateLimited, wire.CodeRateLimited},
-	{ErrBusy, wire.CodeBusy},
-	{ErrUnavailable, wire.CodeUnavailable},
-}
+// sentinels is the one table from the core's refusals to wire codes: each
+// sentinel's text is its code. The HTTP status of a code is wire.HTTPStatus's.
+var sentinels = []error{ErrBadRequest, ErrBadType, ErrMissingTo, ErrMissingCMID, ErrTooLarge,
+	ErrNoSuchUser, ErrNotMember, ErrForbidden, ErrNotFound, ErrExists, ErrGroupFull,
+	ErrRateLimited, ErrBusy, ErrUnavailable}
 
 // Error is a refusal of the core: Err, one of the sentinels, and the
 // message for the client.
@@ -71,13 +55,13 @@ func refuse(sentinel error, msg string) error { return &Error{Err: sentinel, Msg
 // a failure, which the caller logs and words itself. The HTTP status is
 // wire.HTTPStatus(code): 503 for a failure.
 func Describe(err error) (code, msg string, ok bool) {
-	for _, c := range codes {
-		if errors.Is(err, c.err) {
+	for _, sentinel := range sentinels {
+		if errors.Is(err, sentinel) {
 			var e *Error
 			if errors.As(err, &e) {
-				return c.code, e.Msg, true
+				return sentinel.Error(), e.Msg, true
 			}
-			return c.code, err.Error(), true
+			return sentinel.Error(), err.Error(), true
 		}
 	}
 	return wire.CodeUnavailable, "", false
@@ -97,9 +81,9 @@ func WireError(err error, failMsg string) *wire.Error {
 // core's: the sentinel of its code, with its message. A code outside the
 // table is a bad request.
 func fromWire(we *wire.Error) error {
-	for _, c := range codes {
-		if c.code == we.Code {
-			return refuse(c.err, we.Message)
+	for _, sentinel := range sentinels {
+		if sentinel.Error() == we.Code {
+			return refuse(sentinel, we.Message)
 		}
 	}
 	return refuse(ErrBadRequest, we.Message)
