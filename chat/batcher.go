@@ -264,7 +264,7 @@ func (s *Service) runDispatcher() {
 	for ops := range s.dispatch {
 		for _, op := range ops {
 			if op.res.Err != nil {
-				s.fail(op.done, op.res.Err)
+				s.fail(op.from, op.done, op.res.Err)
 				continue
 			}
 			s.m.AckSeconds.Observe(time.Since(op.start).Seconds())

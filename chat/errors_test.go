@@ -13,6 +13,7 @@ import (
 
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/internal/metrics"
+	"github.com/imqtt/imqtt/internal/oplog"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/state/memory"
 	"github.com/imqtt/imqtt/store"
@@ -178,8 +179,9 @@ func (d deny) Peek(ctx context.Context, key string, l state.Limit) (state.Decisi
 // finds the queue full until ctx ends is ErrBusy; both answered at once.
 func TestSubmitRefusals(t *testing.T) {
 	st := openStore(t)
+	m := metrics.New()
 	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), pathTo(&recorder{}), chat.Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m,
 		SendRate: 1, Limiter: deny{}, QueueLen: 1, QueueWait: time.Hour,
 	})
 	if err != nil {
@@ -190,7 +192,7 @@ func TestSubmitRefusals(t *testing.T) {
 	submit := func(ctx context.Context, req wire.Send) chat.Result {
 		var res chat.Result
 		n := 0
-		svc.Submit(ctx, chat.Sender{User: "alice"}, req, func(r chat.Result) { res = r; n++ })
+		svc.Submit(ctx, chat.Sender{User: "alice", Device: "phone"}, req, func(r chat.Result) { res = r; n++ })
 		if n != 1 {
 			t.Fatalf("done called %d times before Submit returned", n)
 		}
@@ -200,6 +202,10 @@ func TestSubmitRefusals(t *testing.T) {
 	if _, msg, _ := chat.Describe(r.Err); !errors.Is(r.Err, chat.ErrRateLimited) ||
 		msg != "more than 1 sends a second; resend in 250ms with the same cmid" {
 		t.Fatalf("over the rate: %v", r.Err)
+	}
+	// The operator log names the client a refusal went to.
+	if got := m.Recent.Recent(oplog.Error, 0, 10); len(got) != 1 || got[0].Client != "alice/phone" || got[0].Code != wire.CodeRateLimited {
+		t.Fatalf("operator log: %+v", got)
 	}
 
 	svc, err = chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), pathTo(&recorder{}), chat.Options{

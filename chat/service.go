@@ -135,6 +135,10 @@ type Sender struct {
 	Device string
 }
 
+// ClientID is the sender's MQTT client ID, "{user}/{device}", as the
+// operator log names clients.
+func (f Sender) ClientID() string { return f.User + "/" + f.Device }
+
 // Result is the outcome of a send: an Ack, or an Err to report: a refusal
 // (one of the sentinels, errors.go), told to the device by Describe.
 type Result struct {
@@ -245,24 +249,24 @@ func (s *Service) Submit(ctx context.Context, from Sender, req wire.Send, done f
 	start := time.Now()
 	err := s.validate(&req)
 	if err != nil {
-		s.fail(done, err)
+		s.fail(from, done, err)
 		return
 	}
 	if err := s.limit(ctx, from.User); err != nil {
-		s.fail(done, err)
+		s.fail(from, done, err)
 		return
 	}
 	op := &sendOp{from: from, req: req, done: done, start: start}
 	if req.Media != "" {
 		if op.inline, err = s.attach(ctx, from.User, req.Media); err != nil {
-			s.fail(done, err)
+			s.fail(from, done, err)
 			return
 		}
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closing {
-		s.fail(done, refuse(ErrUnavailable, "server is shutting down; resend to another node"))
+		s.fail(from, done, refuse(ErrUnavailable, "server is shutting down; resend to another node"))
 		return
 	}
 	select {
@@ -275,11 +279,11 @@ func (s *Service) Submit(ctx context.Context, from Sender, req wire.Send, done f
 	select {
 	case s.queue <- op:
 	case <-s.stopping:
-		s.fail(done, refuse(ErrUnavailable, "server is shutting down; resend to another node"))
+		s.fail(from, done, refuse(ErrUnavailable, "server is shutting down; resend to another node"))
 	case <-t.C:
-		s.fail(done, refuse(ErrBusy, "send queue full; resend later with the same cmid"))
+		s.fail(from, done, refuse(ErrBusy, "send queue full; resend later with the same cmid"))
 	case <-ctx.Done():
-		s.fail(done, refuse(ErrBusy, "send queue full; resend later with the same cmid"))
+		s.fail(from, done, refuse(ErrBusy, "send queue full; resend later with the same cmid"))
 	}
 }
 
@@ -298,10 +302,11 @@ func (s *Service) Send(ctx context.Context, from Sender, req wire.Send) (wire.Ac
 	}
 }
 
-// fail counts a refused send and reports it to done.
-func (s *Service) fail(done func(Result), err error) {
+// fail counts a refused send of from's, records it in the operator log
+// under from's client ID, and reports it to done.
+func (s *Service) fail(from Sender, done func(Result), err error) {
 	code, msg, _ := Describe(err)
-	s.m.ErrorReplied(code, "", msg)
+	s.m.ErrorReplied(code, from.ClientID(), msg)
 	done(Result{Err: err})
 }
 
