@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/internal/metrics"
 	"github.com/imqtt/imqtt/internal/oplog"
@@ -219,5 +221,56 @@ func TestSubmitRefusals(t *testing.T) {
 	defer cancel()
 	if r := submit(short, wire.Send{CMID: "c2", To: "bob", Type: "text"}); !errors.Is(r.Err, chat.ErrBusy) {
 		t.Fatalf("queue full until ctx ended: %v, want %v", r.Err, chat.ErrBusy)
+	}
+}
+
+// TestGroupsPerUser: nobody can be put in more than MaxGroupsPerUser groups,
+// by a new group or an add; a role change of a member at the limit is not
+// a join, and a user who leaves one may be added again.
+func TestGroupsPerUser(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	m := metrics.New()
+	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), pathTo(&recorder{}), chat.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m, MaxGroupsPerUser: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start()
+	t.Cleanup(func() { _ = svc.Close(context.Background()) })
+	for _, g := range []string{"g1", "g2"} {
+		if _, err := svc.CreateGroup(ctx, "alice", wire.GroupCreate{ID: g, Members: []string{"bob"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = svc.CreateGroup(ctx, "alice", wire.GroupCreate{ID: "g3", Members: []string{"bob"}})
+	if _, msg, _ := chat.Describe(err); !errors.Is(err, chat.ErrTooManyGroups) || msg != "alice is in 2 groups, the most a user may be in" {
+		t.Fatalf("a third group: %v", err)
+	}
+	if _, err := st.GetGroup(ctx, "g3"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("refused group made anyway: %v", err)
+	}
+	if err := st.CreateUser(ctx, store.User{ID: "carol", PasswordHash: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateGroup(ctx, "carol", wire.GroupCreate{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.AddMembers(ctx, "carol", "c1", wire.GroupMembers{Users: []string{"bob"}})
+	if !errors.Is(err, chat.ErrTooManyGroups) || wire.HTTPStatus(wire.CodeTooManyGroups) != 409 {
+		t.Fatalf("add bob to a third group: %v", err)
+	}
+	if _, err := svc.AddMembers(ctx, "alice", "g1", wire.GroupMembers{Users: []string{"bob"}, Role: "admin"}); err != nil {
+		t.Fatalf("role change at the limit: %v", err)
+	}
+	if err := svc.RemoveMember(ctx, "bob", "g2", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.AddMembers(ctx, "carol", "c1", wire.GroupMembers{Users: []string{"bob"}}); err != nil {
+		t.Fatalf("add after a leave: %v", err)
+	}
+	if n := testutil.ToFloat64(m.Refusals.WithLabelValues("groups_per_user")); n != 2 {
+		t.Errorf("%v refusals counted, want 2", n)
 	}
 }

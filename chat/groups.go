@@ -67,6 +67,9 @@ func (s *Service) CreateGroup(ctx context.Context, owner string, req wire.GroupC
 	if len(users) > s.opts.MaxGroupMembers {
 		return wire.Group{}, refuse(ErrGroupFull, fmt.Sprintf("a group holds at most %d members", s.opts.MaxGroupMembers))
 	}
+	if err := s.checkGroupCount(ctx, "", users); err != nil {
+		return wire.Group{}, err
+	}
 	now := time.Now().UnixMilli()
 	members := make([]store.Member, len(users))
 	for i, u := range users {
@@ -114,6 +117,32 @@ func (s *Service) existingUsers(ctx context.Context, users []string) ([]string, 
 		out = append(out, u)
 	}
 	return out, nil
+}
+
+// checkGroupCount refuses users if one of them, not yet a member of group
+// ("": a new group), is in MaxGroupsPerUser groups already. Two adds at
+// once may each pass it: the limit can be passed by the adds in flight.
+func (s *Service) checkGroupCount(ctx context.Context, group string, users []string) error {
+	most := s.opts.MaxGroupsPerUser
+	for _, u := range users {
+		n, err := s.st.CountUserGroups(ctx, u, most)
+		if err != nil {
+			return errStore("count groups", err)
+		}
+		if n < most {
+			continue
+		}
+		if group != "" {
+			if _, err := s.st.GetMember(ctx, group, u); err == nil {
+				continue // a role change, not a join
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return errStore("get member", err)
+			}
+		}
+		s.m.Refused("groups_per_user")
+		return refuse(ErrTooManyGroups, fmt.Sprintf("%s is in %d groups, the most a user may be in", u, most))
+	}
+	return nil
 }
 
 // Group shows a group to a member, with one page of members.
@@ -230,6 +259,9 @@ func (s *Service) AddMembers(ctx context.Context, actor, group string, req wire.
 	}
 	users, err := s.existingUsers(ctx, req.Users)
 	if err != nil {
+		return wire.Group{}, err
+	}
+	if err := s.checkGroupCount(ctx, group, users); err != nil {
 		return wire.Group{}, err
 	}
 	ms := make([]store.Member, len(users))

@@ -58,13 +58,14 @@ type Media interface {
 // The defaults of Options, taken by its zero values; cmd/imqttd's flags
 // default to the same constants.
 const (
-	DefaultMaxBody         = 64 << 10         // bytes of a message's body+meta
-	DefaultMaxBatch        = 1024             // messages per store commit
-	DefaultQueueLen        = 16384            // sends waiting for the batcher
-	DefaultQueueWait       = 2 * time.Second  // how long Submit waits for queue room
-	DefaultCommitWait      = 10 * time.Second // a commit's deadline
-	DefaultMaxGroupMembers = 10_000           // members of one group
-	DefaultReadTick        = 10 * time.Millisecond
+	DefaultMaxBody          = 64 << 10         // bytes of a message's body+meta
+	DefaultMaxBatch         = 1024             // messages per store commit
+	DefaultQueueLen         = 16384            // sends waiting for the batcher
+	DefaultQueueWait        = 2 * time.Second  // how long Submit waits for queue room
+	DefaultCommitWait       = 10 * time.Second // a commit's deadline
+	DefaultMaxGroupMembers  = 10_000           // members of one group
+	DefaultMaxGroupsPerUser = 1000             // groups one user is in
+	DefaultReadTick         = 10 * time.Millisecond
 	// DefaultBurstFactor is SendBurst's default as a multiple of SendRate.
 	DefaultBurstFactor = 4
 )
@@ -89,6 +90,10 @@ type Options struct {
 	Limiter   state.Limiter
 	// MaxGroupMembers bounds a group; default 10,000.
 	MaxGroupMembers int
+	// MaxGroupsPerUser bounds the groups one user is in; default 1,000.
+	// Anyone may add a user to a group, so without it a stranger could
+	// grow a user's heads answer and its devices' cursors without end.
+	MaxGroupsPerUser int
 	// ReadTick is how long group read positions are gathered before one
 	// merged write; default 10ms.
 	ReadTick time.Duration
@@ -117,6 +122,9 @@ func (o *Options) fill() {
 	}
 	if o.MaxGroupMembers <= 0 {
 		o.MaxGroupMembers = DefaultMaxGroupMembers
+	}
+	if o.MaxGroupsPerUser <= 0 {
+		o.MaxGroupsPerUser = DefaultMaxGroupsPerUser
 	}
 	if o.ReadTick <= 0 {
 		o.ReadTick = DefaultReadTick

@@ -247,3 +247,33 @@ func TestGroupRestart(t *testing.T) {
 		t.Fatalf("sync past the head: %+v", b)
 	}
 }
+
+// TestGroupsPerUserLimit: a stranger cannot put a user in groups without
+// end (each one a heads entry and a cursor on every device): past
+// --max-groups-per-user the add is 409 too_many_groups, and the user's
+// heads stay bounded.
+func TestGroupsPerUserLimit(t *testing.T) {
+	s := testserver.Start(t, func(c *daemon.Config) { c.MaxGroupsPerUser = 2 })
+	account(t, s, "bob", "x")
+	eveTok := account(t, s, "eve", "x")
+	malTok := account(t, s, "mal", "x")
+	for _, tok := range []string{eveTok, malTok} {
+		if code := httpJSON(t, "POST", s.HTTP+"/v1/groups", tok, wire.GroupCreate{Members: []string{"bob"}}, nil); code != 201 {
+			t.Fatalf("create: %d", code)
+		}
+	}
+	var e wire.Error
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/groups", eveTok, wire.GroupCreate{Members: []string{"bob"}}, &e); code != 409 || e.Code != wire.CodeTooManyGroups {
+		t.Fatalf("a third group with bob: %d %+v", code, e)
+	}
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/groups", eveTok, wire.GroupCreate{ID: "e1"}, nil); code != 201 {
+		t.Fatalf("eve's own second group: %d", code)
+	}
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/groups/e1/members", eveTok, wire.GroupMembers{Users: []string{"bob"}}, &e); code != 409 || e.Code != wire.CodeTooManyGroups {
+		t.Fatalf("add bob to a third group: %d %+v", code, e)
+	}
+	var heads wire.Heads
+	if code := httpJSON(t, "GET", s.HTTP+"/v1/sync?heads=1", login(t, s, "bob", "x"), nil, &heads); code != 200 || len(heads.Groups) != 2 {
+		t.Fatalf("bob's heads: %d %+v", code, heads)
+	}
+}

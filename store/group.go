@@ -76,6 +76,10 @@ type Groups interface {
 	Members(ctx context.Context, group, after string, limit int) ([]Member, error)
 	// UserGroups lists user's memberships ordered by group ID.
 	UserGroups(ctx context.Context, user string) ([]Member, error)
+	// CountUserGroups counts user's memberships, stopping at most (0: all):
+	// what the per-user group limit checks before an add, without reading
+	// the memberships themselves.
+	CountUserGroups(ctx context.Context, user string, most int) (int, error)
 	// GroupHead returns the group's newest committed message (zero if none).
 	GroupHead(ctx context.Context, group string) (GroupHead, error)
 	// GroupHeads returns the heads of groups, in their order, in one read

@@ -58,6 +58,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&c.TLSHTTPAddr, "tls-http-addr", daemon.DefaultTLSHTTPAddr, "HTTPS and WSS listen address")
 	fs.IntVar(&c.MaxBody, "max-body", chat.DefaultMaxBody, "largest message body+meta in bytes")
 	fs.IntVar(&c.MaxGroupMembers, "max-group-members", chat.DefaultMaxGroupMembers, "most members a group may have")
+	fs.IntVar(&c.MaxGroupsPerUser, "max-groups-per-user", chat.DefaultMaxGroupsPerUser, "most groups a user may be in (anyone may add a user to a group)")
 	fs.Int64Var(&c.SendRate, "max-send-rate", daemon.DefaultSendRate, "most sends a user may make a second, all devices and nodes together, after --max-send-burst (0: no limit); more are refused with rate_limited")
 	fs.IntVar(&c.SendBurst, "max-send-burst", 0, "sends a user may make at once before --max-send-rate applies (0: 4×the rate)")
 	def := account.DefaultLimits

@@ -39,6 +39,7 @@ var flagDefaults = map[string]any{
 	"tls-http-addr":         daemon.DefaultTLSHTTPAddr,
 	"max-body":              chat.DefaultMaxBody,
 	"max-group-members":     chat.DefaultMaxGroupMembers,
+	"max-groups-per-user":   chat.DefaultMaxGroupsPerUser,
 	"max-send-rate":         daemon.DefaultSendRate,
 	"max-send-burst":        0, // chat.DefaultBurstFactor × the rate
 	"login-ip-limit":        account.DefaultLimits.LoginIP,
@@ -106,7 +107,8 @@ func TestParsedDefaults(t *testing.T) {
 		b.MaxPreauthPerIP != broker.DefaultMaxPreauthPerIP || b.MaxPreauth != broker.DefaultMaxPreauth {
 		t.Errorf("broker options %+v", b)
 	}
-	if c.MaxBody != chat.DefaultMaxBody || c.MaxGroupMembers != chat.DefaultMaxGroupMembers || c.SendRate != daemon.DefaultSendRate ||
+	if c.MaxBody != chat.DefaultMaxBody || c.MaxGroupMembers != chat.DefaultMaxGroupMembers || c.MaxGroupsPerUser != chat.DefaultMaxGroupsPerUser ||
+		c.SendRate != daemon.DefaultSendRate ||
 		c.MinFreeDisk != pebble.DefaultMinFreeDisk || c.Throttle != account.DefaultLimits ||
 		c.MaxSubscriptions != hooks.DefaultMaxSubscriptions || c.MaxClientRequests != hooks.DefaultRequestsPerClient {
 		t.Errorf("config %+v", c)

@@ -87,6 +87,9 @@ type Config struct {
 	MaxBody int            // bytes of a message's body+meta (0: chat.DefaultMaxBody)
 	// MaxGroupMembers bounds a group (0: chat.DefaultMaxGroupMembers, 10,000).
 	MaxGroupMembers int
+	// MaxGroupsPerUser bounds the groups a user is in (0:
+	// chat.DefaultMaxGroupsPerUser, 1,000).
+	MaxGroupsPerUser int
 	// SendRate bounds each user's sends per second, all devices and nodes
 	// together, after a burst of SendBurst (SendRate 0: DefaultSendRate; a
 	// negative one: no limit. SendBurst 0: 4×the rate, chat's default).
@@ -324,7 +327,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 	d.path = deliver.New(popts)
 
-	copts := chat.Options{Node: nodeNumber, MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, Logger: cfg.Logger,
+	copts := chat.Options{Node: nodeNumber, MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, MaxGroupsPerUser: cfg.MaxGroupsPerUser, Logger: cfg.Logger,
 		Metrics: d.metrics, Media: med, Sync: syncOpts, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, Limiter: d.state}
 	switch {
 	case copts.SendRate == 0:

@@ -241,6 +241,24 @@ func (s *Store) UserGroups(ctx context.Context, user string) ([]store.Member, er
 	return ms, nil
 }
 
+// CountUserGroups counts user's member rows (the {user, group} index), at
+// most most.
+func (s *Store) CountUserGroups(ctx context.Context, user string, most int) (int, error) {
+	if err := s.begin(ctx, "count user groups"); err != nil {
+		return 0, err
+	}
+	defer s.end()
+	opts := options.Count()
+	if most > 0 {
+		opts.SetLimit(int64(most))
+	}
+	n, err := s.c.members.CountDocuments(ctx, bson.D{{Key: "user", Value: user}}, opts)
+	if err != nil {
+		return 0, fmt.Errorf("count groups of %s: %w", user, err)
+	}
+	return int(n), nil
+}
+
 func (s *Store) findMembers(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]store.Member, error) {
 	var docs []memberDoc
 	if err := findAll(ctx, s.c.members, filter, opts, &docs); err != nil {

@@ -285,6 +285,28 @@ func (s *Store) UserGroups(ctx context.Context, user string) ([]store.Member, er
 	return out, nil
 }
 
+// CountUserGroups counts user's membership index keys, at most most.
+func (s *Store) CountUserGroups(ctx context.Context, user string, most int) (int, error) {
+	if err := s.begin(ctx, "count user groups"); err != nil {
+		return 0, err
+	}
+	defer s.end()
+	prefix := pair(pfxUserGrp, user, "")
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, fmt.Errorf("count groups of %s: %w", user, err)
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok && (most <= 0 || n < most); ok = it.Next() {
+		n++
+	}
+	if err := it.Error(); err != nil {
+		return 0, fmt.Errorf("count groups of %s: %w", user, err)
+	}
+	return n, nil
+}
+
 // GroupHead returns the group's newest message.
 func (s *Store) GroupHead(ctx context.Context, group string) (store.GroupHead, error) {
 	if err := s.begin(ctx, "group head"); err != nil {

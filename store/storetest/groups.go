@@ -108,6 +108,25 @@ func testGroups(t *testing.T, f *fixture) {
 	if gs, _ := f.groups.UserGroups(f.ctx, "carol"); len(gs) != 1 || gs[0].Group != "g1" {
 		t.Fatalf("carol's groups: %+v", gs)
 	}
+	for _, c := range []struct {
+		user       string
+		most, want int
+	}{{"bob", 0, 0}, {"carol", 0, 1}, {"carol", 1, 1}, {"nobody", 5, 0}} {
+		if n, err := f.groups.CountUserGroups(f.ctx, c.user, c.most); err != nil || n != c.want {
+			t.Fatalf("CountUserGroups(%s, %d) = %d, %v; want %d", c.user, c.most, n, err, c.want)
+		}
+	}
+	for _, id := range []string{"g2", "g3"} {
+		if err := f.groups.CreateGroup(f.ctx, store.Group{ID: id, Owner: "carol"}, []store.Member{{User: "carol", Role: store.RoleOwner}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := f.groups.CountUserGroups(f.ctx, "carol", 2); err != nil || n != 2 {
+		t.Fatalf("CountUserGroups(carol, 2) of 3 = %d, %v", n, err)
+	}
+	if n, err := f.groups.CountUserGroups(f.ctx, "carol", 0); err != nil || n != 3 {
+		t.Fatalf("CountUserGroups(carol) = %d, %v", n, err)
+	}
 	if got, _ := f.groups.GetGroup(f.ctx, "g1"); got.Members != 2 {
 		t.Fatalf("member count after removal: %d", got.Members)
 	}

@@ -78,13 +78,14 @@ func testClosed(t *testing.T, f *fixture) {
 			_, err := f.groups.AddMembers(ctx, "g1", []store.Member{{User: "bob"}}, 0)
 			return err
 		},
-		"RemoveMember": func() error { return f.groups.RemoveMember(ctx, "g1", "bob") },
-		"GetMember":    func() error { _, err := f.groups.GetMember(ctx, "g1", "alice"); return err },
-		"Members":      func() error { _, err := f.groups.Members(ctx, "g1", "", 0); return err },
-		"UserGroups":   func() error { _, err := f.groups.UserGroups(ctx, "alice"); return err },
-		"GroupHead":    func() error { _, err := f.groups.GroupHead(ctx, "g1"); return err },
-		"GroupHeads":   func() error { _, err := f.groups.GroupHeads(ctx, []string{"g1"}); return err },
-		"GroupRange":   func() error { _, err := f.groups.GroupRange(ctx, "g1", 0, 0); return err },
+		"RemoveMember":    func() error { return f.groups.RemoveMember(ctx, "g1", "bob") },
+		"GetMember":       func() error { _, err := f.groups.GetMember(ctx, "g1", "alice"); return err },
+		"Members":         func() error { _, err := f.groups.Members(ctx, "g1", "", 0); return err },
+		"UserGroups":      func() error { _, err := f.groups.UserGroups(ctx, "alice"); return err },
+		"CountUserGroups": func() error { _, err := f.groups.CountUserGroups(ctx, "alice", 0); return err },
+		"GroupHead":       func() error { _, err := f.groups.GroupHead(ctx, "g1"); return err },
+		"GroupHeads":      func() error { _, err := f.groups.GroupHeads(ctx, []string{"g1"}); return err },
+		"GroupRange":      func() error { _, err := f.groups.GroupRange(ctx, "g1", 0, 0); return err },
 		"SetGroupReads": func() error {
 			return f.groups.SetGroupReads(ctx, []store.GroupRead{{Group: "g1", User: "alice", Seq: 1}})
 		},
