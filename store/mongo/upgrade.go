@@ -16,6 +16,8 @@ import (
 // it returns. A step must be idempotent: a node that stopped after it and
 // before its stamp runs it again, and a node that took over the upgrade
 // lock of one that seemed dead may run it while that one still does.
+// Open creates today's indexes after the steps: a step that needs an index
+// of its format creates it.
 type step func(ctx context.Context, db *mongo.Database) error
 
 // steps[N-1] migrates format N to N+1, so len(steps) is Format-1. Format 1

@@ -281,3 +281,20 @@ func (f *fullAfterBackup) GetDiskUsage(path string) (vfs.DiskUsage, error) {
 	}
 	return u, err
 }
+
+// TestUpgradeStepMissing: a build whose format has no step from the
+// store's refuses it before taking a backup or writing anything.
+func TestUpgradeStepMissing(t *testing.T) {
+	dir := fixtureStore(t)
+	up := &countingStep{key: "test/upgraded", val: "yes"}
+	pebble.SetFormat(t, 3, up.step) // no step 2→3
+	if s, err := pebble.Open(dir, opts); !errors.Is(err, store.ErrFormat) || !strings.Contains(err.Error(), "step is missing") {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("open with a step missing: %v", err)
+	}
+	if f := readKey(t, dir, "meta/format"); f != "1" || up.runs != 0 || backups(t, dir) != nil {
+		t.Fatalf("format %q, %d runs, backups %v; want 1, none, none", f, up.runs, backups(t, dir))
+	}
+}
