@@ -1,6 +1,9 @@
 package mongo
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // Step is a format migration step, for upgrade tests.
 type Step = step
@@ -11,4 +14,12 @@ func SetFormat(t testing.TB, f int, s ...Step) {
 	oldFormat, oldSteps := format, steps
 	format, steps = f, s
 	t.Cleanup(func() { format, steps = oldFormat, oldSteps })
+}
+
+// SetUpgradeLockTTL shortens the upgrade lock's lifetime until the test
+// ends.
+func SetUpgradeLockTTL(t testing.TB, d time.Duration) {
+	old := upgradeLockTTL
+	upgradeLockTTL = d
+	t.Cleanup(func() { upgradeLockTTL = old })
 }

@@ -29,12 +29,13 @@ var (
 	format = Format
 )
 
-const (
-	// upgradeLock is the meta document held by the node that upgrades.
-	upgradeLock = "upgrade-lock"
+// upgradeLock is the meta document held by the node that upgrades.
+const upgradeLock = "upgrade-lock"
+
+var (
 	// upgradeLockTTL is how long the lock holds without being renewed;
 	// its holder renews it every third of it, so another node takes it
-	// over only from a node that is gone.
+	// over only from a node that is gone (tests shorten it).
 	upgradeLockTTL = 30 * time.Second
 	// upgradePoll is how often a node waiting for the lock looks again.
 	upgradePoll = 200 * time.Millisecond
@@ -153,9 +154,13 @@ func (s *Store) lockUpgrade(ctx context.Context) (func(), error) {
 				return
 			case <-t.C:
 				until := time.Now().Add(upgradeLockTTL).UnixMilli()
-				if _, err := s.c.meta.UpdateOne(ctx, bson.D{{Key: "_id", Value: upgradeLock}, {Key: "owner", Value: token}},
-					bson.D{{Key: "$set", Value: bson.D{{Key: "until", Value: until}}}}); err != nil {
+				res, err := s.c.meta.UpdateOne(ctx, bson.D{{Key: "_id", Value: upgradeLock}, {Key: "owner", Value: token}},
+					bson.D{{Key: "$set", Value: bson.D{{Key: "until", Value: until}}}})
+				switch {
+				case err != nil:
 					s.log.Warn("renew the upgrade lock", "err", err)
+				case res.MatchedCount == 0: // steps are idempotent: going on is safe
+					s.log.Warn("the upgrade lock was taken over by another node (this one did not renew it in time)")
 				}
 			}
 		}

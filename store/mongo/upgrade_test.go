@@ -266,3 +266,47 @@ func (w *waitLog) Handle(_ context.Context, r slog.Record) error {
 }
 func (w *waitLog) WithAttrs([]slog.Attr) slog.Handler { return w }
 func (w *waitLog) WithGroup(string) slog.Handler      { return w }
+
+// TestUpgradeLockRenewed: a step that outlasts the lock's lifetime keeps
+// it, renewed, so a node waiting for it does not take it over and run the
+// step a second time.
+func TestUpgradeLockRenewed(t *testing.T) {
+	db := format1DB(t)
+	meta := metaOf(t, db)
+	mongo.SetUpgradeLockTTL(t, 600*time.Millisecond)
+	up := &testStep{name: "one", release: make(chan struct{})}
+	mongo.SetFormat(t, 2, up.step)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	logs := &waitLog{}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			s, err := openWith(ctx, db, true, slog.New(logs))
+			if err == nil {
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	// Five renewals: the holder keeps the lock for over 3 lifetimes.
+	untils := map[int64]bool{}
+	wait.For(t, "the lock renewed five times while a node waits", 30*time.Second, func() bool {
+		var held struct {
+			Until int64 `bson:"until"`
+		}
+		if meta.FindOne(t.Context(), bson.D{{Key: "_id", Value: "upgrade-lock"}}).Decode(&held) == nil {
+			untils[held.Until] = true
+		}
+		return len(untils) >= 6 && logs.waiting.Load() == 1
+	})
+	close(up.release)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("a node's open: %v", err)
+		}
+	}
+	if n := stampOf(t, meta); n != 2 || up.runs.Load() != 1 {
+		t.Fatalf("stamp %d, %d runs; want 2, 1 (the lock was taken over)", n, up.runs.Load())
+	}
+}
