@@ -47,6 +47,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI for scale-out mode (empty: embedded store)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL for scale-out mode (empty: in-process state)")
 	fs.StringVar(&c.MongoDB, "mongo-db", "", "MongoDB database (default: the URI's, else imqtt)")
+	fs.BoolVar(&c.UpgradeMongo, "upgrade-mongo", false, "migrate a MongoDB database of an older store format in place; set it once a backup (mongodump) is taken, on one node")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "", "prefix of every Redis key and channel, so clusters can share a Redis (default imqtt:)")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's name, unique in a cluster (default: the host name)")
 	fs.StringVar(&c.AdvertiseMQTT, "advertise-mqtt", "", "host:port clients reach this node's MQTT at, as /v1/endpoints lists it (default: the bound address)")

@@ -28,6 +28,7 @@ var flagDefaults = map[string]any{
 	"mongo-uri":             "",
 	"redis-url":             "",
 	"mongo-db":              "", // store/mongo: the URI's, else DefaultDatabase
+	"upgrade-mongo":         false,
 	"redis-prefix":          "", // state/redis.DefaultPrefix
 	"node-id":               "", // the host name
 	"advertise-mqtt":        "",

@@ -66,6 +66,11 @@ type Config struct {
 	MongoDB     string // database name; default: the URI's, else "imqtt"
 	RedisURL    string
 	RedisPrefix string
+	// UpgradeMongo lets this node migrate a database of an older store
+	// format in place (--upgrade-mongo): the operator says a backup was
+	// taken (mongodump), since none is taken for them. See
+	// docs/operations.md, Upgrades.
+	UpgradeMongo bool
 	// NodeID names this node; unique in a cluster (default: the host name).
 	NodeID string
 	// AdvertiseMQTT and AdvertiseWS are how clients reach this node, as

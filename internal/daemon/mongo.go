@@ -16,7 +16,7 @@ import (
 
 // openMongo opens the scale-out store.
 func openMongo(ctx context.Context, cfg Config) (store.Store, error) {
-	st, err := storemongo.Open(ctx, cfg.MongoURI, storemongo.Options{Database: cfg.MongoDB, Logger: cfg.Logger})
+	st, err := storemongo.Open(ctx, cfg.MongoURI, storemongo.Options{Database: cfg.MongoDB, Logger: cfg.Logger, Upgrade: cfg.UpgradeMongo})
 	if err != nil {
 		return nil, fmt.Errorf("--mongo-uri: %w", err)
 	}

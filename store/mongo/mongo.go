@@ -49,6 +49,13 @@ type Options struct {
 	// on such a server, updates can still be lost: FerretDB is for one
 	// node in development only.
 	SerializeUpdates bool
+	// Upgrade lets Open migrate a database of an older format in place
+	// (imqttd --upgrade-mongo). Open takes no backup of a MongoDB database
+	// itself: setting it says the operator took one (mongodump, or a
+	// snapshot of a replica set member). Without it, Open refuses an older
+	// format with store.ErrFormat. The upgrade runs under the caller's
+	// ctx, not ConnectTimeout.
+	Upgrade bool
 }
 
 func (o Options) withDefaults(uri string) Options {
@@ -104,6 +111,7 @@ var _ store.Store = (*Store)(nil)
 // closes the Store.
 func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 	opts = opts.withDefaults(uri)
+	parent := ctx // for an upgrade, which may take longer than the first contact
 	if _, hasDeadline := ctx.Deadline(); !hasDeadline {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opts.ConnectTimeout)
@@ -114,14 +122,14 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open mongo: %w", err)
 	}
 	s := &Store{client: client, db: client.Database(opts.Database), log: opts.Logger, serial: opts.SerializeUpdates}
-	if err := s.init(ctx); err != nil {
+	if err := s.init(ctx, parent, opts.Upgrade); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("open mongo database %s: %w", opts.Database, err)
 	}
 	return s, nil
 }
 
-func (s *Store) init(ctx context.Context) error {
+func (s *Store) init(ctx, upgradeCtx context.Context, upgrade bool) error {
 	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
 		return fmt.Errorf("ping: %w", err)
 	}
@@ -144,7 +152,7 @@ func (s *Store) init(ctx context.Context) error {
 		heads: db.Collection("group_heads"), groupMsgs: db.Collection("group_msgs"),
 		meta: db.Collection("meta"),
 	}
-	if err := s.checkFormat(ctx); err != nil { // before the indexes: a newer format may want others
+	if err := s.checkFormat(ctx, upgradeCtx, upgrade); err != nil { // before the indexes: a format may want others
 		return err
 	}
 	if err := s.createIndexes(ctx); err != nil {
@@ -193,36 +201,43 @@ func (s *Store) createIndexes(ctx context.Context) error {
 
 // Format is the layout of collections and documents this code writes and
 // reads, stamped in meta ({_id: "format"}) on the first open; a database
-// from before the stamp is format 1. A newer format (a later release's) is
-// refused before anything is written, so that data is never read by code
-// that would misread it. Change it, with a migration, whenever a
-// collection or document changes its meaning.
+// from before the stamp is format 1. An older format is migrated in place
+// by Open when the operator allows it (Options.Upgrade; steps, in
+// upgrade.go); a newer one (a later release's) is refused before anything
+// is written, so that data is never read by code that would misread it.
+// Change it, with a step, whenever a collection or document changes its
+// meaning.
 const Format = 1
 
-// checkFormat stamps a database that has no format and refuses one newer
-// than Format. Nodes opening a new database at once insert the same stamp.
-func (s *Store) checkFormat(ctx context.Context) error {
-	type formatDoc struct {
-		ID    string `bson:"_id"`
-		Value int    `bson:"value"`
+// checkFormat stamps a database that has no format (a new one with
+// today's, one written before stamps with 1), refuses one newer than
+// format and upgrades an older one (under upgradeCtx, if upgrade). Nodes
+// opening a new database at once insert the same stamp.
+func (s *Store) checkFormat(ctx, upgradeCtx context.Context, upgrade bool) error {
+	n := format
+	// The epoch is written after the stamp: a database with an epoch and
+	// no stamp was written before stamps existed.
+	switch err := s.c.meta.FindOne(ctx, bson.D{{Key: "_id", Value: "epoch"}}).Err(); {
+	case err == nil:
+		n = 1
+	case !errors.Is(err, mongo.ErrNoDocuments):
+		return fmt.Errorf("read epoch: %w", err)
 	}
-	if _, err := s.c.meta.InsertOne(ctx, formatDoc{ID: "format", Value: Format}); err != nil && !isDup(err) {
+	if _, err := s.c.meta.InsertOne(ctx, formatDoc{ID: "format", Value: n}); err != nil && !isDup(err) {
 		return fmt.Errorf("stamp store format: %w", err)
 	}
-	raw, err := s.c.meta.FindOne(ctx, bson.D{{Key: "_id", Value: "format"}}).Raw()
+	n, err := s.readFormat(ctx)
 	if err != nil {
-		return fmt.Errorf("read store format: %w", err) // the database, not the format
-	}
-	var d formatDoc
-	if err := bson.Unmarshal(raw, &d); err != nil {
-		return fmt.Errorf("%w: database %s holds a store format that is not a number: %v", store.ErrFormat, s.db.Name(), err)
+		return err
 	}
 	switch {
-	case d.Value < 1:
-		return fmt.Errorf("%w: database %s holds store format %d, which no imqttd writes", store.ErrFormat, s.db.Name(), d.Value)
-	case d.Value > Format:
+	case n < 1:
+		return fmt.Errorf("%w: database %s holds store format %d, which no imqttd writes", store.ErrFormat, s.db.Name(), n)
+	case n > format:
 		return fmt.Errorf("%w: database %s holds store format %d, newer than this imqttd's %d: run the release that wrote it "+
-			"(or a later one)", store.ErrFormat, s.db.Name(), d.Value, Format)
+			"(or a later one)", store.ErrFormat, s.db.Name(), n, format)
+	case n < format:
+		return s.upgrade(upgradeCtx, n, upgrade)
 	}
 	return nil
 }

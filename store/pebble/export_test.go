@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"context"
+	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -35,4 +36,15 @@ func (s *Store) CompactAll() error {
 func WithPoll(o Options, d time.Duration) Options {
 	o.poll = d
 	return o
+}
+
+// Step is a format migration step, for upgrade tests.
+type Step = step
+
+// SetFormat makes f the format this build writes, reached by steps
+// (steps[N-1] migrates N to N+1), until the test ends.
+func SetFormat(t testing.TB, f int, s ...Step) {
+	oldFormat, oldSteps := format, steps
+	format, steps = f, s
+	t.Cleanup(func() { format, steps = oldFormat, oldSteps })
 }

@@ -13,21 +13,32 @@ import (
 // Format is the layout of keys and values this code writes and reads; it
 // is stamped in the store (meta/format) on the first open. A store without
 // the stamp was written before stamps existed, in format 1. An older format
-// is migrated in place when a later one needs it; a newer one (a later
-// release's) is refused, so that data is never read by code that would
-// misread it. Change Format, with a migration and a fixture of the old
-// format under testdata/, whenever a key or value changes its meaning.
+// is migrated in place by Open, after a backup it takes itself (steps, in
+// upgrade.go); a newer one (a later release's) is refused, so that data is
+// never read by code that would misread it. Change Format, with a step and
+// a fixture of the old format under testdata/, whenever a key or value
+// changes its meaning.
 const Format = 1
 
-// checkFormat refuses a store of a format newer than Format and stamps
-// one that has no stamp.
+// checkFormat refuses a store of a format newer than format (Format),
+// upgrades an older one (upgrade.go) and stamps one that has no stamp: a
+// new store with today's format, one written before stamps with 1.
 func (s *Store) checkFormat() error {
 	val, closer, err := s.db.Get([]byte(keyFormat))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
-		// New, or written before stamps (format 1, the same layout).
-		if err := s.set([]byte(keyFormat), []byte(strconv.Itoa(Format)), pebble.Sync); err != nil {
+		n := format
+		if _, c, err := s.db.Get([]byte(keyEpoch)); err == nil { // data from before stamps: format 1
+			_ = c.Close()
+			n = 1
+		} else if !errors.Is(err, pebble.ErrNotFound) {
+			return fmt.Errorf("read epoch: %w", err)
+		}
+		if err := s.set([]byte(keyFormat), []byte(strconv.Itoa(n)), pebble.Sync); err != nil {
 			return fmt.Errorf("stamp store format: %w", err)
+		}
+		if n < format {
+			return s.upgrade(n)
 		}
 		return nil
 	case err != nil:
@@ -38,9 +49,12 @@ func (s *Store) checkFormat() error {
 	if perr != nil || n < 1 {
 		return fmt.Errorf("%w: %s holds store format %q, which no imqttd writes", store.ErrFormat, s.dir, val)
 	}
-	if n > Format {
+	if n > format {
 		return fmt.Errorf("%w: %s holds store format %d, newer than this imqttd's %d: run the release that wrote it "+
-			"(or a later one), or restore a backup this release made", store.ErrFormat, s.dir, n, Format)
+			"(or a later one), or restore a backup this release made", store.ErrFormat, s.dir, n, format)
+	}
+	if n < format {
+		return s.upgrade(n)
 	}
 	return nil
 }

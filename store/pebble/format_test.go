@@ -110,14 +110,7 @@ func TestFormatFixture(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var want fixtureFacts
-	b, err := os.ReadFile(facts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &want); err != nil {
-		t.Fatal(err)
-	}
+	want := fixtureWant(t)
 	dir := t.TempDir() // Open writes (a stamp, a WAL): never into testdata
 	copyDir(t, fixture, dir)
 	s, err := pebble.Open(dir, pebble.Options{MinFreeDisk: -1})
@@ -125,6 +118,27 @@ func TestFormatFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	checkFixture(t, s, want)
+}
+
+// fixtureWant reads what testdata/format1 holds.
+func fixtureWant(t *testing.T) fixtureFacts {
+	t.Helper()
+	var want fixtureFacts
+	b, err := os.ReadFile("testdata/format1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// checkFixture reads the store opened from testdata/format1 whole, and
+// reserves a version past the fixture's.
+func checkFixture(t *testing.T, s *pebble.Store, want fixtureFacts) {
+	t.Helper()
 	ctx := t.Context()
 	if s.Epoch() != want.Epoch {
 		t.Errorf("epoch %q, want the fixture's %q", s.Epoch(), want.Epoch)

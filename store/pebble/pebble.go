@@ -36,7 +36,7 @@ type Options struct {
 	// MemTableSize is the size of one memtable in bytes (default 16 MiB).
 	MemTableSize uint64
 	// Logger receives Pebble's own messages (informational ones at debug
-	// level). Nil discards them.
+	// level) and those of a format upgrade (upgrade.go). Nil discards them.
 	Logger *slog.Logger
 	// MinFreeDisk is the free space, in bytes, the store keeps on its disk:
 	// under it writes are refused with store.ErrNoSpace (reads go on) and

@@ -1,0 +1,25 @@
+package mongo
+
+import (
+	"testing"
+	"time"
+)
+
+// Step is a format migration step, for upgrade tests.
+type Step = step
+
+// SetFormat makes f the format this build writes, reached by steps
+// (steps[N-1] migrates N to N+1), until the test ends.
+func SetFormat(t testing.TB, f int, s ...Step) {
+	oldFormat, oldSteps := format, steps
+	format, steps = f, s
+	t.Cleanup(func() { format, steps = oldFormat, oldSteps })
+}
+
+// SetUpgradeLockTTL shortens the upgrade lock's lifetime until the test
+// ends.
+func SetUpgradeLockTTL(t testing.TB, d time.Duration) {
+	old := upgradeLockTTL
+	upgradeLockTTL = d
+	t.Cleanup(func() { upgradeLockTTL = old })
+}
