@@ -208,7 +208,7 @@ func TestRefusals(t *testing.T) {
 			end := len(good) - 1024 - (512-size%512)%512
 			return good[:end-size]
 		}(),
-		"cut at the end":  good[:len(good)-1024+10],
+		"cut at the end": good[:len(good)-1024+10],
 		"flipped byte": func() []byte {
 			es := clone(entries)
 			es[dataIdx].data = bytes.Clone(es[dataIdx].data)
@@ -218,9 +218,9 @@ func TestRefusals(t *testing.T) {
 		"missing file": buildTar(t, append(clone(entries[:dataIdx]), entries[dataIdx+1:]...)),
 		"extra file": buildTar(t, append(clone(entries[:len(entries)-1]),
 			entry{&tar.Header{Typeflag: tar.TypeReg, Name: "media/extra", Size: 1, Mode: 0o600}, []byte("x")}, entries[len(entries)-1])),
-		"dotdot": buildTar(t, append([]entry{{&tar.Header{Typeflag: tar.TypeReg, Name: "../escape", Size: 1, Mode: 0o600}, []byte("x")}}, entries...)),
-		"absolute": buildTar(t, append([]entry{{&tar.Header{Typeflag: tar.TypeReg, Name: "/tmp/escape", Size: 1, Mode: 0o600}, []byte("x")}}, entries...)),
-		"symlink": buildTar(t, append([]entry{{&tar.Header{Typeflag: tar.TypeSymlink, Name: "media/link", Linkname: "/etc/passwd", Mode: 0o777}, nil}}, entries...)),
+		"dotdot":    buildTar(t, append([]entry{{&tar.Header{Typeflag: tar.TypeReg, Name: "../escape", Size: 1, Mode: 0o600}, []byte("x")}}, entries...)),
+		"absolute":  buildTar(t, append([]entry{{&tar.Header{Typeflag: tar.TypeReg, Name: "/tmp/escape", Size: 1, Mode: 0o600}, []byte("x")}}, entries...)),
+		"symlink":   buildTar(t, append([]entry{{&tar.Header{Typeflag: tar.TypeSymlink, Name: "media/link", Linkname: "/etc/passwd", Mode: 0o777}, nil}}, entries...)),
 		"hard link": buildTar(t, append([]entry{{&tar.Header{Typeflag: tar.TypeLink, Name: "media/link", Linkname: "admin/bans.json", Mode: 0o600}, nil}}, entries...)),
 		"device":    buildTar(t, append([]entry{{&tar.Header{Typeflag: tar.TypeChar, Name: "media/null", Devmajor: 1, Devminor: 3, Mode: 0o600}, nil}}, entries...)),
 		"after manifest": buildTar(t, append(clone(entries),
