@@ -27,6 +27,7 @@ import (
 	"github.com/imqtt/imqtt/hooks"
 	"github.com/imqtt/imqtt/internal/account"
 	"github.com/imqtt/imqtt/internal/api"
+	"github.com/imqtt/imqtt/internal/backup"
 	"github.com/imqtt/imqtt/internal/bans"
 	"github.com/imqtt/imqtt/internal/dashboard"
 	"github.com/imqtt/imqtt/internal/deliver"
@@ -265,6 +266,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		}
 		d.ownStore = true
 	default:
+		if err := backup.Clean(cfg.DataDir); err != nil { // a backup's, interrupted by a crash
+			return nil, err
+		}
 		dir := filepath.Join(cfg.DataDir, "pebble")
 		popts := pebble.Options{Logger: cfg.Logger, MinFreeDisk: cfg.MinFreeDisk,
 			OnRefused: func() { d.metrics.Refused("disk_space") }}
@@ -379,7 +383,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		BodyTimeout: cfg.HTTPBodyTimeout, UploadMinRate: cfg.HTTPUploadMinRate, UploadWindow: cfg.HTTPUploadWindow,
 		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
 			Broker: d.broker, Sender: d.path, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
-			Remote: d.kickRemote()},
+			Remote: d.kickRemote(), Backup: d.backupFunc()},
 	})
 	d.api = handler
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
@@ -593,4 +597,18 @@ func (d *Daemon) addrs() map[string]string {
 		a["https"] = d.tlsAddr
 	}
 	return a
+}
+
+// backupFunc is GET /v1/admin/backup's: a backup of the embedded store
+// and the data directory; nil on a shared (MongoDB) store, which MongoDB's
+// own tools back up.
+func (d *Daemon) backupFunc() api.BackupFunc {
+	ps, ok := d.st.(*pebble.Store)
+	if !ok || d.rdb != nil {
+		return nil
+	}
+	return func(ctx context.Context, w io.Writer) error {
+		_, err := backup.Write(ctx, w, backup.Source{DataDir: d.cfg.DataDir, Store: ps, Node: d.cfg.NodeID})
+		return err
+	}
 }
