@@ -60,7 +60,7 @@ func Restore(r io.Reader, dir string) (res Restored, err error) {
 	}()
 	m, err := unpack(r, staging)
 	if err != nil {
-		return Restored{}, err
+		return Restored{}, fmt.Errorf("restore: %w", err)
 	}
 	res.Manifest = m
 	if err := syncDirs(staging); err != nil {
@@ -102,11 +102,15 @@ func checkEmpty(dir string) error {
 
 // corrupt is an ErrCorrupt with what is wrong.
 func corrupt(format string, a ...any) error {
-	return fmt.Errorf("restore: %w: %s", ErrCorrupt, fmt.Sprintf(format, a...))
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, a...))
 }
 
-// unpack writes the files of the tar read from r under staging and
-// returns the manifest once every file matches it.
+// Verify reads a backup from r and checks it as Restore does, writing
+// nothing: the stream is whole, every file matches the manifest.
+func Verify(r io.Reader) (Manifest, error) { return unpack(r, "") }
+
+// unpack writes the files of the tar read from r under staging ("": nowhere)
+// and returns the manifest once every file matches it.
 func unpack(r io.Reader, staging string) (Manifest, error) {
 	tr := tar.NewReader(r)
 	got := map[string]File{}
@@ -155,10 +159,10 @@ func unpack(r io.Reader, staging string) (Manifest, error) {
 		return Manifest{}, corrupt("manifest: %v", err)
 	}
 	if m.Version > Version || m.Version < 1 {
-		return Manifest{}, fmt.Errorf("restore: %w: backup format %d; this imqttd reads format 1 to %d", store.ErrFormat, m.Version, Version)
+		return Manifest{}, fmt.Errorf("%w: backup format %d; this imqttd reads format 1 to %d", store.ErrFormat, m.Version, Version)
 	}
 	if m.Format > pebble.Format {
-		return Manifest{}, fmt.Errorf("restore: %w: the backup's store format %d is newer than this imqttd's %d: restore it with the release that made it",
+		return Manifest{}, fmt.Errorf("%w: the backup's store format %d is newer than this imqttd's %d: restore it with the release that made it",
 			store.ErrFormat, m.Format, pebble.Format)
 	}
 	listed := 0
@@ -201,8 +205,16 @@ func entryName(hdr *tar.Header) (string, error) {
 	return path.Clean(name), nil
 }
 
-// unpackFile writes one entry under staging, hashing it.
+// unpackFile writes one entry under staging ("": nowhere), hashing it.
 func unpackFile(tr *tar.Reader, staging, name string) (File, error) {
+	if staging == "" {
+		h := sha256.New()
+		n, err := io.Copy(h, tr)
+		if err != nil {
+			return File{}, corrupt("truncated in %s", name)
+		}
+		return File{Path: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	}
 	full := filepath.Join(staging, filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
 		return File{}, corrupt("%s: %v", name, err)
