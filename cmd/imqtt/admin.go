@@ -138,4 +138,3 @@ func mbps(n int64, d time.Duration) float64 {
 	}
 	return float64(n) / 1e6 / d.Seconds()
 }
-
