@@ -49,7 +49,7 @@ func runRestore(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "imqttd restore:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "restored %s: node %s, taken %s, %d files, %d bytes (%d users, %d groups, versions up to %d)\n",
+	fmt.Fprintf(stdout, "restored %s: node %s, taken %s, %d files, %d bytes (%d users, %d groups, versions reserved up to %d)\n",
 		*dir, res.Node, res.Time.UTC().Format(time.RFC3339), len(res.Files), res.Bytes, res.Users, res.Groups, res.MaxVersion)
 	fmt.Fprintf(stdout, "new epoch %s -> %s: devices that synced before resync from the start (reset)\n", res.Epoch, res.NewEpoch)
 	return 0
