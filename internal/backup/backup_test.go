@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imqtt/imqtt/internal/backup"
 	"github.com/imqtt/imqtt/store"
@@ -387,4 +388,19 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestWritePaced: a Rate bounds the stream: a backup of about 110 KB at
+// 50 KB/s (a burst of 50 KB) takes over a second.
+func TestWritePaced(t *testing.T) {
+	f := newFixture(t)
+	start := time.Now()
+	var buf bytes.Buffer
+	if _, err := backup.Write(context.Background(), &buf, backup.Source{DataDir: f.dir, Store: f.st, Rate: 50_000}); err != nil {
+		t.Fatal(err)
+	}
+	want := time.Duration(float64(buf.Len()-50_000) / 50_000 * float64(time.Second))
+	if took := time.Since(start); took < want*9/10 {
+		t.Fatalf("%d bytes at 50 KB/s took %s, want at least %s", buf.Len(), took, want)
+	}
 }

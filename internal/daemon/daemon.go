@@ -59,6 +59,10 @@ type Config struct {
 	// /readyz fails, until there is room again; start-up refuses too
 	// (0: pebble.DefaultMinFreeDisk, 512 MiB; negative: off).
 	MinFreeDisk int64
+	// BackupRate bounds GET /v1/admin/backup's stream, in bytes a second,
+	// so that a backup leaves the disk and CPU to sends (0:
+	// DefaultBackupRate; negative: no bound).
+	BackupRate int64
 	// Scale-out mode: both set, or neither. MongoURI is the store (the
 	// authority for everything durable), RedisURL the shared state and the
 	// bus between nodes. RedisPrefix starts every Redis key and channel
@@ -153,6 +157,13 @@ const (
 	// ShutdownTimeout bounds Run's Shutdown.
 	ShutdownTimeout = 30 * time.Second
 )
+
+// DefaultBackupRate is the backup stream's default pace, 64 MiB/s: a
+// backup of a few hundred MB during a full-speed bench p2p cost its send
+// rate up to 12% unpaced on a shared 2-core machine (docs/operations.md
+// "Backup and restore"); at this pace a 10 GB store takes under three
+// minutes.
+const DefaultBackupRate = 64 << 20
 
 // DefaultSendRate is the send limit's default: far above a person (a
 // message every few seconds) or an ordinary bot, far below a flood (one
@@ -608,7 +619,14 @@ func (d *Daemon) backupFunc() api.BackupFunc {
 		return nil
 	}
 	return func(ctx context.Context, w io.Writer) error {
-		_, err := backup.Write(ctx, w, backup.Source{DataDir: d.cfg.DataDir, Store: ps, Node: d.cfg.NodeID})
+		rate := d.cfg.BackupRate
+		switch {
+		case rate == 0:
+			rate = DefaultBackupRate
+		case rate < 0:
+			rate = 0
+		}
+		_, err := backup.Write(ctx, w, backup.Source{DataDir: d.cfg.DataDir, Store: ps, Node: d.cfg.NodeID, Rate: rate})
 		return err
 	}
 }
