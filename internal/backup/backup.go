@@ -5,7 +5,8 @@
 //	media/..., admin/bans.json, ...
 //	                    everything else the data directory holds, but the
 //	                    live pebble/, media-cache/, media/tmp/ (uploads in
-//	                    progress) and backup scratch directories
+//	                    progress), pebble-backups/ (the copies a format
+//	                    upgrade keeps) and backup scratch directories
 //	imqtt-backup.json   the manifest, LAST: what was backed up, and each
 //	                    file's size and SHA-256
 //
@@ -122,8 +123,9 @@ func Write(ctx context.Context, w io.Writer, src Source) (Manifest, error) {
 		out = &paced{w: w, ctx: ctx, lim: rate.NewLimiter(rate.Limit(src.Rate), int(min(src.Rate, 1<<20)))}
 	}
 	tw := tar.NewWriter(&ctxWriter{w: out, ctx: ctx})
+	buf := make([]byte, 256<<10)
 	add := func(rel, full string) error {
-		f, err := addFile(tw, rel, full)
+		f, err := addFile(tw, buf, rel, full)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // gone since the walk saw it (a bans file's temporary)
 		}
@@ -139,7 +141,7 @@ func Write(ctx context.Context, w io.Writer, src Source) (Manifest, error) {
 	}
 	skip := func(rel string) bool {
 		return rel == StoreDir || rel == "media-cache" || rel == "media/tmp" || rel == ManifestName ||
-			strings.HasPrefix(rel, scratchPrefix)
+			rel == "pebble-backups" || strings.HasPrefix(rel, scratchPrefix)
 	}
 	if err := walk(src.DataDir, "", skip, add); err != nil {
 		return Manifest{}, err
@@ -207,8 +209,9 @@ func walk(root, prefix string, skip func(rel string) bool, add func(rel, full st
 	})
 }
 
-// addFile writes one file to tw, hashing it as it goes.
-func addFile(tw *tar.Writer, rel, full string) (File, error) {
+// addFile writes one file to tw, hashing it as it goes, through buf
+// (large, so that a backup costs few writes to the connection).
+func addFile(tw *tar.Writer, buf []byte, rel, full string) (File, error) {
 	f, err := os.Open(full)
 	if err != nil {
 		return File{}, err
@@ -226,7 +229,11 @@ func addFile(tw *tar.Writer, rel, full string) (File, error) {
 	h := sha256.New()
 	// A file is copied as long as it was when opened: the files backed up
 	// are written once (sstables, media) or replaced by a rename (bans).
-	if _, err := io.CopyN(io.MultiWriter(tw, h), f, st.Size()); err != nil {
+	n, err := io.CopyBuffer(io.MultiWriter(tw, h), io.LimitReader(f, st.Size()), buf)
+	if err == nil && n < st.Size() {
+		err = io.ErrUnexpectedEOF // shrunk since opened
+	}
+	if err != nil {
 		return File{}, fmt.Errorf("backup: %s: %w", rel, err)
 	}
 	return File{Path: rel, Size: st.Size(), SHA256: hex.EncodeToString(h.Sum(nil))}, nil

@@ -71,11 +71,12 @@ func newFixture(t *testing.T) *fixture {
 		}
 	}
 	for name, data := range map[string]string{
-		"media/ab/xxabc/data":      strings.Repeat("video", 10000),
-		"media/ab/xxabc/info.json": `{"id":"xxabc"}`,
-		"admin/bans.json":          `{"bans":[]}`,
-		"media/tmp/xxdef.1/data":   "an upload in progress",
-		"media-cache/cached":       "a cache",
+		"media/ab/xxabc/data":                       strings.Repeat("video", 10000),
+		"media/ab/xxabc/info.json":                  `{"id":"xxabc"}`,
+		"admin/bans.json":                           `{"bans":[]}`,
+		"media/tmp/xxdef.1/data":                    "an upload in progress",
+		"media-cache/cached":                        "a cache",
+		"pebble-backups/format-1-x/MANIFEST-000001": "an upgrade's copy",
 	} {
 		write(t, filepath.Join(dir, name), data)
 	}
@@ -120,7 +121,8 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("manifest not last: %v", names)
 	}
 	for _, n := range names {
-		if strings.HasPrefix(n, "media/tmp/") || strings.HasPrefix(n, "media-cache/") || strings.HasPrefix(n, ".backup-") {
+		if strings.HasPrefix(n, "media/tmp/") || strings.HasPrefix(n, "media-cache/") || strings.HasPrefix(n, ".backup-") ||
+			strings.HasPrefix(n, "pebble-backups/") {
 			t.Errorf("%s backed up", n)
 		}
 	}
