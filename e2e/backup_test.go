@@ -260,11 +260,20 @@ func firstDiff(a, b []string) int {
 	return min(len(a), len(b))
 }
 
-// TestE2EBackupClientGone: a client that reads a few KB of a backup and
-// hangs up ends it: the checkpoint's scratch directory is removed, and the
+// TestE2EBackupClientGone: a stale scratch directory goes at start; a
+// client that reads a few KB of a backup and hangs up ends it: the checkpoint's scratch directory is removed, and the
 // next backup is not refused as running.
 func TestE2EBackupClientGone(t *testing.T) {
-	s := testserver.Start(t, func(c *daemon.Config) { c.AdminToken = backupToken })
+	s := testserver.Start(t, func(c *daemon.Config) {
+		c.AdminToken = backupToken
+		// A backup's scratch left by a crash goes at start.
+		if err := os.MkdirAll(filepath.Join(c.DataDir, ".backup-CRASHED", "pebble"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if m, _ := filepath.Glob(filepath.Join(s.Dir, ".backup-*")); len(m) != 0 {
+		t.Fatalf("a stale scratch directory survived the start: %v", m)
+	}
 	// A large media object, so the stream outlasts the socket's buffers.
 	big := filepath.Join(s.Dir, "media", "zz", "zzbig", "data")
 	if err := os.MkdirAll(filepath.Dir(big), 0o750); err != nil {

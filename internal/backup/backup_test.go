@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -258,6 +259,29 @@ func TestRefusals(t *testing.T) {
 	}
 	if _, err := backup.Restore(bytes.NewReader(good), filepath.Join(t.TempDir(), "ok")); err != nil {
 		t.Fatalf("the good backup: %v", err)
+	}
+}
+
+// TestRefuseNewerFormat: a backup of a later backup format or store format
+// is refused as such (store.ErrFormat), nothing written.
+func TestRefuseNewerFormat(t *testing.T) {
+	f := newFixture(t)
+	good, _ := f.backup(t)
+	entries := readTar(t, good)
+	for field, val := range map[string]int{"version": backup.Version + 1, "store_format": pebble.Format + 1} {
+		var m map[string]any
+		if err := json.Unmarshal(entries[len(entries)-1].data, &m); err != nil {
+			t.Fatal(err)
+		}
+		m[field] = val
+		raw, _ := json.Marshal(m)
+		es := append(clone(entries[:len(entries)-1]), entry{entries[len(entries)-1].hdr, raw})
+		parent := t.TempDir()
+		_, err := backup.Restore(bytes.NewReader(buildTar(t, es)), filepath.Join(parent, "data"))
+		if !errors.Is(err, store.ErrFormat) {
+			t.Errorf("%s %d: %v, want ErrFormat", field, val, err)
+		}
+		assertUntouched(t, parent)
 	}
 }
 
