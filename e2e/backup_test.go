@@ -18,6 +18,7 @@ import (
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/internal/wait"
+	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -189,10 +190,7 @@ func TestE2EBackupUnderLoad(t *testing.T) {
 	if err := r0.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	events, err := s2.Store().Range(ctx, "r0", 0, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := rangeAll(t, s2, "r0")
 	got := rec.bodies()
 	if len(got) != len(events) {
 		t.Fatalf("after the restore r0 got %d messages, the restored inbox holds %d (cursor was at %d)", len(got), len(events), oldCursor.Ver)
@@ -204,9 +202,14 @@ func TestE2EBackupUnderLoad(t *testing.T) {
 		t.Fatalf("the restored store lost sends acked before the backup: %d of %d", len(got), len(before[0]))
 	}
 	for i := 1; i < pairs; i++ {
-		evs, err := s2.Store().Range(ctx, fmt.Sprintf("r%d", i), 0, 1000)
-		if err != nil || len(evs) < len(before[i]) {
-			t.Fatalf("r%d: the restored inbox holds %d, %d were acked before the backup (%v)", i, len(evs), len(before[i]), err)
+		evs := rangeAll(t, s2, fmt.Sprintf("r%d", i))
+		if len(evs) < len(before[i]) {
+			t.Fatalf("r%d: the restored inbox holds %d, %d were acked before the backup", i, len(evs), len(before[i]))
+		}
+		for j, ev := range evs {
+			if ev.Msg.Body != acked[i][j] {
+				t.Fatalf("r%d: restored message %d is %q, sent %q", i, j, ev.Msg.Body, acked[i][j])
+			}
 		}
 	}
 	if c, _ := cur.Load(); c.Epoch != s2.Store().Epoch() {
@@ -248,6 +251,26 @@ func getBackup(t *testing.T, s *testserver.Server, file string) {
 	defer f.Close()
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// rangeAll reads user's whole inbox from s's store.
+func rangeAll(t *testing.T, s *testserver.Server, user string) []store.Event {
+	t.Helper()
+	var all []store.Event
+	for {
+		var since uint64
+		if len(all) > 0 {
+			since = all[len(all)-1].Ver
+		}
+		evs, err := s.Store().Range(context.Background(), user, since, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return all
+		}
+		all = append(all, evs...)
 	}
 }
 
