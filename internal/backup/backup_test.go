@@ -248,7 +248,7 @@ func TestRefusals(t *testing.T) {
 	for name, tarball := range cases {
 		t.Run(name, func(t *testing.T) {
 			parent := t.TempDir()
-			target := filepath.Join(parent, "restored")
+			target := filepath.Join(parent, "new", "restored") // its parent is made, and removed again
 			_, err := backup.Restore(bytes.NewReader(tarball), target)
 			if !errors.Is(err, backup.ErrCorrupt) {
 				t.Fatalf("restore: %v, want ErrCorrupt", err)

@@ -46,18 +46,26 @@ func Restore(r io.Reader, dir string) (res Restored, err error) {
 		return Restored{}, err
 	}
 	parent := filepath.Dir(dir)
+	created := firstMissing(parent) // removed again on a refusal
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return Restored{}, fmt.Errorf("restore: %w", err)
 	}
 	staging, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".restore-")
+	if err == nil {
+		defer func() {
+			if err != nil {
+				_ = os.RemoveAll(staging)
+			}
+		}()
+	}
+	defer func() {
+		if err != nil && created != "" {
+			_ = os.RemoveAll(created)
+		}
+	}()
 	if err != nil {
 		return Restored{}, fmt.Errorf("restore: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = os.RemoveAll(staging)
-		}
-	}()
 	m, err := unpack(r, staging)
 	if err != nil {
 		return Restored{}, fmt.Errorf("restore: %w", err)
@@ -84,6 +92,21 @@ func Restore(r io.Reader, dir string) (res Restored, err error) {
 		return res, fmt.Errorf("restore: %w", err)
 	}
 	return res, nil
+}
+
+// firstMissing returns the outermost directory of dir's path that does
+// not exist ("" if dir exists).
+func firstMissing(dir string) string {
+	missing := ""
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			return missing
+		}
+		missing = d
+		if filepath.Dir(d) == d {
+			return missing
+		}
+	}
 }
 
 // checkEmpty refuses a dir that exists and is not an empty directory.
