@@ -57,6 +57,7 @@ func init() {
 		{"read", "PEER [--upto ID]", "mark messages with PEER read", cmdRead},
 		{"groups", "[create NAME [--id G] [--members a,b] | show G | add G USER... [--admin] | remove G USER | leave G]", "list, create and manage groups", cmdGroups},
 		{"bench", "SCENARIO", "load tests (see BENCHMARKS.md)", cmdBench},
+		{"admin", "backup [--admin-token T] > FILE.tar", "a backup of the server, checked as it arrives (admin token; env IMQTT_ADMIN_TOKEN)", cmdAdmin},
 	}
 	commands = withMedia(commands) // upload, download, send --file
 }

@@ -44,6 +44,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&c.HTTPAddr, "http-addr", daemon.DefaultHTTPAddr, "HTTP listen address: API, /mqtt WebSocket, /metrics")
 	fs.StringVar(&c.DataDir, "data-dir", daemon.DefaultDataDir, "directory of the embedded store")
 	fs.Int64Var(&c.MinFreeDisk, "min-free-disk", pebble.DefaultMinFreeDisk, "free bytes kept on the data directory's disk: under it sends and uploads are refused (unavailable), /readyz fails and start-up refuses, until there is room (negative: off)")
+	fs.Int64Var(&c.BackupRate, "backup-rate", daemon.DefaultBackupRate, "bytes a second GET /v1/admin/backup streams at most, leaving the disk and CPU to sends (negative: no bound)")
 	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI for scale-out mode (empty: embedded store)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL for scale-out mode (empty: in-process state)")
 	fs.StringVar(&c.MongoDB, "mongo-db", "", "MongoDB database (default: the URI's, else imqtt)")

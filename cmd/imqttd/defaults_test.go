@@ -25,6 +25,7 @@ var flagDefaults = map[string]any{
 	"http-addr":             daemon.DefaultHTTPAddr,
 	"data-dir":              daemon.DefaultDataDir,
 	"min-free-disk":         pebble.DefaultMinFreeDisk,
+	"backup-rate":           daemon.DefaultBackupRate,
 	"mongo-uri":             "",
 	"redis-url":             "",
 	"mongo-db":              "", // store/mongo: the URI's, else DefaultDatabase

@@ -3,6 +3,7 @@
 //
 //	go run ./cmd/imqttd                 # embedded store under ./data
 //	go run ./cmd/imqttd --help          # every flag; each also reads IMQTT_<FLAG>
+//	go run ./cmd/imqttd restore --from backup.tar --data-dir ./data
 package main
 
 import (
@@ -23,8 +24,15 @@ func main() {
 }
 
 // run parses the configuration and runs the daemon on it until SIGINT or
-// SIGTERM; every part of the server is built in internal/daemon.
+// SIGTERM; every part of the server is built in internal/daemon. A first
+// argument naming an offline tool runs that instead.
 func run(args []string, env func(string) string, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "restore":
+			return runRestore(args[1:], os.Stdin, os.Stdout, stderr)
+		}
+	}
 	o, err := parse(args, env)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

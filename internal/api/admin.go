@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -111,6 +112,9 @@ type AdminConfig struct {
 	// samples kept (default 600: ten minutes at 1 s).
 	SampleEvery time.Duration
 	History     int
+	// Backup streams a backup of the node (admin_backup.go); nil: the
+	// store is shared (MongoDB), GET /v1/admin/backup answers 501.
+	Backup BackupFunc
 }
 
 // admin is the admin API's state: the token's hash, the stats sampler. The
@@ -121,6 +125,7 @@ type admin struct {
 	sampler   *sampler
 	stop      chan struct{}
 	closeOnce sync.Once
+	backingUp atomic.Bool // a backup runs
 }
 
 // adminRoutes registers /v1/admin/ and /dashboard/ and starts the sampler.
@@ -155,6 +160,7 @@ func (a *API) adminRoutes() {
 		"DELETE /v1/admin/bans/{id}":                  a.adminRemoveBan,
 		"POST /v1/admin/notice":                       a.adminNotice,
 		"POST /v1/admin/drain":                        a.adminDrain,
+		"GET /v1/admin/backup":                        a.adminBackup,
 		"/v1/admin/":                                  a.adminNotFound,
 	} {
 		a.mux.HandleFunc(pattern, a.adminGuard(h))

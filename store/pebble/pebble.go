@@ -189,13 +189,14 @@ func (s *Store) pebbleOptions(readOnly bool) *pebble.Options {
 // commits (one commit batch's worth).
 const reservationGap = 1 << 20
 
-// skipReservations moves every version reservation mark up by
-// reservationGap, with sync. ReserveVersions writes marks without sync,
+// skipReservations moves every version reservation mark up by gap
+// (reservationGap after a failed commit; Restamp's after a restore), with
+// sync. ReserveVersions writes marks without sync,
 // counting on the next commit's sync; after a failed commit the last marks
 // may be lost while the versions cache still hands out of their blocks, so
 // without the skip a later reservation could return a block already in
 // use. The skip leaves a hole in each sequence, which sync covers (upto).
-func skipReservations(db *pebble.DB) (err error) {
+func skipReservations(db *pebble.DB, gap uint64) (err error) {
 	defer catchFatal(&err)
 	prefix := []byte(pfxReserve)
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
@@ -210,10 +211,10 @@ func skipReservations(db *pebble.DB) (err error) {
 			continue // corrupt: ReserveVersions reports it
 		}
 		mark := binary.BigEndian.Uint64(val)
-		if mark > math.MaxUint64-reservationGap {
+		if mark > math.MaxUint64-gap {
 			continue
 		}
-		_ = wb.Set(it.Key(), binary.BigEndian.AppendUint64(nil, mark+reservationGap), nil)
+		_ = wb.Set(it.Key(), binary.BigEndian.AppendUint64(nil, mark+gap), nil)
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return fmt.Errorf("skip reservations: %w", err)
@@ -252,7 +253,7 @@ func (s *Store) reopen() {
 	}
 	db, err := s.openPebble(false)
 	if err == nil {
-		if err = skipReservations(db); err != nil {
+		if err = skipReservations(db, reservationGap); err != nil {
 			_ = db.Close()
 		}
 	}
