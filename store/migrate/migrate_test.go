@@ -158,7 +158,7 @@ func newSource(t *testing.T, users, msgs int) *source {
 			from := ms[s%len(ms)].User
 			m := store.Message{ID: id, From: from, Group: gid, Seq: seq, Type: "text", Body: "hi all", CMID: fmt.Sprint("gc", id), TS: id >> 10}
 			b := &store.Batch{Messages: []store.Message{m}, Heads: []store.GroupHead{{Group: gid, Seq: seq, MsgID: id, TS: m.TS}},
-				Acks: []store.Ack{{From: from, CMID: m.CMID, ID: id, Group: gid, Seq: seq, TS: m.TS}},
+				Acks:  []store.Ack{{From: from, CMID: m.CMID, ID: id, Group: gid, Seq: seq, TS: m.TS}},
 				Reads: []store.GroupRead{{Group: gid, User: from, Seq: seq}}}
 			if err := st.Commit(ctx, b); err != nil {
 				t.Fatal(err)
