@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -30,7 +31,9 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 	s.health = newHealth(opts.Logger, opts.fs, dir, 0, opts.OnRefused)
 	close(s.done) // no monitor: nothing to reopen, no disk to watch
 	db, err := s.openPebble(true)
-	if errors.Is(err, syscall.EAGAIN) {
+	// flock(2) of the LOCK file says EAGAIN; Pebble's own table of locks,
+	// for a LOCK this process holds, says so only in words.
+	if errors.Is(err, syscall.EAGAIN) || err != nil && strings.Contains(err.Error(), "lock held by current process") {
 		return nil, fmt.Errorf("open pebble %s: %w: in use by another process (its LOCK is held): %w", dir, ErrInUse, err)
 	}
 	if err != nil {
