@@ -3,6 +3,7 @@
 //
 //	go run ./cmd/imqttd                 # embedded store under ./data
 //	go run ./cmd/imqttd --help          # every flag; each also reads IMQTT_<FLAG>
+//	go run ./cmd/imqttd migrate --help  # copy a stopped node's store into MongoDB
 package main
 
 import (
@@ -25,6 +26,12 @@ func main() {
 // run parses the configuration and runs the daemon on it until SIGINT or
 // SIGTERM; every part of the server is built in internal/daemon.
 func run(args []string, env func(string) string, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] { // subcommands; the default is to serve
+		case "migrate":
+			return runMigrate(args[1:], env, stderr)
+		}
+	}
 	o, err := parse(args, env)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

@@ -88,7 +88,7 @@ func newSource(t *testing.T, users, msgs int) *source {
 	t.Helper()
 	ctx := t.Context()
 	src := &source{dir: t.TempDir(), version: map[string]uint64{}}
-	st, err := pebble.Open(filepath.Join(src.dir, "store"), pebble.Options{MinFreeDisk: -1})
+	st, err := pebble.Open(filepath.Join(src.dir, "pebble"), pebble.Options{MinFreeDisk: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
