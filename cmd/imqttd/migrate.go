@@ -109,6 +109,10 @@ func printSummary(w io.Writer, s migrate.Summary) {
 	for _, m := range s.Mismatches {
 		fmt.Fprintf(w, "verify: mismatch: %s\n", m)
 	}
-	fmt.Fprintf(w, "migrate: %d rows (%d messages) written in %s, %.0f rows/s; media %d copied, %d already there; bans %d\n",
-		s.Copied, s.Messages, s.Duration.Round(time.Millisecond), s.Rate, s.Media, s.MediaSkip, s.Bans)
+	msgRate := 0.0
+	if secs := s.Copying.Seconds(); secs > 0 {
+		msgRate = float64(s.Messages) / secs
+	}
+	fmt.Fprintf(w, "migrate: %d rows (%d messages) written in %s: %.0f rows/s, %.0f messages/s; media %d copied, %d already there; bans %d; %s in all\n",
+		s.Copied, s.Messages, s.Copying.Round(time.Millisecond), s.Rate, msgRate, s.Media, s.MediaSkip, s.Bans, s.Duration.Round(time.Millisecond))
 }

@@ -115,8 +115,9 @@ type Summary struct {
 	Bans       int   // bans copied
 	Sampled    int   // rows read back from both stores and compared
 	Mismatches []string
-	Duration   time.Duration
-	Rate       float64 // Copied per second
+	Duration   time.Duration // the whole run
+	Copying    time.Duration // of it, writing rows (not media, bans or the verification)
+	Rate       float64       // Copied per second of Copying
 }
 
 // KindSummary counts one kind in both stores after the copy.
@@ -153,7 +154,9 @@ type run struct {
 	lim   *rate.Limiter
 	m     marker
 	start time.Time
-	sum   Summary
+	// copyStart is when the copy of rows began.
+	copyStart time.Time
+	sum       Summary
 }
 
 // Run copies src into dst (see the package comment) and verifies the
@@ -170,7 +173,7 @@ func Run(ctx context.Context, src *pebble.Store, dst *mongo.Store, opts Options)
 	}
 	err := r.run(ctx)
 	r.sum.Duration = time.Since(r.start)
-	if secs := r.sum.Duration.Seconds(); secs > 0 {
+	if secs := r.sum.Copying.Seconds(); secs > 0 {
 		r.sum.Rate = float64(r.sum.Copied) / secs
 	}
 	return r.sum, err
@@ -181,7 +184,10 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	}
 	if r.m.Finished == 0 {
-		if err := r.copyAll(ctx); err != nil {
+		r.copyStart = time.Now()
+		err := r.copyAll(ctx)
+		r.sum.Copying = time.Since(r.copyStart)
+		if err != nil {
 			return err
 		}
 		if err := r.copyMedia(ctx); err != nil {
@@ -374,7 +380,7 @@ func copyKind[T any](ctx context.Context, r *run, k pebble.Kind[T], write func(c
 		}
 		if r.opts.Progress != nil {
 			r.opts.Progress(Progress{Kind: k.Name, Done: min(r.m.Counts[k.Name], total), Total: total,
-				Rate: float64(r.sum.Copied) / max(time.Since(r.start).Seconds(), 1e-3)})
+				Rate: float64(r.sum.Copied) / max(time.Since(r.copyStart).Seconds(), 1e-3)})
 		}
 		return nil
 	}
