@@ -202,7 +202,7 @@ func newSource(t *testing.T, users, msgs int) *source {
 
 func (s *source) open(t *testing.T) *pebble.Store {
 	t.Helper()
-	st, err := pebble.OpenReadOnly(filepath.Join(s.dir, "store"), pebble.Options{})
+	st, err := pebble.OpenReadOnly(filepath.Join(s.dir, "pebble"), pebble.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
