@@ -104,7 +104,8 @@ func printSummary(w io.Writer, s migrate.Summary) {
 			}
 			fmt.Fprintf(w, "verify: %-13s %10d %10d%s\n", k.Kind, k.Source, k.Target, mark)
 		}
-		fmt.Fprintf(w, "verify: %d rows read back from both stores, %d mismatches\n", s.Sampled, len(s.Mismatches))
+		fmt.Fprintf(w, "verify: %d rows read back from both stores, %d mismatches (%s)\n", s.Sampled, len(s.Mismatches),
+			s.Verifying.Round(time.Millisecond))
 	}
 	for _, m := range s.Mismatches {
 		fmt.Fprintf(w, "verify: mismatch: %s\n", m)

@@ -117,6 +117,7 @@ type Summary struct {
 	Mismatches []string
 	Duration   time.Duration // the whole run
 	Copying    time.Duration // of it, writing rows (not media, bans or the verification)
+	Verifying  time.Duration // of it, the verification
 	Rate       float64       // Copied per second of Copying
 }
 
@@ -204,6 +205,8 @@ func (r *run) run(ctx context.Context) error {
 			return err
 		}
 	}
+	start := time.Now()
+	defer func() { r.sum.Verifying = time.Since(start) }()
 	return r.verify(ctx)
 }
 
