@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,4 +38,25 @@ func TestMigrateArgs(t *testing.T) {
 	if code != 1 || !strings.Contains(out.String(), "pebble") {
 		t.Fatalf("exit %d, output %q", code, out.String())
 	}
+}
+
+// An unreachable target fails with the URI's error, never its password,
+// and leaves the source as it was.
+func TestMigrateUnreachableTarget(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "pebble"), os.DirFS("../../store/pebble/testdata/format1")); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	code := run([]string{"migrate", "--data-dir", dir, "--mongo-uri", "mongodb://admin:s3cret-pw@127.0.0.1:1/x?serverSelectionTimeoutMS=300"},
+		func(string) string { return "" }, &out)
+	if code != 1 || !strings.Contains(out.String(), "--mongo-uri") || strings.Contains(out.String(), "s3cret-pw") {
+		t.Fatalf("exit %d, output %q", code, out.String())
+	}
+	// The source opens read-write afterwards: its LOCK was let go.
+	st, err := pebble.Open(filepath.Join(dir, "pebble"), pebble.Options{MinFreeDisk: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
 }
