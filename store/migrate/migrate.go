@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -251,6 +252,9 @@ func (r *run) checkEmpty(ctx context.Context) error {
 		return fmt.Errorf("list collections of %s: %w", db.Name(), err)
 	}
 	for _, name := range names {
+		if strings.HasPrefix(name, "system.") {
+			continue
+		}
 		filter := bson.D{}
 		if name == "meta" {
 			filter = bson.D{{Key: "_id", Value: bson.D{{Key: "$nin", Value: openStamps}}}}

@@ -75,6 +75,9 @@ type Kind[T any] struct {
 	Name   string
 	prefix string
 	decode func(key, val []byte) (T, error)
+	// secret: the keys are not to be shown (a token's hash is the token's
+	// lookup key)
+	secret bool
 }
 
 // Reservation is a version counter (ReserveVersions): Next is the first
@@ -93,18 +96,18 @@ type GroupLogEntry struct {
 
 // The kinds of rows.
 var (
-	Users         = Kind[store.User]{"users", pfxUser, jsonRow[store.User]}
-	Tokens        = Kind[store.Token]{"tokens", pfxToken, jsonRow[store.Token]}
-	Messages      = Kind[store.Message]{"messages", pfxMsg, decodeMessageRow}
-	Inbox         = Kind[store.Entry]{"inbox", pfxInbox, decodeInboxRow}
-	Conversations = Kind[store.Conversation]{"conversations", pfxConv, jsonRow[store.Conversation]}
-	Acks          = Kind[store.Ack]{"acks", pfxAck, jsonRow[store.Ack]}
-	Reservations  = Kind[Reservation]{"reservations", pfxReserve, decodeReservation}
-	Grants        = Kind[store.Grant]{"grants", pfxGrant, decodeGrant}
-	Groups        = Kind[store.Group]{"groups", pfxGroup, jsonRow[store.Group]}
-	Members       = Kind[store.Member]{"members", pfxMember, jsonRow[store.Member]}
-	Heads         = Kind[store.GroupHead]{"heads", pfxHead, decodeHeadRow}
-	GroupLog      = Kind[GroupLogEntry]{"group_log", pfxGroupQ, decodeGroupLogRow}
+	Users         = Kind[store.User]{"users", pfxUser, jsonRow[store.User], false}
+	Tokens        = Kind[store.Token]{"tokens", pfxToken, jsonRow[store.Token], true}
+	Messages      = Kind[store.Message]{"messages", pfxMsg, decodeMessageRow, false}
+	Inbox         = Kind[store.Entry]{"inbox", pfxInbox, decodeInboxRow, false}
+	Conversations = Kind[store.Conversation]{"conversations", pfxConv, jsonRow[store.Conversation], false}
+	Acks          = Kind[store.Ack]{"acks", pfxAck, jsonRow[store.Ack], false}
+	Reservations  = Kind[Reservation]{"reservations", pfxReserve, decodeReservation, false}
+	Grants        = Kind[store.Grant]{"grants", pfxGrant, decodeGrant, false}
+	Groups        = Kind[store.Group]{"groups", pfxGroup, jsonRow[store.Group], false}
+	Members       = Kind[store.Member]{"members", pfxMember, jsonRow[store.Member], false}
+	Heads         = Kind[store.GroupHead]{"heads", pfxHead, decodeHeadRow, false}
+	GroupLog      = Kind[GroupLogEntry]{"group_log", pfxGroupQ, decodeGroupLogRow, false}
 )
 
 // Export calls fn for each row of kind k in key order, starting after the
@@ -120,7 +123,7 @@ func Export[T any](ctx context.Context, s *Store, k Kind[T], after []byte, fn fu
 	lower := []byte(k.prefix)
 	if after != nil {
 		if !bytes.HasPrefix(after, lower) {
-			return fmt.Errorf("export %s: position %q is not of this kind: %w", k.Name, after, ErrInvalid)
+			return fmt.Errorf("export %s: a position of another kind: %w", k.Name, ErrInvalid)
 		}
 		lower = append(append([]byte(nil), after...), 0) // the first key above after
 	}
@@ -130,11 +133,14 @@ func Export[T any](ctx context.Context, s *Store, k Kind[T], after []byte, fn fu
 		return fmt.Errorf("export %s: %w", k.Name, err)
 	}
 	defer it.Close()
-	for ok := it.First(); ok; ok = it.Next() {
+	for n, ok := 1, it.First(); ok; n, ok = n+1, it.Next() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		row, err := k.decode(it.Key(), it.Value())
+		if err != nil && k.secret {
+			return fmt.Errorf("export %s: row %d: %w", k.Name, n, err)
+		}
 		if err != nil {
 			return fmt.Errorf("export %s: key %q: %w", k.Name, it.Key(), err)
 		}

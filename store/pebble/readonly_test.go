@@ -6,7 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	cpebble "github.com/cockroachdb/pebble/v2"
 
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/pebble"
@@ -110,5 +113,35 @@ func TestOpenReadOnlyRefuses(t *testing.T) {
 	}
 	if _, err := pebble.OpenReadOnly(filepath.Join(dir, "nothing"), pebble.Options{}); err == nil {
 		t.Fatal("opened a directory that does not exist")
+	}
+}
+
+// TestExportCorruptRow: a row that does not decode stops the export with
+// an error naming its key, except a token's (its hash is a secret).
+func TestExportCorruptRow(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "testdata/format1", dir)
+	db, err := cpebble.Open(dir, &cpebble.Options{FormatMajorVersion: cpebble.FormatNewest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Set([]byte("m/\x00\x00\x00\x00\x00\x00\x00\x01"), []byte{0x01, 0xff}, cpebble.Sync)
+	_ = db.Set([]byte("t/secrethash"), []byte("{not json"), cpebble.Sync)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pebble.OpenReadOnly(dir, pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := 0
+	err = pebble.Export(t.Context(), s, pebble.Messages, nil, func([]byte, store.Message) error { n++; return nil })
+	if err == nil || !strings.Contains(err.Error(), `m/\x00`) || n != 0 {
+		t.Fatalf("export of a corrupt message: %v after %d rows", err, n)
+	}
+	err = pebble.Export(t.Context(), s, pebble.Tokens, nil, func([]byte, store.Token) error { return nil })
+	if err == nil || strings.Contains(err.Error(), "secrethash") {
+		t.Fatalf("export of a corrupt token: %v", err)
 	}
 }
