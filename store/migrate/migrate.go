@@ -145,7 +145,8 @@ type marker struct {
 const markerID = "migration"
 
 // openStamps are the meta documents mongo.Open writes into any database.
-var openStamps = bson.A{"format", "epoch", "rmw-lock", markerID}
+// (and the locks a node holds for a moment).
+var openStamps = bson.A{"format", "epoch", "rmw-lock", "upgrade-lock", markerID}
 
 // run is one Run's state.
 type run struct {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -44,15 +45,26 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	n := 1 // no stamp: written before stamps, format 1
 	switch val, closer, err := db.Get([]byte(keyFormat)); {
 	case err == nil:
-		ferr := s.formatOK(val)
-		_ = closer.Close()
-		if ferr != nil {
-			return fail(ferr)
+		var perr error
+		if n, perr = strconv.Atoi(string(val)); perr != nil {
+			n = 0
 		}
-	case !errors.Is(err, pebble.ErrNotFound): // no stamp: format 1
+		_ = closer.Close()
+	case !errors.Is(err, pebble.ErrNotFound):
 		return fail(fmt.Errorf("read store format: %w", err))
+	}
+	switch {
+	case n < 1:
+		return fail(fmt.Errorf("%w: %s holds a store format no imqttd writes", store.ErrFormat, dir))
+	case n > Format:
+		return fail(fmt.Errorf("%w: %s holds store format %d, newer than this imqttd's %d: use the release that wrote it "+
+			"(or a later one)", store.ErrFormat, dir, n, Format))
+	case n < Format: // read-only: it cannot be upgraded here
+		return fail(fmt.Errorf("%w: %s holds store format %d, older than this imqttd's %d: start this imqttd on it "+
+			"once (it upgrades the store in place), stop it, then read it", store.ErrFormat, dir, n, Format))
 	}
 	val, closer, err := db.Get([]byte(keyEpoch))
 	if err != nil {

@@ -33,14 +33,8 @@ func (s *Store) checkFormat() error {
 	case err != nil:
 		return fmt.Errorf("read store format: %w", err)
 	}
-	defer closer.Close()
-	return s.formatOK(val)
-}
-
-// formatOK refuses a format stamp that is not a number or is newer than
-// Format.
-func (s *Store) formatOK(val []byte) error {
 	n, perr := strconv.Atoi(string(val))
+	_ = closer.Close()
 	if perr != nil || n < 1 {
 		return fmt.Errorf("%w: %s holds store format %q, which no imqttd writes", store.ErrFormat, s.dir, val)
 	}
