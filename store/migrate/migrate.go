@@ -163,7 +163,7 @@ type run struct {
 }
 
 // Run copies src into dst (see the package comment) and verifies the
-// copy. src is opened read-only (pebble.OpenReadOnly) and stays as it was.
+// copy. Open src with pebble.OpenReadOnly, so that it stays as it was.
 // dst must be a database that is empty but for what mongo.Open wrote, or
 // that holds this source's marker (a run to resume). A mismatch found by
 // the verification is an error wrapping ErrMismatch, with the Summary
