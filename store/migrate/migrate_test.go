@@ -58,7 +58,7 @@ var (
 	runID = rand.Text()[:6]
 )
 
-func openDst(t *testing.T, db string) *mongo.Store {
+func openDst(t testing.TB, db string) *mongo.Store {
 	t.Helper()
 	s, err := mongo.Open(t.Context(), uri, mongo.Options{Database: db})
 	if err != nil {
@@ -68,7 +68,7 @@ func openDst(t *testing.T, db string) *mongo.Store {
 	return s
 }
 
-func newDst(t *testing.T) (*mongo.Store, string) {
+func newDst(t testing.TB) (*mongo.Store, string) {
 	db := fmt.Sprintf("m%s%d", runID, dbSeq.Add(1))
 	return openDst(t, db), db
 }
@@ -84,7 +84,7 @@ type source struct {
 
 // newSource fills a store: users chatting 1:1, groups with messages, read
 // positions, tokens, a grant, a media object and a ban.
-func newSource(t *testing.T, users, msgs int) *source {
+func newSource(t testing.TB, users, msgs int) *source {
 	t.Helper()
 	ctx := t.Context()
 	src := &source{dir: t.TempDir(), version: map[string]uint64{}}
@@ -200,7 +200,7 @@ func newSource(t *testing.T, users, msgs int) *source {
 	return src
 }
 
-func (s *source) open(t *testing.T) *pebble.Store {
+func (s *source) open(t testing.TB) *pebble.Store {
 	t.Helper()
 	st, err := pebble.OpenReadOnly(filepath.Join(s.dir, "pebble"), pebble.Options{})
 	if err != nil {
@@ -416,5 +416,32 @@ func TestRate(t *testing.T) {
 	}
 	if sum.Copied < 2*rows {
 		t.Fatalf("only %d rows: the test proves nothing", sum.Copied)
+	}
+}
+
+// BenchmarkMigrate copies 1:1 messages among 8 users into a new database
+// each iteration (rows written, no verification):
+//
+//	go test -run '^$' -bench Migrate -benchtime 3x ./store/migrate
+func BenchmarkMigrate(b *testing.B) {
+	for _, n := range []int{2000} {
+		b.Run(fmt.Sprintf("messages=%d", n), func(b *testing.B) {
+			src := newSource(b, 8, n)
+			from := src.open(b)
+			b.ReportAllocs()
+			var sum migrate.Summary
+			var copying time.Duration
+			for b.Loop() {
+				dst, _ := newDst(b)
+				var err error
+				if sum, err = migrate.Run(b.Context(), from, dst, migrate.Options{Sample: -1}); err != nil {
+					b.Fatal(err)
+				}
+				copying += sum.Copying
+			}
+			secs := copying.Seconds()
+			b.ReportMetric(float64(sum.Copied)*float64(b.N)/secs, "rows/s")
+			b.ReportMetric(float64(sum.Messages)*float64(b.N)/secs, "msgs/s")
+		})
 	}
 }
