@@ -21,7 +21,8 @@ import (
 // changed (no format stamp, no epoch, no compaction), so a store can be
 // read whole for a migration and left as it was. It takes the directory's
 // LOCK as Open does: a store in use by a running imqttd is refused with an
-// error saying so. A store of a newer format is refused with
+// error wrapping ErrInUse. A store of a newer format, or of an older one
+// (which only a read-write Open upgrades), is refused with
 // store.ErrFormat. Writes through the returned Store fail.
 func OpenReadOnly(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
@@ -35,7 +36,7 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 	// flock(2) of the LOCK file says EAGAIN; Pebble's own table of locks,
 	// for a LOCK this process holds, says so only in words.
 	if errors.Is(err, syscall.EAGAIN) || err != nil && strings.Contains(err.Error(), "lock held by current process") {
-		return nil, fmt.Errorf("open pebble %s: %w: in use by another process (its LOCK is held): %w", dir, ErrInUse, err)
+		return nil, fmt.Errorf("open pebble %s: %w (its LOCK is held): %w", dir, ErrInUse, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open pebble %s read-only: %w", dir, err)
