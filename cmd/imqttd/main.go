@@ -4,6 +4,7 @@
 //	go run ./cmd/imqttd                 # embedded store under ./data
 //	go run ./cmd/imqttd --help          # every flag; each also reads IMQTT_<FLAG>
 //	go run ./cmd/imqttd restore --from backup.tar --data-dir ./data
+//	go run ./cmd/imqttd migrate --help  # copy a stopped node's store into MongoDB
 package main
 
 import (
@@ -28,9 +29,11 @@ func main() {
 // argument naming an offline tool runs that instead.
 func run(args []string, env func(string) string, stderr io.Writer) int {
 	if len(args) > 0 {
-		switch args[0] {
+		switch args[0] { // offline tools; the default is to serve
 		case "restore":
 			return runRestore(args[1:], os.Stdin, os.Stdout, stderr)
+		case "migrate":
+			return runMigrate(args[1:], env, stderr)
 		}
 	}
 	o, err := parse(args, env)

@@ -224,3 +224,66 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// OpenFSReadOnly opens the file store under dir for reading only (a
+// migration's source): unlike OpenFS it changes nothing, and Create
+// refuses.
+func OpenFSReadOnly(dir string) *FS {
+	return &FS{root: dir, tmp: filepath.Join(dir, "tmp"), writable: func() error { return errReadOnly }}
+}
+
+var errReadOnly = errors.New("media store opened read-only")
+
+// Objects lists the IDs of the committed objects, in no set order.
+func (f *FS) Objects() ([]string, error) {
+	shards, err := os.ReadDir(f.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("media: list %s: %w", f.root, err)
+	}
+	var ids []string
+	for _, sh := range shards {
+		if !sh.IsDir() || sh.Name() == "tmp" {
+			continue
+		}
+		objs, err := os.ReadDir(filepath.Join(f.root, sh.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("media: list %s: %w", sh.Name(), err)
+		}
+		for _, o := range objs {
+			if o.IsDir() && ValidID(o.Name()) && o.Name()[2:4] == sh.Name() {
+				ids = append(ids, o.Name())
+			}
+		}
+	}
+	return ids, nil
+}
+
+// Parts lists the part names of committed object id (PartData, "hls/..."),
+// in name order.
+func (f *FS) Parts(id string) ([]string, error) {
+	if !ValidID(id) {
+		return nil, ErrNotFound
+	}
+	dir := f.objectDir(id)
+	var parts []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		if part := filepath.ToSlash(rel); validPart(part) {
+			parts = append(parts, part)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("media: parts of %s: %w", id, err)
+	}
+	return parts, nil
+}

@@ -1,0 +1,238 @@
+package mongo
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/imqtt/imqtt/store"
+)
+
+// Importing rows copied from another store (store/migrate). Each Import
+// method writes one kind of row in bulk, unordered, keyed by the row's
+// natural key: an insert that meets a duplicate key finds the row already
+// there, an upsert rewrites it with the same values. So an import that
+// died half-way is repeated without duplicates. The rows are the source's
+// truth: no unread is counted (entries are never pending), and rows that
+// are state (conversations, members, groups) replace what is there.
+
+// Counter is a version counter to import: Last is the last version
+// reserved of Key (what ReserveVersions' counter holds).
+type Counter struct {
+	Key  string
+	Last uint64
+}
+
+// GroupMsg is one entry of a group's message index to import.
+type GroupMsg struct {
+	Group string
+	Seq   uint64
+	MsgID int64
+}
+
+// Collections names the collections Import writes, each with the
+// collection a count of the source's rows is compared with (CountRows).
+var Collections = []string{"users", "tokens", "messages", "entries", "convs", "acks", "counters", "grants",
+	"groups", "members", "group_heads", "group_msgs"}
+
+func (s *Store) importInsert(ctx context.Context, op string, c *mongo.Collection, docs []any) error {
+	if err := s.begin(ctx, op); err != nil {
+		return err
+	}
+	defer s.end()
+	if _, err := insertMany(ctx, c, docs); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+func (s *Store) importUpsert(ctx context.Context, op string, c *mongo.Collection, models []mongo.WriteModel) error {
+	if len(models) == 0 {
+		return nil
+	}
+	if err := s.begin(ctx, op); err != nil {
+		return err
+	}
+	defer s.end()
+	defer s.lockRMW(ctx)()
+	if err := s.bulkUpsert(ctx, c, models); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// ImportUsers inserts accounts under their folded IDs.
+func (s *Store) ImportUsers(ctx context.Context, us []store.User) error {
+	docs := make([]any, len(us))
+	for i, u := range us {
+		docs[i] = userDoc{ID: store.FoldID(u.ID), Display: u.Display, PasswordHash: u.PasswordHash, Created: u.Created}
+	}
+	return s.importInsert(ctx, "import users", s.c.users, docs)
+}
+
+// ImportTokens inserts sessions.
+func (s *Store) ImportTokens(ctx context.Context, ts []store.Token) error {
+	docs := make([]any, len(ts))
+	for i, t := range ts {
+		docs[i] = tokenDoc(t)
+	}
+	return s.importInsert(ctx, "import tokens", s.c.tokens, docs)
+}
+
+// ImportMessages inserts messages by ID. It does not index group messages
+// (ImportGroupMsgs does).
+func (s *Store) ImportMessages(ctx context.Context, ms []store.Message) error {
+	docs := make([]any, len(ms))
+	for i := range ms {
+		if ms[i].ID < 0 || ms[i].Seq > math.MaxInt64 {
+			return fmt.Errorf("import message %d: %w", ms[i].ID, ErrInvalid)
+		}
+		docs[i] = toMessageDoc(&ms[i])
+	}
+	return s.importInsert(ctx, "import messages", s.c.messages, docs)
+}
+
+// ImportEntries inserts inbox entries, unique by (user, ver), none
+// pending: the conversation rows imported with them already count them.
+func (s *Store) ImportEntries(ctx context.Context, es []store.Entry) error {
+	docs := make([]any, len(es))
+	for i, e := range es {
+		if e.Ver == 0 || e.Ver > math.MaxInt64 || e.MsgID < 0 {
+			return fmt.Errorf("import entry of %s ver %d: %w", e.User, e.Ver, ErrInvalid)
+		}
+		docs[i] = entryDoc{ID: bson.NewObjectID(), User: e.User, Ver: int64(e.Ver), Peer: e.Peer, Out: e.Out, MsgID: e.MsgID}
+	}
+	return s.importInsert(ctx, "import entries", s.c.entries, docs)
+}
+
+// ImportConversations writes conversation rows whole, by (user, peer).
+func (s *Store) ImportConversations(ctx context.Context, cs []store.Conversation) error {
+	models := make([]mongo.WriteModel, len(cs))
+	for i, c := range cs {
+		d := convDoc{User: c.User, Peer: c.Peer, Last: c.Last, LastTS: c.LastTS, Ver: int64(c.Ver),
+			Unread: c.Unread, ReadUpto: c.ReadUpto}
+		models[i] = mongo.NewReplaceOneModel().SetFilter(convFilter(c.User, c.Peer)).SetReplacement(d).SetUpsert(true)
+	}
+	return s.importUpsert(ctx, "import conversations", s.c.convs, models)
+}
+
+// ImportAcks inserts dedupe rows, unique by (from, cmid).
+func (s *Store) ImportAcks(ctx context.Context, as []store.Ack) error {
+	docs := make([]any, len(as))
+	for i, a := range as {
+		docs[i] = ackDoc{From: a.From, CMID: a.CMID, ID: a.ID, Ver: int64(a.Ver), TS: a.TS, Group: a.Group, Seq: int64(a.Seq)}
+	}
+	return s.importInsert(ctx, "import acks", s.c.acks, docs)
+}
+
+// ImportCounters moves version counters up to at least Last ($max): a
+// counter never moves back, so versions handed out are never handed out
+// again.
+func (s *Store) ImportCounters(ctx context.Context, cs []Counter) error {
+	models := make([]mongo.WriteModel, len(cs))
+	for i, c := range cs {
+		if c.Last > math.MaxInt64 {
+			return fmt.Errorf("import counter %s: %w", c.Key, ErrInvalid)
+		}
+		models[i] = mongo.NewUpdateOneModel().SetFilter(byID(c.Key)).SetUpsert(true).
+			SetUpdate(bson.D{{Key: "$max", Value: bson.D{{Key: "n", Value: int64(c.Last)}}}})
+	}
+	return s.importUpsert(ctx, "import counters", s.c.counters, models)
+}
+
+// ImportGrants inserts media grants, unique by (media, principal).
+func (s *Store) ImportGrants(ctx context.Context, gs []store.Grant) error {
+	docs := make([]any, len(gs))
+	for i, g := range gs {
+		docs[i] = grantDoc(g)
+	}
+	return s.importInsert(ctx, "import grants", s.c.grants, docs)
+}
+
+// ImportGroups writes group documents whole, by ID.
+func (s *Store) ImportGroups(ctx context.Context, gs []store.Group) error {
+	models := make([]mongo.WriteModel, len(gs))
+	for i, g := range gs {
+		d := groupDoc{ID: g.ID, Name: g.Name, Owner: g.Owner, Created: g.Created, Members: int64(g.Members)}
+		models[i] = mongo.NewReplaceOneModel().SetFilter(byID(g.ID)).SetReplacement(d).SetUpsert(true)
+	}
+	return s.importUpsert(ctx, "import groups", s.c.groups, models)
+}
+
+// ImportMembers writes memberships whole, by (group, user).
+func (s *Store) ImportMembers(ctx context.Context, ms []store.Member) error {
+	models := make([]mongo.WriteModel, len(ms))
+	for i, m := range ms {
+		if m.JoinSeq > math.MaxInt64 || m.ReadSeq > math.MaxInt64 {
+			return fmt.Errorf("import member %s of %s: %w", m.User, m.Group, ErrInvalid)
+		}
+		models[i] = mongo.NewReplaceOneModel().SetFilter(memberFilter(m.Group, m.User)).SetReplacement(toMemberDoc(m)).SetUpsert(true)
+	}
+	return s.importUpsert(ctx, "import members", s.c.members, models)
+}
+
+// ImportHeads moves group heads forward, as Commit does.
+func (s *Store) ImportHeads(ctx context.Context, hs []store.GroupHead) error {
+	if err := s.begin(ctx, "import heads"); err != nil {
+		return err
+	}
+	defer s.end()
+	for _, h := range hs {
+		if h.Seq > math.MaxInt64 {
+			return fmt.Errorf("import head of %s: %w", h.Group, ErrInvalid)
+		}
+	}
+	defer s.lockRMW(ctx)()
+	if err := s.moveHeads(ctx, hs); err != nil {
+		return fmt.Errorf("import heads: %w", err)
+	}
+	return nil
+}
+
+// ImportGroupMsgs inserts group message index entries, unique by (group, seq).
+func (s *Store) ImportGroupMsgs(ctx context.Context, gs []GroupMsg) error {
+	docs := make([]any, len(gs))
+	for i, g := range gs {
+		if g.Seq > math.MaxInt64 {
+			return fmt.Errorf("import group message %s/%d: %w", g.Group, g.Seq, ErrInvalid)
+		}
+		docs[i] = groupMsgDoc{Group: g.Group, Seq: int64(g.Seq), MsgID: g.MsgID}
+	}
+	return s.importInsert(ctx, "import group messages", s.c.groupMsgs, docs)
+}
+
+// ImportEpoch makes epoch the database's epoch (the source store's, so
+// that devices keep their cursors). Stores opened before, this one
+// included, keep the epoch they read at Open: run it before starting nodes.
+func (s *Store) ImportEpoch(ctx context.Context, epoch string) error {
+	if err := s.begin(ctx, "import epoch"); err != nil {
+		return err
+	}
+	defer s.end()
+	if epoch == "" {
+		return fmt.Errorf("import epoch: empty: %w", ErrInvalid)
+	}
+	_, err := s.c.meta.UpdateOne(ctx, byID("epoch"), bson.D{{Key: "$set", Value: bson.D{{Key: "value", Value: epoch}}}},
+		options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("import epoch: %w", err)
+	}
+	return nil
+}
+
+// CountRows counts the documents of a collection named in Collections.
+func (s *Store) CountRows(ctx context.Context, coll string) (int64, error) {
+	if err := s.begin(ctx, "count rows"); err != nil {
+		return 0, err
+	}
+	defer s.end()
+	n, err := s.db.Collection(coll).CountDocuments(ctx, bson.D{})
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", coll, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,254 @@
+package pebble
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/imqtt/imqtt/store"
+)
+
+// OpenReadOnly opens the store in dir for reading only: nothing in dir is
+// changed (no format stamp, no epoch, no compaction), so a store can be
+// read whole for a migration and left as it was. It takes the directory's
+// LOCK as Open does: a store in use by a running imqttd is refused with an
+// error wrapping ErrInUse. A store of a newer format, or of an older one
+// (which only a read-write Open upgrades), is refused with
+// store.ErrFormat. Writes through the returned Store fail.
+func OpenReadOnly(dir string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("open pebble %s read-only: %w", dir, err)
+	}
+	s := &Store{dir: dir, opts: opts, ro: true, stop: make(chan struct{}), done: make(chan struct{})}
+	s.health = newHealth(opts.Logger, opts.fs, dir, 0, opts.OnRefused)
+	close(s.done) // no monitor: nothing to reopen, no disk to watch
+	db, err := s.openPebble(true)
+	// flock(2) of the LOCK file says EAGAIN; Pebble's own table of locks,
+	// for a LOCK this process holds, says so only in words.
+	if errors.Is(err, syscall.EAGAIN) || err != nil && strings.Contains(err.Error(), "lock held by current process") {
+		return nil, fmt.Errorf("open pebble %s: %w (its LOCK is held): %w", dir, ErrInUse, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open pebble %s read-only: %w", dir, err)
+	}
+	s.db = db
+	fail := func(err error) (*Store, error) {
+		_ = db.Close()
+		return nil, err
+	}
+	n := 1 // no stamp: written before stamps, format 1
+	switch val, closer, err := db.Get([]byte(keyFormat)); {
+	case err == nil:
+		var perr error
+		if n, perr = strconv.Atoi(string(val)); perr != nil {
+			n = 0
+		}
+		_ = closer.Close()
+	case !errors.Is(err, pebble.ErrNotFound):
+		return fail(fmt.Errorf("read store format: %w", err))
+	}
+	switch {
+	case n < 1:
+		return fail(fmt.Errorf("%w: %s holds a store format no imqttd writes", store.ErrFormat, dir))
+	case n > Format:
+		return fail(fmt.Errorf("%w: %s holds store format %d, newer than this imqttd's %d: use the release that wrote it "+
+			"(or a later one)", store.ErrFormat, dir, n, Format))
+	case n < Format: // read-only: it cannot be upgraded here
+		return fail(fmt.Errorf("%w: %s holds store format %d, older than this imqttd's %d: start this imqttd on it "+
+			"once (it upgrades the store in place), stop it, then read it", store.ErrFormat, dir, n, Format))
+	}
+	val, closer, err := db.Get([]byte(keyEpoch))
+	if err != nil {
+		return fail(fmt.Errorf("read epoch of %s (is it an imqttd store?): %w", dir, err))
+	}
+	s.epoch = string(val)
+	_ = closer.Close()
+	return s, nil
+}
+
+// ErrInUse is returned by OpenReadOnly for a store another process has
+// open (its LOCK is held): a running imqttd.
+var ErrInUse = errors.New("store in use")
+
+// Kind is one kind of row of the store, as Export reads it: its key
+// prefix and how a key and value decode into a T. The kinds are the
+// variables below; together they are everything the store holds but what
+// is derived from them (history entries, the user-group index) and meta.
+type Kind[T any] struct {
+	Name   string
+	prefix string
+	decode func(key, val []byte) (T, error)
+	// secret: the keys are not to be shown (a token's hash is the token's
+	// lookup key)
+	secret bool
+}
+
+// Reservation is a version counter (ReserveVersions): Next is the first
+// version not yet reserved of Key.
+type Reservation struct {
+	Key  string
+	Next uint64
+}
+
+// GroupLogEntry is one message of a group's log: seq to message ID.
+type GroupLogEntry struct {
+	Group string
+	Seq   uint64
+	MsgID int64
+}
+
+// The kinds of rows.
+var (
+	Users         = Kind[store.User]{"users", pfxUser, jsonRow[store.User], false}
+	Tokens        = Kind[store.Token]{"tokens", pfxToken, jsonRow[store.Token], true}
+	Messages      = Kind[store.Message]{"messages", pfxMsg, decodeMessageRow, false}
+	Inbox         = Kind[store.Entry]{"inbox", pfxInbox, decodeInboxRow, false}
+	Conversations = Kind[store.Conversation]{"conversations", pfxConv, jsonRow[store.Conversation], false}
+	Acks          = Kind[store.Ack]{"acks", pfxAck, jsonRow[store.Ack], false}
+	Reservations  = Kind[Reservation]{"reservations", pfxReserve, decodeReservation, false}
+	Grants        = Kind[store.Grant]{"grants", pfxGrant, decodeGrant, false}
+	Groups        = Kind[store.Group]{"groups", pfxGroup, jsonRow[store.Group], false}
+	Members       = Kind[store.Member]{"members", pfxMember, jsonRow[store.Member], false}
+	Heads         = Kind[store.GroupHead]{"heads", pfxHead, decodeHeadRow, false}
+	GroupLog      = Kind[GroupLogEntry]{"group_log", pfxGroupQ, decodeGroupLogRow, false}
+)
+
+// Export calls fn for each row of kind k in key order, starting after the
+// key after (nil: from the first), with the row's key: the position to
+// pass as after to resume behind it. It stops at fn's first error and
+// returns it. A row that does not decode is an error naming its key. The
+// rows are read from one snapshot.
+func Export[T any](ctx context.Context, s *Store, k Kind[T], after []byte, fn func(key []byte, row T) error) error {
+	if err := s.begin(ctx, "export "+k.Name); err != nil {
+		return err
+	}
+	defer s.end()
+	lower := []byte(k.prefix)
+	if after != nil {
+		if !bytes.HasPrefix(after, lower) {
+			return fmt.Errorf("export %s: a position of another kind: %w", k.Name, ErrInvalid)
+		}
+		lower = append(append([]byte(nil), after...), 0) // the first key above after
+	}
+	upper := append([]byte(k.prefix[:len(k.prefix)-1]), '/'+1)
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("export %s: %w", k.Name, err)
+	}
+	defer it.Close()
+	for n, ok := 1, it.First(); ok; n, ok = n+1, it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		row, err := k.decode(it.Key(), it.Value())
+		if err != nil && k.secret {
+			return fmt.Errorf("export %s: row %d: %w", k.Name, n, err)
+		}
+		if err != nil {
+			return fmt.Errorf("export %s: key %q: %w", k.Name, it.Key(), err)
+		}
+		if err := fn(bytes.Clone(it.Key()), row); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("export %s: %w", k.Name, err)
+	}
+	return nil
+}
+
+// Count returns how many rows of kind k the store holds.
+func Count[T any](ctx context.Context, s *Store, k Kind[T]) (int64, error) {
+	if err := s.begin(ctx, "count "+k.Name); err != nil {
+		return 0, err
+	}
+	defer s.end()
+	upper := append([]byte(k.prefix[:len(k.prefix)-1]), '/'+1)
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte(k.prefix), UpperBound: upper})
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", k.Name, err)
+	}
+	defer it.Close()
+	var n int64
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+		if n%4096 == 0 && ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+	}
+	if err := it.Error(); err != nil {
+		return 0, fmt.Errorf("count %s: %w", k.Name, err)
+	}
+	return n, nil
+}
+
+func jsonRow[T any](_, val []byte) (T, error) {
+	var v T
+	err := json.Unmarshal(val, &v)
+	return v, err
+}
+
+func decodeMessageRow(_, val []byte) (store.Message, error) {
+	var m store.Message
+	err := decodeMessage(val, &m)
+	return m, err
+}
+
+// splitPair splits {prefix}{a}\x00{b} into a and b.
+func splitPair(key []byte, prefix string) (a, b []byte, err error) {
+	rest := key[len(prefix):]
+	i := bytes.IndexByte(rest, sep)
+	if i < 0 {
+		return nil, nil, errors.New("no separator")
+	}
+	return rest[:i], rest[i+1:], nil
+}
+
+func decodeInboxRow(key, val []byte) (store.Entry, error) {
+	user, ver, err := splitPair(key, pfxInbox)
+	if err != nil || len(ver) != 8 {
+		return store.Entry{}, fmt.Errorf("corrupt inbox key")
+	}
+	return decodeEntry(string(user), key, val)
+}
+
+func decodeReservation(key, val []byte) (Reservation, error) {
+	if len(val) != 8 {
+		return Reservation{}, fmt.Errorf("corrupt mark of %d bytes", len(val))
+	}
+	return Reservation{Key: string(key[len(pfxReserve):]), Next: binary.BigEndian.Uint64(val)}, nil
+}
+
+func decodeGrant(key, _ []byte) (store.Grant, error) {
+	media, principal, err := splitPair(key, pfxGrant)
+	if err != nil {
+		return store.Grant{}, err
+	}
+	return store.Grant{Media: string(media), Principal: string(principal)}, nil
+}
+
+func decodeHeadRow(key, val []byte) (store.GroupHead, error) {
+	if len(val) != 24 {
+		return store.GroupHead{}, fmt.Errorf("corrupt head of %d bytes", len(val))
+	}
+	return store.GroupHead{Group: string(key[len(pfxHead):]), Seq: binary.BigEndian.Uint64(val),
+		MsgID: int64(binary.BigEndian.Uint64(val[8:])), TS: int64(binary.BigEndian.Uint64(val[16:]))}, nil
+}
+
+func decodeGroupLogRow(key, val []byte) (GroupLogEntry, error) {
+	group, seq, err := splitPair(key, pfxGroupQ)
+	if err != nil || len(seq) != 8 || len(val) != 8 {
+		return GroupLogEntry{}, errors.New("corrupt group log entry")
+	}
+	return GroupLogEntry{Group: string(group), Seq: binary.BigEndian.Uint64(seq), MsgID: int64(binary.BigEndian.Uint64(val))}, nil
+}
