@@ -81,6 +81,32 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// Shared runs a package's tests against one MongoDB: the one at
+// IMQTT_TEST_MONGO_URI if set (own false), else a devmongo started for
+// the package (own true), stopped and removed after. set is given the URI
+// before any test runs. It returns the exit code for TestMain.
+func Shared(m *testing.M, set func(uri string, own bool)) int {
+	if uri := os.Getenv("IMQTT_TEST_MONGO_URI"); uri != "" {
+		set(uri, false)
+		return m.Run()
+	}
+	defer Cleanup()
+	dir, err := os.MkdirTemp("", "devmongo-data-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	srv, err := Start(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer srv.Stop()
+	set(srv.URI(), true)
+	return m.Run()
+}
+
 // Server is a running tools/devmongo process.
 type Server struct {
 	cmd  *exec.Cmd

@@ -30,27 +30,8 @@ import (
 // or the MongoDB at IMQTT_TEST_MONGO_URI.
 var uri string
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	if uri = os.Getenv("IMQTT_TEST_MONGO_URI"); uri != "" {
-		return m.Run()
-	}
-	defer mongotest.Cleanup()
-	dir, err := os.MkdirTemp("", "devmongo-data-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	srv, err := mongotest.Start(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer srv.Stop()
-	uri = srv.URI()
-	return m.Run()
+func TestMain(m *testing.M) {
+	os.Exit(mongotest.Shared(m, func(u string, _ bool) { uri = u }))
 }
 
 var (

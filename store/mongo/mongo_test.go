@@ -29,28 +29,7 @@ var uri string
 var ownServer bool
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	if uri = os.Getenv("IMQTT_TEST_MONGO_URI"); uri != "" {
-		return m.Run()
-	}
-	defer mongotest.Cleanup()
-	dir, err := os.MkdirTemp("", "devmongo-data-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	srv, err := mongotest.Start(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer srv.Stop()
-	uri, ownServer = srv.URI(), true
-	return m.Run()
+	os.Exit(mongotest.Shared(m, func(u string, own bool) { uri, ownServer = u, own }))
 }
 
 // dbSeq numbers the databases: one new database per store. runID keeps
