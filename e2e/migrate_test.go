@@ -16,10 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/internal/wait"
+	storemongo "github.com/imqtt/imqtt/store/mongo"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -273,4 +276,29 @@ func dialCursor(t *testing.T, server, mqttAddr, user, token string, cur client.C
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// TestServeRefusesUnfinishedMigration: a node started on a database that a
+// migration has begun and not finished refuses to start, saying why,
+// instead of serving part of the history under an epoch the migration
+// will replace.
+func TestServeRefusesUnfinishedMigration(t *testing.T) {
+	uri := mongoURI(devMongo(t).Addr())
+	st, err := storemongo.Open(t.Context(), uri, storemongo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := st.Database().Collection("meta")
+	if _, err := meta.InsertOne(t.Context(), bson.D{{Key: "_id", Value: "migration"}, {Key: "source_epoch", Value: "E"},
+		{Key: "node", Value: "old"}, {Key: "started", Value: time.Now().UnixMilli()}, {Key: "done_kinds", Value: bson.A{"users"}}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = daemon.Run(ctx, daemon.Config{MongoURI: uri, RedisURL: "redis://127.0.0.1:1", DataDir: t.TempDir(),
+		MQTTAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), "has not finished") || !strings.Contains(err.Error(), "imqttd migrate again") {
+		t.Fatalf("start on a half-migrated database: %v", err)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/media/gridfs"
 	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/store/migrate"
 	storemongo "github.com/imqtt/imqtt/store/mongo"
 )
 
@@ -18,6 +19,10 @@ import (
 func openMongo(ctx context.Context, cfg Config) (store.Store, error) {
 	st, err := storemongo.Open(ctx, cfg.MongoURI, storemongo.Options{Database: cfg.MongoDB, Logger: cfg.Logger, Upgrade: cfg.UpgradeMongo})
 	if err != nil {
+		return nil, fmt.Errorf("--mongo-uri: %w", err)
+	}
+	if err := migrate.Unfinished(ctx, st.Database()); err != nil {
+		st.Close()
 		return nil, fmt.Errorf("--mongo-uri: %w", err)
 	}
 	return st, nil

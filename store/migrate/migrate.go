@@ -54,6 +54,9 @@ var (
 	// ErrMismatch: the verification found the target differing from the
 	// source.
 	ErrMismatch = errors.New("target differs from source")
+	// ErrUnfinished: a migration into the database has begun and not
+	// finished, so it is not yet a store to serve (Unfinished).
+	ErrUnfinished = errors.New("a migration into this database has not finished")
 )
 
 // Options configure Run. The zero value is usable.
@@ -147,6 +150,26 @@ const markerID = "migration"
 // openStamps are the meta documents mongo.Open writes into any database.
 // (and the locks a node holds for a moment).
 var openStamps = bson.A{"format", "epoch", "rmw-lock", "upgrade-lock", markerID}
+
+// Unfinished returns an error wrapping ErrUnfinished if db holds the marker
+// of a migration that has not finished: a node started on it would serve a
+// part of the history, under an epoch the migration replaces at its end
+// (imqttd refuses to start on it). nil for any other database.
+func Unfinished(ctx context.Context, db *driver.Database) error {
+	var m marker
+	err := db.Collection("meta").FindOne(ctx, bson.D{{Key: "_id", Value: markerID}}).Decode(&m)
+	switch {
+	case errors.Is(err, driver.ErrNoDocuments):
+		return nil
+	case err != nil:
+		return fmt.Errorf("read migration marker: %w", err)
+	case m.Finished == 0:
+		return fmt.Errorf("%w: database %s is being migrated into from node %q's store (started %s, done: %s); "+
+			"run imqttd migrate again to finish it before starting nodes on it", ErrUnfinished, db.Name(), m.Node,
+			time.UnixMilli(m.Started).UTC().Format(time.RFC3339), strings.Join(m.DoneKinds, ", "))
+	}
+	return nil
+}
 
 // run is one Run's state.
 type run struct {

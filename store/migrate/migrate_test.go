@@ -323,6 +323,9 @@ func TestResumeAfterKill(t *testing.T) {
 	if n, _ := dst.CountRows(t.Context(), "entries"); n < 100 {
 		t.Fatalf("%d entries before the second run, want the first's 100 or more", n)
 	}
+	if err := migrate.Unfinished(t.Context(), dst.Database()); !errors.Is(err, migrate.ErrUnfinished) {
+		t.Fatalf("Unfinished after a killed run: %v", err)
+	}
 	opts.Progress = nil
 	second, err := migrate.Run(t.Context(), from, dst, opts)
 	if err != nil {
@@ -342,6 +345,9 @@ func TestResumeAfterKill(t *testing.T) {
 	}
 	if second.MediaSkip != 0 || second.Media != 1 {
 		t.Fatalf("media %d skipped %d", second.Media, second.MediaSkip)
+	}
+	if err := migrate.Unfinished(t.Context(), dst.Database()); err != nil {
+		t.Fatalf("Unfinished after the run finished: %v", err)
 	}
 }
 
