@@ -41,7 +41,7 @@ var buildDaemon = sync.OnceValues(func() (string, error) {
 })
 
 // startProcess runs imqttd on dataDir and waits for it to log its addresses.
-func startProcess(t *testing.T, dataDir string) *process {
+func startProcess(t *testing.T, dataDir string, extra ...string) *process {
 	t.Helper()
 	bin, err := buildDaemon()
 	if err != nil {
@@ -51,6 +51,7 @@ func startProcess(t *testing.T, dataDir string) *process {
 		"--log-format", "json", "--node-id", "crash",
 		// the tests stream sends far past the default per-user limit
 		"--max-send-rate", "1000000", "--max-send-burst", "1000000")
+	cmd.Args = append(cmd.Args, extra...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -82,9 +83,17 @@ func startProcess(t *testing.T, dataDir string) *process {
 // TestKill9: kill -9 during a stream of sends. After a restart every acked
 // message is there exactly once, resends of the unacked ones are stored once,
 // and versions continue upward.
-func TestKill9(t *testing.T) {
+func TestKill9(t *testing.T) { runKill9(t) }
+
+// TestKill9SyncInterval: the same in the interval durability mode, with an
+// interval far longer than the test, so that no acked send has been synced
+// to the disk at the kill: each was written to the operating system before
+// its ack, and a process crash loses none.
+func TestKill9SyncInterval(t *testing.T) { runKill9(t, "--sync-interval", "1h") }
+
+func runKill9(t *testing.T, extra ...string) {
 	dir := t.TempDir()
-	p := startProcess(t, dir)
+	p := startProcess(t, dir, extra...)
 	httpBase := "http://" + p.http
 	for _, u := range []string{"alice", "bob"} {
 		if code := httpJSON(t, "POST", httpBase+"/v1/users", "", wire.Register{User: u, Password: "secret-" + u}, nil); code != 201 {
@@ -156,7 +165,7 @@ func TestKill9(t *testing.T) {
 	}
 	t.Logf("killed with %d sent, %d acked", total, len(before))
 
-	p = startProcess(t, dir)
+	p = startProcess(t, dir, extra...)
 	httpBase = "http://" + p.http
 	bobTok := loginAt(t, httpBase, "bob")
 	items := syncAll(t, httpBase, bobTok)

@@ -43,6 +43,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&c.MQTTAddr, "mqtt-addr", daemon.DefaultMQTTAddr, "MQTT over TCP listen address (port 0 picks one)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", daemon.DefaultHTTPAddr, "HTTP listen address: API, /mqtt WebSocket, /metrics")
 	fs.StringVar(&c.DataDir, "data-dir", daemon.DefaultDataDir, "directory of the embedded store")
+	fs.DurationVar(&c.SyncInterval, "sync-interval", 0, "embedded store: 0 syncs each commit to disk before its ack; above 0 acks once the commit is written to the OS and syncs every interval (a process crash loses nothing, a machine crash at most the interval)")
 	fs.Int64Var(&c.MinFreeDisk, "min-free-disk", pebble.DefaultMinFreeDisk, "free bytes kept on the data directory's disk: under it sends and uploads are refused (unavailable), /readyz fails and start-up refuses, until there is room (negative: off)")
 	fs.Int64Var(&c.BackupRate, "backup-rate", daemon.DefaultBackupRate, "bytes a second GET /v1/admin/backup streams at most, leaving the disk and CPU to sends (negative: no bound)")
 	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI for scale-out mode (empty: embedded store)")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"flag"
 	"fmt"
 	"testing"
@@ -25,6 +27,7 @@ var flagDefaults = map[string]any{
 	"http-addr":             daemon.DefaultHTTPAddr,
 	"data-dir":              daemon.DefaultDataDir,
 	"min-free-disk":         pebble.DefaultMinFreeDisk,
+	"sync-interval":         time.Duration(0), // each commit synced before its ack
 	"backup-rate":           daemon.DefaultBackupRate,
 	"mongo-uri":             "",
 	"redis-url":             "",

@@ -54,6 +54,9 @@ type Config struct {
 	TLSCert     string
 	TLSKey      string
 	DataDir     string // embedded store directory; in scale-out, media and bans only
+	// SyncInterval is the embedded store's durability mode
+	// (pebble.Options.SyncInterval): 0, each commit synced before its ack.
+	SyncInterval time.Duration
 	// MinFreeDisk is the free space the embedded store keeps on DataDir's
 	// disk: under it, sends and uploads are refused (unavailable) and
 	// /readyz fails, until there is room again; start-up refuses too
@@ -289,7 +292,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			return nil, err
 		}
 		dir := filepath.Join(cfg.DataDir, "pebble")
-		popts := pebble.Options{Logger: cfg.Logger, MinFreeDisk: cfg.MinFreeDisk,
+		popts := pebble.Options{Logger: cfg.Logger, MinFreeDisk: cfg.MinFreeDisk, SyncInterval: cfg.SyncInterval,
 			OnRefused: func() { d.metrics.Refused("disk_space") }}
 		if d.st, err = pebble.Open(dir, popts); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)

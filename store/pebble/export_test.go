@@ -48,3 +48,13 @@ func SetFormat(t testing.TB, f int, s ...Step) {
 	format, steps = f, s
 	t.Cleanup(func() { format, steps = oldFormat, oldSteps })
 }
+
+// SyncWAL makes the interval durability mode's sync now; WALSyncs counts
+// the real syncs it made (0 in the default mode, which has no wrapper).
+func (s *Store) SyncWAL() { s.walFS.syncAll() }
+func (s *Store) WALSyncs() int64 {
+	if s.walFS == nil {
+		return 0
+	}
+	return s.walFS.syncs.Load()
+}

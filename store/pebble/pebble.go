@@ -47,6 +47,12 @@ type Options struct {
 	// OnRefused is called for each write refused for lack of space (nil:
 	// nothing); the daemon counts them.
 	OnRefused func()
+	// SyncInterval chooses the durability mode (walsync.go). 0, the
+	// default: a commit returns after its write-ahead log record is synced
+	// to the disk. Above 0: it returns once the record is written to the
+	// operating system, and the log is synced every SyncInterval: a
+	// process crash loses nothing, a machine crash at most the interval.
+	SyncInterval time.Duration
 
 	// poll is how often the free space is looked at (default 1s).
 	poll time.Duration
@@ -100,6 +106,7 @@ type Store struct {
 	dir    string
 	opts   Options
 	health *health
+	walFS  *walSyncFS    // the interval durability mode's; nil: sync every commit
 	stop   chan struct{} // closed by Close: the monitor ends
 	done   chan struct{} // closed by the monitor as it ends
 	epoch  string
@@ -133,6 +140,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := opts.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
+	if opts.SyncInterval > 0 {
+		s.walFS = newWALSyncFS(opts.fs, opts.Logger)
+	}
 	if free := s.health.look(); under(free, opts.MinFreeDisk) {
 		return nil, fmt.Errorf("%w: %d MiB free in %s, under the %d MiB to keep free (free some space, or lower --min-free-disk)",
 			store.ErrNoSpace, free>>20, dir, opts.MinFreeDisk>>20)
@@ -155,6 +165,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.health.poll()
 	go s.monitor(opts.poll, s.stop)
+	if s.walFS != nil {
+		go s.walFS.run(opts.SyncInterval, s.stop)
+	}
 	return s, nil
 }
 
@@ -167,7 +180,7 @@ func (s *Store) pebbleOptions(readOnly bool) *pebble.Options {
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             slogLogger{opts.Logger, s.health},
 		EventListener:      &pebble.EventListener{BackgroundError: s.health.backgroundError},
-		FS:                 opts.fs,
+		FS:                 s.pebbleFS(),
 		ReadOnly:           readOnly,
 	}
 	// Bloom filters (10 bits per key, ~1% false positives) on every level,
@@ -182,6 +195,15 @@ func (s *Store) pebbleOptions(readOnly bool) *pebble.Options {
 		}
 	}
 	return po
+}
+
+// pebbleFS is the file system Pebble runs on: the interval durability
+// mode's wrapper, or the store's own.
+func (s *Store) pebbleFS() vfs.FS {
+	if s.walFS != nil {
+		return s.walFS
+	}
+	return s.opts.fs
 }
 
 // reservationGap is how far skipReservations moves each reservation mark:

@@ -1,0 +1,80 @@
+package pebble_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/store/pebble"
+)
+
+// TestSyncInterval: in the interval durability mode commits return without
+// a sync of the write-ahead log (none is made while the interval has not
+// passed), the interval's sync makes them survive a power loss, and Close
+// syncs what is left.
+func TestSyncInterval(t *testing.T) {
+	ctx := t.Context()
+	fs := vfs.NewCrashableMem()
+	s, err := pebble.Open("db", pebble.WithFS(pebble.Options{SyncInterval: time.Hour}, fs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(s *pebble.Store, id int64) {
+		t.Helper()
+		ver, err := s.ReserveVersions(ctx, "alice", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := &store.Batch{
+			Messages: []store.Message{{ID: id, From: "alice", To: "alice", Type: "text", Body: "hi", TS: 1}},
+			Entries:  []store.Entry{{User: "alice", Ver: ver, Peer: "alice", Out: true, MsgID: id}},
+		}
+		if err := s.Commit(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := range int64(50) {
+		commit(s, id+1)
+	}
+	if n := s.WALSyncs(); n != 0 {
+		t.Fatalf("%d syncs of the log for 50 commits inside the interval, want none", n)
+	}
+	// A power loss now loses them: they were not synced (the default mode
+	// would keep all 50, TestCrash).
+	early, err := pebble.Open("db", pebble.WithFS(pebble.Options{}, fs.CrashClone(vfs.CrashCloneCfg{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := early.Range(ctx, "alice", 0, 100); len(evs) == 50 {
+		t.Fatal("all 50 commits survived a power loss before any sync: they were synced one by one")
+	}
+	early.Close()
+	s.SyncWAL()
+	if n := s.WALSyncs(); n != 1 {
+		t.Fatalf("%d syncs after the interval's, want 1", n)
+	}
+	crashed, err := pebble.Open("db", pebble.WithFS(pebble.Options{}, fs.CrashClone(vfs.CrashCloneCfg{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := crashed.Range(ctx, "alice", 0, 100)
+	if err != nil || len(evs) != 50 {
+		t.Fatalf("after a power loss that followed the interval's sync: %d of 50 commits, %v", len(evs), err)
+	}
+	crashed.Close()
+
+	commit(s, 51) // then a clean Close: the log is synced as it closes
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := pebble.Open("db", pebble.WithFS(pebble.Options{}, fs.CrashClone(vfs.CrashCloneCfg{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	if evs, err := after.Range(ctx, "alice", 0, 100); err != nil || len(evs) != 51 {
+		t.Fatalf("after Close and a power loss: %d of 51 commits, %v", len(evs), err)
+	}
+}
