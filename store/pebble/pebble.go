@@ -273,6 +273,9 @@ func (s *Store) reopen() {
 		_ = s.db.Close()
 		s.db = nil
 	}
+	if s.walFS != nil {
+		s.walFS.err.Store(nil) // a new database, new logs: the failed sync was the old one's
+	}
 	db, err := s.openPebble(false)
 	if err == nil {
 		if err = skipReservations(db, reservationGap); err != nil {

@@ -1,11 +1,14 @@
 package pebble_test
 
 import (
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/pebble"
 )
@@ -77,4 +80,68 @@ func TestSyncInterval(t *testing.T) {
 	if evs, err := after.Range(ctx, "alice", 0, 100); err != nil || len(evs) != 51 {
 		t.Fatalf("after Close and a power loss: %d of 51 commits, %v", len(evs), err)
 	}
+}
+
+// failingSyncFS fails the syncs of Pebble's log files while fail is set.
+type failingSyncFS struct {
+	vfs.FS
+	fail *atomic.Bool
+}
+
+func (f failingSyncFS) Create(name string, cat vfs.DiskWriteCategory) (vfs.File, error) {
+	file, err := f.FS.Create(name, cat)
+	if err != nil || cat != "pebble-wal" {
+		return file, err
+	}
+	return failingSyncFile{File: file, fail: f.fail}, nil
+}
+
+func (f failingSyncFS) ReuseForWrite(oldname, newname string, cat vfs.DiskWriteCategory) (vfs.File, error) {
+	file, err := f.FS.ReuseForWrite(oldname, newname, cat)
+	if err != nil || cat != "pebble-wal" {
+		return file, err
+	}
+	return failingSyncFile{File: file, fail: f.fail}, nil
+}
+
+type failingSyncFile struct {
+	vfs.File
+	fail *atomic.Bool
+}
+
+func (f failingSyncFile) SyncData() error {
+	if f.fail.Load() {
+		return errors.New("injected sync failure")
+	}
+	return f.File.SyncData()
+}
+
+func (f failingSyncFile) Sync() error { return f.SyncData() }
+
+// TestSyncIntervalFailure: a failed interval sync makes the next commit
+// fail (the store stops acking what it may not keep) instead of being
+// forgotten, and the store takes writes again once syncs work.
+func TestSyncIntervalFailure(t *testing.T) {
+	ctx := t.Context()
+	var fail atomic.Bool
+	fs := failingSyncFS{FS: vfs.NewMem(), fail: &fail}
+	s, err := pebble.Open("db", pebble.WithPoll(pebble.WithFS(pebble.Options{SyncInterval: time.Hour, MinFreeDisk: -1}, fs), 10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	commit := func(id int64) error {
+		b := &store.Batch{Messages: []store.Message{{ID: id, From: "alice", To: "alice", Type: "text", Body: "hi", TS: 1}}}
+		return s.Commit(ctx, b)
+	}
+	if err := commit(1); err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(true)
+	s.SyncWAL()
+	if err := commit(2); err == nil {
+		t.Fatal("a commit after a failed sync of the log was acked")
+	}
+	fail.Store(false)
+	wait.ForErr(t, "writes to resume", 10*time.Second, func() error { return commit(3) })
 }
