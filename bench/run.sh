@@ -20,6 +20,7 @@ cd "$(dirname "$0")/.."
 
 OUT=${OUT:-bench/results}
 PAIRS=${PAIRS:-20}              # p2p sender/receiver pairs
+LIGHT=1000                      # p2p light-load rate, msgs/s (bench.LightRate: the table's target row)
 DURATION=${DURATION:-10s}       # p2p sending time
 INFLIGHT=${INFLIGHT:-64}        # p2p unacked sends per sender
 SIZE=${SIZE:-64}                # body bytes
@@ -118,7 +119,7 @@ start_imqttd() {
 	MQ=$(freeport) HTTP=$(freeport) PPROF=$(freeport)
 	rm -rf "$WORK/data"
 	"$BIN/imqttd" --mqtt-addr "127.0.0.1:$MQ" --http-addr "127.0.0.1:$HTTP" --pprof-addr "127.0.0.1:$PPROF" \
-		--data-dir "$WORK/data" --node-id bench --log-level warn "${BENCH_LIMITS[@]}" 2>>"$WORK/imqttd.log" &
+		--data-dir "$WORK/data" --node-id bench --log-level warn "${BENCH_LIMITS[@]}" "$@" 2>>"$WORK/imqttd.log" &
 	PID=$!
 	PIDS+=("$PID")
 	for _ in $(seq 200); do
@@ -142,6 +143,7 @@ if [ "$HALF" -le 0 ]; then
 	exit 1
 fi
 bench mosquitto p2p-half "${P2P[@]}" --rate "$HALF" --plain --mqtt "127.0.0.1:$MQ" --server-pid "$PID"
+bench mosquitto p2p-light "${P2P[@]}" --rate "$LIGHT" --plain --mqtt "127.0.0.1:$MQ" --server-pid "$PID"
 stop "$PID"
 say "mosquitto: conns"
 start_mosquitto
@@ -179,6 +181,15 @@ go tool pprof -top -nodecount=30 "$BIN/imqttd" "$WORK/imqttd-cpu.pprof" >"$OUT/p
 go tool pprof -top -cum -nodecount=60 "$BIN/imqttd" "$WORK/imqttd-cpu.pprof" >"$OUT/profile-cpu-cum.txt" 2>/dev/null || true
 go tool pprof -top -sample_index=alloc_space -nodecount=30 "$BIN/imqttd" "$WORK/imqttd-allocs.pprof" >"$OUT/profile-allocs.txt" 2>/dev/null || true
 go tool pprof -top -cum -nodecount=40 "$BIN/imqtt" "$WORK/bench-cpu.pprof" >"$OUT/profile-bench-client-cum.txt" 2>/dev/null || true
+stop "$PID"
+# Light load on a fresh store, where a stall shows (issue 15), in each
+# durability mode (docs/operations.md "Durability").
+say "imqttd: p2p at light load ($LIGHT msgs/s), fresh store, each durability mode"
+start_imqttd
+bench imqttd p2p-light "${P2P[@]}" --rate "$LIGHT" --server "http://127.0.0.1:$HTTP" --mqtt "127.0.0.1:$MQ" --server-pid "$PID"
+stop "$PID"
+start_imqttd --sync-interval 1s
+bench imqttd-interval-1s p2p-light "${P2P[@]}" --rate "$LIGHT" --server "http://127.0.0.1:$HTTP" --mqtt "127.0.0.1:$MQ" --server-pid "$PID"
 stop "$PID"
 say "imqttd: conns"
 start_imqttd
