@@ -2,6 +2,7 @@ package drain_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -153,4 +154,20 @@ func TestQuiesce(t *testing.T) {
 	if s.Admit("carol/tab") {
 		t.Fatal("a send after Quiesce was admitted")
 	}
+}
+
+// BenchmarkAdmitAnswered: the drain's cost on every send (Admit, then
+// Answered), from many clients' goroutines at once.
+func BenchmarkAdmitAnswered(b *testing.B) {
+	s := drain.New(nil)
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		id := fmt.Sprintf("user%d/phone", n.Add(1))
+		for pb.Next() {
+			if !s.Admit(id) {
+				b.Fatal("refused")
+			}
+			s.Answered(id)
+		}
+	})
 }
