@@ -24,6 +24,7 @@ import (
 type process struct {
 	cmd        *exec.Cmd
 	mqtt, http string
+	durability string // as the start-up line says it
 }
 
 // buildDaemon compiles cmd/imqttd once per test binary.
@@ -65,9 +66,9 @@ func startProcess(t *testing.T, dataDir string, extra ...string) *process {
 	go func() {
 		lines := bufio.NewScanner(stderr)
 		for lines.Scan() {
-			var rec struct{ Msg, MQTT, HTTP string }
+			var rec struct{ Msg, MQTT, HTTP, Durability string }
 			if json.Unmarshal(lines.Bytes(), &rec) == nil && rec.Msg == "imqttd serving" {
-				p.mqtt, p.http = rec.MQTT, rec.HTTP
+				p.mqtt, p.http, p.durability = rec.MQTT, rec.HTTP, rec.Durability
 				close(found)
 			}
 		}
@@ -83,17 +84,24 @@ func startProcess(t *testing.T, dataDir string, extra ...string) *process {
 // TestKill9: kill -9 during a stream of sends. After a restart every acked
 // message is there exactly once, resends of the unacked ones are stored once,
 // and versions continue upward.
-func TestKill9(t *testing.T) { runKill9(t) }
+func TestKill9(t *testing.T) { runKill9(t, "synced to disk") }
 
 // TestKill9SyncInterval: the same in the interval durability mode, with an
 // interval far longer than the test, so that no acked send has been synced
 // to the disk at the kill: each was written to the operating system before
 // its ack, and a process crash loses none.
-func TestKill9SyncInterval(t *testing.T) { runKill9(t, "--sync-interval", "1h") }
+func TestKill9SyncInterval(t *testing.T) {
+	runKill9(t, "written to the OS, synced every 1h0m0s", "--sync-interval", "1h")
+}
 
-func runKill9(t *testing.T, extra ...string) {
+// runKill9 runs the test on imqttd started with extra flags, whose
+// start-up line names its durability mode as durability.
+func runKill9(t *testing.T, durability string, extra ...string) {
 	dir := t.TempDir()
 	p := startProcess(t, dir, extra...)
+	if p.durability != durability {
+		t.Fatalf("imqttd says its durability is %q, want %q", p.durability, durability)
+	}
 	httpBase := "http://" + p.http
 	for _, u := range []string{"alice", "bob"} {
 		if code := httpJSON(t, "POST", httpBase+"/v1/users", "", wire.Register{User: u, Password: "secret-" + u}, nil); code != 201 {

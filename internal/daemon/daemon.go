@@ -439,8 +439,21 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		}
 	}
 	d.log.Info("imqttd serving", "node", cfg.NodeID, "scale_out", scaleOut, "mqtt", d.broker.MQTTAddr(), "mqtt_tls", d.broker.TLSAddr(),
-		"http", d.httpAddr, "https", d.tlsAddr, "ws", "http://"+d.httpAddr+"/mqtt", "data", cfg.DataDir)
+		"http", d.httpAddr, "https", d.tlsAddr, "ws", "http://"+d.httpAddr+"/mqtt", "data", cfg.DataDir,
+		"durability", durability(scaleOut, cfg.SyncInterval))
 	return d, nil
+}
+
+// durability says when a send is acked, for the start-up line
+// (docs/operations.md "Durability").
+func durability(scaleOut bool, interval time.Duration) string {
+	switch {
+	case scaleOut:
+		return "mongodb write concern"
+	case interval > 0:
+		return "written to the OS, synced every " + interval.String()
+	}
+	return "synced to disk"
 }
 
 func (d *Daemon) serveHTTP(addr string, h http.Handler, tlsConfig *tls.Config) (string, error) {
