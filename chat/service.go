@@ -145,7 +145,7 @@ type Sender struct {
 
 // ClientID is the sender's MQTT client ID, "{user}/{device}", as the
 // operator log names clients.
-func (f Sender) ClientID() string { return f.User + "/" + f.Device }
+func (f Sender) ClientID() string { return wire.ClientID(f.User, f.Device) }
 
 // Result is the outcome of a send: an Ack, or an Err to report: a refusal
 // (one of the sentinels, errors.go), told to the device by Describe.

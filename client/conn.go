@@ -12,6 +12,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/imqtt/imqtt/wire"
 )
 
 // fatalError is a connect failure that retrying cannot fix: the server
@@ -114,7 +116,7 @@ func (c *Client) connect(ctx context.Context, attempt int) (*connection, error) 
 	conn := &connection{gen: c.gens.Add(1), addr: addr, lost: make(chan error, 1)}
 	opts := mqtt.NewClientOptions().
 		AddBroker(brokerURL(addr)).
-		SetClientID(c.cfg.User + "/" + c.cfg.Device).
+		SetClientID(wire.ClientID(c.cfg.User, c.cfg.Device)).
 		SetUsername(c.cfg.User).
 		SetPassword(c.cfg.Token).
 		SetProtocolVersion(4).

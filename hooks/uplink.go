@@ -282,7 +282,7 @@ func (h *Uplink) replyError(to deliver.To, cmid, code, msg string) {
 
 // sendError counts an error event and sends it.
 func (h *Uplink) sendError(to deliver.To, e *wire.Error) {
-	h.cfg.Metrics.ErrorReplied(e.Code, to.Topic(), e.Message)
+	h.cfg.Metrics.ErrorReplied(e.Code, wire.ClientID(to.User, to.Device), e.Message)
 	h.reply(to, e)
 }
 

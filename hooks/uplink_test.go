@@ -21,6 +21,7 @@ import (
 	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/internal/drain"
 	"github.com/imqtt/imqtt/internal/metrics"
+	"github.com/imqtt/imqtt/internal/oplog"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -168,6 +169,10 @@ func TestUplinkRefusals(t *testing.T) {
 	}
 	if n := count(r.m.Errors, wire.CodeBadRequest); n != 7 {
 		t.Errorf("%v bad_request replies counted, want 7", n)
+	}
+	// The operator log names the client, as the core's refusals do.
+	if got := r.m.Recent.Recent(oplog.Error, 0, 1); len(got) != 1 || got[0].Client != "alice/phone" {
+		t.Errorf("operator log: %+v, want the client alice/phone", got)
 	}
 	inline := client("inline", "", 5)
 	inline.Net.Inline = true

@@ -93,6 +93,9 @@ func validID(s string, dot bool) bool {
 	return true
 }
 
+// ClientID is the MQTT client ID of user's device: "{user}/{device}".
+func ClientID(user, device string) string { return user + "/" + device }
+
 // SplitClientID splits an MQTT client ID "{user}/{device}".
 func SplitClientID(id string) (user, device string, ok bool) {
 	user, device, ok = strings.Cut(id, "/")

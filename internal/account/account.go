@@ -284,7 +284,7 @@ func (s *Service) Forget(hash string) (clientID string) {
 	if !ok {
 		return ""
 	}
-	return c.row.User + "/" + c.row.Device
+	return wire.ClientID(c.row.User, c.row.Device)
 }
 
 func (s *Service) hash(ctx context.Context, password string) (string, error) {

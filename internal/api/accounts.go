@@ -73,7 +73,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	if a.cfg.Kicker != nil {
-		a.cfg.Kicker.KickDevice(c.user + "/" + c.device)
+		a.cfg.Kicker.KickDevice(wire.ClientID(c.user, c.device))
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -165,7 +165,7 @@ func (a *API) fillSince(ctx context.Context, cs []adminClient) {
 		}
 		for _, d := range devs {
 			if d.Node == a.adm.cfg.Node {
-				since[d.User+"/"+d.Device] = d.Since
+				since[wire.ClientID(d.User, d.Device)] = d.Since
 			}
 		}
 	}
@@ -182,7 +182,7 @@ func clientPath(w http.ResponseWriter, r *http.Request) (string, bool) {
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "client must be {user}/{device} with valid IDs")
 		return "", false
 	}
-	return user + "/" + device, true
+	return wire.ClientID(user, device), true
 }
 
 func (a *API) adminClient(w http.ResponseWriter, r *http.Request) {

@@ -156,11 +156,11 @@ func (m *Metrics) ACLDenied(action, client, topic string) {
 	m.Recent.Add(oplog.Entry{Kind: oplog.ACLDenial, Code: action, Client: client, Detail: topic})
 }
 
-// ErrorReplied counts an error reply by code and records it; to is the
-// reply topic or the client, when known.
-func (m *Metrics) ErrorReplied(code, to, message string) {
+// ErrorReplied counts an error reply by code and records it under the
+// client ID ("{user}/{device}") it went to, when known.
+func (m *Metrics) ErrorReplied(code, client, message string) {
 	m.Errors.WithLabelValues(code).Inc()
-	m.Recent.Add(oplog.Entry{Kind: oplog.Error, Code: code, Client: to, Detail: message})
+	m.Recent.Add(oplog.Entry{Kind: oplog.Error, Code: code, Client: client, Detail: message})
 }
 
 // Refused counts one refusal by a protective limit. limit is a fixed name
