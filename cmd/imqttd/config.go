@@ -164,6 +164,12 @@ func parse(args []string, env func(string) string) (*options, error) {
 	if (o.cfg.TLSCert == "") != (o.cfg.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
+	if o.cfg.SyncInterval < 0 {
+		return nil, errors.New("--sync-interval: 0 (sync each commit) or a positive duration")
+	}
+	if o.cfg.SyncInterval > 0 && o.cfg.MongoURI != "" {
+		return nil, errors.New("--sync-interval is the embedded store's; with --mongo-uri durability is MongoDB's write concern (in the URI)")
+	}
 	return o, nil
 }
 

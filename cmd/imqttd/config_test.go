@@ -43,6 +43,8 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--tls-cert", "x"}, nil, "go together"},
 		{nil, map[string]string{"IMQTT_MAX_PACKET_SIZE": "lots"}, "IMQTT_MAX_PACKET_SIZE"},
 		{[]string{"stray"}, nil, "unexpected arguments"},
+		{[]string{"--sync-interval", "-1s"}, nil, "positive duration"},
+		{[]string{"--sync-interval", "1s", "--mongo-uri", "mongodb://x/db", "--redis-url", "redis://y"}, nil, "write concern"},
 	} {
 		_, err := parse(c.args, envOf(c.env))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
