@@ -51,15 +51,14 @@ func Restore(r io.Reader, dir string) (res Restored, err error) {
 		return Restored{}, fmt.Errorf("restore: %w", err)
 	}
 	staging, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".restore-")
-	if err == nil {
-		defer func() {
-			if err != nil {
-				_ = os.RemoveAll(staging)
-			}
-		}()
-	}
 	defer func() {
-		if err != nil && created != "" {
+		if err == nil {
+			return
+		}
+		if staging != "" {
+			_ = os.RemoveAll(staging)
+		}
+		if created != "" {
 			_ = os.RemoveAll(created)
 		}
 	}()
