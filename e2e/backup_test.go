@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -332,4 +334,53 @@ func TestE2EBackupClientGone(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+// TestE2EBackupClientStalls: a client that asks for a backup and stops
+// reading, its connection open, is cut once it has taken nothing for an
+// upload window: the checkpoint's scratch directory goes and the next
+// backup is let through, rather than both waiting on it for ever.
+func TestE2EBackupClientStalls(t *testing.T) {
+	s := testserver.Start(t, func(c *daemon.Config) {
+		c.AdminToken = backupToken
+		c.HTTPUploadWindow = time.Second
+	})
+	// More than the socket buffers hold, so the server's writes block.
+	big := filepath.Join(s.Dir, "media", "zz", "zzbig", "data")
+	if err := os.MkdirAll(filepath.Dir(big), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(big, make([]byte, 32<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(s.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	if _, err := fmt.Fprintf(conn, "GET /v1/admin/backup HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", u.Host, backupToken); err != nil {
+		t.Fatal(err)
+	}
+	scratch := func() []string {
+		m, _ := filepath.Glob(filepath.Join(s.Dir, ".backup-*"))
+		return m
+	}
+	wait.For(t, "the backup to start", 10*time.Second, func() bool { return len(scratch()) == 1 })
+	// The connection stays open and unread.
+	wait.For(t, "the stalled backup's scratch directory to go", 20*time.Second, func() bool { return len(scratch()) == 0 })
+	req, _ := http.NewRequest("GET", s.HTTP+"/v1/admin/backup", nil)
+	req.Header.Set("Authorization", "Bearer "+backupToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the backup after a stalled one: %d %v", resp.StatusCode, err)
+	}
 }

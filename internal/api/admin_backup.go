@@ -22,7 +22,8 @@ const backupElsewhere = "this node's store is MongoDB (scale-out): back it up wi
 
 // adminBackup is GET /v1/admin/backup: a tar of the node's state, streamed
 // (docs/operations.md "Backup and restore"). One backup runs at a time; a
-// second is 409. A client that goes away ends the backup (its context).
+// second is 409. A client that goes away ends the backup (its context), and
+// so does one that stops reading (stallWriter).
 func (a *API) adminBackup(w http.ResponseWriter, r *http.Request) {
 	if !onlyParams(w, r) {
 		return
@@ -41,7 +42,9 @@ func (a *API) adminBackup(w http.ResponseWriter, r *http.Request) {
 	name := "imqtt-" + fileSafe(c.Node) + "-" + start.UTC().Format("20060102T150405Z") + ".tar"
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
-	cw := &countWriter{w: w}
+	cw := &stallWriter{w: w, rc: http.NewResponseController(w), window: a.cfg.UploadWindow,
+		quota: max(1, int(float64(a.cfg.UploadMinRate)*a.cfg.UploadWindow.Seconds()))}
+	defer func() { _ = cw.rc.SetWriteDeadline(time.Time{}) }() // the connection may serve another request
 	err := c.Backup(r.Context(), cw)
 	if err == nil {
 		a.log.Info("admin backup", "node", c.Node, "bytes", cw.n, "took", time.Since(start))
@@ -69,14 +72,32 @@ func fileSafe(s string) string {
 	}, s)
 }
 
-// countWriter counts the bytes written through it.
-type countWriter struct {
-	w io.Writer
-	n int64
+// stallWriter counts the bytes written through it and cuts a client that
+// stops reading, which would otherwise hold the backup (its checkpoint's
+// disk space, and the one backup slot) for as long as it likes: as an
+// upload must bring UploadMinRate×UploadWindow bytes in every UploadWindow
+// (deadline.go), a backup's client must take them, each quota's worth
+// written under a deadline a window away.
+type stallWriter struct {
+	w      io.Writer
+	rc     *http.ResponseController
+	window time.Duration
+	quota  int
+	n      int64
 }
 
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+func (s *stallWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), s.quota)]
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.window)) // fails only without deadlines (tests)
+		k, err := s.w.Write(chunk)
+		n += k
+		s.n += int64(k)
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, nil
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,7 +129,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"media/ab/xxabc/data", "media/ab/xxabc/info.json", "admin/bans.json"} {
-		if !contains(names, want) {
+		if !slices.Contains(names, want) {
 			t.Errorf("%s not backed up: %v", want, names)
 		}
 	}
@@ -343,7 +344,7 @@ func assertUntouched(t *testing.T, parent string, keep ...string) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if !contains(keep, e.Name()) {
+		if !slices.Contains(keep, e.Name()) {
 			t.Errorf("left behind: %s", e.Name())
 		}
 	}
@@ -406,15 +407,6 @@ func tarNames(t *testing.T, b []byte) []string {
 }
 
 func clone(es []entry) []entry { return append([]entry(nil), es...) }
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 // TestWritePaced: a Rate bounds the stream: a backup of about 110 KB at
 // 50 KB/s (a burst of 50 KB) takes over a second.

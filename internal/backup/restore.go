@@ -51,15 +51,14 @@ func Restore(r io.Reader, dir string) (res Restored, err error) {
 		return Restored{}, fmt.Errorf("restore: %w", err)
 	}
 	staging, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".restore-")
-	if err == nil {
-		defer func() {
-			if err != nil {
-				_ = os.RemoveAll(staging)
-			}
-		}()
-	}
 	defer func() {
-		if err != nil && created != "" {
+		if err == nil {
+			return
+		}
+		if staging != "" {
+			_ = os.RemoveAll(staging)
+		}
+		if created != "" {
 			_ = os.RemoveAll(created)
 		}
 	}()
@@ -188,7 +187,6 @@ func unpack(r io.Reader, staging string) (Manifest, error) {
 		return Manifest{}, fmt.Errorf("%w: the backup's store format %d is newer than this imqttd's %d: restore it with the release that made it",
 			store.ErrFormat, m.Format, pebble.Format)
 	}
-	listed := 0
 	for _, f := range m.Files {
 		g, ok := got[f.Path]
 		switch {
@@ -199,13 +197,12 @@ func unpack(r io.Reader, staging string) (Manifest, error) {
 		case g.SHA256 != f.SHA256:
 			return Manifest{}, corrupt("%s does not match its SHA-256 in the manifest", f.Path)
 		}
-		listed++
 		delete(got, f.Path)
 	}
 	for name := range got {
 		return Manifest{}, corrupt("%s is in the tar but not in the manifest", name)
 	}
-	if listed == 0 || !hasStore(m.Files) {
+	if !hasStore(m.Files) {
 		return Manifest{}, corrupt("no store (%s/) in the backup", StoreDir)
 	}
 	return m, nil

@@ -80,37 +80,15 @@ type Summary struct {
 	MaxVersion uint64 `json:"max_version"`
 }
 
-// Summarize opens the stopped store in dir read-only and summarizes it.
+// Summarize opens the stopped store in dir read-only (OpenReadOnly: a
+// store of another format is refused) and summarizes it.
 func Summarize(dir string) (sum Summary, err error) {
-	s := &Store{dir: dir, opts: Options{}.withDefaults()}
-	s.health = newHealth(s.opts.Logger, s.opts.fs, dir, 0, nil)
-	db, err := s.openPebble(true)
+	s, err := OpenReadOnly(dir, Options{})
 	if err != nil {
-		return Summary{}, fmt.Errorf("open pebble %s: %w", dir, err)
-	}
-	defer func() { err = errors.Join(err, db.Close()) }()
-	get := func(key string) (string, error) {
-		val, closer, err := db.Get([]byte(key))
-		if errors.Is(err, pebble.ErrNotFound) {
-			return "", nil
-		}
-		if err != nil {
-			return "", fmt.Errorf("summarize %s: %w", dir, err)
-		}
-		defer closer.Close()
-		return string(val), nil
-	}
-	sum.Format = Format
-	if f, err := get(keyFormat); err != nil {
-		return Summary{}, err
-	} else if f != "" {
-		if _, err := fmt.Sscan(f, &sum.Format); err != nil {
-			return Summary{}, fmt.Errorf("summarize %s: store format %q", dir, f)
-		}
-	}
-	if sum.Epoch, err = get(keyEpoch); err != nil {
 		return Summary{}, err
 	}
+	defer func() { err = errors.Join(err, s.Close()) }()
+	sum.Format, sum.Epoch = Format, s.epoch
 	for _, p := range []struct {
 		prefix string
 		each   func(val []byte)
@@ -124,7 +102,7 @@ func Summarize(dir string) (sum Summary, err error) {
 		}},
 	} {
 		prefix := []byte(p.prefix)
-		it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 		if err != nil {
 			return Summary{}, fmt.Errorf("summarize %s: %w", dir, err)
 		}
