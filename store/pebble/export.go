@@ -140,7 +140,7 @@ func Export[T any](ctx context.Context, s *Store, k Kind[T], after []byte, fn fu
 		}
 		lower = append(append([]byte(nil), after...), 0) // the first key above after
 	}
-	upper := append([]byte(k.prefix[:len(k.prefix)-1]), '/'+1)
+	upper := prefixEnd([]byte(k.prefix))
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return fmt.Errorf("export %s: %w", k.Name, err)
@@ -173,7 +173,7 @@ func Count[T any](ctx context.Context, s *Store, k Kind[T]) (int64, error) {
 		return 0, err
 	}
 	defer s.end()
-	upper := append([]byte(k.prefix[:len(k.prefix)-1]), '/'+1)
+	upper := prefixEnd([]byte(k.prefix))
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte(k.prefix), UpperBound: upper})
 	if err != nil {
 		return 0, fmt.Errorf("count %s: %w", k.Name, err)
