@@ -54,6 +54,9 @@ func runMigrate(args []string, env func(string) string, stderr io.Writer) int {
 	if *uri == "" {
 		return fail(2, "--mongo-uri is required")
 	}
+	if !(*rowRate >= 0) { // NaN too: a negative rate would silently mean no limit
+		return fail(2, "--rate %v: rows per second, 0 or more", *rowRate)
+	}
 
 	dir := filepath.Join(*dataDir, "pebble")
 	src, err := pebble.OpenReadOnly(dir, pebble.Options{})

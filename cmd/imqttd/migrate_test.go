@@ -32,6 +32,14 @@ func TestMigrateArgs(t *testing.T) {
 	if code := run([]string{"migrate"}, env, &out); code != 2 || !strings.Contains(out.String(), "--mongo-uri is required") {
 		t.Fatalf("exit %d, output %q", code, out.String())
 	}
+	// A negative (or NaN) rate is refused, not taken as no limit.
+	for _, r := range []string{"-5", "NaN"} {
+		out.Reset()
+		if code := run([]string{"migrate", "--mongo-uri", "mongodb://127.0.0.1:1/x", "--rate", r}, env, &out); code != 2 ||
+			!strings.Contains(out.String(), "--rate") {
+			t.Fatalf("--rate %s: exit %d, output %q", r, code, out.String())
+		}
+	}
 	out.Reset()
 	// No store in the data directory: a clear error, nothing created.
 	code := run([]string{"migrate", "--mongo-uri", "mongodb://127.0.0.1:1/x"}, env, &out)

@@ -432,3 +432,33 @@ func BenchmarkMigrate(b *testing.B) {
 		})
 	}
 }
+
+// TestVerifyReadsConversationsOnce: a user's conversation list (read whole,
+// with no limit) is compared once, not again for each sampled inbox entry
+// of the user; a changed row is still found.
+func TestVerifyReadsConversationsOnce(t *testing.T) {
+	src := newSource(t, 3, 30)
+	from := src.open(t)
+	dst, _ := newDst(t)
+	if _, err := migrate.Run(t.Context(), from, dst, migrate.Options{Sample: 1}); err != nil {
+		t.Fatal(err)
+	}
+	user := src.users[0]
+	if _, err := dst.Database().Collection("convs").UpdateOne(t.Context(), bson.D{{Key: "user", Value: user}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "unread", Value: 12345}}}}); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := migrate.Run(t.Context(), from, dst, migrate.Options{Sample: 1})
+	if !errors.Is(err, migrate.ErrMismatch) {
+		t.Fatalf("err %v, want ErrMismatch", err)
+	}
+	n := 0
+	for _, m := range sum.Mismatches {
+		if m == "conversations of "+user+" differs" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d mismatches for %s's conversations, want 1: %q", n, user, sum.Mismatches)
+	}
+}

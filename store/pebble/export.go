@@ -60,12 +60,12 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 	switch {
 	case n < 1:
 		return fail(fmt.Errorf("%w: %s holds a store format no imqttd writes", store.ErrFormat, dir))
-	case n > Format:
+	case n > format:
 		return fail(fmt.Errorf("%w: %s holds store format %d, newer than this imqttd's %d: use the release that wrote it "+
-			"(or a later one)", store.ErrFormat, dir, n, Format))
-	case n < Format: // read-only: it cannot be upgraded here
+			"(or a later one)", store.ErrFormat, dir, n, format))
+	case n < format: // read-only: it cannot be upgraded here
 		return fail(fmt.Errorf("%w: %s holds store format %d, older than this imqttd's %d: start this imqttd on it "+
-			"once (it upgrades the store in place), stop it, then read it", store.ErrFormat, dir, n, Format))
+			"once (it upgrades the store in place), stop it, then read it", store.ErrFormat, dir, n, format))
 	}
 	val, closer, err := db.Get([]byte(keyEpoch))
 	if err != nil {
@@ -140,7 +140,7 @@ func Export[T any](ctx context.Context, s *Store, k Kind[T], after []byte, fn fu
 		}
 		lower = append(append([]byte(nil), after...), 0) // the first key above after
 	}
-	upper := append([]byte(k.prefix[:len(k.prefix)-1]), '/'+1)
+	upper := prefixEnd([]byte(k.prefix))
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return fmt.Errorf("export %s: %w", k.Name, err)
@@ -173,7 +173,7 @@ func Count[T any](ctx context.Context, s *Store, k Kind[T]) (int64, error) {
 		return 0, err
 	}
 	defer s.end()
-	upper := append([]byte(k.prefix[:len(k.prefix)-1]), '/'+1)
+	upper := prefixEnd([]byte(k.prefix))
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte(k.prefix), UpperBound: upper})
 	if err != nil {
 		return 0, fmt.Errorf("count %s: %w", k.Name, err)

@@ -111,6 +111,13 @@ func TestOpenReadOnlyRefuses(t *testing.T) {
 	if _, err := pebble.OpenReadOnly(dir, pebble.Options{}); !errors.Is(err, store.ErrFormat) {
 		t.Fatalf("open of a newer format: %v, want ErrFormat", err)
 	}
+	// An older format: only a read-write Open upgrades it.
+	setFormat(t, dir, "1")
+	pebble.SetFormat(t, 2, func(*cpebble.DB, *cpebble.Batch) error { return nil })
+	if _, err := pebble.OpenReadOnly(dir, pebble.Options{}); !errors.Is(err, store.ErrFormat) ||
+		!strings.Contains(err.Error(), "older") {
+		t.Fatalf("open of an older format: %v, want ErrFormat", err)
+	}
 	if _, err := pebble.OpenReadOnly(filepath.Join(dir, "nothing"), pebble.Options{}); err == nil {
 		t.Fatal("opened a directory that does not exist")
 	}
