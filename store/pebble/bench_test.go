@@ -5,7 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/pebble"
 )
@@ -114,19 +116,20 @@ func BenchmarkRange(b *testing.B) {
 
 // BenchmarkLookupAck measures the dedupe lookup of a batch of sends, which
 // almost always misses, against the acks of 100,000 earlier sends: still in
-// the memtable, flushed to L0, or compacted into L6; with and without the
-// bloom filters; batches of 1 and 128 keys (one LookupAcks call each). ns/op
-// is per key.
+// the memtable, flushed to L0, or compacted into L6; with and without
+// Pebble's bloom filters, without the in-memory ack filter (ackfilter.go),
+// and with both; batches of 1 and 128 keys (one LookupAcks call each).
+// ns/op is per key.
 func BenchmarkLookupAck(b *testing.B) {
 	const sends = 100_000
 	for _, where := range []string{"memtable", "L0", "L6"} {
-		for _, filters := range []bool{true, false} {
+		for _, c := range []struct{ filters, ackFilter bool }{{true, false}, {false, false}, {true, true}} {
 			var st *pebble.Store // filled once, not for every b.N
 			dir := b.TempDir()
 			for _, batch := range []int{1, 128} {
-				b.Run(fmt.Sprintf("acks=%s/filters=%t/batch=%d", where, filters, batch), func(b *testing.B) {
+				b.Run(fmt.Sprintf("acks=%s/filters=%t/ackfilter=%t/batch=%d", where, c.filters, c.ackFilter, batch), func(b *testing.B) {
 					if st == nil {
-						st = fillAcks(b, dir, sends, filters, where)
+						st = fillAcks(b, dir, sends, c.filters, c.ackFilter, where)
 					}
 					b.ReportAllocs()
 					b.ResetTimer()
@@ -152,9 +155,13 @@ func BenchmarkLookupAck(b *testing.B) {
 }
 
 // fillAcks returns a store with n sends among 1,000 users, where: in the
-// memtable, flushed to L0 or compacted into L6.
-func fillAcks(b *testing.B, dir string, n int, filters bool, where string) *pebble.Store {
-	o := pebble.Options{MemTableSize: 256 << 20}
+// memtable, flushed to L0 or compacted into L6; with its ack filter built
+// (ackFilter) or off.
+func fillAcks(b *testing.B, dir string, n int, filters, ackFilter bool, where string) *pebble.Store {
+	o := pebble.Options{MemTableSize: 256 << 20, AckFilterMax: -1}
+	if ackFilter {
+		o.AckFilterMax = 0
+	}
 	if !filters {
 		o = pebble.WithoutFilters(o)
 	}
@@ -183,6 +190,9 @@ func fillAcks(b *testing.B, dir string, n int, filters bool, where string) *pebb
 	}
 	if err2 != nil {
 		b.Fatalf("flush or compact: %v", err2)
+	}
+	if ackFilter {
+		wait.For(b, "ack filter built", 10*time.Second, st.AckFilterReady)
 	}
 	return st
 }

@@ -130,6 +130,9 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if err := s.applyConvs(wb, b.Convs); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
+	// Before the write: an ack is never durable while the filter would
+	// answer that it is certainly not stored.
+	s.acks.addAcks(b.Acks, buf)
 	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}

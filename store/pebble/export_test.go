@@ -58,3 +58,14 @@ func (s *Store) WALSyncs() int64 {
 	}
 	return s.walFS.syncs.Load()
 }
+
+// AckReads counts the ack keys LookupAcks sought in Pebble: the ones the
+// ack filter could not rule out.
+func (s *Store) AckReads() int64 { return s.ackReads.Load() }
+
+// AckFilterReady reports whether the open-time scan of the acks has ended.
+func (s *Store) AckFilterReady() bool {
+	s.acks.mu.Lock()
+	defer s.acks.mu.Unlock()
+	return s.acks.ready
+}

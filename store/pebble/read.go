@@ -17,7 +17,8 @@ import (
 const ctxEvery = 256
 
 // LookupAcks returns the dedupe rows of the keys that have one. Nearly every
-// send is new, so nearly every key misses: the keys are sought in order on
+// send is new, so nearly every key misses: the ack filter (ackfilter.go)
+// rules most of them out without a read; the rest are sought in order on
 // one iterator, which costs less per key than a Get each (Get builds an
 // iterator over every memtable and level per call), with SeekPrefixGE, which
 // skips the sstables of L0-L5 whose bloom filter rules the key out (a plain
@@ -37,11 +38,22 @@ func (s *Store) LookupAcks(ctx context.Context, keys []store.AckKey) (map[store.
 	if err := s.health.failure(); err != nil {
 		return nil, fmt.Errorf("lookup acks: %w", err)
 	}
+	// The ack filter rules out nearly every new send; only the rest are
+	// sought in Pebble.
 	raw := make([][]byte, len(keys))
-	order := make([]int, len(keys))
+	var order []int
+	var buf []byte
 	for i, k := range keys {
-		raw[i], order[i] = ackKey(nil, k.From, k.CMID), i
+		buf = ackKey(buf[:0], k.From, k.CMID)
+		if s.acks.mayHave(buf) {
+			raw[i] = append([]byte(nil), buf...)
+			order = append(order, i)
+		}
 	}
+	if len(order) == 0 {
+		return found, nil
+	}
+	s.ackReads.Add(int64(len(order)))
 	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(raw[a], raw[b]) })
 	lower := []byte(pfxAck)
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
