@@ -175,11 +175,15 @@ func (h *Uplink) refused(limit string) {
 	}
 }
 
-// DecodeSend decodes an im/send payload. The payload as a whole nests at
+// DecodeSend decodes an im/send payload as wire.Unmarshal does, the common
+// shape by decodeSendFast, the rest by wire.Unmarshal. The payload as a whole nests at
 // most wire.MaxDepth deep; chat.CheckSend then bounds each field (meta at
 // wire.MaxMeta bytes and wire.MaxMetaDepth levels). A refusal by a limit
 // also names it for metrics.Refused.
 func DecodeSend(payload []byte) (req wire.Send, e *wire.Error, limit string) {
+	if req, ok := decodeSendFast(payload); ok {
+		return req, nil, "" // what encoding/json would decode (senddecode.go)
+	}
 	if e, limit := wire.DecodeRequest("send", payload, &req); e != nil {
 		return wire.Send{}, e, limit
 	}
