@@ -3,7 +3,6 @@ package pebble
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -103,12 +102,10 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	}
 	for i := range b.Acks {
 		a := &b.Acks[i]
-		val, err := json.Marshal(a)
-		if err != nil {
-			return fmt.Errorf("commit batch: encode ack: %w", err)
-		}
 		buf = ackKey(buf[:0], a.From, a.CMID)
-		_ = wb.Set(buf, val, nil)
+		n := len(buf)
+		buf = appendAck(buf, a)
+		_ = wb.Set(buf[:n], buf[n:], nil)
 	}
 	for _, g := range b.Grants {
 		buf = append(grantPrefix(buf[:0], g.Media), g.Principal...)
@@ -149,7 +146,7 @@ func (s *Store) applyConvs(wb *pebble.Batch, us []store.ConvUpdate) error {
 	}
 	rows := make(map[convRef]*slot, len(us))
 	order := make([]*slot, 0, len(us))
-	var key []byte
+	var key, val []byte
 	for i := range us {
 		u := &us[i]
 		ref := convRef{u.User, u.Peer}
@@ -157,7 +154,10 @@ func (s *Store) applyConvs(wb *pebble.Batch, us []store.ConvUpdate) error {
 		if !ok {
 			sl = &slot{row: store.Conversation{User: u.User, Peer: u.Peer}}
 			key = convKey(key[:0], u.User, u.Peer)
-			if err := s.getJSON(key, &sl.row); err != nil && !errors.Is(err, store.ErrNotFound) {
+			switch row, err := s.getConv(key); {
+			case err == nil:
+				sl.row = row
+			case !errors.Is(err, store.ErrNotFound):
 				return fmt.Errorf("read conversation %s/%s: %w", u.User, u.Peer, err)
 			}
 			rows[ref] = sl
@@ -171,10 +171,7 @@ func (s *Store) applyConvs(wb *pebble.Batch, us []store.ConvUpdate) error {
 		if !sl.dirty {
 			continue
 		}
-		val, err := json.Marshal(&sl.row)
-		if err != nil {
-			return fmt.Errorf("encode conversation %s/%s: %w", sl.row.User, sl.row.Peer, err)
-		}
+		val = appendConv(val[:0], &sl.row)
 		key = convKey(key[:0], sl.row.User, sl.row.Peer)
 		_ = wb.Set(key, val, nil)
 	}
@@ -211,7 +208,8 @@ func (s *Store) SetRead(ctx context.Context, user, peer string, upto int64) (sto
 
 	s.conv.Lock()
 	defer s.conv.Unlock()
-	if err := s.getJSON(key, &row); err != nil {
+	row, err := s.getConv(key)
+	if err != nil {
 		return store.Conversation{}, fmt.Errorf("set read %s/%s: %w", user, peer, err)
 	}
 	pos := upto
@@ -224,11 +222,7 @@ func (s *Store) SetRead(ctx context.Context, user, peer string, upto int64) (sto
 		return store.Conversation{}, fmt.Errorf("set read %s/%s: %w", user, peer, err)
 	}
 	row.ReadUpto, row.Unread = pos, unread
-	val, err := json.Marshal(row)
-	if err != nil {
-		return store.Conversation{}, fmt.Errorf("set read %s/%s: %w", user, peer, err)
-	}
-	if err := s.set(key, val, pebble.Sync); err != nil {
+	if err := s.set(key, appendConv(nil, &row), pebble.Sync); err != nil {
 		return store.Conversation{}, fmt.Errorf("set read %s/%s: %w", user, peer, err)
 	}
 	return row, nil

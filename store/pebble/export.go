@@ -113,8 +113,8 @@ var (
 	Tokens        = Kind[store.Token]{"tokens", pfxToken, jsonRow[store.Token], true}
 	Messages      = Kind[store.Message]{"messages", pfxMsg, decodeMessageRow, false}
 	Inbox         = Kind[store.Entry]{"inbox", pfxInbox, decodeInboxRow, false}
-	Conversations = Kind[store.Conversation]{"conversations", pfxConv, jsonRow[store.Conversation], false}
-	Acks          = Kind[store.Ack]{"acks", pfxAck, jsonRow[store.Ack], false}
+	Conversations = Kind[store.Conversation]{"conversations", pfxConv, decodeConv, false}
+	Acks          = Kind[store.Ack]{"acks", pfxAck, decodeAck, false}
 	Reservations  = Kind[Reservation]{"reservations", pfxReserve, decodeReservation, false}
 	Grants        = Kind[store.Grant]{"grants", pfxGrant, decodeGrant, false}
 	Groups        = Kind[store.Group]{"groups", pfxGroup, jsonRow[store.Group], false}

@@ -202,10 +202,10 @@ func TestFormatNewerRefused(t *testing.T) {
 	epoch := s.Epoch()
 	s.Close()
 
-	setFormat(t, dir, "2")
+	setFormat(t, dir, "3")
 	_, err = pebble.Open(dir, pebble.Options{MinFreeDisk: -1})
-	if !errors.Is(err, store.ErrFormat) || !strings.Contains(err.Error(), "format 2, newer than this imqttd's 1") {
-		t.Fatalf("open of a format-2 store: %v", err)
+	if !errors.Is(err, store.ErrFormat) || !strings.Contains(err.Error(), "format 3, newer than this imqttd's 2") {
+		t.Fatalf("open of a format-3 store: %v", err)
 	}
 	setFormat(t, dir, "x")
 	if _, err := pebble.Open(dir, pebble.Options{MinFreeDisk: -1}); !errors.Is(err, store.ErrFormat) {
@@ -227,7 +227,8 @@ func TestFormatNewerRefused(t *testing.T) {
 	}
 	defer db.Close()
 	val, closer, err := db.Get([]byte("meta/format"))
-	if err != nil || string(val) != "1" {
+	// Stamped 1 (data from before stamps), then upgraded to 2.
+	if err != nil || string(val) != "2" {
 		t.Fatalf("the stamp after opening an unstamped store: %q, %v", val, err)
 	}
 	closer.Close()

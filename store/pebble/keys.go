@@ -16,8 +16,8 @@ import (
 //	m/{id}                          Message (binary, codec.go; JSON in older stores)
 //	v/{user}\x00{ver}               inbox entry: msgid(8) out(1) peer
 //	h/{user}\x00{peer}\x00{msgid}   history entry: ver(8) out(1)
-//	c/{user}\x00{peer}              Conversation JSON
-//	d/{from}\x00{cmid}              Ack JSON
+//	c/{user}\x00{peer}              Conversation (binary, rows.go; JSON in format 1)
+//	d/{from}\x00{cmid}              Ack (binary, rows.go; JSON in format 1)
 //	r/{key}                         next unreserved version (8)
 //	g/{media}\x00{principal}        media grant (empty value)
 //	gr/{group}                      Group JSON

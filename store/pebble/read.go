@@ -3,7 +3,6 @@ package pebble
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -69,8 +68,8 @@ func (s *Store) LookupAcks(ctx context.Context, keys []store.AckKey) (map[store.
 		if err != nil {
 			return nil, fmt.Errorf("lookup ack %s/%s: %w", keys[i].From, keys[i].CMID, err)
 		}
-		var a store.Ack
-		if err := json.Unmarshal(val, &a); err != nil {
+		a, err := decodeAck(it.Key(), val)
+		if err != nil {
 			return nil, fmt.Errorf("decode ack %s/%s: %w", keys[i].From, keys[i].CMID, err)
 		}
 		found[keys[i]] = a
@@ -252,8 +251,8 @@ func (s *Store) Conversations(ctx context.Context, user string) ([]store.Convers
 		if err != nil {
 			return nil, fmt.Errorf("conversations %s: %w", user, err)
 		}
-		var c store.Conversation
-		if err := json.Unmarshal(val, &c); err != nil {
+		c, err := decodeConv(it.Key(), val)
+		if err != nil {
 			return nil, fmt.Errorf("conversations %s: decode: %w", user, err)
 		}
 		rows = append(rows, c)

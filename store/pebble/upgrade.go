@@ -20,14 +20,20 @@ import (
 // if running it again over its own partial output is harmless.
 type step func(db *pebble.DB, b *pebble.Batch) error
 
-// steps[N-1] migrates format N to N+1, so len(steps) is Format-1. Format 1
-// is the first: there is none yet. Tests replace steps, and format, the
+// steps[N-1] migrates format N to N+1, so len(steps) is Format-1. Tests
+// replace steps, and format, the
 // Format this build writes (export_test.go), to run a migration production
 // does not have yet.
 var (
-	steps  []step
+	steps  = []step{binaryRows}
 	format = Format
 )
+
+// binaryRows is the step from format 1 to 2: ack and conversation values
+// are written in binary from now on (rows.go), and format 1's JSON rows
+// are read as they are, so nothing is rewritten. The stamp keeps a format-1
+// build, which reads only JSON, away from the binary rows.
+func binaryRows(*pebble.DB, *pebble.Batch) error { return nil }
 
 const (
 	// backupsDir, next to the store's directory, holds the backups Open
