@@ -21,8 +21,8 @@ import (
 // changed (no format stamp, no epoch, no compaction), so a store can be
 // read whole for a migration and left as it was. It takes the directory's
 // LOCK as Open does: a store in use by a running imqttd is refused with an
-// error wrapping ErrInUse. A store of a newer format, or of an older one
-// (which only a read-write Open upgrades), is refused with
+// error wrapping ErrInUse. A store of a newer format, or of one older than
+// readsFrom (which only a read-write Open upgrades), is refused with
 // store.ErrFormat. Writes through the returned Store fail.
 func OpenReadOnly(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
@@ -63,7 +63,7 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 	case n > format:
 		return fail(fmt.Errorf("%w: %s holds store format %d, newer than this imqttd's %d: use the release that wrote it "+
 			"(or a later one)", store.ErrFormat, dir, n, format))
-	case n < format: // read-only: it cannot be upgraded here
+	case n < readsFrom: // read-only: it cannot be upgraded here
 		return fail(fmt.Errorf("%w: %s holds store format %d, older than this imqttd's %d: start this imqttd on it "+
 			"once (it upgrades the store in place), stop it, then read it", store.ErrFormat, dir, n, format))
 	}

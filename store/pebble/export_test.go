@@ -42,11 +42,12 @@ func WithPoll(o Options, d time.Duration) Options {
 type Step = step
 
 // SetFormat makes f the format this build writes, reached by steps
-// (steps[N-1] migrates N to N+1), until the test ends.
+// (steps[N-1] migrates N to N+1) and the only one it reads without them,
+// until the test ends.
 func SetFormat(t testing.TB, f int, s ...Step) {
-	oldFormat, oldSteps := format, steps
-	format, steps = f, s
-	t.Cleanup(func() { format, steps = oldFormat, oldSteps })
+	oldFormat, oldSteps, oldReads := format, steps, readsFrom
+	format, steps, readsFrom = f, s, f
+	t.Cleanup(func() { format, steps, readsFrom = oldFormat, oldSteps, oldReads })
 }
 
 // SyncWAL makes the interval durability mode's sync now; WALSyncs counts

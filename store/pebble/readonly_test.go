@@ -39,7 +39,6 @@ func dirSum(t *testing.T, dir string) [32]byte {
 func TestOpenReadOnlyExports(t *testing.T) {
 	dir := t.TempDir()
 	copyDir(t, "testdata/format1", dir)
-	upgradeFixture(t, dir)
 	before := dirSum(t, dir)
 	s, err := pebble.OpenReadOnly(dir, pebble.Options{})
 	if err != nil {
@@ -129,7 +128,6 @@ func TestOpenReadOnlyRefuses(t *testing.T) {
 func TestExportCorruptRow(t *testing.T) {
 	dir := t.TempDir()
 	copyDir(t, "testdata/format1", dir)
-	upgradeFixture(t, dir)
 	db, err := cpebble.Open(dir, &cpebble.Options{FormatMajorVersion: cpebble.FormatNewest})
 	if err != nil {
 		t.Fatal(err)
@@ -152,19 +150,5 @@ func TestExportCorruptRow(t *testing.T) {
 	err = pebble.Export(t.Context(), s, pebble.Tokens, nil, func([]byte, store.Token) error { return nil })
 	if err == nil || strings.Contains(err.Error(), "secrethash") {
 		t.Fatalf("export of a corrupt token: %v", err)
-	}
-}
-
-// upgradeFixture opens the format-1 fixture copied to dir read-write once,
-// which upgrades it to today's format (OpenReadOnly reads only that), and
-// leaves its rows as they were written: format 1's JSON ones.
-func upgradeFixture(t *testing.T, dir string) {
-	t.Helper()
-	s, err := pebble.Open(dir, pebble.Options{MinFreeDisk: -1})
-	if err != nil {
-		t.Fatalf("upgrade the fixture: %v", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -106,3 +106,27 @@ func TestFormat2Rows(t *testing.T) {
 		t.Errorf("moved conversation row not binary: %q", v)
 	}
 }
+
+// TestReadOnlyFormat1: OpenReadOnly (migrate's source) reads a format-1
+// store as it is, JSON rows and all, without the upgrade it cannot make.
+func TestReadOnlyFormat1(t *testing.T) {
+	s, err := pebble.OpenReadOnly(fixtureStore(t), pebble.Options{})
+	if err != nil {
+		t.Fatalf("read-only open of format 1: %v", err)
+	}
+	defer s.Close()
+	var acks []store.Ack
+	if err := pebble.Export(t.Context(), s, pebble.Acks, nil, func(_ []byte, a store.Ack) error { acks = append(acks, a); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(acks) != 4 || acks[0].From != "alice" || acks[0].CMID != "c1" || acks[0].ID != 101 {
+		t.Errorf("format-1 acks %+v", acks)
+	}
+	var convs []store.Conversation
+	if err := pebble.Export(t.Context(), s, pebble.Conversations, nil, func(_ []byte, c store.Conversation) error { convs = append(convs, c); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(convs) != 2 || convs[1] != (store.Conversation{User: "bob", Peer: "alice", Last: 103, LastTS: 3000, Ver: convs[1].Ver, Unread: 3}) {
+		t.Errorf("format-1 conversations %+v", convs)
+	}
+}

@@ -27,6 +27,10 @@ type step func(db *pebble.DB, b *pebble.Batch) error
 var (
 	steps  = []step{binaryRows}
 	format = Format
+	// readsFrom is the oldest format this build reads as it is, without
+	// its steps (which rewrite nothing from there on): OpenReadOnly, which
+	// cannot upgrade, opens formats readsFrom to format.
+	readsFrom = 1
 )
 
 // binaryRows is the step from format 1 to 2: ack and conversation values
