@@ -3,6 +3,7 @@ package pebble
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"sync"
 
 	"github.com/bits-and-blooms/bloom/v3"
@@ -47,7 +48,8 @@ const (
 // This holds because the embedded store is the only writer of its acks;
 // the MongoDB store, written by every node, has no such filter.
 type ackFilter struct {
-	max uint // cap in keys; 0: the filter is off
+	max    uint   // cap in keys; 0: the filter is off
+	onFull func() // called once, under mu, when the filter fills
 
 	mu     sync.Mutex
 	ready  bool // the open-time scan has ended
@@ -58,11 +60,14 @@ type ackFilter struct {
 	total  uint // keys added to all segments
 }
 
-func newAckFilter(max int) *ackFilter {
+func newAckFilter(max int, log *slog.Logger) *ackFilter {
 	if max < 0 {
 		max = 0
 	}
-	return &ackFilter{max: uint(max)}
+	return &ackFilter{max: uint(max), onFull: func() {
+		log.Warn("ack filter full: from now on every send's dedupe reads the store, as without the filter",
+			"component", "store", "acks", max)
+	}}
 }
 
 // mayHave reports whether key (an ack key) may be stored: false only if
@@ -106,6 +111,7 @@ func (f *ackFilter) addLocked(key []byte) {
 	}
 	if f.total >= f.max {
 		f.full, f.segs = true, nil
+		f.onFull()
 		return
 	}
 	if len(f.segs) == 0 || f.n >= f.segCap {

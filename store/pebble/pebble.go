@@ -176,7 +176,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.health.poll()
-	s.acks = newAckFilter(opts.AckFilterMax)
+	s.acks = newAckFilter(opts.AckFilterMax, opts.Logger)
 	go s.fillAckFilter()
 	go s.monitor(opts.poll, s.stop)
 	if s.walFS != nil {
