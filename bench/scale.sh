@@ -5,6 +5,7 @@
 #
 #   bench/scale.sh                              # TCP and WebSocket at 5k, 10k, 19k
 #   STEPS="1000 2000" TRANSPORTS=tcp IDLE=20s bench/scale.sh   # a quick look
+#   FIT_ONLY=1 OUT=dir bench/scale.sh           # only the table and fit of dir/scale-*.json
 #
 # For each transport and step it builds imqttd and imqtt from this tree,
 # starts a fresh imqttd (own loopback ports, fresh --data-dir, --pprof-addr),
@@ -53,6 +54,8 @@ say() { printf '\n== %s\n' "$*" >&2; }
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
+FAILED=0
+if [ -z "${FIT_ONLY:-}" ]; then
 say "building"
 go build -o "$BIN/" ./cmd/imqttd ./cmd/imqtt
 mkdir -p "$OUT"
@@ -81,7 +84,6 @@ stop() {
 	PID=""
 }
 
-FAILED=0
 for tr in $TRANSPORTS; do
 	for n in $STEPS; do
 		say "$tr: $n idle connections"
@@ -98,6 +100,7 @@ for tr in $TRANSPORTS; do
 		stop
 	done
 done
+fi
 
 # One row per run: transport, conns, RSS KiB, RSS net KiB (less the freed
 # Go heap not yet returned to the OS), heap KiB, stacks KiB, goroutines,

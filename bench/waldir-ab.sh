@@ -9,7 +9,7 @@
 #
 # Each run: a fresh imqttd on a fresh --data-dir under DATA_ROOT, then
 # `imqtt bench p2p --pairs 20 --rate 1000` while `dd ... oflag=direct`
-# writes DD_MB to DATA_ROOT. Results: $OUT/waldir-*.json and the p99 and
+# writes DD_MB to DATA_ROOT (DD_MB=0: no writer, the control). Results: $OUT/waldir-*.json and the p99 and
 # max of each run on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,13 +45,17 @@ run() { # $1: label, $2...: imqttd flags
 		--login-user-ip-limit 1000000/s:1000000 --login-user-limit 1000000/s:1000000 --register-ip-limit 1000000/s:1000000 "$@" 2>>"$WORK/imqttd.log" &
 	PID=$!
 	for _ in $(seq 200); do curl -sf "http://127.0.0.1:$HTTP/readyz" >/dev/null && break; sleep 0.05; done
-	dd if=/dev/zero of="$WORK/dd" bs=1M count="$DD_MB" oflag=direct status=none &
-	DD=$!
+	if [ "$DD_MB" -gt 0 ]; then
+		dd if=/dev/zero of="$WORK/dd" bs=1M count="$DD_MB" oflag=direct status=none &
+		DD=$!
+	fi
 	"$BIN/imqtt" --home "$WORK/home" bench p2p --pairs 20 --rate "$RATE" --duration "$DURATION" --quiet \
 		--server "http://127.0.0.1:$HTTP" --mqtt "127.0.0.1:$MQ" --server-pid "$PID" --label "$label" --json "$OUT/waldir-$label.json" >/dev/null || true
-	kill "$DD" 2>/dev/null || true
-	wait "$DD" 2>/dev/null || true
-	DD=""
+	if [ -n "$DD" ]; then
+		kill "$DD" 2>/dev/null || true
+		wait "$DD" 2>/dev/null || true
+		DD=""
+	fi
 	rm -f "$WORK/dd"
 	kill "$PID"
 	wait "$PID" 2>/dev/null || true
