@@ -18,6 +18,7 @@ ROUNDS=${ROUNDS:-2}
 WAL_DIR=${WAL_DIR:-/dev/shm}
 DATA_ROOT=${DATA_ROOT:-/tmp}
 DD_MB=${DD_MB:-4000}
+DD_FLAGS=${DD_FLAGS:-oflag=direct} # DD_FLAGS=conv=fsync: a buffered writer, whose dirty pages ride in ext4's journal
 DURATION=${DURATION:-15s}
 RATE=${RATE:-1000}
 OUT=${OUT:-bench/results}
@@ -46,7 +47,8 @@ run() { # $1: label, $2...: imqttd flags
 	PID=$!
 	for _ in $(seq 200); do curl -sf "http://127.0.0.1:$HTTP/readyz" >/dev/null && break; sleep 0.05; done
 	if [ "$DD_MB" -gt 0 ]; then
-		dd if=/dev/zero of="$WORK/dd" bs=1M count="$DD_MB" oflag=direct status=none &
+		# shellcheck disable=SC2086 # DD_FLAGS is words
+		dd if=/dev/zero of="$WORK/dd" bs=1M count="$DD_MB" $DD_FLAGS status=none &
 		DD=$!
 	fi
 	"$BIN/imqtt" --home "$WORK/home" bench p2p --pairs 20 --rate "$RATE" --duration "$DURATION" --quiet \
