@@ -171,6 +171,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		if err := checkWALDir(opts.fs, dir, opts.WALDir, false); err != nil {
 			return nil, err
 		}
+		if opts.fs == vfs.Default && onTmpfs(opts.WALDir) {
+			opts.Logger.Warn("the write-ahead log directory is in memory (tmpfs): a reboot loses every commit not yet in the store's tables",
+				"component", "store", "wal_dir", opts.WALDir)
+		}
 	}
 	if opts.SyncInterval > 0 {
 		s.walFS = newWALSyncFS(opts.fs, opts.Logger)

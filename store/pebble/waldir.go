@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -159,6 +160,12 @@ func writeOwner(fs vfs.FS, dir, id string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// onTmpfs reports whether dir is on a tmpfs (Linux's TMPFS_MAGIC).
+func onTmpfs(dir string) bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs(dir, &st) == nil && int64(st.Type) == 0x01021994
 }
 
 // walOpenError explains Pebble's refusal to open a store whose log was in

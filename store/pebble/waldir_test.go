@@ -1,8 +1,10 @@
 package pebble_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,4 +205,22 @@ func TestWALDirRefused(t *testing.T) {
 	s := mustOpen(t, dir, pebble.Options{WALDir: t.TempDir(), MinFreeDisk: -1})
 	defer s.Close()
 	commitOne(t, s, 1, "ok")
+}
+
+// TestWALDirTmpfsWarns: a log directory in memory works (a measurement's
+// stand-in for a device) but is logged as losing commits on a reboot.
+func TestWALDirTmpfsWarns(t *testing.T) {
+	shm, err := os.MkdirTemp("/dev/shm", "imqtt-wal-test")
+	if err != nil {
+		t.Skipf("no /dev/shm: %v", err)
+	}
+	defer os.RemoveAll(shm)
+	var log bytes.Buffer
+	s := mustOpen(t, filepath.Join(t.TempDir(), "pebble"), pebble.Options{WALDir: shm, MinFreeDisk: -1,
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	defer s.Close()
+	commitOne(t, s, 1, "one")
+	if !strings.Contains(log.String(), "tmpfs") {
+		t.Fatalf("no warning about tmpfs in %q", log.String())
+	}
 }
