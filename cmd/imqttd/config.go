@@ -193,6 +193,13 @@ func walDirOutside(walDir, dataDir string) error {
 	if err := errors.Join(err1, err2); err != nil {
 		return fmt.Errorf("--wal-dir: %w", err)
 	}
+	// Through symbolic links too, where the directories exist already.
+	if r, err := filepath.EvalSymlinks(w); err == nil {
+		w = r
+	}
+	if r, err := filepath.EvalSymlinks(d); err == nil {
+		d = r
+	}
 	if rel, err := filepath.Rel(d, w); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return fmt.Errorf("--wal-dir %s is inside --data-dir %s: give it a directory of its own, on another device", walDir, dataDir)
 	}

@@ -66,6 +66,22 @@ func TestWALDirBesideDataDir(t *testing.T) {
 	}
 }
 
+// TestWALDirSymlinkIntoDataDir: a link that leads into the data
+// directory is inside it.
+func TestWALDirSymlinkIntoDataDir(t *testing.T) {
+	data := t.TempDir()
+	if err := os.Mkdir(filepath.Join(data, "wal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "wal")
+	if err := os.Symlink(filepath.Join(data, "wal"), link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parse([]string{"--wal-dir", link, "--data-dir", data}, envOf(nil)); err == nil || !strings.Contains(err.Error(), "inside --data-dir") {
+		t.Fatalf("parse: %v, want inside --data-dir", err)
+	}
+}
+
 // TestBadStartExits: a bad setting is a clear error and a non-zero exit.
 func TestBadStartExits(t *testing.T) {
 	var stderr bytes.Buffer
