@@ -54,13 +54,6 @@ say() { printf '\n== %s\n' "$*" >&2; }
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-FAILED=0
-if [ -z "${FIT_ONLY:-}" ]; then
-say "building"
-go build -o "$BIN/" ./cmd/imqttd ./cmd/imqtt
-mkdir -p "$OUT"
-rm -f "$OUT"/scale-*.json "$OUT"/scale.md
-
 # Logins from 127.0.0.1 by the thousand: the abuse limits are raised, not
 # turned off, as in bench/run.sh.
 LIMITS=(--login-ip-limit 1000000/s:1000000 --login-user-ip-limit 1000000/s:1000000
@@ -84,23 +77,30 @@ stop() {
 	PID=""
 }
 
-for tr in $TRANSPORTS; do
-	for n in $STEPS; do
-		say "$tr: $n idle connections"
-		start_imqttd
-		ws=()
-		[ "$tr" = ws ] && ws=(--ws "ws://127.0.0.1:$HTTP/mqtt")
-		if ! "$BIN/imqtt" --home "$WORK/home" bench conns --conns "$n" --users "$USERS" "${ws[@]}" \
-			--keepalive "$KEEPALIVE" --idle "$IDLE" --settle "$SETTLE" \
-			--server "http://127.0.0.1:$HTTP" --mqtt "127.0.0.1:$MQ" --server-pid "$PID" --pprof "http://127.0.0.1:$PPROF" \
-			--label "imqttd-$tr" --json "$OUT/scale-$tr-$n.json"; then
-			echo "   ^ $tr $n FAILED" >&2
-			FAILED=1
-		fi
-		stop
+FAILED=0
+measure() {
+	say "building"
+	go build -o "$BIN/" ./cmd/imqttd ./cmd/imqtt
+	mkdir -p "$OUT"
+	rm -f "$OUT"/scale-*.json "$OUT"/scale.md
+	for tr in $TRANSPORTS; do
+		for n in $STEPS; do
+			say "$tr: $n idle connections"
+			start_imqttd
+			ws=()
+			[ "$tr" = ws ] && ws=(--ws "ws://127.0.0.1:$HTTP/mqtt")
+			if ! "$BIN/imqtt" --home "$WORK/home" bench conns --conns "$n" --users "$USERS" "${ws[@]}" \
+				--keepalive "$KEEPALIVE" --idle "$IDLE" --settle "$SETTLE" \
+				--server "http://127.0.0.1:$HTTP" --mqtt "127.0.0.1:$MQ" --server-pid "$PID" --pprof "http://127.0.0.1:$PPROF" \
+				--label "imqttd-$tr" --json "$OUT/scale-$tr-$n.json"; then
+				echo "   ^ $tr $n FAILED" >&2
+				FAILED=1
+			fi
+			stop
+		done
 	done
-done
-fi
+}
+[ -n "${FIT_ONLY:-}" ] || measure
 
 # One row per run: transport, conns, RSS KiB, RSS net KiB (less the freed
 # Go heap not yet returned to the OS), heap KiB, stacks KiB, goroutines,
