@@ -116,6 +116,7 @@ rows() {
 	echo "## Connection scale — $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD)"
 	echo
 	echo "Machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+	[ -z "${FIT_ONLY:-}" ] || echo "Fitted (FIT_ONLY) from $OUT/scale-*.json, whose runs were made earlier: each file's \"start\" says when."
 	echo "Each connection authenticated, subscribed to its inbox, sending a PINGREQ every $KEEPALIVE (its keepalive); memory after 3 forced GCs and $SETTLE; server CPU over $IDLE idle. Command: \`STEPS=\"$STEPS\" TRANSPORTS=\"$TRANSPORTS\" KEEPALIVE=$KEEPALIVE IDLE=$IDLE bench/scale.sh\`."
 	echo
 	echo "| transport | conns | RSS MiB | RSS net MiB | Go heap MiB | stacks MiB | goroutines | server CPU ms/min | pings/s | connects/s |"
