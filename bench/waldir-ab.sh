@@ -8,7 +8,7 @@
 #   WAL_DIR=/mnt/nvme/imqtt-wal ROUNDS=3 bench/waldir-ab.sh
 #
 # Each run: a fresh imqttd on a fresh --data-dir under DATA_ROOT, then
-# `imqtt bench p2p --pairs 20 --rate 1000` while `dd ... oflag=direct`
+# `imqtt bench p2p --pairs 20 --rate 1000` while `dd ... $DD_FLAGS`
 # writes DD_MB to DATA_ROOT (DD_MB=0: no writer, the control). Results: $OUT/waldir-*.json and the p99 and
 # max of each run on stdout.
 set -euo pipefail
@@ -17,8 +17,11 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-2}
 WAL_DIR=${WAL_DIR:-/dev/shm}
 DATA_ROOT=${DATA_ROOT:-/tmp}
-DD_MB=${DD_MB:-4000}
-DD_FLAGS=${DD_FLAGS:-oflag=direct} # DD_FLAGS=conv=fsync: a buffered writer, whose dirty pages ride in ext4's journal
+DD_MB=${DD_MB:-3000}
+# A buffered writer: its dirty pages ride in ext4's journal, which a log
+# fdatasync waits for. DD_FLAGS=oflag=direct bypasses the page cache and
+# hardly touches the log's syncs (BENCHMARKS.md).
+DD_FLAGS=${DD_FLAGS:-conv=fsync}
 DURATION=${DURATION:-15s}
 RATE=${RATE:-1000}
 OUT=${OUT:-bench/results}
