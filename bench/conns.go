@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,17 @@ type ConnsOptions struct {
 	// reading, so the RSS compares like with like, and adds the heap and
 	// stacks in use per connection.
 	PprofURL string
+	// WS, if set, is the broker's WebSocket URL (imqttd: ws://HTTP-ADDR/mqtt):
+	// the connections are MQTT over WebSocket instead of TCP to Target.MQTT.
+	WS string
+	// Keepalive is the keepalive each connection asks for in its CONNECT
+	// and sends a PINGREQ at, as a client library does. 0: 900 s and no
+	// PINGREQ (a run shorter than 22 minutes).
+	Keepalive time.Duration
+	// Idle, after the memory reading, is how long the server's CPU is
+	// measured while the connections stay idle (pinging at Keepalive):
+	// reported per connection per minute. 0: not measured.
+	Idle     time.Duration
 	Progress io.Writer
 }
 
@@ -74,10 +86,19 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 	if err := fileLimit(o.Conns + 64); err != nil {
 		return nil, err
 	}
+	if o.Keepalive != 0 && (o.Keepalive < time.Second || o.Keepalive > 65535*time.Second) {
+		return nil, fmt.Errorf("keepalive %s: MQTT's is 1 s to 65,535 s", o.Keepalive)
+	}
+	if o.WS != "" {
+		u, err := url.Parse(o.WS)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return nil, fmt.Errorf("--ws %q: want ws://host:port/path", o.WS)
+		}
+	}
 	run := newRunID()
 	res := &Result{Scenario: "conns", Target: o.Target.label(), Case: fmt.Sprintf("conns=%d", o.Conns), Start: time.Now(),
 		Params: map[string]any{"conns": o.Conns, "users": o.Users, "concurrency": o.Concurrency, "server_pid": o.ServerPID,
-			"plain": o.Target.Plain, "run": run}}
+			"plain": o.Target.Plain, "run": run, "transport": o.transport(), "keepalive_s": o.Keepalive.Seconds()}}
 	prog := newProgress(o.Progress, "conns "+res.Target)
 	defer prog.close()
 
@@ -109,18 +130,37 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 			return nil, err
 		}
 	}
-	spread := o.Conns > o.PerIP && loopback(addr)
+	dialAddr := addr
+	if o.WS != "" {
+		u, _ := url.Parse(o.WS)
+		dialAddr = u.Host
+		if u.Port() == "" {
+			dialAddr = net.JoinHostPort(u.Hostname(), map[string]string{"ws": "80", "wss": "443"}[u.Scheme])
+		}
+	}
+	spread := o.Conns > o.PerIP && loopback(dialAddr)
 	// identity of connection i
-	ident := func(i int) (local net.Addr, id, user, password, topic string) {
+	ident := func(i int) (rd rawDialer, id, user, password, topic string) {
+		rd = rawDialer{WS: o.WS, Keepalive: o.Keepalive}
 		if spread {
 			k := 1 + i/o.PerIP
-			local = &net.TCPAddr{IP: net.IPv4(127, 0, byte(k>>8), byte(k))}
+			rd.Local = &net.TCPAddr{IP: net.IPv4(127, 0, byte(k>>8), byte(k))}
 		}
 		if o.Target.Plain {
-			return local, fmt.Sprintf("bench-%s-c%d", run, i), "", "", "bench/" + strconv.Itoa(i)
+			return rd, fmt.Sprintf("bench-%s-c%d", run, i), "", "", "bench/" + strconv.Itoa(i)
 		}
 		a := accts[i%len(accts)]
-		return local, a.user + "/c" + strconv.Itoa(i), a.user, tokens[i], wire.InboxTopic(a.user)
+		return rd, a.user + "/c" + strconv.Itoa(i), a.user, tokens[i], wire.InboxTopic(a.user)
+	}
+	// With a keepalive, each connection pings from its own goroutine (in
+	// this process, not the server) until the run ends.
+	pingCtx, stopPings := context.WithCancel(ctx)
+	defer stopPings()
+	var pings atomic.Int64
+	keepAlive := func(c *rawConn) {
+		if o.Keepalive > 0 {
+			go c.keepAlive(pingCtx, o.Keepalive, &pings)
+		}
 	}
 
 	memBefore, err := o.memory(ctx, prog)
@@ -141,12 +181,13 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 
 	// The first connection alone: an unreachable or refusing server fails here.
 	start := time.Now()
-	local, id, user, pw, topic := ident(0)
-	first, err := dialRaw(ctx, addr, local, id, user, pw, topic)
+	rd, id, user, pw, topic := ident(0)
+	first, err := dialRaw(ctx, addr, rd, id, user, pw, topic)
 	if err != nil {
-		return nil, fmt.Errorf("%w: mqtt %s: %v", ErrUnreachable, addr, err)
+		return nil, fmt.Errorf("%w: mqtt %s: %v", ErrUnreachable, o.endpoint(addr), err)
 	}
 	conns[0] = first
+	keepAlive(first)
 	var (
 		next, ok, failed atomic.Int64
 		errMu            sync.Mutex
@@ -168,8 +209,8 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 				if i >= o.Conns {
 					return
 				}
-				local, id, user, pw, topic := ident(i)
-				c, err := dialRaw(ctx, addr, local, id, user, pw, topic)
+				rd, id, user, pw, topic := ident(i)
+				c, err := dialRaw(ctx, addr, rd, id, user, pw, topic)
 				if err != nil {
 					failed.Add(1)
 					errMu.Lock()
@@ -180,6 +221,7 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 					continue
 				}
 				conns[i] = c
+				keepAlive(c)
 				ok.Add(1)
 			}
 		}()
@@ -220,7 +262,17 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 		res.extra("server_go_heap_kib_per_conn", (memAfter.heap-memBefore.heap)/1024/float64(n))
 		res.extra("server_go_stack_kib_per_conn", (memAfter.stack-memBefore.stack)/1024/float64(n))
 		res.extra("server_goroutines_per_conn", (memAfter.goroutines-memBefore.goroutines)/float64(n))
+		res.extra("server_go_heap_after_kib", memAfter.heap/1024)
+		res.extra("server_rss_net_after_kib", memAfter.rssNet)
+		res.extra("server_rss_net_kib_per_conn", (memAfter.rssNet-memBefore.rssNet)/float64(n))
+		res.extra("server_go_stack_after_kib", memAfter.stack/1024)
+		res.extra("server_goroutines_after", memAfter.goroutines)
 		res.Notes = append(res.Notes, fmt.Sprintf("RSS read after %d forced GCs and the settle time; go_live is the Go heap and stacks in use, go_heap and go_stack its parts", gcsBeforeReading))
+	}
+	if o.Idle > 0 && n > 0 {
+		if err := o.idleCPU(ctx, res, n, &pings, prog); err != nil {
+			return nil, err
+		}
 	}
 	if m, err := o.Target.scrape(ctx); err != nil {
 		return nil, err
@@ -237,6 +289,49 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+func (o ConnsOptions) transport() string {
+	if o.WS != "" {
+		return "ws"
+	}
+	return "tcp"
+}
+
+func (o ConnsOptions) endpoint(addr string) string {
+	if o.WS != "" {
+		return o.WS
+	}
+	return addr
+}
+
+// idleCPU measures the server's (and this process's) CPU over Idle while
+// n connections stay idle, and the PINGREQs answered meanwhile.
+func (o ConnsOptions) idleCPU(ctx context.Context, res *Result, n int64, pings *atomic.Int64, prog *progress) error {
+	if o.ServerPID <= 0 {
+		res.Notes = append(res.Notes, "no --server-pid: idle CPU not measured")
+		return nil
+	}
+	prog.setf("measuring the server's CPU over %s with %d idle connections", o.Idle, n)
+	cpu, pings0, start := startCPU(o.ServerPID), pings.Load(), time.Now()
+	if !sleepCtx(ctx, o.Idle) {
+		return ctx.Err()
+	}
+	var r Result
+	cpu.stop(&r, 0)
+	minutes := time.Since(start).Minutes()
+	server, bench := r.Extra["server_cpu_s"], r.Extra["bench_cpu_s"]
+	res.extra("idle_s", minutes*60)
+	res.extra("idle_pings_per_s", float64(pings.Load()-pings0)/(minutes*60))
+	res.extra("server_idle_cpu_pct", server/(minutes*60)*100)
+	res.extra("server_idle_cpu_ms_per_conn_per_min", server*1000/float64(n)/minutes)
+	res.extra("bench_idle_cpu_pct", bench/(minutes*60)*100)
+	if o.Keepalive > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("idle: each connection sends a PINGREQ every %s (its CONNECT keepalive)", o.Keepalive))
+	} else {
+		res.Notes = append(res.Notes, "idle: keepalive 900 s, no PINGREQ within the run")
+	}
+	return nil
 }
 
 // fileLimit raises the soft limit on open files to the hard one if need
@@ -263,6 +358,9 @@ func fileLimit(need int) error {
 // memoryReading is the server's memory at one moment.
 type memoryReading struct {
 	rss float64 // KiB, from /proc
+	// rssNet (KiB, with PprofURL) is rss less the Go heap freed but not yet
+	// returned to the OS: what the RSS settles to.
+	rssNet float64
 	// With PprofURL, after gcsBeforeReading GCs: bytes of Go heap and of
 	// goroutine stacks in use, their sum, and the number of goroutines.
 	heap, stack, live, goroutines float64
@@ -281,10 +379,11 @@ func (o ConnsOptions) memory(ctx context.Context, prog *progress) (memoryReading
 	var m memoryReading
 	if o.PprofURL != "" {
 		for range gcsBeforeReading {
-			var err error
-			if m.heap, m.stack, err = goMemory(ctx, o.PprofURL); err != nil {
+			g, err := goMemory(ctx, o.PprofURL)
+			if err != nil {
 				return m, err
 			}
+			m.heap, m.stack = g.heapInuse, g.stackInuse
 		}
 		m.live = m.heap + m.stack
 		var err error
@@ -301,6 +400,11 @@ func (o ConnsOptions) memory(ctx context.Context, prog *progress) (memoryReading
 	}
 	rss, err := rssKiB(o.ServerPID)
 	m.rss = float64(rss)
+	if err != nil || o.PprofURL == "" {
+		return m, err
+	}
+	g, err := goMemory(ctx, o.PprofURL)
+	m.rssNet = m.rss - g.unreturned/1024
 	return m, err
 }
 

@@ -145,7 +145,7 @@ func Group(ctx context.Context, o GroupOptions) (*Result, error) {
 	for j, u := range online {
 		prog.setf("connecting online members %d/%d", j+1, o.Online)
 		a := accts[u]
-		c, err := dialRaw(ctx, addr, nil, a.user+"/bench", a.user, a.token, wire.InboxTopic(a.user))
+		c, err := dialRaw(ctx, addr, rawDialer{}, a.user+"/bench", a.user, a.token, wire.InboxTopic(a.user))
 		if err != nil {
 			return nil, fmt.Errorf("%w: mqtt %s: %v", ErrUnreachable, addr, err)
 		}

@@ -172,43 +172,54 @@ func (m *cpuMeter) stop(r *Result, delivered int64) {
 	}
 }
 
+// goMem is a Go server's memory after a forced GC, from runtime.MemStats.
+type goMem struct {
+	heapInuse, stackInuse float64 // bytes
+	// unreturned is heap the runtime has freed but not yet given back to
+	// the OS (HeapIdle - HeapReleased): part of the RSS that a burst (the
+	// logins' password hashing) left behind and the scavenger returns slowly.
+	unreturned float64
+}
+
 // goMemory forces a garbage collection in a Go server through its
-// net/http/pprof (heap?gc=1) and returns the heap and stack bytes in use
-// after it, from the profile's runtime.MemStats footer.
-func goMemory(ctx context.Context, pprofURL string) (heapInuse, stackInuse float64, err error) {
+// net/http/pprof (heap?gc=1) and reads its memory after it, from the
+// profile's runtime.MemStats footer.
+func goMemory(ctx context.Context, pprofURL string) (goMem, error) {
+	var m goMem
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(pprofURL, "/")+"/debug/pprof/heap?gc=1&debug=1", nil)
 	if err != nil {
-		return 0, 0, err
+		return m, err
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		return 0, 0, fmt.Errorf("server heap: %w", err)
+		return m, fmt.Errorf("server heap: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("server heap: %s", resp.Status)
+		return m, fmt.Errorf("server heap: %s", resp.Status)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	var idle, released float64
+	fields := map[string]*float64{"# HeapInuse = ": &m.heapInuse, "# Stack = ": &m.stackInuse, "# HeapIdle = ": &idle, "# HeapReleased = ": &released}
 	found := 0
 	for sc.Scan() {
 		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, "# HeapInuse = "); ok {
-			heapInuse, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
-			found++
-		}
-		if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
-			stackInuse, _ = strconv.ParseFloat(strings.TrimSpace(strings.Split(v, "/")[0]), 64)
-			found++
+		for prefix, dst := range fields {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				*dst, _ = strconv.ParseFloat(strings.TrimSpace(strings.Split(v, "/")[0]), 64)
+				found++
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return 0, 0, fmt.Errorf("server heap: %w", err)
+		return m, fmt.Errorf("server heap: %w", err)
 	}
-	if found < 2 {
-		return 0, 0, errors.New("server heap: no runtime.MemStats in the heap profile")
+	if found < len(fields) {
+		return m, errors.New("server heap: no runtime.MemStats in the heap profile")
 	}
-	return heapInuse, stackInuse, nil
+	m.unreturned = idle - released
+	return m, nil
 }
 
 // profile saves the server's CPU and allocation profiles over d to

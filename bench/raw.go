@@ -3,11 +3,16 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/gorilla/websocket"
 )
 
 // rawConn is a minimal MQTT 3.1.1 client: CONNECT, SUBSCRIBE one topic at
@@ -17,27 +22,54 @@ type rawConn struct {
 	net.Conn
 }
 
+// rawDialer says how a rawConn reaches the broker. The zero value dials TCP
+// from any local address with a keepalive of 900 s (no PINGREQ is sent
+// unless the caller runs keepAlive).
+type rawDialer struct {
+	Local net.Addr // source address, or nil
+	// WS, if set, is a WebSocket URL (ws://host:port/mqtt) dialed instead
+	// of the TCP address, with the "mqtt" subprotocol.
+	WS        string
+	Keepalive time.Duration // the CONNECT keepalive, whole seconds (0: 900 s)
+}
+
 // dialRaw connects and subscribes, waiting for CONNACK and SUBACK. The
-// password may be empty (anonymous). local, if not nil, is the source address.
-func dialRaw(ctx context.Context, addr string, local net.Addr, clientID, user, password, topic string) (*rawConn, error) {
-	d := net.Dialer{Timeout: 30 * time.Second, LocalAddr: local}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
+// password may be empty (anonymous).
+func dialRaw(ctx context.Context, addr string, rd rawDialer, clientID, user, password, topic string) (*rawConn, error) {
+	d := net.Dialer{Timeout: 30 * time.Second, LocalAddr: rd.Local}
+	var c net.Conn
+	if rd.WS != "" {
+		ws := websocket.Dialer{NetDialContext: d.DialContext, HandshakeTimeout: 30 * time.Second, Subprotocols: []string{"mqtt"},
+			ReadBufferSize: 512, WriteBufferSize: 512}
+		wc, resp, err := ws.DialContext(ctx, rd.WS, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp.Body.Close()
+		c = &wsConn{Conn: wc}
+	} else {
+		var err error
+		if c, err = d.DialContext(ctx, "tcp", addr); err != nil {
+			return nil, err
+		}
 	}
 	rc := &rawConn{c}
-	if err := rc.handshake(clientID, user, password, topic); err != nil {
+	keepalive := uint16(900)
+	if rd.Keepalive > 0 {
+		keepalive = uint16(min(rd.Keepalive/time.Second, 65535))
+	}
+	if err := rc.handshake(clientID, user, password, topic, keepalive); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", clientID, err)
 	}
 	return rc, nil
 }
 
-func (c *rawConn) handshake(clientID, user, password, topic string) error {
+func (c *rawConn) handshake(clientID, user, password, topic string, keepalive uint16) error {
 	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
 	defer c.SetDeadline(time.Time{})
 	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
-	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, true, 900
+	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, true, keepalive
 	cp.ClientIdentifier = clientID
 	if user != "" {
 		cp.UsernameFlag, cp.Username = true, user
@@ -104,4 +136,79 @@ func (c *rawConn) readPublishes(fn func(payload []byte)) {
 			}
 		}
 	}
+}
+
+// keepAlive sends a PINGREQ every interval, the first after a random part
+// of it (so that thousands of connections spread their pings), and reads
+// until the PINGRESP, acknowledging nothing else (an idle connection gets
+// no PUBLISH). It returns when ctx ends or the connection fails; pings
+// counts the answered ones.
+func (c *rawConn) keepAlive(ctx context.Context, every time.Duration, pings *atomic.Int64) {
+	r := bufio.NewReaderSize(c.Conn, 64)
+	t := time.NewTimer(rand.N(every))
+	defer t.Stop()
+	ping := packets.NewControlPacket(packets.Pingreq)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_ = c.SetDeadline(time.Now().Add(every))
+		if err := ping.Write(c); err != nil {
+			return
+		}
+		for {
+			pk, err := packets.ReadPacket(r)
+			if err != nil {
+				return
+			}
+			if _, ok := pk.(*packets.PingrespPacket); ok {
+				break
+			}
+		}
+		_ = c.SetDeadline(time.Time{})
+		pings.Add(1)
+		t.Reset(every)
+	}
+}
+
+// wsConn carries MQTT over a WebSocket as a net.Conn: each Write is one
+// binary message, Read reads across message boundaries ([MQTT-6.0.0-1],
+// [MQTT-6.0.0-2]: a packet may span messages).
+type wsConn struct {
+	*websocket.Conn
+	r io.Reader // the message being read
+}
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			_, r, err := c.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if err == io.EOF {
+			c.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	if err := c.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *wsConn) SetDeadline(t time.Time) error {
+	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
 }

@@ -32,7 +32,8 @@ var otherFlags = []string{
 	"save", "appendonly", // redis-server
 	"from-literal", "dry-run", "validate", "offline", // kubectl, systemd-analyze
 	"now", "trimpath", "ldflags", "race", "count", "run", "tags", "detach", "help", // systemctl, go, compose
-	"password", "server", "home", "mqtt", // the imqtt CLI
+	"password", "server", "home", "mqtt", "per-ip", // the imqtt CLI
+	"system", // sysctl
 }
 
 func readFile(t *testing.T, path string) string {

@@ -78,10 +78,27 @@ func sdkDial(t *testing.T, ctx context.Context, s *testserver.Server, user strin
 // tells a device whose cursor came from the original to reset, then gives
 // it the restored history exactly once, and hands out versions far above
 // the original's.
-func TestE2EBackupUnderLoad(t *testing.T) {
+func TestE2EBackupUnderLoad(t *testing.T) { backupUnderLoad(t, func() string { return "" }) }
+
+// TestE2EBackupUnderLoadWALDir: the same with the write-ahead log in a
+// directory of its own (--wal-dir), for the original and the restored
+// server each: the checkpoint carries the log, and the restored store
+// opens on a new, empty log directory.
+func TestE2EBackupUnderLoadWALDir(t *testing.T) {
+	var dirs []string
+	backupUnderLoad(t, func() string { d := t.TempDir(); dirs = append(dirs, d); return d })
+	for _, d := range dirs {
+		if logs, _ := filepath.Glob(filepath.Join(d, "*.log")); len(logs) == 0 {
+			t.Errorf("no write-ahead log in %s", d)
+		}
+	}
+}
+
+// backupUnderLoad runs the test; walDir gives each server's --wal-dir.
+func backupUnderLoad(t *testing.T, walDir func() string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s := testserver.Start(t, func(c *daemon.Config) { c.AdminToken = backupToken })
+	s := testserver.Start(t, func(c *daemon.Config) { c.AdminToken = backupToken; c.WALDir = walDir() })
 	const pairs = 4
 	senders, receivers := make([]*client.Client, pairs), make([]*client.Client, pairs)
 	recs := make([]*backupRec, pairs)
@@ -181,7 +198,7 @@ func TestE2EBackupUnderLoad(t *testing.T) {
 	t.Logf("imqttd restore: %s", out)
 	s.Stop(t)
 
-	s2 := testserver.Start(t, func(c *daemon.Config) { c.DataDir = restored; c.AdminToken = backupToken })
+	s2 := testserver.Start(t, func(c *daemon.Config) { c.DataDir = restored; c.AdminToken = backupToken; c.WALDir = walDir() })
 	if s2.Store().Epoch() == oldEpoch {
 		t.Fatal("the restored store kept the original's epoch")
 	}

@@ -94,9 +94,23 @@ func TestKill9SyncInterval(t *testing.T) {
 	runKill9(t, "written to the OS, synced every 1h0m0s", "--sync-interval", "1h")
 }
 
+// TestKill9WALDir: the same with the write-ahead log in a directory of its
+// own (--wal-dir): the restart replays it from there, and it is there,
+// not beside the tables.
+func TestKill9WALDir(t *testing.T) {
+	walDir := t.TempDir()
+	dataDir := runKill9(t, "synced to disk", "--wal-dir", walDir)
+	walLogs, _ := filepath.Glob(filepath.Join(walDir, "*.log"))
+	storeLogs, _ := filepath.Glob(filepath.Join(dataDir, "pebble", "*.log"))
+	if len(walLogs) == 0 || len(storeLogs) != 0 {
+		t.Fatalf("logs in --wal-dir %v, beside the tables %v: want them in --wal-dir only", walLogs, storeLogs)
+	}
+}
+
 // runKill9 runs the test on imqttd started with extra flags, whose
-// start-up line names its durability mode as durability.
-func runKill9(t *testing.T, durability string, extra ...string) {
+// start-up line names its durability mode as durability. It returns the
+// data directory.
+func runKill9(t *testing.T, durability string, extra ...string) string {
 	dir := t.TempDir()
 	p := startProcess(t, dir, extra...)
 	if p.durability != durability {
@@ -222,6 +236,7 @@ func runKill9(t *testing.T, durability string, extra ...string) {
 		t.Fatalf("versions went back after the crash: %d <= %d", items[len(items)-1].Ver, lastVer)
 	}
 	stopProcess(t, p)
+	return dir
 }
 
 // stopProcess sends SIGTERM and expects a clean exit.

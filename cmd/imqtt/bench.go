@@ -71,6 +71,9 @@ func cmdBench(ctx context.Context, c *cli, args []string) error {
 		fs.DurationVar(&o.Hold, "hold", 0, "keep the connections open this long after measuring")
 		fs.IntVar(&o.PerIP, "per-ip", 20_000, "connections per 127.0.0.x source address")
 		fs.StringVar(&o.PprofURL, "pprof", "", "a Go server's net/http/pprof base URL: force a GC before each memory reading and report the heap in use")
+		fs.StringVar(&o.WS, "ws", "", "connect over WebSocket to this URL (imqttd: ws://HTTP-ADDR/mqtt) instead of TCP")
+		fs.DurationVar(&o.Keepalive, "keepalive", 0, "CONNECT keepalive, with a PINGREQ sent at it (0: 900 s and no PINGREQ)")
+		fs.DurationVar(&o.Idle, "idle", 0, "after the memory reading, measure the server's CPU (--server-pid) over this idle time")
 		run = func() (*bench.Result, error) {
 			o.Target, o.Progress = target(plain, label), out.progress(c)
 			if o.Target.Plain && o.Target.MQTT == "" {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -43,6 +44,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&c.MQTTAddr, "mqtt-addr", daemon.DefaultMQTTAddr, "MQTT over TCP listen address (port 0 picks one)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", daemon.DefaultHTTPAddr, "HTTP listen address: API, /mqtt WebSocket, /metrics")
 	fs.StringVar(&c.DataDir, "data-dir", daemon.DefaultDataDir, "directory of the embedded store")
+	fs.StringVar(&c.WALDir, "wal-dir", "", "embedded store: keep the write-ahead log in this existing directory, on a device of its own, so a commit's sync does not wait behind other writes to the data disk (empty: in --data-dir)")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", 0, "embedded store: 0 syncs each commit to disk before its ack; above 0 acks once the commit is written to the OS and syncs every interval (a process crash loses nothing, a machine crash at most the interval)")
 	fs.Int64Var(&c.MinFreeDisk, "min-free-disk", pebble.DefaultMinFreeDisk, "free bytes kept on the data directory's disk: under it sends and uploads are refused (unavailable), /readyz fails and start-up refuses, until there is room (negative: off)")
 	fs.Int64Var(&c.BackupRate, "backup-rate", daemon.DefaultBackupRate, "bytes a second GET /v1/admin/backup streams at most, leaving the disk and CPU to sends (negative: no bound)")
@@ -170,7 +172,38 @@ func parse(args []string, env func(string) string) (*options, error) {
 	if o.cfg.SyncInterval > 0 && o.cfg.MongoURI != "" {
 		return nil, errors.New("--sync-interval is the embedded store's; with --mongo-uri durability is MongoDB's write concern (in the URI)")
 	}
+	if o.cfg.WALDir != "" {
+		if o.cfg.MongoURI != "" {
+			return nil, errors.New("--wal-dir is the embedded store's; with --mongo-uri the log is MongoDB's (its journal)")
+		}
+		if err := walDirOutside(o.cfg.WALDir, o.cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
 	return o, nil
+}
+
+// walDirOutside refuses a write-ahead log directory inside the data
+// directory: a backup would stream its live logs and a restore, which
+// wants an empty data directory, would find them in the way; and it
+// would be on the data's device, which is what --wal-dir is to avoid.
+func walDirOutside(walDir, dataDir string) error {
+	w, err1 := filepath.Abs(walDir)
+	d, err2 := filepath.Abs(dataDir)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("--wal-dir: %w", err)
+	}
+	// Through symbolic links too, where the directories exist already.
+	if r, err := filepath.EvalSymlinks(w); err == nil {
+		w = r
+	}
+	if r, err := filepath.EvalSymlinks(d); err == nil {
+		d = r
+	}
+	if rel, err := filepath.Rel(d, w); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("--wal-dir %s is inside --data-dir %s: give it a directory of its own, on another device", walDir, dataDir)
+	}
+	return nil
 }
 
 // limitFlag is a state.Limit as a flag: RATE/PERIOD:BURST, or off.

@@ -45,11 +45,40 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"stray"}, nil, "unexpected arguments"},
 		{[]string{"--sync-interval", "-1s"}, nil, "positive duration"},
 		{[]string{"--sync-interval", "1s", "--mongo-uri", "mongodb://x/db", "--redis-url", "redis://y"}, nil, "write concern"},
+		{[]string{"--wal-dir", "/wal", "--mongo-uri", "mongodb://x/db", "--redis-url", "redis://y"}, nil, "MongoDB's (its journal)"},
+		{[]string{"--wal-dir", "/data/wal", "--data-dir", "/data"}, nil, "inside --data-dir"},
+		{[]string{"--wal-dir", "/data", "--data-dir", "/data/"}, nil, "inside --data-dir"},
+		{[]string{"--wal-dir", "data/pebble/x", "--data-dir", "data"}, nil, "inside --data-dir"},
 	} {
 		_, err := parse(c.args, envOf(c.env))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("parse(%q, %v) = %v, want %q", c.args, c.env, err, c.want)
 		}
+	}
+}
+
+// TestWALDirBesideDataDir: a log directory whose name only begins like
+// the data directory's is outside it.
+func TestWALDirBesideDataDir(t *testing.T) {
+	o, err := parse([]string{"--wal-dir", "/data-wal", "--data-dir", "/data"}, envOf(nil))
+	if err != nil || o.cfg.WALDir != "/data-wal" {
+		t.Fatalf("parse: %v, WALDir %q", err, o.cfg.WALDir)
+	}
+}
+
+// TestWALDirSymlinkIntoDataDir: a link that leads into the data
+// directory is inside it.
+func TestWALDirSymlinkIntoDataDir(t *testing.T) {
+	data := t.TempDir()
+	if err := os.Mkdir(filepath.Join(data, "wal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "wal")
+	if err := os.Symlink(filepath.Join(data, "wal"), link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parse([]string{"--wal-dir", link, "--data-dir", data}, envOf(nil)); err == nil || !strings.Contains(err.Error(), "inside --data-dir") {
+		t.Fatalf("parse: %v, want inside --data-dir", err)
 	}
 }
 

@@ -28,6 +28,7 @@ var flagDefaults = map[string]any{
 	"data-dir":              daemon.DefaultDataDir,
 	"min-free-disk":         pebble.DefaultMinFreeDisk,
 	"sync-interval":         time.Duration(0), // each commit synced before its ack
+	"wal-dir":               "",               // the log in the store's directory
 	"backup-rate":           daemon.DefaultBackupRate,
 	"mongo-uri":             "",
 	"redis-url":             "",

@@ -27,6 +27,7 @@ func runMigrate(args []string, env func(string) string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imqttd migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", daemon.DefaultDataDir, "data directory of the stopped embedded node")
+	walDir := fs.String("wal-dir", "", "the stopped node's --wal-dir, if it had one")
 	uri := fs.String("mongo-uri", "", "MongoDB URI of the target (required)")
 	db := fs.String("mongo-db", "", "MongoDB database (default: the URI's, else imqtt); new, or this migration's to resume")
 	rowRate := fs.Float64("rate", 0, "rows written per second at most (0: no limit)")
@@ -59,7 +60,7 @@ func runMigrate(args []string, env func(string) string, stderr io.Writer) int {
 	}
 
 	dir := filepath.Join(*dataDir, "pebble")
-	src, err := pebble.OpenReadOnly(dir, pebble.Options{})
+	src, err := pebble.OpenReadOnly(dir, pebble.Options{WALDir: *walDir})
 	if errors.Is(err, pebble.ErrInUse) {
 		return fail(1, "the embedded store in %s is in use: stop the imqttd running on it first "+
 			"(or restore a backup into a scratch directory and migrate that)", dir)

@@ -57,6 +57,9 @@ type Config struct {
 	// SyncInterval is the embedded store's durability mode
 	// (pebble.Options.SyncInterval): 0, each commit synced before its ack.
 	SyncInterval time.Duration
+	// WALDir is the embedded store's write-ahead log directory
+	// (pebble.Options.WALDir), on a device of its own; empty: in the store.
+	WALDir string
 	// MinFreeDisk is the free space the embedded store keeps on DataDir's
 	// disk: under it, sends and uploads are refused (unavailable) and
 	// /readyz fails, until there is room again; start-up refuses too
@@ -293,7 +296,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		}
 		dir := filepath.Join(cfg.DataDir, "pebble")
 		popts := pebble.Options{Logger: cfg.Logger, MinFreeDisk: cfg.MinFreeDisk, SyncInterval: cfg.SyncInterval,
-			OnRefused: func() { d.metrics.Refused("disk_space") }}
+			WALDir: cfg.WALDir, OnRefused: func() { d.metrics.Refused("disk_space") }}
 		if d.st, err = pebble.Open(dir, popts); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
@@ -440,7 +443,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 	d.log.Info("imqttd serving", "node", cfg.NodeID, "scale_out", scaleOut, "mqtt", d.broker.MQTTAddr(), "mqtt_tls", d.broker.TLSAddr(),
 		"http", d.httpAddr, "https", d.tlsAddr, "ws", "http://"+d.httpAddr+"/mqtt", "data", cfg.DataDir,
-		"durability", durability(scaleOut, cfg.SyncInterval))
+		"durability", durability(scaleOut, cfg.SyncInterval), "wal_dir", cfg.WALDir)
 	return d, nil
 }
 

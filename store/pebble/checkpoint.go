@@ -29,6 +29,9 @@ func (s *Store) Checkpoint(ctx context.Context, dir string) error {
 	if err := s.db.Checkpoint(dir, opts...); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
+	if s.opts.WALDir != "" {
+		return detachWALDir(s.opts.fs, dir)
+	}
 	return nil
 }
 

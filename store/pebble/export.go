@@ -26,8 +26,17 @@ import (
 // store.ErrFormat. Writes through the returned Store fail.
 func OpenReadOnly(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
+	dir, err := opts.absDirs(dir)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("open pebble %s read-only: %w", dir, err)
+	}
+	if opts.WALDir != "" {
+		if err := checkWALDir(opts.fs, dir, opts.WALDir, true); err != nil {
+			return nil, err
+		}
 	}
 	s := &Store{dir: dir, opts: opts, ro: true, stop: make(chan struct{}), done: make(chan struct{})}
 	s.health = newHealth(opts.Logger, opts.fs, dir, 0, opts.OnRefused)
@@ -39,7 +48,7 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open pebble %s: %w (its LOCK is held): %w", dir, ErrInUse, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open pebble %s read-only: %w", dir, err)
+		return nil, fmt.Errorf("open pebble %s read-only: %w", dir, walOpenError(err))
 	}
 	s.db = db
 	fail := func(err error) (*Store, error) {

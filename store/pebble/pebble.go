@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -59,6 +60,11 @@ type Options struct {
 	// about 1.4 bytes each. Past it every lookup reads the store. 0 means
 	// DefaultAckFilterMax; a negative value turns the filter off.
 	AckFilterMax int
+	// WALDir, if set, is the directory the write-ahead log is kept in, on
+	// a device of its own (waldir.go): it must exist, be writable, and be
+	// empty or this store's; a store whose log is there opens only with it.
+	// Empty: the log is in the store's directory.
+	WALDir string
 
 	// poll is how often the free space is looked at (default 1s).
 	poll time.Duration
@@ -95,6 +101,23 @@ func (o Options) withDefaults() Options {
 		o.fs = vfs.Default
 	}
 	return o
+}
+
+// absDirs makes the store's directory and WALDir absolute: Pebble compares
+// the log directories it is given with the one its OPTIONS file records.
+func (o *Options) absDirs(dir string) (string, error) {
+	if o.WALDir == "" {
+		return dir, nil
+	}
+	w, err := filepath.Abs(o.WALDir)
+	if err != nil {
+		return "", fmt.Errorf("%w %s: %v", ErrWALDir, o.WALDir, err)
+	}
+	o.WALDir = w
+	if o.fs != vfs.Default {
+		return dir, nil // an in-memory file system (tests): names as given
+	}
+	return filepath.Abs(dir)
 }
 
 // DefaultMinFreeDisk is the free space kept by default: 512 MiB. It holds
@@ -147,10 +170,23 @@ var _ store.Store = (*Store)(nil)
 // Pebble's open would retry its first flush forever.
 func Open(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
+	dir, err := opts.absDirs(dir)
+	if err != nil {
+		return nil, err
+	}
 	s := &Store{dir: dir, opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
 	s.health = newHealth(opts.Logger, opts.fs, dir, opts.MinFreeDisk, opts.OnRefused)
 	if err := opts.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create store directory: %w", err)
+	}
+	if opts.WALDir != "" {
+		if err := checkWALDir(opts.fs, dir, opts.WALDir, false); err != nil {
+			return nil, err
+		}
+		if opts.fs == vfs.Default && onTmpfs(opts.WALDir) {
+			opts.Logger.Warn("the write-ahead log directory is in memory (tmpfs): a reboot loses every commit not yet in the store's tables",
+				"component", "store", "wal_dir", opts.WALDir)
+		}
 	}
 	if opts.SyncInterval > 0 {
 		s.walFS = newWALSyncFS(opts.fs, opts.Logger)
@@ -164,7 +200,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open pebble %s: in use by another process (its LOCK is held): %w", dir, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
+		return nil, fmt.Errorf("open pebble %s: %w", dir, walOpenError(err))
 	}
 	s.db = db
 	if err := s.checkFormat(); err != nil {
@@ -197,6 +233,7 @@ func (s *Store) pebbleOptions(readOnly bool) *pebble.Options {
 		FS:                 s.pebbleFS(),
 		ReadOnly:           readOnly,
 	}
+	applyWALDir(po, s.pebbleFS(), s.dir, opts.WALDir)
 	// Bloom filters (10 bits per key, ~1% false positives) on every level,
 	// for point reads of absent keys (LookupAck of a new cmid, the row of a
 	// new contact): an sstable whose filter rules the key out is skipped.

@@ -107,6 +107,12 @@ func (s *Store) backup(from int) (string, error) {
 		_ = fs.RemoveAll(dir)
 		return "", fmt.Errorf("checkpoint into %s: %w", dir, err)
 	}
+	if s.opts.WALDir != "" {
+		if err := detachWALDir(fs, dir); err != nil {
+			_ = fs.RemoveAll(dir)
+			return "", err
+		}
+	}
 	if free := s.health.look(); under(free, s.opts.MinFreeDisk) {
 		if err := fs.RemoveAll(dir); err != nil {
 			return "", errors.Join(fmt.Errorf("%w: %d MiB free after the checkpoint into %s, under the %d MiB to keep free",

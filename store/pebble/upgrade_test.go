@@ -298,3 +298,25 @@ func TestUpgradeStepMissing(t *testing.T) {
 		t.Fatalf("format %q, %d runs, backups %v; want 1, none, none", f, up.runs, backups(t, dir))
 	}
 }
+
+// TestUpgradeWALDir: the self-backup of a store whose log is in a log
+// directory of its own opens alone (its log copied in, its OPTIONS no
+// longer naming the directory), at format 1, as a rollback needs.
+func TestUpgradeWALDir(t *testing.T) {
+	dir := fixtureStore(t)
+	up := &countingStep{key: "test/upgraded", val: "yes"}
+	pebble.SetFormat(t, 2, up.step)
+	s, err := pebble.Open(dir, pebble.Options{MinFreeDisk: -1, WALDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	names := backups(t, dir)
+	if up.runs != 1 || len(names) != 1 {
+		t.Fatalf("step runs %d, backups %v", up.runs, names)
+	}
+	backup := filepath.Join(filepath.Dir(dir), "pebble-backups", names[0])
+	if f, v := readKey(t, backup, "meta/format"), readKey(t, backup, "test/upgraded"); f != "1" || v != "" {
+		t.Fatalf("the backup: format %q, the step's write %q; want 1 and none", f, v)
+	}
+}
