@@ -9,6 +9,9 @@ go 1.26.0
 replace (
 	github.com/imqtt/imqtt/client => ./client
 	github.com/imqtt/imqtt/wire => ./wire
+	// A fork of v2.7.9 with a small exported API for the event-loop listener
+	// (third_party/mochi/IMQTT.md; scripts/check-mochi.sh keeps it honest).
+	github.com/mochi-mqtt/server/v2 => ./third_party/mochi
 )
 
 require (

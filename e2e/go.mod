@@ -13,6 +13,7 @@ require (
 	github.com/prometheus/client_golang v1.22.0
 	github.com/prometheus/client_model v0.6.2
 	github.com/redis/go-redis/v9 v9.23.0
+	go.mongodb.org/mongo-driver/v2 v2.10.0
 )
 
 require (
@@ -51,7 +52,6 @@ require (
 	github.com/xdg-go/scram v1.4.0 // indirect
 	github.com/xdg-go/stringprep v1.0.4 // indirect
 	github.com/youmark/pkcs8 v0.0.0-20240726163527-a2c0da244d78 // indirect
-	go.mongodb.org/mongo-driver/v2 v2.10.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/exp v0.0.0-20250506013437-ce4c2cf36ca6 // indirect
@@ -71,4 +71,7 @@ replace (
 	github.com/imqtt/imqtt => ../
 	github.com/imqtt/imqtt/client => ../client
 	github.com/imqtt/imqtt/wire => ../wire
+	// A fork of v2.7.9 with a small exported API for the event-loop listener
+	// (third_party/mochi/IMQTT.md; scripts/check-mochi.sh keeps it honest).
+	github.com/mochi-mqtt/server/v2 => ../third_party/mochi
 )

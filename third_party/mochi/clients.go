@@ -119,6 +119,7 @@ type ClientConnection struct {
 	Remote   string        // the remote address of the client
 	Listener string        // listener id of the client
 	Inline   bool          // if true, the client is the built-in 'inline' embedded client
+	Direct   bool          // if true, publishes are written at once, not queued for WriteLoop (NewDirectClient)
 }
 
 // ClientProperties contains the properties which define the client behaviour.
@@ -162,6 +163,11 @@ type ClientState struct {
 // newClient returns a new instance of Client. This is almost exclusively used by Server
 // for creating new clients, but it lives here because it's not dependent.
 func newClient(c net.Conn, o *ops) *Client {
+	return newClientQueue(c, o, o.options.Capabilities.MaximumClientWritesPending)
+}
+
+// newClientQueue is newClient with an outbound queue of queue packets (0: none).
+func newClientQueue(c net.Conn, o *ops, queue int32) *Client {
 	ctx, cancel := context.WithCancel(context.Background())
 	cl := &Client{
 		State: ClientState{
@@ -171,7 +177,7 @@ func newClient(c net.Conn, o *ops) *Client {
 			open:          ctx,
 			cancelOpen:    cancel,
 			Keepalive:     defaultKeepalive,
-			outbound:      make(chan *packets.Packet, o.options.Capabilities.MaximumClientWritesPending),
+			outbound:      make(chan *packets.Packet, queue),
 		},
 		Properties: ClientProperties{
 			ProtocolVersion: defaultClientProtocolVersion, // default protocol version
@@ -256,6 +262,13 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 			cl.Properties.Will.Flag = 1 // atomic for checking
 		}
 	}
+}
+
+// RefreshDeadline sets the connection's deadline from the keepalive, as
+// Read does before each packet; a caller that reads packets itself calls it
+// after each one.
+func (cl *Client) RefreshDeadline() {
+	cl.refreshDeadline(cl.State.Keepalive)
 }
 
 // refreshDeadline refreshes the read/write deadline for the net.Conn connection.
@@ -473,11 +486,27 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 		return pk, err
 	}
 
-	atomic.AddInt64(&cl.ops.info.BytesReceived, int64(n))
-
 	// Decode the remaining packet values using a fresh copy of the bytes,
 	// otherwise the next packet will change the data of this one.
 	px := append([]byte{}, p[:]...)
+	return cl.decodePacket(pk, px, n)
+}
+
+// DecodePacket decodes a packet whose fixed header fh and remaining bytes
+// px (fh.Remaining of them) the caller has read, as ReadPacket does, and
+// runs the OnPacketRead hooks. The packet keeps references into px: the
+// caller must not change px after.
+func (cl *Client) DecodePacket(fh *packets.FixedHeader, px []byte) (pk packets.Packet, err error) {
+	atomic.AddInt64(&cl.ops.info.PacketsReceived, 1)
+	pk.ProtocolVersion = cl.Properties.ProtocolVersion
+	pk.FixedHeader = *fh
+	return cl.decodePacket(pk, px, len(px))
+}
+
+func (cl *Client) decodePacket(pk packets.Packet, px []byte, n int) (packets.Packet, error) {
+	var err error
+	atomic.AddInt64(&cl.ops.info.BytesReceived, int64(n))
+
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		err = pk.ConnectDecode(px)
@@ -518,8 +547,7 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 		return pk, err
 	}
 
-	pk, err = cl.ops.hooks.OnPacketRead(cl, pk)
-	return
+	return cl.ops.hooks.OnPacketRead(cl, pk)
 }
 
 // WritePacket encodes and writes a packet to the client.

@@ -395,6 +395,22 @@ func (s *Server) eventLoop() {
 	}
 }
 
+// NewDirectClient is NewClient for a connection whose Write does not block
+// (an event loop's, which keeps what the socket cannot take yet and closes a
+// connection that falls too far behind): the client has no outbound queue
+// and no WriteLoop, and a publish to it is written at once (Direct).
+func (s *Server) NewDirectClient(c net.Conn, listener string) *Client {
+	cl := newClientQueue(c, &ops{
+		options: s.Options,
+		info:    s.Info,
+		hooks:   s.hooks,
+		log:     s.Log,
+	}, 0)
+	cl.Net.Listener = listener
+	cl.Net.Direct = true
+	return cl
+}
+
 // EstablishConnection establishes a new client when a listener accepts a new connection.
 func (s *Server) EstablishConnection(listener string, c net.Conn) error {
 	cl := s.NewClient(c, listener, "", false)
@@ -415,6 +431,22 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 		return fmt.Errorf("read connection: %w", err)
 	}
 
+	if err := s.ConnectClient(cl, listener, pk); err != nil {
+		return err
+	}
+
+	return s.DetachClient(cl, listener, cl.Read(s.receivePacket))
+}
+
+// ConnectClient runs a connection's CONNECT packet pk, read by the caller:
+// it validates and authenticates the client, takes over any existing
+// session, sends the CONNACK and calls OnSessionEstablished. It returns
+// nil if the client is connected; then the caller passes each packet it
+// reads to ReceivePacket, in order, and calls DetachClient once when the
+// connection ends. Otherwise the caller closes the connection (cl.Stop).
+// attachClient is ConnectClient, Read and DetachClient on one goroutine;
+// an event loop calls them as packets arrive.
+func (s *Server) ConnectClient(cl *Client, listener string, pk packets.Packet) error {
 	cl.ParseConnect(listener, pk)
 	if atomic.LoadInt64(&s.Info.ClientsConnected) >= s.Options.Capabilities.MaximumClients {
 		if cl.Properties.ProtocolVersion < 5 {
@@ -434,7 +466,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 		return code // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
 	}
 
-	err = s.hooks.OnConnect(cl, pk)
+	err := s.hooks.OnConnect(cl, pk)
 	if err != nil {
 		return err
 	}
@@ -450,7 +482,6 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	}
 
 	atomic.AddInt64(&s.Info.ClientsConnected, 1)
-	defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
 
 	s.hooks.OnSessionEstablish(cl, pk)
 
@@ -459,6 +490,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 
 	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
 	if err != nil {
+		atomic.AddInt64(&s.Info.ClientsConnected, -1)
 		return fmt.Errorf("ack connection packet: %w", err)
 	}
 
@@ -467,13 +499,24 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	if sessionPresent {
 		err = cl.ResendInflightMessages(true)
 		if err != nil {
+			atomic.AddInt64(&s.Info.ClientsConnected, -1)
 			return fmt.Errorf("resend inflight: %w", err)
 		}
 	}
 
 	s.hooks.OnSessionEstablished(cl, pk)
 
-	err = cl.Read(s.receivePacket)
+	return nil
+}
+
+// DetachClient ends a client that ConnectClient connected, once its
+// connection has ended: err is why (nil for a client that disconnected
+// normally or was stopped by the server, as Read returns). It sends the
+// will if err is not nil, calls OnDisconnect and, for a session that
+// expires now, forgets it. It returns err.
+func (s *Server) DetachClient(cl *Client, listener string, err error) error {
+	defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
+
 	if err != nil {
 		s.sendLWT(cl)
 		cl.Stop(err)
@@ -513,6 +556,13 @@ func (s *Server) readConnectionPacket(cl *Client) (pk packets.Packet, err error)
 	}
 
 	return
+}
+
+// ReceivePacket processes a packet read from a client that ConnectClient
+// connected, as Read's handler does. An error ends the connection: the
+// caller closes it and passes the error to DetachClient.
+func (s *Server) ReceivePacket(cl *Client, pk packets.Packet) error {
+	return s.receivePacket(cl, pk)
 }
 
 // receivePacket processes an incoming packet for a client, and issues a disconnect to the client
@@ -1021,6 +1071,12 @@ func (s *Server) publishToSubscribers(pk packets.Packet) {
 	}
 }
 
+// PublishToClient publishes pk to a client subscribed with sub, as a publish
+// to sub's filter does, for an embedder that has found the client itself.
+func (s *Server) PublishToClient(cl *Client, sub packets.Subscription, pk packets.Packet) (packets.Packet, error) {
+	return s.publishToClient(cl, sub, pk)
+}
+
 func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packets.Packet) (packets.Packet, error) {
 	if sub.NoLocal && pk.Origin == cl.ID {
 		return pk, nil // [MQTT-3.8.3-3]
@@ -1095,6 +1151,10 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 
 	if cl.Net.Conn == nil || cl.Closed() {
 		return out, packets.CodeDisconnect
+	}
+
+	if cl.Net.Direct { // as WriteLoop would write it; a failed write keeps the inflight, resent on reconnect
+		return out, cl.WritePacket(out)
 	}
 
 	select {
