@@ -24,6 +24,7 @@ require (
 	github.com/imqtt/imqtt/client v0.0.0-00010101000000-000000000000
 	github.com/imqtt/imqtt/wire v0.0.0-00010101000000-000000000000
 	github.com/klauspost/compress v1.20.3
+	github.com/lesismal/nbio v1.6.8
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/prometheus/client_golang v1.22.0
 	github.com/prometheus/client_model v0.6.2

@@ -26,6 +26,7 @@ type tcpListener struct {
 	id, address string
 	tlsConfig   *tls.Config
 	gate        *gate // nil: none (tests of the listener alone)
+	loop        *loop // connections go to this event loop; nil: to mochi's goroutines (TLS)
 	log         *slog.Logger
 
 	mu     sync.Mutex
@@ -94,6 +95,10 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 				continue
 			}
 		}
+		if l.loop != nil {
+			l.loop.add(conn, key)
+			continue
+		}
 		if tc, ok := conn.(*net.TCPConn); ok {
 			conn = newPooledConn(tc)
 		}
@@ -123,6 +128,9 @@ func (l *tcpListener) stopAccepting() {
 func (l *tcpListener) Close(closeClients listeners.CloseFn) {
 	l.stopAccepting()
 	closeClients(l.id)
+	if l.loop != nil {
+		l.loop.stop()
+	}
 }
 
 // tcpReadSize is how much a TCP connection reads from its socket at once:
