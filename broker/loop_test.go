@@ -357,7 +357,16 @@ func TestLoopBacklogCutsOffFlooder(t *testing.T) {
 	flood := bytes.Repeat(publishBytes(t, 5, "flood", make([]byte, 1000)), 200) // 200 KB
 	go func() { _, _ = f.conn.Write(flood) }()
 	var last packets.Packet
-	for pk := range f.got { // until the server closes the connection
+	for end := time.After(10 * time.Second); ; { // until the server closes the connection
+		pk, ok := packets.Packet{}, false
+		select {
+		case pk, ok = <-f.got:
+		case <-end:
+			t.Fatal("the flooder is still connected")
+		}
+		if !ok {
+			break
+		}
 		last = pk
 	}
 	if last.FixedHeader.Type != packets.Disconnect || last.ReasonCode != packets.ErrMessageRateTooHigh.Code {
@@ -444,7 +453,8 @@ func TestLoopKeepalive(t *testing.T) {
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() {
-		_ = silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+		// Well before the CONNECT deadline (10 s), which the keepalive's replaces.
+		_ = silent.SetReadDeadline(time.Now().Add(6 * time.Second))
 		_, err := readPacket(sr, 4)
 		done <- err
 	}()
