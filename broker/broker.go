@@ -236,6 +236,13 @@ func (b *Broker) Start() error {
 			return fmt.Errorf("mqtt tls listener %s: %w", b.opts.TLSAddr, err)
 		}
 	}
+	if !b.opts.GoroutineIO {
+		lp, err := newLoop("ws", b.srv, b.gate, b.opts, b.opts.Logger)
+		if err != nil {
+			return err
+		}
+		b.ws.loop = lp
+	}
 	if err := b.srv.AddListener(b.ws); err != nil {
 		return fmt.Errorf("websocket listener: %w", err)
 	}

@@ -5,27 +5,35 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/logging"
+	"github.com/lesismal/nbio/mempool"
+	"github.com/lesismal/nbio/nbhttp"
+	"github.com/lesismal/nbio/nbhttp/websocket"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// The event loop. Plain TCP connections are not read by a goroutine each
+// The event loop. Plain TCP and WebSocket connections (TLS ones stay on
+// mochi's goroutines) are not read by a goroutine each
 // (mochi's way: one blocked in Read and one in WriteLoop, ~20 KiB of stacks
 // per idle client) but by nbio's pollers, a few goroutines waiting in
 // epoll for all connections at once:
 //
 //   - the poller reads what a socket has into its own buffer and frames
-//     MQTT packets from it (onData); only an incomplete packet's bytes are
-//     kept, until it completes, so an idle connection holds no buffer;
+//     MQTT packets from it (onData; over WebSocket from each binary
+//     message, which nbio's parser gives whole); only an incomplete
+//     packet's bytes are kept, until it completes, so an idle connection
+//     holds no buffer;
 //   - complete packets go, in order, to the connection's job list
 //     (nbio.Conn.Execute), which runs them one after another on a goroutine
 //     taken only while the list is not empty: never on the poller, because
@@ -45,9 +53,17 @@ import (
 //
 // What a connection may have framed and not yet processed is bounded
 // (maxBacklogPackets, Options.MaxReadBacklog): past it the client is
-// disconnected, with DISCONNECT 0x96 (Message rate too high) for MQTT 5,
-// rather than queueing without end. TLS stays on mochi's goroutines
-// (tcp.go, gate.go).
+// disconnected, with DISCONNECT 0x96 (Message rate too high, MQTT 5
+// §3.14.2.1: the Client is publishing at a rate that is too high) for
+// MQTT 5, rather than queueing without end. nbio offers no way to stop
+// reading one connection (its pollers read every readable socket), so the
+// bound disconnects instead of pushing back.
+//
+// The gate's rules (gate.go) hold here as on mochi's goroutines: the
+// accept loop (tcp.go) or the HTTP handler (ws.go) counts the connection
+// before its first byte, the CONNECT deadline is a read deadline, header
+// checks the first packet's type and size as it arrives, and the CONNECT
+// job runs checkConnect on its bytes before mochi sees it.
 type loop struct {
 	id     string // the listener's
 	srv    *mqtt.Server
@@ -59,6 +75,12 @@ type loop struct {
 	maxBacklog   int // bytes framed and not yet processed, per connection
 	maxBacklogPk int // packets framed and not yet processed, per connection
 	busy         func(limit string)
+
+	// WebSocket (addWS): nbhttp's frame parser and writer, without its
+	// HTTP server; the upgrader carries the options and the data-frame
+	// callback, the engine only the limits the parser reads.
+	wsUp     *websocket.Upgrader
+	wsEngine *nbhttp.Engine
 }
 
 // maxBacklogPackets bounds the packets one connection may have framed and
@@ -93,6 +115,21 @@ func newLoop(id string, srv *mqtt.Server, g *gate, o Options, log *slog.Logger) 
 	e.Execute = func(f func()) { go f() }
 	e.OnData(l.onData)
 	e.OnClose(l.onClose)
+	l.wsEngine = &nbhttp.Engine{Engine: e, Config: nbhttp.Config{
+		ReadLimit:     l.maxBacklog, // bytes of one incomplete WebSocket frame
+		BodyAllocator: mempool.DefaultMemPool,
+		// Each packet written is one frame, as gorilla wrote it (0 would
+		// write empty fragments without end).
+		MaxWebsocketFramePayloadSize: math.MaxInt32,
+	}, CheckUtf8: utf8.Valid}
+	l.wsUp = websocket.NewUpgrader()
+	l.wsUp.Engine = l.wsEngine
+	l.wsUp.KeepaliveTime = 0 // mochi's keepalive sets the deadlines
+	// Whole messages, not frames: nbio's data-frame callback is told the
+	// first message's type for every later one, so it cannot refuse text.
+	// A message is bounded as a backlog is.
+	l.wsUp.MessageLengthLimit = l.maxBacklog
+	l.wsUp.OnMessage(l.onWSMessage)
 	if err := e.Start(); err != nil {
 		return nil, fmt.Errorf("event loop: %w", err)
 	}
@@ -131,7 +168,17 @@ func setMaxOpenFiles() {
 
 // add puts an accepted connection, admitted by the gate under key, on the
 // loop. It closes conn if it cannot.
-func (l *loop) add(conn net.Conn, key netip.Addr) {
+func (l *loop) add(conn net.Conn, key netip.Addr) { l.addConn(conn, key, nil) }
+
+// addWS puts a WebSocket connection on the loop, once its handshake is done
+// (conn is the hijacked TCP connection, subprotocol the one agreed): MQTT
+// is read from its binary frames, of any size, and each packet written is
+// one binary frame, as over mochi's goroutines (ws.go).
+func (l *loop) addWS(conn net.Conn, key netip.Addr, subprotocol string) {
+	l.addConn(conn, key, &subprotocol)
+}
+
+func (l *loop) addConn(conn net.Conn, key netip.Addr, wsSubprotocol *string) {
 	c, err := nbio.NBConn(conn) // a dup of its descriptor; conn is closed
 	if err != nil {
 		_ = conn.Close()
@@ -140,6 +187,12 @@ func (l *loop) add(conn net.Conn, key netip.Addr) {
 		return
 	}
 	lc := &loopConn{Conn: c, l: l, key: key}
+	if wsSubprotocol != nil {
+		lc.ws = websocket.NewServerConn(l.wsUp, c, *wsSubprotocol, false, false)
+		lc.ws.Engine = l.wsEngine
+		lc.ws.Execute = nbhttp.SyncExecutor // messages go to onWSMessage on the poller, which only frames MQTT
+		lc.ws.SetSession(lc)
+	}
 	c.Lock() // the poller reads lc after taking this lock: it sees lc whole
 	c.SetSession(lc)
 	c.Unlock()
@@ -158,6 +211,7 @@ func (l *loop) stop() { l.engine.Stop() }
 // to, sets deadlines on and closes (nbio.Conn's Write does not block).
 type loopConn struct {
 	*nbio.Conn
+	ws       *websocket.Conn // nil for plain TCP
 	l        *loop
 	key      netip.Addr // the gate's count of unauthenticated connections
 	released atomic.Bool
@@ -200,13 +254,51 @@ func (lc *loopConn) release() {
 	}
 }
 
-// onData frames the packets in data, which is the poller's buffer and only
-// valid during the call, and queues them for the connection's jobs.
+// Write writes one packet (mochi writes each in one call): as it is over
+// TCP, as one binary frame over WebSocket. It does not block.
+func (lc *loopConn) Write(p []byte) (int, error) {
+	if lc.ws == nil {
+		return lc.Conn.Write(p)
+	}
+	if err := lc.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// onData takes what the poller read for a connection, in data, which is
+// the poller's buffer and valid only during the call.
 func (l *loop) onData(c *nbio.Conn, data []byte) {
 	lc, _ := c.Session().(*loopConn)
 	if lc == nil || lc.dead {
 		return
 	}
+	if lc.ws != nil {
+		if err := lc.ws.Parse(data); err != nil { // calls onWSMessage for each message
+			lc.fail(err)
+		}
+		return
+	}
+	lc.push(data)
+}
+
+// onWSMessage takes a WebSocket message's payload: bytes of the MQTT
+// stream, which a message may split or join (MQTT 5 §6.0).
+func (l *loop) onWSMessage(ws *websocket.Conn, typ websocket.MessageType, data []byte) {
+	lc, _ := ws.Session().(*loopConn)
+	if lc == nil || lc.dead {
+		return
+	}
+	if typ != websocket.BinaryMessage {
+		lc.fail(errTextFrame) // [MQTT-6.0.0-1]
+		return
+	}
+	lc.push(data)
+}
+
+// push frames the packets in data and queues them for the connection's jobs.
+func (lc *loopConn) push(data []byte) {
+	l := lc.l
 	batch, err := lc.frame(data)
 	if err != nil {
 		lc.fail(err)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -620,4 +622,108 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// dialWS opens a WebSocket to the broker's /mqtt handler served by srv.
+func dialWS(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}}
+	c, _, err := d.Dial("ws"+strings.TrimPrefix(url, "http")+"/mqtt", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestLoopWebSocketFraming: over WebSocket on the loop, a CONNECT split
+// over a message per byte, and a SUBSCRIBE and a hundred PUBLISHes in one
+// message, reach mochi whole and in order; each packet comes back in a
+// binary message of its own; a text message ends the connection
+// [MQTT-6.0.0-1].
+func TestLoopWebSocketFraming(t *testing.T) {
+	b := startBroker(t, "")
+	srv := httptest.NewServer(b.WebSocket())
+	defer srv.Close()
+	c := dialWS(t, srv.URL)
+	connect := encodePacket(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: "alice/w",
+			UsernameFlag: true, Username: []byte("alice")}})
+	for _, x := range connect {
+		if err := c.WriteMessage(websocket.BinaryMessage, []byte{x}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pk := wsNext(t, c); pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != 0 {
+		t.Fatalf("CONNACK %+v", pk)
+	}
+	if cl, ok := b.srv.Clients.Get("alice/w"); !ok {
+		t.Fatal("no client")
+	} else if lc, ok := cl.Net.Conn.(*loopConn); !ok || lc.ws == nil {
+		t.Fatalf("WebSocket served by a %T, not the event loop", cl.Net.Conn)
+	}
+	all := encodePacket(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4,
+		PacketID: 1, Filters: packets.Subscriptions{{Filter: "t/#"}}})
+	for i := range 100 {
+		all = append(all, publishBytes(t, 4, fmt.Sprintf("t/%d", i), bytes.Repeat([]byte{'x'}, i*50))...)
+	}
+	if err := c.WriteMessage(websocket.BinaryMessage, all); err != nil {
+		t.Fatal(err)
+	}
+	if pk := wsNext(t, c); pk.FixedHeader.Type != packets.Suback {
+		t.Fatalf("want SUBACK, got %+v", pk)
+	}
+	for i := range 100 {
+		if pk := wsNext(t, c); pk.TopicName != fmt.Sprintf("t/%d", i) || len(pk.Payload) != i*50 {
+			t.Fatalf("publish %d: got %s with %d bytes", i, pk.TopicName, len(pk.Payload))
+		}
+	}
+	// A PUBLISH of ASCII bytes is valid UTF-8 text: only the MQTT rule refuses it.
+	if err := c.WriteMessage(websocket.TextMessage, publishBytes(t, 4, "t/x", []byte("y"))); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, "the text message to end the connection", 5*time.Second, func() bool { return b.Clients() == 0 })
+}
+
+// TestLoopIdleWebSocketsHoldNoGoroutine: idle, subscribed WebSocket
+// clients add no goroutines (mochi's own I/O: two each, and net/http's
+// none once the handler has returned).
+func TestLoopIdleWebSocketsHoldNoGoroutine(t *testing.T) {
+	b := startBroker(t, "")
+	srv := httptest.NewServer(b.WebSocket())
+	defer srv.Close()
+	settle := func() int {
+		n := runtime.NumGoroutine()
+		for range 50 {
+			time.Sleep(20 * time.Millisecond)
+			m := runtime.NumGoroutine()
+			if m == n {
+				break
+			}
+			n = m
+		}
+		return n
+	}
+	before := settle()
+	const conns = 300
+	for i := range conns {
+		c := dialWS(t, srv.URL)
+		user := fmt.Sprintf("u%d", i)
+		wsSend(t, c, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+			Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: user + "/w",
+				UsernameFlag: true, Username: []byte(user)}})
+		if pk := wsNext(t, c); pk.FixedHeader.Type != packets.Connack {
+			t.Fatalf("CONNACK %+v", pk)
+		}
+		wsSend(t, c, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4,
+			PacketID: 1, Filters: packets.Subscriptions{{Filter: "im/u/" + user + "/inbox"}}})
+		if pk := wsNext(t, c); pk.FixedHeader.Type != packets.Suback {
+			t.Fatalf("SUBACK %+v", pk)
+		}
+	}
+	after := settle()
+	t.Logf("goroutines: %d before, %d with %d idle WebSocket connections", before, after, conns)
+	if after-before > conns/10 {
+		t.Fatalf("%d goroutines for %d idle WebSocket connections", after-before, conns)
+	}
 }

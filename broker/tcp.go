@@ -19,9 +19,10 @@ import (
 // tcpListener is mochi's TCP listener with three differences that matter: an
 // Accept error (EMFILE when file descriptors run out, ECONNABORTED) does not
 // end the accept loop for good; it waits and tries again. A plain TCP
-// connection is read through a pooled buffer (pooledConn), so an idle one
-// holds no read buffer. And every connection passes the gate (gate.go)
-// before mochi sees it.
+// connection goes to the event loop (loop.go), or, with
+// Options.GoroutineIO, is read through a pooled buffer (pooledConn), so an
+// idle one holds no read buffer; TLS is read by mochi's goroutines. And
+// every connection passes the gate (gate.go) before mochi sees it.
 type tcpListener struct {
 	id, address string
 	tlsConfig   *tls.Config

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -17,10 +19,13 @@ import (
 
 // wsListener serves MQTT over WebSocket from the HTTP server's /mqtt route
 // rather than a port of its own (docs/operations.md), for networks where only the HTTP
-// ports pass.
+// ports pass. gorilla answers the handshake; then a plain TCP connection
+// moves to the event loop (loop.go), where nbio's WebSocket parser feeds
+// the MQTT framer, and an HTTPS one stays on mochi's goroutines (wsConn).
 type wsListener struct {
 	id        string
 	gate      *gate
+	loop      *loop // connections go to this event loop; nil: to mochi's goroutines
 	upgrader  websocket.Upgrader
 	establish atomic.Pointer[listeners.EstablishFn]
 	closed    atomic.Bool
@@ -60,6 +65,9 @@ func (l *wsListener) stopAccepting() { l.closed.Store(true) }
 func (l *wsListener) Close(closeClients listeners.CloseFn) {
 	l.stopAccepting()
 	closeClients(l.id)
+	if l.loop != nil {
+		l.loop.stop()
+	}
 }
 
 // ServeHTTP upgrades the request and hands the connection to mochi on a
@@ -84,10 +92,28 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.gate.leave(key)
 		return // the upgrader has written the HTTP error
 	}
+	if conn := c.NetConn(); l.loop != nil && onLoop(conn) {
+		// gorilla's Conn is left to the garbage collector: the handshake
+		// is done and no frame has been read (gorilla refuses a client
+		// that sends one before the handshake's answer).
+		l.loop.addWS(conn, key, c.Subprotocol())
+		return
+	}
 	go func() {
 		defer c.Close()
 		_ = l.gate.serve(&wsConn{Conn: c.NetConn(), ws: c}, key, func(conn net.Conn) error { return (*establish)(l.id, conn) })
 	}()
+}
+
+// onLoop reports whether a hijacked connection can move to the event loop:
+// a plain TCP socket (the daemon's counted connection exposes its
+// descriptor); not TLS, whose records nbio would have to decrypt.
+func onLoop(conn net.Conn) bool {
+	if _, ok := conn.(*tls.Conn); ok {
+		return false
+	}
+	_, ok := conn.(syscall.Conn)
+	return ok
 }
 
 // remoteAddr is the request's remote address as a net.Addr.

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 
 	"github.com/imqtt/imqtt/broker"
 )
@@ -67,6 +69,17 @@ type countedConn struct {
 func (c *countedConn) Close() error {
 	c.leave()
 	return c.Conn.Close()
+}
+
+// SyscallConn is the TCP connection's: once hijacked for MQTT over
+// WebSocket, the broker moves a plain connection onto its event loop
+// (broker/loop.go) by its descriptor.
+func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
 }
 
 // releaseHijacked is the http.Server's ConnState hook: a hijacked
