@@ -132,11 +132,15 @@ func (o *Options) fill() {
 		o.MaxPreauth = DefaultMaxPreauth
 	}
 	if o.MaxReadBacklog <= 0 {
-		o.MaxReadBacklog = max(DefaultMaxReadBacklog, 2*int(o.MaxPacketSize))
+		o.MaxReadBacklog = DefaultMaxReadBacklog
 	}
 	if o.MaxWriteBacklog <= 0 {
-		o.MaxWriteBacklog = max(DefaultMaxWriteBacklog, 2*int(o.MaxPacketSize))
+		o.MaxWriteBacklog = DefaultMaxWriteBacklog
 	}
+	// Room for two of the largest packets, whatever was asked: a backlog
+	// smaller than one packet would cut off a client that sent it.
+	o.MaxReadBacklog = max(o.MaxReadBacklog, 2*int(o.MaxPacketSize))
+	o.MaxWriteBacklog = max(o.MaxWriteBacklog, 2*int(o.MaxPacketSize))
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

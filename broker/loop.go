@@ -76,6 +76,8 @@ type loop struct {
 	maxBacklogPk int // packets framed and not yet processed, per connection
 	busy         func(limit string)
 
+	maxWriteBacklog int // bytes queued for a connection's writer
+
 	// WebSocket (addWS): nbhttp's frame parser and writer, without its
 	// HTTP server; the upgrader carries the options and the data-frame
 	// callback, the engine only the limits the parser reads.
@@ -101,6 +103,8 @@ func newLoop(id string, srv *mqtt.Server, g *gate, o Options, log *slog.Logger) 
 		maxBacklog:   o.MaxReadBacklog,
 		maxBacklogPk: maxBacklogPackets(caps.ReceiveMaximum),
 		busy:         o.Refused,
+
+		maxWriteBacklog: o.MaxWriteBacklog,
 	}
 	setupNBIO(log)
 	e := nbio.NewEngine(nbio.Config{
@@ -226,6 +230,14 @@ type loopConn struct {
 	// Bytes and packets framed and not yet processed.
 	backlog, backlogPk atomic.Int64
 
+	// Writes (Write, flush): wbuf holds what waits for the writer, nil
+	// when nothing does; wio orders the writer's and Close's writes.
+	wmu      sync.Mutex
+	wio      sync.Mutex
+	wbuf     *[]byte
+	flushing bool // a writer goroutine runs
+	wclosed  bool
+
 	// Jobs: touched by the connection's jobs only, which run one at a time
 	// (cl is also read by the poller's overflow).
 	cl         atomic.Pointer[mqtt.Client] // set once ConnectClient has succeeded: DetachClient is owed
@@ -254,16 +266,112 @@ func (lc *loopConn) release() {
 	}
 }
 
-// Write writes one packet (mochi writes each in one call): as it is over
-// TCP, as one binary frame over WebSocket. It does not block.
+// Write queues one packet (mochi writes each in one call) for the
+// connection's writer: as it is over TCP, as one binary frame over
+// WebSocket. It does not block, and makes no system call: mochi writes
+// deliveries on the publisher's goroutine (the chat dispatcher, for every
+// connection), which must not spend a write(2) on each. The writer is a
+// goroutine that runs while bytes wait (flush), and sends all that queued
+// meanwhile in one write, as mochi's WriteLoop gathered its queue.
 func (lc *loopConn) Write(p []byte) (int, error) {
-	if lc.ws == nil {
-		return lc.Conn.Write(p)
+	lc.wmu.Lock()
+	if lc.wclosed {
+		lc.wmu.Unlock()
+		return 0, net.ErrClosed
 	}
-	if err := lc.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
+	if lc.wbuf == nil {
+		lc.wbuf = writeBufs.Get().(*[]byte)
+	}
+	if lc.ws != nil {
+		*lc.wbuf = appendWSHeader(*lc.wbuf, len(p))
+	}
+	*lc.wbuf = append(*lc.wbuf, p...)
+	over := len(*lc.wbuf) > lc.l.maxWriteBacklog
+	start := !lc.flushing && !over
+	lc.flushing = lc.flushing || start
+	lc.wmu.Unlock()
+	if over { // the writer cannot keep up: as nbio's MaxWriteBufferSize
+		go lc.end(nbio.ErrOverflow)
+		return 0, nbio.ErrOverflow
+	}
+	if start {
+		go lc.flush()
 	}
 	return len(p), nil
+}
+
+// appendWSHeader appends the header of an unmasked, final, binary
+// WebSocket frame of n bytes (RFC 6455 §5.2), as a server sends it.
+func appendWSHeader(b []byte, n int) []byte {
+	b = append(b, 0x82)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, 127, byte(uint64(n)>>56), byte(uint64(n)>>48), byte(uint64(n)>>40), byte(uint64(n)>>32),
+			byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+// writeBufs holds the writers' buffers between bursts: a connection holds
+// one only while bytes wait for its writer.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// flush is the connection's writer: it hands what was queued to nbio's
+// Write, which does not block (it keeps what the socket cannot take, up to
+// MaxWriteBacklog), until nothing is left, and returns.
+func (lc *loopConn) flush() {
+	for {
+		lc.wio.Lock()
+		lc.wmu.Lock()
+		b := lc.wbuf
+		lc.wbuf = nil
+		if b == nil {
+			lc.flushing = false
+			lc.wmu.Unlock()
+			lc.wio.Unlock()
+			return
+		}
+		lc.wmu.Unlock()
+		_, err := lc.Conn.Write(*b)
+		lc.wio.Unlock()
+		putWriteBuf(b)
+		if err != nil { // nbio has closed the connection (a backlog past MaxWriteBacklog, a reset)
+			lc.wmu.Lock()
+			lc.wclosed, lc.flushing = true, false
+			if lc.wbuf != nil {
+				putWriteBuf(lc.wbuf)
+				lc.wbuf = nil
+			}
+			lc.wmu.Unlock()
+			return
+		}
+	}
+}
+
+func putWriteBuf(b *[]byte) {
+	if cap(*b) <= 64<<10 { // a large packet's buffer goes to the garbage collector
+		*b = (*b)[:0]
+		writeBufs.Put(b)
+	}
+}
+
+// Close writes what is queued (a refusal CONNACK, a DISCONNECT), then
+// closes the connection.
+func (lc *loopConn) Close() error {
+	lc.wio.Lock()
+	lc.wmu.Lock()
+	b := lc.wbuf
+	lc.wbuf, lc.wclosed = nil, true
+	lc.wmu.Unlock()
+	if b != nil {
+		_, _ = lc.Conn.Write(*b)
+		putWriteBuf(b)
+	}
+	lc.wio.Unlock()
+	return lc.Conn.Close()
 }
 
 // onData takes what the poller read for a connection, in data, which is

@@ -349,7 +349,7 @@ func TestLoopBacklogCutsOffFlooder(t *testing.T) {
 	h := newBlockHook()
 	defer h.unblock()
 	var refused refusals
-	b := startBrokerWith(t, Options{MQTTAddr: "127.0.0.1:0", MaxReadBacklog: 64 << 10, Refused: refused.add}, h)
+	b := startBrokerWith(t, Options{MQTTAddr: "127.0.0.1:0", MaxPacketSize: 16 << 10, MaxReadBacklog: 64 << 10, Refused: refused.add}, h)
 	other := dialRaw(t, b.MQTTAddr(), "carol/a", 4)
 	f := dialRaw(t, b.MQTTAddr(), "mallory/a", 5)
 	if _, err := f.conn.Write(publishBytes(t, 5, "block", nil)); err != nil {
