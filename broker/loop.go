@@ -358,6 +358,11 @@ func putWriteBuf(b *[]byte) {
 	}
 }
 
+// SetDeadline is mochi's keepalive: a read deadline only. Writes need none
+// (they do not block; MaxWriteBacklog bounds them), and an nbio write
+// deadline is a timer made anew after every write that empties the queue.
+func (lc *loopConn) SetDeadline(t time.Time) error { return lc.Conn.SetReadDeadline(t) }
+
 // Close writes what is queued (a refusal CONNACK, a DISCONNECT), then
 // closes the connection.
 func (lc *loopConn) Close() error {
