@@ -376,7 +376,25 @@ func (lc *loopConn) Close() error {
 		putWriteBuf(b)
 	}
 	lc.wio.Unlock()
-	return lc.Conn.Close()
+	lc.shutdown()
+	return nil
+}
+
+// shutdown ends the connection for its poller to close. nbio closes a
+// descriptor on whichever goroutine calls Close; the poller may then hold
+// an event of the closed socket (its peer hung up too) and, once a new
+// connection has reused the descriptor number, close that one in its
+// place: seen as a new client cut off before its CONNACK. shutdown(2)
+// makes the socket report a hang-up, and the poller, which takes events in
+// order, closes it itself (onClose follows as for any close).
+func (lc *loopConn) shutdown() {
+	lc.Conn.Lock() // nbio marks a connection closed under this lock before it closes the descriptor
+	defer lc.Conn.Unlock()
+	if closed, _ := lc.Conn.IsClosed(); closed {
+		return
+	}
+	rc, _ := lc.Conn.SyscallConn()
+	_ = rc.Control(func(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
 }
 
 // onData takes what the poller read for a connection, in data, which is
