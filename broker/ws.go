@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -92,11 +91,11 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.gate.leave(key)
 		return // the upgrader has written the HTTP error
 	}
-	if conn := c.NetConn(); l.loop != nil && onLoop(conn) {
+	if tc, ok := plainTCP(c.NetConn()); l.loop != nil && ok {
 		// gorilla's Conn is left to the garbage collector: the handshake
 		// is done and no frame has been read (gorilla refuses a client
 		// that sends one before the handshake's answer).
-		l.loop.addWS(conn, key, c.Subprotocol())
+		l.loop.addWS(tc, key, c.Subprotocol())
 		return
 	}
 	go func() {
@@ -105,15 +104,24 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-// onLoop reports whether a hijacked connection can move to the event loop:
-// a plain TCP socket (the daemon's counted connection exposes its
-// descriptor); not TLS, whose records nbio would have to decrypt.
-func onLoop(conn net.Conn) bool {
-	if _, ok := conn.(*tls.Conn); ok {
-		return false
+// plainTCP is the TCP connection a hijacked connection is, if it can move
+// to the event loop: plain TCP, possibly wrapped by something that tells
+// what it wraps (NetConn: the daemon's counted HTTP connection), and not
+// TLS, whose records nbio would have to decrypt. nbio takes a
+// *net.TCPConn only: anything else it would neither read nor close.
+func plainTCP(conn net.Conn) (*net.TCPConn, bool) {
+	for {
+		switch c := conn.(type) {
+		case *net.TCPConn:
+			return c, true
+		case *tls.Conn:
+			return nil, false
+		case interface{ NetConn() net.Conn }:
+			conn = c.NetConn()
+		default:
+			return nil, false
+		}
 	}
-	_, ok := conn.(syscall.Conn)
-	return ok
 }
 
 // remoteAddr is the request's remote address as a net.Addr.

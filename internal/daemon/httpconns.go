@@ -2,11 +2,9 @@ package daemon
 
 import (
 	"crypto/tls"
-	"errors"
 	"net"
 	"net/http"
 	"sync"
-	"syscall"
 
 	"github.com/imqtt/imqtt/broker"
 )
@@ -71,16 +69,10 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// SyscallConn is the TCP connection's: once hijacked for MQTT over
-// WebSocket, the broker moves a plain connection onto its event loop
-// (broker/loop.go) by its descriptor.
-func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
-	sc, ok := c.Conn.(syscall.Conn)
-	if !ok {
-		return nil, errors.ErrUnsupported
-	}
-	return sc.SyscallConn()
-}
+// NetConn is the TCP connection under the count: once hijacked for MQTT
+// over WebSocket (and so out of the count), the broker moves a plain one
+// onto its event loop (broker/loop.go), which needs the *net.TCPConn.
+func (c *countedConn) NetConn() net.Conn { return c.Conn }
 
 // releaseHijacked is the http.Server's ConnState hook: a hijacked
 // connection (MQTT over WebSocket) leaves the HTTP count.
