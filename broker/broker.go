@@ -33,7 +33,7 @@ const (
 	DefaultConnectTimeout   = 10 * time.Second
 	DefaultMaxPreauthPerIP  = 128
 	DefaultMaxPreauth       = 4096
-	DefaultMaxReadBacklog   = 4 << 20
+	DefaultMaxReadBacklog   = 16 << 20
 	DefaultMaxWriteBacklog  = 2 << 20
 )
 
@@ -88,7 +88,7 @@ type Options struct {
 	GoroutineIO bool
 	// MaxReadBacklog bounds the bytes a connection on the event loop may
 	// have sent that have not been processed yet; past it the client is
-	// disconnected (MQTT 5: DISCONNECT 0x96). Default 4 MiB, and at least
+	// disconnected (MQTT 5: DISCONNECT 0x96). Default 16 MiB, and at least
 	// two packets of MaxPacketSize.
 	MaxReadBacklog int
 	// MaxWriteBacklog bounds the bytes written to a connection on the event

@@ -78,23 +78,28 @@ type loop struct {
 
 	maxWriteBacklog int // bytes queued for a connection's writer
 
-	// WebSocket (addWS): nbhttp's frame parser and writer, without its
-	// HTTP server; the upgrader carries the options and the data-frame
-	// callback, the engine only the limits the parser reads.
+	// WebSocket (addWS): nbhttp's frame parser, without its HTTP server;
+	// the upgrader carries the options and the message callback, the
+	// engine only the limits the parser reads.
 	wsUp     *websocket.Upgrader
 	wsEngine *nbhttp.Engine
 }
 
 // maxBacklogPackets bounds the packets one connection may have framed and
-// not yet processed. A client that waits for its acks has at most Receive
-// Maximum QoS 1 PUBLISHes unacknowledged (mochi disconnects it past that,
-// 0x93), plus a few other packets; four times the server's Receive
-// Maximum is room for QoS 0 between them that no legitimate client uses.
-func maxBacklogPackets(receiveMaximum uint16) int { return max(4*int(receiveMaximum), 1024) }
+// not yet processed. An MQTT 5 client has at most Receive Maximum QoS 1
+// PUBLISHes unacknowledged (mochi disconnects it past that, 0x93), but a
+// 3.1.1 client has no such bound and may pipeline its sends (a bot
+// sending 1,500 messages of 4 KB at once, e2e TestStalledSubscriber),
+// which mochi's goroutine would have slowed through TCP by reading one
+// packet at a time: sixteen times Receive Maximum leaves it room.
+func maxBacklogPackets(receiveMaximum uint16) int { return max(16*int(receiveMaximum), 16384) }
 
-// refusedBacklog counts clients disconnected for sending faster than they
-// were processed.
-const refusedBacklog = "read_backlog"
+// Refusal labels: clients disconnected for sending faster than they were
+// processed, and for reading slower than they were written to.
+const (
+	refusedBacklog      = "read_backlog"
+	refusedWriteBacklog = "write_backlog"
+)
 
 func newLoop(id string, srv *mqtt.Server, g *gate, o Options, log *slog.Logger) (*loop, error) {
 	caps := srv.Options.Capabilities
@@ -152,6 +157,13 @@ func setupNBIO(log *slog.Logger) {
 	})
 }
 
+// refuse counts a refusal by one of the loop's limits.
+func (l *loop) refuse(limit string) {
+	if l.busy != nil {
+		l.busy(limit)
+	}
+}
+
 // nbioLog is nbio's logging.Logger on slog. nbio logs no packet contents.
 type nbioLog struct{ l *slog.Logger }
 
@@ -171,18 +183,20 @@ func setMaxOpenFiles() {
 }
 
 // add puts an accepted connection, admitted by the gate under key, on the
-// loop. It closes conn if it cannot.
-func (l *loop) add(conn net.Conn, key netip.Addr) { l.addConn(conn, key, nil) }
+// loop. It closes conn if it cannot. nbio takes a *net.TCPConn's
+// descriptor; from any other type it would neither read nor close it.
+func (l *loop) add(conn *net.TCPConn, key netip.Addr) { l.addConn(conn, key, nil) }
 
 // addWS puts a WebSocket connection on the loop, once its handshake is done
 // (conn is the hijacked TCP connection, subprotocol the one agreed): MQTT
-// is read from its binary frames, of any size, and each packet written is
-// one binary frame, as over mochi's goroutines (ws.go).
-func (l *loop) addWS(conn net.Conn, key netip.Addr, subprotocol string) {
+// is read from its binary messages, which may split or join packets, and
+// each packet written is one binary frame, as over mochi's goroutines
+// (ws.go).
+func (l *loop) addWS(conn *net.TCPConn, key netip.Addr, subprotocol string) {
 	l.addConn(conn, key, &subprotocol)
 }
 
-func (l *loop) addConn(conn net.Conn, key netip.Addr, wsSubprotocol *string) {
+func (l *loop) addConn(conn *net.TCPConn, key netip.Addr, wsSubprotocol *string) {
 	c, err := nbio.NBConn(conn) // a dup of its descriptor; conn is closed
 	if err != nil {
 		_ = conn.Close()
@@ -291,6 +305,7 @@ func (lc *loopConn) Write(p []byte) (int, error) {
 	lc.flushing = lc.flushing || start
 	lc.wmu.Unlock()
 	if over { // the writer cannot keep up: as nbio's MaxWriteBufferSize
+		lc.l.refuse(refusedWriteBacklog)
 		go lc.end(nbio.ErrOverflow)
 		return 0, nbio.ErrOverflow
 	}
@@ -339,6 +354,9 @@ func (lc *loopConn) flush() {
 		lc.wio.Unlock()
 		putWriteBuf(b)
 		if err != nil { // nbio has closed the connection (a backlog past MaxWriteBacklog, a reset)
+			if errors.Is(err, nbio.ErrOverflow) {
+				lc.l.refuse(refusedWriteBacklog)
+			}
 			lc.wmu.Lock()
 			lc.wclosed, lc.flushing = true, false
 			if lc.wbuf != nil {
@@ -556,9 +574,7 @@ func (lc *loopConn) fail(err error) {
 // take the client's lock, which a job may hold.
 func (lc *loopConn) overflow() {
 	lc.dead = true
-	if lc.l.busy != nil {
-		lc.l.busy(refusedBacklog)
-	}
+	lc.l.refuse(refusedBacklog)
 	lc.endErr.CompareAndSwap(nil, &errBacklog)
 	lc.ending.Store(true)
 	go func() {

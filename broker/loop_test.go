@@ -390,7 +390,8 @@ func TestLoopBacklogCutsOffFlooder(t *testing.T) {
 // once what the socket has not taken passes MaxWriteBacklog, instead of
 // the broker keeping everything published to it.
 func TestLoopCutsOffNonReader(t *testing.T) {
-	b := startBrokerWith(t, Options{MQTTAddr: "127.0.0.1:0", MaxWriteBacklog: 1 << 20})
+	var refused refusals
+	b := startBrokerWith(t, Options{MQTTAddr: "127.0.0.1:0", MaxWriteBacklog: 1 << 20, Refused: refused.add})
 	conn, err := net.Dial("tcp", b.MQTTAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -424,6 +425,9 @@ func TestLoopCutsOffNonReader(t *testing.T) {
 		t.Fatalf("a subscriber that reads nothing is still connected after %d MiB published to it", sent>>20)
 	}
 	t.Logf("closed after %d MiB published", sent>>20)
+	if n := refused.get(refusedWriteBacklog); n != 1 {
+		t.Fatalf("%d write backlog refusals counted, want 1", n)
+	}
 }
 
 // TestLoopKeepalive: a client silent for 1.5 times its keepalive is

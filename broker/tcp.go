@@ -96,8 +96,8 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 				continue
 			}
 		}
-		if l.loop != nil {
-			l.loop.add(conn, key)
+		if tc, ok := conn.(*net.TCPConn); ok && l.loop != nil {
+			l.loop.add(tc, key)
 			continue
 		}
 		if tc, ok := conn.(*net.TCPConn); ok {

@@ -1153,8 +1153,17 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		return out, packets.CodeDisconnect
 	}
 
-	if cl.Net.Direct { // as WriteLoop would write it; a failed write keeps the inflight, resent on reconnect
-		return out, cl.WritePacket(out)
+	if cl.Net.Direct {
+		if err := cl.WritePacket(out); err != nil { // the connection is gone or cut off: as a full queue
+			atomic.AddInt64(&s.Info.MessagesDropped, 1)
+			cl.ops.hooks.OnPublishDropped(cl, pk)
+			if out.FixedHeader.Qos > 0 {
+				cl.State.Inflight.Delete(out.PacketID)
+				cl.State.Inflight.IncreaseSendQuota()
+			}
+			return out, err
+		}
+		return out, nil
 	}
 
 	select {
