@@ -83,6 +83,13 @@ type loop struct {
 	// engine only the limits the parser reads.
 	wsUp     *websocket.Upgrader
 	wsEngine *nbhttp.Engine
+
+	// stopping is taken for reading to add a connection and for writing
+	// by stop: nbio's Stop closes the connections it has and waits for
+	// each one's close, so one added while it runs would be waited for
+	// without end.
+	stopping sync.RWMutex
+	stopped  bool
 }
 
 // maxBacklogPackets bounds the packets one connection may have framed and
@@ -197,6 +204,13 @@ func (l *loop) addWS(conn *net.TCPConn, key netip.Addr, subprotocol string) {
 }
 
 func (l *loop) addConn(conn *net.TCPConn, key netip.Addr, wsSubprotocol *string) {
+	l.stopping.RLock()
+	defer l.stopping.RUnlock()
+	if l.stopped {
+		_ = conn.Close()
+		l.gate.leave(key)
+		return
+	}
 	c, err := nbio.NBConn(conn) // a dup of its descriptor; conn is closed
 	if err != nil {
 		_ = conn.Close()
@@ -222,8 +236,17 @@ func (l *loop) addConn(conn *net.TCPConn, key netip.Addr, wsSubprotocol *string)
 	_ = c.SetReadDeadline(time.Now().Add(l.gate.timeout)) // the CONNECT deadline; mochi's keepalive replaces it
 }
 
-// stop closes every connection still on the loop and stops its pollers.
-func (l *loop) stop() { l.engine.Stop() }
+// stop closes every connection still on the loop and stops its pollers,
+// once; a connection added after it is closed at once.
+func (l *loop) stop() {
+	l.stopping.Lock()
+	stopped := l.stopped
+	l.stopped = true
+	l.stopping.Unlock()
+	if !stopped {
+		l.engine.Stop()
+	}
+}
 
 // loopConn is one connection on the loop, and the net.Conn mochi writes
 // to, sets deadlines on and closes (nbio.Conn's Write does not block).
