@@ -9,6 +9,9 @@ go 1.26.0
 replace (
 	github.com/imqtt/imqtt/client => ./client
 	github.com/imqtt/imqtt/wire => ./wire
+	// A fork of v2.7.9 with a small exported API for the event-loop listener
+	// (third_party/mochi/IMQTT.md; scripts/check-mochi.sh keeps it honest).
+	github.com/mochi-mqtt/server/v2 => ./third_party/mochi
 )
 
 require (
@@ -22,6 +25,7 @@ require (
 	github.com/imqtt/imqtt/client v0.0.0-00010101000000-000000000000
 	github.com/imqtt/imqtt/wire v0.0.0-00010101000000-000000000000
 	github.com/klauspost/compress v1.20.3
+	github.com/lesismal/nbio v1.6.8
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/prometheus/client_golang v1.22.0
 	github.com/prometheus/client_model v0.6.2
@@ -54,6 +58,7 @@ require (
 	github.com/kr/pretty v0.3.1 // indirect
 	github.com/kr/text v0.2.0 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
+	github.com/lesismal/llib v1.2.2 // indirect
 	github.com/minio/minlz v1.0.1-0.20250507153514-87eb42fe8882 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/pkg/errors v0.9.1 // indirect

@@ -33,6 +33,8 @@ const (
 	DefaultConnectTimeout   = 10 * time.Second
 	DefaultMaxPreauthPerIP  = 128
 	DefaultMaxPreauth       = 4096
+	DefaultMaxReadBacklog   = 16 << 20
+	DefaultMaxWriteBacklog  = 2 << 20
 )
 
 // Options are the broker's limits and addresses; zero values take defaults.
@@ -81,6 +83,20 @@ type Options struct {
 	// packet a limit refuses (metrics.Metrics.Refused).
 	Refused func(limit string)
 
+	// GoroutineIO serves plain TCP as TLS is served, with mochi's two
+	// goroutines per connection, instead of on the event loop (loop.go).
+	GoroutineIO bool
+	// MaxReadBacklog bounds the bytes a connection on the event loop may
+	// have sent that have not been processed yet; past it the client is
+	// disconnected (MQTT 5: DISCONNECT 0x96). Default 16 MiB, and at least
+	// two packets of MaxPacketSize.
+	MaxReadBacklog int
+	// MaxWriteBacklog bounds the bytes written to a connection on the event
+	// loop that its socket has not taken yet; past it the connection is
+	// closed (a subscriber that stopped reading). It also bounds one packet
+	// written. Default 2 MiB, and at least two packets of MaxPacketSize.
+	MaxWriteBacklog int
+
 	Logger *slog.Logger
 }
 
@@ -115,6 +131,16 @@ func (o *Options) fill() {
 	if o.MaxPreauth <= 0 {
 		o.MaxPreauth = DefaultMaxPreauth
 	}
+	if o.MaxReadBacklog <= 0 {
+		o.MaxReadBacklog = DefaultMaxReadBacklog
+	}
+	if o.MaxWriteBacklog <= 0 {
+		o.MaxWriteBacklog = DefaultMaxWriteBacklog
+	}
+	// Room for two of the largest packets, whatever was asked: a backlog
+	// smaller than one packet would cut off a client that sent it.
+	o.MaxReadBacklog = max(o.MaxReadBacklog, 2*int(o.MaxPacketSize))
+	o.MaxWriteBacklog = max(o.MaxWriteBacklog, 2*int(o.MaxPacketSize))
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -197,6 +223,13 @@ func (b *Broker) AddHook(h mqtt.Hook, config any) error { return b.srv.AddHook(h
 func (b *Broker) Start() error {
 	if b.opts.MQTTAddr != "" {
 		b.tcp = newTCPListener("tcp", b.opts.MQTTAddr, nil, b.gate, b.opts.Logger)
+		if !b.opts.GoroutineIO {
+			lp, err := newLoop("tcp", b.srv, b.gate, b.opts, b.opts.Logger)
+			if err != nil {
+				return err
+			}
+			b.tcp.loop = lp
+		}
 		if err := b.srv.AddListener(b.tcp); err != nil {
 			return fmt.Errorf("mqtt listener %s: %w", b.opts.MQTTAddr, err)
 		}
@@ -206,6 +239,13 @@ func (b *Broker) Start() error {
 		if err := b.srv.AddListener(b.tls); err != nil {
 			return fmt.Errorf("mqtt tls listener %s: %w", b.opts.TLSAddr, err)
 		}
+	}
+	if !b.opts.GoroutineIO {
+		lp, err := newLoop("ws", b.srv, b.gate, b.opts, b.opts.Logger)
+		if err != nil {
+			return err
+		}
+		b.ws.loop = lp
 	}
 	if err := b.srv.AddListener(b.ws); err != nil {
 		return fmt.Errorf("websocket listener: %w", err)

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	_ "unsafe" // go:linkname
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -27,19 +26,9 @@ import (
 // subscriptions (Server.Subscribe) on user topics, which nothing in imqtt
 // makes, and retained messages, which imqtt never publishes.
 //
-// mochi exports no per-client enqueue, so publishToClient is reached by
-// linkname. Its signature is pinned to the mochi version in go.mod
-// (mochiDirect): with any other version Publish falls back to mochi's
-// Publish, and TestDirectMatchesMochi fails until this is looked at again.
-
-//go:linkname publishToClient github.com/mochi-mqtt/server/v2.(*Server).publishToClient
-func publishToClient(s *mqtt.Server, cl *mqtt.Client, sub packets.Subscription, pk packets.Packet) (packets.Packet, error)
-
-// mochiDirect is the mochi version publishToClient's signature was read from.
-const mochiDirect = "2.7.9"
-
-// directOK reports whether the mochi linked into this binary is mochiDirect.
-func directOK() bool { return mqtt.Version == mochiDirect }
+// The per-client enqueue is Server.PublishToClient, which imqtt's fork of
+// mochi exports (third_party/mochi/IMQTT.md); on a client of the event loop
+// (loop.go) it writes the packet at once instead of queueing it.
 
 // route is one connected client and the filters it holds under its user's
 // topics.
@@ -212,9 +201,6 @@ func matches(filter, topic string) bool {
 // topic, as mochi's Publish would, and reports whether it could (false:
 // the caller publishes through mochi instead).
 func (b *Broker) deliver(user, topic string, payload []byte) bool {
-	if !directOK() {
-		return false
-	}
 	b.routes.mu.RLock()
 	rts := b.routes.users[user]
 	b.routes.mu.RUnlock()
@@ -237,7 +223,7 @@ func (b *Broker) deliver(user, topic string, payload []byte) bool {
 		sub, ok, n := rt.subscription(topic)
 		checks += n
 		if ok {
-			_, _ = publishToClient(b.srv, rt.cl, sub, pk) // a full queue is counted by OnPublishDropped
+			_, _ = b.srv.PublishToClient(rt.cl, sub, pk) // a full queue is counted by OnPublishDropped
 		}
 	}
 	b.routes.checks.Add(uint64(checks))

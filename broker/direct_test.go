@@ -165,9 +165,6 @@ func delivery(pk packets.Packet) string {
 // the same QoS, subscription identifiers merged from overlapping
 // subscriptions — and a takeover leaves the old connection out.
 func TestDirectMatchesMochi(t *testing.T) {
-	if !directOK() {
-		t.Fatalf("direct delivery is off: mochi in this build is not %s (see direct.go)", mochiDirect)
-	}
 	b := startBroker(t, "127.0.0.1:0")
 	addr := b.MQTTAddr()
 

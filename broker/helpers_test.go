@@ -15,7 +15,14 @@ import (
 // the test.
 func startBroker(t *testing.T, addr string, hooks ...mqtt.Hook) *Broker {
 	t.Helper()
-	b := New(Options{MQTTAddr: addr, Logger: slog.New(slog.DiscardHandler)})
+	return startBrokerWith(t, Options{MQTTAddr: addr}, hooks...)
+}
+
+// startBrokerWith is startBroker with options.
+func startBrokerWith(t *testing.T, o Options, hooks ...mqtt.Hook) *Broker {
+	t.Helper()
+	o.Logger = slog.New(slog.DiscardHandler)
+	b := New(o)
 	for _, h := range append([]mqtt.Hook{new(auth.AllowHook)}, hooks...) {
 		if err := b.AddHook(h, nil); err != nil {
 			t.Fatal(err)

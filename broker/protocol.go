@@ -33,7 +33,7 @@ func (h *protocolHook) Provides(b byte) bool {
 // caps. This runs before mochi writes the CONNACK, so a client that has its
 // CONNACK has left the count.
 func (h *protocolHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
-	if gc, ok := cl.Net.Conn.(*gateConn); ok {
+	if gc, ok := cl.Net.Conn.(interface{ release() }); ok { // *gateConn, *loopConn
 		gc.release()
 	}
 }

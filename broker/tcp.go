@@ -19,13 +19,15 @@ import (
 // tcpListener is mochi's TCP listener with three differences that matter: an
 // Accept error (EMFILE when file descriptors run out, ECONNABORTED) does not
 // end the accept loop for good; it waits and tries again. A plain TCP
-// connection is read through a pooled buffer (pooledConn), so an idle one
-// holds no read buffer. And every connection passes the gate (gate.go)
-// before mochi sees it.
+// connection goes to the event loop (loop.go), or, with
+// Options.GoroutineIO, is read through a pooled buffer (pooledConn), so an
+// idle one holds no read buffer; TLS is read by mochi's goroutines. And
+// every connection passes the gate (gate.go) before mochi sees it.
 type tcpListener struct {
 	id, address string
 	tlsConfig   *tls.Config
 	gate        *gate // nil: none (tests of the listener alone)
+	loop        *loop // connections go to this event loop; nil: to mochi's goroutines (TLS)
 	log         *slog.Logger
 
 	mu     sync.Mutex
@@ -94,6 +96,10 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 				continue
 			}
 		}
+		if tc, ok := conn.(*net.TCPConn); ok && l.loop != nil {
+			l.loop.add(tc, key)
+			continue
+		}
 		if tc, ok := conn.(*net.TCPConn); ok {
 			conn = newPooledConn(tc)
 		}
@@ -123,6 +129,9 @@ func (l *tcpListener) stopAccepting() {
 func (l *tcpListener) Close(closeClients listeners.CloseFn) {
 	l.stopAccepting()
 	closeClients(l.id)
+	if l.loop != nil {
+		l.loop.stop()
+	}
 }
 
 // tcpReadSize is how much a TCP connection reads from its socket at once:

@@ -260,11 +260,12 @@ func TestPooledConnErrors(t *testing.T) {
 }
 
 // TestMochiReadsThroughPooledConn: with the default options mochi keeps
-// only a 16-byte read buffer per connection and reads plain TCP through a
-// pooledConn; packets small and large, many in one write or one split over
-// many reads, arrive whole and in order.
+// only a 16-byte read buffer per connection and reads TCP served on its
+// goroutines (TLS; plain TCP with GoroutineIO) through a pooledConn;
+// packets small and large, many in one write or one split over many reads,
+// arrive whole and in order.
 func TestMochiReadsThroughPooledConn(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0")
+	b := startBrokerWith(t, Options{MQTTAddr: "127.0.0.1:0", GoroutineIO: true})
 	if n := b.srv.Options.ClientNetReadBufferSize; n != 16 {
 		t.Fatalf("mochi reads through a %d-byte buffer each connection holds; want 16", n)
 	}

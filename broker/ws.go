@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -17,10 +18,13 @@ import (
 
 // wsListener serves MQTT over WebSocket from the HTTP server's /mqtt route
 // rather than a port of its own (docs/operations.md), for networks where only the HTTP
-// ports pass.
+// ports pass. gorilla answers the handshake; then a plain TCP connection
+// moves to the event loop (loop.go), where nbio's WebSocket parser feeds
+// the MQTT framer, and an HTTPS one stays on mochi's goroutines (wsConn).
 type wsListener struct {
 	id        string
 	gate      *gate
+	loop      *loop // connections go to this event loop; nil: to mochi's goroutines
 	upgrader  websocket.Upgrader
 	establish atomic.Pointer[listeners.EstablishFn]
 	closed    atomic.Bool
@@ -60,6 +64,9 @@ func (l *wsListener) stopAccepting() { l.closed.Store(true) }
 func (l *wsListener) Close(closeClients listeners.CloseFn) {
 	l.stopAccepting()
 	closeClients(l.id)
+	if l.loop != nil {
+		l.loop.stop()
+	}
 }
 
 // ServeHTTP upgrades the request and hands the connection to mochi on a
@@ -84,10 +91,37 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.gate.leave(key)
 		return // the upgrader has written the HTTP error
 	}
+	if tc, ok := plainTCP(c.NetConn()); l.loop != nil && ok {
+		// gorilla's Conn is left to the garbage collector: the handshake
+		// is done and no frame has been read (gorilla refuses a client
+		// that sends one before the handshake's answer).
+		l.loop.addWS(tc, key, c.Subprotocol())
+		return
+	}
 	go func() {
 		defer c.Close()
 		_ = l.gate.serve(&wsConn{Conn: c.NetConn(), ws: c}, key, func(conn net.Conn) error { return (*establish)(l.id, conn) })
 	}()
+}
+
+// plainTCP is the TCP connection a hijacked connection is, if it can move
+// to the event loop: plain TCP, possibly wrapped by something that tells
+// what it wraps (NetConn: the daemon's counted HTTP connection), and not
+// TLS, whose records nbio would have to decrypt. nbio takes a
+// *net.TCPConn only: anything else it would neither read nor close.
+func plainTCP(conn net.Conn) (*net.TCPConn, bool) {
+	for {
+		switch c := conn.(type) {
+		case *net.TCPConn:
+			return c, true
+		case *tls.Conn:
+			return nil, false
+		case interface{ NetConn() net.Conn }:
+			conn = c.NetConn()
+		default:
+			return nil, false
+		}
+	}
 }
 
 // remoteAddr is the request's remote address as a net.Addr.

@@ -47,6 +47,8 @@ if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
 # end-to-end tests (a browser driver): neither of the last two is in the
 # server's module graph.
 modules=(. wire client tools e2e)
+# The fork of mochi (third_party/mochi) is pristine v2.7.9 plus its patch.
+./scripts/check-mochi.sh
 for m in "${modules[@]}"; do
   (cd "$m" && go vet ./...)
 done

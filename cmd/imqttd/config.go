@@ -90,7 +90,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&c.HTTPUploadWindow, "http-upload-window", api.DefaultUploadWindow, "the window over which --http-upload-min-rate is averaged: how long an upload may stall")
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet in bytes; larger closes the connection")
-	fs.UintVar(&writes, "max-writes-pending", broker.DefaultMaxWritesPending, "per-client outbound queue in packets (overflow is recovered by sync)")
+	fs.UintVar(&writes, "max-writes-pending", broker.DefaultMaxWritesPending, "per-client outbound queue in packets for TLS connections (overflow is recovered by sync)")
+	fs.BoolVar(&c.Broker.GoroutineIO, "mqtt-goroutines", false, "serve plain MQTT and WebSocket on two goroutines per connection, as TLS is, instead of the event loop")
+	fs.IntVar(&c.Broker.MaxReadBacklog, "max-read-backlog", broker.DefaultMaxReadBacklog, "bytes an MQTT connection may have sent that are not yet processed; past it the client is disconnected (0x96)")
+	fs.IntVar(&c.Broker.MaxWriteBacklog, "max-write-backlog", broker.DefaultMaxWriteBacklog, "bytes written to an MQTT connection that its socket has not taken; past it the connection is closed (a client that stopped reading)")
 	fs.UintVar(&keepalive, "keepalive", broker.DefaultKeepalive, "keepalive in seconds imposed on clients that ask for 0")
 	fs.StringVar(&o.logFormat, "log-format", daemon.DefaultLogFormat, "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", daemon.DefaultLogLevel, "log level: debug, info, warn, error")

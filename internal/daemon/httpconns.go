@@ -69,6 +69,11 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// NetConn is the TCP connection under the count: once hijacked for MQTT
+// over WebSocket (and so out of the count), the broker moves a plain one
+// onto its event loop (broker/loop.go), which needs the *net.TCPConn.
+func (c *countedConn) NetConn() net.Conn { return c.Conn }
+
 // releaseHijacked is the http.Server's ConnState hook: a hijacked
 // connection (MQTT over WebSocket) leaves the HTTP count.
 func releaseHijacked(c net.Conn, state http.ConnState) {
