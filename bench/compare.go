@@ -29,6 +29,12 @@ const (
 	TargetLightP99Ms = 50.0
 )
 
+// The round-3 targets of issue 15, on the way to issue 6's.
+const (
+	TargetP2PRatio15   = 0.5 // p2p rate over Mosquitto's, as TargetP2PRatio
+	TargetGoKiBPerConn = 8.0 // Go heap+stacks per idle, subscribed connection
+)
+
 // Compare writes results as markdown: a table per scenario with the ratios
 // to the baselines run with the same case, then the targets, each met or not.
 func Compare(w io.Writer, results []*Result) error {
@@ -107,7 +113,7 @@ func Compare(w io.Writer, results []*Result) error {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("### Targets (issue 6)\n\n")
+	b.WriteString("### Targets (issues 6 and 15)\n\n")
 	for _, line := range targets(by) {
 		b.WriteString("- " + line + "\n")
 	}
@@ -140,6 +146,8 @@ func targets(by map[string][]*Result) []string {
 		x := im.Rate / mq.Rate
 		out = append(out, fmt.Sprintf("p2p ≥ %.1f× Mosquitto, persisted end to end, 0 lost, 0 duplicated: %s — imqttd %s msgs/s (lost %d, dup %d) vs Mosquitto %s msgs/s (lost %d, dup %d) = %.2f×",
 			TargetP2PRatio, mark(x >= TargetP2PRatio && im.Lost == 0 && im.Duplicated == 0), num(im.Rate), im.Lost, im.Duplicated, num(mq.Rate), mq.Lost, mq.Duplicated, x))
+		out = append(out, fmt.Sprintf("p2p ≥ %.1f× Mosquitto (issue 15), 0 lost, 0 duplicated: %s — %.2f×",
+			TargetP2PRatio15, mark(x >= TargetP2PRatio15 && im.Lost == 0 && im.Duplicated == 0), x))
 	} else {
 		out = append(out, "p2p ratio to Mosquitto: not measured (needs an imqttd and a mosquitto p2p run at rate=max with the same case)")
 	}
@@ -192,6 +200,10 @@ func targets(by map[string][]*Result) []string {
 		found = true
 		out = append(out, fmt.Sprintf("≤ %.0f KiB per idle connection: %s — %.2f KiB/conn at %s connections (%s)", TargetKiBPerConn,
 			mark(k <= TargetKiBPerConn && len(r.Problems) == 0), k, num(r.Extra["conns"]), r.Case))
+		if g, ok := r.Extra["server_go_live_kib_per_conn"]; ok {
+			out = append(out, fmt.Sprintf("≤ %.0f KiB of Go heap+stacks per idle connection (issue 15): %s — %.2f KiB/conn (%s)", TargetGoKiBPerConn,
+				mark(g <= TargetGoKiBPerConn && len(r.Problems) == 0), g, r.Case))
+		}
 	}
 	if !found {
 		out = append(out, "KiB per idle connection: not measured")
