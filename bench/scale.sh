@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-OUT=${OUT:-bench/results}
+OUT=${OUT:-bench/results/scale} # its own directory: bench/run.sh clears bench/results/*.json
 STEPS=${STEPS:-5000 10000 19000}
 TRANSPORTS=${TRANSPORTS:-tcp ws}
 KEEPALIVE=${KEEPALIVE:-30s}
