@@ -98,7 +98,8 @@ const (
 	flagUser       = 0x80
 )
 
-// readPacket reads one packet a server sends to a client of version ver.
+// readPacket reads one packet a server sends to a client of version ver
+// (decodeBody says which types it decodes).
 func readPacket(r *bufio.Reader, ver byte) (packets.Packet, error) {
 	hb, err := r.ReadByte()
 	if err != nil {
@@ -112,17 +113,12 @@ func readPacket(r *bufio.Reader, ver byte) (packets.Packet, error) {
 	if err != nil {
 		return pk, err
 	}
+	pk.FixedHeader.Remaining = n
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
 		return pk, err
 	}
-	switch pk.FixedHeader.Type {
-	case packets.Connack:
-		err = pk.ConnackDecode(body)
-	case packets.Disconnect:
-		err = pk.DisconnectDecode(body)
-	}
-	return pk, err
+	return pk, decodeBody(&pk, body)
 }
 
 // exchange dials addr, writes raw, and returns what the server sent before

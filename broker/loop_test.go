@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -171,7 +170,7 @@ func TestLoopServesSplitAndJoinedPackets(t *testing.T) {
 	go func() { _, _ = conn.Write(all.Bytes()) }()
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for i := range 100 {
-		pk, err := readAny(r, 4)
+		pk, err := readPacket(r, 4)
 		if err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
@@ -183,29 +182,6 @@ func TestLoopServesSplitAndJoinedPackets(t *testing.T) {
 			t.Fatalf("publish %d: got %s with %d bytes", i, pk.TopicName, len(pk.Payload))
 		}
 	}
-}
-
-// readAny reads one packet of any type the server sends (readPacket
-// decodes only CONNACK and DISCONNECT).
-func readAny(r *bufio.Reader, ver byte) (packets.Packet, error) {
-	hb, err := r.ReadByte()
-	if err != nil {
-		return packets.Packet{}, err
-	}
-	pk := packets.Packet{ProtocolVersion: ver}
-	if err := pk.FixedHeader.Decode(hb); err != nil {
-		return pk, err
-	}
-	n, _, err := packets.DecodeLength(r)
-	if err != nil {
-		return pk, err
-	}
-	pk.FixedHeader.Remaining = n
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return pk, err
-	}
-	return pk, decodeBody(&pk, body)
 }
 
 // blockHook holds every PUBLISH to topic "block" in OnPublish until release
@@ -489,19 +465,7 @@ func TestLoopKeepalive(t *testing.T) {
 // add two each).
 func TestLoopIdleConnectionsHoldNoGoroutine(t *testing.T) {
 	b := startBroker(t, "127.0.0.1:0")
-	settle := func() int {
-		n := runtime.NumGoroutine()
-		for range 50 { // let goroutines that have finished their work exit
-			time.Sleep(20 * time.Millisecond)
-			m := runtime.NumGoroutine()
-			if m == n {
-				break
-			}
-			n = m
-		}
-		return n
-	}
-	before := settle()
+	before := settledGoroutines()
 	const conns = 1000
 	for i := range conns {
 		conn, err := net.Dial("tcp", b.MQTTAddr())
@@ -524,7 +488,7 @@ func TestLoopIdleConnectionsHoldNoGoroutine(t *testing.T) {
 			}
 		}
 	}
-	after := settle()
+	after := settledGoroutines()
 	t.Logf("goroutines: %d before, %d with %d idle connections", before, after, conns)
 	if after-before > conns/10 {
 		t.Fatalf("%d goroutines for %d idle connections", after-before, conns)
@@ -696,19 +660,7 @@ func TestLoopIdleWebSocketsHoldNoGoroutine(t *testing.T) {
 	b := startBroker(t, "")
 	srv := httptest.NewServer(b.WebSocket())
 	defer srv.Close()
-	settle := func() int {
-		n := runtime.NumGoroutine()
-		for range 50 {
-			time.Sleep(20 * time.Millisecond)
-			m := runtime.NumGoroutine()
-			if m == n {
-				break
-			}
-			n = m
-		}
-		return n
-	}
-	before := settle()
+	before := settledGoroutines()
 	const conns = 300
 	for i := range conns {
 		c := dialWS(t, srv.URL)
@@ -725,9 +677,24 @@ func TestLoopIdleWebSocketsHoldNoGoroutine(t *testing.T) {
 			t.Fatalf("SUBACK %+v", pk)
 		}
 	}
-	after := settle()
+	after := settledGoroutines()
 	t.Logf("goroutines: %d before, %d with %d idle WebSocket connections", before, after, conns)
 	if after-before > conns/10 {
 		t.Fatalf("%d goroutines for %d idle WebSocket connections", after-before, conns)
 	}
+}
+
+// settledGoroutines is the goroutine count once it has stopped changing:
+// goroutines that have finished their work have exited.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 50 {
+		time.Sleep(20 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			break
+		}
+		n = m
+	}
+	return n
 }
