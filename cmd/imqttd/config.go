@@ -169,6 +169,9 @@ func parse(args []string, env func(string) string) (*options, error) {
 	if (o.cfg.TLSCert == "") != (o.cfg.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
+	if o.cfg.Broker.MaxReadBacklog <= 0 || o.cfg.Broker.MaxWriteBacklog <= 0 {
+		return nil, errors.New("--max-read-backlog and --max-write-backlog: a positive number of bytes (a connection without a bound could hold the node's memory)")
+	}
 	if o.cfg.SyncInterval < 0 {
 		return nil, errors.New("--sync-interval: 0 (sync each commit) or a positive duration")
 	}

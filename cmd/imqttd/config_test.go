@@ -44,6 +44,8 @@ func TestConfigErrors(t *testing.T) {
 		{nil, map[string]string{"IMQTT_MAX_PACKET_SIZE": "lots"}, "IMQTT_MAX_PACKET_SIZE"},
 		{[]string{"stray"}, nil, "unexpected arguments"},
 		{[]string{"--sync-interval", "-1s"}, nil, "positive duration"},
+		{[]string{"--max-read-backlog", "0"}, nil, "positive number of bytes"},
+		{[]string{"--max-write-backlog", "-1"}, nil, "positive number of bytes"},
 		{[]string{"--sync-interval", "1s", "--mongo-uri", "mongodb://x/db", "--redis-url", "redis://y"}, nil, "write concern"},
 		{[]string{"--wal-dir", "/wal", "--mongo-uri", "mongodb://x/db", "--redis-url", "redis://y"}, nil, "MongoDB's (its journal)"},
 		{[]string{"--wal-dir", "/data/wal", "--data-dir", "/data"}, nil, "inside --data-dir"},
