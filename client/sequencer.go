@@ -223,9 +223,11 @@ func (s *sequencer) batch(b wire.Sync, items []Event, n int) (out []Event, again
 // ahead reports whether batch(b, items, n) is sure to ask for another sync
 // and to leave the cursor at b.Upto: b continues the latest request, which
 // it uses up with more to come. The next request can then go out, from
-// b.Upto, before the items are decoded. It changes nothing.
+// b.Upto, before the items are decoded. It changes nothing. A batch that
+// ends below the cursor (live events moved it past the request) is not
+// ahead: the cursor stays above b.Upto.
 func (s *sequencer) ahead(b wire.Sync, n int) bool {
-	return s.syncing && !b.Reset && b.Since == s.expect && b.Since <= s.cursor && b.More && s.budget-n <= 0
+	return s.syncing && !b.Reset && b.Since == s.expect && b.Since <= s.cursor && b.Upto >= s.cursor && b.More && s.budget-n <= 0
 }
 
 // resets reports whether a batch with Reset set would reset the cursor.
