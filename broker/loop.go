@@ -211,7 +211,7 @@ func (l *loop) addConn(conn *net.TCPConn, key netip.Addr, wsSubprotocol *string)
 		l.gate.leave(key)
 		return
 	}
-	c, err := nbio.NBConn(conn) // a dup of its descriptor; conn is closed
+	c, err := nbConn(conn)
 	if err != nil {
 		_ = conn.Close()
 		l.gate.leave(key)
@@ -234,6 +234,30 @@ func (l *loop) addConn(conn *net.TCPConn, key netip.Addr, wsSubprotocol *string)
 		return
 	}
 	_ = c.SetReadDeadline(time.Now().Add(l.gate.timeout)) // the CONNECT deadline; mochi's keepalive replaces it
+}
+
+// nbConn moves conn's socket to an nbio connection: a dup of its
+// descriptor (conn is closed), made close-on-exec under syscall.ForkLock,
+// as Go makes its own (nbio's syscall.Dup does not). A descriptor a child
+// process inherits keeps the socket's epoll registration, under the
+// descriptor's number, alive after nbio closes it: its events would then
+// go to the next connection given that number, and close it.
+func nbConn(conn *net.TCPConn) (*nbio.Conn, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	c, err := nbio.NBConn(conn)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := c.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) { syscall.CloseOnExec(int(fd)) })
+	}
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // stop closes every connection still on the loop and stops its pollers,

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -697,4 +698,101 @@ func settledGoroutines() int {
 		n = m
 	}
 	return n
+}
+
+// refuseMallory refuses a CONNECT from user mallory, as the ban hook
+// does: it writes the refusal CONNACK itself and fails the CONNECT. It
+// holds the refusal until held returns.
+type refuseMallory struct {
+	mqtt.HookBase
+	srv  *mqtt.Server
+	held func()
+}
+
+func (h *refuseMallory) ID() string { return "refuse-mallory" }
+
+func (h *refuseMallory) Provides(b byte) bool { return b == mqtt.OnConnect }
+
+func (h *refuseMallory) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if string(cl.Properties.Username) != "mallory" {
+		return nil
+	}
+	h.held()
+	_ = h.srv.SendConnack(cl, packets.Err3NotAuthorized, false, nil)
+	return packets.ErrNotAuthorized
+}
+
+// TestLoopConnectionsSurviveChildProcess: a child process started while a
+// connection is open (imqttd itself forks nothing, but a test, a plugin or
+// a hook may) does not cut off a later connection. nbio registers a
+// socket with epoll under its descriptor number, and a registration lives
+// as long as any descriptor of the socket does: a descriptor inherited by
+// a child kept a closed connection's registration, whose events then went
+// to the next connection given that number (seen as a banned MQTT 5
+// client losing its refusal CONNACK in the e2e ban test). The loop's
+// descriptors are close-on-exec, as Go's own are.
+func TestLoopConnectionsSurviveChildProcess(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal("sleep(1) is needed: ", err)
+	}
+	hook := &refuseMallory{}
+	b := startBrokerWith(t, Options{MQTTAddr: "127.0.0.1:0"}, hook)
+	hook.srv = b.srv
+	var children []*exec.Cmd
+	defer func() {
+		for _, c := range children {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}()
+	hook.held = func() { // a child starts while mallory's connection is open
+		c := exec.Command(sleep, "30")
+		if err := c.Start(); err != nil {
+			t.Error(err)
+			return
+		}
+		children = append(children, c)
+	}
+	dial := func(user string) (net.Conn, *bufio.Reader, packets.Packet) {
+		conn, err := net.Dial("tcp", b.MQTTAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(conn)
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write(rawConnect(4, flagClean|flagUser, nil, mqttStr(user+"/a"), mqttStr(user))); err != nil {
+			t.Fatal(err)
+		}
+		pk, err := readPacket(r, 4)
+		if err != nil {
+			t.Fatalf("%s's CONNACK (after %d children): %v", user, len(children), err)
+		}
+		return conn, r, pk
+	}
+	for i := range 20 {
+		mallory, _, pk := dial("mallory")
+		if pk.ReasonCode != packets.Err3NotAuthorized.Code {
+			t.Fatalf("round %d: mallory's CONNACK: %+v", i, pk)
+		}
+		var bobs []net.Conn
+		var readers []*bufio.Reader
+		for range 3 { // one of them takes the number of mallory's descriptor
+			conn, r, pk := dial(fmt.Sprintf("bob%d", len(bobs)))
+			if pk.ReasonCode != 0 {
+				t.Fatalf("round %d: bob's CONNACK: %+v", i, pk)
+			}
+			bobs, readers = append(bobs, conn), append(readers, r)
+		}
+		mallory.Close() // an event of mallory's socket
+		for j, conn := range bobs {
+			if _, err := conn.Write([]byte{packets.Pingreq << 4, 0}); err != nil {
+				t.Fatal(err)
+			}
+			if pk, err := readPacket(readers[j], 4); err != nil || pk.FixedHeader.Type != packets.Pingresp {
+				t.Fatalf("round %d: bob%d, connected before mallory's connection ended, was cut off: %+v %v", i, j, pk, err)
+			}
+			conn.Close()
+		}
+	}
 }
