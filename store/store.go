@@ -225,6 +225,7 @@ type Store interface {
 	Conversations
 	Groups
 	Grants
+	Sessions
 	Lifecycle
 }
 
@@ -323,6 +324,56 @@ type Conversations interface {
 type Grants interface {
 	// MediaGrants returns the principals granted media, in no set order.
 	MediaGrants(ctx context.Context, media string) ([]string, error)
+}
+
+// Session is a device's persistent MQTT session (docs/protocol.md#persistent-sessions):
+// what it has acknowledged of its inbox and of each of its groups, the
+// subscriptions to restore when it comes back, and how long it is kept.
+// The device is ClientID {User}/{Device}.
+type Session struct {
+	User, Device string
+	Epoch        string            // the store's epoch the positions belong to
+	Inbox        uint64            // highest inbox ver acknowledged, every one below it too
+	Groups       map[string]uint64 // group → highest seq acknowledged, every one below it too
+	Subs         []SessionSub      // the device's subscriptions, restored on resume
+	Expiry       uint32            // seconds kept after a disconnect
+	Holder       string            // the connection holding it ("node/nonce"), "" when none
+	Disconnected int64             // unix ms of the holder's disconnect; 0 while held
+}
+
+// SessionSub is one subscription of a session.
+type SessionSub struct {
+	Filter string
+	QoS    byte
+}
+
+// Expired reports whether s, disconnected, has outlived its expiry at now
+// (unix ms).
+func (s Session) Expired(now int64) bool {
+	return s.Disconnected > 0 && now > s.Disconnected+int64(s.Expiry)*1000
+}
+
+// Sessions are the persistent MQTT sessions, one per client ID. Positions
+// never move back: SaveSessions keeps the higher of the stored and the
+// given position of each stream, so a late write from a connection that
+// was taken over cannot undo a newer one's acknowledgements (only
+// DeleteSession starts a session over).
+type Sessions interface {
+	// LoadSession returns the session of user's device, ErrNotFound if
+	// there is none (expiry is the caller's check).
+	LoadSession(ctx context.Context, user, device string) (Session, error)
+	// SaveSessions writes each session: Inbox and each Groups entry as the
+	// higher of stored and given; Epoch, Subs, Expiry as given; Holder and
+	// Disconnected as given unless the given session is a release
+	// (Disconnected > 0) and the stored Holder is another connection's:
+	// a release by a connection that was taken over leaves the holder be.
+	// A group absent from the given Groups keeps its stored position.
+	SaveSessions(ctx context.Context, ss []Session) error
+	// DeleteSession removes the session of user's device; idempotent.
+	DeleteSession(ctx context.Context, user, device string) error
+	// DeleteUserSessions removes every session of user (a ban, a deleted
+	// account); idempotent.
+	DeleteUserSessions(ctx context.Context, user string) error
 }
 
 // Lifecycle is the store as a running thing: whether it answers, and its end.
