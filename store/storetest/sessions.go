@@ -103,6 +103,17 @@ func testSessionRoundTrip(t *testing.T, f *fixture) {
 	bare := store.Session{User: "alice", Device: "bare", Epoch: "e2", Inbox: 1, Expiry: 1}
 	f.saveSessions(bare)
 	equalSession(t, "bare", f.loadSession("alice", "bare"), bare)
+
+	// Group IDs with what a field path or key layout might take for
+	// syntax, each its own stream.
+	odd := fullSession("alice", "odd")
+	odd.Groups = map[string]uint64{"$lead": 1, "a.b.c": 2, "a": 3, "50%2E": 4, "50.": 5, "a\x00b": 6, "%": 7, "a/b": 8}
+	f.saveSessions(odd)
+	equalSession(t, "odd group IDs", f.loadSession("alice", "odd"), odd)
+	lower := odd
+	lower.Groups = map[string]uint64{"$lead": 0, "a.b.c": 1, "a": 2, "50%2E": 3, "50.": 4, "a\x00b": 5, "%": 6, "a/b": 7}
+	f.saveSessions(lower)
+	equalSession(t, "odd group IDs after a lower save", f.loadSession("alice", "odd"), odd)
 }
 
 // testSessionPositions: Inbox and each group's seq keep the higher of the
