@@ -46,11 +46,11 @@ func dial(t testing.TB, s *testserver.Server, user, device string, o connOpts) *
 	t.Cleanup(func() { conn.Close() })
 	d := &dev{t: t, conn: conn, r: bufio.NewReader(conn), ver: 4, user: user}
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ProtocolVersion: 4, Clean: o.clean, Keepalive: 60,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: o.clean, Keepalive: 60,
 			ClientIdentifier: user + "/" + device, UsernameFlag: true, Username: []byte(user),
 			PasswordFlag: true, Password: []byte("secret-" + user)}}
 	if o.v5 {
-		d.ver, pk.ProtocolVersion, pk.Connect.ProtocolVersion = 5, 5, 5
+		d.ver, pk.ProtocolVersion = 5, 5
 		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = o.expiry, o.expiry > 0
 		pk.Properties.ReceiveMaximum = o.recvMax
 	}
