@@ -388,6 +388,13 @@ func (s *sess) sendLocked(group string, pos uint64, payload []byte) bool {
 	if err != nil || out.FixedHeader.Qos == 0 {
 		return false
 	}
+	if out.Expiry < 0 {
+		// mochi holds a publish past the client's send quota without
+		// sending it; the window keeps under the quota, so this is a
+		// quota mochi lost count of: take it back and retry later.
+		s.cl.State.Inflight.Delete(out.PacketID)
+		return false
+	}
 	s.byPID[out.PacketID] = ref{group: group, pos: pos}
 	st.pending = append(st.pending, pend{pos: pos})
 	st.sent = pos

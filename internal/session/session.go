@@ -21,7 +21,7 @@
 //	    next in order, window open ─► PUBLISH QoS 1 now (no store read)
 //	    otherwise                    ─► marked behind: the pump reads the
 //	                                    store after what it sent (chat's sync)
-//	PUBACK (mochi's OnQosComplete) ─► acknowledged position ─► saved ≤ 1 s later
+//	PUBACK (read by OnPacketRead) ─► acknowledged position ─► saved ≤ 1 s later
 //
 // A device that stops reading holds at most its window of unacknowledged
 // events and nothing else: later events only mark its pump behind.
@@ -148,7 +148,7 @@ func (m *Manager) ID() string { return "imqtt-sessions" }
 func (m *Manager) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnPacketEncode, mqtt.OnSubscribed,
-		mqtt.OnUnsubscribed, mqtt.OnQosComplete, mqtt.OnDisconnect, mqtt.OnPacketRead:
+		mqtt.OnUnsubscribed, mqtt.OnDisconnect, mqtt.OnPacketRead:
 		return true
 	}
 	return false
@@ -360,22 +360,19 @@ func (m *Manager) subscriptionsChanged(cl *mqtt.Client) {
 	}
 }
 
-// OnQosComplete takes a PUBACK of a QoS 1 delivery (mochi calls it only
-// for a packet ID it has in flight: an unknown or repeated one is dropped
-// before it gets here).
-func (m *Manager) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	if pk.FixedHeader.Type != packets.Puback {
-		return
-	}
-	if s := m.get(cl); s != nil {
-		s.ack(pk.PacketID)
-	}
-}
-
-// OnPacketRead takes the device's own im/sync as an acknowledgement: a
-// device that asks for everything after N has everything up to N.
+// OnPacketRead takes the device's PUBACKs, and its own im/sync as an
+// acknowledgement too: a device that asks for everything after N has
+// everything up to N. (Not mochi's OnQosComplete: mochi calls it for the
+// PUBACKs it sends for the device's own QoS 1 publishes too, whose IDs are
+// the device's, not the server's.)
 func (m *Manager) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type != packets.Publish || pk.TopicName != wire.TopicSync {
+	switch {
+	case pk.FixedHeader.Type == packets.Puback:
+		if s := m.get(cl); s != nil {
+			s.ack(pk.PacketID)
+		}
+		return pk, nil
+	case pk.FixedHeader.Type != packets.Publish || pk.TopicName != wire.TopicSync:
 		return pk, nil
 	}
 	s := m.get(cl)

@@ -650,29 +650,22 @@ func TestReconnectFlood(t *testing.T) {
 	wait.For(t, "one session active", 5*time.Second, func() bool { return testutil.ToFloat64(s.Metrics().SessionsActive) == 1 })
 }
 
-// TestClientPacketIDsApart: a device publishing and subscribing with the
-// packet IDs of QoS 1 deliveries in flight to it (every client numbers
-// from 1, as the server does) neither loses those deliveries'
-// acknowledgements nor has its SUBSCRIBE refused: the two directions'
-// IDs are apart (MQTT 3.1.1 §2.3.1; imqtt's mochi patch, hunk 7).
+// TestClientPacketIDsApart: a device subscribing and publishing with the
+// packet ID of a QoS 1 delivery in flight to it (every client numbers from
+// 1, as the server does) neither has its SUBSCRIBE refused nor loses that
+// delivery from the server's flight (whose PUBACK restores MQTT 5's send
+// quota): the two directions' IDs are apart (MQTT 5 §2.2.1; imqtt's mochi
+// patch, hunk 7).
 func TestClientPacketIDsApart(t *testing.T) {
 	s := testserver.Start(t)
 	alice := users(t, s, "alice", "bob")
-	bob := dial(t, s, "bob", "iot", connOpts{})
+	bob := dial(t, s, "bob", "iot", connOpts{v5: true, expiry: 60, recvMax: 2})
 	bob.subscribe(1)
 	send(t, s, alice, "bob", "m0")
 	ev := bob.nextMsg(false)
-	// A QoS 1 publish and a SUBSCRIBE from bob, with the ID of m0's delivery.
-	pub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, ProtocolVersion: 4, PacketID: ev.id,
-		TopicName: wire.TopicSync, Payload: []byte(`{"since":0}`)}
-	var buf bytes.Buffer
-	if err := pub.PublishEncode(&buf); err != nil {
-		t.Fatal(err)
-	}
-	bob.write(buf.Bytes())
-	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4, PacketID: ev.id,
+	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 5, PacketID: ev.id,
 		Filters: packets.Subscriptions{{Filter: wire.InboxTopic("bob"), Qos: 1}}}
-	buf.Reset()
+	var buf bytes.Buffer
 	if err := sub.SubscribeEncode(&buf); err != nil {
 		t.Fatal(err)
 	}
@@ -686,8 +679,20 @@ func TestClientPacketIDsApart(t *testing.T) {
 			break
 		}
 	}
-	bob.puback(ev.id) // m0's acknowledgement still counts
-	bob.disconnect()
-	bob = dial(t, s, "bob", "iot", connOpts{})
-	bob.quiet(300 * time.Millisecond) // m0 is not replayed
+	pub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, ProtocolVersion: 5, PacketID: ev.id,
+		TopicName: wire.TopicSync, Payload: []byte(`{"since":0}`)}
+	buf.Reset()
+	if err := pub.PublishEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	bob.write(buf.Bytes())
+	bob.puback(ev.id)
+	for i := 1; i <= 4; i++ { // more than the Receive Maximum of 2: each waits for a PUBACK
+		send(t, s, alice, "bob", fmt.Sprintf("m%d", i))
+	}
+	for i := 1; i <= 4; i++ {
+		if ev := bob.nextMsg(true); ev.body != fmt.Sprintf("m%d", i) {
+			t.Fatalf("%+v, want m%d", ev, i)
+		}
+	}
 }

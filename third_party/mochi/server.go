@@ -1004,10 +1004,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		return err
 	}
 
-	if pk.FixedHeader.Qos == 1 {
-		if ok := cl.State.Inflight.Delete(ack.PacketID); ok {
-			atomic.AddInt64(&s.Info.Inflight, -1)
-		}
+	if pk.FixedHeader.Qos == 1 { // imqtt: nothing of an inbound QoS 1 publish is in flight; an entry with its ID is the server's (§2.3.1)
 		cl.State.Inflight.IncreaseReceiveQuota()
 		s.hooks.OnQosComplete(cl, ack)
 	}
