@@ -121,7 +121,11 @@ func New() *Metrics {
 func (m *Metrics) SessionReplayed(n int) { m.SessionReplays.Add(float64(n)) }
 
 // SessionResync counts a resync event sent instead of a replay.
-func (m *Metrics) SessionResync(reason string) { m.SessionResyncs.WithLabelValues(reason).Inc() }
+// It is an event sent too (imqtt_publishes_total{direction="out",kind="resync"}).
+func (m *Metrics) SessionResync(reason string) {
+	m.SessionResyncs.WithLabelValues(reason).Inc()
+	m.PublishedOut(wire.KindResync)
+}
 
 // SessionActive moves the count of sessions delivering their inbox.
 func (m *Metrics) SessionActive(delta int) { m.SessionsActive.Add(float64(delta)) }
