@@ -181,7 +181,6 @@ func (s *sess) resume() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	m := s.m
-	s.waitRelease(ctx)
 	// Replay: the inbox first, so that nothing live is missed while the
 	// positions are read; the streams are marked behind below.
 	s.mu.Lock()
@@ -273,13 +272,14 @@ func (s *sess) startAtHeads(ctx context.Context) error {
 }
 
 // waitRelease waits, up to 3 s, for a connection of the device on another
-// node to release the session, then takes the positions it saved.
+// node to release the session (the new connection's presence has it
+// kicked), then takes what that connection saved: its last
+// acknowledgements and subscriptions. A node that died holding it never
+// does; its last saved positions stand. Before the session is used.
 func (s *sess) waitRelease(ctx context.Context) {
 	node := s.m.opts.Node + "/"
-	for i := 0; i < 60; i++ {
-		s.mu.Lock()
+	for range 60 {
 		rec := s.rec
-		s.mu.Unlock()
 		if rec.Holder == "" || rec.Disconnected > 0 || strings.HasPrefix(rec.Holder, node) {
 			return
 		}
@@ -292,16 +292,7 @@ func (s *sess) waitRelease(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		s.mu.Lock()
-		s.rec.Holder, s.rec.Disconnected = fresh.Holder, fresh.Disconnected
-		s.rec.Inbox = max(s.rec.Inbox, fresh.Inbox)
-		for g, p := range fresh.Groups {
-			if s.rec.Groups == nil {
-				s.rec.Groups = map[string]uint64{}
-			}
-			s.rec.Groups[g] = max(s.rec.Groups[g], p)
-		}
-		s.mu.Unlock()
+		s.rec = fresh
 	}
 }
 

@@ -239,10 +239,30 @@ func (m *Manager) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 			s.resumed, s.rec = true, rec
 		}
 	}
+	if !s.resumed && s.broken == nil {
+		// A new session is in the store before its CONNACK: a connection
+		// of the device to another node finds it, whenever it comes.
+		s.rec.Epoch, s.rec.Expiry, s.rec.Holder = m.st.Epoch(), m.expiry(cl, pk), s.holder
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := m.st.SaveSessions(ctx, []store.Session{s.rec}); err != nil {
+			s.broken = err
+		}
+		cancel()
+	}
 	m.mu.Lock()
 	m.byCl[cl] = s
 	m.byID[cl.ID] = s
 	m.mu.Unlock()
+}
+
+// expiry is how long the session of a CONNECT is kept after a disconnect,
+// in seconds: MQTT 5's Session Expiry Interval, at most ExpiryMax (mochi
+// tells the client so in the CONNACK); 3.1.1's, ExpiryMax.
+func (m *Manager) expiry(cl *mqtt.Client, pk packets.Packet) uint32 {
+	if cl.Properties.ProtocolVersion >= 5 {
+		return min(pk.Properties.SessionExpiryInterval, m.opts.ExpiryMax)
+	}
+	return m.opts.ExpiryMax
 }
 
 func nonce() string {
@@ -302,6 +322,15 @@ func (m *Manager) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		m.opts.Logger.Warn("persistent session not loaded; the device is disconnected to retry", "client", cl.ID, "err", s.broken)
 		_ = m.b.Server().DisconnectClient(cl, packets.ErrServerUnavailable)
 		return
+	}
+	if s.resumed {
+		// Held by a connection on another node: wait for it to let go
+		// (presence, which runs before this hook, has it kicked), so that
+		// nothing it had acknowledged is sent again. The device's packets
+		// wait meanwhile.
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		s.waitRelease(ctx)
+		cancel()
 	}
 	s.mu.Lock()
 	s.rec.Expiry = m.opts.ExpiryMax
