@@ -1,0 +1,368 @@
+package e2e
+
+// Persistent sessions (issue 21) through MQTT clients nobody here wrote:
+// mosquitto_sub, Python paho and MQTT.js connect as a device would with a
+// persistent session (3.1.1 cleanSession=0, MQTT 5 Session Expiry > 0),
+// go away, and get what they missed from the store on their return, in
+// order and once, also after a kill -9 and on another node; clean sessions
+// stay as they were (QoS 0 live, recovery by im/sync).
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/imqtt/imqtt/broker"
+	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// within is how long a session test waits for anything: far more than a
+// replay of a few messages takes on a loaded machine.
+const within = 15 * time.Second
+
+// sessionClient is one third-party MQTT client program, run as a device.
+type sessionClient struct {
+	name string
+	// args is the command that connects as user/device to addr (host:port)
+	// with password and subscribes to user's inbox at qos, with a clean
+	// session if clean, else a persistent one.
+	args func(t *testing.T, addr, user, device, password string, qos byte, clean bool) []string
+	// reports: the program prints its CONNACK and when it is subscribed
+	// (test/python/session.py, test/node/session.mjs); mosquitto_sub does
+	// not, and the broker is asked instead.
+	reports bool
+}
+
+// mosquittoSub is mosquitto_sub on MQTT 3.1.1 (-c) or, if v5, MQTT 5
+// (-c -x 3600), printing each message's QoS and payload as one JSON line.
+func mosquittoSub(v5 bool) sessionClient {
+	name := "mosquitto_sub 3.1.1"
+	if v5 {
+		name = "mosquitto_sub 5"
+	}
+	return sessionClient{name: name, args: func(t *testing.T, addr, user, device, password string, qos byte, clean bool) []string {
+		host, port := hostPort(addr)
+		args := []string{requireTool(t, "mosquitto_sub"), "-h", host, "-p", port, "-i", user + "/" + device, "-u", user, "-P", password,
+			"-q", fmt.Sprint(qos), "-t", wire.InboxTopic(user), "-F", `{"step":"msg","qos":%q,"payload":%p}`}
+		if v5 {
+			args = append(args, "-V", "mqttv5")
+		} else {
+			args = append(args, "-V", "mqttv311")
+		}
+		if !clean {
+			args = append(args, "-c")
+			if v5 {
+				args = append(args, "-x", "3600")
+			}
+		}
+		return args
+	}}
+}
+
+// pythonPaho is Python paho 1.6 with clean_session=False (3.1.1), through
+// test/python/session.py.
+func pythonPaho() sessionClient {
+	return sessionClient{name: "python paho 3.1.1", reports: true, args: func(t *testing.T, addr, user, device, password string, qos byte, clean bool) []string {
+		python := "/usr/bin/python3" // Debian's, where python3-paho-mqtt installs
+		if out, err := exec.Command(python, "-c", "import paho.mqtt").CombinedOutput(); err != nil {
+			t.Fatalf("python3-paho-mqtt missing (./scripts/test.sh installs it): %v %s", err, out)
+		}
+		host, port := hostPort(addr)
+		return []string{"env", "HOST=" + host, "PORT=" + port, "USER=" + user, "DEVICE=" + device, "PASSWORD=" + password,
+			"QOS=" + fmt.Sprint(qos), "CLEAN=" + flag(clean), python, filepath.Join(repoRoot(t), "test/python/session.py")}
+	}}
+}
+
+// mqttJS is MQTT.js with clean:false (3.1.1), through test/node/session.mjs.
+func mqttJS() sessionClient {
+	return sessionClient{name: "mqtt.js 3.1.1", reports: true, args: func(t *testing.T, addr, user, device, password string, qos byte, clean bool) []string {
+		node := requireTool(t, "node")
+		root := repoRoot(t)
+		if _, err := os.Stat(filepath.Join(root, "test/node/node_modules/mqtt")); err != nil {
+			t.Fatalf("MQTT.js missing: run ./scripts/test.sh (npm ci --prefix test/node): %v", err)
+		}
+		return []string{"env", "URL=mqtt://" + addr, "PROTO=4", "USER=" + user, "DEVICE=" + device, "PASSWORD=" + password,
+			"QOS=" + fmt.Sprint(qos), "CLEAN=" + flag(clean), node, filepath.Join(root, "test/node/session.mjs")}
+	}}
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// sessionLine is one JSON line a client program prints.
+type sessionLine struct {
+	Step    string          `json:"step"` // connack, ready, msg, closed
+	Present bool            `json:"present"`
+	QoS     byte            `json:"qos"`
+	Dup     bool            `json:"dup"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// delivery is one msg event a device received, with the QoS it came at.
+type delivery struct {
+	wire.Msg
+	QoS byte
+}
+
+// sessionProc is one run of a client program: one connection of a device.
+type sessionProc struct {
+	t      *testing.T
+	c      sessionClient
+	id     string // the MQTT client ID
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when its output ends
+	stderr bytes.Buffer
+
+	mu    sync.Mutex
+	lines []sessionLine
+	raw   []string // every line, for failure messages
+}
+
+// startSession runs c as user/device against addr (password "secret-"+user).
+func startSession(t *testing.T, c sessionClient, addr, user, device string, qos byte, clean bool) *sessionProc {
+	t.Helper()
+	args := c.args(t, addr, user, device, "secret-"+user, qos, clean)
+	p := &sessionProc{t: t, c: c, id: user + "/" + device, cmd: exec.Command(args[0], args[1:]...), done: make(chan struct{})}
+	p.cmd.Stderr = &p.stderr
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", c.name, err)
+	}
+	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.done; _ = p.cmd.Wait() })
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var l sessionLine
+			err := json.Unmarshal(sc.Bytes(), &l)
+			p.mu.Lock()
+			p.raw = append(p.raw, sc.Text())
+			if err == nil {
+				p.lines = append(p.lines, l)
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+// output is what the program printed, for failure messages.
+func (p *sessionProc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Sprintf("%s: stdout:\n%s\nstderr:\n%s", p.c.name, strings.Join(p.raw, "\n"), p.stderr.String())
+}
+
+func (p *sessionProc) step(name string) (sessionLine, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.lines {
+		if l.Step == name {
+			return l, true
+		}
+	}
+	return sessionLine{}, false
+}
+
+// waitReady waits until the device is connected and subscribed: by its own
+// word, or by node's broker for a program that does not say.
+func (p *sessionProc) waitReady(node *testserver.Server) {
+	p.t.Helper()
+	if p.c.reports {
+		p.waitStep("ready")
+		return
+	}
+	if node == nil {
+		p.t.Fatalf("%s reports nothing and there is no broker to ask", p.c.name)
+	}
+	user, _, _ := strings.Cut(p.id, "/")
+	wait.For(p.t, p.id+" connected and subscribed to its inbox", within, func() bool {
+		_, subs, ok := node.Broker().ClientDetail(p.id)
+		return ok && slices.ContainsFunc(subs, func(s broker.Subscription) bool { return s.Filter == wire.InboxTopic(user) })
+	})
+}
+
+// waitStep waits for the program to print step; it fails at once if the
+// program ends first.
+func (p *sessionProc) waitStep(name string) sessionLine {
+	p.t.Helper()
+	var l sessionLine
+	wait.ForErr(p.t, p.id+" to print "+name, within, func() error {
+		var ok bool
+		if l, ok = p.step(name); ok {
+			return nil
+		}
+		select {
+		case <-p.done:
+			p.t.Fatalf("%s ended before %s\n%s", p.id, name, p.output())
+		default:
+		}
+		return fmt.Errorf("not yet\n%s", p.output())
+	})
+	return l
+}
+
+// requirePresent checks the CONNACK's session present flag, for a program
+// that prints it.
+func (p *sessionProc) requirePresent(want bool) {
+	p.t.Helper()
+	if !p.c.reports {
+		return
+	}
+	if l := p.waitStep("connack"); l.Present != want {
+		p.t.Fatalf("%s: CONNACK session present %v, want %v\n%s", p.id, l.Present, want, p.output())
+	}
+}
+
+// msgs returns the msg events received so far, in order.
+func (p *sessionProc) msgs() []delivery {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []delivery
+	for _, l := range p.lines {
+		var m wire.Msg
+		if l.Step == "msg" && json.Unmarshal(l.Payload, &m) == nil && m.Kind == wire.KindMsg {
+			out = append(out, delivery{Msg: m, QoS: l.QoS})
+		}
+	}
+	return out
+}
+
+func bodiesOf(ds []delivery) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.Body
+	}
+	return out
+}
+
+// waitMsgs waits until the device has received exactly want (message
+// bodies), in order, each at qos; it fails as soon as a message comes that
+// is not the next one wanted (a repeat, a reordering, a stranger).
+func (p *sessionProc) waitMsgs(want []string, qos byte) {
+	p.t.Helper()
+	wait.ForErr(p.t, fmt.Sprintf("%s to receive %q", p.id, want), within, func() error {
+		got := p.msgs()
+		if len(got) > len(want) || !slices.Equal(bodiesOf(got), want[:len(got)]) {
+			p.t.Fatalf("%s received %q, want %q\n%s", p.id, bodiesOf(got), want, p.output())
+		}
+		for _, d := range got {
+			if d.QoS != qos {
+				p.t.Fatalf("%s received %q at QoS %d, want QoS %d", p.id, d.Body, d.QoS, qos)
+			}
+		}
+		if len(got) < len(want) {
+			return fmt.Errorf("%d of %d so far", len(got), len(want))
+		}
+		return nil
+	})
+}
+
+// stop disconnects the device cleanly (SIGTERM: each program then sends
+// DISCONNECT) and waits for the program to end.
+func (p *sessionProc) stop() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		p.t.Fatalf("%s did not end on SIGTERM\n%s", p.id, p.output())
+	}
+}
+
+// waitGone waits until node no longer has clientID's connection.
+func waitGone(t *testing.T, node *testserver.Server, clientID string) {
+	t.Helper()
+	wait.For(t, clientID+"'s connection closed on the broker", within, func() bool {
+		_, _, ok := node.Broker().ClientDetail(clientID)
+		return !ok
+	})
+}
+
+// sendHTTP sends body from the holder of token to user to (or to group)
+// over HTTP and returns its ack.
+func sendHTTP(t *testing.T, base, token, to, group, body string) wire.Ack {
+	t.Helper()
+	var a wire.Ack
+	cmid := strings.ReplaceAll(body, " ", "-")
+	if code := httpJSON(t, "POST", base+"/v1/messages", token, wire.Send{CMID: cmid, To: to, Group: group, Type: "text", Body: body}, &a); code != 200 {
+		t.Fatalf("send %q: %d", body, code)
+	}
+	return a
+}
+
+func sendEach(t *testing.T, base, token, to, group string, bodies []string) {
+	t.Helper()
+	for _, b := range bodies {
+		sendHTTP(t, base, token, to, group, b)
+	}
+}
+
+// runMissed is what a device with a persistent session sees, through
+// client c: a message while connected comes at QoS 1; the device goes
+// away; alice sends three; the device comes back the same way and gets
+// exactly those three (not the one it had acknowledged), in order, once,
+// at QoS 1, with session present; then live messages still come.
+func runMissed(t *testing.T, c sessionClient) {
+	s := testserver.Start(t)
+	aliceTok := account(t, s, "alice", "http")
+	account(t, s, "bob", "x")
+
+	d := startSession(t, c, s.MQTT, "bob", "iot", 1, false)
+	d.waitReady(s)
+	sendHTTP(t, s.HTTP, aliceTok, "bob", "", "before")
+	d.waitMsgs([]string{"before"}, 1)
+	d.stop()
+	waitGone(t, s, "bob/iot")
+
+	missed := []string{"missed 1", "missed 2", "missed 3"}
+	sendEach(t, s.HTTP, aliceTok, "bob", "", missed)
+
+	d = startSession(t, c, s.MQTT, "bob", "iot", 1, false)
+	d.requirePresent(true)
+	d.waitMsgs(missed, 1)
+	// Live after the replay; that it comes right after the three shows
+	// that nothing else was replayed before it.
+	d.waitReady(s)
+	sendHTTP(t, s.HTTP, aliceTok, "bob", "", "live")
+	d.waitMsgs(append(missed, "live"), 1)
+}
+
+// TestSessionMosquitto311: mosquitto_sub -c -q 1 (MQTT 3.1.1,
+// cleanSession=0) gets the messages it missed, once, in order, then live ones.
+func TestSessionMosquitto311(t *testing.T) { runMissed(t, mosquittoSub(false)) }
+
+// TestSessionMosquitto5: the same with mosquitto_sub -V mqttv5 -c -x 3600
+// (Session Expiry Interval of an hour).
+func TestSessionMosquitto5(t *testing.T) { runMissed(t, mosquittoSub(true)) }
+
+// TestSessionPythonPaho: the same with Python paho, clean_session=False,
+// which subscribes only when the CONNACK says there is no session: its
+// subscription is restored by the broker.
+func TestSessionPythonPaho(t *testing.T) { runMissed(t, pythonPaho()) }
+
+// TestSessionMQTTJS: the same with MQTT.js, clean:false, which also trusts
+// the session to hold its subscription.
+func TestSessionMQTTJS(t *testing.T) { runMissed(t, mqttJS()) }
