@@ -366,3 +366,96 @@ func TestSessionPythonPaho(t *testing.T) { runMissed(t, pythonPaho()) }
 // TestSessionMQTTJS: the same with MQTT.js, clean:false, which also trusts
 // the session to hold its subscription.
 func TestSessionMQTTJS(t *testing.T) { runMissed(t, mqttJS()) }
+
+// TestSessionCleanUnchanged: what persistent sessions must leave alone.
+// A clean session (mosquitto_sub without -c) gets live messages at QoS 0
+// and nothing of what it missed when it comes back (it recovers by
+// im/sync, the SDK's path). A persistent session subscribed at QoS 0 gets
+// live-only QoS 0, as it asked: no replay either.
+func TestSessionCleanUnchanged(t *testing.T) {
+	s := testserver.Start(t)
+	aliceTok := account(t, s, "alice", "http")
+	for _, c := range []struct {
+		name, user string
+		qos        byte
+		clean      bool
+	}{
+		{"clean session", "bob", 1, true},
+		{"persistent session at QoS 0", "carol", 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			account(t, s, c.user, "x")
+			d := startSession(t, mosquittoSub(false), s.MQTT, c.user, "cli", c.qos, c.clean)
+			d.waitReady(s)
+			sendHTTP(t, s.HTTP, aliceTok, c.user, "", c.user+" before")
+			d.waitMsgs([]string{c.user + " before"}, 0)
+			d.stop()
+			waitGone(t, s, c.user+"/cli")
+			sendEach(t, s.HTTP, aliceTok, c.user, "", numbered(c.user+" missed ", 3))
+
+			d = startSession(t, mosquittoSub(false), s.MQTT, c.user, "cli", c.qos, c.clean)
+			d.waitReady(s)
+			sendHTTP(t, s.HTTP, aliceTok, c.user, "", c.user+" live")
+			// The live one first and alone: nothing was replayed before it.
+			d.waitMsgs([]string{c.user + " live"}, 0)
+		})
+	}
+}
+
+// TestSessionGroups: a persistent session replays group messages too. bob,
+// in alice's group, is away while alice sends two group messages and one
+// direct; when he comes back all three come, once each, at QoS 1, the
+// group ones in seq order; then live ones.
+func TestSessionGroups(t *testing.T) {
+	s := testserver.Start(t)
+	aliceTok := account(t, s, "alice", "http")
+	account(t, s, "bob", "x")
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/groups", aliceTok, wire.GroupCreate{ID: "g1", Name: "friends", Members: []string{"bob"}}, nil); code != 201 {
+		t.Fatalf("create group: %d", code)
+	}
+	mosq := mosquittoSub(false)
+	d := startSession(t, mosq, s.MQTT, "bob", "iot", 1, false)
+	d.waitReady(s)
+	sendHTTP(t, s.HTTP, aliceTok, "", "g1", "group before")
+	d.waitMsgs([]string{"group before"}, 1)
+	d.stop()
+	waitGone(t, s, "bob/iot")
+
+	g1 := sendHTTP(t, s.HTTP, aliceTok, "", "g1", "group 1")
+	direct := sendHTTP(t, s.HTTP, aliceTok, "bob", "", "direct 1")
+	g2 := sendHTTP(t, s.HTTP, aliceTok, "", "g1", "group 2")
+
+	d = startSession(t, mosq, s.MQTT, "bob", "iot", 1, false)
+	wait.ForErr(t, "bob/iot to receive the three", within, func() error {
+		if n := len(d.msgs()); n < 3 {
+			return fmt.Errorf("%d of 3 so far", n)
+		}
+		return nil
+	})
+	got := d.msgs()
+	if len(got) != 3 {
+		t.Fatalf("received %q, want the three missed\n%s", bodiesOf(got), d.output())
+	}
+	byID := map[string]delivery{}
+	var groupOrder []uint64
+	for _, m := range got {
+		if _, again := byID[m.ID]; again || m.QoS != 1 {
+			t.Fatalf("received %q: %+v again or not at QoS 1", bodiesOf(got), m)
+		}
+		byID[m.ID] = m
+		if m.Group == "g1" {
+			groupOrder = append(groupOrder, m.Seq)
+		}
+	}
+	for _, a := range []wire.Ack{g1, direct, g2} {
+		if _, ok := byID[a.ID]; !ok {
+			t.Fatalf("missed message %s (%+v) not replayed; received %q", a.ID, a, bodiesOf(got))
+		}
+	}
+	if !slices.Equal(groupOrder, []uint64{g1.Seq, g2.Seq}) {
+		t.Fatalf("group messages came by seq %v, want %v", groupOrder, []uint64{g1.Seq, g2.Seq})
+	}
+	d.waitReady(s)
+	sendHTTP(t, s.HTTP, aliceTok, "", "g1", "group live")
+	d.waitMsgs(append(bodiesOf(got), "group live"), 1)
+}
