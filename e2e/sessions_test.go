@@ -526,3 +526,61 @@ func TestSessionKill9(t *testing.T) {
 	d.waitMsgs(append(append(slices.Clone(acked[len(acked)-again:]), missed...), "live"), 1)
 	t.Logf("%d of the %d messages acknowledged before the kill came again after it", again, len(acked))
 }
+
+// TestSessionNodeChange: persistent sessions in scale-out, two nodes over
+// Redis and a MongoDB store (FerretDB) that each opens, as in production.
+// A device (Python paho, clean_session=False) on node a goes away,
+// messages are sent through node b, and it comes back on node b: it gets
+// them once, in order, then live ones. Then a takeover: a device
+// connected to a connects again to b while its connection to a is open;
+// b takes the session over (session present, the connection to a
+// closed), nothing acknowledged on a comes again (tracked by message id),
+// and later messages come on b's connection only.
+func TestSessionNodeChange(t *testing.T) {
+	c := newCluster(t, mongoURI(devMongo(t).Addr()))
+	a, b := c.start("a"), c.start("b")
+	aliceTok := account(t, a, "alice", "http")
+	account(t, a, "bob", "x")
+	py := pythonPaho()
+
+	d := startSession(t, py, a.MQTT, "bob", "iot", 1, false)
+	d.waitReady(a)
+	sendHTTP(t, a.HTTP, aliceTok, "bob", "", "before")
+	d.waitMsgs([]string{"before"}, 1)
+	d.stop()
+	waitGone(t, a, "bob/iot")
+	missed := numbered("missed ", 3)
+	sendEach(t, b.HTTP, aliceTok, "bob", "", missed)
+	d = startSession(t, py, b.MQTT, "bob", "iot", 1, false)
+	d.requirePresent(true)
+	d.waitMsgs(missed, 1)
+	d.waitReady(b)
+	sendHTTP(t, a.HTTP, aliceTok, "bob", "", "live")
+	d.waitMsgs(append(missed, "live"), 1)
+
+	t.Run("takeover", func(t *testing.T) {
+		onA := startSession(t, py, a.MQTT, "bob", "tab", 1, false)
+		onA.waitReady(a)
+		first := numbered("first ", 3)
+		sendEach(t, b.HTTP, aliceTok, "bob", "", first)
+		onA.waitMsgs(first, 1)
+
+		onB := startSession(t, py, b.MQTT, "bob", "tab", 1, false)
+		onB.requirePresent(true)
+		onA.waitStep("closed")
+		onB.waitReady(b)
+		then := numbered("then ", 3)
+		sendEach(t, a.HTTP, aliceTok, "bob", "", then)
+		onB.waitMsgs(then, 1) // and none of first before them
+		if got := bodiesOf(onA.msgs()); !slices.Equal(got, first) {
+			t.Fatalf("the connection taken over received %q, want %q", got, first)
+		}
+		seen := map[string]bool{}
+		for _, m := range append(onA.msgs(), onB.msgs()...) {
+			if seen[m.ID] {
+				t.Fatalf("message %s (%q) delivered twice in the session", m.ID, m.Body)
+			}
+			seen[m.ID] = true
+		}
+	})
+}
