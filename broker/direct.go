@@ -34,7 +34,19 @@ import (
 // topics.
 type route struct {
 	cl      *mqtt.Client
+	inbox   string // the user's inbox topic
 	filters atomic.Pointer[filterIndex]
+	session atomic.Pointer[InboxHandler] // set: the inbox goes to the client's persistent session
+}
+
+// InboxHandler takes the inbox events of a client whose persistent session
+// delivers them itself (internal/session: QoS 1, in version order, from
+// the store when it falls behind). Offer must not block: it is called on
+// the delivery path, for every event to the user.
+type InboxHandler interface {
+	// Offer takes pk, published on the inbox topic, for a client whose
+	// inbox subscription is sub.
+	Offer(sub packets.Subscription, pk packets.Packet)
 }
 
 // filterIndex is a snapshot of one client's subscriptions under its user's
@@ -88,7 +100,7 @@ func (r *routes) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if user == "" {
 		return
 	}
-	rt := &route{cl: cl}
+	rt := &route{cl: cl, inbox: wire.InboxTopic(user)}
 	rt.refresh(user) // a resumed session brings its subscriptions
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -222,12 +234,70 @@ func (b *Broker) deliver(user, topic string, payload []byte) bool {
 	for _, rt := range rts {
 		sub, ok, n := rt.subscription(topic)
 		checks += n
-		if ok {
-			_, _ = b.srv.PublishToClient(rt.cl, sub, pk) // a full queue is counted by OnPublishDropped
+		if !ok {
+			continue
 		}
+		if h := rt.session.Load(); h != nil && topic == rt.inbox {
+			(*h).Offer(sub, pk)
+			continue
+		}
+		_, _ = b.srv.PublishToClient(rt.cl, sub, pk) // a full queue is counted by OnPublishDropped
 	}
 	b.routes.checks.Add(uint64(checks))
 	return true
+}
+
+// SetInbox routes cl's inbox events to h (nil: back to direct QoS 0
+// delivery). It reports false if cl has no route (not connected, or not a
+// user's client).
+func (b *Broker) SetInbox(cl *mqtt.Client, h InboxHandler) bool {
+	user := clientUser(cl)
+	b.routes.mu.RLock()
+	defer b.routes.mu.RUnlock()
+	for _, rt := range b.routes.users[user] {
+		if rt.cl == cl {
+			if h == nil {
+				rt.session.Store(nil)
+			} else {
+				rt.session.Store(&h)
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// RestoreSubscriptions gives cl, resuming a persistent session imqtt kept
+// (internal/session), the subscriptions it held, as mochi's takeover gives
+// a session it kept in memory [MQTT-3.1.2-4]. Only filters under the
+// client's user's topics are taken (the ACL allowed no others).
+func (b *Broker) RestoreSubscriptions(cl *mqtt.Client, subs []packets.Subscription) {
+	prefix := wire.UserPrefix(clientUser(cl))
+	for _, sub := range subs {
+		if !strings.HasPrefix(sub.Filter, prefix) {
+			continue
+		}
+		if !b.srv.Topics.Subscribe(cl.ID, sub) {
+			atomic.AddInt64(&b.srv.Info.Subscriptions, 1)
+		}
+		cl.State.Subscriptions.Add(sub.Filter, sub)
+	}
+	b.routes.changed(cl)
+}
+
+// ForgetSession removes a disconnected client of a persistent session
+// from mochi's memory: imqtt keeps the session in its store instead
+// (internal/session), where it survives restarts and moves between nodes.
+// A client taken over by a new connection is left to mochi.
+func (b *Broker) ForgetSession(cl *mqtt.Client) {
+	if cl.IsTakenOver() {
+		return
+	}
+	if cur, ok := b.srv.Clients.Get(cl.ID); ok && cur == cl {
+		cl.ClearInflights()
+		b.srv.UnsubscribeClient(cl)
+		b.srv.Clients.Delete(cl.ID)
+	}
 }
 
 // FilterChecks is how many filter lookups and wildcard matches direct

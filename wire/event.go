@@ -28,13 +28,14 @@ func (Msg) EventKind() string        { return KindMsg }
 func (Ack) EventKind() string        { return KindAck }
 func (*Error) EventKind() string     { return KindError }
 func (Sync) EventKind() string       { return KindSync }
+func (Resync) EventKind() string     { return KindResync }
 func (Unread) EventKind() string     { return KindUnread }
 func (GroupEvent) EventKind() string { return KindGroup }
 func (Heads) EventKind() string      { return KindHeads }
 func (Notice) EventKind() string     { return KindNotice }
 
 // EventKinds are the kinds of every Event above.
-var EventKinds = []string{KindAck, KindError, KindMsg, KindSync, KindUnread, KindGroup, KindHeads, KindNotice}
+var EventKinds = []string{KindAck, KindError, KindMsg, KindSync, KindUnread, KindGroup, KindHeads, KindNotice, KindResync}
 
 var (
 	_ Event = Msg{}
@@ -45,6 +46,7 @@ var (
 	_ Event = GroupEvent{}
 	_ Event = Heads{}
 	_ Event = Notice{}
+	_ Event = Resync{}
 )
 
 // userTopics is the root of every topic the server publishes on; no other

@@ -20,6 +20,7 @@ func TestEventKinds(t *testing.T) {
 		wire.GroupEvent{Kind: wire.KindGroup, Group: "g"},
 		wire.Heads{Kind: wire.KindHeads},
 		wire.Notice{Kind: wire.KindNotice, Text: "hi"},
+		wire.Resync{Kind: wire.KindResync, Reason: wire.ResyncBacklog},
 	}
 	var kinds []string
 	for _, ev := range evs {

@@ -116,6 +116,26 @@ const (
 	KindUnread = "unread"
 	KindGroup  = "group" // a membership change: {"kind":"group","group":"g1","action":"added","by":"alice"}
 	KindHeads  = "heads" // where each of the user's groups is: the answer to a sync request with heads set
+	KindResync = "resync" // to a persistent session: sync this range yourself (docs/protocol.md#persistent-sessions)
+)
+
+// Resync tells a device with a persistent session that the server will not
+// replay Since < ver (seq, with Group) <= Upto to it: more was missed than
+// one reconnect replays (Reason "backlog"), or the store's history was
+// replaced (Reason "epoch"). The device fetches the range with im/sync;
+// the session goes on after Upto.
+type Resync struct {
+	Kind   string `json:"kind"` // "resync"
+	Group  string `json:"group,omitempty"`
+	Since  uint64 `json:"since"`
+	Upto   uint64 `json:"upto"`
+	Reason string `json:"reason"`
+}
+
+// Reasons of a Resync.
+const (
+	ResyncBacklog = "backlog"
+	ResyncEpoch   = "epoch"
 )
 
 // Error codes carried in error events and HTTP error bodies.

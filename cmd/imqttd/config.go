@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/imqtt/imqtt/internal/api"
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/media"
+	"github.com/imqtt/imqtt/internal/session"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store/pebble"
 )
@@ -74,6 +76,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(limitFlag{&t.LoginUser}, "login-user-limit", "failed password attempts at one account from all IPs together, as RATE/PERIOD:BURST or off (tokens are never throttled)")
 	fs.Var(limitFlag{&t.RegisterIP}, "register-ip-limit", "registrations per client IP, as RATE/PERIOD:BURST or off")
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", hooks.DefaultMaxSubscriptions, "most topic filters one MQTT client may hold (a client needs 2); more are refused in the SUBACK")
+	fs.DurationVar(&c.Sessions.ExpiryMax, "session-expiry-max", session.DefaultExpiryMax*time.Second, "longest a persistent MQTT session (3.1.1 cleanSession=0, MQTT 5 session expiry) is kept after its device disconnects; past it the device starts clean and uses im/sync")
+	fs.IntVar(&c.Sessions.ReplayMax, "session-replay-max", session.DefaultReplayMax, "most events one reconnect of a persistent session replays; past it the device gets a resync event and syncs itself")
+	fs.IntVar(&c.Sessions.Inflight, "session-inflight", session.DefaultInflight, "most QoS 1 events a persistent session leaves unacknowledged (MQTT 5: at most the client's Receive Maximum)")
 	fs.IntVar(&c.MaxClientRequests, "max-client-requests", hooks.DefaultRequestsPerClient, "most sync and read requests one MQTT client may have in flight; more are answered busy")
 	fs.Int64Var(&c.Media.MaxImage, "media-max-image", media.DefaultMaxImage, "largest image upload in bytes")
 	fs.Int64Var(&c.Media.MaxAudio, "media-max-audio", media.DefaultMaxAudio, "largest audio upload in bytes")
@@ -171,6 +176,9 @@ func parse(args []string, env func(string) string) (*options, error) {
 	}
 	if o.cfg.Broker.MaxReadBacklog <= 0 || o.cfg.Broker.MaxWriteBacklog <= 0 {
 		return nil, errors.New("--max-read-backlog and --max-write-backlog: a positive number of bytes (a connection without a bound could hold the node's memory)")
+	}
+	if s := o.cfg.Sessions; s.ExpiryMax < time.Second || s.ReplayMax <= 0 || s.Inflight <= 0 || s.Inflight > 65535 {
+		return nil, errors.New("--session-expiry-max: at least 1s; --session-replay-max: a positive count; --session-inflight: 1 to 65535 (MQTT's packet IDs)")
 	}
 	if o.cfg.SyncInterval < 0 {
 		return nil, errors.New("--sync-interval: 0 (sync each commit) or a positive duration")

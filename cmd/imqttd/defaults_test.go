@@ -14,6 +14,7 @@ import (
 	"github.com/imqtt/imqtt/internal/api"
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/media"
+	"github.com/imqtt/imqtt/internal/session"
 	"github.com/imqtt/imqtt/store/pebble"
 )
 
@@ -54,6 +55,9 @@ var flagDefaults = map[string]any{
 	"register-ip-limit":     account.DefaultLimits.RegisterIP,
 	"max-subscriptions":     hooks.DefaultMaxSubscriptions,
 	"max-client-requests":   hooks.DefaultRequestsPerClient,
+	"session-expiry-max":    session.DefaultExpiryMax * time.Second,
+	"session-replay-max":    session.DefaultReplayMax,
+	"session-inflight":      session.DefaultInflight,
 	"media-max-image":       media.DefaultMaxImage,
 	"media-max-audio":       media.DefaultMaxAudio,
 	"media-max-video":       media.DefaultMaxVideo,

@@ -79,6 +79,12 @@ type KickRemote interface {
 	KickOn(node, clientID string)
 }
 
+// SessionDropper deletes every persistent session of a user
+// (internal/session).
+type SessionDropper interface {
+	DropUser(ctx context.Context, user string) error
+}
+
 // AdminConfig wires /v1/admin/ and /dashboard/.
 type AdminConfig struct {
 	// Token is the admin token. Empty turns the admin API off: every admin
@@ -108,6 +114,8 @@ type AdminConfig struct {
 	Dashboard http.Handler
 	// Remote carries kicks to other nodes (scale-out; nil on one node).
 	Remote KickRemote
+	// Sessions drops a banned user's persistent MQTT sessions (may be nil).
+	Sessions SessionDropper
 	// SampleEvery is the stats sampling period (default 1 s); History the
 	// samples kept (default 600: ten minutes at 1 s).
 	SampleEvery time.Duration

@@ -81,6 +81,12 @@ func (a *API) adminAddBan(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, "add ban", err)
 		return
 	}
+	if d := a.adm.cfg.Sessions; d != nil && b.User != "" {
+		// Before the kick, so that the kicked connections' sessions save nothing.
+		if err := d.DropUser(r.Context(), b.User); err != nil {
+			a.log.Warn("admin: ban: drop the user's persistent sessions", "user", b.User, "err", err)
+		}
+	}
 	kicked := KickBanned(a.adm.cfg.Broker, b)
 	a.log.Info("admin: ban", "ban", b.ID, "user", b.User, "ip", b.IP, "expires", b.Expires, "kicked", kicked)
 	writeJSON(w, http.StatusCreated, struct {

@@ -34,6 +34,7 @@ import (
 	"github.com/imqtt/imqtt/internal/drain"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/metrics"
+	"github.com/imqtt/imqtt/internal/session"
 	"github.com/imqtt/imqtt/internal/webchat"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/state/memory"
@@ -118,6 +119,11 @@ type Config struct {
 	// MaxSubscriptions bounds the filters one client may hold
 	// (0: hooks.DefaultMaxSubscriptions, 8).
 	MaxSubscriptions int
+	// Sessions bounds persistent MQTT sessions (internal/session): how long
+	// one is kept after its device disconnects, how much one reconnect
+	// replays, how many QoS 1 events one device may leave unacknowledged
+	// (zero values: the package's defaults, 7 days, 10,000, 32).
+	Sessions SessionOptions
 	// MaxClientRequests bounds one client's sync and read requests in
 	// flight; more are answered busy (0: hooks.DefaultRequestsPerClient, 4).
 	MaxClientRequests int
@@ -207,6 +213,7 @@ type Daemon struct {
 	// stopBackground ends the daemon's own background loops
 	stopBackground chan struct{}
 	uplink         *hooks.Uplink
+	sessions       *session.Manager
 
 	// scale-out only
 	rdb      goredis.UniversalClient
@@ -341,6 +348,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	bo := cfg.Broker
 	bo.MQTTAddr, bo.TLSAddr, bo.TLS, bo.Logger = cfg.MQTTAddr, cfg.TLSMQTTAddr, tlsConfig, cfg.Logger
 	bo.Refused = d.metrics.Refused
+	bo.SessionExpiry = sessionExpiry(cfg.Sessions.ExpiryMax) // mochi caps the expiry a client asks for (CONNACK)
 	d.broker = broker.New(bo)
 	banList, err := d.openBans(ctx)
 	if err != nil {
@@ -380,6 +388,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		presence.Elsewhere = d.bus.KickOn
 	}
 	d.uplink = &hooks.Uplink{}
+	d.sessions = session.New(d.st, d.chat, d.broker, session.Options{Node: cfg.NodeID, ExpiryMax: sessionExpiry(cfg.Sessions.ExpiryMax),
+		ReplayMax: cfg.Sessions.ReplayMax, Inflight: cfg.Sessions.Inflight, Logger: cfg.Logger, Metrics: d.metrics})
 	srv := d.broker.Server()
 	for _, h := range []struct {
 		hook mqtt.Hook
@@ -393,11 +403,13 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		{d.uplink, hooks.UplinkConfig{Chat: d.chat, Sender: d.path, Drain: d.drain, Metrics: d.metrics, Logger: cfg.Logger,
 			PerClient: cfg.MaxClientRequests}},
 		{&hooks.Presence{}, presence},
+		{d.sessions, nil},
 	} {
 		if err := d.broker.AddHook(h.hook, h.cfg); err != nil {
 			return nil, fmt.Errorf("hook %s: %w", h.hook.ID(), err)
 		}
 	}
+	d.sessions.Start()
 	if err := d.broker.Start(); err != nil {
 		return nil, err
 	}
@@ -408,7 +420,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		BodyTimeout: cfg.HTTPBodyTimeout, UploadMinRate: cfg.HTTPUploadMinRate, UploadWindow: cfg.HTTPUploadWindow,
 		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
 			Broker: d.broker, Sender: d.path, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
-			Remote: d.kickRemote(), Backup: d.backupFunc()},
+			Remote: d.kickRemote(), Backup: d.backupFunc(), Sessions: d.sessions},
 	})
 	d.api = handler
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
@@ -572,6 +584,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		errs = append(errs, d.bus.Close(ctx)) // after chat: its last events go out
 	}
 	errs = append(errs, d.broker.Close())
+	d.sessions.Close() // after the broker: the sessions its clients released are saved
 	errs = append(errs, d.closeStores(ctx))
 	d.log.Info("imqttd stopped", "node", d.cfg.NodeID)
 	return errors.Join(errs...)
@@ -656,4 +669,19 @@ func (d *Daemon) backupFunc() api.BackupFunc {
 		_, err := backup.Write(ctx, w, backup.Source{DataDir: d.cfg.DataDir, Store: ps, Node: d.cfg.NodeID, Rate: rate})
 		return err
 	}
+}
+
+// SessionOptions bound persistent MQTT sessions (Config.Sessions).
+type SessionOptions struct {
+	ExpiryMax time.Duration // 0: session.DefaultExpiryMax
+	ReplayMax int           // 0: session.DefaultReplayMax
+	Inflight  int           // 0: session.DefaultInflight
+}
+
+// sessionExpiry is ExpiryMax in whole seconds, the package's default for 0.
+func sessionExpiry(d time.Duration) uint32 {
+	if d <= 0 {
+		return session.DefaultExpiryMax
+	}
+	return uint32(min(d/time.Second, time.Duration(^uint32(0))))
 }

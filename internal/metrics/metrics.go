@@ -37,6 +37,12 @@ type Metrics struct {
 	// counter for every limit an operator can set, so a dashboard shows
 	// them all (README, "Operating safely").
 	Refusals *prometheus.CounterVec // limit
+	// Persistent sessions (internal/session).
+	SessionReplays      prometheus.Counter     // events read from the store and sent to a session
+	SessionResyncs      *prometheus.CounterVec // reason: backlog, epoch
+	SessionsActive      prometheus.Gauge       // sessions delivering their inbox at QoS 1 on this node
+	SessionUnackedGauge prometheus.Gauge       // events sent to sessions and not yet acknowledged
+	SessionSaveFailures prometheus.Counter     // batches of positions the store did not take (retried)
 	// Recent keeps the last refused logins, denials and error replies for the
 	// dashboard; AuthFailed, ACLDenied and ErrorReplied feed it with the counters.
 	Recent      *oplog.Recorder
@@ -83,6 +89,16 @@ func New() *Metrics {
 		[]string{"direction", "kind"})
 	m.Refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_limit_refusals_total",
 		Help: "Connections, requests and packets refused by a protective limit, by limit."}, []string{"limit"})
+	m.SessionReplays = prometheus.NewCounter(prometheus.CounterOpts{Name: "imqtt_session_replayed_total",
+		Help: "Events read from the store and sent to devices with persistent sessions (replay, and catching up after a full window)."})
+	m.SessionResyncs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_session_resyncs_total",
+		Help: "Resync events sent to persistent sessions instead of a replay, by reason (backlog: over --session-replay-max; epoch)."}, []string{"reason"})
+	m.SessionsActive = prometheus.NewGauge(prometheus.GaugeOpts{Name: "imqtt_sessions_active",
+		Help: "Connected persistent sessions whose inbox is delivered at QoS 1 on this node."})
+	m.SessionUnackedGauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "imqtt_session_unacked",
+		Help: "Events sent at QoS 1 to persistent sessions and not yet acknowledged: the lag of their acknowledged positions."})
+	m.SessionSaveFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "imqtt_session_save_failures_total",
+		Help: "Writes of persistent sessions' positions the store refused; they are retried."})
 	for _, k := range inKinds {
 		m.Publishes.WithLabelValues("in", k)
 	}
@@ -96,9 +112,25 @@ func New() *Metrics {
 	}
 	r.MustRegister(m.AuthFailures, m.ACLDenials, m.Messages, m.Errors, m.Dropped, m.ClusterDropped, m.BatchSize,
 		m.CommitSeconds, m.AckSeconds, m.SyncItems, m.SyncBatches, m.Connections, m.GroupFanout, m.GroupFanoutSeconds, m.Publishes, m.Refusals,
+		m.SessionReplays, m.SessionResyncs, m.SessionsActive, m.SessionUnackedGauge, m.SessionSaveFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// SessionReplayed counts events a persistent session read from the store and sent.
+func (m *Metrics) SessionReplayed(n int) { m.SessionReplays.Add(float64(n)) }
+
+// SessionResync counts a resync event sent instead of a replay.
+func (m *Metrics) SessionResync(reason string) { m.SessionResyncs.WithLabelValues(reason).Inc() }
+
+// SessionActive moves the count of sessions delivering their inbox.
+func (m *Metrics) SessionActive(delta int) { m.SessionsActive.Add(float64(delta)) }
+
+// SessionUnacked moves the count of events in flight to sessions.
+func (m *Metrics) SessionUnacked(delta int) { m.SessionUnackedGauge.Add(float64(delta)) }
+
+// SessionSaveFailed counts a batch of positions the store refused.
+func (m *Metrics) SessionSaveFailed(string) { m.SessionSaveFailures.Inc() }
 
 // SetConnections names the function that reports the connection count.
 func (m *Metrics) SetConnections(f func() float64) { m.connections = f }

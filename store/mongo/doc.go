@@ -48,6 +48,13 @@
 //	group_heads  {_id: group ID, seq, msg, ts}; shard: {_id: "hashed"}
 //	group_msgs   {_id: ObjectId, group, seq, msg}
 //	             unique {group: 1, seq: 1}: GroupRange; shard: {group: 1, seq: 1}
+//	sessions     {_id: "{user}/{device}", user, device, epoch, inbox,
+//	              groups: {group: seq}, subs: [{filter, qos}], expiry, holder,
+//	              disconnected}: persistent MQTT sessions (sessions.go); a
+//	              group's field name escapes '%', '.', '$' and NUL as %XX.
+//	             {user: 1}: DeleteUserSessions. shard: {_id: "hashed"}.
+//	             Added without a new Format: a new collection, which an
+//	             older release never reads.
 //	meta         {_id: "epoch", value}: the epoch, made by the first Open
 //	bans         the operators' bans, read whole (package internal/bans/mongorows)
 //

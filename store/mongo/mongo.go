@@ -100,7 +100,7 @@ type Store struct {
 // colls are the collections; doc.go describes each.
 type colls struct {
 	users, tokens, messages, entries, convs, acks, counters, grants, claims *mongo.Collection
-	groups, members, heads, groupMsgs, meta                                 *mongo.Collection
+	groups, members, heads, groupMsgs, meta, sessions                       *mongo.Collection
 }
 
 // Store implements every role: store.Store embeds them all.
@@ -150,7 +150,7 @@ func (s *Store) init(ctx, upgradeCtx context.Context, upgrade bool) error {
 		counters: db.Collection("counters"), grants: db.Collection("grants"),
 		groups: db.Collection("groups"), members: db.Collection("members"),
 		heads: db.Collection("group_heads"), groupMsgs: db.Collection("group_msgs"),
-		meta: db.Collection("meta"),
+		meta: db.Collection("meta"), sessions: db.Collection("sessions"),
 	}
 	if err := s.checkFormat(ctx, upgradeCtx, upgrade); err != nil { // before the indexes: a format may want others
 		return err
@@ -186,6 +186,7 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{c.members, bson.D{{Key: "group", Value: 1}, {Key: "user", Value: 1}}, true},
 		{c.members, bson.D{{Key: "user", Value: 1}, {Key: "group", Value: 1}}, false},
 		{c.groupMsgs, bson.D{{Key: "group", Value: 1}, {Key: "seq", Value: 1}}, true},
+		{c.sessions, bson.D{{Key: "user", Value: 1}}, false},
 	}
 	for _, ix := range idx {
 		m := mongo.IndexModel{Keys: ix.keys}

@@ -130,6 +130,14 @@ var (
 	Members       = Kind[store.Member]{"members", pfxMember, jsonRow[store.Member], false}
 	Heads         = Kind[store.GroupHead]{"heads", pfxHead, decodeHeadRow, false}
 	GroupLog      = Kind[GroupLogEntry]{"group_log", pfxGroupQ, decodeGroupLogRow, false}
+	// Sessions are carried too (store/migrate copies them): a device
+	// whose session a migration dropped would get no replay and, unlike
+	// an SDK device, has no cursor of its own to sync from, so it would
+	// silently miss what arrived while it was away. A Checkpoint copies
+	// them with everything else; a restored copy's Restamp gives it a new
+	// epoch, so its sessions' positions (of the old epoch) are not
+	// trusted for a replay.
+	Sessions = Kind[store.Session]{"sessions", pfxSession, decodeSession, false}
 )
 
 // Export calls fn for each row of kind k in key order, starting after the

@@ -25,7 +25,13 @@ import (
 //	ug/{user}\x00{group}             a user's membership (empty value)
 //	gh/{group}                      group head: seq(8) msgid(8) ts(8)
 //	gq/{group}\x00{seq}              group message: msgid(8)
+//	s/{user}\x00{device}             persistent MQTT session (binary, sessions.go)
 //	meta/epoch                      the store's epoch
+//
+// s/ came after format 2 without a new format: no older binary reads it
+// (it only ever looks up its own prefixes), so its rows mean nothing to
+// a store an older release opens, and a store an older release wrote
+// simply has no sessions. A change of its value's meaning needs one.
 const (
 	pfxUser    = "u/"
 	pfxToken   = "t/"
@@ -41,6 +47,7 @@ const (
 	pfxUserGrp = "ug/"
 	pfxHead    = "gh/"
 	pfxGroupQ  = "gq/"
+	pfxSession = "s/"
 	keyEpoch   = "meta/epoch"
 	keyFormat  = "meta/format"
 	sep        = 0

@@ -160,6 +160,9 @@ type Store struct {
 	// groups serializes the read-modify-write of group and member rows
 	// (membership changes, read positions, heads).
 	groups sync.Mutex
+	// sessions serializes the read-modify-write of session rows
+	// (SaveSessions keeps the higher position) and their deletes.
+	sessions sync.Mutex
 }
 
 // Store implements every role: store.Store embeds them all.

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
@@ -90,6 +91,12 @@ func testClosed(t *testing.T, f *fixture) {
 			return f.groups.SetGroupReads(ctx, []store.GroupRead{{Group: "g1", User: "alice", Seq: 1}})
 		},
 		"Ping": func() error { return f.life.Ping(ctx) },
+		"SaveSessions": func() error {
+			return f.sessions.SaveSessions(ctx, []store.Session{{User: "alice", Device: "d", Inbox: 1}})
+		},
+		"LoadSession":        func() error { _, err := f.sessions.LoadSession(ctx, "alice", "d"); return err },
+		"DeleteSession":      func() error { return f.sessions.DeleteSession(ctx, "alice", "d") },
+		"DeleteUserSessions": func() error { return f.sessions.DeleteUserSessions(ctx, "alice") },
 	}
 	for name, call := range calls {
 		wantErr(t, name+" after close", call(), store.ErrClosed)
@@ -151,6 +158,9 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	m1 := f.send("alice", "bob", 101, 1000)
 	m2 := f.send("bob", "alice", 102, 2000)
 	f.setRead("alice", "bob", 0)
+	sess := fullSession("alice", "iot")
+	sess.Groups = manyGroups(100, 1)
+	f.saveSessions(sess)
 	// A reservation that no commit follows must survive Close as well.
 	end := f.reserve("alice", 50) + 50
 	epoch := f.messages.Epoch()
@@ -179,6 +189,7 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		if c := f.conv("alice", "bob"); c.ReadUpto != m2.Msg.ID || c.Unread != 0 {
 			t.Errorf("reopen %d: read position lost: %+v", round, c)
 		}
+		equalSession(t, fmt.Sprintf("reopen %d: session", round), f.loadSession("alice", "iot"), sess)
 		first := f.reserve("alice", 1)
 		if first < end {
 			t.Fatalf("reopen %d: reserved %d, below the end %d of an earlier block", round, first, end)

@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite of store.Store, in one part per
 // role of the store: Accounts, Versions, Messages, Conversations, Groups,
-// Grants and Lifecycle. Every implementation runs Run (and RunReopen if it
+// Grants, Sessions and Lifecycle. Every implementation runs Run (and RunReopen if it
 // persists to a directory) from its own tests; a store of only some roles
 // (a fake for a consumer's tests) runs the parts of its roles. The suite
 // tests the contract in store.go, not an engine.
@@ -66,6 +66,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			io.Closer
 		}{s, s}
 	})
+	Sessions(t, func(t *testing.T) store.Sessions {
+		s := open(t)
+		return struct {
+			store.Sessions
+			io.Closer
+		}{s, s}
+	})
 	Lifecycle(t, open)
 }
 
@@ -122,6 +129,7 @@ type fixture struct {
 	conversations store.Conversations
 	groups        store.Groups
 	grants        store.Grants
+	sessions      store.Sessions
 	life          store.Lifecycle
 }
 
@@ -144,6 +152,7 @@ func newFixture(t *testing.T, s any) *fixture {
 	f.conversations, _ = s.(store.Conversations)
 	f.groups, _ = s.(store.Groups)
 	f.grants, _ = s.(store.Grants)
+	f.sessions, _ = s.(store.Sessions)
 	f.life, _ = s.(store.Lifecycle)
 	return f
 }

@@ -1,0 +1,576 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	gojson "github.com/goccy/go-json"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// sess is one connection's persistent session, and the pump that delivers
+// its inbox: a cursor per stream (the inbox by ver, each group by seq).
+type sess struct {
+	m            *Manager
+	cl           *mqtt.Client
+	user, device string
+	holder       string
+	resumed      bool  // found (on this node or in the store): CONNACK says Session Present
+	broken       error // the store could not say whether there was one
+
+	mu         sync.Mutex
+	rec        store.Session // positions are the streams' acked, copied in by record
+	inbox      *stream
+	groups     map[string]*stream
+	byPID      map[uint16]ref // what each packet ID in flight carries
+	sub        packets.Subscription
+	window     int
+	attached   bool // the inbox is delivered by this session
+	running    bool // a pump goroutine runs (or the resume does): no event is sent past it
+	closed     bool
+	superseded bool // taken over or dropped: saves nothing more
+}
+
+// stream is the cursor of one ordered sequence of events.
+type stream struct {
+	acked   uint64 // every position up to it is acknowledged
+	sent    uint64 // every position up to it is sent (or acknowledged)
+	pending []pend // sent and not yet acknowledged, in position order
+	behind  bool   // events after sent are in the store, not sent
+	gen     uint64 // counts Offers that marked it behind, so a read does not clear a newer mark
+}
+
+type pend struct {
+	pos  uint64
+	done bool
+}
+
+// ref is what a packet in flight carries: a position of the inbox (group
+// "") or of a group.
+type ref struct {
+	group string
+	pos   uint64
+}
+
+func (s *sess) supersede() {
+	s.mu.Lock()
+	s.superseded = true
+	s.mu.Unlock()
+}
+
+func (s *sess) discarded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.superseded
+}
+
+// hadInbox reports whether the session's stored subscriptions held the
+// inbox at QoS 1: its positions are where delivery stopped. Otherwise
+// they mean nothing and delivery starts at the heads.
+func (s *sess) hadInbox() bool {
+	for _, sub := range s.rec.Subs {
+		if sub.Filter == wire.InboxTopic(s.user) && sub.QoS > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// record is the session as it is to be saved.
+func (s *sess) record() store.Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec := s.rec
+	if s.attached || s.inbox.acked > 0 {
+		rec.Inbox = s.inbox.acked
+		rec.Groups = make(map[string]uint64, len(s.groups))
+		for g, st := range s.groups {
+			rec.Groups[g] = st.acked
+		}
+	}
+	rec.Subs = append([]store.SessionSub(nil), s.rec.Subs...)
+	return rec
+}
+
+func (s *sess) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if s.attached {
+		s.m.opts.Metrics.SessionActive(-1)
+	}
+	s.m.opts.Metrics.SessionUnacked(-len(s.byPID))
+}
+
+// attach has the session deliver the inbox, subscribed as sub. replay:
+// from the session's positions (a resumed session that held the inbox);
+// otherwise from the heads now.
+func (s *sess) attach(sub packets.Subscription, replay bool) {
+	s.mu.Lock()
+	s.sub = sub
+	if s.attached || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.window = s.m.opts.Inflight
+	if s.cl.Properties.ProtocolVersion >= 5 && s.cl.Properties.Props.ReceiveMaximum > 0 {
+		s.window = min(s.window, int(s.cl.Properties.Props.ReceiveMaximum)) // MQTT 5 §4.9
+	}
+	s.running = true // the resume runs first; Offers only mark streams behind
+	s.mu.Unlock()
+	go s.resume(replay)
+}
+
+// detach hands the inbox back to direct delivery at QoS 0.
+func (s *sess) detach() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.attached {
+		return
+	}
+	s.attached = false
+	s.m.b.SetInbox(s.cl, nil)
+	s.m.opts.Metrics.SessionActive(-1)
+}
+
+// resume sets the cursors and starts delivery. A resumed session waits
+// for a connection of the device on another node to let go of it first
+// (its last acknowledgements are saved as it does), so that nothing is
+// sent twice in one session.
+func (s *sess) resume(replay bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m := s.m
+	if replay {
+		s.waitRelease(ctx)
+	}
+	if !replay {
+		// Heads first, then the inbox: an event committed between them
+		// goes to the device at QoS 0 by direct delivery, not lost.
+		if err := s.startAtHeads(ctx); err != nil {
+			s.fail("start at the heads", err)
+			return
+		}
+		m.changed(s)
+		s.mu.Lock()
+		s.attachLocked()
+		s.running = false
+		s.mu.Unlock()
+		s.kick()
+		return
+	}
+	// Replay: the inbox first, so that nothing live is missed while the
+	// positions are read; the streams are marked behind below.
+	s.mu.Lock()
+	s.attachLocked()
+	s.mu.Unlock()
+	head, err := m.st.Head(ctx, s.user)
+	if err != nil {
+		s.fail("inbox head", err)
+		return
+	}
+	heads, err := m.rd.GroupHeads(ctx, s.user)
+	if err != nil {
+		s.fail("group heads", err)
+		return
+	}
+	var resyncs []wire.Resync
+	s.mu.Lock()
+	epoch := m.st.Epoch()
+	reason := wire.ResyncBacklog
+	if s.rec.Epoch != "" && s.rec.Epoch != epoch {
+		reason = wire.ResyncEpoch // the positions belong to a history that is gone
+		s.rec.Inbox, s.rec.Groups = 0, nil
+	}
+	s.rec.Epoch = epoch
+	budget := m.opts.ReplayMax
+	set := func(group string, st *stream, pos, head uint64) {
+		if pos > head {
+			pos = head // a restored store behind the session's positions
+		}
+		st.acked, st.sent = pos, pos
+		switch backlog := head - pos; {
+		case backlog == 0:
+		case reason == wire.ResyncEpoch || backlog > uint64(budget):
+			resyncs = append(resyncs, wire.Resync{Kind: wire.KindResync, Group: group, Since: pos, Upto: head, Reason: reason})
+		default:
+			budget -= int(backlog)
+			st.behind = true
+		}
+	}
+	set("", s.inbox, s.rec.Inbox, head)
+	for _, h := range heads.Groups {
+		st := s.stream(h.Group)
+		pos, ok := s.rec.Groups[h.Group]
+		if !ok || pos < h.Join {
+			pos = h.Join // joined while away
+		}
+		set(h.Group, st, pos, h.Seq)
+	}
+	s.mu.Unlock()
+	for _, r := range resyncs {
+		s.resync(r)
+	}
+	s.mu.Lock()
+	s.running = false
+	s.mu.Unlock()
+	m.changed(s)
+	s.kick()
+}
+
+func (s *sess) attachLocked() {
+	if s.closed || s.attached {
+		return
+	}
+	s.attached = s.m.b.SetInbox(s.cl, s)
+	if s.attached {
+		s.m.opts.Metrics.SessionActive(1)
+	}
+}
+
+// startAtHeads puts every cursor at its stream's head.
+func (s *sess) startAtHeads(ctx context.Context) error {
+	head, err := s.m.st.Head(ctx, s.user)
+	if err != nil {
+		return err
+	}
+	heads, err := s.m.rd.GroupHeads(ctx, s.user)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rec.Epoch = s.m.st.Epoch()
+	s.inbox = &stream{acked: head, sent: head}
+	s.groups = map[string]*stream{}
+	for _, h := range heads.Groups {
+		s.groups[h.Group] = &stream{acked: h.Seq, sent: h.Seq}
+	}
+	return nil
+}
+
+// waitRelease waits, up to 3 s, for a connection of the device on another
+// node to release the session, then takes the positions it saved.
+func (s *sess) waitRelease(ctx context.Context) {
+	node := s.m.opts.Node + "/"
+	for i := 0; i < 60; i++ {
+		s.mu.Lock()
+		rec := s.rec
+		s.mu.Unlock()
+		if rec.Holder == "" || rec.Disconnected > 0 || strings.HasPrefix(rec.Holder, node) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		fresh, err := s.m.st.LoadSession(ctx, s.user, s.device)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.rec.Holder, s.rec.Disconnected = fresh.Holder, fresh.Disconnected
+		s.rec.Inbox = max(s.rec.Inbox, fresh.Inbox)
+		for g, p := range fresh.Groups {
+			if s.rec.Groups == nil {
+				s.rec.Groups = map[string]uint64{}
+			}
+			s.rec.Groups[g] = max(s.rec.Groups[g], p)
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *sess) fail(what string, err error) {
+	s.m.opts.Logger.Warn("persistent session: "+what+"; the device is disconnected to retry", "client", s.cl.ID, "err", err)
+	s.mu.Lock()
+	s.running = false
+	s.mu.Unlock()
+	_ = s.m.b.Server().DisconnectClient(s.cl, packets.ErrServerUnavailable)
+}
+
+// stream returns group's stream ("" the inbox), made at 0 for a group not
+// seen yet (a sync from 0 starts at the device's join). Under s.mu.
+func (s *sess) stream(group string) *stream {
+	if group == "" {
+		return s.inbox
+	}
+	st := s.groups[group]
+	if st == nil {
+		st = &stream{}
+		s.groups[group] = st
+	}
+	return st
+}
+
+// msgHead is the part of an inbox event the pump reads.
+type msgHead struct {
+	Kind  string `json:"kind"`
+	Ver   uint64 `json:"ver"`
+	Group string `json:"group"`
+	Seq   uint64 `json:"seq"`
+}
+
+// Offer takes an inbox event from direct delivery (broker.InboxHandler).
+// A message event next in its stream goes out at QoS 1 at once if the
+// window is open and nothing is being read from the store; any other
+// marks its stream behind for the pump. Other events go out at QoS 0.
+func (s *sess) Offer(sub packets.Subscription, pk packets.Packet) {
+	var h msgHead
+	if err := gojson.Unmarshal(pk.Payload, &h); err != nil || h.Kind != wire.KindMsg || (h.Ver == 0 && h.Seq == 0) {
+		_, _ = s.m.b.Server().PublishToClient(s.cl, sub, pk) // at the packet's QoS 0
+		return
+	}
+	group, pos := "", h.Ver
+	if h.Group != "" {
+		group, pos = h.Group, h.Seq
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !s.attached {
+		return // the session's cursor catches it up
+	}
+	s.sub = sub
+	st := s.stream(group)
+	switch {
+	case pos <= st.sent:
+		return // sent already (read from the store first)
+	case !s.running && !st.behind && pos == st.sent+1 && len(s.byPID) < s.window:
+		s.sendLocked(group, pos, pk.Payload)
+		return
+	}
+	st.behind = true
+	st.gen++
+	s.kickLocked()
+}
+
+// sendLocked publishes payload at QoS 1 and records it in flight. It
+// reports false if mochi did not take it (the connection is gone).
+func (s *sess) sendLocked(group string, pos uint64, payload []byte) bool {
+	st := s.stream(group)
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+		TopicName:   wire.InboxTopic(s.user),
+		Payload:     payload,
+		Origin:      mqtt.InlineClientId,
+		Created:     time.Now().Unix(),
+	}
+	out, err := s.m.b.Server().PublishToClient(s.cl, s.sub, pk)
+	if err != nil || out.FixedHeader.Qos == 0 {
+		return false
+	}
+	s.byPID[out.PacketID] = ref{group: group, pos: pos}
+	st.pending = append(st.pending, pend{pos: pos})
+	st.sent = pos
+	s.m.opts.Metrics.SessionUnacked(1)
+	return true
+}
+
+// resync sends r and moves its stream past the range when the device
+// acknowledges it.
+func (s *sess) resync(r wire.Resync) {
+	payload, err := wire.Marshal(r)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sendLocked(r.Group, r.Upto, payload) {
+		s.m.opts.Metrics.SessionResync(r.Reason)
+	}
+}
+
+// ack takes the PUBACK of pid.
+func (s *sess) ack(pid uint16) {
+	s.mu.Lock()
+	r, ok := s.byPID[pid]
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.byPID, pid)
+	s.m.opts.Metrics.SessionUnacked(-1)
+	st := s.stream(r.group)
+	for i := range st.pending {
+		if st.pending[i].pos == r.pos {
+			st.pending[i].done = true
+			break
+		}
+	}
+	moved := st.settle()
+	s.kickLocked()
+	s.mu.Unlock()
+	if moved {
+		s.m.changed(s)
+	}
+}
+
+// settle moves acked past the acknowledged prefix of pending. A PUBACK out
+// of order waits for those before it.
+func (st *stream) settle() bool {
+	n := 0
+	for n < len(st.pending) && st.pending[n].done {
+		st.acked = st.pending[n].pos
+		n++
+	}
+	st.pending = st.pending[n:]
+	if len(st.pending) == 0 && st.sent > st.acked {
+		st.acked = st.sent // holes past the last event sent
+	}
+	return n > 0
+}
+
+// synced takes a device's own sync since pos as an acknowledgement of
+// everything up to pos.
+func (s *sess) synced(group string, pos uint64) {
+	s.mu.Lock()
+	if group != "" {
+		if _, ok := s.groups[group]; !ok {
+			s.mu.Unlock()
+			return
+		}
+	}
+	st := s.stream(group)
+	if pos <= st.acked || pos > st.sent {
+		s.mu.Unlock()
+		return // only what was sent: a sync past it would skip what the device never got
+	}
+	for i := range st.pending {
+		if st.pending[i].pos <= pos {
+			st.pending[i].done = true
+		}
+	}
+	st.settle()
+	s.mu.Unlock()
+	s.m.changed(s)
+}
+
+// kickLocked starts the pump if a stream is behind and the window is
+// open. Under s.mu.
+func (s *sess) kickLocked() {
+	if s.running || s.closed || !s.attached || len(s.byPID) >= s.window || s.next() == nil {
+		return
+	}
+	s.running = true
+	go s.pump()
+}
+
+func (s *sess) kick() {
+	s.mu.Lock()
+	s.kickLocked()
+	s.mu.Unlock()
+}
+
+// next is a stream that is behind, the inbox first. Under s.mu.
+func (s *sess) next() *string {
+	if s.inbox.behind {
+		g := ""
+		return &g
+	}
+	for g, st := range s.groups {
+		if st.behind {
+			return &g
+		}
+	}
+	return nil
+}
+
+// pump reads what streams are behind from the store and sends it while
+// the window is open.
+func (s *sess) pump() {
+	for {
+		s.mu.Lock()
+		free := s.window - len(s.byPID)
+		g := s.next()
+		if s.closed || !s.attached || free <= 0 || g == nil {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		group := *g
+		st := s.stream(group)
+		since, gen := st.sent, st.gen
+		s.mu.Unlock()
+
+		items, upto, more, err := s.read(group, since, free)
+		s.mu.Lock()
+		switch {
+		case errors.Is(err, chat.ErrNotMember):
+			delete(s.groups, group) // left the group
+			s.mu.Unlock()
+			continue
+		case err != nil:
+			s.running = false
+			s.mu.Unlock()
+			s.m.opts.Logger.Warn("persistent session: read the store; retried in 1s", "client", s.cl.ID, "err", err)
+			time.AfterFunc(time.Second, s.kick)
+			return
+		}
+		if s.closed || st.sent != since {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		sent := 0
+		for _, it := range items {
+			pos := it.Ver
+			if group != "" {
+				pos = it.Seq
+			}
+			payload, err := wire.Marshal(it)
+			if err != nil || !s.sendLocked(group, pos, payload) {
+				break
+			}
+			sent++
+		}
+		if sent == len(items) && upto > st.sent {
+			st.pending = append(st.pending, pend{pos: upto, done: true}) // versions with no event
+			st.sent = upto
+			st.settle()
+		}
+		if sent < len(items) {
+			s.running = false
+			s.mu.Unlock()
+			s.m.opts.Metrics.SessionReplayed(sent)
+			time.AfterFunc(time.Second, s.kick) // mochi did not take one: the connection is going
+			return
+		}
+		if !more && st.gen == gen {
+			st.behind = false
+		}
+		s.mu.Unlock()
+		s.m.opts.Metrics.SessionReplayed(sent)
+	}
+}
+
+// read returns up to n events of group ("" the inbox) after since, the
+// position they cover up to, and whether more follow.
+func (s *sess) read(group string, since uint64, n int) ([]wire.Msg, uint64, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var items []wire.Msg
+	upto, more := since, false
+	err := s.m.rd.Sync(ctx, s.user, wire.SyncRequest{Since: since, Limit: n, Group: group}, func(b wire.Sync) error {
+		if b.Reset {
+			return errReset
+		}
+		items = append(items, b.Items...)
+		upto, more = b.Upto, b.More
+		return nil
+	})
+	return items, upto, more, err
+}
+
+var errReset = errors.New("the store's history changed under the session")

@@ -1,0 +1,517 @@
+// Package session gives plain MQTT devices persistent sessions backed by
+// the store (docs/protocol.md#persistent-sessions). A device that connects
+// with a persistent session (MQTT 3.1.1 cleanSession=0, MQTT 5 Session
+// Expiry Interval > 0) and subscribes to its inbox at QoS 1 gets every
+// message event at QoS 1; its PUBACKs move the session's acknowledged
+// position (per inbox, and per group), which is saved in batches. When it
+// comes back (after a disconnect, a restart of the node, on another node),
+// everything after that position is read from the store and sent to it in
+// order before live events: a sync the server does on the device's behalf.
+//
+// mochi keeps no persistent session of its own: a persistent client is
+// forgotten when it disconnects (broker.ForgetSession), and the session
+// lives in the store (store.Sessions) instead, so a session costs no
+// memory while its device is away, survives a kill -9 and follows the
+// device to another node.
+//
+// Where a message event goes, for a device whose session has taken its
+// inbox:
+//
+//	deliver ─► broker (direct delivery) ─► pump.Offer
+//	    next in order, window open ─► PUBLISH QoS 1 now (no store read)
+//	    otherwise                    ─► marked behind: the pump reads the
+//	                                    store after what it sent (chat's sync)
+//	PUBACK (mochi's OnQosComplete) ─► acknowledged position ─► saved ≤ 1 s later
+//
+// A device that stops reading holds at most its window of unacknowledged
+// events and nothing else: later events only mark its pump behind.
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imqtt/imqtt/broker"
+	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// Defaults of Options.
+const (
+	DefaultExpiryMax     = 7 * 24 * 3600 // seconds a disconnected session is kept, at most
+	DefaultReplayMax     = 10000         // events replayed per reconnect; past it, a resync event
+	DefaultInflight      = 32            // QoS 1 events unacknowledged per device
+	DefaultFlushInterval = time.Second   // how often acknowledged positions are saved
+)
+
+// Store is the part of the store sessions use.
+type Store interface {
+	store.Sessions
+	Head(ctx context.Context, user string) (uint64, error)
+	Epoch() string
+}
+
+// Reader reads what a session replays: chat's sync, which a device would
+// otherwise ask for itself.
+type Reader interface {
+	Sync(ctx context.Context, user string, req wire.SyncRequest, emit func(wire.Sync) error) error
+	GroupHeads(ctx context.Context, user string) (wire.Heads, error)
+}
+
+// Broker is what sessions need of the broker.
+type Broker interface {
+	Server() *mqtt.Server
+	SetInbox(cl *mqtt.Client, h broker.InboxHandler) bool
+	RestoreSubscriptions(cl *mqtt.Client, subs []packets.Subscription)
+	ForgetSession(cl *mqtt.Client)
+}
+
+// Metrics counts what sessions do.
+type Metrics interface {
+	SessionReplayed(n int)        // events read from the store and sent
+	SessionResync(reason string)  // resync events sent instead of a replay
+	SessionActive(delta int)      // sessions delivering an inbox now
+	SessionUnacked(delta int)     // events sent and not yet acknowledged
+	SessionSaveFailed(err string) // a batch of positions not saved (retried)
+}
+
+// Options configure the Manager; zero values take the defaults.
+type Options struct {
+	Node          string // this node's ID: a session's holder is "{node}/{nonce}"
+	ExpiryMax     uint32 // seconds; also given to mochi as its maximum session expiry
+	ReplayMax     int
+	Inflight      int
+	FlushInterval time.Duration
+	Logger        *slog.Logger
+	Metrics       Metrics
+}
+
+// Manager is the mochi hook that runs persistent sessions.
+type Manager struct {
+	mqtt.HookBase
+	st   Store
+	rd   Reader
+	b    Broker
+	opts Options
+
+	mu      sync.Mutex
+	byCl    map[*mqtt.Client]*sess
+	byID    map[string]*sess   // the newest connection of each client ID
+	dirty   map[*sess]struct{} // positions or subscriptions to save
+	deletes map[string][2]string
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// New returns a Manager; Start starts its saver.
+func New(st Store, rd Reader, b Broker, opts Options) *Manager {
+	if opts.ExpiryMax == 0 {
+		opts.ExpiryMax = DefaultExpiryMax
+	}
+	if opts.ReplayMax <= 0 {
+		opts.ReplayMax = DefaultReplayMax
+	}
+	if opts.Inflight <= 0 {
+		opts.Inflight = DefaultInflight
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = DefaultFlushInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = nopMetrics{}
+	}
+	return &Manager{st: st, rd: rd, b: b, opts: opts,
+		byCl: map[*mqtt.Client]*sess{}, byID: map[string]*sess{}, dirty: map[*sess]struct{}{}, deletes: map[string][2]string{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// ID names the hook.
+func (m *Manager) ID() string { return "imqtt-sessions" }
+
+// Provides lists the mochi events the Manager handles.
+func (m *Manager) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnPacketEncode, mqtt.OnSubscribed,
+		mqtt.OnUnsubscribed, mqtt.OnQosComplete, mqtt.OnDisconnect, mqtt.OnPacketRead:
+		return true
+	}
+	return false
+}
+
+// Start runs the saver, which writes changed positions every FlushInterval.
+func (m *Manager) Start() { go m.saver() }
+
+// Close saves what is left and stops the saver. Connections still open
+// keep their sessions held; their positions are saved.
+func (m *Manager) Close() {
+	select {
+	case <-m.stop:
+		return
+	default:
+	}
+	close(m.stop)
+	<-m.done
+}
+
+// persistent reports whether a CONNECT asks for a session that outlives
+// the connection: cleanSession=0 in MQTT 3.1.1 [MQTT-3.1.2-4], a Session
+// Expiry Interval above 0 in MQTT 5 (§3.1.2.11.2; absent is 0).
+func persistent(cl *mqtt.Client, pk packets.Packet) bool {
+	if cl.Properties.ProtocolVersion >= 5 {
+		return pk.Properties.SessionExpiryInterval > 0
+	}
+	return !pk.Connect.Clean
+}
+
+// OnSessionEstablish runs once the client is authenticated, before mochi
+// looks for a session it kept: it finds the device's session (a
+// connection of it on this node, or the store) or starts one.
+func (m *Manager) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	user, device, ok := wire.SplitClientID(cl.ID)
+	if !ok || cl.Net.Inline {
+		return
+	}
+	m.mu.Lock()
+	prev := m.byID[cl.ID]
+	m.mu.Unlock()
+	if prev != nil {
+		prev.supersede() // its connection is being taken over: it saves nothing more
+		if old, ok := m.b.Server().Clients.Get(cl.ID); ok {
+			old.ClearInflights() // this session resends what was not acknowledged, from the positions
+		}
+	}
+	if !persistent(cl, pk) {
+		// A clean session discards the device's previous one [MQTT-3.1.2-6]
+		// (MQTT 5: Clean Start, §3.1.2.4).
+		m.forget(user, device)
+		m.mu.Lock()
+		delete(m.byID, cl.ID)
+		m.mu.Unlock()
+		return
+	}
+	s := &sess{m: m, cl: cl, user: user, device: device, inbox: &stream{}, groups: map[string]*stream{}, byPID: map[uint16]ref{},
+		holder: m.opts.Node + "/" + nonce()}
+	s.rec = store.Session{User: user, Device: device}
+	switch {
+	case pk.Connect.Clean: // MQTT 5 Clean Start with an expiry: a new session, kept after this connection
+		m.forget(user, device)
+		if err := m.flushDeletes(); err != nil {
+			s.broken = err
+		}
+	case prev != nil && !prev.discarded():
+		s.resumed = true
+		s.rec = prev.record()
+	default:
+		rec, err := m.load(user, device)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			s.broken = err
+		case rec.Expired(time.Now().UnixMilli()):
+			m.forget(user, device)
+		default:
+			s.resumed, s.rec = true, rec
+		}
+	}
+	m.mu.Lock()
+	m.byCl[cl] = s
+	m.byID[cl.ID] = s
+	m.mu.Unlock()
+}
+
+func nonce() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// load reads a session, unless a clean connection of the device asked for
+// it to be deleted and the delete is still queued.
+func (m *Manager) load(user, device string) (store.Session, error) {
+	m.mu.Lock()
+	_, gone := m.deletes[wire.ClientID(user, device)]
+	m.mu.Unlock()
+	if gone {
+		return store.Session{}, store.ErrNotFound
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return m.st.LoadSession(ctx, user, device)
+}
+
+// forget queues the delete of a device's stored session (the saver does
+// it): a clean connection does not wait for the store.
+func (m *Manager) forget(user, device string) {
+	m.mu.Lock()
+	m.deletes[wire.ClientID(user, device)] = [2]string{user, device}
+	m.mu.Unlock()
+}
+
+// OnPacketEncode says Session Present in the CONNACK of a session resumed
+// from the store [MQTT-3.2.2-2]: mochi knows only the sessions it kept.
+func (m *Manager) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != 0 || pk.SessionPresent {
+		return pk
+	}
+	if s := m.get(cl); s != nil && s.resumed {
+		pk.SessionPresent = true
+	}
+	return pk
+}
+
+func (m *Manager) get(cl *mqtt.Client) *sess {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byCl[cl]
+}
+
+// OnSessionEstablished restores a resumed session's subscriptions and, if
+// it holds the inbox at QoS 1, starts its replay.
+func (m *Manager) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	s := m.get(cl)
+	if s == nil {
+		return
+	}
+	if s.broken != nil {
+		m.opts.Logger.Warn("persistent session not loaded; the device is disconnected to retry", "client", cl.ID, "err", s.broken)
+		_ = m.b.Server().DisconnectClient(cl, packets.ErrServerUnavailable)
+		return
+	}
+	s.mu.Lock()
+	s.rec.Expiry = m.opts.ExpiryMax
+	if cl.Properties.ProtocolVersion >= 5 {
+		s.rec.Expiry = min(cl.Properties.Props.SessionExpiryInterval, m.opts.ExpiryMax) // mochi caps it in the CONNACK
+	}
+	s.rec.Holder, s.rec.Disconnected = s.holder, 0
+	replay := s.resumed && s.hadInbox()
+	subs := make([]packets.Subscription, 0, len(s.rec.Subs))
+	for _, sub := range s.rec.Subs {
+		subs = append(subs, packets.Subscription{Filter: sub.Filter, Qos: sub.QoS})
+	}
+	s.mu.Unlock()
+	if s.resumed && len(subs) > 0 {
+		m.b.RestoreSubscriptions(cl, subs)
+	}
+	m.changed(s)
+	if sub, ok := cl.State.Subscriptions.Get(wire.InboxTopic(s.user)); ok && sub.Qos > 0 {
+		s.attach(sub, replay)
+	}
+}
+
+// OnSubscribed records the session's subscriptions; a subscription to the
+// inbox at QoS 1 has the session deliver it, one at QoS 0 leaves it to
+// direct delivery at QoS 0, as the device asked.
+func (m *Manager) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
+	m.subscriptionsChanged(cl)
+}
+
+// OnUnsubscribed is OnSubscribed for an unsubscribe.
+func (m *Manager) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) { m.subscriptionsChanged(cl) }
+
+func (m *Manager) subscriptionsChanged(cl *mqtt.Client) {
+	s := m.get(cl)
+	if s == nil {
+		return
+	}
+	prefix := wire.UserPrefix(s.user)
+	var subs []store.SessionSub
+	for f, sub := range cl.State.Subscriptions.GetAll() {
+		if len(f) > len(prefix) && f[:len(prefix)] == prefix {
+			subs = append(subs, store.SessionSub{Filter: f, QoS: sub.Qos})
+		}
+	}
+	s.mu.Lock()
+	hadInbox := s.hadInbox()
+	s.rec.Subs = subs
+	s.mu.Unlock()
+	m.changed(s)
+	sub, ok := cl.State.Subscriptions.Get(wire.InboxTopic(s.user))
+	switch {
+	case ok && sub.Qos > 0:
+		s.attach(sub, s.resumed && hadInbox)
+	default:
+		s.detach()
+	}
+}
+
+// OnQosComplete takes a PUBACK of a QoS 1 delivery (mochi calls it only
+// for a packet ID it has in flight: an unknown or repeated one is dropped
+// before it gets here).
+func (m *Manager) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	if pk.FixedHeader.Type != packets.Puback {
+		return
+	}
+	if s := m.get(cl); s != nil {
+		s.ack(pk.PacketID)
+	}
+}
+
+// OnPacketRead takes the device's own im/sync as an acknowledgement: a
+// device that asks for everything after N has everything up to N.
+func (m *Manager) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || pk.TopicName != wire.TopicSync {
+		return pk, nil
+	}
+	s := m.get(cl)
+	if s == nil {
+		return pk, nil
+	}
+	var req wire.SyncRequest
+	if e, _ := wire.DecodeRequest("sync", pk.Payload, &req); e != nil || req.Heads || req.Since == 0 {
+		return pk, nil // the uplink answers a bad request
+	}
+	if req.Epoch != "" && req.Epoch != m.st.Epoch() {
+		return pk, nil
+	}
+	s.synced(req.Group, req.Since)
+	return pk, nil
+}
+
+// OnDisconnect releases the session: its positions are saved with the
+// time of the disconnect, from which its expiry counts, and mochi forgets
+// the client.
+func (m *Manager) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	m.mu.Lock()
+	s := m.byCl[cl]
+	delete(m.byCl, cl)
+	if s != nil && m.byID[cl.ID] == s {
+		delete(m.byID, cl.ID)
+	}
+	delete(m.dirty, s)
+	m.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.close()
+	m.b.ForgetSession(cl)
+	if s.broken != nil || s.discarded() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if cl.Properties.ProtocolVersion >= 5 && cl.Properties.Props.SessionExpiryInterval == 0 {
+		// The device set its expiry to 0 in its DISCONNECT (MQTT 5 §3.14.2.2.2): the session ends now.
+		if err := m.st.DeleteSession(ctx, s.user, s.device); err != nil {
+			m.opts.Logger.Warn("delete ended session", "client", cl.ID, "err", err)
+		}
+		return
+	}
+	rec := s.record()
+	rec.Disconnected = time.Now().UnixMilli()
+	if err := m.st.SaveSessions(ctx, []store.Session{rec}); err != nil {
+		m.opts.Metrics.SessionSaveFailed(err.Error())
+		m.opts.Logger.Warn("save session at disconnect; it resumes from its last saved position", "client", cl.ID, "err", err)
+	}
+}
+
+// DropUser deletes every session of user (a ban).
+func (m *Manager) DropUser(ctx context.Context, user string) error {
+	var held []*sess
+	m.mu.Lock()
+	for _, s := range m.byCl {
+		if s.user == user {
+			held = append(held, s)
+		}
+	}
+	m.mu.Unlock()
+	for _, s := range held {
+		s.supersede()
+	}
+	return m.st.DeleteUserSessions(ctx, user)
+}
+
+// changed queues s's record for the saver.
+func (m *Manager) changed(s *sess) {
+	m.mu.Lock()
+	if _, ok := m.byCl[s.cl]; ok {
+		m.dirty[s] = struct{}{}
+	}
+	m.mu.Unlock()
+}
+
+// saver writes queued deletes and changed records every FlushInterval,
+// and once more when the Manager closes.
+func (m *Manager) saver() {
+	defer close(m.done)
+	t := time.NewTicker(m.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			_ = m.flushDeletes()
+			m.flush()
+			return
+		case <-t.C:
+			_ = m.flushDeletes()
+			m.flush()
+		}
+	}
+}
+
+func (m *Manager) flushDeletes() error {
+	m.mu.Lock()
+	dels := m.deletes
+	m.deletes = map[string][2]string{}
+	m.mu.Unlock()
+	for id, d := range dels {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := m.st.DeleteSession(ctx, d[0], d[1])
+		cancel()
+		if err != nil {
+			m.mu.Lock()
+			m.deletes[id] = d // retried next time
+			m.mu.Unlock()
+			m.opts.Metrics.SessionSaveFailed(err.Error())
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Manager) flush() {
+	m.mu.Lock()
+	ss := make([]*sess, 0, len(m.dirty))
+	for s := range m.dirty {
+		ss = append(ss, s)
+	}
+	m.dirty = map[*sess]struct{}{}
+	m.mu.Unlock()
+	if len(ss) == 0 {
+		return
+	}
+	recs := make([]store.Session, 0, len(ss))
+	for _, s := range ss {
+		if !s.discarded() {
+			recs = append(recs, s.record())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.st.SaveSessions(ctx, recs); err != nil {
+		m.opts.Metrics.SessionSaveFailed(err.Error())
+		m.opts.Logger.Warn("save session positions; retried", "sessions", len(recs), "err", err)
+		for _, s := range ss {
+			m.changed(s)
+		}
+	}
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) SessionReplayed(int)      {}
+func (nopMetrics) SessionResync(string)     {}
+func (nopMetrics) SessionActive(int)        {}
+func (nopMetrics) SessionUnacked(int)       {}
+func (nopMetrics) SessionSaveFailed(string) {}
