@@ -196,9 +196,17 @@ func (p *sessionProc) waitReady(node *testserver.Server) {
 		p.t.Fatalf("%s reports nothing and there is no broker to ask", p.c.name)
 	}
 	user, _, _ := strings.Cut(p.id, "/")
-	wait.For(p.t, p.id+" connected and subscribed to its inbox", within, func() bool {
+	wait.ForErr(p.t, p.id+" connected and subscribed to its inbox", within, func() error {
+		select {
+		case <-p.done:
+			p.t.Fatalf("%s ended before it was subscribed\n%s", p.id, p.output())
+		default:
+		}
 		_, subs, ok := node.Broker().ClientDetail(p.id)
-		return ok && slices.ContainsFunc(subs, func(s broker.Subscription) bool { return s.Filter == wire.InboxTopic(user) })
+		if ok && slices.ContainsFunc(subs, func(s broker.Subscription) bool { return s.Filter == wire.InboxTopic(user) }) {
+			return nil
+		}
+		return fmt.Errorf("connected %v, subscriptions %v\n%s", ok, subs, p.output())
 	})
 }
 
