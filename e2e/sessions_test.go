@@ -468,16 +468,28 @@ func TestSessionGroups(t *testing.T) {
 	d.waitMsgs(append(bodiesOf(got), "group live"), 1)
 }
 
-// TestSessionKill9: a persistent session survives imqttd killed -9. Python
-// paho (clean_session=False) receives and acknowledges a first run of
-// messages, goes away, a second run is sent, imqttd is killed -9 and
-// restarted on the same data directory; the device comes back and gets
-// every message of the second run once, in order, then live ones. Before
-// them it may get again a tail of the first run, whose acknowledgements
-// were not yet written at the kill (at least once, as in MQTT), but never
-// with a gap: what it gets is the first run from some point on, then the
-// second run whole.
+// TestSessionKill9: a persistent session survives imqttd killed -9.
+// Python paho (clean_session=False) receives and acknowledges a first run
+// of messages; imqttd is killed -9 and restarted on the same data
+// directory, and a second run is sent to the device while it is away; it
+// comes back and gets every message of the second run once, in order,
+// then live ones. Before them it may get again a tail of the first run,
+// whose acknowledgements were not yet written at the kill (at least once,
+// as in MQTT), but never with a gap: what it gets is the first run from
+// some point on, then the second run whole. The device is away at the
+// kill (it disconnected, the second run was sent before the kill), or
+// still connected (the kill cuts it off; the second run is sent after the
+// restart): the case where its last acknowledgements may not be saved.
 func TestSessionKill9(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		away bool
+	}{{"away at the kill", true}, {"connected at the kill", false}} {
+		t.Run(c.name, func(t *testing.T) { runSessionKill9(t, c.away) })
+	}
+}
+
+func runSessionKill9(t *testing.T, away bool) {
 	dir := t.TempDir()
 	p := startProcess(t, dir)
 	base := "http://" + p.http
@@ -493,17 +505,25 @@ func TestSessionKill9(t *testing.T) {
 	acked := numbered("acked ", 20)
 	sendEach(t, base, aliceTok, "bob", "", acked)
 	d.waitMsgs(acked, 1)
-	d.stop()
 	missed := numbered("missed ", 20)
-	sendEach(t, base, aliceTok, "bob", "", missed)
+	if away {
+		d.stop()
+		sendEach(t, base, aliceTok, "bob", "", missed)
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = p.cmd.Wait()
+	if !away {
+		d.waitStep("closed")
+	}
 
 	p = startProcess(t, dir)
 	base = "http://" + p.http
 	aliceTok = loginAt(t, base, "alice")
+	if !away {
+		sendEach(t, base, aliceTok, "bob", "", missed)
+	}
 	d = startSession(t, py, p.mqtt, "bob", "iot", 1, false)
 	d.requirePresent(true)
 	// again is how many of the first run came again; -1 until the first
