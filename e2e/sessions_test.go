@@ -85,16 +85,23 @@ func pythonPaho() sessionClient {
 	}}
 }
 
-// mqttJS is MQTT.js with clean:false (3.1.1), through test/node/session.mjs.
-func mqttJS() sessionClient {
-	return sessionClient{name: "mqtt.js 3.1.1", reports: true, args: func(t *testing.T, addr, user, device, password string, qos byte, clean bool) []string {
+// mqttJS is MQTT.js with clean:false, through test/node/session.mjs: on
+// MQTT 3.1.1, or on MQTT 5 with a Session Expiry Interval of expiry
+// seconds (0: none sent, which MQTT 5 reads as a session that ends with
+// the connection).
+func mqttJS(v5 bool, expiry int) sessionClient {
+	name, proto := "mqtt.js 3.1.1", "4"
+	if v5 {
+		name, proto = fmt.Sprintf("mqtt.js 5 expiry %d", expiry), "5"
+	}
+	return sessionClient{name: name, reports: true, args: func(t *testing.T, addr, user, device, password string, qos byte, clean bool) []string {
 		node := requireTool(t, "node")
 		root := repoRoot(t)
 		if _, err := os.Stat(filepath.Join(root, "test/node/node_modules/mqtt")); err != nil {
 			t.Fatalf("MQTT.js missing: run ./scripts/test.sh (npm ci --prefix test/node): %v", err)
 		}
-		return []string{"env", "URL=mqtt://" + addr, "PROTO=4", "USER=" + user, "DEVICE=" + device, "PASSWORD=" + password,
-			"QOS=" + fmt.Sprint(qos), "CLEAN=" + flag(clean), node, filepath.Join(root, "test/node/session.mjs")}
+		return []string{"env", "URL=mqtt://" + addr, "PROTO=" + proto, "EXPIRY=" + fmt.Sprint(expiry), "USER=" + user, "DEVICE=" + device,
+			"PASSWORD=" + password, "QOS=" + fmt.Sprint(qos), "CLEAN=" + flag(clean), node, filepath.Join(root, "test/node/session.mjs")}
 	}}
 }
 
@@ -373,27 +380,34 @@ func TestSessionPythonPaho(t *testing.T) { runMissed(t, pythonPaho()) }
 
 // TestSessionMQTTJS: the same with MQTT.js, clean:false, which also trusts
 // the session to hold its subscription.
-func TestSessionMQTTJS(t *testing.T) { runMissed(t, mqttJS()) }
+func TestSessionMQTTJS(t *testing.T) { runMissed(t, mqttJS(false, 0)) }
 
 // TestSessionCleanUnchanged: what persistent sessions must leave alone.
 // A clean session (mosquitto_sub without -c) gets live messages at QoS 0
 // and nothing of what it missed when it comes back (it recovers by
-// im/sync, the SDK's path). A persistent session subscribed at QoS 0 gets
-// live-only QoS 0, as it asked: no replay either.
+// im/sync, the SDK's path). So does an MQTT 5 connection with clean start
+// 0 but no Session Expiry Interval (MQTT.js clean:false on MQTT 5): its
+// session ends with the connection, and the CONNACK never says Session
+// Present. A persistent session subscribed at QoS 0 gets live-only QoS 0,
+// as it asked: no replay either.
 func TestSessionCleanUnchanged(t *testing.T) {
 	s := testserver.Start(t)
 	aliceTok := account(t, s, "alice", "http")
 	for _, c := range []struct {
 		name, user string
+		client     sessionClient
 		qos        byte
 		clean      bool
+		present    bool // the second CONNACK's Session Present, for a client that says
 	}{
-		{"clean session", "bob", 1, true},
-		{"persistent session at QoS 0", "carol", 0, false},
+		{"clean session", "bob", mosquittoSub(false), 1, true, false},
+		{"MQTT 5 without session expiry", "dave", mqttJS(true, 0), 1, false, false},
+		{"persistent session at QoS 0", "carol", mosquittoSub(false), 0, false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			account(t, s, c.user, "x")
-			d := startSession(t, mosquittoSub(false), s.MQTT, c.user, "cli", c.qos, c.clean)
+			d := startSession(t, c.client, s.MQTT, c.user, "cli", c.qos, c.clean)
+			d.requirePresent(false)
 			d.waitReady(s)
 			sendHTTP(t, s.HTTP, aliceTok, c.user, "", c.user+" before")
 			d.waitMsgs([]string{c.user + " before"}, 0)
@@ -401,7 +415,8 @@ func TestSessionCleanUnchanged(t *testing.T) {
 			waitGone(t, s, c.user+"/cli")
 			sendEach(t, s.HTTP, aliceTok, c.user, "", numbered(c.user+" missed ", 3))
 
-			d = startSession(t, mosquittoSub(false), s.MQTT, c.user, "cli", c.qos, c.clean)
+			d = startSession(t, c.client, s.MQTT, c.user, "cli", c.qos, c.clean)
+			d.requirePresent(c.present)
 			d.waitReady(s)
 			sendHTTP(t, s.HTTP, aliceTok, c.user, "", c.user+" live")
 			// The live one first and alone: nothing was replayed before it.
