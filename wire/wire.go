@@ -114,8 +114,8 @@ const (
 	KindMsg    = "msg"
 	KindSync   = "sync"
 	KindUnread = "unread"
-	KindGroup  = "group" // a membership change: {"kind":"group","group":"g1","action":"added","by":"alice"}
-	KindHeads  = "heads" // where each of the user's groups is: the answer to a sync request with heads set
+	KindGroup  = "group"  // a membership change: {"kind":"group","group":"g1","action":"added","by":"alice"}
+	KindHeads  = "heads"  // where each of the user's groups is: the answer to a sync request with heads set
 	KindResync = "resync" // to a persistent session: sync this range yourself (docs/protocol.md#persistent-sessions)
 )
 

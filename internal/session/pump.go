@@ -44,6 +44,7 @@ type stream struct {
 	acked   uint64 // every position up to it is acknowledged
 	sent    uint64 // every position up to it is sent (or acknowledged)
 	pending []pend // sent and not yet acknowledged, in position order
+	base    uint64 // a session started here, at the head: events up to it are not the session's
 	behind  bool   // events after sent are in the store, not sent
 	gen     uint64 // counts Offers that marked it behind, so a read does not clear a newer mark
 }
@@ -129,7 +130,32 @@ func (s *sess) attach(sub packets.Subscription, replay bool) {
 	}
 	s.running = true // the resume runs first; Offers only mark streams behind
 	s.mu.Unlock()
-	go s.resume(replay)
+	if replay {
+		go s.resume()
+		return
+	}
+	// A session starting at the heads starts before the SUBACK (mochi
+	// calls OnSubscribed first): every event committed after the device
+	// holds its SUBACK is the session's.
+	s.startFresh()
+}
+
+// startFresh puts the cursors at the heads, then takes the inbox. An event
+// committed before the heads were read and delivered after the inbox was
+// taken goes out as direct delivery would have sent it (Offer, base).
+func (s *sess) startFresh() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.startAtHeads(ctx); err != nil {
+		s.fail("start at the heads", err)
+		return
+	}
+	s.m.changed(s)
+	s.mu.Lock()
+	s.attachLocked()
+	s.running = false
+	s.mu.Unlock()
+	s.kick()
 }
 
 // detach hands the inbox back to direct delivery at QoS 0.
@@ -144,32 +170,15 @@ func (s *sess) detach() {
 	s.m.opts.Metrics.SessionActive(-1)
 }
 
-// resume sets the cursors and starts delivery. A resumed session waits
-// for a connection of the device on another node to let go of it first
-// (its last acknowledgements are saved as it does), so that nothing is
-// sent twice in one session.
-func (s *sess) resume(replay bool) {
+// resume sets the cursors of a resumed session from its positions and
+// starts delivery. It waits for a connection of the device on another
+// node to let go of the session first (its last acknowledgements are
+// saved as it does), so that nothing is sent twice in one session.
+func (s *sess) resume() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	m := s.m
-	if replay {
-		s.waitRelease(ctx)
-	}
-	if !replay {
-		// Heads first, then the inbox: an event committed between them
-		// goes to the device at QoS 0 by direct delivery, not lost.
-		if err := s.startAtHeads(ctx); err != nil {
-			s.fail("start at the heads", err)
-			return
-		}
-		m.changed(s)
-		s.mu.Lock()
-		s.attachLocked()
-		s.running = false
-		s.mu.Unlock()
-		s.kick()
-		return
-	}
+	s.waitRelease(ctx)
 	// Replay: the inbox first, so that nothing live is missed while the
 	// positions are read; the streams are marked behind below.
 	s.mu.Lock()
@@ -252,10 +261,10 @@ func (s *sess) startAtHeads(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rec.Epoch = s.m.st.Epoch()
-	s.inbox = &stream{acked: head, sent: head}
+	s.inbox = &stream{acked: head, sent: head, base: head}
 	s.groups = map[string]*stream{}
 	for _, h := range heads.Groups {
-		s.groups[h.Group] = &stream{acked: h.Seq, sent: h.Seq}
+		s.groups[h.Group] = &stream{acked: h.Seq, sent: h.Seq, base: h.Seq}
 	}
 	return nil
 }
@@ -345,6 +354,11 @@ func (s *sess) Offer(sub packets.Subscription, pk packets.Packet) {
 	s.sub = sub
 	st := s.stream(group)
 	switch {
+	case pos <= st.base:
+		// Committed before the session started at the head, delivered
+		// after: as direct delivery would have sent it.
+		_, _ = s.m.b.Server().PublishToClient(s.cl, sub, pk)
+		return
 	case pos <= st.sent:
 		return // sent already (read from the store first)
 	case !s.running && !st.behind && pos == st.sent+1 && len(s.byPID) < s.window:

@@ -102,6 +102,10 @@ type Manager struct {
 	b    Broker
 	opts Options
 
+	// saving orders the writes of records against deletes: a save that
+	// read a record before a delete (a ban) must not write it after.
+	saving sync.Mutex
+
 	mu      sync.Mutex
 	byCl    map[*mqtt.Client]*sess
 	byID    map[string]*sess   // the newest connection of each client ID
@@ -186,6 +190,9 @@ func (m *Manager) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	m.mu.Lock()
 	prev := m.byID[cl.ID]
 	m.mu.Unlock()
+	if prev != nil && prev.discarded() {
+		prev = nil // dropped (a ban): nothing to take over
+	}
 	if prev != nil {
 		prev.supersede() // its connection is being taken over: it saves nothing more
 		if old, ok := m.b.Server().Clients.Get(cl.ID); ok {
@@ -210,7 +217,7 @@ func (m *Manager) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		if err := m.flushDeletes(); err != nil {
 			s.broken = err
 		}
-	case prev != nil && !prev.discarded():
+	case prev != nil:
 		s.resumed = true
 		s.rec = prev.record()
 	default:
@@ -401,6 +408,11 @@ func (m *Manager) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	m.saving.Lock()
+	defer m.saving.Unlock()
+	if s.discarded() {
+		return
+	}
 	if cl.Properties.ProtocolVersion >= 5 && cl.Properties.Props.SessionExpiryInterval == 0 {
 		// The device set its expiry to 0 in its DISCONNECT (MQTT 5 §3.14.2.2.2): the session ends now.
 		if err := m.st.DeleteSession(ctx, s.user, s.device); err != nil {
@@ -426,6 +438,8 @@ func (m *Manager) DropUser(ctx context.Context, user string) error {
 		}
 	}
 	m.mu.Unlock()
+	m.saving.Lock()
+	defer m.saving.Unlock()
 	for _, s := range held {
 		s.supersede()
 	}
@@ -461,6 +475,8 @@ func (m *Manager) saver() {
 }
 
 func (m *Manager) flushDeletes() error {
+	m.saving.Lock()
+	defer m.saving.Unlock()
 	m.mu.Lock()
 	dels := m.deletes
 	m.deletes = map[string][2]string{}
@@ -491,6 +507,8 @@ func (m *Manager) flush() {
 	if len(ss) == 0 {
 		return
 	}
+	m.saving.Lock()
+	defer m.saving.Unlock()
 	recs := make([]store.Session, 0, len(ss))
 	for _, s := range ss {
 		if !s.discarded() {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -46,11 +47,11 @@ func dial(t testing.TB, s *testserver.Server, user, device string, o connOpts) *
 	t.Cleanup(func() { conn.Close() })
 	d := &dev{t: t, conn: conn, r: bufio.NewReader(conn), ver: 4, user: user}
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ProtocolVersion: 4, Clean: o.clean, Keepalive: 60,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: o.clean, Keepalive: 60,
 			ClientIdentifier: user + "/" + device, UsernameFlag: true, Username: []byte(user),
 			PasswordFlag: true, Password: []byte("secret-" + user)}}
 	if o.v5 {
-		d.ver, pk.ProtocolVersion, pk.Connect.ProtocolVersion = 5, 5, 5
+		d.ver, pk.ProtocolVersion = 5, 5
 		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = o.expiry, o.expiry > 0
 		pk.Properties.ReceiveMaximum = o.recvMax
 	}
@@ -576,4 +577,72 @@ func TestBanDropsSessions(t *testing.T) {
 	if bob.pres {
 		t.Fatal("a banned user's session survived the ban")
 	}
+}
+
+// TestExpiry: a session disconnected for longer than --session-expiry-max
+// (or its MQTT 5 expiry, if lower) is gone: the device starts clean.
+func TestExpiry(t *testing.T) {
+	s := testserver.Start(t, func(c *daemon.Config) { c.Sessions.ExpiryMax = time.Second })
+	alice := users(t, s, "alice", "bob")
+	bob := dial(t, s, "bob", "iot", connOpts{})
+	bob.subscribe(1)
+	bob.disconnect()
+	send(t, s, alice, "bob", "missed")
+	time.Sleep(1500 * time.Millisecond) // past the expiry: a wait for the clock, not for the server
+	bob = dial(t, s, "bob", "iot", connOpts{})
+	if bob.pres {
+		t.Fatal("an expired session is present")
+	}
+	bob.quiet(300 * time.Millisecond)
+}
+
+// TestMQTT5DisconnectEndsSession: an MQTT 5 device that sets its expiry to
+// 0 in its DISCONNECT ends its session there (MQTT 5 §3.14.2.2.2).
+func TestMQTT5DisconnectEndsSession(t *testing.T) {
+	s := testserver.Start(t)
+	alice := users(t, s, "alice", "bob")
+	o := connOpts{v5: true, expiry: 3600}
+	bob := dial(t, s, "bob", "iot", o)
+	bob.subscribe(1)
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: 5,
+		Properties: packets.Properties{SessionExpiryInterval: 0, SessionExpiryIntervalFlag: true}}
+	var buf bytes.Buffer
+	if err := pk.DisconnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	bob.write(buf.Bytes())
+	_, _ = io.Copy(io.Discard, bob.r)
+	send(t, s, alice, "bob", "missed")
+	bob = dial(t, s, "bob", "iot", o)
+	if bob.pres {
+		t.Fatal("a session ended by its DISCONNECT is present")
+	}
+	bob.quiet(300 * time.Millisecond)
+}
+
+// TestReconnectFlood: a device reconnecting over and over without
+// acknowledging anything gets, each time, at most its window, holds one
+// session, and, once it reads, gets everything once.
+func TestReconnectFlood(t *testing.T) {
+	s := testserver.Start(t, func(c *daemon.Config) { c.Sessions.Inflight = 4 })
+	alice := users(t, s, "alice", "bob")
+	bob := dial(t, s, "bob", "iot", connOpts{})
+	bob.subscribe(1)
+	bob.disconnect()
+	for i := range 20 {
+		send(t, s, alice, "bob", fmt.Sprintf("m%d", i))
+	}
+	for range 30 {
+		d := dial(t, s, "bob", "iot", connOpts{})
+		d.nextMsg(false)
+		d.conn.Close() // no DISCONNECT, nothing acknowledged
+	}
+	bob = dial(t, s, "bob", "iot", connOpts{})
+	for i := range 20 {
+		if ev := bob.nextMsg(true); ev.body != fmt.Sprintf("m%d", i) {
+			t.Fatalf("%+v, want m%d", ev, i)
+		}
+	}
+	bob.quiet(300 * time.Millisecond)
+	wait.For(t, "one session active", 5*time.Second, func() bool { return testutil.ToFloat64(s.Metrics().SessionsActive) == 1 })
 }
