@@ -134,11 +134,30 @@ type sessionProc struct {
 	id     string // the MQTT client ID
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when its output ends
-	stderr bytes.Buffer
+	stderr lockedBuffer
 
 	mu    sync.Mutex
 	lines []sessionLine
 	raw   []string // every line, for failure messages
+}
+
+// lockedBuffer is a program's stderr, written by exec's copying goroutine
+// while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startSession runs c as user/device against addr (password "secret-"+user).
@@ -229,6 +248,9 @@ func (p *sessionProc) waitStep(name string) sessionLine {
 		}
 		select {
 		case <-p.done:
+			if l, ok = p.step(name); ok { // its last words
+				return nil
+			}
 			p.t.Fatalf("%s ended before %s\n%s", p.id, name, p.output())
 		default:
 		}
