@@ -28,9 +28,9 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// within is how long a session test waits for anything: far more than a
-// replay of a few messages takes on a loaded machine.
-const within = 15 * time.Second
+// sessionWait is how long a session test waits for anything: far more
+// than a replay of a few messages takes on a loaded machine.
+const sessionWait = 15 * time.Second
 
 // sessionClient is one third-party MQTT client program, run as a device.
 type sessionClient struct {
@@ -222,7 +222,7 @@ func (p *sessionProc) waitReady(node *testserver.Server) {
 		p.t.Fatalf("%s reports nothing and there is no broker to ask", p.c.name)
 	}
 	user, _, _ := strings.Cut(p.id, "/")
-	wait.ForErr(p.t, p.id+" connected and subscribed to its inbox", within, func() error {
+	wait.ForErr(p.t, p.id+" connected and subscribed to its inbox", sessionWait, func() error {
 		select {
 		case <-p.done:
 			p.t.Fatalf("%s ended before it was subscribed\n%s", p.id, p.output())
@@ -241,7 +241,7 @@ func (p *sessionProc) waitReady(node *testserver.Server) {
 func (p *sessionProc) waitStep(name string) sessionLine {
 	p.t.Helper()
 	var l sessionLine
-	wait.ForErr(p.t, p.id+" to print "+name, within, func() error {
+	wait.ForErr(p.t, p.id+" to print "+name, sessionWait, func() error {
 		var ok bool
 		if l, ok = p.step(name); ok {
 			return nil
@@ -298,7 +298,7 @@ func bodiesOf(ds []delivery) []string {
 // is not the next one wanted (a repeat, a reordering, a stranger).
 func (p *sessionProc) waitMsgs(want []string, qos byte) {
 	p.t.Helper()
-	wait.ForErr(p.t, fmt.Sprintf("%s to receive %q", p.id, want), within, func() error {
+	wait.ForErr(p.t, fmt.Sprintf("%s to receive %q", p.id, want), sessionWait, func() error {
 		got := p.msgs()
 		if len(got) > len(want) || !slices.Equal(bodiesOf(got), want[:len(got)]) {
 			p.t.Fatalf("%s received %q, want %q\n%s", p.id, bodiesOf(got), want, p.output())
@@ -308,10 +308,15 @@ func (p *sessionProc) waitMsgs(want []string, qos byte) {
 				p.t.Fatalf("%s received %q at QoS %d, want QoS %d", p.id, d.Body, d.QoS, qos)
 			}
 		}
-		if len(got) < len(want) {
-			return fmt.Errorf("%d of %d so far", len(got), len(want))
+		if len(got) == len(want) {
+			return nil
 		}
-		return nil
+		select {
+		case <-p.done:
+			p.t.Fatalf("%s ended after %d of %q\n%s", p.id, len(got), want, p.output())
+		default:
+		}
+		return fmt.Errorf("%d of %d so far\n%s", len(got), len(want), p.output())
 	})
 }
 
@@ -324,7 +329,7 @@ func (p *sessionProc) stop() {
 	}
 	select {
 	case <-p.done:
-	case <-time.After(within):
+	case <-time.After(sessionWait):
 		p.t.Fatalf("%s did not end on SIGTERM\n%s", p.id, p.output())
 	}
 }
@@ -332,7 +337,7 @@ func (p *sessionProc) stop() {
 // waitGone waits until node no longer has clientID's connection.
 func waitGone(t *testing.T, node *testserver.Server, clientID string) {
 	t.Helper()
-	wait.For(t, clientID+"'s connection closed on the broker", within, func() bool {
+	wait.For(t, clientID+"'s connection closed on the broker", sessionWait, func() bool {
 		_, _, ok := node.Broker().ClientDetail(clientID)
 		return !ok
 	})
@@ -471,7 +476,7 @@ func TestSessionGroups(t *testing.T) {
 	g2 := sendHTTP(t, s.HTTP, aliceTok, "", "g1", "group 2")
 
 	d = startSession(t, mosq, s.MQTT, "bob", "iot", 1, false)
-	wait.ForErr(t, "bob/iot to receive the three", within, func() error {
+	wait.ForErr(t, "bob/iot to receive the three", sessionWait, func() error {
 		if n := len(d.msgs()); n < 3 {
 			return fmt.Errorf("%d of 3 so far", n)
 		}
@@ -577,7 +582,7 @@ func runSessionKill9(t *testing.T, away bool) {
 	// again is how many of the first run came again; -1 until the first
 	// message shows it.
 	again := -1
-	wait.ForErr(t, "bob/iot to receive the second run", within, func() error {
+	wait.ForErr(t, "bob/iot to receive the second run", sessionWait, func() error {
 		got := bodiesOf(d.msgs())
 		if len(got) == 0 {
 			return fmt.Errorf("nothing yet")
