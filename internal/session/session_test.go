@@ -540,6 +540,9 @@ func TestTakeoverSameNode(t *testing.T) {
 	first.subscribe(1)
 	send(t, s, alice, "bob", "m0")
 	first.nextMsg(true)
+	// A PUBACK still unread when the session is taken over is lost with
+	// its connection, as MQTT has it: m0 would be sent again.
+	wait.For(t, "m0 acknowledged", 5*time.Second, func() bool { return testutil.ToFloat64(s.Metrics().SessionUnackedGauge) == 0 })
 	send(t, s, alice, "bob", "m1")
 	first.nextMsg(false) // not acknowledged: sent again
 	second := dial(t, s, "bob", "iot", connOpts{})
@@ -645,4 +648,46 @@ func TestReconnectFlood(t *testing.T) {
 	}
 	bob.quiet(300 * time.Millisecond)
 	wait.For(t, "one session active", 5*time.Second, func() bool { return testutil.ToFloat64(s.Metrics().SessionsActive) == 1 })
+}
+
+// TestClientPacketIDsApart: a device publishing and subscribing with the
+// packet IDs of QoS 1 deliveries in flight to it (every client numbers
+// from 1, as the server does) neither loses those deliveries'
+// acknowledgements nor has its SUBSCRIBE refused: the two directions'
+// IDs are apart (MQTT 3.1.1 §2.3.1; imqtt's mochi patch, hunk 7).
+func TestClientPacketIDsApart(t *testing.T) {
+	s := testserver.Start(t)
+	alice := users(t, s, "alice", "bob")
+	bob := dial(t, s, "bob", "iot", connOpts{})
+	bob.subscribe(1)
+	send(t, s, alice, "bob", "m0")
+	ev := bob.nextMsg(false)
+	// A QoS 1 publish and a SUBSCRIBE from bob, with the ID of m0's delivery.
+	pub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, ProtocolVersion: 4, PacketID: ev.id,
+		TopicName: wire.TopicSync, Payload: []byte(`{"since":0}`)}
+	var buf bytes.Buffer
+	if err := pub.PublishEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	bob.write(buf.Bytes())
+	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4, PacketID: ev.id,
+		Filters: packets.Subscriptions{{Filter: wire.InboxTopic("bob"), Qos: 1}}}
+	buf.Reset()
+	if err := sub.SubscribeEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	bob.write(buf.Bytes())
+	for {
+		pk := bob.read()
+		if pk.FixedHeader.Type == packets.Suback {
+			if len(pk.ReasonCodes) != 1 || pk.ReasonCodes[0] != 1 {
+				t.Fatalf("SUBACK %v, want QoS 1 granted", pk.ReasonCodes)
+			}
+			break
+		}
+	}
+	bob.puback(ev.id) // m0's acknowledgement still counts
+	bob.disconnect()
+	bob = dial(t, s, "bob", "iot", connOpts{})
+	bob.quiet(300 * time.Millisecond) // m0 is not replayed
 }
