@@ -612,11 +612,7 @@ func runSessionKill9(t *testing.T, away bool) {
 // Redis and a MongoDB store (FerretDB) that each opens, as in production.
 // A device (Python paho, clean_session=False) on node a goes away,
 // messages are sent through node b, and it comes back on node b: it gets
-// them once, in order, then live ones. Then a takeover: a device
-// connected to a connects again to b while its connection to a is open;
-// b takes the session over (session present, the connection to a
-// closed), nothing acknowledged on a comes again (tracked by message id),
-// and later messages come on b's connection only.
+// them once, in order, then live ones. Then takeovers (runTakeover).
 func TestSessionNodeChange(t *testing.T) {
 	c := newCluster(t, mongoURI(devMongo(t).Addr()))
 	a, b := c.start("a"), c.start("b")
@@ -639,29 +635,48 @@ func TestSessionNodeChange(t *testing.T) {
 	sendHTTP(t, a.HTTP, aliceTok, "bob", "", "live")
 	d.waitMsgs(append(missed, "live"), 1)
 
-	t.Run("takeover", func(t *testing.T) {
-		onA := startSession(t, py, a.MQTT, "bob", "tab", 1, false)
-		onA.waitReady(a)
-		first := numbered("first ", 3)
-		sendEach(t, b.HTTP, aliceTok, "bob", "", first)
-		onA.waitMsgs(first, 1)
+	t.Run("takeover", func(t *testing.T) { runTakeover(t, a, b, aliceTok, "tab", true) })
+	t.Run("takeover of a new session", func(t *testing.T) { runTakeover(t, a, b, aliceTok, "pad", false) })
+}
 
-		onB := startSession(t, py, b.MQTT, "bob", "tab", 1, false)
-		onB.requirePresent(true)
-		onA.waitStep("closed")
-		onB.waitReady(b)
-		then := numbered("then ", 3)
-		sendEach(t, a.HTTP, aliceTok, "bob", "", then)
-		onB.waitMsgs(then, 1) // and none of first before them
-		if got := bodiesOf(onA.msgs()); !slices.Equal(got, first) {
-			t.Fatalf("the connection taken over received %q, want %q", got, first)
+// runTakeover: bob's device (Python paho, clean_session=False), connected
+// to node a, connects again to node b while its connection to a is open.
+// b takes the session over (session present, the connection to a closed),
+// nothing acknowledged on a comes again (tracked by message id), and later
+// messages come on b's connection only. If seasoned, the device had been
+// away and back once before; if not, its session is younger than the
+// interval at which sessions are saved, and only node a knows it at the
+// takeover.
+func runTakeover(t *testing.T, a, b *testserver.Server, aliceTok, device string, seasoned bool) {
+	py := pythonPaho()
+	onA := startSession(t, py, a.MQTT, "bob", device, 1, false)
+	onA.waitReady(a)
+	if seasoned {
+		onA.stop()
+		waitGone(t, a, "bob/"+device)
+		onA = startSession(t, py, a.MQTT, "bob", device, 1, false)
+		onA.requirePresent(true)
+		onA.waitReady(a)
+	}
+	first := numbered(device+" first ", 3)
+	sendEach(t, b.HTTP, aliceTok, "bob", "", first)
+	onA.waitMsgs(first, 1)
+
+	onB := startSession(t, py, b.MQTT, "bob", device, 1, false)
+	onB.requirePresent(true)
+	onA.waitStep("closed")
+	onB.waitReady(b)
+	then := numbered(device+" then ", 3)
+	sendEach(t, a.HTTP, aliceTok, "bob", "", then)
+	onB.waitMsgs(then, 1) // and none of first before them
+	if got := bodiesOf(onA.msgs()); !slices.Equal(got, first) {
+		t.Fatalf("the connection taken over received %q, want %q", got, first)
+	}
+	seen := map[string]bool{}
+	for _, m := range append(onA.msgs(), onB.msgs()...) {
+		if seen[m.ID] {
+			t.Fatalf("message %s (%q) delivered twice in the session", m.ID, m.Body)
 		}
-		seen := map[string]bool{}
-		for _, m := range append(onA.msgs(), onB.msgs()...) {
-			if seen[m.ID] {
-				t.Fatalf("message %s (%q) delivered twice in the session", m.ID, m.Body)
-			}
-			seen[m.ID] = true
-		}
-	})
+		seen[m.ID] = true
+	}
 }
