@@ -343,6 +343,9 @@ type Session struct {
 	Disconnected int64             // unix ms of the holder's disconnect; 0 while held
 }
 
+// SessionID names a session: the device {User}/{Device}.
+type SessionID struct{ User, Device string }
+
 // SessionSub is one subscription of a session.
 type SessionSub struct {
 	Filter string
@@ -373,6 +376,10 @@ type Sessions interface {
 	SaveSessions(ctx context.Context, ss []Session) error
 	// DeleteSession removes the session of user's device; idempotent.
 	DeleteSession(ctx context.Context, user, device string) error
+	// DeleteSessions removes the sessions of the devices given, stored or
+	// not, in one write: what every clean CONNECT asks [MQTT-3.1.2-6],
+	// gathered (one write a second, however many devices connect).
+	DeleteSessions(ctx context.Context, ids []SessionID) error
 	// DeleteUserSessions removes every session of user (a ban, a deleted
 	// account); idempotent.
 	DeleteUserSessions(ctx context.Context, user string) error

@@ -220,10 +220,7 @@ func (m *Manager) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	s.rec = store.Session{User: user, Device: device}
 	switch {
 	case pk.Connect.Clean: // MQTT 5 Clean Start with an expiry: a new session, kept after this connection
-		m.forget(user, device)
-		if err := m.flushDeletes(); err != nil {
-			s.broken = err
-		}
+		m.forget(user, device) // create deletes the old one first
 	case prev != nil:
 		s.resumed = true
 		s.rec = prev.record()
@@ -243,16 +240,34 @@ func (m *Manager) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		// A new session is in the store before its CONNACK: a connection
 		// of the device to another node finds it, whenever it comes.
 		s.rec.Epoch, s.rec.Expiry, s.rec.Holder = m.st.Epoch(), m.expiry(cl, pk), s.holder
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := m.st.SaveSessions(ctx, []store.Session{s.rec}); err != nil {
+		if err := m.create(s.rec); err != nil {
 			s.broken = err
 		}
-		cancel()
 	}
 	m.mu.Lock()
 	m.byCl[cl] = s
 	m.byID[cl.ID] = s
 	m.mu.Unlock()
+}
+
+// create writes a new session, after the delete of the device's old one
+// if a clean connection queued it (the saver must not delete the new one).
+func (m *Manager) create(rec store.Session) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	m.saving.Lock()
+	defer m.saving.Unlock()
+	id := wire.ClientID(rec.User, rec.Device)
+	m.mu.Lock()
+	_, queued := m.deletes[id]
+	delete(m.deletes, id)
+	m.mu.Unlock()
+	if queued {
+		if err := m.st.DeleteSession(ctx, rec.User, rec.Device); err != nil {
+			return err
+		}
+	}
+	return m.st.SaveSessions(ctx, []store.Session{rec})
 }
 
 // expiry is how long the session of a CONNECT is kept after a disconnect,
@@ -285,8 +300,9 @@ func (m *Manager) load(user, device string) (store.Session, error) {
 	return m.st.LoadSession(ctx, user, device)
 }
 
-// forget queues the delete of a device's stored session (the saver does
-// it): a clean connection does not wait for the store.
+// forget queues the delete of a device's stored session: the saver
+// deletes every queued one in one write a second, so clean connections
+// (every SDK connection) neither wait for the store nor cost a write each.
 func (m *Manager) forget(user, device string) {
 	m.mu.Lock()
 	m.deletes[wire.ClientID(user, device)] = [2]string{user, device}
@@ -522,17 +538,25 @@ func (m *Manager) flushDeletes() error {
 	dels := m.deletes
 	m.deletes = map[string][2]string{}
 	m.mu.Unlock()
-	for id, d := range dels {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := m.st.DeleteSession(ctx, d[0], d[1])
-		cancel()
-		if err != nil {
-			m.mu.Lock()
-			m.deletes[id] = d // retried next time
-			m.mu.Unlock()
-			m.opts.Metrics.SessionSaveFailed(err.Error())
-			return err
+	if len(dels) == 0 {
+		return nil
+	}
+	ids := make([]store.SessionID, 0, len(dels))
+	for _, d := range dels {
+		ids = append(ids, store.SessionID{User: d[0], Device: d[1]})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.st.DeleteSessions(ctx, ids); err != nil {
+		m.mu.Lock()
+		for id, d := range dels {
+			if _, again := m.deletes[id]; !again {
+				m.deletes[id] = d // retried next time
+			}
 		}
+		m.mu.Unlock()
+		m.opts.Metrics.SessionSaveFailed(err.Error())
+		return err
 	}
 	return nil
 }

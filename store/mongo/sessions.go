@@ -178,6 +178,29 @@ func (s *Store) DeleteSession(ctx context.Context, user, device string) error {
 	return nil
 }
 
+// DeleteSessions removes the sessions of ids with one DeleteMany.
+func (s *Store) DeleteSessions(ctx context.Context, ids []store.SessionID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := s.begin(ctx, "delete sessions"); err != nil {
+		return err
+	}
+	defer s.end()
+	keys := make(bson.A, len(ids))
+	for i, id := range ids {
+		if err := checkDevice(id.Device); err != nil {
+			return fmt.Errorf("delete sessions: %w", err)
+		}
+		keys[i] = sessionID(id.User, id.Device)
+	}
+	defer s.lockRMW(ctx)()
+	if _, err := s.c.sessions.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}}); err != nil {
+		return fmt.Errorf("delete sessions: %w", err)
+	}
+	return nil
+}
+
 // DeleteUserSessions removes every session of user, by the user field
 // (indexed): an exact match, so no other user's, whatever its ID.
 func (s *Store) DeleteUserSessions(ctx context.Context, user string) error {

@@ -227,6 +227,38 @@ func (s *Store) DeleteSession(ctx context.Context, user, device string) error {
 	return nil
 }
 
+// DeleteSessions removes the sessions of ids in one synced batch.
+func (s *Store) DeleteSessions(ctx context.Context, ids []store.SessionID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := s.beginWrite(ctx, "delete sessions"); err != nil {
+		return err
+	}
+	defer s.end()
+	for _, id := range ids {
+		if err := checkSessionID(id.User, id.Device); err != nil {
+			return fmt.Errorf("delete sessions: %w", err)
+		}
+	}
+	s.sessions.Lock()
+	defer s.sessions.Unlock()
+	wb := s.db.NewBatch()
+	defer wb.Close()
+	var key []byte
+	for _, id := range ids {
+		key = sessionKey(key[:0], id.User, id.Device)
+		_ = wb.Delete(key, nil)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete sessions: %w", err)
+	}
+	if err := s.commit(wb); err != nil {
+		return fmt.Errorf("delete sessions: %w", err)
+	}
+	return nil
+}
+
 // DeleteUserSessions removes every session of user: one range deletion
 // of s/{user}\x00 up to s/{user}\x01, which holds no other user's.
 func (s *Store) DeleteUserSessions(ctx context.Context, user string) error {

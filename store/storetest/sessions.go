@@ -23,6 +23,7 @@ func Sessions(t *testing.T, open func(t *testing.T) store.Sessions) {
 		{"SessionOverwritten", testSessionOverwritten},
 		{"SessionRelease", testSessionRelease},
 		{"DeleteSession", testSessionDelete},
+		{"DeleteSessions", testSessionDeleteMany},
 		{"DeleteUserSessions", testSessionDeleteUser},
 		{"SessionSaveMany", testSessionSaveMany},
 		{"SessionConcurrent", testSessionConcurrent},
@@ -231,6 +232,25 @@ func testSessionDelete(t *testing.T, f *fixture) {
 	}
 	_, err := f.sessions.LoadSession(f.ctx, "bob", "phone")
 	wantErr(t, "load after delete", err, store.ErrNotFound)
+	equalSession(t, "bob/tablet", f.loadSession("bob", "tablet"), fullSession("bob", "tablet"))
+	equalSession(t, "bobby/phone", f.loadSession("bobby", "phone"), fullSession("bobby", "phone"))
+}
+
+// testSessionDeleteMany: DeleteSessions removes the sessions named, stored
+// or not, and only those.
+func testSessionDeleteMany(t *testing.T, f *fixture) {
+	f.saveSessions(fullSession("bob", "phone"), fullSession("bob", "tablet"), fullSession("carol", "phone"), fullSession("bobby", "phone"))
+	ids := []store.SessionID{{User: "bob", Device: "phone"}, {User: "carol", Device: "phone"}, {User: "nobody", Device: "x"}, {User: "bob", Device: "phone"}}
+	if err := f.sessions.DeleteSessions(f.ctx, ids); err != nil {
+		t.Fatalf("delete sessions: %v", err)
+	}
+	if err := f.sessions.DeleteSessions(f.ctx, nil); err != nil {
+		t.Fatalf("delete no sessions: %v", err)
+	}
+	for _, id := range ids {
+		_, err := f.sessions.LoadSession(f.ctx, id.User, id.Device)
+		wantErr(t, "load after delete "+id.User+"/"+id.Device, err, store.ErrNotFound)
+	}
 	equalSession(t, "bob/tablet", f.loadSession("bob", "tablet"), fullSession("bob", "tablet"))
 	equalSession(t, "bobby/phone", f.loadSession("bobby", "phone"), fullSession("bobby", "phone"))
 }
