@@ -248,10 +248,24 @@ func (s *Store) DeleteSessions(ctx context.Context, ids []store.SessionID) error
 	var key []byte
 	for _, id := range ids {
 		key = sessionKey(key[:0], id.User, id.Device)
+		// Only a stored one: most devices named never had a session (every
+		// clean connection names its device), and a tombstone for each
+		// would be written and compacted for nothing.
+		switch _, closer, err := s.db.Get(key); {
+		case errors.Is(err, pebble.ErrNotFound):
+			continue
+		case err != nil:
+			return fmt.Errorf("delete sessions: %w", err)
+		default:
+			_ = closer.Close()
+		}
 		_ = wb.Delete(key, nil)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delete sessions: %w", err)
+	}
+	if wb.Empty() {
+		return nil
 	}
 	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("delete sessions: %w", err)
