@@ -106,7 +106,7 @@ type Manager struct {
 	// read a record before a delete (a ban) must not write it after.
 	saving sync.Mutex
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	byCl    map[*mqtt.Client]*sess
 	byID    map[string]*sess   // the newest connection of each client ID
 	dirty   map[*sess]struct{} // positions or subscriptions to save
@@ -322,8 +322,8 @@ func (m *Manager) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Pac
 }
 
 func (m *Manager) get(cl *mqtt.Client) *sess {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	return m.byCl[cl]
 }
 
