@@ -26,24 +26,7 @@ func TestStalledSubscriber(t *testing.T) {
 	bob := connect(t, s.MQTT, "bob", "phone", account(t, s, "bob", "phone"))
 	alice := connect(t, s.MQTT, "alice", "phone", account(t, s, "alice", "phone"))
 
-	// carol/stuck connects and subscribes by hand, then never reads again.
-	conn, err := net.Dial("tcp", s.MQTT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10) // no autotuning: her kernel holds little
-	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
-	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, true, 60
-	cp.ClientIdentifier, cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = "carol/stuck", true, "carol", true, []byte(carolTok)
-	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
-	sp.MessageID, sp.Topics, sp.Qoss = 1, []string{wire.InboxTopic("carol")}, []byte{1}
-	if err := cp.Write(conn); err != nil {
-		t.Fatal(err)
-	}
-	if err := sp.Write(conn); err != nil {
-		t.Fatal(err)
-	}
+	conn := stuckSubscriber(t, s.MQTT, carolTok, true)
 	wait.For(t, "carol's subscription", 10*time.Second, func() bool {
 		return s.Daemon != nil && subscribed(s, "carol/stuck", wire.InboxTopic("carol"))
 	})
@@ -104,25 +87,8 @@ func TestStalledSessionSubscriber(t *testing.T) {
 	// alice sends over HTTP: no device of hers reads her copies of 6 MB.
 	alice := account(t, s, "alice", "api")
 
-	// carol/stuck: a persistent session (cleanSession=0) subscribed at QoS
-	// 1 that never reads again.
-	conn, err := net.Dial("tcp", s.MQTT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
-	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
-	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, false, 60
-	cp.ClientIdentifier, cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = "carol/stuck", true, "carol", true, []byte("secret-carol")
-	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
-	sp.MessageID, sp.Topics, sp.Qoss = 1, []string{wire.InboxTopic("carol")}, []byte{1}
-	if err := cp.Write(conn); err != nil {
-		t.Fatal(err)
-	}
-	if err := sp.Write(conn); err != nil {
-		t.Fatal(err)
-	}
+	// carol/stuck: a persistent session (cleanSession=0).
+	conn := stuckSubscriber(t, s.MQTT, "secret-carol", false)
 	wait.For(t, "carol's session takes her inbox", 10*time.Second, func() bool {
 		return testutil.ToFloat64(s.Metrics().SessionsActive) == 2 // dave's and carol's
 	})
@@ -164,4 +130,29 @@ func TestStalledSessionSubscriber(t *testing.T) {
 	if n := len(carol.msgs()); n != toCarol {
 		t.Fatalf("carol got %d events, want %d once each", n, toCarol)
 	}
+}
+
+// stuckSubscriber connects carol/stuck by hand (MQTT 3.1.1, cleanSession
+// as given), subscribes to her inbox at QoS 1 and never reads again: a
+// small receive buffer without autotuning, so her kernel holds little.
+func stuckSubscriber(t *testing.T, addr, secret string, clean bool) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, clean, 60
+	cp.ClientIdentifier, cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = "carol/stuck", true, "carol", true, []byte(secret)
+	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+	sp.MessageID, sp.Topics, sp.Qoss = 1, []string{wire.InboxTopic("carol")}, []byte{1}
+	if err := cp.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
