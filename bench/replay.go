@@ -74,6 +74,7 @@ func replayCase(o ReplayOptions) string {
 // replayDevice is one device's reconnect: what it got, in which order.
 type replayDevice struct {
 	start    time.Time // its CONNECT
+	connack  time.Time // its CONNACK
 	done     time.Time // its last missed message; zero until then
 	n        int       // distinct missed messages seen
 	lastVer  uint64
@@ -301,6 +302,7 @@ func Replay(ctx context.Context, o ReplayOptions) (*Result, error) {
 					continue
 				}
 				mu.Lock()
+				devices[i].connack = time.Now()
 				devices[i].present = c.present
 				conns[i] = c
 				mu.Unlock()
@@ -350,12 +352,15 @@ func Replay(ctx context.Context, o ReplayOptions) (*Result, error) {
 	}
 	res.Seconds = end.Sub(start).Seconds()
 	res.Rate = Rate(c0.Delivered, end.Sub(start))
-	var ttc []int64
+	var ttc, connack []int64
 	var disorder, resyncs, absent int
 	for i := range devices {
 		d := &devices[i]
 		if !d.done.IsZero() && want[i] > 0 {
 			ttc = append(ttc, int64(d.done.Sub(d.start)))
+		}
+		if !d.connack.IsZero() {
+			connack = append(connack, int64(d.connack.Sub(d.start)))
 		}
 		disorder += d.disorder
 		resyncs += d.resyncs
@@ -373,6 +378,13 @@ func Replay(ctx context.Context, o ReplayOptions) (*Result, error) {
 		// The median of Missed/t is Missed over the median t.
 		res.extra("device_events_per_s_p50", Rate(int64(o.Missed), time.Duration(Percentile(ttc, 50))))
 		res.extra("device_events_per_s_at_p99", Rate(int64(o.Missed), time.Duration(Percentile(ttc, 99))))
+	}
+	if len(connack) > 0 {
+		// How much of the time to complete is the connect itself (TCP,
+		// CONNECT, the token checked, the session loaded).
+		cl := Summarize(connack)
+		res.extra("device_connack_p50_ms", cl.P50)
+		res.extra("device_connack_p99_ms", cl.P99)
 	}
 	res.extra("server_session_replayed", delta(before, after, "imqtt_session_replayed_total"))
 	res.extra("resyncs", float64(resyncs))
