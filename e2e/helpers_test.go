@@ -88,21 +88,41 @@ type device struct {
 // to its inbox and device topics.
 func connect(t testing.TB, addr, user, dev, secret string) *device {
 	t.Helper()
+	return connectClean(t, addr, user, dev, secret, true)
+}
+
+// connectSession is connect with a persistent session (MQTT 3.1.1
+// cleanSession=0): its inbox comes at QoS 1, and what it missed is
+// replayed when it connects again (docs/protocol.md#persistent-sessions).
+func connectSession(t testing.TB, addr, user, dev, secret string) *device {
+	t.Helper()
+	return connectClean(t, addr, user, dev, secret, false)
+}
+
+func connectClean(t testing.TB, addr, user, dev, secret string, clean bool) *device {
+	t.Helper()
 	d := &device{t: t, user: user, device: dev}
 	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(user + "/" + dev).
-		SetUsername(user).SetPassword(secret).SetCleanSession(true).SetAutoReconnect(false).
+		SetUsername(user).SetPassword(secret).SetCleanSession(clean).SetAutoReconnect(false).
 		SetConnectRetry(false).SetOrderMatters(true).SetKeepAlive(30 * time.Second)
 	d.c = paho.NewClient(opts)
-	if tok := d.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect %s/%s: %v", user, dev, tok.Error())
-	}
-	t.Cleanup(func() { d.c.Disconnect(50) })
-	for topic, list := range map[string]*[]json.RawMessage{wire.InboxTopic(user): &d.inbox, wire.DeviceTopic(user, dev): &d.direct} {
-		tok := d.c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
+	// The handlers are in place before the CONNECT: a resumed session's
+	// events may come right after the CONNACK, before the SUBSCRIBEs, and
+	// paho does not acknowledge a message no handler takes.
+	lists := map[string]*[]json.RawMessage{wire.InboxTopic(user): &d.inbox, wire.DeviceTopic(user, dev): &d.direct}
+	for topic, list := range lists {
+		d.c.AddRoute(topic, func(_ paho.Client, m paho.Message) {
 			d.mu.Lock()
 			*list = append(*list, append(json.RawMessage(nil), m.Payload()...))
 			d.mu.Unlock()
 		})
+	}
+	if tok := d.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect %s/%s: %v", user, dev, tok.Error())
+	}
+	t.Cleanup(func() { d.c.Disconnect(50) })
+	for topic := range lists {
+		tok := d.c.Subscribe(topic, 1, nil) // the route above takes its messages
 		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			t.Fatalf("subscribe %s: %v", topic, tok.Error())
 		}

@@ -87,3 +87,81 @@ func TestStalledSubscriber(t *testing.T) {
 	}
 	_ = carol
 }
+
+// TestStalledSessionSubscriber: TestStalledSubscriber with persistent
+// sessions in the mix, whose inbox comes at QoS 1. A session device that
+// stops reading holds its window of unacknowledged events and nothing
+// else: the other devices, clean and persistent, get everything, alice
+// every ack; nothing is dropped for the stalled one, whose later events
+// wait in the store and are replayed, in order and once, when it comes
+// back.
+func TestStalledSessionSubscriber(t *testing.T) {
+	s := testserver.Start(t, func(c *daemon.Config) { c.Broker.MaxWriteBacklog = 256 << 10 })
+	account(t, s, "carol", "stuck")
+	bob := connect(t, s.MQTT, "bob", "phone", account(t, s, "bob", "phone"))
+	account(t, s, "dave", "api")
+	dave := connectSession(t, s.MQTT, "dave", "iot", "secret-dave")
+	// alice sends over HTTP: no device of hers reads her copies of 6 MB.
+	alice := account(t, s, "alice", "api")
+
+	// carol/stuck: a persistent session (cleanSession=0) subscribed at QoS
+	// 1 that never reads again.
+	conn, err := net.Dial("tcp", s.MQTT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, false, 60
+	cp.ClientIdentifier, cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = "carol/stuck", true, "carol", true, []byte("secret-carol")
+	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+	sp.MessageID, sp.Topics, sp.Qoss = 1, []string{wire.InboxTopic("carol")}, []byte{1}
+	if err := cp.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, "carol's session takes her inbox", 10*time.Second, func() bool {
+		return testutil.ToFloat64(s.Metrics().SessionsActive) == 2 // dave's and carol's
+	})
+
+	const toCarol, toOthers = 1500, 50
+	body := strings.Repeat("z", 4000)
+	sendHTTP := func(cmid, to, body string) {
+		if code := httpJSON(t, "POST", s.HTTP+"/v1/messages", alice, wire.Send{CMID: cmid, To: to, Type: "text", Body: body}, nil); code != 200 {
+			t.Fatalf("send %s: %d", cmid, code) // every send is acked, none waits on carol
+		}
+	}
+	for i := range toCarol {
+		sendHTTP(fmt.Sprintf("c%d", i), "carol", body)
+		if i%30 == 0 {
+			sendHTTP(fmt.Sprintf("b%d", i/30), "bob", "hi")
+			sendHTTP(fmt.Sprintf("d%d", i/30), "dave", "hi")
+		}
+	}
+	wait.For(t, "bob gets all his messages", 10*time.Second, func() bool { return len(bob.msgs()) == toOthers })
+	wait.For(t, "dave gets all his messages", 10*time.Second, func() bool { return len(dave.msgs()) == toOthers })
+	if n := testutil.ToFloat64(s.Metrics().Dropped); n != 0 {
+		t.Fatalf("%v events dropped: a session's events wait in the store instead", n)
+	}
+	// In flight: carol's window (32, the default), once dave has acknowledged his.
+	wait.For(t, "only carol's window in flight", 10*time.Second, func() bool {
+		return testutil.ToFloat64(s.Metrics().SessionUnackedGauge) == 32
+	})
+
+	conn.Close()
+	carol := connectSession(t, s.MQTT, "carol", "stuck", "secret-carol")
+	wait.For(t, "carol's replay", 30*time.Second, func() bool { return len(carol.msgs()) >= toCarol })
+	var ver uint64
+	for i, m := range carol.msgs() {
+		if m.Ver <= ver || m.CMID != fmt.Sprintf("c%d", i) {
+			t.Fatalf("carol's event %d: ver %d cmid %s after ver %d", i, m.Ver, m.CMID, ver)
+		}
+		ver = m.Ver
+	}
+	if n := len(carol.msgs()); n != toCarol {
+		t.Fatalf("carol got %d events, want %d once each", n, toCarol)
+	}
+}

@@ -23,6 +23,8 @@
 //	               UserGroups, GroupHead, GroupHeads,
 //	               GroupRange, SetGroupReads
 //	Grants         MediaGrants                                 media
+//	Sessions       LoadSession, SaveSessions, DeleteSession,   session (persistent MQTT sessions)
+//	               DeleteUserSessions
 //	Lifecycle      Ping, Close                                 daemon
 //
 // Commit is the one write path of messages: a Batch carries the conversation

@@ -33,6 +33,7 @@ type sess struct {
 	byPID      map[uint16]ref // what each packet ID in flight carries
 	sub        packets.Subscription
 	window     int
+	started    bool // attach ran: the inbox is (being) taken
 	attached   bool // the inbox is delivered by this session
 	running    bool // a pump goroutine runs (or the resume does): no event is sent past it
 	closed     bool
@@ -120,10 +121,11 @@ func (s *sess) close() {
 func (s *sess) attach(sub packets.Subscription, replay bool) {
 	s.mu.Lock()
 	s.sub = sub
-	if s.attached || s.closed {
+	if s.started || s.closed {
 		s.mu.Unlock()
 		return
 	}
+	s.started = true
 	s.window = s.m.opts.Inflight
 	if s.cl.Properties.ProtocolVersion >= 5 && s.cl.Properties.Props.ReceiveMaximum > 0 {
 		s.window = min(s.window, int(s.cl.Properties.Props.ReceiveMaximum)) // MQTT 5 §4.9
@@ -162,6 +164,7 @@ func (s *sess) startFresh() {
 func (s *sess) detach() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.started = false
 	if !s.attached {
 		return
 	}
@@ -383,6 +386,13 @@ func (s *sess) sendLocked(group string, pos uint64, payload []byte) bool {
 	}
 	out, err := s.m.b.Server().PublishToClient(s.cl, s.sub, pk)
 	if err != nil || out.FixedHeader.Qos == 0 {
+		return false
+	}
+	if out.Expiry < 0 {
+		// mochi holds a publish past the client's send quota without
+		// sending it; the window keeps under the quota, so this is a
+		// quota mochi lost count of: take it back and retry later.
+		s.cl.State.Inflight.Delete(out.PacketID)
 		return false
 	}
 	s.byPID[out.PacketID] = ref{group: group, pos: pos}

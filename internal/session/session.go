@@ -21,7 +21,7 @@
 //	    next in order, window open ─► PUBLISH QoS 1 now (no store read)
 //	    otherwise                    ─► marked behind: the pump reads the
 //	                                    store after what it sent (chat's sync)
-//	PUBACK (mochi's OnQosComplete) ─► acknowledged position ─► saved ≤ 1 s later
+//	PUBACK (read by OnPacketRead) ─► acknowledged position ─► saved ≤ 1 s later
 //
 // A device that stops reading holds at most its window of unacknowledged
 // events and nothing else: later events only mark its pump behind.
@@ -148,7 +148,7 @@ func (m *Manager) ID() string { return "imqtt-sessions" }
 func (m *Manager) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnPacketEncode, mqtt.OnSubscribed,
-		mqtt.OnUnsubscribed, mqtt.OnQosComplete, mqtt.OnDisconnect, mqtt.OnPacketRead:
+		mqtt.OnUnsubscribed, mqtt.OnDisconnect, mqtt.OnPacketRead:
 		return true
 	}
 	return false
@@ -187,17 +187,24 @@ func (m *Manager) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if !ok || cl.Net.Inline {
 		return
 	}
+	if old, ok := m.b.Server().Clients.Get(cl.ID); ok && old != cl {
+		// mochi would resend what is in flight to the connection it takes
+		// over; the session resends from its positions instead.
+		old.ClearInflights()
+	}
 	m.mu.Lock()
 	prev := m.byID[cl.ID]
 	m.mu.Unlock()
 	if prev != nil && prev.discarded() {
-		prev = nil // dropped (a ban): nothing to take over
+		// Ending (its disconnect is saving it) or dropped: wait for its
+		// last write, then read the store.
+		m.saving.Lock()
+		m.saving.Unlock() //nolint:staticcheck // an empty critical section: a barrier
+		prev = nil
 	}
 	if prev != nil {
-		prev.supersede() // its connection is being taken over: it saves nothing more
-		if old, ok := m.b.Server().Clients.Get(cl.ID); ok {
-			old.ClearInflights() // this session resends what was not acknowledged, from the positions
-		}
+		prev.supersede() // its connection is being taken over: it saves and sends nothing more
+		prev.close()
 	}
 	if !persistent(cl, pk) {
 		// A clean session discards the device's previous one [MQTT-3.1.2-6]
@@ -353,22 +360,19 @@ func (m *Manager) subscriptionsChanged(cl *mqtt.Client) {
 	}
 }
 
-// OnQosComplete takes a PUBACK of a QoS 1 delivery (mochi calls it only
-// for a packet ID it has in flight: an unknown or repeated one is dropped
-// before it gets here).
-func (m *Manager) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	if pk.FixedHeader.Type != packets.Puback {
-		return
-	}
-	if s := m.get(cl); s != nil {
-		s.ack(pk.PacketID)
-	}
-}
-
-// OnPacketRead takes the device's own im/sync as an acknowledgement: a
-// device that asks for everything after N has everything up to N.
+// OnPacketRead takes the device's PUBACKs, and its own im/sync as an
+// acknowledgement too: a device that asks for everything after N has
+// everything up to N. (Not mochi's OnQosComplete: mochi calls it for the
+// PUBACKs it sends for the device's own QoS 1 publishes too, whose IDs are
+// the device's, not the server's.)
 func (m *Manager) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type != packets.Publish || pk.TopicName != wire.TopicSync {
+	switch {
+	case pk.FixedHeader.Type == packets.Puback:
+		if s := m.get(cl); s != nil {
+			s.ack(pk.PacketID)
+		}
+		return pk, nil
+	case pk.FixedHeader.Type != packets.Publish || pk.TopicName != wire.TopicSync:
 		return pk, nil
 	}
 	s := m.get(cl)
@@ -390,29 +394,36 @@ func (m *Manager) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 // time of the disconnect, from which its expiry counts, and mochi forgets
 // the client.
 func (m *Manager) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	m.mu.Lock()
-	s := m.byCl[cl]
-	delete(m.byCl, cl)
-	if s != nil && m.byID[cl.ID] == s {
-		delete(m.byID, cl.ID)
-	}
-	delete(m.dirty, s)
-	m.mu.Unlock()
+	s := m.get(cl)
 	if s == nil {
 		return
 	}
 	s.close()
+	m.release(s)
+	m.mu.Lock()
+	delete(m.byCl, cl)
+	if m.byID[cl.ID] == s {
+		delete(m.byID, cl.ID)
+	}
+	delete(m.dirty, s)
+	m.mu.Unlock()
 	m.b.ForgetSession(cl)
+}
+
+// release is a session's last write, unless it was taken over or dropped:
+// its positions with the time of the disconnect, or its delete if the
+// device ended it. A connection of the device that comes meanwhile waits
+// for it (OnSessionEstablish).
+func (m *Manager) release(s *sess) {
+	m.saving.Lock()
+	defer m.saving.Unlock()
 	if s.broken != nil || s.discarded() {
 		return
 	}
+	s.supersede() // this is its last write: a save the saver began before it is not made
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	m.saving.Lock()
-	defer m.saving.Unlock()
-	if s.discarded() {
-		return
-	}
+	cl := s.cl
 	if cl.Properties.ProtocolVersion >= 5 && cl.Properties.Props.SessionExpiryInterval == 0 {
 		// The device set its expiry to 0 in its DISCONNECT (MQTT 5 §3.14.2.2.2): the session ends now.
 		if err := m.st.DeleteSession(ctx, s.user, s.device); err != nil {
@@ -442,6 +453,7 @@ func (m *Manager) DropUser(ctx context.Context, user string) error {
 	defer m.saving.Unlock()
 	for _, s := range held {
 		s.supersede()
+		s.close()
 	}
 	return m.st.DeleteUserSessions(ctx, user)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -539,6 +540,9 @@ func TestTakeoverSameNode(t *testing.T) {
 	first.subscribe(1)
 	send(t, s, alice, "bob", "m0")
 	first.nextMsg(true)
+	// A PUBACK still unread when the session is taken over is lost with
+	// its connection, as MQTT has it: m0 would be sent again.
+	wait.For(t, "m0 acknowledged", 5*time.Second, func() bool { return testutil.ToFloat64(s.Metrics().SessionUnackedGauge) == 0 })
 	send(t, s, alice, "bob", "m1")
 	first.nextMsg(false) // not acknowledged: sent again
 	second := dial(t, s, "bob", "iot", connOpts{})
@@ -575,5 +579,120 @@ func TestBanDropsSessions(t *testing.T) {
 	bob = dial(t, s, "bob", "iot", connOpts{})
 	if bob.pres {
 		t.Fatal("a banned user's session survived the ban")
+	}
+}
+
+// TestExpiry: a session disconnected for longer than --session-expiry-max
+// (or its MQTT 5 expiry, if lower) is gone: the device starts clean.
+func TestExpiry(t *testing.T) {
+	s := testserver.Start(t, func(c *daemon.Config) { c.Sessions.ExpiryMax = time.Second })
+	alice := users(t, s, "alice", "bob")
+	bob := dial(t, s, "bob", "iot", connOpts{})
+	bob.subscribe(1)
+	bob.disconnect()
+	send(t, s, alice, "bob", "missed")
+	time.Sleep(1500 * time.Millisecond) // past the expiry: a wait for the clock, not for the server
+	bob = dial(t, s, "bob", "iot", connOpts{})
+	if bob.pres {
+		t.Fatal("an expired session is present")
+	}
+	bob.quiet(300 * time.Millisecond)
+}
+
+// TestMQTT5DisconnectEndsSession: an MQTT 5 device that sets its expiry to
+// 0 in its DISCONNECT ends its session there (MQTT 5 §3.14.2.2.2).
+func TestMQTT5DisconnectEndsSession(t *testing.T) {
+	s := testserver.Start(t)
+	alice := users(t, s, "alice", "bob")
+	o := connOpts{v5: true, expiry: 3600}
+	bob := dial(t, s, "bob", "iot", o)
+	bob.subscribe(1)
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: 5,
+		Properties: packets.Properties{SessionExpiryInterval: 0, SessionExpiryIntervalFlag: true}}
+	var buf bytes.Buffer
+	if err := pk.DisconnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	bob.write(buf.Bytes())
+	_, _ = io.Copy(io.Discard, bob.r)
+	send(t, s, alice, "bob", "missed")
+	bob = dial(t, s, "bob", "iot", o)
+	if bob.pres {
+		t.Fatal("a session ended by its DISCONNECT is present")
+	}
+	bob.quiet(300 * time.Millisecond)
+}
+
+// TestReconnectFlood: a device reconnecting over and over without
+// acknowledging anything gets, each time, at most its window, holds one
+// session, and, once it reads, gets everything once.
+func TestReconnectFlood(t *testing.T) {
+	s := testserver.Start(t, func(c *daemon.Config) { c.Sessions.Inflight = 4 })
+	alice := users(t, s, "alice", "bob")
+	bob := dial(t, s, "bob", "iot", connOpts{})
+	bob.subscribe(1)
+	bob.disconnect()
+	for i := range 20 {
+		send(t, s, alice, "bob", fmt.Sprintf("m%d", i))
+	}
+	for range 30 {
+		d := dial(t, s, "bob", "iot", connOpts{})
+		d.nextMsg(false)
+		d.conn.Close() // no DISCONNECT, nothing acknowledged
+	}
+	bob = dial(t, s, "bob", "iot", connOpts{})
+	for i := range 20 {
+		if ev := bob.nextMsg(true); ev.body != fmt.Sprintf("m%d", i) {
+			t.Fatalf("%+v, want m%d", ev, i)
+		}
+	}
+	bob.quiet(300 * time.Millisecond)
+	wait.For(t, "one session active", 5*time.Second, func() bool { return testutil.ToFloat64(s.Metrics().SessionsActive) == 1 })
+}
+
+// TestClientPacketIDsApart: a device subscribing and publishing with the
+// packet ID of a QoS 1 delivery in flight to it (every client numbers from
+// 1, as the server does) neither has its SUBSCRIBE refused nor loses that
+// delivery from the server's flight (whose PUBACK restores MQTT 5's send
+// quota): the two directions' IDs are apart (MQTT 5 §2.2.1; imqtt's mochi
+// patch, hunk 7).
+func TestClientPacketIDsApart(t *testing.T) {
+	s := testserver.Start(t)
+	alice := users(t, s, "alice", "bob")
+	bob := dial(t, s, "bob", "iot", connOpts{v5: true, expiry: 60, recvMax: 2})
+	bob.subscribe(1)
+	send(t, s, alice, "bob", "m0")
+	ev := bob.nextMsg(false)
+	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 5, PacketID: ev.id,
+		Filters: packets.Subscriptions{{Filter: wire.InboxTopic("bob"), Qos: 1}}}
+	var buf bytes.Buffer
+	if err := sub.SubscribeEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	bob.write(buf.Bytes())
+	for {
+		pk := bob.read()
+		if pk.FixedHeader.Type == packets.Suback {
+			if len(pk.ReasonCodes) != 1 || pk.ReasonCodes[0] != 1 {
+				t.Fatalf("SUBACK %v, want QoS 1 granted", pk.ReasonCodes)
+			}
+			break
+		}
+	}
+	pub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, ProtocolVersion: 5, PacketID: ev.id,
+		TopicName: wire.TopicSync, Payload: []byte(`{"since":0}`)}
+	buf.Reset()
+	if err := pub.PublishEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	bob.write(buf.Bytes())
+	bob.puback(ev.id)
+	for i := 1; i <= 4; i++ { // more than the Receive Maximum of 2: each waits for a PUBACK
+		send(t, s, alice, "bob", fmt.Sprintf("m%d", i))
+	}
+	for i := 1; i <= 4; i++ {
+		if ev := bob.nextMsg(true); ev.body != fmt.Sprintf("m%d", i) {
+			t.Fatalf("%+v, want m%d", ev, i)
+		}
 	}
 }

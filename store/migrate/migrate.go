@@ -15,7 +15,8 @@
 // to a node started on it too early: messages before the indexes that
 // point at them (group log, inbox entries), members before their group
 // documents, acks (which say a send is stored) after all of a send's rows,
-// version counters after the entries they cover. The source's epoch is
+// version counters after the entries they cover, sessions (whose
+// positions point into the inboxes and group logs) last. The source's epoch is
 // made the target's last, so that devices keep their cursors.
 package migrate
 
@@ -360,6 +361,10 @@ var kinds = []kindCopy{
 		}
 		return dst.ImportCounters(ctx, cs)
 	}),
+	// Persistent sessions keep their positions: the source's epoch becomes
+	// the target's, so a device that comes back to a node on the target
+	// gets its replay from where it was, rather than silently nothing.
+	kind(pebble.Sessions, "sessions", (*mongo.Store).ImportSessions),
 }
 
 func (r *run) copyAll(ctx context.Context) error {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -146,6 +147,18 @@ func newSource(t testing.TB, users, msgs int) *source {
 			}
 		}
 	}
+	// A persistent session per user, one released, with group positions.
+	for i, u := range src.users {
+		ss := store.Session{User: u, Device: "iot", Epoch: st.Epoch(), Inbox: uint64(i + 1),
+			Groups: map[string]uint64{src.groups[0]: 1, src.groups[2]: uint64(i)},
+			Subs:   []store.SessionSub{{Filter: "im/u/" + u + "/inbox", QoS: 1}}, Expiry: 3600, Holder: "n/1"}
+		if i == 0 {
+			ss.Disconnected = 1234
+		}
+		if err := st.SaveSessions(ctx, []store.Session{ss}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A media object with a grant.
 	fs, err := media.OpenFS(filepath.Join(src.dir, "media"))
 	if err != nil {
@@ -247,6 +260,16 @@ func TestRunCopiesEverything(t *testing.T) {
 	bl, err := mongorows.New(again.Database()).LoadBans(ctx)
 	if err != nil || len(bl) != 1 || bl[0].User != "spammer" {
 		t.Fatalf("bans %+v %v", bl, err)
+	}
+	// Persistent sessions, with their positions.
+	for _, u := range src.users {
+		want, err := from.LoadSession(ctx, u, "iot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := again.LoadSession(ctx, u, "iot"); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("session of %s: %+v %v; want %+v", u, got, err, want)
+		}
 	}
 	// Unread counts came over as they were, and a new message counts on.
 	convs, _ := from.Conversations(ctx, src.users[1])

@@ -37,7 +37,7 @@ type GroupMsg struct {
 // Collections names the collections Import writes, each with the
 // collection a count of the source's rows is compared with (CountRows).
 var Collections = []string{"users", "tokens", "messages", "entries", "convs", "acks", "counters", "grants",
-	"groups", "members", "group_heads", "group_msgs"}
+	"groups", "members", "group_heads", "group_msgs", "sessions"}
 
 func (s *Store) importInsert(ctx context.Context, op string, c *mongo.Collection, docs []any) error {
 	if err := s.begin(ctx, op); err != nil {
@@ -203,6 +203,16 @@ func (s *Store) ImportGroupMsgs(ctx context.Context, gs []GroupMsg) error {
 		docs[i] = groupMsgDoc{Group: g.Group, Seq: int64(g.Seq), MsgID: g.MsgID}
 	}
 	return s.importInsert(ctx, "import group messages", s.c.groupMsgs, docs)
+}
+
+// ImportSessions writes persistent sessions as SaveSessions does: each
+// position the higher of the target's and the row's, so a repeated
+// import changes nothing.
+func (s *Store) ImportSessions(ctx context.Context, ss []store.Session) error {
+	if err := s.SaveSessions(ctx, ss); err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	return nil
 }
 
 // ImportEpoch makes epoch the database's epoch (the source store's, so

@@ -16,7 +16,9 @@ import (
 // replace them). The log is flushed first, so every commit acknowledged
 // before the call, and every version reservation made before it, is in
 // the copy. The copy opens with Open like any store; Restamp it before
-// serving it in place of the one it was taken from.
+// serving it in place of the one it was taken from. The copy holds every
+// key, persistent sessions (s/) included: deliberately, since a device
+// whose session a restore dropped would silently miss what it replays.
 func (s *Store) Checkpoint(ctx context.Context, dir string) error {
 	if err := s.begin(ctx, "checkpoint"); err != nil {
 		return err
@@ -48,7 +50,10 @@ const restampGap = 1 << 32
 // and moves every version reservation mark (each user's inbox versions and
 // each group's seqs, the r/ keys) restampGap ahead, so that no version
 // handed out after the restore is one the original store handed out after
-// the copy was taken. It returns the new epoch. The store must not be
+// the copy was taken. It returns the new epoch. Persistent sessions are
+// left as they are, with the old epoch in their Epoch: their positions
+// are of the original's history, which the session layer treats as it
+// treats a cursor of another epoch. The store must not be
 // open elsewhere; its format is checked as Open checks it.
 func Restamp(dir string) (epoch string, err error) {
 	s, err := Open(dir, Options{MinFreeDisk: -1})

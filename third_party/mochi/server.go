@@ -946,9 +946,9 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 				ack := s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.ErrPacketIdentifierInUse)
 				return cl.WritePacket(ack)
 			}
-			if ok := cl.State.Inflight.Delete(pk.PacketID); ok { // [MQTT-4.3.2-5]
-				atomic.AddInt64(&s.Info.Inflight, -1)
-			}
+			// imqtt: an outbound packet with the same ID is the server's, not
+			// this publish's: client and server assign packet IDs independently
+			// (MQTT 3.1.1 §2.3.1, MQTT 5 §2.2.1). Left in flight.
 		}
 	}
 
@@ -1004,10 +1004,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		return err
 	}
 
-	if pk.FixedHeader.Qos == 1 {
-		if ok := cl.State.Inflight.Delete(ack.PacketID); ok {
-			atomic.AddInt64(&s.Info.Inflight, -1)
-		}
+	if pk.FixedHeader.Qos == 1 { // imqtt: nothing of an inbound QoS 1 publish is in flight; an entry with its ID is the server's (§2.3.1)
 		cl.State.Inflight.IncreaseReceiveQuota()
 		s.hooks.OnQosComplete(cl, ack)
 	}
@@ -1310,7 +1307,7 @@ func (s *Server) processPubcomp(cl *Client, pk packets.Packet) error {
 func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 	pk = s.hooks.OnSubscribe(cl, pk)
 	code := packets.CodeSuccess
-	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
+	if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok && pki.FixedHeader.Type == packets.Pubrec { // imqtt: only the client's own IDs (§2.3.1)
 		code = packets.ErrPacketIdentifierInUse
 	}
 
@@ -1384,7 +1381,7 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 // processUnsubscribe processes an unsubscribe packet.
 func (s *Server) processUnsubscribe(cl *Client, pk packets.Packet) error {
 	code := packets.CodeSuccess
-	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
+	if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok && pki.FixedHeader.Type == packets.Pubrec { // imqtt: only the client's own IDs (§2.3.1)
 		code = packets.ErrPacketIdentifierInUse
 	}
 
