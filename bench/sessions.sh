@@ -12,6 +12,7 @@
 #   bench/sessions.sh            # about 15 minutes on 2 cores
 #   STEPS=replay SUFFIX=-r2 bench/sessions.sh             # one part again, beside the first
 #   STEPS=p2p IMQTTD_ARGS="--session-inflight 256" SUFFIX=-w256 bench/sessions.sh
+#   IMQTTD=/tmp/a/imqttd SUFFIX=-a bench/sessions.sh        # another build of imqttd
 #
 # Results: $OUT/*.json and $OUT/*.txt (the tables). See BENCHMARKS.md,
 # "Issue 21: persistent sessions".
@@ -28,6 +29,7 @@ REPLAY_MISSED=${REPLAY_MISSED:-20}
 STEPS=${STEPS:-replay p2p conns} # which parts run
 SUFFIX=${SUFFIX:-}               # appended to every result's name
 IMQTTD_ARGS=${IMQTTD_ARGS:-}     # more imqttd flags, for every server
+IMQTTD=${IMQTTD:-}               # an imqttd binary to measure instead of the tree's (another commit's)
 
 BIN=$(mktemp -d)
 WORK=$(mktemp -d)
@@ -44,6 +46,7 @@ ulimit -n "$(ulimit -Hn)"
 command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
 say "building"
 go build -o "$BIN/" ./cmd/imqttd ./cmd/imqtt
+[ -n "$IMQTTD" ] && cp "$IMQTTD" "$BIN/imqttd"
 mkdir -p "$OUT"
 
 # shellcheck source=bench/lib.sh
