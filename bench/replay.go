@@ -36,7 +36,12 @@ type ReplayOptions struct {
 	// not yet logged in, and 1,000 devices reconnecting at once are that.
 	PerIP     int
 	ServerPID int // the server's process, for its CPU time over the replay; 0: not measured
-	Progress  io.Writer
+	// PprofURL and ProfilePrefix, if both set, save the server's CPU and
+	// allocation profiles over ProfileTime (2s) from the first reconnect
+	// to ProfilePrefix-cpu.pprof and ProfilePrefix-allocs.pprof.
+	PprofURL, ProfilePrefix string
+	ProfileTime             time.Duration
+	Progress                io.Writer
 }
 
 func (o *ReplayOptions) fill() {
@@ -63,6 +68,9 @@ func (o *ReplayOptions) fill() {
 	}
 	if o.PerIP <= 0 {
 		o.PerIP = 64
+	}
+	if o.ProfileTime <= 0 {
+		o.ProfileTime = 2 * time.Second
 	}
 }
 
@@ -275,6 +283,12 @@ func Replay(ctx context.Context, o ReplayOptions) (*Result, error) {
 		return fmt.Sprintf("replaying: delivered %d/%d  devices complete %d/%d  dup %d  failed %d",
 			c.Delivered, c.Acked, complete.Load(), o.Devices, c.Duplicated, failed.Load())
 	})
+	profiled := make(chan error, 1)
+	if o.PprofURL != "" && o.ProfilePrefix != "" {
+		go func() { profiled <- profile(ctx, o.PprofURL, o.ProfilePrefix, o.ProfileTime) }()
+	} else {
+		profiled <- nil
+	}
 	start := time.Now()
 	cpu := startCPU(o.ServerPID)
 	var nextDev atomic.Int64
@@ -344,6 +358,9 @@ func Replay(ctx context.Context, o ReplayOptions) (*Result, error) {
 	}
 	mu.Unlock()
 	readers.Wait()
+	if err := <-profiled; err != nil {
+		return nil, err
+	}
 
 	c := tr.Counts()
 	res.Counts = c

@@ -122,6 +122,9 @@ func cmdBench(ctx context.Context, c *cli, args []string) error {
 		fs.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "how long the replay may take")
 		fs.IntVar(&o.PerIP, "per-ip", 64, "devices per 127.0.0.x source address (imqttd's --max-preauth-per-ip is 128)")
 		fs.IntVar(&o.ServerPID, "server-pid", 0, "the server's process ID: its CPU time over the replay is reported")
+		fs.StringVar(&o.PprofURL, "pprof", "", "the server's net/http/pprof base URL (imqttd --pprof-addr), for --profile")
+		fs.StringVar(&o.ProfilePrefix, "profile", "", "save the server's CPU and allocation profiles from the first reconnect to PREFIX-cpu.pprof and PREFIX-allocs.pprof")
+		fs.DurationVar(&o.ProfileTime, "profile-time", 2*time.Second, "how long --profile profiles (whole seconds)")
 		run = func() (*bench.Result, error) {
 			o.Target, o.Progress = bench.Target{Server: c.g.server, MQTT: c.g.mqtt, Label: *label}, out.progress(c)
 			return bench.Replay(ctx, o)
