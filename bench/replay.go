@@ -233,6 +233,15 @@ func Replay(ctx context.Context, o ReplayOptions) (*Result, error) {
 		conns    = make([]*rawConn, o.Devices)
 		readers  sync.WaitGroup
 	)
+	defer func() { // the connections still open when the run ends early
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
 	allDone := make(chan struct{})
 	onMsg := func(i int, p []byte) {
 		now := time.Now()
