@@ -52,7 +52,11 @@ type ConnsOptions struct {
 	// Idle, after the memory reading, is how long the server's CPU is
 	// measured while the connections stay idle (pinging at Keepalive):
 	// reported per connection per minute. 0: not measured.
-	Idle     time.Duration
+	Idle time.Duration
+	// Sessions: each connection asks for a persistent session
+	// (cleanSession=0) and subscribes at QoS 1, so that imqttd holds a
+	// session for it (internal/session) beside the connection.
+	Sessions bool
 	Progress io.Writer
 }
 
@@ -96,9 +100,9 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 		}
 	}
 	run := newRunID()
-	res := &Result{Scenario: "conns", Target: o.Target.label(), Case: fmt.Sprintf("conns=%d", o.Conns), Start: time.Now(),
+	res := &Result{Scenario: "conns", Target: o.Target.label(), Case: connsCase(o), Start: time.Now(),
 		Params: map[string]any{"conns": o.Conns, "users": o.Users, "concurrency": o.Concurrency, "server_pid": o.ServerPID,
-			"plain": o.Target.Plain, "run": run, "transport": o.transport(), "keepalive_s": o.Keepalive.Seconds()}}
+			"plain": o.Target.Plain, "run": run, "transport": o.transport(), "keepalive_s": o.Keepalive.Seconds(), "sessions": o.Sessions}}
 	prog := newProgress(o.Progress, "conns "+res.Target)
 	defer prog.close()
 
@@ -141,7 +145,7 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 	spread := o.Conns > o.PerIP && loopback(dialAddr)
 	// identity of connection i
 	ident := func(i int) (rd rawDialer, id, user, password, topic string) {
-		rd = rawDialer{WS: o.WS, Keepalive: o.Keepalive}
+		rd = rawDialer{WS: o.WS, Keepalive: o.Keepalive, Persistent: o.Sessions}
 		if spread {
 			k := 1 + i/o.PerIP
 			rd.Local = &net.TCPAddr{IP: net.IPv4(127, 0, byte(k>>8), byte(k))}
@@ -278,6 +282,12 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 		return nil, err
 	} else if m != nil {
 		res.extra("server_connections", m["imqtt_connections"])
+		if o.Sessions {
+			res.extra("server_sessions_active", m["imqtt_sessions_active"])
+			if got := int64(m["imqtt_sessions_active"]); got < n {
+				res.problem("the server counts %d active sessions, the bench holds %d connections asking for one", got, n)
+			}
+		}
 		if got := int64(m["imqtt_connections"]); got < n {
 			res.problem("the server counts %d connections, the bench holds %d", got, n)
 		}
@@ -289,6 +299,15 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// connsCase names the parameters two conns results must share to be
+// compared: connections with persistent sessions are another case.
+func connsCase(o ConnsOptions) string {
+	if o.Sessions {
+		return fmt.Sprintf("conns=%d sessions", o.Conns)
+	}
+	return fmt.Sprintf("conns=%d", o.Conns)
 }
 
 func (o ConnsOptions) transport() string {

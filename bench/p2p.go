@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,8 +28,13 @@ type P2POptions struct {
 	Messages int           // total messages over all pairs; 0: send for Duration
 	Size     int           // body bytes (64)
 	Drain    time.Duration // how long to wait for acks and deliveries after sending (30s)
-	Progress io.Writer     // the live status line; nil: none
-	Logger   *slog.Logger  // the SDK's connection logs; nil: none
+	// Sessions (imqttd only): the receivers are plain MQTT devices (paho,
+	// MQTT 3.1.1) with persistent sessions, subscribed to their inbox at
+	// QoS 1 and acknowledging each delivery, instead of the SDK's clean
+	// sessions (QoS 0, recovery by sync).
+	Sessions bool
+	Progress io.Writer    // the live status line; nil: none
+	Logger   *slog.Logger // the SDK's connection logs; nil: none
 	// ServerPID, if set, is the server's process: its CPU time over the run
 	// is reported beside the bench's own (they share the machine).
 	ServerPID int
@@ -64,7 +71,11 @@ func p2pCase(o P2POptions) string {
 	if o.Rate > 0 {
 		rate = strconv.FormatFloat(o.Rate, 'f', 0, 64)
 	}
-	return fmt.Sprintf("pairs=%d rate=%s inflight=%d size=%d", o.Pairs, rate, o.InFlight, o.Size)
+	c := fmt.Sprintf("pairs=%d rate=%s inflight=%d size=%d", o.Pairs, rate, o.InFlight, o.Size)
+	if o.Sessions {
+		c += " receivers=qos1-sessions"
+	}
+	return c
 }
 
 // sender sends one message and waits for its ack: imqttd's (stored
@@ -83,10 +94,13 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 	if err := o.Target.validate(); err != nil {
 		return nil, err
 	}
+	if o.Sessions && o.Target.Plain {
+		return nil, errors.New("p2p with sessions is an imqttd scenario: a plain broker's receivers are already QoS 1")
+	}
 	run := newRunID()
 	res := &Result{Scenario: "p2p", Target: o.Target.label(), Case: p2pCase(o), Start: time.Now(), TargetRate: o.Rate,
 		Params: map[string]any{"pairs": o.Pairs, "rate": o.Rate, "inflight": o.InFlight, "duration_s": o.Duration.Seconds(),
-			"messages": o.Messages, "size": o.Size, "plain": o.Target.Plain, "run": run}}
+			"messages": o.Messages, "size": o.Size, "plain": o.Target.Plain, "run": run, "sessions": o.Sessions}}
 	prog := newProgress(o.Progress, "p2p "+res.Target)
 	defer prog.close()
 	tr := NewTracker(o.Pairs)
@@ -160,7 +174,8 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 
 	// Drain: wait for the acks, then for the deliveries. On imqttd, a
 	// receiver whose last messages were dropped live finds the gap at its next
-	// message: flush markers play that next message.
+	// message: flush markers play that next message. A session's receiver
+	// drops nothing: its session resends from the store.
 	deadline := time.Now().Add(o.Drain)
 	acked := make(chan struct{})
 	go func() { ackWG.Wait(); close(acked) }()
@@ -174,7 +189,7 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 	}
 	flushed := time.Now()
 	for !tr.Complete() && time.Now().Before(deadline) && ctx.Err() == nil {
-		if !o.Target.Plain && time.Since(flushed) >= 500*time.Millisecond {
+		if !o.Target.Plain && !o.Sessions && time.Since(flushed) >= 500*time.Millisecond {
 			flushed = time.Now()
 			flush(ctx, senders, tr.Incomplete(), run)
 		}
@@ -203,6 +218,14 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 	lat := Summarize(tr.Latencies())
 	res.Latency = &lat
 	res.addServerFigures(before, after)
+	if o.Sessions {
+		res.extra("server_session_replayed", delta(before, after, "imqtt_session_replayed_total"))
+		res.extra("server_sessions_active", after["imqtt_sessions_active"])
+		if got := int(after["imqtt_sessions_active"]); got < o.Pairs {
+			res.problem("the server counts %d active sessions for the %d receivers", got, o.Pairs)
+		}
+		res.Notes = append(res.Notes, "receivers: paho, MQTT 3.1.1, persistent sessions (cleanSession=0), inbox at QoS 1, PUBACK per delivery")
+	}
 	if o.Rate > 0 {
 		res.Notes = append(res.Notes, "latency is measured from each message's scheduled send time, so a sender that falls behind shows it")
 	}
@@ -307,6 +330,10 @@ func imqttPairs(ctx context.Context, o P2POptions, run string, tr *Tracker, prog
 		return nil, nil, err
 	}
 	var closers []func()
+	mqttAddr, err := o.Target.mqttAddr(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	dial := func(a account, onEvent func(client.Event)) (*client.Client, error) {
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -320,6 +347,21 @@ func imqttPairs(ctx context.Context, o P2POptions, run string, tr *Tracker, prog
 	}
 	for i := range o.Pairs {
 		prog.setf("connecting receivers %d/%d", i+1, o.Pairs)
+		if o.Sessions {
+			closer, err := sessionReceiver(ctx, mqttAddr, accts[2*i+1], func(m wire.Msg) {
+				now := time.Now()
+				if st, ok := parseBody(run, m.Body); ok && !st.flush && st.stream == i {
+					tr.Deliver(i, st.seq, st.sent, now, false)
+				}
+			})
+			if closer != nil {
+				closers = append(closers, closer)
+			}
+			if err != nil {
+				return nil, closers, err
+			}
+			continue
+		}
 		c, err := dial(accts[2*i+1], func(ev client.Event) {
 			if ev.Kind != wire.KindMsg || ev.Msg == nil {
 				return
@@ -346,6 +388,37 @@ func imqttPairs(ctx context.Context, o P2POptions, run string, tr *Tracker, prog
 		senders[i] = imqttSender{c: c, to: accts[2*i+1].user}
 	}
 	return senders, closers, nil
+}
+
+// sessionReceiver connects a plain MQTT device of user a, device "bench": paho, MQTT 3.1.1, cleanSession=0, the token as password (as
+// the SDK logs in), its inbox subscribed at QoS 1 and each message event
+// handed to onMsg, then acknowledged by paho's automatic PUBACK. It
+// returns once the SUBACK is in: every message committed after it is the
+// session's.
+func sessionReceiver(ctx context.Context, addr string, a account, onMsg func(wire.Msg)) (func(), error) {
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(wire.ClientID(a.user, "bench")).
+		SetUsername(a.user).SetPassword(a.token).SetProtocolVersion(4).
+		SetCleanSession(false).SetAutoReconnect(false).SetConnectRetry(false).SetKeepAlive(60 * time.Second).
+		SetOrderMatters(true).SetConnectTimeout(10 * time.Second).
+		SetCustomOpenConnectionFn(client.OpenBufferedTCP))
+	if err := waitToken(ctx, c.Connect()); err != nil {
+		return nil, fmt.Errorf("%w: mqtt %s: %v", ErrUnreachable, addr, err)
+	}
+	closer := func() { c.Disconnect(100) }
+	topic := wire.InboxTopic(a.user)
+	tok := c.Subscribe(topic, 1, func(_ paho.Client, pm paho.Message) {
+		var m wire.Msg
+		if json.Unmarshal(pm.Payload(), &m) == nil && m.Kind == wire.KindMsg {
+			onMsg(m)
+		}
+	})
+	if err := waitToken(ctx, tok); err != nil {
+		return closer, fmt.Errorf("subscribe %s: %w", topic, err)
+	}
+	if st, ok := tok.(*paho.SubscribeToken); ok && st.Result()[topic] != 1 {
+		return closer, fmt.Errorf("subscribe %s: granted %#x, want QoS 1", topic, st.Result()[topic])
+	}
+	return closer, nil
 }
 
 // plainSender publishes QoS 1 to bench/{i}; done at the broker's PUBACK.

@@ -20,6 +20,7 @@ import (
 // one process: one socket and no goroutine unless the caller starts one.
 type rawConn struct {
 	net.Conn
+	present bool // the CONNACK's Session Present
 }
 
 // rawDialer says how a rawConn reaches the broker. The zero value dials TCP
@@ -31,10 +32,14 @@ type rawDialer struct {
 	// of the TCP address, with the "mqtt" subprotocol.
 	WS        string
 	Keepalive time.Duration // the CONNECT keepalive, whole seconds (0: 900 s)
+	// Persistent asks for a session that outlives the connection
+	// (cleanSession=0, [MQTT-3.1.2-4]) instead of a clean one.
+	Persistent bool
 }
 
 // dialRaw connects and subscribes, waiting for CONNACK and SUBACK. The
-// password may be empty (anonymous).
+// password may be empty (anonymous); an empty topic subscribes to nothing
+// (a persistent session resumed with its subscriptions).
 func dialRaw(ctx context.Context, addr string, rd rawDialer, clientID, user, password, topic string) (*rawConn, error) {
 	d := net.Dialer{Timeout: 30 * time.Second, LocalAddr: rd.Local}
 	var c net.Conn
@@ -53,23 +58,23 @@ func dialRaw(ctx context.Context, addr string, rd rawDialer, clientID, user, pas
 			return nil, err
 		}
 	}
-	rc := &rawConn{c}
+	rc := &rawConn{Conn: c}
 	keepalive := uint16(900)
 	if rd.Keepalive > 0 {
 		keepalive = uint16(min(rd.Keepalive/time.Second, 65535))
 	}
-	if err := rc.handshake(clientID, user, password, topic, keepalive); err != nil {
+	if err := rc.handshake(clientID, user, password, topic, keepalive, !rd.Persistent); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", clientID, err)
 	}
 	return rc, nil
 }
 
-func (c *rawConn) handshake(clientID, user, password, topic string, keepalive uint16) error {
+func (c *rawConn) handshake(clientID, user, password, topic string, keepalive uint16, clean bool) error {
 	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
 	defer c.SetDeadline(time.Time{})
 	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
-	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, true, keepalive
+	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, clean, keepalive
 	cp.ClientIdentifier = clientID
 	if user != "" {
 		cp.UsernameFlag, cp.Username = true, user
@@ -90,6 +95,10 @@ func (c *rawConn) handshake(clientID, user, password, topic string, keepalive ui
 	}
 	if ca.ReturnCode != packets.Accepted {
 		return fmt.Errorf("connection refused: %v", packets.ConnErrors[ca.ReturnCode])
+	}
+	c.present = ca.SessionPresent
+	if topic == "" {
+		return nil
 	}
 	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
 	sp.MessageID, sp.Topics, sp.Qoss = 1, []string{topic}, []byte{1}
@@ -136,6 +145,14 @@ func (c *rawConn) readPublishes(fn func(payload []byte)) {
 			}
 		}
 	}
+}
+
+// disconnect ends the connection with a DISCONNECT, as a client that
+// means to come back does: a persistent session is kept.
+func (c *rawConn) disconnect() error {
+	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	err := packets.NewControlPacket(packets.Disconnect).Write(c)
+	return errors.Join(err, c.Close())
 }
 
 // keepAlive sends a PINGREQ every interval, the first after a random part

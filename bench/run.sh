@@ -107,14 +107,6 @@ start_mochi() { # $1: writes pending, $2: in-flight per client
 	waitport "$PPROF"
 }
 HTTP="" PPROF=""
-# The bench drives thousands of sends a second per user and registers and
-# logs in thousands of accounts and devices from 127.0.0.1 within seconds,
-# which imqttd's default abuse limits (made for the internet) refuse. It
-# raises them far above what it does, instead of turning them off, so that
-# the limiters' cost stays in the figures.
-BENCH_LIMITS=(--max-send-rate 10000000 --max-send-burst 10000000
-	--login-ip-limit 1000000/s:1000000 --login-user-ip-limit 1000000/s:1000000
-	--login-user-limit 1000000/s:1000000 --register-ip-limit 1000000/s:1000000)
 start_imqttd() {
 	MQ=$(freeport) HTTP=$(freeport) PPROF=$(freeport)
 	rm -rf "$WORK/data"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/imqtt/imqtt/bench/baseline"
 	"github.com/imqtt/imqtt/broker"
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 )
 
@@ -81,6 +82,59 @@ func TestP2PAtARate(t *testing.T) {
 	}
 }
 
+// TestP2PSessions: the receivers are plain MQTT devices with persistent
+// sessions, so every message reaches them at QoS 1 from imqttd's session
+// (none by the SDK's sync), and the result is its own case.
+func TestP2PSessions(t *testing.T) {
+	tg := imqttd(t)
+	r, err := P2P(context.Background(), P2POptions{Target: tg, Pairs: 2, Messages: 200, InFlight: 8, Sessions: true})
+	passed(t, r, err, 200)
+	if r.Synced != 0 || r.Extra["server_sessions_active"] != 2 || !strings.HasSuffix(r.Case, " receivers=qos1-sessions") {
+		t.Fatalf("synced %d, sessions %v, case %q", r.Synced, r.Extra["server_sessions_active"], r.Case)
+	}
+	clean, err := P2P(context.Background(), P2POptions{Target: tg, Pairs: 2, Messages: 20, InFlight: 8})
+	passed(t, clean, err, 20)
+	if clean.Case == r.Case {
+		t.Fatalf("clean and session runs share the case %q: compare would set them side by side", r.Case)
+	}
+	if _, err := P2P(context.Background(), P2POptions{Target: mochi(t), Pairs: 1, Messages: 1, Sessions: true}); err == nil {
+		t.Fatal("sessions against a plain broker: no error")
+	}
+}
+
+// TestReplay: devices with persistent sessions miss messages, reconnect
+// at once and get each once, in order, replayed by imqttd.
+func TestReplay(t *testing.T) {
+	tg := imqttd(t)
+	r, err := Replay(context.Background(), ReplayOptions{Target: tg, Devices: 3, Missed: 40, InFlight: 4, PerIP: 2, Timeout: 30 * time.Second})
+	passed(t, r, err, 120)
+	var b strings.Builder
+	_ = r.WriteTable(&b)
+	t.Log(b.String())
+	if r.Extra["devices_complete"] != 3 || r.Extra["server_session_replayed"] < 120 || r.Extra["events_per_s"] <= 0 ||
+		r.Extra["device_events_per_s_p50"] <= 0 || r.Latency == nil || r.Latency.Count != 3 {
+		t.Fatalf("%+v", r)
+	}
+	if r.Case != "devices=3 missed=40 concurrency=3 size=64" {
+		t.Fatalf("case %q", r.Case)
+	}
+}
+
+// TestReplayPastTheBound: more missed than imqttd replays in one reconnect
+// is reported, with the resync events that replaced the replay.
+func TestReplayPastTheBound(t *testing.T) {
+	s := testserver.Start(t, func(c *daemon.Config) { c.Sessions.ReplayMax = 10 })
+	r, err := Replay(context.Background(), ReplayOptions{Target: Target{Server: s.HTTP, MQTT: s.MQTT}, Missed: 30, Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Err() == nil || r.Extra["resyncs"] == 0 || r.Lost == 0 || !slices.ContainsFunc(r.Problems, func(p string) bool {
+		return strings.Contains(p, "resync events")
+	}) {
+		t.Fatalf("%+v", r)
+	}
+}
+
 func TestConns(t *testing.T) {
 	for _, tg := range []Target{imqttd(t), mochi(t)} {
 		r, err := Conns(context.Background(), ConnsOptions{Target: tg, Conns: 30, Users: 4, Concurrency: 8,
@@ -97,6 +151,23 @@ func TestConns(t *testing.T) {
 		if !tg.Plain && r.Extra["server_connections"] < 30 {
 			t.Fatalf("server counted %v connections", r.Extra["server_connections"])
 		}
+	}
+}
+
+// TestConnsSessions: the idle connections hold persistent sessions
+// (imqttd counts them active), and the result is its own case.
+func TestConnsSessions(t *testing.T) {
+	tg := imqttd(t)
+	r, err := Conns(context.Background(), ConnsOptions{Target: tg, Conns: 12, Users: 3, Concurrency: 4,
+		ServerPID: os.Getpid(), Settle: time.Millisecond, Sessions: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Err() != nil || r.Extra["conns"] != 12 || r.Case != "conns=12 sessions" {
+		t.Fatalf("%+v", r)
+	}
+	if r.Extra["server_sessions_active"] != 12 {
+		t.Fatalf("imqttd counts %v active sessions, want 12", r.Extra["server_sessions_active"])
 	}
 }
 
@@ -174,6 +245,7 @@ func TestUnreachable(t *testing.T) {
 		"conns plain": func() error { _, err := Conns(ctx, ConnsOptions{Target: plain, Conns: 1}); return err },
 		"sync":        func() error { _, err := Sync(ctx, SyncOptions{Target: dead, Messages: 1}); return err },
 		"group":       func() error { _, err := Group(ctx, GroupOptions{Target: dead, Messages: 1}); return err },
+		"replay":      func() error { _, err := Replay(ctx, ReplayOptions{Target: dead, Missed: 1}); return err },
 	}
 	for _, name := range slices.Sorted(mapsKeys(runs)) {
 		if err := runs[name](); !errors.Is(err, ErrUnreachable) {

@@ -1,5 +1,5 @@
 // Package bench is the load tool behind `imqtt bench`: scenarios (p2p, conns,
-// sync, group) that drive an imqttd through the Go SDK, paho and raw MQTT
+// sync, group, replay) that drive an imqttd through the Go SDK, paho and raw MQTT
 // packets, or with Plain any MQTT broker on plain topics, so that the same
 // tool measures imqttd, bare mochi-mqtt and Mosquitto in one run.
 //

@@ -14,7 +14,7 @@ import (
 )
 
 // benchScenarios are the arguments imqtt bench takes first.
-const benchScenarios = "p2p, conns, sync, group or compare"
+const benchScenarios = "p2p, conns, sync, group, replay or compare"
 
 // cmdBench: imqtt bench SCENARIO [flags]
 // It runs one load scenario (package bench) against --server (imqttd) or,
@@ -53,10 +53,14 @@ func cmdBench(ctx context.Context, c *cli, args []string) error {
 		fs.IntVar(&o.ServerPID, "server-pid", 0, "the server's process ID: its CPU time (/proc/PID/stat) is reported")
 		fs.StringVar(&o.PprofURL, "pprof", "", "the server's net/http/pprof base URL (imqttd --pprof-addr), for --profile")
 		fs.StringVar(&o.ProfilePrefix, "profile", "", "save the server's CPU and allocation profiles while sending to PREFIX-cpu.pprof and PREFIX-allocs.pprof")
+		fs.BoolVar(&o.Sessions, "sessions", false, "receivers are plain MQTT 3.1.1 devices with persistent sessions, inbox at QoS 1 (imqttd only)")
 		run = func() (*bench.Result, error) {
 			o.Target, o.Progress, o.Logger = target(plain, label), out.progress(c), c.log
 			if o.Target.Plain && o.Target.MQTT == "" {
 				return nil, usagef("--plain needs --mqtt HOST:PORT")
+			}
+			if o.Target.Plain && o.Sessions {
+				return nil, usagef("--sessions is for imqttd, not --plain")
 			}
 			return bench.P2P(ctx, o)
 		}
@@ -74,6 +78,7 @@ func cmdBench(ctx context.Context, c *cli, args []string) error {
 		fs.StringVar(&o.WS, "ws", "", "connect over WebSocket to this URL (imqttd: ws://HTTP-ADDR/mqtt) instead of TCP")
 		fs.DurationVar(&o.Keepalive, "keepalive", 0, "CONNECT keepalive, with a PINGREQ sent at it (0: 900 s and no PINGREQ)")
 		fs.DurationVar(&o.Idle, "idle", 0, "after the memory reading, measure the server's CPU (--server-pid) over this idle time")
+		fs.BoolVar(&o.Sessions, "sessions", false, "each connection asks for a persistent session (cleanSession=0), subscribed at QoS 1")
 		run = func() (*bench.Result, error) {
 			o.Target, o.Progress = target(plain, label), out.progress(c)
 			if o.Target.Plain && o.Target.MQTT == "" {
@@ -105,6 +110,24 @@ func cmdBench(ctx context.Context, c *cli, args []string) error {
 		run = func() (*bench.Result, error) {
 			o.Target, o.Progress, o.Logger = bench.Target{Server: c.g.server, MQTT: c.g.mqtt, Label: *label}, out.progress(c), c.log
 			return bench.Group(ctx, o)
+		}
+	case "replay":
+		var o bench.ReplayOptions
+		label := fs.String("label", bench.LabelImqttd, "the target's name in the report")
+		fs.IntVar(&o.Devices, "devices", 1, "devices with persistent sessions, one account each")
+		fs.IntVar(&o.Missed, "missed", 1000, "messages each device misses while away")
+		fs.IntVar(&o.Concurrency, "concurrency", 0, "devices reconnecting at once (0: all)")
+		fs.IntVar(&o.InFlight, "inflight", 32, "concurrent HTTP sends while filling the inboxes")
+		fs.IntVar(&o.Size, "size", 64, "message body bytes")
+		fs.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "how long the replay may take")
+		fs.IntVar(&o.PerIP, "per-ip", 64, "devices per 127.0.0.x source address (imqttd's --max-preauth-per-ip is 128)")
+		fs.IntVar(&o.ServerPID, "server-pid", 0, "the server's process ID: its CPU time over the replay is reported")
+		fs.StringVar(&o.PprofURL, "pprof", "", "the server's net/http/pprof base URL (imqttd --pprof-addr), for --profile")
+		fs.StringVar(&o.ProfilePrefix, "profile", "", "save the server's CPU and allocation profiles from the first reconnect to PREFIX-cpu.pprof and PREFIX-allocs.pprof")
+		fs.DurationVar(&o.ProfileTime, "profile-time", 2*time.Second, "how long --profile profiles (whole seconds)")
+		run = func() (*bench.Result, error) {
+			o.Target, o.Progress = bench.Target{Server: c.g.server, MQTT: c.g.mqtt, Label: *label}, out.progress(c)
+			return bench.Replay(ctx, o)
 		}
 	case "compare":
 		files, err := c.parse(fs, args, 1, -1)

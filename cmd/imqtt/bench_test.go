@@ -40,6 +40,14 @@ func TestBenchCommand(t *testing.T) {
 	if err := os.WriteFile(syncFile, []byte(out), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	out = u.ok("bench", "replay", "--devices", "2", "--missed", "10", "--format", "json", "--quiet")
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Scenario != "replay" || r.Delivered != 20 || r.Extra["devices_complete"] != 2 {
+		t.Fatalf("replay JSON on stdout: %v %q", err, out)
+	}
+	out = u.ok("bench", "p2p", "--pairs", "1", "--messages", "10", "--sessions", "--format", "json", "--quiet")
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Delivered != 10 || r.Extra["server_sessions_active"] != 1 {
+		t.Fatalf("p2p --sessions JSON on stdout: %v %q", err, out)
+	}
 	out = u.ok("bench", "compare", p2p, syncFile)
 	if !strings.Contains(out, "### p2p") || !strings.Contains(out, "### Targets") {
 		t.Fatalf("compare:\n%s", out)
@@ -56,6 +64,8 @@ func TestBenchFailsLoudly(t *testing.T) {
 		{[]string{"bench", "p2p", "--server", "http://127.0.0.1:1", "--quiet"}, exitFailure, "target unreachable"},
 		{[]string{"bench", "p2p", "--plain", "--quiet"}, exitUsage, "--plain needs --mqtt"},
 		{[]string{"bench", "conns", "--plain", "--mqtt", "127.0.0.1:1", "--quiet"}, exitFailure, "target unreachable"},
+		{[]string{"bench", "p2p", "--plain", "--mqtt", "127.0.0.1:1", "--sessions", "--quiet"}, exitUsage, "--sessions is for imqttd"},
+		{[]string{"bench", "replay", "--server", "http://127.0.0.1:1", "--quiet"}, exitFailure, "target unreachable"},
 		{[]string{"bench", "sync", "--format", "yaml"}, exitUsage, "--format is table or json"},
 		{[]string{"bench", "compare"}, exitUsage, "missing arguments"},
 		{[]string{"bench", "compare", "/nonexistent.json"}, exitFailure, "no such file"},
