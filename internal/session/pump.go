@@ -33,6 +33,7 @@ type sess struct {
 	byPID      map[uint16]ref // what each packet ID in flight carries
 	sub        packets.Subscription
 	window     int
+	queued     int  // entries in the streams' queues, at most one read's worth
 	started    bool // attach ran: the inbox is (being) taken
 	attached   bool // the inbox is delivered by this session
 	running    bool // a pump goroutine runs (or the resume does): no event is sent past it
@@ -45,9 +46,25 @@ type stream struct {
 	acked   uint64 // every position up to it is acknowledged
 	sent    uint64 // every position up to it is sent (or acknowledged)
 	pending []pend // sent and not yet acknowledged, in position order
-	base    uint64 // a session started here, at the head: events up to it are not the session's
-	behind  bool   // events after sent are in the store, not sent
-	gen     uint64 // counts Offers that marked it behind, so a read does not clear a newer mark
+	base    uint64   // a session started here, at the head: events up to it are not the session's
+	queue   []queued // read from the store after sent, in order, waiting for the window
+	behind  bool     // events after the queue's end are in the store, not read
+	gen     uint64   // counts Offers that marked it behind, so a read does not clear a newer mark
+}
+
+// queued is an event read ahead, or (payload nil) versions up to pos that
+// hold no event (a hole: nothing to send).
+type queued struct {
+	pos     uint64
+	payload []byte
+}
+
+// tail is the last position sent or queued.
+func (st *stream) tail() uint64 {
+	if n := len(st.queue); n > 0 {
+		return st.queue[n-1].pos
+	}
+	return st.sent
 }
 
 type pend struct {
@@ -353,9 +370,9 @@ func (s *sess) Offer(sub packets.Subscription, pk packets.Packet) {
 		// after: as direct delivery would have sent it.
 		_, _ = s.m.b.Server().PublishToClient(s.cl, sub, pk)
 		return
-	case pos <= st.sent:
-		return // sent already (read from the store first)
-	case !s.running && !st.behind && pos == st.sent+1 && len(s.byPID) < s.window:
+	case pos <= st.tail():
+		return // sent or queued already (read from the store first)
+	case !s.running && !st.behind && len(st.queue) == 0 && pos == st.sent+1 && len(s.byPID) < s.window:
 		s.sendLocked(group, pos, pk.Payload)
 		return
 	}
@@ -425,6 +442,7 @@ func (s *sess) ack(pid uint16) {
 		}
 	}
 	moved := st.settle()
+	s.drainLocked()
 	s.kickLocked()
 	s.mu.Unlock()
 	if moved {
@@ -472,10 +490,10 @@ func (s *sess) synced(group string, pos uint64) {
 	s.m.changed(s)
 }
 
-// kickLocked starts the pump if a stream is behind and the window is
-// open. Under s.mu.
+// kickLocked starts the pump if a stream is behind, nothing is queued and
+// the window is open. Under s.mu.
 func (s *sess) kickLocked() {
-	if s.running || s.closed || !s.attached || len(s.byPID) >= s.window || s.next() == nil {
+	if s.running || s.closed || !s.attached || s.queued > 0 || len(s.byPID) >= s.window || s.next() == nil {
 		return
 	}
 	s.running = true
@@ -484,6 +502,7 @@ func (s *sess) kickLocked() {
 
 func (s *sess) kick() {
 	s.mu.Lock()
+	s.drainLocked()
 	s.kickLocked()
 	s.mu.Unlock()
 }
@@ -502,24 +521,69 @@ func (s *sess) next() *string {
 	return nil
 }
 
-// pump reads what streams are behind from the store and sends it while
-// the window is open.
+// drainLocked sends what is queued, the inbox first, while the window is
+// open: on the goroutine of the PUBACK that opened it, with no store read.
+// Under s.mu.
+func (s *sess) drainLocked() {
+	if s.queued == 0 || s.closed || !s.attached {
+		return
+	}
+	drain := func(group string, st *stream) bool {
+		for len(st.queue) > 0 {
+			q := st.queue[0]
+			if q.payload == nil { // a hole: nothing to send
+				st.pending = append(st.pending, pend{pos: q.pos, done: true})
+				st.sent = q.pos
+				st.settle()
+			} else {
+				if len(s.byPID) >= s.window {
+					return false
+				}
+				if !s.sendLocked(group, q.pos, q.payload) {
+					time.AfterFunc(time.Second, s.kick) // mochi did not take it: the connection is going
+					return false
+				}
+			}
+			s.queued--
+			st.queue[0] = queued{}
+			st.queue = st.queue[1:]
+		}
+		st.queue = nil
+		return true
+	}
+	if !drain("", s.inbox) {
+		return
+	}
+	for g, st := range s.groups {
+		if len(st.queue) > 0 && !drain(g, st) {
+			return
+		}
+	}
+}
+
+// readAhead is how many events the pump reads at once: twice the window,
+// so that PUBACKs send what is queued and the store is read once per
+// window's worth (at least 64, at most a sync batch).
+func (s *sess) readAhead() int { return min(max(2*s.window, 64), 500) }
+
+// pump reads from the store for a stream that is behind, when nothing is
+// queued, and sends what the window takes; PUBACKs send the rest.
 func (s *sess) pump() {
 	for {
 		s.mu.Lock()
-		free := s.window - len(s.byPID)
+		s.drainLocked()
 		g := s.next()
-		if s.closed || !s.attached || free <= 0 || g == nil {
+		if s.closed || !s.attached || s.queued > 0 || len(s.byPID) >= s.window || g == nil {
 			s.running = false
 			s.mu.Unlock()
 			return
 		}
 		group := *g
 		st := s.stream(group)
-		since, gen := st.sent, st.gen
+		since, gen := st.tail(), st.gen
 		s.mu.Unlock()
 
-		items, upto, more, err := s.read(group, since, free)
+		items, upto, more, err := s.read(group, since, s.readAhead())
 		s.mu.Lock()
 		switch {
 		case errors.Is(err, chat.ErrNotMember):
@@ -533,40 +597,32 @@ func (s *sess) pump() {
 			time.AfterFunc(time.Second, s.kick)
 			return
 		}
-		if s.closed || st.sent != since {
+		if s.closed || st.tail() != since {
 			s.running = false
 			s.mu.Unlock()
 			return
 		}
-		sent := 0
 		for _, it := range items {
 			pos := it.Ver
 			if group != "" {
 				pos = it.Seq
 			}
 			payload, err := wire.Marshal(it)
-			if err != nil || !s.sendLocked(group, pos, payload) {
-				break
+			if err != nil {
+				continue // a Msg always marshals
 			}
-			sent++
+			st.queue = append(st.queue, queued{pos: pos, payload: payload})
+			s.queued++
 		}
-		if sent == len(items) && upto > st.sent {
-			st.pending = append(st.pending, pend{pos: upto, done: true}) // versions with no event
-			st.sent = upto
-			st.settle()
-		}
-		if sent < len(items) {
-			s.running = false
-			s.mu.Unlock()
-			s.m.opts.Metrics.SessionReplayed(sent)
-			time.AfterFunc(time.Second, s.kick) // mochi did not take one: the connection is going
-			return
+		if upto > st.tail() {
+			st.queue = append(st.queue, queued{pos: upto}) // versions with no event
+			s.queued++
 		}
 		if !more && st.gen == gen {
 			st.behind = false
 		}
 		s.mu.Unlock()
-		s.m.opts.Metrics.SessionReplayed(sent)
+		s.m.opts.Metrics.SessionReplayed(len(items))
 	}
 }
 

@@ -309,14 +309,16 @@ func (m *Manager) forget(user, device string) {
 	m.mu.Unlock()
 }
 
-// OnPacketEncode says Session Present in the CONNACK of a session resumed
-// from the store [MQTT-3.2.2-2]: mochi knows only the sessions it kept.
+// OnPacketEncode says in a persistent session's CONNACK whether it was
+// resumed [MQTT-3.2.2-2]: the sessions are imqtt's, not mochi's (mochi
+// knows only a connection it is taking over, whose session may have been
+// ended meanwhile).
 func (m *Manager) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != 0 || pk.SessionPresent {
+	if pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != 0 {
 		return pk
 	}
-	if s := m.get(cl); s != nil && s.resumed {
-		pk.SessionPresent = true
+	if s := m.get(cl); s != nil {
+		pk.SessionPresent = s.resumed
 	}
 	return pk
 }
@@ -417,6 +419,13 @@ func (m *Manager) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 			s.ack(pk.PacketID)
 		}
 		return pk, nil
+	case pk.FixedHeader.Type == packets.Disconnect && pk.Properties.SessionExpiryIntervalFlag && pk.Properties.SessionExpiryInterval == 0:
+		// The device ends its session (MQTT 5 §3.14.2.2.2): now, before
+		// its connection closes, so that a CONNECT right after it finds none.
+		if s := m.get(cl); s != nil {
+			m.end(s)
+		}
+		return pk, nil
 	case pk.FixedHeader.Type != packets.Publish || pk.TopicName != wire.TopicSync:
 		return pk, nil
 	}
@@ -469,18 +478,25 @@ func (m *Manager) release(s *sess) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	cl := s.cl
-	if cl.Properties.ProtocolVersion >= 5 && cl.Properties.Props.SessionExpiryInterval == 0 {
-		// The device set its expiry to 0 in its DISCONNECT (MQTT 5 §3.14.2.2.2): the session ends now.
-		if err := m.st.DeleteSession(ctx, s.user, s.device); err != nil {
-			m.opts.Logger.Warn("delete ended session", "client", cl.ID, "err", err)
-		}
-		return
-	}
 	rec := s.record()
 	rec.Disconnected = time.Now().UnixMilli()
 	if err := m.st.SaveSessions(ctx, []store.Session{rec}); err != nil {
 		m.opts.Metrics.SessionSaveFailed(err.Error())
 		m.opts.Logger.Warn("save session at disconnect; it resumes from its last saved position", "client", cl.ID, "err", err)
+	}
+}
+
+// end deletes s's session, which its device ended: nothing of it is
+// saved after.
+func (m *Manager) end(s *sess) {
+	m.saving.Lock()
+	defer m.saving.Unlock()
+	s.supersede()
+	s.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := m.st.DeleteSession(ctx, s.user, s.device); err != nil {
+		m.opts.Logger.Warn("delete a session its device ended", "client", s.cl.ID, "err", err)
 	}
 }
 
