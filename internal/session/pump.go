@@ -43,9 +43,9 @@ type sess struct {
 
 // stream is the cursor of one ordered sequence of events.
 type stream struct {
-	acked   uint64 // every position up to it is acknowledged
-	sent    uint64 // every position up to it is sent (or acknowledged)
-	pending []pend // sent and not yet acknowledged, in position order
+	acked   uint64   // every position up to it is acknowledged
+	sent    uint64   // every position up to it is sent (or acknowledged)
+	pending []pend   // sent and not yet acknowledged, in position order
 	base    uint64   // a session started here, at the head: events up to it are not the session's
 	queue   []queued // read from the store after sent, in order, waiting for the window
 	behind  bool     // events after the queue's end are in the store, not read
