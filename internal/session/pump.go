@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
@@ -294,11 +293,10 @@ func (s *sess) startAtHeads(ctx context.Context) error {
 // acknowledgements and subscriptions. A node that died holding it never
 // does; its last saved positions stand. Before the session is used.
 func (s *sess) waitRelease(ctx context.Context) {
-	node := s.m.opts.Node + "/"
+	held := s.rec.Holder
 	for range 60 {
-		rec := s.rec
-		if rec.Holder == "" || rec.Disconnected > 0 || strings.HasPrefix(rec.Holder, node) {
-			return
+		if !s.m.heldElsewhere(s.rec) || s.rec.Holder != held {
+			return // released, or taken by yet another connection (its last saved positions stand)
 		}
 		select {
 		case <-ctx.Done():

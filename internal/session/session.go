@@ -33,6 +33,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -234,6 +235,18 @@ func (m *Manager) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 			m.forget(user, device)
 		default:
 			s.resumed, s.rec = true, rec
+			if !m.heldElsewhere(rec) {
+				// This connection holds it now, in the store before its
+				// CONNACK: a connection of the device to another node then
+				// waits for this one to let go (OnSessionEstablished).
+				hold := rec
+				hold.Holder, hold.Disconnected = s.holder, 0
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				if err := m.st.SaveSessions(ctx, []store.Session{hold}); err != nil {
+					s.broken = err
+				}
+				cancel()
+			}
 		}
 	}
 	if !s.resumed && s.broken == nil {
@@ -268,6 +281,12 @@ func (m *Manager) create(rec store.Session) error {
 		}
 	}
 	return m.st.SaveSessions(ctx, []store.Session{rec})
+}
+
+// heldElsewhere reports whether rec is held by a connection on another
+// node: one that has not released it.
+func (m *Manager) heldElsewhere(rec store.Session) bool {
+	return rec.Holder != "" && rec.Disconnected == 0 && !strings.HasPrefix(rec.Holder, m.opts.Node+"/")
 }
 
 // expiry is how long the session of a CONNECT is kept after a disconnect,
@@ -341,13 +360,18 @@ func (m *Manager) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		_ = m.b.Server().DisconnectClient(cl, packets.ErrServerUnavailable)
 		return
 	}
-	if s.resumed {
+	if s.resumed && m.heldElsewhere(s.rec) {
 		// Held by a connection on another node: wait for it to let go
 		// (presence, which runs before this hook, has it kicked), so that
-		// nothing it had acknowledged is sent again. The device's packets
-		// wait meanwhile.
+		// nothing it had acknowledged is sent again, then hold it. The
+		// device's packets wait meanwhile.
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 		s.waitRelease(ctx)
+		hold := s.rec
+		hold.Holder, hold.Disconnected = s.holder, 0
+		if err := m.st.SaveSessions(ctx, []store.Session{hold}); err != nil {
+			m.opts.Logger.Warn("persistent session: hold it after a takeover", "client", cl.ID, "err", err)
+		}
 		cancel()
 	}
 	s.mu.Lock()
