@@ -9,7 +9,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/imqtt/imqtt/broker"
+	"github.com/imqtt/imqtt/internal/syncbuf"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
@@ -133,31 +133,12 @@ type sessionProc struct {
 	c      sessionClient
 	id     string // the MQTT client ID
 	cmd    *exec.Cmd
-	done   chan struct{} // closed when its output ends
-	stderr lockedBuffer
+	done   chan struct{}  // closed when its output ends
+	stderr syncbuf.Buffer // written by exec's copying goroutine while a failing wait reads it
 
 	mu    sync.Mutex
 	lines []sessionLine
 	raw   []string // every line, for failure messages
-}
-
-// lockedBuffer is a program's stderr, written by exec's copying goroutine
-// while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startSession runs c as user/device against addr (password "secret-"+user).
