@@ -134,7 +134,7 @@ func (m *Metrics) SessionActive(delta int) { m.SessionsActive.Add(float64(delta)
 func (m *Metrics) SessionUnacked(delta int) { m.SessionUnackedGauge.Add(float64(delta)) }
 
 // SessionSaveFailed counts a batch of positions the store refused.
-func (m *Metrics) SessionSaveFailed(string) { m.SessionSaveFailures.Inc() }
+func (m *Metrics) SessionSaveFailed() { m.SessionSaveFailures.Inc() }
 
 // SetConnections names the function that reports the connection count.
 func (m *Metrics) SetConnections(f func() float64) { m.connections = f }

@@ -33,6 +33,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -77,11 +79,11 @@ type Broker interface {
 
 // Metrics counts what sessions do.
 type Metrics interface {
-	SessionReplayed(n int)        // events read from the store and sent
-	SessionResync(reason string)  // resync events sent instead of a replay
-	SessionActive(delta int)      // sessions delivering an inbox now
-	SessionUnacked(delta int)     // events sent and not yet acknowledged
-	SessionSaveFailed(err string) // a batch of positions not saved (retried)
+	SessionReplayed(n int)       // events read from the store and sent
+	SessionResync(reason string) // resync events sent instead of a replay
+	SessionActive(delta int)     // sessions delivering an inbox now
+	SessionUnacked(delta int)    // events sent and not yet acknowledged
+	SessionSaveFailed()          // a batch of positions not saved (retried)
 }
 
 // Options configure the Manager; zero values take the defaults.
@@ -109,9 +111,9 @@ type Manager struct {
 
 	mu      sync.RWMutex
 	byCl    map[*mqtt.Client]*sess
-	byID    map[string]*sess   // the newest connection of each client ID
-	dirty   map[*sess]struct{} // positions or subscriptions to save
-	deletes map[string][2]string
+	byID    map[string]*sess             // the newest connection of each client ID
+	dirty   map[*sess]struct{}           // positions or subscriptions to save
+	deletes map[store.SessionID]struct{} // clean connections' devices, whose sessions the saver deletes
 
 	stop chan struct{}
 	done chan struct{}
@@ -138,7 +140,7 @@ func New(st Store, rd Reader, b Broker, opts Options) *Manager {
 		opts.Metrics = nopMetrics{}
 	}
 	return &Manager{st: st, rd: rd, b: b, opts: opts,
-		byCl: map[*mqtt.Client]*sess{}, byID: map[string]*sess{}, dirty: map[*sess]struct{}{}, deletes: map[string][2]string{},
+		byCl: map[*mqtt.Client]*sess{}, byID: map[string]*sess{}, dirty: map[*sess]struct{}{}, deletes: map[store.SessionID]struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -239,13 +241,7 @@ func (m *Manager) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 				// This connection holds it now, in the store before its
 				// CONNACK: a connection of the device to another node then
 				// waits for this one to let go (OnSessionEstablished).
-				hold := rec
-				hold.Holder, hold.Disconnected = s.holder, 0
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				if err := m.st.SaveSessions(ctx, []store.Session{hold}); err != nil {
-					s.broken = err
-				}
-				cancel()
+				s.broken = m.hold(rec, s.holder)
 			}
 		}
 	}
@@ -270,7 +266,7 @@ func (m *Manager) create(rec store.Session) error {
 	defer cancel()
 	m.saving.Lock()
 	defer m.saving.Unlock()
-	id := wire.ClientID(rec.User, rec.Device)
+	id := store.SessionID{User: rec.User, Device: rec.Device}
 	m.mu.Lock()
 	_, queued := m.deletes[id]
 	delete(m.deletes, id)
@@ -280,6 +276,14 @@ func (m *Manager) create(rec store.Session) error {
 			return err
 		}
 	}
+	return m.st.SaveSessions(ctx, []store.Session{rec})
+}
+
+// hold writes rec as held by holder, connected.
+func (m *Manager) hold(rec store.Session, holder string) error {
+	rec.Holder, rec.Disconnected = holder, 0
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
 	return m.st.SaveSessions(ctx, []store.Session{rec})
 }
 
@@ -309,7 +313,7 @@ func nonce() string {
 // it to be deleted and the delete is still queued.
 func (m *Manager) load(user, device string) (store.Session, error) {
 	m.mu.Lock()
-	_, gone := m.deletes[wire.ClientID(user, device)]
+	_, gone := m.deletes[store.SessionID{User: user, Device: device}]
 	m.mu.Unlock()
 	if gone {
 		return store.Session{}, store.ErrNotFound
@@ -324,7 +328,7 @@ func (m *Manager) load(user, device string) (store.Session, error) {
 // (every SDK connection) neither wait for the store nor cost a write each.
 func (m *Manager) forget(user, device string) {
 	m.mu.Lock()
-	m.deletes[wire.ClientID(user, device)] = [2]string{user, device}
+	m.deletes[store.SessionID{User: user, Device: device}] = struct{}{}
 	m.mu.Unlock()
 }
 
@@ -367,12 +371,10 @@ func (m *Manager) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		// device's packets wait meanwhile.
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 		s.waitRelease(ctx)
-		hold := s.rec
-		hold.Holder, hold.Disconnected = s.holder, 0
-		if err := m.st.SaveSessions(ctx, []store.Session{hold}); err != nil {
+		cancel()
+		if err := m.hold(s.rec, s.holder); err != nil {
 			m.opts.Logger.Warn("persistent session: hold it after a takeover", "client", cl.ID, "err", err)
 		}
-		cancel()
 	}
 	s.mu.Lock()
 	s.rec.Expiry = m.opts.ExpiryMax
@@ -505,7 +507,7 @@ func (m *Manager) release(s *sess) {
 	rec := s.record()
 	rec.Disconnected = time.Now().UnixMilli()
 	if err := m.st.SaveSessions(ctx, []store.Session{rec}); err != nil {
-		m.opts.Metrics.SessionSaveFailed(err.Error())
+		m.opts.Metrics.SessionSaveFailed()
 		m.opts.Logger.Warn("save session at disconnect; it resumes from its last saved position", "client", cl.ID, "err", err)
 	}
 }
@@ -576,26 +578,19 @@ func (m *Manager) flushDeletes() error {
 	defer m.saving.Unlock()
 	m.mu.Lock()
 	dels := m.deletes
-	m.deletes = map[string][2]string{}
+	m.deletes = map[store.SessionID]struct{}{}
 	m.mu.Unlock()
 	if len(dels) == 0 {
 		return nil
 	}
-	ids := make([]store.SessionID, 0, len(dels))
-	for _, d := range dels {
-		ids = append(ids, store.SessionID{User: d[0], Device: d[1]})
-	}
+	ids := slices.Collect(maps.Keys(dels))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := m.st.DeleteSessions(ctx, ids); err != nil {
 		m.mu.Lock()
-		for id, d := range dels {
-			if _, again := m.deletes[id]; !again {
-				m.deletes[id] = d // retried next time
-			}
-		}
+		maps.Copy(m.deletes, dels) // retried next time
 		m.mu.Unlock()
-		m.opts.Metrics.SessionSaveFailed(err.Error())
+		m.opts.Metrics.SessionSaveFailed()
 		return err
 	}
 	return nil
@@ -623,7 +618,7 @@ func (m *Manager) flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := m.st.SaveSessions(ctx, recs); err != nil {
-		m.opts.Metrics.SessionSaveFailed(err.Error())
+		m.opts.Metrics.SessionSaveFailed()
 		m.opts.Logger.Warn("save session positions; retried", "sessions", len(recs), "err", err)
 		for _, s := range ss {
 			m.changed(s)
