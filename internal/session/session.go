@@ -628,8 +628,8 @@ func (m *Manager) flush() {
 
 type nopMetrics struct{}
 
-func (nopMetrics) SessionReplayed(int)      {}
-func (nopMetrics) SessionResync(string)     {}
-func (nopMetrics) SessionActive(int)        {}
-func (nopMetrics) SessionUnacked(int)       {}
-func (nopMetrics) SessionSaveFailed(string) {}
+func (nopMetrics) SessionReplayed(int)  {}
+func (nopMetrics) SessionResync(string) {}
+func (nopMetrics) SessionActive(int)    {}
+func (nopMetrics) SessionUnacked(int)   {}
+func (nopMetrics) SessionSaveFailed()   {}
