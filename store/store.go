@@ -380,6 +380,9 @@ type Sessions interface {
 	// not, in one write: what every clean CONNECT asks [MQTT-3.1.2-6],
 	// gathered (one write a second, however many devices connect).
 	DeleteSessions(ctx context.Context, ids []SessionID) error
+	// CountUserSessions returns how many sessions user has, counting no
+	// further than limit (a cap's check need not read them all).
+	CountUserSessions(ctx context.Context, user string, limit int) (int, error)
 	// DeleteUserSessions removes every session of user (a ban, a deleted
 	// account); idempotent.
 	DeleteUserSessions(ctx context.Context, user string) error

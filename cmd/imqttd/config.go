@@ -78,6 +78,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", hooks.DefaultMaxSubscriptions, "most topic filters one MQTT client may hold (a client needs 2); more are refused in the SUBACK")
 	fs.DurationVar(&c.Sessions.ExpiryMax, "session-expiry-max", session.DefaultExpiryMax*time.Second, "longest a persistent MQTT session (3.1.1 cleanSession=0, MQTT 5 session expiry) is kept after its device disconnects; past it the device starts clean and uses im/sync")
 	fs.IntVar(&c.Sessions.ReplayMax, "session-replay-max", session.DefaultReplayMax, "most events one reconnect of a persistent session replays; past it the device gets a resync event and syncs itself")
+	fs.IntVar(&c.Sessions.MaxPerUser, "session-max-per-user", session.DefaultMaxPerUser, "most persistent MQTT sessions one user may hold (one per device); a new one past it is disconnected with 0x97 quota exceeded")
 	fs.IntVar(&c.Sessions.Inflight, "session-inflight", session.DefaultInflight, "most QoS 1 events a persistent session leaves unacknowledged (MQTT 5: at most the client's Receive Maximum)")
 	fs.IntVar(&c.MaxClientRequests, "max-client-requests", hooks.DefaultRequestsPerClient, "most sync and read requests one MQTT client may have in flight; more are answered busy")
 	fs.Int64Var(&c.Media.MaxImage, "media-max-image", media.DefaultMaxImage, "largest image upload in bytes")
@@ -177,8 +178,8 @@ func parse(args []string, env func(string) string) (*options, error) {
 	if o.cfg.Broker.MaxReadBacklog <= 0 || o.cfg.Broker.MaxWriteBacklog <= 0 {
 		return nil, errors.New("--max-read-backlog and --max-write-backlog: a positive number of bytes (a connection without a bound could hold the node's memory)")
 	}
-	if s := o.cfg.Sessions; s.ExpiryMax < time.Second || s.ReplayMax <= 0 || s.Inflight <= 0 || s.Inflight > 65535 {
-		return nil, errors.New("--session-expiry-max: at least 1s; --session-replay-max: a positive count; --session-inflight: 1 to 65535 (MQTT's packet IDs)")
+	if s := o.cfg.Sessions; s.ExpiryMax < time.Second || s.ReplayMax <= 0 || s.MaxPerUser <= 0 || s.Inflight <= 0 || s.Inflight > 65535 {
+		return nil, errors.New("--session-expiry-max: at least 1s; --session-replay-max and --session-max-per-user: a positive count; --session-inflight: 1 to 65535 (MQTT's packet IDs)")
 	}
 	if o.cfg.SyncInterval < 0 {
 		return nil, errors.New("--sync-interval: 0 (sync each commit) or a positive duration")

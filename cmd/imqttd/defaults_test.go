@@ -58,6 +58,7 @@ var flagDefaults = map[string]any{
 	"session-expiry-max":    session.DefaultExpiryMax * time.Second,
 	"session-replay-max":    session.DefaultReplayMax,
 	"session-inflight":      session.DefaultInflight,
+	"session-max-per-user":  session.DefaultMaxPerUser,
 	"media-max-image":       media.DefaultMaxImage,
 	"media-max-audio":       media.DefaultMaxAudio,
 	"media-max-video":       media.DefaultMaxVideo,

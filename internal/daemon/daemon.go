@@ -389,7 +389,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 	d.uplink = &hooks.Uplink{}
 	d.sessions = session.New(d.st, d.chat, d.broker, session.Options{Node: cfg.NodeID, ExpiryMax: sessionExpiry(cfg.Sessions.ExpiryMax),
-		ReplayMax: cfg.Sessions.ReplayMax, Inflight: cfg.Sessions.Inflight, Logger: cfg.Logger, Metrics: d.metrics})
+		ReplayMax: cfg.Sessions.ReplayMax, Inflight: cfg.Sessions.Inflight, MaxPerUser: cfg.Sessions.MaxPerUser, Logger: cfg.Logger, Metrics: d.metrics})
 	srv := d.broker.Server()
 	for _, h := range []struct {
 		hook mqtt.Hook
@@ -673,9 +673,10 @@ func (d *Daemon) backupFunc() api.BackupFunc {
 
 // SessionOptions bound persistent MQTT sessions (Config.Sessions).
 type SessionOptions struct {
-	ExpiryMax time.Duration // 0: session.DefaultExpiryMax
-	ReplayMax int           // 0: session.DefaultReplayMax
-	Inflight  int           // 0: session.DefaultInflight
+	ExpiryMax  time.Duration // 0: session.DefaultExpiryMax
+	ReplayMax  int           // 0: session.DefaultReplayMax
+	Inflight   int           // 0: session.DefaultInflight
+	MaxPerUser int           // 0: session.DefaultMaxPerUser
 }
 
 // sessionExpiry is ExpiryMax in whole seconds, the package's default for 0.

@@ -53,6 +53,7 @@ const (
 	DefaultReplayMax     = 10000         // events replayed per reconnect; past it, a resync event
 	DefaultInflight      = 32            // QoS 1 events unacknowledged per device
 	DefaultFlushInterval = time.Second   // how often acknowledged positions are saved
+	DefaultMaxPerUser    = 16            // persistent sessions one user may hold (devices)
 )
 
 // Store is the part of the store sessions use.
@@ -92,6 +93,7 @@ type Options struct {
 	ExpiryMax     uint32 // seconds; also given to mochi as its maximum session expiry
 	ReplayMax     int
 	Inflight      int
+	MaxPerUser    int // persistent sessions per user; a new one past it is refused (0x97)
 	FlushInterval time.Duration
 	Logger        *slog.Logger
 	Metrics       Metrics
@@ -129,6 +131,9 @@ func New(st Store, rd Reader, b Broker, opts Options) *Manager {
 	}
 	if opts.Inflight <= 0 {
 		opts.Inflight = DefaultInflight
+	}
+	if opts.MaxPerUser <= 0 {
+		opts.MaxPerUser = DefaultMaxPerUser
 	}
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = DefaultFlushInterval
@@ -259,6 +264,9 @@ func (m *Manager) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	m.mu.Unlock()
 }
 
+// errTooManySessions refuses a new session past Options.MaxPerUser.
+var errTooManySessions = errors.New("the user holds the most persistent sessions allowed")
+
 // create writes a new session, after the delete of the device's old one
 // if a clean connection queued it (the saver must not delete the new one).
 func (m *Manager) create(rec store.Session) error {
@@ -275,6 +283,15 @@ func (m *Manager) create(rec store.Session) error {
 		if err := m.st.DeleteSession(ctx, rec.User, rec.Device); err != nil {
 			return err
 		}
+	}
+	// Each session is a row kept for days: one account must not make
+	// them without end (a device ID is anything the account password opens).
+	n, err := m.st.CountUserSessions(ctx, rec.User, m.opts.MaxPerUser)
+	if err != nil {
+		return err
+	}
+	if n >= m.opts.MaxPerUser {
+		return errTooManySessions
 	}
 	return m.st.SaveSessions(ctx, []store.Session{rec})
 }
@@ -357,6 +374,13 @@ func (m *Manager) get(cl *mqtt.Client) *sess {
 func (m *Manager) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	s := m.get(cl)
 	if s == nil {
+		return
+	}
+	if errors.Is(s.broken, errTooManySessions) {
+		// mochi has sent the CONNACK (this hook cannot refuse it): the
+		// DISCONNECT says why (MQTT 5 0x97; 3.1.1: closed).
+		m.opts.Logger.Info("persistent session refused: the user holds the most allowed", "client", cl.ID, "max", m.opts.MaxPerUser)
+		_ = m.b.Server().DisconnectClient(cl, packets.ErrQuotaExceeded)
 		return
 	}
 	if s.broken != nil {

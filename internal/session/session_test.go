@@ -111,6 +111,8 @@ func (d *dev) tryRead(within time.Duration) (packets.Packet, error) {
 		err = pk.PublishDecode(body)
 	case packets.Suback:
 		err = pk.SubackDecode(body)
+	case packets.Disconnect:
+		err = pk.DisconnectDecode(body)
 	}
 	return pk, err
 }
@@ -695,4 +697,25 @@ func TestClientPacketIDsApart(t *testing.T) {
 			t.Fatalf("%+v, want m%d", ev, i)
 		}
 	}
+}
+
+// TestMaxPerUser: one user may hold --session-max-per-user persistent
+// sessions (each a row kept for days); a new one past it is disconnected
+// with 0x97, while the user's sessions and clean connections go on.
+func TestMaxPerUser(t *testing.T) {
+	s := testserver.Start(t, func(c *daemon.Config) { c.Sessions.MaxPerUser = 2 })
+	users(t, s, "bob")
+	o := connOpts{v5: true, expiry: 60}
+	dial(t, s, "bob", "a", o).disconnect()
+	dial(t, s, "bob", "b", o).disconnect()
+	third := dial(t, s, "bob", "c", o)
+	pk := third.read()
+	if pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != packets.ErrQuotaExceeded.Code {
+		t.Fatalf("a third session: %+v, want DISCONNECT 0x97", pk)
+	}
+	if a := dial(t, s, "bob", "a", o); !a.pres {
+		t.Fatal("an existing session was not resumed")
+	}
+	clean := dial(t, s, "bob", "c", connOpts{v5: true})
+	clean.subscribe(0)
 }

@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/imqtt/imqtt/store"
 )
@@ -199,6 +200,20 @@ func (s *Store) DeleteSessions(ctx context.Context, ids []store.SessionID) error
 		return fmt.Errorf("delete sessions: %w", err)
 	}
 	return nil
+}
+
+// CountUserSessions counts user's documents (the user field is indexed),
+// up to limit.
+func (s *Store) CountUserSessions(ctx context.Context, user string, limit int) (int, error) {
+	if err := s.begin(ctx, "count user sessions"); err != nil {
+		return 0, err
+	}
+	defer s.end()
+	n, err := s.c.sessions.CountDocuments(ctx, bson.D{{Key: "user", Value: user}}, options.Count().SetLimit(int64(limit)))
+	if err != nil {
+		return 0, fmt.Errorf("count sessions of %s: %w", user, err)
+	}
+	return int(n), nil
 }
 
 // DeleteUserSessions removes every session of user, by the user field

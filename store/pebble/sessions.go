@@ -293,6 +293,30 @@ func (s *Store) DeleteUserSessions(ctx context.Context, user string) error {
 	return nil
 }
 
+// CountUserSessions counts the rows under s/{user}\x00, up to limit.
+func (s *Store) CountUserSessions(ctx context.Context, user string, limit int) (int, error) {
+	if err := s.begin(ctx, "count user sessions"); err != nil {
+		return 0, err
+	}
+	defer s.end()
+	if err := checkID("user", user); err != nil {
+		return 0, fmt.Errorf("count user sessions: %w", err)
+	}
+	prefix := sessionPrefix(nil, user)
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, fmt.Errorf("count sessions of %s: %w", user, err)
+	}
+	n := 0
+	for ok := it.First(); ok && n < limit; ok = it.Next() {
+		n++
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return 0, fmt.Errorf("count sessions of %s: %w", user, err)
+	}
+	return n, nil
+}
+
 func checkSessionID(user, device string) error {
 	if err := checkID("user", user); err != nil {
 		return err

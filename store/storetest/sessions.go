@@ -25,6 +25,7 @@ func Sessions(t *testing.T, open func(t *testing.T) store.Sessions) {
 		{"DeleteSession", testSessionDelete},
 		{"DeleteSessions", testSessionDeleteMany},
 		{"DeleteUserSessions", testSessionDeleteUser},
+		{"CountUserSessions", testSessionCountUser},
 		{"SessionSaveMany", testSessionSaveMany},
 		{"SessionConcurrent", testSessionConcurrent},
 		{"SessionCanceled", testSessionCanceled},
@@ -253,6 +254,21 @@ func testSessionDeleteMany(t *testing.T, f *fixture) {
 	}
 	equalSession(t, "bob/tablet", f.loadSession("bob", "tablet"), fullSession("bob", "tablet"))
 	equalSession(t, "bobby/phone", f.loadSession("bobby", "phone"), fullSession("bobby", "phone"))
+}
+
+// testSessionCountUser: CountUserSessions counts the user's sessions only
+// (not those of a user whose ID starts with this one's), up to limit.
+func testSessionCountUser(t *testing.T, f *fixture) {
+	f.saveSessions(fullSession("bob", "a"), fullSession("bob", "b"), fullSession("bob", "c"), fullSession("bobby", "a"))
+	for _, c := range []struct {
+		user        string
+		limit, want int
+	}{{"bob", 10, 3}, {"bob", 2, 2}, {"bobby", 10, 1}, {"nobody", 10, 0}} {
+		n, err := f.sessions.CountUserSessions(f.ctx, c.user, c.limit)
+		if err != nil || n != c.want {
+			t.Errorf("count %s up to %d: %d, %v; want %d", c.user, c.limit, n, err, c.want)
+		}
+	}
 }
 
 // testSessionDeleteUser: DeleteUserSessions removes every session of the
