@@ -388,7 +388,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		presence.Elsewhere = d.bus.KickOn
 	}
 	d.uplink = &hooks.Uplink{}
-	d.sessions = session.New(d.st, d.chat, d.broker, session.Options{Node: cfg.NodeID, ExpiryMax: sessionExpiry(cfg.Sessions.ExpiryMax),
+	d.sessions = session.New(d.st, d.chat, d.broker, session.Options{Node: cfg.NodeID, Cluster: d.bus != nil, ExpiryMax: sessionExpiry(cfg.Sessions.ExpiryMax),
 		ReplayMax: cfg.Sessions.ReplayMax, Inflight: cfg.Sessions.Inflight, MaxPerUser: cfg.Sessions.MaxPerUser, Logger: cfg.Logger, Metrics: d.metrics})
 	srv := d.broker.Server()
 	for _, h := range []struct {

@@ -89,7 +89,12 @@ type Metrics interface {
 
 // Options configure the Manager; zero values take the defaults.
 type Options struct {
-	Node          string // this node's ID: a session's holder is "{node}/{nonce}"
+	Node string // this node's ID: a session's holder is "{node}/{nonce}"
+	// Cluster says other nodes share the store: a resumed session is
+	// then written as held before its CONNACK, so that a takeover on
+	// another node waits for it. One node keeps that in memory, and a
+	// device reconnecting in a loop costs no synced write each time.
+	Cluster       bool
 	ExpiryMax     uint32 // seconds; also given to mochi as its maximum session expiry
 	ReplayMax     int
 	Inflight      int
@@ -242,7 +247,7 @@ func (m *Manager) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 			m.forget(user, device)
 		default:
 			s.resumed, s.rec = true, rec
-			if !m.heldElsewhere(rec) {
+			if m.opts.Cluster && !m.heldElsewhere(rec) {
 				// This connection holds it now, in the store before its
 				// CONNACK: a connection of the device to another node then
 				// waits for this one to let go (OnSessionEstablished).
