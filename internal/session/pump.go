@@ -488,10 +488,9 @@ func (s *sess) synced(group string, pos uint64) {
 	s.m.changed(s)
 }
 
-// kickLocked starts the pump if a stream is behind, nothing is queued and
-// the window is open. Under s.mu.
+// kickLocked starts the pump if it has a read to make. Under s.mu.
 func (s *sess) kickLocked() {
-	if s.running || s.closed || !s.attached || s.queued > 0 || len(s.byPID) >= s.window || s.next() == nil {
+	if _, ok := s.toRead(); s.running || !ok {
 		return
 	}
 	s.running = true
@@ -505,18 +504,21 @@ func (s *sess) kick() {
 	s.mu.Unlock()
 }
 
-// next is a stream that is behind, the inbox first. Under s.mu.
-func (s *sess) next() *string {
+// toRead is the stream the pump reads next, the inbox first: one that is
+// behind, while nothing is queued and the window is open. Under s.mu.
+func (s *sess) toRead() (group string, ok bool) {
+	if s.closed || !s.attached || s.queued > 0 || len(s.byPID) >= s.window {
+		return "", false
+	}
 	if s.inbox.behind {
-		g := ""
-		return &g
+		return "", true
 	}
 	for g, st := range s.groups {
 		if st.behind {
-			return &g
+			return g, true
 		}
 	}
-	return nil
+	return "", false
 }
 
 // drainLocked sends what is queued, the inbox first, while the window is
@@ -570,13 +572,12 @@ func (s *sess) pump() {
 	for {
 		s.mu.Lock()
 		s.drainLocked()
-		g := s.next()
-		if s.closed || !s.attached || s.queued > 0 || len(s.byPID) >= s.window || g == nil {
+		group, ok := s.toRead()
+		if !ok {
 			s.running = false
 			s.mu.Unlock()
 			return
 		}
-		group := *g
 		st := s.stream(group)
 		since, gen := st.tail(), st.gen
 		s.mu.Unlock()
