@@ -371,8 +371,10 @@ func (s *sess) Offer(sub packets.Subscription, pk packets.Packet) {
 	case pos <= st.tail():
 		return // sent or queued already (read from the store first)
 	case !s.running && !st.behind && len(st.queue) == 0 && pos == st.sent+1 && len(s.byPID) < s.window:
-		s.sendLocked(group, pos, pk.Payload)
-		return
+		if s.sendLocked(group, pos, pk.Payload) {
+			return
+		}
+		time.AfterFunc(time.Second, s.kick) // mochi did not take it: read it from the store later
 	}
 	st.behind = true
 	st.gen++
