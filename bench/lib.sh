@@ -1,4 +1,4 @@
-# bench/lib.sh — shell helpers bench/run.sh and bench/ab.sh share; source it.
+# bench/lib.sh — shell helpers the bench scripts share; source it.
 
 # freeport prints a loopback TCP port nobody listens on, below the ephemeral
 # range so that the bench's own client sockets never take it.
@@ -32,3 +32,28 @@ waitport() {
 BENCH_LIMITS=(--max-send-rate 10000000 --max-send-burst 10000000
 	--login-ip-limit 1000000/s:1000000 --login-user-ip-limit 1000000/s:1000000
 	--login-user-limit 1000000/s:1000000 --register-ip-limit 1000000/s:1000000)
+
+# start_fresh_imqttd NODE ARGS...: $BIN/imqttd on an emptied $WORK/data and
+# free ports (MQ, HTTP, PPROF), its process in PID, its log appended to
+# $WORK/imqttd.log; returns once /readyz answers (1 if it never does).
+# stop_imqttd ends it. (bench/scale.sh, bench/sessions.sh)
+start_fresh_imqttd() {
+	local node=$1
+	shift
+	MQ=$(freeport) HTTP=$(freeport) PPROF=$(freeport)
+	rm -rf "$WORK/data"
+	"$BIN/imqttd" --mqtt-addr "127.0.0.1:$MQ" --http-addr "127.0.0.1:$HTTP" --pprof-addr "127.0.0.1:$PPROF" \
+		--data-dir "$WORK/data" --node-id "$node" --log-level warn "$@" 2>>"$WORK/imqttd.log" &
+	PID=$!
+	for _ in $(seq 200); do
+		curl -sf "http://127.0.0.1:$HTTP/readyz" >/dev/null && return
+		sleep 0.05
+	done
+	echo "imqttd did not become ready" >&2
+	return 1
+}
+stop_imqttd() {
+	kill "$PID" 2>/dev/null || true
+	wait "$PID" 2>/dev/null || true
+	PID=""
+}

@@ -59,23 +59,9 @@ say() { printf '\n== %s\n' "$*" >&2; }
 LIMITS=(--login-ip-limit 1000000/s:1000000 --login-user-ip-limit 1000000/s:1000000
 	--login-user-limit 1000000/s:1000000 --register-ip-limit 1000000/s:1000000)
 start_imqttd() {
-	MQ=$(freeport) HTTP=$(freeport) PPROF=$(freeport)
-	rm -rf "$WORK/data"
-	"$BIN/imqttd" --mqtt-addr "127.0.0.1:$MQ" --http-addr "127.0.0.1:$HTTP" --pprof-addr "127.0.0.1:$PPROF" \
-		--data-dir "$WORK/data" --node-id scale --log-level warn "${LIMITS[@]}" 2>>"$WORK/imqttd.log" &
-	PID=$!
-	for _ in $(seq 200); do
-		curl -sf "http://127.0.0.1:$HTTP/readyz" >/dev/null && return
-		sleep 0.05
-	done
-	echo "imqttd did not become ready" >&2
-	return 1
+	start_fresh_imqttd scale "${LIMITS[@]}"
 }
-stop() {
-	kill "$PID" 2>/dev/null || true
-	wait "$PID" 2>/dev/null || true
-	PID=""
-}
+stop() { stop_imqttd; }
 
 FAILED=0
 measure() {

@@ -55,24 +55,10 @@ mkdir -p "$OUT"
 FAILED=0
 HTTP="" MQ="" PPROF=""
 start_imqttd() {
-	MQ=$(freeport) HTTP=$(freeport) PPROF=$(freeport)
-	rm -rf "$WORK/data"
 	# shellcheck disable=SC2086 # IMQTTD_ARGS is words
-	"$BIN/imqttd" --mqtt-addr "127.0.0.1:$MQ" --http-addr "127.0.0.1:$HTTP" --pprof-addr "127.0.0.1:$PPROF" \
-		--data-dir "$WORK/data" --node-id bench --log-level warn "${BENCH_LIMITS[@]}" $IMQTTD_ARGS "$@" 2>>"$WORK/imqttd.log" &
-	PID=$!
-	for _ in $(seq 200); do
-		curl -sf "http://127.0.0.1:$HTTP/readyz" >/dev/null && return
-		sleep 0.05
-	done
-	echo "imqttd did not become ready" >&2
-	return 1
+	start_fresh_imqttd bench "${BENCH_LIMITS[@]}" $IMQTTD_ARGS "$@"
 }
-stop() {
-	kill "$PID" 2>/dev/null || true
-	wait "$PID" 2>/dev/null || true
-	PID=""
-}
+stop() { stop_imqttd; }
 # bench NAME ARGS...: one scenario against the running imqttd; its JSON in
 # $OUT/NAME.json, its table in $OUT/NAME.txt.
 bench() {
