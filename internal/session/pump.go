@@ -36,6 +36,7 @@ type sess struct {
 	started    bool // attach ran: the inbox is (being) taken
 	attached   bool // the inbox is delivered by this session
 	running    bool // a pump goroutine runs (or the resume does): no event is sent past it
+	placed     bool // the cursors are set (resume, startAtHeads): record takes their positions
 	closed     bool
 	superseded bool // taken over or dropped: saves nothing more
 }
@@ -107,7 +108,7 @@ func (s *sess) record() store.Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec := s.rec
-	if s.attached || s.inbox.acked > 0 {
+	if s.placed {
 		rec.Inbox = s.inbox.acked
 		rec.Groups = make(map[string]uint64, len(s.groups))
 		for g, st := range s.groups {
@@ -245,6 +246,7 @@ func (s *sess) resume() {
 		}
 		set(h.Group, st, pos, h.Seq)
 	}
+	s.placed = true
 	s.mu.Unlock()
 	for _, r := range resyncs {
 		s.resync(r)
@@ -284,6 +286,7 @@ func (s *sess) startAtHeads(ctx context.Context) error {
 	for _, h := range heads.Groups {
 		s.groups[h.Group] = &stream{acked: h.Seq, sent: h.Seq, base: h.Seq}
 	}
+	s.placed = true
 	return nil
 }
 
@@ -384,6 +387,9 @@ func (s *sess) Offer(sub packets.Subscription, pk packets.Packet) {
 // sendLocked publishes payload at QoS 1 and records it in flight. It
 // reports false if mochi did not take it (the connection is gone).
 func (s *sess) sendLocked(group string, pos uint64, payload []byte) bool {
+	if s.closed {
+		return false // taken over: mochi would hand what is in flight to the next connection
+	}
 	st := s.stream(group)
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},

@@ -200,14 +200,18 @@ func (m *Manager) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if !ok || cl.Net.Inline {
 		return
 	}
-	if old, ok := m.b.Server().Clients.Get(cl.ID); ok && old != cl {
-		// mochi would resend what is in flight to the connection it takes
-		// over; the session resends from its positions instead.
-		old.ClearInflights()
-	}
 	m.mu.Lock()
 	prev := m.byID[cl.ID]
 	m.mu.Unlock()
+	if prev != nil {
+		prev.close() // its connection is being taken over: it sends nothing more
+	}
+	if old, ok := m.b.Server().Clients.Get(cl.ID); ok && old != cl {
+		// mochi would resend what is in flight to the connection it takes
+		// over; the session resends from its positions instead. After the
+		// close above: a publish of its pump after this would be resent.
+		old.ClearInflights()
+	}
 	if prev != nil && prev.discarded() {
 		// Ending (its disconnect is saving it) or dropped: wait for its
 		// last write, then read the store.
@@ -216,8 +220,7 @@ func (m *Manager) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		prev = nil
 	}
 	if prev != nil {
-		prev.supersede() // its connection is being taken over: it saves and sends nothing more
-		prev.close()
+		prev.supersede() // taken over: it saves nothing more
 	}
 	if !persistent(cl, pk) {
 		// A clean session discards the device's previous one [MQTT-3.1.2-6]

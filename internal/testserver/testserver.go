@@ -106,10 +106,13 @@ func (s *Server) Restart(t testing.TB) {
 	s.start(t)
 }
 
-// logger is quiet unless IMQTT_TEST_LOG is set.
+// logger is quiet unless IMQTT_TEST_LOG is set: to a level (debug, info,
+// warn, error), or anything else for debug.
 func logger() *slog.Logger {
-	if os.Getenv("IMQTT_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if v := os.Getenv("IMQTT_TEST_LOG"); v != "" {
+		level := slog.LevelDebug
+		_ = level.UnmarshalText([]byte(v))
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
