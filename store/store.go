@@ -25,6 +25,11 @@
 //	Grants         MediaGrants                                 media
 //	Sessions       LoadSession, SaveSessions, DeleteSession,   session (persistent MQTT sessions)
 //	               DeleteUserSessions
+//	Push           PutPushDevice, GetPushDevice, PushDevices,  push (offline push: registrations and
+//	               DeletePushDevice, ..., ClaimPushJobs,       the outbox); api (registrations)
+//	               AddPushItems, ClaimPushDevice, ...
+//	Settings       PutConvSettings, GetConvSettings,           chat (mute, pin, total_unread); push (mute)
+//	               UserConvSettings, ConvSettingsFor
 //	Lifecycle      Ping, Close                                 daemon
 //
 // Commit is the one write path of messages: a Batch carries the conversation
@@ -203,6 +208,9 @@ type Batch struct {
 	// read positions written with the messages (a sender has read its own).
 	Heads []GroupHead
 	Reads []GroupRead
+	// PushJobs are the batch's messages to push (when push is on): one
+	// per message, written with it (an existing one is left as it is).
+	PushJobs []PushJob
 
 	// Existing is filled by Commit in a store shared by several nodes: an
 	// entry i means that Acks[i]'s (From, CMID) was already being stored
@@ -228,6 +236,8 @@ type Store interface {
 	Groups
 	Grants
 	Sessions
+	Push
+	Settings
 	Lifecycle
 }
 
