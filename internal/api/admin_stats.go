@@ -251,7 +251,7 @@ type adminStatsReply struct {
 		Drops        float64 `json:"drops"`
 	} `json:"per_sec"`
 	Push   pushStats `json:"push"`
-	Series []point    `json:"series"` // per sampling period, oldest first, after ?since=
+	Series []point   `json:"series"` // per sampling period, oldest first, after ?since=
 }
 
 // point is one sampling period of the charts.
