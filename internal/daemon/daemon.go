@@ -516,6 +516,10 @@ func (d *Daemon) HTTPAddr() string { return d.httpAddr }
 // Store is the daemon's store (for tests and tools).
 func (d *Daemon) Store() store.Store { return d.st }
 
+// Presence is the node's view of which devices are connected (in
+// scale-out, the cluster's).
+func (d *Daemon) Presence() state.Presence { return d.state }
+
 // Metrics are the daemon's instruments.
 func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
 
