@@ -12,6 +12,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -340,6 +342,20 @@ func isUint(s string) bool {
 	}
 	_, err := strconv.ParseUint(s, 10, 64)
 	return err == nil
+}
+
+// CAFile writes the fake's certificate (PEM) into dir and returns its
+// path: for an imqttd run as a process, SSL_CERT_FILE=path makes it
+// trusted.
+func (a *APNs) CAFile(dir string) string { return caFile(a.t, a.Server, dir, "apns-ca.pem") }
+
+func caFile(t testing.TB, s *httptest.Server, dir, name string) string {
+	path := filepath.Join(dir, name)
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})
+	if err := os.WriteFile(path, cert, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func certPool(s *httptest.Server) *x509.CertPool {

@@ -135,6 +135,11 @@ func (f *FCM) Client() *http.Client { return f.Server.Client() }
 // RootCAs returns a pool with the fake's certificate.
 func (f *FCM) RootCAs() *x509.CertPool { return certPool(f.Server) }
 
+// CAFile writes the fake's certificate (PEM) into dir and returns its
+// path: for an imqttd run as a process, SSL_CERT_FILE=path makes it
+// trusted.
+func (f *FCM) CAFile(dir string) string { return caFile(f.t, f.Server, dir, "fcm-ca.pem") }
+
 // Messages returns the accepted messages, in order.
 func (f *FCM) Messages() []FCMMessage { return f.msgs.all() }
 

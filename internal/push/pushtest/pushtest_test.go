@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -219,5 +220,18 @@ func TestWebhookFake(t *testing.T) {
 	}
 	if p := h.Pushes(); len(p) != 1 || p[0].Badge != 2 || p[0].User != "bob" {
 		t.Fatalf("recorded %+v", p)
+	}
+}
+
+// TestCAFile: the written certificate is the fake's.
+func TestCAFile(t *testing.T) {
+	a := NewAPNs(t)
+	raw, err := os.ReadFile(a.CAFile(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(raw) || !pool.Equal(a.RootCAs()) {
+		t.Fatal("CAFile is not the fake's certificate")
 	}
 }
