@@ -26,12 +26,17 @@ import (
 //	gh/{group}                      group head: seq(8) msgid(8) ts(8)
 //	gq/{group}\x00{seq}              group message: msgid(8)
 //	s/{user}\x00{device}             persistent MQTT session (binary, sessions.go)
+//	cs/{user}\x00{conv}              conversation settings (binary, settings.go)
+//	cr/{conv}\x00{user}              the same row, by conversation (ConvSettingsFor)
 //	meta/epoch                      the store's epoch
 //
 // s/ came after format 2 without a new format: no older binary reads it
 // (it only ever looks up its own prefixes), so its rows mean nothing to
 // a store an older release opens, and a store an older release wrote
 // simply has no sessions. A change of its value's meaning needs one.
+// cs/ and cr/ (conversation settings) came the same way. A prefix is a whole key part
+// up to its '/': a scan of c/ (LowerBound "c/", UpperBound "c0") never
+// meets cs/ or cr/, whose second byte is above '0'.
 const (
 	pfxUser    = "u/"
 	pfxToken   = "t/"
@@ -48,6 +53,8 @@ const (
 	pfxHead    = "gh/"
 	pfxGroupQ  = "gq/"
 	pfxSession = "s/"
+	pfxConvSet = "cs/"
+	pfxConvRev = "cr/"
 	keyEpoch   = "meta/epoch"
 	keyFormat  = "meta/format"
 	sep        = 0
