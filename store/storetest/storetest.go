@@ -1,7 +1,7 @@
 // Package storetest is the conformance suite of store.Store, in one part per
 // role of the store: Accounts, Versions, Messages, Conversations, Groups,
-// Grants, Sessions and Lifecycle. Every implementation runs Run (and RunReopen if it
-// persists to a directory) from its own tests; a store of only some roles
+// Grants, Sessions, Push and Lifecycle. Every implementation runs Run (and
+// RunReopen if it persists to a directory) from its own tests; a store of only some roles
 // (a fake for a consumer's tests) runs the parts of its roles. The suite
 // tests the contract in store.go, not an engine.
 package storetest
@@ -130,6 +130,7 @@ type fixture struct {
 	groups        store.Groups
 	grants        store.Grants
 	sessions      store.Sessions
+	push          store.Push
 	life          store.Lifecycle
 }
 
@@ -153,6 +154,7 @@ func newFixture(t *testing.T, s any) *fixture {
 	f.groups, _ = s.(store.Groups)
 	f.grants, _ = s.(store.Grants)
 	f.sessions, _ = s.(store.Sessions)
+	f.push, _ = s.(store.Push)
 	f.life, _ = s.(store.Lifecycle)
 	return f
 }
