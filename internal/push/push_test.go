@@ -424,6 +424,13 @@ func TestRegistrationRefusals(t *testing.T) {
 	if err := bob.UnregisterPush(ctx, ""); !errors.As(err, &we) || we.Code != wire.CodeNotFound {
 		t.Fatalf("unregister the current device (phone), which has none now: %v", err)
 	}
+	// A device of the caller's with no registration is 404 (a device
+	// registers only its own token: "current").
+	req, _ := http.NewRequest(http.MethodPut, e.s.HTTP+"/v1/devices/nosuch/push", strings.NewReader(`{"provider":"fcm","token":"t"}`))
+	req.Header.Set("Authorization", "Bearer "+bob.Token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("PUT on a device that does not exist: %v %v", resp.StatusCode, err)
+	}
 	// Logout removes the device's registration.
 	if err := bobTablet.Logout(ctx); err != nil {
 		t.Fatal(err)
