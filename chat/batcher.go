@@ -78,9 +78,15 @@ func (s *Service) process(ops []*sendOp) {
 		valid = append(valid, op)
 	}
 	s.allocate(ctx, s.dedupe(ctx, valid), &b)
+	if s.opts.Pushed != nil {
+		addPushJobs(&b)
+	}
 	if b.Len() > 0 {
 		start := time.Now()
 		err := s.st.Commit(ctx, &b)
+		if err == nil && len(b.PushJobs) > 0 {
+			s.opts.Pushed()
+		}
 		s.m.CommitSeconds.Observe(time.Since(start).Seconds())
 		s.m.BatchSize.Observe(float64(b.Len()))
 		if err != nil {
@@ -295,4 +301,15 @@ func (s *Service) runDispatcher() {
 // deliver sends msg to user's inbox as that user's event at version ver.
 func (s *Service) deliver(m store.Message, user string, ver uint64) {
 	s.toUser(user, imsync.ToMsg(store.Event{Entry: store.Entry{User: user, Ver: ver}, Msg: m}))
+}
+
+// addPushJobs has the batch write a push job with each message that has
+// someone to push to (not a note to oneself): offline push is as durable
+// as the message.
+func addPushJobs(b *store.Batch) {
+	for _, m := range b.Messages {
+		if m.Group != "" || m.To != m.From {
+			b.PushJobs = append(b.PushJobs, store.PushJob{MsgID: m.ID, Created: m.TS})
+		}
+	}
 }

@@ -97,8 +97,13 @@ type Options struct {
 	// ReadTick is how long group read positions are gathered before one
 	// merged write; default 10ms.
 	ReadTick time.Duration
-	Logger   *slog.Logger
-	Metrics  *metrics.Metrics
+	// Pushed, when set, turns offline push on: every stored message is
+	// committed with a push job (store.Batch.PushJobs), and Pushed is
+	// called after each commit that wrote some (it must not block: the
+	// push worker's wake-up).
+	Pushed  func()
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
 }
 
 func (o *Options) fill() {

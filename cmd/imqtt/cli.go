@@ -55,6 +55,7 @@ func init() {
 		{"conversations", "", "the conversation list with unread counts", cmdConversations},
 		{"history", "PEER [--before ID] [--limit N]", "messages with PEER, newest first", cmdHistory},
 		{"read", "PEER [--upto ID]", "mark messages with PEER read", cmdRead},
+		{"push", "[register --provider apns|fcm|webhook --token T [--topic B] [--sandbox] | unregister [DEVICE]]", "this device's offline push registration (none: list them)", cmdPush},
 		{"groups", "[create NAME [--id G] [--members a,b] | show G | add G USER... [--admin] | remove G USER | leave G]", "list, create and manage groups", cmdGroups},
 		{"mute", "(PEER | --group G) [--until DURATION]", "mute a conversation (its unread leaves the total; no push but mentions)", cmdMute},
 		{"unmute", "(PEER | --group G)", "unmute a conversation", cmdUnmute},

@@ -18,6 +18,7 @@ import (
 	"github.com/imqtt/imqtt/internal/api"
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/media"
+	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store/pebble"
@@ -36,7 +37,15 @@ type options struct {
 	config    string
 	logFormat string
 	logLevel  string
+	push      pushFlags
 	finish    func() // copies the typed-down flag values into cfg
+}
+
+// pushFlags configure offline push's providers (main builds them: push.go).
+type pushFlags struct {
+	apnsKeyFile, apnsKeyID, apnsTeamID, apnsTopic, apnsURL string
+	fcmCredentials, fcmURL, fcmTokenURL                    string
+	webhook, webhookSecret                                 string
 }
 
 func newFlagSet(o *options) *flag.FlagSet {
@@ -94,6 +103,20 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&c.HTTPConnsPerIP, "max-http-conns-per-ip", daemon.DefaultHTTPConnsPerIP, "most HTTP connections one address (an IPv6 /64) may hold open; more are closed at once (negative: no cap)")
 	fs.IntVar(&c.HTTPConns, "max-http-conns", daemon.DefaultHTTPConns, "most HTTP connections all addresses together may hold open; more are closed at once (negative: no cap)")
 	fs.DurationVar(&c.HTTPUploadWindow, "http-upload-window", api.DefaultUploadWindow, "the window over which --http-upload-min-rate is averaged: how long an upload may stall")
+	fs.StringVar(&c.Push.Preview, "push-preview", push.DefaultPreview, "what an offline push says: full (sender and text), sender (\"alice sent you a message\") or none")
+	fs.DurationVar(&c.Push.TTL, "push-ttl", push.DefaultTTL, "how long a push is retried while its provider fails; then it is dropped (and counted)")
+	fs.Float64Var(&c.Push.Rate, "push-rate", push.DefaultRate, "most push notifications this node sends a second, all providers together (a 10,000-member group's pushes queue behind it; live delivery never does)")
+	p := &o.push
+	fs.StringVar(&p.apnsKeyFile, "apns-key-file", "", "APNs: the .p8 signing key (token auth); with --apns-key-id, --apns-team-id and --apns-topic turns APNs on")
+	fs.StringVar(&p.apnsKeyID, "apns-key-id", "", "APNs: the key's ID")
+	fs.StringVar(&p.apnsTeamID, "apns-team-id", "", "APNs: the team ID")
+	fs.StringVar(&p.apnsTopic, "apns-topic", "", "APNs: the app's bundle ID (a device may register another)")
+	fs.StringVar(&p.apnsURL, "apns-url", "", "APNs: the server (empty: Apple's production host, its sandbox host for devices registered with sandbox)")
+	fs.StringVar(&p.fcmCredentials, "fcm-credentials", "", "FCM: the service account's JSON key file; turns FCM (HTTP v1) on")
+	fs.StringVar(&p.fcmURL, "fcm-url", "", "FCM: the API's base URL (empty: https://fcm.googleapis.com)")
+	fs.StringVar(&p.fcmTokenURL, "fcm-token-url", "", "FCM: the OAuth2 token URL (empty: the credentials')")
+	fs.StringVar(&p.webhook, "push-webhook", "", "push through a webhook: each notification is POSTed to this URL, signed with --webhook-secret")
+	fs.StringVar(&p.webhookSecret, "webhook-secret", "", "the HMAC-SHA256 key webhooks are signed with (X-Imqtt-Signature); prefer IMQTT_WEBHOOK_SECRET")
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet in bytes; larger closes the connection")
 	fs.UintVar(&writes, "max-writes-pending", broker.DefaultMaxWritesPending, "per-client outbound queue in packets for TLS connections (overflow is recovered by sync)")
@@ -180,6 +203,9 @@ func parse(args []string, env func(string) string) (*options, error) {
 	}
 	if s := o.cfg.Sessions; s.ExpiryMax < time.Second || s.ReplayMax <= 0 || s.MaxPerUser <= 0 || s.Inflight <= 0 || s.Inflight > 65535 {
 		return nil, errors.New("--session-expiry-max: at least 1s; --session-replay-max and --session-max-per-user: a positive count; --session-inflight: 1 to 65535 (MQTT's packet IDs)")
+	}
+	if !push.ValidPreview(o.cfg.Push.Preview) || o.cfg.Push.TTL < time.Second || o.cfg.Push.Rate <= 0 {
+		return nil, errors.New("--push-preview: full, sender or none; --push-ttl: at least 1s; --push-rate: above 0")
 	}
 	if o.cfg.SyncInterval < 0 {
 		return nil, errors.New("--sync-interval: 0 (sync each commit) or a positive duration")

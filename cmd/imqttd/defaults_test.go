@@ -1,11 +1,10 @@
 package main
 
 import (
-	"time"
-
 	"flag"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/chat"
@@ -14,6 +13,7 @@ import (
 	"github.com/imqtt/imqtt/internal/api"
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/media"
+	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
 	"github.com/imqtt/imqtt/store/pebble"
 )
@@ -58,6 +58,19 @@ var flagDefaults = map[string]any{
 	"session-expiry-max":    session.DefaultExpiryMax * time.Second,
 	"session-replay-max":    session.DefaultReplayMax,
 	"session-inflight":      session.DefaultInflight,
+	"push-preview":          push.DefaultPreview,
+	"push-ttl":              push.DefaultTTL,
+	"push-rate":             float64(push.DefaultRate),
+	"apns-key-file":         "", // APNs off
+	"apns-key-id":           "",
+	"apns-team-id":          "",
+	"apns-topic":            "",
+	"apns-url":              "", // Apple's hosts
+	"fcm-credentials":       "", // FCM off
+	"fcm-url":               "", // Google's
+	"fcm-token-url":         "", // the credentials'
+	"push-webhook":          "", // off
+	"webhook-secret":        "",
 	"session-max-per-user":  session.DefaultMaxPerUser,
 	"media-max-image":       media.DefaultMaxImage,
 	"media-max-audio":       media.DefaultMaxAudio,

@@ -50,6 +50,10 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	o.cfg.Logger = log
+	if o.cfg.Push.Pushers, err = o.push.pushers(log); err != nil {
+		fmt.Fprintln(stderr, "imqttd:", err)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := daemon.Run(ctx, o.cfg); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/imqtt/imqtt/internal/account"
+	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -71,6 +72,12 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request, c caller) {
 	if err := a.cfg.Accounts.Revoke(r.Context(), c.token); err != nil {
 		a.storeError(w, "revoke", err)
 		return
+	}
+	if a.cfg.Push != nil {
+		// The device logged out: nothing more is pushed to it.
+		if err := a.cfg.Push.Unregister(r.Context(), c.user, c.device); err != nil && !errors.Is(err, store.ErrNotFound) {
+			a.log.Warn("logout: remove the device's push registration; it goes with the login at its next push", "err", err)
+		}
 	}
 	if a.cfg.Kicker != nil {
 		a.cfg.Kicker.KickDevice(wire.ClientID(c.user, c.device))

@@ -162,6 +162,7 @@ func (a *API) adminRoutes() {
 		"GET /v1/admin/events":                        a.adminEvents,
 		"GET /v1/admin/clients":                       a.adminClients,
 		"GET /v1/admin/clients/{user}/{device}":       a.adminClient,
+		"GET /v1/admin/users/{user}/push":             a.adminPushDevices,
 		"POST /v1/admin/clients/{user}/{device}/kick": a.adminKick,
 		"GET /v1/admin/bans":                          a.adminBans,
 		"POST /v1/admin/bans":                         a.adminAddBan,

@@ -87,6 +87,12 @@ func (a *API) adminAddBan(w http.ResponseWriter, r *http.Request) {
 			a.log.Warn("admin: ban: drop the user's persistent sessions", "user", b.User, "err", err)
 		}
 	}
+	if a.cfg.Push != nil && b.User != "" {
+		// Nothing is pushed to a banned user's phones.
+		if err := a.cfg.Push.DropUser(r.Context(), b.User); err != nil {
+			a.log.Warn("admin: ban: remove the user's push registrations", "user", b.User, "err", err)
+		}
+	}
 	kicked := KickBanned(a.adm.cfg.Broker, b)
 	a.log.Info("admin: ban", "ban", b.ID, "user", b.User, "ip", b.IP, "expires", b.Expires, "kicked", kicked)
 	writeJSON(w, http.StatusCreated, struct {

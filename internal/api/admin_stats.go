@@ -250,7 +250,8 @@ type adminStatsReply struct {
 		AuthFailures float64 `json:"auth_failures"`
 		Drops        float64 `json:"drops"`
 	} `json:"per_sec"`
-	Series []point `json:"series"` // per sampling period, oldest first, after ?since=
+	Push   pushStats `json:"push"`
+	Series []point   `json:"series"` // per sampling period, oldest first, after ?since=
 }
 
 // point is one sampling period of the charts.
@@ -327,6 +328,7 @@ func (a *API) adminStats(w http.ResponseWriter, r *http.Request) {
 	out.Totals.Errors, out.Totals.ACLDenials, out.Totals.AuthFailures, out.Totals.Drops = now.errors, now.denials, now.authFailures, now.drops
 	out.PerSec.Errors, out.PerSec.ACLDenials = rate(now.errors, old.errors, secs), rate(now.denials, old.denials, secs)
 	out.PerSec.AuthFailures, out.PerSec.Drops = rate(now.authFailures, old.authFailures, secs), rate(now.drops, old.drops, secs)
+	out.Push = pushStatsOf(a.cfg.Metrics)
 	if since >= 0 {
 		for i := 1; i < len(held); i++ {
 			if held[i].t.UnixMilli() > since {
@@ -359,4 +361,26 @@ func (a *API) adminEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"node": a.adm.cfg.Node,
 		"events": a.cfg.Metrics.Recent.Recent(kind, uint64(after), int(limit))})
+}
+
+// pushStats is offline push's health, since the node started: the
+// notifications by result, by provider, and the outbox's depth.
+type pushStats struct {
+	Results map[string]map[string]float64 `json:"results"` // provider → result → count
+	Outbox  map[string]float64            `json:"outbox"`  // jobs, items
+	Latency latency                       `json:"latency_ms"`
+}
+
+func pushStatsOf(m *metrics.Metrics) pushStats {
+	out := pushStats{Results: map[string]map[string]float64{}, Outbox: map[string]float64{}}
+	collect(m.PushTotal, func(d *dto.Metric) {
+		p := label(d, "provider")
+		if out.Results[p] == nil {
+			out.Results[p] = map[string]float64{}
+		}
+		out.Results[p][label(d, "result")] = d.GetCounter().GetValue()
+	})
+	collect(m.PushOutboxDepth, func(d *dto.Metric) { out.Outbox[label(d, "kind")] = d.GetGauge().GetValue() })
+	out.Latency = latencyOf(readHist(m.PushSeconds), 1000)
+	return out
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/imqtt/imqtt/internal/account"
 	"github.com/imqtt/imqtt/internal/drain"
 	"github.com/imqtt/imqtt/internal/metrics"
+	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -55,7 +56,8 @@ type Config struct {
 	Web       http.Handler // the web chat (webchat.Handler), mounted at /chat/; nil: none
 	MaxBody   int64        // request body limit; default 256 KiB
 	Logger    *slog.Logger
-	Admin     AdminConfig // /v1/admin/ and /dashboard/ (admin.go)
+	Admin     AdminConfig    // /v1/admin/ and /dashboard/ (admin.go)
+	Push      *push.Registry // devices' push registrations (push.go); nil: none
 
 	// Request bodies' deadlines (deadline.go): BodyTimeout bounds a body's
 	// arrival (default 10s); an upload must bring UploadMinRate bytes a
@@ -111,6 +113,7 @@ func New(cfg Config) *API {
 	if cfg.Media != nil {
 		a.mediaRoutes()
 	}
+	a.pushRoutes()
 	a.mux.HandleFunc("GET /v1/endpoints", a.endpoints)
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -155,6 +158,7 @@ func dotSegment(path string) bool {
 // caller is the authenticated user of a request.
 type caller struct {
 	user, device, token string
+	hash                string // the token's SHA-256, as the store keeps it
 }
 
 type authedHandler func(w http.ResponseWriter, r *http.Request, c caller)
@@ -180,7 +184,7 @@ func (a *API) auth(next authedHandler) http.HandlerFunc {
 		if a.refuseBanned(w, r, row.User) {
 			return
 		}
-		next(w, r, caller{user: row.User, device: row.Device, token: token})
+		next(w, r, caller{user: row.User, device: row.Device, token: token, hash: row.Hash})
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/imqtt/imqtt/internal/drain"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/metrics"
+	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
 	"github.com/imqtt/imqtt/internal/webchat"
 	"github.com/imqtt/imqtt/state"
@@ -124,6 +125,9 @@ type Config struct {
 	// replays, how many QoS 1 events one device may leave unacknowledged
 	// (zero values: the package's defaults, 7 days, 10,000, 32).
 	Sessions SessionOptions
+	// Push is offline push (internal/push): the providers to push
+	// through (none: push off) and how.
+	Push PushOptions
 	// MaxClientRequests bounds one client's sync and read requests in
 	// flight; more are answered busy (0: hooks.DefaultRequestsPerClient, 4).
 	MaxClientRequests int
@@ -214,6 +218,7 @@ type Daemon struct {
 	stopBackground chan struct{}
 	uplink         *hooks.Uplink
 	sessions       *session.Manager
+	pusher         *push.Worker // nil: no provider configured
 
 	// scale-out only
 	rdb      goredis.UniversalClient
@@ -372,8 +377,15 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if d.bus != nil {
 		copts.Remote = d.bus
 	}
+	if len(cfg.Push.Pushers) > 0 {
+		copts.Pushed = func() { d.pusher.Notify() } // set before chat's goroutines start (below)
+	}
 	if d.chat, err = chat.New(d.st, d.state, d.path, copts); err != nil {
 		return nil, err
+	}
+	if len(cfg.Push.Pushers) > 0 {
+		d.pusher = push.New(d.st, d.state, d.chat, push.Options{Node: cfg.NodeID, Pushers: cfg.Push.Pushers,
+			Preview: cfg.Push.Preview, TTL: cfg.Push.TTL, Rate: cfg.Push.Rate, Logger: cfg.Logger, Metrics: d.metrics})
 	}
 	d.chat.Start()
 	if d.bus != nil {
@@ -410,6 +422,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		}
 	}
 	d.sessions.Start()
+	if d.pusher != nil {
+		d.pusher.Start()
+	}
 	if err := d.broker.Start(); err != nil {
 		return nil, err
 	}
@@ -421,6 +436,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
 			Broker: d.broker, Sender: d.path, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
 			Remote: d.kickRemote(), Backup: d.backupFunc(), Sessions: d.sessions},
+		Push: push.NewRegistry(d.st, d.providesPush),
 	})
 	d.api = handler
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
@@ -499,6 +515,10 @@ func (d *Daemon) HTTPAddr() string { return d.httpAddr }
 
 // Store is the daemon's store (for tests and tools).
 func (d *Daemon) Store() store.Store { return d.st }
+
+// Presence is the node's view of which devices are connected (in
+// scale-out, the cluster's).
+func (d *Daemon) Presence() state.Presence { return d.state }
 
 // Metrics are the daemon's instruments.
 func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
@@ -585,6 +605,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	errs = append(errs, d.broker.Close())
 	d.sessions.Close() // after the broker: the sessions its clients released are saved
+	if d.pusher != nil {
+		d.pusher.Close(ctx) // after chat: the last commits' pushes are in the outbox for whoever runs next
+	}
 	errs = append(errs, d.closeStores(ctx))
 	d.log.Info("imqttd stopped", "node", d.cfg.NodeID)
 	return errors.Join(errs...)
@@ -685,4 +708,17 @@ func sessionExpiry(d time.Duration) uint32 {
 		return session.DefaultExpiryMax
 	}
 	return uint32(min(d/time.Second, time.Duration(^uint32(0))))
+}
+
+// PushOptions configure offline push (Config.Push).
+type PushOptions struct {
+	Pushers []push.Pusher // the providers (none: push off)
+	Preview string        // push.PreviewFull, PreviewSender (""), PreviewNone
+	TTL     time.Duration // 0: push.DefaultTTL
+	Rate    float64       // notifications a second from this node; 0: push.DefaultRate
+}
+
+// providesPush reports whether this node pushes through provider.
+func (d *Daemon) providesPush(provider string) bool {
+	return d.pusher != nil && d.pusher.Provides(provider)
 }

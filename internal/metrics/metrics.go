@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"slices"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -43,6 +44,9 @@ type Metrics struct {
 	SessionsActive      prometheus.Gauge       // sessions delivering their inbox at QoS 1 on this node
 	SessionUnackedGauge prometheus.Gauge       // events sent to sessions and not yet acknowledged
 	SessionSaveFailures prometheus.Counter     // batches of positions the store did not take (retried)
+	PushTotal           *prometheus.CounterVec // provider, result: notifications and what became of them
+	PushSeconds         prometheus.Histogram   // a message's commit to its push's acceptance
+	PushOutboxDepth     *prometheus.GaugeVec   // kind: jobs (messages not expanded), items (pushes pending)
 	// Recent keeps the last refused logins, denials and error replies for the
 	// dashboard; AuthFailed, ACLDenied and ErrorReplied feed it with the counters.
 	Recent      *oplog.Recorder
@@ -99,6 +103,14 @@ func New() *Metrics {
 		Help: "Events sent at QoS 1 to persistent sessions and not yet acknowledged: the lag of their acknowledged positions."})
 	m.SessionSaveFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "imqtt_session_save_failures_total",
 		Help: "Writes of persistent sessions' positions the store refused; they are retried."})
+	m.PushTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_push_total",
+		Help: "Offline push notifications by provider and result: sent, retry, invalid_token, failed, expired (past --push-ttl), online (the device came back first), revoked (its login ended), unavailable (provider not configured here)."},
+		[]string{"provider", "result"})
+	m.PushSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "imqtt_push_latency_seconds",
+		Help:    "From a message's commit to the provider's acceptance of its push (collapse window and retries included).",
+		Buckets: []float64{.05, .1, .25, .5, 1, 2, 4, 8, 30, 120, 600, 3600}})
+	m.PushOutboxDepth = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imqtt_push_outbox",
+		Help: "The push outbox in the store: jobs (stored messages not yet expanded to devices) and items (pushes pending to devices)."}, []string{"kind"})
 	for _, k := range inKinds {
 		m.Publishes.WithLabelValues("in", k)
 	}
@@ -113,6 +125,7 @@ func New() *Metrics {
 	r.MustRegister(m.AuthFailures, m.ACLDenials, m.Messages, m.Errors, m.Dropped, m.ClusterDropped, m.BatchSize,
 		m.CommitSeconds, m.AckSeconds, m.SyncItems, m.SyncBatches, m.Connections, m.GroupFanout, m.GroupFanoutSeconds, m.Publishes, m.Refusals,
 		m.SessionReplays, m.SessionResyncs, m.SessionsActive, m.SessionUnackedGauge, m.SessionSaveFailures,
+		m.PushTotal, m.PushSeconds, m.PushOutboxDepth,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -202,3 +215,17 @@ func (m *Metrics) ErrorReplied(code, client, message string) {
 // Refused counts one refusal by a protective limit. limit is a fixed name
 // from the code, never from a client, so the label space stays bounded.
 func (m *Metrics) Refused(limit string) { m.Refusals.WithLabelValues(limit).Inc() }
+
+// Pushed counts a push notification's result.
+func (m *Metrics) Pushed(provider, result string) {
+	m.PushTotal.WithLabelValues(provider, result).Inc()
+}
+
+// PushLatency records a message's commit to its push's acceptance.
+func (m *Metrics) PushLatency(d time.Duration) { m.PushSeconds.Observe(d.Seconds()) }
+
+// PushOutbox sets the depth of the push outbox.
+func (m *Metrics) PushOutbox(jobs, items int64) {
+	m.PushOutboxDepth.WithLabelValues("jobs").Set(float64(jobs))
+	m.PushOutboxDepth.WithLabelValues("items").Set(float64(items))
+}

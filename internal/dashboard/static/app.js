@@ -179,6 +179,17 @@ async function overview() {
   $("t-errors").textContent = fmt(s.per_sec.errors);
   $("t-errors-total").textContent = count(s.totals.errors) + " total";
   $("t-denials").textContent = [s.totals.acl_denials, s.totals.auth_failures, s.totals.drops].map(count).join(" · ");
+  const push = { sent: 0, retry: 0, failed: 0, dropped: 0 };
+  for (const byResult of Object.values((s.push && s.push.results) || {})) {
+    push.sent += byResult.sent || 0;
+    push.retry += byResult.retry || 0;
+    push.failed += (byResult.failed || 0) + (byResult.invalid_token || 0);
+    push.dropped += byResult.expired || 0;
+  }
+  const outbox = (s.push && s.push.outbox) || {};
+  $("t-push").textContent = [push.sent, push.retry, push.failed].map(count).join(" · ");
+  $("t-push-sub").textContent = "outbox " + count(outbox.items || 0) + " pending · " + count(push.dropped) + " expired · p99 " +
+    fmt(s.push ? s.push.latency_ms.p99 : 0) + " ms";
   drawCharts();
 }
 
