@@ -16,7 +16,8 @@
 // point at them (group log, inbox entries), members before their group
 // documents, acks (which say a send is stored) after all of a send's rows,
 // version counters after the entries they cover, sessions (whose
-// positions point into the inboxes and group logs) last. The source's epoch is
+// positions point into the inboxes and group logs), then the push
+// registrations and outbox, last. The source's epoch is
 // made the target's last, so that devices keep their cursors.
 package migrate
 
@@ -365,6 +366,18 @@ var kinds = []kindCopy{
 	// the target's, so a device that comes back to a node on the target
 	// gets its replay from where it was, rather than silently nothing.
 	kind(pebble.Sessions, "sessions", (*mongo.Store).ImportSessions),
+	// The push outbox: registrations, items (done ones too, so that a job
+	// expanded again pushes nothing twice), then the jobs not yet
+	// expanded. Claims are not carried: the target's workers claim anew.
+	kind(pebble.PushDevices, "push_devices", (*mongo.Store).ImportPushDevices),
+	kind(pebble.PushItems, "push_items", func(dst *mongo.Store, ctx context.Context, rows []pebble.PushItemRow) error {
+		rs := make([]mongo.PushItemRow, len(rows))
+		for i, r := range rows {
+			rs[i] = mongo.PushItemRow(r)
+		}
+		return dst.ImportPushItems(ctx, rs)
+	}),
+	kind(pebble.PushJobs, "push_jobs", (*mongo.Store).ImportPushJobs),
 }
 
 func (r *run) copyAll(ctx context.Context) error {
