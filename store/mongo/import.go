@@ -235,7 +235,11 @@ func (s *Store) ImportPushDevices(ctx context.Context, ds []store.PushDevice) er
 			ID: id, User: d.User, Device: d.Device, Provider: d.Provider, Token: d.Token, Topic: d.Topic,
 			Sandbox: d.Sandbox, Login: d.Login, Created: d.Created, LastPush: d.LastPush})
 	}
-	return s.importUpsert(ctx, "import push devices", s.c.pushDevices, models)
+	err := s.importUpsert(ctx, "import push devices", s.c.pushDevices, models)
+	if isDup(err) { // the driver's message would name the token
+		return fmt.Errorf("import push devices: a token is another device's in the target: %w", store.ErrExists)
+	}
+	return err
 }
 
 // ImportPushJobs inserts push jobs, unclaimed.
