@@ -65,8 +65,8 @@
 //	              sandbox, login, created, last_push}: push registrations
 //	             (push.go). unique {provider: 1, token: 1}: a token is one
 //	             device's; {user: 1, device: 1}: PushDevices, deletes.
-//	             shard: {_id: "hashed"} (the unique index then needs the
-//	             token lookup kept unsharded, or a shard key of its own)
+//	             unsharded: one small row per device, and a unique index
+//	             other than the shard key's cannot be kept on a sharded one
 //	push_jobs    {_id: msgid, created, until}: one per committed message
 //	             to push; until is a hint of the lease a claimer saw.
 //	             shard: {_id: "hashed"}

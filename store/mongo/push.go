@@ -295,6 +295,9 @@ func (s *Store) claimKeys(ctx context.Context, keys []string, holder string, now
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	if afterClaimRead != nil {
+		afterClaimRead()
+	}
 	held = make(map[string]int64)
 	var docs []any
 	var mine []pushClaimDoc
@@ -351,6 +354,10 @@ func (s *Store) claimKeys(ctx context.Context, keys []string, holder string, now
 	}
 	return won, held, last, nil
 }
+
+// afterClaimRead, if set, runs between claimKeys' read of the latest
+// claims and its insert (tests: a claimer that read long ago).
+var afterClaimRead func()
 
 // latestClaims reads the highest generation of each key's claims.
 func (s *Store) latestClaims(ctx context.Context, keys []string) (map[string]pushClaimDoc, error) {

@@ -78,3 +78,47 @@ func TestPushClaimsTwoNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestPushClaimStaleRead: a claimer that read the claims long ago (the
+// lease it saw has since passed to a second holder, who released it, and
+// to a third, whose claim deleted the second's generation) inserts a
+// generation that is free again, and must still lose: its read-back sees
+// a higher one.
+func TestPushClaimStaleRead(t *testing.T) {
+	s := open(t, newDB(t))
+	defer s.Close()
+	ctx := t.Context()
+	claim := func(holder string, now, until int64) bool {
+		t.Helper()
+		ok, err := s.ClaimPushDevice(ctx, "bob", "phone", holder, now, until)
+		if err != nil {
+			t.Fatalf("claim by %s: %v", holder, err)
+		}
+		return ok
+	}
+	if !claim("n0", 0, 10) {
+		t.Fatal("first claim refused")
+	}
+	once := false
+	mongo.SetAfterClaimRead(t, func() {
+		if once {
+			return
+		}
+		once = true // in the stale claimer's claim, after its read
+		if !claim("n1", 20, 100) {
+			t.Error("n1's claim after n0's lease refused")
+		}
+		if err := s.ReleasePushDevice(ctx, "bob", "phone", "n1"); err != nil {
+			t.Fatal(err)
+		}
+		if !claim("n2", 20, 100) {
+			t.Error("n2's claim after n1's release refused")
+		}
+	})
+	if claim("stale", 20, 100) {
+		t.Error("the stale claimer holds the device beside n2")
+	}
+	if claim("n3", 30, 130) {
+		t.Error("n2's lease is not held")
+	}
+}
