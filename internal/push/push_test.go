@@ -529,3 +529,29 @@ func putJSON(t *testing.T, url, token, body string) {
 		t.Fatalf("PUT %s: %d", url, resp.StatusCode)
 	}
 }
+
+// TestRegistrationCap: a user holds at most push.MaxDevices registrations;
+// a new device past it is refused (409 too_many_devices), a registered
+// device may still replace its own, and an unregistered one makes room.
+func TestRegistrationCap(t *testing.T) {
+	e := start(t)
+	var devs []*client.HTTP
+	for i := range push.MaxDevices + 1 {
+		devs = append(devs, login(t, e.s, "many", "d"+strconv.Itoa(i)))
+	}
+	for i := range push.MaxDevices {
+		registerPush(t, devs[i], "webhook", "cap-"+strconv.Itoa(i))
+	}
+	ctx := context.Background()
+	last := devs[push.MaxDevices]
+	_, err := last.RegisterPush(ctx, wire.PushRegister{Provider: "webhook", Token: "cap-extra"})
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeTooManyDevices {
+		t.Fatalf("one device past the cap: %v, want too_many_devices", err)
+	}
+	registerPush(t, devs[0], "webhook", "cap-0-new") // its own, replaced
+	if err := devs[1].UnregisterPush(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	registerPush(t, last, "webhook", "cap-extra")
+}
