@@ -632,7 +632,10 @@ func (s *Store) DeletePushJobs(ctx context.Context, ids []int64) error {
 }
 
 // AddPushItems writes the items not stored yet, each with its pq/ row, in
-// one synced batch.
+// one batch, not synced on its own: the worker deletes the jobs it expanded
+// with a synced write after it (DeletePushJobs), and the log is one
+// sequence, so that sync makes these durable first. (A job is never gone
+// while its items are not.)
 func (s *Store) AddPushItems(ctx context.Context, items []store.PushItem) error {
 	if len(items) == 0 {
 		return nil
@@ -677,7 +680,7 @@ func (s *Store) AddPushItems(ctx context.Context, items []store.PushItem) error 
 	if wb.Empty() {
 		return nil
 	}
-	if err := s.commit(wb); err != nil {
+	if err := s.write(len(wb.Repr()), func() error { return wb.Commit(pebble.NoSync) }); err != nil {
 		return fmt.Errorf("add push items: %w", err)
 	}
 	return nil
@@ -795,7 +798,13 @@ func (s *Store) PendingPushItems(ctx context.Context, user, device string) ([]st
 }
 
 // updatePushItems rewrites the device's pending items among ids by fn, in
-// one synced batch, moving their index rows.
+// one batch, moving their index rows. The batch is not synced on its own:
+// the next synced write (any commit of messages) makes it durable. A
+// push worker marks a device's items done or retried for every
+// notification, 256 at once: a sync each, under rows' lock, would bound
+// a node's pushes by the disk's fsync rate and put them in the commits'
+// way. What a machine crash may lose is a mark of the last moment: the
+// item is pushed again after the restart, as after a lease (docs/http.md).
 func (s *Store) updatePushItems(ctx context.Context, op, user, device string, ids []int64, fn func(r *pushItemRow)) error {
 	if len(ids) == 0 {
 		return nil
@@ -837,7 +846,7 @@ func (s *Store) updatePushItems(ctx context.Context, op, user, device string, id
 	if wb.Empty() {
 		return nil
 	}
-	if err := s.commit(wb); err != nil {
+	if err := s.write(len(wb.Repr()), func() error { return wb.Commit(pebble.NoSync) }); err != nil {
 		return fmt.Errorf("%s %s/%s: %w", op, user, device, err)
 	}
 	return nil
