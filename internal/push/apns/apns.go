@@ -265,7 +265,7 @@ func (c *Client) result(resp *http.Response, reason, bearer string) error {
 		c.expire(bearer)
 		return push.Retry(fmt.Errorf("apns: %d %s", status, reason), 0)
 	case status == http.StatusTooManyRequests || status >= 500:
-		return push.Retry(fmt.Errorf("apns: %d %s", status, reason), retryAfter(resp.Header.Get("Retry-After"), c.now()))
+		return push.Retry(fmt.Errorf("apns: %d %s", status, reason), push.RetryAfter(resp.Header.Get("Retry-After"), c.now()))
 	default:
 		return fmt.Errorf("apns: %d %s", status, reason)
 	}
@@ -350,19 +350,4 @@ func collapseID(id string) string {
 	}
 	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:])
-}
-
-// retryAfter reads a Retry-After header: seconds or an HTTP date; 0 if
-// absent or unreadable.
-func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

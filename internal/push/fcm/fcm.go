@@ -272,7 +272,7 @@ func (c *Client) result(resp *http.Response, raw []byte, token string, ts oauth2
 		c.renew(ts)
 		return push.Retry(err, 0)
 	case status == http.StatusTooManyRequests || status >= 500:
-		return push.Retry(err, retryAfter(resp.Header.Get("Retry-After"), time.Now()))
+		return push.Retry(err, push.RetryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	default:
 		// SENDER_ID_MISMATCH among them: the token is another project's,
 		// or ours is misconfigured; dropping every registration on a
@@ -300,24 +300,9 @@ func tokenError(err error) error {
 	if errors.As(err, &re) && re.Response != nil {
 		e := fmt.Errorf("fcm: access token: %d %s %s", re.Response.StatusCode, re.ErrorCode, re.ErrorDescription)
 		if s := re.Response.StatusCode; s == http.StatusTooManyRequests || s >= 500 {
-			return push.Retry(e, retryAfter(re.Response.Header.Get("Retry-After"), time.Now()))
+			return push.Retry(e, push.RetryAfter(re.Response.Header.Get("Retry-After"), time.Now()))
 		}
 		return e
 	}
 	return push.Retry(fmt.Errorf("fcm: access token: %w", err), 0)
-}
-
-// retryAfter reads a Retry-After header: seconds or an HTTP date; 0 if
-// absent or unreadable.
-func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

@@ -127,23 +127,8 @@ func (c *Client) Push(ctx context.Context, n push.Notification) error {
 	case status == http.StatusGone:
 		return fmt.Errorf("webhook: %d: %w", status, push.ErrInvalidToken)
 	case status == http.StatusTooManyRequests || status >= 500:
-		return push.Retry(fmt.Errorf("webhook: %d", status), retryAfter(resp.Header.Get("Retry-After"), c.now()))
+		return push.Retry(fmt.Errorf("webhook: %d", status), push.RetryAfter(resp.Header.Get("Retry-After"), c.now()))
 	default:
 		return fmt.Errorf("webhook: %d", status)
 	}
-}
-
-// retryAfter reads a Retry-After header: seconds or an HTTP date; 0 if
-// absent or unreadable.
-func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
