@@ -3,6 +3,7 @@ package push_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -554,4 +555,33 @@ func TestRegistrationCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	registerPush(t, last, "webhook", "cap-extra")
+}
+
+// TestAdminListsPushDevices: the admin API lists a user's registrations,
+// tokens cut short; a user's token is refused there.
+func TestAdminListsPushDevices(t *testing.T) {
+	e := start(t, func(c *daemon.Config) { c.AdminToken = "admin-secret" })
+	bob := login(t, e.s, "bob", "phone")
+	registerPush(t, bob, "apns", pushtest.APNsToken(7))
+	get := func(token string) (int, wire.PushDevices) {
+		req, _ := http.NewRequest(http.MethodGet, e.s.HTTP+"/v1/admin/users/Bob/push", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ds wire.PushDevices
+		_ = json.NewDecoder(resp.Body).Decode(&ds)
+		return resp.StatusCode, ds
+	}
+	code, ds := get("admin-secret")
+	tok := pushtest.APNsToken(7)
+	if code != http.StatusOK || len(ds.Devices) != 1 || ds.Devices[0].Device != "phone" || ds.Devices[0].User != "bob" ||
+		ds.Devices[0].Token != tok[:4]+"…"+tok[len(tok)-4:] {
+		t.Fatalf("admin list: %d %+v", code, ds)
+	}
+	if code, _ := get(bob.Token); code != http.StatusForbidden {
+		t.Fatalf("a user's token on the admin API: %d", code)
+	}
 }
