@@ -233,7 +233,7 @@ func (l *loop) addConn(conn *net.TCPConn, key netip.Addr, wsSubprotocol *string)
 		l.log.Debug("connection not added to the event loop", "listener", l.id, "err", err)
 		return
 	}
-	_ = c.SetReadDeadline(time.Now().Add(l.gate.timeout)) // the CONNECT deadline; mochi's keepalive replaces it
+	_ = lc.SetDeadline(time.Now().Add(l.gate.timeout)) // the CONNECT deadline; mochi's keepalive replaces it
 }
 
 // nbConn moves conn's socket to an nbio connection: a dup of its
@@ -315,6 +315,13 @@ type loopConn struct {
 	wbuf     *[]byte
 	flushing bool // a writer goroutine runs
 	wclosed  bool
+	queued   bool // nbio holds bytes the socket did not take: later writes go behind them (under wio)
+
+	// The read deadline (CONNECT, then mochi's keepalive): a timer of
+	// ours, not nbio's, whose expiry ends the connection through the
+	// poller (shutdown), not by a close on the timer's goroutine.
+	dmu      sync.Mutex
+	deadline *time.Timer
 
 	// Jobs: touched by the connection's jobs only, which run one at a time
 	// (cl is also read by the poller's overflow).
@@ -414,7 +421,7 @@ func (lc *loopConn) flush() {
 			return
 		}
 		lc.wmu.Unlock()
-		_, err := lc.Conn.Write(*b)
+		err := lc.send(*b)
 		lc.wio.Unlock()
 		putWriteBuf(b)
 		if err != nil { // nbio has closed the connection (a backlog past MaxWriteBacklog, a reset)
@@ -440,10 +447,86 @@ func putWriteBuf(b *[]byte) {
 	}
 }
 
-// SetDeadline is mochi's keepalive: a read deadline only. Writes need none
-// (they do not block; MaxWriteBacklog bounds them), and an nbio write
-// deadline is a timer made anew after every write that empties the queue.
-func (lc *loopConn) SetDeadline(t time.Time) error { return lc.Conn.SetReadDeadline(t) }
+// send writes b to the socket, under wio. nbio's Write closes the
+// descriptor on the writing goroutine when the write fails (the peer
+// reset), while the poller may hold an event of that socket: once a new
+// connection reuses the number, the event closes it (seen as a client
+// cut off before its CONNACK). So send writes itself while nothing waits
+// in nbio: a failure ends the connection through shutdown(2) and the
+// poller, like every close of ours. What the socket does not take goes to
+// nbio's Write, which queues it for the poller, and so does everything
+// after it on that connection (its order is nbio's from then on).
+// WebSocket connections write through nbio always (nbhttp writes its
+// control frames there too).
+func (lc *loopConn) send(b []byte) error {
+	if lc.queued || lc.ws != nil {
+		_, err := lc.Conn.Write(b)
+		return err
+	}
+	lc.Conn.Lock()
+	if closed, _ := lc.Conn.IsClosed(); closed {
+		lc.Conn.Unlock()
+		return net.ErrClosed
+	}
+	rc, _ := lc.Conn.SyscallConn()
+	var n int
+	var err error
+	_ = rc.Control(func(fd uintptr) {
+		for n < len(b) {
+			k, e := syscall.Write(int(fd), b[n:])
+			if k > 0 {
+				n += k
+			}
+			if errors.Is(e, syscall.EINTR) {
+				continue
+			}
+			if e != nil || k <= 0 {
+				err = e
+				break
+			}
+		}
+		if err != nil && !errors.Is(err, syscall.EAGAIN) {
+			_ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) // the poller sees the hang-up and closes
+		}
+	})
+	lc.Conn.Unlock()
+	switch {
+	case err != nil && !errors.Is(err, syscall.EAGAIN):
+		return err
+	case n == len(b):
+		return nil
+	}
+	lc.queued = true // the socket is full: nbio queues the rest and writes it when it drains
+	_, err = lc.Conn.Write(b[n:])
+	return err
+}
+
+// SetDeadline is mochi's keepalive (and, before it, the CONNECT deadline):
+// a read deadline only. Writes need none (they do not block;
+// MaxWriteBacklog bounds them). Its expiry ends the connection as nbio's
+// read deadline would (nbio.ErrReadTimeout), through the poller.
+func (lc *loopConn) SetDeadline(t time.Time) error {
+	lc.dmu.Lock()
+	defer lc.dmu.Unlock()
+	switch {
+	case t.IsZero():
+		if lc.deadline != nil {
+			lc.deadline.Stop()
+		}
+	case lc.deadline == nil:
+		lc.deadline = time.AfterFunc(time.Until(t), lc.expire)
+	default:
+		lc.deadline.Reset(time.Until(t))
+	}
+	return nil
+}
+
+var errReadTimeout = nbio.ErrReadTimeout
+
+func (lc *loopConn) expire() {
+	lc.endErr.CompareAndSwap(nil, &errReadTimeout)
+	lc.shutdown()
+}
 
 // Close writes what is queued (a refusal CONNACK, a DISCONNECT), then
 // closes the connection.
@@ -454,7 +537,7 @@ func (lc *loopConn) Close() error {
 	lc.wbuf, lc.wclosed = nil, true
 	lc.wmu.Unlock()
 	if b != nil {
-		_, _ = lc.Conn.Write(*b)
+		_ = lc.send(*b)
 		putWriteBuf(b)
 	}
 	lc.wio.Unlock()
@@ -743,9 +826,17 @@ func (l *loop) onClose(c *nbio.Conn, err error) {
 // it ended as mochi's Read would report it.
 func (lc *loopConn) closed(err error) {
 	lc.release()
+	lc.dmu.Lock()
+	if lc.deadline != nil {
+		lc.deadline.Stop()
+	}
+	lc.dmu.Unlock()
 	l := lc.l
 	cl := lc.cl.Load()
 	if cl == nil {
+		if e := lc.endErr.Load(); e != nil {
+			err = *e
+		}
 		if !lc.connectRan && errors.Is(err, nbio.ErrReadTimeout) {
 			l.gate.refuse(refusedTimeout)
 		}

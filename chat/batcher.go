@@ -124,12 +124,16 @@ func (s *Service) process(ops []*sendOp) {
 }
 
 // check resolves what one op needs before versions: the recipient exists
-// or the sender is a member.
+// or the sender is a member (its owner or an admin to mention all).
 func (s *Service) check(ctx context.Context, op *sendOp) error {
 	from, to, group := op.from.User, op.req.To, op.req.Group
 	if group != "" {
-		if _, err := s.member(ctx, group, from); err != nil {
+		m, err := s.member(ctx, group, from)
+		if err != nil {
 			return refusal(err)
+		}
+		if mentionsAll(op.req.Mentions) && m.Role != store.RoleOwner && m.Role != store.RoleAdmin {
+			return refuse(ErrForbidden, "only the group's owner and admins may mention "+wire.MentionAll)
 		}
 	} else if ok, err := s.userExists(ctx, to); err != nil {
 		s.log.Error("look up recipient", "user", to, "err", err)
@@ -203,7 +207,8 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, b *store.Batch) {
 	for _, op := range ops {
 		from, to, group := op.from.User, op.req.To, op.req.Group
 		m := store.Message{ID: s.ids.Load().Generate().Int64(), From: from, To: to, Group: group, Type: op.req.Type, Body: op.req.Body,
-			Media: op.req.Media, Meta: op.req.Meta, CMID: op.req.CMID, TS: time.Now().UnixMilli(), Inline: op.inline}
+			Media: op.req.Media, Meta: op.req.Meta, CMID: op.req.CMID, TS: time.Now().UnixMilli(), Inline: op.inline,
+			Mentions: op.req.Mentions}
 		if group != "" {
 			// Read diffusion: one message row, one seq, one head, whatever the member count.
 			m.Seq, vers = vers[0], vers[1:]

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/imqtt/imqtt/store"
 	imsync "github.com/imqtt/imqtt/sync"
@@ -90,21 +91,31 @@ func groupUnread(m store.Member, h store.GroupHead) int64 {
 }
 
 // totalUnread sums user's unread over conversations and groups without
-// loading any message.
+// loading any message, leaving out the conversations muted now.
 func (s *Service) totalUnread(ctx context.Context, user string) (int64, error) {
+	settings, err := s.convSettings(ctx, user)
+	if err != nil {
+		return 0, err
+	}
+	t := time.Now().UnixMilli()
 	convs, err := s.st.Conversations(ctx, user)
 	if err != nil {
 		return 0, errStore("conversations", err)
 	}
 	var total int64
 	for _, c := range convs {
-		total += c.Unread
+		if !settings[store.ConvUser(c.Peer)].Muted(t) {
+			total += c.Unread
+		}
 	}
 	ms, err := s.st.UserGroups(ctx, user)
 	if err != nil {
 		return 0, errStore("user groups", err)
 	}
 	for _, m := range ms {
+		if settings[store.ConvGroup(m.Group)].Muted(t) {
+			continue // no head to read
+		}
 		h, err := s.st.GroupHead(ctx, m.Group)
 		if err != nil {
 			return 0, errStore("group head", err)
@@ -114,9 +125,14 @@ func (s *Service) totalUnread(ctx context.Context, user string) (int64, error) {
 	return total, nil
 }
 
-// Conversations is user's recent-contact list, newest first, with each
-// conversation's last message and unread count.
+// Conversations is user's recent-contact list, pinned first, then newest
+// first, with each conversation's last message and unread count, muted and
+// pinned marked; the total leaves out the muted ones.
 func (s *Service) Conversations(ctx context.Context, user string) (wire.Conversations, error) {
+	settings, err := s.convSettings(ctx, user)
+	if err != nil {
+		return wire.Conversations{}, err
+	}
 	convs, err := s.st.Conversations(ctx, user)
 	if err != nil {
 		return wire.Conversations{}, errStore("conversations", err)
@@ -140,17 +156,36 @@ func (s *Service) Conversations(ctx context.Context, user string) (wire.Conversa
 			last := imsync.ToMsg(store.Event{Entry: store.Entry{User: user, Ver: c.Ver}, Msg: m})
 			row.Last = &last
 		}
-		out.TotalUnread += c.Unread
 		out.Conversations = append(out.Conversations, row)
 	}
 	groups, err := s.groupConversations(ctx, user)
 	if err != nil {
 		return wire.Conversations{}, err
 	}
-	for _, g := range groups {
-		out.TotalUnread += g.Unread
-	}
 	out.Conversations = mergeByTime(out.Conversations, groups)
+	t := time.Now().UnixMilli()
+	for i := range out.Conversations {
+		row := &out.Conversations[i]
+		conv := store.ConvUser(row.Peer)
+		if row.Group != "" {
+			conv = store.ConvGroup(row.Group)
+		}
+		cs := settings[conv]
+		row.Muted, row.Pinned = cs.Muted(t), cs.Pin
+		if !row.Muted {
+			out.TotalUnread += row.Unread
+		}
+	}
+	// Pinned first; each part stays newest first.
+	slices.SortStableFunc(out.Conversations, func(a, b wire.Conversation) int {
+		switch {
+		case a.Pinned == b.Pinned:
+			return 0
+		case a.Pinned:
+			return -1
+		}
+		return 1
+	})
 	return out, nil
 }
 

@@ -349,9 +349,10 @@ const (
 )
 
 // CheckSend checks everything in a send that needs no I/O: required fields,
-// their sizes, and meta (absent, null, or a JSON object of at most
+// their sizes, meta (absent, null, or a JSON object of at most
 // wire.MaxMeta bytes nested at most wire.MaxMetaDepth deep; null becomes
-// absent). maxBody bounds body, meta and media together. A refusal by a
+// absent) and mentions (a group's only, at most wire.MaxMentions user IDs
+// or wire.MentionAll, folded to canonical IDs). maxBody bounds body, meta and media together. A refusal by a
 // size or depth limit also names the limit for metrics.Refused; other
 // faults name none.
 func CheckSend(req *wire.Send, maxBody int) (err error, limit string) {
@@ -379,6 +380,9 @@ func CheckSend(req *wire.Send, maxBody int) (err error, limit string) {
 		return refuse(ErrTooLarge, "body over "+strconv.Itoa(maxBody)+" bytes"), "message_size"
 	case req.Group == "" && !wire.ValidUser(req.To):
 		return refuse(ErrNoSuchUser, "no such user"), ""
+	}
+	if err, limit := checkMentions(req); err != nil {
+		return err, limit
 	}
 	if len(req.Meta) > 0 {
 		if req.Meta[0] != '{' || !json.Valid(req.Meta) {

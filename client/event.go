@@ -19,16 +19,20 @@ import (
 )
 
 // Event is one downlink event handed to Config.OnEvent: a message (Msg set),
-// an unread update (Unread set), a membership change (Group set), or another
-// kind a newer server sends (only Kind and Raw set).
+// an unread update (Unread set), a membership change (Group set), a change
+// of a conversation's settings (Settings set), or another kind a newer
+// server sends (only Kind and Raw set).
 type Event struct {
 	Kind   string           // wire.KindMsg, wire.KindUnread, wire.KindGroup, ...
 	Ver    uint64           // the user's inbox version; 0 for unversioned events and group messages (Msg.Seq orders those)
 	Msg    *wire.Msg        // for Kind msg
 	Unread *wire.Unread     // for Kind unread
 	Group  *wire.GroupEvent // for Kind group: "added" and "removed" as they happened, or ActionLeft
-	Raw    json.RawMessage  // the event's JSON as the server sent it
-	Synced bool             // it came from a sync reply rather than live on the inbox
+	// Settings, for Kind settings: the user changed a conversation's
+	// settings (on this device or another).
+	Settings *wire.ConvSettings
+	Raw      json.RawMessage // the event's JSON as the server sent it
+	Synced   bool            // it came from a sync reply rather than live on the inbox
 }
 
 // ActionLeft is the action of the group event a Client delivers when the
@@ -105,6 +109,10 @@ type eventJSON struct {
 	Count  int64  `json:"count"`
 	Action string `json:"action"`
 	By     string `json:"by"`
+	// a settings event's
+	Mute      bool  `json:"mute"`
+	MuteUntil int64 `json:"mute_until"`
+	Pin       bool  `json:"pin"`
 }
 
 // decodeEvent turns one event's JSON into an Event, in one decoding pass.
@@ -140,6 +148,8 @@ func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
 		ev.Unread = &wire.Unread{Kind: e.Kind, Total: e.Total, Peer: e.Peer, Group: e.Group, Count: e.Count}
 	case wire.KindGroup:
 		ev.Group = &wire.GroupEvent{Kind: e.Kind, Group: e.Group, Action: e.Action, By: e.By}
+	case wire.KindSettings:
+		ev.Settings = &wire.ConvSettings{Kind: e.Kind, Peer: e.Peer, Group: e.Group, Mute: e.Mute, MuteUntil: e.MuteUntil, Pin: e.Pin}
 	}
 	return ev, nil
 }

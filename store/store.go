@@ -127,7 +127,13 @@ type Message struct {
 	// Inline carries small media (a thumbnail, a short voice note) with the
 	// message so a receiver shows or plays it without a second request.
 	Inline *Inline `json:"inline,omitempty"`
+	// Mentions are the user IDs a group message mentions, or "@all"
+	// (docs/protocol.md#mentions); push reaches them where the group is muted.
+	Mentions []string `json:"mentions,omitempty"`
 }
+
+// MentionAll in Message.Mentions mentions every member of the group.
+const MentionAll = "@all"
 
 // Inline is media bytes carried in a message.
 type Inline struct {

@@ -237,7 +237,8 @@ func settled[T any](ctx context.Context, o Options, since uint64, read func() ([
 func ToMsg(ev store.Event) wire.Msg {
 	m := ev.Msg
 	out := wire.Msg{Kind: wire.KindMsg, ID: strconv.FormatInt(m.ID, 10), Ver: ev.Ver, From: m.From, To: m.To,
-		Group: m.Group, Seq: m.Seq, Type: m.Type, Body: m.Body, Media: m.Media, Meta: m.Meta, TS: m.TS, CMID: m.CMID}
+		Group: m.Group, Seq: m.Seq, Type: m.Type, Body: m.Body, Media: m.Media, Meta: m.Meta, TS: m.TS, CMID: m.CMID,
+		Mentions: m.Mentions}
 	if len(m.Meta) > 0 && wire.CheckDepth(m.Meta, wire.MaxMetaDepth) != nil {
 		// Stored before sends were bounded (chat.CheckSend): delivered
 		// without its meta, which would break the decoders of the clients

@@ -24,18 +24,20 @@ type Notice struct {
 }
 
 // EventKind of each event type.
-func (Msg) EventKind() string        { return KindMsg }
-func (Ack) EventKind() string        { return KindAck }
-func (*Error) EventKind() string     { return KindError }
-func (Sync) EventKind() string       { return KindSync }
-func (Resync) EventKind() string     { return KindResync }
-func (Unread) EventKind() string     { return KindUnread }
-func (GroupEvent) EventKind() string { return KindGroup }
-func (Heads) EventKind() string      { return KindHeads }
-func (Notice) EventKind() string     { return KindNotice }
+func (Msg) EventKind() string          { return KindMsg }
+func (Ack) EventKind() string          { return KindAck }
+func (*Error) EventKind() string       { return KindError }
+func (Sync) EventKind() string         { return KindSync }
+func (Resync) EventKind() string       { return KindResync }
+func (Unread) EventKind() string       { return KindUnread }
+func (GroupEvent) EventKind() string   { return KindGroup }
+func (Heads) EventKind() string        { return KindHeads }
+func (Notice) EventKind() string       { return KindNotice }
+func (ConvSettings) EventKind() string { return KindSettings }
 
 // EventKinds are the kinds of every Event above.
-var EventKinds = []string{KindAck, KindError, KindMsg, KindSync, KindUnread, KindGroup, KindHeads, KindNotice, KindResync}
+var EventKinds = []string{KindAck, KindError, KindMsg, KindSync, KindUnread, KindGroup, KindHeads, KindNotice, KindResync,
+	KindSettings}
 
 var (
 	_ Event = Msg{}
@@ -47,6 +49,7 @@ var (
 	_ Event = Heads{}
 	_ Event = Notice{}
 	_ Event = Resync{}
+	_ Event = ConvSettings{}
 )
 
 // userTopics is the root of every topic the server publishes on; no other

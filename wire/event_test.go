@@ -21,6 +21,7 @@ func TestEventKinds(t *testing.T) {
 		wire.Heads{Kind: wire.KindHeads},
 		wire.Notice{Kind: wire.KindNotice, Text: "hi"},
 		wire.Resync{Kind: wire.KindResync, Reason: wire.ResyncBacklog},
+		wire.ConvSettings{Kind: wire.KindSettings, Group: "g", Mute: true},
 	}
 	var kinds []string
 	for _, ev := range evs {

@@ -117,6 +117,8 @@ const (
 	KindGroup  = "group"  // a membership change: {"kind":"group","group":"g1","action":"added","by":"alice"}
 	KindHeads  = "heads"  // where each of the user's groups is: the answer to a sync request with heads set
 	KindResync = "resync" // to a persistent session: sync this range yourself (docs/protocol.md#persistent-sessions)
+	// KindSettings: the user changed a conversation's settings (ConvSettings).
+	KindSettings = "settings"
 )
 
 // Resync tells a device with a persistent session that the server will not
@@ -176,7 +178,17 @@ type Send struct {
 	Body  string          `json:"body"`
 	Media string          `json:"media,omitempty"`
 	Meta  json.RawMessage `json:"meta,omitempty"`
+	// Mentions names members of the group (a send to a group only): user
+	// IDs, or MentionAll (the group's owner and admins only). At most
+	// MaxMentions.
+	Mentions []string `json:"mentions,omitempty"`
 }
+
+// MentionAll in Send.Mentions mentions every member of the group.
+const MentionAll = "@all"
+
+// MaxMentions bounds Send.Mentions.
+const MaxMentions = 50
 
 // Ack confirms a durably stored send. The same cmid always gets the same ID and Ver.
 type Ack struct {
@@ -223,6 +235,8 @@ type Msg struct {
 	// Inline carries small media (a thumbnail, a short voice note) so the
 	// receiver shows or plays it without a second request.
 	Inline *Inline `json:"inline,omitempty"`
+	// Mentions are the send's mentions (a group message).
+	Mentions []string `json:"mentions,omitempty"`
 }
 
 // Inline is media bytes carried in a message event; Data is base64 in JSON.
@@ -295,12 +309,30 @@ type Unread struct {
 	Count int64  `json:"count"`
 }
 
-// Conversation is one row of the conversation list.
+// Conversation is one row of the conversation list. A muted one's unread
+// is not in the total; pinned ones come first.
 type Conversation struct {
 	Peer   string `json:"peer,omitempty"`
 	Group  string `json:"group,omitempty"`
 	Last   *Msg   `json:"last,omitempty"`
 	Unread int64  `json:"unread"`
+	Muted  bool   `json:"muted,omitempty"`  // muted now (mute, or mute_until ahead)
+	Pinned bool   `json:"pinned,omitempty"` // pin
+}
+
+// ConvSettings are one user's settings of one conversation (Peer or Group):
+// the body of PUT /v1/conversations/{peer}/settings and
+// PUT /v1/groups/{gid}/settings (which name the conversation in the path;
+// a PUT replaces, so an absent field is false or 0), their reply and GET's,
+// and, with Kind "settings", the event to every device of the user.
+// MuteUntil is unix ms: muted until then, with Mute false.
+type ConvSettings struct {
+	Kind      string `json:"kind,omitempty"` // "settings" in an event
+	Peer      string `json:"peer,omitempty"`
+	Group     string `json:"group,omitempty"`
+	Mute      bool   `json:"mute"`
+	MuteUntil int64  `json:"mute_until"`
+	Pin       bool   `json:"pin"`
 }
 
 // Conversations is the reply of GET /v1/conversations.

@@ -49,7 +49,7 @@ func init() {
 		{"register", "USER --password P", "create an account", cmdRegister},
 		{"login", "USER --password P [--device D]", "log in and save a token for this device", cmdLogin},
 		{"logout", "", "revoke the saved token and forget it", cmdLogout},
-		{"send", "(--to PEER | --group G) TEXT...", "send a message; print the ack once it comes", cmdSend},
+		{"send", "(--to PEER | --group G [--mention U,@all]) TEXT...", "send a message; print the ack once it comes", cmdSend},
 		{"listen", "", "catch up from the saved cursor (inbox and groups), then print every event until stopped", cmdListen},
 		{"sync", "[--since N]", "print what was missed (inbox, then each group) and save the cursor", cmdSync},
 		{"conversations", "", "the conversation list with unread counts", cmdConversations},
@@ -57,6 +57,8 @@ func init() {
 		{"read", "PEER [--upto ID]", "mark messages with PEER read", cmdRead},
 		{"push", "[register --provider apns|fcm|webhook --token T [--topic B] [--sandbox] | unregister [DEVICE]]", "this device's offline push registration (none: list them)", cmdPush},
 		{"groups", "[create NAME [--id G] [--members a,b] | show G | add G USER... [--admin] | remove G USER | leave G]", "list, create and manage groups", cmdGroups},
+		{"mute", "(PEER | --group G) [--until DURATION]", "mute a conversation (its unread leaves the total; no push but mentions)", cmdMute},
+		{"unmute", "(PEER | --group G)", "unmute a conversation", cmdUnmute},
 		{"bench", "SCENARIO", "load tests (see BENCHMARKS.md)", cmdBench},
 		{"admin", "backup [--admin-token T] > FILE.tar", "a backup of the server, checked as it arrives (admin token; env IMQTT_ADMIN_TOKEN)", cmdAdmin},
 	}

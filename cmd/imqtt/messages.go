@@ -13,7 +13,7 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// cmdSend: imqtt send (--to PEER | --group G) TEXT...
+// cmdSend: imqtt send (--to PEER | --group G [--mention U,@all]) TEXT...
 // It exits 0 only once the server has acked: until then it resends the same
 // cmid on errors worth retrying, so the message is stored once (docs/protocol.md#events, docs/protocol.md#versions-and-offline-sync).
 func cmdSend(ctx context.Context, c *cli, args []string) error {
@@ -24,6 +24,7 @@ func cmdSend(ctx context.Context, c *cli, args []string) error {
 	cmid := fs.String("cmid", "", "the client message ID (default: random); resending one stores it once")
 	media := fs.String("media", "", "a media ID from POST /v1/media")
 	meta := fs.String("meta", "", "extra JSON metadata")
+	mention := fs.String("mention", "", "with --group: comma-separated user IDs to mention, or @all (owner and admins)")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up if not acked within this time")
 	pos, err := c.parse(fs, args, 0, -1)
 	if err != nil {
@@ -42,6 +43,8 @@ func cmdSend(ctx context.Context, c *cli, args []string) error {
 		return usagef("missing the text")
 	case *meta != "" && !json.Valid([]byte(*meta)):
 		return usagef("--meta is not JSON")
+	case *mention != "" && *group == "":
+		return usagef("--mention is for a group message (--group G)")
 	}
 	h, _, err := c.api()
 	if err != nil {
@@ -53,6 +56,9 @@ func cmdSend(ctx context.Context, c *cli, args []string) error {
 	}
 	if *meta != "" {
 		m.Meta = json.RawMessage(*meta)
+	}
+	if *mention != "" {
+		m.Mentions = strings.Split(*mention, ",")
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

@@ -109,6 +109,7 @@ func New(cfg Config) *API {
 	a.mux.HandleFunc("GET /v1/groups/{gid}", a.auth(a.showGroup))
 	a.mux.HandleFunc("POST /v1/groups/{gid}/members", a.auth(a.addMembers))
 	a.mux.HandleFunc("DELETE /v1/groups/{gid}/members/{user}", a.auth(a.removeMember))
+	a.settingsRoutes()
 	if cfg.Media != nil {
 		a.mediaRoutes()
 	}

@@ -112,6 +112,7 @@ type Core interface {
 	Syncer
 	Reader
 	Groups
+	ConvSettings
 }
 
 // MediaStore keeps uploaded media (/v1/media).

@@ -251,6 +251,15 @@ func (c *fakeCore) RemoveMember(ctx context.Context, actor, group, user string) 
 	return outcome(group)
 }
 
+func (c *fakeCore) SetConvSettings(ctx context.Context, user string, cs wire.ConvSettings) (wire.ConvSettings, error) {
+	c.called("settings " + user + " " + cs.Peer + cs.Group)
+	return cs, nil
+}
+
+func (c *fakeCore) GetConvSettings(ctx context.Context, user, peer, group string) (wire.ConvSettings, error) {
+	return wire.ConvSettings{Peer: peer, Group: group}, nil
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // fakeMedia keeps uploads in memory. An upload named like a media error

@@ -378,8 +378,8 @@ func (w *Worker) items(ctx context.Context, m store.Message, now int64) ([]store
 
 // mentions reports whether m mentions user (by name, or @all in a group).
 func mentions(m store.Message, user string) bool {
-	for _, u := range messageMentions(m) {
-		if u == user || (u == "@all" && m.Group != "") {
+	for _, u := range m.Mentions {
+		if u == user || (u == store.MentionAll && m.Group != "") {
 			return true
 		}
 	}
@@ -760,6 +760,3 @@ type nopMetrics struct{}
 func (nopMetrics) Pushed(string, string)     {}
 func (nopMetrics) PushLatency(time.Duration) {}
 func (nopMetrics) PushOutbox(int64, int64)   {}
-
-// messageMentions: until store.Message carries Mentions (being added).
-func messageMentions(store.Message) []string { return nil }

@@ -365,6 +365,8 @@ var kinds = []kindCopy{
 	// the target's, so a device that comes back to a node on the target
 	// gets its replay from where it was, rather than silently nothing.
 	kind(pebble.Sessions, "sessions", (*mongo.Store).ImportSessions),
+	// Mutes and pins, which nothing else points at.
+	kind(pebble.ConvSettings, "conv_settings", (*mongo.Store).ImportConvSettings),
 }
 
 func (r *run) copyAll(ctx context.Context) error {

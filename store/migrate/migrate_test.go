@@ -158,6 +158,12 @@ func newSource(t testing.TB, users, msgs int) *source {
 		if err := st.SaveSessions(ctx, []store.Session{ss}); err != nil {
 			t.Fatal(err)
 		}
+		// Settings of a conversation (their keys, cs/ and cr/, sit next
+		// to the conversations' c/: counted apart).
+		cs := store.ConvSettings{User: u, Conv: store.ConvGroup(src.groups[0]), Mute: true, Pin: i%2 == 0, Updated: 1}
+		if err := st.PutConvSettings(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// A media object with a grant.
 	fs, err := media.OpenFS(filepath.Join(src.dir, "media"))
@@ -269,6 +275,16 @@ func TestRunCopiesEverything(t *testing.T) {
 		}
 		if got, err := again.LoadSession(ctx, u, "iot"); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("session of %s: %+v %v; want %+v", u, got, err, want)
+		}
+	}
+	// Conversation settings.
+	for _, u := range src.users {
+		want, err := from.UserConvSettings(ctx, u)
+		if err != nil || len(want) != 1 {
+			t.Fatalf("source settings of %s: %+v %v", u, want, err)
+		}
+		if got, err := again.UserConvSettings(ctx, u); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("settings of %s: %+v %v; want %+v", u, got, err, want)
 		}
 	}
 	// Unread counts came over as they were, and a new message counts on.

@@ -55,6 +55,12 @@
 //	             {user: 1}: DeleteUserSessions. shard: {_id: "hashed"}.
 //	             Added without a new Format: a new collection, which an
 //	             older release never reads.
+//	conv_settings {_id: "{len(user)}:{user} {conv}", user, conv ("u:{peer}" or
+//	              "g:{group}"), mute, mute_until, pin, updated}: one user's
+//	              settings of one conversation (settings.go); a row that
+//	              sets nothing is deleted. {user: 1, conv: 1}: UserConvSettings;
+//	              {conv: 1, user: 1}: ConvSettingsFor. shard: {_id: "hashed"}.
+//	              Added without a new Format, as sessions were.
 //	meta         {_id: "epoch", value}: the epoch, made by the first Open
 //	bans         the operators' bans, read whole (package internal/bans/mongorows)
 //

@@ -25,6 +25,8 @@ type messageDoc struct {
 	CMID   string     `bson:"cmid,omitempty"`
 	TS     int64      `bson:"ts"`
 	Inline *inlineDoc `bson:"inline,omitempty"`
+	// Mentions: absent in documents written before them, and when none.
+	Mentions []string `bson:"mentions,omitempty"`
 }
 
 // inlineDoc's MIME type is not in a field named "type": FerretDB v1 loses
@@ -36,7 +38,7 @@ type inlineDoc struct {
 
 func toMessageDoc(m *store.Message) messageDoc {
 	d := messageDoc{ID: m.ID, From: m.From, To: m.To, Group: m.Group, Seq: int64(m.Seq), Type: m.Type,
-		Body: m.Body, Media: m.Media, Meta: string(m.Meta), CMID: m.CMID, TS: m.TS}
+		Body: m.Body, Media: m.Media, Meta: string(m.Meta), CMID: m.CMID, TS: m.TS, Mentions: m.Mentions}
 	if m.Inline != nil {
 		d.Inline = &inlineDoc{Type: m.Inline.Type, Data: m.Inline.Data}
 		if d.Inline.Data == nil {
@@ -48,7 +50,7 @@ func toMessageDoc(m *store.Message) messageDoc {
 
 func (d *messageDoc) message() store.Message {
 	m := store.Message{ID: d.ID, From: d.From, To: d.To, Group: d.Group, Seq: uint64(d.Seq), Type: d.Type,
-		Body: d.Body, Media: d.Media, CMID: d.CMID, TS: d.TS}
+		Body: d.Body, Media: d.Media, CMID: d.CMID, TS: d.TS, Mentions: d.Mentions}
 	if d.Meta != "" {
 		m.Meta = json.RawMessage(d.Meta)
 	}

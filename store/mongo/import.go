@@ -37,7 +37,7 @@ type GroupMsg struct {
 // Collections names the collections Import writes, each with the
 // collection a count of the source's rows is compared with (CountRows).
 var Collections = []string{"users", "tokens", "messages", "entries", "convs", "acks", "counters", "grants",
-	"groups", "members", "group_heads", "group_msgs", "sessions"}
+	"groups", "members", "group_heads", "group_msgs", "sessions", "conv_settings"}
 
 func (s *Store) importInsert(ctx context.Context, op string, c *mongo.Collection, docs []any) error {
 	if err := s.begin(ctx, op); err != nil {

@@ -101,6 +101,7 @@ type Store struct {
 type colls struct {
 	users, tokens, messages, entries, convs, acks, counters, grants, claims *mongo.Collection
 	groups, members, heads, groupMsgs, meta, sessions                       *mongo.Collection
+	convSettings                                                            *mongo.Collection
 }
 
 // Store implements every role: store.Store embeds them all.
@@ -151,6 +152,7 @@ func (s *Store) init(ctx, upgradeCtx context.Context, upgrade bool) error {
 		groups: db.Collection("groups"), members: db.Collection("members"),
 		heads: db.Collection("group_heads"), groupMsgs: db.Collection("group_msgs"),
 		meta: db.Collection("meta"), sessions: db.Collection("sessions"),
+		convSettings: db.Collection("conv_settings"),
 	}
 	if err := s.checkFormat(ctx, upgradeCtx, upgrade); err != nil { // before the indexes: a format may want others
 		return err
@@ -187,6 +189,8 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{c.members, bson.D{{Key: "user", Value: 1}, {Key: "group", Value: 1}}, false},
 		{c.groupMsgs, bson.D{{Key: "group", Value: 1}, {Key: "seq", Value: 1}}, true},
 		{c.sessions, bson.D{{Key: "user", Value: 1}}, false},
+		{c.convSettings, bson.D{{Key: "user", Value: 1}, {Key: "conv", Value: 1}}, false},
+		{c.convSettings, bson.D{{Key: "conv", Value: 1}, {Key: "user", Value: 1}}, false},
 	}
 	for _, ix := range idx {
 		m := mongo.IndexModel{Keys: ix.keys}

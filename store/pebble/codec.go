@@ -19,6 +19,12 @@ import (
 //	uvarint id, str from, str to, str group, uvarint seq,
 //	str type, str body, str media, bytes meta, str cmid, varint ts,
 //	inline: 0 (none) | 1, str type, bytes data
+//	[uvarint #mentions (1 or more), str mention*]
+//
+// The mentions came later, at the end and only when there are any, so a
+// value written before them (or of a message without them) is the same
+// bytes and decodes as it did. A release from before them refuses a value
+// that has them (trailing bytes).
 //
 // str is uvarint length + bytes; bytes is uvarint (length+1) + bytes, 0
 // for nil, so that nil and empty inline data stay apart as they did in
@@ -51,11 +57,19 @@ func appendMessage(buf []byte, m *store.Message) ([]byte, error) {
 	buf = appendStr(buf, m.CMID)
 	buf = binary.AppendVarint(buf, m.TS)
 	if m.Inline == nil {
-		return append(buf, 0), nil
+		buf = append(buf, 0)
+	} else {
+		buf = append(buf, 1)
+		buf = appendStr(buf, m.Inline.Type)
+		buf = appendBytes(buf, m.Inline.Data, m.Inline.Data != nil)
 	}
-	buf = append(buf, 1)
-	buf = appendStr(buf, m.Inline.Type)
-	return appendBytes(buf, m.Inline.Data, m.Inline.Data != nil), nil
+	if len(m.Mentions) > 0 {
+		buf = binary.AppendUvarint(buf, uint64(len(m.Mentions)))
+		for _, u := range m.Mentions {
+			buf = appendStr(buf, u)
+		}
+	}
+	return buf, nil
 }
 
 func appendStr(buf []byte, s string) []byte {
@@ -98,6 +112,18 @@ func decodeMessage(val []byte, m *store.Message) error {
 		in := &store.Inline{Type: d.str()}
 		in.Data, _ = d.bytes()
 		m.Inline = in
+	}
+	if d.off < len(d.s) && !d.bad {
+		// Each mention takes at least a byte: a count past what is left is
+		// corrupt, and nothing is made for it.
+		n := d.uvarint()
+		if n == 0 || n > uint64(len(d.s)-d.off) {
+			return errCorrupt
+		}
+		m.Mentions = make([]string, n)
+		for i := range m.Mentions {
+			m.Mentions[i] = d.str()
+		}
 	}
 	if d.bad || d.off != len(d.s) {
 		return errCorrupt

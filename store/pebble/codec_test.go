@@ -1,6 +1,8 @@
 package pebble
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -92,5 +94,55 @@ func TestReadJSONMessages(t *testing.T) {
 	msgs, err := s.GetMessages(ctx, []int64{7})
 	if err != nil || len(msgs) != 1 || msgs[0].Body != "old" {
 		t.Fatalf("get messages: %+v, %v", msgs, err)
+	}
+}
+
+// TestMessageCodecMentions: mentions round-trip; a value without them is
+// the bytes of before (an old row decodes, with none); a truncated one is
+// caught, but for the cut right before the mentions, which is that older
+// form.
+func TestMessageCodecMentions(t *testing.T) {
+	m := store.Message{ID: 9, From: "alice", Group: "g", Seq: 3, Type: "text", Body: "hi @bob",
+		TS: 7, Mentions: []string{"bob", "@all", "carol.x"}}
+	val, err := appendMessage(nil, &m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got store.Message
+	if err := decodeMessage(val, &got); err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("round trip: %+v, %v; want %+v", got, err, m)
+	}
+	before := m
+	before.Mentions = nil
+	old, err := appendMessage(nil, &before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(val, old) {
+		t.Fatalf("a value with mentions does not extend the one without: %x, %x", val, old)
+	}
+	for n := range len(val) {
+		var got store.Message
+		err := decodeMessage(val[:n], &got)
+		if n == len(old) {
+			if err != nil || got.Mentions != nil || !reflect.DeepEqual(got, before) {
+				t.Errorf("the value of before: %+v, %v; want %+v", got, err, before)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("truncated to %d bytes decoded: %+v", n, got)
+		}
+	}
+	// A count past the bytes left is refused before anything is made.
+	huge := binary.AppendUvarint(append([]byte(nil), old...), 1<<40)
+	if err := decodeMessage(huge, &store.Message{}); err == nil {
+		t.Error("a count of 2^40 mentions decoded")
+	}
+	// JSON (older stores) carries them too.
+	js, _ := json.Marshal(&m)
+	var fromJSON store.Message
+	if err := decodeMessage(js, &fromJSON); err != nil || !reflect.DeepEqual(fromJSON, m) {
+		t.Errorf("JSON value: %+v, %v", fromJSON, err)
 	}
 }

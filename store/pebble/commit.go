@@ -111,6 +111,9 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		buf = append(grantPrefix(buf[:0], g.Media), g.Principal...)
 		_ = wb.Set(buf, nil, nil)
 	}
+	if err := s.addPushJobs(wb, b.PushJobs, buf); err != nil {
+		return fmt.Errorf("commit batch: %w", err)
+	}
 
 	if grouped {
 		s.groups.Lock()
@@ -271,6 +274,11 @@ func validate(b *store.Batch) error {
 	for i := range b.Messages {
 		if b.Messages[i].ID < 0 {
 			return fmt.Errorf("message ID %d: %w", b.Messages[i].ID, ErrInvalid)
+		}
+	}
+	for _, j := range b.PushJobs {
+		if j.MsgID < 0 {
+			return fmt.Errorf("push job %d: %w", j.MsgID, ErrInvalid)
 		}
 	}
 	for i := range b.Entries {

@@ -138,6 +138,8 @@ var (
 	// epoch, so its sessions' positions (of the old epoch) are not
 	// trusted for a replay.
 	Sessions = Kind[store.Session]{"sessions", pfxSession, decodeSession, false}
+	// ConvSettings are users' mutes and pins (their cr/ index is derived).
+	ConvSettings = Kind[store.ConvSettings]{"conv_settings", pfxConvSet, decodeConvSettings, false}
 )
 
 // Export calls fn for each row of kind k in key order, starting after the

@@ -26,12 +26,29 @@ import (
 //	gh/{group}                      group head: seq(8) msgid(8) ts(8)
 //	gq/{group}\x00{seq}              group message: msgid(8)
 //	s/{user}\x00{device}             persistent MQTT session (binary, sessions.go)
+//	cs/{user}\x00{conv}              conversation settings (binary, settings.go)
+//	cr/{conv}\x00{user}              the same row, by conversation (ConvSettingsFor)
+//	pd/{user}\x00{device}            push registration (JSON, push.go)
+//	pt/{provider}\x00{token}         push token index: user\x00device
+//	pj/{msgid}                       push job: created(8)
+//	pi/{user}\x00{device}\x00{msgid}  push item (binary, push.go)
+//	pq/{due}{user}\x00{device}\x00{msgid}   pending push item, by due (empty value)
+//	px/{done}{user}\x00{device}\x00{msgid}  done push item, by when (empty value)
 //	meta/epoch                      the store's epoch
+//
+// The p*/ rows came after format 2 without a new format, as s/ did. No
+// other prefix starts with 'p', and none of the six is a prefix of
+// another, so an iteration of one never meets the others' rows. Times in
+// pq/ and px/ keys are 8 bytes big-endian with the sign bit flipped, so
+// that byte order is numeric order for negative times too.
 //
 // s/ came after format 2 without a new format: no older binary reads it
 // (it only ever looks up its own prefixes), so its rows mean nothing to
 // a store an older release opens, and a store an older release wrote
 // simply has no sessions. A change of its value's meaning needs one.
+// cs/ and cr/ (conversation settings) came the same way. A prefix is a whole key part
+// up to its '/': a scan of c/ (LowerBound "c/", UpperBound "c0") never
+// meets cs/ or cr/, whose second byte is above '0'.
 const (
 	pfxUser    = "u/"
 	pfxToken   = "t/"
@@ -48,6 +65,14 @@ const (
 	pfxHead    = "gh/"
 	pfxGroupQ  = "gq/"
 	pfxSession = "s/"
+	pfxConvSet = "cs/"
+	pfxConvRev = "cr/"
+	pfxPushDev = "pd/"
+	pfxPushTok = "pt/"
+	pfxPushJob = "pj/"
+	pfxPushItm = "pi/"
+	pfxPushDue = "pq/"
+	pfxPushDon = "px/"
 	keyEpoch   = "meta/epoch"
 	keyFormat  = "meta/format"
 	sep        = 0

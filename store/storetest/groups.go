@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"reflect"
 	"strconv"
 	"testing"
 
@@ -11,7 +12,7 @@ import (
 // Groups tests the Groups role: groups, members, heads, ranges and read
 // positions.
 func Groups(t *testing.T, open func(t *testing.T) GroupStore) {
-	run(t, open, []testCase{{"Groups", testGroups}})
+	run(t, open, []testCase{{"Groups", testGroups}, {"GroupMentions", testGroupMentions}})
 }
 
 // groupSend commits one group message at seq, with its head and the
@@ -129,5 +130,24 @@ func testGroups(t *testing.T, f *fixture) {
 	}
 	if got, _ := f.groups.GetGroup(f.ctx, "g1"); got.Members != 2 {
 		t.Fatalf("member count after removal: %d", got.Members)
+	}
+}
+
+// testGroupMentions: a message's mentions are stored with it; one without
+// reads back with none.
+func testGroupMentions(t *testing.T, f *fixture) {
+	with := store.Message{ID: 11, From: "alice", Group: "g1", Seq: 1, Type: "text", Body: "@bob", CMID: "m11", TS: 11,
+		Mentions: []string{"bob", store.MentionAll}}
+	without := store.Message{ID: 12, From: "alice", Group: "g1", Seq: 2, Type: "text", Body: "hi", CMID: "m12", TS: 12}
+	f.commit(&store.Batch{Messages: []store.Message{with, without},
+		Acks: []store.Ack{{From: "alice", CMID: with.CMID, ID: with.ID, TS: with.TS, Group: "g1", Seq: 1},
+			{From: "alice", CMID: without.CMID, ID: without.ID, TS: without.TS, Group: "g1", Seq: 2}},
+		Heads: []store.GroupHead{{Group: "g1", Seq: 2, MsgID: 12, TS: 12}}})
+	got, err := f.messages.GetMessages(f.ctx, []int64{11, 12})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("get messages: %+v %v", got, err)
+	}
+	if !reflect.DeepEqual(got[0], with) || got[1].Mentions != nil || !reflect.DeepEqual(got[1], without) {
+		t.Fatalf("messages read back:\n got %+v\nwant %+v, %+v", got, with, without)
 	}
 }

@@ -1,7 +1,8 @@
 // Package storetest is the conformance suite of store.Store, in one part per
 // role of the store: Accounts, Versions, Messages, Conversations, Groups,
-// Grants, Sessions and Lifecycle. Every implementation runs Run (and RunReopen if it
-// persists to a directory) from its own tests; a store of only some roles
+// Grants, Sessions, Settings, Push and Lifecycle. Every implementation runs
+// Run (and RunReopen if it persists to a directory) from its own tests; a
+// store of only some roles
 // (a fake for a consumer's tests) runs the parts of its roles. The suite
 // tests the contract in store.go, not an engine.
 package storetest
@@ -73,6 +74,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			io.Closer
 		}{s, s}
 	})
+	Settings(t, func(t *testing.T) store.Settings {
+		s := open(t)
+		return struct {
+			store.Settings
+			io.Closer
+		}{s, s}
+	})
 	Lifecycle(t, open)
 }
 
@@ -130,6 +138,8 @@ type fixture struct {
 	groups        store.Groups
 	grants        store.Grants
 	sessions      store.Sessions
+	settings      store.Settings
+	push          store.Push
 	life          store.Lifecycle
 }
 
@@ -153,6 +163,8 @@ func newFixture(t *testing.T, s any) *fixture {
 	f.groups, _ = s.(store.Groups)
 	f.grants, _ = s.(store.Grants)
 	f.sessions, _ = s.(store.Sessions)
+	f.settings, _ = s.(store.Settings)
+	f.push, _ = s.(store.Push)
 	f.life, _ = s.(store.Lifecycle)
 	return f
 }
