@@ -46,6 +46,8 @@ type Sink struct {
 	srv  *http.Server
 	done chan struct{} // closed by Close: waiting answers end
 	once sync.Once
+	// after is the delay's timer (time.After; a test's to hold answers).
+	after func(time.Duration) <-chan time.Time
 
 	mu    sync.Mutex
 	stats sinkCounts
@@ -116,7 +118,7 @@ func NewSink(o SinkOptions) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("push sink: %w", err)
 	}
-	s := &Sink{opts: o, ln: ln, done: make(chan struct{})}
+	s := &Sink{opts: o, ln: ln, done: make(chan struct{}), after: time.After}
 	s.reset()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /", s.push)
@@ -221,10 +223,8 @@ func (s *Sink) push(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	if s.opts.Delay > 0 {
-		t := time.NewTimer(s.opts.Delay)
-		defer t.Stop()
 		select {
-		case <-t.C:
+		case <-s.after(s.opts.Delay):
 		case <-r.Context().Done():
 			return
 		case <-s.done:

@@ -12,8 +12,10 @@ import (
 
 	"github.com/bwmarrin/snowflake"
 
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/push/webhook"
+	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/store"
 )
@@ -175,28 +177,55 @@ func TestSinkAnswersWithStatus(t *testing.T) {
 }
 
 // TestSinkDelaysAnswers: a push is counted on arrival and answered only
-// after the delay (here an hour, cut short by Close), as a slow provider.
+// after the delay (the test's timer: nothing here depends on how fast the
+// machine is), or at once when the sink closes.
 func TestSinkDelaysAnswers(t *testing.T) {
-	s, err := NewSink(SinkOptions{Secret: []byte("s3cret"), Delay: time.Hour})
+	s, err := NewSink(SinkOptions{Secret: []byte("s3cret"), Delay: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
+	asked := make(chan time.Duration, 2)
+	fire := make(chan time.Time)
+	s.after = func(d time.Duration) <-chan time.Time { asked <- d; return fire }
 	served := make(chan error, 1)
 	go func() { served <- s.Serve() }()
-	answered := make(chan error, 1)
-	go func() {
-		answered <- pusher(t, s.URL(), "s3cret").Push(context.Background(), note("bench-bob", idAt(time.Now().UnixMilli(), 0)))
-	}()
-	wait.For(t, "the push counted", 10*time.Second, func() bool { return s.Stats(false).Pushes == 1 })
+	p := pusher(t, s.URL(), "s3cret")
+	send := func() chan error {
+		answered := make(chan error, 1)
+		go func() {
+			answered <- p.Push(context.Background(), note("bench-bob", idAt(time.Now().UnixMilli(), 0)))
+		}()
+		return answered
+	}
+	first := send()
+	var d time.Duration
+	wait.For(t, "the answer's delay asked for", 10*time.Second, func() bool {
+		select {
+		case d = <-asked:
+			return true
+		default:
+			return false
+		}
+	})
+	if d != 500*time.Millisecond || s.Stats(false).Pushes != 1 {
+		t.Fatalf("delay %v, stats %+v: want 500ms and the push counted before the answer", d, s.Stats(false))
+	}
 	select {
-	case err := <-answered:
+	case err := <-first:
 		t.Fatalf("answered before the delay: %v", err)
 	default:
 	}
+	fire <- time.Now()
+	if err := <-first; err != nil {
+		t.Fatalf("the answer after the delay: %v", err)
+	}
+
+	second := send()
+	wait.For(t, "the second push waiting", 10*time.Second, func() bool { return len(asked) == 1 })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-answered; err != nil {
+	if err := <-second; err != nil {
 		t.Fatalf("answer at close: %v", err)
 	}
 	if err := <-served; err != nil {
@@ -227,5 +256,51 @@ func TestSinkStatsEndpoint(t *testing.T) {
 	}
 	if st := get(""); st.Pushes != 0 || st.Latency != (SinkLatency{}) {
 		t.Fatalf("after the reset: %+v", st)
+	}
+}
+
+// TestP2PPushDevices: p2p --push-devices against an imqttd pushing to a
+// sink: every phone (two per receiver) registered, every message still
+// delivered live, and each phone pushed to (a burst collapses into a few
+// pushes per phone), never twice for one message.
+func TestP2PPushDevices(t *testing.T) {
+	sink := startSink(t, SinkOptions{Secret: []byte("s3cret")})
+	s := testserver.Start(t, func(c *daemon.Config) {
+		c.Push.Pushers = []push.Pusher{pusher(t, sink.URL(), "s3cret")}
+	})
+	target := Target{Server: s.HTTP, MQTT: s.MQTT}
+	r, err := P2P(context.Background(), P2POptions{Target: target, Pairs: 2, Messages: 40, InFlight: 4, PushDevices: true, PushPhones: 2})
+	passed(t, r, err, 40)
+	if !strings.Contains(r.Case, "push-phones=2") {
+		t.Fatalf("case %q", r.Case)
+	}
+	wait.For(t, "a push to each of the 4 phones", 20*time.Second, func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		tokens := map[string]bool{}
+		for k := range sink.stats.seen {
+			tokens[k.token] = true
+		}
+		return len(tokens) == 4
+	})
+	st := sink.Stats(false)
+	if st.Duplicates != 0 || st.BadSignature != 0 || st.BadBody != 0 || st.Pushes > 40*2 {
+		t.Fatalf("sink %+v", st)
+	}
+	sink.mu.Lock()
+	for k := range sink.stats.seen {
+		if !strings.HasPrefix(k.token, "bench-") {
+			t.Errorf("token %q", k.token)
+		}
+	}
+	sink.mu.Unlock()
+
+	// Without a webhook provider on the server the phones cannot register: the run fails before sending.
+	if _, err := P2P(context.Background(), P2POptions{Target: imqttd(t), Pairs: 1, Messages: 1, PushDevices: true}); err == nil ||
+		!strings.Contains(err.Error(), "push token") {
+		t.Fatalf("no provider: %v", err)
+	}
+	if _, err := P2P(context.Background(), P2POptions{Target: mochi(t), Pairs: 1, Messages: 1, PushDevices: true}); err == nil {
+		t.Fatal("plain target with push devices accepted")
 	}
 }
