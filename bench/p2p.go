@@ -172,6 +172,7 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 		stopAt = start.Add(o.Duration)
 	}
 	var sendWG, ackWG sync.WaitGroup
+	var acks ackTimes
 	for i, s := range senders {
 		quota := 0
 		if o.Messages > 0 {
@@ -183,7 +184,7 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 		sendWG.Add(1)
 		go func() {
 			defer sendWG.Done()
-			sendLoop(ctx, ackCtx, &ackWG, s, i, quota, stopAt, start, o, run, tr)
+			sendLoop(ctx, ackCtx, &ackWG, s, i, quota, stopAt, start, o, run, tr, &acks)
 		}()
 	}
 	sendWG.Wait()
@@ -235,6 +236,10 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 	res.Rate = Rate(c.Delivered, end.Sub(start))
 	lat := Summarize(tr.Latencies())
 	res.Latency = &lat
+	if al := Summarize(acks.samples()); al.Count > 0 {
+		res.extra("ack_p50_ms", al.P50)
+		res.extra("ack_p99_ms", al.P99)
+	}
 	res.addServerFigures(before, after)
 	if o.Sessions {
 		res.extra("server_session_replayed", delta(before, after, "imqtt_session_replayed_total"))
@@ -258,7 +263,7 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 // sendLoop is one sender: quota messages (0: until stopAt), at the asked
 // rate or as fast as InFlight unacknowledged sends allow. Each send runs in
 // its own goroutine, tracked by ackWG and bounded by ackCtx.
-func sendLoop(ctx, ackCtx context.Context, ackWG *sync.WaitGroup, s sender, stream, quota int, stopAt, start time.Time, o P2POptions, run string, tr *Tracker) {
+func sendLoop(ctx, ackCtx context.Context, ackWG *sync.WaitGroup, s sender, stream, quota int, stopAt, start time.Time, o P2POptions, run string, tr *Tracker, acks *ackTimes) {
 	slots := make(chan struct{}, o.InFlight)
 	var interval time.Duration
 	if o.Rate > 0 {
@@ -293,10 +298,31 @@ func sendLoop(ctx, ackCtx context.Context, ackWG *sync.WaitGroup, s sender, stre
 				tr.Failed()
 			} else {
 				tr.Ack(stream, seq)
+				acks.add(time.Since(sentAt))
 			}
 			<-slots
 		}()
 	}
+}
+
+// ackTimes collects the time from each send (its scheduled time at a
+// fixed rate) to its ack: on imqttd, to the message stored; the send
+// path's latency, apart from the delivery's.
+type ackTimes struct {
+	mu sync.Mutex
+	ns []int64
+}
+
+func (a *ackTimes) add(d time.Duration) {
+	a.mu.Lock()
+	a.ns = append(a.ns, int64(d))
+	a.mu.Unlock()
+}
+
+func (a *ackTimes) samples() []int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ns
 }
 
 // flush sends a marker from each sender whose receiver lacks an acked message.

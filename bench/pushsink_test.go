@@ -271,8 +271,8 @@ func TestP2PPushDevices(t *testing.T) {
 	target := Target{Server: s.HTTP, MQTT: s.MQTT}
 	r, err := P2P(context.Background(), P2POptions{Target: target, Pairs: 2, Messages: 40, InFlight: 4, PushDevices: true, PushPhones: 2})
 	passed(t, r, err, 40)
-	if !strings.Contains(r.Case, "push-phones=2") {
-		t.Fatalf("case %q", r.Case)
+	if !strings.Contains(r.Case, "push-phones=2") || r.Extra["ack_p99_ms"] <= 0 || r.Extra["ack_p50_ms"] > r.Extra["ack_p99_ms"] {
+		t.Fatalf("case %q, extra %v", r.Case, r.Extra)
 	}
 	wait.For(t, "a push to each of the 4 phones", 20*time.Second, func() bool {
 		sink.mu.Lock()
