@@ -274,6 +274,9 @@ func sendLoop(ctx, ackCtx context.Context, ackWG *sync.WaitGroup, s sender, stre
 		sentAt := time.Now()
 		if interval > 0 {
 			sentAt = start.Add(interval * time.Duration(seq))
+			if !stopAt.IsZero() && sentAt.After(stopAt) {
+				return // not waited for: at a low rate per sender, the wait would stretch the run past Duration
+			}
 			if d := time.Until(sentAt); d > 0 && !sleepCtx(ctx, d) {
 				return
 			}

@@ -18,7 +18,7 @@
 #   burst  p2p at BURST_RATE msgs/s (1 phone per receiver) with a fast
 #          sink: what the collapse window makes of a burst.
 #
-#   bench/push.sh                                  # about 8 minutes on 2 cores
+#   bench/push.sh                                  # about 15 minutes on 2 cores
 #   STEPS=ab ROUNDS=3 SUFFIX=-r2 bench/push.sh     # the A B again, beside the first
 #   STEPS=ab PROFILE=1 bench/push.sh               # with the server's CPU profiles
 #
@@ -35,7 +35,7 @@ ROUNDS=${ROUNDS:-2}
 DELAY=${DELAY:-500ms}
 RATE_PAIRS=${RATE_PAIRS:-20}
 RATE_MSGS=${RATE_MSGS:-8}
-RATE_PHONES=${RATE_PHONES:-50}
+RATE_PHONES=${RATE_PHONES:-100}
 RATE_DURATION=${RATE_DURATION:-20s}
 PUSH_RATE=${PUSH_RATE:-100000}
 BURST_RATE=${BURST_RATE:-1000}
@@ -94,28 +94,33 @@ start_pushing() {
 	start_imqttd --push-webhook "$SINK" --webhook-secret "$SECRET" --push-rate "$PUSH_RATE" "$@"
 }
 reset_sink() { curl -sf "$SINK/stats?reset=1" >/dev/null; }
-# settle NAME: waits until the pushes are out: at least 12 s (imqttd
-# refreshes its outbox gauge every 10 s), then until the gauge says the
-# outbox is empty and the sink's count has not moved for 3 s (at most
-# 300 s); saves the sink's figures to $OUT/sink-NAME.json and imqttd's push
-# metrics to $OUT/NAME-push-metrics.txt. SETTLED is how long it waited.
+# settle NAME PHONES: waits until every push item of the run is out: until
+# imqttd has sent (imqtt_push_latency_seconds_count counts each message a
+# push stood for) the acked messages times PHONES, or the sink's count has
+# not moved for 60 s, at most 600 s. (Not the outbox gauge: the worker
+# refreshes it between rounds of its loop, and one round expands the whole
+# backlog of jobs.) Saves the sink's figures to $OUT/sink-NAME.json, with
+# settled_s (how long after the p2p run the last push came) and items
+# sent/expected, and imqttd's push metrics to $OUT/NAME-push-metrics.txt.
 settle() {
-	local name=$1$SUFFIX last=-1 same=0 n depth t0=$SECONDS
-	for i in $(seq 300); do
+	local name=$1$SUFFIX phones=$2 last=-1 same=0 n sent want t0=$SECONDS
+	want=$(($(jq .acked "$OUT/$name.json") * phones))
+	for _ in $(seq 600); do
+		sent=$(curl -sf "http://127.0.0.1:$HTTP/metrics" | awk '$1 == "imqtt_push_latency_seconds_count" {print $2 + 0}')
+		[ "${sent:-0}" -ge "$want" ] && break
 		n=$(curl -sf "$SINK/stats" | jq .pushes)
-		depth=$(curl -sf "http://127.0.0.1:$HTTP/metrics" | awk '/^imqtt_push_outbox/ {s += $2} END {print s + 0}')
 		if [ "$n" = "$last" ]; then
 			same=$((same + 1))
-			[ "$same" -ge 3 ] && [ "$i" -ge 12 ] && [ "$depth" = 0 ] && break
+			[ "$same" -ge 60 ] && break
 		else
 			same=0 last=$n
 		fi
 		sleep 1
 	done
-	SETTLED=$((SECONDS - t0))
-	curl -sf "$SINK/stats" | jq --argjson settled "$SETTLED" '. + {settled_s: $settled}' >"$OUT/sink-$name.json"
+	curl -sf "$SINK/stats" | jq --argjson settled "$((SECONDS - t0))" --argjson sent "${sent:-0}" --argjson want "$want" \
+		'. + {settled_s: $settled, items_sent: $sent, items_expected: $want}' >"$OUT/sink-$name.json"
 	curl -sf "http://127.0.0.1:$HTTP/metrics" | grep '^imqtt_push' >"$OUT/$name-push-metrics.txt" || true
-	jq -c '{pushes, per_sec, latency_ms, duplicates, bad_signature, settled_s}' "$OUT/sink-$name.json" >&2
+	jq -c '{pushes, per_sec, latency_ms, duplicates, bad_signature, settled_s, items_sent, items_expected}' "$OUT/sink-$name.json" >&2
 }
 # bench NAME ARGS...: one p2p run against the running imqttd; its JSON in
 # $OUT/NAME.json, its table in $OUT/NAME.txt.
@@ -139,7 +144,7 @@ p2prow() {
 	jq -r '"| \(.msgs_per_s|floor) | \(.extra.ack_p50_ms // "–") / \(.extra.ack_p99_ms // "–") ms | \(.latency.p50_ms) / \(.latency.p99_ms) ms | \(.extra.server_cpu_us_per_msg // 0 | floor) | \(.lost) / \(.duplicated) |"' "$OUT/$1$SUFFIX.json"
 }
 sinkrow() {
-	jq -r '"\(.pushes) | \(.per_sec|floor) | \(.latency_ms.p50) / \(.latency_ms.p99) / \(.latency_ms.max) ms | \(.duplicates) | \(.settled_s) s"' "$OUT/sink-$1$SUFFIX.json"
+	jq -r '"\(.pushes) | \(.per_sec|floor) | \(.latency_ms.p50) / \(.latency_ms.p99) / \(.latency_ms.max) ms | \(.duplicates) | \(.settled_s) s (\(.items_sent)/\(.items_expected))"' "$OUT/sink-$1$SUFFIX.json"
 }
 
 if step ab; then
@@ -153,7 +158,7 @@ if step ab; then
 		start_pushing
 		reset_sink
 		bench "ab-push-$round" "${P2P[@]}" --push-devices
-		settle "ab-push-$round"
+		settle "ab-push-$round" 1
 		stop_imqttd
 	done
 	stop_sink
@@ -167,7 +172,7 @@ if step ab; then
 			echo "| B $round (push) $(p2prow "ab-push-$round")"
 		done
 		echo
-		echo "| round | B/A msgs/s | sink pushes | pushes/s | push latency p50 / p99 / max | duplicates | outbox empty after the run |"
+		echo "| round | B/A msgs/s | sink pushes | pushes/s | push latency p50 / p99 / max | duplicates | last push after the run (items sent/expected) |"
 		echo "| --- | ---: | ---: | ---: | --- | ---: | ---: |"
 		for round in $(seq "$ROUNDS"); do
 			a=$(jq .msgs_per_s "$OUT/ab-nopush-$round$SUFFIX.json")
@@ -191,14 +196,14 @@ if step rate; then
 		reset_sink
 		bench "rate-delay$delay" --pairs "$RATE_PAIRS" --rate "$RATE_MSGS" --duration "$RATE_DURATION" \
 			--push-devices --push-phones "$RATE_PHONES"
-		settle "rate-delay$delay"
+		settle "rate-delay$delay" "$RATE_PHONES"
 		stop_imqttd
 		stop_sink
 	done
 	{
 		echo "### Rate: p2p --pairs $RATE_PAIRS --rate $RATE_MSGS --duration $RATE_DURATION --push-devices --push-phones $RATE_PHONES, --push-rate $PUSH_RATE"
 		echo
-		echo "| sink delay | pushes | pushes/s (first to last) | push latency p50 / p99 / max | duplicates | outbox empty after the run |"
+		echo "| sink delay | pushes | pushes/s (first to last) | push latency p50 / p99 / max | duplicates | last push after the run (items sent/expected) |"
 		echo "| --- | ---: | ---: | --- | ---: | ---: |"
 		for delay in 0s "$DELAY"; do
 			echo "| $delay | $(sinkrow "rate-delay$delay") |"
@@ -213,7 +218,7 @@ if step burst; then
 	start_pushing
 	reset_sink
 	bench burst --pairs "$PAIRS" --rate "$BURST_RATE" --duration "$DURATION" --push-devices
-	settle burst
+	settle burst 1
 	stop_imqttd
 	stop_sink
 	{
@@ -223,7 +228,7 @@ if step burst; then
 		echo "| ---: | --- | --- | ---: | --- |"
 		p2prow burst
 		echo
-		echo "| pushes | pushes/s | push latency p50 / p99 / max | duplicates | outbox empty after the run |"
+		echo "| pushes | pushes/s | push latency p50 / p99 / max | duplicates | last push after the run (items sent/expected) |"
 		echo "| ---: | ---: | --- | ---: | ---: |"
 		echo "| $(sinkrow burst) |"
 		echo
