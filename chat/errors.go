@@ -12,28 +12,29 @@ import (
 // apart. Any other error of the core is a failure (the store, the hot
 // state, an ended context): the caller logs it and answers unavailable.
 var (
-	ErrBadRequest    = errors.New(wire.CodeBadRequest)    // a field malformed or out of range
-	ErrBadType       = errors.New(wire.CodeBadType)       // a send's type is not one of wire.MessageTypes
-	ErrMissingTo     = errors.New(wire.CodeMissingTo)     // a send names neither to nor group
-	ErrMissingCMID   = errors.New(wire.CodeMissingCMID)   // a send's cmid is empty or too long
-	ErrTooLarge      = errors.New(wire.CodeTooLarge)      // body or meta over its limit
-	ErrNoSuchUser    = errors.New(wire.CodeNoSuchUser)    // the recipient or a new member has no account
-	ErrNotMember     = errors.New(wire.CodeNotMember)     // not a member of the group, or no such group
-	ErrForbidden     = errors.New(wire.CodeForbidden)     // a member whose role does not allow it
-	ErrNotFound      = errors.New(wire.CodeNotFound)      // no such conversation, member or media
-	ErrExists        = errors.New(wire.CodeExists)        // the group exists already
-	ErrGroupFull     = errors.New(wire.CodeGroupFull)     // the group's member limit
-	ErrTooManyGroups = errors.New(wire.CodeTooManyGroups) // a user to be added is in MaxGroupsPerUser groups
-	ErrRateLimited   = errors.New(wire.CodeRateLimited)   // over the sender's rate; resend later, same cmid
-	ErrBusy          = errors.New(wire.CodeBusy)          // the send queue stayed full; resend later, same cmid
-	ErrUnavailable   = errors.New(wire.CodeUnavailable)   // not stored (store failed, server closing); resend, same cmid
+	ErrBadRequest      = errors.New(wire.CodeBadRequest)      // a field malformed or out of range
+	ErrBadType         = errors.New(wire.CodeBadType)         // a send's type is not one of wire.MessageTypes
+	ErrMissingTo       = errors.New(wire.CodeMissingTo)       // a send names neither to nor group
+	ErrMissingCMID     = errors.New(wire.CodeMissingCMID)     // a send's cmid is empty or too long
+	ErrTooLarge        = errors.New(wire.CodeTooLarge)        // body or meta over its limit
+	ErrNoSuchUser      = errors.New(wire.CodeNoSuchUser)      // the recipient or a new member has no account
+	ErrNotMember       = errors.New(wire.CodeNotMember)       // not a member of the group, or no such group
+	ErrForbidden       = errors.New(wire.CodeForbidden)       // a member whose role does not allow it
+	ErrNotFound        = errors.New(wire.CodeNotFound)        // no such conversation, member or media
+	ErrExists          = errors.New(wire.CodeExists)          // the group exists already
+	ErrGroupFull       = errors.New(wire.CodeGroupFull)       // the group's member limit
+	ErrTooManyGroups   = errors.New(wire.CodeTooManyGroups)   // a user to be added is in MaxGroupsPerUser groups
+	ErrTooManySettings = errors.New(wire.CodeTooManySettings) // the user has MaxConvSettings conversations set
+	ErrRateLimited     = errors.New(wire.CodeRateLimited)     // over the sender's rate; resend later, same cmid
+	ErrBusy            = errors.New(wire.CodeBusy)            // the send queue stayed full; resend later, same cmid
+	ErrUnavailable     = errors.New(wire.CodeUnavailable)     // not stored (store failed, server closing); resend, same cmid
 )
 
 // sentinels is the one table from the core's refusals to wire codes: each
 // sentinel's text is its code. The HTTP status of a code is wire.HTTPStatus's.
 var sentinels = []error{ErrBadRequest, ErrBadType, ErrMissingTo, ErrMissingCMID, ErrTooLarge,
 	ErrNoSuchUser, ErrNotMember, ErrForbidden, ErrNotFound, ErrExists, ErrGroupFull, ErrTooManyGroups,
-	ErrRateLimited, ErrBusy, ErrUnavailable}
+	ErrTooManySettings, ErrRateLimited, ErrBusy, ErrUnavailable}
 
 // Error is a refusal of the core: Err, one of the sentinels, and the
 // message for the client.

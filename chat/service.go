@@ -65,6 +65,7 @@ const (
 	DefaultCommitWait       = 10 * time.Second // a commit's deadline
 	DefaultMaxGroupMembers  = 10_000           // members of one group
 	DefaultMaxGroupsPerUser = 1000             // groups one user is in
+	DefaultMaxConvSettings  = 2000             // conversations one user may set (mute, pin)
 	DefaultReadTick         = 10 * time.Millisecond
 	// DefaultBurstFactor is SendBurst's default as a multiple of SendRate.
 	DefaultBurstFactor = 4
@@ -94,6 +95,10 @@ type Options struct {
 	// Anyone may add a user to a group, so without it a stranger could
 	// grow a user's heads answer and its devices' cursors without end.
 	MaxGroupsPerUser int
+	// MaxConvSettings bounds the conversations one user has settings of;
+	// default 2,000. A peer is any user, so without it one account could
+	// write a row per account and make every list of its read them all.
+	MaxConvSettings int
 	// ReadTick is how long group read positions are gathered before one
 	// merged write; default 10ms.
 	ReadTick time.Duration
@@ -130,6 +135,9 @@ func (o *Options) fill() {
 	}
 	if o.MaxGroupsPerUser <= 0 {
 		o.MaxGroupsPerUser = DefaultMaxGroupsPerUser
+	}
+	if o.MaxConvSettings <= 0 {
+		o.MaxConvSettings = DefaultMaxConvSettings
 	}
 	if o.ReadTick <= 0 {
 		o.ReadTick = DefaultReadTick

@@ -28,6 +28,11 @@ func (s *Service) SetConvSettings(ctx context.Context, user string, cs wire.Conv
 		return wire.ConvSettings{}, refuse(ErrBadRequest, "mute_until must be unix milliseconds, 0 or at most ten years ahead")
 	}
 	row := store.ConvSettings{User: user, Conv: conv, Mute: cs.Mute, MuteUntil: cs.MuteUntil, Pin: cs.Pin, Updated: t}
+	if !row.Zero() {
+		if err := s.roomForSettings(ctx, user, conv); err != nil {
+			return wire.ConvSettings{}, err
+		}
+	}
 	if err := s.st.PutConvSettings(ctx, row); err != nil {
 		return wire.ConvSettings{}, errStore("put conversation settings", err)
 	}
@@ -36,6 +41,26 @@ func (s *Service) SetConvSettings(ctx context.Context, user string, cs wire.Conv
 	ev.Kind = wire.KindSettings
 	s.toUser(user, ev)
 	return cs, nil
+}
+
+// roomForSettings refuses a row for a conversation user has not set yet
+// once user has MaxConvSettings rows (a change of one already set is
+// always taken).
+func (s *Service) roomForSettings(ctx context.Context, user, conv string) error {
+	switch _, err := s.st.GetConvSettings(ctx, user, conv); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, store.ErrNotFound):
+		return errStore("get conversation settings", err)
+	}
+	rows, err := s.st.UserConvSettings(ctx, user)
+	if err != nil {
+		return errStore("conversation settings", err)
+	}
+	if len(rows) >= s.opts.MaxConvSettings {
+		return refuse(ErrTooManySettings, "at most "+strconv.Itoa(s.opts.MaxConvSettings)+" conversations may have settings; clear one first")
+	}
+	return nil
 }
 
 // GetConvSettings returns user's settings of the conversation with peer or

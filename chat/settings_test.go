@@ -1,8 +1,11 @@
 package chat_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -11,6 +14,8 @@ import (
 
 	"github.com/imqtt/imqtt/chat"
 	"github.com/imqtt/imqtt/internal/deliver"
+	"github.com/imqtt/imqtt/internal/metrics"
+	"github.com/imqtt/imqtt/state/memory"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -292,5 +297,42 @@ func TestMentions(t *testing.T) {
 	}
 	if !slices.Equal(items[1].Mentions, []string{wire.MentionAll}) || !slices.Equal(items[2].Mentions, []string{"carol", "alice"}) {
 		t.Fatalf("synced mentions %q, %q", items[1].Mentions, items[2].Mentions)
+	}
+}
+
+// TestConvSettingsCap: past MaxConvSettings a conversation not set yet is
+// refused (too_many_settings); one already set still changes, and one
+// cleared makes room. Any user is a peer, so without the cap one account
+// could write a row per account.
+func TestConvSettingsCap(t *testing.T) {
+	st := openStore(t)
+	addUsers(t, st, "carol", "dave")
+	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), pathTo(&events{}), chat.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(), MaxConvSettings: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start()
+	t.Cleanup(func() { _ = svc.Close(context.Background()) })
+	ctx := t.Context()
+	for _, p := range []string{"bob", "carol"} {
+		if _, err := svc.SetConvSettings(ctx, "alice", wire.ConvSettings{Peer: p, Mute: true}); err != nil {
+			t.Fatalf("set %s: %v", p, err)
+		}
+	}
+	_, err = svc.SetConvSettings(ctx, "alice", wire.ConvSettings{Peer: "dave", Pin: true})
+	var ce *chat.Error
+	if !errors.As(err, &ce) || !errors.Is(ce.Err, chat.ErrTooManySettings) {
+		t.Fatalf("a third conversation: %v, want too_many_settings", err)
+	}
+	if _, err := svc.SetConvSettings(ctx, "alice", wire.ConvSettings{Peer: "bob", Pin: true}); err != nil {
+		t.Fatalf("a change of one already set: %v", err)
+	}
+	if _, err := svc.SetConvSettings(ctx, "alice", wire.ConvSettings{Peer: "carol"}); err != nil {
+		t.Fatalf("clearing one: %v", err)
+	}
+	if _, err := svc.SetConvSettings(ctx, "alice", wire.ConvSettings{Peer: "dave", Pin: true}); err != nil {
+		t.Fatalf("after clearing one: %v", err)
 	}
 }

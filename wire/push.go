@@ -12,6 +12,9 @@ const (
 	CodeBadProvider = "bad_provider" // not apns, fcm or webhook, or not configured on the server
 	CodeBadToken    = "bad_token"    // empty, too long or malformed for its provider
 	CodeTokenInUse  = "token_in_use" // another user's device holds the token (it logs out first)
+	// CodeTooManyDevices (409): the user has as many push registrations
+	// as a user may (a new device's is refused; its own can be replaced).
+	CodeTooManyDevices = "too_many_devices"
 )
 
 // MaxPushToken bounds a push token (APNs: 64 hex digits today; FCM: about

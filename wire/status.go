@@ -14,7 +14,7 @@ func HTTPStatus(code string) int {
 		return http.StatusUnauthorized
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case CodeExists, CodeGroupFull, CodeTooManyGroups:
+	case CodeExists, CodeGroupFull, CodeTooManyGroups, CodeTooManySettings, CodeTooManyDevices:
 		return http.StatusConflict
 	case CodeUnavailable, CodeBusy:
 		return http.StatusServiceUnavailable

@@ -161,6 +161,8 @@ const (
 	CodeGroupFull    = "group_full" // the group's member limit is reached
 	// CodeTooManyGroups: a user to be added is in as many groups as a user may be.
 	CodeTooManyGroups = "too_many_groups"
+	// CodeTooManySettings: the user has set as many conversations as a user may.
+	CodeTooManySettings = "too_many_settings"
 
 	CodeTypeMismatch   = "type_mismatch"   // media: the declared Content-Type is not what the bytes are
 	CodeHLSUnavailable = "hls_unavailable" // media: private video needs ffmpeg on the server

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/store"
@@ -54,6 +55,8 @@ func (a *API) registerPush(w http.ResponseWriter, r *http.Request, c caller) {
 		writeError(w, http.StatusBadRequest, wire.CodeBadToken, "token must be 1 to 512 printable ASCII characters (APNs: at least 64 hex digits)")
 	case errors.Is(err, push.ErrBadTopic):
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "topic must be at most 255 of A-Z a-z 0-9 . - _")
+	case errors.Is(err, push.ErrTooMany):
+		writeError(w, http.StatusConflict, wire.CodeTooManyDevices, "this user has "+strconv.Itoa(push.MaxDevices)+" push registrations, the most allowed: unregister one (DELETE /v1/devices/{device}/push) first")
 	case errors.Is(err, push.ErrTokenInUse):
 		writeError(w, http.StatusBadRequest, wire.CodeTokenInUse, "another user's device holds this token; it must log out first")
 	case err != nil:

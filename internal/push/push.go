@@ -49,7 +49,7 @@ const (
 	DefaultTTL      = time.Hour       // how long a push is retried
 	DefaultCollapse = 2 * time.Second // a device's burst within it is one notification
 	DefaultRate     = 1000            // notifications a second per node
-	DefaultWorkers  = 32              // notifications in flight per node
+	DefaultWorkers  = 256             // notifications in flight per node (a provider answering in 500 ms still takes 512/s)
 	DefaultPreview  = PreviewSender
 	DefaultPoll     = 200 * time.Millisecond // how often the outbox is looked at without a Notify
 	DefaultLease    = 30 * time.Second       // how long a claim holds a job or a device

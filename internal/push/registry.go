@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/imqtt/imqtt/store"
@@ -17,7 +18,13 @@ var (
 	ErrBadToken    = errors.New("push: token empty, too long or malformed")
 	ErrTokenInUse  = errors.New("push: another user's device holds the token")
 	ErrBadTopic    = errors.New("push: topic malformed")
+	ErrTooMany     = errors.New("push: the user has the most registrations allowed")
 )
+
+// MaxDevices bounds one user's registrations. A device ID is anything a
+// login names: without it one account could register devices without end
+// and have every message to it pushed to each.
+const MaxDevices = 16
 
 // Registry keeps devices' push registrations (the HTTP API's side).
 type Registry struct {
@@ -79,6 +86,13 @@ func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' ||
 func (r *Registry) Register(ctx context.Context, user, device, login string, req wire.PushRegister) (wire.PushDevice, error) {
 	if err := r.Check(req); err != nil {
 		return wire.PushDevice{}, err
+	}
+	ds, err := r.st.PushDevices(ctx, []string{user})
+	if err != nil {
+		return wire.PushDevice{}, fmt.Errorf("push devices: %w", err)
+	}
+	if len(ds) >= MaxDevices && !slices.ContainsFunc(ds, func(d store.PushDevice) bool { return d.Device == device }) {
+		return wire.PushDevice{}, ErrTooMany
 	}
 	d := store.PushDevice{User: user, Device: device, Provider: req.Provider, Token: req.Token, Topic: req.Topic,
 		Sandbox: req.Sandbox, Login: login, Created: r.now().UnixMilli()}

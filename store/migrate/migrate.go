@@ -16,7 +16,8 @@
 // point at them (group log, inbox entries), members before their group
 // documents, acks (which say a send is stored) after all of a send's rows,
 // version counters after the entries they cover, sessions (whose
-// positions point into the inboxes and group logs) last. The source's epoch is
+// positions point into the inboxes and group logs), then the push
+// registrations and outbox, last. The source's epoch is
 // made the target's last, so that devices keep their cursors.
 package migrate
 
@@ -367,6 +368,18 @@ var kinds = []kindCopy{
 	kind(pebble.Sessions, "sessions", (*mongo.Store).ImportSessions),
 	// Mutes and pins, which nothing else points at.
 	kind(pebble.ConvSettings, "conv_settings", (*mongo.Store).ImportConvSettings),
+	// The push outbox: registrations, items (done ones too, so that a job
+	// expanded again pushes nothing twice), then the jobs not yet
+	// expanded. Claims are not carried: the target's workers claim anew.
+	kind(pebble.PushDevices, "push_devices", (*mongo.Store).ImportPushDevices),
+	kind(pebble.PushItems, "push_items", func(dst *mongo.Store, ctx context.Context, rows []pebble.PushItemRow) error {
+		rs := make([]mongo.PushItemRow, len(rows))
+		for i, r := range rows {
+			rs[i] = mongo.PushItemRow(r)
+		}
+		return dst.ImportPushItems(ctx, rs)
+	}),
+	kind(pebble.PushJobs, "push_jobs", (*mongo.Store).ImportPushJobs),
 }
 
 func (r *run) copyAll(ctx context.Context) error {

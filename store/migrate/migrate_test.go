@@ -114,6 +114,9 @@ func newSource(t testing.TB, users, msgs int) *source {
 				{User: to, Peer: from, MsgID: id, TS: m.TS, Ver: vt, Incoming: true}},
 			Acks: []store.Ack{{From: from, CMID: m.CMID, ID: id, Ver: vf, TS: m.TS}},
 		}
+		if i%3 == 0 {
+			b.PushJobs = []store.PushJob{{MsgID: id, Created: m.TS}}
+		}
 		if err := st.Commit(ctx, b); err != nil {
 			t.Fatal(err)
 		}
@@ -162,6 +165,21 @@ func newSource(t testing.TB, users, msgs int) *source {
 		// to the conversations' c/: counted apart).
 		cs := store.ConvSettings{User: u, Conv: store.ConvGroup(src.groups[0]), Mute: true, Pin: i%2 == 0, Updated: 1}
 		if err := st.PutConvSettings(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A push registration per user, a pending and a done push item.
+	for i, u := range src.users {
+		d := store.PushDevice{User: u, Device: "phone", Provider: "fcm", Token: "tok-" + u, Created: 9, LastPush: int64(i)}
+		if err := st.PutPushDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		items := []store.PushItem{{User: u, Device: "phone", MsgID: 1, Created: 9, Due: 10, Attempts: 2, Mention: true},
+			{User: u, Device: "phone", MsgID: 2, Created: 9, Due: 11}}
+		if err := st.AddPushItems(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DonePushItems(ctx, u, "phone", []int64{2}, 12); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -286,6 +304,30 @@ func TestRunCopiesEverything(t *testing.T) {
 		if got, err := again.UserConvSettings(ctx, u); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("settings of %s: %+v %v; want %+v", u, got, err, want)
 		}
+	}
+	// Push registrations, pending items and jobs; a done item stays done.
+	wantDevs, err := from.PushDevices(ctx, src.users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := again.PushDevices(ctx, src.users); err != nil || len(wantDevs) != len(src.users) || !reflect.DeepEqual(got, wantDevs) {
+		t.Errorf("push devices: %+v %v; want %+v", got, err, wantDevs)
+	}
+	for _, u := range src.users {
+		want, _ := from.PendingPushItems(ctx, u, "phone")
+		if got, err := again.PendingPushItems(ctx, u, "phone"); err != nil || len(want) != 1 || !reflect.DeepEqual(got, want) {
+			t.Errorf("pending push items of %s: %+v %v; want %+v", u, got, err, want)
+		}
+	}
+	if err := again.AddPushItems(ctx, []store.PushItem{{User: src.users[0], Device: "phone", MsgID: 2, Due: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := again.PendingPushItems(ctx, src.users[0], "phone"); len(got) != 1 {
+		t.Errorf("a done push item came over pending: %+v", got)
+	}
+	wantJobs, _, _ := from.PushDepth(ctx)
+	if jobs, err := again.ClaimPushJobs(ctx, "n1", 0, 1, 1000); err != nil || wantJobs == 0 || int64(len(jobs)) != wantJobs {
+		t.Errorf("push jobs claimable: %d %v; want %d", len(jobs), err, wantJobs)
 	}
 	// Unread counts came over as they were, and a new message counts on.
 	convs, _ := from.Conversations(ctx, src.users[1])

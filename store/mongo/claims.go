@@ -65,6 +65,11 @@ func part(b *store.Batch, m store.Message) store.Batch {
 			p.Reads = append(p.Reads, r)
 		}
 	}
+	for _, j := range b.PushJobs {
+		if j.MsgID == m.ID {
+			p.PushJobs = append(p.PushJobs, j)
+		}
+	}
 	return p
 }
 
@@ -129,6 +134,7 @@ func (s *Store) claim(ctx context.Context, b *store.Batch) (*store.Batch, error)
 	w.Entries = slices.DeleteFunc(slices.Clone(b.Entries), func(e store.Entry) bool { return lost(e.MsgID) })
 	w.Convs = slices.DeleteFunc(slices.Clone(b.Convs), func(c store.ConvUpdate) bool { return lost(c.MsgID) })
 	w.Acks = slices.DeleteFunc(slices.Clone(b.Acks), func(a store.Ack) bool { return lost(a.ID) })
+	w.PushJobs = slices.DeleteFunc(slices.Clone(b.PushJobs), func(j store.PushJob) bool { return lost(j.MsgID) })
 	return w, nil
 }
 

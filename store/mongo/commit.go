@@ -63,7 +63,8 @@ type convKey struct{ user, peer string }
 // makes any prefix of them safe to repeat (MongoDB transactions would
 // need a replica set and FerretDB has none):
 //
-//  1. messages, by _id (the snowflake ID);
+//  1. messages, by _id (the snowflake ID), and their push jobs, by _id
+//     (the message's);
 //  2. entries, unique by (user, ver); an incoming entry whose
 //     conversation update is in the batch is inserted pending;
 //  3. the group message index, unique by (group, seq), and media grants,
@@ -113,6 +114,11 @@ func (s *Store) commit(ctx context.Context, b *store.Batch) error {
 		if _, err := insertMany(ctx, s.c.messages, docs); err != nil {
 			return fmt.Errorf("insert messages: %w", err)
 		}
+	}
+	// Jobs before the acks: a send whose ack is found is not committed
+	// again, so its job must be there by then.
+	if err := s.insertPushJobs(ctx, b.PushJobs); err != nil {
+		return err
 	}
 	fresh, err := s.insertEntries(ctx, b)
 	if err != nil {
@@ -361,6 +367,11 @@ func validate(b *store.Batch) error {
 		m := &b.Messages[i]
 		if m.ID < 0 || m.Seq > math.MaxInt64 {
 			return fmt.Errorf("message %d seq %d: %w", m.ID, m.Seq, ErrInvalid)
+		}
+	}
+	for _, j := range b.PushJobs {
+		if j.MsgID < 0 {
+			return fmt.Errorf("push job %d: %w", j.MsgID, ErrInvalid)
 		}
 	}
 	for i := range b.Entries {

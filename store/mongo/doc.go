@@ -61,6 +61,26 @@
 //	              sets nothing is deleted. {user: 1, conv: 1}: UserConvSettings;
 //	              {conv: 1, user: 1}: ConvSettingsFor. shard: {_id: "hashed"}.
 //	              Added without a new Format, as sessions were.
+//	push_devices {_id: "{user}/{device}", user, device, provider, token, topic,
+//	              sandbox, login, created, last_push}: push registrations
+//	             (push.go). unique {provider: 1, token: 1}: a token is one
+//	             device's; {user: 1, device: 1}: PushDevices, deletes.
+//	             unsharded: one small row per device, and a unique index
+//	             other than the shard key's cannot be kept on a sharded one
+//	push_jobs    {_id: msgid, created, until}: one per committed message
+//	             to push; until is a hint of the lease a claimer saw.
+//	             shard: {_id: "hashed"}
+//	push_items   {_id: "{user}/{device}/{msgid}", user, device, msg, created,
+//	              due, attempts, mention, done, done_at}: one per message and
+//	             device. {done: 1, due: 1}: DuePushDevices, PushDepth;
+//	             {done: 1, done_at: 1}: SweepPush; {user: 1, device: 1,
+//	             msg: 1}: PendingPushItems, deletes. shard: {user: 1, device: 1}
+//	push_claims  {_id: "{key} {gen}", key, gen, holder, until}: claims of
+//	             jobs and devices, each a unique insert (push.go).
+//	             {key: 1, gen: 1}: the latest claim; {until: 1}: SweepPush.
+//	             shard: {key: 1}
+//	             The push_ collections came without a new Format, as
+//	             sessions did.
 //	meta         {_id: "epoch", value}: the epoch, made by the first Open
 //	bans         the operators' bans, read whole (package internal/bans/mongorows)
 //

@@ -23,3 +23,10 @@ func SetUpgradeLockTTL(t testing.TB, d time.Duration) {
 	upgradeLockTTL = d
 	t.Cleanup(func() { upgradeLockTTL = old })
 }
+
+// SetAfterClaimRead runs fn between a push claim's read of the latest
+// claims and its insert, until the test ends.
+func SetAfterClaimRead(t testing.TB, fn func()) {
+	afterClaimRead = fn
+	t.Cleanup(func() { afterClaimRead = nil })
+}

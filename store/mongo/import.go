@@ -37,7 +37,7 @@ type GroupMsg struct {
 // Collections names the collections Import writes, each with the
 // collection a count of the source's rows is compared with (CountRows).
 var Collections = []string{"users", "tokens", "messages", "entries", "convs", "acks", "counters", "grants",
-	"groups", "members", "group_heads", "group_msgs", "sessions", "conv_settings"}
+	"groups", "members", "group_heads", "group_msgs", "sessions", "conv_settings", "push_devices", "push_jobs", "push_items"}
 
 func (s *Store) importInsert(ctx context.Context, op string, c *mongo.Collection, docs []any) error {
 	if err := s.begin(ctx, op); err != nil {
@@ -213,6 +213,55 @@ func (s *Store) ImportSessions(ctx context.Context, ss []store.Session) error {
 		return fmt.Errorf("import: %w", err)
 	}
 	return nil
+}
+
+// PushItemRow is a push item to import: pending, or done at DoneAt.
+type PushItemRow struct {
+	store.PushItem
+	Done   bool
+	DoneAt int64
+}
+
+// ImportPushDevices writes push registrations, each replacing the one of
+// its device.
+func (s *Store) ImportPushDevices(ctx context.Context, ds []store.PushDevice) error {
+	models := make([]mongo.WriteModel, len(ds))
+	for i, d := range ds {
+		if err := checkPushDevice(&d); err != nil {
+			return fmt.Errorf("import push devices: %w", err)
+		}
+		id := sessionID(d.User, d.Device)
+		models[i] = mongo.NewReplaceOneModel().SetFilter(byID(id)).SetUpsert(true).SetReplacement(pushDeviceDoc{
+			ID: id, User: d.User, Device: d.Device, Provider: d.Provider, Token: d.Token, Topic: d.Topic,
+			Sandbox: d.Sandbox, Login: d.Login, Created: d.Created, LastPush: d.LastPush})
+	}
+	err := s.importUpsert(ctx, "import push devices", s.c.pushDevices, models)
+	if isDup(err) { // the driver's message would name the token
+		return fmt.Errorf("import push devices: a token is another device's in the target: %w", store.ErrExists)
+	}
+	return err
+}
+
+// ImportPushJobs inserts push jobs, unclaimed.
+func (s *Store) ImportPushJobs(ctx context.Context, js []store.PushJob) error {
+	docs := make([]any, len(js))
+	for i, j := range js {
+		docs[i] = pushJobDoc{ID: j.MsgID, Created: j.Created, Until: released}
+	}
+	return s.importInsert(ctx, "import push jobs", s.c.pushJobs, docs)
+}
+
+// ImportPushItems inserts push items, pending or done as they were.
+func (s *Store) ImportPushItems(ctx context.Context, rs []PushItemRow) error {
+	docs := make([]any, len(rs))
+	for i, r := range rs {
+		if err := checkDevice(r.Device); err != nil {
+			return fmt.Errorf("import push items: %w", err)
+		}
+		docs[i] = pushItemDoc{ID: pushItemID(r.User, r.Device, r.MsgID), User: r.User, Device: r.Device, MsgID: r.MsgID,
+			Created: r.Created, Due: r.Due, Attempts: int64(r.Attempts), Mention: r.Mention, Done: r.Done, DoneAt: r.DoneAt}
+	}
+	return s.importInsert(ctx, "import push items", s.c.pushItems, docs)
 }
 
 // ImportEpoch makes epoch the database's epoch (the source store's, so

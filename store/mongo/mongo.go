@@ -102,6 +102,7 @@ type colls struct {
 	users, tokens, messages, entries, convs, acks, counters, grants, claims *mongo.Collection
 	groups, members, heads, groupMsgs, meta, sessions                       *mongo.Collection
 	convSettings                                                            *mongo.Collection
+	pushDevices, pushJobs, pushItems, pushClaims                            *mongo.Collection
 }
 
 // Store implements every role: store.Store embeds them all.
@@ -153,6 +154,8 @@ func (s *Store) init(ctx, upgradeCtx context.Context, upgrade bool) error {
 		heads: db.Collection("group_heads"), groupMsgs: db.Collection("group_msgs"),
 		meta: db.Collection("meta"), sessions: db.Collection("sessions"),
 		convSettings: db.Collection("conv_settings"),
+		pushDevices:  db.Collection("push_devices"), pushJobs: db.Collection("push_jobs"),
+		pushItems: db.Collection("push_items"), pushClaims: db.Collection("push_claims"),
 	}
 	if err := s.checkFormat(ctx, upgradeCtx, upgrade); err != nil { // before the indexes: a format may want others
 		return err
@@ -191,6 +194,13 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{c.sessions, bson.D{{Key: "user", Value: 1}}, false},
 		{c.convSettings, bson.D{{Key: "user", Value: 1}, {Key: "conv", Value: 1}}, false},
 		{c.convSettings, bson.D{{Key: "conv", Value: 1}, {Key: "user", Value: 1}}, false},
+		{c.pushDevices, bson.D{{Key: "provider", Value: 1}, {Key: "token", Value: 1}}, true},
+		{c.pushDevices, bson.D{{Key: "user", Value: 1}, {Key: "device", Value: 1}}, false},
+		{c.pushItems, bson.D{{Key: "done", Value: 1}, {Key: "due", Value: 1}}, false},
+		{c.pushItems, bson.D{{Key: "done", Value: 1}, {Key: "done_at", Value: 1}}, false},
+		{c.pushItems, bson.D{{Key: "user", Value: 1}, {Key: "device", Value: 1}, {Key: "msg", Value: 1}}, false},
+		{c.pushClaims, bson.D{{Key: "key", Value: 1}, {Key: "gen", Value: 1}}, false},
+		{c.pushClaims, bson.D{{Key: "until", Value: 1}}, false},
 	}
 	for _, ix := range idx {
 		m := mongo.IndexModel{Keys: ix.keys}

@@ -64,29 +64,42 @@ func openBench(b *testing.B) *pebble.Store {
 }
 
 // BenchmarkCommit measures group commits of 1:1 sends; every commit is
-// fsynced, so msgs/s is what one batcher goroutine can store.
+// fsynced, so msgs/s is what one batcher goroutine can store. push=on
+// adds each message's push job (Batch.PushJobs), as with push enabled.
 func BenchmarkCommit(b *testing.B) {
-	for _, n := range []int{1, 64, 512} {
-		b.Run(fmt.Sprintf("msgs=%d", n), func(b *testing.B) {
-			st := openBench(b)
-			snd := newSender(1000)
-			var batch store.Batch
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				batch = store.Batch{Messages: batch.Messages[:0], Entries: batch.Entries[:0],
-					Acks: batch.Acks[:0], Convs: batch.Convs[:0]}
-				for range n {
-					from, to := snd.pair()
-					snd.add(&batch, from, to)
+	for _, push := range []bool{false, true} {
+		for _, n := range []int{1, 64, 512} {
+			b.Run(fmt.Sprintf("push=%s/msgs=%d", onOff(push), n), func(b *testing.B) {
+				st := openBench(b)
+				snd := newSender(1000)
+				var batch store.Batch
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					batch = store.Batch{Messages: batch.Messages[:0], Entries: batch.Entries[:0],
+						Acks: batch.Acks[:0], Convs: batch.Convs[:0], PushJobs: batch.PushJobs[:0]}
+					for range n {
+						from, to := snd.pair()
+						snd.add(&batch, from, to)
+						if push {
+							batch.PushJobs = append(batch.PushJobs, store.PushJob{MsgID: snd.id, Created: snd.id})
+						}
+					}
+					if err := st.Commit(b.Context(), &batch); err != nil {
+						b.Fatalf("commit: %v", err)
+					}
 				}
-				if err := st.Commit(b.Context(), &batch); err != nil {
-					b.Fatalf("commit: %v", err)
-				}
-			}
-			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
-		})
+				b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
+			})
+		}
 	}
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 // BenchmarkRange measures one sync page of 500 events.

@@ -140,7 +140,33 @@ var (
 	Sessions = Kind[store.Session]{"sessions", pfxSession, decodeSession, false}
 	// ConvSettings are users' mutes and pins (their cr/ index is derived).
 	ConvSettings = Kind[store.ConvSettings]{"conv_settings", pfxConvSet, decodeConvSettings, false}
+	// Push registrations and the outbox's jobs and items (pending and
+	// done: a done item keeps a job expanded again from pushing it twice)
+	// are carried so that a migration loses no push; claims are in memory
+	// and are not. The token index (pt/), pq/ and px/ are derived.
+	PushDevices = Kind[store.PushDevice]{"push_devices", pfxPushDev, jsonRow[store.PushDevice], false}
+	PushJobs    = Kind[store.PushJob]{"push_jobs", pfxPushJob, decodePushJobRow, false}
+	PushItems   = Kind[PushItemRow]{"push_items", pfxPushItm, decodePushItemRow, false}
 )
+
+// PushItemRow is a push item as stored: pending, or done at DoneAt.
+type PushItemRow struct {
+	store.PushItem
+	Done   bool
+	DoneAt int64
+}
+
+func decodePushJobRow(key, val []byte) (store.PushJob, error) {
+	if len(key) != len(pfxPushJob)+8 || len(val) != 8 {
+		return store.PushJob{}, errCorruptRow
+	}
+	return store.PushJob{MsgID: int64(suffixUint64(key)), Created: int64(binary.BigEndian.Uint64(val))}, nil
+}
+
+func decodePushItemRow(key, val []byte) (PushItemRow, error) {
+	r, err := decodePushItem(key, val)
+	return PushItemRow{PushItem: r.PushItem, Done: r.isDone, DoneAt: r.done}, err
+}
 
 // Export calls fn for each row of kind k in key order, starting after the
 // key after (nil: from the first), with the row's key: the position to

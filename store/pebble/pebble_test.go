@@ -21,12 +21,6 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, t.TempDir()) })
 }
 
-// TestPush runs the Push part on its own until store/mongo has the role
-// too; then Run runs it for both.
-func TestPush(t *testing.T) {
-	storetest.Push(t, func(t *testing.T) storetest.PushStore { return open(t, t.TempDir()).(storetest.PushStore) })
-}
-
 func TestReopen(t *testing.T) {
 	storetest.RunReopen(t, open)
 }

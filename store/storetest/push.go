@@ -24,6 +24,7 @@ func Push(t *testing.T, open func(t *testing.T) PushStore) {
 	run(t, open, []testCase{
 		{"PushDeviceRoundTrip", testPushDeviceRoundTrip},
 		{"PushDeviceReplace", testPushDeviceReplace},
+		{"PushDeviceEmpty", testPushDeviceEmpty},
 		{"PushTokenOfAnotherUser", testPushTokenOtherUser},
 		{"PushTokenMovesBetweenDevices", testPushTokenMoves},
 		{"DeletePushDevice", testPushDeviceDelete},
@@ -228,6 +229,25 @@ func testPushDeviceReplace(t *testing.T, f *fixture) {
 	if got := f.getPush("bob", "phone"); got != want {
 		t.Errorf("after another user took the old token:\n got %+v\nwant %+v", got, want)
 	}
+}
+
+// testPushDeviceEmpty: a registration with an empty user, device,
+// provider or token is refused, and nothing is written.
+func testPushDeviceEmpty(t *testing.T, f *fixture) {
+	for name, d := range map[string]store.PushDevice{
+		"no user":     {Device: "phone", Provider: "apns", Token: "tok"},
+		"no device":   {User: "bob", Provider: "apns", Token: "tok"},
+		"no provider": {User: "bob", Device: "phone", Token: "tok"},
+		"no token":    {User: "bob", Device: "phone", Provider: "apns"},
+	} {
+		if err := f.push.PutPushDevice(f.ctx, d); err == nil {
+			t.Errorf("%s: registered", name)
+		}
+	}
+	f.noPush("bob", "phone")
+	f.noPush("", "phone")
+	f.noPush("bob", "")
+	f.putPush(pushDevice("carol", "phone", "tok")) // the token was not taken
 }
 
 // testPushTokenOtherUser: a token another user's device holds (with the

@@ -81,6 +81,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			io.Closer
 		}{s, s}
 	})
+	Push(t, func(t *testing.T) PushStore {
+		s := open(t)
+		return struct {
+			PushStore
+			io.Closer
+		}{s, s}
+	})
 	Lifecycle(t, open)
 }
 
