@@ -10,7 +10,8 @@
 #          A B A B..., ROUNDS rounds, a fresh server each run;
 #   rate   pushes per second per node and latency from commit: p2p at a
 #          fixed RATE_MSGS over RATE_PAIRS pairs, each receiver with
-#          RATE_PHONES offline phones (every message is RATE_PHONES pushes;
+#          RATE_PHONES offline phones (at most 16, imqttd's limit per user;
+#          every message is RATE_PHONES pushes;
 #          a receiver gets a message every RATE_PAIRS/RATE_MSGS s, past the
 #          2 s collapse window, so each message is a push of its own), and
 #          --push-rate PUSH_RATE: once with a sink answering at once, once
@@ -33,9 +34,9 @@ PAIRS=${PAIRS:-20}
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-2}
 DELAY=${DELAY:-500ms}
-RATE_PAIRS=${RATE_PAIRS:-20}
-RATE_MSGS=${RATE_MSGS:-8}
-RATE_PHONES=${RATE_PHONES:-100}
+RATE_PAIRS=${RATE_PAIRS:-125}
+RATE_MSGS=${RATE_MSGS:-50}
+RATE_PHONES=${RATE_PHONES:-16} # imqttd allows 16 push registrations a user
 RATE_DURATION=${RATE_DURATION:-20s}
 PUSH_RATE=${PUSH_RATE:-100000}
 BURST_RATE=${BURST_RATE:-1000}
@@ -104,6 +105,7 @@ reset_sink() { curl -sf "$SINK/stats?reset=1" >/dev/null; }
 # sent/expected, and imqttd's push metrics to $OUT/NAME-push-metrics.txt.
 settle() {
 	local name=$1$SUFFIX phones=$2 last=-1 same=0 n sent want t0=$SECONDS
+	[ -f "$OUT/$name.json" ] || return 0 # the run failed before it began
 	want=$(($(jq .acked "$OUT/$name.json") * phones))
 	for _ in $(seq 600); do
 		sent=$(curl -sf "http://127.0.0.1:$HTTP/metrics" | awk '$1 == "imqtt_push_latency_seconds_count" {print $2 + 0}')
@@ -144,6 +146,7 @@ p2prow() {
 	jq -r '"| \(.msgs_per_s|floor) | \(.extra.ack_p50_ms // "–") / \(.extra.ack_p99_ms // "–") ms | \(.latency.p50_ms) / \(.latency.p99_ms) ms | \(.extra.server_cpu_us_per_msg // 0 | floor) | \(.lost) / \(.duplicated) |"' "$OUT/$1$SUFFIX.json"
 }
 sinkrow() {
+	[ -f "$OUT/sink-$1$SUFFIX.json" ] || { echo "– | – | – | – | –"; return; }
 	jq -r '"\(.pushes) | \(.per_sec|floor) | \(.latency_ms.p50) / \(.latency_ms.p99) / \(.latency_ms.max) ms | \(.duplicates) | \(.settled_s) s (\(.items_sent)/\(.items_expected))"' "$OUT/sink-$1$SUFFIX.json"
 }
 
