@@ -58,7 +58,7 @@ func cmdBench(ctx context.Context, c *cli, args []string) error {
 		fs.StringVar(&o.ProfilePrefix, "profile", "", "save the server's CPU and allocation profiles while sending to PREFIX-cpu.pprof and PREFIX-allocs.pprof")
 		fs.BoolVar(&o.Sessions, "sessions", false, "receivers are plain MQTT 3.1.1 devices with persistent sessions, inbox at QoS 1 (imqttd only)")
 		fs.BoolVar(&o.PushDevices, "push-devices", false, "each receiver also has an offline phone with a webhook push token: every message is also a push (imqttd with --push-webhook)")
-		fs.IntVar(&o.PushPhones, "push-phones", 1, "offline phones per receiver with --push-devices (each is a login: about 50 ms of server CPU)")
+		fs.IntVar(&o.PushPhones, "push-phones", 1, "offline phones per receiver with --push-devices, at most 16 (imqttd's push registrations per user; each is a login: about 50 ms of server CPU)")
 		run = func() (*bench.Result, error) {
 			o.Target, o.Progress, o.Logger = target(plain, label), out.progress(c), c.log
 			if o.PushDevices && o.Target.Plain {
