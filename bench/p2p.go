@@ -33,8 +33,16 @@ type P2POptions struct {
 	// QoS 1 and acknowledging each delivery, instead of the SDK's clean
 	// sessions (QoS 0, recovery by sync).
 	Sessions bool
-	Progress io.Writer    // the live status line; nil: none
-	Logger   *slog.Logger // the SDK's connection logs; nil: none
+	// PushDevices (imqttd with --push-webhook only): each receiver user
+	// also logs in PushPhones devices ("phone", "phone2"...) that never
+	// connect and registers a webhook push token for each ("bench-{user}",
+	// "bench-{user}-2"...), so that every message is also an offline push
+	// to each of them (collapsed per device within 2 s), while the
+	// connected device takes it live.
+	PushDevices bool
+	PushPhones  int          // phones per receiver with PushDevices (1)
+	Progress    io.Writer    // the live status line; nil: none
+	Logger      *slog.Logger // the SDK's connection logs; nil: none
 	// ServerPID, if set, is the server's process: its CPU time over the run
 	// is reported beside the bench's own (they share the machine).
 	ServerPID int
@@ -63,6 +71,9 @@ func (o *P2POptions) fill() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.PushDevices && o.PushPhones <= 0 {
+		o.PushPhones = 1
+	}
 }
 
 // p2pCase names the parameters two p2p results must share to be compared.
@@ -74,6 +85,9 @@ func p2pCase(o P2POptions) string {
 	c := fmt.Sprintf("pairs=%d rate=%s inflight=%d size=%d", o.Pairs, rate, o.InFlight, o.Size)
 	if o.Sessions {
 		c += " receivers=qos1-sessions"
+	}
+	if o.PushDevices {
+		c += fmt.Sprintf(" push-phones=%d", o.PushPhones)
 	}
 	return c
 }
@@ -97,10 +111,14 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 	if o.Sessions && o.Target.Plain {
 		return nil, errors.New("p2p with sessions is an imqttd scenario: a plain broker's receivers are already QoS 1")
 	}
+	if o.PushDevices && o.Target.Plain {
+		return nil, errors.New("p2p with push devices is an imqttd scenario")
+	}
 	run := newRunID()
 	res := &Result{Scenario: "p2p", Target: o.Target.label(), Case: p2pCase(o), Start: time.Now(), TargetRate: o.Rate,
 		Params: map[string]any{"pairs": o.Pairs, "rate": o.Rate, "inflight": o.InFlight, "duration_s": o.Duration.Seconds(),
-			"messages": o.Messages, "size": o.Size, "plain": o.Target.Plain, "run": run, "sessions": o.Sessions}}
+			"messages": o.Messages, "size": o.Size, "plain": o.Target.Plain, "run": run, "sessions": o.Sessions,
+			"push_phones": o.PushPhones}}
 	prog := newProgress(o.Progress, "p2p "+res.Target)
 	defer prog.close()
 	tr := NewTracker(o.Pairs)
@@ -154,6 +172,7 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 		stopAt = start.Add(o.Duration)
 	}
 	var sendWG, ackWG sync.WaitGroup
+	var acks ackTimes
 	for i, s := range senders {
 		quota := 0
 		if o.Messages > 0 {
@@ -165,7 +184,7 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 		sendWG.Add(1)
 		go func() {
 			defer sendWG.Done()
-			sendLoop(ctx, ackCtx, &ackWG, s, i, quota, stopAt, start, o, run, tr)
+			sendLoop(ctx, ackCtx, &ackWG, s, i, quota, stopAt, start, o, run, tr, &acks)
 		}()
 	}
 	sendWG.Wait()
@@ -217,6 +236,10 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 	res.Rate = Rate(c.Delivered, end.Sub(start))
 	lat := Summarize(tr.Latencies())
 	res.Latency = &lat
+	if al := Summarize(acks.samples()); al.Count > 0 {
+		res.extra("ack_p50_ms", al.P50)
+		res.extra("ack_p99_ms", al.P99)
+	}
 	res.addServerFigures(before, after)
 	if o.Sessions {
 		res.extra("server_session_replayed", delta(before, after, "imqtt_session_replayed_total"))
@@ -225,6 +248,10 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 			res.problem("the server counts %d active sessions for the %d receivers", got, o.Pairs)
 		}
 		res.Notes = append(res.Notes, "receivers: paho, MQTT 3.1.1, persistent sessions (cleanSession=0), inbox at QoS 1, PUBACK per delivery")
+	}
+	if o.PushDevices {
+		res.addPushFigures(before, after)
+		res.Notes = append(res.Notes, fmt.Sprintf("each receiver has %d offline phone(s) with a webhook push token: the server's push figures above", o.PushPhones))
 	}
 	if o.Rate > 0 {
 		res.Notes = append(res.Notes, "latency is measured from each message's scheduled send time, so a sender that falls behind shows it")
@@ -236,7 +263,7 @@ func P2P(ctx context.Context, o P2POptions) (*Result, error) {
 // sendLoop is one sender: quota messages (0: until stopAt), at the asked
 // rate or as fast as InFlight unacknowledged sends allow. Each send runs in
 // its own goroutine, tracked by ackWG and bounded by ackCtx.
-func sendLoop(ctx, ackCtx context.Context, ackWG *sync.WaitGroup, s sender, stream, quota int, stopAt, start time.Time, o P2POptions, run string, tr *Tracker) {
+func sendLoop(ctx, ackCtx context.Context, ackWG *sync.WaitGroup, s sender, stream, quota int, stopAt, start time.Time, o P2POptions, run string, tr *Tracker, acks *ackTimes) {
 	slots := make(chan struct{}, o.InFlight)
 	var interval time.Duration
 	if o.Rate > 0 {
@@ -247,6 +274,9 @@ func sendLoop(ctx, ackCtx context.Context, ackWG *sync.WaitGroup, s sender, stre
 		sentAt := time.Now()
 		if interval > 0 {
 			sentAt = start.Add(interval * time.Duration(seq))
+			if !stopAt.IsZero() && sentAt.After(stopAt) {
+				return // not waited for: at a low rate per sender, the wait would stretch the run past Duration
+			}
 			if d := time.Until(sentAt); d > 0 && !sleepCtx(ctx, d) {
 				return
 			}
@@ -271,10 +301,31 @@ func sendLoop(ctx, ackCtx context.Context, ackWG *sync.WaitGroup, s sender, stre
 				tr.Failed()
 			} else {
 				tr.Ack(stream, seq)
+				acks.add(time.Since(sentAt))
 			}
 			<-slots
 		}()
 	}
+}
+
+// ackTimes collects the time from each send (its scheduled time at a
+// fixed rate) to its ack: on imqttd, to the message stored; the send
+// path's latency, apart from the delivery's.
+type ackTimes struct {
+	mu sync.Mutex
+	ns []int64
+}
+
+func (a *ackTimes) add(d time.Duration) {
+	a.mu.Lock()
+	a.ns = append(a.ns, int64(d))
+	a.mu.Unlock()
+}
+
+func (a *ackTimes) samples() []int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ns
 }
 
 // flush sends a marker from each sender whose receiver lacks an acked message.
@@ -378,6 +429,11 @@ func imqttPairs(ctx context.Context, o P2POptions, run string, tr *Tracker, prog
 			return nil, closers, err
 		}
 	}
+	if o.PushDevices {
+		if err := pushPhones(ctx, o, accts, prog); err != nil {
+			return nil, closers, err
+		}
+	}
 	senders := make([]sender, o.Pairs)
 	for i := range o.Pairs {
 		prog.setf("connecting senders %d/%d", i+1, o.Pairs)
@@ -388,6 +444,48 @@ func imqttPairs(ctx context.Context, o P2POptions, run string, tr *Tracker, prog
 		senders[i] = imqttSender{c: c, to: accts[2*i+1].user}
 	}
 	return senders, closers, nil
+}
+
+// pushPhones logs in o.PushPhones phones for each receiver (accts[2i+1])
+// and registers a webhook push token for each: devices that never
+// connect, so every message to the receiver is also pushed to them.
+func pushPhones(ctx context.Context, o P2POptions, accts []account, prog *progress) error {
+	n := o.Pairs * o.PushPhones
+	phone := func(i int) (user, device, token string) {
+		user = accts[2*(i/o.PushPhones)+1].user
+		device, token = "phone", "bench-"+user
+		if k := i%o.PushPhones + 1; k > 1 {
+			device, token = device+strconv.Itoa(k), token+"-"+strconv.Itoa(k)
+		}
+		return user, device, token
+	}
+	tokens, err := o.Target.deviceTokens(ctx, n, func(i int) (string, string) {
+		user, device, _ := phone(i)
+		return user, device
+	}, prog)
+	if err != nil {
+		return err
+	}
+	return eachOf(ctx, n, "push registrations", prog, func(ctx context.Context, i int) error {
+		user, device, token := phone(i)
+		if _, err := o.Target.api(tokens[i]).RegisterPush(ctx, wire.PushRegister{Provider: wire.ProviderWebhook, Token: token}); err != nil {
+			return fmt.Errorf("push token for %s/%s (imqttd needs --push-webhook): %w", user, device, err)
+		}
+		return nil
+	})
+}
+
+// addPushFigures adds what imqttd's push worker counted during the run
+// (webhook pushes by result, the mean latency from commit to the
+// provider's answer). Pushes still queued at the end are not in them: the
+// sink's figures are the whole count.
+func (r *Result) addPushFigures(before, after serverMetrics) {
+	for _, res := range []string{"sent", "retry", "online", "failed", "expired", "invalid_token"} {
+		r.extra("server_push_"+res, delta(before, after, `imqtt_push_total{provider="webhook",result="`+res+`"}`))
+	}
+	if n := delta(before, after, "imqtt_push_latency_seconds_count"); n > 0 {
+		r.extra("server_push_latency_mean_ms", 1000*delta(before, after, "imqtt_push_latency_seconds_sum")/n)
+	}
 }
 
 // sessionReceiver connects a plain MQTT device of user a, device "bench": paho, MQTT 3.1.1, cleanSession=0, the token as password (as

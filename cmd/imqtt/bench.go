@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -14,7 +17,7 @@ import (
 )
 
 // benchScenarios are the arguments imqtt bench takes first.
-const benchScenarios = "p2p, conns, sync, group, replay or compare"
+const benchScenarios = "p2p, conns, sync, group, replay, compare or push-sink"
 
 // cmdBench: imqtt bench SCENARIO [flags]
 // It runs one load scenario (package bench) against --server (imqttd) or,
@@ -54,8 +57,13 @@ func cmdBench(ctx context.Context, c *cli, args []string) error {
 		fs.StringVar(&o.PprofURL, "pprof", "", "the server's net/http/pprof base URL (imqttd --pprof-addr), for --profile")
 		fs.StringVar(&o.ProfilePrefix, "profile", "", "save the server's CPU and allocation profiles while sending to PREFIX-cpu.pprof and PREFIX-allocs.pprof")
 		fs.BoolVar(&o.Sessions, "sessions", false, "receivers are plain MQTT 3.1.1 devices with persistent sessions, inbox at QoS 1 (imqttd only)")
+		fs.BoolVar(&o.PushDevices, "push-devices", false, "each receiver also has an offline phone with a webhook push token: every message is also a push (imqttd with --push-webhook)")
+		fs.IntVar(&o.PushPhones, "push-phones", 1, "offline phones per receiver with --push-devices, at most 16 (imqttd's push registrations per user; each is a login: about 50 ms of server CPU)")
 		run = func() (*bench.Result, error) {
 			o.Target, o.Progress, o.Logger = target(plain, label), out.progress(c), c.log
+			if o.PushDevices && o.Target.Plain {
+				return nil, usagef("--push-devices is for imqttd, not --plain")
+			}
 			if o.Target.Plain && o.Target.MQTT == "" {
 				return nil, usagef("--plain needs --mqtt HOST:PORT")
 			}
@@ -129,6 +137,8 @@ func cmdBench(ctx context.Context, c *cli, args []string) error {
 			o.Target, o.Progress = bench.Target{Server: c.g.server, MQTT: c.g.mqtt, Label: *label}, out.progress(c)
 			return bench.Replay(ctx, o)
 		}
+	case "push-sink":
+		return benchPushSink(ctx, c, fs, args)
 	case "compare":
 		files, err := c.parse(fs, args, 1, -1)
 		if err != nil {
@@ -219,6 +229,54 @@ func (o *benchOutput) write(stdout io.Writer, res *bench.Result) error {
 		return res.WriteJSON(stdout)
 	}
 	return res.WriteTable(stdout)
+}
+
+// benchPushSink: imqtt bench push-sink --addr A --delay D --secret S [--status N]
+// It runs a webhook push receiver (bench.Sink) for imqttd's --push-webhook
+// until SIGINT or SIGTERM: it prints {"url":...} once listening, and the
+// figures ({"pushes","per_sec","latency_ms":{"p50","p99","max"}...}) as
+// it ends; GET URL/stats gives them meanwhile (?reset=1 starts them again).
+func benchPushSink(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+	var o bench.SinkOptions
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:0", "where to listen")
+	fs.DurationVar(&o.Delay, "delay", 0, "how long each answer waits (a slow provider)")
+	secret := fs.String("secret", "", "imqttd's --webhook-secret: each push's X-Imqtt-Signature is checked with it (env IMQTT_PUSH_SECRET)")
+	fs.IntVar(&o.Status, "status", http.StatusOK, "the answers' HTTP status (410: an invalid token, 503: an outage)")
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if *secret == "" {
+		*secret = c.env.getenv("IMQTT_PUSH_SECRET")
+	}
+	if *secret == "" {
+		return usagef("--secret is required: imqttd's --webhook-secret")
+	}
+	o.Secret = []byte(*secret)
+	s, err := bench.NewSink(o)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	enc := json.NewEncoder(c.stdout)
+	if err := enc.Encode(map[string]string{"url": s.URL()}); err != nil {
+		s.Close()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+		if err == nil {
+			err = errors.New("push sink: stopped")
+		}
+	}
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err := enc.Encode(s.Stats(false)); err != nil {
+		return err
+	}
+	return err
 }
 
 // benchCompare prints the markdown comparison of result files.

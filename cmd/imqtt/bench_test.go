@@ -1,14 +1,25 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/bwmarrin/snowflake"
 
 	"github.com/imqtt/imqtt/bench"
+	"github.com/imqtt/imqtt/internal/push"
+	"github.com/imqtt/imqtt/internal/push/webhook"
 	"github.com/imqtt/imqtt/internal/testserver"
+	"github.com/imqtt/imqtt/internal/wait"
+	"github.com/imqtt/imqtt/store"
 )
 
 func TestBenchCommand(t *testing.T) {
@@ -75,6 +86,65 @@ func TestBenchFailsLoudly(t *testing.T) {
 		code, _, stderr := runIn(t, e, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.err) {
 			t.Errorf("imqtt %q: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr, c.code, c.err)
+		}
+	}
+}
+
+// syncBuffer is an io.Writer the test reads while the command writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestBenchPushSink runs imqtt bench push-sink in-process: it prints its
+// URL, takes a push signed as imqttd signs them, and prints its figures
+// when its context (SIGINT, SIGTERM) ends.
+func TestBenchPushSink(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- runContext(ctx, fakeEnv(t.TempDir(), map[string]string{"IMQTT_PUSH_SECRET": "s3cret"}),
+			[]string{"bench", "push-sink", "--delay", "1ms"}, &stdout, &stderr)
+	}()
+	var start struct{ URL string }
+	wait.For(t, "the sink's URL", 10*time.Second, func() bool {
+		return json.Unmarshal([]byte(stdout.String()), &start) == nil && start.URL != ""
+	})
+	p, err := webhook.New(webhook.Options{URL: start.URL, Secret: []byte("s3cret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strconv.FormatInt((time.Now().UnixMilli()-snowflake.Epoch)<<22, 10)
+	if err := p.Push(ctx, push.Notification{Device: store.PushDevice{Token: "bench-bob"}, MessageID: id}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if c := <-code; c != exitOK {
+		t.Fatalf("exit %d: %s", c, stderr.String())
+	}
+	lines := jsonLines[bench.SinkStats](t, stdout.String())
+	if len(lines) != 2 || lines[1].Pushes != 1 || lines[1].BadSignature != 0 || lines[1].Latency.Max <= 0 {
+		t.Fatalf("stdout %q", stdout.String())
+	}
+
+	// Without a secret, or with a status that is none: usage errors.
+	for _, args := range [][]string{{"bench", "push-sink"}, {"bench", "push-sink", "--secret", "s", "--status", "42"}} {
+		if c, _, errOut := runIn(t, fakeEnv(t.TempDir(), nil), args...); c == exitOK {
+			t.Errorf("%q: exit 0: %s", args, errOut)
 		}
 	}
 }
