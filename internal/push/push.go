@@ -231,26 +231,38 @@ func (w *Worker) run() {
 	defer close(w.done)
 	t := time.NewTicker(w.opts.Poll)
 	defer t.Stop()
-	depth := time.NewTicker(10 * time.Second)
-	defer depth.Stop()
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
-	w.outboxDepth()
+	go w.gauge()
 	for {
 		select {
 		case <-w.stop:
 			return
 		case <-w.wake:
 		case <-t.C:
-		case <-depth.C:
-			w.outboxDepth()
-			continue
 		case <-sweep.C:
 			w.sweep()
 			continue
 		}
-		w.expand()
+		if w.expand() {
+			w.Notify() // more jobs wait: the next round after this dispatch
+		}
 		w.dispatch()
+	}
+}
+
+// gauge samples the outbox's depth every 10 s, apart from the worker's
+// loop (which may be busy with a backlog for longer).
+func (w *Worker) gauge() {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		w.outboxDepth()
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+		}
 	}
 }
 
@@ -260,31 +272,32 @@ func (w *Worker) ctx() (context.Context, context.CancelFunc) {
 
 func (w *Worker) now() int64 { return w.opts.Now().UnixMilli() }
 
-// expand turns claimed jobs into items until none is left.
-func (w *Worker) expand() {
-	for {
-		select {
-		case <-w.stop:
-			return
-		default:
-		}
-		ctx, cancel := w.ctx()
-		now := w.now()
-		jobs, err := w.st.ClaimPushJobs(ctx, w.holder, now, now+w.opts.Lease.Milliseconds(), 64)
-		if err == nil && len(jobs) > 0 {
-			err = w.expandJobs(ctx, jobs)
-		}
-		cancel()
-		if err != nil {
-			w.opts.Logger.Warn("push: expand jobs; retried", "err", err)
-			return
-		}
-		if len(jobs) < 64 {
-			return
-		}
+// expandRound is how many jobs one round of expansion claims: their
+// messages, registrations and items are read and written together, and
+// due devices are dispatched between rounds (a backlog does not hold up
+// the pushes of what was expanded).
+const expandRound = 256
+
+// expand runs one round: it claims jobs and turns them into items. It
+// reports whether more jobs may wait.
+func (w *Worker) expand() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*w.opts.Timeout)
+	defer cancel()
+	now := w.now()
+	jobs, err := w.st.ClaimPushJobs(ctx, w.holder, now, now+w.opts.Lease.Milliseconds(), expandRound)
+	if err == nil && len(jobs) > 0 {
+		err = w.expandJobs(ctx, jobs)
 	}
+	if err != nil {
+		w.opts.Logger.Warn("push: expand jobs; retried", "err", err)
+		return false
+	}
+	return len(jobs) == expandRound
 }
 
+// expandJobs writes the items of jobs' messages and deletes the jobs: one
+// read of the messages, one of the 1:1 recipients' registrations, one
+// write of the items.
 func (w *Worker) expandJobs(ctx context.Context, jobs []store.PushJob) error {
 	ids := make([]int64, len(jobs))
 	for i, j := range jobs {
@@ -295,81 +308,120 @@ func (w *Worker) expandJobs(ctx context.Context, jobs []store.PushJob) error {
 		return fmt.Errorf("read messages: %w", err)
 	}
 	now := w.now()
+	// 1:1 recipients' registrations, read once for the round.
+	var direct []string
+	for _, m := range msgs {
+		if m.Group == "" && m.To != m.From {
+			direct = append(direct, m.To)
+		}
+	}
+	slices.Sort(direct)
+	devs, err := w.devices(ctx, slices.Compact(direct))
+	if err != nil {
+		return err
+	}
+	var items []store.PushItem
 	for _, m := range msgs {
 		if m.TS+w.opts.TTL.Milliseconds() <= now {
 			continue // too old to push: a node down that long
 		}
-		items, err := w.items(ctx, m, now)
+		var its []store.PushItem
+		if m.Group == "" {
+			its, err = w.directItems(ctx, m, devs[m.To], now)
+		} else {
+			its, err = w.groupItems(ctx, m, now)
+		}
 		if err != nil {
 			return err
 		}
-		for chunk := range slices.Chunk(items, 500) {
-			if err := w.st.AddPushItems(ctx, chunk); err != nil {
-				return fmt.Errorf("add items: %w", err)
-			}
+		items = append(items, its...)
+	}
+	for chunk := range slices.Chunk(items, 1000) {
+		if err := w.st.AddPushItems(ctx, chunk); err != nil {
+			return fmt.Errorf("add items: %w", err)
 		}
 	}
 	if err := w.st.DeletePushJobs(ctx, ids); err != nil {
 		return fmt.Errorf("delete jobs: %w", err)
 	}
-	w.Notify() // items are due now
 	return nil
 }
 
-// items are m's pushes: one per registered device of each recipient, but
-// none to the sender's devices and none where the recipient muted the
-// conversation unless m mentions them.
-func (w *Worker) items(ctx context.Context, m store.Message, now int64) ([]store.PushItem, error) {
-	var users []string
-	muted := map[string]bool{}
-	if m.Group == "" {
-		if m.To == m.From {
-			return nil, nil
-		}
-		users = []string{m.To}
-		cs, err := w.st.GetConvSettings(ctx, m.To, store.ConvUser(m.From))
-		switch {
-		case err == nil:
-			muted[m.To] = cs.Muted(now)
-		case !errors.Is(err, store.ErrNotFound):
-			return nil, fmt.Errorf("settings: %w", err)
-		}
-	} else {
-		after := ""
-		for {
-			ms, err := w.st.Members(ctx, m.Group, after, 1000)
-			if err != nil {
-				return nil, fmt.Errorf("members: %w", err)
-			}
-			for _, mb := range ms {
-				if mb.User != m.From && mb.JoinSeq < m.Seq {
-					users = append(users, mb.User)
-				}
-			}
-			if len(ms) < 1000 {
-				break
-			}
-			after = ms[len(ms)-1].User
-		}
-		css, err := w.st.ConvSettingsFor(ctx, store.ConvGroup(m.Group))
-		if err != nil {
-			return nil, fmt.Errorf("settings: %w", err)
-		}
-		for _, cs := range css {
-			muted[cs.User] = cs.Muted(now)
-		}
-	}
-	var items []store.PushItem
+// devices reads users' registrations, by user.
+func (w *Worker) devices(ctx context.Context, users []string) (map[string][]store.PushDevice, error) {
+	out := make(map[string][]store.PushDevice)
 	for chunk := range slices.Chunk(users, 1000) {
-		devs, err := w.st.PushDevices(ctx, chunk)
+		ds, err := w.st.PushDevices(ctx, chunk)
 		if err != nil {
 			return nil, fmt.Errorf("registrations: %w", err)
 		}
-		for _, d := range devs {
-			mention := mentions(m, d.User)
-			if muted[d.User] && !mention {
-				continue
+		for _, d := range ds {
+			out[d.User] = append(out[d.User], d)
+		}
+	}
+	return out, nil
+}
+
+// directItems are a 1:1 message's pushes: one per registered device of its
+// recipient (never the sender's), none if the recipient muted the
+// conversation (a 1:1 message mentions no one).
+func (w *Worker) directItems(ctx context.Context, m store.Message, devs []store.PushDevice, now int64) ([]store.PushItem, error) {
+	if m.To == m.From || len(devs) == 0 {
+		return nil, nil
+	}
+	switch cs, err := w.st.GetConvSettings(ctx, m.To, store.ConvUser(m.From)); {
+	case err == nil && cs.Muted(now):
+		return nil, nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("settings: %w", err)
+	}
+	items := make([]store.PushItem, 0, len(devs))
+	for _, d := range devs {
+		items = append(items, store.PushItem{User: d.User, Device: d.Device, MsgID: m.ID, Created: m.TS, Due: now})
+	}
+	return items, nil
+}
+
+// groupItems are a group message's pushes: one per registered device of
+// each member who was in the group when it was sent, but the sender, and
+// none where the member muted the group unless the message mentions them.
+func (w *Worker) groupItems(ctx context.Context, m store.Message, now int64) ([]store.PushItem, error) {
+	var users []string
+	after := ""
+	for {
+		ms, err := w.st.Members(ctx, m.Group, after, 1000)
+		if err != nil {
+			return nil, fmt.Errorf("members: %w", err)
+		}
+		for _, mb := range ms {
+			if mb.User != m.From && mb.JoinSeq < m.Seq {
+				users = append(users, mb.User)
 			}
+		}
+		if len(ms) < 1000 {
+			break
+		}
+		after = ms[len(ms)-1].User
+	}
+	devs, err := w.devices(ctx, users)
+	if err != nil || len(devs) == 0 {
+		return nil, err
+	}
+	css, err := w.st.ConvSettingsFor(ctx, store.ConvGroup(m.Group))
+	if err != nil {
+		return nil, fmt.Errorf("settings: %w", err)
+	}
+	muted := make(map[string]bool, len(css))
+	for _, cs := range css {
+		muted[cs.User] = cs.Muted(now)
+	}
+	var items []store.PushItem
+	for _, u := range users {
+		mention := mentions(m, u)
+		if muted[u] && !mention {
+			continue
+		}
+		for _, d := range devs[u] {
 			items = append(items, store.PushItem{User: d.User, Device: d.Device, MsgID: m.ID, Created: m.TS, Due: now, Mention: mention})
 		}
 	}
