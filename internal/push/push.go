@@ -320,6 +320,9 @@ func (w *Worker) expandJobs(ctx context.Context, jobs []store.PushJob) error {
 	if err != nil {
 		return err
 	}
+	if err := w.dropOnline(ctx, devs); err != nil {
+		return err
+	}
 	var items []store.PushItem
 	for _, m := range msgs {
 		if m.TS+w.opts.TTL.Milliseconds() <= now {
@@ -360,6 +363,34 @@ func (w *Worker) devices(ctx context.Context, users []string) (map[string][]stor
 		}
 	}
 	return out, nil
+}
+
+// dropOnline leaves out of devs the devices connected now (on any node):
+// they get the message live, so no item is written for them. (The send
+// asks again: a device that comes meanwhile is not pushed either.)
+func (w *Worker) dropOnline(ctx context.Context, devs map[string][]store.PushDevice) error {
+	for user, ds := range devs {
+		live, err := w.pres.Devices(ctx, user)
+		if err != nil {
+			return fmt.Errorf("presence: %w", err)
+		}
+		if len(live) == 0 {
+			continue
+		}
+		ds = slices.DeleteFunc(ds, func(d store.PushDevice) bool {
+			on := slices.ContainsFunc(live, func(l state.Device) bool { return l.Device == d.Device })
+			if on {
+				w.opts.Metrics.Pushed(d.Provider, ResultOnline)
+			}
+			return on
+		})
+		if len(ds) == 0 {
+			delete(devs, user)
+		} else {
+			devs[user] = ds
+		}
+	}
+	return nil
 }
 
 // directItems are a 1:1 message's pushes: one per registered device of its
@@ -404,6 +435,9 @@ func (w *Worker) groupItems(ctx context.Context, m store.Message, now int64) ([]
 		after = ms[len(ms)-1].User
 	}
 	devs, err := w.devices(ctx, users)
+	if err == nil {
+		err = w.dropOnline(ctx, devs)
+	}
 	if err != nil || len(devs) == 0 {
 		return nil, err
 	}

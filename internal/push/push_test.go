@@ -585,3 +585,21 @@ func TestAdminListsPushDevices(t *testing.T) {
 		t.Fatalf("a user's token on the admin API: %d", code)
 	}
 }
+
+// TestComesOnlineWhilePending: a push still pending (its provider failing)
+// when its device connects is not sent: the device has the message.
+func TestComesOnlineWhilePending(t *testing.T) {
+	e := start(t)
+	alice := login(t, e.s, "alice", "web")
+	bob := login(t, e.s, "bob", "phone")
+	registerPush(t, bob, "webhook", "bob-later")
+	e.hook.SetAnswer("bob-later", pushtest.Unavailable)
+	send(t, alice, "bob", "while the provider is down")
+	wait.For(t, "a failed attempt", 5*time.Second, func() bool { return pushed(e.s, "webhook", push.ResultRetry) >= 1 })
+	connect(t, e.s, "bob", "phone", bob.Token)
+	e.hook.SetAnswer("bob-later", pushtest.OK)
+	wait.For(t, "the pending push found the device online", 10*time.Second, func() bool { return pushed(e.s, "webhook", push.ResultOnline) == 1 })
+	if n := len(e.hook.Pushes()); n != 0 {
+		t.Fatalf("%d pushes to a device that came back", n)
+	}
+}
