@@ -34,6 +34,7 @@ PAIRS=${PAIRS:-20}
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-2}
 DELAY=${DELAY:-500ms}
+AB_PHONES=${AB_PHONES:-1} # ab's B: 1 = an offline phone per receiver (every message a push); 0 = push on, every recipient online (no push due)
 RATE_PAIRS=${RATE_PAIRS:-125}
 RATE_MSGS=${RATE_MSGS:-50}
 RATE_PHONES=${RATE_PHONES:-16} # imqttd allows 16 push registrations a user
@@ -160,8 +161,12 @@ if step ab; then
 		stop_imqttd
 		start_pushing
 		reset_sink
-		bench "ab-push-$round" "${P2P[@]}" --push-devices
-		settle "ab-push-$round" 1
+		if [ "$AB_PHONES" = 1 ]; then
+			bench "ab-push-$round" "${P2P[@]}" --push-devices
+		else
+			bench "ab-push-$round" "${P2P[@]}"
+		fi
+		settle "ab-push-$round" "$AB_PHONES"
 		stop_imqttd
 	done
 	stop_sink

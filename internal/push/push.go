@@ -393,6 +393,13 @@ func (w *Worker) dropOnline(ctx context.Context, devs map[string][]store.PushDev
 	return nil
 }
 
+// due is when a new item for d may go: now, or the end of the collapse
+// window of d's last notification (a burst waits there, written once,
+// instead of making the device due at every message).
+func (w *Worker) due(d store.PushDevice, now int64) int64 {
+	return max(now, d.LastPush+w.opts.Collapse.Milliseconds())
+}
+
 // directItems are a 1:1 message's pushes: one per registered device of its
 // recipient (never the sender's), none if the recipient muted the
 // conversation (a 1:1 message mentions no one).
@@ -408,7 +415,7 @@ func (w *Worker) directItems(ctx context.Context, m store.Message, devs []store.
 	}
 	items := make([]store.PushItem, 0, len(devs))
 	for _, d := range devs {
-		items = append(items, store.PushItem{User: d.User, Device: d.Device, MsgID: m.ID, Created: m.TS, Due: now})
+		items = append(items, store.PushItem{User: d.User, Device: d.Device, MsgID: m.ID, Created: m.TS, Due: w.due(d, now)})
 	}
 	return items, nil
 }
@@ -456,7 +463,7 @@ func (w *Worker) groupItems(ctx context.Context, m store.Message, now int64) ([]
 			continue
 		}
 		for _, d := range devs[u] {
-			items = append(items, store.PushItem{User: d.User, Device: d.Device, MsgID: m.ID, Created: m.TS, Due: now, Mention: mention})
+			items = append(items, store.PushItem{User: d.User, Device: d.Device, MsgID: m.ID, Created: m.TS, Due: w.due(d, now), Mention: mention})
 		}
 	}
 	return items, nil
@@ -587,7 +594,15 @@ func (w *Worker) sendDevice(ctx context.Context, d store.SessionID) error {
 	}
 	due = max(due, dev.LastPush+w.opts.Collapse.Milliseconds())
 	if due > now {
-		return w.st.RetryPushItems(ctx, d.User, d.Device, ids(live), due, attempts)
+		// Only those due before the rest wait longer: rewriting every
+		// pending item at each new one made a long burst cost its square.
+		var early []int64
+		for _, it := range live {
+			if it.Due < due {
+				early = append(early, it.MsgID)
+			}
+		}
+		return w.st.RetryPushItems(ctx, d.User, d.Device, early, due, attempts)
 	}
 	if dev.Login != "" {
 		tok, err := w.st.GetToken(ctx, dev.Login)

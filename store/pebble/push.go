@@ -604,7 +604,11 @@ func (s *Store) ClaimPushJobs(ctx context.Context, holder string, now, until int
 	return out, nil
 }
 
-// DeletePushJobs removes jobs and their claims, in one synced batch.
+// DeletePushJobs removes jobs and their claims, in one batch not synced on
+// its own (the next synced write, any commit of messages, makes it
+// durable). The log is one sequence: a delete that a crash loses takes the
+// items written before it along, and the job, durable with its message,
+// is expanded again; a delete that survives has its items with it.
 func (s *Store) DeletePushJobs(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
@@ -622,7 +626,7 @@ func (s *Store) DeletePushJobs(ctx context.Context, ids []int64) error {
 		key = pushJobKey(key[:0], id)
 		_ = wb.Delete(key, nil)
 	}
-	if err := s.commit(wb); err != nil {
+	if err := s.write(len(wb.Repr()), func() error { return wb.Commit(pebble.NoSync) }); err != nil {
 		return fmt.Errorf("delete push jobs: %w", err)
 	}
 	for _, id := range ids {
@@ -632,10 +636,9 @@ func (s *Store) DeletePushJobs(ctx context.Context, ids []int64) error {
 }
 
 // AddPushItems writes the items not stored yet, each with its pq/ row, in
-// one batch, not synced on its own: the worker deletes the jobs it expanded
-// with a synced write after it (DeletePushJobs), and the log is one
-// sequence, so that sync makes these durable first. (A job is never gone
-// while its items are not.)
+// one batch, not synced on its own: the log is one sequence, so whatever
+// makes the job's delete (DeletePushJobs, after it) durable makes these
+// durable first. (A job is never gone while its items are not.)
 func (s *Store) AddPushItems(ctx context.Context, items []store.PushItem) error {
 	if len(items) == 0 {
 		return nil
