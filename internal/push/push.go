@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -234,6 +235,8 @@ func (w *Worker) run() {
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
 	go w.gauge()
+	var lastDispatch time.Time
+	var later atomic.Bool // a wake-up for the next dispatch is set
 	for {
 		select {
 		case <-w.stop:
@@ -247,9 +250,22 @@ func (w *Worker) run() {
 		if w.expand() {
 			w.Notify() // more jobs wait: the next round after this dispatch
 		}
+		// Every commit wakes the worker; the due devices are looked for at
+		// most every dispatchEvery (a look scans the due items, those of
+		// devices being sent to included).
+		if since := time.Since(lastDispatch); since < dispatchEvery {
+			if later.CompareAndSwap(false, true) {
+				time.AfterFunc(dispatchEvery-since, func() { later.Store(false); w.Notify() })
+			}
+			continue
+		}
+		lastDispatch = time.Now()
 		w.dispatch()
 	}
 }
+
+// dispatchEvery bounds how often the worker looks for due devices.
+const dispatchEvery = 50 * time.Millisecond
 
 // gauge samples the outbox's depth every 10 s, apart from the worker's
 // loop (which may be busy with a backlog for longer).
@@ -324,13 +340,14 @@ func (w *Worker) expandJobs(ctx context.Context, jobs []store.PushJob) error {
 		return err
 	}
 	var items []store.PushItem
+	muted := map[[2]string]bool{}
 	for _, m := range msgs {
 		if m.TS+w.opts.TTL.Milliseconds() <= now {
 			continue // too old to push: a node down that long
 		}
 		var its []store.PushItem
 		if m.Group == "" {
-			its, err = w.directItems(ctx, m, devs[m.To], now)
+			its, err = w.directItems(ctx, m, devs[m.To], now, muted)
 		} else {
 			its, err = w.groupItems(ctx, m, now)
 		}
@@ -403,15 +420,23 @@ func (w *Worker) due(d store.PushDevice, now int64) int64 {
 // directItems are a 1:1 message's pushes: one per registered device of its
 // recipient (never the sender's), none if the recipient muted the
 // conversation (a 1:1 message mentions no one).
-func (w *Worker) directItems(ctx context.Context, m store.Message, devs []store.PushDevice, now int64) ([]store.PushItem, error) {
+// muted caches, for one round, whether a recipient muted the sender.
+func (w *Worker) directItems(ctx context.Context, m store.Message, devs []store.PushDevice, now int64, muted map[[2]string]bool) ([]store.PushItem, error) {
 	if m.To == m.From || len(devs) == 0 {
 		return nil, nil
 	}
-	switch cs, err := w.st.GetConvSettings(ctx, m.To, store.ConvUser(m.From)); {
-	case err == nil && cs.Muted(now):
+	key := [2]string{m.To, m.From}
+	mute, ok := muted[key]
+	if !ok {
+		cs, err := w.st.GetConvSettings(ctx, m.To, store.ConvUser(m.From))
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("settings: %w", err)
+		}
+		mute = err == nil && cs.Muted(now)
+		muted[key] = mute
+	}
+	if mute {
 		return nil, nil
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return nil, fmt.Errorf("settings: %w", err)
 	}
 	items := make([]store.PushItem, 0, len(devs))
 	for _, d := range devs {
