@@ -382,6 +382,10 @@ func (w *Worker) devices(ctx context.Context, users []string) (map[string][]stor
 	return out, nil
 }
 
+// onlineCheckMax is the most users with registrations a group message's
+// expansion asks presence for.
+const onlineCheckMax = 64
+
 // dropOnline leaves out of devs the devices connected now (on any node):
 // they get the message live, so no item is written for them. (The send
 // asks again: a device that comes meanwhile is not pushed either.)
@@ -467,7 +471,9 @@ func (w *Worker) groupItems(ctx context.Context, m store.Message, now int64) ([]
 		after = ms[len(ms)-1].User
 	}
 	devs, err := w.devices(ctx, users)
-	if err == nil {
+	if err == nil && len(devs) <= onlineCheckMax {
+		// A large group's members are asked at their send, at the push
+		// rate: presence is a round trip per user in scale-out.
 		err = w.dropOnline(ctx, devs)
 	}
 	if err != nil || len(devs) == 0 {
