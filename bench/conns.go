@@ -193,44 +193,31 @@ func Conns(ctx context.Context, o ConnsOptions) (*Result, error) {
 	conns[0] = first
 	keepAlive(first)
 	var (
-		next, ok, failed atomic.Int64
-		errMu            sync.Mutex
-		errs             []error
+		ok, failed atomic.Int64
+		errMu      sync.Mutex
+		errs       []error
 	)
 	ok.Store(1)
-	next.Store(1)
 	prog.measure(func() string {
 		n := ok.Load()
 		return fmt.Sprintf("connected %d/%d  failed %d  %.0f conn/s", n, o.Conns, failed.Load(), Rate(n, time.Since(start)))
 	})
-	var wg sync.WaitGroup
-	for range o.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= o.Conns {
-					return
-				}
-				rd, id, user, pw, topic := ident(i)
-				c, err := dialRaw(ctx, addr, rd, id, user, pw, topic)
-				if err != nil {
-					failed.Add(1)
-					errMu.Lock()
-					if len(errs) < 3 {
-						errs = append(errs, err)
-					}
-					errMu.Unlock()
-					continue
-				}
-				conns[i] = c
-				keepAlive(c)
-				ok.Add(1)
+	each(ctx, 1, o.Conns, o.Concurrency, func(i int) {
+		rd, id, user, pw, topic := ident(i)
+		c, err := dialRaw(ctx, addr, rd, id, user, pw, topic)
+		if err != nil {
+			failed.Add(1)
+			errMu.Lock()
+			if len(errs) < 3 {
+				errs = append(errs, err)
 			}
-		}()
-	}
-	wg.Wait()
+			errMu.Unlock()
+			return
+		}
+		conns[i] = c
+		keepAlive(c)
+		ok.Add(1)
+	})
 	elapsed := time.Since(start)
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -179,32 +179,19 @@ func Replay(ctx context.Context, o ReplayOptions) (*Result, error) {
 		return fmt.Sprintf("filling the inboxes over HTTP: sent %d/%d  acked %d  unacked %d  %.0f/s",
 			c.Sent, total, c.Acked, c.Unacked, Rate(c.Acked, time.Since(fillStart)))
 	})
-	var next atomic.Int64
 	acked := make([]atomic.Int64, o.Devices)
-	var wg sync.WaitGroup
-	for range o.InFlight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				j := int(next.Add(1) - 1)
-				if j >= total {
-					return
-				}
-				dev, seq := j%o.Devices, j/o.Devices
-				tr.Sent()
-				m := wire.Send{CMID: fmt.Sprintf("%s-%d-%d", run, dev, seq), To: devs[dev].user, Type: "text",
-					Body: encodeBody(run, dev, seq, time.Now(), o.Size)}
-				if err := sendHTTP(ctx, api, m); err != nil {
-					tr.Failed()
-					continue
-				}
-				tr.Ack(dev, seq)
-				acked[dev].Add(1)
-			}
-		}()
-	}
-	wg.Wait()
+	each(ctx, 0, total, o.InFlight, func(j int) {
+		dev, seq := j%o.Devices, j/o.Devices
+		tr.Sent()
+		m := wire.Send{CMID: fmt.Sprintf("%s-%d-%d", run, dev, seq), To: devs[dev].user, Type: "text",
+			Body: encodeBody(run, dev, seq, time.Now(), o.Size)}
+		if err := sendHTTP(ctx, api, m); err != nil {
+			tr.Failed()
+			return
+		}
+		tr.Ack(dev, seq)
+		acked[dev].Add(1)
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -300,44 +287,31 @@ func Replay(ctx context.Context, o ReplayOptions) (*Result, error) {
 	}
 	start := time.Now()
 	cpu := startCPU(o.ServerPID)
-	var nextDev atomic.Int64
-	var dialers sync.WaitGroup
-	for range min(o.Concurrency, o.Devices) {
-		dialers.Add(1)
-		go func() {
-			defer dialers.Done()
-			for ctx.Err() == nil {
-				i := int(nextDev.Add(1) - 1)
-				if i >= o.Devices {
-					return
-				}
-				mu.Lock()
-				devices[i].start = time.Now()
-				mu.Unlock()
-				c, err := dialRaw(ctx, addr, dialer(i), clientID(i), devs[i].user, devs[i].token, "")
-				if err != nil {
-					failed.Add(1)
-					errMu.Lock()
-					if len(errs) < 3 {
-						errs = append(errs, err)
-					}
-					errMu.Unlock()
-					continue
-				}
-				mu.Lock()
-				devices[i].connack = time.Now()
-				devices[i].present = c.present
-				conns[i] = c
-				mu.Unlock()
-				readers.Add(1)
-				go func() {
-					defer readers.Done()
-					c.readPublishes(func(p []byte) { onMsg(i, p) })
-				}()
+	each(ctx, 0, o.Devices, min(o.Concurrency, o.Devices), func(i int) {
+		mu.Lock()
+		devices[i].start = time.Now()
+		mu.Unlock()
+		c, err := dialRaw(ctx, addr, dialer(i), clientID(i), devs[i].user, devs[i].token, "")
+		if err != nil {
+			failed.Add(1)
+			errMu.Lock()
+			if len(errs) < 3 {
+				errs = append(errs, err)
 			}
+			errMu.Unlock()
+			return
+		}
+		mu.Lock()
+		devices[i].connack = time.Now()
+		devices[i].present = c.present
+		conns[i] = c
+		mu.Unlock()
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			c.readPublishes(func(p []byte) { onMsg(i, p) })
 		}()
-	}
-	dialers.Wait()
+	})
 	timeout := time.NewTimer(o.Timeout)
 	defer timeout.Stop()
 	select {

@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"context"
 	"math"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -55,4 +58,27 @@ func Rate(n int64, d time.Duration) float64 {
 		return 0
 	}
 	return float64(n) / d.Seconds()
+}
+
+// each calls fn(i) for every i in [from, to), on workers goroutines that
+// take the next index as they finish one, until ctx ends; it returns once
+// they all have. The load tool's fills, dials and sends share it.
+func each(ctx context.Context, from, to, workers int, fn func(i int)) {
+	var next atomic.Int64
+	next.Store(int64(from))
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= to {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }

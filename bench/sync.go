@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/imqtt/imqtt/client"
@@ -87,28 +85,15 @@ func Sync(ctx context.Context, o SyncOptions) (*Result, error) {
 		return fmt.Sprintf("filling the inbox over HTTP: sent %d/%d  acked %d  unacked %d  %.0f/s",
 			c.Sent, o.Messages, c.Acked, c.Unacked, Rate(c.Acked, time.Since(fillStart)))
 	})
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range o.InFlight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				seq := int(next.Add(1) - 1)
-				if seq >= o.Messages {
-					return
-				}
-				tr.Sent()
-				m := wire.Send{CMID: fmt.Sprintf("%s-%d", run, seq), To: rcv.user, Type: "text", Body: encodeBody(run, 0, seq, time.Now(), o.Size)}
-				if err := sendHTTP(ctx, api, m); err != nil {
-					tr.Failed()
-					continue
-				}
-				tr.Ack(0, seq)
-			}
-		}()
-	}
-	wg.Wait()
+	each(ctx, 0, o.Messages, o.InFlight, func(seq int) {
+		tr.Sent()
+		m := wire.Send{CMID: fmt.Sprintf("%s-%d", run, seq), To: rcv.user, Type: "text", Body: encodeBody(run, 0, seq, time.Now(), o.Size)}
+		if err := sendHTTP(ctx, api, m); err != nil {
+			tr.Failed()
+			return
+		}
+		tr.Ack(0, seq)
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
