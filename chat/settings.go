@@ -23,6 +23,11 @@ func (s *Service) SetConvSettings(ctx context.Context, user string, cs wire.Conv
 	if err != nil {
 		return wire.ConvSettings{}, err
 	}
+	// A change is a synced write and an event to every device: it counts
+	// against the user's send rate, so a loop of them cannot flood the store.
+	if err := s.limit(ctx, user); err != nil {
+		return wire.ConvSettings{}, err
+	}
 	t := time.Now().UnixMilli()
 	if cs.MuteUntil < 0 || cs.MuteUntil > t+MaxMuteAhead.Milliseconds() {
 		return wire.ConvSettings{}, refuse(ErrBadRequest, "mute_until must be unix milliseconds, 0 or at most ten years ahead")

@@ -336,3 +336,29 @@ func TestConvSettingsCap(t *testing.T) {
 		t.Fatalf("after clearing one: %v", err)
 	}
 }
+
+// TestConvSettingsRate: settings changes count against the user's send
+// rate (each is a synced write and an event to every device).
+func TestConvSettingsRate(t *testing.T) {
+	st := openStore(t)
+	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), pathTo(&events{}), chat.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(), SendRate: 1, SendBurst: 2,
+		Limiter: memory.New(st.ReserveVersions, memory.Options{}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start()
+	t.Cleanup(func() { _ = svc.Close(context.Background()) })
+	ctx := t.Context()
+	for i := range 2 {
+		if _, err := svc.SetConvSettings(ctx, "alice", wire.ConvSettings{Peer: "bob", Mute: i == 0}); err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+	}
+	_, err = svc.SetConvSettings(ctx, "alice", wire.ConvSettings{Peer: "bob", Pin: true})
+	var ce *chat.Error
+	if !errors.As(err, &ce) || !errors.Is(ce.Err, chat.ErrRateLimited) {
+		t.Fatalf("a third change at once: %v, want rate_limited", err)
+	}
+}

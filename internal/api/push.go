@@ -46,7 +46,11 @@ func (a *API) registerPush(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	d, err := a.cfg.Push.Register(r.Context(), c.user, device, c.hash, req)
+	var limited *push.RateLimited
 	switch {
+	case errors.As(err, &limited):
+		a.cfg.Metrics.Refused("push_register")
+		writeRateLimited(w, limited.RetryAfter, "push registrations too frequent for this user; retry later")
 	case errors.Is(err, push.ErrBadProvider):
 		writeError(w, http.StatusBadRequest, wire.CodeBadProvider, "provider must be apns, fcm or webhook")
 	case errors.Is(err, push.ErrNoProvider):

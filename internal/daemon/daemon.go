@@ -436,7 +436,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
 			Broker: d.broker, Sender: d.path, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
 			Remote: d.kickRemote(), Backup: d.backupFunc(), Sessions: d.sessions},
-		Push: push.NewRegistry(d.st, d.providesPush),
+		Push: push.NewRegistry(d.st, d.providesPush, d.state),
 	})
 	d.api = handler
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)

@@ -603,3 +603,22 @@ func TestComesOnlineWhilePending(t *testing.T) {
 		t.Fatalf("%d pushes to a device that came back", n)
 	}
 }
+
+// TestRegistrationRate: one user registering in a loop (each a synced
+// store write) is refused past push.RegisterLimit with 429 rate_limited.
+func TestRegistrationRate(t *testing.T) {
+	e := start(t)
+	bob := login(t, e.s, "bob", "phone")
+	ctx := context.Background()
+	var err error
+	n := 0
+	for ; n < push.RegisterLimit.Burst+1; n++ {
+		if _, err = bob.RegisterPush(ctx, wire.PushRegister{Provider: "webhook", Token: "loop-" + strconv.Itoa(n)}); err != nil {
+			break
+		}
+	}
+	var we *wire.Error
+	if n != push.RegisterLimit.Burst || !errors.As(err, &we) || we.Code != wire.CodeRateLimited {
+		t.Fatalf("after %d registrations: %v, want rate_limited after %d", n, err, push.RegisterLimit.Burst)
+	}
+}

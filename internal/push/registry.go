@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -30,16 +31,28 @@ const MaxDevices = 16
 type Registry struct {
 	st        store.Push
 	providers func(string) bool
+	limiter   state.Limiter // nil: no rate
 	now       func() time.Time
 }
 
+// RegisterLimit bounds one user's registrations (each a synced store
+// write): a client re-registering in a loop is refused, not written. The
+// burst lets a user register all its devices at once.
+var RegisterLimit = state.Limit{Rate: 10, Per: time.Minute, Burst: 2 * MaxDevices}
+
+// RateLimited refuses a registration past RegisterLimit.
+type RateLimited struct{ RetryAfter time.Duration }
+
+func (e *RateLimited) Error() string { return "push: registrations too frequent" }
+
 // NewRegistry returns a Registry over st; configured says which providers
-// this server pushes through (nil: none).
-func NewRegistry(st store.Push, configured func(string) bool) *Registry {
+// this server pushes through (nil: none); limiter applies RegisterLimit
+// per user (nil: none).
+func NewRegistry(st store.Push, configured func(string) bool, limiter state.Limiter) *Registry {
 	if configured == nil {
 		configured = func(string) bool { return false }
 	}
-	return &Registry{st: st, providers: configured, now: time.Now}
+	return &Registry{st: st, providers: configured, limiter: limiter, now: time.Now}
 }
 
 // Check validates a registration request.
@@ -86,6 +99,12 @@ func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' ||
 func (r *Registry) Register(ctx context.Context, user, device, login string, req wire.PushRegister) (wire.PushDevice, error) {
 	if err := r.Check(req); err != nil {
 		return wire.PushDevice{}, err
+	}
+	if r.limiter != nil {
+		// A limiter that fails (Redis away) lets it through, as sends do.
+		if d, err := r.limiter.Allow(ctx, "push-register:"+user, RegisterLimit); err == nil && !d.OK {
+			return wire.PushDevice{}, &RateLimited{RetryAfter: d.RetryAfter}
+		}
 	}
 	ds, err := r.st.PushDevices(ctx, []string{user})
 	if err != nil {
