@@ -347,10 +347,12 @@ func TestRestartNoDuplicates(t *testing.T) {
 	}
 }
 
-// TestTwoWorkersPushOnce: two push workers on one store (two nodes'
-// share MongoDB so; here they share the node's Pebble store) split the
-// outbox through its claims: each message reaches each device once.
-// (e2e's TestPushTwoNodes runs two imqttd processes on MongoDB.)
+// TestTwoWorkersPushOnce: two push workers on one store (two nodes share
+// MongoDB so; here they share the node's Pebble store): each message
+// reaches each device once. What it shows is the whole worker (jobs
+// claimed, items idempotent, held devices not due); a claim's exclusivity
+// on its own is storetest's Push part (two claimers at once, both stores),
+// and e2e's TestPushClusterMongo runs two nodes on FerretDB.
 func TestTwoWorkersPushOnce(t *testing.T) {
 	e := start(t)
 	other := push.New(e.s.Daemon.Store(), e.s.Daemon.Presence(), noBadge{}, push.Options{Node: "other", Pushers: e.pushers(t)})
