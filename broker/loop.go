@@ -506,6 +506,9 @@ func (lc *loopConn) send(b []byte) error {
 // MaxWriteBacklog bounds them). Its expiry ends the connection as nbio's
 // read deadline would (nbio.ErrReadTimeout), through the poller.
 func (lc *loopConn) SetDeadline(t time.Time) error {
+	if lc.ws != nil {
+		return lc.Conn.SetReadDeadline(t) // nbhttp's connection: nbio's own deadline, as its writes are nbio's
+	}
 	lc.dmu.Lock()
 	defer lc.dmu.Unlock()
 	switch {
