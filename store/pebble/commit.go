@@ -136,6 +136,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
+	s.lowerFloors(b.PushJobs, nil)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -36,6 +37,15 @@ import (
 // This store is one node, so claims of jobs and devices live in memory
 // (pushState): a restart releases them all, which is what their leases
 // would do anyway, a little later.
+//
+// pj/ and pq/ are queues: rows come in at one end and are deleted at the
+// other, and a deleted row stays a tombstone until compaction. A scan from
+// the prefix's start walks every tombstone of the rows done since: at
+// 12,000 messages/s that was 14 % of the node's CPU (ClaimPushJobs' and
+// DuePushDevices' Iterator.First, bench/push.sh's profile). So the store
+// remembers a floor for each (pushState.jobFloor, dueFloor) below which no
+// row lives, and seeks there.
+
 const pushItemBinary = 0x01
 
 // pushItemLen is the length of an item's value.
@@ -53,6 +63,50 @@ type pushState struct {
 	mu      sync.Mutex
 	jobs    map[int64]pushClaim
 	devices map[store.SessionID]pushClaim
+	// jobFloor and dueFloor (under mu) are at most the lowest job ID in
+	// pj/ and the earliest Due in pq/. A scan raises one to the first row
+	// it finds (math.MaxInt64 if none); a write of a row lowers it, after
+	// its commit: a scan's iterator made before that commit, which does
+	// not see the row, cannot raise the floor past it afterwards. Zero
+	// values: unknown, scan from the start (a store just opened).
+	jobFloor, dueFloor floor
+}
+
+// floor is a lower bound of a queue's keys; its zero value is none.
+type floor struct {
+	known bool
+	at    int64
+}
+
+// lower makes f at most at.
+func (f *floor) lower(at int64) {
+	if f.known && at < f.at {
+		f.at = at
+	}
+}
+
+// raise sets f to the first row a scan from f found (found false: none).
+func (f *floor) raise(at int64, found bool) {
+	if !found {
+		at = math.MaxInt64
+	}
+	f.known, f.at = true, at
+}
+
+// lowerFloors lowers the floors to rows just committed; pending are the
+// pq/ Dues written (a Retry's included).
+func (s *Store) lowerFloors(jobs []store.PushJob, dues []int64) {
+	if len(jobs) == 0 && len(dues) == 0 {
+		return
+	}
+	s.push.mu.Lock()
+	defer s.push.mu.Unlock()
+	for _, j := range jobs {
+		s.push.jobFloor.lower(j.MsgID)
+	}
+	for _, d := range dues {
+		s.push.dueFloor.lower(d)
+	}
 }
 
 // pushClaim is one holder's lease.
@@ -575,11 +629,19 @@ func (s *Store) ClaimPushJobs(ctx context.Context, holder string, now, until int
 	s.push.mu.Lock()
 	defer s.push.mu.Unlock()
 	prefix := []byte(pfxPushJob)
-	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	lower := prefix
+	if f := s.push.jobFloor; f.known {
+		if f.at == math.MaxInt64 {
+			return nil, nil // none
+		}
+		lower = pushJobKey(nil, max(f.at, 0))
+	}
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, fmt.Errorf("claim push jobs: %w", err)
 	}
 	var out []store.PushJob
+	first := true
 	for ok := it.First(); ok && len(out) < n; ok = it.Next() {
 		key, val := it.Key(), it.Value()
 		if len(key) != len(pfxPushJob)+8 || len(val) != 8 {
@@ -587,13 +649,21 @@ func (s *Store) ClaimPushJobs(ctx context.Context, holder string, now, until int
 			return nil, fmt.Errorf("claim push jobs: job %q: %w", key, errCorruptRow)
 		}
 		id := int64(suffixUint64(key))
+		if first {
+			s.push.jobFloor.raise(id, true)
+			first = false
+		}
 		if s.push.jobs[id].heldBy(now) {
 			continue
 		}
 		out = append(out, store.PushJob{MsgID: id, Created: int64(binary.BigEndian.Uint64(val))})
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		s.push.jobFloor = floor{} // not known after all
 		return nil, fmt.Errorf("claim push jobs: %w", err)
+	}
+	if first {
+		s.push.jobFloor.raise(0, false)
 	}
 	if s.push.jobs == nil {
 		s.push.jobs = make(map[int64]pushClaim)
@@ -658,6 +728,7 @@ func (s *Store) AddPushItems(ctx context.Context, items []store.PushItem) error 
 	defer wb.Close()
 	added := make(map[string]bool, len(items)) // an item twice in items
 	var key, val []byte
+	var dues []int64
 	for i := range items {
 		if i%256 == 0 && ctx.Err() != nil {
 			return fmt.Errorf("add push items: %w", ctx.Err())
@@ -679,6 +750,7 @@ func (s *Store) AddPushItems(ctx context.Context, items []store.PushItem) error 
 		_ = wb.Set(key, val, nil)
 		key = r.indexKey(key[:0])
 		_ = wb.Set(key, nil, nil)
+		dues = append(dues, r.Due)
 	}
 	if wb.Empty() {
 		return nil
@@ -686,6 +758,7 @@ func (s *Store) AddPushItems(ctx context.Context, items []store.PushItem) error 
 	if err := s.write(len(wb.Repr()), func() error { return wb.Commit(pebble.NoSync) }); err != nil {
 		return fmt.Errorf("add push items: %w", err)
 	}
+	s.lowerFloors(nil, dues)
 	return nil
 }
 
@@ -701,20 +774,32 @@ func (s *Store) DuePushDevices(ctx context.Context, now int64, n int) ([]store.S
 	if n <= 0 {
 		return nil, nil
 	}
+	s.push.mu.Lock() // before the iterator: see pushState.dueFloor
+	defer s.push.mu.Unlock()
 	prefix := []byte(pfxPushDue)
-	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	lower := prefix
+	if f := s.push.dueFloor; f.known {
+		if f.at > now {
+			return nil, nil // nothing due yet
+		}
+		lower = binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), flipTime(f.at))
+	}
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, fmt.Errorf("due push devices: %w", err)
 	}
-	s.push.mu.Lock()
-	defer s.push.mu.Unlock()
 	var out []store.SessionID
 	seen := make(map[store.SessionID]bool)
+	first := true
 	for ok := it.First(); ok && len(out) < n; ok = it.Next() {
 		due, user, device, _, err := parseTimeKey(it.Key(), pfxPushDue)
 		if err != nil {
 			_ = it.Close()
 			return nil, fmt.Errorf("due push devices: key %q: %w", it.Key(), err)
+		}
+		if first {
+			s.push.dueFloor.raise(due, true)
+			first = false
 		}
 		if due > now {
 			break
@@ -729,7 +814,11 @@ func (s *Store) DuePushDevices(ctx context.Context, now int64, n int) ([]store.S
 		}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		s.push.dueFloor = floor{}
 		return nil, fmt.Errorf("due push devices: %w", err)
+	}
+	if first {
+		s.push.dueFloor.raise(0, false)
 	}
 	return out, nil
 }
@@ -824,6 +913,7 @@ func (s *Store) updatePushItems(ctx context.Context, op, user, device string, id
 	wb := s.db.NewBatch()
 	defer wb.Close()
 	var key, ix, val []byte
+	var dues []int64
 	moved := make(map[int64]bool, len(ids))
 	for _, id := range ids {
 		if moved[id] {
@@ -843,6 +933,9 @@ func (s *Store) updatePushItems(ctx context.Context, op, user, device string, id
 		fn(&r)
 		ix = r.indexKey(ix[:0])
 		_ = wb.Set(ix, nil, nil)
+		if !r.isDone {
+			dues = append(dues, r.Due)
+		}
 		val = appendPushItem(val[:0], &r)
 		_ = wb.Set(key, val, nil)
 	}
@@ -852,6 +945,7 @@ func (s *Store) updatePushItems(ctx context.Context, op, user, device string, id
 	if err := s.write(len(wb.Repr()), func() error { return wb.Commit(pebble.NoSync) }); err != nil {
 		return fmt.Errorf("%s %s/%s: %w", op, user, device, err)
 	}
+	s.lowerFloors(nil, dues)
 	return nil
 }
 

@@ -40,6 +40,7 @@ func Push(t *testing.T, open func(t *testing.T) PushStore) {
 		{"ClaimPushJobsConcurrent", testPushClaimJobsConcurrent},
 		{"SweepPush", testPushSweep},
 		{"PushDepth", testPushDepth},
+		{"PushRowsBehindTheHead", testPushBehindHead},
 	})
 }
 
@@ -704,4 +705,34 @@ func testPushDepth(t *testing.T, f *fixture) {
 	if jobs, items := f.depth(); jobs != 3 || items != 2 {
 		t.Errorf("depth: %d jobs %d items, want 3 2", jobs, items)
 	}
+}
+
+// testPushBehindHead: the outbox is a queue worked from its head, and a
+// row may come in behind what a scan saw first: a job of a lower message
+// ID (commits at once), an item due earlier than the pending ones (a
+// device past its collapse window beside one inside it). Each is found by
+// the next scan. (A store that remembers where its queues start, as
+// Pebble's does to seek past the tombstones of the rows done, must lower
+// that start for such a row.)
+func testPushBehindHead(t *testing.T, f *fixture) {
+	f.commitJobs(100, 200)
+	equalIDs(t, "first claim", f.claimJobs("n1", t0, t0+10, 1), []int64{100})
+	if err := f.push.DeletePushJobs(f.ctx, []int64{100}); err != nil {
+		t.Fatal(err)
+	}
+	equalIDs(t, "second claim", f.claimJobs("n1", t0, t0+10, 10), []int64{200})
+	equalIDs(t, "nothing left", f.claimJobs("n1", t0, t0+10, 10), nil)
+	f.commitJobs(150)
+	equalIDs(t, "a job behind the head", f.claimJobs("n1", t0, t0+10, 10), []int64{150})
+
+	f.addItems(item("bob", "tablet", 1, t0+5000))
+	equalIDs(t, "nothing due yet", f.due(t0, 10), nil)
+	f.addItems(item("bob", "phone", 2, t0))
+	equalIDs(t, "an item due before the pending one", f.due(t0, 10), []store.SessionID{sid("bob", "phone")})
+	f.done("bob", "phone", t0, 2)
+	equalIDs(t, "done", f.due(t0, 10), nil)
+	if err := f.push.RetryPushItems(f.ctx, "bob", "tablet", []int64{1}, t0, 1); err != nil {
+		t.Fatal(err)
+	}
+	equalIDs(t, "a retry due earlier", f.due(t0, 10), []store.SessionID{sid("bob", "tablet")})
 }
