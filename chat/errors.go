@@ -28,13 +28,14 @@ var (
 	ErrRateLimited     = errors.New(wire.CodeRateLimited)     // over the sender's rate; resend later, same cmid
 	ErrBusy            = errors.New(wire.CodeBusy)            // the send queue stayed full; resend later, same cmid
 	ErrUnavailable     = errors.New(wire.CodeUnavailable)     // not stored (store failed, server closing); resend, same cmid
+	ErrRejected        = errors.New(wire.CodeRejected)        // the content filter or the before_send webhook refused it; not stored
 )
 
 // sentinels is the one table from the core's refusals to wire codes: each
 // sentinel's text is its code. The HTTP status of a code is wire.HTTPStatus's.
 var sentinels = []error{ErrBadRequest, ErrBadType, ErrMissingTo, ErrMissingCMID, ErrTooLarge,
 	ErrNoSuchUser, ErrNotMember, ErrForbidden, ErrNotFound, ErrExists, ErrGroupFull, ErrTooManyGroups,
-	ErrTooManySettings, ErrRateLimited, ErrBusy, ErrUnavailable}
+	ErrTooManySettings, ErrRateLimited, ErrBusy, ErrUnavailable, ErrRejected}
 
 // Error is a refusal of the core: Err, one of the sentinels, and the
 // message for the client.

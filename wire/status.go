@@ -8,7 +8,7 @@ func HTTPStatus(code string) int {
 	switch code {
 	case CodeNoSuchUser, CodeNotFound:
 		return http.StatusNotFound
-	case CodeNotMember, CodeForbidden:
+	case CodeNotMember, CodeForbidden, CodeSignupClosed:
 		return http.StatusForbidden
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
@@ -26,7 +26,7 @@ func HTTPStatus(code string) int {
 		return http.StatusUnsupportedMediaType
 	case CodeHLSUnavailable:
 		return http.StatusNotImplemented
-	case CodeBadMedia:
+	case CodeBadMedia, CodeRejected:
 		return http.StatusUnprocessableEntity
 	case CodeTimeout:
 		return http.StatusRequestTimeout

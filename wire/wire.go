@@ -169,6 +169,12 @@ const (
 	CodeBadMedia       = "bad_media"       // media: a video ffmpeg cannot read
 
 	CodeTimeout = "request_timeout" // HTTP: the request body did not arrive in time (408)
+
+	// CodeRejected: the content filter or the before_send webhook refused
+	// the send; nothing was stored, and the same send will be refused again.
+	CodeRejected = "rejected"
+	// CodeSignupClosed: the server takes no public sign-up (--signup closed).
+	CodeSignupClosed = "signup_closed"
 )
 
 // Send is the payload of im/send and POST /v1/messages.
