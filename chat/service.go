@@ -106,7 +106,12 @@ type Options struct {
 	// committed with a push job (store.Batch.PushJobs), and Pushed is
 	// called after each commit that wrote some (it must not block: the
 	// push worker's wake-up).
-	Pushed  func()
+	Pushed func()
+	// Filter, when set, checks the body of every text send before it is
+	// queued (the content filter, --filter-words): a send it refuses is
+	// answered with its error (wrapping ErrRejected), a body it masks is
+	// stored masked.
+	Filter  Filter
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
 }
@@ -259,6 +264,14 @@ func (s *Service) Close(ctx context.Context) error {
 	return nil
 }
 
+// Filter is the content filter's seam (internal/filter implements it).
+type Filter interface {
+	// Check returns a text body as it is to be stored (unchanged, or with
+	// what it matched masked), or a refusal wrapping ErrRejected. It does
+	// no I/O: it runs on the sending connection's goroutine.
+	Check(body string) (string, error)
+}
+
 // Submit validates req and queues it for the batcher. done is called exactly
 // once: with an error at once if req is invalid or the server cannot take it,
 // else from the dispatcher after the durable write (the ack) or its failure.
@@ -276,6 +289,12 @@ func (s *Service) Submit(ctx context.Context, from Sender, req wire.Send, done f
 	if err := s.limit(ctx, from.User); err != nil {
 		s.fail(from, done, err)
 		return
+	}
+	if s.opts.Filter != nil && req.Type == "text" {
+		if req.Body, err = s.opts.Filter.Check(req.Body); err != nil {
+			s.fail(from, done, err)
+			return
+		}
 	}
 	op := &sendOp{from: from, req: req, done: done, start: start}
 	if req.Media != "" {
