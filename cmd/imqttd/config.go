@@ -20,6 +20,7 @@ import (
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
+	"github.com/imqtt/imqtt/internal/webhook"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store/pebble"
 )
@@ -38,6 +39,7 @@ type options struct {
 	logFormat string
 	logLevel  string
 	push      pushFlags
+	webhooks  string // --webhook-events
 	finish    func() // copies the typed-down flag values into cfg
 }
 
@@ -117,6 +119,12 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&p.fcmTokenURL, "fcm-token-url", "", "FCM: the OAuth2 token URL (empty: the credentials')")
 	fs.StringVar(&p.webhook, "push-webhook", "", "push through a webhook: each notification is POSTed to this URL, signed with --webhook-secret")
 	fs.StringVar(&p.webhookSecret, "webhook-secret", "", "the HMAC-SHA256 key webhooks are signed with (X-Imqtt-Signature); prefer IMQTT_WEBHOOK_SECRET")
+	w := &c.Webhook
+	fs.StringVar(&w.URL, "webhook-url", "", "the backend's webhook: events are POSTed here, signed with --webhook-secret, and message.before_send asks it about each send (empty: off)")
+	fs.StringVar(&o.webhooks, "webhook-events", "all", "the events --webhook-url gets: all, or a comma-separated list of "+strings.Join(webhook.Events, ", "))
+	fs.DurationVar(&w.Timeout, "webhook-timeout", chat.DefaultHookTimeout, "message.before_send: how long a send waits for the backend's verdict; then --webhook-fail decides")
+	fs.StringVar(&w.Fail, "webhook-fail", chat.DefaultHookFail, "message.before_send without a verdict (no answer in time, an error status, a bad answer): open stores the send as sent, closed refuses it (unavailable)")
+	fs.IntVar(&w.Concurrency, "webhook-concurrency", chat.DefaultHookConcurrency, "message.before_send: most sends waiting for the backend at once (each sender's order in each conversation is kept)")
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet in bytes; larger closes the connection")
 	fs.UintVar(&writes, "max-writes-pending", broker.DefaultMaxWritesPending, "per-client outbound queue in packets for TLS connections (overflow is recovered by sync)")

@@ -71,6 +71,11 @@ var flagDefaults = map[string]any{
 	"fcm-token-url":         "", // the credentials'
 	"push-webhook":          "", // off
 	"webhook-secret":        "",
+	"webhook-url":           "", // off
+	"webhook-events":        "all",
+	"webhook-timeout":       chat.DefaultHookTimeout,
+	"webhook-fail":          chat.DefaultHookFail,
+	"webhook-concurrency":   chat.DefaultHookConcurrency,
 	"session-max-per-user":  session.DefaultMaxPerUser,
 	"media-max-image":       media.DefaultMaxImage,
 	"media-max-audio":       media.DefaultMaxAudio,

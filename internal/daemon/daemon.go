@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -37,6 +38,8 @@ import (
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
 	"github.com/imqtt/imqtt/internal/webchat"
+	"github.com/imqtt/imqtt/internal/webhook"
+	"github.com/imqtt/imqtt/internal/webhook/beforesend"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/state/memory"
 	"github.com/imqtt/imqtt/state/redis/cluster"
@@ -128,6 +131,9 @@ type Config struct {
 	// Push is offline push (internal/push): the providers to push
 	// through (none: push off) and how.
 	Push PushOptions
+	// Webhook is the operator's backend (SPEC §14, docs/integration.md):
+	// the events it hears and the before_send check (URL empty: off).
+	Webhook WebhookOptions
 	// MaxClientRequests bounds one client's sync and read requests in
 	// flight; more are answered busy (0: hooks.DefaultRequestsPerClient, 4).
 	MaxClientRequests int
@@ -380,6 +386,10 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if len(cfg.Push.Pushers) > 0 {
 		copts.Pushed = func() { d.pusher.Notify() } // set before chat's goroutines start (below)
 	}
+	if copts.BeforeSend, err = cfg.Webhook.beforeSend(nodeNumber, cfg.MaxBody); err != nil {
+		return nil, fmt.Errorf("before_send webhook: %w", err)
+	}
+	copts.HookTimeout, copts.HookConcurrency, copts.HookFail = cfg.Webhook.Timeout, cfg.Webhook.Concurrency, cfg.Webhook.Fail
 	if d.chat, err = chat.New(d.st, d.state, d.path, copts); err != nil {
 		return nil, err
 	}
@@ -716,6 +726,34 @@ type PushOptions struct {
 	Preview string        // push.PreviewFull, PreviewSender (""), PreviewNone
 	TTL     time.Duration // 0: push.DefaultTTL
 	Rate    float64       // notifications a second from this node; 0: push.DefaultRate
+}
+
+// WebhookOptions configure the webhooks (Config.Webhook).
+type WebhookOptions struct {
+	URL    string          // where events are POSTed; empty: webhooks off
+	Secret []byte          // the HMAC key of X-Imqtt-Signature
+	Events map[string]bool // the events sent (webhook.ParseEvents)
+	// Timeout, Concurrency and Fail bound message.before_send: its
+	// deadline (0: chat.DefaultHookTimeout), the sends in it at once (0:
+	// chat.DefaultHookConcurrency), and what no verdict means
+	// (chat.FailOpen, FailClosed; "": chat.DefaultHookFail).
+	Timeout     time.Duration
+	Concurrency int
+	Fail        string
+}
+
+// beforeSend is the message.before_send hook w configures, or nil.
+func (w WebhookOptions) beforeSend(node int64, maxBody int) (chat.BeforeSend, error) {
+	if w.URL == "" || !w.Events[webhook.BeforeSend] {
+		return nil, nil
+	}
+	maxBody = cmp.Or(maxBody, chat.DefaultMaxBody)
+	post, err := webhook.New(webhook.Options{URL: w.URL, Secret: w.Secret,
+		Timeout: cmp.Or(w.Timeout, chat.DefaultHookTimeout), MaxAnswer: beforesend.MaxAnswer(maxBody)})
+	if err != nil {
+		return nil, err
+	}
+	return beforesend.New(post, node)
 }
 
 // providesPush reports whether this node pushes through provider.
