@@ -50,6 +50,10 @@ const (
 	// waiting for the hook: past it the sender is told busy, and no one
 	// else waits for them.
 	maxLaneQueue = 256
+	// maxUserQueue bounds one user's sends waiting for the hook over all
+	// their conversations, so that one account writing to many peers
+	// cannot take the whole stage (QueueLen) from everyone else.
+	maxUserQueue = 1024
 )
 
 // moderator runs the sends through the BeforeSend hook off the senders'
@@ -72,7 +76,8 @@ type moderator struct {
 
 	mu      sync.Mutex
 	lanes   map[laneKey]*lane
-	waiting int // sends in lanes, in the hook included; at most Options.QueueLen
+	waiting int            // sends in lanes, in the hook included; at most Options.QueueLen
+	perUser map[string]int // waiting, by sender; at most maxUserQueue
 }
 
 type laneKey struct{ user, conv string }
@@ -82,7 +87,7 @@ type lane struct{ ops []*sendOp }
 func newModerator(s *Service, hook BeforeSend) *moderator {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &moderator{s: s, hook: hook, sem: make(chan struct{}, s.opts.HookConcurrency),
-		ctx: ctx, cancel: cancel, lanes: make(map[laneKey]*lane)}
+		ctx: ctx, cancel: cancel, lanes: make(map[laneKey]*lane), perUser: make(map[string]int)}
 }
 
 // submit queues op on its lane, starting the lane if it was idle. It does
@@ -99,13 +104,14 @@ func (m *moderator) submit(op *sendOp) {
 		return
 	}
 	l := m.lanes[key]
-	if m.waiting >= m.s.opts.QueueLen || (l != nil && len(l.ops) >= maxLaneQueue) {
+	if m.waiting >= m.s.opts.QueueLen || m.perUser[key.user] >= maxUserQueue || (l != nil && len(l.ops) >= maxLaneQueue) {
 		m.mu.Unlock()
 		m.s.m.BeforeSend.QueueFull()
 		m.s.fail(op.from, op.done, refuse(ErrBusy, "too many sends waiting for moderation; resend later with the same cmid"))
 		return
 	}
 	m.waiting++
+	m.perUser[key.user]++
 	if l != nil {
 		l.ops = append(l.ops, op)
 		m.mu.Unlock()
@@ -130,6 +136,9 @@ func (m *moderator) run(key laneKey, l *lane) {
 		l.ops[0] = nil
 		l.ops = l.ops[1:]
 		m.waiting--
+		if m.perUser[key.user]--; m.perUser[key.user] == 0 {
+			delete(m.perUser, key.user)
+		}
 		if len(l.ops) == 0 {
 			delete(m.lanes, key)
 			m.mu.Unlock()

@@ -255,7 +255,24 @@ func TestBeforeSendBusyAndClose(t *testing.T) {
 	if busy != 300-256 {
 		t.Fatalf("%d busy, want %d", busy, 300-256)
 	}
-	// Another sender is not held behind alice's full lane.
+	// Over all her conversations, alice has at most 1024 waiting.
+	for i := range 1100 {
+		all.Add(1)
+		svc.Submit(ctx, alice, wire.Send{CMID: "p" + strconv.Itoa(i), To: "carol" + strconv.Itoa(i%8), Type: "text", Body: "hold"}, func(r chat.Result) {
+			code, _, _ := chat.Describe(r.Err)
+			mu.Lock()
+			codes["user:"+code]++
+			mu.Unlock()
+			all.Done()
+		})
+	}
+	mu.Lock()
+	busy = codes["user:"+wire.CodeBusy]
+	mu.Unlock()
+	if busy != 1100-(1024-256) {
+		t.Fatalf("%d busy over alice's conversations, want %d", busy, 1100-(1024-256))
+	}
+	// Another sender is not held behind alice's full lanes.
 	if _, err := svc.Send(ctx, chat.Sender{User: "bob", Device: "d"}, wire.Send{CMID: "o", To: "alice", Type: "text", Body: "hi"}); err != nil {
 		t.Fatalf("bob's send: %v", err)
 	}
@@ -263,7 +280,7 @@ func TestBeforeSendBusyAndClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	all.Wait()
-	if codes[wire.CodeUnavailable] != 256 {
-		t.Fatalf("after close: %v, want 256 unavailable", codes)
+	if codes[wire.CodeUnavailable] != 256 || codes["user:"+wire.CodeUnavailable] != 1024-256 {
+		t.Fatalf("after close: %v, want 256 + 768 unavailable", codes)
 	}
 }
