@@ -124,7 +124,7 @@ type Options struct {
 	HookConcurrency int
 	HookFail        string
 	Logger          *slog.Logger
-	Metrics *metrics.Metrics
+	Metrics         *metrics.Metrics
 }
 
 func (o *Options) fill() {
