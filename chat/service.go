@@ -107,6 +107,11 @@ type Options struct {
 	// called after each commit that wrote some (it must not block: the
 	// push worker's wake-up).
 	Pushed func()
+	// PushTo, when set, reports without I/O whether user has a push
+	// registration: a 1:1 message to a user without one is committed
+	// without a push job. nil: every message gets one (a store shared by
+	// nodes cannot say exactly and cheaply).
+	PushTo func(user string) bool
 	// Filter, when set, checks the body of every text send before it is
 	// queued (the content filter, --filter-words): a send it refuses is
 	// answered with its error (wrapping ErrRejected), a body it masks is

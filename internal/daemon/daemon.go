@@ -385,6 +385,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 	if len(cfg.Push.Pushers) > 0 {
 		copts.Pushed = func() { d.pusher.Notify() } // set before chat's goroutines start (below)
+		if reg, ok := d.st.(interface{ HasPushDevices(string) bool }); ok {
+			copts.PushTo = reg.HasPushDevices // the embedded store knows exactly, in memory
+		}
 	}
 	if copts.BeforeSend, err = cfg.Webhook.beforeSend(nodeNumber, cfg.MaxBody); err != nil {
 		return nil, fmt.Errorf("before_send webhook: %w", err)
