@@ -188,6 +188,9 @@ func (v *Verifier) Verify(token, device string) (Claims, error) {
 	if err != nil {
 		return Claims{}, refused("%s", reason(err))
 	}
+	if c.ExpiresAt == nil { // the parser's WithExpirationRequired refused it already
+		return Claims{}, refused("no exp")
+	}
 	user, ok := wire.NormUser(c.Subject)
 	if !ok {
 		return Claims{}, refused("sub is not a valid user ID")
