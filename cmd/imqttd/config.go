@@ -117,6 +117,11 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&p.fcmTokenURL, "fcm-token-url", "", "FCM: the OAuth2 token URL (empty: the credentials')")
 	fs.StringVar(&p.webhook, "push-webhook", "", "push through a webhook: each notification is POSTed to this URL, signed with --webhook-secret")
 	fs.StringVar(&p.webhookSecret, "webhook-secret", "", "the HMAC-SHA256 key webhooks are signed with (X-Imqtt-Signature); prefer IMQTT_WEBHOOK_SECRET")
+	// External auth and sign-up (issue 17; docs/integration.md).
+	fs.StringVar(&c.JWTKey, "jwt-key", "", "accept JWTs as MQTT passwords and Bearer tokens, checked with this file: an HS256 secret (at least 32 bytes) or a PEM public key (RSA: RS256, ECDSA P-256: ES256, Ed25519: EdDSA); empty: off")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "with --jwt-key: a JWT's aud must contain this (empty: not checked)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "with --jwt-key: a JWT's iss must be this (empty: not checked)")
+	fs.StringVar(&c.Signup, "signup", api.DefaultSignup, "public sign-up (POST /v1/users): open, or closed (403 signup_closed; the server API and JWTs still create users)")
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet in bytes; larger closes the connection")
 	fs.UintVar(&writes, "max-writes-pending", broker.DefaultMaxWritesPending, "per-client outbound queue in packets for TLS connections (overflow is recovered by sync)")
@@ -206,6 +211,12 @@ func parse(args []string, env func(string) string) (*options, error) {
 	}
 	if !push.ValidPreview(o.cfg.Push.Preview) || o.cfg.Push.TTL < time.Second || o.cfg.Push.Rate <= 0 {
 		return nil, errors.New("--push-preview: full, sender or none; --push-ttl: at least 1s; --push-rate: above 0")
+	}
+	if o.cfg.Signup != api.SignupOpen && o.cfg.Signup != api.SignupClosed {
+		return nil, errors.New("--signup: open or closed")
+	}
+	if o.cfg.JWTKey == "" && (o.cfg.JWTAudience != "" || o.cfg.JWTIssuer != "") {
+		return nil, errors.New("--jwt-audience and --jwt-issuer check JWTs: they need --jwt-key")
 	}
 	if o.cfg.SyncInterval < 0 {
 		return nil, errors.New("--sync-interval: 0 (sync each commit) or a positive duration")
