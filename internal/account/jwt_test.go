@@ -1,8 +1,11 @@
 package account
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,5 +193,43 @@ func TestJWTBesideTheOldWays(t *testing.T) {
 	}
 	if err := plain.Authenticate(ctx, "10.0.0.1:5", "hal", "phone", mint(t, "sub", "hal")); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("JWT without --jwt-key: %v", err)
+	}
+}
+
+// TestJWTLogsNoToken: what the service logs about JWTs, accepted or
+// refused, at every level, holds no token and no claim but the user ID.
+func TestJWTLogsNoToken(t *testing.T) {
+	var buf bytes.Buffer
+	st, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	v, err := jwtauth.New(jwtSecret, jwtauth.Options{Audience: "imqtt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(st, Options{Params: cheap, Limits: noLimits, JWT: v,
+		Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	ctx := t.Context()
+	toks := []string{
+		mint(t, "sub", "ivan", "aud", "imqtt", "device", "secretdevice", "email", "ivan@example.com"),
+		mint(t, "sub", "ivan", "aud", "elsewhere", "email", "ivan@example.com"),
+		mint(t, "sub", "bad user", "aud", "imqtt"),
+		mint(t, "sub", "ivan", "aud", "imqtt", "device", "otherdevice"),
+	}
+	for _, tok := range toks {
+		_ = s.Authenticate(ctx, "10.0.0.1:5", "ivan", "secretdevice", tok)
+		_, _ = s.Verify(ctx, tok)
+	}
+	if !strings.Contains(buf.String(), "user=ivan") || !strings.Contains(buf.String(), "jwt refused") {
+		t.Fatalf("expected lines missing: %s", buf.String())
+	}
+	for _, tok := range toks {
+		for _, part := range append(strings.Split(tok, "."), "ivan@example.com", "secretdevice", "otherdevice", "bad user", "elsewhere") {
+			if strings.Contains(buf.String(), part) {
+				t.Errorf("log holds %q:\n%s", part, buf.String())
+			}
+		}
 	}
 }
