@@ -84,6 +84,11 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(limitFlag{&t.LoginUserIP}, "login-user-ip-limit", "failed password attempts at one account from one client IP, as RATE/PERIOD:BURST or off")
 	fs.Var(limitFlag{&t.LoginUser}, "login-user-limit", "failed password attempts at one account from all IPs together, as RATE/PERIOD:BURST or off (tokens are never throttled)")
 	fs.Var(limitFlag{&t.RegisterIP}, "register-ip-limit", "registrations per client IP, as RATE/PERIOD:BURST or off")
+	// External auth and sign-up (issue 17; docs/integration.md).
+	fs.StringVar(&c.JWTKey, "jwt-key", "", "accept JWTs as MQTT passwords and Bearer tokens, checked with this file: an HS256 secret (at least 32 bytes) or a PEM public key (RSA: RS256, ECDSA P-256: ES256, Ed25519: EdDSA); empty: off")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "with --jwt-key: a JWT's aud must contain this (empty: not checked)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "with --jwt-key: a JWT's iss must be this (empty: not checked)")
+	fs.StringVar(&c.Signup, "signup", api.DefaultSignup, "public sign-up (POST /v1/users): open, or closed (403 signup_closed; the server API and JWTs still create users)")
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", hooks.DefaultMaxSubscriptions, "most topic filters one MQTT client may hold (a client needs 2); more are refused in the SUBACK")
 	fs.DurationVar(&c.Sessions.ExpiryMax, "session-expiry-max", session.DefaultExpiryMax*time.Second, "longest a persistent MQTT session (3.1.1 cleanSession=0, MQTT 5 session expiry) is kept after its device disconnects; past it the device starts clean and uses im/sync")
 	fs.IntVar(&c.Sessions.ReplayMax, "session-replay-max", session.DefaultReplayMax, "most events one reconnect of a persistent session replays; past it the device gets a resync event and syncs itself")
@@ -117,11 +122,6 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&p.fcmTokenURL, "fcm-token-url", "", "FCM: the OAuth2 token URL (empty: the credentials')")
 	fs.StringVar(&p.webhook, "push-webhook", "", "push through a webhook: each notification is POSTed to this URL, signed with --webhook-secret")
 	fs.StringVar(&p.webhookSecret, "webhook-secret", "", "the HMAC-SHA256 key webhooks are signed with (X-Imqtt-Signature); prefer IMQTT_WEBHOOK_SECRET")
-	// External auth and sign-up (issue 17; docs/integration.md).
-	fs.StringVar(&c.JWTKey, "jwt-key", "", "accept JWTs as MQTT passwords and Bearer tokens, checked with this file: an HS256 secret (at least 32 bytes) or a PEM public key (RSA: RS256, ECDSA P-256: ES256, Ed25519: EdDSA); empty: off")
-	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "with --jwt-key: a JWT's aud must contain this (empty: not checked)")
-	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "with --jwt-key: a JWT's iss must be this (empty: not checked)")
-	fs.StringVar(&c.Signup, "signup", api.DefaultSignup, "public sign-up (POST /v1/users): open, or closed (403 signup_closed; the server API and JWTs still create users)")
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet in bytes; larger closes the connection")
 	fs.UintVar(&writes, "max-writes-pending", broker.DefaultMaxWritesPending, "per-client outbound queue in packets for TLS connections (overflow is recovered by sync)")
