@@ -86,6 +86,11 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(limitFlag{&t.LoginUserIP}, "login-user-ip-limit", "failed password attempts at one account from one client IP, as RATE/PERIOD:BURST or off")
 	fs.Var(limitFlag{&t.LoginUser}, "login-user-limit", "failed password attempts at one account from all IPs together, as RATE/PERIOD:BURST or off (tokens are never throttled)")
 	fs.Var(limitFlag{&t.RegisterIP}, "register-ip-limit", "registrations per client IP, as RATE/PERIOD:BURST or off")
+	// External auth and sign-up (issue 17; docs/integration.md).
+	fs.StringVar(&c.JWTKey, "jwt-key", "", "accept JWTs as MQTT passwords and Bearer tokens, checked with this file: an HS256 secret (at least 32 bytes) or a PEM public key (RSA: RS256, ECDSA P-256: ES256, Ed25519: EdDSA); empty: off")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "with --jwt-key: a JWT's aud must contain this (empty: not checked)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "with --jwt-key: a JWT's iss must be this (empty: not checked)")
+	fs.StringVar(&c.Signup, "signup", api.DefaultSignup, "public sign-up (POST /v1/users): open, or closed (403 signup_closed; the server API and JWTs still create users)")
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", hooks.DefaultMaxSubscriptions, "most topic filters one MQTT client may hold (a client needs 2); more are refused in the SUBACK")
 	fs.DurationVar(&c.Sessions.ExpiryMax, "session-expiry-max", session.DefaultExpiryMax*time.Second, "longest a persistent MQTT session (3.1.1 cleanSession=0, MQTT 5 session expiry) is kept after its device disconnects; past it the device starts clean and uses im/sync")
 	fs.IntVar(&c.Sessions.ReplayMax, "session-replay-max", session.DefaultReplayMax, "most events one reconnect of a persistent session replays; past it the device gets a resync event and syncs itself")
@@ -214,6 +219,12 @@ func parse(args []string, env func(string) string) (*options, error) {
 	}
 	if !push.ValidPreview(o.cfg.Push.Preview) || o.cfg.Push.TTL < time.Second || o.cfg.Push.Rate <= 0 {
 		return nil, errors.New("--push-preview: full, sender or none; --push-ttl: at least 1s; --push-rate: above 0")
+	}
+	if o.cfg.Signup != api.SignupOpen && o.cfg.Signup != api.SignupClosed {
+		return nil, errors.New("--signup: open or closed")
+	}
+	if o.cfg.JWTKey == "" && (o.cfg.JWTAudience != "" || o.cfg.JWTIssuer != "") {
+		return nil, errors.New("--jwt-audience and --jwt-issuer check JWTs: they need --jwt-key")
 	}
 	if o.cfg.SyncInterval < 0 {
 		return nil, errors.New("--sync-interval: 0 (sync each commit) or a positive duration")

@@ -33,6 +33,7 @@ import (
 	"github.com/imqtt/imqtt/internal/dashboard"
 	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/internal/drain"
+	"github.com/imqtt/imqtt/internal/jwtauth"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/metrics"
 	"github.com/imqtt/imqtt/internal/push"
@@ -163,6 +164,16 @@ type Config struct {
 	// at once (httpconns.go).
 	HTTPConnsPerIP int
 	HTTPConns      int
+
+	// External auth and sign-up (docs/integration.md): JWTKey is the file
+	// of --jwt-key (an HS256 secret or a PEM public key; "": JWTs off),
+	// checked with JWTAudience and JWTIssuer when set
+	// (internal/jwtauth). Signup is api.SignupOpen ("") or
+	// api.SignupClosed.
+	JWTKey      string
+	JWTAudience string
+	JWTIssuer   string
+	Signup      string
 
 	Logger *slog.Logger
 }
@@ -337,6 +348,12 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		// re-check with the store now and then in case they missed one.
 		aopts.Revoked, aopts.CacheTTL = d.bus.Revoked, time.Minute
 	}
+	if cfg.JWTKey != "" {
+		if aopts.JWT, err = jwtauth.Load(cfg.JWTKey, jwtauth.Options{Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer}); err != nil {
+			return nil, err
+		}
+		cfg.Logger.Info("external auth by JWT", "alg", aopts.JWT.Alg())
+	}
 	d.accounts = account.New(d.st, aopts)
 	blobs, err := d.openBlobs()
 	if err != nil {
@@ -450,6 +467,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			Broker: d.broker, Sender: d.path, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
 			Remote: d.kickRemote(), Backup: d.backupFunc(), Sessions: d.sessions},
 		Push: push.NewRegistry(d.st, d.providesPush, d.state),
+
+		Signup: cfg.Signup, // --signup (docs/integration.md#sign-up-control)
 	})
 	d.api = handler
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
