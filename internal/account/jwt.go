@@ -36,8 +36,10 @@ const knownTTL = time.Minute
 
 // verifyJWT checks a JWT presented by user's device (each "" on HTTP:
 // any) and makes sure its user exists. It returns the token's row as Verify does: the user,
-// the device (the claim, else device, else JWTDevice), the expiry, and
-// the token's hash (nothing stores it: a push registration names it).
+// the device (the claim, else device, else JWTDevice) and the expiry. Its
+// Hash is empty: no row stores a JWT, so nothing made with one (a push
+// registration) can be bound to it and looked up later — the push worker
+// would find no such login and drop the registration as revoked.
 func (s *Service) verifyJWT(ctx context.Context, token, user, device string) (store.Token, error) {
 	c, err := s.opts.JWT.Verify(token, device)
 	if err == nil && user != "" && c.User != user {
@@ -57,7 +59,7 @@ func (s *Service) verifyJWT(ctx context.Context, token, user, device string) (st
 	case device == "":
 		device = JWTDevice
 	}
-	return store.Token{Hash: hashToken(token), User: c.User, Device: device,
+	return store.Token{User: c.User, Device: device,
 		Created: s.now().UnixMilli(), Expires: c.Expires.UnixMilli()}, nil
 }
 

@@ -146,7 +146,7 @@ func TestJWTBearer(t *testing.T) {
 	ctx := t.Context()
 	exp := time.Now().Add(time.Hour).Unix()
 	row, err := s.Verify(ctx, mint(t, "sub", "Gina", "exp", exp))
-	if err != nil || row.User != "gina" || row.Device != JWTDevice || row.Expires != exp*1000 || row.Hash == "" {
+	if err != nil || row.User != "gina" || row.Device != JWTDevice || row.Expires != exp*1000 || row.Hash != "" {
 		t.Fatalf("row %+v, %v", row, err)
 	}
 	row, err = s.Verify(ctx, mint(t, "sub", "gina", "device", "tablet"))
