@@ -58,13 +58,13 @@ const (
 
 // moderator runs the sends through the BeforeSend hook off the senders'
 // goroutines, many at once (concurrency), keeping each sender's order in
-// each conversation: the sends of one lane (sender, conversation) go
-// through the hook one after the other and reach the batcher's queue in
-// the order they came, while other lanes go on. A lane is that pair and
-// not the conversation alone: the relative order of two senders' sends
-// that are in flight at once is no one's to observe (neither had seen the
-// other's when sending), and a busy group then costs the hook's latency
-// per message of each sender, not per message of the group.
+// each conversation: the sends of one lane (sender, conversation) are
+// asked about at once, as slots allow, and reach the batcher's queue (or
+// their refusal) in the order they came, each waiting for the verdicts of
+// those before it. So one sender's throughput is concurrency / latency,
+// not 1 / latency. A lane is that pair and not the conversation alone: the
+// relative order of two senders' sends that are in flight at once is no
+// one's to observe (neither had seen the other's when sending).
 type moderator struct {
 	s    *Service
 	hook BeforeSend
@@ -74,24 +74,46 @@ type moderator struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	lanes   map[laneKey]*lane
-	waiting int            // sends in lanes, in the hook included; at most Options.QueueLen
-	perUser map[string]int // waiting, by sender; at most maxUserQueue
+	mu       sync.Mutex
+	lanes    map[laneKey]*lane
+	waiting  int                      // sends in lanes, in the hook included; at most Options.QueueLen
+	perUser  map[string]int           // waiting, by sender; at most maxUserQueue
+	userSems map[string]chan struct{} // by sender while it has some waiting: its share of sem
 }
 
 type laneKey struct{ user, conv string }
 
-type lane struct{ ops []*sendOp }
+// lane is the sends of one (sender, conversation) not yet passed on, in
+// the order they came; flushing is set while one goroutine passes on its
+// ready head (one at a time, so the order holds).
+type lane struct {
+	ops      []*modOp
+	flushing bool
+}
+
+// modOp is a send in the stage and, once its verdict is in, its outcome.
+type modOp struct {
+	op    *sendOp
+	ready bool
+	err   error // nil: to the queue (as modified)
+}
 
 func newModerator(s *Service, hook BeforeSend) *moderator {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &moderator{s: s, hook: hook, sem: make(chan struct{}, s.opts.HookConcurrency),
-		ctx: ctx, cancel: cancel, lanes: make(map[laneKey]*lane), perUser: make(map[string]int)}
+		ctx: ctx, cancel: cancel, lanes: make(map[laneKey]*lane), perUser: make(map[string]int),
+		userSems: make(map[string]chan struct{})}
 }
 
-// submit queues op on its lane, starting the lane if it was idle. It does
-// not block: a full stage is told busy, as a full send queue is.
+// userShare is how many of the hook's slots one sender's sends may hold at
+// once (an eighth, at least one): a sender whose sends hang in a slow
+// backend cannot take the slots of everyone else.
+func (m *moderator) userShare() int { return max(1, cap(m.sem)/8)
+}
+
+// submit queues op on its lane and asks about it on a goroutine of its
+// own. It does not block: a full stage is told busy, as a full send queue
+// is.
 func (m *moderator) submit(op *sendOp) {
 	key := laneKey{op.from.User, "u:" + op.req.To}
 	if op.req.Group != "" {
@@ -112,80 +134,98 @@ func (m *moderator) submit(op *sendOp) {
 	}
 	m.waiting++
 	m.perUser[key.user]++
-	if l != nil {
-		l.ops = append(l.ops, op)
-		m.mu.Unlock()
-		return
+	us := m.userSems[key.user]
+	if us == nil {
+		us = make(chan struct{}, m.userShare())
+		m.userSems[key.user] = us
 	}
-	l = &lane{ops: []*sendOp{op}}
-	m.lanes[key] = l
+	if l == nil {
+		l = &lane{}
+		m.lanes[key] = l
+	}
+	mo := &modOp{op: op}
+	l.ops = append(l.ops, mo)
 	m.wg.Add(1)
 	m.mu.Unlock()
-	go m.run(key, l)
+	go m.ask(key, l, mo, us)
 }
 
-// run takes a lane's sends through the hook in order until it is empty.
-func (m *moderator) run(key laneKey, l *lane) {
+// ask gets mo's verdict, then passes on what of its lane is ready.
+func (m *moderator) ask(key laneKey, l *lane, mo *modOp, us chan struct{}) {
 	defer m.wg.Done()
-	for {
-		m.mu.Lock()
-		op := l.ops[0]
+	mo.err = m.moderate(mo.op, us)
+	m.mu.Lock()
+	mo.ready = true
+	if l.flushing {
 		m.mu.Unlock()
-		m.moderate(op)
-		m.mu.Lock()
+		return // the flusher passes it on when its turn comes
+	}
+	l.flushing = true
+	for len(l.ops) > 0 && l.ops[0].ready {
+		head := l.ops[0]
 		l.ops[0] = nil
 		l.ops = l.ops[1:]
 		m.waiting--
 		if m.perUser[key.user]--; m.perUser[key.user] == 0 {
 			delete(m.perUser, key.user)
-		}
-		if len(l.ops) == 0 {
-			delete(m.lanes, key)
-			m.mu.Unlock()
-			return
+			delete(m.userSems, key.user) // none of the user's sends waits on it
 		}
 		m.mu.Unlock()
+		if head.err != nil {
+			m.s.fail(head.op.from, head.op.done, head.err)
+		} else {
+			m.s.enqueue(context.Background(), head.op)
+		}
+		m.mu.Lock()
 	}
+	l.flushing = false
+	if len(l.ops) == 0 && m.lanes[key] == l {
+		delete(m.lanes, key)
+	}
+	m.mu.Unlock()
 }
 
-// moderate asks the hook about op, applies its verdict and queues op for
-// the batcher (or answers it refused).
-func (m *moderator) moderate(op *sendOp) {
+// moderate asks the hook about op and applies its verdict: nil to queue op
+// (as modified), else the refusal to answer it with.
+// us is the sender's share of the slots (userShare).
+func (m *moderator) moderate(op *sendOp, us chan struct{}) error {
+	closing := refuse(ErrUnavailable, "server is shutting down; resend to another node")
 	if m.ctx.Err() != nil { // closing: not asked (select below picks at random)
-		m.s.fail(op.from, op.done, refuse(ErrUnavailable, "server is shutting down; resend to another node"))
-		return
+		return closing
 	}
-	select {
-	case m.sem <- struct{}{}:
-	case <-m.ctx.Done():
-		m.s.fail(op.from, op.done, refuse(ErrUnavailable, "server is shutting down; resend to another node"))
-		return
+	for _, sem := range []chan struct{}{us, m.sem} {
+		select {
+		case sem <- struct{}{}:
+		case <-m.ctx.Done():
+			if sem == m.sem {
+				<-us
+			}
+			return closing
+		}
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(m.ctx, m.s.opts.HookTimeout)
 	v, err := m.hook.BeforeSend(ctx, op.from, &op.req)
 	cancel()
 	<-m.sem
+	<-us
 	if err == nil {
 		err = m.apply(op, v)
 	}
 	m.s.m.BeforeSend.HookDone(time.Since(start), hookResult(v, err))
 	switch {
 	case err == nil:
+		return nil
 	case errors.Is(err, ErrRejected):
-		m.s.fail(op.from, op.done, err)
-		return
+		return err
 	case m.ctx.Err() != nil:
-		m.s.fail(op.from, op.done, refuse(ErrUnavailable, "server is shutting down; resend to another node"))
-		return
+		return closing
 	case m.s.opts.HookFail == FailClosed:
 		m.s.log.Warn("before_send: no verdict; the send is refused (--webhook-fail closed)", "client", op.from.ClientID(), "err", err)
-		m.s.fail(op.from, op.done, refuse(ErrUnavailable, "the send could not be checked; resend later with the same cmid"))
-		return
-	default:
-		m.s.log.Warn("before_send: no verdict; the send is stored as sent (--webhook-fail open)", "client", op.from.ClientID(), "err", err)
+		return refuse(ErrUnavailable, "the send could not be checked; resend later with the same cmid")
 	}
-	m.s.enqueue(context.Background(), op)
+	m.s.log.Warn("before_send: no verdict; the send is stored as sent (--webhook-fail open)", "client", op.from.ClientID(), "err", err)
+	return nil
 }
 
 // ErrBadVerdict is an answer that is not a verdict, or not one this send

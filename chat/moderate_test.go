@@ -171,7 +171,7 @@ func TestBeforeSendTimeout(t *testing.T) {
 // (many in the hook at once, at most HookConcurrency).
 func TestBeforeSendOrderAndConcurrency(t *testing.T) {
 	h := &hook{hold: make(chan struct{})}
-	svc, st := moderated(t, h, chat.Options{HookConcurrency: 4})
+	svc, st := moderated(t, h, chat.Options{HookConcurrency: 16, HookTimeout: time.Minute}) // 2 slots a sender
 	ctx := context.Background()
 	for _, u := range []string{"carol", "dave"} {
 		if err := st.CreateUser(ctx, store.User{ID: u, PasswordHash: "x"}); err != nil {
@@ -218,16 +218,17 @@ func TestBeforeSendOrderAndConcurrency(t *testing.T) {
 		t.Fatalf("alice→bob stored as %q, want %q", got, want)
 	}
 	if m := h.maxIn(); m < 2 || m > 4 {
-		t.Errorf("%d sends in the hook at once, want 2..4 (HookConcurrency 4)", m)
+		t.Errorf("%d sends in the hook at once, want 2..4 (the held one beside others; 2 senders, 2 slots each)", m)
 	}
 }
 
 // TestBeforeSendBusyAndClose: a sender's lane holds at most 256 sends (the
 // rest are busy, and no one else waits for them); Close refuses the sends
-// still waiting, unavailable.
+// still waiting for a verdict, unavailable, and passes on those whose
+// verdict is in.
 func TestBeforeSendBusyAndClose(t *testing.T) {
 	h := &hook{hold: make(chan struct{})}
-	svc, _ := moderated(t, h, chat.Options{})
+	svc, _ := moderated(t, h, chat.Options{HookTimeout: time.Minute})
 	ctx := context.Background()
 	var mu sync.Mutex
 	codes := map[string]int{}
@@ -255,6 +256,17 @@ func TestBeforeSendBusyAndClose(t *testing.T) {
 	if busy != 300-256 {
 		t.Fatalf("%d busy, want %d", busy, 300-256)
 	}
+	wait.For(t, "the hook's verdicts on alice's 255 sends behind the held one", 10*time.Second, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		n := 0
+		for _, b := range h.order {
+			if b == "n" {
+				n++
+			}
+		}
+		return n == 255
+	})
 	// Over all her conversations, alice has at most 1024 waiting.
 	for i := range 1100 {
 		all.Add(1)
@@ -272,15 +284,20 @@ func TestBeforeSendBusyAndClose(t *testing.T) {
 	if busy != 1100-(1024-256) {
 		t.Fatalf("%d busy over alice's conversations, want %d", busy, 1100-(1024-256))
 	}
-	// Another sender is not held behind alice's full lanes.
-	if _, err := svc.Send(ctx, chat.Sender{User: "bob", Device: "d"}, wire.Send{CMID: "o", To: "alice", Type: "text", Body: "hi"}); err != nil {
+	// Another sender is not held behind alice's full lanes, nor behind her
+	// sends hanging in the hook (they hold her share of its slots only).
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := svc.Send(bctx, chat.Sender{User: "bob", Device: "d"}, wire.Send{CMID: "o", To: "alice", Type: "text", Body: "hi"}); err != nil {
 		t.Fatalf("bob's send: %v", err)
 	}
 	if err := svc.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	all.Wait()
-	if codes[wire.CodeUnavailable] != 256 || codes["user:"+wire.CodeUnavailable] != 1024-256 {
-		t.Fatalf("after close: %v, want 256 + 768 unavailable", codes)
+	// alice→bob: the held head is refused, the 255 allowed behind it are
+	// stored; every send to carol0..7 was held: refused.
+	if codes[wire.CodeUnavailable] != 1 || codes["ok"] != 255 || codes["user:"+wire.CodeUnavailable] != 1024-256 {
+		t.Fatalf("after close: %v, want 1 unavailable and 255 ok to bob, 768 unavailable to carol*", codes)
 	}
 }
