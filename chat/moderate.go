@@ -108,7 +108,8 @@ func newModerator(s *Service, hook BeforeSend) *moderator {
 // userShare is how many of the hook's slots one sender's sends may hold at
 // once (an eighth, at least one): a sender whose sends hang in a slow
 // backend cannot take the slots of everyone else.
-func (m *moderator) userShare() int { return max(1, cap(m.sem)/8)
+func (m *moderator) userShare() int {
+	return max(1, cap(m.sem)/8)
 }
 
 // submit queues op on its lane and asks about it on a goroutine of its
