@@ -87,7 +87,7 @@ func TestModeration(t *testing.T) {
 }
 
 type mqttClient struct {
-	c  paho.Client
+	c      paho.Client
 	bodies chan string // msg bodies from the inbox, as they come
 }
 
