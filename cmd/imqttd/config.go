@@ -17,6 +17,7 @@ import (
 	"github.com/imqtt/imqtt/internal/account"
 	"github.com/imqtt/imqtt/internal/api"
 	"github.com/imqtt/imqtt/internal/daemon"
+	"github.com/imqtt/imqtt/internal/filter"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
@@ -117,6 +118,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&p.fcmTokenURL, "fcm-token-url", "", "FCM: the OAuth2 token URL (empty: the credentials')")
 	fs.StringVar(&p.webhook, "push-webhook", "", "push through a webhook: each notification is POSTed to this URL, signed with --webhook-secret")
 	fs.StringVar(&p.webhookSecret, "webhook-secret", "", "the HMAC-SHA256 key webhooks are signed with (X-Imqtt-Signature); prefer IMQTT_WEBHOOK_SECRET")
+	// The content filter (internal/filter); its files are re-read on SIGHUP.
+	fs.StringVar(&c.Filter.Words, "filter-words", "", "content filter: a file of terms, one a line ('#' comments), matched case-insensitively on Unicode-normalised text of every text send (empty: none); re-read on SIGHUP")
+	fs.StringVar(&c.Filter.Action, "filter-action", filter.DefaultAction, "content filter: what a match does: reject (the send is refused with rejected, not stored) or mask (stored with '*' over each matched character)")
+	fs.StringVar(&c.Filter.Links, "filter-links", filter.DefaultLinks, "content filter: links in text sends: allow, deny (every link is a match), or a file of allowed domains, one a line (their subdomains pass too; other links are matches); re-read on SIGHUP")
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet in bytes; larger closes the connection")
 	fs.UintVar(&writes, "max-writes-pending", broker.DefaultMaxWritesPending, "per-client outbound queue in packets for TLS connections (overflow is recovered by sync)")
@@ -206,6 +211,9 @@ func parse(args []string, env func(string) string) (*options, error) {
 	}
 	if !push.ValidPreview(o.cfg.Push.Preview) || o.cfg.Push.TTL < time.Second || o.cfg.Push.Rate <= 0 {
 		return nil, errors.New("--push-preview: full, sender or none; --push-ttl: at least 1s; --push-rate: above 0")
+	}
+	if a := o.cfg.Filter.Action; a != filter.ActionReject && a != filter.ActionMask {
+		return nil, fmt.Errorf("--filter-action: reject or mask, not %q", a)
 	}
 	if o.cfg.SyncInterval < 0 {
 		return nil, errors.New("--sync-interval: 0 (sync each commit) or a positive duration")

@@ -32,6 +32,7 @@ import (
 	"github.com/imqtt/imqtt/internal/dashboard"
 	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/internal/drain"
+	"github.com/imqtt/imqtt/internal/filter"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/metrics"
 	"github.com/imqtt/imqtt/internal/push"
@@ -158,6 +159,15 @@ type Config struct {
 	HTTPConnsPerIP int
 	HTTPConns      int
 
+	// Filter is the content filter of text sends (internal/filter): its
+	// term file, action and link rule; off unless it names a term file or
+	// a link rule other than allow. Its files are read at Start (a missing
+	// or unreadable one fails it) and again on each value from Reload.
+	Filter filter.Options
+	// Reload, when set, re-reads the content filter's files on each value
+	// it delivers (cmd/imqttd: SIGHUP); a failed reload keeps the old lists.
+	Reload <-chan os.Signal
+
 	Logger *slog.Logger
 }
 
@@ -220,6 +230,8 @@ type Daemon struct {
 	sessions       *session.Manager
 	pusher         *push.Worker // nil: no provider configured
 
+	filter *filter.Filter // the content filter; nil: none
+
 	// scale-out only
 	rdb      goredis.UniversalClient
 	bus      *cluster.Bus
@@ -240,7 +252,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	<-ctx.Done()
+	for wait := true; wait; {
+		select {
+		case <-ctx.Done():
+			wait = false
+		case <-cfg.Reload:
+			if d.filter != nil {
+				_ = d.filter.Reload() // logged and counted; the old lists stay
+			}
+		}
+	}
 	d.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
@@ -379,6 +400,14 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 	if len(cfg.Push.Pushers) > 0 {
 		copts.Pushed = func() { d.pusher.Notify() } // set before chat's goroutines start (below)
+	}
+	if cfg.Filter.Enabled() {
+		fo := cfg.Filter
+		fo.Logger, fo.Metrics = cfg.Logger, d.metrics
+		if d.filter, err = filter.New(fo); err != nil {
+			return nil, err
+		}
+		copts.Filter = d.filter
 	}
 	if d.chat, err = chat.New(d.st, d.state, d.path, copts); err != nil {
 		return nil, err
@@ -722,3 +751,7 @@ type PushOptions struct {
 func (d *Daemon) providesPush(provider string) bool {
 	return d.pusher != nil && d.pusher.Provides(provider)
 }
+
+// Filter is the daemon's content filter, nil when off; its Reload re-reads
+// the lists (what Config.Reload triggers).
+func (d *Daemon) Filter() *filter.Filter { return d.filter }
