@@ -324,6 +324,14 @@ func FuzzCheck(f *testing.F) {
 	mask := newFilter(f, ActionMask, LinksDeny, "bad", "fine", "ss", "坏蛋", "é", "ab")
 	reject := newFilter(f, ActionReject, "file:example.com", "bad", "fine", "ss", "坏蛋", "é", "ab")
 	f.Fuzz(func(t *testing.T, body string) {
+		// The fast paths (inert and mapped characters) agree with norm.Iter
+		// over the whole body, mapping included.
+		var fast, slow text
+		fast.normalize(body)
+		slow.slow(body, 0, len(body))
+		if string(fast.norm) != string(slow.norm) {
+			t.Fatalf("normalize(%q) = %q, norm.Iter gives %q", body, fast.norm, slow.norm)
+		}
 		out, err := mask.Check(body)
 		if err != nil {
 			t.Fatalf("mask refused %q: %v", body, err)

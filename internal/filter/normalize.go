@@ -99,6 +99,11 @@ func (t *text) normalize(body string) {
 			i += size
 			continue
 		}
+		if m, ok := mapped(r); ok {
+			t.emitMapped(m, i, i+size)
+			i += size
+			continue
+		}
 		start := i
 		if n := len(t.span); n > 0 && t.span[n-1].end == int32(i) {
 			// The character before: a starter, emitted alone; it may
@@ -135,6 +140,20 @@ func (t *text) emit(b string, ascii byte, start, end int) {
 		t.norm = append(t.norm, b...)
 	}
 	for range len(b) {
+		t.seg = append(t.seg, si)
+	}
+}
+
+// emitMapped appends m, the normalised form of the body's character
+// [start, end), as its own segment (none if m is empty: an ignorable).
+func (t *text) emitMapped(m string, start, end int) {
+	if m == "" {
+		return
+	}
+	si := int32(len(t.span))
+	t.span = append(t.span, bodySpan{int32(start), int32(end)})
+	t.norm = append(t.norm, m...)
+	for range len(m) {
 		t.seg = append(t.seg, si)
 	}
 }
@@ -199,7 +218,23 @@ const inertMax = 0x20000
 var (
 	inertOnce  sync.Once
 	inertTable []uint64 // bit r: inert(r), for r < inertMax
+	// mappedTable holds the normalised form of each character under
+	// inertMax that is not inert but is a boundary before (NFKC does not
+	// compose it with what precedes it): capitals, full-width and other
+	// compatibility forms, ignorables (""). What follows it may still
+	// compose with it: normalize then takes it again with what follows.
+	mappedTable map[rune]string
 )
+
+// mapped returns the normalised form of r if mappedTable has it.
+func mapped(r rune) (string, bool) {
+	if r >= inertMax {
+		return "", false
+	}
+	inertOnce.Do(buildInert)
+	m, ok := mappedTable[r]
+	return m, ok
+}
 
 // inert reports whether r, not ASCII, is left as it is by the filter's
 // normalisation whatever surrounds it (ASCII is handled apart): a starter
@@ -224,10 +259,21 @@ func inertSlow(r rune) bool {
 
 func buildInert() {
 	inertTable = make([]uint64, inertMax/64)
+	mappedTable = map[rune]string{}
+	var t text
+	var buf [utf8.UTFMax]byte
 	for r := rune(utf8.RuneSelf); r < inertMax; r++ {
 		if inertSlow(r) {
 			inertTable[r>>6] |= 1 << (r & 63)
+			continue
 		}
+		b := buf[:utf8.EncodeRune(buf[:], r)]
+		if r == utf8.RuneError || !norm.NFKC.Properties(b).BoundaryBefore() {
+			continue
+		}
+		t.norm, t.seg, t.span = t.norm[:0], t.seg[:0], t.span[:0]
+		t.slow(string(b), 0, len(b))
+		mappedTable[r] = string(t.norm)
 	}
 }
 
