@@ -3,6 +3,7 @@ package filter
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -32,7 +33,7 @@ func writeList(t testing.TB, dir, name string, lines ...string) string {
 func newFilter(t testing.TB, action, links string, words ...string) *Filter {
 	t.Helper()
 	dir := t.TempDir()
-	o := Options{Action: action, Links: links, Metrics: metrics.New()}
+	o := Options{Action: action, Links: links, Metrics: metrics.New(), Logger: slog.New(slog.DiscardHandler)}
 	if len(words) > 0 {
 		o.Words = writeList(t, dir, "words.txt", words...)
 	}
