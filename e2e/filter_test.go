@@ -68,7 +68,8 @@ func wantRejected(t *testing.T, what string, werr *wire.Error) {
 
 // TestContentFilter: a real imqttd with --filter-words, --filter-links
 // deny and --filter-action reject refuses 1:1 and group texts carrying a
-// term in any form, or a link, with rejected and stores nothing; SIGHUP
+// term in any form, or a link, with rejected (over MQTT and HTTP) and
+// stores nothing; SIGHUP
 // swaps the term list without a restart, and a broken file at SIGHUP
 // keeps the old list.
 func TestContentFilter(t *testing.T) {
@@ -86,6 +87,10 @@ func TestContentFilter(t *testing.T) {
 	}
 	_, werr := sendGroup(alice, "team", "g1", "BadWord to the team")
 	wantRejected(t, "group text", werr)
+	var herr wire.Error
+	if code := httpJSON(t, "POST", "http://"+p.http+"/v1/messages", bobTok, wire.Send{CMID: "http1", To: "alice", Type: "text", Body: "ｂａｄｗｏｒｄ"}, &herr); code != 422 || herr.Code != wire.CodeRejected {
+		t.Fatalf("HTTP text: %d %+v, want 422 %s", code, herr, wire.CodeRejected)
+	}
 	if _, werr := alice.send("bob", "ok1", "hello file.txt"); werr != nil {
 		t.Fatalf("clean text: %+v", werr)
 	}
@@ -135,7 +140,7 @@ func TestContentFilter(t *testing.T) {
 		t.Error("the log quotes a term or a body")
 	}
 	_, metrics := getStatus(t, "http://"+p.http+"/metrics")
-	for _, want := range []string{`imqtt_filter_total{result="rejected"} 7`, `imqtt_filter_total{result="pass"} 2`,
+	for _, want := range []string{`imqtt_filter_total{result="rejected"} 8`, `imqtt_filter_total{result="pass"} 2`,
 		`imqtt_filter_reloads_total{result="ok"} 1`, `imqtt_filter_reloads_total{result="error"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
