@@ -63,12 +63,12 @@ func nextLink(t []byte, from int) (start, end int, host string, ok bool) {
 			i = d + dl
 			continue
 		}
-		he, h := hostEnd(t, hs)
-		if he <= d+dl || !hasICANNTLD(h) {
+		he, tld := hostEnd(t, hs)
+		if he <= d+dl || !hasICANNTLD(t[tld:he]) {
 			i = d + dl
 			continue
 		}
-		return hs, pathEnd(t, he), asciiHost(h), true
+		return hs, pathEnd(t, he), asciiHost(string(t[hs:he])), true
 	}
 	return 0, 0, "", false
 }
@@ -178,11 +178,10 @@ func labelEnd(t []byte, i int) int {
 }
 
 // hostEnd reads the host that starts at hs: labels joined by dots. It
-// returns its end and the host with every dot a '.'.
-func hostEnd(t []byte, hs int) (int, string) {
-	var b strings.Builder
+// returns its end and where its last label starts.
+func hostEnd(t []byte, hs int) (end, last int) {
 	i := labelEnd(t, hs)
-	b.Write(t[hs:i])
+	last = hs
 	for i < len(t) {
 		dl := 0
 		switch {
@@ -191,17 +190,15 @@ func hostEnd(t []byte, hs int) (int, string) {
 		case bytes.HasPrefix(t[i:], []byte(ideographicStop)):
 			dl = len(ideographicStop)
 		default:
-			return i, b.String()
+			return i, last
 		}
 		e := labelEnd(t, i+dl)
 		if e == i+dl {
-			return i, b.String() // a dot ending a sentence
+			return i, last // a dot ending a sentence
 		}
-		b.WriteByte('.')
-		b.Write(t[i+dl : e])
-		i = e
+		last, i = i+dl, e
 	}
-	return i, b.String()
+	return i, last
 }
 
 // pathEnd extends a link past its host over a port, path, query or
@@ -230,11 +227,11 @@ func isLinkEnd(t []byte, i int) bool {
 
 // hasICANNTLD reports whether host's last label is a top-level domain in
 // the ICANN section of the public suffix list.
-func hasICANNTLD(host string) bool {
-	tld := asciiHost(host[strings.LastIndexByte(host, '.')+1:])
-	if tld == "" {
-		return false
+func hasICANNTLD(label []byte) bool {
+	if len(label) < 2 {
+		return false // no top-level domain has one letter
 	}
+	tld := asciiHost(string(label))
 	ps, icann := publicsuffix.PublicSuffix(tld)
 	return icann && ps == tld
 }
