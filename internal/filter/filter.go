@@ -110,6 +110,7 @@ var _ chat.Filter = (*Filter)(nil)
 type lists struct {
 	terms   *ahocorasick.Automaton // nil: no terms
 	nTerms  int
+	maxLen  int                 // bytes of the longest term
 	links   string              // LinksAllow, LinksDeny or "file"
 	allowed map[string]struct{} // the allowed domains, in ASCII, when links is "file"
 }
@@ -178,6 +179,9 @@ func load(o Options) (*lists, error) {
 				return nil, fmt.Errorf("--filter-words %s: %w", o.Words, err)
 			}
 			l.terms, l.nTerms = ac, len(terms)
+			for _, term := range terms {
+				l.maxLen = max(l.maxLen, len(term))
+			}
 		}
 	}
 	if o.Links != LinksAllow && o.Links != LinksDeny {
@@ -266,6 +270,24 @@ type scratch struct {
 
 type span struct{ start, end int }
 
+// searchWindow is the stretch of normalised text searched for terms at once.
+const searchWindow = 4096
+
+// add adds the body range [s, e) to the ranges to mask, merging it with
+// those it overlaps or touches. Terms come by their end, which never
+// decreases, so only the last ranges can merge; links come after them.
+func (sc *scratch) add(s, e int) {
+	for n := len(sc.match); n > 0; n-- {
+		last := sc.match[n-1]
+		if last.end < s || last.start > e {
+			break
+		}
+		s, e = min(s, last.start), max(e, last.end)
+		sc.match = sc.match[:n-1]
+	}
+	sc.match = append(sc.match, span{s, e})
+}
+
 var scratches = sync.Pool{New: func() any { return new(scratch) }}
 
 // Check returns body as it is to be stored, or a refusal wrapping
@@ -301,13 +323,22 @@ func (f *Filter) check(l *lists, sc *scratch, body string) (string, string) {
 	sc.match = sc.match[:0]
 	if l.terms != nil {
 		// FindAllOverlapping: with overlapping terms ("abc", "bcdef" in
-		// "abcdef") every one is masked, not only the leftmost.
-		for _, m := range l.terms.FindAllOverlapping(t.norm) {
-			if reject {
+		// "abcdef") every one is masked, not only the leftmost. It is run
+		// on windows of searchWindow bytes, overlapping by a term's length
+		// less one, so that a body full of matches (64 KiB of a term) costs
+		// a window's worth of them at a time, and reject stops at the first
+		// window with one.
+		h := t.norm
+		for off := 0; off < len(h); off += searchWindow {
+			end := min(off+searchWindow+l.maxLen-1, len(h))
+			ms := l.terms.FindAllOverlapping(h[off:end])
+			if len(ms) > 0 && reject {
 				return "", msgTerm
 			}
-			s, e := t.bodyRange(m.Start, m.End)
-			sc.match = append(sc.match, span{s, e})
+			for _, m := range ms {
+				s, e := t.bodyRange(off+m.Start, off+m.End)
+				sc.add(s, e)
+			}
 		}
 	}
 	why := ""
@@ -321,7 +352,7 @@ func (f *Filter) check(l *lists, sc *scratch, body string) (string, string) {
 				return false
 			}
 			s, e := t.bodyRange(start, end)
-			sc.match = append(sc.match, span{s, e})
+			sc.add(s, e)
 			return true
 		})
 	}

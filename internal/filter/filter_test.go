@@ -413,3 +413,23 @@ func BenchmarkCheck(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckLarge: the largest body chat takes (64 KiB), clean, and
+// the worst for mask: every byte the end of three nested terms.
+func BenchmarkCheckLarge(b *testing.B) {
+	terms := append(benchTerms(10_000), "q", "qq", "qqq")
+	clean := strings.Repeat("the lazy dog sleeps. ", 64<<10/21)
+	for _, c := range []struct{ name, action, body string }{
+		{"clean", ActionReject, clean},
+		{"all-matches/reject", ActionReject, strings.Repeat("q", 64<<10)},
+		{"all-matches/mask", ActionMask, strings.Repeat("q", 64<<10)},
+	} {
+		b.Run(fmt.Sprintf("%s/size=%db", c.name, len(c.body)), func(b *testing.B) {
+			f := newFilter(b, c.action, LinksAllow, terms...)
+			b.ReportAllocs()
+			for b.Loop() {
+				f.Check(c.body)
+			}
+		})
+	}
+}
