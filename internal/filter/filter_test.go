@@ -433,3 +433,20 @@ func BenchmarkCheckLarge(b *testing.B) {
 		})
 	}
 }
+
+// TestWindows: a term across the boundary of two search windows is found,
+// and masked whole.
+func TestWindows(t *testing.T) {
+	reject := newFilter(t, ActionReject, LinksAllow, "badword")
+	mask := newFilter(t, ActionMask, LinksAllow, "badword")
+	for _, at := range []int{searchWindow - 7, searchWindow - 3, searchWindow - 1, searchWindow, 2*searchWindow - 4} {
+		body := strings.Repeat("x", at) + "BADWORD" + strings.Repeat("y", 10)
+		if _, err := reject.Check(body); !errors.Is(err, chat.ErrRejected) {
+			t.Errorf("term at %d: %v, want rejected", at, err)
+		}
+		want := strings.Repeat("x", at) + "*******" + strings.Repeat("y", 10)
+		if out, _ := mask.Check(body); out != want {
+			t.Errorf("term at %d: masked %q…, want %q…", at, out[at-2:at+9], want[at-2:at+9])
+		}
+	}
+}
