@@ -450,3 +450,47 @@ func TestWindows(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadWhileChecking: a check running during reloads sees one list
+// or another, whole (run with -race).
+func TestReloadWhileChecking(t *testing.T) {
+	dir := t.TempDir()
+	words := writeList(t, dir, "words.txt", "alpha", "beta")
+	f, err := New(Options{Words: words, Action: ActionMask, Metrics: metrics.New(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each list holds two of the three terms: a check masks two words.
+	valid := map[string]bool{"***** **** gamma": true, "***** beta *****": true, "alpha **** *****": true}
+	done := make(chan struct{})
+	errs := make(chan string, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- ""
+					return
+				default:
+				}
+				if out, _ := f.Check("alpha beta gamma"); !valid[out] {
+					errs <- out
+					return
+				}
+			}
+		}()
+	}
+	lists := [][]string{{"alpha", "gamma"}, {"beta", "gamma"}, {"alpha", "beta"}}
+	for i := range 30 {
+		writeList(t, dir, "words.txt", lists[i%3]...)
+		if err := f.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 4 {
+		if e := <-errs; e != "" {
+			t.Fatalf("a check during reloads gave %q", e)
+		}
+	}
+}
