@@ -257,9 +257,11 @@ func Run(ctx context.Context, cfg Config) error {
 		case <-ctx.Done():
 			wait = false
 		case <-cfg.Reload:
-			if d.filter != nil {
-				_ = d.filter.Reload() // logged and counted; the old lists stay
+			if d.filter == nil {
+				d.log.Info("SIGHUP: no content filter to reload")
+				continue
 			}
+			_ = d.filter.Reload() // logged and counted; the old lists stay
 		}
 	}
 	d.log.Info("shutting down")
