@@ -54,6 +54,10 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "imqttd:", err)
 		return 2
 	}
+	if err := o.webhookConfig(); err != nil {
+		fmt.Fprintln(stderr, "imqttd:", err)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	// SIGHUP re-reads the content filter's files (--filter-words,

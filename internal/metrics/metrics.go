@@ -47,6 +47,7 @@ type Metrics struct {
 	PushTotal           *prometheus.CounterVec // provider, result: notifications and what became of them
 	PushSeconds         prometheus.Histogram   // a message's commit to its push's acceptance
 	PushOutboxDepth     *prometheus.GaugeVec   // kind: jobs (messages not expanded), items (pushes pending)
+	BeforeSend                                 // the message.before_send webhook (beforesend.go)
 	// The content filter (internal/filter).
 	FilterTotal   *prometheus.CounterVec // result: pass, masked, rejected
 	FilterReloads *prometheus.CounterVec // result: ok, error
@@ -141,6 +142,7 @@ func New() *Metrics {
 		m.SessionReplays, m.SessionResyncs, m.SessionsActive, m.SessionUnackedGauge, m.SessionSaveFailures,
 		m.PushTotal, m.PushSeconds, m.PushOutboxDepth,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.BeforeSend.register(r)
 	return m
 }
 

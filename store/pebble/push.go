@@ -341,6 +341,7 @@ func (s *Store) PutPushDevice(ctx context.Context, d store.PushDevice) error {
 	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("put push device %s/%s: %w", d.User, d.Device, err)
 	}
+	s.recountPushUser(ctx, d.User)
 	return nil
 }
 
@@ -492,6 +493,7 @@ func (s *Store) DeletePushDevice(ctx context.Context, user, device, token string
 	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("delete push device %s/%s: %w", user, device, err)
 	}
+	s.recountPushUser(ctx, user)
 	return nil
 }
 
@@ -541,6 +543,7 @@ func (s *Store) DeleteUserPushDevices(ctx context.Context, user string) error {
 	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("delete push devices of %s: %w", user, err)
 	}
+	s.recountPushUser(ctx, user)
 	return nil
 }
 

@@ -1,0 +1,254 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/imqtt/imqtt/wire"
+)
+
+// BeforeSend asks the operator's backend about a send before it is stored
+// (the message.before_send webhook, docs/integration.md#messagebefore_send;
+// internal/webhook/beforesend implements it over HTTP).
+type BeforeSend interface {
+	// BeforeSend returns the backend's verdict on req, sent by from. An
+	// error is no verdict (no answer in time, an error status, an answer
+	// that is not a verdict): the fail policy decides (Options.HookFail).
+	BeforeSend(ctx context.Context, from Sender, req *wire.Send) (Verdict, error)
+}
+
+// The actions of a Verdict.
+const (
+	ActionAllow  = "allow"
+	ActionReject = "reject"
+	ActionModify = "modify"
+)
+
+// Verdict is the backend's answer on a send.
+type Verdict struct {
+	Action  string          // ActionAllow, ActionReject or ActionModify
+	Message string          // reject: what the sender is told
+	Body    *string         // modify: the body to store instead (nil: unchanged)
+	Meta    json.RawMessage // modify: the meta to store instead (absent: unchanged; null: none)
+}
+
+// The fail policies of before_send (Options.HookFail).
+const (
+	FailOpen   = "open"   // no verdict: the send is stored as sent
+	FailClosed = "closed" // no verdict: the send is refused, unavailable (resend later)
+)
+
+// Defaults of the before_send stage.
+const (
+	DefaultHookTimeout     = 2 * time.Second
+	DefaultHookConcurrency = 64
+	DefaultHookFail        = FailOpen
+	// maxLaneQueue bounds the sends of one sender in one conversation
+	// waiting for the hook: past it the sender is told busy, and no one
+	// else waits for them.
+	maxLaneQueue = 256
+	// maxUserQueue bounds one user's sends waiting for the hook over all
+	// their conversations, so that one account writing to many peers
+	// cannot take the whole stage (QueueLen) from everyone else.
+	maxUserQueue = 1024
+)
+
+// moderator runs the sends through the BeforeSend hook off the senders'
+// goroutines, many at once (concurrency), keeping each sender's order in
+// each conversation: the sends of one lane (sender, conversation) go
+// through the hook one after the other and reach the batcher's queue in
+// the order they came, while other lanes go on. A lane is that pair and
+// not the conversation alone: the relative order of two senders' sends
+// that are in flight at once is no one's to observe (neither had seen the
+// other's when sending), and a busy group then costs the hook's latency
+// per message of each sender, not per message of the group.
+type moderator struct {
+	s    *Service
+	hook BeforeSend
+
+	sem    chan struct{} // held by a send in the hook
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	lanes   map[laneKey]*lane
+	waiting int            // sends in lanes, in the hook included; at most Options.QueueLen
+	perUser map[string]int // waiting, by sender; at most maxUserQueue
+}
+
+type laneKey struct{ user, conv string }
+
+type lane struct{ ops []*sendOp }
+
+func newModerator(s *Service, hook BeforeSend) *moderator {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &moderator{s: s, hook: hook, sem: make(chan struct{}, s.opts.HookConcurrency),
+		ctx: ctx, cancel: cancel, lanes: make(map[laneKey]*lane), perUser: make(map[string]int)}
+}
+
+// submit queues op on its lane, starting the lane if it was idle. It does
+// not block: a full stage is told busy, as a full send queue is.
+func (m *moderator) submit(op *sendOp) {
+	key := laneKey{op.from.User, "u:" + op.req.To}
+	if op.req.Group != "" {
+		key.conv = "g:" + op.req.Group
+	}
+	m.mu.Lock()
+	if m.ctx.Err() != nil {
+		m.mu.Unlock()
+		m.s.fail(op.from, op.done, refuse(ErrUnavailable, "server is shutting down; resend to another node"))
+		return
+	}
+	l := m.lanes[key]
+	if m.waiting >= m.s.opts.QueueLen || m.perUser[key.user] >= maxUserQueue || (l != nil && len(l.ops) >= maxLaneQueue) {
+		m.mu.Unlock()
+		m.s.m.BeforeSend.QueueFull()
+		m.s.fail(op.from, op.done, refuse(ErrBusy, "too many sends waiting for moderation; resend later with the same cmid"))
+		return
+	}
+	m.waiting++
+	m.perUser[key.user]++
+	if l != nil {
+		l.ops = append(l.ops, op)
+		m.mu.Unlock()
+		return
+	}
+	l = &lane{ops: []*sendOp{op}}
+	m.lanes[key] = l
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go m.run(key, l)
+}
+
+// run takes a lane's sends through the hook in order until it is empty.
+func (m *moderator) run(key laneKey, l *lane) {
+	defer m.wg.Done()
+	for {
+		m.mu.Lock()
+		op := l.ops[0]
+		m.mu.Unlock()
+		m.moderate(op)
+		m.mu.Lock()
+		l.ops[0] = nil
+		l.ops = l.ops[1:]
+		m.waiting--
+		if m.perUser[key.user]--; m.perUser[key.user] == 0 {
+			delete(m.perUser, key.user)
+		}
+		if len(l.ops) == 0 {
+			delete(m.lanes, key)
+			m.mu.Unlock()
+			return
+		}
+		m.mu.Unlock()
+	}
+}
+
+// moderate asks the hook about op, applies its verdict and queues op for
+// the batcher (or answers it refused).
+func (m *moderator) moderate(op *sendOp) {
+	if m.ctx.Err() != nil { // closing: not asked (select below picks at random)
+		m.s.fail(op.from, op.done, refuse(ErrUnavailable, "server is shutting down; resend to another node"))
+		return
+	}
+	select {
+	case m.sem <- struct{}{}:
+	case <-m.ctx.Done():
+		m.s.fail(op.from, op.done, refuse(ErrUnavailable, "server is shutting down; resend to another node"))
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(m.ctx, m.s.opts.HookTimeout)
+	v, err := m.hook.BeforeSend(ctx, op.from, &op.req)
+	cancel()
+	<-m.sem
+	if err == nil {
+		err = m.apply(op, v)
+	}
+	m.s.m.BeforeSend.HookDone(time.Since(start), hookResult(v, err))
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrRejected):
+		m.s.fail(op.from, op.done, err)
+		return
+	case m.ctx.Err() != nil:
+		m.s.fail(op.from, op.done, refuse(ErrUnavailable, "server is shutting down; resend to another node"))
+		return
+	case m.s.opts.HookFail == FailClosed:
+		m.s.log.Warn("before_send: no verdict; the send is refused (--webhook-fail closed)", "client", op.from.ClientID(), "err", err)
+		m.s.fail(op.from, op.done, refuse(ErrUnavailable, "the send could not be checked; resend later with the same cmid"))
+		return
+	default:
+		m.s.log.Warn("before_send: no verdict; the send is stored as sent (--webhook-fail open)", "client", op.from.ClientID(), "err", err)
+	}
+	m.s.enqueue(context.Background(), op)
+}
+
+// ErrBadVerdict is an answer that is not a verdict, or not one this send
+// can take (a modify past the send's limits): no verdict. A BeforeSend
+// wraps it for an answer it cannot read.
+var ErrBadVerdict = errors.New("before_send: bad verdict")
+
+// apply applies v to op: nil to store it (as modified), a refusal wrapping
+// ErrRejected, or an error wrapping ErrBadVerdict (no verdict).
+func (m *moderator) apply(op *sendOp, v Verdict) error {
+	switch v.Action {
+	case ActionAllow:
+		return nil
+	case ActionReject:
+		msg := v.Message
+		if msg == "" {
+			msg = "refused by the server's moderation"
+		}
+		return refuse(ErrRejected, msg)
+	case ActionModify:
+		req := op.req
+		if v.Body != nil {
+			req.Body = *v.Body
+		}
+		if v.Meta != nil {
+			req.Meta = v.Meta
+		}
+		if err, _ := CheckSend(&req, m.s.opts.MaxBody); err != nil {
+			return errors.Join(ErrBadVerdict, err)
+		}
+		op.req = req
+		return nil
+	}
+	return ErrBadVerdict
+}
+
+// hookResult names an outcome for metrics.
+func hookResult(v Verdict, err error) string {
+	switch {
+	case err == nil:
+		return v.Action
+	case errors.Is(err, ErrRejected):
+		return ActionReject
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, ErrBadVerdict):
+		return "bad_verdict"
+	}
+	return "error"
+}
+
+// close ends the stage: sends waiting are refused unavailable, and it
+// returns when every lane has ended or ctx has.
+func (m *moderator) close(ctx context.Context) error {
+	m.mu.Lock()
+	m.cancel()
+	m.mu.Unlock()
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
