@@ -17,6 +17,7 @@ import (
 	"github.com/imqtt/imqtt/internal/account"
 	"github.com/imqtt/imqtt/internal/api"
 	"github.com/imqtt/imqtt/internal/daemon"
+	"github.com/imqtt/imqtt/internal/filter"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
@@ -130,6 +131,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&w.Timeout, "webhook-timeout", chat.DefaultHookTimeout, "message.before_send: how long a send waits for the backend's verdict; then --webhook-fail decides")
 	fs.StringVar(&w.Fail, "webhook-fail", chat.DefaultHookFail, "message.before_send without a verdict (no answer in time, an error status, a bad answer): open stores the send as sent, closed refuses it (unavailable)")
 	fs.IntVar(&w.Concurrency, "webhook-concurrency", chat.DefaultHookConcurrency, "message.before_send: most sends waiting for the backend at once (each sender's order in each conversation is kept)")
+	// The content filter (internal/filter); its files are re-read on SIGHUP.
+	fs.StringVar(&c.Filter.Words, "filter-words", "", "content filter: a file of terms, one a line ('#' comments), matched case-insensitively on Unicode-normalised text of every text send (empty: none); re-read on SIGHUP")
+	fs.StringVar(&c.Filter.Action, "filter-action", filter.DefaultAction, "content filter: what a match does: reject (the send is refused with rejected, not stored) or mask (stored with '*' over each matched character)")
+	fs.StringVar(&c.Filter.Links, "filter-links", filter.DefaultLinks, "content filter: links in text sends: allow, deny (every link is a match), or a file of allowed domains, one a line (their subdomains pass too; other links are matches); re-read on SIGHUP")
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet in bytes; larger closes the connection")
 	fs.UintVar(&writes, "max-writes-pending", broker.DefaultMaxWritesPending, "per-client outbound queue in packets for TLS connections (overflow is recovered by sync)")
@@ -219,6 +224,9 @@ func parse(args []string, env func(string) string) (*options, error) {
 	}
 	if !push.ValidPreview(o.cfg.Push.Preview) || o.cfg.Push.TTL < time.Second || o.cfg.Push.Rate <= 0 {
 		return nil, errors.New("--push-preview: full, sender or none; --push-ttl: at least 1s; --push-rate: above 0")
+	}
+	if a := o.cfg.Filter.Action; a != filter.ActionReject && a != filter.ActionMask {
+		return nil, fmt.Errorf("--filter-action: reject or mask, not %q", a)
 	}
 	if o.cfg.Signup != api.SignupOpen && o.cfg.Signup != api.SignupClosed {
 		return nil, errors.New("--signup: open or closed")

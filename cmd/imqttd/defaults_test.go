@@ -16,6 +16,7 @@ import (
 	"github.com/imqtt/imqtt/internal/account"
 	"github.com/imqtt/imqtt/internal/api"
 	"github.com/imqtt/imqtt/internal/daemon"
+	"github.com/imqtt/imqtt/internal/filter"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
@@ -108,6 +109,10 @@ var flagDefaults = map[string]any{
 	"jwt-audience":          "", // not checked
 	"jwt-issuer":            "", // not checked
 	"signup":                api.DefaultSignup,
+	// the content filter
+	"filter-words":  "", // none
+	"filter-action": filter.DefaultAction,
+	"filter-links":  filter.DefaultLinks,
 }
 
 // TestFlagDefaults: every flag defaults to the value the package it feeds

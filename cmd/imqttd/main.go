@@ -60,6 +60,12 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP re-reads the content filter's files (--filter-words,
+	// --filter-links); it no longer stops the daemon.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	o.cfg.Reload = hup
 	if err := daemon.Run(ctx, o.cfg); err != nil {
 		log.Error("imqttd", "err", err)
 		return 1

@@ -33,6 +33,7 @@ import (
 	"github.com/imqtt/imqtt/internal/dashboard"
 	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/internal/drain"
+	"github.com/imqtt/imqtt/internal/filter"
 	"github.com/imqtt/imqtt/internal/jwtauth"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/metrics"
@@ -165,6 +166,14 @@ type Config struct {
 	HTTPConnsPerIP int
 	HTTPConns      int
 
+	// Filter is the content filter of text sends (internal/filter): its
+	// term file, action and link rule; off unless it names a term file or
+	// a link rule other than allow. Its files are read at Start (a missing
+	// or unreadable one fails it) and again on each value from Reload.
+	Filter filter.Options
+	// Reload, when set, re-reads the content filter's files on each value
+	// it delivers (cmd/imqttd: SIGHUP); a failed reload keeps the old lists.
+	Reload <-chan os.Signal
 	// External auth and sign-up (docs/integration.md): JWTKey is the file
 	// of --jwt-key (an HS256 secret or a PEM public key; "": JWTs off),
 	// checked with JWTAudience and JWTIssuer when set
@@ -237,6 +246,8 @@ type Daemon struct {
 	sessions       *session.Manager
 	pusher         *push.Worker // nil: no provider configured
 
+	filter *filter.Filter // the content filter; nil: none
+
 	// scale-out only
 	rdb      goredis.UniversalClient
 	bus      *cluster.Bus
@@ -257,7 +268,18 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	<-ctx.Done()
+	for wait := true; wait; {
+		select {
+		case <-ctx.Done():
+			wait = false
+		case <-cfg.Reload:
+			if d.filter == nil {
+				d.log.Info("SIGHUP: no content filter to reload")
+				continue
+			}
+			_ = d.filter.Reload() // logged and counted; the old lists stay
+		}
+	}
 	d.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
@@ -302,6 +324,13 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	started := time.Now()
 	d = &Daemon{cfg: cfg, log: cfg.Logger, metrics: metrics.New(), stopBackground: make(chan struct{})}
 	d.drain = drain.New(d.leave)
+	if cfg.Filter.Enabled() { // first: a bad list file fails the start before the store is opened
+		fo := cfg.Filter
+		fo.Logger, fo.Metrics = cfg.Logger, d.metrics
+		if d.filter, err = filter.New(fo); err != nil {
+			return nil, err
+		}
+	}
 	opened := d // a failed start returns a nil d, and closes what it opened
 	defer func() {
 		if err != nil {
@@ -410,6 +439,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		return nil, fmt.Errorf("before_send webhook: %w", err)
 	}
 	copts.HookTimeout, copts.HookConcurrency, copts.HookFail = cfg.Webhook.Timeout, cfg.Webhook.Concurrency, cfg.Webhook.Fail
+	if d.filter != nil { // not a nil *filter.Filter in the interface
+		copts.Filter = d.filter
+	}
 	if d.chat, err = chat.New(d.st, d.state, d.path, copts); err != nil {
 		return nil, err
 	}
@@ -782,3 +814,7 @@ func (w WebhookOptions) beforeSend(node int64, maxBody int) (chat.BeforeSend, er
 func (d *Daemon) providesPush(provider string) bool {
 	return d.pusher != nil && d.pusher.Provides(provider)
 }
+
+// Filter is the daemon's content filter, nil when off; its Reload re-reads
+// the lists (what Config.Reload triggers).
+func (d *Daemon) Filter() *filter.Filter { return d.filter }
