@@ -331,6 +331,12 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			return nil, err
 		}
 	}
+	var jwt *jwtauth.Verifier
+	if cfg.JWTKey != "" { // before the store too
+		if jwt, err = jwtauth.Load(cfg.JWTKey, jwtauth.Options{Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer}); err != nil {
+			return nil, err
+		}
+	}
 	opened := d // a failed start returns a nil d, and closes what it opened
 	defer func() {
 		if err != nil {
@@ -377,11 +383,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		// re-check with the store now and then in case they missed one.
 		aopts.Revoked, aopts.CacheTTL = d.bus.Revoked, time.Minute
 	}
-	if cfg.JWTKey != "" {
-		if aopts.JWT, err = jwtauth.Load(cfg.JWTKey, jwtauth.Options{Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer}); err != nil {
-			return nil, err
-		}
-		cfg.Logger.Info("external auth by JWT", "alg", aopts.JWT.Alg())
+	if jwt != nil {
+		aopts.JWT = jwt
+		cfg.Logger.Info("external auth by JWT", "alg", jwt.Alg())
 	}
 	d.accounts = account.New(d.st, aopts)
 	blobs, err := d.openBlobs()
