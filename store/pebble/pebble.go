@@ -166,6 +166,8 @@ type Store struct {
 	// push serializes the read-modify-writes of push rows (push.go) and
 	// holds the claims of push jobs and devices.
 	push pushState
+	// webhook holds the webhook outbox's lanes and claims (webhook.go).
+	webhook webhookState
 }
 
 // Store implements every role: store.Store embeds them all.
