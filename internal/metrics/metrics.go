@@ -47,6 +47,10 @@ type Metrics struct {
 	PushTotal           *prometheus.CounterVec // provider, result: notifications and what became of them
 	PushSeconds         prometheus.Histogram   // a message's commit to its push's acceptance
 	PushOutboxDepth     *prometheus.GaugeVec   // kind: jobs (messages not expanded), items (pushes pending)
+	// The webhook outbox (internal/webhook.Outbox).
+	WebhookTotal   *prometheus.CounterVec // event, result: webhook events and what became of them
+	WebhookSeconds prometheus.Histogram   // an event's ts to its delivery
+	WebhookDepth   prometheus.Gauge       // events in the outbox
 	// Recent keeps the last refused logins, denials and error replies for the
 	// dashboard; AuthFailed, ACLDenied and ErrorReplied feed it with the counters.
 	Recent      *oplog.Recorder
@@ -111,6 +115,14 @@ func New() *Metrics {
 		Buckets: []float64{.05, .1, .25, .5, 1, 2, 4, 8, 30, 120, 600, 3600}})
 	m.PushOutboxDepth = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imqtt_push_outbox",
 		Help: "The push outbox in the store: jobs (stored messages not yet expanded to devices) and items (pushes pending to devices)."}, []string{"kind"})
+	m.WebhookTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_webhook_total",
+		Help: "Asynchronous webhook events by event and result: sent, retry, dropped (refused by the receiver, or no longer in --webhook-events), expired (past --webhook-ttl), overflow (not queued: the queue was full)."},
+		[]string{"event", "result"})
+	m.WebhookSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "imqtt_webhook_latency_seconds",
+		Help:    "From an event's ts to the receiver's 2xx (retries included).",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2, 4, 8, 30, 120, 600, 3600}})
+	m.WebhookDepth = prometheus.NewGauge(prometheus.GaugeOpts{Name: "imqtt_webhook_outbox",
+		Help: "Events in the webhook outbox (sampled every 10 s)."})
 	for _, k := range inKinds {
 		m.Publishes.WithLabelValues("in", k)
 	}
@@ -126,6 +138,7 @@ func New() *Metrics {
 		m.CommitSeconds, m.AckSeconds, m.SyncItems, m.SyncBatches, m.Connections, m.GroupFanout, m.GroupFanoutSeconds, m.Publishes, m.Refusals,
 		m.SessionReplays, m.SessionResyncs, m.SessionsActive, m.SessionUnackedGauge, m.SessionSaveFailures,
 		m.PushTotal, m.PushSeconds, m.PushOutboxDepth,
+		m.WebhookTotal, m.WebhookSeconds, m.WebhookDepth,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -229,3 +242,12 @@ func (m *Metrics) PushOutbox(jobs, items int64) {
 	m.PushOutboxDepth.WithLabelValues("jobs").Set(float64(jobs))
 	m.PushOutboxDepth.WithLabelValues("items").Set(float64(items))
 }
+
+// Webhook counts an asynchronous webhook event's result.
+func (m *Metrics) Webhook(event, result string) { m.WebhookTotal.WithLabelValues(event, result).Inc() }
+
+// WebhookLatency records an event's ts to its delivery.
+func (m *Metrics) WebhookLatency(d time.Duration) { m.WebhookSeconds.Observe(d.Seconds()) }
+
+// WebhookOutbox sets the depth of the webhook outbox.
+func (m *Metrics) WebhookOutbox(n int64) { m.WebhookDepth.Set(float64(n)) }
