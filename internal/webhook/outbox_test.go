@@ -28,7 +28,7 @@ type receiver struct {
 	*httptest.Server
 	mu     sync.Mutex
 	got    []webhook.Event
-	times  []time.Time // of every request
+	times  []time.Time                                                       // of every request
 	answer atomic.Pointer[func(w http.ResponseWriter, r *http.Request) bool] // false: not taken
 	bad    atomic.Int64                                                      // requests not signed right
 }
@@ -262,7 +262,7 @@ func TestOutboxRetries(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			st := openStore(t, t.TempDir())
-					rc := newReceiver(t)
+			rc := newReceiver(t)
 			var fails atomic.Int64
 			rc.set(func(w http.ResponseWriter, r *http.Request) bool {
 				if fails.Add(1) <= 2 {
