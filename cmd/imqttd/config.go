@@ -20,6 +20,7 @@ import (
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
+	"github.com/imqtt/imqtt/internal/webhook"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store/pebble"
 )
@@ -117,6 +118,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&p.fcmTokenURL, "fcm-token-url", "", "FCM: the OAuth2 token URL (empty: the credentials')")
 	fs.StringVar(&p.webhook, "push-webhook", "", "push through a webhook: each notification is POSTed to this URL, signed with --webhook-secret")
 	fs.StringVar(&p.webhookSecret, "webhook-secret", "", "the HMAC-SHA256 key webhooks are signed with (X-Imqtt-Signature); prefer IMQTT_WEBHOOK_SECRET")
+	// The asynchronous webhook events (internal/webhook, docs/integration.md#events).
+	fs.StringVar(&c.Webhook.URL, "webhook-url", "", "POST the asynchronous webhook events (message.after_send, user.online, ...) to this URL, signed with --webhook-secret (empty: off)")
+	fs.StringVar(&c.Webhook.Events, "webhook-events", webhook.DefaultEvents, "the webhook events to send: all, or a comma-separated list of message.after_send, message.recalled, user.online, user.offline, user.registered, group.changed")
+	fs.DurationVar(&c.Webhook.TTL, "webhook-ttl", webhook.DefaultTTL, "how long a webhook event is retried while its receiver fails; then it is dropped (and counted)")
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet in bytes; larger closes the connection")
 	fs.UintVar(&writes, "max-writes-pending", broker.DefaultMaxWritesPending, "per-client outbound queue in packets for TLS connections (overflow is recovered by sync)")
@@ -206,6 +211,18 @@ func parse(args []string, env func(string) string) (*options, error) {
 	}
 	if !push.ValidPreview(o.cfg.Push.Preview) || o.cfg.Push.TTL < time.Second || o.cfg.Push.Rate <= 0 {
 		return nil, errors.New("--push-preview: full, sender or none; --push-ttl: at least 1s; --push-rate: above 0")
+	}
+	if w := &o.cfg.Webhook; w.URL != "" {
+		if o.push.webhookSecret == "" {
+			return nil, errors.New("--webhook-url needs --webhook-secret (its receiver checks the signature)")
+		}
+		if _, err := webhook.ParseEvents(w.Events); err != nil {
+			return nil, err
+		}
+		if w.TTL < time.Second {
+			return nil, errors.New("--webhook-ttl: at least 1s")
+		}
+		w.Secret = []byte(o.push.webhookSecret)
 	}
 	if o.cfg.SyncInterval < 0 {
 		return nil, errors.New("--sync-interval: 0 (sync each commit) or a positive duration")

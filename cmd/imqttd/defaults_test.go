@@ -15,6 +15,7 @@ import (
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
+	"github.com/imqtt/imqtt/internal/webhook"
 	"github.com/imqtt/imqtt/store/pebble"
 )
 
@@ -71,6 +72,9 @@ var flagDefaults = map[string]any{
 	"fcm-token-url":         "", // the credentials'
 	"push-webhook":          "", // off
 	"webhook-secret":        "",
+	"webhook-url":           "", // off
+	"webhook-events":        webhook.DefaultEvents,
+	"webhook-ttl":           webhook.DefaultTTL,
 	"session-max-per-user":  session.DefaultMaxPerUser,
 	"media-max-image":       media.DefaultMaxImage,
 	"media-max-audio":       media.DefaultMaxAudio,

@@ -61,6 +61,14 @@ type Options struct {
 	Limiter state.Limiter
 	Limits  Limits
 	Logger  *slog.Logger
+	// Events, if set, hears of every user created (the webhook's
+	// user.registered: internal/webhook.Emitter).
+	Events Events
+}
+
+// Events hears of what the account service does (it must not block).
+type Events interface {
+	Registered(user string, at time.Time)
 }
 
 // Service is the account service.
@@ -125,7 +133,19 @@ func (s *Service) Register(ctx context.Context, user, password string) (string, 
 	if errors.Is(err, store.ErrExists) {
 		return "", ErrExists
 	}
+	if err == nil {
+		s.Created(id)
+	}
 	return id, err
+}
+
+// Created tells Options.Events that user (canonical) was just created.
+// Register calls it; so must every other path that creates a user (the
+// server API, a JWT's first use), once the user is stored.
+func (s *Service) Created(user string) {
+	if s.opts.Events != nil {
+		s.opts.Events.Registered(user, s.now())
+	}
 }
 
 // Exists reports whether user (in any case) has an account.

@@ -128,6 +128,9 @@ type Config struct {
 	// Push is offline push (internal/push): the providers to push
 	// through (none: push off) and how.
 	Push PushOptions
+	// Webhook is the asynchronous webhook events (internal/webhook):
+	// where they go (none: off) and how long they are retried.
+	Webhook WebhookOptions
 	// MaxClientRequests bounds one client's sync and read requests in
 	// flight; more are answered busy (0: hooks.DefaultRequestsPerClient, 4).
 	MaxClientRequests int
@@ -219,6 +222,7 @@ type Daemon struct {
 	uplink         *hooks.Uplink
 	sessions       *session.Manager
 	pusher         *push.Worker // nil: no provider configured
+	hooks          webhooks     // the webhook events; nil parts: off
 
 	// scale-out only
 	rdb      goredis.UniversalClient
@@ -331,6 +335,12 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		// re-check with the store now and then in case they missed one.
 		aopts.Revoked, aopts.CacheTTL = d.bus.Revoked, time.Minute
 	}
+	if err := d.newWebhooks(nodeNumber); err != nil {
+		return nil, err
+	}
+	if d.hooks.emitter != nil {
+		aopts.Events = d.hooks.emitter // user.registered
+	}
 	d.accounts = account.New(d.st, aopts)
 	blobs, err := d.openBlobs()
 	if err != nil {
@@ -380,6 +390,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if len(cfg.Push.Pushers) > 0 {
 		copts.Pushed = func() { d.pusher.Notify() } // set before chat's goroutines start (below)
 	}
+	if d.hooks.emitter != nil {
+		copts.Webhooks = d.hooks.emitter // message.after_send, group.changed
+	}
 	if d.chat, err = chat.New(d.st, d.state, d.path, copts); err != nil {
 		return nil, err
 	}
@@ -398,6 +411,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	presence := hooks.PresenceConfig{State: d.state, Local: d.chat, Node: cfg.NodeID, Logger: cfg.Logger}
 	if d.bus != nil {
 		presence.Elsewhere = d.bus.KickOn
+	}
+	if d.hooks.emitter != nil {
+		presence.Events = d.hooks.emitter // user.online, user.offline
 	}
 	d.uplink = &hooks.Uplink{}
 	d.sessions = session.New(d.st, d.chat, d.broker, session.Options{Node: cfg.NodeID, Cluster: d.bus != nil, ExpiryMax: sessionExpiry(cfg.Sessions.ExpiryMax),
@@ -425,6 +441,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if d.pusher != nil {
 		d.pusher.Start()
 	}
+	d.startWebhooks()
 	if err := d.broker.Start(); err != nil {
 		return nil, err
 	}
@@ -608,6 +625,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if d.pusher != nil {
 		d.pusher.Close(ctx) // after chat: the last commits' pushes are in the outbox for whoever runs next
 	}
+	d.closeWebhooks(ctx) // after chat and the broker: the last events (offline ones too) are written
 	errs = append(errs, d.closeStores(ctx))
 	d.log.Info("imqttd stopped", "node", d.cfg.NodeID)
 	return errors.Join(errs...)

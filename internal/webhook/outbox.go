@@ -29,7 +29,9 @@ const (
 	DefaultLanes = 64               // lanes delivered to at once per node
 	DefaultLease = 30 * time.Second // how long a claim holds a lane
 	DefaultPoll  = time.Second      // how often the outbox is looked at without a Notify
-	X
+	// DefaultEventTimeout bounds one request of an event (the Client's
+	// Timeout, as the daemon makes it).
+	DefaultEventTimeout = 5 * time.Second
 	// MaxBackoff caps the retry backoff (1 s, 2 s, 4 s, ... 5 min,
 	// jittered).
 	MaxBackoff = 5 * time.Minute
