@@ -328,7 +328,7 @@ type Webhooks interface {
 	AfterSend(ms []store.Message) []store.WebhookEvent
 	// Committed says a commit wrote events (it must not block).
 	Committed()
-	// GroupChanged tells of a change of group's members by by (it must
-	// not block).
+	// GroupChanged tells of a change of group's members by by; its event
+	// is written when it returns (before a message to the group can be).
 	GroupChanged(group, action, by string, users []string)
 }

@@ -66,7 +66,7 @@ type Options struct {
 	Events Events
 }
 
-// Events hears of what the account service does (it must not block).
+// Events hears of what the account service does.
 type Events interface {
 	Registered(user string, at time.Time)
 }

@@ -54,9 +54,14 @@ type EmitterOptions struct {
 //   - message recall (issue 18, not built yet): Recalled gives the event
 //     to commit with the recall.
 //
-// Online, Offline, Registered and GroupChanged never block: they queue
-// the event for a writer that writes what gathered every FlushEvery (or
-// FlushMax events) in one store write. A nil *Emitter emits nothing.
+// Online and Offline never block (they run on a connection's goroutine):
+// they queue the event for a writer that writes what gathered every
+// FlushEvery (or FlushMax events) in one store write. Registered and
+// GroupChanged write their event before they return (a store write, on an
+// HTTP request that is rare and slow anyway): so it is in the outbox
+// before anything its caller does next, such as a message to the group
+// just created, whose after_send must come after it in the group's lane.
+// A nil *Emitter emits nothing.
 type Emitter struct {
 	st    store.Webhooks
 	opts  EmitterOptions
@@ -233,7 +238,7 @@ func (e *Emitter) presence(typ, user, device, node string, at time.Time) {
 	}
 }
 
-// Registered queues user.registered: every path that creates a user
+// Registered writes user.registered: every path that creates a user
 // calls it once the user is stored.
 func (e *Emitter) Registered(user string, at time.Time) {
 	if !e.Wants(UserRegistered) {
@@ -241,11 +246,11 @@ func (e *Emitter) Registered(user string, at time.Time) {
 	}
 	ts := at.UnixMilli()
 	if ev, ok := e.event(UserRegistered, UserLane(user), ts, RegisteredData{User: user, TS: ts}); ok {
-		e.enqueue(ev)
+		e.writeNow(ev)
 	}
 }
 
-// GroupChanged queues group.changed, in the group's lane (so that its
+// GroupChanged writes group.changed, in the group's lane (so that its
 // membership changes and its messages keep their order).
 func (e *Emitter) GroupChanged(group, action, by string, users []string) {
 	if !e.Wants(GroupChanged) {
@@ -253,8 +258,20 @@ func (e *Emitter) GroupChanged(group, action, by string, users []string) {
 	}
 	ts := time.Now().UnixMilli()
 	if ev, ok := e.event(GroupChanged, GroupLane(group), ts, GroupData{Group: group, Action: action, By: by, Users: users, TS: ts}); ok {
-		e.enqueue(ev)
+		e.writeNow(ev)
 	}
+}
+
+// writeNow writes ev at once (within 5 s), or drops and counts it.
+func (e *Emitter) writeNow(ev store.WebhookEvent) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.st.AddWebhookEvents(ctx, []store.WebhookEvent{ev}); err != nil {
+		e.opts.Metrics.Webhook(ev.Type, ResultDropped)
+		e.opts.Logger.Error("webhook: write an event; dropped", "event", ev.Type, "id", formatID(ev.ID), "err", err)
+		return
+	}
+	e.Committed()
 }
 
 // enqueue hands ev to the writer, or drops it if the queue is full.

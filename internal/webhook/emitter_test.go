@@ -83,14 +83,14 @@ func TestEmitterQueueFull(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		for range 20 {
-			e.Registered("alice", time.Now())
+			e.Online("alice", "phone", "n1", time.Now())
 		}
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatal("Registered blocked on a stuck store")
+		t.Fatal("Online blocked on a stuck store")
 	}
 	if n := m.get(webhook.ResultOverflow); n < 15 {
 		t.Errorf("overflow counted %d, want at least 15", n)
@@ -127,4 +127,32 @@ func TestEmitterEvents(t *testing.T) {
 		t.Error("a nil emitter emitted")
 	}
 	nilE.Online("a", "b", "c", time.Now()) // no panic
+}
+
+// TestEmitterWritesAtOnce: user.registered and group.changed are in the
+// outbox when the call returns (no writer running), so that a message to
+// a group just created comes after its group.changed in the lane.
+func TestEmitterWritesAtOnce(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	e, err := webhook.NewEmitter(st, webhook.EmitterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Registered("alice", time.Now())
+	e.GroupChanged("team", "created", "alice", []string{"alice", "bob"})
+	msg := e.AfterSend([]store.Message{{ID: 9, From: "alice", Group: "team", Type: "text", Body: "hi", TS: 1}})
+	if err := st.AddWebhookEvents(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if n := depth(t, st); n != 3 {
+		t.Fatalf("depth %d, want 3", n)
+	}
+	evs, err := st.WebhookEvents(t.Context(), "g:team", 10)
+	if err != nil || len(evs) != 2 || evs[0].Type != webhook.GroupChanged || evs[1].Type != webhook.AfterSend {
+		t.Fatalf("the group's lane: %+v %v", evs, err)
+	}
+	var g webhook.GroupData
+	if err := json.Unmarshal(evs[0].Data, &g); err != nil || g.Group != "team" || g.Action != "created" || g.By != "alice" || len(g.Users) != 2 {
+		t.Errorf("group.changed data %s", evs[0].Data)
+	}
 }
