@@ -156,3 +156,25 @@ func TestEmitterWritesAtOnce(t *testing.T) {
 		t.Errorf("group.changed data %s", evs[0].Data)
 	}
 }
+
+// BenchmarkAfterSend is the batcher's share of message.after_send: an
+// event (its ID, lane and JSON data) per message of a batch.
+func BenchmarkAfterSend(b *testing.B) {
+	e, err := webhook.NewEmitter(nil, webhook.EmitterOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ms := make([]store.Message, 64)
+	for i := range ms {
+		ms[i] = store.Message{ID: int64(1e18) + int64(i), From: "user-12", To: "user-345", Type: "text",
+			Body: "a message of about sixty bytes, as most of them are, give or take", CMID: "c-1234567", TS: 1765000000000}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if len(e.AfterSend(ms)) != len(ms) {
+			b.Fatal("events missing")
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ms)), "ns/msg")
+}

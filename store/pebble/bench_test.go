@@ -65,11 +65,16 @@ func openBench(b *testing.B) *pebble.Store {
 
 // BenchmarkCommit measures group commits of 1:1 sends; every commit is
 // fsynced, so msgs/s is what one batcher goroutine can store. push=on
-// adds each message's push job (Batch.PushJobs), as with push enabled.
+// adds each message's push job (Batch.PushJobs), as with push enabled;
+// webhook=on each message's message.after_send event (Batch.Webhooks), as
+// with --webhook-url.
 func BenchmarkCommit(b *testing.B) {
-	for _, push := range []bool{false, true} {
+	// An after_send event's data: a message as a client sees it.
+	data := []byte(`{"kind":"msg","id":"1234567890123456789","from":"user-12","to":"user-345","type":"text","body":"a message of about sixty bytes, as most of them are, give or take","ts":1765000000000,"cmid":"c-1234567"}`)
+	for _, mode := range []string{"push=off", "push=on", "webhook=on"} {
+		push, webhook := mode == "push=on", mode == "webhook=on"
 		for _, n := range []int{1, 64, 512} {
-			b.Run(fmt.Sprintf("push=%s/msgs=%d", onOff(push), n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/msgs=%d", mode, n), func(b *testing.B) {
 				st := openBench(b)
 				snd := newSender(1000)
 				var batch store.Batch
@@ -77,12 +82,16 @@ func BenchmarkCommit(b *testing.B) {
 				b.ResetTimer()
 				for range b.N {
 					batch = store.Batch{Messages: batch.Messages[:0], Entries: batch.Entries[:0],
-						Acks: batch.Acks[:0], Convs: batch.Convs[:0], PushJobs: batch.PushJobs[:0]}
+						Acks: batch.Acks[:0], Convs: batch.Convs[:0], PushJobs: batch.PushJobs[:0], Webhooks: batch.Webhooks[:0]}
 					for range n {
 						from, to := snd.pair()
 						snd.add(&batch, from, to)
 						if push {
 							batch.PushJobs = append(batch.PushJobs, store.PushJob{MsgID: snd.id, Created: snd.id})
+						}
+						if webhook {
+							batch.Webhooks = append(batch.Webhooks, store.WebhookEvent{ID: snd.id, Lane: "c:" + from + ":" + to,
+								Type: "message.after_send", TS: snd.id, Data: data, MsgID: snd.id})
 						}
 					}
 					if err := st.Commit(b.Context(), &batch); err != nil {
