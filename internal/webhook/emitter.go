@@ -139,6 +139,14 @@ func MessageLane(m *store.Message) string {
 	return DirectLane(m.From, m.To)
 }
 
+// event makes an event with a new ID. IDs are snowflakes from
+// github.com/bwmarrin/snowflake, the generator of message IDs (chat):
+// 64-bit, time-ordered (a lane's order is its IDs'), unique across nodes
+// by the node number each leases, and already a dependency. Compared:
+// github.com/sony/sonyflake (also 64-bit and time-ordered, but 10 ms
+// ticks and 256 IDs a tick: a burst of presence events would wait for
+// the clock) and github.com/google/uuid v7 (time-ordered too, but 128
+// bits, which the stores' keys and sort would carry as strings).
 func (e *Emitter) event(typ, lane string, ts int64, data any) (store.WebhookEvent, bool) {
 	raw, err := json.Marshal(data)
 	if err != nil {

@@ -431,7 +431,11 @@ func (w *Outbox) post(ev store.WebhookEvent, now int64, attempts int) (wait time
 }
 
 // backoff is the wait after attempts failed attempts: 1 s doubling to
-// MaxBackoff, jittered down by up to half.
+// MaxBackoff, jittered down by up to half. A function of the count the
+// store keeps with the lane, rather than github.com/cenkalti/backoff's
+// ExponentialBackOff (compared: its state lives in the process, so a
+// lane taken over by another node, or after a restart, would start its
+// backoff over; and its jitter is the same three lines as here).
 func backoff(attempts int) time.Duration {
 	d := min(time.Second<<min(attempts, 10), MaxBackoff)
 	return d/2 + mrand.N(d/2+1)
