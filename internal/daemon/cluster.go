@@ -62,8 +62,8 @@ func (d *Daemon) joinRedis(ctx context.Context) (int64, error) {
 }
 
 func (d *Daemon) nodeNumberChanged(n int64) {
-	if d.hooks.emitter != nil {
-		if err := d.hooks.emitter.SetNode(n); err != nil {
+	if d.events.emitter != nil {
+		if err := d.events.emitter.SetNode(n); err != nil {
 			d.log.Error("snowflake node number of webhook events", "err", err)
 		}
 	}

@@ -222,7 +222,7 @@ type Daemon struct {
 	uplink         *hooks.Uplink
 	sessions       *session.Manager
 	pusher         *push.Worker // nil: no provider configured
-	hooks          webhooks     // the webhook events; nil parts: off
+	events         webhooks     // the webhook events; nil parts: off
 
 	// scale-out only
 	rdb      goredis.UniversalClient
@@ -338,8 +338,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if err := d.newWebhooks(nodeNumber); err != nil {
 		return nil, err
 	}
-	if d.hooks.emitter != nil {
-		aopts.Events = d.hooks.emitter // user.registered
+	if d.events.emitter != nil {
+		aopts.Events = d.events.emitter // user.registered
 	}
 	d.accounts = account.New(d.st, aopts)
 	blobs, err := d.openBlobs()
@@ -390,8 +390,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if len(cfg.Push.Pushers) > 0 {
 		copts.Pushed = func() { d.pusher.Notify() } // set before chat's goroutines start (below)
 	}
-	if d.hooks.emitter != nil {
-		copts.Webhooks = d.hooks.emitter // message.after_send, group.changed
+	if d.events.emitter != nil {
+		copts.Webhooks = d.events.emitter // message.after_send, group.changed
 	}
 	if d.chat, err = chat.New(d.st, d.state, d.path, copts); err != nil {
 		return nil, err
@@ -412,8 +412,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if d.bus != nil {
 		presence.Elsewhere = d.bus.KickOn
 	}
-	if d.hooks.emitter != nil {
-		presence.Events = d.hooks.emitter // user.online, user.offline
+	if d.events.emitter != nil {
+		presence.Events = d.events.emitter // user.online, user.offline
 	}
 	d.uplink = &hooks.Uplink{}
 	d.sessions = session.New(d.st, d.chat, d.broker, session.Options{Node: cfg.NodeID, Cluster: d.bus != nil, ExpiryMax: sessionExpiry(cfg.Sessions.ExpiryMax),

@@ -45,25 +45,25 @@ func (d *Daemon) newWebhooks(node int64) error {
 	if err != nil {
 		return fmt.Errorf("--webhook-url: %w", err)
 	}
-	d.hooks.outbox = webhook.NewOutbox(d.st, webhook.OutboxOptions{Node: d.cfg.NodeID, Client: c, Events: events,
+	d.events.outbox = webhook.NewOutbox(d.st, webhook.OutboxOptions{Node: d.cfg.NodeID, Client: c, Events: events,
 		TTL: o.TTL, Logger: d.log, Metrics: d.metrics})
-	d.hooks.emitter, err = webhook.NewEmitter(d.st, webhook.EmitterOptions{Events: events, Node: node,
-		Written: d.hooks.outbox.Notify, Logger: d.log, Metrics: d.metrics})
+	d.events.emitter, err = webhook.NewEmitter(d.st, webhook.EmitterOptions{Events: events, Node: node,
+		Written: d.events.outbox.Notify, Logger: d.log, Metrics: d.metrics})
 	return err
 }
 
 func (d *Daemon) startWebhooks() {
-	if d.hooks.outbox != nil {
-		d.hooks.emitter.Start()
-		d.hooks.outbox.Start()
+	if d.events.outbox != nil {
+		d.events.emitter.Start()
+		d.events.outbox.Start()
 	}
 }
 
 // closeWebhooks writes the events queued, then stops delivering: what is
 // left in the outbox is another node's, or this one's after a restart.
 func (d *Daemon) closeWebhooks(ctx context.Context) {
-	if d.hooks.outbox != nil {
-		d.hooks.emitter.Close(ctx)
-		d.hooks.outbox.Close(ctx)
+	if d.events.outbox != nil {
+		d.events.emitter.Close(ctx)
+		d.events.outbox.Close(ctx)
 	}
 }
