@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imqtt/imqtt/internal/mongotest"
 	"github.com/imqtt/imqtt/internal/signature"
 	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/internal/webhook"
 	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/store/mongo"
 	"github.com/imqtt/imqtt/store/pebble"
 )
 
@@ -385,4 +387,37 @@ func TestOutboxRestart(t *testing.T) {
 	startOutbox(t, st, rc.URL, nil, func(o *webhook.OutboxOptions) { o.Node = "n2" })
 	wait.For(t, "the rest", 10*time.Second, func() bool { return rc.count() >= len(want) && depth(t, st) == 0 })
 	inOrder(t, rc.events(), want)
+}
+
+// TestOutboxTwoNodesMongo: two nodes, each with its own Store on one
+// MongoDB (FerretDB here) and its own worker, deliver each event once,
+// each lane in order: the lanes' claims are in the database.
+func TestOutboxTwoNodesMongo(t *testing.T) {
+	srv := mongotest.New(t)
+	open := func() *mongo.Store {
+		st, err := mongo.Open(t.Context(), srv.URI(), mongo.Options{Database: "outbox"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	a, b := open(), open()
+	rc := newReceiver(t)
+	var lanes []string
+	for i := range 40 {
+		lanes = append(lanes, fmt.Sprintf("g:group%d", i))
+	}
+	want := events(lanes, 3, time.Now().UnixMilli())
+	if err := a.AddWebhookEvents(t.Context(), want); err != nil {
+		t.Fatal(err)
+	}
+	m1, m2 := &counts{}, &counts{}
+	startOutbox(t, a, rc.URL, m1, func(o *webhook.OutboxOptions) { o.Node, o.Lanes = "a", 8 })
+	startOutbox(t, b, rc.URL, m2, func(o *webhook.OutboxOptions) { o.Node, o.Lanes = "b", 8 })
+	wait.For(t, "every event", 60*time.Second, func() bool { return rc.count() >= len(want) && depth(t, a) == 0 })
+	inOrder(t, rc.events(), want)
+	if m1.get(webhook.ResultSent) == 0 || m2.get(webhook.ResultSent) == 0 {
+		t.Logf("one node did all: %d and %d", m1.get(webhook.ResultSent), m2.get(webhook.ResultSent))
+	}
 }
