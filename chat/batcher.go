@@ -79,7 +79,7 @@ func (s *Service) process(ops []*sendOp) {
 	}
 	s.allocate(ctx, s.dedupe(ctx, valid), &b)
 	if s.opts.Pushed != nil {
-		addPushJobs(&b)
+		s.addPushJobs(&b)
 	}
 	if s.opts.Webhooks != nil {
 		b.Webhooks = s.opts.Webhooks.AfterSend(b.Messages) // with the messages: a message stored is an event not lost
@@ -312,11 +312,14 @@ func (s *Service) deliver(m store.Message, user string, ver uint64) {
 // addPushJobs has the batch write a push job with each message that has
 // someone to push to (not a note to oneself): offline push is as durable
 // as the message.
-func addPushJobs(b *store.Batch) {
+// With Options.PushTo, a 1:1 message to a user it says has no push
+// registration gets none.
+func (s *Service) addPushJobs(b *store.Batch) {
 	for _, m := range b.Messages {
-		if m.Group != "" || m.To != m.From {
-			b.PushJobs = append(b.PushJobs, store.PushJob{MsgID: m.ID, Created: m.TS})
+		if m.Group == "" && (m.To == m.From || (s.opts.PushTo != nil && !s.opts.PushTo(m.To))) {
+			continue
 		}
+		b.PushJobs = append(b.PushJobs, store.PushJob{MsgID: m.ID, Created: m.TS})
 	}
 }
 

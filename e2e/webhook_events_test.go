@@ -96,8 +96,12 @@ func TestWebhookEvents(t *testing.T) {
 	mosquittoPub := requireTool(t, "mosquitto_pub")
 	const secret = "events-secret"
 	sink := newEventSink(t, secret)
+	events, err := webhook.ParseEvents("message.after_send,user.online,user.offline,user.registered,group.changed")
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := testserver.Start(t, func(c *daemon.Config) {
-		c.Webhook = daemon.WebhookOptions{URL: sink.URL + "/events", Secret: []byte(secret)}
+		c.Webhook = daemon.WebhookOptions{URL: sink.URL + "/events", Secret: []byte(secret), Events: events}
 	})
 	aliceTok := account(t, s, "alice", "phone")
 	account(t, s, "bob", "phone")

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imqtt/imqtt/internal/jwtauth"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
@@ -61,6 +62,9 @@ type Options struct {
 	Limiter state.Limiter
 	Limits  Limits
 	Logger  *slog.Logger
+	// JWT, if set, checks external JWTs (--jwt-key): Verify and
+	// Authenticate accept them beside login tokens and passwords (jwt.go).
+	JWT *jwtauth.Verifier
 	// Events, if set, hears of every user created (the webhook's
 	// user.registered: internal/webhook.Emitter).
 	Events Events
@@ -82,7 +86,8 @@ type Service struct {
 	dummy     string // dummyHash
 
 	mu    sync.RWMutex
-	cache map[string]cached // token hash -> row; bounded by cacheMax
+	cache map[string]cached    // token hash -> row; bounded by cacheMax
+	known map[string]time.Time // users of JWTs seen to exist, and when; bounded by cacheMax (jwt.go)
 }
 
 type cached struct {
@@ -110,7 +115,7 @@ func New(st store.Accounts, opts Options) *Service {
 		opts.Logger = slog.Default()
 	}
 	opts.Limits.fill()
-	return &Service{st: st, opts: opts, sem: make(chan struct{}, opts.MaxHashing), now: time.Now, cache: map[string]cached{}}
+	return &Service{st: st, opts: opts, sem: make(chan struct{}, opts.MaxHashing), now: time.Now, cache: map[string]cached{}, known: map[string]time.Time{}}
 }
 
 // Register creates an account and returns its canonical ID. user may be in
@@ -208,7 +213,10 @@ func (s *Service) checkPassword(ctx context.Context, user, password string) (sto
 	if err != nil && !missing {
 		return store.User{}, fmt.Errorf("get user %s: %w", user, err)
 	}
-	if missing {
+	// A user without a password (created by its first JWT, or by the
+	// server API) is never opened by one.
+	noPassword := !missing && u.PasswordHash == ""
+	if missing || noPassword {
 		// The same argon2id work as a wrong password, so that timing does
 		// not tell which accounts exist.
 		u.PasswordHash = s.dummyHash()
@@ -221,7 +229,7 @@ func (s *Service) checkPassword(ctx context.Context, user, password string) (sto
 	if err != nil {
 		return store.User{}, fmt.Errorf("check password of %s: %w", user, err)
 	}
-	if !ok || missing {
+	if !ok || missing || noPassword {
 		return store.User{}, ErrBadCredentials
 	}
 	return u, nil
@@ -242,8 +250,13 @@ func (s *Service) dummyHash() string {
 }
 
 // Verify returns the live token row for a bearer token; ErrBadCredentials if it
-// is unknown, revoked or expired.
+// is unknown, revoked or expired. With Options.JWT, a token of a JWT's
+// shape is checked as a JWT only, and its user created at its first use
+// (jwt.go).
 func (s *Service) Verify(ctx context.Context, token string) (store.Token, error) {
+	if s.opts.JWT != nil && jwtauth.Looks(token) {
+		return s.verifyJWT(ctx, token, "", "")
+	}
 	if token == "" || len(token) > 128 {
 		return store.Token{}, ErrBadCredentials
 	}

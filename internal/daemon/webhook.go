@@ -3,21 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/imqtt/imqtt/internal/webhook"
 )
-
-// WebhookOptions configure the asynchronous webhook events
-// (Config.Webhook; docs/integration.md#events).
-type WebhookOptions struct {
-	URL    string        // where events are POSTed (empty: off)
-	Secret []byte        // the HMAC key (--webhook-secret)
-	Events string        // --webhook-events ("" or "all": every event)
-	TTL    time.Duration // how long an event is retried; 0: webhook.DefaultTTL
-	// Timeout bounds one request; 0: webhook.DefaultEventTimeout.
-	Timeout time.Duration
-}
 
 // webhooks are the daemon's webhook parts: nil fields when off.
 type webhooks struct {
@@ -29,12 +17,10 @@ type webhooks struct {
 // --webhook-url is set.
 func (d *Daemon) newWebhooks(node int64) error {
 	o := d.cfg.Webhook
-	if o.URL == "" {
+	events := o.Events
+	if o.URL == "" || !(events[webhook.AfterSend] || events[webhook.Recalled] || events[webhook.UserOnline] ||
+		events[webhook.UserOffline] || events[webhook.UserRegistered] || events[webhook.GroupChanged]) {
 		return nil
-	}
-	events, err := webhook.ParseEvents(o.Events)
-	if err != nil {
-		return err
 	}
 	timeout := o.Timeout
 	if timeout <= 0 {

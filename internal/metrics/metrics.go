@@ -51,6 +51,11 @@ type Metrics struct {
 	WebhookTotal   *prometheus.CounterVec // event, result: webhook events and what became of them
 	WebhookSeconds prometheus.Histogram   // an event's ts to its delivery
 	WebhookDepth   prometheus.Gauge       // events in the outbox
+	BeforeSend                            // the message.before_send webhook (beforesend.go)
+	// The content filter (internal/filter).
+	FilterTotal   *prometheus.CounterVec // result: pass, masked, rejected
+	FilterReloads *prometheus.CounterVec // result: ok, error
+	filterResults map[string]prometheus.Counter
 	// Recent keeps the last refused logins, denials and error replies for the
 	// dashboard; AuthFailed, ACLDenied and ErrorReplied feed it with the counters.
 	Recent      *oplog.Recorder
@@ -123,6 +128,16 @@ func New() *Metrics {
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2, 4, 8, 30, 120, 600, 3600}})
 	m.WebhookDepth = prometheus.NewGauge(prometheus.GaugeOpts{Name: "imqtt_webhook_outbox",
 		Help: "Events in the webhook outbox (sampled every 10 s)."})
+	m.FilterTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_filter_total",
+		Help: "Text bodies the content filter checked, by result: pass, masked (stored with '*' over what matched), rejected (refused, not stored)."},
+		[]string{"result"})
+	m.FilterReloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_filter_reloads_total",
+		Help: "Reloads of the content filter's lists (SIGHUP), by result: ok, error (the old lists stay)."}, []string{"result"})
+	m.filterResults = map[string]prometheus.Counter{}
+	for _, r := range []string{"pass", "masked", "rejected"} {
+		m.filterResults[r] = m.FilterTotal.WithLabelValues(r)
+	}
+	r.MustRegister(m.FilterTotal, m.FilterReloads)
 	for _, k := range inKinds {
 		m.Publishes.WithLabelValues("in", k)
 	}
@@ -140,6 +155,7 @@ func New() *Metrics {
 		m.PushTotal, m.PushSeconds, m.PushOutboxDepth,
 		m.WebhookTotal, m.WebhookSeconds, m.WebhookDepth,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.BeforeSend.register(r)
 	return m
 }
 
@@ -251,3 +267,10 @@ func (m *Metrics) WebhookLatency(d time.Duration) { m.WebhookSeconds.Observe(d.S
 
 // WebhookOutbox sets the depth of the webhook outbox.
 func (m *Metrics) WebhookOutbox(n int64) { m.WebhookDepth.Set(float64(n)) }
+
+// FilterChecked counts a text body the content filter checked, by result
+// (pass, masked, rejected). It is on every text send's path: one map read.
+func (m *Metrics) FilterChecked(result string) { m.filterResults[result].Inc() }
+
+// FilterReloaded counts a reload of the content filter's lists (ok, error).
+func (m *Metrics) FilterReloaded(result string) { m.FilterReloads.WithLabelValues(result).Inc() }

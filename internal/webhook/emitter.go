@@ -14,9 +14,6 @@ import (
 	imsync "github.com/imqtt/imqtt/sync"
 )
 
-// DefaultEvents is --webhook-events' default: every event (ParseEvents).
-const DefaultEvents = "all"
-
 // Defaults of EmitterOptions.
 const (
 	DefaultQueue      = 10_000                // events waiting for the writer
