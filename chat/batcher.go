@@ -81,11 +81,17 @@ func (s *Service) process(ops []*sendOp) {
 	if s.opts.Pushed != nil {
 		s.addPushJobs(&b)
 	}
+	if s.opts.Webhooks != nil {
+		b.Webhooks = s.opts.Webhooks.AfterSend(b.Messages) // with the messages: a message stored is an event not lost
+	}
 	if b.Len() > 0 {
 		start := time.Now()
 		err := s.st.Commit(ctx, &b)
 		if err == nil && len(b.PushJobs) > 0 {
 			s.opts.Pushed()
+		}
+		if err == nil && len(b.Webhooks) > 0 {
+			s.opts.Webhooks.Committed()
 		}
 		s.m.CommitSeconds.Observe(time.Since(start).Seconds())
 		s.m.BatchSize.Observe(float64(b.Len()))
@@ -315,4 +321,17 @@ func (s *Service) addPushJobs(b *store.Batch) {
 		}
 		b.PushJobs = append(b.PushJobs, store.PushJob{MsgID: m.ID, Created: m.TS})
 	}
+}
+
+// Webhooks is the webhook outbox's side of the pipeline
+// (internal/webhook.Emitter; docs/integration.md#events).
+type Webhooks interface {
+	// AfterSend returns the message.after_send events of ms, committed
+	// with them; nil when that event is off.
+	AfterSend(ms []store.Message) []store.WebhookEvent
+	// Committed says a commit wrote events (it must not block).
+	Committed()
+	// GroupChanged tells of a change of group's members by by; its event
+	// is written when it returns (before a message to the group can be).
+	GroupChanged(group, action, by string, users []string)
 }

@@ -92,6 +92,7 @@ func (s *Service) CreateGroup(ctx context.Context, owner string, req wire.GroupC
 			s.groupEvent(m.User, g.ID, "added", owner)
 		}
 	}
+	s.groupChanged(g.ID, "created", owner, users)
 	return s.Group(ctx, owner, g.ID, "", 0)
 }
 
@@ -279,6 +280,22 @@ func (s *Service) AddMembers(ctx context.Context, actor, group string, req wire.
 		s.membership(group, m.User, true)
 		s.groupEvent(m.User, group, "added", actor)
 	}
+	if len(added) > 0 {
+		users := make([]string, len(added))
+		for i, m := range added {
+			users[i] = m.User
+		}
+		s.groupChanged(group, "added", actor, users)
+	}
+	if req.Role != "" && len(added) < len(users) { // the others' role was set
+		var others []string
+		for _, u := range users {
+			if !slices.ContainsFunc(added, func(m store.Member) bool { return m.User == u }) {
+				others = append(others, u)
+			}
+		}
+		s.groupChanged(group, "role", actor, others)
+	}
 	return s.Group(ctx, actor, group, "", 0)
 }
 
@@ -319,7 +336,20 @@ func (s *Service) RemoveMember(ctx context.Context, actor, group, user string) e
 	}
 	s.membership(group, user, false)
 	s.groupEvent(user, group, "removed", actor)
+	if user == actor {
+		s.groupChanged(group, "left", actor, []string{user})
+	} else {
+		s.groupChanged(group, "removed", actor, []string{user})
+	}
 	return nil
+}
+
+// groupChanged tells the webhook of a change of group's members
+// (group.changed, in the group's lane after the messages before it).
+func (s *Service) groupChanged(group, action, by string, users []string) {
+	if s.opts.Webhooks != nil {
+		s.opts.Webhooks.GroupChanged(group, action, by, users)
+	}
 }
 
 func (s *Service) groupEvent(user, group, action, by string) {

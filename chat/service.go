@@ -102,6 +102,10 @@ type Options struct {
 	// ReadTick is how long group read positions are gathered before one
 	// merged write; default 10ms.
 	ReadTick time.Duration
+	// Webhooks, when set, turns the asynchronous webhook events on: every
+	// stored message is committed with its message.after_send event
+	// (store.Batch.Webhooks), and group changes are told (group.changed).
+	Webhooks Webhooks
 	// Pushed, when set, turns offline push on: every stored message is
 	// committed with a push job (store.Batch.PushJobs), and Pushed is
 	// called after each commit that wrote some (it must not block: the

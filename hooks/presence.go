@@ -24,6 +24,16 @@ type PresenceConfig struct {
 	Elsewhere func(node, clientID string)
 	Node      string
 	Logger    *slog.Logger
+	// Events, if set, hears of every device online and offline here
+	// (the webhook's user.online and user.offline); it must not block.
+	Events PresenceEvents
+}
+
+// PresenceEvents hears of devices connecting and leaving
+// (internal/webhook.Emitter).
+type PresenceEvents interface {
+	Online(user, device, node string, at time.Time)
+	Offline(user, device, node string, at time.Time)
 }
 
 // Presence records which devices are connected to this node.
@@ -69,6 +79,9 @@ func (h *Presence) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if prev != "" && prev != h.cfg.Node && h.cfg.Elsewhere != nil {
 		h.cfg.Elsewhere(prev, cl.ID)
 	}
+	if h.cfg.Events != nil {
+		h.cfg.Events.Online(user, device, h.cfg.Node, time.UnixMilli(d.Since))
+	}
 	if h.cfg.Local != nil {
 		if err := h.cfg.Local.DeviceOnline(ctx, user); err != nil {
 			h.cfg.Logger.Warn("load groups for fan-out; retrying in the background", "user", user, "err", err)
@@ -93,5 +106,8 @@ func (h *Presence) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	defer cancel()
 	if err := h.cfg.State.Offline(ctx, user, device, h.cfg.Node); err != nil {
 		h.cfg.Logger.Warn("presence offline", "user", user, "device", device, "err", err)
+	}
+	if h.cfg.Events != nil {
+		h.cfg.Events.Offline(user, device, h.cfg.Node, time.Now())
 	}
 }

@@ -28,6 +28,8 @@
 //	Push           PutPushDevice, GetPushDevice, PushDevices,  push (offline push: registrations and
 //	               DeletePushDevice, ..., ClaimPushJobs,       the outbox); api (registrations)
 //	               AddPushItems, ClaimPushDevice, ...
+//	Webhooks       AddWebhookEvents, DueWebhookLanes,          webhook (the outbox of asynchronous
+//	               ClaimWebhookLane, WebhookEvents, ...        events); chat (Batch.Webhooks)
 //	Settings       PutConvSettings, GetConvSettings,           chat (mute, pin, total_unread); push (mute)
 //	               UserConvSettings, ConvSettingsFor
 //	Lifecycle      Ping, Close                                 daemon
@@ -217,6 +219,10 @@ type Batch struct {
 	// PushJobs are the batch's messages to push (when push is on): one
 	// per message, written with it (an existing one is left as it is).
 	PushJobs []PushJob
+	// Webhooks are the batch's webhook events (message.after_send, when
+	// the webhook is on): written with the messages (an existing one is
+	// left as it is).
+	Webhooks []WebhookEvent
 
 	// Existing is filled by Commit in a store shared by several nodes: an
 	// entry i means that Acks[i]'s (From, CMID) was already being stored
@@ -243,6 +249,7 @@ type Store interface {
 	Grants
 	Sessions
 	Push
+	Webhooks
 	Settings
 	Lifecycle
 }

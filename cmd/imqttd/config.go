@@ -128,9 +128,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	w := &c.Webhook
 	fs.StringVar(&w.URL, "webhook-url", "", "the backend's webhook: events are POSTed here, signed with --webhook-secret, and message.before_send asks it about each send (empty: off)")
 	fs.StringVar(&o.webhooks, "webhook-events", "all", "the events --webhook-url gets: all, or a comma-separated list of "+strings.Join(webhook.Events, ", "))
-	fs.DurationVar(&w.Timeout, "webhook-timeout", chat.DefaultHookTimeout, "message.before_send: how long a send waits for the backend's verdict; then --webhook-fail decides")
+	fs.DurationVar(&w.Timeout, "webhook-timeout", chat.DefaultHookTimeout, "message.before_send: how long a send waits for the backend's verdict (then --webhook-fail decides); an asynchronous event's POST waits as long (then it is retried)")
 	fs.StringVar(&w.Fail, "webhook-fail", chat.DefaultHookFail, "message.before_send without a verdict (no answer in time, an error status, a bad answer): open stores the send as sent, closed refuses it (unavailable)")
 	fs.IntVar(&w.Concurrency, "webhook-concurrency", chat.DefaultHookConcurrency, "message.before_send: most sends waiting for the backend at once (each sender's order in each conversation is kept)")
+	fs.DurationVar(&w.TTL, "webhook-ttl", webhook.DefaultTTL, "the asynchronous events (message.after_send, user.online, ...): how long one is retried while the backend fails (each POST waits --webhook-timeout); then it is dropped and counted")
 	// The content filter (internal/filter); its files are re-read on SIGHUP.
 	fs.StringVar(&c.Filter.Words, "filter-words", "", "content filter: a file of terms, one a line ('#' comments), matched case-insensitively on Unicode-normalised text of every text send (empty: none); re-read on SIGHUP")
 	fs.StringVar(&c.Filter.Action, "filter-action", filter.DefaultAction, "content filter: what a match does: reject (the send is refused with rejected, not stored) or mask (stored with '*' over each matched character)")
@@ -224,6 +225,9 @@ func parse(args []string, env func(string) string) (*options, error) {
 	}
 	if !push.ValidPreview(o.cfg.Push.Preview) || o.cfg.Push.TTL < time.Second || o.cfg.Push.Rate <= 0 {
 		return nil, errors.New("--push-preview: full, sender or none; --push-ttl: at least 1s; --push-rate: above 0")
+	}
+	if o.cfg.Webhook.TTL < time.Second {
+		return nil, errors.New("--webhook-ttl: at least 1s")
 	}
 	if a := o.cfg.Filter.Action; a != filter.ActionReject && a != filter.ActionMask {
 		return nil, fmt.Errorf("--filter-action: reject or mask, not %q", a)

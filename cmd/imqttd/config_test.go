@@ -51,6 +51,7 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--wal-dir", "/data/wal", "--data-dir", "/data"}, nil, "inside --data-dir"},
 		{[]string{"--wal-dir", "/data", "--data-dir", "/data/"}, nil, "inside --data-dir"},
 		{[]string{"--wal-dir", "data/pebble/x", "--data-dir", "data"}, nil, "inside --data-dir"},
+		{[]string{"--webhook-url", "http://h/in", "--webhook-ttl", "10ms"}, map[string]string{"IMQTT_WEBHOOK_SECRET": "k"}, "--webhook-ttl: at least 1s"},
 	} {
 		_, err := parse(c.args, envOf(c.env))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -20,6 +20,7 @@ import (
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
+	"github.com/imqtt/imqtt/internal/webhook"
 	"github.com/imqtt/imqtt/store/pebble"
 )
 
@@ -81,6 +82,7 @@ var flagDefaults = map[string]any{
 	"webhook-timeout":       chat.DefaultHookTimeout,
 	"webhook-fail":          chat.DefaultHookFail,
 	"webhook-concurrency":   chat.DefaultHookConcurrency,
+	"webhook-ttl":           webhook.DefaultTTL,
 	"session-max-per-user":  session.DefaultMaxPerUser,
 	"media-max-image":       media.DefaultMaxImage,
 	"media-max-audio":       media.DefaultMaxAudio,

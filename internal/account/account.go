@@ -65,6 +65,14 @@ type Options struct {
 	// JWT, if set, checks external JWTs (--jwt-key): Verify and
 	// Authenticate accept them beside login tokens and passwords (jwt.go).
 	JWT *jwtauth.Verifier
+	// Events, if set, hears of every user created (the webhook's
+	// user.registered: internal/webhook.Emitter).
+	Events Events
+}
+
+// Events hears of what the account service does.
+type Events interface {
+	Registered(user string, at time.Time)
 }
 
 // Service is the account service.
@@ -130,7 +138,19 @@ func (s *Service) Register(ctx context.Context, user, password string) (string, 
 	if errors.Is(err, store.ErrExists) {
 		return "", ErrExists
 	}
+	if err == nil {
+		s.Created(id)
+	}
 	return id, err
+}
+
+// Created tells Options.Events that user (canonical) was just created.
+// Register calls it; so must every other path that creates a user (the
+// server API, a JWT's first use), once the user is stored.
+func (s *Service) Created(user string) {
+	if s.opts.Events != nil {
+		s.opts.Events.Registered(user, s.now())
+	}
 }
 
 // Exists reports whether user (in any case) has an account.

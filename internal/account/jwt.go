@@ -79,6 +79,7 @@ func (s *Service) ensureUser(ctx context.Context, user, display string) error {
 		switch {
 		case err == nil:
 			s.opts.Logger.Info("user created by its first JWT", "user", user)
+			s.Created(user) // user.registered
 		case errors.Is(err, store.ErrExists): // another device of the user, at the same moment
 			err = nil
 		}

@@ -62,6 +62,11 @@ func (d *Daemon) joinRedis(ctx context.Context) (int64, error) {
 }
 
 func (d *Daemon) nodeNumberChanged(n int64) {
+	if d.events.emitter != nil {
+		if err := d.events.emitter.SetNode(n); err != nil {
+			d.log.Error("snowflake node number of webhook events", "err", err)
+		}
+	}
 	if d.chat == nil {
 		return
 	}

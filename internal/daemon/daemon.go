@@ -245,6 +245,7 @@ type Daemon struct {
 	uplink         *hooks.Uplink
 	sessions       *session.Manager
 	pusher         *push.Worker // nil: no provider configured
+	events         webhooks     // the webhook events; nil parts: off
 
 	filter *filter.Filter // the content filter; nil: none
 
@@ -387,6 +388,12 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		aopts.JWT = jwt
 		cfg.Logger.Info("external auth by JWT", "alg", jwt.Alg())
 	}
+	if err := d.newWebhooks(nodeNumber); err != nil {
+		return nil, err
+	}
+	if d.events.emitter != nil {
+		aopts.Events = d.events.emitter // user.registered
+	}
 	d.accounts = account.New(d.st, aopts)
 	blobs, err := d.openBlobs()
 	if err != nil {
@@ -446,6 +453,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if d.filter != nil { // not a nil *filter.Filter in the interface
 		copts.Filter = d.filter
 	}
+	if d.events.emitter != nil {
+		copts.Webhooks = d.events.emitter // message.after_send, group.changed
+	}
 	if d.chat, err = chat.New(d.st, d.state, d.path, copts); err != nil {
 		return nil, err
 	}
@@ -464,6 +474,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	presence := hooks.PresenceConfig{State: d.state, Local: d.chat, Node: cfg.NodeID, Logger: cfg.Logger}
 	if d.bus != nil {
 		presence.Elsewhere = d.bus.KickOn
+	}
+	if d.events.emitter != nil {
+		presence.Events = d.events.emitter // user.online, user.offline
 	}
 	d.uplink = &hooks.Uplink{}
 	d.sessions = session.New(d.st, d.chat, d.broker, session.Options{Node: cfg.NodeID, Cluster: d.bus != nil, ExpiryMax: sessionExpiry(cfg.Sessions.ExpiryMax),
@@ -491,6 +504,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if d.pusher != nil {
 		d.pusher.Start()
 	}
+	d.startWebhooks()
 	if err := d.broker.Start(); err != nil {
 		return nil, err
 	}
@@ -676,6 +690,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if d.pusher != nil {
 		d.pusher.Close(ctx) // after chat: the last commits' pushes are in the outbox for whoever runs next
 	}
+	d.closeWebhooks(ctx) // after chat and the broker: the last events (offline ones too) are written
 	errs = append(errs, d.closeStores(ctx))
 	d.log.Info("imqttd stopped", "node", d.cfg.NodeID)
 	return errors.Join(errs...)
@@ -798,6 +813,10 @@ type WebhookOptions struct {
 	Timeout     time.Duration
 	Concurrency int
 	Fail        string
+	// TTL is how long an asynchronous event is retried (0:
+	// webhook.DefaultTTL); its POST waits Timeout too (0:
+	// webhook.DefaultEventTimeout).
+	TTL time.Duration
 }
 
 // beforeSend is the message.before_send hook w configures, or nil.

@@ -47,7 +47,11 @@ type Metrics struct {
 	PushTotal           *prometheus.CounterVec // provider, result: notifications and what became of them
 	PushSeconds         prometheus.Histogram   // a message's commit to its push's acceptance
 	PushOutboxDepth     *prometheus.GaugeVec   // kind: jobs (messages not expanded), items (pushes pending)
-	BeforeSend                                 // the message.before_send webhook (beforesend.go)
+	// The webhook outbox (internal/webhook.Outbox).
+	WebhookTotal   *prometheus.CounterVec // event, result: webhook events and what became of them
+	WebhookSeconds prometheus.Histogram   // an event's ts to its delivery
+	WebhookDepth   prometheus.Gauge       // events in the outbox
+	BeforeSend                            // the message.before_send webhook (beforesend.go)
 	// The content filter (internal/filter).
 	FilterTotal   *prometheus.CounterVec // result: pass, masked, rejected
 	FilterReloads *prometheus.CounterVec // result: ok, error
@@ -116,6 +120,14 @@ func New() *Metrics {
 		Buckets: []float64{.05, .1, .25, .5, 1, 2, 4, 8, 30, 120, 600, 3600}})
 	m.PushOutboxDepth = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imqtt_push_outbox",
 		Help: "The push outbox in the store: jobs (stored messages not yet expanded to devices) and items (pushes pending to devices)."}, []string{"kind"})
+	m.WebhookTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_webhook_total",
+		Help: "Asynchronous webhook events by event and result: sent, retry, dropped (refused by the receiver, or no longer in --webhook-events), expired (past --webhook-ttl), overflow (not queued: the queue was full)."},
+		[]string{"event", "result"})
+	m.WebhookSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "imqtt_webhook_latency_seconds",
+		Help:    "From an event's ts to the receiver's 2xx (retries included).",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2, 4, 8, 30, 120, 600, 3600}})
+	m.WebhookDepth = prometheus.NewGauge(prometheus.GaugeOpts{Name: "imqtt_webhook_outbox",
+		Help: "Events in the webhook outbox (sampled every 10 s)."})
 	m.FilterTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_filter_total",
 		Help: "Text bodies the content filter checked, by result: pass, masked (stored with '*' over what matched), rejected (refused, not stored)."},
 		[]string{"result"})
@@ -141,6 +153,7 @@ func New() *Metrics {
 		m.CommitSeconds, m.AckSeconds, m.SyncItems, m.SyncBatches, m.Connections, m.GroupFanout, m.GroupFanoutSeconds, m.Publishes, m.Refusals,
 		m.SessionReplays, m.SessionResyncs, m.SessionsActive, m.SessionUnackedGauge, m.SessionSaveFailures,
 		m.PushTotal, m.PushSeconds, m.PushOutboxDepth,
+		m.WebhookTotal, m.WebhookSeconds, m.WebhookDepth,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.BeforeSend.register(r)
 	return m
@@ -245,6 +258,15 @@ func (m *Metrics) PushOutbox(jobs, items int64) {
 	m.PushOutboxDepth.WithLabelValues("jobs").Set(float64(jobs))
 	m.PushOutboxDepth.WithLabelValues("items").Set(float64(items))
 }
+
+// Webhook counts an asynchronous webhook event's result.
+func (m *Metrics) Webhook(event, result string) { m.WebhookTotal.WithLabelValues(event, result).Inc() }
+
+// WebhookLatency records an event's ts to its delivery.
+func (m *Metrics) WebhookLatency(d time.Duration) { m.WebhookSeconds.Observe(d.Seconds()) }
+
+// WebhookOutbox sets the depth of the webhook outbox.
+func (m *Metrics) WebhookOutbox(n int64) { m.WebhookDepth.Set(float64(n)) }
 
 // FilterChecked counts a text body the content filter checked, by result
 // (pass, masked, rejected). It is on every text send's path: one map read.

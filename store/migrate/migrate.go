@@ -380,6 +380,9 @@ var kinds = []kindCopy{
 		return dst.ImportPushItems(ctx, rs)
 	}),
 	kind(pebble.PushJobs, "push_jobs", (*mongo.Store).ImportPushJobs),
+	// The webhook outbox's events; their lanes' retry state and claims
+	// are not carried (each lane's head is attempted anew).
+	kind(pebble.WebhookEvents, "webhook_events", (*mongo.Store).ImportWebhookEvents),
 }
 
 func (r *run) copyAll(ctx context.Context) error {

@@ -117,6 +117,10 @@ func newSource(t testing.TB, users, msgs int) *source {
 		if i%3 == 0 {
 			b.PushJobs = []store.PushJob{{MsgID: id, Created: m.TS}}
 		}
+		if i%4 == 0 {
+			b.Webhooks = []store.WebhookEvent{{ID: id, Lane: "c:" + from + ":" + to, Type: "message.after_send", TS: m.TS,
+				Data: []byte(`{"id":"` + fmt.Sprint(id) + `"}`), MsgID: id}}
+		}
 		if err := st.Commit(ctx, b); err != nil {
 			t.Fatal(err)
 		}
@@ -328,6 +332,15 @@ func TestRunCopiesEverything(t *testing.T) {
 	wantJobs, _, _ := from.PushDepth(ctx)
 	if jobs, err := again.ClaimPushJobs(ctx, "n1", 0, 1, 1000); err != nil || wantJobs == 0 || int64(len(jobs)) != wantJobs {
 		t.Errorf("push jobs claimable: %d %v; want %d", len(jobs), err, wantJobs)
+	}
+	wantEvents, _ := from.WebhookDepth(ctx)
+	if n, err := again.WebhookDepth(ctx); err != nil || wantEvents == 0 || n != wantEvents {
+		t.Errorf("webhook events: %d %v; want %d", n, err, wantEvents)
+	}
+	if lanes, err := again.DueWebhookLanes(ctx, 1<<62, 1000); err != nil || len(lanes) == 0 {
+		t.Errorf("webhook lanes due: %v %v", lanes, err)
+	} else if evs, err := again.WebhookEvents(ctx, lanes[0].Lane, 10); err != nil || len(evs) == 0 || evs[0].Type != "message.after_send" || len(evs[0].Data) == 0 {
+		t.Errorf("webhook events of %s: %+v %v", lanes[0].Lane, evs, err)
 	}
 	// Unread counts came over as they were, and a new message counts on.
 	convs, _ := from.Conversations(ctx, src.users[1])

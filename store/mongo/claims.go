@@ -70,6 +70,11 @@ func part(b *store.Batch, m store.Message) store.Batch {
 			p.PushJobs = append(p.PushJobs, j)
 		}
 	}
+	for _, e := range b.Webhooks {
+		if e.MsgID == m.ID {
+			p.Webhooks = append(p.Webhooks, e)
+		}
+	}
 	return p
 }
 
@@ -135,6 +140,7 @@ func (s *Store) claim(ctx context.Context, b *store.Batch) (*store.Batch, error)
 	w.Convs = slices.DeleteFunc(slices.Clone(b.Convs), func(c store.ConvUpdate) bool { return lost(c.MsgID) })
 	w.Acks = slices.DeleteFunc(slices.Clone(b.Acks), func(a store.Ack) bool { return lost(a.ID) })
 	w.PushJobs = slices.DeleteFunc(slices.Clone(b.PushJobs), func(j store.PushJob) bool { return lost(j.MsgID) })
+	w.Webhooks = slices.DeleteFunc(slices.Clone(b.Webhooks), func(e store.WebhookEvent) bool { return e.MsgID != 0 && lost(e.MsgID) })
 	return w, nil
 }
 

@@ -120,6 +120,9 @@ func (s *Store) commit(ctx context.Context, b *store.Batch) error {
 	if err := s.insertPushJobs(ctx, b.PushJobs); err != nil {
 		return err
 	}
+	if err := s.insertWebhookEvents(ctx, b.Webhooks); err != nil {
+		return err
+	}
 	fresh, err := s.insertEntries(ctx, b)
 	if err != nil {
 		return err
@@ -373,6 +376,9 @@ func validate(b *store.Batch) error {
 		if j.MsgID < 0 {
 			return fmt.Errorf("push job %d: %w", j.MsgID, ErrInvalid)
 		}
+	}
+	if err := checkWebhookEvents(b.Webhooks); err != nil {
+		return err
 	}
 	for i := range b.Entries {
 		e := &b.Entries[i]

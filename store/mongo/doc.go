@@ -81,6 +81,13 @@
 //	             shard: {key: 1}
 //	             The push_ collections came without a new Format, as
 //	             sessions did.
+//	webhook_events {_id: event ID, lane, type, ts, data (JSON text)}: the
+//	             webhook outbox (webhook.go). {lane: 1, _id: 1}: a lane's
+//	             events in order; {ts: 1}: SweepWebhooks. shard: {lane: 1, _id: 1}
+//	webhook_lanes {_id: lane, due, attempts, holder, until, adds}: a lane
+//	             with events, its head's retry state and its claim.
+//	             {due: 1}: DueWebhookLanes. shard: {_id: "hashed"}
+//	             The webhook_ collections came without a new Format.
 //	meta         {_id: "epoch", value}: the epoch, made by the first Open
 //	bans         the operators' bans, read whole (package internal/bans/mongorows)
 //

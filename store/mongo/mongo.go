@@ -103,6 +103,7 @@ type colls struct {
 	groups, members, heads, groupMsgs, meta, sessions                       *mongo.Collection
 	convSettings                                                            *mongo.Collection
 	pushDevices, pushJobs, pushItems, pushClaims                            *mongo.Collection
+	webhookEvents, webhookLanes                                             *mongo.Collection
 }
 
 // Store implements every role: store.Store embeds them all.
@@ -156,6 +157,7 @@ func (s *Store) init(ctx, upgradeCtx context.Context, upgrade bool) error {
 		convSettings: db.Collection("conv_settings"),
 		pushDevices:  db.Collection("push_devices"), pushJobs: db.Collection("push_jobs"),
 		pushItems: db.Collection("push_items"), pushClaims: db.Collection("push_claims"),
+		webhookEvents: db.Collection("webhook_events"), webhookLanes: db.Collection("webhook_lanes"),
 	}
 	if err := s.checkFormat(ctx, upgradeCtx, upgrade); err != nil { // before the indexes: a format may want others
 		return err
@@ -201,6 +203,9 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{c.pushItems, bson.D{{Key: "user", Value: 1}, {Key: "device", Value: 1}, {Key: "msg", Value: 1}}, false},
 		{c.pushClaims, bson.D{{Key: "key", Value: 1}, {Key: "gen", Value: 1}}, false},
 		{c.pushClaims, bson.D{{Key: "until", Value: 1}}, false},
+		{c.webhookEvents, bson.D{{Key: "lane", Value: 1}, {Key: "_id", Value: 1}}, false},
+		{c.webhookEvents, bson.D{{Key: "ts", Value: 1}}, false},
+		{c.webhookLanes, bson.D{{Key: "due", Value: 1}}, false},
 	}
 	for _, ix := range idx {
 		m := mongo.IndexModel{Keys: ix.keys}

@@ -114,6 +114,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if err := s.addPushJobs(wb, b.PushJobs, buf); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
+	addWebhookRows(wb, b.Webhooks, buf)
 
 	if grouped {
 		s.groups.Lock()
@@ -137,6 +138,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 	s.lowerFloors(b.PushJobs, nil)
+	s.webhookAdded(b.Webhooks)
 	return nil
 }
 
@@ -281,6 +283,9 @@ func validate(b *store.Batch) error {
 		if j.MsgID < 0 {
 			return fmt.Errorf("push job %d: %w", j.MsgID, ErrInvalid)
 		}
+	}
+	if err := checkWebhookEvents(b.Webhooks); err != nil {
+		return err
 	}
 	for i := range b.Entries {
 		e := &b.Entries[i]

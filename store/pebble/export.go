@@ -147,6 +147,10 @@ var (
 	PushDevices = Kind[store.PushDevice]{"push_devices", pfxPushDev, jsonRow[store.PushDevice], false}
 	PushJobs    = Kind[store.PushJob]{"push_jobs", pfxPushJob, decodePushJobRow, false}
 	PushItems   = Kind[PushItemRow]{"push_items", pfxPushItm, decodePushItemRow, false}
+	// WebhookEvents are the webhook outbox's events, carried so that a
+	// migration loses none; their lanes' retry state and claims are in
+	// memory and are not (the target attempts each lane's head anew).
+	WebhookEvents = Kind[store.WebhookEvent]{"webhook_events", pfxWebhook, decodeWebhookRow, false}
 )
 
 // PushItemRow is a push item as stored: pending, or done at DoneAt.

@@ -49,6 +49,7 @@ import (
 // cs/ and cr/ (conversation settings) came the same way. A prefix is a whole key part
 // up to its '/': a scan of c/ (LowerBound "c/", UpperBound "c0") never
 // meets cs/ or cr/, whose second byte is above '0'.
+// wh/ (the webhook outbox, webhook.go) came the same way.
 const (
 	pfxUser    = "u/"
 	pfxToken   = "t/"
@@ -73,6 +74,7 @@ const (
 	pfxPushItm = "pi/"
 	pfxPushDue = "pq/"
 	pfxPushDon = "px/"
+	pfxWebhook = "wh/"
 	keyEpoch   = "meta/epoch"
 	keyFormat  = "meta/format"
 	sep        = 0

@@ -167,6 +167,8 @@ type Store struct {
 	// holds the claims of push jobs and devices.
 	push      pushState
 	pushUsers pushUsers
+	// webhook holds the webhook outbox's lanes and claims (webhook.go).
+	webhook webhookState
 }
 
 // Store implements every role: store.Store embeds them all.

@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite of store.Store, in one part per
 // role of the store: Accounts, Versions, Messages, Conversations, Groups,
-// Grants, Sessions, Settings, Push and Lifecycle. Every implementation runs
+// Grants, Sessions, Settings, Push, Webhooks and Lifecycle. Every implementation runs
 // Run (and RunReopen if it persists to a directory) from its own tests; a
 // store of only some roles
 // (a fake for a consumer's tests) runs the parts of its roles. The suite
@@ -88,6 +88,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			io.Closer
 		}{s, s}
 	})
+	Webhooks(t, func(t *testing.T) WebhookStore {
+		s := open(t)
+		return struct {
+			WebhookStore
+			io.Closer
+		}{s, s}
+	})
 	Lifecycle(t, open)
 }
 
@@ -147,6 +154,7 @@ type fixture struct {
 	sessions      store.Sessions
 	settings      store.Settings
 	push          store.Push
+	webhooks      store.Webhooks
 	life          store.Lifecycle
 }
 
@@ -172,6 +180,7 @@ func newFixture(t *testing.T, s any) *fixture {
 	f.sessions, _ = s.(store.Sessions)
 	f.settings, _ = s.(store.Settings)
 	f.push, _ = s.(store.Push)
+	f.webhooks, _ = s.(store.Webhooks)
 	f.life, _ = s.(store.Lifecycle)
 	return f
 }
