@@ -94,6 +94,8 @@ var flagDefaults = map[string]any{
 	"log-format":            daemon.DefaultLogFormat,
 	"log-level":             daemon.DefaultLogLevel,
 	"admin-token":           "",
+	"server-key":            "",
+	"server-send-rate":      api.DefaultServerSendRate,
 	"pprof-addr":            "",
 }
 

@@ -116,3 +116,8 @@ func (s *Service) RevokeUser(ctx context.Context, st UserTokens, user string, li
 	}
 	return len(hashes), nil
 }
+
+// ClientIP is the throttling key of a client address, as the password
+// throttles use it: its IP, or an IPv6 address's /64. The server API's
+// auth failures are counted by it.
+func ClientIP(from string) string { return clientIP(from) }
