@@ -302,9 +302,7 @@ func (a *API) serverDeleteUser(w http.ResponseWriter, r *http.Request, _ serverK
 		return
 	}
 	c := a.srv.cfg
-	ctx, cancel := context.WithTimeout(r.Context(), c.DeleteBudget)
-	defer cancel()
-	err := c.Store.TombstoneUser(ctx, user, time.Now().UnixMilli())
+	err := c.Store.TombstoneUser(r.Context(), user, time.Now().UnixMilli())
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, wire.CodeNoSuchUser, "no such user: "+user)
 		return
@@ -314,6 +312,8 @@ func (a *API) serverDeleteUser(w http.ResponseWriter, r *http.Request, _ serverK
 		return
 	}
 	c.Chat.ForgetUser(user)
+	ctx, cancel := context.WithTimeout(r.Context(), c.DeleteBudget)
+	defer cancel()
 	done, err := a.eraseUser(ctx, user)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:

@@ -147,6 +147,9 @@ type Config struct {
 	// each key may make ServerSendRate a second (0: api.DefaultServerSendRate).
 	ServerKeys     []string
 	ServerSendRate int
+	// ServerDeleteBudget bounds one DELETE /v1/server/users/{user}'s work
+	// (0: api.DefaultDeleteBudget; no flag: tests set it).
+	ServerDeleteBudget time.Duration
 	// HTTPBodyTimeout bounds how long a request body may take to arrive
 	// (0: api.DefaultBodyTimeout, 10s); an upload instead must bring
 	// HTTPUploadMinRate bytes a second (api.DefaultUploadMinRate, 1024)
@@ -442,7 +445,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			Remote: d.kickRemote(), Backup: d.backupFunc(), Sessions: d.sessions},
 		Push: push.NewRegistry(d.st, d.providesPush, d.state),
 		Server: api.ServerConfig{Keys: cfg.ServerKeys, Accounts: d.accounts, Chat: d.chat, Store: d.st,
-			Limiter: d.state, SendRate: cfg.ServerSendRate},
+			Limiter: d.state, SendRate: cfg.ServerSendRate, DeleteBudget: cfg.ServerDeleteBudget},
 	})
 	d.api = handler
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
