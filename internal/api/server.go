@@ -73,9 +73,10 @@ type ServerConfig struct {
 	Accounts ServerAccounts
 	Chat     ServerCore
 	Store    ServerStore
-	// Limiter bounds each key's sends (SendRate a second; default
-	// DefaultServerSendRate) and each address's failed authentications
-	// (ServerAuthLimit); nil: neither is bounded.
+	// Limiter bounds each key's sends, and apart from them its user
+	// creations and token mints together (SendRate a second each;
+	// default DefaultServerSendRate), and each address's failed
+	// authentications (ServerAuthLimit); nil: nothing is bounded.
 	Limiter  state.Limiter
 	SendRate int
 	// DeleteBudget bounds one DELETE's work; default DefaultDeleteBudget.
@@ -83,9 +84,14 @@ type ServerConfig struct {
 }
 
 type serverAPI struct {
-	cfg  ServerConfig
-	keys [][sha256.Size]byte
+	cfg      ServerConfig
+	keys     [][sha256.Size]byte
+	deleting chan struct{} // one token per deletion running: at most maxDeleting
 }
+
+// maxDeleting bounds the deletions a node runs at once; more wait for
+// their turn within their budget (then 202: DELETE again).
+const maxDeleting = 4
 
 // serverKey is the key a request came with: its name for limits and
 // logs (a prefix of its hash; never the key).
@@ -101,7 +107,7 @@ func (a *API) serverRoutes() {
 	if c.DeleteBudget <= 0 {
 		c.DeleteBudget = DefaultDeleteBudget
 	}
-	s := &serverAPI{cfg: c}
+	s := &serverAPI{cfg: c, deleting: make(chan struct{}, maxDeleting)}
 	for _, k := range c.Keys {
 		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
 	}
@@ -184,9 +190,23 @@ type serverUser struct {
 	User string `json:"user"`
 }
 
-func (a *API) serverCreateUser(w http.ResponseWriter, r *http.Request, _ serverKey) {
+// serverRate takes one of key k's events of kind (sends, or accounts:
+// users and tokens together), SendRate a second; past it the answer is
+// 429 and false.
+func (a *API) serverRate(w http.ResponseWriter, r *http.Request, kind string, k serverKey) bool {
+	rate := a.srv.cfg.SendRate
+	l := state.Limit{Rate: rate, Per: time.Second, Burst: rate}
+	if d, ok := a.serverLimit(r.Context(), "server_"+kind+":"+string(k), l); !ok {
+		a.cfg.Metrics.Refused("server_" + kind + "_rate")
+		writeRateLimited(w, d, "over this key's --server-send-rate; retry later (a send: with the same cmid)")
+		return false
+	}
+	return true
+}
+
+func (a *API) serverCreateUser(w http.ResponseWriter, r *http.Request, k serverKey) {
 	var req serverUser
-	if !onlyParams(w, r) || !a.decodeStrict(w, r, &req, false) {
+	if !onlyParams(w, r) || !a.decodeStrict(w, r, &req, false) || !a.serverRate(w, r, "accounts", k) {
 		return
 	}
 	id, err := a.srv.cfg.Accounts.CreateUser(r.Context(), req.User)
@@ -213,9 +233,9 @@ type serverTokenRequest struct {
 	TTL    int64  `json:"ttl"`
 }
 
-func (a *API) serverMintToken(w http.ResponseWriter, r *http.Request, _ serverKey) {
+func (a *API) serverMintToken(w http.ResponseWriter, r *http.Request, k serverKey) {
 	var req serverTokenRequest
-	if !onlyParams(w, r) || !a.decodeStrict(w, r, &req, false) {
+	if !onlyParams(w, r) || !a.decodeStrict(w, r, &req, false) || !a.serverRate(w, r, "accounts", k) {
 		return
 	}
 	maxTTL := int64(account.MaxMintTTL / time.Second)
@@ -245,14 +265,7 @@ type serverSendRequest struct {
 
 func (a *API) serverSend(w http.ResponseWriter, r *http.Request, k serverKey) {
 	var req serverSendRequest
-	if !onlyParams(w, r) || !a.decodeStrict(w, r, &req, false) {
-		return
-	}
-	rate := a.srv.cfg.SendRate
-	l := state.Limit{Rate: rate, Per: time.Second, Burst: rate}
-	if d, ok := a.serverLimit(r.Context(), "server_send:"+string(k), l); !ok {
-		a.cfg.Metrics.Refused("server_send_rate")
-		writeRateLimited(w, d, "over this key's --server-send-rate; resend with the same cmid")
+	if !onlyParams(w, r) || !a.decodeStrict(w, r, &req, false) || !a.serverRate(w, r, "send", k) {
 		return
 	}
 	if req.From == "" {
@@ -314,7 +327,14 @@ func (a *API) serverDeleteUser(w http.ResponseWriter, r *http.Request, _ serverK
 	c.Chat.ForgetUser(user)
 	ctx, cancel := context.WithTimeout(r.Context(), c.DeleteBudget)
 	defer cancel()
-	done, err := a.eraseUser(ctx, user)
+	done, err := false, ctx.Err()
+	select { // a few deletions at once: the store keeps serving the users
+	case a.srv.deleting <- struct{}{}:
+		done, err = a.eraseUser(ctx, user)
+		<-a.srv.deleting
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 		done = false // the budget ran out: the next DELETE carries on

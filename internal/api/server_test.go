@@ -259,7 +259,7 @@ func TestServerSend(t *testing.T) {
 
 // TestServerSendRate: each key's sends are bounded by --server-send-rate
 // (here 1 a second, burst 1), apart from the sender's --max-send-rate, and
-// apart from the other keys'.
+// apart from the other keys'; its creations and mints likewise.
 func TestServerSendRate(t *testing.T) {
 	s := testserver.Start(t, withKeys(key1, key2), func(c *daemon.Config) { c.ServerSendRate = 1; c.SendRate, c.SendBurst = 1, 1 })
 	msgs := s.HTTP + "/v1/server/messages"
@@ -272,6 +272,11 @@ func TestServerSendRate(t *testing.T) {
 	want(t, "a send past --server-send-rate", st, raw, 429, wire.CodeRateLimited)
 	st, raw = call(t, "POST", msgs, key2, serverSend{"bob", wire.Send{CMID: "s3", To: "bob", Type: "text", Body: "b"}})
 	want(t, "another key's send as bob, past bob's own rate", st, raw, 200, "")
+	// Creations and mints share a bucket of their own, at the same rate.
+	st, raw = call(t, "POST", s.HTTP+"/v1/server/users", key1, map[string]string{"user": "u1"})
+	want(t, "the key's first creation, apart from its sends", st, raw, 201, "")
+	st, raw = call(t, "POST", s.HTTP+"/v1/server/tokens", key1, map[string]string{"user": "u1", "device": "d"})
+	want(t, "a mint past the rate", st, raw, 429, wire.CodeRateLimited)
 }
 
 // TestServerSendGroup: system sends to a group it is no member of; a user
