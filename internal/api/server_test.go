@@ -94,6 +94,7 @@ func TestServerAPIOff(t *testing.T) {
 	for _, c := range []struct{ method, path string }{
 		{"POST", "/v1/server/users"}, {"POST", "/v1/server/tokens"},
 		{"POST", "/v1/server/messages"}, {"DELETE", "/v1/server/users/alice"},
+		{"GET", "/v1/server/users"}, {"GET", "/v1/server/users/alice"}, // no 405 either
 	} {
 		for _, bearer := range []string{"", tok, key1} {
 			st, raw := call(t, c.method, s.HTTP+c.path, bearer, map[string]string{"user": "x"})
