@@ -188,7 +188,7 @@ type Service struct {
 
 	queue    chan *sendOp
 	dispatch chan []*sendOp
-	known    sync.Map // user ID -> struct{}: users known to exist (never deleted)
+	known    sync.Map // user ID -> int64: users known to exist, and since when (unix ns; see knownTTL)
 	fan      *fanout
 	reads    *readMerger
 	fanDone  chan struct{}
@@ -497,9 +497,15 @@ func (s *Service) attach(ctx context.Context, user, media string) (*store.Inline
 	return nil, refuse(ErrUnavailable, "media store unavailable; resend with the same cmid")
 }
 
-// userExists caches positive answers: accounts are never deleted.
+// knownTTL is how long userExists trusts a positive answer. Accounts are
+// deleted only by the server API, which forgets the user on its own node
+// (ForgetUser); the other nodes of a cluster stop taking sends to them
+// within knownTTL.
+const knownTTL = time.Minute
+
+// userExists caches positive answers for knownTTL.
 func (s *Service) userExists(ctx context.Context, id string) (bool, error) {
-	if _, ok := s.known.Load(id); ok {
+	if at, ok := s.known.Load(id); ok && time.Now().UnixNano()-at.(int64) < int64(knownTTL) {
 		return true, nil
 	}
 	_, err := s.st.GetUser(ctx, id)
@@ -509,7 +515,7 @@ func (s *Service) userExists(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	s.known.Store(id, struct{}{})
+	s.known.Store(id, time.Now().UnixNano())
 	return true, nil
 }
 
