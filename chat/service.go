@@ -501,7 +501,7 @@ func (s *Service) attach(ctx context.Context, user, media string) (*store.Inline
 // deleted only by the server API, which forgets the user on its own node
 // (ForgetUser); the other nodes of a cluster stop taking sends to them
 // within knownTTL.
-const knownTTL = time.Minute
+var knownTTL = time.Minute // a var for tests (export_test.go)
 
 // userExists caches positive answers for knownTTL.
 func (s *Service) userExists(ctx context.Context, id string) (bool, error) {
