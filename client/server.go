@@ -18,7 +18,9 @@ import (
 //
 // Never ship a server key in an app: it acts as every user.
 type Server struct {
-	h HTTP
+	BaseURL string       // "http://127.0.0.1:8080"
+	Key     string       // a server key
+	Client  *http.Client // nil: one with a 60 s timeout
 }
 
 // System is the reserved sender of the server's own messages: Send from it
@@ -26,10 +28,15 @@ type Server struct {
 const System = "system"
 
 // NewServer returns a client of the server API at baseURL
-// ("http://127.0.0.1:8080") with a server key. client may be nil (one with
-// a 60 s timeout).
-func NewServer(baseURL, key string, client *http.Client) *Server {
-	return &Server{h: HTTP{Server: baseURL, Token: key, Client: client}}
+// ("http://127.0.0.1:8080") with a server key.
+func NewServer(baseURL, key string) *Server {
+	return &Server{BaseURL: baseURL, Key: key}
+}
+
+// do calls the server API as HTTP.do does, with the key as the token.
+func (s *Server) do(ctx context.Context, method, path string, in, out any) error {
+	h := HTTP{Server: s.BaseURL, Token: s.Key, Client: s.Client}
+	return h.do(ctx, method, path, nil, in, out)
 }
 
 // CreateUser creates user without a password (POST /v1/server/users) and
@@ -40,7 +47,7 @@ func (s *Server) CreateUser(ctx context.Context, user string) (string, error) {
 	var out struct {
 		User string `json:"user"`
 	}
-	if err := s.h.do(ctx, http.MethodPost, "/v1/server/users", nil, map[string]string{"user": user}, &out); err != nil {
+	if err := s.do(ctx, http.MethodPost, "/v1/server/users", map[string]string{"user": user}, &out); err != nil {
 		return "", fmt.Errorf("create user %s: %w", user, err)
 	}
 	return out.User, nil
@@ -57,7 +64,7 @@ func (s *Server) MintToken(ctx context.Context, user, device string, ttl time.Du
 		TTL    int64  `json:"ttl,omitempty"`
 	}{user, device, int64(ttl / time.Second)}
 	var sess wire.Session
-	if err := s.h.do(ctx, http.MethodPost, "/v1/server/tokens", nil, in, &sess); err != nil {
+	if err := s.do(ctx, http.MethodPost, "/v1/server/tokens", in, &sess); err != nil {
 		return wire.Session{}, fmt.Errorf("mint token %s/%s: %w", user, device, err)
 	}
 	if sess.Token == "" {
@@ -77,7 +84,7 @@ func (s *Server) Send(ctx context.Context, from string, m wire.Send) (wire.Ack, 
 		wire.Send
 	}{from, m}
 	var a wire.Ack
-	if err := s.h.do(ctx, http.MethodPost, "/v1/server/messages", nil, in, &a); err != nil {
+	if err := s.do(ctx, http.MethodPost, "/v1/server/messages", in, &a); err != nil {
 		return wire.Ack{}, fmt.Errorf("send %s as %s: %w", m.CMID, from, err)
 	}
 	if a.Kind == "" {
@@ -102,7 +109,7 @@ func (s *Server) DeleteUser(ctx context.Context, user string) error {
 		var out struct {
 			Status string `json:"status"`
 		}
-		if err := s.h.do(ctx, http.MethodDelete, "/v1/server/users/"+id, nil, nil, &out); err != nil {
+		if err := s.do(ctx, http.MethodDelete, "/v1/server/users/"+id, nil, &out); err != nil {
 			return fmt.Errorf("delete user %s: %w", id, err)
 		}
 		if out.Status != "deleting" {

@@ -40,9 +40,9 @@ func TestServerAPISDK(t *testing.T) {
 	mosqSub := requireTool(t, "mosquitto_sub")
 	s := testserver.Start(t, withServerKey)
 	ctx := t.Context()
-	srv := client.NewServer(s.HTTP, serverKey, nil)
+	srv := client.NewServer(s.HTTP, serverKey)
 
-	if _, err := client.NewServer(s.HTTP, "not-the-key-but-long-enough-0123456789", nil).CreateUser(ctx, "x"); wireCode(err) != wire.CodeUnauthorized {
+	if _, err := client.NewServer(s.HTTP, "not-the-key-but-long-enough-0123456789").CreateUser(ctx, "x"); wireCode(err) != wire.CodeUnauthorized {
 		t.Fatalf("a wrong key: %v", err)
 	}
 	id, err := srv.CreateUser(ctx, "Carol")
@@ -174,9 +174,9 @@ func TestServerAPIDeleteCluster(t *testing.T) {
 	c.edit = withServerKey
 	a, b := c.start("a"), c.start("b")
 	ctx := t.Context()
-	srvA := client.NewServer(a.HTTP, serverKey, nil)
+	srvA := client.NewServer(a.HTTP, serverKey)
 	account(t, a, "dave", "web") // a password account: its device on b holds no token to revoke
-	tok, err := client.NewServer(b.HTTP, serverKey, nil).MintToken(ctx, "dave", "tablet", 0)
+	tok, err := client.NewServer(b.HTTP, serverKey).MintToken(ctx, "dave", "tablet", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,5 +208,26 @@ func TestServerAPIDeleteCluster(t *testing.T) {
 	}
 	if len(sync.Items) != 1 || sync.Items[0].From != store.DeletedSender || sync.Items[0].Body != "" {
 		t.Errorf("dave's message in bob's inbox: %+v; want anonymised", sync.Items)
+	}
+}
+
+// TestServerAPISDKDeleteResumes: DeleteUser repeats the DELETE while the
+// server answers 202, and when its ctx ends first it says the deletion is
+// not done; called again on a server that finishes, it finishes.
+func TestServerAPISDKDeleteResumes(t *testing.T) {
+	s := testserver.Start(t, withServerKey, func(c *daemon.Config) { c.ServerDeleteBudget = time.Nanosecond })
+	srv := client.NewServer(s.HTTP, serverKey)
+	if _, err := srv.CreateUser(t.Context(), "erin"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if err := srv.DeleteUser(ctx, "erin"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a deletion that never finishes: %v, want the context's end", err)
+	}
+	s.Stop(t)
+	s2 := testserver.Start(t, withServerKey, func(c *daemon.Config) { c.DataDir = s.Dir })
+	if err := client.NewServer(s2.HTTP, serverKey).DeleteUser(t.Context(), "erin"); err != nil {
+		t.Fatalf("the deletion resumed: %v", err)
 	}
 }
