@@ -15,6 +15,7 @@ import (
 	"github.com/bwmarrin/snowflake"
 
 	"github.com/imqtt/imqtt/internal/signature"
+	"github.com/imqtt/imqtt/internal/webhook"
 )
 
 // SinkOptions configure a push sink. Zero values take the defaults in
@@ -58,6 +59,7 @@ type sinkCounts struct {
 	since        time.Time
 	first, last  time.Time       // the first and last push's arrival
 	pushes       int64           // well signed, well formed
+	hooks        int64           // message.before_send requests, answered allow
 	badSignature int64           // refused: 401
 	badBody      int64           // refused: 400
 	duplicates   int64           // a (token, message_id) seen before
@@ -70,6 +72,10 @@ type pushKey struct{ token, msg string }
 // SinkStats are a sink's figures (GET /stats, and on exit).
 type SinkStats struct {
 	Pushes int64 `json:"pushes"` // accepted pushes
+	// Hooks counts the message.before_send requests the sink answered
+	// (allow, after Delay): it also plays the moderation backend of
+	// --webhook-url (bench/hook.sh).
+	Hooks int64 `json:"hooks"`
 	// PerSec is Pushes over the time from the first push to the last
 	// (0 with fewer than two).
 	PerSec float64 `json:"per_sec"`
@@ -155,7 +161,7 @@ func (s *Sink) Stats(reset bool) SinkStats {
 		s.resetLocked()
 	}
 	s.mu.Unlock()
-	st := SinkStats{Pushes: c.pushes, Duplicates: c.duplicates, BadSignature: c.badSignature, BadBody: c.badBody,
+	st := SinkStats{Pushes: c.pushes, Hooks: c.hooks, Duplicates: c.duplicates, BadSignature: c.badSignature, BadBody: c.badBody,
 		Seconds: s.opts.Now().Sub(c.since).Seconds(), First: c.first, Last: c.last}
 	if c.pushes >= 2 {
 		st.PerSec = Rate(c.pushes-1, c.last.Sub(c.first)) // n arrivals span n-1 intervals
@@ -197,6 +203,13 @@ func (s *Sink) push(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
+	if r.Header.Get(webhook.HeaderEvent) == webhook.BeforeSend {
+		s.count(func(c *sinkCounts) { c.hooks++ })
+		if s.wait(r) {
+			_, _ = io.WriteString(w, `{"action":"allow"}`)
+		}
+		return
+	}
 	var b pushBody
 	var id snowflake.ID
 	if json.Unmarshal(raw, &b) != nil || b.Token == "" {
@@ -222,15 +235,22 @@ func (s *Sink) push(w http.ResponseWriter, r *http.Request) {
 			c.duplicates++
 		}
 	})
+	if s.wait(r) {
+		w.WriteHeader(s.opts.Status)
+	}
+}
+
+// wait waits Delay before an answer; false if the client went away.
+func (s *Sink) wait(r *http.Request) bool {
 	if s.opts.Delay > 0 {
 		select {
 		case <-s.after(s.opts.Delay):
 		case <-r.Context().Done():
-			return
+			return false
 		case <-s.done:
 		}
 	}
-	w.WriteHeader(s.opts.Status)
+	return true
 }
 
 func (s *Sink) count(f func(*sinkCounts)) {

@@ -79,7 +79,7 @@ func (s *Service) process(ops []*sendOp) {
 	}
 	s.allocate(ctx, s.dedupe(ctx, valid), &b)
 	if s.opts.Pushed != nil {
-		addPushJobs(&b)
+		s.addPushJobs(&b)
 	}
 	if b.Len() > 0 {
 		start := time.Now()
@@ -318,10 +318,13 @@ func (s *Service) deliver(m store.Message, user string, ver uint64) {
 // addPushJobs has the batch write a push job with each message that has
 // someone to push to (not a note to oneself): offline push is as durable
 // as the message.
-func addPushJobs(b *store.Batch) {
+// With Options.PushTo, a 1:1 message to a user it says has no push
+// registration gets none.
+func (s *Service) addPushJobs(b *store.Batch) {
 	for _, m := range b.Messages {
-		if m.Group != "" || m.To != m.From {
-			b.PushJobs = append(b.PushJobs, store.PushJob{MsgID: m.ID, Created: m.TS})
+		if m.Group == "" && (m.To == m.From || (s.opts.PushTo != nil && !s.opts.PushTo(m.To))) {
+			continue
 		}
+		b.PushJobs = append(b.PushJobs, store.PushJob{MsgID: m.ID, Created: m.TS})
 	}
 }

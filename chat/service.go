@@ -107,13 +107,29 @@ type Options struct {
 	// called after each commit that wrote some (it must not block: the
 	// push worker's wake-up).
 	Pushed func()
+	// PushTo, when set, reports without I/O whether user has a push
+	// registration: a 1:1 message to a user without one is committed
+	// without a push job. nil: every message gets one (a store shared by
+	// nodes cannot say exactly and cheaply).
+	PushTo func(user string) bool
 	// Filter, when set, checks the body of every text send before it is
 	// queued (the content filter, --filter-words): a send it refuses is
 	// answered with its error (wrapping ErrRejected), a body it masks is
 	// stored masked.
-	Filter  Filter
-	Logger  *slog.Logger
-	Metrics *metrics.Metrics
+	Filter Filter
+	// BeforeSend, when set, asks the operator's backend about every send
+	// before it is queued (the message.before_send webhook): on
+	// goroutines of its own, at most HookConcurrency at once (default
+	// 64), each for at most HookTimeout (default 2s), keeping each
+	// sender's order in each conversation (moderate.go). With no verdict
+	// HookFail decides: FailOpen (default) stores the send as sent,
+	// FailClosed refuses it unavailable.
+	BeforeSend      BeforeSend
+	HookTimeout     time.Duration
+	HookConcurrency int
+	HookFail        string
+	Logger          *slog.Logger
+	Metrics         *metrics.Metrics
 }
 
 func (o *Options) fill() {
@@ -146,6 +162,15 @@ func (o *Options) fill() {
 	}
 	if o.ReadTick <= 0 {
 		o.ReadTick = DefaultReadTick
+	}
+	if o.HookTimeout <= 0 {
+		o.HookTimeout = DefaultHookTimeout
+	}
+	if o.HookConcurrency <= 0 {
+		o.HookConcurrency = DefaultHookConcurrency
+	}
+	if o.HookFail == "" {
+		o.HookFail = DefaultHookFail
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.New()
@@ -187,6 +212,7 @@ type Service struct {
 	m        *metrics.Metrics
 
 	queue    chan *sendOp
+	mod      *moderator // nil without Options.BeforeSend
 	dispatch chan []*sendOp
 	known    sync.Map // user ID -> int64: users known to exist, and since when (unix ns; see knownTTL)
 	fan      *fanout
@@ -216,6 +242,9 @@ func New(st Store, versions state.Versions, out deliver.Sender, opts Options) (*
 		reads:    newReadMerger(st, opts.ReadTick),
 	}
 	s.fan = newFanout(s)
+	if opts.BeforeSend != nil {
+		s.mod = newModerator(s, opts.BeforeSend)
+	}
 	if err := s.SetNode(opts.Node); err != nil {
 		return nil, err
 	}
@@ -249,6 +278,13 @@ func (s *Service) Close(ctx context.Context) error {
 	// the write lock below then waits for nothing slow, and the Submits
 	// and fan-outs queued behind it are not held for QueueWait.
 	s.stopOnce.Do(func() { close(s.stopping) })
+	if s.mod != nil {
+		// Sends in the hook are refused unavailable; those past it are
+		// in the queue, which is drained below.
+		if err := s.mod.close(ctx); err != nil {
+			return fmt.Errorf("drain sends in before_send: %w", err)
+		}
+	}
 	s.mu.Lock()
 	if !s.closing {
 		s.closing = true
@@ -308,6 +344,18 @@ func (s *Service) Submit(ctx context.Context, from Sender, req wire.Send, done f
 			return
 		}
 	}
+	if s.mod != nil {
+		s.mod.submit(op)
+		return
+	}
+	s.enqueue(ctx, op)
+}
+
+// enqueue hands op to the batcher, waiting for room for at most QueueWait
+// or until ctx ends (told busy), or answers it unavailable if the service
+// is closing.
+func (s *Service) enqueue(ctx context.Context, op *sendOp) {
+	from, done := op.from, op.done
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closing {

@@ -79,6 +79,15 @@ type Push interface {
 	// DeletePushJobs removes jobs (expanded, or too old); idempotent.
 	DeletePushJobs(ctx context.Context, ids []int64) error
 
+	// ExpandPushJobs writes items, the expansion of the jobs ids that
+	// holder claimed, and deletes those jobs: as one write where the
+	// store can (the embedded store: then a job is never gone without its
+	// items, nor there with them). A job holder does not hold at now (its
+	// lease passed and another holder took it, or it is gone) adds none of
+	// its items (those whose MsgID is its ID) and is not deleted. An item
+	// already there for its (user, device, MsgID), pending or done, is
+	// left as it is.
+	ExpandPushJobs(ctx context.Context, holder string, now int64, ids []int64, items []PushItem) error
 	// AddPushItems writes items; one already there for its (user, device,
 	// MsgID), pending or done, is left as it is.
 	AddPushItems(ctx context.Context, items []PushItem) error

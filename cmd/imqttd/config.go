@@ -17,9 +17,11 @@ import (
 	"github.com/imqtt/imqtt/internal/account"
 	"github.com/imqtt/imqtt/internal/api"
 	"github.com/imqtt/imqtt/internal/daemon"
+	"github.com/imqtt/imqtt/internal/filter"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
+	"github.com/imqtt/imqtt/internal/webhook"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store/pebble"
 )
@@ -38,6 +40,7 @@ type options struct {
 	logFormat string
 	logLevel  string
 	push      pushFlags
+	webhooks  string // --webhook-events
 	finish    func() // copies the typed-down flag values into cfg
 }
 
@@ -84,6 +87,11 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(limitFlag{&t.LoginUserIP}, "login-user-ip-limit", "failed password attempts at one account from one client IP, as RATE/PERIOD:BURST or off")
 	fs.Var(limitFlag{&t.LoginUser}, "login-user-limit", "failed password attempts at one account from all IPs together, as RATE/PERIOD:BURST or off (tokens are never throttled)")
 	fs.Var(limitFlag{&t.RegisterIP}, "register-ip-limit", "registrations per client IP, as RATE/PERIOD:BURST or off")
+	// External auth and sign-up (issue 17; docs/integration.md).
+	fs.StringVar(&c.JWTKey, "jwt-key", "", "accept JWTs as MQTT passwords and Bearer tokens, checked with this file: an HS256 secret (at least 32 bytes) or a PEM public key (RSA: RS256, ECDSA P-256: ES256, Ed25519: EdDSA); empty: off")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "with --jwt-key: a JWT's aud must contain this (empty: not checked)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "with --jwt-key: a JWT's iss must be this (empty: not checked)")
+	fs.StringVar(&c.Signup, "signup", api.DefaultSignup, "public sign-up (POST /v1/users): open, or closed (403 signup_closed; the server API and JWTs still create users)")
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", hooks.DefaultMaxSubscriptions, "most topic filters one MQTT client may hold (a client needs 2); more are refused in the SUBACK")
 	fs.DurationVar(&c.Sessions.ExpiryMax, "session-expiry-max", session.DefaultExpiryMax*time.Second, "longest a persistent MQTT session (3.1.1 cleanSession=0, MQTT 5 session expiry) is kept after its device disconnects; past it the device starts clean and uses im/sync")
 	fs.IntVar(&c.Sessions.ReplayMax, "session-replay-max", session.DefaultReplayMax, "most events one reconnect of a persistent session replays; past it the device gets a resync event and syncs itself")
@@ -117,6 +125,16 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&p.fcmTokenURL, "fcm-token-url", "", "FCM: the OAuth2 token URL (empty: the credentials')")
 	fs.StringVar(&p.webhook, "push-webhook", "", "push through a webhook: each notification is POSTed to this URL, signed with --webhook-secret")
 	fs.StringVar(&p.webhookSecret, "webhook-secret", "", "the HMAC-SHA256 key webhooks are signed with (X-Imqtt-Signature); prefer IMQTT_WEBHOOK_SECRET")
+	w := &c.Webhook
+	fs.StringVar(&w.URL, "webhook-url", "", "the backend's webhook: events are POSTed here, signed with --webhook-secret, and message.before_send asks it about each send (empty: off)")
+	fs.StringVar(&o.webhooks, "webhook-events", "all", "the events --webhook-url gets: all, or a comma-separated list of "+strings.Join(webhook.Events, ", "))
+	fs.DurationVar(&w.Timeout, "webhook-timeout", chat.DefaultHookTimeout, "message.before_send: how long a send waits for the backend's verdict; then --webhook-fail decides")
+	fs.StringVar(&w.Fail, "webhook-fail", chat.DefaultHookFail, "message.before_send without a verdict (no answer in time, an error status, a bad answer): open stores the send as sent, closed refuses it (unavailable)")
+	fs.IntVar(&w.Concurrency, "webhook-concurrency", chat.DefaultHookConcurrency, "message.before_send: most sends waiting for the backend at once (each sender's order in each conversation is kept)")
+	// The content filter (internal/filter); its files are re-read on SIGHUP.
+	fs.StringVar(&c.Filter.Words, "filter-words", "", "content filter: a file of terms, one a line ('#' comments), matched case-insensitively on Unicode-normalised text of every text send (empty: none); re-read on SIGHUP")
+	fs.StringVar(&c.Filter.Action, "filter-action", filter.DefaultAction, "content filter: what a match does: reject (the send is refused with rejected, not stored) or mask (stored with '*' over each matched character)")
+	fs.StringVar(&c.Filter.Links, "filter-links", filter.DefaultLinks, "content filter: links in text sends: allow, deny (every link is a match), or a file of allowed domains, one a line (their subdomains pass too; other links are matches); re-read on SIGHUP")
 	var maxPacket, writes, keepalive uint
 	fs.UintVar(&maxPacket, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet in bytes; larger closes the connection")
 	fs.UintVar(&writes, "max-writes-pending", broker.DefaultMaxWritesPending, "per-client outbound queue in packets for TLS connections (overflow is recovered by sync)")
@@ -212,6 +230,15 @@ func parse(args []string, env func(string) string) (*options, error) {
 	}
 	if !push.ValidPreview(o.cfg.Push.Preview) || o.cfg.Push.TTL < time.Second || o.cfg.Push.Rate <= 0 {
 		return nil, errors.New("--push-preview: full, sender or none; --push-ttl: at least 1s; --push-rate: above 0")
+	}
+	if a := o.cfg.Filter.Action; a != filter.ActionReject && a != filter.ActionMask {
+		return nil, fmt.Errorf("--filter-action: reject or mask, not %q", a)
+	}
+	if o.cfg.Signup != api.SignupOpen && o.cfg.Signup != api.SignupClosed {
+		return nil, errors.New("--signup: open or closed")
+	}
+	if o.cfg.JWTKey == "" && (o.cfg.JWTAudience != "" || o.cfg.JWTIssuer != "") {
+		return nil, errors.New("--jwt-audience and --jwt-issuer check JWTs: they need --jwt-key")
 	}
 	if o.cfg.SyncInterval < 0 {
 		return nil, errors.New("--sync-interval: 0 (sync each commit) or a positive duration")

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +16,7 @@ import (
 	"github.com/imqtt/imqtt/internal/account"
 	"github.com/imqtt/imqtt/internal/api"
 	"github.com/imqtt/imqtt/internal/daemon"
+	"github.com/imqtt/imqtt/internal/filter"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
@@ -71,6 +76,11 @@ var flagDefaults = map[string]any{
 	"fcm-token-url":         "", // the credentials'
 	"push-webhook":          "", // off
 	"webhook-secret":        "",
+	"webhook-url":           "", // off
+	"webhook-events":        "all",
+	"webhook-timeout":       chat.DefaultHookTimeout,
+	"webhook-fail":          chat.DefaultHookFail,
+	"webhook-concurrency":   chat.DefaultHookConcurrency,
 	"session-max-per-user":  session.DefaultMaxPerUser,
 	"media-max-image":       media.DefaultMaxImage,
 	"media-max-audio":       media.DefaultMaxAudio,
@@ -97,6 +107,14 @@ var flagDefaults = map[string]any{
 	"server-key":            "",
 	"server-send-rate":      api.DefaultServerSendRate,
 	"pprof-addr":            "",
+	"jwt-key":               "", // JWTs off
+	"jwt-audience":          "", // not checked
+	"jwt-issuer":            "", // not checked
+	"signup":                api.DefaultSignup,
+	// the content filter
+	"filter-words":  "", // none
+	"filter-action": filter.DefaultAction,
+	"filter-links":  filter.DefaultLinks,
 }
 
 // TestFlagDefaults: every flag defaults to the value the package it feeds
@@ -149,5 +167,30 @@ func TestParsedDefaults(t *testing.T) {
 	}
 	if o.logFormat != daemon.DefaultLogFormat || o.logLevel != daemon.DefaultLogLevel {
 		t.Errorf("log %s %s", o.logFormat, o.logLevel)
+	}
+}
+
+// TestJWTAndSignupFlags: --signup takes open or closed only; --jwt-audience
+// and --jwt-issuer without --jwt-key are a mistake, said at start; a key
+// file refused by internal/jwtauth (a short secret) fails the start and
+// the message names the file, not the secret.
+func TestJWTAndSignupFlags(t *testing.T) {
+	for _, args := range [][]string{{"--signup", "maybe"}, {"--signup", ""}, {"--jwt-audience", "imqtt"}, {"--jwt-issuer", "me"}} {
+		if _, err := parse(args, envOf(nil)); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+	o, err := parse([]string{"--signup", "closed", "--jwt-key", "k", "--jwt-audience", "imqtt"}, envOf(map[string]string{"IMQTT_JWT_ISSUER": "me"}))
+	if err != nil || o.cfg.Signup != api.SignupClosed || o.cfg.JWTKey != "k" || o.cfg.JWTAudience != "imqtt" || o.cfg.JWTIssuer != "me" {
+		t.Fatalf("parse: %v %+v", err, o)
+	}
+	key := filepath.Join(t.TempDir(), "jwt.key")
+	if err := os.WriteFile(key, []byte("too-short-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	code := run([]string{"--jwt-key", key, "--data-dir", t.TempDir(), "--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, envOf(nil), &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), key) || !strings.Contains(stderr.String(), "at least 32 bytes") || strings.Contains(stderr.String(), "too-short-secret") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }

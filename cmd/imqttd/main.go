@@ -54,8 +54,18 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "imqttd:", err)
 		return 2
 	}
+	if err := o.webhookConfig(); err != nil {
+		fmt.Fprintln(stderr, "imqttd:", err)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP re-reads the content filter's files (--filter-words,
+	// --filter-links); it no longer stops the daemon.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	o.cfg.Reload = hup
 	if err := daemon.Run(ctx, o.cfg); err != nil {
 		log.Error("imqttd", "err", err)
 		return 1

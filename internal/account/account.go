@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imqtt/imqtt/internal/jwtauth"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
@@ -59,6 +60,9 @@ type Options struct {
 	Limiter state.Limiter
 	Limits  Limits
 	Logger  *slog.Logger
+	// JWT, if set, checks external JWTs (--jwt-key): Verify and
+	// Authenticate accept them beside login tokens and passwords (jwt.go).
+	JWT *jwtauth.Verifier
 }
 
 // Service is the account service.
@@ -72,7 +76,8 @@ type Service struct {
 	dummy     string // dummyHash
 
 	mu    sync.RWMutex
-	cache map[string]cached // token hash -> row; bounded by cacheMax
+	cache map[string]cached    // token hash -> row; bounded by cacheMax
+	known map[string]time.Time // users of JWTs seen to exist, and when; bounded by cacheMax (jwt.go)
 }
 
 type cached struct {
@@ -100,7 +105,7 @@ func New(st store.Accounts, opts Options) *Service {
 		opts.Logger = slog.Default()
 	}
 	opts.Limits.fill()
-	return &Service{st: st, opts: opts, sem: make(chan struct{}, opts.MaxHashing), now: time.Now, cache: map[string]cached{}}
+	return &Service{st: st, opts: opts, sem: make(chan struct{}, opts.MaxHashing), now: time.Now, cache: map[string]cached{}, known: map[string]time.Time{}}
 }
 
 // Register creates an account and returns its canonical ID. user may be in
@@ -171,7 +176,9 @@ func (s *Service) checkPassword(ctx context.Context, user, password string) (sto
 	if err != nil && !missing {
 		return store.User{}, fmt.Errorf("get user %s: %w", user, err)
 	}
-	noPassword := !missing && u.PasswordHash == "" // created by the server API (server.go)
+	// A user without a password (created by its first JWT, or by the
+	// server API) is never opened by one.
+	noPassword := !missing && u.PasswordHash == ""
 	if missing || noPassword {
 		// The same argon2id work as a wrong password, so that timing does
 		// not tell which accounts exist, or have no password.
@@ -206,8 +213,13 @@ func (s *Service) dummyHash() string {
 }
 
 // Verify returns the live token row for a bearer token; ErrBadCredentials if it
-// is unknown, revoked or expired.
+// is unknown, revoked or expired. With Options.JWT, a token of a JWT's
+// shape is checked as a JWT only, and its user created at its first use
+// (jwt.go).
 func (s *Service) Verify(ctx context.Context, token string) (store.Token, error) {
+	if s.opts.JWT != nil && jwtauth.Looks(token) {
+		return s.verifyJWT(ctx, token, "", "")
+	}
 	if token == "" || len(token) > 128 {
 		return store.Token{}, ErrBadCredentials
 	}

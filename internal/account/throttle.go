@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imqtt/imqtt/internal/jwtauth"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
@@ -123,9 +124,14 @@ func (s *Service) LoginFrom(ctx context.Context, from, user, password, device st
 // or user's account password (docs/protocol.md#identity: a password opens any device of its
 // user). Tokens are checked first and never throttled; a secret that is
 // no live token is a password attempt, throttled as LoginFrom's. A token
-// of another device is ErrWrongDevice.
+// of another device is ErrWrongDevice. With Options.JWT, a secret of a
+// JWT's shape is checked as a JWT for user's device only (jwt.go).
 func (s *Service) Authenticate(ctx context.Context, from, user, device, secret string) error {
 	user = store.FoldID(user) // the MQTT hook lets only canonical IDs through; others fold too
+	if s.opts.JWT != nil && jwtauth.Looks(secret) {
+		_, err := s.verifyJWT(ctx, secret, user, device)
+		return err
+	}
 	row, err := s.Verify(ctx, secret)
 	switch {
 	case err == nil && row.User == user && row.Device == device:

@@ -12,7 +12,21 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
+// Config.Signup's values; --signup defaults to DefaultSignup.
+const (
+	SignupOpen    = "open"
+	SignupClosed  = "closed"
+	DefaultSignup = SignupOpen
+)
+
 func (a *API) register(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Signup == SignupClosed {
+		// Before the body is read (a password to hash) or the store
+		// touched: closed costs nothing. The operator's backend still
+		// creates users (the server API; a JWT's first use).
+		writeError(w, http.StatusForbidden, wire.CodeSignupClosed, "this server takes no public sign-up; accounts come from its operator")
+		return
+	}
 	var req wire.Register
 	if !a.decode(w, r, &req) {
 		return

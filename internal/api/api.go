@@ -66,6 +66,10 @@ type Config struct {
 	BodyTimeout   time.Duration
 	UploadMinRate int64
 	UploadWindow  time.Duration
+
+	// Signup is public sign-up, POST /v1/users: SignupOpen (the default,
+	// "") or SignupClosed, which answers 403 signup_closed (accounts.go).
+	Signup string
 }
 
 // API is the HTTP handler.

@@ -340,3 +340,21 @@ func TestPublicEndpoints(t *testing.T) {
 		t.Errorf("readyz of a draining node: %+v", ready)
 	}
 }
+
+// TestSignupClosed: with sign-up closed, POST /v1/users is 403
+// signup_closed whatever its body, and the account service is not asked;
+// logging in still works.
+func TestSignupClosed(t *testing.T) {
+	r := newRig(t, func(c *api.Config) { c.Signup = api.SignupClosed })
+	for _, body := range []string{`{"user":"carol","password":"secret-carol"}`, `{"user":"down","password":"secret-carol"}`, `not json`, ``} {
+		w := r.do("POST", "/v1/users", "", body)
+		wantError(t, w, http.StatusForbidden, wire.CodeSignupClosed)
+	}
+	// Not even the register_ip throttle (the account service's) was asked.
+	req := httptest.NewRequest("POST", "/v1/users", strings.NewReader(`{"user":"dave","password":"secret-dave"}`))
+	req.RemoteAddr = "10.9.9.9:1234"
+	wantError(t, r.serve(req), http.StatusForbidden, wire.CodeSignupClosed)
+	wantJSON(t, r.do("POST", "/v1/sessions", "", `{"user":"alice","password":"alice-pw","device":"phone"}`), http.StatusOK, nil)
+	open := newRig(t, func(c *api.Config) { c.Signup = api.SignupOpen })
+	wantJSON(t, open.do("POST", "/v1/users", "", `{"user":"carol","password":"secret-carol"}`), http.StatusCreated, nil)
+}

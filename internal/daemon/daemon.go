@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -32,11 +33,15 @@ import (
 	"github.com/imqtt/imqtt/internal/dashboard"
 	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/internal/drain"
+	"github.com/imqtt/imqtt/internal/filter"
+	"github.com/imqtt/imqtt/internal/jwtauth"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/metrics"
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
 	"github.com/imqtt/imqtt/internal/webchat"
+	"github.com/imqtt/imqtt/internal/webhook"
+	"github.com/imqtt/imqtt/internal/webhook/beforesend"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/state/memory"
 	"github.com/imqtt/imqtt/state/redis/cluster"
@@ -128,6 +133,9 @@ type Config struct {
 	// Push is offline push (internal/push): the providers to push
 	// through (none: push off) and how.
 	Push PushOptions
+	// Webhook is the operator's backend (SPEC §14, docs/integration.md):
+	// the events it hears and the before_send check (URL empty: off).
+	Webhook WebhookOptions
 	// MaxClientRequests bounds one client's sync and read requests in
 	// flight; more are answered busy (0: hooks.DefaultRequestsPerClient, 4).
 	MaxClientRequests int
@@ -164,6 +172,24 @@ type Config struct {
 	// at once (httpconns.go).
 	HTTPConnsPerIP int
 	HTTPConns      int
+
+	// Filter is the content filter of text sends (internal/filter): its
+	// term file, action and link rule; off unless it names a term file or
+	// a link rule other than allow. Its files are read at Start (a missing
+	// or unreadable one fails it) and again on each value from Reload.
+	Filter filter.Options
+	// Reload, when set, re-reads the content filter's files on each value
+	// it delivers (cmd/imqttd: SIGHUP); a failed reload keeps the old lists.
+	Reload <-chan os.Signal
+	// External auth and sign-up (docs/integration.md): JWTKey is the file
+	// of --jwt-key (an HS256 secret or a PEM public key; "": JWTs off),
+	// checked with JWTAudience and JWTIssuer when set
+	// (internal/jwtauth). Signup is api.SignupOpen ("") or
+	// api.SignupClosed.
+	JWTKey      string
+	JWTAudience string
+	JWTIssuer   string
+	Signup      string
 
 	Logger *slog.Logger
 }
@@ -227,6 +253,8 @@ type Daemon struct {
 	sessions       *session.Manager
 	pusher         *push.Worker // nil: no provider configured
 
+	filter *filter.Filter // the content filter; nil: none
+
 	// scale-out only
 	rdb      goredis.UniversalClient
 	bus      *cluster.Bus
@@ -247,7 +275,18 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	<-ctx.Done()
+	for wait := true; wait; {
+		select {
+		case <-ctx.Done():
+			wait = false
+		case <-cfg.Reload:
+			if d.filter == nil {
+				d.log.Info("SIGHUP: no content filter to reload")
+				continue
+			}
+			_ = d.filter.Reload() // logged and counted; the old lists stay
+		}
+	}
 	d.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
@@ -292,6 +331,19 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	started := time.Now()
 	d = &Daemon{cfg: cfg, log: cfg.Logger, metrics: metrics.New(), stopBackground: make(chan struct{})}
 	d.drain = drain.New(d.leave)
+	if cfg.Filter.Enabled() { // first: a bad list file fails the start before the store is opened
+		fo := cfg.Filter
+		fo.Logger, fo.Metrics = cfg.Logger, d.metrics
+		if d.filter, err = filter.New(fo); err != nil {
+			return nil, err
+		}
+	}
+	var jwt *jwtauth.Verifier
+	if cfg.JWTKey != "" { // before the store too
+		if jwt, err = jwtauth.Load(cfg.JWTKey, jwtauth.Options{Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer}); err != nil {
+			return nil, err
+		}
+	}
 	opened := d // a failed start returns a nil d, and closes what it opened
 	defer func() {
 		if err != nil {
@@ -337,6 +389,10 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		// Other nodes cache tokens too: tell them of revocations, and
 		// re-check with the store now and then in case they missed one.
 		aopts.Revoked, aopts.CacheTTL = d.bus.Revoked, time.Minute
+	}
+	if jwt != nil {
+		aopts.JWT = jwt
+		cfg.Logger.Info("external auth by JWT", "alg", jwt.Alg())
 	}
 	d.accounts = account.New(d.st, aopts)
 	blobs, err := d.openBlobs()
@@ -386,6 +442,16 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	}
 	if len(cfg.Push.Pushers) > 0 {
 		copts.Pushed = func() { d.pusher.Notify() } // set before chat's goroutines start (below)
+		if reg, ok := d.st.(interface{ HasPushDevices(string) bool }); ok {
+			copts.PushTo = reg.HasPushDevices // the embedded store knows exactly, in memory
+		}
+	}
+	if copts.BeforeSend, err = cfg.Webhook.beforeSend(nodeNumber, cfg.MaxBody); err != nil {
+		return nil, fmt.Errorf("before_send webhook: %w", err)
+	}
+	copts.HookTimeout, copts.HookConcurrency, copts.HookFail = cfg.Webhook.Timeout, cfg.Webhook.Concurrency, cfg.Webhook.Fail
+	if d.filter != nil { // not a nil *filter.Filter in the interface
+		copts.Filter = d.filter
 	}
 	if d.chat, err = chat.New(d.st, d.state, d.path, copts); err != nil {
 		return nil, err
@@ -446,6 +512,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Push: push.NewRegistry(d.st, d.providesPush, d.state),
 		Server: api.ServerConfig{Keys: cfg.ServerKeys, Accounts: d.accounts, Chat: d.chat, Store: d.st,
 			Limiter: d.state, SendRate: cfg.ServerSendRate, DeleteBudget: cfg.ServerDeleteBudget},
+		Signup: cfg.Signup, // --signup (docs/integration.md#sign-up-control)
 	})
 	d.api = handler
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
@@ -727,7 +794,39 @@ type PushOptions struct {
 	Rate    float64       // notifications a second from this node; 0: push.DefaultRate
 }
 
+// WebhookOptions configure the webhooks (Config.Webhook).
+type WebhookOptions struct {
+	URL    string          // where events are POSTed; empty: webhooks off
+	Secret []byte          // the HMAC key of X-Imqtt-Signature
+	Events map[string]bool // the events sent (webhook.ParseEvents)
+	// Timeout, Concurrency and Fail bound message.before_send: its
+	// deadline (0: chat.DefaultHookTimeout), the sends in it at once (0:
+	// chat.DefaultHookConcurrency), and what no verdict means
+	// (chat.FailOpen, FailClosed; "": chat.DefaultHookFail).
+	Timeout     time.Duration
+	Concurrency int
+	Fail        string
+}
+
+// beforeSend is the message.before_send hook w configures, or nil.
+func (w WebhookOptions) beforeSend(node int64, maxBody int) (chat.BeforeSend, error) {
+	if w.URL == "" || !w.Events[webhook.BeforeSend] {
+		return nil, nil
+	}
+	maxBody = cmp.Or(maxBody, chat.DefaultMaxBody)
+	post, err := webhook.New(webhook.Options{URL: w.URL, Secret: w.Secret,
+		Timeout: cmp.Or(w.Timeout, chat.DefaultHookTimeout), MaxAnswer: beforesend.MaxAnswer(maxBody)})
+	if err != nil {
+		return nil, err
+	}
+	return beforesend.New(post, node)
+}
+
 // providesPush reports whether this node pushes through provider.
 func (d *Daemon) providesPush(provider string) bool {
 	return d.pusher != nil && d.pusher.Provides(provider)
 }
+
+// Filter is the daemon's content filter, nil when off; its Reload re-reads
+// the lists (what Config.Reload triggers).
+func (d *Daemon) Filter() *filter.Filter { return d.filter }

@@ -47,6 +47,11 @@ type Metrics struct {
 	PushTotal           *prometheus.CounterVec // provider, result: notifications and what became of them
 	PushSeconds         prometheus.Histogram   // a message's commit to its push's acceptance
 	PushOutboxDepth     *prometheus.GaugeVec   // kind: jobs (messages not expanded), items (pushes pending)
+	BeforeSend                                 // the message.before_send webhook (beforesend.go)
+	// The content filter (internal/filter).
+	FilterTotal   *prometheus.CounterVec // result: pass, masked, rejected
+	FilterReloads *prometheus.CounterVec // result: ok, error
+	filterResults map[string]prometheus.Counter
 	// Recent keeps the last refused logins, denials and error replies for the
 	// dashboard; AuthFailed, ACLDenied and ErrorReplied feed it with the counters.
 	Recent      *oplog.Recorder
@@ -111,6 +116,16 @@ func New() *Metrics {
 		Buckets: []float64{.05, .1, .25, .5, 1, 2, 4, 8, 30, 120, 600, 3600}})
 	m.PushOutboxDepth = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "imqtt_push_outbox",
 		Help: "The push outbox in the store: jobs (stored messages not yet expanded to devices) and items (pushes pending to devices)."}, []string{"kind"})
+	m.FilterTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_filter_total",
+		Help: "Text bodies the content filter checked, by result: pass, masked (stored with '*' over what matched), rejected (refused, not stored)."},
+		[]string{"result"})
+	m.FilterReloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imqtt_filter_reloads_total",
+		Help: "Reloads of the content filter's lists (SIGHUP), by result: ok, error (the old lists stay)."}, []string{"result"})
+	m.filterResults = map[string]prometheus.Counter{}
+	for _, r := range []string{"pass", "masked", "rejected"} {
+		m.filterResults[r] = m.FilterTotal.WithLabelValues(r)
+	}
+	r.MustRegister(m.FilterTotal, m.FilterReloads)
 	for _, k := range inKinds {
 		m.Publishes.WithLabelValues("in", k)
 	}
@@ -127,6 +142,7 @@ func New() *Metrics {
 		m.SessionReplays, m.SessionResyncs, m.SessionsActive, m.SessionUnackedGauge, m.SessionSaveFailures,
 		m.PushTotal, m.PushSeconds, m.PushOutboxDepth,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.BeforeSend.register(r)
 	return m
 }
 
@@ -229,3 +245,10 @@ func (m *Metrics) PushOutbox(jobs, items int64) {
 	m.PushOutboxDepth.WithLabelValues("jobs").Set(float64(jobs))
 	m.PushOutboxDepth.WithLabelValues("items").Set(float64(items))
 }
+
+// FilterChecked counts a text body the content filter checked, by result
+// (pass, masked, rejected). It is on every text send's path: one map read.
+func (m *Metrics) FilterChecked(result string) { m.filterResults[result].Inc() }
+
+// FilterReloaded counts a reload of the content filter's lists (ok, error).
+func (m *Metrics) FilterReloaded(result string) { m.FilterReloads.WithLabelValues(result).Inc() }

@@ -367,13 +367,10 @@ func (w *Worker) expandJobs(ctx context.Context, jobs []store.PushJob) error {
 		}
 		items = append(items, its...)
 	}
-	for chunk := range slices.Chunk(items, 1000) {
-		if err := w.st.AddPushItems(ctx, chunk); err != nil {
-			return fmt.Errorf("add items: %w", err)
-		}
-	}
-	if err := w.st.DeletePushJobs(ctx, ids); err != nil {
-		return fmt.Errorf("delete jobs: %w", err)
+	// The jobs this round still holds go with their items; one whose
+	// lease passed meanwhile is another worker's now.
+	if err := w.st.ExpandPushJobs(ctx, w.holder, w.now(), ids, items); err != nil {
+		return fmt.Errorf("expand jobs: %w", err)
 	}
 	return nil
 }

@@ -461,6 +461,67 @@ func (s *Store) DeletePushJobs(ctx context.Context, ids []int64) error {
 	return nil
 }
 
+// ExpandPushJobs (store.Push) reads which of the jobs holder holds, then
+// inserts their items and deletes them: two writes, not one. A crash
+// between leaves the job with its items, and the next holder's expansion
+// adds nothing (an item there, pending or done, is left as it is: done
+// items are kept until swept for that).
+func (s *Store) ExpandPushJobs(ctx context.Context, holder string, now int64, ids []int64, items []store.PushItem) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	held, err := s.heldJobs(ctx, holder, now, ids)
+	if err != nil {
+		return fmt.Errorf("expand push jobs: %w", err)
+	}
+	mine := items[:0:0]
+	for _, it := range items {
+		if held[it.MsgID] {
+			mine = append(mine, it)
+		}
+	}
+	if err := s.AddPushItems(ctx, mine); err != nil {
+		return fmt.Errorf("expand push jobs: %w", err)
+	}
+	jobs := make([]int64, 0, len(held))
+	for id := range held {
+		jobs = append(jobs, id)
+	}
+	if err := s.DeletePushJobs(ctx, jobs); err != nil {
+		return fmt.Errorf("expand push jobs: %w", err)
+	}
+	return nil
+}
+
+// heldJobs reads which of the jobs ids holder holds at now.
+func (s *Store) heldJobs(ctx context.Context, holder string, now int64, ids []int64) (map[int64]bool, error) {
+	if err := s.begin(ctx, "held push jobs"); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	keys := make([]string, len(ids))
+	byKey := make(map[string]int64, len(ids))
+	for i, id := range ids {
+		keys[i] = jobClaimKey(id)
+		byKey[keys[i]] = id
+	}
+	var claims []struct {
+		Key string `bson:"key"`
+	}
+	filter := bson.D{{Key: "key", Value: bson.D{{Key: "$in", Value: keys}}}, {Key: "holder", Value: holder},
+		{Key: "until", Value: bson.D{{Key: "$gt", Value: now}}}}
+	if err := findAll(ctx, s.c.pushClaims, filter, options.Find().SetProjection(bson.D{{Key: "key", Value: 1}}), &claims); err != nil {
+		return nil, fmt.Errorf("read claims: %w", err)
+	}
+	held := make(map[int64]bool, len(claims))
+	for _, c := range claims {
+		if id, ok := byKey[c.Key]; ok {
+			held[id] = true
+		}
+	}
+	return held, nil
+}
+
 // AddPushItems inserts the items unordered by _id; a duplicate is one
 // there already, pending or done, and is left as it is.
 func (s *Store) AddPushItems(ctx context.Context, items []store.PushItem) error {

@@ -3,6 +3,7 @@ package pebble
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
@@ -141,6 +142,9 @@ func (s *Store) fillAckFilter() {
 	var after []byte
 	for {
 		done, err := s.scanAcks(lower, upper, &after)
+		if errors.Is(err, store.ErrClosed) {
+			return // closed while building (a failed start): nothing to say, and its logger may be gone
+		}
 		if err != nil {
 			s.opts.Logger.Warn("ack filter not built; sends are deduplicated by store reads", "component", "store", "err", err)
 			return

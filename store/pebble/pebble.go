@@ -165,7 +165,8 @@ type Store struct {
 	sessions sync.Mutex
 	// push serializes the read-modify-writes of push rows (push.go) and
 	// holds the claims of push jobs and devices.
-	push pushState
+	push      pushState
+	pushUsers pushUsers
 }
 
 // Store implements every role: store.Store embeds them all.
@@ -218,6 +219,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.health.poll()
+	if err := s.loadPushUsers(context.Background()); err != nil {
+		_ = s.db.Close()
+		return nil, fmt.Errorf("open %s: count push registrations: %w", dir, err)
+	}
 	s.acks = newAckFilter(opts.AckFilterMax, opts.Logger)
 	go s.fillAckFilter()
 	go s.monitor(opts.poll, s.stop)

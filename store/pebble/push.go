@@ -341,6 +341,7 @@ func (s *Store) PutPushDevice(ctx context.Context, d store.PushDevice) error {
 	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("put push device %s/%s: %w", d.User, d.Device, err)
 	}
+	s.recountPushUser(ctx, d.User)
 	return nil
 }
 
@@ -492,6 +493,7 @@ func (s *Store) DeletePushDevice(ctx context.Context, user, device, token string
 	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("delete push device %s/%s: %w", user, device, err)
 	}
+	s.recountPushUser(ctx, user)
 	return nil
 }
 
@@ -541,6 +543,7 @@ func (s *Store) DeleteUserPushDevices(ctx context.Context, user string) error {
 	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("delete push devices of %s: %w", user, err)
 	}
+	s.recountPushUser(ctx, user)
 	return nil
 }
 
@@ -702,6 +705,74 @@ func (s *Store) DeletePushJobs(ctx context.Context, ids []int64) error {
 	for _, id := range ids {
 		delete(s.push.jobs, id)
 	}
+	return nil
+}
+
+// ExpandPushJobs writes the items of the jobs holder holds and deletes
+// those jobs in one batch (store.Push), not synced on its own (the next
+// synced write, any commit of messages, makes it durable; a crash before
+// loses both, and the job is expanded again). A held job is there and
+// its items are not (they go in the same batch as its delete), so they
+// are written without the read AddPushItems makes of each: with a push
+// item per message that read was a third of the outbox's cost.
+func (s *Store) ExpandPushJobs(ctx context.Context, holder string, now int64, ids []int64, items []store.PushItem) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := s.beginWrite(ctx, "expand push jobs"); err != nil {
+		return err
+	}
+	defer s.end()
+	for i := range items {
+		if err := checkSessionID(items[i].User, items[i].Device); err != nil {
+			return fmt.Errorf("expand push jobs: %w", err)
+		}
+	}
+	s.push.rows.Lock()
+	defer s.push.rows.Unlock()
+	s.push.mu.Lock()
+	held := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		if c := s.push.jobs[id]; c.holder == holder && c.heldBy(now) {
+			held[id] = true
+		}
+	}
+	wb := s.db.NewBatch()
+	defer wb.Close()
+	var key, val []byte
+	var dues []int64
+	added := make(map[string]bool, len(items)) // an item twice in items
+	for i := range items {
+		r := pushItemRow{PushItem: items[i]}
+		if !held[r.MsgID] {
+			continue
+		}
+		key = pushItemKey(key[:0], r.User, r.Device, r.MsgID)
+		if added[string(key)] {
+			continue
+		}
+		added[string(key)] = true
+		val = appendPushItem(val[:0], &r)
+		_ = wb.Set(key, val, nil)
+		key = r.indexKey(key[:0])
+		_ = wb.Set(key, nil, nil)
+		dues = append(dues, r.Due)
+	}
+	for id := range held {
+		key = pushJobKey(key[:0], id)
+		_ = wb.Delete(key, nil)
+	}
+	err := s.write(len(wb.Repr()), func() error { return wb.Commit(pebble.NoSync) })
+	if err == nil {
+		for id := range held {
+			delete(s.push.jobs, id)
+		}
+	}
+	s.push.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("expand push jobs: %w", err)
+	}
+	s.lowerFloors(nil, dues)
 	return nil
 }
 

@@ -133,3 +133,58 @@ func exportAll[T any](t *testing.T, s *pebble.Store, k pebble.Kind[T]) []T {
 	}
 	return rows
 }
+
+// TestHasPushDevices: the in-memory count of registrations follows every
+// write of them, and is loaded again when the store opens.
+func TestHasPushDevices(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	opts := pebble.Options{CacheSize: 8 << 20, MemTableSize: 4 << 20, MinFreeDisk: -1}
+	s, err := pebble.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := func(user string, want bool) {
+		t.Helper()
+		if got := s.HasPushDevices(user); got != want {
+			t.Errorf("HasPushDevices(%s) = %v, want %v", user, got, want)
+		}
+	}
+	has("bob", false)
+	for _, d := range []store.PushDevice{
+		{User: "bob", Device: "phone", Provider: "apns", Token: "t1", Created: 1},
+		{User: "bob", Device: "tablet", Provider: "apns", Token: "t2", Created: 1},
+		{User: "carol", Device: "phone", Provider: "fcm", Token: "t3", Created: 1},
+	} {
+		if err := s.PutPushDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	has("bob", true)
+	has("carol", true)
+	if err := s.DeletePushDevice(ctx, "bob", "phone", ""); err != nil {
+		t.Fatal(err)
+	}
+	has("bob", true) // the tablet
+	// The tablet's token moves to a new device of bob's: still one.
+	if err := s.PutPushDevice(ctx, store.PushDevice{User: "bob", Device: "new", Provider: "apns", Token: "t2", Created: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeletePushDevice(ctx, "bob", "new", ""); err != nil {
+		t.Fatal(err)
+	}
+	has("bob", false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = pebble.Open(dir, opts); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	has("carol", true)
+	has("bob", false)
+	if err := s.DeleteUserPushDevices(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	has("carol", false)
+}

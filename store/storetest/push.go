@@ -41,6 +41,7 @@ func Push(t *testing.T, open func(t *testing.T) PushStore) {
 		{"SweepPush", testPushSweep},
 		{"PushDepth", testPushDepth},
 		{"PushRowsBehindTheHead", testPushBehindHead},
+		{"ExpandPushJobs", testPushExpand},
 	})
 }
 
@@ -735,4 +736,40 @@ func testPushBehindHead(t *testing.T, f *fixture) {
 		t.Fatal(err)
 	}
 	equalIDs(t, "a retry due earlier", f.due(t0, 10), []store.SessionID{sid("bob", "tablet")})
+}
+
+// testPushExpand: ExpandPushJobs writes the items of the jobs the holder
+// holds and deletes those jobs; a job it does not hold (another's, its
+// lease passed, gone) adds nothing and stays as it is.
+func testPushExpand(t *testing.T, f *fixture) {
+	f.commitJobs(1, 2, 3)
+	equalIDs(t, "claimed", f.claimJobs("n1", t0, t0+100, 10), []int64{1, 2, 3})
+	expand := func(holder string, now int64, ids []int64, items ...store.PushItem) {
+		t.Helper()
+		if err := f.push.ExpandPushJobs(f.ctx, holder, now, ids, items); err != nil {
+			t.Fatalf("expand %v for %s: %v", ids, holder, err)
+		}
+	}
+	// 3 has no item (no one to push to); 9 is no job of these.
+	expand("n1", t0+1, []int64{1, 2, 3}, item("bob", "phone", 1, t0), item("bob", "phone", 2, t0),
+		item("bob", "tablet", 2, t0), item("bob", "phone", 9, t0))
+	equalIDs(t, "bob/phone pending", f.pendingIDs("bob", "phone"), []int64{1, 2})
+	equalIDs(t, "bob/tablet pending", f.pendingIDs("bob", "tablet"), []int64{2})
+	equalIDs(t, "jobs left", f.claimJobs("n2", t0+1000, t0+2000, 10), nil)
+	// Expanded again (the jobs are gone): nothing.
+	f.done("bob", "phone", t0+2, 1)
+	expand("n1", t0+3, []int64{1, 2}, item("bob", "phone", 1, t0), item("bob", "carol", 2, t0))
+	equalIDs(t, "bob/phone pending after a second expansion", f.pendingIDs("bob", "phone"), []int64{2})
+	equalIDs(t, "bob/carol pending after a second expansion", f.pendingIDs("bob", "carol"), nil)
+
+	f.commitJobs(4, 5)
+	equalIDs(t, "4 claimed by n2", f.claimJobs("n2", t0, t0+100, 1), []int64{4})
+	equalIDs(t, "5 claimed by n1", f.claimJobs("n1", t0, t0+10, 1), []int64{5})
+	expand("n1", t0+5, []int64{4}, item("dave", "phone", 4, t0))  // n2's
+	expand("n1", t0+20, []int64{5}, item("dave", "phone", 5, t0)) // n1's lease has passed
+	equalIDs(t, "dave/phone pending", f.pendingIDs("dave", "phone"), nil)
+	equalIDs(t, "jobs left, claimable once their leases end", f.claimJobs("n3", t0+1000, t0+2000, 10), []int64{4, 5})
+	if err := f.push.ExpandPushJobs(f.ctx, "n3", t0, nil, nil); err != nil {
+		t.Errorf("expand nothing: %v", err)
+	}
 }

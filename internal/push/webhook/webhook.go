@@ -5,28 +5,18 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/imqtt/imqtt/internal/push"
-	"github.com/imqtt/imqtt/internal/signature"
+	hook "github.com/imqtt/imqtt/internal/webhook"
 )
 
-const (
-	// DefaultTimeout bounds one request.
-	DefaultTimeout = 10 * time.Second
-	// maxAnswer is how much of an answer's body is read (and dropped), so
-	// that the connection can be reused without reading a huge body.
-	maxAnswer = 4 << 10
-)
+// DefaultTimeout bounds one request.
+const DefaultTimeout = hook.DefaultTimeout
 
 // Options configure a Client.
 type Options struct {
@@ -39,37 +29,22 @@ type Options struct {
 
 // Client is the webhook push.Pusher, safe for concurrent use.
 type Client struct {
-	url     string
-	secret  []byte
-	timeout time.Duration
-	http    *http.Client
-	now     func() time.Time
+	post *hook.Client
+	now  func() time.Time
 }
 
 var _ push.Pusher = (*Client)(nil)
 
 // New checks o and returns a client.
 func New(o Options) (*Client, error) {
-	u, err := url.Parse(o.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("webhook: the URL is not an http(s) URL")
+	post, err := hook.New(hook.Options{URL: o.URL, Secret: o.Secret, Timeout: o.Timeout,
+		MaxAnswer: -1, HTTPClient: o.HTTPClient, Now: o.Now})
+	if err != nil {
+		return nil, err
 	}
-	if len(o.Secret) == 0 {
-		return nil, errors.New("webhook: no secret to sign with")
-	}
-	c := &Client{url: o.URL, secret: o.Secret, timeout: o.Timeout, http: o.HTTPClient, now: o.Now}
-	if c.timeout <= 0 {
-		c.timeout = DefaultTimeout
-	}
+	c := &Client{post: post, now: o.Now}
 	if c.now == nil {
 		c.now = time.Now
-	}
-	if c.http == nil {
-		c.http = &http.Client{
-			// A redirect would move a signed push elsewhere: it is the
-			// answer, an error.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
 	}
 	return c, nil
 }
@@ -98,36 +73,18 @@ func (c *Client) Push(ctx context.Context, n push.Notification) error {
 	if err != nil {
 		return fmt.Errorf("webhook: encode: %w", err)
 	}
-	ts := c.now().Unix()
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(raw))
+	a, err := c.post.Post(ctx, "push", raw)
 	if err != nil {
-		return fmt.Errorf("webhook: make the request: %w", err)
+		return push.Retry(err, 0)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Imqtt-Event", "push")
-	req.Header.Set(signature.HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(signature.HeaderSignature, signature.Sign(c.secret, ts, raw))
-	resp, err := c.http.Do(req)
-	if err != nil {
-		// A *url.Error names the URL, which may carry a credential.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return push.Retry(fmt.Errorf("webhook: POST: %w", err), 0)
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer))
-	resp.Body.Close()
-	status := resp.StatusCode
+	status := a.Status
 	switch {
 	case status >= 200 && status < 300:
 		return nil
 	case status == http.StatusGone:
 		return fmt.Errorf("webhook: %d: %w", status, push.ErrInvalidToken)
 	case status == http.StatusTooManyRequests || status >= 500:
-		return push.Retry(fmt.Errorf("webhook: %d", status), push.RetryAfter(resp.Header.Get("Retry-After"), c.now()))
+		return push.Retry(fmt.Errorf("webhook: %d", status), push.RetryAfter(a.RetryAfter, c.now()))
 	default:
 		return fmt.Errorf("webhook: %d", status)
 	}
