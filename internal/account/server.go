@@ -97,8 +97,10 @@ type UserTokens interface {
 
 // RevokeUser revokes up to limit of user's tokens (a deleted account's)
 // through st, dropping each from this process's cache and telling the
-// other nodes (Options.Revoked) as Revoke does. It returns how many it
-// revoked: 0 when none is left.
+// other nodes (Options.Revoked) as Revoke does, and forgets user as a
+// JWT's known user, so that this node refuses their JWTs at once (other
+// nodes within their knownTTL). It returns how many it revoked: 0 when
+// none is left.
 func (s *Service) RevokeUser(ctx context.Context, st UserTokens, user string, limit int) (int, error) {
 	hashes, err := st.DeleteUserTokens(ctx, user, limit)
 	if err != nil {
@@ -108,6 +110,7 @@ func (s *Service) RevokeUser(ctx context.Context, st UserTokens, user string, li
 	for _, h := range hashes {
 		delete(s.cache, h)
 	}
+	delete(s.known, user) // a JWT's user: its next JWT looks it up (and finds it deleted)
 	s.mu.Unlock()
 	if s.opts.Revoked != nil {
 		for _, h := range hashes {
