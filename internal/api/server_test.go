@@ -435,3 +435,20 @@ func TestServerDeleteResumes(t *testing.T) {
 		t.Errorf("bob's inbox after the resumed deletion: %+v", items)
 	}
 }
+
+// TestServerUsersWithSignupClosed: --signup closed shuts POST /v1/users,
+// not the server API's creations, whose users log in by a minted token.
+func TestServerUsersWithSignupClosed(t *testing.T) {
+	s := testserver.Start(t, withKeys(key1), func(c *daemon.Config) { c.Signup = api.SignupClosed })
+	st, raw := call(t, "POST", s.HTTP+"/v1/users", "", wire.Register{User: "alice", Password: "secret-alice"})
+	want(t, "public sign-up", st, raw, 403, wire.CodeSignupClosed)
+	st, raw = call(t, "POST", s.HTTP+"/v1/server/users", key1, map[string]string{"user": "alice"})
+	want(t, "the server API's creation", st, raw, 201, "")
+	st, raw = call(t, "POST", s.HTTP+"/v1/server/tokens", key1, map[string]string{"user": "alice", "device": "d"})
+	var sess wire.Session
+	if want(t, "mint", st, raw, 200, ""); json.Unmarshal(raw, &sess) != nil {
+		t.Fatalf("mint: %s", raw)
+	}
+	st, raw = call(t, "GET", s.HTTP+"/v1/sync?since=0", sess.Token, nil)
+	want(t, "the minted token", st, raw, 200, "")
+}
