@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -225,12 +227,34 @@ func (a *API) serverCreateUser(w http.ResponseWriter, r *http.Request, k serverK
 	}
 }
 
-// serverTokenRequest is the body of POST /v1/server/tokens; TTL in
-// seconds (0: account.DefaultMintTTL).
+// serverTokenRequest is the body of POST /v1/server/tokens. TTL is
+// seconds (86400) or a duration ("720h"); absent or 0:
+// account.DefaultMintTTL.
 type serverTokenRequest struct {
-	User   string `json:"user"`
-	Device string `json:"device"`
-	TTL    int64  `json:"ttl"`
+	User   string          `json:"user"`
+	Device string          `json:"device"`
+	TTL    json.RawMessage `json:"ttl"`
+}
+
+// ttl reads TTL: a whole number of seconds or a Go duration string.
+func (r serverTokenRequest) ttl() (time.Duration, bool) {
+	raw := bytes.TrimSpace(r.TTL)
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, true
+	}
+	var secs int64
+	if json.Unmarshal(raw, &secs) == nil {
+		if secs < 0 || secs > int64(account.MaxMintTTL/time.Second) {
+			return 0, false
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	var str string
+	if json.Unmarshal(raw, &str) != nil {
+		return 0, false
+	}
+	d, err := time.ParseDuration(str)
+	return d, err == nil && d >= 0 && d <= account.MaxMintTTL
 }
 
 func (a *API) serverMintToken(w http.ResponseWriter, r *http.Request, k serverKey) {
@@ -238,12 +262,13 @@ func (a *API) serverMintToken(w http.ResponseWriter, r *http.Request, k serverKe
 	if !onlyParams(w, r) || !a.decodeStrict(w, r, &req, false) || !a.serverRate(w, r, "accounts", k) {
 		return
 	}
-	maxTTL := int64(account.MaxMintTTL / time.Second)
-	if req.TTL < 0 || req.TTL > maxTTL {
-		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "ttl must be from 0 (30 days) to 31536000 seconds (365 days)")
+	ttl, ok := req.ttl()
+	if !ok {
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest,
+			`ttl must be seconds from 0 (30 days) to 31536000 (365 days), or a duration such as "720h"`)
 		return
 	}
-	s, err := a.srv.cfg.Accounts.MintToken(r.Context(), req.User, req.Device, time.Duration(req.TTL)*time.Second)
+	s, err := a.srv.cfg.Accounts.MintToken(r.Context(), req.User, req.Device, ttl)
 	switch {
 	case errors.Is(err, account.ErrInvalid):
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "user and device must be IDs (docs/protocol.md#identity)")

@@ -176,6 +176,14 @@ func TestServerUsersAndTokens(t *testing.T) {
 	}
 	st, raw = call(t, "GET", s.HTTP+"/v1/sync?since=0", sess.Token, nil)
 	want(t, "sync with a minted token", st, raw, 200, "")
+	st, raw = call(t, "POST", tokens, key1, map[string]any{"user": "bot1", "device": "tablet", "ttl": "720h"})
+	var sess2 wire.Session
+	if want(t, "mint with a duration", st, raw, 200, ""); json.Unmarshal(raw, &sess2) != nil {
+		t.Fatalf("mint answered %s", raw)
+	}
+	if d := time.Until(time.UnixMilli(sess2.ExpiresAt)); d > 720*time.Hour || d < 719*time.Hour {
+		t.Errorf("a token of ttl 720h expires in %v", d)
+	}
 	st, raw = call(t, "POST", s.HTTP+"/v1/server/users", sess.Token, map[string]string{"user": "x"})
 	want(t, "a minted user token on the server API", st, raw, 401, wire.CodeUnauthorized)
 	st, raw = call(t, "DELETE", s.HTTP+"/v1/sessions/current", sess.Token, nil)
@@ -193,6 +201,10 @@ func TestServerUsersAndTokens(t *testing.T) {
 		{map[string]any{"user": "bot1", "device": "d", "ttl": -1}, 400, wire.CodeBadRequest, "a negative ttl"},
 		{map[string]any{"user": "bot1", "device": "d", "ttl": 365*24*3600 + 1}, 400, wire.CodeBadRequest, "a ttl past a year"},
 		{map[string]any{"user": "system", "device": "d"}, 404, wire.CodeNoSuchUser, "system"},
+		{map[string]any{"user": "bot1", "device": "d", "ttl": "8761h"}, 400, wire.CodeBadRequest, "a duration past a year"},
+		{map[string]any{"user": "bot1", "device": "d", "ttl": "-1h"}, 400, wire.CodeBadRequest, "a negative duration"},
+		{map[string]any{"user": "bot1", "device": "d", "ttl": "soon"}, 400, wire.CodeBadRequest, "a ttl that is no duration"},
+		{map[string]any{"user": "bot1", "device": "d", "ttl": 1.5}, 400, wire.CodeBadRequest, "a fraction of seconds"},
 	} {
 		st, raw := call(t, "POST", tokens, key1, c.body)
 		want(t, "mint for "+c.what, st, raw, c.status, c.code)
