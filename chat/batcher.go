@@ -133,6 +133,9 @@ func (s *Service) process(ops []*sendOp) {
 // or the sender is a member (its owner or an admin to mention all).
 func (s *Service) check(ctx context.Context, op *sendOp) error {
 	from, to, group := op.from.User, op.req.To, op.req.Group
+	if group != "" && op.from.system() {
+		return s.groupExists(ctx, group) // system is no member, and may mention all
+	}
 	if group != "" {
 		m, err := s.member(ctx, group, from)
 		if err != nil {
@@ -196,6 +199,8 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, b *store.Batch) {
 			keys = append(keys, "g:"+op.req.Group)
 		case op.req.To == op.from.User:
 			keys = append(keys, op.from.User)
+		case op.from.system(): // no inbox of its own
+			keys = append(keys, op.req.To)
 		default:
 			keys = append(keys, op.from.User, op.req.To)
 		}
@@ -229,7 +234,10 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, b *store.Batch) {
 			op.msg = &b.Messages[len(b.Messages)-1]
 			continue
 		}
-		op.fromVer, vers = vers[0], vers[1:]
+		system := op.from.system()
+		if !system {
+			op.fromVer, vers = vers[0], vers[1:]
+		}
 		if to != from {
 			op.toVer, vers = vers[0], vers[1:]
 		}
@@ -240,8 +248,10 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, b *store.Batch) {
 		if m.Media != "" {
 			b.Grants = append(b.Grants, store.Grant{Media: m.Media, Principal: "u:" + to})
 		}
-		b.Entries = append(b.Entries, store.Entry{User: from, Ver: op.fromVer, Peer: to, Out: true, MsgID: m.ID})
-		b.Convs = append(b.Convs, store.ConvUpdate{User: from, Peer: to, MsgID: m.ID, TS: m.TS, Ver: op.fromVer})
+		if !system { // system keeps no inbox: its ack's ver is 0
+			b.Entries = append(b.Entries, store.Entry{User: from, Ver: op.fromVer, Peer: to, Out: true, MsgID: m.ID})
+			b.Convs = append(b.Convs, store.ConvUpdate{User: from, Peer: to, MsgID: m.ID, TS: m.TS, Ver: op.fromVer})
+		}
 		if to != from {
 			b.Entries = append(b.Entries, store.Entry{User: to, Ver: op.toVer, Peer: from, MsgID: m.ID})
 			b.Convs = append(b.Convs, store.ConvUpdate{User: to, Peer: from, MsgID: m.ID, TS: m.TS, Ver: op.toVer, Incoming: true})
@@ -296,7 +306,9 @@ func (s *Service) runDispatcher() {
 				}
 				continue
 			}
-			s.deliver(*op.msg, op.from.User, op.fromVer)
+			if op.fromVer != 0 { // 0: system, which has no inbox
+				s.deliver(*op.msg, op.from.User, op.fromVer)
+			}
 			if op.toVer != 0 {
 				s.deliver(*op.msg, op.req.To, op.toVer)
 			}

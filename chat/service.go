@@ -188,6 +188,9 @@ func (o *Options) fill() {
 type Sender struct {
 	User   string
 	Device string
+	// Server marks a send of the server API (chat/server.go): not bound by
+	// SendRate, and as SystemUser sent without membership or an inbox.
+	Server bool
 }
 
 // ClientID is the sender's MQTT client ID, "{user}/{device}", as the
@@ -215,7 +218,7 @@ type Service struct {
 	queue    chan *sendOp
 	mod      *moderator // nil without Options.BeforeSend
 	dispatch chan []*sendOp
-	known    sync.Map // user ID -> struct{}: users known to exist (never deleted)
+	known    sync.Map // user ID -> int64: users known to exist, and since when (unix ns; see knownTTL)
 	fan      *fanout
 	reads    *readMerger
 	fanDone  chan struct{}
@@ -326,9 +329,11 @@ func (s *Service) Submit(ctx context.Context, from Sender, req wire.Send, done f
 		s.fail(from, done, err)
 		return
 	}
-	if err := s.limit(ctx, from.User); err != nil {
-		s.fail(from, done, err)
-		return
+	if !from.Server { // the server API has its own bound (its key's rate)
+		if err := s.limit(ctx, from.User); err != nil {
+			s.fail(from, done, err)
+			return
+		}
 	}
 	if s.opts.Filter != nil && req.Type == "text" {
 		if req.Body, err = s.opts.Filter.Check(req.Body); err != nil {
@@ -544,9 +549,15 @@ func (s *Service) attach(ctx context.Context, user, media string) (*store.Inline
 	return nil, refuse(ErrUnavailable, "media store unavailable; resend with the same cmid")
 }
 
-// userExists caches positive answers: accounts are never deleted.
+// knownTTL is how long userExists trusts a positive answer. Accounts are
+// deleted only by the server API, which forgets the user on its own node
+// (ForgetUser); the other nodes of a cluster stop taking sends to them
+// within knownTTL.
+var knownTTL = time.Minute // a var for tests (export_test.go)
+
+// userExists caches positive answers for knownTTL.
 func (s *Service) userExists(ctx context.Context, id string) (bool, error) {
-	if _, ok := s.known.Load(id); ok {
+	if at, ok := s.known.Load(id); ok && time.Now().UnixNano()-at.(int64) < int64(knownTTL) {
 		return true, nil
 	}
 	_, err := s.st.GetUser(ctx, id)
@@ -556,7 +567,7 @@ func (s *Service) userExists(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	s.known.Store(id, struct{}{})
+	s.known.Store(id, time.Now().UnixNano())
 	return true, nil
 }
 

@@ -102,12 +102,18 @@ func TestWebhookEvents(t *testing.T) {
 	}
 	s := testserver.Start(t, func(c *daemon.Config) {
 		c.Webhook = daemon.WebhookOptions{URL: sink.URL + "/events", Secret: []byte(secret), Events: events}
+		c.ServerKeys = []string{strings.Repeat("k", 32)}
 	})
 	aliceTok := account(t, s, "alice", "phone")
 	account(t, s, "bob", "phone")
-	wait.For(t, "user.registered of alice and bob", 10*time.Second, func() bool {
+	// A user the backend creates through the server API is registered too.
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/server/users", strings.Repeat("k", 32), map[string]string{"user": "carol"}, nil); code != 201 {
+		t.Fatalf("server API create carol: %d", code)
+	}
+	wait.For(t, "user.registered of alice, bob and carol", 10*time.Second, func() bool {
 		return len(sink.of(webhook.UserRegistered, map[string]string{"user": "alice"})) == 1 &&
-			len(sink.of(webhook.UserRegistered, map[string]string{"user": "bob"})) == 1
+			len(sink.of(webhook.UserRegistered, map[string]string{"user": "bob"})) == 1 &&
+			len(sink.of(webhook.UserRegistered, map[string]string{"user": "carol"})) == 1
 	})
 
 	alice := connect(t, s.MQTT, "alice", "phone", aliceTok)

@@ -32,6 +32,9 @@
 //	               ClaimWebhookLane, WebhookEvents, ...        events); chat (Batch.Webhooks)
 //	Settings       PutConvSettings, GetConvSettings,           chat (mute, pin, total_unread); push (mute)
 //	               UserConvSettings, ConvSettingsFor
+//	Erasure        TombstoneUser, UserTombstone,               api (DELETE /v1/server/users/{user})
+//	               DeleteUserTokens, EraseSentMessages,
+//	               DeleteUserInbox
 //	Lifecycle      Ping, Close                                 daemon
 //
 // Commit is the one write path of messages: a Batch carries the conversation
@@ -83,6 +86,9 @@ type User struct {
 	Display      string `json:"display,omitempty"`
 	PasswordHash string `json:"password_hash"`
 	Created      int64  `json:"created"` // unix ms
+	// Deleted is when the account was deleted (Erasure.TombstoneUser):
+	// a tombstone, which GetUser does not return. 0: a live account.
+	Deleted int64 `json:"deleted,omitempty"`
 }
 
 // FoldID is the canonical form of a user ID: ASCII letters in lower case,
@@ -251,15 +257,17 @@ type Store interface {
 	Push
 	Webhooks
 	Settings
+	Erasure
 	Lifecycle
 }
 
 // Users are the accounts. CreateUser and GetUser fold the ID they are given
 // (see User).
 type Users interface {
-	// CreateUser adds an account; ErrExists if the ID is taken.
+	// CreateUser adds an account; ErrExists if the ID is taken (by an
+	// account or a tombstone, Erasure).
 	CreateUser(ctx context.Context, u User) error
-	// GetUser returns ErrNotFound for an unknown ID.
+	// GetUser returns ErrNotFound for an unknown ID and for a tombstone.
 	GetUser(ctx context.Context, id string) (User, error)
 }
 

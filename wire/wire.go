@@ -68,7 +68,7 @@ func CanonicalUser(s string) bool {
 // taken for (the server's own messages come from "system": docs/protocol.md#identity).
 func ReservedUser(id string) bool {
 	switch id {
-	case "system", "admin", "root":
+	case "system", "admin", "root", "deleted": // deleted: a deleted user's messages (store.DeletedSender)
 		return true
 	}
 	return false

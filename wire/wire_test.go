@@ -64,7 +64,7 @@ func TestNormUser(t *testing.T) {
 			t.Errorf("CanonicalUser(%q) = %v", c.in, canon)
 		}
 	}
-	for _, id := range []string{"system", "admin", "root"} {
+	for _, id := range []string{"system", "admin", "root", "deleted"} {
 		if !wire.ReservedUser(id) {
 			t.Errorf("ReservedUser(%q) = false", id)
 		}

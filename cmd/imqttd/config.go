@@ -146,6 +146,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.logFormat, "log-format", daemon.DefaultLogFormat, "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", daemon.DefaultLogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "token for /v1/admin/ and the /dashboard/ (empty: admin API off); prefer IMQTT_ADMIN_TOKEN to a flag other users can see")
+	// The server API (issue 17): keys and the bound of each key's sends.
+	fs.Var(serverKeysFlag{&c.ServerKeys}, "server-key", "comma-separated keys (each at least 32 bytes) that open /v1/server/ as Authorization: Bearer <key>; several so a key can be rotated (empty: the server API is off, 404); prefer IMQTT_SERVER_KEY to a flag other users can see")
+	fs.IntVar(&c.ServerSendRate, "server-send-rate", api.DefaultServerSendRate, "most sends one server key may make a second through POST /v1/server/messages (not bound by --max-send-rate); more get 429 rate_limited")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (empty: off; never expose it)")
 	o.finish = func() {
 		if c.SendRate == 0 { // the flag's "no limit" is daemon.Config's negative
@@ -214,6 +217,9 @@ func parse(args []string, env func(string) string) (*options, error) {
 		return nil, err
 	}
 	o.finish()
+	if err := checkServerKeys(o.cfg.ServerKeys); err != nil {
+		return nil, err
+	}
 	if (o.cfg.TLSCert == "") != (o.cfg.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
@@ -294,5 +300,41 @@ func (f limitFlag) Set(s string) error {
 		return err
 	}
 	*f.l = l
+	return nil
+}
+
+// serverKeysFlag is --server-key: comma-separated keys, each at least
+// api.MinServerKey bytes. A shorter one refuses the start; no error
+// message shows a key.
+type serverKeysFlag struct{ keys *[]string }
+
+func (f serverKeysFlag) String() string {
+	if f.keys == nil || len(*f.keys) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("(%d keys)", len(*f.keys))
+}
+
+// Set keeps the keys; checkServerKeys checks them after parsing (the flag
+// package would quote the value in Set's error).
+func (f serverKeysFlag) Set(v string) error {
+	var keys []string
+	for k := range strings.SplitSeq(v, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	*f.keys = keys
+	return nil
+}
+
+// checkServerKeys refuses a key shorter than api.MinServerKey, by its
+// place in the list.
+func checkServerKeys(keys []string) error {
+	for i, k := range keys {
+		if len(k) < api.MinServerKey {
+			return fmt.Errorf("--server-key: key %d is %d bytes: each must be at least %d (e.g. openssl rand -hex 32)", i+1, len(k), api.MinServerKey)
+		}
+	}
 	return nil
 }

@@ -106,6 +106,8 @@ var flagDefaults = map[string]any{
 	"log-format":            daemon.DefaultLogFormat,
 	"log-level":             daemon.DefaultLogLevel,
 	"admin-token":           "",
+	"server-key":            "",
+	"server-send-rate":      api.DefaultServerSendRate,
 	"pprof-addr":            "",
 	"jwt-key":               "", // JWTs off
 	"jwt-audience":          "", // not checked

@@ -13,9 +13,7 @@ package account
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -178,22 +176,7 @@ func (s *Service) Login(ctx context.Context, user, password, device string) (wir
 	if err != nil {
 		return wire.Session{}, err
 	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return wire.Session{}, fmt.Errorf("token: %w", err)
-	}
-	token := base64.RawURLEncoding.EncodeToString(raw)
-	now := s.now()
-	row := store.Token{Hash: hashToken(token), User: user, Device: device,
-		Created: now.UnixMilli(), Expires: now.Add(s.opts.TokenTTL).UnixMilli()}
-	if err := s.st.PutToken(ctx, row); err != nil {
-		return wire.Session{}, fmt.Errorf("save token: %w", err)
-	}
-	display := u.Display
-	if display == "" { // a row from before display names
-		display = u.ID
-	}
-	return wire.Session{Token: token, ExpiresAt: row.Expires, User: user, Display: display, Device: device}, nil
+	return s.issue(ctx, u, device, s.opts.TokenTTL)
 }
 
 // CheckPassword returns ErrBadCredentials unless password is user's (in
@@ -218,7 +201,7 @@ func (s *Service) checkPassword(ctx context.Context, user, password string) (sto
 	noPassword := !missing && u.PasswordHash == ""
 	if missing || noPassword {
 		// The same argon2id work as a wrong password, so that timing does
-		// not tell which accounts exist.
+		// not tell which accounts exist, or have no password.
 		u.PasswordHash = s.dummyHash()
 	}
 	if err := s.acquire(ctx); err != nil {

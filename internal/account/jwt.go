@@ -80,8 +80,13 @@ func (s *Service) ensureUser(ctx context.Context, user, display string) error {
 		case err == nil:
 			s.opts.Logger.Info("user created by its first JWT", "user", user)
 			s.Created(user) // user.registered
-		case errors.Is(err, store.ErrExists): // another device of the user, at the same moment
-			err = nil
+		case errors.Is(err, store.ErrExists):
+			// Another device of the user, at the same moment — or a
+			// deleted user's tombstone (store.Erasure), which GetUser
+			// does not return: a deleted user's JWT opens nothing.
+			if _, err = s.st.GetUser(ctx, user); errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("user of a JWT %s: deleted: %w", user, ErrBadCredentials)
+			}
 		}
 	}
 	if err != nil {

@@ -233,3 +233,30 @@ func TestJWTLogsNoToken(t *testing.T) {
 		}
 	}
 }
+
+// TestJWTOfDeletedUser: a deleted user (a tombstone, DELETE
+// /v1/server/users/{user}) is not created again by its JWT: the JWT is
+// refused like bad credentials, on a node that had seen the user too.
+func TestJWTOfDeletedUser(t *testing.T) {
+	s, st := jwtService(t)
+	ctx := t.Context()
+	tok := mint(t, "sub", "dave")
+	if err := s.Authenticate(ctx, "10.0.0.1:5", "dave", "phone", tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.TombstoneUser(ctx, "dave", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeUser(ctx, st, "dave", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Authenticate(ctx, "10.0.0.1:5", "dave", "phone", tok); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("a deleted user's JWT: %v, want ErrBadCredentials", err)
+	}
+	if _, err := s.Verify(ctx, tok); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("a deleted user's JWT as a Bearer token: %v, want ErrBadCredentials", err)
+	}
+	if _, err := st.UserTombstone(ctx, "dave"); err != nil {
+		t.Errorf("the tombstone: %v", err)
+	}
+}

@@ -58,6 +58,7 @@ type Config struct {
 	Logger    *slog.Logger
 	Admin     AdminConfig    // /v1/admin/ and /dashboard/ (admin.go)
 	Push      *push.Registry // devices' push registrations (push.go); nil: none
+	Server    ServerConfig   // /v1/server/ (server.go)
 
 	// Request bodies' deadlines (deadline.go): BodyTimeout bounds a body's
 	// arrival (default 10s); an upload must bring UploadMinRate bytes a
@@ -77,6 +78,7 @@ type API struct {
 	mux *http.ServeMux
 	log *slog.Logger
 	adm *admin
+	srv *serverAPI
 }
 
 // New builds the routes.
@@ -131,6 +133,7 @@ func New(cfg Config) *API {
 		a.mux.Handle("/chat/", http.StripPrefix("/chat", cfg.Web))
 	}
 	a.adminRoutes()
+	a.serverRoutes()
 	a.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -151,6 +151,13 @@ type Config struct {
 	PprofAddr string
 	// AdminToken guards /v1/admin/ and the dashboard; "" turns the admin API off.
 	AdminToken string
+	// ServerKeys open the server API (/v1/server/; none: off), whose sends
+	// each key may make ServerSendRate a second (0: api.DefaultServerSendRate).
+	ServerKeys     []string
+	ServerSendRate int
+	// ServerDeleteBudget bounds one DELETE /v1/server/users/{user}'s work
+	// (0: api.DefaultDeleteBudget; no flag: tests set it).
+	ServerDeleteBudget time.Duration
 	// HTTPBodyTimeout bounds how long a request body may take to arrive
 	// (0: api.DefaultBodyTimeout, 10s); an upload instead must bring
 	// HTTPUploadMinRate bytes a second (api.DefaultUploadMinRate, 1024)
@@ -517,7 +524,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			Broker: d.broker, Sender: d.path, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
 			Remote: d.kickRemote(), Backup: d.backupFunc(), Sessions: d.sessions},
 		Push: push.NewRegistry(d.st, d.providesPush, d.state),
-
+		Server: api.ServerConfig{Keys: cfg.ServerKeys, Accounts: d.accounts, Chat: d.chat, Store: d.st,
+			Limiter: d.state, SendRate: cfg.ServerSendRate, DeleteBudget: cfg.ServerDeleteBudget},
 		Signup: cfg.Signup, // --signup (docs/integration.md#sign-up-control)
 	})
 	d.api = handler

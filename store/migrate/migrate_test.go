@@ -85,6 +85,14 @@ func newSource(t testing.TB, users, msgs int) *source {
 			t.Fatal(err)
 		}
 	}
+	// A deleted user's tombstone, which GetUser does not return: it is
+	// copied and verified as a tombstone.
+	if err := st.CreateUser(ctx, store.User{ID: "gone", PasswordHash: "h", Created: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.TombstoneUser(ctx, "gone", 77); err != nil {
+		t.Fatal(err)
+	}
 	reserve := func(key string) uint64 {
 		v, err := st.ReserveVersions(ctx, key, 1)
 		if err != nil {
@@ -249,6 +257,9 @@ func TestRunCopiesEverything(t *testing.T) {
 		}
 	}
 	ctx := t.Context()
+	if at, err := dst.UserTombstone(ctx, "gone"); err != nil || at != 77 {
+		t.Errorf("the tombstone copied: %d, %v", at, err)
+	}
 	// Reopened, the database has the source's epoch.
 	again := openDst(t, db)
 	if again.Epoch() != from.Epoch() {
@@ -382,8 +393,8 @@ func TestRefusesForeignDatabase(t *testing.T) {
 	if !errors.Is(err, migrate.ErrOtherSource) {
 		t.Fatalf("err %v, want ErrOtherSource", err)
 	}
-	if n, _ := dst2.CountRows(ctx, "users"); n != 2 {
-		t.Fatalf("users %d, want the first source's 2", n)
+	if n, _ := dst2.CountRows(ctx, "users"); n != 3 { // 2 and the tombstone
+		t.Fatalf("users %d, want the first source's 3", n)
 	}
 }
 

@@ -123,6 +123,11 @@ func (r *run) sample(ctx context.Context) error {
 		return err
 	}
 	err = every(ctx, r, pebble.Users, func(u store.User) error {
+		if u.Deleted != 0 { // a deleted user's tombstone, which GetUser does not return
+			return same(ctx, r, "tombstone "+u.ID,
+				func(s store.Store) (int64, error) { return s.UserTombstone(ctx, u.ID) },
+				func(a, b int64) bool { return a == b })
+		}
 		return same(ctx, r, "user "+u.ID,
 			func(s store.Store) (store.User, error) { return s.GetUser(ctx, u.ID) },
 			func(a, b store.User) bool { return a == b })

@@ -15,6 +15,7 @@ type userDoc struct {
 	Display      string `bson:"display,omitempty"`
 	PasswordHash string `bson:"pw"`
 	Created      int64  `bson:"created"`
+	Deleted      int64  `bson:"deleted,omitempty"` // a tombstone (deleteuser.go)
 }
 
 type tokenDoc struct {
@@ -46,7 +47,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 }
 
 // GetUser returns the account of id's fold; store.ErrNotFound for an
-// unknown ID.
+// unknown ID or a tombstone.
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
 	if err := s.begin(ctx, "get user"); err != nil {
 		return store.User{}, err
@@ -56,6 +57,9 @@ func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
 	var d userDoc
 	if err := s.c.users.FindOne(ctx, byID(id)).Decode(&d); err != nil {
 		return store.User{}, fmt.Errorf("get user %s: %w", id, notFound(err))
+	}
+	if d.Deleted != 0 {
+		return store.User{}, fmt.Errorf("get user %s: %w", id, store.ErrNotFound)
 	}
 	return store.User{ID: d.ID, Display: d.Display, PasswordHash: d.PasswordHash, Created: d.Created}, nil
 }

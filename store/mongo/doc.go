@@ -10,9 +10,11 @@
 // (tools/devmongo) for development. Shard keys are what a sharded
 // cluster would use; nothing requires sharding.
 //
-//	users        {_id: user ID, pw, created}
+//	users        {_id: user ID, pw, created, deleted? (a tombstone: deleteuser.go)}
 //	             shard: {_id: "hashed"}
 //	tokens       {_id: SHA-256 hex of the token, user, device, expires, created}
+//	             {user: 1}: DeleteUserTokens (added without a new Format:
+//	             an index, which changes no document's meaning).
 //	             shard: {_id: "hashed"}
 //	messages     {_id: snowflake ID, from, to, group, seq, type, body, media,
 //	              meta (JSON text), cmid, ts, inline: {mime, data}}

@@ -69,7 +69,7 @@ func (s *Store) importUpsert(ctx context.Context, op string, c *mongo.Collection
 func (s *Store) ImportUsers(ctx context.Context, us []store.User) error {
 	docs := make([]any, len(us))
 	for i, u := range us {
-		docs[i] = userDoc{ID: store.FoldID(u.ID), Display: u.Display, PasswordHash: u.PasswordHash, Created: u.Created}
+		docs[i] = userDoc{ID: store.FoldID(u.ID), Display: u.Display, PasswordHash: u.PasswordHash, Created: u.Created, Deleted: u.Deleted}
 	}
 	return s.importInsert(ctx, "import users", s.c.users, docs)
 }

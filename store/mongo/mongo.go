@@ -194,6 +194,7 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{c.members, bson.D{{Key: "user", Value: 1}, {Key: "group", Value: 1}}, false},
 		{c.groupMsgs, bson.D{{Key: "group", Value: 1}, {Key: "seq", Value: 1}}, true},
 		{c.sessions, bson.D{{Key: "user", Value: 1}}, false},
+		{c.tokens, bson.D{{Key: "user", Value: 1}}, false}, // DeleteUserTokens
 		{c.convSettings, bson.D{{Key: "user", Value: 1}, {Key: "conv", Value: 1}}, false},
 		{c.convSettings, bson.D{{Key: "conv", Value: 1}, {Key: "user", Value: 1}}, false},
 		{c.pushDevices, bson.D{{Key: "provider", Value: 1}, {Key: "token", Value: 1}}, true},

@@ -41,7 +41,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 }
 
 // GetUser returns the account of id's fold; store.ErrNotFound for an
-// unknown ID.
+// unknown ID or a tombstone.
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
 	var u store.User
 	if err := s.begin(ctx, "get user"); err != nil {
@@ -51,6 +51,9 @@ func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
 	id = store.FoldID(id)
 	if err := s.getJSON(userKey(id), &u); err != nil {
 		return store.User{}, fmt.Errorf("get user %s: %w", id, err)
+	}
+	if u.Deleted != 0 { // a tombstone (deleteuser.go)
+		return store.User{}, fmt.Errorf("get user %s: %w", id, store.ErrNotFound)
 	}
 	return u, nil
 }

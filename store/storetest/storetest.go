@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite of store.Store, in one part per
 // role of the store: Accounts, Versions, Messages, Conversations, Groups,
-// Grants, Sessions, Settings, Push, Webhooks and Lifecycle. Every implementation runs
+// Grants, Sessions, Settings, Push, Webhooks, DeleteUser (Erasure) and Lifecycle. Every implementation runs
 // Run (and RunReopen if it persists to a directory) from its own tests; a
 // store of only some roles
 // (a fake for a consumer's tests) runs the parts of its roles. The suite
@@ -95,6 +95,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			io.Closer
 		}{s, s}
 	})
+	DeleteUser(t, func(t *testing.T) EraseStore {
+		s := open(t)
+		return struct {
+			EraseStore
+			io.Closer
+		}{s, s}
+	})
 	Lifecycle(t, open)
 }
 
@@ -156,6 +163,7 @@ type fixture struct {
 	push          store.Push
 	webhooks      store.Webhooks
 	life          store.Lifecycle
+	store         any // the store as opened, for roles asked of it directly
 }
 
 // newFixture takes s in the roles it has, and closes it (if it can be
@@ -169,7 +177,7 @@ func newFixture(t *testing.T, s any) *fixture {
 			}
 		})
 	}
-	f := &fixture{t: t, ctx: t.Context()}
+	f := &fixture{t: t, ctx: t.Context(), store: s}
 	f.users, _ = s.(store.Users)
 	f.tokens, _ = s.(store.Tokens)
 	f.versions, _ = s.(store.Versions)
