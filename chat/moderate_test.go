@@ -301,3 +301,31 @@ func TestBeforeSendBusyAndClose(t *testing.T) {
 		t.Fatalf("after close: %v, want 1 unavailable and 255 ok to bob, 768 unavailable to carol*", codes)
 	}
 }
+
+// refuseAll is a content filter that refuses every text.
+type refuseAll struct{}
+
+func (refuseAll) Check(string) (string, error) {
+	return "", &chat.Error{Err: chat.ErrRejected, Msg: "no"}
+}
+
+// TestServerSendsNotModerated: the operator's backend (the server API) is
+// neither filtered nor asked about its own sends, as a user or as system;
+// a user's send is both.
+func TestServerSendsNotModerated(t *testing.T) {
+	h := &hook{verdict: func(*wire.Send) (chat.Verdict, error) { return chat.Verdict{Action: chat.ActionReject}, nil }}
+	svc, st := moderated(t, h, chat.Options{Filter: refuseAll{}})
+	ctx := context.Background()
+	if _, err := svc.SendAs(ctx, chat.SystemUser, wire.Send{CMID: "s1", To: "bob", Type: "text", Body: "welcome"}); err != nil {
+		t.Fatalf("system: %v", err)
+	}
+	if _, err := svc.SendAs(ctx, "alice", wire.Send{CMID: "s2", To: "bob", Type: "text", Body: "on alice's behalf"}); err != nil {
+		t.Fatalf("as alice: %v", err)
+	}
+	if _, err := svc.Send(ctx, alice, wire.Send{CMID: "u1", To: "bob", Type: "text", Body: "hi"}); !errors.Is(err, chat.ErrRejected) {
+		t.Fatalf("alice herself: %v, want rejected", err)
+	}
+	if got := bodies(t, st, "bob"); !slices.Equal(got, []string{"welcome", "on alice's behalf"}) {
+		t.Fatalf("bob's inbox %q", got)
+	}
+}
