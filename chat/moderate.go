@@ -44,7 +44,7 @@ const (
 // Defaults of the before_send stage.
 const (
 	DefaultHookTimeout     = 2 * time.Second
-	DefaultHookConcurrency = 64
+	DefaultHookConcurrency = 256 // Little's law: 256 sends at 5 ms of backend latency is 51,000 a second
 	DefaultHookFail        = FailOpen
 	// maxLaneQueue bounds the sends of one sender in one conversation
 	// waiting for the hook: past it the sender is told busy, and no one
