@@ -31,16 +31,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
+	"github.com/imqtt/imqtt/internal/outbox"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
 )
@@ -174,13 +173,9 @@ type Worker struct {
 	pushers map[string]Pusher
 	limit   *rate.Limiter
 
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	loop *outbox.Loop  // its Work: the notifications in flight
 	sem  chan struct{} // a slot per notification in flight
 	busy sync.Map      // store.SessionID → struct{}: devices this worker is sending to
-	wg   sync.WaitGroup
-	once sync.Once
 }
 
 // New returns a Worker; Start runs it.
@@ -188,8 +183,7 @@ func New(st Store, pres Presence, badge Badger, opts Options) *Worker {
 	opts.fill()
 	w := &Worker{st: st, pres: pres, badge: badge, opts: opts, holder: opts.Node + "/" + nonce(),
 		pushers: map[string]Pusher{}, limit: rate.NewLimiter(rate.Limit(opts.Rate), max(1, int(opts.Rate/10))),
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		sem: make(chan struct{}, opts.Workers)}
+		loop: outbox.New(), sem: make(chan struct{}, opts.Workers)}
 	for _, p := range opts.Pushers {
 		w.pushers[p.Name()] = p
 	}
@@ -204,79 +198,26 @@ func (w *Worker) Start() { go w.run() }
 
 // Notify says a commit wrote push jobs: the worker looks now rather than
 // at its next poll. It never blocks.
-func (w *Worker) Notify() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
+func (w *Worker) Notify() { w.loop.Notify() }
 
 // Close stops claiming, waits (up to ctx) for the notifications in flight,
 // and releases what the worker holds; what is left is another node's, or
 // this one's after a restart.
-func (w *Worker) Close(ctx context.Context) {
-	w.once.Do(func() { close(w.stop) })
-	select {
-	case <-w.done:
-	case <-ctx.Done():
-	}
-	idle := make(chan struct{})
-	go func() { w.wg.Wait(); close(idle) }()
-	select {
-	case <-idle:
-	case <-ctx.Done():
-	}
-}
+func (w *Worker) Close(ctx context.Context) { w.loop.Close(ctx) }
 
+// run is the worker's loop. Every commit wakes it, and a finished send
+// does; a pass (a round of expansion, then a look for due devices) runs
+// at most every outbox.PassEvery, so that the jobs of many commits share
+// one round's reads and writes: at 12,000 messages/s a round per commit,
+// of about 8 jobs each, cost the node a tenth of its CPU beside the send
+// path (bench/push.sh). A backlog of full rounds is expanded without
+// waiting, a look for due devices between them still at most every
+// PassEvery (each look scans the due items, those of devices being sent
+// to included).
 func (w *Worker) run() {
-	defer close(w.done)
-	t := time.NewTicker(w.opts.Poll)
-	defer t.Stop()
-	sweep := time.NewTicker(time.Minute)
-	defer sweep.Stop()
 	go w.gauge()
-	var last time.Time
-	var later atomic.Bool // a wake-up for the next pass is set
-	backlog := false
-	for {
-		select {
-		case <-w.stop:
-			return
-		case <-w.wake:
-		case <-t.C:
-		case <-sweep.C:
-			w.sweep()
-			continue
-		}
-		// Every commit wakes the worker, and a finished send does; a pass
-		// (a round of expansion, then a look for due devices) runs at most
-		// every passEvery, so that the jobs of many commits share one
-		// round's reads and writes. At 12,000 messages/s a round per
-		// commit, of about 8 jobs each, cost the node a tenth of its CPU
-		// beside the send path (bench/push.sh). A backlog of full rounds
-		// is expanded without waiting, a look for due devices between them
-		// still at most every passEvery.
-		since := time.Since(last)
-		if since >= passEvery || backlog {
-			if backlog = w.expand(); backlog {
-				w.Notify() // more jobs wait: the next round after this one
-			}
-		}
-		if since < passEvery {
-			if later.CompareAndSwap(false, true) {
-				time.AfterFunc(passEvery-since, func() { later.Store(false); w.Notify() })
-			}
-			continue
-		}
-		last = time.Now()
-		w.dispatch()
-	}
+	w.loop.Run(w.opts.Poll, w.expand, w.dispatch, w.sweep)
 }
-
-// passEvery bounds how often the worker expands a round of jobs (but
-// while a backlog waits) and looks for due devices: each look scans the
-// due items, those of devices being sent to included.
-const passEvery = 50 * time.Millisecond
 
 // gauge samples the outbox's depth every 10 s, apart from the worker's
 // loop (which may be busy with a backlog for longer).
@@ -286,7 +227,7 @@ func (w *Worker) gauge() {
 	for {
 		w.outboxDepth()
 		select {
-		case <-w.stop:
+		case <-w.loop.Stopping():
 			return
 		case <-t.C:
 		}
@@ -523,7 +464,7 @@ func mentions(m store.Message, user string) bool {
 func (w *Worker) dispatch() {
 	for {
 		select {
-		case <-w.stop:
+		case <-w.loop.Stopping():
 			return
 		default:
 		}
@@ -556,13 +497,13 @@ func (w *Worker) dispatch() {
 			}
 			w.sem <- struct{}{}
 			w.busy.Store(d, struct{}{})
-			w.wg.Add(1)
+			w.loop.Work.Add(1)
 			started++
 			go func() {
 				defer func() {
 					w.busy.Delete(d)
 					<-w.sem
-					w.wg.Done()
+					w.loop.Work.Done()
 					w.Notify()
 				}()
 				w.send(d)
@@ -702,7 +643,7 @@ func (w *Worker) sendDevice(ctx context.Context, d store.SessionID) error {
 		return nil
 	case errors.As(err, &retry):
 		w.opts.Metrics.Pushed(provider, ResultRetry)
-		delay := max(backoff(attempts), retry.After)
+		delay := max(outbox.Backoff(attempts, 5*time.Minute), retry.After)
 		return w.st.RetryPushItems(ctx, d.User, d.Device, ids(live), now+delay.Milliseconds(), attempts+1)
 	default:
 		w.opts.Metrics.Pushed(provider, ResultFailed)
@@ -723,16 +664,6 @@ func (w *Worker) online(ctx context.Context, d store.SessionID) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// backoff is the wait before attempt n+1: 1 s doubling to 5 min, with
-// full jitter in its upper half (so that a provider back up is not hit by
-// every device at once).
-func backoff(n int) time.Duration {
-	d := time.Second << min(n, 9)
-	d = min(d, 5*time.Minute)
-	j, _ := rand.Int(rand.Reader, big.NewInt(int64(d/2)+1))
-	return d/2 + time.Duration(j.Int64())
 }
 
 // notification is what the device is told of items (pending, oldest first).

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
 	"time"
 
+	"github.com/imqtt/imqtt/internal/outbox"
 	"github.com/imqtt/imqtt/store"
 )
 
@@ -72,15 +71,4 @@ func Retry(err error, after time.Duration) error { return &RetryError{After: aft
 // RetryAfter reads an HTTP Retry-After header (RFC 9110 §10.2.3): delay
 // seconds or an HTTP date, from now; 0 if absent or unreadable. The
 // providers' 429s and 503s carry it.
-func RetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
+func RetryAfter(v string, now time.Time) time.Duration { return outbox.RetryAfter(v, now) }

@@ -5,12 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
+	"github.com/imqtt/imqtt/internal/outbox"
 	"github.com/imqtt/imqtt/store"
 )
 
@@ -38,9 +37,6 @@ const (
 	// MaxRetryAfter caps a receiver's Retry-After.
 	MaxRetryAfter = time.Hour
 )
-
-// passEvery bounds how often the worker looks for due lanes.
-const passEvery = 50 * time.Millisecond
 
 // laneBatch is how many events of a lane are read at once.
 const laneBatch = 16
@@ -92,12 +88,8 @@ type Outbox struct {
 	st     store.Webhooks
 	opts   OutboxOptions
 	holder string
-	wake   chan struct{}
-	stop   chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	loop   *outbox.Loop // its Work: the lanes in flight
 	sem    chan struct{}
-	wg     sync.WaitGroup
 	// ctx ends the requests in flight when Close gives up waiting.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -118,7 +110,7 @@ func NewOutbox(st store.Webhooks, o OutboxOptions) *Outbox {
 		o.Poll = DefaultPoll
 	}
 	if o.Backoff == nil {
-		o.Backoff = backoff
+		o.Backoff = func(n int) time.Duration { return outbox.Backoff(n, MaxBackoff) }
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -133,8 +125,7 @@ func NewOutbox(st store.Webhooks, o OutboxOptions) *Outbox {
 		o.Events, _ = ParseEvents("")
 	}
 	w := &Outbox{st: st, opts: o, holder: o.Node + "/" + rand.Text()[:8],
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		sem: make(chan struct{}, o.Lanes)}
+		loop: outbox.New(), sem: make(chan struct{}, o.Lanes)}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	return w
 }
@@ -144,62 +135,24 @@ func (w *Outbox) Start() { go w.run() }
 
 // Notify says events were written: the outbox looks now rather than at
 // its next poll. It never blocks.
-func (w *Outbox) Notify() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
+func (w *Outbox) Notify() { w.loop.Notify() }
 
 // Close stops claiming, waits (up to ctx) for the lanes in flight, and
 // releases them; what is left is delivered by another node, or by this
 // one after a restart.
 func (w *Outbox) Close(ctx context.Context) {
-	w.once.Do(func() { close(w.stop) })
-	select {
-	case <-w.done:
-	case <-ctx.Done():
-	}
-	idle := make(chan struct{})
-	go func() { w.wg.Wait(); close(idle) }()
-	select {
-	case <-idle:
-	case <-ctx.Done():
+	if !w.loop.Close(ctx) {
 		w.cancel() // the requests in flight end; their lanes' leases end their claims
 	}
 	w.cancel()
 }
 
+// run is the outbox's loop: at most one look for due lanes every
+// outbox.PassEvery (every commit wakes it, and a look per commit would
+// cost a read each).
 func (w *Outbox) run() {
-	defer close(w.done)
-	t := time.NewTicker(w.opts.Poll)
-	defer t.Stop()
-	sweep := time.NewTicker(time.Minute)
-	defer sweep.Stop()
 	go w.gauge()
-	var last time.Time
-	var later sync.Mutex // held while a wake-up for the next pass is set
-	for {
-		select {
-		case <-w.stop:
-			return
-		case <-w.wake:
-		case <-t.C:
-		case <-sweep.C:
-			w.sweep()
-			continue
-		}
-		// At most one pass every passEvery: every commit wakes the
-		// outbox, and a look per commit would cost a read each.
-		if since := time.Since(last); since < passEvery {
-			if later.TryLock() {
-				time.AfterFunc(passEvery-since, func() { later.Unlock(); w.Notify() })
-			}
-			continue
-		}
-		last = time.Now()
-		w.dispatch()
-	}
+	w.loop.Run(w.opts.Poll, nil, w.dispatch, w.sweep)
 }
 
 // gauge samples the outbox's depth every 10 s, apart from the loop.
@@ -213,7 +166,7 @@ func (w *Outbox) gauge() {
 		}
 		cancel()
 		select {
-		case <-w.stop:
+		case <-w.loop.Stopping():
 			return
 		case <-t.C:
 		}
@@ -241,7 +194,7 @@ func (w *Outbox) sweep() {
 func (w *Outbox) dispatch() {
 	for {
 		select {
-		case <-w.stop:
+		case <-w.loop.Stopping():
 			return
 		default:
 		}
@@ -270,12 +223,12 @@ func (w *Outbox) dispatch() {
 				continue // another node's
 			}
 			w.sem <- struct{}{}
-			w.wg.Add(1)
+			w.loop.Work.Add(1)
 			started++
 			go func() {
 				defer func() {
 					<-w.sem
-					w.wg.Done()
+					w.loop.Work.Done()
 					w.Notify()
 				}()
 				w.deliver(l, now)
@@ -353,7 +306,7 @@ func (w *Outbox) deliver(l store.WebhookLane, claimed int64) {
 
 func (w *Outbox) stopping() bool {
 	select {
-	case <-w.stop:
+	case <-w.loop.Stopping():
 		return true
 	default:
 		return false
@@ -417,7 +370,7 @@ func (w *Outbox) post(ev store.WebhookEvent, now int64, attempts int) (wait time
 		w.opts.Metrics.Webhook(ev.Type, ResultRetry)
 		wait = w.opts.Backoff(attempts)
 		if err == nil {
-			wait = max(wait, min(retryAfter(a.RetryAfter, w.opts.Now()), MaxRetryAfter))
+			wait = max(wait, min(outbox.RetryAfter(a.RetryAfter, w.opts.Now()), MaxRetryAfter))
 			w.opts.Logger.Info("webhook: the receiver answered; retried", "event", ev.Type, "status", a.Status, "attempts", attempts+1)
 		} else {
 			w.opts.Logger.Info("webhook: no answer; retried", "event", ev.Type, "err", err, "attempts", attempts+1)
@@ -430,30 +383,11 @@ func (w *Outbox) post(ev store.WebhookEvent, now int64, attempts int) (wait time
 	}
 }
 
-// backoff is the wait after attempts failed attempts: 1 s doubling to
-// MaxBackoff, jittered down by up to half. A function of the count the
-// store keeps with the lane, rather than github.com/cenkalti/backoff's
-// ExponentialBackOff (compared: its state lives in the process, so a
-// lane taken over by another node, or after a restart, would start its
-// backoff over; and its jitter is the same three lines as here).
-func backoff(attempts int) time.Duration {
-	d := min(time.Second<<min(attempts, 10), MaxBackoff)
-	return d/2 + mrand.N(d/2+1)
-}
-
-// retryAfter reads a Retry-After header: seconds or an HTTP date.
-func retryAfter(h string, now time.Time) time.Duration {
-	if h == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(h); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
+// The backoff (outbox.Backoff) is a function of the attempts the store
+// keeps with the lane, rather than github.com/cenkalti/backoff's
+// ExponentialBackOff (compared: its state lives in the process, so a lane
+// taken over by another node, or after a restart, would start its backoff
+// over).
 
 // formatID is an event's id on the wire.
 func formatID(id int64) string { return "evt-" + strconv.FormatInt(id, 10) }
