@@ -24,29 +24,9 @@ SUFFIX=${SUFFIX:-}
 IMQTTD=${IMQTTD:-} # an imqttd binary to measure instead of the tree's
 
 SECRET=bench-hook-secret
-BIN=$(mktemp -d)
-WORK=$(mktemp -d)
-PID="" SINKPID=""
-cleanup() {
-	[ -n "$PID" ] && kill "$PID" 2>/dev/null || true
-	[ -n "$PID" ] && wait "$PID" 2>/dev/null || true
-	[ -n "$SINKPID" ] && kill "$SINKPID" 2>/dev/null || true
-	[ -n "$SINKPID" ] && wait "$SINKPID" 2>/dev/null || true
-	rm -rf "$BIN" "$WORK"
-}
-trap cleanup EXIT
-say() { printf '\n== %s\n' "$*" >&2; }
-
-ulimit -n "$(ulimit -Hn)"
-command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
-command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
-say "building"
-go build -o "$BIN/" ./cmd/imqttd ./cmd/imqtt
-[ -n "$IMQTTD" ] && cp "$IMQTTD" "$BIN/imqttd"
-mkdir -p "$OUT"
-
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+bench_setup
 
 port=$(freeport)
 "$BIN/imqtt" bench push-sink --addr "127.0.0.1:$port" --delay "$DELAY" --secret "$SECRET" >"$WORK/sink.out" 2>>"$WORK/sink.log" &

@@ -57,3 +57,30 @@ stop_imqttd() {
 	wait "$PID" 2>/dev/null || true
 	PID=""
 }
+
+# bench_setup: the start the webhook benches share (bench/push.sh,
+# bench/hook.sh): BIN and WORK temporary directories, removed on exit with
+# the imqttd (PID) and sink (SINKPID) still running; say; the open-files
+# limit raised; curl and jq installed if missing; imqttd and imqtt built
+# into BIN (IMQTTD: another imqttd binary instead); OUT made.
+bench_setup() {
+	BIN=$(mktemp -d)
+	WORK=$(mktemp -d)
+	PID="" SINKPID=""
+	trap bench_cleanup EXIT
+	ulimit -n "$(ulimit -Hn)"
+	command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
+	command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
+	say "building"
+	go build -o "$BIN/" ./cmd/imqttd ./cmd/imqtt
+	if [ -n "${IMQTTD:-}" ]; then cp "$IMQTTD" "$BIN/imqttd"; fi
+	mkdir -p "$OUT"
+}
+bench_cleanup() {
+	[ -n "$PID" ] && kill "$PID" 2>/dev/null || true
+	[ -n "$PID" ] && wait "$PID" 2>/dev/null || true
+	[ -n "$SINKPID" ] && kill "$SINKPID" 2>/dev/null || true
+	[ -n "$SINKPID" ] && wait "$SINKPID" 2>/dev/null || true
+	rm -rf "$BIN" "$WORK"
+}
+say() { printf '\n== %s\n' "$*" >&2; }

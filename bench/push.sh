@@ -48,29 +48,9 @@ IMQTTD_ARGS=${IMQTTD_ARGS:-} # more imqttd flags, for every server
 IMQTTD=${IMQTTD:-}           # an imqttd binary to measure instead of the tree's
 
 SECRET=bench-push-secret
-BIN=$(mktemp -d)
-WORK=$(mktemp -d)
-PID="" SINKPID=""
-cleanup() {
-	[ -n "$PID" ] && kill "$PID" 2>/dev/null || true
-	[ -n "$PID" ] && wait "$PID" 2>/dev/null || true
-	[ -n "$SINKPID" ] && kill "$SINKPID" 2>/dev/null || true
-	[ -n "$SINKPID" ] && wait "$SINKPID" 2>/dev/null || true
-	rm -rf "$BIN" "$WORK"
-}
-trap cleanup EXIT
-say() { printf '\n== %s\n' "$*" >&2; }
-
-ulimit -n "$(ulimit -Hn)"
-command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
-command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
-say "building"
-go build -o "$BIN/" ./cmd/imqttd ./cmd/imqtt
-[ -n "$IMQTTD" ] && cp "$IMQTTD" "$BIN/imqttd"
-mkdir -p "$OUT"
-
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+bench_setup
 
 FAILED=0
 HTTP="" MQ="" PPROF="" SINK=""
