@@ -708,6 +708,55 @@ func (s *Store) DeletePushJobs(ctx context.Context, ids []int64) error {
 	return nil
 }
 
+// checkPushItems rejects an item the key layout cannot hold.
+func checkPushItems(items []store.PushItem) error {
+	for i := range items {
+		if err := checkSessionID(items[i].User, items[i].Device); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// batchPushItems adds to wb each item that keep takes (nil: all), once,
+// with its pq/ row, and returns their Dues (for the floor). With read, an
+// item already stored, pending or done, is left as it is (a read each);
+// without, the caller knows none is. The caller holds push.rows.
+func (s *Store) batchPushItems(ctx context.Context, wb *pebble.Batch, items []store.PushItem, keep func(*store.PushItem) bool, read bool) ([]int64, error) {
+	added := make(map[string]bool, len(items)) // an item twice in items
+	var key, val []byte
+	var dues []int64
+	for i := range items {
+		if i%256 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		r := pushItemRow{PushItem: items[i]}
+		if keep != nil && !keep(&r.PushItem) {
+			continue
+		}
+		key = pushItemKey(key[:0], r.User, r.Device, r.MsgID)
+		if added[string(key)] {
+			continue
+		}
+		if read {
+			_, found, err := s.getPushItem(key)
+			if err != nil {
+				return nil, fmt.Errorf("read %s/%s %d: %w", r.User, r.Device, r.MsgID, err)
+			}
+			if found {
+				continue
+			}
+		}
+		added[string(key)] = true
+		val = appendPushItem(val[:0], &r)
+		_ = wb.Set(key, val, nil)
+		key = r.indexKey(key[:0])
+		_ = wb.Set(key, nil, nil)
+		dues = append(dues, r.Due)
+	}
+	return dues, nil
+}
+
 // ExpandPushJobs writes the items of the jobs holder holds and deletes
 // those jobs in one batch (store.Push), not synced on its own (the next
 // synced write, any commit of messages, makes it durable; a crash before
@@ -723,10 +772,8 @@ func (s *Store) ExpandPushJobs(ctx context.Context, holder string, now int64, id
 		return err
 	}
 	defer s.end()
-	for i := range items {
-		if err := checkSessionID(items[i].User, items[i].Device); err != nil {
-			return fmt.Errorf("expand push jobs: %w", err)
-		}
+	if err := checkPushItems(items); err != nil {
+		return fmt.Errorf("expand push jobs: %w", err)
 	}
 	s.push.rows.Lock()
 	defer s.push.rows.Unlock()
@@ -739,30 +786,17 @@ func (s *Store) ExpandPushJobs(ctx context.Context, holder string, now int64, id
 	}
 	wb := s.db.NewBatch()
 	defer wb.Close()
-	var key, val []byte
-	var dues []int64
-	added := make(map[string]bool, len(items)) // an item twice in items
-	for i := range items {
-		r := pushItemRow{PushItem: items[i]}
-		if !held[r.MsgID] {
-			continue
-		}
-		key = pushItemKey(key[:0], r.User, r.Device, r.MsgID)
-		if added[string(key)] {
-			continue
-		}
-		added[string(key)] = true
-		val = appendPushItem(val[:0], &r)
-		_ = wb.Set(key, val, nil)
-		key = r.indexKey(key[:0])
-		_ = wb.Set(key, nil, nil)
-		dues = append(dues, r.Due)
+	dues, err := s.batchPushItems(ctx, wb, items, func(it *store.PushItem) bool { return held[it.MsgID] }, false)
+	if err != nil {
+		s.push.mu.Unlock()
+		return fmt.Errorf("expand push jobs: %w", err)
 	}
+	var key []byte
 	for id := range held {
 		key = pushJobKey(key[:0], id)
 		_ = wb.Delete(key, nil)
 	}
-	err := s.write(len(wb.Repr()), func() error { return wb.Commit(pebble.NoSync) })
+	err = s.write(len(wb.Repr()), func() error { return wb.Commit(pebble.NoSync) })
 	if err == nil {
 		for id := range held {
 			delete(s.push.jobs, id)
@@ -788,40 +822,16 @@ func (s *Store) AddPushItems(ctx context.Context, items []store.PushItem) error 
 		return err
 	}
 	defer s.end()
-	for i := range items {
-		if err := checkSessionID(items[i].User, items[i].Device); err != nil {
-			return fmt.Errorf("add push items: %w", err)
-		}
+	if err := checkPushItems(items); err != nil {
+		return fmt.Errorf("add push items: %w", err)
 	}
 	s.push.rows.Lock()
 	defer s.push.rows.Unlock()
 	wb := s.db.NewBatch()
 	defer wb.Close()
-	added := make(map[string]bool, len(items)) // an item twice in items
-	var key, val []byte
-	var dues []int64
-	for i := range items {
-		if i%256 == 0 && ctx.Err() != nil {
-			return fmt.Errorf("add push items: %w", ctx.Err())
-		}
-		r := pushItemRow{PushItem: items[i]}
-		key = pushItemKey(key[:0], r.User, r.Device, r.MsgID)
-		if added[string(key)] {
-			continue
-		}
-		_, found, err := s.getPushItem(key)
-		if err != nil {
-			return fmt.Errorf("add push items: read %s/%s %d: %w", r.User, r.Device, r.MsgID, err)
-		}
-		if found {
-			continue
-		}
-		added[string(key)] = true
-		val = appendPushItem(val[:0], &r)
-		_ = wb.Set(key, val, nil)
-		key = r.indexKey(key[:0])
-		_ = wb.Set(key, nil, nil)
-		dues = append(dues, r.Due)
+	dues, err := s.batchPushItems(ctx, wb, items, nil, true)
+	if err != nil {
+		return fmt.Errorf("add push items: %w", err)
 	}
 	if wb.Empty() {
 		return nil
