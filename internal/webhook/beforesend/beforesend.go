@@ -47,18 +47,13 @@ func New(post *webhook.Client, node int64) (*Hook, error) {
 // most maxBody bytes: a modify's body and meta, JSON-escaped, and room.
 func MaxAnswer(maxBody int) int { return 6*maxBody + 16<<10 }
 
-// Data is the event's data: the send, and who sends it.
+// Data is the event's data: who sends, and the send as the device sent it
+// (wire.Send's fields, flattened: cmid, to or group, type, body, media,
+// meta, mentions).
 type Data struct {
-	From     string          `json:"from"`
-	Device   string          `json:"device"`
-	CMID     string          `json:"cmid"`
-	To       string          `json:"to,omitempty"`
-	Group    string          `json:"group,omitempty"`
-	Type     string          `json:"type"`
-	Body     string          `json:"body"`
-	Media    string          `json:"media,omitempty"`
-	Meta     json.RawMessage `json:"meta,omitempty"`
-	Mentions []string        `json:"mentions,omitempty"`
+	From   string `json:"from"`
+	Device string `json:"device"`
+	wire.Send
 }
 
 // answer is what the backend answers.
@@ -78,8 +73,7 @@ var (
 // BeforeSend posts the send and reads the verdict.
 func (h *Hook) BeforeSend(ctx context.Context, from chat.Sender, req *wire.Send) (chat.Verdict, error) {
 	now := h.now()
-	data, err := json.Marshal(Data{From: from.User, Device: from.Device, CMID: req.CMID, To: req.To, Group: req.Group,
-		Type: req.Type, Body: req.Body, Media: req.Media, Meta: req.Meta, Mentions: req.Mentions})
+	data, err := json.Marshal(Data{From: from.User, Device: from.Device, Send: *req})
 	if err != nil {
 		return chat.Verdict{}, fmt.Errorf("before_send: encode: %w", err)
 	}
