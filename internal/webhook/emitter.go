@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bwmarrin/snowflake"
+	"golang.org/x/time/rate"
 
 	"github.com/imqtt/imqtt/store"
 	imsync "github.com/imqtt/imqtt/sync"
@@ -19,6 +20,19 @@ const (
 	DefaultQueue      = 10_000                // events waiting for the writer
 	DefaultFlushEvery = 10 * time.Millisecond // how long the writer gathers events
 	DefaultFlushMax   = 256                   // events in one write
+)
+
+// Presence events one user may emit: a burst of presenceBurst (a user's
+// 16 devices connecting and leaving), then one every presenceEvery. Past
+// it they are dropped and counted: an account reconnecting in a loop would
+// otherwise fill the writer's queue, shared by every user, and the
+// durable outbox with events the backend cannot use.
+const (
+	presenceBurst = 32
+	presenceEvery = 3 * time.Second
+	// presenceUsers bounds the limiters kept; past it they are all
+	// forgotten (each user's burst starts over).
+	presenceUsers = 100_000
 )
 
 // EmitterOptions configure an Emitter; zero values take the defaults.
@@ -68,6 +82,9 @@ type Emitter struct {
 	mu     sync.RWMutex // guards closed against a send on queue
 	closed bool
 	done   chan struct{}
+
+	plMu   sync.Mutex
+	limits map[string]*rate.Limiter // presence events, by user
 }
 
 // NewEmitter returns an Emitter writing to st; Start runs its writer.
@@ -237,10 +254,29 @@ func (e *Emitter) presence(typ, user, device, node string, at time.Time) {
 	if !e.Wants(typ) {
 		return
 	}
+	if !e.presenceAllowed(user, at) {
+		e.opts.Metrics.Webhook(typ, ResultRateLimited)
+		return
+	}
 	ts := at.UnixMilli()
 	if ev, ok := e.event(typ, UserLane(user), ts, PresenceData{User: user, Device: device, Node: node, TS: ts}); ok {
 		e.enqueue(ev)
 	}
+}
+
+// presenceAllowed takes one of user's presence events at at.
+func (e *Emitter) presenceAllowed(user string, at time.Time) bool {
+	e.plMu.Lock()
+	defer e.plMu.Unlock()
+	l := e.limits[user]
+	if l == nil {
+		if e.limits == nil || len(e.limits) >= presenceUsers {
+			e.limits = make(map[string]*rate.Limiter)
+		}
+		l = rate.NewLimiter(rate.Every(presenceEvery), presenceBurst)
+		e.limits[user] = l
+	}
+	return l.AllowN(at, 1)
 }
 
 // Registered writes user.registered: every path that creates a user

@@ -39,8 +39,8 @@ func TestEmitterGroupCommit(t *testing.T) {
 	}
 	e.Start()
 	now := time.Now()
-	for range 100 {
-		e.Online("alice", "phone", "n1", now)
+	for i := range 100 {
+		e.Online("alice", "phone", "n1", now.Add(time.Duration(i)*3*time.Second)) // within alice's presence bound
 	}
 	e.Offline("bob", "web", "n1", now)
 	e.Close(t.Context())
@@ -177,4 +177,37 @@ func BenchmarkAfterSend(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ms)), "ns/msg")
+}
+
+// TestEmitterPresenceBound: one user's presence events past the bound (a
+// burst of 32, then one every 3 s) are dropped and counted, and do not
+// take the queue from another user's.
+func TestEmitterPresenceBound(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	m := &counts{}
+	e, err := webhook.NewEmitter(st, webhook.EmitterOptions{Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Start()
+	now := time.Now()
+	for i := range 1000 { // a device reconnecting in a loop, within one second
+		if i%2 == 0 {
+			e.Online("mallory", "phone", "n1", now)
+		} else {
+			e.Offline("mallory", "phone", "n1", now)
+		}
+	}
+	e.Online("alice", "phone", "n1", now)
+	e.Online("mallory", "phone", "n1", now.Add(3*time.Second)) // the bound refills
+	e.Close(t.Context())
+	if n := m.get(webhook.ResultRateLimited); n != 1000-32 {
+		t.Errorf("rate limited %d, want %d", n, 1000-32)
+	}
+	if evs, err := st.WebhookEvents(t.Context(), "u:mallory", 1000); err != nil || len(evs) != 33 {
+		t.Errorf("mallory's lane: %d events, %v; want 33", len(evs), err)
+	}
+	if evs, err := st.WebhookEvents(t.Context(), "u:alice", 10); err != nil || len(evs) != 1 {
+		t.Errorf("alice's lane: %d events, %v", len(evs), err)
+	}
 }

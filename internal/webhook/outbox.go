@@ -20,6 +20,8 @@ const (
 	ResultDropped  = "dropped"  // any other answer (4xx), or an event no longer wanted
 	ResultExpired  = "expired"  // not delivered within --webhook-ttl
 	ResultOverflow = "overflow" // not queued: the emitter's queue was full
+	// ResultRateLimited: a presence event past its user's bound, not written.
+	ResultRateLimited = "rate_limited"
 )
 
 // Defaults of OutboxOptions.
