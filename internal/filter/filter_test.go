@@ -494,3 +494,17 @@ func TestReloadWhileChecking(t *testing.T) {
 		}
 	}
 }
+
+// TestMaskBound: with mask, a body holding more than maxMasked matches is
+// refused instead (masking it costs milliseconds and megabytes on the
+// sender's goroutine); one just under is masked.
+func TestMaskBound(t *testing.T) {
+	f := newFilter(t, ActionMask, LinksAllow, "bad")
+	under := strings.Repeat("bad ", maxMasked)
+	if out, err := f.Check(under); err != nil || strings.Contains(out, "bad") {
+		t.Fatalf("%d matches: %v", maxMasked, err)
+	}
+	if _, err := f.Check(under + "bad"); !errors.Is(err, chat.ErrRejected) {
+		t.Fatalf("%d matches: %v, want rejected", maxMasked+1, err)
+	}
+}
