@@ -238,7 +238,7 @@ func (s *Service) dummyHash() string {
 // (jwt.go).
 func (s *Service) Verify(ctx context.Context, token string) (store.Token, error) {
 	if s.opts.JWT != nil && jwtauth.Looks(token) {
-		return s.verifyJWT(ctx, token, "", "")
+		return s.verifyJWTCached(ctx, token)
 	}
 	if token == "" || len(token) > 128 {
 		return store.Token{}, ErrBadCredentials

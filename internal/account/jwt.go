@@ -63,6 +63,32 @@ func (s *Service) verifyJWT(ctx context.Context, token, user, device string) (st
 		Created: s.now().UnixMilli(), Expires: c.Expires.UnixMilli()}, nil
 }
 
+// verifyJWTCached is verifyJWT for Bearer tokens, which come with every
+// HTTP request: a JWT verified once is remembered, by its hash, until its
+// exp (or CacheTTL, or the user's deletion: RevokeUser drops it), as login
+// tokens are; a signature check is 20–220 µs of CPU (ES256 the most).
+func (s *Service) verifyJWTCached(ctx context.Context, token string) (store.Token, error) {
+	h := "jwt:" + hashToken(token)
+	now := s.now()
+	s.mu.RLock()
+	c, ok := s.cache[h]
+	s.mu.RUnlock()
+	if ok && now.UnixMilli() < c.row.Expires && (s.opts.CacheTTL <= 0 || now.Sub(c.at) < s.opts.CacheTTL) {
+		return c.row, nil
+	}
+	row, err := s.verifyJWT(ctx, token, "", "")
+	if err != nil {
+		return store.Token{}, err
+	}
+	s.mu.Lock()
+	if len(s.cache) >= cacheMax {
+		clear(s.cache)
+	}
+	s.cache[h] = cached{row, now}
+	s.mu.Unlock()
+	return row, nil
+}
+
 // ensureUser creates the account user (canonical), without a password,
 // unless it exists; display is its display name.
 func (s *Service) ensureUser(ctx context.Context, user, display string) error {

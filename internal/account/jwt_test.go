@@ -244,6 +244,9 @@ func TestJWTOfDeletedUser(t *testing.T) {
 	if err := s.Authenticate(ctx, "10.0.0.1:5", "dave", "phone", tok); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Verify(ctx, tok); err != nil { // now remembered as verified
+		t.Fatal(err)
+	}
 	if err := st.TombstoneUser(ctx, "dave", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -258,5 +261,29 @@ func TestJWTOfDeletedUser(t *testing.T) {
 	}
 	if _, err := st.UserTombstone(ctx, "dave"); err != nil {
 		t.Errorf("the tombstone: %v", err)
+	}
+}
+
+// BenchmarkVerifyJWT: a Bearer JWT on every HTTP request is checked once,
+// then remembered (ES256's signature check is the costliest).
+func BenchmarkVerifyJWT(b *testing.B) {
+	st, err := pebble.Open(b.TempDir(), pebble.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	v, err := jwtauth.New(jwtSecret, jwtauth.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := New(st, Options{Params: cheap, Limits: noLimits, JWT: v})
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "erin", "exp": time.Now().Add(time.Hour).Unix()}).SignedString(jwtSecret)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := s.Verify(b.Context(), tok); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -111,6 +111,11 @@ func (s *Service) RevokeUser(ctx context.Context, st UserTokens, user string, li
 	for _, h := range hashes {
 		delete(s.cache, h)
 	}
+	for h, c := range s.cache { // the user's verified JWTs (no row names them)
+		if c.row.User == user {
+			delete(s.cache, h)
+		}
+	}
 	delete(s.known, user) // a JWT's user: its next JWT looks it up (and finds it deleted)
 	s.mu.Unlock()
 	if s.opts.Revoked != nil {
