@@ -26,25 +26,61 @@ type Group struct {
 }
 
 // Member is one user's membership. The member sees messages with
-// seq > JoinSeq; ReadSeq is its read position.
+// seq > JoinSeq; ReadSeq is its read position. JoinChanges and ReadChanges
+// are how many change records (change.go) the group's log held up to
+// JoinSeq and ReadSeq: a member's unread is the messages, not the changes,
+// after its position (Unread). MentionSeq is the newest message that
+// mentioned the member by name (Batch.Mentioned).
 type Member struct {
-	Group   string `json:"group"`
-	User    string `json:"user"`
-	Role    string `json:"role"`
-	JoinSeq uint64 `json:"join_seq"`
-	ReadSeq uint64 `json:"read_seq"`
-	Joined  int64  `json:"joined"` // unix ms
+	Group       string `json:"group"`
+	User        string `json:"user"`
+	Role        string `json:"role"`
+	JoinSeq     uint64 `json:"join_seq"`
+	ReadSeq     uint64 `json:"read_seq"`
+	Joined      int64  `json:"joined"` // unix ms
+	JoinChanges uint64 `json:"join_changes,omitempty"`
+	ReadChanges uint64 `json:"read_changes,omitempty"`
+	MentionSeq  uint64 `json:"mention_seq,omitempty"`
 }
 
-// GroupHead is a group's newest message.
+// Unread is how many messages of the group's log up to h the member has
+// not read: seqs after its position (read or join, the later) that are not
+// change records.
+func (m Member) Unread(h GroupHead) int64 {
+	pos, changes := m.JoinSeq, m.JoinChanges
+	if m.ReadSeq > pos {
+		pos, changes = m.ReadSeq, m.ReadChanges
+	}
+	if h.Seq <= pos {
+		return 0
+	}
+	n := int64(h.Seq-pos) - int64(h.Changes-min(changes, h.Changes))
+	return max(n, 0)
+}
+
+// Mentioned reports whether a message after the member's position
+// mentioned it, by name or all.
+func (m Member) Mentioned(h GroupHead) bool {
+	pos := max(m.JoinSeq, m.ReadSeq)
+	return m.MentionSeq > pos || h.MentionAll > pos
+}
+
+// GroupHead is where a group's log is: Seq its newest seq, MsgID and TS
+// its newest message (not a change record), Changes how many change
+// records the log holds, MentionAll the seq of the newest message that
+// mentioned all. Commit moves each forward only; a head of a change record
+// has MsgID 0 and leaves MsgID and TS as they are.
 type GroupHead struct {
-	Group string `json:"group"`
-	Seq   uint64 `json:"seq"`
-	MsgID int64  `json:"msg"`
-	TS    int64  `json:"ts"`
+	Group      string `json:"group"`
+	Seq        uint64 `json:"seq"`
+	MsgID      int64  `json:"msg"`
+	TS         int64  `json:"ts"`
+	Changes    uint64 `json:"changes,omitempty"`
+	MentionAll uint64 `json:"mention_all,omitempty"`
 }
 
-// GroupRead moves a member's read position to Seq (never back).
+// GroupRead moves a member's read position to Seq (never back). The store
+// sets the member's ReadChanges from the change records up to Seq.
 type GroupRead struct {
 	Group string
 	User  string
@@ -61,7 +97,8 @@ type Groups interface {
 	CreateGroup(ctx context.Context, g Group, members []Member) error
 	// GetGroup returns ErrNotFound for an unknown group.
 	GetGroup(ctx context.Context, id string) (Group, error)
-	// AddMembers adds members, each joining at the group's current head seq,
+	// AddMembers adds members, each joining at the group's current head seq
+	// (JoinChanges: the head's Changes),
 	// and returns those that were new; for users already members it only
 	// changes the role when Role is set. ErrLimit, with nothing written, if
 	// the group would pass limit members (0: no limit). ErrNotFound if the

@@ -32,6 +32,8 @@
 //	               ClaimWebhookLane, WebhookEvents, ...        events); chat (Batch.Webhooks)
 //	Settings       PutConvSettings, GetConvSettings,           chat (mute, pin, total_unread); push (mute)
 //	               UserConvSettings, ConvSettingsFor
+//	Lives          ReactionsOf, UserReactions, Hidden,         chat; sync (ReactionsOf, Hidden)
+//	               SetPeerRead, Put/GetUserSettings
 //	Erasure        TombstoneUser, UserTombstone,               api (DELETE /v1/server/users/{user})
 //	               DeleteUserTokens, EraseSentMessages,
 //	               DeleteUserInbox
@@ -138,6 +140,19 @@ type Message struct {
 	// Mentions are the user IDs a group message mentions, or "@all"
 	// (docs/protocol.md#mentions); push reaches them where the group is muted.
 	Mentions []string `json:"mentions,omitempty"`
+
+	// ReplyTo is the message this one replies to (same conversation).
+	ReplyTo int64 `json:"reply_to,omitempty"`
+	// Recalled is when the message was recalled, by RecalledBy: it is a
+	// tombstone (Batch.Recalls).
+	Recalled   int64  `json:"recalled,omitempty"`
+	RecalledBy string `json:"recalled_by,omitempty"`
+	// Edited is when its body was last edited (Batch.Edits).
+	Edited int64 `json:"edited,omitempty"`
+	// Reacted says it has had a reaction (Lives.ReactionsOf has its own).
+	Reacted bool `json:"reacted,omitempty"`
+	// Change makes the message a change record of another (change.go).
+	Change *Change `json:"change,omitempty"`
 }
 
 // MentionAll in Message.Mentions mentions every member of the group.
@@ -164,6 +179,9 @@ type Entry struct {
 	Peer  string `json:"peer"`
 	Out   bool   `json:"out"`
 	MsgID int64  `json:"msg"`
+	// Change says MsgID is a change record (change.go): the entry is in
+	// the inbox only, not in the history index, and moves no conversation.
+	Change bool `json:"change,omitempty"`
 }
 
 // Event is an Entry with its message, as Range and History return them.
@@ -209,6 +227,7 @@ type Conversation struct {
 	Ver      uint64 `json:"ver"`       // the user's version of the last update
 	Unread   int64  `json:"unread"`    // incoming messages with ID > ReadUpto
 	ReadUpto int64  `json:"read_upto"` // highest message ID read
+	PeerRead int64  `json:"peer_read"` // the peer's ReadUpto, as SetPeerRead told it
 }
 
 // Batch is what one group commit writes.
@@ -229,6 +248,14 @@ type Batch struct {
 	// the webhook is on): written with the messages (an existing one is
 	// left as it is).
 	Webhooks []WebhookEvent
+	// What change records (change.go) do to the messages they change, and
+	// group members mentioned (Member.MentionSeq moves up to Seq).
+	Recalls   []Recall
+	Edits     []Edit
+	Reactions []Reaction
+	Hides     []Hide
+	Clears    []Clear
+	Mentioned []GroupRead
 
 	// Existing is filled by Commit in a store shared by several nodes: an
 	// entry i means that Acks[i]'s (From, CMID) was already being stored
@@ -257,6 +284,7 @@ type Store interface {
 	Push
 	Webhooks
 	Settings
+	Lives
 	Erasure
 	Lifecycle
 }

@@ -24,7 +24,12 @@ type Notice struct {
 }
 
 // EventKind of each event type.
-func (Msg) EventKind() string          { return KindMsg }
+func (m Msg) EventKind() string {
+	if m.Kind != "" {
+		return m.Kind
+	}
+	return KindMsg
+}
 func (Ack) EventKind() string          { return KindAck }
 func (*Error) EventKind() string       { return KindError }
 func (Sync) EventKind() string         { return KindSync }
@@ -34,10 +39,12 @@ func (GroupEvent) EventKind() string   { return KindGroup }
 func (Heads) EventKind() string        { return KindHeads }
 func (Notice) EventKind() string       { return KindNotice }
 func (ConvSettings) EventKind() string { return KindSettings }
+func (Receipt) EventKind() string      { return KindReceipt }
+func (TypingEvent) EventKind() string  { return KindTyping }
 
 // EventKinds are the kinds of every Event above.
 var EventKinds = []string{KindAck, KindError, KindMsg, KindSync, KindUnread, KindGroup, KindHeads, KindNotice, KindResync,
-	KindSettings}
+	KindSettings, KindRecall, KindEdit, KindDelete, KindReaction, KindReceipt, KindTyping}
 
 var (
 	_ Event = Msg{}
@@ -50,6 +57,8 @@ var (
 	_ Event = Notice{}
 	_ Event = Resync{}
 	_ Event = ConvSettings{}
+	_ Event = Receipt{}
+	_ Event = TypingEvent{}
 )
 
 // userTopics is the root of every topic the server publishes on; no other

@@ -22,6 +22,12 @@ func TestEventKinds(t *testing.T) {
 		wire.Notice{Kind: wire.KindNotice, Text: "hi"},
 		wire.Resync{Kind: wire.KindResync, Reason: wire.ResyncBacklog},
 		wire.ConvSettings{Kind: wire.KindSettings, Group: "g", Mute: true},
+		wire.Msg{Kind: wire.KindRecall, ID: "1", By: "a"},
+		wire.Msg{Kind: wire.KindEdit, ID: "1", Body: "b"},
+		wire.Msg{Kind: wire.KindDelete, IDs: []string{"1"}},
+		wire.Msg{Kind: wire.KindReaction, ID: "1", Emoji: "👍", Op: wire.ReactAdd},
+		wire.Receipt{Kind: wire.KindReceipt, Peer: "b", Upto: "1"},
+		wire.TypingEvent{Kind: wire.KindTyping, From: "a", Peer: "b", State: wire.TypingStart},
 	}
 	var kinds []string
 	for _, ev := range evs {

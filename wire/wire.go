@@ -186,6 +186,9 @@ type Send struct {
 	Body  string          `json:"body"`
 	Media string          `json:"media,omitempty"`
 	Meta  json.RawMessage `json:"meta,omitempty"`
+	// ReplyTo is the ID of a message of the same conversation the sender
+	// can see; the message then carries a Quote of it.
+	ReplyTo string `json:"reply_to,omitempty"`
 	// Mentions names members of the group (a send to a group only): user
 	// IDs, or MentionAll (the group's owner and admins only). At most
 	// MaxMentions.
@@ -225,17 +228,30 @@ func (e *Error) Error() string { return e.Code + ": " + e.Message }
 // Errorf builds an Error with a code.
 func NewError(code, msg string) *Error { return &Error{Code: code, Message: msg} }
 
-// Msg is a message event as one user sees it: Ver is that user's version.
+// Msg is a message event as one user sees it: Ver is that user's version
+// (Seq, in a group, the group's). It is also each stored change of a
+// message (Kind KindRecall, KindEdit, KindReaction, KindDelete), so that
+// the live events and what sync replays are one list in version order:
+//
+//	msg       id, from, to/group, type, body, media, meta, ts, [reply_to, quote,
+//	          recalled, edited, reactions] — as the message is now
+//	recall    id, by, ts
+//	edit      id, body, [meta], edited
+//	reaction  id, from, emoji, op
+//	delete    ids or peer (one's own devices only)
+//
+// each with ver (or group and seq). A recalled message is a tombstone:
+// Recalled, no body, media, meta or inline.
 type Msg struct {
-	Kind  string          `json:"kind"` // "msg"
-	ID    string          `json:"id"`
+	Kind  string          `json:"kind"` // "msg", or the change's kind
+	ID    string          `json:"id,omitempty"`
 	Ver   uint64          `json:"ver,omitempty"`
-	From  string          `json:"from"`
+	From  string          `json:"from,omitempty"`
 	To    string          `json:"to,omitempty"`
 	Group string          `json:"group,omitempty"`
 	Seq   uint64          `json:"seq,omitempty"`
-	Type  string          `json:"type"`
-	Body  string          `json:"body"`
+	Type  string          `json:"type,omitempty"`
+	Body  string          `json:"body,omitempty"`
 	Media string          `json:"media,omitempty"`
 	Meta  json.RawMessage `json:"meta,omitempty"`
 	TS    int64           `json:"ts"`
@@ -245,7 +261,24 @@ type Msg struct {
 	Inline *Inline `json:"inline,omitempty"`
 	// Mentions are the send's mentions (a group message).
 	Mentions []string `json:"mentions,omitempty"`
+
+	// A message's state.
+	ReplyTo   string                   `json:"reply_to,omitempty"`
+	Quote     *Quote                   `json:"quote,omitempty"`
+	Recalled  bool                     `json:"recalled,omitempty"`
+	Edited    int64                    `json:"edited,omitempty"` // unix ms of the last edit
+	Reactions map[string]ReactionCount `json:"reactions,omitempty"`
+
+	// A change's.
+	By    string   `json:"by,omitempty"`    // recall: who recalled it
+	Emoji string   `json:"emoji,omitempty"` // reaction
+	Op    string   `json:"op,omitempty"`    // reaction: ReactAdd, ReactRemove
+	IDs   []string `json:"ids,omitempty"`   // delete: the messages hidden
+	Peer  string   `json:"peer,omitempty"`  // delete: the conversation cleared
 }
+
+// Change reports whether m is a change of a message rather than a message.
+func (m *Msg) Change() bool { return m.Kind != KindMsg && m.Kind != "" }
 
 // Inline is media bytes carried in a message event; Data is base64 in JSON.
 type Inline struct {
@@ -324,8 +357,13 @@ type Conversation struct {
 	Group  string `json:"group,omitempty"`
 	Last   *Msg   `json:"last,omitempty"`
 	Unread int64  `json:"unread"`
-	Muted  bool   `json:"muted,omitempty"`  // muted now (mute, or mute_until ahead)
-	Pinned bool   `json:"pinned,omitempty"` // pin
+	// Mentioned: a group message mentioned the user since it last read.
+	Mentioned bool `json:"mentioned,omitempty"`
+	// PeerRead is the peer's read position (a message ID) in a 1:1
+	// conversation, when both have read receipts on.
+	PeerRead string `json:"peer_read,omitempty"`
+	Muted    bool   `json:"muted,omitempty"`  // muted now (mute, or mute_until ahead)
+	Pinned   bool   `json:"pinned,omitempty"` // pin
 }
 
 // ConvSettings are one user's settings of one conversation (Peer or Group):
