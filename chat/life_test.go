@@ -20,14 +20,14 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// events is a subscriber of the delivery path that keeps every event by
+// lifeEvents is a subscriber of the delivery path that keeps every event by
 // the topic it went to.
-type events struct {
+type lifeEvents struct {
 	mu sync.Mutex
 	by map[string][]wire.Event
 }
 
-func (e *events) Sent(to deliver.To, ev wire.Event) {
+func (e *lifeEvents) Sent(to deliver.To, ev wire.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.by == nil {
@@ -37,7 +37,7 @@ func (e *events) Sent(to deliver.To, ev wire.Event) {
 }
 
 // of returns the items of kind sent to user's inbox.
-func (e *events) of(user, kind string) []wire.Msg {
+func (e *lifeEvents) of(user, kind string) []wire.Msg {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []wire.Msg
@@ -49,7 +49,7 @@ func (e *events) of(user, kind string) []wire.Msg {
 	return out
 }
 
-func (e *events) other(user, kind string) []wire.Event {
+func (e *lifeEvents) other(user, kind string) []wire.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []wire.Event
@@ -65,7 +65,7 @@ type lifeEnv struct {
 	t   *testing.T
 	st  store.Store
 	svc *chat.Service
-	ev  *events
+	ev  *lifeEvents
 	ctx context.Context
 }
 
@@ -77,7 +77,7 @@ func newLife(t *testing.T, o chat.Options) *lifeEnv {
 			t.Fatal(err)
 		}
 	}
-	ev := &events{}
+	ev := &lifeEvents{}
 	o.Logger, o.Metrics = slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New()
 	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), pathTo(ev), o)
 	if err != nil {
@@ -203,7 +203,7 @@ func TestRecall1to1(t *testing.T) {
 	wantCode(t, err, wire.CodeNotAllowed) // recalled already
 
 	for _, u := range []string{"alice", "bob"} {
-		wait.For(t, "recall event to "+u, func() bool { return len(e.ev.of(u, wire.KindRecall)) == 1 })
+		wait.For(t, "recall event to "+u, 5*time.Second, func() bool { return len(e.ev.of(u, wire.KindRecall)) == 1 })
 		live := e.ev.of(u, wire.KindRecall)[0]
 		if live.ID != ack.ID || live.By != "alice" || live.Ver == 0 {
 			t.Errorf("%s: live recall %+v", u, live)
@@ -251,7 +251,9 @@ func TestRecallWindow(t *testing.T) {
 // maskFilter masks "darn" in every body.
 type maskFilter struct{}
 
-func (maskFilter) Check(body string) (string, error) { return strings.ReplaceAll(body, "darn", "****"), nil }
+func (maskFilter) Check(body string) (string, error) {
+	return strings.ReplaceAll(body, "darn", "****"), nil
+}
 
 // TestEdit: the sender edits a text message; history, sync and the live
 // event carry the new body and edited; the filter applies to edits; others'
@@ -266,7 +268,7 @@ func TestEdit(t *testing.T) {
 	if _, err := e.edit("alice", "e1", ack.ID, "hello darn"); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, "edit event", func() bool { return len(e.ev.of("bob", wire.KindEdit)) == 1 })
+	wait.For(t, "edit event", 5*time.Second, func() bool { return len(e.ev.of("bob", wire.KindEdit)) == 1 })
 	if live := e.ev.of("bob", wire.KindEdit)[0]; live.Body != "hello ****" || live.Edited == 0 || live.ID != ack.ID {
 		t.Errorf("live edit %+v", live)
 	}
@@ -319,7 +321,7 @@ func TestReactions(t *testing.T) {
 	if _, err := e.react("alice", "a1", ack.ID, "👍", wire.ReactAdd); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, "reaction events", func() bool { return len(e.ev.of("alice", wire.KindReaction)) == 2 })
+	wait.For(t, "reaction lifeEvents", 5*time.Second, func() bool { return len(e.ev.of("alice", wire.KindReaction)) == 2 })
 	h := e.history("alice", "bob")
 	if r := h[0].Reactions["👍"]; r.Count != 2 || len(r.Users) != 2 {
 		t.Errorf("history reactions %+v", h[0].Reactions)
@@ -335,7 +337,7 @@ func TestReactions(t *testing.T) {
 		t.Errorf("synced reactions %+v", m.Reactions)
 	}
 	if n := len(e.ev.of("bob", wire.KindReaction)); n != 3 {
-		t.Errorf("bob got %d reaction events, want 3 (the no-ops send none)", n)
+		t.Errorf("bob got %d reaction lifeEvents, want 3 (the no-ops send none)", n)
 	}
 	// One user's emojis on one message are bounded.
 	var lastErr error
@@ -356,7 +358,7 @@ func TestDeleteForMe(t *testing.T) {
 	if _, err := e.del("bob", wire.Delete{CMID: "d1", IDs: []string{m2.ID}}); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, "delete event", func() bool { return len(e.ev.of("bob", wire.KindDelete)) == 1 })
+	wait.For(t, "delete event", 5*time.Second, func() bool { return len(e.ev.of("bob", wire.KindDelete)) == 1 })
 	if d := e.ev.of("bob", wire.KindDelete)[0]; len(d.IDs) != 1 || d.IDs[0] != m2.ID || d.Ver == 0 {
 		t.Errorf("delete event %+v", d)
 	}
@@ -427,7 +429,7 @@ func TestGroupLifecycle(t *testing.T) {
 	if _, err := e.react("carol", "x1", m1.ID, "🎉", wire.ReactAdd); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, "group changes live", func() bool {
+	wait.For(t, "group changes live", 5*time.Second, func() bool {
 		return len(e.ev.of("bob", wire.KindRecall)) == 1 && len(e.ev.of("bob", wire.KindReaction)) == 1
 	})
 	items := e.syncGroup("bob", g)
@@ -468,7 +470,7 @@ func TestRepliesAndMentions(t *testing.T) {
 	_, err = e.svc.Send(e.ctx, from("bob"), wire.Send{CMID: "x2", To: "alice", Type: "text", Body: "re", ReplyTo: "x"})
 	wantCode(t, err, wire.CodeBadRequest)
 	re := e.send("bob", wire.Send{CMID: "r1", To: "alice", Body: "re", ReplyTo: m1.ID})
-	wait.For(t, "reply live", func() bool { return find(e.ev.of("alice", wire.KindMsg), wire.KindMsg, re.ID) != nil })
+	wait.For(t, "reply live", 5*time.Second, func() bool { return find(e.ev.of("alice", wire.KindMsg), wire.KindMsg, re.ID) != nil })
 	live := find(e.ev.of("alice", wire.KindMsg), wire.KindMsg, re.ID)
 	if live.ReplyTo != m1.ID || live.Quote == nil || live.Quote.From != "alice" || len([]rune(live.Quote.Body)) != wire.QuoteRunes {
 		t.Errorf("live reply %+v quote %+v", live, live.Quote)
@@ -568,7 +570,7 @@ func TestTyping(t *testing.T) {
 		}
 	}
 	if got := len(e.ev.other("bob", wire.KindTyping)); got != n || n < 1 || n > 2 {
-		t.Errorf("20 typing events in a burst: %d relayed (%d delivered), want 1 (2 if a second turned)", n, got)
+		t.Errorf("20 typing lifeEvents in a burst: %d relayed (%d delivered), want 1 (2 if a second turned)", n, got)
 	}
 	_, err := e.svc.Typing(e.ctx, "alice", wire.Typing{Peer: "nobody", State: wire.TypingStart})
 	wantCode(t, err, wire.CodeNoSuchUser)
