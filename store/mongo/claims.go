@@ -56,7 +56,7 @@ func part(b *store.Batch, m store.Message) store.Batch {
 		}
 	}
 	for _, h := range b.Heads {
-		if h.MsgID == m.ID {
+		if h.MsgID == m.ID || h.MsgID == 0 && m.Change != nil && m.Group != "" && h.Group == m.Group && h.Seq == m.Seq {
 			p.Heads = append(p.Heads, h)
 		}
 	}
@@ -75,7 +75,104 @@ func part(b *store.Batch, m store.Message) store.Batch {
 			p.Webhooks = append(p.Webhooks, e)
 		}
 	}
+	partChanges(&p, b, m)
 	return p
+}
+
+// partChanges adds to p what b's lifecycle rows (change.go) of message m
+// are: a change record's effect on its target, a message's mentions.
+func partChanges(p, b *store.Batch, m store.Message) {
+	for _, r := range b.Recalls {
+		if ownsRecall(m, r) {
+			p.Recalls = append(p.Recalls, r)
+		}
+	}
+	for _, e := range b.Edits {
+		if ownsEdit(m, e) {
+			p.Edits = append(p.Edits, e)
+		}
+	}
+	for _, r := range b.Reactions {
+		if ownsReaction(m, r) {
+			p.Reactions = append(p.Reactions, r)
+		}
+	}
+	for _, h := range b.Hides {
+		if ownsHide(m, h) {
+			p.Hides = append(p.Hides, h)
+		}
+	}
+	for _, c := range b.Clears {
+		if ownsClear(m, c) {
+			p.Clears = append(p.Clears, c)
+		}
+	}
+	for _, r := range b.Mentioned {
+		if ownsMention(m, r) {
+			p.Mentioned = append(p.Mentioned, r)
+		}
+	}
+}
+
+func changeOf(m store.Message, kind string) *store.Change {
+	if m.Change != nil && m.Change.Kind == kind {
+		return m.Change
+	}
+	return nil
+}
+
+func ownsRecall(m store.Message, r store.Recall) bool {
+	c := changeOf(m, store.ChangeRecall)
+	return c != nil && c.Target == r.MsgID
+}
+
+func ownsEdit(m store.Message, e store.Edit) bool {
+	c := changeOf(m, store.ChangeEdit)
+	return c != nil && c.Target == e.MsgID
+}
+
+func ownsReaction(m store.Message, r store.Reaction) bool {
+	c := changeOf(m, store.ChangeReaction)
+	return c != nil && c.Target == r.MsgID && c.Emoji == r.Emoji && c.Add == r.Add && m.From == r.User
+}
+
+func ownsHide(m store.Message, h store.Hide) bool {
+	c := changeOf(m, store.ChangeDelete)
+	return c != nil && m.From == h.User && slices.Contains(c.IDs, h.MsgID)
+}
+
+func ownsClear(m store.Message, cl store.Clear) bool {
+	c := changeOf(m, store.ChangeDelete)
+	return c != nil && m.From == cl.User && c.Peer == cl.Peer
+}
+
+func ownsMention(m store.Message, r store.GroupRead) bool {
+	return m.Change == nil && m.Group != "" && m.Group == r.Group && m.Seq == r.Seq
+}
+
+// dropLost removes from w's lifecycle rows those of the lost messages.
+func dropLost(w, b *store.Batch, lostMsgs []store.Message) {
+	drop := func(owns func(store.Message) bool) bool {
+		return slices.ContainsFunc(lostMsgs, owns)
+	}
+	w.Recalls = slices.DeleteFunc(slices.Clone(b.Recalls), func(r store.Recall) bool {
+		return drop(func(m store.Message) bool { return ownsRecall(m, r) })
+	})
+	w.Edits = slices.DeleteFunc(slices.Clone(b.Edits), func(e store.Edit) bool {
+		return drop(func(m store.Message) bool { return ownsEdit(m, e) })
+	})
+	w.Reactions = slices.DeleteFunc(slices.Clone(b.Reactions), func(r store.Reaction) bool {
+		return drop(func(m store.Message) bool { return ownsReaction(m, r) })
+	})
+	w.Hides = slices.DeleteFunc(slices.Clone(b.Hides), func(h store.Hide) bool {
+		return drop(func(m store.Message) bool { return ownsHide(m, h) })
+	})
+	w.Clears = slices.DeleteFunc(slices.Clone(b.Clears), func(c store.Clear) bool {
+		return drop(func(m store.Message) bool { return ownsClear(m, c) })
+	})
+	w.Mentioned = slices.DeleteFunc(slices.Clone(b.Mentioned), func(r store.GroupRead) bool {
+		return drop(func(m store.Message) bool { return ownsMention(m, r) })
+	})
 }
 
 // claim inserts the claims of b's sends and returns the batch to write:
@@ -129,13 +226,17 @@ func (s *Store) claim(ctx context.Context, b *store.Batch) (*store.Batch, error)
 	}
 	lost := func(id int64) bool { return slices.Contains(others, id) }
 	w := &store.Batch{Grants: b.Grants}
+	var lostMsgs []store.Message
 	for _, m := range b.Messages {
 		if !lost(m.ID) {
 			w.Messages = append(w.Messages, m)
 			w.Heads = append(w.Heads, part(b, m).Heads...)
 			w.Reads = append(w.Reads, part(b, m).Reads...)
+		} else {
+			lostMsgs = append(lostMsgs, m)
 		}
 	}
+	dropLost(w, b, lostMsgs)
 	w.Entries = slices.DeleteFunc(slices.Clone(b.Entries), func(e store.Entry) bool { return lost(e.MsgID) })
 	w.Convs = slices.DeleteFunc(slices.Clone(b.Convs), func(c store.ConvUpdate) bool { return lost(c.MsgID) })
 	w.Acks = slices.DeleteFunc(slices.Clone(b.Acks), func(a store.Ack) bool { return lost(a.ID) })

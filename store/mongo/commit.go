@@ -123,8 +123,16 @@ func (s *Store) commit(ctx context.Context, b *store.Batch) error {
 	if err := s.insertWebhookEvents(ctx, b.Webhooks); err != nil {
 		return err
 	}
+	// Before the entries and the group index: a change record is seen
+	// only once its target has changed.
+	if err := s.applyEdits(ctx, b); err != nil {
+		return err
+	}
 	fresh, err := s.insertEntries(ctx, b)
 	if err != nil {
+		return err
+	}
+	if err := s.insertGroupChanges(ctx, b.Messages); err != nil { // before the index: ReadChanges counts them
 		return err
 	}
 	if err := s.insertGroupMsgs(ctx, b.Messages); err != nil {
@@ -139,11 +147,14 @@ func (s *Store) commit(ctx context.Context, b *store.Batch) error {
 			return fmt.Errorf("insert grants: %w", err)
 		}
 	}
-	if len(b.Heads)+len(b.Reads) > 0 {
+	if len(b.Heads)+len(b.Reads)+len(b.Mentioned) > 0 {
 		unlock := s.lockRMW(ctx)
 		err := s.moveHeads(ctx, b.Heads)
 		if err == nil {
 			err = s.applyReads(ctx, b.Reads)
+		}
+		if err == nil {
+			err = s.applyMentioned(ctx, b.Mentioned)
 		}
 		unlock()
 		if err != nil {
@@ -151,6 +162,9 @@ func (s *Store) commit(ctx context.Context, b *store.Batch) error {
 		}
 	}
 	if err := s.applyConvs(ctx, b.Convs, fresh); err != nil {
+		return err
+	}
+	if err := s.applyHides(ctx, b); err != nil {
 		return err
 	}
 	if len(b.Acks) > 0 {
@@ -182,8 +196,9 @@ func (s *Store) insertEntries(ctx context.Context, b *store.Batch) (map[verKey]b
 	docs := make([]any, len(b.Entries))
 	for i := range b.Entries {
 		e := &b.Entries[i]
-		docs[i] = entryDoc{ID: bson.NewObjectID(), User: e.User, Ver: int64(e.Ver), Peer: e.Peer, Out: e.Out,
-			MsgID: e.MsgID, Pending: !e.Out && incoming[verKey{e.User, int64(e.Ver)}]}
+		d := toEntryDoc(e)
+		d.Pending = !e.Out && !e.Change && incoming[verKey{e.User, int64(e.Ver)}]
+		docs[i] = d
 	}
 	dups, err := insertMany(ctx, s.c.entries, docs)
 	if err != nil {
@@ -401,5 +416,5 @@ func validate(b *store.Batch) error {
 			return fmt.Errorf("head of %s seq %d: %w", h.Group, h.Seq, ErrInvalid)
 		}
 	}
-	return nil
+	return validateChanges(b)
 }

@@ -158,7 +158,9 @@ func (s *Store) anonymise(ctx context.Context, ids []int64) ([]string, error) {
 }
 
 // DeleteUserInbox deletes a page of user's entries (the unique {user, ver}
-// index), and once none is left the user's conversation rows.
+// index), once none is left a page of the user's hidden rows ({user, msg}),
+// and then the user's conversation rows and settings. The user's
+// reactions stay: the counts they are part of stay right.
 func (s *Store) DeleteUserInbox(ctx context.Context, user string, limit int) (int, error) {
 	if err := s.begin(ctx, "delete user inbox"); err != nil {
 		return 0, err
@@ -178,11 +180,7 @@ func (s *Store) DeleteUserInbox(ctx context.Context, user string, limit int) (in
 		return 0, fmt.Errorf("delete user inbox: %w", err)
 	}
 	if len(docs) == 0 {
-		res, err := s.c.convs.DeleteMany(ctx, byUser)
-		if err != nil {
-			return 0, fmt.Errorf("delete user inbox: conversations: %w", err)
-		}
-		return int(res.DeletedCount), nil
+		return s.deleteUserRest(ctx, user, limit)
 	}
 	ids := make([]bson.ObjectID, len(docs))
 	for i, d := range docs {
@@ -193,4 +191,40 @@ func (s *Store) DeleteUserInbox(ctx context.Context, user string, limit int) (in
 		return 0, fmt.Errorf("delete user inbox: %w", err)
 	}
 	return max(int(res.DeletedCount), 1), nil
+}
+
+// deleteUserRest deletes a page of user's hidden rows, or once none is
+// left the conversation rows and the settings.
+func (s *Store) deleteUserRest(ctx context.Context, user string, limit int) (int, error) {
+	byUser := bson.D{{Key: "user", Value: user}}
+	cur, err := s.c.hidden.Find(ctx, byUser, options.Find().SetLimit(int64(limit)).SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return 0, fmt.Errorf("delete user inbox: hidden rows: %w", err)
+	}
+	var hidden []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &hidden); err != nil {
+		return 0, fmt.Errorf("delete user inbox: hidden rows: %w", err)
+	}
+	if len(hidden) > 0 {
+		ids := make([]string, len(hidden))
+		for i, h := range hidden {
+			ids[i] = h.ID
+		}
+		res, err := s.c.hidden.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+		if err != nil {
+			return 0, fmt.Errorf("delete user inbox: hidden rows: %w", err)
+		}
+		return max(int(res.DeletedCount), 1), nil
+	}
+	res, err := s.c.convs.DeleteMany(ctx, byUser)
+	if err != nil {
+		return 0, fmt.Errorf("delete user inbox: conversations: %w", err)
+	}
+	set, err := s.c.userSettings.DeleteOne(ctx, byID(user))
+	if err != nil {
+		return 0, fmt.Errorf("delete user inbox: settings: %w", err)
+	}
+	return int(res.DeletedCount + set.DeletedCount), nil
 }

@@ -27,6 +27,27 @@ type messageDoc struct {
 	Inline *inlineDoc `bson:"inline,omitempty"`
 	// Mentions: absent in documents written before them, and when none.
 	Mentions []string `bson:"mentions,omitempty"`
+	// The lifecycle (change.go): absent in documents written before it,
+	// which is their zero value. Recalled and Edited are written by atomic
+	// updates (life.go), never by a replace.
+	ReplyTo    int64      `bson:"reply_to,omitempty"`
+	Recalled   int64      `bson:"recalled,omitempty"`
+	RecalledBy string     `bson:"recalled_by,omitempty"`
+	Edited     int64      `bson:"edited,omitempty"`
+	Reacted    bool       `bson:"reacted,omitempty"`
+	Change     *changeDoc `bson:"change,omitempty"`
+}
+
+// changeDoc is a change record's store.Change. The emoji is a value, never
+// a field name.
+type changeDoc struct {
+	Kind   string  `bson:"kind"`
+	Target int64   `bson:"target,omitempty"`
+	Emoji  string  `bson:"emoji,omitempty"`
+	Add    bool    `bson:"add,omitempty"`
+	IDs    []int64 `bson:"ids,omitempty"`
+	Peer   string  `bson:"peer,omitempty"`
+	Count  int64   `bson:"count,omitempty"`
 }
 
 // inlineDoc's MIME type is not in a field named "type": FerretDB v1 loses
@@ -38,7 +59,12 @@ type inlineDoc struct {
 
 func toMessageDoc(m *store.Message) messageDoc {
 	d := messageDoc{ID: m.ID, From: m.From, To: m.To, Group: m.Group, Seq: int64(m.Seq), Type: m.Type,
-		Body: m.Body, Media: m.Media, Meta: string(m.Meta), CMID: m.CMID, TS: m.TS, Mentions: m.Mentions}
+		Body: m.Body, Media: m.Media, Meta: string(m.Meta), CMID: m.CMID, TS: m.TS, Mentions: m.Mentions,
+		ReplyTo: m.ReplyTo, Recalled: m.Recalled, RecalledBy: m.RecalledBy, Edited: m.Edited, Reacted: m.Reacted}
+	if c := m.Change; c != nil {
+		d.Change = &changeDoc{Kind: c.Kind, Target: c.Target, Emoji: c.Emoji, Add: c.Add, IDs: c.IDs, Peer: c.Peer,
+			Count: int64(c.Count)}
+	}
 	if m.Inline != nil {
 		d.Inline = &inlineDoc{Type: m.Inline.Type, Data: m.Inline.Data}
 		if d.Inline.Data == nil {
@@ -50,7 +76,12 @@ func toMessageDoc(m *store.Message) messageDoc {
 
 func (d *messageDoc) message() store.Message {
 	m := store.Message{ID: d.ID, From: d.From, To: d.To, Group: d.Group, Seq: uint64(d.Seq), Type: d.Type,
-		Body: d.Body, Media: d.Media, CMID: d.CMID, TS: d.TS, Mentions: d.Mentions}
+		Body: d.Body, Media: d.Media, CMID: d.CMID, TS: d.TS, Mentions: d.Mentions,
+		ReplyTo: d.ReplyTo, Recalled: d.Recalled, RecalledBy: d.RecalledBy, Edited: d.Edited, Reacted: d.Reacted}
+	if c := d.Change; c != nil {
+		m.Change = &store.Change{Kind: c.Kind, Target: c.Target, Emoji: c.Emoji, Add: c.Add, IDs: c.IDs, Peer: c.Peer,
+			Count: uint64(c.Count)}
+	}
 	if d.Meta != "" {
 		m.Meta = json.RawMessage(d.Meta)
 	}
@@ -62,17 +93,33 @@ func (d *messageDoc) message() store.Message {
 
 // entryDoc is one index row. Pending marks an incoming entry whose
 // conversation row has not yet counted it as unread (see commit.go).
+// A change record's entry (store.Entry.Change) keeps its peer in CPeer and
+// has no peer: it is in the inbox ({user, ver}) but not in the history
+// index ({user, peer, msg}), so History, SetRead's count and the hides
+// never meet it.
 type entryDoc struct {
 	ID      bson.ObjectID `bson:"_id"`
 	User    string        `bson:"user"`
 	Ver     int64         `bson:"ver"`
-	Peer    string        `bson:"peer"`
+	Peer    string        `bson:"peer,omitempty"`
+	CPeer   string        `bson:"cpeer,omitempty"`
 	Out     bool          `bson:"out"`
 	MsgID   int64         `bson:"msg"`
 	Pending bool          `bson:"pending,omitempty"`
 }
 
+func toEntryDoc(e *store.Entry) entryDoc {
+	d := entryDoc{ID: bson.NewObjectID(), User: e.User, Ver: int64(e.Ver), Peer: e.Peer, Out: e.Out, MsgID: e.MsgID}
+	if e.Change {
+		d.Peer, d.CPeer = "", e.Peer
+	}
+	return d
+}
+
 func (d *entryDoc) entry() store.Entry {
+	if d.CPeer != "" {
+		return store.Entry{User: d.User, Ver: uint64(d.Ver), Peer: d.CPeer, Out: d.Out, MsgID: d.MsgID, Change: true}
+	}
 	return store.Entry{User: d.User, Ver: uint64(d.Ver), Peer: d.Peer, Out: d.Out, MsgID: d.MsgID}
 }
 
@@ -84,11 +131,12 @@ type convDoc struct {
 	Ver      int64  `bson:"ver"`
 	Unread   int64  `bson:"unread"`
 	ReadUpto int64  `bson:"read_upto"`
+	PeerRead int64  `bson:"peer_read,omitempty"` // absent: 0
 }
 
 func (d *convDoc) conversation() store.Conversation {
 	return store.Conversation{User: d.User, Peer: d.Peer, Last: d.Last, LastTS: d.LastTS, Ver: uint64(d.Ver),
-		Unread: d.Unread, ReadUpto: d.ReadUpto}
+		Unread: d.Unread, ReadUpto: d.ReadUpto, PeerRead: d.PeerRead}
 }
 
 type ackDoc struct {
@@ -118,29 +166,57 @@ type groupDoc struct {
 	Members int64  `bson:"members"`
 }
 
+// memberDoc: the change counts and MentionSeq are absent in rows written
+// before the lifecycle, where 0 is right (there were no change records).
 type memberDoc struct {
-	Group   string `bson:"group"`
-	User    string `bson:"user"`
-	Role    string `bson:"role"`
-	JoinSeq int64  `bson:"join_seq"`
-	ReadSeq int64  `bson:"read_seq"`
-	Joined  int64  `bson:"joined"`
+	Group       string `bson:"group"`
+	User        string `bson:"user"`
+	Role        string `bson:"role"`
+	JoinSeq     int64  `bson:"join_seq"`
+	ReadSeq     int64  `bson:"read_seq"`
+	Joined      int64  `bson:"joined"`
+	JoinChanges int64  `bson:"join_changes,omitempty"`
+	ReadChanges int64  `bson:"read_changes,omitempty"`
+	MentionSeq  int64  `bson:"mention_seq,omitempty"`
 }
 
 func (d *memberDoc) member() store.Member {
 	return store.Member{Group: d.Group, User: d.User, Role: d.Role, JoinSeq: uint64(d.JoinSeq),
-		ReadSeq: uint64(d.ReadSeq), Joined: d.Joined}
+		ReadSeq: uint64(d.ReadSeq), Joined: d.Joined, JoinChanges: uint64(d.JoinChanges),
+		ReadChanges: uint64(d.ReadChanges), MentionSeq: uint64(d.MentionSeq)}
 }
 
+// headDoc is a group's head. MsgSeq is the seq of the message MsgID (a
+// change record's head moves Seq but not MsgID), so a message head moves
+// MsgID and TS only past it, whatever order the heads of several nodes
+// land in. Heads written before the lifecycle have no MsgSeq: their Seq is
+// their message's (moveHeads).
 type headDoc struct {
-	Group string `bson:"_id"`
-	Seq   int64  `bson:"seq"`
-	MsgID int64  `bson:"msg"`
-	TS    int64  `bson:"ts"`
+	Group      string `bson:"_id"`
+	Seq        int64  `bson:"seq"`
+	MsgID      int64  `bson:"msg"`
+	TS         int64  `bson:"ts"`
+	MsgSeq     int64  `bson:"msg_seq"`
+	Changes    int64  `bson:"changes,omitempty"`
+	MentionAll int64  `bson:"mention_all,omitempty"`
+}
+
+func (d *headDoc) head(group string) store.GroupHead {
+	return store.GroupHead{Group: group, Seq: uint64(d.Seq), MsgID: d.MsgID, TS: d.TS, Changes: uint64(d.Changes),
+		MentionAll: uint64(d.MentionAll)}
 }
 
 type groupMsgDoc struct {
 	Group string `bson:"group"`
 	Seq   int64  `bson:"seq"`
 	MsgID int64  `bson:"msg"`
+}
+
+// groupChangeDoc indexes a group's change records by seq: Count is the
+// record's store.Change.Count, so the change count up to a read position
+// is one seek ({group, seq} descending from it).
+type groupChangeDoc struct {
+	Group string `bson:"group"`
+	Seq   int64  `bson:"seq"`
+	Count int64  `bson:"n"`
 }

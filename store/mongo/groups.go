@@ -19,7 +19,8 @@ func memberFilter(group, user string) bson.D {
 
 func toMemberDoc(m store.Member) memberDoc {
 	return memberDoc{Group: m.Group, User: m.User, Role: m.Role, JoinSeq: int64(m.JoinSeq),
-		ReadSeq: int64(m.ReadSeq), Joined: m.Joined}
+		ReadSeq: int64(m.ReadSeq), Joined: m.Joined, JoinChanges: int64(m.JoinChanges),
+		ReadChanges: int64(m.ReadChanges), MentionSeq: int64(m.MentionSeq)}
 }
 
 // CreateGroup writes the members first and the group document last: the
@@ -40,7 +41,7 @@ func (s *Store) CreateGroup(ctx context.Context, g store.Group, members []store.
 	}
 	docs := make([]any, len(members))
 	for i, m := range members {
-		m.Group, m.JoinSeq = g.ID, 0
+		m.Group, m.JoinSeq, m.JoinChanges = g.ID, 0, 0
 		docs[i] = toMemberDoc(m)
 	}
 	if _, err := insertMany(ctx, s.c.members, docs); err != nil {
@@ -125,6 +126,7 @@ func (s *Store) addMembers(ctx context.Context, group string, ms []store.Member,
 			continue
 		}
 		m.Group, m.JoinSeq, m.ReadSeq = group, h.Seq, h.Seq
+		m.JoinChanges, m.ReadChanges = h.Changes, h.Changes // the changes up to JoinSeq = ReadSeq
 		if m.Role == "" {
 			m.Role = store.RoleMember
 		}
@@ -296,7 +298,7 @@ func (s *Store) head(ctx context.Context, group string) (store.GroupHead, error)
 	if err != nil {
 		return store.GroupHead{}, err
 	}
-	return store.GroupHead{Group: group, Seq: uint64(d.Seq), MsgID: d.MsgID, TS: d.TS}, nil
+	return d.head(group), nil
 }
 
 // GroupHeads reads the heads of groups in one query ($in on _id, the
@@ -323,7 +325,7 @@ func (s *Store) GroupHeads(ctx context.Context, groups []string) ([]store.GroupH
 	out := make([]store.GroupHead, len(groups))
 	for i, g := range groups {
 		d := found[g]
-		out[i] = store.GroupHead{Group: g, Seq: uint64(d.Seq), MsgID: d.MsgID, TS: d.TS}
+		out[i] = d.head(g)
 	}
 	return out, nil
 }
@@ -371,28 +373,44 @@ func (s *Store) SetGroupReads(ctx context.Context, reads []store.GroupRead) erro
 }
 
 // applyReads moves members' read positions forward ($max), each capped at
-// its group's head; a read of a non-member matches nothing.
+// its group's head, and with each its ReadChanges, the change count up to
+// the position (a seek of group_changes, none in a group without change
+// records); both only grow, with the position, so $max keeps them a pair.
+// A read of a non-member matches nothing.
 func (s *Store) applyReads(ctx context.Context, reads []store.GroupRead) error {
 	if len(reads) == 0 {
 		return nil
 	}
-	heads := map[string]uint64{}
+	heads := map[string]store.GroupHead{}
+	type pos struct {
+		group string
+		seq   int64
+	}
+	changes := map[pos]int64{}
 	var ops []mongo.WriteModel
 	for _, r := range reads {
 		h, ok := heads[r.Group]
 		if !ok {
-			gh, err := s.head(ctx, r.Group)
-			if err != nil {
+			var err error
+			if h, err = s.head(ctx, r.Group); err != nil {
 				return fmt.Errorf("head of %s: %w", r.Group, err)
 			}
-			h, heads[r.Group] = gh.Seq, gh.Seq
+			heads[r.Group] = h
 		}
-		seq := min(r.Seq, h)
+		seq := int64(min(r.Seq, h.Seq))
 		if seq == 0 {
 			continue
 		}
+		n, ok := changes[pos{r.Group, seq}]
+		if !ok && h.Changes > 0 {
+			var err error
+			if n, err = s.changesUpto(ctx, r.Group, seq); err != nil {
+				return err
+			}
+			changes[pos{r.Group, seq}] = n
+		}
 		ops = append(ops, mongo.NewUpdateOneModel().SetFilter(memberFilter(r.Group, r.User)).
-			SetUpdate(bson.D{{Key: "$max", Value: bson.D{{Key: "read_seq", Value: int64(seq)}}}}))
+			SetUpdate(bson.D{{Key: "$max", Value: bson.D{{Key: "read_seq", Value: seq}, {Key: "read_changes", Value: n}}}}))
 	}
 	if len(ops) == 0 {
 		return nil
@@ -418,29 +436,96 @@ func (s *Store) insertGroupMsgs(ctx context.Context, msgs []store.Message) error
 	return nil
 }
 
-// moveHeads moves group heads forward: an update guarded by seq, and, if
-// it matched nothing because the group has no head yet, an insert; an
-// insert that meets a duplicate (the head exists) is followed by the
-// guarded update again.
+// moveHeads moves group heads forward, each field by itself so that the
+// heads of several nodes may land in any order: Seq, Changes and
+// MentionAll by $max; MsgID and TS (with MsgSeq, their message's seq) only
+// by a message head whose seq is above MsgSeq. A change record's head
+// (MsgID 0) leaves them as they are. A head written before the lifecycle
+// has no MsgSeq, and its Seq is its message's: it is given its MsgSeq
+// before a change record's head moves its Seq (ensureMsgSeq).
 func (s *Store) moveHeads(ctx context.Context, heads []store.GroupHead) error {
 	for _, h := range heads {
-		d := headDoc{Group: h.Group, Seq: int64(h.Seq), MsgID: h.MsgID, TS: h.TS}
-		filter := append(byID(h.Group), bson.E{Key: "seq", Value: bson.D{{Key: "$lt", Value: d.Seq}}})
-		upd := bson.D{{Key: "$set", Value: bson.D{{Key: "seq", Value: d.Seq}, {Key: "msg", Value: d.MsgID}, {Key: "ts", Value: d.TS}}}}
-		res, err := s.c.heads.UpdateOne(ctx, filter, upd)
-		if err != nil {
-			return fmt.Errorf("move head of %s: %w", h.Group, err)
-		}
-		if res.MatchedCount > 0 {
-			continue
-		}
-		_, err = s.c.heads.InsertOne(ctx, d)
-		if isDup(err) { // the head exists: at or above h.Seq, or inserted just now below it
-			_, err = s.c.heads.UpdateOne(ctx, filter, upd)
-		}
-		if err != nil {
+		if err := s.moveHead(ctx, h); err != nil {
 			return fmt.Errorf("move head of %s: %w", h.Group, err)
 		}
 	}
 	return nil
+}
+
+func (s *Store) moveHead(ctx context.Context, h store.GroupHead) error {
+	d := headDoc{Group: h.Group, Seq: int64(h.Seq), Changes: int64(h.Changes), MentionAll: int64(h.MentionAll)}
+	if h.MsgID != 0 {
+		d.MsgID, d.TS, d.MsgSeq = h.MsgID, h.TS, int64(h.Seq)
+	}
+	maxes := bson.E{Key: "$max", Value: bson.D{{Key: "seq", Value: d.Seq}, {Key: "changes", Value: d.Changes},
+		{Key: "mention_all", Value: d.MentionAll}}}
+	for range dupRetries + 1 {
+		if h.MsgID != 0 {
+			filter := append(byID(h.Group), bson.E{Key: "$or", Value: bson.A{
+				bson.D{{Key: "msg_seq", Value: bson.D{{Key: "$lt", Value: d.MsgSeq}}}},
+				bson.D{{Key: "msg_seq", Value: bson.D{{Key: "$exists", Value: false}}}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: d.Seq}}}},
+			}})
+			res, err := s.c.heads.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "msg", Value: d.MsgID},
+				{Key: "ts", Value: d.TS}, {Key: "msg_seq", Value: d.MsgSeq}}}, maxes})
+			if err != nil {
+				return err
+			}
+			if res.MatchedCount > 0 {
+				return nil
+			}
+			// No head, or one whose message is at or above ours: only the
+			// counters may move. An old head without msg_seq then has
+			// seq >= ours already, so $max keeps its seq its message's.
+			res, err = s.c.heads.UpdateOne(ctx, byID(h.Group), bson.D{maxes})
+			if err != nil {
+				return err
+			}
+			if res.MatchedCount > 0 {
+				return nil
+			}
+		} else {
+			res, err := s.c.heads.UpdateOne(ctx, append(byID(h.Group), bson.E{Key: "msg_seq", Value: bson.D{{Key: "$exists", Value: true}}}),
+				bson.D{maxes})
+			if err != nil {
+				return err
+			}
+			if res.MatchedCount > 0 {
+				return nil
+			}
+			switch found, err := s.ensureMsgSeq(ctx, h.Group); {
+			case err != nil:
+				return err
+			case found:
+				continue // now with msg_seq
+			}
+		}
+		_, err := s.c.heads.InsertOne(ctx, d)
+		if err == nil {
+			return nil
+		}
+		if !isDup(err) {
+			return err
+		}
+		// Inserted by another node just now: move it.
+	}
+	return errors.New("the head kept changing")
+}
+
+// ensureMsgSeq gives a head written before the lifecycle its msg_seq (its
+// seq, which was its message's) and reports whether the group has a head.
+func (s *Store) ensureMsgSeq(ctx context.Context, group string) (bool, error) {
+	var raw bson.M
+	err := s.c.heads.FindOne(ctx, byID(group)).Decode(&raw)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, ok := raw["msg_seq"]; ok {
+		return true, nil
+	}
+	_, err = s.c.heads.UpdateOne(ctx, bson.D{{Key: "_id", Value: group}, {Key: "msg_seq", Value: bson.D{{Key: "$exists", Value: false}}},
+		{Key: "seq", Value: raw["seq"]}}, bson.D{{Key: "$set", Value: bson.D{{Key: "msg_seq", Value: raw["seq"]}}}})
+	return true, err
 }

@@ -37,7 +37,8 @@ type GroupMsg struct {
 // Collections names the collections Import writes, each with the
 // collection a count of the source's rows is compared with (CountRows).
 var Collections = []string{"users", "tokens", "messages", "entries", "convs", "acks", "counters", "grants",
-	"groups", "members", "group_heads", "group_msgs", "sessions", "conv_settings", "push_devices", "push_jobs", "push_items"}
+	"groups", "members", "group_heads", "group_msgs", "sessions", "conv_settings", "push_devices", "push_jobs", "push_items",
+	"reactions", "hidden", "user_settings"}
 
 func (s *Store) importInsert(ctx context.Context, op string, c *mongo.Collection, docs []any) error {
 	if err := s.begin(ctx, op); err != nil {
@@ -83,17 +84,27 @@ func (s *Store) ImportTokens(ctx context.Context, ts []store.Token) error {
 	return s.importInsert(ctx, "import tokens", s.c.tokens, docs)
 }
 
-// ImportMessages inserts messages by ID. It does not index group messages
-// (ImportGroupMsgs does).
+// ImportMessages inserts messages by ID, with their current state
+// (recalled, edited, reacted). It does not index group messages
+// (ImportGroupMsgs does), except the group change records' index by seq
+// (group_changes), which it writes from their Change.Count.
 func (s *Store) ImportMessages(ctx context.Context, ms []store.Message) error {
 	docs := make([]any, len(ms))
+	var changes []any
 	for i := range ms {
-		if ms[i].ID < 0 || ms[i].Seq > math.MaxInt64 {
-			return fmt.Errorf("import message %d: %w", ms[i].ID, ErrInvalid)
+		m := &ms[i]
+		if m.ID < 0 || m.Seq > math.MaxInt64 || m.Change != nil && m.Change.Count > math.MaxInt64 {
+			return fmt.Errorf("import message %d: %w", m.ID, ErrInvalid)
 		}
-		docs[i] = toMessageDoc(&ms[i])
+		docs[i] = toMessageDoc(m)
+		if m.Group != "" && m.Change != nil {
+			changes = append(changes, groupChangeDoc{Group: m.Group, Seq: int64(m.Seq), Count: int64(m.Change.Count)})
+		}
 	}
-	return s.importInsert(ctx, "import messages", s.c.messages, docs)
+	if err := s.importInsert(ctx, "import messages", s.c.messages, docs); err != nil {
+		return err
+	}
+	return s.importInsert(ctx, "import group change index", s.c.groupChanges, changes)
 }
 
 // ImportEntries inserts inbox entries, unique by (user, ver), none
@@ -104,7 +115,7 @@ func (s *Store) ImportEntries(ctx context.Context, es []store.Entry) error {
 		if e.Ver == 0 || e.Ver > math.MaxInt64 || e.MsgID < 0 {
 			return fmt.Errorf("import entry of %s ver %d: %w", e.User, e.Ver, ErrInvalid)
 		}
-		docs[i] = entryDoc{ID: bson.NewObjectID(), User: e.User, Ver: int64(e.Ver), Peer: e.Peer, Out: e.Out, MsgID: e.MsgID}
+		docs[i] = toEntryDoc(&e)
 	}
 	return s.importInsert(ctx, "import entries", s.c.entries, docs)
 }
@@ -114,7 +125,7 @@ func (s *Store) ImportConversations(ctx context.Context, cs []store.Conversation
 	models := make([]mongo.WriteModel, len(cs))
 	for i, c := range cs {
 		d := convDoc{User: c.User, Peer: c.Peer, Last: c.Last, LastTS: c.LastTS, Ver: int64(c.Ver),
-			Unread: c.Unread, ReadUpto: c.ReadUpto}
+			Unread: c.Unread, ReadUpto: c.ReadUpto, PeerRead: c.PeerRead}
 		models[i] = mongo.NewReplaceOneModel().SetFilter(convFilter(c.User, c.Peer)).SetReplacement(d).SetUpsert(true)
 	}
 	return s.importUpsert(ctx, "import conversations", s.c.convs, models)
@@ -163,11 +174,13 @@ func (s *Store) ImportGroups(ctx context.Context, gs []store.Group) error {
 	return s.importUpsert(ctx, "import groups", s.c.groups, models)
 }
 
-// ImportMembers writes memberships whole, by (group, user).
+// ImportMembers writes memberships whole, by (group, user), with their
+// change counts and MentionSeq.
 func (s *Store) ImportMembers(ctx context.Context, ms []store.Member) error {
 	models := make([]mongo.WriteModel, len(ms))
 	for i, m := range ms {
-		if m.JoinSeq > math.MaxInt64 || m.ReadSeq > math.MaxInt64 {
+		if m.JoinSeq > math.MaxInt64 || m.ReadSeq > math.MaxInt64 || m.JoinChanges > math.MaxInt64 ||
+			m.ReadChanges > math.MaxInt64 || m.MentionSeq > math.MaxInt64 {
 			return fmt.Errorf("import member %s of %s: %w", m.User, m.Group, ErrInvalid)
 		}
 		models[i] = mongo.NewReplaceOneModel().SetFilter(memberFilter(m.Group, m.User)).SetReplacement(toMemberDoc(m)).SetUpsert(true)
@@ -182,7 +195,7 @@ func (s *Store) ImportHeads(ctx context.Context, hs []store.GroupHead) error {
 	}
 	defer s.end()
 	for _, h := range hs {
-		if h.Seq > math.MaxInt64 {
+		if h.Seq > math.MaxInt64 || h.Changes > math.MaxInt64 || h.MentionAll > math.MaxInt64 {
 			return fmt.Errorf("import head of %s: %w", h.Group, ErrInvalid)
 		}
 	}
@@ -262,6 +275,101 @@ func (s *Store) ImportPushItems(ctx context.Context, rs []PushItemRow) error {
 			Created: r.Created, Due: r.Due, Attempts: int64(r.Attempts), Mention: r.Mention, Done: r.Done, DoneAt: r.DoneAt}
 	}
 	return s.importInsert(ctx, "import push items", s.c.pushItems, docs)
+}
+
+// ReactionRow is one user's reaction to import (msg, user, emoji, ts).
+type ReactionRow struct {
+	MsgID int64
+	User  string
+	Emoji string
+	TS    int64
+}
+
+// ImportReactions inserts reaction rows, unique by (msg, user, emoji),
+// then rebuilds the summary of each (msg, emoji) they touch from all its
+// rows (the count, and the earliest store.ReactionUsers users): rows of one
+// summary split across several calls, or a call repeated, end with the
+// same summary.
+func (s *Store) ImportReactions(ctx context.Context, rs []ReactionRow) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	type key struct {
+		msg   int64
+		emoji string
+	}
+	docs := make([]any, len(rs))
+	var sums []key
+	seen := map[key]bool{}
+	for i, r := range rs {
+		if r.MsgID < 0 || r.User == "" || r.Emoji == "" {
+			return fmt.Errorf("import reaction of %q on %d: %w", r.User, r.MsgID, ErrInvalid)
+		}
+		docs[i] = reactionDoc{ID: reactionID(r.MsgID, r.User, r.Emoji), Msg: r.MsgID, User: r.User, Emoji: r.Emoji, TS: r.TS}
+		if k := (key{r.MsgID, r.Emoji}); !seen[k] {
+			seen[k] = true
+			sums = append(sums, k)
+		}
+	}
+	if err := s.importInsert(ctx, "import reactions", s.c.reactions, docs); err != nil {
+		return err
+	}
+	if err := s.begin(ctx, "import reactions"); err != nil {
+		return err
+	}
+	defer s.end()
+	models := make([]mongo.WriteModel, 0, len(sums))
+	for _, k := range sums {
+		filter := bson.D{{Key: "msg", Value: k.msg}, {Key: "emoji", Value: k.emoji}}
+		n, err := s.c.reactions.CountDocuments(ctx, filter)
+		if err != nil {
+			return fmt.Errorf("import reactions: count %d: %w", k.msg, err)
+		}
+		var first []reactionDoc
+		opts := options.Find().SetSort(bson.D{{Key: "msg", Value: 1}, {Key: "emoji", Value: 1}, {Key: "ts", Value: 1}}).
+			SetLimit(store.ReactionUsers)
+		if err := findAll(ctx, s.c.reactions, filter, opts, &first); err != nil {
+			return fmt.Errorf("import reactions: users of %d: %w", k.msg, err)
+		}
+		users := make([]string, len(first))
+		for i, d := range first {
+			users[i] = d.User
+		}
+		sid := reactionSumID(k.msg, k.emoji)
+		models = append(models, mongo.NewReplaceOneModel().SetFilter(byID(sid)).SetUpsert(true).SetReplacement(
+			reactionSumDoc{ID: sid, Msg: k.msg, Emoji: k.emoji, Count: n, Users: users, NUsers: int64(len(users))}))
+	}
+	defer s.lockRMW(ctx)()
+	if err := s.bulkUpsert(ctx, s.c.reactionSums, models); err != nil {
+		return fmt.Errorf("import reactions: summaries: %w", err)
+	}
+	return nil
+}
+
+// ImportHidden inserts hidden rows of group messages (User, MsgID,
+// Group), unique by (user, msg). A Hide with no Group is not a row (a 1:1
+// message a user hid is simply not in their inbox): it is refused.
+func (s *Store) ImportHidden(ctx context.Context, hs []store.Hide) error {
+	docs := make([]any, len(hs))
+	for i, h := range hs {
+		if h.User == "" || h.Group == "" || h.MsgID < 0 {
+			return fmt.Errorf("import hidden row of %q on %d: %w", h.User, h.MsgID, ErrInvalid)
+		}
+		docs[i] = hiddenDoc{ID: hiddenID(h.User, h.MsgID), User: h.User, Msg: h.MsgID, Group: h.Group}
+	}
+	return s.importInsert(ctx, "import hidden rows", s.c.hidden, docs)
+}
+
+// ImportUserSettings writes users' settings whole, by user.
+func (s *Store) ImportUserSettings(ctx context.Context, us []store.UserSettings) error {
+	models := make([]mongo.WriteModel, len(us))
+	for i, u := range us {
+		if u.User == "" {
+			return fmt.Errorf("import user settings: no user: %w", ErrInvalid)
+		}
+		models[i] = mongo.NewReplaceOneModel().SetFilter(byID(u.User)).SetReplacement(userSettingsDoc(u)).SetUpsert(true)
+	}
+	return s.importUpsert(ctx, "import user settings", s.c.userSettings, models)
 }
 
 // ImportEpoch makes epoch the database's epoch (the source store's, so

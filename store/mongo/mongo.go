@@ -104,6 +104,8 @@ type colls struct {
 	convSettings                                                            *mongo.Collection
 	pushDevices, pushJobs, pushItems, pushClaims                            *mongo.Collection
 	webhookEvents, webhookLanes                                             *mongo.Collection
+	// The lifecycle's (life.go).
+	groupChanges, reactions, reactionSums, hidden, userSettings *mongo.Collection
 }
 
 // Store implements every role: store.Store embeds them all.
@@ -158,6 +160,9 @@ func (s *Store) init(ctx, upgradeCtx context.Context, upgrade bool) error {
 		pushDevices:  db.Collection("push_devices"), pushJobs: db.Collection("push_jobs"),
 		pushItems: db.Collection("push_items"), pushClaims: db.Collection("push_claims"),
 		webhookEvents: db.Collection("webhook_events"), webhookLanes: db.Collection("webhook_lanes"),
+		groupChanges: db.Collection("group_changes"), reactions: db.Collection("reactions"),
+		reactionSums: db.Collection("reaction_sums"), hidden: db.Collection("hidden"),
+		userSettings: db.Collection("user_settings"),
 	}
 	if err := s.checkFormat(ctx, upgradeCtx, upgrade); err != nil { // before the indexes: a format may want others
 		return err
@@ -207,6 +212,11 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{c.webhookEvents, bson.D{{Key: "lane", Value: 1}, {Key: "_id", Value: 1}}, false},
 		{c.webhookEvents, bson.D{{Key: "ts", Value: 1}}, false},
 		{c.webhookLanes, bson.D{{Key: "due", Value: 1}}, false},
+		{c.groupChanges, bson.D{{Key: "group", Value: 1}, {Key: "seq", Value: 1}}, true},
+		{c.reactions, bson.D{{Key: "msg", Value: 1}, {Key: "user", Value: 1}}, false},
+		{c.reactions, bson.D{{Key: "msg", Value: 1}, {Key: "emoji", Value: 1}, {Key: "ts", Value: 1}}, false},
+		{c.reactionSums, bson.D{{Key: "msg", Value: 1}, {Key: "emoji", Value: 1}}, false},
+		{c.hidden, bson.D{{Key: "user", Value: 1}, {Key: "msg", Value: 1}}, false},
 	}
 	for _, ix := range idx {
 		m := mongo.IndexModel{Keys: ix.keys}
