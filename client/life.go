@@ -14,9 +14,10 @@ import (
 
 // The message lifecycle (docs/protocol.md#message-lifecycle): recall, edit,
 // reactions, delete for me, typing, read receipts' setting and group reads.
-// A change is acked like a send, with the changed message's ID and the
-// change's own version (Ver; Group and Seq in a group), and resent with the
-// same cmid until then: the server makes it once however often it arrives.
+// A change is acked like a send, with the change's own ID and version (the
+// actor's Ver; Group and Seq in a group; Ver 0 for a reaction that changed
+// nothing), and resent with the same cmid until then: the server makes it
+// once however often it arrives.
 // Everyone concerned, the caller's other devices included, gets it as an
 // event (Event.Recall, Edit, Reaction, Delete).
 
