@@ -158,6 +158,8 @@ type Client struct {
 	cur     Cursor                       // a copy of the loop's, for Cursor
 	err     error                        // why the client stopped
 
+	typing typingGate // the typing notices sent in the last second
+
 	skipped     atomic.Uint64 // events and sync items that did not decode
 	unconfirmed atomic.Uint64 // live events dropped because no sync confirmed them
 }

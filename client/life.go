@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/imqtt/imqtt/wire"
 )
@@ -177,11 +179,17 @@ var ErrOffline = errors.New("not connected")
 // Typing tells the peer t.Peer, or the members of t.Group, that the user
 // is typing (t.State wire.TypingStart) or has stopped (wire.TypingStop;
 // empty means start). It is sent once, at QoS 0 as the server relays it:
-// no ack, no resend, nothing stored, and the server drops more than one a
-// second per conversation. While the client is down it returns ErrOffline.
+// no ack, no resend, nothing stored. The server relays at most one a
+// second per conversation, so Typing sends the same notice (conversation
+// and state) at most once a second and skips the repeats, returning nil:
+// an application may call it on every keystroke. While the client is down
+// it returns ErrOffline.
 func (c *Client) Typing(ctx context.Context, t wire.Typing) error {
 	if err := checkTyping(&t); err != nil {
 		return err
+	}
+	if !c.typing.allow(t, time.Now()) {
+		return nil
 	}
 	payload, err := json.Marshal(t)
 	if err != nil {
@@ -205,6 +213,42 @@ func (c *Client) Typing(ctx context.Context, t wire.Typing) error {
 	case <-c.dead:
 		return fmt.Errorf("typing: %w", c.Err())
 	}
+}
+
+// typingGate lets the same typing notice out at most once a typingEvery.
+type typingGate struct {
+	mu   sync.Mutex
+	last map[wire.Typing]time.Time
+}
+
+// typingEvery is the server's rate of typing notices per conversation.
+const typingEvery = time.Second
+
+// maxTypingGate bounds the notices a typingGate remembers.
+const maxTypingGate = 1024
+
+// allow reports whether t may be sent at now, and if so records it.
+func (g *typingGate) allow(t wire.Typing, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if last, ok := g.last[t]; ok && now.Sub(last) < typingEvery {
+		return false
+	}
+	if g.last == nil {
+		g.last = map[wire.Typing]time.Time{}
+	}
+	if len(g.last) >= maxTypingGate {
+		for k, at := range g.last {
+			if now.Sub(at) >= typingEvery {
+				delete(g.last, k)
+			}
+		}
+		if len(g.last) >= maxTypingGate {
+			clear(g.last) // a second of thousands of conversations: forget, at worst a repeat goes out
+		}
+	}
+	g.last[t] = now
+	return true
 }
 
 func checkTyping(t *wire.Typing) error {

@@ -424,3 +424,34 @@ func TestLoopRoutesLifecycleEvents(t *testing.T) {
 		t.Fatalf("cursors: group %+v, inbox %d", cur, l.seq.cursor)
 	}
 }
+
+// The same typing notice goes out at most once a second, a different one
+// (another conversation, or stop after start) at once; the gate's memory
+// stays bounded.
+func TestTypingGate(t *testing.T) {
+	var g typingGate
+	bob := wire.Typing{Peer: "bob", State: wire.TypingStart}
+	for _, c := range []struct {
+		t    wire.Typing
+		at   time.Duration
+		want bool
+	}{
+		{bob, 0, true},
+		{bob, 300 * time.Millisecond, false},
+		{wire.Typing{Peer: "carol", State: wire.TypingStart}, 300 * time.Millisecond, true},
+		{wire.Typing{Peer: "bob", State: wire.TypingStop}, 400 * time.Millisecond, true},
+		{bob, 999 * time.Millisecond, false},
+		{bob, time.Second, true},
+		{bob, 1500 * time.Millisecond, false},
+	} {
+		if got := g.allow(c.t, t0.Add(c.at)); got != c.want {
+			t.Fatalf("%+v at %v: allow %v, want %v", c.t, c.at, got, c.want)
+		}
+	}
+	for i := range 3 * maxTypingGate {
+		g.allow(wire.Typing{Group: fmt.Sprint("g", i), State: wire.TypingStart}, t0.Add(2*time.Second))
+	}
+	if n := len(g.last); n > maxTypingGate {
+		t.Fatalf("the gate remembers %d notices, at most %d", n, maxTypingGate)
+	}
+}
