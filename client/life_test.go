@@ -455,3 +455,25 @@ func TestTypingGate(t *testing.T) {
 		t.Fatalf("the gate remembers %d notices, at most %d", n, maxTypingGate)
 	}
 }
+
+// BenchmarkDecodeLifecycle: what decoding each lifecycle event costs the
+// loop (one pass, as a message).
+func BenchmarkDecodeLifecycle(b *testing.B) {
+	for _, c := range []struct{ name, in string }{
+		{"kind=recall", `{"kind":"recall","id":"7340000000000000000","ver":43,"by":"bench-sender","ts":1700000000000}`},
+		{"kind=edit", `{"kind":"edit","id":"7340000000000000000","ver":44,"body":"` + strings.Repeat("b", 64) + `","edited":1700000000000,"ts":1700000000000}`},
+		{"kind=reaction", `{"kind":"reaction","id":"7340000000000000000","group":"bench-group","seq":45,"from":"bench-sender","emoji":"👍🏽","op":"add","ts":1700000000000}`},
+		{"kind=receipt", `{"kind":"receipt","peer":"bench-sender","upto":"7340000000000000000","ts":1700000000000}`},
+		{"kind=typing", `{"kind":"typing","from":"bench-sender","peer":"bench-receiver","state":"start"}`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			p := []byte(c.in)
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := decodeEvent(p, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
