@@ -456,6 +456,22 @@ func TestGroupLifecycle(t *testing.T) {
 	if find(e.syncGroup("carol", g), wire.KindMsg, m1.ID) == nil {
 		t.Error("carol lost bob's message bob deleted for himself")
 	}
+	// dave joins after the last message; a change after that moves the
+	// head, but his list must not show a message from before he joined.
+	if _, err := e.svc.AddMembers(e.ctx, "alice", g, wire.GroupMembers{Users: []string{"dave"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.react("alice", "x2", m1.ID, "👍", wire.ReactAdd); err != nil {
+		t.Fatal(err)
+	}
+	convs, _ = e.svc.Conversations(e.ctx, "dave")
+	if len(convs.Conversations) != 1 || convs.Conversations[0].Last != nil || convs.Conversations[0].Unread != 0 {
+		t.Errorf("dave's list %+v: a message from before he joined, or a change counted", convs.Conversations)
+	}
+	convs, _ = e.svc.Conversations(e.ctx, "carol")
+	if l := convs.Conversations[0].Last; l == nil || l.ID != m2.ID {
+		t.Errorf("carol's last %+v", l)
+	}
 }
 
 // TestRepliesAndMentions: reply_to is checked and carries a quote, which
