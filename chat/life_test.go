@@ -456,6 +456,22 @@ func TestGroupLifecycle(t *testing.T) {
 	if find(e.syncGroup("carol", g), wire.KindMsg, m1.ID) == nil {
 		t.Error("carol lost bob's message bob deleted for himself")
 	}
+	// dave joins after the last message; a change after that moves the
+	// head, but his list must not show a message from before he joined.
+	if _, err := e.svc.AddMembers(e.ctx, "alice", g, wire.GroupMembers{Users: []string{"dave"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.react("alice", "x2", m1.ID, "👍", wire.ReactAdd); err != nil {
+		t.Fatal(err)
+	}
+	convs, _ = e.svc.Conversations(e.ctx, "dave")
+	if len(convs.Conversations) != 1 || convs.Conversations[0].Last != nil || convs.Conversations[0].Unread != 0 {
+		t.Errorf("dave's list %+v: a message from before he joined, or a change counted", convs.Conversations)
+	}
+	convs, _ = e.svc.Conversations(e.ctx, "carol")
+	if l := convs.Conversations[0].Last; l == nil || l.ID != m2.ID {
+		t.Errorf("carol's last %+v", l)
+	}
 }
 
 // TestRepliesAndMentions: reply_to is checked and carries a quote, which
@@ -652,5 +668,67 @@ func TestRecallRacesSync(t *testing.T) {
 		}
 		close(stop)
 		wg.Wait()
+	}
+}
+
+// TestTypingGroupBudget: in a group, at most chat.TypingPerGroup members'
+// typing is relayed a second, however many type.
+func TestTypingGroupBudget(t *testing.T) {
+	e := newLife(t, chat.Options{})
+	users := []string{"bob", "carol", "dave"}
+	for i := range 5 {
+		u := "m" + strconv.Itoa(i)
+		if err := e.st.CreateUser(e.ctx, store.User{ID: u, PasswordHash: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	g := e.group("alice", users...)
+	sec := time.Now().Unix()
+	relayed := 0
+	for _, u := range append(users, "alice") {
+		ok, err := e.svc.Typing(e.ctx, u, wire.Typing{Group: g, State: wire.TypingStart})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			relayed++
+		}
+	}
+	if time.Now().Unix() == sec && relayed != chat.TypingPerGroup {
+		t.Errorf("9 members typing within a second: %d relayed, want %d", relayed, chat.TypingPerGroup)
+	}
+}
+
+// TestGroupReadsRate: a user asking for read counts past GroupReadsRate
+// is refused rate_limited (each answer reads every member row).
+func TestGroupReadsRate(t *testing.T) {
+	st := openStore(t)
+	mem := memory.New(st.ReserveVersions, memory.Options{})
+	svc, err := chat.New(st, mem, pathTo(&lifeEvents{}), chat.Options{Limiter: mem, Logger: slog.New(slog.DiscardHandler), Metrics: metrics.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start()
+	t.Cleanup(func() { _ = svc.Close(context.Background()) })
+	ctx := context.Background()
+	if _, err := svc.CreateGroup(ctx, "alice", wire.GroupCreate{ID: "g1", Members: []string{"bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := svc.Send(ctx, from("alice"), wire.Send{CMID: "m", Group: "g1", Type: "text", Body: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var limited bool
+	for range 3 * chat.GroupReadsRate {
+		if _, err := svc.GroupReads(ctx, "alice", "g1", ack.Seq, "", 0); errors.Is(err, chat.ErrRateLimited) {
+			limited = true
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !limited {
+		t.Error("read counts asked in a burst were never limited")
 	}
 }
