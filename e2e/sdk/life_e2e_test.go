@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -564,4 +565,65 @@ func TestE2ERecallRace(t *testing.T) {
 			t.Fatalf("bob's device still shows %s: %q", id, body)
 		}
 	}
+}
+
+// TestFaultLostChangeAckAndEvent: the network loses a recall's ack to
+// alice and bob's live recall event. Alice's SDK resends the recall with
+// its cmid until acked (one recall, acked with the first ack's ID); bob's
+// next message shows a gap and his sync brings the recall before it, once.
+func TestFaultLostChangeAckAndEvent(t *testing.T) {
+	s := testserver.Start(t)
+	aliceProxy, bobProxy := newFaultProxy(t, s.MQTT), newFaultProxy(t, s.MQTT)
+	aliceSess, bobSess := login(t, s, "alice", "phone"), login(t, s, "bob", "phone")
+	var aliceRec, bobRec recorder
+	alice := dial(t, s, aliceSess, nil, &aliceRec, via(aliceProxy))
+	bob := dial(t, s, bobSess, nil, &bobRec, via(bobProxy), func(c *client.Config) { c.ResyncInterval = -1 })
+	ctx := testCtx(t)
+	for _, c := range []*client.Client{alice, bob} {
+		if err := c.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m1, err := alice.Send(ctx, wire.Send{To: "bob", Body: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectItems(t, "bob", &bobRec, "", "msg:"+m1.ID+":secret")
+
+	cmid := client.NewCMID()
+	device := wire.DeviceTopic("alice", "phone")
+	var once sync.Once
+	aliceProxy.setFaults(func(topic string, p []byte) bool {
+		lose := false
+		if topic == device && bytes.Contains(p, []byte(`"cmid":"`+cmid+`"`)) {
+			once.Do(func() { lose = true })
+		}
+		return lose
+	}, nil)
+	bobProxy.setFaults(func(topic string, p []byte) bool {
+		return topic == wire.InboxTopic("bob") && bytes.Contains(p, []byte(`"kind":"recall"`))
+	}, nil)
+	ack, err := alice.Apply(ctx, wire.Recall{CMID: cmid, ID: m1.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := aliceProxy.counts(); d != 1 {
+		t.Fatalf("the proxy lost %d of alice's acks, want 1", d)
+	}
+	again, err := alice.Apply(ctx, wire.Recall{CMID: cmid, ID: m1.ID})
+	if err != nil || again.ID != ack.ID || again.Ver != ack.Ver {
+		t.Fatalf("the recall once more: %+v %v, want %+v", again, err, ack)
+	}
+	m2, err := alice.Send(ctx, wire.Send{To: "bob", Body: "next"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := expectItems(t, "bob", &bobRec, "", "msg:"+m1.ID+":secret", "recall:"+m1.ID, "msg:"+m2.ID+":next")
+	if !got[1].Synced {
+		t.Fatal("the lost recall came live")
+	}
+	if d, _ := bobProxy.counts(); d != 1 {
+		t.Fatalf("the proxy lost %d of bob's recall events, want 1", d)
+	}
+	expectItems(t, "alice", &aliceRec, "", "msg:"+m1.ID+":secret", "recall:"+m1.ID, "msg:"+m2.ID+":next")
 }
