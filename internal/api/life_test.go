@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/imqtt/imqtt/wire"
@@ -26,6 +27,8 @@ func TestLifecycleRoutes(t *testing.T) {
 		{"DELETE", "/v1/messages/42/reactions/" + url.PathEscape("👍"), ``, "react remove 👍 alice/phone 42", 200},
 		{"POST", "/v1/messages/delete", `{"cmid":"d1","ids":["1","2"]}`, "delete 1,2 alice/phone ", 200},
 		{"DELETE", "/v1/conversations/bob", ``, "delete bob alice/phone ", 200},
+		{"DELETE", "/v1/conversations/bob", `{"cmid":"c9"}`, "delete bob alice/phone ", 200},
+		{"PUT", "/v1/messages/42/reactions/" + url.PathEscape("🎉"), `{"cmid":"x1"}`, "react add 🎉 alice/phone 42", 200},
 		{"POST", "/v1/typing", `{"peer":"bob","state":"start"}`, "typing alice bob start", 204},
 		{"GET", "/v1/me/settings", ``, "user settings alice", 200},
 		{"PUT", "/v1/me/settings", `{"read_receipts":false}`, "set user settings alice", 200},
@@ -34,6 +37,9 @@ func TestLifecycleRoutes(t *testing.T) {
 		w := r.do(tc.method, tc.path, tok, tc.body)
 		if w.Code != tc.status {
 			t.Errorf("%s %s: %d %s", tc.method, tc.path, w.Code, w.Body)
+		}
+		if strings.Contains(tc.body, `"cmid"`) && tc.status == 200 && !strings.Contains(w.Body.String(), tc.body[9:11]) {
+			t.Errorf("%s %s %s: the body's cmid was not used: %s", tc.method, tc.path, tc.body, w.Body)
 		}
 		if calls := r.core.took(); !slices.Equal(calls, []string{tc.call}) {
 			t.Errorf("%s %s: core calls %q, want %q", tc.method, tc.path, calls, tc.call)
