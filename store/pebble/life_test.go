@@ -194,10 +194,42 @@ func TestOldHead(t *testing.T) {
 	// A message head at 2 (below the old head's message) moves nothing;
 	// a change at 5 then a message at 4 (another node's) move on.
 	mustCommit(t, s, &store.Batch{Heads: []store.GroupHead{{Group: "g", Seq: 2, MsgID: 102, TS: 1002}}})
+	if h, err := s.GroupHead(ctx, "g"); err != nil || h != want {
+		t.Fatalf("old head after a message head at 2: %+v, %v; want %+v", h, err, want)
+	}
 	mustCommit(t, s, &store.Batch{Heads: []store.GroupHead{{Group: "g", Seq: 5, Changes: 1}}})
 	mustCommit(t, s, &store.Batch{Heads: []store.GroupHead{{Group: "g", Seq: 4, MsgID: 104, TS: 1004}}})
 	want = store.GroupHead{Group: "g", Seq: 5, MsgID: 104, TS: 1004, Changes: 1}
 	if h, err := s.GroupHead(ctx, "g"); err != nil || h != want {
 		t.Fatalf("head: %+v, %v; want %+v", h, err, want)
+	}
+}
+
+// TestEraseKeepsChange: erasing a user's sent messages keeps what their
+// change records are (sync replays them as changes, not as empty
+// messages) and the state of their messages, without their name.
+func TestEraseKeepsChange(t *testing.T) {
+	ctx := t.Context()
+	s := openLife(t)
+	groupOf(t, s, 3)
+	c := store.Change{Kind: store.ChangeRecall, Target: 5, Count: 1}
+	m := store.Message{ID: 5, From: "m1", Group: "g", Seq: 2, Type: "text", Body: "oops", CMID: "c5", TS: 5, ReplyTo: 1}
+	rec := store.Message{ID: 6, From: "m1", Group: "g", Seq: 3, Type: "recall", CMID: "c6", TS: 6, Change: &c}
+	mustCommit(t, s, &store.Batch{Messages: []store.Message{m, rec},
+		Acks:    []store.Ack{{From: "m1", CMID: "c5", ID: 5, TS: 5, Group: "g", Seq: 2}, {From: "m1", CMID: "c6", ID: 6, TS: 6, Group: "g", Seq: 3}},
+		Heads:   []store.GroupHead{{Group: "g", Seq: 2, MsgID: 5, TS: 5}, {Group: "g", Seq: 3, Changes: 1}},
+		Recalls: []store.Recall{{MsgID: 5, By: "m1", TS: 6}}})
+	if n, _, err := s.EraseSentMessages(ctx, "m1", 0); err != nil || n != 2 {
+		t.Fatalf("erase: %d, %v", n, err)
+	}
+	got, err := s.GetMessages(ctx, []int64{5, 6})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("messages: %+v, %v", got, err)
+	}
+	wantM := store.Message{ID: 5, From: store.DeletedSender, Group: "g", Seq: 2, Type: "text", TS: 5, ReplyTo: 1,
+		Recalled: 6, RecalledBy: store.DeletedSender}
+	wantRec := store.Message{ID: 6, From: store.DeletedSender, Group: "g", Seq: 3, Type: "recall", TS: 6, Change: &c}
+	if !reflect.DeepEqual(got[0], wantM) || !reflect.DeepEqual(got[1], wantRec) {
+		t.Errorf("erased:\n got %+v\n     %+v\nwant %+v\n     %+v", got[0], got[1], wantM, wantRec)
 	}
 }
