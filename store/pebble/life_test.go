@@ -2,6 +2,7 @@ package pebble_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -231,5 +232,33 @@ func TestEraseKeepsChange(t *testing.T) {
 	wantRec := store.Message{ID: 6, From: store.DeletedSender, Group: "g", Seq: 3, Type: "recall", TS: 6, Change: &c}
 	if !reflect.DeepEqual(got[0], wantM) || !reflect.DeepEqual(got[1], wantRec) {
 		t.Errorf("erased:\n got %+v\n     %+v\nwant %+v\n     %+v", got[0], got[1], wantM, wantRec)
+	}
+}
+
+// TestLifeInvalid: what the key layout cannot hold is refused, with
+// nothing written.
+func TestLifeInvalid(t *testing.T) {
+	s := openLife(t)
+	for _, b := range []*store.Batch{
+		{Reactions: []store.Reaction{{MsgID: 1, User: "a\x00b", Emoji: "👍", Add: true}}},
+		{Reactions: []store.Reaction{{MsgID: 1, User: "a", Emoji: "x\x00", Add: true}}},
+		{Reactions: []store.Reaction{{MsgID: 1, User: "a", Add: true}}},
+		{Reactions: []store.Reaction{{MsgID: -1, User: "a", Emoji: "👍", Add: true}}},
+		{Hides: []store.Hide{{User: "a", MsgID: 1, Group: "g\x00"}}},
+		{Hides: []store.Hide{{User: "a\x00", MsgID: 1, Peer: "b"}}},
+		{Clears: []store.Clear{{User: "a", Peer: "b\x00", Upto: 5}}},
+		{Mentioned: []store.GroupRead{{Group: "g\x00", User: "a", Seq: 1}}},
+		{Recalls: []store.Recall{{MsgID: -5}}},
+		{Edits: []store.Edit{{MsgID: -5}}},
+	} {
+		if err := s.Commit(t.Context(), b); !errors.Is(err, pebble.ErrInvalid) {
+			t.Errorf("commit %+v: %v, want ErrInvalid", b, err)
+		}
+	}
+	if err := s.PutUserSettings(t.Context(), store.UserSettings{User: "a\x00"}); !errors.Is(err, pebble.ErrInvalid) {
+		t.Errorf("settings of a\\x00: %v", err)
+	}
+	if n, err := pebble.Count(t.Context(), s, pebble.Hides); err != nil || n != 0 {
+		t.Errorf("hidden rows written: %d, %v", n, err)
 	}
 }
