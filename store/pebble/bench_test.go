@@ -237,3 +237,29 @@ func fillAcks(b *testing.B, dir string, n int, filters, ackFilter bool, where st
 	}
 	return st
 }
+
+// BenchmarkGroupChange commits one reaction change record (the record,
+// its head, the reaction rows) a time in a group of members=N: its cost
+// must not grow with N.
+func BenchmarkGroupChange(b *testing.B) {
+	for _, n := range []int{2, 10_000} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			st := openBench(b)
+			groupOf(b, st, n)
+			b.ReportAllocs()
+			wal := st.WALBytesIn()
+			b.ResetTimer()
+			for i := range b.N {
+				seq, id := uint64(i+2), int64(i+2)
+				c := store.Change{Kind: store.ChangeReaction, Target: 1, Emoji: "👍", Add: true, Count: uint64(i + 1)}
+				mustCommit(b, st, &store.Batch{
+					Messages:  []store.Message{{ID: id, From: "m1", Group: "g", Seq: seq, Type: "reaction", TS: id, Change: &c}},
+					Heads:     []store.GroupHead{{Group: "g", Seq: seq, Changes: c.Count}},
+					Reactions: []store.Reaction{{MsgID: 1, User: fmt.Sprintf("m%d", i%n), Emoji: "👍", Add: i/n%2 == 0, TS: id}},
+				})
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(st.WALBytesIn()-wal)/float64(b.N), "wal-B/op")
+		})
+	}
+}

@@ -121,6 +121,10 @@ func (s *Store) EraseSentMessages(ctx context.Context, user string, limit int) (
 		return 0, nil, fmt.Errorf("erase sent messages: %w", err)
 	}
 	limit = clampLimit(limit)
+	// Under the lock of Commit's changes of message rows (life.go): an
+	// edit committed meanwhile must not write back the body erased here.
+	s.conv.Lock()
+	defer s.conv.Unlock()
 	lower := append(append([]byte(pfxAck), user...), sep)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
@@ -194,9 +198,17 @@ func (s *Store) getMessage(key []byte) (store.Message, error) {
 }
 
 // anonymise erases what a message says and who sent it, keeping where it
-// sits (ID, To, Group, Seq, Type, TS).
+// sits (ID, To, Group, Seq, Type, TS) and what it is (a change record's
+// Change, which sync replays as a change, not a message) and its state
+// (recalled, edited, reacted, its reply), with its sender's name gone
+// from RecalledBy too.
 func anonymise(m *store.Message) {
-	*m = store.Message{ID: m.ID, From: store.DeletedSender, To: m.To, Group: m.Group, Seq: m.Seq, Type: m.Type, TS: m.TS}
+	by := m.RecalledBy
+	if by == m.From {
+		by = store.DeletedSender
+	}
+	*m = store.Message{ID: m.ID, From: store.DeletedSender, To: m.To, Group: m.Group, Seq: m.Seq, Type: m.Type, TS: m.TS,
+		ReplyTo: m.ReplyTo, Recalled: m.Recalled, RecalledBy: by, Edited: m.Edited, Reacted: m.Reacted, Change: m.Change}
 }
 
 // DeleteUserInbox deletes up to limit of user's inbox entries and their

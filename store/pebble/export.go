@@ -92,7 +92,8 @@ var ErrInUse = errors.New("store in use")
 // Kind is one kind of row of the store, as Export reads it: its key
 // prefix and how a key and value decode into a T. The kinds are the
 // variables below; together they are everything the store holds but what
-// is derived from them (history entries, the user-group index) and meta.
+// is derived from them (history entries, the user-group index, the group
+// change index, the by-user reaction index) and meta.
 type Kind[T any] struct {
 	Name   string
 	prefix string
@@ -151,7 +152,66 @@ var (
 	// migration loses none; their lanes' retry state and claims are in
 	// memory and are not (the target attempts each lane's head anew).
 	WebhookEvents = Kind[store.WebhookEvent]{"webhook_events", pfxWebhook, decodeWebhookRow, false}
+
+	// The message lifecycle's rows (life.go). Change records are
+	// Messages (Change set) and their entries Inbox rows (Change set);
+	// the group change index (gc/) is derived from the change records of
+	// the GroupLog (Group, Seq, Change.Count), and a head's message seq
+	// is its MsgID's Seq. Reactions are each user's (Add true), and
+	// ReactionSums each (message, emoji)'s count with the users it lists;
+	// the by-user index (ru/) is derived from Reactions.
+	Reactions    = Kind[store.Reaction]{"reactions", pfxReactX, decodeReactionRow, false}
+	ReactionSums = Kind[ReactionSumRow]{"reaction_sums", pfxReactC, decodeReactionSumRow, false}
+	// Hides are the group messages users hid (Group set); a 1:1 hide is
+	// the absence of its entries.
+	Hides        = Kind[store.Hide]{"hidden", pfxHidden, decodeHiddenRow, false}
+	UserSettings = Kind[store.UserSettings]{"user_settings", pfxUserSet, decodeUserSettings, false}
 )
+
+// ReactionSumRow is one message's reactions of one emoji.
+type ReactionSumRow struct {
+	MsgID int64
+	store.ReactionSum
+}
+
+func decodeReactionRow(key, val []byte) (store.Reaction, error) {
+	rest := key[len(pfxReactX):]
+	if len(rest) < 8 { // the ID's 8 bytes may hold NULs: the emoji's end is after them
+		return store.Reaction{}, errCorruptRow
+	}
+	i := bytes.IndexByte(rest[8:], sep) + 8
+	if i < 9 {
+		return store.Reaction{}, errCorruptRow
+	}
+	r := rowReader{val: val}
+	ts := r.varint()
+	if r.bad || len(r.val) != 0 {
+		return store.Reaction{}, errCorruptRow
+	}
+	return store.Reaction{MsgID: int64(binary.BigEndian.Uint64(rest)), Emoji: string(rest[8:i]), User: string(rest[i+1:]),
+		Add: true, TS: ts}, nil
+}
+
+func decodeReactionSumRow(key, val []byte) (ReactionSumRow, error) {
+	rest := key[len(pfxReactC):]
+	if len(rest) < 9 {
+		return ReactionSumRow{}, errCorruptRow
+	}
+	r, err := decodeReactionSum(val)
+	if err != nil {
+		return ReactionSumRow{}, err
+	}
+	return ReactionSumRow{MsgID: int64(binary.BigEndian.Uint64(rest)),
+		ReactionSum: store.ReactionSum{Emoji: string(rest[8:]), Count: r.count, Users: r.users}}, nil
+}
+
+func decodeHiddenRow(key, val []byte) (store.Hide, error) {
+	user, id, err := splitPair(key, pfxHidden)
+	if err != nil || len(id) != 8 {
+		return store.Hide{}, errCorruptRow
+	}
+	return store.Hide{User: string(user), MsgID: int64(binary.BigEndian.Uint64(id)), Group: string(val)}, nil
+}
 
 // PushItemRow is a push item as stored: pending, or done at DoneAt.
 type PushItemRow struct {

@@ -70,3 +70,10 @@ func (s *Store) AckFilterReady() bool {
 	defer s.acks.mu.Unlock()
 	return s.acks.ready
 }
+
+// WALBytesIn is how many bytes the store has written to its WAL: what a
+// commit writes, for tests of how a write's size grows.
+func (s *Store) WALBytesIn() uint64 { return s.db.Metrics().WAL.BytesIn }
+
+// SetRaw writes a raw key and value, for tests of values older releases wrote.
+func (s *Store) SetRaw(key, val []byte) error { return s.db.Set(key, val, nil) }

@@ -134,8 +134,8 @@ func validateLife(b *store.Batch) error {
 		if h.MsgID < 0 {
 			return fmt.Errorf("hide of %d: %w", h.MsgID, ErrInvalid)
 		}
-		for _, id := range []string{h.User, h.Peer, h.Group} {
-			if err := checkID("user", id); err != nil {
+		for _, id := range []struct{ what, id string }{{"user", h.User}, {"peer", h.Peer}, {"group", h.Group}} {
+			if err := checkID(id.what, id.id); err != nil {
 				return err
 			}
 		}
@@ -150,6 +150,9 @@ func validateLife(b *store.Batch) error {
 	}
 	for _, m := range b.Mentioned {
 		if err := checkID("user", m.User); err != nil {
+			return err
+		}
+		if err := checkID("group", m.Group); err != nil {
 			return err
 		}
 	}
