@@ -35,7 +35,10 @@ type Erasure interface {
 	// 1:1 and group, found by their dedupe rows (Ack): From becomes
 	// DeletedSender; Body, Meta, Media, Inline, Mentions and CMID are
 	// erased; ID, To, Group, Seq, Type and TS stay, so every other
-	// participant's history, versions and seqs are unchanged. The dedupe
+	// participant's history, versions and seqs are unchanged, and so does
+	// the state of a message (ReplyTo, Recalled, Edited, Reacted) and a
+	// change record's Change, so sync still replays a recall as a recall
+	// (a RecalledBy naming the user becomes DeletedSender). The dedupe
 	// rows go with them. It returns how many messages it did (0: none
 	// left) and the media IDs they referred to.
 	EraseSentMessages(ctx context.Context, user string, limit int) (n int, media []string, err error)
