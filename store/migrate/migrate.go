@@ -41,6 +41,7 @@ import (
 	"github.com/imqtt/imqtt/internal/bans/mongorows"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/media/gridfs"
+	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/mongo"
 	"github.com/imqtt/imqtt/store/pebble"
 )
@@ -383,6 +384,19 @@ var kinds = []kindCopy{
 	// The webhook outbox's events; their lanes' retry state and claims
 	// are not carried (each lane's head is attempted anew).
 	kind(pebble.WebhookEvents, "webhook_events", (*mongo.Store).ImportWebhookEvents),
+	// The lifecycle's rows: each user's reactions (the target rebuilds
+	// every (message, emoji)'s count and users from them), the group
+	// messages users hid, users' own settings. Change records are
+	// messages, copied with them.
+	kind(pebble.Reactions, "reactions", func(dst *mongo.Store, ctx context.Context, rows []store.Reaction) error {
+		rs := make([]mongo.ReactionRow, len(rows))
+		for i, r := range rows {
+			rs[i] = mongo.ReactionRow{MsgID: r.MsgID, User: r.User, Emoji: r.Emoji, TS: r.TS}
+		}
+		return dst.ImportReactions(ctx, rs)
+	}),
+	kind(pebble.Hides, "hidden", (*mongo.Store).ImportHidden),
+	kind(pebble.UserSettings, "user_settings", (*mongo.Store).ImportUserSettings),
 }
 
 func (r *run) copyAll(ctx context.Context) error {
