@@ -149,6 +149,7 @@ func newSource(t testing.TB, users, msgs int) *source {
 		if err := st.CreateGroup(ctx, store.Group{ID: gid, Name: "G" + gid, Owner: ms[0].User, Created: 5}, ms); err != nil {
 			t.Fatal(err)
 		}
+		first := id + 1
 		for s := range 4 + g {
 			id++
 			seq := reserve("g/" + gid)
@@ -160,6 +161,24 @@ func newSource(t testing.TB, users, msgs int) *source {
 			if err := st.Commit(ctx, b); err != nil {
 				t.Fatal(err)
 			}
+		}
+		// A reaction to the group's first message (a change record with
+		// its seq), and that message hidden by the owner.
+		id++
+		seq := reserve("g/" + gid)
+		rec := store.Message{ID: id, From: ms[1].User, Group: gid, Seq: seq, CMID: fmt.Sprint("gr", id), TS: id >> 10,
+			Change: &store.Change{Kind: store.ChangeReaction, Target: first, Emoji: "👍", Add: true, Count: 1}}
+		if err := st.Commit(ctx, &store.Batch{Messages: []store.Message{rec},
+			Heads:     []store.GroupHead{{Group: gid, Seq: seq, Changes: 1}},
+			Acks:      []store.Ack{{From: rec.From, CMID: rec.CMID, ID: id, Group: gid, Seq: seq, TS: rec.TS}},
+			Reactions: []store.Reaction{{MsgID: first, User: rec.From, Emoji: "👍", Add: true, TS: rec.TS}},
+			Hides:     []store.Hide{{User: ms[0].User, MsgID: first, Group: gid}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, u := range src.users {
+		if err := st.PutUserSettings(ctx, store.UserSettings{User: u, NoReadReceipts: i%2 == 0, Updated: 3}); err != nil {
+			t.Fatal(err)
 		}
 	}
 	// A persistent session per user, one released, with group positions.
