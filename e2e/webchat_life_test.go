@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
+	neturl "net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/internal/wait"
+	"github.com/imqtt/imqtt/wire"
 )
 
 // TestWebChatLife drives the message lifecycle (docs/protocol.md#message-lifecycle)
@@ -180,6 +183,7 @@ type lifePage struct {
 		Kind   string `json:"kind"`
 		ID     string `json:"id"`
 		Ver    uint64 `json:"ver"`
+		Seq    uint64 `json:"seq"`
 		Synced bool   `json:"synced"`
 	} `json:"delivered"`
 }
@@ -294,4 +298,92 @@ func (p lifePage) summary() string {
 		b.WriteString("; ")
 	}
 	return b.String()
+}
+
+// TestWebChatLifeGroup: in a group the changes come by the group's seq.
+// bob (over HTTP) edits his message, reacts to alice's and types; alice's
+// page shows each live; alice recalls her own through the menu; a repeated
+// change is dropped and a forged one never shown; and a page opened anew
+// shows the same from the group's history.
+func TestWebChatLifeGroup(t *testing.T) {
+	chromium := findChromium(t)
+	s := testserver.Start(t)
+	account(t, s, "alice", "cli")
+	bobTok := account(t, s, "bob", "cli")
+	createGroup(t, s, bobTok, "g1", "alice")
+	url := s.HTTP + "/chat/"
+	alice := startBrowser(t, chromium, "alice")
+	at := alice.open(url)
+	at.login("alice", "secret-alice")
+
+	var ack wire.Ack
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/messages", bobTok, wire.Send{CMID: "b-1", Group: "g1", Type: "text", Body: "hi all"}, &ack); code != http.StatusOK {
+		t.Fatalf("bob's group send: %d", code)
+	}
+	at.click(`#convs .conv[data-group="g1"]`)
+	at.waitLife("bob's message", func(p lifePage) bool { return p.msg("hi all").ID == ack.ID })
+	at.send("mine to recall")
+	p := at.waitLife("alice's acked", func(p lifePage) bool { return p.msg("mine to recall").ID != "" })
+	mine := p.msg("mine to recall").ID
+
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/typing", bobTok, wire.Typing{Group: "g1", State: wire.TypingStart}, nil); code != http.StatusNoContent {
+		t.Fatalf("bob types: %d", code)
+	}
+	at.waitLife(`"bob is typing…"`, func(p lifePage) bool { return p.Typing == "bob is typing…" })
+	if code := httpJSON(t, "PATCH", s.HTTP+"/v1/messages/"+ack.ID, bobTok, wire.Edit{CMID: "b-2", Body: "hi everyone"}, nil); code != http.StatusOK {
+		t.Fatalf("bob edits: %d", code)
+	}
+	if code := httpJSON(t, "PUT", s.HTTP+"/v1/messages/"+mine+"/reactions/"+neturl.PathEscape("🎉"), bobTok, nil, nil); code != http.StatusOK {
+		t.Fatalf("bob reacts: %d", code)
+	}
+	at.waitLife("bob's edit and reaction, live", func(p lifePage) bool {
+		m := p.byID(ack.ID)
+		return m.Body == "hi everyone" && m.Edited && maps.Equal(p.byID(mine).Reactions, map[string]int{"🎉": 1})
+	})
+	at.click(fmt.Sprintf(`.msg[data-id="%s"] .act-menu`, mine))
+	at.click(fmt.Sprintf(`.msg[data-id="%s"] .act-recall`, mine))
+	p = at.waitLife("alice's tombstone", func(p lifePage) bool {
+		m := p.byID(mine)
+		return m.Recalled && len(m.Reactions) == 0 && !strings.Contains(p.Text, "to recall")
+	})
+	// A repeat of bob's reaction and a forged edit far ahead, straight onto
+	// alice's inbox: the group's sequencer drops the one and never
+	// believes the other.
+	var sync wire.Sync
+	httpJSON(t, "GET", s.HTTP+"/v1/sync?group=g1&since=3&limit=1", bobTok, nil, &sync)
+	if len(sync.Items) != 1 || sync.Items[0].Kind != wire.KindReaction {
+		t.Fatalf("g1's seq 4 is %+v, want the reaction", sync.Items)
+	}
+	repeat, _ := json.Marshal(sync.Items[0])
+	forged, _ := json.Marshal(wire.Msg{Kind: wire.KindEdit, ID: ack.ID, Group: "g1", Seq: 1000000, Body: "forged", Edited: 1})
+	for _, payload := range [][]byte{repeat, forged} {
+		if err := s.Broker().Publish(wire.InboxTopic("alice"), payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.For(t, "the forged edit dropped unconfirmed", 10*time.Second, func() bool {
+		n, err := chromedp.Run(at.ctx, chromedp.Evaluate[int](`imqttChat.unconfirmed`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	})
+	postGroup(t, s, bobTok, "g1", "marker")
+	p = at.waitLife("the marker after them", func(p lifePage) bool {
+		return p.msg("marker").ID != "" && p.byID(ack.ID).Body == "hi everyone" && len(p.byID(mine).Reactions) == 0
+	})
+	var kinds []string
+	for _, d := range p.Delivered {
+		if d.Kind != "" {
+			kinds = append(kinds, fmt.Sprintf("%s@%d", d.Kind, d.Seq))
+		}
+	}
+	if want := []string{"edit@3", "reaction@4", "recall@5"}; !slices.Equal(kinds, want) {
+		t.Errorf("the page applied %v, want %v (each once, by seq)", kinds, want)
+	}
+	want := p.summary()
+	at.close()
+	at = alice.open(url)
+	at.click(`#convs .conv[data-group="g1"]`)
+	at.waitLife("the same from the group's history", func(p lifePage) bool { return p.summary() == want })
 }
