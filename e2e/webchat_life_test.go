@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
@@ -51,7 +52,17 @@ func TestWebChatLife(t *testing.T) {
 	p := at.waitLife(`"seen" under alice's message`, func(p lifePage) bool { return p.msg("hello bob").Seen })
 	hello := p.msg("hello bob").ID
 
-	// Typing: bob's key presses show "typing…" on alice's page.
+	// Typing: bob's key presses show "typing…" on alice's page. His page
+	// sends a start at most once a second, and a stop when he sends.
+	bt.do(chromedp.Evaluate[chromedp.Void](`(() => {
+	  const c = imqttChat.client, publish = c.publish.bind(c);
+	  window.typingSent = [];
+	  c.publish = (topic, payload, ...rest) => {
+	    if (topic === 'im/typing') typingSent.push(JSON.parse(payload).state);
+	    return publish(topic, payload, ...rest);
+	  };
+	})()`))
+	typingFrom := time.Now()
 	bt.do(chromedp.SendKeys(chromedp.CSS(`#composer input[name=text]`), "an answer"))
 	at.waitLife(`"typing…" while bob types`, func(p lifePage) bool { return p.Typing == "typing…" })
 	at.shot(shots, "11-alice-sees-typing")
@@ -66,6 +77,14 @@ func TestWebChatLife(t *testing.T) {
 	}
 	bt.waitLife("bob's reply with its quote", quoted)
 	at.waitLife("alice sees the reply's quote, and bob typing no more", func(p lifePage) bool { return quoted(p) && p.Typing == "" })
+	sent, err := chromedp.Run(bt.ctx, chromedp.Evaluate[[]string](`typingSent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts := len(sent) - 1
+	if max := 1 + int(time.Since(typingFrom)/time.Second); len(sent) < 2 || sent[len(sent)-1] != "stop" || starts > max || slices.Contains(sent[:starts], "stop") {
+		t.Errorf("bob's page sent im/typing %v: want at most %d starts (one a second), then a stop", sent, max)
+	}
 
 	// An edit through the menu of alice's own message; the body is never HTML.
 	at.send("typo <b>mesage</b>")
@@ -340,6 +359,7 @@ func TestWebChatLifeGroup(t *testing.T) {
 		m := p.byID(ack.ID)
 		return m.Body == "hi everyone" && m.Edited && maps.Equal(p.byID(mine).Reactions, map[string]int{"🎉": 1})
 	})
+	at.waitLife(`"typing…" hidden some 6 s after bob's start`, func(p lifePage) bool { return p.Typing == "" })
 	at.click(fmt.Sprintf(`.msg[data-id="%s"] .act-menu`, mine))
 	at.click(fmt.Sprintf(`.msg[data-id="%s"] .act-recall`, mine))
 	p = at.waitLife("alice's tombstone", func(p lifePage) bool {
@@ -386,4 +406,28 @@ func TestWebChatLifeGroup(t *testing.T) {
 	at = alice.open(url)
 	at.click(`#convs .conv[data-group="g1"]`)
 	at.waitLife("the same from the group's history", func(p lifePage) bool { return p.summary() == want })
+}
+
+// TestWebChatLifeRefused: a recall the server refuses (here past a recall
+// window of a nanosecond) is shown with its code, and changes nothing.
+func TestWebChatLifeRefused(t *testing.T) {
+	chromium := findChromium(t)
+	s := testserver.Start(t, func(c *daemon.Config) { c.RecallWindow = time.Nanosecond })
+	account(t, s, "alice", "cli")
+	account(t, s, "bob", "cli")
+	at := startBrowser(t, chromium, "alice").open(s.HTTP + "/chat/")
+	at.login("alice", "secret-alice")
+	at.openChat("bob")
+	at.send("too late to unsend")
+	p := at.waitLife("acked", func(p lifePage) bool { return p.msg("too late to unsend").ID != "" })
+	id := p.msg("too late to unsend").ID
+	at.click(fmt.Sprintf(`.msg[data-id="%s"] .act-menu`, id))
+	at.click(fmt.Sprintf(`.msg[data-id="%s"] .act-recall`, id))
+	at.waitState("the refusal shown", func(p chatPage) bool { return strings.HasPrefix(p.Error, "Not recalled ("+wire.CodeTooLate+")") })
+	if m := at.life().byID(id); m.Recalled || m.Body != "too late to unsend" {
+		t.Errorf("after a refused recall the message shows as %+v", m)
+	}
+	if n, err := chromedp.Run(at.ctx, chromedp.Evaluate[int](`imqttChat.ops.size`)); err != nil || n != 0 {
+		t.Errorf("changes still waiting after the refusal: %d (%v)", n, err)
+	}
 }
