@@ -604,7 +604,6 @@
     const k = localKey(m);
     const old = msgs.get(k);
     if (old) {
-      const local = !old.id; // our own send, not yet acked: the server's word on its quote
       old.id = old.id || m.id;
       old.ts = m.ts || old.ts;
       if (old.id) S.ids.set(old.id, [key, k]);
@@ -612,7 +611,7 @@
       if (!old.recalled && m.edited && !(old.edited >= m.edited) && typeof m.body === 'string') Object.assign(old, { body: m.body, edited: m.edited, meta: m.meta });
       if (m.reply_to) old.reply_to = m.reply_to;
       const snapshot = asked !== undefined && !(old.changed > asked);
-      if (m.quote && !(old.quote && old.quote.recalled) && (snapshot || local || !old.quote)) old.quote = m.quote;
+      if (m.quote && !(old.quote && old.quote.recalled) && (snapshot || !old.quote || old.quote.local)) old.quote = m.quote; // the server's word over the page's
       if (!old.recalled && (snapshot || (m.reactions && !old.reactions && !old.changed))) old.reactions = m.reactions;
       return false;
     }
@@ -742,7 +741,7 @@
     let quote;
     if (S.replyTo && S.replyTo.key === key) {
       msg.reply_to = S.replyTo.id;
-      quote = { from: S.replyTo.from, type: S.replyTo.type, body: cut(S.replyTo.body) }; // shown until the server's
+      quote = { from: S.replyTo.from, type: S.replyTo.type, body: cut(S.replyTo.body), local: true }; // shown until the server's
     }
     S.replyTo = null;
     const o = { cmid, key, send: msg, ts: Date.now(), quote };
