@@ -41,6 +41,11 @@ type change struct {
 	ids    []int64 // delete
 	peer   string  // delete: clear the conversation with peer
 
+	// A reaction's, read on the caller (React) so that a storm of them
+	// costs the single batcher no round trip each: the user's emojis on
+	// the message and the message's emojis (nil: none, or not read).
+	mine, emojis []string
+
 	// Set by the batcher.
 	noop  bool         // a reaction that is there (add) or not (remove): acked, nothing stored
 	hides []store.Hide // delete
@@ -66,8 +71,13 @@ func (s *Service) Recall(ctx context.Context, from Sender, req wire.Recall, done
 // the before_send webhook as a text send to the message's conversation
 // would: the message is read first (on the caller) to know which.
 func (s *Service) Edit(ctx context.Context, from Sender, req wire.Edit, done func(Result)) {
+	start := time.Now()
 	id, err := CheckEdit(&req, s.opts.MaxBody)
 	if err != nil {
+		s.fail(from, done, err)
+		return
+	}
+	if err := s.limit(ctx, from.User); err != nil { // before the read: a flood costs no I/O
 		s.fail(from, done, err)
 		return
 	}
@@ -93,18 +103,41 @@ func (s *Service) Edit(ctx context.Context, from Sender, req wire.Edit, done fun
 		s.fail(from, done, err)
 		return
 	}
-	s.submitChange(ctx, from, send, &change{kind: store.ChangeEdit, target: id}, done)
+	s.queueChange(ctx, &sendOp{from: from, req: send, done: done, start: start, chg: &change{kind: store.ChangeEdit, target: id}})
 }
 
-// React submits a reaction (im/react).
+// React submits a reaction (im/react). What the user and the message
+// have of reactions is read here, on the caller: the batcher then decides
+// from it and the batch's own reactions without a read of its own.
 func (s *Service) React(ctx context.Context, from Sender, req wire.React, done func(Result)) {
 	id, err := CheckReact(req)
 	if err != nil {
 		s.fail(from, done, err)
 		return
 	}
-	s.submitChange(ctx, from, wire.Send{CMID: req.CMID},
-		&change{kind: store.ChangeReaction, target: id, emoji: req.Emoji, add: req.Op == wire.ReactAdd}, done)
+	if err := s.limit(ctx, from.User); err != nil { // before the reads: a flood costs no I/O
+		s.fail(from, done, err)
+		return
+	}
+	c := &change{kind: store.ChangeReaction, target: id, emoji: req.Emoji, add: req.Op == wire.ReactAdd}
+	if c.mine, err = s.st.UserReactions(ctx, id, from.User); err == nil && c.add {
+		var sums map[int64][]store.ReactionSum
+		if sums, err = s.st.ReactionsOf(ctx, []int64{id}); err == nil {
+			for _, r := range sums[id] {
+				if r.Count > 0 {
+					c.emojis = append(c.emojis, r.Emoji)
+				}
+			}
+		}
+	}
+	if err != nil {
+		if !storeLogged(err) {
+			s.log.Error("read reactions", "err", err)
+		}
+		s.fail(from, done, unavailable())
+		return
+	}
+	s.queueChange(ctx, &sendOp{from: from, req: wire.Send{CMID: req.CMID}, done: done, start: time.Now(), chg: c})
 }
 
 // Delete submits a delete-for-me (im/delete): messages, or a whole 1:1
@@ -119,14 +152,20 @@ func (s *Service) Delete(ctx context.Context, from Sender, req wire.Delete, done
 }
 
 // submitChange takes a checked change the way Submit takes a send: the
-// sender's rate, then (an edit) the filter and the hook, then the queue.
+// sender's rate, then queueChange.
 func (s *Service) submitChange(ctx context.Context, from Sender, req wire.Send, c *change, done func(Result)) {
 	start := time.Now()
 	if err := s.limit(ctx, from.User); err != nil {
 		s.fail(from, done, err)
 		return
 	}
-	op := &sendOp{from: from, req: req, done: done, start: start, chg: c}
+	s.queueChange(ctx, &sendOp{from: from, req: req, done: done, start: start, chg: c})
+}
+
+// queueChange queues a change within the sender's rate: an edit through
+// the filter and the hook first.
+func (s *Service) queueChange(ctx context.Context, op *sendOp) {
+	from, done, c := op.from, op.done, op.chg
 	if c.kind == store.ChangeEdit {
 		var err error
 		if s.opts.Filter != nil && !from.Server {
@@ -290,8 +329,9 @@ func (s *Service) mayEdit(user string, t *store.Message, now time.Time) error {
 // so that a later op of the same batch sees the earlier ones.
 type batchView struct {
 	msgs      map[int64]*store.Message
-	reactions map[reactKey]bool  // reactions the batch added (true) or removed (false)
-	emojis    map[int64][]string // emojis on a message, as read for the batch
+	members   map[[2]string]*store.Member // (group, user), nil: not a member
+	reactions map[reactKey]bool           // reactions the batch added (true) or removed (false)
+	emojis    map[int64][]string          // emojis on a message, as read for the batch
 }
 
 type reactKey struct {
@@ -301,7 +341,8 @@ type reactKey struct {
 
 // view reads every message the batch's ops refer to, in one read.
 func (s *Service) view(ctx context.Context, ops []*sendOp) (*batchView, error) {
-	v := &batchView{msgs: map[int64]*store.Message{}, reactions: map[reactKey]bool{}, emojis: map[int64][]string{}}
+	v := &batchView{msgs: map[int64]*store.Message{}, members: map[[2]string]*store.Member{}, reactions: map[reactKey]bool{},
+		emojis: map[int64][]string{}}
 	var ids []int64
 	for _, op := range ops {
 		switch c := op.chg; {
@@ -338,17 +379,22 @@ func (s *Service) visible(ctx context.Context, v *batchView, user string, id int
 		}
 		return t, nil, nil
 	}
-	m, err := s.st.GetMember(ctx, t.Group, user)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, noMessage()
+	key := [2]string{t.Group, user}
+	m, ok := v.members[key] // a delete of 100 messages of a group asks once
+	if !ok {
+		got, err := s.st.GetMember(ctx, t.Group, user)
+		switch {
+		case err == nil:
+			m = &got
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, nil, errStore("member", err)
 		}
-		return nil, nil, errStore("member", err)
+		v.members[key] = m
 	}
-	if t.Seq <= m.JoinSeq {
+	if m == nil || t.Seq <= m.JoinSeq {
 		return nil, nil, noMessage()
 	}
-	return t, &m, nil
+	return t, m, nil
 }
 
 // checkReply checks a send's reply_to against the batch's view: a message
@@ -419,11 +465,7 @@ func (s *Service) checkChange(ctx context.Context, op *sendOp, v *batchView) err
 // MaxEmojis; adding one that is there, or removing one that is not, is
 // acked with nothing stored.
 func (s *Service) checkReaction(ctx context.Context, op *sendOp, v *batchView, t *store.Message) error {
-	c, user := op.chg, op.from.User
-	mine, err := s.st.UserReactions(ctx, t.ID, user)
-	if err != nil {
-		return errStore("user reactions", err)
-	}
+	c, user, mine := op.chg, op.from.User, op.chg.mine
 	has := func(emoji string) bool {
 		if added, ok := v.reactions[reactKey{t.ID, user, emoji}]; ok {
 			return added
@@ -455,16 +497,8 @@ func (s *Service) checkReaction(ctx context.Context, op *sendOp, v *batchView, t
 			return refuse(ErrBadRequest, "at most "+strconv.Itoa(MaxUserEmojis)+" reactions of one user on a message")
 		}
 		emojis, ok := v.emojis[t.ID]
-		if !ok && t.Reacted {
-			sums, err := s.st.ReactionsOf(ctx, []int64{t.ID})
-			if err != nil {
-				return errStore("reactions", err)
-			}
-			for _, r := range sums[t.ID] {
-				if r.Count > 0 {
-					emojis = append(emojis, r.Emoji)
-				}
-			}
+		if !ok {
+			emojis = c.emojis
 		}
 		if !contains(emojis, c.emoji) {
 			if len(emojis) >= MaxEmojis {

@@ -20,14 +20,14 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// events is a subscriber of the delivery path that keeps every event by
+// lifeEvents is a subscriber of the delivery path that keeps every event by
 // the topic it went to.
-type events struct {
+type lifeEvents struct {
 	mu sync.Mutex
 	by map[string][]wire.Event
 }
 
-func (e *events) Sent(to deliver.To, ev wire.Event) {
+func (e *lifeEvents) Sent(to deliver.To, ev wire.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.by == nil {
@@ -37,7 +37,7 @@ func (e *events) Sent(to deliver.To, ev wire.Event) {
 }
 
 // of returns the items of kind sent to user's inbox.
-func (e *events) of(user, kind string) []wire.Msg {
+func (e *lifeEvents) of(user, kind string) []wire.Msg {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []wire.Msg
@@ -49,7 +49,7 @@ func (e *events) of(user, kind string) []wire.Msg {
 	return out
 }
 
-func (e *events) other(user, kind string) []wire.Event {
+func (e *lifeEvents) other(user, kind string) []wire.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []wire.Event
@@ -65,7 +65,7 @@ type lifeEnv struct {
 	t   *testing.T
 	st  store.Store
 	svc *chat.Service
-	ev  *events
+	ev  *lifeEvents
 	ctx context.Context
 }
 
@@ -77,7 +77,7 @@ func newLife(t *testing.T, o chat.Options) *lifeEnv {
 			t.Fatal(err)
 		}
 	}
-	ev := &events{}
+	ev := &lifeEvents{}
 	o.Logger, o.Metrics = slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New()
 	svc, err := chat.New(st, memory.New(st.ReserveVersions, memory.Options{}), pathTo(ev), o)
 	if err != nil {
@@ -203,7 +203,7 @@ func TestRecall1to1(t *testing.T) {
 	wantCode(t, err, wire.CodeNotAllowed) // recalled already
 
 	for _, u := range []string{"alice", "bob"} {
-		wait.For(t, "recall event to "+u, func() bool { return len(e.ev.of(u, wire.KindRecall)) == 1 })
+		wait.For(t, "recall event to "+u, 5*time.Second, func() bool { return len(e.ev.of(u, wire.KindRecall)) == 1 })
 		live := e.ev.of(u, wire.KindRecall)[0]
 		if live.ID != ack.ID || live.By != "alice" || live.Ver == 0 {
 			t.Errorf("%s: live recall %+v", u, live)
@@ -251,7 +251,9 @@ func TestRecallWindow(t *testing.T) {
 // maskFilter masks "darn" in every body.
 type maskFilter struct{}
 
-func (maskFilter) Check(body string) (string, error) { return strings.ReplaceAll(body, "darn", "****"), nil }
+func (maskFilter) Check(body string) (string, error) {
+	return strings.ReplaceAll(body, "darn", "****"), nil
+}
 
 // TestEdit: the sender edits a text message; history, sync and the live
 // event carry the new body and edited; the filter applies to edits; others'
@@ -266,7 +268,7 @@ func TestEdit(t *testing.T) {
 	if _, err := e.edit("alice", "e1", ack.ID, "hello darn"); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, "edit event", func() bool { return len(e.ev.of("bob", wire.KindEdit)) == 1 })
+	wait.For(t, "edit event", 5*time.Second, func() bool { return len(e.ev.of("bob", wire.KindEdit)) == 1 })
 	if live := e.ev.of("bob", wire.KindEdit)[0]; live.Body != "hello ****" || live.Edited == 0 || live.ID != ack.ID {
 		t.Errorf("live edit %+v", live)
 	}
@@ -319,7 +321,7 @@ func TestReactions(t *testing.T) {
 	if _, err := e.react("alice", "a1", ack.ID, "👍", wire.ReactAdd); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, "reaction events", func() bool { return len(e.ev.of("alice", wire.KindReaction)) == 2 })
+	wait.For(t, "reaction lifeEvents", 5*time.Second, func() bool { return len(e.ev.of("alice", wire.KindReaction)) == 2 })
 	h := e.history("alice", "bob")
 	if r := h[0].Reactions["👍"]; r.Count != 2 || len(r.Users) != 2 {
 		t.Errorf("history reactions %+v", h[0].Reactions)
@@ -335,7 +337,7 @@ func TestReactions(t *testing.T) {
 		t.Errorf("synced reactions %+v", m.Reactions)
 	}
 	if n := len(e.ev.of("bob", wire.KindReaction)); n != 3 {
-		t.Errorf("bob got %d reaction events, want 3 (the no-ops send none)", n)
+		t.Errorf("bob got %d reaction lifeEvents, want 3 (the no-ops send none)", n)
 	}
 	// One user's emojis on one message are bounded.
 	var lastErr error
@@ -356,7 +358,7 @@ func TestDeleteForMe(t *testing.T) {
 	if _, err := e.del("bob", wire.Delete{CMID: "d1", IDs: []string{m2.ID}}); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, "delete event", func() bool { return len(e.ev.of("bob", wire.KindDelete)) == 1 })
+	wait.For(t, "delete event", 5*time.Second, func() bool { return len(e.ev.of("bob", wire.KindDelete)) == 1 })
 	if d := e.ev.of("bob", wire.KindDelete)[0]; len(d.IDs) != 1 || d.IDs[0] != m2.ID || d.Ver == 0 {
 		t.Errorf("delete event %+v", d)
 	}
@@ -427,7 +429,7 @@ func TestGroupLifecycle(t *testing.T) {
 	if _, err := e.react("carol", "x1", m1.ID, "🎉", wire.ReactAdd); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, "group changes live", func() bool {
+	wait.For(t, "group changes live", 5*time.Second, func() bool {
 		return len(e.ev.of("bob", wire.KindRecall)) == 1 && len(e.ev.of("bob", wire.KindReaction)) == 1
 	})
 	items := e.syncGroup("bob", g)
@@ -454,6 +456,22 @@ func TestGroupLifecycle(t *testing.T) {
 	if find(e.syncGroup("carol", g), wire.KindMsg, m1.ID) == nil {
 		t.Error("carol lost bob's message bob deleted for himself")
 	}
+	// dave joins after the last message; a change after that moves the
+	// head, but his list must not show a message from before he joined.
+	if _, err := e.svc.AddMembers(e.ctx, "alice", g, wire.GroupMembers{Users: []string{"dave"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.react("alice", "x2", m1.ID, "👍", wire.ReactAdd); err != nil {
+		t.Fatal(err)
+	}
+	convs, _ = e.svc.Conversations(e.ctx, "dave")
+	if len(convs.Conversations) != 1 || convs.Conversations[0].Last != nil || convs.Conversations[0].Unread != 0 {
+		t.Errorf("dave's list %+v: a message from before he joined, or a change counted", convs.Conversations)
+	}
+	convs, _ = e.svc.Conversations(e.ctx, "carol")
+	if l := convs.Conversations[0].Last; l == nil || l.ID != m2.ID {
+		t.Errorf("carol's last %+v", l)
+	}
 }
 
 // TestRepliesAndMentions: reply_to is checked and carries a quote, which
@@ -468,7 +486,7 @@ func TestRepliesAndMentions(t *testing.T) {
 	_, err = e.svc.Send(e.ctx, from("bob"), wire.Send{CMID: "x2", To: "alice", Type: "text", Body: "re", ReplyTo: "x"})
 	wantCode(t, err, wire.CodeBadRequest)
 	re := e.send("bob", wire.Send{CMID: "r1", To: "alice", Body: "re", ReplyTo: m1.ID})
-	wait.For(t, "reply live", func() bool { return find(e.ev.of("alice", wire.KindMsg), wire.KindMsg, re.ID) != nil })
+	wait.For(t, "reply live", 5*time.Second, func() bool { return find(e.ev.of("alice", wire.KindMsg), wire.KindMsg, re.ID) != nil })
 	live := find(e.ev.of("alice", wire.KindMsg), wire.KindMsg, re.ID)
 	if live.ReplyTo != m1.ID || live.Quote == nil || live.Quote.From != "alice" || len([]rune(live.Quote.Body)) != wire.QuoteRunes {
 		t.Errorf("live reply %+v quote %+v", live, live.Quote)
@@ -568,7 +586,7 @@ func TestTyping(t *testing.T) {
 		}
 	}
 	if got := len(e.ev.other("bob", wire.KindTyping)); got != n || n < 1 || n > 2 {
-		t.Errorf("20 typing events in a burst: %d relayed (%d delivered), want 1 (2 if a second turned)", n, got)
+		t.Errorf("20 typing lifeEvents in a burst: %d relayed (%d delivered), want 1 (2 if a second turned)", n, got)
 	}
 	_, err := e.svc.Typing(e.ctx, "alice", wire.Typing{Peer: "nobody", State: wire.TypingStart})
 	wantCode(t, err, wire.CodeNoSuchUser)
@@ -650,5 +668,67 @@ func TestRecallRacesSync(t *testing.T) {
 		}
 		close(stop)
 		wg.Wait()
+	}
+}
+
+// TestTypingGroupBudget: in a group, at most chat.TypingPerGroup members'
+// typing is relayed a second, however many type.
+func TestTypingGroupBudget(t *testing.T) {
+	e := newLife(t, chat.Options{})
+	users := []string{"bob", "carol", "dave"}
+	for i := range 5 {
+		u := "m" + strconv.Itoa(i)
+		if err := e.st.CreateUser(e.ctx, store.User{ID: u, PasswordHash: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	g := e.group("alice", users...)
+	sec := time.Now().Unix()
+	relayed := 0
+	for _, u := range append(users, "alice") {
+		ok, err := e.svc.Typing(e.ctx, u, wire.Typing{Group: g, State: wire.TypingStart})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			relayed++
+		}
+	}
+	if time.Now().Unix() == sec && relayed != chat.TypingPerGroup {
+		t.Errorf("9 members typing within a second: %d relayed, want %d", relayed, chat.TypingPerGroup)
+	}
+}
+
+// TestGroupReadsRate: a user asking for read counts past GroupReadsRate
+// is refused rate_limited (each answer reads every member row).
+func TestGroupReadsRate(t *testing.T) {
+	st := openStore(t)
+	mem := memory.New(st.ReserveVersions, memory.Options{})
+	svc, err := chat.New(st, mem, pathTo(&lifeEvents{}), chat.Options{Limiter: mem, Logger: slog.New(slog.DiscardHandler), Metrics: metrics.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start()
+	t.Cleanup(func() { _ = svc.Close(context.Background()) })
+	ctx := context.Background()
+	if _, err := svc.CreateGroup(ctx, "alice", wire.GroupCreate{ID: "g1", Members: []string{"bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := svc.Send(ctx, from("alice"), wire.Send{CMID: "m", Group: "g1", Type: "text", Body: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var limited bool
+	for range 3 * chat.GroupReadsRate {
+		if _, err := svc.GroupReads(ctx, "alice", "g1", ack.Seq, "", 0); errors.Is(err, chat.ErrRateLimited) {
+			limited = true
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !limited {
+		t.Error("read counts asked in a burst were never limited")
 	}
 }

@@ -138,16 +138,13 @@ func (s *Service) Conversations(ctx context.Context, user string) (wire.Conversa
 		return wire.Conversations{}, errStore("conversations", err)
 	}
 	ids := make([]int64, len(convs))
+	vers := make(map[int64]uint64, len(convs))
 	for i, c := range convs {
-		ids[i] = c.Last
+		ids[i], vers[c.Last] = c.Last, c.Ver
 	}
-	msgs, err := s.st.GetMessages(ctx, ids)
+	byID, err := s.lasts(ctx, user, ids, func(m *store.Message) uint64 { return vers[m.ID] })
 	if err != nil {
-		return wire.Conversations{}, errStore("last messages", err)
-	}
-	byID := make(map[int64]store.Message, len(msgs))
-	for _, m := range msgs {
-		byID[m.ID] = m
+		return wire.Conversations{}, err
 	}
 	out := wire.Conversations{Conversations: make([]wire.Conversation, 0, len(convs))}
 	for _, c := range convs {
@@ -155,8 +152,7 @@ func (s *Service) Conversations(ctx context.Context, user string) (wire.Conversa
 		if receipts && c.PeerRead > 0 {
 			row.PeerRead = strconv.FormatInt(c.PeerRead, 10)
 		}
-		if m, ok := byID[c.Last]; ok {
-			last := imsync.ToMsg(store.Event{Entry: store.Entry{User: user, Ver: c.Ver}, Msg: m})
+		if last, ok := byID[c.Last]; ok {
 			row.Last = &last
 		}
 		out.Conversations = append(out.Conversations, row)
@@ -200,46 +196,60 @@ func (s *Service) groupConversations(ctx context.Context, user string) ([]wire.C
 	}
 	rows := make([]wire.Conversation, 0, len(ms))
 	var ids []int64
-	for _, m := range ms {
+	last := make([]int64, len(ms))
+	joined := map[string]uint64{}
+	for i, m := range ms {
 		h, err := s.st.GroupHead(ctx, m.Group)
 		if err != nil {
 			return nil, errStore("group head", err)
 		}
-		row := wire.Conversation{Group: m.Group, Unread: groupUnread(m, h), Mentioned: m.Mentioned(h)}
-		if h.Seq > m.JoinSeq {
-			row.Last = &wire.Msg{ID: strconv.FormatInt(h.MsgID, 10), TS: h.TS} // filled in below
+		rows = append(rows, wire.Conversation{Group: m.Group, Unread: groupUnread(m, h), Mentioned: m.Mentioned(h)})
+		if h.MsgID != 0 {
+			last[i], joined[m.Group] = h.MsgID, m.JoinSeq
 			ids = append(ids, h.MsgID)
 		}
-		rows = append(rows, row)
+	}
+	byID, err := s.lasts(ctx, user, ids, func(*store.Message) uint64 { return 0 })
+	if err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		// Not one from before the user joined (the head may have moved
+		// since only by changes), nor one it deleted for itself.
+		if l, ok := byID[last[i]]; ok && l.Seq > joined[rows[i].Group] {
+			rows[i].Last = &l
+		}
+	}
+	sortByTime(rows)
+	return rows, nil
+}
+
+// lasts renders the messages ids as user sees them now (a tombstone, the
+// edited body, reactions; none it hid), by ID, ver(m) the user's version
+// of each.
+func (s *Service) lasts(ctx context.Context, user string, ids []int64, ver func(*store.Message) uint64) (map[int64]wire.Msg, error) {
+	if len(ids) == 0 {
+		return nil, nil
 	}
 	msgs, err := s.st.GetMessages(ctx, ids)
 	if err != nil {
 		return nil, errStore("last messages", err)
 	}
-	var hidden map[int64]bool
-	if len(ids) > 0 {
-		if hidden, err = s.st.Hidden(ctx, user, ids); err != nil {
-			return nil, errStore("hidden messages", err)
+	evs := make([]store.Event, len(msgs))
+	for i := range msgs {
+		evs[i] = store.Event{Entry: store.Entry{User: user, Ver: ver(&msgs[i])}, Msg: msgs[i]}
+	}
+	items, err := imsync.Render(ctx, s.st, user, evs)
+	if err != nil {
+		return nil, errStore("last messages", err)
+	}
+	out := make(map[int64]wire.Msg, len(items))
+	for i := range items {
+		if imsync.Visible(&items[i]) {
+			out[msgs[i].ID] = items[i]
 		}
 	}
-	byID := make(map[string]store.Message, len(msgs))
-	for _, m := range msgs {
-		if !hidden[m.ID] { // deleted for user: the row shows no last message
-			byID[strconv.FormatInt(m.ID, 10)] = m
-		}
-	}
-	for i := range rows {
-		if rows[i].Last != nil {
-			if m, ok := byID[rows[i].Last.ID]; ok {
-				last := imsync.ToMsg(store.Event{Msg: m})
-				rows[i].Last = &last
-			} else if hidden[mustID(rows[i].Last.ID)] {
-				rows[i].Last = nil
-			}
-		}
-	}
-	sortByTime(rows)
-	return rows, nil
+	return out, nil
 }
 
 func lastTS(c wire.Conversation) int64 {
@@ -313,9 +323,4 @@ func (s *Service) syncGroup(ctx context.Context, user string, req wire.SyncReque
 		s.m.SyncItems.Add(float64(len(b.Items)))
 		return emit(b)
 	})
-}
-
-func mustID(s string) int64 {
-	id, _ := strconv.ParseInt(s, 10, 64)
-	return id
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -76,8 +77,12 @@ func (s *Service) SetUserSettings(ctx context.Context, user string, req wire.Use
 	return wire.UserSettings{ReadReceipts: &on}, nil
 }
 
-// MaxReadsUsers bounds the users one GroupReads answer lists.
-const MaxReadsUsers = 1000
+// MaxReadsUsers bounds the users one GroupReads answer lists; a user asks
+// at most GroupReadsRate times a second (each reads the group's member rows).
+const (
+	MaxReadsUsers  = 1000
+	GroupReadsRate = 10
+)
 
 // GroupReads answers GET /v1/groups/{gid}/messages/{seq}/reads for user:
 // of the members who could see the message at seq (joined before it), how
@@ -94,6 +99,13 @@ func (s *Service) GroupReads(ctx context.Context, user, group string, seq uint64
 	me, err := s.member(ctx, group, user)
 	if err != nil {
 		return wire.GroupReads{}, err
+	}
+	if s.opts.Limiter != nil {
+		d, err := s.opts.Limiter.Allow(ctx, "reads:"+user, state.Limit{Rate: GroupReadsRate, Per: time.Second, Burst: 2 * GroupReadsRate})
+		if err == nil && !d.OK {
+			s.m.Refused("group_reads_rate")
+			return wire.GroupReads{}, refuse(ErrRateLimited, "more than "+strconv.Itoa(GroupReadsRate)+" read counts a second")
+		}
 	}
 	if seq == 0 || seq <= me.JoinSeq {
 		return wire.GroupReads{}, noMessage()

@@ -110,25 +110,40 @@ func CheckTyping(req *wire.Typing) error {
 // each second of the clock. Its keys are the current second's, so its
 // memory is what was typed in one second, however many users there are.
 type typingGate struct {
-	mu  sync.Mutex
-	sec int64
-	cur map[string]struct{}
+	mu     sync.Mutex
+	sec    int64
+	cur    map[string]struct{}
+	groups map[string]int // relays per group this second
 }
 
-func newTypingGate() *typingGate { return &typingGate{cur: map[string]struct{}{}} }
+// TypingPerGroup bounds the typing events relayed in one group in one
+// second (members typing at once): each costs a publish per member online.
+const TypingPerGroup = 5
 
-// allow reports whether user may relay to conv at now: not if it did in
-// this second.
+func newTypingGate() *typingGate {
+	return &typingGate{cur: map[string]struct{}{}, groups: map[string]int{}}
+}
+
+// allow reports whether user may relay to conv ("u:peer" or "g:group")
+// at now: not if it did in this second, nor in a group that had
+// TypingPerGroup this second.
 func (g *typingGate) allow(user, conv string, now time.Time) bool {
 	key := user + "\x00" + conv
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if sec := now.Unix(); sec != g.sec {
 		clear(g.cur)
+		clear(g.groups)
 		g.sec = sec
 	}
 	if _, ok := g.cur[key]; ok {
 		return false
+	}
+	if conv[0] == 'g' {
+		if g.groups[conv] >= TypingPerGroup {
+			return false
+		}
+		g.groups[conv]++
 	}
 	g.cur[key] = struct{}{}
 	return true

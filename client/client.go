@@ -18,6 +18,17 @@
 // moved, and a gap in a group's seq syncs that group (see groupSet for the
 // rules). A group the user left while the device was away is dropped from
 // the cursor and delivered as a group event with action ActionLeft.
+//
+// The message lifecycle (docs/protocol.md#message-lifecycle): Recall, Edit,
+// React, Unreact, Delete and ClearConversation (Apply for any of them with
+// a cmid of one's own) are acked and resent like Send; Typing is sent once
+// at QoS 0; a reply is a Send with ReplyTo. Their events arrive typed
+// (Event.Recall, Edit, Reaction, Delete, Receipt, Typing). A change of a
+// message is an item of the stream like a message, with its own version
+// (a seq in a group), so the exactly-once rules above hold for it too;
+// receipts and typing are not stored and bypass the cursor. The HTTP
+// client has the same calls, plus user settings (read receipts on or off)
+// and group reads.
 package client
 
 import (
@@ -146,6 +157,8 @@ type Client struct {
 	waiters map[string][]chan sendResult // Sends waiting for an ack, by cmid
 	cur     Cursor                       // a copy of the loop's, for Cursor
 	err     error                        // why the client stopped
+
+	typing typingGate // the typing notices sent in the last second
 
 	skipped     atomic.Uint64 // events and sync items that did not decode
 	unconfirmed atomic.Uint64 // live events dropped because no sync confirmed them
@@ -298,6 +311,8 @@ func (c *Client) WaitSynced(ctx context.Context) error {
 // the server stores and delivers it once however often it arrives (docs/protocol.md#events).
 // An error event from the server is returned as a *wire.Error, except the
 // retryable codes unavailable and busy, which lead to another resend.
+// A reply sets m.ReplyTo to the ID of a message of the same conversation:
+// the event then carries a Quote of it.
 func (c *Client) Send(ctx context.Context, m wire.Send) (wire.Ack, error) {
 	if m.CMID == "" {
 		m.CMID = NewCMID()
@@ -309,38 +324,52 @@ func (c *Client) Send(ctx context.Context, m wire.Send) (wire.Ack, error) {
 	if err != nil {
 		return wire.Ack{}, err
 	}
+	ack, err := c.request(ctx, wire.TopicSend, m.CMID, payload)
+	if err != nil {
+		return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, err)
+	}
+	return ack, nil
+}
+
+// request publishes payload on topic and waits for the ack of cmid on the
+// device topic: a send's, or a change's (docs/protocol.md#message-lifecycle),
+// which the server acks alike. Until the ack or a final error comes, it
+// publishes the same payload again every ResendInterval and after every
+// reconnect; the server does what it asks once however often it arrives.
+// A Retryable error leads to another resend at the next tick.
+func (c *Client) request(ctx context.Context, topic, cmid string, payload []byte) (wire.Ack, error) {
 	ch := make(chan sendResult, 1)
 	c.mu.Lock()
-	c.waiters[m.CMID] = append(c.waiters[m.CMID], ch)
+	c.waiters[cmid] = append(c.waiters[cmid], ch)
 	c.mu.Unlock()
-	defer c.unwait(m.CMID, ch)
+	defer c.unwait(cmid, ch)
 
 	ticker := time.NewTicker(c.cfg.ResendInterval)
 	defer ticker.Stop()
 	for {
-		up := c.publish(wire.TopicSend, payload)
+		up := c.publish(topic, payload)
 		select {
 		case r := <-ch:
 			if r.err == nil {
 				return r.ack, nil
 			}
 			if !Retryable(r.err) {
-				return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, r.err)
+				return wire.Ack{}, r.err
 			}
-			c.log.Debug("send: server asks to retry", "cmid", m.CMID, "code", r.err.Code)
+			c.log.Debug("server asks to retry", "topic", topic, "cmid", cmid, "code", r.err.Code)
 			select { // resend at the next tick, not at once
 			case <-ticker.C:
 			case <-ctx.Done():
-				return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, ctx.Err())
+				return wire.Ack{}, ctx.Err()
 			case <-c.dead:
-				return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, c.Err())
+				return wire.Ack{}, c.Err()
 			}
 		case <-ticker.C:
 		case <-up:
 		case <-ctx.Done():
-			return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, ctx.Err())
+			return wire.Ack{}, ctx.Err()
 		case <-c.dead:
-			return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, c.Err())
+			return wire.Ack{}, c.Err()
 		}
 	}
 }

@@ -141,7 +141,9 @@ func (c *Client) connect(ctx context.Context, attempt int) (*connection, error) 
 	tok := conn.mc.Connect()
 	if err := waitToken(ctx, tok); err != nil {
 		conn.mc.Disconnect(0)
-		if ct, ok := tok.(*mqtt.ConnectToken); ok && refusedForGood(ct.ReturnCode()) {
+		// The return code only once the token is done: paho writes it on
+		// its own goroutine, and ctx may have ended first (a data race).
+		if ct, ok := tok.(*mqtt.ConnectToken); ok && tokenDone(tok) && refusedForGood(ct.ReturnCode()) {
 			return nil, &fatalError{fmt.Errorf("connect %s: %w: %v", addr, ErrRefused, err)}
 		}
 		return nil, fmt.Errorf("connect %s: %w", addr, err)
@@ -170,6 +172,16 @@ func refusedForGood(rc byte) bool {
 		return true
 	}
 	return false
+}
+
+// tokenDone reports whether a paho token has completed.
+func tokenDone(tok mqtt.Token) bool {
+	select {
+	case <-tok.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // waitToken waits for a paho token or ctx.

@@ -131,6 +131,18 @@ func TestDecodeOddEventsMatchEncodingJSON(t *testing.T) {
 		`{"kind":"unread","total":3,"peer":"bob","count":0}`,
 		`{"kind":"unread","total":3,"group":"g","count":-2}`,
 		`{"kind":"recall","ver":5,"id":"9"}`,
+		`{"kind":"recall","id":"9","by":"a","group":"g","seq":4,"ts":1}`,
+		`{"kind":"edit","id":"9","body":"b","meta":{"x":[1]},"edited":3,"ver":6}`,
+		`{"kind":"reaction","id":"9","from":"a","emoji":"\ud83d\udc4d","op":"add","ver":7}`,
+		`{"kind":"delete","ids":["1","2"],"ver":8}`,
+		`{"kind":"delete","peer":"bob","ver":9}`,
+		`{"kind":"delete","ids":[1],"ver":9}`,
+		`{"kind":"receipt","peer":"bob","upto":"9","ts":3,"ver":4}`,
+		`{"kind":"receipt","peer":"bob","upto":9}`,
+		`{"kind":"typing","from":"bob","group":"g","state":"start"}`,
+		`{"kind":"group","group":"g","action":"added","by":"a"}`,
+		`{"kind":"settings","peer":"bob","mute":true,"mute_until":0,"pin":false}`,
+		`{"kind":"msg","id":"9","ver":5,"recalled":true,"edited":4,"reply_to":"8","quote":{"from":"a","body":"q"},"reactions":{"x":{"count":1,"users":["a"]}}}`,
 		`null`,
 		`[]`,
 		`""`,
@@ -174,7 +186,8 @@ func refDecodeEvent(raw json.RawMessage) (Event, error) {
 			return Event{}, err
 		}
 		switch env.Kind {
-		case wire.KindMsg, "", wire.KindUnread:
+		case wire.KindMsg, "", wire.KindUnread, wire.KindRecall, wire.KindEdit, wire.KindReaction, wire.KindDelete,
+			wire.KindReceipt, wire.KindTyping:
 			return Event{}, err
 		}
 		return Event{Kind: env.Kind, Ver: env.Ver, Raw: raw, Synced: true}, nil
@@ -184,8 +197,24 @@ func refDecodeEvent(raw json.RawMessage) (Event, error) {
 	case wire.KindMsg, "":
 		e.Msg.Kind = wire.KindMsg
 		ev.Kind, ev.Msg = wire.KindMsg, &e.Msg
+	case wire.KindRecall:
+		ev.Recall = &e.Msg
+	case wire.KindEdit:
+		ev.Edit = &e.Msg
+	case wire.KindReaction:
+		ev.Reaction = &e.Msg
+	case wire.KindDelete:
+		ev.Delete = &e.Msg
 	case wire.KindUnread:
 		ev.Unread = &wire.Unread{Kind: e.Kind, Total: e.Total, Peer: e.Peer, Group: e.Group, Count: e.Count}
+	case wire.KindGroup:
+		ev.Group = &wire.GroupEvent{Kind: e.Kind, Group: e.Group, Action: e.Action, By: e.By}
+	case wire.KindSettings:
+		ev.Settings = &wire.ConvSettings{Kind: e.Kind, Peer: e.Peer, Group: e.Group, Mute: e.Mute, MuteUntil: e.MuteUntil, Pin: e.Pin}
+	case wire.KindReceipt:
+		ev.Ver, ev.Receipt = 0, &wire.Receipt{Kind: e.Kind, Peer: e.Peer, Upto: e.Upto, TS: e.TS}
+	case wire.KindTyping:
+		ev.Ver, ev.Typing = 0, &wire.TypingEvent{Kind: e.Kind, From: e.From, Peer: e.Peer, Group: e.Group, State: e.State}
 	}
 	return ev, nil
 }

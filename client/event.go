@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -19,20 +20,67 @@ import (
 )
 
 // Event is one downlink event handed to Config.OnEvent: a message (Msg set),
-// an unread update (Unread set), a membership change (Group set), a change
-// of a conversation's settings (Settings set), or another kind a newer
-// server sends (only Kind and Raw set).
+// a change of a message (Recall, Edit, Reaction or Delete set), an unread
+// update (Unread set), a read receipt (Receipt set), a typing notice (Typing
+// set), a membership change (Group set), a change of a conversation's
+// settings (Settings set), or another kind a newer server sends (only Kind
+// and Raw set). Exactly one of the pointers is set, the one of Kind.
+//
+// A message and a change of a message are items of one stream
+// (docs/protocol.md#message-lifecycle): each has a version (Ver; in a group,
+// its Seq in the group's log), comes live or from a sync, and is delivered
+// exactly once and in order with the messages, so the cursor moves over
+// changes as over messages. A device that missed a message and its recall
+// gets the message as a tombstone (Msg.Recalled) and then the recall.
+// Receipts and typing are not stored, carry no version and bypass the
+// cursor: a device that was away does not get them.
 type Event struct {
 	Kind   string           // wire.KindMsg, wire.KindUnread, wire.KindGroup, ...
-	Ver    uint64           // the user's inbox version; 0 for unversioned events and group messages (Msg.Seq orders those)
+	Ver    uint64           // the user's inbox version; 0 for unversioned events and group items (their Seq orders those)
 	Msg    *wire.Msg        // for Kind msg
 	Unread *wire.Unread     // for Kind unread
 	Group  *wire.GroupEvent // for Kind group: "added" and "removed" as they happened, or ActionLeft
 	// Settings, for Kind settings: the user changed a conversation's
 	// settings (on this device or another).
 	Settings *wire.ConvSettings
-	Raw      json.RawMessage // the event's JSON as the server sent it
-	Synced   bool            // it came from a sync reply rather than live on the inbox
+
+	// The changes of a message, each the wire.Msg of its kind (its doc
+	// comment lists the fields), with Ver, or Group and Seq.
+	Recall   *wire.Msg // Kind recall: ID recalled by By at TS; show the message as a tombstone
+	Edit     *wire.Msg // Kind edit: ID's new Body (and Meta), edited at Edited
+	Reaction *wire.Msg // Kind reaction: From added (Op wire.ReactAdd) or removed (wire.ReactRemove) Emoji on ID
+	Delete   *wire.Msg // Kind delete: IDs, or the whole conversation with Peer, hidden from the user's own devices
+
+	Receipt *wire.Receipt     // Kind receipt: the peer Peer has read the conversation up to the message Upto
+	Typing  *wire.TypingEvent // Kind typing: From is typing (State start) or stopped, to the user or in Group
+
+	Raw    json.RawMessage // the event's JSON as the server sent it
+	Synced bool            // it came from a sync reply rather than live on the inbox
+}
+
+// Item returns the message or the change of a message the event carries
+// (Msg, Recall, Edit, Reaction or Delete), or nil for any other event.
+func (e Event) Item() *wire.Msg {
+	switch {
+	case e.Msg != nil:
+		return e.Msg
+	case e.Recall != nil:
+		return e.Recall
+	case e.Edit != nil:
+		return e.Edit
+	case e.Reaction != nil:
+		return e.Reaction
+	}
+	return e.Delete
+}
+
+// groupItem reports whether ev is an item of a group's stream, ordered by
+// its seq there, rather than of the inbox. A delete never is: it hides
+// messages from the user's own devices only, so it takes a version in the
+// user's inbox, whatever conversation it names.
+func groupItem(ev Event) bool {
+	m := ev.Item()
+	return m != nil && m.Group != "" && ev.Kind != wire.KindDelete
 }
 
 // ActionLeft is the action of the group event a Client delivers when the
@@ -99,20 +147,22 @@ func Decompress(p []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// eventJSON holds every field of the events the SDK decodes (a message
-// and an unread update: they share kind and group), so that one
-// Unmarshal reads an event of either kind.
+// eventJSON holds every field of the events the SDK decodes (a message or
+// a change of one, an unread update, a group event, a settings event, a
+// receipt, a typing notice: they share kind, peer, group, from and ts), so
+// that one Unmarshal reads an event of any kind.
 type eventJSON struct {
 	wire.Msg
 	Total  int64  `json:"total"`
-	Peer   string `json:"peer"`
 	Count  int64  `json:"count"`
 	Action string `json:"action"`
-	By     string `json:"by"`
 	// a settings event's
 	Mute      bool  `json:"mute"`
 	MuteUntil int64 `json:"mute_until"`
 	Pin       bool  `json:"pin"`
+	// a receipt's and a typing notice's
+	Upto  string `json:"upto"`
+	State string `json:"state"`
 }
 
 // decodeEvent turns one event's JSON into an Event, in one decoding pass.
@@ -132,10 +182,11 @@ func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
 			return Event{}, fmt.Errorf("decode event: %w", err)
 		}
 		switch env.Kind {
-		case wire.KindMsg, "":
-			return Event{}, fmt.Errorf("decode msg ver %d: %w", env.Ver, err)
-		case wire.KindUnread:
-			return Event{}, fmt.Errorf("decode unread: %w", err)
+		case wire.KindMsg, "", wire.KindUnread, wire.KindRecall, wire.KindEdit, wire.KindReaction, wire.KindDelete,
+			wire.KindReceipt, wire.KindTyping:
+			// A kind of ours that does not decode: a versioned one is
+			// skipped, and the sync the next one's gap starts covers it.
+			return Event{}, fmt.Errorf("decode %s ver %d: %w", cmp.Or(env.Kind, wire.KindMsg), env.Ver, err)
 		}
 		return Event{Kind: env.Kind, Ver: env.Ver, Raw: raw, Synced: synced}, nil
 	}
@@ -144,12 +195,26 @@ func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
 	case wire.KindMsg, "":
 		e.Msg.Kind = wire.KindMsg // sync items may leave the kind out
 		ev.Kind, ev.Msg = wire.KindMsg, &e.Msg
+	case wire.KindRecall:
+		ev.Recall = &e.Msg
+	case wire.KindEdit:
+		ev.Edit = &e.Msg
+	case wire.KindReaction:
+		ev.Reaction = &e.Msg
+	case wire.KindDelete:
+		ev.Delete = &e.Msg
 	case wire.KindUnread:
 		ev.Unread = &wire.Unread{Kind: e.Kind, Total: e.Total, Peer: e.Peer, Group: e.Group, Count: e.Count}
 	case wire.KindGroup:
 		ev.Group = &wire.GroupEvent{Kind: e.Kind, Group: e.Group, Action: e.Action, By: e.By}
 	case wire.KindSettings:
 		ev.Settings = &wire.ConvSettings{Kind: e.Kind, Peer: e.Peer, Group: e.Group, Mute: e.Mute, MuteUntil: e.MuteUntil, Pin: e.Pin}
+	case wire.KindReceipt:
+		ev.Ver = 0 // not stored: never a place in the stream, whatever it claims
+		ev.Receipt = &wire.Receipt{Kind: e.Kind, Peer: e.Peer, Upto: e.Upto, TS: e.TS}
+	case wire.KindTyping:
+		ev.Ver = 0
+		ev.Typing = &wire.TypingEvent{Kind: e.Kind, From: e.From, Peer: e.Peer, Group: e.Group, State: e.State}
 	}
 	return ev, nil
 }

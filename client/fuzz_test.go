@@ -61,6 +61,14 @@ func checkEvent(t *testing.T, ev Event, synced bool) {
 		if ev.Unread == nil || ev.Ver != 0 && ev.Msg != nil {
 			t.Fatalf("unread event %+v", ev)
 		}
+	case wire.KindRecall, wire.KindEdit, wire.KindReaction, wire.KindDelete:
+		if m := ev.Item(); m == nil || m == ev.Msg || m.Kind != ev.Kind || m.Ver != ev.Ver {
+			t.Fatalf("%s event %+v with %+v", ev.Kind, ev, m)
+		}
+	case wire.KindReceipt, wire.KindTyping:
+		if ev.Ver != 0 || ev.Item() != nil || (ev.Receipt == nil) == (ev.Typing == nil) {
+			t.Fatalf("%s event %+v: unversioned, not an item", ev.Kind, ev)
+		}
 	}
 }
 

@@ -177,10 +177,10 @@ func leftEvent(group string) Event {
 	return Event{Kind: wire.KindGroup, Group: &e, Raw: raw, Synced: true}
 }
 
-// live takes a live group message. It returns what is now deliverable and
-// the requests to send.
+// live takes a live group item (a message or a change of one, see
+// groupItem). It returns what is now deliverable and the requests to send.
 func (gs *groupSet) live(ev Event, now time.Time) (out []Event, reqs []wire.SyncRequest) {
-	g := gs.groups[ev.Msg.Group]
+	g := gs.groups[ev.Item().Group]
 	if g == nil {
 		return nil, gs.askHeads(now)
 	}

@@ -105,7 +105,9 @@ func (h *HTTP) Send(ctx context.Context, m wire.Send) (wire.Ack, error) {
 }
 
 // Sync returns one batch of what the device missed (GET /v1/sync): items
-// with req.Since < ver <= Upto; call again from Upto while More.
+// with req.Since < ver <= Upto; call again from Upto while More. An item is
+// a message (Kind msg) or a change of one (recall, edit, reaction, delete),
+// in version order.
 func (h *HTTP) Sync(ctx context.Context, req wire.SyncRequest) (wire.Sync, error) {
 	q := url.Values{"since": {strconv.FormatUint(req.Since, 10)}}
 	if req.Limit > 0 {
@@ -147,6 +149,9 @@ func (h *HTTP) Sync(ctx context.Context, req wire.SyncRequest) (wire.Sync, error
 			}
 			continue
 		}
+		if m.Kind == "" {
+			m.Kind = wire.KindMsg // sync items may leave the kind out; changes never do
+		}
 		s.Items = append(s.Items, m)
 	}
 	return s, nil
@@ -164,10 +169,10 @@ func (h *HTTP) Heads(ctx context.Context) (wire.Heads, error) {
 
 // SyncCursor fetches everything after the cursor in cur: the inbox, then
 // every group whose head is past the group's cursor (found with one Heads
-// request). It calls fn for each message once, in version order for the
-// inbox and in seq order within a group, and saves the cursor after each
-// batch (so fn may see a message again only if the process dies between
-// the two). Groups follow a Client's rules: a new group starts at the
+// request). It calls fn for each item (a message or a change of one)
+// once, in version order for the inbox and in seq order within a group,
+// and saves the cursor after each batch (so fn may see an item again only
+// if the process dies between the two). Groups follow a Client's rules: a new group starts at the
 // member's join, and one no longer listed is dropped from the cursor. A
 // Reset reply drops the cursor and starts over from the server's history.
 // limit 0 lets the server choose the batch size.

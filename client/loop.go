@@ -197,9 +197,9 @@ func (l *loopState) handle(it item) {
 		return
 	}
 	switch {
-	case ev.Msg != nil && ev.Msg.Group != "":
-		if ev.Msg.Seq == 0 {
-			c.skip("group message without a seq skipped", "group", ev.Msg.Group)
+	case groupItem(ev): // a group's message, or a change of one: ordered by seq like them
+		if m := ev.Item(); m.Seq == 0 {
+			c.skip("group item without a seq skipped", "kind", ev.Kind, "group", m.Group)
 			return
 		}
 		out, reqs := l.groups.live(ev, time.Now())

@@ -53,7 +53,8 @@ import (
 //     server's epoch changes only with a lost store, which a new connection
 //     follows, and a cursor is only ever reset into a new epoch once;
 //   - a new connection drops the held events: its first sync brings them;
-//   - events without a version (unread counts) pass straight through.
+//   - events without a version (unread counts, receipts, typing) pass
+//     straight through.
 type sequencer struct {
 	pos      func(Event) uint64 // where an event is: its ver, or its seq in a group
 	room     *room              // the bound on waiting events this sequencer shares
@@ -97,10 +98,11 @@ type room struct{ events, bytes int }
 func ver(ev Event) uint64 { return ev.Ver }
 
 func seq(ev Event) uint64 {
-	if ev.Msg == nil {
+	m := ev.Item() // a message or a change of one: both are the group log's
+	if m == nil {
 		return 0
 	}
-	return ev.Msg.Seq
+	return m.Seq
 }
 
 // newSequencer returns a sequencer at cursor, ordering by pos and holding

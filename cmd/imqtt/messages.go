@@ -13,7 +13,7 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// cmdSend: imqtt send (--to PEER | --group G [--mention U,@all]) TEXT...
+// cmdSend: imqtt send (--to PEER | --group G [--mention U,@all]) [--reply-to ID] TEXT...
 // It exits 0 only once the server has acked: until then it resends the same
 // cmid on errors worth retrying, so the message is stored once (docs/protocol.md#events, docs/protocol.md#versions-and-offline-sync).
 func cmdSend(ctx context.Context, c *cli, args []string) error {
@@ -25,6 +25,7 @@ func cmdSend(ctx context.Context, c *cli, args []string) error {
 	media := fs.String("media", "", "a media ID from POST /v1/media")
 	meta := fs.String("meta", "", "extra JSON metadata")
 	mention := fs.String("mention", "", "with --group: comma-separated user IDs to mention, or @all (owner and admins)")
+	replyTo := fs.String("reply-to", "", "the ID of the message of this conversation this one replies to (it then carries a quote of it)")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up if not acked within this time")
 	pos, err := c.parse(fs, args, 0, -1)
 	if err != nil {
@@ -45,12 +46,14 @@ func cmdSend(ctx context.Context, c *cli, args []string) error {
 		return usagef("--meta is not JSON")
 	case *mention != "" && *group == "":
 		return usagef("--mention is for a group message (--group G)")
+	case *replyTo != "" && !isMsgID(*replyTo):
+		return usagef("bad --reply-to %q: %s", *replyTo, msgIDRule)
 	}
 	h, _, err := c.api()
 	if err != nil {
 		return err
 	}
-	m := wire.Send{CMID: *cmid, To: *to, Group: *group, Type: *typ, Body: strings.Join(pos, " "), Media: *media}
+	m := wire.Send{CMID: *cmid, To: *to, Group: *group, Type: *typ, Body: strings.Join(pos, " "), Media: *media, ReplyTo: *replyTo}
 	if m.CMID == "" {
 		m.CMID = client.NewCMID()
 	}
@@ -72,20 +75,28 @@ func cmdSend(ctx context.Context, c *cli, args []string) error {
 // sendUntilAcked sends m, and again with the same cmid after a retryable
 // error or a network failure, with backoff, until acked or ctx ends.
 func sendUntilAcked(ctx context.Context, h *client.HTTP, m wire.Send, c *cli) (wire.Ack, error) {
+	return untilAcked(ctx, c, "send", m.CMID, func() (wire.Ack, error) { return h.Send(ctx, m) })
+}
+
+// untilAcked makes a request that the server acks (a send, or a change of
+// a message) and makes it again, with the same cmid, after a retryable
+// error or a network failure, with backoff, until acked or ctx ends: the
+// server does what it asks once however often it arrives.
+func untilAcked(ctx context.Context, c *cli, what, cmid string, do func() (wire.Ack, error)) (wire.Ack, error) {
 	delay := 250 * time.Millisecond
 	for {
-		ack, err := h.Send(ctx, m)
+		ack, err := do()
 		if err == nil {
 			return ack, nil
 		}
 		if !client.Retryable(err) && !isNetError(err) {
 			return wire.Ack{}, err
 		}
-		c.log.Warn("send not acked; resending", "cmid", m.CMID, "err", err)
+		c.log.Warn(what+" not acked; resending", "cmid", cmid, "err", err)
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-			return wire.Ack{}, fmt.Errorf("send %s: not acked: %w (last error: %v)", m.CMID, ctx.Err(), err)
+			return wire.Ack{}, fmt.Errorf("%s %s: not acked: %w (last error: %v)", what, cmid, ctx.Err(), err)
 		}
 		delay = min(2*delay, 5*time.Second)
 	}

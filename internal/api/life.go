@@ -43,7 +43,8 @@ func (a *API) lifeRoutes() {
 	a.mux.HandleFunc("GET /v1/groups/{gid}/messages/{seq}/reads", a.auth(a.groupReads))
 }
 
-// cmidOf is a change's cmid: the body's, else ?cmid=, else a new one (a
+// cmidOf is a change's cmid: the body's (optional on the routes whose
+// path says the rest), else ?cmid=, else a new one (a
 // retry without one is a second change, which every change but a recall
 // makes harmlessly: a reaction there already is acked as it is).
 func cmidOf(r *http.Request, body string) string {
@@ -97,13 +98,26 @@ func (a *API) deleteMessages(w http.ResponseWriter, r *http.Request, c caller) {
 	a.change(w, r, "delete", func(done func(chat.Result)) { a.cfg.Chat.Delete(r.Context(), sender(c), req, done) })
 }
 
+// cmidBody is the optional body of the routes whose path says the rest.
+type cmidBody struct {
+	CMID string `json:"cmid"`
+}
+
 func (a *API) clearConversation(w http.ResponseWriter, r *http.Request, c caller) {
-	req := wire.Delete{CMID: cmidOf(r, ""), Peer: r.PathValue("peer")}
+	var body cmidBody
+	if !a.decodeStrict(w, r, &body, true) {
+		return
+	}
+	req := wire.Delete{CMID: cmidOf(r, body.CMID), Peer: r.PathValue("peer")}
 	a.change(w, r, "clear conversation", func(done func(chat.Result)) { a.cfg.Chat.Delete(r.Context(), sender(c), req, done) })
 }
 
 func (a *API) react(w http.ResponseWriter, r *http.Request, c caller) {
-	req := wire.React{CMID: cmidOf(r, ""), ID: r.PathValue("id"), Emoji: r.PathValue("emoji"), Op: wire.ReactAdd}
+	var body cmidBody
+	if !a.decodeStrict(w, r, &body, true) {
+		return
+	}
+	req := wire.React{CMID: cmidOf(r, body.CMID), ID: r.PathValue("id"), Emoji: r.PathValue("emoji"), Op: wire.ReactAdd}
 	if r.Method == http.MethodDelete {
 		req.Op = wire.ReactRemove
 	}

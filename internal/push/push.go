@@ -73,6 +73,7 @@ const (
 	ResultOnline       = "online"        // the device came online first: not sent
 	ResultRevoked      = "revoked"       // the login it was registered with is gone: registration removed
 	ResultUnavailable  = "unavailable"   // its provider is not configured on this node
+	ResultRecalled     = "recalled"      // every message it was for was recalled before it went out: not sent
 )
 
 // Store is what the worker needs of the store.
@@ -613,6 +614,10 @@ func (w *Worker) sendDevice(ctx context.Context, d store.SessionID) error {
 		return w.st.RetryPushItems(ctx, d.User, d.Device, ids(live), now+time.Minute.Milliseconds(), attempts)
 	}
 	n, err := w.notification(ctx, dev, live, now)
+	if errors.Is(err, errAllRecalled) {
+		w.opts.Metrics.Pushed(provider, ResultRecalled)
+		return w.st.DonePushItems(ctx, d.User, d.Device, ids(live), now)
+	}
 	if err != nil {
 		return err
 	}
@@ -668,14 +673,25 @@ func (w *Worker) online(ctx context.Context, d store.SessionID) (bool, error) {
 
 // notification is what the device is told of items (pending, oldest first).
 func (w *Worker) notification(ctx context.Context, dev store.PushDevice, items []store.PushItem, now int64) (Notification, error) {
-	latest := items[len(items)-1]
-	n := Notification{Device: dev, Count: len(items), MessageID: strconv.FormatInt(latest.MsgID, 10),
-		Expires: time.UnixMilli(items[0].Created + w.opts.TTL.Milliseconds())}
 	tail := items[max(0, len(items)-50):]
 	msgs, err := w.st.GetMessages(ctx, ids(tail))
 	if err != nil {
-		return n, fmt.Errorf("read messages: %w", err)
+		return Notification{}, fmt.Errorf("read messages: %w", err)
 	}
+	// A message recalled before its notification went out is not told of
+	// (its body, its sender, its being there at all): the notification is
+	// for the rest, or, if nothing is left, there is none.
+	if recalled := recalledIDs(msgs); len(recalled) > 0 {
+		items = slices.DeleteFunc(slices.Clone(items), func(it store.PushItem) bool { return recalled[it.MsgID] })
+		tail = slices.DeleteFunc(slices.Clone(tail), func(it store.PushItem) bool { return recalled[it.MsgID] })
+		msgs = slices.DeleteFunc(msgs, func(m store.Message) bool { return m.Recalled != 0 })
+		if len(items) == 0 {
+			return Notification{}, errAllRecalled
+		}
+	}
+	latest := items[len(items)-1]
+	n := Notification{Device: dev, Count: len(items), MessageID: strconv.FormatInt(latest.MsgID, 10),
+		Expires: time.UnixMilli(items[0].Created + w.opts.TTL.Milliseconds())}
 	convs := map[string]bool{}
 	mention := false
 	for _, it := range tail {
@@ -702,6 +718,23 @@ func (w *Worker) notification(ctx context.Context, dev store.PushDevice, items [
 	}
 	n.Title, n.Body = w.preview(ctx, last, len(items), len(convs) > 1, mention)
 	return n, nil
+}
+
+// errAllRecalled: every message of a notification was recalled.
+var errAllRecalled = errors.New("push: every message recalled")
+
+// recalledIDs are the recalled messages among msgs.
+func recalledIDs(msgs []store.Message) map[int64]bool {
+	var out map[int64]bool
+	for _, m := range msgs {
+		if m.Recalled != 0 {
+			if out == nil {
+				out = map[int64]bool{}
+			}
+			out[m.ID] = true
+		}
+	}
+	return out
 }
 
 // conv names m's conversation as user sees it.

@@ -624,3 +624,46 @@ func TestRegistrationRate(t *testing.T) {
 		t.Fatalf("after %d registrations: %v, want rate_limited after %d", n, err, push.RegisterLimit.Burst)
 	}
 }
+
+// recall recalls a message over HTTP as h's user.
+func recall(t *testing.T, s *testserver.Server, h *client.HTTP, id string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.HTTP+"/v1/messages/"+id+"/recall", strings.NewReader(`{"cmid":"recall-`+id+`"}`))
+	req.Header.Set("Authorization", "Bearer "+h.Token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("recall %s: %d", id, res.StatusCode)
+	}
+}
+
+// TestRecalledNotPushed: a message recalled while its notification waits
+// (the collapse window) is not told of: with another message pending the
+// notification counts only that one; alone, none goes out.
+func TestRecalledNotPushed(t *testing.T) {
+	e := start(t)
+	alice := login(t, e.s, "alice", "web")
+	bob := login(t, e.s, "bob", "phone")
+	registerPush(t, bob, "apns", pushtest.APNsToken(3))
+	send(t, alice, "bob", "opens-the-window")
+	wait.For(t, "the first push", 5*time.Second, func() bool { return len(e.apns.Notifications()) == 1 })
+	keep := send(t, alice, "bob", "kept")
+	gone := send(t, alice, "bob", "recalled")
+	recall(t, e.s, alice, gone.ID)
+	wait.For(t, "the window's push", 8*time.Second, func() bool { return len(e.apns.Notifications()) == 2 })
+	n := e.apns.Notifications()[1]
+	if n.Payload.Count != 1 || n.Payload.MessageID != keep.ID {
+		t.Fatalf("notification for kept+recalled: count %d id %s, want 1 and %s", n.Payload.Count, n.Payload.MessageID, keep.ID)
+	}
+	alone := send(t, alice, "bob", "alone")
+	recall(t, e.s, alice, alone.ID)
+	wait.For(t, "the recalled message's push dropped", 8*time.Second, func() bool {
+		return pushed(e.s, "apns", push.ResultRecalled) == 1
+	})
+	if len(e.apns.Notifications()) != 2 {
+		t.Fatalf("%d notifications: a recalled message's went out", len(e.apns.Notifications()))
+	}
+}
