@@ -13,6 +13,12 @@
 // requests at a time), and shows a group the heads no longer list as left.
 // static/seq.js states the rules in full.
 //
+// The message lifecycle (docs/protocol.md#message-lifecycle) is shown as
+// well: recalls, edits, reactions and deletes are items sequenced by ver or
+// seq like messages and applied by one function, live or synced; receipts
+// ("seen") and typing have no position and are shown as they come; replies
+// show their quote. Every piece of user data goes in with textContent.
+//
 // Nothing is loaded from elsewhere. static/mqtt.min.js is MQTT.js's browser
 // build, vendored unchanged from the npm package mqtt@5.16.0
 // (dist/mqtt.min.js, MIT, licence in static/mqtt.LICENSE.md), the version

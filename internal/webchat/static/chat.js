@@ -20,6 +20,14 @@
   const DRAW_DELAY = 50;
   const GZIP_FROM = 100; // a group sync asks for gzip when at least this far behind
   const RESYNC = 5 * 60 * 1000; // the periodic resync: a last live event lost is not missed for long
+  // The message lifecycle (docs/protocol.md#message-lifecycle).
+  const PICKER = ['👍', '❤️', '😂', '😮', '😢', '🎉']; // the reaction picker
+  const TYPING_EVERY = 1000; // im/typing start at most once a second while typing (the server drops more)
+  const TYPING_SHOWN = 6000; // "typing…" hides this long after the last start
+  const TYPING_MAX = 20; // typists shown per conversation
+  const MAX_OPS = 100; // recalls, edits and reactions waiting for their ack
+  const QUOTE_RUNES = 200; // wire.QuoteRunes
+  const CHANGES = new Set(['recall', 'edit', 'reaction', 'delete']); // stored changes: sequenced like messages
 
   // Everything the page knows; window.imqttChat exposes it for debugging and tests.
   const S = {
@@ -44,6 +52,15 @@
     msgs: new Map(), // key -> Map(local key -> message)
     loaded: new Set(), // conversations whose history was fetched
     outbox: new Map(), // cmid -> {cmid, key, send, timer}
+    ops: new Map(), // cmid -> {cmid, key, topic, req, what, timer}: changes sent, until acked
+    ids: new Map(), // message id -> [conversation key, local key]: where S.msgs holds it
+    ticks: 0, // counts changes applied: a history or list asked before one does not undo it
+    replyTo: null, // {key, id, from, type, body}: what the composer replies to
+    editing: null, // {key, id}: the message the composer edits
+    menu: null, // {id, what: 'menu' | 'picker'}: the open message menu or reaction picker
+    typing: new Map(), // key -> Map(user -> until): who types where, shown until then
+    typingTimer: 0,
+    typingSent: null, // {key, at}: the last im/typing start sent
     readSent: new Map(), // key -> the upto last sent in im/read
     delivered: [], // {id, ver, group, seq, synced} of every message the sequencers delivered, in order
     skipped: 0, // events and sync items that did not parse or lacked what the page needs
@@ -121,6 +138,12 @@
     S.left.clear();
     for (const o of S.outbox.values()) clearTimeout(o.timer);
     S.outbox.clear();
+    for (const o of S.ops.values()) clearTimeout(o.timer);
+    S.ops.clear();
+    S.ids.clear();
+    S.typing.clear();
+    clearTimeout(S.typingTimer);
+    S.typingSent = S.replyTo = S.editing = S.menu = null;
     S.convs.clear();
     S.msgs.clear();
     S.loaded.clear();
@@ -144,7 +167,7 @@
     S.delivered = [];
     for (const o of store.get(outboxKey()) || []) {
       S.outbox.set(o.cmid, o);
-      put(o.key, { kind: 'msg', from: me(), to: o.send.to, group: o.send.group, type: o.send.type, body: o.send.body, cmid: o.cmid, ts: o.ts, status: 'pending' });
+      put(o.key, { kind: 'msg', from: me(), to: o.send.to, group: o.send.group, type: o.send.type, body: o.send.body, cmid: o.cmid, ts: o.ts, status: 'pending', reply_to: o.send.reply_to, quote: o.quote });
     }
     try {
       await loadConversations(); // before MQTT: its list is what later events are counted against
@@ -179,6 +202,7 @@
 
   async function loadConversations() {
     const asked = S.arrivals;
+    const ticks = S.ticks;
     const list = await api('GET', '/v1/conversations');
     // A row a message reached while the list was on its way keeps what the
     // page counted: the list predates that message (a group's first message
@@ -188,14 +212,17 @@
     S.total = list.total_unread;
     for (const c of list.conversations || []) {
       const key = c.group ? '#' + c.group : c.peer;
+      if (c.last && imqttCheckEvent(c.last, me())) c.last = null; // shown as no message rather than broken
       const mine = seen.get(key);
       if (mine && mine.arrival > asked) {
         S.convs.set(key, mine);
         S.total += mine.unread - c.unread;
         continue;
       }
-      S.convs.set(key, { key, peer: c.peer, group: c.group, last: c.last, unread: c.unread });
-      if (c.last) put(key, c.last);
+      // peer_read only grows: a receipt may have come after the list was asked.
+      const peerRead = maxID(typeof c.peer_read === 'string' && /^[0-9]{1,20}$/.test(c.peer_read) ? c.peer_read : '', mine && mine.peerRead);
+      S.convs.set(key, { key, peer: c.peer, group: c.group, last: c.last, unread: c.unread, peerRead, mentioned: c.mentioned === true });
+      if (c.last) put(key, c.last, ticks);
     }
     for (const [key, mine] of seen) {
       if (!S.convs.has(key) && mine.arrival > asked) {
@@ -294,6 +321,7 @@
       clearInterval(S.resyncTimer);
       S.resyncTimer = setInterval(resync, RESYNC);
       for (const cmid of S.outbox.keys()) publishSend(cmid);
+      for (const cmid of S.ops.keys()) publishOp(cmid);
       if (S.open) markRead(S.open);
     });
   }
@@ -385,9 +413,13 @@
     if (gen !== S.gen) return;
     const bad = imqttCheckEvent(ev, me());
     if (bad) return skip(`an inbox event (ver ${Number(ev.ver) || 0})`, bad); // a later gap's sync covers its ver
+    // Receipts and typing are not stored: no position, never sequenced.
+    if (ev.kind === 'receipt') return receipt(ev);
+    if (ev.kind === 'typing') return typing(ev);
     // A ver (or a group's seq) beyond cursor+1 is only a claim: the
     // sequencer holds the event and syncs; the server's answer decides.
-    if (ev.group !== undefined && !ev.ver && (ev.kind === 'msg' || ev.kind === undefined)) {
+    // A group's changes take seqs in its log, as its messages do.
+    if (ev.group !== undefined && !ev.ver && (ev.kind === 'msg' || ev.kind === undefined || CHANGES.has(ev.kind))) {
       deliver(S.groups.live(ev).out, false);
       return pumpGroups();
     }
@@ -537,6 +569,10 @@
       S.delivered.push({ id: ev.id, ver: ev.ver, group: ev.group, seq: ev.seq, synced });
       if (S.delivered.length > 1000) S.delivered.splice(0, 500);
       return received(ev);
+    } else if (CHANGES.has(ev.kind)) {
+      S.delivered.push({ kind: ev.kind, id: ev.id, ver: ev.ver, group: ev.group, seq: ev.seq, synced });
+      if (S.delivered.length > 1000) S.delivered.splice(0, 500);
+      return applyChange(ev);
     } else if (ev.kind === 'unread') {
       const r = row(ev.group ? '#' + ev.group : ev.peer);
       r.unread = ev.count;
@@ -553,9 +589,16 @@
   const convKey = (m) => (m.group ? '#' + m.group : m.from === me() ? m.to : m.from);
   // Own messages are known by cmid (before the ack there is no id), others by id.
   const localKey = (m) => (m.from === me() && m.cmid ? 'c:' + m.cmid : 'i:' + m.id);
+  const maxID = (a, b) => (newer(a, b) ? a : b || a || '');
+  const cut = (body) => (typeof body === 'string' ? [...body].slice(0, QUOTE_RUNES).join('') : undefined);
 
   // put stores m in its conversation and reports whether it was new there.
-  function put(key, m) {
+  // A message already there takes what m knows of its state (docs/protocol.md#message-lifecycle):
+  // a recall and a later edit always (they only go forward); the reactions
+  // and quote of a snapshot of the server's (history, the list: asked is
+  // S.ticks when it was asked for) unless a change applied since.
+  function put(key, m, asked) {
+    if (m.kind !== undefined && m.kind !== 'msg') return false; // a change in a group's history: its message shows it
     let msgs = S.msgs.get(key);
     if (!msgs) S.msgs.set(key, (msgs = new Map()));
     const k = localKey(m);
@@ -563,16 +606,121 @@
     if (old) {
       old.id = old.id || m.id;
       old.ts = m.ts || old.ts;
+      if (old.id) S.ids.set(old.id, [key, k]);
+      if (m.recalled) recallIn(key, old);
+      if (!old.recalled && m.edited && !(old.edited >= m.edited) && typeof m.body === 'string') Object.assign(old, { body: m.body, edited: m.edited, meta: m.meta });
+      if (m.reply_to) old.reply_to = m.reply_to;
+      const snapshot = asked !== undefined && !(old.changed > asked);
+      if (m.quote && !(old.quote && old.quote.recalled) && (snapshot || !old.quote || old.quote.local)) old.quote = m.quote; // the server's word over the page's
+      if (!old.recalled && (snapshot || (m.reactions && !old.reactions && !old.changed))) old.reactions = m.reactions;
       return false;
     }
-    msgs.set(k, { ...m, status: m.status || 'acked' }); // an event means the server has stored it
+    const n = { ...m, status: m.status || 'acked' }; // an event means the server has stored it
+    if (n.recalled) recallIn(key, n);
+    msgs.set(k, n);
+    if (n.id) S.ids.set(n.id, [key, k]);
     return true;
+  }
+
+  // stored returns the message with id as the page holds it, and its key.
+  function stored(id) {
+    const at = S.ids.get(id);
+    const msgs = at && S.msgs.get(at[0]);
+    const m = msgs && msgs.get(at[1]);
+    return m && m.id === id ? { key: at[0], m } : null; // a conversation dropped since (a reset) holds nothing
+  }
+
+  // recallIn makes m a tombstone, and the quotes of it in its conversation.
+  function recallIn(key, m) {
+    m.recalled = true;
+    for (const f of ['body', 'media', 'meta', 'inline', 'mentions', 'reactions', 'edited']) delete m[f];
+    for (const x of (S.msgs.get(key) || new Map()).values()) {
+      if (x.reply_to && x.reply_to === m.id && x.quote) x.quote = { from: x.quote.from, type: x.quote.type, recalled: true };
+    }
+  }
+
+  // applyChange applies one change (recall, edit, reaction, delete), live
+  // or synced alike: the sequencers deliver each once, in order of its ver
+  // or seq. A change of a message the page does not hold changes nothing:
+  // its history, fetched when opened, is as the message is now. Returns the
+  // conversation's key.
+  function applyChange(ev) {
+    S.ticks++;
+    if (ev.kind === 'delete') return applyDelete(ev);
+    const f = stored(ev.id);
+    if (!f) return null;
+    const { key, m } = f;
+    if (ev.group !== undefined ? key !== '#' + ev.group : key.startsWith('#')) return null; // not that conversation's
+    if (m.recalled) return key; // a tombstone stays one
+    m.changed = S.ticks;
+    if (ev.kind === 'recall') {
+      recallIn(key, m);
+      if (S.editing && S.editing.id === m.id) stopEditing();
+      if (S.replyTo && S.replyTo.id === m.id) S.replyTo = null;
+    } else if (ev.kind === 'edit') {
+      if (typeof ev.body !== 'string' || (m.edited && ev.edited && m.edited > ev.edited)) return key;
+      Object.assign(m, { body: ev.body, edited: ev.edited || m.edited || Date.now(), meta: ev.meta });
+      for (const x of S.msgs.get(key).values()) {
+        if (x.reply_to === m.id && x.quote && !x.quote.recalled) x.quote = { ...x.quote, body: cut(ev.body) };
+      }
+    } else if (ev.kind === 'reaction') {
+      react(m, ev.emoji, ev.from, ev.op === 'add');
+    }
+    return key;
+  }
+
+  // react adds or removes who's emoji on m. users lists everyone while the
+  // count is at most the cap (wire.ReactionUsers): then a change already in
+  // the snapshot the page holds changes nothing; past it, the count moves.
+  function react(m, emoji, who, add) {
+    const rs = (m.reactions = { ...(m.reactions || {}) });
+    const r = rs[emoji] ? { count: rs[emoji].count, users: [...rs[emoji].users] } : { count: 0, users: [] };
+    const has = r.users.includes(who);
+    const complete = r.users.length >= r.count;
+    if (add) {
+      if (has) return;
+      r.count++;
+      if (complete && r.users.length < REACTION_USERS) r.users.push(who);
+    } else {
+      if (has) r.users.splice(r.users.indexOf(who), 1);
+      if (has || !complete) r.count = Math.max(0, r.count - 1);
+    }
+    if (r.count > 0) rs[emoji] = r;
+    else delete rs[emoji];
+    if (!Object.keys(rs).length) delete m.reactions;
+  }
+
+  // applyDelete hides messages from this user's view (its own devices
+  // only), or clears the conversation with a peer.
+  function applyDelete(ev) {
+    if (ev.peer !== undefined) {
+      S.msgs.delete(ev.peer);
+      const r = S.convs.get(ev.peer);
+      if (r) r.last = null;
+      return ev.peer;
+    }
+    let key = null;
+    for (const id of ev.ids) {
+      const f = stored(id);
+      if (!f) continue;
+      const msgs = S.msgs.get(f.key);
+      msgs.delete(S.ids.get(id)[1]);
+      S.ids.delete(id);
+      const r = S.convs.get(f.key);
+      if (r && r.last && r.last.id === id) { // the newest left shows, or none
+        r.last = [...msgs.values()].filter((x) => x.id).reduce((a, x) => (!a || newer(x.id, a.id) ? x : a), null);
+      }
+      key = f.key;
+    }
+    return key;
   }
 
   function received(m) {
     const key = convKey(m);
     const r = row(key);
     const isNew = put(key, m);
+    const t = S.typing.get(key);
+    if (t && t.delete(m.from)) drawTyping(); // a message ends its sender's typing
     if (newer(m.id, r.last && r.last.id)) {
       // Counted only when newer than the list's last message, which the server counted already.
       if (m.from !== me() && isNew && !(S.open === key && visible())) {
@@ -590,10 +738,16 @@
     const cmid = 'w-' + randomId(16);
     const msg = { cmid, type: 'text', body };
     if (r.group) msg.group = r.group; else msg.to = r.peer;
-    const o = { cmid, key, send: msg, ts: Date.now() };
+    let quote;
+    if (S.replyTo && S.replyTo.key === key) {
+      msg.reply_to = S.replyTo.id;
+      quote = { from: S.replyTo.from, type: S.replyTo.type, body: cut(S.replyTo.body), local: true }; // shown until the server's
+    }
+    S.replyTo = null;
+    const o = { cmid, key, send: msg, ts: Date.now(), quote };
     S.outbox.set(cmid, o);
     saveOutbox();
-    put(key, { kind: 'msg', from: me(), to: msg.to, group: msg.group, type: 'text', body, cmid, ts: o.ts, status: 'pending' });
+    put(key, { kind: 'msg', from: me(), to: msg.to, group: msg.group, type: 'text', body, cmid, ts: o.ts, status: 'pending', reply_to: msg.reply_to, quote });
     renderMessages();
     publishSend(cmid);
   }
@@ -608,7 +762,28 @@
   }
 
   function saveOutbox() {
-    store.set(outboxKey(), [...S.outbox.values()].map(({ cmid, key, send, ts }) => ({ cmid, key, send, ts })));
+    store.set(outboxKey(), [...S.outbox.values()].map(({ cmid, key, send, ts, quote }) => ({ cmid, key, send, ts, quote })));
+  }
+
+  // change sends a change of a message (im/recall, im/edit, im/react),
+  // resent with the same cmid until acked like a send. What it does shows
+  // when its event comes back, as on every other device.
+  function change(key, topic, what, req) {
+    if (S.ops.size >= MAX_OPS) {
+      $('#chat-error').textContent = 'Too many changes waiting for the server; try again soon.';
+      return;
+    }
+    const cmid = 'w-' + randomId(16);
+    S.ops.set(cmid, { cmid, key, topic, what, req: { cmid, ...req } });
+    publishOp(cmid);
+  }
+
+  function publishOp(cmid) {
+    const o = S.ops.get(cmid);
+    if (!o) return;
+    clearTimeout(o.timer);
+    if (S.client && S.client.connected) S.client.publish(o.topic, JSON.stringify(o.req), { qos: 1 });
+    o.timer = setTimeout(() => publishOp(cmid), RESEND);
   }
 
   function ownMessage(cmid, key) {
@@ -617,6 +792,12 @@
   }
 
   function acked(ack) {
+    const op = S.ops.get(ack.cmid);
+    if (op) {
+      clearTimeout(op.timer);
+      S.ops.delete(ack.cmid);
+      return;
+    }
     const o = S.outbox.get(ack.cmid);
     if (!o) return;
     clearTimeout(o.timer);
@@ -624,10 +805,19 @@
     saveOutbox();
     const m = ownMessage(ack.cmid, o.key);
     if (m) Object.assign(m, { id: ack.id, ver: ack.ver || m.ver, seq: ack.seq || m.seq, ts: ack.ts, status: 'acked' });
+    if (m && m.id) S.ids.set(m.id, [o.key, 'c:' + ack.cmid]);
     if (S.open === o.key) renderMessages();
   }
 
   function failed(err) {
+    const op = S.ops.get(err.cmid);
+    if (op) {
+      if (RETRYABLE.has(err.code)) return; // the resend timer tries again
+      clearTimeout(op.timer);
+      S.ops.delete(err.cmid);
+      if (S.open === op.key) $('#chat-error').textContent = `Not ${op.what} (${err.code}): ${err.message}`;
+      return;
+    }
     const o = S.outbox.get(err.cmid);
     if (!o || RETRYABLE.has(err.code)) return; // the resend timer tries again
     clearTimeout(o.timer);
@@ -641,8 +831,92 @@
     }
   }
 
+  // ---- receipts and typing (never stored, never sequenced) ----
+
+  // receipt: the peer has read our conversation up to a message.
+  function receipt(ev) {
+    const r = S.convs.get(ev.peer);
+    if (!r || r.group || !newer(ev.upto, r.peerRead)) return;
+    r.peerRead = ev.upto;
+    if (S.open === ev.peer) draw(true);
+  }
+
+  // typing: someone types in a conversation the page shows.
+  function typing(ev) {
+    if (ev.from === me()) return; // my other device
+    if (ev.peer !== undefined && ev.peer !== me()) return; // 1:1: the peer is the receiver
+    const key = ev.group !== undefined ? '#' + ev.group : ev.from;
+    if (!S.convs.has(key) && S.open !== key) return;
+    let t = S.typing.get(key);
+    if (ev.state === 'stop') {
+      if (!t || !t.delete(ev.from)) return;
+    } else {
+      if (!t) S.typing.set(key, (t = new Map()));
+      if (!t.has(ev.from) && t.size >= TYPING_MAX) return;
+      t.set(ev.from, Date.now() + TYPING_SHOWN);
+    }
+    drawTyping();
+  }
+
+  // typists returns who types in the conversation key now.
+  function typists(key) {
+    const t = S.typing.get(key);
+    if (!t) return [];
+    const now = Date.now();
+    for (const [u, until] of t) if (until <= now) t.delete(u);
+    if (!t.size) S.typing.delete(key);
+    return [...t.keys()];
+  }
+
+  // drawTyping shows "typing…" where someone types, and wakes up when the
+  // first of them is to be hidden.
+  function drawTyping() {
+    clearTimeout(S.typingTimer);
+    let next = Infinity;
+    for (const key of [...S.typing.keys()]) {
+      typists(key);
+      for (const until of (S.typing.get(key) || new Map()).values()) next = Math.min(next, until);
+    }
+    const p = $('#typing');
+    const who = S.open ? typists(S.open) : [];
+    p.hidden = who.length === 0;
+    p.textContent = who.length === 0 ? '' : S.open.startsWith('#') ? who.join(', ') + (who.length > 1 ? ' are typing…' : ' is typing…') : 'typing…';
+    for (const li of document.querySelectorAll('#convs .conv')) {
+      li.classList.toggle('typing', S.typing.has(li.dataset.key));
+    }
+    if (next !== Infinity) S.typingTimer = setTimeout(drawTyping, Math.max(50, next - Date.now()));
+  }
+
+  // typed tells the open conversation that I type: a start at most once a
+  // second (TYPING_EVERY) while I do.
+  function typed() {
+    const key = S.open;
+    const r = key && S.convs.get(key);
+    if (!r || S.editing || !S.client || !S.client.connected || (r.group && S.left.has(r.group))) return;
+    const now = Date.now();
+    if (S.typingSent && S.typingSent.key === key && now - S.typingSent.at < TYPING_EVERY) return;
+    if (S.typingSent && S.typingSent.key !== key) stopTyping();
+    S.typingSent = { key, at: now };
+    S.client.publish('im/typing', JSON.stringify(r.group ? { group: r.group, state: 'start' } : { peer: r.peer, state: 'start' }), { qos: 0 });
+  }
+
+  // stopTyping says I stopped (a send, the composer left, another conversation).
+  function stopTyping() {
+    const sent = S.typingSent;
+    S.typingSent = null;
+    const r = sent && S.convs.get(sent.key);
+    if (!r || !S.client || !S.client.connected) return;
+    S.client.publish('im/typing', JSON.stringify(r.group ? { group: r.group, state: 'stop' } : { peer: r.peer, state: 'stop' }), { qos: 0 });
+  }
+
   // ---- conversations ----
   async function openConversation(key) {
+    if (S.open !== key) {
+      stopTyping();
+      if (S.editing) stopEditing();
+      S.replyTo = null;
+      S.menu = null;
+    }
     S.open = key;
     const r0 = row(key);
     history.replaceState(null, '', '#' + encodeURIComponent(key));
@@ -650,6 +924,7 @@
     $('#chat-error').textContent = '';
     renderConvs();
     renderMessages();
+    drawTyping();
     $('#composer').text.focus();
     if (!S.loaded.has(key) && !(r0.group && S.left.has(r0.group))) { // a group left has no history to fetch
       try {
@@ -665,6 +940,7 @@
 
   async function loadHistory(key) {
     const r = row(key);
+    const asked = S.ticks;
     let items;
     if (r.group) {
       const since = Math.max(0, ((r.last && r.last.seq) || 0) - 50);
@@ -672,7 +948,12 @@
     } else {
       items = (await api('GET', `/v1/conversations/${encodeURIComponent(r.peer)}/messages?limit=50`)).messages;
     }
-    for (const m of items || []) put(key, m);
+    for (const m of items || []) {
+      // The server's word, as fetched: checked like events all the same.
+      const why = imqttCheckEvent(m, me());
+      if (!why) put(key, m, asked);
+      else if (m && m.kind === 'msg') skip(`a history item (id ${String(m.id).slice(0, 20)})`, why);
+    }
   }
 
   const visible = () => document.visibilityState === 'visible';
@@ -688,6 +969,7 @@
     S.client.publish('im/read', JSON.stringify(req), { qos: 1 });
     S.total = Math.max(0, S.total - r.unread);
     r.unread = 0; // the unread event confirms
+    r.mentioned = false;
     renderConvs();
   }
 
@@ -699,6 +981,16 @@
     return e;
   }
 
+  // preview is what the list shows of a conversation's last message, as
+  // the page holds it now (a change applied since the list came).
+  function preview(r) {
+    const f = r.last && r.last.id && stored(r.last.id);
+    const last = f ? f.m : r.last;
+    if (!last) return '';
+    const who = last.from === me() ? 'you: ' : r.group ? last.from + ': ' : '';
+    return who + (last.recalled ? 'message recalled' : last.body || '[' + last.type + ']');
+  }
+
   function renderConvs() {
     const ul = $('#convs');
     ul.replaceChildren();
@@ -708,18 +1000,19 @@
       return newer(x, y) ? -1 : 1;
     });
     for (const r of rows) {
-      const li = el('li', 'conv' + (r.key === S.open ? ' open' : ''));
+      const li = el('li', 'conv' + (r.key === S.open ? ' open' : '') + (S.typing.has(r.key) ? ' typing' : ''));
       li.dataset.key = r.key;
       if (r.peer) li.dataset.peer = r.peer;
       if (r.group) li.dataset.group = r.group;
       const left = r.group && S.left.has(r.group);
       if (left) li.dataset.left = 'true';
       li.append(el('span', 'name', r.group ? '# ' + r.group + (left ? ' (left)' : '') : r.peer));
-      const badge = el('span', 'badge', String(r.unread));
+      const badge = el('span', 'badge', (r.mentioned ? '@ ' : '') + String(r.unread));
       badge.hidden = !(r.unread > 0);
+      if (r.mentioned) badge.classList.add('mentioned');
       li.append(badge);
-      const last = r.last;
-      li.append(el('span', 'preview', last ? (last.from === me() ? 'you: ' : r.group ? last.from + ': ' : '') + (last.body || '[' + last.type + ']') : ''));
+      li.append(el('span', 'preview', preview(r)));
+      li.append(el('span', 'typing-note', 'typing…'));
       li.addEventListener('click', () => openConversation(r.key));
       ul.append(li);
     }
@@ -729,18 +1022,114 @@
     document.title = (S.total > 0 ? `(${S.total}) ` : '') + 'imqtt chat';
   }
 
+  function button(cls, text, title, onClick) {
+    const b = el('button', cls, text);
+    b.type = 'button';
+    if (title) b.title = title;
+    b.addEventListener('click', (e) => {
+      e.stopPropagation();
+      onClick();
+    });
+    return b;
+  }
+
+  // toggleMenu opens (or closes) a message's menu or reaction picker.
+  function toggleMenu(id, what) {
+    S.menu = S.menu && S.menu.id === id && S.menu.what === what ? null : { id, what };
+    renderMessages();
+  }
+
+  // toggleReaction adds my emoji to m, or removes it if I had it.
+  function toggleReaction(key, m, emoji) {
+    const r = m.reactions && m.reactions[emoji];
+    const mine = !!r && r.users.includes(me());
+    S.menu = null;
+    change(key, 'im/react', mine ? 'removed' : 'reacted', { id: m.id, emoji, op: mine ? 'remove' : 'add' });
+    renderMessages();
+  }
+
+  function replyTo(key, m) {
+    if (S.editing) stopEditing();
+    S.replyTo = { key, id: m.id, from: m.from, type: m.type, body: m.body };
+    S.menu = null;
+    renderMessages();
+    $('#composer').text.focus();
+  }
+
+  function startEditing(key, m) {
+    S.replyTo = null;
+    S.menu = null;
+    stopTyping();
+    S.editing = { key, id: m.id };
+    $('#composer').text.value = m.body || '';
+    renderMessages();
+    $('#composer').text.focus();
+  }
+
+  function stopEditing() {
+    S.editing = null;
+    $('#composer').text.value = '';
+  }
+
+  function recall(key, m) {
+    S.menu = null;
+    change(key, 'im/recall', 'recalled', { id: m.id });
+    renderMessages();
+  }
+
+  // drawComposer shows what the composer replies to or edits.
+  function drawComposer() {
+    const bar = $('#compose-ctx');
+    const what = $('#compose-what');
+    if (S.editing && S.editing.key === S.open) {
+      what.textContent = 'Editing your message';
+    } else if (S.replyTo && S.replyTo.key === S.open) {
+      const q = S.replyTo;
+      what.textContent = 'Replying to ' + q.from + ': ' + (cut(q.body) || '[' + q.type + ']');
+    } else {
+      bar.hidden = true;
+      return;
+    }
+    bar.hidden = false;
+  }
+
+  function quoteOf(m) {
+    const q = m.quote;
+    const div = el('div', 'quote');
+    if (!q) {
+      div.append(el('span', 'q-body', 'a message'));
+      return div;
+    }
+    div.append(el('span', 'q-from', q.from));
+    if (q.recalled) {
+      div.classList.add('recalled');
+      div.append(el('span', 'q-body', 'message recalled'));
+    } else {
+      div.append(el('span', 'q-body', q.body || '[' + (q.type || 'message') + ']'));
+    }
+    return div;
+  }
+
   function renderMessages() {
     const ul = $('#messages');
     if (!S.open) return;
-    const r = row(S.open);
-    $('#chat-title').textContent = r.group ? '# ' + r.group + (S.left.has(r.group) ? ' (left)' : '') : r.peer;
-    const msgs = [...(S.msgs.get(S.open) || new Map()).values()].sort((a, b) => {
+    const key = S.open;
+    const r = row(key);
+    const left = r.group && S.left.has(r.group);
+    $('#chat-title').textContent = r.group ? '# ' + r.group + (left ? ' (left)' : '') : r.peer;
+    const msgs = [...(S.msgs.get(key) || new Map()).values()].sort((a, b) => {
       if (a.seq && b.seq) return a.seq - b.seq; // a group's own order
       if (a.id && b.id) return a.id === b.id ? 0 : newer(a.id, b.id) ? 1 : -1;
       if (a.id) return -1;
       if (b.id) return 1;
       return a.ts - b.ts;
     });
+    // "seen" goes under my last message the peer has read (1:1 only).
+    let seen = null;
+    if (!r.group && r.peerRead) {
+      const last = msgs.filter((m) => m.from === me() && m.id).pop();
+      if (last && !newer(last.id, r.peerRead)) seen = last;
+    }
     const atBottom = ul.scrollHeight - ul.scrollTop - ul.clientHeight < 40;
     ul.replaceChildren();
     for (const m of msgs) {
@@ -751,17 +1140,69 @@
       li.dataset.from = m.from;
       li.dataset.status = m.status;
       if (r.group && !mine) li.append(el('div', 'from', m.from));
-      li.append(el('div', 'body', m.body || '[' + m.type + ']'));
+      if (m.recalled) {
+        li.dataset.recalled = 'true';
+        li.append(el('div', 'body recalled', 'message recalled'));
+      } else {
+        if (m.reply_to) li.append(quoteOf(m));
+        li.append(el('div', 'body', m.body || '[' + m.type + ']'));
+      }
       const meta = el('div', 'meta', m.ts ? new Date(m.ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
+      if (m.edited && !m.recalled) {
+        const ed = el('span', 'edited', 'edited');
+        ed.title = 'edited ' + new Date(m.edited).toLocaleString();
+        meta.prepend(ed);
+      }
       if (mine) {
         const st = el('span', 'status', m.status === 'acked' ? '✓' : m.status === 'failed' ? '✗' : '…');
         st.title = m.status === 'acked' ? 'stored by the server' : m.status === 'failed' ? m.error : 'sending';
         meta.append(st);
       }
       li.append(meta);
+      if (m.reactions && !m.recalled) {
+        const rs = el('div', 'reactions');
+        for (const [emoji, c] of Object.entries(m.reactions)) {
+          if (!(c.count > 0)) continue;
+          const b = button('reaction', emoji + ' ' + c.count, c.users.join(', '), () => toggleReaction(key, m, emoji));
+          b.dataset.emoji = emoji;
+          b.dataset.count = String(c.count);
+          if (c.users.includes(me())) b.classList.add('mine');
+          rs.append(b);
+        }
+        li.append(rs);
+      }
+      if (m.id && m.status === 'acked' && !m.recalled && !left) {
+        const acts = el('div', 'actions');
+        acts.append(button('act-reply', '↩', 'Reply', () => replyTo(key, m)));
+        acts.append(button('act-react', '☺+', 'React', () => toggleMenu(m.id, 'picker')));
+        if (mine) acts.append(button('act-menu', '⋯', 'More', () => toggleMenu(m.id, 'menu')));
+        li.append(acts);
+        if (S.menu && S.menu.id === m.id) {
+          li.classList.add('menu-open');
+          if (S.menu.what === 'picker') {
+            const pk = el('div', 'picker');
+            for (const emoji of PICKER) {
+              const b = button('pick', emoji, 'React ' + emoji, () => toggleReaction(key, m, emoji));
+              b.dataset.emoji = emoji;
+              pk.append(b);
+            }
+            li.append(pk);
+          } else if (mine) {
+            const menu = el('div', 'menu');
+            menu.append(button('act-recall', 'Recall', 'Unsend for everyone', () => recall(key, m)));
+            if (m.type === 'text') menu.append(button('act-edit', 'Edit', 'Edit this message', () => startEditing(key, m)));
+            li.append(menu);
+          }
+        }
+      }
+      if (m === seen) {
+        li.dataset.seen = 'true';
+        li.append(el('div', 'seen', 'seen'));
+      }
       ul.append(li);
     }
     if (atBottom) ul.scrollTop = ul.scrollHeight;
+    drawComposer();
   }
 
   // ---- wiring ----
@@ -777,8 +1218,22 @@
   $('#composer').addEventListener('submit', (e) => {
     e.preventDefault();
     const body = e.target.text.value;
-    if (body && S.open) send(S.open, body);
+    if (body && S.open && S.editing && S.editing.key === S.open) {
+      change(S.open, 'im/edit', 'edited', { id: S.editing.id, body });
+      S.editing = null;
+      renderMessages();
+    } else if (body && S.open) {
+      stopTyping();
+      send(S.open, body);
+    }
     e.target.reset();
+  });
+  $('#composer').text.addEventListener('input', (e) => e.target.value && typed());
+  $('#composer').text.addEventListener('blur', () => stopTyping());
+  $('#compose-cancel').addEventListener('click', () => {
+    if (S.editing) stopEditing();
+    S.replyTo = null;
+    renderMessages();
   });
   document.addEventListener('visibilitychange', () => S.open && markRead(S.open));
   $('#status').addEventListener('click', () => { // "open in another tab": take the device back

@@ -472,10 +472,71 @@ function tooDeep(v, max) {
   return false;
 }
 
+// The message lifecycle's bounds, as wire's: MaxEmojiBytes, ReactionUsers,
+// MaxDeleteIDs, and the most emojis one message carries.
+const MAX_EMOJI_BYTES = 32;
+const REACTION_USERS = 20;
+const MAX_EMOJIS = 50;
+const MAX_DELETE_IDS = 100;
+
+const isID = (v) => typeof v === 'string' && /^[0-9]{1,20}$/.test(v); // a snowflake ID
+
+// imqttValidEmoji is wire.ValidEmoji: one grapheme cluster of at most
+// MAX_EMOJI_BYTES bytes holding a pictograph or a symbol ("👍🏽" is one, "a"
+// and "👍👍" are none). Where Intl.Segmenter is missing, the cluster is not
+// counted: the text is shown with textContent whatever it holds.
+function imqttValidEmoji(s) {
+  if (typeof s !== 'string' || s === '' || new TextEncoder().encode(s).length > MAX_EMOJI_BYTES) return false;
+  if (typeof Intl !== 'undefined' && Intl.Segmenter) {
+    const it = new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(s)[Symbol.iterator]();
+    const first = it.next();
+    if (first.done || first.value.segment !== s) return false;
+  }
+  for (const ch of s) {
+    const c = ch.codePointAt(0);
+    if (c >= 0x1f000 || (c >= 0x2000 && /\p{So}/u.test(ch))) return true;
+  }
+  return false;
+}
+
+// checkState says why a message's lifecycle state (reply_to, quote,
+// recalled, edited, reactions) is unusable, or returns ''.
+function checkState(ev) {
+  if (ev.reply_to !== undefined && !isID(ev.reply_to)) return 'bad reply_to';
+  if (ev.recalled !== undefined && typeof ev.recalled !== 'boolean') return 'bad recalled';
+  if (ev.edited !== undefined && !(Number.isSafeInteger(ev.edited) && ev.edited >= 0)) return 'bad edited';
+  const q = ev.quote;
+  if (q !== undefined) {
+    if (q === null || typeof q !== 'object' || Array.isArray(q)) return 'bad quote';
+    if (typeof q.from !== 'string' || q.from === '') return 'bad quote';
+    if ((q.type !== undefined && typeof q.type !== 'string') || (q.body !== undefined && typeof q.body !== 'string')) return 'bad quote';
+    if (q.recalled !== undefined && typeof q.recalled !== 'boolean') return 'bad quote';
+  }
+  const r = ev.reactions;
+  if (r !== undefined) {
+    if (r === null || typeof r !== 'object' || Array.isArray(r)) return 'bad reactions';
+    const emojis = Object.keys(r);
+    if (emojis.length > MAX_EMOJIS) return 'too many reactions';
+    for (const e of emojis) {
+      const c = r[e];
+      if (!imqttValidEmoji(e)) return 'bad reaction emoji';
+      if (c === null || typeof c !== 'object' || !(Number.isSafeInteger(c.count) && c.count >= 0)) return 'bad reaction count';
+      if (!Array.isArray(c.users) || c.users.length > REACTION_USERS || c.users.length > c.count) return 'bad reaction users';
+      if (!c.users.every((u) => typeof u === 'string' && u !== '')) return 'bad reaction users';
+    }
+  }
+  return '';
+}
+
 // imqttCheckEvent says why an inbox event or sync item (already parsed) is
 // not one the page can use, or returns '' if it is. me is the page's user:
 // a 1:1 message in my inbox is from me or to me. Unknown kinds pass, if
 // their ver is sound (the sequencer still orders them).
+//
+// A change of a message (recall, edit, reaction) must have a position, the
+// inbox's ver or its group's seq, so the sequencer applies it once and in
+// order; so must a delete (the inbox's ver: it is one's own). A receipt and
+// typing have none: they are never stored, never sequenced.
 function imqttCheckEvent(ev, me) {
   if (ev === null || typeof ev !== 'object' || Array.isArray(ev)) return 'not an object';
   if (ev.kind !== undefined && typeof ev.kind !== 'string') return 'bad kind';
@@ -484,6 +545,12 @@ function imqttCheckEvent(ev, me) {
   const str = (v) => typeof v === 'string' && v !== '';
   const optStr = (v) => v === undefined || typeof v === 'string';
   const num = (v) => typeof v === 'number' && Number.isFinite(v);
+  // positioned: a ver in the inbox, or a group and its seq.
+  const positioned = () => {
+    if (ev.group === undefined) return Number.isSafeInteger(ev.ver) && ev.ver > 0 ? '' : 'no ver';
+    if (!str(ev.group)) return 'bad group';
+    return Number.isSafeInteger(ev.seq) && ev.seq > 0 ? '' : 'bad seq';
+  };
   switch (ev.kind === undefined ? 'msg' : ev.kind) {
     case 'msg':
       if (!str(ev.id) || !/^[0-9]{1,20}$/.test(ev.id)) return 'bad id';
@@ -496,6 +563,42 @@ function imqttCheckEvent(ev, me) {
       } else if (!str(ev.to) || (me && ev.from !== me && ev.to !== me)) {
         return 'not in this inbox';
       }
+      return checkState(ev);
+    case 'recall':
+      if (!isID(ev.id)) return 'bad id';
+      if (!optStr(ev.by) || (ev.ts !== undefined && !num(ev.ts))) return 'bad field';
+      return positioned();
+    case 'edit':
+      if (!isID(ev.id)) return 'bad id';
+      if (!optStr(ev.body)) return 'bad body';
+      if (ev.edited !== undefined && !(Number.isSafeInteger(ev.edited) && ev.edited >= 0)) return 'bad edited';
+      return positioned();
+    case 'reaction':
+      if (!isID(ev.id)) return 'bad id';
+      if (!str(ev.from)) return 'no from';
+      if (!imqttValidEmoji(ev.emoji)) return 'bad emoji';
+      if (ev.op !== 'add' && ev.op !== 'remove') return 'bad op';
+      return positioned();
+    case 'delete':
+      if (ev.group !== undefined) return 'a group delete';
+      if (ev.ids !== undefined) {
+        if (ev.peer !== undefined) return 'ids and peer';
+        if (!Array.isArray(ev.ids) || ev.ids.length === 0 || ev.ids.length > MAX_DELETE_IDS || !ev.ids.every(isID)) return 'bad ids';
+      } else if (!str(ev.peer)) {
+        return 'no ids or peer';
+      }
+      return positioned();
+    case 'receipt':
+      if (ev.ver !== undefined || ev.seq !== undefined) return 'a receipt with a position';
+      if (!str(ev.peer) || (me && ev.peer === me)) return 'bad peer';
+      if (!isID(ev.upto)) return 'bad upto';
+      if (ev.ts !== undefined && !num(ev.ts)) return 'bad ts';
+      return '';
+    case 'typing':
+      if (ev.ver !== undefined || ev.seq !== undefined) return 'typing with a position';
+      if (!str(ev.from)) return 'no from';
+      if (ev.state !== 'start' && ev.state !== 'stop') return 'bad state';
+      if (!optStr(ev.peer) || !optStr(ev.group) || str(ev.peer) === str(ev.group)) return 'no conversation';
       return '';
     case 'unread':
       if (!num(ev.total) || !num(ev.count)) return 'bad counts';
@@ -527,4 +630,4 @@ function imqttCheckBatch(b) {
   return '';
 }
 
-if (typeof module !== 'undefined') module.exports = { ImqttSequencer, ImqttGroups, ImqttHeld, imqttHeld, imqttCheckEvent, imqttCheckBatch, imqttCheckHeads };
+if (typeof module !== 'undefined') module.exports = { ImqttSequencer, ImqttGroups, ImqttHeld, imqttHeld, imqttCheckEvent, imqttCheckBatch, imqttCheckHeads, imqttValidEmoji };

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { ImqttSequencer, ImqttGroups, ImqttHeld, imqttCheckEvent, imqttCheckBatch, imqttCheckHeads } = require('../static/seq.js');
+const { ImqttSequencer, ImqttGroups, ImqttHeld, imqttCheckEvent, imqttCheckBatch, imqttCheckHeads, imqttValidEmoji } = require('../static/seq.js');
 
 const ev = (ver) => ({ kind: 'msg', id: `m${ver}`, ver });
 const vers = (out) => out.map((e) => e.ver);
@@ -147,7 +147,7 @@ test('imqttCheckEvent: what the page can use', () => {
   assert.equal(imqttCheckEvent({ ...ok, kind: undefined }, 'bob'), '');
   assert.equal(imqttCheckEvent({ ...ok, to: undefined, group: 'g1', seq: 4 }, 'bob'), '');
   assert.equal(imqttCheckEvent({ kind: 'unread', total: 3, peer: 'alice', count: 1 }, 'bob'), '');
-  assert.equal(imqttCheckEvent({ kind: 'typing', from: 'alice' }, 'bob'), '');
+  assert.equal(imqttCheckEvent({ kind: 'typing', from: 'alice', peer: 'bob', state: 'start' }, 'bob'), '');
   assert.equal(imqttCheckEvent({ ...ok, meta: JSON.parse('['.repeat(31) + ']'.repeat(31)) }, 'bob'), '');
   for (const [bad, why] of [
     [null, 'null'], [[], 'array'], ['x', 'string'], [{ ...ok, ver: -1 }, 'negative ver'], [{ ...ok, ver: 2 ** 60 }, 'unsafe ver'],
@@ -165,6 +165,57 @@ test('imqttCheckEvent: what the page can use', () => {
   for (const bad of [{ since: -1, upto: 3 }, { since: 1 }, { since: 4, upto: 3 }, { since: 1, upto: 3, items: {} }, { since: 1, upto: 2 ** 60 }]) {
     assert.notEqual(imqttCheckBatch(bad), '', JSON.stringify(bad));
   }
+});
+
+test('imqttCheckEvent: the lifecycle\'s kinds and a message\'s state', () => {
+  const id = '7340000000000000001';
+  const msg = { kind: 'msg', id, ver: 3, from: 'alice', to: 'bob', type: 'text', body: 'hi', ts: 1 };
+  const good = [
+    { ...msg, body: undefined, recalled: true },
+    { ...msg, edited: 1764300000000, reply_to: '7340000000000000000', quote: { from: 'bob', type: 'text', body: 'q' } },
+    { ...msg, quote: { from: 'bob', recalled: true } },
+    { ...msg, reactions: { '👍': { count: 2, users: ['alice', 'bob'] }, '👍🏽': { count: 30, users: [] }, '❤️': { count: 1, users: ['x'] } } },
+    { kind: 'recall', id, ver: 4, by: 'alice', ts: 5 },
+    { kind: 'recall', id, group: 'g1', seq: 9, by: 'owner' },
+    { kind: 'edit', id, ver: 5, body: 'fixed', edited: 6 },
+    { kind: 'edit', id, ver: 5 }, // an edit of a message gone: no body
+    { kind: 'reaction', id, ver: 6, from: 'bob', emoji: '👍', op: 'add' },
+    { kind: 'reaction', id, group: 'g1', seq: 10, from: 'bob', emoji: '👨‍👩‍👧', op: 'remove' },
+    { kind: 'delete', ids: [id], ver: 7 },
+    { kind: 'delete', peer: 'alice', ver: 8 },
+    { kind: 'receipt', peer: 'alice', upto: id, ts: 9 },
+    { kind: 'typing', from: 'alice', group: 'g1', state: 'stop' },
+  ];
+  for (const ev of good) assert.equal(imqttCheckEvent(ev, 'bob'), '', JSON.stringify(ev));
+  const bad = [
+    [{ ...msg, recalled: 'yes' }, 'string recalled'], [{ ...msg, edited: 'x' }, 'string edited'], [{ ...msg, edited: 1.5 }, 'fractional edited'],
+    [{ ...msg, reply_to: 'abc' }, 'odd reply_to'], [{ ...msg, quote: 'q' }, 'string quote'], [{ ...msg, quote: { body: 'x' } }, 'quote without from'],
+    [{ ...msg, quote: { from: 'a', body: 5 } }, 'number quote body'], [{ ...msg, quote: { from: 'a', recalled: 1 } }, 'number quote recalled'],
+    [{ ...msg, reactions: [] }, 'array reactions'], [{ ...msg, reactions: { a: { count: 1, users: [] } } }, 'a letter as emoji'],
+    [{ ...msg, reactions: { '👍👍': { count: 1, users: [] } } }, 'two emojis'], [{ ...msg, reactions: { '👍': { count: -1, users: [] } } }, 'negative count'],
+    [{ ...msg, reactions: { '👍': { count: 1 } } }, 'no users'], [{ ...msg, reactions: { '👍': { count: 1, users: [7] } } }, 'number user'],
+    [{ ...msg, reactions: { '👍': { count: 99, users: Array(21).fill('u') } } }, 'users past the cap'],
+    [{ ...msg, reactions: { '👍': { count: 1, users: ['a', 'b'] } } }, 'more users than the count'],
+    [{ ...msg, reactions: Object.fromEntries([...Array(51)].map((_, i) => [String.fromCodePoint(0x1f600 + i), { count: 1, users: [] }])) }, '51 emojis'],
+    [{ kind: 'recall', id, by: 'alice' }, 'recall without a position'], [{ kind: 'recall', id: 'x', ver: 4 }, 'recall of an odd id'],
+    [{ kind: 'recall', id, group: 'g1', by: 'a' }, 'group recall without seq'], [{ kind: 'recall', id, ver: 4, by: 7 }, 'number by'],
+    [{ kind: 'edit', id, ver: 5, body: {} }, 'object body'], [{ kind: 'edit', ver: 5, body: 'x' }, 'edit without id'],
+    [{ kind: 'edit', id, ver: 5, body: 'x', edited: -1 }, 'negative edited'],
+    [{ kind: 'reaction', id, ver: 6, from: 'bob', emoji: 'a', op: 'add' }, 'a letter'],
+    [{ kind: 'reaction', id, ver: 6, from: 'bob', emoji: '👍👍', op: 'add' }, 'two emojis'],
+    [{ kind: 'reaction', id, ver: 6, from: 'bob', emoji: '👍' + '\u{FE0F}'.repeat(10), op: 'add' }, 'one cluster of 34 bytes'],
+    [{ kind: 'reaction', id, ver: 6, from: 'bob', emoji: '👍', op: 'toggle' }, 'odd op'], [{ kind: 'reaction', id, ver: 6, emoji: '👍', op: 'add' }, 'no from'],
+    [{ kind: 'delete', ver: 7 }, 'delete of nothing'], [{ kind: 'delete', ids: [], ver: 7 }, 'no ids'], [{ kind: 'delete', ids: ['x'], ver: 7 }, 'odd ids'],
+    [{ kind: 'delete', ids: Array(101).fill(id), ver: 7 }, '101 ids'], [{ kind: 'delete', ids: [id], peer: 'a', ver: 7 }, 'ids and peer'],
+    [{ kind: 'delete', ids: [id] }, 'delete without ver'], [{ kind: 'delete', ids: [id], group: 'g1', seq: 3 }, 'group delete'],
+    [{ kind: 'receipt', peer: 'alice', upto: 'x' }, 'odd upto'], [{ kind: 'receipt', upto: id }, 'receipt without peer'],
+    [{ kind: 'receipt', peer: 'bob', upto: id }, 'a receipt from myself'], [{ kind: 'receipt', peer: 'alice', upto: id, ver: 9 }, 'receipt with ver'],
+    [{ kind: 'typing', from: 'alice', peer: 'bob', state: 'typing' }, 'odd state'], [{ kind: 'typing', from: 'alice', state: 'start' }, 'typing nowhere'],
+    [{ kind: 'typing', from: 'alice', peer: 'bob', group: 'g1', state: 'start' }, 'typing in two places'], [{ kind: 'typing', peer: 'bob', state: 'start' }, 'typing without from'],
+  ];
+  for (const [ev, why] of bad) assert.notEqual(imqttCheckEvent(ev, 'bob'), '', why);
+  for (const e of ['👍', '👍🏽', '👨‍👩‍👧', '❤️', '☕', '🇫🇷']) assert.ok(imqttValidEmoji(e), e);
+  for (const e of ['', 'a', '.', '$', '👍👍', '👍 ', 7, null]) assert.ok(!imqttValidEmoji(e), String(e));
 });
 
 // mulberry32: a small seedable PRNG.
