@@ -3,6 +3,8 @@ package mongo
 import (
 	"testing"
 	"time"
+
+	"github.com/imqtt/imqtt/store"
 )
 
 // Step is a format migration step, for upgrade tests.
@@ -30,3 +32,6 @@ func SetAfterClaimRead(t testing.TB, fn func()) {
 	afterClaimRead = fn
 	t.Cleanup(func() { afterClaimRead = nil })
 }
+
+// Part is the rows of b a claim of message m holds.
+func Part(b *store.Batch, m store.Message) store.Batch { return part(b, m) }
