@@ -24,7 +24,8 @@
 //	             read only by _id; shard: {_id: "hashed"} (snowflakes grow
 //	             with time, so a ranged key would send every insert to one shard)
 //	entries      {_id: ObjectId, user, ver, peer, out, msg, pending?}; a
-//	             change record's entry has cpeer instead of peer, so it is in
+//	             change record's entry has change: true and cpeer instead of
+//	             peer, so it is in
 //	             the inbox but not in the {user, peer, msg} history index
 //	             unique {user: 1, ver: 1}: Range, Head, and the idempotency
 //	             of a commit; {user: 1, peer: 1, msg: -1}: History and SetRead's
