@@ -26,6 +26,10 @@ type sendOp struct {
 	fromVer uint64 // the sender's version of msg
 	toVer   uint64 // the recipient's version (0 for a note to oneself)
 	ack     int    // index of its row in the batch's Acks
+
+	replyTo int64          // a send's reply_to
+	quoted  *store.Message // the message it replies to, as the batch read it
+	chg     *change        // a change of a message (life.go) instead of a send
 }
 
 // runBatcher is the single writer: it takes whatever sends are queued (up to
@@ -64,6 +68,13 @@ func (s *Service) process(ops []*sendOp) {
 		Acks: make([]store.Ack, 0, n), Convs: make([]store.ConvUpdate, 0, 2*n)}
 	seen := make(map[store.AckKey]*sendOp, len(ops))
 	valid := make([]*sendOp, 0, len(ops))
+	v, err := s.view(ctx, ops)
+	if err != nil {
+		if !storeLogged(err) {
+			s.log.Error("read messages a batch refers to", "err", err)
+		}
+		v = nil
+	}
 	for _, op := range ops {
 		key := store.AckKey{From: op.from.User, CMID: op.req.CMID}
 		if first, ok := seen[key]; ok {
@@ -71,13 +82,37 @@ func (s *Service) process(ops []*sendOp) {
 			continue
 		}
 		seen[key] = op
-		if err := s.check(ctx, op); err != nil {
-			op.res.Err = err
+		if v == nil && (op.chg != nil || op.replyTo != 0) {
+			op.res.Err = unavailable()
 			continue
+		}
+		if op.chg == nil { // a change is checked after dedupe
+			if err := s.check(ctx, op, v); err != nil {
+				op.res.Err = err
+				continue
+			}
 		}
 		valid = append(valid, op)
 	}
-	s.allocate(ctx, s.dedupe(ctx, valid), &b)
+	fresh := s.dedupe(ctx, valid)
+	checked := fresh[:0]
+	for _, op := range fresh {
+		if op.chg != nil {
+			if err := s.checkChange(ctx, op, v); err != nil {
+				op.res.Err = refusal(err)
+				if _, _, ok := Describe(err); !ok {
+					s.log.Error("check change", "err", err)
+				}
+				continue
+			}
+			if op.chg.noop {
+				op.res.Ack = changeAck(op)
+				continue
+			}
+		}
+		checked = append(checked, op)
+	}
+	s.allocate(ctx, checked, v, &b)
 	if s.opts.Pushed != nil {
 		s.addPushJobs(&b)
 	}
@@ -122,6 +157,11 @@ func (s *Service) process(ops []*sendOp) {
 				s.m.Messages.WithLabelValues("duplicate").Inc()
 				continue
 			}
+			if op.chg != nil {
+				op.res.Ack = ackOf(b.Acks[op.ack])
+				s.m.Messages.WithLabelValues("changed").Inc()
+				continue
+			}
 			op.res.Ack = wire.Ack{Kind: wire.KindAck, CMID: op.req.CMID, ID: strconv.FormatInt(op.msg.ID, 10),
 				Ver: op.fromVer, TS: op.msg.TS, Group: op.msg.Group, Seq: op.msg.Seq}
 			s.m.Messages.WithLabelValues("stored").Inc()
@@ -130,11 +170,18 @@ func (s *Service) process(ops []*sendOp) {
 }
 
 // check resolves what one op needs before versions: the recipient exists
-// or the sender is a member (its owner or an admin to mention all).
-func (s *Service) check(ctx context.Context, op *sendOp) error {
+// or the sender is a member (its owner or an admin to mention all), and a
+// reply's message is one of the conversation's (v: the batch's view).
+func (s *Service) check(ctx context.Context, op *sendOp, v *batchView) error {
 	from, to, group := op.from.User, op.req.To, op.req.Group
 	if group != "" && op.from.system() {
-		return s.groupExists(ctx, group) // system is no member, and may mention all
+		if err := s.groupExists(ctx, group); err != nil { // system is no member, and may mention all
+			return err
+		}
+		if op.replyTo != 0 {
+			return s.checkReply(op, v, &store.Member{})
+		}
+		return nil
 	}
 	if group != "" {
 		m, err := s.member(ctx, group, from)
@@ -144,7 +191,17 @@ func (s *Service) check(ctx context.Context, op *sendOp) error {
 		if mentionsAll(op.req.Mentions) && m.Role != store.RoleOwner && m.Role != store.RoleAdmin {
 			return refuse(ErrForbidden, "only the group's owner and admins may mention "+wire.MentionAll)
 		}
-	} else if ok, err := s.userExists(ctx, to); err != nil {
+		if op.replyTo != 0 {
+			return s.checkReply(op, v, &m)
+		}
+		return nil
+	}
+	if op.replyTo != 0 {
+		if err := s.checkReply(op, v, nil); err != nil {
+			return err
+		}
+	}
+	if ok, err := s.userExists(ctx, to); err != nil {
 		s.log.Error("look up recipient", "user", to, "err", err)
 		return unavailable()
 	} else if !ok {
@@ -188,13 +245,15 @@ func (s *Service) dedupe(ctx context.Context, ops []*sendOp) []*sendOp {
 // allocate gives the new ops of a batch their ids and versions (a group
 // message its seq) in one call, in queue order, and adds them to b (whose
 // Messages never grow past their capacity, so op.msg stays valid).
-func (s *Service) allocate(ctx context.Context, ops []*sendOp, b *store.Batch) {
+func (s *Service) allocate(ctx context.Context, ops []*sendOp, v *batchView, b *store.Batch) {
 	if len(ops) == 0 {
 		return
 	}
 	keys := make([]string, 0, 2*len(ops))
 	for _, op := range ops {
 		switch {
+		case op.chg != nil:
+			keys = append(keys, changeKeys(op, v)...)
 		case op.req.Group != "":
 			keys = append(keys, "g:"+op.req.Group)
 		case op.req.To == op.from.User:
@@ -216,17 +275,32 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, b *store.Batch) {
 		return
 	}
 	for _, op := range ops {
+		if op.chg != nil {
+			n := len(changeKeys(op, v))
+			s.allocateChange(op, v, vers[:n], b)
+			vers = vers[n:]
+			continue
+		}
 		from, to, group := op.from.User, op.req.To, op.req.Group
 		m := store.Message{ID: s.ids.Load().Generate().Int64(), From: from, To: to, Group: group, Type: op.req.Type, Body: op.req.Body,
 			Media: op.req.Media, Meta: op.req.Meta, CMID: op.req.CMID, TS: time.Now().UnixMilli(), Inline: op.inline,
-			Mentions: op.req.Mentions}
+			Mentions: op.req.Mentions, ReplyTo: op.replyTo}
 		if group != "" {
 			// Read diffusion: one message row, one seq, one head, whatever the member count.
 			m.Seq, vers = vers[0], vers[1:]
 			b.Messages = append(b.Messages, m)
 			op.ack = len(b.Acks)
 			b.Acks = append(b.Acks, store.Ack{From: from, CMID: m.CMID, ID: m.ID, TS: m.TS, Group: group, Seq: m.Seq})
-			b.Heads = append(b.Heads, store.GroupHead{Group: group, Seq: m.Seq, MsgID: m.ID, TS: m.TS})
+			head := store.GroupHead{Group: group, Seq: m.Seq, MsgID: m.ID, TS: m.TS}
+			for _, u := range m.Mentions {
+				switch {
+				case u == wire.MentionAll:
+					head.MentionAll = m.Seq
+				case u != from:
+					b.Mentioned = append(b.Mentioned, store.GroupRead{Group: group, User: u, Seq: m.Seq})
+				}
+			}
+			b.Heads = append(b.Heads, head)
 			b.Reads = append(b.Reads, store.GroupRead{Group: group, User: from, Seq: m.Seq}) // one has read one's own
 			if m.Media != "" {
 				b.Grants = append(b.Grants, store.Grant{Media: m.Media, Principal: "g:" + group})
@@ -299,6 +373,10 @@ func (s *Service) runDispatcher() {
 			if op.msg == nil || op.dupOf != nil {
 				continue // a duplicate: its events went out the first time
 			}
+			if op.chg != nil {
+				s.deliverChange(op)
+				continue
+			}
 			if op.msg.Group != "" {
 				s.fan.in <- *op.msg
 				if s.opts.Remote != nil {
@@ -307,18 +385,23 @@ func (s *Service) runDispatcher() {
 				continue
 			}
 			if op.fromVer != 0 { // 0: system, which has no inbox
-				s.deliver(*op.msg, op.from.User, op.fromVer)
+				s.deliver(op, op.from.User, op.fromVer)
 			}
 			if op.toVer != 0 {
-				s.deliver(*op.msg, op.req.To, op.toVer)
+				s.deliver(op, op.req.To, op.toVer)
 			}
 		}
 	}
 }
 
-// deliver sends msg to user's inbox as that user's event at version ver.
-func (s *Service) deliver(m store.Message, user string, ver uint64) {
-	s.toUser(user, imsync.ToMsg(store.Event{Entry: store.Entry{User: user, Ver: ver}, Msg: m}))
+// deliver sends op's message to user's inbox as that user's event at
+// version ver, a reply with its quote.
+func (s *Service) deliver(op *sendOp, user string, ver uint64) {
+	it := imsync.ToMsg(store.Event{Entry: store.Entry{User: user, Ver: ver}, Msg: *op.msg})
+	if op.quoted != nil {
+		it.Quote = imsync.QuoteOf(op.quoted)
+	}
+	s.toUser(user, it)
 }
 
 // addPushJobs has the batch write a push job with each message that has
@@ -328,6 +411,9 @@ func (s *Service) deliver(m store.Message, user string, ver uint64) {
 // registration gets none.
 func (s *Service) addPushJobs(b *store.Batch) {
 	for _, m := range b.Messages {
+		if m.Change != nil {
+			continue // a change pushes nothing (a recall's notification stays: docs/integration.md)
+		}
 		if m.Group == "" && (m.To == m.From || (s.opts.PushTo != nil && !s.opts.PushTo(m.To))) {
 			continue
 		}
@@ -346,4 +432,7 @@ type Webhooks interface {
 	// GroupChanged tells of a change of group's members by by; its event
 	// is written when it returns (before a message to the group can be).
 	GroupChanged(group, action, by string, users []string)
+	// Recalled returns the message.recalled event of m, recalled by by at
+	// at, committed with the recall, and whether that event is on.
+	Recalled(m store.Message, by string, at time.Time) (store.WebhookEvent, bool)
 }

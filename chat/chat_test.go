@@ -275,7 +275,7 @@ func TestEventsThroughPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		wire.InboxTopic("alice"): {wire.KindMsg},
+		wire.InboxTopic("alice"): {wire.KindMsg, wire.KindReceipt}, // bob read it
 		wire.InboxTopic("bob"):   {wire.KindMsg, wire.KindUnread, wire.KindGroup},
 	}
 	seen.mu.Lock()

@@ -29,13 +29,15 @@ var (
 	ErrBusy            = errors.New(wire.CodeBusy)            // the send queue stayed full; resend later, same cmid
 	ErrUnavailable     = errors.New(wire.CodeUnavailable)     // not stored (store failed, server closing); resend, same cmid
 	ErrRejected        = errors.New(wire.CodeRejected)        // the content filter or the before_send webhook refused it; not stored
+	ErrNotAllowed      = errors.New(wire.CodeNotAllowed)      // a change of a message the user may not change (someone else's, recalled, not text)
+	ErrTooLate         = errors.New(wire.CodeTooLate)         // a recall or edit past its window
 )
 
 // sentinels is the one table from the core's refusals to wire codes: each
 // sentinel's text is its code. The HTTP status of a code is wire.HTTPStatus's.
 var sentinels = []error{ErrBadRequest, ErrBadType, ErrMissingTo, ErrMissingCMID, ErrTooLarge,
 	ErrNoSuchUser, ErrNotMember, ErrForbidden, ErrNotFound, ErrExists, ErrGroupFull, ErrTooManyGroups,
-	ErrTooManySettings, ErrRateLimited, ErrBusy, ErrUnavailable, ErrRejected}
+	ErrTooManySettings, ErrRateLimited, ErrBusy, ErrUnavailable, ErrRejected, ErrNotAllowed, ErrTooLate}
 
 // Error is a refusal of the core: Err, one of the sentinels, and the
 // message for the client.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/imqtt/imqtt/store"
 	imsync "github.com/imqtt/imqtt/sync"
+	"github.com/imqtt/imqtt/wire"
 )
 
 // fanout delivers group messages to the members connected to this node.
@@ -221,13 +222,42 @@ func (f *fanout) run(done chan<- struct{}) {
 			}
 		}
 		start := time.Now()
-		for _, m := range batch {
+		items := f.render(batch)
+		for i, m := range batch {
+			if !imsync.Visible(&items[i]) {
+				continue
+			}
 			// One marshal for every member here; the other nodes fan out
 			// their own members (Remote.Group).
 			users := f.recipients(m.Group)
-			_, _ = f.svc.out.SendMany(users, imsync.ToMsg(store.Event{Msg: m}))
+			_, _ = f.svc.out.SendMany(users, items[i])
 			f.svc.m.GroupFanout.Observe(float64(len(users)))
 		}
 		f.svc.m.GroupFanoutSeconds.Observe(time.Since(start).Seconds())
 	}
+}
+
+// render renders a pass's messages with one read of what they refer to
+// (quotes, an edit's body: imsync.Render). If that read fails, messages
+// go without their quotes and edits are dropped (members get them by
+// sync), never an edit without its body.
+func (f *fanout) render(batch []store.Message) []wire.Msg {
+	evs := make([]store.Event, len(batch))
+	for i, m := range batch {
+		evs[i] = store.Event{Msg: m}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	defer cancel()
+	items, err := imsync.Render(ctx, f.svc.st, "", evs)
+	if err == nil {
+		return items
+	}
+	f.svc.log.Warn("group fan-out: render", "err", err)
+	items = make([]wire.Msg, len(batch))
+	for i, ev := range evs {
+		if ev.Msg.Change == nil || ev.Msg.Change.Kind != store.ChangeEdit {
+			items[i] = imsync.ToMsg(ev)
+		}
+	}
+	return items
 }

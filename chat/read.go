@@ -47,6 +47,7 @@ func (s *Service) Read(ctx context.Context, user string, req wire.Read) (wire.Un
 	}
 	ev := wire.Unread{Kind: wire.KindUnread, Total: total, Peer: req.Peer, Count: conv.Unread}
 	s.toUser(user, ev)
+	s.receipt(ctx, user, req.Peer, conv.ReadUpto)
 	return ev, nil
 }
 
@@ -79,16 +80,11 @@ func (s *Service) readGroup(ctx context.Context, user, group string, seq uint64)
 	return ev, nil
 }
 
-// groupUnread is what a member has not read: the head minus its read
-// position or join floor. A member's own sends move its position (see
-// prepare), so its own messages are never counted.
-func groupUnread(m store.Member, h store.GroupHead) int64 {
-	floor := max(m.ReadSeq, m.JoinSeq)
-	if h.Seq <= floor {
-		return 0
-	}
-	return int64(h.Seq - floor)
-}
+// groupUnread is what a member has not read: the messages (not the
+// changes) after its read position or join floor (store.Member.Unread). A
+// member's own sends move its position, so its own messages are never
+// counted.
+func groupUnread(m store.Member, h store.GroupHead) int64 { return m.Unread(h) }
 
 // totalUnread sums user's unread over conversations and groups without
 // loading any message, leaving out the conversations muted now.
@@ -133,6 +129,10 @@ func (s *Service) Conversations(ctx context.Context, user string) (wire.Conversa
 	if err != nil {
 		return wire.Conversations{}, err
 	}
+	receipts, err := s.receiptsOn(ctx, user)
+	if err != nil {
+		return wire.Conversations{}, err
+	}
 	convs, err := s.st.Conversations(ctx, user)
 	if err != nil {
 		return wire.Conversations{}, errStore("conversations", err)
@@ -152,6 +152,9 @@ func (s *Service) Conversations(ctx context.Context, user string) (wire.Conversa
 	out := wire.Conversations{Conversations: make([]wire.Conversation, 0, len(convs))}
 	for _, c := range convs {
 		row := wire.Conversation{Peer: c.Peer, Unread: c.Unread}
+		if receipts && c.PeerRead > 0 {
+			row.PeerRead = strconv.FormatInt(c.PeerRead, 10)
+		}
 		if m, ok := byID[c.Last]; ok {
 			last := imsync.ToMsg(store.Event{Entry: store.Entry{User: user, Ver: c.Ver}, Msg: m})
 			row.Last = &last
@@ -202,7 +205,7 @@ func (s *Service) groupConversations(ctx context.Context, user string) ([]wire.C
 		if err != nil {
 			return nil, errStore("group head", err)
 		}
-		row := wire.Conversation{Group: m.Group, Unread: groupUnread(m, h)}
+		row := wire.Conversation{Group: m.Group, Unread: groupUnread(m, h), Mentioned: m.Mentioned(h)}
 		if h.Seq > m.JoinSeq {
 			row.Last = &wire.Msg{ID: strconv.FormatInt(h.MsgID, 10), TS: h.TS} // filled in below
 			ids = append(ids, h.MsgID)
@@ -213,15 +216,25 @@ func (s *Service) groupConversations(ctx context.Context, user string) ([]wire.C
 	if err != nil {
 		return nil, errStore("last messages", err)
 	}
+	var hidden map[int64]bool
+	if len(ids) > 0 {
+		if hidden, err = s.st.Hidden(ctx, user, ids); err != nil {
+			return nil, errStore("hidden messages", err)
+		}
+	}
 	byID := make(map[string]store.Message, len(msgs))
 	for _, m := range msgs {
-		byID[strconv.FormatInt(m.ID, 10)] = m
+		if !hidden[m.ID] { // deleted for user: the row shows no last message
+			byID[strconv.FormatInt(m.ID, 10)] = m
+		}
 	}
 	for i := range rows {
 		if rows[i].Last != nil {
 			if m, ok := byID[rows[i].Last.ID]; ok {
 				last := imsync.ToMsg(store.Event{Msg: m})
 				rows[i].Last = &last
+			} else if hidden[mustID(rows[i].Last.ID)] {
+				rows[i].Last = nil
 			}
 		}
 	}
@@ -267,11 +280,11 @@ func (s *Service) History(ctx context.Context, user, peer string, before int64, 
 	if err != nil {
 		return wire.History{}, errStore("history", err)
 	}
-	out := wire.History{Messages: make([]wire.Msg, len(evs))}
-	for i, ev := range evs {
-		out.Messages[i] = imsync.ToMsg(ev)
+	items, err := imsync.Render(ctx, s.st, user, evs)
+	if err != nil {
+		return wire.History{}, errStore("history", err)
 	}
-	return out, nil
+	return wire.History{Messages: items}, nil
 }
 
 // Sync answers a sync request with one or more batches (docs/protocol.md#versions-and-offline-sync).
@@ -296,8 +309,13 @@ func (s *Service) syncGroup(ctx context.Context, user string, req wire.SyncReque
 	if err != nil {
 		return err
 	}
-	return s.syncer.ServeGroup(ctx, req.Group, m.JoinSeq, req, func(b wire.Sync) error {
+	return s.syncer.ServeGroup(ctx, user, req.Group, m.JoinSeq, req, func(b wire.Sync) error {
 		s.m.SyncItems.Add(float64(len(b.Items)))
 		return emit(b)
 	})
+}
+
+func mustID(s string) int64 {
+	id, _ := strconv.ParseInt(s, 10, 64)
+	return id
 }

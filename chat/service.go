@@ -44,6 +44,9 @@ type Remote interface {
 	// Member tells the other nodes that user joined or left group, so their
 	// fan-out index follows.
 	Member(group, user string, joined bool)
+	// Typing hands a group's typing event to the other nodes, for their
+	// members online (TypingLocal).
+	Typing(group string, ev wire.TypingEvent)
 }
 
 // Media vouches for the media a send refers to. Attach is called on the
@@ -132,8 +135,17 @@ type Options struct {
 	HookTimeout     time.Duration
 	HookConcurrency int
 	HookFail        string
-	Logger          *slog.Logger
-	Metrics         *metrics.Metrics
+	// RecallWindow is how long after its send a message may be recalled,
+	// EditWindow edited; defaults DefaultRecallWindow (24h) and
+	// DefaultEditWindow (48h); negative: no limit.
+	RecallWindow time.Duration
+	EditWindow   time.Duration
+	// MaxTypingGroup: typing in a group of more members than this is not
+	// relayed (one member typing would cost a publish per member each
+	// second); default DefaultMaxTypingGroup.
+	MaxTypingGroup int
+	Logger         *slog.Logger
+	Metrics        *metrics.Metrics
 }
 
 func (o *Options) fill() {
@@ -175,6 +187,15 @@ func (o *Options) fill() {
 	}
 	if o.HookFail == "" {
 		o.HookFail = DefaultHookFail
+	}
+	if o.RecallWindow == 0 {
+		o.RecallWindow = DefaultRecallWindow
+	}
+	if o.EditWindow == 0 {
+		o.EditWindow = DefaultEditWindow
+	}
+	if o.MaxTypingGroup <= 0 {
+		o.MaxTypingGroup = DefaultMaxTypingGroup
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.New()
@@ -221,6 +242,7 @@ type Service struct {
 	known    sync.Map // user ID -> int64: users known to exist, and since when (unix ns; see knownTTL)
 	fan      *fanout
 	reads    *readMerger
+	typing   *typingGate
 	fanDone  chan struct{}
 
 	mu       sync.RWMutex // guards closing against Submit's send on queue
@@ -244,6 +266,7 @@ func New(st Store, versions state.Versions, out deliver.Sender, opts Options) (*
 		fanDone:  make(chan struct{}),
 		stopping: make(chan struct{}),
 		reads:    newReadMerger(st, opts.ReadTick),
+		typing:   newTypingGate(),
 	}
 	s.fan = newFanout(s)
 	if opts.BeforeSend != nil {
@@ -344,6 +367,9 @@ func (s *Service) Submit(ctx context.Context, from Sender, req wire.Send, done f
 		}
 	}
 	op := &sendOp{from: from, req: req, done: done, start: start}
+	if req.ReplyTo != "" {
+		op.replyTo, _ = strconv.ParseInt(req.ReplyTo, 10, 64) // CheckSend said it is one
+	}
 	if req.Media != "" {
 		if op.inline, err = s.attach(ctx, from.User, req.Media); err != nil {
 			s.fail(from, done, err)
@@ -466,6 +492,13 @@ func CheckSend(req *wire.Send, maxBody int) (err error, limit string) {
 		return refuse(ErrTooLarge, "body over "+strconv.Itoa(maxBody)+" bytes"), "message_size"
 	case req.Group == "" && !wire.ValidUser(req.To):
 		return refuse(ErrNoSuchUser, "no such user"), ""
+	case req.Edit != "":
+		return refuse(ErrBadRequest, "edit is not a field of a send (im/edit edits)"), ""
+	}
+	if req.ReplyTo != "" {
+		if _, err := parseID("reply_to", req.ReplyTo); err != nil {
+			return err, ""
+		}
 	}
 	if err, limit := checkMentions(req); err != nil {
 		return err, limit

@@ -13,4 +13,5 @@ type Store interface {
 	store.Conversations
 	store.Groups
 	store.Settings
+	store.Lives
 }

@@ -49,7 +49,12 @@ func (h *ACL) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // Allowed is the ACL rule for a client authenticated as user.
 func Allowed(user []byte, topic string, write bool) bool {
 	if write {
-		return topic == wire.TopicSend || topic == wire.TopicSync || topic == wire.TopicRead
+		switch topic {
+		case wire.TopicSend, wire.TopicSync, wire.TopicRead, wire.TopicRecall, wire.TopicEdit, wire.TopicDelete,
+			wire.TopicReact, wire.TopicTyping:
+			return true
+		}
+		return false
 	}
 	return len(user) > 0 && string(user) == wire.TopicUser(topic) // user IDs cannot hold + or # (wire.ValidUser)
 }

@@ -59,11 +59,33 @@ type Reader interface {
 	Read(ctx context.Context, user string, req wire.Read) (wire.Unread, error)
 }
 
-// Core is what the Uplink hook needs of the IM core: the three uplink topics.
+// Changer takes the changes of stored messages: im/recall, im/edit,
+// im/react and im/delete (docs/protocol.md#message-lifecycle). Each is
+// taken as Submit takes a send: done is called exactly once, with the ack
+// (the change is stored) or a refusal (chat.ErrNotFound, chat.ErrNotAllowed,
+// chat.ErrTooLate, chat.ErrBadRequest and Submit's), from another
+// goroutine or at once. Edit reads the message first, bounded by ctx.
+type Changer interface {
+	Recall(ctx context.Context, from chat.Sender, req wire.Recall, done func(chat.Result))
+	Edit(ctx context.Context, from chat.Sender, req wire.Edit, done func(chat.Result))
+	React(ctx context.Context, from chat.Sender, req wire.React, done func(chat.Result))
+	Delete(ctx context.Context, from chat.Sender, req wire.Delete, done func(chat.Result))
+}
+
+// Typer relays im/typing (never stored): it returns a refusal
+// (chat.ErrBadRequest, chat.ErrNotMember, chat.ErrNoSuchUser) or a store
+// failure; one over the rate is dropped (false), not refused.
+type Typer interface {
+	Typing(ctx context.Context, user string, req wire.Typing) (bool, error)
+}
+
+// Core is what the Uplink hook needs of the IM core: the uplink topics.
 type Core interface {
 	Submitter
 	Syncer
 	Reader
+	Changer
+	Typer
 }
 
 // LocalIndex keeps per-connection state on this node (chat's group fan-out

@@ -139,12 +139,81 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 				h.replyErr(reply, "", err)
 			}
 		})
+	case wire.TopicRecall, wire.TopicEdit, wire.TopicReact, wire.TopicDelete:
+		h.change(cl.ID, chat.Sender{User: user, Device: device}, reply, pk.TopicName, pk.Payload)
+	case wire.TopicTyping:
+		var req wire.Typing
+		if e, limit := wire.DecodeRequest("typing", pk.Payload, &req); e != nil {
+			h.refused(limit)
+			h.replyError(reply, "", e.Code, e.Message)
+			break
+		}
+		// The rate gate comes first and costs no I/O: a flood is dropped
+		// cheaply on this client's own goroutine.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if _, err := h.cfg.Chat.Typing(ctx, user, req); err != nil {
+			h.replyErr(reply, "", err)
+		}
+		cancel()
 	default:
 		// The ACL (hooks.Allowed, checked by mochi before OnPublish) lets
-		// clients publish only the three uplink topics: never reached.
+		// clients publish only the uplink topics: never reached.
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, packets.CodeSuccessIgnore
+}
+
+// change takes a change of a stored message (im/recall, im/edit, im/react,
+// im/delete) the way a send is taken: decoded, admitted unless draining,
+// answered with its ack or error on the device topic.
+func (h *Uplink) change(id string, from chat.Sender, reply deliver.To, topic string, payload []byte) {
+	var (
+		cmid   string
+		submit func(done func(chat.Result))
+		e      *wire.Error
+		limit  string
+		ctx    = context.Background() // each step bounds itself, as Submit's
+	)
+	switch topic {
+	case wire.TopicRecall:
+		var req wire.Recall
+		e, limit = wire.DecodeRequest("recall", payload, &req)
+		cmid, submit = req.CMID, func(done func(chat.Result)) { h.cfg.Chat.Recall(ctx, from, req, done) }
+	case wire.TopicEdit:
+		var req wire.Edit
+		e, limit = wire.DecodeRequest("edit", payload, &req)
+		cmid = req.CMID
+		submit = func(done func(chat.Result)) {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second) // Edit reads the message
+			defer cancel()
+			h.cfg.Chat.Edit(ctx, from, req, done)
+		}
+	case wire.TopicReact:
+		var req wire.React
+		e, limit = wire.DecodeRequest("react", payload, &req)
+		cmid, submit = req.CMID, func(done func(chat.Result)) { h.cfg.Chat.React(ctx, from, req, done) }
+	case wire.TopicDelete:
+		var req wire.Delete
+		e, limit = wire.DecodeRequest("delete", payload, &req)
+		cmid, submit = req.CMID, func(done func(chat.Result)) { h.cfg.Chat.Delete(ctx, from, req, done) }
+	}
+	if e != nil {
+		h.refused(limit)
+		h.replyError(reply, "", e.Code, e.Message)
+		return
+	}
+	if !h.cfg.Drain.Admit(id) {
+		h.replyError(reply, cmid, wire.CodeUnavailable, "this node is draining; resend with the same cmid after reconnecting")
+		return
+	}
+	submit(func(r chat.Result) {
+		h.cfg.Drain.Answered(id)
+		if r.Err != nil {
+			h.reply(reply, h.errorEvent(reply, cmid, "", r.Err))
+			return
+		}
+		h.reply(reply, r.Ack)
+	})
 }
 
 // decodeSend, decodeSync and decodeRead decode an uplink payload, and for

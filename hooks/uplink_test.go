@@ -33,6 +33,40 @@ type fakeCore struct {
 	sync   func(ctx context.Context, user string, req wire.SyncRequest, emit func(wire.Sync) error) error
 	heads  func(ctx context.Context, user string) (wire.Heads, error)
 	read   func(ctx context.Context, user string, req wire.Read) (wire.Unread, error)
+	change func(ctx context.Context, from chat.Sender, req any, done func(chat.Result))
+	typing func(ctx context.Context, user string, req wire.Typing) (bool, error)
+}
+
+func (c *fakeCore) changed(ctx context.Context, from chat.Sender, req any, done func(chat.Result)) {
+	if c.change == nil {
+		c.t.Errorf("unexpected change from %+v: %+v", from, req)
+		return
+	}
+	c.change(ctx, from, req, done)
+}
+
+func (c *fakeCore) Recall(ctx context.Context, from chat.Sender, req wire.Recall, done func(chat.Result)) {
+	c.changed(ctx, from, req, done)
+}
+
+func (c *fakeCore) Edit(ctx context.Context, from chat.Sender, req wire.Edit, done func(chat.Result)) {
+	c.changed(ctx, from, req, done)
+}
+
+func (c *fakeCore) React(ctx context.Context, from chat.Sender, req wire.React, done func(chat.Result)) {
+	c.changed(ctx, from, req, done)
+}
+
+func (c *fakeCore) Delete(ctx context.Context, from chat.Sender, req wire.Delete, done func(chat.Result)) {
+	c.changed(ctx, from, req, done)
+}
+
+func (c *fakeCore) Typing(ctx context.Context, user string, req wire.Typing) (bool, error) {
+	if c.typing == nil {
+		c.t.Errorf("unexpected Typing of %s: %+v", user, req)
+		return false, nil
+	}
+	return c.typing(ctx, user, req)
 }
 
 func (c *fakeCore) Submit(ctx context.Context, from chat.Sender, req wire.Send, done func(chat.Result)) {

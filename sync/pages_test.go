@@ -51,6 +51,15 @@ func (f *fakeSource) GroupHead(context.Context, string) (store.GroupHead, error)
 	return store.GroupHead{}, errors.New("no groups")
 }
 func (f *fakeSource) Epoch() string { return "ep" }
+func (f *fakeSource) GetMessages(context.Context, []int64) ([]store.Message, error) {
+	return nil, errors.New("no references")
+}
+func (f *fakeSource) ReactionsOf(context.Context, []int64) (map[int64][]store.ReactionSum, error) {
+	return nil, errors.New("no reactions")
+}
+func (f *fakeSource) Hidden(context.Context, string, []int64) (map[int64]bool, error) {
+	return nil, errors.New("no hidden rows")
+}
 
 func (f *fakeSource) finish() (reads int) {
 	f.mu.Lock()

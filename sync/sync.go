@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	gosync "sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 // Source is the part of the store sync reads.
 type Source interface {
+	Lookup
 	Range(ctx context.Context, user string, since uint64, limit int) ([]store.Event, error)
 	Head(ctx context.Context, user string) (uint64, error)
 	GroupRange(ctx context.Context, group string, since uint64, limit int) ([]store.Message, error)
@@ -115,9 +117,9 @@ func (s *Syncer) Serve(ctx context.Context, user string, req wire.SyncRequest, e
 		if err != nil {
 			return nil, false, fmt.Errorf("sync %s since %d: %w", user, since, err)
 		}
-		items := make([]wire.Msg, len(evs))
-		for i, ev := range evs {
-			items[i] = ToMsg(ev)
+		items, err := Render(ctx, s.src, user, evs)
+		if err != nil {
+			return nil, false, fmt.Errorf("sync %s since %d: %w", user, since, err)
 		}
 		return items, cut, nil
 	}
@@ -153,6 +155,7 @@ func (s *Syncer) pages(since uint64, remaining int, head uint64, base wire.Sync,
 			b.Upto = max(b.Upto, head)
 		}
 		remaining -= len(items)
+		b.Items = slices.DeleteFunc(items, func(m wire.Msg) bool { return !Visible(&m) }) // hidden: skipped, position kept
 		if err := emit(b); err != nil {
 			return err
 		}
@@ -167,7 +170,7 @@ func (s *Syncer) pages(since uint64, remaining int, head uint64, base wire.Sync,
 // never at or below floor (the member's join), in batches like Serve. A
 // cursor past the group's head, or of another epoch, starts again from the
 // floor with Reset set.
-func (s *Syncer) ServeGroup(ctx context.Context, group string, floor uint64, req wire.SyncRequest, emit func(wire.Sync) error) error {
+func (s *Syncer) ServeGroup(ctx context.Context, user, group string, floor uint64, req wire.SyncRequest, emit func(wire.Sync) error) error {
 	epoch := s.src.Epoch()
 	h, err := s.src.GroupHead(ctx, group)
 	if err != nil {
@@ -185,9 +188,13 @@ func (s *Syncer) ServeGroup(ctx context.Context, group string, floor uint64, req
 		if err != nil {
 			return nil, false, fmt.Errorf("sync group %s since %d: %w", group, since, err)
 		}
-		items := make([]wire.Msg, len(msgs))
+		evs := make([]store.Event, len(msgs))
 		for i, m := range msgs {
-			items[i] = ToMsg(store.Event{Msg: m})
+			evs[i] = store.Event{Msg: m}
+		}
+		items, err := Render(ctx, s.src, user, evs)
+		if err != nil {
+			return nil, false, fmt.Errorf("sync group %s since %d: %w", group, since, err)
 		}
 		return items, cut, nil
 	}
@@ -233,18 +240,26 @@ func settled[T any](ctx context.Context, o Options, since uint64, read func() ([
 	}
 }
 
-// ToMsg renders a stored event as the message event its user sees.
+// ToMsg renders a stored event as the item its user sees, from the row
+// alone: a message as it is stored (a recalled one a tombstone), a change
+// record as its change. Render adds what rows refer to.
 func ToMsg(ev store.Event) wire.Msg {
 	m := ev.Msg
-	out := wire.Msg{Kind: wire.KindMsg, ID: strconv.FormatInt(m.ID, 10), Ver: ev.Ver, From: m.From, To: m.To,
-		Group: m.Group, Seq: m.Seq, Type: m.Type, Body: m.Body, Media: m.Media, Meta: m.Meta, TS: m.TS, CMID: m.CMID,
-		Mentions: m.Mentions}
-	if len(m.Meta) > 0 && wire.CheckDepth(m.Meta, wire.MaxMetaDepth) != nil {
-		// Stored before sends were bounded (chat.CheckSend): delivered
-		// without its meta, which would break the decoders of the clients
-		// that sync it.
-		out.Meta = nil
+	if m.Change != nil {
+		return toChange(ev)
 	}
+	out := wire.Msg{Kind: wire.KindMsg, ID: strconv.FormatInt(m.ID, 10), Ver: ev.Ver, From: m.From, To: m.To,
+		Group: m.Group, Seq: m.Seq, Type: m.Type, TS: m.TS, CMID: m.CMID, Edited: m.Edited}
+	if m.ReplyTo != 0 {
+		out.ReplyTo = strconv.FormatInt(m.ReplyTo, 10)
+	}
+	if m.Recalled != 0 {
+		out.Recalled = true // a tombstone: nothing of what it said
+		return out
+	}
+	// Meta stored before sends were bounded (chat.CheckSend) is delivered
+	// without it, which would break the decoders of the clients that sync it.
+	out.Body, out.Media, out.Meta, out.Mentions = m.Body, m.Media, metaOf(m.Meta), m.Mentions
 	if m.Inline != nil {
 		out.Inline = &wire.Inline{Type: m.Inline.Type, Data: m.Inline.Data}
 	}

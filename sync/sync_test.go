@@ -134,7 +134,7 @@ func TestSettleYoungHole(t *testing.T) {
 		t.Fatalf("young hole at 4: %+v, want items 1-3, upto 3", got)
 	}
 	var groups []wire.Sync
-	if err := s.ServeGroup(context.Background(), "g", 0, wire.SyncRequest{}, func(b wire.Sync) error { groups = append(groups, b); return nil }); err != nil {
+	if err := s.ServeGroup(context.Background(), "", "g", 0, wire.SyncRequest{}, func(b wire.Sync) error { groups = append(groups, b); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if b := groups[len(groups)-1]; b.Upto != 3 || b.More {

@@ -34,6 +34,17 @@ const (
 	KindTyping   = "typing"
 )
 
+// Versioned reports whether events of kind are stored items of a stream
+// (a user's inbox by ver, a group's log by seq): a message or a change of
+// one. Sync replays them; a device's cursor moves over them.
+func Versioned(kind string) bool {
+	switch kind {
+	case KindMsg, KindRecall, KindEdit, KindReaction, KindDelete:
+		return true
+	}
+	return false
+}
+
 // Error codes of the lifecycle.
 const (
 	CodeNotAllowed = "not_allowed" // recall or edit of someone else's message, or of one that cannot be changed

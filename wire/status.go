@@ -8,13 +8,13 @@ func HTTPStatus(code string) int {
 	switch code {
 	case CodeNoSuchUser, CodeNotFound:
 		return http.StatusNotFound
-	case CodeNotMember, CodeForbidden, CodeSignupClosed:
+	case CodeNotMember, CodeForbidden, CodeSignupClosed, CodeNotAllowed:
 		return http.StatusForbidden
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case CodeExists, CodeGroupFull, CodeTooManyGroups, CodeTooManySettings, CodeTooManyDevices:
+	case CodeExists, CodeGroupFull, CodeTooManyGroups, CodeTooManySettings, CodeTooManyDevices, CodeTooLate:
 		return http.StatusConflict
 	case CodeUnavailable, CodeBusy:
 		return http.StatusServiceUnavailable

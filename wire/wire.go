@@ -189,6 +189,10 @@ type Send struct {
 	// ReplyTo is the ID of a message of the same conversation the sender
 	// can see; the message then carries a Quote of it.
 	ReplyTo string `json:"reply_to,omitempty"`
+	// Edit is the server's, never a client's (a send carrying it is
+	// refused): in a message.before_send request it names the message an
+	// edit changes, since an edit passes through the hook as a send.
+	Edit string `json:"edit,omitempty"`
 	// Mentions names members of the group (a send to a group only): user
 	// IDs, or MentionAll (the group's owner and admins only). At most
 	// MaxMentions.

@@ -78,6 +78,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&c.MaxBody, "max-body", chat.DefaultMaxBody, "largest message body+meta in bytes")
 	fs.IntVar(&c.MaxGroupMembers, "max-group-members", chat.DefaultMaxGroupMembers, "most members a group may have")
 	fs.IntVar(&c.MaxGroupsPerUser, "max-groups-per-user", chat.DefaultMaxGroupsPerUser, "most groups a user may be in (anyone may add a user to a group)")
+	fs.DurationVar(&c.RecallWindow, "recall-window", chat.DefaultRecallWindow, "how long after its send a message may be recalled (0: no limit)")
+	fs.DurationVar(&c.EditWindow, "edit-window", chat.DefaultEditWindow, "how long after its send a text message may be edited (0: no limit)")
+	fs.IntVar(&c.MaxTypingGroup, "max-typing-group", chat.DefaultMaxTypingGroup, "typing is not relayed in groups of more members")
 	fs.Int64Var(&c.SendRate, "max-send-rate", daemon.DefaultSendRate, "most sends a user may make a second, all devices and nodes together, after --max-send-burst (0: no limit); more are refused with rate_limited")
 	fs.IntVar(&c.SendBurst, "max-send-burst", 0, "sends a user may make at once before --max-send-rate applies (0: 4×the rate)")
 	def := account.DefaultLimits

@@ -54,6 +54,9 @@ var flagDefaults = map[string]any{
 	"max-group-members":     chat.DefaultMaxGroupMembers,
 	"max-groups-per-user":   chat.DefaultMaxGroupsPerUser,
 	"max-send-rate":         daemon.DefaultSendRate,
+	"recall-window":         chat.DefaultRecallWindow.String(),
+	"edit-window":           chat.DefaultEditWindow.String(),
+	"max-typing-group":      chat.DefaultMaxTypingGroup,
 	"max-send-burst":        0, // chat.DefaultBurstFactor × the rate
 	"login-ip-limit":        account.DefaultLimits.LoginIP,
 	"login-user-ip-limit":   account.DefaultLimits.LoginUserIP,

@@ -116,6 +116,7 @@ func New(cfg Config) *API {
 	a.mux.HandleFunc("POST /v1/groups/{gid}/members", a.auth(a.addMembers))
 	a.mux.HandleFunc("DELETE /v1/groups/{gid}/members/{user}", a.auth(a.removeMember))
 	a.settingsRoutes()
+	a.lifeRoutes()
 	if cfg.Media != nil {
 		a.mediaRoutes()
 	}

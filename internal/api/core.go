@@ -113,6 +113,7 @@ type Core interface {
 	Reader
 	Groups
 	ConvSettings
+	Lifecycle
 }
 
 // MediaStore keeps uploaded media (/v1/media).

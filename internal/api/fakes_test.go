@@ -147,6 +147,7 @@ var sentinels = map[string]error{
 	wire.CodeNotMember: chat.ErrNotMember, wire.CodeForbidden: chat.ErrForbidden, wire.CodeNotFound: chat.ErrNotFound,
 	wire.CodeExists: chat.ErrExists, wire.CodeGroupFull: chat.ErrGroupFull, wire.CodeRateLimited: chat.ErrRateLimited,
 	wire.CodeBusy: chat.ErrBusy, wire.CodeUnavailable: chat.ErrUnavailable,
+	wire.CodeNotAllowed: chat.ErrNotAllowed, wire.CodeTooLate: chat.ErrTooLate,
 }
 
 // outcome maps a name to the error the core answers with: "err:CODE" is
@@ -173,6 +174,56 @@ func (c *fakeCore) Send(ctx context.Context, from chat.Sender, req wire.Send) (w
 		return wire.Ack{}, err
 	}
 	return wire.Ack{Kind: wire.KindAck, CMID: req.CMID, ID: "99", Ver: 3}, nil
+}
+
+// change answers a change by its message ID (outcome), else an ack.
+func (c *fakeCore) change(what string, from chat.Sender, id, cmid string, done func(chat.Result)) {
+	c.called(what + " " + from.User + "/" + from.Device + " " + id)
+	if err := outcome(id); err != nil {
+		done(chat.Result{Err: err})
+		return
+	}
+	done(chat.Result{Ack: wire.Ack{Kind: wire.KindAck, CMID: cmid, ID: "77", Ver: 5}})
+}
+
+func (c *fakeCore) Recall(ctx context.Context, from chat.Sender, req wire.Recall, done func(chat.Result)) {
+	c.change("recall", from, req.ID, req.CMID, done)
+}
+
+func (c *fakeCore) Edit(ctx context.Context, from chat.Sender, req wire.Edit, done func(chat.Result)) {
+	c.change("edit "+req.Body, from, req.ID, req.CMID, done)
+}
+
+func (c *fakeCore) React(ctx context.Context, from chat.Sender, req wire.React, done func(chat.Result)) {
+	c.change("react "+req.Op+" "+req.Emoji, from, req.ID, req.CMID, done)
+}
+
+func (c *fakeCore) Delete(ctx context.Context, from chat.Sender, req wire.Delete, done func(chat.Result)) {
+	c.change("delete "+req.Peer+strings.Join(req.IDs, ","), from, "", req.CMID, done)
+}
+
+func (c *fakeCore) Typing(ctx context.Context, user string, req wire.Typing) (bool, error) {
+	c.called("typing " + user + " " + req.Peer + req.Group + " " + req.State)
+	return true, outcome(req.Peer)
+}
+
+func (c *fakeCore) UserSettings(ctx context.Context, user string) (wire.UserSettings, error) {
+	c.called("user settings " + user)
+	on := true
+	return wire.UserSettings{ReadReceipts: &on}, nil
+}
+
+func (c *fakeCore) SetUserSettings(ctx context.Context, user string, req wire.UserSettings) (wire.UserSettings, error) {
+	c.called("set user settings " + user)
+	return req, nil
+}
+
+func (c *fakeCore) GroupReads(ctx context.Context, user, group string, seq uint64, after string, limit int) (wire.GroupReads, error) {
+	c.called(fmt.Sprintf("reads %s %s %d %s %d", user, group, seq, after, limit))
+	if err := outcome(group); err != nil {
+		return wire.GroupReads{}, err
+	}
+	return wire.GroupReads{Read: 1, Unread: 2, Users: []string{"bob"}}, nil
 }
 
 func (c *fakeCore) Sync(ctx context.Context, user string, req wire.SyncRequest, emit func(wire.Sync) error) error {

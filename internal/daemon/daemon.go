@@ -113,6 +113,11 @@ type Config struct {
 	// MaxGroupsPerUser bounds the groups a user is in (0:
 	// chat.DefaultMaxGroupsPerUser, 1,000).
 	MaxGroupsPerUser int
+	// RecallWindow and EditWindow: how long after its send a message may
+	// be recalled or edited (0: no limit); MaxTypingGroup: typing is not
+	// relayed in larger groups (0: chat.DefaultMaxTypingGroup).
+	RecallWindow, EditWindow time.Duration
+	MaxTypingGroup           int
 	// SendRate bounds each user's sends per second, all devices and nodes
 	// together, after a burst of SendBurst (SendRate 0: DefaultSendRate; a
 	// negative one: no limit. SendBurst 0: 4×the rate, chat's default).
@@ -437,7 +442,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	d.path = deliver.New(popts)
 
 	copts := chat.Options{Node: nodeNumber, MaxBody: cfg.MaxBody, MaxGroupMembers: cfg.MaxGroupMembers, MaxGroupsPerUser: cfg.MaxGroupsPerUser, Logger: cfg.Logger,
-		Metrics: d.metrics, Media: med, Sync: syncOpts, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, Limiter: d.state}
+		Metrics: d.metrics, Media: med, Sync: syncOpts, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, Limiter: d.state,
+		RecallWindow: noLimit(cfg.RecallWindow), EditWindow: noLimit(cfg.EditWindow), MaxTypingGroup: cfg.MaxTypingGroup}
 	switch {
 	case copts.SendRate == 0:
 		copts.SendRate = DefaultSendRate
@@ -849,3 +855,11 @@ func (d *Daemon) providesPush(provider string) bool {
 // Filter is the daemon's content filter, nil when off; its Reload re-reads
 // the lists (what Config.Reload triggers).
 func (d *Daemon) Filter() *filter.Filter { return d.filter }
+
+// noLimit is a window flag's 0 ("no limit") as chat takes it (negative).
+func noLimit(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}

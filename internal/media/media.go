@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -400,7 +401,8 @@ func (s *Service) release() { <-s.work }
 
 // Allowed reports whether user may read media id: its owner, a user a
 // message granted it to ("u:{user}"), or a member of a group a message
-// granted it to ("g:{group}"). An unknown ID is not allowed (no error).
+// granted it to ("g:{group}"); no one once a message that carried it was
+// recalled (store.RevokedGrant). An unknown ID is not allowed (no error).
 func (s *Service) Allowed(ctx context.Context, user, id string) (bool, error) {
 	info, err := s.blobs.Stat(ctx, id)
 	if errors.Is(err, ErrNotFound) {
@@ -413,12 +415,15 @@ func (s *Service) Allowed(ctx context.Context, user, id string) (bool, error) {
 }
 
 func (s *Service) allowed(ctx context.Context, user string, info Info) (bool, error) {
-	if info.Owner == user {
-		return true, nil
-	}
 	principals, err := s.grants.MediaGrants(ctx, info.ID)
 	if err != nil {
 		return false, fmt.Errorf("media: grants of %s: %w", info.ID, err)
+	}
+	if slices.Contains(principals, store.RevokedGrant) {
+		return false, nil // a recalled message's: served to no one, its owner neither
+	}
+	if info.Owner == user {
+		return true, nil
 	}
 	var groups []string
 	for _, p := range principals {

@@ -345,12 +345,12 @@ type msgHead struct {
 }
 
 // Offer takes an inbox event from direct delivery (broker.InboxHandler).
-// A message event next in its stream goes out at QoS 1 at once if the
+// A message event (or a change of a message: wire.Versioned) next in its stream goes out at QoS 1 at once if the
 // window is open and nothing is being read from the store; any other
 // marks its stream behind for the pump. Other events go out at QoS 0.
 func (s *sess) Offer(sub packets.Subscription, pk packets.Packet) {
 	var h msgHead
-	if err := gojson.Unmarshal(pk.Payload, &h); err != nil || h.Kind != wire.KindMsg || (h.Ver == 0 && h.Seq == 0) {
+	if err := gojson.Unmarshal(pk.Payload, &h); err != nil || !wire.Versioned(h.Kind) || (h.Ver == 0 && h.Seq == 0) {
 		_, _ = s.m.b.Server().PublishToClient(s.cl, sub, pk) // at the packet's QoS 0
 		return
 	}

@@ -62,8 +62,8 @@ type EmitterOptions struct {
 //   - the account service, and any other path that creates a user (the
 //     server API, a JWT's first use): Registered;
 //   - chat's groups: GroupChanged;
-//   - message recall (issue 18, not built yet): Recalled gives the event
-//     to commit with the recall.
+//   - chat's batcher, for a recall: Recalled gives the event to commit
+//     with the recall.
 //
 // Online and Offline never block (they run on a connection's goroutine):
 // they queue the event for a writer that writes what gathered every
@@ -180,6 +180,9 @@ func (e *Emitter) AfterSend(ms []store.Message) []store.WebhookEvent {
 	out := make([]store.WebhookEvent, 0, len(ms))
 	for i := range ms {
 		m := &ms[i]
+		if m.Change != nil {
+			continue // a recall, edit, reaction or delete: not a message sent
+		}
 		if ev, ok := e.event(AfterSend, MessageLane(m), m.TS, imsync.ToMsg(store.Event{Msg: *m})); ok {
 			ev.MsgID = m.ID
 			out = append(out, ev)
@@ -196,8 +199,8 @@ func (e *Emitter) Committed() {
 }
 
 // Recalled returns the message.recalled event of m, recalled by by at
-// at, for the commit that records the recall (issue 18's lifecycle, not
-// built yet: this is its seam), and whether the event is wanted. Data:
+// at, for the commit that records the recall, and whether the event is
+// wanted. Data:
 // {id, from, to or group, by, ts}.
 func (e *Emitter) Recalled(m store.Message, by string, at time.Time) (store.WebhookEvent, bool) {
 	if !e.Wants(Recalled) {

@@ -26,10 +26,33 @@ import (
 // bytes and decodes as it did. A release from before them refuses a value
 // that has them (trailing bytes).
 //
+// The lifecycle's fields (store/change.go) came after the mentions the
+// same way: a message with none of them is the bytes it was before them.
+// One with any writes the mentions' count even when it is 0, then
+//
+//	uvarint flags (msgReplyTo|msgRecalled|msgEdited|msgReacted|msgChange, not 0)
+//	[varint reply_to] [varint recalled, str recalled_by] [varint edited]
+//	[change: str kind, varint target, str emoji, add(1),
+//	         uvarint #ids, varint id*, str peer, uvarint count]
+//
+// each present when its flag is set (msgReacted is a flag alone). A count
+// of 0 mentions with nothing after it is corrupt, as it was.
+//
 // str is uvarint length + bytes; bytes is uvarint (length+1) + bytes, 0
 // for nil, so that nil and empty inline data stay apart as they did in
 // JSON. An empty meta is written as none, as JSON's omitempty did.
 const msgBinary = 0x01
+
+// Flags of the lifecycle's fields; a value with a flag unknown here is
+// corrupt (a later release's).
+const (
+	msgReplyTo = 1 << iota
+	msgRecalled
+	msgEdited
+	msgReacted
+	msgChange
+	msgFlags = msgReplyTo | msgRecalled | msgEdited | msgReacted | msgChange
+)
 
 var errCorrupt = errors.New("corrupt message value")
 
@@ -63,13 +86,65 @@ func appendMessage(buf []byte, m *store.Message) ([]byte, error) {
 		buf = appendStr(buf, m.Inline.Type)
 		buf = appendBytes(buf, m.Inline.Data, m.Inline.Data != nil)
 	}
-	if len(m.Mentions) > 0 {
+	flags := lifeFlags(m)
+	if len(m.Mentions) > 0 || flags != 0 {
 		buf = binary.AppendUvarint(buf, uint64(len(m.Mentions)))
 		for _, u := range m.Mentions {
 			buf = appendStr(buf, u)
 		}
 	}
+	if flags != 0 {
+		buf = appendLife(buf, m, flags)
+	}
 	return buf, nil
+}
+
+// lifeFlags are the flags of the lifecycle's fields m has.
+func lifeFlags(m *store.Message) uint64 {
+	var f uint64
+	if m.ReplyTo != 0 {
+		f |= msgReplyTo
+	}
+	if m.Recalled != 0 || m.RecalledBy != "" {
+		f |= msgRecalled
+	}
+	if m.Edited != 0 {
+		f |= msgEdited
+	}
+	if m.Reacted {
+		f |= msgReacted
+	}
+	if m.Change != nil {
+		f |= msgChange
+	}
+	return f
+}
+
+func appendLife(buf []byte, m *store.Message, flags uint64) []byte {
+	buf = binary.AppendUvarint(buf, flags)
+	if flags&msgReplyTo != 0 {
+		buf = binary.AppendVarint(buf, m.ReplyTo)
+	}
+	if flags&msgRecalled != 0 {
+		buf = binary.AppendVarint(buf, m.Recalled)
+		buf = appendStr(buf, m.RecalledBy)
+	}
+	if flags&msgEdited != 0 {
+		buf = binary.AppendVarint(buf, m.Edited)
+	}
+	if c := m.Change; c != nil {
+		buf = appendStr(buf, c.Kind)
+		buf = binary.AppendVarint(buf, c.Target)
+		buf = appendStr(buf, c.Emoji)
+		buf = append(buf, boolByte(c.Add))
+		buf = binary.AppendUvarint(buf, uint64(len(c.IDs)))
+		for _, id := range c.IDs {
+			buf = binary.AppendVarint(buf, id)
+		}
+		buf = appendStr(buf, c.Peer)
+		buf = binary.AppendUvarint(buf, c.Count)
+	}
+	return buf
 }
 
 func appendStr(buf []byte, s string) []byte {
@@ -115,18 +190,63 @@ func decodeMessage(val []byte, m *store.Message) error {
 	}
 	if d.off < len(d.s) && !d.bad {
 		// Each mention takes at least a byte: a count past what is left is
-		// corrupt, and nothing is made for it.
+		// corrupt, and nothing is made for it. A count of 0 says the
+		// lifecycle's fields follow.
 		n := d.uvarint()
-		if n == 0 || n > uint64(len(d.s)-d.off) {
+		if n > uint64(len(d.s)-d.off) || n == 0 && d.off == len(d.s) {
 			return errCorrupt
 		}
-		m.Mentions = make([]string, n)
-		for i := range m.Mentions {
-			m.Mentions[i] = d.str()
+		if n > 0 {
+			m.Mentions = make([]string, n)
+			for i := range m.Mentions {
+				m.Mentions[i] = d.str()
+			}
+		}
+		if d.off < len(d.s) && !d.bad {
+			if err := d.life(m); err != nil {
+				return err
+			}
 		}
 	}
 	if d.bad || d.off != len(d.s) {
 		return errCorrupt
+	}
+	return nil
+}
+
+// life reads the lifecycle's fields.
+func (d *msgDecoder) life(m *store.Message) error {
+	flags := d.uvarint()
+	if flags == 0 || flags&^msgFlags != 0 {
+		return errCorrupt
+	}
+	if flags&msgReplyTo != 0 {
+		m.ReplyTo = d.varint()
+	}
+	if flags&msgRecalled != 0 {
+		m.Recalled = d.varint()
+		m.RecalledBy = d.str()
+	}
+	if flags&msgEdited != 0 {
+		m.Edited = d.varint()
+	}
+	m.Reacted = flags&msgReacted != 0
+	if flags&msgChange != 0 {
+		c := &store.Change{Kind: d.str(), Target: d.varint(), Emoji: d.str(), Add: d.byte() == 1}
+		// Each ID takes at least a byte.
+		n := d.uvarint()
+		if n > uint64(len(d.s)-d.off) {
+			return errCorrupt
+		}
+		if n > 0 {
+			c.IDs = make([]int64, n)
+			for i := range c.IDs {
+				c.IDs[i] = d.varint()
+			}
+		}
+		c.Peer = d.str()
+		c.Count = d.uvarint()
+		m.Change = c
 	}
 	return nil
 }

@@ -70,10 +70,11 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 
-	grouped := len(b.Heads)+len(b.Reads) > 0
+	grouped := len(b.Heads)+len(b.Reads)+len(b.Mentioned) > 0
+	life := hasLife(b)
 	wb := s.db.NewBatch()
-	if grouped {
-		wb = s.db.NewIndexedBatch() // group rows are read back through the batch
+	if grouped || life {
+		wb = s.db.NewIndexedBatch() // group rows and changed rows are read back through the batch
 	}
 	defer wb.Close()
 	// Pebble copies key and value into the batch, so one buffer serves all.
@@ -94,6 +95,9 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		n := len(buf)
 		buf = encodeEntry(buf, e)
 		_ = wb.Set(buf[:n], buf[n:], nil)
+		if e.Change {
+			continue // a change record is in the inbox only
+		}
 
 		buf = histKey(buf[:0], e.User, e.Peer, e.MsgID)
 		n = len(buf)
@@ -125,11 +129,19 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		if err := s.applyReads(wb, b.Reads); err != nil {
 			return fmt.Errorf("commit batch: %w", err)
 		}
+		if err := applyMentioned(wb, b.Mentioned); err != nil {
+			return fmt.Errorf("commit batch: %w", err)
+		}
 	}
 	s.conv.Lock()
 	defer s.conv.Unlock()
 	if err := s.applyConvs(wb, b.Convs); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
+	}
+	if life {
+		if err := applyLife(wb, b); err != nil {
+			return fmt.Errorf("commit batch: %w", err)
+		}
 	}
 	// Before the write: an ack is never durable while the filter would
 	// answer that it is certainly not stored.
@@ -308,6 +320,9 @@ func validate(b *store.Batch) error {
 		if err := checkID("media", g.Media); err != nil {
 			return err
 		}
+	}
+	if err := validateLife(b); err != nil {
+		return err
 	}
 	for i := range b.Convs {
 		if err := checkID("user", b.Convs[i].User); err != nil {

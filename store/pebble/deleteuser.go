@@ -201,7 +201,8 @@ func anonymise(m *store.Message) {
 
 // DeleteUserInbox deletes up to limit of user's inbox entries and their
 // history entries in one write; when none is left it deletes what remains
-// under the user's history and conversation prefixes (range deletions,
+// under the user's history, conversation and hidden-row prefixes, and
+// the user's settings (range deletions,
 // which cost the same however many rows they cover).
 func (s *Store) DeleteUserInbox(ctx context.Context, user string, limit int) (int, error) {
 	if err := s.begin(ctx, "delete user inbox"); err != nil {
@@ -241,13 +242,21 @@ func (s *Store) DeleteUserInbox(ctx context.Context, user string, limit int) (in
 		// that a commit in flight does not write one back over the range.
 		s.conv.Lock()
 		defer s.conv.Unlock()
-		for _, p := range [][]byte{convPrefix(nil, user), histUserPrefix(user)} {
+		// With them go the user's hidden rows and settings (the
+		// lifecycle's: life.go); their reactions stay, as counts do.
+		for _, p := range [][]byte{convPrefix(nil, user), histUserPrefix(user), hiddenPrefix(nil, user)} {
 			if has, err := s.hasPrefix(p); err != nil {
 				return 0, fmt.Errorf("delete user inbox: %w", err)
 			} else if has {
 				n++
 				_ = wb.DeleteRange(p, prefixEnd(p), nil)
 			}
+		}
+		if has, err := exists(s.db, userSettingsKey(user)); err != nil {
+			return 0, fmt.Errorf("delete user inbox: %w", err)
+		} else if has {
+			n++
+			_ = wb.Delete(userSettingsKey(user), nil)
 		}
 		if n == 0 {
 			return 0, nil

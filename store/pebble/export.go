@@ -287,11 +287,8 @@ func decodeGrant(key, _ []byte) (store.Grant, error) {
 }
 
 func decodeHeadRow(key, val []byte) (store.GroupHead, error) {
-	if len(val) != 24 {
-		return store.GroupHead{}, fmt.Errorf("corrupt head of %d bytes", len(val))
-	}
-	return store.GroupHead{Group: string(key[len(pfxHead):]), Seq: binary.BigEndian.Uint64(val),
-		MsgID: int64(binary.BigEndian.Uint64(val[8:])), TS: int64(binary.BigEndian.Uint64(val[16:]))}, nil
+	h, err := decodeHead(string(key[len(pfxHead):]), val)
+	return h.GroupHead, err
 }
 
 func decodeGroupLogRow(key, val []byte) (GroupLogEntry, error) {

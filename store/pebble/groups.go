@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -31,28 +32,94 @@ func groupMsgKey(buf []byte, group string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(buf, seq)
 }
 
-func encodeHead(h store.GroupHead) []byte {
+func groupChangeKey(buf []byte, group string, seq uint64) []byte {
+	buf = append(buf, pfxGroupC...)
+	buf = append(buf, group...)
+	buf = append(buf, sep)
+	return binary.BigEndian.AppendUint64(buf, seq)
+}
+
+// headRow is a group head as stored: the GroupHead and the seq of its
+// message (MsgID), which a message head must pass to move MsgID and TS —
+// a change's head moves Seq past it, and a message committed a moment
+// later on another node may have a seq below Seq but above msgSeq.
+type headRow struct {
+	store.GroupHead
+	msgSeq uint64
+}
+
+// encodeHead is seq(8) msgid(8) ts(8), then uvarint changes, mention_all
+// and msg_seq unless they are 0, 0 and seq: a head of before change
+// records is the 24 bytes it was, and those decode with msg_seq = seq
+// (every head was then its message's).
+func encodeHead(h headRow) []byte {
 	buf := binary.BigEndian.AppendUint64(nil, h.Seq)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(h.MsgID))
-	return binary.BigEndian.AppendUint64(buf, uint64(h.TS))
+	buf = binary.BigEndian.AppendUint64(buf, uint64(h.TS))
+	if h.Changes != 0 || h.MentionAll != 0 || h.msgSeq != h.Seq {
+		buf = binary.AppendUvarint(buf, h.Changes)
+		buf = binary.AppendUvarint(buf, h.MentionAll)
+		buf = binary.AppendUvarint(buf, h.msgSeq)
+	}
+	return buf
+}
+
+func decodeHead(group string, val []byte) (headRow, error) {
+	if len(val) < 24 {
+		return headRow{}, fmt.Errorf("corrupt head of %s", group)
+	}
+	h := headRow{GroupHead: store.GroupHead{Group: group, Seq: binary.BigEndian.Uint64(val),
+		MsgID: int64(binary.BigEndian.Uint64(val[8:])), TS: int64(binary.BigEndian.Uint64(val[16:]))}}
+	h.msgSeq = h.Seq
+	if len(val) > 24 {
+		r := rowReader{val: val[24:]}
+		h.Changes, h.MentionAll, h.msgSeq = r.uvarint(), r.uvarint(), r.uvarint()
+		if r.bad || len(r.val) != 0 {
+			return headRow{}, fmt.Errorf("corrupt head of %s", group)
+		}
+	}
+	return h, nil
 }
 
 // head reads a group's head from r (the DB or a batch); zero if none.
 func head(r pebble.Reader, group string) (store.GroupHead, error) {
-	h := store.GroupHead{Group: group}
+	h, err := readHead(r, group)
+	return h.GroupHead, err
+}
+
+func readHead(r pebble.Reader, group string) (headRow, error) {
 	val, closer, err := r.Get(headKey(group))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return h, nil
+		return headRow{GroupHead: store.GroupHead{Group: group}}, nil
 	}
 	if err != nil {
-		return h, err
+		return headRow{GroupHead: store.GroupHead{Group: group}}, err
 	}
 	defer closer.Close()
-	if len(val) != 24 {
-		return h, fmt.Errorf("corrupt head of %s", group)
+	return decodeHead(group, val)
+}
+
+// changesUpTo is the Count of the newest change record of group with seq
+// <= seq (0 if none): one seek of the gc/ index.
+func changesUpTo(r pebble.Reader, group string, seq uint64) (uint64, error) {
+	prefix := groupChangeKey(nil, group, 0)[:len(pfxGroupC)+len(group)+1]
+	upper := prefixEnd(prefix)
+	if seq < math.MaxUint64 {
+		upper = groupChangeKey(nil, group, seq+1)
 	}
-	h.Seq, h.MsgID, h.TS = binary.BigEndian.Uint64(val), int64(binary.BigEndian.Uint64(val[8:])), int64(binary.BigEndian.Uint64(val[16:]))
-	return h, nil
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	if it.Last() {
+		if len(it.Value()) != 8 {
+			_ = it.Close()
+			return 0, fmt.Errorf("corrupt change index of %s", group)
+		}
+		n = binary.BigEndian.Uint64(it.Value())
+	}
+	return n, it.Close()
 }
 
 // CreateGroup writes the group and its first members atomically.
@@ -79,7 +146,7 @@ func (s *Store) CreateGroup(ctx context.Context, g store.Group, members []store.
 		return fmt.Errorf("create group %s: %w", g.ID, err)
 	}
 	for _, m := range members {
-		m.Group, m.JoinSeq = g.ID, 0
+		m.Group, m.JoinSeq, m.JoinChanges, m.ReadChanges = g.ID, 0, 0, 0
 		if err := s.putMember(wb, m); err != nil {
 			return fmt.Errorf("create group %s: %w", g.ID, err)
 		}
@@ -161,6 +228,7 @@ func (s *Store) AddMembers(ctx context.Context, group string, ms []store.Member,
 			return nil, fmt.Errorf("add members to %s: %w", group, err)
 		}
 		m.Group, m.JoinSeq, m.ReadSeq = group, h.Seq, h.Seq
+		m.JoinChanges, m.ReadChanges = h.Changes, h.Changes
 		if m.Role == "" {
 			m.Role = store.RoleMember
 		}
@@ -415,6 +483,9 @@ func (s *Store) applyReads(wb *pebble.Batch, reads []store.GroupRead) error {
 		if seq <= m.ReadSeq {
 			continue
 		}
+		if m.ReadChanges, err = changesUpTo(wb, r.Group, seq); err != nil {
+			return err
+		}
 		m.ReadSeq = seq
 		if err := setJSON(wb, key, m); err != nil {
 			return err
@@ -423,9 +494,12 @@ func (s *Store) applyReads(wb *pebble.Batch, reads []store.GroupRead) error {
 	return nil
 }
 
-// applyHeads writes group message index rows and moves heads forward in
-// wb; reads go through wb so a batch with several messages of one group
-// keeps the highest. The caller holds s.groups.
+// applyHeads writes group message index rows (and the change index of
+// change records) and moves heads forward in wb; reads go through wb so a
+// batch with several messages of one group keeps the highest. Each of a
+// head's Seq, Changes and MentionAll only grows; MsgID and TS move when a
+// message head's seq is above that of the message they name. The caller
+// holds s.groups.
 func applyHeads(wb *pebble.Batch, msgs []store.Message, heads []store.GroupHead) error {
 	var buf []byte
 	for i := range msgs {
@@ -435,14 +509,25 @@ func applyHeads(wb *pebble.Batch, msgs []store.Message, heads []store.GroupHead)
 		}
 		buf = groupMsgKey(buf[:0], m.Group, m.Seq)
 		_ = wb.Set(buf, binary.BigEndian.AppendUint64(nil, uint64(m.ID)), nil)
+		if m.Change != nil {
+			buf = groupChangeKey(buf[:0], m.Group, m.Seq)
+			_ = wb.Set(buf, binary.BigEndian.AppendUint64(nil, m.Change.Count), nil)
+		}
 	}
 	for _, h := range heads {
-		cur, err := head(wb, h.Group)
+		cur, err := readHead(wb, h.Group)
 		if err != nil {
 			return err
 		}
-		if h.Seq > cur.Seq {
-			_ = wb.Set(headKey(h.Group), encodeHead(h), nil)
+		next := cur
+		next.Seq = max(cur.Seq, h.Seq)
+		next.Changes = max(cur.Changes, h.Changes)
+		next.MentionAll = max(cur.MentionAll, h.MentionAll)
+		if h.MsgID != 0 && h.Seq > cur.msgSeq {
+			next.MsgID, next.TS, next.msgSeq = h.MsgID, h.TS, h.Seq
+		}
+		if next != cur {
+			_ = wb.Set(headKey(h.Group), encodeHead(next), nil)
 		}
 	}
 	return nil

@@ -14,7 +14,7 @@ import (
 //	u/{user}                        User JSON
 //	t/{hash}                        Token JSON
 //	m/{id}                          Message (binary, codec.go; JSON in older stores)
-//	v/{user}\x00{ver}               inbox entry: msgid(8) out(1) peer
+//	v/{user}\x00{ver}               inbox entry: msgid(8) flags(1: 1 out, 2 change) peer
 //	h/{user}\x00{peer}\x00{msgid}   history entry: ver(8) out(1)
 //	c/{user}\x00{peer}              Conversation (binary, rows.go; JSON in format 1)
 //	d/{from}\x00{cmid}              Ack (binary, rows.go; JSON in format 1)
@@ -23,8 +23,9 @@ import (
 //	gr/{group}                      Group JSON
 //	gm/{group}\x00{user}             Member JSON
 //	ug/{user}\x00{group}             a user's membership (empty value)
-//	gh/{group}                      group head: seq(8) msgid(8) ts(8)
+//	gh/{group}                      group head: seq(8) msgid(8) ts(8) [changes mention_all msg_seq]
 //	gq/{group}\x00{seq}              group message: msgid(8)
+//	gc/{group}\x00{seq}              group change record: its Change.Count (8)
 //	s/{user}\x00{device}             persistent MQTT session (binary, sessions.go)
 //	cs/{user}\x00{conv}              conversation settings (binary, settings.go)
 //	cr/{conv}\x00{user}              the same row, by conversation (ConvSettingsFor)
@@ -34,6 +35,11 @@ import (
 //	pi/{user}\x00{device}\x00{msgid}  push item (binary, push.go)
 //	pq/{due}{user}\x00{device}\x00{msgid}   pending push item, by due (empty value)
 //	px/{done}{user}\x00{device}\x00{msgid}  done push item, by when (empty value)
+//	rc/{msgid}{emoji}                reactions of one emoji: count and listed users (life.go)
+//	rx/{msgid}{emoji}\x00{user}      one reaction: ts (varint)
+//	ru/{msgid}{user}\x00{emoji}      the same, by user (empty value)
+//	hd/{user}\x00{msgid}             a group message user hid: group
+//	us/{user}                       UserSettings (binary, life.go)
 //	meta/epoch                      the store's epoch
 //
 // The p*/ rows came after format 2 without a new format, as s/ did. No
@@ -50,6 +56,16 @@ import (
 // up to its '/': a scan of c/ (LowerBound "c/", UpperBound "c0") never
 // meets cs/ or cr/, whose second byte is above '0'.
 // wh/ (the webhook outbox, webhook.go) came the same way.
+//
+// The lifecycle's rows (gc/, rc/, rx/, ru/, hd/, us/) came the same way,
+// with the new fields at the end of existing values (a message's, a
+// head's, a conversation's, an inbox entry's flag bit), which older values
+// lack and decode without: a store written before has no change records,
+// so none of its rows needs an upgrade. None of the six prefixes is a
+// prefix of another or of an older one (gc/ is not g/: a scan of g/ stops
+// at "g0"; us/ is not u/). {msgid} in rc/, rx/ and ru/ is 8 bytes, so one
+// message's rows are one range; an emoji never holds a NUL, so the NUL
+// after it ends it ("👍" and "👍🏽" stay apart).
 const (
 	pfxUser    = "u/"
 	pfxToken   = "t/"
@@ -75,6 +91,12 @@ const (
 	pfxPushDue = "pq/"
 	pfxPushDon = "px/"
 	pfxWebhook = "wh/"
+	pfxGroupC  = "gc/"
+	pfxReactC  = "rc/"
+	pfxReactX  = "rx/"
+	pfxReactU  = "ru/"
+	pfxHidden  = "hd/"
+	pfxUserSet = "us/"
 	keyEpoch   = "meta/epoch"
 	keyFormat  = "meta/format"
 	sep        = 0
@@ -151,23 +173,35 @@ func suffixUint64(key []byte) uint64 {
 	return binary.BigEndian.Uint64(key[len(key)-8:])
 }
 
-// encodeEntry is the value of an inbox key: msgid(8) out(1) peer.
+// Flags of an inbox entry; before change records the byte was out alone
+// (0 or 1), which reads the same.
+const (
+	entryOut    = 1
+	entryChange = 2
+)
+
+// encodeEntry is the value of an inbox key: msgid(8) flags(1) peer.
 func encodeEntry(buf []byte, e *store.Entry) []byte {
 	buf = binary.BigEndian.AppendUint64(buf, uint64(e.MsgID))
-	buf = append(buf, boolByte(e.Out))
+	flags := boolByte(e.Out)
+	if e.Change {
+		flags |= entryChange
+	}
+	buf = append(buf, flags)
 	return append(buf, e.Peer...)
 }
 
 func decodeEntry(user string, key, val []byte) (store.Entry, error) {
-	if len(val) < 9 || len(key) < 8 {
+	if len(val) < 9 || len(key) < 8 || val[8]&^(entryOut|entryChange) != 0 {
 		return store.Entry{}, fmt.Errorf("corrupt inbox entry %q", key)
 	}
 	return store.Entry{
-		User:  user,
-		Ver:   suffixUint64(key),
-		Peer:  string(val[9:]),
-		Out:   val[8] == 1,
-		MsgID: int64(binary.BigEndian.Uint64(val)),
+		User:   user,
+		Ver:    suffixUint64(key),
+		Peer:   string(val[9:]),
+		Out:    val[8]&entryOut != 0,
+		MsgID:  int64(binary.BigEndian.Uint64(val)),
+		Change: val[8]&entryChange != 0,
 	}, nil
 }
 

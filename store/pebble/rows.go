@@ -22,6 +22,10 @@ import (
 //
 //	ackBinary(1) uvarint id, uvarint ver, varint ts, uvarint seq, group (the rest)
 //	convBinary(1) varint last, varint last_ts, uvarint ver, varint unread, varint read_upto
+//	              [varint peer_read]
+//
+// peer_read came later, written only when set: a row without it is the
+// bytes it was before.
 const (
 	ackBinary  = 0x01
 	convBinary = 0x01
@@ -70,7 +74,11 @@ func appendConv(buf []byte, c *store.Conversation) []byte {
 	buf = binary.AppendVarint(buf, c.LastTS)
 	buf = binary.AppendUvarint(buf, c.Ver)
 	buf = binary.AppendVarint(buf, c.Unread)
-	return binary.AppendVarint(buf, c.ReadUpto)
+	buf = binary.AppendVarint(buf, c.ReadUpto)
+	if c.PeerRead != 0 {
+		buf = binary.AppendVarint(buf, c.PeerRead)
+	}
+	return buf
 }
 
 // decodeConv reads the conversation row of key (c/{user}\x00{peer}) in
@@ -92,6 +100,12 @@ func decodeConv(key, val []byte) (store.Conversation, error) {
 	c.Ver = r.uvarint()
 	c.Unread = r.varint()
 	c.ReadUpto = r.varint()
+	if len(r.val) != 0 && !r.bad {
+		// Written only when set: a 0 there is no value of ours.
+		if c.PeerRead = r.varint(); c.PeerRead == 0 {
+			r.bad = true
+		}
+	}
 	if r.bad || len(r.val) != 0 {
 		return store.Conversation{}, errCorruptRow
 	}

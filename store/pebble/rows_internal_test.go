@@ -37,6 +37,19 @@ func TestRowCodecCorrupt(t *testing.T) {
 	if _, err := decodeConv(ckey, append(cval, 0)); err == nil {
 		t.Error("conversation value with a trailing byte decoded")
 	}
+	// PeerRead extends the value of before, which still decodes (as the
+	// row without it); any other cut fails.
+	pc := c
+	pc.PeerRead = 1 << 50
+	pval := appendConv(nil, &pc)
+	if got, err := decodeConv(ckey, pval); err != nil || got != pc || string(pval[:len(cval)]) != string(cval) {
+		t.Fatalf("conversation with peer_read: %+v, %v; value %x extends %x?", got, err, pval, cval)
+	}
+	for n := len(cval) + 1; n < len(pval); n++ {
+		if got, err := decodeConv(ckey, pval[:n]); err == nil {
+			t.Errorf("conversation value with peer_read cut to %d bytes decoded: %+v", n, got)
+		}
+	}
 	if _, err := decodeAck([]byte("d/nosep"), aval); err == nil {
 		t.Error("ack key without a separator decoded")
 	}

@@ -49,6 +49,7 @@ import (
 
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/wire"
 )
 
 // Locator finds the nodes of users' devices (state/redis).
@@ -64,6 +65,9 @@ type Local interface {
 	Arrived(user string, payload []byte)
 	FanOutLocal(m store.Message)
 	MemberLocal(group, user string, joined bool)
+	// TypingLocal relays a group's typing event to its members connected
+	// to this node.
+	TypingLocal(group string, ev wire.TypingEvent)
 	// KickLocal disconnects a client connected to this node, if it is.
 	KickLocal(clientID string)
 	// EveryoneLocal delivers an event to every user connected to this node
@@ -98,6 +102,7 @@ const (
 	kindKick   = 'k' // key: user, payload: client ID
 	kindAll    = 'a' // payload: an event for every connected user
 	kindToken  = 't' // key: the hash of a revoked token
+	kindTyping = 'y' // key: group, payload: a wire.TypingEvent as JSON
 )
 
 type record struct {
@@ -203,6 +208,15 @@ func (b *Bus) Member(group, user string, joined bool) {
 		flag = '1'
 	}
 	b.put(record{kind: kindMember, key: group, payload: append([]byte(user), flag)})
+}
+
+// Typing queues a group's typing event for every other node's members.
+func (b *Bus) Typing(group string, ev wire.TypingEvent) {
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	b.put(record{kind: kindTyping, key: group, payload: payload})
 }
 
 // Kick disconnects clientID, one of user's devices, wherever it is
@@ -508,6 +522,11 @@ func (b *Bus) receive(ch <-chan *goredis.Message) {
 				b.opts.Local.EveryoneLocal(r.payload)
 			case kindToken:
 				b.opts.Local.ForgetToken(r.key)
+			case kindTyping:
+				var ev wire.TypingEvent
+				if json.Unmarshal(r.payload, &ev) == nil && ev.Kind == wire.KindTyping {
+					b.opts.Local.TypingLocal(r.key, ev)
+				}
 			case kindMember:
 				if n := len(r.payload); n > 0 {
 					b.opts.Local.MemberLocal(r.key, string(r.payload[:n-1]), r.payload[n-1] == '1')

@@ -97,6 +97,12 @@ type fakeLocal struct {
 	events []string
 }
 
+func (l *fakeLocal) TypingLocal(group string, ev wire.TypingEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, "typing "+group+" "+ev.From)
+}
+
 func (l *fakeLocal) add(s string) {
 	l.mu.Lock()
 	l.events = append(l.events, s)

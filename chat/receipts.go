@@ -1,0 +1,139 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// Read receipts (docs/protocol.md#read-receipts): reading a 1:1
+// conversation tells the peer's devices (a receipt event) and moves the
+// peer's PeerRead, unless the reader turned receipts off; a user with
+// receipts off gets none and sees no peer_read. In groups nothing is
+// written per message per member: GroupReads counts the members' read
+// positions when asked.
+
+// receipt tells peer that user has read their conversation up to upto.
+// It runs after the read is stored and fails nothing: a receipt that
+// cannot be told is logged and lost (the peer_read of the list stays).
+func (s *Service) receipt(ctx context.Context, user, peer string, upto int64) {
+	if upto == 0 || peer == user || peer == SystemUser {
+		return
+	}
+	on, err := s.receiptsOn(ctx, user)
+	if err != nil || !on {
+		return
+	}
+	if err := s.st.SetPeerRead(ctx, peer, user, upto); err != nil {
+		if !errors.Is(err, store.ErrNotFound) && !storeLogged(err) {
+			s.log.Warn("peer read", "err", err)
+		}
+		return
+	}
+	if on, err := s.receiptsOn(ctx, peer); err != nil || !on {
+		return
+	}
+	s.toUser(peer, wire.Receipt{Kind: wire.KindReceipt, Peer: user, Upto: strconv.FormatInt(upto, 10), TS: time.Now().UnixMilli()})
+}
+
+// receiptsOn reports whether user has read receipts on.
+func (s *Service) receiptsOn(ctx context.Context, user string) (bool, error) {
+	us, err := s.st.GetUserSettings(ctx, user)
+	if err != nil {
+		return false, errStore("user settings", err)
+	}
+	return !us.NoReadReceipts, nil
+}
+
+// UserSettings returns user's own settings (GET /v1/me/settings).
+func (s *Service) UserSettings(ctx context.Context, user string) (wire.UserSettings, error) {
+	on, err := s.receiptsOn(ctx, user)
+	if err != nil {
+		return wire.UserSettings{}, err
+	}
+	return wire.UserSettings{ReadReceipts: &on}, nil
+}
+
+// SetUserSettings changes the settings req has (PUT /v1/me/settings) and
+// returns them all.
+func (s *Service) SetUserSettings(ctx context.Context, user string, req wire.UserSettings) (wire.UserSettings, error) {
+	us, err := s.st.GetUserSettings(ctx, user)
+	if err != nil {
+		return wire.UserSettings{}, errStore("user settings", err)
+	}
+	if req.ReadReceipts != nil {
+		us.NoReadReceipts = !*req.ReadReceipts
+	}
+	us.User, us.Updated = user, time.Now().UnixMilli()
+	if err := s.st.PutUserSettings(ctx, us); err != nil {
+		return wire.UserSettings{}, errStore("put user settings", err)
+	}
+	on := !us.NoReadReceipts
+	return wire.UserSettings{ReadReceipts: &on}, nil
+}
+
+// MaxReadsUsers bounds the users one GroupReads answer lists.
+const MaxReadsUsers = 1000
+
+// GroupReads answers GET /v1/groups/{gid}/messages/{seq}/reads for user:
+// of the members who could see the message at seq (joined before it), how
+// many have read it and how many not, not counting its sender, and who
+// has (by user ID, after after, at most limit). Only the message's
+// sender and the group's owner and admins may ask: who read what is
+// theirs to know, not every member's. It reads the member rows (a page of
+// 1,000 at a time) and writes nothing.
+func (s *Service) GroupReads(ctx context.Context, user, group string, seq uint64, after string, limit int) (wire.GroupReads, error) {
+	group, err := normGroup(group)
+	if err != nil {
+		return wire.GroupReads{}, err
+	}
+	me, err := s.member(ctx, group, user)
+	if err != nil {
+		return wire.GroupReads{}, err
+	}
+	if seq == 0 || seq <= me.JoinSeq {
+		return wire.GroupReads{}, noMessage()
+	}
+	msgs, err := s.st.GroupRange(ctx, group, seq-1, 1)
+	if err != nil {
+		return wire.GroupReads{}, errStore("group message", err)
+	}
+	if len(msgs) == 0 || msgs[0].Seq != seq || msgs[0].Change != nil {
+		return wire.GroupReads{}, noMessage()
+	}
+	sender := msgs[0].From
+	if sender != user && me.Role != store.RoleOwner && me.Role != store.RoleAdmin {
+		return wire.GroupReads{}, refuse(ErrNotAllowed, "only the message's sender and the group's owner and admins see who read it")
+	}
+	if limit <= 0 || limit > MaxReadsUsers {
+		limit = min(max(limit, 100), MaxReadsUsers)
+	}
+	out := wire.GroupReads{Users: []string{}}
+	for from := ""; ; {
+		page, err := s.st.Members(ctx, group, from, 1000)
+		if err != nil {
+			return wire.GroupReads{}, errStore("members", err)
+		}
+		for _, m := range page {
+			if m.User == sender || m.JoinSeq >= seq {
+				continue
+			}
+			if m.ReadSeq < seq {
+				out.Unread++
+				continue
+			}
+			out.Read++
+			if m.User > after && len(out.Users) < limit {
+				out.Users = append(out.Users, m.User)
+			}
+		}
+		if len(page) < 1000 {
+			return out, nil
+		}
+		from = page[len(page)-1].User
+	}
+}

@@ -1,0 +1,135 @@
+package chat
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/imqtt/imqtt/wire"
+)
+
+// Typing (docs/protocol.md#typing) is relayed, never stored: at QoS 0 to
+// the peer's devices, or to a group's members online, at most one per
+// sender per conversation per second (typingGate); the rest are dropped
+// and counted. Only users who may message each other see it: the peer
+// must exist, the sender must be a member of the group.
+
+// DefaultMaxTypingGroup: typing is not relayed in groups of more members.
+const DefaultMaxTypingGroup = 500
+
+// Typing relays req from user. A refusal (a bad field, not a member) is
+// returned; a relay dropped by the rate is not an error: it reports
+// false.
+func (s *Service) Typing(ctx context.Context, user string, req wire.Typing) (bool, error) {
+	if err := CheckTyping(&req); err != nil {
+		return false, err
+	}
+	conv := "u:" + req.Peer
+	if req.Group != "" {
+		conv = "g:" + req.Group
+	}
+	if !s.typing.allow(user, conv, time.Now()) {
+		s.m.Refused("typing_rate")
+		return false, nil
+	}
+	ev := wire.TypingEvent{Kind: wire.KindTyping, From: user, Peer: req.Peer, Group: req.Group, State: req.State}
+	if req.Group == "" {
+		if req.Peer == user {
+			return false, nil
+		}
+		ok, err := s.userExists(ctx, req.Peer)
+		if err != nil {
+			return false, errStore("look up peer", err)
+		}
+		if !ok {
+			return false, refuse(ErrNoSuchUser, "no such user: "+req.Peer)
+		}
+		s.toUser(req.Peer, ev)
+		return true, nil
+	}
+	if _, err := s.member(ctx, req.Group, user); err != nil {
+		return false, err
+	}
+	g, err := s.st.GetGroup(ctx, req.Group)
+	if err != nil {
+		return false, errStore("group", err)
+	}
+	if g.Members > s.opts.MaxTypingGroup {
+		s.m.Refused("typing_group_size")
+		return false, nil
+	}
+	users := s.fan.recipients(req.Group)
+	for i, u := range users {
+		if u == user {
+			users = append(users[:i], users[i+1:]...)
+			break
+		}
+	}
+	_, _ = s.out.SendMany(users, ev)
+	if s.opts.Remote != nil {
+		s.opts.Remote.Typing(req.Group, ev)
+	}
+	return true, nil
+}
+
+// TypingLocal relays a group's typing event from another node to the
+// members online here (not its sender).
+func (s *Service) TypingLocal(group string, ev wire.TypingEvent) {
+	users := s.fan.recipients(group)
+	for i, u := range users {
+		if u == ev.From {
+			users = append(users[:i], users[i+1:]...)
+			break
+		}
+	}
+	_, _ = s.out.SendMany(users, ev)
+}
+
+// CheckTyping checks a typing request's fields and folds its IDs.
+func CheckTyping(req *wire.Typing) error {
+	if p, ok := wire.NormUser(req.Peer); ok {
+		req.Peer = p
+	}
+	if g, ok := wire.NormUser(req.Group); ok {
+		req.Group = g
+	}
+	switch {
+	case (req.Peer == "") == (req.Group == ""):
+		return refuse(ErrBadRequest, "one of peer and group is required")
+	case req.Peer != "" && !wire.ValidUser(req.Peer):
+		return refuse(ErrBadRequest, "peer must be a user ID")
+	case req.Group != "" && !wire.ValidUser(req.Group):
+		return badGroup()
+	case req.State != wire.TypingStart && req.State != wire.TypingStop:
+		return refuse(ErrBadRequest, `state must be "start" or "stop"`)
+	}
+	return nil
+}
+
+// typingGate lets one typing event per (sender, conversation) through in
+// each second of the clock. Its keys are the current second's, so its
+// memory is what was typed in one second, however many users there are.
+type typingGate struct {
+	mu  sync.Mutex
+	sec int64
+	cur map[string]struct{}
+}
+
+func newTypingGate() *typingGate { return &typingGate{cur: map[string]struct{}{}} }
+
+// allow reports whether user may relay to conv at now: not if it did in
+// this second.
+func (g *typingGate) allow(user, conv string, now time.Time) bool {
+	key := user + "\x00" + conv
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if sec := now.Unix(); sec != g.sec {
+		clear(g.cur)
+		g.sec = sec
+	}
+	if _, ok := g.cur[key]; ok {
+		return false
+	}
+	g.cur[key] = struct{}{}
+	return true
+}

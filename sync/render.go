@@ -1,0 +1,195 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/imqtt/imqtt/store"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// Lookup is what rendering reads besides the events themselves: the
+// messages that replies and edits refer to, reactions, and a user's hidden
+// group messages. store.Store has it.
+type Lookup interface {
+	GetMessages(ctx context.Context, ids []int64) ([]store.Message, error)
+	ReactionsOf(ctx context.Context, ids []int64) (map[int64][]store.ReactionSum, error)
+	Hidden(ctx context.Context, user string, ids []int64) (map[int64]bool, error)
+}
+
+// Render turns stored events into the items user sees (ToMsg), with what
+// they refer to as it is now: a reply's quote, a message's reactions, an
+// edit's body (an edit of a message recalled since renders as the recall,
+// so no body ever comes back once a recall is stored). It reads each of
+// those once for all the events. A group message user has hidden comes
+// back as an item with an empty Kind, which callers drop (Visible) once
+// they have taken its position. user "" hides nothing.
+func Render(ctx context.Context, lk Lookup, user string, evs []store.Event) ([]wire.Msg, error) {
+	items := make([]wire.Msg, len(evs))
+	var refs, reacted, grouped []int64
+	for i := range evs {
+		m := &evs[i].Msg
+		items[i] = ToMsg(evs[i])
+		switch {
+		case m.Change != nil && m.Change.Kind == store.ChangeEdit:
+			refs = append(refs, m.Change.Target)
+		case m.Change != nil:
+		default:
+			if m.ReplyTo != 0 && m.Recalled == 0 {
+				refs = append(refs, m.ReplyTo)
+			}
+			if m.Reacted && m.Recalled == 0 {
+				reacted = append(reacted, m.ID)
+			}
+			if m.Group != "" && user != "" {
+				grouped = append(grouped, m.ID)
+			}
+		}
+	}
+	var byID map[int64]*store.Message
+	if len(refs) > 0 {
+		slices.Sort(refs)
+		msgs, err := lk.GetMessages(ctx, slices.Compact(refs))
+		if err != nil {
+			return nil, fmt.Errorf("render: referred messages: %w", err)
+		}
+		byID = make(map[int64]*store.Message, len(msgs))
+		for i := range msgs {
+			byID[msgs[i].ID] = &msgs[i]
+		}
+	}
+	var sums map[int64][]store.ReactionSum
+	if len(reacted) > 0 {
+		var err error
+		if sums, err = lk.ReactionsOf(ctx, reacted); err != nil {
+			return nil, fmt.Errorf("render: reactions: %w", err)
+		}
+	}
+	var hidden map[int64]bool
+	if len(grouped) > 0 {
+		var err error
+		if hidden, err = lk.Hidden(ctx, user, grouped); err != nil {
+			return nil, fmt.Errorf("render: hidden: %w", err)
+		}
+	}
+	for i := range evs {
+		m, it := &evs[i].Msg, &items[i]
+		if m.Change != nil {
+			if m.Change.Kind == store.ChangeEdit {
+				renderEdit(it, byID[m.Change.Target])
+			}
+			continue
+		}
+		if hidden[m.ID] {
+			*it = wire.Msg{Ver: it.Ver, Seq: it.Seq} // dropped, position kept
+			continue
+		}
+		if m.ReplyTo != 0 && m.Recalled == 0 {
+			it.Quote = QuoteOf(byID[m.ReplyTo])
+		}
+		if s := sums[m.ID]; len(s) > 0 {
+			it.Reactions = ReactionCounts(s)
+		}
+	}
+	return items, nil
+}
+
+// Visible reports whether an item from Render is to be shown (not a
+// hidden message's placeholder).
+func Visible(m *wire.Msg) bool { return m.Kind != "" }
+
+// renderEdit fills an edit item from its message as it is now; gone or
+// recalled, the item becomes the recall.
+func renderEdit(it *wire.Msg, target *store.Message) {
+	switch {
+	case target == nil:
+		it.Body, it.Meta = "", nil
+	case target.Recalled != 0:
+		it.Kind, it.Body, it.Meta, it.Edited = wire.KindRecall, "", nil, 0
+		it.By, it.TS = target.RecalledBy, target.Recalled
+	default:
+		it.Body, it.Meta, it.Edited = target.Body, metaOf(target.Meta), target.Edited
+	}
+}
+
+// QuoteOf is what a reply shows of m as it is now (nil if it is gone).
+func QuoteOf(m *store.Message) *wire.Quote {
+	if m == nil {
+		return nil
+	}
+	if m.Recalled != 0 {
+		return &wire.Quote{From: m.From, Type: m.Type, Recalled: true}
+	}
+	body := m.Body
+	if utf8.RuneCountInString(body) > wire.QuoteRunes {
+		n := 0
+		for i := range body {
+			if n == wire.QuoteRunes {
+				body = body[:i]
+				break
+			}
+			n++
+		}
+	}
+	return &wire.Quote{From: m.From, Type: m.Type, Body: body}
+}
+
+// ReactionCounts is the wire form of a message's reactions.
+func ReactionCounts(sums []store.ReactionSum) map[string]wire.ReactionCount {
+	out := make(map[string]wire.ReactionCount, len(sums))
+	for _, s := range sums {
+		if s.Count <= 0 {
+			continue
+		}
+		users := s.Users
+		if users == nil {
+			users = []string{}
+		}
+		out[s.Emoji] = wire.ReactionCount{Count: s.Count, Users: users}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// metaOf is stored meta as it may be sent: none if it nests deeper than
+// clients are promised (stored before sends were bounded).
+func metaOf(meta []byte) []byte {
+	if len(meta) > 0 && wire.CheckDepth(meta, wire.MaxMetaDepth) != nil {
+		return nil
+	}
+	return meta
+}
+
+// toChange renders a change record as its item.
+func toChange(ev store.Event) wire.Msg {
+	m, c := &ev.Msg, ev.Msg.Change
+	out := wire.Msg{Kind: c.Kind, Ver: ev.Ver, Group: m.Group, Seq: m.Seq}
+	if c.Target != 0 {
+		out.ID = strconv.FormatInt(c.Target, 10)
+	}
+	switch c.Kind {
+	case store.ChangeRecall:
+		out.By, out.TS = m.From, m.TS
+	case store.ChangeEdit:
+		out.Body, out.Meta, out.Edited = m.Body, metaOf(m.Meta), m.TS
+	case store.ChangeReaction:
+		out.From, out.Emoji, out.Op = m.From, c.Emoji, wire.ReactRemove
+		if c.Add {
+			out.Op = wire.ReactAdd
+		}
+	case store.ChangeDelete:
+		out.Peer = c.Peer
+		if len(c.IDs) > 0 {
+			out.IDs = make([]string, len(c.IDs))
+			for i, id := range c.IDs {
+				out.IDs[i] = strconv.FormatInt(id, 10)
+			}
+		}
+	}
+	return out
+}
