@@ -236,12 +236,12 @@ func TestClaimKeepsChanges(t *testing.T) {
 func TestImportLifecycle(t *testing.T) {
 	s := open(t, newDB(t))
 	defer s.Close()
-	var rows []mongo.ReactionRow
+	var rows []store.Reaction
 	for i := range store.ReactionUsers + 3 {
-		rows = append(rows, mongo.ReactionRow{MsgID: 101, User: fmt.Sprintf("u%02d", i), Emoji: "👍", TS: int64(i)})
+		rows = append(rows, store.Reaction{MsgID: 101, User: fmt.Sprintf("u%02d", i), Emoji: "👍", TS: int64(i)})
 	}
-	rows = append(rows, mongo.ReactionRow{MsgID: 102, User: "bob", Emoji: "❤️", TS: 1})
-	for _, part := range [][]mongo.ReactionRow{rows[:10], rows[10:], rows[5:15]} {
+	rows = append(rows, store.Reaction{MsgID: 102, User: "bob", Emoji: "❤️", TS: 1})
+	for _, part := range [][]store.Reaction{rows[:10], rows[10:], rows[5:15]} {
 		if err := s.ImportReactions(t.Context(), part); err != nil {
 			t.Fatal(err)
 		}
