@@ -222,6 +222,10 @@ func TestClaimKeepsChanges(t *testing.T) {
 	if len(p.Edits) != 1 || len(p.Recalls) != 0 {
 		t.Errorf("the edit's claim: %+v", p)
 	}
+	b.Grants = []store.Grant{{Media: "m1", Principal: store.RevokedGrant}}
+	if p := mongo.Part(b, again); len(p.Recalls) != 1 || len(p.Grants) != 1 {
+		t.Errorf("the recall's claim lacks its recall or its media's revocation: %+v", p)
+	}
 	gb := groupReaction("g1", "bob", 301, 300, 4, 2, "👍", true)
 	gb.Reactions = append(gb.Reactions, store.Reaction{MsgID: 300, User: "carol", Emoji: "👍", Add: true})
 	p = mongo.Part(gb, gb.Messages[0])
