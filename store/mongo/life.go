@@ -28,6 +28,10 @@ import (
 // stRemove is being uncounted (then deleted). A Commit cut short between
 // the two leaves the mark, and whoever meets it next (the same batch
 // again, or another reaction of that user and emoji) finishes the move.
+// As with unread (commit.go), one cut exactly between moving the summary
+// and clearing the mark moves it once more when finished: a count one off
+// until that emoji's reactions are imported again. Two nodes meeting the
+// same mark at once may both finish it, likewise.
 type reactionDoc struct {
 	ID    string `bson:"_id"`
 	Msg   int64  `bson:"msg"`
