@@ -4,6 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
 	"github.com/imqtt/imqtt/store"
 )
 
@@ -35,3 +38,9 @@ func SetAfterClaimRead(t testing.TB, fn func()) {
 
 // Part is the rows of b a claim of message m holds.
 func Part(b *store.Batch, m store.Message) store.Batch { return part(b, m) }
+
+// SetMonitor makes every Open until the test ends report its commands to m.
+func SetMonitor(t testing.TB, m *event.CommandMonitor) {
+	clientHook = func(o *options.ClientOptions) { o.SetMonitor(m) }
+	t.Cleanup(func() { clientHook = nil })
+}

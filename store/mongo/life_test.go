@@ -1,6 +1,7 @@
 package mongo_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 
 	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/mongo"
@@ -309,5 +311,82 @@ func TestImportLifecycle(t *testing.T) {
 	}
 	if m, err := s.GetMember(t.Context(), "g2", "bob"); err != nil || m.ReadChanges != 1 {
 		t.Errorf("bob's read after the import: %+v, %v", m, err)
+	}
+}
+
+// writeCounter counts the documents the write commands of a store insert,
+// update and delete, by collection (the FerretDB update lock's meta
+// document aside).
+type writeCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (w *writeCounter) monitor() *event.CommandMonitor {
+	return &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		arrays := map[string]string{"insert": "documents", "update": "updates", "delete": "deletes", "findAndModify": ""}
+		field, ok := arrays[e.CommandName]
+		if !ok {
+			return
+		}
+		coll, _ := e.Command.Lookup(e.CommandName).StringValueOK()
+		if coll == "meta" {
+			return
+		}
+		n := 1
+		if field != "" {
+			docs, _ := e.Command.Lookup(field).Array().Values()
+			n = len(docs)
+		}
+		w.mu.Lock()
+		w.n[coll] += n
+		w.mu.Unlock()
+	}}
+}
+
+func (w *writeCounter) take() (int, map[string]int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	total := 0
+	for _, n := range w.n {
+		total += n
+	}
+	m := w.n
+	w.n = map[string]int{}
+	return total, m
+}
+
+// TestGroupChangeWrites: a reaction and a recall in a group write the same
+// documents at 10,000 members as at 2 (read diffusion: none per member).
+func TestGroupChangeWrites(t *testing.T) {
+	w := &writeCounter{n: map[string]int{}}
+	mongo.SetMonitor(t, w.monitor())
+	counts := map[int][2]int{}
+	for _, members := range []int{2, 10000} {
+		s := open(t, newDB(t))
+		ms := make([]store.Member, members)
+		for i := range ms {
+			ms[i] = store.Member{User: fmt.Sprintf("u%05d", i), Role: store.RoleMember}
+		}
+		if err := s.CreateGroup(t.Context(), store.Group{ID: "g1", Owner: "u00000", Created: 1}, ms); err != nil {
+			t.Fatal(err)
+		}
+		groupMsg(t, s, "g1", 101, 1)
+		w.take()
+		commit(t, s, groupReaction("g1", "u00001", 201, 101, 2, 1, "👍", true))
+		react, rc := w.take()
+		c := store.Change{Kind: store.ChangeRecall, Target: 101, Count: 2}
+		m := store.Message{ID: 202, From: "u00000", Group: "g1", Seq: 3, Type: c.Kind, CMID: "r202", TS: 202, Change: &c}
+		commit(t, s, &store.Batch{Messages: []store.Message{m},
+			Acks:    []store.Ack{{From: m.From, CMID: m.CMID, ID: m.ID, TS: m.TS, Group: "g1", Seq: 3}},
+			Heads:   []store.GroupHead{{Group: "g1", Seq: 3, Changes: 2}},
+			Recalls: []store.Recall{{MsgID: 101, By: "u00000", TS: 202}}})
+		recall, rcc := w.take()
+		t.Logf("members=%d: a reaction writes %d documents %v; a recall %d %v", members, react, rc, recall, rcc)
+		counts[members] = [2]int{react, recall}
+		s.Close()
+	}
+	if counts[2] != counts[10000] {
+		t.Errorf("writes of a reaction and a recall at 2 members %v, at 10,000 %v", counts[2], counts[10000])
 	}
 }
