@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/imqtt/imqtt/store"
@@ -47,6 +48,8 @@ func Changes(t *testing.T, open func(t *testing.T) ChangeStore) {
 		{"ReplyTo", testReplyTo},
 		{"Idempotent", testChangesIdempotent},
 		{"Erase", testChangesErase},
+		{"RecallRacesEdit", testRecallRacesEdit},
+		{"ConcurrentReactions", testConcurrentReactions},
 	})
 }
 
@@ -1039,5 +1042,79 @@ func testChangesErase(t *testing.T, f *fixture) {
 	}
 	if s, err := l.GetUserSettings(f.ctx, "bob"); err != nil || !s.NoReadReceipts {
 		t.Errorf("bob's settings after alice's erasure: %+v, %v", s, err)
+	}
+}
+
+// testRecallRacesEdit: a recall and edits of one message committed at once
+// (by several nodes, in a shared store) end with the message recalled and
+// no body, whichever commits first.
+func testRecallRacesEdit(t *testing.T, f *fixture) {
+	const rounds, editors = 20, 4
+	for r := range rounds {
+		id := int64(1000 + r*10)
+		f.send("alice", "bob", id, id)
+		batches := []*store.Batch{}
+		for e := range editors {
+			b, _ := f.change1("alice", "bob", id+1+int64(e), id+1, store.Change{Kind: store.ChangeEdit, Target: id}, false)
+			b.Edits = []store.Edit{{MsgID: id, Body: "edit " + strconv.Itoa(e), TS: id + 1 + int64(e)}}
+			batches = append(batches, b)
+		}
+		b, _ := f.change1("alice", "bob", id+9, id+1, store.Change{Kind: store.ChangeRecall, Target: id}, false)
+		b.Recalls = []store.Recall{{MsgID: id, By: "alice", TS: id + 1}}
+		batches = append(batches, b)
+		var wg sync.WaitGroup
+		errs := make(chan error, len(batches))
+		for _, b := range batches {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- f.messages.Commit(f.ctx, b)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: commit: %v", r, err)
+			}
+		}
+		if m := f.message(id); m.Recalled == 0 || m.Body != "" {
+			t.Fatalf("round %d: a recall raced by edits left %+v", r, m)
+		}
+		for _, user := range []string{"alice", "bob"} {
+			if e, _ := findEvent(f.rangeEvents(user, 0, 1000), id); e.Msg.Body != "" {
+				t.Fatalf("round %d: %s's range shows the body: %+v", r, user, e.Msg)
+			}
+		}
+	}
+}
+
+// testConcurrentReactions: reactions committed at once each count once.
+func testConcurrentReactions(t *testing.T, f *fixture) {
+	f.createGroup("g1", "alice", "bob")
+	f.groupSend("g1", "alice", 101, 1)
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u := fmt.Sprintf("u%02d", i)
+			for _, add := range []bool{true, false, true} { // add, take back, add again
+				errs <- f.messages.Commit(f.ctx, &store.Batch{Reactions: []store.Reaction{{MsgID: 101, User: u, Emoji: "👍", Add: add}}})
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+	}
+	got := f.reactions(101)[101]
+	if len(got) != 1 || got[0].Count != n || len(got[0].Users) != store.ReactionUsers {
+		t.Errorf("after %d concurrent reactions: %+v", n, got)
 	}
 }
