@@ -51,7 +51,10 @@ func part(b *store.Batch, m store.Message) store.Batch {
 		}
 	}
 	for _, g := range b.Grants {
-		if m.Media != "" && g.Media == m.Media {
+		// A recall's revocation names its target's media, which the record
+		// does not hold: a recall's rows hold every revocation of the
+		// batch (one more is harmless: it is of a recalled message's media).
+		if m.Media != "" && g.Media == m.Media || g.Principal == store.RevokedGrant && changeOf(m, store.ChangeRecall) != nil {
 			p.Grants = append(p.Grants, g)
 		}
 	}

@@ -17,10 +17,16 @@
 //	             an index, which changes no document's meaning).
 //	             shard: {_id: "hashed"}
 //	messages     {_id: snowflake ID, from, to, group, seq, type, body, media,
-//	              meta (JSON text), cmid, ts, inline: {mime, data}}
+//	              meta (JSON text), cmid, ts, mime, data (the inline media:
+//	              the tag "inline" inlines it), mentions, reply_to?,
+//	              recalled?, recalled_by?, edited?, reacted?,
+//	              change?: {kind, target, emoji, add, ids, peer, count}}
 //	             read only by _id; shard: {_id: "hashed"} (snowflakes grow
 //	             with time, so a ranged key would send every insert to one shard)
-//	entries      {_id: ObjectId, user, ver, peer, out, msg, pending?}
+//	entries      {_id: ObjectId, user, ver, peer, out, msg, pending?}; a
+//	             change record's entry has change: true and cpeer instead of
+//	             peer, so it is in
+//	             the inbox but not in the {user, peer, msg} history index
 //	             unique {user: 1, ver: 1}: Range, Head, and the idempotency
 //	             of a commit; {user: 1, peer: 1, msg: -1}: History and SetRead's
 //	             unread count. shard: {user: 1, ver: 1}: a user's inbox (what
@@ -30,7 +36,8 @@
 //	             hot chunk the way a ranged key on a global counter would.
 //	             Hashing user alone would spread users as well but cannot
 //	             enforce the unique (user, ver).
-//	convs        {_id: ObjectId, user, peer, last, last_ts, ver, unread, read_upto}
+//	convs        {_id: ObjectId, user, peer, last, last_ts, ver, unread, read_upto,
+//	              peer_read?}
 //	             unique {user: 1, peer: 1}; shard: {user: 1, peer: 1}
 //	             (Conversations reads one user's rows: one shard)
 //	acks         {_id: ObjectId, from, cmid, msg, ver, ts, group?, seq?}
@@ -43,13 +50,37 @@
 //	             unique {media: 1, principal: 1}; shard: {media: 1, principal: 1}
 //	groups       {_id: group ID, name, owner, created, members (count)}
 //	             shard: {_id: "hashed"}
-//	members      {_id: ObjectId, group, user, role, join_seq, read_seq, joined}
+//	members      {_id: ObjectId, group, user, role, join_seq, read_seq, joined,
+//	              join_changes?, read_changes?, mention_seq?}
 //	             unique {group: 1, user: 1}: Members, GetMember;
 //	             {user: 1, group: 1}: UserGroups. shard: {group: 1, user: 1}
 //	             (UserGroups then asks every shard; it is rare)
-//	group_heads  {_id: group ID, seq, msg, ts}; shard: {_id: "hashed"}
+//	group_heads  {_id: group ID, seq, msg, ts, msg_seq (msg's seq; absent in
+//	              heads written before the lifecycle, whose seq is msg's),
+//	              changes?, mention_all?}; shard: {_id: "hashed"}
 //	group_msgs   {_id: ObjectId, group, seq, msg}
 //	             unique {group: 1, seq: 1}: GroupRange; shard: {group: 1, seq: 1}
+//	group_changes {_id: ObjectId, group, seq, n (the change record's Count)}:
+//	             a group's change records by seq. unique {group: 1, seq: 1}:
+//	             a member's ReadChanges is one seek down from its read seq.
+//	             shard: {group: 1, seq: 1}
+//	reactions    {_id: "{msg} {len(user)}:{user} {emoji}", msg, user, emoji,
+//	              ts, st? (a summary move under way: life.go)}: one per
+//	             reaction. {msg: 1, user: 1}: UserReactions; {msg: 1, emoji: 1,
+//	             ts: 1}: the next reactor to list, and the import's rebuild.
+//	             shard: {msg: 1} would keep a message's together; {_id: "hashed"}
+//	             is enough (every write is by _id)
+//	reaction_sums {_id: "{msg} {emoji}", msg, emoji, count, users (at most
+//	              store.ReactionUsers), nusers}: one per message and emoji;
+//	             the emoji is a value, never a field name. {msg: 1, emoji: 1}:
+//	             ReactionsOf. shard: {_id: "hashed"}
+//	hidden       {_id: "{len(user)}:{user} {msg}", user, msg, group}: group
+//	             messages a user hid. {user: 1, msg: 1}: Hidden, erasure.
+//	             shard: {_id: "hashed"}
+//	user_settings {_id: user, no_read_receipts?, updated}. shard: {_id: "hashed"}
+//	             The lifecycle's collections and fields came without a new
+//	             Format: a field absent from an older row reads as its zero,
+//	             which is right for rows written before change records.
 //	sessions     {_id: "{user}/{device}", user, device, epoch, inbox,
 //	              groups: {group: seq}, subs: [{filter, qos}], expiry, holder,
 //	              disconnected}: persistent MQTT sessions (sessions.go); a

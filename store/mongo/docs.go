@@ -93,16 +93,17 @@ func (d *messageDoc) message() store.Message {
 
 // entryDoc is one index row. Pending marks an incoming entry whose
 // conversation row has not yet counted it as unread (see commit.go).
-// A change record's entry (store.Entry.Change) keeps its peer in CPeer and
-// has no peer: it is in the inbox ({user, ver}) but not in the history
-// index ({user, peer, msg}), so History, SetRead's count and the hides
-// never meet it.
+// A change record's entry (store.Entry.Change: Change set) keeps its peer
+// in CPeer and has no peer: it is in the inbox ({user, ver}) but not in
+// the history index ({user, peer, msg}), so History, SetRead's count and
+// the hides never meet it.
 type entryDoc struct {
 	ID      bson.ObjectID `bson:"_id"`
 	User    string        `bson:"user"`
 	Ver     int64         `bson:"ver"`
 	Peer    string        `bson:"peer,omitempty"`
 	CPeer   string        `bson:"cpeer,omitempty"`
+	Change  bool          `bson:"change,omitempty"`
 	Out     bool          `bson:"out"`
 	MsgID   int64         `bson:"msg"`
 	Pending bool          `bson:"pending,omitempty"`
@@ -111,13 +112,13 @@ type entryDoc struct {
 func toEntryDoc(e *store.Entry) entryDoc {
 	d := entryDoc{ID: bson.NewObjectID(), User: e.User, Ver: int64(e.Ver), Peer: e.Peer, Out: e.Out, MsgID: e.MsgID}
 	if e.Change {
-		d.Peer, d.CPeer = "", e.Peer
+		d.Peer, d.CPeer, d.Change = "", e.Peer, true
 	}
 	return d
 }
 
 func (d *entryDoc) entry() store.Entry {
-	if d.CPeer != "" {
+	if d.Change {
 		return store.Entry{User: d.User, Ver: uint64(d.Ver), Peer: d.CPeer, Out: d.Out, MsgID: d.MsgID, Change: true}
 	}
 	return store.Entry{User: d.User, Ver: uint64(d.Ver), Peer: d.Peer, Out: d.Out, MsgID: d.MsgID}

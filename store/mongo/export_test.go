@@ -3,6 +3,11 @@ package mongo
 import (
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/imqtt/imqtt/store"
 )
 
 // Step is a format migration step, for upgrade tests.
@@ -29,4 +34,13 @@ func SetUpgradeLockTTL(t testing.TB, d time.Duration) {
 func SetAfterClaimRead(t testing.TB, fn func()) {
 	afterClaimRead = fn
 	t.Cleanup(func() { afterClaimRead = nil })
+}
+
+// Part is the rows of b a claim of message m holds.
+func Part(b *store.Batch, m store.Message) store.Batch { return part(b, m) }
+
+// SetMonitor makes every Open until the test ends report its commands to m.
+func SetMonitor(t testing.TB, m *event.CommandMonitor) {
+	clientHook = func(o *options.ClientOptions) { o.SetMonitor(m) }
+	t.Cleanup(func() { clientHook = nil })
 }

@@ -277,20 +277,14 @@ func (s *Store) ImportPushItems(ctx context.Context, rs []PushItemRow) error {
 	return s.importInsert(ctx, "import push items", s.c.pushItems, docs)
 }
 
-// ReactionRow is one user's reaction to import (msg, user, emoji, ts).
-type ReactionRow struct {
-	MsgID int64
-	User  string
-	Emoji string
-	TS    int64
-}
-
-// ImportReactions inserts reaction rows, unique by (msg, user, emoji),
-// then rebuilds the summary of each (msg, emoji) they touch from all its
-// rows (the count, and the earliest store.ReactionUsers users): rows of one
+// ImportReactions inserts reaction rows (MsgID, User, Emoji, TS of each;
+// Add is not read: a row is a reaction that is there, as store/pebble's
+// Reactions kind exports them), unique by (msg, user, emoji), then
+// rebuilds the summary of each (msg, emoji) they touch from all its rows
+// (the count, and the earliest store.ReactionUsers users): rows of one
 // summary split across several calls, or a call repeated, end with the
 // same summary.
-func (s *Store) ImportReactions(ctx context.Context, rs []ReactionRow) error {
+func (s *Store) ImportReactions(ctx context.Context, rs []store.Reaction) error {
 	if len(rs) == 0 {
 		return nil
 	}

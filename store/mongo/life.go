@@ -28,6 +28,10 @@ import (
 // stRemove is being uncounted (then deleted). A Commit cut short between
 // the two leaves the mark, and whoever meets it next (the same batch
 // again, or another reaction of that user and emoji) finishes the move.
+// As with unread (commit.go), one cut exactly between moving the summary
+// and clearing the mark moves it once more when finished: a count one off
+// until that emoji's reactions are imported again. Two nodes meeting the
+// same mark at once may both finish it, likewise.
 type reactionDoc struct {
 	ID    string `bson:"_id"`
 	Msg   int64  `bson:"msg"`
@@ -145,9 +149,11 @@ var notRecalled = bson.E{Key: "recalled", Value: bson.D{{Key: "$exists", Value: 
 
 // applyRecalls makes each target a tombstone, once: the filter keeps a
 // first recall, and an edit's filter (applyMsgEdits) skips a tombstone, so
-// a recall wins over an edit whichever lands first, on any node. Fields
-// are emptied by $set, not $unset: FerretDB v1 keeps a nested document
-// ($unset of inline) that $unset names.
+// a recall wins over an edit whichever lands first, on any node.
+// messageDoc's tag `bson:"inline,omitempty"` makes the driver inline the
+// Inline document (the name "inline" is also the driver's option): its
+// fields are stored at the top level, as "mime" and "data", which are
+// unset with it.
 func (s *Store) applyRecalls(ctx context.Context, rs []store.Recall) error {
 	if len(rs) == 0 {
 		return nil
@@ -155,11 +161,11 @@ func (s *Store) applyRecalls(ctx context.Context, rs []store.Recall) error {
 	ops := make([]mongo.WriteModel, len(rs))
 	for i, r := range rs {
 		ops[i] = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: r.MsgID}, notRecalled}).
-			SetUpdate(bson.D{{Key: "$set", Value: bson.D{
-				{Key: "recalled", Value: r.TS}, {Key: "recalled_by", Value: r.By},
-				{Key: "body", Value: ""}, {Key: "media", Value: ""}, {Key: "meta", Value: ""},
-				{Key: "inline", Value: nil}, {Key: "mentions", Value: nil},
-			}}})
+			SetUpdate(bson.D{
+				{Key: "$set", Value: bson.D{{Key: "recalled", Value: r.TS}, {Key: "recalled_by", Value: r.By}, {Key: "body", Value: ""}}},
+				{Key: "$unset", Value: bson.D{{Key: "media", Value: ""}, {Key: "meta", Value: ""}, {Key: "inline", Value: ""},
+					{Key: "mime", Value: ""}, {Key: "data", Value: ""}, {Key: "mentions", Value: ""}}},
+			})
 	}
 	if err := s.bulkWrite(ctx, s.c.messages, ops); err != nil {
 		return fmt.Errorf("recall messages: %w", err)

@@ -75,6 +75,10 @@ func (o Options) withDefaults(uri string) Options {
 	return o
 }
 
+// clientHook, if set, changes the client options of every Open (tests
+// count the commands a call sends).
+var clientHook func(*options.ClientOptions)
+
 // Store is a store.Store in a MongoDB database.
 type Store struct {
 	client *mongo.Client
@@ -122,7 +126,11 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		ctx, cancel = context.WithTimeout(ctx, opts.ConnectTimeout)
 		defer cancel()
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	co := options.Client().ApplyURI(uri)
+	if clientHook != nil {
+		clientHook(co)
+	}
+	client, err := mongo.Connect(co)
 	if err != nil {
 		return nil, fmt.Errorf("open mongo: %w", err)
 	}

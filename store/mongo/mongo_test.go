@@ -41,8 +41,8 @@ var (
 
 // newDB is a database name no other test uses. On a server of its own
 // (IMQTT_TEST_MONGO_URI) the database is dropped when the test ends.
-func newDB(t *testing.T) string {
-	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+func newDB(t testing.TB) string {
+	name := strings.NewReplacer("/", "_", " ", "_", "=", "_").Replace(t.Name())
 	if len(name) > 40 {
 		name = name[:40]
 	}
@@ -63,7 +63,7 @@ func newDB(t *testing.T) string {
 	return db
 }
 
-func open(t *testing.T, db string) *mongo.Store {
+func open(t testing.TB, db string) *mongo.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
