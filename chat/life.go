@@ -619,6 +619,7 @@ func (s *Service) allocateChange(op *sendOp, v *batchView, vers []uint64, b *sto
 			}
 			if s.opts.Webhooks != nil {
 				if ev, ok := s.opts.Webhooks.Recalled(*t, user, time.UnixMilli(rec.TS)); ok {
+					ev.MsgID = rec.ID // a shared store's claim of the recall covers its event
 					b.Webhooks = append(b.Webhooks, ev)
 				}
 			}

@@ -41,7 +41,6 @@ import (
 	"github.com/imqtt/imqtt/internal/bans/mongorows"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/media/gridfs"
-	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/store/mongo"
 	"github.com/imqtt/imqtt/store/pebble"
 )
@@ -388,13 +387,7 @@ var kinds = []kindCopy{
 	// every (message, emoji)'s count and users from them), the group
 	// messages users hid, users' own settings. Change records are
 	// messages, copied with them.
-	kind(pebble.Reactions, "reactions", func(dst *mongo.Store, ctx context.Context, rows []store.Reaction) error {
-		rs := make([]mongo.ReactionRow, len(rows))
-		for i, r := range rows {
-			rs[i] = mongo.ReactionRow{MsgID: r.MsgID, User: r.User, Emoji: r.Emoji, TS: r.TS}
-		}
-		return dst.ImportReactions(ctx, rs)
-	}),
+	kind(pebble.Reactions, "reactions", (*mongo.Store).ImportReactions),
 	kind(pebble.Hides, "hidden", (*mongo.Store).ImportHidden),
 	kind(pebble.UserSettings, "user_settings", (*mongo.Store).ImportUserSettings),
 }
