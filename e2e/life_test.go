@@ -61,7 +61,7 @@ func (a mqttActor) del(cmid string, ids []string) (wire.Ack, *wire.Error) {
 func (a mqttActor) clear(cmid, peer string) (wire.Ack, *wire.Error) {
 	return a.do(wire.TopicDelete, cmid, wire.Delete{CMID: cmid, Peer: peer})
 }
-func (a mqttActor) read(r wire.Read)       { a.d.publish(wire.TopicRead, r) }
+func (a mqttActor) read(r wire.Read)      { a.d.publish(wire.TopicRead, r) }
 func (a mqttActor) typing(ty wire.Typing) { a.d.publish(wire.TopicTyping, ty) }
 
 // httpActor changes messages through the HTTP API with token.
