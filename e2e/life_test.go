@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
@@ -39,10 +40,38 @@ type actor interface {
 // mqttActor changes messages through d's MQTT connection.
 type mqttActor struct{ d *device }
 
+// do publishes v and waits for a new reply to cmid (a resent cmid is
+// answered again).
 func (a mqttActor) do(topic, cmid string, v any) (wire.Ack, *wire.Error) {
 	a.d.t.Helper()
+	before := len(a.d.replies(cmid))
 	a.d.publish(topic, v)
-	return a.d.awaitReply(cmid)
+	wait.For(a.d.t, "reply to "+cmid, 10*time.Second, func() bool { return len(a.d.replies(cmid)) > before })
+	raw := a.d.replies(cmid)[before]
+	var probe struct{ Kind string }
+	mustUnmarshal(a.d.t, raw, &probe)
+	if probe.Kind == wire.KindError {
+		e := &wire.Error{}
+		mustUnmarshal(a.d.t, raw, e)
+		return wire.Ack{}, e
+	}
+	var ack wire.Ack
+	mustUnmarshal(a.d.t, raw, &ack)
+	return ack, nil
+}
+
+// replies returns the acks and errors of cmid d received, in order.
+func (d *device) replies(cmid string) []json.RawMessage {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []json.RawMessage
+	for _, raw := range d.direct {
+		var probe struct{ Kind, CMID string }
+		if json.Unmarshal(raw, &probe) == nil && probe.CMID == cmid && (probe.Kind == wire.KindAck || probe.Kind == wire.KindError) {
+			out = append(out, raw)
+		}
+	}
+	return out
 }
 
 func (a mqttActor) send(s wire.Send) (wire.Ack, *wire.Error) { return a.do(wire.TopicSend, s.CMID, s) }
@@ -128,10 +157,11 @@ func (a httpActor) typing(ty wire.Typing) {
 // transports runs f once with MQTT actors and once with HTTP ones, each
 // on its own server. act makes user's actor; its MQTT device (user/phone)
 // is connected either way, to watch the live events.
-func transports(t *testing.T, f func(t *testing.T, s *testserver.Server, act func(user string) (actor, *device))) {
+// edit, if given, adjusts the servers' configuration.
+func transports(t *testing.T, f func(t *testing.T, s *testserver.Server, act func(user string) (actor, *device)), edit ...func(*daemon.Config)) {
 	for _, tr := range []string{"mqtt", "http"} {
 		t.Run(tr, func(t *testing.T) {
-			s := testserver.Start(t)
+			s := testserver.Start(t, edit...)
 			f(t, s, func(user string) (actor, *device) {
 				tok := account(t, s, user, "phone")
 				d := connect(t, s.MQTT, user, "phone", tok)
