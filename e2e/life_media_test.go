@@ -48,7 +48,7 @@ func TestLifeRecallMedia(t *testing.T) {
 			var e wire.Error
 			_ = json.Unmarshal(body, &e)
 			if resp.StatusCode != 404 || e.Code != wire.CodeNotFound {
-				t.Errorf("%s after the recall, %s: %d %s", who, u, resp.StatusCode, body)
+				t.Errorf("%s after the recall, %s: %d %q (%d bytes)", who, u, resp.StatusCode, e.Code, len(body))
 			}
 		}
 	}
