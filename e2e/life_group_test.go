@@ -99,6 +99,13 @@ func TestLifeGroup(t *testing.T) {
 			t.Fatalf("reads by a plain member: %d %+v", code, e)
 		}
 
+		// Typing in the group reaches the members online, never stored.
+		bob.typing(wire.Typing{Group: "g1", State: wire.TypingStart})
+		wait.For(t, "alice sees bob typing in g1", 10*time.Second, func() bool { return len(alicePhone.typings()) == 1 })
+		if ev := alicePhone.typings()[0]; ev.From != "bob" || ev.Group != "g1" || ev.State != wire.TypingStart {
+			t.Fatalf("group typing %+v", ev)
+		}
+
 		// carol was away: the group's sync has the changes and the current state.
 		viaMQTT := mqttSync(t, s, "carol", "tablet", wire.SyncRequest{Group: "g1", Since: 0, Limit: 1000})
 		viaHTTP := getSync(t, s, carolTok, "g1", 0)

@@ -28,6 +28,7 @@ type recallProber struct {
 	acked    map[string]bool // message IDs whose recall alice has been acked
 	problems []string
 	probes   int
+	straddle int // probes in flight while a recall was acked
 }
 
 // ack records that the recall of id is acked: probes from now on check it.
@@ -121,6 +122,9 @@ func (p *recallProber) probe(dev string) {
 	}
 	p.mu.Lock()
 	p.probes++
+	if len(p.acked) > len(acked) {
+		p.straddle++
+	}
 	p.mu.Unlock()
 }
 
@@ -191,12 +195,15 @@ func TestLifeRecallRace(t *testing.T) {
 		wg.Wait()
 	}
 	p.mu.Lock()
-	problems, probes := p.problems, p.probes
+	problems, probes, straddle := p.problems, p.probes, p.straddle
 	p.mu.Unlock()
 	for _, pr := range problems {
 		t.Error(pr)
 	}
-	t.Logf("%d probes over %d rounds", probes, rounds)
+	t.Logf("%d probes over %d rounds, %d of them in flight as a recall was acked", probes, rounds, straddle)
+	if straddle == 0 {
+		t.Errorf("no probe raced a recall")
+	}
 
 	// The live stream: each message, then its recall, once each.
 	wait.For(t, "bob's live device gets every recall", 10*time.Second, func() bool { return len(bobLive.find(wire.KindRecall, "")) == rounds })
