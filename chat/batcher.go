@@ -117,7 +117,9 @@ func (s *Service) process(ops []*sendOp) {
 		s.addPushJobs(&b)
 	}
 	if s.opts.Webhooks != nil {
-		b.Webhooks = s.opts.Webhooks.AfterSend(b.Messages) // with the messages: a message stored is an event not lost
+		// With the messages: a message stored is an event not lost. Appended:
+		// allocate has put a recall's message.recalled there already.
+		b.Webhooks = append(b.Webhooks, s.opts.Webhooks.AfterSend(b.Messages)...)
 	}
 	if b.Len() > 0 {
 		start := time.Now()

@@ -150,7 +150,16 @@ func (s *Service) Conversations(ctx context.Context, user string) (wire.Conversa
 	for _, c := range convs {
 		row := wire.Conversation{Peer: c.Peer, Unread: c.Unread}
 		if receipts && c.PeerRead > 0 {
-			row.PeerRead = strconv.FormatInt(c.PeerRead, 10)
+			// Shown only while the peer has receipts on too: a peer
+			// that turned them off since leaves no position on show
+			// (wire.Conversation.PeerRead). One read per such row.
+			on, err := s.receiptsOn(ctx, c.Peer)
+			if err != nil {
+				return wire.Conversations{}, err
+			}
+			if on {
+				row.PeerRead = strconv.FormatInt(c.PeerRead, 10)
+			}
 		}
 		if last, ok := byID[c.Last]; ok {
 			row.Last = &last

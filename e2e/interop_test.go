@@ -46,7 +46,7 @@ func echoPeer(t *testing.T, s *testserver.Server, user string) {
 
 // TestInterop: MQTT.js (TCP 3.1.1 and WebSocket 5) and Python paho (3.1.1
 // and 5, with user properties and a response topic) log in, send, receive,
-// sync and read against imqttd, each step checked by its JSON output.
+// sync, read and recall against imqttd, each step checked by its JSON output.
 func TestInterop(t *testing.T) {
 	node := requireTool(t, "node")
 	python := "/usr/bin/python3" // Debian's, where python3-paho-mqtt installs
@@ -106,7 +106,10 @@ func TestInterop(t *testing.T) {
 			}
 			var unread wire.Unread
 			var rest struct{ Events []wire.Msg }
-			for step, v := range map[string]any{"ack": &ack, "msg": &msg, "sync": &sync, "gzsync": &gz, "unread": &unread, "rest": &rest} {
+			var recallAck wire.Ack
+			var recall wire.Msg
+			for step, v := range map[string]any{"ack": &ack, "msg": &msg, "sync": &sync, "gzsync": &gz, "unread": &unread, "rest": &rest,
+				"recallack": &recallAck, "recall": &recall} {
 				if steps[step] == nil {
 					t.Fatalf("no %s step in %s", step, out)
 				}
@@ -132,6 +135,13 @@ func TestInterop(t *testing.T) {
 			}
 			if unread.Peer != "echo" || unread.Count != 0 || unread.Total != 0 {
 				t.Errorf("unread %+v", unread)
+			}
+			// A change made by a client nobody here wrote, seen live.
+			if recallAck.ID == "" || recallAck.Ver <= msg.Ver {
+				t.Errorf("recall ack %+v", recallAck)
+			}
+			if recall.Kind != wire.KindRecall || recall.ID != ack.ID || recall.By != user || recall.Ver != recallAck.Ver || recall.Body != "" {
+				t.Errorf("recall event %+v", recall)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -206,7 +207,7 @@ func (e *Emitter) Recalled(m store.Message, by string, at time.Time) (store.Webh
 	if !e.Wants(Recalled) {
 		return store.WebhookEvent{}, false
 	}
-	return e.event(Recalled, MessageLane(&m), at.UnixMilli(), RecalledData{ID: formatID(m.ID), From: m.From, To: m.To,
+	return e.event(Recalled, MessageLane(&m), at.UnixMilli(), RecalledData{ID: strconv.FormatInt(m.ID, 10), From: m.From, To: m.To,
 		Group: m.Group, By: by, TS: at.UnixMilli()})
 }
 
@@ -235,7 +236,7 @@ type GroupData struct {
 
 // RecalledData is the data of message.recalled.
 type RecalledData struct {
-	ID    string `json:"id"`
+	ID    string `json:"id"` // the message's, as a msg event has it (not an event's evt- ID)
 	From  string `json:"from"`
 	To    string `json:"to,omitempty"`
 	Group string `json:"group,omitempty"`

@@ -1,7 +1,8 @@
 // MQTT.js as a third-party imqtt client. Driven by e2e/interop_test.go:
 // env URL (mqtt://host:port or ws://host:port/mqtt), PROTO (4 or 5), USER,
 // DEVICE, TOKEN, PEER. It sends to PEER, waits for PEER's answer live,
-// syncs (plain, then gzip-compressed), reads, and prints one JSON line per step.
+// syncs (plain, then gzip-compressed), reads, recalls its message, and prints
+// one JSON line per step.
 import { gunzipSync } from 'node:zlib';
 import mqtt from 'mqtt';
 
@@ -49,6 +50,14 @@ c.on('connect', async () => {
   const unread = next((e) => e.kind === 'unread');
   await c.publishAsync('im/read', JSON.stringify({ peer: PEER }), { qos: 1 });
   out('unread', await unread);
+  // A change of the message: recall it. The recall is acked on the device
+  // topic, then comes live on the inbox (both parties' devices get it).
+  const sent = await ack;
+  const recallAck = next((e) => e.kind === 'ack' && e.cmid === 'js-r1');
+  const recall = next((e) => e.kind === 'recall' && e.id === sent.id && e.topic === inbox);
+  await c.publishAsync('im/recall', JSON.stringify({ cmid: 'js-r1', id: sent.id }), { qos: 1 });
+  out('recallack', await recallAck);
+  out('recall', await recall);
   out('rest', { events: backlog }); // what nobody waited for: a repeat would show here
   c.end(false, () => process.exit(0));
 });

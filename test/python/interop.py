@@ -2,7 +2,8 @@
 
 Driven by e2e/interop_test.go: env HOST, PORT, PROTO (4 or 5), USER, DEVICE,
 TOKEN, PEER. It sends to PEER, waits for PEER's answer live, syncs (plain,
-then gzip-compressed), reads, and prints one JSON line per step.
+then gzip-compressed), reads, recalls its message, and prints one JSON line
+per step.
 """
 import gzip
 import json
@@ -65,7 +66,8 @@ if v5:
     props.UserProperty = ("trace", "abc")
     props.ResponseTopic = direct
 c.publish("im/send", json.dumps({"cmid": "py-1", "to": peer, "type": "text", "body": "from python"}), qos=1, properties=props)
-out("ack", wait(lambda e: e.get("kind") == "ack" and e.get("cmid") == "py-1"))
+ack = wait(lambda e: e.get("kind") == "ack" and e.get("cmid") == "py-1")
+out("ack", ack)
 out("msg", wait(lambda e: e.get("kind") == "msg" and e.get("from") == peer and e["topic"] == inbox))
 c.publish("im/sync", json.dumps({"since": 0}), qos=1)
 out("sync", wait(lambda e: e.get("kind") == "sync"))
@@ -73,6 +75,11 @@ c.publish("im/sync", json.dumps({"since": 0, "compress": "gzip"}), qos=1)
 out("gzsync", wait(lambda e: e.get("kind") == "sync"))
 c.publish("im/read", json.dumps({"peer": peer}), qos=1)
 out("unread", wait(lambda e: e.get("kind") == "unread"))
+# A change of the message: recall it. The recall is acked on the device
+# topic, then comes live on the inbox (both parties' devices get it).
+c.publish("im/recall", json.dumps({"cmid": "py-r1", "id": ack["id"]}), qos=1)
+out("recallack", wait(lambda e: e.get("kind") == "ack" and e.get("cmid") == "py-r1"))
+out("recall", wait(lambda e: e.get("kind") == "recall" and e.get("id") == ack["id"] and e["topic"] == inbox))
 while not events.empty():
     backlog.append(events.get())
 out("rest", {"events": backlog})  # what nobody waited for: a repeat would show here
