@@ -98,13 +98,11 @@ func (a *API) deleteMessages(w http.ResponseWriter, r *http.Request, c caller) {
 	a.change(w, r, "delete", func(done func(chat.Result)) { a.cfg.Chat.Delete(r.Context(), sender(c), req, done) })
 }
 
-// cmidBody is the optional body of the routes whose path says the rest.
-type cmidBody struct {
-	CMID string `json:"cmid"`
-}
+// The routes whose path says what to change take an optional body of
+// the MQTT payload's shape for its cmid: what the path says wins.
 
 func (a *API) clearConversation(w http.ResponseWriter, r *http.Request, c caller) {
-	var body cmidBody
+	var body wire.Delete
 	if !a.decodeStrict(w, r, &body, true) {
 		return
 	}
@@ -113,7 +111,7 @@ func (a *API) clearConversation(w http.ResponseWriter, r *http.Request, c caller
 }
 
 func (a *API) react(w http.ResponseWriter, r *http.Request, c caller) {
-	var body cmidBody
+	var body wire.React
 	if !a.decodeStrict(w, r, &body, true) {
 		return
 	}

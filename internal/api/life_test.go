@@ -29,6 +29,8 @@ func TestLifecycleRoutes(t *testing.T) {
 		{"DELETE", "/v1/conversations/bob", ``, "delete bob alice/phone ", 200},
 		{"DELETE", "/v1/conversations/bob", `{"cmid":"c9"}`, "delete bob alice/phone ", 200},
 		{"PUT", "/v1/messages/42/reactions/" + url.PathEscape("🎉"), `{"cmid":"x1"}`, "react add 🎉 alice/phone 42", 200},
+		{"DELETE", "/v1/messages/42/reactions/" + url.PathEscape("🎉"), `{"cmid":"x2","id":"1","emoji":"👍","op":"add"}`,
+			"react remove 🎉 alice/phone 42", 200}, // the path wins
 		{"POST", "/v1/typing", `{"peer":"bob","state":"start"}`, "typing alice bob start", 204},
 		{"GET", "/v1/me/settings", ``, "user settings alice", 200},
 		{"PUT", "/v1/me/settings", `{"read_receipts":false}`, "set user settings alice", 200},
