@@ -158,7 +158,16 @@ func groupChange(b *testing.B, kind string, members, online int) {
 		case <-slots[k].done:
 			return time.Unix(0, slots[k].last.Load()).Sub(start)
 		case <-time.After(30 * time.Second):
-			b.Errorf("seq %d reached %d of %d online members live within 30 s", base+uint64(k)+1, slots[k].n.Load(), online)
+			seq := base + uint64(k) + 1
+			var lacking []string
+			for i, r := range recs {
+				r.mu.Lock()
+				if !r.seen[seq] && len(lacking) < 5 {
+					lacking = append(lacking, onlineUsers[i])
+				}
+				r.mu.Unlock()
+			}
+			b.Errorf("seq %d reached %d of %d online members live within 30 s; lacking: %v", seq, slots[k].n.Load(), online, lacking)
 			return 0
 		}
 	}
