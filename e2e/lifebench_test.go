@@ -151,6 +151,7 @@ func groupChange(b *testing.B, kind string, members, online int) {
 		return true
 	})
 
+	dropped0 := counterValue(s.Metrics().Dropped)
 	// reach waits until every online member has slot k, and returns how
 	// long since start, or (logged) 0 past 30 s.
 	reach := func(k int, start time.Time) time.Duration {
@@ -163,17 +164,18 @@ func groupChange(b *testing.B, kind string, members, online int) {
 			for i, r := range recs {
 				r.mu.Lock()
 				if !r.seen[seq] && len(lacking) < 5 {
-					lacking = append(lacking, onlineUsers[i])
+					u := onlineUsers[i]
+					lacking = append(lacking, fmt.Sprintf("%s (subscribed %t)", u, subscribed(s, u+"/d", wire.InboxTopic(u))))
 				}
 				r.mu.Unlock()
 			}
-			b.Errorf("seq %d reached %d of %d online members live within 30 s; lacking: %v", seq, slots[k].n.Load(), online, lacking)
+			b.Errorf("seq %d reached %d of %d online members live within 30 s; lacking: %v; dropped so far %.0f",
+				seq, slots[k].n.Load(), online, lacking, counterValue(s.Metrics().Dropped)-dropped0)
 			return 0
 		}
 	}
 	var msgTimes, changeTimes []time.Duration
 	var msgCommits, changeCommits uint64
-	dropped0 := counterValue(s.Metrics().Dropped)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
