@@ -69,11 +69,16 @@ func (r *liveRecord) cursor(from uint64) uint64 {
 	return from
 }
 
+// publishes takes each PUBLISH payload a raw subscriber gets.
+type publishes interface {
+	got(payload []byte, qos byte)
+}
+
 // rawSubscriber is a minimal MQTT client: connect, subscribe to its inbox,
-// record the group messages that arrive in rec. QoS 1 publishes are
-// acknowledged, so an unanswered one never holds the broker's inflight
-// window. Thousands fit in one test process.
-func rawSubscriber(b *testing.B, addr, user, password string, rec *liveRecord) net.Conn {
+// hand every PUBLISH that arrives to rec (a *liveRecord keeps the group
+// messages). QoS 1 publishes are acknowledged, so an unanswered one never
+// holds the broker's inflight window. Thousands fit in one test process.
+func rawSubscriber(b *testing.B, addr, user, password string, rec publishes) net.Conn {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
