@@ -165,21 +165,16 @@ func (s *Service) submitChange(ctx context.Context, from Sender, req wire.Send, 
 // queueChange queues a change within the sender's rate: an edit through
 // the filter and the hook first.
 func (s *Service) queueChange(ctx context.Context, op *sendOp) {
-	from, done, c := op.from, op.done, op.chg
-	if c.kind == store.ChangeEdit {
-		var err error
-		if s.opts.Filter != nil && !from.Server {
-			if op.req.Body, err = s.opts.Filter.Check(op.req.Body); err != nil {
-				s.fail(from, done, err)
-				return
-			}
-		}
-		if s.mod != nil && !from.Server {
-			s.mod.submit(op)
-			return
-		}
+	if op.chg.kind != store.ChangeEdit {
+		s.enqueue(ctx, op)
+		return
 	}
-	s.enqueue(ctx, op)
+	var err error
+	if op.req.Body, err = s.filtered(op.from, op.req.Body); err != nil {
+		s.fail(op.from, op.done, err)
+		return
+	}
+	s.pass(ctx, op)
 }
 
 // Wait runs submit and waits for its result (the HTTP path of a send or

@@ -358,10 +358,8 @@ func (s *Service) Submit(ctx context.Context, from Sender, req wire.Send, done f
 			return
 		}
 	}
-	// The operator's backend (the server API) is neither filtered nor
-	// asked about its own sends.
-	if s.opts.Filter != nil && req.Type == "text" && !from.Server {
-		if req.Body, err = s.opts.Filter.Check(req.Body); err != nil {
+	if req.Type == "text" {
+		if req.Body, err = s.filtered(from, req.Body); err != nil {
 			s.fail(from, done, err)
 			return
 		}
@@ -376,7 +374,23 @@ func (s *Service) Submit(ctx context.Context, from Sender, req wire.Send, done f
 			return
 		}
 	}
-	if s.mod != nil && !from.Server {
+	s.pass(ctx, op)
+}
+
+// filtered is a text body as the content filter has it stored, or its
+// refusal. The operator's backend (the server API) is neither filtered
+// nor asked about its own sends.
+func (s *Service) filtered(from Sender, body string) (string, error) {
+	if s.opts.Filter == nil || from.Server {
+		return body, nil
+	}
+	return s.opts.Filter.Check(body)
+}
+
+// pass hands a checked op on: to the before_send stage when it is on
+// (not for the server API's own), else to the queue.
+func (s *Service) pass(ctx context.Context, op *sendOp) {
+	if s.mod != nil && !op.from.Server {
 		s.mod.submit(op)
 		return
 	}
@@ -414,17 +428,7 @@ func (s *Service) enqueue(ctx context.Context, op *sendOp) {
 
 // Send submits req and waits for its result (the HTTP path).
 func (s *Service) Send(ctx context.Context, from Sender, req wire.Send) (wire.Ack, error) {
-	ch := make(chan Result, 1)
-	s.Submit(ctx, from, req, func(r Result) { ch <- r })
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return wire.Ack{}, r.Err
-		}
-		return r.Ack, nil
-	case <-ctx.Done():
-		return wire.Ack{}, ctx.Err()
-	}
+	return Wait(ctx, func(done func(Result)) { s.Submit(ctx, from, req, done) })
 }
 
 // fail counts a refused send of from's, records it in the operator log

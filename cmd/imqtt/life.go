@@ -162,17 +162,9 @@ func cmdTyping(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	peer := ""
-	if len(pos) == 1 {
-		peer = pos[0]
-	}
-	switch {
-	case (peer == "") == (*group == ""):
-		return usagef("give exactly one of PEER or --group G")
-	case peer != "" && !wire.ValidUser(peer):
-		return usagef("bad user ID %q: %s", peer, userIDRule)
-	case *group != "" && !wire.ValidUser(*group):
-		return usagef("bad group ID %q: %s", *group, userIDRule)
+	peer, err := convArgs(pos, *group)
+	if err != nil {
+		return err
 	}
 	t := wire.Typing{Peer: peer, Group: *group, State: wire.TypingStart}
 	if *stop {

@@ -33,17 +33,11 @@ func setMute(ctx context.Context, c *cli, name string, args []string, mute bool)
 	if err != nil {
 		return err
 	}
-	peer := ""
-	if len(pos) == 1 {
-		peer = pos[0]
+	peer, err := convArgs(pos, *group)
+	if err != nil {
+		return err
 	}
 	switch {
-	case (peer == "") == (*group == ""):
-		return usagef("give exactly one of PEER or --group G")
-	case peer != "" && !wire.ValidUser(peer):
-		return usagef("bad user ID %q: %s", peer, userIDRule)
-	case *group != "" && !wire.ValidUser(*group):
-		return usagef("bad group ID %q: %s", *group, userIDRule)
 	case until != nil && *until < 0:
 		return usagef("--until must not be negative")
 	}
@@ -78,4 +72,21 @@ func setMute(ctx context.Context, c *cli, name string, args []string, mute bool)
 		return err
 	}
 	return c.printJSON(got)
+}
+
+// convArgs is the conversation a command names: PEER (its one optional
+// argument) or --group G, exactly one, each a well-formed ID.
+func convArgs(pos []string, group string) (peer string, err error) {
+	if len(pos) == 1 {
+		peer = pos[0]
+	}
+	switch {
+	case (peer == "") == (group == ""):
+		return "", usagef("give exactly one of PEER or --group G")
+	case peer != "" && !wire.ValidUser(peer):
+		return "", usagef("bad user ID %q: %s", peer, userIDRule)
+	case group != "" && !wire.ValidUser(group):
+		return "", usagef("bad group ID %q: %s", group, userIDRule)
+	}
+	return peer, nil
 }
