@@ -413,8 +413,8 @@ func (s *Service) deliver(op *sendOp, user string, ver uint64) {
 // registration gets none.
 func (s *Service) addPushJobs(b *store.Batch) {
 	for _, m := range b.Messages {
-		if m.Change != nil {
-			continue // a change pushes nothing (a recall's notification stays: docs/integration.md)
+		if m.Change != nil && m.Change.Kind != store.ChangeRecall {
+			continue // only a recall pushes: to take its message's notification back
 		}
 		if m.Group == "" && (m.To == m.From || (s.opts.PushTo != nil && !s.opts.PushTo(m.To))) {
 			continue

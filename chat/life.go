@@ -594,6 +594,10 @@ func (s *Service) allocateChange(op *sendOp, v *batchView, vers []uint64, b *sto
 			ack.Group, ack.Seq = t.Group, rec.Seq
 			b.Heads = append(b.Heads, store.GroupHead{Group: t.Group, Seq: rec.Seq, Changes: rec.Change.Count})
 		} else {
+			rec.To = t.To // the conversation, as a 1:1 message names it (push reads it)
+			if user == t.To {
+				rec.To = t.From
+			}
 			for i, p := range parties(t) {
 				peer := t.To
 				if p == t.To {

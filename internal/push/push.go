@@ -276,6 +276,9 @@ func (w *Worker) expandJobs(ctx context.Context, jobs []store.PushJob) error {
 	if err != nil {
 		return fmt.Errorf("read messages: %w", err)
 	}
+	if msgs, err = w.recallsAs(ctx, msgs); err != nil {
+		return err
+	}
 	now := w.now()
 	// 1:1 recipients' registrations, read once for the round.
 	var direct []string
@@ -315,6 +318,49 @@ func (w *Worker) expandJobs(ctx context.Context, jobs []store.PushJob) error {
 		return fmt.Errorf("expand jobs: %w", err)
 	}
 	return nil
+}
+
+// recallsAs puts, for each recall among msgs, its message in its place
+// with the recall's ID and time: a recall is pushed where its message
+// was (the same recipients, mutes and mentions), so every device that
+// may show its notification gets the recall (a silent one, that takes it
+// back: notification). A recall whose message is gone is dropped.
+func (w *Worker) recallsAs(ctx context.Context, msgs []store.Message) ([]store.Message, error) {
+	var targets []int64
+	for _, m := range msgs {
+		if m.Change != nil && m.Change.Kind == store.ChangeRecall {
+			targets = append(targets, m.Change.Target)
+		}
+	}
+	if len(targets) == 0 {
+		return msgs, nil
+	}
+	ts, err := w.st.GetMessages(ctx, targets)
+	if err != nil {
+		return nil, fmt.Errorf("read recalled messages: %w", err)
+	}
+	byID := make(map[int64]store.Message, len(ts))
+	for _, t := range ts {
+		byID[t.ID] = t
+	}
+	out := msgs[:0:0]
+	for _, m := range msgs {
+		switch t, ok := byID[changeTarget(m)]; {
+		case m.Change == nil || m.Change.Kind != store.ChangeRecall:
+			out = append(out, m)
+		case ok:
+			out = append(out, store.Message{ID: m.ID, From: t.From, To: t.To, Group: t.Group, Seq: t.Seq, TS: m.TS,
+				Mentions: t.Mentions, Change: m.Change})
+		}
+	}
+	return out, nil
+}
+
+func changeTarget(m store.Message) int64 {
+	if m.Change == nil {
+		return 0
+	}
+	return m.Change.Target
 }
 
 // devices reads users' registrations, by user.
@@ -680,14 +726,46 @@ func (w *Worker) notification(ctx context.Context, dev store.PushDevice, items [
 	}
 	// A message recalled before its notification went out is not told of
 	// (its body, its sender, its being there at all): the notification is
-	// for the rest, or, if nothing is left, there is none.
-	if recalled := recalledIDs(msgs); len(recalled) > 0 {
-		items = slices.DeleteFunc(slices.Clone(items), func(it store.PushItem) bool { return recalled[it.MsgID] })
-		tail = slices.DeleteFunc(slices.Clone(tail), func(it store.PushItem) bool { return recalled[it.MsgID] })
-		msgs = slices.DeleteFunc(msgs, func(m store.Message) bool { return m.Recalled != 0 })
-		if len(items) == 0 {
+	// for the rest, or, if nothing is left, there is none. A recall (a
+	// change record) is told as Recalled, unless its message was still
+	// waiting here (never told of, nothing to take back); alone, it goes
+	// as a silent notification.
+	var recalls []string
+	var recall store.Message // the newest recall, for a silent one's conversation
+	pendingIDs := make(map[int64]bool, len(items))
+	for _, it := range items {
+		pendingIDs[it.MsgID] = true
+	}
+	drop := map[int64]bool{}
+	for _, m := range msgs {
+		switch {
+		case m.Recalled != 0:
+			drop[m.ID] = true
+		case m.Change != nil:
+			drop[m.ID] = true
+			if m.Change.Kind == store.ChangeRecall && !pendingIDs[m.Change.Target] {
+				recalls = append(recalls, strconv.FormatInt(m.Change.Target, 10))
+				recall = m
+			}
+		}
+	}
+	if len(drop) > 0 {
+		items = slices.DeleteFunc(slices.Clone(items), func(it store.PushItem) bool { return drop[it.MsgID] })
+		tail = slices.DeleteFunc(slices.Clone(tail), func(it store.PushItem) bool { return drop[it.MsgID] })
+		msgs = slices.DeleteFunc(msgs, func(m store.Message) bool { return drop[m.ID] })
+	}
+	if len(items) == 0 {
+		if len(recalls) == 0 {
 			return Notification{}, errAllRecalled
 		}
+		n := Notification{Device: dev, Silent: true, Recalled: recalls, Conversation: conv(recall, dev.User),
+			MessageID: recalls[len(recalls)-1],
+			Expires:   time.UnixMilli(recall.TS + w.opts.TTL.Milliseconds())}
+		n.CollapseID = collapseID(n.Conversation, dev.Device)
+		if b, err := w.badge.Badge(ctx, dev.User); err == nil {
+			n.Badge = b
+		}
+		return n, nil
 	}
 	latest := items[len(items)-1]
 	n := Notification{Device: dev, Count: len(items), MessageID: strconv.FormatInt(latest.MsgID, 10),
@@ -717,6 +795,7 @@ func (w *Worker) notification(ctx context.Context, dev store.PushDevice, items [
 		w.opts.Logger.Warn("push: badge; sent without it", "err", err)
 	}
 	n.Title, n.Body = w.preview(ctx, last, len(items), len(convs) > 1, mention)
+	n.Recalled = recalls
 	return n, nil
 }
 

@@ -667,3 +667,49 @@ func TestRecalledNotPushed(t *testing.T) {
 		t.Fatalf("%d notifications: a recalled message's went out", len(e.apns.Notifications()))
 	}
 }
+
+// TestRecallTakesNotificationBack: a message pushed to an offline device
+// and then recalled sends that device a silent notification naming it
+// (APNs background with content-available, an FCM data message, the
+// webhook's silent), in the conversation's collapse ID, so the app
+// removes what it shows; a device never told of it gets nothing.
+func TestRecallTakesNotificationBack(t *testing.T) {
+	e := start(t)
+	alice := login(t, e.s, "alice", "web")
+	bob := login(t, e.s, "bob", "phone")
+	registerPush(t, bob, "apns", pushtest.APNsToken(4))
+	bobTab := login(t, e.s, "bob", "tablet")
+	registerPush(t, bobTab, "fcm", "fcm-token-recall")
+	bobHook := login(t, e.s, "bob", "watch")
+	registerPush(t, bobHook, "webhook", "watch-recall")
+	ack := send(t, alice, "bob", "oops")
+	wait.For(t, "the message's pushes", 5*time.Second, func() bool {
+		return len(e.apns.Notifications()) == 1 && len(e.fcm.Messages()) == 1 && len(e.hook.Pushes()) == 1
+	})
+	recall(t, e.s, alice, ack.ID)
+	wait.For(t, "the recall's pushes", 10*time.Second, func() bool {
+		return len(e.apns.Notifications()) == 2 && len(e.fcm.Messages()) == 2 && len(e.hook.Pushes()) == 2
+	})
+	n := e.apns.Notifications()[1]
+	if n.Header.Get("apns-push-type") != "background" || n.Header.Get("apns-priority") != "5" ||
+		n.Header.Get("apns-collapse-id") != "u:alice" || !bytes.Contains(n.Raw, []byte(`"content-available":1`)) ||
+		!bytes.Contains(n.Raw, []byte(`"recalled":["`+ack.ID+`"]`)) || bytes.Contains(n.Raw, []byte(`"alert"`)) ||
+		bytes.Contains(n.Raw, []byte("oops")) {
+		t.Fatalf("APNs recall: %v %s", n.Header, n.Raw)
+	}
+	f := e.fcm.Messages()[1]
+	if bytes.Contains(f.Raw, []byte(`"notification":{"title"`)) || !bytes.Contains(f.Raw, []byte(`"recalled":"`+ack.ID+`"`)) ||
+		!bytes.Contains(f.Raw, []byte(`"collapse_key":"u:alice"`)) {
+		t.Fatalf("FCM recall: %s", f.Raw)
+	}
+	if w := e.hook.Pushes()[1]; !bytes.Contains(w.Raw, []byte(`"silent":true`)) || !bytes.Contains(w.Raw, []byte(ack.ID)) {
+		t.Fatalf("webhook recall: %s", w.Raw)
+	}
+	// A message recalled before its push went out: nothing to take back.
+	alone := send(t, alice, "bob", "never told")
+	recall(t, e.s, alice, alone.ID)
+	quiet(3 * time.Second)
+	if len(e.apns.Notifications()) != 2 {
+		t.Fatalf("%d APNs notifications: one for a message never told of", len(e.apns.Notifications()))
+	}
+}

@@ -28,6 +28,13 @@ type Notification struct {
 	// Expires is when the provider may stop trying to deliver it (APNs
 	// apns-expiration; FCM ttl): the end of --push-ttl.
 	Expires time.Time
+	// Recalled are messages recalled since a notification may have told
+	// of them (decimal IDs): the app removes what it shows of them.
+	// Silent, the notification is only that: nothing to show (APNs
+	// apns-push-type background with content-available; an FCM data
+	// message; the webhook's "silent"), no Title or Body.
+	Recalled []string
+	Silent   bool
 }
 
 // Pusher sends notifications through one provider. Push returns nil once

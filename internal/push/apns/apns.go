@@ -180,17 +180,20 @@ func (c *Client) Name() string { return "apns" }
 // payload is the notification's JSON.
 type payload struct {
 	Aps struct {
-		Alert struct {
+		Alert *struct {
 			Title string `json:"title,omitempty"`
 			Body  string `json:"body,omitempty"`
-		} `json:"alert"`
-		Badge    int64  `json:"badge"`
-		Sound    string `json:"sound"`
+		} `json:"alert,omitempty"`
+		Badge    *int64 `json:"badge,omitempty"`
+		Sound    string `json:"sound,omitempty"`
 		ThreadID string `json:"thread-id,omitempty"`
+		// ContentAvailable 1 makes a silent (background) notification.
+		ContentAvailable int `json:"content-available,omitempty"`
 	} `json:"aps"`
-	Conversation string `json:"conversation,omitempty"`
-	MessageID    string `json:"message_id,omitempty"`
-	Count        int    `json:"count,omitempty"`
+	Conversation string   `json:"conversation,omitempty"`
+	MessageID    string   `json:"message_id,omitempty"`
+	Count        int      `json:"count,omitempty"`
+	Recalled     []string `json:"recalled,omitempty"` // messages recalled: the app removes their notifications
 }
 
 // Push sends n; see push.Pusher for what its errors mean.
@@ -223,8 +226,16 @@ func (c *Client) Push(ctx context.Context, n push.Notification) error {
 	h := req.Header
 	h.Set("authorization", "bearer "+bearer)
 	h.Set("apns-topic", topic)
-	h.Set("apns-push-type", "alert")
-	h.Set("apns-priority", "10")
+	if n.Silent {
+		// A background notification: shown to no one, delivered to the
+		// app, which removes the recalled messages' notifications.
+		// Apple requires priority 5 for it.
+		h.Set("apns-push-type", "background")
+		h.Set("apns-priority", "5")
+	} else {
+		h.Set("apns-push-type", "alert")
+		h.Set("apns-priority", "10")
+	}
 	h.Set("content-type", "application/json")
 	if !n.Expires.IsZero() {
 		h.Set("apns-expiration", strconv.FormatInt(max(n.Expires.Unix(), 0), 10))
@@ -307,12 +318,20 @@ func (c *Client) expire(bearer string) {
 // encode returns n's payload, its body cut short to fit APNs' 4 KiB.
 func encode(n push.Notification) ([]byte, error) {
 	var p payload
-	p.Aps.Alert.Title = truncate(n.Title, 256)
-	p.Aps.Alert.Body = n.Body
-	p.Aps.Badge = n.Badge
-	p.Aps.Sound = "default"
 	p.Aps.ThreadID = n.Conversation
 	p.Conversation, p.MessageID, p.Count = n.Conversation, n.MessageID, n.Count
+	p.Recalled = n.Recalled[:min(len(n.Recalled), maxRecalled)]
+	if n.Silent {
+		p.Aps.ContentAvailable = 1 // no alert, badge or sound: Apple's rule for background pushes
+		return json.Marshal(p)
+	}
+	badge := n.Badge
+	p.Aps.Alert = &struct {
+		Title string `json:"title,omitempty"`
+		Body  string `json:"body,omitempty"`
+	}{Title: truncate(n.Title, 256), Body: n.Body}
+	p.Aps.Badge = &badge
+	p.Aps.Sound = "default"
 	for {
 		b, err := json.Marshal(p)
 		if err != nil {
@@ -329,6 +348,10 @@ func encode(n push.Notification) ([]byte, error) {
 		p.Aps.Alert.Body = truncate(p.Aps.Alert.Body, max(len(p.Aps.Alert.Body)-over-len("…"), 0))
 	}
 }
+
+// maxRecalled bounds the recalled IDs a payload carries (50 of about 20
+// bytes: well inside the 4 KiB).
+const maxRecalled = 50
 
 // truncate cuts s to at most n bytes on a rune boundary, marking the cut.
 func truncate(s string, n int) string {

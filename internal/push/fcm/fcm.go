@@ -158,17 +158,19 @@ func (c *Client) Name() string { return "fcm" }
 // message is FCM v1's send body.
 type message struct {
 	Message struct {
-		Token        string `json:"token"`
-		Notification struct {
+		Token string `json:"token"`
+		// Notification is what the device shows; none in a silent one (a
+		// data message, delivered to the app only).
+		Notification *struct {
 			Title string `json:"title,omitempty"`
 			Body  string `json:"body,omitempty"`
-		} `json:"notification"`
+		} `json:"notification,omitempty"`
 		Android struct {
 			CollapseKey  string `json:"collapse_key,omitempty"`
 			TTL          string `json:"ttl,omitempty"`
-			Notification struct {
+			Notification *struct {
 				Count int64 `json:"notification_count"`
-			} `json:"notification"`
+			} `json:"notification,omitempty"`
 		} `json:"android"`
 		APNs struct {
 			Payload struct {
@@ -189,15 +191,25 @@ func (c *Client) Push(ctx context.Context, n push.Notification) error {
 	}
 	var m message
 	m.Message.Token = token
-	m.Message.Notification.Title, m.Message.Notification.Body = n.Title, n.Body
+	if !n.Silent {
+		m.Message.Notification = &struct {
+			Title string `json:"title,omitempty"`
+			Body  string `json:"body,omitempty"`
+		}{Title: n.Title, Body: n.Body}
+		m.Message.Android.Notification = &struct {
+			Count int64 `json:"notification_count"`
+		}{Count: n.Badge}
+	}
 	m.Message.Android.CollapseKey = n.CollapseID
 	if !n.Expires.IsZero() {
 		m.Message.Android.TTL = strconv.FormatInt(int64(max(time.Until(n.Expires), 0)/time.Second), 10) + "s"
 	}
-	m.Message.Android.Notification.Count = n.Badge
 	m.Message.APNs.Payload.Aps.Badge = n.Badge
 	m.Message.Data = map[string]string{
 		"conversation": n.Conversation, "message_id": n.MessageID, "count": strconv.Itoa(n.Count),
+	}
+	if len(n.Recalled) > 0 { // the app removes what it shows of them
+		m.Message.Data["recalled"] = strings.Join(n.Recalled[:min(len(n.Recalled), 50)], ",")
 	}
 	body, err := json.Marshal(m)
 	if err != nil {

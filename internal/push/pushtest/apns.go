@@ -48,13 +48,14 @@ type APNsNotification struct {
 // APNsPayload is imqtt's APNs payload.
 type APNsPayload struct {
 	Aps struct {
-		Alert struct {
+		Alert *struct {
 			Title string `json:"title"`
 			Body  string `json:"body"`
 		} `json:"alert"`
-		Badge    *int64 `json:"badge"`
-		Sound    string `json:"sound"`
-		ThreadID string `json:"thread-id"`
+		Badge            *int64 `json:"badge"`
+		Sound            string `json:"sound"`
+		ThreadID         string `json:"thread-id"`
+		ContentAvailable int    `json:"content-available"`
 	} `json:"aps"`
 	Conversation string `json:"conversation"`
 	MessageID    string `json:"message_id"`
@@ -218,10 +219,11 @@ func (a *APNs) serve(w http.ResponseWriter, r *http.Request) {
 	case !topicOK:
 		fail(http.StatusBadRequest, "TopicDisallowed", true)
 		return
-	case h.Get("apns-push-type") != "alert":
+	case !oneOf(h.Get("apns-push-type"), "alert", "background"):
 		fail(http.StatusBadRequest, "InvalidPushType", true)
 		return
-	case !oneOf(h.Get("apns-priority"), "", "5", "10"):
+	case !oneOf(h.Get("apns-priority"), "", "5", "10"),
+		h.Get("apns-push-type") == "background" && h.Get("apns-priority") != "5": // Apple's rule for background pushes
 		fail(http.StatusBadRequest, "BadPriority", true)
 		return
 	case !isUint(h.Get("apns-expiration")):
@@ -247,6 +249,11 @@ func (a *APNs) serve(w http.ResponseWriter, r *http.Request) {
 	case json.Unmarshal(raw, &obj) != nil || obj["aps"] == nil || json.Unmarshal(raw, &p) != nil:
 		// Not one of Apple's reasons: APNs answers a payload that is no
 		// JSON object with "aps" by not showing it.
+		fail(http.StatusBadRequest, "BadPayload", true)
+		return
+	case h.Get("apns-push-type") == "background" && (p.Aps.ContentAvailable != 1 || p.Aps.Alert != nil || p.Aps.Badge != nil || p.Aps.Sound != ""):
+		// A background push wakes the app only: content-available and
+		// nothing to show (APNs drops one that shows something).
 		fail(http.StatusBadRequest, "BadPayload", true)
 		return
 	}

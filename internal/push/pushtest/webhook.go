@@ -16,14 +16,16 @@ var WebhookGone = Answer{Status: http.StatusGone}
 
 // WebhookPush is a push the webhook fake accepted (SPEC §13's body).
 type WebhookPush struct {
-	User         string `json:"user"`
-	Device       string `json:"device"`
-	Token        string `json:"token"`
-	Badge        int64  `json:"badge"`
-	Title        string `json:"title"`
-	Body         string `json:"body"`
-	Conversation string `json:"conversation"`
-	MessageID    string `json:"message_id"`
+	User         string   `json:"user"`
+	Device       string   `json:"device"`
+	Token        string   `json:"token"`
+	Badge        int64    `json:"badge"`
+	Title        string   `json:"title"`
+	Body         string   `json:"body"`
+	Conversation string   `json:"conversation"`
+	MessageID    string   `json:"message_id"`
+	Recalled     []string `json:"recalled"`
+	Silent       bool     `json:"silent"`
 
 	Header http.Header `json:"-"`
 	Raw    []byte      `json:"-"`

@@ -62,6 +62,10 @@ type body struct {
 	Body         string `json:"body"`
 	Conversation string `json:"conversation"`
 	MessageID    string `json:"message_id"`
+	// Recalled messages, whose notifications the device should remove;
+	// Silent: nothing else to show.
+	Recalled []string `json:"recalled,omitempty"`
+	Silent   bool     `json:"silent,omitempty"`
 }
 
 // Push POSTs n; see push.Pusher for what its errors mean.
@@ -69,6 +73,7 @@ func (c *Client) Push(ctx context.Context, n push.Notification) error {
 	raw, err := json.Marshal(body{
 		User: n.Device.User, Device: n.Device.Device, Token: n.Device.Token, Badge: n.Badge,
 		Title: n.Title, Body: n.Body, Conversation: n.Conversation, MessageID: n.MessageID,
+		Recalled: n.Recalled, Silent: n.Silent,
 	})
 	if err != nil {
 		return fmt.Errorf("webhook: encode: %w", err)
