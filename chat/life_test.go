@@ -732,3 +732,15 @@ func TestGroupReadsRate(t *testing.T) {
 		t.Error("read counts asked in a burst were never limited")
 	}
 }
+
+// TestUserSettingsRate: changing one's settings is a store write, taken
+// within the user's send rate like conversation settings.
+func TestUserSettingsRate(t *testing.T) {
+	e := newLife(t, chat.Options{SendRate: 1, Limiter: deny{}})
+	off := false
+	_, err := e.svc.SetUserSettings(e.ctx, "alice", wire.UserSettings{ReadReceipts: &off})
+	wantCode(t, err, wire.CodeRateLimited)
+	if us, err := e.st.GetUserSettings(e.ctx, "alice"); err != nil || us.NoReadReceipts {
+		t.Errorf("settings %+v %v: a refused change was stored", us, err)
+	}
+}

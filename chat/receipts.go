@@ -60,8 +60,11 @@ func (s *Service) UserSettings(ctx context.Context, user string) (wire.UserSetti
 }
 
 // SetUserSettings changes the settings req has (PUT /v1/me/settings) and
-// returns them all.
+// returns them all; a user changes them within its send rate.
 func (s *Service) SetUserSettings(ctx context.Context, user string, req wire.UserSettings) (wire.UserSettings, error) {
+	if err := s.limit(ctx, user); err != nil { // a write each: within the sends' rate, as conversation settings are
+		return wire.UserSettings{}, err
+	}
 	us, err := s.st.GetUserSettings(ctx, user)
 	if err != nil {
 		return wire.UserSettings{}, errStore("user settings", err)
