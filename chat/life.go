@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -465,12 +466,7 @@ func (s *Service) checkReaction(ctx context.Context, op *sendOp, v *batchView, t
 		if added, ok := v.reactions[reactKey{t.ID, user, emoji}]; ok {
 			return added
 		}
-		for _, e := range mine {
-			if e == emoji {
-				return true
-			}
-		}
-		return false
+		return slices.Contains(mine, emoji)
 	}
 	if has(c.emoji) == c.add {
 		c.noop = true
@@ -484,7 +480,7 @@ func (s *Service) checkReaction(ctx context.Context, op *sendOp, v *batchView, t
 			}
 		}
 		for k, added := range v.reactions {
-			if added && k.msg == t.ID && k.user == user && !contains(mine, k.emoji) {
+			if added && k.msg == t.ID && k.user == user && !slices.Contains(mine, k.emoji) {
 				n++
 			}
 		}
@@ -495,7 +491,7 @@ func (s *Service) checkReaction(ctx context.Context, op *sendOp, v *batchView, t
 		if !ok {
 			emojis = c.emojis
 		}
-		if !contains(emojis, c.emoji) {
+		if !slices.Contains(emojis, c.emoji) {
 			if len(emojis) >= MaxEmojis {
 				return refuse(ErrBadRequest, "at most "+strconv.Itoa(MaxEmojis)+" different emojis on a message")
 			}
@@ -505,15 +501,6 @@ func (s *Service) checkReaction(ctx context.Context, op *sendOp, v *batchView, t
 	}
 	v.reactions[reactKey{t.ID, user, c.emoji}] = c.add
 	return nil
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // checkDelete: every message named must be one the user sees.

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,30 +59,17 @@ func (s *Service) Typing(ctx context.Context, user string, req wire.Typing) (boo
 		s.m.Refused("typing_group_size")
 		return false, nil
 	}
-	users := s.fan.recipients(req.Group)
-	for i, u := range users {
-		if u == user {
-			users = append(users[:i], users[i+1:]...)
-			break
-		}
-	}
-	_, _ = s.out.SendMany(users, ev)
+	s.TypingLocal(req.Group, ev)
 	if s.opts.Remote != nil {
 		s.opts.Remote.Typing(req.Group, ev)
 	}
 	return true, nil
 }
 
-// TypingLocal relays a group's typing event from another node to the
-// members online here (not its sender).
+// TypingLocal relays a group's typing event to the members online here
+// (not its sender): this node's own, and another node's.
 func (s *Service) TypingLocal(group string, ev wire.TypingEvent) {
-	users := s.fan.recipients(group)
-	for i, u := range users {
-		if u == ev.From {
-			users = append(users[:i], users[i+1:]...)
-			break
-		}
-	}
+	users := slices.DeleteFunc(s.fan.recipients(group), func(u string) bool { return u == ev.From })
 	_, _ = s.out.SendMany(users, ev)
 }
 
