@@ -744,3 +744,18 @@ func TestUserSettingsRate(t *testing.T) {
 		t.Errorf("settings %+v %v: a refused change was stored", us, err)
 	}
 }
+
+// TestTypingWithinSendRate: typing to many peers at once is bounded by
+// the sender's send rate, not only one a second per conversation.
+func TestTypingWithinSendRate(t *testing.T) {
+	e := newLife(t, chat.Options{SendRate: 1, Limiter: deny{}})
+	for _, peer := range []string{"bob", "carol", "dave"} {
+		ok, err := e.svc.Typing(e.ctx, "alice", wire.Typing{Peer: peer, State: wire.TypingStart})
+		if err != nil || ok {
+			t.Errorf("typing to %s past the send rate: relayed %v, %v", peer, ok, err)
+		}
+	}
+	if n := len(e.ev.other("bob", wire.KindTyping)); n != 0 {
+		t.Errorf("bob got %d typing events", n)
+	}
+}

@@ -11,8 +11,8 @@ import (
 
 // Typing (docs/protocol.md#typing) is relayed, never stored: at QoS 0 to
 // the peer's devices, or to a group's members online, at most one per
-// sender per conversation per second (typingGate); the rest are dropped
-// and counted. Only users who may message each other see it: the peer
+// sender per conversation per second (typingGate), and within the
+// sender's send rate over all; the rest are dropped and counted. Only users who may message each other see it: the peer
 // must exist, the sender must be a member of the group.
 
 // DefaultMaxTypingGroup: typing is not relayed in groups of more members.
@@ -31,6 +31,12 @@ func (s *Service) Typing(ctx context.Context, user string, req wire.Typing) (boo
 	}
 	if !s.typing.allow(user, conv, time.Now()) {
 		s.m.Refused("typing_rate")
+		return false, nil
+	}
+	// One a second per conversation, but over all of them within the
+	// user's send rate: a flood to many peers (each a lookup and a
+	// delivery) is dropped like one to a single peer.
+	if s.limit(ctx, user) != nil {
 		return false, nil
 	}
 	ev := wire.TypingEvent{Kind: wire.KindTyping, From: user, Peer: req.Peer, Group: req.Group, State: req.State}
