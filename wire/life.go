@@ -39,7 +39,7 @@ const (
 // one. Sync replays them; a device's cursor moves over them.
 func Versioned(kind string) bool {
 	switch kind {
-	case KindMsg, KindRecall, KindEdit, KindReaction, KindDelete:
+	case KindMsg, KindRecall, KindEdit, KindReaction, KindDelete, KindGroup:
 		return true
 	}
 	return false
@@ -179,6 +179,12 @@ type UserSettings struct {
 	// ReadReceipts: reading a 1:1 conversation tells the peer, and the
 	// peer's reads are shown. false turns both off, as WhatsApp does.
 	ReadReceipts *bool `json:"read_receipts,omitempty"`
+	// AcceptFrom: AcceptAnyone (the default) or AcceptContacts (a 1:1
+	// send from anyone else is refused not_contact).
+	AcceptFrom string `json:"accept_from,omitempty"`
+	// Presence: PresenceContacts (the default: contacts see it) or
+	// PresenceNobody.
+	Presence string `json:"presence,omitempty"`
 }
 
 // GroupReads is the reply of GET /v1/groups/{gid}/messages/{seq}/reads:

@@ -6,10 +6,12 @@ import "net/http"
 // are JSON with the matching status).
 func HTTPStatus(code string) int {
 	switch code {
-	case CodeNoSuchUser, CodeNotFound:
+	case CodeNoSuchUser, CodeNotFound, CodeNoRequest:
 		return http.StatusNotFound
-	case CodeNotMember, CodeForbidden, CodeSignupClosed, CodeNotAllowed:
+	case CodeNotMember, CodeForbidden, CodeSignupClosed, CodeNotAllowed, CodeBlocked, CodeNotContact, CodeMuted:
 		return http.StatusForbidden
+	case CodeGroupGone:
+		return http.StatusGone
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
 	case CodeTooLarge:
@@ -54,6 +56,8 @@ func CodeForStatus(status int) string {
 		return CodeRateLimited
 	case http.StatusRequestTimeout:
 		return CodeTimeout
+	case http.StatusGone:
+		return CodeGroupGone
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
 		return CodeUnavailable
 	}

@@ -197,7 +197,14 @@ type Send struct {
 	// IDs, or MentionAll (the group's owner and admins only). At most
 	// MaxMentions.
 	Mentions []string `json:"mentions,omitempty"`
+	// TTL, in seconds, makes a 1:1 message burn after reading: it is
+	// recalled for both sides (a recall with expired set) TTL seconds
+	// after the recipient reads it. 0: kept (up to the retention).
+	TTL int `json:"ttl,omitempty"`
 }
+
+// MaxTTL bounds Send.TTL: a week.
+const MaxTTL = 7 * 24 * 3600
 
 // MentionAll in Send.Mentions mentions every member of the group.
 const MentionAll = "@all"
@@ -279,6 +286,28 @@ type Msg struct {
 	Op    string   `json:"op,omitempty"`    // reaction: ReactAdd, ReactRemove
 	IDs   []string `json:"ids,omitempty"`   // delete: the messages hidden
 	Peer  string   `json:"peer,omitempty"`  // delete: the conversation cleared
+
+	// Expired: a recall made by the server when a burn-after-reading
+	// message's TTL ran out after it was read (By is empty).
+	Expired bool `json:"expired,omitempty"`
+	// TTL (seconds) makes a message burn after reading: it is recalled
+	// for both sides TTL seconds after the recipient reads it.
+	TTL int `json:"ttl,omitempty"`
+	// Blocked marks, for a reader who blocked the sender, a group
+	// message of the sender's: the group log is shared, so the server
+	// marks it and the reader's clients hide it.
+	Blocked bool `json:"blocked,omitempty"`
+
+	// A group event's (Kind "group": group administration, stored in the
+	// group's log; From is who made the change): Action is one of the
+	// Group… actions and the fields below what it set.
+	Action string  `json:"action,omitempty"`
+	User   string  `json:"user,omitempty"`   // added, removed, owner, mute: the member
+	Name   *string `json:"name,omitempty"`   // updated
+	Notice *string `json:"notice,omitempty"` // updated
+	Avatar *string `json:"avatar,omitempty"` // updated
+	Until  int64   `json:"until,omitempty"`  // mute: muted until (unix ms), 0 unmuted
+	Muted  *bool   `json:"muted,omitempty"`  // mute_all
 }
 
 // Change reports whether m is a change of a message rather than a message.
