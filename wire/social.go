@@ -151,7 +151,7 @@ type GroupPatch struct {
 
 // Limits of group fields.
 const (
-	MaxGroupName   = 128
+	MaxGroupName   = 256
 	MaxGroupNotice = 4096
 	MaxGroupAvatar = 512
 )
