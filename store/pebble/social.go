@@ -529,3 +529,56 @@ func (s *Store) DeleteUserSocial(ctx context.Context, user string, limit int) (i
 	}
 	return n, nil
 }
+
+// has reports whether key is there.
+func (s *Store) has(key []byte) (bool, error) {
+	_, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_ = closer.Close()
+	return true, nil
+}
+
+// Gates reads each pair's block, its user's settings (once a user) and,
+// for a user who takes contacts only, the contact: point reads, which
+// Pebble's bloom filters answer mostly from memory.
+func (s *Store) Gates(ctx context.Context, pairs []store.Pair) (map[store.Pair]store.Gate, error) {
+	if err := s.begin(ctx, "gates"); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	out := make(map[store.Pair]store.Gate, len(pairs))
+	only := map[string]bool{}
+	for _, p := range pairs {
+		if _, ok := out[p]; ok || checkPair(p.User, p.Peer) != nil {
+			continue
+		}
+		var g store.Gate
+		var err error
+		if g.Blocked, err = s.has(blockKey(p.User, p.Peer)); err != nil {
+			return nil, fmt.Errorf("gates: block of %s by %s: %w", p.Peer, p.User, err)
+		}
+		contactsOnly, ok := only[p.User]
+		if !ok {
+			us, err := s.getUserSettings(p.User)
+			if err != nil {
+				return nil, fmt.Errorf("gates: %w", err)
+			}
+			contactsOnly = us.AcceptFrom == store.AcceptContacts
+			only[p.User] = contactsOnly
+		}
+		if g.ContactsOnly = contactsOnly; contactsOnly {
+			c, err := s.getContact(p.User, p.Peer)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, fmt.Errorf("gates: contact %s–%s: %w", p.User, p.Peer, err)
+			}
+			g.Contact = err == nil && c.State == store.ContactAccepted
+		}
+		out[p] = g
+	}
+	return out, nil
+}
