@@ -71,6 +71,11 @@ func checkPair(user, peer string) error {
 	return nil
 }
 
+// blockersScan: Blockers of more users than this asks who blocked peer
+// first (by {peer: 1, user: 1}): mostly nobody, one short read for a
+// group message's members.
+const blockersScan = 16
+
 // chunk is how many IDs one $in query carries.
 const chunk = 500
 
@@ -353,6 +358,29 @@ func (s *Store) Blockers(ctx context.Context, peer string, users []string) (map[
 	}
 	defer s.end()
 	out := map[string]bool{}
+	if len(users) > blockersScan { // who blocked peer, if no more than users asked
+		cur, err := s.c.blocks.Find(ctx, bson.D{{Key: "peer", Value: peer}},
+			options.Find().SetProjection(bson.D{{Key: "user", Value: 1}}).SetLimit(int64(len(users)+1)))
+		if err != nil {
+			return nil, fmt.Errorf("blockers of %s: %w", peer, err)
+		}
+		var docs []blockDoc
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, fmt.Errorf("blockers of %s: %w", peer, err)
+		}
+		if len(docs) <= len(users) {
+			by := make(map[string]bool, len(docs))
+			for _, d := range docs {
+				by[d.User] = true
+			}
+			for _, u := range users {
+				if by[u] {
+					out[u] = true
+				}
+			}
+			return out, nil
+		}
+	}
 	ids := make([]string, 0, len(users))
 	for _, u := range users {
 		if u != "" && u != peer {

@@ -335,6 +335,26 @@ func testBlockers(t *testing.T, f *fixture) {
 	if got, err := sc.Blockers(f.ctx, "spam", nil); err != nil || len(got) != 0 {
 		t.Errorf("blockers among nobody: %v, %v", got, err)
 	}
+	// Blocked by more users than are asked about, a few and many at once.
+	for i := range 60 {
+		if err := sc.PutBlock(f.ctx, store.Block{User: fmt.Sprintf("w%02d", i), Peer: "troll", Since: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sc.DeleteBlock(f.ctx, "w07", "troll"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{3, 20} {
+		ask := []string{"w07"}
+		want := map[string]bool{}
+		for i := range n {
+			u := fmt.Sprintf("w%02d", 20+i)
+			ask, want[u] = append(ask, u, "x"+u), true
+		}
+		if got, err := sc.Blockers(f.ctx, "troll", ask); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("blockers of troll among %d: %v, %v; want %v", len(ask), got, err, want)
+		}
+	}
 }
 
 func testLastSeen(t *testing.T, f *fixture) {
@@ -428,6 +448,13 @@ func testDeleteUserSocial(t *testing.T, f *fixture) {
 	}
 	if by, err := sc.Blockers(f.ctx, "gone", []string{"p1"}); err != nil || !by["p1"] {
 		t.Errorf("p1's block of gone: %v, %v", by, err)
+	}
+	many := []string{"gone"}
+	for i := range 20 {
+		many = append(many, fmt.Sprintf("q%02d", i))
+	}
+	if by, err := sc.Blockers(f.ctx, "b0", many); err != nil || len(by) != 0 {
+		t.Errorf("gone's block of b0 remains: %v, %v", by, err)
 	}
 }
 
