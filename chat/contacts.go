@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/imqtt/imqtt/state"
@@ -337,6 +338,7 @@ func (s *Service) Blocks(ctx context.Context, user, after string, limit int) (wi
 // social graph once for the batch (store.Social.Gates). The system
 // sender of the server API is never refused.
 func (s *Service) gate(ctx context.Context, ops []*sendOp) []*sendOp {
+	s.unmention(ctx, ops)
 	var pairs []store.Pair
 	for _, op := range ops {
 		if gated(op) {
@@ -394,4 +396,35 @@ func gateRefusal(g store.Gate, to string) error {
 		return refuse(ErrNotContact, to+" takes messages from contacts only")
 	}
 	return nil
+}
+
+// unmention takes out of each new group send's mentions the members who
+// blocked its sender: they are not mentioned (no mentioned mark, no push
+// through their mute). One store read for each send that mentions
+// someone by name; @all stays as it is.
+func (s *Service) unmention(ctx context.Context, ops []*sendOp) {
+	for _, op := range ops {
+		if op.chg != nil || op.req.Group == "" || len(op.req.Mentions) == 0 || op.from.system() {
+			continue
+		}
+		named := make([]string, 0, len(op.req.Mentions))
+		for _, u := range op.req.Mentions {
+			if u != wire.MentionAll {
+				named = append(named, u)
+			}
+		}
+		if len(named) == 0 {
+			continue
+		}
+		by, err := s.st.Blockers(ctx, op.from.User, named)
+		if err != nil {
+			if !storeLogged(err) {
+				s.log.Warn("blockers of mentions", "err", err)
+			}
+			continue
+		}
+		if len(by) > 0 {
+			op.req.Mentions = slices.DeleteFunc(op.req.Mentions, func(u string) bool { return by[u] })
+		}
+	}
 }

@@ -230,6 +230,7 @@ func (f *fanout) run(done chan<- struct{}) {
 			// One marshal for every member here; the other nodes fan out
 			// their own members (Remote.Group).
 			users := f.recipients(m.Group)
+			users = f.markBlocked(m, users, items[i])
 			_, _ = f.svc.out.SendMany(users, items[i])
 			f.svc.m.GroupFanout.Observe(float64(len(users)))
 		}
@@ -260,4 +261,36 @@ func (f *fanout) render(batch []store.Message) []wire.Msg {
 		}
 	}
 	return items
+}
+
+// markBlocked sends item, marked blocked, to the users who blocked its
+// sender (docs/protocol.md#contacts-and-privacy: marked, not dropped) and
+// returns the others. One store read a message (Blockers: who blocked
+// the sender, mostly nobody); if it fails, everyone gets the item
+// unmarked, as sync would show it marked later.
+func (f *fanout) markBlocked(m store.Message, users []string, item wire.Msg) []string {
+	if m.Change != nil || len(users) == 0 || m.From == SystemUser {
+		return users
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	defer cancel()
+	by, err := f.svc.st.Blockers(ctx, m.From, users)
+	if err != nil {
+		f.svc.log.Warn("group fan-out: blockers", "err", err)
+		return users
+	}
+	if len(by) == 0 {
+		return users
+	}
+	marked, rest := make([]string, 0, len(by)), make([]string, 0, len(users))
+	for _, u := range users {
+		if by[u] {
+			marked = append(marked, u)
+		} else {
+			rest = append(rest, u)
+		}
+	}
+	item.Blocked = true
+	_, _ = f.svc.out.SendMany(marked, item)
+	return rest
 }

@@ -329,3 +329,50 @@ func TestSocialAcceptFrom(t *testing.T) {
 		}
 	})
 }
+
+// TestSocialGroupBlocked: in a group both are in, the messages of a user
+// bob blocked are still stored and delivered, marked blocked for bob
+// alone, live and in sync, and its @-mention of bob does
+// not mention him, while carol's mark and mention are as ever.
+func TestSocialGroupBlocked(t *testing.T) {
+	s := testserver.Start(t)
+	aliceTok := account(t, s, "alice", "phone")
+	bobTok, carolTok := account(t, s, "bob", "phone"), account(t, s, "carol", "phone")
+	bobPhone, carolPhone := connect(t, s.MQTT, "bob", "phone", bobTok), connect(t, s.MQTT, "carol", "phone", carolTok)
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/groups", aliceTok, wire.GroupCreate{ID: "g1", Members: []string{"bob", "carol"}}, nil); code != 201 {
+		t.Fatalf("create group: %d", code)
+	}
+	if code, e := social(t, s, "PUT", "/v1/blocks/alice", bobTok, nil, nil); code != 200 {
+		t.Fatalf("block: %d %+v", code, e)
+	}
+	var ack wire.Ack
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/messages", aliceTok,
+		wire.Send{CMID: "a1", Group: "g1", Type: "text", Body: "hi @bob @carol", Mentions: []string{"bob", "carol"}}, &ack); code != 200 {
+		t.Fatalf("alice's group send: %d", code)
+	}
+	if m := bobPhone.await(wire.KindMsg, ack.ID); !m.Blocked {
+		t.Errorf("bob's live copy is not marked blocked: %+v", m)
+	}
+	if m := carolPhone.await(wire.KindMsg, ack.ID); m.Blocked {
+		t.Errorf("carol's live copy is marked blocked: %+v", m)
+	}
+	for _, c := range []struct {
+		user, token string
+		blocked     bool
+	}{{"bob", bobTok, true}, {"carol", carolTok, false}} {
+		b := getSync(t, s, c.token, "g1", 0)
+		var got *wire.Msg
+		for i := range b.Items {
+			if b.Items[i].ID == ack.ID {
+				got = &b.Items[i]
+			}
+		}
+		if got == nil || got.Blocked != c.blocked {
+			t.Errorf("%s's sync of g1: %+v, want blocked %v", c.user, got, c.blocked)
+		}
+		cv, _ := conv(conversations(t, s, c.token), "g1")
+		if cv.Mentioned == c.blocked {
+			t.Errorf("%s mentioned %v by alice (blocked by %s: %v)", c.user, cv.Mentioned, c.user, c.blocked)
+		}
+	}
+}

@@ -26,7 +26,8 @@ type Lookup interface {
 // so no body ever comes back once a recall is stored). It reads each of
 // those once for all the events. A group message user has hidden comes
 // back as an item with an empty Kind, which callers drop (Visible) once
-// they have taken its position. user "" hides nothing.
+// they have taken its position; one whose sender user blocked is marked
+// Blocked (when lk has Blocks). user "" hides and marks nothing.
 func Render(ctx context.Context, lk Lookup, user string, evs []store.Event) ([]wire.Msg, error) {
 	items := make([]wire.Msg, len(evs))
 	var refs, reacted, grouped []int64
@@ -69,10 +70,14 @@ func Render(ctx context.Context, lk Lookup, user string, evs []store.Event) ([]w
 		}
 	}
 	var hidden map[int64]bool
+	var blocked map[string]bool
 	if len(grouped) > 0 {
 		var err error
 		if hidden, err = lk.Hidden(ctx, user, grouped); err != nil {
 			return nil, fmt.Errorf("render: hidden: %w", err)
+		}
+		if blocked, err = blockedSenders(ctx, lk, user, evs); err != nil {
+			return nil, fmt.Errorf("render: blocks: %w", err)
 		}
 	}
 	for i := range evs {
@@ -87,6 +92,9 @@ func Render(ctx context.Context, lk Lookup, user string, evs []store.Event) ([]w
 			*it = wire.Msg{Ver: it.Ver, Seq: it.Seq} // dropped, position kept
 			continue
 		}
+		if m.Group != "" && blocked[m.From] {
+			it.Blocked = true
+		}
 		if m.ReplyTo != 0 && m.Recalled == 0 {
 			it.Quote = QuoteOf(byID[m.ReplyTo])
 		}
@@ -95,6 +103,47 @@ func Render(ctx context.Context, lk Lookup, user string, evs []store.Event) ([]w
 		}
 	}
 	return items, nil
+}
+
+// Blocks is what Render asks, when its Lookup has it (store.Social
+// does), to mark the group messages of senders the reader blocked.
+type Blocks interface {
+	Gates(ctx context.Context, pairs []store.Pair) (map[store.Pair]store.Gate, error)
+}
+
+// blockedSenders returns which senders of evs' group messages user
+// blocked: one read for all of them.
+func blockedSenders(ctx context.Context, lk Lookup, user string, evs []store.Event) (map[string]bool, error) {
+	bl, ok := lk.(Blocks)
+	if !ok {
+		return nil, nil
+	}
+	var pairs []store.Pair
+	seen := map[string]bool{user: true}
+	for i := range evs {
+		m := &evs[i].Msg
+		if m.Group != "" && m.Change == nil && !seen[m.From] {
+			seen[m.From] = true
+			pairs = append(pairs, store.Pair{User: user, Peer: m.From})
+		}
+	}
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	gates, err := bl.Gates(ctx, pairs)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]bool
+	for p, g := range gates {
+		if g.Blocked {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[p.Peer] = true
+		}
+	}
+	return out, nil
 }
 
 // Visible reports whether an item from Render is to be shown (not a
