@@ -112,6 +112,7 @@ func (s *Service) process(ops []*sendOp) {
 		}
 		checked = append(checked, op)
 	}
+	checked = s.gateChanges(ctx, checked)
 	s.allocate(ctx, checked, v, &b)
 	if s.opts.Pushed != nil {
 		s.addPushJobs(&b)

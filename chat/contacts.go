@@ -428,3 +428,39 @@ func (s *Service) unmention(ctx context.Context, ops []*sendOp) {
 		}
 	}
 }
+
+// gateChanges refuses, blocked, the batch's checked edits and reactions
+// of 1:1 messages whose other party blocked the caller: they would
+// reach the blocker as a change. Recalls and deletes stay the caller's
+// to make. One store read for the batch, none if it has no such change.
+func (s *Service) gateChanges(ctx context.Context, ops []*sendOp) []*sendOp {
+	var pairs []store.Pair
+	for _, op := range ops {
+		if op.chg != nil && op.chg.to != "" && op.chg.to != op.from.User {
+			pairs = append(pairs, store.Pair{User: op.chg.to, Peer: op.from.User})
+		}
+	}
+	if len(pairs) == 0 {
+		return ops
+	}
+	gates, err := s.st.Gates(ctx, pairs)
+	if err != nil && !storeLogged(err) {
+		s.log.Error("read blocks of a batch's changes", "changes", len(pairs), "err", err)
+	}
+	out := ops[:0]
+	for _, op := range ops {
+		if op.chg == nil || op.chg.to == "" || op.chg.to == op.from.User {
+			out = append(out, op)
+			continue
+		}
+		switch {
+		case err != nil:
+			op.res.Err = unavailable()
+		case gates[store.Pair{User: op.chg.to, Peer: op.from.User}].Blocked:
+			op.res.Err = refuse(ErrBlocked, op.chg.to+" does not take your messages")
+		default:
+			out = append(out, op)
+		}
+	}
+	return out
+}

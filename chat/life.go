@@ -41,6 +41,9 @@ type change struct {
 	add    bool
 	ids    []int64 // delete
 	peer   string  // delete: clear the conversation with peer
+	// to is the other party of the 1:1 message an edit or a reaction
+	// changes (set by the batcher's check): its blocks apply (gateChanges).
+	to string
 
 	// A reaction's, read on the caller (React) so that a storm of them
 	// costs the single batcher no round trip each: the user's emojis on
@@ -430,6 +433,12 @@ func (s *Service) checkChange(ctx context.Context, op *sendOp, v *batchView) err
 	t, member, err := s.visible(ctx, v, user, c.target)
 	if err != nil {
 		return err
+	}
+	if t.Group == "" && (c.kind == store.ChangeEdit || c.kind == store.ChangeReaction) {
+		c.to = t.To
+		if t.To == user {
+			c.to = t.From
+		}
 	}
 	switch c.kind {
 	case store.ChangeRecall:

@@ -169,8 +169,8 @@ func TestSocialContacts(t *testing.T) {
 }
 
 // TestSocialBlocks: over MQTT and HTTP, once bob blocks alice her sends
-// to him are refused blocked and her typing never reaches him (HTTP:
-// 403 blocked), while a resend of a message stored before the block
+// to him, her edits and reactions in their conversation are refused
+// blocked and her typing never reaches him (HTTP: 403 blocked), while a resend of a message stored before the block
 // still gets its ack; he may still send to her; his devices hear of the
 // block; after the unblock her sends go through.
 func TestSocialBlocks(t *testing.T) {
@@ -208,6 +208,11 @@ func TestSocialBlocks(t *testing.T) {
 		// bob may still write to alice: a block is one way.
 		back := ok(bob.send(wire.Send{CMID: "b1", To: "alice", Type: "text", Body: "still here"}))
 		alicePhone.await(wire.KindMsg, back.ID)
+		// Her edits and reactions would reach him as changes: refused.
+		_, werr = alice.react("r1", back.ID, "👍", wire.ReactAdd)
+		refused(t, "a reaction to the blocker's message", werr, wire.CodeBlocked)
+		_, werr = alice.edit("e1", before.ID, "edited")
+		refused(t, "an edit of a message to the blocker", werr, wire.CodeBlocked)
 		// A marker from a third user: whatever alice's refused send and
 		// typing would have caused reached bob before it.
 		carol := account(t, s, "carol", "phone")
