@@ -238,30 +238,42 @@ func (s *Service) RemoveContact(ctx context.Context, user, peer string) error {
 }
 
 // Contacts lists user's contacts by user ID after after, at most limit
-// (0: store.DefaultLimit), leaving out requests from users it blocked.
+// (0: store.DefaultLimit), leaving out requests from users it blocked: a
+// page so thinned is filled from the rows after it, so that a short page
+// still means the end.
 func (s *Service) Contacts(ctx context.Context, user, after string, limit int) (wire.Contacts, error) {
-	cs, err := s.st.Contacts(ctx, user, "", after, limit)
-	if err != nil {
-		return wire.Contacts{}, errStore("contacts", err)
-	}
-	var pairs []store.Pair
-	for _, c := range cs {
-		if c.State == store.ContactPendingIn {
-			pairs = append(pairs, store.Pair{User: user, Peer: c.Peer})
+	limit = store.ClampLimit(limit, store.MaxSocialLimit)
+	out := wire.Contacts{Contacts: []wire.Contact{}}
+	for len(out.Contacts) < limit {
+		want := limit - len(out.Contacts)
+		cs, err := s.st.Contacts(ctx, user, "", after, want)
+		if err != nil {
+			return wire.Contacts{}, errStore("contacts", err)
 		}
-	}
-	var gates map[store.Pair]store.Gate
-	if len(pairs) > 0 {
-		if gates, err = s.st.Gates(ctx, pairs); err != nil {
-			return wire.Contacts{}, errStore("blocks", err)
+		var pairs []store.Pair
+		for _, c := range cs {
+			if c.State == store.ContactPendingIn {
+				pairs = append(pairs, store.Pair{User: user, Peer: c.Peer})
+			}
 		}
-	}
-	out := wire.Contacts{Contacts: make([]wire.Contact, 0, len(cs))}
-	for _, c := range cs {
-		if c.State == store.ContactPendingIn && gates[store.Pair{User: user, Peer: c.Peer}].Blocked {
-			continue
+		var gates map[store.Pair]store.Gate
+		if len(pairs) > 0 {
+			if gates, err = s.st.Gates(ctx, pairs); err != nil {
+				return wire.Contacts{}, errStore("blocks", err)
+			}
 		}
-		out.Contacts = append(out.Contacts, wireContact(c))
+		hidden := 0
+		for _, c := range cs {
+			if c.State == store.ContactPendingIn && gates[store.Pair{User: user, Peer: c.Peer}].Blocked {
+				hidden++
+				continue
+			}
+			out.Contacts = append(out.Contacts, wireContact(c))
+		}
+		if hidden == 0 || len(cs) < want { // nothing thinned, or the end
+			break
+		}
+		after = cs[len(cs)-1].Peer
 	}
 	return out, nil
 }

@@ -104,3 +104,31 @@ func TestContactCaps(t *testing.T) {
 		t.Error("a refused block was written")
 	}
 }
+
+// TestContactsHideBlocked: requests from users one blocked are left out
+// of one's list, and a page thinned by them is filled from after it, so
+// that a page shorter than asked still means the end.
+func TestContactsHideBlocked(t *testing.T) {
+	svc, _, ev := socialEnv(t, chat.Options{})
+	ctx := context.Background()
+	for _, u := range []string{"u0", "u1", "u2"} {
+		if _, err := svc.Block(ctx, "bob", u); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := svc.RequestContact(ctx, u, "bob"); err != nil || c.State != wire.ContactPendingOut {
+			t.Fatalf("request of %s to its blocker: %+v, %v", u, c, err)
+		}
+	}
+	if _, err := svc.RequestContact(ctx, "u3", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{1, 2, 0} {
+		cs, err := svc.Contacts(ctx, "bob", "", limit)
+		if err != nil || len(cs.Contacts) != 1 || cs.Contacts[0].User != "u3" {
+			t.Errorf("bob's list, limit %d: %+v, %v", limit, cs, err)
+		}
+	}
+	if n := len(ev.other("bob", wire.KindContact)); n != 1 {
+		t.Errorf("bob was told of %d requests, want u3's only", n)
+	}
+}
