@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
@@ -379,5 +380,28 @@ func TestSocialGroupBlocked(t *testing.T) {
 		if cv.Mentioned == c.blocked {
 			t.Errorf("%s mentioned %v by alice (blocked by %s: %v)", c.user, cv.Mentioned, c.user, c.blocked)
 		}
+	}
+}
+
+// TestSocialDeleteUser: deleting a user through the server API removes
+// its contacts on both sides and the blocks it made.
+func TestSocialDeleteUser(t *testing.T) {
+	s := testserver.Start(t, withServerKey)
+	aliceTok, bobTok := account(t, s, "alice", "phone"), account(t, s, "bob", "phone")
+	account(t, s, "carol", "phone")
+	if _, e := social(t, s, "POST", "/v1/contacts", aliceTok, wire.ContactAsk{User: "bob"}, nil); e != nil {
+		t.Fatal(e)
+	}
+	if _, e := social(t, s, "POST", "/v1/contacts/alice/accept", bobTok, nil, nil); e != nil {
+		t.Fatal(e)
+	}
+	if _, e := social(t, s, "PUT", "/v1/blocks/carol", aliceTok, nil, nil); e != nil {
+		t.Fatal(e)
+	}
+	if err := client.NewServer(s.HTTP, serverKey).DeleteUser(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if cs := contactsOf(t, s, bobTok); len(cs) != 0 {
+		t.Fatalf("bob's contacts after alice's deletion: %+v", cs)
 	}
 }
