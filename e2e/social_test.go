@@ -381,6 +381,19 @@ func TestSocialGroupBlocked(t *testing.T) {
 			t.Errorf("%s mentioned %v by alice (blocked by %s: %v)", c.user, cv.Mentioned, c.user, c.blocked)
 		}
 	}
+	// Her typing in the group reaches carol, not bob (a marker from carol
+	// after it reaches bob after any typing would have).
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/typing", aliceTok, wire.Typing{Group: "g1", State: wire.TypingStart}, nil); code != http.StatusNoContent {
+		t.Fatalf("alice's group typing: %d", code)
+	}
+	wait.For(t, "carol sees alice typing", 10*time.Second, func() bool { return len(carolPhone.typings()) == 1 })
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/messages", carolTok, wire.Send{CMID: "c1", Group: "g1", Type: "text", Body: "marker"}, &ack); code != 200 {
+		t.Fatalf("carol's marker: %d", code)
+	}
+	bobPhone.await(wire.KindMsg, ack.ID)
+	if n := len(bobPhone.typings()); n != 0 {
+		t.Errorf("bob got %d typing events from alice, whom he blocked", n)
+	}
 }
 
 // TestSocialDeleteUser: deleting a user through the server API removes
