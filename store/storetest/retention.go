@@ -87,7 +87,7 @@ func testSweep(t *testing.T, f *fixture) {
 		f.commit(&b)
 		ss = append(ss, s)
 	}
-	f.react(20, "bob", 2, "👍", true)  // a reaction of a swept message: its record is younger
+	f.react(20, "bob", 2, "👍", true)   // a reaction of a swept message: its record is younger
 	f.react(21, "alice", 7, "👍", true) // of a kept one
 	before := f.snapshotFor("alice", "bob")
 
