@@ -8,6 +8,11 @@ import "context"
 // message with a TTL is recalled for both sides TTL seconds after its
 // recipient reads it.
 
+// BurnedBy is the recaller (Recall.By, Message.RecalledBy, a change
+// record's From) of a message burnt after reading: the server's reserved
+// sender, which recalls nothing else.
+const BurnedBy = "system"
+
 // Sweep is what one SweepMessages call did.
 type Sweep struct {
 	// Messages is how many messages (and change records) it deleted.

@@ -38,6 +38,7 @@ import (
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/metrics"
 	"github.com/imqtt/imqtt/internal/push"
+	"github.com/imqtt/imqtt/internal/retention"
 	"github.com/imqtt/imqtt/internal/session"
 	"github.com/imqtt/imqtt/internal/webchat"
 	"github.com/imqtt/imqtt/internal/webhook"
@@ -118,6 +119,9 @@ type Config struct {
 	// relayed in larger groups (0: chat.DefaultMaxTypingGroup).
 	RecallWindow, EditWindow time.Duration
 	MaxTypingGroup           int
+	// Retention deletes messages older than it in the background
+	// (docs/operations.md#retention); 0 keeps them forever.
+	Retention time.Duration
 	// SendRate bounds each user's sends per second, all devices and nodes
 	// together, after a burst of SendBurst (SendRate 0: DefaultSendRate; a
 	// negative one: no limit. SendBurst 0: 4×the rate, chat's default).
@@ -256,8 +260,9 @@ type Daemon struct {
 	stopBackground chan struct{}
 	uplink         *hooks.Uplink
 	sessions       *session.Manager
-	pusher         *push.Worker // nil: no provider configured
-	events         webhooks     // the webhook events; nil parts: off
+	pusher         *push.Worker    // nil: no provider configured
+	retention      *retention.Jobs // the sweeper and the burner
+	events         webhooks        // the webhook events; nil parts: off
 
 	filter *filter.Filter // the content filter; nil: none
 
@@ -477,6 +482,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			Preview: cfg.Push.Preview, TTL: cfg.Push.TTL, Rate: cfg.Push.Rate, Logger: cfg.Logger, Metrics: d.metrics})
 	}
 	d.chat.Start()
+	d.retention = retention.New(d.st, d.chat, retention.Options{Period: cfg.Retention, Logger: cfg.Logger})
+	d.retention.Start()
 	if d.bus != nil {
 		d.bus.SetLocal(local{d.chat, d.path, d.broker, d.accounts})
 		if err := d.bus.Start(ctx); err != nil {
@@ -694,6 +701,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	var errs []error
 	for _, s := range d.http {
 		errs = append(errs, s.Shutdown(ctx)) // waits for HTTP sends in flight
+	}
+	if d.retention != nil {
+		d.retention.Close() // before chat: the burner recalls through it
 	}
 	errs = append(errs, d.chat.Close(ctx))
 	if d.bus != nil {
