@@ -31,8 +31,11 @@ const (
 	// enough that the write (which holds the conversation lock on Pebble)
 	// stalls no send noticeably.
 	DefaultChunk = 200
-	// DefaultInterval is how often an idle sweeper looks for work.
+	// DefaultInterval is how often an idle sweeper looks for work, at
+	// most: a tenth of the period if that is shorter (not under
+	// minInterval).
 	DefaultInterval = time.Minute
+	minInterval     = 100 * time.Millisecond
 	// DefaultBurnPoll is how often the burner looks for due burns: a burnt
 	// message goes at most this long after its time.
 	DefaultBurnPoll = time.Second
@@ -75,7 +78,9 @@ func (o *Options) fill() {
 		o.Chunk = DefaultChunk
 	}
 	if o.Interval <= 0 {
-		o.Interval = DefaultInterval
+		// A tenth of the period, so the store holds at most about 10%
+		// more than the period's messages: a short retention is swept often.
+		o.Interval = min(DefaultInterval, max(o.Period/10, minInterval))
 	}
 	if o.BurnPoll <= 0 {
 		o.BurnPoll = DefaultBurnPoll

@@ -148,7 +148,7 @@ func (s *Store) SweepMessages(ctx context.Context, before int64, limit int) (sto
 	}
 	wb := s.db.NewIndexedBatch()
 	defer wb.Close()
-	if err := sweepBatch(wb, msgs, out.Cursor, next); err != nil {
+	if err := sweepBatch(wb, msgs, next); err != nil {
 		return out, fmt.Errorf("sweep: %w", err)
 	}
 	_ = wb.Set([]byte(keySweepCurs), binary.BigEndian.AppendUint64(nil, uint64(next)), nil)
@@ -185,22 +185,20 @@ func (s *Store) oldMessages(ctx context.Context, from, before int64, limit int) 
 
 // sweepBatch adds to wb the deletion of msgs (every message in [from,
 // next)) and of every row that points at them.
-func sweepBatch(wb *pebble.Batch, msgs []store.Message, from, next int64) error {
-	rangeOf := func(pfx string) ([]byte, []byte) {
-		lo := binary.BigEndian.AppendUint64([]byte(pfx), uint64(from))
-		hi := binary.BigEndian.AppendUint64([]byte(pfx), uint64(next))
-		return lo, hi
-	}
-	for _, pfx := range []string{pfxMsg, pfxReactC, pfxReactX, pfxReactU} {
-		lo, hi := rangeOf(pfx)
-		_ = wb.DeleteRange(lo, hi, nil)
-	}
+func sweepBatch(wb *pebble.Batch, msgs []store.Message, next int64) error {
 	users := map[string]bool{}
-	convs := map[convRef]bool{}
+	convs := map[convRef][]int64{} // the incoming messages swept from each row's history
 	groups := map[string]uint64{}
 	var buf []byte
 	for i := range msgs {
 		m := &msgs[i]
+		_ = wb.Delete(msgKey(buf[:0], m.ID), nil)
+		if m.Reacted { // its reactions are three ranges keyed by it
+			for _, pfx := range []string{pfxReactC, pfxReactX, pfxReactU} {
+				lo := binary.BigEndian.AppendUint64([]byte(pfx), uint64(m.ID))
+				_ = wb.DeleteRange(lo, binary.BigEndian.AppendUint64([]byte(pfx), uint64(m.ID)+1), nil)
+			}
+		}
 		if m.CMID != "" {
 			_ = wb.Delete(ackKey(buf[:0], m.From, m.CMID), nil)
 		}
@@ -226,9 +224,24 @@ func sweepBatch(wb *pebble.Batch, msgs []store.Message, from, next int64) error 
 				continue
 			}
 			users[p[0]] = true
-			if m.Change == nil {
-				_ = wb.Delete(histKey(buf[:0], p[0], p[1], m.ID), nil)
-				convs[convRef{p[0], p[1]}] = true
+			if m.Change != nil {
+				continue
+			}
+			ref := convRef{p[0], p[1]}
+			buf = histKey(buf[:0], p[0], p[1], m.ID)
+			_, out, err := histEntry(wb, buf)
+			switch {
+			case err != nil:
+				return err
+			case out != nil:
+				_ = wb.Delete(buf, nil)
+				if !*out {
+					convs[ref] = append(convs[ref], m.ID)
+					continue
+				}
+			}
+			if _, ok := convs[ref]; !ok {
+				convs[ref] = nil
 			}
 		}
 		if c := m.Change; c != nil && c.Kind == store.ChangeDelete {
@@ -240,8 +253,8 @@ func sweepBatch(wb *pebble.Batch, msgs []store.Message, from, next int64) error 
 			return fmt.Errorf("inbox of %s: %w", u, err)
 		}
 	}
-	for c := range convs {
-		if err := sweptConv(wb, c.user, c.peer, next); err != nil {
+	for c, in := range convs {
+		if err := sweptConv(wb, c.user, c.peer, next, in); err != nil {
 			return fmt.Errorf("conversation %s/%s: %w", c.user, c.peer, err)
 		}
 	}
@@ -257,13 +270,20 @@ func sweepBatch(wb *pebble.Batch, msgs []store.Message, from, next int64) error 
 // point at messages below next, and raises the user's floor to the last.
 // An entry that points at a younger message stops it: those after it are
 // swept once it is (their messages are gone already, which Range skips).
+// It starts above the floor: below it every entry is gone already, and
+// their tombstones are not read again.
 func sweepInbox(wb *pebble.Batch, user string, next int64) error {
 	prefix := inboxPrefix(nil, user)
-	it, err := wb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	fkey := floorKey(pfxRetFloor, user)
+	from, _, err := getUint64(wb, fkey)
 	if err != nil {
 		return err
 	}
-	var floor uint64
+	it, err := wb.NewIter(&pebble.IterOptions{LowerBound: inboxKey(nil, user, from+1), UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	floor := from
 	var keys [][]byte
 	for ok := it.First(); ok; ok = it.Next() {
 		v := it.Value()
@@ -279,10 +299,10 @@ func sweepInbox(wb *pebble.Batch, user string, next int64) error {
 	for _, k := range keys {
 		_ = wb.Delete(k, nil)
 	}
-	if floor == 0 {
-		return nil
+	if floor > from {
+		_ = wb.Set(fkey, binary.BigEndian.AppendUint64(nil, floor), nil)
 	}
-	return raiseFloor(wb, floorKey(pfxRetFloor, user), floor)
+	return nil
 }
 
 func raiseFloor(wb *pebble.Batch, key []byte, v uint64) error {
@@ -296,10 +316,27 @@ func raiseFloor(wb *pebble.Batch, key []byte, v uint64) error {
 	return nil
 }
 
-// sweptConv recounts user's conversation row with peer after a chunk
-// below next: it goes if its last message went; its unread is recounted
-// if it counted swept messages.
-func sweptConv(wb *pebble.Batch, user, peer string, next int64) error {
+// histEntry reads the history entry at key: out (nil if there is none).
+func histEntry(r pebble.Reader, key []byte) (uint64, *bool, error) {
+	val, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	defer closer.Close()
+	ver, out, err := decodeHist(val)
+	return ver, &out, err
+}
+
+// sweptConv brings user's conversation row with peer up to date after a
+// chunk below next that took the incoming messages in from its history:
+// its unread no longer counts those above its read position, and if its
+// last message went, Last becomes the newest one left, or the row goes
+// with the last. (A recount of the whole unread would read the whole
+// conversation each chunk.)
+func sweptConv(wb *pebble.Batch, user, peer string, next int64, in []int64) error {
 	key := convKey(nil, user, peer)
 	val, closer, err := wb.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -313,10 +350,48 @@ func sweptConv(wb *pebble.Batch, user, peer string, next int64) error {
 	if err != nil {
 		return err
 	}
-	if row.Last >= next && (row.Unread == 0 || row.ReadUpto >= next) {
-		return nil // nothing it counts was swept
+	changed := false
+	for _, id := range in {
+		if id > row.ReadUpto && row.Unread > 0 {
+			row.Unread--
+			changed = true
+		}
 	}
-	return recountConv(wb, user, peer)
+	if row.Last < next {
+		prefix := histPrefix(nil, user, peer)
+		it, err := wb.NewIter(&pebble.IterOptions{LowerBound: histKey(nil, user, peer, next), UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return err
+		}
+		if !it.Last() {
+			err := it.Close()
+			if err == nil {
+				err = wb.Delete(key, nil)
+			}
+			return err
+		}
+		last := int64(suffixUint64(it.Key()))
+		if err := it.Close(); err != nil {
+			return err
+		}
+		var m store.Message
+		mval, mcloser, err := wb.Get(msgKey(nil, last))
+		if err != nil && !errors.Is(err, pebble.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			err = decodeMessage(mval, &m)
+			_ = mcloser.Close()
+			if err != nil {
+				return fmt.Errorf("decode message %d: %w", last, err)
+			}
+		}
+		row.Last, row.LastTS, changed = last, m.TS, true
+	}
+	if !changed {
+		return nil
+	}
+	return wb.Set(key, appendConv(nil, &row), nil)
 }
 
 // Commit's part: the batch's burns, unread.
