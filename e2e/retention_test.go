@@ -39,6 +39,19 @@ func TestRetentionSweep(t *testing.T) {
 		old = append(old, send(alice, "bob", fmt.Sprintf("old%d", i)))
 	}
 	send(alice, "carol", "old-carol")
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/groups", alice, wire.GroupCreate{ID: "g1", Name: "g", Members: []string{"bob"}}, nil); code/100 != 2 {
+		t.Fatalf("create group: %d", code)
+	}
+	sendGroup := func(body string) wire.Ack {
+		t.Helper()
+		var ack wire.Ack
+		if code := httpJSON(t, "POST", s.HTTP+"/v1/messages", alice, wire.Send{CMID: body, Group: "g1", Type: "text", Body: body}, &ack); code != 200 {
+			t.Fatalf("send %s: %d", body, code)
+		}
+		return ack
+	}
+	sendGroup("gold0")
+	sendGroup("gold1")
 	// bob's phone has seen the first three (its cursor) and read two.
 	cursor := getSync(t, s, bob, "", 0).Items[2].Ver
 	httpJSON(t, "POST", s.HTTP+"/v1/read", bob, wire.Read{Peer: "alice", Upto: old[1].ID}, nil)
@@ -50,11 +63,12 @@ func TestRetentionSweep(t *testing.T) {
 		young = append(young, send(alice, "bob", fmt.Sprintf("young%d", i)).ID)
 	}
 	floorCursor := getSync(t, s, bob, "", 0).Items[4].Ver // the last old message's
+	gyoung := sendGroup("gyoung").ID
 
 	j := retention.New(s.Store(), nil, retention.Options{Period: time.Hour,
 		Now: func() time.Time { return cut.Add(time.Hour) }})
-	if n, err := j.Sweep(t.Context()); err != nil || n != 6 {
-		t.Fatalf("sweep: %d, %v; want 6", n, err)
+	if n, err := j.Sweep(t.Context()); err != nil || n != 8 {
+		t.Fatalf("sweep: %d, %v; want 8", n, err)
 	}
 
 	ids := func(items []wire.Msg) []string {
@@ -89,8 +103,18 @@ func TestRetentionSweep(t *testing.T) {
 		}
 	}
 	cs := conversations(t, s, bob)
-	if c, ok := conv(cs, "alice"); !ok || c.Unread != 3 || c.Last == nil || c.Last.ID != young[2] || cs.TotalUnread != 3 {
-		t.Errorf("bob's list: %+v; want alice with unread 3 (the young ones), last %s", cs, young[2])
+	if c, ok := conv(cs, "alice"); !ok || c.Unread != 3 || c.Last == nil || c.Last.ID != young[2] || cs.TotalUnread != 4 {
+		t.Errorf("bob's list: %+v; want alice with unread 3 (the young ones), last %s, total 4 (and the group's 1)", cs, young[2])
+	}
+	if c, ok := conv(cs, "g1"); !ok || c.Unread != 1 {
+		t.Errorf("bob's group: %+v; want unread 1 (the young one)", c)
+	}
+	gs := getSync(t, s, bob, "g1", 1)
+	if !gs.Reset || !slices.Equal(ids(gs.Items), []string{gyoung}) {
+		t.Errorf("a group cursor into the swept log: reset %v, items %v", gs.Reset, ids(gs.Items))
+	}
+	if gs := getSync(t, s, bob, "g1", 2); gs.Reset || !slices.Equal(ids(gs.Items), []string{gyoung}) {
+		t.Errorf("a group cursor at the floor: reset %v, items %v", gs.Reset, ids(gs.Items))
 	}
 	if _, ok := conv(conversations(t, s, alice), "carol"); ok {
 		t.Error("alice's conversation with carol, all swept, is still listed")

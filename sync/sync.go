@@ -32,12 +32,12 @@ type Source interface {
 }
 
 // Floors is what a Source whose old history a retention sweep deletes
-// also answers (store.Retention): the highest inbox version, and group
-// seq, deleted. A cursor below its floor points into deleted history and
-// gets Reset, like one of another epoch (docs/protocol.md#retention).
+// also answers (store.Retention): the highest inbox version deleted. A
+// cursor below its floor points into deleted history and gets Reset, like
+// one of another epoch (docs/protocol.md#retention). A group's floor is
+// its head's (store.GroupHead.Floor).
 type Floors interface {
 	InboxFloor(ctx context.Context, user string) (uint64, error)
-	GroupFloor(ctx context.Context, group string) (uint64, error)
 }
 
 // The defaults of Options, taken by its zero values (explained at its
@@ -195,12 +195,8 @@ func (s *Syncer) ServeGroup(ctx context.Context, user, group string, floor uint6
 	}
 	since := req.Since
 	reset := (req.Epoch != "" && req.Epoch != epoch) || since > h.Seq
-	if f, ok := s.src.(Floors); ok && !reset && since > floor {
-		gf, err := f.GroupFloor(ctx, group)
-		if err != nil {
-			return fmt.Errorf("sync group %s: floor: %w", group, err)
-		}
-		reset = since < gf
+	if !reset && since > floor && since < h.Floor { // into what a retention sweep deleted
+		reset = true
 	}
 	if reset {
 		since = 0

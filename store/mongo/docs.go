@@ -202,11 +202,14 @@ type headDoc struct {
 	MsgSeq     int64  `bson:"msg_seq"`
 	Changes    int64  `bson:"changes,omitempty"`
 	MentionAll int64  `bson:"mention_all,omitempty"`
+	// A retention sweep's (retention.go); absent: never swept.
+	Floor        int64 `bson:"floor,omitempty"`
+	FloorChanges int64 `bson:"floor_changes,omitempty"`
 }
 
 func (d *headDoc) head(group string) store.GroupHead {
 	return store.GroupHead{Group: group, Seq: uint64(d.Seq), MsgID: d.MsgID, TS: d.TS, Changes: uint64(d.Changes),
-		MentionAll: uint64(d.MentionAll)}
+		MentionAll: uint64(d.MentionAll), Floor: uint64(d.Floor), FloorChanges: uint64(d.FloorChanges)}
 }
 
 type groupMsgDoc struct {

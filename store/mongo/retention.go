@@ -14,8 +14,8 @@ import (
 
 // Retention and burn after reading (store/retention.go). Collections:
 //
-//	floors  {_id: "u:{user}" or "g:{group}", v}: the highest inbox ver
-//	        (group seq) a sweep deleted; raised by $max
+//	floors  {_id: "u:{user}", v}: the highest inbox ver a sweep deleted;
+//	        raised by $max (a group's is its head's floor and floor_changes)
 //	burns   {_id: msgid, user, peer, ttl, due (0: unread)}
 //	        {user: 1, peer: 1, due: 1, _id: 1}: ReadBurns; {due: 1}: DueBurns
 //
@@ -66,9 +66,27 @@ func (s *Store) InboxFloor(ctx context.Context, user string) (uint64, error) {
 	return s.floor(ctx, "u:"+user)
 }
 
-// GroupFloor returns group's highest swept seq.
+// GroupFloor returns group's highest swept seq: its head's floor.
 func (s *Store) GroupFloor(ctx context.Context, group string) (uint64, error) {
-	return s.floor(ctx, "g:"+group)
+	h, err := s.GroupHead(ctx, group)
+	return h.Floor, err
+}
+
+// raiseGroupFloor moves group's head's floor up to seq, with the change
+// records up to it: one update that only a lower floor matches, so a
+// repeat, or another node's sweep, changes nothing.
+func (s *Store) raiseGroupFloor(ctx context.Context, group string, seq int64) error {
+	n, err := s.changesUpto(ctx, group, seq)
+	if err != nil {
+		return err
+	}
+	filter := append(byID(group), bson.E{Key: "$or", Value: bson.A{
+		bson.D{{Key: "floor", Value: bson.D{{Key: "$lt", Value: seq}}}},
+		bson.D{{Key: "floor", Value: bson.D{{Key: "$exists", Value: false}}}},
+	}})
+	_, err = s.c.heads.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "floor", Value: seq},
+		{Key: "floor_changes", Value: n}}}})
+	return err
 }
 
 func (s *Store) floor(ctx context.Context, id string) (uint64, error) {
@@ -196,7 +214,7 @@ func (s *Store) sweep(ctx context.Context, docs []messageDoc, from, next int64) 
 			return fmt.Errorf("group log: %w", err)
 		}
 		for g, seq := range groups {
-			if err := s.raiseFloor(ctx, "g:"+g, seq); err != nil {
+			if err := s.raiseGroupFloor(ctx, g, int64(seq)); err != nil {
 				return fmt.Errorf("floor of %s: %w", g, err)
 			}
 		}

@@ -17,14 +17,14 @@ import (
 //
 //	rt/cursor                       the sweep's cursor: every message below it is gone (8)
 //	rf/{user}                       the user's inbox floor: highest ver swept (8)
-//	rg/{group}                      the group's floor: highest seq swept (8)
 //	bu/{user}\x00{peer}\x00{msgid}  an unread burn: ttl (8)
 //	bd/{due}{msgid}                 a due burn, by due: Burn JSON
 //	bm/{msgid}                      the same burn's due (8), to find its bd/ row
 //
-// They came after format 2 without a new format, as s/ did. None of the
-// six prefixes is a prefix of another or of an older one (rt/, rf/, rg/
-// are not r/: a scan of r/ stops at "r0").
+// A group's floor is in its head (groups.go). The rows came after format 2
+// without a new format, as s/ did. None of the five prefixes is a prefix
+// of another or of an older one (rt/ and rf/ are not r/: a scan of r/
+// stops at "r0").
 //
 // A chunk of the sweep is one batch: the messages (one range deletion of
 // m/, since IDs are time-ordered), their reactions (one range each of
@@ -39,7 +39,6 @@ import (
 // again.
 const (
 	pfxRetFloor  = "rf/"
-	pfxGrpFloor  = "rg/"
 	pfxBurnRead  = "bu/"
 	pfxBurnDue   = "bd/"
 	pfxBurnMsg   = "bm/"
@@ -99,9 +98,10 @@ func (s *Store) InboxFloor(ctx context.Context, user string) (uint64, error) {
 	return s.floor(ctx, pfxRetFloor, user)
 }
 
-// GroupFloor returns group's highest swept seq.
+// GroupFloor returns group's highest swept seq: its head's floor.
 func (s *Store) GroupFloor(ctx context.Context, group string) (uint64, error) {
-	return s.floor(ctx, pfxGrpFloor, group)
+	h, err := s.GroupHead(ctx, group)
+	return h.Floor, err
 }
 
 func (s *Store) floor(ctx context.Context, pfx, id string) (uint64, error) {
@@ -125,6 +125,8 @@ func (s *Store) SweepMessages(ctx context.Context, before int64, limit int) (sto
 	}
 	defer s.end()
 	limit = clampLimit(limit)
+	s.groups.Lock() // as Commit: groups (heads' floors), then conversations
+	defer s.groups.Unlock()
 	s.conv.Lock()
 	defer s.conv.Unlock()
 	cur, _, err := getUint64(s.db, []byte(keySweepCurs))
@@ -259,8 +261,8 @@ func sweepBatch(wb *pebble.Batch, msgs []store.Message, next int64) error {
 		}
 	}
 	for g, seq := range groups {
-		if err := raiseFloor(wb, floorKey(pfxGrpFloor, g), seq); err != nil {
-			return err
+		if err := raiseGroupFloor(wb, g, seq); err != nil {
+			return fmt.Errorf("floor of %s: %w", g, err)
 		}
 	}
 	return nil
@@ -305,15 +307,18 @@ func sweepInbox(wb *pebble.Batch, user string, next int64) error {
 	return nil
 }
 
-func raiseFloor(wb *pebble.Batch, key []byte, v uint64) error {
-	cur, _, err := getUint64(wb, key)
-	if err != nil {
+// raiseGroupFloor moves group's head's floor up to seq, with the change
+// records up to it (the gc/ index, which the sweep keeps).
+func raiseGroupFloor(wb *pebble.Batch, group string, seq uint64) error {
+	h, err := readHead(wb, group)
+	if err != nil || seq <= h.Floor {
 		return err
 	}
-	if v > cur {
-		_ = wb.Set(key, binary.BigEndian.AppendUint64(nil, v), nil)
+	if h.FloorChanges, err = changesUpTo(wb, group, seq); err != nil {
+		return err
 	}
-	return nil
+	h.Floor = seq
+	return wb.Set(headKey(group), encodeHead(h), nil)
 }
 
 // histEntry reads the history entry at key: out (nil if there is none).

@@ -243,12 +243,17 @@ func testSweepChanges(t *testing.T, f *fixture) {
 	}
 }
 
-// testSweepGroup: a group's messages go with their log rows; the group's
-// floor is the last swept seq.
+// testSweepGroup: a group's messages and change records go with their
+// log rows; the group's floor is the last swept seq, in its head with the
+// change records up to it, so a member's unread no longer counts them.
 func testSweepGroup(t *testing.T, f *fixture) {
 	f.createGroup("g1", "alice", "bob")
-	for seq := uint64(1); seq <= 4; seq++ {
-		f.groupSend("g1", "alice", int64(100+seq), seq)
+	f.groupSend("g1", "alice", 101, 1)
+	f.commit(groupChange("g1", "alice", 102, 2, 1, store.Change{Kind: store.ChangeReaction, Target: 101, Emoji: "👍", Add: true}))
+	f.groupSend("g1", "alice", 103, 3)
+	f.groupSend("g1", "alice", 104, 4)
+	if u := f.member("g1", "bob").Unread(f.groupHead("g1")); u != 3 {
+		t.Fatalf("bob's unread before the sweep: %d", u)
 	}
 	f.sweep(103, 0)
 	f.gone("swept", 101, 102)
@@ -262,8 +267,17 @@ func testSweepGroup(t *testing.T, f *fixture) {
 	if v, err := f.retention().GroupFloor(f.ctx, "g1"); err != nil || v != 2 {
 		t.Errorf("group floor: %d, %v", v, err)
 	}
-	if h := f.groupHead("g1"); h.Seq != 4 || h.MsgID != 104 {
-		t.Errorf("head: %+v", h)
+	h := f.groupHead("g1")
+	if h.Seq != 4 || h.MsgID != 104 || h.Floor != 2 || h.FloorChanges != 1 || h.Changes != 1 {
+		t.Errorf("head: %+v; want seq 4, msg 104, floor 2 with 1 change", h)
+	}
+	if u := f.member("g1", "bob").Unread(h); u != 2 {
+		t.Errorf("bob's unread after the sweep: %d, want 2", u)
+	}
+	// A commit after the sweep keeps the floor.
+	f.groupSend("g1", "alice", 105, 5)
+	if h := f.groupHead("g1"); h.Floor != 2 || h.Seq != 5 {
+		t.Errorf("head after a send: %+v", h)
 	}
 }
 
