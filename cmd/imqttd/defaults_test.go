@@ -58,6 +58,7 @@ var flagDefaults = map[string]any{
 	"recall-window":         chat.DefaultRecallWindow.String(),
 	"edit-window":           chat.DefaultEditWindow.String(),
 	"retention":             retention.DefaultPeriod.String(), // keep forever
+	"retention-rate":        retention.DefaultRate,
 	"max-typing-group":      chat.DefaultMaxTypingGroup,
 	"max-send-burst":        0, // chat.DefaultBurstFactor × the rate
 	"login-ip-limit":        account.DefaultLimits.LoginIP,

@@ -120,8 +120,10 @@ type Config struct {
 	RecallWindow, EditWindow time.Duration
 	MaxTypingGroup           int
 	// Retention deletes messages older than it in the background
-	// (docs/operations.md#retention); 0 keeps them forever.
-	Retention time.Duration
+	// (docs/operations.md#retention); 0 keeps them forever. RetentionRate
+	// bounds the deletes a second (0: retention.DefaultRate).
+	Retention     time.Duration
+	RetentionRate int
 	// SendRate bounds each user's sends per second, all devices and nodes
 	// together, after a burst of SendBurst (SendRate 0: DefaultSendRate; a
 	// negative one: no limit. SendBurst 0: 4×the rate, chat's default).
@@ -482,7 +484,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			Preview: cfg.Push.Preview, TTL: cfg.Push.TTL, Rate: cfg.Push.Rate, Logger: cfg.Logger, Metrics: d.metrics})
 	}
 	d.chat.Start()
-	d.retention = retention.New(d.st, d.chat, retention.Options{Period: cfg.Retention, Logger: cfg.Logger})
+	d.retention = retention.New(d.st, d.chat, retention.Options{Period: cfg.Retention, Rate: cfg.RetentionRate, Logger: cfg.Logger})
 	d.retention.Start()
 	if d.bus != nil {
 		d.bus.SetLocal(local{d.chat, d.path, d.broker, d.accounts})

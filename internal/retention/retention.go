@@ -24,9 +24,12 @@ const (
 	// DefaultPeriod keeps messages forever (imqttd --retention).
 	DefaultPeriod time.Duration = 0
 	// DefaultRate is how many messages a second a node's sweeper deletes
-	// at most: far below what the store commits (bench p2p), so a sweep
-	// takes a small share of the store however much is due at once.
-	DefaultRate = 2000
+	// at most (imqttd --retention-rate): far below what the store commits
+	// (bench p2p), so a sweep takes a small share of the server however
+	// much is due at once: at 2,000/s a busy sweeper cost sends ~9% more
+	// server CPU per message on two cores (BENCHMARKS.md), at 1,000 half
+	// that; 1,000/s is 86 million messages a day.
+	DefaultRate = 1000
 	// DefaultChunk is how many messages one atomic write deletes: small
 	// enough that the write (which holds the conversation lock on Pebble)
 	// stalls no send noticeably.
