@@ -44,7 +44,8 @@ func (TypingEvent) EventKind() string  { return KindTyping }
 
 // EventKinds are the kinds of every Event above.
 var EventKinds = []string{KindAck, KindError, KindMsg, KindSync, KindUnread, KindGroup, KindHeads, KindNotice, KindResync,
-	KindSettings, KindRecall, KindEdit, KindDelete, KindReaction, KindReceipt, KindTyping}
+	KindSettings, KindRecall, KindEdit, KindDelete, KindReaction, KindReceipt, KindTyping,
+	KindPresence}
 
 var (
 	_ Event = Msg{}
