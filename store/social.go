@@ -73,4 +73,13 @@ type Social interface {
 	// online now); LastSeen returns it for users, absent if never set.
 	SetLastSeen(ctx context.Context, user string, ts int64) error
 	LastSeen(ctx context.Context, users []string) (map[string]int64, error)
+
+	// DeleteUserSocial deletes up to limit of a deleted user's rows: its
+	// contacts (both rows of each), the blocks it made, then its last
+	// seen; it returns how many it deleted (0: none left). Others' blocks
+	// of the user stay (they name a tombstone no one can log in as).
+	DeleteUserSocial(ctx context.Context, user string, limit int) (int, error)
 }
+
+// MaxSocialLimit caps the limit of Contacts and Blocks.
+const MaxSocialLimit = 1000
