@@ -257,10 +257,6 @@ func (w *worker) handle(c change) {
 	if ts, ok := seen[c.user]; ok && ts == 0 {
 		return // announced online already: another device, or back within the debounce
 	}
-	if err := w.s.o.Social.SetLastSeen(ctx, c.user, 0); err != nil {
-		w.s.log.Warn("presence: set online", "user", c.user, "err", err)
-		return
-	}
 	w.s.announce(ctx, wire.PresenceEvent{Kind: wire.KindPresence, User: c.user, Online: true})
 }
 
@@ -297,22 +293,25 @@ func (w *worker) offline(user string, left int64) {
 	if ts, ok := seen[user]; ok && ts != 0 {
 		return // announced offline already (by another node)
 	}
-	if err := w.s.o.Social.SetLastSeen(ctx, user, left); err != nil {
-		w.s.log.Warn("presence: set offline", "user", user, "err", err)
-		return
-	}
 	w.s.announce(ctx, wire.PresenceEvent{Kind: wire.KindPresence, User: user, LastSeen: left})
 }
 
-// announce sends ev to ev.User's accepted contacts who may see it: not if
-// the user hides its presence, not to a contact who blocked the user or
-// whom the user blocked. It reads the contacts a page at a time and sends
-// each page as one event for many users.
+// announce records ev as the user's announced state (its last seen: 0
+// online, else when it left) and sends it to ev.User's accepted contacts
+// who may see it: none if the user hides its presence, not to a contact
+// who blocked the user or whom the user blocked. It reads the setting
+// before it records the state, so a setting changed after the record is
+// seen by this change's announcement at the latest. It reads the contacts
+// a page at a time and sends each page as one event for many users.
 func (s *Service) announce(ctx context.Context, ev wire.PresenceEvent) {
 	user := ev.User
 	hidden, err := s.o.Hidden(ctx, []string{user})
 	if err != nil {
 		s.log.Warn("presence: settings", "user", user, "err", err)
+		return
+	}
+	if err := s.o.Social.SetLastSeen(ctx, user, ev.LastSeen); err != nil {
+		s.log.Warn("presence: set last seen", "user", user, "online", ev.Online, "err", err)
 		return
 	}
 	if hidden[user] {
