@@ -37,6 +37,7 @@ import (
 	"github.com/imqtt/imqtt/internal/jwtauth"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/metrics"
+	"github.com/imqtt/imqtt/internal/presence"
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/internal/session"
 	"github.com/imqtt/imqtt/internal/webchat"
@@ -118,6 +119,10 @@ type Config struct {
 	// relayed in larger groups (0: chat.DefaultMaxTypingGroup).
 	RecallWindow, EditWindow time.Duration
 	MaxTypingGroup           int
+	// PresenceDebounce: a user whose last device left and one came back
+	// within it made no presence change (0: presence.DefaultDebounce,
+	// 10 s; tests shorten it).
+	PresenceDebounce time.Duration
 	// SendRate bounds each user's sends per second, all devices and nodes
 	// together, after a burst of SendBurst (SendRate 0: DefaultSendRate; a
 	// negative one: no limit. SendBurst 0: 4×the rate, chat's default).
@@ -258,6 +263,7 @@ type Daemon struct {
 	sessions       *session.Manager
 	pusher         *push.Worker // nil: no provider configured
 	events         webhooks     // the webhook events; nil parts: off
+	presence       *presence.Service
 
 	filter *filter.Filter // the content filter; nil: none
 
@@ -484,13 +490,19 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		}
 	}
 
+	if err := d.newPresence(); err != nil {
+		return nil, err
+	}
+	d.presence.Start()
 	presence := hooks.PresenceConfig{State: d.state, Local: d.chat, Node: cfg.NodeID, Logger: cfg.Logger}
 	if d.bus != nil {
 		presence.Elsewhere = d.bus.KickOn
 	}
+	events := presenceEvents{d.presence} // presence events to contacts
 	if d.events.emitter != nil {
-		presence.Events = d.events.emitter // user.online, user.offline
+		events = append(events, d.events.emitter) // user.online, user.offline
 	}
+	presence.Events = events
 	d.uplink = &hooks.Uplink{}
 	d.sessions = session.New(d.st, d.chat, d.broker, session.Options{Node: cfg.NodeID, Cluster: d.bus != nil, ExpiryMax: sessionExpiry(cfg.Sessions.ExpiryMax),
 		ReplayMax: cfg.Sessions.ReplayMax, Inflight: cfg.Sessions.Inflight, MaxPerUser: cfg.Sessions.MaxPerUser, Logger: cfg.Logger, Metrics: d.metrics})
@@ -532,7 +544,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Push: push.NewRegistry(d.st, d.providesPush, d.state),
 		Server: api.ServerConfig{Keys: cfg.ServerKeys, Accounts: d.accounts, Chat: d.chat, Store: d.st,
 			Limiter: d.state, SendRate: cfg.ServerSendRate, DeleteBudget: cfg.ServerDeleteBudget},
-		Signup: cfg.Signup, // --signup (docs/integration.md#sign-up-control)
+		Signup:   cfg.Signup, // --signup (docs/integration.md#sign-up-control)
+		Presence: d.presence,
 	})
 	d.api = handler
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
@@ -696,6 +709,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		errs = append(errs, s.Shutdown(ctx)) // waits for HTTP sends in flight
 	}
 	errs = append(errs, d.chat.Close(ctx))
+	d.presence.Close() // before the bus: its last announcements go out
 	if d.bus != nil {
 		errs = append(errs, d.bus.Close(ctx)) // after chat: its last events go out
 	}
