@@ -217,3 +217,28 @@ func TestClusterPresence(t *testing.T) {
 		t.Errorf("a stranger got %d presence events", n)
 	}
 }
+
+// TestPresenceRestart: a node that stops records its users offline (no
+// one is left announced online), so after the restart a user who comes
+// back is announced online again.
+func TestPresenceRestart(t *testing.T) {
+	s := testserver.Start(t, withPresenceDebounce)
+	for _, u := range []string{"alice", "bob"} {
+		account(t, s, u, "x")
+	}
+	befriend(t, s.Store(), "alice", "bob")
+	connect(t, s.MQTT, "alice", "phone", "secret-alice")
+	wait.For(t, "alice announced online", 5*time.Second, func() bool {
+		seen, _ := s.Store().LastSeen(context.Background(), []string{"alice"})
+		ts, ok := seen["alice"]
+		return ok && ts == 0
+	})
+	s.Restart(t)
+	seen, err := s.Store().LastSeen(context.Background(), []string{"alice"})
+	if err != nil || seen["alice"] == 0 {
+		t.Fatalf("after the restart alice's last seen is %v (%v): still announced online", seen, err)
+	}
+	bob := connect(t, s.MQTT, "bob", "phone", "secret-bob")
+	connect(t, s.MQTT, "alice", "phone", "secret-alice")
+	waitPresences(t, bob, "alice", "online")
+}

@@ -709,12 +709,12 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		errs = append(errs, s.Shutdown(ctx)) // waits for HTTP sends in flight
 	}
 	errs = append(errs, d.chat.Close(ctx))
-	d.presence.Close() // before the bus: its last announcements go out
 	if d.bus != nil {
 		errs = append(errs, d.bus.Close(ctx)) // after chat: its last events go out
 	}
 	errs = append(errs, d.broker.Close())
 	d.sessions.Close() // after the broker: the sessions its clients released are saved
+	d.presence.Close(ctx) // after the broker: its devices' departures are recorded (not debounced)
 	if d.pusher != nil {
 		d.pusher.Close(ctx) // after chat: the last commits' pushes are in the outbox for whoever runs next
 	}

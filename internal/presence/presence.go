@@ -154,12 +154,27 @@ func (s *Service) Start() {
 	}
 }
 
-// Close stops the workers. Changes still queued and debounces not yet run
-// are dropped: another node, or this one after a restart, corrects them
-// at the user's next change.
-func (s *Service) Close() {
+// Close stops the workers, then takes what they had queued and ends the
+// debounces still running at once (within ctx): a user whose devices all
+// left and are connected nowhere is recorded, and announced, offline now.
+// So a node that stops (its devices' departures come last) leaves no user
+// recorded online that is not. Changes that come after Close are dropped.
+func (s *Service) Close(ctx context.Context) {
 	s.once.Do(func() { close(s.stop) })
 	s.wg.Wait()
+	for _, w := range s.workers {
+		for len(w.q) > 0 && ctx.Err() == nil {
+			w.handle(<-w.q)
+		}
+		for user, left := range w.pending {
+			if ctx.Err() != nil {
+				return
+			}
+			delete(w.pending, user)
+			w.offline(user, left)
+		}
+		w.due = nil
+	}
 }
 
 // Dropped is how many changes a full queue dropped.

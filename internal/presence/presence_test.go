@@ -542,3 +542,28 @@ func TestListRate(t *testing.T) {
 		t.Errorf("another user's GET: %v", err)
 	}
 }
+
+// TestCloseFlushes: a node that stops records its departed users offline
+// at once rather than leave them announced online with nobody to end
+// their debounce.
+func TestCloseFlushes(t *testing.T) {
+	soc := newSocial()
+	soc.befriend("alice", "bob")
+	soc.befriend("carol", "bob")
+	now := t0
+	r := newRig(t, soc, newState(), &now, "n1")
+	r.connect(t, "alice", "phone")
+	r.connect(t, "carol", "phone")
+	r.step()
+	r.out.take()
+	r.leave(t, "alice", "phone")
+	r.step()                     // alice waits for her debounce
+	r.s.Start()                  // the workers run ...
+	r.leave(t, "carol", "phone") // ... and carol's departure may still be queued
+	r.s.Close(context.Background())
+	eq(t, "at Close", r.out.take(), "bob alice offline@"+strconv.FormatInt(t0.UnixMilli(), 10),
+		"bob carol offline@"+strconv.FormatInt(t0.UnixMilli(), 10))
+	if soc.seen["alice"] == 0 || soc.seen["carol"] == 0 {
+		t.Errorf("last seen %v: not recorded offline", soc.seen)
+	}
+}
