@@ -118,6 +118,7 @@ func New(cfg Config) *API {
 	a.mux.HandleFunc("DELETE /v1/groups/{gid}/members/{user}", a.auth(a.removeMember))
 	a.settingsRoutes()
 	a.lifeRoutes()
+	a.socialRoutes()
 	if cfg.Media != nil {
 		a.mediaRoutes()
 	}

@@ -90,8 +90,9 @@
 //	             one state's page (presence pages accepted contacts).
 //	             shard: {user: 1}
 //	blocks       {_id: "{len(user)}:{user} {peer}", user, peer, since}: user's
-//	             block of peer. {user: 1, peer: 1}: Blocks, counts; Blockers
-//	             asks by _id. shard: {_id: "hashed"}
+//	             block of peer. {user: 1, peer: 1}: Blocks, counts; {peer: 1,
+//	             user: 1}: who blocked peer (Blockers of many users, the group
+//	             fan-out), else Blockers asks by _id. shard: {_id: "hashed"}
 //	last_seen    {_id: user, ts}: when a user's last device went offline (0:
 //	             online). shard: {_id: "hashed"}
 //	             The three came without a new Format, as sessions did.

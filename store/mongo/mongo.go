@@ -231,6 +231,7 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{c.contacts, bson.D{{Key: "user", Value: 1}, {Key: "peer", Value: 1}}, false},
 		{c.contacts, bson.D{{Key: "user", Value: 1}, {Key: "state", Value: 1}, {Key: "peer", Value: 1}}, false},
 		{c.blocks, bson.D{{Key: "user", Value: 1}, {Key: "peer", Value: 1}}, false},
+		{c.blocks, bson.D{{Key: "peer", Value: 1}, {Key: "user", Value: 1}}, false},
 	}
 	for _, ix := range idx {
 		m := mongo.IndexModel{Keys: ix.keys}

@@ -71,6 +71,11 @@ func checkPair(user, peer string) error {
 	return nil
 }
 
+// blockersScan: Blockers of more users than this asks who blocked peer
+// first (by {peer: 1, user: 1}): mostly nobody, one short read for a
+// group message's members.
+const blockersScan = 16
+
 // chunk is how many IDs one $in query carries.
 const chunk = 500
 
@@ -353,6 +358,29 @@ func (s *Store) Blockers(ctx context.Context, peer string, users []string) (map[
 	}
 	defer s.end()
 	out := map[string]bool{}
+	if len(users) > blockersScan { // who blocked peer, if no more than users asked
+		cur, err := s.c.blocks.Find(ctx, bson.D{{Key: "peer", Value: peer}},
+			options.Find().SetProjection(bson.D{{Key: "user", Value: 1}}).SetLimit(int64(len(users)+1)))
+		if err != nil {
+			return nil, fmt.Errorf("blockers of %s: %w", peer, err)
+		}
+		var docs []blockDoc
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, fmt.Errorf("blockers of %s: %w", peer, err)
+		}
+		if len(docs) <= len(users) {
+			by := make(map[string]bool, len(docs))
+			for _, d := range docs {
+				by[d.User] = true
+			}
+			for _, u := range users {
+				if by[u] {
+					out[u] = true
+				}
+			}
+			return out, nil
+		}
+	}
 	ids := make([]string, 0, len(users))
 	for _, u := range users {
 		if u != "" && u != peer {
@@ -519,4 +547,84 @@ func (s *Store) ImportLastSeen(ctx context.Context, rows []LastSeenRow) error {
 		models[i] = mongo.NewReplaceOneModel().SetFilter(byID(r.User)).SetReplacement(lastSeenDoc(r)).SetUpsert(true)
 	}
 	return s.importUpsert(ctx, "import last seen", s.c.lastSeen, models)
+}
+
+// findIDs runs fn on the documents of c whose _id is in ids, chunk at a
+// time.
+func findIDs[T any](ctx context.Context, c *mongo.Collection, ids []string, fn func(d *T)) error {
+	for len(ids) > 0 {
+		n := min(len(ids), chunk)
+		cur, err := c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids[:n]}}}})
+		if err != nil {
+			return err
+		}
+		var docs []T
+		if err := cur.All(ctx, &docs); err != nil {
+			return err
+		}
+		for i := range docs {
+			fn(&docs[i])
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// Gates asks for the pairs' blocks and their users' settings by _id, then
+// the contacts of the pairs whose user takes contacts only.
+func (s *Store) Gates(ctx context.Context, pairs []store.Pair) (map[store.Pair]store.Gate, error) {
+	if err := s.begin(ctx, "gates"); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	out := make(map[store.Pair]store.Gate, len(pairs))
+	var ids, users []string
+	seen := map[string]bool{}
+	for _, p := range pairs {
+		if _, ok := out[p]; ok || checkPair(p.User, p.Peer) != nil {
+			continue
+		}
+		out[p] = store.Gate{}
+		ids = append(ids, pairID(p.User, p.Peer))
+		if !seen[p.User] {
+			seen[p.User] = true
+			users = append(users, p.User)
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	err := findIDs(ctx, s.c.blocks, ids, func(d *blockDoc) {
+		p := store.Pair{User: d.User, Peer: d.Peer}
+		g := out[p]
+		g.Blocked = true
+		out[p] = g
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gates: blocks: %w", err)
+	}
+	only := map[string]bool{}
+	if err := findIDs(ctx, s.c.userSettings, users, func(d *userSettingsDoc) {
+		only[d.User] = d.AcceptFrom == store.AcceptContacts
+	}); err != nil {
+		return nil, fmt.Errorf("gates: settings: %w", err)
+	}
+	ids = ids[:0]
+	for p, g := range out {
+		if only[p.User] {
+			g.ContactsOnly = true
+			out[p] = g
+			ids = append(ids, pairID(p.User, p.Peer))
+		}
+	}
+	err = findIDs(ctx, s.c.contacts, ids, func(d *contactDoc) {
+		p := store.Pair{User: d.User, Peer: d.Peer}
+		g := out[p]
+		g.Contact = d.State == store.ContactAccepted
+		out[p] = g
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gates: contacts: %w", err)
+	}
+	return out, nil
 }

@@ -683,6 +683,12 @@ func (s *Store) GetUserSettings(ctx context.Context, user string) (store.UserSet
 		return us, err
 	}
 	defer s.end()
+	return s.getUserSettings(user)
+}
+
+// getUserSettings reads us/{user}: the zero settings if none.
+func (s *Store) getUserSettings(user string) (store.UserSettings, error) {
+	us := store.UserSettings{User: user}
 	key := userSettingsKey(user)
 	val, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {

@@ -17,11 +17,16 @@ import (
 //
 //	ct/{user}\x00{peer}  ctBinary(1) state(1) varint since: user's side of a contact
 //	bk/{user}\x00{peer}  varint since: user's block of peer
+//	bb/{peer}\x00{user}  empty: the same block, by the one blocked
 //	ls/{user}            varint ts: when user was last seen (0: online)
 //
 // A contact's two rows are written in one batch under s.social, so they
-// always mirror each other. Blockers seeks bk/{user}\x00{peer} of each user
-// asked with one iterator: a point look-up each, whoever else blocked peer.
+// always mirror each other. A block's two rows are written in one batch
+// too. Blockers reads bb/{peer}\x00 (who blocked peer: mostly nobody) when
+// that is shorter than the users asked, else seeks bk/{user}\x00{peer} of
+// each user asked with one iterator; either way it costs at most about
+// as many rows as users asked, and a group message's fan-out to many
+// members costs one short range read.
 // The three prefixes came without a new format, as cs/ did: none is a
 // prefix of another or of an older one (a scan of c/ stops at "c0").
 const (
@@ -54,7 +59,10 @@ func pairPrefix(buf []byte, pfx, user string) []byte {
 
 func contactKey(user, peer string) []byte { return append(pairPrefix(nil, pfxContact, user), peer...) }
 func blockKey(user, peer string) []byte   { return append(pairPrefix(nil, pfxBlock, user), peer...) }
-func lastSeenKey(user string) []byte      { return append([]byte(pfxLastSeen), user...) }
+func blockedByKey(peer, user string) []byte {
+	return append(pairPrefix(nil, pfxBlockedBy, peer), user...)
+}
+func lastSeenKey(user string) []byte { return append([]byte(pfxLastSeen), user...) }
 
 // checkPair rejects an empty ID, one the key layout cannot hold, and a
 // user paired with itself (the two rows of a contact would be one key).
@@ -354,7 +362,11 @@ func (s *Store) PutBlock(ctx context.Context, b store.Block) error {
 	case !errors.Is(err, pebble.ErrNotFound):
 		return fmt.Errorf("put block %s→%s: %w", b.User, b.Peer, err)
 	}
-	if err := s.set(key, binary.AppendVarint(nil, b.Since), pebble.Sync); err != nil {
+	wb := s.db.NewBatch()
+	defer wb.Close()
+	_ = wb.Set(key, binary.AppendVarint(nil, b.Since), nil)
+	_ = wb.Set(blockedByKey(b.Peer, b.User), nil, nil)
+	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("put block %s→%s: %w", b.User, b.Peer, err)
 	}
 	return nil
@@ -369,7 +381,13 @@ func (s *Store) DeleteBlock(ctx context.Context, user, peer string) error {
 	if err := checkPair(user, peer); err != nil {
 		return fmt.Errorf("delete block: %w", err)
 	}
-	if err := s.del(blockKey(user, peer), pebble.Sync); err != nil {
+	s.social.Lock()
+	defer s.social.Unlock()
+	wb := s.db.NewBatch()
+	defer wb.Close()
+	_ = wb.Delete(blockKey(user, peer), nil)
+	_ = wb.Delete(blockedByKey(peer, user), nil)
+	if err := s.commit(wb); err != nil {
 		return fmt.Errorf("delete block %s→%s: %w", user, peer, err)
 	}
 	return nil
@@ -412,6 +430,20 @@ func (s *Store) Blockers(ctx context.Context, peer string, users []string) (map[
 	if len(users) == 0 || checkID("peer", peer) != nil {
 		return out, nil
 	}
+	if len(users) > blockersScan {
+		by, ok, err := s.blockedBy(ctx, peer, len(users))
+		if err != nil {
+			return nil, fmt.Errorf("blockers of %s: %w", peer, err)
+		}
+		if ok {
+			for _, u := range users {
+				if by[u] {
+					out[u] = true
+				}
+			}
+			return out, nil
+		}
+	}
 	keys := make([][]byte, 0, len(users))
 	for _, u := range users {
 		if u != "" && u != peer && checkID("user", u) == nil {
@@ -434,6 +466,26 @@ func (s *Store) Blockers(ctx context.Context, peer string, users []string) (map[
 		return nil, fmt.Errorf("blockers of %s: %w", peer, err)
 	}
 	return out, nil
+}
+
+// blockersScan: Blockers of more users than this reads who blocked peer
+// first.
+const blockersScan = 16
+
+// blockedBy reads who blocked peer, if at most most did (ok); else ok is
+// false and the caller seeks instead.
+func (s *Store) blockedBy(ctx context.Context, peer string, most int) (map[string]bool, bool, error) {
+	by := map[string]bool{}
+	ok := true
+	err := s.scanPairs(ctx, pfxBlockedBy, peer, "", func(user string, _ []byte) (bool, error) {
+		if len(by) >= most {
+			ok = false
+			return false, nil
+		}
+		by[user] = true
+		return true, nil
+	})
+	return by, ok, err
 }
 
 // SetLastSeen writes ls/{user}.
@@ -503,6 +555,7 @@ func (s *Store) DeleteUserSocial(ctx context.Context, user string, limit int) (i
 				_ = wb.Delete(contactKey(peer, user), nil)
 			} else {
 				_ = wb.Delete(blockKey(user, peer), nil)
+				_ = wb.Delete(blockedByKey(peer, user), nil)
 			}
 			n++
 			return true, nil
@@ -528,4 +581,57 @@ func (s *Store) DeleteUserSocial(ctx context.Context, user string, limit int) (i
 		return 0, fmt.Errorf("delete social rows of %s: %w", user, err)
 	}
 	return n, nil
+}
+
+// has reports whether key is there.
+func (s *Store) has(key []byte) (bool, error) {
+	_, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_ = closer.Close()
+	return true, nil
+}
+
+// Gates reads each pair's block, its user's settings (once a user) and,
+// for a user who takes contacts only, the contact: point reads, which
+// Pebble's bloom filters answer mostly from memory.
+func (s *Store) Gates(ctx context.Context, pairs []store.Pair) (map[store.Pair]store.Gate, error) {
+	if err := s.begin(ctx, "gates"); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	out := make(map[store.Pair]store.Gate, len(pairs))
+	only := map[string]bool{}
+	for _, p := range pairs {
+		if _, ok := out[p]; ok || checkPair(p.User, p.Peer) != nil {
+			continue
+		}
+		var g store.Gate
+		var err error
+		if g.Blocked, err = s.has(blockKey(p.User, p.Peer)); err != nil {
+			return nil, fmt.Errorf("gates: block of %s by %s: %w", p.Peer, p.User, err)
+		}
+		contactsOnly, ok := only[p.User]
+		if !ok {
+			us, err := s.getUserSettings(p.User)
+			if err != nil {
+				return nil, fmt.Errorf("gates: %w", err)
+			}
+			contactsOnly = us.AcceptFrom == store.AcceptContacts
+			only[p.User] = contactsOnly
+		}
+		if g.ContactsOnly = contactsOnly; contactsOnly {
+			c, err := s.getContact(p.User, p.Peer)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, fmt.Errorf("gates: contact %s–%s: %w", p.User, p.Peer, err)
+			}
+			g.Contact = err == nil && c.State == store.ContactAccepted
+		}
+		out[p] = g
+	}
+	return out, nil
 }

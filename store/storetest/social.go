@@ -9,9 +9,16 @@ import (
 	"github.com/imqtt/imqtt/store"
 )
 
+// SocialStore is what the Social part opens: Gates reads user settings.
+type SocialStore interface {
+	store.Social
+	store.Lives
+}
+
 // Social tests the Social role: contacts (both sides' rows), blocks,
-// Blockers of many users at once, last seen, and a deleted user's rows.
-func Social(t *testing.T, open func(t *testing.T) store.Social) {
+// Blockers of many users at once, last seen, Gates, and a deleted user's
+// rows.
+func Social(t *testing.T, open func(t *testing.T) SocialStore) {
 	run(t, open, []testCase{
 		{"RequestBothSides", testRequestBothSides},
 		{"RequestIdempotent", testRequestIdempotent},
@@ -26,6 +33,7 @@ func Social(t *testing.T, open func(t *testing.T) store.Social) {
 		{"LastSeen", testLastSeen},
 		{"SocialSelf", testSocialSelf},
 		{"DeleteUserSocial", testDeleteUserSocial},
+		{"Gates", testGates},
 	})
 }
 
@@ -327,6 +335,26 @@ func testBlockers(t *testing.T, f *fixture) {
 	if got, err := sc.Blockers(f.ctx, "spam", nil); err != nil || len(got) != 0 {
 		t.Errorf("blockers among nobody: %v, %v", got, err)
 	}
+	// Blocked by more users than are asked about, a few and many at once.
+	for i := range 60 {
+		if err := sc.PutBlock(f.ctx, store.Block{User: fmt.Sprintf("w%02d", i), Peer: "troll", Since: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sc.DeleteBlock(f.ctx, "w07", "troll"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{3, 20} {
+		ask := []string{"w07"}
+		want := map[string]bool{}
+		for i := range n {
+			u := fmt.Sprintf("w%02d", 20+i)
+			ask, want[u] = append(ask, u, "x"+u), true
+		}
+		if got, err := sc.Blockers(f.ctx, "troll", ask); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("blockers of troll among %d: %v, %v; want %v", len(ask), got, err, want)
+		}
+	}
 }
 
 func testLastSeen(t *testing.T, f *fixture) {
@@ -420,5 +448,55 @@ func testDeleteUserSocial(t *testing.T, f *fixture) {
 	}
 	if by, err := sc.Blockers(f.ctx, "gone", []string{"p1"}); err != nil || !by["p1"] {
 		t.Errorf("p1's block of gone: %v, %v", by, err)
+	}
+	many := []string{"gone"}
+	for i := range 20 {
+		many = append(many, fmt.Sprintf("q%02d", i))
+	}
+	if by, err := sc.Blockers(f.ctx, "b0", many); err != nil || len(by) != 0 {
+		t.Errorf("gone's block of b0 remains: %v, %v", by, err)
+	}
+}
+
+// testGates: one call answers blocks, accept_from and contacts for many
+// pairs, in both directions kept apart.
+func testGates(t *testing.T, f *fixture) {
+	sc := f.social()
+	if err := sc.PutBlock(f.ctx, store.Block{User: "bob", Peer: "spam", Since: 1}); err != nil {
+		t.Fatal(err)
+	}
+	lives := f.store.(store.Lives)
+	if err := lives.PutUserSettings(f.ctx, store.UserSettings{User: "carol", AcceptFrom: store.AcceptContacts, Updated: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f.request("carol", "friend", 1)
+	if _, err := sc.AcceptContact(f.ctx, "friend", "carol", 2); err != nil {
+		t.Fatal(err)
+	}
+	f.request("asker", "carol", 3) // pending: not a contact
+	pairs := []store.Pair{{User: "bob", Peer: "spam"}, {User: "spam", Peer: "bob"}, {User: "bob", Peer: "alice"},
+		{User: "carol", Peer: "friend"}, {User: "carol", Peer: "asker"}, {User: "carol", Peer: "stranger"},
+		{User: "friend", Peer: "carol"}, {User: "bob", Peer: "spam"}}
+	for i := range 600 { // past one chunk of a query
+		pairs = append(pairs, store.Pair{User: fmt.Sprintf("n%03d", i), Peer: "spam"})
+	}
+	got, err := sc.Gates(f.ctx, pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[store.Pair]store.Gate{
+		{User: "bob", Peer: "spam"}:       {Blocked: true},
+		{User: "carol", Peer: "friend"}:   {ContactsOnly: true, Contact: true},
+		{User: "carol", Peer: "asker"}:    {ContactsOnly: true},
+		{User: "carol", Peer: "stranger"}: {ContactsOnly: true},
+	}
+	for _, p := range pairs {
+		g, ok := got[p]
+		if !ok {
+			t.Errorf("no gate for %+v", p)
+		}
+		if g != want[p] {
+			t.Errorf("gate of %+v: %+v, want %+v", p, g, want[p])
+		}
 	}
 }

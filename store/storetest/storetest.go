@@ -103,10 +103,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			io.Closer
 		}{s, s}
 	})
-	Social(t, func(t *testing.T) store.Social {
+	Social(t, func(t *testing.T) SocialStore {
 		s := open(t)
 		return struct {
-			store.Social
+			SocialStore
 			io.Closer
 		}{s, s}
 	})
