@@ -126,8 +126,9 @@ func TestPresence(t *testing.T) {
 	}
 
 	// Hidden: no online; shown again, the next change (offline) is told.
-	if err := st.PutUserSettings(context.Background(), store.UserSettings{User: "alice", Presence: store.PresenceNobody}); err != nil {
-		t.Fatal(err)
+	var us wire.UserSettings
+	if code := httpJSON(t, "PUT", s.HTTP+"/v1/me/settings", tok["alice"], wire.UserSettings{Presence: wire.PresenceNobody}, &us); code != 200 || us.Presence != wire.PresenceNobody {
+		t.Fatalf("hide: %d %+v", code, us)
 	}
 	alice = connect(t, s.MQTT, "alice", "phone", "secret-alice")
 	wait.For(t, "alice's online to be taken (and not told)", 5*time.Second, func() bool {
@@ -138,8 +139,8 @@ func TestPresence(t *testing.T) {
 	if code, got := getPresence(t, s.HTTP, tok["bob"], "alice"); code != 200 || len(got) != 0 {
 		t.Errorf("bob's GET of hidden alice: %d %+v", code, got)
 	}
-	if err := st.PutUserSettings(context.Background(), store.UserSettings{User: "alice"}); err != nil {
-		t.Fatal(err)
+	if code := httpJSON(t, "PUT", s.HTTP+"/v1/me/settings", tok["alice"], wire.UserSettings{Presence: wire.PresenceContacts}, &us); code != 200 || us.Presence != wire.PresenceContacts {
+		t.Fatalf("show: %d %+v", code, us)
 	}
 	alice.c.Disconnect(0)
 	waitPresences(t, bob, "alice", "online", "offline", "offline")
