@@ -714,7 +714,8 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	errs = append(errs, d.broker.Close())
 	d.sessions.Close() // after the broker: the sessions its clients released are saved
-	d.presence.Close(ctx) // after the broker: its devices' departures are recorded (not debounced)
+	// After the broker: its devices' departures are recorded (not debounced).
+	d.presence.Close(ctx)
 	if d.pusher != nil {
 		d.pusher.Close(ctx) // after chat: the last commits' pushes are in the outbox for whoever runs next
 	}
