@@ -187,8 +187,14 @@ func TestPresenceBadInput(t *testing.T) {
 
 // TestClusterPresence: three nodes; alice's contact bob on n2 sees her come
 // online on n1, move to n3 within the debounce (no change) and leave.
-func TestClusterPresence(t *testing.T) {
-	c := newCluster(t, sharedPebble(t))
+func TestClusterPresence(t *testing.T) { runClusterPresence(t, sharedPebble(t)) }
+
+// The same on MongoDB (FerretDB in tests): the social graph and the
+// announced state in its collections, one Store shared by the nodes.
+func TestClusterPresenceMongo(t *testing.T) { runClusterPresence(t, sharedMongo(t)) }
+
+func runClusterPresence(t *testing.T, st store.Store) {
+	c := newCluster(t, st)
 	c.edit = withPresenceDebounce
 	n1, n2, n3 := c.start("n1"), c.start("n2"), c.start("n3")
 	tok := map[string]string{}
