@@ -72,7 +72,7 @@ func BenchmarkFanOut(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				s.announce(ctx, ev)
+				s.announce(ctx, ev, false)
 			}
 			ops := float64(b.N)
 			if want := int64(b.N) * int64(n-n/100); node.local.Load() != want || node.users.Load() != want {

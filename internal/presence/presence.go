@@ -272,7 +272,11 @@ func (w *worker) handle(c change) {
 	if ts, ok := seen[c.user]; ok && ts == 0 {
 		return // announced online already: another device, or back within the debounce
 	}
-	w.s.announce(ctx, wire.PresenceEvent{Kind: wire.KindPresence, User: c.user, Online: true})
+	hidden, err := w.s.hidden(ctx, c.user)
+	if err != nil {
+		return
+	}
+	w.s.announce(ctx, wire.PresenceEvent{Kind: wire.KindPresence, User: c.user, Online: true}, hidden)
 }
 
 // expire announces offline the users whose debounce ran out with no
@@ -300,6 +304,12 @@ func (w *worker) offline(user string, left int64) {
 	if len(devs) > 0 {
 		return // back within the debounce, here or on another node
 	}
+	// The setting first: then only a read and a write stand between
+	// another node's seeing this user's record and this one's writing it.
+	hidden, err := w.s.hidden(ctx, user)
+	if err != nil {
+		return
+	}
 	seen, err := w.s.o.Social.LastSeen(ctx, []string{user})
 	if err != nil {
 		w.s.log.Warn("presence: last seen", "user", user, "err", err)
@@ -308,28 +318,33 @@ func (w *worker) offline(user string, left int64) {
 	if ts, ok := seen[user]; ok && ts != 0 {
 		return // announced offline already (by another node)
 	}
-	w.s.announce(ctx, wire.PresenceEvent{Kind: wire.KindPresence, User: user, LastSeen: left})
+	w.s.announce(ctx, wire.PresenceEvent{Kind: wire.KindPresence, User: user, LastSeen: left}, hidden)
+}
+
+// hidden reads whether user hides its presence (logged if it fails).
+func (s *Service) hidden(ctx context.Context, user string) (bool, error) {
+	h, err := s.o.Hidden(ctx, []string{user})
+	if err != nil {
+		s.log.Warn("presence: settings", "user", user, "err", err)
+		return false, err
+	}
+	return h[user], nil
 }
 
 // announce records ev as the user's announced state (its last seen: 0
 // online, else when it left) and sends it to ev.User's accepted contacts
-// who may see it: none if the user hides its presence, not to a contact
-// who blocked the user or whom the user blocked. It reads the setting
-// before it records the state, so a setting changed after the record is
-// seen by this change's announcement at the latest. It reads the contacts
-// a page at a time and sends each page as one event for many users.
-func (s *Service) announce(ctx context.Context, ev wire.PresenceEvent) {
+// who may see it: none if the user hides its presence (hidden, read by
+// the caller before the record, so a setting changed after the record
+// holds for this change at the latest), not to a contact who blocked the
+// user or whom the user blocked. It reads the contacts a page at a time
+// and sends each page as one event for many users.
+func (s *Service) announce(ctx context.Context, ev wire.PresenceEvent, hidden bool) {
 	user := ev.User
-	hidden, err := s.o.Hidden(ctx, []string{user})
-	if err != nil {
-		s.log.Warn("presence: settings", "user", user, "err", err)
-		return
-	}
 	if err := s.o.Social.SetLastSeen(ctx, user, ev.LastSeen); err != nil {
 		s.log.Warn("presence: set last seen", "user", user, "online", ev.Online, "err", err)
 		return
 	}
-	if hidden[user] {
+	if hidden {
 		return
 	}
 	blocked, err := s.blocks(ctx, user)
