@@ -94,7 +94,7 @@ func (s *Service) process(ops []*sendOp) {
 		}
 		valid = append(valid, op)
 	}
-	fresh := s.dedupe(ctx, valid)
+	fresh := s.gate(ctx, s.dedupe(ctx, valid))
 	checked := fresh[:0]
 	for _, op := range fresh {
 		if op.chg != nil {

@@ -31,13 +31,22 @@ var (
 	ErrRejected        = errors.New(wire.CodeRejected)        // the content filter or the before_send webhook refused it; not stored
 	ErrNotAllowed      = errors.New(wire.CodeNotAllowed)      // a change of a message the user may not change (someone else's, recalled, not text)
 	ErrTooLate         = errors.New(wire.CodeTooLate)         // a recall or edit past its window
+
+	// The social graph's (contacts.go).
+	ErrBlocked         = errors.New(wire.CodeBlocked)         // the recipient blocked the sender
+	ErrNotContact      = errors.New(wire.CodeNotContact)      // the recipient takes 1:1 sends from its contacts only
+	ErrNoRequest       = errors.New(wire.CodeNoRequest)       // accepting a contact request never made
+	ErrSelf            = errors.New(wire.CodeSelf)            // a contact or block of oneself
+	ErrTooManyContacts = errors.New(wire.CodeTooManyContacts) // the user has MaxContacts contacts
+	ErrTooManyBlocks   = errors.New(wire.CodeTooManyBlocks)   // the user has MaxBlocks blocks
 )
 
 // sentinels is the one table from the core's refusals to wire codes: each
 // sentinel's text is its code. The HTTP status of a code is wire.HTTPStatus's.
 var sentinels = []error{ErrBadRequest, ErrBadType, ErrMissingTo, ErrMissingCMID, ErrTooLarge,
 	ErrNoSuchUser, ErrNotMember, ErrForbidden, ErrNotFound, ErrExists, ErrGroupFull, ErrTooManyGroups,
-	ErrTooManySettings, ErrRateLimited, ErrBusy, ErrUnavailable, ErrRejected, ErrNotAllowed, ErrTooLate}
+	ErrTooManySettings, ErrRateLimited, ErrBusy, ErrUnavailable, ErrRejected, ErrNotAllowed, ErrTooLate,
+	ErrBlocked, ErrNotContact, ErrNoRequest, ErrSelf, ErrTooManyContacts, ErrTooManyBlocks}
 
 // Error is a refusal of the core: Err, one of the sentinels, and the
 // message for the client.

@@ -45,6 +45,12 @@ func TestDescribe(t *testing.T) {
 		{chat.ErrRateLimited, wire.CodeRateLimited, http.StatusTooManyRequests},
 		{chat.ErrBusy, wire.CodeBusy, http.StatusServiceUnavailable},
 		{chat.ErrUnavailable, wire.CodeUnavailable, http.StatusServiceUnavailable},
+		{chat.ErrBlocked, wire.CodeBlocked, http.StatusForbidden},
+		{chat.ErrNotContact, wire.CodeNotContact, http.StatusForbidden},
+		{chat.ErrNoRequest, wire.CodeNoRequest, http.StatusNotFound},
+		{chat.ErrSelf, wire.CodeSelf, http.StatusBadRequest},
+		{chat.ErrTooManyContacts, wire.CodeTooManyContacts, http.StatusConflict},
+		{chat.ErrTooManyBlocks, wire.CodeTooManyBlocks, http.StatusConflict},
 	} {
 		refusal := &chat.Error{Err: tc.err, Msg: "why"}
 		for _, err := range []error{refusal, fmt.Errorf("create group: %w", refusal)} {

@@ -50,18 +50,42 @@ func (s *Service) receiptsOn(ctx context.Context, user string) (bool, error) {
 	return !us.NoReadReceipts, nil
 }
 
-// UserSettings returns user's own settings (GET /v1/me/settings).
+// UserSettings returns user's own settings (GET /v1/me/settings), every
+// field set.
 func (s *Service) UserSettings(ctx context.Context, user string) (wire.UserSettings, error) {
-	on, err := s.receiptsOn(ctx, user)
+	us, err := s.st.GetUserSettings(ctx, user)
 	if err != nil {
-		return wire.UserSettings{}, err
+		return wire.UserSettings{}, errStore("user settings", err)
 	}
-	return wire.UserSettings{ReadReceipts: &on}, nil
+	return wireSettings(us), nil
+}
+
+// wireSettings is us as a client sees it: every field set.
+func wireSettings(us store.UserSettings) wire.UserSettings {
+	on := !us.NoReadReceipts
+	w := wire.UserSettings{ReadReceipts: &on, AcceptFrom: wire.AcceptAnyone, Presence: wire.PresenceContacts}
+	if us.AcceptFrom == store.AcceptContacts {
+		w.AcceptFrom = wire.AcceptContacts
+	}
+	if us.Presence == store.PresenceNobody {
+		w.Presence = wire.PresenceNobody
+	}
+	return w
 }
 
 // SetUserSettings changes the settings req has (PUT /v1/me/settings) and
 // returns them all; a user changes them within its send rate.
 func (s *Service) SetUserSettings(ctx context.Context, user string, req wire.UserSettings) (wire.UserSettings, error) {
+	switch req.AcceptFrom {
+	case "", wire.AcceptAnyone, wire.AcceptContacts:
+	default:
+		return wire.UserSettings{}, refuse(ErrBadRequest, `accept_from is "anyone" or "contacts"`)
+	}
+	switch req.Presence {
+	case "", wire.PresenceContacts, wire.PresenceNobody:
+	default:
+		return wire.UserSettings{}, refuse(ErrBadRequest, `presence is "contacts" or "nobody"`)
+	}
 	if err := s.limit(ctx, user); err != nil { // a write each: within the sends' rate, as conversation settings are
 		return wire.UserSettings{}, err
 	}
@@ -72,12 +96,23 @@ func (s *Service) SetUserSettings(ctx context.Context, user string, req wire.Use
 	if req.ReadReceipts != nil {
 		us.NoReadReceipts = !*req.ReadReceipts
 	}
+	switch req.AcceptFrom {
+	case wire.AcceptAnyone:
+		us.AcceptFrom = ""
+	case wire.AcceptContacts:
+		us.AcceptFrom = store.AcceptContacts
+	}
+	switch req.Presence {
+	case wire.PresenceContacts:
+		us.Presence = ""
+	case wire.PresenceNobody:
+		us.Presence = store.PresenceNobody
+	}
 	us.User, us.Updated = user, time.Now().UnixMilli()
 	if err := s.st.PutUserSettings(ctx, us); err != nil {
 		return wire.UserSettings{}, errStore("put user settings", err)
 	}
-	on := !us.NoReadReceipts
-	return wire.UserSettings{ReadReceipts: &on}, nil
+	return wireSettings(us), nil
 }
 
 // MaxReadsUsers bounds the users one GroupReads answer lists; a user asks

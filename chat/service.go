@@ -102,6 +102,12 @@ type Options struct {
 	// default 2,000. A peer is any user, so without it one account could
 	// write a row per account and make every list of its read them all.
 	MaxConvSettings int
+	// ContactRate bounds each user's contact requests and blocks a minute
+	// (default DefaultContactRate); MaxContacts and MaxBlocks a user's
+	// contacts and blocks (defaults DefaultMaxContacts, DefaultMaxBlocks).
+	ContactRate int
+	MaxContacts int
+	MaxBlocks   int
 	// ReadTick is how long group read positions are gathered before one
 	// merged write; default 10ms.
 	ReadTick time.Duration

@@ -14,4 +14,5 @@ type Store interface {
 	store.Groups
 	store.Settings
 	store.Lives
+	store.Social
 }

@@ -13,7 +13,9 @@ import (
 // the peer's devices, or to a group's members online, at most one per
 // sender per conversation per second (typingGate), and within the
 // sender's send rate over all; the rest are dropped and counted. Only users who may message each other see it: the peer
-// must exist, the sender must be a member of the group.
+// must exist and take the sender's messages (not blocked, not
+// not_contact: refused as a send is), the sender must be a member of the
+// group; in a group, members who blocked the sender are left out.
 
 // DefaultMaxTypingGroup: typing is not relayed in groups of more members.
 const DefaultMaxTypingGroup = 500
@@ -51,6 +53,9 @@ func (s *Service) Typing(ctx context.Context, user string, req wire.Typing) (boo
 		if !ok {
 			return false, refuse(ErrNoSuchUser, "no such user: "+req.Peer)
 		}
+		if err := s.mayReach(ctx, user, req.Peer); err != nil {
+			return false, err
+		}
 		s.toUser(req.Peer, ev)
 		return true, nil
 	}
@@ -76,6 +81,18 @@ func (s *Service) Typing(ctx context.Context, user string, req wire.Typing) (boo
 // (not its sender): this node's own, and another node's.
 func (s *Service) TypingLocal(group string, ev wire.TypingEvent) {
 	users := slices.DeleteFunc(s.fan.recipients(group), func(u string) bool { return u == ev.From })
+	if len(users) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	by, err := s.st.Blockers(ctx, ev.From, users)
+	if err != nil {
+		return // not told: typing is a hint, and a blocker must not get it
+	}
+	if len(by) > 0 {
+		users = slices.DeleteFunc(users, func(u string) bool { return by[u] })
+	}
 	_, _ = s.out.SendMany(users, ev)
 }
 

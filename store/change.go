@@ -114,9 +114,20 @@ const RevokedGrant = "-"
 type UserSettings struct {
 	User string `json:"user"`
 	// NoReadReceipts turns read receipts off both ways.
-	NoReadReceipts bool  `json:"no_read_receipts,omitempty"`
-	Updated        int64 `json:"updated"`
+	NoReadReceipts bool `json:"no_read_receipts,omitempty"`
+	// AcceptFrom is "" (anyone, the default) or AcceptContacts: a 1:1
+	// send from anyone but an accepted contact is refused.
+	AcceptFrom string `json:"accept_from,omitempty"`
+	// Presence is "" (contacts see it, the default) or PresenceNobody.
+	Presence string `json:"presence,omitempty"`
+	Updated  int64  `json:"updated"`
 }
+
+// The non-default values of UserSettings.AcceptFrom and Presence.
+const (
+	AcceptContacts = "contacts"
+	PresenceNobody = "nobody"
+)
 
 // Lives are the reads and writes of message changes outside Commit.
 type Lives interface {

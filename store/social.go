@@ -73,4 +73,31 @@ type Social interface {
 	// online now); LastSeen returns it for users, absent if never set.
 	SetLastSeen(ctx context.Context, user string, ts int64) error
 	LastSeen(ctx context.Context, users []string) (map[string]int64, error)
+
+	// Gates answers, for each pair, what a 1:1 send from Peer to User
+	// must know (Gate), in one call for a whole batch of sends: a read of
+	// blocks and one of settings per few hundred pairs, and one of
+	// contacts for the pairs whose User takes contacts only.
+	Gates(ctx context.Context, pairs []Pair) (map[Pair]Gate, error)
+
+	// DeleteUserSocial deletes up to limit of a deleted user's rows: its
+	// contacts (both rows of each), the blocks it made, then its last
+	// seen; it returns how many it deleted (0: none left). Others' blocks
+	// of the user stay (they name a tombstone no one can log in as).
+	DeleteUserSocial(ctx context.Context, user string, limit int) (int, error)
 }
+
+// Pair names User's relation to Peer.
+type Pair struct{ User, Peer string }
+
+// Gate is what the send path knows of a Pair: User blocked Peer; User
+// accepts 1:1 sends from accepted contacts only (UserSettings.AcceptFrom);
+// Peer is User's accepted contact (asked only when ContactsOnly).
+type Gate struct {
+	Blocked      bool
+	ContactsOnly bool
+	Contact      bool
+}
+
+// MaxSocialLimit caps the limit of Contacts and Blocks.
+const MaxSocialLimit = 1000

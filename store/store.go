@@ -34,6 +34,9 @@
 //	               UserConvSettings, ConvSettingsFor
 //	Lives          ReactionsOf, UserReactions, Hidden,         chat; sync (ReactionsOf, Hidden)
 //	               SetPeerRead, Put/GetUserSettings
+//	Social         RequestContact, AcceptContact,              chat (contacts, blocks, accept_from);
+//	               RemoveContact, Contacts, PutBlock,          presence (Contacts, LastSeen)
+//	               Blockers, SetLastSeen, LastSeen, ...
 //	Erasure        TombstoneUser, UserTombstone,               api (DELETE /v1/server/users/{user})
 //	               DeleteUserTokens, EraseSentMessages,
 //	               DeleteUserInbox
@@ -293,6 +296,7 @@ type Store interface {
 	Webhooks
 	Settings
 	Lives
+	Social
 	Erasure
 	Retention
 	Burns

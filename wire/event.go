@@ -41,10 +41,13 @@ func (Notice) EventKind() string       { return KindNotice }
 func (ConvSettings) EventKind() string { return KindSettings }
 func (Receipt) EventKind() string      { return KindReceipt }
 func (TypingEvent) EventKind() string  { return KindTyping }
+func (ContactEvent) EventKind() string { return KindContact }
+func (BlockEvent) EventKind() string   { return KindBlock }
 
 // EventKinds are the kinds of every Event above.
 var EventKinds = []string{KindAck, KindError, KindMsg, KindSync, KindUnread, KindGroup, KindHeads, KindNotice, KindResync,
-	KindSettings, KindRecall, KindEdit, KindDelete, KindReaction, KindReceipt, KindTyping}
+	KindSettings, KindRecall, KindEdit, KindDelete, KindReaction, KindReceipt, KindTyping,
+	KindContact, KindBlock, KindPresence}
 
 var (
 	_ Event = Msg{}

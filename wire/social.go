@@ -27,6 +27,9 @@ const (
 	CodeGroupGone  = "group_gone"  // the group was disbanded (410)
 	CodeNoRequest  = "no_request"  // accepting a contact request that was never made (404)
 	CodeSelf       = "self"        // a contact or block on oneself (400)
+	// A user's contacts (any state) or blocks are at the server's limit (409).
+	CodeTooManyContacts = "too_many_contacts"
+	CodeTooManyBlocks   = "too_many_blocks"
 )
 
 // Contact states, as the user sees its side.
@@ -125,6 +128,9 @@ type PresenceEvent struct {
 	Online   bool   `json:"online"`
 	LastSeen int64  `json:"last_seen,omitempty"`
 }
+
+// EventKind is KindPresence.
+func (PresenceEvent) EventKind() string { return KindPresence }
 
 // Group administration (docs/http.md#group-administration). Each change is
 // stored in the group's log as an item of kind "group" (Msg with Action

@@ -16,7 +16,8 @@ func HTTPStatus(code string) int {
 		return http.StatusUnauthorized
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case CodeExists, CodeGroupFull, CodeTooManyGroups, CodeTooManySettings, CodeTooManyDevices, CodeTooLate:
+	case CodeExists, CodeGroupFull, CodeTooManyGroups, CodeTooManySettings, CodeTooManyDevices, CodeTooLate,
+		CodeTooManyContacts, CodeTooManyBlocks:
 		return http.StatusConflict
 	case CodeUnavailable, CodeBusy:
 		return http.StatusServiceUnavailable

@@ -63,6 +63,7 @@ type ServerCore interface {
 type ServerStore interface {
 	store.Erasure
 	DeleteUserConvSettings(ctx context.Context, user string) error
+	DeleteUserSocial(ctx context.Context, user string, limit int) (int, error)
 }
 
 // ServerConfig wires /v1/server/.
@@ -403,6 +404,15 @@ func (a *API) eraseUser(ctx context.Context, user string) (bool, error) {
 	}
 	if err := c.Store.DeleteUserConvSettings(ctx, user); err != nil {
 		return false, err
+	}
+	for { // contacts (both sides), blocks made, last seen
+		n, err := c.Store.DeleteUserSocial(ctx, user, deleteBatch)
+		if err != nil {
+			return false, err
+		}
+		if n == 0 {
+			break
+		}
 	}
 	if _, err := c.Chat.LeaveGroups(ctx, user); err != nil {
 		return false, err

@@ -390,6 +390,17 @@ var kinds = []kindCopy{
 	kind(pebble.Reactions, "reactions", (*mongo.Store).ImportReactions),
 	kind(pebble.Hides, "hidden", (*mongo.Store).ImportHidden),
 	kind(pebble.UserSettings, "user_settings", (*mongo.Store).ImportUserSettings),
+	// The social graph: both sides of each contact (a side is a row of
+	// its own on both stores), blocks, last seen.
+	kind(pebble.Contacts, "contacts", (*mongo.Store).ImportContacts),
+	kind(pebble.Blocks, "blocks", (*mongo.Store).ImportBlocks),
+	kind(pebble.LastSeens, "last_seen", func(dst *mongo.Store, ctx context.Context, rows []pebble.LastSeenRow) error {
+		ls := make([]mongo.LastSeenRow, len(rows))
+		for i, r := range rows {
+			ls[i] = mongo.LastSeenRow(r)
+		}
+		return dst.ImportLastSeen(ctx, ls)
+	}),
 }
 
 func (r *run) copyAll(ctx context.Context) error {

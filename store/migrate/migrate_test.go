@@ -181,6 +181,19 @@ func newSource(t testing.TB, users, msgs int) *source {
 			t.Fatal(err)
 		}
 	}
+	// The social graph: a contact, a block and a last seen per user.
+	for i, u := range src.users {
+		peer := src.users[(i+1)%len(src.users)]
+		if _, err := st.RequestContact(ctx, u, peer, 5); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutBlock(ctx, store.Block{User: u, Peer: "spam", Since: 6}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetLastSeen(ctx, u, int64(7+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A persistent session per user, one released, with group positions.
 	for i, u := range src.users {
 		ss := store.Session{User: u, Device: "iot", Epoch: st.Epoch(), Inbox: uint64(i + 1),

@@ -77,10 +77,25 @@
 //	hidden       {_id: "{len(user)}:{user} {msg}", user, msg, group}: group
 //	             messages a user hid. {user: 1, msg: 1}: Hidden, erasure.
 //	             shard: {_id: "hashed"}
-//	user_settings {_id: user, no_read_receipts?, updated}. shard: {_id: "hashed"}
+//	user_settings {_id: user, no_read_receipts?, accept_from?, presence?,
+//	              updated}. shard: {_id: "hashed"}
 //	             The lifecycle's collections and fields came without a new
 //	             Format: a field absent from an older row reads as its zero,
 //	             which is right for rows written before change records.
+//	contacts     {_id: "{len(user)}:{user} {peer}", user, peer, state
+//	              (pending_out, pending_in, accepted), since}: one side of a
+//	             contact (social.go); the two sides are written one after
+//	             the other, the asked one's first. {user: 1, peer: 1}:
+//	             Contacts, counts, erasure; {user: 1, state: 1, peer: 1}:
+//	             one state's page (presence pages accepted contacts).
+//	             shard: {user: 1}
+//	blocks       {_id: "{len(user)}:{user} {peer}", user, peer, since}: user's
+//	             block of peer. {user: 1, peer: 1}: Blocks, counts; {peer: 1,
+//	             user: 1}: who blocked peer (Blockers of many users, the group
+//	             fan-out), else Blockers asks by _id. shard: {_id: "hashed"}
+//	last_seen    {_id: user, ts}: when a user's last device went offline (0:
+//	             online). shard: {_id: "hashed"}
+//	             The three came without a new Format, as sessions did.
 //	sessions     {_id: "{user}/{device}", user, device, epoch, inbox,
 //	              groups: {group: seq}, subs: [{filter, qos}], expiry, holder,
 //	              disconnected}: persistent MQTT sessions (sessions.go); a

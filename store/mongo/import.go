@@ -38,7 +38,7 @@ type GroupMsg struct {
 // collection a count of the source's rows is compared with (CountRows).
 var Collections = []string{"users", "tokens", "messages", "entries", "convs", "acks", "counters", "grants",
 	"groups", "members", "group_heads", "group_msgs", "sessions", "conv_settings", "push_devices", "push_jobs", "push_items",
-	"reactions", "hidden", "user_settings"}
+	"reactions", "hidden", "user_settings", "contacts", "blocks", "last_seen"}
 
 func (s *Store) importInsert(ctx context.Context, op string, c *mongo.Collection, docs []any) error {
 	if err := s.begin(ctx, op); err != nil {

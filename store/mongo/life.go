@@ -71,6 +71,8 @@ type hiddenDoc struct {
 type userSettingsDoc struct {
 	User           string `bson:"_id"`
 	NoReadReceipts bool   `bson:"no_read_receipts,omitempty"`
+	AcceptFrom     string `bson:"accept_from,omitempty"`
+	Presence       string `bson:"presence,omitempty"`
 	Updated        int64  `bson:"updated"`
 }
 

@@ -110,6 +110,8 @@ type colls struct {
 	webhookEvents, webhookLanes                                             *mongo.Collection
 	// The lifecycle's (life.go).
 	groupChanges, reactions, reactionSums, hidden, userSettings *mongo.Collection
+	// The social graph's (social.go).
+	contacts, blocks, lastSeen *mongo.Collection
 }
 
 // Store implements every role: store.Store embeds them all.
@@ -171,6 +173,7 @@ func (s *Store) init(ctx, upgradeCtx context.Context, upgrade bool) error {
 		groupChanges: db.Collection("group_changes"), reactions: db.Collection("reactions"),
 		reactionSums: db.Collection("reaction_sums"), hidden: db.Collection("hidden"),
 		userSettings: db.Collection("user_settings"),
+		contacts:     db.Collection("contacts"), blocks: db.Collection("blocks"), lastSeen: db.Collection("last_seen"),
 	}
 	if err := s.checkFormat(ctx, upgradeCtx, upgrade); err != nil { // before the indexes: a format may want others
 		return err
@@ -227,6 +230,10 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{c.hidden, bson.D{{Key: "user", Value: 1}, {Key: "msg", Value: 1}}, false},
 		{s.burns(), bson.D{{Key: "user", Value: 1}, {Key: "peer", Value: 1}, {Key: "due", Value: 1}, {Key: "_id", Value: 1}}, false},
 		{s.burns(), bson.D{{Key: "due", Value: 1}}, false},
+		{c.contacts, bson.D{{Key: "user", Value: 1}, {Key: "peer", Value: 1}}, false},
+		{c.contacts, bson.D{{Key: "user", Value: 1}, {Key: "state", Value: 1}, {Key: "peer", Value: 1}}, false},
+		{c.blocks, bson.D{{Key: "user", Value: 1}, {Key: "peer", Value: 1}}, false},
+		{c.blocks, bson.D{{Key: "peer", Value: 1}, {Key: "user", Value: 1}}, false},
 	}
 	for _, ix := range idx {
 		m := mongo.IndexModel{Keys: ix.keys}

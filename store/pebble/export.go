@@ -166,6 +166,13 @@ var (
 	// the absence of its entries.
 	Hides        = Kind[store.Hide]{"hidden", pfxHidden, decodeHiddenRow, false}
 	UserSettings = Kind[store.UserSettings]{"user_settings", pfxUserSet, decodeUserSettings, false}
+
+	// The social graph (social.go): each side of a contact is a row of
+	// its own (both are exported, so a half-copied pair is found by the
+	// verify), blocks, and when users were last seen.
+	Contacts  = Kind[store.Contact]{"contacts", pfxContact, decodeContact, false}
+	Blocks    = Kind[store.Block]{"blocks", pfxBlock, decodeBlock, false}
+	LastSeens = Kind[LastSeenRow]{"last_seen", pfxLastSeen, decodeLastSeen, false}
 )
 
 // ReactionSumRow is one message's reactions of one emoji.

@@ -40,6 +40,10 @@ import (
 //	ru/{msgid}{user}\x00{emoji}      the same, by user (empty value)
 //	hd/{user}\x00{msgid}             a group message user hid: group
 //	us/{user}                       UserSettings (binary, life.go)
+//	ct/{user}\x00{peer}              one side of a contact (binary, social.go)
+//	bk/{user}\x00{peer}              user's block of peer: since (varint)
+//	bb/{peer}\x00{user}              the same block, by the one blocked (empty value)
+//	ls/{user}                       when user was last seen (varint)
 //	meta/epoch                      the store's epoch
 //
 // The p*/ rows came after format 2 without a new format, as s/ did. No
@@ -67,39 +71,43 @@ import (
 // message's rows are one range; an emoji never holds a NUL, so the NUL
 // after it ends it ("👍" and "👍🏽" stay apart).
 const (
-	pfxUser    = "u/"
-	pfxToken   = "t/"
-	pfxMsg     = "m/"
-	pfxInbox   = "v/"
-	pfxHist    = "h/"
-	pfxConv    = "c/"
-	pfxAck     = "d/"
-	pfxReserve = "r/"
-	pfxGrant   = "g/"
-	pfxGroup   = "gr/"
-	pfxMember  = "gm/"
-	pfxUserGrp = "ug/"
-	pfxHead    = "gh/"
-	pfxGroupQ  = "gq/"
-	pfxSession = "s/"
-	pfxConvSet = "cs/"
-	pfxConvRev = "cr/"
-	pfxPushDev = "pd/"
-	pfxPushTok = "pt/"
-	pfxPushJob = "pj/"
-	pfxPushItm = "pi/"
-	pfxPushDue = "pq/"
-	pfxPushDon = "px/"
-	pfxWebhook = "wh/"
-	pfxGroupC  = "gc/"
-	pfxReactC  = "rc/"
-	pfxReactX  = "rx/"
-	pfxReactU  = "ru/"
-	pfxHidden  = "hd/"
-	pfxUserSet = "us/"
-	keyEpoch   = "meta/epoch"
-	keyFormat  = "meta/format"
-	sep        = 0
+	pfxUser      = "u/"
+	pfxToken     = "t/"
+	pfxMsg       = "m/"
+	pfxInbox     = "v/"
+	pfxHist      = "h/"
+	pfxConv      = "c/"
+	pfxAck       = "d/"
+	pfxReserve   = "r/"
+	pfxGrant     = "g/"
+	pfxGroup     = "gr/"
+	pfxMember    = "gm/"
+	pfxUserGrp   = "ug/"
+	pfxHead      = "gh/"
+	pfxGroupQ    = "gq/"
+	pfxSession   = "s/"
+	pfxConvSet   = "cs/"
+	pfxConvRev   = "cr/"
+	pfxPushDev   = "pd/"
+	pfxPushTok   = "pt/"
+	pfxPushJob   = "pj/"
+	pfxPushItm   = "pi/"
+	pfxPushDue   = "pq/"
+	pfxPushDon   = "px/"
+	pfxWebhook   = "wh/"
+	pfxGroupC    = "gc/"
+	pfxReactC    = "rc/"
+	pfxReactX    = "rx/"
+	pfxReactU    = "ru/"
+	pfxHidden    = "hd/"
+	pfxUserSet   = "us/"
+	pfxContact   = "ct/"
+	pfxBlock     = "bk/"
+	pfxBlockedBy = "bb/"
+	pfxLastSeen  = "ls/"
+	keyEpoch     = "meta/epoch"
+	keyFormat    = "meta/format"
+	sep          = 0
 )
 
 // grantPrefix is g/{media}\x00.

@@ -30,9 +30,12 @@ import (
 // one not listed (at most store.ReactionUsers+1 of them) to list another.
 // ReactionsOf reads rc/ alone.
 const (
-	rcBinary = 0x01
-	usBinary = 0x01
-	usNoRR   = 1 // UserSettings.NoReadReceipts
+	rcBinary         = 0x01
+	usBinary         = 0x01
+	usNoRR           = 1 // UserSettings.NoReadReceipts
+	usAcceptContacts = 2 // UserSettings.AcceptFrom: store.AcceptContacts
+	usPresenceNobody = 4 // UserSettings.Presence: store.PresenceNobody
+	usFlags          = usNoRR | usAcceptContacts | usPresenceNobody
 )
 
 func reactionCountKey(buf []byte, msg int64, emoji string) []byte {
@@ -638,7 +641,8 @@ func (s *Store) SetPeerRead(ctx context.Context, user, peer string, upto int64) 
 
 // PutUserSettings replaces user's settings:
 //
-//	us/{user}  usBinary(1) flags(1: 1 no read receipts) varint updated
+//	us/{user}  usBinary(1) flags(1: 1 no read receipts, 2 accept from
+//	           contacts, 4 presence to nobody) varint updated
 func (s *Store) PutUserSettings(ctx context.Context, us store.UserSettings) error {
 	if err := s.beginWrite(ctx, "put user settings"); err != nil {
 		return err
@@ -650,6 +654,20 @@ func (s *Store) PutUserSettings(ctx context.Context, us store.UserSettings) erro
 	var flags byte
 	if us.NoReadReceipts {
 		flags |= usNoRR
+	}
+	switch us.AcceptFrom {
+	case store.AcceptContacts:
+		flags |= usAcceptContacts
+	case "":
+	default:
+		return fmt.Errorf("put user settings: accept from %q: %w", us.AcceptFrom, ErrInvalid)
+	}
+	switch us.Presence {
+	case store.PresenceNobody:
+		flags |= usPresenceNobody
+	case "":
+	default:
+		return fmt.Errorf("put user settings: presence %q: %w", us.Presence, ErrInvalid)
 	}
 	val := binary.AppendVarint([]byte{usBinary, flags}, us.Updated)
 	if err := s.set(userSettingsKey(us.User), val, pebble.Sync); err != nil {
@@ -665,6 +683,12 @@ func (s *Store) GetUserSettings(ctx context.Context, user string) (store.UserSet
 		return us, err
 	}
 	defer s.end()
+	return s.getUserSettings(user)
+}
+
+// getUserSettings reads us/{user}: the zero settings if none.
+func (s *Store) getUserSettings(user string) (store.UserSettings, error) {
+	us := store.UserSettings{User: user}
 	key := userSettingsKey(user)
 	val, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -681,10 +705,16 @@ func (s *Store) GetUserSettings(ctx context.Context, user string) (store.UserSet
 }
 
 func decodeUserSettings(key, val []byte) (store.UserSettings, error) {
-	if len(val) < 2 || val[0] != usBinary || val[1]&^usNoRR != 0 {
+	if len(val) < 2 || val[0] != usBinary || val[1]&^usFlags != 0 {
 		return store.UserSettings{}, errCorruptRow
 	}
 	us := store.UserSettings{User: string(key[len(pfxUserSet):]), NoReadReceipts: val[1]&usNoRR != 0}
+	if val[1]&usAcceptContacts != 0 {
+		us.AcceptFrom = store.AcceptContacts
+	}
+	if val[1]&usPresenceNobody != 0 {
+		us.Presence = store.PresenceNobody
+	}
 	r := rowReader{val: val[2:]}
 	us.Updated = r.varint()
 	if r.bad || len(r.val) != 0 {

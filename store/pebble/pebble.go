@@ -163,6 +163,9 @@ type Store struct {
 	// sessions serializes the read-modify-write of session rows
 	// (SaveSessions keeps the higher position) and their deletes.
 	sessions sync.Mutex
+	// social serializes the read-modify-write of contact and block rows
+	// (social.go).
+	social sync.Mutex
 	// push serializes the read-modify-writes of push rows (push.go) and
 	// holds the claims of push jobs and devices.
 	push      pushState

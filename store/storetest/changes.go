@@ -886,7 +886,11 @@ func testUserSettings(t *testing.T, f *fixture) {
 	if s := get("alice"); s != (store.UserSettings{User: "alice"}) {
 		t.Errorf("no settings: %+v", s)
 	}
-	for _, s := range []store.UserSettings{{User: "alice", NoReadReceipts: true, Updated: 5}, {User: "alice", Updated: 6}} {
+	for _, s := range []store.UserSettings{{User: "alice", NoReadReceipts: true, Updated: 5},
+		{User: "alice", AcceptFrom: store.AcceptContacts, Updated: 6},
+		{User: "alice", Presence: store.PresenceNobody, NoReadReceipts: true, Updated: 7},
+		{User: "alice", AcceptFrom: store.AcceptContacts, Presence: store.PresenceNobody, Updated: 8},
+		{User: "alice", Updated: 9}} {
 		if err := l.PutUserSettings(f.ctx, s); err != nil {
 			t.Fatalf("put %+v: %v", s, err)
 		}

@@ -1,7 +1,8 @@
 // Package storetest is the conformance suite of store.Store, in one part per
 // role of the store: Accounts, Versions, Messages, Conversations, Groups,
 // Grants, Sessions, Settings, Push, Webhooks, Changes (Lives: the message
-// lifecycle), Retention (and Burns), DeleteUser (Erasure) and Lifecycle. Every implementation runs
+// lifecycle), Retention (and Burns), Social (contacts, blocks, last seen), DeleteUser (Erasure)
+// and Lifecycle. Every implementation runs
 // Run (and RunReopen if it persists to a directory) from its own tests; a
 // store of only some roles
 // (a fake for a consumer's tests) runs the parts of its roles. The suite
@@ -107,6 +108,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		s := open(t)
 		return struct {
 			RetentionStore
+			io.Closer
+		}{s, s}
+	})
+	Social(t, func(t *testing.T) SocialStore {
+		s := open(t)
+		return struct {
+			SocialStore
 			io.Closer
 		}{s, s}
 	})
