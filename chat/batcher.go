@@ -287,7 +287,7 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, v *batchView, b *
 		from, to, group := op.from.User, op.req.To, op.req.Group
 		m := store.Message{ID: s.ids.Load().Generate().Int64(), From: from, To: to, Group: group, Type: op.req.Type, Body: op.req.Body,
 			Media: op.req.Media, Meta: op.req.Meta, CMID: op.req.CMID, TS: time.Now().UnixMilli(), Inline: op.inline,
-			Mentions: op.req.Mentions, ReplyTo: op.replyTo}
+			Mentions: op.req.Mentions, ReplyTo: op.replyTo, TTL: op.req.TTL}
 		if group != "" {
 			// Read diffusion: one message row, one seq, one head, whatever the member count.
 			m.Seq, vers = vers[0], vers[1:]
@@ -328,6 +328,9 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, v *batchView, b *
 		if !system { // system keeps no inbox: its ack's ver is 0
 			b.Entries = append(b.Entries, store.Entry{User: from, Ver: op.fromVer, Peer: to, Out: true, MsgID: m.ID})
 			b.Convs = append(b.Convs, store.ConvUpdate{User: from, Peer: to, MsgID: m.ID, TS: m.TS, Ver: op.fromVer})
+		}
+		if m.TTL > 0 && to != from { // burns once to has read it (retention.go)
+			b.Burns = append(b.Burns, store.Burn{MsgID: m.ID, User: to, Peer: from, TTL: m.TTL})
 		}
 		if to != from {
 			b.Entries = append(b.Entries, store.Entry{User: to, Ver: op.toVer, Peer: from, MsgID: m.ID})

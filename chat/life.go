@@ -430,6 +430,9 @@ func (s *Service) checkChange(ctx context.Context, op *sendOp, v *batchView) err
 	if c.kind == store.ChangeDelete {
 		return s.checkDelete(ctx, op, v)
 	}
+	if op.from.system() && c.kind == store.ChangeRecall {
+		return checkBurn(v, c.target, now)
+	}
 	t, member, err := s.visible(ctx, v, user, c.target)
 	if err != nil {
 		return err

@@ -48,6 +48,7 @@ func (s *Service) Read(ctx context.Context, user string, req wire.Read) (wire.Un
 	ev := wire.Unread{Kind: wire.KindUnread, Total: total, Peer: req.Peer, Count: conv.Unread}
 	s.toUser(user, ev)
 	s.receipt(ctx, user, req.Peer, conv.ReadUpto)
+	s.startBurns(ctx, user, req.Peer, conv.ReadUpto)
 	return ev, nil
 }
 

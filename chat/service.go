@@ -504,6 +504,10 @@ func CheckSend(req *wire.Send, maxBody int) (err error, limit string) {
 		return refuse(ErrNoSuchUser, "no such user"), ""
 	case req.Edit != "":
 		return refuse(ErrBadRequest, "edit is not a field of a send (im/edit edits)"), ""
+	case req.TTL < 0 || req.TTL > wire.MaxTTL:
+		return refuse(ErrBadRequest, "ttl must be 1 to "+strconv.Itoa(wire.MaxTTL)+" seconds"), ""
+	case req.TTL != 0 && req.Group != "":
+		return refuse(ErrBadRequest, "ttl (burn after reading) is for 1:1 messages only"), ""
 	}
 	if req.ReplyTo != "" {
 		if _, err := parseID("reply_to", req.ReplyTo); err != nil {

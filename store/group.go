@@ -44,12 +44,15 @@ type Member struct {
 }
 
 // Unread is how many messages of the group's log up to h the member has
-// not read: seqs after its position (read or join, the later) that are not
-// change records.
+// not read: seqs after its position (read or join, the later, or the
+// head's floor) that are not change records.
 func (m Member) Unread(h GroupHead) int64 {
 	pos, changes := m.JoinSeq, m.JoinChanges
 	if m.ReadSeq > pos {
 		pos, changes = m.ReadSeq, m.ReadChanges
+	}
+	if h.Floor > pos { // a retention sweep deleted those (retention.go)
+		pos, changes = h.Floor, h.FloorChanges
 	}
 	if h.Seq <= pos {
 		return 0
@@ -77,6 +80,11 @@ type GroupHead struct {
 	TS         int64  `json:"ts"`
 	Changes    uint64 `json:"changes,omitempty"`
 	MentionAll uint64 `json:"mention_all,omitempty"`
+	// Floor is the highest seq a retention sweep deleted (store.Retention),
+	// FloorChanges the change records up to it: unread never counts below
+	// it. Only the sweep moves them, forward only; Commit leaves them.
+	Floor        uint64 `json:"floor,omitempty"`
+	FloorChanges uint64 `json:"floor_changes,omitempty"`
 }
 
 // GroupRead moves a member's read position to Seq (never back). The store

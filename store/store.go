@@ -40,6 +40,9 @@
 //	Erasure        TombstoneUser, UserTombstone,               api (DELETE /v1/server/users/{user})
 //	               DeleteUserTokens, EraseSentMessages,
 //	               DeleteUserInbox
+//	Retention      SweepMessages, SweepCursor, InboxFloor,     retention (the sweeper); sync (floors)
+//	               GroupFloor
+//	Burns          ReadBurns, DueBurns, DeleteBurns            chat (read); retention (the burner)
 //	Lifecycle      Ping, Close                                 daemon
 //
 // Commit is the one write path of messages: a Batch carries the conversation
@@ -156,6 +159,8 @@ type Message struct {
 	Reacted bool `json:"reacted,omitempty"`
 	// Change makes the message a change record of another (change.go).
 	Change *Change `json:"change,omitempty"`
+	// TTL (seconds) makes a 1:1 message burn after reading (retention.go).
+	TTL int `json:"ttl,omitempty"`
 }
 
 // MentionAll in Message.Mentions mentions every member of the group.
@@ -259,6 +264,9 @@ type Batch struct {
 	Hides     []Hide
 	Clears    []Clear
 	Mentioned []GroupRead
+	// Burns are the batch's burn-after-reading messages, unread (Due 0):
+	// an existing one is left as it is (retention.go).
+	Burns []Burn
 
 	// Existing is filled by Commit in a store shared by several nodes: an
 	// entry i means that Acks[i]'s (From, CMID) was already being stored
@@ -290,6 +298,8 @@ type Store interface {
 	Lives
 	Social
 	Erasure
+	Retention
+	Burns
 	Lifecycle
 }
 

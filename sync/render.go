@@ -159,6 +159,9 @@ func renderEdit(it *wire.Msg, target *store.Message) {
 	case target.Recalled != 0:
 		it.Kind, it.Body, it.Meta, it.Edited = wire.KindRecall, "", nil, 0
 		it.By, it.TS = target.RecalledBy, target.Recalled
+		if it.By == store.BurnedBy {
+			it.By, it.Expired = "", true
+		}
 	default:
 		it.Body, it.Meta, it.Edited = target.Body, metaOf(target.Meta), target.Edited
 	}
@@ -224,6 +227,9 @@ func toChange(ev store.Event) wire.Msg {
 	switch c.Kind {
 	case store.ChangeRecall:
 		out.By, out.TS = m.From, m.TS
+		if m.From == store.BurnedBy { // burnt after reading (docs/protocol.md#burn-after-reading)
+			out.By, out.Expired = "", true
+		}
 	case store.ChangeEdit:
 		out.Body, out.Meta, out.Edited = m.Body, metaOf(m.Meta), m.TS
 	case store.ChangeReaction:

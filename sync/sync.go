@@ -31,6 +31,15 @@ type Source interface {
 	Epoch() string
 }
 
+// Floors is what a Source whose old history a retention sweep deletes
+// also answers (store.Retention): the highest inbox version deleted. A
+// cursor below its floor points into deleted history and gets Reset, like
+// one of another epoch (docs/protocol.md#retention). A group's floor is
+// its head's (store.GroupHead.Floor).
+type Floors interface {
+	InboxFloor(ctx context.Context, user string) (uint64, error)
+}
+
 // The defaults of Options, taken by its zero values (explained at its
 // fields).
 const (
@@ -95,8 +104,9 @@ func (s *Syncer) Limit(req wire.SyncRequest) int {
 // Serve answers req for user with one or more batches, calling emit for each in
 // order. Each batch covers (Since, Upto]; the last has More set if the request's
 // limit stopped it before the end. If req's cursor belongs to another epoch, or
-// is past the user's newest version (the history it saw was lost), the reply
-// starts from 0 with Reset set.
+// is past the user's newest version (the history it saw was lost), or below
+// the floor of a retention sweep (Floors: the history it had not seen yet is
+// deleted), the reply starts from 0 with Reset set.
 func (s *Syncer) Serve(ctx context.Context, user string, req wire.SyncRequest, emit func(wire.Sync) error) error {
 	epoch := s.src.Epoch()
 	since := req.Since
@@ -107,6 +117,13 @@ func (s *Syncer) Serve(ctx context.Context, user string, req wire.SyncRequest, e
 			return fmt.Errorf("sync %s: head: %w", user, err)
 		}
 		reset = since > head
+	}
+	if f, ok := s.src.(Floors); ok && !reset && since > 0 {
+		floor, err := f.InboxFloor(ctx, user)
+		if err != nil {
+			return fmt.Errorf("sync %s: floor: %w", user, err)
+		}
+		reset = since < floor
 	}
 	if reset {
 		since = 0
@@ -178,6 +195,9 @@ func (s *Syncer) ServeGroup(ctx context.Context, user, group string, floor uint6
 	}
 	since := req.Since
 	reset := (req.Epoch != "" && req.Epoch != epoch) || since > h.Seq
+	if !reset && since > floor && since < h.Floor { // into what a retention sweep deleted
+		reset = true
+	}
 	if reset {
 		since = 0
 	}
@@ -253,8 +273,10 @@ func ToMsg(ev store.Event) wire.Msg {
 	if m.ReplyTo != 0 {
 		out.ReplyTo = strconv.FormatInt(m.ReplyTo, 10)
 	}
+	out.TTL = m.TTL
 	if m.Recalled != 0 {
 		out.Recalled = true // a tombstone: nothing of what it said
+		out.Expired = m.RecalledBy == store.BurnedBy
 		return out
 	}
 	// Meta stored before sends were bounded (chat.CheckSend) is delivered

@@ -47,7 +47,7 @@ func (BlockEvent) EventKind() string   { return KindBlock }
 // EventKinds are the kinds of every Event above.
 var EventKinds = []string{KindAck, KindError, KindMsg, KindSync, KindUnread, KindGroup, KindHeads, KindNotice, KindResync,
 	KindSettings, KindRecall, KindEdit, KindDelete, KindReaction, KindReceipt, KindTyping,
-	KindContact, KindBlock}
+	KindContact, KindBlock, KindPresence}
 
 var (
 	_ Event = Msg{}

@@ -30,6 +30,7 @@ func TestEventKinds(t *testing.T) {
 		wire.TypingEvent{Kind: wire.KindTyping, From: "a", Peer: "b", State: wire.TypingStart},
 		wire.ContactEvent{Kind: wire.KindContact, Action: wire.ContactRequested, User: "b"},
 		wire.BlockEvent{Kind: wire.KindBlock, User: "b", Blocked: true},
+		wire.PresenceEvent{Kind: wire.KindPresence, User: "a", Online: true},
 	}
 	var kinds []string
 	for _, ev := range evs {

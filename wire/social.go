@@ -129,6 +129,9 @@ type PresenceEvent struct {
 	LastSeen int64  `json:"last_seen,omitempty"`
 }
 
+// EventKind is KindPresence.
+func (PresenceEvent) EventKind() string { return KindPresence }
+
 // Group administration (docs/http.md#group-administration). Each change is
 // stored in the group's log as an item of kind "group" (Msg with Action
 // and the fields it changed), which members receive live and sync replays.

@@ -20,6 +20,7 @@ import (
 	"github.com/imqtt/imqtt/internal/filter"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/push"
+	"github.com/imqtt/imqtt/internal/retention"
 	"github.com/imqtt/imqtt/internal/session"
 	"github.com/imqtt/imqtt/internal/webhook"
 	"github.com/imqtt/imqtt/state"
@@ -80,6 +81,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&c.MaxGroupsPerUser, "max-groups-per-user", chat.DefaultMaxGroupsPerUser, "most groups a user may be in (anyone may add a user to a group)")
 	fs.DurationVar(&c.RecallWindow, "recall-window", chat.DefaultRecallWindow, "how long after its send a message may be recalled (0: no limit)")
 	fs.DurationVar(&c.EditWindow, "edit-window", chat.DefaultEditWindow, "how long after its send a text message may be edited (0: no limit)")
+	fs.DurationVar(&c.Retention, "retention", retention.DefaultPeriod, "delete messages older than this, with their index rows, in the background at a bounded rate (0: keep forever); see docs/operations.md#retention")
+	fs.IntVar(&c.RetentionRate, "retention-rate", retention.DefaultRate, "with --retention: most messages a second this node deletes")
 	fs.IntVar(&c.MaxTypingGroup, "max-typing-group", chat.DefaultMaxTypingGroup, "typing is not relayed in groups of more members")
 	fs.Int64Var(&c.SendRate, "max-send-rate", daemon.DefaultSendRate, "most sends a user may make a second, all devices and nodes together, after --max-send-burst (0: no limit); more are refused with rate_limited")
 	fs.IntVar(&c.SendBurst, "max-send-burst", 0, "sends a user may make at once before --max-send-rate applies (0: 4×the rate)")

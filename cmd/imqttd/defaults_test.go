@@ -19,6 +19,7 @@ import (
 	"github.com/imqtt/imqtt/internal/filter"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/push"
+	"github.com/imqtt/imqtt/internal/retention"
 	"github.com/imqtt/imqtt/internal/session"
 	"github.com/imqtt/imqtt/internal/webhook"
 	"github.com/imqtt/imqtt/store/pebble"
@@ -56,6 +57,8 @@ var flagDefaults = map[string]any{
 	"max-send-rate":         daemon.DefaultSendRate,
 	"recall-window":         chat.DefaultRecallWindow.String(),
 	"edit-window":           chat.DefaultEditWindow.String(),
+	"retention":             retention.DefaultPeriod.String(), // keep forever
+	"retention-rate":        retention.DefaultRate,
 	"max-typing-group":      chat.DefaultMaxTypingGroup,
 	"max-send-burst":        0, // chat.DefaultBurstFactor × the rate
 	"login-ip-limit":        account.DefaultLimits.LoginIP,

@@ -59,6 +59,7 @@ type Config struct {
 	Admin     AdminConfig    // /v1/admin/ and /dashboard/ (admin.go)
 	Push      *push.Registry // devices' push registrations (push.go); nil: none
 	Server    ServerConfig   // /v1/server/ (server.go)
+	Presence  PresenceLister // GET /v1/presence (presence.go); nil: none
 
 	// Request bodies' deadlines (deadline.go): BodyTimeout bounds a body's
 	// arrival (default 10s); an upload must bring UploadMinRate bytes a
@@ -122,6 +123,7 @@ func New(cfg Config) *API {
 		a.mediaRoutes()
 	}
 	a.pushRoutes()
+	a.presenceRoutes()
 	a.mux.HandleFunc("GET /v1/endpoints", a.endpoints)
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -37,7 +37,9 @@ import (
 	"github.com/imqtt/imqtt/internal/jwtauth"
 	"github.com/imqtt/imqtt/internal/media"
 	"github.com/imqtt/imqtt/internal/metrics"
+	"github.com/imqtt/imqtt/internal/presence"
 	"github.com/imqtt/imqtt/internal/push"
+	"github.com/imqtt/imqtt/internal/retention"
 	"github.com/imqtt/imqtt/internal/session"
 	"github.com/imqtt/imqtt/internal/webchat"
 	"github.com/imqtt/imqtt/internal/webhook"
@@ -118,6 +120,15 @@ type Config struct {
 	// relayed in larger groups (0: chat.DefaultMaxTypingGroup).
 	RecallWindow, EditWindow time.Duration
 	MaxTypingGroup           int
+	// Retention deletes messages older than it in the background
+	// (docs/operations.md#retention); 0 keeps them forever. RetentionRate
+	// bounds the deletes a second (0: retention.DefaultRate).
+	Retention     time.Duration
+	RetentionRate int
+	// PresenceDebounce: a user whose last device left and one came back
+	// within it made no presence change (0: presence.DefaultDebounce,
+	// 10 s; tests shorten it).
+	PresenceDebounce time.Duration
 	// SendRate bounds each user's sends per second, all devices and nodes
 	// together, after a burst of SendBurst (SendRate 0: DefaultSendRate; a
 	// negative one: no limit. SendBurst 0: 4×the rate, chat's default).
@@ -256,8 +267,10 @@ type Daemon struct {
 	stopBackground chan struct{}
 	uplink         *hooks.Uplink
 	sessions       *session.Manager
-	pusher         *push.Worker // nil: no provider configured
-	events         webhooks     // the webhook events; nil parts: off
+	pusher         *push.Worker    // nil: no provider configured
+	retention      *retention.Jobs // the sweeper and the burner
+	events         webhooks        // the webhook events; nil parts: off
+	presence       *presence.Service
 
 	filter *filter.Filter // the content filter; nil: none
 
@@ -477,6 +490,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			Preview: cfg.Push.Preview, TTL: cfg.Push.TTL, Rate: cfg.Push.Rate, Logger: cfg.Logger, Metrics: d.metrics})
 	}
 	d.chat.Start()
+	d.retention = retention.New(d.st, d.chat, retention.Options{Period: cfg.Retention, Rate: cfg.RetentionRate, Logger: cfg.Logger})
+	d.retention.Start()
 	if d.bus != nil {
 		d.bus.SetLocal(local{d.chat, d.path, d.broker, d.accounts})
 		if err := d.bus.Start(ctx); err != nil {
@@ -484,13 +499,19 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		}
 	}
 
+	if err := d.newPresence(); err != nil {
+		return nil, err
+	}
+	d.presence.Start()
 	presence := hooks.PresenceConfig{State: d.state, Local: d.chat, Node: cfg.NodeID, Logger: cfg.Logger}
 	if d.bus != nil {
 		presence.Elsewhere = d.bus.KickOn
 	}
+	events := presenceEvents{d.presence} // presence events to contacts
 	if d.events.emitter != nil {
-		presence.Events = d.events.emitter // user.online, user.offline
+		events = append(events, d.events.emitter) // user.online, user.offline
 	}
+	presence.Events = events
 	d.uplink = &hooks.Uplink{}
 	d.sessions = session.New(d.st, d.chat, d.broker, session.Options{Node: cfg.NodeID, Cluster: d.bus != nil, ExpiryMax: sessionExpiry(cfg.Sessions.ExpiryMax),
 		ReplayMax: cfg.Sessions.ReplayMax, Inflight: cfg.Sessions.Inflight, MaxPerUser: cfg.Sessions.MaxPerUser, Logger: cfg.Logger, Metrics: d.metrics})
@@ -532,7 +553,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Push: push.NewRegistry(d.st, d.providesPush, d.state),
 		Server: api.ServerConfig{Keys: cfg.ServerKeys, Accounts: d.accounts, Chat: d.chat, Store: d.st,
 			Limiter: d.state, SendRate: cfg.ServerSendRate, DeleteBudget: cfg.ServerDeleteBudget},
-		Signup: cfg.Signup, // --signup (docs/integration.md#sign-up-control)
+		Signup:   cfg.Signup, // --signup (docs/integration.md#sign-up-control)
+		Presence: d.presence,
 	})
 	d.api = handler
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
@@ -695,12 +717,17 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	for _, s := range d.http {
 		errs = append(errs, s.Shutdown(ctx)) // waits for HTTP sends in flight
 	}
+	if d.retention != nil {
+		d.retention.Close() // before chat: the burner recalls through it
+	}
 	errs = append(errs, d.chat.Close(ctx))
 	if d.bus != nil {
 		errs = append(errs, d.bus.Close(ctx)) // after chat: its last events go out
 	}
 	errs = append(errs, d.broker.Close())
 	d.sessions.Close() // after the broker: the sessions its clients released are saved
+	// After the broker: its devices' departures are recorded (not debounced).
+	d.presence.Close(ctx)
 	if d.pusher != nil {
 		d.pusher.Close(ctx) // after chat: the last commits' pushes are in the outbox for whoever runs next
 	}

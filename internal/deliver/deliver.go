@@ -98,6 +98,13 @@ type Remote interface {
 	Everyone(payload []byte)
 }
 
+// RemoteUsers is a Remote that forwards one event to many users at once
+// (*cluster.Bus: a few records, one per node that holds any of them,
+// instead of one per user). Path.SendUsers uses it when Remote has it.
+type RemoteUsers interface {
+	Users(users []string, payload []byte)
+}
+
 // Subscriber sees every event this node sends, typed, with its address:
 // once per user for SendMany and Broadcast (the users of this node), and
 // not for what Arrived from another node, whose own subscribers saw it.
@@ -189,6 +196,32 @@ func (p *Path) SendMany(users []string, ev wire.Event) (int, error) {
 		return 0, err
 	}
 	return p.many(users, ev, payload)
+}
+
+// SendUsers delivers ev to the inboxes of users on every node: what Send
+// to each would do, but marshalled once and handed to the other nodes as
+// one event for them all (RemoteUsers). The presence fan-out sends a
+// user's change to a page of its contacts with it. It returns how many of
+// users it was handed to here.
+func (p *Path) SendUsers(users []string, ev wire.Event) (int, error) {
+	if len(users) == 0 {
+		return 0, nil
+	}
+	payload, err := p.marshal(ev)
+	if err != nil {
+		return 0, err
+	}
+	sent, err := p.many(users, ev, payload)
+	switch r := p.remote.(type) {
+	case nil:
+	case RemoteUsers:
+		r.Users(users, payload)
+	default:
+		for _, u := range users {
+			r.User(u, payload)
+		}
+	}
+	return sent, err
 }
 
 // Broadcast delivers ev to here and to every user of the other nodes; see

@@ -315,3 +315,51 @@ func BenchmarkSend(b *testing.B) {
 		}
 	}
 }
+
+// manySinks is a Remote that takes one event for many users at once.
+type manySinks struct {
+	*sinks
+	many [][]string
+}
+
+func (m *manySinks) Users(users []string, payload []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.many = append(m.many, users)
+	m.remote = append(m.remote, delivery{op: "users", payload: payload})
+}
+
+// SendUsers: one marshal, each user's inbox here, and to the other nodes
+// one call for them all when the Remote can (else one per user).
+func TestSendUsers(t *testing.T) {
+	s := &sinks{}
+	m := &manySinks{sinks: s}
+	p := deliver.New(deliver.Options{Local: s, Remote: m, Counter: s, Subscribers: []deliver.Subscriber{s},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ev := wire.PresenceEvent{Kind: wire.KindPresence, User: "alice", Online: true}
+	n, err := p.SendUsers([]string{"a", "b", "c"}, ev)
+	if err != nil || n != 3 {
+		t.Fatalf("SendUsers = %d, %v", n, err)
+	}
+	if len(s.local) != 3 || s.local[2].topic != "im/u/c/inbox" || !same(s.local[0].payload, s.local[2].payload) {
+		t.Fatalf("local %+v", s.local)
+	}
+	if len(m.many) != 1 || !slices.Equal(m.many[0], []string{"a", "b", "c"}) || len(s.remote) != 1 || !same(s.remote[0].payload, s.local[0].payload) {
+		t.Fatalf("remote %+v %q", s.remote, m.many)
+	}
+	if s.counted["presence"] != 3 || len(s.seen) != 3 {
+		t.Errorf("counted %v, seen %q", s.counted, s.seen)
+	}
+
+	p1, s1 := newPath(true) // a Remote of one user at a time
+	if n, err := p1.SendUsers([]string{"a", "b"}, ev); n != 2 || err != nil || len(s1.remote) != 2 || s1.remote[1].user != "b" {
+		t.Fatalf("per user: %d %v %+v", n, err, s1.remote)
+	}
+	p2, s2 := newPath(false)
+	if n, err := p2.SendUsers([]string{"a"}, ev); n != 1 || err != nil || len(s2.remote) != 0 {
+		t.Fatalf("one node: %d %v %+v", n, err, s2.remote)
+	}
+	if n, err := p.SendUsers(nil, ev); n != 0 || err != nil || len(m.many) != 1 {
+		t.Fatalf("SendUsers(nil) = %d, %v, remote %q", n, err, m.many)
+	}
+}

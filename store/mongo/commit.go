@@ -123,6 +123,9 @@ func (s *Store) commit(ctx context.Context, b *store.Batch) error {
 	if err := s.insertWebhookEvents(ctx, b.Webhooks); err != nil {
 		return err
 	}
+	if err := s.insertBurns(ctx, b.Burns); err != nil {
+		return err
+	}
 	// Before the entries and the group index: a change record is seen
 	// only once its target has changed.
 	if err := s.applyEdits(ctx, b); err != nil {

@@ -36,6 +36,8 @@ type messageDoc struct {
 	Edited     int64      `bson:"edited,omitempty"`
 	Reacted    bool       `bson:"reacted,omitempty"`
 	Change     *changeDoc `bson:"change,omitempty"`
+	// TTL: burn after reading (retention.go); absent: none.
+	TTL int `bson:"ttl,omitempty"`
 }
 
 // changeDoc is a change record's store.Change. The emoji is a value, never
@@ -60,7 +62,7 @@ type inlineDoc struct {
 func toMessageDoc(m *store.Message) messageDoc {
 	d := messageDoc{ID: m.ID, From: m.From, To: m.To, Group: m.Group, Seq: int64(m.Seq), Type: m.Type,
 		Body: m.Body, Media: m.Media, Meta: string(m.Meta), CMID: m.CMID, TS: m.TS, Mentions: m.Mentions,
-		ReplyTo: m.ReplyTo, Recalled: m.Recalled, RecalledBy: m.RecalledBy, Edited: m.Edited, Reacted: m.Reacted}
+		ReplyTo: m.ReplyTo, Recalled: m.Recalled, RecalledBy: m.RecalledBy, Edited: m.Edited, Reacted: m.Reacted, TTL: m.TTL}
 	if c := m.Change; c != nil {
 		d.Change = &changeDoc{Kind: c.Kind, Target: c.Target, Emoji: c.Emoji, Add: c.Add, IDs: c.IDs, Peer: c.Peer,
 			Count: int64(c.Count)}
@@ -77,7 +79,7 @@ func toMessageDoc(m *store.Message) messageDoc {
 func (d *messageDoc) message() store.Message {
 	m := store.Message{ID: d.ID, From: d.From, To: d.To, Group: d.Group, Seq: uint64(d.Seq), Type: d.Type,
 		Body: d.Body, Media: d.Media, CMID: d.CMID, TS: d.TS, Mentions: d.Mentions,
-		ReplyTo: d.ReplyTo, Recalled: d.Recalled, RecalledBy: d.RecalledBy, Edited: d.Edited, Reacted: d.Reacted}
+		ReplyTo: d.ReplyTo, Recalled: d.Recalled, RecalledBy: d.RecalledBy, Edited: d.Edited, Reacted: d.Reacted, TTL: d.TTL}
 	if c := d.Change; c != nil {
 		m.Change = &store.Change{Kind: c.Kind, Target: c.Target, Emoji: c.Emoji, Add: c.Add, IDs: c.IDs, Peer: c.Peer,
 			Count: uint64(c.Count)}
@@ -200,11 +202,14 @@ type headDoc struct {
 	MsgSeq     int64  `bson:"msg_seq"`
 	Changes    int64  `bson:"changes,omitempty"`
 	MentionAll int64  `bson:"mention_all,omitempty"`
+	// A retention sweep's (retention.go); absent: never swept.
+	Floor        int64 `bson:"floor,omitempty"`
+	FloorChanges int64 `bson:"floor_changes,omitempty"`
 }
 
 func (d *headDoc) head(group string) store.GroupHead {
 	return store.GroupHead{Group: group, Seq: uint64(d.Seq), MsgID: d.MsgID, TS: d.TS, Changes: uint64(d.Changes),
-		MentionAll: uint64(d.MentionAll)}
+		MentionAll: uint64(d.MentionAll), Floor: uint64(d.Floor), FloorChanges: uint64(d.FloorChanges)}
 }
 
 type groupMsgDoc struct {

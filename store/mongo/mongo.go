@@ -228,6 +228,8 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{c.reactions, bson.D{{Key: "msg", Value: 1}, {Key: "emoji", Value: 1}, {Key: "ts", Value: 1}}, false},
 		{c.reactionSums, bson.D{{Key: "msg", Value: 1}, {Key: "emoji", Value: 1}}, false},
 		{c.hidden, bson.D{{Key: "user", Value: 1}, {Key: "msg", Value: 1}}, false},
+		{s.burns(), bson.D{{Key: "user", Value: 1}, {Key: "peer", Value: 1}, {Key: "due", Value: 1}, {Key: "_id", Value: 1}}, false},
+		{s.burns(), bson.D{{Key: "due", Value: 1}}, false},
 		{c.contacts, bson.D{{Key: "user", Value: 1}, {Key: "peer", Value: 1}}, false},
 		{c.contacts, bson.D{{Key: "user", Value: 1}, {Key: "state", Value: 1}, {Key: "peer", Value: 1}}, false},
 		{c.blocks, bson.D{{Key: "user", Value: 1}, {Key: "peer", Value: 1}}, false},

@@ -130,7 +130,14 @@ func (s *Store) Head(ctx context.Context, user string) (uint64, error) {
 		SetProjection(bson.D{{Key: "ver", Value: 1}})
 	err := s.c.entries.FindOne(ctx, bson.D{{Key: "user", Value: user}}, opts).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return 0, nil
+		// A swept inbox keeps its head: versions never go back (retention.go).
+		var f struct {
+			V int64 `bson:"v"`
+		}
+		if err := s.floors().FindOne(ctx, byID("u:"+user)).Decode(&f); err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+			return 0, fmt.Errorf("head %s: %w", user, err)
+		}
+		return uint64(f.V), nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("head %s: %w", user, err)

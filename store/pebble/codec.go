@@ -34,7 +34,9 @@ import (
 //	[varint reply_to] [varint recalled, str recalled_by] [varint edited]
 //	[change: str kind, varint target, str emoji, add(1),
 //	         uvarint #ids, varint id*, str peer, uvarint count]
+//	[uvarint ttl]
 //
+// (msgTTL, burn after reading, came last, after the change.)
 // each present when its flag is set (msgReacted is a flag alone). A count
 // of 0 mentions with nothing after it is corrupt, as it was.
 //
@@ -51,7 +53,8 @@ const (
 	msgEdited
 	msgReacted
 	msgChange
-	msgFlags = msgReplyTo | msgRecalled | msgEdited | msgReacted | msgChange
+	msgTTL
+	msgFlags = msgReplyTo | msgRecalled | msgEdited | msgReacted | msgChange | msgTTL
 )
 
 var errCorrupt = errors.New("corrupt message value")
@@ -117,6 +120,9 @@ func lifeFlags(m *store.Message) uint64 {
 	if m.Change != nil {
 		f |= msgChange
 	}
+	if m.TTL != 0 {
+		f |= msgTTL
+	}
 	return f
 }
 
@@ -143,6 +149,9 @@ func appendLife(buf []byte, m *store.Message, flags uint64) []byte {
 		}
 		buf = appendStr(buf, c.Peer)
 		buf = binary.AppendUvarint(buf, c.Count)
+	}
+	if flags&msgTTL != 0 {
+		buf = binary.AppendUvarint(buf, uint64(m.TTL))
 	}
 	return buf
 }
@@ -247,6 +256,13 @@ func (d *msgDecoder) life(m *store.Message) error {
 		c.Peer = d.str()
 		c.Count = d.uvarint()
 		m.Change = c
+	}
+	if flags&msgTTL != 0 {
+		ttl := d.uvarint()
+		if ttl > 1<<31-1 {
+			return errCorrupt
+		}
+		m.TTL = int(ttl)
 	}
 	return nil
 }

@@ -119,6 +119,9 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 	addWebhookRows(wb, b.Webhooks, buf)
+	if err := addBurns(wb, b.Burns); err != nil {
+		return fmt.Errorf("commit batch: %w", err)
+	}
 
 	if grouped {
 		s.groups.Lock()

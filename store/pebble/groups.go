@@ -52,14 +52,22 @@ type headRow struct {
 // and msg_seq unless they are 0, 0 and seq: a head of before change
 // records is the 24 bytes it was, and those decode with msg_seq = seq
 // (every head was then its message's).
+//
+// A retention sweep's floor and floor changes (retention.go) follow as two
+// more uvarints when the floor is not 0: a head never swept is the bytes
+// it was.
 func encodeHead(h headRow) []byte {
 	buf := binary.BigEndian.AppendUint64(nil, h.Seq)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(h.MsgID))
 	buf = binary.BigEndian.AppendUint64(buf, uint64(h.TS))
-	if h.Changes != 0 || h.MentionAll != 0 || h.msgSeq != h.Seq {
+	if h.Changes != 0 || h.MentionAll != 0 || h.msgSeq != h.Seq || h.Floor != 0 {
 		buf = binary.AppendUvarint(buf, h.Changes)
 		buf = binary.AppendUvarint(buf, h.MentionAll)
 		buf = binary.AppendUvarint(buf, h.msgSeq)
+	}
+	if h.Floor != 0 {
+		buf = binary.AppendUvarint(buf, h.Floor)
+		buf = binary.AppendUvarint(buf, h.FloorChanges)
 	}
 	return buf
 }
@@ -74,6 +82,9 @@ func decodeHead(group string, val []byte) (headRow, error) {
 	if len(val) > 24 {
 		r := rowReader{val: val[24:]}
 		h.Changes, h.MentionAll, h.msgSeq = r.uvarint(), r.uvarint(), r.uvarint()
+		if len(r.val) > 0 && !r.bad {
+			h.Floor, h.FloorChanges = r.uvarint(), r.uvarint()
+		}
 		if r.bad || len(r.val) != 0 {
 			return headRow{}, fmt.Errorf("corrupt head of %s", group)
 		}

@@ -172,6 +172,8 @@ type Store struct {
 	pushUsers pushUsers
 	// webhook holds the webhook outbox's lanes and claims (webhook.go).
 	webhook webhookState
+	// burns serializes the read-modify-writes of burns (retention.go).
+	burns sync.Mutex
 }
 
 // Store implements every role: store.Store embeds them all.

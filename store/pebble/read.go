@@ -157,6 +157,9 @@ func (s *Store) Head(ctx context.Context, user string) (uint64, error) {
 	var head uint64
 	if it.Last() {
 		head = suffixUint64(it.Key())
+	} else if head, _, err = getUint64(s.db, floorKey(pfxRetFloor, user)); err != nil {
+		// A swept inbox keeps its head: versions never go back (retention.go).
+		return 0, fmt.Errorf("head %s: %w", user, err)
 	}
 	if err := it.Error(); err != nil {
 		return 0, fmt.Errorf("head %s: %w", user, err)

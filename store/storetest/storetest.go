@@ -1,7 +1,8 @@
 // Package storetest is the conformance suite of store.Store, in one part per
 // role of the store: Accounts, Versions, Messages, Conversations, Groups,
 // Grants, Sessions, Settings, Push, Webhooks, Changes (Lives: the message
-// lifecycle), Social (contacts, blocks, last seen), DeleteUser (Erasure) and Lifecycle. Every implementation runs
+// lifecycle), Retention (and Burns), Social (contacts, blocks, last seen), DeleteUser (Erasure)
+// and Lifecycle. Every implementation runs
 // Run (and RunReopen if it persists to a directory) from its own tests; a
 // store of only some roles
 // (a fake for a consumer's tests) runs the parts of its roles. The suite
@@ -100,6 +101,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		s := open(t)
 		return struct {
 			ChangeStore
+			io.Closer
+		}{s, s}
+	})
+	Retention(t, func(t *testing.T) RetentionStore {
+		s := open(t)
+		return struct {
+			RetentionStore
 			io.Closer
 		}{s, s}
 	})

@@ -103,13 +103,23 @@ const (
 	kindAll    = 'a' // payload: an event for every connected user
 	kindToken  = 't' // key: the hash of a revoked token
 	kindTyping = 'y' // key: group, payload: a wire.TypingEvent as JSON
+	// kindUsers: one event for many users (a presence change to a page of
+	// contacts). Queued with the users apart; routed, one record per node
+	// and usersPerRecord users: payload the users (a count, then each),
+	// then the event.
+	kindUsers = 'n'
 )
+
+// usersPerRecord bounds the users of one routed kindUsers record, so a
+// record stays well under maxMessage.
+const usersPerRecord = 1000
 
 type record struct {
 	kind    byte
 	key     string
 	payload []byte
-	node    string // set: sent to this node's channel, not routed by user (KickOn, and a routed record kept for a retry)
+	node    string   // set: sent to this node's channel, not routed by user (KickOn, and a routed record kept for a retry)
+	users   []string // kindUsers before routing: whom payload is for
 }
 
 // maxMessage bounds one PUBLISH; a pass's records for a node are split
@@ -189,6 +199,15 @@ func (b *Bus) Dropped() int64 { return b.dropped.Load() }
 // User queues an event for user's devices on other nodes.
 func (b *Bus) User(user string, payload []byte) {
 	b.put(record{kind: kindUser, key: user, payload: payload})
+}
+
+// Users queues one event for many users' devices on other nodes: each
+// node that holds any of them gets one record (per usersPerRecord users),
+// not one per user. users must not change after the call.
+func (b *Bus) Users(users []string, payload []byte) {
+	if len(users) > 0 {
+		b.put(record{kind: kindUsers, users: users, payload: payload})
+	}
 }
 
 // Group queues a committed group message for every other node's fan-out.
@@ -344,8 +363,12 @@ func (b *Bus) publish(batch []record) (retry []record) {
 	defer cancel()
 	var users []string
 	for _, r := range batch {
-		if (r.kind == kindUser || r.kind == kindKick) && r.node == "" {
+		switch {
+		case r.node != "":
+		case r.kind == kindUser || r.kind == kindKick:
 			users = append(users, r.key)
+		case r.kind == kindUsers:
+			users = append(users, r.users...)
 		}
 	}
 	slices.Sort(users)
@@ -370,6 +393,14 @@ func (b *Bus) publish(batch []record) (retry []record) {
 		switch {
 		case r.node != "":
 			add(b.nodeChannel(r.node), r)
+		case r.kind == kindUsers:
+			if where == nil {
+				retry = append(retry, r) // the lookup failed
+				continue
+			}
+			for _, routed := range b.routeUsers(r, where) {
+				add(b.nodeChannel(routed.node), routed)
+			}
 		case r.kind != kindUser && r.kind != kindKick:
 			add(b.allChannel(), r)
 		default:
@@ -419,6 +450,65 @@ func (b *Bus) publish(batch []record) (retry []record) {
 		}
 	}
 	return retry
+}
+
+// routeUsers splits a kindUsers record into one record per other node
+// that holds any of its users' devices (and per usersPerRecord users),
+// each naming only the users on that node.
+func (b *Bus) routeUsers(r record, where map[string][]state.Device) []record {
+	on := map[string][]string{} // node -> users
+	var nodes []string
+	for _, u := range r.users {
+		var seen []string
+		for _, d := range where[u] {
+			if d.Node == b.opts.Node || slices.Contains(seen, d.Node) {
+				continue
+			}
+			seen = append(seen, d.Node)
+			if _, ok := on[d.Node]; !ok {
+				nodes = append(nodes, d.Node)
+			}
+			on[d.Node] = append(on[d.Node], u)
+		}
+	}
+	var out []record
+	for _, n := range nodes {
+		for us := range slices.Chunk(on[n], usersPerRecord) {
+			out = append(out, record{kind: kindUsers, node: n, payload: encodeUsers(us, r.payload)})
+		}
+	}
+	return out
+}
+
+// encodeUsers is a routed kindUsers payload: the users, then the event.
+func encodeUsers(users []string, ev []byte) []byte {
+	n := binary.MaxVarintLen64 + len(ev)
+	for _, u := range users {
+		n += binary.MaxVarintLen64 + len(u)
+	}
+	p := binary.AppendUvarint(make([]byte, 0, n), uint64(len(users)))
+	for _, u := range users {
+		p = appendString(p, u)
+	}
+	return append(p, ev...)
+}
+
+// decodeUsers splits a routed kindUsers payload; ok false if malformed.
+func decodeUsers(p []byte) (users []string, ev []byte, ok bool) {
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n > uint64(len(p)) {
+		return nil, nil, false
+	}
+	p = p[k:]
+	users = make([]string, 0, n)
+	for range n {
+		var u []byte
+		if u, p, ok = cut(p); !ok {
+			return nil, nil, false
+		}
+		users = append(users, string(u))
+	}
+	return users, p, true
 }
 
 // frames packs records into messages of about maxMessage bytes:
@@ -509,6 +599,15 @@ func (b *Bus) receive(ch <-chan *goredis.Message) {
 			switch r.kind {
 			case kindUser:
 				b.opts.Local.Arrived(r.key, r.payload)
+			case kindUsers:
+				users, ev, ok := decodeUsers(r.payload)
+				if !ok {
+					b.log.Warn("cluster bus: users record", "from", origin, "err", errFrame)
+					continue
+				}
+				for _, u := range users {
+					b.opts.Local.Arrived(u, ev)
+				}
 			case kindGroup:
 				var msg store.Message
 				if err := json.Unmarshal(r.payload, &msg); err != nil {

@@ -360,3 +360,70 @@ func TestBusAfterRedisRestart(t *testing.T) {
 	})
 	t.Logf("first after the restart: %q (of %d sent)", l2.got()[2], sent)
 }
+
+// One event for many users (a presence change to 5,000 contacts) costs a
+// message per node that holds any of them, each naming only its own
+// users; nothing to this node's channel or for users with no device.
+func TestBusUsers(t *testing.T) {
+	ctx := t.Context()
+	loc := fixedLocator{}
+	var users []string
+	want := map[string][]string{}
+	for i := range 5000 {
+		u := fmt.Sprintf("u%04d", i)
+		users = append(users, u)
+		switch node := []string{"n1", "n2", "n3", ""}[i%4]; node {
+		case "":
+		case "n2": // two devices: still once
+			loc[u] = []state.Device{{User: u, Device: "p", Node: "n2"}, {User: u, Device: "q", Node: "n2"}}
+			want["n2"] = append(want["n2"], "user "+u+" ev")
+		default:
+			loc[u] = []state.Device{{User: u, Device: "p", Node: node}}
+			want[node] = append(want[node], "user "+u+" ev")
+		}
+	}
+	prefix := t.Name() + ":"
+	watch := client(t).Subscribe(ctx, prefix+"bus:node:n1", prefix+"bus:node:n2", prefix+"bus:node:n3", prefix+"bus:all")
+	defer watch.Close()
+	for range 4 {
+		if _, err := watch.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	msgs := map[string]int{}
+	go func() {
+		for m := range watch.Channel() {
+			mu.Lock()
+			msgs[strings.TrimPrefix(m.Channel, prefix)]++
+			mu.Unlock()
+		}
+	}()
+	locals := map[string]*fakeLocal{}
+	buses := map[string]*Bus{}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		locals[n] = &fakeLocal{}
+		buses[n] = NewBus(client(t), BusOptions{Prefix: prefix, Node: n, Locator: loc, Local: locals[n]})
+		if err := buses[n].Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { buses[n].Close(context.Background()) })
+	}
+	buses["n1"].Users(users, []byte("ev"))
+	buses["n1"].User("u0001", []byte("after")) // in order after it
+	wait.ForErr(t, "n2's events", 5*time.Second, sameEvents(locals["n2"], append(want["n2"], "user u0001 after")...))
+	wait.ForErr(t, "n3's events", 5*time.Second, sameEvents(locals["n3"], want["n3"]...))
+	wait.For(t, "the watcher's messages", 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return msgs["bus:node:n2"] > 0 && msgs["bus:node:n3"] > 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if msgs["bus:node:n2"] > 2 || msgs["bus:node:n3"] != 1 || msgs["bus:node:n1"]+msgs["bus:all"] != 0 {
+		t.Errorf("messages by channel %v: want one to n3, at most two to n2 (its own and the later event's), none to n1 or all", msgs)
+	}
+	if n := len(locals["n1"].got()); n != 0 {
+		t.Errorf("n1 got %d events of its own", n)
+	}
+}
