@@ -256,6 +256,10 @@ type Batch struct {
 	Hides     []Hide
 	Clears    []Clear
 	Mentioned []GroupRead
+	// What group administration records (Change.Kind ChangeGroup) do to
+	// the group's and its members' rows.
+	GroupUpdates  []GroupUpdate
+	MemberUpdates []MemberUpdate
 
 	// Existing is filled by Commit in a store shared by several nodes: an
 	// entry i means that Acks[i]'s (From, CMID) was already being stored

@@ -68,7 +68,7 @@ func (s *Store) GetGroup(ctx context.Context, id string) (store.Group, error) {
 	if err := s.c.groups.FindOne(ctx, byID(id)).Decode(&d); err != nil {
 		return store.Group{}, fmt.Errorf("get group %s: %w", id, notFound(err))
 	}
-	return store.Group{ID: d.ID, Name: d.Name, Owner: d.Owner, Created: d.Created, Members: int(d.Members)}, nil
+	return d.group(), nil
 }
 
 // AddMembers adds members at the group's head seq. The member count is
@@ -89,8 +89,12 @@ func (s *Store) AddMembers(ctx context.Context, group string, ms []store.Member,
 }
 
 func (s *Store) addMembers(ctx context.Context, group string, ms []store.Member, limit int) ([]store.Member, error) {
-	if err := s.c.groups.FindOne(ctx, byID(group)).Err(); err != nil {
+	var g groupDoc
+	if err := s.c.groups.FindOne(ctx, byID(group)).Decode(&g); err != nil {
 		return nil, notFound(err)
+	}
+	if g.Disbanded != 0 {
+		return nil, store.ErrGone
 	}
 	h, err := s.head(ctx, group)
 	if err != nil {
@@ -184,6 +188,13 @@ func (s *Store) RemoveMember(ctx context.Context, group, user string) error {
 	}
 	defer s.end()
 	defer s.lockRMW(ctx)()
+	var g groupDoc
+	if err := s.c.groups.FindOne(ctx, byID(group)).Decode(&g); err != nil {
+		return fmt.Errorf("remove %s from %s: %w", user, group, notFound(err))
+	}
+	if g.Disbanded != 0 {
+		return fmt.Errorf("remove %s from %s: %w", user, group, store.ErrGone)
+	}
 	res, err := s.c.members.DeleteOne(ctx, memberFilter(group, user))
 	if err != nil {
 		return fmt.Errorf("remove %s from %s: %w", user, group, err)
@@ -457,8 +468,13 @@ func (s *Store) moveHead(ctx context.Context, h store.GroupHead) error {
 	if h.MsgID != 0 {
 		d.MsgID, d.TS, d.MsgSeq = h.MsgID, h.TS, int64(h.Seq)
 	}
-	maxes := bson.E{Key: "$max", Value: bson.D{{Key: "seq", Value: d.Seq}, {Key: "changes", Value: d.Changes},
-		{Key: "mention_all", Value: d.MentionAll}}}
+	mx := bson.D{{Key: "seq", Value: d.Seq}, {Key: "changes", Value: d.Changes},
+		{Key: "mention_all", Value: d.MentionAll}}
+	if h.Disbanded != 0 {
+		d.Disbanded = h.Disbanded
+		mx = append(mx, bson.E{Key: "disbanded", Value: d.Disbanded})
+	}
+	maxes := bson.E{Key: "$max", Value: mx}
 	for range dupRetries + 1 {
 		if h.MsgID != 0 {
 			filter := append(byID(h.Group), bson.E{Key: "$or", Value: bson.A{

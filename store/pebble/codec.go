@@ -34,6 +34,7 @@ import (
 //	[varint reply_to] [varint recalled, str recalled_by] [varint edited]
 //	[change: str kind, varint target, str emoji, add(1),
 //	         uvarint #ids, varint id*, str peer, uvarint count]
+//	[admin: str JSON of the change's store.GroupChange]
 //
 // each present when its flag is set (msgReacted is a flag alone). A count
 // of 0 mentions with nothing after it is corrupt, as it was.
@@ -51,7 +52,8 @@ const (
 	msgEdited
 	msgReacted
 	msgChange
-	msgFlags = msgReplyTo | msgRecalled | msgEdited | msgReacted | msgChange
+	msgAdmin // a group administration record's Change.Admin (with msgChange)
+	msgFlags = msgReplyTo | msgRecalled | msgEdited | msgReacted | msgChange | msgAdmin
 )
 
 var errCorrupt = errors.New("corrupt message value")
@@ -116,6 +118,9 @@ func lifeFlags(m *store.Message) uint64 {
 	}
 	if m.Change != nil {
 		f |= msgChange
+		if m.Change.Admin != nil {
+			f |= msgAdmin
+		}
 	}
 	return f
 }
@@ -143,6 +148,10 @@ func appendLife(buf []byte, m *store.Message, flags uint64) []byte {
 		}
 		buf = appendStr(buf, c.Peer)
 		buf = binary.AppendUvarint(buf, c.Count)
+		if c.Admin != nil {
+			admin, _ := json.Marshal(c.Admin) // strings, ints and bools: cannot fail
+			buf = appendStr(buf, string(admin))
+		}
 	}
 	return buf
 }
@@ -217,7 +226,7 @@ func decodeMessage(val []byte, m *store.Message) error {
 // life reads the lifecycle's fields.
 func (d *msgDecoder) life(m *store.Message) error {
 	flags := d.uvarint()
-	if flags == 0 || flags&^msgFlags != 0 {
+	if flags == 0 || flags&^msgFlags != 0 || flags&msgAdmin != 0 && flags&msgChange == 0 {
 		return errCorrupt
 	}
 	if flags&msgReplyTo != 0 {
@@ -246,6 +255,12 @@ func (d *msgDecoder) life(m *store.Message) error {
 		}
 		c.Peer = d.str()
 		c.Count = d.uvarint()
+		if flags&msgAdmin != 0 {
+			c.Admin = new(store.GroupChange)
+			if err := json.Unmarshal([]byte(d.str()), c.Admin); err != nil || d.bad {
+				return errCorrupt
+			}
+		}
 		m.Change = c
 	}
 	return nil

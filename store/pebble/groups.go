@@ -49,17 +49,21 @@ type headRow struct {
 }
 
 // encodeHead is seq(8) msgid(8) ts(8), then uvarint changes, mention_all
-// and msg_seq unless they are 0, 0 and seq: a head of before change
-// records is the 24 bytes it was, and those decode with msg_seq = seq
-// (every head was then its message's).
+// and msg_seq unless they are 0, 0 and seq (and the group is not
+// disbanded): a head of before change records is the 24 bytes it was, and
+// those decode with msg_seq = seq (every head was then its message's).
+// A disbanded group's head then has uvarint disbanded.
 func encodeHead(h headRow) []byte {
 	buf := binary.BigEndian.AppendUint64(nil, h.Seq)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(h.MsgID))
 	buf = binary.BigEndian.AppendUint64(buf, uint64(h.TS))
-	if h.Changes != 0 || h.MentionAll != 0 || h.msgSeq != h.Seq {
+	if h.Changes != 0 || h.MentionAll != 0 || h.msgSeq != h.Seq || h.Disbanded != 0 {
 		buf = binary.AppendUvarint(buf, h.Changes)
 		buf = binary.AppendUvarint(buf, h.MentionAll)
 		buf = binary.AppendUvarint(buf, h.msgSeq)
+	}
+	if h.Disbanded != 0 {
+		buf = binary.AppendUvarint(buf, uint64(h.Disbanded))
 	}
 	return buf
 }
@@ -74,6 +78,9 @@ func decodeHead(group string, val []byte) (headRow, error) {
 	if len(val) > 24 {
 		r := rowReader{val: val[24:]}
 		h.Changes, h.MentionAll, h.msgSeq = r.uvarint(), r.uvarint(), r.uvarint()
+		if len(r.val) > 0 && !r.bad {
+			h.Disbanded = int64(r.uvarint())
+		}
 		if r.bad || len(r.val) != 0 {
 			return headRow{}, fmt.Errorf("corrupt head of %s", group)
 		}
@@ -200,6 +207,9 @@ func (s *Store) AddMembers(ctx context.Context, group string, ms []store.Member,
 	if err := s.getJSON(groupKey(group), &g); err != nil {
 		return nil, fmt.Errorf("add members to %s: %w", group, err)
 	}
+	if g.Disbanded != 0 {
+		return nil, fmt.Errorf("add members to %s: %w", group, store.ErrGone)
+	}
 	h, err := head(s.db, group)
 	if err != nil {
 		return nil, fmt.Errorf("add members to %s: %w", group, err)
@@ -261,6 +271,9 @@ func (s *Store) RemoveMember(ctx context.Context, group, user string) error {
 	var g store.Group
 	if err := s.getJSON(groupKey(group), &g); err != nil {
 		return fmt.Errorf("remove %s from %s: %w", user, group, err)
+	}
+	if g.Disbanded != 0 {
+		return fmt.Errorf("remove %s from %s: %w", user, group, store.ErrGone)
 	}
 	if err := s.getJSON(pair(pfxMember, group, user), nil); err != nil {
 		return fmt.Errorf("remove %s from %s: %w", user, group, err)
@@ -523,6 +536,7 @@ func applyHeads(wb *pebble.Batch, msgs []store.Message, heads []store.GroupHead)
 		next.Seq = max(cur.Seq, h.Seq)
 		next.Changes = max(cur.Changes, h.Changes)
 		next.MentionAll = max(cur.MentionAll, h.MentionAll)
+		next.Disbanded = max(cur.Disbanded, h.Disbanded)
 		if h.MsgID != 0 && h.Seq > cur.msgSeq {
 			next.MsgID, next.TS, next.msgSeq = h.MsgID, h.TS, h.Seq
 		}
