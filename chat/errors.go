@@ -31,13 +31,16 @@ var (
 	ErrRejected        = errors.New(wire.CodeRejected)        // the content filter or the before_send webhook refused it; not stored
 	ErrNotAllowed      = errors.New(wire.CodeNotAllowed)      // a change of a message the user may not change (someone else's, recalled, not text)
 	ErrTooLate         = errors.New(wire.CodeTooLate)         // a recall or edit past its window
+	ErrMuted           = errors.New(wire.CodeMuted)           // the sender is muted in the group, or the group is muted
+	ErrGroupGone       = errors.New(wire.CodeGroupGone)       // the group was disbanded
 )
 
 // sentinels is the one table from the core's refusals to wire codes: each
 // sentinel's text is its code. The HTTP status of a code is wire.HTTPStatus's.
 var sentinels = []error{ErrBadRequest, ErrBadType, ErrMissingTo, ErrMissingCMID, ErrTooLarge,
 	ErrNoSuchUser, ErrNotMember, ErrForbidden, ErrNotFound, ErrExists, ErrGroupFull, ErrTooManyGroups,
-	ErrTooManySettings, ErrRateLimited, ErrBusy, ErrUnavailable, ErrRejected, ErrNotAllowed, ErrTooLate}
+	ErrTooManySettings, ErrRateLimited, ErrBusy, ErrUnavailable, ErrRejected, ErrNotAllowed, ErrTooLate,
+	ErrMuted, ErrGroupGone}
 
 // Error is a refusal of the core: Err, one of the sentinels, and the
 // message for the client.

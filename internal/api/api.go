@@ -115,6 +115,10 @@ func New(cfg Config) *API {
 	a.mux.HandleFunc("GET /v1/groups/{gid}", a.auth(a.showGroup))
 	a.mux.HandleFunc("POST /v1/groups/{gid}/members", a.auth(a.addMembers))
 	a.mux.HandleFunc("DELETE /v1/groups/{gid}/members/{user}", a.auth(a.removeMember))
+	a.mux.HandleFunc("PATCH /v1/groups/{gid}", a.auth(a.patchGroup))
+	a.mux.HandleFunc("DELETE /v1/groups/{gid}", a.auth(a.disbandGroup))
+	a.mux.HandleFunc("POST /v1/groups/{gid}/owner", a.auth(a.transferGroup))
+	a.mux.HandleFunc("PUT /v1/groups/{gid}/members/{user}", a.auth(a.muteMember))
 	a.settingsRoutes()
 	a.lifeRoutes()
 	if cfg.Media != nil {
