@@ -38,8 +38,8 @@ type change struct {
 	target int64  // recall, edit, reaction
 	emoji  string // reaction
 	add    bool
-	ids    []int64 // delete
-	peer   string  // delete: clear the conversation with peer
+	ids    []int64     // delete
+	peer   string      // delete: clear the conversation with peer
 	admin  *groupAdmin // a group's administration (groupadmin.go)
 
 	// A reaction's, read on the caller (React) so that a storm of them
