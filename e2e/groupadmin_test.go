@@ -220,3 +220,49 @@ func TestGroupAdmin(t *testing.T) {
 		t.Errorf("dave's unread %+v: the changes counted (%d items, 6 of them changes)", c, len(full.Items))
 	}
 }
+
+// TestClusterGroupAdmin: three nodes on one store; alice administers the
+// group through n1, and bob on n2 and carol on n3 get each change live;
+// a mute and the disband made on n1 hold for sends on n3.
+func TestClusterGroupAdmin(t *testing.T) {
+	c := newCluster(t, sharedPebble(t))
+	n1, n2, n3 := c.start("n1"), c.start("n2"), c.start("n3")
+	aliceTok := account(t, n1, "alice", "phone")
+	bobTok := account(t, n2, "bob", "phone")
+	carolTok := account(t, n3, "carol", "phone")
+	bob := connect(t, n2.MQTT, "bob", "phone", bobTok)
+	carol := connect(t, n3.MQTT, "carol", "phone", carolTok)
+	if code := httpJSON(t, "POST", n1.HTTP+"/v1/groups", aliceTok, wire.GroupCreate{ID: "g1", Name: "friends", Members: []string{"bob", "carol"}}, nil); code != 201 {
+		t.Fatalf("create group: %d", code)
+	}
+	// n3's fan-out index has carol in g1 once her added event is out.
+	wait.For(t, "carol hears she was added", 10*time.Second, func() bool { return len(carol.inboxOf(wire.KindGroup)) == 1 })
+	m1, werr := sendGroup(carol, "g1", "c1", "hi")
+	if werr != nil {
+		t.Fatal(werr)
+	}
+	if code := httpJSON(t, "PATCH", n1.HTTP+"/v1/groups/g1", aliceTok, wire.GroupPatch{Name: strp("renamed")}, nil); code != 200 {
+		t.Fatalf("patch: %d", code)
+	}
+	for _, d := range []*device{bob, carol} {
+		if it := d.groupItem(wire.GroupUpdated, m1.Seq); it.Name == nil || *it.Name != "renamed" || it.From != "alice" {
+			t.Fatalf("%s's update on its node %+v", d.user, it)
+		}
+	}
+	if code := httpJSON(t, "PUT", n1.HTTP+"/v1/groups/g1/members/carol", aliceTok, wire.MemberMute{MuteUntil: time.Now().Add(time.Hour).UnixMilli()}, nil); code != 200 {
+		t.Fatalf("mute carol: %d", code)
+	}
+	bob.groupItem(wire.GroupMuteMember, m1.Seq)
+	if _, werr := sendGroup(carol, "g1", "c2", "muted?"); werr == nil || werr.Code != wire.CodeMuted {
+		t.Fatalf("carol's send on n3 after her mute on n1: %+v", werr)
+	}
+	if code := httpJSON(t, "DELETE", n1.HTTP+"/v1/groups/g1", aliceTok, nil, nil); code != 204 {
+		t.Fatalf("disband: %d", code)
+	}
+	for _, d := range []*device{bob, carol} {
+		d.groupItem(wire.GroupDisbanded, m1.Seq)
+	}
+	if _, werr := sendGroup(bob, "g1", "b1", "anyone?"); werr == nil || werr.Code != wire.CodeGroupGone {
+		t.Fatalf("bob's send on n2 after the disband on n1: %+v", werr)
+	}
+}
