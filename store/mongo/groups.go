@@ -20,7 +20,7 @@ func memberFilter(group, user string) bson.D {
 func toMemberDoc(m store.Member) memberDoc {
 	return memberDoc{Group: m.Group, User: m.User, Role: m.Role, JoinSeq: int64(m.JoinSeq),
 		ReadSeq: int64(m.ReadSeq), Joined: m.Joined, JoinChanges: int64(m.JoinChanges),
-		ReadChanges: int64(m.ReadChanges), MentionSeq: int64(m.MentionSeq)}
+		ReadChanges: int64(m.ReadChanges), MentionSeq: int64(m.MentionSeq), MuteUntil: m.MuteUntil, Changed: int64(m.Changed)}
 }
 
 // CreateGroup writes the members first and the group document last: the
