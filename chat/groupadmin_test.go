@@ -119,6 +119,7 @@ func TestGroupPatch(t *testing.T) {
 func TestGroupMuteMember(t *testing.T) {
 	e, g := adminGroup(t, chat.Options{})
 	until := time.Now().Add(time.Hour).UnixMilli()
+	before := e.send("carol", wire.Send{CMID: "c0", Group: g, Body: "said before the mute"})
 	seq := e.head(g)
 	for _, c := range []struct {
 		by, user string
@@ -150,6 +151,11 @@ func TestGroupMuteMember(t *testing.T) {
 		t.Fatalf("mute: %+v %v", m, err)
 	}
 	wantCode(t, e.trySend("carol", g, "c1"), wire.CodeMuted)
+	_, err = e.edit("carol", "x1", before.ID, "edited while muted")
+	wantCode(t, err, wire.CodeMuted) // a muted member changes nothing she said
+	if _, err := e.recall("carol", "r1", before.ID); err != nil {
+		t.Errorf("a muted member's recall of her own message: %v", err)
+	}
 	if err := e.trySend("dave", g, "d1"); err != nil {
 		t.Errorf("dave's send: %v", err)
 	}

@@ -431,13 +431,19 @@ func (s *Service) checkChange(ctx context.Context, op *sendOp, v *batchView) err
 	if err != nil {
 		return err
 	}
-	if t.Group != "" { // nothing changes in a disbanded group
+	if t.Group != "" { // nothing changes in a disbanded group; a muted member edits nothing
 		g, err := s.groupOf(ctx, v, t.Group)
 		if err != nil {
 			return err
 		}
-		if g != nil && g.Disbanded != 0 {
+		switch {
+		case g == nil:
+		case g.Disbanded != 0:
 			return groupGone(t.Group)
+		case c.kind == store.ChangeEdit:
+			if err := mayPost(g, member, now); err != nil {
+				return err
+			}
 		}
 	}
 	switch c.kind {
