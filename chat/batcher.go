@@ -179,8 +179,7 @@ func (s *Service) check(ctx context.Context, op *sendOp, v *batchView) error {
 		g, err := s.groupOf(ctx, v, group) // system is no member, and may mention all
 		switch {
 		case err != nil:
-			s.log.Error("look up group", "group", group, "err", err)
-			return unavailable()
+			return s.lookupFailed("look up group", group, err)
 		case g == nil:
 			return refuse(ErrNotFound, "no such group: "+group)
 		case g.Disbanded != 0:
@@ -196,16 +195,14 @@ func (s *Service) check(ctx context.Context, op *sendOp, v *batchView) error {
 		// many of its sends are to the group.
 		m, err := s.memberOf(ctx, v, group, from)
 		if err != nil {
-			s.log.Error("look up member", "group", group, "err", err)
-			return unavailable()
+			return s.lookupFailed("look up member", group, err)
 		}
 		if m == nil {
 			return notMember(group)
 		}
 		g, err := s.groupOf(ctx, v, group)
 		if err != nil {
-			s.log.Error("look up group", "group", group, "err", err)
-			return unavailable()
+			return s.lookupFailed("look up group", group, err)
 		}
 		if g == nil {
 			return notMember(group)
@@ -460,6 +457,15 @@ type Webhooks interface {
 	// Recalled returns the message.recalled event of m, recalled by by at
 	// at, committed with the recall, and whether that event is on.
 	Recalled(m store.Message, by string, at time.Time) (store.WebhookEvent, bool)
+}
+
+// lookupFailed logs a failed read of a send's check (unless the store
+// logs its state itself) and refuses the send unavailable.
+func (s *Service) lookupFailed(what, group string, err error) error {
+	if !storeLogged(err) {
+		s.log.Error(what, "group", group, "err", err)
+	}
+	return unavailable()
 }
 
 // isAdminOp reports whether op is a group's administration.
