@@ -157,11 +157,18 @@ func (s *Service) administer(ctx context.Context, from Sender, group string, a *
 	cmid := "admin-" + rand.Text()
 	op := &sendOp{from: from, req: wire.Send{CMID: cmid, Group: group}, start: time.Now(),
 		chg: &change{kind: store.ChangeGroup, admin: a}}
-	_, err = Wait(ctx, func(done func(Result)) {
+	if _, err = Wait(ctx, func(done func(Result)) {
 		op.done = done
 		s.enqueue(ctx, op)
-	})
-	return group, err
+	}); err != nil {
+		return group, err
+	}
+	var users []string
+	if a.user != "" {
+		users = []string{a.user}
+	}
+	s.groupChanged(group, a.action, from.User, users)
+	return group, nil
 }
 
 // groupOf returns the group as the batch sees it (read once a batch),

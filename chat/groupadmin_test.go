@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -359,5 +360,53 @@ func TestGroupAdminEndsBatch(t *testing.T) {
 	items := e.syncGroup("carol", g)
 	if last := items[len(items)-1]; last.Action != wire.GroupDisbanded {
 		t.Errorf("the last item is %+v, not the disband", last)
+	}
+}
+
+// changedHook records the webhook's group.changed calls.
+type changedHook struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (h *changedHook) AfterSend([]store.Message) []store.WebhookEvent { return nil }
+func (h *changedHook) Committed()                                     {}
+func (h *changedHook) Recalled(store.Message, string, time.Time) (store.WebhookEvent, bool) {
+	return store.WebhookEvent{}, false
+}
+func (h *changedHook) GroupChanged(group, action, by string, users []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, group+" "+action+" "+by+" "+strings.Join(users, ","))
+}
+
+// TestGroupAdminWebhook: each administration is told to the operator's
+// backend as group.changed, with the action and the member it concerns;
+// a refused one is not.
+func TestGroupAdminWebhook(t *testing.T) {
+	h := &changedHook{}
+	e, g := adminGroup(t, chat.Options{Webhooks: h})
+	h.mu.Lock()
+	h.calls = nil
+	h.mu.Unlock()
+	_, err := e.svc.PatchGroup(e.ctx, from("carol"), g, wire.GroupPatch{Name: ptr("x")})
+	wantCode(t, err, wire.CodeNotAllowed)
+	if _, err := e.svc.PatchGroup(e.ctx, from("bob"), g, wire.GroupPatch{Name: ptr("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.MuteMember(e.ctx, from("bob"), g, "carol", wire.MemberMute{MuteUntil: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.TransferGroup(e.ctx, from("alice"), g, wire.GroupTransfer{User: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.DisbandGroup(e.ctx, from("bob"), g); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"g1 updated bob ", "g1 mute bob carol", "g1 owner alice bob", "g1 disbanded bob "}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if strings.Join(h.calls, "|") != strings.Join(want, "|") {
+		t.Errorf("group.changed calls %q, want %q", h.calls, want)
 	}
 }
