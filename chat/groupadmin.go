@@ -341,6 +341,11 @@ func (s *Service) allocateAdmin(op *sendOp, seq, count uint64, b *store.Batch) {
 	b.Acks = append(b.Acks, store.Ack{From: user, CMID: rec.CMID, ID: rec.ID, TS: rec.TS, Group: a.group, Seq: seq})
 }
 
+// toWireMember shows a member, its mute_until while it lasts.
 func toWireMember(m store.Member) wire.Member {
-	return wire.Member{User: m.User, Role: m.Role, JoinSeq: m.JoinSeq, MuteUntil: m.MuteUntil}
+	out := wire.Member{User: m.User, Role: m.Role, JoinSeq: m.JoinSeq}
+	if m.MuteUntil > time.Now().UnixMilli() {
+		out.MuteUntil = m.MuteUntil
+	}
+	return out
 }

@@ -130,17 +130,23 @@ func TestGroupAdmin(t *testing.T) {
 	if _, werr := sendGroup(carol, "g1", "c3", "muted?"); werr == nil || werr.Code != wire.CodeMuted {
 		t.Fatalf("muted carol's send: %+v", werr)
 	}
+	var shown wire.Group
+	httpJSON(t, "GET", s.HTTP+"/v1/groups/g1", carolTok, nil, &shown)
+	for _, m := range shown.Members {
+		if (m.User == "carol") != (m.MuteUntil == until) {
+			t.Errorf("member %+v in GET: only carol has mute_until %d", m, until)
+		}
+	}
 	n := 0
 	wait.For(t, "carol's mute to pass", 10*time.Second, func() bool {
 		n++
 		_, werr := sendGroup(carol, "g1", fmt.Sprintf("c4-%d", n), "unmuted")
 		return werr == nil
 	})
-	var shown wire.Group
 	httpJSON(t, "GET", s.HTTP+"/v1/groups/g1", carolTok, nil, &shown)
 	for _, m := range shown.Members {
-		if (m.User == "carol") != (m.MuteUntil == until) {
-			t.Errorf("member %+v in GET: only carol has mute_until %d", m, until)
+		if m.MuteUntil != 0 {
+			t.Errorf("member %+v in GET after the mute passed", m)
 		}
 	}
 
