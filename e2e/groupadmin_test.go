@@ -143,8 +143,9 @@ func TestGroupAdmin(t *testing.T) {
 		_, werr := sendGroup(carol, "g1", fmt.Sprintf("c4-%d", n), "unmuted")
 		return werr == nil
 	})
-	httpJSON(t, "GET", s.HTTP+"/v1/groups/g1", carolTok, nil, &shown)
-	for _, m := range shown.Members {
+	var later wire.Group
+	httpJSON(t, "GET", s.HTTP+"/v1/groups/g1", carolTok, nil, &later)
+	for _, m := range later.Members {
 		if m.MuteUntil != 0 {
 			t.Errorf("member %+v in GET after the mute passed", m)
 		}
