@@ -285,6 +285,7 @@ func (s *Service) checkAdmin(ctx context.Context, op *sendOp, v *batchView) erro
 		}
 		a.oldOwner = actor
 		g.Owner, me.Role, them.Role = a.user, store.RoleAdmin, store.RoleOwner
+		them.MuteUntil = 0 // nobody mutes the owner, and it could not unmute itself
 	case wire.GroupMuteMember:
 		if !isAdmin(me) {
 			return refuse(ErrNotAllowed, "only the owner and admins mute members")
@@ -326,7 +327,7 @@ func (s *Service) allocateAdmin(op *sendOp, seq, count uint64, b *store.Batch) {
 		gc.User = a.user
 		b.GroupUpdates = append(b.GroupUpdates, store.GroupUpdate{MsgID: rec.ID, Group: a.group, Seq: seq, Owner: a.user})
 		b.MemberUpdates = append(b.MemberUpdates,
-			store.MemberUpdate{MsgID: rec.ID, Group: a.group, User: a.user, Seq: seq, Role: store.RoleOwner},
+			store.MemberUpdate{MsgID: rec.ID, Group: a.group, User: a.user, Seq: seq, Role: store.RoleOwner, MuteUntil: new(int64)},
 			store.MemberUpdate{MsgID: rec.ID, Group: a.group, User: a.oldOwner, Seq: seq, Role: store.RoleAdmin})
 	case wire.GroupMuteMember:
 		gc.User, gc.Until = a.user, a.until

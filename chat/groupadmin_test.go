@@ -235,6 +235,10 @@ func TestGroupTransfer(t *testing.T) {
 	_, err = e.svc.TransferGroup(e.ctx, from("alice"), g, wire.GroupTransfer{User: "alice"})
 	wantCode(t, err, wire.CodeBadRequest)
 
+	// carol is muted: as the owner she is not any more.
+	if _, err := e.svc.MuteMember(e.ctx, from("alice"), g, "carol", wire.MemberMute{MuteUntil: time.Now().Add(time.Hour).UnixMilli()}); err != nil {
+		t.Fatal(err)
+	}
 	got, err := e.svc.TransferGroup(e.ctx, from("alice"), g, wire.GroupTransfer{User: "Carol"})
 	if err != nil || got.Owner != "carol" || got.Role != store.RoleAdmin {
 		t.Fatalf("transfer: %+v %v", got, err)
@@ -245,6 +249,9 @@ func TestGroupTransfer(t *testing.T) {
 	}
 	if roles["carol"] != store.RoleOwner || roles["alice"] != store.RoleAdmin || roles["bob"] != store.RoleAdmin {
 		t.Errorf("roles after the transfer %v", roles)
+	}
+	if err := e.trySend("carol", g, "c1"); err != nil {
+		t.Errorf("the new owner, muted before, sends: %v", err)
 	}
 	wait.For(t, "the transfer live", 5*time.Second, func() bool { return len(e.groupItems("dave", wire.GroupOwner)) == 1 })
 	if it := e.groupItems("dave", wire.GroupOwner)[0]; it.User != "carol" || it.From != "alice" {
