@@ -296,7 +296,9 @@ func TestGroupDisband(t *testing.T) {
 	wantCode(t, e.trySend("carol", g, "c2"), wire.CodeGroupGone)
 	wantCode(t, e.trySend("alice", g, "a2"), wire.CodeGroupGone)
 	wantCode(t, e.trySend("eve", g, "e2"), wire.CodeNotMember) // a stranger learns nothing
-	_, err := e.recall("alice", "r1", m.ID)
+	_, err := e.svc.SendAs(e.ctx, chat.SystemUser, wire.Send{CMID: "s1", Group: g, Type: "text", Body: "from the backend"})
+	wantCode(t, err, wire.CodeGroupGone)
+	_, err = e.recall("alice", "r1", m.ID)
 	wantCode(t, err, wire.CodeGroupGone)
 	_, err = e.edit("carol", "x1", m.ID, "edited")
 	wantCode(t, err, wire.CodeGroupGone)
