@@ -346,6 +346,10 @@ func TestGroupDisband(t *testing.T) {
 	if err != nil || len(gs.Groups) != 1 || gs.Groups[0].Disbanded == 0 {
 		t.Errorf("groups %+v %v: want the group listed, disbanded", gs, err)
 	}
+	// An erased account still leaves it (DELETE /v1/server/users).
+	if n, err := e.svc.LeaveGroups(e.ctx, "dave"); n != 1 || err != nil {
+		t.Errorf("dave's erasure left %d groups, %v; want 1", n, err)
+	}
 }
 
 // TestGroupAdminEndsBatch: sends queued right behind a disband are

@@ -316,6 +316,12 @@ func (s *Service) RemoveMember(ctx context.Context, actor, group, user string) e
 	if err != nil {
 		return err
 	}
+	switch g, err := s.st.GetGroup(ctx, group); {
+	case err != nil:
+		return errStore("get group", err)
+	case g.Disbanded != 0:
+		return groupGone(group) // members keep their rows, and the history with them
+	}
 	if user != actor {
 		them, err := s.st.GetMember(ctx, group, user)
 		if errors.Is(err, store.ErrNotFound) {
@@ -332,9 +338,6 @@ func (s *Service) RemoveMember(ctx context.Context, actor, group, user string) e
 		return refuse(ErrForbidden, "the owner cannot leave its group")
 	}
 	err = s.st.RemoveMember(ctx, group, user)
-	if errors.Is(err, store.ErrGone) {
-		return groupGone(group)
-	}
 	if errors.Is(err, store.ErrNotFound) {
 		return refuse(ErrNotFound, user+" is not a member of "+group)
 	}

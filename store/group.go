@@ -126,8 +126,9 @@ type Groups interface {
 	// the group would pass limit members (0: no limit). ErrNotFound if the
 	// group does not exist, ErrGone if it was disbanded.
 	AddMembers(ctx context.Context, group string, ms []Member, limit int) (added []Member, err error)
-	// RemoveMember ends a membership; ErrNotFound if there is none,
-	// ErrGone if the group was disbanded (its members keep their rows).
+	// RemoveMember ends a membership; ErrNotFound if there is none. It
+	// removes from a disbanded group too (an erased account leaves every
+	// group): refusing a member's own leave there is the caller's.
 	RemoveMember(ctx context.Context, group, user string) error
 	// GetMember returns ErrNotFound unless user is a member of group.
 	GetMember(ctx context.Context, group, user string) (Member, error)

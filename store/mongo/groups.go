@@ -188,13 +188,6 @@ func (s *Store) RemoveMember(ctx context.Context, group, user string) error {
 	}
 	defer s.end()
 	defer s.lockRMW(ctx)()
-	var g groupDoc
-	if err := s.c.groups.FindOne(ctx, byID(group)).Decode(&g); err != nil {
-		return fmt.Errorf("remove %s from %s: %w", user, group, notFound(err))
-	}
-	if g.Disbanded != 0 {
-		return fmt.Errorf("remove %s from %s: %w", user, group, store.ErrGone)
-	}
 	res, err := s.c.members.DeleteOne(ctx, memberFilter(group, user))
 	if err != nil {
 		return fmt.Errorf("remove %s from %s: %w", user, group, err)

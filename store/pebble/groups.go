@@ -272,9 +272,7 @@ func (s *Store) RemoveMember(ctx context.Context, group, user string) error {
 	if err := s.getJSON(groupKey(group), &g); err != nil {
 		return fmt.Errorf("remove %s from %s: %w", user, group, err)
 	}
-	if g.Disbanded != 0 {
-		return fmt.Errorf("remove %s from %s: %w", user, group, store.ErrGone)
-	}
+
 	if err := s.getJSON(pair(pfxMember, group, user), nil); err != nil {
 		return fmt.Errorf("remove %s from %s: %w", user, group, err)
 	}
