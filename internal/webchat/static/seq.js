@@ -600,6 +600,16 @@ function imqttCheckEvent(ev, me) {
       if (ev.state !== 'start' && ev.state !== 'stop') return 'bad state';
       if (!optStr(ev.peer) || !optStr(ev.group) || str(ev.peer) === str(ev.group)) return 'no conversation';
       return '';
+    case 'group':
+      // A stored administration record has its group's seq; a live
+      // membership event has none (the heads then say what it changed).
+      if (ev.seq === undefined) return '';
+      if (!str(ev.group)) return 'bad group';
+      if (!str(ev.action) || !optStr(ev.from) || !optStr(ev.user)) return 'bad field';
+      if (![ev.name, ev.notice, ev.avatar].every(optStr)) return 'bad field';
+      if (ev.until !== undefined && !num(ev.until)) return 'bad until';
+      if (ev.muted !== undefined && typeof ev.muted !== 'boolean') return 'bad muted';
+      return positioned();
     case 'unread':
       if (!num(ev.total) || !num(ev.count)) return 'bad counts';
       if (!optStr(ev.peer) || !optStr(ev.group) || (!str(ev.peer) && !str(ev.group))) return 'no conversation';
