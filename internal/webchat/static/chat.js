@@ -435,6 +435,7 @@
     const bad = imqttCheckHeads(h);
     if (bad) return skip('a heads answer', bad); // asked again after the sync timeout
     const { out, left } = S.groups.heads(h);
+    for (const x of h.groups) if (x.gone === true) social.gone(x.group); // disbanded: read-only
     deliver(out, false);
     let shown = false;
     for (const x of h.groups) shown = S.left.delete(x.group) || shown; // in it again
@@ -445,7 +446,9 @@
   }
 
   function groupError(group, code) {
-    markLeft(S.groups.error(group, code, Date.now()).left, false);
+    const { left, gone } = S.groups.error(group, code, Date.now());
+    for (const g of gone || []) social.gone(g);
+    markLeft(left, false);
     saveCursor();
     pumpGroups();
   }
@@ -474,6 +477,7 @@
       S.msgs.delete('#' + b.group);
       S.loaded.delete('#' + b.group);
     }
+    if (b.gone === true) social.gone(b.group);
     const { out } = S.groups.batch({ ...b, items }, all.length);
     const dropped = S.groups.takeDropped();
     if (dropped) { // as for the inbox: the heads a little later find what a hole held back

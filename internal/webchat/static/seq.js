@@ -425,12 +425,24 @@ class ImqttGroups {
   }
 
   // error takes an error event answering a group request: group is the
-  // group it names ('' if none), code its code. Returns {left}.
+  // group it names ('' if none), code its code. Returns {left} (and {gone}:
+  // the group was disbanded).
   error(group, code, now) {
     if (code === 'not_member') {
       if (group && this.drop(group)) return { left: [group] };
       if (!group) this.askHeads();
       return { left: [] };
+    }
+    if (code === 'group_gone') {
+      // Disbanded (docs/protocol.md#groups): nothing more to sync. The
+      // cursor stays, and so does the history shown; the page marks it.
+      if (group) {
+        this.inflight.delete(group);
+        this.again.delete(group);
+        this.queue.delete(group);
+        this.notBefore.delete(group);
+      }
+      return { left: [], gone: group ? [group] : [] };
     }
     if (code !== 'busy' && code !== 'unavailable') return { left: [] };
     const key = group || HEADS;

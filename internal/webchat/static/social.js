@@ -264,12 +264,17 @@ function imqttSocial(page) {
   // groupEvent takes a live membership event with no seq ({kind:"group",
   // group, action}): a disband shows at once.
   function groupEvent(ev) {
-    if (ev.action === 'disbanded' && typeof ev.group === 'string') {
-      S.groupInfo.set(ev.group, { ...info(ev.group), disbanded: info(ev.group).disbanded || Date.now() });
-      page.renderConvs();
-      if (S.open === '#' + ev.group) page.renderMessages();
-    }
+    if (ev.action === 'disbanded' && typeof ev.group === 'string') markGone(ev.group);
     soon('groupsTimer', loadGroups);
+  }
+
+  // markGone: the server said group gid is disbanded (its live event, a
+  // head or sync answer with gone, a group_gone error).
+  function markGone(gid) {
+    if (gone(gid)) return;
+    S.groupInfo.set(gid, { ...info(gid), disbanded: Date.now() });
+    page.renderConvs();
+    if (S.open === '#' + gid) page.renderMessages();
   }
 
   async function groupCall(gid, method, path, body, done) {
@@ -599,7 +604,7 @@ function imqttSocial(page) {
   // opened: a group's conversation was opened: its facts as they are now.
   const opened = (gid) => loadGroup(gid).catch(() => {});
 
-  return { load, reset, event, groupItem, groupEvent, hidden, drawHead, convMarks, readOnly, opened };
+  return { load, reset, event, groupItem, groupEvent, gone: markGone, hidden, drawHead, convMarks, readOnly, opened };
 }
 
 if (typeof module !== 'undefined') module.exports = { imqttGroupLine, imqttLastSeen };
