@@ -58,6 +58,8 @@ function imqttSocial(page) {
   const enc = encodeURIComponent;
   const MUTE_FOR = 8 * 3600 * 1000; // "mute for 8 h"
   const PRESENCE_BATCH = 200; // wire.MaxPresenceUsers
+  const PAGE = 1000; // the contact and block lists' largest page
+  const MAX_PAGES = 10; // 10,000 contacts, or blocks: the server's caps
   const TTLS = [[0, 'off'], [5, '5 s'], [10, '10 s'], [60, '1 min'], [3600, '1 h'], [86400, '1 day']]; // burn after reading
 
   Object.assign(S, {
@@ -99,11 +101,26 @@ function imqttSocial(page) {
     $(sel).textContent = what + ': ' + (e.code ? `(${e.code}) ` : '') + e.message;
   }
 
+  // all reads a list of users page by page (GET /v1/contacts, /v1/blocks:
+  // ?after=&limit=, at most PAGE a page, MAX_PAGES pages: the server's cap
+  // of contacts and of blocks).
+  async function all(path, field) {
+    const rows = [];
+    let after = '';
+    for (let i = 0; i < MAX_PAGES; i++) {
+      const got = (await api('GET', `${path}?limit=${PAGE}` + (after ? '&after=' + enc(after) : '')))[field] || [];
+      rows.push(...got);
+      if (got.length < PAGE || !got[got.length - 1] || typeof got[got.length - 1].user !== 'string') break;
+      after = got[got.length - 1].user;
+    }
+    return rows;
+  }
+
   // ---- contacts and presence ----
   async function loadContacts() {
-    const list = await api('GET', '/v1/contacts');
+    const list = await all('/v1/contacts', 'contacts');
     S.contacts.clear();
-    for (const c of list.contacts || []) {
+    for (const c of list) {
       if (c && typeof c.user === 'string' && typeof c.state === 'string') S.contacts.set(c.user, c);
     }
     renderContacts();
@@ -187,8 +204,8 @@ function imqttSocial(page) {
 
   // ---- blocks ----
   async function loadBlocks() {
-    const list = await api('GET', '/v1/blocks');
-    S.blocks = new Set((list.blocks || []).filter((b) => b && typeof b.user === 'string').map((b) => b.user));
+    const list = await all('/v1/blocks', 'blocks');
+    S.blocks = new Set(list.filter((b) => b && typeof b.user === 'string').map((b) => b.user));
     S.blocksLoaded = true;
     page.renderConvs();
     if (S.open) page.renderMessages();
