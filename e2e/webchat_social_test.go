@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
@@ -19,18 +20,19 @@ import (
 // socialPage is what the web chat shows of contacts, presence, blocks,
 // conversation settings and group administration (static/social.js).
 type socialPage struct {
-	Contacts []socialContact `json:"contacts"`
-	Convs    []socialConv    `json:"convs"`
-	Title    string          `json:"title"`
-	Presence string          `json:"presence"` // the open 1:1 conversation's peer: "online", "last seen …"
-	Note     string          `json:"note"`     // "blocked", "disbanded" or ""
-	Composer bool            `json:"composer"` // the composer is shown
-	Sys      []string        `json:"sys"`      // the open group's system lines
-	Msgs     []socialMsg     `json:"msgs"`
-	Name     string          `json:"name"`   // the open group's name
-	Notice   string          `json:"notice"` // the open group's notice
-	Error    string          `json:"error"`
-	Status   string          `json:"status"`
+	Contacts    []socialContact `json:"contacts"`
+	ContactSeen []string        `json:"contact_seen"` // "user: what the line says", without the time
+	Convs       []socialConv    `json:"convs"`
+	Title       string          `json:"title"`
+	Presence    string          `json:"presence"` // the open 1:1 conversation's peer: "online", "last seen …"
+	Note        string          `json:"note"`     // "blocked", "disbanded" or ""
+	Composer    bool            `json:"composer"` // the composer is shown
+	Sys         []string        `json:"sys"`      // the open group's system lines
+	Msgs        []socialMsg     `json:"msgs"`
+	Name        string          `json:"name"`   // the open group's name
+	Notice      string          `json:"notice"` // the open group's notice
+	Error       string          `json:"error"`
+	Status      string          `json:"status"`
 }
 
 type socialContact struct {
@@ -61,6 +63,7 @@ const socialPageJS = `(() => {
   return {
     contacts: q('#contacts .contact').map((li) => ({user: li.dataset.user, state: li.dataset.state,
       online: (li.querySelector('.dot') || {dataset: {}}).dataset.online || ''})),
+    contact_seen: q('#contacts .contact').map((li) => li.dataset.user + ': ' + t(li.querySelector('.seen')).replace(/ [0-9].*$/, '')),
     convs: q('#convs .conv').map((li) => ({key: li.dataset.key, pinned: li.dataset.pinned === 'true', muted: li.dataset.muted === 'true',
       blocked: li.dataset.blocked === 'true', disbanded: li.dataset.disbanded === 'true',
       dot: (li.querySelector('.dot') || {dataset: {}}).dataset.online || ''})),
@@ -154,11 +157,12 @@ func makeContacts(t *testing.T, s *testserver.Server, aTok, a, bTok, b string) {
 // TestWebChatContacts: alice asks bob from her page; bob's page shows the
 // request live and he accepts it there; alice's shows bob accepted, with
 // a presence dot that is on while his page is open. carol, a contact whose
-// page opens later, turns her dot on live; a decline removes a request on
-// both sides.
+// page opens later, turns her dot on live, and off with a last seen when
+// it closes (the debounce shortened to a second); a decline removes a
+// request on both sides.
 func TestWebChatContacts(t *testing.T) {
 	chromium := findChromium(t)
-	s := testserver.Start(t)
+	s := testserver.Start(t, func(c *daemon.Config) { c.PresenceDebounce = time.Second })
 	account(t, s, "alice", "cli")
 	account(t, s, "bob", "cli")
 	carolTok := account(t, s, "carol", "cli")
@@ -194,6 +198,11 @@ func TestWebChatContacts(t *testing.T) {
 	ct := startBrowser(t, chromium, "carol").open(url)
 	ct.login("carol", "secret-carol")
 	at.waitSocial("carol online live", 10*time.Second, func(p socialPage) bool { return p.contact("carol").Online == "true" })
+	ct.close()
+	p := at.waitSocial("carol offline live", 10*time.Second, func(p socialPage) bool { return p.contact("carol").Online == "false" })
+	if !slices.Contains(p.ContactSeen, "carol: last seen") {
+		t.Errorf("carol's line says %q, want a last seen", p.ContactSeen)
+	}
 
 	// dave asks; alice declines: gone on her page.
 	if code := httpJSON(t, "POST", s.HTTP+"/v1/contacts", daveTok, wire.ContactAsk{User: "alice"}, nil); code/100 != 2 {
@@ -327,8 +336,8 @@ func TestWebChatConvSettings(t *testing.T) {
 // TestWebChatGroupAdmin: carol, the owner, renames g1 and sets its notice
 // from the group settings on her page; alice's page shows the system lines
 // and the new name and notice live. carol mutes the group: alice's send is
-// refused muted. carol disbands it after the confirmation: alice's page
-// shows it read-only with its history.
+// refused muted. carol hands the group to alice, who disbands it after the
+// confirmation: both pages show it read-only with its history.
 func TestWebChatGroupAdmin(t *testing.T) {
 	chromium := findChromium(t)
 	s := testserver.Start(t)
@@ -367,15 +376,25 @@ func TestWebChatGroupAdmin(t *testing.T) {
 		return strings.Contains(p.Error, "Not sent ("+wire.CodeMuted+")")
 	})
 
-	ct.click(`#group-panel .g-disband`)
-	ct.click(`#group-panel .g-disband-yes`)
-	p = at.waitSocial("g1 read-only", 10*time.Second, func(p socialPage) bool {
+	// carol hands g1 to alice, who disbands it from her own page.
+	ct.typeInto(`#group-panel input[name=owner]`, "alice")
+	ct.click(`#group-panel .g-transfer`)
+	at.waitSocial("alice the owner", 10*time.Second, func(p socialPage) bool {
+		return len(p.Sys) == 4 && p.Sys[3] == "carol made you the owner"
+	})
+	at.click(`#conv-menu-btn`)
+	at.click(`#conv-menu .m-group`)
+	at.click(`#group-panel .g-disband`)
+	at.shot(shots, "4-alice-disband-confirm")
+	at.click(`#group-panel .g-disband-yes`)
+	p = ct.waitSocial("g1 read-only for carol", 10*time.Second, func(p socialPage) bool {
 		return p.Note == "disbanded" && !p.Composer && p.Title == "# g1 (disbanded)" && p.conv("#g1").Disbanded
 	})
-	if !strings.Contains(p.bodies(), "welcome") || p.Sys[len(p.Sys)-1] != "carol disbanded the group" {
+	if !strings.Contains(p.bodies(), "welcome") || p.Sys[len(p.Sys)-1] != "alice disbanded the group" {
 		t.Errorf("after the disband: messages %q, system lines %q", p.bodies(), p.Sys)
 	}
-	at.shot(shots, "4-alice-disbanded")
+	ct.shot(shots, "5-carol-disbanded")
+	at.waitSocial("g1 read-only for alice", 10*time.Second, func(p socialPage) bool { return p.Note == "disbanded" && !p.Composer })
 	// A page opened anew shows it so too, from the server's word.
 	at.close()
 	at = startBrowser(t, chromium, "alice-again").open(url)
