@@ -68,6 +68,7 @@ function imqttSocial(page) {
     blocks: new Set(), // users I blocked
     settings: null, // my user settings, as the server last said
     groupInfo: new Map(), // group -> wire.Group as GET /v1/groups[/{gid}] last said
+    avatars: new Map(), // media ID -> {url}: a group avatar's image as a blob URL ('' until fetched)
     convMenu: false, // the open conversation's menu is shown
     groupPanel: false, // the open group's settings are shown
     disbandAsked: false, // the disband confirmation is shown
@@ -82,6 +83,8 @@ function imqttSocial(page) {
     S.blocks.clear();
     S.blocksLoaded = false;
     S.groupInfo.clear();
+    for (const a of S.avatars.values()) if (a.url) URL.revokeObjectURL(a.url);
+    S.avatars.clear();
     S.settings = null;
     S.convMenu = S.groupPanel = S.disbandAsked = false;
     clearTimeout(S.contactsTimer);
@@ -376,6 +379,7 @@ function imqttSocial(page) {
           drawGroupPanel(gid);
         }));
         panel.append(ask);
+        requestAnimationFrame(() => ask.scrollIntoView({ block: 'nearest' }));
       }
     }
     for (const f of panel.querySelectorAll('input, textarea')) {
@@ -466,6 +470,31 @@ function imqttSocial(page) {
     }
   }
 
+  // avatar returns the image of a group avatar that is a media ID, fetched
+  // with the session's token (GET /v1/media/{id}) and shown from a blob;
+  // null until it came, or for a URL (the page loads nothing from
+  // elsewhere: the panel shows it as text).
+  function avatar(id) {
+    if (!id || !/^[A-Za-z0-9_-]{1,128}$/.test(id)) return null;
+    let a = S.avatars.get(id);
+    if (!a) {
+      S.avatars.set(id, (a = { url: '' }));
+      fetch('/v1/media/' + enc(id), { headers: { Authorization: 'Bearer ' + S.session.token } })
+        .then((res) => (res.ok && /^image\//.test(res.headers.get('Content-Type') || '') ? res.blob() : null))
+        .then((b) => {
+          if (!b) return;
+          a.url = URL.createObjectURL(b);
+          if (S.open) drawHead();
+        })
+        .catch(() => {});
+    }
+    if (!a.url) return null;
+    const img = el('img', 'g-avatar');
+    img.src = a.url;
+    img.alt = '';
+    return img;
+  }
+
   // drawHead draws what goes with the open conversation's title: presence,
   // the group's name and notice, notes, the menu, the group's panel and the
   // composer's burn-after-reading choice.
@@ -484,9 +513,11 @@ function imqttSocial(page) {
     gi.replaceChildren();
     gi.hidden = !g;
     if (g) {
+      const img = avatar(g.avatar);
+      if (img) gi.append(img);
       if (g.name) gi.append(el('span', 'g-name', g.name));
       if (g.notice) gi.append(el('span', 'g-notice', g.notice));
-      if (g.muted) gi.append(el('span', 'g-muted', 'Only the owner and admins can send.'));
+      if (g.muted && !gone(r.group)) gi.append(el('span', 'g-muted', 'Only the owner and admins can send.'));
     }
     const note = $('#chat-note');
     note.replaceChildren();
