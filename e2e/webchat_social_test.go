@@ -35,6 +35,7 @@ type socialPage struct {
 	Avatar      bool            `json:"avatar"` // the open group's avatar image is shown
 	Error       string          `json:"error"`
 	Status      string          `json:"status"`
+	Total       int             `json:"total"` // the header's unread badge
 }
 
 type socialContact struct {
@@ -50,6 +51,7 @@ type socialConv struct {
 	Blocked   bool   `json:"blocked"`
 	Disbanded bool   `json:"disbanded"`
 	Dot       string `json:"dot"`
+	Badge     int    `json:"badge"`
 }
 
 type socialMsg struct {
@@ -68,7 +70,8 @@ const socialPageJS = `(() => {
     contact_seen: q('#contacts .contact').map((li) => li.dataset.user + ': ' + t(li.querySelector('.seen')).replace(/ [0-9].*$/, '')),
     convs: q('#convs .conv').map((li) => ({key: li.dataset.key, pinned: li.dataset.pinned === 'true', muted: li.dataset.muted === 'true',
       blocked: li.dataset.blocked === 'true', disbanded: li.dataset.disbanded === 'true',
-      dot: (li.querySelector('.dot') || {dataset: {}}).dataset.online || ''})),
+      dot: (li.querySelector('.dot') || {dataset: {}}).dataset.online || '',
+      badge: li.querySelector('.badge').hidden ? 0 : parseInt(li.querySelector('.badge').textContent.replace('@ ', ''), 10)})),
     title: t(document.querySelector('#chat-title')),
     presence: document.querySelector('#chat-presence').hidden ? '' : t(document.querySelector('#chat-presence')),
     note: document.querySelector('#chat-note').hidden ? '' : (document.querySelector('#chat-note').dataset.what || ''),
@@ -81,6 +84,7 @@ const socialPageJS = `(() => {
     avatar: !!document.querySelector('#group-info img.g-avatar') && document.querySelector('#group-info img.g-avatar').naturalWidth > 0,
     error: t(document.querySelector('#chat-error')),
     status: document.querySelector('#status').dataset.state,
+    total: document.querySelector('#total').hidden ? 0 : +document.querySelector('#total').textContent,
   };
 })()`
 
@@ -310,7 +314,9 @@ func TestWebChatConvSettings(t *testing.T) {
 		}
 		return k
 	}
-	at.waitSocial("carol's first (newest)", 10*time.Second, func(p socialPage) bool { return slices.Equal(keys(p), []string{"carol", "bob"}) })
+	at.waitSocial("carol's first (newest)", 10*time.Second, func(p socialPage) bool {
+		return slices.Equal(keys(p), []string{"carol", "bob"}) && p.Total == 2
+	})
 
 	at.click(`#convs .conv[data-peer="bob"]`)
 	at.click(`#conv-menu-btn`)
@@ -331,8 +337,21 @@ func TestWebChatConvSettings(t *testing.T) {
 	if !got.Pin || got.Mute || got.MuteUntil < time.Now().Add(7*time.Hour).UnixMilli() {
 		t.Errorf("bob's settings: %+v, want pinned and muted for 8 h", got)
 	}
-	at.click(`#conv-menu-btn`)
-	at.click(`#conv-menu .m-unmute`)
+
+	// A muted conversation keeps its own unread, out of the total.
+	at.click(`#convs .conv[data-peer="carol"]`)
+	if code := httpJSON(t, "POST", s.HTTP+"/v1/messages", bobTok, wire.Send{CMID: "again", To: "alice", Type: "text", Body: "again"}, nil); code != http.StatusOK {
+		t.Fatalf("send: %d", code)
+	}
+	at.waitSocial("bob's unread, out of the total", 10*time.Second, func(p socialPage) bool {
+		return p.conv("bob").Badge == 1 && p.Total == 0
+	})
+	if code := httpJSON(t, "PUT", s.HTTP+"/v1/conversations/bob/settings", mustLogin(t, s, "alice"), wire.ConvSettings{Pin: true}, nil); code != http.StatusOK {
+		t.Fatalf("unmute: %d", code)
+	}
+	at.waitSocial("unmuted: bob's unread in the total", 10*time.Second, func(p socialPage) bool {
+		return !p.conv("bob").Muted && p.conv("bob").Pinned && p.conv("bob").Badge == 1 && p.Total == 1
+	})
 	other.waitSocial("unmuted on the other device", 10*time.Second, func(p socialPage) bool { return !p.conv("bob").Muted && p.conv("bob").Pinned })
 }
 

@@ -217,7 +217,7 @@
       const mine = seen.get(key);
       if (mine && mine.arrival > asked) {
         S.convs.set(key, mine);
-        S.total += mine.unread - c.unread;
+        if (!mine.muted) S.total += mine.unread - (c.muted ? 0 : c.unread); // a muted one's is not in the total
         continue;
       }
       // peer_read only grows: a receipt may have come after the list was asked.
@@ -228,7 +228,7 @@
     for (const [key, mine] of seen) {
       if (!S.convs.has(key) && mine.arrival > asked) {
         S.convs.set(key, mine);
-        S.total += mine.unread;
+        if (!mine.muted) S.total += mine.unread;
       }
     }
     if (S.open && !S.convs.has(S.open)) S.convs.set(S.open, row(S.open));
@@ -773,7 +773,7 @@
       // Counted only when newer than the list's last message, which the server counted already.
       if (m.from !== me() && isNew && !(S.open === key && visible())) {
         r.unread++;
-        S.total++;
+        if (!r.muted) S.total++; // a muted conversation keeps its own count, out of the total
       }
       r.last = m;
       r.arrival = ++S.arrivals;
@@ -1018,7 +1018,7 @@
     S.readSent.set(key, upto);
     const req = r.group ? { group: r.group, seq: upto } : { peer: r.peer, upto };
     S.client.publish('im/read', JSON.stringify(req), { qos: 1 });
-    S.total = Math.max(0, S.total - r.unread);
+    if (!r.muted) S.total = Math.max(0, S.total - r.unread);
     r.unread = 0; // the unread event confirms
     r.mentioned = false;
     renderConvs();
