@@ -893,6 +893,7 @@
   // typing: someone types in a conversation the page shows.
   function typing(ev) {
     if (ev.from === me()) return; // my other device
+    if (S.blocks.has(ev.from)) return; // in a shared group: shown no more than the blocked user's messages
     if (ev.peer !== undefined && ev.peer !== me()) return; // 1:1: the peer is the receiver
     const key = ev.group !== undefined ? '#' + ev.group : ev.from;
     if (!S.convs.has(key) && S.open !== key) return;
