@@ -94,6 +94,9 @@ func (h *HTTP) Logout(ctx context.Context) error {
 // error is Retryable may be sent again with the same CMID; Send does not
 // fill an empty CMID.
 func (h *HTTP) Send(ctx context.Context, m wire.Send) (wire.Ack, error) {
+	if err := checkTTL(m); err != nil {
+		return wire.Ack{}, err
+	}
 	var a wire.Ack
 	if err := h.do(ctx, http.MethodPost, "/v1/messages", nil, m, &a); err != nil {
 		return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, err)
