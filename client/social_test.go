@@ -339,3 +339,37 @@ func TestHTTPSocial(t *testing.T) {
 		t.Fatalf("refused calls reached the server: %q", got)
 	}
 }
+
+// SyncCursor over HTTP: a group whose sync the server answers group_gone
+// (disbanded) ends there, keeps its cursor, and does not fail the sync of
+// the other groups.
+func TestSyncCursorGroupGone(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		switch {
+		case q.Get("heads") == "1":
+			fmt.Fprint(w, `{"kind":"heads","groups":[{"group":"gone","seq":9,"join":0,"gone":true},{"group":"live","seq":2,"join":0}]}`)
+		case q.Get("group") == "gone":
+			w.WriteHeader(http.StatusGone)
+			fmt.Fprint(w, `{"kind":"error","code":"group_gone","message":"disbanded"}`)
+		case q.Get("group") == "live":
+			fmt.Fprint(w, `{"kind":"sync","group":"live","since":1,"upto":2,"more":false,"epoch":"e","items":[{"kind":"msg","id":"5","group":"live","seq":2,"type":"text","body":"hi"}]}`)
+		default:
+			fmt.Fprint(w, `{"kind":"sync","since":0,"upto":0,"more":false,"epoch":"e","items":[]}`)
+		}
+	}))
+	defer srv.Close()
+	cur := &MemoryCursor{}
+	_ = cur.Save(Cursor{Groups: map[string]GroupCursor{"gone": {Seq: 4, Epoch: "e"}, "live": {Seq: 1, Epoch: "e"}}})
+	var got []string
+	err := (&HTTP{Server: srv.URL}).SyncCursor(context.Background(), cur, 0, func(m wire.Msg) error {
+		got = append(got, m.Group+":"+m.Body)
+		return nil
+	})
+	if err != nil || !slices.Equal(got, []string{"live:hi"}) {
+		t.Fatalf("SyncCursor: %v, delivered %v", err, got)
+	}
+	if c, _ := cur.Load(); c.Groups["gone"].Seq != 4 || c.Groups["live"].Seq != 2 {
+		t.Fatalf("cursor %+v", c)
+	}
+}
