@@ -122,16 +122,6 @@ type envelope struct {
 type rawSync struct {
 	wire.Sync
 	Items []json.RawMessage `json:"items"`
-	// Gone: a group sync's group was disbanded; the items end at the
-	// disband (docs/protocol.md#group-administration).
-	Gone bool `json:"gone,omitempty"`
-}
-
-// groupHead is one group of a heads answer; Gone says it was disbanded
-// (its Seq is the disband's: nothing follows).
-type groupHead struct {
-	wire.GroupHead
-	Gone bool `json:"gone,omitempty"`
 }
 
 // maxPayload bounds a decompressed payload (a defence against gzip bombs).
@@ -270,10 +260,10 @@ func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
 // handles (a sync batch, an error), decoded in one pass.
 type deviceJSON struct {
 	rawSync
-	Groups  []groupHead `json:"groups"` // a heads answer's
-	CMID    string      `json:"cmid"`
-	Code    string      `json:"code"`
-	Message string      `json:"message"`
+	Groups  []wire.GroupHead `json:"groups"` // a heads answer's
+	CMID    string           `json:"cmid"`
+	Code    string           `json:"code"`
+	Message string           `json:"message"`
 }
 
 // decodeDevice decodes an event on the device topic. A sync batch too deep

@@ -145,7 +145,7 @@ func (gs *groupSet) askHeads(now time.Time) []wire.SyncRequest {
 // onHeads takes a heads answer. It returns the "disbanded" events of the
 // groups newly gone, the "left" events of the groups no longer listed, and
 // the requests to send.
-func (gs *groupSet) onHeads(hs []groupHead, now time.Time) (out []Event, reqs []wire.SyncRequest) {
+func (gs *groupSet) onHeads(hs []wire.GroupHead, now time.Time) (out []Event, reqs []wire.SyncRequest) {
 	if !gs.heads.sent.IsZero() {
 		gs.heads.sent = time.Time{}
 		gs.busy--

@@ -51,13 +51,7 @@ func wantReqs(t *testing.T, what string, got []wire.SyncRequest, want ...string)
 }
 
 // heads is a heads answer listing hs.
-func heads(hs ...wire.GroupHead) []groupHead {
-	out := make([]groupHead, len(hs))
-	for i, h := range hs {
-		out[i] = groupHead{GroupHead: h}
-	}
-	return out
-}
+func heads(hs ...wire.GroupHead) []wire.GroupHead { return hs }
 
 var t0 = time.Unix(1_800_000_000, 0)
 

@@ -143,7 +143,7 @@ func disbandedOf(evs []Event) []string {
 func TestGroupSetGone(t *testing.T) {
 	gs := newGroupSet(map[string]GroupCursor{"a": {Seq: 3}}, &room{}, 100, 10*time.Second)
 	gs.connected(t0)
-	out, reqs := gs.onHeads([]groupHead{{GroupHead: wire.GroupHead{Group: "a", Seq: 6}, Gone: true}, {GroupHead: wire.GroupHead{Group: "new", Seq: 4, Join: 2}, Gone: true}}, t0)
+	out, reqs := gs.onHeads(heads(wire.GroupHead{Group: "a", Seq: 6, Gone: true}, wire.GroupHead{Group: "new", Seq: 4, Join: 2, Gone: true}), t0)
 	if got := disbandedOf(out); !slices.Equal(got, []string{"a", "new"}) || len(out) != 2 || !out[0].Synced {
 		t.Fatalf("events %+v, want a and new disbanded", out)
 	}
@@ -155,14 +155,14 @@ func TestGroupSetGone(t *testing.T) {
 		t.Fatalf("cursors %+v", cur)
 	}
 	// Heads again: nothing to sync, nothing to tell.
-	out, reqs = gs.onHeads([]groupHead{{GroupHead: wire.GroupHead{Group: "a", Seq: 6}, Gone: true}, {GroupHead: wire.GroupHead{Group: "new", Seq: 4, Join: 2}, Gone: true}}, t0.Add(2*time.Second))
+	out, reqs = gs.onHeads(heads(wire.GroupHead{Group: "a", Seq: 6, Gone: true}, wire.GroupHead{Group: "new", Seq: 4, Join: 2, Gone: true}), t0.Add(2*time.Second))
 	if len(out) != 0 || len(reqs) != 0 || !gs.settled() {
 		t.Fatalf("second heads: %+v %v", out, described(reqs))
 	}
 	// A restart from the saved cursor: still nothing to tell.
 	gs = newGroupSet(cur, &room{}, 100, 10*time.Second)
 	gs.connected(t0)
-	out, reqs = gs.onHeads([]groupHead{{GroupHead: wire.GroupHead{Group: "a", Seq: 6}, Gone: true}, {GroupHead: wire.GroupHead{Group: "new", Seq: 4, Join: 2}, Gone: true}}, t0)
+	out, reqs = gs.onHeads(heads(wire.GroupHead{Group: "a", Seq: 6, Gone: true}, wire.GroupHead{Group: "new", Seq: 4, Join: 2, Gone: true}), t0)
 	if len(out) != 0 || len(reqs) != 0 {
 		t.Fatalf("after a restart: %+v %v", out, described(reqs))
 	}
