@@ -104,8 +104,9 @@ func TestE2EContactsAndBlocks(t *testing.T) {
 
 	_, err = alice.RequestContact(ctx, "alice")
 	wantCode(t, "a request to oneself", err, wire.CodeSelf)
-	_, err = alice.AcceptContact(ctx, "carol")
-	wantCode(t, "accepting a request never made", err, wire.CodeNoSuchUser)
+	_, err = alice.RequestContact(ctx, "carol")
+	wantCode(t, "a request to no one", err, wire.CodeNoSuchUser)
+	wantCode(t, "a block of no one", alice.Block(ctx, "carol"), wire.CodeNoSuchUser)
 	login(t, s, "carol", "phone")
 	_, err = alice.AcceptContact(ctx, "carol")
 	wantCode(t, "accepting a request never made", err, wire.CodeNoRequest)
