@@ -64,7 +64,7 @@ func init() {
 		{"read", "PEER [--upto ID]", "mark messages with PEER read", cmdRead},
 		{"push", "[register --provider apns|fcm|webhook --token T [--topic B] [--sandbox] | unregister [DEVICE]]", "this device's offline push registration (none: list them)", cmdPush},
 		{"groups", groupsUsage, "list, create, manage and administer groups", cmdGroups},
-		{"mute", "(PEER | --group G) [--until DURATION]", "mute a conversation (its unread leaves the total; no push but mentions)", cmdMute},
+		{"mute", "(PEER | --group G) [--until DURATION|TIME]", "mute a conversation (its unread leaves the total; no push but mentions)", cmdMute},
 		{"unmute", "(PEER | --group G)", "unmute a conversation", cmdUnmute},
 		{"pin", "(PEER | --group G)", "pin a conversation (pinned ones list first)", cmdPin},
 		{"unpin", "(PEER | --group G)", "unpin a conversation", cmdUnpin},

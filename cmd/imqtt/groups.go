@@ -20,7 +20,7 @@ func cmdGroups(ctx context.Context, c *cli, args []string) error {
 	fs.Var(&gf.notice, "notice", "update: the group's notice (\"\" clears it)")
 	fs.Var(&gf.avatar, "avatar", "update: the group's avatar, a media ID or a URL (\"\" clears it)")
 	gf.muted = fs.String("muted", "", "update: on (only the owner and admins may send) or off")
-	gf.until = fs.Duration("until", 0, "mute: how long the member may not send (e.g. 1h)")
+	fs.Var(&gf.until, "until", "mute: how long the member may not send (e.g. 1h), or until when (RFC 3339)")
 	gf.all = fs.Bool("all", false, "mute, unmute: everyone but the owner and admins")
 	pos, err := c.parse(fs, args, 0, 64)
 	if err != nil {

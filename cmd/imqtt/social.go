@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -322,16 +323,18 @@ func groupAdmin(ctx context.Context, c *cli, verb string, rest []string, f group
 		switch {
 		case (user != "") == *f.all:
 			return true, usagef("%s G wants USER or --all, not both", verb)
-		case *f.all && *f.until != 0:
+		case *f.all && f.until.set:
 			return true, usagef("--until is for one member; --all lasts until unmute --all")
 		case *f.all:
 			patch = &wire.GroupPatch{Muted: &mute}
-		case mute && *f.until <= 0:
-			return true, usagef("mute G USER wants --until DURATION (e.g. 1h)")
-		case !mute && *f.until != 0:
+		case mute && !f.until.set:
+			return true, usagef("mute G USER wants --until DURATION|TIME (e.g. 1h)")
+		case !mute && f.until.set:
 			return true, usagef("--until is for mute")
+		case mute && !f.until.at(time.Now()).After(time.Now()):
+			return true, usagef("--until must be ahead, not negative or past")
 		case mute:
-			until = time.Now().Add(*f.until)
+			until = f.until.at(time.Now())
 		}
 	}
 	h, _, err := c.api()
@@ -367,7 +370,7 @@ var adminVerbs = map[string]struct {
 	"update":   {"G [--name N] [--notice T] [--avatar A] [--muted on|off]", 1, 1},
 	"disband":  {"G", 1, 1},
 	"transfer": {"G USER", 2, 2},
-	"mute":     {"G (USER --until DURATION | --all)", 1, 2},
+	"mute":     {"G (USER --until DURATION|TIME | --all)", 1, 2},
 	"unmute":   {"G (USER | --all)", 1, 2},
 }
 
@@ -401,8 +404,46 @@ func (f groupFlags) patch() (wire.GroupPatch, error) {
 type groupFlags struct {
 	name, notice, avatar optString
 	muted                *string
-	until                *time.Duration
+	until                untilValue
 	all                  *bool
+}
+
+// untilValue is --until: a duration from now ("8h") or a time (RFC 3339).
+type untilValue struct {
+	d   time.Duration
+	t   time.Time // the zero time: d from now
+	set bool
+}
+
+func (u *untilValue) String() string {
+	switch {
+	case u == nil || !u.set:
+		return ""
+	case !u.t.IsZero():
+		return u.t.Format(time.RFC3339)
+	}
+	return u.d.String()
+}
+
+func (u *untilValue) Set(s string) error {
+	if d, err := time.ParseDuration(s); err == nil {
+		*u = untilValue{d: d, set: true}
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return fmt.Errorf("want a duration (8h) or a time (2026-12-24T18:00:00Z), not %q", s)
+	}
+	*u = untilValue{t: t, set: true}
+	return nil
+}
+
+// at is the time u names, from now.
+func (u *untilValue) at(now time.Time) time.Time {
+	if !u.t.IsZero() {
+		return u.t
+	}
+	return now.Add(u.d)
 }
 
 // optString is a string flag that tells "not given" from "given empty"
@@ -428,5 +469,5 @@ func printGroup(c *cli, g wire.Group) error {
 var groupsUsage = strings.Join([]string{
 	"[create NAME [--id G] [--members a,b] | show G | add G USER... [--admin] | remove G USER | leave G",
 	"rename G NAME | update G [--name N] [--notice T] [--avatar A] [--muted on|off] | disband G",
-	"transfer G USER | mute G (USER --until DURATION | --all) | unmute G (USER | --all)]",
+	"transfer G USER | mute G (USER --until DURATION|TIME | --all) | unmute G (USER | --all)]",
 }, " | ")

@@ -61,6 +61,10 @@ func TestSocialExitCodes(t *testing.T) {
 		{[]string{"groups", "update", "g"}, exitUsage, "changes nothing"},
 		{[]string{"groups", "update", "g", "--muted", "maybe"}, exitUsage, "--muted wants"},
 		{[]string{"groups", "update", "g", "--notice", ""}, exitFailure, "not logged in"},
+		{[]string{"groups", "mute", "g", "bob", "--until", "tomorrow"}, exitUsage, "want a duration (8h) or a time"},
+		{[]string{"groups", "mute", "g", "bob", "--until", "2001-01-01T00:00:00Z"}, exitUsage, "--until must be ahead"},
+		{[]string{"mute", "bob", "--until", "2001-01-01T00:00:00Z"}, exitUsage, "--until must be ahead"},
+		{[]string{"mute", "bob", "--until", "2099-01-01T00:00:00Z"}, exitFailure, "not logged in"},
 		{[]string{"groups", "mute", "g", "bob", "--until", "1h"}, exitFailure, "not logged in"},
 	} {
 		code, _, stderr := runIn(t, e, c.args...)
@@ -125,6 +129,12 @@ func TestE2ECLIPin(t *testing.T) {
 	mustJSON(t, alice.ok("unpin", "bob"), &cs)
 	if cs != (wire.ConvSettings{Peer: "bob", Mute: true}) {
 		t.Fatalf("unpin bob: %+v (the mute must stay)", cs)
+	}
+	cs = wire.ConvSettings{}
+	at := time.Now().Add(30 * 24 * time.Hour).UTC().Truncate(time.Second)
+	mustJSON(t, alice.ok("mute", "carol", "--until", at.Format(time.RFC3339)), &cs)
+	if want := at.UnixMilli(); cs.MuteUntil != want || cs.Mute {
+		t.Fatalf("mute carol until a time: %+v, want mute_until %d", cs, want)
 	}
 	alice.fails(exitFailure, "no_such_user", "pin", "nobody")
 	carol.fails(exitFailure, "not_member", "pin", "--group", "team")
