@@ -216,7 +216,7 @@ func refDecodeEvent(raw json.RawMessage) (Event, error) {
 	case wire.KindUnread:
 		ev.Unread = &wire.Unread{Kind: e.Kind, Total: e.Total, Peer: e.Peer, Group: e.Group, Count: e.Count}
 	case wire.KindGroup:
-		if e.Seq > 0 {
+		if e.Seq > 0 && e.Group != "" {
 			ev.GroupChange = &e.Msg
 		} else {
 			ev.Group = &wire.GroupEvent{Kind: e.Kind, Group: e.Group, Action: e.Action, By: e.By}

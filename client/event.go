@@ -55,7 +55,7 @@ type Event struct {
 	Reaction *wire.Msg // Kind reaction: From added (Op wire.ReactAdd) or removed (wire.ReactRemove) Emoji on ID
 	Delete   *wire.Msg // Kind delete: IDs, or the whole conversation with Peer, hidden from the user's own devices
 
-	// GroupChange, for Kind group with a Seq: a change of the group
+	// GroupChange, for Kind group with a Group and Seq: a change of the group
 	// itself (docs/protocol.md#group-administration), stored in its log
 	// as an item like a message: Action is wire.GroupUpdated (Name,
 	// Notice, Avatar: those set), GroupDisbanded, GroupOwner (User is the
@@ -230,7 +230,7 @@ func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
 	case wire.KindUnread:
 		ev.Unread = &wire.Unread{Kind: e.Kind, Total: e.Total, Peer: e.Peer, Group: e.Group, Count: e.Count}
 	case wire.KindGroup:
-		if e.Seq > 0 { // stored in the group's log: an item of its stream
+		if e.Seq > 0 && e.Group != "" { // stored in the group's log: an item of its stream
 			ev.GroupChange = &e.Msg
 			break
 		}
