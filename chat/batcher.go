@@ -42,7 +42,9 @@ func (s *Service) runBatcher() {
 	for op := range s.queue {
 		ops := []*sendOp{op}
 	fill:
-		for len(ops) < s.opts.MaxBatch {
+		// A group's administration ends its batch: what comes after it is
+		// checked against the group as it made it (groupadmin.go).
+		for len(ops) < s.opts.MaxBatch && !isAdminOp(ops[len(ops)-1]) {
 			select {
 			case op, ok := <-s.queue:
 				if !ok {
@@ -69,11 +71,8 @@ func (s *Service) process(ops []*sendOp) {
 	seen := make(map[store.AckKey]*sendOp, len(ops))
 	valid := make([]*sendOp, 0, len(ops))
 	v, err := s.view(ctx, ops)
-	if err != nil {
-		if !storeLogged(err) {
-			s.log.Error("read messages a batch refers to", "err", err)
-		}
-		v = nil
+	if err != nil && !storeLogged(err) {
+		s.log.Error("read messages a batch refers to", "err", err)
 	}
 	for _, op := range ops {
 		key := store.AckKey{From: op.from.User, CMID: op.req.CMID}
@@ -82,7 +81,7 @@ func (s *Service) process(ops []*sendOp) {
 			continue
 		}
 		seen[key] = op
-		if v == nil && (op.chg != nil || op.replyTo != 0) {
+		if v.failed && (op.chg != nil && op.chg.kind != store.ChangeGroup || op.replyTo != 0) {
 			op.res.Err = unavailable()
 			continue
 		}
@@ -178,8 +177,14 @@ func (s *Service) process(ops []*sendOp) {
 func (s *Service) check(ctx context.Context, op *sendOp, v *batchView) error {
 	from, to, group := op.from.User, op.req.To, op.req.Group
 	if group != "" && op.from.system() {
-		if err := s.groupExists(ctx, group); err != nil { // system is no member, and may mention all
-			return err
+		g, err := s.groupOf(ctx, v, group) // system is no member, and may mention all
+		switch {
+		case err != nil:
+			return s.lookupFailed("look up group", group, err)
+		case g == nil:
+			return refuse(ErrNotFound, "no such group: "+group)
+		case g.Disbanded != 0:
+			return groupGone(group)
 		}
 		if op.replyTo != 0 {
 			return s.checkReply(op, v, &store.Member{})
@@ -187,15 +192,30 @@ func (s *Service) check(ctx context.Context, op *sendOp, v *batchView) error {
 		return nil
 	}
 	if group != "" {
-		m, err := s.member(ctx, group, from)
+		// The member's row and the group's, read once a batch however
+		// many of its sends are to the group.
+		m, err := s.memberOf(ctx, v, group, from)
 		if err != nil {
-			return refusal(err)
+			return s.lookupFailed("look up member", group, err)
+		}
+		if m == nil {
+			return notMember(group)
+		}
+		g, err := s.groupOf(ctx, v, group)
+		if err != nil {
+			return s.lookupFailed("look up group", group, err)
+		}
+		if g == nil {
+			return notMember(group)
+		}
+		if err := mayPost(g, m, time.Now()); err != nil {
+			return err
 		}
 		if mentionsAll(op.req.Mentions) && m.Role != store.RoleOwner && m.Role != store.RoleAdmin {
 			return refuse(ErrForbidden, "only the group's owner and admins may mention "+wire.MentionAll)
 		}
 		if op.replyTo != 0 {
-			return s.checkReply(op, v, &m)
+			return s.checkReply(op, v, m)
 		}
 		return nil
 	}
@@ -442,3 +462,15 @@ type Webhooks interface {
 	// at, committed with the recall, and whether that event is on.
 	Recalled(m store.Message, by string, at time.Time) (store.WebhookEvent, bool)
 }
+
+// lookupFailed logs a failed read of a send's check (unless the store
+// logs its state itself) and refuses the send unavailable.
+func (s *Service) lookupFailed(what, group string, err error) error {
+	if !storeLogged(err) {
+		s.log.Error(what, "group", group, "err", err)
+	}
+	return unavailable()
+}
+
+// isAdminOp reports whether op is a group's administration.
+func isAdminOp(op *sendOp) bool { return op.chg != nil && op.chg.kind == store.ChangeGroup }

@@ -39,6 +39,8 @@ var (
 	ErrSelf            = errors.New(wire.CodeSelf)            // a contact or block of oneself
 	ErrTooManyContacts = errors.New(wire.CodeTooManyContacts) // the user has MaxContacts contacts
 	ErrTooManyBlocks   = errors.New(wire.CodeTooManyBlocks)   // the user has MaxBlocks blocks
+	ErrMuted           = errors.New(wire.CodeMuted)           // the sender is muted in the group, or the group is muted
+	ErrGroupGone       = errors.New(wire.CodeGroupGone)       // the group was disbanded
 )
 
 // sentinels is the one table from the core's refusals to wire codes: each
@@ -46,7 +48,8 @@ var (
 var sentinels = []error{ErrBadRequest, ErrBadType, ErrMissingTo, ErrMissingCMID, ErrTooLarge,
 	ErrNoSuchUser, ErrNotMember, ErrForbidden, ErrNotFound, ErrExists, ErrGroupFull, ErrTooManyGroups,
 	ErrTooManySettings, ErrRateLimited, ErrBusy, ErrUnavailable, ErrRejected, ErrNotAllowed, ErrTooLate,
-	ErrBlocked, ErrNotContact, ErrNoRequest, ErrSelf, ErrTooManyContacts, ErrTooManyBlocks}
+	ErrBlocked, ErrNotContact, ErrNoRequest, ErrSelf, ErrTooManyContacts, ErrTooManyBlocks,
+	ErrMuted, ErrGroupGone}
 
 // Error is a refusal of the core: Err, one of the sentinels, and the
 // message for the client.

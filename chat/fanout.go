@@ -192,6 +192,25 @@ func (f *fanout) left(group, user string) {
 	}
 }
 
+// drop takes a disbanded group out of the index. A member who connects
+// later indexes it again from its rows (kept, for its history), which
+// costs nothing: nothing more is stored in it.
+func (f *fanout) drop(group string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for u := range f.members[group] {
+		f.changes[u]++
+		gs := f.groups[u]
+		for i, g := range gs {
+			if g == group {
+				f.groups[u] = append(gs[:i:i], gs[i+1:]...)
+				break
+			}
+		}
+	}
+	delete(f.members, group)
+}
+
 // online members of group here, copied.
 func (f *fanout) recipients(group string) []string {
 	f.mu.Lock()
@@ -233,6 +252,9 @@ func (f *fanout) run(done chan<- struct{}) {
 			users = f.markBlocked(m, users, items[i])
 			_, _ = f.svc.out.SendMany(users, items[i])
 			f.svc.m.GroupFanout.Observe(float64(len(users)))
+			if c := m.Change; c != nil && c.Admin != nil && c.Admin.Action == wire.GroupDisbanded {
+				f.drop(m.Group) // the last item of its log: nothing more to fan out
+			}
 		}
 		f.svc.m.GroupFanoutSeconds.Observe(time.Since(start).Seconds())
 	}

@@ -173,7 +173,7 @@ func (s *Service) Group(ctx context.Context, user, group, after string, limit in
 	}
 	out := toWireGroup(g, me.Role, h.Seq)
 	for _, m := range ms {
-		out.Members = append(out.Members, wire.Member{User: m.User, Role: m.Role, JoinSeq: m.JoinSeq})
+		out.Members = append(out.Members, toWireMember(m))
 	}
 	return out, nil
 }
@@ -204,7 +204,7 @@ func (s *Service) GroupHeads(ctx context.Context, user string) (wire.Heads, erro
 	}
 	out := wire.Heads{Kind: wire.KindHeads, Groups: make([]wire.GroupHead, len(ms))}
 	for i, m := range ms {
-		out.Groups[i] = wire.GroupHead{Group: m.Group, Seq: heads[i].Seq, Join: m.JoinSeq, Read: m.ReadSeq}
+		out.Groups[i] = wire.GroupHead{Group: m.Group, Seq: heads[i].Seq, Join: m.JoinSeq, Read: m.ReadSeq, Gone: heads[i].Disbanded != 0}
 	}
 	return out, nil
 }
@@ -228,7 +228,8 @@ func (s *Service) userHeads(ctx context.Context, user string) ([]store.Member, [
 }
 
 func toWireGroup(g store.Group, role string, seq uint64) wire.Group {
-	return wire.Group{ID: g.ID, Name: g.Name, Owner: g.Owner, Created: g.Created, Count: g.Members, Role: role, Seq: seq}
+	return wire.Group{ID: g.ID, Name: g.Name, Owner: g.Owner, Created: g.Created, Count: g.Members, Role: role, Seq: seq,
+		Notice: g.Notice, Avatar: g.Avatar, Muted: g.Muted, Disbanded: g.Disbanded}
 }
 
 // AddMembers adds users to group (or, with role "admin", makes them admins).
@@ -270,6 +271,9 @@ func (s *Service) AddMembers(ctx context.Context, actor, group string, req wire.
 		ms[i] = store.Member{User: u, Role: req.Role, Joined: time.Now().UnixMilli()}
 	}
 	added, err := s.st.AddMembers(ctx, group, ms, s.opts.MaxGroupMembers)
+	if errors.Is(err, store.ErrGone) {
+		return wire.Group{}, groupGone(group)
+	}
 	if errors.Is(err, store.ErrLimit) {
 		return wire.Group{}, refuse(ErrGroupFull, fmt.Sprintf("group %s would pass its limit of %d members", group, s.opts.MaxGroupMembers))
 	}
@@ -311,6 +315,12 @@ func (s *Service) RemoveMember(ctx context.Context, actor, group, user string) e
 	me, err := s.member(ctx, group, actor)
 	if err != nil {
 		return err
+	}
+	switch g, err := s.st.GetGroup(ctx, group); {
+	case err != nil:
+		return errStore("get group", err)
+	case g.Disbanded != 0:
+		return groupGone(group) // members keep their rows, and the history with them
 	}
 	if user != actor {
 		them, err := s.st.GetMember(ctx, group, user)

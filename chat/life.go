@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"slices"
 	"strconv"
 	"time"
@@ -39,8 +38,9 @@ type change struct {
 	target int64  // recall, edit, reaction
 	emoji  string // reaction
 	add    bool
-	ids    []int64 // delete
-	peer   string  // delete: clear the conversation with peer
+	ids    []int64     // delete
+	peer   string      // delete: clear the conversation with peer
+	admin  *groupAdmin // a group's administration (groupadmin.go)
 	// to is the other party of the 1:1 message an edit or a reaction
 	// changes (set by the batcher's check): its blocks apply (gateChanges).
 	to string
@@ -331,6 +331,10 @@ type batchView struct {
 	members   map[[2]string]*store.Member // (group, user), nil: not a member
 	reactions map[reactKey]bool           // reactions the batch added (true) or removed (false)
 	emojis    map[int64][]string          // emojis on a message, as read for the batch
+	groups    map[string]*store.Group     // groups, read once a batch; nil: none
+	// failed says the messages could not be read: ops that refer to one
+	// are refused unavailable.
+	failed bool
 }
 
 type reactKey struct {
@@ -341,7 +345,7 @@ type reactKey struct {
 // view reads every message the batch's ops refer to, in one read.
 func (s *Service) view(ctx context.Context, ops []*sendOp) (*batchView, error) {
 	v := &batchView{msgs: map[int64]*store.Message{}, members: map[[2]string]*store.Member{}, reactions: map[reactKey]bool{},
-		emojis: map[int64][]string{}}
+		emojis: map[int64][]string{}, groups: map[string]*store.Group{}}
 	var ids []int64
 	for _, op := range ops {
 		switch c := op.chg; {
@@ -358,7 +362,8 @@ func (s *Service) view(ctx context.Context, ops []*sendOp) (*batchView, error) {
 	}
 	msgs, err := s.st.GetMessages(ctx, ids)
 	if err != nil {
-		return nil, err
+		v.failed = true
+		return v, err
 	}
 	for i := range msgs {
 		v.msgs[msgs[i].ID] = &msgs[i]
@@ -378,17 +383,9 @@ func (s *Service) visible(ctx context.Context, v *batchView, user string, id int
 		}
 		return t, nil, nil
 	}
-	key := [2]string{t.Group, user}
-	m, ok := v.members[key] // a delete of 100 messages of a group asks once
-	if !ok {
-		got, err := s.st.GetMember(ctx, t.Group, user)
-		switch {
-		case err == nil:
-			m = &got
-		case !errors.Is(err, store.ErrNotFound):
-			return nil, nil, errStore("member", err)
-		}
-		v.members[key] = m
+	m, err := s.memberOf(ctx, v, t.Group, user) // a delete of 100 messages of a group asks once
+	if err != nil {
+		return nil, nil, err
 	}
 	if m == nil || t.Seq <= m.JoinSeq {
 		return nil, nil, noMessage()
@@ -427,8 +424,11 @@ func (s *Service) checkReply(op *sendOp, v *batchView, member *store.Member) err
 // first ack before its change would be found done already.
 func (s *Service) checkChange(ctx context.Context, op *sendOp, v *batchView) error {
 	c, user, now := op.chg, op.from.User, time.Now()
-	if c.kind == store.ChangeDelete {
+	switch c.kind {
+	case store.ChangeDelete:
 		return s.checkDelete(ctx, op, v)
+	case store.ChangeGroup:
+		return s.checkAdmin(ctx, op, v)
 	}
 	if op.from.system() && c.kind == store.ChangeRecall {
 		return checkBurn(v, c.target, now)
@@ -441,6 +441,21 @@ func (s *Service) checkChange(ctx context.Context, op *sendOp, v *batchView) err
 		c.to = t.To
 		if t.To == user {
 			c.to = t.From
+		}
+	}
+	if t.Group != "" { // nothing changes in a disbanded group; a muted member edits nothing
+		g, err := s.groupOf(ctx, v, t.Group)
+		if err != nil {
+			return err
+		}
+		switch {
+		case g == nil:
+		case g.Disbanded != 0:
+			return groupGone(t.Group)
+		case c.kind == store.ChangeEdit:
+			if err := mayPost(g, member, now); err != nil {
+				return err
+			}
 		}
 	}
 	switch c.kind {
@@ -554,8 +569,11 @@ func parties(t *store.Message) []string {
 // changeKeys are the version keys a change op takes (allocate).
 func changeKeys(op *sendOp, v *batchView) []string {
 	c := op.chg
-	if c.kind == store.ChangeDelete {
+	switch c.kind {
+	case store.ChangeDelete:
 		return []string{op.from.User}
+	case store.ChangeGroup:
+		return []string{"g:" + c.admin.group, "gc:" + c.admin.group}
 	}
 	t := v.msgs[c.target]
 	if t.Group != "" {
@@ -568,6 +586,10 @@ func changeKeys(op *sendOp, v *batchView) []string {
 // vers the versions changeKeys asked for.
 func (s *Service) allocateChange(op *sendOp, v *batchView, vers []uint64, b *store.Batch) {
 	c, user := op.chg, op.from.User
+	if c.kind == store.ChangeGroup {
+		s.allocateAdmin(op, vers[0], vers[1], b)
+		return
+	}
 	rec := store.Message{ID: s.ids.Load().Generate().Int64(), From: user, CMID: op.req.CMID, TS: time.Now().UnixMilli(),
 		Change: &store.Change{Kind: c.kind, Target: c.target, Emoji: c.emoji, Add: c.add, IDs: c.ids, Peer: c.peer}}
 	ack := store.Ack{From: user, CMID: rec.CMID, ID: rec.ID, TS: rec.TS}

@@ -52,19 +52,6 @@ func (s *Service) SendAs(ctx context.Context, from string, req wire.Send) (wire.
 	return s.Send(ctx, Sender{User: user, Device: ServerDevice, Server: true}, req)
 }
 
-// groupExists refuses a system send to a group that does not exist.
-func (s *Service) groupExists(ctx context.Context, group string) error {
-	_, err := s.st.GetGroup(ctx, group)
-	if errors.Is(err, store.ErrNotFound) {
-		return refuse(ErrNotFound, "no such group: "+group)
-	}
-	if err != nil {
-		s.log.Error("look up group", "group", group, "err", err)
-		return unavailable()
-	}
-	return nil
-}
-
 // ForgetUser drops a deleted user from this node's cache of users known
 // to exist, so that sends to them are refused from now on.
 func (s *Service) ForgetUser(user string) { s.known.Delete(user) }

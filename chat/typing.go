@@ -66,6 +66,9 @@ func (s *Service) Typing(ctx context.Context, user string, req wire.Typing) (boo
 	if err != nil {
 		return false, errStore("group", err)
 	}
+	if g.Disbanded != 0 {
+		return false, groupGone(req.Group)
+	}
 	if g.Members > s.opts.MaxTypingGroup {
 		s.m.Refused("typing_group_size")
 		return false, nil

@@ -29,6 +29,21 @@
 // receipts and typing are not stored and bypass the cursor. The HTTP
 // client has the same calls, plus user settings (read receipts on or off)
 // and group reads.
+//
+// Contacts, blocks, privacy, presence and group administration
+// (docs/protocol.md#contacts-and-privacy, docs/http.md#group-administration)
+// are HTTP calls (RequestContact, AcceptContact, RemoveContact, Contacts,
+// Block, Unblock, Blocks, Presence, UserSettings, UpdateGroup,
+// DisbandGroup, TransferGroup, MuteMember); what they cause arrives typed
+// (Event.Contact, Block, Presence). A change of a group (renamed, muted,
+// a new owner, disbanded) is stored in the group's log and arrives as an
+// item of the group's stream, in seq order and exactly once like a message
+// (Event.GroupChange). A disbanded group is synced up to the disband and
+// no further, and heard once as a group event with action
+// wire.GroupDisbanded. A group message whose sender the user blocked
+// comes with Msg.Blocked set: the server marks it rather than drops it
+// (the group's log is shared), and applications hide it. A send with TTL
+// (1:1) burns after reading: both sides get a recall with Expired set.
 package client
 
 import (
@@ -312,8 +327,13 @@ func (c *Client) WaitSynced(ctx context.Context) error {
 // An error event from the server is returned as a *wire.Error, except the
 // retryable codes unavailable and busy, which lead to another resend.
 // A reply sets m.ReplyTo to the ID of a message of the same conversation:
-// the event then carries a Quote of it.
+// the event then carries a Quote of it. m.TTL (seconds, 1:1 only) makes
+// it burn after reading: TTL seconds after the peer reads it, both sides
+// get a recall with Expired set.
 func (c *Client) Send(ctx context.Context, m wire.Send) (wire.Ack, error) {
+	if err := checkTTL(m); err != nil {
+		return wire.Ack{}, err
+	}
 	if m.CMID == "" {
 		m.CMID = NewCMID()
 	}

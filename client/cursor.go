@@ -21,10 +21,12 @@ type Cursor struct {
 }
 
 // GroupCursor is a device's place in one group: the highest seq it has seen
-// without a gap, and the epoch it belongs to.
+// without a gap, and the epoch it belongs to. Gone: the group was
+// disbanded and the application has had its disbanded event (once).
 type GroupCursor struct {
 	Seq   uint64 `json:"seq"`
 	Epoch string `json:"epoch,omitempty"`
+	Gone  bool   `json:"gone,omitempty"`
 }
 
 // clone returns a copy of c that shares nothing with it.

@@ -142,6 +142,14 @@ func TestDecodeOddEventsMatchEncodingJSON(t *testing.T) {
 		`{"kind":"typing","from":"bob","group":"g","state":"start"}`,
 		`{"kind":"group","group":"g","action":"added","by":"a"}`,
 		`{"kind":"settings","peer":"bob","mute":true,"mute_until":0,"pin":false}`,
+		`{"kind":"group","group":"g","seq":4,"from":"a","action":"updated","name":"n","notice":null,"muted":false}`,
+		`{"kind":"group","group":"g","seq":"4"}`,
+		`{"kind":"contact","action":"request","user":"bob","since":1,"ver":3}`,
+		`{"kind":"contact","user":["bob"]}`,
+		`{"kind":"block","user":"eve","blocked":true}`,
+		`{"kind":"presence","user":"bob","online":false,"last_seen":9,"ver":2}`,
+		`{"kind":"presence","last_seen":"yesterday"}`,
+		`{"kind":"recall","id":"9","expired":true,"ver":5}`,
 		`{"kind":"msg","id":"9","ver":5,"recalled":true,"edited":4,"reply_to":"8","quote":{"from":"a","body":"q"},"reactions":{"x":{"count":1,"users":["a"]}}}`,
 		`null`,
 		`[]`,
@@ -187,7 +195,7 @@ func refDecodeEvent(raw json.RawMessage) (Event, error) {
 		}
 		switch env.Kind {
 		case wire.KindMsg, "", wire.KindUnread, wire.KindRecall, wire.KindEdit, wire.KindReaction, wire.KindDelete,
-			wire.KindReceipt, wire.KindTyping:
+			wire.KindReceipt, wire.KindTyping, wire.KindGroup, wire.KindContact, wire.KindBlock, wire.KindPresence:
 			return Event{}, err
 		}
 		return Event{Kind: env.Kind, Ver: env.Ver, Raw: raw, Synced: true}, nil
@@ -208,13 +216,23 @@ func refDecodeEvent(raw json.RawMessage) (Event, error) {
 	case wire.KindUnread:
 		ev.Unread = &wire.Unread{Kind: e.Kind, Total: e.Total, Peer: e.Peer, Group: e.Group, Count: e.Count}
 	case wire.KindGroup:
-		ev.Group = &wire.GroupEvent{Kind: e.Kind, Group: e.Group, Action: e.Action, By: e.By}
+		if e.Seq > 0 && e.Group != "" {
+			ev.GroupChange = &e.Msg
+		} else {
+			ev.Group = &wire.GroupEvent{Kind: e.Kind, Group: e.Group, Action: e.Action, By: e.By}
+		}
 	case wire.KindSettings:
 		ev.Settings = &wire.ConvSettings{Kind: e.Kind, Peer: e.Peer, Group: e.Group, Mute: e.Mute, MuteUntil: e.MuteUntil, Pin: e.Pin}
 	case wire.KindReceipt:
 		ev.Ver, ev.Receipt = 0, &wire.Receipt{Kind: e.Kind, Peer: e.Peer, Upto: e.Upto, TS: e.TS}
 	case wire.KindTyping:
 		ev.Ver, ev.Typing = 0, &wire.TypingEvent{Kind: e.Kind, From: e.From, Peer: e.Peer, Group: e.Group, State: e.State}
+	case wire.KindContact:
+		ev.Ver, ev.Contact = 0, &wire.ContactEvent{Kind: e.Kind, Action: e.Action, User: e.User, Since: e.Since}
+	case wire.KindBlock:
+		ev.Ver, ev.Block = 0, &wire.BlockEvent{Kind: e.Kind, User: e.User, Blocked: e.Blocked}
+	case wire.KindPresence:
+		ev.Ver, ev.Presence = 0, &wire.PresenceEvent{Kind: e.Kind, User: e.User, Online: e.Online, LastSeen: e.LastSeen}
 	}
 	return ev, nil
 }

@@ -20,11 +20,15 @@ import (
 )
 
 // Event is one downlink event handed to Config.OnEvent: a message (Msg set),
-// a change of a message (Recall, Edit, Reaction or Delete set), an unread
-// update (Unread set), a read receipt (Receipt set), a typing notice (Typing
-// set), a membership change (Group set), a change of a conversation's
-// settings (Settings set), or another kind a newer server sends (only Kind
-// and Raw set). Exactly one of the pointers is set, the one of Kind.
+// a change of a message (Recall, Edit, Reaction or Delete set), a change of
+// a group stored in its log (GroupChange set), an unread update (Unread
+// set), a read receipt (Receipt set), a typing notice (Typing set), a
+// membership change (Group set), a change of a conversation's settings
+// (Settings set), a contact's request, acceptance or removal (Contact
+// set), a block the user made or lifted (Block set), a contact coming
+// online or going offline (Presence set), or another kind a newer server
+// sends (only Kind and Raw set). Exactly one of the pointers is set, the
+// one of Kind (kind group sets Group or GroupChange: see GroupChange).
 //
 // A message and a change of a message are items of one stream
 // (docs/protocol.md#message-lifecycle): each has a version (Ver; in a group,
@@ -51,15 +55,30 @@ type Event struct {
 	Reaction *wire.Msg // Kind reaction: From added (Op wire.ReactAdd) or removed (wire.ReactRemove) Emoji on ID
 	Delete   *wire.Msg // Kind delete: IDs, or the whole conversation with Peer, hidden from the user's own devices
 
+	// GroupChange, for Kind group with a Group and Seq: a change of the group
+	// itself (docs/protocol.md#group-administration), stored in its log
+	// as an item like a message: Action is wire.GroupUpdated (Name,
+	// Notice, Avatar: those set), GroupDisbanded, GroupOwner (User is the
+	// new owner), GroupMuteMember (User muted until Until, 0: unmuted),
+	// GroupMuteAll (Muted), or GroupAdded / GroupRemoved; From made it.
+	// A kind group event without a Seq is a membership event (Group).
+	GroupChange *wire.Msg
+
 	Receipt *wire.Receipt     // Kind receipt: the peer Peer has read the conversation up to the message Upto
 	Typing  *wire.TypingEvent // Kind typing: From is typing (State start) or stopped, to the user or in Group
+
+	// The social graph's events (docs/protocol.md#contacts-and-privacy):
+	// not stored, no version, like receipts.
+	Contact  *wire.ContactEvent  // Kind contact: User asked (Action request), accepted, or removed the contact
+	Block    *wire.BlockEvent    // Kind block: the user (on one of its devices) blocked User, or unblocked (Blocked false)
+	Presence *wire.PresenceEvent // Kind presence: the contact User came online or went offline (LastSeen)
 
 	Raw    json.RawMessage // the event's JSON as the server sent it
 	Synced bool            // it came from a sync reply rather than live on the inbox
 }
 
-// Item returns the message or the change of a message the event carries
-// (Msg, Recall, Edit, Reaction or Delete), or nil for any other event.
+// Item returns the message or the change the event carries (Msg, Recall,
+// Edit, Reaction, Delete or GroupChange), or nil for any other event.
 func (e Event) Item() *wire.Msg {
 	switch {
 	case e.Msg != nil:
@@ -70,6 +89,8 @@ func (e Event) Item() *wire.Msg {
 		return e.Edit
 	case e.Reaction != nil:
 		return e.Reaction
+	case e.GroupChange != nil:
+		return e.GroupChange
 	}
 	return e.Delete
 }
@@ -152,10 +173,13 @@ func Decompress(p []byte) ([]byte, error) {
 // receipt, a typing notice: they share kind, peer, group, from and ts), so
 // that one Unmarshal reads an event of any kind.
 type eventJSON struct {
-	wire.Msg
-	Total  int64  `json:"total"`
-	Count  int64  `json:"count"`
-	Action string `json:"action"`
+	wire.Msg       // its Action, User and Blocked serve the group, contact and block events too
+	Total    int64 `json:"total"`
+	Count    int64 `json:"count"`
+	// a contact event's and a presence event's
+	Since    int64 `json:"since"`
+	Online   bool  `json:"online"`
+	LastSeen int64 `json:"last_seen"`
 	// a settings event's
 	Mute      bool  `json:"mute"`
 	MuteUntil int64 `json:"mute_until"`
@@ -183,7 +207,7 @@ func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
 		}
 		switch env.Kind {
 		case wire.KindMsg, "", wire.KindUnread, wire.KindRecall, wire.KindEdit, wire.KindReaction, wire.KindDelete,
-			wire.KindReceipt, wire.KindTyping:
+			wire.KindReceipt, wire.KindTyping, wire.KindGroup, wire.KindContact, wire.KindBlock, wire.KindPresence:
 			// A kind of ours that does not decode: a versioned one is
 			// skipped, and the sync the next one's gap starts covers it.
 			return Event{}, fmt.Errorf("decode %s ver %d: %w", cmp.Or(env.Kind, wire.KindMsg), env.Ver, err)
@@ -206,6 +230,10 @@ func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
 	case wire.KindUnread:
 		ev.Unread = &wire.Unread{Kind: e.Kind, Total: e.Total, Peer: e.Peer, Group: e.Group, Count: e.Count}
 	case wire.KindGroup:
+		if e.Seq > 0 && e.Group != "" { // stored in the group's log: an item of its stream
+			ev.GroupChange = &e.Msg
+			break
+		}
 		ev.Group = &wire.GroupEvent{Kind: e.Kind, Group: e.Group, Action: e.Action, By: e.By}
 	case wire.KindSettings:
 		ev.Settings = &wire.ConvSettings{Kind: e.Kind, Peer: e.Peer, Group: e.Group, Mute: e.Mute, MuteUntil: e.MuteUntil, Pin: e.Pin}
@@ -215,6 +243,15 @@ func decodeEvent(raw json.RawMessage, synced bool) (Event, error) {
 	case wire.KindTyping:
 		ev.Ver = 0
 		ev.Typing = &wire.TypingEvent{Kind: e.Kind, From: e.From, Peer: e.Peer, Group: e.Group, State: e.State}
+	case wire.KindContact:
+		ev.Ver = 0
+		ev.Contact = &wire.ContactEvent{Kind: e.Kind, Action: e.Action, User: e.User, Since: e.Since}
+	case wire.KindBlock:
+		ev.Ver = 0
+		ev.Block = &wire.BlockEvent{Kind: e.Kind, User: e.User, Blocked: e.Blocked}
+	case wire.KindPresence:
+		ev.Ver = 0
+		ev.Presence = &wire.PresenceEvent{Kind: e.Kind, User: e.User, Online: e.Online, LastSeen: e.LastSeen}
 	}
 	return ev, nil
 }

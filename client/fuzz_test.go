@@ -23,6 +23,11 @@ import (
 func FuzzDecodeEvent(f *testing.F) {
 	f.Add([]byte(`{"kind":"msg","id":"7","ver":3,"from":"alice","to":"bob","type":"text","body":"hi","ts":1}`))
 	f.Add([]byte(poisonItem(4, wire.MaxDepth+2)))
+	f.Add([]byte(`{"kind":"group","group":"g","seq":4,"from":"a","action":"updated","name":"n","muted":true}`))
+	f.Add([]byte(`{"kind":"group","group":"g","action":"disbanded","by":"a"}`))
+	f.Add([]byte(`{"kind":"contact","action":"request","user":"bob","since":1}`))
+	f.Add([]byte(`{"kind":"presence","user":"bob","online":false,"last_seen":9}`))
+	f.Add([]byte(`{"kind":"block","user":"eve","blocked":true}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Decompress(data)
 		if err != nil {
@@ -68,6 +73,16 @@ func checkEvent(t *testing.T, ev Event, synced bool) {
 	case wire.KindReceipt, wire.KindTyping:
 		if ev.Ver != 0 || ev.Item() != nil || (ev.Receipt == nil) == (ev.Typing == nil) {
 			t.Fatalf("%s event %+v: unversioned, not an item", ev.Kind, ev)
+		}
+	case wire.KindContact, wire.KindBlock, wire.KindPresence:
+		if n := btoi(ev.Contact != nil) + btoi(ev.Block != nil) + btoi(ev.Presence != nil); ev.Ver != 0 || ev.Item() != nil || n != 1 {
+			t.Fatalf("%s event %+v: unversioned, not an item, one field", ev.Kind, ev)
+		}
+	case wire.KindGroup:
+		// A stored change (a seq) is an item of its group; a membership
+		// event is not.
+		if (ev.Group == nil) == (ev.GroupChange == nil) || ev.GroupChange != nil && (ev.Item() != ev.GroupChange || ev.GroupChange.Seq == 0 || !groupItem(ev)) {
+			t.Fatalf("group event %+v with %+v", ev, ev.GroupChange)
 		}
 	}
 }
@@ -249,4 +264,11 @@ func FuzzSequencer(f *testing.F) {
 			}
 		}
 	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

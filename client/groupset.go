@@ -28,6 +28,15 @@ import (
 //     dropped and heads are asked for, whose answer starts the cursor and
 //     whose sync brings the message; a live membership event only asks for
 //     heads: a live event is a claim, and never starts or drops a cursor;
+//   - a group the server says is gone (disbanded: a heads entry or a sync
+//     reply with gone set, or a group_gone error) keeps its cursor and is
+//     synced up to its head, the disband, and no further, since nothing
+//     follows it (one whose sync was answered group_gone is not synced
+//     again until a restart); the application hears it once as a group event with
+//     action wire.GroupDisbanded, live from the server or else made here,
+//     and the cursor remembers that it did (GroupCursor.Gone), so a
+//     restart does not tell it again; when heads stop listing it, it is
+//     dropped without a "left" event;
 //   - heads are asked for on every connect, on every membership event, on a
 //     not_member error and on the periodic resync; at most once a second
 //     but on a connect;
@@ -45,7 +54,13 @@ type groupSet struct {
 	busy    int      // group requests in flight, heads included
 	heads   headsState
 	dirty   bool // a cursor changed since the last save
+	// toldEarly: groups without a cursor whose live disbanded event the
+	// application had, so that heads do not tell it again (a few).
+	toldEarly map[string]struct{}
 }
+
+// maxToldEarly bounds groupSet.toldEarly.
+const maxToldEarly = 64
 
 // group is one group's sequencer and request state.
 type group struct {
@@ -55,6 +70,9 @@ type group struct {
 	sent    time.Time // when its request in flight went out; zero: none
 	queued  bool
 	retryAt time.Time // one more sync from then (after a drop or an error); zero: none
+	gone    bool      // disbanded: synced up to its head, the disband, and no further
+	closed  bool      // a sync of it was answered group_gone: not asked again on this run
+	told    bool      // the application has had its disbanded event
 }
 
 // headsState is the heads request's.
@@ -74,7 +92,7 @@ const (
 func newGroupSet(saved map[string]GroupCursor, r *room, limit int, timeout time.Duration) *groupSet {
 	gs := &groupSet{room: r, limit: limit, timeout: timeout, groups: map[string]*group{}}
 	for name, c := range saved {
-		gs.groups[name] = &group{name: name, seq: newSequencer(c.Seq, c.Epoch, seq, r)}
+		gs.groups[name] = &group{name: name, seq: newSequencer(c.Seq, c.Epoch, seq, r), gone: c.Gone, told: c.Gone}
 	}
 	return gs
 }
@@ -86,7 +104,7 @@ func (gs *groupSet) cursors() map[string]GroupCursor {
 	}
 	out := make(map[string]GroupCursor, len(gs.groups))
 	for name, g := range gs.groups {
-		out[name] = GroupCursor{Seq: g.seq.cursor, Epoch: g.seq.epoch}
+		out[name] = GroupCursor{Seq: g.seq.cursor, Epoch: g.seq.epoch, Gone: g.told}
 	}
 	return out
 }
@@ -124,16 +142,17 @@ func (gs *groupSet) askHeads(now time.Time) []wire.SyncRequest {
 	return gs.pump(now)
 }
 
-// onHeads takes a heads answer. It returns the "left" events of the groups
-// no longer listed and the requests to send.
-func (gs *groupSet) onHeads(h wire.Heads, now time.Time) (out []Event, reqs []wire.SyncRequest) {
+// onHeads takes a heads answer. It returns the "disbanded" events of the
+// groups newly gone, the "left" events of the groups no longer listed, and
+// the requests to send.
+func (gs *groupSet) onHeads(hs []wire.GroupHead, now time.Time) (out []Event, reqs []wire.SyncRequest) {
 	if !gs.heads.sent.IsZero() {
 		gs.heads.sent = time.Time{}
 		gs.busy--
 	}
 	gs.heads.settled = true
-	listed := make(map[string]struct{}, len(h.Groups))
-	for _, head := range h.Groups {
+	listed := make(map[string]struct{}, len(hs))
+	for _, head := range hs {
 		if !wire.CanonicalUser(head.Group) { // group IDs follow the user ID rules
 			continue
 		}
@@ -149,11 +168,14 @@ func (gs *groupSet) onHeads(h wire.Heads, now time.Time) (out []Event, reqs []wi
 			gs.dirty = true
 		}
 		g.want = head.Seq
-		if g.seq.cursor != g.want {
+		if g.seq.cursor != g.want && !g.closed {
 			// Below the head: it moved. Above: the cursor is of a
 			// history the server no longer has (or heads lag a live
 			// message), and the sync's reset says which.
 			gs.enqueue(g)
+		}
+		if head.Gone {
+			out = append(out, gs.disband(g)...)
 		}
 	}
 	var gone []string
@@ -164,8 +186,11 @@ func (gs *groupSet) onHeads(h wire.Heads, now time.Time) (out []Event, reqs []wi
 	}
 	slices.Sort(gone) // the application hears them in one order, not the map's
 	for _, name := range gone {
-		gs.remove(gs.groups[name])
-		out = append(out, leftEvent(name))
+		g := gs.groups[name]
+		gs.remove(g)
+		if !g.told { // a disbanded group's end was told already
+			out = append(out, leftEvent(name))
+		}
 	}
 	return out, gs.pump(now)
 }
@@ -175,6 +200,61 @@ func leftEvent(group string) Event {
 	e := wire.GroupEvent{Kind: wire.KindGroup, Group: group, Action: ActionLeft}
 	raw, _ := json.Marshal(e)
 	return Event{Kind: wire.KindGroup, Group: &e, Raw: raw, Synced: true}
+}
+
+// disbandedEvent tells the application that a group was disbanded.
+func disbandedEvent(group string) Event {
+	e := wire.GroupEvent{Kind: wire.KindGroup, Group: group, Action: wire.GroupDisbanded}
+	raw, _ := json.Marshal(e)
+	return Event{Kind: wire.KindGroup, Group: &e, Raw: raw, Synced: true}
+}
+
+// disband marks g gone, and returns its disbanded event unless the
+// application had it.
+func (gs *groupSet) disband(g *group) []Event {
+	g.gone = true
+	if g.told {
+		return nil
+	}
+	g.told, gs.dirty = true, true
+	if _, ok := gs.toldEarly[g.name]; ok {
+		delete(gs.toldEarly, g.name)
+		return nil
+	}
+	return []Event{disbandedEvent(g.name)}
+}
+
+// disbanded takes the server's word (a sync reply, an error) that a group
+// is gone: it returns its disbanded event unless the application had it.
+func (gs *groupSet) disbanded(name string) []Event {
+	g := gs.groups[name]
+	if g == nil {
+		return nil // heads tell of it
+	}
+	return gs.disband(g)
+}
+
+// liveDisbanded takes a live disbanded event of group and reports whether
+// to deliver it: not if the application had one.
+func (gs *groupSet) liveDisbanded(name string) bool {
+	g := gs.groups[name]
+	if g != nil {
+		if g.told {
+			return false
+		}
+		g.told, gs.dirty = true, true
+		return true
+	}
+	if _, ok := gs.toldEarly[name]; ok {
+		return false
+	}
+	if gs.toldEarly == nil {
+		gs.toldEarly = map[string]struct{}{}
+	}
+	if len(gs.toldEarly) < maxToldEarly {
+		gs.toldEarly[name] = struct{}{}
+	}
+	return true
 }
 
 // live takes a live group item (a message or a change of one, see
@@ -228,8 +308,9 @@ func (gs *groupSet) batch(b wire.Sync, items []Event, n int, now time.Time) (out
 }
 
 // failed takes an error event that names a group. not_member asks heads
-// (which drop the group if it is really gone); any other error sends the
-// request again a little later.
+// (which drop the group if it is really gone); group_gone marks it gone
+// (the caller takes its disbanded event from disbanded) and asks nothing
+// more of it; any other error sends the request again a little later.
 func (gs *groupSet) failed(e wire.Error, now time.Time) []wire.SyncRequest {
 	g := gs.groups[e.Group]
 	if g == nil || g.sent.IsZero() {
@@ -237,8 +318,12 @@ func (gs *groupSet) failed(e wire.Error, now time.Time) []wire.SyncRequest {
 	}
 	gs.release(g)
 	g.seq.abort()
-	if e.Code == wire.CodeNotMember {
+	switch e.Code {
+	case wire.CodeNotMember:
 		return gs.askHeads(now)
+	case wire.CodeGroupGone:
+		g.gone, g.closed = true, true
+		return gs.pump(now)
 	}
 	g.retryAt = now.Add(groupRetry)
 	return gs.pump(now)

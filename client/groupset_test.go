@@ -50,7 +50,8 @@ func wantReqs(t *testing.T, what string, got []wire.SyncRequest, want ...string)
 	}
 }
 
-func heads(hs ...wire.GroupHead) wire.Heads { return wire.Heads{Kind: wire.KindHeads, Groups: hs} }
+// heads is a heads answer listing hs.
+func heads(hs ...wire.GroupHead) []wire.GroupHead { return hs }
 
 var t0 = time.Unix(1_800_000_000, 0)
 

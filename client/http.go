@@ -94,6 +94,9 @@ func (h *HTTP) Logout(ctx context.Context) error {
 // error is Retryable may be sent again with the same CMID; Send does not
 // fill an empty CMID.
 func (h *HTTP) Send(ctx context.Context, m wire.Send) (wire.Ack, error) {
+	if err := checkTTL(m); err != nil {
+		return wire.Ack{}, err
+	}
 	var a wire.Ack
 	if err := h.do(ctx, http.MethodPost, "/v1/messages", nil, m, &a); err != nil {
 		return wire.Ack{}, fmt.Errorf("send %s: %w", m.CMID, err)
@@ -173,7 +176,8 @@ func (h *HTTP) Heads(ctx context.Context) (wire.Heads, error) {
 // once, in version order for the inbox and in seq order within a group,
 // and saves the cursor after each batch (so fn may see an item again only
 // if the process dies between the two). Groups follow a Client's rules: a new group starts at the
-// member's join, and one no longer listed is dropped from the cursor. A
+// member's join, one no longer listed is dropped from the cursor, and a disbanded one is synced
+// up to the disband (a sync the server answers group_gone ends there). A
 // Reset reply drops the cursor and starts over from the server's history.
 // limit 0 lets the server choose the batch size.
 func (h *HTTP) SyncCursor(ctx context.Context, cur CursorStore, limit int, fn func(wire.Msg) error) error {
@@ -218,6 +222,9 @@ func (h *HTTP) SyncCursor(ctx context.Context, cur CursorStore, limit int, fn fu
 			if err := save(); err != nil {
 				return err
 			}
+			continue
+		}
+		if errors.As(err, &we) && we.Code == wire.CodeGroupGone { // disbanded: nothing more to fetch
 			continue
 		}
 		if err != nil {

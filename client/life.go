@@ -338,7 +338,9 @@ func (h *HTTP) UserSettings(ctx context.Context) (wire.UserSettings, error) {
 
 // SetUserSettings changes the fields of s that are set (PUT
 // /v1/me/settings) and returns the settings as stored. ReadReceipts false
-// turns read receipts off both ways.
+// turns read receipts off both ways; AcceptFrom wire.AcceptContacts
+// refuses 1:1 sends from non-contacts (not_contact); Presence
+// wire.PresenceNobody hides the user's presence from its contacts.
 func (h *HTTP) SetUserSettings(ctx context.Context, s wire.UserSettings) (wire.UserSettings, error) {
 	var out wire.UserSettings
 	if err := h.do(ctx, http.MethodPut, "/v1/me/settings", nil, s, &out); err != nil {

@@ -208,7 +208,10 @@ func (l *loopState) handle(it item) {
 		return
 	case ev.Group != nil:
 		// Heads, the server's word, say what changed; the event itself is
-		// passed on as it came.
+		// passed on as it came, a disbanded one once.
+		if ev.Group.Action == wire.GroupDisbanded && !l.groups.liveDisbanded(ev.Group.Group) {
+			return
+		}
 		l.sendGroups(l.groups.askHeads(time.Now()))
 	}
 	out, again := l.seq.live(ev)
@@ -285,13 +288,16 @@ func (l *loopState) deviceEvent(p []byte) {
 			l.inboxDone = true
 		}
 	case wire.KindHeads:
-		out, reqs := l.groups.onHeads(wire.Heads{Kind: d.Kind, Groups: d.Groups}, time.Now())
+		out, reqs := l.groups.onHeads(d.Groups, time.Now())
 		l.deliver(out)
 		l.sendGroups(reqs)
 	case wire.KindError:
 		c.log.Warn("server error", "code", d.Code, "group", d.Group, "message", d.Message)
 		if d.Group != "" {
 			l.sendGroups(l.groups.failed(wire.Error{Kind: d.Kind, Group: d.Group, Code: d.Code, Message: d.Message}, time.Now()))
+			if d.Code == wire.CodeGroupGone {
+				l.deliver(l.groups.disbanded(d.Group))
+			}
 			return
 		}
 		l.groups.failedUnnamed(time.Now())
@@ -318,6 +324,9 @@ func (l *loopState) groupBatch(rs *rawSync) {
 		c.log.Warn("live group messages the server did not confirm dropped", "count", dropped, "group", b.Group)
 	}
 	l.sendGroups(reqs) // before delivering: the server reads while the application works
+	if rs.Gone {
+		out = append(out, l.groups.disbanded(b.Group)...) // after the history up to the disband
+	}
 	l.deliver(out)
 }
 

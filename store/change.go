@@ -28,6 +28,10 @@ const (
 	ChangeEdit     = "edit"
 	ChangeReaction = "reaction"
 	ChangeDelete   = "delete"
+	// ChangeGroup is a group's administration (Change.Admin): a record in
+	// the group's log committed with the GroupUpdates and MemberUpdates
+	// it made, which moves no unread and no last message.
+	ChangeGroup = "group"
 )
 
 // Change is what a change record (Message.Change) records.
@@ -41,6 +45,51 @@ type Change struct {
 	// Count, in a group, is the change's ordinal among the group's change
 	// records (1, 2, …): GroupHead.Changes once it is committed.
 	Count uint64 `json:"count,omitempty"`
+	// Admin is what a ChangeGroup record did.
+	Admin *GroupChange `json:"admin,omitempty"`
+}
+
+// GroupChange is what a group administration record records
+// (docs/protocol.md#group-administration): Action is one of the wire
+// Group… actions ("updated", "disbanded", "owner", "mute", "mute_all"),
+// the fields what it set.
+type GroupChange struct {
+	Action string  `json:"action"`
+	User   string  `json:"user,omitempty"` // owner: the new owner; mute: the member
+	Name   *string `json:"name,omitempty"`
+	Notice *string `json:"notice,omitempty"`
+	Avatar *string `json:"avatar,omitempty"`
+	Muted  *bool   `json:"muted,omitempty"`
+	Until  int64   `json:"until,omitempty"` // mute: until (unix ms), 0 unmuted
+}
+
+// GroupUpdate changes a group's row, committed with the change record
+// MsgID at Seq in the group's log. Set fields change; Owner "" keeps it;
+// Disbanded 0 keeps it. Applied only if Seq is above the row's Changed,
+// so a batch committed twice, or an older one after a newer, changes
+// nothing more.
+type GroupUpdate struct {
+	MsgID     int64
+	Group     string
+	Seq       uint64
+	Name      *string
+	Notice    *string
+	Avatar    *string
+	Muted     *bool
+	Owner     string
+	Disbanded int64
+}
+
+// MemberUpdate changes a member's row with record MsgID at Seq, as
+// GroupUpdate a group's: Role "" keeps it, MuteUntil nil keeps it. A user
+// who is not a member is skipped.
+type MemberUpdate struct {
+	MsgID     int64
+	Group     string
+	User      string
+	Seq       uint64
+	Role      string
+	MuteUntil *int64
 }
 
 // Recall makes MsgID a tombstone: Recalled and RecalledBy set; Body,

@@ -8,6 +8,9 @@ import (
 // ErrLimit is returned when a group would pass its member limit.
 var ErrLimit = errors.New("member limit reached")
 
+// ErrGone refuses a membership change of a disbanded group.
+var ErrGone = errors.New("group disbanded")
+
 // Member roles.
 const (
 	RoleOwner  = "owner"
@@ -23,6 +26,16 @@ type Group struct {
 	Owner   string `json:"owner"`
 	Created int64  `json:"created"` // unix ms
 	Members int    `json:"members"` // current member count
+	// Administration (Batch.GroupUpdates): what the owner and admins set.
+	Notice string `json:"notice,omitempty"`
+	Avatar string `json:"avatar,omitempty"`
+	Muted  bool   `json:"muted,omitempty"` // only the owner and admins may send
+	// Disbanded is when the owner disbanded the group (unix ms; 0: it is
+	// not): nothing more is stored in its log, members keep their rows.
+	Disbanded int64 `json:"disbanded,omitempty"`
+	// Changed is the seq of the newest group change record applied to the
+	// row: an update at or below it is a replay and changes nothing.
+	Changed uint64 `json:"changed,omitempty"`
 }
 
 // Member is one user's membership. The member sees messages with
@@ -41,6 +54,11 @@ type Member struct {
 	JoinChanges uint64 `json:"join_changes,omitempty"`
 	ReadChanges uint64 `json:"read_changes,omitempty"`
 	MentionSeq  uint64 `json:"mention_seq,omitempty"`
+	// MuteUntil: the member may not send until then (unix ms).
+	MuteUntil int64 `json:"mute_until,omitempty"`
+	// Changed is the seq of the newest group change record applied to the
+	// row (Batch.MemberUpdates), as Group.Changed.
+	Changed uint64 `json:"changed,omitempty"`
 }
 
 // Unread is how many messages of the group's log up to h the member has
@@ -85,6 +103,10 @@ type GroupHead struct {
 	// it. Only the sweep moves them, forward only; Commit leaves them.
 	Floor        uint64 `json:"floor,omitempty"`
 	FloorChanges uint64 `json:"floor_changes,omitempty"`
+	// Disbanded is set (unix ms) by the head of a disband's record, the
+	// last of the log: sync and heads tell a group is gone without
+	// reading its row. Only grows, as the counters.
+	Disbanded int64 `json:"disbanded,omitempty"`
 }
 
 // GroupRead moves a member's read position to Seq (never back). The store
@@ -110,9 +132,11 @@ type Groups interface {
 	// and returns those that were new; for users already members it only
 	// changes the role when Role is set. ErrLimit, with nothing written, if
 	// the group would pass limit members (0: no limit). ErrNotFound if the
-	// group does not exist.
+	// group does not exist, ErrGone if it was disbanded.
 	AddMembers(ctx context.Context, group string, ms []Member, limit int) (added []Member, err error)
-	// RemoveMember ends a membership; ErrNotFound if there is none.
+	// RemoveMember ends a membership; ErrNotFound if there is none. It
+	// removes from a disbanded group too (an erased account leaves every
+	// group): refusing a member's own leave there is the caller's.
 	RemoveMember(ctx context.Context, group, user string) error
 	// GetMember returns ErrNotFound unless user is a member of group.
 	GetMember(ctx context.Context, group, user string) (Member, error)

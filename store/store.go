@@ -267,6 +267,10 @@ type Batch struct {
 	// Burns are the batch's burn-after-reading messages, unread (Due 0):
 	// an existing one is left as it is (retention.go).
 	Burns []Burn
+	// What group administration records (Change.Kind ChangeGroup) do to
+	// the group's and its members' rows.
+	GroupUpdates  []GroupUpdate
+	MemberUpdates []MemberUpdate
 
 	// Existing is filled by Commit in a store shared by several nodes: an
 	// entry i means that Acks[i]'s (From, CMID) was already being stored

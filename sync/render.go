@@ -220,6 +220,9 @@ func metaOf(meta []byte) []byte {
 // toChange renders a change record as its item.
 func toChange(ev store.Event) wire.Msg {
 	m, c := &ev.Msg, ev.Msg.Change
+	if c.Kind == store.ChangeGroup {
+		return toGroupChange(ev)
+	}
 	out := wire.Msg{Kind: c.Kind, Ver: ev.Ver, Group: m.Group, Seq: m.Seq}
 	if c.Target != 0 {
 		out.ID = strconv.FormatInt(c.Target, 10)
@@ -245,6 +248,19 @@ func toChange(ev store.Event) wire.Msg {
 				out.IDs[i] = strconv.FormatInt(id, 10)
 			}
 		}
+	}
+	return out
+}
+
+// toGroupChange renders a group's administration record: a "group" item
+// with its action, who made it (From) and what it set.
+func toGroupChange(ev store.Event) wire.Msg {
+	m, c := &ev.Msg, ev.Msg.Change
+	out := wire.Msg{Kind: wire.KindGroup, ID: strconv.FormatInt(m.ID, 10), Ver: ev.Ver, From: m.From, Group: m.Group,
+		Seq: m.Seq, TS: m.TS}
+	if a := c.Admin; a != nil {
+		out.Action, out.User, out.Until = a.Action, a.User, a.Until
+		out.Name, out.Notice, out.Avatar, out.Muted = a.Name, a.Notice, a.Avatar, a.Muted
 	}
 	return out
 }

@@ -218,7 +218,7 @@ func (s *Syncer) ServeGroup(ctx context.Context, user, group string, floor uint6
 		}
 		return items, cut, nil
 	}
-	base := wire.Sync{Kind: wire.KindSync, Group: group, Epoch: epoch, Reset: reset}
+	base := wire.Sync{Kind: wire.KindSync, Group: group, Epoch: epoch, Reset: reset, Gone: h.Disbanded != 0}
 	// seqs lost to a crash are holes at the end, covered by the head
 	return s.pages(since, s.Limit(req), h.Seq, base, fetch, func(m wire.Msg) uint64 { return m.Seq }, emit)
 }

@@ -341,6 +341,8 @@ type GroupHead struct {
 	Seq   uint64 `json:"seq"`
 	Join  uint64 `json:"join"`
 	Read  uint64 `json:"read"`
+	// Gone: the group was disbanded; Seq is its last item, the disband.
+	Gone bool `json:"gone,omitempty"`
 }
 
 // Heads is the answer to a heads request: every group the user is in,
@@ -363,7 +365,10 @@ type Sync struct {
 	More  bool   `json:"more"`
 	Epoch string `json:"epoch"`
 	Reset bool   `json:"reset,omitempty"`
-	Items []Msg  `json:"items"`
+	// Gone, in a group sync: the group was disbanded; its log ends with
+	// the disband, and nothing more will come.
+	Gone  bool  `json:"gone,omitempty"`
+	Items []Msg `json:"items"`
 }
 
 // Read sets a read position (docs/protocol.md#unread-counts-and-conversations).

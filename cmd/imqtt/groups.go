@@ -7,15 +7,29 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// cmdGroups: imqtt groups [create NAME [--id G] [--members a,b] | show G | add G USER... [--admin] | remove G USER | leave G]
+// cmdGroups: imqtt groups [create NAME [--id G] [--members a,b] | show G | add G USER... [--admin] | remove G USER | leave G
+// | rename G NAME | update G [--name N] [--notice T] [--avatar A] [--muted on|off] | disband G
+// | transfer G USER | mute G (USER --until D | --all) | unmute G (USER | --all)]
 func cmdGroups(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("groups")
 	id := fs.String("id", "", "create: the group ID (default: generated)")
 	members := fs.String("members", "", "create: comma-separated user IDs")
 	admin := fs.Bool("admin", false, "add: make the users admins (owner only)")
+	var gf groupFlags
+	fs.Var(&gf.name, "name", "update: the group's new name")
+	fs.Var(&gf.notice, "notice", "update: the group's notice (\"\" clears it)")
+	fs.Var(&gf.avatar, "avatar", "update: the group's avatar, a media ID or a URL (\"\" clears it)")
+	gf.muted = fs.String("muted", "", "update: on (only the owner and admins may send) or off")
+	fs.Var(&gf.until, "until", "mute: how long the member may not send (e.g. 1h), or until when (RFC 3339)")
+	gf.all = fs.Bool("all", false, "mute, unmute: everyone but the owner and admins")
 	pos, err := c.parse(fs, args, 0, 64)
 	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		if ok, err := groupAdmin(ctx, c, pos[0], pos[1:], gf); ok {
+			return err
+		}
 	}
 	h, sess, err := c.api()
 	if err != nil {
@@ -35,7 +49,7 @@ func cmdGroups(ctx context.Context, c *cli, args []string) error {
 	need := map[string]int{"create": 1, "show": 1, "add": 2, "remove": 2, "leave": 1}
 	n, ok := need[verb]
 	if !ok || len(rest) < n || (verb != "add" && len(rest) > n) {
-		return usagef("groups [create NAME | show G | add G USER... | remove G USER | leave G]")
+		return usagef("groups %s", groupsUsage)
 	}
 	switch verb {
 	case "create":

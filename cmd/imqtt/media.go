@@ -18,7 +18,7 @@ func withMedia(cmds []command) []command {
 	var out []command
 	for _, cmd := range cmds {
 		if cmd.name == "send" {
-			cmd.args = "(--to PEER | --group G) [--file FILE] TEXT..."
+			cmd.args = "(--to PEER [--ttl SECONDS] | --group G) [--file FILE] TEXT..."
 			cmd.summary += "; --file uploads FILE first and sends it as an image, audio, video or file"
 			cmd.run = cmdSendFile
 			out = append(out, cmd,

@@ -27,9 +27,19 @@ func cmdSend(ctx context.Context, c *cli, args []string) error {
 	mention := fs.String("mention", "", "with --group: comma-separated user IDs to mention, or @all (owner and admins)")
 	replyTo := fs.String("reply-to", "", "the ID of the message of this conversation this one replies to (it then carries a quote of it)")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up if not acked within this time")
+	ttl := fs.String("ttl", "", "with --to: burn after reading, this long (seconds, or e.g. 5m) after the peer reads it")
 	pos, err := c.parse(fs, args, 0, -1)
 	if err != nil {
 		return err
+	}
+	var ttlSecs int
+	if *ttl != "" {
+		if *group != "" {
+			return usagef("--ttl is for a 1:1 message (--to PEER)")
+		}
+		if ttlSecs, err = parseTTL(*ttl); err != nil {
+			return err
+		}
 	}
 	switch {
 	case (*to == "") == (*group == ""):
@@ -53,7 +63,7 @@ func cmdSend(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	m := wire.Send{CMID: *cmid, To: *to, Group: *group, Type: *typ, Body: strings.Join(pos, " "), Media: *media, ReplyTo: *replyTo}
+	m := wire.Send{CMID: *cmid, To: *to, Group: *group, Type: *typ, Body: strings.Join(pos, " "), Media: *media, ReplyTo: *replyTo, TTL: ttlSecs}
 	if m.CMID == "" {
 		m.CMID = client.NewCMID()
 	}

@@ -8,9 +8,10 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// cmdMute: imqtt mute (PEER | --group G) [--until DURATION]
+// cmdMute: imqtt mute (PEER | --group G) [--until DURATION|TIME]
 // A conversation muted leaves total_unread and pushes nothing but
-// mentions; with --until, only for that long. The pin is kept.
+// mentions; with --until, only for that long, or until that time. The
+// pin is kept.
 func cmdMute(ctx context.Context, c *cli, args []string) error {
 	return setMute(ctx, c, "mute", args, true)
 }
@@ -25,9 +26,10 @@ func cmdUnmute(ctx context.Context, c *cli, args []string) error {
 func setMute(ctx context.Context, c *cli, name string, args []string, mute bool) error {
 	fs := c.flags(name)
 	group := fs.String("group", "", "the group ID (instead of PEER)")
-	var until *time.Duration
+	var until *untilValue
 	if mute {
-		until = fs.Duration("until", 0, "mute for this long only (e.g. 8h); default: until unmuted")
+		until = new(untilValue)
+		fs.Var(until, "until", "mute for this long only (e.g. 8h), or until this time (RFC 3339, e.g. 2026-12-24T18:00:00Z); default: until unmuted")
 	}
 	pos, err := c.parse(fs, args, 0, 1)
 	if err != nil {
@@ -38,8 +40,8 @@ func setMute(ctx context.Context, c *cli, name string, args []string, mute bool)
 		return err
 	}
 	switch {
-	case until != nil && *until < 0:
-		return usagef("--until must not be negative")
+	case until != nil && until.set && !until.at(time.Now()).After(time.Now()):
+		return usagef("--until must be ahead, not negative or past")
 	}
 	h, _, err := c.api()
 	if err != nil {
@@ -57,8 +59,8 @@ func setMute(ctx context.Context, c *cli, name string, args []string, mute bool)
 	s := client.ConvSettings{Pin: cur.Pin}
 	switch {
 	case !mute:
-	case *until > 0:
-		s.MuteUntil = time.Now().Add(*until).UnixMilli()
+	case until.set:
+		s.MuteUntil = until.at(time.Now()).UnixMilli()
 	default:
 		s.Mute = true
 	}

@@ -112,6 +112,7 @@ type Core interface {
 	Syncer
 	Reader
 	Groups
+	GroupAdmin
 	ConvSettings
 	Lifecycle
 }

@@ -17,7 +17,10 @@
 // well: recalls, edits, reactions and deletes are items sequenced by ver or
 // seq like messages and applied by one function, live or synced; receipts
 // ("seen") and typing have no position and are shown as they come; replies
-// show their quote. Every piece of user data goes in with textContent.
+// show their quote. static/social.js adds contacts, presence, blocks, one's
+// settings and conversation settings, and group administration, whose
+// records in a group's log are sequenced by seq like its messages and shown
+// as system lines. Every piece of user data goes in with textContent.
 //
 // Nothing is loaded from elsewhere. static/mqtt.min.js is MQTT.js's browser
 // build, vendored unchanged from the npm package mqtt@5.16.0

@@ -43,7 +43,7 @@ func TestHandlerServesThePage(t *testing.T) {
 	if w := get(t, h, "GET", "/", "If-None-Match", tag); w.Code != http.StatusNotModified {
 		t.Errorf("revalidation: %d, want 304", w.Code)
 	}
-	for path, ctype := range map[string]string{"/chat.js": "text/javascript", "/seq.js": "text/javascript", "/mqtt.min.js": "text/javascript", "/chat.css": "text/css"} {
+	for path, ctype := range map[string]string{"/chat.js": "text/javascript", "/seq.js": "text/javascript", "/social.js": "text/javascript", "/mqtt.min.js": "text/javascript", "/chat.css": "text/css"} {
 		w := get(t, h, "GET", path)
 		if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), ctype) || w.Header().Get("ETag") == "" {
 			t.Errorf("GET %s: %d %v", path, w.Code, w.Header())

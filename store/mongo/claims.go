@@ -115,6 +115,16 @@ func partChanges(p, b *store.Batch, m store.Message) {
 			p.Mentioned = append(p.Mentioned, r)
 		}
 	}
+	for _, u := range b.GroupUpdates {
+		if u.MsgID == m.ID {
+			p.GroupUpdates = append(p.GroupUpdates, u)
+		}
+	}
+	for _, u := range b.MemberUpdates {
+		if u.MsgID == m.ID {
+			p.MemberUpdates = append(p.MemberUpdates, u)
+		}
+	}
 }
 
 func changeOf(m store.Message, kind string) *store.Change {

@@ -150,9 +150,14 @@ func (s *Store) commit(ctx context.Context, b *store.Batch) error {
 			return fmt.Errorf("insert grants: %w", err)
 		}
 	}
-	if len(b.Heads)+len(b.Reads)+len(b.Mentioned) > 0 {
+	if len(b.Heads)+len(b.Reads)+len(b.Mentioned)+len(b.GroupUpdates)+len(b.MemberUpdates) > 0 {
 		unlock := s.lockRMW(ctx)
-		err := s.moveHeads(ctx, b.Heads)
+		// The rows before the head: once the head shows the record, what
+		// it did is there to read.
+		err := s.applyAdmin(ctx, b.GroupUpdates, b.MemberUpdates)
+		if err == nil {
+			err = s.moveHeads(ctx, b.Heads)
+		}
 		if err == nil {
 			err = s.applyReads(ctx, b.Reads)
 		}

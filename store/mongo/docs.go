@@ -50,6 +50,9 @@ type changeDoc struct {
 	IDs    []int64 `bson:"ids,omitempty"`
 	Peer   string  `bson:"peer,omitempty"`
 	Count  int64   `bson:"count,omitempty"`
+	// Admin is a group administration record's store.GroupChange, as JSON
+	// (its optional fields stay apart from absent ones).
+	Admin string `bson:"admin,omitempty"`
 }
 
 // inlineDoc's MIME type is not in a field named "type": FerretDB v1 loses
@@ -66,6 +69,10 @@ func toMessageDoc(m *store.Message) messageDoc {
 	if c := m.Change; c != nil {
 		d.Change = &changeDoc{Kind: c.Kind, Target: c.Target, Emoji: c.Emoji, Add: c.Add, IDs: c.IDs, Peer: c.Peer,
 			Count: int64(c.Count)}
+		if c.Admin != nil {
+			admin, _ := json.Marshal(c.Admin) // strings, ints and bools: cannot fail
+			d.Change.Admin = string(admin)
+		}
 	}
 	if m.Inline != nil {
 		d.Inline = &inlineDoc{Type: m.Inline.Type, Data: m.Inline.Data}
@@ -83,6 +90,10 @@ func (d *messageDoc) message() store.Message {
 	if c := d.Change; c != nil {
 		m.Change = &store.Change{Kind: c.Kind, Target: c.Target, Emoji: c.Emoji, Add: c.Add, IDs: c.IDs, Peer: c.Peer,
 			Count: uint64(c.Count)}
+		if c.Admin != "" {
+			m.Change.Admin = new(store.GroupChange)
+			_ = json.Unmarshal([]byte(c.Admin), m.Change.Admin) // written by toMessageDoc
+		}
 	}
 	if d.Meta != "" {
 		m.Meta = json.RawMessage(d.Meta)
@@ -167,6 +178,17 @@ type groupDoc struct {
 	Owner   string `bson:"owner"`
 	Created int64  `bson:"created"`
 	Members int64  `bson:"members"`
+	// Administration (store.GroupUpdate); absent in rows from before it.
+	Notice    string `bson:"notice,omitempty"`
+	Avatar    string `bson:"avatar,omitempty"`
+	Muted     bool   `bson:"muted,omitempty"`
+	Disbanded int64  `bson:"disbanded,omitempty"`
+	Changed   int64  `bson:"changed,omitempty"`
+}
+
+func (d *groupDoc) group() store.Group {
+	return store.Group{ID: d.ID, Name: d.Name, Owner: d.Owner, Created: d.Created, Members: int(d.Members),
+		Notice: d.Notice, Avatar: d.Avatar, Muted: d.Muted, Disbanded: d.Disbanded, Changed: uint64(d.Changed)}
 }
 
 // memberDoc: the change counts and MentionSeq are absent in rows written
@@ -181,12 +203,15 @@ type memberDoc struct {
 	JoinChanges int64  `bson:"join_changes,omitempty"`
 	ReadChanges int64  `bson:"read_changes,omitempty"`
 	MentionSeq  int64  `bson:"mention_seq,omitempty"`
+	MuteUntil   int64  `bson:"mute_until,omitempty"`
+	Changed     int64  `bson:"changed,omitempty"`
 }
 
 func (d *memberDoc) member() store.Member {
 	return store.Member{Group: d.Group, User: d.User, Role: d.Role, JoinSeq: uint64(d.JoinSeq),
 		ReadSeq: uint64(d.ReadSeq), Joined: d.Joined, JoinChanges: uint64(d.JoinChanges),
-		ReadChanges: uint64(d.ReadChanges), MentionSeq: uint64(d.MentionSeq)}
+		ReadChanges: uint64(d.ReadChanges), MentionSeq: uint64(d.MentionSeq), MuteUntil: d.MuteUntil,
+		Changed: uint64(d.Changed)}
 }
 
 // headDoc is a group's head. MsgSeq is the seq of the message MsgID (a
@@ -202,6 +227,7 @@ type headDoc struct {
 	MsgSeq     int64  `bson:"msg_seq"`
 	Changes    int64  `bson:"changes,omitempty"`
 	MentionAll int64  `bson:"mention_all,omitempty"`
+	Disbanded  int64  `bson:"disbanded,omitempty"`
 	// A retention sweep's (retention.go); absent: never swept.
 	Floor        int64 `bson:"floor,omitempty"`
 	FloorChanges int64 `bson:"floor_changes,omitempty"`
@@ -209,7 +235,7 @@ type headDoc struct {
 
 func (d *headDoc) head(group string) store.GroupHead {
 	return store.GroupHead{Group: group, Seq: uint64(d.Seq), MsgID: d.MsgID, TS: d.TS, Changes: uint64(d.Changes),
-		MentionAll: uint64(d.MentionAll), Floor: uint64(d.Floor), FloorChanges: uint64(d.FloorChanges)}
+		MentionAll: uint64(d.MentionAll), Disbanded: d.Disbanded, Floor: uint64(d.Floor), FloorChanges: uint64(d.FloorChanges)}
 }
 
 type groupMsgDoc struct {

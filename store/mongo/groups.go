@@ -20,7 +20,7 @@ func memberFilter(group, user string) bson.D {
 func toMemberDoc(m store.Member) memberDoc {
 	return memberDoc{Group: m.Group, User: m.User, Role: m.Role, JoinSeq: int64(m.JoinSeq),
 		ReadSeq: int64(m.ReadSeq), Joined: m.Joined, JoinChanges: int64(m.JoinChanges),
-		ReadChanges: int64(m.ReadChanges), MentionSeq: int64(m.MentionSeq)}
+		ReadChanges: int64(m.ReadChanges), MentionSeq: int64(m.MentionSeq), MuteUntil: m.MuteUntil, Changed: int64(m.Changed)}
 }
 
 // CreateGroup writes the members first and the group document last: the
@@ -68,7 +68,7 @@ func (s *Store) GetGroup(ctx context.Context, id string) (store.Group, error) {
 	if err := s.c.groups.FindOne(ctx, byID(id)).Decode(&d); err != nil {
 		return store.Group{}, fmt.Errorf("get group %s: %w", id, notFound(err))
 	}
-	return store.Group{ID: d.ID, Name: d.Name, Owner: d.Owner, Created: d.Created, Members: int(d.Members)}, nil
+	return d.group(), nil
 }
 
 // AddMembers adds members at the group's head seq. The member count is
@@ -89,8 +89,12 @@ func (s *Store) AddMembers(ctx context.Context, group string, ms []store.Member,
 }
 
 func (s *Store) addMembers(ctx context.Context, group string, ms []store.Member, limit int) ([]store.Member, error) {
-	if err := s.c.groups.FindOne(ctx, byID(group)).Err(); err != nil {
+	var g groupDoc
+	if err := s.c.groups.FindOne(ctx, byID(group)).Decode(&g); err != nil {
 		return nil, notFound(err)
+	}
+	if g.Disbanded != 0 {
+		return nil, store.ErrGone
 	}
 	h, err := s.head(ctx, group)
 	if err != nil {
@@ -457,8 +461,13 @@ func (s *Store) moveHead(ctx context.Context, h store.GroupHead) error {
 	if h.MsgID != 0 {
 		d.MsgID, d.TS, d.MsgSeq = h.MsgID, h.TS, int64(h.Seq)
 	}
-	maxes := bson.E{Key: "$max", Value: bson.D{{Key: "seq", Value: d.Seq}, {Key: "changes", Value: d.Changes},
-		{Key: "mention_all", Value: d.MentionAll}}}
+	mx := bson.D{{Key: "seq", Value: d.Seq}, {Key: "changes", Value: d.Changes},
+		{Key: "mention_all", Value: d.MentionAll}}
+	if h.Disbanded != 0 {
+		d.Disbanded = h.Disbanded
+		mx = append(mx, bson.E{Key: "disbanded", Value: d.Disbanded})
+	}
+	maxes := bson.E{Key: "$max", Value: mx}
 	for range dupRetries + 1 {
 		if h.MsgID != 0 {
 			filter := append(byID(h.Group), bson.E{Key: "$or", Value: bson.A{

@@ -168,7 +168,11 @@ func (s *Store) ImportGrants(ctx context.Context, gs []store.Grant) error {
 func (s *Store) ImportGroups(ctx context.Context, gs []store.Group) error {
 	models := make([]mongo.WriteModel, len(gs))
 	for i, g := range gs {
-		d := groupDoc{ID: g.ID, Name: g.Name, Owner: g.Owner, Created: g.Created, Members: int64(g.Members)}
+		if g.Changed > math.MaxInt64 {
+			return fmt.Errorf("import group %s: %w", g.ID, ErrInvalid)
+		}
+		d := groupDoc{ID: g.ID, Name: g.Name, Owner: g.Owner, Created: g.Created, Members: int64(g.Members),
+			Notice: g.Notice, Avatar: g.Avatar, Muted: g.Muted, Disbanded: g.Disbanded, Changed: int64(g.Changed)}
 		models[i] = mongo.NewReplaceOneModel().SetFilter(byID(g.ID)).SetReplacement(d).SetUpsert(true)
 	}
 	return s.importUpsert(ctx, "import groups", s.c.groups, models)
@@ -180,7 +184,7 @@ func (s *Store) ImportMembers(ctx context.Context, ms []store.Member) error {
 	models := make([]mongo.WriteModel, len(ms))
 	for i, m := range ms {
 		if m.JoinSeq > math.MaxInt64 || m.ReadSeq > math.MaxInt64 || m.JoinChanges > math.MaxInt64 ||
-			m.ReadChanges > math.MaxInt64 || m.MentionSeq > math.MaxInt64 {
+			m.ReadChanges > math.MaxInt64 || m.MentionSeq > math.MaxInt64 || m.Changed > math.MaxInt64 {
 			return fmt.Errorf("import member %s of %s: %w", m.User, m.Group, ErrInvalid)
 		}
 		models[i] = mongo.NewReplaceOneModel().SetFilter(memberFilter(m.Group, m.User)).SetReplacement(toMemberDoc(m)).SetUpsert(true)

@@ -34,6 +34,7 @@ import (
 //	[varint reply_to] [varint recalled, str recalled_by] [varint edited]
 //	[change: str kind, varint target, str emoji, add(1),
 //	         uvarint #ids, varint id*, str peer, uvarint count]
+//	         [admin: str JSON of the change's store.GroupChange]]
 //	[uvarint ttl]
 //
 // (msgTTL, burn after reading, came last, after the change.)
@@ -54,7 +55,8 @@ const (
 	msgReacted
 	msgChange
 	msgTTL
-	msgFlags = msgReplyTo | msgRecalled | msgEdited | msgReacted | msgChange | msgTTL
+	msgAdmin // a group administration record's Change.Admin (with msgChange)
+	msgFlags = msgReplyTo | msgRecalled | msgEdited | msgReacted | msgChange | msgTTL | msgAdmin
 )
 
 var errCorrupt = errors.New("corrupt message value")
@@ -119,6 +121,9 @@ func lifeFlags(m *store.Message) uint64 {
 	}
 	if m.Change != nil {
 		f |= msgChange
+		if m.Change.Admin != nil {
+			f |= msgAdmin
+		}
 	}
 	if m.TTL != 0 {
 		f |= msgTTL
@@ -149,6 +154,10 @@ func appendLife(buf []byte, m *store.Message, flags uint64) []byte {
 		}
 		buf = appendStr(buf, c.Peer)
 		buf = binary.AppendUvarint(buf, c.Count)
+		if c.Admin != nil {
+			admin, _ := json.Marshal(c.Admin) // strings, ints and bools: cannot fail
+			buf = appendStr(buf, string(admin))
+		}
 	}
 	if flags&msgTTL != 0 {
 		buf = binary.AppendUvarint(buf, uint64(m.TTL))
@@ -226,7 +235,7 @@ func decodeMessage(val []byte, m *store.Message) error {
 // life reads the lifecycle's fields.
 func (d *msgDecoder) life(m *store.Message) error {
 	flags := d.uvarint()
-	if flags == 0 || flags&^msgFlags != 0 {
+	if flags == 0 || flags&^msgFlags != 0 || flags&msgAdmin != 0 && flags&msgChange == 0 {
 		return errCorrupt
 	}
 	if flags&msgReplyTo != 0 {
@@ -255,6 +264,12 @@ func (d *msgDecoder) life(m *store.Message) error {
 		}
 		c.Peer = d.str()
 		c.Count = d.uvarint()
+		if flags&msgAdmin != 0 {
+			c.Admin = new(store.GroupChange)
+			if err := json.Unmarshal([]byte(d.str()), c.Admin); err != nil || d.bad {
+				return errCorrupt
+			}
+		}
 		m.Change = c
 	}
 	if flags&msgTTL != 0 {

@@ -70,7 +70,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 
-	grouped := len(b.Heads)+len(b.Reads)+len(b.Mentioned) > 0
+	grouped := len(b.Heads)+len(b.Reads)+len(b.Mentioned)+len(b.GroupUpdates)+len(b.MemberUpdates) > 0
 	life := hasLife(b)
 	wb := s.db.NewBatch()
 	if grouped || life {
@@ -133,6 +133,9 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 			return fmt.Errorf("commit batch: %w", err)
 		}
 		if err := applyMentioned(wb, b.Mentioned); err != nil {
+			return fmt.Errorf("commit batch: %w", err)
+		}
+		if err := applyAdmin(wb, b.GroupUpdates, b.MemberUpdates); err != nil {
 			return fmt.Errorf("commit batch: %w", err)
 		}
 	}

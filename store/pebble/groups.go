@@ -49,25 +49,29 @@ type headRow struct {
 }
 
 // encodeHead is seq(8) msgid(8) ts(8), then uvarint changes, mention_all
-// and msg_seq unless they are 0, 0 and seq: a head of before change
-// records is the 24 bytes it was, and those decode with msg_seq = seq
-// (every head was then its message's).
+// and msg_seq unless they are 0, 0 and seq (and nothing follows): a head
+// of before change records is the 24 bytes it was, and those decode with
+// msg_seq = seq (every head was then its message's).
 //
 // A retention sweep's floor and floor changes (retention.go) follow as two
-// more uvarints when the floor is not 0: a head never swept is the bytes
-// it was.
+// more uvarints when the floor is not 0 or the group is disbanded, and
+// then, for a disbanded group, uvarint disbanded: a head never swept nor
+// disbanded is the bytes it was.
 func encodeHead(h headRow) []byte {
 	buf := binary.BigEndian.AppendUint64(nil, h.Seq)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(h.MsgID))
 	buf = binary.BigEndian.AppendUint64(buf, uint64(h.TS))
-	if h.Changes != 0 || h.MentionAll != 0 || h.msgSeq != h.Seq || h.Floor != 0 {
+	if h.Changes != 0 || h.MentionAll != 0 || h.msgSeq != h.Seq || h.Floor != 0 || h.Disbanded != 0 {
 		buf = binary.AppendUvarint(buf, h.Changes)
 		buf = binary.AppendUvarint(buf, h.MentionAll)
 		buf = binary.AppendUvarint(buf, h.msgSeq)
 	}
-	if h.Floor != 0 {
+	if h.Floor != 0 || h.Disbanded != 0 {
 		buf = binary.AppendUvarint(buf, h.Floor)
 		buf = binary.AppendUvarint(buf, h.FloorChanges)
+	}
+	if h.Disbanded != 0 {
+		buf = binary.AppendUvarint(buf, uint64(h.Disbanded))
 	}
 	return buf
 }
@@ -84,6 +88,9 @@ func decodeHead(group string, val []byte) (headRow, error) {
 		h.Changes, h.MentionAll, h.msgSeq = r.uvarint(), r.uvarint(), r.uvarint()
 		if len(r.val) > 0 && !r.bad {
 			h.Floor, h.FloorChanges = r.uvarint(), r.uvarint()
+		}
+		if len(r.val) > 0 && !r.bad {
+			h.Disbanded = int64(r.uvarint())
 		}
 		if r.bad || len(r.val) != 0 {
 			return headRow{}, fmt.Errorf("corrupt head of %s", group)
@@ -211,6 +218,9 @@ func (s *Store) AddMembers(ctx context.Context, group string, ms []store.Member,
 	if err := s.getJSON(groupKey(group), &g); err != nil {
 		return nil, fmt.Errorf("add members to %s: %w", group, err)
 	}
+	if g.Disbanded != 0 {
+		return nil, fmt.Errorf("add members to %s: %w", group, store.ErrGone)
+	}
 	h, err := head(s.db, group)
 	if err != nil {
 		return nil, fmt.Errorf("add members to %s: %w", group, err)
@@ -273,6 +283,7 @@ func (s *Store) RemoveMember(ctx context.Context, group, user string) error {
 	if err := s.getJSON(groupKey(group), &g); err != nil {
 		return fmt.Errorf("remove %s from %s: %w", user, group, err)
 	}
+
 	if err := s.getJSON(pair(pfxMember, group, user), nil); err != nil {
 		return fmt.Errorf("remove %s from %s: %w", user, group, err)
 	}
@@ -534,6 +545,7 @@ func applyHeads(wb *pebble.Batch, msgs []store.Message, heads []store.GroupHead)
 		next.Seq = max(cur.Seq, h.Seq)
 		next.Changes = max(cur.Changes, h.Changes)
 		next.MentionAll = max(cur.MentionAll, h.MentionAll)
+		next.Disbanded = max(cur.Disbanded, h.Disbanded)
 		if h.MsgID != 0 && h.Seq > cur.msgSeq {
 			next.MsgID, next.TS, next.msgSeq = h.MsgID, h.TS, h.Seq
 		}

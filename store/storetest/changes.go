@@ -50,6 +50,9 @@ func Changes(t *testing.T, open func(t *testing.T) ChangeStore) {
 		{"Erase", testChangesErase},
 		{"RecallRacesEdit", testRecallRacesEdit},
 		{"ConcurrentReactions", testConcurrentReactions},
+		{"GroupAdmin", testGroupAdmin},
+		{"GroupAdminReplay", testGroupAdminReplay},
+		{"GroupDisband", testGroupDisband},
 	})
 }
 

@@ -148,6 +148,7 @@
     S.msgs.clear();
     S.loaded.clear();
     S.open = null;
+    social.reset();
     if (!why && s) {
       fetch('/v1/sessions/current', { method: 'DELETE', headers: { Authorization: 'Bearer ' + s.token } }).catch(() => {});
     }
@@ -216,18 +217,18 @@
       const mine = seen.get(key);
       if (mine && mine.arrival > asked) {
         S.convs.set(key, mine);
-        S.total += mine.unread - c.unread;
+        if (!mine.muted) S.total += mine.unread - (c.muted ? 0 : c.unread); // a muted one's is not in the total
         continue;
       }
       // peer_read only grows: a receipt may have come after the list was asked.
       const peerRead = maxID(typeof c.peer_read === 'string' && /^[0-9]{1,20}$/.test(c.peer_read) ? c.peer_read : '', mine && mine.peerRead);
-      S.convs.set(key, { key, peer: c.peer, group: c.group, last: c.last, unread: c.unread, peerRead, mentioned: c.mentioned === true });
+      S.convs.set(key, { key, peer: c.peer, group: c.group, last: c.last, unread: c.unread, peerRead, mentioned: c.mentioned === true, muted: c.muted === true, pinned: c.pinned === true });
       if (c.last) put(key, c.last, ticks);
     }
     for (const [key, mine] of seen) {
       if (!S.convs.has(key) && mine.arrival > asked) {
         S.convs.set(key, mine);
-        S.total += mine.unread;
+        if (!mine.muted) S.total += mine.unread;
       }
     }
     if (S.open && !S.convs.has(S.open)) S.convs.set(S.open, row(S.open));
@@ -318,6 +319,7 @@
       }
       requestSync();
       pumpGroups(); // the heads first: which groups moved while away
+      social.load(); // contacts, presence, blocks and groups as they are now: their events were missed while away
       clearInterval(S.resyncTimer);
       S.resyncTimer = setInterval(resync, RESYNC);
       for (const cmid of S.outbox.keys()) publishSend(cmid);
@@ -416,10 +418,11 @@
     // Receipts and typing are not stored: no position, never sequenced.
     if (ev.kind === 'receipt') return receipt(ev);
     if (ev.kind === 'typing') return typing(ev);
+    if (social.event(ev)) return; // contacts, presence, blocks, settings: no position either
     // A ver (or a group's seq) beyond cursor+1 is only a claim: the
     // sequencer holds the event and syncs; the server's answer decides.
     // A group's changes take seqs in its log, as its messages do.
-    if (ev.group !== undefined && !ev.ver && (ev.kind === 'msg' || ev.kind === undefined || CHANGES.has(ev.kind))) {
+    if (ev.group !== undefined && !ev.ver && (ev.kind === 'msg' || ev.kind === undefined || CHANGES.has(ev.kind) || groupItem(ev))) {
       deliver(S.groups.live(ev).out, false);
       return pumpGroups();
     }
@@ -432,6 +435,7 @@
     const bad = imqttCheckHeads(h);
     if (bad) return skip('a heads answer', bad); // asked again after the sync timeout
     const { out, left } = S.groups.heads(h);
+    for (const x of h.groups) if (x.gone === true) social.gone(x.group); // disbanded: read-only
     deliver(out, false);
     let shown = false;
     for (const x of h.groups) shown = S.left.delete(x.group) || shown; // in it again
@@ -442,7 +446,9 @@
   }
 
   function groupError(group, code) {
-    markLeft(S.groups.error(group, code, Date.now()).left, false);
+    const { left, gone } = S.groups.error(group, code, Date.now());
+    for (const g of gone || []) social.gone(g);
+    markLeft(left, false);
     saveCursor();
     pumpGroups();
   }
@@ -471,6 +477,7 @@
       S.msgs.delete('#' + b.group);
       S.loaded.delete('#' + b.group);
     }
+    if (b.gone === true) social.gone(b.group);
     const { out } = S.groups.batch({ ...b, items }, all.length);
     const dropped = S.groups.takeDropped();
     if (dropped) { // as for the inbox: the heads a little later find what a hole held back
@@ -577,15 +584,27 @@
       const r = row(ev.group ? '#' + ev.group : ev.peer);
       r.unread = ev.count;
       S.total = ev.total;
+    } else if (groupItem(ev)) {
+      // An administration record in the group's log: a system line, and
+      // what it changed (the group's name, notice, a disband …).
+      S.delivered.push({ kind: 'group', id: ev.id, group: ev.group, seq: ev.seq, synced });
+      if (S.delivered.length > 1000) S.delivered.splice(0, 500);
+      put('#' + ev.group, ev);
+      social.groupItem(ev);
+      return '#' + ev.group;
     } else if (ev.kind === 'group') {
       // A claim: the heads, the server's word, start or drop the cursor.
       S.groups.askHeads();
       pumpGroups();
       loadConversations().catch(() => {});
+      social.groupEvent(ev);
     }
   }
 
   // ---- messages ----
+  // groupItem: a stored group administration record (kind "group" with a
+  // seq), unlike a live membership event (no seq).
+  const groupItem = (m) => m.kind === 'group' && typeof m.group === 'string' && Number.isSafeInteger(m.seq) && m.seq > 0;
   const convKey = (m) => (m.group ? '#' + m.group : m.from === me() ? m.to : m.from);
   // Own messages are known by cmid (before the ack there is no id), others by id.
   const localKey = (m) => (m.from === me() && m.cmid ? 'c:' + m.cmid : 'i:' + m.id);
@@ -598,8 +617,17 @@
   // and quote of a snapshot of the server's (history, the list: asked is
   // S.ticks when it was asked for) unless a change applied since.
   function put(key, m, asked) {
-    if (m.kind !== undefined && m.kind !== 'msg') return false; // a change in a group's history: its message shows it
     let msgs = S.msgs.get(key);
+    if (groupItem(m)) { // a system line, in its place by seq
+      if (!msgs) S.msgs.set(key, (msgs = new Map()));
+      msgs.set('g:' + m.seq, { ...m, status: 'acked' });
+      return false;
+    }
+    if (m.kind !== undefined && m.kind !== 'msg') return false; // a change in a group's history: its message shows it
+    if (m.recalled && m.expired) { // burnt after reading: gone, not a tombstone
+      if (msgs) forget(key, msgs.get(localKey(m)));
+      return false;
+    }
     if (!msgs) S.msgs.set(key, (msgs = new Map()));
     const k = localKey(m);
     const old = msgs.get(k);
@@ -630,6 +658,22 @@
     return m && m.id === id ? { key: at[0], m } : null; // a conversation dropped since (a reset) holds nothing
   }
 
+  // forget removes m (a burnt message) from its conversation; the list
+  // shows the newest left.
+  function forget(key, m) {
+    const msgs = S.msgs.get(key);
+    if (!m || !msgs) return;
+    msgs.delete(localKey(m));
+    if (m.id) S.ids.delete(m.id);
+    for (const x of msgs.values()) {
+      if (x.reply_to && x.reply_to === m.id && x.quote) x.quote = { from: x.quote.from, type: x.quote.type, recalled: true };
+    }
+    const r = S.convs.get(key);
+    if (r && r.last && m.id && r.last.id === m.id) {
+      r.last = [...msgs.values()].filter((x) => x.id && !groupItem(x)).reduce((a, x) => (!a || newer(x.id, a.id) ? x : a), null);
+    }
+  }
+
   // recallIn makes m a tombstone, and the quotes of it in its conversation.
   function recallIn(key, m) {
     m.recalled = true;
@@ -653,7 +697,11 @@
     if (ev.group !== undefined ? key !== '#' + ev.group : key.startsWith('#')) return null; // not that conversation's
     if (m.recalled) return key; // a tombstone stays one
     m.changed = S.ticks;
-    if (ev.kind === 'recall') {
+    if (ev.kind === 'recall' && ev.expired === true) {
+      forget(key, m); // burnt after reading: gone for both
+      if (S.editing && S.editing.id === m.id) stopEditing();
+      if (S.replyTo && S.replyTo.id === m.id) S.replyTo = null;
+    } else if (ev.kind === 'recall') {
       recallIn(key, m);
       if (S.editing && S.editing.id === m.id) stopEditing();
       if (S.replyTo && S.replyTo.id === m.id) S.replyTo = null;
@@ -725,7 +773,7 @@
       // Counted only when newer than the list's last message, which the server counted already.
       if (m.from !== me() && isNew && !(S.open === key && visible())) {
         r.unread++;
-        S.total++;
+        if (!r.muted) S.total++; // a muted conversation keeps its own count, out of the total
       }
       r.last = m;
       r.arrival = ++S.arrivals;
@@ -738,6 +786,7 @@
     const cmid = 'w-' + randomId(16);
     const msg = { cmid, type: 'text', body };
     if (r.group) msg.group = r.group; else msg.to = r.peer;
+    if (!r.group && S.ttl > 0) msg.ttl = S.ttl; // burn after reading
     let quote;
     if (S.replyTo && S.replyTo.key === key) {
       msg.reply_to = S.replyTo.id;
@@ -747,7 +796,7 @@
     const o = { cmid, key, send: msg, ts: Date.now(), quote };
     S.outbox.set(cmid, o);
     saveOutbox();
-    put(key, { kind: 'msg', from: me(), to: msg.to, group: msg.group, type: 'text', body, cmid, ts: o.ts, status: 'pending', reply_to: msg.reply_to, quote });
+    put(key, { kind: 'msg', from: me(), to: msg.to, group: msg.group, type: 'text', body, cmid, ts: o.ts, status: 'pending', reply_to: msg.reply_to, quote, ttl: msg.ttl });
     renderMessages();
     publishSend(cmid);
   }
@@ -844,6 +893,7 @@
   // typing: someone types in a conversation the page shows.
   function typing(ev) {
     if (ev.from === me()) return; // my other device
+    if (S.blocks.has(ev.from)) return; // in a shared group: shown no more than the blocked user's messages
     if (ev.peer !== undefined && ev.peer !== me()) return; // 1:1: the peer is the receiver
     const key = ev.group !== undefined ? '#' + ev.group : ev.from;
     if (!S.convs.has(key) && S.open !== key) return;
@@ -892,7 +942,7 @@
   function typed() {
     const key = S.open;
     const r = key && S.convs.get(key);
-    if (!r || S.editing || !S.client || !S.client.connected || (r.group && S.left.has(r.group))) return;
+    if (!r || S.editing || !S.client || !S.client.connected || (r.group && S.left.has(r.group)) || social.readOnly(r)) return;
     const now = Date.now();
     if (S.typingSent && S.typingSent.key === key && now - S.typingSent.at < TYPING_EVERY) return;
     if (S.typingSent && S.typingSent.key !== key) stopTyping();
@@ -916,9 +966,11 @@
       if (S.editing) stopEditing();
       S.replyTo = null;
       S.menu = null;
+      S.convMenu = S.groupPanel = S.disbandAsked = false;
     }
     S.open = key;
     const r0 = row(key);
+    if (r0.group) social.opened(r0.group);
     history.replaceState(null, '', '#' + encodeURIComponent(key));
     $('#composer').hidden = false;
     $('#chat-error').textContent = '';
@@ -967,7 +1019,7 @@
     S.readSent.set(key, upto);
     const req = r.group ? { group: r.group, seq: upto } : { peer: r.peer, upto };
     S.client.publish('im/read', JSON.stringify(req), { qos: 1 });
-    S.total = Math.max(0, S.total - r.unread);
+    if (!r.muted) S.total = Math.max(0, S.total - r.unread);
     r.unread = 0; // the unread event confirms
     r.mentioned = false;
     renderConvs();
@@ -987,6 +1039,7 @@
     const f = r.last && r.last.id && stored(r.last.id);
     const last = f ? f.m : r.last;
     if (!last) return '';
+    if (social.hidden(r, last)) return 'message from a blocked user';
     const who = last.from === me() ? 'you: ' : r.group ? last.from + ': ' : '';
     return who + (last.recalled ? 'message recalled' : last.body || '[' + last.type + ']');
   }
@@ -995,6 +1048,7 @@
     const ul = $('#convs');
     ul.replaceChildren();
     const rows = [...S.convs.values()].sort((a, b) => {
+      if (!!a.pinned !== !!b.pinned) return a.pinned ? -1 : 1; // pinned first, as the list API has them
       const x = a.last && a.last.id, y = b.last && b.last.id;
       if (x === y) return 0;
       return newer(x, y) ? -1 : 1;
@@ -1013,6 +1067,7 @@
       li.append(badge);
       li.append(el('span', 'preview', preview(r)));
       li.append(el('span', 'typing-note', 'typing…'));
+      social.convMarks(li, r);
       li.addEventListener('click', () => openConversation(r.key));
       ul.append(li);
     }
@@ -1116,7 +1171,9 @@
     const key = S.open;
     const r = row(key);
     const left = r.group && S.left.has(r.group);
-    $('#chat-title').textContent = r.group ? '# ' + r.group + (left ? ' (left)' : '') : r.peer;
+    const readOnly = social.readOnly(r); // a disbanded group: its history, nothing more
+    $('#chat-title').textContent = r.group ? '# ' + r.group + (left ? ' (left)' : readOnly ? ' (disbanded)' : '') : r.peer;
+    $('#composer').hidden = readOnly;
     const msgs = [...(S.msgs.get(key) || new Map()).values()].sort((a, b) => {
       if (a.seq && b.seq) return a.seq - b.seq; // a group's own order
       if (a.id && b.id) return a.id === b.id ? 0 : newer(a.id, b.id) ? 1 : -1;
@@ -1133,8 +1190,24 @@
     const atBottom = ul.scrollHeight - ul.scrollTop - ul.clientHeight < 40;
     ul.replaceChildren();
     for (const m of msgs) {
+      if (groupItem(m)) {
+        const li = el('li', 'sys', imqttGroupLine(m, me()));
+        li.dataset.action = m.action || '';
+        li.dataset.seq = String(m.seq);
+        ul.append(li);
+        continue;
+      }
       const mine = m.from === me();
       const li = el('li', 'msg' + (mine ? ' mine' : ''));
+      if (social.hidden(r, m)) { // a blocked user's group message: collapsed
+        li.dataset.id = m.id || '';
+        li.dataset.from = m.from;
+        li.dataset.status = m.status;
+        li.dataset.blocked = 'true';
+        li.append(el('div', 'body', 'message from a blocked user'));
+        ul.append(li);
+        continue;
+      }
       if (m.id) li.dataset.id = m.id;
       if (m.cmid) li.dataset.cmid = m.cmid;
       li.dataset.from = m.from;
@@ -1148,6 +1221,12 @@
         li.append(el('div', 'body', m.body || '[' + m.type + ']'));
       }
       const meta = el('div', 'meta', m.ts ? new Date(m.ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
+      if (m.ttl > 0 && !m.recalled) {
+        li.dataset.ttl = String(m.ttl);
+        const burn = el('span', 'ttl', '🔥 ' + m.ttl + ' s');
+        burn.title = 'burns ' + m.ttl + ' s after it is read';
+        meta.prepend(burn);
+      }
       if (m.edited && !m.recalled) {
         const ed = el('span', 'edited', 'edited');
         ed.title = 'edited ' + new Date(m.edited).toLocaleString();
@@ -1171,7 +1250,7 @@
         }
         li.append(rs);
       }
-      if (m.id && m.status === 'acked' && !m.recalled && !left) {
+      if (m.id && m.status === 'acked' && !m.recalled && !left && !readOnly) {
         const acts = el('div', 'actions');
         acts.append(button('act-reply', '↩', 'Reply', () => replyTo(key, m)));
         acts.append(button('act-react', '☺+', 'React', () => toggleMenu(m.id, 'picker')));
@@ -1203,6 +1282,7 @@
     }
     if (atBottom) ul.scrollTop = ul.scrollHeight;
     drawComposer();
+    social.drawHead();
   }
 
   // ---- wiring ----
@@ -1238,6 +1318,11 @@
   document.addEventListener('visibilitychange', () => S.open && markRead(S.open));
   $('#status').addEventListener('click', () => { // "open in another tab": take the device back
     if (S.session && !S.client && $('#status').dataset.state === 'taken-over') connect();
+  });
+
+  const social = imqttSocial({
+    S, api, el, button, row, me, renderConvs, renderMessages, openConversation,
+    error: (text) => { $('#chat-error').textContent = text; },
   });
 
   if (S.session && S.session.expires_at > Date.now()) start();

@@ -425,12 +425,24 @@ class ImqttGroups {
   }
 
   // error takes an error event answering a group request: group is the
-  // group it names ('' if none), code its code. Returns {left}.
+  // group it names ('' if none), code its code. Returns {left} (and {gone}:
+  // the group was disbanded).
   error(group, code, now) {
     if (code === 'not_member') {
       if (group && this.drop(group)) return { left: [group] };
       if (!group) this.askHeads();
       return { left: [] };
+    }
+    if (code === 'group_gone') {
+      // Disbanded (docs/protocol.md#groups): nothing more to sync. The
+      // cursor stays, and so does the history shown; the page marks it.
+      if (group) {
+        this.inflight.delete(group);
+        this.again.delete(group);
+        this.queue.delete(group);
+        this.notBefore.delete(group);
+      }
+      return { left: [], gone: group ? [group] : [] };
     }
     if (code !== 'busy' && code !== 'unavailable') return { left: [] };
     const key = group || HEADS;
@@ -600,6 +612,16 @@ function imqttCheckEvent(ev, me) {
       if (ev.state !== 'start' && ev.state !== 'stop') return 'bad state';
       if (!optStr(ev.peer) || !optStr(ev.group) || str(ev.peer) === str(ev.group)) return 'no conversation';
       return '';
+    case 'group':
+      // A stored administration record has its group's seq; a live
+      // membership event has none (the heads then say what it changed).
+      if (ev.seq === undefined) return '';
+      if (!str(ev.group)) return 'bad group';
+      if (!str(ev.action) || !optStr(ev.from) || !optStr(ev.user)) return 'bad field';
+      if (![ev.name, ev.notice, ev.avatar].every(optStr)) return 'bad field';
+      if (ev.until !== undefined && !num(ev.until)) return 'bad until';
+      if (ev.muted !== undefined && typeof ev.muted !== 'boolean') return 'bad muted';
+      return positioned();
     case 'unread':
       if (!num(ev.total) || !num(ev.count)) return 'bad counts';
       if (!optStr(ev.peer) || !optStr(ev.group) || (!str(ev.peer) && !str(ev.group))) return 'no conversation';

@@ -500,6 +500,17 @@ test('groups: not_member drops the group; busy asks again after a delay', () => 
   assert.deepEqual(G.take(2300), [{ heads: true }]);
 });
 
+test('groups: group_gone ends that group\'s sync and frees its place; the cursor stays', () => {
+  const { G } = online({}, heads(['g1', 3], ['g2', 3], ['g3', 3]), { window: 1 });
+  assert.deepEqual(G.take(1), [{ group: 'g1', since: 0, limit: 200, epoch: undefined }]);
+  assert.deepEqual(G.error('g1', 'group_gone', 2), { left: [], gone: ['g1'] });
+  assert.equal(G.cursors().g1.seq, 0);
+  assert.deepEqual(G.take(3), [{ group: 'g2', since: 0, limit: 200, epoch: undefined }]);
+  assert.equal(G.deadline(), 3 + 10000); // g1 is not asked again after the timeout
+  G.batch(gbatch('g2', 0, 3, false, [1, 2, 3]));
+  assert.deepEqual(G.take(20000), [{ group: 'g3', since: 0, limit: 200, epoch: undefined }]);
+});
+
 test('groups: a batch past the cursor (a join above it) is ignored and asks the heads', () => {
   const { G } = online({ g1: { seq: 2, epoch: 'e1' } }, heads(['g1', 9, 0]));
   G.take(1);
