@@ -599,6 +599,10 @@ function imqttSocial(page) {
   async function openSettings() {
     const f = $('#settings');
     $('#settings-error').textContent = '';
+    // Not editable until the settings are read: a choice made before
+    // would be overwritten by what the server says.
+    delete f.dataset.loaded;
+    f.querySelector('fieldset').disabled = true;
     f.hidden = false;
     try {
       S.settings = await api('GET', '/v1/me/settings');
@@ -609,6 +613,8 @@ function imqttSocial(page) {
     f.accept_from.value = S.settings.accept_from || 'anyone';
     f.presence.value = S.settings.presence || 'contacts';
     f.read_receipts.checked = S.settings.read_receipts !== false;
+    f.querySelector('fieldset').disabled = false;
+    f.dataset.loaded = '1';
   }
 
   async function saveSettings() {
