@@ -155,8 +155,8 @@ type Options struct {
 	// offline or come back (internal/presence.Service.Shown). It must not
 	// block.
 	PresenceShown func(user string, shown bool)
-	Logger         *slog.Logger
-	Metrics        *metrics.Metrics
+	Logger        *slog.Logger
+	Metrics       *metrics.Metrics
 }
 
 func (o *Options) fill() {
