@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -35,6 +36,9 @@ type groupAdmin struct {
 	patch  wire.GroupPatch
 	user   string // owner: the new owner; mute: the member
 	until  int64  // mute
+	// media: the avatar is a media object the actor may read, which the
+	// record grants to the group's members (as a message's media is).
+	media string
 
 	// Set by the batcher: the owner who hands over (owner).
 	oldOwner string
@@ -50,7 +54,16 @@ func (s *Service) PatchGroup(ctx context.Context, from Sender, group string, p w
 	if p.Name == nil && p.Notice == nil && p.Avatar == nil {
 		action = wire.GroupMuteAll
 	}
-	group, err := s.administer(ctx, from, group, &groupAdmin{action: action, patch: p})
+	a := &groupAdmin{action: action, patch: p}
+	if p.Avatar != nil && isMediaID(*p.Avatar) {
+		// Members read the avatar as they read a message's media: by a
+		// grant to the group, which only media the actor may read gets.
+		if _, err := s.attach(ctx, from.User, *p.Avatar); err != nil {
+			return wire.Group{}, err
+		}
+		a.media = *p.Avatar
+	}
+	group, err := s.administer(ctx, from, group, a)
 	if err != nil {
 		return wire.Group{}, err
 	}
@@ -119,6 +132,20 @@ func (s *Service) MuteMember(ctx context.Context, from Sender, group, user strin
 		return wire.Member{}, errStore("member", err)
 	}
 	return toWireMember(m), nil
+}
+
+// isMediaID reports whether an avatar names a media object (an ID of
+// POST /v1/media, "m-" and 26 base32 letters) rather than a URL.
+func isMediaID(s string) bool {
+	if len(s) != 28 || !strings.HasPrefix(s, "m-") {
+		return false
+	}
+	for _, c := range s[2:] {
+		if !('a' <= c && c <= 'z' || '2' <= c && c <= '7') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkPatch: at least one field, each within its size, text valid UTF-8.
@@ -320,6 +347,9 @@ func (s *Service) allocateAdmin(op *sendOp, seq, count uint64, b *store.Batch) {
 		gc.Name, gc.Notice, gc.Avatar, gc.Muted = p.Name, p.Notice, p.Avatar, p.Muted
 		b.GroupUpdates = append(b.GroupUpdates, store.GroupUpdate{MsgID: rec.ID, Group: a.group, Seq: seq,
 			Name: p.Name, Notice: p.Notice, Avatar: p.Avatar, Muted: p.Muted})
+		if a.media != "" {
+			b.Grants = append(b.Grants, store.Grant{Media: a.media, Principal: "g:" + a.group})
+		}
 	case wire.GroupDisbanded:
 		head.Disbanded = rec.TS
 		b.GroupUpdates = append(b.GroupUpdates, store.GroupUpdate{MsgID: rec.ID, Group: a.group, Seq: seq, Disbanded: rec.TS})

@@ -102,6 +102,7 @@ func (s *Service) SetUserSettings(ctx context.Context, user string, req wire.Use
 	case wire.AcceptContacts:
 		us.AcceptFrom = store.AcceptContacts
 	}
+	wasHidden := us.Presence == store.PresenceNobody
 	switch req.Presence {
 	case wire.PresenceContacts:
 		us.Presence = ""
@@ -111,6 +112,9 @@ func (s *Service) SetUserSettings(ctx context.Context, user string, req wire.Use
 	us.User, us.Updated = user, time.Now().UnixMilli()
 	if err := s.st.PutUserSettings(ctx, us); err != nil {
 		return wire.UserSettings{}, errStore("put user settings", err)
+	}
+	if hidden := us.Presence == store.PresenceNobody; hidden != wasHidden && s.opts.PresenceShown != nil {
+		s.opts.PresenceShown(user, !hidden)
 	}
 	return wireSettings(us), nil
 }

@@ -150,8 +150,13 @@ type Options struct {
 	// relayed (one member typing would cost a publish per member each
 	// second); default DefaultMaxTypingGroup.
 	MaxTypingGroup int
-	Logger         *slog.Logger
-	Metrics        *metrics.Metrics
+	// PresenceShown, if set, hears that a user changed whom it shows its
+	// presence to (shown false: nobody), for its contacts to see it go
+	// offline or come back (internal/presence.Service.Shown). It must not
+	// block.
+	PresenceShown func(user string, shown bool)
+	Logger        *slog.Logger
+	Metrics       *metrics.Metrics
 }
 
 func (o *Options) fill() {

@@ -145,11 +145,22 @@ func TestPresence(t *testing.T) {
 	if code, got := getPresence(t, s.HTTP, tok["bob"], "alice"); code != 200 || len(got) != 0 {
 		t.Errorf("bob's GET of hidden alice: %d %+v", code, got)
 	}
+	// Shown again while connected: online at once; then offline.
 	if code := httpJSON(t, "PUT", s.HTTP+"/v1/me/settings", tok["alice"], wire.UserSettings{Presence: wire.PresenceContacts}, &us); code != 200 || us.Presence != wire.PresenceContacts {
 		t.Fatalf("show: %d %+v", code, us)
 	}
+	waitPresences(t, bob, "alice", false, "online", "offline", "online")
+	// Hidden while online: offline to bob at once, not left shown online.
+	if code := httpJSON(t, "PUT", s.HTTP+"/v1/me/settings", tok["alice"], wire.UserSettings{Presence: wire.PresenceNobody}, &us); code != 200 {
+		t.Fatalf("hide again: %d %+v", code, us)
+	}
+	waitPresences(t, bob, "alice", false, "online", "offline", "online", "offline")
+	if code := httpJSON(t, "PUT", s.HTTP+"/v1/me/settings", tok["alice"], wire.UserSettings{Presence: wire.PresenceContacts}, &us); code != 200 {
+		t.Fatalf("show again: %d %+v", code, us)
+	}
+	waitPresences(t, bob, "alice", false, "online", "offline", "online", "offline", "online")
 	alice.c.Disconnect(0)
-	waitPresences(t, bob, "alice", false, "online", "offline", "offline")
+	waitPresences(t, bob, "alice", false, "online", "offline", "online", "offline", "online", "offline")
 
 	if n := carol.allPresences() + dave.allPresences(); n != 0 {
 		t.Errorf("a stranger and a blocker got %d presence events", n)

@@ -482,6 +482,11 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if d.events.emitter != nil {
 		copts.Webhooks = d.events.emitter // message.after_send, group.changed
 	}
+	copts.PresenceShown = func(user string, shown bool) { // made below, before any connection or request
+		if d.presence != nil {
+			d.presence.Shown(user, shown)
+		}
+	}
 	if d.chat, err = chat.New(d.st, d.state, d.path, copts); err != nil {
 		return nil, err
 	}

@@ -185,7 +185,13 @@ type change struct {
 	user   string
 	online bool
 	at     int64
+	vis    int // visShown, visHidden: the setting changed (no device came or left)
 }
+
+const (
+	visShown = iota + 1
+	visHidden
+)
 
 // Online hears a device of user connect to node (hooks.PresenceEvents). It
 // only queues: it runs on the connecting client's goroutine.
@@ -196,6 +202,19 @@ func (s *Service) Online(user, device, node string, at time.Time) {
 // Offline hears a device of user leave node.
 func (s *Service) Offline(user, device, node string, at time.Time) {
 	s.enqueue(change{user: user, at: at.UnixMilli()})
+}
+
+// Shown hears that user changed whom it shows its presence to: shown
+// false (wire.PresenceNobody) or true (wire.PresenceContacts again). Its
+// contacts then see it go offline at once, or, if a device of it is
+// connected, come online: hiding is appearing offline, not staying
+// shown online to those told so before.
+func (s *Service) Shown(user string, shown bool) {
+	vis := visHidden
+	if shown {
+		vis = visShown
+	}
+	s.enqueue(change{user: user, vis: vis, at: s.o.Now().UnixMilli()})
 }
 
 // enqueue hands c to its user's worker (one worker per user keeps a
@@ -254,6 +273,10 @@ func (w *worker) ctx() (context.Context, context.CancelFunc) {
 // user was not announced online already; a device that left waits for the
 // debounce.
 func (w *worker) handle(c change) {
+	if c.vis != 0 {
+		w.visibility(c)
+		return
+	}
 	if !c.online {
 		if c.at > w.pending[c.user] {
 			w.pending[c.user] = c.at
@@ -277,6 +300,39 @@ func (w *worker) handle(c change) {
 		return
 	}
 	w.s.announce(ctx, wire.PresenceEvent{Kind: wire.KindPresence, User: c.user, Online: true}, hidden)
+}
+
+// visibility tells a user's contacts of its changed setting: hidden
+// while announced online, it is offline to them from now on (no last
+// seen: it hides that too);
+// shown again while a device of it is connected, it is online. Its
+// announced state (last seen) does not change: devices did not.
+func (w *worker) visibility(c change) {
+	ctx, cancel := w.ctx()
+	defer cancel()
+	ev := wire.PresenceEvent{Kind: wire.KindPresence, User: c.user}
+	if c.vis == visHidden {
+		seen, err := w.s.o.Social.LastSeen(ctx, []string{c.user})
+		if err != nil {
+			w.s.log.Warn("presence: last seen", "user", c.user, "err", err)
+			return
+		}
+		if ts, ok := seen[c.user]; !ok || ts != 0 {
+			return // away, as the contacts were last told
+		}
+	}
+	if c.vis == visShown {
+		devs, err := w.s.o.Devices.Devices(ctx, c.user)
+		if err != nil {
+			w.s.log.Warn("presence: devices", "user", c.user, "err", err)
+			return
+		}
+		if len(devs) == 0 {
+			return // offline, as the contacts were last told
+		}
+		ev.Online = true
+	}
+	w.s.fanOut(ctx, ev)
 }
 
 // expire announces offline the users whose debounce ran out with no
@@ -347,6 +403,14 @@ func (s *Service) announce(ctx context.Context, ev wire.PresenceEvent, hidden bo
 	if hidden {
 		return
 	}
+	s.fanOut(ctx, ev)
+}
+
+// fanOut sends ev to ev.User's accepted contacts but those who blocked
+// the user or whom the user blocked, a page of contacts at a time, each
+// page as one event for many users.
+func (s *Service) fanOut(ctx context.Context, ev wire.PresenceEvent) {
+	user := ev.User
 	blocked, err := s.blocks(ctx, user)
 	if err != nil {
 		s.log.Warn("presence: blocks", "user", user, "err", err)

@@ -389,6 +389,43 @@ func TestPrivacy(t *testing.T) {
 	eq(t, "shown again", r.out.take(), "bob alice online", "erin alice online")
 }
 
+// TestShown: a user who hides its presence while online is offline to its
+// contacts at once (with no last seen), not left shown online; shown
+// again while connected it is online; hidden or shown again while away,
+// nothing (its contacts saw it go). Its announced state does not move.
+func TestShown(t *testing.T) {
+	soc := newSocial()
+	soc.befriend("alice", "bob")
+	soc.befriend("alice", "carol")
+	soc.block("carol", "alice")
+	now := t0
+	r := newRig(t, soc, newState(), &now, "n1")
+	r.connect(t, "alice", "phone")
+	r.step()
+	eq(t, "online", r.out.take(), "bob alice online")
+
+	r.hidden["alice"] = true
+	r.s.Shown("alice", false)
+	r.step()
+	eq(t, "hidden while online", r.out.take(), "bob alice offline@0")
+	if seen, ok := soc.seen["alice"]; !ok || seen != 0 {
+		t.Errorf("hiding moved the announced state: last seen %d, %v", seen, ok)
+	}
+	r.hidden["alice"] = false
+	r.s.Shown("alice", true)
+	r.step()
+	eq(t, "shown again while online", r.out.take(), "bob alice online")
+
+	r.leave(t, "alice", "phone")
+	now = now.Add(time.Minute)
+	r.step()
+	eq(t, "left", r.out.take(), "bob alice offline@"+strconv.FormatInt(t0.UnixMilli(), 10))
+	r.s.Shown("alice", false)
+	r.s.Shown("alice", true)
+	r.step()
+	eq(t, "hidden and shown again while away", r.out.take())
+}
+
 // TestFanOutPages: 2,500 contacts are read and sent in pages of 1,000,
 // one delivery call each, and the blockers among them asked once a page.
 func TestFanOutPages(t *testing.T) {
