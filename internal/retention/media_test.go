@@ -127,3 +127,64 @@ func TestSweepMediaRate(t *testing.T) {
 		t.Errorf("left: %v, %v", ids, err)
 	}
 }
+
+// putSmall stores a one-part object of 1 KiB created at at.
+func putSmall(b *testing.B, fs *media.FS, at time.Time) string {
+	id := media.NewID()
+	st, err := fs.Create(b.Context(), id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := st.Create(media.PartData)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = w.Write(make([]byte, 1024))
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Commit(b.Context(), media.Info{ID: id, Owner: "alice", Size: 1024, Type: "application/octet-stream", Created: at.UnixMilli()}); err != nil {
+		b.Fatal(err)
+	}
+	return id
+}
+
+// BenchmarkSweepMedia: the cost of one old object to a media sweep on the
+// file store and Pebble, unthrottled: "delete" finds no grant and deletes
+// it, "keep" finds one (a forward) and keeps it.
+func BenchmarkSweepMedia(b *testing.B) {
+	for _, granted := range []bool{false, true} {
+		name := map[bool]string{false: "delete", true: "keep"}[granted]
+		b.Run(name, func(b *testing.B) {
+			s, err := pebble.Open(b.TempDir(), pebble.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			fs, err := media.OpenFS(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+			var grants []store.Grant
+			for range b.N {
+				id := putSmall(b, fs, now.Add(-2*time.Hour))
+				if granted {
+					grants = append(grants, store.Grant{Media: id, Principal: "u:bob"})
+				}
+			}
+			if err := s.Commit(b.Context(), &store.Batch{Grants: grants}); err != nil {
+				b.Fatal(err)
+			}
+			j := retention.New(s, nil, retention.Options{Period: time.Hour, Rate: 1 << 30, Media: fs,
+				Now: func() time.Time { return now }})
+			b.ResetTimer()
+			n, err := j.SweepMedia(b.Context())
+			b.StopTimer()
+			if err != nil || granted && n != 0 || !granted && n != b.N {
+				b.Fatalf("swept %d of %d, %v", n, b.N, err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "objects/s")
+		})
+	}
+}
