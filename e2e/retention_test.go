@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/imqtt/imqtt/internal/daemon"
+	"github.com/imqtt/imqtt/internal/media"
+	"github.com/imqtt/imqtt/internal/media/mediatest"
 	"github.com/imqtt/imqtt/internal/retention"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/internal/wait"
@@ -124,6 +127,67 @@ func TestRetentionSweep(t *testing.T) {
 	httpJSON(t, "POST", s.HTTP+"/v1/read", bob, wire.Read{Peer: "alice"}, nil)
 	if c, _ := conv(conversations(t, s, bob), "alice"); c.Unread != 0 {
 		t.Errorf("unread after reading all: %d", c.Unread)
+	}
+}
+
+// TestRetentionMedia: the sweep deletes the media of swept messages and an
+// old upload never sent (404 to everyone, the uploader too), while media
+// of a younger message serves on, and so does an old object a younger
+// message forwarded.
+func TestRetentionMedia(t *testing.T) {
+	s := testserver.Start(t, func(c *daemon.Config) { c.Retention = time.Hour })
+	alice := account(t, s, "alice", "phone")
+	bob := account(t, s, "bob", "phone")
+	carol := account(t, s, "carol", "phone")
+	send := func(tok, to, cmid, mediaID string) {
+		t.Helper()
+		if code := httpJSON(t, "POST", s.HTTP+"/v1/messages", tok, wire.Send{CMID: cmid, To: to, Type: "image", Media: mediaID}, nil); code != 200 {
+			t.Fatalf("send %s: %d", cmid, code)
+		}
+	}
+	old := mustUpload(t, s, alice, "", mediatest.PNG(t, 40, 30))
+	send(alice, "bob", "old", old.ID)
+	fwd := mustUpload(t, s, alice, "", mediatest.PNG(t, 50, 30))
+	send(alice, "bob", "fwd-old", fwd.ID)
+	unsent := mustUpload(t, s, alice, "", mediatest.PNG(t, 60, 30))
+
+	cut := time.Now()
+	wait.For(t, "the clock passes the cut", time.Second, func() bool { return time.Since(cut) > 2*time.Millisecond })
+	young := mustUpload(t, s, alice, "", mediatest.PNG(t, 70, 30))
+	send(alice, "bob", "young", young.ID)
+	send(bob, "carol", "fwd-young", fwd.ID) // bob forwards the old image
+
+	blobs, ok := s.Blobs().(media.Deleting)
+	if !ok {
+		t.Fatalf("the server's media store %T cannot delete", s.Blobs())
+	}
+	j := retention.New(s.Store(), nil, retention.Options{Period: time.Hour, Media: blobs,
+		Now: func() time.Time { return cut.Add(time.Hour) }})
+	if n, err := j.Sweep(t.Context()); err != nil || n != 2 {
+		t.Fatalf("sweep: %d, %v; want the 2 old messages", n, err)
+	}
+	for _, c := range []struct {
+		what, tok, id, part string
+		want                int
+	}{
+		{"a swept message's media, to its recipient", bob, old.ID, "", 404},
+		{"a swept message's media, to its sender", alice, old.ID, "", 404},
+		{"a swept message's thumbnail", bob, old.ID, "/thumb", 404},
+		{"an old upload never sent, to its owner", alice, unsent.ID, "", 404},
+		{"a young message's media", bob, young.ID, "", 200},
+		{"a young message's thumbnail", bob, young.ID, "/thumb", 200},
+		{"an old image forwarded by a young message, to the forward's recipient", carol, fwd.ID, "", 200},
+		{"an old image forwarded by a young message, to its owner", alice, fwd.ID, "", 200},
+	} {
+		if resp, _ := request(t, "GET", s.HTTP+"/v1/media/"+c.id+c.part, c.tok, nil, nil); resp.StatusCode != c.want {
+			t.Errorf("%s: %d, want %d", c.what, resp.StatusCode, c.want)
+		}
+	}
+	// The sweep deleted the files, not only the access.
+	for _, id := range []string{old.ID, unsent.ID} {
+		if _, err := blobs.Stat(t.Context(), id); !errors.Is(err, media.ErrNotFound) {
+			t.Errorf("media %s after the sweep: %v, want gone", id, err)
+		}
 	}
 }
 

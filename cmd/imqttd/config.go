@@ -82,7 +82,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&c.RecallWindow, "recall-window", chat.DefaultRecallWindow, "how long after its send a message may be recalled (0: no limit)")
 	fs.DurationVar(&c.EditWindow, "edit-window", chat.DefaultEditWindow, "how long after its send a text message may be edited (0: no limit)")
 	fs.DurationVar(&c.Retention, "retention", retention.DefaultPeriod, "delete messages older than this, with their index rows, in the background at a bounded rate (0: keep forever); see docs/operations.md#retention")
-	fs.IntVar(&c.RetentionRate, "retention-rate", retention.DefaultRate, "with --retention: most messages a second this node deletes")
+	fs.IntVar(&c.RetentionRate, "retention-rate", retention.DefaultRate, "with --retention: most messages a second this node deletes (and media objects it checks)")
 	fs.IntVar(&c.MaxTypingGroup, "max-typing-group", chat.DefaultMaxTypingGroup, "typing is not relayed in groups of more members")
 	fs.Int64Var(&c.SendRate, "max-send-rate", daemon.DefaultSendRate, "most sends a user may make a second, all devices and nodes together, after --max-send-burst (0: no limit); more are refused with rate_limited")
 	fs.IntVar(&c.SendBurst, "max-send-burst", 0, "sends a user may make at once before --max-send-rate applies (0: 4×the rate)")

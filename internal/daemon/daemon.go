@@ -269,6 +269,7 @@ type Daemon struct {
 	sessions       *session.Manager
 	pusher         *push.Worker    // nil: no provider configured
 	retention      *retention.Jobs // the sweeper and the burner
+	blobs          media.Blobs     // where media files live
 	events         webhooks        // the webhook events; nil parts: off
 	presence       *presence.Service
 
@@ -424,6 +425,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d.blobs = blobs
 	if fs, ok := blobs.(*media.FS); ok {
 		fs.SetWritable(d.writable) // media files share the store's disk
 	}
@@ -495,7 +497,11 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			Preview: cfg.Push.Preview, TTL: cfg.Push.TTL, Rate: cfg.Push.Rate, Logger: cfg.Logger, Metrics: d.metrics})
 	}
 	d.chat.Start()
-	d.retention = retention.New(d.st, d.chat, retention.Options{Period: cfg.Retention, Rate: cfg.RetentionRate, Logger: cfg.Logger})
+	ropts := retention.Options{Period: cfg.Retention, Rate: cfg.RetentionRate, Logger: cfg.Logger}
+	if del, ok := blobs.(media.Deleting); ok {
+		ropts.Media = del // retention deletes old media no message grants
+	}
+	d.retention = retention.New(d.st, d.chat, ropts)
 	d.retention.Start()
 	if d.bus != nil {
 		d.bus.SetLocal(local{d.chat, d.path, d.broker, d.accounts})
@@ -638,6 +644,9 @@ func (d *Daemon) HTTPAddr() string { return d.httpAddr }
 
 // Store is the daemon's store (for tests and tools).
 func (d *Daemon) Store() store.Store { return d.st }
+
+// Blobs is where the node keeps media files.
+func (d *Daemon) Blobs() media.Blobs { return d.blobs }
 
 // Presence is the node's view of which devices are connected (in
 // scale-out, the cluster's).

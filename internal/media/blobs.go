@@ -65,7 +65,8 @@ const (
 // Blobs stores media objects. An object is a few named parts (PartData,
 // PartThumb, the HLS files...) and its Info, published together: a reader
 // sees all of an object or nothing of it, and an upload that fails leaves
-// nothing behind. Objects never change once committed.
+// nothing behind. Objects never change once committed; retention may
+// delete them (Deleting).
 //
 // FS is the embedded implementation (files under the data directory);
 // internal/media/gridfs is scale-out's (parts staged locally, uploaded to GridFS on

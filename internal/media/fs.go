@@ -28,9 +28,10 @@ type FS struct {
 	// writable, if set, refuses uploads while the disk is short of space
 	// (SetWritable).
 	writable func() error
+	readOnly bool // OpenFSReadOnly: Delete refuses too
 }
 
-var _ Blobs = (*FS)(nil)
+var _ Deleting = (*FS)(nil)
 
 const infoFile = "info.json"
 
@@ -229,7 +230,7 @@ func syncDir(dir string) error {
 // migration's source): unlike OpenFS it changes nothing, and Create
 // refuses.
 func OpenFSReadOnly(dir string) *FS {
-	return &FS{root: dir, tmp: filepath.Join(dir, "tmp"), writable: func() error { return errReadOnly }}
+	return &FS{root: dir, tmp: filepath.Join(dir, "tmp"), writable: func() error { return errReadOnly }, readOnly: true}
 }
 
 var errReadOnly = errors.New("media store opened read-only")
@@ -286,4 +287,88 @@ func (f *FS) Parts(id string) ([]string, error) {
 		return nil, fmt.Errorf("media: parts of %s: %w", id, err)
 	}
 	return parts, nil
+}
+
+// Older lists the objects created before before (unix ms) in ID order,
+// reading each candidate's sidecar: IDs are random, so age is known only
+// from Info.Created. An ID's order is its shard's and then its own.
+func (f *FS) Older(ctx context.Context, before int64, after string, limit int) ([]string, error) {
+	shards, err := os.ReadDir(f.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("media: list %s: %w", f.root, err)
+	}
+	var ids []string
+	for _, sh := range shards { // ReadDir sorts by name
+		name := sh.Name()
+		if !sh.IsDir() || name == "tmp" || len(name) != 2 || len(after) >= 4 && name < after[2:4] {
+			continue
+		}
+		objs, err := os.ReadDir(filepath.Join(f.root, name))
+		if err != nil {
+			return nil, fmt.Errorf("media: list %s: %w", name, err)
+		}
+		for _, o := range objs {
+			id := o.Name()
+			if !o.IsDir() || !ValidID(id) || id[2:4] != name || id <= after {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			info, err := f.Stat(ctx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue // deleted since the listing
+			}
+			if err != nil {
+				return nil, err
+			}
+			if info.Created < before {
+				ids = append(ids, id)
+				if len(ids) == limit {
+					return ids, nil
+				}
+			}
+		}
+	}
+	return ids, nil
+}
+
+// Delete renames the object's directory into {root}/tmp, which takes it
+// away from readers in one step (a reader with a part open reads on), and
+// then removes it there. A crash in between leaves it in tmp, which
+// OpenFS clears. Deleting needs no free space, so the writable check does
+// not apply; a read-only store refuses.
+func (f *FS) Delete(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return ErrNotFound
+	}
+	if f.readOnly {
+		return fmt.Errorf("media: delete %s: %w", id, errReadOnly)
+	}
+	dir := f.objectDir(id)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	grave, err := os.MkdirTemp(f.tmp, id+".deleted.")
+	if err != nil {
+		return fmt.Errorf("media: delete %s: %w", id, err)
+	}
+	if err := os.Rename(dir, filepath.Join(grave, id)); err != nil {
+		_ = os.Remove(grave)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // another deleter was first
+		}
+		return fmt.Errorf("media: delete %s: %w", id, err)
+	}
+	// The rename is the delete; make it survive a crash.
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return fmt.Errorf("media: delete %s: %w", id, err)
+	}
+	if err := os.RemoveAll(grave); err != nil {
+		return fmt.Errorf("media: delete %s: %w", id, err)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 // Package retention runs the two background jobs that delete messages
 // (docs/operations.md#retention): the sweeper, which deletes messages older
-// than the retention period at a bounded rate, and the burner, which
+// than the retention period at a bounded rate and then the media objects
+// as old that no message grants any more, and the burner, which
 // recalls burn-after-reading messages when they are due
 // (docs/protocol.md#burn-after-reading). Every node runs both: on MongoDB
 // two sweepers delete the same rows, which is harmless, and two burners
@@ -11,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,6 +52,14 @@ const (
 type Store interface {
 	store.Retention
 	store.Burns
+	store.Grants
+}
+
+// Media is what the sweeper needs of the media store (media.Deleting: FS
+// and GridFS are).
+type Media interface {
+	Older(ctx context.Context, before int64, after string, limit int) ([]string, error)
+	Delete(ctx context.Context, id string) error
 }
 
 // Expirer recalls a burnt message for both sides (chat.Service.Expire).
@@ -66,7 +76,10 @@ type Options struct {
 	Chunk    int           // messages per atomic write
 	Interval time.Duration // between sweeps when there is nothing to do
 	BurnPoll time.Duration // between looks for due burns
-	Logger   *slog.Logger
+	// Media, if set, is swept too (SweepMedia), at most every 10
+	// Intervals: its listing reads every old object.
+	Media  Media
+	Logger *slog.Logger
 
 	// Now and Sleep are the clock (tests replace them).
 	Now   func() time.Time
@@ -117,7 +130,12 @@ type Jobs struct {
 	opts Options
 	stop context.CancelFunc
 	wg   sync.WaitGroup
+	// mediaAt is when the sweeper last swept media (the sweeper's own).
+	mediaAt time.Time
 }
+
+// mediaEvery is how many Intervals apart media sweeps are, at least.
+const mediaEvery = 10
 
 // New returns the jobs; Start runs them.
 func New(st Store, exp Expirer, opts Options) *Jobs {
@@ -188,6 +206,11 @@ func (j *Jobs) Sweep(ctx context.Context) (int, error) {
 			if total > 0 {
 				j.opts.Logger.Info("retention sweep", "messages", total, "cursor", sw.Cursor)
 			}
+			if now := j.opts.Now(); j.opts.Media != nil && now.Sub(j.mediaAt) >= mediaEvery*j.opts.Interval {
+				j.mediaAt = now
+				_, err := j.SweepMedia(ctx)
+				return total, err
+			}
 			return total, nil
 		}
 		// The rate: a chunk of n takes at least n/Rate seconds.
@@ -198,6 +221,63 @@ func (j *Jobs) Sweep(ctx context.Context) (int, error) {
 			}
 		}
 	}
+}
+
+// SweepMedia deletes the media objects created before the period that no
+// message grants any more, and returns how many it deleted. The sweep of
+// messages deletes a message's grant with it, so an object whose messages
+// are all swept has none left; one that a younger message refers to (a
+// forward, a group avatar shared in the group) still has that message's
+// and stays. An upload never sent has none: its owner reads it by
+// Info.Owner alone, until it is as old as the period. A recalled message's
+// media (store.RevokedGrant) is served to no one and goes too once old.
+// It checks at most Rate objects a second, a chunk of Chunk at a time
+// (one read of the grants each, and the listing).
+func (j *Jobs) SweepMedia(ctx context.Context) (int, error) {
+	if j.opts.Period <= 0 || j.opts.Media == nil {
+		return 0, nil
+	}
+	before := j.opts.Now().Add(-j.opts.Period).UnixMilli()
+	deleted, after := 0, ""
+	for {
+		start := j.opts.Now()
+		ids, err := j.opts.Media.Older(ctx, before, after, j.opts.Chunk)
+		if err != nil {
+			return deleted, err
+		}
+		for _, id := range ids {
+			principals, err := j.st.MediaGrants(ctx, id)
+			if err != nil {
+				return deleted, err
+			}
+			if granted(principals) {
+				continue
+			}
+			if err := j.opts.Media.Delete(ctx, id); err != nil {
+				return deleted, err
+			}
+			deleted++
+		}
+		if len(ids) < j.opts.Chunk {
+			if deleted > 0 {
+				j.opts.Logger.Info("retention sweep", "media", deleted)
+			}
+			return deleted, nil
+		}
+		after = ids[len(ids)-1]
+		want := time.Duration(len(ids)) * time.Second / time.Duration(j.opts.Rate)
+		if wait := want - j.opts.Now().Sub(start); wait > 0 {
+			if err := j.opts.Sleep(ctx, wait); err != nil {
+				return deleted, err
+			}
+		}
+	}
+}
+
+// granted reports whether principals let anyone read the media: some, and
+// none a recall's revocation.
+func granted(principals []string) bool {
+	return len(principals) > 0 && !slices.Contains(principals, store.RevokedGrant)
 }
 
 // Burn recalls the burns due now and deletes them once recalled; it

@@ -21,9 +21,10 @@
 // (or a MongoDB outage) in the middle of a commit leaves GridFS files that
 // no objects document names: Sweep finds and deletes them.
 //
-// Objects never change and are never deleted, so each node keeps a
-// read-through cache of the parts it has served, on local disk, and Open
-// serves a cached part without asking MongoDB. See Options.CacheSize.
+// Objects never change, so each node keeps a read-through cache of the
+// parts it has served, on local disk, and Open serves a cached part without
+// asking MongoDB. See Options.CacheSize. Retention deletes old objects
+// (Delete): the objects document first, then the files.
 package gridfs
 
 import (

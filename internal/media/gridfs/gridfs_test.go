@@ -399,3 +399,37 @@ func TestService(t *testing.T) {
 		t.Fatalf("bob opens alice's image: %v", err)
 	}
 }
+
+// TestDeleteFiles: Delete removes the object's GridFS files and chunks, not
+// another's; a delete cut off after the objects document (a crash) leaves
+// files that Sweep removes.
+func TestDeleteFiles(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	b := newBlobs(t, db, Options{})
+	kept := blobstest.NewObject(21)
+	blobstest.Put(t, b, kept)
+	files, chunks := count(t, b.files), count(t, b.chunks)
+	gone := blobstest.NewObject(22)
+	blobstest.Put(t, b, gone)
+	if err := b.Delete(ctx, gone.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if f, c := count(t, b.files), count(t, b.chunks); f != files || c != chunks {
+		t.Fatalf("after the delete: %d files, %d chunks; want %d, %d", f, c, files, chunks)
+	}
+	blobstest.Check(t, newBlobs(t, db, Options{}), kept)
+
+	crashed := blobstest.NewObject(23)
+	blobstest.Put(t, b, crashed)
+	if _, err := b.objects.DeleteOne(ctx, bson.D{{Key: "_id", Value: crashed.Info.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	blobstest.NotFound(t, newBlobs(t, db, Options{}), crashed.Info.ID)
+	if n, err := b.sweep(ctx, time.Now().Add(time.Minute)); err != nil || n != len(crashed.Parts) {
+		t.Fatalf("sweep after a cut-off delete: %d, %v; want %d", n, err, len(crashed.Parts))
+	}
+	if f, c := count(t, b.files), count(t, b.chunks); f != files || c != chunks {
+		t.Fatalf("after the sweep: %d files, %d chunks; want %d, %d", f, c, files, chunks)
+	}
+}

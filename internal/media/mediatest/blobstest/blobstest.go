@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 
@@ -37,6 +38,8 @@ func Run(t *testing.T, backend Backend) {
 		{"Abort", testAbort},
 		{"Staging", testStaging},
 		{"ConcurrentOpen", testConcurrentOpen},
+		{"Delete", testDelete},
+		{"Older", testOlder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, backend(t)) })
@@ -382,5 +385,112 @@ func testConcurrentOpen(t *testing.T, open func(t *testing.T) media.Blobs) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// deleting is b as a media.Deleting, which every Blobs of the server is.
+func deleting(t *testing.T, b media.Blobs) media.Deleting {
+	t.Helper()
+	d, ok := b.(media.Deleting)
+	if !ok {
+		t.Fatalf("%T is not a media.Deleting", b)
+	}
+	return d
+}
+
+// testDelete: a deleted object is gone for every node, also one that had
+// read it (a cache), while a reader that had a part open reads it to the
+// end; other objects stay whole; deleting again, or what never was, is no
+// error; a bad ID is not found.
+func testDelete(t *testing.T, open func(t *testing.T) media.Blobs) {
+	ctx := context.Background()
+	a := deleting(t, open(t))
+	gone, kept := NewObject(30), NewObject(31)
+	Put(t, a, gone)
+	Put(t, a, kept)
+	b := deleting(t, open(t))
+	Check(t, b, gone) // b (another node) has read it: cached, on GridFS
+	r, err := a.Open(ctx, gone.Info.ID, media.PartData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+
+	if err := a.Delete(ctx, gone.Info.ID); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	NotFound(t, a, gone.Info.ID)
+	NotFound(t, open(t), gone.Info.ID)
+	if _, err := b.Stat(ctx, gone.Info.ID); !errors.Is(err, media.ErrNotFound) {
+		t.Fatalf("stat of a deleted object on a node that read it: %v, want ErrNotFound", err)
+	}
+	if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, gone.Parts[media.PartData]) {
+		t.Fatalf("a reader open before the delete read %d bytes, %v; want all %d", len(got), err, len(gone.Parts[media.PartData]))
+	}
+	Check(t, a, kept)
+	Check(t, b, kept)
+
+	for _, d := range []media.Deleting{a, b} {
+		if err := d.Delete(ctx, gone.Info.ID); err != nil {
+			t.Fatalf("delete of a deleted object: %v", err)
+		}
+	}
+	if err := b.Delete(ctx, media.NewID()); err != nil {
+		t.Fatalf("delete of an object that never was: %v", err)
+	}
+	if err := a.Delete(ctx, "../"+kept.Info.ID); !errors.Is(err, media.ErrNotFound) {
+		t.Fatalf("delete of a bad ID: %v, want ErrNotFound", err)
+	}
+	Check(t, open(t), kept)
+	NotFound(t, b, gone.Info.ID)
+}
+
+// testOlder: Older lists exactly the objects created before the bound, in
+// ID order, page by page.
+func testOlder(t *testing.T, open func(t *testing.T) media.Blobs) {
+	ctx := context.Background()
+	b := deleting(t, open(t))
+	const base = 1700000000000
+	var want []string
+	for i := range 7 {
+		o := NewObject(uint64(40 + i))
+		o.Info.Created = base + int64(i)*1000
+		Put(t, b, o)
+		if i < 5 {
+			want = append(want, o.Info.ID)
+		}
+	}
+	slices.Sort(want)
+	before := int64(base + 4*1000 + 1) // the first five
+	other := deleting(t, open(t))
+	for _, limit := range []int{100, 2, 1} {
+		var got []string
+		after := ""
+		for range 10 {
+			page, err := other.Older(ctx, before, after, limit)
+			if err != nil {
+				t.Fatalf("older: %v", err)
+			}
+			if len(page) > limit {
+				t.Fatalf("older: %d IDs over the limit %d", len(page), limit)
+			}
+			if len(page) == 0 {
+				break
+			}
+			got = append(got, page...)
+			after = page[len(page)-1]
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("older (pages of %d): %v\nwant %v", limit, got, want)
+		}
+	}
+	if got, err := other.Older(ctx, base, "", 100); err != nil || len(got) != 0 {
+		t.Fatalf("older than the oldest: %v, %v; want none", got, err)
+	}
+	if err := b.Delete(ctx, want[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := other.Older(ctx, before, "", 100); err != nil || !slices.Equal(got, want[1:]) {
+		t.Fatalf("older after a delete: %v, %v; want %v", got, err, want[1:])
 	}
 }
