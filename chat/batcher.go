@@ -326,7 +326,7 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, v *batchView, b *
 			b.Heads = append(b.Heads, head)
 			b.Reads = append(b.Reads, store.GroupRead{Group: group, User: from, Seq: m.Seq}) // one has read one's own
 			if m.Media != "" {
-				b.Grants = append(b.Grants, store.Grant{Media: m.Media, Principal: "g:" + group})
+				b.Grants = append(b.Grants, store.Grant{Media: m.Media, Principal: "g:" + group, MsgID: m.ID})
 			}
 			op.msg = &b.Messages[len(b.Messages)-1]
 			continue
@@ -343,7 +343,7 @@ func (s *Service) allocate(ctx context.Context, ops []*sendOp, v *batchView, b *
 		op.ack = len(b.Acks)
 		b.Acks = append(b.Acks, store.Ack{From: from, CMID: m.CMID, ID: m.ID, Ver: op.fromVer, TS: m.TS})
 		if m.Media != "" {
-			b.Grants = append(b.Grants, store.Grant{Media: m.Media, Principal: "u:" + to})
+			b.Grants = append(b.Grants, store.Grant{Media: m.Media, Principal: "u:" + to, MsgID: m.ID})
 		}
 		if !system { // system keeps no inbox: its ack's ver is 0
 			b.Entries = append(b.Entries, store.Entry{User: from, Ver: op.fromVer, Peer: to, Out: true, MsgID: m.ID})

@@ -174,9 +174,14 @@ type Inline struct {
 
 // Grant lets Principal ("u:{user}" or "g:{group}") read a media object: a
 // message that refers to media grants it to the message's recipients.
+// There is one row per (Media, Principal): a store keeps the highest MsgID
+// committed for it, the newest message that granted it, and the retention
+// sweep deletes the row only with that message (0: a row from before
+// MsgID, deleted with any message of its media and principal).
 type Grant struct {
 	Media     string `json:"media"`
 	Principal string `json:"principal"`
+	MsgID     int64  `json:"msg,omitempty"`
 }
 
 // Entry is one row of a user's index: message MsgID is in User's inbox at

@@ -54,7 +54,8 @@ func part(b *store.Batch, m store.Message) store.Batch {
 		// A recall's revocation names its target's media, which the record
 		// does not hold: a recall's rows hold every revocation of the
 		// batch (one more is harmless: it is of a recalled message's media).
-		if m.Media != "" && g.Media == m.Media || g.Principal == store.RevokedGrant && changeOf(m, store.ChangeRecall) != nil {
+		if m.Media != "" && g.Media == m.Media && (g.MsgID == 0 || g.MsgID == m.ID) ||
+			g.Principal == store.RevokedGrant && changeOf(m, store.ChangeRecall) != nil {
 			p.Grants = append(p.Grants, g)
 		}
 	}
@@ -238,7 +239,9 @@ func (s *Store) claim(ctx context.Context, b *store.Batch) (*store.Batch, error)
 		return b, nil
 	}
 	lost := func(id int64) bool { return slices.Contains(others, id) }
-	w := &store.Batch{Grants: b.Grants}
+	// A lost send's grant would name a message never stored, which no
+	// sweep would take; the first send's, replayed, is the one.
+	w := &store.Batch{Grants: slices.DeleteFunc(slices.Clone(b.Grants), func(g store.Grant) bool { return lost(g.MsgID) })}
 	var lostMsgs []store.Message
 	for _, m := range b.Messages {
 		if !lost(m.ID) {

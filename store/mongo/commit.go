@@ -68,7 +68,7 @@ type convKey struct{ user, peer string }
 //  2. entries, unique by (user, ver); an incoming entry whose
 //     conversation update is in the batch is inserted pending;
 //  3. the group message index, unique by (group, seq), and media grants,
-//     unique by (media, principal);
+//     unique by (media, principal), whose msg only rises;
 //  4. group heads (forward only) and read positions (forward only, capped
 //     at the head);
 //  5. conversation rows: created if missing, Ver by $max, Last and LastTS
@@ -142,12 +142,17 @@ func (s *Store) commit(ctx context.Context, b *store.Batch) error {
 		return err
 	}
 	if len(b.Grants) > 0 {
-		docs := make([]any, len(b.Grants))
+		// One row per (media, principal), holding the newest message that
+		// granted it ($max: a replay or another node's older batch never
+		// lowers it), which the retention sweep compares.
+		models := make([]mongo.WriteModel, len(b.Grants))
 		for i, g := range b.Grants {
-			docs[i] = grantDoc(g)
+			models[i] = mongo.NewUpdateOneModel().SetUpsert(true).
+				SetFilter(bson.D{{Key: "media", Value: g.Media}, {Key: "principal", Value: g.Principal}}).
+				SetUpdate(bson.D{{Key: "$max", Value: bson.D{{Key: "msg", Value: g.MsgID}}}})
 		}
-		if _, err := insertMany(ctx, s.c.grants, docs); err != nil {
-			return fmt.Errorf("insert grants: %w", err)
+		if err := s.bulkUpsert(ctx, s.c.grants, models); err != nil {
+			return fmt.Errorf("write grants: %w", err)
 		}
 	}
 	if len(b.Heads)+len(b.Reads)+len(b.Mentioned)+len(b.GroupUpdates)+len(b.MemberUpdates) > 0 {

@@ -46,7 +46,8 @@
 //	             first (claims.go); shard: {_id: "hashed"}
 //	counters     {_id: key, n: last version reserved}
 //	             shard: {_id: "hashed"}
-//	grants       {_id: ObjectId, media, principal}
+//	grants       {_id: ObjectId, media, principal, msg (the newest granting
+//	              message, by $max; absent in rows from before it)}
 //	             unique {media: 1, principal: 1}; shard: {media: 1, principal: 1}
 //	groups       {_id: group ID, name, owner, created, members (count)}
 //	             shard: {_id: "hashed"}

@@ -170,6 +170,7 @@ func (d *ackDoc) ack() store.Ack {
 type grantDoc struct {
 	Media     string `bson:"media"`
 	Principal string `bson:"principal"`
+	MsgID     int64  `bson:"msg"` // absent in rows from before it
 }
 
 type groupDoc struct {

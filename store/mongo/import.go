@@ -155,7 +155,8 @@ func (s *Store) ImportCounters(ctx context.Context, cs []Counter) error {
 	return s.importUpsert(ctx, "import counters", s.c.counters, models)
 }
 
-// ImportGrants inserts media grants, unique by (media, principal).
+// ImportGrants inserts media grants, unique by (media, principal), with
+// the newest message that granted each.
 func (s *Store) ImportGrants(ctx context.Context, gs []store.Grant) error {
 	docs := make([]any, len(gs))
 	for i, g := range gs {

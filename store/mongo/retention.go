@@ -172,12 +172,12 @@ func (s *Store) sweep(ctx context.Context, docs []messageDoc, from, next int64) 
 			groupSeqs = append(groupSeqs, bson.D{{Key: "group", Value: m.Group}, {Key: "seq", Value: m.Seq}})
 			groups[m.Group] = max(groups[m.Group], uint64(m.Seq))
 			if m.Media != "" {
-				grants = append(grants, bson.D{{Key: "media", Value: m.Media}, {Key: "principal", Value: "g:" + m.Group}})
+				grants = append(grants, grantOf(m.Media, "g:"+m.Group, m.ID))
 			}
 			continue
 		}
 		if m.Media != "" {
-			grants = append(grants, bson.D{{Key: "media", Value: m.Media}, {Key: "principal", Value: "u:" + m.To}})
+			grants = append(grants, grantOf(m.Media, "u:"+m.To, m.ID))
 		}
 		if m.TTL != 0 {
 			burnIDs = append(burnIDs, m.ID)
@@ -257,6 +257,16 @@ func (s *Store) sweep(ctx context.Context, docs []messageDoc, from, next int64) 
 		}
 	}
 	return nil
+}
+
+// grantOf matches the grant of media to principal if message id is the
+// newest that granted it: a younger one (a forward of the same media to
+// the same principal) keeps it. A row from before msg goes with any.
+func grantOf(media, principal string, id int64) bson.D {
+	return bson.D{{Key: "media", Value: media}, {Key: "principal", Value: principal}, {Key: "$or", Value: bson.A{
+		bson.D{{Key: "msg", Value: bson.D{{Key: "$lte", Value: id}}}},
+		bson.D{{Key: "msg", Value: bson.D{{Key: "$exists", Value: false}}}},
+	}}}
 }
 
 // sweepInbox deletes user's inbox entries from the oldest while they

@@ -111,9 +111,19 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		buf = appendAck(buf, a)
 		_ = wb.Set(buf[:n], buf[n:], nil)
 	}
+	// A grant's value is the ID of the message that granted it, set as is:
+	// it is the highest so far because the one writer (chat's batcher)
+	// gives IDs in queue order and commits its batches in that order, and
+	// a batch's grants are in the order of its messages. (A replay of an
+	// older batch after a younger one, which that writer never does, would
+	// lower it, and the sweep would take the grant with the older message.)
 	for _, g := range b.Grants {
 		buf = append(grantPrefix(buf[:0], g.Media), g.Principal...)
-		_ = wb.Set(buf, nil, nil)
+		n := len(buf)
+		if g.MsgID > 0 {
+			buf = binary.BigEndian.AppendUint64(buf, uint64(g.MsgID))
+		}
+		_ = wb.Set(buf[:n], buf[n:], nil)
 	}
 	if err := s.addPushJobs(wb, b.PushJobs, buf); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
@@ -325,6 +335,9 @@ func validate(b *store.Batch) error {
 	for _, g := range b.Grants {
 		if err := checkID("media", g.Media); err != nil {
 			return err
+		}
+		if g.MsgID < 0 {
+			return fmt.Errorf("grant of %s by msg %d: %w", g.Media, g.MsgID, ErrInvalid)
 		}
 	}
 	if err := validateLife(b); err != nil {

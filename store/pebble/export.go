@@ -345,12 +345,20 @@ func decodeReservation(key, val []byte) (Reservation, error) {
 	return Reservation{Key: string(key[len(pfxReserve):]), Next: binary.BigEndian.Uint64(val)}, nil
 }
 
-func decodeGrant(key, _ []byte) (store.Grant, error) {
+func decodeGrant(key, val []byte) (store.Grant, error) {
 	media, principal, err := splitPair(key, pfxGrant)
 	if err != nil {
 		return store.Grant{}, err
 	}
-	return store.Grant{Media: string(media), Principal: string(principal)}, nil
+	g := store.Grant{Media: string(media), Principal: string(principal)}
+	switch len(val) {
+	case 0: // from before the grant kept its message
+	case 8:
+		g.MsgID = int64(binary.BigEndian.Uint64(val))
+	default:
+		return g, fmt.Errorf("corrupt grant of %d bytes", len(val))
+	}
+	return g, nil
 }
 
 func decodeHeadRow(key, val []byte) (store.GroupHead, error) {

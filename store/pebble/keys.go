@@ -19,7 +19,7 @@ import (
 //	c/{user}\x00{peer}              Conversation (binary, rows.go; JSON in format 1)
 //	d/{from}\x00{cmid}              Ack (binary, rows.go; JSON in format 1)
 //	r/{key}                         next unreserved version (8)
-//	g/{media}\x00{principal}        media grant (empty value)
+//	g/{media}\x00{principal}        media grant: the newest granting msgid (8; empty before it)
 //	gr/{group}                      Group JSON
 //	gm/{group}\x00{user}             Member JSON
 //	ug/{user}\x00{group}             a user's membership (empty value)

@@ -208,12 +208,16 @@ func sweepBatch(wb *pebble.Batch, msgs []store.Message, next int64) error {
 			_ = wb.Delete(groupMsgKey(buf[:0], m.Group, m.Seq), nil)
 			groups[m.Group] = max(groups[m.Group], m.Seq)
 			if m.Media != "" {
-				_ = wb.Delete(append(grantPrefix(buf[:0], m.Media), "g:"+m.Group...), nil)
+				if err := sweepGrant(wb, append(grantPrefix(buf[:0], m.Media), "g:"+m.Group...), m.ID); err != nil {
+					return err
+				}
 			}
 			continue
 		}
 		if m.Media != "" {
-			_ = wb.Delete(append(grantPrefix(buf[:0], m.Media), "u:"+m.To...), nil)
+			if err := sweepGrant(wb, append(grantPrefix(buf[:0], m.Media), "u:"+m.To...), m.ID); err != nil {
+				return err
+			}
 		}
 		if m.TTL != 0 {
 			_ = wb.Delete(binary.BigEndian.AppendUint64(burnReadPrefix(m.To, m.From), uint64(m.ID)), nil)
@@ -266,6 +270,33 @@ func sweepBatch(wb *pebble.Batch, msgs []store.Message, next int64) error {
 		}
 	}
 	return nil
+}
+
+// sweepGrant deletes the grant row at key with message id, unless a
+// younger message granted the same media to the same principal (a
+// forward): the row holds the newest granting message's ID (empty in rows
+// from before it, which go with any).
+func sweepGrant(wb *pebble.Batch, key []byte, id int64) error {
+	val, closer, err := wb.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n := len(val)
+	newest := int64(0)
+	if n == 8 {
+		newest = int64(binary.BigEndian.Uint64(val))
+	}
+	_ = closer.Close()
+	switch {
+	case n != 0 && n != 8:
+		return fmt.Errorf("corrupt grant %q", key)
+	case newest > id:
+		return nil
+	}
+	return wb.Delete(key, nil)
 }
 
 // sweepInbox deletes user's inbox entries from the oldest while they

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/imqtt/imqtt/store"
@@ -29,6 +30,7 @@ func Retention(t *testing.T, open func(t *testing.T) RetentionStore) {
 		{"SweepConversationGone", testSweepConversationGone},
 		{"SweepChanges", testSweepChanges},
 		{"SweepGroup", testSweepGroup},
+		{"SweepForwardedGrant", testSweepForwardedGrant},
 		{"Burns", testBurns},
 	})
 }
@@ -278,6 +280,61 @@ func testSweepGroup(t *testing.T, f *fixture) {
 	f.groupSend("g1", "alice", 105, 5)
 	if h := f.groupHead("g1"); h.Floor != 2 || h.Seq != 5 {
 		t.Errorf("head after a send: %+v", h)
+	}
+}
+
+// testSweepForwardedGrant: media sent to the same user, or the same
+// group, in an old message and again in a young one (a forward) has one
+// grant row; sweeping the old message leaves it to the young one, and
+// sweeping the young one takes it.
+func testSweepForwardedGrant(t *testing.T, f *fixture) {
+	withMedia := func(b *store.Batch, media, principal string) {
+		m := &b.Messages[len(b.Messages)-1]
+		m.Media = media
+		b.Grants = append(b.Grants, store.Grant{Media: media, Principal: principal, MsgID: m.ID})
+	}
+	var b store.Batch
+	f.add(&b, "alice", "bob", 1, 1)
+	withMedia(&b, "m-fwd", "u:bob")
+	f.commit(&b)
+	b = store.Batch{}
+	f.add(&b, "carol", "bob", 5, 5) // the forward, from someone else
+	withMedia(&b, "m-fwd", "u:bob")
+	f.commit(&b)
+
+	f.createGroup("g1", "alice", "bob")
+	for _, id := range []int64{2, 6} {
+		m := store.Message{ID: id, From: "alice", Group: "g1", Seq: uint64(id), Type: "text", CMID: "g" + strconv.FormatInt(id, 10), TS: id}
+		b := store.Batch{Messages: []store.Message{m},
+			Acks:  []store.Ack{{From: "alice", CMID: m.CMID, ID: id, TS: id, Group: "g1", Seq: m.Seq}},
+			Heads: []store.GroupHead{{Group: "g1", Seq: m.Seq, MsgID: id, TS: id}}}
+		withMedia(&b, "m-gfwd", "g:g1")
+		f.commit(&b)
+	}
+	grants := func(media string) []string {
+		t.Helper()
+		p, err := f.retention().MediaGrants(f.ctx, media)
+		if err != nil {
+			t.Fatalf("grants of %s: %v", media, err)
+		}
+		return p
+	}
+
+	f.sweep(4, 0)
+	f.gone("swept", 1, 2)
+	if p := grants("m-fwd"); !reflect.DeepEqual(p, []string{"u:bob"}) {
+		t.Errorf("grants of media forwarded to bob after the old message went: %q, want u:bob", p)
+	}
+	if p := grants("m-gfwd"); !reflect.DeepEqual(p, []string{"g:g1"}) {
+		t.Errorf("grants of media forwarded to g1 after the old message went: %q, want g:g1", p)
+	}
+	f.sweep(7, 0)
+	f.gone("swept", 5, 6)
+	if p := grants("m-fwd"); len(p) != 0 {
+		t.Errorf("grants of m-fwd after both messages went: %q", p)
+	}
+	if p := grants("m-gfwd"); len(p) != 0 {
+		t.Errorf("grants of m-gfwd after both messages went: %q", p)
 	}
 }
 
