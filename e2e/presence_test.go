@@ -150,17 +150,18 @@ func TestPresence(t *testing.T) {
 		t.Fatalf("show: %d %+v", code, us)
 	}
 	waitPresences(t, bob, "alice", false, "online", "offline", "online")
-	// Hidden while online: offline to bob at once, not left shown online.
+	// Hidden while online: offline to bob at once (hiding its last seen
+	// too), not left shown online.
 	if code := httpJSON(t, "PUT", s.HTTP+"/v1/me/settings", tok["alice"], wire.UserSettings{Presence: wire.PresenceNobody}, &us); code != 200 {
 		t.Fatalf("hide again: %d %+v", code, us)
 	}
-	waitPresences(t, bob, "alice", false, "online", "offline", "online", "offline")
+	waitPresences(t, bob, "alice", false, "online", "offline", "online", "offline without last_seen")
 	if code := httpJSON(t, "PUT", s.HTTP+"/v1/me/settings", tok["alice"], wire.UserSettings{Presence: wire.PresenceContacts}, &us); code != 200 {
 		t.Fatalf("show again: %d %+v", code, us)
 	}
-	waitPresences(t, bob, "alice", false, "online", "offline", "online", "offline", "online")
+	waitPresences(t, bob, "alice", false, "online", "offline", "online", "offline without last_seen", "online")
 	alice.c.Disconnect(0)
-	waitPresences(t, bob, "alice", false, "online", "offline", "online", "offline", "online", "offline")
+	waitPresences(t, bob, "alice", false, "online", "offline", "online", "offline without last_seen", "online", "offline")
 
 	if n := carol.allPresences() + dave.allPresences(); n != 0 {
 		t.Errorf("a stranger and a blocker got %d presence events", n)
