@@ -216,6 +216,7 @@ function imqttSocial(page) {
 
   async function setBlock(user, blocked) {
     page.error('');
+    closeMenu();
     try {
       await api(blocked ? 'PUT' : 'DELETE', '/v1/blocks/' + enc(user));
       if (blocked) S.blocks.add(user);
@@ -223,9 +224,16 @@ function imqttSocial(page) {
     } catch (e) {
       page.error(`Not ${blocked ? 'blocked' : 'unblocked'} (${e.code}): ${e.message}`);
     }
-    S.convMenu = false;
     page.renderConvs();
     page.renderMessages();
+  }
+
+  // closeMenu closes the conversation's menu as soon as a choice in it is
+  // made, not when the server has answered: a click on the menu button
+  // meanwhile would otherwise reopen a menu that then closes under it.
+  function closeMenu() {
+    S.convMenu = false;
+    if (S.open) drawHead();
   }
 
   // hidden reports whether m, a message in conversation r, is from a user
@@ -413,6 +421,7 @@ function imqttSocial(page) {
 
   async function putSettings(r, change) {
     page.error('');
+    closeMenu();
     try {
       const cur = r.settings || (await api('GET', convPath(r)));
       const next = { mute: cur.mute === true, mute_until: Number(cur.mute_until) || 0, pin: cur.pin === true, ...change };
@@ -420,7 +429,6 @@ function imqttSocial(page) {
     } catch (e) {
       page.error(`Settings not saved (${e.code}): ${e.message}`);
     }
-    S.convMenu = false;
     page.renderConvs();
     page.renderMessages();
   }
