@@ -117,17 +117,25 @@ func TestAttackSDKForgedHighVerNotBelieved(t *testing.T) {
 	if got := bob.bodies(); strings.Join(got, ",") != "one,two,three" {
 		t.Fatalf("bob was shown %q", got)
 	}
-	c, err := bob.cur.Load()
-	ver := c.Ver
-	if err != nil {
-		t.Fatal(err)
-	}
 	bob.mu.Lock()
 	last := bob.got[len(bob.got)-1].Ver
 	bob.mu.Unlock()
-	if ver != last {
-		t.Fatalf("saved cursor %d, but the last real message is at %d", ver, last)
-	}
+	// The cursor is saved after the handler has the event: wait for it to
+	// reach the last real message, and never let it pass it (the forged
+	// ver is 1,000,000).
+	wait.ForErr(t, "bob's saved cursor at the last real message", 10*time.Second, func() error {
+		c, err := bob.cur.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Ver > last {
+			t.Fatalf("saved cursor %d, past the last real message at %d", c.Ver, last)
+		}
+		if c.Ver != last {
+			return fmt.Errorf("saved cursor %d, but the last real message is at %d", c.Ver, last)
+		}
+		return nil
+	})
 }
 
 // storePoison plants, straight into the store, a message from `from` in
