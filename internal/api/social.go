@@ -34,19 +34,15 @@ func (a *API) socialRoutes() {
 		if !a.decodeStrict(w, r, &req, false) {
 			return
 		}
-		a.contactReply(w, "request contact", func() (wire.Contact, error) { return sc.RequestContact(r.Context(), c.user, req.User) })
+		ct, err := sc.RequestContact(r.Context(), c.user, req.User)
+		a.reply(w, "request contact", ct, err)
 	}))
 	a.mux.HandleFunc("POST /v1/contacts/{user}/accept", a.auth(func(w http.ResponseWriter, r *http.Request, c caller) {
-		a.contactReply(w, "accept contact", func() (wire.Contact, error) {
-			return sc.AcceptContact(r.Context(), c.user, r.PathValue("user"))
-		})
+		ct, err := sc.AcceptContact(r.Context(), c.user, r.PathValue("user"))
+		a.reply(w, "accept contact", ct, err)
 	}))
 	a.mux.HandleFunc("DELETE /v1/contacts/{user}", a.auth(func(w http.ResponseWriter, r *http.Request, c caller) {
-		if err := sc.RemoveContact(r.Context(), c.user, r.PathValue("user")); err != nil {
-			a.chatError(w, "remove contact", err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
+		a.reply(w, "remove contact", nil, sc.RemoveContact(r.Context(), c.user, r.PathValue("user")))
 	}))
 	a.mux.HandleFunc("GET /v1/contacts", a.auth(func(w http.ResponseWriter, r *http.Request, c caller) {
 		after, limit, ok := pageParams(w, r)
@@ -54,26 +50,14 @@ func (a *API) socialRoutes() {
 			return
 		}
 		cs, err := sc.Contacts(r.Context(), c.user, after, limit)
-		if err != nil {
-			a.chatError(w, "contacts", err)
-			return
-		}
-		writeJSON(w, http.StatusOK, cs)
+		a.reply(w, "contacts", cs, err)
 	}))
 	a.mux.HandleFunc("PUT /v1/blocks/{user}", a.auth(func(w http.ResponseWriter, r *http.Request, c caller) {
 		b, err := sc.Block(r.Context(), c.user, r.PathValue("user"))
-		if err != nil {
-			a.chatError(w, "block", err)
-			return
-		}
-		writeJSON(w, http.StatusOK, b)
+		a.reply(w, "block", b, err)
 	}))
 	a.mux.HandleFunc("DELETE /v1/blocks/{user}", a.auth(func(w http.ResponseWriter, r *http.Request, c caller) {
-		if err := sc.Unblock(r.Context(), c.user, r.PathValue("user")); err != nil {
-			a.chatError(w, "unblock", err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
+		a.reply(w, "unblock", nil, sc.Unblock(r.Context(), c.user, r.PathValue("user")))
 	}))
 	a.mux.HandleFunc("GET /v1/blocks", a.auth(func(w http.ResponseWriter, r *http.Request, c caller) {
 		after, limit, ok := pageParams(w, r)
@@ -81,21 +65,21 @@ func (a *API) socialRoutes() {
 			return
 		}
 		bs, err := sc.Blocks(r.Context(), c.user, after, limit)
-		if err != nil {
-			a.chatError(w, "blocks", err)
-			return
-		}
-		writeJSON(w, http.StatusOK, bs)
+		a.reply(w, "blocks", bs, err)
 	}))
 }
 
-func (a *API) contactReply(w http.ResponseWriter, what string, fn func() (wire.Contact, error)) {
-	ct, err := fn()
-	if err != nil {
+// reply answers a call of the core: its refusal, else 200 with v, or 204
+// for a call with nothing to say (v nil).
+func (a *API) reply(w http.ResponseWriter, what string, v any, err error) {
+	switch {
+	case err != nil:
 		a.chatError(w, what, err)
-		return
+	case v == nil:
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeJSON(w, http.StatusOK, v)
 	}
-	writeJSON(w, http.StatusOK, ct)
 }
 
 // maxSocialPage caps ?limit= of the contact and block lists.
