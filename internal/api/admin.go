@@ -7,10 +7,10 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"github.com/imqtt/imqtt/internal/version"
 	"io"
 	"net/http"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,7 +149,7 @@ func (a *API) adminRoutes() {
 		c.Started = time.Now()
 	}
 	if c.Version == "" {
-		c.Version = buildVersion()
+		c.Version = version.Get().Short()
 	}
 	a.adm = &admin{cfg: *c, tokenHash: sha256.Sum256([]byte(c.Token)), stop: make(chan struct{})}
 	if c.Token != "" && c.Broker != nil {
@@ -326,19 +326,4 @@ func (a *API) decodeStrict(w http.ResponseWriter, r *http.Request, v any, emptyO
 		return false
 	}
 	return true
-}
-
-// buildVersion is the module version and VCS revision the binary was built from.
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " " + s.Value[:12]
-		}
-	}
-	return v
 }
