@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"github.com/imqtt/imqtt/internal/version"
 	"io"
 	"net/http"
 	"runtime"
@@ -23,6 +22,7 @@ import (
 	"github.com/imqtt/imqtt/internal/bans"
 	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/internal/drain"
+	"github.com/imqtt/imqtt/internal/version"
 	"github.com/imqtt/imqtt/wire"
 )
 
