@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/imqtt/imqtt/internal/version"
 )
 
 // Exit codes.
@@ -89,9 +91,9 @@ type globals struct {
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.server, "server", "", "HTTP base URL of imqttd (env IMQTT_SERVER; default: the saved session's, else "+defaultServer+")")
-	fs.StringVar(&g.home, "home", "", "directory of the token and the sync cursor (env IMQTT_HOME; default ~/.config/imqtt)")
-	fs.StringVar(&g.mqtt, "mqtt", "", "MQTT broker host:port (env IMQTT_MQTT; default: from /v1/endpoints)")
+	fs.StringVar(&g.server, "server", "", "HTTP base `URL` of imqttd (env IMQTT_SERVER; default: the saved session's, else "+defaultServer+")")
+	fs.StringVar(&g.home, "home", "", "the `DIR` of the token and the sync cursor (env IMQTT_HOME; default ~/.config/imqtt)")
+	fs.StringVar(&g.mqtt, "mqtt", "", "MQTT broker `HOST:PORT` (env IMQTT_MQTT; default: from /v1/endpoints)")
 	fs.BoolVar(&g.verbose, "verbose", false, "log connection details to stderr")
 }
 
@@ -115,6 +117,8 @@ type cli struct {
 	post   globals // ... and after it
 	g      globals // the settings in force, after resolve
 	log    *slog.Logger
+
+	flagSets *[]*flag.FlagSet // when set, every FlagSet flags makes (for completion)
 }
 
 // usageError is a mistake on the command line: exit code 2.
@@ -128,14 +132,19 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(form
 func runContext(ctx context.Context, e env, args []string, stdout, stderr io.Writer) int {
 	c := &cli{env: e, stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("imqtt", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(flagOutput{stderr})
 	fs.Usage = func() { c.usage(stderr) }
 	c.pre.register(fs)
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.Get().String("imqtt"))
+		return exitOK
 	}
 	if fs.NArg() == 0 {
 		c.usage(stderr)
@@ -177,17 +186,17 @@ func runContext(ctx context.Context, e env, args []string, stdout, stderr io.Wri
 	return exitFailure
 }
 
+// usage is `imqtt help`: the synopsis, the commands by group (help.go) and
+// the global flags.
 func (c *cli) usage(w io.Writer) {
-	fmt.Fprintf(w, "usage: imqtt [--server URL] [--home DIR] [--mqtt HOST:PORT] COMMAND [ARGS]\n\ncommands:\n")
-	for _, cmd := range commands {
-		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(cmd.name+" "+cmd.args), cmd.summary)
-	}
-	fmt.Fprintf(w, "\nglobal flags:\n")
+	fmt.Fprint(w, globalSynopsis)
+	printCommands(w)
+	fmt.Fprintf(w, "\nglobal flags (before or after the command):\n")
 	fs := flag.NewFlagSet("imqtt", flag.ContinueOnError)
-	fs.SetOutput(w)
 	var g globals
 	g.register(fs)
-	fs.PrintDefaults()
+	fs.Bool("version", false, "print the version and exit")
+	printFlags(w, fs, nil)
 }
 
 // errFlagParse says the flag package has already reported a bad flag.
@@ -196,15 +205,22 @@ var errFlagParse = errors.New("bad flags")
 // flags returns a FlagSet for a command that also takes the global flags.
 func (c *cli) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("imqtt "+name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs.SetOutput(flagOutput{c.stderr})
 	c.post.register(fs)
+	if add := extraFlags[name]; add != nil {
+		add(fs)
+	}
 	for _, cmd := range commands {
 		if cmd.name == name {
 			fs.Usage = func() {
 				fmt.Fprintf(c.stderr, "usage: imqtt %s %s\n  %s\n\nflags:\n", cmd.name, cmd.args, cmd.summary)
-				fs.PrintDefaults()
+				printFlags(c.stderr, fs, func(name string) bool { return !isGlobal(name) })
+				fmt.Fprintf(c.stderr, "\nglobal flags: --server URL, --home DIR, --mqtt HOST:PORT, --verbose (imqtt help)\n")
 			}
 		}
+	}
+	if c.flagSets != nil {
+		*c.flagSets = append(*c.flagSets, fs)
 	}
 	return fs
 }

@@ -12,6 +12,15 @@ import (
 	"github.com/imqtt/imqtt/client"
 )
 
+// extraFlags adds flags to a command's FlagSet that a wrapper of the
+// command handles (send's --file, taken by cmdSendFile), so that its help
+// and completion list them.
+var extraFlags = map[string]func(*flag.FlagSet){
+	"send": func(fs *flag.FlagSet) {
+		fs.String("file", "", "upload this file first and send it as an image, audio, video or file (not with --media)")
+	},
+}
+
 // withMedia adds the media commands to the list: upload and download after
 // send, and send learns --file.
 func withMedia(cmds []command) []command {
@@ -108,6 +117,9 @@ func cmdSendFile(ctx context.Context, c *cli, args []string) error {
 	if err != nil || file == "" {
 		if err != nil {
 			return err
+		}
+		if hasFlag(args, "file") {
+			return usagef("--file needs a file name")
 		}
 		return cmdSend(ctx, c, args)
 	}
