@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/imqtt/imqtt/internal/version"
+	"golang.org/x/term"
 )
 
 // Exit codes.
@@ -27,13 +28,24 @@ const (
 	defaultDevice = "cli"
 )
 
-// env is what the CLI reads from its surroundings, so tests can give their own.
+// env is what the CLI reads from its surroundings, so tests can give their
+// own. A nil stdin reads as empty; a nil isTerminal says no.
 type env struct {
-	getenv  func(string) string
-	homeDir func() (string, error)
+	getenv       func(string) string
+	homeDir      func() (string, error)
+	stdin        io.Reader
+	isTerminal   func(f any) bool       // whether f (stdin, stdout, stderr) is a terminal
+	readPassword func() ([]byte, error) // a line from the terminal on stdin, not echoed
 }
 
-func osEnv() env { return env{getenv: os.Getenv, homeDir: os.UserHomeDir} }
+func osEnv() env {
+	return env{getenv: os.Getenv, homeDir: os.UserHomeDir, stdin: os.Stdin,
+		isTerminal: func(f any) bool {
+			file, ok := f.(*os.File)
+			return ok && term.IsTerminal(int(file.Fd()))
+		},
+		readPassword: func() ([]byte, error) { return term.ReadPassword(int(os.Stdin.Fd())) }}
+}
 
 // command is one subcommand.
 type command struct {
@@ -48,8 +60,8 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"register", "USER --password P", "create an account", cmdRegister},
-		{"login", "USER --password P [--device D]", "log in and save a token for this device", cmdLogin},
+		{"register", "USER [--password P | --password-stdin]", "create an account (no password given: asked for on a terminal)", cmdRegister},
+		{"login", "USER [--password P | --password-stdin] [--device D]", "log in and save a token for this device (no password given: asked for on a terminal)", cmdLogin},
 		{"logout", "", "revoke the saved token and forget it", cmdLogout},
 		{"send", "(--to PEER [--ttl SECONDS] | --group G [--mention U,@all]) [--reply-to ID] TEXT...", "send a message; print the ack once it comes", cmdSend},
 		{"recall", "ID", "unsend a message for everyone; print the ack", cmdRecall},
