@@ -47,7 +47,8 @@ func osEnv() env {
 		readPassword: func() ([]byte, error) { return term.ReadPassword(int(os.Stdin.Fd())) }}
 }
 
-// command is one subcommand.
+// command is one subcommand. The dispatcher is the flag package's, not
+// cobra's: completion.go says why.
 type command struct {
 	name    string
 	args    string // the synopsis after the name
@@ -89,6 +90,7 @@ func init() {
 		{"presence", "USER...", "who of these users is online (only contacts who share it are listed)", cmdPresence},
 		{"settings", "[--accept-from anyone|contacts] [--presence contacts|nobody] [--read-receipts on|off]", "show, or change, your privacy settings", cmdSettings},
 		{"bench", "SCENARIO", "load tests (see BENCHMARKS.md)", cmdBench},
+		{"completion", "(bash | zsh)", "print a shell completion script: source <(imqtt completion bash)", cmdCompletion},
 		{"admin", "backup [--admin-token T] > FILE.tar", "a backup of the server, checked as it arrives (admin token; env IMQTT_ADMIN_TOKEN)", cmdAdmin},
 	}
 	commands = withMedia(commands) // upload, download, send --file

@@ -23,7 +23,7 @@ var commandGroups = []struct {
 	{"media", []string{"upload", "download"}},
 	{"account", []string{"register", "login", "logout", "settings", "receipts", "push"}},
 	{"admin", []string{"admin"}},
-	{"tools", []string{"bench"}},
+	{"tools", []string{"bench", "completion"}},
 }
 
 // globalSynopsis is the first line of `imqtt help`.
