@@ -48,7 +48,7 @@ func osEnv() env {
 }
 
 // command is one subcommand. The dispatcher is the flag package's, not
-// cobra's: completion.go says why.
+// cobra's: runContext says why.
 type command struct {
 	name    string
 	args    string // the synopsis after the name
@@ -143,6 +143,21 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
 // runContext runs the CLI and returns its exit code.
+//
+// Why this dispatcher on the flag package stays, and spf13/cobra does not
+// come in (issue 20 asked to compare). Cobra (with spf13/pflag) would give
+// completion for bash, zsh, fish and PowerShell, with dynamic completion of
+// values, and grouped help (AddGroup). It would take every command's
+// FlagSet (30 of them, 123 flags, in 11 files) rewritten as a
+// cobra.Command with pflag flags, and would change what users and scripts
+// see: pflag takes --name but not -name (one dash is for one-letter
+// shorthands), its errors read differently, and a global flag must be
+// declared persistent to follow the command; exit codes would still come
+// from our own mapping of RunE's error. TestExitCodes,
+// TestInterspersedArguments and the command tests would all follow. What
+// the issue needs of it costs less here: help grouped by commandGroups and
+// flags printed as --name (help.go), and completion for bash and zsh made
+// from the commands table (completion.go), about 350 lines in all.
 func runContext(ctx context.Context, e env, args []string, stdout, stderr io.Writer) int {
 	c := &cli{env: e, stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("imqtt", flag.ContinueOnError)
@@ -165,9 +180,13 @@ func runContext(ctx context.Context, e env, args []string, stdout, stderr io.Wri
 		return exitUsage
 	}
 	name, rest := fs.Arg(0), fs.Args()[1:]
-	if name == "help" {
+	if name == "help" && len(rest) == 0 {
 		c.usage(stdout)
 		return exitOK
+	}
+	if name == "help" { // help COMMAND [SUBCOMMAND]: its usage, on stdout
+		name, rest = rest[0], append(rest[1:len(rest):len(rest)], "--help")
+		c.stderr = stdout
 	}
 	var cmd *command
 	for i := range commands {

@@ -1,22 +1,5 @@
 package main
 
-// Why the stdlib flag dispatcher stays, and cobra does not come in
-// (issue 20 asked to compare). spf13/cobra (with spf13/pflag) would give
-// completion for bash, zsh, fish and PowerShell, with dynamic
-// completion of values, and grouped help (AddGroup). It would take every
-// command's FlagSet (30 of them, 123 flags, in 11 files) rewritten as a
-// cobra.Command with pflag flags, and change what users and scripts see:
-// pflag takes --name but not -name (one dash is for one-letter
-// shorthands), its errors read differently, a global flag must be
-// declared persistent to follow the command, and exit codes come from
-// our own mapping of RunE's error anyway. TestExitCodes,
-// TestInterspersedArguments and the other command tests would follow.
-// What the issue needs from it costs less here: help grouped by
-// commandGroups (help.go), flags printed as --name (printFlags), and the
-// two shells' completion below, about 200 lines generated from the
-// commands table and each command's own FlagSet, so a new command or
-// flag is completed without anyone writing completion for it.
-
 import (
 	"context"
 	"flag"
@@ -27,7 +10,10 @@ import (
 	"strings"
 )
 
-// cmdCompletion: imqtt completion (bash | zsh)
+// cmdCompletion: imqtt completion (bash | zsh). The scripts are made from
+// the commands table and each command's own FlagSet (commandFlags), so a
+// new command or flag is completed without anyone writing completion for
+// it; why this and not cobra's is at runContext.
 func cmdCompletion(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("completion")
 	pos, err := c.parse(fs, args, 1, 1)
@@ -90,7 +76,8 @@ func completionTable() completion {
 	for _, cmd := range commands {
 		top = append(top, cmd.name)
 	}
-	t.cases = append(t.cases, completionCase{"/", append(top, "help"), append(slices.Clone(global), "--version", "--help")})
+	t.cases = append(t.cases, completionCase{"/", append(slices.Clone(top), "help"), append(slices.Clone(global), "--version", "--help")},
+		completionCase{"help/", top, nil})
 	for _, cmd := range commands {
 		own := append(names(commandFlags(cmd, "")), global...)
 		subs := subcommands(cmd)

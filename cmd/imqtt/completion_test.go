@@ -23,6 +23,7 @@ var completionCases = []struct{ line, want string }{
 	{"imqtt receipts o", "on off"},
 	{"imqtt comp", "completion"},
 	{"imqtt completion ", "bash zsh"},
+	{"imqtt help gr", "groups"},
 }
 
 // TestCompletionBash sources `imqtt completion bash` in bash and completes

@@ -42,6 +42,19 @@ func TestHelpSaysDoubleDash(t *testing.T) {
 			t.Errorf("imqtt %s --help names a flag %q:\n%s", cmd.name, m, usage)
 		}
 	}
+	// help COMMAND [SUBCOMMAND] is COMMAND's --help, on stdout.
+	for _, args := range [][]string{{"help", "send"}, {"help", "bench", "p2p"}, {"help", "groups", "create"}} {
+		code, stdout, stderr := runIn(t, e, args...)
+		if code != exitOK || !strings.HasPrefix(stdout, "usage: imqtt "+args[1]) || stderr != "" {
+			t.Errorf("imqtt %q: exit %d, stdout %q, stderr %q", args, code, firstLine(stdout), stderr)
+		}
+	}
+	if _, stdout, _ := runIn(t, e, "help", "bench", "p2p"); !strings.Contains(stdout, "--pairs") {
+		t.Errorf("help bench p2p: %q", stdout)
+	}
+	if code, _, stderr := runIn(t, e, "help", "nope"); code != exitUsage || !strings.Contains(stderr, `unknown command "nope"`) {
+		t.Errorf("help nope: exit %d, %q", code, firstLine(stderr))
+	}
 	_, _, usage := runIn(t, e, "send", "--help")
 	if !strings.Contains(usage, "  --to string\n") || !strings.Contains(usage, `(default "text")`) || !strings.Contains(usage, "(default 30s)") {
 		t.Errorf("send --help:\n%s", usage)
