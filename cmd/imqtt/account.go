@@ -13,21 +13,11 @@ import (
 // userIDRule says what a user or group ID is (wire.ValidUser).
 const userIDRule = "want 1-64 of A-Z a-z 0-9 _ . - not starting with a dot (case is ignored)"
 
-// password returns --password, or IMQTT_PASSWORD (which keeps it out of ps).
-func (c *cli) password(flagValue string) (string, error) {
-	if flagValue != "" {
-		return flagValue, nil
-	}
-	if p := c.env.getenv("IMQTT_PASSWORD"); p != "" {
-		return p, nil
-	}
-	return "", usagef("--password is required (or set IMQTT_PASSWORD)")
-}
-
-// cmdRegister: imqtt register USER --password P
+// cmdRegister: imqtt register USER [--password P | --password-stdin]
 func cmdRegister(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("register")
-	pw := fs.String("password", "", "the new account's password (or env IMQTT_PASSWORD)")
+	var pw passwordFlags
+	pw.register(fs, "the new account's password")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -37,7 +27,7 @@ func cmdRegister(ctx context.Context, c *cli, args []string) error {
 	if !ok {
 		return usagef("bad user ID %q: %s", user, userIDRule)
 	}
-	p, err := c.password(*pw)
+	p, err := c.password(pw, id, true)
 	if err != nil {
 		return err
 	}
@@ -48,10 +38,11 @@ func cmdRegister(ctx context.Context, c *cli, args []string) error {
 	return c.printJSON(wire.Registered{User: id, Display: user})
 }
 
-// cmdLogin: imqtt login USER --password P [--device D]
+// cmdLogin: imqtt login USER [--password P | --password-stdin] [--device D]
 func cmdLogin(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("login")
-	pw := fs.String("password", "", "the account's password (or env IMQTT_PASSWORD)")
+	var pw passwordFlags
+	pw.register(fs, "the account's password")
 	device := fs.String("device", defaultDevice, "this device's ID")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
@@ -64,7 +55,7 @@ func cmdLogin(ctx context.Context, c *cli, args []string) error {
 	if !wire.ValidDevice(*device) {
 		return usagef("bad device ID %q: want 1-64 of A-Z a-z 0-9 _ -", *device)
 	}
-	p, err := c.password(*pw)
+	p, err := c.password(pw, user, false)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/imqtt/imqtt/internal/version"
+	"golang.org/x/term"
 )
 
 // Exit codes.
@@ -25,15 +28,27 @@ const (
 	defaultDevice = "cli"
 )
 
-// env is what the CLI reads from its surroundings, so tests can give their own.
+// env is what the CLI reads from its surroundings, so tests can give their
+// own. A nil stdin reads as empty; a nil isTerminal says no.
 type env struct {
-	getenv  func(string) string
-	homeDir func() (string, error)
+	getenv       func(string) string
+	homeDir      func() (string, error)
+	stdin        io.Reader
+	isTerminal   func(f any) bool       // whether f (stdin, stdout, stderr) is a terminal
+	readPassword func() ([]byte, error) // a line from the terminal on stdin, not echoed
 }
 
-func osEnv() env { return env{getenv: os.Getenv, homeDir: os.UserHomeDir} }
+func osEnv() env {
+	return env{getenv: os.Getenv, homeDir: os.UserHomeDir, stdin: os.Stdin,
+		isTerminal: func(f any) bool {
+			file, ok := f.(*os.File)
+			return ok && term.IsTerminal(int(file.Fd()))
+		},
+		readPassword: func() ([]byte, error) { return term.ReadPassword(int(os.Stdin.Fd())) }}
+}
 
-// command is one subcommand.
+// command is one subcommand. The dispatcher is the flag package's, not
+// cobra's: runContext says why.
 type command struct {
 	name    string
 	args    string // the synopsis after the name
@@ -46,8 +61,8 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"register", "USER --password P", "create an account", cmdRegister},
-		{"login", "USER --password P [--device D]", "log in and save a token for this device", cmdLogin},
+		{"register", "USER [--password P | --password-stdin]", "create an account (no password given: asked for on a terminal)", cmdRegister},
+		{"login", "USER [--password P | --password-stdin] [--device D]", "log in and save a token for this device (no password given: asked for on a terminal)", cmdLogin},
 		{"logout", "", "revoke the saved token and forget it", cmdLogout},
 		{"send", "(--to PEER [--ttl SECONDS] | --group G [--mention U,@all]) [--reply-to ID] TEXT...", "send a message; print the ack once it comes", cmdSend},
 		{"recall", "ID", "unsend a message for everyone; print the ack", cmdRecall},
@@ -75,6 +90,7 @@ func init() {
 		{"presence", "USER...", "who of these users is online (only contacts who share it are listed)", cmdPresence},
 		{"settings", "[--accept-from anyone|contacts] [--presence contacts|nobody] [--read-receipts on|off]", "show, or change, your privacy settings", cmdSettings},
 		{"bench", "SCENARIO", "load tests (see BENCHMARKS.md)", cmdBench},
+		{"completion", "(bash | zsh)", "print a shell completion script: source <(imqtt completion bash)", cmdCompletion},
 		{"admin", "backup [--admin-token T] > FILE.tar", "a backup of the server, checked as it arrives (admin token; env IMQTT_ADMIN_TOKEN)", cmdAdmin},
 	}
 	commands = withMedia(commands) // upload, download, send --file
@@ -89,9 +105,9 @@ type globals struct {
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.server, "server", "", "HTTP base URL of imqttd (env IMQTT_SERVER; default: the saved session's, else "+defaultServer+")")
-	fs.StringVar(&g.home, "home", "", "directory of the token and the sync cursor (env IMQTT_HOME; default ~/.config/imqtt)")
-	fs.StringVar(&g.mqtt, "mqtt", "", "MQTT broker host:port (env IMQTT_MQTT; default: from /v1/endpoints)")
+	fs.StringVar(&g.server, "server", "", "HTTP base `URL` of imqttd (env IMQTT_SERVER; default: the saved session's, else "+defaultServer+")")
+	fs.StringVar(&g.home, "home", "", "the `DIR` of the token and the sync cursor (env IMQTT_HOME; default ~/.config/imqtt)")
+	fs.StringVar(&g.mqtt, "mqtt", "", "MQTT broker `HOST:PORT` (env IMQTT_MQTT; default: from /v1/endpoints)")
 	fs.BoolVar(&g.verbose, "verbose", false, "log connection details to stderr")
 }
 
@@ -115,6 +131,8 @@ type cli struct {
 	post   globals // ... and after it
 	g      globals // the settings in force, after resolve
 	log    *slog.Logger
+
+	flagSets *[]*flag.FlagSet // when set, every FlagSet flags makes (for completion)
 }
 
 // usageError is a mistake on the command line: exit code 2.
@@ -125,26 +143,50 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
 // runContext runs the CLI and returns its exit code.
+//
+// Why this dispatcher on the flag package stays, and spf13/cobra does not
+// come in (issue 20 asked to compare). Cobra (with spf13/pflag) would give
+// completion for bash, zsh, fish and PowerShell, with dynamic completion of
+// values, and grouped help (AddGroup). It would take every command's
+// FlagSet (30 of them, 123 flags, in 11 files) rewritten as a
+// cobra.Command with pflag flags, and would change what users and scripts
+// see: pflag takes --name but not -name (one dash is for one-letter
+// shorthands), its errors read differently, and a global flag must be
+// declared persistent to follow the command; exit codes would still come
+// from our own mapping of RunE's error. TestExitCodes,
+// TestInterspersedArguments and the command tests would all follow. What
+// the issue needs of it costs less here: help grouped by commandGroups and
+// flags printed as --name (help.go), and completion for bash and zsh made
+// from the commands table (completion.go), about 350 lines in all.
 func runContext(ctx context.Context, e env, args []string, stdout, stderr io.Writer) int {
 	c := &cli{env: e, stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("imqtt", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(flagOutput{stderr})
 	fs.Usage = func() { c.usage(stderr) }
 	c.pre.register(fs)
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.Get().String("imqtt"))
+		return exitOK
+	}
 	if fs.NArg() == 0 {
 		c.usage(stderr)
 		return exitUsage
 	}
 	name, rest := fs.Arg(0), fs.Args()[1:]
-	if name == "help" {
+	if name == "help" && len(rest) == 0 {
 		c.usage(stdout)
 		return exitOK
+	}
+	if name == "help" { // help COMMAND [SUBCOMMAND]: its usage, on stdout
+		name, rest = rest[0], append(rest[1:len(rest):len(rest)], "--help")
+		c.stderr = stdout
 	}
 	var cmd *command
 	for i := range commands {
@@ -177,17 +219,17 @@ func runContext(ctx context.Context, e env, args []string, stdout, stderr io.Wri
 	return exitFailure
 }
 
+// usage is `imqtt help`: the synopsis, the commands by group (help.go) and
+// the global flags.
 func (c *cli) usage(w io.Writer) {
-	fmt.Fprintf(w, "usage: imqtt [--server URL] [--home DIR] [--mqtt HOST:PORT] COMMAND [ARGS]\n\ncommands:\n")
-	for _, cmd := range commands {
-		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(cmd.name+" "+cmd.args), cmd.summary)
-	}
-	fmt.Fprintf(w, "\nglobal flags:\n")
+	fmt.Fprint(w, globalSynopsis)
+	printCommands(w)
+	fmt.Fprintf(w, "\nglobal flags (before or after the command):\n")
 	fs := flag.NewFlagSet("imqtt", flag.ContinueOnError)
-	fs.SetOutput(w)
 	var g globals
 	g.register(fs)
-	fs.PrintDefaults()
+	fs.Bool("version", false, "print the version and exit")
+	printFlags(w, fs, nil)
 }
 
 // errFlagParse says the flag package has already reported a bad flag.
@@ -196,15 +238,22 @@ var errFlagParse = errors.New("bad flags")
 // flags returns a FlagSet for a command that also takes the global flags.
 func (c *cli) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("imqtt "+name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs.SetOutput(flagOutput{c.stderr})
 	c.post.register(fs)
+	if add := extraFlags[name]; add != nil {
+		add(fs)
+	}
 	for _, cmd := range commands {
 		if cmd.name == name {
 			fs.Usage = func() {
 				fmt.Fprintf(c.stderr, "usage: imqtt %s %s\n  %s\n\nflags:\n", cmd.name, cmd.args, cmd.summary)
-				fs.PrintDefaults()
+				printFlags(c.stderr, fs, func(name string) bool { return !isGlobal(name) })
+				fmt.Fprintf(c.stderr, "\nglobal flags: --server URL, --home DIR, --mqtt HOST:PORT, --verbose (imqtt help)\n")
 			}
 		}
+	}
+	if c.flagSets != nil {
+		*c.flagSets = append(*c.flagSets, fs)
 	}
 	return fs
 }

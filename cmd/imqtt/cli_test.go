@@ -40,7 +40,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"register"}, exitUsage, "missing arguments"},
 		{[]string{"register", "a", "b", "--password", "p"}, exitUsage, "unexpected arguments: b"},
 		{[]string{"register", "bad user!", "--password", "p"}, exitUsage, "bad user ID"},
-		{[]string{"register", "alice"}, exitUsage, "--password is required"},
+		{[]string{"register", "alice"}, exitUsage, "no password: pipe it to --password-stdin"},
+		{[]string{"login", "alice", "--password", "p", "--password-stdin"}, exitUsage, "not both"},
 		{[]string{"login", "alice", "--password", "p", "--device", "a/b"}, exitUsage, "bad device ID"},
 		{[]string{"send", "hi"}, exitUsage, "exactly one of --to PEER or --group G"},
 		{[]string{"send", "--to", "bob", "--group", "g", "hi"}, exitUsage, "exactly one of"},
@@ -197,10 +198,10 @@ func TestExpiredSession(t *testing.T) {
 
 func TestPasswordFromEnvironment(t *testing.T) {
 	c := &cli{env: fakeEnv("", map[string]string{"IMQTT_PASSWORD": "s3cret"})}
-	if p, err := c.password(""); err != nil || p != "s3cret" {
+	if p, err := c.password(passwordFlags{}, "alice", false); err != nil || p != "s3cret" {
 		t.Fatalf("password from IMQTT_PASSWORD: %q, %v", p, err)
 	}
-	if p, _ := c.password("flag"); p != "flag" {
+	if p, _ := c.password(passwordFlags{value: "flag"}, "alice", false); p != "flag" {
 		t.Fatalf("--password did not win: %q", p)
 	}
 }

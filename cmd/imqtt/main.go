@@ -3,7 +3,8 @@
 //
 // Usage:
 //
-//	imqtt [--server URL] [--home DIR] [--mqtt HOST:PORT] COMMAND [ARGS]
+//	imqtt [--server URL] [--home DIR] [--mqtt HOST:PORT] [--verbose] COMMAND [ARGS]
+//	imqtt --version
 //
 // Global flags may also follow the command. Output is JSON: one object, or
 // one line per event for listen and sync. Errors go to stderr; the exit

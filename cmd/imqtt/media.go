@@ -5,12 +5,22 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/imqtt/imqtt/client"
 )
+
+// extraFlags adds flags to a command's FlagSet that a wrapper of the
+// command handles (send's --file, taken by cmdSendFile), so that its help
+// and completion list them.
+var extraFlags = map[string]func(*flag.FlagSet){
+	"send": func(fs *flag.FlagSet) {
+		fs.String("file", "", "upload this file first and send it as an image, audio, video or file (not with --media)")
+	},
+}
 
 // withMedia adds the media commands to the list: upload and download after
 // send, and send learns --file.
@@ -44,18 +54,47 @@ func cmdUpload(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	info, err := upload(ctx, h, pos[0], client.UploadOptions{ContentType: *typ, Private: *private})
+	info, err := c.upload(ctx, h, pos[0], client.UploadOptions{ContentType: *typ, Private: *private})
 	if err != nil {
 		return err
 	}
 	return c.printJSON(info)
 }
 
-func upload(ctx context.Context, h *client.HTTP, path string, o client.UploadOptions) (client.MediaInfo, error) {
+// upload uploads the file at path (- for stdin), with a progress line on
+// a terminal (transfer.go).
+func (c *cli) upload(ctx context.Context, h *client.HTTP, path string, o client.UploadOptions) (client.MediaInfo, error) {
 	if path == "-" {
-		return h.Upload(ctx, os.Stdin, -1, o)
+		m := c.meter("upload", -1)
+		defer m.finish()
+		return h.Upload(ctx, meteredReader{c.stdin(), m}, -1, o)
 	}
-	return h.UploadFile(ctx, path, o)
+	f, err := os.Open(path)
+	if err != nil {
+		return client.MediaInfo{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return client.MediaInfo{}, err
+	}
+	if o.Name == "" {
+		o.Name = filepath.Base(path)
+	}
+	m := c.meter("upload "+o.Name, st.Size())
+	if m == nil {
+		return h.Upload(ctx, f, st.Size(), o)
+	}
+	defer m.finish()
+	return h.Upload(ctx, meteredReader{f, m}, st.Size(), o)
+}
+
+// stdin is the CLI's standard input (empty if it has none).
+func (c *cli) stdin() io.Reader {
+	if c.env.stdin == nil {
+		return strings.NewReader("")
+	}
+	return c.env.stdin
 }
 
 // cmdDownload: imqtt download ID [-o FILE] [--thumb]
@@ -79,6 +118,11 @@ func cmdDownload(ctx context.Context, c *cli, args []string) error {
 		_, err := get(ctx, pos[0], c.stdout)
 		return err
 	}
+	// With -o, a terminal on stdout has a person waiting: show progress.
+	m := c.meter("download "+pos[0], -1)
+	if m != nil {
+		h.Client = &http.Client{Transport: meteredTransport{http.DefaultTransport, m}}
+	}
 	// Written beside the target and renamed once complete and checked, so
 	// FILE is never a partial download.
 	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".part-")
@@ -87,6 +131,7 @@ func cmdDownload(ctx context.Context, c *cli, args []string) error {
 	}
 	defer os.Remove(tmp.Name())
 	info, err := get(ctx, pos[0], tmp)
+	m.finish()
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -109,6 +154,9 @@ func cmdSendFile(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
+		if hasFlag(args, "file") {
+			return usagef("--file needs a file name")
+		}
 		return cmdSend(ctx, c, args)
 	}
 	if hasFlag(rest, "media") {
@@ -126,7 +174,7 @@ func cmdSendFile(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	info, err := upload(ctx, h, file, client.UploadOptions{})
+	info, err := c.upload(ctx, h, file, client.UploadOptions{})
 	if err != nil {
 		return err
 	}

@@ -4,39 +4,54 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/imqtt/imqtt/client"
+	"github.com/imqtt/imqtt/internal/syncbuf"
 	"github.com/imqtt/imqtt/internal/testserver"
 	"github.com/imqtt/imqtt/internal/wait"
 	"github.com/imqtt/imqtt/wire"
 )
 
-// TestEchoBot: every message is answered exactly once, also across a bot restart.
-func TestEchoBot(t *testing.T) { testEchoBot(t, "") }
+// TestEchoBot: every message is answered exactly once, also across a bot
+// restart; the bot registers its own account (--register, which the
+// restart finds existing) and logs each answer without its body.
+func TestEchoBot(t *testing.T) { testEchoBot(t, "", false) }
 
 // TestEchoBotGroup: the same in a group: what was sent to the group while
 // the bot was down is caught up (the SDK's per-group cursor) and answered
-// once, in order.
-func TestEchoBotGroup(t *testing.T) { testEchoBot(t, "g1") }
+// once, in order; --verbose logs the bodies too.
+func TestEchoBotGroup(t *testing.T) { testEchoBot(t, "g1", true) }
 
-func testEchoBot(t *testing.T, group string) {
+func testEchoBot(t *testing.T, group string, verbose bool) {
 	s := testserver.Start(t)
 	ctx := context.Background()
-	for _, u := range []string{"echo", "alice"} {
-		if err := client.Register(ctx, s.HTTP, u, "secret-"+u); err != nil {
-			t.Fatal(err)
-		}
+	if err := client.Register(ctx, s.HTTP, "alice", "secret-alice"); err != nil {
+		t.Fatal(err)
+	}
+	botArgs := func(more ...string) []string {
+		return append([]string{"--server", s.HTTP, "--mqtt", s.MQTT, "--user", "echo", "--state", t.TempDir()}, more...)
+	}
+	// Not registered yet: the error says how to.
+	if err := run(ctx, botArgs("--password", "secret-echo"), io.Discard); err == nil || !strings.Contains(err.Error(), "--register") {
+		t.Fatalf("an unregistered bot without --register: %v", err)
 	}
 	state := t.TempDir()
+	var logs syncbuf.Buffer
 	startBot := func() (stop func()) {
 		bctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
+		args := []string{"--server", s.HTTP, "--mqtt", s.MQTT, "--user", "echo", "--password", "secret-echo", "--state", state, "--register"}
+		if verbose {
+			args = append(args, "--verbose")
+		}
 		go func() {
-			done <- run(bctx, []string{"--server", s.HTTP, "--mqtt", s.MQTT, "--user", "echo", "--password", "secret-echo", "--state", state}, io.Discard)
+			done <- run(bctx, args, &logs)
 		}()
 		return func() {
 			cancel()
@@ -64,6 +79,20 @@ func testEchoBot(t *testing.T, group string) {
 		t.Fatal(err)
 	}
 	defer alice.Close()
+	listening := func(n int) {
+		t.Helper()
+		wait.ForErr(t, "the bot listening", 15*time.Second, func() error {
+			if got := strings.Count(logs.String(), "msg=listening"); got < n {
+				return fmt.Errorf("%d times, want %d:\n%s", got, n, logs.String())
+			}
+			return nil
+		})
+	}
+	// The bot's first start registers it; a group with it in is made
+	// while it is down.
+	stop := startBot()
+	listening(1)
+	stop()
 	to := wire.Send{To: "echo", Group: group}
 	if group != "" {
 		to.To = ""
@@ -91,7 +120,8 @@ func testEchoBot(t *testing.T, group string) {
 		})
 	}
 
-	stop := startBot()
+	stop = startBot()
+	listening(2)
 	send("one")
 	echoed(1)
 	stop()
@@ -109,5 +139,29 @@ func testEchoBot(t *testing.T, group string) {
 	defer mu.Unlock()
 	if !slices.Equal(echoes, []string{"echo: one", "echo: two", "echo: three", "echo: marker"}) {
 		t.Fatalf("echoes: %q", echoes)
+	}
+
+	// The log: registered once (the restart found the account), one line
+	// per answer naming sender, conversation and message, the body only
+	// with --verbose.
+	log := logs.String()
+	conv := "alice"
+	if group != "" {
+		conv = group
+	}
+	answered := regexp.MustCompile(`level=INFO msg=answered from=alice conv=` + conv + ` id=\d+( body="?echo: |\n| body=)`)
+	if n := strings.Count(log, "msg=registered user=echo"); n != 1 {
+		t.Errorf("registered %d times in the log:\n%s", n, log)
+	}
+	if n := strings.Count(log, "msg=answered"); n != 4 || len(answered.FindAllString(log, -1)) != 4 {
+		t.Errorf("want 4 answers logged with from, conv and id:\n%s", log)
+	}
+	if hasBody := strings.Contains(log, "body=marker"); hasBody != verbose {
+		t.Errorf("verbose %v, a body in the log %v:\n%s", verbose, hasBody, log)
+	}
+
+	// Registering again with another password fails at the login.
+	if err := run(ctx, botArgs("--password", "not-the-password", "--register"), io.Discard); err == nil || !strings.Contains(err.Error(), wire.CodeUnauthorized) {
+		t.Errorf("--register of an existing account with another password: %v", err)
 	}
 }
