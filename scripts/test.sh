@@ -14,6 +14,7 @@ command -v redis-server >/dev/null || need_apt+=(redis-server) # state/redis tes
 command -v chromium >/dev/null || need_apt+=(chromium) # e2e/webchat_test.go drives /chat/ headless
 command -v haproxy >/dev/null || need_apt+=(haproxy) # deploy/: haproxy -c checks the load balancer's config
 command -v systemd-analyze >/dev/null || need_apt+=(systemd) # deploy/: systemd-analyze verify checks the unit
+command -v zsh >/dev/null || need_apt+=(zsh) # cmd/imqtt: its zsh completion script is run
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -34,6 +35,7 @@ command -v redis-server >/dev/null || { echo "test.sh: redis-server missing afte
 command -v chromium >/dev/null || { echo "test.sh: chromium missing after install" >&2; exit 1; }
 command -v haproxy >/dev/null || { echo "test.sh: haproxy missing after install" >&2; exit 1; }
 command -v systemd-analyze >/dev/null || { echo "test.sh: systemd-analyze missing after install" >&2; exit 1; }
+command -v zsh >/dev/null || { echo "test.sh: zsh missing after install" >&2; exit 1; }
 # MQTT.js for the interoperability tests, pinned by test/node/package-lock.json.
 if [ ! -d test/node/node_modules/mqtt ]; then
   npm ci --prefix test/node --no-audit --no-fund >/dev/null

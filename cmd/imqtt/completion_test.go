@@ -31,7 +31,7 @@ var completionCases = []struct{ line, want string }{
 func TestCompletionBash(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
-		t.Skip("no bash")
+		t.Fatal("bash is needed to check the completion script (make test installs it)")
 	}
 	code, script, stderr := runIn(t, fakeEnv(t.TempDir(), nil), "completion", "bash")
 	if code != exitOK {
@@ -50,7 +50,7 @@ func TestCompletionBash(t *testing.T) {
 func TestCompletionZsh(t *testing.T) {
 	zsh, err := exec.LookPath("zsh")
 	if err != nil {
-		t.Skip("no zsh")
+		t.Fatal("zsh is needed to check the completion script (make test installs it)")
 	}
 	code, script, stderr := runIn(t, fakeEnv(t.TempDir(), nil), "completion", "zsh")
 	if code != exitOK {
