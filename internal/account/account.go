@@ -90,6 +90,7 @@ type Service struct {
 	cache  *simplelru.LRU[string, cached] // token hash -> row; at most cacheMax (cache.go)
 	known  *simplelru.LRU[string, int64]  // users of JWTs seen to exist, and when (unix ns); at most cacheMax (jwt.go)
 	flight singleflight.Group             // the lookups of cache misses under way, by hash
+	drops  uint64                         // entries dropped from cache and known so far (cache.go)
 }
 
 type cached struct {
@@ -252,6 +253,7 @@ func (s *Service) Verify(ctx context.Context, token string) (store.Token, error)
 	if !ok {
 		var err error
 		row, err = s.once(ctx, h, func(ctx context.Context) (store.Token, error) {
+			drops := s.dropsNow()
 			row, err := s.st.GetToken(ctx, h)
 			if errors.Is(err, store.ErrNotFound) {
 				return store.Token{}, ErrBadCredentials
@@ -259,7 +261,7 @@ func (s *Service) Verify(ctx context.Context, token string) (store.Token, error)
 			if err != nil {
 				return store.Token{}, fmt.Errorf("get token: %w", err)
 			}
-			s.remember(h, cached{row, s.now()})
+			s.remember(drops, h, cached{row, s.now()})
 			return row, nil
 		})
 		if err != nil {
@@ -277,6 +279,7 @@ func (s *Service) Revoke(ctx context.Context, token string) error {
 	h := hashToken(token)
 	s.mu.Lock()
 	s.cache.Remove(h)
+	s.drops++
 	s.mu.Unlock()
 	if err := s.st.DeleteToken(ctx, h); err != nil {
 		return fmt.Errorf("delete token: %w", err)
@@ -295,6 +298,7 @@ func (s *Service) Forget(hash string) (clientID string) {
 	s.mu.Lock()
 	c, ok := s.cache.Peek(hash)
 	s.cache.Remove(hash)
+	s.drops++
 	s.mu.Unlock()
 	if !ok {
 		return ""

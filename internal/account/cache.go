@@ -44,9 +44,25 @@ func (s *Service) lookup(h string) (cached, bool) {
 	return c, ok
 }
 
-func (s *Service) remember(h string, c cached) {
+// A lookup that read a token before its revocation must not cache it
+// after the revocation dropped it: a revoked token would pass until
+// CacheTTL. Service.drops counts the drops (Revoke, Forget, RevokeUser); a
+// lookup caches its answer only if none happened since it began (drops are
+// rare, so a lost caching costs one more read).
+
+// dropsNow returns how many drops were made so far.
+func (s *Service) dropsNow() uint64 {
 	s.mu.Lock()
-	s.cache.Add(h, c)
+	defer s.mu.Unlock()
+	return s.drops
+}
+
+// remember caches c as h's, unless an entry was dropped since drops.
+func (s *Service) remember(drops uint64, h string, c cached) {
+	s.mu.Lock()
+	if s.drops == drops {
+		s.cache.Add(h, c)
+	}
 	s.mu.Unlock()
 }
 

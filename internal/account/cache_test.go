@@ -16,10 +16,13 @@ import (
 
 // countingTokens counts the store's token reads and, while gate is open
 // (not nil), holds each read until it is closed.
+// While hold is open, it holds each read's answer until hold is closed.
 type countingTokens struct {
 	store.Accounts
 	reads atomic.Int64
+	read  atomic.Int64 // reads answered by the store (before hold)
 	gate  chan struct{}
+	hold  chan struct{}
 }
 
 func (c *countingTokens) GetToken(ctx context.Context, hash string) (store.Token, error) {
@@ -31,7 +34,12 @@ func (c *countingTokens) GetToken(ctx context.Context, hash string) (store.Token
 			return store.Token{}, ctx.Err()
 		}
 	}
-	return c.Accounts.GetToken(ctx, hash)
+	row, err := c.Accounts.GetToken(ctx, hash)
+	c.read.Add(1)
+	if c.hold != nil {
+		<-c.hold
+	}
+	return row, err
 }
 
 // tokensOn logs in n devices of one user through a first Service on a new
@@ -166,5 +174,34 @@ func TestTokenCacheKeepsRecent(t *testing.T) {
 	}
 	if n := s.cache.Len(); n > 4 {
 		t.Errorf("%d tokens cached, bound 4", n)
+	}
+}
+
+// A token revoked while a lookup that read it is under way is not cached
+// by that lookup: the next check refuses it.
+func TestRevokeDuringLookup(t *testing.T) {
+	tokens, st := tokensOn(t, 1)
+	st.hold = make(chan struct{})
+	s := New(st, Options{Params: cheap, Limits: noLimits})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Verify(t.Context(), tokens[0])
+		done <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); st.read.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the lookup never read the store")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Revoke(t.Context(), tokens[0]); err != nil {
+		t.Fatal(err)
+	}
+	close(st.hold)
+	if err := <-done; err != nil { // it read the token before the revocation
+		t.Fatalf("the lookup under way: %v", err)
+	}
+	if _, err := s.Verify(t.Context(), tokens[0]); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("a token revoked during a lookup: %v, want ErrBadCredentials", err)
 	}
 }

@@ -73,12 +73,12 @@ func (s *Service) verifyJWTCached(ctx context.Context, token string) (store.Toke
 		return c.row, nil
 	}
 	return s.once(ctx, h, func(ctx context.Context) (store.Token, error) {
-		now := s.now()
+		now, drops := s.now(), s.dropsNow()
 		row, err := s.verifyJWT(ctx, token, "", "")
 		if err != nil {
 			return store.Token{}, err
 		}
-		s.remember(h, cached{row, now})
+		s.remember(drops, h, cached{row, now})
 		return row, nil
 	})
 }
@@ -89,6 +89,7 @@ func (s *Service) ensureUser(ctx context.Context, user, display string) error {
 	now := s.now()
 	s.mu.Lock()
 	seen, ok := s.known.Get(user)
+	drops := s.drops
 	s.mu.Unlock()
 	if ok && now.Sub(time.Unix(0, seen)) < knownTTL {
 		return nil
@@ -113,7 +114,9 @@ func (s *Service) ensureUser(ctx context.Context, user, display string) error {
 		return fmt.Errorf("user of a JWT %s: %w", user, err)
 	}
 	s.mu.Lock()
-	s.known.Add(user, now.UnixNano())
+	if s.drops == drops { // else a user may have been deleted meanwhile: look up again next time
+		s.known.Add(user, now.UnixNano())
+	}
 	s.mu.Unlock()
 	return nil
 }

@@ -117,6 +117,7 @@ func (s *Service) RevokeUser(ctx context.Context, st UserTokens, user string, li
 		}
 	}
 	s.known.Remove(user) // a JWT's user: its next JWT looks it up (and finds it deleted)
+	s.drops++
 	s.mu.Unlock()
 	if s.opts.Revoked != nil {
 		for _, h := range hashes {
