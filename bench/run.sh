@@ -12,13 +12,15 @@
 # Mosquitto's rate) and conns against all three, sync and group against
 # imqttd; profiles imqttd during an extra p2p run; and writes
 # $OUT/*.json, $OUT/summary.md (the tables with the ratios and the targets)
-# and the profiles. Every target is ended by its own PID when the script ends.
+# and the profiles, and draws $PLOTS/*.svg from the JSON (tools/benchplot;
+# PLOTS defaults to bench/plots beside bench/results). Every target is ended by its own PID when the script ends.
 # A scenario that fails (loss, duplicates, a rate not reached) is recorded in
 # its JSON and the summary, and makes the script exit 1 at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=${OUT:-bench/results}
+PLOTS=${PLOTS:-$(dirname "$OUT")/plots}
 PAIRS=${PAIRS:-20}              # p2p sender/receiver pairs
 LIGHT=1000                      # p2p light-load rate, msgs/s (bench.LightRate: the table's target row)
 DURATION=${DURATION:-10s}       # p2p sending time
@@ -206,4 +208,5 @@ stop "$PID"
 	"$BIN/imqtt" --home "$WORK/home" bench compare "$OUT"/*.json
 } >"$OUT/summary.md"
 cat "$OUT/summary.md"
+go -C tools run ./benchplot -out "$(realpath -m "$PLOTS")" "$(realpath "$OUT")" >/dev/null
 exit "$FAILED"

@@ -54,7 +54,7 @@ func (s *Service) SendAs(ctx context.Context, from string, req wire.Send) (wire.
 
 // ForgetUser drops a deleted user from this node's cache of users known
 // to exist, so that sends to them are refused from now on.
-func (s *Service) ForgetUser(user string) { s.known.Delete(user) }
+func (s *Service) ForgetUser(user string) { s.known.Remove(user) }
 
 // LeaveGroups removes a deleted user from every group they are in, as if
 // they left (the other members' fan-out follows; their own devices are

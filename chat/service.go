@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/bwmarrin/snowflake"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/imqtt/imqtt/internal/deliver"
 	"github.com/imqtt/imqtt/internal/metrics"
@@ -250,7 +251,7 @@ type Service struct {
 	queue    chan *sendOp
 	mod      *moderator // nil without Options.BeforeSend
 	dispatch chan []*sendOp
-	known    sync.Map // user ID -> int64: users known to exist, and since when (unix ns; see knownTTL)
+	known    *lru.Cache[string, int64] // user ID -> unix ns: users known to exist, and since when (known.go)
 	fan      *fanout
 	reads    *readMerger
 	typing   *typingGate
@@ -278,6 +279,7 @@ func New(st Store, versions state.Versions, out deliver.Sender, opts Options) (*
 		stopping: make(chan struct{}),
 		reads:    newReadMerger(st, opts.ReadTick),
 		typing:   newTypingGate(),
+		known:    newKnown(),
 	}
 	s.fan = newFanout(s)
 	if opts.BeforeSend != nil {
@@ -601,28 +603,6 @@ func (s *Service) attach(ctx context.Context, user, media string) (*store.Inline
 	}
 	s.log.Error("attach media", "user", user, "media", media, "err", err)
 	return nil, refuse(ErrUnavailable, "media store unavailable; resend with the same cmid")
-}
-
-// knownTTL is how long userExists trusts a positive answer. Accounts are
-// deleted only by the server API, which forgets the user on its own node
-// (ForgetUser); the other nodes of a cluster stop taking sends to them
-// within knownTTL.
-var knownTTL = time.Minute // a var for tests (export_test.go)
-
-// userExists caches positive answers for knownTTL.
-func (s *Service) userExists(ctx context.Context, id string) (bool, error) {
-	if at, ok := s.known.Load(id); ok && time.Now().UnixNano()-at.(int64) < int64(knownTTL) {
-		return true, nil
-	}
-	_, err := s.st.GetUser(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	s.known.Store(id, time.Now().UnixNano())
-	return true, nil
 }
 
 // toUser delivers an event to every device of user, here and on the other

@@ -22,6 +22,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"golang.org/x/sync/singleflight"
+
 	"github.com/imqtt/imqtt/internal/jwtauth"
 	"github.com/imqtt/imqtt/state"
 	"github.com/imqtt/imqtt/store"
@@ -83,17 +86,17 @@ type Service struct {
 	dummyOnce sync.Once
 	dummy     string // dummyHash
 
-	mu    sync.RWMutex
-	cache map[string]cached    // token hash -> row; bounded by cacheMax
-	known map[string]time.Time // users of JWTs seen to exist, and when; bounded by cacheMax (jwt.go)
+	mu     sync.Mutex
+	cache  *simplelru.LRU[string, cached] // token hash -> row; at most cacheMax (cache.go)
+	known  *simplelru.LRU[string, int64]  // users of JWTs seen to exist, and when (unix ns); at most cacheMax (jwt.go)
+	flight singleflight.Group             // the lookups of cache misses under way, by hash
+	drops  uint64                         // entries dropped from cache and known so far (cache.go)
 }
 
 type cached struct {
 	row store.Token
 	at  time.Time
 }
-
-const cacheMax = 100_000
 
 // New returns a Service on st.
 func New(st store.Accounts, opts Options) *Service {
@@ -113,7 +116,8 @@ func New(st store.Accounts, opts Options) *Service {
 		opts.Logger = slog.Default()
 	}
 	opts.Limits.fill()
-	return &Service{st: st, opts: opts, sem: make(chan struct{}, opts.MaxHashing), now: time.Now, cache: map[string]cached{}, known: map[string]time.Time{}}
+	cache, known := newCaches()
+	return &Service{st: st, opts: opts, sem: make(chan struct{}, opts.MaxHashing), now: time.Now, cache: cache, known: known}
 }
 
 // Register creates an account and returns its canonical ID. user may be in
@@ -244,28 +248,25 @@ func (s *Service) Verify(ctx context.Context, token string) (store.Token, error)
 		return store.Token{}, ErrBadCredentials
 	}
 	h := hashToken(token)
-	s.mu.RLock()
-	c, ok := s.cache[h]
-	s.mu.RUnlock()
+	c, ok := s.lookup(h)
 	row := c.row
-	if ok && s.opts.CacheTTL > 0 && s.now().Sub(c.at) >= s.opts.CacheTTL {
-		ok = false
-	}
 	if !ok {
 		var err error
-		row, err = s.st.GetToken(ctx, h)
-		if errors.Is(err, store.ErrNotFound) {
-			return store.Token{}, ErrBadCredentials
-		}
+		row, err = s.once(ctx, h, func(ctx context.Context) (store.Token, error) {
+			drops := s.dropsNow()
+			row, err := s.st.GetToken(ctx, h)
+			if errors.Is(err, store.ErrNotFound) {
+				return store.Token{}, ErrBadCredentials
+			}
+			if err != nil {
+				return store.Token{}, fmt.Errorf("get token: %w", err)
+			}
+			s.remember(drops, h, cached{row, s.now()})
+			return row, nil
+		})
 		if err != nil {
-			return store.Token{}, fmt.Errorf("get token: %w", err)
+			return store.Token{}, err
 		}
-		s.mu.Lock()
-		if len(s.cache) >= cacheMax {
-			clear(s.cache)
-		}
-		s.cache[h] = cached{row, s.now()}
-		s.mu.Unlock()
 	}
 	if s.now().UnixMilli() >= row.Expires {
 		return store.Token{}, ErrBadCredentials
@@ -277,7 +278,8 @@ func (s *Service) Verify(ctx context.Context, token string) (store.Token, error)
 func (s *Service) Revoke(ctx context.Context, token string) error {
 	h := hashToken(token)
 	s.mu.Lock()
-	delete(s.cache, h)
+	s.cache.Remove(h)
+	s.drops++
 	s.mu.Unlock()
 	if err := s.st.DeleteToken(ctx, h); err != nil {
 		return fmt.Errorf("delete token: %w", err)
@@ -294,8 +296,9 @@ func (s *Service) Revoke(ctx context.Context, token string) error {
 // may use it and should be ended), else "".
 func (s *Service) Forget(hash string) (clientID string) {
 	s.mu.Lock()
-	c, ok := s.cache[hash]
-	delete(s.cache, hash)
+	c, ok := s.cache.Peek(hash)
+	s.cache.Remove(hash)
+	s.drops++
 	s.mu.Unlock()
 	if !ok {
 		return ""

@@ -69,34 +69,29 @@ func (s *Service) verifyJWT(ctx context.Context, token, user, device string) (st
 // tokens are; a signature check is 20–220 µs of CPU (ES256 the most).
 func (s *Service) verifyJWTCached(ctx context.Context, token string) (store.Token, error) {
 	h := "jwt:" + hashToken(token)
-	now := s.now()
-	s.mu.RLock()
-	c, ok := s.cache[h]
-	s.mu.RUnlock()
-	if ok && now.UnixMilli() < c.row.Expires && (s.opts.CacheTTL <= 0 || now.Sub(c.at) < s.opts.CacheTTL) {
+	if c, ok := s.lookup(h); ok && s.now().UnixMilli() < c.row.Expires {
 		return c.row, nil
 	}
-	row, err := s.verifyJWT(ctx, token, "", "")
-	if err != nil {
-		return store.Token{}, err
-	}
-	s.mu.Lock()
-	if len(s.cache) >= cacheMax {
-		clear(s.cache)
-	}
-	s.cache[h] = cached{row, now}
-	s.mu.Unlock()
-	return row, nil
+	return s.once(ctx, h, func(ctx context.Context) (store.Token, error) {
+		now, drops := s.now(), s.dropsNow()
+		row, err := s.verifyJWT(ctx, token, "", "")
+		if err != nil {
+			return store.Token{}, err
+		}
+		s.remember(drops, h, cached{row, now})
+		return row, nil
+	})
 }
 
 // ensureUser creates the account user (canonical), without a password,
 // unless it exists; display is its display name.
 func (s *Service) ensureUser(ctx context.Context, user, display string) error {
 	now := s.now()
-	s.mu.RLock()
-	seen, ok := s.known[user]
-	s.mu.RUnlock()
-	if ok && now.Sub(seen) < knownTTL {
+	s.mu.Lock()
+	seen, ok := s.known.Get(user)
+	drops := s.drops
+	s.mu.Unlock()
+	if ok && now.Sub(time.Unix(0, seen)) < knownTTL {
 		return nil
 	}
 	_, err := s.st.GetUser(ctx, user)
@@ -119,10 +114,9 @@ func (s *Service) ensureUser(ctx context.Context, user, display string) error {
 		return fmt.Errorf("user of a JWT %s: %w", user, err)
 	}
 	s.mu.Lock()
-	if len(s.known) >= cacheMax {
-		clear(s.known)
+	if s.drops == drops { // else a user may have been deleted meanwhile: look up again next time
+		s.known.Add(user, now.UnixNano())
 	}
-	s.known[user] = now
 	s.mu.Unlock()
 	return nil
 }

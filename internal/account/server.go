@@ -109,14 +109,15 @@ func (s *Service) RevokeUser(ctx context.Context, st UserTokens, user string, li
 	}
 	s.mu.Lock()
 	for _, h := range hashes {
-		delete(s.cache, h)
+		s.cache.Remove(h)
 	}
-	for h, c := range s.cache { // the user's verified JWTs (no row names them)
-		if c.row.User == user {
-			delete(s.cache, h)
+	for _, h := range s.cache.Keys() { // the user's verified JWTs (no row names them)
+		if c, _ := s.cache.Peek(h); c.row.User == user {
+			s.cache.Remove(h)
 		}
 	}
-	delete(s.known, user) // a JWT's user: its next JWT looks it up (and finds it deleted)
+	s.known.Remove(user) // a JWT's user: its next JWT looks it up (and finds it deleted)
+	s.drops++
 	s.mu.Unlock()
 	if s.opts.Revoked != nil {
 		for _, h := range hashes {

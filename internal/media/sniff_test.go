@@ -2,6 +2,8 @@ package media
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/imqtt/imqtt/internal/media/mediatest"
@@ -91,5 +93,47 @@ func TestClassOf(t *testing.T) {
 		if got := ClassOf(typ); got != want {
 			t.Errorf("ClassOf(%q) = %s, want %s", typ, got, want)
 		}
+	}
+}
+
+// TestSniffSamples sniffs whole files as phones and browsers send them,
+// made by ffmpeg 5.1 (testdata/sniff/README): the signatures above are
+// checked against real encoders' output, not only hand-written heads.
+func TestSniffSamples(t *testing.T) {
+	want := map[string]string{
+		"clip.3gp": "video/3gpp", "clip.mkv": "video/x-matroska", "clip.mov": "video/quicktime",
+		"clip.mp4": "video/mp4", "clip.webm": "video/webm",
+		"photo.heic": "image/heic", "photo.webp": "image/webp",
+		"voice.aac": "audio/aac", "voice.flac": "audio/flac", "voice.m4a": "audio/mp4",
+		"voice.mp3": "audio/mpeg", "voice-noid3.mp3": "audio/mpeg",
+		"voice.ogg": "audio/ogg", "voice.opus": "audio/ogg", "voice.wav": "audio/wav",
+		"voice.weba": "video/webm", // audio-only WebM: Resolve believes a declared audio/webm
+	}
+	files, err := filepath.Glob("testdata/sniff/*.*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, f := range files {
+		name := filepath.Base(f)
+		if name == "README" {
+			continue
+		}
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("%s: no expected type in the test", name)
+			continue
+		}
+		seen++
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Sniff(b); got != w {
+			t.Errorf("%s: %q, want %q", name, got, w)
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("%d samples in testdata/sniff, want %d", seen, len(want))
 	}
 }

@@ -31,6 +31,10 @@ type Options struct {
 	// LimitKeys bounds the Limiter's keys (default DefaultLimitKeys); past
 	// it the least recently used key is forgotten.
 	LimitKeys int
+	// VersionKeys bounds the keys whose block is cached (default
+	// DefaultVersionKeys, spread over the shards); past it the least
+	// recently used key's block is abandoned.
+	VersionKeys int
 }
 
 func (o Options) withDefaults() Options {
@@ -40,6 +44,9 @@ func (o Options) withDefaults() Options {
 	if o.LimitKeys <= 0 {
 		o.LimitKeys = DefaultLimitKeys
 	}
+	if o.VersionKeys <= 0 {
+		o.VersionKeys = DefaultVersionKeys
+	}
 	return o
 }
 
@@ -48,7 +55,9 @@ type State struct {
 	reserve state.ReserveFunc
 	block   uint64
 	seed    maphash.Seed
-	closed  atomic.Bool
+
+	versionKeys int // Options.VersionKeys
+	closed      atomic.Bool
 
 	versions [shards]versionShard
 	presence [shards]presenceShard
@@ -62,7 +71,7 @@ var _ state.State = (*State)(nil)
 // store's ReserveVersions).
 func New(reserve state.ReserveFunc, opts Options) *State {
 	opts = opts.withDefaults()
-	return &State{reserve: reserve, block: opts.Block, seed: maphash.MakeSeed(), limits: limits{max: opts.LimitKeys}}
+	return &State{reserve: reserve, block: opts.Block, seed: maphash.MakeSeed(), limits: limits{max: opts.LimitKeys}, versionKeys: opts.VersionKeys}
 }
 
 func (s *State) shard(key string) int {

@@ -22,6 +22,14 @@ func TestConformanceSmallBlock(t *testing.T) {
 	})
 }
 
+// TestConformanceEvicting holds one key's block a shard, so keys are
+// evicted while others refill them.
+func TestConformanceEvicting(t *testing.T) {
+	statetest.Run(t, func(t *testing.T, reserve state.ReserveFunc) state.State {
+		return memory.New(reserve, memory.Options{Block: 50, VersionKeys: 1})
+	})
+}
+
 // TestReserveBackwards: a store that hands out a block below the cached one
 // would break "increasing"; Next refuses it instead.
 func TestReserveBackwards(t *testing.T) {

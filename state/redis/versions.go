@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/imqtt/imqtt/state"
@@ -180,45 +181,45 @@ func (s *State) leave(key string, done chan struct{}) {
 }
 
 // maxFences bounds the keys whose newest block a process remembers. A key
-// pushed out loses only the guard against the FLUSHALL race of Next.
-const maxFences = 1 << 16
+// pushed out loses only the guard against the FLUSHALL race of Next. A var
+// for tests.
+var maxFences = 1 << 16
 
 // fences remembers, per key, the limit of the newest block this process
 // took versions from. Blocks never overlap and grow, so a block ending
 // below it is older: Redis lost the newer one and a stale refill put the
-// older one back.
+// older one back. Past maxFences keys the least recently used leaves
+// (hashicorp/golang-lru): the keys in use keep their guard.
 type fences struct {
-	mu sync.Mutex
-	m  map[string]uint64
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, uint64] // made at the first raise
 }
 
 // get returns key's fence, 0 if unknown.
 func (f *fences) get(key string) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.m[key]
+	if f.lru == nil {
+		return 0
+	}
+	fence, _ := f.lru.Get(key)
+	return fence
 }
 
 // raise moves key's fence up to limit.
 func (f *fences) raise(key string, limit uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if fence, ok := f.m[key]; ok {
-		if limit > fence {
-			f.m[key] = limit
+	if f.lru == nil {
+		var err error
+		if f.lru, err = simplelru.NewLRU[string, uint64](maxFences, nil); err != nil {
+			panic(err) // only for a size < 1
 		}
+	}
+	if fence, ok := f.lru.Peek(key); ok && limit <= fence {
 		return
 	}
-	if f.m == nil {
-		f.m = make(map[string]uint64)
-	}
-	if len(f.m) >= maxFences {
-		for k := range f.m { // map order is random: evict one at random
-			delete(f.m, k)
-			break
-		}
-	}
-	f.m[key] = limit
+	f.lru.Add(key, limit)
 }
 
 // TakeEach implements state.EachVersions: one pipelined round trip takes
