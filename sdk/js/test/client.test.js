@@ -67,7 +67,7 @@ async function login(user, opts = {}) {
 
 const bodies = (c, from) => c.got.filter((m) => !from || m.from === from).map((m) => m.body);
 
-test('chat: each message once and in order, live', async () => {
+test('chat: each message once and in order, live', { timeout: 15000 }, async () => {
   const [alice, bob] = [await account('alice'), await account('bob')];
   const a = await login(alice);
   const b = await login(bob);
@@ -92,7 +92,7 @@ test('chat: each message once and in order, live', async () => {
   assert.equal(a.skipped + b.skipped, 0);
 });
 
-test('catch-up after a disconnect: the inbox and a group, each missed message once, in order', async () => {
+test('catch-up after a disconnect: the inbox and a group, each missed message once, in order', { timeout: 15000 }, async () => {
   const [alice, bob] = [await account('alice'), await account('bob')];
   const store = new MemoryCursor();
   const a = await login(alice, { cursor: store });
@@ -132,7 +132,7 @@ test('catch-up after a disconnect: the inbox and a group, each missed message on
   await waitFor(() => store.load().groups[g.id].seq === 5, 5000, 'the group cursor saved at seq 5');
 });
 
-test('a lost event: the next one shows the gap, and the sync fills it', async () => {
+test('a lost event: the next one shows the gap, and the sync fills it', { timeout: 15000 }, async () => {
   const [alice, bob] = [await account('alice'), await account('bob')];
   let lost = 0;
   const a = await login(alice, {
@@ -157,7 +157,7 @@ test('a lost event: the next one shows the gap, and the sync fills it', async ()
   assert.equal(a.got[0].ver + 1, a.got[1].ver);
 });
 
-test('a repeated event (and a repeated sync batch) is delivered once', async () => {
+test('a repeated event (and a repeated sync batch) is delivered once', { timeout: 15000 }, async () => {
   const [alice, bob] = [await account('alice'), await account('bob')];
   const a = await login(alice, { mqtt: faulty((_, p) => [p, p]) });
   const b = await login(bob);
@@ -172,7 +172,7 @@ test('a repeated event (and a repeated sync batch) is delivered once', async () 
   assert.deepEqual(bodies(a), ['before', 'm0', 'm1', 'm2', 'm3', 'm4', 'flush']);
 });
 
-test('malformed events are refused and counted; a forged far-ahead ver is never delivered; the client keeps going', async () => {
+test('malformed events are refused and counted; a forged far-ahead ver is never delivered; the client keeps going', { timeout: 15000 }, async () => {
   const [alice, bob] = [await account('alice'), await account('bob')];
   let injected = false;
   const a = await login(alice, {
@@ -209,7 +209,7 @@ test('malformed events are refused and counted; a forged far-ahead ver is never 
   assert.ok(a.cursor().ver < 1000000);
 });
 
-test('a malformed sync batch is refused and asked again; a malformed item is skipped and the batch goes on', async () => {
+test('a malformed sync batch is refused and asked again; a malformed item is skipped and the batch goes on', { timeout: 15000 }, async () => {
   const [alice, bob] = [await account('alice'), await account('bob')];
   const b = await login(bob);
   await b.connect();
@@ -240,7 +240,7 @@ test('a malformed sync batch is refused and asked again; a malformed item is ski
   await waitFor(() => a.got.length === 4, 5000, 'live after');
 });
 
-test('a revoked token: a clear error and status, no reconnect storm; a bad token fails connect()', async () => {
+test('a revoked token: a clear error and status, no reconnect storm; a bad token fails connect()', { timeout: 15000 }, async () => {
   const dave = await account('dave');
   const d = await login(dave);
   const statuses = [];
@@ -266,7 +266,7 @@ test('a revoked token: a clear error and status, no reconnect storm; a bad token
   assert.equal(bad.connects, 1);
 });
 
-test('a restart of imqttd mid-send: the send resolves once, with one stored message', async () => {
+test('a restart of imqttd mid-send: the send resolves once, with one stored message', { timeout: 15000 }, async () => {
   const [alice, bob] = [await account('alice'), await account('bob')];
   let hideAcks = true;
   let hidden = 0;
