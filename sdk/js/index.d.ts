@@ -78,12 +78,16 @@ export interface EventMap {
   /** A sync reset: the history that stream's cursor came from is gone; drop what you keep of it. */
   reset: { group?: string; since: number; epoch: string };
   status: Status;
+  /** The heads answer (docs/protocol.md#heads), after the SDK took it: which groups the user is in, as the server says. */
+  heads: { kind: 'heads'; groups: { group: string; seq: number; join: number; read: number; gone?: boolean }[] };
 }
 
 export interface Status {
   state: 'connecting' | 'syncing' | 'online' | 'offline' | 'closed';
   /** Set when the client stopped for good (a refused token: code 'unauthorized'). */
   error?: ImqttError;
+  /** 'taken_over': the server disconnected this device because it connected elsewhere (it reconnects unless you disconnect()). */
+  reason?: 'taken_over';
 }
 
 /** Where a client keeps its place: the inbox's ver and each group's seq, with their epochs. */
@@ -236,6 +240,8 @@ export class Client {
   readonly skipped: number;
   /** Live events dropped because no sync confirmed them. */
   readonly unconfirmed: number;
+  /** Group syncs and heads requests sent. */
+  readonly groupRequests: number;
 
   on<K extends keyof EventMap>(kind: K, fn: (ev: EventMap[K], info?: { synced: boolean }) => void): () => void;
   on(kind: string, fn: (ev: Event, info?: { synced: boolean }) => void): () => void;

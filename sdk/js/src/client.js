@@ -131,6 +131,7 @@ export class Client {
     this.skipped = 0; // events, items, batches the client could not use
     this.unconfirmed = 0; // live events dropped because no sync confirmed them
     this.connects = 0; // MQTT connections attempted
+    this.groupRequests = 0; // group syncs and heads requests sent
   }
 
   // on adds a handler: 'message' (each msg event once, in order), any event
@@ -242,6 +243,13 @@ export class Client {
     mc.on('message', (topic, payload) => {
       if (gen !== this.gen) return;
       this.chain = this.chain.then(() => this.handle(gen, topic, payload)).catch((e) => this.skip('a payload on ' + topic, e && e.message));
+    });
+    mc.on('disconnect', (packet) => {
+      // The server's DISCONNECT (MQTT 5): 0x8E, the same device connected
+      // elsewhere (another tab, another process). The client reconnects
+      // with backoff as after any drop; status says why, so that an
+      // application may disconnect() instead and let the other one have it.
+      if (gen === this.gen && packet && packet.reasonCode === 0x8e) this.emit('status', { state: 'offline', reason: 'taken_over' });
     });
     mc.on('error', (e) => {
       if (gen !== this.gen) return;
@@ -368,7 +376,7 @@ export class Client {
     const now = Date.now();
     for (const req of this.groups.take(now)) {
       if (req.group && this.opts.compress && this.groups.behind(req.group) >= GZIP_FROM && typeof DecompressionStream !== 'undefined') req.compress = 'gzip';
-      this.publish('im/sync', req);
+      if (this.publish('im/sync', req)) this.groupRequests++;
     }
     const at = this.groups.deadline();
     if (at !== Infinity) this.timers.groups = setTimeout(() => this.pumpGroups(), Math.max(0, at - now));
@@ -475,6 +483,7 @@ export class Client {
     const bad = checkHeads(h);
     if (bad) return this.skip('a heads answer', bad); // asked again after the sync timeout
     const { out, left } = this.groups.heads(h);
+    this.emit('heads', h);
     this.deliver(out, false);
     for (const x of h.groups) if (x.gone === true) this.disbanded(x.group);
     for (const g of left) this.deliver([{ kind: 'group', group: g, action: 'left' }], false);
