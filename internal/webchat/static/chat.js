@@ -26,6 +26,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
   const TYPING_MAX = 20; // typists shown per conversation
   const MAX_OPS = 100; // recalls, edits and reactions waiting for their ack
   const QUOTE_RUNES = 200; // wire.QuoteRunes
+  const REACTION_USERS = 20; // wire.ReactionUsers: reactors listed per emoji
   const CHANGES = new Set(['recall', 'edit', 'reaction', 'delete']); // stored changes: sequenced like messages
 
   // Everything the page knows; window.imqttChat exposes it for debugging and tests.
