@@ -632,7 +632,15 @@ export class Client {
     this.onDown();
     this.settle('up', new ImqttError('closed', 'imqtt: disconnected'));
     this.settle('synced', new ImqttError('closed', 'imqtt: disconnected'));
-    if (mc) await new Promise((resolve) => mc.end(false, {}, () => resolve()));
+    if (mc) {
+      await new Promise((resolve) => {
+        const t = setTimeout(resolve, 2000); // a connection half-open does not hold us
+        mc.end(false, {}, () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
     await this.chain;
   }
 

@@ -95,7 +95,12 @@ test('chat: each message once and in order, live', { timeout: 15000 }, async () 
 test('catch-up after a disconnect: the inbox and a group, each missed message once, in order', { timeout: 15000 }, async () => {
   const [alice, bob] = [await account('alice'), await account('bob')];
   const store = new MemoryCursor();
-  const a = await login(alice, { cursor: store });
+  let gzipped = 0; // sync batches that came compressed (the default where DecompressionStream is)
+  const countGzip = faulty((_, p) => {
+    if (p[0] === 0x1f && p[1] === 0x8b) gzipped++;
+    return [p];
+  });
+  const a = await login(alice, { cursor: store, mqtt: countGzip });
   const b = await login(bob);
   await a.connect();
   await b.connect();
@@ -117,6 +122,7 @@ test('catch-up after a disconnect: the inbox and a group, each missed message on
   assert.deepEqual(missed.filter((m) => !m.group).map((m) => m.body), ['d1', 'd2', 'd3']);
   assert.deepEqual(missed.filter((m) => m.group).map((m) => m.body), ['g1', 'g2', 'g3']);
   assert.deepEqual(missed.filter((m) => m.group).map((m) => m.seq), [2, 3, 4]);
+  assert.ok(gzipped > 0, 'no sync batch came gzip-compressed');
 
   // A new process with the same cursor store resumes where this one was:
   // nothing again, and what came since, once.
@@ -301,4 +307,59 @@ test('a restart of imqttd mid-send: the send resolves once, with one stored mess
   await b.send({ to: alice, body: 'after' });
   await waitFor(() => a.got.length === 2, 10000, 'after the restart');
   assert.deepEqual(bodies(a), ['through a restart', 'after']);
+});
+
+test('the rest of the surface: groups, changes, read, conversations, history, media, group events', { timeout: 15000 }, async () => {
+  const [alice, bob] = [await account('alice'), await account('bob')];
+  const a = await login(alice);
+  const b = await login(bob);
+  const evs = [];
+  a.on('event', (ev) => evs.push(ev));
+  await a.connect();
+  await b.connect();
+  await a.synced();
+
+  // A group: bob creates it with alice in it; alice hears she was added.
+  const g = await b.createGroup({ name: 'team', members: [alice] });
+  await waitFor(() => evs.some((e) => e.kind === 'group' && e.action === 'added' && e.group === g.id), 5000, 'added');
+  assert.deepEqual((await a.listGroups()).groups.map((x) => x.id), [g.id]);
+  assert.equal((await a.group(g.id)).count, 2);
+
+  // Media: up, into a message, down again.
+  const png = Uint8Array.from(atob('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=='), (c) => c.charCodeAt(0));
+  const info = await b.upload(png, { type: 'image/png', name: 'dot.png' });
+  assert.equal(info.type, 'image/png');
+  const ack = await b.send({ group: g.id, type: 'image', media: info.id });
+  await waitFor(() => a.got.some((m) => m.id === ack.id), 5000, 'the image');
+  const down = await a.download(info.id);
+  assert.deepEqual(down.data, png);
+
+  // Changes, in order with the messages, once each.
+  const text = await b.send({ to: alice, body: 'typo' });
+  await b.edit(text.id, 'fixed');
+  await a.react(text.id, '👍');
+  await b.recall(ack.id);
+  await waitFor(() => ['edit', 'reaction', 'recall'].every((k) => evs.some((e) => e.kind === k)), 5000, 'the changes');
+  assert.equal(evs.filter((e) => e.kind === 'edit').length, 1);
+  const h = await a.history(bob);
+  assert.equal(h.messages[0].body, 'fixed');
+  assert.equal(h.messages[0].reactions['👍'].count, 1);
+  assert.equal((await a.groupHistory(g.id)).items.find((m) => m.id === ack.id).recalled, true);
+
+  // Read and the conversation list.
+  const unread = await a.read({ peer: bob });
+  assert.equal(unread.count, 0);
+  const convs = await a.conversations();
+  assert.ok(convs.conversations.some((c) => c.peer === bob));
+  await assert.rejects(a.send({ group: 'no-such-group', body: 'x' }), { code: 'not_member' });
+  await assert.rejects(a.send({ to: bob, group: g.id, body: 'x' }), { code: 'bad_request' });
+
+  // Disbanded: told once, whatever comes live and from the heads.
+  await b.api.disbandGroup(g.id);
+  await waitFor(() => evs.some((e) => e.kind === 'group' && e.action === 'disbanded' && e.seq === undefined), 5000, 'disbanded');
+  await a.disconnect();
+  await a.connect();
+  await a.synced();
+  assert.equal(evs.filter((e) => e.kind === 'group' && e.action === 'disbanded' && e.seq === undefined).length, 1);
+  assert.equal(a.skipped, 0);
 });
