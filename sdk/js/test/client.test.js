@@ -13,8 +13,9 @@ import { Server, waitFor } from './lib/harness.js';
 
 let server;
 const clients = [];
+const SERVER_KEY = 'k'.repeat(40); // opens /v1/server/ (minting short tokens)
 before(async () => {
-  server = await Server.start();
+  server = await Server.start(['--server-key', SERVER_KEY]);
 });
 after(async () => {
   await Promise.all(clients.map((c) => c.close().catch(() => {})));
@@ -246,7 +247,7 @@ test('a malformed sync batch is refused and asked again; a malformed item is ski
   await waitFor(() => a.got.length === 4, 5000, 'live after');
 });
 
-test('a revoked token: a clear error and status, no reconnect storm; a bad token fails connect()', { timeout: 15000 }, async () => {
+test('a revoked token: a clear error and status, no reconnect storm; a bad or expired token fails connect()', { timeout: 15000 }, async () => {
   const dave = await account('dave');
   const d = await login(dave);
   const statuses = [];
@@ -270,6 +271,19 @@ test('a revoked token: a clear error and status, no reconnect storm; a bad token
   clients.push(bad);
   await assert.rejects(bad.connect(), { code: 'unauthorized' });
   assert.equal(bad.connects, 1);
+
+  // An expired token: minted for half a second, used after it.
+  const res = await fetch(server.url + '/v1/server/tokens', {
+    method: 'POST', headers: { Authorization: 'Bearer ' + SERVER_KEY }, body: JSON.stringify({ user: dave, device: 'd3', ttl: '500ms' }),
+  });
+  const minted = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(minted));
+  await waitFor(() => Date.now() > minted.expires_at + 50, 3000, 'the token expired');
+  const old = new Client({ server: server.url, user: dave, device: 'd3', token: minted.token, mqtt, minBackoff: 10 });
+  clients.push(old);
+  await assert.rejects(old.connect(), { code: 'unauthorized' });
+  assert.equal(old.connects, 1);
+  assert.equal(old.state, 'closed');
 });
 
 test('a restart of imqttd mid-send: the send resolves once, with one stored message', { timeout: 15000 }, async () => {
