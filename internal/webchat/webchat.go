@@ -27,8 +27,9 @@
 // Nothing is loaded from elsewhere. static/mqtt.min.js is MQTT.js's browser
 // build, vendored unchanged from the npm package mqtt@5.16.0
 // (dist/mqtt.min.js, MIT, licence in static/mqtt.LICENSE.md), the version
-// test/node/package-lock.json pins for the interoperability tests. To update
-// it, change both, copy the file and set MQTTJSSHA256.
+// test/node/package-lock.json pins for the interoperability tests and
+// sdk/js/package-lock.json for the SDK. To update it, change all three, copy
+// the file and set MQTTJSSHA256.
 package webchat
 
 import (

@@ -132,6 +132,7 @@ export class Client {
     this.unconfirmed = 0; // live events dropped because no sync confirmed them
     this.connects = 0; // MQTT connections attempted
     this.groupRequests = 0; // group syncs and heads requests sent
+    this.typed = new Map(); // conversation -> when a typing start was last sent
   }
 
   // on adds a handler: 'message' (each msg event once, in order), any event
@@ -598,7 +599,17 @@ export class Client {
   // state: 'start' | 'stop'}); at most once a second per conversation
   // reaches them. Sent once, at QoS 0, only while connected.
   typing(t) {
-    return this.publish('im/typing', { peer: t.peer, group: t.group, state: t.state || 'start' }, 0);
+    const state = t.state || 'start';
+    const key = t.group !== undefined ? '#' + t.group : t.peer;
+    const now = Date.now();
+    if (state === 'start') {
+      if (now - (this.typed.get(key) || 0) < 1000) return false; // the server drops more than one a second
+      if (this.typed.size >= 100) this.typed.clear();
+      this.typed.set(key, now);
+    } else {
+      this.typed.delete(key);
+    }
+    return this.publish('im/typing', { peer: t.peer, group: t.group, state }, 0);
   }
 
   // read marks a conversation read ({peer[, upto]} or {group[, seq]}) and

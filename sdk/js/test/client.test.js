@@ -360,6 +360,14 @@ test('the rest of the surface: groups, changes, read, conversations, history, me
   assert.equal(h.messages[0].reactions['👍'].count, 1);
   assert.equal((await a.groupHistory(g.id)).items.find((m) => m.id === ack.id).recalled, true);
 
+  // Typing: once a second at most per conversation; the peer hears it.
+  const typed = [];
+  b.on('typing', (t) => typed.push(t));
+  assert.equal(a.typing({ peer: bob }), true);
+  assert.equal(a.typing({ peer: bob }), false);
+  await waitFor(() => typed.length === 1, 5000, 'the typing');
+  assert.deepEqual([typed[0].from, typed[0].state], [alice, 'start']);
+
   // Read and the conversation list.
   const unread = await a.read({ peer: bob });
   assert.equal(unread.count, 0);
