@@ -277,6 +277,8 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
       loadConversations().catch(() => {}); // counts from the server: reads by other devices too
     } else if (st.state === 'offline' && !S.takenOver) {
       setStatus('offline', 'offline: reconnecting');
+    } else if (st.state === 'closed' && st.error) { // refused for good (a subscription, say)
+      setStatus('offline', st.error.message);
     }
   }
 
