@@ -233,7 +233,11 @@ export class Client {
       if (gen !== this.gen) return;
       mc.subscribe({ [this.topics.inbox]: { qos: 1 }, [this.topics.device]: { qos: 1 } }, (err, granted) => {
         if (gen !== this.gen) return;
-        if (err || !granted || granted.some((g) => g.qos >= 0x80)) {
+        if (err || !granted) { // the connection went meanwhile: its close reconnects
+          mc.end(true);
+          return;
+        }
+        if (granted.some((g) => g.qos >= 0x80)) { // the ACL said no: it will again
           this.fail(new ImqttError('forbidden', 'imqtt: subscription refused'));
           return;
         }
