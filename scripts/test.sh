@@ -40,6 +40,13 @@ command -v zsh >/dev/null || { echo "test.sh: zsh missing after install" >&2; ex
 if [ ! -d test/node/node_modules/mqtt ]; then
   npm ci --prefix test/node --no-audit --no-fund >/dev/null
 fi
+# The JavaScript SDK (sdk/js, pinned by its package-lock.json): node --test
+# against an imqttd its harness builds from this checkout.
+if [ ! -d sdk/js/node_modules/mqtt ]; then
+  npm ci --prefix sdk/js --no-audit --no-fund >/dev/null
+fi
+echo "test.sh: npm test sdk/js"
+(cd sdk/js && npm test)
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi

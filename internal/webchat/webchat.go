@@ -3,15 +3,17 @@
 // conversation list and history, and to the broker over MQTT/WebSocket at
 // /mqtt for everything live (sends with their acks, inbox events, sync, read).
 //
-// The page keeps its sync cursor in localStorage and follows docs/protocol.md#versions-and-offline-sync like the
-// Go SDK: on every (re)connect it holds live events back, syncs from the
-// cursor, then delivers the held events above it; a gap in ver starts a sync;
-// an event at or below the cursor is a repeat and is dropped. Groups (docs/protocol.md#groups)
-// follow the same rules by seq, with a cursor per group saved next to the
-// inbox's: on every (re)connect and every 5 minutes the page asks for the
-// group heads, syncs each group that moved from its own cursor (two group
-// requests at a time), and shows a group the heads no longer list as left.
-// static/seq.js states the rules in full.
+// The page is built on the JavaScript SDK (sdk/js), whose modules it loads
+// from /chat/sdk/ (served from sdk/js's embedded src/): the SDK keeps the
+// sync cursor (in localStorage) and follows docs/protocol.md's client rules
+// like the Go SDK: on every (re)connect it holds live events back, syncs
+// from the cursor, then delivers the held events above it; a gap in ver
+// starts a sync; an event at or below the cursor is a repeat and is
+// dropped. Groups follow the same rules by seq, with a cursor per group: on
+// every (re)connect and every 5 minutes the heads, then a sync of each group
+// that moved (two group requests at a time); a group the heads no longer
+// list is shown as left. Sends are resent with their cmid until acked.
+// sdk/js/src/sequencer.js states the rules in full.
 //
 // The message lifecycle (docs/protocol.md#message-lifecycle) is shown as
 // well: recalls, edits, reactions and deletes are items sequenced by ver or
@@ -25,8 +27,9 @@
 // Nothing is loaded from elsewhere. static/mqtt.min.js is MQTT.js's browser
 // build, vendored unchanged from the npm package mqtt@5.16.0
 // (dist/mqtt.min.js, MIT, licence in static/mqtt.LICENSE.md), the version
-// test/node/package-lock.json pins for the interoperability tests. To update
-// it, change both, copy the file and set MQTTJSSHA256.
+// test/node/package-lock.json pins for the interoperability tests and
+// sdk/js/package-lock.json for the SDK. To update it, change all three, copy
+// the file and set MQTTJSSHA256.
 package webchat
 
 import (
@@ -37,6 +40,8 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+
+	jssdk "github.com/imqtt/imqtt/sdk/js"
 )
 
 //go:embed static
@@ -46,13 +51,28 @@ var files embed.FS
 // mqtt@5.16.0 on npm.
 const MQTTJSSHA256 = "f3cbeae580d3010048938ee370f2db0c15d16e6f7fc147cb32ae5510e571b387"
 
-// Static is the embedded site, rooted at index.html.
+// Static is the embedded site, rooted at index.html, with the JavaScript
+// SDK's modules under sdk/.
 func Static() fs.FS {
 	sub, err := fs.Sub(files, "static")
 	if err != nil {
 		panic(err) // the embed directive guarantees the directory
 	}
-	return sub
+	return withSDK{site: sub, sdk: jssdk.FS()}
+}
+
+// withSDK is the page's files and, under sdk/, the SDK's. The directory sdk
+// itself does not open: nothing lists it.
+type withSDK struct{ site, sdk fs.FS }
+
+func (u withSDK) Open(name string) (fs.File, error) {
+	if rest, ok := strings.CutPrefix(name, "sdk/"); ok {
+		return u.sdk.Open(rest)
+	}
+	if name == "sdk" {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return u.site.Open(name)
 }
 
 // Handler serves the chat with paths relative to where it is mounted: "/" is
@@ -60,18 +80,22 @@ func Static() fs.FS {
 func Handler() http.Handler {
 	site := Static()
 	etags := map[string]string{}
-	_ = fs.WalkDir(site, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(site, path)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(b)
-		etags["/"+path] = `"` + hex.EncodeToString(sum[:12]) + `"`
-		return nil
-	})
+	tag := func(dir string, fsys fs.FS) {
+		_ = fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(fsys, path)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			etags[dir+path] = `"` + hex.EncodeToString(sum[:12]) + `"`
+			return nil
+		})
+	}
+	tag("/", site.(withSDK).site)
+	tag("/sdk/", site.(withSDK).sdk)
 	etags["/"] = etags["/index.html"]
 	fileServer := http.FileServerFS(site)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

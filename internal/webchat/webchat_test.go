@@ -24,7 +24,7 @@ func get(t *testing.T, h http.Handler, method, path string, header ...string) *h
 func TestHandlerServesThePage(t *testing.T) {
 	h := Handler()
 	w := get(t, h, "GET", "/")
-	if w.Code != 200 || !strings.Contains(w.Body.String(), `<script src="chat.js">`) {
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `<script type="module" src="chat.js">`) {
 		t.Fatalf("GET /: %d %q", w.Code, w.Body.String())
 	}
 	csp := w.Header().Get("Content-Security-Policy")
@@ -43,14 +43,16 @@ func TestHandlerServesThePage(t *testing.T) {
 	if w := get(t, h, "GET", "/", "If-None-Match", tag); w.Code != http.StatusNotModified {
 		t.Errorf("revalidation: %d, want 304", w.Code)
 	}
-	for path, ctype := range map[string]string{"/chat.js": "text/javascript", "/seq.js": "text/javascript", "/social.js": "text/javascript", "/mqtt.min.js": "text/javascript", "/chat.css": "text/css"} {
+	for path, ctype := range map[string]string{"/chat.js": "text/javascript", "/sdk/index.js": "text/javascript", "/sdk/client.js": "text/javascript", "/sdk/sequencer.js": "text/javascript", "/social.js": "text/javascript", "/mqtt.min.js": "text/javascript", "/chat.css": "text/css"} {
 		w := get(t, h, "GET", path)
 		if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), ctype) || w.Header().Get("ETag") == "" {
 			t.Errorf("GET %s: %d %v", path, w.Code, w.Header())
 		}
 	}
-	if w := get(t, h, "GET", "/nope.js"); w.Code != 404 {
-		t.Errorf("GET /nope.js: %d", w.Code)
+	for _, path := range []string{"/nope.js", "/seq.js", "/sdk/", "/sdk", "/sdk/nope.js", "/sdk/../webchat.go"} {
+		if w := get(t, h, "GET", path); w.Code != 404 && w.Code != 301 {
+			t.Errorf("GET %s: %d, want 404", path, w.Code)
+		}
 	}
 	if w := get(t, h, "POST", "/"); w.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST /: %d", w.Code)

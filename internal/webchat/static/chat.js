@@ -1,6 +1,8 @@
 // imqtt web chat: login and lists over the HTTP API, everything live over
-// MQTT/WebSocket at /mqtt (docs/protocol.md). See internal/webchat/webchat.go.
-'use strict';
+// MQTT/WebSocket at /mqtt (docs/protocol.md) through the JavaScript SDK
+// (sdk/js, served at /chat/sdk/). See internal/webchat/webchat.go.
+import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk/index.js';
+
 (() => {
   const $ = (sel, el = document) => el.querySelector(sel);
   const store = {
@@ -13,13 +15,10 @@
     return Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => abc[b % abc.length]).join('');
   };
   const newer = (a, b) => !b || (a && BigInt(a) > BigInt(b)); // snowflake IDs as strings
-  const RETRYABLE = new Set(['unavailable', 'busy']);
   const SYNC_LIMIT = 200;
   const SYNC_TIMEOUT = 10000;
   const RESEND = 5000;
   const DRAW_DELAY = 50;
-  const GZIP_FROM = 100; // a group sync asks for gzip when at least this far behind
-  const RESYNC = 5 * 60 * 1000; // the periodic resync: a last live event lost is not missed for long
   // The message lifecycle (docs/protocol.md#message-lifecycle).
   const PICKER = ['👍', '❤️', '😂', '😮', '😢', '🎉']; // the reaction picker
   const TYPING_EVERY = 1000; // im/typing start at most once a second while typing (the server drops more)
@@ -27,32 +26,27 @@
   const TYPING_MAX = 20; // typists shown per conversation
   const MAX_OPS = 100; // recalls, edits and reactions waiting for their ack
   const QUOTE_RUNES = 200; // wire.QuoteRunes
+  const REACTION_USERS = 20; // wire.ReactionUsers: reactors listed per emoji
   const CHANGES = new Set(['recall', 'edit', 'reaction', 'delete']); // stored changes: sequenced like messages
 
   // Everything the page knows; window.imqttChat exposes it for debugging and tests.
   const S = {
     session: store.get('imqtt.session'), // {user, device, token, expires_at}
-    client: null, // MQTT.js client
-    gen: 0, // numbers MQTT connections
-    seq: null, // the inbox sequencer (by ver)
-    groups: null, // the groups coordinator: a cursor and sequencer (by seq) per group (seq.js)
+    sdk: null, // the SDK's Client: connection, cursors, sync, resends
+    takenOver: false, // the device connected elsewhere: this page let it be
+    batch: null, // events the SDK delivered in this task, shown together
     left: new Set(), // groups the heads no longer list: shown as left
-    groupTimer: 0,
-    groupRequests: 0, // group syncs and heads requests sent
-    resyncTimer: 0,
     drawTimer: 0,
     drawMessages: false,
     drawCost: 0, // ms the last draw took
-    syncTimer: 0,
-    chain: Promise.resolve(), // MQTT payloads are handled one after another, in order
     convs: new Map(), // key ("bob" or "#g1") -> {key, peer, group, last, unread, arrival}
     arrivals: 0, // counts messages that moved a conversation's last (loadConversations keeps rows moved since it asked)
     total: 0,
     open: null, // the key of the open conversation
     msgs: new Map(), // key -> Map(local key -> message)
     loaded: new Set(), // conversations whose history was fetched
-    outbox: new Map(), // cmid -> {cmid, key, send, timer}
-    ops: new Map(), // cmid -> {cmid, key, topic, req, what, timer}: changes sent, until acked
+    outbox: new Map(), // cmid -> {cmid, key, send}: sends the SDK resends until acked
+    ops: new Map(), // cmid -> {cmid, key, topic, req, what}: changes sent, until acked
     ids: new Map(), // message id -> [conversation key, local key]: where S.msgs holds it
     ticks: 0, // counts changes applied: a history or list asked before one does not undo it
     replyTo: null, // {key, id, from, type, body}: what the composer replies to
@@ -63,12 +57,16 @@
     typingSent: null, // {key, at}: the last im/typing start sent
     readSent: new Map(), // key -> the upto last sent in im/read
     delivered: [], // {id, ver, group, seq, synced} of every message the sequencers delivered, in order
-    skipped: 0, // events and sync items that did not parse or lacked what the page needs
-    unconfirmed: 0, // live events dropped because no sync confirmed their ver
-    recheckTimer: 0,
-    backoff: 0, // failed connects in a row
-    reconnectTimer: 0,
+    pageSkipped: 0, // history items the page could not use (the SDK counts its own)
   };
+  Object.defineProperties(S, {
+    client: { get: () => (S.sdk && !S.takenOver ? S.sdk.mc : null) }, // the MQTT.js connection
+    groups: { get: () => S.sdk && S.sdk.groups }, // the SDK's group cursors
+    groupRequests: { get: () => (S.sdk ? S.sdk.groupRequests : 0) }, // group syncs and heads requests sent
+    // events and sync items that did not parse or lacked what the page needs
+    skipped: { get: () => S.pageSkipped + (S.sdk ? S.sdk.skipped : 0) },
+    unconfirmed: { get: () => (S.sdk ? S.sdk.unconfirmed : 0) }, // live events dropped: no sync confirmed them
+  });
   window.imqttChat = S;
 
   const me = () => S.session && S.session.user;
@@ -125,20 +123,11 @@
     const s = S.session;
     S.session = null;
     store.del('imqtt.session');
-    if (S.client) S.client.end(true);
-    S.client = null;
-    clearTimeout(S.syncTimer);
-    clearTimeout(S.recheckTimer);
-    clearTimeout(S.reconnectTimer);
-    clearTimeout(S.groupTimer);
-    clearInterval(S.resyncTimer);
-    S.reconnectTimer = 0;
-    if (S.seq) S.seq.close();
-    if (S.groups) S.groups.close();
+    const sdk = S.sdk;
+    S.sdk = null;
+    if (sdk) sdk.close().catch(() => {}); // what waited for an ack is dropped with the session
     S.left.clear();
-    for (const o of S.outbox.values()) clearTimeout(o.timer);
     S.outbox.clear();
-    for (const o of S.ops.values()) clearTimeout(o.timer);
     S.ops.clear();
     S.ids.clear();
     S.typing.clear();
@@ -161,9 +150,7 @@
     $('#app').hidden = false;
     $('#me').textContent = me();
     const saved = store.get(cursorKey());
-    const cur = saved || { ver: 0, epoch: '' };
-    if (S.seq) S.seq.close();
-    S.seq = new ImqttSequencer(cur.ver, cur.epoch);
+    const cur = { ver: 0, epoch: '', ...(saved && typeof saved === 'object' ? saved : {}) };
     S.left = new Set(Array.isArray(cur.left) ? cur.left : []);
     S.delivered = [];
     for (const o of store.get(outboxKey()) || []) {
@@ -181,7 +168,7 @@
       // A new device starts at the newest message it was shown: what came
       // before is history, fetched per conversation when opened, not replayed.
       for (const r of S.convs.values()) {
-        if (r.last && r.last.ver > S.seq.cursor) S.seq.cursor = r.last.ver;
+        if (r.last && r.last.ver > cur.ver) cur.ver = r.last.ver;
       }
     }
     let groups = cur.groups;
@@ -193,9 +180,20 @@
         if (r.group && r.last && Number.isSafeInteger(r.last.seq)) groups[r.group] = { seq: r.last.seq, epoch: '' };
       }
     }
-    if (S.groups) S.groups.close();
-    S.groups = new ImqttGroups(groups, { limit: SYNC_LIMIT, timeout: SYNC_TIMEOUT });
-    saveCursor();
+    cur.groups = groups;
+    store.set(cursorKey(), cur); // where the SDK starts
+    if (S.sdk) S.sdk.close().catch(() => {});
+    S.sdk = new Client({
+      server: location.origin, user: S.session.user, device: S.session.device, token: S.session.token,
+      mqtt: window.mqtt, cursor: new LocalStorageCursor(cursorKey()),
+      syncLimit: SYNC_LIMIT, syncTimeout: SYNC_TIMEOUT, resendInterval: RESEND, minBackoff: 1000,
+      log: (level, msg, fields) => console.warn('imqtt: ' + msg, fields ? JSON.stringify(fields) : ''),
+    });
+    S.sdk.on('event', onEvent);
+    S.sdk.on('status', onStatus);
+    S.sdk.on('heads', onHeads);
+    S.sdk.on('reset', onReset);
+    for (const o of S.outbox.values()) sendOut(o);
     connect();
     const hash = decodeURIComponent(location.hash.slice(1));
     if (hash) openConversation(hash);
@@ -246,7 +244,10 @@
     return r;
   }
 
-  // ---- MQTT ----
+  // ---- MQTT, through the SDK ----
+  // The SDK (sdk/js, served at /chat/sdk/) keeps the connection, the
+  // cursors, sync, the order of events and the resends; the page shows what
+  // it delivers.
   function setStatus(state, text) {
     const el = $('#status');
     el.dataset.state = state;
@@ -254,203 +255,86 @@
   }
 
   function connect() {
-    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/mqtt';
+    S.takenOver = false;
     setStatus('connecting');
-    const c = mqtt.connect(url, {
-      clientId: `${S.session.user}/${S.session.device}`,
-      username: S.session.user,
-      password: S.session.token,
-      protocolVersion: 5,
-      clean: true,
-      keepalive: 30,
-      connectTimeout: 10000,
-      reconnectPeriod: 0, // reconnects are ours, with backoff and jitter (below)
-      resubscribe: false, // we subscribe on every connect, then sync
-    });
-    S.client = c;
-    c.on('connect', () => {
-      if (S.client !== c) return;
-      S.backoff = 0;
-      onConnect(c);
-    });
-    c.on('message', (topic, payload) => {
-      const gen = S.gen;
-      S.chain = S.chain.then(() => handle(gen, topic, payload)).catch((e) => skip('a payload on ' + topic, e && e.message));
-    });
-    c.on('close', () => {
-      if (S.client !== c || S.reconnectTimer || c.disconnecting) return;
-      setStatus('offline', 'offline: reconnecting');
-      clearTimeout(S.syncTimer);
-      // 0.5, 1, 2 … 30 s, each a random point in its upper half, so a
-      // restarted server is not met by every page at once.
-      const d = Math.min(30000, 1000 * 2 ** S.backoff++);
-      S.reconnectTimer = setTimeout(() => {
-        S.reconnectTimer = 0;
-        if (S.client === c) c.reconnect();
-      }, d / 2 + Math.random() * (d / 2));
-    });
-    c.on('disconnect', (packet) => {
-      if (packet && packet.reasonCode === 0x8e) { // session taken over: the same device opened elsewhere
-        S.client = null;
-        c.end(true);
-        setStatus('taken-over', 'open in another tab');
-      }
-    });
-    c.on('error', (e) => {
-      // CONNACK refusals: 0x86 bad user name or password, 0x87 not authorized, 0x85 bad client ID.
-      if ([0x85, 0x86, 0x87, 4, 5].includes(e.code)) {
-        c.end(true);
-        logout('Your session has ended; log in again.');
-      }
-    });
+    S.sdk.connect().catch(() => {}); // a refusal comes as the closed status
   }
 
-  function onConnect(c) {
-    S.gen++;
-    S.seq.connected();
-    S.groups.connected();
-    setStatus('syncing');
-    c.subscribe({ [inboxTopic()]: { qos: 1 }, [deviceTopic()]: { qos: 1 } }, (err, granted) => {
-      if (S.client !== c) return;
-      if (err || granted.some((g) => g.qos >= 0x80)) {
-        setStatus('offline', 'subscribe refused');
-        c.end(true);
-        return;
-      }
-      requestSync();
-      pumpGroups(); // the heads first: which groups moved while away
+  // onStatus follows the SDK's connection state.
+  function onStatus(st) {
+    if (st.state === 'closed' && st.error && st.error.code === 'unauthorized') {
+      logout('Your session has ended; log in again.');
+    } else if (st.reason === 'taken_over') { // the same device opened elsewhere: leave it the connection
+      S.takenOver = true;
+      S.sdk.disconnect();
+      setStatus('taken-over', 'open in another tab');
+    } else if (st.state === 'syncing') { // connected
+      setStatus('syncing');
       social.load(); // contacts, presence, blocks and groups as they are now: their events were missed while away
-      clearInterval(S.resyncTimer);
-      S.resyncTimer = setInterval(resync, RESYNC);
-      for (const cmid of S.outbox.keys()) publishSend(cmid);
-      for (const cmid of S.ops.keys()) publishOp(cmid);
       if (S.open) markRead(S.open);
-    });
-  }
-
-  function requestSync() {
-    if (!S.client || !S.client.connected) return;
-    const req = { since: S.seq.cursor, limit: SYNC_LIMIT, epoch: S.seq.epoch || undefined };
-    if ('DecompressionStream' in window) req.compress = 'gzip';
-    S.seq.begin(SYNC_LIMIT);
-    S.client.publish('im/sync', JSON.stringify(req), { qos: 1 });
-    armSyncTimer();
-  }
-
-  // resync is the periodic one: the inbox from its cursor and the heads.
-  function resync() {
-    if (!S.client || !S.client.connected) return;
-    if (!S.seq.syncing) requestSync();
-    S.groups.askHeads();
-    pumpGroups();
-  }
-
-  // pumpGroups sends the group requests (heads, group syncs) the coordinator
-  // has room for, and wakes up for its timeouts and delayed retries.
-  function pumpGroups() {
-    clearTimeout(S.groupTimer);
-    if (!S.client || !S.client.connected) return;
-    const now = Date.now();
-    for (const req of S.groups.take(now)) {
-      // Compressed only when far behind: a small batch gains little and
-      // costs both ends time (a page in 100 groups catches up 40% slower).
-      if (req.group && S.groups.behind(req.group) >= GZIP_FROM && 'DecompressionStream' in window) req.compress = 'gzip';
-      S.client.publish('im/sync', JSON.stringify(req), { qos: 1 });
-      S.groupRequests++;
+    } else if (st.state === 'online') { // the inbox and every group caught up
+      setStatus('online');
+      loadConversations().catch(() => {}); // counts from the server: reads by other devices too
+    } else if (st.state === 'offline' && !S.takenOver) {
+      setStatus('offline', 'offline: reconnecting');
+    } else if (st.state === 'closed' && st.error) { // refused for good (a subscription, say)
+      setStatus('offline', st.error.message);
     }
-    const at = S.groups.deadline();
-    if (at !== Infinity) S.groupTimer = setTimeout(pumpGroups, Math.max(0, at - now));
-  }
-
-  // ready shows the page online once the inbox and every group caught up.
-  function ready() {
-    if (S.client && S.client.connected && !S.seq.syncing && S.groups.idle()) setStatus('online');
-  }
-
-  function armSyncTimer() {
-    clearTimeout(S.syncTimer);
-    S.syncTimer = setTimeout(() => S.seq.syncing && requestSync(), SYNC_TIMEOUT);
-  }
-
-  async function decode(payload) {
-    if (payload[0] === 0x1f && payload[1] === 0x8b) { // gzip (asked for in sync requests)
-      const stream = new Blob([payload]).stream().pipeThrough(new DecompressionStream('gzip'));
-      return JSON.parse(await new Response(stream).text());
-    }
-    return JSON.parse(new TextDecoder().decode(payload));
   }
 
   // skip counts and reports something the page cannot use; never its payload.
   function skip(what, why) {
-    S.skipped++;
+    S.pageSkipped++;
     console.warn('imqtt: skipped ' + what + ': ' + why);
   }
 
-  async function handle(gen, topic, payload) {
-    let ev;
-    try {
-      ev = await decode(payload);
-    } catch (e) {
-      return skip('an unparsable payload on ' + topic, e && e.message);
-    }
+  // onEvent takes each event the SDK delivers, in order. Messages and the
+  // rest of the sequenced stream are gathered and shown together (one draw
+  // for a batch of hundreds).
+  function onEvent(ev, info) {
     if (!S.session) return;
-    if (ev === null || typeof ev !== 'object') return skip('a payload on ' + topic, 'not an object');
-    if (topic === deviceTopic()) {
-      if (ev.kind === 'ack') return acked(ev);
-      if (ev.kind === 'error' && ev.cmid) return failed(ev);
-      if (gen !== S.gen) return; // from an earlier connection: this one's sync covers it
-      if (ev.kind === 'sync' && ev.group !== undefined) return groupBatch(ev);
-      if (ev.kind === 'sync') return syncBatch(ev);
-      if (ev.kind === 'heads') return headsReply(ev);
-      if (ev.kind === 'error') {
-        console.warn('imqtt: server error', ev.code, ev.group ? 'group ' + ev.group : '', ev.message);
-        if (typeof ev.group === 'string' && ev.group) return groupError(ev.group, ev.code);
-        // No group named: the inbox sync's, or the heads' (or an older
-        // server's group sync: that one is asked again after its timeout).
-        if (S.seq.syncing) setTimeout(() => S.seq.syncing && requestSync(), 1000 + Math.random() * 1000);
-        groupError('', ev.code);
-      }
-      return;
-    }
-    if (gen !== S.gen) return;
-    const bad = imqttCheckEvent(ev, me());
-    if (bad) return skip(`an inbox event (ver ${Number(ev.ver) || 0})`, bad); // a later gap's sync covers its ver
+    const synced = !!(info && info.synced);
     // Receipts and typing are not stored: no position, never sequenced.
     if (ev.kind === 'receipt') return receipt(ev);
     if (ev.kind === 'typing') return typing(ev);
     if (social.event(ev)) return; // contacts, presence, blocks, settings: no position either
-    // A ver (or a group's seq) beyond cursor+1 is only a claim: the
-    // sequencer holds the event and syncs; the server's answer decides.
-    // A group's changes take seqs in its log, as its messages do.
-    if (ev.group !== undefined && !ev.ver && (ev.kind === 'msg' || ev.kind === undefined || CHANGES.has(ev.kind) || groupItem(ev))) {
-      deliver(S.groups.live(ev).out, false);
-      return pumpGroups();
+    if (ev.kind === 'group' && ev.seq === undefined) {
+      if (ev.action === 'left') return markLeft([ev.group], false); // the heads no longer list it
+      if (ev.action === 'disbanded') social.gone(ev.group); // read-only from now on
     }
-    const { out, again } = S.seq.live(ev);
-    deliver(out, false);
-    if (again) requestSync();
+    if (!S.batch) {
+      S.batch = [];
+      queueMicrotask(() => {
+        const b = S.batch;
+        S.batch = null;
+        for (let i = 0; i < b.length;) { // runs of live and of synced events, in order
+          let j = i;
+          while (j < b.length && b[j].synced === b[i].synced) j++;
+          deliver(b.slice(i, j).map((x) => x.ev), b[i].synced);
+          i = j;
+        }
+      });
+    }
+    S.batch.push({ ev, synced });
   }
 
-  function headsReply(h) {
-    const bad = imqttCheckHeads(h);
-    if (bad) return skip('a heads answer', bad); // asked again after the sync timeout
-    const { out, left } = S.groups.heads(h);
+  // onHeads: the server's word on which groups the user is in.
+  function onHeads(h) {
     for (const x of h.groups) if (x.gone === true) social.gone(x.group); // disbanded: read-only
-    deliver(out, false);
     let shown = false;
     for (const x of h.groups) shown = S.left.delete(x.group) || shown; // in it again
-    markLeft(left, shown);
-    saveCursor();
-    pumpGroups();
-    ready();
+    markLeft([], shown);
   }
 
-  function groupError(group, code) {
-    const { left, gone } = S.groups.error(group, code, Date.now());
-    for (const g of gone || []) social.gone(g);
-    markLeft(left, false);
-    saveCursor();
-    pumpGroups();
+  // onReset: the history a cursor came from is gone, and so is what the page showed of it.
+  function onReset(r) {
+    if (r.group) {
+      S.msgs.delete('#' + r.group);
+      S.loaded.delete('#' + r.group);
+    } else {
+      S.msgs.clear();
+      S.loaded.clear();
+    }
   }
 
   // markLeft shows groups the server's word says the user is no longer in.
@@ -460,70 +344,9 @@
       row('#' + g);
     }
     if (!groups.length && !changed) return;
+    saveCursor();
     renderConvs();
     if (S.open) renderMessages();
-  }
-
-  function groupBatch(b) {
-    const bad = imqttCheckBatch(b);
-    if (bad) return skip('a group sync batch', bad); // asked again after the sync timeout
-    const all = b.items || [];
-    const items = all.filter((it) => {
-      const why = imqttCheckEvent(it, me()) || (it.group !== b.group ? 'not of this group' : '');
-      if (why) skip(`a group sync item (seq ${it && Number(it.seq) || 0})`, why);
-      return !why;
-    });
-    if (S.groups.resets(b)) { // the group's history the page showed is gone
-      S.msgs.delete('#' + b.group);
-      S.loaded.delete('#' + b.group);
-    }
-    if (b.gone === true) social.gone(b.group);
-    const { out } = S.groups.batch({ ...b, items }, all.length);
-    const dropped = S.groups.takeDropped();
-    if (dropped) { // as for the inbox: the heads a little later find what a hole held back
-      S.unconfirmed += dropped;
-      console.warn(`imqtt: dropped ${dropped} live group event(s) no sync confirmed`);
-      clearTimeout(S.recheckTimer);
-      S.recheckTimer = setTimeout(resync, SYNC_TIMEOUT);
-    }
-    deliver(out, true);
-    saveCursor();
-    pumpGroups();
-    ready();
-  }
-
-  function syncBatch(b) {
-    const bad = imqttCheckBatch(b);
-    if (bad) return skip('a sync batch', bad); // the sync timer asks again
-    // An item the page cannot use is left out; the batch's upto still moves
-    // the cursor past it, so one bad message never stalls the ones after it.
-    const all = b.items || [];
-    const items = all.filter((it) => {
-      const why = imqttCheckEvent(it, me());
-      if (why) skip(`a sync item (ver ${it && Number(it.ver) || 0})`, why);
-      return !why;
-    });
-    if (S.seq.resets(b)) { // the cursor belonged to a history that is gone: so does what we show
-      S.msgs.clear();
-      S.loaded.clear();
-    }
-    const { out, again } = S.seq.batch({ ...b, items }, all.length);
-    const dropped = S.seq.takeDropped();
-    if (dropped) {
-      // Forged, or above a hole the server still waited for: one more sync
-      // a little later brings the real ones.
-      S.unconfirmed += dropped;
-      console.warn(`imqtt: dropped ${dropped} live event(s) no sync confirmed`);
-      clearTimeout(S.recheckTimer);
-      S.recheckTimer = setTimeout(resync, SYNC_TIMEOUT);
-    }
-    deliver(out, true);
-    if (again) return requestSync();
-    if (S.seq.syncing) return armSyncTimer();
-    clearTimeout(S.syncTimer);
-    if (!S.client || !S.client.connected) return;
-    ready();
-    loadConversations().catch(() => {}); // counts from the server: reads by other devices too
   }
 
   // deliver shows events in the order the sequencer gives and saves the cursor.
@@ -564,9 +387,12 @@
     }, Math.max(DRAW_DELAY, 4 * S.drawCost));
   }
 
-  // saveCursor persists the inbox cursor, the group cursors and the groups left.
+  // saveCursor persists the groups left with the SDK's cursor (the SDK
+  // saves the inbox's and the groups' after every delivery).
   function saveCursor() {
-    store.set(cursorKey(), { ver: S.seq.cursor, epoch: S.seq.epoch, groups: S.groups.cursors(), left: [...S.left] });
+    if (!S.sdk || !S.sdk.seq) return;
+    S.sdk.extra.left = [...S.left];
+    S.sdk.save();
   }
 
   // showEvent takes one delivered event; a message's conversation key is
@@ -593,9 +419,7 @@
       social.groupItem(ev);
       return '#' + ev.group;
     } else if (ev.kind === 'group') {
-      // A claim: the heads, the server's word, start or drop the cursor.
-      S.groups.askHeads();
-      pumpGroups();
+      // A membership event: the SDK asks the heads, the server's word; the list follows.
       loadConversations().catch(() => {});
       social.groupEvent(ev);
     }
@@ -798,16 +622,14 @@
     saveOutbox();
     put(key, { kind: 'msg', from: me(), to: msg.to, group: msg.group, type: 'text', body, cmid, ts: o.ts, status: 'pending', reply_to: msg.reply_to, quote, ttl: msg.ttl });
     renderMessages();
-    publishSend(cmid);
+    sendOut(o);
   }
 
-  // publishSend sends (again) until the ack: same cmid, so the server stores it once.
-  function publishSend(cmid) {
-    const o = S.outbox.get(cmid);
-    if (!o) return;
-    clearTimeout(o.timer);
-    if (S.client && S.client.connected) S.client.publish('im/send', JSON.stringify(o.send), { qos: 1 });
-    o.timer = setTimeout(() => publishSend(cmid), RESEND);
+  // sendOut hands a send to the SDK, which resends it with the same cmid
+  // (stored once) until the ack.
+  function sendOut(o) {
+    const sdk = S.sdk;
+    sdk.send({ ...o.send, cmid: o.cmid }).then(acked, (e) => S.sdk === sdk && failed({ cmid: o.cmid, code: e.code, message: e.message }));
   }
 
   function saveOutbox() {
@@ -824,15 +646,8 @@
     }
     const cmid = 'w-' + randomId(16);
     S.ops.set(cmid, { cmid, key, topic, what, req: { cmid, ...req } });
-    publishOp(cmid);
-  }
-
-  function publishOp(cmid) {
-    const o = S.ops.get(cmid);
-    if (!o) return;
-    clearTimeout(o.timer);
-    if (S.client && S.client.connected) S.client.publish(o.topic, JSON.stringify(o.req), { qos: 1 });
-    o.timer = setTimeout(() => publishOp(cmid), RESEND);
+    const sdk = S.sdk;
+    sdk.op(topic, { cmid, ...req }).then(acked, (e) => S.sdk === sdk && failed({ cmid, code: e.code, message: e.message }));
   }
 
   function ownMessage(cmid, key) {
@@ -843,13 +658,11 @@
   function acked(ack) {
     const op = S.ops.get(ack.cmid);
     if (op) {
-      clearTimeout(op.timer);
       S.ops.delete(ack.cmid);
       return;
     }
     const o = S.outbox.get(ack.cmid);
     if (!o) return;
-    clearTimeout(o.timer);
     S.outbox.delete(ack.cmid);
     saveOutbox();
     const m = ownMessage(ack.cmid, o.key);
@@ -860,16 +673,13 @@
 
   function failed(err) {
     const op = S.ops.get(err.cmid);
-    if (op) {
-      if (RETRYABLE.has(err.code)) return; // the resend timer tries again
-      clearTimeout(op.timer);
+    if (op) { // the SDK resends unavailable, busy and rate_limited itself: this is a refusal
       S.ops.delete(err.cmid);
       if (S.open === op.key) $('#chat-error').textContent = `Not ${op.what} (${err.code}): ${err.message}`;
       return;
     }
     const o = S.outbox.get(err.cmid);
-    if (!o || RETRYABLE.has(err.code)) return; // the resend timer tries again
-    clearTimeout(o.timer);
+    if (!o) return;
     S.outbox.delete(err.cmid);
     saveOutbox();
     const m = ownMessage(err.cmid, o.key);
@@ -1317,7 +1127,7 @@
   });
   document.addEventListener('visibilitychange', () => S.open && markRead(S.open));
   $('#status').addEventListener('click', () => { // "open in another tab": take the device back
-    if (S.session && !S.client && $('#status').dataset.state === 'taken-over') connect();
+    if (S.session && S.sdk && S.takenOver && $('#status').dataset.state === 'taken-over') connect();
   });
 
   const social = imqttSocial({

@@ -1,13 +1,13 @@
-// Tests of the web chat's social helpers (static/social.js) and of how
-// static/seq.js checks the group administration items it shows. Run by
-// internal/webchat/seq_test.go: node --test.
+// Tests of the web chat's social helpers (static/social.js) and of how the
+// SDK's checks (sdk/js/src/check.js) take the group administration items
+// the page shows. Run by internal/webchat/social_test.go: node --test.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const { imqttGroupLine, imqttLastSeen } = require('../static/social.js');
-const { imqttCheckEvent } = require('../static/seq.js');
+import { checkEvent as imqttCheckEvent } from '../../../sdk/js/src/check.js';
 
 test('imqttGroupLine: each administration record as a system line', () => {
   const g = { kind: 'group', group: 'g1', seq: 4, from: 'alice' };

@@ -1,6 +1,6 @@
-// The sequencer of the web chat: the Go SDK's client/sequencer.go in
-// JavaScript, and the page's statement of docs/contract.md §5 (sync) and §7
-// (groups). One sequencer class turns live events and sync batches into one
+// The sequencer: the Go SDK's client/sequencer.go and groupset.go in
+// JavaScript, the statement of docs/protocol.md's client rules (versions and
+// sync, groups). One sequencer class turns live events and sync batches into one
 // stream in which every event appears once, in order of its position: the
 // inbox's ver for the user's inbox, a group's seq for each of its groups.
 // Pure state: the caller sends the requests it asks for.
@@ -21,7 +21,7 @@
 //     unconfirmed (counted in dropped): forged, or above a hole a scale-out
 //     server still waits for, which a later sync brings;
 //   - at most MAX_HELD events wait, in the inbox and all groups together (one
-//     ImqttHeld budget); one past that is dropped and a sync asked for;
+//     Held budget); one past that is dropped and a sync asked for;
 //   - a batch covers (since, upto]: its items above the cursor are delivered
 //     and the cursor moves to upto; a batch starting past the cursor is ignored;
 //   - only a batch continuing the latest request can end the sync;
@@ -29,22 +29,22 @@
 //   - a new connection drops the waiting events: its first sync brings them;
 //   - events without a position (unread counts) pass straight through.
 //
-// Groups (ImqttGroups): group messages come live on the inbox with their
-// group and seq and no ver. The page keeps a cursor {seq, epoch} per group
+// Groups (Groups): group messages come live on the inbox with their
+// group and seq and no ver. The client keeps a cursor {seq, epoch} per group
 // next to the inbox cursor and one sequencer per group, keyed by seq:
 //
 //   - on every (re)connect, and at the periodic resync, it asks for the heads
 //     ({"heads":true}), the server's word on which groups the user is in;
-//   - a page that has no group cursors saved (a new device) starts each group
-//     the conversation list shows at that list's last seq: what came before
-//     is history, fetched when the conversation is opened, as for the inbox;
+//   - a group without a cursor (a new device, or an application that saved
+//     none) starts where the heads say it joined; an application may seed
+//     cursors (the web chat starts each group at its list's last seq);
 //   - on the heads answer, a listed group without a cursor starts at its
 //     join (never before it), one with a cursor takes max(cursor, join) (a
 //     re-join); a listed group whose head differs from its cursor is synced
 //     from the cursor, page after page while more is set (a cursor past the
 //     head is answered with a reset from the join); a group with a cursor that
 //     is not listed was left or is gone: its cursor is dropped, nothing more
-//     is synced for it, and the page is told (left);
+//     is synced for it, and the application is told (left);
 //   - a group sync batch follows the sequencer rules above by seq; one that
 //     starts past the cursor is ignored and asks for the heads (the join is
 //     above the cursor: the user left and joined again);
@@ -52,7 +52,7 @@
 //     rules above by seq (a gap starts a sync of that group); one of a group
 //     without a cursor is dropped and the heads asked for: their answer
 //     starts the cursor and the sync brings the message;
-//   - a live membership event ({"kind":"group"}) only makes the page ask for
+//   - a live membership event ({"kind":"group"}) only makes the client ask for
 //     the heads: it never starts or drops a cursor by itself;
 //   - at most 2 group requests (group syncs and heads; the window option) are
 //     in flight at once, the others wait their turn (the server answers 4 sync and read
@@ -61,28 +61,32 @@
 //   - an error for a group sync (it names the group): not_member drops that
 //     group's cursor as if the heads no longer listed it; busy or unavailable
 //     sends the request again after a short delay. An error naming no group
-//     that says not_member makes the page ask for the heads; one that says
-//     busy or unavailable while the heads are asked sends them again.
-'use strict';
+//     that says not_member makes the client ask for the heads; one that says
+//     busy or unavailable while the heads are asked sends them again;
+//   - a group the server calls gone (a head or a group batch with
+//     "gone":true, a group_gone error) keeps its cursor and is synced up to
+//     its head, the disband, and no further; the cursor remembers that the
+//     application was told (gone: true), and once the heads no longer list
+//     it the cursor is dropped without a left.
 
 const MAX_STALLS = 3;
 const MAX_HELD = 4096; // as the Go SDK: a real gap needs a handful
 
-// ImqttHeld is the budget of live events waiting for a sync, shared by the
+// Held is the budget of live events waiting for a sync, shared by the
 // sequencers of one page (the inbox and every group).
-class ImqttHeld {
+export class Held {
   constructor(max) {
     this.max = max || MAX_HELD;
     this.n = 0;
   }
 }
 
-// imqttHeld is the page's budget: the default of every sequencer.
-const imqttHeld = new ImqttHeld();
+// defaultHeld is the client's budget: the default of every sequencer.
+export const defaultHeld = new Held();
 
-class ImqttSequencer {
+export class Sequencer {
   // key names the position field: 'ver' (the inbox) or 'seq' (a group).
-  constructor(cursor, epoch, { key = 'ver', held = imqttHeld } = {}) {
+  constructor(cursor, epoch, { key = 'ver', held = defaultHeld } = {}) {
     this.key = key;
     this.held = held;
     this.cursor = cursor || 0;
@@ -158,7 +162,7 @@ class ImqttSequencer {
   }
 
   // batch takes one sync batch: {out, again}. n is how many items the server
-  // sent (default: b.items.length); items the page could not use and left
+  // sent (default: b.items.length); items the client could not use and left
   // out of b.items use up the request's limit all the same.
   batch(b, n) {
     let current = this.syncing && b.since === this.expect;
@@ -231,22 +235,25 @@ class ImqttSequencer {
 
 const HEADS = ''; // the heads request's key among group requests (no group is named '')
 
-// ImqttGroups keeps the page's group cursors and decides which group
+// Groups keeps the client's group cursors and decides which group
 // requests to send (see the rules at the top). Pure state: take(now) returns
 // the requests to publish on im/sync; the answers come back through heads,
 // batch and error. Every method that delivers returns {out} (group messages
 // in seq order per group) and those that learn of groups left {left}.
-class ImqttGroups {
-  // saved: {group: {seq, epoch}}, the cursors the page persisted.
-  constructor(saved, { held = imqttHeld, limit = 200, window = 2, timeout = 10000, retry = () => 1000 + Math.random() * 1000 } = {}) {
+export class Groups {
+  // saved: {group: {seq, epoch}}, the cursors the client persisted.
+  constructor(saved, { held = defaultHeld, limit = 200, window = 2, timeout = 10000, retry = () => 1000 + Math.random() * 1000 } = {}) {
     this.held = held;
     this.limit = limit;
     this.window = window;
     this.timeout = timeout;
     this.retry = retry;
-    this.seqs = new Map(); // group -> ImqttSequencer keyed by seq
+    this.seqs = new Map(); // group -> Sequencer keyed by seq
     for (const [g, c] of Object.entries(saved || {})) {
-      if (g !== HEADS && c && Number.isSafeInteger(c.seq) && c.seq >= 0) this.seqs.set(g, this.sequencer(c.seq, c.epoch));
+      if (g === HEADS || !c || !Number.isSafeInteger(c.seq) || c.seq < 0) continue;
+      const s = this.sequencer(c.seq, typeof c.epoch === 'string' ? c.epoch : '');
+      s.gone = c.gone === true;
+      this.seqs.set(g, s);
     }
     this.queue = new Set(); // request keys waiting for a place in the window, in order
     this.inflight = new Map(); // request key -> time sent
@@ -257,14 +264,23 @@ class ImqttGroups {
   }
 
   sequencer(seq, epoch) {
-    return new ImqttSequencer(seq, epoch, { key: 'seq', held: this.held });
+    return new Sequencer(seq, epoch, { key: 'seq', held: this.held });
   }
 
-  // cursors returns what the page persists: {group: {seq, epoch}}.
+  // cursors returns what the client persists: {group: {seq, epoch[, gone]}}.
   cursors() {
     const c = {};
-    for (const [g, s] of this.seqs) c[g] = { seq: s.cursor, epoch: s.epoch };
+    for (const [g, s] of this.seqs) c[g] = s.gone ? { seq: s.cursor, epoch: s.epoch, gone: true } : { seq: s.cursor, epoch: s.epoch };
     return c;
+  }
+
+  // disbanded records that group g is gone and reports whether the
+  // application is yet to be told (once per group, kept in the cursor).
+  disbanded(g) {
+    const s = this.seqs.get(g);
+    if (!s || s.gone) return false;
+    s.gone = true;
+    return true;
   }
 
   // idle reports whether no group request is waiting or in flight.
@@ -366,8 +382,10 @@ class ImqttGroups {
     const listed = new Map();
     for (const x of h.groups || []) listed.set(x.group, x);
     const left = [];
-    for (const g of [...this.seqs.keys()]) {
-      if (!listed.has(g) && this.drop(g)) left.push(g);
+    for (const [g, s] of [...this.seqs]) {
+      if (listed.has(g)) continue;
+      const told = s.gone; // a disbanded group, already told: no left
+      if (this.drop(g) && !told) left.push(g);
     }
     const out = [];
     for (const [g, x] of listed) {
@@ -405,7 +423,7 @@ class ImqttGroups {
     return !!s && s.resets(b);
   }
 
-  // batch takes one group sync batch: {out}. n as for ImqttSequencer.batch.
+  // batch takes one group sync batch: {out}. n as for Sequencer.batch.
   batch(b, n) {
     const s = this.seqs.get(b.group);
     if (!s) return { out: [] }; // a group left meanwhile
@@ -435,7 +453,7 @@ class ImqttGroups {
     }
     if (code === 'group_gone') {
       // Disbanded (docs/protocol.md#groups): nothing more to sync. The
-      // cursor stays, and so does the history shown; the page marks it.
+      // cursor stays, and so does the history shown; the client marks it.
       if (group) {
         this.inflight.delete(group);
         this.again.delete(group);
@@ -463,193 +481,3 @@ class ImqttGroups {
   }
 }
 
-// MAX_DEPTH is wire.MaxDepth: the SDK and the server refuse JSON nested
-// deeper, and the page skips such an event too, so that one message is
-// shown alike everywhere (and a poison one costs no deep recursion later).
-const MAX_DEPTH = 32;
-
-// tooDeep reports whether v nests objects and arrays deeper than max, the
-// event itself being level 1 (as wire.CheckDepth counts brackets). It keeps
-// its own stack: any depth costs only time.
-function tooDeep(v, max) {
-  const stack = [[v, 1]];
-  while (stack.length) {
-    const [x, d] = stack.pop();
-    if (d > max) return true;
-    for (const k in x) {
-      const c = x[k];
-      if (c !== null && typeof c === 'object') stack.push([c, d + 1]);
-    }
-  }
-  return false;
-}
-
-// The message lifecycle's bounds, as wire's: MaxEmojiBytes, ReactionUsers,
-// MaxDeleteIDs, and the most emojis one message carries.
-const MAX_EMOJI_BYTES = 32;
-const REACTION_USERS = 20;
-const MAX_EMOJIS = 50;
-const MAX_DELETE_IDS = 100;
-
-const isID = (v) => typeof v === 'string' && /^[0-9]{1,20}$/.test(v); // a snowflake ID
-
-// imqttValidEmoji is wire.ValidEmoji: one grapheme cluster of at most
-// MAX_EMOJI_BYTES bytes holding a pictograph or a symbol ("👍🏽" is one, "a"
-// and "👍👍" are none). Where Intl.Segmenter is missing, the cluster is not
-// counted: the text is shown with textContent whatever it holds.
-function imqttValidEmoji(s) {
-  if (typeof s !== 'string' || s === '' || new TextEncoder().encode(s).length > MAX_EMOJI_BYTES) return false;
-  if (typeof Intl !== 'undefined' && Intl.Segmenter) {
-    const it = new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(s)[Symbol.iterator]();
-    const first = it.next();
-    if (first.done || first.value.segment !== s) return false;
-  }
-  for (const ch of s) {
-    const c = ch.codePointAt(0);
-    if (c >= 0x1f000 || (c >= 0x2000 && /\p{So}/u.test(ch))) return true;
-  }
-  return false;
-}
-
-// checkState says why a message's lifecycle state (reply_to, quote,
-// recalled, edited, reactions) is unusable, or returns ''.
-function checkState(ev) {
-  if (ev.reply_to !== undefined && !isID(ev.reply_to)) return 'bad reply_to';
-  if (ev.recalled !== undefined && typeof ev.recalled !== 'boolean') return 'bad recalled';
-  if (ev.edited !== undefined && !(Number.isSafeInteger(ev.edited) && ev.edited >= 0)) return 'bad edited';
-  const q = ev.quote;
-  if (q !== undefined) {
-    if (q === null || typeof q !== 'object' || Array.isArray(q)) return 'bad quote';
-    if (typeof q.from !== 'string' || q.from === '') return 'bad quote';
-    if ((q.type !== undefined && typeof q.type !== 'string') || (q.body !== undefined && typeof q.body !== 'string')) return 'bad quote';
-    if (q.recalled !== undefined && typeof q.recalled !== 'boolean') return 'bad quote';
-  }
-  const r = ev.reactions;
-  if (r !== undefined) {
-    if (r === null || typeof r !== 'object' || Array.isArray(r)) return 'bad reactions';
-    const emojis = Object.keys(r);
-    if (emojis.length > MAX_EMOJIS) return 'too many reactions';
-    for (const e of emojis) {
-      const c = r[e];
-      if (!imqttValidEmoji(e)) return 'bad reaction emoji';
-      if (c === null || typeof c !== 'object' || !(Number.isSafeInteger(c.count) && c.count >= 0)) return 'bad reaction count';
-      if (!Array.isArray(c.users) || c.users.length > REACTION_USERS || c.users.length > c.count) return 'bad reaction users';
-      if (!c.users.every((u) => typeof u === 'string' && u !== '')) return 'bad reaction users';
-    }
-  }
-  return '';
-}
-
-// imqttCheckEvent says why an inbox event or sync item (already parsed) is
-// not one the page can use, or returns '' if it is. me is the page's user:
-// a 1:1 message in my inbox is from me or to me. Unknown kinds pass, if
-// their ver is sound (the sequencer still orders them).
-//
-// A change of a message (recall, edit, reaction) must have a position, the
-// inbox's ver or its group's seq, so the sequencer applies it once and in
-// order; so must a delete (the inbox's ver: it is one's own). A receipt and
-// typing have none: they are never stored, never sequenced.
-function imqttCheckEvent(ev, me) {
-  if (ev === null || typeof ev !== 'object' || Array.isArray(ev)) return 'not an object';
-  if (ev.kind !== undefined && typeof ev.kind !== 'string') return 'bad kind';
-  if (tooDeep(ev, MAX_DEPTH)) return 'nested too deep';
-  if (ev.ver !== undefined && !(Number.isSafeInteger(ev.ver) && ev.ver >= 0)) return 'bad ver';
-  const str = (v) => typeof v === 'string' && v !== '';
-  const optStr = (v) => v === undefined || typeof v === 'string';
-  const num = (v) => typeof v === 'number' && Number.isFinite(v);
-  // positioned: a ver in the inbox, or a group and its seq.
-  const positioned = () => {
-    if (ev.group === undefined) return Number.isSafeInteger(ev.ver) && ev.ver > 0 ? '' : 'no ver';
-    if (!str(ev.group)) return 'bad group';
-    return Number.isSafeInteger(ev.seq) && ev.seq > 0 ? '' : 'bad seq';
-  };
-  switch (ev.kind === undefined ? 'msg' : ev.kind) {
-    case 'msg':
-      if (!str(ev.id) || !/^[0-9]{1,20}$/.test(ev.id)) return 'bad id';
-      if (!str(ev.from)) return 'no from';
-      if (!optStr(ev.body) || !optStr(ev.type) || !optStr(ev.cmid)) return 'bad field';
-      if (ev.ts !== undefined && !num(ev.ts)) return 'bad ts';
-      if (ev.group !== undefined) {
-        if (!str(ev.group)) return 'bad group';
-        if (!(Number.isSafeInteger(ev.seq) && ev.seq > 0)) return 'bad seq';
-      } else if (!str(ev.to) || (me && ev.from !== me && ev.to !== me)) {
-        return 'not in this inbox';
-      }
-      return checkState(ev);
-    case 'recall':
-      if (!isID(ev.id)) return 'bad id';
-      if (!optStr(ev.by) || (ev.ts !== undefined && !num(ev.ts))) return 'bad field';
-      return positioned();
-    case 'edit':
-      if (!isID(ev.id)) return 'bad id';
-      if (!optStr(ev.body)) return 'bad body';
-      if (ev.edited !== undefined && !(Number.isSafeInteger(ev.edited) && ev.edited >= 0)) return 'bad edited';
-      return positioned();
-    case 'reaction':
-      if (!isID(ev.id)) return 'bad id';
-      if (!str(ev.from)) return 'no from';
-      if (!imqttValidEmoji(ev.emoji)) return 'bad emoji';
-      if (ev.op !== 'add' && ev.op !== 'remove') return 'bad op';
-      return positioned();
-    case 'delete':
-      if (ev.group !== undefined) return 'a group delete';
-      if (ev.ids !== undefined) {
-        if (ev.peer !== undefined) return 'ids and peer';
-        if (!Array.isArray(ev.ids) || ev.ids.length === 0 || ev.ids.length > MAX_DELETE_IDS || !ev.ids.every(isID)) return 'bad ids';
-      } else if (!str(ev.peer)) {
-        return 'no ids or peer';
-      }
-      return positioned();
-    case 'receipt':
-      if (ev.ver !== undefined || ev.seq !== undefined) return 'a receipt with a position';
-      if (!str(ev.peer) || (me && ev.peer === me)) return 'bad peer';
-      if (!isID(ev.upto)) return 'bad upto';
-      if (ev.ts !== undefined && !num(ev.ts)) return 'bad ts';
-      return '';
-    case 'typing':
-      if (ev.ver !== undefined || ev.seq !== undefined) return 'typing with a position';
-      if (!str(ev.from)) return 'no from';
-      if (ev.state !== 'start' && ev.state !== 'stop') return 'bad state';
-      if (!optStr(ev.peer) || !optStr(ev.group) || str(ev.peer) === str(ev.group)) return 'no conversation';
-      return '';
-    case 'group':
-      // A stored administration record has its group's seq; a live
-      // membership event has none (the heads then say what it changed).
-      if (ev.seq === undefined) return '';
-      if (!str(ev.group)) return 'bad group';
-      if (!str(ev.action) || !optStr(ev.from) || !optStr(ev.user)) return 'bad field';
-      if (![ev.name, ev.notice, ev.avatar].every(optStr)) return 'bad field';
-      if (ev.until !== undefined && !num(ev.until)) return 'bad until';
-      if (ev.muted !== undefined && typeof ev.muted !== 'boolean') return 'bad muted';
-      return positioned();
-    case 'unread':
-      if (!num(ev.total) || !num(ev.count)) return 'bad counts';
-      if (!optStr(ev.peer) || !optStr(ev.group) || (!str(ev.peer) && !str(ev.group))) return 'no conversation';
-      return '';
-    default:
-      return '';
-  }
-}
-
-// imqttCheckHeads says why a heads answer is unusable, or returns ''.
-function imqttCheckHeads(h) {
-  const pos = (v) => Number.isSafeInteger(v) && v >= 0;
-  if (!Array.isArray(h.groups)) return 'no groups';
-  for (const x of h.groups) {
-    if (x === null || typeof x !== 'object' || typeof x.group !== 'string' || x.group === '') return 'bad group';
-    if (!pos(x.seq) || !pos(x.join)) return 'bad seq or join';
-  }
-  return '';
-}
-
-// imqttCheckBatch says why a sync batch's header is unusable, or returns ''.
-function imqttCheckBatch(b) {
-  const ver = (v) => Number.isSafeInteger(v) && v >= 0;
-  if (!ver(b.since) || !ver(b.upto) || b.upto < b.since) return 'bad since or upto';
-  if (b.items !== undefined && b.items !== null && !Array.isArray(b.items)) return 'bad items';
-  if (b.epoch !== undefined && typeof b.epoch !== 'string') return 'bad epoch';
-  if (b.group !== undefined && (typeof b.group !== 'string' || b.group === '')) return 'bad group';
-  return '';
-}
-
-if (typeof module !== 'undefined') module.exports = { ImqttSequencer, ImqttGroups, ImqttHeld, imqttHeld, imqttCheckEvent, imqttCheckBatch, imqttCheckHeads, imqttValidEmoji };

@@ -1,12 +1,12 @@
-// Tests of the web chat's sequencer (static/seq.js), the JavaScript twin of
-// client/sequencer.go: the same rules, and the same random simulation as
-// TestSequencerSimulation. Run by internal/webchat/seq_test.go: node --test.
+// Tests of the sequencer (src/sequencer.js) and the checks (src/check.js),
+// the JavaScript twin of client/sequencer.go and groupset.go: the same
+// rules, and the same random simulation as TestSequencerSimulation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
-const { ImqttSequencer, ImqttGroups, ImqttHeld, imqttCheckEvent, imqttCheckBatch, imqttCheckHeads, imqttValidEmoji } = require('../static/seq.js');
+import {
+  Sequencer as ImqttSequencer, Groups as ImqttGroups, Held as ImqttHeld,
+  checkEvent as imqttCheckEvent, checkBatch as imqttCheckBatch, checkHeads as imqttCheckHeads, validEmoji as imqttValidEmoji,
+} from '../src/index.js';
 
 const ev = (ver) => ({ kind: 'msg', id: `m${ver}`, ver });
 const vers = (out) => out.map((e) => e.ver);
