@@ -560,7 +560,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		BodyTimeout: cfg.HTTPBodyTimeout, UploadMinRate: cfg.HTTPUploadMinRate, UploadWindow: cfg.HTTPUploadWindow,
 		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
 			Broker: d.broker, Sender: d.path, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
-			Remote: d.kickRemote(), Backup: d.backupFunc(), Sessions: d.sessions},
+			Remote: d.kickRemote(), Backup: d.backupFunc(), Sessions: d.sessions, Directory: d.st, Groups: d.chat},
 		Push: push.NewRegistry(d.st, d.providesPush, d.state),
 		Server: api.ServerConfig{Keys: cfg.ServerKeys, Accounts: d.accounts, Chat: d.chat, Store: d.st,
 			Limiter: d.state, SendRate: cfg.ServerSendRate, DeleteBudget: cfg.ServerDeleteBudget},
