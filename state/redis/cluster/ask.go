@@ -160,6 +160,9 @@ func (a *Asker) Close(ctx context.Context) error {
 	default:
 		close(a.stop)
 	}
+	if a.ps == nil { // never started
+		return nil
+	}
 	<-a.done
 	err := a.beat(ctx, time.Now().UnixMilli())
 	if a.ps != nil {
