@@ -75,7 +75,7 @@ func init() {
 		{"presence", "USER...", "who of these users is online (only contacts who share it are listed)", cmdPresence},
 		{"settings", "[--accept-from anyone|contacts] [--presence contacts|nobody] [--read-receipts on|off]", "show, or change, your privacy settings", cmdSettings},
 		{"bench", "SCENARIO", "load tests (see BENCHMARKS.md)", cmdBench},
-		{"admin", "backup [--admin-token T] > FILE.tar", "a backup of the server, checked as it arrives (admin token; env IMQTT_ADMIN_TOKEN)", cmdAdmin},
+		{"admin", adminUsage, "operate the server: backup, cluster stats and clients, users and groups (admin token; env IMQTT_ADMIN_TOKEN)", cmdAdmin},
 	}
 	commands = withMedia(commands) // upload, download, send --file
 }
