@@ -257,8 +257,9 @@ func (a *Asker) nodes(ctx context.Context) (map[string]seenRow, error) {
 // AskAll asks every other node seen within Forget the question, all at
 // once, and returns their answers by node ID, each an answer or why there
 // is none (it left, it is not listening, it answered an error, or
-// ErrNoAnswer by ctx's deadline). It returns when every node has
-// answered or ctx ends, which must have a deadline.
+// ErrNoAnswer by ctx's deadline, or AskOptions.Deadline from now if ctx
+// has none). It returns when every node has answered or the deadline
+// passes.
 func (a *Asker) AskAll(ctx context.Context, question []byte) ([]Answer, error) {
 	nodes, err := a.nodes(ctx)
 	if err != nil {
@@ -275,10 +276,12 @@ func (a *Asker) AskAll(ctx context.Context, question []byte) ([]Answer, error) {
 		delete(a.pending, id)
 		a.mu.Unlock()
 	}()
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(a.opts.Deadline)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.opts.Deadline)
+		defer cancel()
 	}
+	deadline, _ := ctx.Deadline()
 	q, _ := json.Marshal(askMsg{Q: true, ID: id, From: a.opts.Node, Body: question, Deadline: deadline.UnixMilli()})
 	out := map[string]*Answer{}
 	waiting := 0
