@@ -177,8 +177,10 @@ func (s *Service) administer(ctx context.Context, from Sender, group string, a *
 		return "", err
 	}
 	a.group = group
-	if err := s.limit(ctx, from.User); err != nil {
-		return "", err
+	if !from.Server { // an operator's action (operator.go) is not a user's send
+		if err := s.limit(ctx, from.User); err != nil {
+			return "", err
+		}
 	}
 	// The op's own cmid: nothing resends it, and no user's cmid can be it.
 	cmid := "admin-" + rand.Text()
@@ -267,6 +269,13 @@ func (s *Service) checkAdmin(ctx context.Context, op *sendOp, v *batchView) erro
 	g, err := s.groupOf(ctx, v, a.group)
 	if err != nil {
 		return err
+	}
+	if op.from.Server && a.action == wire.GroupDisbanded && g != nil { // an operator's disband (operator.go)
+		if g.Disbanded != 0 {
+			return groupGone(a.group)
+		}
+		g.Disbanded = time.Now().UnixMilli()
+		return nil
 	}
 	if me == nil || g == nil {
 		return notMember(a.group)

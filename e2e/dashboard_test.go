@@ -59,7 +59,8 @@ func dashboardBrowser(t *testing.T) context.Context {
 
 // TestDashboard: in a real browser, an operator signs in with the admin
 // token, watches live figures, finds a connected client, kicks it and sees
-// it gone, bans and unbans a user, reads the refusals, signs out.
+// it gone, bans and unbans a user, reads the refusals, signs out; then
+// manages a cluster, its users and groups (dashboardCluster).
 // Screenshots of the overview and the clients go to the artifacts.
 func TestDashboard(t *testing.T) {
 	s := startAdmin(t)
@@ -118,7 +119,8 @@ func TestDashboard(t *testing.T) {
 		chromedp.WaitVisible(css(`#clients-table tr[data-client="carol/phone"]`)))
 	until("three clients", `document.querySelectorAll("#clients-table tr[data-client]").length === 3`)
 	shot("clients.png")
-	step("kick carol", chromedp.Click(css(`tr[data-client="carol/phone"] button.kick`)),
+	step("kick carol, confirmed", chromedp.Click(css(`tr[data-client="carol/phone"] button.kick`)),
+		chromedp.WaitVisible(css("#confirm-yes")), chromedp.Click(css("#confirm-yes")),
 		chromedp.WaitNotPresent(css(`tr[data-client="carol/phone"]`)))
 	wait.For(t, "carol's connection to end", 10*time.Second, func() bool { return !carol.c.IsConnectionOpen() })
 	until("the others still listed", `document.querySelectorAll("#clients-table tr[data-client]").length === 2`)
@@ -127,7 +129,7 @@ func TestDashboard(t *testing.T) {
 
 	step("bans", chromedp.Click(css(`#nav a[data-view="bans"]`)), chromedp.WaitVisible(css("#ban-form")),
 		chromedp.SetValue(css("#ban-target"), "mallory"), chromedp.SetValue(css("#ban-reason"), "spam"),
-		chromedp.Click(css("#ban-form button")))
+		chromedp.Click(css("#ban-form button")), chromedp.WaitVisible(css("#confirm-yes")), chromedp.Click(css("#confirm-yes")))
 	until("mallory's ban listed", `[...document.querySelectorAll("#bans-table tr[data-ban]")].some(r => r.textContent.includes("user mallory"))`)
 	var bl struct{ Bans []banReply }
 	if adminDo(t, s, "GET", "bans", nil, &bl); len(bl.Bans) != 1 || bl.Bans[0].User != "mallory" || bl.Bans[0].Reason != "spam" ||
@@ -152,6 +154,7 @@ func TestDashboard(t *testing.T) {
 	if err != nil || left != "" {
 		t.Fatalf("token left in session storage after sign-out: %q %v", left, err)
 	}
+	t.Run("cluster", func(t *testing.T) { dashboardCluster(t, ctx) }) // one browser for both: it is slow to start
 }
 
 // TestDashboardAssets: the dashboard is served from the binary, with a

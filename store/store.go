@@ -43,6 +43,7 @@
 //	Retention      SweepMessages, SweepCursor, InboxFloor,     retention (the sweeper); sync (floors)
 //	               GroupFloor
 //	Burns          ReadBurns, DueBurns, DeleteBurns            chat (read); retention (the burner)
+//	Directory      SearchUsers, SearchGroups                   api (the admin API's user and group search)
 //	Lifecycle      Ping, Close                                 daemon
 //
 // Commit is the one write path of messages: a Batch carries the conversation
@@ -310,6 +311,7 @@ type Store interface {
 	Retention
 	Burns
 	Lifecycle
+	Directory
 }
 
 // Users are the accounts. CreateUser and GetUser fold the ID they are given

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,20 +17,36 @@ import (
 	"github.com/imqtt/imqtt/wire"
 )
 
-// cmdAdmin: imqtt admin backup [--admin-token T] > FILE.tar
+// adminUsage is the synopsis of imqtt admin.
+const adminUsage = "(backup > FILE.tar | stats | clients [list] [--user U] [--device D] [--ip A] [--limit N] [--cursor C] | clients kick USER/DEVICE" +
+	" | users search [PREFIX] [--after U] [--limit N] | users (show | unban | revoke) USER | users ban USER [--for D] [--reason R] | users delete USER --yes" +
+	" | groups search [PREFIX] [--after G] [--limit N] | groups show G [--after U] [--limit N] | groups remove-member G USER | groups disband G --yes)" +
+	" [--admin-token T]"
+
+// cmdAdmin: imqtt admin SUBCOMMAND [--admin-token T]
 //
 // The operator's commands, with the server's admin token (--admin-token or
-// IMQTT_ADMIN_TOKEN; never saved). backup streams GET /v1/admin/backup to
+// IMQTT_ADMIN_TOKEN; never saved); each prints the admin API's reply as one
+// line of JSON (docs/cli.md#admin). backup streams GET /v1/admin/backup to
 // standard output, checking it as it goes (backup.Verify): a stream that
 // ends without its manifest, or whose files do not match it, is reported
-// as truncated and exits 1.
+// as truncated and exits 1. stats and clients are the cluster's (every
+// node's, each labelled). Deleting a user and disbanding a group cannot be
+// undone: they want --yes.
 func cmdAdmin(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 || args[0] != "backup" {
-		return usagef("want a subcommand: backup")
-	}
 	fs := c.flags("admin")
 	token := fs.String("admin-token", "", "the server's admin token (or env IMQTT_ADMIN_TOKEN)")
-	if _, err := c.parse(fs, args[1:], 0, 0); err != nil {
+	after := fs.String("after", "", "search, groups show: the page after this ID (next_after of the previous page)")
+	limit := fs.Int("limit", 0, "search, clients, groups show: at most this many (default: the server's)")
+	cursor := fs.String("cursor", "", "clients: the page after this (next_cursor of the previous page)")
+	user := fs.String("user", "", "clients: part of the user ID")
+	device := fs.String("device", "", "clients: part of the device ID")
+	ip := fs.String("ip", "", "clients: part of the address")
+	banFor := fs.Duration("for", 0, "users ban: how long (default: until removed)")
+	reason := fs.String("reason", "", "users ban: why (shown to operators)")
+	yes := fs.Bool("yes", false, "users delete, groups disband: yes, for good")
+	pos, err := c.parse(fs, args, 1, 4)
+	if err != nil {
 		return err
 	}
 	if *token == "" {
@@ -36,10 +55,218 @@ func cmdAdmin(ctx context.Context, c *cli, args []string) error {
 	if *token == "" {
 		return usagef("--admin-token is required (or set IMQTT_ADMIN_TOKEN)")
 	}
-	if isTerminal(c.stdout) {
-		return usagef("refusing to write a tar to a terminal: redirect it (imqtt admin backup > backup.tar)")
+	a := adminClient{c: c, token: *token}
+	page := func(q url.Values) url.Values {
+		if *after != "" {
+			q.Set("after", *after)
+		}
+		if *limit != 0 {
+			q.Set("limit", strconv.Itoa(*limit))
+		}
+		return q
 	}
-	return c.backup(ctx, *token)
+	arg := func(i int) string { // a path segment
+		return url.PathEscape(pos[i])
+	}
+	want := func(n int) error {
+		if len(pos) != n {
+			return usagef("admin %s", adminUsage)
+		}
+		return nil
+	}
+	switch strings.Join(pos[:min(2, len(pos))], " ") {
+	case "backup":
+		if isTerminal(c.stdout) {
+			return usagef("refusing to write a tar to a terminal: redirect it (imqtt admin backup > backup.tar)")
+		}
+		return c.backup(ctx, *token)
+	case "stats":
+		return a.print(ctx, http.MethodGet, "cluster/stats", nil)
+	case "clients", "clients list":
+		q := url.Values{}
+		for k, v := range map[string]string{"user": *user, "device": *device, "ip": *ip, "cursor": *cursor} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		if *limit != 0 {
+			q.Set("limit", strconv.Itoa(*limit))
+		}
+		return a.print(ctx, http.MethodGet, "cluster/clients?"+q.Encode(), nil)
+	case "clients kick":
+		if err := want(3); err != nil {
+			return err
+		}
+		u, d, ok := strings.Cut(pos[2], "/")
+		if !ok {
+			return usagef("admin clients kick USER/DEVICE")
+		}
+		return a.print(ctx, http.MethodPost, "clients/"+url.PathEscape(u)+"/"+url.PathEscape(d)+"/kick", nil)
+	case "users search", "groups search":
+		if len(pos) > 3 {
+			return usagef("admin %s", adminUsage)
+		}
+		q := url.Values{}
+		if len(pos) == 3 {
+			q.Set("prefix", pos[2])
+		}
+		return a.print(ctx, http.MethodGet, pos[0]+"?"+page(q).Encode(), nil)
+	case "users show":
+		if err := want(3); err != nil {
+			return err
+		}
+		return a.print(ctx, http.MethodGet, "users/"+arg(2), nil)
+	case "users revoke":
+		if err := want(3); err != nil {
+			return err
+		}
+		return a.print(ctx, http.MethodPost, "users/"+arg(2)+"/revoke", nil)
+	case "users ban":
+		if err := want(3); err != nil {
+			return err
+		}
+		if *banFor < 0 || (*banFor > 0 && *banFor < time.Second) {
+			return usagef("--for: a positive duration of at least 1s")
+		}
+		return a.print(ctx, http.MethodPost, "bans", map[string]any{"user": pos[2], "seconds": int64(banFor.Seconds()), "reason": *reason})
+	case "users unban":
+		if err := want(3); err != nil {
+			return err
+		}
+		return a.unban(ctx, pos[2])
+	case "users delete":
+		if err := want(3); err != nil {
+			return err
+		}
+		if !*yes {
+			return usagef("deleting %s cannot be undone: add --yes", pos[2])
+		}
+		return a.deleteUser(ctx, pos[2])
+	case "groups show":
+		if err := want(3); err != nil {
+			return err
+		}
+		return a.print(ctx, http.MethodGet, "groups/"+arg(2)+"?"+page(url.Values{}).Encode(), nil)
+	case "groups remove-member":
+		if err := want(4); err != nil {
+			return err
+		}
+		return a.print(ctx, http.MethodDelete, "groups/"+arg(2)+"/members/"+arg(3), nil)
+	case "groups disband":
+		if err := want(3); err != nil {
+			return err
+		}
+		if !*yes {
+			return usagef("disbanding %s cannot be undone: add --yes", pos[2])
+		}
+		return a.print(ctx, http.MethodDelete, "groups/"+arg(2), nil)
+	}
+	return usagef("admin %s", adminUsage)
+}
+
+// adminClient calls the admin API with the admin token.
+type adminClient struct {
+	c     *cli
+	token string
+}
+
+// do calls path under /v1/admin/ and returns the reply's status and body;
+// an error reply is an error naming the server's code and message.
+func (a adminClient) do(ctx context.Context, method, path string, body any) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.c.g.server, "/")+"/v1/admin/"+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return 0, nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e wire.Error
+		if json.Unmarshal(raw, &e) != nil || e.Code == "" {
+			return resp.StatusCode, nil, fmt.Errorf("server answered %s", resp.Status)
+		}
+		return resp.StatusCode, nil, fmt.Errorf("server answered %s: %w", resp.Status, &e)
+	}
+	return resp.StatusCode, raw, nil
+}
+
+// print calls the admin API and prints its reply (one line of JSON; an
+// empty reply prints {"ok":true}).
+func (a adminClient) print(ctx context.Context, method, path string, body any) error {
+	_, raw, err := a.do(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	return a.printRaw(raw)
+}
+
+func (a adminClient) printRaw(raw []byte) error {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = []byte(`{"ok":true}`)
+	}
+	var v json.RawMessage = bytes.TrimSpace(raw)
+	return a.c.printJSON(v)
+}
+
+// unban lifts every ban naming user.
+func (a adminClient) unban(ctx context.Context, user string) error {
+	_, raw, err := a.do(ctx, http.MethodGet, "bans", nil)
+	if err != nil {
+		return err
+	}
+	var list struct {
+		Bans []struct{ ID, User string }
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return fmt.Errorf("read the bans: %w", err)
+	}
+	var lifted []string
+	for _, b := range list.Bans {
+		if strings.EqualFold(b.User, user) {
+			if _, _, err := a.do(ctx, http.MethodDelete, "bans/"+url.PathEscape(b.ID), nil); err != nil {
+				return err
+			}
+			lifted = append(lifted, b.ID)
+		}
+	}
+	if len(lifted) == 0 {
+		return fmt.Errorf("no ban of %s in force", user)
+	}
+	return a.c.printJSON(map[string]any{"user": user, "lifted": lifted})
+}
+
+// deleteUser deletes a user, asking again while the server answers 202
+// (more left to do), for at most a few minutes.
+func (a adminClient) deleteUser(ctx context.Context, user string) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		code, raw, err := a.do(ctx, http.MethodDelete, "users/"+url.PathEscape(user), nil)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusAccepted || time.Now().After(deadline) {
+			return a.printRaw(raw)
+		}
+		fmt.Fprintf(a.c.stderr, "deleting %s: more to do, asking again\n", user)
+	}
 }
 
 func (c *cli) backup(ctx context.Context, token string) error {

@@ -91,7 +91,7 @@ func init() {
 		{"settings", "[--accept-from anyone|contacts] [--presence contacts|nobody] [--read-receipts on|off]", "show, or change, your privacy settings", cmdSettings},
 		{"bench", "SCENARIO", "load tests (see BENCHMARKS.md)", cmdBench},
 		{"completion", "(bash | zsh)", "print a shell completion script: source <(imqtt completion bash)", cmdCompletion},
-		{"admin", "backup [--admin-token T] > FILE.tar", "a backup of the server, checked as it arrives (admin token; env IMQTT_ADMIN_TOKEN)", cmdAdmin},
+		{"admin", adminUsage, "operate the server: backup, cluster stats and clients, users and groups (admin token; env IMQTT_ADMIN_TOKEN)", cmdAdmin},
 	}
 	commands = withMedia(commands) // upload, download, send --file
 }

@@ -123,6 +123,14 @@ type AdminConfig struct {
 	// Backup streams a backup of the node (admin_backup.go); nil: the
 	// store is shared (MongoDB), GET /v1/admin/backup answers 501.
 	Backup BackupFunc
+	// Directory finds users and groups, Groups acts on groups
+	// (admin_users.go, admin_groups.go); nil: those routes answer 501.
+	Directory AdminDirectory
+	Groups    GroupOperator
+	// Cluster asks the other nodes for the cluster views (admin_cluster.go),
+	// each within AskTimeout (default DefaultAskTimeout); nil: one node.
+	Cluster    ClusterAsker
+	AskTimeout time.Duration
 }
 
 // admin is the admin API's state: the token's hash, the stats sampler. The
@@ -174,6 +182,8 @@ func (a *API) adminRoutes() {
 	} {
 		a.mux.HandleFunc(pattern, a.adminGuard(h))
 	}
+	a.adminUserRoutes()
+	a.adminClusterRoutes()
 	if c.Dashboard != nil {
 		a.mux.Handle("GET /dashboard/", c.Dashboard)
 		a.mux.Handle("GET /dashboard", http.RedirectHandler("/dashboard/", http.StatusMovedPermanently))

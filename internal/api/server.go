@@ -340,6 +340,13 @@ func (a *API) serverDeleteUser(w http.ResponseWriter, r *http.Request, _ serverK
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "user ID "+user+" is reserved")
 		return
 	}
+	a.deleteUser(w, r, user, "server API")
+}
+
+// deleteUser deletes user (valid, not reserved) and answers as DELETE
+// /v1/server/users/{user} does; who names the API asking, in the log. The
+// server API and the admin API (admin_users.go) share it.
+func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, user, who string) {
 	c := a.srv.cfg
 	err := c.Store.TombstoneUser(r.Context(), user, time.Now().UnixMilli())
 	if errors.Is(err, store.ErrNotFound) {
@@ -347,7 +354,7 @@ func (a *API) serverDeleteUser(w http.ResponseWriter, r *http.Request, _ serverK
 		return
 	}
 	if err != nil {
-		a.storeError(w, "server API: delete user", err)
+		a.storeError(w, who+": delete user", err)
 		return
 	}
 	c.Chat.ForgetUser(user)
@@ -365,10 +372,10 @@ func (a *API) serverDeleteUser(w http.ResponseWriter, r *http.Request, _ serverK
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 		done = false // the budget ran out: the next DELETE carries on
 	case err != nil:
-		a.storeError(w, "server API: delete user", err)
+		a.storeError(w, who+": delete user", err)
 		return
 	}
-	a.log.Info("server API: user deleted", "user", user, "done", done)
+	a.log.Info(who+": user deleted", "user", user, "done", done)
 	if !done {
 		writeJSON(w, http.StatusAccepted, serverDeletion{User: user, Status: deletionPending})
 		return

@@ -280,6 +280,7 @@ type Daemon struct {
 	bus      *cluster.Bus
 	registry *cluster.Registry
 	lease    *cluster.Lease
+	asker    *cluster.Asker // the admin API's cluster views (ask.go)
 	// sharedBans is the scale-out ban list (nil: a file)
 	sharedBans *bans.Shared
 	// drain is the node's one drain state, shared by the broker's waves,
@@ -560,7 +561,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		BodyTimeout: cfg.HTTPBodyTimeout, UploadMinRate: cfg.HTTPUploadMinRate, UploadWindow: cfg.HTTPUploadWindow,
 		Admin: api.AdminConfig{Token: cfg.AdminToken, Node: cfg.NodeID, Started: started, Addrs: d.addrs,
 			Broker: d.broker, Sender: d.path, Bans: banList, Presence: d.state, Head: d.st.Head, Dashboard: dashboard.Handler(),
-			Remote: d.kickRemote(), Backup: d.backupFunc(), Sessions: d.sessions},
+			Remote: d.kickRemote(), Backup: d.backupFunc(), Sessions: d.sessions, Directory: d.st, Groups: d.chat,
+			Cluster: d.clusterAsker()},
 		Push: push.NewRegistry(d.st, d.providesPush, d.state),
 		Server: api.ServerConfig{Keys: cfg.ServerKeys, Accounts: d.accounts, Chat: d.chat, Store: d.st,
 			Limiter: d.state, SendRate: cfg.ServerSendRate, DeleteBudget: cfg.ServerDeleteBudget},
@@ -568,6 +570,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Presence: d.presence,
 	})
 	d.api = handler
+	if err := d.startAsker(ctx); err != nil {
+		return nil, err
+	}
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
 	d.httpConns = &broker.ConnCounter{MaxPerIP: perIP, MaxAll: all}
 	if d.httpAddr, err = d.serveHTTP(cfg.HTTPAddr, handler, nil); err != nil {
@@ -738,6 +743,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if d.bus != nil {
 		errs = append(errs, d.bus.Close(ctx)) // after chat: its last events go out
 	}
+	errs = append(errs, d.closeAsker(ctx))
 	errs = append(errs, d.broker.Close())
 	d.sessions.Close() // after the broker: the sessions its clients released are saved
 	// After the broker: its devices' departures are recorded (not debounced).

@@ -125,6 +125,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			io.Closer
 		}{s, s}
 	})
+	Directory(t, func(t *testing.T) DirectoryStore {
+		s := open(t)
+		return struct {
+			DirectoryStore
+			io.Closer
+		}{s, s}
+	})
 	Lifecycle(t, open)
 }
 

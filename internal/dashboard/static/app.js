@@ -65,6 +65,19 @@ function fill(tbody, rows, empty, cols) {
   }
 }
 
+// confirmAction asks the operator in a dialog (not window.confirm, which
+// blocks the page and cannot be styled) and resolves true on Confirm.
+function confirmAction(text, yes) {
+  const dlg = $("confirm");
+  $("confirm-text").textContent = text;
+  $("confirm-yes").textContent = yes || "Confirm";
+  return new Promise((resolve) => {
+    dlg.addEventListener("close", () => resolve(dlg.returnValue === "yes"), { once: true });
+    dlg.returnValue = "";
+    dlg.showModal();
+  });
+}
+
 const fmt = (v, d = 1) => (v === null || v === undefined || Number.isNaN(v) ? "–" : String(+Number(v).toFixed(d)));
 const count = (v) => (v === null || v === undefined ? "–" : Math.round(v).toLocaleString("en"));
 const clock = (ms) => new Date(ms).toLocaleTimeString("en-GB");
@@ -160,7 +173,21 @@ function drawCharts() {
 
 // ---- views ----
 
+async function clusterLine() {
+  const c = await api("GET", "cluster/stats?window=10");
+  $("cl-up").textContent = c.total.up;
+  $("cl-nodes").textContent = c.total.nodes;
+  $("cl-conns").textContent = count(c.total.connections);
+  $("cl-in").textContent = fmt(c.total.in_per_sec);
+  $("cl-out").textContent = fmt(c.total.out_per_sec);
+  $("cl-down").textContent = c.nodes.filter((n) => !n.up).map((n) => n.node + " down: " + n.error).join(" · ");
+  return c;
+}
+
+let clusterEvery = 0; // the cluster line is asked every fifth overview tick
+
 async function overview() {
+  if (clusterEvery++ % 5 === 0) clusterLine().catch(() => {});
   const s = await api("GET", "stats?window=10&since=" + lastT);
   $("node-name").textContent = "node " + s.node;
   for (const p of s.series) if (p.t > lastT) series.push(p);
@@ -194,19 +221,31 @@ async function overview() {
 }
 
 async function nodes() {
-  const r = await api("GET", "nodes");
-  const rows = r.nodes.map((n) => {
-    const st = el("span", n.status, "pill " + (n.status === "serving" ? "ok" : "warn"));
-    const addrs = Object.entries(n.addresses).map(([k, v]) => k + " " + v).join("\n");
+  const c = await clusterLine();
+  const rows = c.nodes.map((n) => {
+    const i = n.info, st = n.stats;
+    const status = n.up ? i.status : "down";
+    const pill = el("span", status, "pill " + (status === "serving" ? "ok" : status === "down" ? "bad" : "warn"));
+    const name = n.node + (n.self ? " (this node)" : "");
+    if (!n.up) {
+      const tr = row([name, pill]);
+      const why = el("td", n.error, "detail error");
+      why.colSpan = 6;
+      tr.append(why);
+      tr.dataset.node = n.node;
+      return tr;
+    }
+    const addrs = Object.entries(i.addresses).map(([k, v]) => k + " " + v).join("\n");
     const a = el("td", addrs, "detail");
     a.style.whiteSpace = "pre-line";
-    const tr = row([n.id + (n.self ? " (this node)" : ""), st, count(n.connections), uptime(n.uptime_seconds)]);
-    tr.append(a, el("td", n.version + " · " + n.go));
+    const tr = row([name, pill, count(st.connections), fmt(st.messages.in_per_sec), fmt(st.messages.out_per_sec), uptime(i.uptime_seconds)]);
+    tr.append(a, el("td", i.version + " · " + i.go));
+    tr.dataset.node = n.node;
     return tr;
   });
-  fill($("nodes-table").tBodies[0], rows, "no nodes", 6);
-  const self = r.nodes.find((n) => n.self);
-  const d = self && self.drain;
+  fill($("nodes-table").tBodies[0], rows, "no nodes", 8);
+  const self = c.nodes.find((n) => n.self);
+  const d = self && self.info && self.info.drain;
   $("drain-progress").textContent = d
     ? `Drain ${d.done ? "finished" : "in progress"}: ${d.disconnected} of ${d.total} clients disconnected in ${d.waves} waves, ${d.remaining} remaining.`
     : "";
@@ -218,7 +257,7 @@ async function clients() {
   for (const k of ["user", "device", "ip"]) { const v = $("q-" + k).value.trim(); if (v) q.set(k, v); }
   q.set("limit", "50");
   if (clientsCursor) q.set("cursor", clientsCursor);
-  const r = await api("GET", "clients?" + q);
+  const r = await api("GET", "cluster/clients?" + q);
   const rows = r.clients.map((c) => {
     const link = el("a", c.id, "client");
     link.addEventListener("click", () => clientDetail(c.id));
@@ -226,20 +265,22 @@ async function clients() {
     kick.addEventListener("click", () => kickClient(c.id, kick));
     const actions = el("td", null, "actions");
     actions.append(kick);
-    const tr = row([link, c.remote + " (" + c.listener + ")", c.mqtt, c.keepalive + " s", ago(c.since), c.subscription_count, c.inflight]);
+    const tr = row([link, c.node, c.remote + " (" + c.listener + ")", c.mqtt, c.keepalive + " s", ago(c.since), c.subscription_count, c.inflight]);
     tr.append(actions);
     tr.dataset.client = c.id;
     return tr;
   });
-  fill($("clients-table").tBodies[0], rows, "no client matches", 8);
-  $("clients-summary").textContent = r.total + " client" + (r.total === 1 ? "" : "s") + " match on node " + r.node +
-    (clientsCursor ? " (later page)" : "");
+  fill($("clients-table").tBodies[0], rows, "no client matches", 9);
+  const down = r.nodes.filter((n) => !n.up).map((n) => n.node + " down: " + n.error);
+  $("clients-summary").textContent = r.total + " client" + (r.total === 1 ? "" : "s") + " match on " + r.nodes.length +
+    " node" + (r.nodes.length === 1 ? "" : "s") + (clientsCursor ? " (later page)" : "") + (down.length ? " · " + down.join(" · ") : "");
   $("clients-next").hidden = !r.next_cursor;
   $("clients-next").onclick = () => { clientsCursor = r.next_cursor; clients(); };
   $("clients-first").hidden = !clientsCursor;
 }
 
 async function kickClient(id, button) {
+  if (!(await confirmAction("Disconnect " + id + "? The device may reconnect; ban the user to keep it out.", "Kick"))) return;
   button.disabled = true;
   try {
     await api("POST", "clients/" + id + "/kick");
@@ -266,6 +307,141 @@ async function clientDetail(id) {
   add("User's latest version", d.head_ver === undefined ? "–" : d.head_ver);
   add("Subscriptions", d.subscriptions.map((s) => s.filter + " (QoS " + s.qos + ")").join(", ") || "none");
   box.append(dl);
+}
+
+// ---- users and groups ----
+
+let usersAfter = "", groupsAfter = "";
+
+async function users(more) {
+  const q = new URLSearchParams({ prefix: $("q-prefix").value.trim(), limit: "50" });
+  if (more && usersAfter) q.set("after", usersAfter);
+  const r = await api("GET", "users?" + q);
+  const rows = r.users.map((u) => {
+    const link = el("a", u.id, "client");
+    link.addEventListener("click", () => userDetail(u.id));
+    const tr = row([link, u.display || "", when(u.created)]);
+    tr.dataset.user = u.id;
+    return tr;
+  });
+  const body = $("users-table").tBodies[0];
+  if (more) body.append(...rows); else fill(body, rows, "no user ID starts so", 3);
+  usersAfter = r.next_after || "";
+  $("users-more").hidden = !usersAfter;
+}
+
+// act asks for confirmation, calls the admin API and shows the outcome
+// in box, after running after (which may redraw box).
+async function act(box, question, yes, method, path, body, done, after) {
+  if (!(await confirmAction(question, yes))) return;
+  let r;
+  try {
+    r = await api(method, path, body);
+  } catch (e) {
+    if (!(e instanceof Refused)) box.append(el("p", e.message, "error result"));
+    return;
+  }
+  if (after) await after(); // may draw box anew: the outcome goes after it
+  box.append(el("p", done(r || {}), "muted result"));
+}
+
+async function userDetail(id) {
+  const box = $("user-detail");
+  box.hidden = false;
+  box.replaceChildren(el("h2", id));
+  let u;
+  try { u = await api("GET", "users/" + encodeURIComponent(id)); } catch (e) { box.append(el("p", e.message, "error")); return; }
+  box.dataset.user = u.id;
+  const dl = el("dl");
+  const add = (k, v) => dl.append(el("dt", k), el("dd", v));
+  add("Name", u.display || "–");
+  add("Registered", when(u.created));
+  add("Online", u.online ? u.devices.map((d) => d.device + " on " + d.node + " since " + ago(d.since)).join(", ") : "no");
+  add("Groups", u.groups.map((g) => g.group + " (" + g.role + ")").join(", ") + (u.groups_more ? ", …" : "") || "none");
+  add("Bans", u.bans.map((b) => (b.reason || "no reason") + ", until " + (b.expires ? when(b.expires) : "removed")).join("; ") || "none");
+  box.append(dl);
+  const bar = el("div", null, "buttons");
+  const button = (label, cls, onClick) => { const b = el("button", label, cls); b.addEventListener("click", onClick); bar.append(b); return b; };
+  const again = () => userDetail(u.id);
+  if (u.bans.length) {
+    button("Unban", "ghost unban", async () => {
+      if (!(await confirmAction("Lift every ban of " + u.id + "?", "Unban"))) return;
+      try { for (const b of u.bans) await api("DELETE", "bans/" + encodeURIComponent(b.id)); } catch (e) { box.append(el("p", e.message, "error")); }
+      again();
+    });
+  } else {
+    button("Ban for a day", "danger ban", () => act(box, "Ban " + u.id + " for a day? Its devices are disconnected and cannot log in.", "Ban",
+      "POST", "bans", { user: u.id, seconds: 86400, reason: "banned from the dashboard" }, (b) => "Banned; " + b.kicked + " connection(s) closed.", again));
+  }
+  button("Revoke tokens", "danger revoke", () => act(box, "Revoke every token of " + u.id + "? Its devices are disconnected and must log in again.",
+    "Revoke", "POST", "users/" + encodeURIComponent(u.id) + "/revoke", undefined, (r) => r.revoked + " token(s) revoked.", again));
+  button("Delete user", "danger delete", () => act(box, "Delete " + u.id + " for good? Its messages are anonymised, its inbox and groups left. This cannot be undone.",
+    "Delete", "DELETE", "users/" + encodeURIComponent(u.id), undefined, (r) => "Deletion " + r.status + ".", () => users(false)));
+  box.append(bar);
+}
+
+async function groups(more) {
+  const q = new URLSearchParams({ prefix: $("q-gprefix").value.trim(), limit: "50" });
+  if (more && groupsAfter) q.set("after", groupsAfter);
+  const r = await api("GET", "groups?" + q);
+  const rows = r.groups.map((g) => {
+    const link = el("a", g.id, "client");
+    link.addEventListener("click", () => groupDetail(g.id));
+    const st = el("span", g.disbanded ? "disbanded" : "active", "pill " + (g.disbanded ? "bad" : "ok"));
+    const tr = row([link, g.name, g.owner, count(g.members), st]);
+    tr.dataset.group = g.id;
+    return tr;
+  });
+  const body = $("groups-table").tBodies[0];
+  if (more) body.append(...rows); else fill(body, rows, "no group ID starts so", 5);
+  groupsAfter = r.next_after || "";
+  $("groups-more").hidden = !groupsAfter;
+}
+
+async function groupDetail(id) {
+  const box = $("group-detail");
+  box.hidden = false;
+  box.replaceChildren(el("h2", id));
+  let g;
+  try { g = await api("GET", "groups/" + encodeURIComponent(id) + "?limit=200"); } catch (e) { box.append(el("p", e.message, "error")); return; }
+  box.dataset.group = g.id;
+  const dl = el("dl");
+  const add = (k, v) => dl.append(el("dt", k), el("dd", v));
+  add("Name", g.name);
+  add("Owner", g.owner);
+  add("Created", when(g.created));
+  add("Status", g.disbanded ? "disbanded " + when(g.disbanded) : g.muted ? "muted" : "active");
+  box.append(dl);
+  const again = () => { groupDetail(g.id); groups(false).catch(() => {}); };
+  const table = el("table");
+  table.id = "members-table";
+  const head = el("thead");
+  head.append(row(["Member", "Role", "Joined", ""]));
+  const body = el("tbody");
+  for (const m of g.member_list) {
+    const tr = row([m.user, m.role, when(m.joined)]);
+    const td = el("td", null, "actions");
+    if (m.role !== "owner" && !g.disbanded) {
+      const rm = el("button", "Remove", "ghost small remove");
+      rm.addEventListener("click", () => act(box, "Remove " + m.user + " from " + g.id + "?", "Remove", "DELETE",
+        "groups/" + encodeURIComponent(g.id) + "/members/" + encodeURIComponent(m.user), undefined, () => m.user + " removed.", again));
+      td.append(rm);
+    }
+    tr.append(td);
+    tr.dataset.member = m.user;
+    body.append(tr);
+  }
+  table.append(head, body);
+  box.append(table);
+  if (g.next_after) box.append(el("p", "Only the first 200 members are listed.", "muted small"));
+  if (!g.disbanded) {
+    const bar = el("div", null, "buttons");
+    const d = el("button", "Disband group", "danger disband");
+    d.addEventListener("click", () => act(box, "Disband " + g.id + "? Nothing more can be sent to it; its members are told.", "Disband",
+      "DELETE", "groups/" + encodeURIComponent(g.id), undefined, () => "Disbanded.", again));
+    bar.append(d);
+    box.append(bar);
+  }
 }
 
 async function bans() {
@@ -300,7 +476,12 @@ async function events() {
   fill($("events-table").tBodies[0], rows, "nothing recorded", 6);
 }
 
-const views = { overview: [overview, 1000], nodes: [nodes, 2000], clients: [clients, 2000], bans: [bans, 5000], events: [events, 2000] };
+const views = {
+  overview: [overview, 1000], nodes: [nodes, 2000], clients: [clients, 2000], bans: [bans, 5000], events: [events, 2000],
+  users: [() => (usersLoaded ? null : ((usersLoaded = true), users(false))), 60000],
+  groups: [() => (groupsLoaded ? null : ((groupsLoaded = true), groups(false))), 60000],
+};
+let usersLoaded = false, groupsLoaded = false; // searched on demand, not refreshed under the operator's hands
 
 // ---- navigation and the refresh loop ----
 
@@ -360,11 +541,17 @@ document.addEventListener("DOMContentLoaded", () => {
   $("clients-search").addEventListener("submit", (ev) => { ev.preventDefault(); clientsCursor = ""; clients().catch(() => {}); });
   $("clients-first").addEventListener("click", () => { clientsCursor = ""; clients().catch(() => {}); });
   $("events-kind").addEventListener("change", () => events().catch(() => {}));
+  $("users-search").addEventListener("submit", (ev) => { ev.preventDefault(); users(false).catch(() => {}); });
+  $("users-more").addEventListener("click", () => users(true).catch(() => {}));
+  $("groups-search").addEventListener("submit", (ev) => { ev.preventDefault(); groups(false).catch(() => {}); });
+  $("groups-more").addEventListener("click", () => groups(true).catch(() => {}));
 
   $("ban-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const body = { seconds: Number($("ban-seconds").value), reason: $("ban-reason").value };
     body[$("ban-kind").value] = $("ban-target").value.trim();
+    const span = $("ban-seconds").selectedOptions[0].textContent;
+    if (!(await confirmAction("Ban " + $("ban-kind").value + " " + body[$("ban-kind").value] + " for " + span + "? Its connections are closed.", "Ban"))) return;
     try {
       const b = await api("POST", "bans", body);
       $("ban-result").textContent = "Banned " + (b.user || b.ip) + "; " + b.kicked + " connection(s) closed.";
