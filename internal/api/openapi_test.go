@@ -1,0 +1,230 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/imqtt/imqtt/internal/api"
+	"github.com/imqtt/imqtt/internal/apidocs"
+	"github.com/imqtt/imqtt/internal/push"
+	"github.com/imqtt/imqtt/wire"
+)
+
+// fullRig is an API with every optional part configured, so that every
+// route there is gets registered. The parts that only register routes
+// here (social graph, push registry, presence) are never called.
+func fullRig(t *testing.T) *rig {
+	t.Helper()
+	return newRig(t, func(c *api.Config) {
+		c.Chat = socialCore{Core: c.Chat}
+		c.Push = push.NewRegistry(nil, nil, nil)
+		c.Presence = noPresence{}
+		c.WebSocket = http.NotFoundHandler()
+		c.Web = http.NotFoundHandler()
+		c.Admin.Dashboard = http.NotFoundHandler()
+		c.Server.Keys = []string{strings.Repeat("k", 32)}
+	})
+}
+
+type socialCore struct {
+	api.Core
+	api.Social
+}
+
+type noPresence struct{}
+
+func (noPresence) List(context.Context, string, []string) (wire.PresenceList, error) {
+	return wire.PresenceList{}, nil
+}
+
+// loadSpec loads and validates the served description with kin-openapi.
+func loadSpec(t *testing.T) *openapi3.T {
+	t.Helper()
+	spec, err := api.OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(spec)
+	if err != nil {
+		t.Fatalf("load openapi.yaml: %v", err)
+	}
+	if doc.OpenAPI != "3.1.0" || !doc.IsOpenAPI31OrLater() {
+		t.Fatalf("openapi %q, want 3.1.0", doc.OpenAPI)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("openapi.yaml does not validate: %v", err)
+	}
+	return doc
+}
+
+// TestOpenAPIValid: the description is OpenAPI 3.1 that kin-openapi
+// validates (structure, references, examples against their schemas), and
+// every operation names its tag, an ID, and its error body (wire.Error;
+// /readyz's 503 is its status).
+func TestOpenAPIValid(t *testing.T) {
+	doc := loadSpec(t)
+	ids := map[string]string{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			where := method + " " + path
+			if op.OperationID == "" || len(op.Tags) != 1 {
+				t.Errorf("%s: want an operationId and one tag", where)
+			}
+			if prev, dup := ids[op.OperationID]; dup {
+				t.Errorf("%s: operationId %q is %s's too", where, op.OperationID, prev)
+			}
+			ids[op.OperationID] = where
+			for status, ref := range op.Responses.Map() {
+				if status[0] < '4' || ref.Value == nil {
+					continue
+				}
+				if status == "416" { // http.ServeContent's own text answer
+					continue
+				}
+				mt := ref.Value.Content.Get("application/json")
+				if mt == nil || mt.Schema == nil || mt.Schema.Ref != "#/components/schemas/Error" &&
+					!(path == "/readyz" && mt.Schema.Ref == "#/components/schemas/Status") {
+					t.Errorf("%s: %s answers no Error body", where, status)
+				}
+			}
+		}
+	}
+}
+
+// routeDrift compares the API's ServeMux patterns with the description:
+// undescribed lists the routes it does not describe, stale the operations
+// no route serves. A pattern whose path is in x-excluded is left out; a
+// pattern without a method must be.
+func routeDrift(routes []string, doc *openapi3.T) (undescribed, stale []string) {
+	excluded := map[string]bool{}
+	if list, ok := doc.Extensions["x-excluded"].([]any); ok {
+		for _, e := range list {
+			m, _ := e.(map[string]any)
+			p, _ := m["path"].(string)
+			for one := range strings.SplitSeq(p, ", ") {
+				excluded[one] = true
+			}
+		}
+	}
+	described := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			described[method+" "+path] = true
+		}
+	}
+	served := map[string]bool{}
+	for _, pattern := range routes {
+		_, path, ok := strings.Cut(pattern, " ")
+		if !ok {
+			path = pattern
+		}
+		if excluded[path] {
+			continue
+		}
+		if !ok || !described[pattern] {
+			undescribed = append(undescribed, pattern)
+		}
+		served[pattern] = true
+	}
+	for op := range described {
+		if !served[op] {
+			stale = append(stale, op)
+		}
+	}
+	slices.Sort(undescribed)
+	slices.Sort(stale)
+	return undescribed, stale
+}
+
+// TestOpenAPIRoutes: every route the API registers is described, and
+// every described operation is a route.
+func TestOpenAPIRoutes(t *testing.T) {
+	doc := loadSpec(t)
+	routes := fullRig(t).api.Routes()
+	undescribed, stale := routeDrift(routes, doc)
+	for _, r := range undescribed {
+		t.Errorf("route %q is not in internal/api/openapi.yaml: describe it (or list a non-API page in x-excluded)", r)
+	}
+	for _, op := range stale {
+		t.Errorf("openapi.yaml describes %q, which no route serves", op)
+	}
+	if len(routes) < 60 {
+		t.Errorf("only %d routes recorded: is every route registered through a.mux?", len(routes))
+	}
+
+	// Drift either way is caught, by name: a new route, a new route
+	// without a method, a route gone.
+	undescribed, stale = routeDrift(append(slices.DeleteFunc(routes, func(r string) bool {
+		return r == "GET /v1/sync"
+	}), "PUT /v1/gadgets/{id}", "/v1/anything/"), doc)
+	if !slices.Contains(undescribed, "PUT /v1/gadgets/{id}") || !slices.Contains(undescribed, "/v1/anything/") ||
+		!slices.Contains(stale, "GET /v1/sync") {
+		t.Errorf("drift not caught: undescribed %q, stale %q", undescribed, stale)
+	}
+}
+
+// TestOpenAPIServed: GET /v1/openapi.json needs no token, is the
+// description as JSON with this build's version, and is cacheable.
+func TestOpenAPIServed(t *testing.T) {
+	r := fullRig(t)
+	w := r.do("GET", "/v1/openapi.json", "", "")
+	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("got %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	var doc struct {
+		OpenAPI string `json:"openapi"`
+		Info    struct {
+			Version string `json:"version"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil || doc.OpenAPI != "3.1.0" || doc.Info.Version == "0" || doc.Info.Version == "" {
+		t.Fatalf("body: %+v %v", doc, err)
+	}
+	etag := w.Header().Get("ETag")
+	if etag == "" || !strings.HasPrefix(w.Header().Get("Cache-Control"), "public") {
+		t.Fatalf("not cacheable: ETag %q, Cache-Control %q", etag, w.Header().Get("Cache-Control"))
+	}
+	req := httptest.NewRequest("GET", "/v1/openapi.json", nil)
+	req.Header.Set("If-None-Match", etag)
+	if w := r.serve(req); w.Code != http.StatusNotModified || w.Body.Len() != 0 {
+		t.Errorf("If-None-Match: got %d with %d bytes, want 304", w.Code, w.Body.Len())
+	}
+}
+
+// TestDocsPage: /docs/ is the description rendered as HTML, with no
+// script, under a CSP that allows none, its style sheet from itself.
+func TestDocsPage(t *testing.T) {
+	r := fullRig(t)
+	w := r.do("GET", "/docs/", "", "")
+	body := w.Body.String()
+	if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") {
+		t.Fatalf("got %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	if w.Header().Get("Content-Security-Policy") != apidocs.CSP || strings.Contains(apidocs.CSP, "script") {
+		t.Errorf("CSP %q", w.Header().Get("Content-Security-Policy"))
+	}
+	for _, want := range []string{
+		`id="send"`, `<code>/v1/messages</code>`, `id="login"`, `<code>/v1/groups/{gid}/members/{user}</code>`,
+		`id="adminKick"`, `id="serverMintToken"`, `href="#schema-Ack"`, `id="schema-Error"`, `<code>rate_limited</code>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/docs/ lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "<script") || strings.Contains(body, "http://") || strings.Contains(body, "https://") {
+		t.Error("/docs/ has a script or loads something from elsewhere")
+	}
+	if w := r.do("GET", "/docs/style.css", "", ""); w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/css") {
+		t.Errorf("style.css: %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	if w := r.do("GET", "/docs", "", ""); w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != "/docs/" {
+		t.Errorf("/docs: %d %s", w.Code, w.Header().Get("Location"))
+	}
+}
