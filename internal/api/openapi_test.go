@@ -1,12 +1,15 @@
 package api_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -44,25 +47,34 @@ func (noPresence) List(context.Context, string, []string) (wire.PresenceList, er
 	return wire.PresenceList{}, nil
 }
 
-// loadSpec loads and validates the served description with kin-openapi.
+// loadSpec loads and validates the served description with kin-openapi,
+// once for all the tests.
 func loadSpec(t *testing.T) *openapi3.T {
 	t.Helper()
-	spec, err := api.OpenAPI()
+	doc, err := specOnce()
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := openapi3.NewLoader().LoadFromData(spec)
-	if err != nil {
-		t.Fatalf("load openapi.yaml: %v", err)
-	}
-	if doc.OpenAPI != "3.1.0" || !doc.IsOpenAPI31OrLater() {
-		t.Fatalf("openapi %q, want 3.1.0", doc.OpenAPI)
-	}
-	if err := doc.Validate(context.Background()); err != nil {
-		t.Fatalf("openapi.yaml does not validate: %v", err)
-	}
 	return doc
 }
+
+var specOnce = sync.OnceValues(func() (*openapi3.T, error) {
+	spec, err := api.OpenAPI()
+	if err != nil {
+		return nil, err
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(spec)
+	if err != nil {
+		return nil, fmt.Errorf("load openapi.yaml: %w", err)
+	}
+	if doc.OpenAPI != "3.1.0" || !doc.IsOpenAPI31OrLater() {
+		return nil, fmt.Errorf("openapi %q, want 3.1.0", doc.OpenAPI)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("openapi.yaml does not validate: %w", err)
+	}
+	return doc, nil
+})
 
 // TestOpenAPIValid: the description is OpenAPI 3.1 that kin-openapi
 // validates (structure, references, examples against their schemas), and
@@ -226,5 +238,139 @@ func TestDocsPage(t *testing.T) {
 	}
 	if w := r.do("GET", "/docs", "", ""); w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != "/docs/" {
 		t.Errorf("/docs: %d %s", w.Code, w.Header().Get("Location"))
+	}
+}
+
+// samplePath fills a path template's parameters with values the fakes
+// know.
+func samplePath(tmpl string) string {
+	return strings.NewReplacer("{peer}", "bob", "{gid}", "g1", "{user}", "bob", "{device}", "phone",
+		"{emoji}", "%F0%9F%91%8D", "{seq}", "1", "{name}", "index.m3u8").Replace(
+		strings.NewReplacer("/v1/media/{id}", "/v1/media/"+mediaID, "{id}", "m1").Replace(tmpl))
+}
+
+// checkReply checks that w's status is one the operation declares and
+// that a JSON body is what the description says for it.
+func checkReply(t *testing.T, doc *openapi3.T, method, tmpl string, w *httptest.ResponseRecorder) {
+	t.Helper()
+	where := method + " " + tmpl
+	op := doc.Paths.Value(tmpl).GetOperation(method)
+	if op == nil {
+		t.Errorf("%s: not described", where)
+		return
+	}
+	resp := op.Responses.Status(w.Code)
+	if resp == nil || resp.Value == nil {
+		t.Errorf("%s answered %d, which openapi.yaml does not declare: %s", where, w.Code, strings.TrimSpace(w.Body.String()))
+		return
+	}
+	if !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") || w.Body.Len() == 0 {
+		return
+	}
+	mt := resp.Value.Content.Get("application/json")
+	if mt == nil || mt.Schema == nil {
+		t.Errorf("%s %d: a JSON body the description does not declare", where, w.Code)
+		return
+	}
+	var v any
+	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+		t.Errorf("%s %d: %v", where, w.Code, err)
+		return
+	}
+	if err := mt.Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+		t.Errorf("%s %d: the body does not match its schema: %v\nbody: %s", where, w.Code, err, w.Body)
+	}
+}
+
+// TestOpenAPIUnauthenticated: every described operation, called without
+// credentials, answers a status the description declares with the body
+// it describes: 401 for the secured ones.
+func TestOpenAPIUnauthenticated(t *testing.T) {
+	doc := loadSpec(t)
+	r := fullRig(t)
+	for tmpl, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			w := r.do(method, samplePath(tmpl), "", "")
+			checkReply(t, doc, method, tmpl, w)
+			secured := op.Security == nil || len(*op.Security) > 0
+			if secured && w.Code != http.StatusUnauthorized {
+				t.Errorf("%s %s without credentials: %d, want 401", method, tmpl, w.Code)
+			}
+		}
+	}
+}
+
+// TestOpenAPIReplies: replies of each kind, success and refusal, are
+// declared by their operation and match its schemas.
+func TestOpenAPIReplies(t *testing.T) {
+	doc := loadSpec(t)
+	r := newRig(t, func(c *api.Config) { c.Server.Keys = []string{strings.Repeat("k", 32)} }) // fakes that answer
+	const alice = "tok-alice-phone"
+	serverKey := "Bearer " + strings.Repeat("k", 32)
+	for _, c := range []struct{ method, tmpl, path, token, body string }{
+		{"POST", "/v1/users", "", "", `{"user":"Carol","password":"secret-carol"}`},
+		{"POST", "/v1/users", "", "", `{"user":"carol","password":"secret-carol"}`},
+		{"POST", "/v1/sessions", "", "", `{"user":"alice","password":"alice-pw","device":"phone"}`},
+		{"POST", "/v1/sessions", "", "", `{"user":"alice","password":"wrong","device":"phone"}`},
+		{"POST", "/v1/messages", "", alice, `{"cmid":"c1","to":"bob","type":"text","body":"hi"}`},
+		{"POST", "/v1/messages", "", alice, `{"cmid":"c1","to":"bob","type":"text","body":"err:rate_limited"}`},
+		{"POST", "/v1/messages", "", alice, `{"cmid":"c1","group":"g1","type":"text","body":"err:not_member"}`},
+		{"POST", "/v1/messages", "", alice, `{"cmid":"c1","to":"bob","type":"text","body":"store"}`},
+		{"POST", "/v1/messages", "", alice, `{"cmid":`},
+		{"GET", "/v1/sync", "/v1/sync?since=0", alice, ""},
+		{"GET", "/v1/sync", "/v1/sync?heads=1", alice, ""},
+		{"GET", "/v1/sync", "/v1/sync?since=x", alice, ""},
+		{"GET", "/v1/conversations", "", alice, ""},
+		{"GET", "/v1/conversations/{peer}/messages", "", alice, ""},
+		{"GET", "/v1/conversations/{peer}/settings", "", alice, ""},
+		{"PUT", "/v1/conversations/{peer}/settings", "", alice, `{"mute":true}`},
+		{"PUT", "/v1/groups/{gid}/settings", "", alice, `{"pin":true}`},
+		{"POST", "/v1/read", "", alice, `{"peer":"bob"}`},
+		{"POST", "/v1/groups", "", alice, `{"id":"g1","name":"friends","members":["bob"]}`},
+		{"GET", "/v1/groups", "", alice, ""},
+		{"GET", "/v1/groups/{gid}", "", alice, ""},
+		{"POST", "/v1/groups/{gid}/members", "", alice, `{"users":["carol"]}`},
+		{"DELETE", "/v1/groups/{gid}/members/{user}", "", alice, ""},
+		{"POST", "/v1/messages/{id}/recall", "", alice, `{"cmid":"r1"}`},
+		{"PATCH", "/v1/messages/{id}", "", alice, `{"cmid":"e1","body":"hello"}`},
+		{"PUT", "/v1/messages/{id}/reactions/{emoji}", "", alice, ""},
+		{"POST", "/v1/messages/delete", "", alice, `{"cmid":"d1","ids":["m1"]}`},
+		{"DELETE", "/v1/conversations/{peer}", "", alice, ""},
+		{"POST", "/v1/typing", "", alice, `{"peer":"bob","state":"start"}`},
+		{"GET", "/v1/me/settings", "", alice, ""},
+		{"PUT", "/v1/me/settings", "", alice, `{"accept_from":"contacts"}`},
+		{"GET", "/v1/groups/{gid}/messages/{seq}/reads", "", alice, ""},
+		{"GET", "/v1/media/{id}", "", alice, ""},
+		{"GET", "/v1/media/{id}", "/v1/media/m-nothere", alice, ""},
+		{"DELETE", "/v1/sessions/current", "", "tok-alice-tab", ""},
+		{"GET", "/v1/endpoints", "", "", ""},
+		{"GET", "/healthz", "", "", ""},
+		{"GET", "/readyz", "", "", ""},
+		{"GET", "/v1/openapi.json", "", "", ""},
+		{"GET", "/v1/admin/nodes", "", adminToken, ""},
+		{"GET", "/v1/admin/nodes", "", alice, ""},
+		{"GET", "/v1/admin/stats", "/v1/admin/stats?window=10", adminToken, ""},
+		{"GET", "/v1/admin/events", "", adminToken, ""},
+		{"GET", "/v1/admin/clients", "", adminToken, ""},
+		{"GET", "/v1/admin/clients/{user}/{device}", "/v1/admin/clients/alice/phone", adminToken, ""},
+		{"POST", "/v1/admin/bans", "", adminToken, `{"user":"mallory","seconds":60}`},
+		{"GET", "/v1/admin/bans", "", adminToken, ""},
+		{"DELETE", "/v1/admin/bans/{id}", "", adminToken, ""},
+		{"POST", "/v1/admin/notice", "", adminToken, `{"text":"hello"}`},
+		{"POST", "/v1/admin/clients/{user}/{device}/kick", "/v1/admin/clients/bob/tab/kick", adminToken, ""},
+		{"GET", "/v1/admin/backup", "", adminToken, ""},
+		{"POST", "/v1/server/users", "", "", `{"user":"bot1","extra":1}`},
+		{"POST", "/v1/server/tokens", "", "", `{"user":"bot1","ttl":"forever"}`},
+	} {
+		path := cmp.Or(c.path, samplePath(c.tmpl))
+		req := httptest.NewRequest(c.method, path, strings.NewReader(c.body))
+		req.RemoteAddr = "192.0.2.1:5555"
+		switch {
+		case strings.HasPrefix(c.tmpl, "/v1/server/"):
+			req.Header.Set("Authorization", serverKey)
+		case c.token != "":
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		checkReply(t, doc, c.method, c.tmpl, r.serve(req))
 	}
 }
