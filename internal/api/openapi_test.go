@@ -79,7 +79,8 @@ var specOnce = sync.OnceValues(func() (*openapi3.T, error) {
 // TestOpenAPIValid: the description is OpenAPI 3.1 that kin-openapi
 // validates (structure, references, examples against their schemas), and
 // every operation names its tag, an ID, and its error body (wire.Error;
-// /readyz's 503 is its status).
+// /readyz's 503 is its status), and has a default response for the
+// refusals any route may answer.
 func TestOpenAPIValid(t *testing.T) {
 	doc := loadSpec(t)
 	ids := map[string]string{}
@@ -93,6 +94,9 @@ func TestOpenAPIValid(t *testing.T) {
 				t.Errorf("%s: operationId %q is %s's too", where, op.OperationID, prev)
 			}
 			ids[op.OperationID] = where
+			if op.Responses.Default() == nil {
+				t.Errorf("%s: no default response (the refusals any route may answer)", where)
+			}
 			for status, ref := range op.Responses.Map() {
 				if status[0] < '4' || ref.Value == nil {
 					continue
