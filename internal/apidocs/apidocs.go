@@ -179,6 +179,7 @@ type (
 	bodyView struct {
 		Type   string
 		Schema *schema
+		Props  []propView // an inline object's fields
 	}
 	respView struct {
 		Status, Description string
@@ -240,11 +241,7 @@ func (d *document) view() view {
 	}
 	for _, name := range sortedKeys(d.Components.Schemas) {
 		s := d.Components.Schemas[name]
-		sv := schemaView{Name: name, Schema: s}
-		for _, p := range sortedKeys(s.Properties) {
-			sv.Props = append(sv.Props, propView{p, slices.Contains(s.Required, p), s.Properties[p]})
-		}
-		v.Schemas = append(v.Schemas, sv)
+		v.Schemas = append(v.Schemas, schemaView{Name: name, Schema: s, Props: props(s)})
 	}
 	return v
 }
@@ -273,7 +270,7 @@ func (d *document) opView(path, method string, op *operation, shared []*paramete
 	if b := op.RequestBody; b != nil {
 		o.BodyDescription = b.Description
 		for _, t := range sortedKeys(b.Content) {
-			o.Body = append(o.Body, bodyView{t, b.Content[t].Schema})
+			o.Body = append(o.Body, newBodyView(t, b.Content[t].Schema))
 		}
 	}
 	for _, status := range sortedKeys(op.Responses) {
@@ -286,11 +283,36 @@ func (d *document) opView(path, method string, op *operation, shared []*paramete
 		}
 		rv := respView{Status: status, Description: r.Description}
 		for _, t := range sortedKeys(r.Content) {
-			rv.Types = append(rv.Types, bodyView{t, r.Content[t].Schema})
+			rv.Types = append(rv.Types, newBodyView(t, r.Content[t].Schema))
 		}
 		o.Responses = append(o.Responses, rv)
 	}
 	return o
+}
+
+// newBodyView shows a body of type t: a named schema as a link, an inline
+// object with its fields (those of its allOf's inline parts too).
+func newBodyView(t string, s *schema) bodyView {
+	b := bodyView{Type: t, Schema: s}
+	if s == nil || s.Ref != "" {
+		return b
+	}
+	b.Props = props(s)
+	for _, part := range s.AllOf {
+		if part.Ref == "" {
+			b.Props = append(b.Props, props(part)...)
+		}
+	}
+	return b
+}
+
+// props lists an object schema's fields by name.
+func props(s *schema) []propView {
+	var out []propView
+	for _, p := range sortedKeys(s.Properties) {
+		out = append(out, propView{p, slices.Contains(s.Required, p), s.Properties[p]})
+	}
+	return out
 }
 
 func refName(ref string) string { return ref[strings.LastIndexByte(ref, '/')+1:] }
