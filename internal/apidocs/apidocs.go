@@ -66,8 +66,16 @@ func Render(spec []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apidocs: %w", err)
 	}
+	order, err := pathOrder(spec)
+	if err != nil {
+		return nil, fmt.Errorf("apidocs: %w", err)
+	}
+	v, err := doc.view(order)
+	if err != nil {
+		return nil, fmt.Errorf("apidocs: %w", err)
+	}
 	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, doc.view()); err != nil {
+	if err := tmpl.Execute(&buf, v); err != nil {
 		return nil, fmt.Errorf("apidocs: %w", err)
 	}
 	return buf.Bytes(), nil
@@ -155,7 +163,7 @@ type schema struct {
 }
 
 // The page's view: operations grouped by tag, in the tags' order, each
-// group in path order; schemas by name.
+// group in the spec's order of paths; schemas by name.
 type (
 	view struct {
 		Title, Version, Description string
@@ -200,7 +208,35 @@ type (
 
 var methods = []string{"get", "put", "post", "patch", "delete", "head", "options"}
 
-func (d *document) view() view {
+// pathOrder returns the paths object's keys in the order the spec has
+// them (the YAML's), which the page follows within each tag.
+func pathOrder(spec []byte) ([]string, error) {
+	var top struct {
+		Paths json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(spec, &top); err != nil || len(top.Paths) == 0 {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(top.Paths))
+	if _, err := dec.Token(); err != nil { // {
+		return nil, err
+	}
+	var keys []string
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+func (d *document) view(order []string) (view, error) {
 	v := view{Title: d.Info.Title, Version: d.Info.Version, Description: d.Info.Description, Excluded: d.Excluded}
 	byTag := map[string]*group{}
 	for _, t := range d.Tags {
@@ -210,11 +246,13 @@ func (d *document) view() view {
 		byTag[v.Groups[i].Name] = &v.Groups[i]
 	}
 	var other group
-	for _, path := range sortedKeys(d.Paths) {
+	for _, path := range order {
 		item := d.Paths[path]
 		var shared []*parameter
 		if raw, ok := item["parameters"]; ok {
-			_ = json.Unmarshal(raw, &shared)
+			if err := json.Unmarshal(raw, &shared); err != nil {
+				return view{}, fmt.Errorf("%s: parameters: %w", path, err)
+			}
 		}
 		for _, m := range methods {
 			raw, ok := item[m]
@@ -223,7 +261,7 @@ func (d *document) view() view {
 			}
 			var op operation
 			if err := json.Unmarshal(raw, &op); err != nil {
-				continue
+				return view{}, fmt.Errorf("%s %s: %w", m, path, err)
 			}
 			g := &other
 			if len(op.Tags) > 0 && byTag[op.Tags[0]] != nil {
@@ -243,7 +281,7 @@ func (d *document) view() view {
 		s := d.Components.Schemas[name]
 		v.Schemas = append(v.Schemas, schemaView{Name: name, Schema: s, Props: props(s)})
 	}
-	return v
+	return v, nil
 }
 
 func (d *document) opView(path, method string, op *operation, shared []*parameter) opView {
