@@ -344,6 +344,7 @@ func TestOpenAPIReplies(t *testing.T) {
 		{"GET", "/v1/me/settings", "", alice, ""},
 		{"PUT", "/v1/me/settings", "", alice, `{"accept_from":"contacts"}`},
 		{"GET", "/v1/groups/{gid}/messages/{seq}/reads", "", alice, ""},
+		{"POST", "/v1/media", "/v1/media?name=a.txt", alice, "hello"},
 		{"GET", "/v1/media/{id}", "", alice, ""},
 		{"GET", "/v1/media/{id}", "/v1/media/m-nothere", alice, ""},
 		{"DELETE", "/v1/sessions/current", "", "tok-alice-tab", ""},
@@ -353,6 +354,8 @@ func TestOpenAPIReplies(t *testing.T) {
 		{"GET", "/v1/openapi.json", "", "", ""},
 		{"GET", "/v1/admin/nodes", "", adminToken, ""},
 		{"GET", "/v1/admin/nodes", "", alice, ""},
+		{"GET", "/v1/admin/nodes", "/v1/admin/nodes?x=1", adminToken, ""},
+		{"POST", "/v1/messages", "", alice, `{"cmid":"c1","to":"bob","type":"text","body":"` + strings.Repeat("x", 5000) + `"}`},
 		{"GET", "/v1/admin/stats", "/v1/admin/stats?window=10", adminToken, ""},
 		{"GET", "/v1/admin/events", "", adminToken, ""},
 		{"GET", "/v1/admin/clients", "", adminToken, ""},
@@ -375,6 +378,7 @@ func TestOpenAPIReplies(t *testing.T) {
 		case c.token != "":
 			req.Header.Set("Authorization", "Bearer "+c.token)
 		}
-		checkReply(t, doc, c.method, c.tmpl, r.serve(req))
+		w := r.serve(req)
+		checkReply(t, doc, c.method, c.tmpl, w)
 	}
 }
