@@ -2,15 +2,12 @@ package api
 
 import (
 	"bytes"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -157,28 +154,32 @@ func (a *API) Routes() []string { return append([]string(nil), a.mux.patterns...
 // openapiRoutes serves the description (public: it tells nothing that the
 // routes themselves do not) and its rendering at /docs/.
 func (a *API) openapiRoutes() {
-	spec, err := OpenAPI()
+	h, err := docHandlers()
 	if err != nil { // a broken build: answer so, and let the tests say why
 		a.log.Error("openapi", "err", err)
-		a.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		broken := func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, wire.CodeInternal, "the API description does not load")
-		})
-		return
+		}
+		h = docs{spec: http.HandlerFunc(broken), page: http.HandlerFunc(broken)}
 	}
-	sum := sha256.Sum256(spec)
-	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
-	a.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Type", "application/json")
-		h.Set("Cache-Control", "public, max-age=300")
-		h.Set("ETag", etag)
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(spec))
-	})
-	docs, err := apidocs.Handler(spec)
-	if err != nil {
-		a.log.Error("openapi: render /docs/", "err", err)
-		return
-	}
-	a.mux.Handle("GET /docs/", http.StripPrefix("/docs", docs))
+	a.mux.Handle("GET /v1/openapi.json", h.spec)
+	a.mux.Handle("GET /docs/", h.page)
 	a.mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 }
+
+// docs are the handlers of /v1/openapi.json and /docs/.
+type docs struct{ spec, page http.Handler }
+
+// docHandlers makes them once per process: rendering and compressing take
+// milliseconds, and every API serves the same bytes.
+var docHandlers = sync.OnceValues(func() (docs, error) {
+	spec, err := OpenAPI()
+	if err != nil {
+		return docs{}, err
+	}
+	page, err := apidocs.Handler(spec)
+	if err != nil {
+		return docs{}, err
+	}
+	return docs{spec: apidocs.Static("application/json", spec, nil), page: http.StripPrefix("/docs", page)}, nil
+})

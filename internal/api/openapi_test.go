@@ -1,10 +1,13 @@
 package api_test
 
 import (
+	"bytes"
 	"cmp"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -211,6 +214,20 @@ func TestOpenAPIServed(t *testing.T) {
 	req.Header.Set("If-None-Match", etag)
 	if w := r.serve(req); w.Code != http.StatusNotModified || w.Body.Len() != 0 {
 		t.Errorf("If-None-Match: got %d with %d bytes, want 304", w.Code, w.Body.Len())
+	}
+
+	req = httptest.NewRequest("GET", "/v1/openapi.json", nil)
+	req.Header.Set("Accept-Encoding", "br, gzip")
+	zw := r.serve(req)
+	if zw.Header().Get("Content-Encoding") != "gzip" || zw.Header().Get("ETag") == etag || zw.Body.Len()*4 > w.Body.Len() {
+		t.Fatalf("gzip: %q, ETag %q, %d bytes of %d", zw.Header().Get("Content-Encoding"), zw.Header().Get("ETag"), zw.Body.Len(), w.Body.Len())
+	}
+	zr, err := gzip.NewReader(zw.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, err := io.ReadAll(zr); err != nil || !bytes.Equal(plain, w.Body.Bytes()) {
+		t.Errorf("gunzipped: %d bytes, %v; want the plain body", len(plain), err)
 	}
 }
 
