@@ -76,7 +76,7 @@ type Config struct {
 // API is the HTTP handler.
 type API struct {
 	cfg Config
-	mux *http.ServeMux
+	mux *routeMux // every route registers here (openapi.go: Routes)
 	log *slog.Logger
 	adm *admin
 	srv *serverAPI
@@ -102,7 +102,7 @@ func New(cfg Config) *API {
 	if cfg.Drain == nil {
 		cfg.Drain = drain.New(nil)
 	}
-	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	a := &API{cfg: cfg, mux: newRouteMux(), log: cfg.Logger}
 	a.mux.HandleFunc("POST /v1/users", a.register)
 	a.mux.HandleFunc("POST /v1/sessions", a.login)
 	a.mux.HandleFunc("DELETE /v1/sessions/current", a.auth(a.logout))
@@ -142,6 +142,7 @@ func New(cfg Config) *API {
 	}
 	a.adminRoutes()
 	a.serverRoutes()
+	a.openapiRoutes()
 	a.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
