@@ -184,16 +184,18 @@ func (p mediaPage) conv(key string) mediaConv {
 	return mediaConv{}
 }
 
-// TestWebChatMedia: alice at 1280 px and bob at 360 px. alice creates a
-// named group with bob from her page; both see it by its name, and a
-// rename updates both. A link in a message is clickable (http only: a
+// TestWebChatMedia: alice at 1280 px and bob at 360 px, in one browser.
+// alice creates a named group with bob from her page (an unknown member
+// refused first), bob one with alice from his; both see each by its name,
+// and a rename updates both. Links in messages are clickable (http only: a
 // javascript: URL stays text). An image attached on alice's page is
 // uploaded and sent; both see its thumbnail, fetched with their token, and
-// bob opens the full image, which Escape and a click close. A file is a
-// named link that bob downloads. A file too large and one whose bytes
-// belie its type are refused with their codes, and nothing is sent. At
-// 360 and 500 px the list and the conversation take turns, the Send
-// button is in view and nothing is wider than the window.
+// open the full image, which Escape and a click close. A file is a named
+// link that bob downloads. A file too large and one whose bytes belie its
+// type are refused with their codes, and nothing is sent. At 360 and
+// 500 px the list and the conversation take turns (back closes the
+// conversation: what comes then is unread), the Send button is in view
+// and nothing is wider than the window.
 //
 // IMQTT_DOCS_SHOTS=1 writes the two screenshots of docs/ (webchat-1280.png,
 // webchat-360.png) from this test:
@@ -261,6 +263,25 @@ func TestWebChatMedia(t *testing.T) {
 	}
 	bt.waitMedia("the group in bob's list, by name", func(p mediaPage) bool { return p.conv(key).Name == "Weekend trip" })
 
+	// bob creates one from his phone: the page turns to it; back, the list.
+	bt.click(`#new-group-btn`)
+	bt.typeInto(`#new-group input[name=gname]`, "Dinner")
+	bt.typeInto(`#new-group input[name=members]`, "alice")
+	bt.click(`#new-group button[type=submit]`)
+	bt.waitMedia("bob's new group open", func(p mediaPage) bool {
+		return p.Title == "Dinner" && p.Chat && !p.List && p.Back && p.Send && !p.Overflow
+	})
+	bt.click(`#back`)
+	bt.waitMedia("bob's list again", func(p mediaPage) bool { return p.List && !p.Chat })
+	at.waitMedia("bob's group in alice's list, by name", func(p mediaPage) bool {
+		for _, c := range p.Convs {
+			if c.Name == "Dinner" && c.Key != key {
+				return true
+			}
+		}
+		return false
+	})
+
 	// A link, and a javascript: URL that must stay text.
 	at.send("plan: https://example.com/trip?day=1&x=(a), not javascript:alert(1)")
 	bt.click(fmt.Sprintf(`#convs .conv[data-group=%q]`, gid))
@@ -293,6 +314,10 @@ func TestWebChatMedia(t *testing.T) {
 	bt.waitMedia("the full view again", func(p mediaPage) bool { return p.Viewer.Open })
 	bt.click(`#viewer`)
 	bt.waitMedia("the full view closed by a click", func(p mediaPage) bool { return !p.Viewer.Open })
+	at.click(`#messages .msg .thumb`)
+	at.waitMedia("alice's full image", func(p mediaPage) bool { return p.Viewer.Open && p.Viewer.State == "ok" && p.Viewer.Width == 640 })
+	at.key(kb.Escape)
+	at.waitMedia("alice's full view closed", func(p mediaPage) bool { return !p.Viewer.Open })
 
 	// A file with a caption: a named link, downloaded with bob's token.
 	notes := []byte(strings.Repeat("bring sunscreen\n", 200))
@@ -325,14 +350,21 @@ func TestWebChatMedia(t *testing.T) {
 		return p.Title == "Beach trip" && p.conv(key).Name == "Beach trip"
 	})
 
+	// bob answers from his phone, with a link.
+	bt.send("Looks great! Directions: https://maps.example.org/beach")
+	at.waitMedia("bob's answer, its link", func(p mediaPage) bool {
+		m := p.byText("Looks great!")
+		return m != nil && len(m.Links) == 1 && m.Links[0].Href == "https://maps.example.org/beach" && m.Links[0].Rel == "noopener noreferrer"
+	})
+
 	// 500 px: still one pane at a time, the Send button in view.
 	bt.resize(500, 740)
 	bt.waitMedia("bob at 500 px", func(p mediaPage) bool { return p.Width == 500 && p.Chat && !p.List && p.Send && !p.Overflow })
 	bt.resize(360, 740)
 	bt.waitMedia("bob at 360 px again, the image loaded", func(p mediaPage) bool {
-		return p.Width == 360 && p.Send && len(p.Msgs) == 3 && p.Msgs[1].ThumbW == 320
+		return p.Width == 360 && p.Send && len(p.Msgs) == 4 && p.Msgs[1].ThumbW == 320 && p.Msgs[3].Status == "acked"
 	})
-	at.waitMedia("alice's thumbnails loaded", func(p mediaPage) bool { return len(p.Msgs) == 3 && p.Msgs[1].ThumbW == 320 })
+	at.waitMedia("alice's thumbnails loaded", func(p mediaPage) bool { return len(p.Msgs) == 4 && p.Msgs[1].ThumbW == 320 })
 	docShots(t, at, "webchat-1280", shots)
 	docShots(t, bt, "webchat-360", shots)
 
@@ -348,16 +380,16 @@ func TestWebChatMedia(t *testing.T) {
 		return strings.Contains(p.Error, "fake.png") && strings.Contains(p.Error, "("+wire.CodeTypeMismatch+")")
 	})
 	httpJSON(t, "GET", s.HTTP+"/v1/sync?group="+gid+"&since=0", bobTok, nil, &after)
-	if len(before.Items) != 4 || len(after.Items) != len(before.Items) {
-		t.Errorf("the group holds %d items before the refusals (3 messages and the rename), %d after", len(before.Items), len(after.Items))
+	if len(before.Items) != 5 || len(after.Items) != len(before.Items) {
+		t.Errorf("the group holds %d items before the refusals (4 messages and the rename), %d after", len(before.Items), len(after.Items))
 	}
-	if p := at.media(); len(p.Msgs) != 3 {
-		t.Errorf("alice's page shows %d messages after the refusals, want 3", len(p.Msgs))
+	if p := at.media(); len(p.Msgs) != 4 {
+		t.Errorf("alice's page shows %d messages after the refusals, want 4", len(p.Msgs))
 	}
 
 	// Back to the list: the conversation closes, so what comes counts as unread.
 	bt.click(`#back`)
-	bt.waitMedia("bob's list again", func(p mediaPage) bool { return p.List && !p.Chat })
+	bt.waitMedia("bob's list once more", func(p mediaPage) bool { return p.List && !p.Chat })
 	at.send("see you there")
 	bt.waitState("bob's badge", func(p chatPage) bool { return p.badge(key) == 1 })
 }
