@@ -321,6 +321,13 @@ func TestWebChatMedia(t *testing.T) {
 
 	// A file with a caption: a named link, downloaded with bob's token.
 	notes := []byte(strings.Repeat("bring sunscreen\n", 200))
+	// The upload bar's states are recorded as it changes.
+	at.evalAsync(`new Promise((ok) => {
+  const bar = document.querySelector('#upload');
+  window.uploadBar = [];
+  new MutationObserver(() => bar.hidden || uploadBar.push(bar.dataset.done)).observe(bar, {attributes: true});
+  ok(true);
+})`)
 	at.typeInto(`#composer input[name=text]`, "the list")
 	at.attach("packing list.txt", "text/plain", notes)
 	p = bt.waitMedia("bob's file link", func(p mediaPage) bool {
@@ -328,6 +335,9 @@ func TestWebChatMedia(t *testing.T) {
 	})
 	if m := p.Msgs[2]; !strings.Contains(m.Text, "3.1 KiB") || !strings.HasSuffix(m.Text, "the list") {
 		t.Errorf("the file message reads %q", m.Text)
+	}
+	if bar, err := chromedp.Run(at.ctx, chromedp.Evaluate[[]string](`uploadBar`)); err != nil || len(bar) == 0 || bar[len(bar)-1] != "100" {
+		t.Errorf("the upload bar went through %q (%v), want it shown up to 100", bar, err)
 	}
 	bt.click(`#messages .msg a.file`)
 	wait.For(t, "the download", 10*time.Second, func() bool {

@@ -219,7 +219,8 @@ function imqttMedia(page) {
     const box = $('#viewer');
     const img = $('#viewer-img');
     const t = thumbs.get(m.media);
-    img.src = t && t.url ? t.url : ''; // the thumbnail until the image comes
+    if (t && t.url) img.src = t.url; // the thumbnail until the image comes
+    else img.removeAttribute('src');
     img.alt = name(m);
     $('#viewer-name').textContent = name(m);
     box.dataset.state = 'loading';
