@@ -250,7 +250,8 @@ func TestWebChatMedia(t *testing.T) {
 	at.typeInto(`#new-group input[name=members]`, "bob")
 	at.click(`#new-group button[type=submit]`)
 	p := at.waitMedia("the group open, by name", func(p mediaPage) bool {
-		return p.Title == "Weekend trip" && strings.HasPrefix(p.GroupID, "# ") && p.NewGroup == ""
+		return p.Title == "Weekend trip" && strings.HasPrefix(p.GroupID, "# ") && p.NewGroup == "" &&
+			p.List && p.Chat && !p.Back && p.Send && !p.Overflow // 1280 px: both panes, no back button
 	})
 	httpJSON(t, "GET", s.HTTP+"/v1/groups", bobTok, nil, &groups)
 	if len(groups.Groups) != 1 || groups.Groups[0].Name != "Weekend trip" || groups.Groups[0].Owner != "alice" {
