@@ -30,7 +30,7 @@ type socialPage struct {
 	Composer    bool            `json:"composer"` // the composer is shown
 	Sys         []string        `json:"sys"`      // the open group's system lines
 	Msgs        []socialMsg     `json:"msgs"`
-	Name        string          `json:"name"`   // the open group's name
+	Name        string          `json:"name"`   // the open group's name: the title, less a "(disbanded)"
 	Notice      string          `json:"notice"` // the open group's notice
 	Avatar      bool            `json:"avatar"` // the open group's avatar image is shown
 	Error       string          `json:"error"`
@@ -79,7 +79,7 @@ const socialPageJS = `(() => {
     sys: q('#messages .sys').map(t),
     msgs: q('#messages .msg').map((li) => ({from: li.dataset.from, body: t(li.querySelector('.body')),
       blocked: li.dataset.blocked === 'true', ttl: li.dataset.ttl || ''})),
-    name: t(document.querySelector('#group-info .g-name')),
+    name: document.querySelector('#group-info').hidden ? '' : t(document.querySelector('#chat-title')).replace(/ \((left|disbanded)\)$/, ''),
     notice: t(document.querySelector('#group-info .g-notice')),
     avatar: !!document.querySelector('#group-info img.g-avatar') && document.querySelector('#group-info img.g-avatar').naturalWidth > 0,
     error: t(document.querySelector('#chat-error')),
@@ -423,7 +423,7 @@ func TestWebChatGroupAdmin(t *testing.T) {
 	at.shot(shots, "4-alice-disband-confirm")
 	at.click(`#group-panel .g-disband-yes`)
 	p = ct.waitSocial("g1 read-only for carol, the disband its last line", 10*time.Second, func(p socialPage) bool {
-		return p.Note == "disbanded" && !p.Composer && p.Title == "# g1 (disbanded)" && p.conv("#g1").Disbanded &&
+		return p.Note == "disbanded" && !p.Composer && p.Title == "Friends <b>&</b> (disbanded)" && p.conv("#g1").Disbanded &&
 			len(p.Sys) > 0 && p.Sys[len(p.Sys)-1] == "alice disbanded the group"
 	})
 	if !strings.Contains(p.bodies(), "welcome") {

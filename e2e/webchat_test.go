@@ -383,11 +383,12 @@ type tab struct {
 	problems []string // uncaught exceptions and CSP refusals
 }
 
-// open opens url in a new tab. Exceptions and refusals of the content
-// security policy fail the test.
-func (b *browser) open(url string) *tab {
+// open opens url in a new tab (opts: chromedp.WithNewBrowserContext for a
+// profile of its own). Exceptions and refusals of the content security
+// policy fail the test.
+func (b *browser) open(url string, opts ...chromedp.ContextOption) *tab {
 	b.t.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx)
+	ctx, cancel := chromedp.NewContext(b.ctx, opts...)
 	tb := &tab{t: b.t, name: b.name, ctx: ctx, cancel: cancel}
 	b.t.Cleanup(tb.close)
 	if err := chromedp.Do(ctx); err != nil {

@@ -24,6 +24,15 @@
 // records in a group's log are sequenced by seq like its messages and shown
 // as system lines. Every piece of user data goes in with textContent.
 //
+// static/media.js shows a message's media (docs/http.md#media): an image's
+// thumbnail and, in an overlay, the image; any other file as a named link.
+// Media needs the session's token, so it is fetched, never linked, and
+// shown from blob: URLs (img-src blob: below). Links in text are made with
+// DOM APIs, for http and https only. It also attaches a file: an upload with
+// progress, then a send naming the media. static/groups-ui.js shows groups
+// by name, creates groups, and below 700 px (chat.css) shows the list or the
+// open conversation, not both.
+//
 // Nothing is loaded from elsewhere. static/mqtt.min.js is MQTT.js's browser
 // build, vendored unchanged from the npm package mqtt@5.16.0
 // (dist/mqtt.min.js, MIT, licence in static/mqtt.LICENSE.md), the version

@@ -138,6 +138,8 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     S.loaded.clear();
     S.open = null;
     social.reset();
+    media.reset();
+    groupsUI.reset();
     if (!why && s) {
       fetch('/v1/sessions/current', { method: 'DELETE', headers: { Authorization: 'Bearer ' + s.token } }).catch(() => {});
     }
@@ -155,7 +157,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     S.delivered = [];
     for (const o of store.get(outboxKey()) || []) {
       S.outbox.set(o.cmid, o);
-      put(o.key, { kind: 'msg', from: me(), to: o.send.to, group: o.send.group, type: o.send.type, body: o.send.body, cmid: o.cmid, ts: o.ts, status: 'pending', reply_to: o.send.reply_to, quote: o.quote });
+      put(o.key, { kind: 'msg', from: me(), to: o.send.to, group: o.send.group, type: o.send.type, body: o.send.body, media: o.send.media, meta: o.send.meta, cmid: o.cmid, ts: o.ts, status: 'pending', reply_to: o.send.reply_to, quote: o.quote });
     }
     try {
       await loadConversations(); // before MQTT: its list is what later events are counted against
@@ -605,10 +607,11 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     return key;
   }
 
-  function send(key, body) {
+  // send sends a text, or with extra ({type, media, meta}) an attachment.
+  function send(key, body, extra) {
     const r = row(key);
     const cmid = 'w-' + randomId(16);
-    const msg = { cmid, type: 'text', body };
+    const msg = { cmid, type: 'text', body, ...extra };
     if (r.group) msg.group = r.group; else msg.to = r.peer;
     if (!r.group && S.ttl > 0) msg.ttl = S.ttl; // burn after reading
     let quote;
@@ -620,7 +623,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     const o = { cmid, key, send: msg, ts: Date.now(), quote };
     S.outbox.set(cmid, o);
     saveOutbox();
-    put(key, { kind: 'msg', from: me(), to: msg.to, group: msg.group, type: 'text', body, cmid, ts: o.ts, status: 'pending', reply_to: msg.reply_to, quote, ttl: msg.ttl });
+    put(key, { kind: 'msg', from: me(), to: msg.to, group: msg.group, type: msg.type, body, media: msg.media, meta: msg.meta, cmid, ts: o.ts, status: 'pending', reply_to: msg.reply_to, quote, ttl: msg.ttl });
     renderMessages();
     sendOut(o);
   }
@@ -779,6 +782,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
       S.convMenu = S.groupPanel = S.disbandAsked = false;
     }
     S.open = key;
+    groupsUI.opened(); // a narrow page shows the conversation instead of the list
     const r0 = row(key);
     if (r0.group) social.opened(r0.group);
     history.replaceState(null, '', '#' + encodeURIComponent(key));
@@ -870,7 +874,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
       if (r.group) li.dataset.group = r.group;
       const left = r.group && S.left.has(r.group);
       if (left) li.dataset.left = 'true';
-      li.append(el('span', 'name', r.group ? '# ' + r.group + (left ? ' (left)' : '') : r.peer));
+      li.append(el('span', 'name', r.group ? groupsUI.label(r.group) + (left ? ' (left)' : '') : r.peer));
       const badge = el('span', 'badge', (r.mentioned ? '@ ' : '') + String(r.unread));
       badge.hidden = !(r.unread > 0);
       if (r.mentioned) badge.classList.add('mentioned');
@@ -982,7 +986,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     const r = row(key);
     const left = r.group && S.left.has(r.group);
     const readOnly = social.readOnly(r); // a disbanded group: its history, nothing more
-    $('#chat-title').textContent = r.group ? '# ' + r.group + (left ? ' (left)' : readOnly ? ' (disbanded)' : '') : r.peer;
+    $('#chat-title').textContent = r.group ? groupsUI.label(r.group) + (left ? ' (left)' : readOnly ? ' (disbanded)' : '') : r.peer;
     $('#composer').hidden = readOnly;
     const msgs = [...(S.msgs.get(key) || new Map()).values()].sort((a, b) => {
       if (a.seq && b.seq) return a.seq - b.seq; // a group's own order
@@ -1028,7 +1032,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
         li.append(el('div', 'body recalled', 'message recalled'));
       } else {
         if (m.reply_to) li.append(quoteOf(m));
-        li.append(el('div', 'body', m.body || '[' + m.type + ']'));
+        li.append(media.body(m)); // text with its links, an image's thumbnail, a file's link
       }
       const meta = el('div', 'meta', m.ts ? new Date(m.ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
       if (m.ttl > 0 && !m.recalled) {
@@ -1134,6 +1138,9 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     S, api, el, button, row, me, renderConvs, renderMessages, openConversation,
     error: (text) => { $('#chat-error').textContent = text; },
   });
+
+  const media = imqttMedia({ S, el, send, error: (text) => { $('#chat-error').textContent = text; } });
+  const groupsUI = imqttGroupsUI({ S, api, renderConvs, openConversation });
 
   if (S.session && S.session.expires_at > Date.now()) start();
   else showLogin();

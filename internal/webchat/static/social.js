@@ -251,7 +251,7 @@ function imqttSocial(page) {
       if (g && typeof g.id === 'string') S.groupInfo.set(g.id, { ...S.groupInfo.get(g.id), ...g, members: undefined });
     }
     page.renderConvs();
-    if (S.open) drawHead();
+    if (S.open) page.renderMessages(); // the title: a group shows by its name
   }
 
   async function loadGroup(gid) {
@@ -526,7 +526,7 @@ function imqttSocial(page) {
     if (g) {
       const img = avatar(g.avatar);
       if (img) gi.append(img);
-      if (g.name) gi.append(el('span', 'g-name', g.name));
+      gi.append(el('span', 'g-id', '# ' + r.group + (g.count > 0 ? ' · ' + g.count + (g.count === 1 ? ' member' : ' members') : ''))); // the title is its name
       if (g.notice) gi.append(el('span', 'g-notice', g.notice));
       if (g.muted && !gone(r.group)) gi.append(el('span', 'g-muted', 'Only the owner and admins can send.'));
     }
@@ -568,8 +568,7 @@ function imqttSocial(page) {
       if (dot) name.prepend(dot);
       if (S.blocks.has(r.peer)) li.dataset.blocked = 'true';
     } else if (r.group) {
-      const g = info(r.group);
-      if (g.name) name.append(el('span', 'gname', ' ' + g.name));
+      li.title = '# ' + r.group; // the name is the row's title (chat.js); the ID shows on hover
       if (gone(r.group)) li.dataset.disbanded = 'true';
     }
     if (r.pinned) name.append(el('span', 'mark pin', ' 📌'));
