@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/imqtt/imqtt/broker"
 	"github.com/imqtt/imqtt/chat"
