@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -59,6 +60,13 @@ func runMigrate(args []string, env func(string) string, stderr io.Writer) int {
 		return fail(2, "--rate %v: rows per second, 0 or more", *rowRate)
 	}
 
+	if _, err := os.Stat(*dataDir); err == nil { // no imqttd may start on it meanwhile
+		lock, err := daemon.LockDataDir(*dataDir)
+		if err != nil {
+			return fail(1, "%v: stop it first (or restore a backup into a scratch directory and migrate that)", err)
+		}
+		defer lock.Release()
+	}
 	dir := filepath.Join(*dataDir, "pebble")
 	src, err := pebble.OpenReadOnly(dir, pebble.Options{WALDir: *walDir})
 	if errors.Is(err, pebble.ErrInUse) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imqtt/imqtt/internal/backup"
+	"github.com/imqtt/imqtt/internal/daemon"
 )
 
 // runRestore is `imqttd restore --from FILE --data-dir DIR`: it unpacks a
@@ -33,6 +34,10 @@ func runRestore(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *from == "" || *dir == "" || fs.NArg() > 0 {
 		fs.Usage()
 		return 2
+	}
+	if err := daemon.CheckDataDir(*dir); err != nil {
+		fmt.Fprintln(stderr, "imqttd restore:", err)
+		return 1
 	}
 	r := stdin
 	if *from != "-" {

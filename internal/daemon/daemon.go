@@ -263,6 +263,7 @@ type Daemon struct {
 	tlsAddr   string
 	api       *api.API
 	ownStore  bool
+	dirLock   *DirLock // the data dir's lock, on the embedded store (lock.go)
 	// stopBackground ends the daemon's own background loops
 	stopBackground chan struct{}
 	uplink         *hooks.Uplink
@@ -382,6 +383,10 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		}
 		d.ownStore = true
 	default:
+		// One process at a time on a data dir, told clearly (lock.go).
+		if d.dirLock, err = LockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
 		if err := backup.Clean(cfg.DataDir); err != nil { // a backup's, interrupted by a crash
 			return nil, err
 		}
@@ -786,6 +791,7 @@ func (d *Daemon) closeStores(ctx context.Context) error {
 	if d.st != nil && d.ownStore {
 		errs = append(errs, d.st.Close())
 	}
+	errs = append(errs, d.dirLock.Release()) // after the store is closed
 	return errors.Join(errs...)
 }
 
