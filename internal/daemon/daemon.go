@@ -408,6 +408,11 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	} else {
 		d.state = memory.New(d.st.ReserveVersions, memory.Options{})
 	}
+	tokenFile, generated := "", false // --admin-token generate (firstrun.go)
+	if cfg.AdminToken, tokenFile, generated, err = adminToken(cfg, scaleOut); err != nil {
+		return nil, err
+	}
+	d.cfg.AdminToken = cfg.AdminToken
 	aopts := account.Options{Params: cfg.PasswordParams, TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		Limiter: d.state, Limits: cfg.Throttle}
 	if d.bus != nil {
@@ -603,9 +608,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			return nil, err
 		}
 	}
-	d.log.Info("imqttd serving", "node", cfg.NodeID, "scale_out", scaleOut, "mqtt", d.broker.MQTTAddr(), "mqtt_tls", d.broker.TLSAddr(),
-		"http", d.httpAddr, "https", d.tlsAddr, "ws", "http://"+d.httpAddr+"/mqtt", "data", cfg.DataDir,
-		"durability", durability(scaleOut, cfg.SyncInterval), "wal_dir", cfg.WALDir)
+	d.logStart(scaleOut, tokenFile, generated)
 	return d, nil
 }
 
