@@ -155,6 +155,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	// The server API (issue 17): keys and the bound of each key's sends.
 	fs.Var(serverKeysFlag{&c.ServerKeys}, "server-key", "comma-separated keys (each at least 32 bytes) that open /v1/server/ as Authorization: Bearer <key>; several so a key can be rotated (empty: the server API is off, 404); prefer IMQTT_SERVER_KEY to a flag other users can see")
 	fs.IntVar(&c.ServerSendRate, "server-send-rate", api.DefaultServerSendRate, "most sends one server key may make a second through POST /v1/server/messages (not bound by --max-send-rate); more get 429 rate_limited")
+	fs.Var(corsFlag{&c.CORSOrigins}, "cors-origins", "comma-separated origins (https://app.example) whose web pages may call the API, or * for any; never with credentials (the API takes Bearer tokens); empty: CORS off")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (empty: off; never expose it)")
 	o.finish = func() {
 		if c.SendRate == 0 { // the flag's "no limit" is daemon.Config's negative
@@ -342,5 +343,24 @@ func checkServerKeys(keys []string) error {
 			return fmt.Errorf("--server-key: key %d is %d bytes: each must be at least %d (e.g. openssl rand -hex 32)", i+1, len(k), api.MinServerKey)
 		}
 	}
+	return nil
+}
+
+// corsFlag is --cors-origins (api.ParseCORSOrigins).
+type corsFlag struct{ origins *[]string }
+
+func (f corsFlag) String() string {
+	if f.origins == nil {
+		return ""
+	}
+	return strings.Join(*f.origins, ",")
+}
+
+func (f corsFlag) Set(v string) error {
+	o, err := api.ParseCORSOrigins(v)
+	if err != nil {
+		return err
+	}
+	*f.origins = o
 	return nil
 }

@@ -71,6 +71,10 @@ type Config struct {
 	// Signup is public sign-up, POST /v1/users: SignupOpen (the default,
 	// "") or SignupClosed, which answers 403 signup_closed (accounts.go).
 	Signup string
+
+	// CORSOrigins are the origins (scheme://host[:port], or "*" alone)
+	// whose pages may call /v1/ (cors.go); none: CORS is off.
+	CORSOrigins []string
 }
 
 // API is the HTTP handler.
@@ -142,14 +146,16 @@ func New(cfg Config) *API {
 	}
 	a.adminRoutes()
 	a.serverRoutes()
-	a.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	a.landingRoutes()                      // GET / (landing.go)
+	a.mux.HandleFunc(catchAll, a.notRoute) // 404, or 405 with Allow (methods.go)
 	return a
 }
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.cors(w, r) { // a preflight, answered (cors.go)
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, "/v1/") && dotSegment(r.URL.Path) {
 		// ServeMux would answer 301 to the cleaned path, another route:
 		// GET /v1/conversations/../messages is GET /v1/messages. No ID

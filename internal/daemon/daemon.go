@@ -165,8 +165,11 @@ type Config struct {
 	// PprofAddr serves net/http/pprof on a listener of its own; "" = off.
 	// Never expose it: profiles show the process's internals.
 	PprofAddr string
-	// AdminToken guards /v1/admin/ and the dashboard; "" turns the admin API off.
+	// AdminToken guards /v1/admin/ and the dashboard; "" turns the admin
+	// API off; GenerateAdminToken has the daemon make one (firstrun.go).
 	AdminToken string
+	// CORSOrigins may call the API from their pages (api.Config.CORSOrigins).
+	CORSOrigins []string
 	// ServerKeys open the server API (/v1/server/; none: off), whose sends
 	// each key may make ServerSendRate a second (0: api.DefaultServerSendRate).
 	ServerKeys     []string
@@ -574,8 +577,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Push: push.NewRegistry(d.st, d.providesPush, d.state),
 		Server: api.ServerConfig{Keys: cfg.ServerKeys, Accounts: d.accounts, Chat: d.chat, Store: d.st,
 			Limiter: d.state, SendRate: cfg.ServerSendRate, DeleteBudget: cfg.ServerDeleteBudget},
-		Signup:   cfg.Signup, // --signup (docs/integration.md#sign-up-control)
-		Presence: d.presence,
+		Signup:      cfg.Signup, // --signup (docs/integration.md#sign-up-control)
+		CORSOrigins: cfg.CORSOrigins,
+		Presence:    d.presence,
 	})
 	d.api = handler
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
