@@ -115,6 +115,7 @@ var flagDefaults = map[string]any{
 	"server-key":            "",
 	"server-send-rate":      api.DefaultServerSendRate,
 	"pprof-addr":            "",
+	"cors-origins":          "", // CORS off
 	"jwt-key":               "", // JWTs off
 	"jwt-audience":          "", // not checked
 	"jwt-issuer":            "", // not checked

@@ -48,6 +48,7 @@ func runTo(args []string, env func(string) string, stdout, stderr io.Writer) int
 	}
 	o, err := parse(args, env)
 	if errors.Is(err, flag.ErrHelp) {
+		printHelp(stdout, newFlagSet(&options{}))
 		return 0
 	}
 	if err != nil {

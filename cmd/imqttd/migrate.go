@@ -26,17 +26,23 @@ import (
 // arguments. Each flag also reads IMQTT_<FLAG>.
 func runMigrate(args []string, env func(string) string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imqttd migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", daemon.DefaultDataDir, "data directory of the stopped embedded node")
 	walDir := fs.String("wal-dir", "", "the stopped node's --wal-dir, if it had one")
 	uri := fs.String("mongo-uri", "", "MongoDB URI of the target (required)")
 	db := fs.String("mongo-db", "", "MongoDB database (default: the URI's, else imqtt); new, or this migration's to resume")
 	rowRate := fs.Float64("rate", 0, "rows written per second at most (0: no limit)")
 	sample := fs.Int("verify-every", 100, "read back every Nth row of each kind from both stores (-1: counts only)")
+	fs.SetOutput(io.Discard) // said below in --name form (help.go)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: imqttd migrate --mongo-uri URI [--data-dir DIR] [--rate N] [--verify-every N]")
+		printFlags(stderr, fs, true)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
 			return 0
 		}
+		fmt.Fprintln(stderr, "imqttd migrate:", flagError(err))
 		return 2
 	}
 	set := map[string]bool{}
