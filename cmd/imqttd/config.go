@@ -162,6 +162,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(sizeFlag[int]{&c.Broker.MaxWriteBacklog}, "max-write-backlog", "bytes written to an MQTT connection that its socket has not taken; past it the connection is closed (a client that stopped reading)")
 	fs.UintVar(&keepalive, "keepalive", broker.DefaultKeepalive, "keepalive in seconds imposed on clients that ask for 0")
 	fs.StringVar(&o.logFormat, "log-format", daemon.DefaultLogFormat, "log format: text or json")
+	fs.Float64Var(&c.AccessLogSample, "access-log-sample", api.DefaultAccessLogSample, "share of successful HTTP requests the access log writes (method, route, status, bytes, duration, remote; never a query string or a header): 0 none, 1 all; errors are logged at a bounded rate whatever it is")
 	fs.StringVar(&o.logLevel, "log-level", daemon.DefaultLogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "token for /v1/admin/ and the /dashboard/ (empty: admin API off); prefer IMQTT_ADMIN_TOKEN to a flag other users can see")
 	// The server API (issue 17): keys and the bound of each key's sends.
@@ -266,6 +267,9 @@ func parse(args []string, env func(string) string) (*options, error) {
 	}
 	if !push.ValidPreview(o.cfg.Push.Preview) || o.cfg.Push.TTL < time.Second || o.cfg.Push.Rate <= 0 {
 		return nil, errors.New("--push-preview: full, sender or none; --push-ttl: at least 1s; --push-rate: above 0")
+	}
+	if s := o.cfg.AccessLogSample; !(s >= 0 && s <= 1) {
+		return nil, fmt.Errorf("--access-log-sample: from 0 (none) to 1 (all), not %v", s)
 	}
 	if o.cfg.Webhook.TTL < time.Second {
 		return nil, errors.New("--webhook-ttl: at least 1s")

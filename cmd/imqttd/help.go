@@ -35,7 +35,7 @@ var flagGroups = []struct {
 	{"Auth & sign-up", []string{"signup", "jwt-key", "jwt-audience", "jwt-issuer", "server-key", "server-send-rate"}},
 	{"Broker", []string{"max-packet-size", "max-read-backlog", "max-write-backlog", "max-writes-pending", "keepalive",
 		"mqtt-goroutines"}},
-	{"Logs & admin", []string{"log-format", "log-level", "admin-token", "pprof-addr"}},
+	{"Logs & admin", []string{"log-format", "log-level", "access-log-sample", "admin-token", "pprof-addr"}},
 }
 
 const usageHead = `usage: imqttd [--flag value ...]       serve (every flag is optional)

@@ -170,6 +170,9 @@ type Config struct {
 	AdminToken string
 	// CORSOrigins may call the API from their pages (api.Config.CORSOrigins).
 	CORSOrigins []string
+	// AccessLogSample is the share of successful HTTP requests logged
+	// (api.Config.AccessLogSample; 0: none).
+	AccessLogSample float64
 	// ServerKeys open the server API (/v1/server/; none: off), whose sends
 	// each key may make ServerSendRate a second (0: api.DefaultServerSendRate).
 	ServerKeys     []string
@@ -355,6 +358,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	started := time.Now()
 	d = &Daemon{cfg: cfg, log: cfg.Logger, metrics: metrics.New(), stopBackground: make(chan struct{})}
 	d.drain = drain.New(d.leave)
+	// Counted refusals are logged too, rate-limited.
+	d.metrics.LogRefusals(cfg.Logger)
 	if cfg.Filter.Enabled() { // first: a bad list file fails the start before the store is opened
 		fo := cfg.Filter
 		fo.Logger, fo.Metrics = cfg.Logger, d.metrics
@@ -544,6 +549,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		hook mqtt.Hook
 		cfg  any
 	}{
+		{&hooks.ConnLog{}, cfg.Logger}, // first: it logs connects and disconnects, whatever the others do
 		{&hooks.Ban{}, hooks.BanConfig{Bans: banList, Server: srv, Metrics: d.metrics}},
 		{&hooks.Auth{}, hooks.AuthConfig{Accounts: d.accounts, Server: srv, Keepalive: d.broker.Keepalive(), Metrics: d.metrics, Logger: cfg.Logger}},
 		{&hooks.ACL{}, d.metrics},
@@ -578,8 +584,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Server: api.ServerConfig{Keys: cfg.ServerKeys, Accounts: d.accounts, Chat: d.chat, Store: d.st,
 			Limiter: d.state, SendRate: cfg.ServerSendRate, DeleteBudget: cfg.ServerDeleteBudget},
 		Signup:      cfg.Signup, // --signup (docs/integration.md#sign-up-control)
-		CORSOrigins: cfg.CORSOrigins,
-		Presence:    d.presence,
+		CORSOrigins: cfg.CORSOrigins, AccessLogSample: cfg.AccessLogSample,
+		Presence: d.presence,
 	})
 	d.api = handler
 	perIP, all := httpCaps(cfg.HTTPConnsPerIP, cfg.HTTPConns)
