@@ -62,6 +62,13 @@ func TestHelp(t *testing.T) {
 		!strings.Contains(errOut.String(), "not defined: --max-bdy") {
 		t.Fatalf("unknown flag: exit %d, %q", code, errOut.String())
 	}
+	for _, sub := range []string{"restore", "migrate"} {
+		errOut.Reset()
+		if code := runTo([]string{sub, "--help"}, envOf(nil), &out, &errOut); code != 0 || strings.Count(errOut.String(), "usage:") != 1 ||
+			!strings.Contains(errOut.String(), "  --data-dir STRING") {
+			t.Errorf("%s --help: exit %d, %q", sub, code, errOut.String())
+		}
+	}
 	errOut.Reset()
 	if code := runTo([]string{"restore", "--nope"}, envOf(nil), &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "--nope") {
 		t.Fatalf("restore, unknown flag: exit %d, %q", code, errOut.String())

@@ -39,8 +39,7 @@ func runMigrate(args []string, env func(string) string, stderr io.Writer) int {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
-			return 0
+			return 0 // the flag package called fs.Usage
 		}
 		fmt.Fprintln(stderr, "imqttd migrate:", flagError(err))
 		return 2

@@ -27,8 +27,7 @@ func runRestore(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
-			return 0
+			return 0 // the flag package called fs.Usage
 		}
 		fmt.Fprintln(stderr, "imqttd restore:", flagError(err))
 		return 2
