@@ -1,7 +1,6 @@
 package hooks
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -27,7 +26,7 @@ func (h *ConnLog) ID() string { return "imqtt-connlog" }
 
 // Provides lists the events it logs.
 func (h *ConnLog) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
+	return b == mqtt.OnSessionEstablished || b == mqtt.OnDisconnect
 }
 
 // Init takes the *slog.Logger to write to (nil: slog.Default()).
