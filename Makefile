@@ -1,4 +1,5 @@
-# make run    — the server on the embedded store (./data)
+# make run    — the server on the embedded store (./data), with a generated admin token (printed in its log)
+# make build  — bin/imqttd and bin/imqtt
 # make test   — everything the tests need, installed and started, then every test
 # make bench  — the testing.B benchmarks
 # make bench-compare — imqttd against Mosquitto and bare mochi, one run (bench/run.sh; not part of make test)
@@ -7,7 +8,7 @@
 .PHONY: run test bench bench-compare build vet docs
 
 run:
-	go run ./cmd/imqttd
+	go run ./cmd/imqttd --admin-token generate
 
 test:
 	./scripts/test.sh

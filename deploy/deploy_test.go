@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // assumedFlags are the scale-out flags the deploy files rely on; they are
@@ -79,7 +79,7 @@ func strict(v any, out any) error {
 	return dec.Decode(out)
 }
 
-var flagRE = regexp.MustCompile(`fs\.[A-Z][A-Za-z0-9]*\((?:&[^,]+,\s*)?"([a-z0-9-]+)"`)
+var flagRE = regexp.MustCompile(`fs\.[A-Z][A-Za-z0-9]*\((?:[^,"()]+,\s*)?"([a-z0-9-]+)"`) // fs.IntVar(&x, "name", ...), fs.Var(sizeFlag[int]{&x}, "name", ...)
 
 // imqttdFlags are the flag names cmd/imqttd defines, read from its source.
 func imqttdFlags(t *testing.T) map[string]bool {

@@ -108,7 +108,9 @@ func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			return h.refuse(cl, packets.ErrConnectionRateExceeded)
 		}
 		h.cfg.Metrics.AuthFailed("credentials", user, cl.Net.Remote, "MQTT CONNECT as "+cl.ID)
-		h.cfg.Logger.Info("mqtt login refused", "user", user, "remote", cl.Net.Remote, "err", err)
+		// Logged by the metrics at most once a second (refusallog.go); here
+		// at debug only, for the same reason as throttling above.
+		h.cfg.Logger.Debug("mqtt login refused", "user", user, "remote", cl.Net.Remote, "err", err)
 		return h.refuse(cl, packets.ErrBadUsernameOrPassword) // 0x86; 3.1.1: 4
 	}
 	if cl.State.Keepalive == 0 {

@@ -33,6 +33,8 @@ func HTTPStatus(code string) int {
 		return http.StatusUnprocessableEntity
 	case CodeTimeout:
 		return http.StatusRequestTimeout
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	}
 	return http.StatusBadRequest
 }
@@ -57,6 +59,8 @@ func CodeForStatus(status int) string {
 		return CodeRateLimited
 	case http.StatusRequestTimeout:
 		return CodeTimeout
+	case http.StatusMethodNotAllowed:
+		return CodeMethodNotAllowed
 	case http.StatusGone:
 		return CodeGroupGone
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:

@@ -115,6 +115,8 @@ var flagDefaults = map[string]any{
 	"server-key":            "",
 	"server-send-rate":      api.DefaultServerSendRate,
 	"pprof-addr":            "",
+	"cors-origins":          "", // CORS off
+	"access-log-sample":     api.DefaultAccessLogSample,
 	"jwt-key":               "", // JWTs off
 	"jwt-audience":          "", // not checked
 	"jwt-issuer":            "", // not checked

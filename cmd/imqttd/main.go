@@ -3,6 +3,7 @@
 //
 //	go run ./cmd/imqttd                 # embedded store under ./data
 //	go run ./cmd/imqttd --help          # every flag; each also reads IMQTT_<FLAG>
+//	go run ./cmd/imqttd --version       # the module version and VCS revision
 //	go run ./cmd/imqttd restore --from backup.tar --data-dir ./data
 //	go run ./cmd/imqttd migrate --help  # copy a stopped node's store into MongoDB
 package main
@@ -18,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/imqtt/imqtt/internal/daemon"
+	"github.com/imqtt/imqtt/internal/version"
 )
 
 func main() {
@@ -28,16 +30,25 @@ func main() {
 // SIGTERM; every part of the server is built in internal/daemon. A first
 // argument naming an offline tool runs that instead.
 func run(args []string, env func(string) string, stderr io.Writer) int {
+	return runTo(args, env, os.Stdout, stderr)
+}
+
+// runTo is run with its standard output given (--version, --help).
+func runTo(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] { // offline tools; the default is to serve
 		case "restore":
 			return runRestore(args[1:], os.Stdin, os.Stdout, stderr)
 		case "migrate":
 			return runMigrate(args[1:], env, stderr)
+		case "--version", "-version", "version":
+			fmt.Fprintln(stdout, version.Get().String("imqttd"))
+			return 0
 		}
 	}
 	o, err := parse(args, env)
 	if errors.Is(err, flag.ErrHelp) {
+		printHelp(stdout, newFlagSet(&options{}))
 		return 0
 	}
 	if err != nil {

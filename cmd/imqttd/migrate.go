@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -25,17 +26,22 @@ import (
 // arguments. Each flag also reads IMQTT_<FLAG>.
 func runMigrate(args []string, env func(string) string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imqttd migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", daemon.DefaultDataDir, "data directory of the stopped embedded node")
 	walDir := fs.String("wal-dir", "", "the stopped node's --wal-dir, if it had one")
 	uri := fs.String("mongo-uri", "", "MongoDB URI of the target (required)")
 	db := fs.String("mongo-db", "", "MongoDB database (default: the URI's, else imqtt); new, or this migration's to resume")
 	rowRate := fs.Float64("rate", 0, "rows written per second at most (0: no limit)")
 	sample := fs.Int("verify-every", 100, "read back every Nth row of each kind from both stores (-1: counts only)")
+	fs.SetOutput(io.Discard) // said below in --name form (help.go)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: imqttd migrate --mongo-uri URI [--data-dir DIR] [--rate N] [--verify-every N]")
+		printFlags(stderr, fs, true)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return 0 // the flag package called fs.Usage
 		}
+		fmt.Fprintln(stderr, "imqttd migrate:", flagError(err))
 		return 2
 	}
 	set := map[string]bool{}
@@ -59,6 +65,13 @@ func runMigrate(args []string, env func(string) string, stderr io.Writer) int {
 		return fail(2, "--rate %v: rows per second, 0 or more", *rowRate)
 	}
 
+	if _, err := os.Stat(*dataDir); err == nil { // no imqttd may start on it meanwhile
+		lock, err := daemon.LockDataDir(*dataDir)
+		if err != nil {
+			return fail(1, "%v: stop it first (or restore a backup into a scratch directory and migrate that)", err)
+		}
+		defer lock.Release()
+	}
 	dir := filepath.Join(*dataDir, "pebble")
 	src, err := pebble.OpenReadOnly(dir, pebble.Options{WALDir: *walDir})
 	if errors.Is(err, pebble.ErrInUse) {

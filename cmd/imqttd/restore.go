@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imqtt/imqtt/internal/backup"
+	"github.com/imqtt/imqtt/internal/daemon"
 )
 
 // runRestore is `imqttd restore --from FILE --data-dir DIR`: it unpacks a
@@ -17,22 +18,27 @@ import (
 // restore"). It returns the exit code: 0 restored, 1 refused, 2 usage.
 func runRestore(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imqttd restore", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // said in --name form (help.go)
 	from := fs.String("from", "", "the backup tar (\"-\": standard input)")
 	dir := fs.String("data-dir", "", "the data directory to restore into: empty or absent")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: imqttd restore --from FILE --data-dir DIR")
-		fs.PrintDefaults()
+		printFlags(stderr, fs, false)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return 0 // the flag package called fs.Usage
 		}
+		fmt.Fprintln(stderr, "imqttd restore:", flagError(err))
 		return 2
 	}
 	if *from == "" || *dir == "" || fs.NArg() > 0 {
 		fs.Usage()
 		return 2
+	}
+	if err := daemon.CheckDataDir(*dir); err != nil {
+		fmt.Fprintln(stderr, "imqttd restore:", err)
+		return 1
 	}
 	r := stdin
 	if *from != "-" {

@@ -71,6 +71,15 @@ type Config struct {
 	// Signup is public sign-up, POST /v1/users: SignupOpen (the default,
 	// "") or SignupClosed, which answers 403 signup_closed (accounts.go).
 	Signup string
+
+	// AccessLogSample is the share of successful requests the access log
+	// writes (access.go): 0 none, 1 all; cmd/imqttd's default is
+	// DefaultAccessLogSample. Errors are logged at a bounded rate.
+	AccessLogSample float64
+
+	// CORSOrigins are the origins (scheme://host[:port], or "*" alone)
+	// whose pages may call /v1/ (cors.go); none: CORS is off.
+	CORSOrigins []string
 }
 
 // API is the HTTP handler.
@@ -80,6 +89,8 @@ type API struct {
 	log *slog.Logger
 	adm *admin
 	srv *serverAPI
+	// access is the access log (access.go)
+	access *accessLog
 }
 
 // New builds the routes.
@@ -102,7 +113,7 @@ func New(cfg Config) *API {
 	if cfg.Drain == nil {
 		cfg.Drain = drain.New(nil)
 	}
-	a := &API{cfg: cfg, mux: newRouteMux(), log: cfg.Logger}
+	a := &API{cfg: cfg, mux: newRouteMux(), log: cfg.Logger, access: newAccessLog(cfg.Logger, cfg.AccessLogSample)}
 	a.mux.HandleFunc("POST /v1/users", a.register)
 	a.mux.HandleFunc("POST /v1/sessions", a.login)
 	a.mux.HandleFunc("DELETE /v1/sessions/current", a.auth(a.logout))
@@ -143,22 +154,36 @@ func New(cfg Config) *API {
 	a.adminRoutes()
 	a.serverRoutes()
 	a.openapiRoutes()
-	a.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	a.landingRoutes()                      // GET / (landing.go)
+	a.mux.HandleFunc(catchAll, a.notRoute) // 404, or 405 with Allow (methods.go)
 	return a
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. The WebSocket (/mqtt) is not
+// access-logged: its connection is MQTT's, logged by hooks.ConnLog.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/mqtt" {
+		a.serve(w, r)
+		return
+	}
+	a.access.serve(w, r, a.serve) // access.go
+}
+
+// serve answers r and returns the request the mux routed (nil if none).
+func (a *API) serve(w http.ResponseWriter, r *http.Request) *http.Request {
+	if a.cors(w, r) { // a preflight, answered (cors.go)
+		return nil
+	}
 	if strings.HasPrefix(r.URL.Path, "/v1/") && dotSegment(r.URL.Path) {
 		// ServeMux would answer 301 to the cleaned path, another route:
 		// GET /v1/conversations/../messages is GET /v1/messages. No ID
 		// begins with a dot (wire.ValidUser), so no API path has one.
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "path segments . and .. are not allowed: IDs never begin with a dot")
-		return
+		return nil
 	}
-	a.mux.ServeHTTP(w, a.withBodyDeadline(w, r)) // every request body gets its deadline first (deadline.go)
+	r = a.withBodyDeadline(w, r) // every request body gets its deadline first (deadline.go)
+	a.mux.ServeHTTP(w, r)
+	return r
 }
 
 // dotSegment reports whether the (decoded) path has a "." or ".." segment.

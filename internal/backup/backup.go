@@ -141,7 +141,7 @@ func Write(ctx context.Context, w io.Writer, src Source) (Manifest, error) {
 	}
 	skip := func(rel string) bool {
 		return rel == StoreDir || rel == "media-cache" || rel == "media/tmp" || rel == ManifestName ||
-			rel == "pebble-backups" || strings.HasPrefix(rel, scratchPrefix)
+			rel == "pebble-backups" || rel == "imqttd.pid" || strings.HasPrefix(rel, scratchPrefix) // imqttd.pid: the running node's lock (daemon.PIDFile)
 	}
 	if err := walk(src.DataDir, "", skip, add); err != nil {
 		return Manifest{}, err

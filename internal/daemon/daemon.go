@@ -165,8 +165,14 @@ type Config struct {
 	// PprofAddr serves net/http/pprof on a listener of its own; "" = off.
 	// Never expose it: profiles show the process's internals.
 	PprofAddr string
-	// AdminToken guards /v1/admin/ and the dashboard; "" turns the admin API off.
+	// AdminToken guards /v1/admin/ and the dashboard; "" turns the admin
+	// API off; GenerateAdminToken has the daemon make one (firstrun.go).
 	AdminToken string
+	// CORSOrigins may call the API from their pages (api.Config.CORSOrigins).
+	CORSOrigins []string
+	// AccessLogSample is the share of successful HTTP requests logged
+	// (api.Config.AccessLogSample; 0: none).
+	AccessLogSample float64
 	// ServerKeys open the server API (/v1/server/; none: off), whose sends
 	// each key may make ServerSendRate a second (0: api.DefaultServerSendRate).
 	ServerKeys     []string
@@ -263,6 +269,7 @@ type Daemon struct {
 	tlsAddr   string
 	api       *api.API
 	ownStore  bool
+	dirLock   *DirLock // the data dir's lock, on the embedded store (lock.go)
 	// stopBackground ends the daemon's own background loops
 	stopBackground chan struct{}
 	uplink         *hooks.Uplink
@@ -352,6 +359,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	started := time.Now()
 	d = &Daemon{cfg: cfg, log: cfg.Logger, metrics: metrics.New(), stopBackground: make(chan struct{})}
 	d.drain = drain.New(d.leave)
+	// Counted refusals are logged too, rate-limited.
+	d.metrics.LogRefusals(cfg.Logger)
 	if cfg.Filter.Enabled() { // first: a bad list file fails the start before the store is opened
 		fo := cfg.Filter
 		fo.Logger, fo.Metrics = cfg.Logger, d.metrics
@@ -383,6 +392,10 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		}
 		d.ownStore = true
 	default:
+		// One process at a time on a data dir, told clearly (lock.go).
+		if d.dirLock, err = LockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
 		if err := backup.Clean(cfg.DataDir); err != nil { // a backup's, interrupted by a crash
 			return nil, err
 		}
@@ -404,6 +417,11 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	} else {
 		d.state = memory.New(d.st.ReserveVersions, memory.Options{})
 	}
+	tokenFile, generated := "", false // --admin-token generate (firstrun.go)
+	if cfg.AdminToken, tokenFile, generated, err = adminToken(cfg, scaleOut); err != nil {
+		return nil, err
+	}
+	d.cfg.AdminToken = cfg.AdminToken
 	aopts := account.Options{Params: cfg.PasswordParams, TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		Limiter: d.state, Limits: cfg.Throttle}
 	if d.bus != nil {
@@ -532,6 +550,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		hook mqtt.Hook
 		cfg  any
 	}{
+		{&hooks.ConnLog{}, cfg.Logger}, // first: it logs connects and disconnects, whatever the others do
 		{&hooks.Ban{}, hooks.BanConfig{Bans: banList, Server: srv, Metrics: d.metrics}},
 		{&hooks.Auth{}, hooks.AuthConfig{Accounts: d.accounts, Server: srv, Keepalive: d.broker.Keepalive(), Metrics: d.metrics, Logger: cfg.Logger}},
 		{&hooks.ACL{}, d.metrics},
@@ -566,7 +585,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 		Push: push.NewRegistry(d.st, d.providesPush, d.state),
 		Server: api.ServerConfig{Keys: cfg.ServerKeys, Accounts: d.accounts, Chat: d.chat, Store: d.st,
 			Limiter: d.state, SendRate: cfg.ServerSendRate, DeleteBudget: cfg.ServerDeleteBudget},
-		Signup:   cfg.Signup, // --signup (docs/integration.md#sign-up-control)
+		Signup:      cfg.Signup, // --signup (docs/integration.md#sign-up-control)
+		CORSOrigins: cfg.CORSOrigins, AccessLogSample: cfg.AccessLogSample,
 		Presence: d.presence,
 	})
 	d.api = handler
@@ -603,9 +623,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			return nil, err
 		}
 	}
-	d.log.Info("imqttd serving", "node", cfg.NodeID, "scale_out", scaleOut, "mqtt", d.broker.MQTTAddr(), "mqtt_tls", d.broker.TLSAddr(),
-		"http", d.httpAddr, "https", d.tlsAddr, "ws", "http://"+d.httpAddr+"/mqtt", "data", cfg.DataDir,
-		"durability", durability(scaleOut, cfg.SyncInterval), "wal_dir", cfg.WALDir)
+	d.logStart(scaleOut, tokenFile, generated)
 	return d, nil
 }
 
@@ -792,6 +810,7 @@ func (d *Daemon) closeStores(ctx context.Context) error {
 	if d.st != nil && d.ownStore {
 		errs = append(errs, d.st.Close())
 	}
+	errs = append(errs, d.dirLock.Release()) // after the store is closed
 	return errors.Join(errs...)
 }
 

@@ -4,6 +4,7 @@
 package metrics
 
 import (
+	"log/slog"
 	"slices"
 	"time"
 
@@ -60,6 +61,7 @@ type Metrics struct {
 	// dashboard; AuthFailed, ACLDenied and ErrorReplied feed it with the counters.
 	Recent      *oplog.Recorder
 	connections func() float64
+	refusals    refusalLog                    // LogRefusals (refusallog.go)
 	out         map[string]prometheus.Counter // Publishes{direction="out"} by kind
 	in          [4]prometheus.Counter         // Publishes{direction="in"} in inKinds' order
 	syncMQTT    prometheus.Counter            // SyncBatches{transport="mqtt"}
@@ -226,12 +228,14 @@ func (m *Metrics) AuthFailed(reason, user, remote, detail string) {
 		kind = oplog.Banned
 	}
 	m.Recent.Add(oplog.Entry{Kind: kind, Code: reason, User: user, Remote: remote, Detail: detail})
+	m.refusals.write(slog.LevelWarn, "auth_"+reason, "reason", reason, "user", user, "remote", remote, "detail", detail)
 }
 
 // ACLDenied counts a refused publish or subscription and records it.
 func (m *Metrics) ACLDenied(action, client, topic string) {
 	m.ACLDenials.WithLabelValues(action).Inc()
 	m.Recent.Add(oplog.Entry{Kind: oplog.ACLDenial, Code: action, Client: client, Detail: topic})
+	m.refusals.write(slog.LevelInfo, "acl_"+action, "client", client, "topic", topic)
 }
 
 // ErrorReplied counts an error reply by code and records it under the
@@ -243,7 +247,10 @@ func (m *Metrics) ErrorReplied(code, client, message string) {
 
 // Refused counts one refusal by a protective limit. limit is a fixed name
 // from the code, never from a client, so the label space stays bounded.
-func (m *Metrics) Refused(limit string) { m.Refusals.WithLabelValues(limit).Inc() }
+func (m *Metrics) Refused(limit string) {
+	m.Refusals.WithLabelValues(limit).Inc()
+	m.refusals.write(slog.LevelInfo, "limit_"+limit, "limit", limit)
+}
 
 // Pushed counts a push notification's result.
 func (m *Metrics) Pushed(provider, result string) {

@@ -387,7 +387,13 @@ func (m *Manager) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if errors.Is(s.broken, errTooManySessions) {
 		// mochi has sent the CONNACK (this hook cannot refuse it): the
 		// DISCONNECT says why (MQTT 5 0x97; 3.1.1: closed).
-		m.opts.Logger.Info("persistent session refused: the user holds the most allowed", "client", cl.ID, "max", m.opts.MaxPerUser)
+		// A user can do this at will: counted and logged at a bounded rate
+		// by the daemon's metrics when they can (metrics.Refused).
+		if r, ok := m.opts.Metrics.(interface{ Refused(limit string) }); ok {
+			r.Refused("session_quota")
+		} else {
+			m.opts.Logger.Info("persistent session refused: the user holds the most allowed", "client", cl.ID, "max", m.opts.MaxPerUser)
+		}
 		_ = m.b.Server().DisconnectClient(cl, packets.ErrQuotaExceeded)
 		return
 	}

@@ -713,6 +713,9 @@ func TestMaxPerUser(t *testing.T) {
 	if pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != packets.ErrQuotaExceeded.Code {
 		t.Fatalf("a third session: %+v, want DISCONNECT 0x97", pk)
 	}
+	if n := testutil.ToFloat64(s.Metrics().Refusals.WithLabelValues("session_quota")); n != 1 {
+		t.Fatalf("session_quota refusals counted: %v, want 1", n)
+	}
 	if a := dial(t, s, "bob", "a", o); !a.pres {
 		t.Fatal("an existing session was not resumed")
 	}
