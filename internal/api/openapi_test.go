@@ -19,6 +19,7 @@ import (
 
 	"github.com/imqtt/imqtt/internal/api"
 	"github.com/imqtt/imqtt/internal/apidocs"
+	"github.com/imqtt/imqtt/internal/bans"
 	"github.com/imqtt/imqtt/internal/push"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -325,7 +326,13 @@ func TestOpenAPIUnauthenticated(t *testing.T) {
 // declared by their operation and match its schemas.
 func TestOpenAPIReplies(t *testing.T) {
 	doc := loadSpec(t)
-	r := newRig(t, func(c *api.Config) { c.Server.Keys = []string{strings.Repeat("k", 32)} }) // fakes that answer
+	r := newRig(t, func(c *api.Config) { // fakes that answer
+		c.Server.Keys = []string{strings.Repeat("k", 32)}
+		c.Admin.Directory, c.Admin.Groups, c.Admin.Presence = fakeDirectory{}, fakeGroupOps{}, fakeDevices{}
+	})
+	if _, err := r.bans.Add(context.Background(), bans.Ban{User: "bob", Created: 7}); err != nil {
+		t.Fatal(err)
+	}
 	const alice = "tok-alice-phone"
 	serverKey := "Bearer " + strings.Repeat("k", 32)
 	for _, c := range []struct{ method, tmpl, path, token, body string }{
@@ -383,6 +390,33 @@ func TestOpenAPIReplies(t *testing.T) {
 		{"POST", "/v1/admin/notice", "", adminToken, `{"text":"hello"}`},
 		{"POST", "/v1/admin/clients/{user}/{device}/kick", "/v1/admin/clients/bob/tab/kick", adminToken, ""},
 		{"GET", "/v1/admin/backup", "", adminToken, ""},
+		{"GET", "/v1/admin/cluster/stats", "/v1/admin/cluster/stats?window=5", adminToken, ""},
+		{"GET", "/v1/admin/cluster/stats", "/v1/admin/cluster/stats?window=0", adminToken, ""},
+		{"GET", "/v1/admin/cluster/clients", "/v1/admin/cluster/clients?user=bob&limit=1", adminToken, ""},
+		{"GET", "/v1/admin/cluster/clients", "/v1/admin/cluster/clients?limit=0", adminToken, ""},
+		{"GET", "/v1/admin/users", "/v1/admin/users?prefix=", adminToken, ""},
+		{"GET", "/v1/admin/users", "/v1/admin/users?prefix=a&limit=1", adminToken, ""},
+		{"GET", "/v1/admin/users", "/v1/admin/users?prefix=a*", adminToken, ""},
+		{"GET", "/v1/admin/users/{user}", "", adminToken, ""},
+		{"GET", "/v1/admin/users/{user}", "/v1/admin/users/alice", adminToken, ""},
+		{"GET", "/v1/admin/users/{user}", "/v1/admin/users/nobody", adminToken, ""},
+		{"GET", "/v1/admin/users/{user}", "/v1/admin/users/bob", alice, ""},
+		{"POST", "/v1/admin/users/{user}/revoke", "/v1/admin/users/nobody/revoke", adminToken, ""},
+		{"DELETE", "/v1/admin/users/{user}", "/v1/admin/users/system", adminToken, ""},
+		{"GET", "/v1/admin/groups", "", adminToken, ""},
+		{"GET", "/v1/admin/groups", "/v1/admin/groups?prefix=g&limit=1", adminToken, ""},
+		{"GET", "/v1/admin/groups", "/v1/admin/groups?limit=201", adminToken, ""},
+		{"GET", "/v1/admin/groups/{gid}", "", adminToken, ""},
+		{"GET", "/v1/admin/groups/{gid}", "/v1/admin/groups/g1?limit=1", adminToken, ""},
+		{"GET", "/v1/admin/groups/{gid}", "/v1/admin/groups/gone", adminToken, ""},
+		{"GET", "/v1/admin/groups/{gid}", "/v1/admin/groups/g2", adminToken, ""},
+		{"GET", "/v1/admin/groups/{gid}", "/v1/admin/groups/g1?after=a*b", adminToken, ""},
+		{"DELETE", "/v1/admin/groups/{gid}/members/{user}", "", adminToken, ""},
+		{"DELETE", "/v1/admin/groups/{gid}/members/{user}", "/v1/admin/groups/g1/members/alice", adminToken, ""},
+		{"DELETE", "/v1/admin/groups/{gid}/members/{user}", "/v1/admin/groups/gone/members/bob", adminToken, ""},
+		{"DELETE", "/v1/admin/groups/{gid}", "", adminToken, ""},
+		{"DELETE", "/v1/admin/groups/{gid}", "/v1/admin/groups/g2", adminToken, ""},
+		{"DELETE", "/v1/admin/groups/{gid}", "/v1/admin/groups/gone", adminToken, ""},
 		{"POST", "/v1/server/users", "", "", `{"user":"bot1","extra":1}`},
 		{"POST", "/v1/server/tokens", "", "", `{"user":"bot1","ttl":"forever"}`},
 	} {
