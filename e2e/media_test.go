@@ -675,7 +675,11 @@ var buildCLI = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "imqtt")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/imqtt/imqtt/cmd/imqtt").CombinedOutput(); err != nil {
+	// In the server's module (the repository's root), whose go.sum holds
+	// the CLI's dependencies: this module does not import the CLI.
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/imqtt")
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	return bin, nil

@@ -4,4 +4,4 @@ go 1.26.0
 
 require github.com/goccy/go-json v0.12.0
 
-require github.com/rivo/uniseg v0.4.7 // indirect
+require github.com/rivo/uniseg v0.4.7

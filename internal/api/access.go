@@ -103,10 +103,13 @@ func (l *accessLog) serve(w http.ResponseWriter, r *http.Request, next func(http
 	if status == 0 {
 		status = http.StatusOK
 	}
-	level, kind := slog.LevelInfo, ""
+	kind := ""
 	switch {
 	case status >= 500:
-		level, kind = slog.LevelWarn, "5xx"
+		// At info like the rest: a 5xx's cause is logged once, at warn or
+		// error, by what failed (a full disk, a store down); its every
+		// refused request at warn would bury that line.
+		kind = "5xx"
 	case status == http.StatusUnauthorized || status == http.StatusNotFound:
 		kind = strconv.Itoa(status)
 	case status >= 400:
@@ -134,5 +137,5 @@ func (l *accessLog) serve(w http.ResponseWriter, r *http.Request, next func(http
 	if suppressed > 0 {
 		attrs = append(attrs, slog.Int64("suppressed", suppressed))
 	}
-	l.log.LogAttrs(context.Background(), level, "http", attrs...)
+	l.log.LogAttrs(context.Background(), slog.LevelInfo, "http", attrs...)
 }
