@@ -84,6 +84,11 @@ func dashboardCluster(t *testing.T, ctx context.Context) {
 		chromedp.WaitVisible(css("#view-overview")))
 	until("the cluster line", `document.getElementById("cl-nodes").textContent === "3" && document.getElementById("cl-up").textContent === "2" &&
 		document.getElementById("cl-down").textContent.includes("n3 down")`)
+	until("the tiles the cluster's: dana on n1 and eli on n2, n3 down", `document.getElementById("t-conns").textContent === "2" &&
+		document.getElementById("t-conns-sub").textContent === "on 2 of 3 nodes" &&
+		document.getElementById("t-conns").closest(".tile").title === "n1: 1\nn2: 1\nn3: down" &&
+		document.querySelector('#cl-breakdown [data-node="n3"]').textContent.includes("down") &&
+		document.getElementById("t-ack-sub").textContent.includes("worst node")`)
 	step("nodes", chromedp.Click(css(`#nav a[data-view="nodes"]`)))
 	until("three nodes, n3 down", `document.querySelectorAll("#nodes-table tr[data-node]").length === 3 &&
 		document.querySelector('#nodes-table tr[data-node="n3"]').textContent.includes("left the cluster") &&
