@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -39,35 +38,7 @@ func dashboardCluster(t *testing.T, ctx context.Context) {
 
 	art := artifactsDir(t, "dashboard-cluster")
 	docs := os.Getenv("IMQTT_DOCS_SHOTS")
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := chromedp.Do(c, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	until := func(what, js string) {
-		t.Helper()
-		step(what, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(50*time.Millisecond),
-			chromedp.WithPollingTimeout(10*time.Second)))
-	}
-	shot := func(name string) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		for _, dir := range []string{art, docs} {
-			if dir != "" {
-				if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
+	step, until, shot := dashPage{t, ctx, []string{art, docs}}.funcs()
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 	confirm := func(what, button string) {
 		t.Helper()
