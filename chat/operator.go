@@ -20,17 +20,9 @@ var operator = Sender{User: SystemUser, Server: true}
 // "system". ErrNotFound for no such group, ErrGroupGone if it is
 // disbanded already.
 func (s *Service) DisbandAsOperator(ctx context.Context, group string) error {
-	group, err := normGroup(group)
+	group, err := s.liveGroup(ctx, group)
 	if err != nil {
 		return err
-	}
-	switch g, err := s.st.GetGroup(ctx, group); {
-	case errors.Is(err, store.ErrNotFound):
-		return refuse(ErrNotFound, "no such group: "+group)
-	case err != nil:
-		return errStore("get group", err)
-	case g.Disbanded != 0:
-		return groupGone(group)
 	}
 	return s.DisbandGroup(ctx, operator, group)
 }
@@ -39,21 +31,13 @@ func (s *Service) DisbandAsOperator(ctx context.Context, group string) error {
 // the member gets a "removed" group event by "system". The owner cannot
 // be removed (ErrForbidden: disband the group instead).
 func (s *Service) RemoveAsOperator(ctx context.Context, group, user string) error {
-	group, err := normGroup(group)
-	if err != nil {
-		return err
-	}
 	u, ok := wire.NormUser(user)
 	if !ok {
 		return refuse(ErrBadRequest, "user: not a user ID")
 	}
-	switch g, err := s.st.GetGroup(ctx, group); {
-	case errors.Is(err, store.ErrNotFound):
-		return refuse(ErrNotFound, "no such group: "+group)
-	case err != nil:
-		return errStore("get group", err)
-	case g.Disbanded != 0:
-		return groupGone(group)
+	group, err := s.liveGroup(ctx, group)
+	if err != nil {
+		return err
 	}
 	switch m, err := s.st.GetMember(ctx, group, u); {
 	case errors.Is(err, store.ErrNotFound):
@@ -74,4 +58,22 @@ func (s *Service) RemoveAsOperator(ctx context.Context, group, user string) erro
 	s.groupEvent(u, group, wire.GroupRemoved, SystemUser)
 	s.groupChanged(group, "removed", SystemUser, []string{u})
 	return nil
+}
+
+// liveGroup is the normalised ID of a group that exists and is not
+// disbanded: ErrNotFound, ErrGroupGone, or a store failure otherwise.
+func (s *Service) liveGroup(ctx context.Context, group string) (string, error) {
+	group, err := normGroup(group)
+	if err != nil {
+		return "", err
+	}
+	switch g, err := s.st.GetGroup(ctx, group); {
+	case errors.Is(err, store.ErrNotFound):
+		return "", refuse(ErrNotFound, "no such group: "+group)
+	case err != nil:
+		return "", errStore("get group", err)
+	case g.Disbanded != 0:
+		return "", groupGone(group)
+	}
+	return group, nil
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -39,35 +38,7 @@ func dashboardCluster(t *testing.T, ctx context.Context) {
 
 	art := artifactsDir(t, "dashboard-cluster")
 	docs := os.Getenv("IMQTT_DOCS_SHOTS")
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := chromedp.Do(c, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	until := func(what, js string) {
-		t.Helper()
-		step(what, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(50*time.Millisecond),
-			chromedp.WithPollingTimeout(10*time.Second)))
-	}
-	shot := func(name string) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		for _, dir := range []string{art, docs} {
-			if dir != "" {
-				if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
+	step, until, shot := dashPage{t, ctx, []string{art, docs}}.funcs()
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 	confirm := func(what, button string) {
 		t.Helper()
@@ -84,6 +55,11 @@ func dashboardCluster(t *testing.T, ctx context.Context) {
 		chromedp.WaitVisible(css("#view-overview")))
 	until("the cluster line", `document.getElementById("cl-nodes").textContent === "3" && document.getElementById("cl-up").textContent === "2" &&
 		document.getElementById("cl-down").textContent.includes("n3 down")`)
+	until("the tiles the cluster's: dana on n1 and eli on n2, n3 down", `document.getElementById("t-conns").textContent === "2" &&
+		document.getElementById("t-conns-sub").textContent === "on 2 of 3 nodes" &&
+		document.getElementById("t-conns").closest(".tile").title === "n1: 1\nn2: 1\nn3: down" &&
+		document.querySelector('#cl-breakdown [data-node="n3"]').textContent.includes("down") &&
+		document.getElementById("t-ack-sub").textContent.includes("worst node")`)
 	step("nodes", chromedp.Click(css(`#nav a[data-view="nodes"]`)))
 	until("three nodes, n3 down", `document.querySelectorAll("#nodes-table tr[data-node]").length === 3 &&
 		document.querySelector('#nodes-table tr[data-node="n3"]').textContent.includes("left the cluster") &&

@@ -66,31 +66,7 @@ func TestDashboard(t *testing.T) {
 	s := startAdmin(t)
 	art := artifactsDir(t, "dashboard") // webchat_test.go
 	ctx := dashboardBrowser(t)
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := chromedp.Do(c, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	until := func(what, js string) {
-		t.Helper()
-		step(what, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(50*time.Millisecond),
-			chromedp.WithPollingTimeout(10*time.Second)))
-	}
-	shot := func(name string) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(art, name), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	step, until, shot := dashPage{t, ctx, []string{art}}.funcs()
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 
 	// Traffic, so the overview has something to show.
@@ -180,4 +156,47 @@ func TestDashboardAssets(t *testing.T) {
 	if resp.StatusCode != 404 {
 		t.Errorf("missing asset: %d", resp.StatusCode)
 	}
+}
+
+// dashPage drives a dashboard page: step runs actions within 15 s, until
+// polls a JavaScript condition for 10 s, shot writes a screenshot to each
+// of dirs that is set; each fails the test when it cannot.
+type dashPage struct {
+	t    *testing.T
+	ctx  context.Context
+	dirs []string
+}
+
+func (p dashPage) funcs() (step func(string, ...chromedp.Action[chromedp.Void]), until func(what, js string), shot func(name string)) {
+	t := p.t
+	step = func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		c, cancel := context.WithTimeout(p.ctx, 15*time.Second)
+		defer cancel()
+		if err := chromedp.Do(c, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	until = func(what, js string) {
+		t.Helper()
+		step(what, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(50*time.Millisecond),
+			chromedp.WithPollingTimeout(10*time.Second)))
+	}
+	shot = func(name string) {
+		t.Helper()
+		c, cancel := context.WithTimeout(p.ctx, 15*time.Second)
+		defer cancel()
+		png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		for _, dir := range p.dirs {
+			if dir != "" {
+				if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	return step, until, shot
 }

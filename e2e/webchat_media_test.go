@@ -50,9 +50,10 @@ type mediaPage struct {
 }
 
 type mediaConv struct {
-	Key   string `json:"key"`
-	Name  string `json:"name"`
-	Title string `json:"title"`
+	Key     string `json:"key"`
+	Name    string `json:"name"`
+	Title   string `json:"title"`
+	Preview string `json:"preview"` // what the list shows of the last message
 }
 
 type mediaMsg struct {
@@ -88,7 +89,7 @@ const mediaPageJS = `(() => {
     width: innerWidth,
     title: t($('#chat-title')),
     group_id: t($('#group-info .g-id')),
-    convs: q('#convs .conv').map((li) => ({key: li.dataset.key, name: t(li.querySelector('.name')), title: li.title || ''})),
+    convs: q('#convs .conv').map((li) => ({key: li.dataset.key, name: t(li.querySelector('.name')), title: li.title || '', preview: t(li.querySelector('.preview'))})),
     list: shown($('aside')),
     chat: shown($('#chat')),
     back: shown($('#back')),
@@ -307,6 +308,8 @@ func TestWebChatMedia(t *testing.T) {
 	if p.Msgs[1].From != "alice" || p.Msgs[1].Text != "" {
 		t.Errorf("the image message: %+v", p.Msgs[1])
 	}
+	at.waitMedia("the list's preview of the image", func(p mediaPage) bool { return p.conv(key).Preview == "you: Photo" })
+	bt.waitMedia("bob's preview of it", func(p mediaPage) bool { return p.conv(key).Preview == "alice: Photo" })
 	bt.click(`#messages .msg .thumb`)
 	bt.waitMedia("the full image", func(p mediaPage) bool { return p.Viewer.Open && p.Viewer.State == "ok" && p.Viewer.Width == 640 })
 	bt.key(kb.Escape)

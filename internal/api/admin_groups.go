@@ -26,30 +26,7 @@ func toAdminGroup(g store.Group) adminGroup {
 // adminSearchGroups lists groups whose ID begins with ?prefix=, disbanded
 // ones too, in ID order; next_after pages as for users.
 func (a *API) adminSearchGroups(w http.ResponseWriter, r *http.Request) {
-	prefix, after, limit, ok := searchParams(w, r)
-	if !ok {
-		return
-	}
-	dir, ok := a.directoryOrFail(w)
-	if !ok {
-		return
-	}
-	gs, err := dir.SearchGroups(r.Context(), prefix, after, limit)
-	if err != nil {
-		a.storeError(w, "search groups", err)
-		return
-	}
-	out := struct {
-		Groups    []adminGroup `json:"groups"`
-		NextAfter string       `json:"next_after,omitempty"`
-	}{Groups: []adminGroup{}}
-	for _, g := range gs {
-		out.Groups = append(out.Groups, toAdminGroup(g))
-	}
-	if len(gs) == limit {
-		out.NextAfter = gs[len(gs)-1].ID
-	}
-	writeJSON(w, http.StatusOK, out)
+	adminSearch(a, w, r, "groups", AdminDirectory.SearchGroups, func(g store.Group) (string, adminGroup) { return g.ID, toAdminGroup(g) })
 }
 
 // groupPath validates {gid} of the path: group IDs follow the user ID rules.

@@ -91,6 +91,16 @@ type adminUser struct {
 // adminSearchUsers lists accounts whose ID begins with ?prefix=, in ID
 // order; next_after (when there may be more) is the next page's ?after=.
 func (a *API) adminSearchUsers(w http.ResponseWriter, r *http.Request) {
+	adminSearch(a, w, r, "users", AdminDirectory.SearchUsers, func(u store.User) (string, adminUser) {
+		return u.ID, adminUser{ID: u.ID, Display: u.Display, Created: u.Created}
+	})
+}
+
+// adminSearch answers a directory search (users or groups): ?prefix=,
+// ?after=, ?limit= in, {"<key>":[...],"next_after":"..."} out, each row
+// shown by show, which also names its ID for the next page.
+func adminSearch[T, R any](a *API, w http.ResponseWriter, r *http.Request, key string,
+	search func(AdminDirectory, context.Context, string, string, int) ([]T, error), show func(T) (string, R)) {
 	prefix, after, limit, ok := searchParams(w, r)
 	if !ok {
 		return
@@ -99,22 +109,46 @@ func (a *API) adminSearchUsers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	us, err := dir.SearchUsers(r.Context(), prefix, after, limit)
+	found, err := search(dir, r.Context(), prefix, after, limit)
 	if err != nil {
-		a.storeError(w, "search users", err)
+		a.storeError(w, "search "+key, err)
 		return
 	}
-	out := struct {
-		Users     []adminUser `json:"users"`
-		NextAfter string      `json:"next_after,omitempty"`
-	}{Users: []adminUser{}}
-	for _, u := range us {
-		out.Users = append(out.Users, adminUser{ID: u.ID, Display: u.Display, Created: u.Created})
+	rows := make([]R, 0, len(found))
+	last := ""
+	for _, t := range found {
+		var row R
+		last, row = show(t)
+		rows = append(rows, row)
 	}
-	if len(us) == limit {
-		out.NextAfter = us[len(us)-1].ID
+	out := map[string]any{key: rows}
+	if len(found) == limit {
+		out["next_after"] = last
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// existingUser reads {user} of the path and checks the account exists,
+// writing the 4xx/5xx itself when not.
+func (a *API) existingUser(w http.ResponseWriter, r *http.Request) (string, AdminDirectory, store.User, bool) {
+	user, ok := userPath(w, r)
+	if !ok {
+		return "", nil, store.User{}, false
+	}
+	dir, ok := a.directoryOrFail(w)
+	if !ok {
+		return "", nil, store.User{}, false
+	}
+	u, err := dir.GetUser(r.Context(), user)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, wire.CodeNoSuchUser, "no such user: "+user)
+		return "", nil, store.User{}, false
+	}
+	if err != nil {
+		a.storeError(w, "get user", err)
+		return "", nil, store.User{}, false
+	}
+	return user, dir, u, true
 }
 
 // userPath validates {user} of the path: a user ID, folded.
@@ -149,21 +183,8 @@ func (a *API) adminShowUser(w http.ResponseWriter, r *http.Request) {
 	if !onlyParams(w, r) {
 		return
 	}
-	user, ok := userPath(w, r)
+	user, dir, u, ok := a.existingUser(w, r)
 	if !ok {
-		return
-	}
-	dir, ok := a.directoryOrFail(w)
-	if !ok {
-		return
-	}
-	u, err := dir.GetUser(r.Context(), user)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, wire.CodeNoSuchUser, "no such user: "+user)
-		return
-	}
-	if err != nil {
-		a.storeError(w, "get user", err)
 		return
 	}
 	out := adminUserDetail{adminUser: adminUser{ID: u.ID, Display: u.Display, Created: u.Created},
@@ -212,19 +233,8 @@ func (a *API) adminRevokeUser(w http.ResponseWriter, r *http.Request) {
 	if !onlyParams(w, r) {
 		return
 	}
-	user, ok := userPath(w, r)
+	user, _, _, ok := a.existingUser(w, r)
 	if !ok {
-		return
-	}
-	dir, ok := a.directoryOrFail(w)
-	if !ok {
-		return
-	}
-	if _, err := dir.GetUser(r.Context(), user); errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, wire.CodeNoSuchUser, "no such user: "+user)
-		return
-	} else if err != nil {
-		a.storeError(w, "get user", err)
 		return
 	}
 	c := a.srv.cfg

@@ -184,39 +184,103 @@ async function clusterLine() {
   return c;
 }
 
-let clusterEvery = 0; // the cluster line is asked every fifth overview tick
+// The overview's tiles are the cluster's, from GET cluster/stats, asked
+// on its own loop with one request in flight at a time: a slow or down
+// node delays the tiles, never the charts nor a pile of requests. The
+// charts are this node's (the cluster view carries no series).
+let clusterBusy = false;
+
+function refreshCluster() {
+  if (clusterBusy) return;
+  clusterBusy = true;
+  clusterLine()
+    .then((c) => { if (view === "overview") clusterTiles(c); })
+    .catch(() => {})
+    .finally(() => { clusterBusy = false; });
+}
+
+const sum = (stats, get) => stats.reduce((a, s) => a + (get(s) || 0), 0);
+
+// worst is the stats of the node with the highest p99 of a latency.
+function worst(up, get) {
+  let w = null;
+  for (const n of up) {
+    const l = get(n.stats);
+    if (l && l.p99 !== null && l.p99 !== undefined && (!w || l.p99 > get(w.stats).p99)) w = n;
+  }
+  return w;
+}
+
+// perNode is a tile's tooltip: each node's part, down nodes named so.
+function perNode(c, part) {
+  return c.nodes.map((n) => n.node + ": " + (n.up ? part(n.stats) : "down")).join("\n");
+}
+
+function tile(id, text, tip) {
+  $(id).textContent = text;
+  $(id).closest(".tile").title = tip;
+}
+
+function clusterTiles(c) {
+  const up = c.nodes.filter((n) => n.up), st = up.map((n) => n.stats);
+  $("tiles-scope").textContent = "Cluster: " + c.total.up + " of " + c.total.nodes + " nodes up";
+  const bd = $("cl-breakdown");
+  bd.replaceChildren(...c.nodes.map((n) => {
+    const e = el("span", n.node + (n.self ? " (this node)" : "") + " ", "node-part");
+    if (n.up) e.append(count(n.stats.connections) + " conns · " + fmt(n.stats.messages.in_per_sec) + " in/s");
+    else e.append(el("span", "down", "pill bad"));
+    e.dataset.node = n.node;
+    return e;
+  }));
+  tile("t-conns", count(c.total.connections), perNode(c, (s) => count(s.connections)));
+  $("t-conns-sub").textContent = "on " + c.total.up + " of " + c.total.nodes + " nodes";
+  tile("t-in", fmt(c.total.in_per_sec), perNode(c, (s) => fmt(s.messages.in_per_sec) + " /s"));
+  $("t-in-total").textContent = count(sum(st, (s) => s.messages.in_total)) + " total";
+  tile("t-out", fmt(c.total.out_per_sec), perNode(c, (s) => fmt(s.messages.out_per_sec) + " /s"));
+  $("t-out-total").textContent = count(sum(st, (s) => s.messages.out_total)) + " total";
+  const ack = worst(up, (s) => s.ack_ms);
+  tile("t-ack", ack ? fmt(ack.stats.ack_ms.p50, 2) + " / " + fmt(ack.stats.ack_ms.p99, 2) : "– / –",
+    perNode(c, (s) => fmt(s.ack_ms.p50, 2) + " / " + fmt(s.ack_ms.p99, 2) + " ms"));
+  $("t-ack-sub").textContent = "ms, last 10 s · worst node" + (ack ? ": " + ack.node : "");
+  // The cluster's mean batch: each node's mean weighted by its commits.
+  const commits = sum(st, (s) => s.store.commits_per_sec);
+  const batch = commits ? sum(st, (s) => (s.store.batch.mean || 0) * s.store.commits_per_sec) / commits : null;
+  tile("t-batch", fmt(batch, 1), perNode(c, (s) => fmt(s.store.batch.mean, 1) + " per commit"));
+  $("t-batch-sub").textContent = "messages per commit, " + fmt(commits) + " commits/s";
+  const commit = worst(up, (s) => s.store.commit_ms);
+  tile("t-commit", commit ? fmt(commit.stats.store.commit_ms.p50, 2) + " / " + fmt(commit.stats.store.commit_ms.p99, 2) : "– / –",
+    perNode(c, (s) => fmt(s.store.commit_ms.p50, 2) + " / " + fmt(s.store.commit_ms.p99, 2) + " ms"));
+  $("t-commit-sub").textContent = "ms, last 10 s · worst node" + (commit ? ": " + commit.node : "");
+  tile("t-errors", fmt(c.total.errors_per_sec), perNode(c, (s) => fmt(s.per_sec.errors) + " /s"));
+  $("t-errors-total").textContent = count(sum(st, (s) => s.totals.errors)) + " total";
+  tile("t-denials", [(s) => s.totals.acl_denials, (s) => s.totals.auth_failures, (s) => s.totals.drops].map((f) => count(sum(st, f))).join(" · "),
+    perNode(c, (s) => [s.totals.acl_denials, s.totals.auth_failures, s.totals.drops].map(count).join(" · ")));
+  const push = { sent: 0, retry: 0, failed: 0, dropped: 0 };
+  let pending = 0, p99 = null;
+  for (const s of st) {
+    for (const byResult of Object.values((s.push && s.push.results) || {})) {
+      push.sent += byResult.sent || 0;
+      push.retry += byResult.retry || 0;
+      push.failed += (byResult.failed || 0) + (byResult.invalid_token || 0);
+      push.dropped += byResult.expired || 0;
+    }
+    // The outbox is the store's, which nodes may share: its largest depth, not a sum.
+    pending = Math.max(pending, (s.push && s.push.outbox && s.push.outbox.items) || 0);
+    const l = s.push && s.push.latency_ms && s.push.latency_ms.p99;
+    if (l !== null && l !== undefined && (p99 === null || l > p99)) p99 = l;
+  }
+  tile("t-push", [push.sent, push.retry, push.failed].map(count).join(" · "),
+    perNode(c, (s) => Object.values((s.push && s.push.results) || {}).reduce((a, r) => a + (r.sent || 0), 0) + " sent"));
+  $("t-push-sub").textContent = "outbox " + count(pending) + " pending · " + count(push.dropped) + " expired · worst p99 " + fmt(p99 || 0) + " ms";
+}
 
 async function overview() {
-  if (clusterEvery++ % 5 === 0) clusterLine().catch(() => {});
+  refreshCluster();
   const s = await api("GET", "stats?window=10&since=" + lastT);
   $("node-name").textContent = "node " + s.node;
   for (const p of s.series) if (p.t > lastT) series.push(p);
   if (series.length > KEEP) series = series.slice(series.length - KEEP);
   if (series.length) lastT = series[series.length - 1].t;
-  const m = s.messages;
-  $("t-conns").textContent = count(s.connections);
-  $("t-in").textContent = fmt(m.in_per_sec);
-  $("t-in-total").textContent = count(m.in_total) + " total";
-  $("t-out").textContent = fmt(m.out_per_sec);
-  $("t-out-total").textContent = count(m.out_total) + " total";
-  $("t-ack").textContent = fmt(s.ack_ms.p50, 2) + " / " + fmt(s.ack_ms.p99, 2);
-  $("t-batch").textContent = fmt(s.store.batch.mean, 1);
-  $("t-batch-sub").textContent = "messages per commit, " + fmt(s.store.commits_per_sec) + " commits/s";
-  $("t-commit").textContent = fmt(s.store.commit_ms.p50, 2) + " / " + fmt(s.store.commit_ms.p99, 2);
-  $("t-errors").textContent = fmt(s.per_sec.errors);
-  $("t-errors-total").textContent = count(s.totals.errors) + " total";
-  $("t-denials").textContent = [s.totals.acl_denials, s.totals.auth_failures, s.totals.drops].map(count).join(" · ");
-  const push = { sent: 0, retry: 0, failed: 0, dropped: 0 };
-  for (const byResult of Object.values((s.push && s.push.results) || {})) {
-    push.sent += byResult.sent || 0;
-    push.retry += byResult.retry || 0;
-    push.failed += (byResult.failed || 0) + (byResult.invalid_token || 0);
-    push.dropped += byResult.expired || 0;
-  }
-  const outbox = (s.push && s.push.outbox) || {};
-  $("t-push").textContent = [push.sent, push.retry, push.failed].map(count).join(" · ");
-  $("t-push-sub").textContent = "outbox " + count(outbox.items || 0) + " pending · " + count(push.dropped) + " expired · p99 " +
-    fmt(s.push ? s.push.latency_ms.p99 : 0) + " ms";
   drawCharts();
 }
 

@@ -855,7 +855,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     if (!last) return '';
     if (social.hidden(r, last)) return 'message from a blocked user';
     const who = last.from === me() ? 'you: ' : r.group ? last.from + ': ' : '';
-    return who + (last.recalled ? 'message recalled' : last.body || '[' + last.type + ']');
+    return who + (last.recalled ? 'message recalled' : last.body || imqttMediaLabel(last.type, last.meta));
   }
 
   function renderConvs() {
@@ -919,7 +919,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
 
   function replyTo(key, m) {
     if (S.editing) stopEditing();
-    S.replyTo = { key, id: m.id, from: m.from, type: m.type, body: m.body };
+    S.replyTo = { key, id: m.id, from: m.from, type: m.type, body: m.body, meta: m.meta };
     S.menu = null;
     renderMessages();
     $('#composer').text.focus();
@@ -954,7 +954,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
       what.textContent = 'Editing your message';
     } else if (S.replyTo && S.replyTo.key === S.open) {
       const q = S.replyTo;
-      what.textContent = 'Replying to ' + q.from + ': ' + (cut(q.body) || '[' + q.type + ']');
+      what.textContent = 'Replying to ' + q.from + ': ' + (cut(q.body) || imqttMediaLabel(q.type, q.meta));
     } else {
       bar.hidden = true;
       return;
@@ -974,7 +974,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
       div.classList.add('recalled');
       div.append(el('span', 'q-body', 'message recalled'));
     } else {
-      div.append(el('span', 'q-body', q.body || '[' + (q.type || 'message') + ']'));
+      div.append(el('span', 'q-body', q.body || imqttMediaLabel(q.type))); // a quote carries no meta
     }
     return div;
   }

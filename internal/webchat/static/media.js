@@ -78,6 +78,22 @@ function imqttHumanSize(n) {
   return (n < 10 ? n.toFixed(1) : Math.round(n)) + ' ' + units[i];
 }
 
+// imqttMediaLabel is what a list preview or a reply quote says of a
+// message with no text: "Photo", "Video", "Voice message" (audio with no
+// name: one recorded), "Audio: name", the file's name (meta.name, as the
+// sender's page put it), else "File" or "Message". Plain text: shown
+// through textContent.
+function imqttMediaLabel(type, meta) {
+  const n = meta && typeof meta === 'object' && typeof meta.name === 'string' ? [...meta.name.trim()].slice(0, 200).join('') : '';
+  switch (type) {
+    case 'image': return 'Photo';
+    case 'video': return 'Video';
+    case 'audio': return n ? 'Audio: ' + n : 'Voice message';
+    case 'file': return n || 'File';
+  }
+  return 'Message';
+}
+
 // imqttMedia builds the media part of the page. page gives what chat.js
 // owns: S (its state), el, me, send(key, body, extra) and error (the chat
 // error line).
@@ -368,4 +384,4 @@ function imqttMedia(page) {
   return { body, reset };
 }
 
-if (typeof module !== 'undefined') module.exports = { imqttLinkParts, imqttHumanSize };
+if (typeof module !== 'undefined') module.exports = { imqttLinkParts, imqttHumanSize, imqttMediaLabel };

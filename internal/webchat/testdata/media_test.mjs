@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { imqttLinkParts, imqttHumanSize } = require('../static/media.js');
+const { imqttLinkParts, imqttHumanSize, imqttMediaLabel } = require('../static/media.js');
 const { imqttMembers } = require('../static/groups-ui.js');
 
 const links = (text) => imqttLinkParts(text).filter((p) => p.href).map((p) => p.href);
@@ -62,4 +62,18 @@ test('imqttMembers: the members field', () => {
   assert.deepEqual(imqttMembers(' bob, carol  Dave;bob\n'), { users: ['bob', 'carol', 'Dave'], bad: [] });
   assert.deepEqual(imqttMembers('bob, <b>x</b>, a@b'), { users: ['bob'], bad: ['<b>x</b>', 'a@b'] });
   assert.deepEqual(imqttMembers(''), { users: [], bad: [] });
+});
+
+test('imqttMediaLabel: a media message is named as people say it, never by its wire type', () => {
+  assert.equal(imqttMediaLabel('image', { name: 'beach.png', w: 640, h: 480 }), 'Photo');
+  assert.equal(imqttMediaLabel('video'), 'Video');
+  assert.equal(imqttMediaLabel('audio', {}), 'Voice message');
+  assert.equal(imqttMediaLabel('audio', { name: 'song.ogg' }), 'Audio: song.ogg');
+  assert.equal(imqttMediaLabel('file', { name: ' packing list.txt ', size: 3200 }), 'packing list.txt');
+  assert.equal(imqttMediaLabel('file', { name: 42 }), 'File');
+  assert.equal(imqttMediaLabel('file', ['x']), 'File');
+  assert.equal(imqttMediaLabel('file', { name: '<img src=x onerror=alert(1)>' }), '<img src=x onerror=alert(1)>', 'kept as text');
+  assert.equal([...imqttMediaLabel('file', { name: 'a'.repeat(1000) })].length, 200);
+  assert.equal(imqttMediaLabel('custom'), 'Message');
+  assert.equal(imqttMediaLabel(undefined), 'Message');
 });
