@@ -20,7 +20,7 @@ bench-compare:
 	./bench/run.sh
 
 build:
-	go build -o bin/ ./cmd/...
+	go build -buildvcs=auto -o bin/ ./cmd/...  # the revision for --version, whatever GOFLAGS says
 
 vet:
 	go vet ./...

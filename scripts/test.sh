@@ -83,7 +83,12 @@ done
 # build is a link; and the server is checked under the SDK's traffic too).
 bindir=$(mktemp -d)
 trap 'kill $e2epid 2>/dev/null || true; rm -rf "$e2elog" "$bindir"' EXIT
-go build -race -o "$bindir/imqttd" ./cmd/imqttd
+# -buildvcs=auto: stamped with the checkout's revision even where GOFLAGS
+# turns stamping off, and --version must name it (internal/version).
+go build -race -buildvcs=auto -o "$bindir/imqttd" ./cmd/imqttd
+if rev=$(git rev-parse HEAD 2>/dev/null); then
+  "$bindir/imqttd" --version | grep -q "revision $rev" || { echo "test.sh: imqttd --version does not name revision $rev: $("$bindir/imqttd" --version)" >&2; exit 1; }
+fi
 echo "test.sh: npm test sdk/js"
 (cd sdk/js && IMQTTD="$bindir/imqttd" npm test)
 # Every fuzz target: its committed corpus ran above; a few seconds of new
