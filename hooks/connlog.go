@@ -1,9 +1,13 @@
 package hooks
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"sync/atomic"
+
+	xrate "golang.org/x/time/rate"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -16,10 +20,28 @@ import (
 // persistent) and its end ("mqtt disconnect", with why), at info. Never a
 // password, token or payload. Refused connections are not its: they are
 // logged, rate-limited, where they are counted (metrics.LogRefusals).
+//
+// The lines are bounded too, all clients together (Rate a second after a
+// burst of Burst): a device with a good token reconnecting in a loop, or a
+// reconnect storm after a restart, cannot flood the log; the next line
+// written carries "suppressed", how many were left out.
 type ConnLog struct {
 	mqtt.HookBase
-	log *slog.Logger
+	// Rate and Burst bound the lines; zero: DefaultConnLogRate and
+	// DefaultConnLogBurst. Set before Init.
+	Rate       float64
+	Burst      int
+	log        *slog.Logger
+	lim        *xrate.Limiter
+	suppressed atomic.Int64
 }
+
+// The defaults of ConnLog's bound: a node's ordinary churn is far below
+// it, a storm of 10,000 reconnects keeps its first thousand lines.
+const (
+	DefaultConnLogRate  = 100
+	DefaultConnLogBurst = 1000
+)
 
 // ID names the hook.
 func (h *ConnLog) ID() string { return "imqtt-connlog" }
@@ -35,7 +57,27 @@ func (h *ConnLog) Init(config any) error {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
+	if h.Rate <= 0 {
+		h.Rate = DefaultConnLogRate
+	}
+	if h.Burst <= 0 {
+		h.Burst = DefaultConnLogBurst
+	}
+	h.lim = xrate.NewLimiter(xrate.Limit(h.Rate), h.Burst)
 	return nil
+}
+
+// write logs one line if the bound allows, with the count left out since
+// the last line written.
+func (h *ConnLog) write(msg string, attrs ...slog.Attr) {
+	if !h.lim.Allow() {
+		h.suppressed.Add(1)
+		return
+	}
+	if n := h.suppressed.Swap(0); n > 0 {
+		attrs = append(attrs, slog.Int64("suppressed", n))
+	}
+	h.log.LogAttrs(context.Background(), slog.LevelInfo, msg, attrs...)
 }
 
 // OnSessionEstablished logs a connection that logged in.
@@ -44,8 +86,9 @@ func (h *ConnLog) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	user, device, _ := wire.SplitClientID(cl.ID)
-	h.log.Info("mqtt connect", "user", user, "device", device, "client", cl.ID, "remote", cl.Net.Remote,
-		"listener", cl.Net.Listener, "protocol", cl.Properties.ProtocolVersion, "clean", cl.Properties.Clean)
+	h.write("mqtt connect", slog.String("user", user), slog.String("device", device), slog.String("client", cl.ID),
+		slog.String("remote", cl.Net.Remote), slog.String("listener", cl.Net.Listener),
+		slog.Int("protocol", int(cl.Properties.ProtocolVersion)), slog.Bool("clean", cl.Properties.Clean))
 }
 
 // OnDisconnect logs a connection's end: err is why (a DISCONNECT's
@@ -59,6 +102,7 @@ func (h *ConnLog) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		reason = err.Error() // a packets.Code's is its reason
 	}
-	h.log.Info("mqtt disconnect", "user", user, "device", device, "client", cl.ID, "remote", cl.Net.Remote,
-		"reason", reason, "taken_over", cl.IsTakenOver(), "session_kept", !expire)
+	h.write("mqtt disconnect", slog.String("user", user), slog.String("device", device), slog.String("client", cl.ID),
+		slog.String("remote", cl.Net.Remote), slog.String("reason", reason), slog.Bool("taken_over", cl.IsTakenOver()),
+		slog.Bool("session_kept", !expire))
 }
