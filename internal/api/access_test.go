@@ -1,34 +1,20 @@
 package api_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/imqtt/imqtt/internal/api"
+	"github.com/imqtt/imqtt/internal/syncbuf"
 )
 
-// lockedBuffer is a log the API writes while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) records() []map[string]any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// accessRecords are the access log's lines in what the API logged.
+func accessRecords(b *syncbuf.Buffer) []map[string]any {
 	var out []map[string]any
-	for line := range strings.SplitSeq(b.buf.String(), "\n") {
+	for line := range strings.SplitSeq(b.String(), "\n") {
 		var rec map[string]any
 		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "http" {
 			out = append(out, rec)
@@ -41,27 +27,27 @@ func (b *lockedBuffer) records() []map[string]any {
 // 5xx (at info: the cause is logged by what failed), and a flood of 401s at most a burst of lines; with 1 every
 // success is, by route pattern, never with its query string or token.
 func TestAccessLog(t *testing.T) {
-	var none lockedBuffer
+	var none syncbuf.Buffer
 	r := newRig(t, func(c *api.Config) { c.Logger = slog.New(slog.NewJSONHandler(&none, nil)) })
 	wantJSON(t, r.do("GET", "/v1/groups", "tok-alice-phone", ""), http.StatusOK, nil)
-	if recs := none.records(); len(recs) != 0 {
+	if recs := accessRecords(&none); len(recs) != 0 {
 		t.Fatalf("sample 0 logged a success: %v", recs)
 	}
 	r.do("GET", "/v1/groups", "tok-down", "") // 503
 	for range 50 {
 		r.do("GET", "/v1/groups", "tok-expired-x", "") // 401
 	}
-	recs := none.records()
+	recs := accessRecords(&none)
 	if len(recs) < 2 || len(recs) > 6 || recs[0]["status"] != 503.0 || recs[0]["level"] != "INFO" || recs[1]["status"] != 401.0 {
 		t.Fatalf("errors logged: %d lines: %v", len(recs), recs)
 	}
 
-	var all lockedBuffer
+	var all syncbuf.Buffer
 	r = newRig(t, func(c *api.Config) {
 		c.Logger, c.AccessLogSample = slog.New(slog.NewJSONHandler(&all, nil)), 1
 	})
 	wantJSON(t, r.do("GET", "/v1/conversations/bob/messages?token=qs-secret", "tok-alice-phone", ""), http.StatusOK, nil)
-	recs = all.records()
+	recs = accessRecords(&all)
 	if len(recs) != 1 || recs[0]["route"] != "GET /v1/conversations/{peer}/messages" || recs[0]["method"] != "GET" ||
 		recs[0]["remote"] != "192.0.2.1:5555" || recs[0]["bytes"].(float64) <= 0 {
 		t.Fatalf("access log %v", recs)
