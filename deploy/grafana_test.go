@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -111,26 +110,7 @@ func checkDashboard(d grafanaDashboard, known map[string][]string) (problems []s
 			}
 			n++
 			for _, target := range p.Targets {
-				sels, err := selectors(target.Expr)
-				if err != nil {
-					bad("%v", err)
-					continue
-				}
-				if len(sels) == 0 {
-					bad("query %q names no metric", target.Expr)
-				}
-				for _, s := range sels {
-					labels, ok := known[s.name]
-					if !ok {
-						bad("no metric %s is registered by imqttd", s.name)
-						continue
-					}
-					for _, l := range s.labels {
-						if !slices.Contains(labels, l) && !slices.Contains(scrapeLabels, l) {
-							bad("%s has no label %q (it has %v)", s.name, l, labels)
-						}
-					}
-				}
+				checkQuery(target.Expr, known, bad)
 			}
 		}
 	}

@@ -142,26 +142,7 @@ func checkRules(rf ruleFile, known map[string][]string) []string {
 			if r.Annotations["summary"] == "" {
 				bad("no summary")
 			}
-			sels, err := selectors(r.Expr)
-			if err != nil {
-				bad("%v", err)
-				continue
-			}
-			if len(sels) == 0 {
-				bad("expr names no metric")
-			}
-			for _, s := range sels {
-				labels, ok := known[s.name]
-				if !ok {
-					bad("no metric %s is registered by imqttd", s.name)
-					continue
-				}
-				for _, l := range s.labels {
-					if !slices.Contains(labels, l) && !slices.Contains(scrapeLabels, l) {
-						bad("%s has no label %q (it has %v)", s.name, l, labels)
-					}
-				}
-			}
+			checkQuery(r.Expr, known, bad)
 		}
 	}
 	return problems
@@ -456,6 +437,32 @@ func TestSelectors(t *testing.T) {
 	for _, expr := range []string{`rat(a[5m])`, `{__name__="a"}`, `a{b="c"`, `a{b}`, `a[5m`, `a{b="c}`} {
 		if _, err := selectors(expr); err == nil {
 			t.Errorf("%s: no error", expr)
+		}
+	}
+}
+
+// checkQuery reports (through bad) a PromQL query that names no metric,
+// a metric imqttd does not register (known: its metrics and their
+// labels), or a label the metric does not have.
+func checkQuery(expr string, known map[string][]string, bad func(format string, args ...any)) {
+	sels, err := selectors(expr)
+	if err != nil {
+		bad("%v", err)
+		return
+	}
+	if len(sels) == 0 {
+		bad("query %q names no metric", expr)
+	}
+	for _, s := range sels {
+		labels, ok := known[s.name]
+		if !ok {
+			bad("no metric %s is registered by imqttd", s.name)
+			continue
+		}
+		for _, l := range s.labels {
+			if !slices.Contains(labels, l) && !slices.Contains(scrapeLabels, l) {
+				bad("%s has no label %q (it has %v)", s.name, l, labels)
+			}
 		}
 	}
 }
