@@ -70,9 +70,11 @@ done
 # whole at the end (or at once when something else fails first).
 e2elog=$(mktemp)
 echo "test.sh: go test e2e (in the background; its output follows at the end)"
-(cd e2e && go test -race -count=1 -timeout 14m ./...) >"$e2elog" 2>&1 &
+# In a session of its own (setsid), so that a failure here stops it whole:
+# go test, its test binaries and the servers they started.
+setsid bash -c 'cd e2e && exec go test -race -count=1 -timeout 14m ./...' >"$e2elog" 2>&1 &
 e2epid=$!
-trap 'kill $e2epid 2>/dev/null || true; rm -f "$e2elog"' EXIT
+trap 'kill -- -$e2epid 2>/dev/null || true; rm -f "$e2elog"' EXIT
 for m in "${modules[@]}"; do
   [ "$m" = e2e ] && continue
   echo "test.sh: go test $m"
@@ -82,7 +84,7 @@ done
 # detector (the server module's tests just compiled its packages so, so the
 # build is a link; and the server is checked under the SDK's traffic too).
 bindir=$(mktemp -d)
-trap 'kill $e2epid 2>/dev/null || true; rm -rf "$e2elog" "$bindir"' EXIT
+trap 'kill -- -$e2epid 2>/dev/null || true; rm -rf "$e2elog" "$bindir"' EXIT
 # -buildvcs=auto: stamped with the checkout's revision even where GOFLAGS
 # turns stamping off, and --version must name it (internal/version).
 go build -race -buildvcs=auto -o "$bindir/imqttd" ./cmd/imqttd
