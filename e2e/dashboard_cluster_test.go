@@ -14,7 +14,7 @@ import (
 )
 
 // dashboardCluster (TestDashboard's second part, in its browser): on one node of three, an
-// operator sees every node (one stopped, shown down), the clients of all
+// operator sees every node (one stopped, shown down) and the cluster's charts, the clients of all
 // with their node, kicks one on another node after confirming (Cancel
 // kicks nothing), finds a user, revokes its tokens, finds a group, removes
 // a member and disbands it, each after a confirmation dialog. The page
@@ -60,6 +60,8 @@ func dashboardCluster(t *testing.T, ctx context.Context) {
 		document.getElementById("t-conns").closest(".tile").title === "n1: 1\nn2: 1\nn3: down" &&
 		document.querySelector('#cl-breakdown [data-node="n3"]').textContent.includes("down") &&
 		document.getElementById("t-ack-sub").textContent.includes("worst node")`)
+	until("the charts the cluster's: dana and eli summed", `[...document.querySelectorAll("figcaption .scope")].every(e => e.textContent === "· cluster") &&
+		seriesScope === "cluster" && series.length > 0 && series[series.length - 1].conns === 2`)
 	step("nodes", chromedp.Click(css(`#nav a[data-view="nodes"]`)))
 	until("three nodes, n3 down", `document.querySelectorAll("#nodes-table tr[data-node]").length === 3 &&
 		document.querySelector('#nodes-table tr[data-node="n3"]').textContent.includes("left the cluster") &&

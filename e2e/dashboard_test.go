@@ -86,7 +86,7 @@ func TestDashboard(t *testing.T) {
 		chromedp.WaitVisible(css("#view-overview")))
 	until("live figures and three chart points", `document.getElementById("t-conns").textContent === "2" &&
 		document.getElementById("t-in-total").textContent === "20 total" &&
-		!document.getElementById("t-ack").textContent.startsWith("–") && series.length >= 3 &&
+		!document.getElementById("t-ack").textContent.startsWith("–") && series.length >= 3 && seriesScope === "this node" &&
 		document.getElementById("t-push").textContent === "0 · 0 · 0"`)
 	shot("overview.png")
 

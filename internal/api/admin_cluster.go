@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -206,16 +207,25 @@ type clusterStatsNode struct {
 }
 
 // adminClusterStats answers every node's GET /v1/admin/nodes and
-// /v1/admin/stats (?window=, without the chart series) and their sums.
+// /v1/admin/stats (?window=; its chart points after ?since= summed into
+// the cluster's series, not per node) and their sums.
 func (a *API) adminClusterStats(w http.ResponseWriter, r *http.Request) {
-	if !onlyParams(w, r, "window") {
+	if !onlyParams(w, r, "window", "since") {
 		return
 	}
 	window, ok := intParam(w, r, "window", 10, 1, 600)
 	if !ok {
 		return
 	}
-	parts, replies := a.askEveryone(r.Context(), "/v1/admin/nodes", "/v1/admin/stats?window="+strconv.FormatInt(window, 10))
+	since, ok := intParam(w, r, "since", -1, 0, math.MaxInt64)
+	if !ok {
+		return
+	}
+	stats := "/v1/admin/stats?window=" + strconv.FormatInt(window, 10)
+	if since >= 0 {
+		stats += "&since=" + strconv.FormatInt(since, 10)
+	}
+	parts, replies := a.askEveryone(r.Context(), "/v1/admin/nodes", stats)
 	if localFailed(w, replies) {
 		return
 	}
@@ -231,7 +241,9 @@ func (a *API) adminClusterStats(w http.ResponseWriter, r *http.Request) {
 			StoredPerSec float64 `json:"stored_per_sec"`
 			ErrorsPerSec float64 `json:"errors_per_sec"`
 		} `json:"total"`
+		Series []point `json:"series"` // the cluster's, per second, after ?since=
 	}{TS: time.Now().UnixMilli(), Nodes: []clusterStatsNode{}}
+	var series [][]point
 	for i, p := range parts {
 		n := clusterStatsNode{nodePart: p}
 		out.Total.Nodes++
@@ -245,6 +257,7 @@ func (a *API) adminClusterStats(w http.ResponseWriter, r *http.Request) {
 			} else {
 				nodes.Nodes[0].Self = p.Self
 				n.Info, n.Stats = &nodes.Nodes[0], &st
+				series = append(series, st.Series)
 				st.Series = nil
 				out.Total.Up++
 				out.Total.Connections += st.Connections
@@ -256,7 +269,67 @@ func (a *API) adminClusterStats(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Nodes = append(out.Nodes, n)
 	}
+	out.Series = clusterSeries(series)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// clusterSeries sums the nodes' chart points by the second they end in
+// (each node's latest in that second): connections and rates add up,
+// latencies and the batch are the worst node's. Each point's t is the end
+// of its second. A second is given only once every node with points has
+// reached it, so a node sampling a little later than another is not left
+// out of it, and asking again with ?since= the last t misses none. At
+// most the node-local series' 600 points, the newest.
+func clusterSeries(nodes [][]point) []point {
+	const maxPoints = 600
+	upTo := int64(math.MaxInt64) // the last second every node reached
+	for _, s := range nodes {
+		if len(s) > 0 {
+			upTo = min(upTo, s[len(s)-1].T/1000)
+		}
+	}
+	type key struct{ sec, node int64 }
+	latest := map[key]point{}
+	for i, s := range nodes {
+		for _, p := range s {
+			if p.T/1000 <= upTo {
+				latest[key{p.T / 1000, int64(i)}] = p
+			}
+		}
+	}
+	bySec := map[int64]*point{}
+	for k, p := range latest {
+		sum := bySec[k.sec]
+		if sum == nil {
+			bySec[k.sec] = &point{T: k.sec*1000 + 999, Conns: p.Conns, In: p.In, Out: p.Out, AckP50: p.AckP50, AckP99: p.AckP99,
+				Batch: p.Batch, CommitP50: p.CommitP50, CommitP99: p.CommitP99, Errors: p.Errors, Denials: p.Denials}
+			continue
+		}
+		sum.Conns += p.Conns
+		sum.In, sum.Out = roundRate(sum.In+p.In), roundRate(sum.Out+p.Out)
+		sum.Errors, sum.Denials = roundRate(sum.Errors+p.Errors), roundRate(sum.Denials+p.Denials)
+		sum.AckP50, sum.AckP99, sum.Batch = worse(sum.AckP50, p.AckP50), worse(sum.AckP99, p.AckP99), worse(sum.Batch, p.Batch)
+		sum.CommitP50, sum.CommitP99 = worse(sum.CommitP50, p.CommitP50), worse(sum.CommitP99, p.CommitP99)
+	}
+	out := make([]point, 0, len(bySec))
+	for _, p := range bySec {
+		out = append(out, *p)
+	}
+	slices.SortFunc(out, func(x, y point) int { return cmp.Compare(x.T, y.T) })
+	if len(out) > maxPoints {
+		out = out[len(out)-maxPoints:]
+	}
+	return out
+}
+
+func roundRate(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// worse is the larger of two figures either of which may be unknown.
+func worse(x, y num) num {
+	if x == nil || (y != nil && *y > *x) {
+		return y
+	}
+	return x
 }
 
 // clientsPage is a node's GET /v1/admin/clients.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imqtt/imqtt/internal/api"
 )
@@ -55,11 +56,12 @@ func TestAnswerNode(t *testing.T) {
 
 // TestClusterViews: the cluster views list this node first, then each
 // other node's part as it answered, a node that failed or answered what
-// cannot be read as down with why, and sum what is up; a bad parameter is
-// refused as the node-local route refuses it.
+// cannot be read as down with why, and sum what is up, the chart series
+// too; a bad parameter is refused as the node-local route refuses it.
 func TestClusterViews(t *testing.T) {
-	other := newRig(t, func(c *api.Config) { c.Admin.Node = "n2" })
+	other := newRig(t, func(c *api.Config) { c.Admin.Node = "n2"; c.Admin.SampleEvery = 10 * time.Millisecond })
 	r := newRig(t, func(c *api.Config) {
+		c.Admin.SampleEvery = 10 * time.Millisecond
 		c.Admin.Cluster = askers{
 			"n2": func(q []byte) ([]byte, error) { return other.api.AnswerNode(context.Background(), q) },
 			"n3": func([]byte) ([]byte, error) { return nil, errors.New("not listening; last seen 9s ago") },
@@ -88,6 +90,27 @@ func TestClusterViews(t *testing.T) {
 			t.Errorf("node %d: %+v, want %s", i, n, want)
 		}
 	}
+	// Both nodes sample their three clients every 10 ms: the cluster's
+	// series counts six once both have reached a second.
+	var series struct {
+		Series []struct {
+			T     int64
+			Conns int64
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		wantJSON(t, r.do("GET", "/v1/admin/cluster/stats?since=0", adminToken, ""), http.StatusOK, &series)
+		if n := len(series.Series); n > 0 && series.Series[n-1].Conns == 6 && series.Series[n-1].T%1000 == 999 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster series never summed both nodes: %+v", series)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(series.Series); n > 600 || series.Series[0].Conns > 6 {
+		t.Errorf("cluster series: %+v", series)
+	}
 	var cl struct {
 		Total   int
 		Clients []struct{ Node, ID string }
@@ -100,5 +123,6 @@ func TestClusterViews(t *testing.T) {
 	}
 	wantError(t, r.do("GET", "/v1/admin/cluster/clients?user=*", adminToken, ""), http.StatusBadRequest, "bad_request")
 	wantError(t, r.do("GET", "/v1/admin/cluster/stats?window=601", adminToken, ""), http.StatusBadRequest, "bad_request")
+	wantError(t, r.do("GET", "/v1/admin/cluster/stats?since=-1", adminToken, ""), http.StatusBadRequest, "bad_request")
 	wantError(t, r.do("GET", "/v1/admin/cluster/stats", "", ""), http.StatusUnauthorized, "unauthorized")
 }

@@ -390,7 +390,7 @@ func TestOpenAPIReplies(t *testing.T) {
 		{"POST", "/v1/admin/notice", "", adminToken, `{"text":"hello"}`},
 		{"POST", "/v1/admin/clients/{user}/{device}/kick", "/v1/admin/clients/bob/tab/kick", adminToken, ""},
 		{"GET", "/v1/admin/backup", "", adminToken, ""},
-		{"GET", "/v1/admin/cluster/stats", "/v1/admin/cluster/stats?window=5", adminToken, ""},
+		{"GET", "/v1/admin/cluster/stats", "/v1/admin/cluster/stats?window=5&since=0", adminToken, ""},
 		{"GET", "/v1/admin/cluster/stats", "/v1/admin/cluster/stats?window=0", adminToken, ""},
 		{"GET", "/v1/admin/cluster/clients", "/v1/admin/cluster/clients?user=bob&limit=1", adminToken, ""},
 		{"GET", "/v1/admin/cluster/clients", "/v1/admin/cluster/clients?limit=0", adminToken, ""},

@@ -12,6 +12,8 @@ let timer = 0;
 let generation = 0; // one refresh loop at a time
 let series = []; // stats points, oldest first
 let lastT = 0;
+let seriesScope = ""; // whose the points are: "cluster" or "this node"
+let clustered = null; // the last cluster view had other nodes
 let clientsCursor = "";
 
 // ---- the admin API ----
@@ -173,8 +175,8 @@ function drawCharts() {
 
 // ---- views ----
 
-async function clusterLine() {
-  const c = await api("GET", "cluster/stats?window=10");
+async function clusterLine(since = "") {
+  const c = await api("GET", "cluster/stats?window=10" + since);
   $("cl-up").textContent = c.total.up;
   $("cl-nodes").textContent = c.total.nodes;
   $("cl-conns").textContent = count(c.total.connections);
@@ -186,15 +188,21 @@ async function clusterLine() {
 
 // The overview's tiles are the cluster's, from GET cluster/stats, asked
 // on its own loop with one request in flight at a time: a slow or down
-// node delays the tiles, never the charts nor a pile of requests. The
-// charts are this node's (the cluster view carries no series).
+// node delays the tiles, never a pile of requests. So are the charts,
+// from its series, when there are other nodes; on one node they are this
+// node's, from GET stats.
 let clusterBusy = false;
 
 function refreshCluster() {
   if (clusterBusy) return;
   clusterBusy = true;
-  clusterLine()
-    .then((c) => { if (view === "overview") clusterTiles(c); })
+  clusterLine(clustered ? "&since=" + (seriesScope === "cluster" ? lastT : 0) : "")
+    .then((c) => {
+      clustered = c.total.nodes > 1;
+      if (view !== "overview") return;
+      clusterTiles(c);
+      if (clustered) addPoints("cluster", c.series || []);
+    })
     .catch(() => {})
     .finally(() => { clusterBusy = false; });
 }
@@ -276,9 +284,19 @@ function clusterTiles(c) {
 
 async function overview() {
   refreshCluster();
-  const s = await api("GET", "stats?window=10&since=" + lastT);
+  const s = await api("GET", "stats?window=10" + (clustered ? "" : "&since=" + (seriesScope === "this node" ? lastT : 0)));
   $("node-name").textContent = "node " + s.node;
-  for (const p of s.series) if (p.t > lastT) series.push(p);
+  if (!clustered) addPoints("this node", s.series);
+}
+
+// addPoints adds the points after the last to the charts, starting them
+// afresh when they change from this node's to the cluster's or back.
+function addPoints(scope, points) {
+  if (scope !== seriesScope) {
+    series = []; lastT = 0; seriesScope = scope;
+    for (const e of document.querySelectorAll("figcaption .scope")) e.textContent = "· " + scope;
+  }
+  for (const p of points) if (p.t > lastT) series.push(p);
   if (series.length > KEEP) series = series.slice(series.length - KEEP);
   if (series.length) lastT = series[series.length - 1].t;
   drawCharts();
@@ -576,7 +594,7 @@ async function tick(gen) {
 function signOut(message) {
   token = "";
   sessionStorage.removeItem(TOKEN_KEY);
-  series = []; lastT = 0;
+  series = []; lastT = 0; seriesScope = ""; clustered = null;
   $("login-error").textContent = message || "";
   $("node-name").textContent = "";
   location.hash = "";
