@@ -20,11 +20,22 @@ import (
 // DefaultMaxTypingGroup: typing is not relayed in groups of more members.
 const DefaultMaxTypingGroup = 500
 
-// Typing relays req from user. A refusal (a bad field, not a member) is
-// returned; a relay dropped by the rate is not an error: it reports
-// false.
+// Typing relays req from user: AdmitTyping, then RelayTyping. A refusal
+// (a bad field, not a member) is returned; a relay dropped by the rate is
+// not an error: it reports false.
 func (s *Service) Typing(ctx context.Context, user string, req wire.Typing) (bool, error) {
-	if err := CheckTyping(&req); err != nil {
+	if ok, err := s.AdmitTyping(user, &req); !ok || err != nil {
+		return false, err
+	}
+	return s.RelayTyping(ctx, user, req)
+}
+
+// AdmitTyping checks req's fields (folding its IDs) and the sender's
+// per-conversation gate, with no I/O: the uplink calls it on the client's
+// read goroutine, so a flood is dropped there, and runs RelayTyping, which
+// reads, on a worker. false: dropped by the gate (counted).
+func (s *Service) AdmitTyping(user string, req *wire.Typing) (bool, error) {
+	if err := CheckTyping(req); err != nil {
 		return false, err
 	}
 	conv := "u:" + req.Peer
@@ -35,9 +46,15 @@ func (s *Service) Typing(ctx context.Context, user string, req wire.Typing) (boo
 		s.m.Refused("typing_rate")
 		return false, nil
 	}
-	// One a second per conversation, but over all of them within the
-	// user's send rate: a flood to many peers (each a lookup and a
-	// delivery) is dropped like one to a single peer.
+	return true, nil
+}
+
+// RelayTyping relays an admitted req: within the sender's send rate over
+// all conversations (a flood to many peers, each a lookup and a delivery,
+// is dropped like one to a single peer), to a peer who exists and takes
+// the sender's messages, or to a group's members online who did not block
+// the sender.
+func (s *Service) RelayTyping(ctx context.Context, user string, req wire.Typing) (bool, error) {
 	if s.limit(ctx, user) != nil {
 		return false, nil
 	}

@@ -75,8 +75,13 @@ type Changer interface {
 // Typer relays im/typing (never stored): it returns a refusal
 // (chat.ErrBadRequest, chat.ErrNotMember, chat.ErrNoSuchUser) or a store
 // failure; one over the rate is dropped (false), not refused.
+//
+// AdmitTyping runs on the client's read goroutine and must not block: it
+// checks the fields and the per-conversation gate. RelayTyping, which
+// reads the store and the send rate, runs on a worker.
 type Typer interface {
-	Typing(ctx context.Context, user string, req wire.Typing) (bool, error)
+	AdmitTyping(user string, req *wire.Typing) (bool, error)
+	RelayTyping(ctx context.Context, user string, req wire.Typing) (bool, error)
 }
 
 // Core is what the Uplink hook needs of the IM core: the uplink topics.

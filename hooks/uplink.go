@@ -148,13 +148,24 @@ func (h *Uplink) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			h.replyError(reply, "", e.Code, e.Message)
 			break
 		}
-		// The rate gate comes first and costs no I/O: a flood is dropped
-		// cheaply on this client's own goroutine.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		if _, err := h.cfg.Chat.Typing(ctx, user, req); err != nil {
+		// The gate costs no I/O: a flood is dropped here, on this client's
+		// read goroutine. The relay reads (the peer, blocks, the group, the
+		// send rate: Redis in scale-out), so it runs on a worker as sync
+		// and read do; past the client's requests in flight the hint is
+		// dropped, not answered busy.
+		if ok, err := h.cfg.Chat.AdmitTyping(user, &req); err != nil {
 			h.replyErr(reply, "", err)
+			break
+		} else if !ok {
+			break
 		}
-		cancel()
+		h.run(cl.ID, func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			if _, err := h.cfg.Chat.RelayTyping(ctx, user, req); err != nil {
+				h.replyErr(reply, "", err)
+			}
+		}, func() { h.cfg.Metrics.Refused("typing_in_flight") })
 	default:
 		// The ACL (hooks.Allowed, checked by mochi before OnPublish) lets
 		// clients publish only the uplink topics: never reached.
@@ -303,16 +314,24 @@ func (h *Uplink) sync(ctx context.Context, user string, reply deliver.To, req wi
 // the client already has PerClient requests there (naming group, the group
 // of a group sync, so that the client knows which request to send again).
 func (h *Uplink) work(clientID string, reply deliver.To, group string, f func(ctx context.Context)) {
-	h.mu.Lock()
-	full := h.requests[clientID] >= h.cfg.PerClient
-	if !full {
-		h.requests[clientID]++
-	}
-	h.mu.Unlock()
-	if full {
+	h.run(clientID, f, func() {
 		h.cfg.Metrics.Refused("client_requests")
 		h.sendError(reply, &wire.Error{Kind: wire.KindError, Group: group, Code: wire.CodeBusy,
 			Message: "too many sync and read requests in flight; send the next after an answer"})
+	})
+}
+
+// run runs f on a worker unless the client has PerClient requests in
+// flight already: then full is called instead.
+func (h *Uplink) run(clientID string, f func(ctx context.Context), full func()) {
+	h.mu.Lock()
+	busy := h.requests[clientID] >= h.cfg.PerClient
+	if !busy {
+		h.requests[clientID]++
+	}
+	h.mu.Unlock()
+	if busy {
+		full()
 		return
 	}
 	h.workers <- struct{}{}

@@ -34,7 +34,8 @@ type fakeCore struct {
 	heads  func(ctx context.Context, user string) (wire.Heads, error)
 	read   func(ctx context.Context, user string, req wire.Read) (wire.Unread, error)
 	change func(ctx context.Context, from chat.Sender, req any, done func(chat.Result))
-	typing func(ctx context.Context, user string, req wire.Typing) (bool, error)
+	admit  func(user string, req *wire.Typing) (bool, error)
+	relay  func(ctx context.Context, user string, req wire.Typing) (bool, error)
 }
 
 func (c *fakeCore) changed(ctx context.Context, from chat.Sender, req any, done func(chat.Result)) {
@@ -61,12 +62,20 @@ func (c *fakeCore) Delete(ctx context.Context, from chat.Sender, req wire.Delete
 	c.changed(ctx, from, req, done)
 }
 
-func (c *fakeCore) Typing(ctx context.Context, user string, req wire.Typing) (bool, error) {
-	if c.typing == nil {
-		c.t.Errorf("unexpected Typing of %s: %+v", user, req)
+func (c *fakeCore) AdmitTyping(user string, req *wire.Typing) (bool, error) {
+	if c.admit == nil {
+		c.t.Errorf("unexpected AdmitTyping of %s: %+v", user, req)
 		return false, nil
 	}
-	return c.typing(ctx, user, req)
+	return c.admit(user, req)
+}
+
+func (c *fakeCore) RelayTyping(ctx context.Context, user string, req wire.Typing) (bool, error) {
+	if c.relay == nil {
+		c.t.Errorf("unexpected RelayTyping of %s: %+v", user, req)
+		return false, nil
+	}
+	return c.relay(ctx, user, req)
 }
 
 func (c *fakeCore) Submit(ctx context.Context, from chat.Sender, req wire.Send, done func(chat.Result)) {
@@ -376,6 +385,59 @@ func TestUplinkPerClientBound(t *testing.T) {
 			t.Errorf("after release: %s", m.payload)
 		}
 	}
+}
+
+// TestUplinkTyping: the gate runs as the publish is taken; the relay,
+// which reads the store, runs on a worker, so a slow relay does not hold
+// the client's read goroutine (OnPublish returns while it waits). A
+// refusal of either is answered on the device topic; past the client's
+// requests in flight a typing hint is dropped and counted, not answered.
+func TestUplinkTyping(t *testing.T) {
+	r := newUplink(t, 1)
+	release := make(chan struct{})
+	relayed := make(chan wire.Typing, 4)
+	r.core.admit = func(user string, req *wire.Typing) (bool, error) {
+		if req.Peer == "nobody." {
+			return false, &chat.Error{Err: chat.ErrBadRequest, Msg: "peer: not a user ID"}
+		}
+		return req.Peer != "gated", nil
+	}
+	r.core.relay = func(ctx context.Context, user string, req wire.Typing) (bool, error) {
+		if req.Peer == "carol" {
+			return false, &chat.Error{Err: chat.ErrNoSuchUser, Msg: "no such user: carol"}
+		}
+		<-release
+		relayed <- req
+		return true, nil
+	}
+	done := make(chan struct{})
+	go func() {
+		r.publish(t, "alice/phone", wire.TopicTyping, `{"peer":"bob","state":"start"}`) // blocks in relay until released
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnPublish waited for the relay: it runs on the client's read goroutine")
+	}
+	r.publish(t, "alice/phone", wire.TopicTyping, `{"peer":"dave","state":"start"}`) // the one in flight fills the bound
+	if n := count(r.m.Refusals, "typing_in_flight"); n != 1 {
+		t.Errorf("%v typing past the bound counted, want 1", n)
+	}
+	r.publish(t, "alice/phone", wire.TopicTyping, `{"peer":"gated","state":"start"}`)
+	r.publish(t, "alice/phone", wire.TopicTyping, `{"peer":"nobody.","state":"start"}`)
+	if e := r.pub.nextError(t, aliceTopic); e.Code != wire.CodeBadRequest {
+		t.Errorf("a refused admit: %+v", e)
+	}
+	close(release)
+	if req := <-relayed; req.Peer != "bob" {
+		t.Errorf("relayed %+v", req)
+	}
+	r.publish(t, "alice/tab", wire.TopicTyping, `{"peer":"carol","state":"start"}`) // another client: its own bound
+	if e := r.pub.nextError(t, "im/u/alice/d/tab"); e.Code != wire.CodeNoSuchUser {
+		t.Errorf("a refused relay: %+v", e)
+	}
+	r.pub.none(t) // dave's and gated's hints answered nothing
 }
 
 // TestUplinkQuiesce: the drain state's Quiesce waits for the client's sends in

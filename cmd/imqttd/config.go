@@ -107,7 +107,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&c.Sessions.ReplayMax, "session-replay-max", session.DefaultReplayMax, "most events one reconnect of a persistent session replays; past it the device gets a resync event and syncs itself")
 	fs.IntVar(&c.Sessions.MaxPerUser, "session-max-per-user", session.DefaultMaxPerUser, "most persistent MQTT sessions one user may hold (one per device); a new one past it is disconnected with 0x97 quota exceeded")
 	fs.IntVar(&c.Sessions.Inflight, "session-inflight", session.DefaultInflight, "most QoS 1 events a persistent session leaves unacknowledged (MQTT 5: at most the client's Receive Maximum)")
-	fs.IntVar(&c.MaxClientRequests, "max-client-requests", hooks.DefaultRequestsPerClient, "most sync and read requests one MQTT client may have in flight; more are answered busy")
+	fs.IntVar(&c.MaxClientRequests, "max-client-requests", hooks.DefaultRequestsPerClient, "most sync, read and typing requests one MQTT client may have in flight; more syncs and reads are answered busy, more typing is dropped")
 	c.Media.MaxImage = media.DefaultMaxImage
 	fs.Var(sizeFlag[int64]{&c.Media.MaxImage}, "media-max-image", "largest image upload in bytes")
 	c.Media.MaxAudio = media.DefaultMaxAudio
