@@ -219,6 +219,21 @@ func (s *Service) groupOf(ctx context.Context, v *batchView, group string) (*sto
 
 // memberOf returns user's membership as the batch sees it (read once a
 // batch), nil if it is none.
+// otherMember is the member a acts on (a.user), who must be a member and
+// not the actor (self: the refusal's message then).
+func (s *Service) otherMember(ctx context.Context, v *batchView, a *groupAdmin, actor, self string) (*store.Member, error) {
+	them, err := s.memberOf(ctx, v, a.group, a.user)
+	switch {
+	case err != nil:
+		return nil, err
+	case them == nil:
+		return nil, refuse(ErrNotMember, a.user+" is not a member of "+a.group)
+	case a.user == actor:
+		return nil, refuse(ErrBadRequest, self)
+	}
+	return them, nil
+}
+
 func (s *Service) memberOf(ctx context.Context, v *batchView, group, user string) (*store.Member, error) {
 	key := [2]string{group, user}
 	if m, ok := v.members[key]; ok {
@@ -310,14 +325,10 @@ func (s *Service) checkAdmin(ctx context.Context, op *sendOp, v *batchView) erro
 		if me.Role != store.RoleOwner {
 			return refuse(ErrNotAllowed, "only the owner hands the group over")
 		}
-		them, err := s.memberOf(ctx, v, a.group, a.user)
+		them, err := s.otherMember(ctx, v, a, actor, "you are the owner already")
 		switch {
 		case err != nil:
 			return err
-		case them == nil:
-			return refuse(ErrNotMember, a.user+" is not a member of "+a.group)
-		case a.user == actor:
-			return refuse(ErrBadRequest, "you are the owner already")
 		}
 		a.oldOwner = actor
 		g.Owner, me.Role, them.Role = a.user, store.RoleAdmin, store.RoleOwner
@@ -326,14 +337,10 @@ func (s *Service) checkAdmin(ctx context.Context, op *sendOp, v *batchView) erro
 		if !isAdmin(me) {
 			return refuse(ErrNotAllowed, "only the owner and admins mute members")
 		}
-		them, err := s.memberOf(ctx, v, a.group, a.user)
+		them, err := s.otherMember(ctx, v, a, actor, "you cannot mute yourself")
 		switch {
 		case err != nil:
 			return err
-		case them == nil:
-			return refuse(ErrNotMember, a.user+" is not a member of "+a.group)
-		case a.user == actor:
-			return refuse(ErrBadRequest, "you cannot mute yourself")
 		case them.Role == store.RoleOwner || them.Role == store.RoleAdmin && me.Role != store.RoleOwner:
 			return refuse(ErrNotAllowed, "the owner mutes admins; admins mute members; nobody mutes the owner")
 		}
