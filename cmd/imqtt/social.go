@@ -34,23 +34,13 @@ func cmdContacts(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	if len(pos) == 0 {
-		if *after != "" {
-			if err := userArg(*after); err != nil {
-				return err
+		return printUserPage(ctx, c, *after, *limit, func(h *client.HTTP, ctx context.Context, after string, limit int) (wire.Contacts, error) {
+			cs, err := h.Contacts(ctx, after, limit)
+			if cs.Contacts == nil {
+				cs.Contacts = []wire.Contact{}
 			}
-		}
-		h, _, err := c.api()
-		if err != nil {
-			return err
-		}
-		cs, err := h.Contacts(ctx, *after, *limit)
-		if err != nil {
-			return err
-		}
-		if cs.Contacts == nil {
-			cs.Contacts = []wire.Contact{}
-		}
-		return c.printJSON(cs)
+			return cs, err
+		})
 	}
 	verb := pos[0]
 	if len(pos) != 2 || (verb != "add" && verb != "accept" && verb != "remove") {
@@ -117,8 +107,22 @@ func cmdBlocks(ctx context.Context, c *cli, args []string) error {
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	if *after != "" {
-		if err := userArg(*after); err != nil {
+	return printUserPage(ctx, c, *after, *limit, func(h *client.HTTP, ctx context.Context, after string, limit int) (wire.Blocks, error) {
+		bs, err := h.Blocks(ctx, after, limit)
+		if bs.Blocks == nil {
+			bs.Blocks = []wire.Block{}
+		}
+		return bs, err
+	})
+}
+
+// printUserPage prints one page of a list keyed by user ID (contacts,
+// blocks): --after is checked as a user ID first; fetch asks the server
+// (and gives an empty list as [], not null).
+func printUserPage[T any](ctx context.Context, c *cli, after string, limit int,
+	fetch func(h *client.HTTP, ctx context.Context, after string, limit int) (T, error)) error {
+	if after != "" {
+		if err := userArg(after); err != nil {
 			return err
 		}
 	}
@@ -126,14 +130,11 @@ func cmdBlocks(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	bs, err := h.Blocks(ctx, *after, *limit)
+	page, err := fetch(h, ctx, after, limit)
 	if err != nil {
 		return err
 	}
-	if bs.Blocks == nil {
-		bs.Blocks = []wire.Block{}
-	}
-	return c.printJSON(bs)
+	return c.printJSON(page)
 }
 
 // cmdPresence: imqtt presence USER...
