@@ -143,7 +143,14 @@ func testEchoBot(t *testing.T, group string, verbose bool) {
 
 	// The log: registered once (the restart found the account), one line
 	// per answer naming sender, conversation and message, the body only
-	// with --verbose.
+	// with --verbose. The bot logs an answer once its send is acked, which
+	// may be after alice has the echo: wait for the fourth line.
+	wait.ForErr(t, "4 answers logged", 15*time.Second, func() error {
+		if n := strings.Count(logs.String(), "msg=answered"); n < 4 {
+			return fmt.Errorf("%d logged", n)
+		}
+		return nil
+	})
 	log := logs.String()
 	conv := "alice"
 	if group != "" {
