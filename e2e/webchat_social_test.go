@@ -346,6 +346,12 @@ func TestWebChatConvSettings(t *testing.T) {
 	at.waitSocial("bob's unread, out of the total", 10*time.Second, func(p socialPage) bool {
 		return p.conv("bob").Badge == 1 && p.Total == 0
 	})
+	// The server counts a read's total when it reads, and the unmute's
+	// settings event may reach the page after an unread event whose total
+	// already holds bob's unread (CI saw a total of 2 from it). The page
+	// gets such an event here, before the unmute; its header must still
+	// count bob's unread once.
+	at.do(chromedp.Evaluate[chromedp.Void](`imqttChat.sdk.emit('event', {kind: 'unread', peer: 'carol', count: 0, total: 1})`))
 	if code := httpJSON(t, "PUT", s.HTTP+"/v1/conversations/bob/settings", mustLogin(t, s, "alice"), wire.ConvSettings{Pin: true}, nil); code != http.StatusOK {
 		t.Fatalf("unmute: %d", code)
 	}

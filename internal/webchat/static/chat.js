@@ -41,7 +41,6 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     drawCost: 0, // ms the last draw took
     convs: new Map(), // key ("bob" or "#g1") -> {key, peer, group, last, unread, arrival}
     arrivals: 0, // counts messages that moved a conversation's last (loadConversations keeps rows moved since it asked)
-    total: 0,
     open: null, // the key of the open conversation
     msgs: new Map(), // key -> Map(local key -> message)
     loaded: new Set(), // conversations whose history was fetched
@@ -210,14 +209,12 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     // often lands just after the group event that asked for the list).
     const seen = new Map(S.convs);
     S.convs.clear();
-    S.total = list.total_unread;
     for (const c of list.conversations || []) {
       const key = c.group ? '#' + c.group : c.peer;
       if (c.last && imqttCheckEvent(c.last, me())) c.last = null; // shown as no message rather than broken
       const mine = seen.get(key);
       if (mine && mine.arrival > asked) {
         S.convs.set(key, mine);
-        if (!mine.muted) S.total += mine.unread - (c.muted ? 0 : c.unread); // a muted one's is not in the total
         continue;
       }
       // peer_read only grows: a receipt may have come after the list was asked.
@@ -226,10 +223,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
       if (c.last) put(key, c.last, ticks);
     }
     for (const [key, mine] of seen) {
-      if (!S.convs.has(key) && mine.arrival > asked) {
-        S.convs.set(key, mine);
-        if (!mine.muted) S.total += mine.unread;
-      }
+      if (!S.convs.has(key) && mine.arrival > asked) S.convs.set(key, mine);
     }
     if (S.open && !S.convs.has(S.open)) S.convs.set(S.open, row(S.open));
     for (const g of S.left) row('#' + g); // shown as left, whatever the list says
@@ -410,8 +404,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
       return applyChange(ev);
     } else if (ev.kind === 'unread') {
       const r = row(ev.group ? '#' + ev.group : ev.peer);
-      r.unread = ev.count;
-      S.total = ev.total;
+      r.unread = ev.count; // the header's total is summed from the rows (totalUnread), not taken from ev.total
     } else if (groupItem(ev)) {
       // An administration record in the group's log: a system line, and
       // what it changed (the group's name, notice, a disband …).
@@ -599,7 +592,6 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
       // Counted only when newer than the list's last message, which the server counted already.
       if (m.from !== me() && isNew && !(S.open === key && visible())) {
         r.unread++;
-        if (!r.muted) S.total++; // a muted conversation keeps its own count, out of the total
       }
       r.last = m;
       r.arrival = ++S.arrivals;
@@ -833,7 +825,6 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     S.readSent.set(key, upto);
     const req = r.group ? { group: r.group, seq: upto } : { peer: r.peer, upto };
     S.client.publish('im/read', JSON.stringify(req), { qos: 1 });
-    if (!r.muted) S.total = Math.max(0, S.total - r.unread);
     r.unread = 0; // the unread event confirms
     r.mentioned = false;
     renderConvs();
@@ -856,6 +847,17 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     if (social.hidden(r, last)) return 'message from a blocked user';
     const who = last.from === me() ? 'you: ' : r.group ? last.from + ': ' : '';
     return who + (last.recalled ? 'message recalled' : last.body || imqttMediaLabel(last.type, last.meta));
+  }
+
+  // totalUnread is the header's count: the unread of every conversation not
+  // muted (docs/protocol.md#unread-counts-and-conversations), summed from the
+  // rows. Unread events carry the server's total too, but it may already hold
+  // a settings change whose event comes after it: summing what the page shows
+  // cannot count a conversation twice, whatever order the two arrive in.
+  function totalUnread() {
+    let n = 0;
+    for (const r of S.convs.values()) if (!r.muted && !(r.group && S.left.has(r.group))) n += r.unread || 0;
+    return n;
   }
 
   function renderConvs() {
@@ -886,9 +888,10 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
       ul.append(li);
     }
     const total = $('#total');
-    total.textContent = String(S.total);
-    total.hidden = !(S.total > 0);
-    document.title = (S.total > 0 ? `(${S.total}) ` : '') + 'imqtt chat';
+    const n = totalUnread();
+    total.textContent = String(n);
+    total.hidden = !(n > 0);
+    document.title = (n > 0 ? `(${n}) ` : '') + 'imqtt chat';
   }
 
   function button(cls, text, title, onClick) {

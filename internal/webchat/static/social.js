@@ -411,12 +411,9 @@ function imqttSocial(page) {
   }
 
   function applySettings(r, s) {
-    const was = !!r.muted;
     r.settings = { mute: s.mute === true, mute_until: Number(s.mute_until) || 0, pin: s.pin === true };
     r.muted = r.settings.mute || r.settings.mute_until > Date.now();
-    r.pinned = r.settings.pin;
-    // A muted conversation's unread stays its own but leaves the total.
-    if (was !== r.muted) S.total = Math.max(0, S.total + (r.muted ? -1 : 1) * (r.unread || 0));
+    r.pinned = r.settings.pin; // a muted conversation's unread stays its own but leaves the total (totalUnread)
   }
 
   async function putSettings(r, change) {
