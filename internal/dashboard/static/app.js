@@ -56,16 +56,36 @@ function row(cells) {
   return tr;
 }
 
+// fill draws a table's rows in place: a row that was there already (the
+// same data-* key) is kept and only its changed cells are swapped. The
+// refresh loop redraws every few seconds, and a button replaced between
+// the press and the release would swallow the operator's click.
 function fill(tbody, rows, empty, cols) {
-  tbody.replaceChildren(...rows);
   if (!rows.length) {
     const td = el("td", empty, "muted");
     td.colSpan = cols;
     const tr = el("tr");
     tr.append(td);
-    tbody.append(tr);
+    rows = [tr];
   }
+  const key = (tr) => (Object.keys(tr.dataset).length ? JSON.stringify(tr.dataset) : "");
+  const old = new Map();
+  for (const tr of tbody.rows) if (key(tr)) old.set(key(tr), tr);
+  const next = rows.map((tr) => {
+    const was = old.get(key(tr));
+    if (!was || was.cells.length !== tr.cells.length) return tr;
+    old.delete(key(tr));
+    [...tr.cells].forEach((td, i) => { if (was.cells[i].outerHTML !== td.outerHTML) was.cells[i].replaceWith(td); });
+    return was;
+  });
+  if (next.length === tbody.rows.length && next.every((tr, i) => tbody.rows[i] === tr)) return;
+  tbody.replaceChildren(...next);
 }
+
+// searches numbers the searches of each table: an answer that comes back after
+// a later search was asked is dropped, so results never go back to an
+// earlier prefix.
+const searches = { users: 0, groups: 0 };
 
 // confirmAction asks the operator in a dialog (not window.confirm, which
 // blocks the page and cannot be styled) and resolves true on Confirm.
@@ -395,10 +415,12 @@ async function clientDetail(id) {
 
 let usersAfter = "", groupsAfter = "";
 
-async function users(more) {
+async function users(next) {
   const q = new URLSearchParams({ prefix: $("q-prefix").value.trim(), limit: "50" });
-  if (more && usersAfter) q.set("after", usersAfter);
+  if (next && usersAfter) q.set("after", usersAfter);
+  const asked = ++searches.users;
   const r = await api("GET", "users?" + q);
+  if (asked !== searches.users) return;
   const rows = r.users.map((u) => {
     const link = el("a", u.id, "client");
     link.addEventListener("click", () => userDetail(u.id));
@@ -407,7 +429,7 @@ async function users(more) {
     return tr;
   });
   const body = $("users-table").tBodies[0];
-  if (more) body.append(...rows); else fill(body, rows, "no user ID starts so", 3);
+  if (next) body.append(...rows); else fill(body, rows, "no user ID starts so", 3);
   usersAfter = r.next_after || "";
   $("users-more").hidden = !usersAfter;
 }
@@ -462,10 +484,12 @@ async function userDetail(id) {
   box.append(bar);
 }
 
-async function groups(more) {
+async function groups(next) {
   const q = new URLSearchParams({ prefix: $("q-gprefix").value.trim(), limit: "50" });
-  if (more && groupsAfter) q.set("after", groupsAfter);
+  if (next && groupsAfter) q.set("after", groupsAfter);
+  const asked = ++searches.groups;
   const r = await api("GET", "groups?" + q);
+  if (asked !== searches.groups) return;
   const rows = r.groups.map((g) => {
     const link = el("a", g.id, "client");
     link.addEventListener("click", () => groupDetail(g.id));
@@ -475,7 +499,7 @@ async function groups(more) {
     return tr;
   });
   const body = $("groups-table").tBodies[0];
-  if (more) body.append(...rows); else fill(body, rows, "no group ID starts so", 5);
+  if (next) body.append(...rows); else fill(body, rows, "no group ID starts so", 5);
   groupsAfter = r.next_after || "";
   $("groups-more").hidden = !groupsAfter;
 }
