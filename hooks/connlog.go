@@ -5,13 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sync/atomic"
-
-	xrate "golang.org/x/time/rate"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/imqtt/imqtt/internal/loglimit"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -29,11 +27,10 @@ type ConnLog struct {
 	mqtt.HookBase
 	// Rate and Burst bound the lines; zero: DefaultConnLogRate and
 	// DefaultConnLogBurst. Set before Init.
-	Rate       float64
-	Burst      int
-	log        *slog.Logger
-	lim        *xrate.Limiter
-	suppressed atomic.Int64
+	Rate  float64
+	Burst int
+	log   *slog.Logger
+	lim   *loglimit.Limit
 }
 
 // The defaults of ConnLog's bound: a node's ordinary churn is far below
@@ -63,18 +60,18 @@ func (h *ConnLog) Init(config any) error {
 	if h.Burst <= 0 {
 		h.Burst = DefaultConnLogBurst
 	}
-	h.lim = xrate.NewLimiter(xrate.Limit(h.Rate), h.Burst)
+	h.lim = loglimit.New(h.Rate, h.Burst)
 	return nil
 }
 
 // write logs one line if the bound allows, with the count left out since
 // the last line written.
 func (h *ConnLog) write(msg string, attrs ...slog.Attr) {
-	if !h.lim.Allow() {
-		h.suppressed.Add(1)
+	ok, n := h.lim.Allow()
+	if !ok {
 		return
 	}
-	if n := h.suppressed.Swap(0); n > 0 {
+	if n > 0 {
 		attrs = append(attrs, slog.Int64("suppressed", n))
 	}
 	h.log.LogAttrs(context.Background(), slog.LevelInfo, msg, attrs...)

@@ -7,10 +7,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
-	xrate "golang.org/x/time/rate"
+	"github.com/imqtt/imqtt/internal/loglimit"
 )
 
 // The access log (--access-log-sample) writes one line per request logged:
@@ -37,18 +36,13 @@ var accessLimits = map[string][2]float64{
 type accessLog struct {
 	log    *slog.Logger
 	sample float64
-	kinds  map[string]*accessKind // fixed at start: read without a lock
-}
-
-type accessKind struct {
-	lim        *xrate.Limiter
-	suppressed atomic.Int64
+	kinds  map[string]*loglimit.Limit // fixed at start: read without a lock
 }
 
 func newAccessLog(log *slog.Logger, sample float64) *accessLog {
-	l := &accessLog{log: log, sample: sample, kinds: map[string]*accessKind{}}
+	l := &accessLog{log: log, sample: sample, kinds: map[string]*loglimit.Limit{}}
 	for k, v := range accessLimits {
-		l.kinds[k] = &accessKind{lim: xrate.NewLimiter(xrate.Limit(v[0]), int(v[1]))}
+		l.kinds[k] = loglimit.New(v[0], int(v[1]))
 	}
 	return l
 }
@@ -121,12 +115,10 @@ func (l *accessLog) serve(w http.ResponseWriter, r *http.Request, next func(http
 			return
 		}
 	} else {
-		k := l.kinds[kind]
-		if !k.lim.Allow() {
-			k.suppressed.Add(1)
+		var ok bool
+		if ok, suppressed = l.kinds[kind].Allow(); !ok {
 			return
 		}
-		suppressed = k.suppressed.Swap(0)
 	}
 	pattern := "-" // no route: a 404 of the mux's own, or refused before routing
 	if routed != nil && routed.Pattern != "" {

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/time/rate"
+	"github.com/imqtt/imqtt/internal/loglimit"
 )
 
 // Refusals (bad credentials, bans, ACL denials, protective limits) are
@@ -25,12 +25,7 @@ const (
 // refusalLog is Metrics' log of refusals; the zero value logs nothing.
 type refusalLog struct {
 	log   atomic.Pointer[slog.Logger]
-	kinds sync.Map // kind (a fixed name from the code) -> *refusalKind
-}
-
-type refusalKind struct {
-	lim        *rate.Limiter
-	suppressed atomic.Int64
+	kinds sync.Map // kind (a fixed name from the code) -> *loglimit.Limit
 }
 
 // LogRefusals has m log refusals to log, rate-limited per kind (nil: not
@@ -46,11 +41,10 @@ func (r *refusalLog) write(level slog.Level, kind string, attrs ...any) {
 	}
 	v, ok := r.kinds.Load(kind)
 	if !ok {
-		v, _ = r.kinds.LoadOrStore(kind, &refusalKind{lim: rate.NewLimiter(RefusalLogRate, RefusalLogBurst)})
+		v, _ = r.kinds.LoadOrStore(kind, loglimit.New(RefusalLogRate, RefusalLogBurst))
 	}
-	k := v.(*refusalKind)
-	if !k.lim.Allow() {
-		k.suppressed.Add(1)
+	ok, suppressed := v.(*loglimit.Limit).Allow()
+	if !ok {
 		return
 	}
 	for i := 1; i < len(attrs); i += 2 {
@@ -59,8 +53,8 @@ func (r *refusalLog) write(level slog.Level, kind string, attrs ...any) {
 		}
 	}
 	attrs = append([]any{"kind", kind}, attrs...)
-	if n := k.suppressed.Swap(0); n > 0 {
-		attrs = append(attrs, "suppressed", n)
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
 	}
 	log.Log(context.Background(), level, "refused", attrs...)
 }
