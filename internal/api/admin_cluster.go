@@ -210,14 +210,7 @@ type clusterStatsNode struct {
 // /v1/admin/stats (?window=; its chart points after ?since= summed into
 // the cluster's series, not per node) and their sums.
 func (a *API) adminClusterStats(w http.ResponseWriter, r *http.Request) {
-	if !onlyParams(w, r, "window", "since") {
-		return
-	}
-	window, ok := intParam(w, r, "window", 10, 1, 600)
-	if !ok {
-		return
-	}
-	since, ok := intParam(w, r, "since", -1, 0, math.MaxInt64)
+	window, since, ok := statsParams(w, r)
 	if !ok {
 		return
 	}

@@ -285,18 +285,24 @@ func pointOf(prev, cur sample) point {
 		Denials: rate(cur.denials+cur.authFailures, prev.denials+prev.authFailures, secs)}
 }
 
+// statsParams reads the stats' ?window= (seconds, 1 to 600, default 10)
+// and ?since= (unix ms, -1 when not given), this node's and the cluster's.
+func statsParams(w http.ResponseWriter, r *http.Request) (window, since int64, ok bool) {
+	if !onlyParams(w, r, "window", "since") {
+		return 0, 0, false
+	}
+	if window, ok = intParam(w, r, "window", 10, 1, 600); !ok {
+		return 0, 0, false
+	}
+	since, ok = intParam(w, r, "since", -1, 0, math.MaxInt64)
+	return window, since, ok
+}
+
 // adminStats answers this node's figures now, rates and quantiles over the
 // last ?window= seconds (1 to 600, default 10), and the chart points after
 // ?since= (unix ms; default none).
 func (a *API) adminStats(w http.ResponseWriter, r *http.Request) {
-	if !onlyParams(w, r, "window", "since") {
-		return
-	}
-	window, ok := intParam(w, r, "window", 10, 1, 600)
-	if !ok {
-		return
-	}
-	since, ok := intParam(w, r, "since", -1, 0, math.MaxInt64)
+	window, since, ok := statsParams(w, r)
 	if !ok {
 		return
 	}
