@@ -18,7 +18,8 @@ func TestLanding(t *testing.T) {
 	w := r.do("GET", "/", "", "")
 	body := w.Body.String()
 	if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") ||
-		!strings.Contains(w.Header().Get("Content-Security-Policy"), "default-src 'none'") || strings.Contains(body, "<script") {
+		!strings.HasPrefix(w.Header().Get("Content-Security-Policy"), "default-src 'none';") || strings.Contains(w.Header().Get("Content-Security-Policy"), "src 'self'") ||
+		strings.Contains(body, "<script") || strings.Contains(body, "<style") {
 		t.Fatalf("/: %d %v\n%s", w.Code, w.Header(), body)
 	}
 	for _, link := range []string{`href="/chat/"`, `href="/dashboard/"`, `href="/docs/"`, `href="/metrics"`} {
