@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"image"
 	"image/png"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -63,6 +65,7 @@ type mediaMsg struct {
 	Text   string      `json:"text"` // the body's text, a file's name and size included
 	Links  []mediaLink `json:"links"`
 	Thumb  string      `json:"thumb"`   // the thumbnail's src scheme: "blob", "data" or ""
+	State  string      `json:"state"`   // the thumbnail's: loading, ok, failed or large (waits for a tap)
 	ThumbW int         `json:"thumb_w"` // its natural width once loaded
 	File   string      `json:"file"`    // a file link's name
 }
@@ -103,6 +106,7 @@ const mediaPageJS = `(() => {
       return {id: li.dataset.id || '', from: li.dataset.from, status: li.dataset.status, text: t(b),
         links: b ? q('a:not(.file)', b).map((a) => ({href: a.getAttribute('href'), target: a.target, rel: a.rel, text: a.textContent})) : [],
         thumb: src.startsWith('blob:') ? 'blob' : src.startsWith('data:') ? 'data' : '',
+        state: th ? th.closest('.thumb').dataset.state || '' : '',
         thumb_w: th && th.complete ? th.naturalWidth : 0,
         file: t(b && b.querySelector('a.file .file-name'))};
     }),
@@ -406,6 +410,41 @@ func TestWebChatMedia(t *testing.T) {
 	bt.waitMedia("bob's list once more", func(p mediaPage) bool { return p.List && !p.Chat })
 	at.send("see you there")
 	bt.waitState("bob's badge", func(p chatPage) bool { return p.badge(key) == 1 })
+}
+
+// TestWebChatImageWithoutThumb: an image the server made no thumbnail of
+// (more pixels than it decodes) is shown in its place when small; a large
+// one is not downloaded by every page that draws the message: it waits
+// for a tap, which opens it in the full view.
+func TestWebChatImageWithoutThumb(t *testing.T) {
+	chromium := findChromium(t)
+	s := testserver.Start(t, func(c *daemon.Config) { c.Media.ThumbPixels, c.Media.FFmpeg = 100_000, "off" })
+	aliceTok := account(t, s, "alice", "cli")
+	account(t, s, "bob", "cli")
+	noise := image.NewNRGBA(image.Rect(0, 0, 1200, 1000)) // 1.2 Mpx of noise: about 4.8 MB as PNG
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(noise.Pix)   // a seeded source: the same picture every run
+	var big bytes.Buffer
+	if err := png.Encode(&big, noise); err != nil || big.Len() <= 2<<20 {
+		t.Fatalf("the large image: %d bytes, %v", big.Len(), err)
+	}
+	for i, img := range [][]byte{photoPNG(t), big.Bytes()} {
+		code, info, e := uploadRaw(t, s, aliceTok, "image/png", img, "")
+		if code != http.StatusCreated || info.Thumb {
+			t.Fatalf("upload %d: %d %+v %+v (want no thumbnail)", i, code, info, e)
+		}
+		send := wire.Send{CMID: fmt.Sprint("img", i), To: "bob", Type: "image", Media: info.ID}
+		if code := httpJSON(t, "POST", s.HTTP+"/v1/messages", aliceTok, send, nil); code != http.StatusOK {
+			t.Fatalf("send %d: %d", i, code)
+		}
+	}
+	bt := startBrowser(t, chromium, "bob").open(s.HTTP + "/chat/")
+	bt.login("bob", "secret-bob")
+	bt.openChat("alice")
+	bt.waitMedia("the small image in its thumbnail's place, the large one waiting", func(p mediaPage) bool {
+		return len(p.Msgs) == 2 && p.Msgs[0].State == "ok" && p.Msgs[0].ThumbW == 640 && p.Msgs[1].State == "large" && p.Msgs[1].Thumb == ""
+	})
+	bt.click(`#messages .msg:last-child .thumb`)
+	bt.waitMedia("the large image in the full view", func(p mediaPage) bool { return p.Viewer.Open && p.Viewer.State == "ok" && p.Viewer.Width == 1200 })
 }
 
 // photoPNG is a 640×480 picture, large enough that the server makes a

@@ -106,10 +106,11 @@ function imqttMedia(page) {
   const CACHE = 200; // thumbnails kept as blob URLs; the oldest is let go past it
   const PARALLEL = 4; // media fetches at once
   const RETRY = 30000; // a failed fetch is tried again when drawn after this long
+  const FALLBACK_MAX = 2 << 20; // an image the server made no thumbnail of is shown in its place up to this size
   const THUMB = 240; // the largest side a thumbnail is drawn at, CSS px
   const MAX_NAME = 200; // characters of a file's name put in meta
 
-  const thumbs = new Map(); // media ID -> {url, state: 'loading' | 'ok' | 'failed', at}
+  const thumbs = new Map(); // media ID -> {url, state: 'loading' | 'ok' | 'failed' | 'large', at}
   const queue = []; // media IDs waiting for a fetch slot
   let running = 0;
   let viewing = null; // {id, url}: the full view's image
@@ -126,17 +127,37 @@ function imqttMedia(page) {
     return typeof n === 'string' && n.trim() ? [...n].slice(0, MAX_NAME).join('') : m.type === 'image' ? 'image' : m.type + ' ' + m.media.slice(2, 8);
   }
 
-  // fetchMedia fetches one medium with the session's token.
-  async function fetchMedia(id, thumb) {
+  // get asks for one medium (or its thumbnail) with the session's token.
+  async function get(id, thumb) {
     const res = await fetch('/v1/media/' + id + (thumb ? '/thumb' : ''), { headers: { Authorization: 'Bearer ' + token() } });
     if (!res.ok) throw Object.assign(new Error('media: ' + res.status), { status: res.status });
+    return res;
+  }
+
+  // fetchMedia fetches one medium, whatever it is (a download asked for).
+  const fetchMedia = async (id) => (await get(id, false)).blob();
+
+  // fetchImage fetches an image to show, no larger than max bytes (0: any
+  // size). The headers are checked before the body is read: a sender who
+  // labels a video as an image, or sends one too large to thumbnail, does
+  // not make every page that draws the message download it.
+  async function fetchImage(id, thumb, max) {
+    const res = await get(id, thumb);
+    const size = Number(res.headers.get('Content-Length'));
+    let why = '';
+    if (!/^image\//.test(res.headers.get('Content-Type') || '')) why = 'not an image';
+    else if (max > 0 && !(size <= max)) why = 'large';
+    if (why) {
+      res.body?.cancel().catch(() => {});
+      throw Object.assign(new Error(why), { why });
+    }
     return res.blob();
   }
 
   // ---- thumbnails ----
   function wantThumb(id) {
     let t = thumbs.get(id);
-    if (t && (t.state !== 'failed' || Date.now() - t.at < RETRY)) return t;
+    if (t && (t.state !== 'failed' || Date.now() - t.at < RETRY)) return t; // 'large' waits for a tap, not a retry
     if (t) thumbs.delete(id);
     t = { url: '', state: 'loading', at: Date.now() };
     thumbs.set(id, t);
@@ -164,22 +185,24 @@ function imqttMedia(page) {
   }
 
   // loadThumb fetches the thumbnail, or the image itself when the server
-  // made none (an image it could not decode, or too large to).
+  // made none (an image it could not decode, or too large to) and it is
+  // small (FALLBACK_MAX); a larger one waits for a tap on it.
   async function loadThumb(id, t) {
     let blob;
     try {
-      blob = await fetchMedia(id, true);
+      blob = await fetchImage(id, true, 0);
     } catch (e) {
       try {
         if (e.status !== 404) throw e;
-        blob = await fetchMedia(id, false);
-      } catch {
-        Object.assign(t, { state: 'failed', at: Date.now() });
-        for (const img of shown(id)) img.closest('.thumb').dataset.state = 'failed';
+        blob = await fetchImage(id, false, FALLBACK_MAX);
+      } catch (e) {
+        const state = e.why === 'large' ? 'large' : 'failed';
+        Object.assign(t, { state, at: Date.now() });
+        for (const img of shown(id)) img.closest('.thumb').dataset.state = state;
         return;
       }
     }
-    if (thumbs.get(id) !== t || !/^image\//.test(blob.type)) {
+    if (thumbs.get(id) !== t) {
       Object.assign(t, { state: 'failed', at: Date.now() });
       return;
     }
@@ -243,7 +266,7 @@ function imqttMedia(page) {
     box.dataset.media = m.media;
     box.hidden = false;
     const v = (viewing = { id: m.media, url: '' });
-    fetchMedia(m.media, false).then((blob) => {
+    fetchImage(m.media, false, 0).then((blob) => {
       if (viewing !== v) return;
       v.url = URL.createObjectURL(blob);
       img.src = v.url;
@@ -280,7 +303,7 @@ function imqttMedia(page) {
       e.stopPropagation();
       if (a.dataset.state === 'loading') return;
       a.dataset.state = 'loading';
-      fetchMedia(m.media, false).then((blob) => {
+      fetchMedia(m.media).then((blob) => {
         const url = URL.createObjectURL(blob);
         const save = document.createElement('a');
         save.href = url;
