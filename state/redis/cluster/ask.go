@@ -20,8 +20,10 @@ import (
 // cluster-wide stats and clients). A question and its answer travel on
 // Redis pub/sub: each node listens on its own ask channel, and answers on
 // the asker's. A node that is not listening (it died: its subscription
-// went with its connection) is known at once, PUBLISH reaching no one; a
-// slow one at the deadline. Nodes are listed from a hash of the nodes
+// went with its connection) is known at once, PUBLISH reaching no one
+// (on a single Redis: a Redis Cluster counts only the subscribers of the
+// shard the PUBLISH reached, so there it waits as for a slow one); a slow
+// one at the deadline. Nodes are listed from a hash of the nodes
 // seen, each beating into it, so a node that died or left still shows,
 // as down, for AskOptions.Forget.
 
@@ -41,8 +43,8 @@ type AskOptions struct {
 	// Beat is how often this node records that it is alive (default 1s);
 	// a node not seen for Forget (default 1h) is no longer listed.
 	Beat, Forget time.Duration
-	// Deadline bounds the answer to a question that comes without one
-	// (default 2s).
+	// Deadline bounds the answer to a question (default 2s): the asker's
+	// wait when shorter.
 	Deadline time.Duration
 }
 
@@ -74,12 +76,15 @@ const maxAnswering = 16
 
 // askMsg is a question (Q) or an answer on an ask channel.
 type askMsg struct {
-	Q        bool   `json:"q,omitempty"`
-	ID       string `json:"id"`
-	From     string `json:"from"`
-	Body     []byte `json:"body,omitempty"`
-	Err      string `json:"err,omitempty"`
-	Deadline int64  `json:"deadline,omitempty"` // unix ms, a question's
+	Q    bool   `json:"q,omitempty"`
+	ID   string `json:"id"`
+	From string `json:"from"`
+	Body []byte `json:"body,omitempty"`
+	Err  string `json:"err,omitempty"`
+	// Wait is how long the asker waits for the answers, in ms from its
+	// asking: a duration, not a time, so that nodes whose clocks differ
+	// still answer in time.
+	Wait int64 `json:"wait,omitempty"`
 }
 
 // seenRow is a node's entry in the seen hash.
@@ -116,16 +121,17 @@ func (a *Asker) seenKey() string            { return a.opts.Prefix + "{nodes}:se
 
 // Start listens on this node's ask channel and starts beating.
 func (a *Asker) Start(ctx context.Context) error {
-	a.ps = a.rdb.Subscribe(ctx, a.channel(a.opts.Node))
-	if _, err := a.ps.Receive(ctx); err != nil {
-		a.ps.Close()
+	ps := a.rdb.Subscribe(ctx, a.channel(a.opts.Node))
+	if _, err := ps.Receive(ctx); err != nil {
+		ps.Close()
 		return fmt.Errorf("cluster ask: subscribe: %w", err)
 	}
 	if err := a.beat(ctx, 0); err != nil {
-		a.ps.Close()
+		ps.Close()
 		return fmt.Errorf("cluster ask: %w", err)
 	}
-	go a.receive(a.ps.Channel())
+	a.ps = ps // set once started: Close waits for the beat loop only then
+	go a.receive(ps.Channel())
 	go func() {
 		defer close(a.done)
 		t := time.NewTicker(a.opts.Beat)
@@ -164,11 +170,7 @@ func (a *Asker) Close(ctx context.Context) error {
 		return nil
 	}
 	<-a.done
-	err := a.beat(ctx, time.Now().UnixMilli())
-	if a.ps != nil {
-		err = errors.Join(err, a.ps.Close())
-	}
-	return err
+	return errors.Join(a.beat(ctx, time.Now().UnixMilli()), a.ps.Close())
 }
 
 // receive handles what comes on this node's ask channel: answers to
@@ -183,7 +185,10 @@ func (a *Asker) receive(ch <-chan *goredis.Message) {
 		if !msg.Q {
 			a.mu.Lock()
 			if c, ok := a.pending[msg.ID]; ok {
-				c <- msg // buffered, one answer per node asked
+				select {
+				case c <- msg: // room for one answer per node asked
+				default: // one more (two processes under one node ID): the asker takes the first
+				}
 			}
 			a.mu.Unlock()
 			continue
@@ -194,18 +199,18 @@ func (a *Asker) receive(ch <-chan *goredis.Message) {
 				defer func() { <-a.slots }()
 				a.answer(msg)
 			}()
-		default:
-			go a.reply(msg, nil, errors.New("busy: too many questions at once"))
+		default: // said here, not on a goroutine each: a flood of questions cannot grow them
+			a.reply(msg, nil, errors.New("busy: too many questions at once"))
 		}
 	}
 }
 
 func (a *Asker) answer(q askMsg) {
-	deadline := time.UnixMilli(q.Deadline)
-	if q.Deadline == 0 {
-		deadline = time.Now().Add(a.opts.Deadline)
+	wait := a.opts.Deadline
+	if q.Wait > 0 {
+		wait = min(wait, time.Duration(q.Wait)*time.Millisecond)
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if a.opts.Answer == nil {
 		a.reply(q, nil, errors.New("this node answers no questions"))
@@ -282,9 +287,10 @@ func (a *Asker) AskAll(ctx context.Context, question []byte) ([]Answer, error) {
 		defer cancel()
 	}
 	deadline, _ := ctx.Deadline()
-	q, _ := json.Marshal(askMsg{Q: true, ID: id, From: a.opts.Node, Body: question, Deadline: deadline.UnixMilli()})
+	q, _ := json.Marshal(askMsg{Q: true, ID: id, From: a.opts.Node, Body: question, Wait: time.Until(deadline).Milliseconds()})
 	out := map[string]*Answer{}
-	waiting := 0
+	sent := map[string]*goredis.IntCmd{}
+	pipe := a.rdb.Pipeline() // every question in one round trip
 	for node, r := range nodes {
 		ans := &Answer{Node: node}
 		out[node] = ans
@@ -292,12 +298,18 @@ func (a *Asker) AskAll(ctx context.Context, question []byte) ([]Answer, error) {
 			ans.Err = fmt.Errorf("left the cluster at %s", time.UnixMilli(r.Left).UTC().Format(time.RFC3339))
 			continue
 		}
-		n, err := a.rdb.Publish(ctx, a.channel(node), q).Result()
-		switch {
+		sent[node] = pipe.Publish(ctx, a.channel(node), q)
+	}
+	_, _ = pipe.Exec(ctx) // each command's own error is read below
+	_, sharded := a.rdb.(*goredis.ClusterClient)
+	waiting := 0
+	for node, cmd := range sent {
+		ans := out[node]
+		switch n, err := cmd.Result(); {
 		case err != nil:
 			ans.Err = fmt.Errorf("ask: %w", err)
-		case n == 0:
-			ans.Err = fmt.Errorf("not listening; last seen %s ago", time.Since(time.UnixMilli(r.Seen)).Round(time.Second))
+		case n == 0 && !sharded:
+			ans.Err = fmt.Errorf("not listening; last seen %s ago", time.Since(time.UnixMilli(nodes[node].Seen)).Round(time.Second))
 		default:
 			ans.Err = ErrNoAnswer
 			waiting++

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // One node asks the others: a live one answers, a slow one is ErrNoAnswer
@@ -69,5 +71,54 @@ func TestAskAll(t *testing.T) {
 		if !strings.HasPrefix(s, want[ans.Node]) {
 			t.Errorf("%s: %q, want %q", ans.Node, s, want[ans.Node])
 		}
+	}
+}
+
+// A node answered twice (two processes under one node ID) while the asker
+// had stopped reading: the extra answer is dropped, and the node's
+// receive loop goes on (it used to block for good, holding the lock every
+// question of this node's needs).
+func TestAskExtraAnswers(t *testing.T) {
+	a := NewAsker(client(t), AskOptions{Node: "a"})
+	a.pending["q1"] = make(chan askMsg, 1) // one node asked
+	ch := make(chan *goredis.Message, 3)
+	for range 3 {
+		ch <- &goredis.Message{Payload: `{"id":"q1","from":"b","body":"eA=="}`}
+	}
+	close(ch)
+	done := make(chan struct{})
+	go func() {
+		a.receive(ch)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("receive blocked on the extra answers")
+	}
+	if got := len(a.pending["q1"]); got != 1 {
+		t.Errorf("%d answers kept, want the first", got)
+	}
+}
+
+// A question says how long the asker waits (a duration: the two nodes'
+// clocks may differ), and the answer's context ends then, or at the
+// answering node's own Deadline when that is shorter.
+func TestAskWait(t *testing.T) {
+	got := make(chan time.Duration, 2)
+	a := NewAsker(client(t), AskOptions{Prefix: t.Name() + ":", Node: "b", Deadline: time.Second,
+		Answer: func(ctx context.Context, _ []byte) ([]byte, error) {
+			d, _ := ctx.Deadline()
+			got <- time.Until(d)
+			return nil, nil
+		}})
+	for _, wait := range []int64{300, 60_000} {
+		a.answer(askMsg{Q: true, ID: "q", From: "a", Wait: wait})
+	}
+	if d := <-got; d <= 0 || d > 300*time.Millisecond {
+		t.Errorf("a 300 ms wait: the answer had %v", d)
+	}
+	if d := <-got; d <= 300*time.Millisecond || d > time.Second {
+		t.Errorf("a 60 s wait: the answer had %v, want the node's 1 s Deadline at most", d)
 	}
 }
