@@ -55,6 +55,7 @@ func TestGrafanaDashboardCheck(t *testing.T) {
 	  "panels": [
 	    {"type": "row", "title": "r", "panels": [{"type": "timeseries", "title": "Renamed", "targets": [{"expr": "rate(imqtt_dropped_packets_total[5m])"}]}]},
 	    {"type": "timeseries", "title": "WrongLabel", "targets": [{"expr": "sum(rate(imqtt_errors_total{reason=\"x\"}[$__rate_interval]))"}]},
+	    {"type": "timeseries", "title": "WrongBy", "targets": [{"expr": "sum by (reason) (rate(imqtt_errors_total[5m]))"}]},
 	    {"type": "stat", "title": "Empty", "targets": []},
 	    {"type": "stat", "title": "Typo", "targets": [{"expr": "rat(imqtt_dropped_total[5m])"}]}
 	  ]}`)
@@ -63,6 +64,7 @@ func TestGrafanaDashboardCheck(t *testing.T) {
 	for _, want := range []string{
 		`panel "Renamed": no metric imqtt_dropped_packets_total`,
 		`panel "WrongLabel": imqtt_errors_total has no label "reason"`,
+		`panel "WrongBy": query "sum by (reason) (rate(imqtt_errors_total[5m]))" groups by "reason", which none of its metrics has`,
 		`panel "Empty": no query`,
 		`panel "Typo": unknown function rat`,
 		`variable i: no metric imqtt_conections`,

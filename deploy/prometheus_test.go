@@ -267,14 +267,13 @@ var (
 	promWords     = strings.Fields(`and or unless bool offset inf nan atan2`)
 )
 
-// selectors lists the metric selectors of a PromQL expression. It is a
-// tokeniser, not a parser: it skips strings, comments, numbers and
-// durations, range and subquery brackets, keywords, and the label lists
-// of by, without, on, ignoring and group_*; an identifier before "(" is a
-// function; any other identifier is a metric name, whose {matchers} it
-// reads.
-func selectors(expr string) ([]selector, error) {
-	var out []selector
+// selectors lists the metric selectors of a PromQL expression, and the
+// labels its by and without lists name. It is a tokeniser, not a parser:
+// it skips strings, comments, numbers and durations, range and subquery
+// brackets, keywords, and the label lists of on, ignoring and group_*; an
+// identifier before "(" is a function; any other identifier is a metric
+// name, whose {matchers} it reads.
+func selectors(expr string) (out []selector, grouping []string, err error) {
 	i := 0
 	for i < len(expr) {
 		c := expr[i]
@@ -286,13 +285,13 @@ func selectors(expr string) ([]selector, error) {
 		case c == '"' || c == '\'' || c == '`':
 			j, err := skipString(expr, i)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			i = j
 		case c == '[':
 			j := strings.IndexByte(expr[i:], ']')
 			if j < 0 {
-				return nil, fmt.Errorf("unclosed [ in %q", expr)
+				return nil, nil, fmt.Errorf("unclosed [ in %q", expr)
 			}
 			i += j + 1
 		case isDigit(c) || c == '.':
@@ -312,14 +311,21 @@ func selectors(expr string) ([]selector, error) {
 				if next < len(expr) && expr[next] == '(' {
 					j := strings.IndexByte(expr[next:], ')')
 					if j < 0 {
-						return nil, fmt.Errorf("unclosed label list after %s", id)
+						return nil, nil, fmt.Errorf("unclosed label list after %s", id)
+					}
+					if word == "by" || word == "without" {
+						for _, l := range strings.Split(expr[next+1:next+j], ",") {
+							if l = strings.TrimSpace(l); l != "" {
+								grouping = append(grouping, l)
+							}
+						}
 					}
 					i = next + j + 1
 				}
 			case slices.Contains(promWords, word):
 			case next < len(expr) && expr[next] == '(':
 				if !slices.Contains(promFuncs, id) && !slices.Contains(promAggs, id) {
-					return nil, fmt.Errorf("unknown function %s", id)
+					return nil, nil, fmt.Errorf("unknown function %s", id)
 				}
 			case slices.Contains(promAggs, id): // sum by (x) (...)
 			default:
@@ -327,19 +333,19 @@ func selectors(expr string) ([]selector, error) {
 				if next < len(expr) && expr[next] == '{' {
 					labels, j, err := matchers(expr, next)
 					if err != nil {
-						return nil, fmt.Errorf("%s: %w", id, err)
+						return nil, nil, fmt.Errorf("%s: %w", id, err)
 					}
 					s.labels, i = labels, j
 				}
 				out = append(out, s)
 			}
 		case c == '{':
-			return nil, fmt.Errorf("a selector without a metric name in %q: name the metric", expr)
+			return nil, nil, fmt.Errorf("a selector without a metric name in %q: name the metric", expr)
 		default:
 			i++
 		}
 	}
-	return out, nil
+	return out, grouping, nil
 }
 
 // matchers reads {label op "value", ...} at expr[i] and returns the label
@@ -421,7 +427,7 @@ func TestSelectors(t *testing.T) {
 		"a # c{d}\n and label_replace(b, \"dst\", \"$1\", \"src\", \"(.*)\") unless c @ 100":        `a[] b[] c[]`,
 		`x < 0.5 * (x offset 10m) and (x offset 10m) > .5`:                                          `x[] x[] x[]`,
 	} {
-		sels, err := selectors(expr)
+		sels, _, err := selectors(expr)
 		if err != nil {
 			t.Errorf("%s: %v", expr, err)
 			continue
@@ -435,7 +441,7 @@ func TestSelectors(t *testing.T) {
 		}
 	}
 	for _, expr := range []string{`rat(a[5m])`, `{__name__="a"}`, `a{b="c"`, `a{b}`, `a[5m`, `a{b="c}`} {
-		if _, err := selectors(expr); err == nil {
+		if _, _, err := selectors(expr); err == nil {
 			t.Errorf("%s: no error", expr)
 		}
 	}
@@ -443,9 +449,10 @@ func TestSelectors(t *testing.T) {
 
 // checkQuery reports (through bad) a PromQL query that names no metric,
 // a metric imqttd does not register (known: its metrics and their
-// labels), or a label the metric does not have.
+// labels), a label the metric does not have, or a by or without label
+// that none of its metrics has (the panel would show one line).
 func checkQuery(expr string, known map[string][]string, bad func(format string, args ...any)) {
-	sels, err := selectors(expr)
+	sels, grouping, err := selectors(expr)
 	if err != nil {
 		bad("%v", err)
 		return
@@ -463,6 +470,11 @@ func checkQuery(expr string, known map[string][]string, bad func(format string, 
 			if !slices.Contains(labels, l) && !slices.Contains(scrapeLabels, l) {
 				bad("%s has no label %q (it has %v)", s.name, l, labels)
 			}
+		}
+	}
+	for _, l := range grouping {
+		if !slices.Contains(scrapeLabels, l) && !slices.ContainsFunc(sels, func(s selector) bool { return slices.Contains(known[s.name], l) }) {
+			bad("query %q groups by %q, which none of its metrics has", expr, l)
 		}
 	}
 }
