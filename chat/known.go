@@ -32,7 +32,10 @@ func newKnown() *lru.Cache[string, int64] {
 
 // userExists caches positive answers for knownTTL.
 func (s *Service) userExists(ctx context.Context, id string) (bool, error) {
-	if at, ok := s.known.Get(id); ok && time.Now().UnixNano()-at < int64(knownTTL) {
+	// Peek, not Get: a read lock, where Get locks the cache to move the entry
+	// up. Each entry is added again after knownTTL, which keeps the order
+	// close to the recent use an LRU wants.
+	if at, ok := s.known.Peek(id); ok && time.Now().UnixNano()-at < int64(knownTTL) {
 		return true, nil
 	}
 	_, err := s.st.GetUser(ctx, id)
