@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -132,7 +133,7 @@ func (r *Result) writeTail(w io.Writer, tw *tabwriter.Writer) error {
 		fmt.Fprintf(w, "; sent %s msgs/s", num(r.SendRate))
 	}
 	fmt.Fprintln(w)
-	for _, k := range sortedKeys(r.Extra) {
+	for _, k := range slices.Sorted(maps.Keys(r.Extra)) {
 		fmt.Fprintf(w, "  %s: %s\n", k, num(r.Extra[k]))
 	}
 	for _, n := range r.Notes {
@@ -168,13 +169,4 @@ func fms(v float64, n int64) string {
 		return "-"
 	}
 	return strconv.FormatFloat(v, 'f', 2, 64)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -314,10 +315,10 @@ func (d *document) view(order []string) (view, error) {
 		other.Name = "Other"
 		v.Groups = append(v.Groups, other)
 	}
-	for _, name := range sortedKeys(d.Components.SecuritySchemes) {
+	for _, name := range slices.Sorted(maps.Keys(d.Components.SecuritySchemes)) {
 		v.Security = append(v.Security, named{name, d.Components.SecuritySchemes[name].Description})
 	}
-	for _, name := range sortedKeys(d.Components.Schemas) {
+	for _, name := range slices.Sorted(maps.Keys(d.Components.Schemas)) {
 		s := d.Components.Schemas[name]
 		v.Schemas = append(v.Schemas, schemaView{Name: name, Schema: s, Props: props(s)})
 	}
@@ -347,11 +348,11 @@ func (d *document) opView(path, method string, op *operation, shared []*paramete
 	}
 	if b := op.RequestBody; b != nil {
 		o.BodyDescription = b.Description
-		for _, t := range sortedKeys(b.Content) {
+		for _, t := range slices.Sorted(maps.Keys(b.Content)) {
 			o.Body = append(o.Body, newBodyView(t, b.Content[t].Schema))
 		}
 	}
-	for _, status := range sortedKeys(op.Responses) {
+	for _, status := range slices.Sorted(maps.Keys(op.Responses)) {
 		r := op.Responses[status]
 		if r.Ref != "" {
 			r = d.Components.Responses[refName(r.Ref)]
@@ -360,7 +361,7 @@ func (d *document) opView(path, method string, op *operation, shared []*paramete
 			continue
 		}
 		rv := respView{Status: status, Description: r.Description}
-		for _, t := range sortedKeys(r.Content) {
+		for _, t := range slices.Sorted(maps.Keys(r.Content)) {
 			rv.Types = append(rv.Types, newBodyView(t, r.Content[t].Schema))
 		}
 		o.Responses = append(o.Responses, rv)
@@ -387,22 +388,13 @@ func newBodyView(t string, s *schema) bodyView {
 // props lists an object schema's fields by name.
 func props(s *schema) []propView {
 	var out []propView
-	for _, p := range sortedKeys(s.Properties) {
+	for _, p := range slices.Sorted(maps.Keys(s.Properties)) {
 		out = append(out, propView{p, slices.Contains(s.Required, p), s.Properties[p]})
 	}
 	return out
 }
 
 func refName(ref string) string { return ref[strings.LastIndexByte(ref, '/')+1:] }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
 
 // text renders a description: HTML-escaped, `code` in <code>, blank
 // lines as paragraph breaks.

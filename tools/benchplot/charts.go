@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -42,7 +43,7 @@ func build(results []result) []chart {
 	for _, r := range results {
 		byScenario[r.Scenario] = append(byScenario[r.Scenario], r)
 	}
-	scenarios := sortedKeys(byScenario)
+	scenarios := slices.Sorted(maps.Keys(byScenario))
 	rank := func(s string) int {
 		if i := slices.Index(scenarioOrder, s); i >= 0 {
 			return i
@@ -140,7 +141,7 @@ func groups(rs []result, values func(result) []float64) []group {
 	for _, r := range rs {
 		byCase[r.Case] = append(byCase[r.Case], r)
 	}
-	cases := sortedKeys(byCase)
+	cases := slices.Sorted(maps.Keys(byCase))
 	sort.SliceStable(cases, func(i, j int) bool { return naturalLess(cases[i], cases[j]) })
 	gs := make([]group, 0, len(cases))
 	for _, cs := range cases {
