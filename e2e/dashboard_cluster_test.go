@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/imqtt/imqtt/internal/daemon"
 	"github.com/imqtt/imqtt/internal/wait"
+	"github.com/imqtt/imqtt/store"
 	"github.com/imqtt/imqtt/wire"
 )
 
@@ -23,13 +25,19 @@ import (
 //
 //	cd e2e && IMQTT_DOCS_SHOTS=$PWD/../docs go test -run 'TestDashboard$' .
 func dashboardCluster(t *testing.T, ctx context.Context) {
-	c := newCluster(t, sharedPebble(t))
+	st := sharedPebble(t)
+	c := newCluster(t, st)
 	c.edit = func(cfg *daemon.Config) { cfg.DrainPeriod = 0 } // stops at once
 	n1, n2, n3 := c.start("n1"), c.start("n2"), c.start("n3")
 	tokA := account(t, n1, "dana", "laptop")
 	connect(t, n1.MQTT, "dana", "laptop", tokA)
 	eli := connect(t, n2.MQTT, "eli", "phone", account(t, n2, "eli", "phone"))
 	account(t, n1, "dora", "x")
+	for i := range 52 { // more than a page (50) of users whose ID starts with m
+		if err := st.CreateUser(t.Context(), store.User{ID: fmt.Sprintf("m%02d", i), Created: time.Now().UnixMilli()}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if code := httpJSON(t, "POST", n1.HTTP+"/v1/groups", tokA, wire.GroupCreate{ID: "deck", Name: "Deck crew", Members: []string{"eli", "dora"}}, nil); code/100 != 2 {
 		t.Fatalf("create group: %d", code)
 	}
@@ -79,8 +87,14 @@ func dashboardCluster(t *testing.T, ctx context.Context) {
 	confirm("confirm the kick", "yes")
 	wait.For(t, "eli kicked off n2", 10*time.Second, func() bool { return !eli.c.IsConnectionOpen() })
 
-	step("users", chromedp.Click(css(`#nav a[data-view="users"]`)), chromedp.SetValue(css("#q-prefix"), "d"),
+	// More goes on with the search shown, whatever the box says now.
+	step("users", chromedp.Click(css(`#nav a[data-view="users"]`)), chromedp.SetValue(css("#q-prefix"), "m"),
 		chromedp.Click(css("#users-search button")))
+	until("a page of m users", `document.querySelectorAll("#users-table tr[data-user]").length === 50 && !document.getElementById("users-more").hidden`)
+	step("more m users", chromedp.SetValue(css("#q-prefix"), "d"), chromedp.Click(css("#users-more")))
+	until("all 52 m users", `[...document.querySelectorAll("#users-table tr[data-user]")].map(r => r.dataset.user).join() ===
+		Array.from({length: 52}, (_, i) => "m" + String(i).padStart(2, "0")).join() && document.getElementById("users-more").hidden`)
+	step("search d", chromedp.Click(css("#users-search button")))
 	until("dana and dora", `[...document.querySelectorAll("#users-table tr[data-user]")].map(r => r.dataset.user).join() === "dana,dora"`)
 	step("show dana", chromedp.Click(css(`#users-table tr[data-user="dana"] a`)))
 	until("dana online on n1", `document.getElementById("user-detail").textContent.includes("laptop on n1")`)

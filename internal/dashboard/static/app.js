@@ -82,11 +82,6 @@ function fill(tbody, rows, empty, cols) {
   tbody.replaceChildren(...next);
 }
 
-// searches numbers the searches of each table: an answer that comes back after
-// a later search was asked is dropped, so results never go back to an
-// earlier prefix.
-const searches = { users: 0, groups: 0 };
-
 // confirmAction asks the operator in a dialog (not window.confirm, which
 // blocks the page and cannot be styled) and resolves true on Confirm.
 function confirmAction(text, yes) {
@@ -219,6 +214,8 @@ function refreshCluster() {
   clusterLine(clustered ? "&since=" + (seriesScope === "cluster" ? lastT : 0) : "")
     .then((c) => {
       clustered = c.total.nodes > 1;
+      const self = c.nodes.find((n) => n.self);
+      if (self) $("node-name").textContent = "node " + self.node;
       if (view !== "overview") return;
       clusterTiles(c);
       if (clustered) addPoints("cluster", c.series || []);
@@ -304,9 +301,10 @@ function clusterTiles(c) {
 
 async function overview() {
   refreshCluster();
-  const s = await api("GET", "stats?window=10" + (clustered ? "" : "&since=" + (seriesScope === "this node" ? lastT : 0)));
+  if (clustered) return; // the cluster's answer has it all, this node's name too
+  const s = await api("GET", "stats?window=10&since=" + (seriesScope === "this node" ? lastT : 0));
   $("node-name").textContent = "node " + s.node;
-  if (!clustered) addPoints("this node", s.series);
+  addPoints("this node", s.series);
 }
 
 // addPoints adds the points after the last to the charts, starting them
@@ -413,26 +411,36 @@ async function clientDetail(id) {
 
 // ---- users and groups ----
 
-let usersAfter = "", groupsAfter = "";
-
-async function users(next) {
-  const q = new URLSearchParams({ prefix: $("q-prefix").value.trim(), limit: "50" });
-  if (next && usersAfter) q.set("after", usersAfter);
-  const asked = ++searches.users;
-  const r = await api("GET", "users?" + q);
-  if (asked !== searches.users) return;
-  const rows = r.users.map((u) => {
-    const link = el("a", u.id, "client");
-    link.addEventListener("click", () => userDetail(u.id));
-    const tr = row([link, u.display || "", when(u.created)]);
-    tr.dataset.user = u.id;
-    return tr;
-  });
-  const body = $("users-table").tBodies[0];
-  if (next) body.append(...rows); else fill(body, rows, "no user ID starts so", 3);
-  usersAfter = r.next_after || "";
-  $("users-more").hidden = !usersAfter;
+// searchTable makes the search of a table of users or groups by ID prefix
+// (the ID's own order, a page at a time). More goes on with the prefix
+// shown, whatever the box says now; an answer that comes back after a
+// later search was asked is dropped, so results never go back to an
+// earlier prefix.
+function searchTable(kind, input, empty, cols, toRow) {
+  const shown = { asked: 0, prefix: "", after: "" };
+  return async function (next) {
+    const prefix = next ? shown.prefix : $(input).value.trim();
+    const q = new URLSearchParams({ prefix, limit: "50" });
+    if (next && shown.after) q.set("after", shown.after);
+    const asked = ++shown.asked;
+    const r = await api("GET", kind + "?" + q);
+    if (asked !== shown.asked) return;
+    const rows = r[kind].map(toRow);
+    const body = $(kind + "-table").tBodies[0];
+    if (next) body.append(...rows); else fill(body, rows, empty, cols);
+    shown.prefix = prefix;
+    shown.after = r.next_after || "";
+    $(kind + "-more").hidden = !shown.after;
+  };
 }
+
+const users = searchTable("users", "q-prefix", "no user ID starts so", 3, (u) => {
+  const link = el("a", u.id, "client");
+  link.addEventListener("click", () => userDetail(u.id));
+  const tr = row([link, u.display || "", when(u.created)]);
+  tr.dataset.user = u.id;
+  return tr;
+});
 
 // act asks for confirmation, calls the admin API and shows the outcome
 // in box, after running after (which may redraw box).
@@ -484,25 +492,14 @@ async function userDetail(id) {
   box.append(bar);
 }
 
-async function groups(next) {
-  const q = new URLSearchParams({ prefix: $("q-gprefix").value.trim(), limit: "50" });
-  if (next && groupsAfter) q.set("after", groupsAfter);
-  const asked = ++searches.groups;
-  const r = await api("GET", "groups?" + q);
-  if (asked !== searches.groups) return;
-  const rows = r.groups.map((g) => {
-    const link = el("a", g.id, "client");
-    link.addEventListener("click", () => groupDetail(g.id));
-    const st = el("span", g.disbanded ? "disbanded" : "active", "pill " + (g.disbanded ? "bad" : "ok"));
-    const tr = row([link, g.name, g.owner, count(g.members), st]);
-    tr.dataset.group = g.id;
-    return tr;
-  });
-  const body = $("groups-table").tBodies[0];
-  if (next) body.append(...rows); else fill(body, rows, "no group ID starts so", 5);
-  groupsAfter = r.next_after || "";
-  $("groups-more").hidden = !groupsAfter;
-}
+const groups = searchTable("groups", "q-gprefix", "no group ID starts so", 5, (g) => {
+  const link = el("a", g.id, "client");
+  link.addEventListener("click", () => groupDetail(g.id));
+  const st = el("span", g.disbanded ? "disbanded" : "active", "pill " + (g.disbanded ? "bad" : "ok"));
+  const tr = row([link, g.name, g.owner, count(g.members), st]);
+  tr.dataset.group = g.id;
+  return tr;
+});
 
 async function groupDetail(id) {
   const box = $("group-detail");
