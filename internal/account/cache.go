@@ -48,7 +48,9 @@ func (s *Service) lookup(h string) (cached, bool) {
 // after the revocation dropped it: a revoked token would pass until
 // CacheTTL. Service.drops counts the drops (Revoke, Forget, RevokeUser); a
 // lookup caches its answer only if none happened since it began (drops are
-// rare, so a lost caching costs one more read).
+// rare, so a lost caching costs one more read). So a drop protects only
+// once the row is gone from the store: a lookup begun before the delete
+// ends can still find it, and cache it after a drop made earlier.
 
 // dropsNow returns how many drops were made so far.
 func (s *Service) dropsNow() uint64 {

@@ -17,12 +17,24 @@ import (
 // countingTokens counts the store's token reads and, while gate is open
 // (not nil), holds each read until it is closed.
 // While hold is open, it holds each read's answer until hold is closed.
+// While holdDelete is open, DeleteToken tells deleting it began and waits
+// for holdDelete to close before it deletes.
 type countingTokens struct {
 	store.Accounts
-	reads atomic.Int64
-	read  atomic.Int64 // reads answered by the store (before hold)
-	gate  chan struct{}
-	hold  chan struct{}
+	reads      atomic.Int64
+	read       atomic.Int64 // reads answered by the store (before hold)
+	gate       chan struct{}
+	hold       chan struct{}
+	holdDelete chan struct{}
+	deleting   chan struct{}
+}
+
+func (c *countingTokens) DeleteToken(ctx context.Context, hash string) error {
+	if c.holdDelete != nil {
+		c.deleting <- struct{}{}
+		<-c.holdDelete
+	}
+	return c.Accounts.DeleteToken(ctx, hash)
 }
 
 func (c *countingTokens) GetToken(ctx context.Context, hash string) (store.Token, error) {
@@ -203,5 +215,66 @@ func TestRevokeDuringLookup(t *testing.T) {
 	}
 	if _, err := s.Verify(t.Context(), tokens[0]); !errors.Is(err, ErrBadCredentials) {
 		t.Errorf("a token revoked during a lookup: %v, want ErrBadCredentials", err)
+	}
+}
+
+// A lookup that misses the cache while Revoke deletes the row finds it
+// still there and caches it; Revoke drops it again once deleted, so the
+// token fails every check after Revoke returns.
+func TestLookupDuringRevoke(t *testing.T) {
+	tokens, st := tokensOn(t, 1)
+	st.holdDelete, st.deleting = make(chan struct{}), make(chan struct{})
+	s := New(st, Options{Params: cheap, Limits: noLimits})
+	revoked := make(chan error, 1)
+	go func() { revoked <- s.Revoke(t.Context(), tokens[0]) }()
+	<-st.deleting
+	if _, err := s.Verify(t.Context(), tokens[0]); err != nil { // the row is not deleted yet
+		t.Fatalf("a lookup while the delete runs: %v", err)
+	}
+	close(st.holdDelete)
+	if err := <-revoked; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify(t.Context(), tokens[0]); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("a token looked up while it was revoked, after Revoke returned: %v, want ErrBadCredentials", err)
+	}
+}
+
+// batchTokens is a user's tokens deleted in batches: batches full ones,
+// then none.
+type batchTokens struct{ left int }
+
+func (b *batchTokens) DeleteUserTokens(_ context.Context, user string, limit int) ([]string, error) {
+	if b.left == 0 {
+		return nil, nil
+	}
+	b.left--
+	hashes := make([]string, limit)
+	for i := range hashes {
+		hashes[i] = fmt.Sprintf("%s-%d-%d", user, b.left, i)
+	}
+	return hashes, nil
+}
+
+// BenchmarkRevokeUser: revoking a user's 3,000 tokens, in batches of
+// 1,000, on a node whose cache is full, holds the lock every Verify takes
+// for one scan of the cache, not one a batch.
+func BenchmarkRevokeUser(b *testing.B) {
+	s := New(nil, Options{Params: cheap, Limits: noLimits})
+	for i := range cacheMax {
+		s.cache.Add(fmt.Sprint(i), cached{row: store.Token{User: "other"}})
+	}
+	st := &batchTokens{}
+	for b.Loop() {
+		st.left = 3
+		for {
+			n, err := s.RevokeUser(b.Context(), st, "alice", 1000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+		}
 	}
 }

@@ -353,6 +353,9 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if scaleOut != (cfg.MongoURI != "" || cfg.Store != nil) {
 		return nil, errors.New("scale-out mode needs both --mongo-uri and --redis-url; give neither for the embedded store")
 	}
+	if scaleOut && cfg.AdminToken == GenerateAdminToken {
+		return nil, errors.New("--admin-token generate keeps the token in the data dir, which the nodes of a scale-out do not share: give them one with IMQTT_ADMIN_TOKEN")
+	}
 	if scaleOut && cfg.DrainPeriod == 0 {
 		cfg.DrainPeriod = DefaultDrainPeriod
 	}
@@ -417,8 +420,8 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	} else {
 		d.state = memory.New(d.st.ReserveVersions, memory.Options{})
 	}
-	tokenFile, generated := "", false // --admin-token generate (firstrun.go)
-	if cfg.AdminToken, tokenFile, generated, err = adminToken(cfg, scaleOut); err != nil {
+	tokenFile, created := "", false // --admin-token generate (firstrun.go)
+	if cfg.AdminToken, tokenFile, created, err = adminToken(cfg); err != nil {
 		return nil, err
 	}
 	d.cfg.AdminToken = cfg.AdminToken
@@ -623,7 +626,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 			return nil, err
 		}
 	}
-	d.logStart(scaleOut, tokenFile, generated)
+	d.logStart(scaleOut, tokenFile, created)
 	return d, nil
 }
 

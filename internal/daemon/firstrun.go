@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -23,25 +24,20 @@ const AdminTokenFile = "admin-token"
 
 // adminToken resolves Config.AdminToken. "generate" takes the token kept
 // in <data-dir>/admin-token, or makes one (32 random bytes, hex) and keeps
-// it there (0600) for later starts; in scale-out, where the data dir is
-// not the cluster's, it is this process's only and not written. It returns
-// the token, and its file ("" when not kept) when imqttd made it, so that
-// the start log can show it once.
-func adminToken(cfg Config, scaleOut bool) (token, file string, generated bool, err error) {
+// it there (0600) for later starts. It returns the token, its file (""
+// unless "generate"), and whether this start made it: only that start's
+// log shows it (every start's would put it in journald and log shippers).
+func adminToken(cfg Config) (token, file string, created bool, err error) {
 	if cfg.AdminToken != GenerateAdminToken {
 		return cfg.AdminToken, "", false, nil
 	}
-	if scaleOut {
-		return newToken(), "", true, nil
-	}
 	file = filepath.Join(cfg.DataDir, AdminTokenFile)
-	raw, err := os.ReadFile(file)
+	f, err := os.Open(file)
 	switch {
 	case err == nil:
-		if token = strings.TrimSpace(string(raw)); len(token) < 32 {
-			return "", "", false, fmt.Errorf("%s holds no token (at least 32 characters): remove it to have one made", file)
-		}
-		return token, file, true, nil
+		defer f.Close()
+		token, err = readAdminToken(f)
+		return token, file, false, err
 	case !errors.Is(err, fs.ErrNotExist):
 		return "", "", false, fmt.Errorf("admin token: %w", err)
 	}
@@ -52,6 +48,27 @@ func adminToken(cfg Config, scaleOut bool) (token, file string, generated bool, 
 	return token, file, true, nil
 }
 
+// readAdminToken reads a kept admin token, refusing a file open to other
+// users: the token may have leaked, and would go on leaking.
+func readAdminToken(f *os.File) (string, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("%s is open to other users (mode %#o): remove it to have a new token made, or chmod 600 it", f.Name(), perm)
+	}
+	raw, err := io.ReadAll(f)
+	if err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	token := strings.TrimSpace(string(raw))
+	if len(token) < 32 {
+		return "", fmt.Errorf("%s holds no token (at least 32 characters): remove it to have one made", f.Name())
+	}
+	return token, nil
+}
+
 func newToken() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // never fails (crypto/rand)
@@ -60,10 +77,10 @@ func newToken() string {
 
 // logStart writes the start log: the "imqttd serving" line with the bound
 // addresses, then where a person goes next: the web chat, the dashboard
-// (with the admin token, the only line that ever shows it, when imqttd
-// generated it; else how to set one), the API's docs and the WebSocket
+// (with the admin token, the only line that ever shows it, on the start
+// that made it; else where it is kept, or how to set one), the API's docs and the WebSocket
 // as a client dials it.
-func (d *Daemon) logStart(scaleOut bool, tokenFile string, generated bool) {
+func (d *Daemon) logStart(scaleOut bool, tokenFile string, created bool) {
 	cfg := d.cfg
 	d.log.Info("imqttd serving", "version", version.Get().Short(), "node", cfg.NodeID, "scale_out", scaleOut,
 		"mqtt", d.broker.MQTTAddr(), "mqtt_tls", d.broker.TLSAddr(), "http", d.httpAddr, "https", d.tlsAddr,
@@ -81,11 +98,10 @@ func (d *Daemon) logStart(scaleOut bool, tokenFile string, generated bool) {
 	case d.cfg.AdminToken == "":
 		d.log.Info("dashboard off: give it a token with --admin-token, IMQTT_ADMIN_TOKEN, or --admin-token generate",
 			"url", base+"/dashboard/")
-	case generated && tokenFile != "":
+	case created:
 		d.log.Info("dashboard", "url", base+"/dashboard/", "admin_token", d.cfg.AdminToken, "kept_in", tokenFile)
-	case generated:
-		d.log.Info("dashboard", "url", base+"/dashboard/", "admin_token", d.cfg.AdminToken,
-			"note", "generated for this process only (scale-out: not written to the data dir); give the nodes one with IMQTT_ADMIN_TOKEN")
+	case tokenFile != "":
+		d.log.Info("dashboard", "url", base+"/dashboard/", "kept_in", tokenFile)
 	default:
 		d.log.Info("dashboard", "url", base+"/dashboard/")
 	}

@@ -50,8 +50,9 @@ func byMsg(recs []map[string]any, msg string) map[string]any {
 
 // TestStartLogGeneratedToken: --admin-token generate makes a token,
 // keeps it in the data dir (0600) for the next start, and shows it on the
-// dashboard's line and no other; the start log names the version and
-// the URLs of the web chat, the dashboard, the docs and the WebSocket.
+// dashboard's line and no other, on the start that made it only; the
+// start log names the version and the URLs of the web chat, the
+// dashboard, the docs and the WebSocket.
 func TestStartLogGeneratedToken(t *testing.T) {
 	dir := t.TempDir()
 	recs := startLog(t, Config{DataDir: dir, AdminToken: GenerateAdminToken})
@@ -93,9 +94,36 @@ func TestStartLogGeneratedToken(t *testing.T) {
 	if serving["ws"] != "ws://"+http+"/mqtt" {
 		t.Errorf("serving ws %v", serving["ws"])
 	}
-	// The next start takes the kept token.
-	if dash := byMsg(startLog(t, Config{DataDir: dir, AdminToken: GenerateAdminToken}), "dashboard"); dash["admin_token"] != token {
-		t.Fatalf("second start: %v, want the kept token", dash)
+	// The next start takes the kept token, and says where it is, not what.
+	cfg := Config{DataDir: dir, AdminToken: GenerateAdminToken}
+	recs = startLog(t, cfg)
+	if dash := byMsg(recs, "dashboard"); dash == nil || dash["kept_in"] != file {
+		t.Fatalf("second start's dashboard line %v, want kept_in %s", dash, file)
+	}
+	for _, r := range recs {
+		if line, _ := json.Marshal(r); strings.Contains(string(line), token) {
+			t.Fatalf("the second start logs the kept token: %s", line)
+		}
+	}
+	if got, _, _, err := adminToken(cfg); err != nil || got != token {
+		t.Fatalf("second start's token %q, %v; want the kept one", got, err)
+	}
+}
+
+// TestAdminTokenFileOpen: a kept token that other users can read is
+// refused, naming the file, not taken.
+func TestAdminTokenFileOpen(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, AdminTokenFile)
+	if err := os.WriteFile(file, []byte(strings.Repeat("a", 64)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, 0o644); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	token, _, _, err := adminToken(Config{DataDir: dir, AdminToken: GenerateAdminToken})
+	if err == nil || !strings.Contains(err.Error(), file) {
+		t.Fatalf("a token file of mode 0644: %q, %v; want an error naming it", token, err)
 	}
 }
 
@@ -123,13 +151,15 @@ func TestStartLogTokenHint(t *testing.T) {
 	}
 }
 
-// TestAdminTokenScaleOut: in scale-out the generated token is the
-// process's only: nothing is written to the data dir.
+// TestAdminTokenScaleOut: in scale-out --admin-token generate is refused
+// before anything is opened: the data dir is not the cluster's, each node
+// would make its own token, and it would be written nowhere.
 func TestAdminTokenScaleOut(t *testing.T) {
 	dir := t.TempDir()
-	token, file, generated, err := adminToken(Config{DataDir: dir, AdminToken: GenerateAdminToken}, true)
-	if err != nil || len(token) != 64 || file != "" || !generated {
-		t.Fatalf("adminToken = %q, %q, %v, %v", token, file, generated, err)
+	_, err := Start(t.Context(), Config{DataDir: dir, AdminToken: GenerateAdminToken,
+		MongoURI: "mongodb://127.0.0.1:1", RedisURL: "redis://127.0.0.1:1"})
+	if err == nil || !strings.Contains(err.Error(), "IMQTT_ADMIN_TOKEN") {
+		t.Fatalf("Start in scale-out with --admin-token generate: %v, want a refusal naming IMQTT_ADMIN_TOKEN", err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Fatalf("data dir holds %v", entries)
