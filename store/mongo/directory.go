@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/imqtt/imqtt/store"
@@ -31,34 +32,22 @@ func idRange(prefix, after string) (bson.D, bool) {
 
 // SearchUsers lists accounts whose ID begins with prefix, after after.
 func (s *Store) SearchUsers(ctx context.Context, prefix, after string, limit int) ([]store.User, error) {
-	if err := s.begin(ctx, "search users"); err != nil {
-		return nil, err
-	}
-	defer s.end()
-	ids, ok := idRange(prefix, after)
-	if !ok {
-		return nil, nil
-	}
-	filter := bson.D{{Key: "_id", Value: ids}, {Key: "deleted", Value: bson.D{{Key: "$exists", Value: false}}}}
-	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(clampLimit(limit)))
-	cur, err := s.c.users.Find(ctx, filter, opts)
-	if err != nil {
-		return nil, fmt.Errorf("search users: %w", err)
-	}
-	var docs []userDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("search users: %w", err)
-	}
-	out := make([]store.User, 0, len(docs))
-	for _, d := range docs {
-		out = append(out, store.User{ID: d.ID, Display: d.Display, PasswordHash: d.PasswordHash, Created: d.Created})
-	}
-	return out, nil
+	alive := bson.E{Key: "deleted", Value: bson.D{{Key: "$exists", Value: false}}} // not a tombstone
+	return search(ctx, s, "search users", s.c.users, prefix, after, limit, []bson.E{alive}, func(d *userDoc) store.User {
+		return store.User{ID: d.ID, Display: d.Display, PasswordHash: d.PasswordHash, Created: d.Created}
+	})
 }
 
 // SearchGroups lists groups whose ID begins with prefix, after after.
 func (s *Store) SearchGroups(ctx context.Context, prefix, after string, limit int) ([]store.Group, error) {
-	if err := s.begin(ctx, "search groups"); err != nil {
+	return search(ctx, s, "search groups", s.c.groups, prefix, after, limit, nil, (*groupDoc).group)
+}
+
+// search finds the documents of coll in idRange(prefix, after) that also
+// match extra, in _id order, at most limit (clamped), each made a T.
+func search[D, T any](ctx context.Context, s *Store, what string, coll *mongo.Collection, prefix, after string, limit int,
+	extra []bson.E, conv func(*D) T) ([]T, error) {
+	if err := s.begin(ctx, what); err != nil {
 		return nil, err
 	}
 	defer s.end()
@@ -66,18 +55,19 @@ func (s *Store) SearchGroups(ctx context.Context, prefix, after string, limit in
 	if !ok {
 		return nil, nil
 	}
+	filter := append(bson.D{{Key: "_id", Value: ids}}, extra...)
 	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(clampLimit(limit)))
-	cur, err := s.c.groups.Find(ctx, bson.D{{Key: "_id", Value: ids}}, opts)
+	cur, err := coll.Find(ctx, filter, opts)
 	if err != nil {
-		return nil, fmt.Errorf("search groups: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	var docs []groupDoc
+	var docs []D
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("search groups: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	out := make([]store.Group, 0, len(docs))
+	out := make([]T, 0, len(docs))
 	for i := range docs {
-		out = append(out, docs[i].group())
+		out = append(out, conv(&docs[i]))
 	}
 	return out, nil
 }
