@@ -380,6 +380,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	opened := d // a failed start returns a nil d, and closes what it opened
 	defer func() {
 		if err != nil {
+			_ = opened.closeAsker(context.Background()) // its beat would list this node as up for an hour
 			opened.closeStores(context.Background())
 		}
 	}()
