@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"sync"
 	"time"
+
+	"github.com/imqtt/imqtt/internal/loglimit"
 )
 
 // mochi's log lines carry what a client sent: "error processing packet"
@@ -25,19 +25,36 @@ const (
 	logPerWindow = 20          // lines one source may log of one message per window
 	logWindow    = time.Minute // the rate limit's window
 	logMaxString = 200         // bytes kept of a string or error text
-	logSources   = 4096        // (message, source) pairs counted per window; more share one count
 )
 
 // mochiLog is a slog.Handler for mochi's logger.
 type mochiLog struct {
 	inner slog.Handler
-	lim   *logLimit
+	lim   *sourceLimit
+}
+
+// sourceLimit is the mochi log's bound: per message and source, the host
+// of the client's remote address (remote finds it by client ID, "" if
+// unknown; set once, before mochi logs anything), else the client ID.
+type sourceLimit struct {
+	loglimit.Sources
+	remote func(client string) string
+}
+
+func (l *sourceLimit) source(remote, client string) string {
+	if remote == "" && client != "" && l.remote != nil {
+		remote = l.remote(client)
+	}
+	if remote == "" {
+		return client
+	}
+	return loglimit.Host(remote)
 }
 
 // newMochiLog wraps inner; remote, if set later on lim, finds a client's
 // remote address by its ID.
 func newMochiLog(inner slog.Handler) *mochiLog {
-	return &mochiLog{inner: inner, lim: &logLimit{root: inner, per: logPerWindow, window: logWindow, counts: map[logKey]*logCount{}}}
+	return &mochiLog{inner: inner, lim: &sourceLimit{Sources: loglimit.Sources{Root: inner, Per: logPerWindow, Window: logWindow}}}
 }
 
 func (h *mochiLog) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
@@ -59,7 +76,7 @@ func (h *mochiLog) Handle(ctx context.Context, r slog.Record) error {
 		out.AddAttrs(a)
 		return true
 	})
-	if !h.lim.allow(r.Level, out.Message, h.lim.source(remote, client)) {
+	if !h.lim.Allow(r.Level, out.Message, h.lim.source(remote, client)) {
 		return nil
 	}
 	return h.inner.Handle(ctx, out)
@@ -109,105 +126,4 @@ func truncate(s string) string {
 		return s
 	}
 	return fmt.Sprintf("%s... (%d bytes)", s[:logMaxString], len(s))
-}
-
-type logKey struct{ msg, source string }
-
-type logCount struct {
-	lines, suppressed int
-	level             slog.Level
-}
-
-// logLimit counts lines by message and source in fixed windows. At the end
-// of a window in which it suppressed lines it logs one summary per
-// (message, source).
-type logLimit struct {
-	root   slog.Handler // summaries go here
-	per    int
-	window time.Duration
-	// remote finds a client's remote address by its ID ("" if unknown);
-	// set once, before mochi logs anything.
-	remote func(client string) string
-
-	mu     sync.Mutex
-	start  time.Time
-	counts map[logKey]*logCount
-	timer  *time.Timer // ends a window that has suppressed lines
-}
-
-// source is who a line is about: the host of the remote address, so one
-// machine's many connections share a count, else the client ID.
-func (l *logLimit) source(remote, client string) string {
-	if remote == "" && client != "" && l.remote != nil {
-		remote = l.remote(client)
-	}
-	if remote == "" {
-		return client
-	}
-	if host, _, err := net.SplitHostPort(remote); err == nil {
-		return host
-	}
-	return remote
-}
-
-// allow counts a line and reports whether it may be written.
-func (l *logLimit) allow(level slog.Level, msg, source string) bool {
-	now := time.Now()
-	l.mu.Lock()
-	if now.Sub(l.start) >= l.window {
-		l.mu.Unlock()
-		l.flush()
-		l.mu.Lock()
-	}
-	k := logKey{msg, source}
-	c := l.counts[k]
-	if c == nil {
-		if len(l.counts) >= logSources {
-			k.source = "(others)"
-			c = l.counts[k]
-		}
-		if c == nil {
-			c = &logCount{}
-			l.counts[k] = c
-		}
-	}
-	c.level = max(c.level, level)
-	if c.lines < l.per {
-		c.lines++
-		l.mu.Unlock()
-		return true
-	}
-	c.suppressed++
-	if l.timer == nil {
-		l.timer = time.AfterFunc(l.start.Add(l.window).Sub(now), l.flush)
-	}
-	l.mu.Unlock()
-	return false
-}
-
-// flush ends the current window if it is over, logging what it suppressed.
-func (l *logLimit) flush() {
-	now := time.Now()
-	l.mu.Lock()
-	if now.Sub(l.start) < l.window {
-		l.mu.Unlock()
-		return
-	}
-	counts := l.counts
-	l.counts, l.start = map[logKey]*logCount{}, now
-	if l.timer != nil {
-		l.timer.Stop()
-		l.timer = nil
-	}
-	l.mu.Unlock()
-	for k, c := range counts {
-		if c.suppressed == 0 {
-			continue
-		}
-		r := slog.NewRecord(now, c.level, fmt.Sprintf("suppressed %d similar lines", c.suppressed), 0)
-		r.AddAttrs(slog.String("similar", k.msg), slog.String("source", k.source), slog.Duration("within", l.window))
-		if l.root.Enabled(context.Background(), c.level) {
-			_ = l.root.Handle(context.Background(), r)
-		}
-	}
 }

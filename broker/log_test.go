@@ -58,7 +58,7 @@ func TestMochiLogDropsPackets(t *testing.T) {
 func TestMochiLogRateLimit(t *testing.T) {
 	var buf syncbuf.Buffer
 	h := newMochiLog(slog.NewTextHandler(&buf, nil))
-	h.lim.window = 200 * time.Millisecond
+	h.lim.Window = 200 * time.Millisecond
 	h.lim.remote = func(id string) string {
 		if id == "eve/a" || id == "eve/b" {
 			return "10.0.0.9:1000"

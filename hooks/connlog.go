@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -19,25 +20,32 @@ import (
 // password, token or payload. Refused connections are not its: they are
 // logged, rate-limited, where they are counted (metrics.LogRefusals).
 //
-// The lines are bounded too, all clients together (Rate a second after a
-// burst of Burst): a device with a good token reconnecting in a loop, or a
-// reconnect storm after a restart, cannot flood the log; the next line
-// written carries "suppressed", how many were left out.
+// The lines are bounded twice. Each machine (the host of the remote
+// address) logs each of the two lines PerHost times a Window: a device
+// with a good token reconnecting in a loop fills its own count, not
+// everyone's, and a summary says how many it left out. All clients
+// together log Rate a second after a burst of Burst: a reconnect storm
+// after a restart cannot flood the log; the next line written carries
+// "suppressed", how many were left out.
 type ConnLog struct {
 	mqtt.HookBase
-	// Rate and Burst bound the lines; zero: DefaultConnLogRate and
-	// DefaultConnLogBurst. Set before Init.
-	Rate  float64
-	Burst int
-	log   *slog.Logger
-	lim   *loglimit.Limit
+	// The bounds; zero: the defaults below. Set before Init.
+	Rate    float64
+	Burst   int
+	PerHost int
+	Window  time.Duration
+	log     *slog.Logger
+	lim     *loglimit.Limit
+	hosts   *loglimit.Sources
 }
 
 // The defaults of ConnLog's bound: a node's ordinary churn is far below
 // it, a storm of 10,000 reconnects keeps its first thousand lines.
 const (
-	DefaultConnLogRate  = 100
-	DefaultConnLogBurst = 1000
+	DefaultConnLogRate    = 100
+	DefaultConnLogBurst   = 1000
+	DefaultConnLogPerHost = 20 // a Window
+	DefaultConnLogWindow  = time.Minute
 )
 
 // ID names the hook.
@@ -60,13 +68,23 @@ func (h *ConnLog) Init(config any) error {
 	if h.Burst <= 0 {
 		h.Burst = DefaultConnLogBurst
 	}
+	if h.PerHost <= 0 {
+		h.PerHost = DefaultConnLogPerHost
+	}
+	if h.Window <= 0 {
+		h.Window = DefaultConnLogWindow
+	}
 	h.lim = loglimit.New(h.Rate, h.Burst)
+	h.hosts = &loglimit.Sources{Root: h.log.Handler(), Per: h.PerHost, Window: h.Window}
 	return nil
 }
 
-// write logs one line if the bound allows, with the count left out since
-// the last line written.
-func (h *ConnLog) write(msg string, attrs ...slog.Attr) {
+// write logs one line about a client of remote if the bounds allow, with
+// the count the global bound left out since the last line written.
+func (h *ConnLog) write(msg, remote string, attrs ...slog.Attr) {
+	if !h.hosts.Allow(slog.LevelInfo, msg, loglimit.Host(remote)) {
+		return
+	}
 	ok, n := h.lim.Allow()
 	if !ok {
 		return
@@ -83,7 +101,7 @@ func (h *ConnLog) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	user, device, _ := wire.SplitClientID(cl.ID)
-	h.write("mqtt connect", slog.String("user", user), slog.String("device", device), slog.String("client", cl.ID),
+	h.write("mqtt connect", cl.Net.Remote, slog.String("user", user), slog.String("device", device), slog.String("client", cl.ID),
 		slog.String("remote", cl.Net.Remote), slog.String("listener", cl.Net.Listener),
 		slog.Int("protocol", int(cl.Properties.ProtocolVersion)), slog.Bool("clean", cl.Properties.Clean))
 }
@@ -99,7 +117,7 @@ func (h *ConnLog) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		reason = err.Error() // a packets.Code's is its reason
 	}
-	h.write("mqtt disconnect", slog.String("user", user), slog.String("device", device), slog.String("client", cl.ID),
+	h.write("mqtt disconnect", cl.Net.Remote, slog.String("user", user), slog.String("device", device), slog.String("client", cl.ID),
 		slog.String("remote", cl.Net.Remote), slog.String("reason", reason), slog.Bool("taken_over", cl.IsTakenOver()),
 		slog.Bool("session_kept", !expire))
 }
