@@ -23,6 +23,15 @@ const adminUsage = "(backup > FILE.tar | stats | clients [list] [--user U] [--de
 	" | groups search [PREFIX] [--after G] [--limit N] | groups show G [--after U] [--limit N] | groups remove-member G USER | groups disband G --yes)" +
 	" [--admin-token T]"
 
+// adminWords are adminUsage's subcommands, two levels deep, for completion.
+var adminWords = []word{
+	{name: "backup"},
+	{name: "stats"},
+	{"clients", choices("list", "kick")},
+	{"users", choices("search", "show", "ban", "unban", "revoke", "delete")},
+	{"groups", choices("search", "show", "remove-member", "disband")},
+}
+
 // cmdAdmin: imqtt admin SUBCOMMAND [--admin-token T]
 //
 // The operator's commands, with the server's admin token (--admin-token or

@@ -32,8 +32,8 @@ func withMedia(cmds []command) []command {
 			cmd.summary += "; --file uploads FILE first and sends it as an image, audio, video or file"
 			cmd.run = cmdSendFile
 			out = append(out, cmd,
-				command{"upload", "FILE [--type MIME] [--private]", "upload a file (- for stdin); print its media ID and type", cmdUpload},
-				command{"download", "ID [-o FILE] [--thumb]", "download media (to stdout, or to FILE)", cmdDownload})
+				command{"upload", "FILE [--type MIME] [--private]", "upload a file (- for stdin); print its media ID and type", nil, cmdUpload},
+				command{"download", "ID [-o FILE] [--thumb]", "download media (to stdout, or to FILE)", nil, cmdDownload})
 			continue
 		}
 		out = append(out, cmd)
