@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imqtt/imqtt/client"
 	"github.com/imqtt/imqtt/internal/backup"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -64,7 +65,7 @@ func cmdAdmin(ctx context.Context, c *cli, args []string) error {
 	if *token == "" {
 		return usagef("--admin-token is required (or set IMQTT_ADMIN_TOKEN)")
 	}
-	a := adminClient{c: c, token: *token}
+	a := adminClient{c: c, h: &client.HTTP{Server: c.g.server, Token: *token, Logger: c.log}}
 	page := func(q url.Values) url.Values {
 		if *after != "" {
 			q.Set("after", *after)
@@ -74,8 +75,13 @@ func cmdAdmin(ctx context.Context, c *cli, args []string) error {
 		}
 		return q
 	}
-	arg := func(i int) string { // a path segment
-		return url.PathEscape(pos[i])
+	// id checks the user or group ID pos[i], which goes into a path: ".."
+	// or "a/b" would name another route.
+	id := func(i int, what string) (string, error) {
+		if !wire.ValidUser(pos[i]) {
+			return "", usagef("bad %s ID %q: %s", what, pos[i], userIDRule)
+		}
+		return pos[i], nil
 	}
 	want := func(n int) error {
 		if len(pos) != n {
@@ -88,9 +94,9 @@ func cmdAdmin(ctx context.Context, c *cli, args []string) error {
 		if isTerminal(c.stdout) {
 			return usagef("refusing to write a tar to a terminal: redirect it (imqtt admin backup > backup.tar)")
 		}
-		return c.backup(ctx, *token)
+		return a.backup(ctx)
 	case "stats":
-		return a.print(ctx, http.MethodGet, "cluster/stats", nil)
+		return a.print(ctx, http.MethodGet, "cluster/stats", nil, nil)
 	case "clients", "clients list":
 		q := url.Values{}
 		for k, v := range map[string]string{"user": *user, "device": *device, "ip": *ip, "cursor": *cursor} {
@@ -101,16 +107,16 @@ func cmdAdmin(ctx context.Context, c *cli, args []string) error {
 		if *limit != 0 {
 			q.Set("limit", strconv.Itoa(*limit))
 		}
-		return a.print(ctx, http.MethodGet, "cluster/clients?"+q.Encode(), nil)
+		return a.print(ctx, http.MethodGet, "cluster/clients", q, nil)
 	case "clients kick":
 		if err := want(3); err != nil {
 			return err
 		}
 		u, d, ok := strings.Cut(pos[2], "/")
-		if !ok {
-			return usagef("admin clients kick USER/DEVICE")
+		if !ok || !wire.ValidUser(u) || !wire.ValidDevice(d) {
+			return usagef("admin clients kick USER/DEVICE: %q is not a user ID and a device ID", pos[2])
 		}
-		return a.print(ctx, http.MethodPost, "clients/"+url.PathEscape(u)+"/"+url.PathEscape(d)+"/kick", nil)
+		return a.print(ctx, http.MethodPost, "clients/"+u+"/"+d+"/kick", nil, nil)
 	case "users search", "groups search":
 		if len(pos) > 3 {
 			return usagef("admin %s", adminUsage)
@@ -119,17 +125,25 @@ func cmdAdmin(ctx context.Context, c *cli, args []string) error {
 		if len(pos) == 3 {
 			q.Set("prefix", pos[2])
 		}
-		return a.print(ctx, http.MethodGet, pos[0]+"?"+page(q).Encode(), nil)
+		return a.print(ctx, http.MethodGet, pos[0], page(q), nil)
 	case "users show":
 		if err := want(3); err != nil {
 			return err
 		}
-		return a.print(ctx, http.MethodGet, "users/"+arg(2), nil)
+		u, err := id(2, "user")
+		if err != nil {
+			return err
+		}
+		return a.print(ctx, http.MethodGet, "users/"+u, nil, nil)
 	case "users revoke":
 		if err := want(3); err != nil {
 			return err
 		}
-		return a.print(ctx, http.MethodPost, "users/"+arg(2)+"/revoke", nil)
+		u, err := id(2, "user")
+		if err != nil {
+			return err
+		}
+		return a.print(ctx, http.MethodPost, "users/"+u+"/revoke", nil, nil)
 	case "users ban":
 		if err := want(3); err != nil {
 			return err
@@ -137,7 +151,7 @@ func cmdAdmin(ctx context.Context, c *cli, args []string) error {
 		if *banFor < 0 || (*banFor > 0 && *banFor < time.Second) {
 			return usagef("--for: a positive duration of at least 1s")
 		}
-		return a.print(ctx, http.MethodPost, "bans", map[string]any{"user": pos[2], "seconds": int64(banFor.Seconds()), "reason": *reason})
+		return a.print(ctx, http.MethodPost, "bans", nil, map[string]any{"user": pos[2], "seconds": int64(banFor.Seconds()), "reason": *reason})
 	case "users unban":
 		if err := want(3); err != nil {
 			return err
@@ -147,80 +161,78 @@ func cmdAdmin(ctx context.Context, c *cli, args []string) error {
 		if err := want(3); err != nil {
 			return err
 		}
-		if !*yes {
-			return usagef("deleting %s cannot be undone: add --yes", pos[2])
+		u, err := id(2, "user")
+		if err != nil {
+			return err
 		}
-		return a.deleteUser(ctx, pos[2])
+		if !*yes {
+			return usagef("deleting %s cannot be undone: add --yes", u)
+		}
+		return a.deleteUser(ctx, u)
 	case "groups show":
 		if err := want(3); err != nil {
 			return err
 		}
-		return a.print(ctx, http.MethodGet, "groups/"+arg(2)+"?"+page(url.Values{}).Encode(), nil)
+		g, err := id(2, "group")
+		if err != nil {
+			return err
+		}
+		return a.print(ctx, http.MethodGet, "groups/"+g, page(url.Values{}), nil)
 	case "groups remove-member":
 		if err := want(4); err != nil {
 			return err
 		}
-		return a.print(ctx, http.MethodDelete, "groups/"+arg(2)+"/members/"+arg(3), nil)
+		g, err := id(2, "group")
+		if err != nil {
+			return err
+		}
+		u, err := id(3, "user")
+		if err != nil {
+			return err
+		}
+		return a.print(ctx, http.MethodDelete, "groups/"+g+"/members/"+u, nil, nil)
 	case "groups disband":
 		if err := want(3); err != nil {
 			return err
 		}
-		if !*yes {
-			return usagef("disbanding %s cannot be undone: add --yes", pos[2])
+		g, err := id(2, "group")
+		if err != nil {
+			return err
 		}
-		return a.print(ctx, http.MethodDelete, "groups/"+arg(2), nil)
+		if !*yes {
+			return usagef("disbanding %s cannot be undone: add --yes", g)
+		}
+		return a.print(ctx, http.MethodDelete, "groups/"+g, nil, nil)
 	}
 	return usagef("admin %s", adminUsage)
 }
 
-// adminClient calls the admin API with the admin token.
+// adminClient calls the admin API, with the admin token as h's.
 type adminClient struct {
-	c     *cli
-	token string
+	c *cli
+	h *client.HTTP
 }
 
 // do calls path under /v1/admin/ and returns the reply's status and body;
-// an error reply is an error naming the server's code and message.
-func (a adminClient) do(ctx context.Context, method, path string, body any) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		rd = bytes.NewReader(raw)
+// an error reply is an error naming the status and the server's code and
+// message.
+func (a adminClient) do(ctx context.Context, method, path string, q url.Values, body any) (int, []byte, error) {
+	code, raw, err := a.h.Call(ctx, method, "/v1/admin/"+path, q, body)
+	return code, raw, a.refused(code, err)
+}
+
+// refused names the status of a reply the server refused.
+func (a adminClient) refused(code int, err error) error {
+	if err != nil && code != 0 {
+		return fmt.Errorf("server answered %d %s: %w", code, http.StatusText(code), err)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.c.g.server, "/")+"/v1/admin/"+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return 0, nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e wire.Error
-		if json.Unmarshal(raw, &e) != nil || e.Code == "" {
-			return resp.StatusCode, nil, fmt.Errorf("server answered %s", resp.Status)
-		}
-		return resp.StatusCode, nil, fmt.Errorf("server answered %s: %w", resp.Status, &e)
-	}
-	return resp.StatusCode, raw, nil
+	return err
 }
 
 // print calls the admin API and prints its reply (one line of JSON; an
 // empty reply prints {"ok":true}).
-func (a adminClient) print(ctx context.Context, method, path string, body any) error {
-	_, raw, err := a.do(ctx, method, path, body)
+func (a adminClient) print(ctx context.Context, method, path string, q url.Values, body any) error {
+	_, raw, err := a.do(ctx, method, path, q, body)
 	if err != nil {
 		return err
 	}
@@ -237,7 +249,7 @@ func (a adminClient) printRaw(raw []byte) error {
 
 // unban lifts every ban naming user.
 func (a adminClient) unban(ctx context.Context, user string) error {
-	_, raw, err := a.do(ctx, http.MethodGet, "bans", nil)
+	_, raw, err := a.do(ctx, http.MethodGet, "bans", nil, nil)
 	if err != nil {
 		return err
 	}
@@ -250,7 +262,8 @@ func (a adminClient) unban(ctx context.Context, user string) error {
 	var lifted []string
 	for _, b := range list.Bans {
 		if strings.EqualFold(b.User, user) {
-			if _, _, err := a.do(ctx, http.MethodDelete, "bans/"+url.PathEscape(b.ID), nil); err != nil {
+			// b.ID is the server's, not the operator's: escaping is enough.
+			if _, _, err := a.do(ctx, http.MethodDelete, "bans/"+url.PathEscape(b.ID), nil, nil); err != nil {
 				return err
 			}
 			lifted = append(lifted, b.ID)
@@ -267,7 +280,7 @@ func (a adminClient) unban(ctx context.Context, user string) error {
 func (a adminClient) deleteUser(ctx context.Context, user string) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		code, raw, err := a.do(ctx, http.MethodDelete, "users/"+url.PathEscape(user), nil)
+		code, raw, err := a.do(ctx, http.MethodDelete, "users/"+user, nil, nil)
 		if err != nil {
 			return err
 		}
@@ -278,29 +291,17 @@ func (a adminClient) deleteUser(ctx context.Context, user string) error {
 	}
 }
 
-func (c *cli) backup(ctx context.Context, token string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.g.server, "/")+"/v1/admin/backup", nil)
+func (a adminClient) backup(ctx context.Context) error {
+	c := a.c
+	code, stream, err := a.h.Stream(ctx, http.MethodGet, "/v1/admin/backup", nil, nil)
 	if err != nil {
-		return err
+		return a.refused(code, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e wire.Error
-		if json.Unmarshal(raw, &e) != nil || e.Code == "" {
-			return fmt.Errorf("server answered %s", resp.Status)
-		}
-		return fmt.Errorf("server answered %s: %w", resp.Status, &e)
-	}
+	defer stream.Close()
 	out := &errWriter{w: c.stdout}
 	prog := &progress{w: c.stderr, start: time.Now(), every: time.Second}
 	prog.last = prog.start
-	body := io.TeeReader(resp.Body, io.MultiWriter(out, prog))
+	body := io.TeeReader(stream, io.MultiWriter(out, prog))
 	m, verr := backup.Verify(body)
 	if verr == nil {
 		_, verr = io.Copy(io.Discard, body) // the tar's end blocks

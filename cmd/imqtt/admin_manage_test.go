@@ -88,6 +88,15 @@ func TestAdminManage(t *testing.T) {
 			t.Errorf("imqtt %q: exit %d, want usage: %s", args, code, stderr)
 		}
 	}
+	// An ID goes into the URL's path: ".." or "a/b" would name another
+	// route (GET /v1/admin/users/.. is the user search).
+	for _, args := range [][]string{{"admin", "users", "show", ".."}, {"admin", "users", "revoke", "a/b"},
+		{"admin", "users", "delete", "..", "--yes"}, {"admin", "groups", "show", "."}, {"admin", "groups", "remove-member", "kgroup", "../kim"},
+		{"admin", "groups", "disband", "a/b", "--yes"}, {"admin", "clients", "kick", "kim/.."}} {
+		if code, _, stderr := runIn(t, admin.env, args...); code != exitUsage || !strings.Contains(stderr, "ID") {
+			t.Errorf("imqtt %q: exit %d, want a bad ID: %s", args, code, stderr)
+		}
+	}
 	admin.ok("admin", "groups", "disband", "kgroup", "--yes")
 	if code, _, stderr := runIn(t, admin.env, "admin", "groups", "disband", "kgroup", "--yes"); code != exitFailure || !strings.Contains(stderr, "group_gone") {
 		t.Errorf("disband again: exit %d: %s", code, stderr)
