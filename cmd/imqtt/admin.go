@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -91,7 +90,7 @@ func cmdAdmin(ctx context.Context, c *cli, args []string) error {
 	}
 	switch strings.Join(pos[:min(2, len(pos))], " ") {
 	case "backup":
-		if isTerminal(c.stdout) {
+		if c.terminal(c.stdout) {
 			return usagef("refusing to write a tar to a terminal: redirect it (imqtt admin backup > backup.tar)")
 		}
 		return a.backup(ctx)
@@ -299,44 +298,38 @@ func (a adminClient) backup(ctx context.Context) error {
 	}
 	defer stream.Close()
 	out := &errWriter{w: c.stdout}
-	prog := &progress{w: c.stderr, start: time.Now(), every: time.Second}
-	prog.last = prog.start
-	body := io.TeeReader(stream, io.MultiWriter(out, prog))
+	var prog *meter // stdout is the tar: a person waits when stderr is a terminal
+	if c.terminal(c.stderr) {
+		prog = newMeter(c.stderr, "backup", -1, time.Now)
+	}
+	start := time.Now()
+	var src io.Reader = stream
+	if prog != nil {
+		src = meteredReader{stream, prog}
+	}
+	body := io.TeeReader(src, out)
 	m, verr := backup.Verify(body)
 	if verr == nil {
 		_, verr = io.Copy(io.Discard, body) // the tar's end blocks
 	}
-	took := time.Since(prog.start)
+	prog.finish()
+	took := time.Since(start)
 	switch {
 	case out.err != nil:
 		return fmt.Errorf("write the backup: %w", out.err)
 	case verr != nil:
-		return fmt.Errorf("backup truncated or corrupt after %d bytes, do not keep it: %w", prog.n, verr)
+		return fmt.Errorf("backup truncated or corrupt after %d bytes, do not keep it: %w", out.n, verr)
 	}
 	fmt.Fprintf(c.stderr, "backup of node %s (epoch %s, taken %s): %d files, %d bytes in %s (%.1f MB/s), verified\n",
-		m.Node, m.Epoch, m.Time.UTC().Format(time.RFC3339), len(m.Files), prog.n, took.Round(time.Millisecond), mbps(prog.n, took))
+		m.Node, m.Epoch, m.Time.UTC().Format(time.RFC3339), len(m.Files), out.n, took.Round(time.Millisecond), float64(out.n)/1e6/max(took.Seconds(), 1e-9))
 	return nil
 }
 
-// isTerminal reports whether w is a terminal: a character device other
-// than the null device.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
-		return false
-	}
-	null, err := os.Stat(os.DevNull)
-	return err != nil || !os.SameFile(st, null)
-}
-
 // errWriter keeps the first error of its writer, so that a full disk is
-// told apart from a broken stream.
+// told apart from a broken stream, and counts what was written.
 type errWriter struct {
 	w   io.Writer
+	n   int64
 	err error
 }
 
@@ -345,33 +338,10 @@ func (e *errWriter) Write(p []byte) (int, error) {
 		return 0, e.err
 	}
 	n, err := e.w.Write(p)
+	e.n += int64(n)
 	if err == nil && n < len(p) {
 		err = io.ErrShortWrite
 	}
 	e.err = err
 	return n, err
-}
-
-// progress counts bytes and reports them at most once every period.
-type progress struct {
-	w           io.Writer
-	n           int64
-	start, last time.Time
-	every       time.Duration
-}
-
-func (p *progress) Write(b []byte) (int, error) {
-	p.n += int64(len(b))
-	if now := time.Now(); now.Sub(p.last) >= p.every {
-		p.last = now
-		fmt.Fprintf(p.w, "backup: %.1f MB, %.1f MB/s\n", float64(p.n)/1e6, mbps(p.n, now.Sub(p.start)))
-	}
-	return len(b), nil
-}
-
-func mbps(n int64, d time.Duration) float64 {
-	if d <= 0 {
-		return 0
-	}
-	return float64(n) / 1e6 / d.Seconds()
 }

@@ -40,7 +40,7 @@ func (c *cli) password(p passwordFlags, user string, confirm bool) (string, erro
 	if v := c.env.getenv("IMQTT_PASSWORD"); v != "" {
 		return v, nil
 	}
-	if c.env.stdin == nil || c.env.isTerminal == nil || !c.env.isTerminal(c.env.stdin) || c.env.readPassword == nil {
+	if c.env.stdin == nil || !c.terminal(c.env.stdin) || c.env.readPassword == nil {
 		return "", usagef("no password: pipe it to --password-stdin (printf '%%s\\n' \"$PW\" | imqtt ... --password-stdin), set IMQTT_PASSWORD, or run in a terminal to be asked")
 	}
 	pw, err := c.promptPassword(fmt.Sprintf("Password for %s: ", user))

@@ -36,10 +36,15 @@ func newMeter(w io.Writer, label string, total int64, now func() time.Time) *met
 // unknown), or nil when stdout or stderr is not a terminal. A nil meter
 // does nothing.
 func (c *cli) meter(label string, total int64) *meter {
-	if c.env.isTerminal == nil || !c.env.isTerminal(c.stdout) || !c.env.isTerminal(c.stderr) {
+	if !c.terminal(c.stdout) || !c.terminal(c.stderr) {
 		return nil
 	}
 	return newMeter(c.stderr, label, total, time.Now)
+}
+
+// terminal reports whether f (stdin, stdout or stderr) is a terminal.
+func (c *cli) terminal(f any) bool {
+	return c.env.isTerminal != nil && c.env.isTerminal(f)
 }
 
 // add counts n more bytes and redraws if the line is due.
