@@ -21,7 +21,7 @@ import (
 const adminUsage = "(backup > FILE.tar | stats | clients [list] [--user U] [--device D] [--ip A] [--limit N] [--cursor C] | clients kick USER/DEVICE" +
 	" | users search [PREFIX] [--after U] [--limit N] | users (show | unban | revoke) USER | users ban USER [--for D] [--reason R] | users delete USER --yes" +
 	" | groups search [PREFIX] [--after G] [--limit N] | groups show G [--after U] [--limit N] | groups remove-member G USER | groups disband G --yes)" +
-	" [--admin-token T]"
+	" [--admin-token T | --admin-token-stdin]"
 
 // adminWords are adminUsage's subcommands, two levels deep, for completion.
 var adminWords = []word{
@@ -34,8 +34,8 @@ var adminWords = []word{
 
 // cmdAdmin: imqtt admin SUBCOMMAND [--admin-token T]
 //
-// The operator's commands, with the server's admin token (--admin-token or
-// IMQTT_ADMIN_TOKEN; never saved); each prints the admin API's reply as one
+// The operator's commands, with the server's admin token (--admin-token,
+// --admin-token-stdin or IMQTT_ADMIN_TOKEN; never saved); each prints the admin API's reply as one
 // line of JSON (docs/cli.md#admin). backup streams GET /v1/admin/backup to
 // standard output, checking it as it goes (backup.Verify): a stream that
 // ends without its manifest, or whose files do not match it, is reported
@@ -44,7 +44,8 @@ var adminWords = []word{
 // undone: they want --yes.
 func cmdAdmin(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("admin")
-	token := fs.String("admin-token", "", "the server's admin token (or env IMQTT_ADMIN_TOKEN)")
+	token := fs.String("admin-token", "", "the server's admin token (visible to ps: prefer IMQTT_ADMIN_TOKEN or --admin-token-stdin)")
+	tokenStdin := fs.Bool("admin-token-stdin", false, "read the admin token from the first line of standard input")
 	after := fs.String("after", "", "search, groups show: the page after this ID (next_after of the previous page)")
 	limit := fs.Int("limit", 0, "search, clients, groups show: at most this many (default: the server's)")
 	cursor := fs.String("cursor", "", "clients: the page after this (next_cursor of the previous page)")
@@ -58,11 +59,18 @@ func cmdAdmin(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *token == "" {
+	switch {
+	case *token != "" && *tokenStdin:
+		return usagef("give --admin-token or --admin-token-stdin, not both")
+	case *tokenStdin:
+		if *token, err = readSecretLine(c.env.stdin, "--admin-token-stdin", "admin token"); err != nil {
+			return err
+		}
+	case *token == "":
 		*token = c.env.getenv("IMQTT_ADMIN_TOKEN")
 	}
 	if *token == "" {
-		return usagef("--admin-token is required (or set IMQTT_ADMIN_TOKEN)")
+		return usagef("no admin token: set IMQTT_ADMIN_TOKEN or pipe it to --admin-token-stdin (--admin-token T is visible to ps)")
 	}
 	a := adminClient{c: c, h: &client.HTTP{Server: c.g.server, Token: *token, Logger: c.log}}
 	page := func(q url.Values) url.Values {

@@ -27,7 +27,7 @@ var completionCases = []struct{ line, want string }{
 	{"imqtt admin ", "backup stats clients users groups"}, // not their subcommands
 	{"imqtt admin users s", "search show"},
 	{"imqtt admin clients k", "kick"},
-	{"imqtt admin groups remove-member g1 --admin-", "--admin-token"},
+	{"imqtt admin groups remove-member g1 --admin-", "--admin-token --admin-token-stdin"},
 	{"imqtt admin users show ", ""},
 }
 
