@@ -35,11 +35,11 @@ var adminWords = []word{
 // cmdAdmin: imqtt admin SUBCOMMAND [--admin-token T]
 //
 // The operator's commands, with the server's admin token (--admin-token,
-// --admin-token-stdin or IMQTT_ADMIN_TOKEN; never saved); each prints the admin API's reply as one
-// line of JSON (docs/cli.md#admin). backup streams GET /v1/admin/backup to
-// standard output, checking it as it goes (backup.Verify): a stream that
-// ends without its manifest, or whose files do not match it, is reported
-// as truncated and exits 1. stats and clients are the cluster's (every
+// --admin-token-stdin or IMQTT_ADMIN_TOKEN; never saved); each prints the
+// admin API's reply as one line of JSON (docs/cli.md#admin). backup
+// streams GET /v1/admin/backup to standard output, checking it as it goes
+// (backup.Verify): a stream that ends without its manifest, or whose files
+// do not match it, is reported as truncated and exits 1. stats and clients are the cluster's (every
 // node's, each labelled). Deleting a user and disbanding a group cannot be
 // undone: they want --yes.
 func cmdAdmin(ctx context.Context, c *cli, args []string) error {
