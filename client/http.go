@@ -122,7 +122,7 @@ func (h *HTTP) Sync(ctx context.Context, req wire.SyncRequest) (wire.Sync, error
 	if req.Group != "" {
 		q.Set("group", req.Group)
 	}
-	raw, err := h.doRaw(ctx, http.MethodGet, "/v1/sync", q, nil)
+	_, raw, err := h.Call(ctx, http.MethodGet, "/v1/sync", q, nil)
 	if err != nil {
 		return wire.Sync{}, fmt.Errorf("sync since %d: %w", req.Since, err)
 	}
@@ -324,7 +324,7 @@ func (h *HTTP) Endpoints(ctx context.Context) (wire.Endpoints, error) {
 // do performs one JSON call: in (if not nil) is the body, out (if not nil)
 // receives the reply. Error statuses become a *wire.Error.
 func (h *HTTP) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
-	raw, err := h.doRaw(ctx, method, path, q, in)
+	_, raw, err := h.Call(ctx, method, path, q, in)
 	if err != nil {
 		return err
 	}
@@ -337,15 +337,56 @@ func (h *HTTP) do(ctx context.Context, method, path string, q url.Values, in, ou
 	return nil
 }
 
-// doRaw performs one call like do and returns the reply's (decompressed)
-// body.
-func (h *HTTP) doRaw(ctx context.Context, method, path string, q url.Values, in any) ([]byte, error) {
-	if h.Server == "" {
-		return nil, errors.New("no server URL")
+// Call performs one call for which HTTP has no method (an operator's
+// call of the admin API, with the admin token as Token): path is under
+// Server, q its query, in (if not nil) its JSON body. It returns the
+// reply's status and its (decompressed) body; an error status is a
+// *wire.Error, the status still returned.
+func (h *HTTP) Call(ctx context.Context, method, path string, q url.Values, in any) (int, []byte, error) {
+	resp, err := h.send(ctx, method, path, q, in, defaultHTTPClient)
+	if err != nil {
+		return 0, nil, err
 	}
-	u := strings.TrimRight(h.Server, "/") + path
-	if len(q) > 0 {
-		u += "?" + q.Encode()
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxPayload+1))
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("read reply: %w", err)
+	}
+	if len(raw) > maxPayload {
+		return resp.StatusCode, nil, errors.New("reply over 64 MiB")
+	}
+	if raw, err = Decompress(raw); err != nil {
+		return resp.StatusCode, nil, err
+	}
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, nil, statusError(resp.StatusCode, raw)
+	}
+	return resp.StatusCode, raw, nil
+}
+
+// Stream is Call for a reply too large to hold (an admin backup): the
+// caller reads and closes a 2xx reply's body. With no Client it has, like
+// Upload and Download, no overall timeout: the read takes as long as the
+// reply is long, bounded by ctx.
+func (h *HTTP) Stream(ctx context.Context, method, path string, q url.Values, in any) (int, io.ReadCloser, error) {
+	resp, err := h.send(ctx, method, path, q, in, mediaHTTPClient)
+	if err != nil {
+		return 0, nil, err
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10)) // the error, not a stream
+		return resp.StatusCode, nil, statusError(resp.StatusCode, raw)
+	}
+	return resp.StatusCode, resp.Body, nil
+}
+
+// send sends one call with h.Client (else with hc) and returns the reply,
+// whatever its status.
+func (h *HTTP) send(ctx context.Context, method, path string, q url.Values, in any, hc *http.Client) (*http.Response, error) {
+	u, err := h.url(path, q)
+	if err != nil {
+		return nil, err
 	}
 	var body io.Reader
 	if in != nil {
@@ -366,29 +407,10 @@ func (h *HTTP) doRaw(ctx context.Context, method, path string, q url.Values, in 
 	if h.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+h.Token)
 	}
-	hc := h.Client
-	if hc == nil {
-		hc = defaultHTTPClient
+	if h.Client != nil {
+		hc = h.Client
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxPayload+1))
-	if err != nil {
-		return nil, fmt.Errorf("read reply: %w", err)
-	}
-	if len(raw) > maxPayload {
-		return nil, errors.New("reply over 64 MiB")
-	}
-	if raw, err = Decompress(raw); err != nil {
-		return nil, err
-	}
-	if resp.StatusCode >= 300 {
-		return nil, statusError(resp.StatusCode, raw)
-	}
-	return raw, nil
+	return hc.Do(req)
 }
 
 // statusError turns an error reply into a *wire.Error: its JSON body when it

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"testing"
 
@@ -42,6 +44,47 @@ func TestHTTPErrorsBecomeWireErrors(t *testing.T) {
 	_, err = (&HTTP{Server: srv.URL, Token: "t"}).Conversations(ctx)
 	if !errors.As(err, &we) || we.Code != wire.CodeNotFound {
 		t.Fatalf("Conversations on a 404: %v", err)
+	}
+}
+
+// TestHTTPCallAndStream: Call and Stream return the reply's status with
+// its body or with its error (deleting a user is 202 while more is left;
+// a refusal is a *wire.Error), sending the token and a JSON body.
+func TestHTTPCallAndStream(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer adm" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"code":"unauthorized","message":"wrong admin token"}`)
+			return
+		}
+		var in struct{ User string }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintf(w, `{"user":%q,"q":%q}`, in.User, r.URL.Query().Get("q"))
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	h := &HTTP{Server: srv.URL, Token: "adm"}
+	code, raw, err := h.Call(ctx, http.MethodPost, "/v1/admin/x", url.Values{"q": {"1"}}, map[string]string{"user": "kim"})
+	if err != nil || code != http.StatusAccepted || string(raw) != `{"user":"kim","q":"1"}` {
+		t.Fatalf("Call: %d %s %v", code, raw, err)
+	}
+	code, body, err := h.Stream(ctx, http.MethodGet, "/v1/admin/backup", nil, nil)
+	if err != nil || code != http.StatusAccepted {
+		t.Fatalf("Stream: %d %v", code, err)
+	}
+	raw, _ = io.ReadAll(body)
+	body.Close()
+	if string(raw) != `{"user":"","q":""}` {
+		t.Errorf("Stream's body: %s", raw)
+	}
+	h.Token = "wrong"
+	var we *wire.Error
+	if code, _, err := h.Call(ctx, http.MethodGet, "/v1/admin/x", nil, nil); code != http.StatusUnauthorized || !errors.As(err, &we) || we.Message != "wrong admin token" {
+		t.Errorf("Call with a wrong token: %d %v", code, err)
+	}
+	if code, body, err := h.Stream(ctx, http.MethodGet, "/v1/admin/backup", nil, nil); code != http.StatusUnauthorized || body != nil || !errors.As(err, &we) || we.Code != "unauthorized" {
+		t.Errorf("Stream with a wrong token: %d %v", code, err)
 	}
 }
 

@@ -88,6 +88,15 @@ func TestAdminManage(t *testing.T) {
 			t.Errorf("imqtt %q: exit %d, want usage: %s", args, code, stderr)
 		}
 	}
+	// An ID goes into the URL's path: ".." or "a/b" would name another
+	// route (GET /v1/admin/users/.. is the user search).
+	for _, args := range [][]string{{"admin", "users", "show", ".."}, {"admin", "users", "revoke", "a/b"},
+		{"admin", "users", "delete", "..", "--yes"}, {"admin", "groups", "show", "."}, {"admin", "groups", "remove-member", "kgroup", "../kim"},
+		{"admin", "groups", "disband", "a/b", "--yes"}, {"admin", "clients", "kick", "kim/.."}} {
+		if code, _, stderr := runIn(t, admin.env, args...); code != exitUsage || !strings.Contains(stderr, "ID") {
+			t.Errorf("imqtt %q: exit %d, want a bad ID: %s", args, code, stderr)
+		}
+	}
 	admin.ok("admin", "groups", "disband", "kgroup", "--yes")
 	if code, _, stderr := runIn(t, admin.env, "admin", "groups", "disband", "kgroup", "--yes"); code != exitFailure || !strings.Contains(stderr, "group_gone") {
 		t.Errorf("disband again: exit %d: %s", code, stderr)
@@ -115,5 +124,19 @@ func TestAdminManage(t *testing.T) {
 	}
 	if code, _, stderr := runIn(t, admin.env, "admin", "stats", "--admin-token", "wrong"); code != exitFailure || !strings.Contains(stderr, "401") {
 		t.Errorf("a wrong token: exit %d: %s", code, stderr)
+	}
+
+	// The token from stdin, out of sight of ps; not with --admin-token too.
+	piped := fakeEnv(t.TempDir(), map[string]string{"IMQTT_SERVER": s.HTTP})
+	piped.stdin = strings.NewReader("adm-secret\n")
+	if code, out, stderr := runIn(t, piped, "admin", "stats", "--admin-token-stdin"); code != exitOK || !strings.Contains(out, `"nodes"`) {
+		t.Errorf("--admin-token-stdin: exit %d: %s %s", code, out, stderr)
+	}
+	piped.stdin = strings.NewReader("adm-secret\n")
+	if code, _, stderr := runIn(t, piped, "admin", "stats", "--admin-token-stdin", "--admin-token", "adm-secret"); code != exitUsage || !strings.Contains(stderr, "not both") {
+		t.Errorf("both: exit %d: %s", code, stderr)
+	}
+	if _, _, help := runIn(t, piped, "admin", "--help"); !strings.Contains(help, "visible to ps") {
+		t.Errorf("admin --help does not warn that --admin-token shows in ps:\n%s", help)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -34,6 +35,26 @@ func TestAdminBackup(t *testing.T) {
 	res, err := backup.Restore(strings.NewReader(tarball), filepath.Join(t.TempDir(), "data"))
 	if err != nil || res.Users != 2 || res.Node != "test" {
 		t.Fatalf("restore the CLI's backup: %+v %v", res.Manifest, err)
+	}
+
+	// A terminal on stdout is refused (no tar to read there); one on
+	// stderr has a person waiting, who sees the progress line.
+	var stdout, stderrTTY bytes.Buffer
+	for _, tty := range []*bytes.Buffer{&stdout, &stderrTTY} {
+		e := admin
+		e.isTerminal = func(f any) bool { return f == tty }
+		stdout.Reset()
+		stderrTTY.Reset()
+		code = runContext(context.Background(), e, []string{"admin", "backup"}, &stdout, &stderrTTY)
+		switch {
+		case tty == &stdout && (code != exitUsage || stdout.Len() != 0 || !strings.Contains(stderrTTY.String(), "refusing to write a tar to a terminal")):
+			t.Errorf("backup to a terminal: exit %d, %d bytes: %s", code, stdout.Len(), stderrTTY.String())
+		case tty == &stderrTTY && (code != exitOK || !strings.HasPrefix(stderrTTY.String(), "\rbackup: ") || !strings.Contains(stderrTTY.String(), "\x1b[K\nbackup of node test")):
+			t.Errorf("backup with stderr on a terminal: exit %d: %q", code, stderrTTY.String())
+		}
+	}
+	if strings.Contains(stderr, "\r") {
+		t.Errorf("progress with stderr piped: %q", stderr)
 	}
 
 	code, _, stderr = runIn(t, admin, "admin", "backup", "--admin-token", "wrong")

@@ -16,8 +16,12 @@ import (
 	"github.com/imqtt/imqtt/bench"
 )
 
-// benchScenarios are the arguments imqtt bench takes first.
-const benchScenarios = "p2p, conns, sync, group, replay, compare or push-sink"
+// benchScenarioNames are the arguments imqtt bench takes first;
+// benchScenarios lists them for a message.
+var (
+	benchScenarioNames = []string{"p2p", "conns", "sync", "group", "replay", "compare", "push-sink"}
+	benchScenarios     = strings.Join(benchScenarioNames[:len(benchScenarioNames)-1], ", ") + " or " + benchScenarioNames[len(benchScenarioNames)-1]
+)
 
 // cmdBench: imqtt bench SCENARIO [flags]
 // It runs one load scenario (package bench) against --server (imqttd) or,

@@ -53,7 +53,25 @@ type command struct {
 	name    string
 	args    string // the synopsis after the name
 	summary string
+	subs    []word // the subcommands or choices that may follow the name, for completion
 	run     func(ctx context.Context, c *cli, args []string) error
+}
+
+// word is a subcommand or a choice, with the words that may follow it in
+// turn ("admin users show"). They are listed, not read from the synopsis:
+// a synopsis mixes the levels ("users (show | unban) USER").
+type word struct {
+	name string
+	next []word
+}
+
+// choices are words that nothing follows.
+func choices(names ...string) []word {
+	out := make([]word, len(names))
+	for i, n := range names {
+		out[i] = word{name: n}
+	}
+	return out
 }
 
 // commands is filled in init: the commands refer back to it for their usage.
@@ -61,37 +79,37 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"register", "USER [--password P | --password-stdin]", "create an account (no password given: asked for on a terminal)", cmdRegister},
-		{"login", "USER [--password P | --password-stdin] [--device D]", "log in and save a token for this device (no password given: asked for on a terminal)", cmdLogin},
-		{"logout", "", "revoke the saved token and forget it", cmdLogout},
-		{"send", "(--to PEER [--ttl SECONDS] | --group G [--mention U,@all]) [--reply-to ID] TEXT...", "send a message; print the ack once it comes", cmdSend},
-		{"recall", "ID", "unsend a message for everyone; print the ack", cmdRecall},
-		{"edit", "ID TEXT...", "replace the text of one's message; print the ack", cmdEdit},
-		{"react", "ID EMOJI [--remove]", "add (or remove) a reaction to a message; print the ack", cmdReact},
-		{"delete", "(ID... | --peer PEER)", "hide messages, or a whole conversation, from one's own devices; print the ack", cmdDelete},
-		{"typing", "(PEER | --group G) [--stop]", "tell a peer or a group that you are typing (or stopped)", cmdTyping},
-		{"receipts", "[on | off]", "show, or turn on or off, read receipts (off: neither side gets them)", cmdReceipts},
-		{"reads", "G SEQ [--after USER] [--limit N]", "how many members of group G have read its message SEQ, and who", cmdReads},
-		{"listen", "", "catch up from the saved cursor (inbox and groups), then print every event until stopped", cmdListen},
-		{"sync", "[--since N]", "print what was missed (inbox, then each group) and save the cursor", cmdSync},
-		{"conversations", "", "the conversation list with unread counts", cmdConversations},
-		{"history", "PEER [--before ID] [--limit N]", "messages with PEER, newest first", cmdHistory},
-		{"read", "PEER [--upto ID]", "mark messages with PEER read", cmdRead},
-		{"push", "[register --provider apns|fcm|webhook --token T [--topic B] [--sandbox] | unregister [DEVICE]]", "this device's offline push registration (none: list them)", cmdPush},
-		{"groups", groupsUsage, "list, create, manage and administer groups", cmdGroups},
-		{"mute", "(PEER | --group G) [--until DURATION|TIME]", "mute a conversation (its unread leaves the total; no push but mentions)", cmdMute},
-		{"unmute", "(PEER | --group G)", "unmute a conversation", cmdUnmute},
-		{"pin", "(PEER | --group G)", "pin a conversation (pinned ones list first)", cmdPin},
-		{"unpin", "(PEER | --group G)", "unpin a conversation", cmdUnpin},
-		{"contacts", "[add USER | accept USER | remove USER] [--after USER] [--limit N]", "list contacts and requests; ask, accept, decline or remove one", cmdContacts},
-		{"block", "USER", "block a user: its messages, typing and requests no longer reach you", cmdBlock},
-		{"unblock", "USER", "lift a block", cmdUnblock},
-		{"blocks", "[--after USER] [--limit N]", "list the users you blocked", cmdBlocks},
-		{"presence", "USER...", "who of these users is online (only contacts who share it are listed)", cmdPresence},
-		{"settings", "[--accept-from anyone|contacts] [--presence contacts|nobody] [--read-receipts on|off]", "show, or change, your privacy settings", cmdSettings},
-		{"bench", "SCENARIO", "load tests (see BENCHMARKS.md)", cmdBench},
-		{"completion", "(bash | zsh)", "print a shell completion script: source <(imqtt completion bash)", cmdCompletion},
-		{"admin", adminUsage, "operate the server: backup, cluster stats and clients, users and groups (admin token; env IMQTT_ADMIN_TOKEN)", cmdAdmin},
+		{"register", "USER [--password P | --password-stdin]", "create an account (no password given: asked for on a terminal)", nil, cmdRegister},
+		{"login", "USER [--password P | --password-stdin] [--device D]", "log in and save a token for this device (no password given: asked for on a terminal)", nil, cmdLogin},
+		{"logout", "", "revoke the saved token and forget it", nil, cmdLogout},
+		{"send", "(--to PEER [--ttl SECONDS] | --group G [--mention U,@all]) [--reply-to ID] TEXT...", "send a message; print the ack once it comes", nil, cmdSend},
+		{"recall", "ID", "unsend a message for everyone; print the ack", nil, cmdRecall},
+		{"edit", "ID TEXT...", "replace the text of one's message; print the ack", nil, cmdEdit},
+		{"react", "ID EMOJI [--remove]", "add (or remove) a reaction to a message; print the ack", nil, cmdReact},
+		{"delete", "(ID... | --peer PEER)", "hide messages, or a whole conversation, from one's own devices; print the ack", nil, cmdDelete},
+		{"typing", "(PEER | --group G) [--stop]", "tell a peer or a group that you are typing (or stopped)", nil, cmdTyping},
+		{"receipts", "[on | off]", "show, or turn on or off, read receipts (off: neither side gets them)", choices("on", "off"), cmdReceipts},
+		{"reads", "G SEQ [--after USER] [--limit N]", "how many members of group G have read its message SEQ, and who", nil, cmdReads},
+		{"listen", "", "catch up from the saved cursor (inbox and groups), then print every event until stopped", nil, cmdListen},
+		{"sync", "[--since N]", "print what was missed (inbox, then each group) and save the cursor", nil, cmdSync},
+		{"conversations", "", "the conversation list with unread counts", nil, cmdConversations},
+		{"history", "PEER [--before ID] [--limit N]", "messages with PEER, newest first", nil, cmdHistory},
+		{"read", "PEER [--upto ID]", "mark messages with PEER read", nil, cmdRead},
+		{"push", "[register --provider apns|fcm|webhook --token T [--topic B] [--sandbox] | unregister [DEVICE]]", "this device's offline push registration (none: list them)", choices("register", "unregister"), cmdPush},
+		{"groups", groupsUsage, "list, create, manage and administer groups", choices("create", "show", "add", "remove", "leave", "rename", "update", "disband", "transfer", "mute", "unmute"), cmdGroups},
+		{"mute", "(PEER | --group G) [--until DURATION|TIME]", "mute a conversation (its unread leaves the total; no push but mentions)", nil, cmdMute},
+		{"unmute", "(PEER | --group G)", "unmute a conversation", nil, cmdUnmute},
+		{"pin", "(PEER | --group G)", "pin a conversation (pinned ones list first)", nil, cmdPin},
+		{"unpin", "(PEER | --group G)", "unpin a conversation", nil, cmdUnpin},
+		{"contacts", "[add USER | accept USER | remove USER] [--after USER] [--limit N]", "list contacts and requests; ask, accept, decline or remove one", choices("add", "accept", "remove"), cmdContacts},
+		{"block", "USER", "block a user: its messages, typing and requests no longer reach you", nil, cmdBlock},
+		{"unblock", "USER", "lift a block", nil, cmdUnblock},
+		{"blocks", "[--after USER] [--limit N]", "list the users you blocked", nil, cmdBlocks},
+		{"presence", "USER...", "who of these users is online (only contacts who share it are listed)", nil, cmdPresence},
+		{"settings", "[--accept-from anyone|contacts] [--presence contacts|nobody] [--read-receipts on|off]", "show, or change, your privacy settings", nil, cmdSettings},
+		{"bench", "SCENARIO", "load tests (see BENCHMARKS.md)", choices(benchScenarioNames...), cmdBench},
+		{"completion", "(bash | zsh)", "print a shell completion script: source <(imqtt completion bash)", choices("bash", "zsh"), cmdCompletion},
+		{"admin", adminUsage, "operate the server: backup, cluster stats and clients, users and groups (admin token; env IMQTT_ADMIN_TOKEN)", adminWords, cmdAdmin},
 	}
 	commands = withMedia(commands) // upload, download, send --file
 }

@@ -32,10 +32,10 @@ func cmdCompletion(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// completionCase is what may follow "imqtt CMD SUB": subs are words
+// completionCase is what may follow "imqtt CMD SUB SUB2": subs are words
 // (commands, subcommands, choices), flags the flags.
 type completionCase struct {
-	pattern     string // CMD/SUB as a shell case pattern: "/", "send/*", "groups/", "groups/create"
+	pattern     string // CMD/SUB/SUB2 as a shell case pattern: "//", "send/*", "groups//", "groups/create/*", "admin/users/"
 	subs, flags []string
 }
 
@@ -76,20 +76,39 @@ func completionTable() completion {
 	for _, cmd := range commands {
 		top = append(top, cmd.name)
 	}
-	t.cases = append(t.cases, completionCase{"/", append(slices.Clone(top), "help"), append(slices.Clone(global), "--version", "--help")},
-		completionCase{"help/", top, nil})
-	for _, cmd := range commands {
-		own := append(names(commandFlags(cmd, "")), global...)
-		subs := subcommands(cmd)
-		if len(subs) > 0 {
-			t.cases = append(t.cases, completionCase{cmd.name + "/", subs, own})
-			for _, sub := range subs {
-				if fl := append(names(commandFlags(cmd, sub)), global...); !slices.Equal(fl, own) {
-					t.cases = append(t.cases, completionCase{cmd.name + "/" + sub, nil, fl})
-				}
+	t.cases = append(t.cases, completionCase{"//", append(slices.Clone(top), "help"), append(slices.Clone(global), "--version", "--help")},
+		completionCase{"help//", top, nil})
+	// level adds the cases of the words after "imqtt CMD SUB..." (path),
+	// whose flags are own. A pattern has a slot for each of the three
+	// words the scripts look at ("admin/users/"), "*" for the words that
+	// are arguments ("groups/create/*").
+	var level func(cmd command, path []string, next []word, own []string)
+	level = func(cmd command, path []string, next []word, own []string) {
+		key := strings.Join(path, "/")
+		if len(next) > 0 {
+			var subs []string
+			for _, w := range next {
+				subs = append(subs, w.name)
+			}
+			t.cases = append(t.cases, completionCase{key + strings.Repeat("/", 3-len(path)), subs, own})
+		}
+		for _, w := range next {
+			sub := append(slices.Clone(path), w.name)
+			fl := append(names(commandFlags(cmd, sub[1:]...)), global...)
+			switch {
+			case len(w.next) > 0:
+				level(cmd, sub, w.next, fl)
+			case slices.Equal(fl, own):
+			case len(sub) < 3:
+				t.cases = append(t.cases, completionCase{key + "/" + w.name + "/*", nil, fl})
+			default:
+				t.cases = append(t.cases, completionCase{key + "/" + w.name, nil, fl})
 			}
 		}
-		t.cases = append(t.cases, completionCase{cmd.name + "/*", nil, own})
+		t.cases = append(t.cases, completionCase{key + "/*", nil, own})
+	}
+	for _, cmd := range commands {
+		level(cmd, []string{cmd.name}, cmd.subs, append(names(commandFlags(cmd)), global...))
 	}
 	for name := range value {
 		t.valueFlags = append(t.valueFlags, name)
@@ -120,19 +139,19 @@ _imqtt_takes_value() {
 }
 _imqtt() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-    local cmd= sub= i w subs= flags=
+    local cmd= sub= sub2= i w subs= flags=
     for ((i = 1; i < COMP_CWORD; i++)); do
         w=${COMP_WORDS[i]}
         if _imqtt_takes_value "$w"; then
             ((i++))
         elif [[ $w != -* ]]; then
-            if [[ -z $cmd ]]; then cmd=$w; elif [[ -z $sub ]]; then sub=$w; fi
+            if [[ -z $cmd ]]; then cmd=$w; elif [[ -z $sub ]]; then sub=$w; elif [[ -z $sub2 ]]; then sub2=$w; fi
         fi
     done
     if _imqtt_takes_value "$prev"; then
         return # a flag's value: file names
     fi
-    case $cmd/$sub in
+    case $cmd/$sub/$sub2 in
 `, words(t.valueFlags))
 	for _, c := range t.cases {
 		fmt.Fprintf(w, "    %s) subs=%q flags=%q ;;\n", c.pattern, words(c.subs), words(c.flags))
@@ -158,20 +177,20 @@ _imqtt_takes_value() {
   [[ $1 == -* && $1 != *=* && " %s " == *" $n "* ]]
 }
 _imqtt() {
-  local cmd= sub= i w subs= flags=
+  local cmd= sub= sub2= i w subs= flags=
   for ((i = 2; i < CURRENT; i++)); do
     w=${words[i]}
     if _imqtt_takes_value "$w"; then
       ((i++))
     elif [[ $w != -* ]]; then
-      if [[ -z $cmd ]]; then cmd=$w; elif [[ -z $sub ]]; then sub=$w; fi
+      if [[ -z $cmd ]]; then cmd=$w; elif [[ -z $sub ]]; then sub=$w; elif [[ -z $sub2 ]]; then sub2=$w; fi
     fi
   done
   if _imqtt_takes_value "${words[CURRENT-1]}"; then
     _files
     return
   fi
-  case $cmd/$sub in
+  case $cmd/$sub/$sub2 in
 `, words(t.valueFlags))
 	for _, c := range t.cases {
 		fmt.Fprintf(w, "    (%s) subs=%q flags=%q ;;\n", c.pattern, words(c.subs), words(c.flags))

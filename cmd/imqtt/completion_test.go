@@ -24,6 +24,11 @@ var completionCases = []struct{ line, want string }{
 	{"imqtt comp", "completion"},
 	{"imqtt completion ", "bash zsh"},
 	{"imqtt help gr", "groups"},
+	{"imqtt admin ", "backup stats clients users groups"}, // not their subcommands
+	{"imqtt admin users s", "search show"},
+	{"imqtt admin clients k", "kick"},
+	{"imqtt admin groups remove-member g1 --admin-", "--admin-token --admin-token-stdin"},
+	{"imqtt admin users show ", ""},
 }
 
 // TestCompletionBash sources `imqtt completion bash` in bash and completes

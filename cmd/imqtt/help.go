@@ -120,19 +120,15 @@ func (o flagOutput) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// commandFlags returns the flags of command cmd (of its subcommand sub, if
-// not ""), learnt by running it with --help, which every command answers
-// before it reads a file or makes a request. The global flags are left
-// out.
-func commandFlags(cmd command, sub string) []*flag.Flag {
+// commandFlags returns the flags of command cmd (of its subcommand sub,
+// if given: "users", "show"), learnt by running it with --help, which
+// every command answers before it reads a file or makes a request. The
+// global flags are left out.
+func commandFlags(cmd command, sub ...string) []*flag.Flag {
 	var sets []*flag.FlagSet
 	c := &cli{env: env{getenv: func(string) string { return "" }, homeDir: func() (string, error) { return "", nil }},
 		stdout: io.Discard, stderr: io.Discard, flagSets: &sets}
-	args := []string{"--help"}
-	if sub != "" {
-		args = []string{sub, "--help"}
-	}
-	_ = cmd.run(context.Background(), c, args)
+	_ = cmd.run(context.Background(), c, append(slices.Clone(sub), "--help"))
 	seen := map[string]bool{}
 	var out []*flag.Flag
 	for _, fs := range sets {
@@ -142,26 +138,6 @@ func commandFlags(cmd command, sub string) []*flag.Flag {
 				out = append(out, f)
 			}
 		})
-	}
-	return out
-}
-
-// subcommandWord is a word a synopsis offers as a choice: first, or after
-// "[", "(" or " | " ("groups [create NAME | show G ...]", "receipts [on | off]").
-var subcommandWord = regexp.MustCompile(`(?:^|[\[(]| \| )([a-z][a-z0-9-]*)\b`)
-
-// subcommands returns the words that may follow cmd: its subcommands or
-// choices, from its synopsis (bench's scenarios from benchScenarios).
-func subcommands(cmd command) []string {
-	var out []string
-	src := cmd.args
-	if cmd.name == "bench" {
-		src = "[" + strings.NewReplacer(", ", " | ", " or ", " | ").Replace(benchScenarios) + "]"
-	}
-	for _, m := range subcommandWord.FindAllStringSubmatch(src, -1) {
-		if !slices.Contains(out, m[1]) {
-			out = append(out, m[1])
-		}
 	}
 	return out
 }

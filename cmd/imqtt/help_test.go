@@ -79,16 +79,43 @@ func TestSynopsisFlagsExist(t *testing.T) {
 	named := regexp.MustCompile(`(?:^|[\s\[(])-(-[a-z][a-z0-9-]*|[a-z])\b`)
 	for _, cmd := range commands {
 		have := map[string]bool{}
-		for _, sub := range append([]string{""}, subcommands(cmd)...) {
-			for _, f := range commandFlags(cmd, sub) {
+		var visit func(path []string, next []word)
+		visit = func(path []string, next []word) {
+			for _, f := range commandFlags(cmd, path...) {
 				have[f.Name] = true
 			}
+			for _, w := range next {
+				visit(append(slices.Clone(path), w.name), w.next)
+			}
 		}
+		visit(nil, cmd.subs)
 		for _, m := range named.FindAllStringSubmatch(cmd.args, -1) {
 			if name := strings.TrimPrefix(m[1], "-"); !have[name] {
 				t.Errorf("imqtt %s: the synopsis names %s, which the command does not take", cmd.name, dashes(name))
 			}
 		}
+	}
+}
+
+// TestSubcommandsInSynopsis: the words completion offers (command.subs)
+// are words of the command's synopsis, so that one is not changed without
+// the other.
+func TestSubcommandsInSynopsis(t *testing.T) {
+	for _, cmd := range commands {
+		synopsis := cmd.args
+		if cmd.name == "bench" {
+			synopsis = benchScenarios
+		}
+		var visit func(path string, next []word)
+		visit = func(path string, next []word) {
+			for _, w := range next {
+				if !regexp.MustCompile(`(^|[\s\[(|])` + regexp.QuoteMeta(w.name) + `($|[\s\])|,])`).MatchString(synopsis) {
+					t.Errorf("imqtt %s: %q is no word of the synopsis %q", path, w.name, synopsis)
+				}
+				visit(path+" "+w.name, w.next)
+			}
+		}
+		visit(cmd.name, cmd.subs)
 	}
 }
 

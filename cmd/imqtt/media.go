@@ -1,11 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,8 +32,8 @@ func withMedia(cmds []command) []command {
 			cmd.summary += "; --file uploads FILE first and sends it as an image, audio, video or file"
 			cmd.run = cmdSendFile
 			out = append(out, cmd,
-				command{"upload", "FILE [--type MIME] [--private]", "upload a file (- for stdin); print its media ID and type", cmdUpload},
-				command{"download", "ID [-o FILE] [--thumb]", "download media (to stdout, or to FILE)", cmdDownload})
+				command{"upload", "FILE [--type MIME] [--private]", "upload a file (- for stdin); print its media ID and type", nil, cmdUpload},
+				command{"download", "ID [-o FILE] [--thumb]", "download media (to stdout, or to FILE)", nil, cmdDownload})
 			continue
 		}
 		out = append(out, cmd)
@@ -64,29 +64,18 @@ func cmdUpload(ctx context.Context, c *cli, args []string) error {
 // upload uploads the file at path (- for stdin), with a progress line on
 // a terminal (transfer.go).
 func (c *cli) upload(ctx context.Context, h *client.HTTP, path string, o client.UploadOptions) (client.MediaInfo, error) {
-	if path == "-" {
-		m := c.meter("upload", -1)
+	label := "upload"
+	if path != "-" {
+		label += " " + cmp.Or(o.Name, filepath.Base(path))
+	}
+	if m := c.meter(label, -1); m != nil {
+		h.Client = meteredClient(m)
 		defer m.finish()
-		return h.Upload(ctx, meteredReader{c.stdin(), m}, -1, o)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return client.MediaInfo{}, err
+	if path == "-" {
+		return h.Upload(ctx, c.stdin(), -1, o)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return client.MediaInfo{}, err
-	}
-	if o.Name == "" {
-		o.Name = filepath.Base(path)
-	}
-	m := c.meter("upload "+o.Name, st.Size())
-	if m == nil {
-		return h.Upload(ctx, f, st.Size(), o)
-	}
-	defer m.finish()
-	return h.Upload(ctx, meteredReader{f, m}, st.Size(), o)
+	return h.UploadFile(ctx, path, o)
 }
 
 // stdin is the CLI's standard input (empty if it has none).
@@ -121,7 +110,7 @@ func cmdDownload(ctx context.Context, c *cli, args []string) error {
 	// With -o, a terminal on stdout has a person waiting: show progress.
 	m := c.meter("download "+pos[0], -1)
 	if m != nil {
-		h.Client = &http.Client{Transport: meteredTransport{http.DefaultTransport, m}}
+		h.Client = meteredClient(m)
 	}
 	// Written beside the target and renamed once complete and checked, so
 	// FILE is never a partial download.

@@ -9,7 +9,8 @@ import (
 	"strings"
 )
 
-// maxStdinPassword bounds the line --password-stdin reads.
+// maxStdinPassword bounds the line --password-stdin (and
+// --admin-token-stdin) reads.
 const maxStdinPassword = 4 << 10
 
 // passwordFlags are register's and login's ways to give the password.
@@ -35,12 +36,12 @@ func (c *cli) password(p passwordFlags, user string, confirm bool) (string, erro
 	case p.value != "":
 		return p.value, nil
 	case p.stdin:
-		return readPasswordLine(c.env.stdin)
+		return readSecretLine(c.env.stdin, "--password-stdin", "password")
 	}
 	if v := c.env.getenv("IMQTT_PASSWORD"); v != "" {
 		return v, nil
 	}
-	if c.env.stdin == nil || c.env.isTerminal == nil || !c.env.isTerminal(c.env.stdin) || c.env.readPassword == nil {
+	if c.env.stdin == nil || !c.terminal(c.env.stdin) || c.env.readPassword == nil {
 		return "", usagef("no password: pipe it to --password-stdin (printf '%%s\\n' \"$PW\" | imqtt ... --password-stdin), set IMQTT_PASSWORD, or run in a terminal to be asked")
 	}
 	pw, err := c.promptPassword(fmt.Sprintf("Password for %s: ", user))
@@ -72,21 +73,22 @@ func (c *cli) promptPassword(prompt string) (string, error) {
 	return string(b), nil
 }
 
-// readPasswordLine reads the first line of r, without its line ending.
-func readPasswordLine(r io.Reader) (string, error) {
+// readSecretLine reads the first line of r, without its line ending: the
+// secret (what) that flag says is there.
+func readSecretLine(r io.Reader, flag, what string) (string, error) {
 	if r == nil {
-		return "", usagef("--password-stdin: no standard input")
+		return "", usagef("%s: no standard input", flag)
 	}
 	line, err := bufio.NewReader(io.LimitReader(r, maxStdinPassword+2)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("read the password from stdin: %w", err)
+		return "", fmt.Errorf("read the %s from stdin: %w", what, err)
 	}
 	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 	switch {
 	case len(line) > maxStdinPassword:
-		return "", usagef("--password-stdin: the first line is longer than %d bytes", maxStdinPassword)
+		return "", usagef("%s: the first line is longer than %d bytes", flag, maxStdinPassword)
 	case line == "":
-		return "", usagef("--password-stdin: standard input has no password (an empty first line)")
+		return "", usagef("%s: standard input has no %s (an empty first line)", flag, what)
 	}
 	return line, nil
 }

@@ -36,10 +36,15 @@ func newMeter(w io.Writer, label string, total int64, now func() time.Time) *met
 // unknown), or nil when stdout or stderr is not a terminal. A nil meter
 // does nothing.
 func (c *cli) meter(label string, total int64) *meter {
-	if c.env.isTerminal == nil || !c.env.isTerminal(c.stdout) || !c.env.isTerminal(c.stderr) {
+	if !c.terminal(c.stdout) || !c.terminal(c.stderr) {
 		return nil
 	}
 	return newMeter(c.stderr, label, total, time.Now)
+}
+
+// terminal reports whether f (stdin, stdout or stderr) is a terminal.
+func (c *cli) terminal(f any) bool {
+	return c.env.isTerminal != nil && c.env.isTerminal(f)
 }
 
 // add counts n more bytes and redraws if the line is due.
@@ -118,21 +123,41 @@ func (r meteredReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// meteredBody is a response body that counts what is read of it.
+// meteredBody is a request or response body that counts what is read of it.
 type meteredBody struct {
 	meteredReader
 	io.Closer
 }
 
-// meteredTransport counts the body of each successful response on m, and
-// tells m its size: the SDK's Download then reports progress without
-// knowing of it.
+// meteredClient is a client whose transfers m counts. It has no overall
+// timeout, as the SDK's for media has none: a large upload or download
+// takes as long as it takes, bounded by the command's context.
+func meteredClient(m *meter) *http.Client {
+	return &http.Client{Transport: meteredTransport{http.DefaultTransport, m}}
+}
+
+// meteredTransport counts on m what is sent of a request's body (an
+// upload), or what is read of a GET's successful response (a download),
+// and tells m its size: the SDK's Upload and Download then report
+// progress without knowing of it.
 type meteredTransport struct {
 	base http.RoundTripper
 	m    *meter
 }
 
 func (t meteredTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet {
+		if req.Body != nil && req.Body != http.NoBody {
+			total := req.ContentLength
+			if total == 0 { // with a body, 0 is unknown as -1 is
+				total = -1
+			}
+			t.m.setTotal(total)
+			req = req.Clone(req.Context()) // a RoundTripper leaves the caller's request alone
+			req.Body = meteredBody{meteredReader{req.Body, t.m}, req.Body}
+		}
+		return t.base.RoundTrip(req)
+	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil || resp.StatusCode >= 300 {
 		return resp, err

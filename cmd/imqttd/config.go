@@ -164,7 +164,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.logFormat, "log-format", daemon.DefaultLogFormat, "log format: text or json")
 	fs.Float64Var(&c.AccessLogSample, "access-log-sample", api.DefaultAccessLogSample, "share of successful HTTP requests the access log writes (method, route, status, bytes, duration, remote; never a query string or a header): 0 none, 1 all; errors are logged at a bounded rate whatever it is")
 	fs.StringVar(&o.logLevel, "log-level", daemon.DefaultLogLevel, "log level: debug, info, warn, error")
-	fs.StringVar(&c.AdminToken, "admin-token", "", "token for /v1/admin/ and the /dashboard/ (empty: admin API off); prefer IMQTT_ADMIN_TOKEN to a flag other users can see")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "token for /v1/admin/ and the /dashboard/ (empty: admin API off; generate: imqttd makes one, kept in <data-dir>/admin-token); prefer IMQTT_ADMIN_TOKEN to a flag other users can see")
 	// The server API (issue 17): keys and the bound of each key's sends.
 	fs.Var(serverKeysFlag{&c.ServerKeys}, "server-key", "comma-separated keys (each at least 32 bytes) that open /v1/server/ as Authorization: Bearer <key>; several so a key can be rotated (empty: the server API is off, 404); prefer IMQTT_SERVER_KEY to a flag other users can see")
 	fs.IntVar(&c.ServerSendRate, "server-send-rate", api.DefaultServerSendRate, "most sends one server key may make a second through POST /v1/server/messages (not bound by --max-send-rate); more get 429 rate_limited")
