@@ -345,7 +345,8 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     if (S.open) renderMessages();
   }
 
-  // deliver shows events in the order the sequencer gives and saves the cursor.
+  // deliver shows events in the order the sequencer gives (the SDK saves
+  // the cursor, with the groups left that markLeft put in its extra).
   // A batch of hundreds (a group catching up) is drawn, and its read
   // position sent, once, not once per message.
   function deliver(evs, synced) {
@@ -359,7 +360,6 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
         skip(`an event (ver ${Number(ev.ver) || 0})`, e && e.message);
       }
     }
-    saveCursor();
     if (S.open && touched.has(S.open)) markRead(S.open);
     draw(S.open && touched.has(S.open));
   }
