@@ -132,23 +132,7 @@ func (a *Asker) Start(ctx context.Context) error {
 	}
 	a.ps = ps // set once started: Close waits for the beat loop only then
 	go a.receive(ps.Channel())
-	go func() {
-		defer close(a.done)
-		t := time.NewTicker(a.opts.Beat)
-		defer t.Stop()
-		for {
-			select {
-			case <-a.stop:
-				return
-			case <-t.C:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), a.opts.Beat)
-			if err := a.beat(ctx, 0); err != nil {
-				a.log.Warn("cluster ask: beat", "err", err)
-			}
-			cancel()
-		}
-	}()
+	go beatEvery(a.opts.Beat, a.stop, a.done, a.log, "cluster ask: beat", func(ctx context.Context) error { return a.beat(ctx, 0) })
 	return nil
 }
 

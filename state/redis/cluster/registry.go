@@ -69,24 +69,29 @@ func (r *Registry) Join(ctx context.Context) error {
 	if err := r.beat(ctx); err != nil {
 		return fmt.Errorf("cluster registry: join: %w", err)
 	}
-	go func() {
-		defer close(r.done)
-		t := time.NewTicker(r.opts.Interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-r.stop:
-				return
-			case <-t.C:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), r.opts.Interval)
-			if err := r.beat(ctx); err != nil {
-				r.log.Warn("cluster registry: heartbeat", "err", err)
-			}
-			cancel()
-		}
-	}()
+	go beatEvery(r.opts.Interval, r.stop, r.done, r.log, "cluster registry: heartbeat", r.beat)
 	return nil
+}
+
+// beatEvery calls beat every interval, each call given the interval to
+// finish, a failure logged as what, until stop closes; then it closes done.
+func beatEvery(interval time.Duration, stop <-chan struct{}, done chan<- struct{}, log *slog.Logger, what string,
+	beat func(context.Context) error) {
+	defer close(done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		if err := beat(ctx); err != nil {
+			log.Warn(what, "err", err)
+		}
+		cancel()
+	}
 }
 
 func (r *Registry) beat(ctx context.Context) error {
