@@ -43,7 +43,8 @@ func TestLanding(t *testing.T) {
 // TestMethodNotAllowed: a route asked with another method is 405
 // method_not_allowed, with Allow naming the methods it takes; a path that
 // is no route stays 404, and the server API's paths stay 404 while it is
-// off, so nothing tells a prober it exists.
+// off, so nothing tells a prober it exists. Admin paths answer alike, but
+// only to the admin.
 func TestMethodNotAllowed(t *testing.T) {
 	r := newRig(t, nil)
 	for _, c := range []struct{ method, path, allow string }{
@@ -58,6 +59,24 @@ func TestMethodNotAllowed(t *testing.T) {
 		if got := w.Header().Get("Allow"); got != c.allow {
 			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
 		}
+	}
+	for _, c := range []struct{ method, path, allow string }{
+		{"PUT", "/v1/admin/bans", "GET, HEAD, POST"},
+		{"POST", "/v1/admin/stats", "GET, HEAD"},
+		{"GET", "/v1/admin/bans/b1", "DELETE"},
+	} {
+		w := r.do(c.method, c.path, adminToken, "")
+		wantError(t, w, http.StatusMethodNotAllowed, wire.CodeMethodNotAllowed)
+		if got := w.Header().Get("Allow"); got != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+	wantError(t, r.do("GET", "/v1/admin/nothing", adminToken, ""), http.StatusNotFound, wire.CodeNotFound)
+	// Without the admin token the admin paths tell nothing.
+	if w := r.do("PUT", "/v1/admin/bans", "", ""); w.Header().Get("Allow") != "" {
+		t.Errorf("unauthenticated: Allow %q", w.Header().Get("Allow"))
+	} else {
+		wantError(t, w, http.StatusUnauthorized, wire.CodeUnauthorized)
 	}
 	wantError(t, r.do("GET", "/v1/nothing", "", ""), http.StatusNotFound, wire.CodeNotFound)
 	wantError(t, r.do("GET", "/v1/server/users", "", ""), http.StatusNotFound, wire.CodeNotFound)

@@ -26,7 +26,7 @@ func (a *API) notRoute(w http.ResponseWriter, r *http.Request) {
 }
 
 // allowed lists the methods the mux routes r's path under to a route of
-// its own (not the catch-all).
+// its own (not a catch-all).
 func (a *API) allowed(r *http.Request) []string {
 	if strings.HasPrefix(r.URL.Path, "/v1/server/") && (a.srv == nil || len(a.srv.keys) == 0) {
 		return nil
@@ -35,12 +35,16 @@ func (a *API) allowed(r *http.Request) []string {
 	for _, m := range probeMethods {
 		probe := *r // shallow: Handler only reads the method, host and path
 		probe.Method = m
-		if _, pattern := a.mux.Handler(&probe); pattern != "" && pattern != catchAll {
+		if _, pattern := a.mux.Handler(&probe); pattern != "" && pattern != catchAll && pattern != adminCatchAll {
 			allow = append(allow, m)
 		}
 	}
 	return allow
 }
 
-// catchAll is the pattern of the routes' fallback (notRoute).
-const catchAll = "/v1/"
+// The patterns of the routes' fallbacks (notRoute): adminCatchAll's runs
+// behind adminGuard.
+const (
+	catchAll      = "/v1/"
+	adminCatchAll = "/v1/admin/"
+)
