@@ -3,6 +3,7 @@ package api_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -129,6 +130,14 @@ func TestCORS(t *testing.T) {
 	w = get(on, "http://localhost:5173")
 	if w.Code != http.StatusOK || w.Header().Get("Access-Control-Allow-Origin") != "http://localhost:5173" || w.Header().Get("Vary") != "Origin" {
 		t.Fatalf("GET: %d %v", w.Code, w.Header())
+	}
+	// The spec is a static document with a Vary of its own; Origin stays.
+	spec := httptest.NewRequest("GET", "/v1/openapi.json", nil)
+	spec.Header.Set("Origin", "https://app.example")
+	spec.Header.Set("Accept-Encoding", "gzip")
+	if w := on.serve(spec); w.Code != http.StatusOK || w.Header().Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!slices.Contains(w.Header().Values("Vary"), "Origin") || !slices.Contains(w.Header().Values("Vary"), "Accept-Encoding") {
+		t.Fatalf("openapi.json: %d %v", w.Code, w.Header())
 	}
 	noCORS("another origin's preflight", preflight(on, "https://evil.example"))
 	noCORS("another origin's GET", get(on, "https://evil.example"))

@@ -70,7 +70,7 @@ func Static(typ string, body []byte, extra http.Header) http.Handler {
 		h.Set("Content-Type", typ)
 		h.Set("Cache-Control", "public, max-age=300")
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Vary", "Accept-Encoding")
+		h.Add("Vary", "Accept-Encoding") // after Vary: Origin, which CORS may have set
 		b, tag := body, `"`+etag+`"`
 		if acceptsGzip(r) {
 			b, tag = zipped.Bytes(), `"`+etag+`-gz"`
