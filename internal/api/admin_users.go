@@ -228,7 +228,8 @@ func (a *API) adminShowUser(w http.ResponseWriter, r *http.Request) {
 
 // adminRevokeUser revokes every token of the user and disconnects its
 // devices, here and on the other nodes: they must log in again. The
-// account stays (ban it to keep it out).
+// account stays (ban it to keep it out). JWTs (--jwt-key) are the
+// issuer's, not ours: one stays valid, so its device comes straight back.
 func (a *API) adminRevokeUser(w http.ResponseWriter, r *http.Request) {
 	if !onlyParams(w, r) {
 		return
