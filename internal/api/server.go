@@ -328,25 +328,24 @@ type serverDeletion struct {
 // "deleting" when more is left (DELETE again; a crash half-way is the
 // same). An unknown user is 404; one deleted already is 200.
 func (a *API) serverDeleteUser(w http.ResponseWriter, r *http.Request, _ serverKey) {
+	a.deleteUser(w, r, "server API")
+}
+
+// deleteUser deletes the path's {user} and answers as DELETE
+// /v1/server/users/{user} does; who names the API asking, in the log. The
+// server API and the admin API (admin_users.go) share it.
+func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, who string) {
 	if !onlyParams(w, r) {
 		return
 	}
-	user, ok := wire.NormUser(r.PathValue("user"))
+	user, ok := userPath(w, r)
 	if !ok {
-		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "user must be a user ID")
 		return
 	}
 	if wire.ReservedUser(user) {
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "user ID "+user+" is reserved")
 		return
 	}
-	a.deleteUser(w, r, user, "server API")
-}
-
-// deleteUser deletes user (valid, not reserved) and answers as DELETE
-// /v1/server/users/{user} does; who names the API asking, in the log. The
-// server API and the admin API (admin_users.go) share it.
-func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, user, who string) {
 	c := a.srv.cfg
 	err := c.Store.TombstoneUser(r.Context(), user, time.Now().UnixMilli())
 	if errors.Is(err, store.ErrNotFound) {
