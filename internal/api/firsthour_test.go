@@ -81,6 +81,7 @@ func TestMethodNotAllowed(t *testing.T) {
 	}
 	wantError(t, r.do("GET", "/v1/nothing", "", ""), http.StatusNotFound, wire.CodeNotFound)
 	wantError(t, r.do("GET", "/v1/server/users", "", ""), http.StatusNotFound, wire.CodeNotFound)
+	wantError(t, r.do("POST", "/v1/server/users", "", `{"user":"carol"}`), http.StatusNotFound, wire.CodeNotFound)
 	if calls := r.core.took(); len(calls) != 0 {
 		t.Fatalf("the core was called: %v", calls)
 	}

@@ -114,6 +114,10 @@ func (a *API) serverRoutes() {
 	for _, k := range c.Keys {
 		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
 	}
+	a.srv = s // the admin API deletes users through it, keys or not
+	if len(s.keys) == 0 {
+		return // no routes: nothing tells a prober that the server API exists
+	}
 	for pattern, h := range map[string]serverHandler{
 		"POST /v1/server/users":          a.serverCreateUser,
 		"POST /v1/server/tokens":         a.serverMintToken,
@@ -122,19 +126,12 @@ func (a *API) serverRoutes() {
 	} {
 		a.mux.HandleFunc(pattern, a.serverGuard(s, h))
 	}
-	a.srv = s
 }
 
-// serverGuard lets through only requests bearing a server key. With no
-// key configured the routes are not there (404), so nothing tells a
-// prober that the server API exists. Nothing is read from the request
-// before the key is checked.
+// serverGuard lets through only requests bearing a server key. Nothing is
+// read from the request before the key is checked.
 func (a *API) serverGuard(s *serverAPI, next serverHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if len(s.keys) == 0 {
-			writeError(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-			return
-		}
 		w.Header().Set("Cache-Control", "no-store")
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if k, found := s.match(token); ok && found {
