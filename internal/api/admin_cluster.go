@@ -376,8 +376,15 @@ func (a *API) adminClusterClients(w http.ResponseWriter, r *http.Request) {
 	slices.SortFunc(out.Clients, func(x, y adminClient) int {
 		return cmp.Or(strings.Compare(x.ID, y.ID), strings.Compare(x.Node, y.Node))
 	})
-	if len(out.Clients) > int(limit) {
-		out.Clients, more = out.Clients[:limit], true
+	if end := int(limit); len(out.Clients) > end {
+		// The cursor is a client ID, so the copies of one ID (a takeover
+		// in flight lists it on two nodes) go on one page: a cut between
+		// them would lose the later ones. Every node's copy is here: each
+		// listed its first limit clients after the cursor.
+		for end < len(out.Clients) && out.Clients[end].ID == out.Clients[end-1].ID {
+			end++
+		}
+		out.Clients, more = out.Clients[:end], more || end < len(out.Clients)
 	}
 	if more && len(out.Clients) > 0 {
 		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(out.Clients[len(out.Clients)-1].ID))
