@@ -127,10 +127,9 @@ type AdminConfig struct {
 	// (admin_users.go, admin_groups.go); nil: those routes answer 501.
 	Directory AdminDirectory
 	Groups    GroupOperator
-	// Cluster asks the other nodes for the cluster views (admin_cluster.go),
-	// each within AskTimeout (default DefaultAskTimeout); nil: one node.
-	Cluster    ClusterAsker
-	AskTimeout time.Duration
+	// Cluster asks the other nodes for the cluster views
+	// (admin_cluster.go); nil: one node.
+	Cluster ClusterAsker
 }
 
 // admin is the admin API's state: the token's hash, the stats sampler. The
