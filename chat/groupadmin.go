@@ -285,7 +285,10 @@ func (s *Service) checkAdmin(ctx context.Context, op *sendOp, v *batchView) erro
 	if err != nil {
 		return err
 	}
-	if op.from.Server && a.action == wire.GroupDisbanded && g != nil { // an operator's disband (operator.go)
+	if op.from.Server && a.action == wire.GroupDisbanded { // an operator's disband (operator.go)
+		if g == nil {
+			return refuse(ErrNotFound, "no such group: "+a.group)
+		}
 		if g.Disbanded != 0 {
 			return groupGone(a.group)
 		}

@@ -337,7 +337,14 @@ func (s *Service) RemoveMember(ctx context.Context, actor, group, user string) e
 	} else if me.Role == store.RoleOwner {
 		return refuse(ErrForbidden, "the owner cannot leave its group")
 	}
-	err = s.st.RemoveMember(ctx, group, user)
+	return s.dropMember(ctx, group, user, actor)
+}
+
+// dropMember removes user from group, once actor may do so, and tells
+// the user and the webhook: user left if user is actor, else actor
+// removed them.
+func (s *Service) dropMember(ctx context.Context, group, user, actor string) error {
+	err := s.st.RemoveMember(ctx, group, user)
 	if errors.Is(err, store.ErrNotFound) {
 		return refuse(ErrNotFound, user+" is not a member of "+group)
 	}
@@ -345,7 +352,7 @@ func (s *Service) RemoveMember(ctx context.Context, actor, group, user string) e
 		return errStore("remove member", err)
 	}
 	s.membership(group, user, false)
-	s.groupEvent(user, group, "removed", actor)
+	s.groupEvent(user, group, wire.GroupRemoved, actor)
 	if user == actor {
 		s.groupChanged(group, "left", actor, []string{user})
 	} else {

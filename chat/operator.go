@@ -20,11 +20,7 @@ var operator = Sender{User: SystemUser, Server: true}
 // "system". ErrNotFound for no such group, ErrGroupGone if it is
 // disbanded already.
 func (s *Service) DisbandAsOperator(ctx context.Context, group string) error {
-	group, err := s.liveGroup(ctx, group)
-	if err != nil {
-		return err
-	}
-	return s.DisbandGroup(ctx, operator, group)
+	return s.DisbandGroup(ctx, operator, group) // checkAdmin tells the operator which
 }
 
 // RemoveAsOperator removes a member from a group on an operator's word:
@@ -47,17 +43,7 @@ func (s *Service) RemoveAsOperator(ctx context.Context, group, user string) erro
 	case m.Role == store.RoleOwner:
 		return refuse(ErrForbidden, u+" owns "+group+": disband the group instead")
 	}
-	err = s.st.RemoveMember(ctx, group, u)
-	if errors.Is(err, store.ErrNotFound) {
-		return refuse(ErrNotFound, u+" is not a member of "+group)
-	}
-	if err != nil {
-		return errStore("remove member", err)
-	}
-	s.membership(group, u, false)
-	s.groupEvent(u, group, wire.GroupRemoved, SystemUser)
-	s.groupChanged(group, "removed", SystemUser, []string{u})
-	return nil
+	return s.dropMember(ctx, group, u, SystemUser)
 }
 
 // liveGroup is the normalised ID of a group that exists and is not

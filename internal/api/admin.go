@@ -127,10 +127,9 @@ type AdminConfig struct {
 	// (admin_users.go, admin_groups.go); nil: those routes answer 501.
 	Directory AdminDirectory
 	Groups    GroupOperator
-	// Cluster asks the other nodes for the cluster views (admin_cluster.go),
-	// each within AskTimeout (default DefaultAskTimeout); nil: one node.
-	Cluster    ClusterAsker
-	AskTimeout time.Duration
+	// Cluster asks the other nodes for the cluster views
+	// (admin_cluster.go); nil: one node.
+	Cluster ClusterAsker
 }
 
 // admin is the admin API's state: the token's hash, the stats sampler. The
@@ -178,7 +177,9 @@ func (a *API) adminRoutes() {
 		"POST /v1/admin/notice":                       a.adminNotice,
 		"POST /v1/admin/drain":                        a.adminDrain,
 		"GET /v1/admin/backup":                        a.adminBackup,
-		"/v1/admin/":                                  a.adminNotFound,
+		// The admin fallback is guarded too, so only the admin learns
+		// which admin paths exist (404, or 405 with Allow).
+		adminCatchAll: a.notRoute,
 	} {
 		a.mux.HandleFunc(pattern, a.adminGuard(h))
 	}
@@ -227,10 +228,6 @@ func (a *API) adminGuard(next http.HandlerFunc) http.HandlerFunc {
 		a.cfg.Metrics.AuthFailed("admin", "", r.RemoteAddr, "wrong admin token on "+r.Method+" "+r.URL.Path)
 		writeError(w, http.StatusUnauthorized, wire.CodeUnauthorized, "wrong admin token")
 	}
-}
-
-func (a *API) adminNotFound(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 }
 
 // adminNode is one node as GET /v1/admin/nodes shows it.

@@ -18,15 +18,12 @@ import (
 
 // The cluster views (docs/http.md#cluster): GET /v1/admin/cluster/stats and
 // /v1/admin/cluster/clients answer for every node. The node asked answers
-// for itself and asks the others at once over Redis (ClusterAsker), each
-// within AdminConfig.AskTimeout; a node that is down, gone or slow is
-// listed as down with why, never waited on past the deadline. On one node
+// for itself and asks the others at once over Redis (ClusterAsker), within
+// the asker's deadline; a node that is down, gone or slow is listed as
+// down with why, never waited on past it. On one node
 // (no cluster) they answer for it alone. Each node answers with its own
 // GET /v1/admin/stats, /nodes and /clients, so every node's part is what
 // that node would say.
-
-// DefaultAskTimeout bounds the wait for the other nodes' answers.
-const DefaultAskTimeout = 2 * time.Second
 
 // NodeAnswer is one other node's answer to a question, or why there is none.
 type NodeAnswer struct {
@@ -37,7 +34,8 @@ type NodeAnswer struct {
 
 // ClusterAsker asks every other node of the cluster a question (the
 // daemon's cluster.Asker): the answers are what each node's AnswerNode
-// returned. It returns when all have answered or ctx ends.
+// returned. It returns when all have answered or ctx ends, and bounds the
+// wait itself when ctx has no deadline (cluster.AskOptions.Deadline).
 type ClusterAsker interface {
 	AskAll(ctx context.Context, question []byte) ([]NodeAnswer, error)
 }
@@ -150,12 +148,6 @@ func (a *API) askEveryone(ctx context.Context, gets ...string) ([]nodePart, [][]
 	if c == nil {
 		return parts, replies
 	}
-	timeout := a.adm.cfg.AskTimeout
-	if timeout <= 0 {
-		timeout = DefaultAskTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	q, _ := json.Marshal(nodeQuestion{Get: gets})
 	answers, err := c.AskAll(ctx, q)
 	if err != nil {
@@ -294,8 +286,8 @@ func clusterSeries(nodes [][]point) []point {
 	for k, p := range latest {
 		sum := bySec[k.sec]
 		if sum == nil {
-			bySec[k.sec] = &point{T: k.sec*1000 + 999, Conns: p.Conns, In: p.In, Out: p.Out, AckP50: p.AckP50, AckP99: p.AckP99,
-				Batch: p.Batch, CommitP50: p.CommitP50, CommitP99: p.CommitP99, Errors: p.Errors, Denials: p.Denials}
+			p.T = k.sec*1000 + 999
+			bySec[k.sec] = &p
 			continue
 		}
 		sum.Conns += p.Conns
@@ -376,8 +368,15 @@ func (a *API) adminClusterClients(w http.ResponseWriter, r *http.Request) {
 	slices.SortFunc(out.Clients, func(x, y adminClient) int {
 		return cmp.Or(strings.Compare(x.ID, y.ID), strings.Compare(x.Node, y.Node))
 	})
-	if len(out.Clients) > int(limit) {
-		out.Clients, more = out.Clients[:limit], true
+	if end := int(limit); len(out.Clients) > end {
+		// The cursor is a client ID, so the copies of one ID (a takeover
+		// in flight lists it on two nodes) go on one page: a cut between
+		// them would lose the later ones. Every node's copy is here: each
+		// listed its first limit clients after the cursor.
+		for end < len(out.Clients) && out.Clients[end].ID == out.Clients[end-1].ID {
+			end++
+		}
+		out.Clients, more = out.Clients[:end], more || end < len(out.Clients)
 	}
 	if more && len(out.Clients) > 0 {
 		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(out.Clients[len(out.Clients)-1].ID))

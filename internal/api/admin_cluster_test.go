@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,10 +117,30 @@ func TestClusterViews(t *testing.T) {
 		Clients []struct{ Node, ID string }
 		Next    string `json:"next_cursor"`
 	}
-	wantJSON(t, r.do("GET", "/v1/admin/cluster/clients?user=bob&limit=3", adminToken, ""), http.StatusOK, &cl)
-	if cl.Total != 4 || len(cl.Clients) != 3 || cl.Clients[0].ID != "bob/tab" || cl.Clients[1].ID != "bob/tab" ||
-		cl.Clients[0].Node != "n1" || cl.Clients[1].Node != "n2" || cl.Clients[2].ID != "bob/web" || cl.Next == "" {
+	wantJSON(t, r.do("GET", "/v1/admin/cluster/clients?user=bob&limit=2", adminToken, ""), http.StatusOK, &cl)
+	if cl.Total != 4 || len(cl.Clients) != 2 || cl.Clients[0].ID != "bob/tab" || cl.Clients[1].ID != "bob/tab" ||
+		cl.Clients[0].Node != "n1" || cl.Clients[1].Node != "n2" || cl.Next == "" {
 		t.Fatalf("cluster clients: %+v", cl)
+	}
+	// Both nodes list both of bob's clients (as in a takeover): paging
+	// one at a time still sees every copy, each once.
+	var seen []string
+	for q, pages := "", 0; ; pages++ {
+		if pages == 4 {
+			t.Fatalf("no end of pages: %v", seen)
+		}
+		cl.Next = ""
+		wantJSON(t, r.do("GET", "/v1/admin/cluster/clients?user=bob&limit=1"+q, adminToken, ""), http.StatusOK, &cl)
+		for _, c := range cl.Clients {
+			seen = append(seen, c.Node+" "+c.ID)
+		}
+		if cl.Next == "" {
+			break
+		}
+		q = "&cursor=" + cl.Next
+	}
+	if want := []string{"n1 bob/tab", "n2 bob/tab", "n1 bob/web", "n2 bob/web"}; !slices.Equal(seen, want) {
+		t.Errorf("paged one by one: %v, want %v", seen, want)
 	}
 	wantError(t, r.do("GET", "/v1/admin/cluster/clients?user=*", adminToken, ""), http.StatusBadRequest, "bad_request")
 	wantError(t, r.do("GET", "/v1/admin/cluster/stats?window=601", adminToken, ""), http.StatusBadRequest, "bad_request")

@@ -228,7 +228,8 @@ func (a *API) adminShowUser(w http.ResponseWriter, r *http.Request) {
 
 // adminRevokeUser revokes every token of the user and disconnects its
 // devices, here and on the other nodes: they must log in again. The
-// account stays (ban it to keep it out).
+// account stays (ban it to keep it out). JWTs (--jwt-key) are the
+// issuer's, not ours: one stays valid, so its device comes straight back.
 func (a *API) adminRevokeUser(w http.ResponseWriter, r *http.Request) {
 	if !onlyParams(w, r) {
 		return
@@ -258,16 +259,5 @@ func (a *API) adminRevokeUser(w http.ResponseWriter, r *http.Request) {
 // adminDeleteUser deletes a user as DELETE /v1/server/users/{user} does
 // (server.go): 200 deleted, 202 when more is left (DELETE again).
 func (a *API) adminDeleteUser(w http.ResponseWriter, r *http.Request) {
-	if !onlyParams(w, r) {
-		return
-	}
-	user, ok := userPath(w, r)
-	if !ok {
-		return
-	}
-	if wire.ReservedUser(user) {
-		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "user ID "+user+" is reserved")
-		return
-	}
-	a.deleteUser(w, r, user, "admin")
+	a.deleteUser(w, r, "admin")
 }

@@ -3,6 +3,7 @@ package api_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,7 +44,8 @@ func TestLanding(t *testing.T) {
 // TestMethodNotAllowed: a route asked with another method is 405
 // method_not_allowed, with Allow naming the methods it takes; a path that
 // is no route stays 404, and the server API's paths stay 404 while it is
-// off, so nothing tells a prober it exists.
+// off, so nothing tells a prober it exists. Admin paths answer alike, but
+// only to the admin.
 func TestMethodNotAllowed(t *testing.T) {
 	r := newRig(t, nil)
 	for _, c := range []struct{ method, path, allow string }{
@@ -59,8 +61,27 @@ func TestMethodNotAllowed(t *testing.T) {
 			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
 		}
 	}
+	for _, c := range []struct{ method, path, allow string }{
+		{"PUT", "/v1/admin/bans", "GET, HEAD, POST"},
+		{"POST", "/v1/admin/stats", "GET, HEAD"},
+		{"GET", "/v1/admin/bans/b1", "DELETE"},
+	} {
+		w := r.do(c.method, c.path, adminToken, "")
+		wantError(t, w, http.StatusMethodNotAllowed, wire.CodeMethodNotAllowed)
+		if got := w.Header().Get("Allow"); got != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+	wantError(t, r.do("GET", "/v1/admin/nothing", adminToken, ""), http.StatusNotFound, wire.CodeNotFound)
+	// Without the admin token the admin paths tell nothing.
+	if w := r.do("PUT", "/v1/admin/bans", "", ""); w.Header().Get("Allow") != "" {
+		t.Errorf("unauthenticated: Allow %q", w.Header().Get("Allow"))
+	} else {
+		wantError(t, w, http.StatusUnauthorized, wire.CodeUnauthorized)
+	}
 	wantError(t, r.do("GET", "/v1/nothing", "", ""), http.StatusNotFound, wire.CodeNotFound)
 	wantError(t, r.do("GET", "/v1/server/users", "", ""), http.StatusNotFound, wire.CodeNotFound)
+	wantError(t, r.do("POST", "/v1/server/users", "", `{"user":"carol"}`), http.StatusNotFound, wire.CodeNotFound)
 	if calls := r.core.took(); len(calls) != 0 {
 		t.Fatalf("the core was called: %v", calls)
 	}
@@ -110,6 +131,14 @@ func TestCORS(t *testing.T) {
 	w = get(on, "http://localhost:5173")
 	if w.Code != http.StatusOK || w.Header().Get("Access-Control-Allow-Origin") != "http://localhost:5173" || w.Header().Get("Vary") != "Origin" {
 		t.Fatalf("GET: %d %v", w.Code, w.Header())
+	}
+	// The spec is a static document with a Vary of its own; Origin stays.
+	spec := httptest.NewRequest("GET", "/v1/openapi.json", nil)
+	spec.Header.Set("Origin", "https://app.example")
+	spec.Header.Set("Accept-Encoding", "gzip")
+	if w := on.serve(spec); w.Code != http.StatusOK || w.Header().Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!slices.Contains(w.Header().Values("Vary"), "Origin") || !slices.Contains(w.Header().Values("Vary"), "Accept-Encoding") {
+		t.Fatalf("openapi.json: %d %v", w.Code, w.Header())
 	}
 	noCORS("another origin's preflight", preflight(on, "https://evil.example"))
 	noCORS("another origin's GET", get(on, "https://evil.example"))

@@ -215,6 +215,17 @@ func TestSync(t *testing.T) {
 	if calls := r.core.took(); !slices.Equal(calls, []string{"heads alice"}) {
 		t.Errorf("core calls %v", calls)
 	}
+
+	// gzip;q=0 refuses gzip: both replies come plain.
+	for _, path := range []string{"/v1/sync?heads=1", "/v1/sync?since=10"} {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Authorization", "Bearer tok-alice-phone")
+		req.Header.Set("Accept-Encoding", "gzip;q=0, identity")
+		w := r.serve(req)
+		if w.Code != http.StatusOK || w.Header().Get("Content-Encoding") != "" || !json.Valid(w.Body.Bytes()) {
+			t.Errorf("%s, gzip;q=0: %d, Content-Encoding %q", path, w.Code, w.Header().Get("Content-Encoding"))
+		}
+	}
 }
 
 // TestReadHistoryGroups: the other user endpoints pass the caller and the

@@ -5,9 +5,9 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/imqtt/imqtt/chat"
+	"github.com/imqtt/imqtt/internal/apidocs"
 	imsync "github.com/imqtt/imqtt/sync"
 	"github.com/imqtt/imqtt/wire"
 )
@@ -74,7 +74,7 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	enc := imsync.Encoding{Line: true} // as json.Encoder ends a body
-	gz := acceptsGzip(r)
+	gz := apidocs.AcceptsGzip(r)
 	if gz {
 		enc.Compress = "gzip"
 	}
@@ -142,11 +142,6 @@ func uintParam(s string) (uint64, error) {
 	return strconv.ParseUint(s, 10, 64)
 }
 
-// acceptsGzip reports whether the client takes a gzip-compressed reply.
-func acceptsGzip(r *http.Request) bool {
-	return strings.Contains(r.Header.Get("Accept-Encoding"), "gzip")
-}
-
 // jsonHeaders sets the headers of a JSON reply that may be compressed,
 // gzip-compressed if gz.
 func jsonHeaders(w http.ResponseWriter, gz bool) {
@@ -159,7 +154,7 @@ func jsonHeaders(w http.ResponseWriter, gz bool) {
 
 // writeMaybeGzip writes v as JSON, gzip-compressed if the client accepts it.
 func writeMaybeGzip(w http.ResponseWriter, r *http.Request, v any) {
-	gz := acceptsGzip(r)
+	gz := apidocs.AcceptsGzip(r)
 	jsonHeaders(w, gz)
 	if !gz {
 		_ = json.NewEncoder(w).Encode(v)

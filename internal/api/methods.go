@@ -14,7 +14,8 @@ var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, ht
 // notRoute answers a request under /v1/ that no route took: 405 with
 // Allow when the path is a route under other methods (ServeMux would say
 // so itself, but the /v1/ catch-all matches every method first), else
-// 404. The server API's paths stay 404 while it is off (serverGuard).
+// 404. The server API's paths stay 404 while it is off: they are not
+// routes then (serverRoutes).
 func (a *API) notRoute(w http.ResponseWriter, r *http.Request) {
 	if allow := a.allowed(r); len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
@@ -26,21 +27,22 @@ func (a *API) notRoute(w http.ResponseWriter, r *http.Request) {
 }
 
 // allowed lists the methods the mux routes r's path under to a route of
-// its own (not the catch-all).
+// its own (not a catch-all).
 func (a *API) allowed(r *http.Request) []string {
-	if strings.HasPrefix(r.URL.Path, "/v1/server/") && (a.srv == nil || len(a.srv.keys) == 0) {
-		return nil
-	}
 	var allow []string
 	for _, m := range probeMethods {
 		probe := *r // shallow: Handler only reads the method, host and path
 		probe.Method = m
-		if _, pattern := a.mux.Handler(&probe); pattern != "" && pattern != catchAll {
+		if _, pattern := a.mux.Handler(&probe); pattern != "" && pattern != catchAll && pattern != adminCatchAll {
 			allow = append(allow, m)
 		}
 	}
 	return allow
 }
 
-// catchAll is the pattern of the routes' fallback (notRoute).
-const catchAll = "/v1/"
+// The patterns of the routes' fallbacks (notRoute): adminCatchAll's runs
+// behind adminGuard.
+const (
+	catchAll      = "/v1/"
+	adminCatchAll = "/v1/admin/"
+)

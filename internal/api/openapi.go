@@ -97,12 +97,21 @@ func yamlToJSON(buf *bytes.Buffer, n *yaml.Node) error {
 		switch n.Tag {
 		case "!!str":
 			writeJSONString(buf, n.Value)
-		case "!!int", "!!float":
-			f, err := strconv.ParseFloat(n.Value, 64)
-			if err != nil {
+		case "!!int": // read as YAML reads it (0x1f, 1_000), exact past 2^53
+			var i int64
+			if err := n.Decode(&i); err != nil {
+				return fmt.Errorf("line %d: integer %q: %w", n.Line, n.Value, err)
+			}
+			buf.WriteString(strconv.FormatInt(i, 10))
+		case "!!float":
+			var f float64
+			if err := n.Decode(&f); err != nil {
 				return fmt.Errorf("line %d: number %q: %w", n.Line, n.Value, err)
 			}
-			b, _ := json.Marshal(f)
+			b, err := json.Marshal(f)
+			if err != nil { // .inf, .nan
+				return fmt.Errorf("line %d: number %q has no JSON form", n.Line, n.Value)
+			}
 			buf.Write(b)
 		case "!!bool":
 			var b bool

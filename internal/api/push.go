@@ -114,9 +114,8 @@ func (a *API) pushDevices(w http.ResponseWriter, r *http.Request, c caller) {
 
 // adminPushDevices lists a user's push registrations, tokens cut short.
 func (a *API) adminPushDevices(w http.ResponseWriter, r *http.Request) {
-	user, ok := wire.NormUser(r.PathValue("user"))
+	user, ok := userPath(w, r)
 	if !ok {
-		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "malformed user ID")
 		return
 	}
 	if a.cfg.Push == nil {

@@ -114,6 +114,10 @@ func (a *API) serverRoutes() {
 	for _, k := range c.Keys {
 		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
 	}
+	a.srv = s // the admin API deletes users through it, keys or not
+	if len(s.keys) == 0 {
+		return // no routes: nothing tells a prober that the server API exists
+	}
 	for pattern, h := range map[string]serverHandler{
 		"POST /v1/server/users":          a.serverCreateUser,
 		"POST /v1/server/tokens":         a.serverMintToken,
@@ -122,19 +126,12 @@ func (a *API) serverRoutes() {
 	} {
 		a.mux.HandleFunc(pattern, a.serverGuard(s, h))
 	}
-	a.srv = s
 }
 
-// serverGuard lets through only requests bearing a server key. With no
-// key configured the routes are not there (404), so nothing tells a
-// prober that the server API exists. Nothing is read from the request
-// before the key is checked.
+// serverGuard lets through only requests bearing a server key. Nothing is
+// read from the request before the key is checked.
 func (a *API) serverGuard(s *serverAPI, next serverHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if len(s.keys) == 0 {
-			writeError(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-			return
-		}
 		w.Header().Set("Cache-Control", "no-store")
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if k, found := s.match(token); ok && found {
@@ -328,25 +325,24 @@ type serverDeletion struct {
 // "deleting" when more is left (DELETE again; a crash half-way is the
 // same). An unknown user is 404; one deleted already is 200.
 func (a *API) serverDeleteUser(w http.ResponseWriter, r *http.Request, _ serverKey) {
+	a.deleteUser(w, r, "server API")
+}
+
+// deleteUser deletes the path's {user} and answers as DELETE
+// /v1/server/users/{user} does; who names the API asking, in the log. The
+// server API and the admin API (admin_users.go) share it.
+func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, who string) {
 	if !onlyParams(w, r) {
 		return
 	}
-	user, ok := wire.NormUser(r.PathValue("user"))
+	user, ok := userPath(w, r)
 	if !ok {
-		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "user must be a user ID")
 		return
 	}
 	if wire.ReservedUser(user) {
 		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "user ID "+user+" is reserved")
 		return
 	}
-	a.deleteUser(w, r, user, "server API")
-}
-
-// deleteUser deletes user (valid, not reserved) and answers as DELETE
-// /v1/server/users/{user} does; who names the API asking, in the log. The
-// server API and the admin API (admin_users.go) share it.
-func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, user, who string) {
 	c := a.srv.cfg
 	err := c.Store.TombstoneUser(r.Context(), user, time.Now().UnixMilli())
 	if errors.Is(err, store.ErrNotFound) {

@@ -71,9 +71,9 @@ func Static(typ string, body []byte, extra http.Header) http.Handler {
 		h.Set("Content-Type", typ)
 		h.Set("Cache-Control", "public, max-age=300")
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Vary", "Accept-Encoding")
+		h.Add("Vary", "Accept-Encoding") // after Vary: Origin, which CORS may have set
 		b, tag := body, `"`+etag+`"`
-		if acceptsGzip(r) {
+		if AcceptsGzip(r) {
 			b, tag = zipped.Bytes(), `"`+etag+`-gz"`
 			h.Set("Content-Encoding", "gzip")
 		}
@@ -82,9 +82,9 @@ func Static(typ string, body []byte, extra http.Header) http.Handler {
 	})
 }
 
-// acceptsGzip reports whether the request's Accept-Encoding names gzip
-// with a weight above 0.
-func acceptsGzip(r *http.Request) bool {
+// AcceptsGzip reports whether the request's Accept-Encoding names gzip
+// with a weight above 0 (gzip;q=0 refuses it).
+func AcceptsGzip(r *http.Request) bool {
 	for _, v := range r.Header.Values("Accept-Encoding") {
 		for part := range strings.SplitSeq(v, ",") {
 			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
