@@ -514,9 +514,7 @@ export class Client {
   }
 
   groupError(group, code) {
-    const { left, gone } = this.groups.error(group, code, Date.now());
-    for (const g of gone || []) this.disbanded(g);
-    for (const g of left) this.deliver([{ kind: 'group', group: g, action: 'left' }], false);
+    for (const g of this.groups.error(group, code, Date.now()).gone) this.disbanded(g);
     this.save();
     this.pumpGroups();
     this.checkSynced();

@@ -34,7 +34,8 @@
 // next to the inbox cursor and one sequencer per group, keyed by seq:
 //
 //   - on every (re)connect, and at the periodic resync, it asks for the heads
-//     ({"heads":true}), the server's word on which groups the user is in;
+//     ({"heads":true}), the server's word on which groups the user is in; at
+//     most once a second but on a connect;
 //   - a group without a cursor (a new device, or an application that saved
 //     none) starts where the heads say it joined; an application may seed
 //     cursors (the web chat starts each group at its list's last seq);
@@ -45,6 +46,9 @@
 //     head is answered with a reset from the join); a group with a cursor that
 //     is not listed was left or is gone: its cursor is dropped, nothing more
 //     is synced for it, and the application is told (left);
+//   - a group sync that ends below the head the heads gave (a hole a
+//     scale-out server is settling) is asked again after a short delay, and
+//     the groups are not caught up until it reaches the head;
 //   - a group sync batch follows the sequencer rules above by seq; one that
 //     starts past the cursor is ignored and asks for the heads (the join is
 //     above the cursor: the user left and joined again);
@@ -58,14 +62,16 @@
 //     in flight at once, the others wait their turn (the server answers 4 sync and read
 //     requests per client at once; the inbox sync takes one); one with no
 //     answer after the sync timeout is sent again;
-//   - an error for a group sync (it names the group): not_member drops that
-//     group's cursor as if the heads no longer listed it; busy or unavailable
-//     sends the request again after a short delay. An error naming no group
+//   - an error for a group sync (it names the group) ends that sync:
+//     not_member asks for the heads (which drop the group if it is really
+//     gone); any other but group_gone sends the request again after a short
+//     delay. An error naming no group
 //     that says not_member makes the client ask for the heads; one that says
 //     busy or unavailable while the heads are asked sends them again;
 //   - a group the server calls gone (a head or a group batch with
 //     "gone":true, a group_gone error) keeps its cursor and is synced up to
-//     its head, the disband, and no further; the cursor remembers that the
+//     its head, the disband, and no further (one whose sync was answered
+//     group_gone is not synced again until a restart); the cursor remembers that the
 //     application was told (gone: true), and once the heads no longer list
 //     it the cursor is dropped without a left.
 
@@ -124,6 +130,12 @@ export class Sequencer {
     this.close();
     this.syncing = false;
     this.overflow = false;
+  }
+
+  // abort ends a sync whose request failed: the waiting events wait on, for
+  // the sync sent again.
+  abort() {
+    this.syncing = false;
   }
 
   // begin records that a request for everything after the cursor is sent.
@@ -393,7 +405,7 @@ export class Groups {
       if (!s) this.seqs.set(g, (s = this.sequencer(x.join, '')));
       else out.push(...s.raise(x.join));
       s.head = x.seq;
-      if (x.seq !== s.cursor) this.want(g);
+      if (x.seq !== s.cursor && !s.closed) this.want(g);
     }
     return { out, left };
   }
@@ -443,33 +455,42 @@ export class Groups {
   }
 
   // error takes an error event answering a group request: group is the
-  // group it names ('' if none), code its code. Returns {left} (and {gone}:
-  // the group was disbanded).
+  // group it names ('' if none), code its code. Returns {gone}: the groups
+  // the server says were disbanded. An error naming a group frees its place
+  // and ends its sync (the waiting events wait on for the next one):
+  // not_member asks the heads, which drop the group if it is really gone;
+  // group_gone asks nothing more of it; any other sends it again a little
+  // later.
   error(group, code, now) {
+    if (!group) { // the heads', or the inbox sync's
+      if (code === 'not_member') this.askHeads();
+      else if ((code === 'busy' || code === 'unavailable') && this.inflight.has(HEADS)) this.later(HEADS, now);
+      return { gone: [] };
+    }
+    const s = this.seqs.get(group);
+    if (!s || !this.inflight.delete(group)) return { gone: [] };
+    this.again.delete(group);
+    s.abort();
     if (code === 'not_member') {
-      if (group && this.drop(group)) return { left: [group] };
-      if (!group) this.askHeads();
-      return { left: [] };
+      this.askHeads();
+      return { gone: [] };
     }
     if (code === 'group_gone') {
       // Disbanded (docs/protocol.md#groups): nothing more to sync. The
       // cursor stays, and so does the history shown; the client marks it.
-      if (group) {
-        this.inflight.delete(group);
-        this.again.delete(group);
-        this.queue.delete(group);
-        this.notBefore.delete(group);
-      }
-      return { left: [], gone: group ? [group] : [] };
+      s.closed = true;
+      return { gone: [group] };
     }
-    if (code !== 'busy' && code !== 'unavailable') return { left: [] };
-    const key = group || HEADS;
-    if (!this.inflight.has(key)) return { left: [] };
+    this.later(group, now);
+    return { gone: [] };
+  }
+
+  // later queues key to be sent again after a short delay.
+  later(key, now) {
     this.inflight.delete(key);
     this.again.delete(key);
     this.queue.add(key);
     this.notBefore.set(key, now + this.retry());
-    return { left: [] };
   }
 
   // takeDropped returns how many live group events were dropped unconfirmed

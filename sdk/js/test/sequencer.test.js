@@ -482,33 +482,53 @@ test('groups: a cursor beyond the head, or of another epoch, is reset from the j
   assert.deepEqual(G.cursors().g2, { seq: 9, epoch: 'e1' });
 });
 
-test('groups: not_member drops the group; busy asks again after a delay', () => {
+test('groups: not_member asks the heads, which drop the group; busy asks again after a delay', () => {
   const { G } = online({}, heads(['g1', 3], ['g2', 3]), { retry: () => 1000 });
   G.take(1);
-  assert.deepEqual(G.error('g1', 'not_member', 2).left, ['g1']);
+  assert.deepEqual(G.error('g1', 'not_member', 2), { gone: [] });
+  assert.equal(G.cursors().g1.seq, 0); // a claim of one answer: the heads decide
+  assert.equal(G.seqs.get('g1').syncing, false);
+  assert.deepEqual(G.error('g2', 'busy', 100), { gone: [] });
+  assert.deepEqual(G.take(1000), [{ heads: true }]);
+  assert.deepEqual(G.heads(heads(['g2', 3])).left, ['g1']);
   assert.equal(G.cursors().g1, undefined);
   assert.deepEqual(G.batch(gbatch('g1', 0, 3, false, [1, 2, 3])).out, []);
-  assert.deepEqual(G.error('g2', 'busy', 100).left, []);
-  assert.deepEqual(G.take(500), []);
   assert.equal(G.deadline(), 1100);
   assert.deepEqual(G.take(1100), [{ group: 'g2', since: 0, limit: 200, epoch: undefined }]);
   // An error naming no group: not_member asks the heads, busy resends them.
-  G.error('', 'not_member', 1200);
-  assert.deepEqual(G.take(1200), [{ heads: true }]);
-  G.error('', 'busy', 1300);
-  assert.deepEqual(G.take(1300), []);
-  assert.deepEqual(G.take(2300), [{ heads: true }]);
+  G.error('', 'not_member', 2200);
+  assert.deepEqual(G.take(2200), [{ heads: true }]);
+  G.error('', 'busy', 2300);
+  assert.deepEqual(G.take(2300), []);
+  assert.deepEqual(G.take(3300), [{ heads: true }]);
+});
+
+test('groups: an error ends the group\'s sync: live events flow again, not held until a reconnect', () => {
+  for (const code of ['busy', 'unavailable', 'group_gone', 'not_member']) {
+    const { G } = online({ g1: { seq: 3, epoch: 'e1' } }, heads(['g1', 5]), { retry: () => 1000 });
+    assert.equal(G.take(1).length, 1);
+    G.error('g1', code, 2);
+    assert.equal(G.seqs.get('g1').syncing, false, code);
+    assert.deepEqual(seqs(G.live(gev('g1', 4)).out), ['g1:4'], code);
+  }
 });
 
 test('groups: group_gone ends that group\'s sync and frees its place; the cursor stays', () => {
   const { G } = online({}, heads(['g1', 3], ['g2', 3], ['g3', 3]), { window: 1 });
   assert.deepEqual(G.take(1), [{ group: 'g1', since: 0, limit: 200, epoch: undefined }]);
-  assert.deepEqual(G.error('g1', 'group_gone', 2), { left: [], gone: ['g1'] });
+  assert.deepEqual(G.error('g1', 'group_gone', 2), { gone: ['g1'] });
   assert.equal(G.cursors().g1.seq, 0);
   assert.deepEqual(G.take(3), [{ group: 'g2', since: 0, limit: 200, epoch: undefined }]);
   assert.equal(G.deadline(), 3 + 10000); // g1 is not asked again after the timeout
   G.batch(gbatch('g2', 0, 3, false, [1, 2, 3]));
   assert.deepEqual(G.take(20000), [{ group: 'g3', since: 0, limit: 200, epoch: undefined }]);
+  G.batch(gbatch('g3', 0, 3, false, [1, 2, 3]));
+  // Later heads still show g1 below its head: it is not asked again.
+  G.askHeads();
+  assert.deepEqual(G.take(30000), [{ heads: true }]);
+  G.heads(heads(['g1', 3], ['g2', 3], ['g3', 3]));
+  assert.deepEqual(G.take(30001), []);
+  assert.equal(G.idle(), true);
 });
 
 test('groups: a batch past the cursor (a join above it) is ignored and asks the heads', () => {
