@@ -246,6 +246,7 @@ export class Sequencer {
 }
 
 const HEADS = ''; // the heads request's key among group requests (no group is named '')
+const HEADS_INTERVAL = 1000; // the least time between two heads requests but on a connect
 
 // Groups keeps the client's group cursors and decides which group
 // requests to send (see the rules at the top). Pure state: take(now) returns
@@ -352,7 +353,9 @@ export class Groups {
       this.queue.delete(key);
       this.notBefore.delete(key);
       let req = { heads: true };
-      if (key !== HEADS) {
+      if (key === HEADS) {
+        this.notBefore.set(HEADS, now + HEADS_INTERVAL);
+      } else {
         const s = this.seqs.get(key);
         if (!s) continue;
         s.begin(this.limit);
@@ -490,7 +493,7 @@ export class Groups {
     this.inflight.delete(key);
     this.again.delete(key);
     this.queue.add(key);
-    this.notBefore.set(key, now + this.retry());
+    this.notBefore.set(key, Math.max(this.notBefore.get(key) || 0, now + this.retry()));
   }
 
   // takeDropped returns how many live group events were dropped unconfirmed

@@ -425,17 +425,30 @@ test('groups: a message of a group without a cursor asks the heads, whose answer
   const { G } = online({}, heads());
   assert.deepEqual(G.live(gev('g9', 1)).out, []);
   assert.deepEqual(G.live(gev('g9', 2)).out, []);
-  assert.deepEqual(G.take(1), [{ heads: true }]); // asked once
+  assert.deepEqual(G.take(1000), [{ heads: true }]); // asked once
   assert.deepEqual(G.heads(heads(['g9', 2, 0])).out, []);
-  assert.deepEqual(G.take(2), [{ group: 'g9', since: 0, limit: 200, epoch: undefined }]);
+  assert.deepEqual(G.take(1001), [{ group: 'g9', since: 0, limit: 200, epoch: undefined }]);
   assert.deepEqual(seqs(G.batch(gbatch('g9', 0, 2, false, [1, 2])).out), ['g9:1', 'g9:2']);
   // A membership event while the heads are on their way: asked again after.
   G.askHeads();
-  assert.deepEqual(G.take(3), [{ heads: true }]);
+  assert.deepEqual(G.take(3000), [{ heads: true }]);
   G.askHeads();
-  assert.deepEqual(G.take(4), []);
+  assert.deepEqual(G.take(3001), []);
   G.heads(heads(['g9', 2]));
-  assert.deepEqual(G.take(5), [{ heads: true }]);
+  assert.deepEqual(G.take(4000), [{ heads: true }]);
+});
+
+test('groups: at most one heads request a second, but on a connect', () => {
+  const { G } = online({}, heads()); // asked at 0
+  G.askHeads();
+  assert.deepEqual(G.take(500), []);
+  assert.equal(G.deadline(), 1000);
+  assert.deepEqual(G.take(1000), [{ heads: true }]);
+  G.heads(heads());
+  G.askHeads();
+  assert.deepEqual(G.take(1001), []);
+  G.connected();
+  assert.deepEqual(G.take(1002), [{ heads: true }]);
 });
 
 test('groups: at most two requests in flight; the others wait; no answer is asked again', () => {
@@ -444,9 +457,9 @@ test('groups: at most two requests in flight; the others wait; no answer is aske
   G.askHeads();
   assert.deepEqual(G.take(2), []);
   G.batch(gbatch('a', 0, 1, false, [1]));
-  assert.deepEqual(G.take(3), [{ heads: true }]); // heads first
+  assert.deepEqual(G.take(1000), [{ heads: true }]); // heads first
   G.heads(heads(['a', 1], ['b', 1], ['c', 1], ['d', 1]));
-  assert.deepEqual(G.take(4).map((r) => r.group), ['c']);
+  assert.deepEqual(G.take(1001).map((r) => r.group), ['c']);
   assert.equal(G.deadline(), 1 + 10000);
   assert.deepEqual(G.take(10000), []);
   assert.deepEqual(G.take(10001), [{ group: 'b', since: 0, limit: 200, epoch: undefined }]); // b's answer never came
