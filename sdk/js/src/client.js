@@ -472,7 +472,7 @@ export class Client {
       return !why;
     });
     if (this.groups.resets(b)) this.emit('reset', { group: b.group, since: b.since, epoch: b.epoch });
-    const { out } = this.groups.batch({ ...b, items }, all.length);
+    const { out } = this.groups.batch({ ...b, items }, all.length, Date.now());
     const dropped = this.groups.takeDropped();
     if (dropped) {
       this.unconfirmed += dropped;

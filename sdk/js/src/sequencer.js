@@ -438,18 +438,27 @@ export class Groups {
     return !!s && s.resets(b);
   }
 
-  // batch takes one group sync batch: {out}. n as for Sequencer.batch.
-  batch(b, n) {
+  // batch takes one group sync batch at time now: {out}. n as for
+  // Sequencer.batch.
+  batch(b, n, now) {
     const s = this.seqs.get(b.group);
     if (!s) return { out: [] }; // a group left meanwhile
     // A batch starting past the cursor (ignored) says the join floor is
     // above it: the user left and joined again. The heads tell the floor.
     if (!b.reset && b.since > s.cursor) this.askHeads();
+    const before = s.cursor;
+    const ended = this.inflight.has(b.group);
     const { out, again } = s.batch(b, n);
     this.dropped += s.takeDropped();
     if (!s.syncing) {
       this.done(b.group);
-      if (again) this.want(b.group);
+      if (again) {
+        this.want(b.group);
+      } else if (ended && s.cursor < s.head) { // below the head the heads gave
+        this.want(b.group);
+        // No step forward: a hole a scale-out server is settling; not in a loop.
+        if (s.cursor <= before) this.notBefore.set(b.group, now + this.retry());
+      }
     } else if (again) { // the request's limit reached with more to come: the next page
       this.inflight.delete(b.group);
       this.queue.add(b.group);

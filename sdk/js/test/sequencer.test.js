@@ -544,6 +544,20 @@ test('groups: group_gone ends that group\'s sync and frees its place; the cursor
   assert.equal(G.idle(), true);
 });
 
+test('groups: a sync that ends below the head (a hole settling) is asked again a little later; not idle meanwhile', () => {
+  const { G } = online({ g1: { seq: 0, epoch: 'e1' } }, heads(['g1', 5]), { retry: () => 1000 });
+  assert.equal(G.take(1).length, 1);
+  assert.deepEqual(seqs(G.batch(gbatch('g1', 0, 3, false, [1, 2, 3]), undefined, 2).out), ['g1:1', 'g1:2', 'g1:3']);
+  assert.deepEqual(G.take(3), [{ group: 'g1', since: 3, limit: 200, epoch: 'e1' }]); // it moved: at once
+  assert.deepEqual(G.batch(gbatch('g1', 3, 3, false, []), undefined, 4).out, []); // no step: the hole
+  assert.equal(G.idle(), false);
+  assert.deepEqual(G.take(5), []);
+  assert.equal(G.deadline(), 1004);
+  assert.deepEqual(G.take(1004), [{ group: 'g1', since: 3, limit: 200, epoch: 'e1' }]);
+  assert.deepEqual(seqs(G.batch(gbatch('g1', 3, 5, false, [4, 5]), undefined, 1005).out), ['g1:4', 'g1:5']);
+  assert.equal(G.idle(), true);
+});
+
 test('groups: a batch past the cursor (a join above it) is ignored and asks the heads', () => {
   const { G } = online({ g1: { seq: 2, epoch: 'e1' } }, heads(['g1', 9, 0]));
   G.take(1);
@@ -599,7 +613,7 @@ function simulateGroups(seed) {
     const it = inflight.shift();
     if (it.live) take(G.live(it.live));
     else if (it.heads) take(G.heads(it.heads));
-    else if (it.batch) take(G.batch(it.batch));
+    else if (it.batch) take(G.batch(it.batch, undefined, now));
     else take(G.error(it.error.group, it.error.code, now));
   };
   G.connected();
