@@ -300,6 +300,7 @@ export class Groups {
   constructor(saved?: Cursor['groups'], opts?: { held?: Held; limit?: number; window?: number; timeout?: number });
   cursors(): Cursor['groups'];
 }
+/** The budget of live events waiting for a sync (4096 events, 8 MiB of payload), shared by one client's sequencers. */
 export class Held {
-  constructor(max?: number);
+  constructor(max?: number, maxBytes?: number);
 }

@@ -402,6 +402,7 @@ export class Client {
 
   async handle(gen, topic, payload) {
     let ev;
+    const size = payload.byteLength; // what a held event costs the budget
     try {
       ev = await decode(payload);
     } catch (e) {
@@ -422,7 +423,7 @@ export class Client {
     const bad = checkEvent(ev, this.user);
     if (bad) return this.skip(`an inbox event (ver ${Number(ev.ver) || 0})`, bad); // a later gap's sync covers its ver
     if (isGroupItem(ev)) {
-      this.deliver(this.groups.live(ev).out, false);
+      this.deliver(this.groups.live(ev, size).out, false);
       return this.pumpGroups();
     }
     if (ev.kind === 'group') {
@@ -432,7 +433,7 @@ export class Client {
       this.groups.askHeads();
       this.pumpGroups();
     }
-    const { out, again } = this.seq.live(ev);
+    const { out, again } = this.seq.live(ev, size);
     this.deliver(out, false);
     if (again) this.requestSync();
   }

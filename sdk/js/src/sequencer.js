@@ -20,8 +20,9 @@
 //   - a waiting event that MAX_STALLS syncs end without reaching is dropped,
 //     unconfirmed (counted in dropped): forged, or above a hole a scale-out
 //     server still waits for, which a later sync brings;
-//   - at most MAX_HELD events wait, in the inbox and all groups together (one
-//     Held budget); one past that is dropped and a sync asked for;
+//   - at most MAX_HELD events, of MAX_HELD_BYTES in all, wait, in the inbox
+//     and all groups together (one Held budget); one past that is dropped and
+//     a sync asked for;
 //   - a batch covers (since, upto]: its items above the cursor are delivered
 //     and the cursor moves to upto; a batch starting past the cursor is ignored;
 //   - only a batch continuing the latest request can end the sync;
@@ -76,23 +77,30 @@
 //     it the cursor is dropped without a left.
 
 const MAX_STALLS = 3;
-const MAX_HELD = 4096; // as the Go SDK: a real gap needs a handful
+// As the Go SDK's maxHeld and maxHeldBytes: a real gap needs a handful.
+const MAX_HELD = 4096;
+const MAX_HELD_BYTES = 8 << 20;
 
 // Held is the budget of live events waiting for a sync, shared by the
-// sequencers of one page (the inbox and every group).
+// sequencers of one client (the inbox and every group): how many, and their
+// payloads' bytes.
 export class Held {
-  constructor(max) {
+  constructor(max, maxBytes) {
     this.max = max || MAX_HELD;
+    this.maxBytes = maxBytes || MAX_HELD_BYTES;
     this.n = 0;
+    this.bytes = 0;
+  }
+
+  // room reports whether one more event of size bytes may wait.
+  room(size) {
+    return this.n < this.max && this.bytes + size <= this.maxBytes;
   }
 }
 
-// defaultHeld is the client's budget: the default of every sequencer.
-export const defaultHeld = new Held();
-
 export class Sequencer {
   // key names the position field: 'ver' (the inbox) or 'seq' (a group).
-  constructor(cursor, epoch, { key = 'ver', held = defaultHeld } = {}) {
+  constructor(cursor, epoch, { key = 'ver', held = new Held() } = {}) {
     this.key = key;
     this.held = held;
     this.cursor = cursor || 0;
@@ -101,7 +109,7 @@ export class Sequencer {
     this.reset = ''; // the epoch the cursor was last reset into
     this.budget = 0; // items the latest request may still bring
     this.expect = 0; // the since of the latest request's next batch
-    this.pending = new Map(); // position -> {ev, syncs: syncs that ended without reaching it}
+    this.pending = new Map(); // position -> {ev, size, syncs: syncs that ended without reaching it}
     this.overflow = false; // a live event was dropped for want of room: sync again
     this.dropped = 0; // waiting events given up unconfirmed, until takeDropped
   }
@@ -110,19 +118,23 @@ export class Sequencer {
     return ev[this.key];
   }
 
-  hold(p, ev) {
-    this.pending.set(p, { ev, syncs: 0 });
+  hold(p, ev, size) {
+    this.pending.set(p, { ev, size, syncs: 0 });
     this.held.n++;
+    this.held.bytes += size;
   }
 
   unhold(p) {
-    if (this.pending.delete(p)) this.held.n--;
+    const h = this.pending.get(p);
+    if (!h) return;
+    this.pending.delete(p);
+    this.held.n--;
+    this.held.bytes -= h.size;
   }
 
   // close gives the waiting events' room back: the sequencer is done with.
   close() {
-    this.held.n -= this.pending.size;
-    this.pending.clear();
+    for (const p of [...this.pending.keys()]) this.unhold(p);
   }
 
   // connected starts a new connection.
@@ -145,15 +157,16 @@ export class Sequencer {
     this.expect = this.cursor;
   }
 
-  // live takes a live event: {out: deliverable events, again: sync needed}.
-  live(ev) {
+  // live takes a live event of size bytes (its payload's): {out:
+  // deliverable events, again: sync needed}.
+  live(ev, size = 0) {
     const p = this.pos(ev);
     if (!p) return { out: [ev], again: false };
     if (!this.syncing && p <= this.cursor) return { out: [], again: false };
     // During a sync even one at or below the cursor waits: a reset may move it.
     if (!this.pending.has(p)) {
-      if (this.held.n >= this.held.max) this.overflow = true;
-      else this.hold(p, ev);
+      if (this.held.room(size)) this.hold(p, ev, size);
+      else this.overflow = true;
     }
     if (this.syncing) return { out: [], again: false };
     const out = this.drain([]);
@@ -255,7 +268,7 @@ const HEADS_INTERVAL = 1000; // the least time between two heads requests but on
 // in seq order per group) and those that learn of groups left {left}.
 export class Groups {
   // saved: {group: {seq, epoch}}, the cursors the client persisted.
-  constructor(saved, { held = defaultHeld, limit = 200, window = 2, timeout = 10000, retry = () => 1000 + Math.random() * 1000 } = {}) {
+  constructor(saved, { held = new Held(), limit = 200, window = 2, timeout = 10000, retry = () => 1000 + Math.random() * 1000 } = {}) {
     this.held = held;
     this.limit = limit;
     this.window = window;
@@ -413,14 +426,14 @@ export class Groups {
     return { out, left };
   }
 
-  // live takes a live group message (group and seq set): {out}.
-  live(ev) {
+  // live takes a live group message (group and seq set) of size bytes: {out}.
+  live(ev, size) {
     const s = this.seqs.get(ev.group);
     if (!s) {
       this.askHeads();
       return { out: [] };
     }
-    const { out, again } = s.live(ev);
+    const { out, again } = s.live(ev, size);
     if (again) this.want(ev.group);
     return { out };
   }

@@ -373,6 +373,32 @@ test('the held budget is shared by the inbox and every group', () => {
   assert.equal(held.n, 0);
 });
 
+test('the held budget bounds bytes too; a sequencer made without one has its own', () => {
+  const held = new ImqttHeld(10, 100);
+  const inbox = new ImqttSequencer(0, 'e1', { held });
+  const G = new ImqttGroups({ g1: { seq: 0, epoch: 'e1' } }, { held });
+  G.connected();
+  G.take(0);
+  G.heads(heads(['g1', 0]));
+  inbox.live(ev(3), 60);
+  assert.deepEqual([held.n, held.bytes], [1, 60]);
+  G.live(gev('g1', 5), 50); // 110 bytes would wait: dropped, and a sync will bring it
+  assert.deepEqual([held.n, held.bytes], [1, 60]);
+  assert.equal(G.seqs.get('g1').overflow, true);
+  G.live(gev('g1', 6), 40);
+  assert.deepEqual([held.n, held.bytes], [2, 100]);
+  inbox.connected();
+  G.connected();
+  assert.deepEqual([held.n, held.bytes], [0, 0]);
+  // The default: a budget per sequencer or per Groups, none shared by a whole page.
+  const a = new ImqttSequencer(0, '');
+  const b = new ImqttSequencer(0, '');
+  assert.notEqual(a.held, b.held);
+  const H = new ImqttGroups({ g1: { seq: 0, epoch: '' }, g2: { seq: 0, epoch: '' } });
+  assert.equal(H.seqs.get('g1').held, H.seqs.get('g2').held);
+  assert.notEqual(H.held, a.held);
+});
+
 test('groups: heads start at join, a re-join takes max, a missing group is dropped', () => {
   const { G, r } = online({ g1: { seq: 5, epoch: 'e1' }, g3: { seq: 2, epoch: 'e1' }, g4: { seq: 9, epoch: 'e1' } },
     heads(['g1', 9, 7], ['g2', 4, 2], ['g4', 9, 3]));
