@@ -18,7 +18,7 @@
 //   - a dropped connection reconnects after a jittered exponential backoff;
 //     a refused token (revoked, expired) stops the client: status 'closed'
 //     with the ImqttError, no retry;
-//   - the cursor is saved after every delivery (a pluggable store: memory,
+//   - the cursor is saved whenever it moves (a pluggable store: memory,
 //     localStorage, or your own).
 import { Api, ImqttError } from './http.js';
 import { Sequencer, Groups, Held } from './sequencer.js';
@@ -126,6 +126,7 @@ export class Client {
     this.state = 'offline';
     this.timers = { reconnect: 0, sync: 0, recheck: 0, groups: 0, resync: 0 };
     this.chain = Promise.resolve(); // payloads are handled one after another, in order
+    this.saved = ''; // the cursor last saved, as JSON
     this.waiters = { up: [], synced: [] };
     this.isSynced = false;
     this.skipped = 0; // events, items, batches the client could not use
@@ -186,6 +187,7 @@ export class Client {
       this.extra = extra;
       this.seq = new Sequencer(ver, epoch, { held: this.held });
       this.groups = new Groups(groups, { held: this.held, limit: Math.min(this.opts.syncLimit, 5000), timeout: this.opts.syncTimeout });
+      this.saved = JSON.stringify(this.cursor()); // what the store has
     }
     if (!this.mqttImpl) this.mqttImpl = globalThis.mqtt || (await import('mqtt')).default;
     const up = new Promise((resolve, reject) => this.waiters.up.push({ resolve, reject }));
@@ -429,7 +431,7 @@ export class Client {
     if (ev.kind === 'group') {
       // A membership event is a claim: the heads, the server's word, start
       // or drop the cursor. A disband is told once.
-      if (ev.action === 'disbanded' && this.groups.seqs.has(ev.group) && !this.groups.disbanded(ev.group)) return;
+      if (ev.action === 'disbanded' && !this.groups.liveDisbanded(ev.group)) return;
       this.groups.askHeads();
       this.pumpGroups();
     }
@@ -533,10 +535,17 @@ export class Client {
     this.save();
   }
 
+  // save saves the cursor if it changed since the last save.
   save() {
     const c = this.cursor();
     if (!c) return;
-    this.chain = this.chain.then(() => this.store.save(c)).catch((e) => this.log('error', 'saving the cursor failed', { err: e && e.message }));
+    const s = JSON.stringify(c);
+    if (s === this.saved) return;
+    this.saved = s;
+    this.chain = this.chain.then(() => this.store.save(c)).catch((e) => {
+      this.saved = ''; // the next save tries again
+      this.log('error', 'saving the cursor failed', { err: e && e.message });
+    });
   }
 
   // ---- sends and changes ----

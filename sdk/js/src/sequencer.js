@@ -260,6 +260,7 @@ export class Sequencer {
 
 const HEADS = ''; // the heads request's key among group requests (no group is named '')
 const HEADS_INTERVAL = 1000; // the least time between two heads requests but on a connect
+const MAX_TOLD_EARLY = 64; // bounds Groups.toldEarly
 
 // Groups keeps the client's group cursors and decides which group
 // requests to send (see the rules at the top). Pure state: take(now) returns
@@ -287,6 +288,9 @@ export class Groups {
     this.notBefore = new Map(); // request key -> time it may be sent again (after busy)
     this.dropped = 0; // live group events dropped unconfirmed, until takeDropped
     this.sent = 0; // group requests sent, heads included
+    // toldEarly: groups without a cursor whose live disbanded event the
+    // application had, so that the heads do not tell it again (a few).
+    this.toldEarly = new Set();
   }
 
   sequencer(seq, epoch) {
@@ -306,6 +310,15 @@ export class Groups {
     const s = this.seqs.get(g);
     if (!s || s.gone) return false;
     s.gone = true;
+    return !this.toldEarly.delete(g);
+  }
+
+  // liveDisbanded takes a live disbanded event of group g and reports
+  // whether to deliver it: not if the application had one.
+  liveDisbanded(g) {
+    if (this.seqs.has(g)) return this.disbanded(g);
+    if (this.toldEarly.has(g)) return false;
+    if (this.toldEarly.size < MAX_TOLD_EARLY) this.toldEarly.add(g);
     return true;
   }
 
