@@ -121,6 +121,7 @@ export function normalCursor(c: unknown): Cursor;
 /** An MQTT implementation: the `mqtt` package (MQTT.js) or its browser build's global. */
 export interface MqttImpl { connect(url: string, opts: object): unknown }
 
+/** The tuning options take their default where not a positive number (0, null, NaN, a negative). */
 export interface ClientOptions {
   /** HTTP base URL of imqttd, "http://127.0.0.1:8080". */
   server: string;
@@ -135,7 +136,6 @@ export interface ClientOptions {
   /** Default: a MemoryCursor (a new process syncs the whole inbox). */
   cursor?: CursorStore;
   fetch?: typeof fetch;
-  expiresAt?: number;
   /** Items per sync request (5000). */
   syncLimit?: number;
   /** Ask for gzip sync replies where DecompressionStream exists (true). */
@@ -144,9 +144,9 @@ export interface ClientOptions {
   resendInterval?: number;
   /** ms before an unanswered sync is asked again (10000). */
   syncTimeout?: number;
-  /** ms between syncs without a sign of a gap (300000; 0: off). */
+  /** ms between syncs without a sign of a gap (300000; 0 or negative: off). */
   resyncInterval?: number;
-  /** Reconnect backoff in ms: min (250) doubled per failure up to max (30000), jittered. */
+  /** Reconnect backoff in ms: min (250) doubled per failure up to max (30000, at least min), jittered. */
   minBackoff?: number;
   maxBackoff?: number;
   /** MQTT keepalive in seconds (30). */

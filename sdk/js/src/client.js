@@ -34,6 +34,11 @@ const REFUSED = new Set([0x85, 0x86, 0x87, 0x8a, 2, 4, 5]);
 const STABLE_AFTER = 10000; // a connection up this long resets the backoff
 const GZIP_FROM = 100; // a group sync asks for gzip when at least this far behind
 const MAX_INFLATED = 64 << 20; // a compressed payload inflating past this is refused
+const MAX_DELAY = 2 ** 31 - 1; // setTimeout's most: a longer delay fires at once
+
+// positive returns v if it is a usable delay or count, else d (as the Go
+// SDK's withDefaults: 0, null, a negative or NaN would spin a timer).
+const positive = (v, d) => (Number.isFinite(v) && v > 0 && v <= MAX_DELAY ? v : d);
 
 // isGroupItem: a stored item of a group's log (a message, a change of one,
 // an administration record), ordered by the group's seq.
@@ -85,7 +90,7 @@ export class Client {
   // opts are the Client's options (cursor, mqtt, ...).
   static async login({ server, user, password, device = 'default', fetch, ...opts }) {
     const s = await new Api({ server, fetch }).login(user, password, device);
-    return new Client({ server, fetch, ...opts, user: s.user, device: s.device || device, token: s.token, expiresAt: s.expires_at });
+    return new Client({ server, fetch, ...opts, user: s.user, device: s.device || device, token: s.token });
   }
 
   // register creates an account (POST /v1/users).
@@ -94,9 +99,8 @@ export class Client {
   }
 
   constructor({
-    server, user, device = 'default', token, mqtt, mqttUrl, cursor, fetch, expiresAt = 0,
-    syncLimit = 5000, compress = true, resendInterval = 3000, syncTimeout = 10000, resyncInterval = 300000,
-    minBackoff = 250, maxBackoff = 30000, keepalive = 30, log,
+    server, user, device = 'default', token, mqtt, mqttUrl, cursor, fetch,
+    syncLimit, compress = true, resendInterval, syncTimeout, resyncInterval, minBackoff, maxBackoff, keepalive, log,
   } = {}) {
     if (typeof user !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(user) || user.startsWith('.')) throw new ImqttError('bad_request', 'imqtt: a user ID is required');
     if (typeof device !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(device)) throw new ImqttError('bad_request', 'imqtt: bad device ID');
@@ -104,8 +108,12 @@ export class Client {
     this.api = new Api({ server, token, fetch });
     this.user = user.toLowerCase();
     this.device = device;
-    this.expiresAt = expiresAt;
-    this.opts = { syncLimit, compress, resendInterval, syncTimeout, resyncInterval, minBackoff, maxBackoff, keepalive };
+    minBackoff = positive(minBackoff, 250);
+    this.opts = {
+      syncLimit: positive(syncLimit, 5000), compress, resendInterval: positive(resendInterval, 3000),
+      syncTimeout: positive(syncTimeout, 10000), resyncInterval: resyncInterval <= 0 ? 0 : positive(resyncInterval, 300000),
+      minBackoff, maxBackoff: Math.max(positive(maxBackoff, 30000), minBackoff), keepalive: positive(keepalive, 30),
+    };
     this.mqttImpl = mqtt;
     this.mqttUrl = mqttUrl || this.api.server.replace(/^http/, 'ws') + '/mqtt';
     this.store = cursor || new MemoryCursor();
@@ -327,11 +335,7 @@ export class Client {
   }
 
   rejectAll(err) {
-    for (const [cmid, o] of this.outbox) {
-      clearTimeout(o.timer);
-      this.outbox.delete(cmid);
-      o.reject(err);
-    }
+    for (const cmid of [...this.outbox.keys()]) this.unqueue(cmid).reject(err);
   }
 
   publish(topic, body, qos = 1) {
