@@ -6,7 +6,7 @@ export type ErrorCode =
   | 'bad_request' | 'bad_type' | 'missing_to' | 'missing_cmid' | 'too_large' | 'no_such_user' | 'not_member'
   | 'unauthorized' | 'forbidden' | 'exists' | 'group_full' | 'too_many_groups' | 'not_found' | 'unavailable'
   | 'busy' | 'rate_limited' | 'request_timeout' | 'rejected' | 'not_allowed' | 'too_late' | 'blocked'
-  | 'not_contact' | 'muted' | 'group_gone' | 'signup_closed' | 'type_mismatch' | 'internal' | 'closed'
+  | 'not_contact' | 'muted' | 'group_gone' | 'signup_closed' | 'type_mismatch' | 'internal' | 'closed' | 'aborted'
   | (string & {});
 
 export class ImqttError extends Error {
@@ -251,14 +251,18 @@ export class Client {
   /** Resolves when the inbox and every group have caught up since the latest connect. */
   synced(): Promise<void>;
   cursor(): Cursor | null;
-  /** Resolves with the ack once stored; resent with the same cmid until then. */
-  send(m: Send): Promise<Ack>;
-  recall(id: string, opts?: { cmid?: string }): Promise<Ack>;
-  edit(id: string, body: string, opts?: { meta?: Record<string, unknown>; cmid?: string }): Promise<Ack>;
-  react(id: string, emoji: string, opts?: { cmid?: string }): Promise<Ack>;
-  unreact(id: string, emoji: string, opts?: { cmid?: string }): Promise<Ack>;
-  deleteMessages(ids: string[], opts?: { cmid?: string }): Promise<Ack>;
-  clearConversation(peer: string, opts?: { cmid?: string }): Promise<Ack>;
+  /**
+   * Resolves with the ack once stored; resent with the same cmid until then. An abort of
+   * opts.signal stops the resends and rejects with code 'aborted': a copy sent before may
+   * still have reached the server and be stored (send again with the same cmid to find out).
+   */
+  send(m: Send, opts?: { signal?: AbortSignal }): Promise<Ack>;
+  recall(id: string, opts?: { cmid?: string; signal?: AbortSignal }): Promise<Ack>;
+  edit(id: string, body: string, opts?: { meta?: Record<string, unknown>; cmid?: string; signal?: AbortSignal }): Promise<Ack>;
+  react(id: string, emoji: string, opts?: { cmid?: string; signal?: AbortSignal }): Promise<Ack>;
+  unreact(id: string, emoji: string, opts?: { cmid?: string; signal?: AbortSignal }): Promise<Ack>;
+  deleteMessages(ids: string[], opts?: { cmid?: string; signal?: AbortSignal }): Promise<Ack>;
+  clearConversation(peer: string, opts?: { cmid?: string; signal?: AbortSignal }): Promise<Ack>;
   /** Sent once at QoS 0 while connected; returns whether it was. */
   typing(t: { peer?: string; group?: string; state?: 'start' | 'stop' }): boolean;
   read(r: { peer: string; upto?: string } | { group: string; seq?: number }): Promise<Unread>;

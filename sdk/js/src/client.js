@@ -29,8 +29,8 @@ const RETRYABLE = new Set(['unavailable', 'busy', 'rate_limited']);
 const CHANGES = new Set(['recall', 'edit', 'reaction', 'delete']);
 const TYPES = new Set(['text', 'image', 'audio', 'video', 'file', 'custom']);
 // CONNACK codes the same credentials get again: MQTT 5 bad client ID, bad
-// user name or password, not authorized, banned; MQTT 3.1.1's 2, 4, 5.
-const REFUSED = new Set([0x85, 0x86, 0x87, 0x8a, 2, 4, 5]);
+// user name or password, not authorized, banned (the client speaks only 5).
+const REFUSED = new Set([0x85, 0x86, 0x87, 0x8a]);
 const STABLE_AFTER = 10000; // a connection up this long resets the backoff
 const GZIP_FROM = 100; // a group sync asks for gzip when at least this far behind
 const MAX_INFLATED = 64 << 20; // a compressed payload inflating past this is refused
@@ -554,21 +554,25 @@ export class Client {
 
   // ---- sends and changes ----
 
-  acked(ack) {
-    const o = this.outbox.get(ack.cmid);
-    if (!o) return;
+  // unqueue takes the send of cmid out of the outbox: it is sent no more.
+  unqueue(cmid) {
+    const o = this.outbox.get(cmid);
+    if (!o) return null;
     clearTimeout(o.timer);
-    this.outbox.delete(ack.cmid);
-    o.resolve(ack);
+    this.outbox.delete(cmid);
+    o.unlisten();
+    return o;
+  }
+
+  acked(ack) {
+    const o = this.unqueue(ack.cmid);
+    if (o) o.resolve(ack);
   }
 
   refused(err) {
-    const o = this.outbox.get(err.cmid);
-    if (!o) return;
     if (RETRYABLE.has(err.code)) return; // resent by its timer, same cmid
-    clearTimeout(o.timer);
-    this.outbox.delete(err.cmid);
-    o.reject(new ImqttError(err.code, err.message));
+    const o = this.unqueue(err.cmid);
+    if (o) o.reject(new ImqttError(err.code, err.message));
   }
 
   publishOp(o) {
@@ -577,17 +581,26 @@ export class Client {
     o.timer = setTimeout(() => this.publishOp(o), this.opts.resendInterval);
   }
 
-  // op publishes req on topic until its ack; resolves with the ack.
-  op(topic, req) {
+  // op publishes req on topic until its ack; resolves with the ack. An
+  // abort of signal stops the resends and rejects ('aborted'); a copy sent
+  // before may still be stored.
+  op(topic, req, { signal } = {}) {
     if (this.closed) return Promise.reject(new ImqttError('closed', 'imqtt: client closed'));
     if (this.failure) return Promise.reject(this.failure);
     if (typeof req.cmid !== 'string' || req.cmid === '' || new TextEncoder().encode(req.cmid).length > 128) {
       return Promise.reject(new ImqttError('missing_cmid', 'imqtt: cmid must be 1 to 128 bytes'));
     }
+    const aborted = () => new ImqttError('aborted', 'imqtt: aborted; it may still have reached the server');
+    if (signal && signal.aborted) return Promise.reject(aborted());
     const had = this.outbox.get(req.cmid);
     if (had) return had.promise; // the same cmid: the same ack
-    const o = { topic, req, timer: 0 };
+    const o = { topic, req, timer: 0, unlisten: () => {} };
     o.promise = new Promise((resolve, reject) => Object.assign(o, { resolve, reject }));
+    if (signal) {
+      const abort = () => this.unqueue(req.cmid).reject(aborted()); // listening only while queued
+      signal.addEventListener('abort', abort);
+      o.unlisten = () => signal.removeEventListener('abort', abort);
+    }
     this.outbox.set(req.cmid, o);
     this.publishOp(o);
     return o.promise;
@@ -596,20 +609,21 @@ export class Client {
   // send sends a message ({to | group, type, body, media, meta, reply_to,
   // mentions, ttl, cmid}) and resolves with its ack once stored. cmid
   // defaults to a random one; resent until acked, it is stored once.
-  send(m) {
+  // opts.signal (an AbortSignal) stops the resends: see op.
+  send(m, opts) {
     if (m === null || typeof m !== 'object') return Promise.reject(new ImqttError('bad_request', 'imqtt: send takes an object'));
     const { to, group, type = 'text', cmid = 'c-' + randomID(16), ...rest } = m;
     if ((to === undefined) === (group === undefined)) return Promise.reject(new ImqttError(to === undefined ? 'missing_to' : 'bad_request', 'imqtt: exactly one of to and group'));
     if (!TYPES.has(type)) return Promise.reject(new ImqttError('bad_type', 'imqtt: type must be one of ' + [...TYPES].join(', ')));
-    return this.op('im/send', { cmid, to, group, type, ...rest });
+    return this.op('im/send', { cmid, to, group, type, ...rest }, opts);
   }
 
-  recall(id, { cmid = 'r-' + randomID(16) } = {}) { return this.op('im/recall', { cmid, id }); }
-  edit(id, body, { meta, cmid = 'e-' + randomID(16) } = {}) { return this.op('im/edit', { cmid, id, body, meta }); }
-  react(id, emoji, { cmid = 'x-' + randomID(16) } = {}) { return this.op('im/react', { cmid, id, emoji, op: 'add' }); }
-  unreact(id, emoji, { cmid = 'x-' + randomID(16) } = {}) { return this.op('im/react', { cmid, id, emoji, op: 'remove' }); }
-  deleteMessages(ids, { cmid = 'd-' + randomID(16) } = {}) { return this.op('im/delete', { cmid, ids }); }
-  clearConversation(peer, { cmid = 'd-' + randomID(16) } = {}) { return this.op('im/delete', { cmid, peer }); }
+  recall(id, { cmid = 'r-' + randomID(16), signal } = {}) { return this.op('im/recall', { cmid, id }, { signal }); }
+  edit(id, body, { meta, cmid = 'e-' + randomID(16), signal } = {}) { return this.op('im/edit', { cmid, id, body, meta }, { signal }); }
+  react(id, emoji, { cmid = 'x-' + randomID(16), signal } = {}) { return this.op('im/react', { cmid, id, emoji, op: 'add' }, { signal }); }
+  unreact(id, emoji, { cmid = 'x-' + randomID(16), signal } = {}) { return this.op('im/react', { cmid, id, emoji, op: 'remove' }, { signal }); }
+  deleteMessages(ids, { cmid = 'd-' + randomID(16), signal } = {}) { return this.op('im/delete', { cmid, ids }, { signal }); }
+  clearConversation(peer, { cmid = 'd-' + randomID(16), signal } = {}) { return this.op('im/delete', { cmid, peer }, { signal }); }
 
   // typing tells the peer or group's members online ({peer | group,
   // state: 'start' | 'stop'}); at most once a second per conversation
