@@ -66,15 +66,17 @@
 //   - an error for a group sync (it names the group) ends that sync:
 //     not_member asks for the heads (which drop the group if it is really
 //     gone); any other but group_gone sends the request again after a short
-//     delay. An error naming no group
-//     that says not_member makes the client ask for the heads; one that says
-//     busy or unavailable while the heads are asked sends them again;
+//     delay. An error naming no group that says not_member makes the client
+//     ask for the heads; one that says busy or unavailable while the heads
+//     are asked sends them again;
 //   - a group the server calls gone (a head or a group batch with
 //     "gone":true, a group_gone error) keeps its cursor and is synced up to
 //     its head, the disband, and no further (one whose sync was answered
-//     group_gone is not synced again until a restart); the cursor remembers that the
-//     application was told (gone: true), and once the heads no longer list
-//     it the cursor is dropped without a left.
+//     group_gone is not synced again until a restart); the cursor remembers
+//     that the application was told (gone: true), and once the heads no
+//     longer list it the cursor is dropped without a left. A live disbanded
+//     event of a group without a cursor is remembered (a few), so that the
+//     heads that make its cursor do not tell it again.
 
 const MAX_STALLS = 3;
 // As the Go SDK's maxHeld and maxHeldBytes: a real gap needs a handful.
