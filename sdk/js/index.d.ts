@@ -6,7 +6,7 @@ export type ErrorCode =
   | 'bad_request' | 'bad_type' | 'missing_to' | 'missing_cmid' | 'too_large' | 'no_such_user' | 'not_member'
   | 'unauthorized' | 'forbidden' | 'exists' | 'group_full' | 'too_many_groups' | 'not_found' | 'unavailable'
   | 'busy' | 'rate_limited' | 'request_timeout' | 'rejected' | 'not_allowed' | 'too_late' | 'blocked'
-  | 'not_contact' | 'muted' | 'group_gone' | 'signup_closed' | 'type_mismatch' | 'internal' | 'closed'
+  | 'not_contact' | 'muted' | 'group_gone' | 'signup_closed' | 'type_mismatch' | 'internal' | 'closed' | 'aborted'
   | (string & {});
 
 export class ImqttError extends Error {
@@ -121,6 +121,7 @@ export function normalCursor(c: unknown): Cursor;
 /** An MQTT implementation: the `mqtt` package (MQTT.js) or its browser build's global. */
 export interface MqttImpl { connect(url: string, opts: object): unknown }
 
+/** The tuning options take their default where not a positive number (0, null, NaN, a negative). */
 export interface ClientOptions {
   /** HTTP base URL of imqttd, "http://127.0.0.1:8080". */
   server: string;
@@ -135,7 +136,6 @@ export interface ClientOptions {
   /** Default: a MemoryCursor (a new process syncs the whole inbox). */
   cursor?: CursorStore;
   fetch?: typeof fetch;
-  expiresAt?: number;
   /** Items per sync request (5000). */
   syncLimit?: number;
   /** Ask for gzip sync replies where DecompressionStream exists (true). */
@@ -144,9 +144,9 @@ export interface ClientOptions {
   resendInterval?: number;
   /** ms before an unanswered sync is asked again (10000). */
   syncTimeout?: number;
-  /** ms between syncs without a sign of a gap (300000; 0: off). */
+  /** ms between syncs without a sign of a gap (300000; 0 or negative: off). */
   resyncInterval?: number;
-  /** Reconnect backoff in ms: min (250) doubled per failure up to max (30000), jittered. */
+  /** Reconnect backoff in ms: min (250) doubled per failure up to max (30000, at least min), jittered. */
   minBackoff?: number;
   maxBackoff?: number;
   /** MQTT keepalive in seconds (30). */
@@ -251,14 +251,18 @@ export class Client {
   /** Resolves when the inbox and every group have caught up since the latest connect. */
   synced(): Promise<void>;
   cursor(): Cursor | null;
-  /** Resolves with the ack once stored; resent with the same cmid until then. */
-  send(m: Send): Promise<Ack>;
-  recall(id: string, opts?: { cmid?: string }): Promise<Ack>;
-  edit(id: string, body: string, opts?: { meta?: Record<string, unknown>; cmid?: string }): Promise<Ack>;
-  react(id: string, emoji: string, opts?: { cmid?: string }): Promise<Ack>;
-  unreact(id: string, emoji: string, opts?: { cmid?: string }): Promise<Ack>;
-  deleteMessages(ids: string[], opts?: { cmid?: string }): Promise<Ack>;
-  clearConversation(peer: string, opts?: { cmid?: string }): Promise<Ack>;
+  /**
+   * Resolves with the ack once stored; resent with the same cmid until then. An abort of
+   * opts.signal stops the resends and rejects with code 'aborted': a copy sent before may
+   * still have reached the server and be stored (send again with the same cmid to find out).
+   */
+  send(m: Send, opts?: { signal?: AbortSignal }): Promise<Ack>;
+  recall(id: string, opts?: { cmid?: string; signal?: AbortSignal }): Promise<Ack>;
+  edit(id: string, body: string, opts?: { meta?: Record<string, unknown>; cmid?: string; signal?: AbortSignal }): Promise<Ack>;
+  react(id: string, emoji: string, opts?: { cmid?: string; signal?: AbortSignal }): Promise<Ack>;
+  unreact(id: string, emoji: string, opts?: { cmid?: string; signal?: AbortSignal }): Promise<Ack>;
+  deleteMessages(ids: string[], opts?: { cmid?: string; signal?: AbortSignal }): Promise<Ack>;
+  clearConversation(peer: string, opts?: { cmid?: string; signal?: AbortSignal }): Promise<Ack>;
   /** Sent once at QoS 0 while connected; returns whether it was. */
   typing(t: { peer?: string; group?: string; state?: 'start' | 'stop' }): boolean;
   read(r: { peer: string; upto?: string } | { group: string; seq?: number }): Promise<Unread>;
@@ -300,6 +304,7 @@ export class Groups {
   constructor(saved?: Cursor['groups'], opts?: { held?: Held; limit?: number; window?: number; timeout?: number });
   cursors(): Cursor['groups'];
 }
+/** The budget of live events waiting for a sync (4096 events, 8 MiB of payload), shared by one client's sequencers. */
 export class Held {
-  constructor(max?: number);
+  constructor(max?: number, maxBytes?: number);
 }

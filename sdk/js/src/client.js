@@ -18,7 +18,7 @@
 //   - a dropped connection reconnects after a jittered exponential backoff;
 //     a refused token (revoked, expired) stops the client: status 'closed'
 //     with the ImqttError, no retry;
-//   - the cursor is saved after every delivery (a pluggable store: memory,
+//   - the cursor is saved whenever it moves (a pluggable store: memory,
 //     localStorage, or your own).
 import { Api, ImqttError } from './http.js';
 import { Sequencer, Groups, Held } from './sequencer.js';
@@ -29,11 +29,16 @@ const RETRYABLE = new Set(['unavailable', 'busy', 'rate_limited']);
 const CHANGES = new Set(['recall', 'edit', 'reaction', 'delete']);
 const TYPES = new Set(['text', 'image', 'audio', 'video', 'file', 'custom']);
 // CONNACK codes the same credentials get again: MQTT 5 bad client ID, bad
-// user name or password, not authorized, banned; MQTT 3.1.1's 2, 4, 5.
-const REFUSED = new Set([0x85, 0x86, 0x87, 0x8a, 2, 4, 5]);
+// user name or password, not authorized, banned (the client speaks only 5).
+const REFUSED = new Set([0x85, 0x86, 0x87, 0x8a]);
 const STABLE_AFTER = 10000; // a connection up this long resets the backoff
 const GZIP_FROM = 100; // a group sync asks for gzip when at least this far behind
 const MAX_INFLATED = 64 << 20; // a compressed payload inflating past this is refused
+const MAX_DELAY = 2 ** 31 - 1; // setTimeout's most: a longer delay fires at once
+
+// positive returns v if it is a usable delay or count, else d (as the Go
+// SDK's withDefaults: 0, null, a negative or NaN would spin a timer).
+const positive = (v, d) => (Number.isFinite(v) && v > 0 && v <= MAX_DELAY ? v : d);
 
 // isGroupItem: a stored item of a group's log (a message, a change of one,
 // an administration record), ordered by the group's seq.
@@ -85,7 +90,7 @@ export class Client {
   // opts are the Client's options (cursor, mqtt, ...).
   static async login({ server, user, password, device = 'default', fetch, ...opts }) {
     const s = await new Api({ server, fetch }).login(user, password, device);
-    return new Client({ server, fetch, ...opts, user: s.user, device: s.device || device, token: s.token, expiresAt: s.expires_at });
+    return new Client({ server, fetch, ...opts, user: s.user, device: s.device || device, token: s.token });
   }
 
   // register creates an account (POST /v1/users).
@@ -94,9 +99,8 @@ export class Client {
   }
 
   constructor({
-    server, user, device = 'default', token, mqtt, mqttUrl, cursor, fetch, expiresAt = 0,
-    syncLimit = 5000, compress = true, resendInterval = 3000, syncTimeout = 10000, resyncInterval = 300000,
-    minBackoff = 250, maxBackoff = 30000, keepalive = 30, log,
+    server, user, device = 'default', token, mqtt, mqttUrl, cursor, fetch,
+    syncLimit, compress = true, resendInterval, syncTimeout, resyncInterval, minBackoff, maxBackoff, keepalive, log,
   } = {}) {
     if (typeof user !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(user) || user.startsWith('.')) throw new ImqttError('bad_request', 'imqtt: a user ID is required');
     if (typeof device !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(device)) throw new ImqttError('bad_request', 'imqtt: bad device ID');
@@ -104,8 +108,12 @@ export class Client {
     this.api = new Api({ server, token, fetch });
     this.user = user.toLowerCase();
     this.device = device;
-    this.expiresAt = expiresAt;
-    this.opts = { syncLimit, compress, resendInterval, syncTimeout, resyncInterval, minBackoff, maxBackoff, keepalive };
+    minBackoff = positive(minBackoff, 250);
+    this.opts = {
+      syncLimit: positive(syncLimit, 5000), compress, resendInterval: positive(resendInterval, 3000),
+      syncTimeout: positive(syncTimeout, 10000), resyncInterval: resyncInterval <= 0 ? 0 : positive(resyncInterval, 300000),
+      minBackoff, maxBackoff: Math.max(positive(maxBackoff, 30000), minBackoff), keepalive: positive(keepalive, 30),
+    };
     this.mqttImpl = mqtt;
     this.mqttUrl = mqttUrl || this.api.server.replace(/^http/, 'ws') + '/mqtt';
     this.store = cursor || new MemoryCursor();
@@ -126,6 +134,7 @@ export class Client {
     this.state = 'offline';
     this.timers = { reconnect: 0, sync: 0, recheck: 0, groups: 0, resync: 0 };
     this.chain = Promise.resolve(); // payloads are handled one after another, in order
+    this.saved = ''; // the cursor last saved, as JSON
     this.waiters = { up: [], synced: [] };
     this.isSynced = false;
     this.skipped = 0; // events, items, batches the client could not use
@@ -186,6 +195,7 @@ export class Client {
       this.extra = extra;
       this.seq = new Sequencer(ver, epoch, { held: this.held });
       this.groups = new Groups(groups, { held: this.held, limit: Math.min(this.opts.syncLimit, 5000), timeout: this.opts.syncTimeout });
+      this.saved = JSON.stringify(this.cursor()); // what the store has
     }
     if (!this.mqttImpl) this.mqttImpl = globalThis.mqtt || (await import('mqtt')).default;
     const up = new Promise((resolve, reject) => this.waiters.up.push({ resolve, reject }));
@@ -325,11 +335,7 @@ export class Client {
   }
 
   rejectAll(err) {
-    for (const [cmid, o] of this.outbox) {
-      clearTimeout(o.timer);
-      this.outbox.delete(cmid);
-      o.reject(err);
-    }
+    for (const cmid of [...this.outbox.keys()]) this.unqueue(cmid).reject(err);
   }
 
   publish(topic, body, qos = 1) {
@@ -402,6 +408,7 @@ export class Client {
 
   async handle(gen, topic, payload) {
     let ev;
+    const size = payload.byteLength; // what a held event costs the budget
     try {
       ev = await decode(payload);
     } catch (e) {
@@ -422,17 +429,17 @@ export class Client {
     const bad = checkEvent(ev, this.user);
     if (bad) return this.skip(`an inbox event (ver ${Number(ev.ver) || 0})`, bad); // a later gap's sync covers its ver
     if (isGroupItem(ev)) {
-      this.deliver(this.groups.live(ev).out, false);
+      this.deliver(this.groups.live(ev, size).out, false);
       return this.pumpGroups();
     }
     if (ev.kind === 'group') {
       // A membership event is a claim: the heads, the server's word, start
       // or drop the cursor. A disband is told once.
-      if (ev.action === 'disbanded' && this.groups.seqs.has(ev.group) && !this.groups.disbanded(ev.group)) return;
+      if (ev.action === 'disbanded' && !this.groups.liveDisbanded(ev.group)) return;
       this.groups.askHeads();
       this.pumpGroups();
     }
-    const { out, again } = this.seq.live(ev);
+    const { out, again } = this.seq.live(ev, size);
     this.deliver(out, false);
     if (again) this.requestSync();
   }
@@ -472,7 +479,7 @@ export class Client {
       return !why;
     });
     if (this.groups.resets(b)) this.emit('reset', { group: b.group, since: b.since, epoch: b.epoch });
-    const { out } = this.groups.batch({ ...b, items }, all.length);
+    const { out } = this.groups.batch({ ...b, items }, all.length, Date.now());
     const dropped = this.groups.takeDropped();
     if (dropped) {
       this.unconfirmed += dropped;
@@ -514,9 +521,7 @@ export class Client {
   }
 
   groupError(group, code) {
-    const { left, gone } = this.groups.error(group, code, Date.now());
-    for (const g of gone || []) this.disbanded(g);
-    for (const g of left) this.deliver([{ kind: 'group', group: g, action: 'left' }], false);
+    for (const g of this.groups.error(group, code, Date.now()).gone) this.disbanded(g);
     this.save();
     this.pumpGroups();
     this.checkSynced();
@@ -534,29 +539,40 @@ export class Client {
     this.save();
   }
 
+  // save saves the cursor if it changed since the last save.
   save() {
     const c = this.cursor();
     if (!c) return;
-    this.chain = this.chain.then(() => this.store.save(c)).catch((e) => this.log('error', 'saving the cursor failed', { err: e && e.message }));
+    const s = JSON.stringify(c);
+    if (s === this.saved) return;
+    this.saved = s;
+    this.chain = this.chain.then(() => this.store.save(c)).catch((e) => {
+      this.saved = ''; // the next save tries again
+      this.log('error', 'saving the cursor failed', { err: e && e.message });
+    });
   }
 
   // ---- sends and changes ----
 
-  acked(ack) {
-    const o = this.outbox.get(ack.cmid);
-    if (!o) return;
+  // unqueue takes the send of cmid out of the outbox: it is sent no more.
+  unqueue(cmid) {
+    const o = this.outbox.get(cmid);
+    if (!o) return null;
     clearTimeout(o.timer);
-    this.outbox.delete(ack.cmid);
-    o.resolve(ack);
+    this.outbox.delete(cmid);
+    o.unlisten();
+    return o;
+  }
+
+  acked(ack) {
+    const o = this.unqueue(ack.cmid);
+    if (o) o.resolve(ack);
   }
 
   refused(err) {
-    const o = this.outbox.get(err.cmid);
-    if (!o) return;
     if (RETRYABLE.has(err.code)) return; // resent by its timer, same cmid
-    clearTimeout(o.timer);
-    this.outbox.delete(err.cmid);
-    o.reject(new ImqttError(err.code, err.message));
+    const o = this.unqueue(err.cmid);
+    if (o) o.reject(new ImqttError(err.code, err.message));
   }
 
   publishOp(o) {
@@ -565,17 +581,26 @@ export class Client {
     o.timer = setTimeout(() => this.publishOp(o), this.opts.resendInterval);
   }
 
-  // op publishes req on topic until its ack; resolves with the ack.
-  op(topic, req) {
+  // op publishes req on topic until its ack; resolves with the ack. An
+  // abort of signal stops the resends and rejects ('aborted'); a copy sent
+  // before may still be stored.
+  op(topic, req, { signal } = {}) {
     if (this.closed) return Promise.reject(new ImqttError('closed', 'imqtt: client closed'));
     if (this.failure) return Promise.reject(this.failure);
     if (typeof req.cmid !== 'string' || req.cmid === '' || new TextEncoder().encode(req.cmid).length > 128) {
       return Promise.reject(new ImqttError('missing_cmid', 'imqtt: cmid must be 1 to 128 bytes'));
     }
+    const aborted = () => new ImqttError('aborted', 'imqtt: aborted; it may still have reached the server');
+    if (signal && signal.aborted) return Promise.reject(aborted());
     const had = this.outbox.get(req.cmid);
     if (had) return had.promise; // the same cmid: the same ack
-    const o = { topic, req, timer: 0 };
+    const o = { topic, req, timer: 0, unlisten: () => {} };
     o.promise = new Promise((resolve, reject) => Object.assign(o, { resolve, reject }));
+    if (signal) {
+      const abort = () => this.unqueue(req.cmid).reject(aborted()); // listening only while queued
+      signal.addEventListener('abort', abort);
+      o.unlisten = () => signal.removeEventListener('abort', abort);
+    }
     this.outbox.set(req.cmid, o);
     this.publishOp(o);
     return o.promise;
@@ -584,20 +609,21 @@ export class Client {
   // send sends a message ({to | group, type, body, media, meta, reply_to,
   // mentions, ttl, cmid}) and resolves with its ack once stored. cmid
   // defaults to a random one; resent until acked, it is stored once.
-  send(m) {
+  // opts.signal (an AbortSignal) stops the resends: see op.
+  send(m, opts) {
     if (m === null || typeof m !== 'object') return Promise.reject(new ImqttError('bad_request', 'imqtt: send takes an object'));
     const { to, group, type = 'text', cmid = 'c-' + randomID(16), ...rest } = m;
     if ((to === undefined) === (group === undefined)) return Promise.reject(new ImqttError(to === undefined ? 'missing_to' : 'bad_request', 'imqtt: exactly one of to and group'));
     if (!TYPES.has(type)) return Promise.reject(new ImqttError('bad_type', 'imqtt: type must be one of ' + [...TYPES].join(', ')));
-    return this.op('im/send', { cmid, to, group, type, ...rest });
+    return this.op('im/send', { cmid, to, group, type, ...rest }, opts);
   }
 
-  recall(id, { cmid = 'r-' + randomID(16) } = {}) { return this.op('im/recall', { cmid, id }); }
-  edit(id, body, { meta, cmid = 'e-' + randomID(16) } = {}) { return this.op('im/edit', { cmid, id, body, meta }); }
-  react(id, emoji, { cmid = 'x-' + randomID(16) } = {}) { return this.op('im/react', { cmid, id, emoji, op: 'add' }); }
-  unreact(id, emoji, { cmid = 'x-' + randomID(16) } = {}) { return this.op('im/react', { cmid, id, emoji, op: 'remove' }); }
-  deleteMessages(ids, { cmid = 'd-' + randomID(16) } = {}) { return this.op('im/delete', { cmid, ids }); }
-  clearConversation(peer, { cmid = 'd-' + randomID(16) } = {}) { return this.op('im/delete', { cmid, peer }); }
+  recall(id, { cmid = 'r-' + randomID(16), signal } = {}) { return this.op('im/recall', { cmid, id }, { signal }); }
+  edit(id, body, { meta, cmid = 'e-' + randomID(16), signal } = {}) { return this.op('im/edit', { cmid, id, body, meta }, { signal }); }
+  react(id, emoji, { cmid = 'x-' + randomID(16), signal } = {}) { return this.op('im/react', { cmid, id, emoji, op: 'add' }, { signal }); }
+  unreact(id, emoji, { cmid = 'x-' + randomID(16), signal } = {}) { return this.op('im/react', { cmid, id, emoji, op: 'remove' }, { signal }); }
+  deleteMessages(ids, { cmid = 'd-' + randomID(16), signal } = {}) { return this.op('im/delete', { cmid, ids }, { signal }); }
+  clearConversation(peer, { cmid = 'd-' + randomID(16), signal } = {}) { return this.op('im/delete', { cmid, peer }, { signal }); }
 
   // typing tells the peer or group's members online ({peer | group,
   // state: 'start' | 'stop'}); at most once a second per conversation

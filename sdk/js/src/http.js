@@ -5,7 +5,7 @@
 
 // ImqttError is every refusal the SDK reports: code is the server's
 // (docs/protocol.md#error-codes: 'unauthorized', 'not_member', ...) or one
-// of the SDK's own ('closed', 'timeout', 'bad_request' for a call refused
+// of the SDK's own ('closed', 'aborted', 'bad_request' for a call refused
 // before it was sent); status is the HTTP status where there was one.
 export class ImqttError extends Error {
   constructor(code, message, status = 0) {

@@ -20,8 +20,9 @@
 //   - a waiting event that MAX_STALLS syncs end without reaching is dropped,
 //     unconfirmed (counted in dropped): forged, or above a hole a scale-out
 //     server still waits for, which a later sync brings;
-//   - at most MAX_HELD events wait, in the inbox and all groups together (one
-//     Held budget); one past that is dropped and a sync asked for;
+//   - at most MAX_HELD events, of MAX_HELD_BYTES in all, wait, in the inbox
+//     and all groups together (one Held budget); one past that is dropped and
+//     a sync asked for;
 //   - a batch covers (since, upto]: its items above the cursor are delivered
 //     and the cursor moves to upto; a batch starting past the cursor is ignored;
 //   - only a batch continuing the latest request can end the sync;
@@ -34,7 +35,8 @@
 // next to the inbox cursor and one sequencer per group, keyed by seq:
 //
 //   - on every (re)connect, and at the periodic resync, it asks for the heads
-//     ({"heads":true}), the server's word on which groups the user is in;
+//     ({"heads":true}), the server's word on which groups the user is in; at
+//     most once a second but on a connect;
 //   - a group without a cursor (a new device, or an application that saved
 //     none) starts where the heads say it joined; an application may seed
 //     cursors (the web chat starts each group at its list's last seq);
@@ -45,6 +47,9 @@
 //     head is answered with a reset from the join); a group with a cursor that
 //     is not listed was left or is gone: its cursor is dropped, nothing more
 //     is synced for it, and the application is told (left);
+//   - a group sync that ends below the head the heads gave (a hole a
+//     scale-out server is settling) is asked again after a short delay, and
+//     the groups are not caught up until it reaches the head;
 //   - a group sync batch follows the sequencer rules above by seq; one that
 //     starts past the cursor is ignored and asks for the heads (the join is
 //     above the cursor: the user left and joined again);
@@ -58,35 +63,46 @@
 //     in flight at once, the others wait their turn (the server answers 4 sync and read
 //     requests per client at once; the inbox sync takes one); one with no
 //     answer after the sync timeout is sent again;
-//   - an error for a group sync (it names the group): not_member drops that
-//     group's cursor as if the heads no longer listed it; busy or unavailable
-//     sends the request again after a short delay. An error naming no group
-//     that says not_member makes the client ask for the heads; one that says
-//     busy or unavailable while the heads are asked sends them again;
+//   - an error for a group sync (it names the group) ends that sync:
+//     not_member asks for the heads (which drop the group if it is really
+//     gone); any other but group_gone sends the request again after a short
+//     delay. An error naming no group that says not_member makes the client
+//     ask for the heads; one that says busy or unavailable while the heads
+//     are asked sends them again;
 //   - a group the server calls gone (a head or a group batch with
 //     "gone":true, a group_gone error) keeps its cursor and is synced up to
-//     its head, the disband, and no further; the cursor remembers that the
-//     application was told (gone: true), and once the heads no longer list
-//     it the cursor is dropped without a left.
+//     its head, the disband, and no further (one whose sync was answered
+//     group_gone is not synced again until a restart); the cursor remembers
+//     that the application was told (gone: true), and once the heads no
+//     longer list it the cursor is dropped without a left. A live disbanded
+//     event of a group without a cursor is remembered (a few), so that the
+//     heads that make its cursor do not tell it again.
 
 const MAX_STALLS = 3;
-const MAX_HELD = 4096; // as the Go SDK: a real gap needs a handful
+// As the Go SDK's maxHeld and maxHeldBytes: a real gap needs a handful.
+const MAX_HELD = 4096;
+const MAX_HELD_BYTES = 8 << 20;
 
 // Held is the budget of live events waiting for a sync, shared by the
-// sequencers of one page (the inbox and every group).
+// sequencers of one client (the inbox and every group): how many, and their
+// payloads' bytes.
 export class Held {
-  constructor(max) {
+  constructor(max, maxBytes) {
     this.max = max || MAX_HELD;
+    this.maxBytes = maxBytes || MAX_HELD_BYTES;
     this.n = 0;
+    this.bytes = 0;
+  }
+
+  // room reports whether one more event of size bytes may wait.
+  room(size) {
+    return this.n < this.max && this.bytes + size <= this.maxBytes;
   }
 }
 
-// defaultHeld is the client's budget: the default of every sequencer.
-export const defaultHeld = new Held();
-
 export class Sequencer {
   // key names the position field: 'ver' (the inbox) or 'seq' (a group).
-  constructor(cursor, epoch, { key = 'ver', held = defaultHeld } = {}) {
+  constructor(cursor, epoch, { key = 'ver', held = new Held() } = {}) {
     this.key = key;
     this.held = held;
     this.cursor = cursor || 0;
@@ -95,7 +111,7 @@ export class Sequencer {
     this.reset = ''; // the epoch the cursor was last reset into
     this.budget = 0; // items the latest request may still bring
     this.expect = 0; // the since of the latest request's next batch
-    this.pending = new Map(); // position -> {ev, syncs: syncs that ended without reaching it}
+    this.pending = new Map(); // position -> {ev, size, syncs: syncs that ended without reaching it}
     this.overflow = false; // a live event was dropped for want of room: sync again
     this.dropped = 0; // waiting events given up unconfirmed, until takeDropped
   }
@@ -104,19 +120,23 @@ export class Sequencer {
     return ev[this.key];
   }
 
-  hold(p, ev) {
-    this.pending.set(p, { ev, syncs: 0 });
+  hold(p, ev, size) {
+    this.pending.set(p, { ev, size, syncs: 0 });
     this.held.n++;
+    this.held.bytes += size;
   }
 
   unhold(p) {
-    if (this.pending.delete(p)) this.held.n--;
+    const h = this.pending.get(p);
+    if (!h) return;
+    this.pending.delete(p);
+    this.held.n--;
+    this.held.bytes -= h.size;
   }
 
   // close gives the waiting events' room back: the sequencer is done with.
   close() {
-    this.held.n -= this.pending.size;
-    this.pending.clear();
+    for (const p of [...this.pending.keys()]) this.unhold(p);
   }
 
   // connected starts a new connection.
@@ -126,6 +146,12 @@ export class Sequencer {
     this.overflow = false;
   }
 
+  // abort ends a sync whose request failed: the waiting events wait on, for
+  // the sync sent again.
+  abort() {
+    this.syncing = false;
+  }
+
   // begin records that a request for everything after the cursor is sent.
   begin(limit) {
     this.syncing = true;
@@ -133,15 +159,16 @@ export class Sequencer {
     this.expect = this.cursor;
   }
 
-  // live takes a live event: {out: deliverable events, again: sync needed}.
-  live(ev) {
+  // live takes a live event of size bytes (its payload's): {out:
+  // deliverable events, again: sync needed}.
+  live(ev, size = 0) {
     const p = this.pos(ev);
     if (!p) return { out: [ev], again: false };
     if (!this.syncing && p <= this.cursor) return { out: [], again: false };
     // During a sync even one at or below the cursor waits: a reset may move it.
     if (!this.pending.has(p)) {
-      if (this.held.n >= this.held.max) this.overflow = true;
-      else this.hold(p, ev);
+      if (this.held.room(size)) this.hold(p, ev, size);
+      else this.overflow = true;
     }
     if (this.syncing) return { out: [], again: false };
     const out = this.drain([]);
@@ -234,6 +261,8 @@ export class Sequencer {
 }
 
 const HEADS = ''; // the heads request's key among group requests (no group is named '')
+const HEADS_INTERVAL = 1000; // the least time between two heads requests but on a connect
+const MAX_TOLD_EARLY = 64; // bounds Groups.toldEarly
 
 // Groups keeps the client's group cursors and decides which group
 // requests to send (see the rules at the top). Pure state: take(now) returns
@@ -242,7 +271,7 @@ const HEADS = ''; // the heads request's key among group requests (no group is n
 // in seq order per group) and those that learn of groups left {left}.
 export class Groups {
   // saved: {group: {seq, epoch}}, the cursors the client persisted.
-  constructor(saved, { held = defaultHeld, limit = 200, window = 2, timeout = 10000, retry = () => 1000 + Math.random() * 1000 } = {}) {
+  constructor(saved, { held = new Held(), limit = 200, window = 2, timeout = 10000, retry = () => 1000 + Math.random() * 1000 } = {}) {
     this.held = held;
     this.limit = limit;
     this.window = window;
@@ -261,6 +290,9 @@ export class Groups {
     this.notBefore = new Map(); // request key -> time it may be sent again (after busy)
     this.dropped = 0; // live group events dropped unconfirmed, until takeDropped
     this.sent = 0; // group requests sent, heads included
+    // toldEarly: groups without a cursor whose live disbanded event the
+    // application had, so that the heads do not tell it again (a few).
+    this.toldEarly = new Set();
   }
 
   sequencer(seq, epoch) {
@@ -280,6 +312,15 @@ export class Groups {
     const s = this.seqs.get(g);
     if (!s || s.gone) return false;
     s.gone = true;
+    return !this.toldEarly.delete(g);
+  }
+
+  // liveDisbanded takes a live disbanded event of group g and reports
+  // whether to deliver it: not if the application had one.
+  liveDisbanded(g) {
+    if (this.seqs.has(g)) return this.disbanded(g);
+    if (this.toldEarly.has(g)) return false;
+    if (this.toldEarly.size < MAX_TOLD_EARLY) this.toldEarly.add(g);
     return true;
   }
 
@@ -340,7 +381,9 @@ export class Groups {
       this.queue.delete(key);
       this.notBefore.delete(key);
       let req = { heads: true };
-      if (key !== HEADS) {
+      if (key === HEADS) {
+        this.notBefore.set(HEADS, now + HEADS_INTERVAL);
+      } else {
         const s = this.seqs.get(key);
         if (!s) continue;
         s.begin(this.limit);
@@ -393,19 +436,19 @@ export class Groups {
       if (!s) this.seqs.set(g, (s = this.sequencer(x.join, '')));
       else out.push(...s.raise(x.join));
       s.head = x.seq;
-      if (x.seq !== s.cursor) this.want(g);
+      if (x.seq !== s.cursor && !s.closed) this.want(g);
     }
     return { out, left };
   }
 
-  // live takes a live group message (group and seq set): {out}.
-  live(ev) {
+  // live takes a live group message (group and seq set) of size bytes: {out}.
+  live(ev, size) {
     const s = this.seqs.get(ev.group);
     if (!s) {
       this.askHeads();
       return { out: [] };
     }
-    const { out, again } = s.live(ev);
+    const { out, again } = s.live(ev, size);
     if (again) this.want(ev.group);
     return { out };
   }
@@ -423,18 +466,27 @@ export class Groups {
     return !!s && s.resets(b);
   }
 
-  // batch takes one group sync batch: {out}. n as for Sequencer.batch.
-  batch(b, n) {
+  // batch takes one group sync batch at time now: {out}. n as for
+  // Sequencer.batch.
+  batch(b, n, now) {
     const s = this.seqs.get(b.group);
     if (!s) return { out: [] }; // a group left meanwhile
     // A batch starting past the cursor (ignored) says the join floor is
     // above it: the user left and joined again. The heads tell the floor.
     if (!b.reset && b.since > s.cursor) this.askHeads();
+    const before = s.cursor;
+    const ended = this.inflight.has(b.group);
     const { out, again } = s.batch(b, n);
     this.dropped += s.takeDropped();
     if (!s.syncing) {
       this.done(b.group);
-      if (again) this.want(b.group);
+      if (again) {
+        this.want(b.group);
+      } else if (ended && s.cursor < s.head) { // below the head the heads gave
+        this.want(b.group);
+        // No step forward: a hole a scale-out server is settling; not in a loop.
+        if (s.cursor <= before) this.notBefore.set(b.group, now + this.retry());
+      }
     } else if (again) { // the request's limit reached with more to come: the next page
       this.inflight.delete(b.group);
       this.queue.add(b.group);
@@ -443,33 +495,42 @@ export class Groups {
   }
 
   // error takes an error event answering a group request: group is the
-  // group it names ('' if none), code its code. Returns {left} (and {gone}:
-  // the group was disbanded).
+  // group it names ('' if none), code its code. Returns {gone}: the groups
+  // the server says were disbanded. An error naming a group frees its place
+  // and ends its sync (the waiting events wait on for the next one):
+  // not_member asks the heads, which drop the group if it is really gone;
+  // group_gone asks nothing more of it; any other sends it again a little
+  // later.
   error(group, code, now) {
+    if (!group) { // the heads', or the inbox sync's
+      if (code === 'not_member') this.askHeads();
+      else if ((code === 'busy' || code === 'unavailable') && this.inflight.has(HEADS)) this.later(HEADS, now);
+      return { gone: [] };
+    }
+    const s = this.seqs.get(group);
+    if (!s || !this.inflight.delete(group)) return { gone: [] };
+    this.again.delete(group);
+    s.abort();
     if (code === 'not_member') {
-      if (group && this.drop(group)) return { left: [group] };
-      if (!group) this.askHeads();
-      return { left: [] };
+      this.askHeads();
+      return { gone: [] };
     }
     if (code === 'group_gone') {
       // Disbanded (docs/protocol.md#groups): nothing more to sync. The
       // cursor stays, and so does the history shown; the client marks it.
-      if (group) {
-        this.inflight.delete(group);
-        this.again.delete(group);
-        this.queue.delete(group);
-        this.notBefore.delete(group);
-      }
-      return { left: [], gone: group ? [group] : [] };
+      s.closed = true;
+      return { gone: [group] };
     }
-    if (code !== 'busy' && code !== 'unavailable') return { left: [] };
-    const key = group || HEADS;
-    if (!this.inflight.has(key)) return { left: [] };
+    this.later(group, now);
+    return { gone: [] };
+  }
+
+  // later queues key to be sent again after a short delay.
+  later(key, now) {
     this.inflight.delete(key);
     this.again.delete(key);
     this.queue.add(key);
-    this.notBefore.set(key, now + this.retry());
-    return { left: [] };
+    this.notBefore.set(key, Math.max(this.notBefore.get(key) || 0, now + this.retry()));
   }
 
   // takeDropped returns how many live group events were dropped unconfirmed

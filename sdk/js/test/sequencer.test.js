@@ -373,6 +373,32 @@ test('the held budget is shared by the inbox and every group', () => {
   assert.equal(held.n, 0);
 });
 
+test('the held budget bounds bytes too; a sequencer made without one has its own', () => {
+  const held = new ImqttHeld(10, 100);
+  const inbox = new ImqttSequencer(0, 'e1', { held });
+  const G = new ImqttGroups({ g1: { seq: 0, epoch: 'e1' } }, { held });
+  G.connected();
+  G.take(0);
+  G.heads(heads(['g1', 0]));
+  inbox.live(ev(3), 60);
+  assert.deepEqual([held.n, held.bytes], [1, 60]);
+  G.live(gev('g1', 5), 50); // 110 bytes would wait: dropped, and a sync will bring it
+  assert.deepEqual([held.n, held.bytes], [1, 60]);
+  assert.equal(G.seqs.get('g1').overflow, true);
+  G.live(gev('g1', 6), 40);
+  assert.deepEqual([held.n, held.bytes], [2, 100]);
+  inbox.connected();
+  G.connected();
+  assert.deepEqual([held.n, held.bytes], [0, 0]);
+  // The default: a budget per sequencer or per Groups, none shared by a whole page.
+  const a = new ImqttSequencer(0, '');
+  const b = new ImqttSequencer(0, '');
+  assert.notEqual(a.held, b.held);
+  const H = new ImqttGroups({ g1: { seq: 0, epoch: '' }, g2: { seq: 0, epoch: '' } });
+  assert.equal(H.seqs.get('g1').held, H.seqs.get('g2').held);
+  assert.notEqual(H.held, a.held);
+});
+
 test('groups: heads start at join, a re-join takes max, a missing group is dropped', () => {
   const { G, r } = online({ g1: { seq: 5, epoch: 'e1' }, g3: { seq: 2, epoch: 'e1' }, g4: { seq: 9, epoch: 'e1' } },
     heads(['g1', 9, 7], ['g2', 4, 2], ['g4', 9, 3]));
@@ -425,17 +451,30 @@ test('groups: a message of a group without a cursor asks the heads, whose answer
   const { G } = online({}, heads());
   assert.deepEqual(G.live(gev('g9', 1)).out, []);
   assert.deepEqual(G.live(gev('g9', 2)).out, []);
-  assert.deepEqual(G.take(1), [{ heads: true }]); // asked once
+  assert.deepEqual(G.take(1000), [{ heads: true }]); // asked once
   assert.deepEqual(G.heads(heads(['g9', 2, 0])).out, []);
-  assert.deepEqual(G.take(2), [{ group: 'g9', since: 0, limit: 200, epoch: undefined }]);
+  assert.deepEqual(G.take(1001), [{ group: 'g9', since: 0, limit: 200, epoch: undefined }]);
   assert.deepEqual(seqs(G.batch(gbatch('g9', 0, 2, false, [1, 2])).out), ['g9:1', 'g9:2']);
   // A membership event while the heads are on their way: asked again after.
   G.askHeads();
-  assert.deepEqual(G.take(3), [{ heads: true }]);
+  assert.deepEqual(G.take(3000), [{ heads: true }]);
   G.askHeads();
-  assert.deepEqual(G.take(4), []);
+  assert.deepEqual(G.take(3001), []);
   G.heads(heads(['g9', 2]));
-  assert.deepEqual(G.take(5), [{ heads: true }]);
+  assert.deepEqual(G.take(4000), [{ heads: true }]);
+});
+
+test('groups: at most one heads request a second, but on a connect', () => {
+  const { G } = online({}, heads()); // asked at 0
+  G.askHeads();
+  assert.deepEqual(G.take(500), []);
+  assert.equal(G.deadline(), 1000);
+  assert.deepEqual(G.take(1000), [{ heads: true }]);
+  G.heads(heads());
+  G.askHeads();
+  assert.deepEqual(G.take(1001), []);
+  G.connected();
+  assert.deepEqual(G.take(1002), [{ heads: true }]);
 });
 
 test('groups: at most two requests in flight; the others wait; no answer is asked again', () => {
@@ -444,9 +483,9 @@ test('groups: at most two requests in flight; the others wait; no answer is aske
   G.askHeads();
   assert.deepEqual(G.take(2), []);
   G.batch(gbatch('a', 0, 1, false, [1]));
-  assert.deepEqual(G.take(3), [{ heads: true }]); // heads first
+  assert.deepEqual(G.take(1000), [{ heads: true }]); // heads first
   G.heads(heads(['a', 1], ['b', 1], ['c', 1], ['d', 1]));
-  assert.deepEqual(G.take(4).map((r) => r.group), ['c']);
+  assert.deepEqual(G.take(1001).map((r) => r.group), ['c']);
   assert.equal(G.deadline(), 1 + 10000);
   assert.deepEqual(G.take(10000), []);
   assert.deepEqual(G.take(10001), [{ group: 'b', since: 0, limit: 200, epoch: undefined }]); // b's answer never came
@@ -482,33 +521,67 @@ test('groups: a cursor beyond the head, or of another epoch, is reset from the j
   assert.deepEqual(G.cursors().g2, { seq: 9, epoch: 'e1' });
 });
 
-test('groups: not_member drops the group; busy asks again after a delay', () => {
+test('groups: not_member asks the heads, which drop the group; busy asks again after a delay', () => {
   const { G } = online({}, heads(['g1', 3], ['g2', 3]), { retry: () => 1000 });
   G.take(1);
-  assert.deepEqual(G.error('g1', 'not_member', 2).left, ['g1']);
+  assert.deepEqual(G.error('g1', 'not_member', 2), { gone: [] });
+  assert.equal(G.cursors().g1.seq, 0); // a claim of one answer: the heads decide
+  assert.equal(G.seqs.get('g1').syncing, false);
+  assert.deepEqual(G.error('g2', 'busy', 100), { gone: [] });
+  assert.deepEqual(G.take(1000), [{ heads: true }]);
+  assert.deepEqual(G.heads(heads(['g2', 3])).left, ['g1']);
   assert.equal(G.cursors().g1, undefined);
   assert.deepEqual(G.batch(gbatch('g1', 0, 3, false, [1, 2, 3])).out, []);
-  assert.deepEqual(G.error('g2', 'busy', 100).left, []);
-  assert.deepEqual(G.take(500), []);
   assert.equal(G.deadline(), 1100);
   assert.deepEqual(G.take(1100), [{ group: 'g2', since: 0, limit: 200, epoch: undefined }]);
   // An error naming no group: not_member asks the heads, busy resends them.
-  G.error('', 'not_member', 1200);
-  assert.deepEqual(G.take(1200), [{ heads: true }]);
-  G.error('', 'busy', 1300);
-  assert.deepEqual(G.take(1300), []);
-  assert.deepEqual(G.take(2300), [{ heads: true }]);
+  G.error('', 'not_member', 2200);
+  assert.deepEqual(G.take(2200), [{ heads: true }]);
+  G.error('', 'busy', 2300);
+  assert.deepEqual(G.take(2300), []);
+  assert.deepEqual(G.take(3300), [{ heads: true }]);
+});
+
+test('groups: an error ends the group\'s sync: live events flow again, not held until a reconnect', () => {
+  for (const code of ['busy', 'unavailable', 'group_gone', 'not_member']) {
+    const { G } = online({ g1: { seq: 3, epoch: 'e1' } }, heads(['g1', 5]), { retry: () => 1000 });
+    assert.equal(G.take(1).length, 1);
+    G.error('g1', code, 2);
+    assert.equal(G.seqs.get('g1').syncing, false, code);
+    assert.deepEqual(seqs(G.live(gev('g1', 4)).out), ['g1:4'], code);
+  }
 });
 
 test('groups: group_gone ends that group\'s sync and frees its place; the cursor stays', () => {
   const { G } = online({}, heads(['g1', 3], ['g2', 3], ['g3', 3]), { window: 1 });
   assert.deepEqual(G.take(1), [{ group: 'g1', since: 0, limit: 200, epoch: undefined }]);
-  assert.deepEqual(G.error('g1', 'group_gone', 2), { left: [], gone: ['g1'] });
+  assert.deepEqual(G.error('g1', 'group_gone', 2), { gone: ['g1'] });
   assert.equal(G.cursors().g1.seq, 0);
   assert.deepEqual(G.take(3), [{ group: 'g2', since: 0, limit: 200, epoch: undefined }]);
   assert.equal(G.deadline(), 3 + 10000); // g1 is not asked again after the timeout
   G.batch(gbatch('g2', 0, 3, false, [1, 2, 3]));
   assert.deepEqual(G.take(20000), [{ group: 'g3', since: 0, limit: 200, epoch: undefined }]);
+  G.batch(gbatch('g3', 0, 3, false, [1, 2, 3]));
+  // Later heads still show g1 below its head: it is not asked again.
+  G.askHeads();
+  assert.deepEqual(G.take(30000), [{ heads: true }]);
+  G.heads(heads(['g1', 3], ['g2', 3], ['g3', 3]));
+  assert.deepEqual(G.take(30001), []);
+  assert.equal(G.idle(), true);
+});
+
+test('groups: a sync that ends below the head (a hole settling) is asked again a little later; not idle meanwhile', () => {
+  const { G } = online({ g1: { seq: 0, epoch: 'e1' } }, heads(['g1', 5]), { retry: () => 1000 });
+  assert.equal(G.take(1).length, 1);
+  assert.deepEqual(seqs(G.batch(gbatch('g1', 0, 3, false, [1, 2, 3]), undefined, 2).out), ['g1:1', 'g1:2', 'g1:3']);
+  assert.deepEqual(G.take(3), [{ group: 'g1', since: 3, limit: 200, epoch: 'e1' }]); // it moved: at once
+  assert.deepEqual(G.batch(gbatch('g1', 3, 3, false, []), undefined, 4).out, []); // no step: the hole
+  assert.equal(G.idle(), false);
+  assert.deepEqual(G.take(5), []);
+  assert.equal(G.deadline(), 1004);
+  assert.deepEqual(G.take(1004), [{ group: 'g1', since: 3, limit: 200, epoch: 'e1' }]);
+  assert.deepEqual(seqs(G.batch(gbatch('g1', 3, 5, false, [4, 5]), undefined, 1005).out), ['g1:4', 'g1:5']);
+  assert.equal(G.idle(), true);
 });
 
 test('groups: a batch past the cursor (a join above it) is ignored and asks the heads', () => {
@@ -566,7 +639,7 @@ function simulateGroups(seed) {
     const it = inflight.shift();
     if (it.live) take(G.live(it.live));
     else if (it.heads) take(G.heads(it.heads));
-    else if (it.batch) take(G.batch(it.batch));
+    else if (it.batch) take(G.batch(it.batch, undefined, now));
     else take(G.error(it.error.group, it.error.code, now));
   };
   G.connected();
