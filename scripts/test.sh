@@ -40,9 +40,10 @@ command -v zsh >/dev/null || { echo "test.sh: zsh missing after install" >&2; ex
 if [ ! -d test/node/node_modules/mqtt ]; then
   npm ci --prefix test/node --no-audit --no-fund >/dev/null
 fi
-# The JavaScript SDK's dependencies (sdk/js, pinned by its package-lock.json);
-# its tests run below, after the server's.
-if [ ! -d sdk/js/node_modules/mqtt ]; then
+# The JavaScript SDK's dependencies (sdk/js, pinned by its package-lock.json:
+# mqtt, and typescript to check index.d.ts); its tests run below, after the
+# server's.
+if [ ! -d sdk/js/node_modules/mqtt ] || [ ! -x sdk/js/node_modules/.bin/tsc ]; then
   npm ci --prefix sdk/js --no-audit --no-fund >/dev/null
 fi
 
