@@ -21,7 +21,6 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
   const DRAW_DELAY = 50;
   // The message lifecycle (docs/protocol.md#message-lifecycle).
   const PICKER = ['👍', '❤️', '😂', '😮', '😢', '🎉']; // the reaction picker
-  const TYPING_EVERY = 1000; // im/typing start at most once a second while typing (the server drops more)
   const TYPING_SHOWN = 6000; // "typing…" hides this long after the last start
   const TYPING_MAX = 20; // typists shown per conversation
   const MAX_OPS = 100; // recalls, edits and reactions waiting for their ack
@@ -53,7 +52,7 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     menu: null, // {id, what: 'menu' | 'picker'}: the open message menu or reaction picker
     typing: new Map(), // key -> Map(user -> until): who types where, shown until then
     typingTimer: 0,
-    typingSent: null, // {key, at}: the last im/typing start sent
+    typingSent: null, // {key}: where the last im/typing start went (the SDK sends one a second at most)
     readSent: new Map(), // key -> the upto last sent in im/read
     delivered: [], // {id, ver, group, seq, synced} of every message the sequencers delivered, in order
     pageSkipped: 0, // history items the page could not use (the SDK counts its own)
@@ -742,17 +741,14 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     if (next !== Infinity) S.typingTimer = setTimeout(drawTyping, Math.max(50, next - Date.now()));
   }
 
-  // typed tells the open conversation that I type: a start at most once a
-  // second (TYPING_EVERY) while I do.
+  // typed tells the open conversation that I type (the SDK's typing: a
+  // start at most once a second while I do).
   function typed() {
     const key = S.open;
     const r = key && S.convs.get(key);
-    if (!r || S.editing || !S.client || !S.client.connected || (r.group && S.left.has(r.group)) || social.readOnly(r)) return;
-    const now = Date.now();
-    if (S.typingSent && S.typingSent.key === key && now - S.typingSent.at < TYPING_EVERY) return;
+    if (!r || S.editing || !S.client || (r.group && S.left.has(r.group)) || social.readOnly(r)) return;
     if (S.typingSent && S.typingSent.key !== key) stopTyping();
-    S.typingSent = { key, at: now };
-    S.client.publish('im/typing', JSON.stringify(r.group ? { group: r.group, state: 'start' } : { peer: r.peer, state: 'start' }), { qos: 0 });
+    if (S.sdk.typing(r.group ? { group: r.group } : { peer: r.peer })) S.typingSent = { key };
   }
 
   // stopTyping says I stopped (a send, the composer left, another conversation).
@@ -760,8 +756,8 @@ import { Client, LocalStorageCursor, checkEvent as imqttCheckEvent } from './sdk
     const sent = S.typingSent;
     S.typingSent = null;
     const r = sent && S.convs.get(sent.key);
-    if (!r || !S.client || !S.client.connected) return;
-    S.client.publish('im/typing', JSON.stringify(r.group ? { group: r.group, state: 'stop' } : { peer: r.peer, state: 'stop' }), { qos: 0 });
+    if (!r || !S.client) return;
+    S.sdk.typing(r.group ? { group: r.group, state: 'stop' } : { peer: r.peer, state: 'stop' });
   }
 
   // ---- conversations ----
