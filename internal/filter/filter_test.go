@@ -313,8 +313,9 @@ func TestCounted(t *testing.T) {
 	}
 }
 
-// FuzzCheck: Check never panics; a mask leaves as many characters, each
-// either '*' or the one that was there, and never lengthens the text;
+// FuzzCheck: Check never panics; a mask refuses only a body of little but
+// terms, and else leaves as many characters, each either '*' or the one
+// that was there, and never lengthens the text;
 // reject either refuses or returns the body unchanged; an unchanged body
 // is exactly what passed.
 func FuzzCheck(f *testing.F) {
@@ -335,7 +336,13 @@ func FuzzCheck(f *testing.F) {
 		}
 		out, err := mask.Check(body)
 		if err != nil {
-			t.Fatalf("mask refused %q: %v", body, err)
+			// Only a body of more than maxMasked matches is refused
+			// (TestMaskBound); windows count a match in their overlap
+			// twice at most, so the whole text holds more than half.
+			if n := len(mask.cur.Load().terms.FindAllOverlapping(fast.norm)); n <= maxMasked/2 {
+				t.Fatalf("mask refused %q with %d matches: %v", body, n, err)
+			}
+			return
 		}
 		if len(out) > len(body) || utf8.RuneCountInString(out) != utf8.RuneCountInString(body) {
 			t.Fatalf("mask(%q) = %q: changed the length", body, out)
